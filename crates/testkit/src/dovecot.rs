@@ -1,0 +1,494 @@
+//! A private Dovecot 2.3 instance for one test, on loopback, stopped by pid on drop.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::tls::TestCertificates;
+
+const DOVECOT: &str = "/usr/sbin/dovecot";
+const DOVEADM: &str = "/usr/bin/doveadm";
+const INSTALL_HINT: &str = "install it with `apt-get update && apt-get install -y dovecot-imapd \
+                            dovecot-pop3d`, or run `scripts/test`, which does";
+
+/// Uid that owns mail in test instances. Dovecot refuses uid 0 for mail; `nobody` exists on
+/// every Debian system, so tests need no user management.
+pub const MAIL_UID: u32 = 65534;
+/// Gid that owns mail in test instances (`nogroup`).
+pub const MAIL_GID: u32 = 65534;
+
+/// Master user configured in every instance (`user*master` or PLAIN authzid logins).
+pub(crate) const MASTER_USER: &str = "master";
+/// Password of [`MASTER_USER`].
+pub(crate) const MASTER_PASSWORD: &str = "master-secret";
+
+#[derive(Debug, Clone)]
+struct UserSpec {
+    name: String,
+    password: String,
+    /// `userdb_mail` override; `None` uses the instance default (`maildir:~/Maildir`).
+    mail: Option<String>,
+}
+
+/// Configures a [`Dovecot`] before starting it.
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct DovecotBuilder {
+    users: Vec<UserSpec>,
+    extra_config: String,
+    pop3_uidl_format: Option<String>,
+    copies: Vec<(String, PathBuf, String)>,
+}
+
+impl DovecotBuilder {
+    /// Adds a user with a password; mail lives in `<home>/Maildir`.
+    pub fn user(mut self, name: &str, password: &str) -> Self {
+        self.users.push(UserSpec { name: name.into(), password: password.into(), mail: None });
+        self
+    }
+
+    /// Adds a user whose mail location is `location` (a Dovecot `mail_location` value).
+    pub fn user_with_mail(mut self, name: &str, password: &str, location: &str) -> Self {
+        self.users.push(UserSpec {
+            name: name.into(),
+            password: password.into(),
+            mail: Some(location.into()),
+        });
+        self
+    }
+
+    /// Adds a user served from a **copy** of `source` (made when the instance starts, owned
+    /// by the mail user), so Dovecot's index files never touch the directory under test.
+    /// `format` is the mail driver, e.g. `maildir`, and `options` its location suffix
+    /// (e.g. `:LAYOUT=fs`), may be empty.
+    pub fn user_serving_copy(
+        mut self,
+        name: &str,
+        password: &str,
+        source: &Path,
+        format: &str,
+    ) -> Self {
+        self.users.push(UserSpec { name: name.into(), password: password.into(), mail: None });
+        self.copies.push((name.into(), source.to_path_buf(), format.into()));
+        self
+    }
+
+    /// Appends raw lines to the generated `dovecot.conf`.
+    pub fn extra_config(mut self, lines: &str) -> Self {
+        self.extra_config.push_str(lines);
+        self.extra_config.push('\n');
+        self
+    }
+
+    /// Sets `pop3_uidl_format`.
+    pub fn pop3_uidl_format(mut self, format: &str) -> Self {
+        self.pop3_uidl_format = Some(format.into());
+        self
+    }
+
+    /// Starts the instance and waits until a real login succeeds. Panics with a clear
+    /// message when Dovecot is not installed or does not come up.
+    pub fn start(self) -> Dovecot {
+        Dovecot::start(self)
+    }
+}
+
+/// A running private Dovecot. Dropping it stops the daemon (SIGTERM to its master pid).
+#[derive(Debug)]
+pub struct Dovecot {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    pid: u32,
+    imap_port: u16,
+    imaps_port: u16,
+    pop3_port: u16,
+    pop3s_port: u16,
+    users: Vec<UserSpec>,
+}
+
+impl Dovecot {
+    /// A builder with no users yet.
+    pub fn builder() -> DovecotBuilder {
+        DovecotBuilder::default()
+    }
+
+    fn start(mut builder: DovecotBuilder) -> Dovecot {
+        require_environment();
+        if builder.users.is_empty() {
+            builder = builder.user("alice", "alicepw");
+        }
+        let dir = tempfile::Builder::new().prefix("dsync-dovecot-").tempdir().expect("temp dir");
+        let root = dir.path().to_path_buf();
+        // The auth process runs as `dovecot` and must traverse down to the passwd file.
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).expect("chmod temp dir");
+        for sub in ["run", "state", "home"] {
+            fs::create_dir_all(root.join(sub)).expect("create instance dirs");
+        }
+        let certificates = TestCertificates::generate(&root);
+
+        for (name, source, format) in &builder.copies {
+            let target = root.join("serve").join(name);
+            fs::create_dir_all(target.parent().expect("parent")).expect("mkdir serve");
+            copy_tree(source, &target);
+            chown_to_mail_user(&target);
+            for user in &mut builder.users {
+                if &user.name == name {
+                    user.mail = Some(format!("{format}:{}", target.display()));
+                }
+            }
+        }
+
+        let mut passwd = String::new();
+        for user in &builder.users {
+            let home = root.join("home").join(&user.name);
+            fs::create_dir_all(&home).expect("create home");
+            chown_to_mail_user(&home);
+            let extra = user.mail.as_ref().map(|m| format!("userdb_mail={m}")).unwrap_or_default();
+            writeln!(
+                passwd,
+                "{}:{{PLAIN}}{}:{MAIL_UID}:{MAIL_GID}::{}::{extra}",
+                user.name,
+                user.password,
+                home.display()
+            )
+            .expect("write to string");
+        }
+        fs::write(root.join("users"), passwd).expect("write users");
+        fs::write(root.join("masters"), format!("{MASTER_USER}:{{PLAIN}}{MASTER_PASSWORD}\n"))
+            .expect("write masters");
+
+        // Ports are picked free just before starting; a collision with another test that
+        // raced for the same port shows as a failed start, which we retry.
+        for attempt in 0..5 {
+            let ports = free_ports(4);
+            let config = root.join("dovecot.conf");
+            fs::write(&config, render_config(&root, &builder, &certificates, &ports, attempt))
+                .expect("write dovecot.conf");
+            let _ = fs::remove_file(root.join("dovecot.log"));
+            let status = Command::new(DOVECOT)
+                .arg("-c")
+                .arg(&config)
+                .stdin(Stdio::null())
+                .stdout(fs::File::create(root.join("start.out")).expect("start.out"))
+                .stderr(fs::File::create(root.join("start.err")).expect("start.err"))
+                .status()
+                .expect("run dovecot");
+            let pid_file = root.join("run/master.pid");
+            if !status.success() || !wait_for(|| pid_file.exists(), Duration::from_secs(10)) {
+                let log =
+                    read_lossy(&root.join("dovecot.log")) + &read_lossy(&root.join("start.err"));
+                if log.contains("Address already in use") && attempt < 4 {
+                    continue;
+                }
+                panic!("dovecot did not start (exit {status}):\n{log}");
+            }
+            let pid: u32 = fs::read_to_string(&pid_file)
+                .expect("read master.pid")
+                .trim()
+                .parse()
+                .expect("master.pid holds a number");
+            let dovecot = Dovecot {
+                dir,
+                config,
+                pid,
+                imap_port: ports[0],
+                imaps_port: ports[1],
+                pop3_port: ports[2],
+                pop3s_port: ports[3],
+                users: builder.users.clone(),
+            };
+            dovecot.wait_until_ready();
+            return dovecot;
+        }
+        unreachable!("the loop returns or panics")
+    }
+
+    fn wait_until_ready(&self) {
+        let user = &self.users[0];
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if try_login(self.imap_port, &user.name, &user.password) {
+                return;
+            }
+            assert!(Instant::now() <= deadline, "dovecot never accepted a login:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Plain IMAP port (STARTTLS offered).
+    pub fn imap_port(&self) -> u16 {
+        self.imap_port
+    }
+    /// Implicit-TLS IMAP port.
+    pub fn imaps_port(&self) -> u16 {
+        self.imaps_port
+    }
+    /// Plain POP3 port (STLS offered).
+    pub fn pop3_port(&self) -> u16 {
+        self.pop3_port
+    }
+    /// Implicit-TLS POP3 port.
+    pub fn pop3s_port(&self) -> u16 {
+        self.pop3s_port
+    }
+    /// PEM file of the CA that signed the server certificate (for `localhost` and
+    /// `127.0.0.1`).
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+    /// The instance's directory (config, logs, homes).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+    /// The generated `dovecot.conf`.
+    pub fn config_file(&self) -> &Path {
+        &self.config
+    }
+    /// Home directory of `user`; its mail is in `Maildir/` unless configured otherwise.
+    pub fn home(&self, user: &str) -> PathBuf {
+        self.dir.path().join("home").join(user)
+    }
+    /// Master user name and password configured in every instance.
+    pub fn master_credentials(&self) -> (&'static str, &'static str) {
+        (MASTER_USER, MASTER_PASSWORD)
+    }
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        read_lossy(&self.dir.path().join("dovecot.log"))
+    }
+
+    /// Runs `doveadm -c <config> args…` against this instance.
+    pub fn doveadm(&self, args: &[&str]) -> Output {
+        Command::new(DOVEADM)
+            .arg("-c")
+            .arg(&self.config)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run doveadm")
+    }
+
+    /// Like [`Dovecot::doveadm`] but panics with doveadm's stderr on failure and returns stdout.
+    pub fn doveadm_ok(&self, args: &[&str]) -> String {
+        let output = self.doveadm(args);
+        assert!(
+            output.status.success(),
+            "doveadm {args:?} failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        let pid = self.pid.to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        if !wait_for(|| !process_alive(self.pid), Duration::from_secs(10)) {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        }
+        if std::env::var_os("DSYNC_KEEP_TESTDIR").is_some() {
+            let kept = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
+            eprintln!("keeping {}", kept.keep().display());
+        }
+    }
+}
+
+fn require_environment() {
+    assert!(
+        Path::new(DOVECOT).exists(),
+        "Dovecot is not installed ({DOVECOT} missing): {INSTALL_HINT}"
+    );
+    assert!(
+        Path::new(DOVEADM).exists(),
+        "doveadm is not installed ({DOVEADM} missing): {INSTALL_HINT}"
+    );
+    let uid = Command::new("id").arg("-u").output().expect("run id");
+    assert!(
+        String::from_utf8_lossy(&uid.stdout).trim() == "0",
+        "the Dovecot test harness must run as root (it starts a private Dovecot that switches \
+         to the mail user)"
+    );
+}
+
+fn render_config(
+    root: &Path,
+    builder: &DovecotBuilder,
+    certificates: &TestCertificates,
+    ports: &[u16],
+    attempt: u32,
+) -> String {
+    let root_display = root.display();
+    let name = root.file_name().and_then(|n| n.to_str()).unwrap_or("dsync-test");
+    let uidl = builder
+        .pop3_uidl_format
+        .as_ref()
+        .map(|f| format!("pop3_uidl_format = {f}\n"))
+        .unwrap_or_default();
+    format!(
+        r"# Generated by testkit: a throw-away instance, loopback only.
+instance_name = {name}-{attempt}
+base_dir = {root_display}/run
+state_dir = {root_display}/state
+log_path = {root_display}/dovecot.log
+info_log_path = {root_display}/dovecot.log
+listen = 127.0.0.1
+protocols = imap pop3
+ssl = yes
+ssl_cert = <{cert}
+ssl_key = <{key}
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+default_login_user = dovenull
+default_internal_user = dovecot
+auth_master_user_separator = *
+mail_location = maildir:~/Maildir
+mail_max_userip_connections = 100
+{uidl}
+passdb {{
+  driver = passwd-file
+  master = yes
+  args = {root_display}/masters
+}}
+passdb {{
+  driver = passwd-file
+  args = {root_display}/users
+}}
+userdb {{
+  driver = passwd-file
+  args = {root_display}/users
+}}
+namespace inbox {{
+  inbox = yes
+  separator = /
+  mailbox Drafts {{
+    special_use = \Drafts
+  }}
+  mailbox Sent {{
+    special_use = \Sent
+  }}
+  mailbox Trash {{
+    special_use = \Trash
+  }}
+  mailbox Junk {{
+    special_use = \Junk
+  }}
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {imap}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {imaps}
+    ssl = yes
+  }}
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    address = 127.0.0.1
+    port = {pop3}
+  }}
+  inet_listener pop3s {{
+    address = 127.0.0.1
+    port = {pop3s}
+    ssl = yes
+  }}
+}}
+{extra}
+",
+        cert = certificates.server_cert.display(),
+        key = certificates.server_key.display(),
+        imap = ports[0],
+        imaps = ports[1],
+        pop3 = ports[2],
+        pop3s = ports[3],
+        extra = builder.extra_config,
+    )
+}
+
+fn free_ports(count: usize) -> Vec<u16> {
+    // Hold all listeners at once so the ports are distinct.
+    let listeners: Vec<TcpListener> =
+        (0..count).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind loopback")).collect();
+    listeners.iter().map(|l| l.local_addr().expect("local addr").port()).collect()
+}
+
+fn try_login(port: u16, user: &str, password: &str) -> bool {
+    let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let Ok(mut writer) = stream.try_clone() else { return false };
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    // Skip "Waiting for authentication process" notices until the real greeting.
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return false;
+        }
+        if line.contains("[CAPABILITY") || line.starts_with("* PREAUTH") {
+            break;
+        }
+    }
+    if writer
+        .write_all(format!("r LOGIN \"{user}\" \"{password}\"\r\nq LOGOUT\r\n").as_bytes())
+        .is_err()
+    {
+        return false;
+    }
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return false;
+        }
+        if line.starts_with("r ") {
+            return line.starts_with("r OK");
+        }
+    }
+}
+
+fn wait_for(mut condition: impl FnMut() -> bool, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    condition()
+}
+
+fn process_alive(pid: u32) -> bool {
+    // A zombie (state Z) has exited; only its parent has not reaped it yet.
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+fn read_lossy(path: &Path) -> String {
+    fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+}
+
+fn copy_tree(source: &Path, target: &Path) {
+    let status = Command::new("cp").arg("-a").arg(source).arg(target).status().expect("run cp");
+    assert!(status.success(), "cp -a {} {} failed", source.display(), target.display());
+}
+
+/// Recursively gives `path` to the test mail user, so a Dovecot instance can write there.
+pub fn chown_to_mail_user(path: &Path) {
+    let status = Command::new("chown")
+        .arg("-R")
+        .arg(format!("{MAIL_UID}:{MAIL_GID}"))
+        .arg(path)
+        .status()
+        .expect("run chown");
+    assert!(status.success(), "chown -R {}", path.display());
+}

@@ -1,0 +1,187 @@
+//! Errors: [`StorageError`] is what adapters report, [`SyncError`] what a sync run returns.
+//! Both carry an [`ErrorKind`] that maps to doveadm's exit codes (`dovecot-formats.md` §5.11).
+
+use std::error::Error as StdError;
+use std::fmt;
+
+use crate::model::MailboxName;
+
+/// What kind of failure happened: decides the exit code and whether a retry may help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Network failure, timeout, server going away, throttling, lock held too long: a later
+    /// run may succeed (doveadm's default failure, `EX_TEMPFAIL`).
+    Temporary,
+    /// The server refused the credentials.
+    Authentication,
+    /// The user does not exist.
+    NoSuchUser,
+    /// A mailbox or other named object does not exist.
+    NotFound,
+    /// Operating-system or server permission refused.
+    Permission,
+    /// Out of disk space or over quota.
+    NoSpace,
+    /// The data cannot be processed (corrupt file, impossible operation such as deleting
+    /// INBOX, a mailbox name the destination cannot represent).
+    InvalidData,
+    /// A location, option or argument is wrong.
+    Usage,
+    /// The configuration is inconsistent (e.g. the same path on both sides).
+    Config,
+}
+
+impl ErrorKind {
+    /// The exit code doveadm uses for this kind (`sysexits.h` values).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            ErrorKind::Temporary => 75,
+            ErrorKind::Authentication | ErrorKind::Permission => 77,
+            ErrorKind::NoSuchUser => 67,
+            ErrorKind::NotFound => 68,
+            ErrorKind::NoSpace => 73,
+            ErrorKind::InvalidData => 65,
+            ErrorKind::Usage => 64,
+            ErrorKind::Config => 78,
+        }
+    }
+
+    /// Classifies an I/O error from a local storage.
+    pub fn from_io(error: &std::io::Error) -> ErrorKind {
+        use std::io::ErrorKind as Io;
+        match error.kind() {
+            Io::NotFound => ErrorKind::NotFound,
+            Io::PermissionDenied | Io::ReadOnlyFilesystem => ErrorKind::Permission,
+            Io::StorageFull | Io::QuotaExceeded | Io::FileTooLarge => ErrorKind::NoSpace,
+            Io::InvalidData | Io::InvalidInput => ErrorKind::InvalidData,
+            _ => ErrorKind::Temporary,
+        }
+    }
+}
+
+/// An error reported by a storage adapter.
+#[derive(Debug)]
+pub struct StorageError {
+    kind: ErrorKind,
+    message: String,
+    source: Option<Box<dyn StdError + Send + Sync + 'static>>,
+}
+
+impl StorageError {
+    /// An error with a message and no underlying cause.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> StorageError {
+        StorageError { kind, message: message.into(), source: None }
+    }
+
+    /// An error caused by `source` (an adapter's own error type).
+    pub fn with_source(
+        kind: ErrorKind,
+        message: impl Into<String>,
+        source: impl StdError + Send + Sync + 'static,
+    ) -> StorageError {
+        StorageError { kind, message: message.into(), source: Some(Box::new(source)) }
+    }
+
+    /// The kind.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The message (without the cause).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        // Adapters usually describe their cause in the message only briefly; show the
+        // whole chain so an operator sees e.g. the server's NO text or the OS error.
+        let mut cause = self.source.as_deref().map(|e| e as &(dyn StdError + 'static));
+        while let Some(error) = cause {
+            write!(f, ": {error}")?;
+            cause = error.source();
+        }
+        Ok(())
+    }
+}
+
+impl StdError for StorageError {}
+
+/// Which side of a sync an error came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The side being read (in backup: the source).
+    Source,
+    /// The side being written (in backup: the destination).
+    Destination,
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Side::Source => "source",
+            Side::Destination => "destination",
+        })
+    }
+}
+
+/// A sync run failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{side}{}: {error}", mailbox.as_ref().map(|m| format!(" mailbox {m}")).unwrap_or_default())]
+pub struct SyncError {
+    /// Where it failed.
+    pub side: Side,
+    /// The mailbox being synced, if any.
+    pub mailbox: Option<MailboxName>,
+    /// The cause.
+    #[source]
+    pub error: StorageError,
+}
+
+impl SyncError {
+    /// The kind of the underlying storage error.
+    pub fn kind(&self) -> ErrorKind {
+        self.error.kind()
+    }
+
+    /// The exit code doveadm would use.
+    pub fn exit_code(&self) -> u8 {
+        self.kind().exit_code()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_match_doveadm() {
+        let table = [
+            (ErrorKind::Temporary, 75),
+            (ErrorKind::Authentication, 77),
+            (ErrorKind::Permission, 77),
+            (ErrorKind::NoSuchUser, 67),
+            (ErrorKind::NotFound, 68),
+            (ErrorKind::NoSpace, 73),
+            (ErrorKind::InvalidData, 65),
+            (ErrorKind::Usage, 64),
+            (ErrorKind::Config, 78),
+        ];
+        for (kind, code) in table {
+            assert_eq!(kind.exit_code(), code, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn display_shows_the_cause_chain() {
+        let io = std::io::Error::other("disk on fire");
+        let error = StorageError::with_source(ErrorKind::Temporary, "writing uidlist", io);
+        let sync =
+            SyncError { side: Side::Destination, mailbox: Some(MailboxName::inbox()), error };
+        assert_eq!(sync.to_string(), "destination mailbox INBOX: writing uidlist: disk on fire");
+        assert_eq!(sync.exit_code(), 75);
+    }
+}

@@ -1,0 +1,416 @@
+//! An in-memory storage: the reference implementation of [`Storage`] and [`StorageMut`]
+//! for anyone writing an adapter, and the model the engine's property tests run against.
+//!
+//! It behaves like an IMAP server would: UIDs only grow, a missing parent of a mailbox is
+//! listed as `\Noselect`, INBOX cannot be deleted, and writes become visible only at
+//! [`MailboxWriter::commit`]. [`MemoryStorage::fail_after`] makes the N-th write fail, which
+//! is how tests interrupt a run at any step.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+
+use crate::error::{ErrorKind, StorageError};
+use crate::model::{
+    Flags, MailboxContents, MailboxGuid, MailboxInfo, MailboxName, MailboxStatus, MessageMeta, Uid,
+    UidValidity,
+};
+use crate::storage::{Capabilities, MailboxWriter, MessageSink, NewMailbox, Storage, StorageMut};
+
+/// One stored message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryMessage {
+    /// Metadata (its `uid` is the map key too).
+    pub meta: MessageMeta,
+    /// The body, CRLF line ends.
+    pub body: Vec<u8>,
+}
+
+/// One mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryMailbox {
+    /// False for a `\Noselect` placeholder.
+    pub selectable: bool,
+    /// UIDVALIDITY.
+    pub uid_validity: UidValidity,
+    /// UIDNEXT.
+    pub uid_next: Uid,
+    /// Mailbox GUID, when the storage keeps GUIDs.
+    pub guid: Option<MailboxGuid>,
+    /// Messages by UID.
+    pub messages: BTreeMap<Uid, MemoryMessage>,
+}
+
+impl MemoryMailbox {
+    fn new(uid_validity: UidValidity, guid: Option<MailboxGuid>) -> MemoryMailbox {
+        MemoryMailbox {
+            selectable: true,
+            uid_validity,
+            uid_next: Uid::MIN,
+            guid,
+            messages: BTreeMap::new(),
+        }
+    }
+
+    /// Appends a message with the next UID, like an IMAP APPEND; returns the UID.
+    pub fn append(&mut self, body: &[u8], flags: Flags, received: Option<i64>) -> Uid {
+        let uid = self.uid_next;
+        let mut meta = MessageMeta::new(uid, flags);
+        meta.received = received;
+        meta.virtual_size = Some(body.len() as u64);
+        self.messages.insert(uid, MemoryMessage { meta, body: body.to_vec() });
+        self.uid_next = uid.next().unwrap_or(uid);
+        uid
+    }
+
+    /// Expunges a message (its UID is never reused).
+    pub fn expunge(&mut self, uid: Uid) {
+        self.messages.remove(&uid);
+    }
+
+    /// Replaces a message's flags.
+    pub fn set_flags(&mut self, uid: Uid, flags: Flags) {
+        if let Some(message) = self.messages.get_mut(&uid) {
+            message.meta.flags = flags;
+        }
+    }
+
+    fn status(&self) -> MailboxStatus {
+        MailboxStatus {
+            uid_validity: self.uid_validity,
+            uid_next: self.uid_next,
+            messages: u32::try_from(self.messages.len()).unwrap_or(u32::MAX),
+            highest_modseq: None,
+            guid: self.guid,
+        }
+    }
+}
+
+/// A whole account in memory.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStorage {
+    mailboxes: BTreeMap<MailboxName, MemoryMailbox>,
+    subscriptions: BTreeSet<MailboxName>,
+    keeps_guids: bool,
+    guid_counter: u8,
+    writes_left: Option<u64>,
+}
+
+impl MemoryStorage {
+    /// An empty account that, like an IMAP server, has no mailbox GUIDs.
+    pub fn new() -> MemoryStorage {
+        MemoryStorage::default()
+    }
+
+    /// An empty account that keeps mailbox GUIDs, like a Dovecot storage.
+    pub fn with_guids() -> MemoryStorage {
+        MemoryStorage { keeps_guids: true, ..MemoryStorage::default() }
+    }
+
+    /// Creates (or returns) a selectable mailbox with `uid_validity`.
+    pub fn add_mailbox(
+        &mut self,
+        name: &MailboxName,
+        uid_validity: UidValidity,
+    ) -> &mut MemoryMailbox {
+        let guid = self.next_guid();
+        let mailbox = self
+            .mailboxes
+            .entry(name.clone())
+            .or_insert_with(|| MemoryMailbox::new(uid_validity, guid));
+        mailbox.selectable = true;
+        mailbox
+    }
+
+    /// Adds a `\Noselect` placeholder (a name that only holds children).
+    pub fn add_placeholder(&mut self, name: &MailboxName) {
+        let guid = self.next_guid();
+        self.mailboxes.entry(name.clone()).or_insert_with(|| MemoryMailbox {
+            selectable: false,
+            ..MemoryMailbox::new(UidValidity::MIN, guid)
+        });
+    }
+
+    /// A mailbox, if it exists.
+    pub fn mailbox(&self, name: &MailboxName) -> Option<&MemoryMailbox> {
+        self.mailboxes.get(name)
+    }
+
+    /// A mailbox for direct manipulation in tests.
+    pub fn mailbox_mut(&mut self, name: &MailboxName) -> Option<&mut MemoryMailbox> {
+        self.mailboxes.get_mut(name)
+    }
+
+    /// Every stored mailbox.
+    pub fn all_mailboxes(&self) -> &BTreeMap<MailboxName, MemoryMailbox> {
+        &self.mailboxes
+    }
+
+    /// Removes a mailbox outright (test setup; no INBOX protection).
+    pub fn remove_mailbox(&mut self, name: &MailboxName) {
+        self.mailboxes.remove(name);
+    }
+
+    /// Subscribes `name` (it need not exist).
+    pub fn subscribe(&mut self, name: &MailboxName) {
+        self.subscriptions.insert(name.clone());
+    }
+
+    /// Unsubscribes `name`.
+    pub fn unsubscribe(&mut self, name: &MailboxName) {
+        self.subscriptions.remove(name);
+    }
+
+    /// Subscribed names.
+    pub fn subscribed(&self) -> &BTreeSet<MailboxName> {
+        &self.subscriptions
+    }
+
+    /// Makes the write after `writes` more succeed fail with a temporary error, as a lost
+    /// connection or a killed process would; `None` turns failures off.
+    pub fn fail_after(&mut self, writes: Option<u64>) {
+        self.writes_left = writes;
+    }
+
+    fn next_guid(&mut self) -> Option<MailboxGuid> {
+        self.keeps_guids.then(|| {
+            self.guid_counter = self.guid_counter.wrapping_add(1);
+            MailboxGuid([self.guid_counter; 16])
+        })
+    }
+
+    fn write_allowed(&mut self) -> Result<(), StorageError> {
+        match &mut self.writes_left {
+            Some(0) => Err(StorageError::new(ErrorKind::Temporary, "injected failure")),
+            Some(left) => {
+                *left -= 1;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn selectable(&self, name: &MailboxName) -> Result<&MemoryMailbox, StorageError> {
+        self.mailboxes.get(name).filter(|m| m.selectable).ok_or_else(|| {
+            StorageError::new(ErrorKind::NotFound, format!("mailbox {name} does not exist"))
+        })
+    }
+}
+
+impl Storage for MemoryStorage {
+    fn describe(&self) -> String {
+        String::from("memory")
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            mailbox_guids: self.keeps_guids,
+            message_guids: false,
+            noselect_placeholders: true,
+        }
+    }
+
+    fn mailboxes(&mut self) -> Result<Vec<MailboxInfo>, StorageError> {
+        let mut list: BTreeMap<MailboxName, bool> =
+            self.mailboxes.iter().map(|(name, m)| (name.clone(), m.selectable)).collect();
+        // Like IMAP servers, list a missing parent as a \Noselect placeholder.
+        for name in self.mailboxes.keys() {
+            let mut parent = name.parent();
+            while let Some(p) = parent {
+                list.entry(p.clone()).or_insert(false);
+                parent = p.parent();
+            }
+        }
+        Ok(list
+            .into_iter()
+            .map(|(name, selectable)| MailboxInfo { selectable, ..MailboxInfo::new(name) })
+            .collect())
+    }
+
+    fn subscriptions(&mut self) -> Result<BTreeSet<MailboxName>, StorageError> {
+        Ok(self.subscriptions.clone())
+    }
+
+    fn status(&mut self, mailbox: &MailboxName) -> Result<MailboxStatus, StorageError> {
+        Ok(self.selectable(mailbox)?.status())
+    }
+
+    fn contents(&mut self, mailbox: &MailboxName) -> Result<MailboxContents, StorageError> {
+        let stored = self.selectable(mailbox)?;
+        Ok(MailboxContents {
+            status: stored.status(),
+            messages: stored.messages.values().map(|m| m.meta.clone()).collect(),
+        })
+    }
+
+    fn fetch(
+        &mut self,
+        mailbox: &MailboxName,
+        uids: &[Uid],
+        sink: &mut dyn MessageSink,
+    ) -> Result<(), StorageError> {
+        let stored = self.selectable(mailbox)?;
+        for uid in uids {
+            if let Some(message) = stored.messages.get(uid) {
+                sink.body(&mut message.body.as_slice())?;
+                sink.done(*uid)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl StorageMut for MemoryStorage {
+    fn create_mailbox(
+        &mut self,
+        mailbox: &MailboxName,
+        new: &NewMailbox,
+    ) -> Result<(), StorageError> {
+        self.write_allowed()?;
+        if self.mailboxes.get(mailbox).is_some_and(|m| m.selectable) {
+            return Err(StorageError::new(
+                ErrorKind::InvalidData,
+                format!("mailbox {mailbox} already exists"),
+            ));
+        }
+        let guid = if self.keeps_guids { new.guid.or_else(|| self.next_guid()) } else { None };
+        self.mailboxes.insert(mailbox.clone(), MemoryMailbox::new(new.uid_validity, guid));
+        Ok(())
+    }
+
+    fn delete_mailbox(&mut self, mailbox: &MailboxName) -> Result<(), StorageError> {
+        self.write_allowed()?;
+        if mailbox.is_inbox() {
+            return Err(StorageError::new(ErrorKind::InvalidData, "INBOX can't be deleted"));
+        }
+        self.selectable(mailbox)?;
+        self.mailboxes.remove(mailbox);
+        Ok(())
+    }
+
+    fn recreate_mailbox(
+        &mut self,
+        mailbox: &MailboxName,
+        new: &NewMailbox,
+    ) -> Result<(), StorageError> {
+        if !mailbox.is_inbox() {
+            self.delete_mailbox(mailbox)?;
+            return self.create_mailbox(mailbox, new);
+        }
+        self.write_allowed()?;
+        let guid = if self.keeps_guids { new.guid.or_else(|| self.next_guid()) } else { None };
+        self.mailboxes.insert(mailbox.clone(), MemoryMailbox::new(new.uid_validity, guid));
+        Ok(())
+    }
+
+    fn set_subscribed(
+        &mut self,
+        mailbox: &MailboxName,
+        subscribed: bool,
+    ) -> Result<(), StorageError> {
+        self.write_allowed()?;
+        if subscribed {
+            self.subscriptions.insert(mailbox.clone());
+        } else {
+            self.subscriptions.remove(mailbox);
+        }
+        Ok(())
+    }
+
+    fn writer<'a>(
+        &'a mut self,
+        mailbox: &MailboxName,
+    ) -> Result<Box<dyn MailboxWriter + 'a>, StorageError> {
+        let uid_next = self.selectable(mailbox)?.uid_next;
+        Ok(Box::new(MemoryWriter {
+            storage: self,
+            mailbox: mailbox.clone(),
+            staged: Vec::new(),
+            staged_body: None,
+            uid_floor: uid_next,
+        }))
+    }
+}
+
+enum Change {
+    Save(MemoryMessage),
+    Flags(Uid, Flags),
+    Expunge(Vec<Uid>),
+    UidNext(Uid),
+}
+
+struct MemoryWriter<'a> {
+    storage: &'a mut MemoryStorage,
+    mailbox: MailboxName,
+    staged: Vec<Change>,
+    staged_body: Option<Vec<u8>>,
+    /// The lowest UID a new save may use (UIDNEXT including staged saves).
+    uid_floor: Uid,
+}
+
+impl MailboxWriter for MemoryWriter<'_> {
+    fn save_body(&mut self, body: &mut dyn Read) -> Result<(), StorageError> {
+        let mut bytes = Vec::new();
+        body.read_to_end(&mut bytes).map_err(|e| {
+            StorageError::with_source(ErrorKind::Temporary, "reading message body", e)
+        })?;
+        self.staged_body = Some(bytes);
+        Ok(())
+    }
+
+    fn save_finish(&mut self, meta: &MessageMeta) -> Result<(), StorageError> {
+        self.storage.write_allowed()?;
+        let body = self.staged_body.take().ok_or_else(|| {
+            StorageError::new(ErrorKind::InvalidData, "save_finish without a body")
+        })?;
+        if meta.uid < self.uid_floor {
+            return Err(StorageError::new(
+                ErrorKind::InvalidData,
+                format!("UID {} is below UIDNEXT {} of {}", meta.uid, self.uid_floor, self.mailbox),
+            ));
+        }
+        self.uid_floor = meta.uid.next().unwrap_or(meta.uid);
+        let mut meta = meta.clone();
+        meta.virtual_size = Some(body.len() as u64);
+        self.staged.push(Change::Save(MemoryMessage { meta, body }));
+        Ok(())
+    }
+
+    fn set_flags(&mut self, uid: Uid, flags: &Flags) -> Result<(), StorageError> {
+        self.storage.write_allowed()?;
+        self.staged.push(Change::Flags(uid, flags.clone()));
+        Ok(())
+    }
+
+    fn expunge(&mut self, uids: &[Uid]) -> Result<(), StorageError> {
+        self.storage.write_allowed()?;
+        self.staged.push(Change::Expunge(uids.to_vec()));
+        Ok(())
+    }
+
+    fn raise_uid_next(&mut self, uid_next: Uid) -> Result<(), StorageError> {
+        self.storage.write_allowed()?;
+        self.uid_floor = self.uid_floor.max(uid_next);
+        self.staged.push(Change::UidNext(uid_next));
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), StorageError> {
+        self.storage.write_allowed()?;
+        let mailbox = self.storage.mailboxes.get_mut(&self.mailbox).ok_or_else(|| {
+            StorageError::new(ErrorKind::NotFound, format!("mailbox {} vanished", self.mailbox))
+        })?;
+        for change in self.staged.drain(..) {
+            match change {
+                Change::Save(message) => {
+                    let uid = message.meta.uid;
+                    mailbox.messages.insert(uid, message);
+                    mailbox.uid_next = mailbox.uid_next.max(uid.next().unwrap_or(uid));
+                }
+                Change::Flags(uid, flags) => mailbox.set_flags(uid, flags),
+                Change::Expunge(uids) => uids.iter().for_each(|uid| mailbox.expunge(*uid)),
+                Change::UidNext(uid) => mailbox.uid_next = mailbox.uid_next.max(uid),
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,264 @@
+//! Per-mailbox planning: messages to save, expunge and re-flag, and when to rebuild.
+
+use std::collections::BTreeMap;
+
+use super::{MailboxAction, MailboxPlan, Mode, RecreateReason};
+use crate::model::{MailboxContents, MailboxName, MessageMeta, Uid};
+
+/// Plans one mailbox for `mode`. `destination` is `None` when the mailbox does not exist
+/// there yet.
+///
+/// Backup rules (Dovecot's `dsync-mailbox-import.c` for a backup receiver, §5.6–5.7 of
+/// `dovecot-formats.md`): UIDVALIDITY and UIDs are the source's. Within one UIDVALIDITY a
+/// UID never names two messages (RFC 3501 §2.3.1.1), so equal UIDs are the same message
+/// unless both sides have persistent GUIDs that differ. The destination is rebuilt when its
+/// UIDVALIDITY or GUID differs, when it is ahead of the source (UIDNEXT), or when a source
+/// message would need a UID below the destination's UIDNEXT. Otherwise: destination-only
+/// UIDs are expunged, differing flags are replaced, source-only UIDs are saved.
+/// `RFC822.SIZE` is never used to judge identity: servers report it wrongly.
+pub fn plan_mailbox(
+    mode: Mode,
+    mailbox: &MailboxName,
+    source: &MailboxContents,
+    destination: Option<&MailboxContents>,
+) -> MailboxPlan {
+    match mode {
+        Mode::Backup => backup(mailbox, source, destination),
+    }
+}
+
+fn backup(
+    mailbox: &MailboxName,
+    source: &MailboxContents,
+    destination: Option<&MailboxContents>,
+) -> MailboxPlan {
+    let source_uid_next = effective_uid_next(source);
+    let Some(destination) = destination else {
+        return rebuild(mailbox, source, source_uid_next, MailboxAction::Create);
+    };
+    let destination_uid_next = effective_uid_next(destination);
+    let (source_status, destination_status) = (&source.status, &destination.status);
+
+    if source_status.uid_validity != destination_status.uid_validity {
+        let reason = RecreateReason::UidValidityChanged {
+            source: source_status.uid_validity,
+            destination: destination_status.uid_validity,
+        };
+        return rebuild(mailbox, source, source_uid_next, MailboxAction::Recreate(reason));
+    }
+    if let (Some(a), Some(b)) = (source_status.guid, destination_status.guid)
+        && a != b
+    {
+        return rebuild(
+            mailbox,
+            source,
+            source_uid_next,
+            MailboxAction::Recreate(RecreateReason::GuidChanged),
+        );
+    }
+    if destination_uid_next > source_uid_next {
+        let reason = RecreateReason::DestinationAhead {
+            source: source_uid_next,
+            destination: destination_uid_next,
+        };
+        return rebuild(mailbox, source, source_uid_next, MailboxAction::Recreate(reason));
+    }
+
+    let destination_by_uid: BTreeMap<Uid, &MessageMeta> =
+        destination.messages.iter().map(|m| (m.uid, m)).collect();
+    let source_by_uid: BTreeMap<Uid, &MessageMeta> =
+        source.messages.iter().map(|m| (m.uid, m)).collect();
+
+    let mut plan = MailboxPlan {
+        mailbox: mailbox.clone(),
+        action: MailboxAction::Update,
+        expunge: destination_by_uid
+            .keys()
+            .filter(|uid| !source_by_uid.contains_key(*uid))
+            .copied()
+            .collect(),
+        set_flags: Vec::new(),
+        save: Vec::new(),
+        uid_next: None,
+    };
+    for (uid, wanted) in &source_by_uid {
+        match destination_by_uid.get(uid) {
+            Some(existing) => {
+                if let (Some(a), Some(b)) = (&wanted.guid, &existing.guid)
+                    && a != b
+                {
+                    let reason = RecreateReason::UidConflict(*uid);
+                    return rebuild(
+                        mailbox,
+                        source,
+                        source_uid_next,
+                        MailboxAction::Recreate(reason),
+                    );
+                }
+                if existing.flags != wanted.flags {
+                    plan.set_flags.push((*uid, wanted.flags.clone()));
+                }
+            }
+            None if *uid < destination_uid_next => {
+                let reason = RecreateReason::UidNotAssignable(*uid);
+                return rebuild(mailbox, source, source_uid_next, MailboxAction::Recreate(reason));
+            }
+            None => plan.save.push((*wanted).clone()),
+        }
+    }
+    if source_uid_next > destination_uid_next {
+        plan.uid_next = Some(source_uid_next);
+    }
+    plan
+}
+
+/// Copies every source message into a new (or emptied) mailbox.
+fn rebuild(
+    mailbox: &MailboxName,
+    source: &MailboxContents,
+    uid_next: Uid,
+    action: MailboxAction,
+) -> MailboxPlan {
+    let mut save = source.messages.clone();
+    save.sort_by_key(|m| m.uid);
+    MailboxPlan {
+        mailbox: mailbox.clone(),
+        action,
+        expunge: Vec::new(),
+        set_flags: Vec::new(),
+        save,
+        uid_next: Some(uid_next),
+    }
+}
+
+/// UIDNEXT as reported, but never at or below a UID that exists (servers get it wrong).
+fn effective_uid_next(contents: &MailboxContents) -> Uid {
+    let reported = contents.status.uid_next;
+    contents
+        .messages
+        .iter()
+        .map(|m| m.uid)
+        .max()
+        .and_then(Uid::next)
+        .map_or(reported, |after_last| reported.max(after_last))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Flags, MailboxGuid, MailboxStatus, SystemFlags, UidValidity};
+
+    fn uid(n: u32) -> Uid {
+        Uid::new(n).expect("non-zero")
+    }
+
+    fn contents(
+        uid_validity: u32,
+        uid_next: u32,
+        messages: &[(u32, SystemFlags)],
+    ) -> MailboxContents {
+        MailboxContents {
+            status: MailboxStatus {
+                uid_validity: UidValidity::new(uid_validity).expect("non-zero"),
+                uid_next: uid(uid_next),
+                messages: u32::try_from(messages.len()).expect("small"),
+                highest_modseq: None,
+                guid: None,
+            },
+            messages: messages
+                .iter()
+                .map(|&(n, system)| {
+                    MessageMeta::new(
+                        uid(n),
+                        Flags { system, keywords: std::collections::BTreeSet::default() },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    fn plan(source: &MailboxContents, destination: Option<&MailboxContents>) -> MailboxPlan {
+        plan_mailbox(Mode::Backup, &MailboxName::inbox(), source, destination)
+    }
+
+    const SEEN: SystemFlags = SystemFlags::SEEN;
+    const NONE: SystemFlags = SystemFlags::empty();
+
+    #[test]
+    fn missing_mailbox_is_created_with_everything() {
+        let source = contents(7, 10, &[(2, SEEN), (5, NONE)]);
+        let plan = plan(&source, None);
+        assert_eq!(plan.action, MailboxAction::Create);
+        assert_eq!(plan.save.iter().map(|m| m.uid.get()).collect::<Vec<_>>(), [2, 5]);
+        assert_eq!(plan.uid_next, Some(uid(10)));
+    }
+
+    #[test]
+    fn update_expunges_reflags_and_appends() {
+        let source = contents(7, 12, &[(1, SEEN), (2, SEEN), (10, NONE), (11, NONE)]);
+        let destination = contents(7, 10, &[(1, SEEN), (2, NONE), (3, NONE)]);
+        let plan = plan(&source, Some(&destination));
+        assert_eq!(plan.action, MailboxAction::Update);
+        assert_eq!(plan.expunge, [uid(3)]);
+        assert_eq!(
+            plan.set_flags.iter().map(|(u, f)| (u.get(), f.system)).collect::<Vec<_>>(),
+            [(2, SEEN)]
+        );
+        assert_eq!(plan.save.iter().map(|m| m.uid.get()).collect::<Vec<_>>(), [10, 11]);
+        assert_eq!(plan.uid_next, Some(uid(12)));
+    }
+
+    #[test]
+    fn identical_mailboxes_need_nothing() {
+        let source = contents(7, 12, &[(1, SEEN), (4, NONE)]);
+        assert!(plan(&source, Some(&source.clone())).is_empty());
+    }
+
+    #[test]
+    fn rebuild_reasons() {
+        let source = contents(7, 12, &[(1, SEEN), (4, NONE)]);
+        let cases = [
+            (contents(8, 12, &[(1, SEEN)]), "UIDVALIDITY"),
+            (contents(7, 13, &[(1, SEEN)]), "beyond"),
+            (contents(7, 5, &[(1, SEEN)]), "UID 4 is missing"),
+        ];
+        for (destination, why) in cases {
+            let plan = plan(&source, Some(&destination));
+            let MailboxAction::Recreate(reason) = &plan.action else {
+                panic!("expected recreate for {why}")
+            };
+            assert!(reason.to_string().contains(why), "{reason}");
+            assert_eq!(plan.save.len(), 2);
+            assert_eq!(plan.uid_next, Some(uid(12)));
+        }
+    }
+
+    #[test]
+    fn guid_mismatches_rebuild_but_missing_guids_do_not() {
+        let mut source = contents(7, 3, &[(1, SEEN)]);
+        let mut destination = source.clone();
+        destination.status.guid = Some(MailboxGuid([1; 16]));
+        assert!(plan(&source, Some(&destination)).is_empty(), "one side without GUID: no opinion");
+        source.status.guid = Some(MailboxGuid([2; 16]));
+        assert_eq!(
+            plan(&source, Some(&destination)).action,
+            MailboxAction::Recreate(RecreateReason::GuidChanged)
+        );
+
+        let mut source = contents(7, 3, &[(1, SEEN)]);
+        let mut destination = source.clone();
+        source.messages[0].guid = Some("a".into());
+        destination.messages[0].guid = Some("b".into());
+        assert_eq!(
+            plan(&source, Some(&destination)).action,
+            MailboxAction::Recreate(RecreateReason::UidConflict(uid(1)))
+        );
+    }
+
+    #[test]
+    fn uid_next_below_existing_uid_is_corrected() {
+        // A server reporting UIDNEXT 3 while UID 5 exists: plan as if UIDNEXT were 6.
+        let source = contents(7, 3, &[(5, NONE)]);
+        assert_eq!(plan(&source, None).uid_next, Some(uid(6)));
+    }
+}

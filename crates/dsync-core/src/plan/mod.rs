@@ -1,0 +1,136 @@
+//! The pure planner: from what both sides hold, decide what to change. No I/O here, so the
+//! rules are tested (and property-tested) on their own.
+//!
+//! Planning is two-level so that a large account never has to be held in memory at once:
+//! [`plan_tree`] decides which mailboxes to create, delete, sync and (un)subscribe; then
+//! [`plan_mailbox`] decides, one mailbox at a time, which messages to save, expunge and
+//! re-flag.
+
+mod mailbox;
+mod tree;
+
+pub use mailbox::plan_mailbox;
+pub use tree::plan_tree;
+
+use std::fmt;
+
+use crate::model::{Flags, MailboxName, MessageMeta, Uid, UidValidity};
+
+/// What a sync run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Mode {
+    /// Make the destination identical to the source (Dovecot's `backup`): destination-only
+    /// mailboxes, messages and changes are reverted. The source is never written.
+    #[default]
+    Backup,
+}
+
+/// Mailbox-level changes for the destination.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TreePlan {
+    /// Destination mailboxes to delete, children before parents.
+    pub delete: Vec<MailboxName>,
+    /// Source mailboxes to sync (created on the destination if missing), parents first.
+    pub sync: Vec<MailboxName>,
+    /// Names to subscribe on the destination.
+    pub subscribe: Vec<MailboxName>,
+    /// Names to unsubscribe on the destination.
+    pub unsubscribe: Vec<MailboxName>,
+}
+
+impl TreePlan {
+    /// True when the tree needs no change (mailboxes may still need message changes).
+    pub fn is_tree_unchanged(&self) -> bool {
+        self.delete.is_empty() && self.subscribe.is_empty() && self.unsubscribe.is_empty()
+    }
+}
+
+/// Why a destination mailbox must be deleted and rebuilt from the source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecreateReason {
+    /// The two sides' UIDVALIDITY differ, so no destination UID means the same message.
+    UidValidityChanged {
+        /// The source's UIDVALIDITY.
+        source: UidValidity,
+        /// The destination's.
+        destination: UidValidity,
+    },
+    /// Both sides have persistent mailbox GUIDs and they differ.
+    GuidChanged,
+    /// The destination has used UIDs the source has not reached yet.
+    DestinationAhead {
+        /// The source's UIDNEXT.
+        source: Uid,
+        /// The destination's UIDNEXT.
+        destination: Uid,
+    },
+    /// A source message's UID is below the destination's UIDNEXT but missing there, and a
+    /// UID below UIDNEXT cannot be assigned any more.
+    UidNotAssignable(Uid),
+    /// The same UID holds different messages on the two sides (by GUID).
+    UidConflict(Uid),
+}
+
+impl fmt::Display for RecreateReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecreateReason::UidValidityChanged { source, destination } => {
+                write!(
+                    f,
+                    "UIDVALIDITY changed ({destination} on the destination, {source} on the source)"
+                )
+            }
+            RecreateReason::GuidChanged => f.write_str("mailbox GUIDs differ"),
+            RecreateReason::DestinationAhead { source, destination } => {
+                write!(f, "destination UIDNEXT {destination} is beyond the source's {source}")
+            }
+            RecreateReason::UidNotAssignable(uid) => {
+                write!(f, "UID {uid} is missing on the destination but below its UIDNEXT")
+            }
+            RecreateReason::UidConflict(uid) => {
+                write!(f, "UID {uid} is a different message on each side")
+            }
+        }
+    }
+}
+
+/// What happens to the destination mailbox itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailboxAction {
+    /// It exists and is updated in place.
+    Update,
+    /// It does not exist and is created with the source's UIDVALIDITY.
+    Create,
+    /// It exists but cannot be reconciled: deleted and rebuilt.
+    Recreate(RecreateReason),
+}
+
+/// Message-level changes for one destination mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxPlan {
+    /// The mailbox.
+    pub mailbox: MailboxName,
+    /// Create, recreate or update.
+    pub action: MailboxAction,
+    /// Destination UIDs to expunge.
+    pub expunge: Vec<Uid>,
+    /// New flags for destination messages.
+    pub set_flags: Vec<(Uid, Flags)>,
+    /// Source messages to copy, ascending by UID, each saved under its source UID.
+    pub save: Vec<MessageMeta>,
+    /// UIDNEXT the destination must reach at the end.
+    pub uid_next: Option<Uid>,
+}
+
+impl MailboxPlan {
+    /// True when nothing needs doing.
+    pub fn is_empty(&self) -> bool {
+        self.action == MailboxAction::Update
+            && self.expunge.is_empty()
+            && self.set_flags.is_empty()
+            && self.save.is_empty()
+            && self.uid_next.is_none()
+    }
+}

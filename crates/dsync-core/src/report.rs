@@ -1,0 +1,161 @@
+//! What a run did (or, in a dry run, would do), per mailbox and in total.
+
+use std::fmt;
+
+use crate::error::{ErrorKind, SyncError};
+use crate::model::MailboxName;
+use crate::plan::MailboxAction;
+
+/// The result of one mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxReport {
+    /// The mailbox.
+    pub mailbox: MailboxName,
+    /// Whether it was updated, created or rebuilt (and why).
+    pub action: MailboxAction,
+    /// Messages saved on the destination.
+    pub saved: u64,
+    /// Body bytes copied (wire form, CRLF).
+    pub bytes: u64,
+    /// Messages expunged on the destination.
+    pub expunged: u64,
+    /// Messages whose flags or keywords were changed.
+    pub flags_changed: u64,
+    /// Source messages that disappeared between listing and copying (expunged there
+    /// meanwhile); not an error, the destination simply matches the newer source.
+    pub vanished: u64,
+}
+
+impl MailboxReport {
+    /// A report with nothing done yet.
+    pub fn new(mailbox: MailboxName, action: MailboxAction) -> MailboxReport {
+        MailboxReport {
+            mailbox,
+            action,
+            saved: 0,
+            bytes: 0,
+            expunged: 0,
+            flags_changed: 0,
+            vanished: 0,
+        }
+    }
+
+    /// True when nothing changed on the destination.
+    pub fn is_unchanged(&self) -> bool {
+        self.action == MailboxAction::Update
+            && self.saved == 0
+            && self.expunged == 0
+            && self.flags_changed == 0
+    }
+}
+
+/// The result of a run.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// True when nothing was written (dry run): the numbers are what would be done.
+    pub dry_run: bool,
+    /// Per synced mailbox, in tree order.
+    pub mailboxes: Vec<MailboxReport>,
+    /// Destination mailboxes deleted.
+    pub deleted_mailboxes: Vec<MailboxName>,
+    /// Subscriptions added on the destination.
+    pub subscribed: u64,
+    /// Subscriptions removed on the destination.
+    pub unsubscribed: u64,
+    /// Mailboxes that failed while the run went on (the run's exit code reflects them).
+    pub failures: Vec<SyncError>,
+    /// Things an operator should know that are not failures.
+    pub warnings: Vec<String>,
+}
+
+/// Totals over every mailbox of a [`Report`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Mailboxes synced.
+    pub mailboxes: u64,
+    /// Mailboxes created (including rebuilt ones).
+    pub created: u64,
+    /// Messages saved.
+    pub saved: u64,
+    /// Bytes copied.
+    pub bytes: u64,
+    /// Messages expunged.
+    pub expunged: u64,
+    /// Flag changes.
+    pub flags_changed: u64,
+}
+
+impl Report {
+    /// Totals over every mailbox.
+    pub fn totals(&self) -> Totals {
+        let mut totals = Totals::default();
+        for mailbox in &self.mailboxes {
+            totals.mailboxes += 1;
+            totals.created += u64::from(mailbox.action != MailboxAction::Update);
+            totals.saved += mailbox.saved;
+            totals.bytes += mailbox.bytes;
+            totals.expunged += mailbox.expunged;
+            totals.flags_changed += mailbox.flags_changed;
+        }
+        totals
+    }
+
+    /// True when the destination needed no change at all.
+    pub fn is_noop(&self) -> bool {
+        self.deleted_mailboxes.is_empty()
+            && self.subscribed == 0
+            && self.unsubscribed == 0
+            && self.mailboxes.iter().all(MailboxReport::is_unchanged)
+    }
+
+    /// doveadm's exit code for this result: 0 when everything synced; otherwise 75 if any
+    /// failure was temporary (it wins, as in doveadm), else the first failure's code.
+    pub fn exit_code(&self) -> u8 {
+        if self.failures.iter().any(|f| f.kind() == ErrorKind::Temporary) {
+            return ErrorKind::Temporary.exit_code();
+        }
+        self.failures.first().map_or(0, SyncError::exit_code)
+    }
+}
+
+impl fmt::Display for Totals {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} mailboxes ({} created), {} messages saved ({}), {} expunged, {} flag changes",
+            self.mailboxes,
+            self.created,
+            self.saved,
+            human_bytes(self.bytes),
+            self.expunged,
+            self.flags_changed
+        )
+    }
+}
+
+/// `1536` → `1.5 KiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes;
+    let mut unit = 0;
+    let mut tenths = 0;
+    while value >= 1024 && unit + 1 < UNITS.len() {
+        tenths = (value % 1024) * 10 / 1024;
+        value /= 1024;
+        unit += 1;
+    }
+    if unit == 0 { format!("{value} B") } else { format!("{value}.{tenths} {}", UNITS[unit]) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_bytes_known_answers() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(33 * 1024 * 1024), "33.0 MiB");
+    }
+}

@@ -1,0 +1,152 @@
+//! The traits the engine talks to. An IMAP server, a Maildir, an in-memory test store or a
+//! third party's own backend become a sync side by implementing them.
+//!
+//! * [`Storage`] is the read side: mailbox tree, subscriptions, status, message metadata,
+//!   and bodies streamed into a [`MessageSink`].
+//! * [`StorageMut`] adds the write side: create/delete mailboxes, subscriptions, and a
+//!   [`MailboxWriter`] that saves messages with **forced UIDs**, changes flags, expunges and
+//!   raises UIDNEXT, durable only at [`MailboxWriter::commit`].
+//!
+//! Bodies cross the seam in the IMAP wire form (CRLF line ends), as a `Read` that yields one
+//! message: a storage that keeps LF on disk converts in both directions.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+
+use crate::error::StorageError;
+use crate::model::{
+    Flags, MailboxContents, MailboxGuid, MailboxInfo, MailboxName, MailboxStatus, MessageMeta, Uid,
+    UidValidity,
+};
+
+/// What a storage can represent, so the planner does not ask for the impossible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// Mailbox GUIDs are persistent (Dovecot storages); IMAP servers have none.
+    pub mailbox_guids: bool,
+    /// Message GUIDs are persistent and comparable across storages.
+    pub message_guids: bool,
+    /// A `\Noselect` mailbox that holds only children can exist without being a mailbox.
+    pub noselect_placeholders: bool,
+}
+
+/// The read side of a storage.
+pub trait Storage {
+    /// A short description for messages and logs (never contains a secret).
+    fn describe(&self) -> String;
+
+    /// What this storage can represent.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
+
+    /// Every mailbox, including `\Noselect` placeholders.
+    fn mailboxes(&mut self) -> Result<Vec<MailboxInfo>, StorageError>;
+
+    /// Subscribed mailbox names (they need not exist).
+    fn subscriptions(&mut self) -> Result<BTreeSet<MailboxName>, StorageError>;
+
+    /// The status of one mailbox (cheap: no message list).
+    fn status(&mut self, mailbox: &MailboxName) -> Result<MailboxStatus, StorageError>;
+
+    /// Status and every message's metadata, consistent with each other.
+    fn contents(&mut self, mailbox: &MailboxName) -> Result<MailboxContents, StorageError>;
+
+    /// Streams the bodies of `uids` (ascending) into `sink`: for each message found,
+    /// [`MessageSink::body`] then [`MessageSink::done`]. UIDs that no longer exist are
+    /// skipped silently; the caller notices that `done` was never called for them.
+    fn fetch(
+        &mut self,
+        mailbox: &MailboxName,
+        uids: &[Uid],
+        sink: &mut dyn MessageSink,
+    ) -> Result<(), StorageError>;
+}
+
+/// Receives message bodies from [`Storage::fetch`].
+///
+/// The two calls exist because some IMAP servers send a message's `UID` after its body:
+/// the body is delivered (and can be spooled to its final storage) before the sink learns
+/// which message it was.
+pub trait MessageSink {
+    /// The body of the next message. Reading it to the end is not required.
+    fn body(&mut self, body: &mut dyn Read) -> Result<(), StorageError>;
+
+    /// The body delivered last belongs to `uid`.
+    fn done(&mut self, uid: Uid) -> Result<(), StorageError>;
+}
+
+/// Parameters of a mailbox to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMailbox {
+    /// UIDVALIDITY to give it (the source's, so cached UIDs stay valid).
+    pub uid_validity: UidValidity,
+    /// Mailbox GUID to give it, when the source has a persistent one.
+    pub guid: Option<MailboxGuid>,
+}
+
+/// The write side of a storage.
+pub trait StorageMut: Storage {
+    /// Creates a selectable mailbox (parents as needed) with the given UIDVALIDITY.
+    fn create_mailbox(
+        &mut self,
+        mailbox: &MailboxName,
+        new: &NewMailbox,
+    ) -> Result<(), StorageError>;
+
+    /// Deletes one mailbox and its messages. Children are not deleted; the mailbox may
+    /// remain as a `\Noselect` placeholder for them. Deleting INBOX is an error.
+    fn delete_mailbox(&mut self, mailbox: &MailboxName) -> Result<(), StorageError>;
+
+    /// Empties `mailbox` and gives it a new identity (UIDVALIDITY, GUID, UIDNEXT 1), for a
+    /// destination that cannot be reconciled with its source. The default deletes and
+    /// creates it; a storage whose INBOX cannot be deleted must override this so that
+    /// INBOX is emptied and re-identified in place.
+    fn recreate_mailbox(
+        &mut self,
+        mailbox: &MailboxName,
+        new: &NewMailbox,
+    ) -> Result<(), StorageError> {
+        self.delete_mailbox(mailbox)?;
+        self.create_mailbox(mailbox, new)
+    }
+
+    /// Subscribes or unsubscribes a name.
+    fn set_subscribed(
+        &mut self,
+        mailbox: &MailboxName,
+        subscribed: bool,
+    ) -> Result<(), StorageError>;
+
+    /// Opens an existing mailbox for changes.
+    fn writer<'a>(
+        &'a mut self,
+        mailbox: &MailboxName,
+    ) -> Result<Box<dyn MailboxWriter + 'a>, StorageError>;
+}
+
+/// Changes to one mailbox, made durable by [`MailboxWriter::commit`]. Dropping a writer
+/// without committing discards what was staged since the last commit.
+pub trait MailboxWriter {
+    /// Stages the body of the next message to save (see [`MailboxWriter::save_finish`]).
+    /// A body staged earlier and never finished is discarded.
+    fn save_body(&mut self, body: &mut dyn Read) -> Result<(), StorageError>;
+
+    /// Saves the staged body with `meta`: its UID (forced; at least the mailbox's UIDNEXT
+    /// and above every UID saved before), flags, keywords, received date and, where the
+    /// storage keeps them, GUID and POP3 data.
+    fn save_finish(&mut self, meta: &MessageMeta) -> Result<(), StorageError>;
+
+    /// Replaces the flags and keywords of `uid`.
+    fn set_flags(&mut self, uid: Uid, flags: &Flags) -> Result<(), StorageError>;
+
+    /// Expunges `uids`.
+    fn expunge(&mut self, uids: &[Uid]) -> Result<(), StorageError>;
+
+    /// Raises UIDNEXT to at least `uid_next` (never lowers it).
+    fn raise_uid_next(&mut self, uid_next: Uid) -> Result<(), StorageError>;
+
+    /// Makes everything staged so far durable.
+    fn commit(&mut self) -> Result<(), StorageError>;
+}

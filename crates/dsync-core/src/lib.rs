@@ -35,6 +35,7 @@
 
 mod error;
 mod execute;
+pub mod header_hash;
 pub mod memory;
 mod model;
 pub mod plan;

@@ -1,0 +1,3 @@
+//! Integration tests of dsync-core against the real Dovecot (started by `testkit`).
+
+mod header_hash;

@@ -40,6 +40,7 @@ pub mod memory;
 mod model;
 pub mod plan;
 mod report;
+pub mod state;
 mod storage;
 
 pub use error::{ErrorKind, Side, StorageError, SyncError};

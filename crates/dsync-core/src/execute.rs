@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read};
 
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
+use crate::filter::{MailboxFilter, MessageFilter};
 use crate::model::{MailboxContents, MailboxName, MessageMeta, Uid};
 use crate::plan::{MailboxAction, MailboxPlan, Mode, TreePlan, plan_mailbox, plan_tree};
 use crate::report::{MailboxReport, Report};
@@ -22,11 +23,21 @@ pub struct SyncOptions {
     pub commit_interval: u32,
     /// Plan and report without writing anything.
     pub dry_run: bool,
+    /// Which mailboxes the run is about (`-m`, `-x`).
+    pub mailbox_filter: MailboxFilter,
+    /// Which messages the run copies and compares (`-t`, `-e`, `-I`, `-O`).
+    pub message_filter: MessageFilter,
 }
 
 impl Default for SyncOptions {
     fn default() -> SyncOptions {
-        SyncOptions { mode: Mode::Backup, commit_interval: 100, dry_run: false }
+        SyncOptions {
+            mode: Mode::Backup,
+            commit_interval: 100,
+            dry_run: false,
+            mailbox_filter: MailboxFilter::default(),
+            message_filter: MessageFilter::default(),
+        }
     }
 }
 
@@ -45,6 +56,18 @@ impl SyncOptions {
     #[must_use]
     pub fn dry_run(mut self, dry_run: bool) -> SyncOptions {
         self.dry_run = dry_run;
+        self
+    }
+    /// Restricts the run to some mailboxes.
+    #[must_use]
+    pub fn mailbox_filter(mut self, filter: MailboxFilter) -> SyncOptions {
+        self.mailbox_filter = filter;
+        self
+    }
+    /// Restricts the run to some messages.
+    #[must_use]
+    pub fn message_filter(mut self, filter: MessageFilter) -> SyncOptions {
+        self.message_filter = filter;
         self
     }
 }
@@ -122,6 +145,7 @@ fn run_inner(
         &source_subscriptions,
         &destination_mailboxes,
         &destination_subscriptions,
+        &options.mailbox_filter,
     );
     observer.tree_planned(&tree);
     let existing: BTreeSet<MailboxName> =
@@ -208,11 +232,29 @@ fn sync_mailbox(
     } else {
         None
     };
-    let plan = plan_mailbox(options.mode, mailbox, &source_contents, destination_contents.as_ref());
+    let plan = plan_mailbox(
+        options.mode,
+        mailbox,
+        &source_contents,
+        destination_contents.as_ref(),
+        &options.message_filter,
+    );
     drop(destination_contents);
     observer.mailbox_planned(&plan);
 
+    if let MailboxAction::Blocked(reason) = &plan.action {
+        let message = format!(
+            "needs a full rebuild ({reason}), which a run with message filters never does \
+             (it would delete mail outside the filter); run once without -t/-e/-I/-O"
+        );
+        return Err(SyncError {
+            side: Side::Destination,
+            mailbox: Some(mailbox.clone()),
+            error: StorageError::new(ErrorKind::InvalidData, message),
+        });
+    }
     let mut mailbox_report = MailboxReport::new(mailbox.clone(), plan.action.clone());
+    mailbox_report.skipped = plan.skipped.len() as u64;
     if options.dry_run {
         mailbox_report.saved = plan.save.len() as u64;
         mailbox_report.bytes = plan.save.iter().filter_map(|m| m.virtual_size).sum();
@@ -233,6 +275,7 @@ fn sync_mailbox(
         MailboxAction::Update => Ok(()),
         MailboxAction::Create => destination.create_mailbox(mailbox, &new),
         MailboxAction::Recreate(_) => destination.recreate_mailbox(mailbox, &new),
+        MailboxAction::Blocked(_) => unreachable!("returned above"),
     };
     result.map_err(at_destination)?;
     drop(source_contents);

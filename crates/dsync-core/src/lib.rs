@@ -35,6 +35,7 @@
 
 mod error;
 mod execute;
+pub mod filter;
 pub mod header_hash;
 pub mod memory;
 mod model;

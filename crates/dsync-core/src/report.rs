@@ -24,6 +24,9 @@ pub struct MailboxReport {
     /// Source messages that disappeared between listing and copying (expunged there
     /// meanwhile); not an error, the destination simply matches the newer source.
     pub vanished: u64,
+    /// Source messages inside the message filters that a filtered run could not save
+    /// (their UID is below the destination's UIDNEXT; a run without filters rebuilds).
+    pub skipped: u64,
 }
 
 impl MailboxReport {
@@ -37,6 +40,7 @@ impl MailboxReport {
             expunged: 0,
             flags_changed: 0,
             vanished: 0,
+            skipped: 0,
         }
     }
 

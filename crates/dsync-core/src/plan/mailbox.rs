@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::{MailboxAction, MailboxPlan, Mode, RecreateReason};
+use crate::filter::MessageFilter;
 use crate::model::{MailboxContents, MailboxName, MessageMeta, Uid};
 
 /// Plans one mailbox for `mode`. `destination` is `None` when the mailbox does not exist
@@ -16,14 +17,21 @@ use crate::model::{MailboxContents, MailboxName, MessageMeta, Uid};
 /// message would need a UID below the destination's UIDNEXT. Otherwise: destination-only
 /// UIDs are expunged, differing flags are replaced, source-only UIDs are saved.
 /// `RFC822.SIZE` is never used to judge identity: servers report it wrongly.
+///
+/// With a message `filter`, only source messages inside it are copied or re-flagged, and
+/// only destination messages inside it (judged by their own metadata) may be expunged; a
+/// mailbox that would need rebuilding is [`MailboxAction::Blocked`] instead, and a message
+/// that would need a UID below the destination's UIDNEXT is listed in
+/// [`MailboxPlan::skipped`].
 pub fn plan_mailbox(
     mode: Mode,
     mailbox: &MailboxName,
     source: &MailboxContents,
     destination: Option<&MailboxContents>,
+    filter: &MessageFilter,
 ) -> MailboxPlan {
     match mode {
-        Mode::Backup => backup(mailbox, source, destination),
+        Mode::Backup => backup(mailbox, source, destination, filter),
     }
 }
 
@@ -31,37 +39,41 @@ fn backup(
     mailbox: &MailboxName,
     source: &MailboxContents,
     destination: Option<&MailboxContents>,
+    filter: &MessageFilter,
 ) -> MailboxPlan {
+    let filtered = !filter.is_everything();
     let source_uid_next = effective_uid_next(source);
+    // A filtered run never rebuilds: that would delete mail outside the filter.
+    let rebuild = |action: MailboxAction| -> MailboxPlan {
+        match action {
+            MailboxAction::Recreate(reason) if filtered => {
+                MailboxPlan { action: MailboxAction::Blocked(reason), ..empty_plan(mailbox) }
+            }
+            action => rebuild(mailbox, source, source_uid_next, action, filter),
+        }
+    };
     let Some(destination) = destination else {
-        return rebuild(mailbox, source, source_uid_next, MailboxAction::Create);
+        return rebuild(MailboxAction::Create);
     };
     let destination_uid_next = effective_uid_next(destination);
     let (source_status, destination_status) = (&source.status, &destination.status);
 
     if source_status.uid_validity != destination_status.uid_validity {
-        let reason = RecreateReason::UidValidityChanged {
+        return rebuild(MailboxAction::Recreate(RecreateReason::UidValidityChanged {
             source: source_status.uid_validity,
             destination: destination_status.uid_validity,
-        };
-        return rebuild(mailbox, source, source_uid_next, MailboxAction::Recreate(reason));
+        }));
     }
     if let (Some(a), Some(b)) = (source_status.guid, destination_status.guid)
         && a != b
     {
-        return rebuild(
-            mailbox,
-            source,
-            source_uid_next,
-            MailboxAction::Recreate(RecreateReason::GuidChanged),
-        );
+        return rebuild(MailboxAction::Recreate(RecreateReason::GuidChanged));
     }
     if destination_uid_next > source_uid_next {
-        let reason = RecreateReason::DestinationAhead {
+        return rebuild(MailboxAction::Recreate(RecreateReason::DestinationAhead {
             source: source_uid_next,
             destination: destination_uid_next,
-        };
-        return rebuild(mailbox, source, source_uid_next, MailboxAction::Recreate(reason));
+        }));
     }
 
     let destination_by_uid: BTreeMap<Uid, &MessageMeta> =
@@ -69,39 +81,34 @@ fn backup(
     let source_by_uid: BTreeMap<Uid, &MessageMeta> =
         source.messages.iter().map(|m| (m.uid, m)).collect();
 
-    let mut plan = MailboxPlan {
-        mailbox: mailbox.clone(),
-        action: MailboxAction::Update,
-        expunge: destination_by_uid
-            .keys()
-            .filter(|uid| !source_by_uid.contains_key(*uid))
-            .copied()
-            .collect(),
-        set_flags: Vec::new(),
-        save: Vec::new(),
-        uid_next: None,
-    };
-    for (uid, wanted) in &source_by_uid {
+    let mut plan = empty_plan(mailbox);
+    // A destination message goes when the source no longer has its UID at all; with a
+    // filter, only when the destination's own copy is inside the filter.
+    plan.expunge = destination_by_uid
+        .iter()
+        .filter(|(uid, existing)| !source_by_uid.contains_key(*uid) && filter.wants(existing))
+        .map(|(uid, _)| *uid)
+        .collect();
+    for (uid, wanted) in source_by_uid.iter().filter(|(_, m)| filter.wants(m)) {
         match destination_by_uid.get(uid) {
             Some(existing) => {
                 if let (Some(a), Some(b)) = (&wanted.guid, &existing.guid)
                     && a != b
                 {
-                    let reason = RecreateReason::UidConflict(*uid);
-                    return rebuild(
-                        mailbox,
-                        source,
-                        source_uid_next,
-                        MailboxAction::Recreate(reason),
-                    );
+                    return rebuild(MailboxAction::Recreate(RecreateReason::UidConflict(*uid)));
                 }
                 if existing.flags != wanted.flags {
                     plan.set_flags.push((*uid, wanted.flags.clone()));
                 }
             }
             None if *uid < destination_uid_next => {
-                let reason = RecreateReason::UidNotAssignable(*uid);
-                return rebuild(mailbox, source, source_uid_next, MailboxAction::Recreate(reason));
+                if filtered {
+                    plan.skipped.push(*uid);
+                } else {
+                    return rebuild(MailboxAction::Recreate(RecreateReason::UidNotAssignable(
+                        *uid,
+                    )));
+                }
             }
             None => plan.save.push((*wanted).clone()),
         }
@@ -112,23 +119,30 @@ fn backup(
     plan
 }
 
-/// Copies every source message into a new (or emptied) mailbox.
+fn empty_plan(mailbox: &MailboxName) -> MailboxPlan {
+    MailboxPlan {
+        mailbox: mailbox.clone(),
+        action: MailboxAction::Update,
+        expunge: Vec::new(),
+        set_flags: Vec::new(),
+        save: Vec::new(),
+        uid_next: None,
+        skipped: Vec::new(),
+    }
+}
+
+/// Copies every (wanted) source message into a new or emptied mailbox.
 fn rebuild(
     mailbox: &MailboxName,
     source: &MailboxContents,
     uid_next: Uid,
     action: MailboxAction,
+    filter: &MessageFilter,
 ) -> MailboxPlan {
-    let mut save = source.messages.clone();
+    let mut save: Vec<MessageMeta> =
+        source.messages.iter().filter(|m| filter.wants(m)).cloned().collect();
     save.sort_by_key(|m| m.uid);
-    MailboxPlan {
-        mailbox: mailbox.clone(),
-        action,
-        expunge: Vec::new(),
-        set_flags: Vec::new(),
-        save,
-        uid_next: Some(uid_next),
-    }
+    MailboxPlan { action, save, uid_next: Some(uid_next), ..empty_plan(mailbox) }
 }
 
 /// UIDNEXT as reported, but never at or below a UID that exists (servers get it wrong).
@@ -178,7 +192,13 @@ mod tests {
     }
 
     fn plan(source: &MailboxContents, destination: Option<&MailboxContents>) -> MailboxPlan {
-        plan_mailbox(Mode::Backup, &MailboxName::inbox(), source, destination)
+        plan_mailbox(
+            Mode::Backup,
+            &MailboxName::inbox(),
+            source,
+            destination,
+            &MessageFilter::default(),
+        )
     }
 
     const SEEN: SystemFlags = SystemFlags::SEEN;

@@ -105,6 +105,9 @@ pub enum MailboxAction {
     Create,
     /// It exists but cannot be reconciled: deleted and rebuilt.
     Recreate(RecreateReason),
+    /// It would have to be rebuilt, which a run with message filters never does (it would
+    /// delete mail outside the filter): left unchanged and reported.
+    Blocked(RecreateReason),
 }
 
 /// Message-level changes for one destination mailbox.
@@ -122,6 +125,9 @@ pub struct MailboxPlan {
     pub save: Vec<MessageMeta>,
     /// UIDNEXT the destination must reach at the end.
     pub uid_next: Option<Uid>,
+    /// Source messages inside the filters that a filtered run cannot save (their UID is
+    /// below the destination's UIDNEXT, and only a rebuild could assign it).
+    pub skipped: Vec<Uid>,
 }
 
 impl MailboxPlan {
@@ -132,5 +138,6 @@ impl MailboxPlan {
             && self.set_flags.is_empty()
             && self.save.is_empty()
             && self.uid_next.is_none()
+            && self.skipped.is_empty()
     }
 }

@@ -1,9 +1,10 @@
 //! Mailbox-tree planning: which mailboxes exist where, and subscriptions.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Mode, TreePlan};
-use crate::model::{MailboxInfo, MailboxName};
+use crate::filter::MailboxFilter;
+use crate::model::{MailboxInfo, MailboxName, SpecialUse};
 
 /// Plans the mailbox tree for `mode`.
 ///
@@ -15,16 +16,27 @@ use crate::model::{MailboxInfo, MailboxName};
 ///   does create one); the destination shows it as `\Noselect` through its children, which
 ///   is what the source shows;
 /// * the destination's subscriptions become the source's.
+///
+/// Only names the `filter` wants are considered, on both sides: a filtered run never
+/// deletes, creates or (un)subscribes anything outside it. A special-use role on either
+/// side counts (a Maildir destination has no roles of its own).
 pub fn plan_tree(
     mode: Mode,
     source: &[MailboxInfo],
     source_subscriptions: &BTreeSet<MailboxName>,
     destination: &[MailboxInfo],
     destination_subscriptions: &BTreeSet<MailboxName>,
+    filter: &MailboxFilter,
 ) -> TreePlan {
+    let mut roles: BTreeMap<&MailboxName, Vec<SpecialUse>> = BTreeMap::new();
+    for info in source.iter().chain(destination) {
+        roles.entry(&info.name).or_default().extend(info.special_use.iter().copied());
+    }
+    let wanted =
+        |name: &MailboxName| filter.wants(name, roles.get(name).map_or(&[][..], Vec::as_slice));
     match mode {
         Mode::Backup => {
-            backup(source, source_subscriptions, destination, destination_subscriptions)
+            backup(source, source_subscriptions, destination, destination_subscriptions, &wanted)
         }
     }
 }
@@ -34,9 +46,10 @@ fn backup(
     source_subscriptions: &BTreeSet<MailboxName>,
     destination: &[MailboxInfo],
     destination_subscriptions: &BTreeSet<MailboxName>,
+    wanted: &dyn Fn(&MailboxName) -> bool,
 ) -> TreePlan {
     let selectable = |list: &[MailboxInfo]| -> BTreeSet<MailboxName> {
-        list.iter().filter(|m| m.selectable).map(|m| m.name.clone()).collect()
+        list.iter().filter(|m| m.selectable && wanted(&m.name)).map(|m| m.name.clone()).collect()
     };
     let source_selectable = selectable(source);
     let destination_selectable = selectable(destination);
@@ -53,8 +66,16 @@ fn backup(
     TreePlan {
         delete,
         sync,
-        subscribe: source_subscriptions.difference(destination_subscriptions).cloned().collect(),
-        unsubscribe: destination_subscriptions.difference(source_subscriptions).cloned().collect(),
+        subscribe: source_subscriptions
+            .difference(destination_subscriptions)
+            .filter(|name| wanted(name))
+            .cloned()
+            .collect(),
+        unsubscribe: destination_subscriptions
+            .difference(source_subscriptions)
+            .filter(|name| wanted(name))
+            .cloned()
+            .collect(),
     }
 }
 
@@ -74,6 +95,23 @@ mod tests {
         paths.iter().map(|p| name(p)).collect()
     }
 
+    fn backup(
+        source: &[MailboxInfo],
+        source_subscriptions: &[&str],
+        destination: &[MailboxInfo],
+        destination_subscriptions: &[&str],
+        filter: &MailboxFilter,
+    ) -> TreePlan {
+        plan_tree(
+            Mode::Backup,
+            source,
+            &names(source_subscriptions),
+            destination,
+            &names(destination_subscriptions),
+            filter,
+        )
+    }
+
     #[test]
     fn backup_tree_creates_deletes_and_copies_subscriptions() {
         let source = [
@@ -90,12 +128,12 @@ mod tests {
             info("Old/Deeper", true),
             info("P", true),
         ];
-        let plan = plan_tree(
-            Mode::Backup,
+        let plan = backup(
             &source,
-            &names(&["INBOX", "A/B", "Ghost"]),
+            &["INBOX", "A/B", "Ghost"],
             &destination,
-            &names(&["INBOX", "Old"]),
+            &["INBOX", "Old"],
+            &MailboxFilter::default(),
         );
         assert_eq!(plan.sync, [name("A"), name("A/B"), name("INBOX"), name("P/C")]);
         // P is only a placeholder on the source: the real destination mailbox P goes.
@@ -106,13 +144,45 @@ mod tests {
 
     #[test]
     fn inbox_is_never_deleted() {
-        let plan = plan_tree(
-            Mode::Backup,
-            &[info("A", true)],
-            &BTreeSet::new(),
-            &[info("INBOX", true)],
-            &BTreeSet::new(),
-        );
+        let plan =
+            backup(&[info("A", true)], &[], &[info("INBOX", true)], &[], &MailboxFilter::default());
         assert!(plan.delete.is_empty());
+    }
+
+    #[test]
+    fn filters_keep_everything_outside_untouched() {
+        use crate::filter::MailboxPattern;
+        let mut sent = info("Gesendet", true);
+        sent.special_use = vec![SpecialUse::Sent];
+        let source = [info("INBOX", true), info("Archive", true), sent];
+        let destination =
+            [info("INBOX", true), info("Old", true), info("Gesendet", true), info("Spam", true)];
+        let filter = MailboxFilter {
+            include: vec![MailboxPattern::parse("*").expect("valid")],
+            exclude: vec![
+                MailboxPattern::parse("Old").expect("valid"),
+                MailboxPattern::parse("\\Sent").expect("valid"),
+            ],
+        };
+        let plan =
+            backup(&source, &["Old", "Archive"], &destination, &["Gesendet", "Spam"], &filter);
+        assert_eq!(plan.sync, [name("Archive"), name("INBOX")]);
+        assert_eq!(
+            plan.delete,
+            [name("Spam")],
+            "Old is excluded by name, Gesendet by its source role"
+        );
+        assert_eq!(plan.subscribe, [name("Archive")]);
+        assert_eq!(plan.unsubscribe, [name("Spam")]);
+
+        let only_archive = MailboxFilter {
+            include: vec![MailboxPattern::parse("Arch*").expect("valid")],
+            exclude: vec![],
+        };
+        let plan = backup(&source, &[], &destination, &["Spam"], &only_archive);
+        assert_eq!(
+            (plan.sync, plan.delete, plan.unsubscribe),
+            (vec![name("Archive")], vec![], vec![])
+        );
     }
 }

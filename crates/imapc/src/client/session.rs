@@ -327,45 +327,57 @@ impl Session {
             return Ok(uids);
         }
         if self.has_capability("LITERAL+") {
-            let mut tags = Vec::new();
-            for message in messages {
-                tags.push(
-                    self.conn.send(&Command::Append {
-                        mailbox,
-                        messages: std::slice::from_ref(message),
-                    })?,
-                );
-            }
-            let mut results: Vec<Option<Result<Option<AppendUid>>>> =
-                (0..tags.len()).map(|_| None).collect();
-            let mut open = tags.len();
-            while open > 0 {
-                match self.conn.next_response()? {
-                    Response::Tagged { tag, status } => {
-                        let Some(index) = tags.iter().position(|t| *t == tag) else {
-                            return Err(Error::Protocol(format!("answer for unknown tag {tag:?}")));
-                        };
-                        results[index] =
-                            Some(check("APPEND", status).map(|s| append_uid(s.code.as_ref())));
-                        open -= 1;
-                    }
-                    Response::Continuation { .. } => {
-                        return Err(Error::Protocol(
-                            "unexpected continuation during APPEND".into(),
-                        ));
-                    }
-                    Response::Untagged(_) => {}
-                }
-            }
-            for result in results.into_iter().flatten() {
-                if let Some(found) = result? {
-                    uids.extend(found.uids);
-                }
-            }
-            return Ok(uids);
+            return self.append_pipelined(mailbox, messages);
         }
         for message in messages {
             if let Some(found) = self.append(mailbox, message)? {
+                uids.extend(found.uids);
+            }
+        }
+        Ok(uids)
+    }
+
+    /// Appends each message with its own APPEND, all sent back to back with
+    /// non-synchronising literals (LITERAL+, RFC 7888) and the answers matched by tag: one
+    /// round trip for the lot, and a refused message fails alone. Returns the new UIDs of
+    /// the messages that were stored, or the first error after all answers are read.
+    pub fn append_pipelined(
+        &mut self,
+        mailbox: &MailboxName,
+        messages: &[AppendMessage<'_>],
+    ) -> Result<Vec<Uid>> {
+        if !self.has_capability("LITERAL+") {
+            return Err(Error::Unsupported { capability: "LITERAL+" });
+        }
+        let mut tags = Vec::new();
+        for message in messages {
+            tags.push(
+                self.conn
+                    .send(&Command::Append { mailbox, messages: std::slice::from_ref(message) })?,
+            );
+        }
+        let mut results: Vec<Option<Result<Option<AppendUid>>>> =
+            (0..tags.len()).map(|_| None).collect();
+        let mut open = tags.len();
+        while open > 0 {
+            match self.conn.next_response()? {
+                Response::Tagged { tag, status } => {
+                    let Some(index) = tags.iter().position(|t| *t == tag) else {
+                        return Err(Error::Protocol(format!("answer for unknown tag {tag:?}")));
+                    };
+                    results[index] =
+                        Some(check("APPEND", status).map(|s| append_uid(s.code.as_ref())));
+                    open -= 1;
+                }
+                Response::Continuation { .. } => {
+                    return Err(Error::Protocol("unexpected continuation during APPEND".into()));
+                }
+                Response::Untagged(_) => {}
+            }
+        }
+        let mut uids = Vec::new();
+        for result in results.into_iter().flatten() {
+            if let Some(found) = result? {
                 uids.extend(found.uids);
             }
         }

@@ -2,7 +2,9 @@
 //! independent `testkit::RawImap` oracle; a scripted fake server only for what Dovecot
 //! cannot do.
 
+mod commands;
 mod slice;
+mod tls;
 
 use std::collections::HashMap;
 use std::io::Read;

@@ -2,6 +2,7 @@
 //! independent `testkit::RawImap` oracle; a scripted fake server only for what Dovecot
 //! cannot do.
 
+mod big;
 mod commands;
 mod slice;
 mod tls;

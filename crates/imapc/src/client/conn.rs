@@ -1,0 +1,353 @@
+//! The connection core shared by `Client` and `Session`: tags, sending commands (with
+//! synchronising literals), reading responses through the sans-IO decoder.
+
+use std::io::{self, Read};
+
+use mailnet::Stream;
+
+use crate::error::{Error, Result};
+use crate::proto::{
+    BodyStart, Code, Command, EncodeOptions, Event, Part, Response, ResponseDecoder, Status,
+    StatusKind, Untagged, encode,
+};
+use crate::types::Capabilities;
+
+use super::ConnectOptions;
+
+/// An event with the body bytes already consumed (or pending for a reader).
+#[derive(Debug)]
+pub(crate) enum Owned {
+    Response(Response),
+    BodyStart(BodyStart),
+    BodyEnd,
+}
+
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub(crate) stream: Stream,
+    pub(crate) decoder: ResponseDecoder,
+    pub(crate) options: ConnectOptions,
+    pub(crate) capabilities: Capabilities,
+    pub(crate) utf8: bool,
+    next_tag: u32,
+    /// The last `BYE`, reported when the server then closes.
+    bye: Option<Status>,
+    /// Set after an error that leaves the stream out of sync.
+    broken: bool,
+    /// `[ALERT]` texts the server sent, for the caller to show.
+    pub(crate) alerts: Vec<String>,
+}
+
+impl Conn {
+    pub(crate) fn new(stream: Stream, options: ConnectOptions) -> Conn {
+        let decoder = ResponseDecoder::new(options.limits);
+        Conn {
+            stream,
+            decoder,
+            options,
+            capabilities: Capabilities::default(),
+            utf8: false,
+            next_tag: 1,
+            bye: None,
+            broken: false,
+            alerts: Vec::new(),
+        }
+    }
+
+    pub(crate) fn encode_options(&self) -> EncodeOptions {
+        EncodeOptions {
+            literal_plus: self.capabilities.has("LITERAL+"),
+            literal_minus: self.capabilities.has("LITERAL-") || self.capabilities.has("IMAP4rev2"),
+            utf8: self.utf8,
+        }
+    }
+
+    fn guard<T>(&mut self, result: Result<T>) -> Result<T> {
+        if let Err(error) = &result
+            && error.is_fatal()
+        {
+            self.broken = true;
+        }
+        result
+    }
+
+    /// Reads more bytes into the decoder.
+    fn fill(&mut self) -> Result<()> {
+        let spare = self.decoder.spare_mut();
+        let n = self.stream.read_some(spare)?;
+        if n == 0 {
+            return Err(match self.bye.take() {
+                Some(status) => Error::Bye { code: status.code, text: status.text },
+                None => Error::Net(mailnet::Error::Closed { operation: "read" }),
+            });
+        }
+        self.decoder.filled(n);
+        Ok(())
+    }
+
+    /// The next decoder event, reading as needed. Body bytes of a literal nobody reads are
+    /// skipped here.
+    pub(crate) fn next_owned(&mut self) -> Result<Owned> {
+        if self.broken {
+            return Err(Error::Protocol("connection unusable after an earlier error".into()));
+        }
+        loop {
+            let event = self.decoder.next_event();
+            let event = match event {
+                Err(error) => return self.guard(Err(error.into())),
+                Ok(event) => event,
+            };
+            match event {
+                Some(Event::Response(response)) => {
+                    self.observe(&response);
+                    return Ok(Owned::Response(response));
+                }
+                Some(Event::BodyStart(start)) => return Ok(Owned::BodyStart(start)),
+                Some(Event::BodyEnd) => return Ok(Owned::BodyEnd),
+                Some(Event::BodyData(_)) => {}
+                None => {
+                    let filled = self.fill();
+                    self.guard(filled)?;
+                }
+            }
+        }
+    }
+
+    /// The next complete response; body literals are read and dropped.
+    pub(crate) fn next_response(&mut self) -> Result<Response> {
+        loop {
+            match self.next_owned()? {
+                Owned::Response(response) => return Ok(response),
+                Owned::BodyStart(start) => {
+                    let mut reader = BodyReader::new(self, start.len);
+                    reader.drain()?;
+                }
+                Owned::BodyEnd => {}
+            }
+        }
+    }
+
+    /// Keeps capabilities, BYE and alerts up to date from any response.
+    fn observe(&mut self, response: &Response) {
+        let status = match response {
+            Response::Untagged(Untagged::Capability(caps)) => {
+                self.capabilities = caps.clone();
+                return;
+            }
+            Response::Untagged(Untagged::Status(status)) | Response::Tagged { status, .. } => {
+                status
+            }
+            _ => return,
+        };
+        match &status.code {
+            Some(Code::Capability(caps)) => self.capabilities = caps.clone(),
+            Some(Code::Alert) => self.alerts.push(status.text.clone()),
+            _ => {}
+        }
+        if status.kind == StatusKind::Bye {
+            self.bye = Some(status.clone());
+        }
+    }
+
+    pub(crate) fn next_tag(&mut self) -> String {
+        let tag = format!("A{}", self.next_tag);
+        self.next_tag += 1;
+        tag
+    }
+
+    /// Sends a command; for synchronising literals waits for `+`. Returns its tag. A tagged
+    /// answer instead of `+` ends the command early and is returned as an error.
+    pub(crate) fn send(&mut self, command: &Command<'_>) -> Result<String> {
+        let result = self.send_inner(command);
+        self.guard(result)
+    }
+
+    fn send_inner(&mut self, command: &Command<'_>) -> Result<String> {
+        if self.broken {
+            return Err(Error::Protocol("connection unusable after an earlier error".into()));
+        }
+        let tag = self.next_tag();
+        let encoded = encode(&tag, command, self.encode_options());
+        let mut out: Vec<u8> = Vec::new();
+        for part in &encoded.parts {
+            match part {
+                Part::Data(data) => {
+                    // Coalesce small pieces; write big literals straight from the caller.
+                    if data.len() > 64 * 1024 {
+                        self.write_out(&mut out)?;
+                        self.stream.send(data)?;
+                    } else {
+                        out.extend_from_slice(data);
+                    }
+                }
+                Part::AwaitContinuation => {
+                    self.write_out(&mut out)?;
+                    self.await_continuation(&tag, command.name())?;
+                }
+            }
+        }
+        self.write_out(&mut out)?;
+        Ok(tag)
+    }
+
+    fn write_out(&mut self, out: &mut Vec<u8>) -> Result<()> {
+        if !out.is_empty() {
+            self.stream.send(out)?;
+            out.clear();
+        }
+        Ok(())
+    }
+
+    fn await_continuation(&mut self, tag: &str, command: &'static str) -> Result<()> {
+        loop {
+            match self.next_response()? {
+                Response::Continuation { .. } => return Ok(()),
+                Response::Tagged { tag: t, status } if t == tag => {
+                    check(command, status)?;
+                    return Err(Error::Protocol(format!(
+                        "{command} completed before its literal was sent"
+                    )));
+                }
+                Response::Tagged { tag: t, .. } => {
+                    return Err(Error::Protocol(format!("answer for unknown tag {t:?}")));
+                }
+                Response::Untagged(_) => {}
+            }
+        }
+    }
+
+    /// Runs a command to completion, giving every untagged response to `each`.
+    pub(crate) fn run(
+        &mut self,
+        command: &Command<'_>,
+        each: &mut dyn FnMut(Untagged) -> Result<()>,
+    ) -> Result<Status> {
+        let tag = self.send(command)?;
+        self.finish(&tag, command.name(), each)
+    }
+
+    /// Reads until the tagged answer for `tag`.
+    pub(crate) fn finish(
+        &mut self,
+        tag: &str,
+        command: &'static str,
+        each: &mut dyn FnMut(Untagged) -> Result<()>,
+    ) -> Result<Status> {
+        let mut deferred: Option<Error> = None;
+        loop {
+            match self.next_response()? {
+                Response::Untagged(untagged) => {
+                    if deferred.is_none()
+                        && let Err(error) = each(untagged)
+                    {
+                        deferred = Some(error);
+                    }
+                }
+                Response::Tagged { tag: t, status } if t == tag => {
+                    let status = check(command, status)?;
+                    return match deferred {
+                        Some(error) => Err(error),
+                        None => Ok(status),
+                    };
+                }
+                Response::Tagged { tag: t, .. } => {
+                    return self
+                        .guard(Err(Error::Protocol(format!("answer for unknown tag {t:?}"))));
+                }
+                Response::Continuation { .. } => {
+                    return self.guard(Err(Error::Protocol(format!(
+                        "unexpected continuation during {command}"
+                    ))));
+                }
+            }
+        }
+    }
+
+    /// Runs a command, ignoring untagged data.
+    pub(crate) fn simple(&mut self, command: &Command<'_>) -> Result<Status> {
+        self.run(command, &mut |_| Ok(()))
+    }
+}
+
+/// Maps a tagged status to `Ok` or the matching error.
+pub(crate) fn check(command: &'static str, status: Status) -> Result<Status> {
+    match status.kind {
+        StatusKind::Ok => Ok(status),
+        StatusKind::No => Err(Error::No { command, code: status.code, text: status.text }),
+        StatusKind::Bad | StatusKind::PreAuth => {
+            Err(Error::Bad { command, code: status.code, text: status.text })
+        }
+        StatusKind::Bye => Err(Error::Bye { code: status.code, text: status.text }),
+    }
+}
+
+/// A body literal as a `Read` of exactly its length: buffered bytes first, then straight
+/// from the socket into the caller's buffer.
+pub(crate) struct BodyReader<'c> {
+    conn: &'c mut Conn,
+    remaining: u64,
+    /// The typed transport error behind an `io::Error` we returned.
+    pub(crate) error: Option<Error>,
+}
+
+impl std::fmt::Debug for BodyReader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BodyReader").field("remaining", &self.remaining).finish_non_exhaustive()
+    }
+}
+
+impl<'c> BodyReader<'c> {
+    pub(crate) fn new(conn: &'c mut Conn, len: u64) -> BodyReader<'c> {
+        BodyReader { conn, remaining: len, error: None }
+    }
+
+    /// Reads and drops whatever the handler left unread.
+    pub(crate) fn drain(&mut self) -> Result<()> {
+        let mut scratch = vec![0u8; 64 * 1024];
+        while self.remaining > 0 {
+            if let Err(error) = self.read(&mut scratch) {
+                return Err(self.error.take().unwrap_or(Error::Net(mailnet::Error::Io {
+                    operation: "read body",
+                    source: error,
+                })));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Read for BodyReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.remaining == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let max = buf.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let mut n = self.conn.decoder.read_body(&mut buf[..max]);
+        if n == 0 {
+            match self.conn.stream.read_some(&mut buf[..max]) {
+                Ok(0) => {
+                    self.conn.broken = true;
+                    self.error =
+                        Some(Error::Net(mailnet::Error::Closed { operation: "read body" }));
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+                Ok(read) => {
+                    self.conn.decoder.body_read_directly(read);
+                    n = read;
+                }
+                Err(error) => {
+                    self.conn.broken = true;
+                    let kind = if error.is_timeout() {
+                        io::ErrorKind::TimedOut
+                    } else {
+                        io::ErrorKind::Other
+                    };
+                    self.error = Some(Error::Net(error));
+                    return Err(kind.into());
+                }
+            }
+        }
+        self.remaining -= n as u64;
+        Ok(n)
+    }
+}

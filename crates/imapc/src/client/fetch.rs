@@ -1,0 +1,201 @@
+//! Pipelined `UID FETCH` with body literals streamed to a handler.
+
+use std::collections::VecDeque;
+use std::io::{self, Read};
+
+use chrono::{DateTime, FixedOffset};
+
+use crate::error::{Error, Result};
+use crate::proto::{BodyStart, Command, Fetch, FetchItem, Response, Untagged};
+use crate::types::{Flag, SequenceSet, Uid};
+
+use super::conn::{BodyReader, Conn, Owned, check};
+
+/// Receives the results of [`Session::uid_fetch`](crate::Session::uid_fetch).
+///
+/// For every FETCH response: [`body`](Self::body) once per body literal, in the order the
+/// server sends them, then [`fetch`](Self::fetch) with all other attributes once the
+/// response is complete. Servers may send items in any order (FLAGS or even UID after
+/// `BODY[]`), so a body is tied to its message by `start.fetch.seq` (the sequence number,
+/// always known) and, for certain, by the [`Fetch`] that follows it.
+///
+/// Errors are `std::io::Error` so that handlers can use `?` on file and socket writes.
+/// An error aborts the fetch: no further callbacks, the outstanding responses are read and
+/// dropped, and [`Error::Handler`] is returned with the session still usable.
+pub trait FetchHandler {
+    /// A body literal of exactly `start.len` bytes; `body` yields those bytes and then end
+    /// of file. Bytes left unread are drained by the client.
+    fn body(&mut self, start: &BodyStart, body: &mut dyn Read) -> io::Result<()>;
+
+    /// The FETCH response is complete. Body items that went to [`body`](Self::body) carry
+    /// [`BodyData::Streamed`](crate::proto::BodyData::Streamed).
+    fn fetch(&mut self, fetch: Fetch) -> io::Result<()>;
+
+    /// `VANISHED` UIDs reported during a `CHANGEDSINCE … VANISHED` fetch.
+    fn vanished(&mut self, uids: &SequenceSet) -> io::Result<()> {
+        let _ = uids;
+        Ok(())
+    }
+}
+
+/// One message's metadata, as the migration engine needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageMeta {
+    /// UID.
+    pub uid: Uid,
+    /// System flags and keywords, `\Recent` removed.
+    pub flags: Vec<Flag>,
+    /// INTERNALDATE (received date).
+    pub internal_date: DateTime<FixedOffset>,
+    /// RFC822.SIZE (a hint; see the crate docs).
+    pub rfc822_size: u64,
+    /// MODSEQ when CONDSTORE is enabled.
+    pub modseq: Option<u64>,
+}
+
+impl MessageMeta {
+    pub(crate) fn from_fetch(fetch: &Fetch) -> Option<MessageMeta> {
+        Some(MessageMeta {
+            uid: fetch.uid?,
+            flags: fetch.flags_without_recent(),
+            internal_date: fetch.internal_date?,
+            rfc822_size: fetch.rfc822_size?,
+            modseq: fetch.modseq,
+        })
+    }
+}
+
+/// Modifiers of a UID FETCH (RFC 7162).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Modifiers {
+    pub(crate) changed_since: Option<u64>,
+    pub(crate) vanished: bool,
+}
+
+/// Runs `UID FETCH` over `set`, split into commands of at most `per_command` UIDs (and at
+/// most the command-length limit), keeping up to `depth` commands in flight.
+pub(crate) fn uid_fetch(
+    conn: &mut Conn,
+    set: &SequenceSet,
+    items: &[FetchItem],
+    modifiers: Modifiers,
+    per_command: usize,
+    handler: &mut dyn FetchHandler,
+) -> Result<()> {
+    // "A1234 UID FETCH " + items + modifiers: leave room for them in the line.
+    let items_len: usize = 64 + items.len() * 24;
+    let batches =
+        set.split(per_command, conn.options.max_command_len.saturating_sub(items_len).max(64));
+    let depth = conn.options.pipeline_depth.max(1);
+    let mut in_flight: VecDeque<String> = VecDeque::new();
+    let mut next = 0;
+    let mut handler_error: Option<io::Error> = None;
+    let mut failure: Option<Error> = None;
+    let mut malformed: Option<Vec<u8>> = None;
+    loop {
+        while next < batches.len()
+            && in_flight.len() < depth
+            && handler_error.is_none()
+            && failure.is_none()
+        {
+            let command = Command::UidFetch {
+                set: &batches[next],
+                items,
+                changed_since: modifiers.changed_since,
+                vanished: modifiers.vanished,
+            };
+            in_flight.push_back(conn.send(&command)?);
+            next += 1;
+        }
+        if in_flight.is_empty() {
+            break;
+        }
+        match conn.next_owned()? {
+            Owned::BodyStart(start) => {
+                let mut reader = BodyReader::new(conn, start.len);
+                if handler_error.is_none()
+                    && let Err(error) = handler.body(&start, &mut reader)
+                {
+                    if let Some(transport) = reader.error.take() {
+                        return Err(transport);
+                    }
+                    handler_error = Some(error);
+                }
+                reader.drain()?;
+            }
+            Owned::BodyEnd => {}
+            Owned::Response(Response::Untagged(untagged)) => {
+                if handler_error.is_some() {
+                    continue;
+                }
+                let result = match untagged {
+                    Untagged::Fetch(fetch) => handler.fetch(*fetch),
+                    Untagged::Vanished { uids, .. } => handler.vanished(&uids),
+                    Untagged::Malformed { raw } if is_fetch(&raw) => {
+                        malformed.get_or_insert(raw);
+                        Ok(())
+                    }
+                    _ => Ok(()),
+                };
+                if let Err(error) = result {
+                    handler_error = Some(error);
+                }
+            }
+            Owned::Response(Response::Tagged { tag, status }) => {
+                let Some(position) = in_flight.iter().position(|t| *t == tag) else {
+                    return Err(Error::Protocol(format!("answer for unknown tag {tag:?}")));
+                };
+                in_flight.remove(position);
+                if let Err(error) = check("UID FETCH", status) {
+                    if error.is_fatal() {
+                        return Err(error);
+                    }
+                    failure.get_or_insert(error);
+                }
+            }
+            Owned::Response(Response::Continuation { .. }) => {
+                return Err(Error::Protocol("unexpected continuation during UID FETCH".into()));
+            }
+        }
+    }
+    if let Some(error) = handler_error {
+        return Err(Error::Handler(error));
+    }
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    if let Some(raw) = malformed {
+        return Err(Error::Decode(crate::proto::DecodeError::Malformed {
+            line: mutf7::escape_for_display(&raw[..raw.len().min(200)]),
+        }));
+    }
+    Ok(())
+}
+
+fn is_fetch(raw: &[u8]) -> bool {
+    let mut words = raw.split(|&b| b == b' ');
+    words.next().is_some_and(|n| !n.is_empty() && n.iter().all(u8::is_ascii_digit))
+        && words.next().is_some_and(|w| w.eq_ignore_ascii_case(b"FETCH"))
+}
+
+/// Adapts a metadata callback to [`FetchHandler`], keeping only complete answers for UIDs in
+/// the requested set (a server answers `UID FETCH 100:*` with the last message even when
+/// its UID is below 100).
+pub(crate) struct MetaHandler<'a> {
+    pub(crate) set: &'a SequenceSet,
+    pub(crate) each: &'a mut dyn FnMut(MessageMeta) -> io::Result<()>,
+}
+
+impl FetchHandler for MetaHandler<'_> {
+    fn body(&mut self, _start: &BodyStart, _body: &mut dyn Read) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn fetch(&mut self, fetch: Fetch) -> io::Result<()> {
+        match MessageMeta::from_fetch(&fetch) {
+            Some(meta) if self.set.contains(meta.uid.get()) => (self.each)(meta),
+            // Unsolicited FETCH (a flag change by another client) without all items.
+            _ => Ok(()),
+        }
+    }
+}

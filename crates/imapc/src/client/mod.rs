@@ -1,0 +1,266 @@
+//! The blocking client: [`Client`] (not authenticated) → [`Session`] (authenticated).
+
+mod auth;
+mod conn;
+mod fetch;
+mod mailbox;
+mod session;
+
+use std::fmt;
+
+use mailnet::{Secret, Stream, Timeouts, TlsConnector, TlsOptions};
+
+use crate::error::{Error, Result};
+use crate::proto::{Code, Command, Limits, Response, Status, StatusKind, Untagged};
+use crate::types::Capabilities;
+use conn::Conn;
+
+pub use auth::AuthMechanism;
+pub use fetch::{FetchHandler, MessageMeta};
+pub use mailbox::{ListOptions, ListResult, MailboxInfo, SelectOptions};
+pub use session::{AppendUid, IdFields, Session};
+
+/// How the connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// Plain TCP: for loopback and tests only.
+    Plain,
+    /// Implicit TLS from the first byte (imaps, port 993).
+    Tls,
+    /// Plain TCP upgraded with STARTTLS before login; an error when not offered.
+    StartTls,
+}
+
+/// Everything needed to connect.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Host name or IP address (also the TLS name unless [`TlsOptions::server_name`]).
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Plain, TLS or STARTTLS.
+    pub security: Security,
+    /// TLS roots, extra CA, SNI, verification.
+    pub tls: TlsOptions,
+    /// Connect and per-read/write timeouts.
+    pub timeouts: Timeouts,
+    /// Caps on what the server may make us buffer.
+    pub limits: Limits,
+    /// Messages per pipelined `UID FETCH` when bodies are fetched: the analogue of
+    /// Dovecot's `mail_prefetch_count`. Default 20.
+    pub prefetch_count: usize,
+    /// `UID FETCH` commands kept in flight at once. Default 4 (so 80 messages pipelined).
+    pub pipeline_depth: usize,
+    /// Longest command line we send. RFC 7162 §4 asks servers to accept 8192 octets;
+    /// default 8000.
+    pub max_command_len: usize,
+}
+
+impl ConnectOptions {
+    /// Options with defaults for everything but the address.
+    pub fn new(host: impl Into<String>, port: u16, security: Security) -> ConnectOptions {
+        ConnectOptions {
+            host: host.into(),
+            port,
+            security,
+            tls: TlsOptions::new(),
+            timeouts: Timeouts::default(),
+            limits: Limits::default(),
+            prefetch_count: 20,
+            pipeline_depth: 4,
+            max_command_len: 8000,
+        }
+    }
+
+    /// Sets the TLS options.
+    pub fn tls(mut self, tls: TlsOptions) -> ConnectOptions {
+        self.tls = tls;
+        self
+    }
+
+    /// Sets the timeouts.
+    pub fn timeouts(mut self, timeouts: Timeouts) -> ConnectOptions {
+        self.timeouts = timeouts;
+        self
+    }
+
+    /// Sets the limits.
+    pub fn limits(mut self, limits: Limits) -> ConnectOptions {
+        self.limits = limits;
+        self
+    }
+
+    /// Sets the prefetch count (at least 1).
+    pub fn prefetch_count(mut self, count: usize) -> ConnectOptions {
+        self.prefetch_count = count.max(1);
+        self
+    }
+
+    /// Sets how many fetch commands may be in flight (at least 1).
+    pub fn pipeline_depth(mut self, depth: usize) -> ConnectOptions {
+        self.pipeline_depth = depth.max(1);
+        self
+    }
+}
+
+/// Login credentials. `Debug` and `Display` print `<redacted>`.
+#[derive(Clone)]
+pub struct Credentials {
+    /// The user whose mail we want.
+    pub user: String,
+    /// The password (of the master user, when `master_user` is set), or an OAuth2 token.
+    pub password: Secret<String>,
+    /// A Dovecot-style master user that logs in on behalf of `user`.
+    pub master_user: Option<String>,
+    /// How to authenticate.
+    pub mechanism: AuthMechanism,
+}
+
+impl Credentials {
+    /// User and password, mechanism chosen automatically.
+    pub fn new(user: impl Into<String>, password: impl Into<String>) -> Credentials {
+        Credentials {
+            user: user.into(),
+            password: Secret::new(password.into()),
+            master_user: None,
+            mechanism: AuthMechanism::Auto,
+        }
+    }
+
+    /// Logs in as `master` (with the master's password) to reach `user`'s mail.
+    pub fn master(
+        user: impl Into<String>,
+        master: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Credentials {
+        Credentials { master_user: Some(master.into()), ..Credentials::new(user, password) }
+    }
+
+    /// Sets the mechanism.
+    pub fn mechanism(mut self, mechanism: AuthMechanism) -> Credentials {
+        self.mechanism = mechanism;
+        self
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// A connection that is not yet authenticated.
+#[derive(Debug)]
+pub struct Client {
+    conn: Box<Conn>,
+    greeting: Box<Status>,
+}
+
+impl Client {
+    /// Connects, reads the greeting, does STARTTLS when asked (an error when the server does
+    /// not offer it) and learns the capabilities.
+    pub fn connect(options: &ConnectOptions) -> Result<Client> {
+        let tls = match options.security {
+            Security::Plain => None,
+            Security::Tls | Security::StartTls => Some(TlsConnector::new(&options.tls)?),
+        };
+        let stream = match (&tls, options.security) {
+            (Some(tls), Security::Tls) => {
+                Stream::connect_tls(&options.host, options.port, &options.timeouts, tls)?
+            }
+            _ => Stream::connect(&options.host, options.port, &options.timeouts)?,
+        };
+        let mut conn = Conn::new(stream, options.clone());
+        let greeting = read_greeting(&mut conn)?;
+        if let (Some(tls), Security::StartTls) = (&tls, options.security) {
+            if conn.capabilities.is_empty() {
+                conn.simple(&Command::Capability)?;
+            }
+            if !conn.capabilities.has("STARTTLS") {
+                return Err(Error::StartTlsUnavailable);
+            }
+            conn.simple(&Command::StartTls)?;
+            // Anything the server sent after its OK arrived in plaintext and could have
+            // been injected (CVE-2011-0411 style): refuse rather than use it.
+            if conn.decoder.buffered() > 0 {
+                return Err(Error::Protocol("data received after the STARTTLS answer".into()));
+            }
+            conn.decoder.clear();
+            conn.stream.start_tls(tls)?;
+            conn.capabilities = Capabilities::default();
+        }
+        if conn.capabilities.is_empty() {
+            conn.simple(&Command::Capability)?;
+        }
+        Ok(Client { conn: Box::new(conn), greeting: Box::new(greeting) })
+    }
+
+    /// Capabilities announced before login.
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.conn.capabilities
+    }
+
+    /// The greeting's status (`OK` or `PREAUTH`) and text.
+    pub fn greeting(&self) -> &Status {
+        &self.greeting
+    }
+
+    /// True when the connection uses TLS.
+    pub fn is_tls(&self) -> bool {
+        self.conn.stream.is_tls()
+    }
+
+    /// Authenticates. On failure the client comes back with the error, so the caller can
+    /// retry with other credentials.
+    pub fn login(
+        mut self,
+        credentials: &Credentials,
+    ) -> std::result::Result<Session, (Error, Client)> {
+        if self.greeting.kind == StatusKind::PreAuth {
+            return Ok(Session::new(self.conn));
+        }
+        match auth::authenticate(&mut self.conn, credentials) {
+            Ok(()) => Ok(Session::new(self.conn)),
+            Err(error) => Err((error, self)),
+        }
+    }
+
+    /// Sends LOGOUT and closes.
+    pub fn logout(mut self) -> Result<()> {
+        session::logout(&mut self.conn)
+    }
+}
+
+fn read_greeting(conn: &mut Conn) -> Result<Status> {
+    loop {
+        match conn.next_response()? {
+            Response::Untagged(Untagged::Status(status)) => match status.kind {
+                StatusKind::Bye => return Err(Error::Bye { code: status.code, text: status.text }),
+                // Dovecot may say "* OK Waiting for authentication process to respond.."
+                // before its real greeting, which carries the capabilities.
+                StatusKind::Ok
+                    if status.code.is_none() && status.text.starts_with("Waiting for") => {}
+                StatusKind::Ok | StatusKind::PreAuth => {
+                    if let Some(Code::Capability(caps)) = &status.code {
+                        conn.capabilities = caps.clone();
+                    }
+                    return Ok(status);
+                }
+                StatusKind::No | StatusKind::Bad => {
+                    return Err(Error::Protocol(format!(
+                        "greeting was {:?}: {}",
+                        status.kind, status.text
+                    )));
+                }
+            },
+            Response::Untagged(_) => {}
+            other => return Err(Error::Protocol(format!("unexpected greeting {other:?}"))),
+        }
+    }
+}

@@ -1,0 +1,509 @@
+//! [`Session`]: everything an authenticated connection can do.
+
+use std::io;
+
+use crate::error::{Error, Result};
+use crate::proto::{
+    AppendMessage, Code, Command, FetchItem, ListAttribute, ListEntry, MailboxStatus, Namespaces,
+    Response, SearchKey, StatusItem, StoreAction, Untagged,
+};
+use crate::types::{Capabilities, Flag, MailboxName, SequenceSet, Uid, UidValidity};
+
+use super::conn::{Conn, check};
+use super::fetch::{self, FetchHandler, MessageMeta, MetaHandler, Modifiers};
+use super::mailbox::{self, ListOptions, ListResult, MailboxInfo, SelectOptions};
+
+/// An authenticated connection. Only a `Session` can select mailboxes and fetch mail.
+#[derive(Debug)]
+pub struct Session {
+    conn: Box<Conn>,
+    selected: Option<MailboxName>,
+}
+
+/// `[APPENDUID]` of an APPEND (RFC 4315).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendUid {
+    /// The destination's UIDVALIDITY.
+    pub uid_validity: UidValidity,
+    /// The new UIDs, in the order of the appended messages.
+    pub uids: Vec<Uid>,
+}
+
+/// The server's `ID` answer: field names and values (`None` for NIL).
+pub type IdFields = Vec<(String, Option<String>)>;
+
+/// Messages per MULTIAPPEND command, and bytes: keeps one failure from costing much.
+const MULTIAPPEND_MAX_MESSAGES: usize = 50;
+const MULTIAPPEND_MAX_BYTES: usize = 16 << 20;
+
+impl Session {
+    pub(crate) fn new(conn: Box<Conn>) -> Session {
+        Session { conn, selected: None }
+    }
+
+    /// Capabilities after login.
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.conn.capabilities
+    }
+
+    /// True when the server announced `name`.
+    pub fn has_capability(&self, name: &str) -> bool {
+        self.conn.capabilities.has(name)
+    }
+
+    /// `[ALERT]` texts received so far (RFC 3501 says they must be shown to the user);
+    /// taking them empties the list.
+    pub fn take_alerts(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.conn.alerts)
+    }
+
+    /// The selected mailbox, if any.
+    pub fn selected(&self) -> Option<&MailboxName> {
+        self.selected.as_ref()
+    }
+
+    /// `NOOP`: keeps the connection alive and collects unsolicited updates.
+    pub fn noop(&mut self) -> Result<()> {
+        self.conn.simple(&Command::Noop).map(drop)
+    }
+
+    /// `CAPABILITY`: refreshes the capability list.
+    pub fn refresh_capabilities(&mut self) -> Result<&Capabilities> {
+        self.conn.simple(&Command::Capability)?;
+        Ok(&self.conn.capabilities)
+    }
+
+    /// `ID` (RFC 2971): tells the server who we are (some servers, e.g. NetEase, refuse
+    /// SELECT until then) and returns what it says about itself.
+    pub fn id(&mut self, fields: Option<&[(&str, &str)]>) -> Result<Option<IdFields>> {
+        if !self.has_capability("ID") && !self.has_capability("IMAP4rev2") {
+            return Err(Error::Unsupported { capability: "ID" });
+        }
+        let mut answer = None;
+        self.conn.run(&Command::Id(fields), &mut |untagged| {
+            if let Untagged::Id(fields) = untagged {
+                answer = fields;
+            }
+            Ok(())
+        })?;
+        Ok(answer)
+    }
+
+    /// `NAMESPACE` (RFC 2342).
+    pub fn namespace(&mut self) -> Result<Namespaces> {
+        if !self.has_capability("NAMESPACE") && !self.has_capability("IMAP4rev2") {
+            return Err(Error::Unsupported { capability: "NAMESPACE" });
+        }
+        let mut answer = None;
+        self.conn.run(&Command::Namespace, &mut |untagged| {
+            if let Untagged::Namespace(ns) = untagged {
+                answer = Some(ns);
+            }
+            Ok(())
+        })?;
+        answer.ok_or_else(|| Error::Protocol("NAMESPACE without answer".into()))
+    }
+
+    /// `ENABLE` (RFC 5161): returns what the server actually enabled. Enabling
+    /// `UTF8=ACCEPT` switches mailbox names to UTF-8 on the wire.
+    pub fn enable(&mut self, capabilities: &[&str]) -> Result<Vec<String>> {
+        if !self.has_capability("ENABLE") && !self.has_capability("IMAP4rev2") {
+            return Err(Error::Unsupported { capability: "ENABLE" });
+        }
+        let mut enabled = Vec::new();
+        self.conn.run(&Command::Enable(capabilities), &mut |untagged| {
+            if let Untagged::Enabled(names) = untagged {
+                enabled.extend(names);
+            }
+            Ok(())
+        })?;
+        if enabled
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case("UTF8=ACCEPT") || c.eq_ignore_ascii_case("IMAP4rev2"))
+        {
+            self.conn.utf8 = true;
+            self.conn.decoder.set_utf8_names(true);
+        }
+        Ok(enabled)
+    }
+
+    /// `LIST reference pattern` (names in UTF-8; `*` and `%` are wildcards).
+    pub fn list(&mut self, reference: &str, pattern: &str) -> Result<Vec<ListEntry>> {
+        let options = ListOptions {
+            reference: reference.into(),
+            pattern: pattern.into(),
+            ..ListOptions::default()
+        };
+        Ok(mailbox::list(&mut self.conn, &options)?.entries)
+    }
+
+    /// LIST with LIST-EXTENDED selection and return options (SUBSCRIBED, SPECIAL-USE,
+    /// CHILDREN, LIST-STATUS).
+    pub fn list_extended(&mut self, options: &ListOptions) -> Result<ListResult> {
+        mailbox::list(&mut self.conn, options)
+    }
+
+    /// Subscribed mailboxes: `LIST (SUBSCRIBED) "" "*"` where LIST-EXTENDED is offered
+    /// (it marks subscribed-but-deleted names `\NonExistent`), else `LSUB "" "*"`.
+    pub fn list_subscribed(&mut self) -> Result<Vec<ListEntry>> {
+        if self.has_capability("LIST-EXTENDED") || self.has_capability("IMAP4rev2") {
+            let options = ListOptions { subscribed_only: true, ..ListOptions::all() };
+            Ok(mailbox::list(&mut self.conn, &options)?.entries)
+        } else {
+            self.lsub("", "*")
+        }
+    }
+
+    /// `LSUB reference pattern`.
+    pub fn lsub(&mut self, reference: &str, pattern: &str) -> Result<Vec<ListEntry>> {
+        mailbox::lsub(&mut self.conn, reference, pattern)
+    }
+
+    /// `STATUS mailbox (items)`.
+    pub fn status(&mut self, mailbox: &MailboxName, items: &[StatusItem]) -> Result<MailboxStatus> {
+        mailbox::status(&mut self.conn, mailbox, items)
+    }
+
+    /// `SELECT mailbox` (read-write).
+    pub fn select(&mut self, mailbox: &MailboxName) -> Result<MailboxInfo> {
+        self.select_with(mailbox, false, &SelectOptions::default())
+    }
+
+    /// `EXAMINE mailbox` (read-only: fetching never changes flags).
+    pub fn examine(&mut self, mailbox: &MailboxName) -> Result<MailboxInfo> {
+        self.select_with(mailbox, true, &SelectOptions::default())
+    }
+
+    /// SELECT (or EXAMINE when `read_only`) with CONDSTORE / QRESYNC parameters.
+    pub fn select_with(
+        &mut self,
+        mailbox: &MailboxName,
+        read_only: bool,
+        options: &SelectOptions,
+    ) -> Result<MailboxInfo> {
+        self.selected = None;
+        let info = mailbox::select(&mut self.conn, mailbox, read_only, options)?;
+        self.selected = Some(mailbox.clone());
+        Ok(info)
+    }
+
+    /// Streams flags, INTERNALDATE, RFC822.SIZE (and MODSEQ when `with_modseq`) of every
+    /// message in `set` to `each`, without bodies: one pipelined pass, constant memory.
+    pub fn fetch_metadata(
+        &mut self,
+        set: &SequenceSet,
+        with_modseq: bool,
+        each: &mut dyn FnMut(MessageMeta) -> io::Result<()>,
+    ) -> Result<()> {
+        let mut items =
+            vec![FetchItem::Uid, FetchItem::Flags, FetchItem::InternalDate, FetchItem::Rfc822Size];
+        if with_modseq {
+            items.push(FetchItem::ModSeq);
+        }
+        let mut handler = MetaHandler { set, each };
+        // Metadata answers are small: only the command-length limit splits the set.
+        fetch::uid_fetch(
+            &mut self.conn,
+            set,
+            &items,
+            Modifiers::default(),
+            usize::MAX,
+            &mut handler,
+        )
+    }
+
+    /// [`fetch_metadata`](Self::fetch_metadata) of the whole mailbox (`1:*`), collected and
+    /// sorted by UID.
+    pub fn fetch_metadata_all(&mut self) -> Result<Vec<MessageMeta>> {
+        let mut all = Vec::new();
+        self.fetch_metadata(&SequenceSet::all(), false, &mut |meta| {
+            all.push(meta);
+            Ok(())
+        })?;
+        all.sort_by_key(|m| m.uid);
+        all.dedup_by_key(|m| m.uid);
+        Ok(all)
+    }
+
+    /// `UID FETCH set (items)`, pipelined: the set is sent ascending in commands of at most
+    /// [`ConnectOptions::prefetch_count`](crate::ConnectOptions::prefetch_count) UIDs (when
+    /// it has no `*`) and under the command-length limit, several in flight, answers matched
+    /// by tag. Body literals stream to `handler`.
+    pub fn uid_fetch(
+        &mut self,
+        set: &SequenceSet,
+        items: &[FetchItem],
+        handler: &mut dyn FetchHandler,
+    ) -> Result<()> {
+        let per_command = self.conn.options.prefetch_count;
+        fetch::uid_fetch(&mut self.conn, set, items, Modifiers::default(), per_command, handler)
+    }
+
+    /// `UID FETCH set (items) (CHANGEDSINCE modseq [VANISHED])` (RFC 7162): only messages
+    /// changed since `modseq`; with `vanished` (QRESYNC enabled) expunged UIDs go to
+    /// [`FetchHandler::vanished`].
+    pub fn uid_fetch_changed_since(
+        &mut self,
+        set: &SequenceSet,
+        items: &[FetchItem],
+        modseq: u64,
+        vanished: bool,
+        handler: &mut dyn FetchHandler,
+    ) -> Result<()> {
+        if !self.has_capability("CONDSTORE") {
+            return Err(Error::Unsupported { capability: "CONDSTORE" });
+        }
+        if vanished && !self.has_capability("QRESYNC") {
+            return Err(Error::Unsupported { capability: "QRESYNC" });
+        }
+        let modifiers = Modifiers { changed_since: Some(modseq), vanished };
+        fetch::uid_fetch(&mut self.conn, set, items, modifiers, usize::MAX, handler)
+    }
+
+    /// `UID SEARCH criteria` (ESEARCH `RETURN (ALL)` when offered): matching UIDs, ascending.
+    pub fn uid_search(&mut self, criteria: &[SearchKey]) -> Result<Vec<Uid>> {
+        let esearch = self.has_capability("ESEARCH") || self.has_capability("IMAP4rev2");
+        let mut uids: Vec<Uid> = Vec::new();
+        self.conn.run(&Command::UidSearch { criteria, esearch }, &mut |untagged| {
+            match untagged {
+                Untagged::Search { numbers, .. } => {
+                    uids.extend(numbers.into_iter().filter_map(Uid::new));
+                }
+                Untagged::ESearch(result) => {
+                    if let Some(all) = result.all.and_then(|set| set.to_uids()) {
+                        uids.extend(all);
+                    }
+                }
+                _ => {}
+            }
+            Ok(())
+        })?;
+        uids.sort_unstable();
+        uids.dedup();
+        Ok(uids)
+    }
+
+    /// `APPEND` one message; the new UID when the server has UIDPLUS.
+    pub fn append(
+        &mut self,
+        mailbox: &MailboxName,
+        message: &AppendMessage<'_>,
+    ) -> Result<Option<AppendUid>> {
+        let status = self
+            .conn
+            .simple(&Command::Append { mailbox, messages: std::slice::from_ref(message) })?;
+        Ok(append_uid(status.code.as_ref()))
+    }
+
+    /// Appends many messages as fast as the server allows: MULTIAPPEND batches where
+    /// offered, else pipelined APPENDs with non-synchronising literals (LITERAL+), else
+    /// one at a time. Returns the new UIDs in order (empty without UIDPLUS).
+    pub fn append_many(
+        &mut self,
+        mailbox: &MailboxName,
+        messages: &[AppendMessage<'_>],
+    ) -> Result<Vec<Uid>> {
+        let mut uids = Vec::new();
+        if self.has_capability("MULTIAPPEND") {
+            let mut start = 0;
+            while start < messages.len() {
+                let mut end = start + 1;
+                let mut bytes = messages[start].data.len();
+                while end < messages.len()
+                    && end - start < MULTIAPPEND_MAX_MESSAGES
+                    && bytes + messages[end].data.len() <= MULTIAPPEND_MAX_BYTES
+                {
+                    bytes += messages[end].data.len();
+                    end += 1;
+                }
+                let status = self
+                    .conn
+                    .simple(&Command::Append { mailbox, messages: &messages[start..end] })?;
+                if let Some(found) = append_uid(status.code.as_ref()) {
+                    uids.extend(found.uids);
+                }
+                start = end;
+            }
+            return Ok(uids);
+        }
+        if self.has_capability("LITERAL+") {
+            return self.append_pipelined(mailbox, messages);
+        }
+        for message in messages {
+            if let Some(found) = self.append(mailbox, message)? {
+                uids.extend(found.uids);
+            }
+        }
+        Ok(uids)
+    }
+
+    /// Appends each message with its own APPEND, all sent back to back with
+    /// non-synchronising literals (LITERAL+, RFC 7888) and the answers matched by tag: one
+    /// round trip for the lot, and a refused message fails alone. Returns the new UIDs of
+    /// the messages that were stored, or the first error after all answers are read.
+    pub fn append_pipelined(
+        &mut self,
+        mailbox: &MailboxName,
+        messages: &[AppendMessage<'_>],
+    ) -> Result<Vec<Uid>> {
+        if !self.has_capability("LITERAL+") {
+            return Err(Error::Unsupported { capability: "LITERAL+" });
+        }
+        let mut tags = Vec::new();
+        for message in messages {
+            tags.push(
+                self.conn
+                    .send(&Command::Append { mailbox, messages: std::slice::from_ref(message) })?,
+            );
+        }
+        let mut results: Vec<Option<Result<Option<AppendUid>>>> =
+            (0..tags.len()).map(|_| None).collect();
+        let mut open = tags.len();
+        while open > 0 {
+            match self.conn.next_response()? {
+                Response::Tagged { tag, status } => {
+                    let Some(index) = tags.iter().position(|t| *t == tag) else {
+                        return Err(Error::Protocol(format!("answer for unknown tag {tag:?}")));
+                    };
+                    results[index] =
+                        Some(check("APPEND", status).map(|s| append_uid(s.code.as_ref())));
+                    open -= 1;
+                }
+                Response::Continuation { .. } => {
+                    return Err(Error::Protocol("unexpected continuation during APPEND".into()));
+                }
+                Response::Untagged(_) => {}
+            }
+        }
+        let mut uids = Vec::new();
+        for result in results.into_iter().flatten() {
+            if let Some(found) = result? {
+                uids.extend(found.uids);
+            }
+        }
+        Ok(uids)
+    }
+
+    /// `UID STORE set [(UNCHANGEDSINCE n)] ±FLAGS.SILENT (flags)`. Returns the UIDs the
+    /// server did not change because they were modified since (`[MODIFIED]`, RFC 7162).
+    pub fn uid_store(
+        &mut self,
+        set: &SequenceSet,
+        action: StoreAction,
+        flags: &[Flag],
+        unchanged_since: Option<u64>,
+    ) -> Result<Option<SequenceSet>> {
+        if unchanged_since.is_some() && !self.has_capability("CONDSTORE") {
+            return Err(Error::Unsupported { capability: "CONDSTORE" });
+        }
+        let mut modified = None;
+        for part in
+            set.split(usize::MAX, self.conn.options.max_command_len.saturating_sub(200).max(64))
+        {
+            let command =
+                Command::UidStore { set: &part, action, silent: true, flags, unchanged_since };
+            let status = self.conn.simple(&command)?;
+            if let Some(Code::Modified(uids)) = status.code {
+                modified = Some(uids);
+            }
+        }
+        Ok(modified)
+    }
+
+    /// `UID EXPUNGE set` (UIDPLUS): removes only these `\Deleted` messages.
+    pub fn uid_expunge(&mut self, set: &SequenceSet) -> Result<()> {
+        if !self.has_capability("UIDPLUS") && !self.has_capability("IMAP4rev2") {
+            return Err(Error::Unsupported { capability: "UIDPLUS" });
+        }
+        for part in
+            set.split(usize::MAX, self.conn.options.max_command_len.saturating_sub(64).max(64))
+        {
+            self.conn.simple(&Command::UidExpunge(&part))?;
+        }
+        Ok(())
+    }
+
+    /// `EXPUNGE`: removes every `\Deleted` message of the selected mailbox.
+    pub fn expunge(&mut self) -> Result<()> {
+        self.conn.simple(&Command::Expunge).map(drop)
+    }
+
+    /// `CLOSE`: expunges silently and unselects.
+    pub fn close(&mut self) -> Result<()> {
+        self.conn.simple(&Command::Close)?;
+        self.selected = None;
+        Ok(())
+    }
+
+    /// `UNSELECT` (RFC 3691): unselects without expunging.
+    pub fn unselect(&mut self) -> Result<()> {
+        if !self.has_capability("UNSELECT") && !self.has_capability("IMAP4rev2") {
+            return Err(Error::Unsupported { capability: "UNSELECT" });
+        }
+        self.conn.simple(&Command::Unselect)?;
+        self.selected = None;
+        Ok(())
+    }
+
+    /// `CREATE mailbox`.
+    pub fn create(&mut self, mailbox: &MailboxName) -> Result<()> {
+        self.conn.simple(&Command::Create { mailbox, special_use: &[] }).map(drop)
+    }
+
+    /// `CREATE mailbox (USE (attrs))` (RFC 6154 CREATE-SPECIAL-USE).
+    pub fn create_special_use(
+        &mut self,
+        mailbox: &MailboxName,
+        special_use: &[ListAttribute],
+    ) -> Result<()> {
+        if !self.has_capability("CREATE-SPECIAL-USE") {
+            return Err(Error::Unsupported { capability: "CREATE-SPECIAL-USE" });
+        }
+        self.conn.simple(&Command::Create { mailbox, special_use }).map(drop)
+    }
+
+    /// `DELETE mailbox`.
+    pub fn delete(&mut self, mailbox: &MailboxName) -> Result<()> {
+        self.conn.simple(&Command::Delete(mailbox)).map(drop)
+    }
+
+    /// `RENAME from to`.
+    pub fn rename(&mut self, from: &MailboxName, to: &MailboxName) -> Result<()> {
+        self.conn.simple(&Command::Rename { from, to }).map(drop)
+    }
+
+    /// `SUBSCRIBE mailbox`.
+    pub fn subscribe(&mut self, mailbox: &MailboxName) -> Result<()> {
+        self.conn.simple(&Command::Subscribe(mailbox)).map(drop)
+    }
+
+    /// `UNSUBSCRIBE mailbox`.
+    pub fn unsubscribe(&mut self, mailbox: &MailboxName) -> Result<()> {
+        self.conn.simple(&Command::Unsubscribe(mailbox)).map(drop)
+    }
+
+    /// `LOGOUT` and close the connection.
+    pub fn logout(mut self) -> Result<()> {
+        logout(&mut self.conn)
+    }
+}
+
+fn append_uid(code: Option<&Code>) -> Option<AppendUid> {
+    match code {
+        Some(Code::AppendUid { uid_validity, uids }) => Some(AppendUid {
+            uid_validity: *uid_validity,
+            uids: uids.to_uids().unwrap_or_default(),
+        }),
+        _ => None,
+    }
+}
+
+pub(crate) fn logout(conn: &mut Conn) -> Result<()> {
+    let result = match conn.simple(&Command::Logout) {
+        // The server may close right after its BYE, before or after the tagged OK.
+        Ok(_) | Err(Error::Bye { .. } | Error::Net(mailnet::Error::Closed { .. })) => Ok(()),
+        Err(other) => Err(other),
+    };
+    conn.stream.shutdown();
+    result
+}

@@ -1,0 +1,127 @@
+//! The crate's one error type.
+
+use std::io;
+
+use crate::proto::{Code, DecodeError, Status};
+
+/// Everything that can go wrong talking to an IMAP server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Connecting, TLS, reading or writing failed; includes [`mailnet::Error::Timeout`]
+    /// for a stalled server.
+    #[error(transparent)]
+    Net(#[from] mailnet::Error),
+    /// The server sent bytes we refuse to decode (limits, malformed tagged lines).
+    #[error("protocol error from server: {0}")]
+    Decode(#[from] DecodeError),
+    /// The server answered `NO`.
+    #[error("server refused {command}: {}{text}", code_prefix(code.as_ref()))]
+    No {
+        /// The command (never its arguments).
+        command: &'static str,
+        /// Response code, e.g. `TRYCREATE`, `OVERQUOTA`, `THROTTLED`.
+        code: Option<Code>,
+        /// The server's text.
+        text: String,
+    },
+    /// The server answered `BAD`: it did not understand the command.
+    #[error("server rejected {command} as BAD: {}{text}", code_prefix(code.as_ref()))]
+    Bad {
+        /// The command.
+        command: &'static str,
+        /// Response code.
+        code: Option<Code>,
+        /// The server's text.
+        text: String,
+    },
+    /// Login or authentication was refused (wrong password, unknown user, disabled
+    /// account). The `Client` is handed back with this error.
+    #[error("authentication failed: {}{text}", code_prefix(code.as_ref()))]
+    AuthenticationFailed {
+        /// Response code, e.g. `AUTHENTICATIONFAILED`, `UNAVAILABLE`.
+        code: Option<Code>,
+        /// The server's text.
+        text: String,
+    },
+    /// The server said `BYE` and closed the connection (greeting refusal, shutdown,
+    /// autologout, too many connections).
+    #[error("server closed the connection: {}{text}", code_prefix(code.as_ref()))]
+    Bye {
+        /// Response code.
+        code: Option<Code>,
+        /// The server's text.
+        text: String,
+    },
+    /// STARTTLS was requested but the server does not offer it. We never fall back to
+    /// plaintext.
+    #[error("STARTTLS requested but the server does not offer it")]
+    StartTlsUnavailable,
+    /// The server announces LOGINDISABLED and offers no SASL mechanism we can use, so the
+    /// password would have to go in plaintext: refused.
+    #[error("the server does not allow LOGIN here (LOGINDISABLED); use TLS")]
+    LoginDisabled,
+    /// The server lacks a capability the requested operation needs.
+    #[error("the server does not support {capability}")]
+    Unsupported {
+        /// The missing capability.
+        capability: &'static str,
+    },
+    /// The server broke the protocol in a way the decoder cannot see (an unknown tag, a
+    /// continuation nobody asked for, data after STARTTLS, a missing UIDVALIDITY).
+    #[error("protocol violation by server: {0}")]
+    Protocol(String),
+    /// A [`FetchHandler`](crate::FetchHandler) callback failed; the fetch was aborted and
+    /// the connection drained, so the session is still usable.
+    #[error("fetch handler failed: {0}")]
+    Handler(#[source] io::Error),
+    /// An argument cannot be sent (for example a keyword that is not an atom).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+}
+
+fn code_prefix(code: Option<&Code>) -> String {
+    code.map(|c| format!("[{}] ", c.name())).unwrap_or_default()
+}
+
+impl Error {
+    /// True when the server asked to slow down (`[THROTTLED]`, Gmail's trailing
+    /// `[THROTTLED]`, Exchange's "Request is throttled"): retry later.
+    pub fn is_throttled(&self) -> bool {
+        match self {
+            Error::No { code, text, .. }
+            | Error::Bad { code, text, .. }
+            | Error::Bye { code, text } => Status {
+                kind: crate::proto::StatusKind::No,
+                code: code.clone(),
+                text: text.clone(),
+            }
+            .is_throttled(),
+            _ => false,
+        }
+    }
+
+    /// True for a timeout of a stalled server.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Net(e) if e.is_timeout())
+    }
+
+    /// The response code of a `NO`/`BAD`/`BYE`/authentication failure.
+    pub fn code(&self) -> Option<&Code> {
+        match self {
+            Error::No { code, .. }
+            | Error::Bad { code, .. }
+            | Error::Bye { code, .. }
+            | Error::AuthenticationFailed { code, .. } => code.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// True when the connection is no longer usable after this error.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, Error::Net(_) | Error::Decode(_) | Error::Bye { .. } | Error::Protocol(_))
+    }
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,68 @@
+//! An IMAP4rev1/IMAP4rev2 client library built for mailbox migration: everything a mail
+//! client caches (bytes, UIDs, UIDVALIDITY, flags, keywords, INTERNALDATE, folders,
+//! subscriptions) read exactly, from real and hostile servers, fast.
+//!
+//! * [`proto`] is the sans-IO core: a framer ([`proto::ResponseDecoder`]) that enforces
+//!   size limits and streams body literals, streaming nom parsers for every response, and a
+//!   command encoder (commands are data: [`proto::Command`]).
+//! * [`Client`] → [`Client::login`] → [`Session`] is the blocking client on
+//!   [`mailnet`]'s plain/TLS/STARTTLS stream with timeouts. A failed login hands the
+//!   `Client` back.
+//! * Bodies never sit whole in memory: [`Session::uid_fetch`] hands each body literal to a
+//!   [`FetchHandler`] as a `Read` of exactly its length, pipelining `UID FETCH` commands
+//!   in batches ([`ConnectOptions::prefetch_count`]).
+//!
+//! ```no_run
+//! use std::io::Read;
+//! use imapc::proto::{BodyStart, Fetch, FetchItem};
+//! use imapc::{Client, ConnectOptions, Credentials, FetchHandler, MailboxName, Security, SequenceSet, TlsOptions};
+//!
+//! let options = ConnectOptions::new("imap.example.com", 993, Security::Tls)
+//!     .tls(TlsOptions::new().ca_file("/etc/ssl/private-ca.pem"));
+//! let mut session = Client::connect(&options)?
+//!     .login(&Credentials::new("alice", "secret"))
+//!     .map_err(|(error, _client)| error)?;
+//!
+//! for entry in session.list("", "*")? {
+//!     println!("{} (delimiter {:?}, {:?})", entry.name, entry.delimiter, entry.attributes);
+//! }
+//!
+//! let inbox = session.examine(&MailboxName::from_utf8("INBOX"))?;
+//! println!("UIDVALIDITY {}, {} messages", inbox.uid_validity, inbox.exists);
+//!
+//! struct Print;
+//! impl FetchHandler for Print {
+//!     fn body(&mut self, start: &BodyStart, body: &mut dyn Read) -> std::io::Result<()> {
+//!         let copied = std::io::copy(body, &mut std::io::sink())?;
+//!         println!("message #{}: {copied} bytes", start.fetch.seq);
+//!         Ok(())
+//!     }
+//!     fn fetch(&mut self, fetch: Fetch) -> std::io::Result<()> {
+//!         println!("UID {:?} flags {:?}", fetch.uid, fetch.flags_without_recent());
+//!         Ok(())
+//!     }
+//! }
+//! if let Some(first) = session.fetch_metadata_all()?.first() {
+//!     let items = [FetchItem::Uid, FetchItem::Flags, FetchItem::whole_message()];
+//!     session.uid_fetch(&SequenceSet::single(first.uid), &items, &mut Print)?;
+//! }
+//! session.logout()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+#![deny(missing_debug_implementations)]
+
+mod client;
+mod error;
+pub mod proto;
+pub mod types;
+
+pub use client::{
+    AppendUid, AuthMechanism, Client, ConnectOptions, Credentials, FetchHandler, IdFields,
+    ListOptions, ListResult, MailboxInfo, MessageMeta, Security, SelectOptions, Session,
+};
+pub use error::{Error, Result};
+pub use mailnet::{Secret, Timeouts, TlsOptions};
+pub use types::{
+    Capabilities, Flag, MailboxName, SeqBound, SeqRange, SequenceSet, Uid, UidValidity,
+};

@@ -1,0 +1,391 @@
+//! The framer: splits the byte stream into responses and body literals before anything is
+//! parsed, enforcing the size limits, and hands body literals out in chunks so that no
+//! message is ever held whole.
+
+use crate::proto::parse::core::write_streamed_marker;
+use crate::proto::parse::response::announced_literal;
+use crate::proto::parse::{Ctx, ParseError, ParseOptions, body_literal_start, parse_response};
+use crate::proto::response::{BodySection, Fetch, Response, Untagged};
+
+/// Caps on what a server may make us buffer. Exceeding one is a [`DecodeError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest line outside literals. 4 MiB: a plain `SEARCH` answer on a mailbox with half a
+    /// million messages still fits, while a server that never sends CRLF is cut off early.
+    pub max_line_len: usize,
+    /// Largest literal that is not a message body (mailbox names, header fields inside
+    /// ENVELOPE, ID values). 1 MiB is far above any legitimate one.
+    pub max_literal_len: u64,
+    /// Largest body literal. Bodies stream through a small buffer, so this only guards the
+    /// handler against absurd announcements such as `{4294967295}`; 1 GiB is above the
+    /// message size limit of every server we know (Exchange Online 150 MB, Gmail 35 MB).
+    pub max_body_len: u64,
+    /// Largest whole response kept in memory (lines plus inline literals). 16 MiB.
+    pub max_response_len: usize,
+    /// Deepest nesting of parenthesised lists (BODYSTRUCTURE of nested multiparts).
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_line_len: 4 << 20,
+            max_literal_len: 1 << 20,
+            max_body_len: 1 << 30,
+            max_response_len: 16 << 20,
+            max_depth: 64,
+        }
+    }
+}
+
+/// The server sent something we refuse to decode. The connection cannot be trusted to be
+/// in sync afterwards.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// A line without CRLF grew beyond [`Limits::max_line_len`].
+    #[error("response line longer than {limit} bytes")]
+    LineTooLong {
+        /// The limit.
+        limit: usize,
+    },
+    /// A literal announcement above [`Limits::max_literal_len`] / [`Limits::max_body_len`].
+    #[error("literal of {len} bytes announced, limit {limit}")]
+    LiteralTooLarge {
+        /// The announced length.
+        len: u64,
+        /// The limit that applied.
+        limit: u64,
+    },
+    /// A response grew beyond [`Limits::max_response_len`].
+    #[error("response larger than {limit} bytes")]
+    ResponseTooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// Lists nested beyond [`Limits::max_depth`].
+    #[error("response nests deeper than {limit} levels")]
+    TooDeep {
+        /// The limit.
+        limit: usize,
+    },
+    /// A tagged or continuation response that does not parse.
+    #[error("malformed response: {line}")]
+    Malformed {
+        /// The start of the offending line, escaped.
+        line: String,
+    },
+}
+
+/// A body literal starts: which message and item it belongs to, and its length.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyStart {
+    /// The FETCH response's items parsed before the literal (sequence number, and the UID
+    /// when the server sent it first).
+    pub fetch: Fetch,
+    /// Which body item.
+    pub section: BodySection,
+    /// Exact length of the literal.
+    pub len: u64,
+}
+
+/// What the decoder found next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// A complete response. In FETCH responses, body items that were streamed carry
+    /// [`BodyData::Streamed`](crate::proto::BodyData::Streamed).
+    Response(Response),
+    /// A body literal begins; [`Event::BodyData`] chunks follow, then [`Event::BodyEnd`].
+    BodyStart(BodyStart),
+    /// The next bytes of the current body literal (borrowed from the decoder's buffer).
+    BodyData(&'a [u8]),
+    /// The current body literal is complete; the response continues.
+    BodyEnd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Lines,
+    Body { remaining: u64 },
+}
+
+/// Minimum free space offered for one read.
+const MIN_READ: usize = 16 * 1024;
+
+/// Sans-IO response decoder: bytes in ([`feed`](Self::feed) or
+/// [`spare_mut`](Self::spare_mut) + [`filled`](Self::filled)), [`Event`]s out.
+///
+/// ```
+/// use imapc::proto::{Event, ResponseDecoder};
+/// let mut decoder = ResponseDecoder::new(Default::default());
+/// decoder.feed(b"* 1 FETCH (UID 7 BODY[] {5}\r\nhel");
+/// assert!(matches!(decoder.next_event()?, Some(Event::BodyStart(start)) if start.len == 5));
+/// assert_eq!(decoder.next_event()?, Some(Event::BodyData(b"hel")));
+/// assert_eq!(decoder.next_event()?, None); // need more bytes
+/// decoder.feed(b"lo)\r\n");
+/// assert_eq!(decoder.next_event()?, Some(Event::BodyData(b"lo")));
+/// assert_eq!(decoder.next_event()?, Some(Event::BodyEnd));
+/// assert!(matches!(decoder.next_event()?, Some(Event::Response(_))));
+/// # Ok::<(), imapc::proto::DecodeError>(())
+/// ```
+#[derive(Debug)]
+pub struct ResponseDecoder {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Offset from `start` where the search for the next LF resumes.
+    scan: usize,
+    /// Offset from `start` up to which inline literal data must be present.
+    literal_need: Option<usize>,
+    /// The response so far, once it had a literal.
+    pending: Vec<u8>,
+    /// The current response contained a NUL outside literals: never stream from it.
+    poisoned: bool,
+    state: State,
+    limits: Limits,
+    ctx: Ctx,
+}
+
+impl ResponseDecoder {
+    /// A decoder with these limits.
+    pub fn new(limits: Limits) -> ResponseDecoder {
+        ResponseDecoder {
+            buf: vec![0; 64 * 1024],
+            start: 0,
+            end: 0,
+            scan: 0,
+            literal_need: None,
+            pending: Vec::new(),
+            poisoned: false,
+            state: State::Lines,
+            limits,
+            ctx: Ctx { max_depth: limits.max_depth, utf8_names: false },
+        }
+    }
+
+    /// Mailbox names are UTF-8 from now on (after `ENABLE UTF8=ACCEPT`).
+    pub fn set_utf8_names(&mut self, utf8: bool) {
+        self.ctx.utf8_names = utf8;
+    }
+
+    /// The parser options in force.
+    pub fn parse_options(&self) -> ParseOptions {
+        ParseOptions { max_depth: self.ctx.max_depth, utf8_names: self.ctx.utf8_names }
+    }
+
+    /// Copies bytes in.
+    pub fn feed(&mut self, data: &[u8]) {
+        let mut data = data;
+        while !data.is_empty() {
+            let spare = self.spare_mut();
+            let n = spare.len().min(data.len());
+            spare[..n].copy_from_slice(&data[..n]);
+            self.filled(n);
+            data = &data[n..];
+        }
+    }
+
+    /// Free space to read into (at least 16 KiB); call [`filled`](Self::filled) after.
+    pub fn spare_mut(&mut self) -> &mut [u8] {
+        if self.start == self.end && self.pending.is_empty() && self.literal_need.is_none() {
+            self.start = 0;
+            self.end = 0;
+            self.scan = 0;
+        }
+        if self.buf.len() - self.end < MIN_READ {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            if self.buf.len() - self.end < MIN_READ {
+                let wanted = (self.buf.len() * 2).max(self.end + MIN_READ);
+                self.buf.resize(wanted, 0);
+            }
+        }
+        &mut self.buf[self.end..]
+    }
+
+    /// Marks `n` bytes of [`spare_mut`](Self::spare_mut) as received.
+    pub fn filled(&mut self, n: usize) {
+        self.end = (self.end + n).min(self.buf.len());
+    }
+
+    /// Bytes received but not yet decoded.
+    pub fn buffered(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Drops everything buffered (after STARTTLS, where leftovers would be an injection).
+    pub fn clear(&mut self) {
+        self.start = 0;
+        self.end = 0;
+        self.scan = 0;
+        self.literal_need = None;
+        self.pending.clear();
+        self.poisoned = false;
+        self.state = State::Lines;
+    }
+
+    /// Bytes of the current body literal not yet handed out; `None` outside a body.
+    pub fn body_remaining(&self) -> Option<u64> {
+        match self.state {
+            State::Body { remaining } => Some(remaining),
+            State::Lines => None,
+        }
+    }
+
+    /// Copies buffered body bytes into `dst`; returns how many (0 when none are buffered).
+    pub fn read_body(&mut self, dst: &mut [u8]) -> usize {
+        let State::Body { remaining } = self.state else { return 0 };
+        let n =
+            dst.len().min(self.buffered()).min(usize::try_from(remaining).unwrap_or(usize::MAX));
+        dst[..n].copy_from_slice(&self.buf[self.start..self.start + n]);
+        self.consume_body(n);
+        n
+    }
+
+    /// Records that `n` body bytes were read straight from the socket, bypassing the buffer
+    /// (allowed only while nothing is buffered).
+    pub fn body_read_directly(&mut self, n: usize) {
+        debug_assert_eq!(self.buffered(), 0);
+        if let State::Body { remaining } = self.state {
+            self.state = State::Body { remaining: remaining.saturating_sub(n as u64) };
+        }
+    }
+
+    fn consume_body(&mut self, n: usize) {
+        if let State::Body { remaining } = self.state {
+            self.start += n;
+            self.scan = 0;
+            self.state = State::Body { remaining: remaining - n as u64 };
+        }
+    }
+
+    /// The next event, or `Ok(None)` when more bytes are needed.
+    pub fn next_event(&mut self) -> Result<Option<Event<'_>>, DecodeError> {
+        if let State::Body { remaining } = self.state {
+            if remaining == 0 {
+                self.state = State::Lines;
+                return Ok(Some(Event::BodyEnd));
+            }
+            let n = usize::try_from(remaining).unwrap_or(usize::MAX).min(self.buffered());
+            if n == 0 {
+                return Ok(None);
+            }
+            let start = self.start;
+            self.consume_body(n);
+            return Ok(Some(Event::BodyData(&self.buf[start..start + n])));
+        }
+        loop {
+            if let Some(need) = self.literal_need {
+                if self.buffered() < need {
+                    return Ok(None);
+                }
+                self.take_into_pending(need)?;
+                self.literal_need = None;
+            }
+            let window = &self.buf[self.start + self.scan..self.end];
+            let Some(offset) = memchr::memchr(b'\n', window) else {
+                if self.buffered() > self.limits.max_line_len {
+                    return Err(DecodeError::LineTooLong { limit: self.limits.max_line_len });
+                }
+                self.scan = self.buffered();
+                return Ok(None);
+            };
+            let line_len = self.scan + offset + 1;
+            self.scan = 0;
+            if line_len > self.limits.max_line_len {
+                return Err(DecodeError::LineTooLong { limit: self.limits.max_line_len });
+            }
+            let line = &self.buf[self.start..self.start + line_len];
+            if memchr::memchr(0, line).is_some() {
+                self.poisoned = true;
+            }
+            let content_end = line_len - if line.ends_with(b"\r\n") { 2 } else { 1 };
+            if let Some(len) = announced_literal(&line[..content_end]) {
+                if let Some(start) = self.literal(line_len, content_end, len)? {
+                    return Ok(Some(Event::BodyStart(start)));
+                }
+                continue;
+            }
+            return self.complete(line_len).map(|r| Some(Event::Response(r)));
+        }
+    }
+
+    /// A literal of `len` bytes is announced at the end of the current line.
+    fn literal(
+        &mut self,
+        line_len: usize,
+        content_end: usize,
+        len: u64,
+    ) -> Result<Option<BodyStart>, DecodeError> {
+        let line = &self.buf[self.start..self.start + content_end];
+        let brace = memchr::memrchr(b'{', line).unwrap_or(0);
+        let announce = if brace > 0 && line[brace - 1] == b'~' { brace - 1 } else { brace };
+        self.take_into_pending(announce)?;
+        if !self.poisoned
+            && let Some((fetch, section)) = body_literal_start(self.ctx, &self.pending)
+        {
+            if len > self.limits.max_body_len {
+                return Err(DecodeError::LiteralTooLarge { len, limit: self.limits.max_body_len });
+            }
+            write_streamed_marker(&mut self.pending, len);
+            self.start += line_len - announce;
+            self.state = State::Body { remaining: len };
+            return Ok(Some(BodyStart { fetch, section, len }));
+        }
+        if len > self.limits.max_literal_len {
+            return Err(DecodeError::LiteralTooLarge { len, limit: self.limits.max_literal_len });
+        }
+        self.take_into_pending(line_len - announce)?;
+        // Checked against max_literal_len above, which is far below usize::MAX.
+        self.literal_need = Some(usize::try_from(len).unwrap_or(usize::MAX));
+        Ok(None)
+    }
+
+    /// Moves `n` buffered bytes to the pending response.
+    fn take_into_pending(&mut self, n: usize) -> Result<(), DecodeError> {
+        if self.pending.len() + n > self.limits.max_response_len {
+            return Err(DecodeError::ResponseTooLarge { limit: self.limits.max_response_len });
+        }
+        self.pending.extend_from_slice(&self.buf[self.start..self.start + n]);
+        self.start += n;
+        Ok(())
+    }
+
+    /// The current line (of `line_len` bytes) ends the response: parse it.
+    fn complete(&mut self, line_len: usize) -> Result<Response, DecodeError> {
+        let options = self.parse_options();
+        let from_pending = !self.pending.is_empty();
+        if from_pending {
+            self.take_into_pending(line_len)?;
+        } else {
+            self.start += line_len;
+        }
+        let frame: &[u8] =
+            if from_pending { &self.pending } else { &self.buf[self.start - line_len..self.start] };
+        let poisoned = std::mem::take(&mut self.poisoned);
+        let parsed =
+            if poisoned { Err(ParseError::Malformed) } else { parse_response(frame, options) };
+        let result = match parsed {
+            Ok((response, used)) if used == frame.len() => Ok(response),
+            Err(ParseError::TooDeep { limit }) => Err(DecodeError::TooDeep { limit }),
+            _ => match frame.strip_prefix(b"* ") {
+                Some(raw) => {
+                    let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
+                    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+                    Ok(Response::Untagged(Untagged::Malformed { raw: raw.to_vec() }))
+                }
+                None => Err(DecodeError::Malformed { line: escape_start(frame) }),
+            },
+        };
+        self.pending.clear();
+        result
+    }
+}
+
+fn escape_start(frame: &[u8]) -> String {
+    let shown = &frame[..frame.len().min(200)];
+    mutf7::escape_for_display(shown)
+}

@@ -1,0 +1,467 @@
+//! Command encoder: [`Command`] → bytes, choosing atom, quoted string or literal for each
+//! string and synchronising or non-synchronising literals per the server's capabilities.
+
+use std::borrow::Cow;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
+use crate::proto::command::{
+    AppendMessage, Command, FetchItem, ListReturn, ListSelection, SearchKey, StatusItem,
+    StoreAction,
+};
+use crate::types::{Flag, MailboxName, format_internal_date, is_atom_char};
+
+/// What the server allows for client literals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EncodeOptions {
+    /// `LITERAL+` (RFC 7888): every literal may be non-synchronising (`{n+}`).
+    pub literal_plus: bool,
+    /// `LITERAL-` (RFC 7888, and IMAP4rev2): non-synchronising literals up to 4096 bytes.
+    pub literal_minus: bool,
+    /// Strings may carry UTF-8 in quoted form (`UTF8=ACCEPT` enabled).
+    pub utf8: bool,
+}
+
+/// One piece of an encoded command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part<'a> {
+    /// Bytes to send.
+    Data(Cow<'a, [u8]>),
+    /// Send nothing more until the server answers `+` (a synchronising literal follows).
+    AwaitContinuation,
+}
+
+/// An encoded command: data parts, with pauses where a synchronising literal needs the
+/// server's go-ahead. `sensitive` commands (LOGIN, AUTHENTICATE) must not be traced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded<'a> {
+    /// The pieces in order; the last ends with CRLF.
+    pub parts: Vec<Part<'a>>,
+    /// Carries credentials.
+    pub sensitive: bool,
+}
+
+impl Encoded<'_> {
+    /// All bytes, ignoring pauses (for tests and traces).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for part in &self.parts {
+            if let Part::Data(data) = part {
+                out.extend_from_slice(data);
+            }
+        }
+        out
+    }
+
+    /// Total length of the first line (up to the first literal or CRLF).
+    pub fn first_line_len(&self) -> usize {
+        match self.parts.first() {
+            Some(Part::Data(data)) => memchr::memchr(b'\n', data).map_or(data.len(), |i| i + 1),
+            _ => 0,
+        }
+    }
+}
+
+/// Literals up to this size may be non-synchronising under `LITERAL-` (RFC 7888 §5).
+const LITERAL_MINUS_MAX: usize = 4096;
+/// Longer strings go as literals even when they could be quoted.
+const MAX_QUOTED: usize = 1024;
+
+struct Writer<'a> {
+    options: EncodeOptions,
+    parts: Vec<Part<'a>>,
+    current: Vec<u8>,
+}
+
+impl<'a> Writer<'a> {
+    fn raw(&mut self, bytes: &[u8]) -> &mut Self {
+        self.current.extend_from_slice(bytes);
+        self
+    }
+
+    fn text(&mut self, text: &str) -> &mut Self {
+        self.raw(text.as_bytes())
+    }
+
+    fn sp(&mut self) -> &mut Self {
+        self.raw(b" ")
+    }
+
+    fn number(&mut self, n: impl std::fmt::Display) -> &mut Self {
+        let text = n.to_string();
+        self.raw(text.as_bytes())
+    }
+
+    /// `astring`: atom when possible, else quoted, else literal.
+    fn astring(&mut self, bytes: &[u8]) -> &mut Self {
+        let atom = !bytes.is_empty()
+            && bytes.len() <= MAX_QUOTED
+            && bytes.iter().all(|&b| is_atom_char(b) || b == b']')
+            && !bytes.eq_ignore_ascii_case(b"NIL");
+        if atom { self.raw(bytes) } else { self.string(bytes) }
+    }
+
+    /// `string`: quoted when possible, else literal.
+    fn string(&mut self, bytes: &[u8]) -> &mut Self {
+        let quotable = bytes.len() <= MAX_QUOTED
+            && bytes
+                .iter()
+                .all(|&b| b != 0 && b != b'\r' && b != b'\n' && (b < 0x80 || self.options.utf8));
+        if quotable {
+            self.current.push(b'"');
+            for &b in bytes {
+                if b == b'"' || b == b'\\' {
+                    self.current.push(b'\\');
+                }
+                self.current.push(b);
+            }
+            self.current.push(b'"');
+            self
+        } else {
+            self.literal(Cow::Owned(bytes.to_vec()))
+        }
+    }
+
+    fn literal(&mut self, data: Cow<'a, [u8]>) -> &mut Self {
+        let non_sync = self.options.literal_plus
+            || (self.options.literal_minus && data.len() <= LITERAL_MINUS_MAX);
+        let header = if non_sync {
+            format!("{{{}+}}\r\n", data.len())
+        } else {
+            format!("{{{}}}\r\n", data.len())
+        };
+        self.current.extend_from_slice(header.as_bytes());
+        self.flush();
+        if !non_sync {
+            self.parts.push(Part::AwaitContinuation);
+        }
+        self.parts.push(Part::Data(data));
+        self
+    }
+
+    fn mailbox(&mut self, name: &MailboxName) -> &mut Self {
+        self.astring(name.as_raw())
+    }
+
+    fn flush(&mut self) {
+        if !self.current.is_empty() {
+            self.parts.push(Part::Data(Cow::Owned(std::mem::take(&mut self.current))));
+        }
+    }
+
+    fn flags(&mut self, flags: &[Flag]) -> &mut Self {
+        self.raw(b"(");
+        let mut first = true;
+        for flag in flags.iter().filter(|f| !f.is_recent() && **f != Flag::MayCreate) {
+            if !first {
+                self.sp();
+            }
+            first = false;
+            self.text(flag.as_str());
+        }
+        self.raw(b")")
+    }
+
+    fn list<T>(&mut self, items: &[T], mut each: impl FnMut(&mut Self, &T)) -> &mut Self {
+        self.raw(b"(");
+        for (index, item) in items.iter().enumerate() {
+            if index > 0 {
+                self.sp();
+            }
+            each(self, item);
+        }
+        self.raw(b")")
+    }
+}
+
+/// Encodes `command` with `tag`.
+pub fn encode<'a>(tag: &str, command: &Command<'a>, options: EncodeOptions) -> Encoded<'a> {
+    let mut w = Writer { options, parts: Vec::new(), current: Vec::with_capacity(64) };
+    w.text(tag).sp();
+    let mut sensitive = false;
+    match command {
+        Command::Capability
+        | Command::Noop
+        | Command::Logout
+        | Command::StartTls
+        | Command::Namespace
+        | Command::Unselect
+        | Command::Close
+        | Command::Expunge => {
+            w.text(command.name());
+        }
+        Command::Login { username, password } => {
+            sensitive = true;
+            w.text("LOGIN ")
+                .astring(username.as_bytes())
+                .sp()
+                .astring(password.expose().as_bytes());
+        }
+        Command::Authenticate { mechanism, initial_response } => {
+            sensitive = true;
+            w.text("AUTHENTICATE ").text(mechanism);
+            if let Some(response) = initial_response {
+                w.sp().text(&sasl_response(response.expose()));
+            }
+        }
+        Command::Id(fields) => {
+            w.text("ID ");
+            match fields {
+                // Exchange rejects `ID ()`: an empty list goes as NIL.
+                Some(fields) if !fields.is_empty() => {
+                    w.list(fields, |w, (name, value)| {
+                        w.string(name.as_bytes()).sp().string(value.as_bytes());
+                    });
+                }
+                _ => {
+                    w.text("NIL");
+                }
+            }
+        }
+        Command::Enable(capabilities) => {
+            w.text("ENABLE");
+            for capability in *capabilities {
+                w.sp().text(capability);
+            }
+        }
+        Command::List { reference, pattern, selection, returns } => {
+            w.text("LIST ");
+            if !selection.is_empty() {
+                w.list(selection, |w, s| {
+                    w.text(match s {
+                        ListSelection::Subscribed => "SUBSCRIBED",
+                        ListSelection::Remote => "REMOTE",
+                        ListSelection::RecursiveMatch => "RECURSIVEMATCH",
+                        ListSelection::SpecialUse => "SPECIAL-USE",
+                    });
+                })
+                .sp();
+            }
+            w.string(reference.as_raw()).sp().string(pattern.as_raw());
+            if !returns.is_empty() {
+                w.text(" RETURN ").list(returns, |w, r| match r {
+                    ListReturn::Subscribed => {
+                        w.text("SUBSCRIBED");
+                    }
+                    ListReturn::Children => {
+                        w.text("CHILDREN");
+                    }
+                    ListReturn::SpecialUse => {
+                        w.text("SPECIAL-USE");
+                    }
+                    ListReturn::Status(items) => {
+                        w.text("STATUS ").list(items, |w, i| {
+                            w.text(i.as_str());
+                        });
+                    }
+                });
+            }
+        }
+        Command::Lsub { reference, pattern } => {
+            w.text("LSUB ").string(reference.as_raw()).sp().string(pattern.as_raw());
+        }
+        Command::Status { mailbox, items } => {
+            w.text("STATUS ").mailbox(mailbox).sp().list(items, |w, i: &StatusItem| {
+                w.text(i.as_str());
+            });
+        }
+        Command::Select { mailbox, read_only, condstore, qresync } => {
+            w.text(if *read_only { "EXAMINE " } else { "SELECT " }).mailbox(mailbox);
+            if let Some(q) = qresync {
+                w.text(" (QRESYNC (").number(q.uid_validity).sp().number(q.modseq);
+                if let Some(known) = &q.known_uids {
+                    w.sp().text(&known.to_string());
+                }
+                w.text("))");
+            } else if *condstore {
+                w.text(" (CONDSTORE)");
+            }
+        }
+        Command::UidFetch { set, items, changed_since, vanished } => {
+            w.text("UID FETCH ").text(&set.to_string()).sp().list(items, fetch_item);
+            if let Some(modseq) = changed_since {
+                w.text(" (CHANGEDSINCE ").number(modseq);
+                if *vanished {
+                    w.text(" VANISHED");
+                }
+                w.text(")");
+            }
+        }
+        Command::UidSearch { criteria, esearch } => {
+            w.text("UID SEARCH");
+            if *esearch {
+                w.text(" RETURN (ALL)");
+            }
+            if criteria.is_empty() {
+                w.text(" ALL");
+            }
+            for key in *criteria {
+                w.sp();
+                search_key(&mut w, key);
+            }
+        }
+        Command::UidStore { set, action, silent, flags, unchanged_since } => {
+            w.text("UID STORE ").text(&set.to_string()).sp();
+            if let Some(modseq) = unchanged_since {
+                w.text("(UNCHANGEDSINCE ").number(modseq).text(") ");
+            }
+            w.text(match action {
+                StoreAction::Add => "+FLAGS",
+                StoreAction::Remove => "-FLAGS",
+                StoreAction::Replace => "FLAGS",
+            });
+            if *silent {
+                w.text(".SILENT");
+            }
+            w.sp().flags(flags);
+        }
+        Command::UidExpunge(set) => {
+            w.text("UID EXPUNGE ").text(&set.to_string());
+        }
+        Command::Append { mailbox, messages } => {
+            w.text("APPEND ").mailbox(mailbox);
+            for message in *messages {
+                append_message(&mut w, message);
+            }
+        }
+        Command::Create { mailbox, special_use } => {
+            w.text("CREATE ").mailbox(mailbox);
+            if !special_use.is_empty() {
+                w.text(" (USE ").list(special_use, |w, a| {
+                    w.text(a.as_str());
+                });
+                w.text(")");
+            }
+        }
+        Command::Delete(mailbox) => {
+            w.text("DELETE ").mailbox(mailbox);
+        }
+        Command::Rename { from, to } => {
+            w.text("RENAME ").mailbox(from).sp().mailbox(to);
+        }
+        Command::Subscribe(mailbox) => {
+            w.text("SUBSCRIBE ").mailbox(mailbox);
+        }
+        Command::Unsubscribe(mailbox) => {
+            w.text("UNSUBSCRIBE ").mailbox(mailbox);
+        }
+    }
+    w.raw(b"\r\n");
+    w.flush();
+    Encoded { parts: w.parts, sensitive }
+}
+
+fn append_message<'a>(w: &mut Writer<'a>, message: &AppendMessage<'a>) {
+    w.sp().flags(message.flags);
+    if let Some(date) = &message.internal_date {
+        w.text(" \"").text(&format_internal_date(date)).text("\"");
+    }
+    w.sp().literal(Cow::Borrowed(message.data));
+}
+
+fn fetch_item(w: &mut Writer<'_>, item: &FetchItem) {
+    match item {
+        FetchItem::Uid => w.text("UID"),
+        FetchItem::Flags => w.text("FLAGS"),
+        FetchItem::InternalDate => w.text("INTERNALDATE"),
+        FetchItem::Rfc822Size => w.text("RFC822.SIZE"),
+        FetchItem::ModSeq => w.text("MODSEQ"),
+        FetchItem::Envelope => w.text("ENVELOPE"),
+        FetchItem::BodyStructure => w.text("BODYSTRUCTURE"),
+        FetchItem::Body { section, partial, peek } => {
+            w.text(if *peek { "BODY.PEEK[" } else { "BODY[" }).text(section).text("]");
+            if let Some((origin, count)) = partial {
+                w.text("<").number(origin).text(".").number(count).text(">");
+            }
+            w
+        }
+        FetchItem::Binary { section, peek } => {
+            w.text(if *peek { "BINARY.PEEK[" } else { "BINARY[" }).text(section).text("]")
+        }
+        FetchItem::BinarySize(section) => w.text("BINARY.SIZE[").text(section).text("]"),
+        FetchItem::GmailMessageId => w.text("X-GM-MSGID"),
+        FetchItem::GmailThreadId => w.text("X-GM-THRID"),
+        FetchItem::GmailLabels => w.text("X-GM-LABELS"),
+        FetchItem::EmailId => w.text("EMAILID"),
+        FetchItem::XGuid => w.text("X-GUID"),
+    };
+}
+
+fn search_key(w: &mut Writer<'_>, key: &SearchKey) {
+    let date = |d: &chrono::NaiveDate| d.format("%-d-%b-%Y").to_string();
+    match key {
+        SearchKey::All => {
+            w.text("ALL");
+        }
+        SearchKey::Uid(set) => {
+            w.text("UID ").text(&set.to_string());
+        }
+        SearchKey::ModSeq(modseq) => {
+            w.text("MODSEQ ").number(modseq);
+        }
+        SearchKey::Since(d) => {
+            w.text("SINCE ").text(&date(d));
+        }
+        SearchKey::Before(d) => {
+            w.text("BEFORE ").text(&date(d));
+        }
+        SearchKey::Seen => {
+            w.text("SEEN");
+        }
+        SearchKey::Unseen => {
+            w.text("UNSEEN");
+        }
+        SearchKey::Deleted => {
+            w.text("DELETED");
+        }
+        SearchKey::Undeleted => {
+            w.text("UNDELETED");
+        }
+        SearchKey::Keyword(k) => {
+            w.text("KEYWORD ").astring(k.as_bytes());
+        }
+        SearchKey::Unkeyword(k) => {
+            w.text("UNKEYWORD ").astring(k.as_bytes());
+        }
+        SearchKey::Header(field, value) => {
+            w.text("HEADER ").astring(field.as_bytes()).sp().string(value.as_bytes());
+        }
+        SearchKey::Larger(n) => {
+            w.text("LARGER ").number(n);
+        }
+        SearchKey::Smaller(n) => {
+            w.text("SMALLER ").number(n);
+        }
+        SearchKey::Not(inner) => {
+            w.text("NOT ");
+            search_key(w, inner);
+        }
+        SearchKey::Or(a, b) => {
+            w.text("OR ");
+            search_key(w, a);
+            w.sp();
+            search_key(w, b);
+        }
+        SearchKey::And(keys) => {
+            w.raw(b"(");
+            for (index, k) in keys.iter().enumerate() {
+                if index > 0 {
+                    w.sp();
+                }
+                search_key(w, k);
+            }
+            w.raw(b")");
+        }
+    }
+}
+
+/// A SASL response line: base64, or `=` for an empty response (RFC 4959).
+pub fn sasl_response(data: &[u8]) -> String {
+    if data.is_empty() { String::from("=") } else { BASE64.encode(data) }
+}
+
+/// Decodes a SASL challenge from a continuation line (empty when it is not base64).
+pub fn sasl_challenge(text: &str) -> Vec<u8> {
+    BASE64.decode(text.trim()).unwrap_or_default()
+}

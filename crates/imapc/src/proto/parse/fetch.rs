@@ -1,0 +1,241 @@
+//! `msg-att` of FETCH responses (RFC 3501 §7.4.2, RFC 3516, RFC 7162, Gmail, RFC 8474).
+
+use nom::Needed;
+use nom::bytes::streaming::{tag, take_while1};
+use nom::error::ErrorKind;
+
+use super::core::{
+    Ctx, Res, astring, atom, fail, nil, nstring, number, number64, nz_number, quoted, skip_value,
+    sp, streamed_marker, string,
+};
+use super::response::flag_list;
+use crate::proto::response::{BodyData, BodyItem, BodyKind, BodySection, Fetch};
+use crate::types::{Uid, is_atom_char, parse_internal_date};
+
+/// `msg-att = "(" (msg-att-dynamic / msg-att-static) *(SP …) ")"`.
+pub(crate) fn msg_att(ctx: Ctx, input: &[u8]) -> Res<'_, Fetch> {
+    let (mut rest, _) = tag("(")(input)?;
+    let mut fetch = Fetch::default();
+    if rest.first() == Some(&b')') {
+        return Ok((&rest[1..], fetch));
+    }
+    loop {
+        let (after, ()) = fetch_item(ctx, rest, &mut fetch)?;
+        match after.first() {
+            Some(b' ') => rest = &after[1..],
+            Some(b')') => return Ok((&after[1..], fetch)),
+            None => return Err(nom::Err::Incomplete(Needed::Unknown)),
+            Some(_) => return fail(after, ErrorKind::Char),
+        }
+    }
+}
+
+/// An item's name: the atom, the section in brackets and a partial `<origin>`.
+#[derive(Debug)]
+struct ItemName<'a> {
+    name: &'a [u8],
+    section: Option<&'a [u8]>,
+    origin: Option<u32>,
+}
+
+fn item_name(input: &[u8]) -> Res<'_, ItemName<'_>> {
+    let (rest, name) = take_while1(|b| is_atom_char(b) && b != b'[')(input)?;
+    let mut item = ItemName { name, section: None, origin: None };
+    let mut rest = rest;
+    if rest.first() == Some(&b'[') {
+        let (after, section) = section_text(&rest[1..])?;
+        item.section = Some(section);
+        rest = after;
+        if rest.first() == Some(&b'<') {
+            let (after, origin) = number(&rest[1..])?;
+            let (after, _) = tag(">")(after)?;
+            item.origin = Some(origin);
+            rest = after;
+        }
+    }
+    Ok((rest, item))
+}
+
+/// The text of `section = "[" [section-spec] "]"` after the `[`, through the `]`; quoted
+/// header names inside a field list may contain `]`.
+fn section_text(input: &[u8]) -> Res<'_, &[u8]> {
+    let mut index = 0;
+    let mut in_quote = false;
+    loop {
+        let Some(&byte) = input.get(index) else {
+            return Err(nom::Err::Incomplete(Needed::Unknown));
+        };
+        match byte {
+            b'\r' | b'\n' | 0 => return fail(&input[index..], ErrorKind::Char),
+            b'\\' if in_quote => index += 1,
+            b'"' => in_quote = !in_quote,
+            b']' if !in_quote => return Ok((&input[index + 1..], &input[..index])),
+            _ => {}
+        }
+        index += 1;
+    }
+}
+
+fn body_kind(item: &ItemName<'_>) -> Option<BodyKind> {
+    let name = item.name.to_ascii_uppercase();
+    match (name.as_slice(), item.section.is_some()) {
+        (b"BODY", true) => Some(BodyKind::Body),
+        (b"BINARY", true) => Some(BodyKind::Binary),
+        (b"RFC822", false) => Some(BodyKind::Rfc822),
+        (b"RFC822.HEADER", false) => Some(BodyKind::Rfc822Header),
+        (b"RFC822.TEXT", false) => Some(BodyKind::Rfc822Text),
+        _ => None,
+    }
+}
+
+fn body_section(item: &ItemName<'_>, kind: BodyKind) -> BodySection {
+    BodySection {
+        kind,
+        section: item.section.map(|s| String::from_utf8_lossy(s).into_owned()).unwrap_or_default(),
+        origin: item.origin,
+    }
+}
+
+/// A body value: `nstring` (or `literal8` for BINARY), or the decoder's streamed marker.
+fn body_value(input: &[u8]) -> Res<'_, BodyData> {
+    match input.first() {
+        Some(b'\0') => streamed_marker(input).map(|(r, n)| (r, BodyData::Streamed(n))),
+        _ => nstring(input)
+            .map(|(r, v)| (r, v.map_or(BodyData::Nil, |v| BodyData::Inline(v.into_owned())))),
+    }
+}
+
+fn fetch_item<'a>(ctx: Ctx, input: &'a [u8], fetch: &mut Fetch) -> Res<'a, ()> {
+    let (rest, item) = item_name(input)?;
+    let (rest, _) = sp(rest)?;
+    if let Some(kind) = body_kind(&item) {
+        let (rest, data) = body_value(rest)?;
+        fetch.bodies.push(BodyItem { section: body_section(&item, kind), data });
+        return Ok((rest, ()));
+    }
+    let name = item.name.to_ascii_uppercase();
+    let rest = match (name.as_slice(), item.section) {
+        (b"UID", None) => {
+            let (r, uid) = nz_number(rest)?;
+            fetch.uid = Some(Uid::from(uid));
+            r
+        }
+        (b"FLAGS", None) => {
+            let (r, flags) = flag_list(rest)?;
+            fetch.flags = Some(flags);
+            r
+        }
+        (b"INTERNALDATE", None) => {
+            let (r, text) = quoted(rest)?;
+            match parse_internal_date(&text) {
+                Some(date) => fetch.internal_date = Some(date),
+                None => return fail(rest, ErrorKind::Verify),
+            }
+            r
+        }
+        (b"RFC822.SIZE", None) => {
+            let (r, size) = number64(rest)?;
+            fetch.rfc822_size = Some(size);
+            r
+        }
+        (b"MODSEQ", None) => {
+            let (r, _) = tag("(")(rest)?;
+            let (r, modseq) = number64(r)?;
+            let (r, _) = tag(")")(r)?;
+            fetch.modseq = Some(modseq);
+            r
+        }
+        (b"BINARY.SIZE", Some(section)) => {
+            let (r, size) = number64(rest)?;
+            fetch.binary_sizes.push((String::from_utf8_lossy(section).into_owned(), size));
+            r
+        }
+        (b"X-GM-MSGID", None) => {
+            let (r, id) = number64(rest)?;
+            fetch.gmail_message_id = Some(id);
+            r
+        }
+        (b"X-GM-THRID", None) => {
+            let (r, id) = number64(rest)?;
+            fetch.gmail_thread_id = Some(id);
+            r
+        }
+        (b"X-GM-LABELS", None) => {
+            let (r, labels) = astring_list(rest)?;
+            fetch.gmail_labels = Some(labels);
+            r
+        }
+        (b"EMAILID", None) => {
+            let (r, _) = tag("(")(rest)?;
+            let (r, id) = atom(r)?;
+            let (r, _) = tag(")")(r)?;
+            fetch.email_id = Some(String::from_utf8_lossy(id).into_owned());
+            r
+        }
+        (b"X-GUID", None) => {
+            let (r, guid) = match rest.first() {
+                Some(b'N' | b'n') => nil(rest).map(|(r, ())| (r, None))?,
+                _ => astring(rest).map(|(r, v)| (r, Some(v)))?,
+            };
+            fetch.x_guid = guid.map(|g| String::from_utf8_lossy(&g).into_owned());
+            r
+        }
+        _ => {
+            // ENVELOPE, BODY, BODYSTRUCTURE, SAVEDATE, PREVIEW, unknown extensions.
+            let (r, ()) = skip_value(ctx.max_depth)(rest)?;
+            fetch
+                .skipped
+                .push(String::from_utf8_lossy(&input[..input.len() - rest.len() - 1]).into_owned());
+            r
+        }
+    };
+    Ok((rest, ()))
+}
+
+/// `"(" [astring *(SP astring)] ")"` as raw bytes (X-GM-LABELS).
+fn astring_list(input: &[u8]) -> Res<'_, Vec<Vec<u8>>> {
+    let (mut rest, _) = tag("(")(input)?;
+    let mut values = Vec::new();
+    loop {
+        match rest.first() {
+            Some(b')') => return Ok((&rest[1..], values)),
+            None => return Err(nom::Err::Incomplete(Needed::Unknown)),
+            _ => {}
+        }
+        let (after, value) = match rest.first() {
+            Some(b'"' | b'{') => string(rest)?,
+            _ => take_while1(|b| b > 0x20 && b != 0x7f && !matches!(b, b'(' | b')' | b'"' | b'{'))(
+                rest,
+            )
+            .map(|(r, v)| (r, std::borrow::Cow::Borrowed(v)))?,
+        };
+        values.push(value.into_owned());
+        rest = after.strip_prefix(b" ").unwrap_or(after);
+    }
+}
+
+/// What the framer needs to know when a literal is announced at the end of `prefix` (the
+/// response so far, without the `{n}` announcement): if the literal is the value of a body
+/// item of a FETCH response, the message's sequence number, the items parsed so far and the
+/// body item's name. `None` for every other literal (they are kept inline).
+pub(crate) fn body_literal_start(ctx: Ctx, prefix: &[u8]) -> Option<(Fetch, BodySection)> {
+    let rest = prefix.strip_prefix(b"* ")?;
+    let (rest, seq) = number(rest).ok()?;
+    let rest = rest.strip_prefix(b" ")?;
+    let (rest, word) = atom(rest).ok()?;
+    if !word.eq_ignore_ascii_case(b"FETCH") {
+        return None;
+    }
+    let mut rest = rest.strip_prefix(b" (")?;
+    let mut fetch = Fetch { seq, ..Fetch::default() };
+    loop {
+        // Is the rest exactly `<body item name> SP`?
+        if let Ok((after, item)) = item_name(rest)
+            && after == b" "
+        {
+            return body_kind(&item).map(|kind| (fetch, body_section(&item, kind)));
+        }
+        let (after, ()) = fetch_item(ctx, rest, &mut fetch).ok()?;
+        rest = after.strip_prefix(b" ")?;
+    }
+}

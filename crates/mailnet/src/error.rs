@@ -1,0 +1,114 @@
+//! The one error type of this crate.
+
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything that can go wrong while connecting, handshaking, reading or writing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The host name did not resolve.
+    #[error("cannot resolve {host}: {source}")]
+    Resolve {
+        /// Host as given.
+        host: String,
+        /// Resolver error.
+        #[source]
+        source: io::Error,
+    },
+    /// The host name resolved to no address.
+    #[error("{host} resolved to no address")]
+    NoAddress {
+        /// Host as given.
+        host: String,
+    },
+    /// No resolved address accepted the connection; the error is the last address's.
+    #[error("cannot connect to {host}:{port}: {source}")]
+    Connect {
+        /// Host as given.
+        host: String,
+        /// Port.
+        port: u16,
+        /// The last address's error (a timeout shows as [`io::ErrorKind::TimedOut`]).
+        #[source]
+        source: io::Error,
+    },
+    /// A read or write did not complete within its timeout: the peer stalled.
+    #[error("{operation} timed out after {timeout:?}")]
+    Timeout {
+        /// `"read"`, `"write"` or `"TLS handshake"`.
+        operation: &'static str,
+        /// The configured timeout.
+        timeout: Duration,
+    },
+    /// The peer closed the connection.
+    #[error("connection closed by the server during {operation}")]
+    Closed {
+        /// What we were doing.
+        operation: &'static str,
+    },
+    /// Any other socket error.
+    #[error("{operation} failed: {source}")]
+    Io {
+        /// What we were doing.
+        operation: &'static str,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// The TLS handshake or session failed (certificate not trusted, wrong name, …).
+    #[error("TLS failed with {host}: {source}")]
+    Tls {
+        /// The server name we verified against.
+        host: String,
+        /// rustls's reason.
+        #[source]
+        source: rustls::Error,
+    },
+    /// The name given for verification is neither a DNS name nor an IP address.
+    #[error("{name:?} is not a valid TLS server name")]
+    InvalidServerName {
+        /// The name.
+        name: String,
+    },
+    /// The extra CA file could not be read or holds no usable certificate.
+    #[error("CA file {path}: {reason}")]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// [`Stream::start_tls`](crate::Stream::start_tls) on a stream that is already TLS.
+    #[error("the connection already uses TLS")]
+    AlreadyTls,
+}
+
+impl Error {
+    /// Maps an I/O error from a read or write to [`Error::Timeout`] when it is one (the
+    /// standard library reports socket timeouts as `WouldBlock` or `TimedOut`), to
+    /// [`Error::Closed`] for an unexpected end of stream, and to [`Error::Io`] otherwise.
+    pub fn from_io(operation: &'static str, timeout: Option<Duration>, source: io::Error) -> Error {
+        match source.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                Error::Timeout { operation, timeout: timeout.unwrap_or_default() }
+            }
+            io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe => Error::Closed { operation },
+            _ => Error::Io { operation, source },
+        }
+    }
+
+    /// True for [`Error::Timeout`].
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. })
+    }
+}
+
+/// True when an I/O error is a socket timeout (`WouldBlock` or `TimedOut`).
+pub fn is_timeout(error: &io::Error) -> bool {
+    matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+}

@@ -1,0 +1,196 @@
+//! TLS client configuration: webpki roots plus an optional private CA, verification on
+//! unless the caller asks for [`TlsOptions::dangerous_accept_invalid_certs`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+use crate::Error;
+
+/// How to set up TLS. The default trusts the webpki (Mozilla) roots, verifies the
+/// certificate against the host name connected to, and sends that name as SNI.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    extra_ca_file: Option<PathBuf>,
+    server_name: Option<String>,
+    accept_invalid_certs: bool,
+}
+
+impl TlsOptions {
+    /// The defaults: webpki roots, verification on.
+    pub fn new() -> TlsOptions {
+        TlsOptions::default()
+    }
+
+    /// Also trusts every certificate in this PEM file (a private CA).
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> TlsOptions {
+        self.extra_ca_file = Some(path.into());
+        self
+    }
+
+    /// Verifies (and sends as SNI) this name instead of the host connected to, e.g. when
+    /// connecting to an IP address of a server whose certificate names a host.
+    pub fn server_name(mut self, name: impl Into<String>) -> TlsOptions {
+        self.server_name = Some(name.into());
+        self
+    }
+
+    /// **Dangerous**: accepts any certificate, for any name, from anyone — an active
+    /// attacker can read and change everything, passwords included. Only for test servers
+    /// with throw-away certificates. Signatures of the handshake are still checked.
+    pub fn dangerous_accept_invalid_certs(mut self, accept: bool) -> TlsOptions {
+        self.accept_invalid_certs = accept;
+        self
+    }
+
+    /// The extra CA file, if any.
+    pub fn extra_ca_file(&self) -> Option<&Path> {
+        self.extra_ca_file.as_deref()
+    }
+
+    /// True when certificate verification is turned off.
+    pub fn accepts_invalid_certs(&self) -> bool {
+        self.accept_invalid_certs
+    }
+}
+
+/// A ready TLS client configuration (roots loaded once), cheap to clone and share.
+#[derive(Debug, Clone)]
+pub struct TlsConnector {
+    config: Arc<ClientConfig>,
+    server_name: Option<String>,
+}
+
+impl TlsConnector {
+    /// Loads roots and the extra CA file.
+    pub fn new(options: &TlsOptions) -> Result<TlsConnector, Error> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|source| Error::Tls { host: String::new(), source })?;
+        let config = if options.accept_invalid_certs {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate {
+                    algorithms: provider.signature_verification_algorithms,
+                }))
+                .with_no_client_auth()
+        } else {
+            let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+            if let Some(path) = &options.extra_ca_file {
+                add_ca_file(&mut roots, path)?;
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        };
+        Ok(TlsConnector { config: Arc::new(config), server_name: options.server_name.clone() })
+    }
+
+    /// The name to verify for a connection to `host`.
+    pub(crate) fn server_name(&self, host: &str) -> Result<ServerName<'static>, Error> {
+        let name = self.server_name.as_deref().unwrap_or(host);
+        // `[::1]` style literals are written with brackets in URLs but not in certificates.
+        let name = name.trim_start_matches('[').trim_end_matches(']');
+        ServerName::try_from(name.to_owned())
+            .map_err(|_| Error::InvalidServerName { name: name.to_owned() })
+    }
+
+    pub(crate) fn config(&self) -> Arc<ClientConfig> {
+        self.config.clone()
+    }
+}
+
+fn add_ca_file(roots: &mut RootCertStore, path: &Path) -> Result<(), Error> {
+    let fail = |reason: String| Error::CaFile { path: path.to_path_buf(), reason };
+    let mut added = 0;
+    for certificate in CertificateDer::pem_file_iter(path).map_err(|e| fail(e.to_string()))? {
+        let certificate = certificate.map_err(|e| fail(e.to_string()))?;
+        roots.add(certificate).map_err(|e| fail(e.to_string()))?;
+        added += 1;
+    }
+    if added == 0 {
+        return Err(fail("no PEM certificate in the file".into()));
+    }
+    Ok(())
+}
+
+/// The verifier behind `dangerous_accept_invalid_certs`: any certificate chain and name,
+/// but handshake signatures must still match the presented key.
+#[derive(Debug)]
+struct AcceptAnyCertificate {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+// Keep the provider type referenced so a change of provider is a compile error here.
+const _: fn() -> CryptoProvider = rustls::crypto::ring::default_provider;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_names_accept_hosts_and_ips_and_reject_garbage() {
+        let connector = TlsConnector::new(&TlsOptions::new()).expect("default roots load");
+        assert!(connector.server_name("imap.example.com").is_ok());
+        assert!(connector.server_name("127.0.0.1").is_ok());
+        assert!(connector.server_name("[::1]").is_ok());
+        assert!(matches!(connector.server_name("bad name!"), Err(Error::InvalidServerName { .. })));
+        let overridden =
+            TlsConnector::new(&TlsOptions::new().server_name("localhost")).expect("connector");
+        assert_eq!(
+            overridden.server_name("127.0.0.1").expect("name"),
+            ServerName::try_from("localhost").expect("dns name")
+        );
+    }
+
+    #[test]
+    fn missing_or_empty_ca_file_is_a_clear_error() {
+        let missing = TlsOptions::new().ca_file("/nonexistent/ca.pem");
+        assert!(matches!(TlsConnector::new(&missing), Err(Error::CaFile { .. })));
+        let dir = std::env::temp_dir().join(format!("mailnet-ca-{}", std::process::id()));
+        std::fs::write(&dir, "not a certificate\n").expect("write temp file");
+        let empty = TlsOptions::new().ca_file(&dir);
+        let result = TlsConnector::new(&empty);
+        let _ = std::fs::remove_file(&dir);
+        assert!(matches!(result, Err(Error::CaFile { .. })), "{result:?}");
+    }
+}

@@ -81,7 +81,7 @@ fn rescan(root: &Path, path: &Path) -> Result<u32> {
             {
                 Ok(_) => break,
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                    value = value.wrapping_add(1).max(1)
+                    value = value.wrapping_add(1).max(1);
                 }
                 Err(e) => return Err(e).ctx("create", &marker(root, value)),
             }

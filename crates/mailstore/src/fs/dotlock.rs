@@ -7,7 +7,7 @@
 //! blocks the other side for long.
 
 use std::fs;
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
@@ -113,6 +113,7 @@ impl DotLock {
                 Error::io("write lock", &self.lock_path, std::io::Error::other("lock file closed"))
             })?;
             file.set_len(0).ctx("truncate", &self.lock_path)?;
+            file.seek(SeekFrom::Start(0)).ctx("seek", &self.lock_path)?;
             file.write_all(contents).ctx("write", &self.lock_path)?;
             if let Some(mtime) = mtime {
                 file.set_modified(mtime).ctx("set mtime", &self.lock_path)?;
@@ -202,6 +203,17 @@ mod tests {
         assert!(!dir.path().join("dovecot-uidlist.lock").exists());
         drop(DotLock::acquire(&target, quick).unwrap());
         assert!(!dir.path().join("dovecot-uidlist.lock").exists());
+    }
+
+    #[test]
+    fn lock_file_replaces_target_from_its_first_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("subscriptions");
+        fs::write(&target, "old contents that are longer").unwrap();
+        let lock = DotLock::acquire(&target, LockSettings::SUBSCRIPTIONS).unwrap();
+        lock.replace_target(&target, b"V\t2\n\n", true, None).unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"V\t2\n\n");
+        assert!(!lock_path_for(&target).exists());
     }
 
     #[test]

@@ -58,8 +58,8 @@ pub(crate) struct Uidlist {
     pub(crate) header_next_uid: u32,
     /// Mailbox GUID (`G`), absent in version 1.
     pub(crate) guid: Option<Guid>,
-    /// Unknown header fields, preserved on rewrite.
-    pub(crate) header_extra: Vec<(u8, String)>,
+    /// Unknown header fields (key and value as one token), preserved on rewrite.
+    pub(crate) header_extra: Vec<String>,
     /// Records in UID order.
     pub(crate) records: Vec<Record>,
     /// Length of the complete lines read (a torn last line starts here).
@@ -141,8 +141,8 @@ impl Uidlist {
         if let Some(guid) = self.guid {
             let _ = write!(line, " G{guid}");
         }
-        for (key, value) in &self.header_extra {
-            let _ = write!(line, " {}{value}", char::from(*key));
+        for field in &self.header_extra {
+            let _ = write!(line, " {field}");
         }
         line.push('\n');
         line
@@ -215,23 +215,26 @@ fn parse_header(line: &str) -> Result<Uidlist, Broken> {
         }
         3 => {
             for field in rest.split(' ').filter(|f| !f.is_empty()) {
-                let (key, value) = field.split_at(1);
+                // V, N and G are ASCII; anything else is kept whole (it may not even be).
+                let key = field.as_bytes()[0];
+                let value = if key.is_ascii() { &field[1..] } else { "" };
                 match key {
-                    "V" => {
+                    b'V' => {
                         uid_validity = parse_u32(value)
-                            .ok_or_else(|| broken(1, format!("invalid UIDVALIDITY {value:?}")))?
+                            .ok_or_else(|| broken(1, format!("invalid UIDVALIDITY {value:?}")))?;
                     }
-                    "N" => {
+                    b'N' => {
                         next_uid = parse_u32(value)
-                            .ok_or_else(|| broken(1, format!("invalid next UID {value:?}")))?
+                            .ok_or_else(|| broken(1, format!("invalid next UID {value:?}")))?;
                     }
-                    "G" => {
+                    b'G' => {
+                        let parsed = value.parse::<Guid>();
                         guid =
-                            Some(value.parse::<Guid>().map_err(|_| {
+                            Some(parsed.map_err(|_| {
                                 broken(1, format!("invalid mailbox GUID {value:?}"))
-                            })?)
+                            })?);
                     }
-                    _ => extra.push((key.as_bytes()[0], value.to_string())),
+                    _ => extra.push(field.to_string()),
                 }
             }
         }
@@ -361,7 +364,7 @@ mod tests {
         assert_eq!(list.records[1].filename, "b:2,S");
         // Unknown header fields are kept; CRLF tolerated.
         let list = Uidlist::parse(b"3 V1 N1 Pfoo\r\n").unwrap().unwrap();
-        assert_eq!(list.header_extra, [(b'P', String::from("foo"))]);
+        assert_eq!(list.header_extra, ["Pfoo"]);
         assert_eq!(list.header_line(), "3 V1 N1 Pfoo\n");
     }
 }

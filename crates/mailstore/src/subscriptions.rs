@@ -125,4 +125,23 @@ mod tests {
         assert_eq!(serialize(&parsed, true), "V\t2\n\nGrüße\tSub\n".as_bytes());
         assert_eq!(tab_unescape(&tab_escape("a\x01b\tc\rd\ne")), "a\x01b\tc\rd\ne");
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn names_round_trip(names in proptest::collection::vec(proptest::collection::vec("[^\\p{C}/]{1,8}", 1..4), 0..10), utf8 in any::<bool>()) {
+                let names: Vec<MailboxName> = names.into_iter().filter_map(|c| MailboxName::new(c).ok()).collect();
+                let mut unique: Vec<MailboxName> = Vec::new();
+                for name in names {
+                    if !unique.contains(&name) {
+                        unique.push(name);
+                    }
+                }
+                prop_assert_eq!(parse(&serialize(&unique, utf8), '.', utf8), unique);
+            }
+        }
+    }
 }

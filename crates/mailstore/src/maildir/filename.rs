@@ -239,4 +239,45 @@ mod tests {
         assert_eq!(sort_cmp("10.a.h", "10.b.h"), Ordering::Less);
         assert_eq!(sort_cmp("10.M1P1.h:2,S", "10.M1P1.h:2,F"), Ordering::Equal);
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn flags_round_trip(
+                stem in "[0-9]{1,10}\\.M[0-9]{1,6}P[0-9]{1,5}\\.[a-z]{1,8},S=[0-9]{1,6},W=[0-9]{1,6}",
+                old in "(:2,[A-Za-z]{0,6}(,[a-z]{0,3})?)?",
+                bits in 0u8..32,
+                keywords in proptest::collection::btree_set(0u8..26, 0..6),
+            ) {
+                let flags = Flags::ALL.iter().enumerate()
+                    .filter(|(i, _)| bits & (1 << i) != 0)
+                    .fold(Flags::EMPTY, |acc, (_, (f, _, _))| acc | *f);
+                let keywords: Vec<u8> = keywords.into_iter().collect();
+                let name = format!("{stem}{old}");
+                let renamed = with_flags(&name, flags, &keywords);
+                let info = info(&renamed);
+                prop_assert_eq!(info.flags, flags);
+                let mut found = info.keywords.clone();
+                found.sort_unstable();
+                prop_assert_eq!(found, keywords.clone());
+                prop_assert_eq!(base(&renamed), base(&name));
+                prop_assert_eq!(size_field(&renamed, b'S'), size_field(&name, b'S'));
+                prop_assert_eq!(size_field(&renamed, b'W'), size_field(&name, b'W'));
+                // Letters are sorted, and re-flagging is idempotent.
+                let letters = renamed.rsplit_once(":2,").unwrap().1.split(',').next().unwrap().as_bytes().to_vec();
+                let mut sorted = letters.clone();
+                sorted.sort_unstable();
+                prop_assert_eq!(letters, sorted);
+                prop_assert_eq!(with_flags(&renamed, flags, &keywords), renamed.clone());
+            }
+
+            #[test]
+            fn arbitrary_names_never_panic(name in "\\PC{0,40}") {
+                crate::fuzzing::filename(name.as_bytes());
+            }
+        }
+    }
 }

@@ -112,4 +112,27 @@ mod tests {
         }
         assert_eq!(table.index_or_insert("one-too-many"), None);
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn insert_then_round_trip(names in proptest::collection::vec("[!-~]{1,12}", 0..40)) {
+                let mut table = KeywordTable::default();
+                for name in &names {
+                    if let Some((index, _)) = table.index_or_insert(name) {
+                        prop_assert!(table.name(index).eq_ignore_ascii_case(name));
+                    }
+                }
+                prop_assert_eq!(KeywordTable::parse(&table.to_bytes()), table);
+            }
+
+            #[test]
+            fn arbitrary_input_never_panics(data in proptest::collection::vec(any::<u8>(), 0..300)) {
+                crate::fuzzing::keywords(&data);
+            }
+        }
+    }
 }

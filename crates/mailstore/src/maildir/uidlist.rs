@@ -367,4 +367,58 @@ mod tests {
         assert_eq!(list.header_extra, ["Pfoo"]);
         assert_eq!(list.header_line(), "3 V1 N1 Pfoo\n");
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn record() -> impl Strategy<Value = (Vec<(u8, String)>, String)> {
+            (
+                proptest::collection::vec(
+                    (prop::sample::select(b"SWPOGAZ".to_vec()), "[!-~&&[^:]][!-~]{0,12}"),
+                    0..4,
+                ),
+                "[0-9]{1,10}\\.M[0-9]{1,6}P[0-9]{1,5}\\.[a-z]{1,8}(,S=[0-9]{1,6})?(,W=[0-9]{1,6})?",
+            )
+        }
+
+        proptest! {
+            #[test]
+            fn write_then_parse_is_identity(
+                uid_validity in 1u32..,
+                header_next in 1u32..1000,
+                gaps in proptest::collection::vec(1u32..1000, 0..20),
+                records in proptest::collection::vec(record(), 0..20),
+                guid in any::<[u8; 16]>(),
+            ) {
+                let mut list = Uidlist::new(uid_validity, header_next, Guid::from_bytes(guid));
+                let mut uid = 0u32;
+                for ((extensions, filename), gap) in records.into_iter().zip(gaps) {
+                    uid += gap;
+                    if list.records.iter().any(|r| r.filename == filename) {
+                        continue;
+                    }
+                    list.records.push(Record { uid, extensions, filename });
+                }
+                let bytes = list.to_bytes();
+                let parsed = Uidlist::parse(&bytes).unwrap().unwrap();
+                prop_assert_eq!(&parsed.records, &list.records);
+                prop_assert_eq!(parsed.next_uid(), list.next_uid());
+                prop_assert_eq!(parsed.guid, list.guid);
+                prop_assert_eq!(parsed.complete_len, bytes.len());
+                prop_assert!(!parsed.wants_rewrite);
+                // A torn append never changes what the complete lines say.
+                for cut in 0..bytes.len() {
+                    if let Ok(Some(prefix)) = Uidlist::parse(&bytes[..cut]) {
+                        prop_assert_eq!(&prefix.records[..], &list.records[..prefix.records.len()]);
+                    }
+                }
+            }
+
+            #[test]
+            fn arbitrary_input_never_panics(data in proptest::collection::vec(any::<u8>(), 0..300)) {
+                crate::fuzzing::uidlist(&data);
+            }
+        }
+    }
 }

@@ -4,5 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 mod dovecot_reads_ours;
+mod operations;
 mod support;
 mod we_read_dovecot;

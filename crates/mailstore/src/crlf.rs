@@ -1,0 +1,227 @@
+//! Line-ending conversion while streaming, with Dovecot's size accounting.
+//!
+//! Dovecot stores Maildir mail with LF line ends (`i_stream_create_lf`: CRLF becomes LF, a
+//! lone CR stays) unless `mail_save_crlf=yes` (`i_stream_create_crlf`: a bare LF becomes
+//! CRLF). The virtual size (`W=`, IMAP `RFC822.SIZE`) counts every LF not preceded by CR as
+//! two bytes, which is exactly what IMAP serves.
+
+use std::io::{self, Read, Write};
+
+/// How message bodies are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LineEndings {
+    /// LF only, Dovecot's default.
+    #[default]
+    Lf,
+    /// CRLF, as with `mail_save_crlf = yes`.
+    Crlf,
+}
+
+/// Converts line endings of everything written and counts stored and virtual bytes.
+#[derive(Debug)]
+pub(crate) struct ConvertingWriter<W: Write> {
+    inner: W,
+    mode: LineEndings,
+    pending_cr: bool,
+    last_stored: u8,
+    physical: u64,
+    bare_lf: u64,
+    scratch: Vec<u8>,
+}
+
+impl<W: Write> ConvertingWriter<W> {
+    pub(crate) fn new(inner: W, mode: LineEndings) -> Self {
+        ConvertingWriter {
+            inner,
+            mode,
+            pending_cr: false,
+            last_stored: 0,
+            physical: 0,
+            bare_lf: 0,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Writes what is still held back (a final lone CR) and returns the inner writer with
+    /// the physical (stored) and virtual (CRLF) sizes.
+    pub(crate) fn finish(mut self) -> io::Result<(W, u64, u64)> {
+        if self.pending_cr {
+            self.pending_cr = false;
+            self.scratch.clear();
+            self.store(b"\r");
+            self.flush_scratch()?;
+        }
+        Ok((self.inner, self.physical, self.physical + self.bare_lf))
+    }
+
+    fn store(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            if byte == b'\n' && self.last_stored != b'\r' {
+                self.bare_lf += 1;
+            }
+            self.last_stored = byte;
+        }
+        self.physical += bytes.len() as u64;
+        self.scratch.extend_from_slice(bytes);
+    }
+
+    fn flush_scratch(&mut self) -> io::Result<()> {
+        let result = self.inner.write_all(&self.scratch);
+        self.scratch.clear();
+        result
+    }
+
+    fn convert(&mut self, mut input: &[u8]) {
+        match self.mode {
+            LineEndings::Lf => {
+                while !input.is_empty() {
+                    if self.pending_cr {
+                        self.pending_cr = false;
+                        if input[0] == b'\n' {
+                            self.store(b"\n");
+                            input = &input[1..];
+                            continue;
+                        }
+                        self.store(b"\r");
+                    }
+                    if let Some(at) = memchr::memchr(b'\r', input) {
+                        self.store(&input[..at]);
+                        self.pending_cr = true;
+                        input = &input[at + 1..];
+                    } else {
+                        self.store(input);
+                        input = &[];
+                    }
+                }
+            }
+            LineEndings::Crlf => {
+                while !input.is_empty() {
+                    if let Some(at) = memchr::memchr(b'\n', input) {
+                        self.store(&input[..at]);
+                        if self.last_stored != b'\r' {
+                            self.store(b"\r");
+                        }
+                        self.store(b"\n");
+                        input = &input[at + 1..];
+                    } else {
+                        self.store(input);
+                        input = &[];
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<W: Write> Write for ConvertingWriter<W> {
+    fn write(&mut self, input: &[u8]) -> io::Result<usize> {
+        self.scratch.clear();
+        // Note: the sizes are counted in `store` before the bytes reach the inner writer; a
+        // failed write poisons the message anyway (the caller discards it).
+        let (physical, bare_lf, last) = (self.physical, self.bare_lf, self.last_stored);
+        self.convert(input);
+        if let Err(e) = self.flush_scratch() {
+            (self.physical, self.bare_lf, self.last_stored) = (physical, bare_lf, last);
+            return Err(e);
+        }
+        Ok(input.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Reads a stored message as IMAP serves it: every LF not preceded by CR becomes CRLF.
+#[derive(Debug)]
+pub struct CrlfReader<R: Read> {
+    inner: R,
+    buffer: Vec<u8>,
+    start: usize,
+    previous: u8,
+}
+
+impl<R: Read> CrlfReader<R> {
+    /// Wraps a reader of stored bytes.
+    pub fn new(inner: R) -> Self {
+        CrlfReader { inner, buffer: Vec::with_capacity(16 * 1024), start: 0, previous: 0 }
+    }
+}
+
+impl<R: Read> Read for CrlfReader<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        if self.start >= self.buffer.len() {
+            let mut raw = [0u8; 8192];
+            let n = loop {
+                match self.inner.read(&mut raw) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    other => break other?,
+                }
+            };
+            if n == 0 {
+                return Ok(0);
+            }
+            self.buffer.clear();
+            self.start = 0;
+            for &byte in &raw[..n] {
+                if byte == b'\n' && self.previous != b'\r' {
+                    self.buffer.push(b'\r');
+                }
+                self.buffer.push(byte);
+                self.previous = byte;
+            }
+        }
+        let available = &self.buffer[self.start..];
+        let n = available.len().min(out.len());
+        out[..n].copy_from_slice(&available[..n]);
+        self.start += n;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn convert(mode: LineEndings, chunks: &[&[u8]]) -> (Vec<u8>, u64, u64) {
+        let mut writer = ConvertingWriter::new(Vec::new(), mode);
+        for chunk in chunks {
+            writer.write_all(chunk).unwrap();
+        }
+        writer.finish().unwrap()
+    }
+
+    #[test]
+    fn known_answers() {
+        let cases: &[(LineEndings, &[u8], &[u8], u64)] = &[
+            (LineEndings::Lf, b"a\r\nb\r\n", b"a\nb\n", 6),
+            (LineEndings::Lf, b"a\nb", b"a\nb", 4),
+            (LineEndings::Lf, b"a\rb\r", b"a\rb\r", 4),
+            (LineEndings::Lf, b"a\r\r\nb", b"a\r\nb", 4),
+            (LineEndings::Lf, b"", b"", 0),
+            (LineEndings::Crlf, b"a\nb\r\nc", b"a\r\nb\r\nc", 7),
+            (LineEndings::Crlf, b"\n\n", b"\r\n\r\n", 4),
+        ];
+        for (mode, input, stored, vsize) in cases {
+            let (out, physical, virtual_size) = convert(*mode, &[input]);
+            assert_eq!(out, *stored, "{mode:?} {input:?}");
+            assert_eq!(physical, stored.len() as u64);
+            assert_eq!(virtual_size, *vsize, "{mode:?} {input:?}");
+            // Any split of the input gives the same result.
+            for split in 0..=input.len() {
+                let (left, right) = input.split_at(split);
+                assert_eq!(
+                    convert(*mode, &[left, right]),
+                    (stored.to_vec(), physical, virtual_size)
+                );
+            }
+            // Reading back as IMAP serves it gives `vsize` bytes.
+            let mut served = Vec::new();
+            CrlfReader::new(&stored[..]).read_to_end(&mut served).unwrap();
+            assert_eq!(served.len() as u64, virtual_size);
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! File-system helpers: crash-safe replacement of small files, directory fsync, dotlocks,
+//! the host name Dovecot puts into file names and locks.
+
+pub(crate) mod dotlock;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::error::{IoContext, Result};
+
+/// Mode of directories we create (Dovecot derives it from the root; 0700 is its default).
+pub(crate) const DIR_MODE: u32 = 0o700;
+/// Mode of files we create.
+pub(crate) const FILE_MODE: u32 = 0o600;
+
+/// Creates `dir` and missing parents with [`DIR_MODE`].
+pub(crate) fn create_dir_all(dir: &Path) -> Result<()> {
+    fs::DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir).ctx("mkdir", dir)
+}
+
+/// Creates `dir`; `Ok(false)` if it already existed.
+pub(crate) fn create_dir(dir: &Path) -> Result<bool> {
+    match fs::DirBuilder::new().mode(DIR_MODE).create(dir) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e).ctx("mkdir", dir),
+    }
+}
+
+/// Opens a new file that must not exist yet.
+pub(crate) fn create_new(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().write(true).create_new(true).mode(FILE_MODE).open(path)
+}
+
+/// Makes a rename or unlink inside `dir` durable.
+pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).ctx("fsync directory", dir)
+}
+
+/// Replaces `target` with `contents` crash-safely: write `temp`, fsync it (if `fsync`),
+/// rename over `target`, fsync the directory (if `fsync`). A crash leaves either the old or
+/// the new file, never a mix.
+pub(crate) fn replace_file(target: &Path, temp: &Path, contents: &[u8], fsync: bool) -> Result<()> {
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(FILE_MODE)
+            .open(temp)
+            .ctx("create", temp)?;
+        file.write_all(contents).ctx("write", temp)?;
+        if fsync {
+            file.sync_all().ctx("fsync", temp)?;
+        }
+        fs::rename(temp, target).ctx("rename", target)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(temp);
+    }
+    result?;
+    if fsync && let Some(dir) = target.parent() {
+        fsync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Reads a whole file; `Ok(None)` when it does not exist.
+pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).ctx("read", path),
+    }
+}
+
+/// Removes a file; a missing file is not an error.
+pub(crate) fn remove_if_exists(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).ctx("unlink", path),
+    }
+}
+
+/// UNIX seconds of a `SystemTime` (negative before 1970).
+pub(crate) fn unix_seconds(time: SystemTime) -> i64 {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
+        Err(before) => -i64::try_from(before.duration().as_secs()).unwrap_or(i64::MAX),
+    }
+}
+
+/// The `SystemTime` of UNIX seconds.
+pub(crate) fn system_time(seconds: i64) -> SystemTime {
+    let magnitude = Duration::from_secs(seconds.unsigned_abs());
+    if seconds >= 0 { UNIX_EPOCH + magnitude } else { UNIX_EPOCH - magnitude }
+}
+
+/// The current time as UNIX seconds and microseconds.
+pub(crate) fn now() -> (i64, u32) {
+    let elapsed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    (i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX), elapsed.subsec_micros())
+}
+
+/// The host name as Dovecot's `my_hostname` (gethostname), used in lock files so that
+/// Dovecot can recognise a lock of ours whose process died. `None` if unknown.
+pub(crate) fn hostname() -> &'static str {
+    static HOST: OnceLock<String> = OnceLock::new();
+    HOST.get_or_init(|| {
+        fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| String::from("localhost"))
+    })
+}
+
+/// The host name made safe for a Maildir file name: Dovecot does not escape, but `/`, `:`,
+/// `,` and control bytes would break the name's grammar, so they become `_`.
+pub(crate) fn filename_host() -> &'static str {
+    static HOST: OnceLock<String> = OnceLock::new();
+    HOST.get_or_init(|| {
+        hostname()
+            .chars()
+            .map(|c| if c == '/' || c == ':' || c == ',' || c.is_control() { '_' } else { c })
+            .collect()
+    })
+}
+
+/// True while process `pid` exists on this machine (zombies count as dead).
+pub(crate) fn process_alive(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}

@@ -1,0 +1,136 @@
+//! The commit journal that makes "files renamed into `cur/`" and "records appended to
+//! `dovecot-uidlist`" one unit.
+//!
+//! Dovecot's save order (rename under the lock, then append) is right for concurrent
+//! readers, but a crash between the two leaves files without UIDs, which the next sync
+//! numbers anew — duplicates for a migration that then re-copies them with the source's
+//! UIDs. Before renaming, a commit writes `dsync-rs-journal` in the mailbox directory with
+//! one line per message: `<tmp name>/<final name>/<uidlist record line>` (`/` never occurs
+//! in a file name). The next time we take the uidlist lock on that mailbox, each entry is
+//! completed (rename if still in `tmp/`, append the record if missing) and the journal
+//! removed. Dovecot ignores the file. If Dovecot numbered the orphans first (it overrides
+//! the dead process's lock), their entries are dropped: the files keep Dovecot's UIDs.
+
+use std::collections::HashSet;
+
+use super::filename;
+use super::state::{Locked, Sub};
+use super::uidlist::{Record, Uidlist};
+use crate::error::{IoContext, Result};
+
+pub(crate) const JOURNAL: &str = "dsync-rs-journal";
+const HEADER: &str = "dsync-rs journal 1\n";
+
+/// One message of a commit.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub(crate) tmp_name: String,
+    pub(crate) final_name: String,
+    pub(crate) record: Record,
+}
+
+/// Writes the journal for `entries` (fsynced when `fsync`).
+pub(crate) fn write(locked: &Locked, entries: &[Entry]) -> Result<()> {
+    let mut text = String::from(HEADER);
+    for entry in entries {
+        text.push_str(&entry.tmp_name);
+        text.push('/');
+        text.push_str(&entry.final_name);
+        text.push('/');
+        text.push_str(&super::uidlist::record_line(&entry.record));
+    }
+    let dir = &locked.paths.dir;
+    crate::fs::replace_file(
+        &dir.join(JOURNAL),
+        &dir.join("dsync-rs-journal.tmp"),
+        text.as_bytes(),
+        locked.fsync,
+    )
+}
+
+/// Removes the journal after a completed commit.
+pub(crate) fn remove(locked: &Locked) -> Result<()> {
+    crate::fs::remove_if_exists(&locked.paths.dir.join(JOURNAL))
+}
+
+/// Parses a journal; malformed or torn lines are skipped (they were never acted on: the
+/// journal is complete and synced before the first rename).
+pub(crate) fn parse(data: &[u8]) -> Vec<Entry> {
+    let Some(body) = data.strip_prefix(HEADER.as_bytes()) else { return Vec::new() };
+    let Ok(body) = std::str::from_utf8(body) else { return Vec::new() };
+    let mut entries = Vec::new();
+    for line in body.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
+        let mut parts = line.splitn(3, '/');
+        let (Some(tmp_name), Some(final_name), Some(record_line)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let text = format!("3 V1 N1\n{record_line}");
+        let Ok(Some(mut list)) = Uidlist::parse(text.as_bytes()) else { continue };
+        let Some(record) = list.records.pop() else { continue };
+        if tmp_name.is_empty()
+            || final_name.is_empty()
+            || filename::base(final_name) != record.filename
+        {
+            continue;
+        }
+        entries.push(Entry {
+            tmp_name: tmp_name.to_string(),
+            final_name: final_name.to_string(),
+            record,
+        });
+    }
+    entries
+}
+
+/// Completes an interrupted commit, if a journal exists.
+pub(crate) fn replay(locked: &mut Locked) -> Result<()> {
+    let path = locked.paths.dir.join(JOURNAL);
+    let Some(data) = crate::fs::read_optional(&path)? else { return Ok(()) };
+    let scan = locked.paths.scan()?;
+    let known: HashSet<String> =
+        locked.uidlist.records.iter().map(|r| filename::base(&r.filename).to_string()).collect();
+    let mut records = Vec::new();
+    let mut renamed = false;
+    for entry in parse(&data) {
+        let next_uid = records.last().map_or(locked.uidlist.next_uid(), |r: &Record| r.uid + 1);
+        if known.contains(&entry.record.filename) || entry.record.uid < next_uid {
+            continue;
+        }
+        if !scan.contains_key(&entry.record.filename) {
+            let from = locked.paths.tmp().join(&entry.tmp_name);
+            let to = locked.paths.sub(Sub::Cur).join(&entry.final_name);
+            match std::fs::rename(&from, &to) {
+                Ok(()) => renamed = true,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e).ctx("rename", &to),
+            }
+        }
+        records.push(entry.record);
+    }
+    if renamed && locked.fsync {
+        crate::fs::fsync_dir(&locked.paths.sub(Sub::Cur))?;
+    }
+    locked.append(records)?;
+    remove(locked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_known_answers() {
+        let text = "dsync-rs journal 1\n\
+            1.M1P2.h/1.M1P2.h,S=5,W=6:2,S/7 G abc :1.M1P2.h,S=5,W=6\n\
+            bad line\n\
+            2.M1P2.h/other:2,/8 :2.M1P2.h\n\
+            3.M1P2.h/3.M1P2.h:2,/9 :3.M1P2.h";
+        let entries = parse(text.as_bytes());
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        assert_eq!(entries[0].record.uid, 7);
+        assert_eq!(entries[0].final_name, "1.M1P2.h,S=5,W=6:2,S");
+        assert!(parse(b"garbage").is_empty());
+    }
+}

@@ -1,0 +1,405 @@
+//! One mailbox: its state, messages, and changes to them.
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::Store;
+use super::filename;
+use super::keywords::KeywordTable;
+use super::save::Staged;
+use super::state::{self, FileRef, Paths, Scan, Sub};
+use super::uidlist::{Uidlist, ext};
+use crate::crlf::CrlfReader;
+use crate::error::{Error, IoContext, Result};
+use crate::flags::{Flags, Keyword};
+use crate::guid::Guid;
+use crate::name::MailboxName;
+
+/// A mailbox's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MailboxStatus {
+    /// UIDVALIDITY.
+    pub uid_validity: u32,
+    /// The UID the next message gets (IMAP `UIDNEXT`).
+    pub next_uid: u32,
+    /// The mailbox GUID (`G` of the uidlist header).
+    pub guid: Option<Guid>,
+    /// Number of messages.
+    pub messages: u32,
+}
+
+/// One message as a mail client would see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MessageInfo {
+    /// UID.
+    pub uid: u32,
+    /// System flags.
+    pub flags: Flags,
+    /// Keywords, in letter order.
+    pub keywords: Vec<Keyword>,
+    /// Received date (IMAP INTERNALDATE), UNIX seconds: the file's mtime.
+    pub received: i64,
+    /// Bytes stored on disk (`S=`).
+    pub size: u64,
+    /// Size with CRLF line ends, what IMAP serves (`W=`, `RFC822.SIZE`).
+    pub virtual_size: u64,
+    /// Message GUID: the uidlist's `G` field, else the base file name.
+    pub guid: String,
+    /// POP3 UIDL stored for this message (`P`), if any.
+    pub pop3_uidl: Option<String>,
+    /// POP3 order (`O`), if any.
+    pub pop3_order: Option<u32>,
+    /// Current file name (in `cur/` or `new/`).
+    pub file_name: String,
+}
+
+/// The stored bytes of one message.
+#[derive(Debug)]
+pub struct MessageReader {
+    file: File,
+}
+
+impl MessageReader {
+    /// The bytes as IMAP serves them (bare LF → CRLF).
+    pub fn crlf(self) -> CrlfReader<File> {
+        CrlfReader::new(self.file)
+    }
+}
+
+impl Read for MessageReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.file.read(buf)
+    }
+}
+
+/// A mailbox of a [`super::Maildir`]. Saves are staged until [`Mailbox::commit`]; dropping
+/// the mailbox discards staged messages (nothing of them was ever visible).
+#[derive(Debug)]
+pub struct Mailbox {
+    pub(crate) store: Arc<Store>,
+    pub(crate) name: MailboxName,
+    pub(crate) paths: Paths,
+    pub(crate) staged: Vec<Staged>,
+}
+
+/// What one read of the mailbox found.
+#[derive(Debug)]
+struct View {
+    uidlist: Uidlist,
+    scan: Scan,
+    keywords: KeywordTable,
+}
+
+impl Mailbox {
+    pub(crate) fn new(store: Arc<Store>, name: MailboxName, dir: PathBuf) -> Mailbox {
+        Mailbox { store, name, paths: Paths { dir }, staged: Vec::new() }
+    }
+
+    /// The mailbox's name.
+    pub fn name(&self) -> &MailboxName {
+        &self.name
+    }
+
+    /// The mailbox's directory.
+    pub fn path(&self) -> &Path {
+        &self.paths.dir
+    }
+
+    /// UIDVALIDITY, next UID, GUID and message count.
+    pub fn status(&self) -> Result<MailboxStatus> {
+        let view = self.view()?;
+        let messages = u32::try_from(Self::present(&view).count()).unwrap_or(u32::MAX);
+        Ok(MailboxStatus {
+            uid_validity: view.uidlist.uid_validity,
+            next_uid: view.uidlist.next_uid(),
+            guid: view.uidlist.guid,
+            messages,
+        })
+    }
+
+    /// Every message in UID order.
+    pub fn messages(&self) -> Result<Vec<MessageInfo>> {
+        let view = self.view()?;
+        let mut out = Vec::new();
+        for (record, file) in Self::present(&view) {
+            let path = self.paths.file(file);
+            let metadata = match fs::metadata(&path) {
+                Ok(m) => m,
+                // Renamed (flag change) or expunged by someone else since the scan.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e).ctx("stat", &path),
+            };
+            let name = &file.name;
+            let size = filename::size_field(name, b'S')
+                .or_else(|| record.ext(ext::SIZE).and_then(|v| v.parse().ok()))
+                .unwrap_or(metadata.len());
+            let virtual_size = match filename::size_field(name, b'W')
+                .or_else(|| record.ext(ext::VSIZE).and_then(|v| v.parse().ok()))
+            {
+                Some(v) => v,
+                None => virtual_size_of(&path)?,
+            };
+            let info = filename::info(name);
+            let mut keyword_indexes = info.keywords.clone();
+            keyword_indexes.sort_unstable();
+            let keywords = keyword_indexes
+                .iter()
+                .map(|&i| Keyword::from_disk(view.keywords.name(i)))
+                .collect();
+            out.push(MessageInfo {
+                uid: record.uid,
+                flags: info.flags,
+                keywords,
+                received: metadata.modified().map(crate::fs::unix_seconds).ctx("stat", &path)?,
+                size,
+                virtual_size,
+                guid: record
+                    .ext(ext::GUID)
+                    .filter(|g| !g.is_empty())
+                    .unwrap_or(filename::base(name))
+                    .to_string(),
+                pop3_uidl: record.ext(ext::POP3_UIDL).map(str::to_string),
+                pop3_order: record
+                    .ext(ext::POP3_ORDER)
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&o| o > 0),
+                file_name: name.clone(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Opens the stored bytes of message `uid`.
+    pub fn open_message(&self, uid: u32) -> Result<MessageReader> {
+        for _ in 0..3 {
+            let file = self.find(uid)?;
+            let path = self.paths.file(&file);
+            match File::open(&path) {
+                Ok(file) => return Ok(MessageReader { file }),
+                // Renamed by a concurrent flag change: look again.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).ctx("open", &path),
+            }
+        }
+        Err(self.uid_not_found(uid))
+    }
+
+    /// Replaces the flags and keywords of message `uid` (the file is renamed with the new
+    /// info; unknown flag letters are kept; a file in `new/` moves to `cur/`).
+    pub fn set_flags(&self, uid: u32, flags: Flags, keywords: &[Keyword]) -> Result<()> {
+        state::locked(&self.store, &self.paths, |locked| {
+            let mut table = self.paths.read_keywords()?;
+            let (indexes, changed) = self.keyword_indexes(&mut table, keywords)?;
+            if changed {
+                locked.write_keywords(&table)?;
+            }
+            let record = locked
+                .uidlist
+                .records
+                .iter()
+                .find(|r| r.uid == uid)
+                .ok_or_else(|| self.uid_not_found(uid))?;
+            let base = filename::base(&record.filename).to_string();
+            for _ in 0..3 {
+                let scan = self.paths.scan()?;
+                let file = scan.get(&base).ok_or_else(|| self.uid_not_found(uid))?;
+                let new_name = filename::with_flags(&file.name, flags, &indexes);
+                let from = self.paths.file(file);
+                let to = self.paths.sub(Sub::Cur).join(&new_name);
+                if from == to {
+                    return Ok(());
+                }
+                match fs::rename(&from, &to) {
+                    Ok(()) => {
+                        if locked.fsync {
+                            crate::fs::fsync_dir(&self.paths.sub(Sub::Cur))?;
+                        }
+                        return Ok(());
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e).ctx("rename", &from),
+                }
+            }
+            Err(self.uid_not_found(uid))
+        })
+    }
+
+    /// Removes messages. Unknown UIDs are ignored (already expunged). As in Dovecot the
+    /// uidlist keeps their records until it is next rewritten; their UIDs are never reused.
+    pub fn expunge(&self, uids: &[u32]) -> Result<()> {
+        state::locked(&self.store, &self.paths, |locked| {
+            let scan = self.paths.scan()?;
+            let mut touched = [false, false];
+            for record in locked.uidlist.records.iter().filter(|r| uids.contains(&r.uid)) {
+                if let Some(file) = scan.get(filename::base(&record.filename)) {
+                    crate::fs::remove_if_exists(&self.paths.file(file))?;
+                    touched[usize::from(file.sub == Sub::Cur)] = true;
+                }
+            }
+            if locked.fsync {
+                for (sub, touched) in [Sub::New, Sub::Cur].into_iter().zip(touched) {
+                    if touched {
+                        crate::fs::fsync_dir(&self.paths.sub(sub))?;
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Raises the next UID to `next_uid` (never lowers it: Dovecot treats a lowered next UID
+    /// as corruption).
+    pub fn set_next_uid(&self, next_uid: u32) -> Result<()> {
+        state::locked(&self.store, &self.paths, |locked| {
+            if next_uid > locked.uidlist.next_uid() {
+                locked.uidlist.header_next_uid = next_uid;
+                locked.rewrite()?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Replaces UIDVALIDITY (the uidlist is rewritten; Dovecot then resets its index cache,
+    /// as after its own UIDVALIDITY changes).
+    pub fn set_uid_validity(&self, uid_validity: u32) -> Result<()> {
+        if uid_validity == 0 {
+            return Err(Error::InvalidValue {
+                field: "UIDVALIDITY",
+                value: String::from("0"),
+                reason: "must not be 0",
+            });
+        }
+        state::locked(&self.store, &self.paths, |locked| {
+            if locked.uidlist.uid_validity != uid_validity {
+                locked.uidlist.uid_validity = uid_validity;
+                locked.rewrite()?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Replaces the mailbox GUID.
+    pub fn set_guid(&self, guid: Guid) -> Result<()> {
+        state::locked(&self.store, &self.paths, |locked| {
+            if locked.uidlist.guid != Some(guid) {
+                locked.uidlist.guid = Some(guid);
+                locked.rewrite()?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Keyword letters for `keywords`, adding new ones to `table`.
+    pub(crate) fn keyword_indexes(
+        &self,
+        table: &mut KeywordTable,
+        keywords: &[Keyword],
+    ) -> Result<(Vec<u8>, bool)> {
+        let mut indexes = Vec::with_capacity(keywords.len());
+        let mut changed = false;
+        for keyword in keywords {
+            let (index, added) =
+                table.index_or_insert(keyword.as_str()).ok_or_else(|| Error::TooManyKeywords {
+                    mailbox: self.name.to_string(),
+                    keyword: keyword.to_string(),
+                })?;
+            changed |= added;
+            indexes.push(index);
+        }
+        Ok((indexes, changed))
+    }
+
+    fn uid_not_found(&self, uid: u32) -> Error {
+        Error::UidNotFound { mailbox: self.name.to_string(), uid }
+    }
+
+    fn find(&self, uid: u32) -> Result<FileRef> {
+        let view = self.view()?;
+        Self::present(&view)
+            .find(|(r, _)| r.uid == uid)
+            .map(|(_, f)| f.clone())
+            .ok_or_else(|| self.uid_not_found(uid))
+    }
+
+    /// Records whose files exist, in UID order.
+    fn present(view: &View) -> impl Iterator<Item = (&super::uidlist::Record, &FileRef)> {
+        view.uidlist
+            .records
+            .iter()
+            .filter_map(|r| view.scan.get(filename::base(&r.filename)).map(|f| (r, f)))
+    }
+
+    /// Reads the uidlist and the directories. Files the uidlist does not know (delivered by
+    /// an MTA, or orphaned by a crash) get UIDs under the lock, as Dovecot's sync does, so
+    /// both agree on them; a store we may not write gets them in memory only.
+    fn view(&self) -> Result<View> {
+        let uidlist = self.paths.read_uidlist()?;
+        let scan = self.paths.scan()?;
+        let journal = self.paths.dir.join(super::journal::JOURNAL).exists();
+        let needs_sync = journal
+            || uidlist.as_ref().is_none_or(|list| {
+                let known: std::collections::HashSet<&str> =
+                    list.records.iter().map(|r| filename::base(&r.filename)).collect();
+                scan.keys().any(|base| !known.contains(base.as_str()))
+            });
+        let keywords = self.paths.read_keywords()?;
+        if !needs_sync && let Some(uidlist) = uidlist {
+            return Ok(View { uidlist, scan, keywords });
+        }
+        let synced = state::locked(&self.store, &self.paths, |locked| {
+            let scan = self.paths.scan()?;
+            locked.assign_new_files(&scan)?;
+            Ok((locked.uidlist.clone(), scan))
+        });
+        match synced {
+            Ok((uidlist, scan)) => {
+                Ok(View { uidlist, scan, keywords: self.paths.read_keywords()? })
+            }
+            Err(e) if state::is_read_only(&e) => {
+                let uid_validity = u32::try_from(crate::fs::now().0).unwrap_or(1).max(1);
+                let mut uidlist =
+                    uidlist.unwrap_or_else(|| Uidlist::new(uid_validity, 1, Guid::generate()));
+                let known: std::collections::HashSet<String> = uidlist
+                    .records
+                    .iter()
+                    .map(|r| filename::base(&r.filename).to_string())
+                    .collect();
+                let mut new: Vec<&String> = scan.keys().filter(|b| !known.contains(*b)).collect();
+                new.sort_by(|a, b| filename::sort_cmp(a, b).then_with(|| a.cmp(b)));
+                let mut next = uidlist.next_uid();
+                for base in new {
+                    uidlist.records.push(super::uidlist::Record {
+                        uid: next,
+                        extensions: Vec::new(),
+                        filename: base.clone(),
+                    });
+                    next = next.saturating_add(1);
+                }
+                Ok(View { uidlist, scan, keywords })
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Size with every LF not preceded by CR counted twice, read from the file (for mail
+/// delivered without `W=`).
+fn virtual_size_of(path: &Path) -> Result<u64> {
+    let mut file = File::open(path).ctx("open", path)?;
+    let mut buffer = vec![0u8; 64 * 1024];
+    let (mut total, mut previous) = (0u64, 0u8);
+    loop {
+        let n = file.read(&mut buffer).ctx("read", path)?;
+        if n == 0 {
+            return Ok(total);
+        }
+        for &byte in &buffer[..n] {
+            total += if byte == b'\n' && previous != b'\r' { 2 } else { 1 };
+            previous = byte;
+        }
+    }
+}

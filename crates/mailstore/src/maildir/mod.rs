@@ -1,0 +1,403 @@
+//! A Maildir store: folders, subscriptions, and [`Mailbox`]es.
+
+pub(crate) mod filename;
+pub(crate) mod journal;
+pub(crate) mod keywords;
+pub(crate) mod layout;
+mod mailbox;
+mod save;
+pub(crate) mod state;
+pub(crate) mod uidlist;
+
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use mailbox::{Mailbox, MailboxStatus, MessageInfo, MessageReader};
+pub use save::{PendingMessage, SaveOptions};
+
+use crate::crlf::LineEndings;
+use crate::error::{Error, IoContext, Result};
+use crate::fs::dotlock::{DotLock, LockSettings};
+use crate::guid::Guid;
+use crate::location::{Layout, Location};
+use crate::name::MailboxName;
+use state::Paths;
+use uidlist::Uidlist;
+
+/// When data reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// fsync every message, the directories and the uidlist at each step, like Dovecot's
+    /// default `mail_fsync = optimized`: a commit that returned survives a power loss.
+    #[default]
+    Fsync,
+    /// No fsync at all (`mail_fsync = never`), for speed; call [`Maildir::sync_to_disk`]
+    /// once at the end. Renames keep their order, so a killed process still leaves a
+    /// consistent Maildir; only a power loss before the final sync can lose recent writes.
+    Deferred,
+}
+
+/// Tunables of a [`Maildir`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Options {
+    /// When data reaches the disk.
+    pub durability: Durability,
+    /// How bodies are stored (LF by default, as Dovecot).
+    pub line_endings: LineEndings,
+    /// How long to wait for `dovecot-uidlist.lock` (Dovecot's stale timeout is 120 s).
+    pub lock_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            durability: Durability::Fsync,
+            line_endings: LineEndings::Lf,
+            lock_timeout: LockSettings::UIDLIST.timeout,
+        }
+    }
+}
+
+impl Options {
+    /// The same options with another durability.
+    pub fn with_durability(mut self, durability: Durability) -> Options {
+        self.durability = durability;
+        self
+    }
+    /// The same options with another line-ending mode.
+    pub fn with_line_endings(mut self, line_endings: LineEndings) -> Options {
+        self.line_endings = line_endings;
+        self
+    }
+    /// The same options with another lock timeout.
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Options {
+        self.lock_timeout = timeout;
+        self
+    }
+}
+
+/// What mailboxes share: where the store is and how to write it.
+#[derive(Debug)]
+pub(crate) struct Store {
+    pub(crate) location: Location,
+    pub(crate) options: Options,
+}
+
+impl Store {
+    pub(crate) fn fsync(&self) -> bool {
+        self.options.durability == Durability::Fsync
+    }
+    pub(crate) fn lock_settings(&self) -> LockSettings {
+        LockSettings { timeout: self.options.lock_timeout, ..LockSettings::UIDLIST }
+    }
+}
+
+/// A folder found by [`Maildir::mailboxes`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MailboxEntry {
+    /// The name.
+    pub name: MailboxName,
+    /// False for a `LAYOUT=fs` directory that only holds children (IMAP `\Noselect`).
+    pub selectable: bool,
+}
+
+/// A Maildir store as Dovecot 2.3 keeps it. Opening never creates anything; the root is
+/// created by the first write.
+#[derive(Debug, Clone)]
+pub struct Maildir {
+    store: Arc<Store>,
+}
+
+impl Maildir {
+    /// Opens the store at `location` with default [`Options`].
+    pub fn open(location: Location) -> Maildir {
+        Maildir::with_options(location, Options::default())
+    }
+
+    /// Opens the store with explicit options.
+    pub fn with_options(location: Location, options: Options) -> Maildir {
+        Maildir { store: Arc::new(Store { location, options }) }
+    }
+
+    /// The location.
+    pub fn location(&self) -> &Location {
+        &self.store.location
+    }
+
+    fn root(&self) -> &Path {
+        self.store.location.root()
+    }
+
+    /// Every mailbox, INBOX first (listed whenever the root exists), then by name. Maildir++
+    /// lists only real folders: a parent that was never created is not listed (IMAP shows
+    /// it `\Noselect`); `LAYOUT=fs` lists such parents with `selectable: false`.
+    pub fn mailboxes(&self) -> Result<Vec<MailboxEntry>> {
+        let mut entries = Vec::new();
+        if self.root().is_dir() {
+            entries.push(MailboxEntry { name: MailboxName::inbox(), selectable: true });
+        }
+        for found in layout::list(&self.store.location)? {
+            entries.push(MailboxEntry { name: found.name, selectable: found.selectable });
+        }
+        Ok(entries)
+    }
+
+    /// Opens an existing mailbox.
+    pub fn mailbox(&self, name: &MailboxName) -> Result<Mailbox> {
+        let dir = layout::mailbox_dir(&self.store.location, name)?;
+        if !dir.join("cur").is_dir() {
+            return Err(Error::MailboxNotFound { name: name.to_string() });
+        }
+        Ok(Mailbox::new(Arc::clone(&self.store), name.clone(), dir))
+    }
+
+    /// Creates a mailbox with the given UIDVALIDITY and GUID (new ones, allocated as Dovecot
+    /// does, when `None`). The folder appears atomically: it is built under `tmp/` and
+    /// renamed into place. INBOX may be "created" while it has no `dovecot-uidlist` yet.
+    pub fn create_mailbox(
+        &self,
+        name: &MailboxName,
+        uid_validity: Option<u32>,
+        guid: Option<Guid>,
+    ) -> Result<Mailbox> {
+        let dir = layout::mailbox_dir(&self.store.location, name)?;
+        if uid_validity == Some(0) {
+            return Err(Error::InvalidValue {
+                field: "UIDVALIDITY",
+                value: String::from("0"),
+                reason: "must not be 0",
+            });
+        }
+        self.ensure_root()?;
+        let fsync = self.store.fsync();
+        let exists = || Error::MailboxExists { name: name.to_string() };
+        let maildirplusplus = self.store.location.layout() == Layout::MaildirPlusPlus;
+        let new_uidlist = || -> Result<Vec<u8>> {
+            let uid_validity = match uid_validity {
+                Some(value) => value,
+                None => crate::uidvalidity::next(self.root())?,
+            };
+            Ok(Uidlist::new(uid_validity, 1, guid.unwrap_or_else(Guid::generate)).to_bytes())
+        };
+        if name.is_inbox() || dir.is_dir() {
+            // INBOX is the root; a LAYOUT=fs parent already is a directory: fill in place.
+            if dir.join(state::UIDLIST).exists() || (!name.is_inbox() && dir.join("cur").is_dir()) {
+                return Err(exists());
+            }
+            state::create_subdirs(&dir)?;
+            if maildirplusplus && !name.is_inbox() {
+                fs::write(dir.join("maildirfolder"), b"")
+                    .ctx("create", &dir.join("maildirfolder"))?;
+            }
+            let paths = Paths { dir: dir.clone() };
+            let lock = DotLock::acquire(&paths.uidlist(), self.store.lock_settings())?;
+            if paths.uidlist().exists() {
+                return Err(exists());
+            }
+            crate::fs::replace_file(
+                &paths.uidlist(),
+                &dir.join("dovecot-uidlist.tmp"),
+                &new_uidlist()?,
+                fsync,
+            )?;
+            lock.release()?;
+            return Ok(Mailbox::new(Arc::clone(&self.store), name.clone(), dir));
+        }
+        // Build the folder where no Dovecot listing looks, then rename it into place.
+        let staging =
+            self.root().join("tmp").join(format!(".dsync-rs-create.{}", filename::generate_base()));
+        let result = (|| {
+            crate::fs::create_dir_all(&staging)?;
+            state::create_subdirs(&staging)?;
+            if maildirplusplus {
+                fs::write(staging.join("maildirfolder"), b"")
+                    .ctx("create", &staging.join("maildirfolder"))?;
+            }
+            let bytes = new_uidlist()?;
+            fs::write(staging.join(state::UIDLIST), &bytes)
+                .ctx("write", &staging.join(state::UIDLIST))?;
+            if fsync {
+                let uidlist = staging.join(state::UIDLIST);
+                fs::File::open(&uidlist).and_then(|f| f.sync_all()).ctx("fsync", &uidlist)?;
+                for sub in layout::SUBDIRS {
+                    crate::fs::fsync_dir(&staging.join(sub))?;
+                }
+                crate::fs::fsync_dir(&staging)?;
+            }
+            let parent = dir.parent().unwrap_or(self.root());
+            crate::fs::create_dir_all(parent)?;
+            match fs::rename(&staging, &dir) {
+                Ok(()) => {}
+                Err(_) if dir.exists() => return Err(exists()),
+                Err(e) => return Err(e).ctx("rename", &dir),
+            }
+            if fsync {
+                crate::fs::fsync_dir(parent)?;
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = fs::remove_dir_all(&staging);
+        }
+        result?;
+        Ok(Mailbox::new(Arc::clone(&self.store), name.clone(), dir))
+    }
+
+    /// Deletes a mailbox and its messages (INBOX cannot be deleted). Maildir++ children are
+    /// separate folders and stay; in `LAYOUT=fs` a folder with children keeps its directory
+    /// as a `\Noselect` parent, as Dovecot does.
+    pub fn delete_mailbox(&self, name: &MailboxName) -> Result<()> {
+        if name.is_inbox() {
+            return Err(Error::InboxOperation { operation: "deleted" });
+        }
+        let dir = layout::mailbox_dir(&self.store.location, name)?;
+        if !dir.join("cur").is_dir() {
+            return Err(Error::MailboxNotFound { name: name.to_string() });
+        }
+        let has_children = self.store.location.layout() == Layout::Fs
+            && layout::dir_entries(&dir)?
+                .iter()
+                .any(|(n, p)| !layout::SUBDIRS.contains(&n.as_str()) && p.is_dir());
+        if has_children {
+            for (entry, path) in layout::dir_entries(&dir)? {
+                if layout::SUBDIRS.contains(&entry.as_str()) {
+                    fs::remove_dir_all(&path).ctx("remove", &path)?;
+                } else if !path.is_dir() {
+                    crate::fs::remove_if_exists(&path)?;
+                }
+            }
+        } else {
+            // Like Dovecot: rename out of sight first (atomic), then delete at leisure.
+            let trash = match self.store.location.layout() {
+                Layout::MaildirPlusPlus => self.root().join(layout::TRASH_DIR),
+                Layout::Fs => self
+                    .root()
+                    .join("tmp")
+                    .join(format!(".dsync-rs-delete.{}", filename::generate_base())),
+            };
+            if trash.exists() {
+                fs::remove_dir_all(&trash).ctx("remove", &trash)?;
+            }
+            fs::rename(&dir, &trash).ctx("rename", &dir)?;
+            if self.store.fsync() {
+                crate::fs::fsync_dir(dir.parent().unwrap_or(self.root()))?;
+            }
+            fs::remove_dir_all(&trash).ctx("remove", &trash)?;
+        }
+        Ok(())
+    }
+
+    /// Renames a mailbox and its children. The target must not exist; INBOX cannot be
+    /// renamed.
+    pub fn rename_mailbox(&self, from: &MailboxName, to: &MailboxName) -> Result<()> {
+        if from.is_inbox() || to.is_inbox() {
+            return Err(Error::InboxOperation { operation: "renamed" });
+        }
+        let source = layout::mailbox_dir(&self.store.location, from)?;
+        let target = layout::mailbox_dir(&self.store.location, to)?;
+        if !source.is_dir() {
+            return Err(Error::MailboxNotFound { name: from.to_string() });
+        }
+        if target.exists() || to.starts_with(from) {
+            return Err(Error::MailboxExists { name: to.to_string() });
+        }
+        let mut moves = vec![(source, target)];
+        if self.store.location.layout() == Layout::MaildirPlusPlus {
+            for found in layout::list(&self.store.location)? {
+                if found.name != *from && found.name.starts_with(from) {
+                    let tail = &found.name.components()[from.components().len()..];
+                    let new_name = MailboxName::new(to.components().iter().chain(tail).cloned())?;
+                    let new_dir = layout::mailbox_dir(&self.store.location, &new_name)?;
+                    if new_dir.exists() {
+                        return Err(Error::MailboxExists { name: new_name.to_string() });
+                    }
+                    moves.push((found.dir, new_dir));
+                }
+            }
+        }
+        for (source, target) in moves {
+            if let Some(parent) = target.parent() {
+                crate::fs::create_dir_all(parent)?;
+            }
+            fs::rename(&source, &target).ctx("rename", &source)?;
+            if self.store.fsync() {
+                crate::fs::fsync_dir(target.parent().unwrap_or(self.root()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The subscribed mailboxes (the `subscriptions` file; names need not exist).
+    pub fn subscriptions(&self) -> Result<Vec<MailboxName>> {
+        let path = self.root().join("subscriptions");
+        let data = crate::fs::read_optional(&path)?.unwrap_or_default();
+        Ok(crate::subscriptions::parse(
+            &data,
+            self.store.location.layout().separator(),
+            self.store.location.utf8(),
+        ))
+    }
+
+    /// Replaces the whole subscription set (version-2 file written under
+    /// `subscriptions.lock`, replaced by rename).
+    pub fn set_subscriptions(&self, names: &[MailboxName]) -> Result<()> {
+        self.ensure_root()?;
+        let path = self.root().join("subscriptions");
+        let lock = DotLock::acquire(&path, LockSettings::SUBSCRIPTIONS)?;
+        let mut unique: Vec<MailboxName> = Vec::new();
+        for name in names {
+            if !unique.contains(name) {
+                unique.push(name.clone());
+            }
+        }
+        let bytes = crate::subscriptions::serialize(&unique, self.store.location.utf8());
+        lock.replace_target(&path, &bytes, self.store.fsync(), None)
+    }
+
+    /// Subscribes (`true`) or unsubscribes one mailbox.
+    pub fn subscribe(&self, name: &MailboxName, subscribed: bool) -> Result<()> {
+        let mut names = self.subscriptions()?;
+        let present = names.contains(name);
+        if subscribed && !present {
+            names.push(name.clone());
+        } else if !subscribed && present {
+            names.retain(|n| n != name);
+        } else {
+            return Ok(());
+        }
+        self.set_subscriptions(&names)
+    }
+
+    /// Flushes everything written with [`Durability::Deferred`] to disk (one `syncfs` of the
+    /// file system holding the root, through `sync -f`; a full `sync` if that fails).
+    pub fn sync_to_disk(&self) -> Result<()> {
+        let root = self.root();
+        let synced = std::process::Command::new("sync")
+            .arg("-f")
+            .arg(root)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !synced {
+            std::process::Command::new("sync").status().ctx("run sync for", root)?;
+        }
+        Ok(())
+    }
+
+    /// Creates the root as a mailbox directory (INBOX's `cur/ new/ tmp/`) if missing.
+    fn ensure_root(&self) -> Result<()> {
+        let root = self.root();
+        if root.join("cur").is_dir() && root.join("tmp").is_dir() && root.join("new").is_dir() {
+            return Ok(());
+        }
+        crate::fs::create_dir_all(root)?;
+        state::create_subdirs(root)?;
+        if self.store.fsync() {
+            crate::fs::fsync_dir(root)?;
+        }
+        Ok(())
+    }
+}

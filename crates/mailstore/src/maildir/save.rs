@@ -1,0 +1,329 @@
+//! Streaming saves: `tmp/` → fsync → staged → [`Mailbox::commit`] renames into `cur/` and
+//! appends to `dovecot-uidlist` under its lock (Dovecot's `maildir-save.c` sequence, plus
+//! the journal of [`super::journal`]).
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+
+use super::filename;
+use super::journal::{self, Entry};
+use super::mailbox::Mailbox;
+use super::state::{self, Sub};
+use super::uidlist::{Record, ext};
+use crate::crlf::ConvertingWriter;
+use crate::error::{Error, IoContext, Result};
+use crate::flags::{Flags, Keyword};
+
+/// How to store one message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SaveOptions {
+    /// The UID to give it (must be ≥ the mailbox's next UID at commit); `None` takes the
+    /// next UID.
+    pub uid: Option<u32>,
+    /// System flags.
+    pub flags: Flags,
+    /// Keywords (at most 26 different ones per mailbox).
+    pub keywords: Vec<Keyword>,
+    /// Received date (INTERNALDATE) as UNIX seconds; `None` keeps "now".
+    pub received: Option<i64>,
+    /// Message GUID to keep. A GUID that is a Maildir base name with the right `S=`/`W=`
+    /// becomes the file name, as Dovecot does; any other is stored as the uidlist `G` field.
+    pub guid: Option<String>,
+    /// POP3 UIDL (uidlist `P`).
+    pub pop3_uidl: Option<String>,
+    /// POP3 order (uidlist `O`, must be > 0).
+    pub pop3_order: Option<u32>,
+}
+
+impl SaveOptions {
+    /// Options with a forced UID.
+    pub fn with_uid(mut self, uid: u32) -> SaveOptions {
+        self.uid = Some(uid);
+        self
+    }
+    /// Options with these flags.
+    pub fn with_flags(mut self, flags: Flags) -> SaveOptions {
+        self.flags = flags;
+        self
+    }
+    /// Options with these keywords.
+    pub fn with_keywords(mut self, keywords: Vec<Keyword>) -> SaveOptions {
+        self.keywords = keywords;
+        self
+    }
+    /// Options with this received date.
+    pub fn with_received(mut self, received: i64) -> SaveOptions {
+        self.received = Some(received);
+        self
+    }
+    /// Options with this message GUID.
+    pub fn with_guid(mut self, guid: impl Into<String>) -> SaveOptions {
+        self.guid = Some(guid.into());
+        self
+    }
+    /// Options with this POP3 UIDL and order.
+    pub fn with_pop3(mut self, uidl: Option<String>, order: Option<u32>) -> SaveOptions {
+        self.pop3_uidl = uidl;
+        self.pop3_order = order;
+        self
+    }
+}
+
+/// A message being written to `tmp/`. Write the body (CRLF or LF, any chunking) and hand it
+/// to [`Mailbox::save`]; dropping it deletes the temp file.
+#[derive(Debug)]
+pub struct PendingMessage {
+    writer: Option<ConvertingWriter<BufWriter<File>>>,
+    tmp_path: PathBuf,
+    tmp_name: String,
+}
+
+impl Write for PendingMessage {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.writer {
+            Some(writer) => writer.write(buf),
+            None => Err(io::Error::other("message already finished")),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.writer {
+            Some(writer) => writer.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for PendingMessage {
+    fn drop(&mut self) {
+        if self.writer.is_some() {
+            let _ = fs::remove_file(&self.tmp_path);
+        }
+    }
+}
+
+/// A saved message waiting for commit.
+#[derive(Debug)]
+pub(crate) struct Staged {
+    tmp_path: PathBuf,
+    tmp_name: String,
+    /// Base name: generated with sizes, or the caller's GUID when usable.
+    base: String,
+    /// The name that is generated when the preferred base is already taken.
+    fallback_base: String,
+    guid: Option<String>,
+    options: SaveOptions,
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        // Committed entries have been renamed away; this only removes uncommitted temp files.
+        let _ = fs::remove_file(&self.tmp_path);
+    }
+}
+
+impl Mailbox {
+    /// Starts a message in `tmp/`.
+    pub fn begin_save(&self) -> Result<PendingMessage> {
+        let tmp_dir = self.paths.tmp();
+        let tmp_name = filename::generate_base();
+        let tmp_path = tmp_dir.join(&tmp_name);
+        let file = match crate::fs::create_new(&tmp_path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // tmp/ may be missing in a Maildir written by other software.
+                crate::fs::create_dir(&tmp_dir)?;
+                crate::fs::create_new(&tmp_path)
+            }
+            other => other,
+        }
+        .ctx("create", &tmp_path)?;
+        let writer = ConvertingWriter::new(
+            BufWriter::with_capacity(64 * 1024, file),
+            self.store.options.line_endings,
+        );
+        Ok(PendingMessage { writer: Some(writer), tmp_path, tmp_name })
+    }
+
+    /// Finishes a message (sizes, received date, fsync) and stages it for [`Self::commit`].
+    pub fn save(&mut self, mut pending: PendingMessage, options: SaveOptions) -> Result<()> {
+        validate(&options)?;
+        let tmp_path = pending.tmp_path.clone();
+        let writer = pending
+            .writer
+            .take()
+            .ok_or_else(|| Error::io("write", &tmp_path, io::Error::other("finished")))?;
+        let staged = Staged {
+            tmp_path: tmp_path.clone(),
+            tmp_name: pending.tmp_name.clone(),
+            base: String::new(),
+            fallback_base: String::new(),
+            guid: None,
+            options,
+        };
+        let (buffered, size, virtual_size) = writer.finish().ctx("write", &tmp_path)?;
+        let file =
+            buffered.into_inner().map_err(|e| Error::io("write", &tmp_path, e.into_error()))?;
+        if let Some(received) = staged.options.received {
+            file.set_modified(crate::fs::system_time(received)).ctx("set mtime", &tmp_path)?;
+        }
+        if self.store.fsync() {
+            file.sync_all().ctx("fsync", &tmp_path)?;
+        }
+        let mut staged = staged;
+        staged.fallback_base = format!("{},S={size},W={virtual_size}", staged.tmp_name);
+        let preferred = staged.options.guid.as_deref().filter(|guid| {
+            filename::is_usable_base(guid)
+                && filename::size_field(guid, b'S') == Some(size)
+                && filename::size_field(guid, b'W') == Some(virtual_size)
+        });
+        if let Some(guid) = preferred {
+            staged.base = guid.to_string();
+        } else {
+            staged.base = staged.fallback_base.clone();
+            staged.guid = staged.options.guid.clone();
+        }
+        self.staged.push(staged);
+        Ok(())
+    }
+
+    /// Number of staged, uncommitted messages.
+    pub fn staged(&self) -> usize {
+        self.staged.len()
+    }
+
+    /// Makes every staged message visible and durable, in save order, and returns their
+    /// UIDs. Under `dovecot-uidlist.lock`: assign UIDs (forced ones must be ≥ next UID),
+    /// update `dovecot-keywords`, write the journal, rename into `cur/`, fsync `cur/`, append
+    /// the uidlist records, remove the journal. On error nothing of the batch stays visible.
+    pub fn commit(&mut self) -> Result<Vec<u32>> {
+        if self.staged.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut staged = std::mem::take(&mut self.staged);
+        state::locked(&self.store.clone(), &self.paths.clone(), |locked| {
+            let mut next = locked.uidlist.next_uid();
+            let mut table = self.paths.read_keywords()?;
+            let mut keywords_changed = false;
+            let scan = self.paths.scan()?;
+            let mut taken: std::collections::HashSet<String> = locked
+                .uidlist
+                .records
+                .iter()
+                .map(|r| filename::base(&r.filename).to_string())
+                .collect();
+            taken.extend(scan.keys().cloned());
+            let mut entries = Vec::with_capacity(staged.len());
+            for item in &mut staged {
+                let uid = match item.options.uid {
+                    Some(uid) if uid >= next => uid,
+                    Some(uid) => {
+                        return Err(Error::UidTooLow {
+                            mailbox: self.name.to_string(),
+                            uid,
+                            next_uid: next,
+                        });
+                    }
+                    None => next,
+                };
+                if uid == u32::MAX {
+                    return Err(Error::InvalidValue {
+                        field: "UID",
+                        value: uid.to_string(),
+                        reason: "UID space exhausted",
+                    });
+                }
+                next = uid + 1;
+                let (indexes, changed) =
+                    self.keyword_indexes(&mut table, &item.options.keywords)?;
+                keywords_changed |= changed;
+                if taken.contains(&item.base) {
+                    // Dovecot: a wanted file name that exists already is stored as `G` instead.
+                    item.guid = Some(item.base.clone());
+                    item.base = item.fallback_base.clone();
+                }
+                taken.insert(item.base.clone());
+                let mut extensions = Vec::new();
+                if let Some(guid) = item.guid.as_ref().filter(|g| **g != item.base) {
+                    extensions.push((ext::GUID, guid.clone()));
+                }
+                if let Some(uidl) = &item.options.pop3_uidl {
+                    extensions.push((ext::POP3_UIDL, uidl.clone()));
+                }
+                if let Some(order) = item.options.pop3_order {
+                    extensions.push((ext::POP3_ORDER, order.to_string()));
+                }
+                entries.push(Entry {
+                    tmp_name: item.tmp_name.clone(),
+                    final_name: filename::with_flags(&item.base, item.options.flags, &indexes),
+                    record: Record { uid, extensions, filename: item.base.clone() },
+                });
+            }
+            if keywords_changed {
+                locked.write_keywords(&table)?;
+            }
+            journal::write(locked, &entries)?;
+            let cur = self.paths.sub(Sub::Cur);
+            let mut renamed = Vec::with_capacity(entries.len());
+            let result = (|| {
+                for entry in &entries {
+                    let to = cur.join(&entry.final_name);
+                    fs::rename(self.paths.tmp().join(&entry.tmp_name), &to).ctx("rename", &to)?;
+                    renamed.push(to);
+                }
+                if locked.fsync {
+                    crate::fs::fsync_dir(&cur)?;
+                }
+                locked.append(entries.iter().map(|e| e.record.clone()).collect())
+            })();
+            if let Err(error) = result {
+                // Like Dovecot: unlink what was moved while still holding the lock.
+                for path in &renamed {
+                    let _ = fs::remove_file(path);
+                }
+                let _ = journal::remove(locked);
+                return Err(error);
+            }
+            journal::remove(locked)?;
+            Ok(entries.iter().map(|e| e.record.uid).collect())
+        })
+    }
+
+    /// Discards staged messages.
+    pub fn rollback(&mut self) {
+        self.staged.clear();
+    }
+}
+
+/// Values that go into the uidlist must be single tokens.
+fn validate(options: &SaveOptions) -> Result<()> {
+    let token = |field: &'static str, value: &Option<String>| -> Result<()> {
+        match value {
+            Some(v) if v.is_empty() || v.bytes().any(|b| b <= b' ' || b == 0x7f) => {
+                Err(Error::InvalidValue {
+                    field,
+                    value: v.clone(),
+                    reason: "empty or contains white space or control characters",
+                })
+            }
+            _ => Ok(()),
+        }
+    };
+    token("message GUID", &options.guid)?;
+    token("POP3 UIDL", &options.pop3_uidl)?;
+    if options.uid == Some(0) {
+        return Err(Error::InvalidValue {
+            field: "UID",
+            value: String::from("0"),
+            reason: "UIDs start at 1",
+        });
+    }
+    if options.pop3_order == Some(0) {
+        return Err(Error::InvalidValue {
+            field: "POP3 order",
+            value: String::from("0"),
+            reason: "must be > 0",
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,251 @@
+//! Reading a mailbox's on-disk state, and changing it under `dovecot-uidlist.lock`.
+//!
+//! Every write to `dovecot-uidlist` (appends, rewrites, UID assignment for new files) and to
+//! `dovecot-keywords` happens while holding the uidlist dotlock, exactly as Dovecot requires,
+//! so Dovecot may serve the same mailbox while we write.
+
+use std::collections::HashMap;
+use std::fs::{self, OpenOptions};
+use std::io::{ErrorKind, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::Store;
+use super::filename;
+use super::journal;
+use super::keywords::KeywordTable;
+use super::uidlist::{Record, Uidlist};
+use crate::error::{Error, IoContext, Result};
+use crate::fs::dotlock::{DotLock, LockSettings};
+use crate::guid::Guid;
+
+pub(crate) const UIDLIST: &str = "dovecot-uidlist";
+pub(crate) const KEYWORDS: &str = "dovecot-keywords";
+
+/// `new/` or `cur/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sub {
+    New,
+    Cur,
+}
+
+impl Sub {
+    pub(crate) fn dir_name(self) -> &'static str {
+        match self {
+            Sub::New => "new",
+            Sub::Cur => "cur",
+        }
+    }
+}
+
+/// A message file found on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FileRef {
+    pub(crate) sub: Sub,
+    pub(crate) name: String,
+}
+
+/// The files of `new/` and `cur/` by base name.
+pub(crate) type Scan = HashMap<String, FileRef>;
+
+/// Paths of one mailbox.
+#[derive(Debug, Clone)]
+pub(crate) struct Paths {
+    pub(crate) dir: PathBuf,
+}
+
+impl Paths {
+    pub(crate) fn uidlist(&self) -> PathBuf {
+        self.dir.join(UIDLIST)
+    }
+    pub(crate) fn keywords(&self) -> PathBuf {
+        self.dir.join(KEYWORDS)
+    }
+    pub(crate) fn sub(&self, sub: Sub) -> PathBuf {
+        self.dir.join(sub.dir_name())
+    }
+    pub(crate) fn tmp(&self) -> PathBuf {
+        self.dir.join("tmp")
+    }
+    pub(crate) fn file(&self, file: &FileRef) -> PathBuf {
+        self.sub(file.sub).join(&file.name)
+    }
+
+    /// Reads and parses the uidlist; `None` when missing or empty. A broken file is an
+    /// error: Dovecot would delete it and renumber every message from its index cache, which
+    /// we cannot read, so we refuse to guess.
+    pub(crate) fn read_uidlist(&self) -> Result<Option<Uidlist>> {
+        let path = self.uidlist();
+        let Some(data) = crate::fs::read_optional(&path)? else { return Ok(None) };
+        Uidlist::parse(&data).map_err(|broken| Error::Corrupt {
+            path,
+            line: broken.line,
+            reason: broken.reason,
+        })
+    }
+
+    pub(crate) fn read_keywords(&self) -> Result<KeywordTable> {
+        Ok(crate::fs::read_optional(&self.keywords())?
+            .map(|d| KeywordTable::parse(&d))
+            .unwrap_or_default())
+    }
+
+    /// Lists `cur/` and `new/` (hidden files and non-UTF-8 names skipped). When a base name
+    /// is in both, the `cur/` file wins (Dovecot moves new → cur; a crash can leave both).
+    pub(crate) fn scan(&self) -> Result<Scan> {
+        let mut scan = Scan::new();
+        for sub in [Sub::New, Sub::Cur] {
+            for (name, _) in super::layout::dir_entries(&self.sub(sub))? {
+                if name.starts_with('.') {
+                    continue;
+                }
+                scan.insert(filename::base(&name).to_string(), FileRef { sub, name });
+            }
+        }
+        Ok(scan)
+    }
+}
+
+/// The uidlist while the lock is held.
+#[derive(Debug)]
+pub(crate) struct Locked {
+    pub(crate) paths: Paths,
+    pub(crate) uidlist: Uidlist,
+    pub(crate) fsync: bool,
+}
+
+impl Locked {
+    /// Appends whole record lines in one write, first cutting off a torn last line that a
+    /// crash may have left (Dovecot ignores it, but appending after it would corrupt the
+    /// next line).
+    pub(crate) fn append(&mut self, records: Vec<Record>) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let path = self.paths.uidlist();
+        let mut text = String::new();
+        for record in &records {
+            text.push_str(&super::uidlist::record_line(record));
+        }
+        let mut file = OpenOptions::new().write(true).open(&path).ctx("open", &path)?;
+        let len = file.metadata().ctx("stat", &path)?.len();
+        let complete = self.uidlist.complete_len as u64;
+        if len > complete {
+            file.set_len(complete).ctx("truncate torn line of", &path)?;
+        }
+        file.seek(SeekFrom::Start(complete)).ctx("seek", &path)?;
+        file.write_all(text.as_bytes()).ctx("append to", &path)?;
+        if self.fsync {
+            file.sync_data().ctx("fdatasync", &path)?;
+        }
+        self.uidlist.complete_len += text.len();
+        self.uidlist.records.extend(records);
+        Ok(())
+    }
+
+    /// Rewrites the whole uidlist (`dovecot-uidlist.tmp` then rename, as Dovecot's
+    /// `maildir_uidlist_recreate`).
+    pub(crate) fn rewrite(&mut self) -> Result<()> {
+        let bytes = self.uidlist.to_bytes();
+        crate::fs::replace_file(
+            &self.paths.uidlist(),
+            &self.paths.dir.join("dovecot-uidlist.tmp"),
+            &bytes,
+            self.fsync,
+        )?;
+        self.uidlist.version = 3;
+        self.uidlist.complete_len = bytes.len();
+        self.uidlist.wants_rewrite = false;
+        Ok(())
+    }
+
+    /// Gives UIDs to files the uidlist does not know, in Dovecot's order (file-name sort,
+    /// from the next UID up), and appends them.
+    pub(crate) fn assign_new_files(&mut self, scan: &Scan) -> Result<()> {
+        let known: std::collections::HashSet<&str> =
+            self.uidlist.records.iter().map(|r| filename::base(&r.filename)).collect();
+        let mut new: Vec<&str> =
+            scan.keys().map(String::as_str).filter(|b| !known.contains(b)).collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        new.sort_by(|a, b| filename::sort_cmp(a, b).then_with(|| a.cmp(b)));
+        let records = (self.uidlist.next_uid()..u32::MAX)
+            .zip(new)
+            .map(|(uid, base)| Record { uid, extensions: Vec::new(), filename: base.to_string() })
+            .collect();
+        self.append(records)
+    }
+
+    /// Writes `dovecot-keywords` as Dovecot does: the lock file is the temp file, and its
+    /// mtime must grow on every change because Dovecot re-reads the file only when the
+    /// mtime (in seconds) changes.
+    pub(crate) fn write_keywords(&self, table: &KeywordTable) -> Result<()> {
+        let target = self.paths.keywords();
+        let old_mtime =
+            fs::metadata(&target).ok().and_then(|m| m.modified().ok()).map(crate::fs::unix_seconds);
+        // The uidlist lock protects the keywords file; a leftover lock is stale by definition.
+        crate::fs::remove_if_exists(&crate::fs::dotlock::lock_path_for(&target))?;
+        let lock = DotLock::acquire(
+            &target,
+            LockSettings { timeout: Duration::from_secs(2), ..LockSettings::UIDLIST },
+        )?;
+        let mtime = old_mtime.map_or(crate::fs::now().0, |old| crate::fs::now().0.max(old + 1));
+        lock.replace_target(
+            &target,
+            &table.to_bytes(),
+            self.fsync,
+            Some(crate::fs::system_time(mtime)),
+        )
+    }
+}
+
+/// Runs `f` holding `dovecot-uidlist.lock`, with a fresh uidlist (created with a new
+/// UIDVALIDITY and GUID if missing) and any interrupted commit of ours completed first.
+pub(crate) fn locked<T>(
+    store: &Store,
+    paths: &Paths,
+    f: impl FnOnce(&mut Locked) -> Result<T>,
+) -> Result<T> {
+    let lock = DotLock::acquire(&paths.uidlist(), store.lock_settings())?;
+    let fsync = store.fsync();
+    let result = (|| {
+        let uidlist = if let Some(uidlist) = paths.read_uidlist()? {
+            uidlist
+        } else {
+            let uid_validity = crate::uidvalidity::next(store.location.root())?;
+            let uidlist = Uidlist::new(uid_validity, 1, Guid::generate());
+            let mut locked = Locked { paths: paths.clone(), uidlist, fsync };
+            locked.rewrite()?;
+            locked.uidlist
+        };
+        let mut locked = Locked { paths: paths.clone(), uidlist, fsync };
+        journal::replay(&mut locked)?;
+        if locked.uidlist.wants_rewrite {
+            // Dovecot upgrades old versions, adds a missing GUID and drops repaired fields.
+            if locked.uidlist.guid.is_none() {
+                locked.uidlist.guid = Some(Guid::generate());
+            }
+            locked.rewrite()?;
+        }
+        f(&mut locked)
+    })();
+    let released = lock.release();
+    let value = result?;
+    released?;
+    Ok(value)
+}
+
+/// True for errors that mean "this store is read-only for us".
+pub(crate) fn is_read_only(error: &Error) -> bool {
+    matches!(error, Error::Io { source, .. }
+        if matches!(source.kind(), ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem))
+}
+
+/// Creates `dir/{cur,new,tmp}` (missing ones only).
+pub(crate) fn create_subdirs(dir: &Path) -> Result<()> {
+    for sub in super::layout::SUBDIRS {
+        crate::fs::create_dir(&dir.join(sub))?;
+    }
+    Ok(())
+}

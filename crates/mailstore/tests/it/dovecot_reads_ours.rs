@@ -1,0 +1,124 @@
+//! We write a Maildir; a second Dovecot serves a copy and must show exactly what we wrote.
+
+use mailstore::{Flags, Location, Maildir};
+use testkit::{Dovecot, RawImap, fixtures};
+
+use crate::support::{name, our_snapshot, save};
+
+fn crlf(text: &str) -> Vec<u8> {
+    text.replace('\n', "\r\n").into_bytes()
+}
+
+#[test]
+fn dovecot_serves_what_we_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("Maildir");
+    let maildir = Maildir::open(Location::maildir(&root));
+
+    let mut inbox = maildir.create_mailbox(&name("INBOX"), Some(1_000_001), None).unwrap();
+    save(&mut inbox, 3, Flags::SEEN, &[], 1_720_339_200, &fixtures::message(1, "Hello", "First."));
+    save(
+        &mut inbox,
+        7,
+        Flags::ANSWERED | Flags::FLAGGED,
+        &["$Label1"],
+        1_720_400_000,
+        &fixtures::message(2, "Re", "x"),
+    );
+    assert_eq!(inbox.commit().unwrap(), [3, 7]);
+    // LF-only input and a body without final newline, in a second batch.
+    save(&mut inbox, 8, Flags::EMPTY, &[], 1_720_500_000, b"Subject: lf only\n\nline 1\nline 2\n");
+    save(
+        &mut inbox,
+        10,
+        Flags::DRAFT | Flags::DELETED,
+        &["Junk", "NonJunk"],
+        0,
+        b"Subject: x\r\n\r\nno final newline",
+    );
+    assert_eq!(inbox.commit().unwrap(), [8, 10]);
+    inbox.set_next_uid(15).unwrap();
+
+    let mut archive = maildir.create_mailbox(&name("Archive"), Some(2_000_000), None).unwrap();
+    save(
+        &mut archive,
+        1,
+        Flags::SEEN,
+        &["$Forwarded"],
+        1_672_531_200,
+        &fixtures::message(20, "Old", "archived"),
+    );
+    archive.commit().unwrap();
+    let mut year = maildir.create_mailbox(&name("Archive/2023"), Some(2_000_001), None).unwrap();
+    for uid in [1, 2, 5] {
+        save(&mut year, uid, Flags::SEEN, &[], 1_677_812_583, &fixtures::sized_message(uid, 5000));
+    }
+    year.commit().unwrap();
+    let mut drafts = maildir.create_mailbox(&name("Entwürfe"), Some(3_000_000), None).unwrap();
+    save(
+        &mut drafts,
+        4,
+        Flags::DRAFT,
+        &["$Label1"],
+        1_714_885_505,
+        &fixtures::message(40, "Entwurf", "Grüße aus Köln"),
+    );
+    drafts.commit().unwrap();
+    let mut rd = maildir.create_mailbox(&name("R&D/Ünïcode"), Some(3_000_001), None).unwrap();
+    save(&mut rd, 9, Flags::EMPTY, &[], 1_717_653_966, &fixtures::message(50, "R&D", "research"));
+    rd.commit().unwrap();
+    maildir.create_mailbox(&name("Empty"), Some(4_000_000), None).unwrap().set_next_uid(7).unwrap();
+    let mut hidden = maildir.create_mailbox(&name("Hidden"), None, None).unwrap();
+    save(
+        &mut hidden,
+        1,
+        Flags::EMPTY,
+        &[],
+        1_717_923_949,
+        &fixtures::message(80, "Hidden", "unsubscribed"),
+    );
+    hidden.commit().unwrap();
+    maildir
+        .set_subscriptions(&[
+            name("INBOX"),
+            name("Archive"),
+            name("Archive/2023"),
+            name("Entwürfe"),
+            name("Gone"),
+        ])
+        .unwrap();
+
+    let ours = our_snapshot(&maildir);
+    let inbox_view = &ours.mailboxes["INBOX"];
+    assert_eq!((inbox_view.uid_validity, inbox_view.uid_next), (1_000_001, 15));
+    assert_eq!(inbox_view.messages.iter().map(|m| m.uid).collect::<Vec<_>>(), [3, 7, 8, 10]);
+    assert_eq!(inbox_view.messages[2].body, crlf("Subject: lf only\n\nline 1\nline 2\n"));
+    assert!(inbox_view.messages[3].body.ends_with(b"no final newline"));
+    assert_eq!(ours.mailboxes["Empty"].uid_next, 7);
+
+    let dovecot = Dovecot::builder()
+        .user("alice", "alicepw")
+        .user_serving_copy("bob", "bobpw", &root, "maildir")
+        .start();
+    let mut imap = RawImap::login(dovecot.imap_port(), "bob", "bobpw");
+    let theirs = imap.snapshot();
+    // Dovecot lists "R&D" as a \Noselect parent of "R&D/Ünïcode"; we have no such folder.
+    let mut expected = ours.clone();
+    expected.mailboxes.insert("R&-D".into(), testkit::MailboxSnapshot::default());
+    expected.subscriptions.insert("Gone".into());
+    expected.assert_same(&theirs);
+
+    // doveadm agrees on mailbox and message GUIDs.
+    let guid = maildir.mailbox(&name("Archive/2023")).unwrap().status().unwrap().guid.unwrap();
+    let status =
+        dovecot.doveadm_ok(&["mailbox", "status", "-u", "bob", "guid uidvalidity", "Archive/2023"]);
+    assert!(status.contains(&format!("guid={guid}")), "{status}");
+    let messages = maildir.mailbox(&name("INBOX")).unwrap().messages().unwrap();
+    let fetched =
+        dovecot.doveadm_ok(&["fetch", "-u", "bob", "uid guid", "mailbox", "INBOX", "all"]);
+    for message in &messages {
+        assert!(fetched.contains(&format!("guid: {}", message.guid)), "{fetched}");
+    }
+    let log = dovecot.log();
+    assert!(!log.contains("Error") && !log.contains("Panic"), "Dovecot complained:\n{log}");
+}

@@ -1,0 +1,9 @@
+//! Integration tests of `mailstore` against a real Dovecot 2.3 (one binary, see
+//! `docs/design.md`). Dovecot judges what we write; Dovecot's IMAP is the oracle for what we
+//! read.
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
+mod dovecot_reads_ours;
+mod operations;
+mod support;
+mod we_read_dovecot;

@@ -1,0 +1,110 @@
+//! Flag changes, expunges, folder renames and deletes, UIDVALIDITY changes, and mail that
+//! arrived behind our back (MTA-style files, a Maildir without uidlist): Dovecot must agree
+//! with us on all of it, including the UIDs it would have given the new files itself.
+
+use std::fs;
+
+use mailstore::{Flags, Keyword, Location, Maildir};
+use testkit::{Dovecot, RawImap, fixtures};
+
+use crate::support::{name, our_snapshot, save};
+
+#[test]
+fn changes_and_foreign_mail_agree_with_dovecot() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("Maildir");
+    let maildir = Maildir::open(Location::maildir(&root));
+
+    let mut inbox = maildir.create_mailbox(&name("INBOX"), Some(500), None).unwrap();
+    for uid in 1..=5 {
+        save(
+            &mut inbox,
+            uid,
+            Flags::SEEN,
+            &["$Label1"],
+            1_700_000_000 + i64::from(uid),
+            &fixtures::message(uid, "m", "b"),
+        );
+    }
+    inbox.commit().unwrap();
+    for folder in ["Old", "Old/Sub", "Trash", "Keep"] {
+        let mut mailbox = maildir.create_mailbox(&name(folder), None, None).unwrap();
+        save(&mut mailbox, 1, Flags::EMPTY, &[], 1_700_000_000, &fixtures::message(9, folder, "x"));
+        mailbox.commit().unwrap();
+    }
+    inbox.set_flags(2, Flags::SEEN | Flags::FLAGGED, &[Keyword::new("Junk").unwrap()]).unwrap();
+    inbox.set_flags(3, Flags::EMPTY, &[]).unwrap();
+    inbox.expunge(&[4, 99]).unwrap();
+    maildir.rename_mailbox(&name("Old"), &name("New")).unwrap();
+    maildir.delete_mailbox(&name("Trash")).unwrap();
+    maildir.mailbox(&name("Keep")).unwrap().set_uid_validity(777).unwrap();
+    maildir.subscribe(&name("New/Sub"), true).unwrap();
+    maildir.subscribe(&name("Keep"), true).unwrap();
+    maildir.subscribe(&name("Keep"), false).unwrap();
+    assert!(maildir.mailbox(&name("Old")).is_err() && maildir.mailbox(&name("Trash")).is_err());
+
+    // Mail delivered behind our back: MTA files in new/ (no sizes, CRLF), one in cur/ with
+    // flags and an unknown letter, and a folder without any dovecot-uidlist.
+    fs::write(root.join("new/1700000100.M20P7.mta"), b"Subject: b\r\n\r\nsecond\r\n").unwrap();
+    fs::write(root.join("new/1700000100.M3P7.mta"), b"Subject: a\n\nfirst\n").unwrap();
+    fs::write(root.join("cur/1700000050.M9P7.mta:2,PS"), b"Subject: c\n\nzeroth\n").unwrap();
+    let imported = root.join(".Imported");
+    for sub in ["cur", "new", "tmp"] {
+        fs::create_dir_all(imported.join(sub)).unwrap();
+    }
+    fs::write(imported.join("cur/1600000000.M1P1.x:2,FS"), b"Subject: i\n\nimported\n").unwrap();
+    fs::write(imported.join("new/1500000000.M1P1.x"), b"Subject: j\n\nolder\n").unwrap();
+
+    // Dovecot numbers the foreign files on its own copy; we number them on ours.
+    let untouched = dir.path().join("untouched");
+    fs::create_dir(&untouched).unwrap();
+    assert!(
+        std::process::Command::new("cp")
+            .arg("-a")
+            .arg(&root)
+            .arg(&untouched)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let ours = our_snapshot(&maildir);
+    let inbox_uids: Vec<u32> = ours.mailboxes["INBOX"].messages.iter().map(|m| m.uid).collect();
+    assert_eq!(inbox_uids, [1, 2, 3, 5, 6, 7, 8]);
+    assert_eq!(ours.mailboxes["INBOX"].messages[4].body, b"Subject: c\r\n\r\nzeroth\r\n");
+    assert_eq!(ours.mailboxes["Keep"].uid_validity, 777);
+    assert!(ours.mailboxes.contains_key("New/Sub") && !ours.mailboxes.contains_key("Old"));
+
+    let dovecot = Dovecot::builder()
+        .user("alice", "alicepw")
+        .user_serving_copy("bob", "bobpw", &root, "maildir")
+        .user_serving_copy("carol", "carolpw", &untouched.join("Maildir"), "maildir")
+        .start();
+    let ours_via_dovecot = RawImap::login(dovecot.imap_port(), "bob", "bobpw").snapshot();
+    ours.assert_same(&ours_via_dovecot);
+    let dovecot_numbered = RawImap::login(dovecot.imap_port(), "carol", "carolpw").snapshot();
+    ours.assert_same(&dovecot_numbered);
+    let log = dovecot.log();
+    assert!(!log.contains("Error"), "Dovecot complained:\n{log}");
+}
+
+#[test]
+fn dovecot_changes_are_seen_by_us() {
+    let dovecot = Dovecot::builder().user("alice", "alicepw").start();
+    let mut imap = RawImap::login(dovecot.imap_port(), "alice", "alicepw");
+    fixtures::populate_standard(&mut imap);
+    let maildir = Maildir::open(Location::maildir(dovecot.home("alice").join("Maildir")));
+    crate::support::selectable_only(imap.snapshot()).assert_same(&our_snapshot(&maildir));
+    // Dovecot changes things while we keep the same handle.
+    imap.store("INBOX", "1:2", "+FLAGS (\\Deleted NewKeyword)");
+    imap.expunge_uids("Archive", "1");
+    imap.append(
+        "Archive",
+        &["$Label1"],
+        Some("01-Feb-2023 00:00:00 +0000"),
+        &fixtures::message(99, "new", "n"),
+    );
+    imap.command_ok("RENAME \"Hidden\" \"Shown\"");
+    imap.command_ok("DELETE \"Empty\"");
+    imap.unsubscribe("Sent");
+    crate::support::selectable_only(imap.snapshot()).assert_same(&our_snapshot(&maildir));
+}

@@ -7,7 +7,7 @@ use std::io::{self, Read};
 
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
 use crate::filter::{MailboxFilter, MessageFilter};
-use crate::model::{MailboxContents, MailboxName, MessageMeta, Uid};
+use crate::model::{MailboxContents, MailboxInfo, MailboxName, MessageMeta, Uid};
 use crate::plan::{MailboxAction, MailboxPlan, Mode, TreePlan, plan_mailbox, plan_tree};
 use crate::report::{MailboxReport, Report};
 use crate::storage::{MailboxWriter, MessageSink, NewMailbox, Storage, StorageMut};
@@ -134,8 +134,14 @@ fn run_inner(
     observer: &mut dyn Observer,
     report: &mut Report,
 ) -> Result<(), SyncError> {
-    let source_mailboxes = source.mailboxes().map_err(at(Side::Source, None))?;
-    let source_subscriptions = source.subscriptions().map_err(at(Side::Source, None))?;
+    let (source_mailboxes, source_names) =
+        local_names(source.mailboxes().map_err(at(Side::Source, None))?, destination, report);
+    let source_subscriptions: BTreeSet<MailboxName> = source
+        .subscriptions()
+        .map_err(at(Side::Source, None))?
+        .iter()
+        .map(|name| destination.local_name(name))
+        .collect();
     let destination_mailboxes = destination.mailboxes().map_err(at(Side::Destination, None))?;
     let destination_subscriptions =
         destination.subscriptions().map_err(at(Side::Destination, None))?;
@@ -162,12 +168,14 @@ fn run_inner(
     }
 
     for mailbox in &tree.sync {
+        let source_name = source_names.get(mailbox).unwrap_or(mailbox);
+        let names = Names { source: source_name, destination: mailbox };
         let result = sync_mailbox(
             options,
             source,
             destination,
             observer,
-            mailbox,
+            &names,
             existing.contains(mailbox),
         );
         if let Some(mailbox_report) = keep_going(result, report)? {
@@ -194,6 +202,47 @@ fn run_inner(
         }
     }
     Ok(())
+}
+
+/// Translates source mailbox names into the destination's spelling. Two source names that
+/// end up the same are a mailbox-local failure for the second one; the map leads back from
+/// destination names to source names.
+fn local_names(
+    mailboxes: Vec<MailboxInfo>,
+    destination: &dyn StorageMut,
+    report: &mut Report,
+) -> (Vec<MailboxInfo>, BTreeMap<MailboxName, MailboxName>) {
+    let mut source_names: BTreeMap<MailboxName, MailboxName> = BTreeMap::new();
+    let mut translated = Vec::with_capacity(mailboxes.len());
+    for info in mailboxes {
+        let local = destination.local_name(&info.name);
+        if let Some(first) = source_names.get(&local) {
+            if first != &info.name {
+                let message =
+                    format!("its name on the destination, {local}, is also that of {first}");
+                report.failures.push(SyncError {
+                    side: Side::Destination,
+                    mailbox: Some(info.name.clone()),
+                    error: StorageError::new(ErrorKind::InvalidData, message),
+                });
+            }
+            continue;
+        }
+        if local != info.name {
+            report
+                .warnings
+                .push(format!("mailbox {} is stored as {local} on the destination", info.name));
+        }
+        source_names.insert(local.clone(), info.name.clone());
+        translated.push(MailboxInfo { name: local, ..info });
+    }
+    (translated, source_names)
+}
+
+/// A mailbox's name on each side.
+struct Names<'a> {
+    source: &'a MailboxName,
+    destination: &'a MailboxName,
 }
 
 /// Records a mailbox-local error and continues, or stops the run on a global one.
@@ -223,10 +272,12 @@ fn sync_mailbox(
     source: &mut dyn Storage,
     destination: &mut dyn StorageMut,
     observer: &mut dyn Observer,
-    mailbox: &MailboxName,
+    names: &Names<'_>,
     exists_on_destination: bool,
 ) -> Result<MailboxReport, SyncError> {
-    let source_contents = source.contents(mailbox).map_err(at(Side::Source, Some(mailbox)))?;
+    let mailbox = names.destination;
+    let source_contents =
+        source.contents(names.source).map_err(at(Side::Source, Some(names.source)))?;
     let destination_contents: Option<MailboxContents> = if exists_on_destination {
         Some(destination.contents(mailbox).map_err(at(Side::Destination, Some(mailbox)))?)
     } else {
@@ -283,7 +334,15 @@ fn sync_mailbox(
     let mut writer = destination.writer(mailbox).map_err(at(Side::Destination, Some(mailbox)))?;
     apply_reverts(&mut *writer, &plan, &mut mailbox_report)
         .map_err(at(Side::Destination, Some(mailbox)))?;
-    copy_messages(options, source, &mut *writer, observer, &plan, &mut mailbox_report)?;
+    copy_messages(
+        options,
+        source,
+        names.source,
+        &mut *writer,
+        observer,
+        &plan,
+        &mut mailbox_report,
+    )?;
     if let Some(uid_next) = plan.uid_next {
         writer.raise_uid_next(uid_next).map_err(at(Side::Destination, Some(mailbox)))?;
     }
@@ -313,6 +372,7 @@ fn apply_reverts(
 fn copy_messages(
     options: &SyncOptions,
     source: &mut dyn Storage,
+    source_name: &MailboxName,
     writer: &mut dyn MailboxWriter,
     observer: &mut dyn Observer,
     plan: &MailboxPlan,
@@ -336,7 +396,7 @@ fn copy_messages(
         bytes: 0,
         destination_error: None,
     };
-    let result = source.fetch(&plan.mailbox, &uids, &mut sink);
+    let result = source.fetch(source_name, &uids, &mut sink);
     report.saved = sink.saved;
     report.bytes = sink.bytes;
     report.vanished = uids.len() as u64 - sink.saved;
@@ -347,7 +407,7 @@ fn copy_messages(
             error,
         });
     }
-    result.map_err(at(Side::Source, Some(&plan.mailbox)))
+    result.map_err(at(Side::Source, Some(source_name)))
 }
 
 /// Forwards fetched bodies into the destination writer, in ascending UID order.

@@ -33,6 +33,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod adapters;
 mod error;
 mod execute;
 pub mod filter;

@@ -112,6 +112,13 @@ pub trait StorageMut: Storage {
         self.create_mailbox(mailbox, new)
     }
 
+    /// How `name`, coming from another storage, is spelled here. A storage that cannot hold
+    /// some characters in a name replaces them (Dovecot's `dsync_alt_char`, `_`: a `.`
+    /// inside a Maildir++ folder name, a `/` anywhere). The default keeps names unchanged.
+    fn local_name(&self, name: &MailboxName) -> MailboxName {
+        name.clone()
+    }
+
     /// Subscribes or unsubscribes a name.
     fn set_subscribed(
         &mut self,

@@ -1,3 +1,4 @@
 //! Integration tests of dsync-core against the real Dovecot (started by `testkit`).
 
+mod backup;
 mod header_hash;

@@ -231,6 +231,7 @@ impl Mailbox {
     /// Removes messages. Unknown UIDs are ignored (already expunged). As in Dovecot the
     /// uidlist keeps their records until it is next rewritten; their UIDs are never reused.
     pub fn expunge(&self, uids: &[u32]) -> Result<()> {
+        let uids: std::collections::HashSet<u32> = uids.iter().copied().collect();
         state::locked(&self.store, &self.paths, |locked| {
             let scan = self.paths.scan()?;
             let mut touched = [false, false];
@@ -279,6 +280,40 @@ impl Mailbox {
                 locked.rewrite()?;
             }
             Ok(())
+        })
+    }
+
+    /// Empties the mailbox and gives it a new identity: every message file is removed and
+    /// the uidlist is rewritten with `uid_validity`, next UID 1 and `guid` (a new one when
+    /// `None`). This is how a mailbox that cannot be deleted (INBOX) is rebuilt; lowering
+    /// the next UID is legal only together with a new UIDVALIDITY, which is why both change
+    /// at once here.
+    pub fn reset(&self, uid_validity: u32, guid: Option<Guid>) -> Result<()> {
+        if uid_validity == 0 {
+            return Err(Error::InvalidValue {
+                field: "UIDVALIDITY",
+                value: String::from("0"),
+                reason: "must not be 0",
+            });
+        }
+        state::locked(&self.store, &self.paths, |locked| {
+            if locked.uidlist.uid_validity == uid_validity {
+                return Err(Error::InvalidValue {
+                    field: "UIDVALIDITY",
+                    value: uid_validity.to_string(),
+                    reason: "a reset needs a new UIDVALIDITY (UIDs must never be reused)",
+                });
+            }
+            let scan = self.paths.scan()?;
+            for file in scan.values() {
+                crate::fs::remove_if_exists(&self.paths.file(file))?;
+            }
+            if locked.fsync {
+                crate::fs::fsync_dir(&self.paths.sub(Sub::New))?;
+                crate::fs::fsync_dir(&self.paths.sub(Sub::Cur))?;
+            }
+            locked.uidlist = Uidlist::new(uid_validity, 1, guid.unwrap_or_else(Guid::generate));
+            locked.rewrite()
         })
     }
 

@@ -108,3 +108,30 @@ fn dovecot_changes_are_seen_by_us() {
     imap.unsubscribe("Sent");
     crate::support::selectable_only(imap.snapshot()).assert_same(&our_snapshot(&maildir));
 }
+
+/// Rebuilding INBOX (which cannot be deleted): `reset` empties it and restarts UIDs under a
+/// new UIDVALIDITY; Dovecot then serves exactly the new identity and the new messages.
+#[test]
+fn reset_gives_inbox_a_new_identity_dovecot_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("Maildir");
+    let maildir = Maildir::open(Location::maildir(&root));
+    let mut inbox = maildir.create_mailbox(&name("INBOX"), Some(500), None).unwrap();
+    for uid in 5..=7 {
+        save(&mut inbox, uid, Flags::SEEN, &[], 1_700_000_000, &fixtures::message(uid, "old", "x"));
+    }
+    inbox.commit().unwrap();
+
+    assert!(inbox.reset(500, None).is_err(), "the same UIDVALIDITY would reuse UIDs");
+    inbox.reset(900, None).unwrap();
+    let status = inbox.status().unwrap();
+    assert_eq!((status.uid_validity, status.next_uid, status.messages), (900, 1, 0));
+    save(&mut inbox, 2, Flags::EMPTY, &[], 1_700_000_500, &fixtures::message(2, "new", "y"));
+    inbox.commit().unwrap();
+
+    let dovecot = Dovecot::builder().user_serving_copy("alice", "pw", &root, "maildir").start();
+    let snapshot = RawImap::login(dovecot.imap_port(), "alice", "pw").snapshot();
+    let served = &snapshot.mailboxes["INBOX"];
+    assert_eq!((served.uid_validity, served.uid_next), (900, 3));
+    assert_eq!(served.messages.iter().map(|m| m.uid).collect::<Vec<_>>(), [2]);
+}

@@ -1,0 +1,271 @@
+//! An IMAP account (via `imapc`) as a sync source: mailboxes, subscriptions, UIDVALIDITY,
+//! UIDs, flags, INTERNALDATE, and bodies streamed with pipelined `UID FETCH`.
+
+use std::collections::BTreeSet;
+use std::io::{self, Read};
+
+use imapc::proto::{BodyStart, Fetch, FetchItem, ListAttribute, StatusItem};
+use imapc::{Client, ConnectOptions, Credentials, FetchHandler, ListOptions, SequenceSet, Session};
+
+use crate::error::{ErrorKind, StorageError};
+use crate::model::{
+    Flags, MailboxContents, MailboxInfo, MailboxName, MailboxStatus, MessageMeta, SpecialUse,
+    SystemFlags, Uid, UidValidity,
+};
+use crate::storage::{MessageSink, Storage};
+
+/// A logged-in IMAP session, read as a sync source.
+#[derive(Debug)]
+pub struct ImapStorage {
+    session: Session,
+    description: String,
+    /// The hierarchy delimiter of the personal namespace (`None`: flat).
+    delimiter: Option<char>,
+    /// What is selected, so repeated fetches of one mailbox do not re-EXAMINE it.
+    examined: Option<MailboxName>,
+}
+
+impl ImapStorage {
+    /// Connects and logs in. The description names user, host and port, never the password.
+    pub fn connect(
+        options: &ConnectOptions,
+        credentials: &Credentials,
+    ) -> Result<ImapStorage, StorageError> {
+        let client = Client::connect(options).map_err(|e| convert_error(e, "connecting"))?;
+        let session =
+            client.login(credentials).map_err(|(e, _client)| convert_error(e, "logging in"))?;
+        let description = format!("imap {}:{}", options.host, options.port);
+        ImapStorage::from_session(session, description)
+    }
+
+    /// Wraps a session that is already logged in.
+    pub fn from_session(
+        mut session: Session,
+        description: String,
+    ) -> Result<ImapStorage, StorageError> {
+        // `LIST "" ""` answers with the hierarchy delimiter (RFC 3501 §6.3.8).
+        let root = session.list("", "").map_err(|e| convert_error(e, "LIST"))?;
+        let delimiter = root.first().and_then(|entry| entry.delimiter);
+        Ok(ImapStorage { session, description, delimiter, examined: None })
+    }
+
+    /// Logs out politely.
+    pub fn logout(self) -> Result<(), StorageError> {
+        self.session.logout().map_err(|e| convert_error(e, "LOGOUT"))
+    }
+
+    fn wire_name(&self, name: &MailboxName) -> imapc::MailboxName {
+        imapc::MailboxName::from_utf8(&name.join(self.delimiter.unwrap_or('/')))
+    }
+
+    fn our_name(&self, wire: &imapc::MailboxName) -> Result<MailboxName, StorageError> {
+        let text = wire.display();
+        MailboxName::split(&text, self.delimiter).map_err(|e| {
+            StorageError::with_source(ErrorKind::InvalidData, format!("mailbox name {text:?}"), e)
+        })
+    }
+
+    fn examine(&mut self, mailbox: &MailboxName) -> Result<imapc::MailboxInfo, StorageError> {
+        let wire = self.wire_name(mailbox);
+        let info = self.session.examine(&wire).map_err(|e| convert_error(e, "EXAMINE"))?;
+        self.examined = Some(mailbox.clone());
+        Ok(info)
+    }
+}
+
+impl Storage for ImapStorage {
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+
+    fn mailboxes(&mut self) -> Result<Vec<MailboxInfo>, StorageError> {
+        let entries = if self.session.has_capability("SPECIAL-USE")
+            && self.session.has_capability("LIST-EXTENDED")
+        {
+            let options = ListOptions { return_special_use: true, ..ListOptions::all() };
+            self.session.list_extended(&options).map_err(|e| convert_error(e, "LIST"))?.entries
+        } else {
+            self.session.list("", "*").map_err(|e| convert_error(e, "LIST"))?
+        };
+        let mut mailboxes = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            let name = self.our_name(&entry.name)?;
+            let special_use = entry.attributes.iter().filter_map(special_use).collect();
+            mailboxes.push(MailboxInfo { name, selectable: !entry.is_noselect(), special_use });
+        }
+        Ok(mailboxes)
+    }
+
+    fn subscriptions(&mut self) -> Result<BTreeSet<MailboxName>, StorageError> {
+        let entries =
+            self.session.list_subscribed().map_err(|e| convert_error(e, "LIST (SUBSCRIBED)"))?;
+        entries.iter().map(|entry| self.our_name(&entry.name)).collect()
+    }
+
+    fn status(&mut self, mailbox: &MailboxName) -> Result<MailboxStatus, StorageError> {
+        let wire = self.wire_name(mailbox);
+        let items = [StatusItem::Messages, StatusItem::UidNext, StatusItem::UidValidity];
+        let status = self.session.status(&wire, &items).map_err(|e| convert_error(e, "STATUS"))?;
+        let missing = |what: &str| {
+            StorageError::new(ErrorKind::InvalidData, format!("STATUS of {mailbox} lacks {what}"))
+        };
+        Ok(MailboxStatus {
+            uid_validity: status
+                .uid_validity
+                .and_then(UidValidity::new)
+                .ok_or_else(|| missing("UIDVALIDITY"))?,
+            uid_next: status.uid_next.and_then(Uid::new).ok_or_else(|| missing("UIDNEXT"))?,
+            messages: status.messages.unwrap_or(0),
+            highest_modseq: status.highest_modseq,
+            guid: None,
+        })
+    }
+
+    fn contents(&mut self, mailbox: &MailboxName) -> Result<MailboxContents, StorageError> {
+        let info = self.examine(mailbox)?;
+        let uid_validity = UidValidity::new(info.uid_validity.get())
+            .ok_or_else(|| StorageError::new(ErrorKind::InvalidData, "UIDVALIDITY 0"))?;
+        // Courier omits UIDNEXT in SELECT: ask STATUS then (Dovecot's imapc does the same).
+        let uid_next = match info.uid_next {
+            Some(uid) => Uid::new(uid.get()),
+            None => Some(self.status(mailbox)?.uid_next),
+        }
+        .unwrap_or(Uid::MIN);
+        let mut messages = Vec::with_capacity(info.exists as usize);
+        if info.exists > 0 {
+            let all =
+                self.session.fetch_metadata_all().map_err(|e| convert_error(e, "UID FETCH"))?;
+            messages.extend(all.iter().filter_map(convert_message));
+        }
+        let status = MailboxStatus {
+            uid_validity,
+            uid_next,
+            messages: u32::try_from(messages.len()).unwrap_or(u32::MAX),
+            highest_modseq: info.highest_modseq,
+            guid: None,
+        };
+        Ok(MailboxContents { status, messages })
+    }
+
+    fn fetch(
+        &mut self,
+        mailbox: &MailboxName,
+        uids: &[Uid],
+        sink: &mut dyn MessageSink,
+    ) -> Result<(), StorageError> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        if self.examined.as_ref() != Some(mailbox) || self.session.selected().is_none() {
+            self.examine(mailbox)?;
+        }
+        let set = SequenceSet::from_uids(uids.iter().filter_map(|u| imapc::Uid::new(u.get())));
+        let items = [FetchItem::Uid, FetchItem::whole_message()];
+        let mut handler = SinkHandler { sink, body_pending: false };
+        match self.session.uid_fetch(&set, &items, &mut handler) {
+            Ok(()) => Ok(()),
+            Err(imapc::Error::Handler(error)) => Err(unwrap_sink_error(error)),
+            Err(error) => Err(convert_error(error, "UID FETCH")),
+        }
+    }
+}
+
+/// Forwards streamed bodies to the engine's sink; the UID arrives with the completed FETCH.
+struct SinkHandler<'a> {
+    sink: &'a mut dyn MessageSink,
+    body_pending: bool,
+}
+
+impl FetchHandler for SinkHandler<'_> {
+    fn body(&mut self, _start: &BodyStart, body: &mut dyn Read) -> io::Result<()> {
+        self.sink.body(body).map_err(io::Error::other)?;
+        self.body_pending = true;
+        Ok(())
+    }
+
+    fn fetch(&mut self, fetch: Fetch) -> io::Result<()> {
+        // An unsolicited FETCH (e.g. a flag change by another client) carries no body.
+        if std::mem::take(&mut self.body_pending)
+            && let Some(uid) = fetch.uid.and_then(|u| Uid::new(u.get()))
+        {
+            self.sink.done(uid).map_err(io::Error::other)?;
+        }
+        Ok(())
+    }
+}
+
+/// The sink's own error travelled through `io::Error`; take it back out.
+fn unwrap_sink_error(error: io::Error) -> StorageError {
+    let Some(inner) = error.into_inner() else {
+        return StorageError::new(ErrorKind::Temporary, "message sink failed");
+    };
+    match inner.downcast::<StorageError>() {
+        Ok(storage_error) => *storage_error,
+        Err(other) => StorageError::new(ErrorKind::Temporary, other.to_string()),
+    }
+}
+
+fn convert_message(meta: &imapc::MessageMeta) -> Option<MessageMeta> {
+    let mut flags = Flags::default();
+    for flag in &meta.flags {
+        match flag {
+            imapc::Flag::Seen => flags.system = flags.system.union(SystemFlags::SEEN),
+            imapc::Flag::Answered => flags.system = flags.system.union(SystemFlags::ANSWERED),
+            imapc::Flag::Flagged => flags.system = flags.system.union(SystemFlags::FLAGGED),
+            imapc::Flag::Deleted => flags.system = flags.system.union(SystemFlags::DELETED),
+            imapc::Flag::Draft => flags.system = flags.system.union(SystemFlags::DRAFT),
+            imapc::Flag::Keyword(keyword) => {
+                flags.keywords.insert(keyword.clone());
+            }
+            // \Recent is session state; other \-flags cannot be stored by any storage.
+            _ => {}
+        }
+    }
+    let mut ours = MessageMeta::new(Uid::new(meta.uid.get())?, flags);
+    ours.received = Some(meta.internal_date.timestamp());
+    ours.virtual_size = Some(meta.rfc822_size);
+    Some(ours)
+}
+
+fn special_use(attribute: &ListAttribute) -> Option<SpecialUse> {
+    Some(match attribute {
+        ListAttribute::All => SpecialUse::All,
+        ListAttribute::Archive => SpecialUse::Archive,
+        ListAttribute::Drafts => SpecialUse::Drafts,
+        ListAttribute::Flagged => SpecialUse::Flagged,
+        ListAttribute::Junk => SpecialUse::Junk,
+        ListAttribute::Sent => SpecialUse::Sent,
+        ListAttribute::Trash => SpecialUse::Trash,
+        ListAttribute::Important => SpecialUse::Important,
+        _ => return None,
+    })
+}
+
+/// Maps `imapc` errors onto the engine's kinds (and so onto doveadm's exit codes).
+pub(crate) fn convert_error(error: imapc::Error, doing: &str) -> StorageError {
+    use imapc::Error as E;
+    use imapc::proto::Code;
+    let kind = match &error {
+        E::AuthenticationFailed { .. } => ErrorKind::Authentication,
+        E::Net(
+            mailnet::Error::Tls { .. }
+            | mailnet::Error::CaFile { .. }
+            | mailnet::Error::InvalidServerName { .. },
+        )
+        | E::StartTlsUnavailable
+        | E::LoginDisabled => ErrorKind::Config,
+        // Response codes of RFC 5530; anything else may go away on a retry.
+        E::No { code, .. } | E::Bad { code, .. } => {
+            match code.as_ref().map(Code::name).as_deref() {
+                Some("NONEXISTENT" | "TRYCREATE") => ErrorKind::NotFound,
+                Some("OVERQUOTA" | "LIMIT") => ErrorKind::NoSpace,
+                Some("NOPERM") => ErrorKind::Permission,
+                Some("CANNOT" | "PARSE") => ErrorKind::InvalidData,
+                _ => ErrorKind::Temporary,
+            }
+        }
+        E::InvalidArgument(_) | E::Unsupported { .. } => ErrorKind::InvalidData,
+        _ => ErrorKind::Temporary,
+    };
+    StorageError::with_source(kind, format!("IMAP {doing}"), error)
+}

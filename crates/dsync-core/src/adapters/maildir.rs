@@ -1,0 +1,331 @@
+//! A Maildir (via `mailstore`) as a sync side, read and written exactly as Dovecot 2.3
+//! keeps it.
+
+use std::collections::BTreeSet;
+use std::io::{self, Read};
+
+use mailstore::{
+    Durability, Keyword, Layout, Location, Maildir, Options, PendingMessage, SaveOptions,
+};
+
+use crate::error::{ErrorKind, StorageError};
+use crate::model::{
+    Flags, MailboxContents, MailboxGuid, MailboxInfo, MailboxName, MailboxStatus, MessageMeta,
+    SystemFlags, Uid, UidValidity,
+};
+use crate::storage::{Capabilities, MailboxWriter, MessageSink, NewMailbox, Storage, StorageMut};
+
+/// Dovecot's `dsync_alt_char`: replaces characters a name cannot hold on disk.
+const ALT_CHAR: char = '_';
+
+/// A Maildir store.
+#[derive(Debug, Clone)]
+pub struct MaildirStorage {
+    maildir: Maildir,
+}
+
+impl MaildirStorage {
+    /// Opens the Maildir at a Dovecot-style location (`maildir:PATH[:LAYOUT=fs][:UTF-8]`).
+    /// Nothing is created until the first write.
+    pub fn open(location: &str, durability: Durability) -> Result<MaildirStorage, StorageError> {
+        let location: Location = location.parse().map_err(convert_error)?;
+        Ok(MaildirStorage::from_maildir(Maildir::with_options(
+            location,
+            Options::default().with_durability(durability),
+        )))
+    }
+
+    /// Wraps an already opened [`Maildir`].
+    pub fn from_maildir(maildir: Maildir) -> MaildirStorage {
+        MaildirStorage { maildir }
+    }
+
+    /// The underlying store.
+    pub fn maildir(&self) -> &Maildir {
+        &self.maildir
+    }
+
+    /// Flushes everything to disk (needed once at the end with [`Durability::Deferred`]).
+    pub fn sync_to_disk(&self) -> Result<(), StorageError> {
+        self.maildir.sync_to_disk().map_err(convert_error)
+    }
+
+    fn mailbox(&self, name: &MailboxName) -> Result<mailstore::Mailbox, StorageError> {
+        self.maildir.mailbox(&to_store_name(name)?).map_err(convert_error)
+    }
+}
+
+impl Storage for MaildirStorage {
+    fn describe(&self) -> String {
+        format!("maildir:{}", self.maildir.location().root().display())
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            mailbox_guids: true,
+            message_guids: true,
+            noselect_placeholders: self.maildir.location().layout() == Layout::Fs,
+        }
+    }
+
+    fn mailboxes(&mut self) -> Result<Vec<MailboxInfo>, StorageError> {
+        let entries = self.maildir.mailboxes().map_err(convert_error)?;
+        entries
+            .into_iter()
+            .map(|entry| {
+                let name = from_store_name(&entry.name)?;
+                Ok(MailboxInfo { selectable: entry.selectable, ..MailboxInfo::new(name) })
+            })
+            .collect()
+    }
+
+    fn subscriptions(&mut self) -> Result<BTreeSet<MailboxName>, StorageError> {
+        let names = self.maildir.subscriptions().map_err(convert_error)?;
+        names.iter().map(from_store_name).collect()
+    }
+
+    fn status(&mut self, mailbox: &MailboxName) -> Result<MailboxStatus, StorageError> {
+        let status = self.mailbox(mailbox)?.status().map_err(convert_error)?;
+        convert_status(&status)
+    }
+
+    fn contents(&mut self, mailbox: &MailboxName) -> Result<MailboxContents, StorageError> {
+        let opened = self.mailbox(mailbox)?;
+        // The message list first: reading it may assign UIDs to new files, which the
+        // status read afterwards then accounts for.
+        let messages = opened.messages().map_err(convert_error)?;
+        let status = convert_status(&opened.status().map_err(convert_error)?)?;
+        let messages = messages.iter().filter_map(convert_message).collect();
+        Ok(MailboxContents { status, messages })
+    }
+
+    fn fetch(
+        &mut self,
+        mailbox: &MailboxName,
+        uids: &[Uid],
+        sink: &mut dyn MessageSink,
+    ) -> Result<(), StorageError> {
+        let opened = self.mailbox(mailbox)?;
+        for &uid in uids {
+            let reader = match opened.open_message(uid.get()) {
+                Ok(reader) => reader,
+                // Expunged since it was listed: skipped, the executor notices.
+                Err(mailstore::Error::UidNotFound { .. }) => continue,
+                Err(error) => return Err(convert_error(error)),
+            };
+            // Bodies cross the seam as IMAP serves them: CRLF.
+            sink.body(&mut reader.crlf())?;
+            sink.done(uid)?;
+        }
+        Ok(())
+    }
+}
+
+impl StorageMut for MaildirStorage {
+    fn create_mailbox(
+        &mut self,
+        mailbox: &MailboxName,
+        new: &NewMailbox,
+    ) -> Result<(), StorageError> {
+        let guid = new.guid.map(|g| mailstore::Guid::from_bytes(g.0));
+        self.maildir
+            .create_mailbox(&to_store_name(mailbox)?, Some(new.uid_validity.get()), guid)
+            .map_err(convert_error)?;
+        Ok(())
+    }
+
+    fn delete_mailbox(&mut self, mailbox: &MailboxName) -> Result<(), StorageError> {
+        self.maildir.delete_mailbox(&to_store_name(mailbox)?).map_err(convert_error)
+    }
+
+    fn recreate_mailbox(
+        &mut self,
+        mailbox: &MailboxName,
+        new: &NewMailbox,
+    ) -> Result<(), StorageError> {
+        if mailbox.is_inbox() {
+            // INBOX is the Maildir root and cannot be deleted: empty it in place under a new
+            // UIDVALIDITY instead.
+            let guid = new.guid.map(|g| mailstore::Guid::from_bytes(g.0));
+            return self
+                .mailbox(mailbox)?
+                .reset(new.uid_validity.get(), guid)
+                .map_err(convert_error);
+        }
+        self.delete_mailbox(mailbox)?;
+        self.create_mailbox(mailbox, new)
+    }
+
+    fn local_name(&self, name: &MailboxName) -> MailboxName {
+        let separator = self.maildir.location().layout().separator();
+        let components = name.components().iter().map(|component| {
+            let replaced: String = component
+                .chars()
+                .map(|c| if c == '/' || c == separator || c.is_control() { ALT_CHAR } else { c })
+                .collect();
+            // "." and ".." would be directory references on disk.
+            if replaced == "." || replaced == ".." {
+                format!("{ALT_CHAR}{replaced}")
+            } else {
+                replaced
+            }
+        });
+        MailboxName::new(components.collect::<Vec<_>>()).unwrap_or_else(|_| name.clone())
+    }
+
+    fn set_subscribed(
+        &mut self,
+        mailbox: &MailboxName,
+        subscribed: bool,
+    ) -> Result<(), StorageError> {
+        self.maildir.subscribe(&to_store_name(mailbox)?, subscribed).map_err(convert_error)
+    }
+
+    fn writer<'a>(
+        &'a mut self,
+        mailbox: &MailboxName,
+    ) -> Result<Box<dyn MailboxWriter + 'a>, StorageError> {
+        Ok(Box::new(MaildirWriter {
+            mailbox: self.mailbox(mailbox)?,
+            pending: None,
+            uid_next: None,
+        }))
+    }
+}
+
+struct MaildirWriter {
+    mailbox: mailstore::Mailbox,
+    pending: Option<PendingMessage>,
+    /// UIDNEXT to reach after the staged saves are committed (raising it earlier would
+    /// make the staged forced UIDs fall below it).
+    uid_next: Option<Uid>,
+}
+
+impl MailboxWriter for MaildirWriter {
+    fn save_body(&mut self, body: &mut dyn Read) -> Result<(), StorageError> {
+        let mut pending = self.mailbox.begin_save().map_err(convert_error)?;
+        io::copy(body, &mut pending).map_err(|error| {
+            let kind = ErrorKind::from_io(&error);
+            StorageError::with_source(kind, "writing message to the Maildir", error)
+        })?;
+        self.pending = Some(pending);
+        Ok(())
+    }
+
+    fn save_finish(&mut self, meta: &MessageMeta) -> Result<(), StorageError> {
+        let pending = self.pending.take().ok_or_else(|| {
+            StorageError::new(ErrorKind::InvalidData, "save_finish without a body")
+        })?;
+        let mut options = SaveOptions::default()
+            .with_uid(meta.uid.get())
+            .with_flags(to_store_flags(meta.flags.system))
+            .with_keywords(to_store_keywords(&meta.flags)?)
+            .with_pop3(meta.pop3_uidl.clone(), meta.pop3_order);
+        if let Some(received) = meta.received {
+            options = options.with_received(received);
+        }
+        if let Some(guid) = &meta.guid {
+            options = options.with_guid(guid.clone());
+        }
+        self.mailbox.save(pending, options).map_err(convert_error)
+    }
+
+    fn set_flags(&mut self, uid: Uid, flags: &Flags) -> Result<(), StorageError> {
+        let keywords = to_store_keywords(flags)?;
+        self.mailbox
+            .set_flags(uid.get(), to_store_flags(flags.system), &keywords)
+            .map_err(convert_error)
+    }
+
+    fn expunge(&mut self, uids: &[Uid]) -> Result<(), StorageError> {
+        let uids: Vec<u32> = uids.iter().map(|u| u.get()).collect();
+        self.mailbox.expunge(&uids).map_err(convert_error)
+    }
+
+    fn raise_uid_next(&mut self, uid_next: Uid) -> Result<(), StorageError> {
+        self.uid_next = Some(self.uid_next.map_or(uid_next, |u| u.max(uid_next)));
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), StorageError> {
+        self.mailbox.commit().map_err(convert_error)?;
+        if let Some(uid_next) = self.uid_next.take() {
+            self.mailbox.set_next_uid(uid_next.get()).map_err(convert_error)?;
+        }
+        Ok(())
+    }
+}
+
+fn to_store_name(name: &MailboxName) -> Result<mailstore::MailboxName, StorageError> {
+    mailstore::MailboxName::new(name.components()).map_err(convert_error)
+}
+
+fn from_store_name(name: &mailstore::MailboxName) -> Result<MailboxName, StorageError> {
+    MailboxName::new(name.components().iter().cloned())
+        .map_err(|e| StorageError::with_source(ErrorKind::InvalidData, "mailbox name on disk", e))
+}
+
+fn convert_status(status: &mailstore::MailboxStatus) -> Result<MailboxStatus, StorageError> {
+    let invalid = |what: &str| {
+        StorageError::new(ErrorKind::InvalidData, format!("{what} is 0 in dovecot-uidlist"))
+    };
+    Ok(MailboxStatus {
+        uid_validity: UidValidity::new(status.uid_validity)
+            .ok_or_else(|| invalid("UIDVALIDITY"))?,
+        uid_next: Uid::new(status.next_uid).ok_or_else(|| invalid("next UID"))?,
+        messages: status.messages,
+        highest_modseq: None,
+        guid: status.guid.map(|g| MailboxGuid(*g.as_bytes())),
+    })
+}
+
+fn convert_message(info: &mailstore::MessageInfo) -> Option<MessageMeta> {
+    let mut flags = Flags { system: from_store_flags(info.flags), keywords: BTreeSet::new() };
+    flags.keywords.extend(info.keywords.iter().map(|k| k.as_str().to_owned()));
+    let mut meta = MessageMeta::new(Uid::new(info.uid)?, flags);
+    meta.received = Some(info.received);
+    meta.virtual_size = Some(info.virtual_size);
+    meta.guid = Some(info.guid.clone());
+    meta.pop3_uidl.clone_from(&info.pop3_uidl);
+    meta.pop3_order = info.pop3_order;
+    Some(meta)
+}
+
+const FLAG_PAIRS: [(SystemFlags, mailstore::Flags); 5] = [
+    (SystemFlags::SEEN, mailstore::Flags::SEEN),
+    (SystemFlags::ANSWERED, mailstore::Flags::ANSWERED),
+    (SystemFlags::FLAGGED, mailstore::Flags::FLAGGED),
+    (SystemFlags::DELETED, mailstore::Flags::DELETED),
+    (SystemFlags::DRAFT, mailstore::Flags::DRAFT),
+];
+
+fn to_store_flags(flags: SystemFlags) -> mailstore::Flags {
+    FLAG_PAIRS
+        .iter()
+        .filter(|(ours, _)| flags.contains(*ours))
+        .fold(mailstore::Flags::EMPTY, |all, (_, theirs)| all | *theirs)
+}
+
+fn from_store_flags(flags: mailstore::Flags) -> SystemFlags {
+    FLAG_PAIRS
+        .iter()
+        .filter(|(_, theirs)| flags.contains(*theirs))
+        .fold(SystemFlags::empty(), |all, (ours, _)| all.union(*ours))
+}
+
+fn to_store_keywords(flags: &Flags) -> Result<Vec<Keyword>, StorageError> {
+    flags.keywords.iter().map(|k| Keyword::new(k.as_str()).map_err(convert_error)).collect()
+}
+
+/// Maps `mailstore` errors onto the engine's kinds (and so onto doveadm's exit codes).
+fn convert_error(error: mailstore::Error) -> StorageError {
+    use mailstore::Error as E;
+    let kind = match &error {
+        E::Io { source, .. } => ErrorKind::from_io(source),
+        E::InvalidLocation { .. } => ErrorKind::Usage,
+        E::MailboxNotFound { .. } | E::UidNotFound { .. } => ErrorKind::NotFound,
+        E::LockTimeout { .. } => ErrorKind::Temporary,
+        _ => ErrorKind::InvalidData,
+    };
+    StorageError::with_source(kind, "Maildir", error)
+}

@@ -56,7 +56,11 @@ fn peak_rss_kib() -> u64 {
 #[test]
 fn child_fetch_big_message() {
     let Ok(port) = std::env::var(CHILD_PORT) else { return };
-    let options = imapc::ConnectOptions::new("127.0.0.1", port.parse().expect("port"), imapc::Security::Plain);
+    let options = imapc::ConnectOptions::new(
+        "127.0.0.1",
+        port.parse().expect("port"),
+        imapc::Security::Plain,
+    );
     let mut session = imapc::Client::connect(&options)
         .expect("connect")
         .login(&imapc::Credentials::new("alice", "alicepw"))
@@ -65,7 +69,9 @@ fn child_fetch_big_message() {
     session.examine(&MailboxName::from_utf8("INBOX")).expect("EXAMINE");
     let mut hash = Hash { hash: 0xcbf2_9ce4_8422_2325, len: 0, max_chunk: 0 };
     let started = std::time::Instant::now();
-    session.uid_fetch(&SequenceSet::all(), &[FetchItem::Uid, FetchItem::whole_message()], &mut hash).expect("fetch");
+    session
+        .uid_fetch(&SequenceSet::all(), &[FetchItem::Uid, FetchItem::whole_message()], &mut hash)
+        .expect("fetch");
     let seconds = started.elapsed().as_secs_f64();
     println!(
         "RESULT len={} hash={:x} max_chunk={} vmhwm_kib={} mib_per_s={:.0}",
@@ -98,7 +104,11 @@ fn fifty_mib_message_streams_in_bounded_memory() {
         .output()
         .expect("run child");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "child failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "child failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let line = stdout
         .lines()
         .find_map(|l| l.find("RESULT ").map(|at| &l[at..]))

@@ -4,6 +4,7 @@
 
 mod big;
 mod commands;
+mod hostile;
 mod slice;
 mod tls;
 

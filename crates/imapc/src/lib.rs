@@ -54,6 +54,8 @@
 
 mod client;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod proto;
 pub mod types;
 

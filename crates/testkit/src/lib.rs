@@ -10,6 +10,8 @@
 //!   itself in the tests.
 //! * [`AccountSnapshot`] captures everything a mail client caches about an account, read
 //!   through Dovecot's IMAP server, and prints readable differences.
+//! * [`FakeServer`] plays a script of raw bytes on one loopback connection, for hostile or
+//!   malformed server behaviour that Dovecot cannot produce.
 //! * [`fixtures`] builds the standard source mailbox used across the workspace's tests.
 //!
 //! ```no_run
@@ -25,12 +27,14 @@
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 mod dovecot;
+mod fake;
 pub mod fixtures;
 mod imap;
 mod snapshot;
 mod tls;
 
 pub use dovecot::{Dovecot, DovecotBuilder, MAIL_GID, MAIL_UID, chown_to_mail_user};
+pub use fake::{FakeServer, Step};
 pub use imap::{RawImap, Response};
 pub use snapshot::{AccountSnapshot, MailboxSnapshot, MessageSnapshot, parse_internal_date};
 

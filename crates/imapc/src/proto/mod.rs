@@ -13,6 +13,9 @@ pub(crate) mod parse;
 mod response;
 mod write;
 
+#[cfg(test)]
+mod tests;
+
 pub use command::{
     AppendMessage, Command, FetchItem, ListReturn, ListSelection, Qresync, SearchKey, StatusItem,
     StoreAction,

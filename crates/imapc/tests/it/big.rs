@@ -20,7 +20,7 @@ fn fnv1a(hash: &mut u64, bytes: &[u8]) {
 }
 
 struct Hash {
-    hash: u64,
+    state: u64,
     len: u64,
     max_chunk: usize,
 }
@@ -35,7 +35,7 @@ impl FetchHandler for Hash {
             }
             self.max_chunk = self.max_chunk.max(n);
             self.len += n as u64;
-            fnv1a(&mut self.hash, &chunk[..n]);
+            fnv1a(&mut self.state, &chunk[..n]);
         }
     }
     fn fetch(&mut self, _fetch: Fetch) -> std::io::Result<()> {
@@ -67,19 +67,20 @@ fn child_fetch_big_message() {
         .map_err(|(e, _)| e)
         .expect("login");
     session.examine(&MailboxName::from_utf8("INBOX")).expect("EXAMINE");
-    let mut hash = Hash { hash: 0xcbf2_9ce4_8422_2325, len: 0, max_chunk: 0 };
+    let mut hash = Hash { state: 0xcbf2_9ce4_8422_2325, len: 0, max_chunk: 0 };
     let started = std::time::Instant::now();
     session
         .uid_fetch(&SequenceSet::all(), &[FetchItem::Uid, FetchItem::whole_message()], &mut hash)
         .expect("fetch");
     let seconds = started.elapsed().as_secs_f64();
+    let mib = f64::from(u32::try_from(hash.len >> 20).unwrap_or(u32::MAX));
     println!(
         "RESULT len={} hash={:x} max_chunk={} vmhwm_kib={} mib_per_s={:.0}",
         hash.len,
-        hash.hash,
+        hash.state,
         hash.max_chunk,
         peak_rss_kib(),
-        hash.len as f64 / (1 << 20) as f64 / seconds
+        mib / seconds
     );
 }
 

@@ -4,6 +4,8 @@
 
 mod big;
 mod commands;
+mod fuzz_corpus;
+mod hostile;
 mod slice;
 mod tls;
 

@@ -148,7 +148,7 @@ pub(crate) fn literal_header(input: &[u8]) -> Res<'_, u64> {
 /// `literal` / `literal8` with its data, which must be in the input.
 pub(crate) fn literal(input: &[u8]) -> Res<'_, &[u8]> {
     let (rest, len) = literal_header(input)?;
-    let Ok(len) = usize::try_from(len) else { return fail(input, ErrorKind::TooLarge) };
+    let Ok(len) = usize::try_from(len) else { return fail(input, ErrorKind::Digit) };
     take(len)(rest)
 }
 

@@ -69,14 +69,10 @@ pub fn parse_response(
         Ok((rest, value)) => Ok((value, input.len() - rest.len())),
         Err(nom::Err::Incomplete(_)) => Err(ParseError::Incomplete),
         Err(nom::Err::Error(e) | nom::Err::Failure(e)) => {
-            let too_deep = e.code == ErrorKind::TooLarge;
-            match recover(input) {
-                Ok(recovered) => Ok(recovered),
-                Err(ParseError::Malformed) if too_deep => {
-                    Err(ParseError::TooDeep { limit: ctx.max_depth })
-                }
-                Err(other) => Err(other),
+            if e.code == ErrorKind::TooLarge {
+                return Err(ParseError::TooDeep { limit: ctx.max_depth });
             }
+            recover(input)
         }
     }
 }

@@ -145,7 +145,7 @@ pub(crate) fn rest_of_line(input: &[u8]) -> Res<'_, &[u8]> {
                 let Some(end) =
                     usize::try_from(len).ok().and_then(|l| (newline + 1).checked_add(l))
                 else {
-                    return fail(input, ErrorKind::TooLarge);
+                    return fail(input, ErrorKind::Digit);
                 };
                 if end > input.len() {
                     return Err(nom::Err::Incomplete(Needed::Unknown));

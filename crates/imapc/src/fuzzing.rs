@@ -1,0 +1,44 @@
+//! Entry points for the fuzz targets in `fuzz/` and the corpus replay in `cargo test`.
+
+use crate::proto::{Event, Limits, ParseOptions, ResponseDecoder, parse_response};
+
+/// Feeds `data` to the decoder in two different splits and to the standalone parser:
+/// nothing may panic, and both splits must decode to the same events.
+pub fn decode(data: &[u8]) {
+    let limits = Limits { max_literal_len: 1 << 16, max_body_len: 1 << 20, ..Limits::default() };
+    let whole = events(data, data.len().max(1), limits);
+    let split = events(data, 7, limits);
+    assert_eq!(whole, split, "decoding depends on how the input was split");
+    let mut rest = data;
+    while let Ok((_, used)) = parse_response(rest, ParseOptions::default()) {
+        if used == 0 {
+            break;
+        }
+        rest = &rest[used..];
+    }
+}
+
+fn events(data: &[u8], chunk: usize, limits: Limits) -> Vec<String> {
+    let mut decoder = ResponseDecoder::new(limits);
+    let mut out = Vec::new();
+    let mut body = Vec::new();
+    for piece in data.chunks(chunk) {
+        decoder.feed(piece);
+        loop {
+            match decoder.next_event() {
+                Ok(Some(Event::BodyData(bytes))) => body.extend_from_slice(bytes),
+                Ok(Some(Event::BodyEnd)) => out.push(format!(
+                    "body {}",
+                    mutf7::escape_for_display(&std::mem::take(&mut body))
+                )),
+                Ok(Some(event)) => out.push(format!("{event:?}")),
+                Ok(None) => break,
+                Err(error) => {
+                    out.push(format!("error {error}"));
+                    return out;
+                }
+            }
+        }
+    }
+    out
+}

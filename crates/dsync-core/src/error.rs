@@ -23,6 +23,9 @@ pub enum ErrorKind {
     Permission,
     /// Out of disk space or over quota.
     NoSpace,
+    /// Files cannot be created where they should be (a path component is not a directory,
+    /// a read-only file system): nothing else will work either, so the run stops.
+    CannotCreate,
     /// The data cannot be processed (corrupt file, impossible operation such as deleting
     /// INBOX, a mailbox name the destination cannot represent).
     InvalidData,
@@ -40,7 +43,7 @@ impl ErrorKind {
             ErrorKind::Authentication | ErrorKind::Permission => 77,
             ErrorKind::NoSuchUser => 67,
             ErrorKind::NotFound => 68,
-            ErrorKind::NoSpace => 73,
+            ErrorKind::NoSpace | ErrorKind::CannotCreate => 73,
             ErrorKind::InvalidData => 65,
             ErrorKind::Usage => 64,
             ErrorKind::Config => 78,
@@ -52,9 +55,12 @@ impl ErrorKind {
         use std::io::ErrorKind as Io;
         match error.kind() {
             Io::NotFound => ErrorKind::NotFound,
-            Io::PermissionDenied | Io::ReadOnlyFilesystem => ErrorKind::Permission,
+            Io::PermissionDenied => ErrorKind::Permission,
+            Io::ReadOnlyFilesystem | Io::NotADirectory | Io::IsADirectory => {
+                ErrorKind::CannotCreate
+            }
             Io::StorageFull | Io::QuotaExceeded | Io::FileTooLarge => ErrorKind::NoSpace,
-            Io::InvalidData | Io::InvalidInput => ErrorKind::InvalidData,
+            Io::InvalidData | Io::InvalidInput | Io::InvalidFilename => ErrorKind::InvalidData,
             _ => ErrorKind::Temporary,
         }
     }
@@ -96,15 +102,19 @@ impl StorageError {
 
 impl fmt::Display for StorageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)?;
-        // Adapters usually describe their cause in the message only briefly; show the
-        // whole chain so an operator sees e.g. the server's NO text or the OS error.
+        // Show the whole cause chain so an operator sees e.g. the server's NO text or the
+        // OS error; many errors already print their own cause, so skip repeats.
+        let mut shown = self.message.clone();
         let mut cause = self.source.as_deref().map(|e| e as &(dyn StdError + 'static));
         while let Some(error) = cause {
-            write!(f, ": {error}")?;
+            let text = error.to_string();
+            if !shown.contains(&text) {
+                shown.push_str(": ");
+                shown.push_str(&text);
+            }
             cause = error.source();
         }
-        Ok(())
+        f.write_str(&shown)
     }
 }
 
@@ -166,6 +176,7 @@ mod tests {
             (ErrorKind::NoSuchUser, 67),
             (ErrorKind::NotFound, 68),
             (ErrorKind::NoSpace, 73),
+            (ErrorKind::CannotCreate, 73),
             (ErrorKind::InvalidData, 65),
             (ErrorKind::Usage, 64),
             (ErrorKind::Config, 78),
@@ -183,5 +194,22 @@ mod tests {
             SyncError { side: Side::Destination, mailbox: Some(MailboxName::inbox()), error };
         assert_eq!(sync.to_string(), "destination mailbox INBOX: writing uidlist: disk on fire");
         assert_eq!(sync.exit_code(), 75);
+
+        // A cause that already prints its own cause is not repeated.
+        #[derive(Debug)]
+        struct Wrapper(std::io::Error);
+        impl fmt::Display for Wrapper {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "cannot connect: {}", self.0)
+            }
+        }
+        impl StdError for Wrapper {
+            fn source(&self) -> Option<&(dyn StdError + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let refused = Wrapper(std::io::Error::other("refused"));
+        let error = StorageError::with_source(ErrorKind::Temporary, "IMAP", refused);
+        assert_eq!(error.to_string(), "IMAP: cannot connect: refused");
     }
 }

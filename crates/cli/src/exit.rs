@@ -1,0 +1,71 @@
+//! The one place where failures become exit codes (doveadm's, `sysexits.h`).
+
+use std::fmt;
+
+use dsync_core::{ErrorKind, Failed, StorageError};
+
+use crate::credentials::CredentialError;
+use crate::location::LocationError;
+
+/// `EX_USAGE`: bad arguments.
+pub(crate) const USAGE: u8 = 64;
+
+/// Everything that makes the `dsync` command fail.
+#[derive(Debug)]
+pub(crate) enum CliError {
+    /// A location argument is malformed.
+    Location(LocationError),
+    /// A combination of arguments is not supported.
+    Usage(String),
+    /// No password could be had.
+    Credentials(CredentialError),
+    /// Opening or finishing one side failed.
+    Storage { side: &'static str, error: StorageError },
+    /// The sync stopped early.
+    Sync(Failed),
+}
+
+impl CliError {
+    /// doveadm's exit code for this failure.
+    pub(crate) fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Location(_) | CliError::Usage(_) | CliError::Credentials(_) => USAGE,
+            CliError::Storage { error, .. } => error.kind().exit_code(),
+            CliError::Sync(failed) => failed.exit_code(),
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::Location(error) => error.fmt(f),
+            CliError::Usage(message) => f.write_str(message),
+            CliError::Credentials(error) => error.fmt(f),
+            CliError::Storage { side, error } => {
+                write!(f, "{side}: {error}")?;
+                if let Some(hint) = hint(error.kind()) {
+                    write!(f, " ({hint})")?;
+                }
+                Ok(())
+            }
+            CliError::Sync(failed) => {
+                write!(f, "{}", failed.error)?;
+                if let Some(hint) = hint(failed.error.kind()) {
+                    write!(f, " ({hint})")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A word of advice for the errors operators meet most.
+fn hint(kind: ErrorKind) -> Option<&'static str> {
+    match kind {
+        ErrorKind::Authentication => Some("check the user name and password"),
+        ErrorKind::Temporary => Some("temporary: run again later"),
+        ErrorKind::Config => Some("check TLS settings: --ca-file, or the server's certificate"),
+        _ => None,
+    }
+}

@@ -1,0 +1,152 @@
+//! The `dsync` binary against the real Dovecot: results checked through Dovecot, exit
+//! codes for the failures an operator meets, and no password in any output.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use testkit::{AccountSnapshot, Dovecot, RawImap, fixtures};
+
+const PASSWORD: &str = "alice-secret-pw";
+
+fn dsync(args: &[&str], password: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dsync"));
+    command.args(args).env_remove("DSYNC_PASSWORD");
+    if let Some(password) = password {
+        command.env("DSYNC_PASSWORD", password);
+    }
+    let output = command.output().expect("run dsync");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!all.contains(PASSWORD), "the password appeared in the output:\n{all}");
+    output
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn served(path: &Path) -> AccountSnapshot {
+    let dovecot =
+        Dovecot::builder().user_serving_copy("reader", "readerpw", path, "maildir").start();
+    RawImap::login(dovecot.imap_port(), "reader", "readerpw").snapshot()
+}
+
+fn source_with_fixture() -> (Dovecot, AccountSnapshot) {
+    let dovecot = Dovecot::builder().user("alice", PASSWORD).start();
+    let mut imap = RawImap::login(dovecot.imap_port(), "alice", PASSWORD);
+    fixtures::populate_standard(&mut imap);
+    let snapshot = imap.snapshot();
+    (dovecot, snapshot)
+}
+
+#[test]
+fn backup_through_the_binary_is_what_dovecot_serves_and_reruns_change_nothing() {
+    let (source, expected) = source_with_fixture();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let destination = dir.path().join("Maildir");
+    let location = format!("imap://alice@127.0.0.1:{}", source.imap_port());
+    let target = format!("maildir:{}", destination.display());
+
+    let first = dsync(&["backup", &location, &target], Some(PASSWORD));
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let summary = String::from_utf8_lossy(&first.stdout);
+    assert!(summary.contains(&format!("{} messages saved", expected.message_count())), "{summary}");
+    expected.assert_same(&served(&destination));
+
+    let second = dsync(&["backup", &location, &target], Some(PASSWORD));
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second));
+    assert!(
+        String::from_utf8_lossy(&second.stdout)
+            .contains("0 messages saved (0 B), 0 expunged, 0 flag changes in")
+    );
+    expected.assert_same(&served(&destination));
+}
+
+#[test]
+fn imaps_with_private_ca_password_file_and_master_user() {
+    let (source, expected) = source_with_fixture();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let password_file = dir.path().join("password");
+    let (master, master_password) = source.master_credentials();
+    std::fs::write(&password_file, format!("{master_password}\n")).expect("write password file");
+    let destination = dir.path().join("Maildir");
+    let target = format!("maildir:{}", destination.display());
+    let location = format!("imaps://alice@localhost:{}", source.imaps_port());
+    let ca = source.ca_file();
+    let args = [
+        "backup",
+        "--ca-file",
+        ca.to_str().expect("utf-8"),
+        "--password-file",
+        password_file.to_str().expect("utf-8"),
+        "--master-user",
+        master,
+        &location,
+        &target,
+    ];
+    let run = dsync(&args, None);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    expected.assert_same(&served(&destination));
+
+    // Without the private CA the certificate is refused: never a silent plaintext login.
+    let untrusted = dsync(
+        &[
+            "backup",
+            "--password-file",
+            password_file.to_str().expect("utf-8"),
+            "--master-user",
+            master,
+            &location,
+            &target,
+        ],
+        None,
+    );
+    assert_eq!(untrusted.status.code(), Some(78), "{}", text(&untrusted));
+    assert!(String::from_utf8_lossy(&untrusted.stderr).contains("TLS"), "{}", text(&untrusted));
+}
+
+#[test]
+fn exit_codes_for_what_goes_wrong() {
+    let source = Dovecot::builder().user("alice", PASSWORD).start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let target = format!("maildir:{}", dir.path().join("Maildir").display());
+    let location = format!("imap://alice@127.0.0.1:{}", source.imap_port());
+    let refused_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let not_a_dir = dir.path().join("file");
+    std::fs::write(&not_a_dir, b"x").expect("write file");
+    let under_a_file = format!("maildir:{}", not_a_dir.join("Maildir").display());
+    let missing_source = format!("maildir:{}", dir.path().join("nope").display());
+
+    let cases: [(&[&str], Option<&str>, i32, &str); 8] = [
+        (&["backup", &location, &target], Some("wrong password"), 77, "authentication failed"),
+        (
+            &["backup", &format!("imap://alice@127.0.0.1:{refused_port}"), &target],
+            Some(PASSWORD),
+            75,
+            "Connection refused",
+        ),
+        (&["backup", &location, &target], None, 64, "no password"),
+        (&["backup", "imap:/alice@host", &target], Some(PASSWORD), 64, "invalid location"),
+        (&["backup", &location, "imap://bob@host"], Some(PASSWORD), 64, "not supported"),
+        (&["backup", &missing_source, &target], None, 68, "does not exist"),
+        (&["backup", &location, &under_a_file], Some(PASSWORD), 73, "Not a directory"),
+        (&["backup", "--bogus", &location, &target], Some(PASSWORD), 64, "unexpected argument"),
+    ];
+    for (args, password, code, message) in cases {
+        let run = dsync(args, password);
+        assert_eq!(run.status.code(), Some(code), "{args:?}: {}", text(&run));
+        assert!(String::from_utf8_lossy(&run.stderr).contains(message), "{args:?}: {}", text(&run));
+    }
+    // Nothing was created by the failed runs.
+    assert!(!dir.path().join("Maildir").exists(), "a failed run created the destination");
+}

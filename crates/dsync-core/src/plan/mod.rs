@@ -7,6 +7,7 @@
 //! re-flag.
 
 mod mailbox;
+pub mod merge;
 mod tree;
 
 pub use mailbox::plan_mailbox;

@@ -1,0 +1,196 @@
+//! The executor: applies plans through the storage traits, streaming bodies from one side
+//! to the other, committing every `commit_interval` saves so that an interrupted run leaves
+//! a clean UID prefix and the next run resumes without duplicates or gaps.
+
+mod backup;
+mod copy;
+
+use std::collections::BTreeMap;
+
+use crate::error::{ErrorKind, Side, StorageError, SyncError};
+use crate::filter::{MailboxFilter, MessageFilter};
+use crate::model::{MailboxInfo, MailboxName, Uid};
+use crate::plan::{MailboxPlan, Mode, TreePlan};
+use crate::report::{MailboxReport, Report};
+use crate::storage::{Storage, StorageMut};
+
+/// How a run behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SyncOptions {
+    /// What to do.
+    pub mode: Mode,
+    /// Commit after this many saved messages (Dovecot's `dsync_commit_msgs_interval`,
+    /// default 100). Saves are in ascending UID order, so every commit is a clean prefix.
+    pub commit_interval: u32,
+    /// Plan and report without writing anything.
+    pub dry_run: bool,
+    /// Which mailboxes the run is about (`-m`, `-x`).
+    pub mailbox_filter: MailboxFilter,
+    /// Which messages the run copies and compares (`-t`, `-e`, `-I`, `-O`).
+    pub message_filter: MessageFilter,
+}
+
+impl Default for SyncOptions {
+    fn default() -> SyncOptions {
+        SyncOptions {
+            mode: Mode::Backup,
+            commit_interval: 100,
+            dry_run: false,
+            mailbox_filter: MailboxFilter::default(),
+            message_filter: MessageFilter::default(),
+        }
+    }
+}
+
+impl SyncOptions {
+    /// Options for `mode` with defaults otherwise.
+    pub fn new(mode: Mode) -> SyncOptions {
+        SyncOptions { mode, ..SyncOptions::default() }
+    }
+    /// Sets the commit interval (0 behaves as 1: commit after every message).
+    #[must_use]
+    pub fn commit_interval(mut self, messages: u32) -> SyncOptions {
+        self.commit_interval = messages;
+        self
+    }
+    /// Turns dry-run on or off.
+    #[must_use]
+    pub fn dry_run(mut self, dry_run: bool) -> SyncOptions {
+        self.dry_run = dry_run;
+        self
+    }
+    /// Restricts the run to some mailboxes.
+    #[must_use]
+    pub fn mailbox_filter(mut self, filter: MailboxFilter) -> SyncOptions {
+        self.mailbox_filter = filter;
+        self
+    }
+    /// Restricts the run to some messages.
+    #[must_use]
+    pub fn message_filter(mut self, filter: MessageFilter) -> SyncOptions {
+        self.message_filter = filter;
+        self
+    }
+}
+
+/// Hears about progress; every method has an empty default.
+pub trait Observer {
+    /// The mailbox tree was planned.
+    fn tree_planned(&mut self, _plan: &TreePlan) {}
+    /// A mailbox was planned and is about to be applied.
+    fn mailbox_planned(&mut self, _plan: &MailboxPlan) {}
+    /// One message was saved on the destination.
+    fn message_saved(&mut self, _mailbox: &MailboxName, _uid: Uid, _bytes: u64) {}
+    /// A mailbox is finished.
+    fn mailbox_finished(&mut self, _report: &MailboxReport) {}
+}
+
+/// An [`Observer`] that ignores everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoObserver;
+
+impl Observer for NoObserver {}
+
+/// A run stopped early; `report` holds what was done before.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct Failed {
+    /// The error that stopped the run.
+    #[source]
+    pub error: SyncError,
+    /// What had been done.
+    pub report: Box<Report>,
+}
+
+impl Failed {
+    /// doveadm's exit code for this failure.
+    pub fn exit_code(&self) -> u8 {
+        self.error.exit_code()
+    }
+}
+
+/// Runs a sync from `source` to `destination`.
+///
+/// Errors confined to one mailbox (a name the destination cannot represent, a mailbox
+/// deleted meanwhile, a permission problem) are recorded in [`Report::failures`] and the
+/// run goes on; errors that make further work pointless (connection lost, authentication,
+/// disk full) stop it with [`Failed`].
+pub fn run(
+    options: &SyncOptions,
+    source: &mut dyn Storage,
+    destination: &mut dyn StorageMut,
+    observer: &mut dyn Observer,
+) -> Result<Report, Failed> {
+    let mut report = Report { dry_run: options.dry_run, ..Report::default() };
+    match backup::run(options, source, destination, observer, &mut report) {
+        Ok(()) => Ok(report),
+        Err(error) => Err(Failed { error, report: Box::new(report) }),
+    }
+}
+
+/// Translates source mailbox names into the destination's spelling. Two source names that
+/// end up the same are a mailbox-local failure for the second one; the map leads back from
+/// destination names to source names.
+pub(crate) fn local_names(
+    mailboxes: Vec<MailboxInfo>,
+    destination: &dyn StorageMut,
+    report: &mut Report,
+) -> (Vec<MailboxInfo>, BTreeMap<MailboxName, MailboxName>) {
+    let mut source_names: BTreeMap<MailboxName, MailboxName> = BTreeMap::new();
+    let mut translated = Vec::with_capacity(mailboxes.len());
+    for info in mailboxes {
+        let local = destination.local_name(&info.name);
+        if let Some(first) = source_names.get(&local) {
+            if first != &info.name {
+                let message =
+                    format!("its name on the destination, {local}, is also that of {first}");
+                report.failures.push(SyncError {
+                    side: Side::Destination,
+                    mailbox: Some(info.name.clone()),
+                    error: StorageError::new(ErrorKind::InvalidData, message),
+                });
+            }
+            continue;
+        }
+        if local != info.name {
+            report
+                .warnings
+                .push(format!("mailbox {} is stored as {local} on the destination", info.name));
+        }
+        source_names.insert(local.clone(), info.name.clone());
+        translated.push(MailboxInfo { name: local, ..info });
+    }
+    (translated, source_names)
+}
+
+/// A mailbox's name on each side.
+pub(crate) struct Names<'a> {
+    pub(crate) source: &'a MailboxName,
+    pub(crate) destination: &'a MailboxName,
+}
+
+/// Records a mailbox-local error and continues, or stops the run on a global one.
+pub(crate) fn keep_going<T>(
+    result: Result<T, SyncError>,
+    report: &mut Report,
+) -> Result<Option<T>, SyncError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(error) => match error.kind() {
+            ErrorKind::NotFound | ErrorKind::InvalidData | ErrorKind::Permission => {
+                report.failures.push(error);
+                Ok(None)
+            }
+            _ => Err(error),
+        },
+    }
+}
+
+pub(crate) fn at(
+    side: Side,
+    mailbox: Option<&MailboxName>,
+) -> impl FnOnce(StorageError) -> SyncError {
+    let mailbox = mailbox.cloned();
+    move |error| SyncError { side, mailbox, error }
+}

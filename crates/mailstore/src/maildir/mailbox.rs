@@ -3,7 +3,7 @@
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::Store;
 use super::filename;
@@ -84,6 +84,8 @@ pub struct Mailbox {
     pub(crate) name: MailboxName,
     pub(crate) paths: Paths,
     pub(crate) staged: Vec<Staged>,
+    /// The last view read, so that opening many messages does not rescan each time.
+    cache: Mutex<Option<Arc<View>>>,
 }
 
 /// What one read of the mailbox found.
@@ -96,7 +98,7 @@ struct View {
 
 impl Mailbox {
     pub(crate) fn new(store: Arc<Store>, name: MailboxName, dir: PathBuf) -> Mailbox {
-        Mailbox { store, name, paths: Paths { dir }, staged: Vec::new() }
+        Mailbox { store, name, paths: Paths { dir }, staged: Vec::new(), cache: Mutex::new(None) }
     }
 
     /// The mailbox's name.
@@ -175,8 +177,16 @@ impl Mailbox {
 
     /// Opens the stored bytes of message `uid`.
     pub fn open_message(&self, uid: u32) -> Result<MessageReader> {
-        for _ in 0..3 {
-            let file = self.find(uid)?;
+        for attempt in 0..3 {
+            let view = if attempt == 0 { self.cached_view()? } else { self.view()? };
+            let Some(file) =
+                Self::present(&view).find(|(r, _)| r.uid == uid).map(|(_, f)| f.clone())
+            else {
+                if attempt == 0 {
+                    continue;
+                }
+                return Err(self.uid_not_found(uid));
+            };
             let path = self.paths.file(&file);
             match File::open(&path) {
                 Ok(file) => return Ok(MessageReader { file }),
@@ -317,12 +327,12 @@ impl Mailbox {
         Error::UidNotFound { mailbox: self.name.to_string(), uid }
     }
 
-    fn find(&self, uid: u32) -> Result<FileRef> {
-        let view = self.view()?;
-        Self::present(&view)
-            .find(|(r, _)| r.uid == uid)
-            .map(|(_, f)| f.clone())
-            .ok_or_else(|| self.uid_not_found(uid))
+    fn cached_view(&self) -> Result<Arc<View>> {
+        let cached = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        match cached {
+            Some(view) => Ok(view),
+            None => self.view(),
+        }
     }
 
     /// Records whose files exist, in UID order.
@@ -336,7 +346,14 @@ impl Mailbox {
     /// Reads the uidlist and the directories. Files the uidlist does not know (delivered by
     /// an MTA, or orphaned by a crash) get UIDs under the lock, as Dovecot's sync does, so
     /// both agree on them; a store we may not write gets them in memory only.
-    fn view(&self) -> Result<View> {
+    fn view(&self) -> Result<Arc<View>> {
+        let view = Arc::new(self.read_view()?);
+        *self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some(Arc::clone(&view));
+        Ok(view)
+    }
+
+    fn read_view(&self) -> Result<View> {
         let uidlist = self.paths.read_uidlist()?;
         let scan = self.paths.scan()?;
         let journal = self.paths.dir.join(super::journal::JOURNAL).exists();

@@ -290,7 +290,9 @@ fn parse_record(
             return Err(broken(number, "invalid extended fields".into()));
         }
     }
-    if rest.is_empty() || rest.contains('/') {
+    // A name whose base (before `:`) is empty could only be written back as an empty name,
+    // which Dovecot would reject; no file can be matched by it either.
+    if rest.is_empty() || rest.contains('/') || crate::maildir::filename::base(rest).is_empty() {
         return Err(broken(number, format!("broken file name {rest:?}")));
     }
     Ok(Record { uid, extensions, filename: rest.to_string() })
@@ -334,6 +336,8 @@ mod tests {
             ("3 V1 N1\n1 :a\n1x :b\n", 3),
             ("3 V1 N1\n1 S12\n", 2),
             ("3 V1 N1\n1 :a/b\n", 2),
+            ("3 V1 N1\n1 ::b\n", 2),
+            ("1 5 9\n1 a\n8 :b2\x11,S\n", 3),
             ("3 V1 N1\n4294967295 :a\n", 2),
             ("3 V1 N1\n99999999999 :a\n", 2),
             ("1 5 3\n1 a\n3 b\n", 3),

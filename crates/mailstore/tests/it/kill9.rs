@@ -30,14 +30,14 @@ fn body_of(uid: u32) -> Vec<u8> {
 
 fn options_of(uid: u32) -> SaveOptions {
     let mut keywords = Vec::new();
-    if uid % 3 == 0 {
+    if uid.is_multiple_of(3) {
         keywords.push(Keyword::new("$Label1").unwrap());
     }
-    if uid % 5 == 0 {
+    if uid.is_multiple_of(5) {
         keywords.push(Keyword::new("Junk").unwrap());
     }
-    let flags = if uid % 2 == 1 { Flags::SEEN } else { Flags::EMPTY }
-        | if uid % 7 == 0 { Flags::FLAGGED } else { Flags::EMPTY };
+    let flags = if uid.is_multiple_of(2) { Flags::EMPTY } else { Flags::SEEN }
+        | if uid.is_multiple_of(7) { Flags::FLAGGED } else { Flags::EMPTY };
     SaveOptions::default()
         .with_uid(uid)
         .with_flags(flags)

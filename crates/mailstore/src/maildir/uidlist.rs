@@ -101,7 +101,15 @@ impl Uidlist {
     /// Parses a whole file. `Ok(None)` for an empty file (Dovecot treats it as missing).
     pub(crate) fn parse(data: &[u8]) -> Result<Option<Uidlist>, Broken> {
         let mut lines = complete_lines(data);
-        let Some((header, _)) = lines.next() else { return Ok(None) };
+        let Some((header, _)) = lines.next() else {
+            // Dovecot treats a file without a complete first line as broken too; only an
+            // empty file means "no uidlist yet" without anything to lose.
+            return if data.is_empty() {
+                Ok(None)
+            } else {
+                Err(broken(1, "no complete header line".into()))
+            };
+        };
         let header = utf8(header, 1)?;
         let mut list = parse_header(header)?;
         let mut previous_uid = 0u32;
@@ -352,6 +360,7 @@ mod tests {
     #[test]
     fn recoveries() {
         assert_eq!(Uidlist::parse(b"").unwrap(), None);
+        assert_eq!(Uidlist::parse(b"3 V1 N1").unwrap_err().line, 1);
         // Lowercase extension key: dropped; duplicate file: later UID wins; torn last line ignored.
         let text = "3 V7 N1 G11c75a325f02046bff3d000083ecc375\n1 xjunk S5 :a\n2 :b\n3 :a\n4 :c";
         let list = Uidlist::parse(text.as_bytes()).unwrap().unwrap();

@@ -6,5 +6,6 @@
 mod dovecot_reads_ours;
 mod kill9;
 mod operations;
+mod recovery;
 mod support;
 mod we_read_dovecot;

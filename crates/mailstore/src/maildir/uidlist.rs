@@ -128,7 +128,9 @@ impl Uidlist {
                 return Err(broken(line_number, "UID larger than next_uid".into()));
             }
             previous_uid = record.uid;
-            if let Some(at) = list.records.iter().position(|r| r.filename == record.filename) {
+            // Dovecot's file table hashes and compares base names (up to `:`).
+            let base = crate::maildir::filename::base(&record.filename);
+            if let Some(at) = list.records.iter().position(|r| crate::maildir::filename::base(&r.filename) == base) {
                 // Dovecot: "Duplicate file entry", the later UID replaces the earlier one.
                 list.records.remove(at);
                 list.wants_rewrite = true;

@@ -3,6 +3,7 @@
 //! read.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+mod concurrent;
 mod dovecot_reads_ours;
 mod kill9;
 mod operations;

@@ -6,6 +6,7 @@
 mod concurrent;
 mod dovecot_reads_ours;
 mod kill9;
+mod layouts;
 mod operations;
 mod recovery;
 mod support;

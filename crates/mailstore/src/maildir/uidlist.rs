@@ -113,6 +113,8 @@ impl Uidlist {
         let header = utf8(header, 1)?;
         let mut list = parse_header(header)?;
         let mut previous_uid = 0u32;
+        let mut positions: std::collections::HashMap<String, usize> =
+            std::collections::HashMap::new();
         let mut complete_len = header.len() + 1;
         for (index, (line, consumed)) in lines.enumerate() {
             let line_number = index + 2;
@@ -129,12 +131,19 @@ impl Uidlist {
             }
             previous_uid = record.uid;
             // Dovecot's file table hashes and compares base names (up to `:`).
-            let base = crate::maildir::filename::base(&record.filename);
-            if let Some(at) = list.records.iter().position(|r| crate::maildir::filename::base(&r.filename) == base) {
+            let base = crate::maildir::filename::base(&record.filename).to_string();
+            if let Some(at) = positions.get(&base).copied() {
                 // Dovecot: "Duplicate file entry", the later UID replaces the earlier one.
                 list.records.remove(at);
                 list.wants_rewrite = true;
+                positions = list
+                    .records
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| (crate::maildir::filename::base(&r.filename).to_string(), i))
+                    .collect();
             }
+            positions.insert(base, list.records.len());
             list.records.push(record);
             complete_len = consumed;
         }

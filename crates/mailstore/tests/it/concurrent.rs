@@ -60,7 +60,13 @@ fn dovecot_and_we_write_the_same_mailbox() {
     imap.select("INBOX");
 
     let helper = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "concurrent::concurrent_helper", "--ignored", "--test-threads=1", "--nocapture"])
+        .args([
+            "--exact",
+            "concurrent::concurrent_helper",
+            "--ignored",
+            "--test-threads=1",
+            "--nocapture",
+        ])
         .env(ENV_DIR, &root)
         .uid(MAIL_UID)
         .gid(MAIL_GID)
@@ -69,7 +75,12 @@ fn dovecot_and_we_write_the_same_mailbox() {
         .spawn()
         .unwrap();
     for index in 0..THEIRS {
-        let uid = imap.append("INBOX", &["$Theirs"], Some("01-Jan-2024 00:00:00 +0000"), &their_body(index));
+        let uid = imap.append(
+            "INBOX",
+            &["$Theirs"],
+            Some("01-Jan-2024 00:00:00 +0000"),
+            &their_body(index),
+        );
         if index % 10 == 9 {
             imap.command_ok(&format!("UID STORE {uid} +FLAGS.SILENT (\\Flagged)"));
         }
@@ -100,14 +111,17 @@ fn dovecot_and_we_write_the_same_mailbox() {
 
     // How much the two writers interleaved (timing-dependent, reported only).
     let (first, last) = (our_uids[0], our_uids[our_uids.len() - 1]);
-    let interleaved = uids.iter().filter(|u| (first..=last).contains(*u) && !our_uids.contains(u)).count();
+    let interleaved =
+        uids.iter().filter(|u| (first..=last).contains(*u) && !our_uids.contains(u)).count();
     eprintln!("our UIDs {first}..={last}; Dovecot delivered {interleaved} messages in between");
 
     let maildir = Maildir::open(Location::maildir(&root));
     theirs.assert_same(&our_snapshot(&maildir));
     let log = dovecot.log();
     eprintln!("Dovecot log lines mentioning the uidlist or locks:");
-    for line in log.lines().filter(|l| l.contains("uidlist") || l.contains("lock") || l.contains("Warning")) {
+    for line in
+        log.lines().filter(|l| l.contains("uidlist") || l.contains("lock") || l.contains("Warning"))
+    {
         eprintln!("  {line}");
     }
     assert!(!log.contains("Error") && !log.contains("Panic"), "Dovecot complained:\n{log}");

@@ -10,15 +10,32 @@ use testkit::{Dovecot, RawImap, fixtures};
 use crate::support::{name, our_snapshot, save, selectable_only};
 
 fn copy_for_dovecot(source: &Path, target: &Path) {
-    assert!(std::process::Command::new("cp").arg("-a").arg(source).arg(target).status().unwrap().success());
+    assert!(
+        std::process::Command::new("cp")
+            .arg("-a")
+            .arg(source)
+            .arg(target)
+            .status()
+            .unwrap()
+            .success()
+    );
     testkit::chown_to_mail_user(target);
 }
 
 fn fill(maildir: &Maildir) {
-    for (index, folder) in ["INBOX", "Archive/2023", "Entwürfe", "Parent/Child", "R&D"].iter().enumerate() {
+    for (index, folder) in
+        ["INBOX", "Archive/2023", "Entwürfe", "Parent/Child", "R&D"].iter().enumerate()
+    {
         let index = u32::try_from(index).unwrap();
         let mut mailbox = maildir.create_mailbox(&name(folder), Some(100 + index), None).unwrap();
-        save(&mut mailbox, 3 + index, Flags::SEEN, &["$Label1"], 1_700_000_000, &fixtures::message(index, folder, "x"));
+        save(
+            &mut mailbox,
+            3 + index,
+            Flags::SEEN,
+            &["$Label1"],
+            1_700_000_000,
+            &fixtures::message(index, folder, "x"),
+        );
         mailbox.commit().unwrap();
     }
     maildir.set_subscriptions(&[name("Entwürfe"), name("Parent/Child")]).unwrap();
@@ -34,7 +51,8 @@ fn fs_layout_and_utf8_names_as_dovecot_reads_them() {
     fs_maildir.create_mailbox(&name("a.b"), Some(7), None).unwrap();
     assert!(fs_root.join("Archive/2023/cur").is_dir() && fs_root.join("Entw&APw-rfe/cur").is_dir());
     assert!(!fs_root.join("Archive/2023/maildirfolder").exists());
-    let parent = fs_maildir.mailboxes().unwrap().into_iter().find(|e| e.name == name("Parent")).unwrap();
+    let parent =
+        fs_maildir.mailboxes().unwrap().into_iter().find(|e| e.name == name("Parent")).unwrap();
     assert!(!parent.selectable);
 
     let utf8_root = dir.path().join("utf8");
@@ -109,7 +127,8 @@ fn pop3_uidls_and_order_survive() {
     for (uid, uidl, order) in [(1, "UID-a1", 2), (2, "00000b2", 3), (3, "zz3", 1)] {
         let mut pending = inbox.begin_save().unwrap();
         pending.write_all(&fixtures::message(uid, "pop", "pop3")).unwrap();
-        let options = SaveOptions::default().with_uid(uid).with_pop3(Some(uidl.into()), Some(order));
+        let options =
+            SaveOptions::default().with_uid(uid).with_pop3(Some(uidl.into()), Some(order));
         inbox.save(pending, options).unwrap();
     }
     inbox.commit().unwrap();

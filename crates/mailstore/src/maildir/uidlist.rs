@@ -195,7 +195,10 @@ fn complete_lines(data: &[u8]) -> impl Iterator<Item = (&[u8], usize)> {
         let end = start + memchr::memchr(b'\n', data.get(start..)?)?;
         let line = &data[start..end];
         start = end + 1;
-        Some((line.strip_suffix(b"\r").unwrap_or(line), start))
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        // Dovecot parses C strings: a NUL ends the line's content.
+        let line = memchr::memchr(0, line).map_or(line, |nul| &line[..nul]);
+        Some((line, start))
     })
 }
 
@@ -311,7 +314,13 @@ fn parse_record(
     }
     // A name whose base (before `:`) is empty could only be written back as an empty name,
     // which Dovecot would reject; no file can be matched by it either.
-    if rest.is_empty() || rest.contains('/') || crate::maildir::filename::base(rest).is_empty() {
+    // Control characters (a CR that would be taken for a line end when written back) are
+    // refused too: no Maildir writer produces them.
+    if rest.is_empty()
+        || rest.contains('/')
+        || rest.chars().any(char::is_control)
+        || crate::maildir::filename::base(rest).is_empty()
+    {
         return Err(broken(number, format!("broken file name {rest:?}")));
     }
     Ok(Record { uid, extensions, filename: rest.to_string() })

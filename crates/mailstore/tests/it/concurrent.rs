@@ -94,11 +94,11 @@ fn dovecot_and_we_write_the_same_mailbox() {
         .find_map(|l| l.split_once("UIDS ").map(|(_, uids)| uids))
         .map(|l| l.trim_matches(['[', ']']).split(", ").filter_map(|u| u.parse().ok()).collect())
         .unwrap_or_default();
-    assert_eq!(our_uids.len() as u32, OURS, "{stdout}");
+    assert_eq!(our_uids.len(), OURS as usize, "{stdout}");
 
     let theirs = imap.snapshot();
     let inbox = &theirs.mailboxes["INBOX"];
-    assert_eq!(inbox.messages.len() as u32, OURS + THEIRS + 1);
+    assert_eq!(inbox.messages.len(), (OURS + THEIRS + 1) as usize);
     let mut expected: BTreeSet<Vec<u8>> = (0..OURS).map(our_body).collect();
     expected.extend((0..THEIRS).map(their_body));
     expected.insert(their_body(9999));
@@ -107,7 +107,7 @@ fn dovecot_and_we_write_the_same_mailbox() {
     let uids: BTreeSet<u32> = inbox.messages.iter().map(|m| m.uid).collect();
     assert_eq!(uids.len(), inbox.messages.len());
     let ours_seen = inbox.messages.iter().filter(|m| m.flags == ["\\Seen"]).count();
-    assert_eq!(ours_seen as u32, OURS / 5);
+    assert_eq!(ours_seen, (OURS / 5) as usize);
 
     // How much the two writers interleaved (timing-dependent, reported only).
     let (first, last) = (our_uids[0], our_uids[our_uids.len() - 1]);

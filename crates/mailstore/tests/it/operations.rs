@@ -108,3 +108,30 @@ fn dovecot_changes_are_seen_by_us() {
     imap.unsubscribe("Sent");
     crate::support::selectable_only(imap.snapshot()).assert_same(&our_snapshot(&maildir));
 }
+
+/// Folders created, filled and deleted behind a running Dovecot's back: what does a new
+/// IMAP session see? (Dovecot keeps `dovecot.list.index` as a cache of the folder tree.)
+#[test]
+fn folders_changed_behind_dovecots_back() {
+    let dovecot = Dovecot::builder().user("alice", "alicepw").start();
+    let mut imap = RawImap::login(dovecot.imap_port(), "alice", "alicepw");
+    fixtures::populate_standard(&mut imap);
+    imap.logout();
+    let root = dovecot.home("alice").join("Maildir");
+    assert!(root.join("dovecot.list.index.log").exists());
+    let maildir = Maildir::open(Location::maildir(&root));
+    let mut behind = maildir.create_mailbox(&name("Behind/Deep"), Some(31), None).unwrap();
+    save(&mut behind, 4, Flags::SEEN, &[], 1_700_000_000, &fixtures::message(5, "b", "c"));
+    behind.commit().unwrap();
+    maildir.delete_mailbox(&name("Hidden")).unwrap();
+    maildir.rename_mailbox(&name("Project Notes"), &name("Notes")).unwrap();
+    testkit::chown_to_mail_user(&root);
+    let mut imap = RawImap::login(dovecot.imap_port(), "alice", "alicepw");
+    let names: Vec<String> = imap.list().into_iter().map(|(n, _)| n).collect();
+    assert!(names.contains(&"Behind/Deep".to_string()), "{names:?}");
+    assert!(
+        !names.contains(&"Hidden".to_string()) && names.contains(&"Notes".to_string()),
+        "{names:?}"
+    );
+    crate::support::selectable_only(imap.snapshot()).assert_same(&our_snapshot(&maildir));
+}

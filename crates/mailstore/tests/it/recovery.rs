@@ -193,3 +193,32 @@ fn locks_held_by_live_processes_are_waited_for() {
     assert_eq!(inbox.status().unwrap().next_uid, 10);
     assert!(!root.join("dovecot-uidlist.lock").exists());
 }
+
+#[test]
+fn caller_guids_become_file_names_when_dovecot_would_keep_them() {
+    let (_dir, maildir) = fresh();
+    let mut inbox = maildir.create_mailbox(&name("INBOX"), None, None).unwrap();
+    let body = b"Subject: hi\r\n\r\nHello\r\n"; // 19 bytes stored, 22 served
+    let kept = "1795424863.M887367P15871.vm,S=19,W=22";
+    for (guid, uid) in
+        [(kept, 1), (kept, 2), ("1795424863.M1P1.vm,S=5,W=6", 3), ("e4c0d2b7a1f3", 4)]
+    {
+        let mut pending = inbox.begin_save().unwrap();
+        pending.write_all(body).unwrap();
+        inbox.save(pending, SaveOptions::default().with_uid(uid).with_guid(guid)).unwrap();
+    }
+    inbox.commit().unwrap();
+    let messages = inbox.messages().unwrap();
+    // Right sizes, unused: the GUID is the file name (Maildir → Maildir keeps names).
+    assert_eq!(messages[0].file_name, format!("{kept}:2,"));
+    // Already taken, wrong sizes, or not a file name: a new name, the GUID in the uidlist.
+    for message in &messages[1..] {
+        assert!(!message.file_name.starts_with("1795424863."), "{}", message.file_name);
+    }
+    let guids: Vec<&str> = messages.iter().map(|m| m.guid.as_str()).collect();
+    assert_eq!(guids, [kept, kept, "1795424863.M1P1.vm,S=5,W=6", "e4c0d2b7a1f3"]);
+    let mut pending = inbox.begin_save().unwrap();
+    pending.write_all(body).unwrap();
+    let error = inbox.save(pending, SaveOptions::default().with_guid("two words")).unwrap_err();
+    assert!(matches!(error, Error::InvalidValue { field: "message GUID", .. }));
+}

@@ -52,6 +52,7 @@ mod fs;
 pub mod fuzzing;
 mod guid;
 mod location;
+mod mailbox_log;
 mod maildir;
 mod name;
 mod subscriptions;

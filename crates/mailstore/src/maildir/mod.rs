@@ -258,6 +258,8 @@ impl Maildir {
         if !dir.join("cur").is_dir() {
             return Err(Error::MailboxNotFound { name: name.to_string() });
         }
+        let guid =
+            Paths { dir: dir.clone() }.read_uidlist().ok().flatten().and_then(|list| list.guid);
         let has_children = self.store.location.layout() == Layout::Fs
             && layout::dir_entries(&dir)?
                 .iter()
@@ -287,6 +289,9 @@ impl Maildir {
                 crate::fs::fsync_dir(dir.parent().unwrap_or(self.root()))?;
             }
             fs::remove_dir_all(&trash).ctx("remove", &trash)?;
+        }
+        if let Some(guid) = guid {
+            crate::mailbox_log::append(self.root(), crate::mailbox_log::DELETE_MAILBOX, guid)?;
         }
         Ok(())
     }

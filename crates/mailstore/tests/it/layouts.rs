@@ -142,3 +142,28 @@ fn pop3_uidls_and_order_survive() {
         .start();
     assert_eq!(pop3_uidls(dovecot.pop3_port(), "bob", "bobpw"), ["zz3", "UID-a1", "00000b2"]);
 }
+
+#[test]
+fn crlf_storage_as_with_mail_save_crlf() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("Maildir");
+    let options = mailstore::Options::default().with_line_endings(mailstore::LineEndings::Crlf);
+    let maildir = Maildir::with_options(Location::maildir(&root), options);
+    let mut inbox = maildir.create_mailbox(&name("INBOX"), Some(8), None).unwrap();
+    save(&mut inbox, 1, Flags::EMPTY, &[], 1_700_000_000, b"Subject: lf\n\nbare LF\n");
+    save(&mut inbox, 2, Flags::EMPTY, &[], 1_700_000_000, b"Subject: crlf\r\n\r\nCRLF\r\nno end");
+    inbox.commit().unwrap();
+    let messages = inbox.messages().unwrap();
+    assert!(messages.iter().all(|m| m.size == m.virtual_size));
+    assert_eq!(
+        std::fs::read(root.join("cur").join(&messages[0].file_name)).unwrap(),
+        b"Subject: lf\r\n\r\nbare LF\r\n"
+    );
+    let dovecot = Dovecot::builder()
+        .user("alice", "alicepw")
+        .user_serving_copy("bob", "bobpw", &root, "maildir")
+        .start();
+    RawImap::login(dovecot.imap_port(), "bob", "bobpw")
+        .snapshot()
+        .assert_same(&our_snapshot(&maildir));
+}

@@ -107,6 +107,8 @@ fn dovecot_changes_are_seen_by_us() {
     imap.command_ok("DELETE \"Empty\"");
     imap.unsubscribe("Sent");
     crate::support::selectable_only(imap.snapshot()).assert_same(&our_snapshot(&maildir));
+    let log = dovecot.log();
+    assert!(!log.contains("Error"), "Dovecot complained:\n{log}");
 }
 
 /// Folders created, filled and deleted behind a running Dovecot's back: what does a new
@@ -123,8 +125,13 @@ fn folders_changed_behind_dovecots_back() {
     let mut behind = maildir.create_mailbox(&name("Behind/Deep"), Some(31), None).unwrap();
     save(&mut behind, 4, Flags::SEEN, &[], 1_700_000_000, &fixtures::message(5, "b", "c"));
     behind.commit().unwrap();
+    let hidden_guid = maildir.mailbox(&name("Hidden")).unwrap().status().unwrap().guid.unwrap();
     maildir.delete_mailbox(&name("Hidden")).unwrap();
     maildir.rename_mailbox(&name("Project Notes"), &name("Notes")).unwrap();
+    // The deletion is in Dovecot's change log, as Dovecot itself records it.
+    let log = fs::read(root.join("dovecot.mailbox.log")).unwrap();
+    let last = &log[log.len() - 24..];
+    assert_eq!((last[0], &last[4..20]), (1, &hidden_guid.as_bytes()[..]));
     testkit::chown_to_mail_user(&root);
     let mut imap = RawImap::login(dovecot.imap_port(), "alice", "alicepw");
     let names: Vec<String> = imap.list().into_iter().map(|(n, _)| n).collect();
@@ -134,4 +141,6 @@ fn folders_changed_behind_dovecots_back() {
         "{names:?}"
     );
     crate::support::selectable_only(imap.snapshot()).assert_same(&our_snapshot(&maildir));
+    let log = dovecot.log();
+    assert!(!log.contains("Error"), "Dovecot complained:\n{log}");
 }

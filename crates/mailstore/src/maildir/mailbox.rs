@@ -1,5 +1,6 @@
 //! One mailbox: its state, messages, and changes to them.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -201,41 +202,71 @@ impl Mailbox {
     /// Replaces the flags and keywords of message `uid` (the file is renamed with the new
     /// info; unknown flag letters are kept; a file in `new/` moves to `cur/`).
     pub fn set_flags(&self, uid: u32, flags: Flags, keywords: &[Keyword]) -> Result<()> {
+        self.set_flags_many(&[(uid, flags, keywords.to_vec())])
+    }
+
+    /// [`Self::set_flags`] for many messages under one lock. Fails on the first unknown UID
+    /// (changes before it are kept).
+    pub fn set_flags_many(&self, changes: &[(u32, Flags, Vec<Keyword>)]) -> Result<()> {
         state::locked(&self.store, &self.paths, |locked| {
             let mut table = self.paths.read_keywords()?;
-            let (indexes, changed) = self.keyword_indexes(&mut table, keywords)?;
+            let mut indexes = Vec::with_capacity(changes.len());
+            let mut changed = false;
+            for (_, _, keywords) in changes {
+                let (letters, added) = self.keyword_indexes(&mut table, keywords)?;
+                changed |= added;
+                indexes.push(letters);
+            }
             if changed {
                 locked.write_keywords(&table)?;
             }
-            let record = locked
+            let bases: HashMap<u32, String> = locked
                 .uidlist
                 .records
                 .iter()
-                .find(|r| r.uid == uid)
-                .ok_or_else(|| self.uid_not_found(uid))?;
-            let base = filename::base(&record.filename).to_string();
-            for _ in 0..3 {
-                let scan = self.paths.scan()?;
-                let file = scan.get(&base).ok_or_else(|| self.uid_not_found(uid))?;
-                let new_name = filename::with_flags(&file.name, flags, &indexes);
-                let from = self.paths.file(file);
-                let to = self.paths.sub(Sub::Cur).join(&new_name);
-                if from == to {
-                    return Ok(());
-                }
-                match fs::rename(&from, &to) {
-                    Ok(()) => {
-                        if locked.fsync {
-                            crate::fs::fsync_dir(&self.paths.sub(Sub::Cur))?;
-                        }
-                        return Ok(());
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e).ctx("rename", &from),
-                }
+                .map(|r| (r.uid, filename::base(&r.filename).to_string()))
+                .collect();
+            let mut scan = self.paths.scan()?;
+            let mut renamed = false;
+            for ((uid, flags, _), letters) in changes.iter().zip(&indexes) {
+                let base = bases.get(uid).ok_or_else(|| self.uid_not_found(*uid))?;
+                renamed |= self.rename_with_flags(&mut scan, base, *uid, *flags, letters)?;
             }
-            Err(self.uid_not_found(uid))
+            if renamed && locked.fsync {
+                crate::fs::fsync_dir(&self.paths.sub(Sub::Cur))?;
+            }
+            Ok(())
         })
+    }
+
+    /// Renames one file to carry `flags`; rescans when someone else renamed it first.
+    fn rename_with_flags(
+        &self,
+        scan: &mut Scan,
+        base: &str,
+        uid: u32,
+        flags: Flags,
+        letters: &[u8],
+    ) -> Result<bool> {
+        for _ in 0..3 {
+            let file = scan.get(base).ok_or_else(|| self.uid_not_found(uid))?.clone();
+            let new_name = filename::with_flags(&file.name, flags, letters);
+            let from = self.paths.file(&file);
+            let to = self.paths.sub(Sub::Cur).join(&new_name);
+            if from == to {
+                return Ok(false);
+            }
+            match fs::rename(&from, &to) {
+                Ok(()) => {
+                    scan.insert(base.to_string(), FileRef { sub: Sub::Cur, name: new_name });
+                    return Ok(true);
+                }
+                // Dovecot renamed it meanwhile (its flag changes take no lock): look again.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => *scan = self.paths.scan()?,
+                Err(e) => return Err(e).ctx("rename", &from),
+            }
+        }
+        Err(self.uid_not_found(uid))
     }
 
     /// Removes messages. Unknown UIDs are ignored (already expunged). As in Dovecot the

@@ -208,6 +208,7 @@ impl Maildir {
             return Ok(Mailbox::new(Arc::clone(&self.store), name.clone(), dir));
         }
         // Build the folder where no Dovecot listing looks, then rename it into place.
+        self.remove_stale_staging();
         let staging =
             self.root().join("tmp").join(format!(".dsync-rs-create.{}", filename::generate_base()));
         let result = (|| {
@@ -390,6 +391,21 @@ impl Maildir {
             std::process::Command::new("sync").status().ctx("run sync for", root)?;
         }
         Ok(())
+    }
+
+    /// Removes staging directories (`tmp/.dsync-rs-*`) that a killed process left behind
+    /// more than an hour ago. Dovecot's own `tmp/` cleanup skips directories.
+    fn remove_stale_staging(&self) {
+        let tmp = self.root().join("tmp");
+        let Ok(entries) = layout::dir_entries(&tmp) else { return };
+        let hour_ago = std::time::SystemTime::now() - Duration::from_hours(1);
+        for (entry, path) in entries {
+            let old =
+                fs::symlink_metadata(&path).and_then(|m| m.modified()).is_ok_and(|t| t < hour_ago);
+            if entry.starts_with(".dsync-rs-") && old && path.is_dir() {
+                let _ = fs::remove_dir_all(&path);
+            }
+        }
     }
 
     /// Creates the root as a mailbox directory (INBOX's `cur/ new/ tmp/`) if missing.

@@ -187,6 +187,15 @@ impl Mailbox {
         Ok(())
     }
 
+    /// Streams a whole message from `source` and stages it: [`Self::begin_save`], copy,
+    /// [`Self::save`].
+    pub fn save_from(&mut self, source: &mut impl io::Read, options: SaveOptions) -> Result<()> {
+        let mut pending = self.begin_save()?;
+        let path = pending.tmp_path.clone();
+        io::copy(source, &mut pending).ctx("copy message into", &path)?;
+        self.save(pending, options)
+    }
+
     /// Number of staged, uncommitted messages.
     pub fn staged(&self) -> usize {
         self.staged.len()

@@ -32,8 +32,17 @@ fn changes_and_foreign_mail_agree_with_dovecot() {
         save(&mut mailbox, 1, Flags::EMPTY, &[], 1_700_000_000, &fixtures::message(9, folder, "x"));
         mailbox.commit().unwrap();
     }
-    inbox.set_flags(2, Flags::SEEN | Flags::FLAGGED, &[Keyword::new("Junk").unwrap()]).unwrap();
-    inbox.set_flags(3, Flags::EMPTY, &[]).unwrap();
+    inbox
+        .set_flags_many(&[
+            (2, Flags::SEEN | Flags::FLAGGED, vec![Keyword::new("Junk").unwrap()]),
+            (3, Flags::EMPTY, vec![]),
+        ])
+        .unwrap();
+    inbox.set_flags(1, Flags::ANSWERED, &[Keyword::new("$Label1").unwrap()]).unwrap();
+    let streamed = fixtures::message(6, "streamed", "from a reader");
+    inbox.save_from(&mut &streamed[..], mailstore::SaveOptions::default().with_uid(5_000)).unwrap();
+    inbox.commit().unwrap();
+    inbox.expunge(&[5_000]).unwrap();
     inbox.expunge(&[4, 99]).unwrap();
     maildir.rename_mailbox(&name("Old"), &name("New")).unwrap();
     maildir.delete_mailbox(&name("Trash")).unwrap();
@@ -69,7 +78,7 @@ fn changes_and_foreign_mail_agree_with_dovecot() {
     );
     let ours = our_snapshot(&maildir);
     let inbox_uids: Vec<u32> = ours.mailboxes["INBOX"].messages.iter().map(|m| m.uid).collect();
-    assert_eq!(inbox_uids, [1, 2, 3, 5, 6, 7, 8]);
+    assert_eq!(inbox_uids, [1, 2, 3, 5, 5001, 5002, 5003]);
     assert_eq!(ours.mailboxes["INBOX"].messages[4].body, b"Subject: c\r\n\r\nzeroth\r\n");
     assert_eq!(ours.mailboxes["Keep"].uid_validity, 777);
     assert!(ours.mailboxes.contains_key("New/Sub") && !ours.mailboxes.contains_key("Old"));

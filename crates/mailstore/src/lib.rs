@@ -55,6 +55,9 @@
 //!   `dovecot-uidvalidity`).
 //! * Dovecot appending and changing flags in a mailbox while we commit into it: every
 //!   message once, no warnings in Dovecot's log (both sides hold `dovecot-uidlist.lock`).
+//! * Changing UIDVALIDITY (uidlist rewrite) of a mailbox Dovecot has indexed makes it log
+//!   `Warning: … UIDVALIDITY changed (old -> new)` and rebuild its index: new sessions see
+//!   our values; a raised next UID is taken as is.
 //! * Folders created, renamed or deleted behind a running Dovecot's back are seen by its
 //!   next session; `dovecot.list.index` need not be deleted.
 //! * After a `kill -9` of our writer Dovecot opens the Maildir without errors, overriding

@@ -116,7 +116,17 @@ fn dovecot_changes_are_seen_by_us() {
     imap.command_ok("DELETE \"Empty\"");
     imap.unsubscribe("Sent");
     crate::support::selectable_only(imap.snapshot()).assert_same(&our_snapshot(&maildir));
+    // We change UIDVALIDITY and next UID of a mailbox Dovecot has indexed.
+    let archive = maildir.mailbox(&name("Archive")).unwrap();
+    archive.set_uid_validity(4242).unwrap();
+    archive.set_next_uid(100).unwrap();
+    testkit::chown_to_mail_user(&dovecot.home("alice").join("Maildir"));
+    let mut fresh = RawImap::login(dovecot.imap_port(), "alice", "alicepw");
+    let (_, uid_next, uid_validity) = fresh.status("Archive");
+    assert_eq!((uid_validity, uid_next), (4242, 100));
+    crate::support::selectable_only(fresh.snapshot()).assert_same(&our_snapshot(&maildir));
     let log = dovecot.log();
+    eprintln!("Dovecot's log:\n{log}");
     assert!(!log.contains("Error"), "Dovecot complained:\n{log}");
 }
 

@@ -398,6 +398,10 @@ impl Mailbox {
         if !needs_sync && let Some(uidlist) = uidlist {
             return Ok(View { uidlist, scan, keywords });
         }
+        if self.store.options.read_only {
+            let uidlist = state::assign_in_memory(&self.paths, uidlist, &scan);
+            return Ok(View { uidlist, scan, keywords });
+        }
         let synced = state::locked(&self.store, &self.paths, |locked| {
             let scan = self.paths.scan()?;
             locked.assign_new_files(&scan)?;
@@ -408,25 +412,7 @@ impl Mailbox {
                 Ok(View { uidlist, scan, keywords: self.paths.read_keywords()? })
             }
             Err(e) if state::is_read_only(&e) => {
-                let uid_validity = u32::try_from(crate::fs::now().0).unwrap_or(1).max(1);
-                let mut uidlist =
-                    uidlist.unwrap_or_else(|| Uidlist::new(uid_validity, 1, Guid::generate()));
-                let known: std::collections::HashSet<String> = uidlist
-                    .records
-                    .iter()
-                    .map(|r| filename::base(&r.filename).to_string())
-                    .collect();
-                let mut new: Vec<&String> = scan.keys().filter(|b| !known.contains(*b)).collect();
-                new.sort_by(|a, b| filename::sort_cmp(a, b).then_with(|| a.cmp(b)));
-                let mut next = uidlist.next_uid();
-                for base in new {
-                    uidlist.records.push(super::uidlist::Record {
-                        uid: next,
-                        extensions: Vec::new(),
-                        filename: base.clone(),
-                    });
-                    next = next.saturating_add(1);
-                }
+                let uidlist = state::assign_in_memory(&self.paths, uidlist, &scan);
                 Ok(View { uidlist, scan, keywords })
             }
             Err(e) => Err(e),

@@ -49,6 +49,9 @@ pub struct Options {
     pub line_endings: LineEndings,
     /// How long to wait for `dovecot-uidlist.lock` (Dovecot's stale timeout is 120 s).
     pub lock_timeout: Duration,
+    /// Never write anything, not even the uidlist records Dovecot would add for mail it
+    /// has not numbered yet (they are numbered in memory, the same way): for sources.
+    pub read_only: bool,
 }
 
 impl Default for Options {
@@ -57,6 +60,7 @@ impl Default for Options {
             durability: Durability::Fsync,
             line_endings: LineEndings::Lf,
             lock_timeout: LockSettings::UIDLIST.timeout,
+            read_only: false,
         }
     }
 }
@@ -70,6 +74,11 @@ impl Options {
     /// The same options with another line-ending mode.
     pub fn with_line_endings(mut self, line_endings: LineEndings) -> Options {
         self.line_endings = line_endings;
+        self
+    }
+    /// The same options, read-only or not.
+    pub fn with_read_only(mut self, read_only: bool) -> Options {
+        self.read_only = read_only;
         self
     }
     /// The same options with another lock timeout.
@@ -252,6 +261,7 @@ impl Maildir {
     /// separate folders and stay; in `LAYOUT=fs` a folder with children keeps its directory
     /// as a `\Noselect` parent, as Dovecot does.
     pub fn delete_mailbox(&self, name: &MailboxName) -> Result<()> {
+        state::writable(&self.store)?;
         if name.is_inbox() {
             return Err(Error::InboxOperation { operation: "deleted" });
         }
@@ -300,6 +310,7 @@ impl Maildir {
     /// Renames a mailbox and its children. The target must not exist; INBOX cannot be
     /// renamed.
     pub fn rename_mailbox(&self, from: &MailboxName, to: &MailboxName) -> Result<()> {
+        state::writable(&self.store)?;
         if from.is_inbox() || to.is_inbox() {
             return Err(Error::InboxOperation { operation: "renamed" });
         }
@@ -410,6 +421,7 @@ impl Maildir {
 
     /// Creates the root as a mailbox directory (INBOX's `cur/ new/ tmp/`) if missing.
     fn ensure_root(&self) -> Result<()> {
+        state::writable(&self.store)?;
         let root = self.root();
         if root.join("cur").is_dir() && root.join("tmp").is_dir() && root.join("new").is_dir() {
             return Ok(());

@@ -126,6 +126,7 @@ impl Drop for Staged {
 impl Mailbox {
     /// Starts a message in `tmp/`.
     pub fn begin_save(&self) -> Result<PendingMessage> {
+        state::writable(&self.store)?;
         let tmp_dir = self.paths.tmp();
         let tmp_name = filename::generate_base();
         let tmp_path = tmp_dir.join(&tmp_name);

@@ -222,3 +222,66 @@ fn caller_guids_become_file_names_when_dovecot_would_keep_them() {
     let error = inbox.save(pending, SaveOptions::default().with_guid("two words")).unwrap_err();
     assert!(matches!(error, Error::InvalidValue { field: "message GUID", .. }));
 }
+
+fn tree(root: &std::path::Path) -> Vec<String> {
+    let output = std::process::Command::new("find")
+        .arg(root)
+        .arg("-printf")
+        .arg("%P %s %T@\n")
+        .output()
+        .unwrap();
+    let mut lines: Vec<String> =
+        String::from_utf8(output.stdout).unwrap().lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn read_only_stores_are_never_written_and_read_the_same() {
+    let (dir, maildir) = fresh();
+    let mut inbox = maildir.create_mailbox(&name("INBOX"), Some(77), None).unwrap();
+    save(&mut inbox, 3, Flags::SEEN, &["$Label1"], 1_700_000_000, b"a\n");
+    inbox.commit().unwrap();
+    let root = dir.path().join("Maildir");
+    // Mail nobody numbered yet, an interrupted commit, and a folder without uidlist.
+    fs::write(root.join("new/1700000009.M2P1.x"), b"b\n").unwrap();
+    fs::write(root.join("cur/1700000001.M1P1.h,S=2,W=3:2,S"), b"c\n").unwrap();
+    fs::write(
+        root.join("dsync-rs-journal"),
+        "dsync-rs journal 1\n1700000001.M1P1.h/1700000001.M1P1.h,S=2,W=3:2,S/10 :1700000001.M1P1.h,S=2,W=3\n",
+    )
+    .unwrap();
+    fs::create_dir_all(root.join(".Bare/cur")).unwrap();
+    fs::write(root.join(".Bare/cur/1.M1P1.x:2,F"), b"d\n").unwrap();
+    let before = tree(&root);
+
+    let source =
+        Maildir::with_options(Location::maildir(&root), Options::default().with_read_only(true));
+    let read = |maildir: &Maildir, folder: &str| -> Vec<(u32, Flags)> {
+        maildir
+            .mailbox(&name(folder))
+            .unwrap()
+            .messages()
+            .unwrap()
+            .iter()
+            .map(|m| (m.uid, m.flags))
+            .collect()
+    };
+    let inbox_view = read(&source, "INBOX");
+    assert_eq!(inbox_view, [(3, Flags::SEEN), (10, Flags::SEEN), (11, Flags::EMPTY)]);
+    assert_eq!(read(&source, "Bare"), [(1, Flags::FLAGGED)]);
+    assert!(matches!(source.create_mailbox(&name("X"), None, None), Err(Error::ReadOnly { .. })));
+    assert!(matches!(
+        source.mailbox(&name("INBOX")).unwrap().begin_save(),
+        Err(Error::ReadOnly { .. })
+    ));
+    assert!(matches!(
+        source.mailbox(&name("INBOX")).unwrap().set_next_uid(50),
+        Err(Error::ReadOnly { .. })
+    ));
+    assert!(matches!(source.set_subscriptions(&[]), Err(Error::ReadOnly { .. })));
+    assert_eq!(tree(&root), before, "a read-only store must not change");
+    // A writable open records the very same UIDs.
+    assert_eq!(read(&maildir, "INBOX"), inbox_view);
+    assert_ne!(tree(&root), before);
+}

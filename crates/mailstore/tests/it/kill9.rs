@@ -81,7 +81,15 @@ fn kill_helper() {
     mailbox.set_next_uid(uid_of(MESSAGES) + 10).unwrap();
 }
 
-fn run_helper(root: &std::path::Path, fsync: bool, kill_after: Option<Duration>) -> bool {
+fn files_in(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, Iterator::count)
+}
+
+/// Runs the writer; with `kill`, SIGKILLs it `delay` after `extra` more files reached
+/// `.Big/cur/` while a message is being written, or (`extra == usize::MAX`) after a commit
+/// started, so kills land mid-save whatever the machine's speed. Returns true if the writer
+/// finished.
+fn run_helper(root: &std::path::Path, fsync: bool, kill: Option<(usize, Duration)>) -> bool {
     let mut command = Command::new(std::env::current_exe().unwrap());
     command
         .args(["--exact", "kill9::kill_helper", "--ignored", "--test-threads=1"])
@@ -91,26 +99,42 @@ fn run_helper(root: &std::path::Path, fsync: bool, kill_after: Option<Duration>)
     if fsync {
         command.env(ENV_FSYNC, "1");
     }
+    let cur = root.join(".Big/cur");
+    let start = files_in(&cur);
     let mut child = command.spawn().unwrap();
-    let started = Instant::now();
+    let mut triggered: Option<Instant> = None;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             assert!(status.success(), "helper failed: {status}");
             return true;
         }
-        if kill_after.is_some_and(|limit| started.elapsed() >= limit) {
-            child.kill().unwrap(); // SIGKILL
-            child.wait().unwrap();
-            return false;
+        if let Some((extra, delay)) = kill {
+            let ready = if extra == usize::MAX {
+                // Mid-commit: the journal exists from before the renames until after the
+                // uidlist append.
+                root.join(".Big").join("dsync-rs-journal").exists()
+            } else {
+                files_in(&cur) >= start + extra && files_in(&root.join(".Big/tmp")) > 0
+            };
+            if triggered.is_none() && ready {
+                triggered = Some(Instant::now());
+            }
+            if triggered.is_some_and(|at| at.elapsed() >= delay) {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                return false;
+            }
         }
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_micros(50));
     }
 }
 
 /// Checks a (copied) Maildir as Dovecot serves it: every message is whole and one of ours,
 /// none twice; messages that kept our UID have our flags and date.
-fn check_consistent(snapshot: &testkit::AccountSnapshot, label: &str) -> usize {
-    let Some(big) = snapshot.mailboxes.get("Big") else { return 0 };
+/// Returns (messages, of which numbered by Dovecot).
+fn check_consistent(snapshot: &testkit::AccountSnapshot, label: &str) -> (usize, usize) {
+    let Some(big) = snapshot.mailboxes.get("Big") else { return (0, 0) };
+    let mut renumbered = 0;
     let bodies: BTreeMap<Vec<u8>, u32> =
         (0..MESSAGES).map(|i| (crlf(&body_of(uid_of(i))), uid_of(i))).collect();
     let mut seen = std::collections::BTreeSet::new();
@@ -132,9 +156,10 @@ fn check_consistent(snapshot: &testkit::AccountSnapshot, label: &str) -> usize {
                 "{label}: orphan {uid} numbered {} below kept UIDs",
                 message.uid
             );
+            renumbered += 1;
         }
     }
-    big.messages.len()
+    (big.messages.len(), renumbered)
 }
 
 fn crlf(body: &[u8]) -> Vec<u8> {
@@ -150,23 +175,28 @@ fn killed_saves_resume_without_duplicates() {
     let mut finished = false;
     for round in 0..12 {
         seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        let delay = Duration::from_millis(5 + (seed >> 33) % 150);
-        finished = run_helper(&root, round % 4 == 1, Some(delay));
+        let (extra, delay) = if round % 2 == 0 {
+            (usize::MAX, Duration::from_micros((seed >> 20) % 400))
+        } else {
+            (
+                usize::try_from((seed >> 33) % 60).unwrap(),
+                Duration::from_micros((seed >> 20) % 3000),
+            )
+        };
+        finished = run_helper(&root, round % 4 == 1, Some((extra, delay)));
         if finished {
             break;
         }
         // A copy as the kill left it, for Dovecot to open later.
         let copy = dir.path().join(format!("after-kill-{round}"));
         std::fs::create_dir(&copy).unwrap();
-        if root.exists() {
-            assert!(Command::new("cp").arg("-a").arg(&root).arg(&copy).status().unwrap().success());
-            copies.push(copy.join("Maildir"));
-        }
+        assert!(Command::new("cp").arg("-a").arg(&root).arg(&copy).status().unwrap().success());
+        copies.push(copy.join("Maildir"));
     }
     if !finished {
         assert!(run_helper(&root, false, None));
     }
-    assert!(copies.len() >= 3, "too few kills landed mid-run ({})", copies.len());
+    assert!(copies.len() >= 8, "too few kills landed mid-run ({})", copies.len());
 
     // Our reader: exactly the intended messages.
     let maildir = Maildir::open(Location::maildir(&root));
@@ -200,7 +230,7 @@ fn killed_saves_resume_without_duplicates() {
     }
     let dovecot = builder.start();
     let final_view = RawImap::login(dovecot.imap_port(), "final", "pw").snapshot();
-    assert_eq!(check_consistent(&final_view, "final"), MESSAGES as usize);
+    assert_eq!(check_consistent(&final_view, "final"), (MESSAGES as usize, 0));
     assert!(
         final_view.mailboxes["Big"]
             .messages
@@ -213,7 +243,7 @@ fn killed_saves_resume_without_duplicates() {
         let view = RawImap::login(dovecot.imap_port(), &format!("kill{index}"), "pw").snapshot();
         partial.push(check_consistent(&view, &format!("copy after kill {index}")));
     }
-    eprintln!("messages visible after each kill: {partial:?}");
+    eprintln!("(messages, of which orphans Dovecot numbered) after each kill: {partial:?}");
     let log = dovecot.log();
     assert!(!log.contains("Panic") && !log.contains("Broken"), "Dovecot complained:\n{log}");
 }

@@ -105,6 +105,12 @@ pub enum Error {
         /// The lock file.
         path: PathBuf,
     },
+    /// A write to a store opened read-only ([`crate::Options::with_read_only`]).
+    #[error("mail store {path} is opened read-only")]
+    ReadOnly {
+        /// The store's root.
+        path: PathBuf,
+    },
     /// A file on disk that does not follow its format.
     #[error("corrupt {path} line {line}: {reason}")]
     Corrupt {

@@ -39,6 +39,32 @@
 //! maildir.set_subscriptions(&[archive])?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Dovecot behaviour this crate relies on
+//!
+//! Checked against Dovecot 2.3.19.1 by the integration tests (`tests/it`), beyond what
+//! `maildir-uidlist.c`, `maildir-filename*.c`, `maildir-keywords.c`, `subscription-file.c`,
+//! `mailbox-uidvalidity.c` and `file-dotlock.c` say:
+//!
+//! * A Maildir we write (forced UIDs with gaps, raised next UID, keywords, dates, LF or
+//!   CRLF storage, Maildir++, `LAYOUT=fs`, `UTF-8`) is served by a fresh Dovecot with
+//!   exactly our UIDVALIDITY, UIDNEXT, UIDs, flags, keywords, INTERNALDATEs, subscriptions,
+//!   bytes, mailbox and message GUIDs, POP3 UIDLs and POP3 order.
+//! * Files the uidlist does not know get the same UIDs from us as from Dovecot, and a folder
+//!   without `dovecot-uidlist` gets the same UIDVALIDITY (both allocate from
+//!   `dovecot-uidvalidity`).
+//! * Dovecot appending and changing flags in a mailbox while we commit into it: every
+//!   message once, no warnings in Dovecot's log (both sides hold `dovecot-uidlist.lock`).
+//! * Changing UIDVALIDITY (uidlist rewrite) of a mailbox Dovecot has indexed makes it log
+//!   `Warning: … UIDVALIDITY changed (old -> new)` and rebuild its index: new sessions see
+//!   our values; a raised next UID is taken as is.
+//! * Folders created, renamed or deleted behind a running Dovecot's back are seen by its
+//!   next session; `dovecot.list.index` need not be deleted.
+//! * After a `kill -9` of our writer Dovecot opens the Maildir without errors, overriding
+//!   the dead process's lock. Files renamed into `cur/` whose uidlist records were not yet
+//!   appended are numbered by Dovecot from the uidlist's next UID if Dovecot gets there
+//!   first; otherwise our next lock completes the commit from `dsync-rs-journal` with the
+//!   intended UIDs (see `maildir::journal`).
 #![deny(missing_docs)]
 #![deny(missing_debug_implementations)]
 // Tests may unwrap: a panic is how they fail.
@@ -52,6 +78,7 @@ mod fs;
 pub mod fuzzing;
 mod guid;
 mod location;
+mod mailbox_log;
 mod maildir;
 mod name;
 mod subscriptions;

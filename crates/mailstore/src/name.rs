@@ -43,6 +43,27 @@ impl MailboxName {
         MailboxName::new(name.split(separator))
     }
 
+    /// Decodes a modified UTF-7 name (as IMAP servers and Dovecot's disk names spell it)
+    /// split at `separator`. Invalid modified UTF-7 is refused with an error naming the
+    /// folder, like any other invalid name.
+    pub fn from_modified_utf7(name: &str, separator: char) -> Result<MailboxName> {
+        let components: std::result::Result<Vec<String>, _> =
+            name.split(separator).map(mutf7::decode).collect();
+        let Ok(components) = components else {
+            return Err(Error::InvalidName {
+                name: name.to_string(),
+                reason: "invalid modified UTF-7",
+            });
+        };
+        // Name the folder as it was given, not as it decoded.
+        MailboxName::new(components).map_err(|error| match error {
+            Error::InvalidName { reason, .. } => {
+                Error::InvalidName { name: name.to_string(), reason }
+            }
+            other => other,
+        })
+    }
+
     /// `INBOX`.
     pub fn inbox() -> MailboxName {
         MailboxName { components: vec![String::from("INBOX")] }
@@ -140,6 +161,16 @@ mod tests {
         for components in bad {
             let err = MailboxName::new(components.iter().copied()).unwrap_err();
             assert!(matches!(err, Error::InvalidName { .. }), "{components:?}");
+        }
+    }
+
+    #[test]
+    fn modified_utf7() {
+        let name = MailboxName::from_modified_utf7("Entw&APw-rfe/R&-D", '/').unwrap();
+        assert_eq!(name.components(), ["Entwürfe", "R&D"]);
+        for bad in ["&Jjo", "bad&", "x&AGE-y", "a/&AC8-b", "&AAA-"] {
+            let error = MailboxName::from_modified_utf7(bad, '/').unwrap_err();
+            assert!(error.to_string().contains(bad.split('/').next().unwrap()), "{bad}: {error}");
         }
     }
 

@@ -49,14 +49,11 @@ impl DotLock {
         // What we saw of the foreign lock, to decide staleness by "no change for a while".
         let mut observed: Option<(Observation, Instant)> = None;
         loop {
-            match crate::fs::create_new(&lock_path) {
-                Ok(mut file) => {
-                    let content = format!("{}:{}", std::process::id(), crate::fs::hostname());
-                    // Like Dovecot: a lock without pid is still a lock, so ignore write errors.
-                    let _ = file.write_all(content.as_bytes());
+            match create_with_pid(&lock_path) {
+                Ok(Some(file)) => {
                     return Ok(DotLock { lock_path, file: Some(file), released: false });
                 }
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                Ok(None) => {}
                 Err(e) => return Err(e).ctx("create lock", &lock_path),
             }
             if owner_is_dead(&lock_path) {
@@ -140,6 +137,26 @@ impl Drop for DotLock {
         if !self.released {
             let _ = fs::remove_file(&self.lock_path);
         }
+    }
+}
+
+/// Creates the lock file already holding `<pid>:<host>`: the content is written to a
+/// private temp file first and hard-linked into place (Dovecot's `dotlock_use_excl=no`
+/// method), so a process killed at any instant never leaves an empty lock, which nobody
+/// could attribute and everyone would have to wait out. `Ok(None)` if the lock is taken.
+fn create_with_pid(lock_path: &Path) -> std::io::Result<Option<fs::File>> {
+    let content = format!("{}:{}", std::process::id(), crate::fs::hostname());
+    let mut temp_name = lock_path.as_os_str().to_owned();
+    temp_name.push(format!(".{}.{}.tmp", crate::fs::filename_host(), std::process::id()));
+    let temp = PathBuf::from(temp_name);
+    let _ = fs::remove_file(&temp);
+    let mut file = crate::fs::create_new(&temp)?;
+    let linked = file.write_all(content.as_bytes()).and_then(|()| fs::hard_link(&temp, lock_path));
+    let _ = fs::remove_file(&temp);
+    match linked {
+        Ok(()) => Ok(Some(file)),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

@@ -1,9 +1,10 @@
 //! One mailbox: its state, messages, and changes to them.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::Store;
 use super::filename;
@@ -84,6 +85,8 @@ pub struct Mailbox {
     pub(crate) name: MailboxName,
     pub(crate) paths: Paths,
     pub(crate) staged: Vec<Staged>,
+    /// The last view read, so that opening many messages does not rescan each time.
+    cache: Mutex<Option<Arc<View>>>,
 }
 
 /// What one read of the mailbox found.
@@ -96,7 +99,7 @@ struct View {
 
 impl Mailbox {
     pub(crate) fn new(store: Arc<Store>, name: MailboxName, dir: PathBuf) -> Mailbox {
-        Mailbox { store, name, paths: Paths { dir }, staged: Vec::new() }
+        Mailbox { store, name, paths: Paths { dir }, staged: Vec::new(), cache: Mutex::new(None) }
     }
 
     /// The mailbox's name.
@@ -175,8 +178,16 @@ impl Mailbox {
 
     /// Opens the stored bytes of message `uid`.
     pub fn open_message(&self, uid: u32) -> Result<MessageReader> {
-        for _ in 0..3 {
-            let file = self.find(uid)?;
+        for attempt in 0..3 {
+            let view = if attempt == 0 { self.cached_view()? } else { self.view()? };
+            let Some(file) =
+                Self::present(&view).find(|(r, _)| r.uid == uid).map(|(_, f)| f.clone())
+            else {
+                if attempt == 0 {
+                    continue;
+                }
+                return Err(self.uid_not_found(uid));
+            };
             let path = self.paths.file(&file);
             match File::open(&path) {
                 Ok(file) => return Ok(MessageReader { file }),
@@ -191,41 +202,71 @@ impl Mailbox {
     /// Replaces the flags and keywords of message `uid` (the file is renamed with the new
     /// info; unknown flag letters are kept; a file in `new/` moves to `cur/`).
     pub fn set_flags(&self, uid: u32, flags: Flags, keywords: &[Keyword]) -> Result<()> {
+        self.set_flags_many(&[(uid, flags, keywords.to_vec())])
+    }
+
+    /// [`Self::set_flags`] for many messages under one lock. Fails on the first unknown UID
+    /// (changes before it are kept).
+    pub fn set_flags_many(&self, changes: &[(u32, Flags, Vec<Keyword>)]) -> Result<()> {
         state::locked(&self.store, &self.paths, |locked| {
             let mut table = self.paths.read_keywords()?;
-            let (indexes, changed) = self.keyword_indexes(&mut table, keywords)?;
+            let mut indexes = Vec::with_capacity(changes.len());
+            let mut changed = false;
+            for (_, _, keywords) in changes {
+                let (letters, added) = self.keyword_indexes(&mut table, keywords)?;
+                changed |= added;
+                indexes.push(letters);
+            }
             if changed {
                 locked.write_keywords(&table)?;
             }
-            let record = locked
+            let bases: HashMap<u32, String> = locked
                 .uidlist
                 .records
                 .iter()
-                .find(|r| r.uid == uid)
-                .ok_or_else(|| self.uid_not_found(uid))?;
-            let base = filename::base(&record.filename).to_string();
-            for _ in 0..3 {
-                let scan = self.paths.scan()?;
-                let file = scan.get(&base).ok_or_else(|| self.uid_not_found(uid))?;
-                let new_name = filename::with_flags(&file.name, flags, &indexes);
-                let from = self.paths.file(file);
-                let to = self.paths.sub(Sub::Cur).join(&new_name);
-                if from == to {
-                    return Ok(());
-                }
-                match fs::rename(&from, &to) {
-                    Ok(()) => {
-                        if locked.fsync {
-                            crate::fs::fsync_dir(&self.paths.sub(Sub::Cur))?;
-                        }
-                        return Ok(());
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e).ctx("rename", &from),
-                }
+                .map(|r| (r.uid, filename::base(&r.filename).to_string()))
+                .collect();
+            let mut scan = self.paths.scan()?;
+            let mut renamed = false;
+            for ((uid, flags, _), letters) in changes.iter().zip(&indexes) {
+                let base = bases.get(uid).ok_or_else(|| self.uid_not_found(*uid))?;
+                renamed |= self.rename_with_flags(&mut scan, base, *uid, *flags, letters)?;
             }
-            Err(self.uid_not_found(uid))
+            if renamed && locked.fsync {
+                crate::fs::fsync_dir(&self.paths.sub(Sub::Cur))?;
+            }
+            Ok(())
         })
+    }
+
+    /// Renames one file to carry `flags`; rescans when someone else renamed it first.
+    fn rename_with_flags(
+        &self,
+        scan: &mut Scan,
+        base: &str,
+        uid: u32,
+        flags: Flags,
+        letters: &[u8],
+    ) -> Result<bool> {
+        for _ in 0..3 {
+            let file = scan.get(base).ok_or_else(|| self.uid_not_found(uid))?.clone();
+            let new_name = filename::with_flags(&file.name, flags, letters);
+            let from = self.paths.file(&file);
+            let to = self.paths.sub(Sub::Cur).join(&new_name);
+            if from == to {
+                return Ok(false);
+            }
+            match fs::rename(&from, &to) {
+                Ok(()) => {
+                    scan.insert(base.to_string(), FileRef { sub: Sub::Cur, name: new_name });
+                    return Ok(true);
+                }
+                // Dovecot renamed it meanwhile (its flag changes take no lock): look again.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => *scan = self.paths.scan()?,
+                Err(e) => return Err(e).ctx("rename", &from),
+            }
+        }
+        Err(self.uid_not_found(uid))
     }
 
     /// Removes messages. Unknown UIDs are ignored (already expunged). As in Dovecot the
@@ -352,12 +393,12 @@ impl Mailbox {
         Error::UidNotFound { mailbox: self.name.to_string(), uid }
     }
 
-    fn find(&self, uid: u32) -> Result<FileRef> {
-        let view = self.view()?;
-        Self::present(&view)
-            .find(|(r, _)| r.uid == uid)
-            .map(|(_, f)| f.clone())
-            .ok_or_else(|| self.uid_not_found(uid))
+    fn cached_view(&self) -> Result<Arc<View>> {
+        let cached = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        match cached {
+            Some(view) => Ok(view),
+            None => self.view(),
+        }
     }
 
     /// Records whose files exist, in UID order.
@@ -371,7 +412,14 @@ impl Mailbox {
     /// Reads the uidlist and the directories. Files the uidlist does not know (delivered by
     /// an MTA, or orphaned by a crash) get UIDs under the lock, as Dovecot's sync does, so
     /// both agree on them; a store we may not write gets them in memory only.
-    fn view(&self) -> Result<View> {
+    fn view(&self) -> Result<Arc<View>> {
+        let view = Arc::new(self.read_view()?);
+        *self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some(Arc::clone(&view));
+        Ok(view)
+    }
+
+    fn read_view(&self) -> Result<View> {
         let uidlist = self.paths.read_uidlist()?;
         let scan = self.paths.scan()?;
         let journal = self.paths.dir.join(super::journal::JOURNAL).exists();
@@ -385,6 +433,10 @@ impl Mailbox {
         if !needs_sync && let Some(uidlist) = uidlist {
             return Ok(View { uidlist, scan, keywords });
         }
+        if self.store.options.read_only {
+            let uidlist = state::assign_in_memory(&self.paths, uidlist, &scan);
+            return Ok(View { uidlist, scan, keywords });
+        }
         let synced = state::locked(&self.store, &self.paths, |locked| {
             let scan = self.paths.scan()?;
             locked.assign_new_files(&scan)?;
@@ -395,25 +447,7 @@ impl Mailbox {
                 Ok(View { uidlist, scan, keywords: self.paths.read_keywords()? })
             }
             Err(e) if state::is_read_only(&e) => {
-                let uid_validity = u32::try_from(crate::fs::now().0).unwrap_or(1).max(1);
-                let mut uidlist =
-                    uidlist.unwrap_or_else(|| Uidlist::new(uid_validity, 1, Guid::generate()));
-                let known: std::collections::HashSet<String> = uidlist
-                    .records
-                    .iter()
-                    .map(|r| filename::base(&r.filename).to_string())
-                    .collect();
-                let mut new: Vec<&String> = scan.keys().filter(|b| !known.contains(*b)).collect();
-                new.sort_by(|a, b| filename::sort_cmp(a, b).then_with(|| a.cmp(b)));
-                let mut next = uidlist.next_uid();
-                for base in new {
-                    uidlist.records.push(super::uidlist::Record {
-                        uid: next,
-                        extensions: Vec::new(),
-                        filename: base.clone(),
-                    });
-                    next = next.saturating_add(1);
-                }
+                let uidlist = state::assign_in_memory(&self.paths, uidlist, &scan);
                 Ok(View { uidlist, scan, keywords })
             }
             Err(e) => Err(e),

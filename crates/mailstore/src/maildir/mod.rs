@@ -49,6 +49,9 @@ pub struct Options {
     pub line_endings: LineEndings,
     /// How long to wait for `dovecot-uidlist.lock` (Dovecot's stale timeout is 120 s).
     pub lock_timeout: Duration,
+    /// Never write anything, not even the uidlist records Dovecot would add for mail it
+    /// has not numbered yet (they are numbered in memory, the same way): for sources.
+    pub read_only: bool,
 }
 
 impl Default for Options {
@@ -57,6 +60,7 @@ impl Default for Options {
             durability: Durability::Fsync,
             line_endings: LineEndings::Lf,
             lock_timeout: LockSettings::UIDLIST.timeout,
+            read_only: false,
         }
     }
 }
@@ -70,6 +74,11 @@ impl Options {
     /// The same options with another line-ending mode.
     pub fn with_line_endings(mut self, line_endings: LineEndings) -> Options {
         self.line_endings = line_endings;
+        self
+    }
+    /// The same options, read-only or not.
+    pub fn with_read_only(mut self, read_only: bool) -> Options {
+        self.read_only = read_only;
         self
     }
     /// The same options with another lock timeout.
@@ -208,6 +217,7 @@ impl Maildir {
             return Ok(Mailbox::new(Arc::clone(&self.store), name.clone(), dir));
         }
         // Build the folder where no Dovecot listing looks, then rename it into place.
+        self.remove_stale_staging();
         let staging =
             self.root().join("tmp").join(format!(".dsync-rs-create.{}", filename::generate_base()));
         let result = (|| {
@@ -251,6 +261,7 @@ impl Maildir {
     /// separate folders and stay; in `LAYOUT=fs` a folder with children keeps its directory
     /// as a `\Noselect` parent, as Dovecot does.
     pub fn delete_mailbox(&self, name: &MailboxName) -> Result<()> {
+        state::writable(&self.store)?;
         if name.is_inbox() {
             return Err(Error::InboxOperation { operation: "deleted" });
         }
@@ -258,6 +269,8 @@ impl Maildir {
         if !dir.join("cur").is_dir() {
             return Err(Error::MailboxNotFound { name: name.to_string() });
         }
+        let guid =
+            Paths { dir: dir.clone() }.read_uidlist().ok().flatten().and_then(|list| list.guid);
         let has_children = self.store.location.layout() == Layout::Fs
             && layout::dir_entries(&dir)?
                 .iter()
@@ -288,12 +301,16 @@ impl Maildir {
             }
             fs::remove_dir_all(&trash).ctx("remove", &trash)?;
         }
+        if let Some(guid) = guid {
+            crate::mailbox_log::append(self.root(), crate::mailbox_log::DELETE_MAILBOX, guid)?;
+        }
         Ok(())
     }
 
     /// Renames a mailbox and its children. The target must not exist; INBOX cannot be
     /// renamed.
     pub fn rename_mailbox(&self, from: &MailboxName, to: &MailboxName) -> Result<()> {
+        state::writable(&self.store)?;
         if from.is_inbox() || to.is_inbox() {
             return Err(Error::InboxOperation { operation: "renamed" });
         }
@@ -387,8 +404,24 @@ impl Maildir {
         Ok(())
     }
 
+    /// Removes staging directories (`tmp/.dsync-rs-*`) that a killed process left behind
+    /// more than an hour ago. Dovecot's own `tmp/` cleanup skips directories.
+    fn remove_stale_staging(&self) {
+        let tmp = self.root().join("tmp");
+        let Ok(entries) = layout::dir_entries(&tmp) else { return };
+        let hour_ago = std::time::SystemTime::now() - Duration::from_hours(1);
+        for (entry, path) in entries {
+            let old =
+                fs::symlink_metadata(&path).and_then(|m| m.modified()).is_ok_and(|t| t < hour_ago);
+            if entry.starts_with(".dsync-rs-") && old && path.is_dir() {
+                let _ = fs::remove_dir_all(&path);
+            }
+        }
+    }
+
     /// Creates the root as a mailbox directory (INBOX's `cur/ new/ tmp/`) if missing.
     fn ensure_root(&self) -> Result<()> {
+        state::writable(&self.store)?;
         let root = self.root();
         if root.join("cur").is_dir() && root.join("tmp").is_dir() && root.join("new").is_dir() {
             return Ok(());

@@ -126,6 +126,7 @@ impl Drop for Staged {
 impl Mailbox {
     /// Starts a message in `tmp/`.
     pub fn begin_save(&self) -> Result<PendingMessage> {
+        state::writable(&self.store)?;
         let tmp_dir = self.paths.tmp();
         let tmp_name = filename::generate_base();
         let tmp_path = tmp_dir.join(&tmp_name);
@@ -187,6 +188,15 @@ impl Mailbox {
         Ok(())
     }
 
+    /// Streams a whole message from `source` and stages it: [`Self::begin_save`], copy,
+    /// [`Self::save`].
+    pub fn save_from(&mut self, source: &mut impl io::Read, options: SaveOptions) -> Result<()> {
+        let mut pending = self.begin_save()?;
+        let path = pending.tmp_path.clone();
+        io::copy(source, &mut pending).ctx("copy message into", &path)?;
+        self.save(pending, options)
+    }
+
     /// Number of staged, uncommitted messages.
     pub fn staged(&self) -> usize {
         self.staged.len()
@@ -205,14 +215,15 @@ impl Mailbox {
             let mut next = locked.uidlist.next_uid();
             let mut table = self.paths.read_keywords()?;
             let mut keywords_changed = false;
-            let scan = self.paths.scan()?;
-            let mut taken: std::collections::HashSet<String> = locked
-                .uidlist
-                .records
-                .iter()
-                .map(|r| filename::base(&r.filename).to_string())
-                .collect();
-            taken.extend(scan.keys().cloned());
+            // Only names taken from callers' GUIDs can collide with existing files; generated
+            // names are unique, so the directory scan is skipped when there are none.
+            let mut taken: std::collections::HashSet<String> = std::collections::HashSet::new();
+            if staged.iter().any(|item| item.base != item.fallback_base) {
+                taken.extend(
+                    locked.uidlist.records.iter().map(|r| filename::base(&r.filename).to_string()),
+                );
+                taken.extend(self.paths.scan()?.into_keys());
+            }
             let mut entries = Vec::with_capacity(staged.len());
             for item in &mut staged {
                 let uid = match item.options.uid {
@@ -237,7 +248,7 @@ impl Mailbox {
                 let (indexes, changed) =
                     self.keyword_indexes(&mut table, &item.options.keywords)?;
                 keywords_changed |= changed;
-                if taken.contains(&item.base) {
+                if item.base != item.fallback_base && taken.contains(&item.base) {
                     // Dovecot: a wanted file name that exists already is stored as `G` instead.
                     item.guid = Some(item.base.clone());
                     item.base = item.fallback_base.clone();

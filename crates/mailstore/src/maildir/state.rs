@@ -202,11 +202,20 @@ impl Locked {
 
 /// Runs `f` holding `dovecot-uidlist.lock`, with a fresh uidlist (created with a new
 /// UIDVALIDITY and GUID if missing) and any interrupted commit of ours completed first.
+/// `Err(ReadOnly)` when the store was opened read-only.
+pub(crate) fn writable(store: &Store) -> Result<()> {
+    if store.options.read_only {
+        return Err(Error::ReadOnly { path: store.location.root().to_path_buf() });
+    }
+    Ok(())
+}
+
 pub(crate) fn locked<T>(
     store: &Store,
     paths: &Paths,
     f: impl FnOnce(&mut Locked) -> Result<T>,
 ) -> Result<T> {
+    writable(store)?;
     let lock = DotLock::acquire(&paths.uidlist(), store.lock_settings())?;
     let fsync = store.fsync();
     let result = (|| {
@@ -234,6 +243,38 @@ pub(crate) fn locked<T>(
     let value = result?;
     released?;
     Ok(value)
+}
+
+/// What a sync would record, computed without writing (for stores we must not or cannot
+/// write): an interrupted commit of ours is completed from the journal, then unknown files
+/// are numbered in Dovecot's order. A missing uidlist gets the current time as UIDVALIDITY
+/// (Dovecot's own fallback when it cannot use `dovecot-uidvalidity`).
+pub(crate) fn assign_in_memory(paths: &Paths, uidlist: Option<Uidlist>, scan: &Scan) -> Uidlist {
+    let mut uidlist = uidlist.unwrap_or_else(|| {
+        let uid_validity = u32::try_from(crate::fs::now().0).unwrap_or(1).max(1);
+        Uidlist::new(uid_validity, 1, Guid::generate())
+    });
+    let mut known: std::collections::HashSet<String> =
+        uidlist.records.iter().map(|r| filename::base(&r.filename).to_string()).collect();
+    if let Ok(Some(data)) = crate::fs::read_optional(&paths.dir.join(journal::JOURNAL)) {
+        for entry in journal::parse(&data) {
+            let base = &entry.record.filename;
+            if !known.contains(base)
+                && scan.contains_key(base)
+                && entry.record.uid >= uidlist.next_uid()
+            {
+                known.insert(base.clone());
+                uidlist.records.push(entry.record);
+            }
+        }
+    }
+    let mut new: Vec<&String> = scan.keys().filter(|b| !known.contains(*b)).collect();
+    new.sort_by(|a, b| filename::sort_cmp(a, b).then_with(|| a.cmp(b)));
+    let first = uidlist.next_uid();
+    for (uid, base) in (first..u32::MAX).zip(new) {
+        uidlist.records.push(Record { uid, extensions: Vec::new(), filename: base.clone() });
+    }
+    uidlist
 }
 
 /// True for errors that mean "this store is read-only for us".

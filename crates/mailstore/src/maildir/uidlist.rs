@@ -101,10 +101,20 @@ impl Uidlist {
     /// Parses a whole file. `Ok(None)` for an empty file (Dovecot treats it as missing).
     pub(crate) fn parse(data: &[u8]) -> Result<Option<Uidlist>, Broken> {
         let mut lines = complete_lines(data);
-        let Some((header, _)) = lines.next() else { return Ok(None) };
+        let Some((header, _)) = lines.next() else {
+            // Dovecot treats a file without a complete first line as broken too; only an
+            // empty file means "no uidlist yet" without anything to lose.
+            return if data.is_empty() {
+                Ok(None)
+            } else {
+                Err(broken(1, "no complete header line".into()))
+            };
+        };
         let header = utf8(header, 1)?;
         let mut list = parse_header(header)?;
         let mut previous_uid = 0u32;
+        let mut positions: std::collections::HashMap<String, usize> =
+            std::collections::HashMap::new();
         let mut complete_len = header.len() + 1;
         for (index, (line, consumed)) in lines.enumerate() {
             let line_number = index + 2;
@@ -120,11 +130,20 @@ impl Uidlist {
                 return Err(broken(line_number, "UID larger than next_uid".into()));
             }
             previous_uid = record.uid;
-            if let Some(at) = list.records.iter().position(|r| r.filename == record.filename) {
+            // Dovecot's file table hashes and compares base names (up to `:`).
+            let base = crate::maildir::filename::base(&record.filename).to_string();
+            if let Some(at) = positions.get(&base).copied() {
                 // Dovecot: "Duplicate file entry", the later UID replaces the earlier one.
                 list.records.remove(at);
                 list.wants_rewrite = true;
+                positions = list
+                    .records
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| (crate::maildir::filename::base(&r.filename).to_string(), i))
+                    .collect();
             }
+            positions.insert(base, list.records.len());
             list.records.push(record);
             complete_len = consumed;
         }
@@ -176,7 +195,10 @@ fn complete_lines(data: &[u8]) -> impl Iterator<Item = (&[u8], usize)> {
         let end = start + memchr::memchr(b'\n', data.get(start..)?)?;
         let line = &data[start..end];
         start = end + 1;
-        Some((line.strip_suffix(b"\r").unwrap_or(line), start))
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        // Dovecot parses C strings: a NUL ends the line's content.
+        let line = memchr::memchr(0, line).map_or(line, |nul| &line[..nul]);
+        Some((line, start))
     })
 }
 
@@ -290,7 +312,15 @@ fn parse_record(
             return Err(broken(number, "invalid extended fields".into()));
         }
     }
-    if rest.is_empty() || rest.contains('/') {
+    // A name whose base (before `:`) is empty could only be written back as an empty name,
+    // which Dovecot would reject; no file can be matched by it either.
+    // Control characters (a CR that would be taken for a line end when written back) are
+    // refused too: no Maildir writer produces them.
+    if rest.is_empty()
+        || rest.contains('/')
+        || rest.chars().any(char::is_control)
+        || crate::maildir::filename::base(rest).is_empty()
+    {
         return Err(broken(number, format!("broken file name {rest:?}")));
     }
     Ok(Record { uid, extensions, filename: rest.to_string() })
@@ -334,6 +364,8 @@ mod tests {
             ("3 V1 N1\n1 :a\n1x :b\n", 3),
             ("3 V1 N1\n1 S12\n", 2),
             ("3 V1 N1\n1 :a/b\n", 2),
+            ("3 V1 N1\n1 ::b\n", 2),
+            ("1 5 9\n1 a\n8 :b2\x11,S\n", 3),
             ("3 V1 N1\n4294967295 :a\n", 2),
             ("3 V1 N1\n99999999999 :a\n", 2),
             ("1 5 3\n1 a\n3 b\n", 3),
@@ -348,6 +380,7 @@ mod tests {
     #[test]
     fn recoveries() {
         assert_eq!(Uidlist::parse(b"").unwrap(), None);
+        assert_eq!(Uidlist::parse(b"3 V1 N1").unwrap_err().line, 1);
         // Lowercase extension key: dropped; duplicate file: later UID wins; torn last line ignored.
         let text = "3 V7 N1 G11c75a325f02046bff3d000083ecc375\n1 xjunk S5 :a\n2 :b\n3 :a\n4 :c";
         let list = Uidlist::parse(text.as_bytes()).unwrap().unwrap();

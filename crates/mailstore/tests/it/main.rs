@@ -3,7 +3,11 @@
 //! read.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+mod concurrent;
 mod dovecot_reads_ours;
+mod kill9;
+mod layouts;
 mod operations;
+mod recovery;
 mod support;
 mod we_read_dovecot;

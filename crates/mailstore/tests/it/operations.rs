@@ -32,8 +32,17 @@ fn changes_and_foreign_mail_agree_with_dovecot() {
         save(&mut mailbox, 1, Flags::EMPTY, &[], 1_700_000_000, &fixtures::message(9, folder, "x"));
         mailbox.commit().unwrap();
     }
-    inbox.set_flags(2, Flags::SEEN | Flags::FLAGGED, &[Keyword::new("Junk").unwrap()]).unwrap();
-    inbox.set_flags(3, Flags::EMPTY, &[]).unwrap();
+    inbox
+        .set_flags_many(&[
+            (2, Flags::SEEN | Flags::FLAGGED, vec![Keyword::new("Junk").unwrap()]),
+            (3, Flags::EMPTY, vec![]),
+        ])
+        .unwrap();
+    inbox.set_flags(1, Flags::ANSWERED, &[Keyword::new("$Label1").unwrap()]).unwrap();
+    let streamed = fixtures::message(6, "streamed", "from a reader");
+    inbox.save_from(&mut &streamed[..], mailstore::SaveOptions::default().with_uid(5_000)).unwrap();
+    inbox.commit().unwrap();
+    inbox.expunge(&[5_000]).unwrap();
     inbox.expunge(&[4, 99]).unwrap();
     maildir.rename_mailbox(&name("Old"), &name("New")).unwrap();
     maildir.delete_mailbox(&name("Trash")).unwrap();
@@ -69,7 +78,7 @@ fn changes_and_foreign_mail_agree_with_dovecot() {
     );
     let ours = our_snapshot(&maildir);
     let inbox_uids: Vec<u32> = ours.mailboxes["INBOX"].messages.iter().map(|m| m.uid).collect();
-    assert_eq!(inbox_uids, [1, 2, 3, 5, 6, 7, 8]);
+    assert_eq!(inbox_uids, [1, 2, 3, 5, 5001, 5002, 5003]);
     assert_eq!(ours.mailboxes["INBOX"].messages[4].body, b"Subject: c\r\n\r\nzeroth\r\n");
     assert_eq!(ours.mailboxes["Keep"].uid_validity, 777);
     assert!(ours.mailboxes.contains_key("New/Sub") && !ours.mailboxes.contains_key("Old"));
@@ -107,6 +116,52 @@ fn dovecot_changes_are_seen_by_us() {
     imap.command_ok("DELETE \"Empty\"");
     imap.unsubscribe("Sent");
     crate::support::selectable_only(imap.snapshot()).assert_same(&our_snapshot(&maildir));
+    // We change UIDVALIDITY and next UID of a mailbox Dovecot has indexed.
+    let archive = maildir.mailbox(&name("Archive")).unwrap();
+    archive.set_uid_validity(4242).unwrap();
+    archive.set_next_uid(100).unwrap();
+    testkit::chown_to_mail_user(&dovecot.home("alice").join("Maildir"));
+    let mut fresh = RawImap::login(dovecot.imap_port(), "alice", "alicepw");
+    let (_, uid_next, uid_validity) = fresh.status("Archive");
+    assert_eq!((uid_validity, uid_next), (4242, 100));
+    crate::support::selectable_only(fresh.snapshot()).assert_same(&our_snapshot(&maildir));
+    let log = dovecot.log();
+    eprintln!("Dovecot's log:\n{log}");
+    assert!(!log.contains("Error"), "Dovecot complained:\n{log}");
+}
+
+/// Folders created, filled and deleted behind a running Dovecot's back: what does a new
+/// IMAP session see? (Dovecot keeps `dovecot.list.index` as a cache of the folder tree.)
+#[test]
+fn folders_changed_behind_dovecots_back() {
+    let dovecot = Dovecot::builder().user("alice", "alicepw").start();
+    let mut imap = RawImap::login(dovecot.imap_port(), "alice", "alicepw");
+    fixtures::populate_standard(&mut imap);
+    imap.logout();
+    let root = dovecot.home("alice").join("Maildir");
+    assert!(root.join("dovecot.list.index.log").exists());
+    let maildir = Maildir::open(Location::maildir(&root));
+    let mut behind = maildir.create_mailbox(&name("Behind/Deep"), Some(31), None).unwrap();
+    save(&mut behind, 4, Flags::SEEN, &[], 1_700_000_000, &fixtures::message(5, "b", "c"));
+    behind.commit().unwrap();
+    let hidden_guid = maildir.mailbox(&name("Hidden")).unwrap().status().unwrap().guid.unwrap();
+    maildir.delete_mailbox(&name("Hidden")).unwrap();
+    maildir.rename_mailbox(&name("Project Notes"), &name("Notes")).unwrap();
+    // The deletion is in Dovecot's change log, as Dovecot itself records it.
+    let log = fs::read(root.join("dovecot.mailbox.log")).unwrap();
+    let last = &log[log.len() - 24..];
+    assert_eq!((last[0], &last[4..20]), (1, &hidden_guid.as_bytes()[..]));
+    testkit::chown_to_mail_user(&root);
+    let mut imap = RawImap::login(dovecot.imap_port(), "alice", "alicepw");
+    let names: Vec<String> = imap.list().into_iter().map(|(n, _)| n).collect();
+    assert!(names.contains(&"Behind/Deep".to_string()), "{names:?}");
+    assert!(
+        !names.contains(&"Hidden".to_string()) && names.contains(&"Notes".to_string()),
+        "{names:?}"
+    );
+    crate::support::selectable_only(imap.snapshot()).assert_same(&our_snapshot(&maildir));
+    let log = dovecot.log();
+    assert!(!log.contains("Error"), "Dovecot complained:\n{log}");
 }
 
 /// Rebuilding INBOX (which cannot be deleted): `reset` empties it and restarts UIDs under a

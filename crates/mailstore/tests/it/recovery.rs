@@ -1,0 +1,287 @@
+//! Crash leftovers, bad on-disk input and hostile names: typed errors or Dovecot's own
+//! recovery, never a panic, never anything outside the root.
+
+use std::fs;
+use std::io::Write;
+use std::time::Duration;
+
+use mailstore::{Error, Flags, Keyword, Location, MailboxName, Maildir, Options, SaveOptions};
+
+use crate::support::{name, save};
+
+fn fresh() -> (tempfile::TempDir, Maildir) {
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = Maildir::open(Location::maildir(dir.path().join("Maildir")));
+    (dir, maildir)
+}
+
+#[test]
+fn journal_completes_a_commit_interrupted_between_rename_and_append() {
+    let (dir, maildir) = fresh();
+    let mut inbox = maildir.create_mailbox(&name("INBOX"), Some(9), None).unwrap();
+    save(&mut inbox, 1, Flags::SEEN, &[], 1_700_000_000, b"Subject: one\n\n1\n");
+    inbox.commit().unwrap();
+    // What a kill after the journal and one of two renames leaves behind.
+    let root = dir.path().join("Maildir");
+    fs::write(root.join("tmp/1700000001.M1P1.h"), b"Subject: two\n\n2\n").unwrap();
+    fs::write(root.join("cur/1700000002.M1P1.h,S=16,W=19:2,F"), b"Subject: 3!\n\n3\n").unwrap();
+    fs::write(
+        root.join("dsync-rs-journal"),
+        "dsync-rs journal 1\n\
+         1700000001.M1P1.h/1700000001.M1P1.h,S=16,W=19:2,S/10 :1700000001.M1P1.h,S=16,W=19\n\
+         1700000002.M1P1.h/1700000002.M1P1.h,S=16,W=19:2,F/12 Gsource-guid :1700000002.M1P1.h,S=16,W=19\n",
+    )
+    .unwrap();
+    fs::write(root.join("dovecot-uidlist.lock"), "2147483632:some-dead-process-elsewhere").unwrap();
+    fs::remove_file(root.join("dovecot-uidlist.lock")).unwrap();
+    let messages = inbox.messages().unwrap();
+    let summary: Vec<(u32, Flags, &str)> =
+        messages.iter().map(|m| (m.uid, m.flags, m.guid.as_str())).collect();
+    assert_eq!(
+        summary[1..],
+        [(10, Flags::SEEN, "1700000001.M1P1.h,S=16,W=19"), (12, Flags::FLAGGED, "source-guid")]
+    );
+    assert!(!root.join("dsync-rs-journal").exists());
+    assert_eq!(inbox.status().unwrap().next_uid, 13);
+}
+
+#[test]
+fn uncommitted_saves_leave_nothing() {
+    let (dir, maildir) = fresh();
+    let mut inbox = maildir.create_mailbox(&name("INBOX"), None, None).unwrap();
+    let mut pending = inbox.begin_save().unwrap();
+    pending.write_all(b"Subject: x\r\n\r\nbody\r\n").unwrap();
+    drop(pending);
+    save(&mut inbox, 5, Flags::EMPTY, &[], 0, b"Subject: y\n\n");
+    assert_eq!(inbox.staged(), 1);
+    drop(inbox);
+    let root = dir.path().join("Maildir");
+    for sub in ["tmp", "cur", "new"] {
+        assert_eq!(fs::read_dir(root.join(sub)).unwrap().count(), 0, "{sub}");
+    }
+    assert_eq!(maildir.mailbox(&name("INBOX")).unwrap().status().unwrap().messages, 0);
+}
+
+#[test]
+fn forced_uid_below_next_uid_is_refused_and_the_batch_discarded() {
+    let (_dir, maildir) = fresh();
+    let mut inbox = maildir.create_mailbox(&name("INBOX"), None, None).unwrap();
+    save(&mut inbox, 5, Flags::EMPTY, &[], 0, b"a\n");
+    inbox.commit().unwrap();
+    save(&mut inbox, 7, Flags::EMPTY, &[], 0, b"b\n");
+    save(&mut inbox, 6, Flags::EMPTY, &[], 0, b"c\n");
+    let error = inbox.commit().unwrap_err();
+    assert!(matches!(error, Error::UidTooLow { uid: 6, next_uid: 8, .. }), "{error}");
+    assert_eq!(inbox.staged(), 0);
+    let status = inbox.status().unwrap();
+    assert_eq!((status.messages, status.next_uid), (1, 6));
+    let mut pending = inbox.begin_save().unwrap();
+    pending.write_all(b"next\n").unwrap();
+    inbox.save(pending, SaveOptions::default()).unwrap();
+    assert_eq!(inbox.commit().unwrap(), [6]);
+}
+
+#[test]
+fn twenty_seven_keywords_do_not_fit() {
+    let (_dir, maildir) = fresh();
+    let mut inbox = maildir.create_mailbox(&name("INBOX"), None, None).unwrap();
+    let names: Vec<String> = (0..26).map(|i| format!("kw{i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    save(&mut inbox, 1, Flags::EMPTY, &refs, 0, b"a\n");
+    inbox.commit().unwrap();
+    assert_eq!(inbox.messages().unwrap()[0].keywords.len(), 26);
+    save(&mut inbox, 2, Flags::EMPTY, &["KW3", "one-more"], 0, b"b\n");
+    assert!(
+        matches!(inbox.commit().unwrap_err(), Error::TooManyKeywords { keyword, .. } if keyword == "one-more")
+    );
+    let error = inbox.set_flags(1, Flags::SEEN, &[Keyword::new("another").unwrap()]).unwrap_err();
+    assert!(matches!(error, Error::TooManyKeywords { .. }));
+}
+
+#[test]
+fn bad_files_on_disk() {
+    let (dir, maildir) = fresh();
+    let mut inbox = maildir.create_mailbox(&name("INBOX"), Some(3), None).unwrap();
+    save(&mut inbox, 1, Flags::SEEN, &["$Label1"], 0, b"a\n");
+    inbox.commit().unwrap();
+    let root = dir.path().join("Maildir");
+    // A keyword letter without dovecot-keywords entry reads as Dovecot names it.
+    fs::remove_file(root.join("dovecot-keywords")).unwrap();
+    assert_eq!(inbox.messages().unwrap()[0].keywords, [Keyword::new("unknown-0").unwrap()]);
+    // A file name without info in cur/ has no flags; one in new/ neither.
+    fs::write(root.join("cur/1700000000.M1P1.x"), b"b\n").unwrap();
+    fs::write(root.join("new/1700000000.M2P1.x:2,S"), b"c\n").unwrap();
+    let messages = inbox.messages().unwrap();
+    assert_eq!(
+        messages.iter().map(|m| (m.uid, m.flags)).collect::<Vec<_>>()[1..],
+        [(2, Flags::EMPTY), (3, Flags::SEEN)]
+    );
+    assert_eq!(messages[1].virtual_size, 3);
+    // A torn last uidlist line is ignored and cut off by the next append.
+    let uidlist = root.join("dovecot-uidlist");
+    let mut file = fs::OpenOptions::new().append(true).open(&uidlist).unwrap();
+    file.write_all(b"9 :torn-wri").unwrap();
+    drop(file);
+    assert_eq!(inbox.status().unwrap().next_uid, 4);
+    save(&mut inbox, 4, Flags::EMPTY, &[], 0, b"d\n");
+    inbox.commit().unwrap();
+    let text = fs::read_to_string(&uidlist).unwrap();
+    assert!(!text.contains("torn") && text.ends_with('\n'), "{text}");
+    // A broken uidlist is a typed error naming the file and line.
+    fs::write(&uidlist, "3 V3 N5\n2 :a\n1 :b\n").unwrap();
+    match inbox.status().unwrap_err() {
+        Error::Corrupt { path, line, .. } => assert_eq!((path, line), (uidlist.clone(), 3)),
+        other => panic!("{other}"),
+    }
+    fs::write(&uidlist, b"\xff\xfe garbage").unwrap();
+    assert!(matches!(inbox.messages().unwrap_err(), Error::Corrupt { line: 1, .. }));
+}
+
+#[test]
+fn hostile_names_never_escape_the_root() {
+    let (dir, maildir) = fresh();
+    maildir.create_mailbox(&name("INBOX"), None, None).unwrap();
+    for components in [&["..", "x"][..], &["a/b"], &["a\0b"], &["x\u{7}"], &[""], &["."]] {
+        let error = MailboxName::new(components.iter().copied()).unwrap_err();
+        assert!(matches!(error, Error::InvalidName { .. }), "{components:?}");
+    }
+    let error = maildir.create_mailbox(&name("a.b"), None, None).unwrap_err();
+    assert!(error.to_string().contains("a.b"), "{error}");
+    let fs_layout =
+        Maildir::open(Location::maildir(dir.path().join("fs")).with_layout(mailstore::Layout::Fs));
+    for hostile in ["cur", "x/new", "tmp"] {
+        assert!(matches!(
+            fs_layout.create_mailbox(&name(hostile), None, None),
+            Err(Error::InvalidName { .. })
+        ));
+    }
+    let mut outside: Vec<String> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    outside.sort();
+    assert_eq!(outside, ["Maildir"], "refused names create nothing, not even the root");
+    // Directories whose names are not valid modified UTF-7 are not listed (Dovecot renames them).
+    let root = dir.path().join("Maildir");
+    for bad in [".&Jjo", ".bad&", ".x&AGE-y"] {
+        fs::create_dir_all(root.join(bad).join("cur")).unwrap();
+    }
+    let names: Vec<String> =
+        maildir.mailboxes().unwrap().iter().map(|e| e.name.to_string()).collect();
+    assert_eq!(names, ["INBOX"]);
+    assert!(matches!(maildir.delete_mailbox(&name("inbox")), Err(Error::InboxOperation { .. })));
+}
+
+#[test]
+fn locks_held_by_live_processes_are_waited_for() {
+    let (dir, maildir) = fresh();
+    maildir.create_mailbox(&name("INBOX"), None, None).unwrap();
+    let root = dir.path().join("Maildir");
+    // Our own (live) pid on our host: a real lock holder, never overridden.
+    let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    fs::write(root.join("dovecot-uidlist.lock"), format!("{}:{}", std::process::id(), host.trim()))
+        .unwrap();
+    let impatient = Maildir::with_options(
+        Location::maildir(&root),
+        Options::default().with_lock_timeout(Duration::from_millis(100)),
+    );
+    let inbox = impatient.mailbox(&name("INBOX")).unwrap();
+    assert!(matches!(inbox.set_next_uid(10), Err(Error::LockTimeout { .. })));
+    // A dead process's lock is overridden at once.
+    fs::write(root.join("dovecot-uidlist.lock"), format!("2147483632:{}", host.trim())).unwrap();
+    inbox.set_next_uid(10).unwrap();
+    assert_eq!(inbox.status().unwrap().next_uid, 10);
+    assert!(!root.join("dovecot-uidlist.lock").exists());
+}
+
+#[test]
+fn caller_guids_become_file_names_when_dovecot_would_keep_them() {
+    let (_dir, maildir) = fresh();
+    let mut inbox = maildir.create_mailbox(&name("INBOX"), None, None).unwrap();
+    let body = b"Subject: hi\r\n\r\nHello\r\n"; // 19 bytes stored, 22 served
+    let kept = "1795424863.M887367P15871.vm,S=19,W=22";
+    for (guid, uid) in
+        [(kept, 1), (kept, 2), ("1795424863.M1P1.vm,S=5,W=6", 3), ("e4c0d2b7a1f3", 4)]
+    {
+        let mut pending = inbox.begin_save().unwrap();
+        pending.write_all(body).unwrap();
+        inbox.save(pending, SaveOptions::default().with_uid(uid).with_guid(guid)).unwrap();
+    }
+    inbox.commit().unwrap();
+    let messages = inbox.messages().unwrap();
+    // Right sizes, unused: the GUID is the file name (Maildir → Maildir keeps names).
+    assert_eq!(messages[0].file_name, format!("{kept}:2,"));
+    // Already taken, wrong sizes, or not a file name: a new name, the GUID in the uidlist.
+    for message in &messages[1..] {
+        assert!(!message.file_name.starts_with("1795424863."), "{}", message.file_name);
+    }
+    let guids: Vec<&str> = messages.iter().map(|m| m.guid.as_str()).collect();
+    assert_eq!(guids, [kept, kept, "1795424863.M1P1.vm,S=5,W=6", "e4c0d2b7a1f3"]);
+    let mut pending = inbox.begin_save().unwrap();
+    pending.write_all(body).unwrap();
+    let error = inbox.save(pending, SaveOptions::default().with_guid("two words")).unwrap_err();
+    assert!(matches!(error, Error::InvalidValue { field: "message GUID", .. }));
+}
+
+fn tree(root: &std::path::Path) -> Vec<String> {
+    let output = std::process::Command::new("find")
+        .arg(root)
+        .arg("-printf")
+        .arg("%P %s %T@\n")
+        .output()
+        .unwrap();
+    let mut lines: Vec<String> =
+        String::from_utf8(output.stdout).unwrap().lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn read_only_stores_are_never_written_and_read_the_same() {
+    let (dir, maildir) = fresh();
+    let mut inbox = maildir.create_mailbox(&name("INBOX"), Some(77), None).unwrap();
+    save(&mut inbox, 3, Flags::SEEN, &["$Label1"], 1_700_000_000, b"a\n");
+    inbox.commit().unwrap();
+    let root = dir.path().join("Maildir");
+    // Mail nobody numbered yet, an interrupted commit, and a folder without uidlist.
+    fs::write(root.join("new/1700000009.M2P1.x"), b"b\n").unwrap();
+    fs::write(root.join("cur/1700000001.M1P1.h,S=2,W=3:2,S"), b"c\n").unwrap();
+    fs::write(
+        root.join("dsync-rs-journal"),
+        "dsync-rs journal 1\n1700000001.M1P1.h/1700000001.M1P1.h,S=2,W=3:2,S/10 :1700000001.M1P1.h,S=2,W=3\n",
+    )
+    .unwrap();
+    fs::create_dir_all(root.join(".Bare/cur")).unwrap();
+    fs::write(root.join(".Bare/cur/1.M1P1.x:2,F"), b"d\n").unwrap();
+    let before = tree(&root);
+
+    let source =
+        Maildir::with_options(Location::maildir(&root), Options::default().with_read_only(true));
+    let read = |maildir: &Maildir, folder: &str| -> Vec<(u32, Flags)> {
+        maildir
+            .mailbox(&name(folder))
+            .unwrap()
+            .messages()
+            .unwrap()
+            .iter()
+            .map(|m| (m.uid, m.flags))
+            .collect()
+    };
+    let inbox_view = read(&source, "INBOX");
+    assert_eq!(inbox_view, [(3, Flags::SEEN), (10, Flags::SEEN), (11, Flags::EMPTY)]);
+    assert_eq!(read(&source, "Bare"), [(1, Flags::FLAGGED)]);
+    assert!(matches!(source.create_mailbox(&name("X"), None, None), Err(Error::ReadOnly { .. })));
+    assert!(matches!(
+        source.mailbox(&name("INBOX")).unwrap().begin_save(),
+        Err(Error::ReadOnly { .. })
+    ));
+    assert!(matches!(
+        source.mailbox(&name("INBOX")).unwrap().set_next_uid(50),
+        Err(Error::ReadOnly { .. })
+    ));
+    assert!(matches!(source.set_subscriptions(&[]), Err(Error::ReadOnly { .. })));
+    assert_eq!(tree(&root), before, "a read-only store must not change");
+    // A writable open records the very same UIDs.
+    assert_eq!(read(&maildir, "INBOX"), inbox_view);
+    assert_ne!(tree(&root), before);
+}

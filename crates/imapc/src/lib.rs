@@ -61,7 +61,8 @@ pub mod types;
 
 pub use client::{
     AppendUid, AuthMechanism, Client, ConnectOptions, Credentials, FetchHandler, IdFields,
-    ListOptions, ListResult, MailboxInfo, MessageMeta, Security, SelectOptions, Session,
+    ListOptions, ListResult, MailboxInfo, MessageMeta, Security, SelectOptions, Session, Trace,
+    TraceDirection,
 };
 pub use error::{Error, Result};
 pub use mailnet::{Secret, Timeouts, TlsOptions};

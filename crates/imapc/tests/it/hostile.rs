@@ -390,3 +390,21 @@ fn synchronising_literals_and_a_trace_without_secrets() {
     assert!(trace.contains("Sent A1 LOGIN <redacted>"), "{trace}");
     assert!(!trace.contains("s3cr"), "password leaked into the trace:\n{trace}");
 }
+
+/// Sets from the server are never expanded blindly.
+#[test]
+fn huge_uid_sets_from_the_server_are_refused() {
+    let server = FakeServer::start(logged_in_script(vec![
+        Step::Read,
+        Step::send("* ESEARCH (TAG \"A3\") UID ALL 1:4294967295\r\n{tag} OK done\r\n"),
+        Step::Read,
+        Step::send("{tag} OK [APPENDUID 7 1:4294967295] stored\r\n"),
+    ]));
+    let mut session = open(&server, &options(&server));
+    let error = session.uid_search(&[imapc::proto::SearchKey::All]).expect_err("ESEARCH lie");
+    assert!(matches!(error, Error::Protocol(_)), "{error}");
+    let message = imapc::proto::AppendMessage { flags: &[], internal_date: None, data: b"x" };
+    let error =
+        session.append(&MailboxName::from_utf8("INBOX"), &message).expect_err("APPENDUID lie");
+    assert!(matches!(error, Error::Protocol(_)), "{error}");
+}

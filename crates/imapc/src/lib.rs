@@ -12,6 +12,29 @@
 //!   [`FetchHandler`] as a `Read` of exactly its length, pipelining `UID FETCH` commands
 //!   in batches ([`ConnectOptions::prefetch_count`]).
 //!
+//! ## Notes for callers
+//!
+//! * **Limits** ([`proto::Limits`], in [`ConnectOptions::limits`]): line length (4 MiB),
+//!   non-body literals (1 MiB), body literals (1 GiB, streamed), whole buffered response
+//!   (16 MiB), list nesting (64). Exceeding one is [`Error::Decode`] and the connection is
+//!   then refused for further use; a malformed *untagged* response whose end is clear is
+//!   skipped instead ([`proto::Untagged::Malformed`]), and a FETCH among them fails only
+//!   that fetch.
+//! * **Pipelining**: [`Session::uid_fetch`] splits an explicit UID set (ascending) into
+//!   commands of [`ConnectOptions::prefetch_count`] UIDs (default 20, Dovecot's
+//!   `mail_prefetch_count`), keeps [`ConnectOptions::pipeline_depth`] of them in flight
+//!   (default 4) and matches answers by tag; every command line stays under
+//!   [`ConnectOptions::max_command_len`] (8000). A set with `*` goes as one command.
+//!   Metadata ([`Session::fetch_metadata`]) is streamed to a callback per message.
+//! * **Item order**: servers may send `UID` after `BODY[]`. [`FetchHandler::body`] gets the
+//!   sequence number and whatever came before the literal; the [`FetchHandler::fetch`] that
+//!   follows (same sequence number) has everything else. Dovecot sends `UID` first.
+//! * **Errors**: `NO`/`BAD` keep the response code ([`Error::No`]); throttling
+//!   (`[THROTTLED]`, also Gmail's trailing form) is [`Error::is_throttled`]; a stalled
+//!   server is [`Error::is_timeout`]. A failed login returns the `Client`.
+//! * **Secrets**: passwords are [`Secret`]s, [`Credentials`] print `<redacted>`, and the
+//!   optional [`Trace`] masks LOGIN/AUTHENTICATE arguments and SASL responses.
+//!
 //! ```no_run
 //! use std::io::Read;
 //! use imapc::proto::{BodyStart, Fetch, FetchItem};
@@ -43,7 +66,7 @@
 //!     }
 //! }
 //! if let Some(first) = session.fetch_metadata_all()?.first() {
-//!     let items = [FetchItem::Uid, FetchItem::Flags, FetchItem::whole_message()];
+//!     let items = FetchItem::message_with_metadata();
 //!     session.uid_fetch(&SequenceSet::single(first.uid), &items, &mut Print)?;
 //! }
 //! session.logout()?;
@@ -61,7 +84,8 @@ pub mod types;
 
 pub use client::{
     AppendUid, AuthMechanism, Client, ConnectOptions, Credentials, FetchHandler, IdFields,
-    ListOptions, ListResult, MailboxInfo, MessageMeta, Security, SelectOptions, Session,
+    ListOptions, ListResult, MailboxInfo, MessageMeta, Security, SelectOptions, Session, Trace,
+    TraceDirection,
 };
 pub use error::{Error, Result};
 pub use mailnet::{Secret, Timeouts, TlsOptions};

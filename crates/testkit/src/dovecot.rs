@@ -179,7 +179,11 @@ impl Dovecot {
                 .status()
                 .expect("run dovecot");
             let pid_file = root.join("run/master.pid");
-            if !status.success() || !wait_for(|| pid_file.exists(), Duration::from_secs(10)) {
+            // The daemon creates master.pid before writing the number: wait for the number.
+            let pid_written = || {
+                fs::read_to_string(&pid_file).is_ok_and(|text| text.trim().parse::<u32>().is_ok())
+            };
+            if !status.success() || !wait_for(pid_written, Duration::from_secs(10)) {
                 let log =
                     read_lossy(&root.join("dovecot.log")) + &read_lossy(&root.join("start.err"));
                 if log.contains("Address already in use") && attempt < 4 {

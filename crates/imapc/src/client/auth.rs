@@ -3,7 +3,7 @@
 use mailnet::Secret;
 
 use crate::error::{Error, Result};
-use crate::proto::{Code, Command, Response, sasl_response};
+use crate::proto::{Command, Response, sasl_response};
 
 use super::Credentials;
 use super::conn::{Conn, check};
@@ -33,7 +33,7 @@ pub(crate) fn authenticate(conn: &mut Conn, credentials: &Credentials) -> Result
         AuthMechanism::Auto => AuthMechanism::Login,
         other => other,
     };
-    let before = conn.capabilities.clone();
+    let before = conn.capability_updates;
     let result = match mechanism {
         AuthMechanism::Login | AuthMechanism::Auto => login(conn, credentials),
         AuthMechanism::Plain => {
@@ -74,7 +74,7 @@ pub(crate) fn authenticate(conn: &mut Conn, credentials: &Credentials) -> Result
         Ok(()) => {
             // Servers announce more after login; ask unless the tagged OK carried the new
             // list in a CAPABILITY code (already stored then).
-            if conn.capabilities == before {
+            if conn.capability_updates == before {
                 conn.simple(&Command::Capability)?;
             }
             Ok(())
@@ -123,12 +123,12 @@ fn sasl(
                 initial_sent = true;
                 let mut line = reply.into_bytes();
                 line.extend_from_slice(b"\r\n");
+                if let Some(trace) = &conn.options.trace {
+                    trace.emit(super::TraceDirection::Sent, "<redacted>");
+                }
                 conn.stream.send(&line)?;
             }
             Response::Tagged { tag: t, status } if t == tag => {
-                if let Some(Code::Capability(caps)) = &status.code {
-                    conn.capabilities = caps.clone();
-                }
                 check("AUTHENTICATE", status)?;
                 return Ok(());
             }

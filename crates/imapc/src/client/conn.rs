@@ -1,18 +1,45 @@
 //! The connection core shared by `Client` and `Session`: tags, sending commands (with
 //! synchronising literals), reading responses through the sans-IO decoder.
 
+use std::fmt::Write as _;
 use std::io::{self, Read};
 
 use mailnet::Stream;
 
 use crate::error::{Error, Result};
 use crate::proto::{
-    BodyStart, Code, Command, EncodeOptions, Event, Part, Response, ResponseDecoder, Status,
-    StatusKind, Untagged, encode,
+    BodyStart, Code, Command, EncodeOptions, Encoded, Event, Part, Response, ResponseDecoder,
+    Status, StatusKind, Untagged, encode,
 };
 use crate::types::Capabilities;
 
-use super::ConnectOptions;
+use super::{ConnectOptions, TraceDirection};
+
+/// The traced form of a command: credentials redacted, literal data shown by length.
+fn trace_text(tag: &str, command: &Command<'_>, encoded: &Encoded<'_>) -> String {
+    if encoded.sensitive {
+        return match command {
+            Command::Authenticate { mechanism, .. } => {
+                format!("{tag} AUTHENTICATE {mechanism} <redacted>")
+            }
+            _ => format!("{tag} {} <redacted>", command.name()),
+        };
+    }
+    let mut text = String::new();
+    let mut after_literal_header = false;
+    for part in &encoded.parts {
+        if let Part::Data(data) = part {
+            if after_literal_header {
+                let _ = write!(text, "<{} bytes>", data.len());
+                after_literal_header = false;
+            } else {
+                text.push_str(&String::from_utf8_lossy(data));
+                after_literal_header = data.ends_with(b"}\r\n");
+            }
+        }
+    }
+    text.trim_end().to_owned()
+}
 
 /// An event with the body bytes already consumed (or pending for a reader).
 #[derive(Debug)]
@@ -29,6 +56,8 @@ pub(crate) struct Conn {
     pub(crate) options: ConnectOptions,
     pub(crate) capabilities: Capabilities,
     pub(crate) utf8: bool,
+    /// Counts capability announcements, to know whether a command's answer carried one.
+    pub(crate) capability_updates: u64,
     next_tag: u32,
     /// The last `BYE`, reported when the server then closes.
     bye: Option<Status>,
@@ -47,6 +76,7 @@ impl Conn {
             options,
             capabilities: Capabilities::default(),
             utf8: false,
+            capability_updates: 0,
             next_tag: 1,
             bye: None,
             broken: false,
@@ -99,10 +129,22 @@ impl Conn {
             };
             match event {
                 Some(Event::Response(response)) => {
+                    if let Some(trace) = &self.options.trace {
+                        trace.emit(TraceDirection::Received, &format!("{response:?}"));
+                    }
                     self.observe(&response);
                     return Ok(Owned::Response(response));
                 }
-                Some(Event::BodyStart(start)) => return Ok(Owned::BodyStart(start)),
+                Some(Event::BodyStart(start)) => {
+                    if let Some(trace) = &self.options.trace {
+                        let text = format!(
+                            "* {} FETCH … {:?} <{} bytes>",
+                            start.fetch.seq, start.section, start.len
+                        );
+                        trace.emit(TraceDirection::Received, &text);
+                    }
+                    return Ok(Owned::BodyStart(start));
+                }
                 Some(Event::BodyEnd) => return Ok(Owned::BodyEnd),
                 Some(Event::BodyData(_)) => {}
                 None => {
@@ -132,6 +174,7 @@ impl Conn {
         let status = match response {
             Response::Untagged(Untagged::Capability(caps)) => {
                 self.capabilities = caps.clone();
+                self.capability_updates += 1;
                 return;
             }
             Response::Untagged(Untagged::Status(status)) | Response::Tagged { status, .. } => {
@@ -140,7 +183,10 @@ impl Conn {
             _ => return,
         };
         match &status.code {
-            Some(Code::Capability(caps)) => self.capabilities = caps.clone(),
+            Some(Code::Capability(caps)) => {
+                self.capabilities = caps.clone();
+                self.capability_updates += 1;
+            }
             Some(Code::Alert) => self.alerts.push(status.text.clone()),
             _ => {}
         }
@@ -168,6 +214,9 @@ impl Conn {
         }
         let tag = self.next_tag();
         let encoded = encode(&tag, command, self.encode_options());
+        if let Some(trace) = &self.options.trace {
+            trace.emit(TraceDirection::Sent, &trace_text(&tag, command, &encoded));
+        }
         let mut out: Vec<u8> = Vec::new();
         for part in &encoded.parts {
             match part {

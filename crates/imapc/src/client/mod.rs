@@ -20,6 +20,40 @@ pub use fetch::{FetchHandler, MessageMeta};
 pub use mailbox::{ListOptions, ListResult, MailboxInfo, SelectOptions};
 pub use session::{AppendUid, IdFields, Session};
 
+/// Which way a traced protocol line went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceDirection {
+    /// Client to server.
+    Sent,
+    /// Server to client.
+    Received,
+}
+
+/// A protocol trace callback (for logging). Credentials never reach it: LOGIN and
+/// AUTHENTICATE arguments and SASL responses are replaced by `<redacted>`, and literal
+/// data (message bodies) by its length.
+#[derive(Clone)]
+pub struct Trace(std::sync::Arc<TraceFn>);
+
+type TraceFn = dyn Fn(TraceDirection, &str) + Send + Sync;
+
+impl Trace {
+    /// Wraps a callback.
+    pub fn new(callback: impl Fn(TraceDirection, &str) + Send + Sync + 'static) -> Trace {
+        Trace(std::sync::Arc::new(callback))
+    }
+
+    pub(crate) fn emit(&self, direction: TraceDirection, text: &str) {
+        (self.0)(direction, text);
+    }
+}
+
+impl fmt::Debug for Trace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Trace(..)")
+    }
+}
+
 /// How the connection is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Security {
@@ -54,6 +88,8 @@ pub struct ConnectOptions {
     /// Longest command line we send. RFC 7162 §4 asks servers to accept 8192 octets;
     /// default 8000.
     pub max_command_len: usize,
+    /// Protocol trace, credentials masked. Off by default.
+    pub trace: Option<Trace>,
 }
 
 impl ConnectOptions {
@@ -69,6 +105,7 @@ impl ConnectOptions {
             prefetch_count: 20,
             pipeline_depth: 4,
             max_command_len: 8000,
+            trace: None,
         }
     }
 
@@ -87,6 +124,12 @@ impl ConnectOptions {
     /// Sets the limits.
     pub fn limits(mut self, limits: Limits) -> ConnectOptions {
         self.limits = limits;
+        self
+    }
+
+    /// Sets a protocol trace callback.
+    pub fn trace(mut self, trace: Trace) -> ConnectOptions {
+        self.trace = Some(trace);
         self
     }
 

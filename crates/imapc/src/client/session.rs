@@ -32,6 +32,9 @@ pub struct AppendUid {
 /// The server's `ID` answer: field names and values (`None` for NIL).
 pub type IdFields = Vec<(String, Option<String>)>;
 
+/// Most UIDs a search answer may expand to (64 MiB of `Uid`s): far above any mailbox.
+const MAX_SEARCH_RESULTS: u64 = 16 << 20;
+
 /// Messages per MULTIAPPEND command, and bytes: keeps one failure from costing much.
 const MULTIAPPEND_MAX_MESSAGES: usize = 50;
 const MULTIAPPEND_MAX_BYTES: usize = 16 << 20;
@@ -270,8 +273,14 @@ impl Session {
                     uids.extend(numbers.into_iter().filter_map(Uid::new));
                 }
                 Untagged::ESearch(result) => {
-                    if let Some(all) = result.all.and_then(|set| set.to_uids()) {
-                        uids.extend(all);
+                    if let Some(all) = result.all {
+                        // Expanding a server's `1:4294967295` would take 16 GiB.
+                        if all.len().is_none_or(|n| n > MAX_SEARCH_RESULTS) {
+                            return Err(Error::Protocol(format!(
+                                "ESEARCH ALL {all} is implausibly large"
+                            )));
+                        }
+                        uids.extend(all.to_uids().unwrap_or_default());
                     }
                 }
                 _ => {}
@@ -292,7 +301,7 @@ impl Session {
         let status = self
             .conn
             .simple(&Command::Append { mailbox, messages: std::slice::from_ref(message) })?;
-        Ok(append_uid(status.code.as_ref()))
+        append_uid(status.code.as_ref(), 1)
     }
 
     /// Appends many messages as fast as the server allows: MULTIAPPEND batches where
@@ -319,7 +328,7 @@ impl Session {
                 let status = self
                     .conn
                     .simple(&Command::Append { mailbox, messages: &messages[start..end] })?;
-                if let Some(found) = append_uid(status.code.as_ref()) {
+                if let Some(found) = append_uid(status.code.as_ref(), end - start)? {
                     uids.extend(found.uids);
                 }
                 start = end;
@@ -366,7 +375,7 @@ impl Session {
                         return Err(Error::Protocol(format!("answer for unknown tag {tag:?}")));
                     };
                     results[index] =
-                        Some(check("APPEND", status).map(|s| append_uid(s.code.as_ref())));
+                        Some(check("APPEND", status).and_then(|s| append_uid(s.code.as_ref(), 1)));
                     open -= 1;
                 }
                 Response::Continuation { .. } => {
@@ -488,14 +497,14 @@ impl Session {
     }
 }
 
-fn append_uid(code: Option<&Code>) -> Option<AppendUid> {
-    match code {
-        Some(Code::AppendUid { uid_validity, uids }) => Some(AppendUid {
-            uid_validity: *uid_validity,
-            uids: uids.to_uids().unwrap_or_default(),
-        }),
-        _ => None,
+/// The `[APPENDUID]` of an APPEND of `expected` messages. A set larger than that is a
+/// server lie (and `1:4294967295` would cost 16 GiB to expand): refused.
+fn append_uid(code: Option<&Code>, expected: usize) -> Result<Option<AppendUid>> {
+    let Some(Code::AppendUid { uid_validity, uids }) = code else { return Ok(None) };
+    if uids.len().is_none_or(|n| n > expected as u64) {
+        return Err(Error::Protocol(format!("APPENDUID {uids} for {expected} message(s)")));
     }
+    Ok(Some(AppendUid { uid_validity: *uid_validity, uids: uids.to_uids().unwrap_or_default() }))
 }
 
 pub(crate) fn logout(conn: &mut Conn) -> Result<()> {

@@ -304,6 +304,18 @@ pub enum FetchItem {
 }
 
 impl FetchItem {
+    /// `UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[]`: everything a migration copies
+    /// for a message, bytes included.
+    pub fn message_with_metadata() -> Vec<FetchItem> {
+        vec![
+            FetchItem::Uid,
+            FetchItem::Flags,
+            FetchItem::InternalDate,
+            FetchItem::Rfc822Size,
+            FetchItem::whole_message(),
+        ]
+    }
+
     /// `BODY.PEEK[]`: the whole raw message without setting `\Seen`.
     pub fn whole_message() -> FetchItem {
         FetchItem::Body { section: String::new(), partial: None, peek: true }

@@ -465,3 +465,200 @@ pub fn sasl_response(data: &[u8]) -> String {
 pub fn sasl_challenge(text: &str) -> Vec<u8> {
     BASE64.decode(text.trim()).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::command::Qresync;
+    use crate::proto::response::ListAttribute;
+    use crate::types::{SequenceSet, Uid, UidValidity};
+    use mailnet::Secret;
+
+    fn bytes(command: &Command<'_>, options: EncodeOptions) -> String {
+        String::from_utf8_lossy(&encode("A1", command, options).to_bytes()).into_owned()
+    }
+
+    fn uids(values: &[u32]) -> SequenceSet {
+        SequenceSet::from_uids(values.iter().filter_map(|&v| Uid::new(v)))
+    }
+
+    #[test]
+    fn known_answers() {
+        let plain = EncodeOptions::default();
+        let inbox = MailboxName::from_utf8("inbox");
+        let drafts = MailboxName::from_utf8("Entwürfe");
+        let spaced = MailboxName::from_utf8("Project Notes");
+        let empty = MailboxName::from_utf8("");
+        let star = MailboxName::from_utf8("*");
+        let password = Secret::new(String::from("p\"w\\d"));
+        let set = uids(&[9, 1, 2, 3]);
+        let flags = [Flag::Seen, Flag::Recent, Flag::Keyword("$Label1".into())];
+        let qresync = Qresync {
+            uid_validity: UidValidity::new(67_890_007).expect("nz"),
+            modseq: 20_010_715_194_045_000,
+            known_uids: Some(uids(&[41, 43, 44])),
+        };
+        let returns = [
+            ListReturn::SpecialUse,
+            ListReturn::Status(vec![StatusItem::Messages, StatusItem::UidNext]),
+        ];
+        let body_items = [
+            FetchItem::Uid,
+            FetchItem::whole_message(),
+            FetchItem::Body { section: "HEADER".into(), partial: Some((0, 1024)), peek: true },
+        ];
+        let all = SequenceSet::all();
+        let criteria = [
+            SearchKey::Or(
+                Box::new(SearchKey::Keyword("$Label1".into())),
+                Box::new(SearchKey::Not(Box::new(SearchKey::Seen))),
+            ),
+            SearchKey::Since(chrono::NaiveDate::from_ymd_opt(2024, 7, 1).expect("date")),
+        ];
+        let nil = MailboxName::from_utf8("NIL");
+        let table: Vec<(Command<'_>, &str)> = vec![
+            (Command::Capability, "A1 CAPABILITY\r\n"),
+            (
+                Command::Login { username: "alice*master", password: &password },
+                "A1 LOGIN \"alice*master\" \"p\\\"w\\\\d\"\r\n",
+            ),
+            (Command::Id(None), "A1 ID NIL\r\n"),
+            (Command::Id(Some(&[])), "A1 ID NIL\r\n"),
+            (Command::Id(Some(&[("name", "dsync-rs")])), "A1 ID (\"name\" \"dsync-rs\")\r\n"),
+            (Command::Enable(&["CONDSTORE", "QRESYNC"]), "A1 ENABLE CONDSTORE QRESYNC\r\n"),
+            (
+                Command::List { reference: &empty, pattern: &star, selection: &[], returns: &[] },
+                "A1 LIST \"\" \"*\"\r\n",
+            ),
+            (
+                Command::List {
+                    reference: &empty,
+                    pattern: &star,
+                    selection: &[ListSelection::Subscribed],
+                    returns: &returns,
+                },
+                "A1 LIST (SUBSCRIBED) \"\" \"*\" RETURN (SPECIAL-USE STATUS (MESSAGES UIDNEXT))\r\n",
+            ),
+            (
+                Command::Status { mailbox: &drafts, items: &[StatusItem::HighestModSeq] },
+                "A1 STATUS Entw&APw-rfe (HIGHESTMODSEQ)\r\n",
+            ),
+            (
+                Command::Select {
+                    mailbox: &inbox,
+                    read_only: true,
+                    condstore: true,
+                    qresync: None,
+                },
+                "A1 EXAMINE INBOX (CONDSTORE)\r\n",
+            ),
+            (
+                Command::Select {
+                    mailbox: &spaced,
+                    read_only: false,
+                    condstore: false,
+                    qresync: Some(&qresync),
+                },
+                "A1 SELECT \"Project Notes\" (QRESYNC (67890007 20010715194045000 41,43:44))\r\n",
+            ),
+            (
+                Command::UidFetch {
+                    set: &set,
+                    items: &body_items,
+                    changed_since: None,
+                    vanished: false,
+                },
+                "A1 UID FETCH 1:3,9 (UID BODY.PEEK[] BODY.PEEK[HEADER]<0.1024>)\r\n",
+            ),
+            (
+                Command::UidFetch {
+                    set: &all,
+                    items: &[FetchItem::Flags, FetchItem::ModSeq],
+                    changed_since: Some(12345),
+                    vanished: true,
+                },
+                "A1 UID FETCH 1:* (FLAGS MODSEQ) (CHANGEDSINCE 12345 VANISHED)\r\n",
+            ),
+            (
+                Command::UidSearch { criteria: &criteria, esearch: true },
+                "A1 UID SEARCH RETURN (ALL) OR KEYWORD $Label1 NOT SEEN SINCE 1-Jul-2024\r\n",
+            ),
+            (
+                Command::UidStore {
+                    set: &set,
+                    action: StoreAction::Add,
+                    silent: true,
+                    flags: &flags,
+                    unchanged_since: Some(99),
+                },
+                "A1 UID STORE 1:3,9 (UNCHANGEDSINCE 99) +FLAGS.SILENT (\\Seen $Label1)\r\n",
+            ),
+            (Command::UidExpunge(&set), "A1 UID EXPUNGE 1:3,9\r\n"),
+            (
+                Command::Create { mailbox: &spaced, special_use: &[ListAttribute::Archive] },
+                "A1 CREATE \"Project Notes\" (USE (\\Archive))\r\n",
+            ),
+            (Command::Rename { from: &drafts, to: &inbox }, "A1 RENAME Entw&APw-rfe INBOX\r\n"),
+            (Command::Subscribe(&nil), "A1 SUBSCRIBE \"NIL\"\r\n"),
+        ];
+        for (command, expected) in table {
+            assert_eq!(bytes(&command, plain), expected, "{}", command.name());
+        }
+    }
+
+    #[test]
+    fn literals_follow_the_server_capabilities() {
+        let date = chrono::DateTime::parse_from_rfc3339("2024-07-07T10:00:00+02:00").expect("date");
+        let message =
+            AppendMessage { flags: &[Flag::Seen], internal_date: Some(date), data: b"hello" };
+        let inbox = MailboxName::from_utf8("INBOX");
+        let append = Command::Append { mailbox: &inbox, messages: std::slice::from_ref(&message) };
+        let sync = encode("A1", &append, EncodeOptions::default());
+        assert_eq!(
+            sync.parts,
+            [
+                Part::Data(Cow::Borrowed(
+                    &b"A1 APPEND INBOX (\\Seen) \" 7-Jul-2024 10:00:00 +0200\" {5}\r\n"[..]
+                )),
+                Part::AwaitContinuation,
+                Part::Data(Cow::Borrowed(&b"hello"[..])),
+                Part::Data(Cow::Borrowed(&b"\r\n"[..])),
+            ]
+        );
+        let plus =
+            encode("A1", &append, EncodeOptions { literal_plus: true, ..EncodeOptions::default() });
+        assert!(!plus.parts.contains(&Part::AwaitContinuation));
+        assert!(plus.to_bytes().ends_with(b"{5+}\r\nhello\r\n"));
+        // LITERAL-: non-synchronising only up to 4096 bytes.
+        let minus = EncodeOptions { literal_minus: true, ..EncodeOptions::default() };
+        assert!(!encode("A1", &append, minus).parts.contains(&Part::AwaitContinuation));
+        let big = vec![b'x'; 5000];
+        let large = AppendMessage { flags: &[], internal_date: None, data: &big };
+        let append_large =
+            Command::Append { mailbox: &inbox, messages: std::slice::from_ref(&large) };
+        assert!(encode("A1", &append_large, minus).parts.contains(&Part::AwaitContinuation));
+        // MULTIAPPEND: one command, one literal per message.
+        let two = [message.clone(), message];
+        let multi = encode(
+            "A1",
+            &Command::Append { mailbox: &inbox, messages: &two },
+            EncodeOptions { literal_plus: true, ..EncodeOptions::default() },
+        );
+        assert_eq!(multi.to_bytes().windows(4).filter(|w| w == b"{5+}").count(), 2);
+        // Strings that cannot be quoted become literals; 8-bit only quoted under UTF8=ACCEPT.
+        let password = Secret::new(String::from("pä\r\nss"));
+        let login = Command::Login { username: "alice", password: &password };
+        let encoded = encode("A1", &login, EncodeOptions::default());
+        assert!(encoded.sensitive);
+        assert_eq!(encoded.parts[0], Part::Data(Cow::Borrowed(&b"A1 LOGIN alice {7}\r\n"[..])));
+        let utf8_name = MailboxName::from_utf8_wire("Grüße".as_bytes());
+        let utf8 = encode(
+            "A1",
+            &Command::Delete(&utf8_name),
+            EncodeOptions { utf8: true, ..EncodeOptions::default() },
+        );
+        assert_eq!(utf8.to_bytes(), "A1 DELETE \"Grüße\"\r\n".as_bytes());
+        assert_eq!(sasl_response(b""), "=");
+        assert_eq!(sasl_challenge(&sasl_response(b"\0alice\0pw")), b"\0alice\0pw");
+    }
+}

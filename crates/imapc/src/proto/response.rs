@@ -300,7 +300,16 @@ pub enum ListAttribute {
 impl ListAttribute {
     /// Classifies an attribute atom (case-insensitive).
     pub fn from_atom(atom: &str) -> ListAttribute {
-        match atom.to_ascii_lowercase().as_str() {
+        let mut buf = [0u8; 32];
+        let lower = match buf.get_mut(..atom.len()) {
+            Some(out) => {
+                out.copy_from_slice(atom.as_bytes());
+                out.make_ascii_lowercase();
+                std::str::from_utf8(out).unwrap_or("")
+            }
+            None => "",
+        };
+        match lower {
             "\\noinferiors" => ListAttribute::NoInferiors,
             "\\noselect" => ListAttribute::NoSelect,
             "\\nonexistent" => ListAttribute::NonExistent,

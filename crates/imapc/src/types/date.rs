@@ -9,46 +9,63 @@ const MONTHS: [&str; 12] =
 /// Parses the text between the quotes. The day may be space-padded or have one or two
 /// digits; month names are case-insensitive.
 pub fn parse_internal_date(text: &[u8]) -> Option<DateTime<FixedOffset>> {
-    let text = std::str::from_utf8(text).ok()?.trim_start();
-    let mut parts = text.split(' ');
-    let date = parts.next()?;
-    let time = parts.next()?;
-    let zone = parts.next()?;
-    if parts.next().is_some() {
+    let start = text.iter().position(|&b| b != b' ')?;
+    let text = &text[start..];
+    // "D-Mon-YYYY HH:MM:SS +ZZZZ" (25 bytes) or with a two-digit day (26 bytes).
+    let (day, rest) = match text {
+        [d, b'-', rest @ ..] if d.is_ascii_digit() => (u32::from(d - b'0'), rest),
+        [d1, d2, b'-', rest @ ..] => (two_digits(*d1, *d2)?, rest),
+        _ => return None,
+    };
+    let [
+        m1,
+        m2,
+        m3,
+        b'-',
+        y1,
+        y2,
+        y3,
+        y4,
+        b' ',
+        h1,
+        h2,
+        b':',
+        i1,
+        i2,
+        b':',
+        s1,
+        s2,
+        b' ',
+        sign,
+        z1,
+        z2,
+        z3,
+        z4,
+    ] = *rest
+    else {
         return None;
-    }
-    let mut date_parts = date.split('-');
-    let day: u32 = number(date_parts.next()?, 1, 2)?;
-    let month_name = date_parts.next()?;
-    let month = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(month_name))?;
-    let year: i32 = i32::try_from(number(date_parts.next()?, 4, 4)?).ok()?;
-    if date_parts.next().is_some() {
-        return None;
-    }
-    let mut time_parts = time.split(':');
-    let hour = number(time_parts.next()?, 2, 2)?;
-    let minute = number(time_parts.next()?, 2, 2)?;
-    let second = number(time_parts.next()?, 2, 2)?;
-    if time_parts.next().is_some() || zone.len() != 5 {
-        return None;
-    }
-    let sign = match zone.as_bytes()[0] {
+    };
+    let month = MONTHS.iter().position(|m| m.as_bytes().eq_ignore_ascii_case(&[m1, m2, m3]))?;
+    let year = i32::try_from(two_digits(y1, y2)? * 100 + two_digits(y3, y4)?).ok()?;
+    let sign = match sign {
         b'+' => 1,
         b'-' => -1,
         _ => return None,
     };
-    let zone_hours = i32::try_from(number(&zone[1..3], 2, 2)?).ok()?;
-    let zone_minutes = i32::try_from(number(&zone[3..5], 2, 2)?).ok()?;
+    let zone_hours = i32::try_from(two_digits(z1, z2)?).ok()?;
+    let zone_minutes = i32::try_from(two_digits(z3, z4)?).ok()?;
     let offset = FixedOffset::east_opt(sign * (zone_hours * 3600 + zone_minutes * 60))?;
-    let naive = NaiveDate::from_ymd_opt(year, u32::try_from(month).ok()? + 1, day)?
-        .and_hms_opt(hour, minute, second)?;
+    let naive = NaiveDate::from_ymd_opt(year, u32::try_from(month).ok()? + 1, day)?.and_hms_opt(
+        two_digits(h1, h2)?,
+        two_digits(i1, i2)?,
+        two_digits(s1, s2)?,
+    )?;
     offset.from_local_datetime(&naive).single()
 }
 
-fn number(text: &str, min_digits: usize, max_digits: usize) -> Option<u32> {
-    let valid =
-        (min_digits..=max_digits).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit());
-    if valid { text.parse().ok() } else { None }
+fn two_digits(a: u8, b: u8) -> Option<u32> {
+    (a.is_ascii_digit() && b.is_ascii_digit())
+        .then(|| u32::from(a - b'0') * 10 + u32::from(b - b'0'))
 }
 
 /// Formats for APPEND, with the day space-padded as the grammar's `date-day-fixed` says.

@@ -31,15 +31,23 @@ impl Flag {
     /// Classifies a flag atom as received (`\Seen`, `$Label1`, …).
     pub fn from_atom(atom: &str) -> Flag {
         if let Some(name) = atom.strip_prefix('\\') {
-            match name.to_ascii_lowercase().as_str() {
-                "seen" => Flag::Seen,
-                "answered" => Flag::Answered,
-                "flagged" => Flag::Flagged,
-                "deleted" => Flag::Deleted,
-                "draft" => Flag::Draft,
-                "recent" => Flag::Recent,
-                "*" => Flag::MayCreate,
-                _ => Flag::Extension(atom.to_owned()),
+            let is = |known: &str| name.eq_ignore_ascii_case(known);
+            if is("seen") {
+                Flag::Seen
+            } else if is("answered") {
+                Flag::Answered
+            } else if is("flagged") {
+                Flag::Flagged
+            } else if is("deleted") {
+                Flag::Deleted
+            } else if is("draft") {
+                Flag::Draft
+            } else if is("recent") {
+                Flag::Recent
+            } else if name == "*" {
+                Flag::MayCreate
+            } else {
+                Flag::Extension(atom.to_owned())
             }
         } else {
             Flag::Keyword(atom.to_owned())

@@ -199,6 +199,8 @@ impl SequenceSet {
     }
 
     /// Every member in ascending order, duplicates dropped; `None` when the set has `*`.
+    /// This allocates one `Uid` per member: check [`len`](Self::len) first for sets that
+    /// come from a server.
     pub fn to_uids(&self) -> Option<Vec<Uid>> {
         if self.has_largest() {
             return None;
@@ -214,28 +216,64 @@ impl SequenceSet {
     }
 
     /// Splits into consecutive ascending sets of at most `max_members` numbers each and at
-    /// most `max_len` bytes when written. A set containing `*` is returned whole.
+    /// most `max_len` bytes when written (a single range is always allowed). Works on
+    /// ranges, so `1:4000000000` costs nothing. A set containing `*` is returned whole.
     pub fn split(&self, max_members: usize, max_len: usize) -> Vec<SequenceSet> {
-        let Some(uids) = self.to_uids() else { return vec![self.clone()] };
-        let max_members = max_members.max(1);
+        if self.has_largest() {
+            return vec![self.clone()];
+        }
+        let mut ranges: Vec<(u32, u32)> = self
+            .ranges
+            .iter()
+            .map(|r| {
+                let (a, b) = (r.start.value_or_max(), r.end.value_or_max());
+                (a.min(b), a.max(b))
+            })
+            .collect();
+        ranges.sort_unstable();
+        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(ranges.len());
+        for (a, b) in ranges {
+            match merged.last_mut() {
+                Some(last) if u64::from(a) <= u64::from(last.1) + 1 => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        let max_members = u64::try_from(max_members.max(1)).unwrap_or(u64::MAX);
+        // Worst case for one more range: ",4294967295:4294967295".
+        const WORST_RANGE: usize = 22;
         let mut out = Vec::new();
         let mut current = SequenceSet::default();
-        let mut members = 0;
-        let mut len = 0;
-        for uid in uids {
-            // Worst case a new range costs ",4294967295" (11 bytes).
-            if members == max_members || (len + 11 > max_len && !current.is_empty()) {
-                out.push(std::mem::take(&mut current));
-                members = 0;
+        let (mut members, mut len) = (0u64, 0usize);
+        for (mut a, b) in merged {
+            loop {
+                if members == max_members || (!current.is_empty() && len + WORST_RANGE > max_len) {
+                    out.push(std::mem::take(&mut current));
+                    (members, len) = (0, 0);
+                }
+                let take = (u64::from(b - a) + 1).min(max_members - members);
+                // `take` ≤ b - a + 1, so this stays within a..=b.
+                let end = a + u32::try_from(take - 1).unwrap_or(b - a);
+                len += current.push_range(a, end);
+                members += take;
+                if end == b {
+                    break;
+                }
+                a = end + 1;
             }
-            current.push_ascending(uid.get());
-            members += 1;
-            len = current.encoded_len();
         }
         if !current.is_empty() {
             out.push(current);
         }
         out
+    }
+
+    /// Appends `a:b` (ascending, above everything in the set); returns the bytes added.
+    fn push_range(&mut self, a: u32, b: u32) -> usize {
+        let (Some(start), Some(end)) = (NonZeroU32::new(a), NonZeroU32::new(b)) else { return 0 };
+        let comma = usize::from(!self.ranges.is_empty());
+        let range = SeqRange { start: SeqBound::Value(start), end: SeqBound::Value(end) };
+        self.ranges.push(range);
+        comma + range_len(range)
     }
 
     /// Length of the written form.
@@ -251,6 +289,18 @@ impl SequenceSet {
             })
             .sum::<usize>()
             + self.ranges.len().saturating_sub(1)
+    }
+}
+
+fn range_len(range: SeqRange) -> usize {
+    let digits = |b: SeqBound| match b {
+        SeqBound::Largest => 1,
+        SeqBound::Value(v) => v.get().checked_ilog10().unwrap_or(0) as usize + 1,
+    };
+    if range.start == range.end {
+        digits(range.start)
+    } else {
+        digits(range.start) + 1 + digits(range.end)
     }
 }
 

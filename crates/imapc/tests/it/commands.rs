@@ -118,6 +118,37 @@ fn session_commands_against_dovecot() {
     );
     assert!(collect.messages[&1].0.modseq.is_some_and(|m| m > modseq));
 
+    // X-GUID (Dovecot), BINARY with literal8 for the 8-bit message, header fields, partials.
+    let mut collect = Collect::default();
+    let items = [
+        FetchItem::Uid,
+        FetchItem::XGuid,
+        FetchItem::Binary { section: String::new(), peek: true },
+        FetchItem::Body {
+            section: "HEADER.FIELDS (Date Message-ID)".into(),
+            partial: None,
+            peek: true,
+        },
+        FetchItem::Body { section: String::new(), partial: Some((0, 10)), peek: true },
+        FetchItem::Envelope,
+        FetchItem::BodyStructure,
+    ];
+    session.uid_fetch(&SequenceSet::single(uid(7)), &items, &mut collect).expect("extra items");
+    let (fetch, bodies) = &collect.messages[&7];
+    // On Maildir, Dovecot's X-GUID is the file's base name ("1795428189.M322733P19965.vm,S=343,W=360"),
+    // not a 128-bit GUID: Maildir has no GUIDs.
+    assert!(fetch.x_guid.as_ref().is_some_and(|g| g.contains(",S=")), "{fetch:?}");
+    assert_eq!(fetch.skipped.len(), 2, "ENVELOPE and BODYSTRUCTURE skipped: {:?}", fetch.skipped);
+    let oracle_body =
+        oracle.messages("INBOX").into_iter().find(|m| m.uid == 7).expect("uid 7").body;
+    let binary = bodies.iter().find(|(s, data)| s.is_empty() && data.len() > 10).expect("BINARY[]");
+    assert_eq!(binary.1, oracle_body);
+    assert!(
+        bodies.iter().any(|(s, data)| s.starts_with("HEADER.FIELDS") && data.starts_with(b"Date:"))
+    );
+    assert!(bodies.iter().any(|(_, data)| data.as_slice() == &oracle_body[..10]));
+    assert!(fetch.bodies.iter().any(|b| b.section.kind == imapc::proto::BodyKind::Binary));
+
     // SELECT (QRESYNC …): VANISHED (EARLIER) and changed messages.
     let qresync = Qresync { uid_validity: info.uid_validity, modseq, known_uids: None };
     let resync = session

@@ -346,3 +346,65 @@ fn any_item_order_early_handler_exit_and_pipelining() {
         ]
     );
 }
+
+/// Synchronising literals wait for `+`; a tagged NO instead ends the command cleanly; the
+/// protocol trace never shows credentials.
+#[test]
+fn synchronising_literals_and_a_trace_without_secrets() {
+    use std::sync::{Arc, Mutex};
+    let server = FakeServer::start(vec![
+        Step::send("* OK [CAPABILITY IMAP4rev1 UIDPLUS] no literal+\r\n"),
+        Step::Read, // A1 LOGIN alice {10}
+        Step::send("+ go ahead\r\n"),
+        Step::Read, // the password literal up to its CRLF…
+        Step::Read, // …and the rest of it with the end of the line
+        Step::send("A1 OK [CAPABILITY IMAP4rev1 UIDPLUS] Logged in\r\n"),
+        Step::Read, // A2 APPEND INBOX () {5}
+        Step::send("A2 NO [OVERQUOTA] Quota exceeded\r\n"),
+        Step::Read,
+        Step::send("{tag} OK noop\r\n"),
+    ]);
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = lines.clone();
+    let trace = imapc::Trace::new(move |direction, text| {
+        sink.lock().expect("trace lock").push(format!("{direction:?} {text}"));
+    });
+    let options = options(&server).trace(trace);
+    let password = "s3cr\u{e9}t\r\nx"; // 8-bit and CRLF: must go as a literal
+    let mut session = Client::connect(&options)
+        .expect("connect")
+        .login(&Credentials::new("alice", password).mechanism(AuthMechanism::Login))
+        .map_err(|(e, _)| e)
+        .expect("login with a literal password");
+    let message = imapc::proto::AppendMessage { flags: &[], internal_date: None, data: b"hello" };
+    let error = session.append(&MailboxName::from_utf8("INBOX"), &message).expect_err("refused");
+    assert!(
+        matches!(&error, Error::No { code: Some(code), .. } if code.name() == "OVERQUOTA"),
+        "{error}"
+    );
+    session.noop().expect("still in sync");
+    let received = server.finish();
+    assert_eq!(received[0], format!("A1 LOGIN alice {{{}}}", password.len()));
+    assert_eq!(received[3], "A2 APPEND INBOX () {5}");
+    let trace = lines.lock().expect("trace lock").join("\n");
+    assert!(trace.contains("Sent A1 LOGIN <redacted>"), "{trace}");
+    assert!(!trace.contains("s3cr"), "password leaked into the trace:\n{trace}");
+}
+
+/// Sets from the server are never expanded blindly.
+#[test]
+fn huge_uid_sets_from_the_server_are_refused() {
+    let server = FakeServer::start(logged_in_script(vec![
+        Step::Read,
+        Step::send("* ESEARCH (TAG \"A3\") UID ALL 1:4294967295\r\n{tag} OK done\r\n"),
+        Step::Read,
+        Step::send("{tag} OK [APPENDUID 7 1:4294967295] stored\r\n"),
+    ]));
+    let mut session = open(&server, &options(&server));
+    let error = session.uid_search(&[imapc::proto::SearchKey::All]).expect_err("ESEARCH lie");
+    assert!(matches!(error, Error::Protocol(_)), "{error}");
+    let message = imapc::proto::AppendMessage { flags: &[], internal_date: None, data: b"x" };
+    let error =
+        session.append(&MailboxName::from_utf8("INBOX"), &message).expect_err("APPENDUID lie");
+    assert!(matches!(error, Error::Protocol(_)), "{error}");
+}

@@ -4,7 +4,9 @@
 use nom::bytes::streaming::{tag, take_while, take_while1};
 use nom::error::ErrorKind;
 
-use super::core::{Res, astring, atom, fail, number, number64, nz_number, sequence_set, sp, text};
+use super::core::{
+    Res, astring, atom, fail, number, number64, nz_number, sequence_set, sp, text, upper,
+};
 use super::response::flag_list;
 use crate::proto::response::{Code, Status, StatusKind};
 use crate::types::{Capabilities, Uid, UidValidity};
@@ -38,8 +40,8 @@ pub(crate) fn status(kind: StatusKind) -> impl Fn(&[u8]) -> Res<'_, Status> {
 fn resp_text_code(input: &[u8]) -> Res<'_, Code> {
     let (after_name, name) =
         take_while1(|b| b != b']' && b != b' ' && b != b'\r' && b != b'\n')(input)?;
-    let upper = name.to_ascii_uppercase();
-    let known: Option<Res<'_, Code>> = match upper.as_slice() {
+    let mut buf = [0u8; 32];
+    let known: Option<Res<'_, Code>> = match upper(name, &mut buf) {
         b"ALERT" => Some(Ok((after_name, Code::Alert))),
         b"PARSE" => Some(Ok((after_name, Code::Parse))),
         b"READ-ONLY" => Some(Ok((after_name, Code::ReadOnly))),

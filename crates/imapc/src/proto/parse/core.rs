@@ -30,6 +30,16 @@ impl Default for Ctx {
     }
 }
 
+/// Upper-cases a short keyword into `buf` without allocating (keywords are matched
+/// case-insensitively on every response, so this is hot). Words longer than the buffer
+/// come back empty: no keyword we match is that long.
+pub(crate) fn upper<'b>(word: &[u8], buf: &'b mut [u8; 32]) -> &'b [u8] {
+    let Some(out) = buf.get_mut(..word.len()) else { return &[] };
+    out.copy_from_slice(word);
+    out.make_ascii_uppercase();
+    out
+}
+
 pub(crate) fn fail<T>(input: &[u8], kind: ErrorKind) -> Res<'_, T> {
     Err(nom::Err::Error(Error::new(input, kind)))
 }

@@ -6,7 +6,7 @@ use nom::error::ErrorKind;
 
 use super::core::{
     Ctx, Res, astring, atom, fail, nil, nstring, number, number64, nz_number, quoted, skip_value,
-    sp, streamed_marker, string,
+    sp, streamed_marker, string, upper,
 };
 use super::response::flag_list;
 use crate::proto::response::{BodyData, BodyItem, BodyKind, BodySection, Fetch};
@@ -77,8 +77,8 @@ fn section_text(input: &[u8]) -> Res<'_, &[u8]> {
 }
 
 fn body_kind(item: &ItemName<'_>) -> Option<BodyKind> {
-    let name = item.name.to_ascii_uppercase();
-    match (name.as_slice(), item.section.is_some()) {
+    let mut buf = [0u8; 32];
+    match (upper(item.name, &mut buf), item.section.is_some()) {
         (b"BODY", true) => Some(BodyKind::Body),
         (b"BINARY", true) => Some(BodyKind::Binary),
         (b"RFC822", false) => Some(BodyKind::Rfc822),
@@ -113,8 +113,8 @@ fn fetch_item<'a>(ctx: Ctx, input: &'a [u8], fetch: &mut Fetch) -> Res<'a, ()> {
         fetch.bodies.push(BodyItem { section: body_section(&item, kind), data });
         return Ok((rest, ()));
     }
-    let name = item.name.to_ascii_uppercase();
-    let rest = match (name.as_slice(), item.section) {
+    let mut buf = [0u8; 32];
+    let rest = match (upper(item.name, &mut buf), item.section) {
         (b"UID", None) => {
             let (r, uid) = nz_number(rest)?;
             fetch.uid = Some(Uid::from(uid));

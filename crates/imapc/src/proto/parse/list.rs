@@ -5,7 +5,7 @@ use nom::bytes::streaming::tag;
 use nom::error::ErrorKind;
 
 use super::core::{
-    Ctx, Res, astring, atom, delimiter, fail, mailbox, nil, number, number64, skip_value, sp,
+    Ctx, Res, astring, atom, delimiter, fail, mailbox, nil, number, number64, skip_value, sp, upper,
 };
 use crate::proto::response::{ListAttribute, ListEntry, ListKind, MailboxStatus};
 
@@ -66,7 +66,8 @@ fn extended<'a>(ctx: Ctx, input: &'a [u8], entry: &mut ListEntry) -> Res<'a, ()>
         }
         let (after, name) = astring(rest)?;
         let (after, _) = sp(after)?;
-        let upper = name.to_ascii_uppercase();
+        let mut buf = [0u8; 32];
+        let upper = upper(&name, &mut buf);
         rest = if upper == b"CHILDINFO" {
             let (mut a, _) = tag("(")(after)?;
             loop {
@@ -118,13 +119,14 @@ pub(crate) fn status_data(ctx: Ctx, input: &[u8]) -> Res<'_, MailboxStatus> {
         }
         let (after, item) = atom(rest)?;
         let (after, _) = sp(after)?;
-        let item = item.to_ascii_uppercase();
+        let mut buf = [0u8; 32];
+        let item = upper(item, &mut buf);
         let number_into = |slot: &mut Option<u32>| -> Res<'_, ()> {
             let (r, v) = number(after)?;
             *slot = Some(v);
             Ok((r, ()))
         };
-        let after = match item.as_slice() {
+        let after = match item {
             b"MESSAGES" => number_into(&mut status.messages)?.0,
             b"RECENT" => number_into(&mut status.recent)?.0,
             b"UIDNEXT" => number_into(&mut status.uid_next)?.0,

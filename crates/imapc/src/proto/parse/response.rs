@@ -7,8 +7,8 @@ use nom::error::ErrorKind;
 
 use super::code::{capability_data, resp_text, status};
 use super::core::{
-    Ctx, Res, atom, crlf, delimiter, fail, keyword, literal_header, mailbox, nil, nstring, number,
-    number64, nz_number, sequence_set, skip_value, sp, string,
+    Ctx, Res, atom, crlf, delimiter, fail, keyword, mailbox, nil, nstring, number, number64,
+    nz_number, sequence_set, skip_value, sp, string, upper,
 };
 use super::fetch::msg_att;
 use super::list::{mailbox_list, status_data};
@@ -56,7 +56,8 @@ fn tagged(input: &[u8]) -> Res<'_, Response> {
 
 fn cond_state(input: &[u8]) -> Res<'_, StatusKind> {
     let (rest, word) = atom(input)?;
-    let kind = match word.to_ascii_uppercase().as_slice() {
+    let mut buf = [0u8; 32];
+    let kind = match upper(word, &mut buf) {
         b"OK" => StatusKind::Ok,
         b"NO" => StatusKind::No,
         b"BAD" => StatusKind::Bad,
@@ -70,7 +71,8 @@ fn untagged(ctx: Ctx, input: &[u8]) -> Res<'_, Untagged> {
         let (rest, n) = number(input)?;
         let (rest, _) = sp(rest)?;
         let (after, word) = atom(rest)?;
-        return match word.to_ascii_uppercase().as_slice() {
+        let mut buf = [0u8; 32];
+        return match upper(word, &mut buf) {
             b"EXISTS" => Ok((after, Untagged::Exists(n))),
             b"RECENT" => Ok((after, Untagged::Recent(n))),
             b"EXPUNGE" => Ok((after, Untagged::Expunge(n))),
@@ -84,7 +86,8 @@ fn untagged(ctx: Ctx, input: &[u8]) -> Res<'_, Untagged> {
         };
     }
     let (rest, word) = atom(input)?;
-    match word.to_ascii_uppercase().as_slice() {
+    let mut buf = [0u8; 32];
+    match upper(word, &mut buf) {
         b"OK" => status(StatusKind::Ok)(rest).map(|(r, s)| (r, Untagged::Status(s))),
         b"NO" => status(StatusKind::No)(rest).map(|(r, s)| (r, Untagged::Status(s))),
         b"BAD" => status(StatusKind::Bad)(rest).map(|(r, s)| (r, Untagged::Status(s))),
@@ -159,16 +162,15 @@ pub(crate) fn rest_of_line(input: &[u8]) -> Res<'_, &[u8]> {
 
 /// The length of a literal announced at the very end of a line (`… {123}` or `~{123}`).
 pub(crate) fn announced_literal(line: &[u8]) -> Option<u64> {
-    if line.last() != Some(&b'}') {
+    let inner = line.strip_suffix(b"}")?;
+    let inner = inner.strip_suffix(b"+").unwrap_or(inner);
+    let digits_start = inner.iter().rposition(|b| !b.is_ascii_digit())? + 1;
+    if inner[digits_start - 1] != b'{' || digits_start == inner.len() {
         return None;
     }
-    let open = memchr::memrchr(b'{', line)?;
-    let mut announcement = line[open..].to_vec();
-    announcement.extend_from_slice(b"\r\n");
-    match literal_header(&announcement) {
-        Ok((b"", len)) => Some(len),
-        _ => None,
-    }
+    inner[digits_start..]
+        .iter()
+        .try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
 }
 
 /// `flag-list = "(" [flag *(SP flag)] ")"`; also used for PERMANENTFLAGS (`\*`).
@@ -237,14 +239,15 @@ fn esearch(ctx: Ctx, input: &[u8]) -> Res<'_, ESearch> {
     }
     while rest.first() == Some(&b' ') {
         let (after, name) = atom(&rest[1..])?;
-        let name = name.to_ascii_uppercase();
+        let mut buf = [0u8; 32];
+        let name = upper(name, &mut buf);
         if name == b"UID" {
             result.uid = true;
             rest = after;
             continue;
         }
         let (after, _) = sp(after)?;
-        rest = match name.as_slice() {
+        rest = match name {
             b"MIN" => nz_number(after).map(|(r, v)| {
                 result.min = Some(v.get());
                 r

@@ -86,7 +86,7 @@ pub(crate) fn pair(
                 );
                 return Err(CliError::Storage { side: "source", error });
             }
-            let storage = MaildirStorage::open(location, Durability::Fsync)
+            let storage = MaildirStorage::open_read_only(location)
                 .map_err(|error| CliError::Storage { side: "source", error })?;
             Source::Maildir(storage)
         }

@@ -46,7 +46,7 @@ pub mod state;
 mod storage;
 
 pub use error::{ErrorKind, Side, StorageError, SyncError};
-pub use execute::{Failed, NoObserver, Observer, SyncOptions, run};
+pub use execute::{Failed, NoObserver, Observer, SyncOptions, run, run_two_way};
 pub use model::{
     Flags, MailboxContents, MailboxGuid, MailboxInfo, MailboxName, MailboxStatus, MessageMeta,
     NameError, SpecialUse, SystemFlags, Uid, UidValidity,

@@ -81,7 +81,20 @@ impl MemoryMailbox {
             messages: u32::try_from(self.messages.len()).unwrap_or(u32::MAX),
             highest_modseq: None,
             guid: self.guid,
+            change_token: Some(self.digest()),
         }
+    }
+
+    /// A digest of everything a sync looks at: a change token that cannot go stale even
+    /// when tests edit the public fields directly.
+    fn digest(&self) -> String {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (self.uid_validity, self.uid_next, self.guid).hash(&mut hasher);
+        for message in self.messages.values() {
+            (message.meta.uid, &message.meta.flags, &message.body).hash(&mut hasher);
+        }
+        format!("{:016x}", hasher.finish())
     }
 }
 
@@ -169,6 +182,12 @@ impl MemoryStorage {
     /// connection or a killed process would; `None` turns failures off.
     pub fn fail_after(&mut self, writes: Option<u64>) {
         self.writes_left = writes;
+    }
+
+    /// A UIDVALIDITY no mailbox of this storage has used, for mailboxes created without one.
+    fn allocate_uid_validity(&self) -> UidValidity {
+        let highest = self.mailboxes.values().map(|m| m.uid_validity.get()).max().unwrap_or(0);
+        UidValidity::new(highest.max(1_000_000).saturating_add(1)).unwrap_or(UidValidity::MIN)
     }
 
     fn next_guid(&mut self) -> Option<MailboxGuid> {
@@ -272,8 +291,9 @@ impl StorageMut for MemoryStorage {
                 format!("mailbox {mailbox} already exists"),
             ));
         }
+        let uid_validity = new.uid_validity.unwrap_or_else(|| self.allocate_uid_validity());
         let guid = if self.keeps_guids { new.guid.or_else(|| self.next_guid()) } else { None };
-        self.mailboxes.insert(mailbox.clone(), MemoryMailbox::new(new.uid_validity, guid));
+        self.mailboxes.insert(mailbox.clone(), MemoryMailbox::new(uid_validity, guid));
         Ok(())
     }
 
@@ -297,8 +317,9 @@ impl StorageMut for MemoryStorage {
             return self.create_mailbox(mailbox, new);
         }
         self.write_allowed()?;
+        let uid_validity = new.uid_validity.unwrap_or_else(|| self.allocate_uid_validity());
         let guid = if self.keeps_guids { new.guid.or_else(|| self.next_guid()) } else { None };
-        self.mailboxes.insert(mailbox.clone(), MemoryMailbox::new(new.uid_validity, guid));
+        self.mailboxes.insert(mailbox.clone(), MemoryMailbox::new(uid_validity, guid));
         Ok(())
     }
 
@@ -336,6 +357,7 @@ enum Change {
     Flags(Uid, Flags),
     Expunge(Vec<Uid>),
     UidNext(Uid),
+    UidValidity(UidValidity),
 }
 
 struct MemoryWriter<'a> {
@@ -394,6 +416,12 @@ impl MailboxWriter for MemoryWriter<'_> {
         Ok(())
     }
 
+    fn set_uid_validity(&mut self, uid_validity: UidValidity) -> Result<(), StorageError> {
+        self.storage.write_allowed()?;
+        self.staged.push(Change::UidValidity(uid_validity));
+        Ok(())
+    }
+
     fn commit(&mut self) -> Result<(), StorageError> {
         self.storage.write_allowed()?;
         let mailbox = self.storage.mailboxes.get_mut(&self.mailbox).ok_or_else(|| {
@@ -409,6 +437,7 @@ impl MailboxWriter for MemoryWriter<'_> {
                 Change::Flags(uid, flags) => mailbox.set_flags(uid, flags),
                 Change::Expunge(uids) => uids.iter().for_each(|uid| mailbox.expunge(*uid)),
                 Change::UidNext(uid) => mailbox.uid_next = mailbox.uid_next.max(uid),
+                Change::UidValidity(value) => mailbox.uid_validity = value,
             }
         }
         Ok(())

@@ -348,6 +348,10 @@ pub struct MailboxStatus {
     pub highest_modseq: Option<u64>,
     /// A persistent mailbox GUID, when the storage has one.
     pub guid: Option<MailboxGuid>,
+    /// An opaque value that changes whenever anything in the mailbox changes (messages,
+    /// flags, keywords): lets a later run skip the mailbox when neither side changed.
+    /// `None` when the storage cannot tell (e.g. an IMAP server without CONDSTORE).
+    pub change_token: Option<String>,
 }
 
 /// SPECIAL-USE roles (RFC 6154 and RFC 8457), for filters and reporting.

@@ -27,6 +27,8 @@ pub struct MailboxReport {
     /// Source messages inside the message filters that a filtered run could not save
     /// (their UID is below the destination's UIDNEXT; a run without filters rebuilds).
     pub skipped: u64,
+    /// Changes made on the source side (two-way sync only): saves, expunges, flag changes.
+    pub source_changes: u64,
 }
 
 impl MailboxReport {
@@ -41,6 +43,7 @@ impl MailboxReport {
             flags_changed: 0,
             vanished: 0,
             skipped: 0,
+            source_changes: 0,
         }
     }
 
@@ -50,6 +53,7 @@ impl MailboxReport {
             && self.saved == 0
             && self.expunged == 0
             && self.flags_changed == 0
+            && self.source_changes == 0
     }
 }
 
@@ -70,6 +74,8 @@ pub struct Report {
     pub failures: Vec<SyncError>,
     /// Things an operator should know that are not failures.
     pub warnings: Vec<String>,
+    /// What to pass to the next run ([`crate::SyncOptions::state`]).
+    pub state: Option<crate::state::SyncState>,
 }
 
 /// Totals over every mailbox of a [`Report`].
@@ -112,13 +118,18 @@ impl Report {
             && self.mailboxes.iter().all(MailboxReport::is_unchanged)
     }
 
-    /// doveadm's exit code for this result: 0 when everything synced; otherwise 75 if any
-    /// failure was temporary (it wins, as in doveadm), else the first failure's code.
+    /// doveadm's exit code for this result: 0 when everything synced; 2 when messages
+    /// changed during the run ("run again"); otherwise 75 if any failure was temporary (it
+    /// wins, as in doveadm), else the first failure's code.
     pub fn exit_code(&self) -> u8 {
         if self.failures.iter().any(|f| f.kind() == ErrorKind::Temporary) {
             return ErrorKind::Temporary.exit_code();
         }
-        self.failures.first().map_or(0, SyncError::exit_code)
+        match self.failures.first() {
+            Some(failure) => failure.exit_code(),
+            None if self.mailboxes.iter().any(|m| m.vanished > 0) => 2,
+            None => 0,
+        }
     }
 }
 

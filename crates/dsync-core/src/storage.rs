@@ -10,10 +10,11 @@
 //! Bodies cross the seam in the IMAP wire form (CRLF line ends), as a `Read` that yields one
 //! message: a storage that keeps LF on disk converts in both directions.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
-use crate::error::StorageError;
+use crate::error::{ErrorKind, StorageError};
+use crate::header_hash::{DEFAULT_HASHED_HEADERS, HashVersion, header_hash};
 use crate::model::{
     Flags, MailboxContents, MailboxGuid, MailboxInfo, MailboxName, MailboxStatus, MessageMeta, Uid,
     UidValidity,
@@ -62,6 +63,61 @@ pub trait Storage {
         uids: &[Uid],
         sink: &mut dyn MessageSink,
     ) -> Result<(), StorageError>;
+
+    /// Dovecot's header hash (see [`crate::header_hash`]) of each of `uids`, the identity
+    /// of messages when GUIDs are not available on both sides. UIDs that no longer exist
+    /// are missing from the answer. The default reads each message's header through
+    /// [`Storage::fetch`]; IMAP adapters fetch only the two header fields.
+    fn header_hashes(
+        &mut self,
+        mailbox: &MailboxName,
+        uids: &[Uid],
+    ) -> Result<BTreeMap<Uid, String>, StorageError> {
+        let mut sink = HeaderHashSink { hashes: BTreeMap::new(), pending: None };
+        self.fetch(mailbox, uids, &mut sink)?;
+        Ok(sink.hashes)
+    }
+}
+
+/// Reads a message up to the end of its header and hashes it.
+struct HeaderHashSink {
+    hashes: BTreeMap<Uid, String>,
+    pending: Option<String>,
+}
+
+impl MessageSink for HeaderHashSink {
+    fn body(&mut self, body: &mut dyn Read) -> Result<(), StorageError> {
+        let mut header = Vec::with_capacity(4096);
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = body.read(&mut chunk).map_err(|e| {
+                StorageError::with_source(ErrorKind::Temporary, "reading a message header", e)
+            })?;
+            if n == 0 {
+                break;
+            }
+            header.extend_from_slice(&chunk[..n]);
+            // Stop at the end of the header (the rest is not needed) or after 1 MiB.
+            if let Some(end) = memchr::memmem::find(&header, b"\r\n\r\n")
+                .or_else(|| memchr::memmem::find(&header, b"\n\n"))
+            {
+                header.truncate(end + 2);
+                break;
+            }
+            if header.len() > 1 << 20 {
+                break;
+            }
+        }
+        self.pending = Some(header_hash(&header, &DEFAULT_HASHED_HEADERS, HashVersion::V3));
+        Ok(())
+    }
+
+    fn done(&mut self, uid: Uid) -> Result<(), StorageError> {
+        if let Some(hash) = self.pending.take() {
+            self.hashes.insert(uid, hash);
+        }
+        Ok(())
+    }
 }
 
 /// Receives message bodies from [`Storage::fetch`].
@@ -80,8 +136,9 @@ pub trait MessageSink {
 /// Parameters of a mailbox to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMailbox {
-    /// UIDVALIDITY to give it (the source's, so cached UIDs stay valid).
-    pub uid_validity: UidValidity,
+    /// UIDVALIDITY to give it (the source's, so cached UIDs stay valid); `None` lets the
+    /// storage allocate one (imports).
+    pub uid_validity: Option<UidValidity>,
     /// Mailbox GUID to give it, when the source has a persistent one.
     pub guid: Option<MailboxGuid>,
 }
@@ -153,6 +210,15 @@ pub trait MailboxWriter {
 
     /// Raises UIDNEXT to at least `uid_next` (never lowers it).
     fn raise_uid_next(&mut self, uid_next: Uid) -> Result<(), StorageError>;
+
+    /// Gives the mailbox a new UIDVALIDITY, keeping its messages and UIDs (a two-way sync
+    /// resolving a UIDVALIDITY conflict). Storages that cannot (an IMAP server) refuse.
+    fn set_uid_validity(&mut self, uid_validity: UidValidity) -> Result<(), StorageError> {
+        Err(StorageError::new(
+            ErrorKind::InvalidData,
+            format!("this storage cannot change a mailbox's UIDVALIDITY (to {uid_validity})"),
+        ))
+    }
 
     /// Makes everything staged so far durable.
     fn commit(&mut self) -> Result<(), StorageError>;

@@ -210,7 +210,6 @@ fn rebuilt(
         return true;
     };
     let plan = dsync_core::plan::plan_mailbox(
-        Mode::Backup,
         mailbox,
         &source_contents,
         Some(&destination_contents),

@@ -1,13 +1,14 @@
 //! An IMAP account (via `imapc`) as a sync source: mailboxes, subscriptions, UIDVALIDITY,
 //! UIDs, flags, INTERNALDATE, and bodies streamed with pipelined `UID FETCH`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read};
 
 use imapc::proto::{BodyStart, Fetch, FetchItem, ListAttribute, StatusItem};
 use imapc::{Client, ConnectOptions, Credentials, FetchHandler, ListOptions, SequenceSet, Session};
 
 use crate::error::{ErrorKind, StorageError};
+use crate::header_hash::{DEFAULT_HASHED_HEADERS, HashVersion, header_hash};
 use crate::model::{
     Flags, MailboxContents, MailboxInfo, MailboxName, MailboxStatus, MessageMeta, SpecialUse,
     SystemFlags, Uid, UidValidity,
@@ -23,6 +24,8 @@ pub struct ImapStorage {
     delimiter: Option<char>,
     /// What is selected, so repeated fetches of one mailbox do not re-EXAMINE it.
     examined: Option<MailboxName>,
+    /// CONDSTORE is enabled: SELECT and STATUS report HIGHESTMODSEQ.
+    condstore: bool,
 }
 
 impl ImapStorage {
@@ -46,7 +49,14 @@ impl ImapStorage {
         // `LIST "" ""` answers with the hierarchy delimiter (RFC 3501 §6.3.8).
         let root = session.list("", "").map_err(|e| convert_error(e, "LIST"))?;
         let delimiter = root.first().and_then(|entry| entry.delimiter);
-        Ok(ImapStorage { session, description, delimiter, examined: None })
+        // With CONDSTORE, HIGHESTMODSEQ tells whether anything changed since the last run.
+        let condstore = session.has_capability("CONDSTORE")
+            && session
+                .enable(&["CONDSTORE"])
+                .map_err(|e| convert_error(e, "ENABLE"))?
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case("CONDSTORE"));
+        Ok(ImapStorage { session, description, delimiter, examined: None, condstore })
     }
 
     /// Logs out politely.
@@ -104,20 +114,25 @@ impl Storage for ImapStorage {
 
     fn status(&mut self, mailbox: &MailboxName) -> Result<MailboxStatus, StorageError> {
         let wire = self.wire_name(mailbox);
-        let items = [StatusItem::Messages, StatusItem::UidNext, StatusItem::UidValidity];
+        let mut items = vec![StatusItem::Messages, StatusItem::UidNext, StatusItem::UidValidity];
+        if self.condstore {
+            items.push(StatusItem::HighestModSeq);
+        }
         let status = self.session.status(&wire, &items).map_err(|e| convert_error(e, "STATUS"))?;
         let missing = |what: &str| {
             StorageError::new(ErrorKind::InvalidData, format!("STATUS of {mailbox} lacks {what}"))
         };
+        let uid_validity =
+            status.uid_validity.and_then(UidValidity::new).ok_or_else(|| missing("UIDVALIDITY"))?;
+        let uid_next = status.uid_next.and_then(Uid::new).ok_or_else(|| missing("UIDNEXT"))?;
+        let messages = status.messages.unwrap_or(0);
         Ok(MailboxStatus {
-            uid_validity: status
-                .uid_validity
-                .and_then(UidValidity::new)
-                .ok_or_else(|| missing("UIDVALIDITY"))?,
-            uid_next: status.uid_next.and_then(Uid::new).ok_or_else(|| missing("UIDNEXT"))?,
-            messages: status.messages.unwrap_or(0),
+            uid_validity,
+            uid_next,
+            messages,
             highest_modseq: status.highest_modseq,
             guid: None,
+            change_token: change_token(uid_validity, uid_next, messages, status.highest_modseq),
         })
     }
 
@@ -140,9 +155,10 @@ impl Storage for ImapStorage {
         let status = MailboxStatus {
             uid_validity,
             uid_next,
-            messages: u32::try_from(messages.len()).unwrap_or(u32::MAX),
+            messages: info.exists,
             highest_modseq: info.highest_modseq,
             guid: None,
+            change_token: change_token(uid_validity, uid_next, info.exists, info.highest_modseq),
         };
         Ok(MailboxContents { status, messages })
     }
@@ -168,6 +184,67 @@ impl Storage for ImapStorage {
             Err(error) => Err(convert_error(error, "UID FETCH")),
         }
     }
+
+    /// Fetches only the hashed header fields (`BODY.PEEK[HEADER.FIELDS (DATE MESSAGE-ID)]`,
+    /// what Dovecot's imapc does with `fetch-headers`), not whole messages.
+    fn header_hashes(
+        &mut self,
+        mailbox: &MailboxName,
+        uids: &[Uid],
+    ) -> Result<BTreeMap<Uid, String>, StorageError> {
+        let mut hashes = BTreeMap::new();
+        if uids.is_empty() {
+            return Ok(hashes);
+        }
+        if self.examined.as_ref() != Some(mailbox) || self.session.selected().is_none() {
+            self.examine(mailbox)?;
+        }
+        let set = SequenceSet::from_uids(uids.iter().filter_map(|u| imapc::Uid::new(u.get())));
+        let section =
+            format!("HEADER.FIELDS ({})", DEFAULT_HASHED_HEADERS.join(" ").to_ascii_uppercase());
+        let items = [FetchItem::Uid, FetchItem::Body { section, partial: None, peek: true }];
+        let mut handler = HeaderHandler { hashes: &mut hashes, pending: None };
+        self.session
+            .uid_fetch(&set, &items, &mut handler)
+            .map_err(|e| convert_error(e, "UID FETCH"))?;
+        Ok(hashes)
+    }
+}
+
+/// Hashes header-field literals as they stream in.
+struct HeaderHandler<'a> {
+    hashes: &'a mut BTreeMap<Uid, String>,
+    pending: Option<String>,
+}
+
+impl FetchHandler for HeaderHandler<'_> {
+    fn body(&mut self, _start: &BodyStart, body: &mut dyn Read) -> io::Result<()> {
+        let mut header = Vec::new();
+        // The two fields of one message: a hostile server could send more; cap it.
+        body.take(1 << 20).read_to_end(&mut header)?;
+        self.pending = Some(header_hash(&header, &DEFAULT_HASHED_HEADERS, HashVersion::V3));
+        Ok(())
+    }
+
+    fn fetch(&mut self, fetch: Fetch) -> io::Result<()> {
+        if let (Some(hash), Some(uid)) =
+            (self.pending.take(), fetch.uid.and_then(|u| Uid::new(u.get())))
+        {
+            self.hashes.insert(uid, hash);
+        }
+        Ok(())
+    }
+}
+
+/// Changes whenever the mailbox does, but only when the server keeps mod-sequences: without
+/// CONDSTORE a flag change leaves UIDNEXT and MESSAGES as they were.
+fn change_token(
+    uid_validity: UidValidity,
+    uid_next: Uid,
+    messages: u32,
+    highest_modseq: Option<u64>,
+) -> Option<String> {
+    highest_modseq.map(|modseq| format!("{uid_validity}/{uid_next}/{messages}/{modseq}"))
 }
 
 /// Forwards streamed bodies to the engine's sink; the UID arrives with the completed FETCH.

@@ -35,6 +35,17 @@ impl MaildirStorage {
         )))
     }
 
+    /// Opens a Maildir that is only read (a backup source): nothing on disk is ever written,
+    /// not even the uidlist entries Dovecot would add for newly delivered files (those get
+    /// UIDs in memory, the way a sync would number them).
+    pub fn open_read_only(location: &str) -> Result<MaildirStorage, StorageError> {
+        let location: Location = location.parse().map_err(convert_error)?;
+        Ok(MaildirStorage::from_maildir(Maildir::with_options(
+            location,
+            Options::default().with_read_only(true),
+        )))
+    }
+
     /// Wraps an already opened [`Maildir`].
     pub fn from_maildir(maildir: Maildir) -> MaildirStorage {
         MaildirStorage { maildir }
@@ -85,16 +96,21 @@ impl Storage for MaildirStorage {
     }
 
     fn status(&mut self, mailbox: &MailboxName) -> Result<MailboxStatus, StorageError> {
-        let status = self.mailbox(mailbox)?.status().map_err(convert_error)?;
-        convert_status(&status)
+        let opened = self.mailbox(mailbox)?;
+        let status = opened.status().map_err(convert_error)?;
+        Ok(MailboxStatus { change_token: change_token(opened.path()), ..convert_status(&status)? })
     }
 
     fn contents(&mut self, mailbox: &MailboxName) -> Result<MailboxContents, StorageError> {
         let opened = self.mailbox(mailbox)?;
         // The message list first: reading it may assign UIDs to new files, which the
         // status read afterwards then accounts for.
+        let token = change_token(opened.path());
         let messages = opened.messages().map_err(convert_error)?;
-        let status = convert_status(&opened.status().map_err(convert_error)?)?;
+        let status = MailboxStatus {
+            change_token: token,
+            ..convert_status(&opened.status().map_err(convert_error)?)?
+        };
         let messages = messages.iter().filter_map(convert_message).collect();
         Ok(MailboxContents { status, messages })
     }
@@ -129,7 +145,7 @@ impl StorageMut for MaildirStorage {
     ) -> Result<(), StorageError> {
         let guid = new.guid.map(|g| mailstore::Guid::from_bytes(g.0));
         self.maildir
-            .create_mailbox(&to_store_name(mailbox)?, Some(new.uid_validity.get()), guid)
+            .create_mailbox(&to_store_name(mailbox)?, new.uid_validity.map(UidValidity::get), guid)
             .map_err(convert_error)?;
         Ok(())
     }
@@ -147,10 +163,10 @@ impl StorageMut for MaildirStorage {
             // INBOX is the Maildir root and cannot be deleted: empty it in place under a new
             // UIDVALIDITY instead.
             let guid = new.guid.map(|g| mailstore::Guid::from_bytes(g.0));
-            return self
-                .mailbox(mailbox)?
-                .reset(new.uid_validity.get(), guid)
-                .map_err(convert_error);
+            let uid_validity = new.uid_validity.ok_or_else(|| {
+                StorageError::new(ErrorKind::InvalidData, "rebuilding INBOX needs a UIDVALIDITY")
+            })?;
+            return self.mailbox(mailbox)?.reset(uid_validity.get(), guid).map_err(convert_error);
         }
         self.delete_mailbox(mailbox)?;
         self.create_mailbox(mailbox, new)
@@ -247,6 +263,10 @@ impl MailboxWriter for MaildirWriter {
         Ok(())
     }
 
+    fn set_uid_validity(&mut self, uid_validity: UidValidity) -> Result<(), StorageError> {
+        self.mailbox.set_uid_validity(uid_validity.get()).map_err(convert_error)
+    }
+
     fn commit(&mut self) -> Result<(), StorageError> {
         self.mailbox.commit().map_err(convert_error)?;
         if let Some(uid_next) = self.uid_next.take() {
@@ -276,7 +296,23 @@ fn convert_status(status: &mailstore::MailboxStatus) -> Result<MailboxStatus, St
         messages: status.messages,
         highest_modseq: None,
         guid: status.guid.map(|g| MailboxGuid(*g.as_bytes())),
+        change_token: None,
     })
+}
+
+/// Modification times of `cur/`, `new/` and the uidlist (and its size): any delivery,
+/// expunge or flag change (a rename in `cur/`) moves one of them. Taken before the mailbox
+/// is read, so a change during the read shows up next time.
+fn change_token(dir: &std::path::Path) -> Option<String> {
+    use std::fmt::Write as _;
+    let mut token = String::new();
+    for name in ["cur", "new", "dovecot-uidlist"] {
+        let metadata = std::fs::metadata(dir.join(name)).ok()?;
+        let modified = metadata.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+        let _ =
+            write!(token, "{}.{}:{}/", modified.as_secs(), modified.subsec_nanos(), metadata.len());
+    }
+    Some(token)
 }
 
 fn convert_message(info: &mailstore::MessageInfo) -> Option<MessageMeta> {

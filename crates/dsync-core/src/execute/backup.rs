@@ -1,14 +1,16 @@
 //! `backup`: the destination is made identical to the source.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use super::copy::{apply_reverts, copy_messages};
+use super::copy::{CopyRoute, apply_reverts, copy_messages};
 use super::{Names, Observer, SyncOptions, at, keep_going, local_names};
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
-use crate::model::{MailboxContents, MailboxName};
+use crate::model::{MailboxContents, MailboxName, MessageMeta, Uid};
+use crate::plan::merge::MergeBase;
 use crate::plan::{MailboxAction, plan_mailbox, plan_tree};
 use crate::report::{MailboxReport, Report};
-use crate::storage::{NewMailbox, Storage, StorageMut};
+use crate::state::{MailboxState, SyncState};
+use crate::storage::{MessageSink, NewMailbox, Storage, StorageMut};
 
 pub(super) fn run(
     options: &SyncOptions,
@@ -16,6 +18,7 @@ pub(super) fn run(
     destination: &mut dyn StorageMut,
     observer: &mut dyn Observer,
     report: &mut Report,
+    state: &mut SyncState,
 ) -> Result<(), SyncError> {
     let (source_mailboxes, source_names) =
         local_names(source.mailboxes().map_err(at(Side::Source, None))?, destination, report);
@@ -29,7 +32,6 @@ pub(super) fn run(
     let destination_subscriptions =
         destination.subscriptions().map_err(at(Side::Destination, None))?;
     let tree = plan_tree(
-        options.mode,
         &source_mailboxes,
         &source_subscriptions,
         &destination_mailboxes,
@@ -48,22 +50,25 @@ pub(super) fn run(
             }
         }
         report.deleted_mailboxes.push(mailbox.clone());
+        state.mailboxes.remove(mailbox);
     }
 
     for mailbox in &tree.sync {
         let source_name = source_names.get(mailbox).unwrap_or(mailbox);
         let names = Names { source: source_name, destination: mailbox };
-        let result = sync_mailbox(
-            options,
-            source,
-            destination,
-            observer,
-            &names,
-            existing.contains(mailbox),
-        );
-        if let Some(mailbox_report) = keep_going(result, report)? {
+        let previous = state.mailboxes.get(mailbox);
+        let exists = existing.contains(mailbox);
+        let result = if exists && unchanged(source, destination, &names, previous)? {
+            Ok((MailboxReport::new(mailbox.clone(), MailboxAction::Update), None))
+        } else {
+            sync_mailbox(options, source, destination, observer, &names, exists)
+        };
+        if let Some((mailbox_report, mailbox_state)) = keep_going(result, report)? {
             observer.mailbox_finished(&mailbox_report);
             report.mailboxes.push(mailbox_report);
+            if let Some(mailbox_state) = mailbox_state {
+                state.mailboxes.insert(mailbox.clone(), mailbox_state);
+            }
         }
     }
 
@@ -94,7 +99,7 @@ fn sync_mailbox(
     observer: &mut dyn Observer,
     names: &Names<'_>,
     exists_on_destination: bool,
-) -> Result<MailboxReport, SyncError> {
+) -> Result<(MailboxReport, Option<MailboxState>), SyncError> {
     let mailbox = names.destination;
     let source_contents =
         source.contents(names.source).map_err(at(Side::Source, Some(names.source)))?;
@@ -104,7 +109,6 @@ fn sync_mailbox(
         None
     };
     let plan = plan_mailbox(
-        options.mode,
         mailbox,
         &source_contents,
         destination_contents.as_ref(),
@@ -131,14 +135,24 @@ fn sync_mailbox(
         mailbox_report.bytes = plan.save.iter().filter_map(|m| m.virtual_size).sum();
         mailbox_report.expunged = plan.expunge.len() as u64;
         mailbox_report.flags_changed = plan.set_flags.len() as u64;
-        return Ok(mailbox_report);
+        return Ok((mailbox_report, None));
+    }
+    // After a backup the destination holds the source's messages: that is the base a
+    // later `sync -1` starts from. With message filters only part of them, so no base.
+    let mut base = MergeBase {
+        uid_validity: source_contents.status.uid_validity.get(),
+        last_common_uid: plan.uid_next.unwrap_or(source_contents.status.uid_next).get() - 1,
+        flags: BTreeMap::new(),
+    };
+    if options.message_filter.is_everything() {
+        base.flags = source_contents.messages.iter().map(|m| (m.uid, m.flags.clone())).collect();
     }
     if plan.is_empty() {
-        return Ok(mailbox_report);
+        return Ok((mailbox_report, Some(record(source, destination, names, base)?)));
     }
 
     let new = NewMailbox {
-        uid_validity: source_contents.status.uid_validity,
+        uid_validity: Some(source_contents.status.uid_validity),
         guid: source_contents.status.guid,
     };
     let at_destination = at(Side::Destination, Some(mailbox));
@@ -154,18 +168,64 @@ fn sync_mailbox(
     let mut writer = destination.writer(mailbox).map_err(at(Side::Destination, Some(mailbox)))?;
     apply_reverts(&mut *writer, &plan, &mut mailbox_report)
         .map_err(at(Side::Destination, Some(mailbox)))?;
-    copy_messages(
-        options,
-        source,
-        names.source,
-        &mut *writer,
-        observer,
-        &plan,
-        &mut mailbox_report,
-    )?;
+    let saves: Vec<(Uid, &MessageMeta)> = plan.save.iter().map(|m| (m.uid, m)).collect();
+    let mut fetch =
+        |uids: &[Uid], sink: &mut dyn MessageSink| source.fetch(names.source, uids, sink);
+    let mut route = CopyRoute {
+        from: &mut fetch,
+        from_name: names.source,
+        from_side: Side::Source,
+        to_name: mailbox,
+        to_side: Side::Destination,
+    };
+    let copied = copy_messages(&mut route, &mut *writer, observer, &saves, options.commit_interval)?;
+    mailbox_report.saved = copied.saved;
+    mailbox_report.bytes = copied.bytes;
+    mailbox_report.vanished = copied.vanished;
     if let Some(uid_next) = plan.uid_next {
         writer.raise_uid_next(uid_next).map_err(at(Side::Destination, Some(mailbox)))?;
     }
     writer.commit().map_err(at(Side::Destination, Some(mailbox)))?;
-    Ok(mailbox_report)
+    drop(writer);
+    Ok((mailbox_report, Some(record(source, destination, names, base)?)))
+}
+
+/// The state to remember for a synced mailbox: its base and both sides' change tokens.
+fn record(
+    source: &mut dyn Storage,
+    destination: &mut dyn StorageMut,
+    names: &Names<'_>,
+    base: MergeBase,
+) -> Result<MailboxState, SyncError> {
+    let source_token =
+        source.status(names.source).map_err(at(Side::Source, Some(names.source)))?.change_token;
+    let destination_token = destination
+        .status(names.destination)
+        .map_err(at(Side::Destination, Some(names.destination)))?
+        .change_token;
+    Ok(MailboxState { base, source_token, destination_token })
+}
+
+/// True when neither side changed this mailbox since the last run (both change tokens as
+/// recorded): then it needs no listing at all.
+fn unchanged(
+    source: &mut dyn Storage,
+    destination: &mut dyn StorageMut,
+    names: &Names<'_>,
+    previous: Option<&MailboxState>,
+) -> Result<bool, SyncError> {
+    let Some(previous) = previous else { return Ok(false) };
+    let (Some(source_token), Some(destination_token)) =
+        (&previous.source_token, &previous.destination_token)
+    else {
+        return Ok(false);
+    };
+    let now = source.status(names.source).map_err(at(Side::Source, Some(names.source)))?;
+    if now.change_token.as_ref() != Some(source_token) {
+        return Ok(false);
+    }
+    let now = destination
+        .status(names.destination)
+        .map_err(at(Side::Destination, Some(names.destination)))?;
+    Ok(now.change_token.as_ref() == Some(destination_token))
 }

@@ -1,57 +1,86 @@
-//! Moving message bodies from one side into a destination writer.
+//! Moving message bodies from one storage into a mailbox writer: streamed, in ascending
+//! UID order, committed every `commit_interval` saves.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, Write};
 
-use super::{Observer, SyncOptions, at};
+use super::Observer;
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
 use crate::model::{MailboxName, MessageMeta, Uid};
 use crate::plan::MailboxPlan;
 use crate::report::MailboxReport;
 use crate::storage::{MailboxWriter, MessageSink, Storage};
 
+/// Reads the bodies of some UIDs into a sink (a storage's `fetch`, or a spool's replay).
+pub(super) type Fetch<'a> =
+    dyn FnMut(&[Uid], &mut dyn MessageSink) -> Result<(), StorageError> + 'a;
+
+/// Where bodies are read from and where they go, for error messages and reports.
+pub(super) struct CopyRoute<'r, 'f> {
+    /// Reads bodies.
+    pub(super) from: &'r mut Fetch<'f>,
+    /// The mailbox read (its name on the side read).
+    pub(super) from_name: &'r MailboxName,
+    /// Which side that is.
+    pub(super) from_side: Side,
+    /// The mailbox written (its name on the written side).
+    pub(super) to_name: &'r MailboxName,
+    /// Which side that is.
+    pub(super) to_side: Side,
+}
+
+/// Counts of one copy.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Copied {
+    /// Messages saved.
+    pub(super) saved: u64,
+    /// Bytes saved.
+    pub(super) bytes: u64,
+    /// Messages asked for that the origin no longer had.
+    pub(super) vanished: u64,
+}
+
+/// Copies `saves` (origin UID → metadata carrying the final UID; ascending in both) from
+/// `route.from` into `writer`.
 pub(super) fn copy_messages(
-    options: &SyncOptions,
-    source: &mut dyn Storage,
-    source_name: &MailboxName,
+    route: &mut CopyRoute<'_, '_>,
     writer: &mut dyn MailboxWriter,
     observer: &mut dyn Observer,
-    plan: &MailboxPlan,
-    report: &mut MailboxReport,
-) -> Result<(), SyncError> {
-    if plan.save.is_empty() {
-        return Ok(());
+    saves: &[(Uid, &MessageMeta)],
+    commit_interval: u32,
+) -> Result<Copied, SyncError> {
+    if saves.is_empty() {
+        return Ok(Copied::default());
     }
-    let wanted: BTreeMap<Uid, &MessageMeta> = plan.save.iter().map(|m| (m.uid, m)).collect();
+    let wanted: BTreeMap<Uid, &MessageMeta> = saves.iter().copied().collect();
     let uids: Vec<Uid> = wanted.keys().copied().collect();
     let mut sink = CopySink {
         writer,
         observer,
-        mailbox: &plan.mailbox,
+        mailbox: route.to_name,
         wanted,
-        commit_interval: options.commit_interval.max(1),
+        commit_interval: commit_interval.max(1),
         since_commit: 0,
         staged_bytes: None,
         last_saved: None,
-        saved: 0,
-        bytes: 0,
+        copied: Copied::default(),
         destination_error: None,
     };
-    let result = source.fetch(source_name, &uids, &mut sink);
-    report.saved = sink.saved;
-    report.bytes = sink.bytes;
-    report.vanished = uids.len() as u64 - sink.saved;
+    let result = (route.from)(&uids, &mut sink);
+    let mut copied = sink.copied;
+    copied.vanished = uids.len() as u64 - copied.saved;
     if let Some(error) = sink.destination_error.take() {
-        return Err(SyncError {
-            side: Side::Destination,
-            mailbox: Some(plan.mailbox.clone()),
-            error,
-        });
+        return Err(SyncError { side: route.to_side, mailbox: Some(route.to_name.clone()), error });
     }
-    result.map_err(at(Side::Source, Some(source_name)))
+    result.map_err(|error| SyncError {
+        side: route.from_side,
+        mailbox: Some(route.from_name.clone()),
+        error,
+    })?;
+    Ok(copied)
 }
 
-/// Forwards fetched bodies into the destination writer, in ascending UID order.
+/// Forwards fetched bodies into the writer, in ascending UID order.
 struct CopySink<'a> {
     writer: &'a mut dyn MailboxWriter,
     observer: &'a mut dyn Observer,
@@ -61,16 +90,15 @@ struct CopySink<'a> {
     since_commit: u32,
     staged_bytes: Option<u64>,
     last_saved: Option<Uid>,
-    saved: u64,
-    bytes: u64,
-    /// The real error when the destination failed, so the run blames the right side
-    /// (the source adapter only sees that its sink refused).
+    copied: Copied,
+    /// The real error when the written side failed, so the run blames the right side
+    /// (the reading adapter only sees that its sink refused).
     destination_error: Option<StorageError>,
 }
 
 impl CopySink<'_> {
     fn fail(&mut self, error: StorageError) -> StorageError {
-        let reply = StorageError::new(error.kind(), "destination refused the message");
+        let reply = StorageError::new(error.kind(), "the destination refused the message");
         self.destination_error = Some(error);
         reply
     }
@@ -79,7 +107,7 @@ impl CopySink<'_> {
         let Some(bytes) = self.staged_bytes.take() else {
             return Err(StorageError::new(
                 ErrorKind::InvalidData,
-                format!("source reported UID {uid} without a body"),
+                format!("UID {uid} was reported without a body"),
             ));
         };
         let Some(meta) = self.wanted.remove(&uid) else {
@@ -89,17 +117,17 @@ impl CopySink<'_> {
         if self.last_saved.is_some_and(|last| uid <= last) {
             return Err(StorageError::new(
                 ErrorKind::InvalidData,
-                format!("source returned UID {uid} out of ascending order"),
+                format!("UID {uid} arrived out of ascending order"),
             ));
         }
         if let Err(error) = self.writer.save_finish(meta) {
             return Err(self.fail(error));
         }
         self.last_saved = Some(uid);
-        self.saved += 1;
-        self.bytes += bytes;
+        self.copied.saved += 1;
+        self.copied.bytes += bytes;
         self.since_commit += 1;
-        self.observer.message_saved(self.mailbox, uid, bytes);
+        self.observer.message_saved(self.mailbox, meta.uid, bytes);
         if self.since_commit >= self.commit_interval {
             if let Err(error) = self.writer.commit() {
                 return Err(self.fail(error));
@@ -140,6 +168,94 @@ impl Read for CountingReader<'_> {
     }
 }
 
+/// Bodies read from a storage and kept until they are written back to the same storage
+/// (a message moving to a new UID on its own side: its storage cannot be read and written
+/// at once). Small bodies stay in memory, larger ones go to an unlinked temporary file.
+pub(super) struct Spool {
+    bodies: Vec<(Uid, SpooledBody)>,
+    pending: Option<SpooledBody>,
+}
+
+enum SpooledBody {
+    Memory(Vec<u8>),
+    File(std::fs::File),
+}
+
+/// Bodies up to this size are spooled in memory.
+const SPOOL_IN_MEMORY: usize = 1 << 20;
+
+impl Spool {
+    /// Reads `uids` of `mailbox` from `storage`.
+    pub(super) fn fill(
+        storage: &mut dyn Storage,
+        mailbox: &MailboxName,
+        uids: &[Uid],
+    ) -> Result<Spool, StorageError> {
+        let mut spool = Spool { bodies: Vec::new(), pending: None };
+        storage.fetch(mailbox, uids, &mut spool)?;
+        Ok(spool)
+    }
+
+    /// Replays the spooled bodies into `sink`, as if fetched.
+    pub(super) fn replay(self, sink: &mut dyn MessageSink) -> Result<(), StorageError> {
+        let spool_error =
+            |e: io::Error| StorageError::with_source(ErrorKind::Temporary, "reading the spool", e);
+        for (uid, body) in self.bodies {
+            match body {
+                SpooledBody::Memory(bytes) => sink.body(&mut bytes.as_slice())?,
+                SpooledBody::File(mut file) => {
+                    file.rewind().map_err(spool_error)?;
+                    sink.body(&mut file)?;
+                }
+            }
+            sink.done(uid)?;
+        }
+        Ok(())
+    }
+}
+
+impl MessageSink for Spool {
+    fn body(&mut self, body: &mut dyn Read) -> Result<(), StorageError> {
+        let spool_error = |e: io::Error| {
+            StorageError::with_source(ErrorKind::from_io(&e), "spooling a message", e)
+        };
+        let mut memory = Vec::new();
+        body.take(SPOOL_IN_MEMORY as u64 + 1).read_to_end(&mut memory).map_err(spool_error)?;
+        if memory.len() <= SPOOL_IN_MEMORY {
+            self.pending = Some(SpooledBody::Memory(memory));
+            return Ok(());
+        }
+        let mut file = temp_file().map_err(spool_error)?;
+        file.write_all(&memory).map_err(spool_error)?;
+        io::copy(body, &mut file).map_err(spool_error)?;
+        self.pending = Some(SpooledBody::File(file));
+        Ok(())
+    }
+
+    fn done(&mut self, uid: Uid) -> Result<(), StorageError> {
+        if let Some(body) = self.pending.take() {
+            self.bodies.push((uid, body));
+        }
+        Ok(())
+    }
+}
+
+/// A temporary file that is already unlinked (nothing to clean up, even after a kill).
+fn temp_file() -> io::Result<std::fs::File> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let path = std::env::temp_dir().join(format!(
+        ".dsync-rs-spool.{}.{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
+    std::fs::remove_file(&path)?;
+    Ok(file)
+}
+
+/// Applies a backup plan's reverts (expunges, flag changes) and commits them before the
+/// long copy, so they are durable early.
 pub(super) fn apply_reverts(
     writer: &mut dyn MailboxWriter,
     plan: &MailboxPlan,

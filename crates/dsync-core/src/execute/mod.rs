@@ -4,6 +4,7 @@
 
 mod backup;
 mod copy;
+mod merge;
 
 use std::collections::BTreeMap;
 
@@ -12,6 +13,7 @@ use crate::filter::{MailboxFilter, MessageFilter};
 use crate::model::{MailboxInfo, MailboxName, Uid};
 use crate::plan::{MailboxPlan, Mode, TreePlan};
 use crate::report::{MailboxReport, Report};
+use crate::state::SyncState;
 use crate::storage::{Storage, StorageMut};
 
 /// How a run behaves.
@@ -29,6 +31,9 @@ pub struct SyncOptions {
     pub mailbox_filter: MailboxFilter,
     /// Which messages the run copies and compares (`-t`, `-e`, `-I`, `-O`).
     pub message_filter: MessageFilter,
+    /// What the previous run left behind ([`Report::state`] of that run). Without it a run
+    /// lists every mailbox in full and a two-way sync cannot tell an expunge from new mail.
+    pub state: Option<SyncState>,
 }
 
 impl Default for SyncOptions {
@@ -39,6 +44,7 @@ impl Default for SyncOptions {
             dry_run: false,
             mailbox_filter: MailboxFilter::default(),
             message_filter: MessageFilter::default(),
+            state: None,
         }
     }
 }
@@ -64,6 +70,12 @@ impl SyncOptions {
     #[must_use]
     pub fn mailbox_filter(mut self, filter: MailboxFilter) -> SyncOptions {
         self.mailbox_filter = filter;
+        self
+    }
+    /// Starts from the state a previous run returned.
+    #[must_use]
+    pub fn state(mut self, state: Option<SyncState>) -> SyncOptions {
+        self.state = state;
         self
     }
     /// Restricts the run to some messages.
@@ -123,7 +135,62 @@ pub fn run(
     observer: &mut dyn Observer,
 ) -> Result<Report, Failed> {
     let mut report = Report { dry_run: options.dry_run, ..Report::default() };
-    match backup::run(options, source, destination, observer, &mut report) {
+    let mut state = options.state.clone().unwrap_or_default();
+    let result = match options.mode {
+        Mode::Backup => {
+            backup::run(options, source, destination, observer, &mut report, &mut state)
+        }
+        Mode::OneWay => {
+            let side_a = merge::SideA::ReadOnly(source);
+            merge::run(options, side_a, destination, observer, &mut report, &mut state)
+        }
+        Mode::TwoWay => Err(SyncError {
+            side: Side::Source,
+            mailbox: None,
+            error: StorageError::new(
+                ErrorKind::Usage,
+                "a two-way sync writes both sides: use run_two_way",
+            ),
+        }),
+    };
+    finish(result, report, state, options)
+}
+
+/// Runs a two-way sync (Dovecot's `sync`) between `a` and `b`; `a` plays the source's part
+/// in reports and errors.
+pub fn run_two_way(
+    options: &SyncOptions,
+    a: &mut dyn StorageMut,
+    b: &mut dyn StorageMut,
+    observer: &mut dyn Observer,
+) -> Result<Report, Failed> {
+    let mut report = Report { dry_run: options.dry_run, ..Report::default() };
+    let mut state = options.state.clone().unwrap_or_default();
+    let result = if options.message_filter.is_everything() {
+        merge::run(options, merge::SideA::Writable(a), b, observer, &mut report, &mut state)
+    } else {
+        Err(SyncError {
+            side: Side::Source,
+            mailbox: None,
+            error: StorageError::new(
+                ErrorKind::Usage,
+                "message filters are not supported in a two-way sync",
+            ),
+        })
+    };
+    finish(result, report, state, options)
+}
+
+fn finish(
+    result: Result<(), SyncError>,
+    mut report: Report,
+    state: SyncState,
+    options: &SyncOptions,
+) -> Result<Report, Failed> {
+    // A dry run leaves the state as it was; a failed run returns what it has, since every
+    // mailbox recorded in it was synced completely.
+    report.state = if options.dry_run { options.state.clone() } else { Some(state) };
+    match result {
         Ok(()) => Ok(report),
         Err(error) => Err(Failed { error, report: Box::new(report) }),
     }

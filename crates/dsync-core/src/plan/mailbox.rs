@@ -2,11 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use super::{MailboxAction, MailboxPlan, Mode, RecreateReason};
+use super::{MailboxAction, MailboxPlan, RecreateReason};
 use crate::filter::MessageFilter;
 use crate::model::{MailboxContents, MailboxName, MessageMeta, Uid};
 
-/// Plans one mailbox for `mode`. `destination` is `None` when the mailbox does not exist
+/// Plans one mailbox for `backup`. `destination` is `None` when the mailbox does not exist
 /// there yet.
 ///
 /// Backup rules (Dovecot's `dsync-mailbox-import.c` for a backup receiver, §5.6–5.7 of
@@ -24,15 +24,12 @@ use crate::model::{MailboxContents, MailboxName, MessageMeta, Uid};
 /// that would need a UID below the destination's UIDNEXT is listed in
 /// [`MailboxPlan::skipped`].
 pub fn plan_mailbox(
-    mode: Mode,
     mailbox: &MailboxName,
     source: &MailboxContents,
     destination: Option<&MailboxContents>,
     filter: &MessageFilter,
 ) -> MailboxPlan {
-    match mode {
-        Mode::Backup => backup(mailbox, source, destination, filter),
-    }
+    backup(mailbox, source, destination, filter)
 }
 
 fn backup(
@@ -178,6 +175,7 @@ mod tests {
                 messages: u32::try_from(messages.len()).expect("small"),
                 highest_modseq: None,
                 guid: None,
+                change_token: None,
             },
             messages: messages
                 .iter()
@@ -192,13 +190,7 @@ mod tests {
     }
 
     fn plan(source: &MailboxContents, destination: Option<&MailboxContents>) -> MailboxPlan {
-        plan_mailbox(
-            Mode::Backup,
-            &MailboxName::inbox(),
-            source,
-            destination,
-            &MessageFilter::default(),
-        )
+        plan_mailbox(&MailboxName::inbox(), source, destination, &MessageFilter::default())
     }
 
     const SEEN: SystemFlags = SystemFlags::SEEN;

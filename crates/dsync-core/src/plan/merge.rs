@@ -464,6 +464,7 @@ mod tests {
                     messages: u32::try_from(messages.len()).expect("small"),
                     highest_modseq: None,
                     guid: None,
+                    change_token: None,
                 },
                 messages: metas,
             },

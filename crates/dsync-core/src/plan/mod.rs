@@ -25,6 +25,12 @@ pub enum Mode {
     /// mailboxes, messages and changes are reverted. The source is never written.
     #[default]
     Backup,
+    /// Merge the source into the destination (Dovecot's `sync -1`): the source's new mail,
+    /// expunges and flag changes arrive; the destination's own changes stay. The source is
+    /// never written. See [`merge`].
+    OneWay,
+    /// Merge both ways (Dovecot's `sync`): run it with [`crate::run_two_way`].
+    TwoWay,
 }
 
 /// Mailbox-level changes for the destination.

@@ -2,11 +2,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Mode, TreePlan};
+use super::TreePlan;
 use crate::filter::MailboxFilter;
 use crate::model::{MailboxInfo, MailboxName, SpecialUse};
 
-/// Plans the mailbox tree for `mode`.
+/// Plans the mailbox tree for `backup`.
 ///
 /// Backup rules (Dovecot's, `dovecot-formats.md` §5.3, with one deliberate difference):
 /// * every selectable source mailbox is synced (created when missing);
@@ -21,7 +21,6 @@ use crate::model::{MailboxInfo, MailboxName, SpecialUse};
 /// deletes, creates or (un)subscribes anything outside it. A special-use role on either
 /// side counts (a Maildir destination has no roles of its own).
 pub fn plan_tree(
-    mode: Mode,
     source: &[MailboxInfo],
     source_subscriptions: &BTreeSet<MailboxName>,
     destination: &[MailboxInfo],
@@ -34,11 +33,7 @@ pub fn plan_tree(
     }
     let wanted =
         |name: &MailboxName| filter.wants(name, roles.get(name).map_or(&[][..], Vec::as_slice));
-    match mode {
-        Mode::Backup => {
-            backup(source, source_subscriptions, destination, destination_subscriptions, &wanted)
-        }
-    }
+    backup(source, source_subscriptions, destination, destination_subscriptions, &wanted)
 }
 
 fn backup(
@@ -103,7 +98,6 @@ mod tests {
         filter: &MailboxFilter,
     ) -> TreePlan {
         plan_tree(
-            Mode::Backup,
             source,
             &names(source_subscriptions),
             destination,

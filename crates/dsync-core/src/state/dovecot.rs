@@ -1,5 +1,5 @@
 //! The incremental-sync state string of `doveadm sync -s` (Dovecot's
-//! `dsync-mailbox-state.c`), so states move between dsync-rs and doveadm.
+//! `dsync-mailbox-state.c`), for interoperating with doveadm.
 //!
 //! Layout before base64 (standard alphabet, padded): the version header `01 00 00 00`, one
 //! 44-byte record per mailbox (GUID, UIDVALIDITY, last common UID, last common modseq,
@@ -20,7 +20,7 @@ const V0_RECORD_SIZE: usize = 16 + 4 + 4 + 8 + 8;
 
 /// What was in common between the two sides after the last sync of one mailbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MailboxState {
+pub struct DovecotMailboxState {
     /// The mailbox.
     pub mailbox_guid: MailboxGuid,
     /// UIDVALIDITY at the last sync.
@@ -37,9 +37,9 @@ pub struct MailboxState {
 
 /// The state of every synced mailbox, keyed by mailbox GUID.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SyncState {
+pub struct DovecotState {
     /// Per-mailbox states.
-    pub mailboxes: BTreeMap<MailboxGuid, MailboxState>,
+    pub mailboxes: BTreeMap<MailboxGuid, DovecotMailboxState>,
 }
 
 /// Why a state string was not accepted. Dovecot answers each of these with "Saved sync
@@ -61,10 +61,10 @@ pub enum StateError {
     CrcMismatch,
 }
 
-impl SyncState {
+impl DovecotState {
     /// The empty state (`AQAAAHm4+Jk=`): "stateful, but nothing synced yet".
-    pub fn empty() -> SyncState {
-        SyncState::default()
+    pub fn empty() -> DovecotState {
+        DovecotState::default()
     }
 
     /// Encodes as Dovecot does.
@@ -86,14 +86,14 @@ impl SyncState {
 
     /// Decodes a state string. Like Dovecot, an empty string, four zero bytes and a valid
     /// legacy (v0) state all decode to the empty state.
-    pub fn decode(text: &str) -> Result<SyncState, StateError> {
+    pub fn decode(text: &str) -> Result<DovecotState, StateError> {
         let text = text.trim();
         if text.is_empty() {
-            return Ok(SyncState::empty());
+            return Ok(DovecotState::empty());
         }
         let bytes = BASE64.decode(text).map_err(|_| StateError::InvalidBase64)?;
         if bytes.len() == 4 && bytes == [0, 0, 0, 0] {
-            return Ok(SyncState::empty());
+            return Ok(DovecotState::empty());
         }
         if bytes.len() < 8 {
             return Err(StateError::TooSmall);
@@ -103,7 +103,7 @@ impl SyncState {
         if (bytes.len() - 8) % RECORD_SIZE != 0 || !crc_matches {
             // A valid v0 state (no header, shorter records) is silently treated as empty.
             if body.len() % V0_RECORD_SIZE == 0 && crc_matches {
-                return Ok(SyncState::empty());
+                return Ok(DovecotState::empty());
             }
             return Err(if crc_matches {
                 StateError::InvalidSize
@@ -111,7 +111,7 @@ impl SyncState {
                 StateError::CrcMismatch
             });
         }
-        let mut state = SyncState::empty();
+        let mut state = DovecotState::empty();
         for record in body[4..].chunks_exact(RECORD_SIZE) {
             let u32_at = |at: usize| {
                 u32::from_le_bytes([record[at], record[at + 1], record[at + 2], record[at + 3]])
@@ -119,7 +119,7 @@ impl SyncState {
             let u64_at = |at: usize| u64::from(u32_at(at)) | (u64::from(u32_at(at + 4)) << 32);
             let mut guid = [0u8; 16];
             guid.copy_from_slice(&record[..16]);
-            let mailbox = MailboxState {
+            let mailbox = DovecotMailboxState {
                 mailbox_guid: MailboxGuid(guid),
                 last_uid_validity: u32_at(16),
                 last_common_uid: u32_at(20),
@@ -140,10 +140,10 @@ mod tests {
 
     #[test]
     fn empty_state_is_dovecots() {
-        assert_eq!(SyncState::empty().encode(), "AQAAAHm4+Jk=");
-        assert_eq!(SyncState::decode("AQAAAHm4+Jk="), Ok(SyncState::empty()));
-        assert_eq!(SyncState::decode(""), Ok(SyncState::empty()));
-        assert_eq!(SyncState::decode("AAAAAA=="), Ok(SyncState::empty()), "four zero bytes");
+        assert_eq!(DovecotState::empty().encode(), "AQAAAHm4+Jk=");
+        assert_eq!(DovecotState::decode("AQAAAHm4+Jk="), Ok(DovecotState::empty()));
+        assert_eq!(DovecotState::decode(""), Ok(DovecotState::empty()));
+        assert_eq!(DovecotState::decode("AAAAAA=="), Ok(DovecotState::empty()), "four zero bytes");
     }
 
     /// Printed by `doveadm backup -s '' -R imapc:` (Dovecot 2.3.19.1) for a Maildir INBOX
@@ -151,11 +151,11 @@ mod tests {
     #[test]
     fn decodes_and_re_encodes_a_dovecot_state() {
         let text = "AQAAAMkvZPefDR7QHm1bMU8EiGw0/wNrAwAAAAAAAAAAAAAAAAAAAAAAAAADAAAA7dnUaQ==";
-        let state = SyncState::decode(text).expect("valid state");
+        let state = DovecotState::decode(text).expect("valid state");
         let guid = MailboxGuid::from_hex("c92f64f79f0d1ed01e6d5b314f04886c").expect("hex");
         assert_eq!(
             state.mailboxes[&guid],
-            MailboxState {
+            DovecotMailboxState {
                 mailbox_guid: guid,
                 last_uid_validity: 1_795_424_052,
                 last_common_uid: 3,
@@ -169,15 +169,15 @@ mod tests {
 
     #[test]
     fn rejects_damaged_states() {
-        assert_eq!(SyncState::decode("not base64!"), Err(StateError::InvalidBase64));
-        assert_eq!(SyncState::decode("AQAA"), Err(StateError::TooSmall));
-        assert_eq!(SyncState::decode("AQAAAHm4+Jo="), Err(StateError::CrcMismatch));
+        assert_eq!(DovecotState::decode("not base64!"), Err(StateError::InvalidBase64));
+        assert_eq!(DovecotState::decode("AQAA"), Err(StateError::TooSmall));
+        assert_eq!(DovecotState::decode("AQAAAHm4+Jo="), Err(StateError::CrcMismatch));
         let mut bytes = BASE64.decode("AQAAAHm4+Jk=").expect("valid");
         bytes.insert(4, 7);
         let crc = crc32fast::hash(&bytes[..bytes.len() - 4]).to_le_bytes();
         let len = bytes.len();
         bytes[len - 4..].copy_from_slice(&crc);
-        assert_eq!(SyncState::decode(&BASE64.encode(bytes)), Err(StateError::InvalidSize));
+        assert_eq!(DovecotState::decode(&BASE64.encode(bytes)), Err(StateError::InvalidSize));
     }
 
     #[test]
@@ -185,7 +185,7 @@ mod tests {
         let mut bytes = vec![0xab; V0_RECORD_SIZE];
         let crc = crc32fast::hash(&bytes).to_le_bytes();
         bytes.extend_from_slice(&crc);
-        assert_eq!(SyncState::decode(&BASE64.encode(bytes)), Ok(SyncState::empty()));
+        assert_eq!(DovecotState::decode(&BASE64.encode(bytes)), Ok(DovecotState::empty()));
     }
 
     proptest! {
@@ -193,10 +193,10 @@ mod tests {
         fn round_trip(records in proptest::collection::vec(
             (any::<[u8; 16]>(), any::<u32>(), any::<u32>(), any::<u64>(), any::<u64>(), any::<u32>()), 0..8)
         ) {
-            let mut state = SyncState::empty();
+            let mut state = DovecotState::empty();
             for (guid, validity, uid, modseq, pvt, count) in records {
                 let mailbox_guid = MailboxGuid(guid);
-                state.mailboxes.insert(mailbox_guid, MailboxState {
+                state.mailboxes.insert(mailbox_guid, DovecotMailboxState {
                     mailbox_guid,
                     last_uid_validity: validity,
                     last_common_uid: uid,
@@ -205,12 +205,12 @@ mod tests {
                     last_messages_count: count,
                 });
             }
-            prop_assert_eq!(SyncState::decode(&state.encode()), Ok(state));
+            prop_assert_eq!(DovecotState::decode(&state.encode()), Ok(state));
         }
 
         #[test]
         fn decode_never_panics(text in ".{0,80}") {
-            let _ = SyncState::decode(&text);
+            let _ = DovecotState::decode(&text);
         }
     }
 }

@@ -1,0 +1,464 @@
+//! `sync -1` (one-way merge into B) and `sync` (two-way): see [`crate::plan::merge`].
+//!
+//! Mailbox tree rules: a mailbox on both sides is merged. One that only A has is created
+//! on B, unless saved state shows B had it and deleted it (one-way: B's delete stays;
+//! two-way: the delete travels to A, but only if A did not change the mailbox since, else
+//! it is recreated on B so no mail is lost). One that only B has stays in one-way mode and
+//! is handled symmetrically in two-way mode. Subscriptions are united (unsubscribing does
+//! not travel yet). INBOX is never deleted.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::copy::{CopyRoute, Fetch, Spool, copy_messages};
+use super::{Observer, SyncOptions, keep_going, local_names};
+use crate::error::{Side, StorageError, SyncError};
+use crate::model::{MailboxContents, MailboxName, MessageMeta, Uid};
+use crate::plan::MailboxAction;
+use crate::plan::merge::{MergeMode, MergeSide, Origin, SidePlan, plan_merge};
+use crate::report::{MailboxReport, Report};
+use crate::state::{MailboxState, SyncState};
+use crate::storage::{MessageSink, NewMailbox, Storage, StorageMut};
+
+/// Side A: only read in one-way mode, written too in two-way mode.
+pub(super) enum SideA<'a> {
+    ReadOnly(&'a mut dyn Storage),
+    Writable(&'a mut dyn StorageMut),
+}
+
+impl SideA<'_> {
+    fn storage(&mut self) -> &mut dyn Storage {
+        match self {
+            SideA::ReadOnly(storage) => *storage,
+            SideA::Writable(storage) => *storage,
+        }
+    }
+
+    fn mode(&self) -> MergeMode {
+        match self {
+            SideA::ReadOnly(_) => MergeMode::OneWay,
+            SideA::Writable(_) => MergeMode::TwoWay,
+        }
+    }
+}
+
+/// Which side an error or a change belongs to, for A and B.
+const A: Side = Side::Source;
+const B: Side = Side::Destination;
+
+fn at(side: Side, mailbox: &MailboxName) -> impl FnOnce(StorageError) -> SyncError + '_ {
+    move |error| SyncError { side, mailbox: Some(mailbox.clone()), error }
+}
+
+pub(super) fn run(
+    options: &SyncOptions,
+    mut a: SideA<'_>,
+    b: &mut dyn StorageMut,
+    observer: &mut dyn Observer,
+    report: &mut Report,
+    state: &mut SyncState,
+) -> Result<(), SyncError> {
+    let global = |side: Side| move |error: StorageError| SyncError { side, mailbox: None, error };
+    let (a_mailboxes, a_names) =
+        local_names(a.storage().mailboxes().map_err(global(A))?, &*b, report);
+    let a_subscriptions: BTreeSet<MailboxName> =
+        a.storage().subscriptions().map_err(global(A))?.iter().map(|n| b.local_name(n)).collect();
+    let b_mailboxes = b.mailboxes().map_err(global(B))?;
+    let b_subscriptions = b.subscriptions().map_err(global(B))?;
+
+    let wanted = |name: &MailboxName| {
+        let roles: Vec<_> = a_mailboxes
+            .iter()
+            .chain(&b_mailboxes)
+            .filter(|m| &m.name == name)
+            .flat_map(|m| m.special_use.iter().copied())
+            .collect();
+        options.mailbox_filter.wants(name, &roles)
+    };
+    let selectable = |list: &[crate::model::MailboxInfo]| -> BTreeSet<MailboxName> {
+        list.iter().filter(|m| m.selectable && wanted(&m.name)).map(|m| m.name.clone()).collect()
+    };
+    let (in_a, in_b) = (selectable(&a_mailboxes), selectable(&b_mailboxes));
+    let mode = a.mode();
+
+    for name in in_a.union(&in_b) {
+        let a_name = match (a_names.get(name), &a) {
+            (Some(original), _) => original.clone(),
+            (None, SideA::Writable(a)) => a.local_name(name),
+            (None, SideA::ReadOnly(_)) => name.clone(),
+        };
+        let previous = state.mailboxes.get(name).cloned();
+        let result = match (in_a.contains(name), in_b.contains(name)) {
+            (true, true) => {
+                merge_mailbox(options, &mut a, b, observer, &a_name, name, previous.as_ref(), None)
+            }
+            (true, false) => {
+                // B lacks it. Deleted there since the last sync, or new on A?
+                match (&previous, mode) {
+                    (Some(_), MergeMode::OneWay) => continue, // B's delete stays
+                    (Some(seen), MergeMode::TwoWay)
+                        if !name.is_inbox()
+                            && unchanged(a.storage(), &a_name, seen.source_token.as_deref()) =>
+                    {
+                        delete(&mut a, &a_name, report, state, name);
+                        continue;
+                    }
+                    _ => merge_mailbox(options, &mut a, b, observer, &a_name, name, None, Some(B)),
+                }
+            }
+            (false, true) => match (&previous, &mut a) {
+                (_, SideA::ReadOnly(_)) => continue, // a destination-only mailbox stays
+                (Some(seen), SideA::Writable(_))
+                    if !name.is_inbox()
+                        && unchanged(b, name, seen.destination_token.as_deref()) =>
+                {
+                    match b.delete_mailbox(name) {
+                        Ok(()) => {
+                            report.deleted_mailboxes.push(name.clone());
+                            state.mailboxes.remove(name);
+                        }
+                        Err(error) => report.failures.push(SyncError {
+                            side: B,
+                            mailbox: Some(name.clone()),
+                            error,
+                        }),
+                    }
+                    continue;
+                }
+                _ => merge_mailbox(options, &mut a, b, observer, &a_name, name, None, Some(A)),
+            },
+            (false, false) => continue,
+        };
+        if let Some((mailbox_report, mailbox_state)) = keep_going(result, report)? {
+            observer.mailbox_finished(&mailbox_report);
+            report.mailboxes.push(mailbox_report);
+            state.mailboxes.insert(name.clone(), mailbox_state);
+        }
+    }
+
+    // Subscriptions: the union.
+    for name in a_subscriptions.difference(&b_subscriptions).filter(|n| wanted(n)) {
+        if !options.dry_run {
+            b.set_subscribed(name, true).map_err(global(B))?;
+        }
+        report.subscribed += 1;
+    }
+    if let SideA::Writable(a) = &mut a {
+        for name in b_subscriptions.difference(&a_subscriptions).filter(|n| wanted(n)) {
+            if !options.dry_run {
+                a.set_subscribed(&a.local_name(name), true).map_err(global(A))?;
+            }
+            report.subscribed += 1;
+        }
+    }
+    Ok(())
+}
+
+/// True when `storage`'s mailbox has the change token recorded at the last sync.
+fn unchanged(storage: &mut dyn Storage, mailbox: &MailboxName, recorded: Option<&str>) -> bool {
+    let Some(recorded) = recorded else { return false };
+    storage.status(mailbox).ok().and_then(|s| s.change_token).as_deref() == Some(recorded)
+}
+
+fn delete(
+    a: &mut SideA<'_>,
+    a_name: &MailboxName,
+    report: &mut Report,
+    state: &mut SyncState,
+    name: &MailboxName,
+) {
+    if let SideA::Writable(a) = a {
+        match a.delete_mailbox(a_name) {
+            Ok(()) => {
+                report.deleted_mailboxes.push(a_name.clone());
+                state.mailboxes.remove(name);
+            }
+            Err(error) => {
+                report.failures.push(SyncError { side: A, mailbox: Some(a_name.clone()), error });
+            }
+        }
+    }
+}
+
+/// Merges one mailbox; `create_on` names the side where it does not exist yet.
+#[allow(clippy::too_many_arguments)]
+fn merge_mailbox(
+    options: &SyncOptions,
+    a: &mut SideA<'_>,
+    b: &mut dyn StorageMut,
+    observer: &mut dyn Observer,
+    a_name: &MailboxName,
+    b_name: &MailboxName,
+    previous: Option<&MailboxState>,
+    create_on: Option<Side>,
+) -> Result<(MailboxReport, MailboxState), SyncError> {
+    let mode = a.mode();
+    // Neither side changed since the last sync: nothing to list.
+    if let Some(previous) = previous
+        && create_on.is_none()
+        && unchanged(a.storage(), a_name, previous.source_token.as_deref())
+        && unchanged(b, b_name, previous.destination_token.as_deref())
+    {
+        return Ok((MailboxReport::new(b_name.clone(), MailboxAction::Update), previous.clone()));
+    }
+    let mut action = MailboxAction::Update;
+    match create_on {
+        Some(Side::Destination) => {
+            let status = a.storage().status(a_name).map_err(at(A, a_name))?;
+            if !options.dry_run {
+                let new = NewMailbox { uid_validity: Some(status.uid_validity), guid: status.guid };
+                b.create_mailbox(b_name, &new).map_err(at(B, b_name))?;
+            }
+            action = MailboxAction::Create;
+        }
+        Some(Side::Source) => {
+            let status = b.status(b_name).map_err(at(B, b_name))?;
+            if let SideA::Writable(a) = a
+                && !options.dry_run
+            {
+                let new = NewMailbox { uid_validity: Some(status.uid_validity), guid: status.guid };
+                a.create_mailbox(a_name, &new).map_err(at(A, a_name))?;
+            }
+            action = MailboxAction::Create;
+        }
+        None => {}
+    }
+    let a_contents =
+        contents_or_empty(a.storage(), a_name, options.dry_run && create_on == Some(A), b, b_name)
+            .map_err(at(A, a_name))?;
+    let b_contents = match (create_on, options.dry_run) {
+        (Some(Side::Destination), true) => empty_like(&a_contents),
+        _ => b.contents(b_name).map_err(at(B, b_name))?,
+    };
+    let base = previous.map(|p| &p.base).filter(|base| {
+        base.uid_validity == a_contents.status.uid_validity.get()
+            && base.uid_validity == b_contents.status.uid_validity.get()
+    });
+
+    // Identities: GUIDs when both sides keep comparable ones, else Dovecot header hashes,
+    // needed only for messages not already known to be common.
+    let use_guids = a.storage().capabilities().message_guids && b.capabilities().message_guids;
+    let known = |uid: &Uid| base.is_some_and(|base| base.flags.contains_key(uid));
+    let a_identities =
+        identities(a.storage(), a_name, &a_contents, use_guids, &known).map_err(at(A, a_name))?;
+    let b_identities =
+        identities(b, b_name, &b_contents, use_guids, &known).map_err(at(B, b_name))?;
+    let plan = plan_merge(
+        mode,
+        MergeSide { contents: &a_contents, identities: &a_identities },
+        MergeSide { contents: &b_contents, identities: &b_identities },
+        base,
+    );
+    drop((a_identities, b_identities));
+
+    let mut report = MailboxReport::new(b_name.clone(), action);
+    if options.dry_run {
+        report.saved = plan.b.save.len() as u64;
+        report.bytes = plan.b.save.iter().filter_map(|s| s.meta.virtual_size).sum();
+        report.expunged = plan.b.expunge.len() as u64;
+        report.flags_changed = plan.b.set_flags.len() as u64;
+        report.source_changes =
+            (plan.a.save.len() + plan.a.expunge.len() + plan.a.set_flags.len()) as u64;
+        let state = previous.cloned().unwrap_or_default();
+        return Ok((report, state));
+    }
+
+    // B first (in one-way mode the only side), then A.
+    let commit_interval = options.commit_interval;
+    {
+        let (a_storage, route_side) = (a.storage(), A);
+        let counts = apply_side(
+            b,
+            b_name,
+            B,
+            a_storage,
+            a_name,
+            route_side,
+            &plan.b,
+            observer,
+            commit_interval,
+        )?;
+        report.saved = counts.saved;
+        report.bytes = counts.bytes;
+        report.vanished = counts.vanished;
+        report.expunged = plan.b.expunge.len() as u64;
+        report.flags_changed = plan.b.set_flags.len() as u64;
+    }
+    if let SideA::Writable(a) = a
+        && !plan.a.is_empty()
+    {
+        let counts = apply_side(*a, a_name, A, b, b_name, B, &plan.a, observer, commit_interval)?;
+        report.source_changes =
+            counts.saved + plan.a.expunge.len() as u64 + plan.a.set_flags.len() as u64;
+    }
+
+    let source_token = a.storage().status(a_name).map_err(at(A, a_name))?.change_token;
+    let destination_token = b.status(b_name).map_err(at(B, b_name))?.change_token;
+    Ok((report, MailboxState { base: plan.next_base, source_token, destination_token }))
+}
+
+fn contents_or_empty(
+    a: &mut dyn Storage,
+    a_name: &MailboxName,
+    missing: bool,
+    b: &mut dyn StorageMut,
+    b_name: &MailboxName,
+) -> Result<MailboxContents, StorageError> {
+    if missing {
+        // Dry run: the mailbox that would be created on A is empty, like B's status says.
+        let status = b.status(b_name)?;
+        return Ok(MailboxContents {
+            status: crate::model::MailboxStatus { messages: 0, change_token: None, ..status },
+            messages: Vec::new(),
+        });
+    }
+    a.contents(a_name)
+}
+
+fn empty_like(other: &MailboxContents) -> MailboxContents {
+    MailboxContents {
+        status: crate::model::MailboxStatus {
+            uid_next: Uid::MIN,
+            messages: 0,
+            highest_modseq: None,
+            change_token: None,
+            ..other.status.clone()
+        },
+        messages: Vec::new(),
+    }
+}
+
+fn identities(
+    storage: &mut dyn Storage,
+    mailbox: &MailboxName,
+    contents: &MailboxContents,
+    use_guids: bool,
+    known: &dyn Fn(&Uid) -> bool,
+) -> Result<BTreeMap<Uid, String>, StorageError> {
+    if use_guids {
+        return Ok(contents
+            .messages
+            .iter()
+            .filter_map(|m| Some((m.uid, m.guid.clone()?)))
+            .collect());
+    }
+    let wanted: Vec<Uid> =
+        contents.messages.iter().map(|m| m.uid).filter(|uid| !known(uid)).collect();
+    if wanted.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    storage.header_hashes(mailbox, &wanted)
+}
+
+/// Applies one side's plan: its UIDVALIDITY, then the saves in ascending UID order (bodies
+/// from the other side, or spooled from this side for moves), flags, expunges, UIDNEXT.
+#[allow(clippy::too_many_arguments)]
+fn apply_side(
+    target: &mut dyn StorageMut,
+    target_name: &MailboxName,
+    target_side: Side,
+    other: &mut dyn Storage,
+    other_name: &MailboxName,
+    other_side: Side,
+    plan: &SidePlan,
+    observer: &mut dyn Observer,
+    commit_interval: u32,
+) -> Result<super::copy::Copied, SyncError> {
+    let mut total = super::copy::Copied::default();
+    if plan.is_empty() {
+        return Ok(total);
+    }
+    if let Some(uid_validity) = plan.set_uid_validity {
+        let mut writer = target.writer(target_name).map_err(at(target_side, target_name))?;
+        writer.set_uid_validity(uid_validity).map_err(at(target_side, target_name))?;
+        writer.commit().map_err(at(target_side, target_name))?;
+    }
+    // Consecutive saves with the same kind of origin form one run (one pipelined fetch).
+    let mut start = 0;
+    while start < plan.save.len() {
+        let same_side = matches!(plan.save[start].origin, Origin::SameSide(_));
+        let end = plan.save[start..]
+            .iter()
+            .position(|s| matches!(s.origin, Origin::SameSide(_)) != same_side)
+            .map_or(plan.save.len(), |offset| start + offset);
+        let run: Vec<(Uid, &MessageMeta)> = plan.save[start..end]
+            .iter()
+            .map(|s| match s.origin {
+                Origin::OtherSide(uid) | Origin::SameSide(uid) => (uid, &s.meta),
+            })
+            .collect();
+        let copied = if same_side {
+            // A move on this side: read the bodies first, then write them back.
+            let uids: Vec<Uid> = run.iter().map(|(uid, _)| *uid).collect();
+            let spool =
+                Spool::fill(target, target_name, &uids).map_err(at(target_side, target_name))?;
+            let mut spool = Some(spool);
+            let mut replay = |_: &[Uid], sink: &mut dyn MessageSink| match spool.take() {
+                Some(spool) => spool.replay(sink),
+                None => Ok(()),
+            };
+            copy_run(
+                target,
+                target_name,
+                target_side,
+                &mut replay,
+                target_name,
+                target_side,
+                &run,
+                observer,
+                commit_interval,
+            )?
+        } else {
+            let mut fetch =
+                |uids: &[Uid], sink: &mut dyn MessageSink| other.fetch(other_name, uids, sink);
+            copy_run(
+                target,
+                target_name,
+                target_side,
+                &mut fetch,
+                other_name,
+                other_side,
+                &run,
+                observer,
+                commit_interval,
+            )?
+        };
+        total.saved += copied.saved;
+        total.bytes += copied.bytes;
+        total.vanished += copied.vanished;
+        start = end;
+    }
+    let mut writer = target.writer(target_name).map_err(at(target_side, target_name))?;
+    for (uid, flags) in &plan.set_flags {
+        writer.set_flags(*uid, flags).map_err(at(target_side, target_name))?;
+    }
+    if !plan.expunge.is_empty() {
+        writer.expunge(&plan.expunge).map_err(at(target_side, target_name))?;
+    }
+    if let Some(uid_next) = plan.uid_next {
+        writer.raise_uid_next(uid_next).map_err(at(target_side, target_name))?;
+    }
+    writer.commit().map_err(at(target_side, target_name))?;
+    Ok(total)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn copy_run(
+    target: &mut dyn StorageMut,
+    target_name: &MailboxName,
+    target_side: Side,
+    fetch: &mut Fetch<'_>,
+    from_name: &MailboxName,
+    from_side: Side,
+    run: &[(Uid, &MessageMeta)],
+    observer: &mut dyn Observer,
+    commit_interval: u32,
+) -> Result<super::copy::Copied, SyncError> {
+    let mut writer = target.writer(target_name).map_err(at(target_side, target_name))?;
+    let mut route =
+        CopyRoute { from: fetch, from_name, from_side, to_name: target_name, to_side: target_side };
+    let copied = copy_messages(&mut route, &mut *writer, observer, run, commit_interval)?;
+    writer.commit().map_err(at(target_side, target_name))?;
+    // A message that vanished meanwhile was expunged there; the saved base lists it as
+    // common, so the next run expunges it on this side too. The report says "run again".
+    Ok(copied)
+}

@@ -1,0 +1,278 @@
+//! What a run remembers for the next one: per mailbox, the messages both sides held (with
+//! the flags they had), so a later `sync` knows what was expunged and which side changed
+//! which flag; and each side's change token, so a mailbox that changed on neither side is
+//! skipped without listing it.
+//!
+//! The text format is line based and versioned:
+//!
+//! ```text
+//! dsync-rs state 1
+//! mailbox Archive/2023 1700000000 42 <source token> <destination token>
+//! 7 S $Label1
+//! 9 RS
+//! ```
+//!
+//! Names, keywords and tokens are percent-encoded (`*` marks "no token"); flag letters are
+//! Maildir's (`D` draft, `F` flagged, `R` answered, `S` seen, `T` deleted; `-` for none).
+//! [`dovecot`] has Dovecot's own `-s` state string.
+
+pub mod dovecot;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::model::{Flags, MailboxName, SystemFlags, Uid};
+use crate::plan::merge::MergeBase;
+
+const HEADER: &str = "dsync-rs state 1";
+
+/// What the last run left behind for one mailbox (keyed by its destination-side name).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailboxState {
+    /// UIDVALIDITY, common UIDs and their flags.
+    pub base: MergeBase,
+    /// The source's change token after the run.
+    pub source_token: Option<String>,
+    /// The destination's change token after the run.
+    pub destination_token: Option<String>,
+}
+
+/// Everything a run remembers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncState {
+    /// Per mailbox.
+    pub mailboxes: BTreeMap<MailboxName, MailboxState>,
+}
+
+/// A state text that cannot be used (the run then starts from scratch).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("sync state line {line}: {reason}")]
+pub struct StateError {
+    /// 1-based line number.
+    pub line: usize,
+    /// What is wrong.
+    pub reason: String,
+}
+
+const FLAG_LETTERS: [(SystemFlags, char); 5] = [
+    (SystemFlags::DRAFT, 'D'),
+    (SystemFlags::FLAGGED, 'F'),
+    (SystemFlags::ANSWERED, 'R'),
+    (SystemFlags::SEEN, 'S'),
+    (SystemFlags::DELETED, 'T'),
+];
+
+impl SyncState {
+    /// Encodes the state as text.
+    pub fn encode(&self) -> String {
+        let mut out = String::from(HEADER);
+        out.push('\n');
+        for (name, state) in &self.mailboxes {
+            let components: Vec<String> = name.components().iter().map(|c| escape(c)).collect();
+            let _ = writeln!(
+                out,
+                "mailbox {} {} {} {} {}",
+                components.join("/"),
+                state.base.uid_validity,
+                state.base.last_common_uid,
+                token(state.source_token.as_deref()),
+                token(state.destination_token.as_deref()),
+            );
+            for (uid, flags) in &state.base.flags {
+                let _ = write!(out, "{uid} ");
+                let letters: String = FLAG_LETTERS
+                    .iter()
+                    .filter(|(f, _)| flags.system.contains(*f))
+                    .map(|(_, l)| *l)
+                    .collect();
+                out.push_str(if letters.is_empty() { "-" } else { &letters });
+                for keyword in &flags.keywords {
+                    out.push(' ');
+                    out.push_str(&escape(keyword));
+                }
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// Decodes text written by [`SyncState::encode`].
+    pub fn decode(text: &str) -> Result<SyncState, StateError> {
+        let mut lines = text.lines().enumerate().map(|(i, line)| (i + 1, line));
+        match lines.next() {
+            Some((_, HEADER)) => {}
+            _ => return Err(StateError { line: 1, reason: format!("expected {HEADER:?}") }),
+        }
+        let mut state = SyncState::default();
+        let mut current: Option<(MailboxName, MailboxState)> = None;
+        for (number, line) in lines {
+            let error = |reason: &str| StateError { line: number, reason: reason.to_owned() };
+            let fields: Vec<&str> = line.split(' ').collect();
+            if fields.first() == Some(&"mailbox") {
+                if let Some((name, mailbox)) = current.take() {
+                    state.mailboxes.insert(name, mailbox);
+                }
+                let [_, name, uid_validity, last_common, source, destination] = fields[..] else {
+                    return Err(error("a mailbox line has 6 fields"));
+                };
+                let components: Result<Vec<String>, _> = name.split('/').map(unescape).collect();
+                let name = MailboxName::new(components.map_err(|e| error(&e))?)
+                    .map_err(|e| error(&e.to_string()))?;
+                let mailbox = MailboxState {
+                    base: MergeBase {
+                        uid_validity: uid_validity.parse().map_err(|_| error("bad UIDVALIDITY"))?,
+                        last_common_uid: last_common
+                            .parse()
+                            .map_err(|_| error("bad last common UID"))?,
+                        flags: BTreeMap::new(),
+                    },
+                    source_token: untoken(source).map_err(|e| error(&e))?,
+                    destination_token: untoken(destination).map_err(|e| error(&e))?,
+                };
+                current = Some((name, mailbox));
+                continue;
+            }
+            let Some((_, mailbox)) = current.as_mut() else {
+                return Err(error("a message line before any mailbox line"));
+            };
+            let (Some(uid), Some(letters)) = (fields.first(), fields.get(1)) else {
+                return Err(error("a message line has a UID and flags"));
+            };
+            let uid = uid.parse().ok().and_then(Uid::new).ok_or_else(|| error("bad UID"))?;
+            let mut flags = Flags::default();
+            if *letters != "-" {
+                for letter in letters.chars() {
+                    let (flag, _) = FLAG_LETTERS
+                        .iter()
+                        .find(|(_, l)| *l == letter)
+                        .ok_or_else(|| error("unknown flag letter"))?;
+                    flags.system = flags.system.union(*flag);
+                }
+            }
+            for keyword in &fields[2..] {
+                flags.keywords.insert(unescape(keyword).map_err(|e| error(&e))?);
+            }
+            mailbox.base.flags.insert(uid, flags);
+        }
+        if let Some((name, mailbox)) = current {
+            state.mailboxes.insert(name, mailbox);
+        }
+        Ok(state)
+    }
+}
+
+fn token(token: Option<&str>) -> String {
+    token.map_or_else(|| String::from("*"), escape)
+}
+
+fn untoken(text: &str) -> Result<Option<String>, String> {
+    if text == "*" { Ok(None) } else { unescape(text).map(Some) }
+}
+
+/// Percent-encodes everything but `A-Z a-z 0-9 . _ - ~ $ \`, so no field holds a space, a
+/// `/`, a `*` or a line break.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-' | b'~' | b'$' | b'\\')
+        {
+            out.push(char::from(byte));
+        } else {
+            let _ = write!(out, "%{byte:02X}");
+        }
+    }
+    out
+}
+
+fn unescape(text: &str) -> Result<String, String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] == b'%' {
+            let hex = text.get(index + 1..index + 3).ok_or("truncated %-escape")?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| "bad %-escape")?);
+            index += 3;
+        } else {
+            out.push(bytes[index]);
+            index += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| String::from("not UTF-8"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample() -> SyncState {
+        let mut base =
+            MergeBase { uid_validity: 1_700_000_000, last_common_uid: 42, flags: BTreeMap::new() };
+        base.flags.insert(Uid::MIN, Flags::from_imap_names(["\\Seen", "$Label1"]));
+        base.flags.insert(Uid::new(9).expect("non-zero"), Flags::default());
+        let mut state = SyncState::default();
+        state.mailboxes.insert(
+            MailboxName::new(["Archive", "2023 & more/less"]).expect("valid"),
+            MailboxState { base, source_token: Some("1/2 3*".into()), destination_token: None },
+        );
+        state.mailboxes.insert(MailboxName::inbox(), MailboxState::default());
+        state
+    }
+
+    #[test]
+    fn known_encoding() {
+        assert_eq!(
+            sample().encode(),
+            "dsync-rs state 1\n\
+             mailbox Archive/2023%20%26%20more%2Fless 1700000000 42 1%2F2%203%2A *\n\
+             1 S $Label1\n\
+             9 -\n\
+             mailbox INBOX 0 0 * *\n"
+        );
+    }
+
+    #[test]
+    fn rejects_damaged_text() {
+        let cases = [
+            ("", "expected"),
+            ("dsync-rs state 2\n", "expected"),
+            ("dsync-rs state 1\n7 S\n", "before any mailbox"),
+            ("dsync-rs state 1\nmailbox INBOX 1 2 *\n", "6 fields"),
+            ("dsync-rs state 1\nmailbox INBOX x 2 * *\n", "UIDVALIDITY"),
+            ("dsync-rs state 1\nmailbox INBOX 1 2 * *\n0 S\n", "bad UID"),
+            ("dsync-rs state 1\nmailbox INBOX 1 2 * *\n3 Q\n", "flag letter"),
+            ("dsync-rs state 1\nmailbox IN%ZZ 1 2 * *\n", "escape"),
+        ];
+        for (text, reason) in cases {
+            let error = SyncState::decode(text).expect_err(text);
+            assert!(error.to_string().contains(reason), "{text:?}: {error}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(
+            names in proptest::collection::vec(proptest::collection::vec("[^\u{0}]{1,8}", 1..3), 0..4),
+            flags in proptest::collection::vec((1u32..500, 0u8..32, proptest::collection::btree_set("[!-~]{1,6}", 0..3)), 0..6),
+            token in proptest::option::of(".{0,10}"),
+        ) {
+            let mut state = SyncState::default();
+            for components in names {
+                let mut base = MergeBase { uid_validity: 7, last_common_uid: 500, flags: BTreeMap::new() };
+                for (uid, bits, keywords) in &flags {
+                    let system = SystemFlags::from_bits_truncate(*bits);
+                    base.flags.insert(Uid::new(*uid).expect("non-zero"), Flags { system, keywords: keywords.clone() });
+                }
+                let name = MailboxName::new(components).expect("non-empty components");
+                state.mailboxes.insert(name, MailboxState { base, source_token: token.clone(), destination_token: None });
+            }
+            prop_assert_eq!(SyncState::decode(&state.encode()), Ok(state));
+        }
+
+        #[test]
+        fn decode_never_panics(text in "dsync-rs state 1\n[ -~\n]{0,200}") {
+            let _ = SyncState::decode(&text);
+        }
+    }
+}

@@ -62,6 +62,21 @@ pub(crate) struct SyncArgs {
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub(crate) commit_interval: u32,
 
+    /// Do not fsync each message; sync everything once at the end (Dovecot's
+    /// mail_fsync=never, recommended for migrations). A killed run still leaves a
+    /// consistent destination; only a power loss before the end can lose recent writes.
+    #[arg(long)]
+    pub(crate) no_fsync: bool,
+
+    /// Where to keep what the next run needs to be incremental (default: a file
+    /// `dsync-rs-state` in the destination Maildir's root, which Dovecot ignores).
+    #[arg(long, value_name = "FILE", conflicts_with = "no_state")]
+    pub(crate) state_file: Option<PathBuf>,
+
+    /// Keep no state: every run lists every mailbox in full.
+    #[arg(long)]
+    pub(crate) no_state: bool,
+
     #[command(flatten)]
     pub(crate) connection: ConnectionArgs,
 }

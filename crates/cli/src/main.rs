@@ -13,6 +13,7 @@ mod exit;
 mod location;
 mod open;
 mod output;
+mod state_file;
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -55,14 +56,31 @@ fn backup(cli: &Cli, args: &SyncArgs) -> Result<u8, CliError> {
     let source_location = location::parse(&args.source).map_err(CliError::Location)?;
     let destination_location = location::parse(&args.destination).map_err(CliError::Location)?;
     let (mut source, mut destination) = open::pair(&source_location, &destination_location, args)?;
+    let state_file = (!args.no_state).then(|| {
+        let path = args.state_file.clone().unwrap_or_else(|| destination.default_state_file());
+        state_file::StateFile::new(path, source_location.to_string())
+    });
+    let state = state_file.as_ref().and_then(|file| file.load(cli.quiet));
 
     let options = dsync_core::SyncOptions::new(dsync_core::Mode::Backup)
         .commit_interval(args.commit_interval)
-        .dry_run(args.dry_run);
+        .dry_run(args.dry_run)
+        .state(state);
     let mut observer = output::Progress::new(cli.quiet);
     let result =
         dsync_core::run(&options, source.as_storage(), destination.as_storage_mut(), &mut observer);
     let finish = destination.finish();
+    // Whatever was synced is recorded, also after a failure: each recorded mailbox was
+    // synced completely.
+    let new_state = match &result {
+        Ok(report) => report.state.as_ref(),
+        Err(failed) => failed.report.state.as_ref(),
+    };
+    if let (Some(file), Some(new_state), false) = (&state_file, new_state, args.dry_run)
+        && let Err(error) = file.save(new_state)
+    {
+        eprintln!("dsync: warning: cannot save the sync state: {error}");
+    }
     let elapsed = started.elapsed();
     match result {
         Ok(report) => {

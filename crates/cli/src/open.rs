@@ -41,6 +41,15 @@ impl Destination {
         }
     }
 
+    /// The default place of the state file: the destination's root directory.
+    pub(crate) fn default_state_file(&self) -> PathBuf {
+        match self {
+            Destination::Maildir(maildir) => {
+                maildir.maildir().location().root().join("dsync-rs-state")
+            }
+        }
+    }
+
     /// Flushes what deferred durability left unsynced.
     pub(crate) fn finish(&self) -> Result<(), StorageError> {
         match self {
@@ -64,7 +73,8 @@ pub(crate) fn pair(
     }
     let destination = match destination {
         Location::Maildir(location) => {
-            let storage = MaildirStorage::open(location, Durability::Fsync)
+            let durability = if args.no_fsync { Durability::Deferred } else { Durability::Fsync };
+            let storage = MaildirStorage::open(location, durability)
                 .map_err(|error| CliError::Storage { side: "destination", error })?;
             Destination::Maildir(storage)
         }

@@ -178,7 +178,8 @@ fn sync_mailbox(
         to_name: mailbox,
         to_side: Side::Destination,
     };
-    let copied = copy_messages(&mut route, &mut *writer, observer, &saves, options.commit_interval)?;
+    let copied =
+        copy_messages(&mut route, &mut *writer, observer, &saves, options.commit_interval)?;
     mailbox_report.saved = copied.saved;
     mailbox_report.bytes = copied.bytes;
     mailbox_report.vanished = copied.vanished;

@@ -7,6 +7,7 @@
 //!
 //! ```text
 //! dsync-rs state 1
+//! source imap%3A%2F%2Falice%40mail.example.com%3A993
 //! mailbox Archive/2023 1700000000 42 <source token> <destination token>
 //! 7 S $Label1
 //! 9 RS
@@ -40,6 +41,9 @@ pub struct MailboxState {
 /// Everything a run remembers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncState {
+    /// Which source the state belongs to (callers compare it before reusing a state, so a
+    /// state made for one source is never applied to another).
+    pub source: Option<String>,
     /// Per mailbox.
     pub mailboxes: BTreeMap<MailboxName, MailboxState>,
 }
@@ -67,6 +71,9 @@ impl SyncState {
     pub fn encode(&self) -> String {
         let mut out = String::from(HEADER);
         out.push('\n');
+        if let Some(source) = &self.source {
+            let _ = writeln!(out, "source {}", escape(source));
+        }
         for (name, state) in &self.mailboxes {
             let components: Vec<String> = name.components().iter().map(|c| escape(c)).collect();
             let _ = writeln!(
@@ -108,6 +115,12 @@ impl SyncState {
         for (number, line) in lines {
             let error = |reason: &str| StateError { line: number, reason: reason.to_owned() };
             let fields: Vec<&str> = line.split(' ').collect();
+            if let ["source", source] = fields[..]
+                && current.is_none()
+            {
+                state.source = Some(unescape(source).map_err(|e| error(&e))?);
+                continue;
+            }
             if fields.first() == Some(&"mailbox") {
                 if let Some((name, mailbox)) = current.take() {
                     state.mailboxes.insert(name, mailbox);
@@ -211,7 +224,7 @@ mod tests {
             MergeBase { uid_validity: 1_700_000_000, last_common_uid: 42, flags: BTreeMap::new() };
         base.flags.insert(Uid::MIN, Flags::from_imap_names(["\\Seen", "$Label1"]));
         base.flags.insert(Uid::new(9).expect("non-zero"), Flags::default());
-        let mut state = SyncState::default();
+        let mut state = SyncState { source: Some("imap://a@b".into()), ..SyncState::default() };
         state.mailboxes.insert(
             MailboxName::new(["Archive", "2023 & more/less"]).expect("valid"),
             MailboxState { base, source_token: Some("1/2 3*".into()), destination_token: None },
@@ -225,6 +238,7 @@ mod tests {
         assert_eq!(
             sample().encode(),
             "dsync-rs state 1\n\
+             source imap%3A%2F%2Fa%40b\n\
              mailbox Archive/2023%20%26%20more%2Fless 1700000000 42 1%2F2%203%2A *\n\
              1 S $Label1\n\
              9 -\n\

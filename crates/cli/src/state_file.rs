@@ -1,0 +1,100 @@
+//! Loading and saving the sync state between runs (atomically: temp file, fsync, rename).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use dsync_core::state::SyncState;
+
+/// Where the state lives and which source it belongs to.
+pub(crate) struct StateFile {
+    path: PathBuf,
+    source: String,
+}
+
+impl StateFile {
+    pub(crate) fn new(path: PathBuf, source: String) -> StateFile {
+        StateFile { path, source }
+    }
+
+    /// The saved state, if there is a usable one for this source. A missing, unreadable,
+    /// damaged or foreign state only costs a full run, so it is reported and ignored.
+    pub(crate) fn load(&self, quiet: bool) -> Option<SyncState> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Some(self.fresh());
+            }
+            Err(error) => {
+                warn(
+                    quiet,
+                    &format!(
+                        "cannot read state {}: {error}; doing a full run",
+                        self.path.display()
+                    ),
+                );
+                return Some(self.fresh());
+            }
+        };
+        match SyncState::decode(&text) {
+            Ok(state) if state.source.as_deref() == Some(self.source.as_str()) => Some(state),
+            Ok(_) => {
+                warn(
+                    quiet,
+                    &format!(
+                        "state {} belongs to another source; doing a full run",
+                        self.path.display()
+                    ),
+                );
+                Some(self.fresh())
+            }
+            Err(error) => {
+                warn(
+                    quiet,
+                    &format!(
+                        "state {} is damaged ({error}); doing a full run",
+                        self.path.display()
+                    ),
+                );
+                Some(self.fresh())
+            }
+        }
+    }
+
+    fn fresh(&self) -> SyncState {
+        SyncState { source: Some(self.source.clone()), ..SyncState::default() }
+    }
+
+    /// Writes the state for the next run.
+    pub(crate) fn save(&self, state: &SyncState) -> std::io::Result<()> {
+        let mut state = state.clone();
+        state.source = Some(self.source.clone());
+        write_atomically(&self.path, state.encode().as_bytes())
+    }
+}
+
+fn warn(quiet: bool, message: &str) {
+    if !quiet {
+        eprintln!("dsync: warning: {message}");
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let directory = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(directory)?;
+    // No leading dot: in a Maildir++ root a dot-name is a folder.
+    let temp = directory.join(format!(
+        "{}.tmp{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("state"),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut file = std::fs::File::create(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
+}

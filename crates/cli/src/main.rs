@@ -60,7 +60,7 @@ fn backup(cli: &Cli, args: &SyncArgs) -> Result<u8, CliError> {
         let path = args.state_file.clone().unwrap_or_else(|| destination.default_state_file());
         state_file::StateFile::new(path, source_location.to_string())
     });
-    let state = state_file.as_ref().and_then(|file| file.load(cli.quiet));
+    let state = state_file.as_ref().map(|file| file.load(cli.quiet));
 
     let options = dsync_core::SyncOptions::new(dsync_core::Mode::Backup)
         .commit_interval(args.commit_interval)

@@ -18,7 +18,7 @@ impl StateFile {
 
     /// The saved state, if there is a usable one for this source. A missing, unreadable,
     /// damaged or foreign state only costs a full run, so it is reported and ignored.
-    pub(crate) fn load(&self, quiet: bool) -> Option<SyncState> {
+    pub(crate) fn load(&self, quiet: bool) -> SyncState {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
@@ -32,11 +32,11 @@ impl StateFile {
                         self.path.display()
                     ),
                 );
-                return Some(self.fresh());
+                return self.fresh();
             }
         };
         match SyncState::decode(&text) {
-            Ok(state) if state.source.as_deref() == Some(self.source.as_str()) => Some(state),
+            Ok(state) if state.source.as_deref() == Some(self.source.as_str()) => state,
             Ok(_) => {
                 warn(
                     quiet,
@@ -45,7 +45,7 @@ impl StateFile {
                         self.path.display()
                     ),
                 );
-                Some(self.fresh())
+                self.fresh()
             }
             Err(error) => {
                 warn(
@@ -55,7 +55,7 @@ impl StateFile {
                         self.path.display()
                     ),
                 );
-                Some(self.fresh())
+                self.fresh()
             }
         }
     }

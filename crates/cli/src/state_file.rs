@@ -22,7 +22,7 @@ impl StateFile {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                return Some(self.fresh());
+                return self.fresh();
             }
             Err(error) => {
                 warn(

@@ -66,7 +66,7 @@ fn backup(cli: &Cli, args: &SyncArgs) -> Result<u8, CliError> {
         .commit_interval(args.commit_interval)
         .dry_run(args.dry_run)
         .state(state);
-    let mut observer = output::Progress::new(cli.quiet);
+    let mut observer = output::Progress::new(cli.quiet, state_file.as_ref());
     let result =
         dsync_core::run(&options, source.as_storage(), destination.as_storage_mut(), &mut observer);
     let finish = destination.finish();

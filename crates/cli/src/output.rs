@@ -3,22 +3,35 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use dsync_core::state::SyncState;
 use dsync_core::{Observer, Report};
+
+use crate::state_file::StateFile;
 
 use crate::location::Location;
 
-/// Hears about progress (the place for progress bars; silent for now).
-pub(crate) struct Progress {
+/// Hears about progress (the place for progress bars; silent for now) and persists the
+/// state at the engine's checkpoints.
+pub(crate) struct Progress<'a> {
     quiet: bool,
+    state_file: Option<&'a StateFile>,
 }
 
-impl Progress {
-    pub(crate) fn new(quiet: bool) -> Progress {
-        Progress { quiet }
+impl<'a> Progress<'a> {
+    pub(crate) fn new(quiet: bool, state_file: Option<&'a StateFile>) -> Progress<'a> {
+        Progress { quiet, state_file }
     }
 }
 
-impl Observer for Progress {
+impl Observer for Progress<'_> {
+    fn checkpoint(&mut self, state: &SyncState) {
+        if let Some(file) = self.state_file
+            && let Err(error) = file.save(state)
+        {
+            eprintln!("dsync: warning: cannot save the sync state: {error}");
+        }
+    }
+
     fn mailbox_finished(&mut self, report: &dsync_core::MailboxReport) {
         if !self.quiet && report.vanished > 0 {
             eprintln!(

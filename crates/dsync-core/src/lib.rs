@@ -42,6 +42,7 @@ pub mod memory;
 mod model;
 pub mod plan;
 mod report;
+mod spool;
 pub mod state;
 mod storage;
 

@@ -104,6 +104,7 @@ pub struct MemoryStorage {
     mailboxes: BTreeMap<MailboxName, MemoryMailbox>,
     subscriptions: BTreeSet<MailboxName>,
     keeps_guids: bool,
+    message_guids: bool,
     guid_counter: u8,
     writes_left: Option<u64>,
 }
@@ -117,6 +118,15 @@ impl MemoryStorage {
     /// An empty account that keeps mailbox GUIDs, like a Dovecot storage.
     pub fn with_guids() -> MemoryStorage {
         MemoryStorage { keeps_guids: true, ..MemoryStorage::default() }
+    }
+
+    /// Declares the messages' [`MessageMeta::guid`]s persistent and comparable with
+    /// another storage's (like two Dovecot storages), so syncs identify messages by them
+    /// instead of by header hashes.
+    #[must_use]
+    pub fn comparable_message_guids(mut self, comparable: bool) -> MemoryStorage {
+        self.message_guids = comparable;
+        self
     }
 
     /// Creates (or returns) a selectable mailbox with `uid_validity`.
@@ -223,7 +233,7 @@ impl Storage for MemoryStorage {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             mailbox_guids: self.keeps_guids,
-            message_guids: false,
+            message_guids: self.message_guids,
             noselect_placeholders: true,
         }
     }
@@ -320,6 +330,32 @@ impl StorageMut for MemoryStorage {
         let uid_validity = new.uid_validity.unwrap_or_else(|| self.allocate_uid_validity());
         let guid = if self.keeps_guids { new.guid.or_else(|| self.next_guid()) } else { None };
         self.mailboxes.insert(mailbox.clone(), MemoryMailbox::new(uid_validity, guid));
+        Ok(())
+    }
+
+    fn renumber(
+        &mut self,
+        mailbox: &MailboxName,
+        moves: &[(Uid, MessageMeta)],
+    ) -> Result<(), StorageError> {
+        self.write_allowed()?;
+        let stored = self.mailboxes.get_mut(mailbox).filter(|m| m.selectable).ok_or_else(|| {
+            StorageError::new(ErrorKind::NotFound, format!("mailbox {mailbox} does not exist"))
+        })?;
+        for (old, meta) in moves {
+            if meta.uid < stored.uid_next {
+                return Err(StorageError::new(
+                    ErrorKind::InvalidData,
+                    format!("UID {} is below UIDNEXT", meta.uid),
+                ));
+            }
+            if let Some(mut message) = stored.messages.remove(old) {
+                message.meta.uid = meta.uid;
+                message.meta.flags = meta.flags.clone();
+                stored.messages.insert(meta.uid, message);
+                stored.uid_next = meta.uid.next().unwrap_or(meta.uid);
+            }
+        }
         Ok(())
     }
 

@@ -133,6 +133,25 @@ pub trait MessageSink {
     fn done(&mut self, uid: Uid) -> Result<(), StorageError>;
 }
 
+/// Saves spooled bodies under their new UIDs (the default [`StorageMut::renumber`]).
+struct RenumberSink<'a> {
+    writer: &'a mut dyn MailboxWriter,
+    wanted: BTreeMap<Uid, &'a MessageMeta>,
+}
+
+impl MessageSink for RenumberSink<'_> {
+    fn body(&mut self, body: &mut dyn Read) -> Result<(), StorageError> {
+        self.writer.save_body(body)
+    }
+
+    fn done(&mut self, uid: Uid) -> Result<(), StorageError> {
+        match self.wanted.get(&uid) {
+            Some(meta) => self.writer.save_finish(meta),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Parameters of a mailbox to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMailbox {
@@ -174,6 +193,28 @@ pub trait StorageMut: Storage {
     /// inside a Maildir++ folder name, a `/` anywhere). The default keeps names unchanged.
     fn local_name(&self, name: &MailboxName) -> MailboxName {
         name.clone()
+    }
+
+    /// Moves messages to new UIDs within `mailbox` (a two-way sync making both sides agree
+    /// on UIDs): each `(old, meta)` gives the message at UID `old` the UID and flags of
+    /// `meta`. New UIDs are ascending and at least UIDNEXT. Messages no longer there are
+    /// skipped. Storages should override this with an atomic operation (Maildir rewrites
+    /// the uidlist once); the default copies each body to its new UID and then expunges the
+    /// old one, so a crash in between can leave a message at both UIDs.
+    fn renumber(
+        &mut self,
+        mailbox: &MailboxName,
+        moves: &[(Uid, MessageMeta)],
+    ) -> Result<(), StorageError> {
+        let old: Vec<Uid> = moves.iter().map(|(uid, _)| *uid).collect();
+        let spool = crate::spool::Spool::fill(self, mailbox, &old)?;
+        let mut writer = self.writer(mailbox)?;
+        let wanted: BTreeMap<Uid, &MessageMeta> =
+            moves.iter().map(|(uid, meta)| (*uid, meta)).collect();
+        spool.replay(&mut RenumberSink { writer: &mut *writer, wanted })?;
+        writer.commit()?;
+        writer.expunge(&old)?;
+        writer.commit()
     }
 
     /// Subscribes or unsubscribes a name.

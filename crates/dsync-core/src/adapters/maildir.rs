@@ -189,6 +189,28 @@ impl StorageMut for MaildirStorage {
         MailboxName::new(components.collect::<Vec<_>>()).unwrap_or_else(|_| name.clone())
     }
 
+    /// One uidlist rewrite: atomic, and no body is copied.
+    fn renumber(
+        &mut self,
+        mailbox: &MailboxName,
+        moves: &[(Uid, MessageMeta)],
+    ) -> Result<(), StorageError> {
+        let opened = self.mailbox(mailbox)?;
+        let pairs: Vec<(u32, u32)> =
+            moves.iter().map(|(old, meta)| (old.get(), meta.uid.get())).collect();
+        let missing = opened.renumber(&pairs).map_err(convert_error)?;
+        for (old, meta) in moves {
+            if missing.contains(&old.get()) {
+                continue;
+            }
+            let keywords = to_store_keywords(&meta.flags)?;
+            opened
+                .set_flags(meta.uid.get(), to_store_flags(meta.flags.system), &keywords)
+                .map_err(convert_error)?;
+        }
+        Ok(())
+    }
+
     fn set_subscribed(
         &mut self,
         mailbox: &MailboxName,

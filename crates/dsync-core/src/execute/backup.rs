@@ -56,12 +56,12 @@ pub(super) fn run(
     for mailbox in &tree.sync {
         let source_name = source_names.get(mailbox).unwrap_or(mailbox);
         let names = Names { source: source_name, destination: mailbox };
-        let previous = state.mailboxes.get(mailbox);
+        let previous = state.mailboxes.get(mailbox).cloned();
         let exists = existing.contains(mailbox);
-        let result = if exists && unchanged(source, destination, &names, previous)? {
-            Ok((MailboxReport::new(mailbox.clone(), MailboxAction::Update), None))
+        let result = if exists && unchanged(source, destination, &names, previous.as_ref())? {
+            Ok((MailboxReport::new(mailbox.clone(), MailboxAction::Update), previous))
         } else {
-            sync_mailbox(options, source, destination, observer, &names, exists)
+            sync_mailbox(options, source, destination, observer, &names, exists, state)
         };
         if let Some((mailbox_report, mailbox_state)) = keep_going(result, report)? {
             observer.mailbox_finished(&mailbox_report);
@@ -99,6 +99,7 @@ fn sync_mailbox(
     observer: &mut dyn Observer,
     names: &Names<'_>,
     exists_on_destination: bool,
+    state: &mut SyncState,
 ) -> Result<(MailboxReport, Option<MailboxState>), SyncError> {
     let mailbox = names.destination;
     let source_contents =
@@ -155,6 +156,11 @@ fn sync_mailbox(
         uid_validity: Some(source_contents.status.uid_validity),
         guid: source_contents.status.guid,
     };
+    // A created or rebuilt mailbox is a new incarnation: its old state entry goes first, so
+    // an interrupted run cannot leave a base that no longer describes it.
+    if plan.action != MailboxAction::Update && state.mailboxes.remove(mailbox).is_some() {
+        observer.checkpoint(state);
+    }
     let at_destination = at(Side::Destination, Some(mailbox));
     let result = match &plan.action {
         MailboxAction::Update => Ok(()),
@@ -198,13 +204,19 @@ fn record(
     names: &Names<'_>,
     base: MergeBase,
 ) -> Result<MailboxState, SyncError> {
-    let source_token =
-        source.status(names.source).map_err(at(Side::Source, Some(names.source)))?.change_token;
-    let destination_token = destination
+    let source_status =
+        source.status(names.source).map_err(at(Side::Source, Some(names.source)))?;
+    let destination_status = destination
         .status(names.destination)
-        .map_err(at(Side::Destination, Some(names.destination)))?
-        .change_token;
-    Ok(MailboxState { base, source_token, destination_token })
+        .map_err(at(Side::Destination, Some(names.destination)))?;
+    Ok(MailboxState {
+        base,
+        source_token: source_status.change_token,
+        destination_token: destination_status.change_token,
+        source_guid: source_status.guid,
+        destination_guid: destination_status.guid,
+        rebuild: None,
+    })
 }
 
 /// True when neither side changed this mailbox since the last run (both change tokens as

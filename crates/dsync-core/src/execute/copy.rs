@@ -2,14 +2,14 @@
 //! UID order, committed every `commit_interval` saves.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Read};
 
 use super::Observer;
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
 use crate::model::{MailboxName, MessageMeta, Uid};
 use crate::plan::MailboxPlan;
 use crate::report::MailboxReport;
-use crate::storage::{MailboxWriter, MessageSink, Storage};
+use crate::storage::{MailboxWriter, MessageSink};
 
 /// Reads the bodies of some UIDs into a sink (a storage's `fetch`, or a spool's replay).
 pub(super) type Fetch<'a> =
@@ -166,92 +166,6 @@ impl Read for CountingReader<'_> {
         self.count += n as u64;
         Ok(n)
     }
-}
-
-/// Bodies read from a storage and kept until they are written back to the same storage
-/// (a message moving to a new UID on its own side: its storage cannot be read and written
-/// at once). Small bodies stay in memory, larger ones go to an unlinked temporary file.
-pub(super) struct Spool {
-    bodies: Vec<(Uid, SpooledBody)>,
-    pending: Option<SpooledBody>,
-}
-
-enum SpooledBody {
-    Memory(Vec<u8>),
-    File(std::fs::File),
-}
-
-/// Bodies up to this size are spooled in memory.
-const SPOOL_IN_MEMORY: usize = 1 << 20;
-
-impl Spool {
-    /// Reads `uids` of `mailbox` from `storage`.
-    pub(super) fn fill(
-        storage: &mut dyn Storage,
-        mailbox: &MailboxName,
-        uids: &[Uid],
-    ) -> Result<Spool, StorageError> {
-        let mut spool = Spool { bodies: Vec::new(), pending: None };
-        storage.fetch(mailbox, uids, &mut spool)?;
-        Ok(spool)
-    }
-
-    /// Replays the spooled bodies into `sink`, as if fetched.
-    pub(super) fn replay(self, sink: &mut dyn MessageSink) -> Result<(), StorageError> {
-        let spool_error =
-            |e: io::Error| StorageError::with_source(ErrorKind::Temporary, "reading the spool", e);
-        for (uid, body) in self.bodies {
-            match body {
-                SpooledBody::Memory(bytes) => sink.body(&mut bytes.as_slice())?,
-                SpooledBody::File(mut file) => {
-                    file.rewind().map_err(spool_error)?;
-                    sink.body(&mut file)?;
-                }
-            }
-            sink.done(uid)?;
-        }
-        Ok(())
-    }
-}
-
-impl MessageSink for Spool {
-    fn body(&mut self, body: &mut dyn Read) -> Result<(), StorageError> {
-        let spool_error = |e: io::Error| {
-            StorageError::with_source(ErrorKind::from_io(&e), "spooling a message", e)
-        };
-        let mut memory = Vec::new();
-        body.take(SPOOL_IN_MEMORY as u64 + 1).read_to_end(&mut memory).map_err(spool_error)?;
-        if memory.len() <= SPOOL_IN_MEMORY {
-            self.pending = Some(SpooledBody::Memory(memory));
-            return Ok(());
-        }
-        let mut file = temp_file().map_err(spool_error)?;
-        file.write_all(&memory).map_err(spool_error)?;
-        io::copy(body, &mut file).map_err(spool_error)?;
-        self.pending = Some(SpooledBody::File(file));
-        Ok(())
-    }
-
-    fn done(&mut self, uid: Uid) -> Result<(), StorageError> {
-        if let Some(body) = self.pending.take() {
-            self.bodies.push((uid, body));
-        }
-        Ok(())
-    }
-}
-
-/// A temporary file that is already unlinked (nothing to clean up, even after a kill).
-fn temp_file() -> io::Result<std::fs::File> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let path = std::env::temp_dir().join(format!(
-        ".dsync-rs-spool.{}.{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
-    std::fs::remove_file(&path)?;
-    Ok(file)
 }
 
 /// Applies a backup plan's reverts (expunges, flag changes) and commits them before the

@@ -3,18 +3,21 @@
 //! Mailbox tree rules: a mailbox on both sides is merged. One that only A has is created
 //! on B, unless saved state shows B had it and deleted it (one-way: B's delete stays;
 //! two-way: the delete travels to A, but only if A did not change the mailbox since, else
-//! it is recreated on B so no mail is lost). One that only B has stays in one-way mode and
-//! is handled symmetrically in two-way mode. Subscriptions are united (unsubscribing does
-//! not travel yet). INBOX is never deleted.
+//! it is recreated on B so no mail is lost). One that only B has: if saved state shows A
+//! had it, A deleted it and the delete travels to B under the same condition (both
+//! modes); otherwise it is B's own, kept in one-way mode and created on A in two-way mode.
+//! Subscriptions are united (unsubscribing does not travel yet). INBOX is never deleted.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::copy::{CopyRoute, Fetch, Spool, copy_messages};
+use super::copy::{CopyRoute, Fetch, copy_messages};
 use super::{Observer, SyncOptions, keep_going, local_names};
 use crate::error::{Side, StorageError, SyncError};
-use crate::model::{MailboxContents, MailboxName, MessageMeta, Uid};
-use crate::plan::MailboxAction;
-use crate::plan::merge::{MergeMode, MergeSide, Origin, SidePlan, plan_merge};
+use crate::model::{MailboxContents, MailboxGuid, MailboxName, MessageMeta, Uid};
+use crate::plan::merge::{
+    MergeBase, MergeMode, MergeSave, MergeSide, Origin, SidePlan, plan_merge,
+};
+use crate::plan::{MailboxAction, RecreateReason};
 use crate::report::{MailboxReport, Report};
 use crate::state::{MailboxState, SyncState};
 use crate::storage::{MessageSink, NewMailbox, Storage, StorageMut};
@@ -88,43 +91,82 @@ pub(super) fn run(
         };
         let previous = state.mailboxes.get(name).cloned();
         let result = match (in_a.contains(name), in_b.contains(name)) {
-            (true, true) => {
-                merge_mailbox(options, &mut a, b, observer, &a_name, name, previous.as_ref(), None)
-            }
+            (true, true) => merge_mailbox(
+                options,
+                &mut a,
+                b,
+                observer,
+                &a_name,
+                name,
+                previous.as_ref(),
+                None,
+                state,
+            ),
             (true, false) => {
                 // B lacks it. Deleted there since the last sync, or new on A?
                 match (&previous, mode) {
+                    // An interrupted rebuild of B left it missing: create it.
+                    (Some(seen), _) if seen.rebuild.is_some() => merge_mailbox(
+                        options,
+                        &mut a,
+                        b,
+                        observer,
+                        &a_name,
+                        name,
+                        None,
+                        Some(B),
+                        state,
+                    ),
                     (Some(_), MergeMode::OneWay) => continue, // B's delete stays
                     (Some(seen), MergeMode::TwoWay)
                         if !name.is_inbox()
                             && unchanged(a.storage(), &a_name, seen.source_token.as_deref()) =>
                     {
-                        delete(&mut a, &a_name, report, state, name);
+                        delete(&mut a, &a_name, report, state, name, options.dry_run);
                         continue;
                     }
-                    _ => merge_mailbox(options, &mut a, b, observer, &a_name, name, None, Some(B)),
+                    _ => merge_mailbox(
+                        options,
+                        &mut a,
+                        b,
+                        observer,
+                        &a_name,
+                        name,
+                        None,
+                        Some(B),
+                        state,
+                    ),
                 }
             }
             (false, true) => match (&previous, &mut a) {
-                (_, SideA::ReadOnly(_)) => continue, // a destination-only mailbox stays
-                (Some(seen), SideA::Writable(_))
+                // An interrupted rebuild of A left it missing: create it.
+                (Some(seen), SideA::Writable(_)) if seen.rebuild.is_some() => {
+                    merge_mailbox(options, &mut a, b, observer, &a_name, name, None, Some(A), state)
+                }
+                // Synced before and gone from A since: A deleted it. The delete travels if
+                // B did not change the mailbox meanwhile (else nothing of B's is lost).
+                (Some(seen), _)
                     if !name.is_inbox()
                         && unchanged(b, name, seen.destination_token.as_deref()) =>
                 {
-                    match b.delete_mailbox(name) {
-                        Ok(()) => {
-                            report.deleted_mailboxes.push(name.clone());
-                            state.mailboxes.remove(name);
+                    if !options.dry_run {
+                        if let Err(error) = b.delete_mailbox(name) {
+                            report.failures.push(SyncError {
+                                side: B,
+                                mailbox: Some(name.clone()),
+                                error,
+                            });
+                            continue;
                         }
-                        Err(error) => report.failures.push(SyncError {
-                            side: B,
-                            mailbox: Some(name.clone()),
-                            error,
-                        }),
+                        state.mailboxes.remove(name);
                     }
+                    report.deleted_mailboxes.push(name.clone());
                     continue;
                 }
-                _ => merge_mailbox(options, &mut a, b, observer, &a_name, name, None, Some(A)),
+                (_, SideA::ReadOnly(_)) => continue, // a destination-only mailbox stays
+                _ => {
+                    merge_mailbox(options, &mut a, b, observer, &a_name, name, None, Some(A), state)
+                }
             },
             (false, false) => continue,
         };
@@ -165,7 +207,12 @@ fn delete(
     report: &mut Report,
     state: &mut SyncState,
     name: &MailboxName,
+    dry_run: bool,
 ) {
+    if dry_run {
+        report.deleted_mailboxes.push(a_name.clone());
+        return;
+    }
     if let SideA::Writable(a) = a {
         match a.delete_mailbox(a_name) {
             Ok(()) => {
@@ -190,7 +237,17 @@ fn merge_mailbox(
     b_name: &MailboxName,
     previous: Option<&MailboxState>,
     create_on: Option<Side>,
+    state: &mut SyncState,
 ) -> Result<(MailboxReport, MailboxState), SyncError> {
+    // Creating or re-creating a mailbox on a side, or changing a side's UIDVALIDITY, starts
+    // a new incarnation that the saved base does not describe. Its entry goes first, so a
+    // run that dies halfway cannot leave a base that makes the next run take missing mail
+    // for expunged mail. (A half-applied ordinary merge leaves a base that stays true.)
+    let forget = |state: &mut SyncState, observer: &mut dyn Observer| {
+        if !options.dry_run && state.mailboxes.remove(b_name).is_some() {
+            observer.checkpoint(state);
+        }
+    };
     let mode = a.mode();
     // Neither side changed since the last sync: nothing to list.
     if let Some(previous) = previous
@@ -201,6 +258,9 @@ fn merge_mailbox(
         return Ok((MailboxReport::new(b_name.clone(), MailboxAction::Update), previous.clone()));
     }
     let mut action = MailboxAction::Update;
+    if create_on.is_some() {
+        forget(state, observer);
+    }
     match create_on {
         Some(Side::Destination) => {
             let status = a.storage().status(a_name).map_err(at(A, a_name))?;
@@ -222,17 +282,93 @@ fn merge_mailbox(
         }
         None => {}
     }
-    let a_contents =
+    let mut a_contents =
         contents_or_empty(a.storage(), a_name, options.dry_run && create_on == Some(A), b, b_name)
             .map_err(at(A, a_name))?;
-    let b_contents = match (create_on, options.dry_run) {
+    let mut b_contents = match (create_on, options.dry_run) {
         (Some(Side::Destination), true) => empty_like(&a_contents),
         _ => b.contents(b_name).map_err(at(B, b_name))?,
     };
-    let base = previous.map(|p| &p.base).filter(|base| {
-        base.uid_validity == a_contents.status.uid_validity.get()
-            && base.uid_validity == b_contents.status.uid_validity.get()
-    });
+    // A new incarnation on one side (deleted and created again since the last sync: its
+    // UIDVALIDITY or GUID changed) replaces the other side's copy if that side did not
+    // change since; when both changed they are merged, so nothing is lost. A rebuild is
+    // announced in the saved state first (a checkpoint), so a run killed halfway finishes
+    // it next time instead of reading a half-rebuilt mailbox.
+    let mut rebuild: Option<Side> = None;
+    if let Some(previous) = previous
+        && !options.dry_run
+    {
+        let old = previous.base.uid_validity;
+        let (a_validity, b_validity) =
+            (a_contents.status.uid_validity, b_contents.status.uid_validity);
+        if let Some(side) = previous.rebuild {
+            // An interrupted rebuild: finish it while its source is still the same.
+            let (from, to) = match side {
+                Side::Destination => (a_validity, b_validity),
+                Side::Source => (b_validity, a_validity),
+            };
+            if from.get() == old && to.get() != old {
+                rebuild = Some(side);
+            }
+        } else {
+            let a_new = a_validity.get() != old
+                || changed_guid(previous.source_guid, a_contents.status.guid);
+            let b_new = b_validity.get() != old
+                || changed_guid(previous.destination_guid, b_contents.status.guid);
+            let untouched = |token: &Option<String>, recorded: &Option<String>| {
+                token.is_some() && token == recorded
+            };
+            let a_untouched = untouched(&a_contents.status.change_token, &previous.source_token);
+            let b_untouched =
+                untouched(&b_contents.status.change_token, &previous.destination_token);
+            if a_new && !b_new && b_untouched {
+                rebuild = Some(B);
+            } else if mode == MergeMode::TwoWay && b_new && !a_new && a_untouched {
+                rebuild = Some(A);
+            }
+        }
+    }
+    if let Some(side) = rebuild {
+        let (model, new_validity) = match side {
+            Side::Destination => (&a_contents.status, a_contents.status.uid_validity),
+            Side::Source => (&b_contents.status, b_contents.status.uid_validity),
+        };
+        let new = NewMailbox { uid_validity: Some(new_validity), guid: model.guid };
+        let announced = MailboxState {
+            base: MergeBase { uid_validity: new_validity.get(), ..MergeBase::default() },
+            rebuild: Some(side),
+            ..MailboxState::default()
+        };
+        state.mailboxes.insert(b_name.clone(), announced);
+        observer.checkpoint(state);
+        action = MailboxAction::Recreate(RecreateReason::UidValidityChanged {
+            source: a_contents.status.uid_validity,
+            destination: b_contents.status.uid_validity,
+        });
+        match (side, &mut *a) {
+            (Side::Destination, _) => {
+                b.recreate_mailbox(b_name, &new).map_err(at(B, b_name))?;
+                b_contents = b.contents(b_name).map_err(at(B, b_name))?;
+            }
+            (Side::Source, SideA::Writable(a)) => {
+                a.recreate_mailbox(a_name, &new).map_err(at(A, a_name))?;
+                a_contents = a.contents(a_name).map_err(at(A, a_name))?;
+            }
+            (Side::Source, SideA::ReadOnly(_)) => {}
+        }
+    }
+    let previous = previous.filter(|p| rebuild.is_none() && p.rebuild.is_none());
+    // The saved base applies only to the same incarnations it was made with.
+    let base = previous
+        .filter(|p| {
+            !changed_guid(p.source_guid, a_contents.status.guid)
+                && !changed_guid(p.destination_guid, b_contents.status.guid)
+        })
+        .map(|p| &p.base)
+        .filter(|base| {
+            base.uid_validity == a_contents.status.uid_validity.get()
+                && base.uid_validity == b_contents.status.uid_validity.get()
+        });
 
     // Identities: GUIDs when both sides keep comparable ones, else Dovecot header hashes,
     // needed only for messages not already known to be common.
@@ -250,6 +386,9 @@ fn merge_mailbox(
     );
     drop((a_identities, b_identities));
 
+    if plan.a.set_uid_validity.is_some() || plan.b.set_uid_validity.is_some() {
+        forget(state, observer);
+    }
     let mut report = MailboxReport::new(b_name.clone(), action);
     if options.dry_run {
         report.saved = plan.b.save.len() as u64;
@@ -262,18 +401,21 @@ fn merge_mailbox(
         return Ok((report, state));
     }
 
-    // B first (in one-way mode the only side), then A.
+    // B first (in one-way mode the only side), then A. A's copies name B's messages by
+    // their UIDs before the sync; B's renumbering has moved some of them since.
     let commit_interval = options.commit_interval;
+    let no_moves = BTreeMap::new();
     {
-        let (a_storage, route_side) = (a.storage(), A);
+        let a_storage = a.storage();
         let counts = apply_side(
             b,
             b_name,
             B,
             a_storage,
             a_name,
-            route_side,
+            A,
             &plan.b,
+            &no_moves,
             observer,
             commit_interval,
         )?;
@@ -286,14 +428,37 @@ fn merge_mailbox(
     if let SideA::Writable(a) = a
         && !plan.a.is_empty()
     {
-        let counts = apply_side(*a, a_name, A, b, b_name, B, &plan.a, observer, commit_interval)?;
+        let b_moves: BTreeMap<Uid, Uid> = plan
+            .b
+            .save
+            .iter()
+            .filter_map(|s| match s.origin {
+                Origin::SameSide(old) => Some((old, s.meta.uid)),
+                Origin::OtherSide(_) => None,
+            })
+            .collect();
+        let counts =
+            apply_side(*a, a_name, A, b, b_name, B, &plan.a, &b_moves, observer, commit_interval)?;
         report.source_changes =
             counts.saved + plan.a.expunge.len() as u64 + plan.a.set_flags.len() as u64;
     }
 
-    let source_token = a.storage().status(a_name).map_err(at(A, a_name))?.change_token;
-    let destination_token = b.status(b_name).map_err(at(B, b_name))?.change_token;
-    Ok((report, MailboxState { base: plan.next_base, source_token, destination_token }))
+    let a_status = a.storage().status(a_name).map_err(at(A, a_name))?;
+    let b_status = b.status(b_name).map_err(at(B, b_name))?;
+    let state = MailboxState {
+        base: plan.next_base,
+        source_token: a_status.change_token,
+        destination_token: b_status.change_token,
+        source_guid: a_status.guid,
+        destination_guid: b_status.guid,
+        rebuild: None,
+    };
+    Ok((report, state))
+}
+
+/// True when both GUIDs are known and differ.
+fn changed_guid(recorded: Option<MailboxGuid>, now: Option<MailboxGuid>) -> bool {
+    matches!((recorded, now), (Some(recorded), Some(now)) if recorded != now)
 }
 
 fn contents_or_empty(
@@ -360,6 +525,7 @@ fn apply_side(
     other_name: &MailboxName,
     other_side: Side,
     plan: &SidePlan,
+    other_moves: &BTreeMap<Uid, Uid>,
     observer: &mut dyn Observer,
     commit_interval: u32,
 ) -> Result<super::copy::Copied, SyncError> {
@@ -373,40 +539,32 @@ fn apply_side(
         writer.commit().map_err(at(target_side, target_name))?;
     }
     // Consecutive saves with the same kind of origin form one run (one pipelined fetch).
+    // Saves go in ascending UID order. Consecutive saves with the same kind of origin form
+    // one run (one pipelined fetch), as long as their origin UIDs ascend too: a fetch
+    // returns bodies in origin order, and a message keeping its (lower) UID can follow one
+    // that got a fresh (higher) UID.
+    let origin = |save: &MergeSave| match save.origin {
+        Origin::OtherSide(uid) => other_moves.get(&uid).copied().unwrap_or(uid),
+        Origin::SameSide(uid) => uid,
+    };
     let mut start = 0;
     while start < plan.save.len() {
         let same_side = matches!(plan.save[start].origin, Origin::SameSide(_));
-        let end = plan.save[start..]
-            .iter()
-            .position(|s| matches!(s.origin, Origin::SameSide(_)) != same_side)
-            .map_or(plan.save.len(), |offset| start + offset);
-        let run: Vec<(Uid, &MessageMeta)> = plan.save[start..end]
-            .iter()
-            .map(|s| match s.origin {
-                Origin::OtherSide(uid) | Origin::SameSide(uid) => (uid, &s.meta),
-            })
-            .collect();
+        let mut end = start + 1;
+        while end < plan.save.len()
+            && matches!(plan.save[end].origin, Origin::SameSide(_)) == same_side
+            && origin(&plan.save[end]) > origin(&plan.save[end - 1])
+        {
+            end += 1;
+        }
+        let run: Vec<(Uid, &MessageMeta)> =
+            plan.save[start..end].iter().map(|s| (origin(s), &s.meta)).collect();
         let copied = if same_side {
-            // A move on this side: read the bodies first, then write them back.
-            let uids: Vec<Uid> = run.iter().map(|(uid, _)| *uid).collect();
-            let spool =
-                Spool::fill(target, target_name, &uids).map_err(at(target_side, target_name))?;
-            let mut spool = Some(spool);
-            let mut replay = |_: &[Uid], sink: &mut dyn MessageSink| match spool.take() {
-                Some(spool) => spool.replay(sink),
-                None => Ok(()),
-            };
-            copy_run(
-                target,
-                target_name,
-                target_side,
-                &mut replay,
-                target_name,
-                target_side,
-                &run,
-                observer,
-                commit_interval,
-            )?
+            // A move on this side: the storage renumbers (atomically where it can).
+            let moves: Vec<(Uid, MessageMeta)> =
+                run.iter().map(|(old, meta)| (*old, (*meta).clone())).collect();
+            target.renumber(target_name, &moves).map_err(at(target_side, target_name))?;
+            super::copy::Copied::default()
         } else {
             let mut fetch =
                 |uids: &[Uid], sink: &mut dyn MessageSink| other.fetch(other_name, uids, sink);

@@ -96,6 +96,10 @@ pub trait Observer {
     fn message_saved(&mut self, _mailbox: &MailboxName, _uid: Uid, _bytes: u64) {}
     /// A mailbox is finished.
     fn mailbox_finished(&mut self, _report: &MailboxReport) {}
+    /// The run is about to make a change after which the state saved before the run would
+    /// be wrong (it creates a mailbox, or changes a mailbox's UIDVALIDITY). Persist `state`
+    /// now, atomically, to survive a kill; the final state comes with the report.
+    fn checkpoint(&mut self, _state: &SyncState) {}
 }
 
 /// An [`Observer`] that ignores everything.

@@ -8,7 +8,7 @@
 //! ```text
 //! dsync-rs state 1
 //! source imap%3A%2F%2Falice%40mail.example.com%3A993
-//! mailbox Archive/2023 1700000000 42 <source token> <destination token>
+//! mailbox Archive/2023 1700000000 42 <source token> <destination token> <source GUID> <destination GUID> <rebuild: - S D>
 //! 7 S $Label1
 //! 9 RS
 //! ```
@@ -22,7 +22,8 @@ pub mod dovecot;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::model::{Flags, MailboxName, SystemFlags, Uid};
+use crate::error::Side;
+use crate::model::{Flags, MailboxGuid, MailboxName, SystemFlags, Uid};
 use crate::plan::merge::MergeBase;
 
 const HEADER: &str = "dsync-rs state 1";
@@ -36,6 +37,14 @@ pub struct MailboxState {
     pub source_token: Option<String>,
     /// The destination's change token after the run.
     pub destination_token: Option<String>,
+    /// The source mailbox's GUID, where it has one: a new GUID is a new incarnation of
+    /// the mailbox (deleted and created again), whatever its UIDVALIDITY.
+    pub source_guid: Option<MailboxGuid>,
+    /// The destination mailbox's GUID, likewise.
+    pub destination_guid: Option<MailboxGuid>,
+    /// A rebuild of this side (to [`MergeBase::uid_validity`]) was started and may not have
+    /// finished: the next run completes it instead of reading the half-rebuilt mailbox.
+    pub rebuild: Option<Side>,
 }
 
 /// Everything a run remembers.
@@ -76,14 +85,24 @@ impl SyncState {
         }
         for (name, state) in &self.mailboxes {
             let components: Vec<String> = name.components().iter().map(|c| escape(c)).collect();
+            let guid = |guid: Option<MailboxGuid>| {
+                guid.map_or_else(|| String::from("*"), |g| g.to_string())
+            };
             let _ = writeln!(
                 out,
-                "mailbox {} {} {} {} {}",
+                "mailbox {} {} {} {} {} {} {} {}",
                 components.join("/"),
                 state.base.uid_validity,
                 state.base.last_common_uid,
                 token(state.source_token.as_deref()),
                 token(state.destination_token.as_deref()),
+                guid(state.source_guid),
+                guid(state.destination_guid),
+                match state.rebuild {
+                    None => "-",
+                    Some(Side::Source) => "S",
+                    Some(Side::Destination) => "D",
+                },
             );
             for (uid, flags) in &state.base.flags {
                 let _ = write!(out, "{uid} ");
@@ -125,8 +144,34 @@ impl SyncState {
                 if let Some((name, mailbox)) = current.take() {
                     state.mailboxes.insert(name, mailbox);
                 }
-                let [_, name, uid_validity, last_common, source, destination] = fields[..] else {
-                    return Err(error("a mailbox line has 6 fields"));
+                let [
+                    _,
+                    name,
+                    uid_validity,
+                    last_common,
+                    source,
+                    destination,
+                    source_guid,
+                    destination_guid,
+                    rebuild,
+                ] = fields[..]
+                else {
+                    return Err(error("a mailbox line has 9 fields"));
+                };
+                let rebuild = match rebuild {
+                    "-" => None,
+                    "S" => Some(Side::Source),
+                    "D" => Some(Side::Destination),
+                    _ => return Err(error("bad rebuild mark")),
+                };
+                let guid = |text: &str| -> Result<Option<MailboxGuid>, StateError> {
+                    if text == "*" {
+                        Ok(None)
+                    } else {
+                        MailboxGuid::from_hex(text)
+                            .map(Some)
+                            .ok_or_else(|| error("bad mailbox GUID"))
+                    }
                 };
                 let components: Result<Vec<String>, _> = name.split('/').map(unescape).collect();
                 let name = MailboxName::new(components.map_err(|e| error(&e))?)
@@ -141,6 +186,9 @@ impl SyncState {
                     },
                     source_token: untoken(source).map_err(|e| error(&e))?,
                     destination_token: untoken(destination).map_err(|e| error(&e))?,
+                    source_guid: guid(source_guid)?,
+                    destination_guid: guid(destination_guid)?,
+                    rebuild,
                 };
                 current = Some((name, mailbox));
                 continue;
@@ -227,7 +275,14 @@ mod tests {
         let mut state = SyncState { source: Some("imap://a@b".into()), ..SyncState::default() };
         state.mailboxes.insert(
             MailboxName::new(["Archive", "2023 & more/less"]).expect("valid"),
-            MailboxState { base, source_token: Some("1/2 3*".into()), destination_token: None },
+            MailboxState {
+                base,
+                source_token: Some("1/2 3*".into()),
+                destination_token: None,
+                source_guid: None,
+                destination_guid: MailboxGuid::from_hex("58049b2934ff036bb01c000083ecc375"),
+                rebuild: Some(Side::Destination),
+            },
         );
         state.mailboxes.insert(MailboxName::inbox(), MailboxState::default());
         state
@@ -239,10 +294,10 @@ mod tests {
             sample().encode(),
             "dsync-rs state 1\n\
              source imap%3A%2F%2Fa%40b\n\
-             mailbox Archive/2023%20%26%20more%2Fless 1700000000 42 1%2F2%203%2A *\n\
+             mailbox Archive/2023%20%26%20more%2Fless 1700000000 42 1%2F2%203%2A * * 58049b2934ff036bb01c000083ecc375 D\n\
              1 S $Label1\n\
              9 -\n\
-             mailbox INBOX 0 0 * *\n"
+             mailbox INBOX 0 0 * * * * -\n"
         );
     }
 
@@ -252,11 +307,13 @@ mod tests {
             ("", "expected"),
             ("dsync-rs state 2\n", "expected"),
             ("dsync-rs state 1\n7 S\n", "before any mailbox"),
-            ("dsync-rs state 1\nmailbox INBOX 1 2 *\n", "6 fields"),
-            ("dsync-rs state 1\nmailbox INBOX x 2 * *\n", "UIDVALIDITY"),
-            ("dsync-rs state 1\nmailbox INBOX 1 2 * *\n0 S\n", "bad UID"),
-            ("dsync-rs state 1\nmailbox INBOX 1 2 * *\n3 Q\n", "flag letter"),
-            ("dsync-rs state 1\nmailbox IN%ZZ 1 2 * *\n", "escape"),
+            ("dsync-rs state 1\nmailbox INBOX 1 2 *\n", "9 fields"),
+            ("dsync-rs state 1\nmailbox INBOX x 2 * * * * -\n", "UIDVALIDITY"),
+            ("dsync-rs state 1\nmailbox INBOX 1 2 * * * * -\n0 S\n", "bad UID"),
+            ("dsync-rs state 1\nmailbox INBOX 1 2 * * * * -\n3 Q\n", "flag letter"),
+            ("dsync-rs state 1\nmailbox IN%ZZ 1 2 * * * * -\n", "escape"),
+            ("dsync-rs state 1\nmailbox INBOX 1 2 * * xyz * -\n", "GUID"),
+            ("dsync-rs state 1\nmailbox INBOX 1 2 * * * * X\n", "rebuild mark"),
         ];
         for (text, reason) in cases {
             let error = SyncState::decode(text).expect_err(text);
@@ -279,7 +336,8 @@ mod tests {
                     base.flags.insert(Uid::new(*uid).expect("non-zero"), Flags { system, keywords: keywords.clone() });
                 }
                 let name = MailboxName::new(components).expect("non-empty components");
-                state.mailboxes.insert(name, MailboxState { base, source_token: token.clone(), destination_token: None });
+                let destination_guid = Some(MailboxGuid([7; 16]));
+                state.mailboxes.insert(name, MailboxState { base, source_token: token.clone(), destination_token: None, source_guid: None, destination_guid, rebuild: None });
             }
             prop_assert_eq!(SyncState::decode(&state.encode()), Ok(state));
         }

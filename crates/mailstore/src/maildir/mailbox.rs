@@ -324,6 +324,51 @@ impl Mailbox {
         })
     }
 
+    /// Gives messages new UIDs without touching their files: each `(old, new)` pair moves
+    /// the message at UID `old` to UID `new`. The new UIDs must be ascending and at least
+    /// the next UID. One uidlist rewrite under the lock does it all, so a crash leaves
+    /// either every message at its old UID or every one at its new UID, never a copy at
+    /// both. Dovecot then sees the old UIDs expunged and the new ones arrive. Pairs whose
+    /// old UID no longer exists (expunged meanwhile) are skipped; their UIDs are returned.
+    pub fn renumber(&self, moves: &[(u32, u32)]) -> Result<Vec<u32>> {
+        state::locked(&self.store, &self.paths, |locked| {
+            let mut next = locked.uidlist.next_uid();
+            let mut missing = Vec::new();
+            let mut moved = Vec::with_capacity(moves.len());
+            let scan = self.paths.scan()?;
+            for &(old, new) in moves {
+                if new < next {
+                    return Err(Error::UidTooLow {
+                        mailbox: self.name.to_string(),
+                        uid: new,
+                        next_uid: next,
+                    });
+                }
+                let position = locked.uidlist.records.iter().position(|r| r.uid == old);
+                match position {
+                    Some(index)
+                        if scan.contains_key(filename::base(
+                            &locked.uidlist.records[index].filename,
+                        )) =>
+                    {
+                        let mut record = locked.uidlist.records.remove(index);
+                        record.uid = new;
+                        moved.push(record);
+                        next = new.saturating_add(1);
+                    }
+                    _ => missing.push(old),
+                }
+            }
+            if moved.is_empty() {
+                return Ok(missing);
+            }
+            locked.uidlist.records.extend(moved);
+            locked.uidlist.header_next_uid = locked.uidlist.header_next_uid.max(next);
+            locked.rewrite()?;
+            Ok(missing)
+        })
+    }
+
     /// Empties the mailbox and gives it a new identity: every message file is removed and
     /// the uidlist is rewritten with `uid_validity`, next UID 1 and `guid` (a new one when
     /// `None`). This is how a mailbox that cannot be deleted (INBOX) is rebuilt; lowering

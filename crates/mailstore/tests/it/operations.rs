@@ -190,3 +190,40 @@ fn reset_gives_inbox_a_new_identity_dovecot_accepts() {
     assert_eq!((served.uid_validity, served.uid_next), (900, 3));
     assert_eq!(served.messages.iter().map(|m| m.uid).collect::<Vec<_>>(), [2]);
 }
+
+/// Two-way syncs move a message to a new UID on its own side; `renumber` does that with one
+/// uidlist rewrite (the file stays), and Dovecot serves the messages under the new UIDs.
+#[test]
+fn renumber_moves_messages_to_new_uids_atomically() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("Maildir");
+    let maildir = Maildir::open(Location::maildir(&root));
+    let mut inbox = maildir.create_mailbox(&name("INBOX"), Some(600), None).unwrap();
+    for uid in 1..=3 {
+        save(
+            &mut inbox,
+            uid,
+            Flags::SEEN,
+            &["$Label1"],
+            1_700_000_000,
+            &fixtures::message(uid, "m", "b"),
+        );
+    }
+    inbox.commit().unwrap();
+    let before = inbox.messages().unwrap();
+
+    assert!(matches!(inbox.renumber(&[(1, 3)]), Err(mailstore::Error::UidTooLow { .. })));
+    assert_eq!(inbox.renumber(&[(1, 10), (7, 11), (3, 12)]).unwrap(), [7], "UID 7 does not exist");
+    let after = inbox.messages().unwrap();
+    assert_eq!(after.iter().map(|m| m.uid).collect::<Vec<_>>(), [2, 10, 12]);
+    assert_eq!(after[1].file_name, before[0].file_name, "the file itself is untouched");
+    assert_eq!(inbox.status().unwrap().next_uid, 13);
+
+    let dovecot = Dovecot::builder().user_serving_copy("alice", "pw", &root, "maildir").start();
+    let snapshot = RawImap::login(dovecot.imap_port(), "alice", "pw").snapshot();
+    let served = &snapshot.mailboxes["INBOX"];
+    assert_eq!(served.messages.iter().map(|m| m.uid).collect::<Vec<_>>(), [2, 10, 12]);
+    assert_eq!(served.messages[1].body, fixtures::message(1, "m", "b"));
+    assert_eq!(served.messages[2].flags, ["$Label1", "\\Seen"]);
+    assert_eq!((served.uid_validity, served.uid_next), (600, 13));
+}

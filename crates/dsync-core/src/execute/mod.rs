@@ -4,6 +4,7 @@
 
 mod backup;
 mod copy;
+mod import;
 mod merge;
 
 use std::collections::BTreeMap;
@@ -34,6 +35,10 @@ pub struct SyncOptions {
     /// What the previous run left behind ([`Report::state`] of that run). Without it a run
     /// lists every mailbox in full and a two-way sync cannot tell an expunge from new mail.
     pub state: Option<SyncState>,
+    /// Import: the folder the source's tree goes under (`None`: the top level).
+    pub import_parent: Option<MailboxName>,
+    /// Import: subscribe to the mailboxes imported into (`doveadm import -s`).
+    pub subscribe_imported: bool,
 }
 
 impl Default for SyncOptions {
@@ -45,6 +50,8 @@ impl Default for SyncOptions {
             mailbox_filter: MailboxFilter::default(),
             message_filter: MessageFilter::default(),
             state: None,
+            import_parent: None,
+            subscribe_imported: false,
         }
     }
 }
@@ -76,6 +83,12 @@ impl SyncOptions {
     #[must_use]
     pub fn state(mut self, state: Option<SyncState>) -> SyncOptions {
         self.state = state;
+        self
+    }
+    /// Import under `parent` (`None`: at the top level).
+    #[must_use]
+    pub fn import_parent(mut self, parent: Option<MailboxName>) -> SyncOptions {
+        self.import_parent = parent;
         self
     }
     /// Restricts the run to some messages.
@@ -148,6 +161,7 @@ pub fn run(
             let side_a = merge::SideA::ReadOnly(source);
             merge::run(options, side_a, destination, observer, &mut report, &mut state)
         }
+        Mode::Import => import::run(options, source, destination, observer, &mut report),
         Mode::TwoWay => Err(SyncError {
             side: Side::Source,
             mailbox: None,

@@ -31,6 +31,9 @@ pub enum Mode {
     OneWay,
     /// Merge both ways (Dovecot's `sync`): run it with [`crate::run_two_way`].
     TwoWay,
+    /// Copy messages into the destination under [`crate::SyncOptions::import_parent`]
+    /// with new UIDs (Dovecot's `import`), skipping ones already there.
+    Import,
 }
 
 /// Mailbox-level changes for the destination.

@@ -1,0 +1,188 @@
+//! `import` (Dovecot's `doveadm import`): copy the source's messages into the destination
+//! under a parent folder, keeping flags, keywords and received dates, with new UIDs.
+//!
+//! Unlike `doveadm import`, a message already in the target folder (same identity: GUID
+//! when both sides have comparable ones, else Dovecot's header hash) is not imported
+//! again, so running an import twice does not duplicate mail. Identity is counted: two
+//! source copies of a message whose target holds one give one more.
+
+use std::collections::BTreeMap;
+
+use super::copy::{CopyRoute, copy_messages};
+use super::{Observer, SyncOptions, keep_going, local_names};
+use crate::error::{Side, StorageError, SyncError};
+use crate::model::{MailboxName, MessageMeta, Uid};
+use crate::plan::MailboxAction;
+use crate::report::{MailboxReport, Report};
+use crate::storage::{MessageSink, NewMailbox, Storage, StorageMut};
+
+fn at(side: Side, mailbox: &MailboxName) -> impl FnOnce(StorageError) -> SyncError + '_ {
+    move |error| SyncError { side, mailbox: Some(mailbox.clone()), error }
+}
+
+pub(super) fn run(
+    options: &SyncOptions,
+    source: &mut dyn Storage,
+    destination: &mut dyn StorageMut,
+    observer: &mut dyn Observer,
+    report: &mut Report,
+) -> Result<(), SyncError> {
+    let global = |side: Side| move |error: StorageError| SyncError { side, mailbox: None, error };
+    let source_mailboxes = source.mailboxes().map_err(global(Side::Source))?;
+    let wanted: Vec<_> = source_mailboxes
+        .into_iter()
+        .filter(|m| m.selectable && options.mailbox_filter.wants(&m.name, &m.special_use))
+        .collect();
+    // Target names: the parent's components, then the source's, in the destination's
+    // spelling.
+    let targets: Vec<_> = wanted
+        .into_iter()
+        .map(|mut info| {
+            let source_name = info.name.clone();
+            let mut components: Vec<String> =
+                options.import_parent.as_ref().map(|p| p.components().to_vec()).unwrap_or_default();
+            components.extend(source_name.components().iter().cloned());
+            if let Ok(target) = MailboxName::new(components) {
+                info.name = target;
+            }
+            (source_name, info)
+        })
+        .collect();
+    let (source_names, target_names): (Vec<_>, Vec<_>) = targets.into_iter().unzip();
+    let (translated, _) = local_names(target_names, destination, report);
+    let existing: Vec<MailboxName> = destination
+        .mailboxes()
+        .map_err(global(Side::Destination))?
+        .into_iter()
+        .filter(|m| m.selectable)
+        .map(|m| m.name)
+        .collect();
+
+    for (source_name, target) in source_names.iter().zip(&translated) {
+        let result = import_mailbox(
+            options,
+            source,
+            destination,
+            observer,
+            source_name,
+            &target.name,
+            existing.contains(&target.name),
+        );
+        if let Some(mailbox_report) = keep_going(result, report)? {
+            observer.mailbox_finished(&mailbox_report);
+            report.mailboxes.push(mailbox_report);
+            if options.subscribe_imported && !options.dry_run {
+                destination
+                    .set_subscribed(&target.name, true)
+                    .map_err(at(Side::Destination, &target.name))?;
+                report.subscribed += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn import_mailbox(
+    options: &SyncOptions,
+    source: &mut dyn Storage,
+    destination: &mut dyn StorageMut,
+    observer: &mut dyn Observer,
+    source_name: &MailboxName,
+    target: &MailboxName,
+    exists: bool,
+) -> Result<MailboxReport, SyncError> {
+    let mut report = MailboxReport::new(target.clone(), MailboxAction::Update);
+    let source_contents = source.contents(source_name).map_err(at(Side::Source, source_name))?;
+    let candidates: Vec<&MessageMeta> =
+        source_contents.messages.iter().filter(|m| options.message_filter.wants(m)).collect();
+    if !exists {
+        report.action = MailboxAction::Create;
+        if !options.dry_run {
+            let new = NewMailbox { uid_validity: None, guid: None };
+            destination.create_mailbox(target, &new).map_err(at(Side::Destination, target))?;
+        }
+    }
+    let use_guids = source.capabilities().message_guids && destination.capabilities().message_guids;
+    // What the target holds already, by identity (counted).
+    let mut present: BTreeMap<String, usize> = BTreeMap::new();
+    let mut uid_next = Uid::MIN;
+    if exists || !options.dry_run {
+        let target_contents =
+            destination.contents(target).map_err(at(Side::Destination, target))?;
+        uid_next = next_uid(&target_contents);
+        for identity in identities(destination, target, &target_contents.messages, use_guids)
+            .map_err(at(Side::Destination, target))?
+            .into_values()
+        {
+            *present.entry(identity).or_default() += 1;
+        }
+    }
+    let source_identities = identities(
+        source,
+        source_name,
+        &candidates.iter().map(|m| (*m).clone()).collect::<Vec<_>>(),
+        use_guids,
+    )
+    .map_err(at(Side::Source, source_name))?;
+
+    // (source UID, metadata under its new UID): both ascend together.
+    let mut saves: Vec<(Uid, MessageMeta)> = Vec::new();
+    for meta in candidates {
+        if let Some(identity) = source_identities.get(&meta.uid)
+            && let Some(count) = present.get_mut(identity)
+            && *count > 0
+        {
+            *count -= 1;
+            report.skipped += 1;
+            continue;
+        }
+        let mut copy = meta.clone();
+        copy.uid = uid_next;
+        uid_next = uid_next.next().unwrap_or(uid_next);
+        saves.push((meta.uid, copy));
+    }
+    if options.dry_run || saves.is_empty() {
+        report.saved = saves.len() as u64;
+        report.bytes = saves.iter().filter_map(|(_, m)| m.virtual_size).sum();
+        return Ok(report);
+    }
+    let run: Vec<(Uid, &MessageMeta)> =
+        saves.iter().map(|(origin, meta)| (*origin, meta)).collect();
+    let mut writer = destination.writer(target).map_err(at(Side::Destination, target))?;
+    let mut fetch =
+        |uids: &[Uid], sink: &mut dyn MessageSink| source.fetch(source_name, uids, sink);
+    let mut route = CopyRoute {
+        from: &mut fetch,
+        from_name: source_name,
+        from_side: Side::Source,
+        to_name: target,
+        to_side: Side::Destination,
+    };
+    let copied = copy_messages(&mut route, &mut *writer, observer, &run, options.commit_interval)?;
+    writer.commit().map_err(at(Side::Destination, target))?;
+    report.saved = copied.saved;
+    report.bytes = copied.bytes;
+    report.vanished = copied.vanished;
+    Ok(report)
+}
+
+fn next_uid(contents: &crate::model::MailboxContents) -> Uid {
+    let after_last = contents.messages.iter().map(|m| m.uid).max().and_then(Uid::next);
+    after_last.map_or(contents.status.uid_next, |after| contents.status.uid_next.max(after))
+}
+
+fn identities(
+    storage: &mut dyn Storage,
+    mailbox: &MailboxName,
+    messages: &[MessageMeta],
+    use_guids: bool,
+) -> Result<BTreeMap<Uid, String>, StorageError> {
+    if use_guids {
+        return Ok(messages.iter().filter_map(|m| Some((m.uid, m.guid.clone()?))).collect());
+    }
+    let uids: Vec<Uid> = messages.iter().map(|m| m.uid).collect();
+    if uids.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    storage.header_hashes(mailbox, &uids)
+}

@@ -2,3 +2,4 @@
 
 mod backup;
 mod header_hash;
+mod modes;

@@ -1,13 +1,27 @@
-//! The dsync-rs engine: synchronise two mail storages with Dovecot's `doveadm backup` /
-//! `doveadm sync` semantics, preserving what mail clients cache — UIDVALIDITY, UIDs, flags,
-//! keywords, received dates, folders and subscriptions.
+//! The dsync-rs engine: synchronise two mail storages with Dovecot's `doveadm backup`,
+//! `sync -1`, `sync` and `import` semantics, preserving what mail clients cache —
+//! UIDVALIDITY, UIDs, flags, keywords, received dates, folders and subscriptions.
 //!
-//! * [`Storage`] / [`StorageMut`] are the seam: an IMAP server, a Maildir, or your own
-//!   backend becomes a sync side by implementing them ([`memory::MemoryStorage`] is the
-//!   reference implementation).
-//! * [`plan`] is pure: from both sides' state it decides what to change.
-//! * [`run`] applies the plans, streaming bodies from source to destination and committing
-//!   every [`SyncOptions::commit_interval`] messages, and returns a [`Report`].
+//! * [`Storage`] / [`StorageMut`] are the seam: an IMAP server ([`adapters::imap`]), a
+//!   Maildir ([`adapters::maildir`]) or your own backend (see `examples/custom_storage.rs`)
+//!   becomes a sync side by implementing them; [`memory::MemoryStorage`] is the reference
+//!   implementation.
+//! * [`plan`] is pure: from both sides' state it decides what to change. [`Mode`] picks the
+//!   rules: `Backup` (the destination becomes identical to the source), `OneWay` (the
+//!   source's changes merge into the destination, which keeps its own), `TwoWay` (both
+//!   merge; [`run_two_way`]), `Import` (copy under a parent folder with new UIDs).
+//! * [`run`] applies the plans, streaming bodies from source to destination, committing
+//!   every [`SyncOptions::commit_interval`] messages in ascending UID order, and returns a
+//!   [`Report`] whose [`Report::exit_code`] is doveadm's.
+//! * Identity: message GUIDs when both sides keep comparable ones, else Dovecot's header
+//!   hash ([`header_hash`], checked against Dovecot itself).
+//! * [`state::SyncState`] is what a run remembers for the next one (pass
+//!   [`Report::state`] back in [`SyncOptions::state`]): a mailbox neither side changed is
+//!   skipped without listing, and merges know what was expunged and which side changed a
+//!   flag. [`Observer::checkpoint`] asks the caller to persist it before changes after
+//!   which the old state would mislead, so a kill at any instant resumes safely.
+//! * [`filter`]: `-m`/`-x` mailbox patterns and `-t`/`-e`/`-I`/`-O` message filters;
+//!   nothing outside the filters is ever deleted or expunged.
 //!
 //! ```
 //! use dsync_core::memory::MemoryStorage;

@@ -105,6 +105,7 @@ pub struct MemoryStorage {
     subscriptions: BTreeSet<MailboxName>,
     keeps_guids: bool,
     message_guids: bool,
+    unstable_uids: bool,
     guid_counter: u8,
     writes_left: Option<u64>,
 }
@@ -118,6 +119,14 @@ impl MemoryStorage {
     /// An empty account that keeps mailbox GUIDs, like a Dovecot storage.
     pub fn with_guids() -> MemoryStorage {
         MemoryStorage { keeps_guids: true, ..MemoryStorage::default() }
+    }
+
+    /// Declares UIDs to be positions, as a POP3 source has: syncs then match messages by
+    /// their [`MessageMeta::pop3_uidl`].
+    #[must_use]
+    pub fn unstable_uids(mut self, unstable: bool) -> MemoryStorage {
+        self.unstable_uids = unstable;
+        self
     }
 
     /// Declares the messages' [`MessageMeta::guid`]s persistent and comparable with
@@ -235,6 +244,7 @@ impl Storage for MemoryStorage {
             mailbox_guids: self.keeps_guids,
             message_guids: self.message_guids,
             noselect_placeholders: true,
+            unstable_uids: self.unstable_uids,
         }
     }
 

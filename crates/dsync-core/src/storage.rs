@@ -30,6 +30,9 @@ pub struct Capabilities {
     pub message_guids: bool,
     /// A `\Noselect` mailbox that holds only children can exist without being a mailbox.
     pub noselect_placeholders: bool,
+    /// UIDs are only positions that change when earlier messages go (POP3): messages are
+    /// then matched by their POP3 UIDL instead.
+    pub unstable_uids: bool,
 }
 
 /// The read side of a storage.

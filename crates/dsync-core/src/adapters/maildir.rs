@@ -76,6 +76,7 @@ impl Storage for MaildirStorage {
             mailbox_guids: true,
             message_guids: true,
             noselect_placeholders: self.maildir.location().layout() == Layout::Fs,
+            unstable_uids: false,
         }
     }
 

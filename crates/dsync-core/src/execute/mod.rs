@@ -6,6 +6,7 @@ mod backup;
 mod copy;
 mod import;
 mod merge;
+mod uidl;
 
 use std::collections::BTreeMap;
 
@@ -153,7 +154,12 @@ pub fn run(
 ) -> Result<Report, Failed> {
     let mut report = Report { dry_run: options.dry_run, ..Report::default() };
     let mut state = options.state.clone().unwrap_or_default();
+    let unstable_uids = source.capabilities().unstable_uids;
     let result = match options.mode {
+        Mode::Backup | Mode::OneWay if unstable_uids => {
+            let expunge_missing = options.mode == Mode::Backup;
+            uidl::run(options, source, destination, observer, &mut report, expunge_missing)
+        }
         Mode::Backup => {
             backup::run(options, source, destination, observer, &mut report, &mut state)
         }

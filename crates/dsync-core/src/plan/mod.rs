@@ -6,6 +6,7 @@
 //! [`plan_mailbox`] decides, one mailbox at a time, which messages to save, expunge and
 //! re-flag.
 
+pub mod identity;
 mod mailbox;
 pub mod merge;
 mod tree;

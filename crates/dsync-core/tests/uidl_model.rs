@@ -79,7 +79,7 @@ proptest! {
         }
         let gone = first.iter().filter(|u| !second.contains(u)).count();
         prop_assert_eq!(after.len(), if one_way { second.len() + gone } else { second.len() });
-        prop_assert_eq!(report.totals().saved as usize, added.len());
+        prop_assert_eq!(report.totals().saved, added.len() as u64);
         let again = run(&mut maildrop(&second), &mut destination);
         prop_assert!(again.is_noop(), "{:?}", again.mailboxes);
     }

@@ -1,0 +1,1 @@
+//! pop3c integration tests.

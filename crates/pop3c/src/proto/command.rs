@@ -189,7 +189,12 @@ impl Command<'_> {
                 push(&[command.as_bytes(), b" ", n.to_string().as_bytes()]);
             }
             Command::Top { message, lines } => {
-                push(&[b"TOP ", message.to_string().as_bytes(), b" ", lines.to_string().as_bytes()])
+                push(&[
+                    b"TOP ",
+                    message.to_string().as_bytes(),
+                    b" ",
+                    lines.to_string().as_bytes(),
+                ]);
             }
         }
         if out.len() - before > MAX_COMMAND_LEN {

@@ -66,6 +66,14 @@ impl Conn {
     /// Encodes `commands`, queues their framing in the decoder and writes them at once.
     pub(crate) fn send(&mut self, commands: &[Command<'_>]) -> Result<()> {
         self.check_usable()?;
+        // A whole line that arrived while no answer was pending (an "autologout" notice, a
+        // server answering twice) would be taken for the next command's answer: refuse it.
+        if self.decoder.expected() == 0
+            && !self.decoder.in_multi_line()
+            && let Err(error) = self.decoder.next_event()
+        {
+            return self.guard(Err(error.into()));
+        }
         let mut out = Vec::with_capacity(commands.len() * 16);
         for command in commands {
             command.encode(&mut out)?;
@@ -129,23 +137,26 @@ impl Conn {
         }
     }
 
-    /// Copies the next body bytes into `dst`; 0 at the terminating `.`.
-    pub(crate) fn read_body(&mut self, dst: &mut [u8]) -> Result<usize> {
+    /// Copies the next body bytes into `dst`, as many as are buffered (reading only when
+    /// none are); also says whether the terminating `.` was reached.
+    pub(crate) fn read_body(&mut self, dst: &mut [u8]) -> Result<(usize, bool)> {
         self.check_usable()?;
-        if dst.is_empty() {
-            return Ok(0);
-        }
+        let mut filled = 0;
         loop {
-            match self.decoder.next_event_max(dst.len()) {
+            if filled == dst.len() {
+                return Ok((filled, false));
+            }
+            match self.decoder.next_event_max(dst.len() - filled) {
                 Ok(Some(Event::Data(data))) => {
-                    dst[..data.len()].copy_from_slice(data);
-                    return Ok(data.len());
+                    dst[filled..filled + data.len()].copy_from_slice(data);
+                    filled += data.len();
                 }
-                Ok(Some(Event::End)) => return Ok(0),
+                Ok(Some(Event::End)) => return Ok((filled, true)),
                 Ok(Some(other)) => {
                     let error = Error::Protocol(format!("unexpected {other:?} in a body"));
                     return self.guard(Err(error));
                 }
+                Ok(None) if filled > 0 => return Ok((filled, false)),
                 Ok(None) => self.fill()?,
                 Err(error) => return self.guard(Err(error.into())),
             }
@@ -236,11 +247,10 @@ impl Read for BodyReader<'_> {
             return Ok(0);
         }
         match self.conn.read_body(buf) {
-            Ok(0) => {
-                self.done = true;
-                Ok(0)
+            Ok((n, ended)) => {
+                self.done = ended;
+                Ok(n)
             }
-            Ok(n) => Ok(n),
             Err(error) => {
                 let kind = if error.is_timeout() {
                     io::ErrorKind::TimedOut

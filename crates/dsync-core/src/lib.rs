@@ -41,6 +41,7 @@ pub mod header_hash;
 pub mod memory;
 mod model;
 pub mod plan;
+pub mod pop3_migration;
 mod report;
 pub mod state;
 mod storage;

@@ -55,6 +55,7 @@ pub mod header_hash;
 pub mod memory;
 mod model;
 pub mod plan;
+pub mod pop3_migration;
 mod report;
 mod spool;
 pub mod state;

@@ -8,6 +8,8 @@
 //! * [`RawImap`] is a deliberately small, separate IMAP client used to *populate* sources and
 //!   to *check* results. It shares no code with `imapc`, so a bug in our client cannot hide
 //!   itself in the tests.
+//! * [`RawPop3`] is the same for POP3: a small, separate client that checks what `pop3c`
+//!   reads.
 //! * [`AccountSnapshot`] captures everything a mail client caches about an account, read
 //!   through Dovecot's IMAP server, and prints readable differences.
 //! * [`FakeServer`] plays a script of raw bytes on one loopback connection, for hostile or
@@ -30,12 +32,14 @@ mod dovecot;
 mod fake;
 pub mod fixtures;
 mod imap;
+mod pop3;
 mod snapshot;
 mod tls;
 
 pub use dovecot::{Dovecot, DovecotBuilder, MAIL_GID, MAIL_UID, chown_to_mail_user};
 pub use fake::{FakeServer, Step};
-pub use imap::{RawImap, Response};
+pub use imap::{RawImap, Response, Token};
+pub use pop3::RawPop3;
 pub use snapshot::{AccountSnapshot, MailboxSnapshot, MessageSnapshot, parse_internal_date};
 
 /// Directory where binaries built by cargo live, for tests that run the `dsync` binary.

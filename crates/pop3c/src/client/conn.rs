@@ -1,0 +1,268 @@
+//! The connection core shared by `Client` and `Session`: sending commands (several at
+//! once when pipelining), reading answers through the sans-IO decoder, and reading bodies.
+
+use std::io::{self, Read};
+
+use mailnet::Stream;
+
+use crate::error::{Error, Result};
+use crate::proto::{Command, Decoder, Event, Status, parse_capability};
+use crate::types::{Capabilities, MessageNumber};
+
+use super::ConnectOptions;
+
+/// The first line of an answer.
+#[derive(Debug)]
+pub(crate) enum Head {
+    /// A complete single-line answer, or `-ERR` to a multi-line command.
+    Status(Status),
+    /// `+OK` opening a multi-line answer.
+    MultiLine,
+    /// A SASL challenge.
+    Continuation,
+}
+
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub(crate) stream: Stream,
+    pub(crate) decoder: Decoder,
+    pub(crate) options: ConnectOptions,
+    pub(crate) capabilities: Capabilities,
+    /// Set after an error that leaves the stream out of sync.
+    broken: bool,
+}
+
+impl Conn {
+    pub(crate) fn new(stream: Stream, options: ConnectOptions) -> Conn {
+        let decoder = Decoder::new(options.limits);
+        Conn { stream, decoder, options, capabilities: Capabilities::default(), broken: false }
+    }
+
+    /// Commands that may be in flight at once: 1 without `PIPELINING`.
+    pub(crate) fn window(&self) -> usize {
+        if self.options.pipelining && self.capabilities.pipelining() {
+            self.options.pipeline_depth.max(1)
+        } else {
+            1
+        }
+    }
+
+    fn guard<T>(&mut self, result: Result<T>) -> Result<T> {
+        if let Err(error) = &result
+            && error.is_fatal()
+        {
+            self.broken = true;
+        }
+        result
+    }
+
+    fn check_usable(&self) -> Result<()> {
+        if self.broken {
+            return Err(Error::Protocol("connection unusable after an earlier error".into()));
+        }
+        Ok(())
+    }
+
+    /// Encodes `commands`, queues their framing in the decoder and writes them at once.
+    pub(crate) fn send(&mut self, commands: &[Command<'_>]) -> Result<()> {
+        self.check_usable()?;
+        // A whole line that arrived while no answer was pending (an "autologout" notice, a
+        // server answering twice) would be taken for the next command's answer: refuse it.
+        if self.decoder.expected() == 0
+            && !self.decoder.in_multi_line()
+            && let Err(error) = self.decoder.next_event()
+        {
+            return self.guard(Err(error.into()));
+        }
+        let mut out = Vec::with_capacity(commands.len() * 16);
+        for command in commands {
+            command.encode(&mut out)?;
+        }
+        for command in commands {
+            self.decoder.expect(command.response_kind());
+        }
+        let sent = self.stream.send(&out).map_err(Error::from);
+        self.guard(sent)
+    }
+
+    /// Reads more bytes into the decoder; end of stream is [`mailnet::Error::Closed`].
+    fn fill(&mut self) -> Result<()> {
+        let spare = self.decoder.spare_mut();
+        let read = self.stream.read_some(spare);
+        let n = self.guard(read.map_err(Error::from))?;
+        if n == 0 {
+            self.broken = true;
+            return Err(Error::Net(mailnet::Error::Closed { operation: "read" }));
+        }
+        self.decoder.filled(n);
+        Ok(())
+    }
+
+    /// The first line of the next answer.
+    pub(crate) fn next_head(&mut self) -> Result<Head> {
+        self.check_usable()?;
+        loop {
+            let head = match self.decoder.next_event() {
+                Ok(Some(Event::Status(status))) => Head::Status(status),
+                Ok(Some(Event::MultiLineStart(_))) => Head::MultiLine,
+                Ok(Some(Event::Continuation(_))) => Head::Continuation,
+                Ok(Some(other)) => {
+                    let error = Error::Protocol(format!("unexpected {other:?} before a status"));
+                    return self.guard(Err(error));
+                }
+                Ok(None) => {
+                    self.fill()?;
+                    continue;
+                }
+                Err(error) => return self.guard(Err(error.into())),
+            };
+            return Ok(head);
+        }
+    }
+
+    /// The next listing line given to `each`, or `None` at the terminating `.`.
+    pub(crate) fn next_line<T>(&mut self, each: impl FnOnce(&[u8]) -> T) -> Result<Option<T>> {
+        self.check_usable()?;
+        loop {
+            match self.decoder.next_event() {
+                Ok(Some(Event::Line(line))) => return Ok(Some(each(line))),
+                Ok(Some(Event::End)) => return Ok(None),
+                Ok(Some(other)) => {
+                    let error = Error::Protocol(format!("unexpected {other:?} in a listing"));
+                    return self.guard(Err(error));
+                }
+                Ok(None) => self.fill()?,
+                Err(error) => return self.guard(Err(error.into())),
+            }
+        }
+    }
+
+    /// Copies the next body bytes into `dst`, as many as are buffered (reading only when
+    /// none are); also says whether the terminating `.` was reached.
+    pub(crate) fn read_body(&mut self, dst: &mut [u8]) -> Result<(usize, bool)> {
+        self.check_usable()?;
+        let mut filled = 0;
+        loop {
+            if filled == dst.len() {
+                return Ok((filled, false));
+            }
+            match self.decoder.next_event_max(dst.len() - filled) {
+                Ok(Some(Event::Data(data))) => {
+                    dst[filled..filled + data.len()].copy_from_slice(data);
+                    filled += data.len();
+                }
+                Ok(Some(Event::End)) => return Ok((filled, true)),
+                Ok(Some(other)) => {
+                    let error = Error::Protocol(format!("unexpected {other:?} in a body"));
+                    return self.guard(Err(error));
+                }
+                Ok(None) if filled > 0 => return Ok((filled, false)),
+                Ok(None) => self.fill()?,
+                Err(error) => return self.guard(Err(error.into())),
+            }
+        }
+    }
+
+    /// Runs a single-line command; `-ERR` becomes [`Error::Refused`].
+    pub(crate) fn simple(
+        &mut self,
+        command: &Command<'_>,
+        message: Option<MessageNumber>,
+    ) -> Result<Status> {
+        self.send(std::slice::from_ref(command))?;
+        self.expect_ok(command.name(), message)
+    }
+
+    /// Reads a single-line answer; `-ERR` becomes [`Error::Refused`].
+    pub(crate) fn expect_ok(
+        &mut self,
+        command: &'static str,
+        message: Option<MessageNumber>,
+    ) -> Result<Status> {
+        match self.next_head()? {
+            Head::Status(status) if status.is_ok() => Ok(status),
+            Head::Status(status) => {
+                Err(Error::Refused { command, message, code: status.code, text: status.text })
+            }
+            other => self.guard(Err(Error::Protocol(format!("{command} answered with {other:?}")))),
+        }
+    }
+
+    /// `CAPA`; a server that refuses it has no capabilities (RFC 1939 only).
+    pub(crate) fn refresh_capabilities(&mut self) -> Result<()> {
+        self.send(&[Command::Capa])?;
+        match self.next_head()? {
+            Head::MultiLine => {
+                let mut entries = Vec::new();
+                // Lines that do not parse (empty ones, control characters) are skipped:
+                // CAPA is advisory and an odd line must not stop a migration.
+                while let Some(entry) = self.next_line(|line| parse_capability(line).ok())? {
+                    entries.extend(entry);
+                }
+                self.capabilities = Capabilities::new(entries);
+            }
+            Head::Status(_) => self.capabilities = Capabilities::default(),
+            Head::Continuation => {
+                return self.guard(Err(Error::Protocol("CAPA answered with `+ `".into())));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A body as a `Read`: exactly the message bytes (unstuffed), then end of file.
+pub(crate) struct BodyReader<'c> {
+    conn: &'c mut Conn,
+    done: bool,
+    /// The typed transport error behind an `io::Error` we returned.
+    pub(crate) error: Option<Error>,
+}
+
+impl std::fmt::Debug for BodyReader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BodyReader").field("done", &self.done).finish_non_exhaustive()
+    }
+}
+
+impl<'c> BodyReader<'c> {
+    pub(crate) fn new(conn: &'c mut Conn) -> BodyReader<'c> {
+        BodyReader { conn, done: false, error: None }
+    }
+
+    /// Reads and drops whatever the handler left unread.
+    pub(crate) fn drain(&mut self) -> Result<()> {
+        let mut scratch = vec![0u8; 64 * 1024];
+        while !self.done {
+            if let Err(error) = self.read(&mut scratch) {
+                return Err(self.error.take().unwrap_or(Error::Handler(error)));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Read for BodyReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.done || buf.is_empty() {
+            return Ok(0);
+        }
+        match self.conn.read_body(buf) {
+            Ok((n, ended)) => {
+                self.done = ended;
+                Ok(n)
+            }
+            Err(error) => {
+                let kind = if error.is_timeout() {
+                    io::ErrorKind::TimedOut
+                } else if matches!(error, Error::Net(mailnet::Error::Closed { .. })) {
+                    io::ErrorKind::UnexpectedEof
+                } else {
+                    io::ErrorKind::InvalidData
+                };
+                let message = error.to_string();
+                self.error = Some(error);
+                Err(io::Error::new(kind, message))
+            }
+        }
+    }
+}

@@ -51,8 +51,11 @@ pub mod adapters;
 mod error;
 mod execute;
 pub mod filter;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod header_hash;
 pub mod memory;
+pub mod message_date;
 mod model;
 pub mod plan;
 pub mod pop3_migration;

@@ -134,6 +134,14 @@ pub trait MessageSink {
 
     /// The body delivered last belongs to `uid`.
     fn done(&mut self, uid: Uid) -> Result<(), StorageError>;
+
+    /// Like [`done`](Self::done), from a source that learns a message's received date only
+    /// from its body (POP3 has no INTERNALDATE): the date is used when the message's
+    /// metadata has none.
+    fn done_with_received(&mut self, uid: Uid, received: Option<i64>) -> Result<(), StorageError> {
+        let _ = received;
+        self.done(uid)
+    }
 }
 
 /// Saves spooled bodies under their new UIDs (the default [`StorageMut::renumber`]).

@@ -7,6 +7,7 @@ use std::io::{self, Read};
 use imapc::proto::{BodyStart, Fetch, FetchItem, ListAttribute, StatusItem};
 use imapc::{Client, ConnectOptions, Credentials, FetchHandler, ListOptions, SequenceSet, Session};
 
+use super::unwrap_sink_error;
 use crate::error::{ErrorKind, StorageError};
 use crate::header_hash::{DEFAULT_HASHED_HEADERS, HashVersion, header_hash};
 use crate::model::{
@@ -73,6 +74,34 @@ impl ImapStorage {
         MailboxName::split(&text, self.delimiter).map_err(|e| {
             StorageError::with_source(ErrorKind::InvalidData, format!("mailbox name {text:?}"), e)
         })
+    }
+
+    /// Streams the first `limit` bytes of a body section of each UID to `each`, in UID
+    /// order: `section` `"HEADER"` for headers, `""` for whole messages (`BODY.PEEK[…]`,
+    /// so nothing becomes \Seen). One message is held at a time.
+    pub fn fetch_section(
+        &mut self,
+        mailbox: &MailboxName,
+        uids: &[Uid],
+        section: &str,
+        limit: u64,
+        each: &mut dyn FnMut(Uid, &[u8]),
+    ) -> Result<(), StorageError> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        if self.examined.as_ref() != Some(mailbox) || self.session.selected().is_none() {
+            self.examine(mailbox)?;
+        }
+        let set = SequenceSet::from_uids(uids.iter().filter_map(|u| imapc::Uid::new(u.get())));
+        let items = [
+            FetchItem::Uid,
+            FetchItem::Body { section: section.to_owned(), partial: None, peek: true },
+        ];
+        let mut handler = SectionHandler { each, limit, pending: None };
+        self.session
+            .uid_fetch(&set, &items, &mut handler)
+            .map_err(|e| convert_error(e, "UID FETCH"))
     }
 
     fn examine(&mut self, mailbox: &MailboxName) -> Result<imapc::MailboxInfo, StorageError> {
@@ -236,6 +265,31 @@ impl FetchHandler for HeaderHandler<'_> {
     }
 }
 
+/// Hands each section's first bytes to a callback once its UID is known.
+struct SectionHandler<'a> {
+    each: &'a mut dyn FnMut(Uid, &[u8]),
+    limit: u64,
+    pending: Option<Vec<u8>>,
+}
+
+impl FetchHandler for SectionHandler<'_> {
+    fn body(&mut self, _start: &BodyStart, body: &mut dyn Read) -> io::Result<()> {
+        let mut bytes = Vec::new();
+        body.take(self.limit).read_to_end(&mut bytes)?;
+        self.pending = Some(bytes);
+        Ok(())
+    }
+
+    fn fetch(&mut self, fetch: Fetch) -> io::Result<()> {
+        if let (Some(bytes), Some(uid)) =
+            (self.pending.take(), fetch.uid.and_then(|u| Uid::new(u.get())))
+        {
+            (self.each)(uid, &bytes);
+        }
+        Ok(())
+    }
+}
+
 /// Changes whenever the mailbox does, but only when the server keeps mod-sequences: without
 /// CONDSTORE a flag change leaves UIDNEXT and MESSAGES as they were.
 fn change_token(
@@ -268,17 +322,6 @@ impl FetchHandler for SinkHandler<'_> {
             self.sink.done(uid).map_err(io::Error::other)?;
         }
         Ok(())
-    }
-}
-
-/// The sink's own error travelled through `io::Error`; take it back out.
-fn unwrap_sink_error(error: io::Error) -> StorageError {
-    let Some(inner) = error.into_inner() else {
-        return StorageError::new(ErrorKind::Temporary, "message sink failed");
-    };
-    match inner.downcast::<StorageError>() {
-        Ok(storage_error) => *storage_error,
-        Err(other) => StorageError::new(ErrorKind::Temporary, other.to_string()),
     }
 }
 

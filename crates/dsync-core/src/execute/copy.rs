@@ -103,7 +103,7 @@ impl CopySink<'_> {
         reply
     }
 
-    fn finish(&mut self, uid: Uid) -> Result<(), StorageError> {
+    fn finish(&mut self, uid: Uid, received: Option<i64>) -> Result<(), StorageError> {
         let Some(bytes) = self.staged_bytes.take() else {
             return Err(StorageError::new(
                 ErrorKind::InvalidData,
@@ -120,7 +120,13 @@ impl CopySink<'_> {
                 format!("UID {uid} arrived out of ascending order"),
             ));
         }
-        if let Err(error) = self.writer.save_finish(meta) {
+        let saved = match (meta.received, received) {
+            (None, Some(received)) => {
+                self.writer.save_finish(&MessageMeta { received: Some(received), ..meta.clone() })
+            }
+            _ => self.writer.save_finish(meta),
+        };
+        if let Err(error) = saved {
             return Err(self.fail(error));
         }
         self.last_saved = Some(uid);
@@ -151,7 +157,11 @@ impl MessageSink for CopySink<'_> {
     }
 
     fn done(&mut self, uid: Uid) -> Result<(), StorageError> {
-        self.finish(uid)
+        self.finish(uid, None)
+    }
+
+    fn done_with_received(&mut self, uid: Uid, received: Option<i64>) -> Result<(), StorageError> {
+        self.finish(uid, received)
     }
 }
 

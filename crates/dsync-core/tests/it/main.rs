@@ -3,3 +3,6 @@
 mod backup;
 mod header_hash;
 mod modes;
+mod pop3;
+mod pop3_migration;
+mod pop3_source;

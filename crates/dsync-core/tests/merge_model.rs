@@ -103,6 +103,7 @@ enum Op {
     SetFlags { mailbox: usize, pick: usize, bits: u8, keyword: Option<u8> },
     Create { mailbox: usize },
     Delete { mailbox: usize },
+    Subscribe { mailbox: usize, subscribed: bool },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -113,7 +114,8 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (m.clone(), 0usize..8, 0u8..32, proptest::option::of(0u8..3))
             .prop_map(|(mailbox, pick, bits, keyword)| Op::SetFlags { mailbox, pick, bits, keyword }),
         1 => m.clone().prop_map(|mailbox| Op::Create { mailbox }),
-        1 => m.prop_map(|mailbox| Op::Delete { mailbox }),
+        1 => m.clone().prop_map(|mailbox| Op::Delete { mailbox }),
+        2 => (m, any::<bool>()).prop_map(|(mailbox, subscribed)| Op::Subscribe { mailbox, subscribed }),
     ]
 }
 
@@ -185,6 +187,14 @@ fn evolve(storage: &mut MemoryStorage, ops: &[Op], first_id: u32) -> History {
                     history.touched.insert(mailbox);
                 }
             }
+            Op::Subscribe { mailbox, subscribed } => {
+                // Subscriptions are names, independent of the mailboxes (as in IMAP).
+                if subscribed {
+                    storage.subscribe(&name(mailbox));
+                } else {
+                    storage.unsubscribe(&name(mailbox));
+                }
+            }
             Op::Delete { mailbox } => {
                 let mailbox = name(mailbox);
                 if !mailbox.is_inbox() && storage.mailbox(&mailbox).is_some() {
@@ -205,6 +215,32 @@ fn evolve(storage: &mut MemoryStorage, ops: &[Op], first_id: u32) -> History {
         }
     }
     history
+}
+
+/// The subscriptions the sync must leave on B (and, two-way, on A): per name, a side's
+/// change since the ancestor travels; when both sides changed it differently, subscribed
+/// wins. (One-way: A's changes travel and B keeps its own, which is the same rule for B.)
+fn expected_subscriptions(
+    ancestor: &BTreeSet<MailboxName>,
+    a: &BTreeSet<MailboxName>,
+    b: &BTreeSet<MailboxName>,
+) -> BTreeSet<MailboxName> {
+    ancestor
+        .iter()
+        .chain(a)
+        .chain(b)
+        .filter(|name| {
+            let (in_a, in_b) = (a.contains(*name), b.contains(*name));
+            let was = ancestor.contains(*name);
+            match (in_a != was, in_b != was) {
+                (true, false) => in_a,
+                (false, true) => in_b,
+                (true, true) => in_a || in_b,
+                (false, false) => was,
+            }
+        })
+        .cloned()
+        .collect()
 }
 
 /// Per mailbox: id → flags.
@@ -345,12 +381,16 @@ proptest! {
         let mut b = a.clone();
         let base = sync(Mode::TwoWay, &mut a, &mut b, None).expect("initial sync").state.expect("state");
         let ancestor = view(&a);
+        let ancestor_subscriptions = a.subscribed().clone();
         let a_history = evolve(&mut a, &a_ops, 10_000);
         let b_history = evolve(&mut b, &b_ops, 20_000);
         let (a_before, b_before) = (view(&a), view(&b));
+        let subscriptions = expected_subscriptions(&ancestor_subscriptions, a.subscribed(), b.subscribed());
 
         let state = sync_maybe_interrupted(Mode::TwoWay, &mut a, &mut b, base, interrupt);
         let (a_after, b_after) = (view(&a), view(&b));
+        prop_assert_eq!(a.subscribed(), &subscriptions, "subscriptions on A");
+        prop_assert_eq!(b.subscribed(), &subscriptions, "subscriptions on B");
         prop_assert_eq!(&a_after, &b_after, "sides differ");
         prop_assert_eq!(uids(&a), uids(&b), "UIDs differ");
 
@@ -410,14 +450,19 @@ proptest! {
         let mut b = a.clone();
         let base = sync(Mode::OneWay, &mut a, &mut b, None).expect("initial sync").state.expect("state");
         let ancestor = view(&a);
+        let ancestor_subscriptions = a.subscribed().clone();
         let a_history = evolve(&mut a, &a_ops, 10_000);
         let b_history = evolve(&mut b, &b_ops, 20_000);
         let (a_before, b_before) = (view(&a), view(&b));
         let a_uids_before = uids(&a);
+        let a_subscriptions = a.subscribed().clone();
+        let subscriptions = expected_subscriptions(&ancestor_subscriptions, &a_subscriptions, b.subscribed());
 
         let state = sync_maybe_interrupted(Mode::OneWay, &mut a, &mut b, base, interrupt.map(|(w, killed)| (false, w, killed)));
         prop_assert_eq!(view(&a), a_before.clone(), "the source was written");
         prop_assert_eq!(uids(&a), a_uids_before, "the source was written");
+        prop_assert_eq!(a.subscribed(), &a_subscriptions, "the source's subscriptions were written");
+        prop_assert_eq!(b.subscribed(), &subscriptions, "subscriptions on B");
         let b_after = view(&b);
 
         let mailboxes: BTreeSet<&MailboxName> = a_before.keys().chain(b_before.keys()).collect();

@@ -6,7 +6,8 @@
 //! it is recreated on B so no mail is lost). One that only B has: if saved state shows A
 //! had it, A deleted it and the delete travels to B under the same condition (both
 //! modes); otherwise it is B's own, kept in one-way mode and created on A in two-way mode.
-//! Subscriptions are united (unsubscribing does not travel yet). INBOX is never deleted.
+//! Subscriptions: each side's changes since the last merge travel (see
+//! [`sync_subscriptions`]). INBOX is never deleted.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -177,22 +178,104 @@ pub(super) fn run(
         }
     }
 
-    // Subscriptions: the union.
-    for name in a_subscriptions.difference(&b_subscriptions).filter(|n| wanted(n)) {
-        if !options.dry_run {
-            b.set_subscribed(name, true).map_err(global(B))?;
+    sync_subscriptions(
+        options,
+        &mut a,
+        b,
+        report,
+        state,
+        &a_subscriptions,
+        &b_subscriptions,
+        &wanted,
+    )
+}
+
+/// What a side subscribed or unsubscribed since the last merge travels to the other side
+/// (one-way: only A's changes, B's own stay). Both sides changed a name differently, or it
+/// differs for no recorded reason (no state yet): subscribed wins — a hidden folder is
+/// worse than an extra one in a folder list.
+#[allow(clippy::too_many_arguments)]
+fn sync_subscriptions(
+    options: &SyncOptions,
+    a: &mut SideA<'_>,
+    b: &mut dyn StorageMut,
+    report: &mut Report,
+    state: &mut SyncState,
+    a_now: &BTreeSet<MailboxName>,
+    b_now: &BTreeSet<MailboxName>,
+    wanted: &dyn Fn(&MailboxName) -> bool,
+) -> Result<(), SyncError> {
+    let global = |side: Side| move |error: StorageError| SyncError { side, mailbox: None, error };
+    let mode = a.mode();
+    let (mut a_final, mut b_final) = (a_now.clone(), b_now.clone());
+    let names: BTreeSet<&MailboxName> = a_now
+        .iter()
+        .chain(b_now)
+        .chain(&state.subscribed_source)
+        .chain(&state.subscribed_destination)
+        .filter(|n| wanted(n))
+        .collect();
+    for name in names {
+        let (in_a, in_b) = (a_now.contains(name), b_now.contains(name));
+        if in_a == in_b {
+            continue;
         }
-        report.subscribed += 1;
-    }
-    if let SideA::Writable(a) = &mut a {
-        for name in b_subscriptions.difference(&a_subscriptions).filter(|n| wanted(n)) {
+        let a_changed = in_a != state.subscribed_source.contains(name);
+        let b_changed = in_b != state.subscribed_destination.contains(name);
+        let target = match (a_changed, b_changed, mode) {
+            (true, false, _) => in_a,
+            (false, true, _) => in_b,
+            // One-way and nothing new on A: B's difference is B's own.
+            (false, false, MergeMode::OneWay) => continue,
+            _ => true,
+        };
+        if in_b != target {
             if !options.dry_run {
-                a.set_subscribed(&a.local_name(name), true).map_err(global(A))?;
+                b.set_subscribed(name, target).map_err(global(B))?;
             }
-            report.subscribed += 1;
+            count(report, target);
+            set_member(&mut b_final, name, target);
         }
+        if in_a != target
+            && let SideA::Writable(a) = a
+        {
+            if !options.dry_run {
+                a.set_subscribed(&a.local_name(name), target).map_err(global(A))?;
+            }
+            count(report, target);
+            set_member(&mut a_final, name, target);
+        }
+    }
+    if !options.dry_run {
+        // Names outside the filter keep what was recorded for them.
+        let record = |recorded: &BTreeSet<MailboxName>, now: BTreeSet<MailboxName>| {
+            recorded
+                .iter()
+                .filter(|n| !wanted(n))
+                .cloned()
+                .chain(now.into_iter().filter(|n| wanted(n)))
+                .collect()
+        };
+        state.subscribed_source = record(&state.subscribed_source, a_final);
+        state.subscribed_destination = record(&state.subscribed_destination, b_final);
     }
     Ok(())
+}
+
+fn count(report: &mut Report, subscribed: bool) {
+    if subscribed {
+        report.subscribed += 1;
+    } else {
+        report.unsubscribed += 1;
+    }
+}
+
+fn set_member(set: &mut BTreeSet<MailboxName>, name: &MailboxName, member: bool) {
+    if member {
+        set.insert(name.clone());
+    } else {
+        set.remove(name);
+    }
 }
 
 /// True when `storage`'s mailbox has the change token recorded at the last sync.

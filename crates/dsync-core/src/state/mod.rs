@@ -8,18 +8,22 @@
 //! ```text
 //! dsync-rs state 1
 //! source imap%3A%2F%2Falice%40mail.example.com%3A993
+//! subscribed S Archive/2023
+//! subscribed D Archive/2023
 //! mailbox Archive/2023 1700000000 42 <source token> <destination token> <source GUID> <destination GUID> <rebuild: - S D>
 //! 7 S $Label1
 //! 9 RS
 //! ```
 //!
+//! `subscribed S|D` lines list what each side (source, destination) had subscribed after
+//! the last merge, so an unsubscribe on one side travels instead of being undone.
 //! Names, keywords and tokens are percent-encoded (`*` marks "no token"); flag letters are
 //! Maildir's (`D` draft, `F` flagged, `R` answered, `S` seen, `T` deleted; `-` for none).
 //! [`dovecot`] has Dovecot's own `-s` state string.
 
 pub mod dovecot;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use crate::error::Side;
@@ -55,6 +59,10 @@ pub struct SyncState {
     pub source: Option<String>,
     /// Per mailbox.
     pub mailboxes: BTreeMap<MailboxName, MailboxState>,
+    /// The source's subscriptions after the last merge (destination-side names).
+    pub subscribed_source: BTreeSet<MailboxName>,
+    /// The destination's subscriptions after the last merge.
+    pub subscribed_destination: BTreeSet<MailboxName>,
 }
 
 /// A state text that cannot be used (the run then starts from scratch).
@@ -83,15 +91,19 @@ impl SyncState {
         if let Some(source) = &self.source {
             let _ = writeln!(out, "source {}", escape(source));
         }
+        for (side, names) in [("S", &self.subscribed_source), ("D", &self.subscribed_destination)] {
+            for name in names {
+                let _ = writeln!(out, "subscribed {side} {}", encode_name(name));
+            }
+        }
         for (name, state) in &self.mailboxes {
-            let components: Vec<String> = name.components().iter().map(|c| escape(c)).collect();
             let guid = |guid: Option<MailboxGuid>| {
                 guid.map_or_else(|| String::from("*"), |g| g.to_string())
             };
             let _ = writeln!(
                 out,
                 "mailbox {} {} {} {} {} {} {} {}",
-                components.join("/"),
+                encode_name(name),
                 state.base.uid_validity,
                 state.base.last_common_uid,
                 token(state.source_token.as_deref()),
@@ -140,6 +152,17 @@ impl SyncState {
                 state.source = Some(unescape(source).map_err(|e| error(&e))?);
                 continue;
             }
+            if let ["subscribed", side, name] = fields[..]
+                && current.is_none()
+            {
+                let name = decode_name(name).map_err(|e| error(&e))?;
+                match side {
+                    "S" => state.subscribed_source.insert(name),
+                    "D" => state.subscribed_destination.insert(name),
+                    _ => return Err(error("bad subscription side")),
+                };
+                continue;
+            }
             if fields.first() == Some(&"mailbox") {
                 if let Some((name, mailbox)) = current.take() {
                     state.mailboxes.insert(name, mailbox);
@@ -173,9 +196,7 @@ impl SyncState {
                             .ok_or_else(|| error("bad mailbox GUID"))
                     }
                 };
-                let components: Result<Vec<String>, _> = name.split('/').map(unescape).collect();
-                let name = MailboxName::new(components.map_err(|e| error(&e))?)
-                    .map_err(|e| error(&e.to_string()))?;
+                let name = decode_name(name).map_err(|e| error(&e))?;
                 let mailbox = MailboxState {
                     base: MergeBase {
                         uid_validity: uid_validity.parse().map_err(|_| error("bad UIDVALIDITY"))?,
@@ -220,6 +241,17 @@ impl SyncState {
         }
         Ok(state)
     }
+}
+
+/// A name as `/`-separated, percent-encoded components.
+fn encode_name(name: &MailboxName) -> String {
+    let components: Vec<String> = name.components().iter().map(|c| escape(c)).collect();
+    components.join("/")
+}
+
+fn decode_name(text: &str) -> Result<MailboxName, String> {
+    let components: Vec<String> = text.split('/').map(unescape).collect::<Result<_, _>>()?;
+    MailboxName::new(components).map_err(|e| e.to_string())
 }
 
 fn token(token: Option<&str>) -> String {
@@ -285,6 +317,8 @@ mod tests {
             },
         );
         state.mailboxes.insert(MailboxName::inbox(), MailboxState::default());
+        state.subscribed_source.insert(MailboxName::new(["Lists", "a b"]).expect("valid"));
+        state.subscribed_destination.insert(MailboxName::inbox());
         state
     }
 
@@ -294,6 +328,8 @@ mod tests {
             sample().encode(),
             "dsync-rs state 1\n\
              source imap%3A%2F%2Fa%40b\n\
+             subscribed S Lists/a%20b\n\
+             subscribed D INBOX\n\
              mailbox Archive/2023%20%26%20more%2Fless 1700000000 42 1%2F2%203%2A * * 58049b2934ff036bb01c000083ecc375 D\n\
              1 S $Label1\n\
              9 -\n\
@@ -314,6 +350,8 @@ mod tests {
             ("dsync-rs state 1\nmailbox IN%ZZ 1 2 * * * * -\n", "escape"),
             ("dsync-rs state 1\nmailbox INBOX 1 2 * * xyz * -\n", "GUID"),
             ("dsync-rs state 1\nmailbox INBOX 1 2 * * * * X\n", "rebuild mark"),
+            ("dsync-rs state 1\nsubscribed X INBOX\n", "subscription side"),
+            ("dsync-rs state 1\nsubscribed S %\n", "escape"),
         ];
         for (text, reason) in cases {
             let error = SyncState::decode(text).expect_err(text);
@@ -327,8 +365,13 @@ mod tests {
             names in proptest::collection::vec(proptest::collection::vec("[^\u{0}]{1,8}", 1..3), 0..4),
             flags in proptest::collection::vec((1u32..500, 0u8..32, proptest::collection::btree_set("[!-~]{1,6}", 0..3)), 0..6),
             token in proptest::option::of(".{0,10}"),
+            subscribed in proptest::collection::vec((proptest::bool::ANY, proptest::collection::vec("[^\u{0}]{1,8}", 1..3)), 0..4),
         ) {
             let mut state = SyncState::default();
+            for (source, components) in subscribed {
+                let name = MailboxName::new(components).expect("non-empty components");
+                if source { state.subscribed_source.insert(name); } else { state.subscribed_destination.insert(name); }
+            }
             for components in names {
                 let mut base = MergeBase { uid_validity: 7, last_common_uid: 500, flags: BTreeMap::new() };
                 for (uid, bits, keywords) in &flags {

@@ -143,8 +143,7 @@ const EXPECTED: &str = "expected imap://user@host[:port], imaps://…, pop3://�
 
 /// Parses a location argument.
 pub(crate) fn parse(text: &str) -> Result<Location, LocationError> {
-    let error =
-        |reason: &str| LocationError { location: text.to_owned(), reason: reason.to_owned() };
+    let error = |reason: &str| LocationError { location: redact(text), reason: reason.to_owned() };
     // An IMAP URL and a POP3 URL for the same account, joined by a comma.
     for marker in [",pop3://", ",pop3s://"] {
         if let Some(at) = text.find(marker) {
@@ -197,6 +196,29 @@ pub(crate) fn parse(text: &str) -> Result<Location, LocationError> {
         return Err(error(EXPECTED));
     }
     Err(error(&format!("{EXPECTED} (a bare path needs the maildir: prefix)")))
+}
+
+/// `scheme://user:secret@host` → `scheme://user:<redacted>@host`: a password typed into a
+/// location by mistake is never echoed back in an error.
+fn redact(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else { return text.to_owned() };
+    let authority_end = rest.find(['/', '?', ',']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:<redacted>@{host}{}", redact_tail(tail))
+        }
+        _ => format!("{scheme}://{authority}{}", redact_tail(tail)),
+    }
+}
+
+fn redact_tail(tail: &str) -> String {
+    // The second URL of an IMAP,POP3 pair.
+    match tail.split_once(',') {
+        Some((before, after)) => format!("{before},{}", redact(after)),
+        None => tail.to_owned(),
+    }
 }
 
 /// Replaces `%u` (user), `%n` (user without domain), `%d` (domain), `%{user}`,
@@ -435,6 +457,15 @@ mod tests {
             let location = parse(text).expect(text);
             assert_eq!(location.to_string(), text);
         }
+    }
+
+    #[test]
+    fn passwords_in_locations_are_not_echoed() {
+        let error = parse("imap://alice:hunter2@host").expect_err("password");
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+        assert!(error.to_string().contains("alice:<redacted>@host"), "{error}");
+        let pair = parse("imaps://a@h,pop3s://a:hunter2@h").expect_err("password");
+        assert!(!pair.to_string().contains("hunter2"), "{pair}");
     }
 
     #[test]

@@ -375,3 +375,38 @@ fn same_directory(a: &Path, b: &Path) -> bool {
         _ => a == b,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_dsync_waits_for_the_lock_then_fails_temporarily() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().join("Maildir");
+        let held = lock_destination(&root, Duration::ZERO).expect("first lock");
+        let started = Instant::now();
+        let error = lock_destination(&root, Duration::from_millis(300)).expect_err("locked");
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert_eq!(error.exit_code(), 75, "{error}");
+        assert!(error.to_string().contains("locked by another dsync"), "{error}");
+        drop(held);
+        lock_destination(&root, Duration::ZERO).expect("free again");
+    }
+
+    #[test]
+    fn imapc_location_from_settings() {
+        let mut settings = Settings::default();
+        let missing = resolve(Location::FromSettings(Protocol::Imap), &settings, Some("bob"));
+        assert!(missing.is_err());
+        settings.imapc.host = Some("old.example.com".into());
+        settings.imapc.transport = Some(Transport::Tls);
+        settings.imapc.user = Some("%n".into());
+        let resolved =
+            resolve(Location::FromSettings(Protocol::Imap), &settings, Some("bob@example.com"))
+                .expect("resolved");
+        assert_eq!(resolved.to_string(), "imaps://bob@old.example.com:993");
+        let pop3 = resolve(Location::FromSettings(Protocol::Pop3), &settings, Some("bob"));
+        assert!(pop3.is_err(), "pop3c_host is not set");
+    }
+}

@@ -203,8 +203,22 @@ pub(crate) fn sync(
     for warning in &base.warnings {
         tracing::warn!("{warning}");
     }
-    let planned: Vec<(String, Result<Job, CliError>)> =
+    let mut planned: Vec<(String, Result<Job, CliError>)> =
         users.iter().map(|who| (label_of(who, "?"), plan(who))).collect();
+    // Two users writing one destination at once would corrupt it: the second is refused.
+    let mut destinations: std::collections::HashMap<String, String> =
+        std::collections::HashMap::new();
+    for (label, job) in &mut planned {
+        let Ok(planned_job) = job else { continue };
+        let key = planned_job.destination.to_string();
+        if let Some(first) = destinations.get(&key) {
+            *job = Err(CliError::Usage(format!(
+                "{key} is also the destination of {first}: each user needs its own (use %u in the template)"
+            )));
+        } else {
+            destinations.insert(key, label.clone());
+        }
+    }
     let logs = LogSetup {
         log_dir: Some(base.log_dir.clone().unwrap_or_else(|| PathBuf::from("dsync-logs"))),
         rawlog_dir: base.rawlog_dir.clone(),

@@ -195,6 +195,24 @@ fn filters_state_strings_json_and_config_accounts() {
     );
     assert_eq!(all.status.code(), Some(0), "{}", text(&all));
     assert!(stdout(&all).contains("1 users: 1 ok"), "{}", text(&all));
+    // A user list whose template gives two users one destination: the second is refused.
+    let users = dir.path().join("users.txt");
+    std::fs::write(&users, "alice\nalice\n").expect("write");
+    let shared = dir.path().join("shared");
+    let twice = dsync(
+        &[
+            "backup",
+            "-F",
+            users.to_str().expect("utf-8"),
+            "--log-dir",
+            dir.path().join("logs").to_str().expect("utf-8"),
+            &imap,
+            &maildir(&shared),
+        ],
+        Some(PASSWORD),
+    );
+    assert_eq!(twice.status.code(), Some(64), "{}", text(&twice));
+    assert!(stdout(&twice).contains("is also the destination of alice"), "{}", text(&twice));
     let bad_config = dir.path().join("bad.toml");
     std::fs::write(&bad_config, "[defaults]\npasword_file = \"typo\"\n").expect("write");
     let rejected =

@@ -220,7 +220,8 @@ pub(crate) struct StateArgs {
     pub(crate) full: bool,
 
     /// Where to keep what the next run needs to be incremental (default: a file
-    /// `dsync-rs-state` in the destination Maildir's root, which Dovecot ignores).
+    /// `dsync-rs-state` in the destination Maildir's root, which Dovecot ignores). In
+    /// batches a template: --state-file '/var/lib/dsync/%u.state'.
     #[arg(long, value_name = "FILE", conflicts_with = "no_state")]
     pub(crate) state_file: Option<PathBuf>,
 

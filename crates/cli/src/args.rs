@@ -1,33 +1,70 @@
-//! Command-line arguments (clap). Names follow doveadm where it has them.
+//! Command-line arguments (clap). Verbs, option letters and their meanings follow doveadm
+//! where it has them (`dovecot-formats.md` §8), so operators feel at home.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-const EXIT_CODES: &str = "\
+pub(crate) const EXIT_CODES: &str = "\
 Exit status (as doveadm's):
-   0  synced
+   0  synced (verify: no difference)
+   1  verify only: differences found
    2  finished, but something changed meanwhile: run again
   64  usage error (bad option or location)
   65  data error (e.g. a mailbox the destination cannot represent)
   67  unknown user
-  68  mailbox not found
-  73  can't create (disk full, over quota)
-  75  temporary failure (connection, timeout): retry later
-  77  permission denied, or wrong credentials";
+  68  mailbox or location not found
+  73  can't create (disk full, over quota, not a directory)
+  75  temporary failure (connection, timeout, lock held): retry later; wins over the others
+  77  permission denied, or wrong credentials
+  78  configuration error (config file, untrusted certificate)";
+
+const LOCATIONS: &str = "\
+Locations:
+  maildir:PATH[:LAYOUT=fs][:UTF-8]     a Maildir as Dovecot keeps it
+  imap://USER@HOST[:PORT][?tls=starttls], imaps://USER@HOST[:PORT]
+  pop3://USER@HOST[:PORT], pop3s://…   POP3 (needs the engine's POP3 adapter: not yet)
+  imaps://USER@HOST,pop3s://USER@HOST  IMAP + POP3 pair keeping POP3 UIDLs (not yet)
+  imapc:                               server from -o imapc_host=… imapc_port=… imapc_ssl=…
+  sdbox:PATH                           single-dbox (not yet)
+In batches (-u, -A, -F) %u, %n (user without domain) and %d (domain) are replaced.
+Passwords never go on the command line: --password-file, --password-command,
+--oauth2-token-file or the DSYNC_PASSWORD environment variable.";
 
 /// Migrate and synchronise mailboxes, preserving UIDs, UIDVALIDITY, flags, keywords,
 /// received dates, folders and subscriptions.
 #[derive(Debug, Parser)]
-#[command(name = "dsync", version, after_help = EXIT_CODES, propagate_version = true)]
+#[command(
+    name = "dsync",
+    version,
+    after_help = format!("{LOCATIONS}\n\n{EXIT_CODES}"),
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub(crate) struct Cli {
-    /// Print protocol-level debug output (passwords are never printed).
+    /// Debug: log protocol lines too (passwords and tokens are never logged).
     #[arg(short = 'D', long = "debug", global = true)]
     pub(crate) debug: bool,
 
-    /// Print nothing but errors.
+    /// Verbose: log each mailbox as it is done.
+    #[arg(short, long, global = true)]
+    pub(crate) verbose: bool,
+
+    /// Print nothing but errors (no progress, no summary).
     #[arg(short, long, global = true)]
     pub(crate) quiet: bool,
+
+    /// Read defaults and named accounts from this TOML file.
+    #[arg(short = 'c', long = "config", global = true, value_name = "FILE", env = "DSYNC_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+
+    /// Override a setting, with Dovecot's names: imapc_host, imapc_port, imapc_user,
+    /// imapc_ssl, imapc_master_user, imapc_sasl_mechanisms, imapc_cmd_timeout,
+    /// imapc_connection_timeout_interval, imapc_rawlog_dir, imapc_features, pop3c_*,
+    /// mail_prefetch_count, mail_fsync, ssl_client_ca_file, dsync_commit_msgs_interval,
+    /// mail_max_lock_timeout (repeatable).
+    #[arg(short = 'o', global = true, value_name = "KEY=VALUE")]
+    pub(crate) settings: Vec<String>,
 
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -38,38 +75,153 @@ pub(crate) enum Command {
     /// Make DESTINATION identical to SOURCE: copy what is missing, revert what differs,
     /// delete what the source does not have. The source is only read.
     #[command(after_help = "Examples:
-  DSYNC_PASSWORD=secret dsync backup imap://alice@mail.example.com maildir:/srv/mail/alice
-  dsync backup --password-file pw imaps://alice@old.example.com maildir:~/Maildir
-  dsync backup maildir:/backup/alice maildir:/srv/mail/alice")]
-    Backup(SyncArgs),
+  DSYNC_PASSWORD=secret dsync backup imaps://alice@old.example.com maildir:/srv/mail/alice
+  dsync backup --password-file pw -x '\\Trash' imaps://alice@old.example.com maildir:~/Maildir
+  dsync backup -R maildir:/srv/mail/alice maildir:/backup/alice     # restore from the backup
+  dsync -c dsync.toml backup -u alice                                # an account of the config
+  dsync backup -F users.txt -j 8 --master-user admin --password-file master.pw \\
+      'imaps://%u@old.example.com' 'maildir:/srv/mail/%d/%n/Maildir'")]
+    Backup(BackupArgs),
+
+    /// Merge two locations (doveadm sync): both are written, each gets the other's changes.
+    /// With -1, merge SOURCE into DESTINATION only (changes made on DESTINATION stay).
+    #[command(after_help = "Examples:
+  dsync sync maildir:/srv/a maildir:/srv/b
+  dsync sync -1 --password-file pw imaps://alice@old.example.com maildir:/srv/mail/alice
+  state=$(dsync sync -1 -s \"$state\" imaps://alice@old.example.com maildir:/srv/mail/alice)")]
+    Sync(SyncArgs),
+
+    /// Copy messages from SOURCE into DESTINATION (under PARENT) with new UIDs, keeping
+    /// flags and dates (doveadm import); running it again copies nothing twice.
+    #[command(after_help = "Examples:
+  dsync import maildir:/restore/alice maildir:/srv/mail/alice Restored
+  dsync import -s -m INBOX -t 2024-01-01 imaps://alice@old.example.com maildir:/srv/mail/alice Old")]
+    Import(ImportArgs),
+
+    /// Mailbox commands.
+    #[command(subcommand)]
+    Mailbox(MailboxCommand),
+
+    /// Compare two locations: folders, subscriptions, UIDVALIDITY, UIDNEXT, UIDs, sizes,
+    /// flags, keywords, received dates and POP3 UIDLs. Prints every difference; exits 1
+    /// if there is any.
+    #[command(after_help = "Examples:
+  dsync verify --password-file pw imaps://alice@old.example.com maildir:/srv/mail/alice
+  dsync verify --bodies maildir:/srv/mail/alice maildir:/backup/alice")]
+    Verify(VerifyArgs),
+
+    /// Preflight: connect, log in and list every folder with its message count and size.
+    #[command(after_help = "Examples:
+  dsync check --password-file pw imaps://alice@old.example.com
+  dsync check -F users.txt -j 8 --master-user admin --password-file master.pw 'imaps://%u@old.example.com'")]
+    Check(CheckArgs),
+
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "Example:
+  dsync completions bash > /etc/bash_completion.d/dsync")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the man page (dsync.1), or write one page per command into DIR.
+    #[command(after_help = "Example:
+  dsync man > /usr/local/share/man/man1/dsync.1")]
+    Man {
+        /// Write dsync.1 and dsync-VERB.1 pages here instead of printing dsync.1.
+        #[arg(value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MailboxCommand {
+    /// List the folders of a location (doveadm mailbox list).
+    #[command(after_help = "Examples:
+  dsync mailbox list maildir:/srv/mail/alice
+  dsync mailbox list -s --password-file pw imaps://alice@old.example.com 'Archive*'")]
+    List(MailboxListArgs),
+}
+
+/// The two locations of a sync.
+#[derive(Debug, Args)]
+pub(crate) struct Locations {
+    /// Where mail is read (see "Locations" in `dsync --help`). May be left out when -u/-A
+    /// take it from the config file.
+    pub(crate) source: Option<String>,
+
+    /// Where mail is written (a Maildir).
+    pub(crate) destination: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BackupArgs {
+    /// Reverse: read from the second location, write the first.
+    #[arg(short = 'R')]
+    pub(crate) reverse: bool,
+
+    #[command(flatten)]
+    pub(crate) locations: Locations,
+
+    #[command(flatten)]
+    pub(crate) state: StateArgs,
+
+    #[command(flatten)]
+    pub(crate) run: RunArgs,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct SyncArgs {
-    /// Where mail is read: imap://user@host[:port][?tls=starttls], imaps://user@host[:port],
-    /// or maildir:PATH[:LAYOUT=fs][:UTF-8].
-    pub(crate) source: String,
+    /// One-way: merge SOURCE into DESTINATION without reverting DESTINATION's own changes.
+    #[arg(short = '1')]
+    pub(crate) one_way: bool,
 
-    /// Where mail is written: maildir:PATH[:LAYOUT=fs][:UTF-8].
-    pub(crate) destination: String,
+    /// Reverse: the second location plays the source.
+    #[arg(short = 'R')]
+    pub(crate) reverse: bool,
 
-    /// Show what would be done without changing anything.
-    #[arg(long, short = 'n')]
-    pub(crate) dry_run: bool,
+    #[command(flatten)]
+    pub(crate) locations: Locations,
 
-    /// Commit after this many saved messages, so an interrupted run resumes where it
-    /// stopped (Dovecot's dsync_commit_msgs_interval).
-    #[arg(long, default_value_t = 100, value_name = "N")]
-    pub(crate) commit_interval: u32,
+    #[command(flatten)]
+    pub(crate) state: StateArgs,
 
-    /// Do not fsync each message; sync everything once at the end (Dovecot's
-    /// mail_fsync=never, recommended for migrations). A killed run still leaves a
-    /// consistent destination; only a power loss before the end can lose recent writes.
-    #[arg(long)]
-    pub(crate) no_fsync: bool,
+    #[command(flatten)]
+    pub(crate) run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// Subscribe to the folders imported into.
+    #[arg(short = 's')]
+    pub(crate) subscribe: bool,
+
+    #[command(flatten)]
+    pub(crate) locations: Locations,
+
+    /// The folder the source's folders go under (`/`-separated; default: the top level).
+    #[arg(value_name = "PARENT")]
+    pub(crate) parent: Option<String>,
+
+    #[command(flatten)]
+    pub(crate) run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "State")]
+pub(crate) struct StateArgs {
+    /// Dovecot's state string: '' starts stateful with a full sync; the new state is
+    /// printed on stdout. dsync's own state file keeps the details; see the README.
+    #[arg(short = 's', value_name = "STATE")]
+    pub(crate) dovecot_state: Option<String>,
+
+    /// Full sync: ignore the saved state (list and compare every mailbox).
+    #[arg(short = 'f', long = "full")]
+    pub(crate) full: bool,
 
     /// Where to keep what the next run needs to be incremental (default: a file
-    /// `dsync-rs-state` in the destination Maildir's root, which Dovecot ignores).
+    /// `dsync-rs-state` in the destination Maildir's root, which Dovecot ignores). In
+    /// batches a template: --state-file '/var/lib/dsync/%u.state'.
     #[arg(long, value_name = "FILE", conflicts_with = "no_state")]
     pub(crate) state_file: Option<PathBuf>,
 
@@ -77,26 +229,248 @@ pub(crate) struct SyncArgs {
     #[arg(long)]
     pub(crate) no_state: bool,
 
+    /// Purge the destination after the sync (doveadm -P; only mdbox storage has anything
+    /// to purge).
+    #[arg(short = 'P')]
+    pub(crate) purge: bool,
+
+    /// Copy by GUID from this "all mail" folder (doveadm -a; not supported yet).
+    #[arg(short = 'a', value_name = "MAILBOX")]
+    pub(crate) all_mail: Option<String>,
+}
+
+/// Everything sync, backup and import share.
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    pub(crate) filters: FilterArgs,
+
+    #[command(flatten)]
+    pub(crate) write: WriteArgs,
+
     #[command(flatten)]
     pub(crate) connection: ConnectionArgs,
+
+    #[command(flatten)]
+    pub(crate) batch: BatchArgs,
+
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Filters")]
+pub(crate) struct FilterArgs {
+    /// Only this mailbox: a name with * % ? wildcards, or a special-use flag such as
+    /// '\Sent' (repeatable).
+    #[arg(short = 'm', value_name = "MAILBOX")]
+    pub(crate) mailboxes: Vec<String>,
+
+    /// Never this mailbox: wildcards or '\Trash'-style flags (repeatable).
+    #[arg(short = 'x', value_name = "MASK")]
+    pub(crate) exclude: Vec<String>,
+
+    /// Only this namespace prefix (repeatable). Only the personal namespace ('' or
+    /// INBOX) is synced.
+    #[arg(short = 'n', value_name = "PREFIX")]
+    pub(crate) namespaces: Vec<String>,
+
+    /// Only mail received since DATE: YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS, a UNIX time, or an
+    /// age such as 30d, 12h, 2w.
+    #[arg(short = 't', value_name = "DATE")]
+    pub(crate) since: Option<String>,
+
+    /// Only mail received until DATE (same forms as -t).
+    #[arg(short = 'e', value_name = "DATE")]
+    pub(crate) until: Option<String>,
+
+    /// Only mail with FLAG (a flag or keyword), or with -FLAG only mail without it.
+    #[arg(short = 'O', value_name = "FLAG", allow_hyphen_values = true)]
+    pub(crate) flag: Option<String>,
+
+    /// Skip mail larger than SIZE (bytes, or with k, M, G).
+    #[arg(short = 'I', value_name = "SIZE")]
+    pub(crate) max_size: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Writing")]
+pub(crate) struct WriteArgs {
+    /// Show what would be done without changing anything.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+
+    /// Commit after this many saved messages, so an interrupted run resumes where it
+    /// stopped (Dovecot's dsync_commit_msgs_interval) [default: 100].
+    #[arg(long, value_name = "N")]
+    pub(crate) commit_interval: Option<u32>,
+
+    /// Do not fsync each message; sync everything once at the end (Dovecot's
+    /// mail_fsync=never, recommended for migrations). A killed run still leaves a
+    /// consistent destination; only a power loss before the end can lose recent writes.
+    #[arg(long)]
+    pub(crate) no_fsync: bool,
+
+    /// Lock the destination for the run (file dsync-rs.lock in its root), waiting up to
+    /// SECS for another dsync to finish with it; also the Maildir lock timeout.
+    #[arg(short = 'l', value_name = "SECS")]
+    pub(crate) lock_timeout: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Connection")]
 pub(crate) struct ConnectionArgs {
-    /// Read the IMAP password from the first line of FILE (else from $DSYNC_PASSWORD).
+    /// Read the password from the first line of FILE (else $DSYNC_PASSWORD).
     #[arg(long, value_name = "FILE")]
     pub(crate) password_file: Option<PathBuf>,
+
+    /// Run CMD with /bin/sh and use the first line it prints as the password.
+    #[arg(long, value_name = "CMD", conflicts_with = "password_file")]
+    pub(crate) password_command: Option<String>,
+
+    /// Log in with the OAuth2 access token in FILE (XOAUTH2 unless --sasl-mechanism says
+    /// oauthbearer); the file is read again at every connection.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["password_file", "password_command"])]
+    pub(crate) oauth2_token_file: Option<PathBuf>,
+
+    /// How to log in: plain, login, xoauth2 or oauthbearer [default: PLAIN when offered].
+    #[arg(long, value_name = "MECHANISM")]
+    pub(crate) sasl_mechanism: Option<String>,
 
     /// Trust this CA certificate (PEM) in addition to the built-in roots.
     #[arg(long, value_name = "FILE")]
     pub(crate) ca_file: Option<PathBuf>,
 
-    /// Log in as USER's master user (Dovecot master-user login with AUTHENTICATE PLAIN).
+    /// Log in as this master user on behalf of the location's user (Dovecot master-user
+    /// login with AUTHENTICATE PLAIN). `user*master` in the location works too.
     #[arg(long, value_name = "MASTER")]
     pub(crate) master_user: Option<String>,
 
-    /// Seconds to wait for a server reply before giving up (connecting waits at most 30).
-    /// Servers can think minutes before answering a SELECT of a huge mailbox.
-    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
-    pub(crate) timeout: u64,
+    /// Seconds to wait for a server reply before giving up (connecting waits at most 30)
+    /// [default: 300].
+    #[arg(short = 'T', long = "timeout", value_name = "SECONDS")]
+    pub(crate) timeout: Option<u64>,
+
+    /// After a temporary failure (connection lost, timeout) reconnect and go on this many
+    /// times; the saved state makes each retry resume [default: 1].
+    #[arg(long, value_name = "N")]
+    pub(crate) retries: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Batches")]
+pub(crate) struct BatchArgs {
+    /// Run for this user: an account of the config file, or the user put into the
+    /// location templates (%u, %n, %d).
+    #[arg(short = 'u', value_name = "USER", conflicts_with_all = ["all_users", "user_file"])]
+    pub(crate) user: Option<String>,
+
+    /// Run for every account of the config file.
+    #[arg(short = 'A', conflicts_with = "user_file")]
+    pub(crate) all_users: bool,
+
+    /// Run for every user listed in FILE: one per line, `USER [SOURCE|-] [CREDENTIAL]`,
+    /// where CREDENTIAL is file:PATH, env:NAME, command:CMD or oauth2-file:PATH;
+    /// '#' starts a comment.
+    #[arg(short = 'F', value_name = "FILE")]
+    pub(crate) user_file: Option<PathBuf>,
+
+    /// Users synced in parallel [default: 1].
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    pub(crate) jobs: Option<usize>,
+
+    /// Take only every N-th user, starting with the I-th (0-based): `--shard 2/8`, for a
+    /// batch runner that fans one list out over machines.
+    #[arg(long, value_name = "I/N")]
+    pub(crate) shard: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Output")]
+pub(crate) struct OutputArgs {
+    /// Print the result as JSON (per user: status, messages, bytes, duration, errors)
+    /// instead of the summary or table.
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    /// Write a log per user (USER.log) into DIR [batches default: ./dsync-logs].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) log_dir: Option<PathBuf>,
+
+    /// Write the raw protocol of each connection (credentials masked) into DIR/USER.rawlog.
+    #[arg(short = 'r', long = "rawlog-dir", value_name = "DIR")]
+    pub(crate) rawlog_dir: Option<PathBuf>,
+
+    /// Seconds between progress lines when stderr is not a terminal [default: 10].
+    #[arg(long, value_name = "SECS")]
+    pub(crate) progress_interval: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// The reference location.
+    pub(crate) source: String,
+
+    /// The location compared with it.
+    pub(crate) destination: String,
+
+    /// Also compare message contents, not only sizes (reads every message on both sides).
+    #[arg(long)]
+    pub(crate) bodies: bool,
+
+    /// Only this mailbox (wildcards or '\Sent'; repeatable).
+    #[arg(short = 'm', value_name = "MAILBOX")]
+    pub(crate) mailboxes: Vec<String>,
+
+    /// Never this mailbox (repeatable).
+    #[arg(short = 'x', value_name = "MASK")]
+    pub(crate) exclude: Vec<String>,
+
+    #[command(flatten)]
+    pub(crate) connection: ConnectionArgs,
+
+    /// Print the differences as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// The location to check (may be left out with -u/-A, or be a template with -F).
+    pub(crate) location: Option<String>,
+
+    #[command(flatten)]
+    pub(crate) connection: ConnectionArgs,
+
+    #[command(flatten)]
+    pub(crate) batch: BatchArgs,
+
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MailboxListArgs {
+    /// The location.
+    pub(crate) location: String,
+
+    /// Only mailboxes matching these patterns (wildcards * % ?).
+    pub(crate) patterns: Vec<String>,
+
+    /// Only subscribed mailboxes.
+    #[arg(short = 's')]
+    pub(crate) subscribed: bool,
+
+    #[command(flatten)]
+    pub(crate) connection: ConnectionArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -17,19 +17,27 @@ pub(crate) enum CliError {
     Location(LocationError),
     /// A combination of arguments is not supported.
     Usage(String),
+    /// The config file (or a setting in it) is wrong.
+    Config(String),
+    /// A file dsync itself writes (a log, a report) cannot be created.
+    Output(String),
     /// No password could be had.
     Credentials(CredentialError),
     /// Opening or finishing one side failed.
     Storage { side: &'static str, error: StorageError },
     /// The sync stopped early.
-    Sync(Failed),
+    Sync(Box<Failed>),
 }
+
+impl std::error::Error for CliError {}
 
 impl CliError {
     /// doveadm's exit code for this failure.
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
             CliError::Location(_) | CliError::Usage(_) | CliError::Credentials(_) => USAGE,
+            CliError::Config(_) => ErrorKind::Config.exit_code(),
+            CliError::Output(_) => ErrorKind::CannotCreate.exit_code(),
             CliError::Storage { error, .. } => error.kind().exit_code(),
             CliError::Sync(failed) => failed.exit_code(),
         }
@@ -40,7 +48,9 @@ impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CliError::Location(error) => error.fmt(f),
-            CliError::Usage(message) => f.write_str(message),
+            CliError::Usage(message) | CliError::Config(message) | CliError::Output(message) => {
+                f.write_str(message)
+            }
             CliError::Credentials(error) => error.fmt(f),
             CliError::Storage { side, error } => {
                 write!(f, "{side}: {error}")?;

@@ -1,36 +1,88 @@
 //! Parsing of storage locations given on the command line:
-//! `imap://user@host[:port]`, `imaps://…`, `imap://…?tls=starttls`, and Dovecot-style
-//! mail locations such as `maildir:PATH[:LAYOUT=fs][:UTF-8]`.
+//! `imap://user@host[:port]`, `imaps://…`, `imap://…?tls=starttls`, `pop3://…`, `pop3s://…`,
+//! an IMAP and a POP3 URL joined by a comma (UIDL-preserving migration), Dovecot's
+//! `imapc:`/`pop3c:` (server taken from `-o imapc_*`/`pop3c_*` settings), and Dovecot-style
+//! mail locations such as `maildir:PATH[:LAYOUT=fs][:UTF-8]` and `sdbox:PATH`.
+//!
+//! In batch runs a location is a template: `%u` (the user), `%n` (its part before `@`),
+//! `%d` (its domain) and `%%` are replaced before parsing ([`expand`]).
 
 use std::fmt;
 
-/// How an IMAP connection is protected.
+/// How a connection is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Transport {
     /// Plain TCP (loopback or trusted networks only; the user asked for it by `imap://`).
     Plain,
-    /// TLS from the first byte (`imaps://`).
+    /// TLS from the first byte (`imaps://`, `pop3s://`).
     Tls,
-    /// STARTTLS on the plain port (`imap://…?tls=starttls`); refused if not offered.
+    /// STARTTLS (STLS for POP3) on the plain port (`…?tls=starttls`); refused if not offered.
     StartTls,
 }
 
-/// An IMAP server account.
+/// Which protocol a server location speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Protocol {
+    /// IMAP.
+    Imap,
+    /// POP3.
+    Pop3,
+}
+
+impl Protocol {
+    fn scheme(self, transport: Transport) -> &'static str {
+        match (self, transport) {
+            (Protocol::Imap, Transport::Tls) => "imaps",
+            (Protocol::Imap, _) => "imap",
+            (Protocol::Pop3, Transport::Tls) => "pop3s",
+            (Protocol::Pop3, _) => "pop3",
+        }
+    }
+
+    fn default_port(self, transport: Transport) -> u16 {
+        match (self, transport) {
+            (Protocol::Imap, Transport::Tls) => 993,
+            (Protocol::Imap, _) => 143,
+            (Protocol::Pop3, Transport::Tls) => 995,
+            (Protocol::Pop3, _) => 110,
+        }
+    }
+}
+
+/// An account on an IMAP or POP3 server.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ImapLocation {
+pub(crate) struct ServerLocation {
+    pub(crate) protocol: Protocol,
     pub(crate) user: String,
     pub(crate) host: String,
     pub(crate) port: u16,
     pub(crate) transport: Transport,
 }
 
+/// The IMAP flavour of [`ServerLocation`] (most code only deals with IMAP).
+pub(crate) type ImapLocation = ServerLocation;
+
 /// Where mail is read from or written to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Location {
     /// An IMAP account.
     Imap(ImapLocation),
+    /// A POP3 account (needs the engine's POP3 adapter).
+    Pop3(ServerLocation),
+    /// The same account over IMAP (folders, flags) and POP3 (UIDLs and their order), as
+    /// Dovecot's pop3_migration plugin pairs them.
+    ImapPop3 {
+        /// The IMAP side.
+        imap: ImapLocation,
+        /// The POP3 side.
+        pop3: ServerLocation,
+    },
+    /// `imapc:` or `pop3c:`: the server comes from `-o imapc_*`/`pop3c_*` settings.
+    FromSettings(Protocol),
     /// A Maildir, with the location string kept whole for the storage's own parser.
     Maildir(String),
+    /// A single-dbox store (not written by the storage layer yet).
+    Sdbox(String),
 }
 
 /// A location that could not be understood, with the reason.
@@ -48,47 +100,166 @@ impl fmt::Display for LocationError {
 
 impl std::error::Error for LocationError {}
 
+impl fmt::Display for ServerLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let host =
+            if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        let scheme = self.protocol.scheme(self.transport);
+        write!(f, "{scheme}://{}@{host}:{}", self.user, self.port)?;
+        if self.transport == Transport::StartTls {
+            f.write_str("?tls=starttls")?;
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Location::Imap(imap) => {
-                let scheme = if imap.transport == Transport::Tls { "imaps" } else { "imap" };
-                let host = if imap.host.contains(':') {
-                    format!("[{}]", imap.host)
-                } else {
-                    imap.host.clone()
-                };
-                write!(f, "{scheme}://{}@{host}:{}", imap.user, imap.port)?;
-                if imap.transport == Transport::StartTls {
-                    f.write_str("?tls=starttls")?;
-                }
-                Ok(())
-            }
-            Location::Maildir(location) => f.write_str(location),
+            Location::Imap(server) | Location::Pop3(server) => server.fmt(f),
+            Location::ImapPop3 { imap, pop3 } => write!(f, "{imap},{pop3}"),
+            Location::FromSettings(Protocol::Imap) => f.write_str("imapc:"),
+            Location::FromSettings(Protocol::Pop3) => f.write_str("pop3c:"),
+            Location::Maildir(location) | Location::Sdbox(location) => f.write_str(location),
         }
     }
 }
+
+impl Location {
+    /// True for a location on a mail server (IMAP, POP3 or both).
+    pub(crate) fn is_server(&self) -> bool {
+        matches!(
+            self,
+            Location::Imap(_)
+                | Location::Pop3(_)
+                | Location::ImapPop3 { .. }
+                | Location::FromSettings(_)
+        )
+    }
+}
+
+const EXPECTED: &str = "expected imap://user@host[:port], imaps://…, pop3://…, pop3s://…, \
+    IMAP,POP3 (imaps://user@host,pop3s://user@host), imapc:, maildir:PATH or sdbox:PATH";
 
 /// Parses a location argument.
 pub(crate) fn parse(text: &str) -> Result<Location, LocationError> {
-    let error =
-        |reason: &str| LocationError { location: text.to_owned(), reason: reason.to_owned() };
-    if let Some(rest) = text.strip_prefix("imap://") {
-        return parse_imap(rest, false).map(Location::Imap).map_err(|r| error(&r));
-    }
-    if let Some(rest) = text.strip_prefix("imaps://") {
-        return parse_imap(rest, true).map(Location::Imap).map_err(|r| error(&r));
-    }
-    if let Some(rest) = text.strip_prefix("maildir:") {
-        if rest.is_empty() || rest.starts_with(':') {
-            return Err(error("the Maildir path is missing (maildir:PATH)"));
+    let error = |reason: &str| LocationError { location: redact(text), reason: reason.to_owned() };
+    // An IMAP URL and a POP3 URL for the same account, joined by a comma.
+    for marker in [",pop3://", ",pop3s://"] {
+        if let Some(at) = text.find(marker) {
+            let (imap, pop3) = (&text[..at], &text[at + 1..]);
+            let Location::Imap(imap) = parse(imap)? else {
+                return Err(error("the first half of a pair must be an imap:// or imaps:// URL"));
+            };
+            let Location::Pop3(pop3) = parse(pop3)? else {
+                return Err(error("the second half of a pair must be a pop3:// or pop3s:// URL"));
+            };
+            return Ok(Location::ImapPop3 { imap, pop3 });
         }
-        return Ok(Location::Maildir(text.to_owned()));
     }
-    Err(error("expected imap://user@host[:port], imaps://user@host[:port] or maildir:PATH"))
+    let schemes = [
+        ("imap://", Protocol::Imap, false),
+        ("imaps://", Protocol::Imap, true),
+        ("pop3://", Protocol::Pop3, false),
+        ("pop3s://", Protocol::Pop3, true),
+    ];
+    for (scheme, protocol, implicit_tls) in schemes {
+        if let Some(rest) = text.strip_prefix(scheme) {
+            let server = parse_server(rest, protocol, implicit_tls).map_err(|r| error(&r))?;
+            return Ok(match protocol {
+                Protocol::Imap => Location::Imap(server),
+                Protocol::Pop3 => Location::Pop3(server),
+            });
+        }
+    }
+    match text {
+        "imapc:" => return Ok(Location::FromSettings(Protocol::Imap)),
+        "pop3c:" => return Ok(Location::FromSettings(Protocol::Pop3)),
+        _ => {}
+    }
+    for (prefix, what) in [("maildir:", "Maildir"), ("sdbox:", "sdbox")] {
+        if let Some(rest) = text.strip_prefix(prefix) {
+            if rest.is_empty() || rest.starts_with(':') {
+                return Err(error(&format!("the {what} path is missing ({prefix}PATH)")));
+            }
+            return Ok(if prefix == "maildir:" {
+                Location::Maildir(text.to_owned())
+            } else {
+                Location::Sdbox(text.to_owned())
+            });
+        }
+    }
+    if text.starts_with("imapc:") || text.starts_with("pop3c:") {
+        return Err(error("imapc: and pop3c: take no path; give the server with -o imapc_host=…"));
+    }
+    if text.contains("://") || text.contains(':') {
+        return Err(error(EXPECTED));
+    }
+    Err(error(&format!("{EXPECTED} (a bare path needs the maildir: prefix)")))
 }
 
-fn parse_imap(rest: &str, implicit_tls: bool) -> Result<ImapLocation, String> {
+/// `scheme://user:secret@host` → `scheme://user:<redacted>@host`: a password typed into a
+/// location by mistake is never echoed back in an error.
+fn redact(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else { return text.to_owned() };
+    let authority_end = rest.find(['/', '?', ',']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:<redacted>@{host}{}", redact_tail(tail))
+        }
+        _ => format!("{scheme}://{authority}{}", redact_tail(tail)),
+    }
+}
+
+fn redact_tail(tail: &str) -> String {
+    // The second URL of an IMAP,POP3 pair.
+    match tail.split_once(',') {
+        Some((before, after)) => format!("{before},{}", redact(after)),
+        None => tail.to_owned(),
+    }
+}
+
+/// Replaces `%u` (user), `%n` (user without domain), `%d` (domain), `%{user}`,
+/// `%{username}`, `%{domain}` and `%%` in a location or path template. Other `%`
+/// sequences (percent-escapes in URLs) are left alone.
+pub(crate) fn expand(template: &str, user: &str) -> String {
+    let (name, domain) = match user.rsplit_once('@') {
+        Some((name, domain)) => (name, domain),
+        None => (user, ""),
+    };
+    let mut out = String::with_capacity(template.len() + user.len());
+    let mut rest = template;
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let replacements: [(&str, &str); 7] = [
+            ("{username}", name),
+            ("{domain}", domain),
+            ("{user}", user),
+            ("u", user),
+            ("n", name),
+            ("d", domain),
+            ("%", "%"),
+        ];
+        if let Some((key, value)) = replacements.iter().find(|(key, _)| after.starts_with(key)) {
+            out.push_str(value);
+            rest = &after[key.len()..];
+        } else {
+            out.push('%');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn parse_server(
+    rest: &str,
+    protocol: Protocol,
+    implicit_tls: bool,
+) -> Result<ServerLocation, String> {
     let (authority, query) = match rest.split_once('?') {
         Some((authority, query)) => (authority, Some(query)),
         None => (rest, None),
@@ -97,9 +268,11 @@ fn parse_imap(rest: &str, implicit_tls: bool) -> Result<ImapLocation, String> {
     if authority.contains('/') {
         return Err("a path after the host is not supported".into());
     }
+    let scheme = protocol.scheme(if implicit_tls { Transport::Tls } else { Transport::Plain });
     // The user name may itself contain '@' (user@example.com): the last '@' separates it.
-    let (user, host_port) =
-        authority.rsplit_once('@').ok_or("the user name is missing (imap://user@host)")?;
+    let (user, host_port) = authority
+        .rsplit_once('@')
+        .ok_or_else(|| format!("the user name is missing ({scheme}://user@host)"))?;
     let user = percent_decode(user)?;
     if user.is_empty() {
         return Err("the user name is empty".into());
@@ -119,14 +292,19 @@ fn parse_imap(rest: &str, implicit_tls: bool) -> Result<ImapLocation, String> {
             Some(("tls", "none")) if !implicit_tls => transport = Transport::Plain,
             Some(("tls", value)) => {
                 return Err(format!(
-                    "tls={value} is not valid here (starttls or none with imap://)"
+                    "tls={value} is not valid here (starttls or none with {scheme}://)"
                 ));
             }
             _ => return Err(format!("unknown option {pair:?}")),
         }
     }
-    let default_port = if implicit_tls { 993 } else { 143 };
-    Ok(ImapLocation { user, host, port: port.unwrap_or(default_port), transport })
+    Ok(ServerLocation {
+        protocol,
+        user,
+        host,
+        port: port.unwrap_or(protocol.default_port(transport)),
+        transport,
+    })
 }
 
 fn split_host_port(text: &str) -> Result<(String, Option<u16>), String> {
@@ -175,8 +353,18 @@ fn percent_decode(text: &str) -> Result<String, String> {
 mod tests {
     use super::*;
 
+    fn server(
+        protocol: Protocol,
+        user: &str,
+        host: &str,
+        port: u16,
+        transport: Transport,
+    ) -> ServerLocation {
+        ServerLocation { protocol, user: user.into(), host: host.into(), port, transport }
+    }
+
     fn imap(user: &str, host: &str, port: u16, transport: Transport) -> Location {
-        Location::Imap(ImapLocation { user: user.into(), host: host.into(), port, transport })
+        Location::Imap(server(Protocol::Imap, user, host, port, transport))
     }
 
     #[test]
@@ -198,6 +386,30 @@ mod tests {
                 "maildir:/var/mail/alice:LAYOUT=fs",
                 Location::Maildir("maildir:/var/mail/alice:LAYOUT=fs".into()),
             ),
+            ("sdbox:/var/mail/alice", Location::Sdbox("sdbox:/var/mail/alice".into())),
+            ("imapc:", Location::FromSettings(Protocol::Imap)),
+            ("pop3c:", Location::FromSettings(Protocol::Pop3)),
+            (
+                "pop3s://alice@mail.example.com",
+                Location::Pop3(server(
+                    Protocol::Pop3,
+                    "alice",
+                    "mail.example.com",
+                    995,
+                    Transport::Tls,
+                )),
+            ),
+            (
+                "pop3://alice@h?tls=starttls",
+                Location::Pop3(server(Protocol::Pop3, "alice", "h", 110, Transport::StartTls)),
+            ),
+            (
+                "imaps://alice@h,pop3s://alice@h:1995",
+                Location::ImapPop3 {
+                    imap: server(Protocol::Imap, "alice", "h", 993, Transport::Tls),
+                    pop3: server(Protocol::Pop3, "alice", "h", 1995, Transport::Tls),
+                },
+            ),
         ];
         for (text, expected) in cases {
             assert_eq!(parse(text).as_ref(), Ok(&expected), "{text}");
@@ -218,6 +430,12 @@ mod tests {
             ("imap://alice@host/INBOX", "path after the host"),
             ("maildir:", "path is missing"),
             ("mbox:/x", "expected imap://"),
+            ("/srv/mail/alice", "needs the maildir: prefix"),
+            ("sdbox:", "sdbox path is missing"),
+            ("imapc:/x", "take no path"),
+            ("imaps://a@h,imap://b@h", "path after the host"),
+            ("pop3s://a@h,pop3s://b@h", "first half of a pair"),
+            ("pop3://host", "user name is missing (pop3://user@host)"),
             ("imap://a%4@host", "%-escape"),
             ("imap://a%zz@host", "invalid %-escape"),
         ];
@@ -229,11 +447,47 @@ mod tests {
 
     #[test]
     fn display_round_trips_and_shows_no_secret() {
-        for text in
-            ["imap://alice@127.0.0.1:1143", "imaps://bob@[::1]:993", "imap://c@h:143?tls=starttls"]
-        {
+        for text in [
+            "imap://alice@127.0.0.1:1143",
+            "imaps://bob@[::1]:993",
+            "imap://c@h:143?tls=starttls",
+            "pop3s://d@h:995",
+            "imaps://e@h:993,pop3s://e@h:995",
+        ] {
             let location = parse(text).expect(text);
             assert_eq!(location.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn passwords_in_locations_are_not_echoed() {
+        let error = parse("imap://alice:hunter2@host").expect_err("password");
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+        assert!(error.to_string().contains("alice:<redacted>@host"), "{error}");
+        let pair = parse("imaps://a@h,pop3s://a:hunter2@h").expect_err("password");
+        assert!(!pair.to_string().contains("hunter2"), "{pair}");
+    }
+
+    #[test]
+    fn templates_expand_user_parts() {
+        let cases = [
+            (
+                "imaps://%u@old.example.com",
+                "alice@example.com",
+                "imaps://alice@example.com@old.example.com",
+            ),
+            (
+                "maildir:/srv/%d/%n/Maildir",
+                "alice@example.com",
+                "maildir:/srv/example.com/alice/Maildir",
+            ),
+            ("maildir:/srv/%{domain}/%{username}", "bob@x.org", "maildir:/srv/x.org/bob"),
+            ("maildir:/srv/%n%d", "carol", "maildir:/srv/carol"),
+            ("imap://a%40b@h/%%", "u", "imap://a%40b@h/%"),
+            ("100%", "u", "100%"),
+        ];
+        for (template, user, expected) in cases {
+            assert_eq!(expand(template, user), expected, "{template}");
         }
     }
 }

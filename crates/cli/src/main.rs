@@ -1,36 +1,56 @@
 //! `dsync`: migrate and synchronise mailboxes with Dovecot dsync semantics.
 //!
-//! This binary stays thin: argument parsing, credentials, opening the two storages,
-//! printing the report and mapping results to doveadm's exit codes. Everything else is in
-//! the `dsync-core` library.
+//! This binary stays thin: argument parsing, the config file, credentials, progress, logs
+//! and mapping results to doveadm's exit codes. Everything else is in the `dsync-core`
+//! library.
 
 // Argument docs double as `--help` text, where `[...]` means "optional", not a doc link.
 #![allow(rustdoc::broken_intra_doc_links)]
 
 mod args;
+mod batch;
+mod command;
+mod config;
 mod credentials;
+mod dovecot_state;
 mod exit;
+mod filters;
+mod inspect;
+mod job;
 mod location;
+mod logging;
 mod open;
 mod output;
+mod progress;
+mod settings;
 mod state_file;
+mod verify;
 
+use std::io::Write as _;
 use std::process::ExitCode;
-use std::time::Instant;
 
-use clap::Parser;
 use clap::error::ErrorKind as ClapErrorKind;
+use clap::{CommandFactory, Parser};
+use dsync_core::Mode;
 
-use crate::args::{Cli, Command, SyncArgs};
+use crate::args::{Cli, Command, MailboxCommand};
+use crate::command::Context;
+use crate::config::ConfigFile;
 use crate::exit::CliError;
+use crate::logging::{Stderr, Verbosity};
+use crate::progress::Display;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
+            // clap's own code for usage errors is 2, which doveadm users read as "run
+            // again": usage errors are 64 (EX_USAGE) here.
             let code = match error.kind() {
-                ClapErrorKind::DisplayHelp | ClapErrorKind::DisplayVersion => 0,
+                ClapErrorKind::DisplayHelp
+                | ClapErrorKind::DisplayVersion
+                | ClapErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
                 _ => exit::USAGE,
             };
             return ExitCode::from(code);
@@ -46,65 +66,82 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<u8, CliError> {
+    let verbosity = Verbosity { quiet: cli.quiet, verbose: cli.verbose, debug: cli.debug };
+    let progress_interval = progress_interval(&cli.command);
+    let display = Display::choose(cli.quiet, cli.verbose || cli.debug, progress_interval);
+    let stderr = Stderr::new(display.bars());
+    logging::init(verbosity, stderr.clone());
+    let config = match &cli.config {
+        Some(path) => ConfigFile::load(path).map_err(|e| CliError::Config(e.to_string()))?,
+        None => ConfigFile::default(),
+    };
+    let context = Context { verbosity, display, stderr, config, settings: cli.settings.clone() };
     match &cli.command {
-        Command::Backup(args) => backup(cli, args),
+        Command::Backup(args) => {
+            let task = command::task("backup", Mode::Backup, &args.state, &args.run)?;
+            let positional = (args.locations.source.as_ref(), args.locations.destination.as_ref());
+            command::sync(&context, &task, positional, args.reverse, &args.run)
+        }
+        Command::Sync(args) => {
+            let (verb, mode) =
+                if args.one_way { ("sync -1", Mode::OneWay) } else { ("sync", Mode::TwoWay) };
+            let task = command::task(verb, mode, &args.state, &args.run)?;
+            let positional = (args.locations.source.as_ref(), args.locations.destination.as_ref());
+            command::sync(&context, &task, positional, args.reverse, &args.run)
+        }
+        Command::Import(args) => {
+            let task = command::import_task(args.parent.as_deref(), args.subscribe, &args.run)?;
+            let positional = (args.locations.source.as_ref(), args.locations.destination.as_ref());
+            command::sync(&context, &task, positional, false, &args.run)
+        }
+        Command::Mailbox(MailboxCommand::List(args)) => command::mailbox_list(&context, args),
+        Command::Verify(args) => command::verify(&context, args),
+        Command::Check(args) => command::check(&context, args),
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "dsync", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Man { dir } => man(dir.as_deref()),
     }
 }
 
-fn backup(cli: &Cli, args: &SyncArgs) -> Result<u8, CliError> {
-    let started = Instant::now();
-    let source_location = location::parse(&args.source).map_err(CliError::Location)?;
-    let destination_location = location::parse(&args.destination).map_err(CliError::Location)?;
-    let (mut source, mut destination) = open::pair(&source_location, &destination_location, args)?;
-    let state_file = (!args.no_state).then(|| {
-        let path = args.state_file.clone().unwrap_or_else(|| destination.default_state_file());
-        state_file::StateFile::new(path, source_location.to_string())
-    });
-    let state = state_file.as_ref().map(|file| file.load(cli.quiet));
-
-    let options = dsync_core::SyncOptions::new(dsync_core::Mode::Backup)
-        .commit_interval(args.commit_interval)
-        .dry_run(args.dry_run)
-        .state(state);
-    let mut observer = output::Progress::new(cli.quiet, state_file.as_ref());
-    let result =
-        dsync_core::run(&options, source.as_storage(), destination.as_storage_mut(), &mut observer);
-    let finish = destination.finish();
-    // Whatever was synced is recorded, also after a failure: each recorded mailbox was
-    // synced completely.
-    let new_state = match &result {
-        Ok(report) => report.state.as_ref(),
-        Err(failed) => failed.report.state.as_ref(),
+fn progress_interval(command: &Command) -> u64 {
+    let output = match command {
+        Command::Backup(args) => &args.run.output,
+        Command::Sync(args) => &args.run.output,
+        Command::Import(args) => &args.run.output,
+        Command::Check(args) => &args.output,
+        _ => return 10,
     };
-    if let (Some(file), Some(new_state), false) = (&state_file, new_state, args.dry_run)
-        && let Err(error) = file.save(new_state)
-    {
-        eprintln!("dsync: warning: cannot save the sync state: {error}");
-    }
-    let elapsed = started.elapsed();
-    match result {
-        Ok(report) => {
-            finish.map_err(|error| CliError::Storage { side: "destination", error })?;
-            output::print_report(
-                &report,
-                "backup",
-                &source_location,
-                &destination_location,
-                elapsed,
-                cli.quiet,
-            );
-            Ok(report.exit_code())
-        }
-        Err(failed) => {
-            output::print_report(
-                &failed.report,
-                "backup",
-                &source_location,
-                &destination_location,
-                elapsed,
-                cli.quiet,
-            );
-            Err(CliError::Sync(failed))
+    output.progress_interval.unwrap_or(10)
+}
+
+/// Prints `dsync.1`, or writes it and a page per verb into `dir`.
+fn man(dir: Option<&std::path::Path>) -> Result<u8, CliError> {
+    let command = Cli::command();
+    let output_error =
+        |error: std::io::Error| CliError::Output(format!("cannot write the man page: {error}"));
+    let Some(dir) = dir else {
+        let mut stdout = std::io::stdout().lock();
+        clap_mangen::Man::new(command).render(&mut stdout).map_err(output_error)?;
+        stdout.flush().map_err(output_error)?;
+        return Ok(0);
+    };
+    std::fs::create_dir_all(dir).map_err(output_error)?;
+    let mut pages = vec![("dsync".to_owned(), command.clone())];
+    for sub in command.get_subcommands() {
+        let name = format!("dsync-{}", sub.get_name());
+        pages.push((name, sub.clone()));
+        for nested in sub.get_subcommands() {
+            let name = format!("dsync-{}-{}", sub.get_name(), nested.get_name());
+            pages.push((name, nested.clone()));
         }
     }
+    for (name, page) in pages {
+        let mut file =
+            std::fs::File::create(dir.join(format!("{name}.1"))).map_err(output_error)?;
+        let title = name.to_uppercase();
+        clap_mangen::Man::new(page).title(title).render(&mut file).map_err(output_error)?;
+    }
+    Ok(0)
 }

@@ -16,51 +16,48 @@ impl StateFile {
         StateFile { path, source }
     }
 
+    /// Where the state lives.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// The saved state, if there is a usable one for this source. A missing, unreadable,
     /// damaged or foreign state only costs a full run, so it is reported and ignored.
-    pub(crate) fn load(&self, quiet: bool) -> SyncState {
+    pub(crate) fn load(&self) -> SyncState {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                return self.fresh();
+                return self.load_fresh();
             }
             Err(error) => {
-                warn(
-                    quiet,
-                    &format!(
-                        "cannot read state {}: {error}; doing a full run",
-                        self.path.display()
-                    ),
-                );
-                return self.fresh();
+                warn(&format!(
+                    "cannot read state {}: {error}; doing a full run",
+                    self.path.display()
+                ));
+                return self.load_fresh();
             }
         };
         match SyncState::decode(&text) {
             Ok(state) if state.source.as_deref() == Some(self.source.as_str()) => state,
             Ok(_) => {
-                warn(
-                    quiet,
-                    &format!(
-                        "state {} belongs to another source; doing a full run",
-                        self.path.display()
-                    ),
-                );
-                self.fresh()
+                warn(&format!(
+                    "state {} belongs to another source; doing a full run",
+                    self.path.display()
+                ));
+                self.load_fresh()
             }
             Err(error) => {
-                warn(
-                    quiet,
-                    &format!(
-                        "state {} is damaged ({error}); doing a full run",
-                        self.path.display()
-                    ),
-                );
-                self.fresh()
+                warn(&format!(
+                    "state {} is damaged ({error}); doing a full run",
+                    self.path.display()
+                ));
+                self.load_fresh()
             }
         }
     }
 
-    fn fresh(&self) -> SyncState {
+    /// An empty state tagged with the source (a full run).
+    pub(crate) fn load_fresh(&self) -> SyncState {
         SyncState { source: Some(self.source.clone()), ..SyncState::default() }
     }
 
@@ -72,10 +69,8 @@ impl StateFile {
     }
 }
 
-fn warn(quiet: bool, message: &str) {
-    if !quiet {
-        eprintln!("dsync: warning: {message}");
-    }
+fn warn(message: &str) {
+    tracing::warn!("{message}");
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -1,6 +1,10 @@
 //! The `dsync` binary against the real Dovecot: results checked through Dovecot, exit
 //! codes for the failures an operator meets, and no password in any output.
 
+mod batch;
+mod secrets;
+mod verbs;
+
 use std::path::Path;
 use std::process::{Command, Output};
 

@@ -1,0 +1,619 @@
+//! The verbs: who to run for (one pair of locations, `-u`, `-A`, `-F`), building each
+//! user's job from the command line, the config file and the user list, and running
+//! them alone or as a batch.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use dsync_core::{MailboxName, Mode};
+
+use crate::args::{
+    BatchArgs, CheckArgs, FilterArgs, MailboxListArgs, RunArgs, StateArgs, VerifyArgs,
+};
+use crate::batch::{self, LogSetup};
+use crate::config::ConfigFile;
+use crate::credentials::SecretSource;
+use crate::exit::CliError;
+use crate::filters;
+use crate::inspect;
+use crate::job::{self, Job, Outcome, Task};
+use crate::location::{self, Location, expand};
+use crate::logging::{self, Stderr, Verbosity};
+use crate::open::{self, Access};
+use crate::output::{self, JsonReport, UserResult};
+use crate::progress::{Display, UserProgress};
+use crate::settings::{CliGroups, Settings};
+use crate::verify;
+
+/// What every verb gets.
+pub(crate) struct Context {
+    pub(crate) verbosity: Verbosity,
+    pub(crate) display: Display,
+    pub(crate) stderr: Stderr,
+    pub(crate) config: ConfigFile,
+    pub(crate) settings: Vec<String>,
+}
+
+/// Whom a run is for.
+#[derive(Debug, Clone)]
+struct Who {
+    /// The user put into templates.
+    user: Option<String>,
+    /// The config account to take settings from.
+    account: Option<String>,
+    /// A source given by the user list.
+    source: Option<String>,
+    credential: Option<SecretSource>,
+}
+
+/// True when the run is a batch (several users, table at the end).
+fn is_batch(batch: &BatchArgs) -> bool {
+    batch.all_users || batch.user_file.is_some()
+}
+
+fn whom(context: &Context, batch: &BatchArgs) -> Result<Vec<Who>, CliError> {
+    let account_user = |name: &str| {
+        context
+            .config
+            .accounts
+            .get(name)
+            .and_then(|a| a.user.clone())
+            .unwrap_or_else(|| name.to_owned())
+    };
+    let mut list = if let Some(path) = &batch.user_file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            CliError::Usage(format!("cannot read the user list {}: {e}", path.display()))
+        })?;
+        let entries = batch::parse_user_list(&text)
+            .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
+        entries
+            .into_iter()
+            .map(|entry| Who {
+                user: Some(account_user(&entry.user)),
+                account: Some(entry.user),
+                source: entry.source,
+                credential: entry.credential,
+            })
+            .collect()
+    } else if batch.all_users {
+        if context.config.accounts.is_empty() {
+            return Err(CliError::Usage(
+                "-A runs every account of the config file, and it has none ([accounts.NAME])"
+                    .into(),
+            ));
+        }
+        context
+            .config
+            .accounts
+            .keys()
+            .map(|name| Who {
+                user: Some(account_user(name)),
+                account: Some(name.clone()),
+                source: None,
+                credential: None,
+            })
+            .collect()
+    } else if let Some(user) = &batch.user {
+        vec![Who {
+            user: Some(account_user(user)),
+            account: Some(user.clone()),
+            source: None,
+            credential: None,
+        }]
+    } else {
+        vec![Who { user: None, account: None, source: None, credential: None }]
+    };
+    if let Some(spec) = &batch.shard {
+        list = batch::shard(list, spec).map_err(CliError::Usage)?;
+    }
+    Ok(list)
+}
+
+/// A positional location, `-` meaning "not given".
+fn given(text: Option<&String>) -> Option<String> {
+    text.filter(|t| t.as_str() != "-").cloned()
+}
+
+fn settings_for(context: &Context, who: &Who, groups: CliGroups<'_>) -> Result<Settings, CliError> {
+    let profile = context.config.profile(who.account.as_deref());
+    Settings::resolve(&profile, groups)
+}
+
+fn parse_for(template: &str, user: Option<&str>) -> Result<Location, CliError> {
+    let text = match user {
+        Some(user) => expand(template, user),
+        None => template.to_owned(),
+    };
+    location::parse(&text).map_err(CliError::Location)
+}
+
+fn secret_for(who: &Who, settings: &Settings) -> Option<SecretSource> {
+    let secret = who.credential.clone().or_else(|| settings.secret.clone())?;
+    Some(match &who.user {
+        Some(user) => secret.for_user(user),
+        None => secret,
+    })
+}
+
+/// The label of a user that could not even be planned.
+fn label_of(who: &Who, fallback: &str) -> String {
+    who.user.clone().unwrap_or_else(|| fallback.to_owned())
+}
+
+/// `backup`, `sync` and `import`.
+pub(crate) fn sync(
+    context: &Context,
+    task: &Task,
+    positional: (Option<&String>, Option<&String>),
+    reverse: bool,
+    run: &RunArgs,
+) -> Result<u8, CliError> {
+    let groups = CliGroups {
+        settings: &context.settings,
+        connection: Some(&run.connection),
+        write: Some(&run.write),
+        batch: Some(&run.batch),
+        output: Some(&run.output),
+    };
+    let users = whom(context, &run.batch)?;
+    let batch_mode = is_batch(&run.batch);
+    if batch_mode && task.dovecot_state.is_some() {
+        return Err(CliError::Usage(
+            "-s prints one state: use it for one user, not with -A/-F".into(),
+        ));
+    }
+    let plan = |who: &Who| -> Result<Job, CliError> {
+        let settings = settings_for(context, who, groups)?;
+        let profile = context.config.profile(who.account.as_deref());
+        let source = who
+            .source
+            .clone()
+            .or_else(|| given(positional.0))
+            .or(profile.source)
+            .ok_or_else(|| CliError::Usage("the source location is missing".into()))?;
+        let destination = given(positional.1)
+            .or(profile.destination)
+            .ok_or_else(|| CliError::Usage("the destination location is missing".into()))?;
+        let (source, destination) =
+            if reverse { (destination, source) } else { (source, destination) };
+        let user = who.user.as_deref();
+        Ok(Job {
+            user: who.user.clone(),
+            source: parse_for(&source, user)?,
+            destination: parse_for(&destination, user)?,
+            secret: secret_for(who, &settings),
+            settings,
+        })
+    };
+
+    if !batch_mode {
+        let who = &users[0];
+        let job = plan(who)?;
+        for warning in &job.settings.warnings {
+            tracing::warn!("{warning}");
+        }
+        return run_single(context, &job, task, &run.output);
+    }
+
+    let base = settings_for(
+        context,
+        &Who { user: None, account: None, source: None, credential: None },
+        groups,
+    )?;
+    for warning in &base.warnings {
+        tracing::warn!("{warning}");
+    }
+    let mut planned: Vec<(String, Result<Job, CliError>)> =
+        users.iter().map(|who| (label_of(who, "?"), plan(who))).collect();
+    // Two users writing one destination at once would corrupt it: the second is refused.
+    let mut destinations: std::collections::HashMap<String, String> =
+        std::collections::HashMap::new();
+    for (label, job) in &mut planned {
+        let Ok(planned_job) = job else { continue };
+        let key = planned_job.destination.to_string();
+        if let Some(first) = destinations.get(&key) {
+            *job = Err(CliError::Usage(format!(
+                "{key} is also the destination of {first}: each user needs its own (use %u in the template)"
+            )));
+        } else {
+            destinations.insert(key, label.clone());
+        }
+    }
+    let logs = LogSetup {
+        log_dir: Some(base.log_dir.clone().unwrap_or_else(|| PathBuf::from("dsync-logs"))),
+        rawlog_dir: base.rawlog_dir.clone(),
+    };
+    let started = Instant::now();
+    let outcomes = batch::run_parallel(&planned, base.jobs, &context.display, |(label, job)| {
+        let user_logs = logs.open(label);
+        let (file, rawlog) = match user_logs {
+            Ok(user_logs) => (user_logs.file, user_logs.rawlog),
+            Err(error) => return failed_outcome(error),
+        };
+        logging::with_user_log(context.verbosity, Some(label), file, context.stderr.clone(), || {
+            let outcome = match job {
+                Ok(job) => {
+                    let mut progress = UserProgress::new(&context.display, label);
+                    job::run(job, task, &mut progress, context.verbosity.debug, rawlog.as_ref())
+                }
+                Err(error) => failed_outcome(clone_error(error)),
+            };
+            if let Some(error) = &outcome.error {
+                tracing::error!("{error}");
+            }
+            let code = outcome.exit_code();
+            tracing::info!(
+                "finished: {} (exit {code}) in {:.2}s",
+                output::status(code),
+                outcome.duration.as_secs_f64()
+            );
+            outcome
+        })
+    });
+    let results: Vec<UserResult> = planned
+        .iter()
+        .zip(&outcomes)
+        .map(|((label, job), outcome)| {
+            let (source, destination) = match job {
+                Ok(job) => (job.source.to_string(), job.destination.to_string()),
+                Err(_) => (String::new(), String::new()),
+            };
+            UserResult::new(label, &source, &destination, outcome)
+        })
+        .collect();
+    Ok(finish_batch(context, task.verb, &results, started, run.output.json))
+}
+
+fn finish_batch(
+    context: &Context,
+    verb: &str,
+    results: &[UserResult],
+    started: Instant,
+    json: bool,
+) -> u8 {
+    let codes: Vec<u8> = results.iter().map(|r| r.exit_code).collect();
+    let exit_code = output::batch_exit_code(&codes);
+    if json {
+        output::print_json(&JsonReport {
+            verb,
+            exit_code,
+            duration_secs: started.elapsed().as_secs_f64(),
+            users: results,
+        });
+    } else if !context.verbosity.quiet || exit_code != 0 {
+        print!("{}", output::table(results));
+    }
+    exit_code
+}
+
+fn failed_outcome(error: CliError) -> Outcome {
+    Outcome {
+        report: None,
+        error: Some(error),
+        duration: std::time::Duration::ZERO,
+        dovecot_state: None,
+    }
+}
+
+/// Planning errors are kept per user and reported once; they are cheap to rebuild.
+fn clone_error(error: &CliError) -> CliError {
+    match error {
+        CliError::Location(error) => CliError::Location(error.clone()),
+        CliError::Config(message) => CliError::Config(message.clone()),
+        CliError::Output(message) => CliError::Output(message.clone()),
+        other => CliError::Usage(other.to_string()),
+    }
+}
+
+fn run_single(
+    context: &Context,
+    job: &Job,
+    task: &Task,
+    output_args: &crate::args::OutputArgs,
+) -> Result<u8, CliError> {
+    let label = job.label();
+    let logs = LogSetup {
+        log_dir: job.settings.log_dir.clone(),
+        rawlog_dir: job.settings.rawlog_dir.clone(),
+    }
+    .open(&label)?;
+    let outcome =
+        logging::with_user_log(context.verbosity, None, logs.file, context.stderr.clone(), || {
+            let mut progress = UserProgress::new(&context.display, &label);
+            job::run(job, task, &mut progress, context.verbosity.debug, logs.rawlog.as_ref())
+        });
+    let code = outcome.exit_code();
+    if output_args.json {
+        let result = UserResult::new(
+            &label,
+            &job.source.to_string(),
+            &job.destination.to_string(),
+            &outcome,
+        );
+        output::print_json(&JsonReport {
+            verb: task.verb,
+            exit_code: code,
+            duration_secs: outcome.duration.as_secs_f64(),
+            users: std::slice::from_ref(&result),
+        });
+    } else if let Some(report) = &outcome.report {
+        output::print_summary(
+            report,
+            task.verb,
+            &job.source.to_string(),
+            &job.destination.to_string(),
+            outcome.duration,
+            context.verbosity.quiet,
+            task.dovecot_state.is_some(),
+        );
+    }
+    if let Some(state) = &outcome.dovecot_state {
+        println!("{state}");
+    }
+    match outcome.error {
+        Some(error) => Err(error),
+        None => Ok(code),
+    }
+}
+
+/// Builds the task of `backup` and `sync` (state options apply).
+pub(crate) fn task(
+    verb: &'static str,
+    mode: Mode,
+    state: &StateArgs,
+    run: &RunArgs,
+) -> Result<Task, CliError> {
+    if let Some(mailbox) = &state.all_mail {
+        return Err(CliError::Usage(format!(
+            "-a {mailbox}: copying by GUID from an \"all mail\" folder is not supported yet"
+        )));
+    }
+    if state.purge {
+        return Err(CliError::Usage(
+            "-P: purging applies to mdbox storage only; Maildir has nothing to purge".into(),
+        ));
+    }
+    let mut task = base_task(verb, mode, &run.filters, run.write.dry_run)?;
+    task.state = !state.no_state;
+    task.state_file.clone_from(&state.state_file);
+    task.full = state.full;
+    task.dovecot_state.clone_from(&state.dovecot_state);
+    if task.dovecot_state.is_some() && state.no_state {
+        tracing::warn!(
+            "-s with --no-state: Dovecot's string alone cannot locate mailboxes; doing a full sync"
+        );
+    }
+    Ok(task)
+}
+
+/// Builds the task of `import`.
+pub(crate) fn import_task(
+    parent: Option<&str>,
+    subscribe: bool,
+    run: &RunArgs,
+) -> Result<Task, CliError> {
+    let mut task = base_task("import", Mode::Import, &run.filters, run.write.dry_run)?;
+    task.import_parent = match parent.filter(|p| !p.is_empty()) {
+        Some(parent) => Some(
+            MailboxName::split(parent, Some('/'))
+                .map_err(|e| CliError::Usage(format!("import parent {parent:?}: {e}")))?,
+        ),
+        None => None,
+    };
+    task.subscribe_imported = subscribe;
+    Ok(task)
+}
+
+fn base_task(
+    verb: &'static str,
+    mode: Mode,
+    filters: &FilterArgs,
+    dry_run: bool,
+) -> Result<Task, CliError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let mailbox_filter =
+        filters::mailbox_filter(&filters.mailboxes, &filters.exclude, &filters.namespaces)
+            .map_err(CliError::Usage)?;
+    let message_filter = filters::message_filter(filters, now).map_err(CliError::Usage)?;
+    if mode == Mode::TwoWay && !message_filter.is_everything() {
+        return Err(CliError::Usage(
+            "-t, -e, -O and -I are not supported in a two-way sync (use sync -1 or backup)".into(),
+        ));
+    }
+    Ok(Task {
+        verb,
+        mode,
+        dry_run,
+        mailbox_filter,
+        message_filter,
+        state: false,
+        state_file: None,
+        full: false,
+        dovecot_state: None,
+        import_parent: None,
+        subscribe_imported: false,
+    })
+}
+
+/// `dsync verify`.
+pub(crate) fn verify(context: &Context, args: &VerifyArgs) -> Result<u8, CliError> {
+    let groups = CliGroups {
+        settings: &context.settings,
+        connection: Some(&args.connection),
+        ..CliGroups::default()
+    };
+    let settings = Settings::resolve(&context.config.profile(None), groups)?;
+    let filter =
+        filters::mailbox_filter(&args.mailboxes, &args.exclude, &[]).map_err(CliError::Usage)?;
+    let source = open::resolve(parse_for(&args.source, None)?, &settings, None)?;
+    let destination = open::resolve(parse_for(&args.destination, None)?, &settings, None)?;
+    let access = Access {
+        settings: &settings,
+        secret: settings.secret.clone(),
+        debug: context.verbosity.debug,
+        rawlog: None,
+    };
+    let mut a = open::open_source(&source, &access, "source")?;
+    let mut b = open::open_source(&destination, &access, "destination")?;
+    let result = verify::compare(a.as_storage(), b.as_storage(), &filter, args.bodies);
+    a.close();
+    b.close();
+    let comparison = result.map_err(|e| CliError::Storage { side: e.side, error: e.error })?;
+    if args.json {
+        match serde_json::to_string_pretty(&comparison) {
+            Ok(text) => println!("{text}"),
+            Err(error) => eprintln!("dsync: cannot encode the JSON report: {error}"),
+        }
+    } else {
+        for difference in &comparison.differences {
+            println!("{difference}");
+        }
+        if !context.verbosity.quiet {
+            eprintln!(
+                "dsync: verify {source} <-> {destination}: {} mailboxes and {} messages compared, {} differences",
+                comparison.mailboxes,
+                comparison.messages,
+                comparison.differences.len()
+            );
+        }
+    }
+    Ok(u8::from(!comparison.differences.is_empty()))
+}
+
+/// `dsync check`.
+pub(crate) fn check(context: &Context, args: &CheckArgs) -> Result<u8, CliError> {
+    let groups = CliGroups {
+        settings: &context.settings,
+        connection: Some(&args.connection),
+        batch: Some(&args.batch),
+        output: Some(&args.output),
+        ..CliGroups::default()
+    };
+    let users = whom(context, &args.batch)?;
+    let plan = |who: &Who| -> Result<(Location, Settings, Option<SecretSource>), CliError> {
+        let settings = settings_for(context, who, groups)?;
+        let profile = context.config.profile(who.account.as_deref());
+        let template = who
+            .source
+            .clone()
+            .or_else(|| given(args.location.as_ref()))
+            .or(profile.source)
+            .ok_or_else(|| CliError::Usage("the location to check is missing".into()))?;
+        let location = open::resolve(
+            parse_for(&template, who.user.as_deref())?,
+            &settings,
+            who.user.as_deref(),
+        )?;
+        let secret = secret_for(who, &settings);
+        Ok((location, settings, secret))
+    };
+    let run_one = |planned: &Result<(Location, Settings, Option<SecretSource>), CliError>,
+                   rawlog| {
+        let started = Instant::now();
+        let (location, settings, secret) = match planned {
+            Ok(planned) => planned,
+            Err(error) => return (Err(clone_error(error)), started.elapsed()),
+        };
+        let access =
+            Access { settings, secret: secret.clone(), debug: context.verbosity.debug, rawlog };
+        let result = open::open_source(location, &access, "source").and_then(|mut opened| {
+            let report = inspect::check(opened.as_storage())
+                .map_err(|error| CliError::Storage { side: "source", error });
+            opened.close();
+            report
+        });
+        (result, started.elapsed())
+    };
+    if !is_batch(&args.batch) {
+        let planned = plan(&users[0]);
+        let label = match &planned {
+            Ok((location, ..)) => location.to_string(),
+            Err(_) => String::new(),
+        };
+        let (result, _) =
+            logging::with_user_log(context.verbosity, None, None, context.stderr.clone(), || {
+                run_one(&planned, None)
+            });
+        let report = result?;
+        if !context.verbosity.quiet {
+            print!("{}", report.table(&label));
+        }
+        return Ok(0);
+    }
+    let base = settings_for(
+        context,
+        &Who { user: None, account: None, source: None, credential: None },
+        groups,
+    )?;
+    let planned: Vec<(String, Result<_, CliError>)> =
+        users.iter().map(|who| (label_of(who, "?"), plan(who))).collect();
+    let logs = LogSetup { log_dir: base.log_dir.clone(), rawlog_dir: base.rawlog_dir.clone() };
+    let started = Instant::now();
+    let outcomes =
+        batch::run_parallel(&planned, base.jobs, &context.display, |(label, planned)| {
+            let (file, rawlog) = match logs.open(label) {
+                Ok(user_logs) => (user_logs.file, user_logs.rawlog),
+                Err(error) => return (Err(error), std::time::Duration::ZERO),
+            };
+            logging::with_user_log(
+                context.verbosity,
+                Some(label),
+                file,
+                context.stderr.clone(),
+                || {
+                    let outcome = run_one(planned, rawlog);
+                    if let (Err(error), _) = &outcome {
+                        tracing::error!("{error}");
+                    }
+                    outcome
+                },
+            )
+        });
+    let results: Vec<UserResult> = planned
+        .iter()
+        .zip(outcomes)
+        .map(|((label, planned), (result, duration))| {
+            let location = planned.as_ref().map(|(l, ..)| l.to_string()).unwrap_or_default();
+            let (report, error) = match result {
+                Ok(report) => (Some(report), None),
+                Err(error) => (None, Some(error)),
+            };
+            let outcome = Outcome { report: None, error, duration, dovecot_state: None };
+            let mut line = UserResult::new(label, &location, "", &outcome);
+            if let Some(report) = report {
+                line.mailboxes = report.folders.len() as u64;
+                line.messages = report.messages();
+                line.bytes = report.bytes();
+            }
+            line
+        })
+        .collect();
+    Ok(finish_batch(context, "check", &results, started, args.output.json))
+}
+
+/// `dsync mailbox list`.
+pub(crate) fn mailbox_list(context: &Context, args: &MailboxListArgs) -> Result<u8, CliError> {
+    let groups = CliGroups {
+        settings: &context.settings,
+        connection: Some(&args.connection),
+        ..CliGroups::default()
+    };
+    let settings = Settings::resolve(&context.config.profile(None), groups)?;
+    let location = open::resolve(parse_for(&args.location, None)?, &settings, None)?;
+    let access = Access {
+        settings: &settings,
+        secret: settings.secret.clone(),
+        debug: context.verbosity.debug,
+        rawlog: None,
+    };
+    let mut opened = open::open_source(&location, &access, "source")?;
+    let names = inspect::list(opened.as_storage(), &args.patterns, args.subscribed)
+        .map_err(|error| CliError::Storage { side: "source", error });
+    opened.close();
+    for name in names? {
+        println!("{name}");
+    }
+    Ok(0)
+}

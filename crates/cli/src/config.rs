@@ -1,0 +1,210 @@
+//! The TOML config file (`-c FILE` or `$DSYNC_CONFIG`): defaults for every run and named
+//! accounts, so that a repeated job is one short command (`dsync -c f.toml backup -u alice`).
+//!
+//! ```toml
+//! [defaults]
+//! source = "imaps://%u@old.example.com"          # templates: %u %n %d
+//! destination = "maildir:/srv/mail/%d/%n/Maildir"
+//! master_user = "migrator"
+//! password_file = "/etc/dsync/master.pw"
+//! no_fsync = true
+//! jobs = 8
+//! settings = { mail_prefetch_count = "20" }     # like -o key=value
+//!
+//! [accounts.alice]
+//! source = "imaps://alice@old.example.com"
+//! destination = "maildir:/srv/mail/alice"
+//! password_file = "/etc/dsync/alice.pw"
+//! ```
+//!
+//! Command-line options win over an account, which wins over `[defaults]`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConfigFile {
+    /// Defaults for every run.
+    #[serde(default)]
+    pub(crate) defaults: Profile,
+    /// Named accounts (`-u NAME`, all of them with `-A`).
+    #[serde(default)]
+    pub(crate) accounts: BTreeMap<String, Profile>,
+}
+
+/// A set of settings: `[defaults]` or one `[accounts.NAME]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Profile {
+    /// Source location (template).
+    pub(crate) source: Option<String>,
+    /// Destination location (template).
+    pub(crate) destination: Option<String>,
+    /// The user put into templates (default: the account's name).
+    pub(crate) user: Option<String>,
+    /// Password file (template).
+    pub(crate) password_file: Option<PathBuf>,
+    /// Password command (template).
+    pub(crate) password_command: Option<String>,
+    /// Environment variable with the password.
+    pub(crate) password_env: Option<String>,
+    /// OAuth2 access token file (template).
+    pub(crate) oauth2_token_file: Option<PathBuf>,
+    /// SASL mechanism.
+    pub(crate) sasl_mechanism: Option<String>,
+    /// Master user.
+    pub(crate) master_user: Option<String>,
+    /// Extra CA file.
+    pub(crate) ca_file: Option<PathBuf>,
+    /// Reply timeout, seconds.
+    pub(crate) timeout: Option<u64>,
+    /// Reconnects after temporary failures.
+    pub(crate) retries: Option<u32>,
+    /// Commit interval.
+    pub(crate) commit_interval: Option<u32>,
+    /// Deferred fsync.
+    pub(crate) no_fsync: Option<bool>,
+    /// Lock timeout, seconds.
+    pub(crate) lock_timeout: Option<u64>,
+    /// Parallel users.
+    pub(crate) jobs: Option<usize>,
+    /// Per-user logs.
+    pub(crate) log_dir: Option<PathBuf>,
+    /// Raw protocol logs.
+    pub(crate) rawlog_dir: Option<PathBuf>,
+    /// Seconds between progress lines.
+    pub(crate) progress_interval: Option<u64>,
+    /// `-o` settings.
+    #[serde(default)]
+    pub(crate) settings: BTreeMap<String, String>,
+}
+
+impl Profile {
+    /// `self` with every field `over` sets replaced (settings merged key by key).
+    pub(crate) fn overlaid(&self, over: &Profile) -> Profile {
+        macro_rules! pick {
+            ($($field:ident),*) => {
+                Profile {
+                    $($field: over.$field.clone().or_else(|| self.$field.clone()),)*
+                    settings: {
+                        let mut settings = self.settings.clone();
+                        settings.extend(over.settings.clone());
+                        settings
+                    },
+                }
+            };
+        }
+        pick!(
+            source,
+            destination,
+            user,
+            password_file,
+            password_command,
+            password_env,
+            oauth2_token_file,
+            sasl_mechanism,
+            master_user,
+            ca_file,
+            timeout,
+            retries,
+            commit_interval,
+            no_fsync,
+            lock_timeout,
+            jobs,
+            log_dir,
+            rawlog_dir,
+            progress_interval
+        )
+    }
+}
+
+/// A config file that cannot be used.
+#[derive(Debug)]
+pub(crate) struct ConfigError(pub(crate) String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl ConfigFile {
+    /// Reads and parses `path`.
+    pub(crate) fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read config {}: {e}", path.display())))?;
+        ConfigFile::parse(&text).map_err(|e| ConfigError(format!("config {}: {e}", path.display())))
+    }
+
+    /// Parses the text of a config file.
+    pub(crate) fn parse(text: &str) -> Result<ConfigFile, String> {
+        let config: ConfigFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        let profiles = std::iter::once(("[defaults]".to_owned(), &config.defaults))
+            .chain(config.accounts.iter().map(|(name, p)| (format!("account {name}"), p)));
+        for (name, profile) in profiles {
+            if profile.settings.keys().any(|key| key.ends_with("_password")) {
+                return Err(format!(
+                    "{name}: a password in the config file is not accepted; use password_file, password_command or password_env"
+                ));
+            }
+        }
+        Ok(config)
+    }
+
+    /// The settings for `account` (defaults overlaid with the account, if it exists).
+    pub(crate) fn profile(&self, account: Option<&str>) -> Profile {
+        match account.and_then(|name| self.accounts.get(name)) {
+            Some(profile) => self.defaults.overlaid(profile),
+            None => self.defaults.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accounts_overlay_defaults() {
+        let config = ConfigFile::parse(
+            r#"
+[defaults]
+source = "imaps://%u@old.example.com"
+destination = "maildir:/srv/%n"
+master_user = "admin"
+jobs = 4
+settings = { mail_prefetch_count = "20", mail_fsync = "never" }
+
+[accounts.alice]
+destination = "maildir:/special/alice"
+settings = { mail_fsync = "always" }
+"#,
+        )
+        .expect("valid");
+        let alice = config.profile(Some("alice"));
+        assert_eq!(alice.source.as_deref(), Some("imaps://%u@old.example.com"));
+        assert_eq!(alice.destination.as_deref(), Some("maildir:/special/alice"));
+        assert_eq!(alice.master_user.as_deref(), Some("admin"));
+        assert_eq!(alice.settings["mail_fsync"], "always");
+        assert_eq!(alice.settings["mail_prefetch_count"], "20");
+        let bob = config.profile(Some("bob"));
+        assert_eq!(bob.destination.as_deref(), Some("maildir:/srv/%n"));
+    }
+
+    #[test]
+    fn typos_and_passwords_are_refused() {
+        let typo = ConfigFile::parse("[defaults]\npasword_file = \"x\"\n").expect_err("typo");
+        assert!(typo.contains("pasword_file"), "{typo}");
+        let password =
+            ConfigFile::parse("[accounts.a]\nsettings = { imapc_password = \"secret\" }\n")
+                .expect_err("password");
+        assert!(password.contains("not accepted"), "{password}");
+        assert!(!password.contains("secret"), "{password}");
+    }
+}

@@ -1,0 +1,181 @@
+//! Logs through `tracing`: warnings (and with `-v` each mailbox, with `-D` each protocol
+//! line) on stderr as `dsync: [user: ]warning: …`, and per user a log file with
+//! timestamps. Protocol lines come from `imapc`'s trace, which masks LOGIN/AUTHENTICATE
+//! arguments and SASL responses, so no password or token reaches a log.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use indicatif::MultiProgress;
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
+
+/// The target of protocol lines.
+pub(crate) const PROTOCOL: &str = "dsync::protocol";
+
+/// How chatty the run is.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Verbosity {
+    pub(crate) quiet: bool,
+    pub(crate) verbose: bool,
+    pub(crate) debug: bool,
+}
+
+impl Verbosity {
+    fn stderr_level(self) -> LevelFilter {
+        if self.debug {
+            LevelFilter::DEBUG
+        } else if self.verbose {
+            LevelFilter::INFO
+        } else if self.quiet {
+            LevelFilter::ERROR
+        } else {
+            LevelFilter::WARN
+        }
+    }
+
+    fn file_level(self) -> LevelFilter {
+        if self.debug { LevelFilter::DEBUG } else { LevelFilter::INFO }
+    }
+}
+
+/// `dsync: [prefix: ]level: message` on one line.
+struct StderrFormat {
+    prefix: String,
+}
+
+impl<S, N> FormatEvent<S, N> for StderrFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        write!(writer, "dsync: {}", self.prefix)?;
+        match *event.metadata().level() {
+            Level::ERROR => write!(writer, "error: ")?,
+            Level::WARN => write!(writer, "warning: ")?,
+            _ => {}
+        }
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+/// Stderr that hides the progress bars while a line is written.
+#[derive(Clone)]
+pub(crate) struct Stderr {
+    bars: Option<MultiProgress>,
+}
+
+impl Stderr {
+    pub(crate) fn new(bars: Option<MultiProgress>) -> Stderr {
+        Stderr { bars }
+    }
+}
+
+impl Write for Stderr {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &self.bars {
+            Some(bars) => bars.suspend(|| io::stderr().write_all(buf)).map(|()| buf.len()),
+            None => io::stderr().write_all(buf).map(|()| buf.len()),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::stderr().flush()
+    }
+}
+
+impl<'a> MakeWriter<'a> for Stderr {
+    type Writer = Stderr;
+    fn make_writer(&'a self) -> Stderr {
+        self.clone()
+    }
+}
+
+fn stderr_layer<S>(verbosity: Verbosity, prefix: String, stderr: Stderr) -> impl Layer<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    tracing_subscriber::fmt::layer()
+        .with_writer(stderr)
+        .event_format(StderrFormat { prefix })
+        .with_filter(verbosity.stderr_level())
+}
+
+/// Installs the process-wide subscriber (stderr only).
+pub(crate) fn init(verbosity: Verbosity, stderr: Stderr) {
+    let subscriber =
+        tracing_subscriber::registry().with(stderr_layer(verbosity, String::new(), stderr));
+    let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
+/// Runs `work` with this thread's log going to stderr (lines prefixed with `user: `) and,
+/// when `file` is given, to that file with timestamps.
+pub(crate) fn with_user_log<T>(
+    verbosity: Verbosity,
+    user: Option<&str>,
+    file: Option<File>,
+    stderr: Stderr,
+    work: impl FnOnce() -> T,
+) -> T {
+    let prefix = user.map(|u| format!("{u}: ")).unwrap_or_default();
+    let file_layer = file.map(|file| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(Mutex::new(file))
+            .with_ansi(false)
+            .with_target(false)
+            .with_filter(verbosity.file_level())
+    });
+    let subscriber = tracing_subscriber::registry()
+        .with(stderr_layer(verbosity, prefix, stderr))
+        .with(file_layer);
+    tracing::subscriber::with_default(subscriber, work)
+}
+
+/// A file name for `user` in a log directory: path separators and control characters
+/// replaced, so that a user name can never point outside the directory.
+pub(crate) fn file_name(user: &str, extension: &str) -> String {
+    let safe: String = user
+        .chars()
+        .map(|c| if c == '/' || c == '\\' || c.is_control() || c == '\0' { '_' } else { c })
+        .collect();
+    let safe = if safe.is_empty() || safe.starts_with('.') { format!("_{safe}") } else { safe };
+    format!("{safe}.{extension}")
+}
+
+/// Creates `dir` (if needed) and opens `dir/<user>.<extension>` for appending.
+pub(crate) fn open_in(dir: &Path, user: &str, extension: &str) -> io::Result<(File, PathBuf)> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(file_name(user, extension));
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+    Ok((file, path))
+}
+
+/// A raw protocol log shared by a connection's trace callback.
+pub(crate) type RawLog = Arc<Mutex<File>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_names_stay_inside_the_log_directory() {
+        assert_eq!(file_name("alice@example.com", "log"), "alice@example.com.log");
+        assert_eq!(file_name("../../etc/passwd", "log"), "_.._.._etc_passwd.log");
+        assert_eq!(file_name("", "log"), "_.log");
+        assert_eq!(file_name("a\nb", "rawlog"), "a_b.rawlog");
+    }
+}

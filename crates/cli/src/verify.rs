@@ -1,0 +1,281 @@
+//! `dsync verify SOURCE DEST`: what a mail client would notice between two locations —
+//! folders, subscriptions, UIDVALIDITY, UIDNEXT, UIDs, sizes, flags, keywords, received
+//! dates, POP3 UIDLs and order (where both sides keep them), and with `--bodies` the
+//! message contents. Every difference is printed; any difference makes the exit code 1.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::Hasher as _;
+use std::io::Read;
+
+use dsync_core::filter::MailboxFilter;
+use dsync_core::{
+    ErrorKind, Flags, MailboxInfo, MailboxName, MessageMeta, MessageSink, Storage, StorageError,
+    Uid,
+};
+use serde::Serialize;
+
+/// One difference.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct Difference {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) mailbox: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) uid: Option<u32>,
+    #[serde(rename = "difference")]
+    pub(crate) text: String,
+}
+
+impl std::fmt::Display for Difference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.mailbox, self.uid) {
+            (Some(mailbox), Some(uid)) => write!(f, "{mailbox}: UID {uid}: {}", self.text),
+            (Some(mailbox), None) => write!(f, "{mailbox}: {}", self.text),
+            _ => f.write_str(&self.text),
+        }
+    }
+}
+
+/// What was compared.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct Comparison {
+    pub(crate) mailboxes: u64,
+    pub(crate) messages: u64,
+    pub(crate) differences: Vec<Difference>,
+}
+
+/// A storage error and the side it came from.
+#[derive(Debug)]
+pub(crate) struct SideError {
+    pub(crate) side: &'static str,
+    pub(crate) error: StorageError,
+}
+
+/// Compares `source` with `destination`.
+pub(crate) fn compare(
+    source: &mut dyn Storage,
+    destination: &mut dyn Storage,
+    filter: &MailboxFilter,
+    bodies: bool,
+) -> Result<Comparison, SideError> {
+    let on = |side: &'static str| move |error: StorageError| SideError { side, error };
+    let mut result = Comparison::default();
+    let a_list = source.mailboxes().map_err(on("source"))?;
+    let b_list = destination.mailboxes().map_err(on("destination"))?;
+    let roles = |list: &[MailboxInfo]| -> BTreeMap<MailboxName, MailboxInfo> {
+        list.iter().map(|info| (info.name.clone(), info.clone())).collect()
+    };
+    let (a_map, b_map) = (roles(&a_list), roles(&b_list));
+    let wanted = |name: &MailboxName| {
+        let mut special = Vec::new();
+        for map in [&a_map, &b_map] {
+            if let Some(info) = map.get(name) {
+                special.extend(info.special_use.iter().copied());
+            }
+        }
+        filter.wants(name, &special)
+    };
+    let selectable = |map: &BTreeMap<MailboxName, MailboxInfo>| -> BTreeSet<MailboxName> {
+        map.values().filter(|i| i.selectable).map(|i| i.name.clone()).filter(&wanted).collect()
+    };
+    let (a_names, b_names) = (selectable(&a_map), selectable(&b_map));
+    let global = |text: String| Difference { mailbox: None, uid: None, text };
+    for name in a_names.difference(&b_names) {
+        result.differences.push(global(format!("mailbox {name} is only in the source")));
+    }
+    for name in b_names.difference(&a_names) {
+        result.differences.push(global(format!("mailbox {name} is only in the destination")));
+    }
+
+    let a_subscriptions = source.subscriptions().map_err(on("source"))?;
+    let b_subscriptions = destination.subscriptions().map_err(on("destination"))?;
+    for name in a_subscriptions.difference(&b_subscriptions).filter(|n| wanted(n)) {
+        result.differences.push(global(format!("{name} is subscribed only in the source")));
+    }
+    for name in b_subscriptions.difference(&a_subscriptions).filter(|n| wanted(n)) {
+        result.differences.push(global(format!("{name} is subscribed only in the destination")));
+    }
+
+    for name in a_names.intersection(&b_names) {
+        result.mailboxes += 1;
+        let a = source.contents(name).map_err(on("source"))?;
+        let b = destination.contents(name).map_err(on("destination"))?;
+        let mut say = |uid: Option<Uid>, text: String| {
+            result.differences.push(Difference {
+                mailbox: Some(name.to_string()),
+                uid: uid.map(Uid::get),
+                text,
+            });
+        };
+        if a.status.uid_validity != b.status.uid_validity {
+            say(
+                None,
+                format!(
+                    "UIDVALIDITY differs: source {}, destination {}",
+                    a.status.uid_validity, b.status.uid_validity
+                ),
+            );
+        }
+        if a.status.uid_next != b.status.uid_next {
+            say(
+                None,
+                format!(
+                    "UIDNEXT differs: source {}, destination {}",
+                    a.status.uid_next, b.status.uid_next
+                ),
+            );
+        }
+        let a_messages: BTreeMap<Uid, &MessageMeta> =
+            a.messages.iter().map(|m| (m.uid, m)).collect();
+        let b_messages: BTreeMap<Uid, &MessageMeta> =
+            b.messages.iter().map(|m| (m.uid, m)).collect();
+        for uid in a_messages.keys().filter(|u| !b_messages.contains_key(u)) {
+            say(Some(*uid), "only in the source".into());
+        }
+        for uid in b_messages.keys().filter(|u| !a_messages.contains_key(u)) {
+            say(Some(*uid), "only in the destination".into());
+        }
+        let common: Vec<Uid> =
+            a_messages.keys().filter(|u| b_messages.contains_key(u)).copied().collect();
+        for uid in &common {
+            result.messages += 1;
+            for text in message_differences(a_messages[uid], b_messages[uid]) {
+                say(Some(*uid), text);
+            }
+        }
+        if bodies && !common.is_empty() {
+            let a_hashes = hashes(source, name, &common).map_err(on("source"))?;
+            let b_hashes = hashes(destination, name, &common).map_err(on("destination"))?;
+            for uid in &common {
+                if a_hashes.get(uid) != b_hashes.get(uid) {
+                    say(Some(*uid), "contents differ".into());
+                }
+            }
+        }
+    }
+    Ok(result)
+}
+
+fn message_differences(a: &MessageMeta, b: &MessageMeta) -> Vec<String> {
+    let mut out = Vec::new();
+    if let (Some(x), Some(y)) = (a.virtual_size, b.virtual_size)
+        && x != y
+    {
+        out.push(format!("size differs: source {x}, destination {y}"));
+    }
+    if a.flags != b.flags {
+        out.push(format!(
+            "flags differ: source ({}), destination ({})",
+            flag_text(&a.flags),
+            flag_text(&b.flags)
+        ));
+    }
+    if let (Some(x), Some(y)) = (a.received, b.received)
+        && x != y
+    {
+        out.push(format!("received date differs: source {x}, destination {y} (UNIX times)"));
+    }
+    if let (Some(x), Some(y)) = (&a.pop3_uidl, &b.pop3_uidl)
+        && x != y
+    {
+        out.push(format!("POP3 UIDL differs: source {x}, destination {y}"));
+    }
+    if let (Some(x), Some(y)) = (a.pop3_order, b.pop3_order)
+        && x != y
+    {
+        out.push(format!("POP3 order differs: source {x}, destination {y}"));
+    }
+    out
+}
+
+fn flag_text(flags: &Flags) -> String {
+    let mut names: Vec<&str> = flags.system.imap_names().collect();
+    names.extend(flags.keywords.iter().map(String::as_str));
+    names.join(" ")
+}
+
+/// A content hash per UID (SipHash with fixed keys: comparing two sides in one process).
+fn hashes(
+    storage: &mut dyn Storage,
+    mailbox: &MailboxName,
+    uids: &[Uid],
+) -> Result<BTreeMap<Uid, (u64, u64)>, StorageError> {
+    struct HashSink {
+        pending: Option<(u64, u64)>,
+        hashes: BTreeMap<Uid, (u64, u64)>,
+    }
+    impl MessageSink for HashSink {
+        fn body(&mut self, body: &mut dyn Read) -> Result<(), StorageError> {
+            let mut hasher = std::hash::DefaultHasher::new();
+            let mut length = 0u64;
+            let mut buffer = [0u8; 16 * 1024];
+            loop {
+                let n = body.read(&mut buffer).map_err(|e| {
+                    StorageError::with_source(ErrorKind::Temporary, "reading a message", e)
+                })?;
+                if n == 0 {
+                    break;
+                }
+                hasher.write(&buffer[..n]);
+                length += n as u64;
+            }
+            self.pending = Some((hasher.finish(), length));
+            Ok(())
+        }
+        fn done(&mut self, uid: Uid) -> Result<(), StorageError> {
+            if let Some(hash) = self.pending.take() {
+                self.hashes.insert(uid, hash);
+            }
+            Ok(())
+        }
+    }
+    let mut sink = HashSink { pending: None, hashes: BTreeMap::new() };
+    storage.fetch(mailbox, uids, &mut sink)?;
+    Ok(sink.hashes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dsync_core::memory::MemoryStorage;
+    use dsync_core::{Mode, NoObserver, SyncOptions, UidValidity};
+
+    #[test]
+    fn finds_every_kind_of_difference() {
+        let mut source = MemoryStorage::new();
+        let inbox = MailboxName::inbox();
+        let archive = MailboxName::new(["Archive"]).expect("name");
+        let validity = UidValidity::new(7).expect("nonzero");
+        let mailbox = source.add_mailbox(&inbox, validity);
+        mailbox.append(b"Subject: a\r\n\r\none\r\n", Flags::from_imap_names(["\\Seen"]), Some(100));
+        mailbox.append(b"Subject: b\r\n\r\ntwo\r\n", Flags::default(), Some(200));
+        source.add_mailbox(&archive, validity);
+        source.subscribe(&archive);
+        let mut destination = MemoryStorage::with_guids();
+        dsync_core::run(
+            &SyncOptions::new(Mode::Backup),
+            &mut source,
+            &mut destination,
+            &mut NoObserver,
+        )
+        .expect("backup");
+        let everything = MailboxFilter::default();
+        let same = compare(&mut source, &mut destination, &everything, true).expect("compare");
+        assert_eq!(same.differences, [], "a fresh backup is identical");
+        assert_eq!((same.mailboxes, same.messages), (2, 2));
+
+        // Change the source: a flag, a new message, an unsubscription, a new folder.
+        let mailbox = source.mailbox_mut(&inbox).expect("inbox");
+        mailbox.append(b"Subject: c\r\n\r\nthree\r\n", Flags::default(), Some(300));
+        source.add_mailbox(&MailboxName::new(["New"]).expect("name"), validity);
+        source.unsubscribe(&archive);
+        let found = compare(&mut source, &mut destination, &everything, false).expect("compare");
+        let lines: Vec<String> = found.differences.iter().map(ToString::to_string).collect();
+        assert!(lines.contains(&"mailbox New is only in the source".to_owned()), "{lines:?}");
+        assert!(
+            lines.contains(&"Archive is subscribed only in the destination".to_owned()),
+            "{lines:?}"
+        );
+        assert!(lines.contains(&"INBOX: UID 3: only in the source".to_owned()), "{lines:?}");
+        assert!(lines.iter().any(|l| l.starts_with("INBOX: UIDNEXT differs")), "{lines:?}");
+    }
+}

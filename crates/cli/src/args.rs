@@ -23,8 +23,11 @@ const LOCATIONS: &str = "\
 Locations:
   maildir:PATH[:LAYOUT=fs][:UTF-8]     a Maildir as Dovecot keeps it
   imap://USER@HOST[:PORT][?tls=starttls], imaps://USER@HOST[:PORT]
-  pop3://USER@HOST[:PORT], pop3s://…   POP3 (needs the engine's POP3 adapter: not yet)
-  imaps://USER@HOST,pop3s://USER@HOST  IMAP + POP3 pair keeping POP3 UIDLs (not yet)
+  pop3://USER@HOST[:PORT][?tls=starttls], pop3s://…
+                                       POP3: INBOX, keeping UIDLs and their order
+  imaps://USER@HOST,pop3s://USER@HOST  IMAP + POP3 pair: IMAP's folders, UIDs and flags,
+                                       and each INBOX message's POP3 UIDL and position
+                                       (Dovecot's pop3-migration matching)
   imapc:                               server from -o imapc_host=… imapc_port=… imapc_ssl=…
   sdbox:PATH                           single-dbox (not yet)
 In batches (-u, -A, -F) %u, %n (user without domain) and %d (domain) are replaced.
@@ -62,7 +65,8 @@ pub(crate) struct Cli {
     /// imapc_ssl, imapc_master_user, imapc_sasl_mechanisms, imapc_cmd_timeout,
     /// imapc_connection_timeout_interval, imapc_rawlog_dir, imapc_features, pop3c_*,
     /// mail_prefetch_count, mail_fsync, ssl_client_ca_file, dsync_commit_msgs_interval,
-    /// mail_max_lock_timeout (repeatable).
+    /// mail_max_lock_timeout, pop3_migration_skip_size_check,
+    /// pop3_migration_ignore_missing_uidls, pop3_migration_ignore_extra_uidls (repeatable).
     #[arg(short = 'o', global = true, value_name = "KEY=VALUE")]
     pub(crate) settings: Vec<String>,
 

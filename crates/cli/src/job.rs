@@ -213,6 +213,7 @@ fn attempt_once(
     observer.progress.finish();
     let finish = destination_store.finish();
     let source_finish = if task.mode == Mode::TwoWay { source_store.finish() } else { Ok(()) };
+    let source_warnings = source_store.take_warnings();
     source_store.close();
     // Whatever was synced is recorded, also after a failure: each recorded mailbox was
     // synced completely.
@@ -226,7 +227,8 @@ fn attempt_once(
         tracing::warn!("cannot save the sync state to {}: {error}", file.path().display());
     }
     match result {
-        Ok(report) => {
+        Ok(mut report) => {
+            report.warnings.extend(source_warnings);
             if let Err(error) = finish.and(source_finish) {
                 return Err(Box::new((
                     CliError::Storage { side: "destination", error },

@@ -1,9 +1,4 @@
 //! Turns parsed locations into opened storages.
-//!
-//! POP3 locations (`pop3://`, `pop3s://`, the IMAP+POP3 pair, `pop3c:`) are parsed
-//! and resolved here but refused in [`not_yet`] until `dsync_core::adapters::pop3` exists;
-//! wiring it in is one arm in [`open_source`] (connect like [`connect_imap`] does) and
-//! one in [`Opened`].
 
 use std::fs::File;
 use std::io::Write as _;
@@ -12,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use dsync_core::adapters::imap::ImapStorage;
 use dsync_core::adapters::maildir::MaildirStorage;
+use dsync_core::adapters::pop3::{ImapPop3Storage, Pop3Storage};
 use dsync_core::{ErrorKind, Storage, StorageError, StorageMut};
 use imapc::{AuthMechanism, ConnectOptions, Credentials, Security, Timeouts, TlsOptions, Trace};
 use mailstore::{Durability, Maildir, Options};
@@ -25,6 +21,8 @@ use crate::settings::{ServerSettings, Settings};
 /// An opened storage.
 pub(crate) enum Opened {
     Imap(Box<ImapStorage>),
+    Pop3(Box<Pop3Storage>),
+    ImapPop3(Box<ImapPop3Storage>),
     Maildir(MaildirStorage),
 }
 
@@ -32,6 +30,8 @@ impl Opened {
     pub(crate) fn as_storage(&mut self) -> &mut dyn Storage {
         match self {
             Opened::Imap(imap) => imap.as_mut(),
+            Opened::Pop3(pop3) => pop3.as_mut(),
+            Opened::ImapPop3(pair) => pair.as_mut(),
             Opened::Maildir(maildir) => maildir,
         }
     }
@@ -39,31 +39,49 @@ impl Opened {
     /// The write side, for storages that have one.
     pub(crate) fn as_storage_mut(&mut self) -> Option<&mut dyn StorageMut> {
         match self {
-            Opened::Imap(_) => None,
             Opened::Maildir(maildir) => Some(maildir),
+            _ => None,
         }
     }
 
     /// The Maildir root, for a Maildir.
     pub(crate) fn maildir_root(&self) -> Option<PathBuf> {
         match self {
-            Opened::Imap(_) => None,
             Opened::Maildir(maildir) => Some(maildir.maildir().location().root().to_path_buf()),
+            _ => None,
         }
     }
 
     /// Flushes what deferred durability left unsynced.
     pub(crate) fn finish(&self) -> Result<(), StorageError> {
         match self {
-            Opened::Imap(_) => Ok(()),
             Opened::Maildir(maildir) => maildir.sync_to_disk(),
+            _ => Ok(()),
         }
     }
 
-    /// Logs out of a server (errors are of no consequence any more).
+    /// What the storage itself has to say (tolerated pop3-migration mismatches).
+    pub(crate) fn take_warnings(&mut self) -> Vec<String> {
+        match self {
+            Opened::ImapPop3(pair) => pair.take_warnings(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Logs out of a server (errors are of no consequence any more). POP3 ends with QUIT,
+    /// which deletes nothing: dsync never marks a message deleted.
     pub(crate) fn close(self) {
-        if let Opened::Imap(imap) = self {
-            let _ = imap.logout();
+        match self {
+            Opened::Imap(imap) => {
+                let _ = imap.logout();
+            }
+            Opened::Pop3(pop3) => {
+                let _ = pop3.quit();
+            }
+            Opened::ImapPop3(pair) => {
+                let _ = pair.into_imap().logout();
+            }
+            Opened::Maildir(_) => {}
         }
     }
 }
@@ -135,12 +153,6 @@ fn from_settings(
 /// The error for locations whose storage does not exist yet.
 pub(crate) fn not_yet(location: &Location) -> Option<CliError> {
     let what = match location {
-        Location::Pop3(_) | Location::FromSettings(Protocol::Pop3) => {
-            "POP3 locations are not supported yet (the engine's POP3 adapter is being written); use the imap:// URL of the same account meanwhile"
-        }
-        Location::ImapPop3 { .. } => {
-            "IMAP+POP3 pairs (keeping POP3 UIDLs) are not supported yet (the engine's POP3 adapter is being written); use the imap:// URL alone meanwhile"
-        }
         Location::Sdbox(_) => "sdbox: locations are not supported yet: use maildir:",
         _ => return None,
     };
@@ -178,6 +190,21 @@ pub(crate) fn open_source(
             ))))
         }
         Location::Imap(imap) => Ok(Opened::Imap(Box::new(connect_imap(imap, access, side)?))),
+        Location::Pop3(pop3) => {
+            let (options, credentials) = pop3_login(pop3, access)?;
+            tracing::info!("connecting to {location}");
+            let storage = Pop3Storage::connect(&options, &credentials)
+                .map_err(|error| CliError::Storage { side, error })?;
+            Ok(Opened::Pop3(Box::new(storage)))
+        }
+        Location::ImapPop3 { imap, pop3 } => {
+            let imap = connect_imap(imap, access, side)?;
+            let (options, credentials) = pop3_login(pop3, access)?;
+            let settings = access.settings.pop3_migration;
+            let pair = ImapPop3Storage::connect(imap, options, credentials, settings)
+                .map_err(|error| CliError::Storage { side, error })?;
+            Ok(Opened::ImapPop3(Box::new(pair)))
+        }
         _ => Err(CliError::Usage(format!("{location}: cannot be opened"))),
     }
 }
@@ -222,26 +249,31 @@ pub(crate) fn check_distinct(a: &Location, b: &Location) -> Result<(), CliError>
     Ok(())
 }
 
-fn connect_imap(
-    location: &ImapLocation,
-    access: &Access<'_>,
-    side: &'static str,
-) -> Result<ImapStorage, CliError> {
-    let settings = access.settings;
-    // The secret is read at every connection: a refreshed OAuth2 token is picked up.
-    let secret = match &access.secret {
+/// The password or token for a connection, read now (a refreshed token is picked up).
+fn read_secret(access: &Access<'_>) -> Result<mailnet::Secret<String>, CliError> {
+    match &access.secret {
         Some(source) => source.read(),
         None => SecretSource::Env(PASSWORD_ENV.into()).read().map_err(|error| match error {
             CredentialError::Missing(_) => CredentialError::Missing(None),
             other => other,
         }),
     }
-    .map_err(CliError::Credentials)?;
-    let security = match location.transport {
-        Transport::Plain => Security::Plain,
-        Transport::Tls => Security::Tls,
-        Transport::StartTls => Security::StartTls,
-    };
+    .map_err(CliError::Credentials)
+}
+
+/// The login and the master user: `user*master` is Dovecot's master-user login;
+/// `--master-user` says the same.
+fn login_names(location: &ServerLocation, settings: &Settings) -> (String, Option<String>) {
+    match (&settings.master_user, location.user.rsplit_once('*')) {
+        (Some(master), _) => (location.user.clone(), Some(master.clone())),
+        (None, Some((user, master))) if !user.is_empty() && !master.is_empty() => {
+            (user.to_owned(), Some(master.to_owned()))
+        }
+        (None, _) => (location.user.clone(), None),
+    }
+}
+
+fn tls_options(settings: &Settings) -> TlsOptions {
     let mut tls = TlsOptions::new();
     if let Some(ca_file) = &settings.ca_file {
         tls = tls.ca_file(ca_file);
@@ -249,29 +281,40 @@ fn connect_imap(
     if settings.accept_invalid_certs {
         tls = tls.dangerous_accept_invalid_certs(true);
     }
+    tls
+}
+
+fn timeouts(settings: &Settings) -> Timeouts {
     let timeout = Duration::from_secs(settings.timeout.max(1));
-    let timeouts = Timeouts {
+    Timeouts {
         connect: timeout.min(Duration::from_secs(settings.connect_timeout.max(1))),
         read: Some(timeout),
         write: Some(timeout),
+    }
+}
+
+fn connect_imap(
+    location: &ImapLocation,
+    access: &Access<'_>,
+    side: &'static str,
+) -> Result<ImapStorage, CliError> {
+    let settings = access.settings;
+    let secret = read_secret(access)?;
+    let security = match location.transport {
+        Transport::Plain => Security::Plain,
+        Transport::Tls => Security::Tls,
+        Transport::StartTls => Security::StartTls,
     };
     let mut options = ConnectOptions::new(location.host.clone(), location.port, security)
-        .tls(tls)
-        .timeouts(timeouts);
+        .tls(tls_options(settings))
+        .timeouts(timeouts(settings));
     if let Some(count) = settings.prefetch_count {
         options = options.prefetch_count(count);
     }
     if access.debug || access.rawlog.is_some() {
         options = options.trace(trace(access.debug, access.rawlog.clone()));
     }
-    // `user*master` is Dovecot's master-user login; --master-user says the same.
-    let (user, master) = match (&settings.master_user, location.user.rsplit_once('*')) {
-        (Some(master), _) => (location.user.clone(), Some(master.clone())),
-        (None, Some((user, master))) if !user.is_empty() && !master.is_empty() => {
-            (user.to_owned(), Some(master.to_owned()))
-        }
-        (None, _) => (location.user.clone(), None),
-    };
+    let (user, master) = login_names(location, settings);
     let password = secret.into_inner();
     let mut credentials = match master {
         Some(master) => Credentials::master(user, master, password),
@@ -287,6 +330,36 @@ fn connect_imap(
     }
     tracing::info!("connecting to {location}");
     ImapStorage::connect(&options, &credentials).map_err(|error| CliError::Storage { side, error })
+}
+
+/// Connection options and credentials for a POP3 server (AUTH PLAIN when offered, else
+/// USER/PASS; master users as for IMAP).
+fn pop3_login(
+    location: &ServerLocation,
+    access: &Access<'_>,
+) -> Result<(pop3c::ConnectOptions, pop3c::Credentials), CliError> {
+    let settings = access.settings;
+    if access.secret.as_ref().is_some_and(SecretSource::is_oauth2) {
+        return Err(CliError::Usage(format!(
+            "{location}: OAuth2 tokens are for IMAP; POP3 needs a password"
+        )));
+    }
+    let secret = read_secret(access)?;
+    let security = match location.transport {
+        Transport::Plain => pop3c::Security::Plain,
+        Transport::Tls => pop3c::Security::Tls,
+        Transport::StartTls => pop3c::Security::StartTls,
+    };
+    let options = pop3c::ConnectOptions::new(location.host.clone(), location.port, security)
+        .tls(tls_options(settings))
+        .timeouts(timeouts(settings));
+    let (user, master) = login_names(location, settings);
+    let password = secret.into_inner();
+    let credentials = match master {
+        Some(master) => pop3c::Credentials::master(user, master, password),
+        None => pop3c::Credentials::new(user, password),
+    };
+    Ok((options, credentials))
 }
 
 /// A protocol trace: `-D` lines through tracing, and the raw log file.

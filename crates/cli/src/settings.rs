@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use dsync_core::adapters::pop3::Pop3MigrationSettings;
 use imapc::AuthMechanism;
 
 use crate::args::{BatchArgs, ConnectionArgs, OutputArgs, WriteArgs};
@@ -44,6 +45,8 @@ pub(crate) struct Settings {
     pub(crate) progress_interval: u64,
     pub(crate) imapc: ServerSettings,
     pub(crate) pop3c: ServerSettings,
+    /// Dovecot's `pop3_migration_*` settings, for IMAP+POP3 pairs.
+    pub(crate) pop3_migration: Pop3MigrationSettings,
     /// Things the operator should know about the settings (printed once).
     pub(crate) warnings: Vec<String>,
 }
@@ -69,6 +72,7 @@ impl Default for Settings {
             progress_interval: 10,
             imapc: ServerSettings::default(),
             pop3c: ServerSettings::default(),
+            pop3_migration: Pop3MigrationSettings::default(),
             warnings: Vec::new(),
         }
     }
@@ -261,11 +265,28 @@ impl Settings {
                 self.commit_interval = u32::try_from(number("a count")?).unwrap_or(u32::MAX);
             }
             "mail_max_lock_timeout" => self.lock_timeout = Some(number("seconds")?),
+            "pop3_migration_skip_size_check" => {
+                self.pop3_migration.match_options.skip_size_check = yes_no(key, value)?;
+            }
+            "pop3_migration_ignore_missing_uidls" => {
+                self.pop3_migration.missing.ignore_missing_uidls = yes_no(key, value)?;
+            }
+            "pop3_migration_ignore_extra_uidls" => {
+                self.pop3_migration.missing.ignore_extra_uidls = yes_no(key, value)?;
+            }
             "dsync_alt_char" if value == "_" => {}
             "dsync_hashed_headers" if value.eq_ignore_ascii_case("Date Message-ID") => {}
             _ => return Err(unsupported(key)),
         }
         Ok(())
+    }
+}
+
+fn yes_no(key: &str, value: &str) -> Result<bool, String> {
+    match value {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err(format!("{key}={value}: expected yes or no")),
     }
 }
 

@@ -95,6 +95,7 @@ pub(crate) fn compare(
         result.differences.push(global(format!("{name} is subscribed only in the destination")));
     }
 
+    let by_uidl = source.capabilities().unstable_uids;
     for name in a_names.intersection(&b_names) {
         result.mailboxes += 1;
         let a = source.contents(name).map_err(on("source"))?;
@@ -106,6 +107,23 @@ pub(crate) fn compare(
                 text,
             });
         };
+        if by_uidl {
+            // POP3: numbers are positions, so compare what a POP3 client caches instead.
+            let pairs = compare_pop3_views(&a.messages, &b.messages, &mut say);
+            result.messages += pairs.len() as u64;
+            if bodies && !pairs.is_empty() {
+                let a_uids: Vec<Uid> = pairs.iter().map(|(x, _)| *x).collect();
+                let b_uids: Vec<Uid> = pairs.iter().map(|(_, y)| *y).collect();
+                let a_hashes = hashes(source, name, &a_uids).map_err(on("source"))?;
+                let b_hashes = hashes(destination, name, &b_uids).map_err(on("destination"))?;
+                for (x, y) in &pairs {
+                    if a_hashes.get(x) != b_hashes.get(y) {
+                        say(Some(*y), "contents differ".into());
+                    }
+                }
+            }
+            continue;
+        }
         if a.status.uid_validity != b.status.uid_validity {
             say(
                 None,
@@ -153,6 +171,52 @@ pub(crate) fn compare(
         }
     }
     Ok(result)
+}
+
+/// A POP3 source against a destination that stores POP3 UIDLs and order: the UIDL list in
+/// POP3 order and the sizes must be the same. The destination's POP3 order is Dovecot's:
+/// messages with a stored order first, by it, then the rest by UID. Returns the pairs
+/// (source position, destination UID) that were compared.
+fn compare_pop3_views(
+    source: &[MessageMeta],
+    destination: &[MessageMeta],
+    say: &mut dyn FnMut(Option<Uid>, String),
+) -> Vec<(Uid, Uid)> {
+    let mut listed: Vec<&MessageMeta> = source.iter().collect();
+    listed.sort_by_key(|m| m.uid);
+    let mut served: Vec<&MessageMeta> = destination.iter().collect();
+    served.sort_by_key(|m| (m.pop3_order.unwrap_or(u32::MAX), m.uid));
+    let mut pairs = Vec::new();
+    for (position, (a, b)) in listed.iter().zip(&served).enumerate() {
+        let number = position + 1;
+        match (&a.pop3_uidl, &b.pop3_uidl) {
+            (Some(x), Some(y)) if x == y => pairs.push((a.uid, b.uid)),
+            (Some(x), Some(y)) => {
+                say(
+                    Some(b.uid),
+                    format!("POP3 message {number}: UIDL {x} in the source, {y} here"),
+                );
+            }
+            (Some(x), None) => say(
+                Some(b.uid),
+                format!("POP3 message {number}: UIDL {x} in the source, none stored here"),
+            ),
+            (None, _) => {}
+        }
+        if let (Some(x), Some(y)) = (a.virtual_size, b.virtual_size)
+            && x != y
+        {
+            say(Some(b.uid), format!("POP3 message {number}: size {x} in the source, {y} here"));
+        }
+    }
+    for a in listed.iter().skip(served.len()) {
+        let uidl = a.pop3_uidl.as_deref().unwrap_or("?");
+        say(None, format!("POP3 message {} (UIDL {uidl}) is only in the source", a.uid));
+    }
+    for b in served.iter().skip(listed.len()) {
+        say(Some(b.uid), "only in the destination (an extra POP3 message)".into());
+    }
+    pairs
 }
 
 fn message_differences(a: &MessageMeta, b: &MessageMeta) -> Vec<String> {

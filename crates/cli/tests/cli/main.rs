@@ -2,6 +2,7 @@
 //! codes for the failures an operator meets, and no password in any output.
 
 mod batch;
+mod pop3;
 mod secrets;
 mod verbs;
 

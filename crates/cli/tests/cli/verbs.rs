@@ -255,12 +255,8 @@ fn help_completions_and_man_page() {
 fn not_yet_supported_locations_and_options_say_so() {
     let dir = tempfile::tempdir().expect("temp dir");
     let target = maildir(&dir.path().join("Maildir"));
-    let cases: [(&[&str], &str); 7] = [
-        (&["backup", "pop3s://alice@127.0.0.1", &target], "POP3 locations are not supported yet"),
-        (
-            &["backup", "imaps://alice@h,pop3s://alice@h", &target],
-            "IMAP+POP3 pairs (keeping POP3 UIDLs) are not supported yet",
-        ),
+    let cases: [(&[&str], &str); 6] = [
+        (&["backup", "maildir:/x", "pop3://alice@127.0.0.1"], "must be maildir:PATH"),
         (&["backup", "sdbox:/srv/x", &target], "sdbox: locations are not supported yet"),
         (&["backup", "-a", "All Mail", "maildir:/x", &target], "not supported yet"),
         (&["backup", "-P", "maildir:/x", &target], "mdbox"),

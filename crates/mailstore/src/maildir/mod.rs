@@ -141,12 +141,13 @@ impl Maildir {
         self.store.location.root()
     }
 
-    /// Every mailbox, INBOX first (listed whenever the root exists), then by name. Maildir++
-    /// lists only real folders: a parent that was never created is not listed (IMAP shows
-    /// it `\Noselect`); `LAYOUT=fs` lists such parents with `selectable: false`.
+    /// Every mailbox, INBOX first (listed when the root is a mailbox directory, i.e. has
+    /// `cur/`, so what is listed can be opened), then by name. Maildir++ lists only real
+    /// folders: a parent that was never created is not listed (IMAP shows it `\Noselect`);
+    /// `LAYOUT=fs` lists such parents with `selectable: false`.
     pub fn mailboxes(&self) -> Result<Vec<MailboxEntry>> {
         let mut entries = Vec::new();
-        if self.root().is_dir() {
+        if self.root().join("cur").is_dir() {
             entries.push(MailboxEntry { name: MailboxName::inbox(), selectable: true });
         }
         for found in layout::list(&self.store.location)? {

@@ -285,3 +285,19 @@ fn read_only_stores_are_never_written_and_read_the_same() {
     assert_eq!(read(&maildir, "INBOX"), inbox_view);
     assert_ne!(tree(&root), before);
 }
+
+/// A root that holds only other files (a lock, a state file left by a failed first run) has
+/// no INBOX yet: listing it must not offer a mailbox that cannot be opened.
+#[test]
+fn a_root_without_cur_lists_no_inbox_until_created() {
+    let (dir, maildir) = fresh();
+    let root = dir.path().join("Maildir");
+    fs::create_dir_all(&root).unwrap();
+    fs::write(root.join("dsync-rs-state"), b"state").unwrap();
+    assert!(maildir.mailboxes().unwrap().is_empty());
+    assert!(matches!(maildir.mailbox(&name("INBOX")), Err(Error::MailboxNotFound { .. })));
+    maildir.create_mailbox(&name("INBOX"), Some(4), None).unwrap();
+    let listed: Vec<String> =
+        maildir.mailboxes().unwrap().iter().map(|m| m.name.to_string()).collect();
+    assert_eq!(listed, ["INBOX"]);
+}

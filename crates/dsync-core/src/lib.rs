@@ -71,5 +71,5 @@ pub use model::{
     NameError, SpecialUse, SystemFlags, Uid, UidValidity,
 };
 pub use plan::{MailboxAction, MailboxPlan, Mode, RecreateReason, TreePlan};
-pub use report::{MailboxReport, Report, Totals, human_bytes};
+pub use report::{MailboxRename, MailboxReport, Report, Totals, human_bytes};
 pub use storage::{Capabilities, MailboxWriter, MessageSink, NewMailbox, Storage, StorageMut};

@@ -327,6 +327,43 @@ impl StorageMut for MemoryStorage {
         Ok(())
     }
 
+    /// Renames the mailbox and its descendants (placeholders included), as Dovecot does.
+    fn rename_mailbox(&mut self, from: &MailboxName, to: &MailboxName) -> Result<(), StorageError> {
+        self.write_allowed()?;
+        if from.is_inbox() || to.is_inbox() || to.is_within(from) {
+            return Err(StorageError::new(
+                ErrorKind::InvalidData,
+                format!("cannot rename {from} to {to}"),
+            ));
+        }
+        self.selectable(from)?;
+        let moving: Vec<MailboxName> =
+            self.mailboxes.keys().filter(|name| name.is_within(from)).cloned().collect();
+        let renamed = |name: &MailboxName| {
+            let tail = &name.components()[from.components().len()..];
+            MailboxName::new(to.components().iter().chain(tail).cloned())
+        };
+        let mut targets = Vec::with_capacity(moving.len());
+        for name in &moving {
+            let target = renamed(name).map_err(|e| {
+                StorageError::with_source(ErrorKind::InvalidData, format!("renaming {name}"), e)
+            })?;
+            if self.mailboxes.contains_key(&target) {
+                return Err(StorageError::new(
+                    ErrorKind::InvalidData,
+                    format!("mailbox {target} already exists"),
+                ));
+            }
+            targets.push(target);
+        }
+        for (name, target) in moving.iter().zip(targets) {
+            if let Some(mailbox) = self.mailboxes.remove(name) {
+                self.mailboxes.insert(target, mailbox);
+            }
+        }
+        Ok(())
+    }
+
     fn recreate_mailbox(
         &mut self,
         mailbox: &MailboxName,

@@ -57,6 +57,17 @@ impl MailboxReport {
     }
 }
 
+/// A mailbox renamed on one side because the other side had renamed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxRename {
+    /// The side that was renamed by this run.
+    pub side: crate::Side,
+    /// The old name (as the destination spells it).
+    pub from: MailboxName,
+    /// The new name.
+    pub to: MailboxName,
+}
+
 /// The result of a run.
 #[derive(Debug, Default)]
 pub struct Report {
@@ -66,6 +77,8 @@ pub struct Report {
     pub mailboxes: Vec<MailboxReport>,
     /// Destination mailboxes deleted.
     pub deleted_mailboxes: Vec<MailboxName>,
+    /// Mailboxes renamed because the other side renamed them (merge modes).
+    pub renamed_mailboxes: Vec<MailboxRename>,
     /// Subscriptions added on the destination.
     pub subscribed: u64,
     /// Subscriptions removed on the destination.
@@ -113,6 +126,7 @@ impl Report {
     /// True when the destination needed no change at all.
     pub fn is_noop(&self) -> bool {
         self.deleted_mailboxes.is_empty()
+            && self.renamed_mailboxes.is_empty()
             && self.subscribed == 0
             && self.unsubscribed == 0
             && self.mailboxes.iter().all(MailboxReport::is_unchanged)

@@ -186,6 +186,14 @@ pub trait StorageMut: Storage {
     /// remain as a `\Noselect` placeholder for them. Deleting INBOX is an error.
     fn delete_mailbox(&mut self, mailbox: &MailboxName) -> Result<(), StorageError>;
 
+    /// Renames a mailbox and its children, keeping their UIDVALIDITY, UIDs, GUIDs and mail
+    /// (a merge uses it when the other side renamed the mailbox since the last run). The
+    /// target must not exist. The default refuses; the merge then copies the mailbox under
+    /// its new name instead, which loses nothing.
+    fn rename_mailbox(&mut self, from: &MailboxName, to: &MailboxName) -> Result<(), StorageError> {
+        Err(StorageError::new(ErrorKind::InvalidData, format!("cannot rename {from} to {to} here")))
+    }
+
     /// Empties `mailbox` and gives it a new identity (UIDVALIDITY, GUID, UIDNEXT 1), for a
     /// destination that cannot be reconciled with its source. The default deletes and
     /// creates it; a storage whose INBOX cannot be deleted must override this so that

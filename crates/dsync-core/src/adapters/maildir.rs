@@ -155,6 +155,12 @@ impl StorageMut for MaildirStorage {
         self.maildir.delete_mailbox(&to_store_name(mailbox)?).map_err(convert_error)
     }
 
+    fn rename_mailbox(&mut self, from: &MailboxName, to: &MailboxName) -> Result<(), StorageError> {
+        self.maildir
+            .rename_mailbox(&to_store_name(from)?, &to_store_name(to)?)
+            .map_err(convert_error)
+    }
+
     fn recreate_mailbox(
         &mut self,
         mailbox: &MailboxName,

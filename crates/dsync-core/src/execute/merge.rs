@@ -6,12 +6,14 @@
 //! it is recreated on B so no mail is lost). One that only B has: if saved state shows A
 //! had it, A deleted it and the delete travels to B under the same condition (both
 //! modes); otherwise it is B's own, kept in one-way mode and created on A in two-way mode.
-//! Subscriptions: each side's changes since the last merge travel (see
+//! A mailbox renamed on one side since the last merge is renamed on the other too (see
+//! [`super::rename`]). Subscriptions: each side's changes since the last merge travel (see
 //! [`sync_subscriptions`]). INBOX is never deleted.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::copy::{CopyRoute, Fetch, copy_messages};
+use super::rename::{Sides, follow_renames};
 use super::{Observer, SyncOptions, keep_going, local_names};
 use crate::error::{Side, StorageError, SyncError};
 use crate::model::{MailboxContents, MailboxGuid, MailboxName, MessageMeta, Uid};
@@ -30,14 +32,14 @@ pub(super) enum SideA<'a> {
 }
 
 impl SideA<'_> {
-    fn storage(&mut self) -> &mut dyn Storage {
+    pub(super) fn storage(&mut self) -> &mut dyn Storage {
         match self {
             SideA::ReadOnly(storage) => *storage,
             SideA::Writable(storage) => *storage,
         }
     }
 
-    fn mode(&self) -> MergeMode {
+    pub(super) fn mode(&self) -> MergeMode {
         match self {
             SideA::ReadOnly(_) => MergeMode::OneWay,
             SideA::Writable(_) => MergeMode::TwoWay,
@@ -81,8 +83,10 @@ pub(super) fn run(
     let selectable = |list: &[crate::model::MailboxInfo]| -> BTreeSet<MailboxName> {
         list.iter().filter(|m| m.selectable && wanted(&m.name)).map(|m| m.name.clone()).collect()
     };
-    let (in_a, in_b) = (selectable(&a_mailboxes), selectable(&b_mailboxes));
+    let (mut in_a, mut in_b) = (selectable(&a_mailboxes), selectable(&b_mailboxes));
     let mode = a.mode();
+    let mut sides = Sides { in_a: &mut in_a, in_b: &mut in_b, a_names: &a_names };
+    follow_renames(options, &mut a, b, &mut sides, state, report, observer);
 
     for name in in_a.union(&in_b) {
         let a_name = match (a_names.get(name), &a) {

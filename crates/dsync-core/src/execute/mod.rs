@@ -6,6 +6,7 @@ mod backup;
 mod copy;
 mod import;
 mod merge;
+mod rename;
 mod uidl;
 
 use std::collections::BTreeMap;

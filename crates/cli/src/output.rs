@@ -26,6 +26,7 @@ pub(crate) struct UserResult {
     pub(crate) expunged: u64,
     pub(crate) flag_changes: u64,
     pub(crate) mailboxes_deleted: u64,
+    pub(crate) mailboxes_renamed: u64,
     pub(crate) subscription_changes: u64,
     pub(crate) duration_secs: f64,
     pub(crate) errors: Vec<String>,
@@ -54,6 +55,7 @@ impl UserResult {
             expunged: 0,
             flag_changes: 0,
             mailboxes_deleted: 0,
+            mailboxes_renamed: 0,
             subscription_changes: 0,
             duration_secs: (outcome.duration.as_secs_f64() * 1000.0).round() / 1000.0,
             errors: Vec::new(),
@@ -69,6 +71,7 @@ impl UserResult {
             result.expunged = totals.expunged;
             result.flag_changes = totals.flags_changed;
             result.mailboxes_deleted = report.deleted_mailboxes.len() as u64;
+            result.mailboxes_renamed = report.renamed_mailboxes.len() as u64;
             result.subscription_changes = report.subscribed + report.unsubscribed;
             result.errors.extend(report.failures.iter().map(ToString::to_string));
             result.warnings.clone_from(&report.warnings);
@@ -117,6 +120,9 @@ pub(crate) fn print_summary(
     let mut line = format!("{prefix}{verb} {source} -> {destination}: {totals}");
     if !report.deleted_mailboxes.is_empty() {
         let _ = write!(line, ", {} mailboxes deleted", report.deleted_mailboxes.len());
+    }
+    if !report.renamed_mailboxes.is_empty() {
+        let _ = write!(line, ", {} mailboxes renamed", report.renamed_mailboxes.len());
     }
     if report.subscribed + report.unsubscribed > 0 {
         let _ = write!(line, ", {} subscription changes", report.subscribed + report.unsubscribed);

@@ -184,14 +184,14 @@ fn attempt_once(
     };
     let state = load_state(task, state_file.as_ref());
 
-    let mut options = SyncOptions::new(task.mode)
+    let options = SyncOptions::new(task.mode)
         .commit_interval(job.settings.commit_interval)
         .dry_run(task.dry_run)
         .mailbox_filter(task.mailbox_filter.clone())
         .message_filter(task.message_filter.clone())
         .state(state)
-        .import_parent(task.import_parent.clone());
-    options.subscribe_imported = task.subscribe_imported;
+        .import_parent(task.import_parent.clone())
+        .subscribe_imported(task.subscribe_imported);
 
     tracing::info!("{} {source} -> {destination}", task.verb);
     let mut observer = JobObserver { state_file: state_file.as_ref(), progress };

@@ -93,6 +93,12 @@ impl SyncOptions {
         self.import_parent = parent;
         self
     }
+    /// Subscribes the mailboxes an import creates (`doveadm import -s`).
+    #[must_use]
+    pub fn subscribe_imported(mut self, subscribe: bool) -> SyncOptions {
+        self.subscribe_imported = subscribe;
+        self
+    }
     /// Restricts the run to some messages.
     #[must_use]
     pub fn message_filter(mut self, filter: MessageFilter) -> SyncOptions {

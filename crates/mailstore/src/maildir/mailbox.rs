@@ -87,6 +87,8 @@ pub struct Mailbox {
     pub(crate) staged: Vec<Staged>,
     /// The last view read, so that opening many messages does not rescan each time.
     cache: Mutex<Option<Arc<View>>>,
+    /// The uidlist as our last commit left it (see [`state::locked_cached`]).
+    pub(crate) uidlist_cache: Option<state::CachedUidlist>,
 }
 
 /// What one read of the mailbox found.
@@ -99,7 +101,14 @@ struct View {
 
 impl Mailbox {
     pub(crate) fn new(store: Arc<Store>, name: MailboxName, dir: PathBuf) -> Mailbox {
-        Mailbox { store, name, paths: Paths { dir }, staged: Vec::new(), cache: Mutex::new(None) }
+        Mailbox {
+            store,
+            name,
+            paths: Paths { dir },
+            staged: Vec::new(),
+            cache: Mutex::new(None),
+            uidlist_cache: None,
+        }
     }
 
     /// The mailbox's name.

@@ -4,7 +4,7 @@
 //!
 //! The generated corpus is reproducible (a fixed-seed SplitMix64) and shaped like a real
 //! account: ~99.7 % of messages between 2 and 20 KiB (most near the bottom, median ~3 KiB),
-//! one in 300 between 100 KiB and 5 MiB, optional huge ones; eleven folders (nested ones, a
+//! one in 250 between 100 KiB and 5 MiB, optional huge ones; eleven folders (nested ones, a
 //! non-ASCII one), system flags and keywords in realistic proportions, UID gaps, received
 //! dates spread over years. The default 6 000 messages come to ~33 MB, like the yardstick
 //! account.
@@ -76,13 +76,13 @@ const FOLDERS: [(&str, u32); 11] = [
 /// Size of message number `index` of `count`.
 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 pub(crate) fn message_size(rng: &mut Rng, index: u32, count: u32) -> usize {
-    let medium_every = 300;
+    let medium_every = 250;
     if count >= medium_every && index % medium_every == medium_every / 2 {
         // 100 KiB – 5 MiB, skewed to the small end (attachments).
         (100.0 * 1024.0 * 51.2f64.powf(rng.unit().powi(6))) as usize
     } else {
         // 2 – 20 KiB, most near 2–4 KiB (plain mail).
-        (2048.0 * 10f64.powf(rng.unit().powi(4))) as usize
+        (2048.0 * 10f64.powf(rng.unit().powi(3))) as usize
     }
 }
 
@@ -346,7 +346,7 @@ mod tests {
         assert_eq!(first, sizes(42));
         let total: u64 = first.iter().sum();
         assert!((25_000_000..45_000_000).contains(&total), "{total}");
-        assert_eq!(first.iter().filter(|&&s| s >= 100 * 1024).count(), 20);
+        assert_eq!(first.iter().filter(|&&s| s >= 100 * 1024).count(), 24);
     }
 
     #[test]

@@ -105,6 +105,11 @@ struct Cli {
     #[arg(long, default_value_t = 42)]
     seed: u64,
 
+    /// Only generate the corpus, serve it for this many seconds (printing the port, user
+    /// and password) and exit: for profiling a client by hand.
+    #[arg(long, value_name = "SECONDS")]
+    serve: Option<u64>,
+
     /// Write the results (Markdown) here.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
@@ -208,6 +213,16 @@ fn normal(cli: &Cli, dsync: &Path, work: &Path, tools: &[Tool]) -> Result<Vec<Sc
         to_mb(truth.bytes),
         truth.folders.len()
     );
+    if let Some(seconds) = cli.serve {
+        println!(
+            "serving imap://{USER}@127.0.0.1:{} (password {PASSWORD}) for {seconds} s; \
+             Dovecot config {}",
+            dovecot.imap_port(),
+            dovecot.config_file().display()
+        );
+        std::thread::sleep(Duration::from_secs(seconds));
+        return Ok(Vec::new());
+    }
     let mut scenarios = Vec::new();
     for &latency in &cli.latency_ms {
         let proxy = (latency > 0)

@@ -58,6 +58,8 @@ pub(crate) struct Sample {
     pub(crate) seconds: f64,
     /// Peak resident set size in KiB.
     pub(crate) max_rss_kib: u64,
+    /// User + system CPU seconds of the child (the server's share is not in it).
+    pub(crate) cpu_seconds: f64,
 }
 
 /// Runs `invocation` under the wrapper; its output goes to `log`. Fails when the command
@@ -87,6 +89,7 @@ pub(crate) fn run(invocation: &Invocation, log: &Path, ok_codes: &[i32]) -> Resu
     let seconds: f64 = next()?.parse()?;
     let max_rss_kib: u64 = next()?.parse()?;
     let code: i32 = next()?.parse()?;
+    let cpu_seconds: f64 = next()?.parse()?;
     if !ok_codes.contains(&code) {
         let log_text = fs::read_to_string(log).unwrap_or_default();
         let tail: String = log_text.lines().rev().take(15).collect::<Vec<_>>().join("\n");
@@ -97,7 +100,7 @@ pub(crate) fn run(invocation: &Invocation, log: &Path, ok_codes: &[i32]) -> Resu
         )
         .into());
     }
-    Ok(Sample { seconds, max_rss_kib })
+    Ok(Sample { seconds, max_rss_kib, cpu_seconds })
 }
 
 /// The wrapper: `__measure OUT -- PROGRAM ARGS…`. Writes `seconds max_rss_kib exit_code`.
@@ -123,6 +126,13 @@ fn wrapper(args: &[OsString]) -> Result<()> {
     let seconds = started.elapsed().as_secs_f64();
     let usage = getrusage(UsageWho::RUSAGE_CHILDREN)?;
     let code = status.code().unwrap_or(-1);
-    fs::write(out, format!("{seconds:.6} {} {code}\n", usage.max_rss()))?;
+    let cpu = |t: nix::sys::time::TimeVal| {
+        std::time::Duration::new(
+            u64::try_from(t.tv_sec()).unwrap_or(0),
+            u32::try_from(t.tv_usec()).unwrap_or(0) * 1000,
+        )
+    };
+    let cpu_seconds = (cpu(usage.user_time()) + cpu(usage.system_time())).as_secs_f64();
+    fs::write(out, format!("{seconds:.6} {} {code} {cpu_seconds:.6}\n", usage.max_rss()))?;
     Ok(())
 }

@@ -23,22 +23,27 @@ struct Stat {
     min: f64,
     max: f64,
     rss_kib: u64,
+    cpu: f64,
 }
 
 fn stat(samples: &[Sample]) -> Option<Stat> {
     if samples.is_empty() {
         return None;
     }
+    let median_of = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        let middle = values.len() / 2;
+        if values.len() % 2 == 1 {
+            values[middle]
+        } else {
+            f64::midpoint(values[middle - 1], values[middle])
+        }
+    };
     let mut seconds: Vec<f64> = samples.iter().map(|s| s.seconds).collect();
     seconds.sort_by(f64::total_cmp);
-    let middle = seconds.len() / 2;
-    let median = if seconds.len() % 2 == 1 {
-        seconds[middle]
-    } else {
-        f64::midpoint(seconds[middle - 1], seconds[middle])
-    };
     Some(Stat {
-        median,
+        median: median_of(seconds.clone()),
+        cpu: median_of(samples.iter().map(|s| s.cpu_seconds).collect()),
         min: seconds[0],
         max: seconds[seconds.len() - 1],
         rss_kib: samples.iter().map(|s| s.max_rss_kib).max().unwrap_or(0),
@@ -65,7 +70,7 @@ impl Scenario {
         let _ = writeln!(out, "### {}\n\n{}\n", self.title, self.description);
         let _ = writeln!(
             out,
-            "| run | median s | min–max s | MB/s | msg/s | peak RSS MiB | check |\n|---|--:|--:|--:|--:|--:|---|"
+            "| run | median s | min–max s | MB/s | msg/s | client CPU s | peak RSS MiB | check |\n|---|--:|--:|--:|--:|--:|--:|---|"
         );
         let row =
             |out: &mut String, name: &str, stat: Option<Stat>, throughput: bool, check: &str| {
@@ -80,10 +85,11 @@ impl Scenario {
                 };
                 let _ = writeln!(
                     out,
-                    "| {name} | {:.3} | {:.3}–{:.3} | {mbs} | {mps} | {:.1} | {check} |",
+                    "| {name} | {:.3} | {:.3}–{:.3} | {mbs} | {mps} | {:.3} | {:.1} | {check} |",
                     s.median,
                     s.min,
                     s.max,
+                    s.cpu,
                     mib(s.rss_kib)
                 );
             };

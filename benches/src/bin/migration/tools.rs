@@ -159,7 +159,12 @@ fn run_once(
     if let Err(wrong) = checked {
         return Err(format!("wrong result: {wrong}").into());
     }
-    let mut text = format!("full {:.3} s {:>6.1} MiB", full.seconds, mib(full.max_rss_kib));
+    let mut text = format!(
+        "full {:.3} s (cpu {:.3}) {:>5.1} MiB",
+        full.seconds,
+        full.cpu_seconds,
+        mib(full.max_rss_kib)
+    );
     if recorded {
         outcome.full.push(full);
     }
@@ -168,7 +173,7 @@ fn run_once(
         // directory mtimes) otherwise waits for the clock to tick past a just-modified dir.
         std::thread::sleep(std::time::Duration::from_millis(1100));
         let noop = measure::run(&invocation, &log("noop"), &[0])?;
-        let _ = write!(text, "  no-op {:.3} s {:>6.1} MiB", noop.seconds, mib(noop.max_rss_kib));
+        let _ = write!(text, "  no-op {:.3} s {:>5.1} MiB", noop.seconds, mib(noop.max_rss_kib));
         if recorded {
             outcome.noop.push(noop);
         }

@@ -95,12 +95,12 @@ impl Paths {
     pub(crate) fn scan(&self) -> Result<Scan> {
         let mut scan = Scan::new();
         for sub in [Sub::New, Sub::Cur] {
-            for (name, _) in super::layout::dir_entries(&self.sub(sub))? {
-                if name.starts_with('.') {
-                    continue;
+            super::layout::for_each_name(&self.sub(sub), |name| {
+                if !name.starts_with('.') {
+                    scan.insert(filename::base(&name).to_string(), FileRef { sub, name });
                 }
-                scan.insert(filename::base(&name).to_string(), FileRef { sub, name });
-            }
+                true
+            })?;
         }
         Ok(scan)
     }

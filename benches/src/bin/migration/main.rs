@@ -271,6 +271,13 @@ fn memory(cli: &Cli, dsync: &Path, work: &Path, tools: &[Tool]) -> Result<Scenar
         truth.messages,
         to_mb(truth.bytes)
     );
+    if let Some(seconds) = cli.serve {
+        println!(
+            "serving imap://{USER}@127.0.0.1:{} (password {PASSWORD}) for {seconds} s",
+            dovecot.imap_port()
+        );
+        std::thread::sleep(Duration::from_secs(seconds));
+    }
     let scratch = work.join("memory");
     fs::create_dir_all(&scratch)?;
     let setup =

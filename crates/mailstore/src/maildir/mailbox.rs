@@ -153,15 +153,12 @@ impl Mailbox {
                 if name.starts_with('.') {
                     return true;
                 }
-                match present.get_mut(filename::base(&name)) {
-                    Some(seen) => {
-                        *seen = true;
-                        true
-                    }
-                    None => {
-                        unknown = true;
-                        false
-                    }
+                if let Some(seen) = present.get_mut(filename::base(&name)) {
+                    *seen = true;
+                    true
+                } else {
+                    unknown = true;
+                    false
                 }
             })?;
             if unknown {

@@ -140,6 +140,10 @@ fn run(cli: &Cli) -> Result<()> {
     let work = tempfile::Builder::new().prefix("dsync-bench-").tempdir_in(&cli.work_dir)?;
     // Dovecot's auth process (user `dovecot`) must traverse it.
     fs::set_permissions(work.path(), fs::Permissions::from_mode(0o755))?;
+    let bin = work.path().join("bin");
+    fs::create_dir_all(&bin)?;
+    measure::pin_self(&bin)?;
+    let dsync = measure::pin(&dsync, &bin)?;
     let mut tools: Vec<Tool> =
         Tool::ALL.into_iter().filter(|t| !cli.skip.iter().any(|s| s == t.slug())).collect();
     if !Path::new("/usr/bin/mbsync").exists() {
@@ -220,6 +224,12 @@ fn normal(cli: &Cli, dsync: &Path, work: &Path, tools: &[Tool]) -> Result<Vec<Sc
             dovecot.imap_port(),
             dovecot.config_file().display()
         );
+        let mut proxies = Vec::new();
+        for &latency in cli.latency_ms.iter().filter(|&&l| l > 0) {
+            let proxy = proxy::Proxy::start(dovecot.imap_port(), Duration::from_millis(latency))?;
+            println!("  +{latency} ms each way: port {}", proxy.port());
+            proxies.push(proxy);
+        }
         std::thread::sleep(Duration::from_secs(seconds));
         return Ok(Vec::new());
     }

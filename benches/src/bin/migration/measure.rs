@@ -11,11 +11,39 @@ use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use nix::sys::resource::{UsageWho, getrusage};
 
 use crate::Result;
+
+/// This binary, copied into the work dir (see [`pin`]).
+static PINNED: OnceLock<PathBuf> = OnceLock::new();
+
+/// Copies `program` into `dir` and returns the copy: a rebuild of the workspace during a
+/// long benchmark then cannot swap or delete what it runs.
+pub(crate) fn pin(program: &Path, dir: &Path) -> Result<PathBuf> {
+    let name = program.file_name().ok_or("no file name")?;
+    let copy = dir.join(name);
+    fs::copy(program, &copy)?;
+    Ok(copy)
+}
+
+/// Pins this binary (for the wrapper and the raw baseline).
+pub(crate) fn pin_self(dir: &Path) -> Result<()> {
+    let copy = pin(&std::env::current_exe()?, dir)?;
+    let _ = PINNED.set(copy);
+    Ok(())
+}
+
+/// The pinned copy of this binary, else the binary itself.
+pub(crate) fn self_exe() -> Result<PathBuf> {
+    match PINNED.get() {
+        Some(path) => Ok(path.clone()),
+        None => Ok(std::env::current_exe()?),
+    }
+}
 
 /// A command to time.
 #[derive(Debug, Clone)]
@@ -67,7 +95,7 @@ pub(crate) struct Sample {
 pub(crate) fn run(invocation: &Invocation, log: &Path, ok_codes: &[i32]) -> Result<Sample> {
     let out = log.with_extension("measure");
     let log_file = fs::File::create(log)?;
-    let status = Command::new(std::env::current_exe()?)
+    let status = Command::new(self_exe()?)
         .arg("__measure")
         .arg(&out)
         .arg("--")

@@ -259,7 +259,7 @@ fn prepare(setup: &Setup<'_>, tool: Tool, dest: &Path) -> Result<Invocation> {
             Invocation::new("/usr/bin/mbsync").arg("-q").arg("-c").arg(&config).arg("-a")
         }
         Tool::RawDiscard | Tool::RawWrite => {
-            let mut invocation = Invocation::new(std::env::current_exe()?)
+            let mut invocation = Invocation::new(measure::self_exe()?)
                 .arg("__rawfetch")
                 .arg(&port)
                 .arg(USER)

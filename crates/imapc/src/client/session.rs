@@ -230,8 +230,8 @@ impl Session {
 
     /// `UID FETCH set (items)`, pipelined: the set is sent ascending in commands of at most
     /// [`ConnectOptions::prefetch_count`](crate::ConnectOptions::prefetch_count) UIDs (when
-    /// it has no `*`) and under the command-length limit, several in flight, answers matched
-    /// by tag. Body literals stream to `handler`.
+    /// it has no `*`) and under the command-length limit, `pipeline_depth` of them in
+    /// flight, answers matched by tag. Body literals stream to `handler`.
     pub fn uid_fetch(
         &mut self,
         set: &SequenceSet,

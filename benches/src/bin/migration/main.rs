@@ -68,6 +68,11 @@ struct Cli {
     #[arg(long, default_value_t = 3)]
     runs: usize,
 
+    /// Timed rounds with added latency (they are long and depend little on CPU noise;
+    /// no warm-up: the loopback rounds before them warmed Dovecot up).
+    #[arg(long, default_value_t = 1)]
+    latency_runs: usize,
+
     /// Untimed warm-up rounds before them (Dovecot builds its caches).
     #[arg(long, default_value_t = 1)]
     warmup: usize,
@@ -100,6 +105,11 @@ struct Cli {
     /// The dsync binary (default: built with cargo next to this one).
     #[arg(long)]
     dsync: Option<PathBuf>,
+
+    /// Also time this other dsync build (`--no-fsync`, full and no-op), e.g. one from
+    /// before a change, in the same rounds.
+    #[arg(long, value_name = "PATH")]
+    compare_dsync: Option<PathBuf>,
 
     /// Corpus seed.
     #[arg(long, default_value_t = 42)]
@@ -144,8 +154,15 @@ fn run(cli: &Cli) -> Result<()> {
     fs::create_dir_all(&bin)?;
     measure::pin_self(&bin)?;
     let dsync = measure::pin(&dsync, &bin)?;
+    let other_bin = bin.join("other");
+    fs::create_dir_all(&other_bin)?;
+    let dsync_other =
+        cli.compare_dsync.as_ref().map(|path| measure::pin(path, &other_bin)).transpose()?;
     let mut tools: Vec<Tool> =
         Tool::ALL.into_iter().filter(|t| !cli.skip.iter().any(|s| s == t.slug())).collect();
+    if dsync_other.is_some() {
+        tools.insert(2, Tool::DsyncOther);
+    }
     if !Path::new("/usr/bin/mbsync").exists() {
         eprintln!("mbsync not installed (apt-get install isync): skipped");
         tools.retain(|t| *t != Tool::Mbsync);
@@ -154,10 +171,10 @@ fn run(cli: &Cli) -> Result<()> {
     let started = Instant::now();
     let mut scenarios = Vec::new();
     if !cli.memory_only {
-        scenarios.extend(normal(cli, &dsync, work.path(), &tools)?);
+        scenarios.extend(normal(cli, &dsync, dsync_other.as_deref(), work.path(), &tools)?);
     }
     if cli.memory || cli.memory_only {
-        scenarios.push(memory(cli, &dsync, work.path(), &tools)?);
+        scenarios.push(memory(cli, &dsync, dsync_other.as_deref(), work.path(), &tools)?);
     }
     let mut text = String::from("# Migration benchmark (issue 9)\n\n");
     let _ = writeln!(text, "Command: `{}`\n", command_line());
@@ -187,7 +204,13 @@ fn run(cli: &Cli) -> Result<()> {
 }
 
 /// The default (or given) corpus, once per latency.
-fn normal(cli: &Cli, dsync: &Path, work: &Path, tools: &[Tool]) -> Result<Vec<Scenario>> {
+fn normal(
+    cli: &Cli,
+    dsync: &Path,
+    dsync_other: Option<&Path>,
+    work: &Path,
+    tools: &[Tool],
+) -> Result<Vec<Scenario>> {
     let dovecot = Dovecot::builder().user(USER, PASSWORD).temp_root(work).start();
     let maildir = dovecot.home(USER).join("Maildir");
     let started = Instant::now();
@@ -242,8 +265,11 @@ fn normal(cli: &Cli, dsync: &Path, work: &Path, tools: &[Tool]) -> Result<Vec<Sc
         eprintln!("latency +{latency} ms each way:");
         let scratch = work.join(format!("latency-{latency}"));
         fs::create_dir_all(&scratch)?;
-        let setup = Setup { dovecot: &dovecot, dsync, work: scratch, port, truth: &truth };
-        let outcomes = tools::run_all(&setup, tools, cli.warmup, cli.runs.max(1));
+        let setup =
+            Setup { dovecot: &dovecot, dsync, dsync_other, work: scratch, port, truth: &truth };
+        let (warmup, runs) =
+            if latency == 0 { (cli.warmup, cli.runs.max(1)) } else { (0, cli.latency_runs.max(1)) };
+        let outcomes = tools::run_all(&setup, tools, warmup, runs);
         scenarios.push(Scenario {
             title: if latency == 0 {
                 String::from("Loopback, no added latency")
@@ -255,8 +281,8 @@ fn normal(cli: &Cli, dsync: &Path, work: &Path, tools: &[Tool]) -> Result<Vec<Sc
                 truth.messages,
                 to_mb(truth.bytes),
                 truth.folders.len(),
-                cli.runs.max(1),
-                cli.warmup
+                runs,
+                warmup
             ),
             messages: truth.messages,
             bytes: truth.bytes,
@@ -268,7 +294,13 @@ fn normal(cli: &Cli, dsync: &Path, work: &Path, tools: &[Tool]) -> Result<Vec<Sc
 }
 
 /// A 50 MiB message and a folder of 100 000 small ones: peak RSS matters here.
-fn memory(cli: &Cli, dsync: &Path, work: &Path, tools: &[Tool]) -> Result<Scenario> {
+fn memory(
+    cli: &Cli,
+    dsync: &Path,
+    dsync_other: Option<&Path>,
+    work: &Path,
+    tools: &[Tool],
+) -> Result<Scenario> {
     let dovecot = Dovecot::builder().user(USER, PASSWORD).temp_root(work).start();
     let maildir = dovecot.home(USER).join("Maildir");
     let started = Instant::now();
@@ -290,8 +322,14 @@ fn memory(cli: &Cli, dsync: &Path, work: &Path, tools: &[Tool]) -> Result<Scenar
     }
     let scratch = work.join("memory");
     fs::create_dir_all(&scratch)?;
-    let setup =
-        Setup { dovecot: &dovecot, dsync, work: scratch, port: dovecot.imap_port(), truth: &truth };
+    let setup = Setup {
+        dovecot: &dovecot,
+        dsync,
+        dsync_other,
+        work: scratch,
+        port: dovecot.imap_port(),
+        truth: &truth,
+    };
     eprintln!("memory mode:");
     // One warm-up (Dovecot indexes 100 000 files) and one timed round.
     let outcomes = tools::run_all(&setup, tools, 1, 1);

@@ -96,7 +96,9 @@ impl Scenario {
         for outcome in &self.outcomes {
             let check = match (&outcome.error, outcome.tool) {
                 (Some(_), _) => "✗ failed (below)",
-                (None, Tool::Dsync { .. } | Tool::Doveadm { .. }) => "✓ folders, UIDVALIDITY, UIDs",
+                (None, Tool::Dsync { .. } | Tool::DsyncOther | Tool::Doveadm { .. }) => {
+                    "✓ folders, UIDVALIDITY, UIDs"
+                }
                 (None, Tool::Mbsync) => "✓ message counts",
                 (None, Tool::RawWrite) => "✓ file count",
                 (None, Tool::RawDiscard) => "–",
@@ -144,6 +146,7 @@ impl Scenario {
         );
         let ours = [Tool::Dsync { fsync: true }, Tool::Dsync { fsync: false }];
         let peers = [
+            Tool::DsyncOther,
             Tool::Doveadm { fsync: false },
             Tool::Doveadm { fsync: true },
             Tool::Mbsync,

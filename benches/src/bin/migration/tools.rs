@@ -16,6 +16,8 @@ use crate::{PASSWORD, Result, USER};
 pub(crate) enum Tool {
     /// `dsync backup`, per-message fsync (the default) or `--no-fsync`.
     Dsync { fsync: bool },
+    /// `dsync backup --no-fsync` of another build (`--compare-dsync`), e.g. before a change.
+    DsyncOther,
     /// `doveadm backup -R imapc:` with Dovecot's migration settings; `mail_fsync = never`
     /// or Dovecot's default (`optimized`).
     Doveadm { fsync: bool },
@@ -42,6 +44,7 @@ impl Tool {
         match self {
             Tool::Dsync { fsync: true } => "dsync backup (fsync per message)",
             Tool::Dsync { fsync: false } => "dsync backup --no-fsync",
+            Tool::DsyncOther => "other dsync build, --no-fsync",
             Tool::Doveadm { fsync: false } => "doveadm backup -R imapc: (mail_fsync=never)",
             Tool::Doveadm { fsync: true } => "doveadm backup -R imapc: (default fsync)",
             Tool::Mbsync => "mbsync (Maildir++, UIDs not kept)",
@@ -55,6 +58,7 @@ impl Tool {
         match self {
             Tool::Dsync { fsync: true } => "dsync",
             Tool::Dsync { fsync: false } => "dsync-nofsync",
+            Tool::DsyncOther => "dsync-other",
             Tool::Doveadm { fsync: false } => "doveadm",
             Tool::Doveadm { fsync: true } => "doveadm-fsync",
             Tool::Mbsync => "mbsync",
@@ -73,6 +77,8 @@ impl Tool {
 pub(crate) struct Setup<'a> {
     pub(crate) dovecot: &'a Dovecot,
     pub(crate) dsync: &'a Path,
+    /// Another dsync build to compare (`--compare-dsync`).
+    pub(crate) dsync_other: Option<&'a Path>,
     /// Scratch directory on tmpfs: destinations, configs, logs.
     pub(crate) work: PathBuf,
     /// Where clients connect: Dovecot or the delaying proxy.
@@ -151,7 +157,9 @@ fn run_once(
     outcome.command = invocation.display();
     let full = measure::run(&invocation, &log("full"), &[0])?;
     let checked = match tool {
-        Tool::Dsync { .. } | Tool::Doveadm { .. } => verify::same_uids(dest, setup.truth),
+        Tool::Dsync { .. } | Tool::DsyncOther | Tool::Doveadm { .. } => {
+            verify::same_uids(dest, setup.truth)
+        }
         Tool::Mbsync => verify::same_counts(dest, setup.truth),
         Tool::RawWrite => verify::same_file_count(dest, setup.truth),
         Tool::RawDiscard => Ok(()),
@@ -198,6 +206,13 @@ pub(crate) fn mib(kib: u64) -> f64 {
 fn prepare(setup: &Setup<'_>, tool: Tool, dest: &Path) -> Result<Invocation> {
     let port = setup.port.to_string();
     Ok(match tool {
+        Tool::DsyncOther => Invocation::new(setup.dsync_other.ok_or("no --compare-dsync")?)
+            .arg("-q")
+            .arg("backup")
+            .arg(format!("imap://{USER}@127.0.0.1:{port}"))
+            .arg(format!("maildir:{}", dest.display()))
+            .arg("--no-fsync")
+            .env("DSYNC_PASSWORD", PASSWORD),
         Tool::Dsync { fsync } => {
             let mut invocation = Invocation::new(setup.dsync)
                 .arg("-q")

@@ -178,7 +178,7 @@ fn run(cli: &Cli) -> Result<()> {
     }
     let mut text = String::from("# Migration benchmark (issue 9)\n\n");
     let _ = writeln!(text, "Command: `{}`\n", command_line());
-    let _ = writeln!(text, "{}", machine());
+    let _ = writeln!(text, "{}", machine(&cli.work_dir));
     let _ = writeln!(
         text,
         "Load average before: {load_before}; after: {}; total time {:.0} s.\n",
@@ -189,7 +189,8 @@ fn run(cli: &Cli) -> Result<()> {
         "Times are medians of the timed rounds (wall clock of the child process, started and \
          reaped by a wrapper); MB/s and msg/s are the source's RFC822.SIZE total and message \
          count over that time; peak RSS is the child's `ru_maxrss` (max over rounds). All \
-         tools read the same Dovecot over plain IMAP on 127.0.0.1 and write to tmpfs.\n\n",
+         tools read the same Dovecot over plain IMAP on 127.0.0.1 and write into the work \
+         dir, where the served Maildir lives too.\n\n",
     );
     for scenario in &scenarios {
         text.push_str(&scenario.render());
@@ -395,8 +396,8 @@ fn load_average() -> String {
         .unwrap_or_default()
 }
 
-/// CPU, memory, kernel and tool versions.
-fn machine() -> String {
+/// CPU, memory, kernel, the work dir's file system and tool versions.
+fn machine(work_dir: &Path) -> String {
     let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu = cpuinfo
         .lines()
@@ -425,9 +426,11 @@ fn machine() -> String {
         )
     };
     format!(
-        "Machine: {cpu}, {cores} cores, {memory} GiB RAM, Linux {}; work dir on tmpfs. \
+        "Machine: {cpu}, {cores} cores, {memory} GiB RAM, Linux {}; work dir {} ({}). \
          Dovecot {}, {}, {}.\n",
         output("uname", &["-r"]),
+        work_dir.display(),
+        output("stat", &["-f", "-c", "%T", &work_dir.to_string_lossy()]),
         output("/usr/sbin/dovecot", &["--version"]),
         output("/usr/bin/mbsync", &["--version"]),
         output("rustc", &["--version"]),

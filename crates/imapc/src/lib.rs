@@ -21,9 +21,11 @@
 //!   skipped instead ([`proto::Untagged::Malformed`]), and a FETCH among them fails only
 //!   that fetch.
 //! * **Pipelining**: [`Session::uid_fetch`] splits an explicit UID set (ascending) into
-//!   commands of [`ConnectOptions::prefetch_count`] UIDs (default 20, Dovecot's
-//!   `mail_prefetch_count`), keeps [`ConnectOptions::pipeline_depth`] of them in flight
-//!   (default 4) and matches answers by tag; every command line stays under
+//!   commands of [`ConnectOptions::prefetch_count`] UIDs (default 1 000), keeps
+//!   [`ConnectOptions::pipeline_depth`] of them in flight (default 1: Dovecot executes
+//!   pipelined FETCHes concurrently and interleaves their answers, so more than one breaks
+//!   the UID order of bodies; at most 32 KiB of command text is ever unanswered) and
+//!   matches answers by tag; every command line stays under
 //!   [`ConnectOptions::max_command_len`] (8000). A set with `*` goes as one command.
 //!   Metadata ([`Session::fetch_metadata`]) is streamed to a callback per message.
 //! * **Item order**: servers may send `UID` after `BODY[]`. [`FetchHandler::body`] gets the

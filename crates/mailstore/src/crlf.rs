@@ -55,12 +55,16 @@ impl<W: Write> ConvertingWriter<W> {
     }
 
     fn store(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            if byte == b'\n' && self.last_stored != b'\r' {
+        let Some(&last) = bytes.last() else { return };
+        // Only LFs matter for the count: find them with memchr instead of looking at every
+        // byte (this loop was the hottest user-space code of a migration).
+        for at in memchr::memchr_iter(b'\n', bytes) {
+            let previous = if at == 0 { self.last_stored } else { bytes[at - 1] };
+            if previous != b'\r' {
                 self.bare_lf += 1;
             }
-            self.last_stored = byte;
         }
+        self.last_stored = last;
         self.physical += bytes.len() as u64;
         self.scratch.extend_from_slice(bytes);
     }
@@ -185,6 +189,7 @@ impl<R: Read> Read for CrlfReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Just;
 
     fn convert(mode: LineEndings, chunks: &[&[u8]]) -> (Vec<u8>, u64, u64) {
         let mut writer = ConvertingWriter::new(Vec::new(), mode);
@@ -222,6 +227,51 @@ mod tests {
             let mut served = Vec::new();
             CrlfReader::new(&stored[..]).read_to_end(&mut served).unwrap();
             assert_eq!(served.len() as u64, virtual_size);
+        }
+    }
+
+    /// The conversion and size accounting as first written: one byte at a time.
+    fn reference(mode: LineEndings, input: &[u8]) -> (Vec<u8>, u64, u64) {
+        let mut stored = Vec::new();
+        let mut iter = input.iter().copied().peekable();
+        while let Some(byte) = iter.next() {
+            match (mode, byte) {
+                (LineEndings::Lf, b'\r') if iter.peek() == Some(&b'\n') => {}
+                (LineEndings::Crlf, b'\n') if stored.last() != Some(&b'\r') => {
+                    stored.extend_from_slice(b"\r\n");
+                }
+                _ => stored.push(byte),
+            }
+        }
+        let mut bare_lf = 0;
+        for (at, &byte) in stored.iter().enumerate() {
+            if byte == b'\n' && (at == 0 || stored[at - 1] != b'\r') {
+                bare_lf += 1;
+            }
+        }
+        let physical = stored.len() as u64;
+        (stored, physical, physical + bare_lf)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn matches_the_byte_at_a_time_reference(
+            input in proptest::collection::vec(
+                proptest::prop_oneof![Just(b'\r'), Just(b'\n'), Just(b'a')], 0..64),
+            cuts in proptest::collection::vec(0usize..64, 0..4),
+            crlf in proptest::bool::ANY,
+        ) {
+            let mode = if crlf { LineEndings::Crlf } else { LineEndings::Lf };
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(input.len())).collect();
+            cuts.sort_unstable();
+            let mut chunks = Vec::new();
+            let mut start = 0;
+            for cut in cuts {
+                chunks.push(&input[start..cut]);
+                start = cut;
+            }
+            chunks.push(&input[start..]);
+            proptest::prop_assert_eq!(convert(mode, &chunks), reference(mode, &input));
         }
     }
 }

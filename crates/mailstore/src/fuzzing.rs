@@ -63,3 +63,12 @@ pub fn location(data: &[u8]) {
         let _ = location.to_string();
     }
 }
+
+/// `dovecot-uidlist` parsing alone, for the `uidlist` benchmark in `benches/`: the number of
+/// records (0 when the file is empty or broken).
+pub fn uidlist_parse(data: &[u8]) -> usize {
+    match Uidlist::parse(data) {
+        Ok(Some(list)) => list.records.len(),
+        _ => 0,
+    }
+}

@@ -43,6 +43,7 @@ pub struct DovecotBuilder {
     extra_config: String,
     pop3_uidl_format: Option<String>,
     copies: Vec<(String, PathBuf, String)>,
+    temp_root: Option<PathBuf>,
 }
 
 impl DovecotBuilder {
@@ -91,6 +92,13 @@ impl DovecotBuilder {
         self
     }
 
+    /// Creates the instance's directory (config, logs, homes and so the served mail) under
+    /// `dir` instead of the system temp dir: benchmarks put it on tmpfs (`/dev/shm`).
+    pub fn temp_root(mut self, dir: &Path) -> Self {
+        self.temp_root = Some(dir.to_path_buf());
+        self
+    }
+
     /// Starts the instance and waits until a real login succeeds. Panics with a clear
     /// message when Dovecot is not installed or does not come up.
     pub fn start(self) -> Dovecot {
@@ -122,7 +130,13 @@ impl Dovecot {
         if builder.users.is_empty() {
             builder = builder.user("alice", "alicepw");
         }
-        let dir = tempfile::Builder::new().prefix("dsync-dovecot-").tempdir().expect("temp dir");
+        let mut temp = tempfile::Builder::new();
+        temp.prefix("dsync-dovecot-");
+        let dir = match &builder.temp_root {
+            Some(root) => temp.tempdir_in(root),
+            None => temp.tempdir(),
+        }
+        .expect("temp dir");
         let root = dir.path().to_path_buf();
         // The auth process runs as `dovecot` and must traverse down to the passwd file.
         fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).expect("chmod temp dir");

@@ -260,6 +260,12 @@ impl RawImap {
     /// Everything a client caches about the account, read through this connection.
     pub fn snapshot(&mut self) -> AccountSnapshot {
         let mut snapshot = AccountSnapshot::default();
+        // STATUS of the selected mailbox may answer from this session's view without
+        // syncing (RFC 3501 §6.3.10 says not to use it so; Dovecot 2.3 then reported a
+        // UIDNEXT below UIDs another process had appended). Leave it first (a NO when
+        // nothing is selected is fine); each mailbox's STATUS below then precedes its own
+        // EXAMINE.
+        let _ = self.command("UNSELECT");
         for name in self.subscriptions() {
             snapshot.subscriptions.insert(name);
         }

@@ -352,6 +352,11 @@ impl<'c> BodyReader<'c> {
 
     /// Reads and drops whatever the handler left unread.
     pub(crate) fn drain(&mut self) -> Result<()> {
+        // Handlers usually read everything: then there is nothing to allocate (a zeroed
+        // 64 KiB buffer per message was measurable in a migration's profile).
+        if self.remaining == 0 {
+            return Ok(());
+        }
         let mut scratch = vec![0u8; 64 * 1024];
         while self.remaining > 0 {
             if let Err(error) = self.read(&mut scratch) {

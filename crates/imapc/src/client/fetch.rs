@@ -72,6 +72,10 @@ pub(crate) struct Modifiers {
     pub(crate) vanished: bool,
 }
 
+/// Command text sent but not yet answered, at most: a server that is busy writing answers
+/// may not read, and our blocking writes must never fill both socket buffers.
+const MAX_UNANSWERED_BYTES: usize = 32 * 1024;
+
 /// Runs `UID FETCH` over `set`, split into commands of at most `per_command` UIDs (and at
 /// most the command-length limit), keeping up to `depth` commands in flight.
 pub(crate) fn uid_fetch(
@@ -86,17 +90,44 @@ pub(crate) fn uid_fetch(
     let items_len: usize = 64 + items.len() * 24;
     let batches =
         set.split(per_command, conn.options.max_command_len.saturating_sub(items_len).max(64));
+    run_uid_fetch(conn, &batches, items, items_len, modifiers, VecDeque::new(), handler)
+}
+
+/// Reads the answers of a `UID FETCH` that was already sent (tag `tag`) into `handler`.
+pub(crate) fn finish_uid_fetch(
+    conn: &mut Conn,
+    tag: String,
+    handler: &mut dyn FetchHandler,
+) -> Result<()> {
+    let in_flight = VecDeque::from([(tag, 0)]);
+    run_uid_fetch(conn, &[], &[], 0, Modifiers::default(), in_flight, handler)
+}
+
+/// Sends `batches` (keeping the pipeline full) and reads answers until every command,
+/// including those already `in_flight` (tag, command length), is answered.
+fn run_uid_fetch(
+    conn: &mut Conn,
+    batches: &[SequenceSet],
+    items: &[FetchItem],
+    items_len: usize,
+    modifiers: Modifiers,
+    mut in_flight: VecDeque<(String, usize)>,
+    handler: &mut dyn FetchHandler,
+) -> Result<()> {
     let depth = conn.options.pipeline_depth.max(1);
-    let mut in_flight: VecDeque<String> = VecDeque::new();
+    let mut unanswered_bytes: usize = in_flight.iter().map(|(_, length)| length).sum();
     let mut next = 0;
     let mut handler_error: Option<io::Error> = None;
     let mut failure: Option<Error> = None;
     let mut malformed: Option<Vec<u8>> = None;
     loop {
         while next < batches.len()
-            && in_flight.len() < depth
             && handler_error.is_none()
             && failure.is_none()
+            && (in_flight.is_empty()
+                || (in_flight.len() < depth
+                    && unanswered_bytes + batches[next].encoded_len() + items_len
+                        <= MAX_UNANSWERED_BYTES))
         {
             let command = Command::UidFetch {
                 set: &batches[next],
@@ -104,7 +135,9 @@ pub(crate) fn uid_fetch(
                 changed_since: modifiers.changed_since,
                 vanished: modifiers.vanished,
             };
-            in_flight.push_back(conn.send(&command)?);
+            let length = batches[next].encoded_len() + items_len;
+            in_flight.push_back((conn.send(&command)?, length));
+            unanswered_bytes += length;
             next += 1;
         }
         if in_flight.is_empty() {
@@ -142,10 +175,12 @@ pub(crate) fn uid_fetch(
                 }
             }
             Owned::Response(Response::Tagged { tag, status }) => {
-                let Some(position) = in_flight.iter().position(|t| *t == tag) else {
+                let Some(position) = in_flight.iter().position(|(t, _)| *t == tag) else {
                     return Err(Error::Protocol(format!("answer for unknown tag {tag:?}")));
                 };
-                in_flight.remove(position);
+                if let Some((_, length)) = in_flight.remove(position) {
+                    unanswered_bytes -= length;
+                }
                 if let Err(error) = check("UID FETCH", status) {
                     if error.is_fatal() {
                         return Err(error);

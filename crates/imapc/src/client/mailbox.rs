@@ -189,6 +189,19 @@ pub(crate) fn select(
     read_only: bool,
     options: &SelectOptions,
 ) -> Result<MailboxInfo> {
+    select_then(conn, mailbox, read_only, options, &mut |_| Ok(()))
+}
+
+/// SELECT / EXAMINE; `pipelined` sends further commands right after it, before its answer
+/// is read (they run on the newly selected mailbox: the server finishes a SELECT before
+/// it starts the next command). Their answers are left for the caller to read.
+pub(crate) fn select_then(
+    conn: &mut Conn,
+    mailbox: &MailboxName,
+    read_only: bool,
+    options: &SelectOptions,
+    pipelined: &mut dyn FnMut(&mut Conn) -> Result<()>,
+) -> Result<MailboxInfo> {
     if options.qresync.is_some() && !conn.capabilities.has("QRESYNC") {
         return Err(Error::Unsupported { capability: "QRESYNC" });
     }
@@ -218,7 +231,9 @@ pub(crate) fn select(
         vanished: None,
         changed: Vec::new(),
     };
-    let status = conn.run(&command, &mut |untagged| {
+    let tag = conn.send(&command)?;
+    pipelined(conn)?;
+    let status = conn.finish(&tag, command.name(), &mut |untagged| {
         match untagged {
             Untagged::Exists(n) => info.exists = n,
             Untagged::Recent(n) => info.recent = Some(n),

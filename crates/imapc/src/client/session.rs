@@ -215,6 +215,67 @@ impl Session {
         )
     }
 
+    /// EXAMINE `mailbox` and [`fetch_metadata_all`](Self::fetch_metadata_all) of it in one
+    /// round trip: the `UID FETCH 1:*` is sent right behind the EXAMINE (RFC 3501 §5.5: the
+    /// server completes the EXAMINE before it runs the FETCH). Over a 100 ms round trip this
+    /// saves 0.1 s per mailbox. When the EXAMINE fails, the FETCH's answer is read and
+    /// dropped and the EXAMINE's error returned.
+    pub fn examine_with_metadata(
+        &mut self,
+        mailbox: &MailboxName,
+        with_modseq: bool,
+    ) -> Result<(MailboxInfo, Vec<MessageMeta>)> {
+        self.selected = None;
+        let mut items =
+            vec![FetchItem::Uid, FetchItem::Flags, FetchItem::InternalDate, FetchItem::Rfc822Size];
+        if with_modseq {
+            items.push(FetchItem::ModSeq);
+        }
+        let all = SequenceSet::all();
+        let mut fetch_tag = None;
+        let selected = mailbox::select_then(
+            &mut self.conn,
+            mailbox,
+            true,
+            &SelectOptions::default(),
+            &mut |conn| {
+                let command = Command::UidFetch {
+                    set: &all,
+                    items: &items,
+                    changed_since: None,
+                    vanished: false,
+                };
+                fetch_tag = Some(conn.send(&command)?);
+                Ok(())
+            },
+        );
+        let Some(fetch_tag) = fetch_tag else {
+            // Not even sent: nothing to read.
+            return selected.map(|info| (info, Vec::new()));
+        };
+        let info = match selected {
+            Ok(info) => info,
+            Err(error) => {
+                if !error.is_fatal() {
+                    // Its answer (BAD: no mailbox selected) is still on its way.
+                    let _ = self.conn.finish(&fetch_tag, "UID FETCH", &mut |_| Ok(()));
+                }
+                return Err(error);
+            }
+        };
+        self.selected = Some(mailbox.clone());
+        let mut all_meta = Vec::with_capacity(info.exists as usize);
+        let mut each = |meta: MessageMeta| {
+            all_meta.push(meta);
+            Ok(())
+        };
+        let mut handler = MetaHandler { set: &all, each: &mut each };
+        fetch::finish_uid_fetch(&mut self.conn, fetch_tag, &mut handler)?;
+        all_meta.sort_by_key(|m| m.uid);
+        all_meta.dedup_by_key(|m| m.uid);
+        Ok((info, all_meta))
+    }
+
     /// [`fetch_metadata`](Self::fetch_metadata) of the whole mailbox (`1:*`), collected and
     /// sorted by UID.
     pub fn fetch_metadata_all(&mut self) -> Result<Vec<MessageMeta>> {
@@ -230,8 +291,8 @@ impl Session {
 
     /// `UID FETCH set (items)`, pipelined: the set is sent ascending in commands of at most
     /// [`ConnectOptions::prefetch_count`](crate::ConnectOptions::prefetch_count) UIDs (when
-    /// it has no `*`) and under the command-length limit, several in flight, answers matched
-    /// by tag. Body literals stream to `handler`.
+    /// it has no `*`) and under the command-length limit, `pipeline_depth` of them in
+    /// flight, answers matched by tag. Body literals stream to `handler`.
     pub fn uid_fetch(
         &mut self,
         set: &SequenceSet,

@@ -145,3 +145,31 @@ fn list_subscriptions_examine_and_fetch_match_the_oracle() {
     }
     session.logout().expect("logout");
 }
+
+#[test]
+fn examine_with_metadata_equals_examine_then_fetch_and_survives_a_missing_mailbox() {
+    let dovecot = populated();
+    let mut session = login(&dovecot);
+    for entry in session.list("", "*").expect("LIST") {
+        if entry.is_noselect() {
+            continue;
+        }
+        let info = session.examine(&entry.name).expect("EXAMINE");
+        let metadata = session.fetch_metadata_all().expect("metadata");
+        let (pipelined_info, pipelined) =
+            session.examine_with_metadata(&entry.name, false).expect("pipelined");
+        assert_eq!(pipelined_info, info, "{}", entry.name);
+        assert_eq!(pipelined, metadata, "{}", entry.name);
+        assert_eq!(session.selected(), Some(&entry.name));
+    }
+    let missing = MailboxName::from_utf8("Does not exist");
+    let error = session.examine_with_metadata(&missing, true).expect_err("missing mailbox");
+    assert!(matches!(error, Error::No { .. }), "{error}");
+    assert_eq!(session.selected(), None);
+    // Both answers were read: the session goes on.
+    let inbox = MailboxName::from_utf8("INBOX");
+    let (info, metadata) = session.examine_with_metadata(&inbox, true).expect("INBOX");
+    assert_eq!(metadata.len(), info.exists as usize);
+    assert!(metadata.iter().all(|m| m.modseq.is_some()));
+    session.logout().expect("logout");
+}

@@ -128,6 +128,26 @@ fn decode_levels<'a>(levels: impl Iterator<Item = &'a str>, utf8: bool) -> Optio
         .collect()
 }
 
+/// Calls `each` with the UTF-8 names of `dir`'s entries, in directory order, until it
+/// returns `false`; a missing directory has none. Nothing is collected: a folder of 100 000
+/// messages is listed without a list of 100 000 paths.
+pub(crate) fn for_each_name(dir: &Path, mut each: impl FnMut(String) -> bool) -> Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).ctx("read directory", dir),
+    };
+    for entry in entries {
+        let entry = entry.ctx("read directory", dir)?;
+        if let Ok(name) = entry.file_name().into_string()
+            && !each(name)
+        {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// `(file name, path)` of the entries of `dir` with UTF-8 names; a missing directory is empty.
 pub(crate) fn dir_entries(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     let entries = match fs::read_dir(dir) {

@@ -114,12 +114,17 @@ pub(crate) struct Staged {
     fallback_base: String,
     guid: Option<String>,
     options: SaveOptions,
+    /// Renamed into `cur/`: nothing left in `tmp/` to remove.
+    committed: bool,
 }
 
 impl Drop for Staged {
     fn drop(&mut self) {
-        // Committed entries have been renamed away; this only removes uncommitted temp files.
-        let _ = fs::remove_file(&self.tmp_path);
+        // Only uncommitted temp files are left to remove (committed ones were renamed away;
+        // trying anyway cost a failing unlink per message).
+        if !self.committed {
+            let _ = fs::remove_file(&self.tmp_path);
+        }
     }
 }
 
@@ -161,6 +166,7 @@ impl Mailbox {
             fallback_base: String::new(),
             guid: None,
             options,
+            committed: false,
         };
         let (buffered, size, virtual_size) = writer.finish().ctx("write", &tmp_path)?;
         let file =
@@ -211,93 +217,107 @@ impl Mailbox {
             return Ok(Vec::new());
         }
         let mut staged = std::mem::take(&mut self.staged);
-        state::locked(&self.store.clone(), &self.paths.clone(), |locked| {
-            let mut next = locked.uidlist.next_uid();
-            let mut table = self.paths.read_keywords()?;
-            let mut keywords_changed = false;
-            // Only names taken from callers' GUIDs can collide with existing files; generated
-            // names are unique, so the directory scan is skipped when there are none.
-            let mut taken: std::collections::HashSet<String> = std::collections::HashSet::new();
-            if staged.iter().any(|item| item.base != item.fallback_base) {
-                taken.extend(
-                    locked.uidlist.records.iter().map(|r| filename::base(&r.filename).to_string()),
-                );
-                taken.extend(self.paths.scan()?.into_keys());
-            }
-            let mut entries = Vec::with_capacity(staged.len());
-            for item in &mut staged {
-                let uid = match item.options.uid {
-                    Some(uid) if uid >= next => uid,
-                    Some(uid) => {
-                        return Err(Error::UidTooLow {
-                            mailbox: self.name.to_string(),
-                            uid,
-                            next_uid: next,
+        let mut cache = self.uidlist_cache.take();
+        let result =
+            state::locked_cached(&self.store.clone(), &self.paths.clone(), &mut cache, |locked| {
+                let mut next = locked.uidlist.next_uid();
+                let mut table = self.paths.read_keywords()?;
+                let mut keywords_changed = false;
+                // Only names taken from callers' GUIDs can collide with existing files; generated
+                // names are unique, so the directory scan is skipped when there are none.
+                let mut taken: std::collections::HashSet<String> = std::collections::HashSet::new();
+                if staged.iter().any(|item| item.base != item.fallback_base) {
+                    taken.extend(
+                        locked
+                            .uidlist
+                            .records
+                            .iter()
+                            .map(|r| filename::base(&r.filename).to_string()),
+                    );
+                    taken.extend(self.paths.scan()?.into_keys());
+                }
+                let mut entries = Vec::with_capacity(staged.len());
+                for item in &mut staged {
+                    let uid = match item.options.uid {
+                        Some(uid) if uid >= next => uid,
+                        Some(uid) => {
+                            return Err(Error::UidTooLow {
+                                mailbox: self.name.to_string(),
+                                uid,
+                                next_uid: next,
+                            });
+                        }
+                        None => next,
+                    };
+                    if uid == u32::MAX {
+                        return Err(Error::InvalidValue {
+                            field: "UID",
+                            value: uid.to_string(),
+                            reason: "UID space exhausted",
                         });
                     }
-                    None => next,
-                };
-                if uid == u32::MAX {
-                    return Err(Error::InvalidValue {
-                        field: "UID",
-                        value: uid.to_string(),
-                        reason: "UID space exhausted",
+                    next = uid + 1;
+                    let (indexes, changed) =
+                        self.keyword_indexes(&mut table, &item.options.keywords)?;
+                    keywords_changed |= changed;
+                    if item.base != item.fallback_base && taken.contains(&item.base) {
+                        // Dovecot: a wanted file name that exists already is stored as `G` instead.
+                        item.guid = Some(item.base.clone());
+                        item.base = item.fallback_base.clone();
+                    }
+                    taken.insert(item.base.clone());
+                    let mut extensions = Vec::new();
+                    if let Some(guid) = item.guid.as_ref().filter(|g| **g != item.base) {
+                        extensions.push((ext::GUID, guid.clone()));
+                    }
+                    if let Some(uidl) = &item.options.pop3_uidl {
+                        extensions.push((ext::POP3_UIDL, uidl.clone()));
+                    }
+                    if let Some(order) = item.options.pop3_order {
+                        extensions.push((ext::POP3_ORDER, order.to_string()));
+                    }
+                    entries.push(Entry {
+                        tmp_name: item.tmp_name.clone(),
+                        final_name: filename::with_flags(&item.base, item.options.flags, &indexes),
+                        record: Record { uid, extensions, filename: item.base.clone() },
                     });
                 }
-                next = uid + 1;
-                let (indexes, changed) =
-                    self.keyword_indexes(&mut table, &item.options.keywords)?;
-                keywords_changed |= changed;
-                if item.base != item.fallback_base && taken.contains(&item.base) {
-                    // Dovecot: a wanted file name that exists already is stored as `G` instead.
-                    item.guid = Some(item.base.clone());
-                    item.base = item.fallback_base.clone();
+                if keywords_changed {
+                    locked.write_keywords(&table)?;
                 }
-                taken.insert(item.base.clone());
-                let mut extensions = Vec::new();
-                if let Some(guid) = item.guid.as_ref().filter(|g| **g != item.base) {
-                    extensions.push((ext::GUID, guid.clone()));
+                journal::write(locked, &entries)?;
+                let cur = self.paths.sub(Sub::Cur);
+                let mut renamed = Vec::with_capacity(entries.len());
+                let result = (|| {
+                    for entry in &entries {
+                        let to = cur.join(&entry.final_name);
+                        fs::rename(self.paths.tmp().join(&entry.tmp_name), &to)
+                            .ctx("rename", &to)?;
+                        renamed.push(to);
+                    }
+                    if locked.fsync {
+                        crate::fs::fsync_dir(&cur)?;
+                    }
+                    locked.append(entries.iter().map(|e| e.record.clone()).collect())
+                })();
+                if let Err(error) = result {
+                    // Like Dovecot: unlink what was moved while still holding the lock.
+                    for path in &renamed {
+                        let _ = fs::remove_file(path);
+                    }
+                    let _ = journal::remove(locked);
+                    return Err(error);
                 }
-                if let Some(uidl) = &item.options.pop3_uidl {
-                    extensions.push((ext::POP3_UIDL, uidl.clone()));
-                }
-                if let Some(order) = item.options.pop3_order {
-                    extensions.push((ext::POP3_ORDER, order.to_string()));
-                }
-                entries.push(Entry {
-                    tmp_name: item.tmp_name.clone(),
-                    final_name: filename::with_flags(&item.base, item.options.flags, &indexes),
-                    record: Record { uid, extensions, filename: item.base.clone() },
-                });
+                journal::remove(locked)?;
+                Ok(entries.iter().map(|e| e.record.uid).collect())
+            });
+        self.uidlist_cache = cache;
+        if result.is_ok() {
+            for item in &mut staged {
+                item.committed = true;
             }
-            if keywords_changed {
-                locked.write_keywords(&table)?;
-            }
-            journal::write(locked, &entries)?;
-            let cur = self.paths.sub(Sub::Cur);
-            let mut renamed = Vec::with_capacity(entries.len());
-            let result = (|| {
-                for entry in &entries {
-                    let to = cur.join(&entry.final_name);
-                    fs::rename(self.paths.tmp().join(&entry.tmp_name), &to).ctx("rename", &to)?;
-                    renamed.push(to);
-                }
-                if locked.fsync {
-                    crate::fs::fsync_dir(&cur)?;
-                }
-                locked.append(entries.iter().map(|e| e.record.clone()).collect())
-            })();
-            if let Err(error) = result {
-                // Like Dovecot: unlink what was moved while still holding the lock.
-                for path in &renamed {
-                    let _ = fs::remove_file(path);
-                }
-                let _ = journal::remove(locked);
-                return Err(error);
-            }
-            journal::remove(locked)?;
-            Ok(entries.iter().map(|e| e.record.uid).collect())
-        })
+        }
+        result
     }
 
     /// Discards staged messages.
@@ -337,4 +357,65 @@ fn validate(options: &SaveOptions) -> Result<()> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use crate::{Flags, Keyword, Location, MailboxName, Maildir, SaveOptions};
+
+    fn save(mailbox: &mut super::Mailbox, options: SaveOptions) {
+        let mut pending = mailbox.begin_save().unwrap();
+        pending.write_all(b"Subject: cached\r\n\r\nbody\r\n").unwrap();
+        mailbox.save(pending, options).unwrap();
+    }
+
+    #[test]
+    fn the_cached_uidlist_equals_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = Maildir::open(Location::maildir(dir.path().join("Maildir")));
+        let mut mailbox = maildir.create_mailbox(&MailboxName::inbox(), Some(7), None).unwrap();
+        for batch in 0..4u32 {
+            for n in 0..3u32 {
+                let uid = 10 * batch + n + 1;
+                let options = SaveOptions::default()
+                    .with_uid(uid)
+                    .with_flags(Flags::SEEN)
+                    .with_keywords(vec![Keyword::new(format!("$K{n}")).unwrap()])
+                    .with_pop3(Some(format!("uidl{uid}")), Some(uid))
+                    .with_guid(format!("guid-{uid}"));
+                save(&mut mailbox, options);
+            }
+            mailbox.commit().unwrap();
+            let cached = mailbox.uidlist_cache.clone().unwrap();
+            assert_eq!(Some(cached.uidlist), mailbox.paths.read_uidlist().unwrap());
+        }
+        mailbox.set_next_uid(100).unwrap();
+        save(&mut mailbox, SaveOptions::default());
+        assert_eq!(mailbox.commit().unwrap(), [100]);
+        assert_eq!(
+            Some(mailbox.uidlist_cache.clone().unwrap().uidlist),
+            mailbox.paths.read_uidlist().unwrap()
+        );
+    }
+
+    #[test]
+    fn a_change_by_someone_else_is_seen_despite_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = Maildir::open(Location::maildir(dir.path().join("Maildir")));
+        let mut first = maildir.create_mailbox(&MailboxName::inbox(), Some(7), None).unwrap();
+        let mut second = maildir.mailbox(&MailboxName::inbox()).unwrap();
+        for round in 0..3u32 {
+            save(&mut first, SaveOptions::default());
+            assert_eq!(first.commit().unwrap(), [2 * round + 1]);
+            save(&mut second, SaveOptions::default());
+            assert_eq!(second.commit().unwrap(), [2 * round + 2]);
+        }
+        // A rewrite by someone else (a new inode) too.
+        second.set_uid_validity(8).unwrap();
+        save(&mut first, SaveOptions::default());
+        assert_eq!(first.commit().unwrap(), [7]);
+        assert_eq!(first.status().unwrap().uid_validity, 8);
+    }
 }

@@ -113,8 +113,12 @@ impl Uidlist {
         let header = utf8(header, 1)?;
         let mut list = parse_header(header)?;
         let mut previous_uid = 0u32;
-        let mut positions: std::collections::HashMap<String, usize> =
-            std::collections::HashMap::new();
+        // Base names borrowed from `data`: no String per record just to find duplicates.
+        // Sized for the file up front (one record per line): no rehashing or regrowing.
+        let lines_hint = memchr::memchr_iter(b'\n', data).count();
+        let mut positions: std::collections::HashMap<&str, usize> =
+            std::collections::HashMap::with_capacity(lines_hint);
+        list.records.reserve_exact(lines_hint);
         let mut complete_len = header.len() + 1;
         for (index, (line, consumed)) in lines.enumerate() {
             let line_number = index + 2;
@@ -130,20 +134,28 @@ impl Uidlist {
                 return Err(broken(line_number, "UID larger than next_uid".into()));
             }
             previous_uid = record.uid;
-            // Dovecot's file table hashes and compares base names (up to `:`).
-            let base = crate::maildir::filename::base(&record.filename).to_string();
-            if let Some(at) = positions.get(&base).copied() {
+            // Dovecot's file table hashes and compares base names (up to `:`). The record's
+            // file name is the end of the line.
+            let name = &line[line.len() - record.filename.len()..];
+            let base = crate::maildir::filename::base(name);
+            let duplicate = match positions.entry(base) {
+                std::collections::hash_map::Entry::Vacant(entry) => {
+                    entry.insert(list.records.len());
+                    None
+                }
+                std::collections::hash_map::Entry::Occupied(entry) => Some(*entry.get()),
+            };
+            if let Some(at) = duplicate {
                 // Dovecot: "Duplicate file entry", the later UID replaces the earlier one.
                 list.records.remove(at);
                 list.wants_rewrite = true;
-                positions = list
-                    .records
-                    .iter()
-                    .enumerate()
-                    .map(|(i, r)| (crate::maildir::filename::base(&r.filename).to_string(), i))
-                    .collect();
+                for position in positions.values_mut() {
+                    if *position > at {
+                        *position -= 1;
+                    }
+                }
+                positions.insert(base, list.records.len());
             }
-            positions.insert(base, list.records.len());
             list.records.push(record);
             complete_len = consumed;
         }
@@ -316,9 +328,11 @@ fn parse_record(
     // which Dovecot would reject; no file can be matched by it either.
     // Control characters (a CR that would be taken for a line end when written back) are
     // refused too: no Maildir writer produces them.
+    // (Control characters are ASCII or start with 0xC2: only then look at the chars.)
     if rest.is_empty()
         || rest.contains('/')
-        || rest.chars().any(char::is_control)
+        || (rest.bytes().any(|b| b < 0x20 || b == 0x7f || b == 0xc2)
+            && rest.chars().any(char::is_control))
         || crate::maildir::filename::base(rest).is_empty()
     {
         return Err(broken(number, format!("broken file name {rest:?}")));
@@ -348,6 +362,17 @@ mod tests {
         assert!(!list.wants_rewrite);
         assert_eq!(String::from_utf8(list.to_bytes()).unwrap(), DOVECOT);
         assert_eq!(list.complete_len, DOVECOT.len());
+    }
+
+    #[test]
+    fn duplicates_keep_the_later_uid_wherever_they_are() {
+        let text = "3 V1 N1 G11c75a325f02046bff3d000083ecc375\n\
+            1 :a\n2 :b\n3 :c\n4 :a:2,S\n5 :d\n6 :c\n7 :b\n";
+        let list = Uidlist::parse(text.as_bytes()).unwrap().unwrap();
+        let records: Vec<(u32, &str)> =
+            list.records.iter().map(|r| (r.uid, r.filename.as_str())).collect();
+        assert_eq!(records, [(4, "a:2,S"), (5, "d"), (6, "c"), (7, "b")]);
+        assert!(list.wants_rewrite);
     }
 
     #[test]

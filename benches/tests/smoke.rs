@@ -1,0 +1,42 @@
+//! The migration benchmark end to end on a tiny corpus, so `cargo test --workspace` keeps
+//! the harness working: every tool runs (mbsync when installed), every destination is
+//! checked, with and without the latency proxy. Needs what the other Dovecot tests need
+//! (root, Dovecot), and the `dsync` binary that a workspace test run builds.
+
+use std::process::Command;
+
+#[test]
+fn migration_harness_runs_on_a_tiny_corpus() {
+    let dsync = testkit::cargo_target_dir().join("dsync");
+    if !dsync.exists() {
+        eprintln!("skipped: {} is not built (run `cargo test --workspace`)", dsync.display());
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("RESULTS.md");
+    let output = Command::new(env!("CARGO_BIN_EXE_migration"))
+        .args(["--messages", "40", "--runs", "1", "--warmup", "0", "--latency-ms", "0", "5"])
+        .arg("--dsync")
+        .arg(&dsync)
+        .arg("--work-dir")
+        .arg(dir.path())
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run the migration benchmark");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "migration failed:\n{stderr}");
+    let results = std::fs::read_to_string(&out).expect("results written");
+    assert!(!results.contains("failed"), "{results}\n{stderr}");
+    for row in [
+        "dsync backup --no-fsync — full",
+        "dsync backup --no-fsync — no-op re-run",
+        "doveadm backup -R imapc: (mail_fsync=never) — full",
+        "raw FETCH + write files — full",
+        "Loopback + 5 ms each way",
+    ] {
+        assert!(results.contains(row), "no {row:?} in\n{results}");
+    }
+    // dsync twice and doveadm twice, at both latencies.
+    assert_eq!(results.matches("✓ folders, UIDVALIDITY, UIDs").count(), 8, "{results}");
+}

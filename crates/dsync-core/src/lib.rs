@@ -67,8 +67,8 @@ mod storage;
 pub use error::{ErrorKind, Side, StorageError, SyncError};
 pub use execute::{Failed, NoObserver, Observer, SyncOptions, run, run_two_way};
 pub use model::{
-    Flags, MailboxContents, MailboxGuid, MailboxInfo, MailboxName, MailboxStatus, MessageMeta,
-    NameError, SpecialUse, SystemFlags, Uid, UidValidity,
+    Flags, MailboxContents, MailboxGuid, MailboxInfo, MailboxName, MailboxStamp, MailboxStatus,
+    MessageMeta, NameError, SpecialUse, SystemFlags, Uid, UidValidity,
 };
 pub use plan::{MailboxAction, MailboxPlan, Mode, RecreateReason, TreePlan};
 pub use report::{MailboxRename, MailboxReport, Report, Totals, human_bytes};

@@ -354,6 +354,22 @@ pub struct MailboxStatus {
     pub change_token: Option<String>,
 }
 
+/// What a run records about a mailbox after syncing it, and compares next time: its change
+/// token and GUID (see [`MailboxStatus`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MailboxStamp {
+    /// [`MailboxStatus::change_token`].
+    pub change_token: Option<String>,
+    /// [`MailboxStatus::guid`].
+    pub guid: Option<MailboxGuid>,
+}
+
+impl From<&MailboxStatus> for MailboxStamp {
+    fn from(status: &MailboxStatus) -> MailboxStamp {
+        MailboxStamp { change_token: status.change_token.clone(), guid: status.guid }
+    }
+}
+
 /// SPECIAL-USE roles (RFC 6154 and RFC 8457), for filters and reporting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]

@@ -16,8 +16,8 @@ use std::io::Read;
 use crate::error::{ErrorKind, StorageError};
 use crate::header_hash::{DEFAULT_HASHED_HEADERS, HashVersion, header_hash};
 use crate::model::{
-    Flags, MailboxContents, MailboxGuid, MailboxInfo, MailboxName, MailboxStatus, MessageMeta, Uid,
-    UidValidity,
+    Flags, MailboxContents, MailboxGuid, MailboxInfo, MailboxName, MailboxStamp, MailboxStatus,
+    MessageMeta, Uid, UidValidity,
 };
 
 /// What a storage can represent, so the planner does not ask for the impossible.
@@ -53,6 +53,12 @@ pub trait Storage {
 
     /// The status of one mailbox (cheap: no message list).
     fn status(&mut self, mailbox: &MailboxName) -> Result<MailboxStatus, StorageError>;
+
+    /// The change token and GUID alone. The default takes them from [`Storage::status`];
+    /// a storage whose status costs more than that (Maildir counts its files) overrides it.
+    fn stamp(&mut self, mailbox: &MailboxName) -> Result<MailboxStamp, StorageError> {
+        Ok(MailboxStamp::from(&self.status(mailbox)?))
+    }
 
     /// Status and every message's metadata, consistent with each other.
     fn contents(&mut self, mailbox: &MailboxName) -> Result<MailboxContents, StorageError>;

@@ -1,7 +1,7 @@
 //! An IMAP account (via `imapc`) as a sync source: mailboxes, subscriptions, UIDVALIDITY,
 //! UIDs, flags, INTERNALDATE, and bodies streamed with pipelined `UID FETCH`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, Read};
 
 use imapc::proto::{BodyStart, Fetch, FetchItem, ListAttribute, StatusItem};
@@ -27,6 +27,10 @@ pub struct ImapStorage {
     examined: Option<MailboxName>,
     /// CONDSTORE is enabled: SELECT and STATUS report HIGHESTMODSEQ.
     condstore: bool,
+    /// STATUS of every mailbox that came with the last LIST (LIST-STATUS, RFC 5819), by
+    /// wire name; each is used once by `status`, so a run asks no STATUS round trip per
+    /// mailbox, and a later `status` of the same mailbox asks the server again.
+    listed: HashMap<Vec<u8>, imapc::proto::MailboxStatus>,
 }
 
 impl ImapStorage {
@@ -57,7 +61,14 @@ impl ImapStorage {
                 .map_err(|e| convert_error(e, "ENABLE"))?
                 .iter()
                 .any(|c| c.eq_ignore_ascii_case("CONDSTORE"));
-        Ok(ImapStorage { session, description, delimiter, examined: None, condstore })
+        Ok(ImapStorage {
+            session,
+            description,
+            delimiter,
+            examined: None,
+            condstore,
+            listed: HashMap::new(),
+        })
     }
 
     /// Logs out politely.
@@ -104,6 +115,14 @@ impl ImapStorage {
             .map_err(|e| convert_error(e, "UID FETCH"))
     }
 
+    fn status_items(&self) -> Vec<StatusItem> {
+        let mut items = vec![StatusItem::Messages, StatusItem::UidNext, StatusItem::UidValidity];
+        if self.condstore {
+            items.push(StatusItem::HighestModSeq);
+        }
+        items
+    }
+
     fn examine(&mut self, mailbox: &MailboxName) -> Result<imapc::MailboxInfo, StorageError> {
         let wire = self.wire_name(mailbox);
         let info = self.session.examine(&wire).map_err(|e| convert_error(e, "EXAMINE"))?;
@@ -121,8 +140,18 @@ impl Storage for ImapStorage {
         let entries = if self.session.has_capability("SPECIAL-USE")
             && self.session.has_capability("LIST-EXTENDED")
         {
-            let options = ListOptions { return_special_use: true, ..ListOptions::all() };
-            self.session.list_extended(&options).map_err(|e| convert_error(e, "LIST"))?.entries
+            let mut options = ListOptions { return_special_use: true, ..ListOptions::all() };
+            if self.session.has_capability("LIST-STATUS") {
+                options.return_status = self.status_items();
+            }
+            let listed =
+                self.session.list_extended(&options).map_err(|e| convert_error(e, "LIST"))?;
+            self.listed = listed
+                .statuses
+                .into_iter()
+                .map(|status| (status.name.as_raw().to_vec(), status))
+                .collect();
+            listed.entries
         } else {
             self.session.list("", "*").map_err(|e| convert_error(e, "LIST"))?
         };
@@ -143,11 +172,12 @@ impl Storage for ImapStorage {
 
     fn status(&mut self, mailbox: &MailboxName) -> Result<MailboxStatus, StorageError> {
         let wire = self.wire_name(mailbox);
-        let mut items = vec![StatusItem::Messages, StatusItem::UidNext, StatusItem::UidValidity];
-        if self.condstore {
-            items.push(StatusItem::HighestModSeq);
-        }
-        let status = self.session.status(&wire, &items).map_err(|e| convert_error(e, "STATUS"))?;
+        let status = if let Some(listed) = self.listed.remove(wire.as_raw()) {
+            listed
+        } else {
+            let items = self.status_items();
+            self.session.status(&wire, &items).map_err(|e| convert_error(e, "STATUS"))?
+        };
         let missing = |what: &str| {
             StorageError::new(ErrorKind::InvalidData, format!("STATUS of {mailbox} lacks {what}"))
         };
@@ -166,7 +196,13 @@ impl Storage for ImapStorage {
     }
 
     fn contents(&mut self, mailbox: &MailboxName) -> Result<MailboxContents, StorageError> {
-        let info = self.examine(mailbox)?;
+        // EXAMINE and `UID FETCH 1:*` in one round trip.
+        let wire = self.wire_name(mailbox);
+        let (info, all) = self
+            .session
+            .examine_with_metadata(&wire, false)
+            .map_err(|e| convert_error(e, "EXAMINE"))?;
+        self.examined = Some(mailbox.clone());
         let uid_validity = UidValidity::new(info.uid_validity.get())
             .ok_or_else(|| StorageError::new(ErrorKind::InvalidData, "UIDVALIDITY 0"))?;
         // Courier omits UIDNEXT in SELECT: ask STATUS then (Dovecot's imapc does the same).
@@ -175,12 +211,8 @@ impl Storage for ImapStorage {
             None => Some(self.status(mailbox)?.uid_next),
         }
         .unwrap_or(Uid::MIN);
-        let mut messages = Vec::with_capacity(info.exists as usize);
-        if info.exists > 0 {
-            let all =
-                self.session.fetch_metadata_all().map_err(|e| convert_error(e, "UID FETCH"))?;
-            messages.extend(all.iter().filter_map(convert_message));
-        }
+        let messages: Vec<MessageMeta> = all.iter().filter_map(convert_message).collect();
+        drop(all);
         let status = MailboxStatus {
             uid_validity,
             uid_next,

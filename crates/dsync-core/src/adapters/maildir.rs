@@ -10,8 +10,8 @@ use mailstore::{
 
 use crate::error::{ErrorKind, StorageError};
 use crate::model::{
-    Flags, MailboxContents, MailboxGuid, MailboxInfo, MailboxName, MailboxStatus, MessageMeta,
-    SystemFlags, Uid, UidValidity,
+    Flags, MailboxContents, MailboxGuid, MailboxInfo, MailboxName, MailboxStamp, MailboxStatus,
+    MessageMeta, SystemFlags, Uid, UidValidity,
 };
 use crate::storage::{Capabilities, MailboxWriter, MessageSink, NewMailbox, Storage, StorageMut};
 
@@ -100,6 +100,14 @@ impl Storage for MaildirStorage {
         let opened = self.mailbox(mailbox)?;
         let status = opened.status().map_err(convert_error)?;
         Ok(MailboxStatus { change_token: change_token(opened.path()), ..convert_status(&status)? })
+    }
+
+    /// Three `stat`s and the uidlist's first line, not a count of every file.
+    fn stamp(&mut self, mailbox: &MailboxName) -> Result<MailboxStamp, StorageError> {
+        let opened = self.mailbox(mailbox)?;
+        let change_token = change_token(opened.path());
+        let guid = opened.guid().map_err(convert_error)?.map(|guid| MailboxGuid(*guid.as_bytes()));
+        Ok(MailboxStamp { change_token, guid })
     }
 
     fn contents(&mut self, mailbox: &MailboxName) -> Result<MailboxContents, StorageError> {

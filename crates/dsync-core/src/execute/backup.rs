@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::copy::{CopyRoute, apply_reverts, copy_messages};
 use super::{Names, Observer, SyncOptions, at, keep_going, local_names};
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
-use crate::model::{MailboxContents, MailboxName, MessageMeta, Uid};
+use crate::model::{MailboxContents, MailboxName, MailboxStamp, MessageMeta, Uid};
 use crate::plan::merge::MergeBase;
 use crate::plan::{MailboxAction, plan_mailbox, plan_tree};
 use crate::report::{MailboxReport, Report};
@@ -115,6 +115,10 @@ fn sync_mailbox(
         destination_contents.as_ref(),
         &options.message_filter,
     );
+    // What the run records: the source as listed (a change during the copy then shows
+    // next time), the destination as listed when nothing is written to it.
+    let source_stamp = MailboxStamp::from(&source_contents.status);
+    let listed_destination = destination_contents.as_ref().map(|c| MailboxStamp::from(&c.status));
     drop(destination_contents);
     observer.mailbox_planned(&plan);
 
@@ -149,7 +153,11 @@ fn sync_mailbox(
         base.flags = source_contents.messages.iter().map(|m| (m.uid, m.flags.clone())).collect();
     }
     if plan.is_empty() {
-        return Ok((mailbox_report, Some(record(source, destination, names, base)?)));
+        let destination_stamp = match listed_destination {
+            Some(stamp) => stamp,
+            None => destination.stamp(mailbox).map_err(at(Side::Destination, Some(mailbox)))?,
+        };
+        return Ok((mailbox_report, Some(record(base, source_stamp, destination_stamp))));
     }
 
     let new = NewMailbox {
@@ -194,29 +202,21 @@ fn sync_mailbox(
     }
     writer.commit().map_err(at(Side::Destination, Some(mailbox)))?;
     drop(writer);
-    Ok((mailbox_report, Some(record(source, destination, names, base)?)))
+    let destination_stamp =
+        destination.stamp(mailbox).map_err(at(Side::Destination, Some(mailbox)))?;
+    Ok((mailbox_report, Some(record(base, source_stamp, destination_stamp))))
 }
 
-/// The state to remember for a synced mailbox: its base and both sides' change tokens.
-fn record(
-    source: &mut dyn Storage,
-    destination: &mut dyn StorageMut,
-    names: &Names<'_>,
-    base: MergeBase,
-) -> Result<MailboxState, SyncError> {
-    let source_status =
-        source.status(names.source).map_err(at(Side::Source, Some(names.source)))?;
-    let destination_status = destination
-        .status(names.destination)
-        .map_err(at(Side::Destination, Some(names.destination)))?;
-    Ok(MailboxState {
+/// The state to remember for a synced mailbox: its base and both sides' stamps.
+fn record(base: MergeBase, source: MailboxStamp, destination: MailboxStamp) -> MailboxState {
+    MailboxState {
         base,
-        source_token: source_status.change_token,
-        destination_token: destination_status.change_token,
-        source_guid: source_status.guid,
-        destination_guid: destination_status.guid,
+        source_token: source.change_token,
+        destination_token: destination.change_token,
+        source_guid: source.guid,
+        destination_guid: destination.guid,
         rebuild: None,
-    })
+    }
 }
 
 /// True when neither side changed this mailbox since the last run (both change tokens as
@@ -233,12 +233,12 @@ fn unchanged(
     else {
         return Ok(false);
     };
-    let now = source.status(names.source).map_err(at(Side::Source, Some(names.source)))?;
+    let now = source.stamp(names.source).map_err(at(Side::Source, Some(names.source)))?;
     if now.change_token.as_ref() != Some(source_token) {
         return Ok(false);
     }
     let now = destination
-        .status(names.destination)
+        .stamp(names.destination)
         .map_err(at(Side::Destination, Some(names.destination)))?;
     Ok(now.change_token.as_ref() == Some(destination_token))
 }

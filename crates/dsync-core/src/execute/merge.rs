@@ -16,7 +16,7 @@ use super::copy::{CopyRoute, Fetch, copy_messages};
 use super::rename::{Sides, follow_renames};
 use super::{Observer, SyncOptions, keep_going, local_names};
 use crate::error::{Side, StorageError, SyncError};
-use crate::model::{MailboxContents, MailboxGuid, MailboxName, MessageMeta, Uid};
+use crate::model::{MailboxContents, MailboxGuid, MailboxName, MailboxStamp, MessageMeta, Uid};
 use crate::plan::merge::{
     MergeBase, MergeMode, MergeSave, MergeSide, Origin, SidePlan, plan_merge,
 };
@@ -285,7 +285,7 @@ fn set_member(set: &mut BTreeSet<MailboxName>, name: &MailboxName, member: bool)
 /// True when `storage`'s mailbox has the change token recorded at the last sync.
 fn unchanged(storage: &mut dyn Storage, mailbox: &MailboxName, recorded: Option<&str>) -> bool {
     let Some(recorded) = recorded else { return false };
-    storage.status(mailbox).ok().and_then(|s| s.change_token).as_deref() == Some(recorded)
+    storage.stamp(mailbox).ok().and_then(|s| s.change_token).as_deref() == Some(recorded)
 }
 
 fn delete(
@@ -530,14 +530,25 @@ fn merge_mailbox(
             counts.saved + plan.a.expunge.len() as u64 + plan.a.set_flags.len() as u64;
     }
 
-    let a_status = a.storage().status(a_name).map_err(at(A, a_name))?;
-    let b_status = b.status(b_name).map_err(at(B, b_name))?;
+    // A side this merge did not write is recorded as listed, so a change by someone else
+    // during the run still shows next time; a written side as it is now.
+    let a_written = matches!(a, SideA::Writable(_)) && !plan.a.is_empty();
+    let a_stamp = if a_written {
+        a.storage().stamp(a_name).map_err(at(A, a_name))?
+    } else {
+        MailboxStamp::from(&a_contents.status)
+    };
+    let b_stamp = if plan.b.is_empty() {
+        MailboxStamp::from(&b_contents.status)
+    } else {
+        b.stamp(b_name).map_err(at(B, b_name))?
+    };
     let state = MailboxState {
         base: plan.next_base,
-        source_token: a_status.change_token,
-        destination_token: b_status.change_token,
-        source_guid: a_status.guid,
-        destination_guid: b_status.guid,
+        source_token: a_stamp.change_token,
+        destination_token: b_stamp.change_token,
+        source_guid: a_stamp.guid,
+        destination_guid: b_stamp.guid,
         rebuild: None,
     };
     Ok((report, state))

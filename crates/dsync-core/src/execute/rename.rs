@@ -164,7 +164,7 @@ fn find(
 }
 
 fn guid(storage: &mut dyn Storage, name: &MailboxName) -> Option<MailboxGuid> {
-    storage.status(name).ok()?.guid
+    storage.stamp(name).ok()?.guid
 }
 
 /// The mailbox still is the one the state recorded (not deleted and created again).

@@ -78,6 +78,21 @@ pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
     }
 }
 
+/// The first line of a file (with its `\n`), at most `limit` bytes; `None` when missing.
+pub(crate) fn read_first_line(path: &Path, limit: u64) -> Result<Option<Vec<u8>>> {
+    use std::io::{BufRead, BufReader, Read};
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).ctx("open", path),
+    };
+    let mut line = Vec::new();
+    BufReader::with_capacity(4096, file.take(limit))
+        .read_until(b'\n', &mut line)
+        .ctx("read", path)?;
+    Ok(Some(line))
+}
+
 /// Removes a file; a missing file is not an error.
 pub(crate) fn remove_if_exists(path: &Path) -> Result<()> {
     match fs::remove_file(path) {

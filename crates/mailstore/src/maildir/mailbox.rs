@@ -178,6 +178,12 @@ impl Mailbox {
         }))
     }
 
+    /// The mailbox GUID (`G` of the uidlist header), read from the header line alone:
+    /// cheap in a big folder. `None` before the first message or for an old uidlist.
+    pub fn guid(&self) -> Result<Option<Guid>> {
+        Ok(self.paths.read_uidlist_header()?.and_then(|uidlist| uidlist.guid))
+    }
+
     /// Every message in UID order.
     pub fn messages(&self) -> Result<Vec<MessageInfo>> {
         let view = self.view()?;

@@ -84,6 +84,17 @@ impl Paths {
         })
     }
 
+    /// Reads only the uidlist's header (UIDVALIDITY, next UID, GUID), not its records.
+    pub(crate) fn read_uidlist_header(&self) -> Result<Option<Uidlist>> {
+        let path = self.uidlist();
+        let Some(line) = crate::fs::read_first_line(&path, 64 * 1024)? else { return Ok(None) };
+        Uidlist::parse(&line).map_err(|broken| Error::Corrupt {
+            path,
+            line: broken.line,
+            reason: broken.reason,
+        })
+    }
+
     pub(crate) fn read_keywords(&self) -> Result<KeywordTable> {
         Ok(crate::fs::read_optional(&self.keywords())?
             .map(|d| KeywordTable::parse(&d))

@@ -301,3 +301,18 @@ fn a_root_without_cur_lists_no_inbox_until_created() {
         maildir.mailboxes().unwrap().iter().map(|m| m.name.to_string()).collect();
     assert_eq!(listed, ["INBOX"]);
 }
+
+/// `guid()` reads the uidlist's header line only, and agrees with the full status.
+#[test]
+fn guid_from_the_header_line_agrees_with_status() {
+    let (dir, maildir) = fresh();
+    let mut inbox = maildir.create_mailbox(&name("INBOX"), Some(11), None).unwrap();
+    save(&mut inbox, 1, Flags::SEEN, &[], 1_700_000_000, b"Subject: one\n\n1\n");
+    inbox.commit().unwrap();
+    let guid = inbox.guid().unwrap();
+    assert!(guid.is_some());
+    assert_eq!(guid, inbox.status().unwrap().guid);
+    // A broken header is an error, not a guess.
+    fs::write(dir.path().join("Maildir/dovecot-uidlist"), b"x broken\n").unwrap();
+    assert!(matches!(inbox.guid(), Err(Error::Corrupt { .. })));
+}

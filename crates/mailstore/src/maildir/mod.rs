@@ -7,6 +7,7 @@ pub(crate) mod layout;
 mod mailbox;
 mod save;
 pub(crate) mod state;
+mod trash;
 pub(crate) mod uidlist;
 
 use std::fs;
@@ -293,14 +294,7 @@ impl Maildir {
                     .join("tmp")
                     .join(format!(".dsync-rs-delete.{}", filename::generate_base())),
             };
-            if trash.exists() {
-                fs::remove_dir_all(&trash).ctx("remove", &trash)?;
-            }
-            fs::rename(&dir, &trash).ctx("rename", &dir)?;
-            if self.store.fsync() {
-                crate::fs::fsync_dir(dir.parent().unwrap_or(self.root()))?;
-            }
-            fs::remove_dir_all(&trash).ctx("remove", &trash)?;
+            trash::delete_via_trash(&dir, &trash, &name.to_string(), self.store.fsync())?;
         }
         if let Some(guid) = guid {
             crate::mailbox_log::append(self.root(), crate::mailbox_log::DELETE_MAILBOX, guid)?;

@@ -65,7 +65,10 @@ pub mod state;
 mod storage;
 
 pub use error::{ErrorKind, Side, StorageError, SyncError};
-pub use execute::{Failed, NoObserver, Observer, SyncOptions, run, run_two_way};
+pub use execute::{
+    Connector, Failed, MAX_PARALLEL_MAILBOXES, NoObserver, Observer, SyncOptions, run,
+    run_parallel, run_two_way,
+};
 pub use model::{
     Flags, MailboxContents, MailboxGuid, MailboxInfo, MailboxName, MailboxStamp, MailboxStatus,
     MessageMeta, NameError, SpecialUse, SystemFlags, Uid, UidValidity,

@@ -7,7 +7,7 @@ use super::{Names, Observer, SyncOptions, at, keep_going, local_names};
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
 use crate::model::{MailboxContents, MailboxName, MailboxStamp, MessageMeta, Uid};
 use crate::plan::merge::MergeBase;
-use crate::plan::{MailboxAction, plan_mailbox, plan_tree};
+use crate::plan::{MailboxAction, TreePlan, plan_mailbox, plan_tree};
 use crate::report::{MailboxReport, Report};
 use crate::state::{MailboxState, SyncState};
 use crate::storage::{MessageSink, NewMailbox, Storage, StorageMut};
@@ -20,6 +20,43 @@ pub(super) fn run(
     report: &mut Report,
     state: &mut SyncState,
 ) -> Result<(), SyncError> {
+    let prepared = prepare(options, source, destination, observer, report, state)?;
+    for job in &prepared.pending {
+        let result = sync_pending(options, source, destination, observer, job, state);
+        record(job, result, observer, report, state)?;
+    }
+    finish(options, destination, &prepared.tree, report)
+}
+
+/// A mailbox that changed since the last run (or has no state), to be listed and synced.
+#[derive(Debug, Clone)]
+pub(super) struct PendingMailbox {
+    /// Its name on the source.
+    pub(super) source: MailboxName,
+    /// Its name on the destination (the key of its state).
+    pub(super) destination: MailboxName,
+    /// It exists on the destination.
+    pub(super) exists: bool,
+}
+
+/// The tree is planned and applied up to the per-mailbox work.
+pub(super) struct Prepared {
+    /// The tree plan (subscriptions are applied by [`finish`]).
+    pub(super) tree: TreePlan,
+    /// The mailboxes still to sync, in tree order; unchanged ones are already reported.
+    pub(super) pending: Vec<PendingMailbox>,
+}
+
+/// Lists both trees, deletes the destination's extra mailboxes and reports every mailbox
+/// neither side changed since the last run (two cheap stamps each, no listing).
+pub(super) fn prepare(
+    options: &SyncOptions,
+    source: &mut dyn Storage,
+    destination: &mut dyn StorageMut,
+    observer: &mut dyn Observer,
+    report: &mut Report,
+    state: &mut SyncState,
+) -> Result<Prepared, SyncError> {
     let (source_mailboxes, source_names) =
         local_names(source.mailboxes().map_err(at(Side::Source, None))?, destination, report);
     let source_subscriptions: BTreeSet<MailboxName> = source
@@ -53,25 +90,69 @@ pub(super) fn run(
         state.mailboxes.remove(mailbox);
     }
 
+    let mut pending = Vec::new();
     for mailbox in &tree.sync {
         let source_name = source_names.get(mailbox).unwrap_or(mailbox);
         let names = Names { source: source_name, destination: mailbox };
-        let previous = state.mailboxes.get(mailbox).cloned();
+        let previous = state.mailboxes.get(mailbox);
         let exists = existing.contains(mailbox);
-        let result = if exists && unchanged(source, destination, &names, previous.as_ref())? {
-            Ok((MailboxReport::new(mailbox.clone(), MailboxAction::Update), previous))
-        } else {
-            sync_mailbox(options, source, destination, observer, &names, exists, state)
-        };
-        if let Some((mailbox_report, mailbox_state)) = keep_going(result, report)? {
+        if exists && unchanged(source, destination, &names, previous)? {
+            let mailbox_report = MailboxReport::new(mailbox.clone(), MailboxAction::Update);
             observer.mailbox_finished(&mailbox_report);
             report.mailboxes.push(mailbox_report);
-            if let Some(mailbox_state) = mailbox_state {
-                state.mailboxes.insert(mailbox.clone(), mailbox_state);
-            }
+        } else {
+            pending.push(PendingMailbox {
+                source: source_name.clone(),
+                destination: mailbox.clone(),
+                exists,
+            });
         }
     }
+    Ok(Prepared { tree, pending })
+}
 
+/// Syncs one changed mailbox; `state` holds at least its previous entry.
+pub(super) fn sync_pending(
+    options: &SyncOptions,
+    source: &mut dyn Storage,
+    destination: &mut dyn StorageMut,
+    observer: &mut dyn Observer,
+    job: &PendingMailbox,
+    state: &mut SyncState,
+) -> Result<(MailboxReport, Option<MailboxState>), SyncError> {
+    let names = Names { source: &job.source, destination: &job.destination };
+    sync_mailbox(options, source, destination, observer, &names, job.exists, state)
+}
+
+/// Takes a mailbox's outcome into the report and the state; stops the run on an error
+/// that is not confined to the mailbox.
+pub(super) fn record(
+    job: &PendingMailbox,
+    result: Result<(MailboxReport, Option<MailboxState>), SyncError>,
+    observer: &mut dyn Observer,
+    report: &mut Report,
+    state: &mut SyncState,
+) -> Result<(), SyncError> {
+    if let Some((mailbox_report, mailbox_state)) = keep_going(result, report)? {
+        observer.mailbox_finished(&mailbox_report);
+        report.mailboxes.push(mailbox_report);
+        if let Some(mailbox_state) = mailbox_state {
+            state.mailboxes.insert(job.destination.clone(), mailbox_state);
+        }
+    }
+    Ok(())
+}
+
+/// Applies the subscription changes and puts the mailbox reports in tree order.
+pub(super) fn finish(
+    options: &SyncOptions,
+    destination: &mut dyn StorageMut,
+    tree: &TreePlan,
+    report: &mut Report,
+) -> Result<(), SyncError> {
+    let order: BTreeMap<&MailboxName, usize> =
+        tree.sync.iter().enumerate().map(|(index, name)| (name, index)).collect();
+    report.mailboxes.sort_by_key(|m| order.get(&m.mailbox).copied().unwrap_or(usize::MAX));
     for (names, subscribed) in [(&tree.subscribe, true), (&tree.unsubscribe, false)] {
         for mailbox in names {
             if !options.dry_run {
@@ -157,7 +238,7 @@ fn sync_mailbox(
             Some(stamp) => stamp,
             None => destination.stamp(mailbox).map_err(at(Side::Destination, Some(mailbox)))?,
         };
-        return Ok((mailbox_report, Some(record(base, source_stamp, destination_stamp))));
+        return Ok((mailbox_report, Some(state_entry(base, source_stamp, destination_stamp))));
     }
 
     let new = NewMailbox {
@@ -204,11 +285,11 @@ fn sync_mailbox(
     drop(writer);
     let destination_stamp =
         destination.stamp(mailbox).map_err(at(Side::Destination, Some(mailbox)))?;
-    Ok((mailbox_report, Some(record(base, source_stamp, destination_stamp))))
+    Ok((mailbox_report, Some(state_entry(base, source_stamp, destination_stamp))))
 }
 
 /// The state to remember for a synced mailbox: its base and both sides' stamps.
-fn record(base: MergeBase, source: MailboxStamp, destination: MailboxStamp) -> MailboxState {
+fn state_entry(base: MergeBase, source: MailboxStamp, destination: MailboxStamp) -> MailboxState {
     MailboxState {
         base,
         source_token: source.change_token,

@@ -6,6 +6,7 @@ mod backup;
 mod copy;
 mod import;
 mod merge;
+mod parallel;
 mod rename;
 mod uidl;
 
@@ -18,6 +19,8 @@ use crate::plan::{MailboxPlan, Mode, TreePlan};
 use crate::report::{MailboxReport, Report};
 use crate::state::SyncState;
 use crate::storage::{Storage, StorageMut};
+
+pub use parallel::{Connector, MAX_PARALLEL_MAILBOXES, run_parallel};
 
 /// How a run behaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -275,14 +278,17 @@ pub(crate) fn keep_going<T>(
 ) -> Result<Option<T>, SyncError> {
     match result {
         Ok(value) => Ok(Some(value)),
-        Err(error) => match error.kind() {
-            ErrorKind::NotFound | ErrorKind::InvalidData | ErrorKind::Permission => {
-                report.failures.push(error);
-                Ok(None)
-            }
-            _ => Err(error),
-        },
+        Err(error) if is_mailbox_local(&error) => {
+            report.failures.push(error);
+            Ok(None)
+        }
+        Err(error) => Err(error),
     }
+}
+
+/// True for an error confined to its mailbox: the run records it and goes on.
+pub(crate) fn is_mailbox_local(error: &SyncError) -> bool {
+    matches!(error.kind(), ErrorKind::NotFound | ErrorKind::InvalidData | ErrorKind::Permission)
 }
 
 pub(crate) fn at(

@@ -3,6 +3,7 @@
 mod backup;
 mod header_hash;
 mod modes;
+mod parallel;
 mod pop3;
 mod pop3_migration;
 mod pop3_source;

@@ -1,0 +1,247 @@
+//! Several mailboxes at once: a backup whose changed mailboxes are synced by workers, each
+//! with its own connections to both sides, while this thread keeps the observer, the
+//! report and the state (a worker's checkpoint waits until it is persisted here).
+//!
+//! Over a network most of a mailbox's time is waiting for round trips (SELECT, the
+//! listing, the first FETCH answer); other mailboxes' transfers fill those waits.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError, mpsc};
+
+use super::backup::{self, PendingMailbox};
+use super::{Failed, Observer, SyncOptions, at, finish};
+use crate::error::{Side, StorageError, SyncError};
+use crate::model::{MailboxName, Uid};
+use crate::plan::{MailboxPlan, Mode};
+use crate::report::{MailboxReport, Report};
+use crate::state::{MailboxState, SyncState};
+use crate::storage::{Storage, StorageMut};
+
+/// The most mailboxes [`run_parallel`] syncs at once, whatever the caller asks: each costs
+/// a connection to the server, and Dovecot's default `mail_max_userip_connections` is 10
+/// per user and address (the run's first connection is one of them, a mail client of the
+/// user may hold another).
+pub const MAX_PARALLEL_MAILBOXES: usize = 8;
+
+/// Opens more connections to the two sides of a run, one pair per worker of
+/// [`run_parallel`]. Called from the workers' threads.
+pub trait Connector: Sync {
+    /// The source as a worker reads it.
+    type Source: Storage + Send;
+    /// The destination as a worker writes it.
+    type Destination: StorageMut + Send;
+
+    /// Opens (connects and logs in to) the source once more.
+    fn open_source(&self) -> Result<Self::Source, StorageError>;
+
+    /// Opens the destination once more.
+    fn open_destination(&self) -> Result<Self::Destination, StorageError>;
+
+    /// Ends a worker's connections (an IMAP server is told LOGOUT). The default drops them.
+    fn close(&self, source: Self::Source, destination: Self::Destination) {
+        drop((source, destination));
+    }
+}
+
+/// Runs a backup like [`super::run`], syncing up to `workers` changed mailboxes at once
+/// (at most [`MAX_PARALLEL_MAILBOXES`]), each worker on connections from `connector`.
+///
+/// `source` and `destination` list the trees, check which mailboxes are unchanged and
+/// apply subscriptions; the workers list and copy the rest. A worker whose connection
+/// cannot be opened is left out with a warning in the report; mailboxes no worker took are
+/// synced over `source` and `destination` at the end. Other modes, a source with unstable
+/// UIDs (POP3) and `workers` ≤ 1 run exactly as [`super::run`].
+pub fn run_parallel<C: Connector>(
+    options: &SyncOptions,
+    source: &mut dyn Storage,
+    destination: &mut dyn StorageMut,
+    observer: &mut dyn Observer,
+    connector: &C,
+    workers: usize,
+) -> Result<Report, Failed> {
+    let workers = workers.min(MAX_PARALLEL_MAILBOXES);
+    if options.mode != Mode::Backup || workers <= 1 || source.capabilities().unstable_uids {
+        return super::run(options, source, destination, observer);
+    }
+    let mut report = Report { dry_run: options.dry_run, ..Report::default() };
+    let mut state = options.state.clone().unwrap_or_default();
+    let result = (|| {
+        let prepared =
+            backup::prepare(options, source, destination, observer, &mut report, &mut state)?;
+        let left = if options.dry_run || prepared.pending.len() <= 1 {
+            prepared.pending.into()
+        } else {
+            let mut run =
+                Coordinator { observer, report: &mut report, state: &mut state, error: None };
+            let left = run.with_workers(options, connector, workers, prepared.pending);
+            if let Some(error) = run.error {
+                return Err(error);
+            }
+            left
+        };
+        for job in &left {
+            let result =
+                backup::sync_pending(options, source, destination, observer, job, &mut state);
+            backup::record(job, result, observer, &mut report, &mut state)?;
+        }
+        backup::finish(options, destination, &prepared.tree, &mut report)
+    })();
+    finish(result, report, state, options)
+}
+
+/// What a worker tells the coordinating thread.
+enum Event {
+    /// Its connections could not be opened: it takes no mailbox.
+    Unavailable(SyncError),
+    /// [`Observer::mailbox_planned`].
+    Planned(Box<MailboxPlan>),
+    /// [`Observer::message_saved`].
+    Saved(MailboxName, Uid, u64),
+    /// The mailbox's state entry must go and the state be persisted before the worker
+    /// goes on (it is about to create or rebuild the mailbox); answered on the channel.
+    Forget(MailboxName, mpsc::Sender<()>),
+    /// A mailbox is done.
+    Finished(Box<PendingMailbox>, Result<(MailboxReport, Option<MailboxState>), SyncError>),
+}
+
+/// The coordinating thread's side: the caller's observer, report and state.
+struct Coordinator<'a, 'o> {
+    observer: &'a mut (dyn Observer + 'o),
+    report: &'a mut Report,
+    state: &'a mut SyncState,
+    /// The first error that stopped the run.
+    error: Option<SyncError>,
+}
+
+impl Coordinator<'_, '_> {
+    /// Syncs `pending` with `workers` threads and returns the mailboxes none of them took.
+    fn with_workers<C: Connector>(
+        &mut self,
+        options: &SyncOptions,
+        connector: &C,
+        workers: usize,
+        pending: Vec<PendingMailbox>,
+    ) -> VecDeque<PendingMailbox> {
+        let workers = workers.min(pending.len());
+        let queue = Mutex::new(VecDeque::from(pending));
+        let stop = AtomicBool::new(false);
+        // The state as the workers' mailboxes left it last time (their entries change only
+        // through the events below).
+        let previous = self.state.clone();
+        std::thread::scope(|scope| {
+            let (events, received) = mpsc::channel();
+            for _ in 0..workers {
+                let events = events.clone();
+                let shared = Shared { options, previous: &previous, queue: &queue, stop: &stop };
+                scope.spawn(move || work(connector, &shared, &events));
+            }
+            drop(events);
+            for event in received {
+                self.handle(event, &stop);
+            }
+        });
+        let left = queue.into_inner().unwrap_or_else(PoisonError::into_inner);
+        if self.error.is_some() { VecDeque::new() } else { left }
+    }
+
+    fn handle(&mut self, event: Event, stop: &AtomicBool) {
+        match event {
+            Event::Unavailable(error) => {
+                self.report
+                    .warnings
+                    .push(format!("one connection fewer for syncing mailboxes at once: {error}"));
+            }
+            Event::Planned(plan) => self.observer.mailbox_planned(&plan),
+            Event::Saved(mailbox, uid, bytes) => self.observer.message_saved(&mailbox, uid, bytes),
+            Event::Forget(mailbox, done) => {
+                if self.state.mailboxes.remove(&mailbox).is_some() {
+                    self.observer.checkpoint(self.state);
+                }
+                let _ = done.send(());
+            }
+            Event::Finished(job, result) => {
+                let recorded =
+                    backup::record(&job, result, &mut *self.observer, self.report, self.state);
+                if let Err(error) = recorded {
+                    stop.store(true, Ordering::SeqCst);
+                    self.error.get_or_insert(error);
+                }
+            }
+        }
+    }
+}
+
+/// One worker: opens its connections, then syncs mailboxes from `queue` until it is empty,
+/// the run stops, or an error that is not confined to a mailbox ends the worker.
+fn work<C: Connector>(connector: &C, shared: &Shared<'_>, events: &mpsc::Sender<Event>) {
+    let mut source = match connector.open_source() {
+        Ok(source) => source,
+        Err(error) => {
+            let _ = events.send(Event::Unavailable(at(Side::Source, None)(error)));
+            return;
+        }
+    };
+    let mut destination = match connector.open_destination() {
+        Ok(destination) => destination,
+        Err(error) => {
+            let _ = events.send(Event::Unavailable(at(Side::Destination, None)(error)));
+            return;
+        }
+    };
+    while !shared.stop.load(Ordering::SeqCst) {
+        let next = shared.queue.lock().unwrap_or_else(PoisonError::into_inner).pop_front();
+        let Some(job) = next else { break };
+        let mut state = SyncState::default();
+        // Only this mailbox's entry matters to its sync; the coordinator holds the rest.
+        if let Some(previous) = shared.previous.mailboxes.get(&job.destination) {
+            state.mailboxes.insert(job.destination.clone(), previous.clone());
+        }
+        let mut observer = Forward { events, mailbox: &job.destination };
+        let result = backup::sync_pending(
+            shared.options,
+            &mut source,
+            &mut destination,
+            &mut observer,
+            &job,
+            &mut state,
+        );
+        let fatal = matches!(&result, Err(error) if !super::is_mailbox_local(error));
+        if events.send(Event::Finished(Box::new(job), result)).is_err() || fatal {
+            break;
+        }
+    }
+    connector.close(source, destination);
+}
+
+/// What the workers share.
+struct Shared<'a> {
+    options: &'a SyncOptions,
+    previous: &'a SyncState,
+    queue: &'a Mutex<VecDeque<PendingMailbox>>,
+    stop: &'a AtomicBool,
+}
+
+/// A worker's observer: passes everything to the coordinating thread.
+struct Forward<'a> {
+    events: &'a mpsc::Sender<Event>,
+    mailbox: &'a MailboxName,
+}
+
+impl Observer for Forward<'_> {
+    fn mailbox_planned(&mut self, plan: &MailboxPlan) {
+        let _ = self.events.send(Event::Planned(Box::new(plan.clone())));
+    }
+
+    fn message_saved(&mut self, mailbox: &MailboxName, uid: Uid, bytes: u64) {
+        let _ = self.events.send(Event::Saved(mailbox.clone(), uid, bytes));
+    }
+
+    fn checkpoint(&mut self, _state: &SyncState) {
+        let (done, wait) = mpsc::channel();
+        if self.events.send(Event::Forget(self.mailbox.clone(), done)).is_ok() {
+            // Persisted (or the coordinator is gone, and nothing will be recorded anyway).
+            let _ = wait.recv();
+        }
+    }
+}

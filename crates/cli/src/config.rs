@@ -9,6 +9,7 @@
 //! password_file = "/etc/dsync/master.pw"
 //! no_fsync = true
 //! jobs = 8
+//! parallel_folders = 2                           # folders of a user at once (backup)
 //! settings = { mail_prefetch_count = "20" }     # like -o key=value
 //!
 //! [accounts.alice]
@@ -72,6 +73,8 @@ pub(crate) struct Profile {
     pub(crate) lock_timeout: Option<u64>,
     /// Parallel users.
     pub(crate) jobs: Option<usize>,
+    /// Folders of a user synced at once.
+    pub(crate) parallel_folders: Option<usize>,
     /// Per-user logs.
     pub(crate) log_dir: Option<PathBuf>,
     /// Raw protocol logs.
@@ -115,6 +118,7 @@ impl Profile {
             no_fsync,
             lock_timeout,
             jobs,
+            parallel_folders,
             log_dir,
             rawlog_dir,
             progress_interval
@@ -179,6 +183,7 @@ source = "imaps://%u@old.example.com"
 destination = "maildir:/srv/%n"
 master_user = "admin"
 jobs = 4
+parallel_folders = 3
 settings = { mail_prefetch_count = "20", mail_fsync = "never" }
 
 [accounts.alice]
@@ -193,6 +198,7 @@ settings = { mail_fsync = "always" }
         assert_eq!(alice.master_user.as_deref(), Some("admin"));
         assert_eq!(alice.settings["mail_fsync"], "always");
         assert_eq!(alice.settings["mail_prefetch_count"], "20");
+        assert_eq!(alice.parallel_folders, Some(3));
         let bob = config.profile(Some("bob"));
         assert_eq!(bob.destination.as_deref(), Some("maildir:/srv/%n"));
     }

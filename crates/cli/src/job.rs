@@ -21,6 +21,7 @@ use crate::open::{self, Access};
 use crate::progress::UserProgress;
 use crate::settings::Settings;
 use crate::state_file::StateFile;
+use crate::workers::Workers;
 
 /// What every user of a run does (the verb and its options).
 #[derive(Debug, Clone)]
@@ -206,6 +207,19 @@ fn attempt_once(
                 }
                 None => return Err(fail(CliError::Usage("the source is not writable".into()))),
             }
+        } else if task.mode == Mode::Backup
+            && job.settings.parallel_folders > 1
+            && matches!(source, Location::Imap(_) | Location::Maildir(_))
+        {
+            let workers = Workers { source: &source, destination: &destination, access };
+            dsync_core::run_parallel(
+                &options,
+                source_store.as_storage(),
+                destination_mut,
+                &mut observer,
+                &workers,
+                job.settings.parallel_folders,
+            )
         } else {
             dsync_core::run(&options, source_store.as_storage(), destination_mut, &mut observer)
         }

@@ -25,6 +25,7 @@ mod progress;
 mod settings;
 mod state_file;
 mod verify;
+mod workers;
 
 use std::io::Write as _;
 use std::process::ExitCode;

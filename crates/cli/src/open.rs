@@ -36,6 +36,26 @@ impl Opened {
         }
     }
 
+    /// A description for logs (never contains a secret).
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Opened::Imap(imap) => imap.describe(),
+            Opened::Pop3(pop3) => pop3.describe(),
+            Opened::ImapPop3(pair) => pair.describe(),
+            Opened::Maildir(maildir) => maildir.describe(),
+        }
+    }
+
+    /// What the storage can represent.
+    pub(crate) fn capabilities(&self) -> dsync_core::Capabilities {
+        match self {
+            Opened::Imap(imap) => imap.capabilities(),
+            Opened::Pop3(pop3) => pop3.capabilities(),
+            Opened::ImapPop3(pair) => pair.capabilities(),
+            Opened::Maildir(maildir) => maildir.capabilities(),
+        }
+    }
+
     /// The write side, for storages that have one.
     pub(crate) fn as_storage_mut(&mut self) -> Option<&mut dyn StorageMut> {
         match self {

@@ -1,6 +1,8 @@
 //! Progress: on a terminal, an indicatif bar per user showing the current folder, its
 //! messages, bytes/s and ETA; elsewhere a plain line every few seconds; with `-q` nothing.
+//! With `--parallel-folders` the counts are those of every folder being copied.
 
+use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
@@ -47,7 +49,8 @@ pub(crate) struct UserProgress {
     bar: Option<ProgressBar>,
     interval: Option<Duration>,
     last_line: Instant,
-    mailbox: String,
+    /// The folders being copied now (several with `--parallel-folders`).
+    active: BTreeSet<String>,
     mailboxes_total: usize,
     mailboxes_done: usize,
     messages_total: u64,
@@ -81,7 +84,7 @@ impl UserProgress {
             bar,
             interval,
             last_line: Instant::now(),
-            mailbox: String::new(),
+            active: BTreeSet::new(),
             mailboxes_total: 0,
             mailboxes_done: 0,
             messages_total: 0,
@@ -99,14 +102,20 @@ impl UserProgress {
     }
 
     pub(crate) fn mailbox_planned(&mut self, plan: &MailboxPlan) {
-        self.mailbox = plan.mailbox.to_string();
-        self.messages_total = plan.save.len() as u64;
-        self.messages_done = 0;
-        self.bytes_total = plan.save.iter().filter_map(|m| m.virtual_size).sum();
-        self.bytes_done = 0;
-        self.mailbox_started = Instant::now();
+        if self.active.is_empty() {
+            self.messages_total = 0;
+            self.messages_done = 0;
+            self.bytes_total = 0;
+            self.bytes_done = 0;
+            self.mailbox_started = Instant::now();
+            if let Some(bar) = &self.bar {
+                bar.reset();
+            }
+        }
+        self.active.insert(plan.mailbox.to_string());
+        self.messages_total += plan.save.len() as u64;
+        self.bytes_total += plan.save.iter().filter_map(|m| m.virtual_size).sum::<u64>();
         if let Some(bar) = &self.bar {
-            bar.reset();
             bar.set_length(self.bytes_total);
         }
         self.update_message();
@@ -124,7 +133,8 @@ impl UserProgress {
         self.maybe_line();
     }
 
-    pub(crate) fn mailbox_finished(&mut self, _report: &MailboxReport) {
+    pub(crate) fn mailbox_finished(&mut self, report: &MailboxReport) {
+        self.active.remove(&report.mailbox.to_string());
         self.mailboxes_done += 1;
         self.update_message();
         self.maybe_line();
@@ -141,12 +151,22 @@ impl UserProgress {
         if let Some(bar) = &self.bar {
             bar.set_message(format!(
                 "{} ({}/{} folders) {}/{} msgs",
-                self.mailbox,
+                self.folders(),
                 self.mailboxes_done.min(self.mailboxes_total),
                 self.mailboxes_total,
                 self.messages_done,
                 self.messages_total
             ));
+        }
+    }
+
+    /// The folder being copied, or how many and the first of them.
+    fn folders(&self) -> String {
+        let mut active = self.active.iter();
+        match (active.next(), self.active.len()) {
+            (None, _) => String::new(),
+            (Some(only), 1) => only.clone(),
+            (Some(first), n) => format!("{n} folders: {first}, ..."),
         }
     }
 
@@ -170,7 +190,7 @@ impl UserProgress {
         eprintln!(
             "dsync: {}: {} ({}/{} folders): {}/{} messages, {}/{}, {}/s, ETA {}s",
             self.label,
-            self.mailbox,
+            self.folders(),
             self.mailboxes_done,
             self.mailboxes_total,
             self.messages_done,

@@ -42,6 +42,8 @@ pub(crate) struct Settings {
     pub(crate) rawlog_dir: Option<PathBuf>,
     pub(crate) log_dir: Option<PathBuf>,
     pub(crate) jobs: usize,
+    /// Folders of one user synced at once (backup).
+    pub(crate) parallel_folders: usize,
     pub(crate) progress_interval: u64,
     pub(crate) imapc: ServerSettings,
     pub(crate) pop3c: ServerSettings,
@@ -69,6 +71,7 @@ impl Default for Settings {
             rawlog_dir: None,
             log_dir: None,
             jobs: 1,
+            parallel_folders: 1,
             progress_interval: 10,
             imapc: ServerSettings::default(),
             pop3c: ServerSettings::default(),
@@ -112,6 +115,7 @@ impl Settings {
         s.no_fsync = profile.no_fsync.unwrap_or(s.no_fsync);
         s.lock_timeout = profile.lock_timeout;
         s.jobs = profile.jobs.unwrap_or(s.jobs);
+        s.parallel_folders = profile.parallel_folders.unwrap_or(s.parallel_folders).max(1);
         s.log_dir.clone_from(&profile.log_dir);
         s.rawlog_dir.clone_from(&profile.rawlog_dir);
         s.progress_interval = profile.progress_interval.unwrap_or(s.progress_interval);
@@ -147,6 +151,7 @@ impl Settings {
             }
             s.timeout = connection.timeout.unwrap_or(s.timeout);
             s.retries = connection.retries.unwrap_or(s.retries);
+            s.parallel_folders = connection.parallel_folders.unwrap_or(s.parallel_folders).max(1);
         }
         if let Some(write) = cli.write {
             s.commit_interval = write.commit_interval.unwrap_or(s.commit_interval);

@@ -100,6 +100,21 @@ fn imaps_with_private_ca_password_file_and_master_user() {
     assert_eq!(run.status.code(), Some(0), "{}", text(&run));
     expected.assert_same(&served(&destination));
 
+    // Four folders at once: four more logins, each as the master user over TLS, the same
+    // result, and the master password in no debug line.
+    let logins = || source.log().matches("Login: user=<alice>").count();
+    let before = logins();
+    let parallel_destination = dir.path().join("Parallel");
+    let parallel_target = format!("maildir:{}", parallel_destination.display());
+    let mut parallel_args = args.to_vec();
+    parallel_args.splice(1..1, ["-D", "--parallel-folders", "4"]);
+    *parallel_args.last_mut().expect("target") = &parallel_target;
+    let parallel = dsync(&parallel_args, None);
+    assert_eq!(parallel.status.code(), Some(0), "{}", text(&parallel));
+    assert!(!text(&parallel).contains(master_password), "{}", text(&parallel));
+    assert_eq!(logins() - before, 5, "{}", source.log());
+    expected.assert_same(&served(&parallel_destination));
+
     // Without the private CA the certificate is refused: never a silent plaintext login.
     let untrusted = dsync(
         &[

@@ -93,7 +93,7 @@ struct Cli {
     #[arg(long, default_value_t = 50)]
     memory_big_mib: u64,
 
-    /// Leave these tools out (dsync, dsync-nofsync, doveadm, doveadm-fsync, mbsync,
+    /// Leave these tools out (dsync, dsync-nofsync, dsync-parallel, doveadm, doveadm-fsync, mbsync,
     /// raw-discard, raw-write).
     #[arg(long, value_name = "TOOL", num_args = 1..)]
     skip: Vec<String>,

@@ -96,9 +96,13 @@ impl Scenario {
         for outcome in &self.outcomes {
             let check = match (&outcome.error, outcome.tool) {
                 (Some(_), _) => "✗ failed (below)",
-                (None, Tool::Dsync { .. } | Tool::DsyncOther | Tool::Doveadm { .. }) => {
-                    "✓ folders, UIDVALIDITY, UIDs"
-                }
+                (
+                    None,
+                    Tool::Dsync { .. }
+                    | Tool::DsyncParallel
+                    | Tool::DsyncOther
+                    | Tool::Doveadm { .. },
+                ) => "✓ folders, UIDVALIDITY, UIDs",
                 (None, Tool::Mbsync) => "✓ message counts",
                 (None, Tool::RawWrite) => "✓ file count",
                 (None, Tool::RawDiscard) => "–",
@@ -144,7 +148,7 @@ impl Scenario {
         let mut out = String::from(
             "\nRatios (peer time ÷ our time: > 1 means we are faster; RSS: peer ÷ ours):\n\n",
         );
-        let ours = [Tool::Dsync { fsync: true }, Tool::Dsync { fsync: false }];
+        let ours = [Tool::Dsync { fsync: true }, Tool::Dsync { fsync: false }, Tool::DsyncParallel];
         let peers = [
             Tool::DsyncOther,
             Tool::Doveadm { fsync: false },

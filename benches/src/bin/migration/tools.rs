@@ -16,6 +16,8 @@ use crate::{PASSWORD, Result, USER};
 pub(crate) enum Tool {
     /// `dsync backup`, per-message fsync (the default) or `--no-fsync`.
     Dsync { fsync: bool },
+    /// `dsync backup --no-fsync --parallel-folders 4`.
+    DsyncParallel,
     /// `dsync backup --no-fsync` of another build (`--compare-dsync`), e.g. before a change.
     DsyncOther,
     /// `doveadm backup -R imapc:` with Dovecot's migration settings; `mail_fsync = never`
@@ -30,9 +32,10 @@ pub(crate) enum Tool {
 }
 
 impl Tool {
-    pub(crate) const ALL: [Tool; 7] = [
+    pub(crate) const ALL: [Tool; 8] = [
         Tool::Dsync { fsync: true },
         Tool::Dsync { fsync: false },
+        Tool::DsyncParallel,
         Tool::Doveadm { fsync: false },
         Tool::Doveadm { fsync: true },
         Tool::Mbsync,
@@ -44,6 +47,7 @@ impl Tool {
         match self {
             Tool::Dsync { fsync: true } => "dsync backup (fsync per message)",
             Tool::Dsync { fsync: false } => "dsync backup --no-fsync",
+            Tool::DsyncParallel => "dsync backup --no-fsync --parallel-folders 4",
             Tool::DsyncOther => "other dsync build, --no-fsync",
             Tool::Doveadm { fsync: false } => "doveadm backup -R imapc: (mail_fsync=never)",
             Tool::Doveadm { fsync: true } => "doveadm backup -R imapc: (default fsync)",
@@ -58,6 +62,7 @@ impl Tool {
         match self {
             Tool::Dsync { fsync: true } => "dsync",
             Tool::Dsync { fsync: false } => "dsync-nofsync",
+            Tool::DsyncParallel => "dsync-parallel",
             Tool::DsyncOther => "dsync-other",
             Tool::Doveadm { fsync: false } => "doveadm",
             Tool::Doveadm { fsync: true } => "doveadm-fsync",
@@ -157,7 +162,7 @@ fn run_once(
     outcome.command = invocation.display();
     let full = measure::run(&invocation, &log("full"), &[0])?;
     let checked = match tool {
-        Tool::Dsync { .. } | Tool::DsyncOther | Tool::Doveadm { .. } => {
+        Tool::Dsync { .. } | Tool::DsyncParallel | Tool::DsyncOther | Tool::Doveadm { .. } => {
             verify::same_uids(dest, setup.truth)
         }
         Tool::Mbsync => verify::same_counts(dest, setup.truth),
@@ -225,6 +230,15 @@ fn prepare(setup: &Setup<'_>, tool: Tool, dest: &Path) -> Result<Invocation> {
             }
             invocation
         }
+        Tool::DsyncParallel => Invocation::new(setup.dsync)
+            .arg("-q")
+            .arg("backup")
+            .arg(format!("imap://{USER}@127.0.0.1:{port}"))
+            .arg(format!("maildir:{}", dest.display()))
+            .arg("--no-fsync")
+            .arg("--parallel-folders")
+            .arg("4")
+            .env("DSYNC_PASSWORD", PASSWORD),
         Tool::Doveadm { fsync } => {
             // doveadm switches to the mail user, who must own the destination.
             fs::create_dir_all(dest)?;

@@ -31,6 +31,9 @@ pub struct ImapStorage {
     /// wire name; each is used once by `status`, so a run asks no STATUS round trip per
     /// mailbox, and a later `status` of the same mailbox asks the server again.
     listed: HashMap<Vec<u8>, imapc::proto::MailboxStatus>,
+    /// The subscriptions that came in the same round trip as the last LIST; the next
+    /// `subscriptions` answers from them once.
+    subscribed: Option<Vec<imapc::proto::ListEntry>>,
 }
 
 impl ImapStorage {
@@ -51,16 +54,16 @@ impl ImapStorage {
         mut session: Session,
         description: String,
     ) -> Result<ImapStorage, StorageError> {
-        // `LIST "" ""` answers with the hierarchy delimiter (RFC 3501 §6.3.8).
-        let root = session.list("", "").map_err(|e| convert_error(e, "LIST"))?;
+        // `LIST "" ""` answers with the hierarchy delimiter (RFC 3501 §6.3.8). With
+        // CONDSTORE, HIGHESTMODSEQ tells whether anything changed since the last run: the
+        // ENABLE goes in the same round trip.
+        let (root, enabled) = if session.has_capability("CONDSTORE") {
+            session.list_and_enable("", "", &["CONDSTORE"]).map_err(|e| convert_error(e, "LIST"))?
+        } else {
+            (session.list("", "").map_err(|e| convert_error(e, "LIST"))?, Vec::new())
+        };
         let delimiter = root.first().and_then(|entry| entry.delimiter);
-        // With CONDSTORE, HIGHESTMODSEQ tells whether anything changed since the last run.
-        let condstore = session.has_capability("CONDSTORE")
-            && session
-                .enable(&["CONDSTORE"])
-                .map_err(|e| convert_error(e, "ENABLE"))?
-                .iter()
-                .any(|c| c.eq_ignore_ascii_case("CONDSTORE"));
+        let condstore = enabled.iter().any(|c| c.eq_ignore_ascii_case("CONDSTORE"));
         Ok(ImapStorage {
             session,
             description,
@@ -68,6 +71,7 @@ impl ImapStorage {
             examined: None,
             condstore,
             listed: HashMap::new(),
+            subscribed: None,
         })
     }
 
@@ -144,8 +148,12 @@ impl Storage for ImapStorage {
             if self.session.has_capability("LIST-STATUS") {
                 options.return_status = self.status_items();
             }
-            let listed =
-                self.session.list_extended(&options).map_err(|e| convert_error(e, "LIST"))?;
+            // The subscriptions come along: a sync asks for them next.
+            let (listed, subscribed) = self
+                .session
+                .list_with_subscribed(&options)
+                .map_err(|e| convert_error(e, "LIST"))?;
+            self.subscribed = Some(subscribed);
             self.listed = listed
                 .statuses
                 .into_iter()
@@ -165,8 +173,12 @@ impl Storage for ImapStorage {
     }
 
     fn subscriptions(&mut self) -> Result<BTreeSet<MailboxName>, StorageError> {
-        let entries =
-            self.session.list_subscribed().map_err(|e| convert_error(e, "LIST (SUBSCRIBED)"))?;
+        let entries = match self.subscribed.take() {
+            Some(entries) => entries,
+            None => {
+                self.session.list_subscribed().map_err(|e| convert_error(e, "LIST (SUBSCRIBED)"))?
+            }
+        };
         entries.iter().map(|entry| self.our_name(&entry.name)).collect()
     }
 

@@ -312,6 +312,47 @@ impl Conn {
         }
     }
 
+    /// Reads until each of `tags` (commands sent back to back, in that order) is answered,
+    /// giving every untagged response to `each`, whichever command it belongs to: a server
+    /// may run commands that touch no mailbox concurrently (Dovecot does), so their untagged
+    /// answers can interleave. The first failure is returned once all answers are in.
+    pub(crate) fn finish_all(
+        &mut self,
+        tags: &[(String, &'static str)],
+        each: &mut dyn FnMut(Untagged) -> Result<()>,
+    ) -> Result<()> {
+        let mut open: Vec<&(String, &'static str)> = tags.iter().collect();
+        let mut deferred: Option<Error> = None;
+        while !open.is_empty() {
+            match self.next_response()? {
+                Response::Untagged(untagged) => {
+                    if deferred.is_none()
+                        && let Err(error) = each(untagged)
+                    {
+                        deferred = Some(error);
+                    }
+                }
+                Response::Tagged { tag, status } => {
+                    let Some(index) = open.iter().position(|(t, _)| *t == tag) else {
+                        return self.guard(Err(Error::Protocol(format!(
+                            "answer for unknown tag {tag:?}"
+                        ))));
+                    };
+                    let (_, command) = open.remove(index);
+                    if let Err(error) = check(command, status) {
+                        deferred.get_or_insert(error);
+                    }
+                }
+                Response::Continuation { .. } => {
+                    return self.guard(Err(Error::Protocol(
+                        "unexpected continuation during pipelined commands".into(),
+                    )));
+                }
+            }
+        }
+        deferred.map_or(Ok(()), Err)
+    }
+
     /// Runs a command, ignoring untagged data.
     pub(crate) fn simple(&mut self, command: &Command<'_>) -> Result<Status> {
         self.run(command, &mut |_| Ok(()))

@@ -88,7 +88,47 @@ pub struct ListResult {
     pub statuses: Vec<MailboxStatus>,
 }
 
+/// A LIST command's arguments, checked against the server's capabilities.
+pub(crate) struct ListArgs {
+    reference: MailboxName,
+    pattern: MailboxName,
+    selection: Vec<ListSelection>,
+    returns: Vec<ListReturn>,
+}
+
+impl ListArgs {
+    pub(crate) fn command(&self) -> Command<'_> {
+        Command::List {
+            reference: &self.reference,
+            pattern: &self.pattern,
+            selection: &self.selection,
+            returns: &self.returns,
+        }
+    }
+}
+
 pub(crate) fn list(conn: &mut Conn, options: &ListOptions) -> Result<ListResult> {
+    let args = list_args(conn, options)?;
+    let mut result = ListResult::default();
+    conn.run(&args.command(), &mut |untagged| {
+        result.take(untagged);
+        Ok(())
+    })?;
+    Ok(result)
+}
+
+impl ListResult {
+    /// Keeps what belongs to a LIST answer.
+    pub(crate) fn take(&mut self, untagged: Untagged) {
+        match untagged {
+            Untagged::List(entry) if entry.kind == ListKind::List => self.entries.push(entry),
+            Untagged::MailboxStatus(status) => self.statuses.push(status),
+            _ => {}
+        }
+    }
+}
+
+pub(crate) fn list_args(conn: &Conn, options: &ListOptions) -> Result<ListArgs> {
     let mut selection = Vec::new();
     let mut returns = Vec::new();
     let extended = options.subscribed_only
@@ -130,24 +170,12 @@ pub(crate) fn list(conn: &mut Conn, options: &ListOptions) -> Result<ListResult>
         }
         returns.push(ListReturn::Status(options.return_status.clone()));
     }
-    let reference = MailboxName::from_utf8(&options.reference);
-    let pattern = MailboxName::from_utf8(&options.pattern);
-    let command = Command::List {
-        reference: &reference,
-        pattern: &pattern,
-        selection: &selection,
-        returns: &returns,
-    };
-    let mut result = ListResult::default();
-    conn.run(&command, &mut |untagged| {
-        match untagged {
-            Untagged::List(entry) if entry.kind == ListKind::List => result.entries.push(entry),
-            Untagged::MailboxStatus(status) => result.statuses.push(status),
-            _ => {}
-        }
-        Ok(())
-    })?;
-    Ok(result)
+    Ok(ListArgs {
+        reference: MailboxName::from_utf8(&options.reference),
+        pattern: MailboxName::from_utf8(&options.pattern),
+        selection,
+        returns,
+    })
 }
 
 pub(crate) fn lsub(conn: &mut Conn, reference: &str, pattern: &str) -> Result<Vec<ListEntry>> {

@@ -4,8 +4,8 @@ use std::io;
 
 use crate::error::{Error, Result};
 use crate::proto::{
-    AppendMessage, Code, Command, FetchItem, ListAttribute, ListEntry, MailboxStatus, Namespaces,
-    Response, SearchKey, StatusItem, StoreAction, Untagged,
+    AppendMessage, Code, Command, FetchItem, ListAttribute, ListEntry, ListKind, MailboxStatus,
+    Namespaces, Response, SearchKey, StatusItem, StoreAction, Untagged,
 };
 use crate::types::{Capabilities, Flag, MailboxName, SequenceSet, Uid, UidValidity};
 
@@ -120,6 +120,12 @@ impl Session {
             }
             Ok(())
         })?;
+        self.enabled(&enabled);
+        Ok(enabled)
+    }
+
+    /// Switches to what the server enabled: `UTF8=ACCEPT` puts mailbox names in UTF-8.
+    fn enabled(&mut self, enabled: &[String]) {
         if enabled
             .iter()
             .any(|c| c.eq_ignore_ascii_case("UTF8=ACCEPT") || c.eq_ignore_ascii_case("IMAP4rev2"))
@@ -127,7 +133,83 @@ impl Session {
             self.conn.utf8 = true;
             self.conn.decoder.set_utf8_names(true);
         }
-        Ok(enabled)
+    }
+
+    /// [`list`](Self::list) and [`enable`](Self::enable) in one round trip, the ENABLE
+    /// sent right behind the LIST: the two commands a client typically starts a session
+    /// with (`LIST "" ""` for the hierarchy delimiter). Without ENABLE support on the
+    /// server only the LIST is sent and nothing is enabled.
+    pub fn list_and_enable(
+        &mut self,
+        reference: &str,
+        pattern: &str,
+        capabilities: &[&str],
+    ) -> Result<(Vec<ListEntry>, Vec<String>)> {
+        if !self.has_capability("ENABLE") && !self.has_capability("IMAP4rev2") {
+            return Ok((self.list(reference, pattern)?, Vec::new()));
+        }
+        let options = ListOptions {
+            reference: reference.into(),
+            pattern: pattern.into(),
+            ..ListOptions::default()
+        };
+        let args = mailbox::list_args(&self.conn, &options)?;
+        let list_tag = self.conn.send(&args.command())?;
+        let enable_tag = self.conn.send(&Command::Enable(capabilities))?;
+        let mut listed = ListResult::default();
+        let mut enabled = Vec::new();
+        self.conn.finish_all(&[(list_tag, "LIST"), (enable_tag, "ENABLE")], &mut |untagged| {
+            match untagged {
+                Untagged::Enabled(names) => enabled.extend(names),
+                other => listed.take(other),
+            }
+            Ok(())
+        })?;
+        self.enabled(&enabled);
+        Ok((listed.entries, enabled))
+    }
+
+    /// [`list_extended`](Self::list_extended) of `options` and
+    /// [`list_subscribed`](Self::list_subscribed) in one round trip. The server may run
+    /// the two concurrently and interleave their answers (Dovecot does): entries marked
+    /// `\Subscribed` (or LSUB answers) belong to the second, so `options` must not ask for
+    /// `RETURN (SUBSCRIBED)` or select subscribed mailboxes only; if it does, the two
+    /// commands run one after the other.
+    pub fn list_with_subscribed(
+        &mut self,
+        options: &ListOptions,
+    ) -> Result<(ListResult, Vec<ListEntry>)> {
+        if options.return_subscribed || options.subscribed_only {
+            let listed = self.list_extended(options)?;
+            return Ok((listed, self.list_subscribed()?));
+        }
+        let args = mailbox::list_args(&self.conn, options)?;
+        let list_tag = self.conn.send(&args.command())?;
+        let subscribed_tag =
+            if self.has_capability("LIST-EXTENDED") || self.has_capability("IMAP4rev2") {
+                let subscribed = ListOptions { subscribed_only: true, ..ListOptions::all() };
+                let args = mailbox::list_args(&self.conn, &subscribed)?;
+                (self.conn.send(&args.command())?, "LIST (SUBSCRIBED)")
+            } else {
+                let all = MailboxName::from_utf8("*");
+                let root = MailboxName::from_utf8("");
+                (self.conn.send(&Command::Lsub { reference: &root, pattern: &all })?, "LSUB")
+            };
+        let mut listed = ListResult::default();
+        let mut subscribed = Vec::new();
+        self.conn.finish_all(&[(list_tag, "LIST"), subscribed_tag], &mut |untagged| {
+            match untagged {
+                Untagged::List(entry)
+                    if entry.kind == ListKind::Lsub
+                        || entry.attributes.contains(&ListAttribute::Subscribed) =>
+                {
+                    subscribed.push(entry);
+                }
+                other => listed.take(other),
+            }
+            Ok(())
+        })?;
+        Ok((listed, subscribed))
     }
 
     /// `LIST reference pattern` (names in UTF-8; `*` and `%` are wildcards).

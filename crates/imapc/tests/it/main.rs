@@ -6,6 +6,7 @@ mod big;
 mod commands;
 mod fuzz_corpus;
 mod hostile;
+mod pipelined;
 mod slice;
 mod tls;
 

@@ -2,7 +2,7 @@
 //! against Dovecot and compared with the RawImap oracle.
 
 use imapc::proto::{BodyData, FetchItem, ListAttribute, StatusItem};
-use imapc::{Client, Credentials, Error, Flag, MailboxName, SequenceSet, Uid};
+use imapc::{Client, Credentials, Error, Flag, ListOptions, MailboxName, SequenceSet, Uid};
 use testkit::{Dovecot, RawImap, fixtures};
 
 use crate::{Collect, login, plain};
@@ -76,6 +76,23 @@ fn list_subscriptions_examine_and_fetch_match_the_oracle() {
         .collect();
     lsub.sort();
     assert_eq!(lsub, expected_subscriptions);
+
+    // The same two LISTs in one round trip give the same answers.
+    let options = ListOptions {
+        return_special_use: true,
+        return_status: vec![StatusItem::Messages, StatusItem::UidNext, StatusItem::UidValidity],
+        ..ListOptions::all()
+    };
+    let alone = session.list_extended(&options).expect("LIST-STATUS");
+    let (together, subscribed) = session.list_with_subscribed(&options).expect("both LISTs");
+    assert_eq!(together, alone);
+    let mut subscribed: Vec<String> =
+        subscribed.iter().map(|e| String::from_utf8_lossy(e.name.as_raw()).into_owned()).collect();
+    subscribed.sort();
+    assert_eq!(subscribed, expected_subscriptions);
+    let (root, enabled) = session.list_and_enable("", "", &["CONDSTORE"]).expect("LIST + ENABLE");
+    assert_eq!(root, session.list("", "").expect("LIST"));
+    assert_eq!(enabled, ["CONDSTORE"]);
 
     // Every selectable mailbox: EXAMINE values and fetched messages equal the oracle's.
     for (raw_name, attributes) in oracle.list() {

@@ -8,6 +8,7 @@
 //!   CA file, SNI, and certificate verification that is always on unless the caller asks for
 //!   [`TlsOptions::dangerous_accept_invalid_certs`] by name.
 //! * [`Secret`] — a value whose `Debug` and `Display` print `<redacted>` in every build.
+//! * [`Trace`] — the protocol trace callback of both clients (credentials masked).
 //!
 //! ```no_run
 //! use std::io::Read;
@@ -33,8 +34,10 @@ mod error;
 mod secret;
 mod stream;
 mod tls;
+mod trace;
 
 pub use error::{Error, is_timeout};
 pub use secret::Secret;
 pub use stream::{Stream, Timeouts};
 pub use tls::{TlsConnector, TlsOptions};
+pub use trace::{Trace, TraceDirection};

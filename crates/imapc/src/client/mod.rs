@@ -18,41 +18,8 @@ use conn::Conn;
 pub use auth::AuthMechanism;
 pub use fetch::{FetchHandler, MessageMeta};
 pub use mailbox::{ListOptions, ListResult, MailboxInfo, SelectOptions};
+pub use mailnet::{Trace, TraceDirection};
 pub use session::{AppendUid, IdFields, Session};
-
-/// Which way a traced protocol line went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TraceDirection {
-    /// Client to server.
-    Sent,
-    /// Server to client.
-    Received,
-}
-
-/// A protocol trace callback (for logging). Credentials never reach it: LOGIN and
-/// AUTHENTICATE arguments and SASL responses are replaced by `<redacted>`, and literal
-/// data (message bodies) by its length.
-#[derive(Clone)]
-pub struct Trace(std::sync::Arc<TraceFn>);
-
-type TraceFn = dyn Fn(TraceDirection, &str) + Send + Sync;
-
-impl Trace {
-    /// Wraps a callback.
-    pub fn new(callback: impl Fn(TraceDirection, &str) + Send + Sync + 'static) -> Trace {
-        Trace(std::sync::Arc::new(callback))
-    }
-
-    pub(crate) fn emit(&self, direction: TraceDirection, text: &str) {
-        (self.0)(direction, text);
-    }
-}
-
-impl fmt::Debug for Trace {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Trace(..)")
-    }
-}
 
 /// How the connection is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

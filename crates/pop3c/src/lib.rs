@@ -16,6 +16,9 @@
 //! * Errors say what to do: [`Error::kind`] is [`ErrorKind::Retryable`] for `[IN-USE]`,
 //!   `[LOGIN-DELAY]`, `[SYS/TEMP]` and dropped connections, [`ErrorKind::Credentials`]
 //!   for `[AUTH]`, [`ErrorKind::Permanent`] otherwise.
+//! * An optional [`Trace`] ([`ConnectOptions::trace`]) sees every command and status line;
+//!   `PASS`, the `APOP` digest and SASL payloads show as `<redacted>`, bodies as their
+//!   length.
 //!
 //! ```no_run
 //! use std::io::Read;
@@ -62,5 +65,5 @@ pub use client::{
     Session, Stat,
 };
 pub use error::{Error, ErrorKind, Result};
-pub use mailnet::{Secret, Timeouts, TlsOptions};
+pub use mailnet::{Secret, Timeouts, TlsOptions, Trace, TraceDirection};
 pub use types::{Capabilities, Capability, InvalidUidl, MessageNumber, ResponseCode, Uidl};

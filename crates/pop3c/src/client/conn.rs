@@ -3,11 +3,11 @@
 
 use std::io::{self, Read};
 
-use mailnet::Stream;
+use mailnet::{Stream, Trace, TraceDirection};
 
 use crate::error::{Error, Result};
 use crate::proto::{Command, Decoder, Event, Status, parse_capability};
-use crate::types::{Capabilities, MessageNumber};
+use crate::types::{Capabilities, MessageNumber, escape};
 
 use super::ConnectOptions;
 
@@ -30,12 +30,52 @@ pub(crate) struct Conn {
     pub(crate) capabilities: Capabilities,
     /// Set after an error that leaves the stream out of sync.
     broken: bool,
+    /// Lines (listing) or octets (body) of the multi-line answer being read, for the trace.
+    multi_line_len: u64,
+}
+
+/// Lines of a listing (`CAPA`, `LIST`, `UIDL`) a trace shows; the rest are only counted.
+const TRACE_LISTING_LINES: u64 = 16;
+
+/// Hands a line to the trace, if any; `text` is only built when there is one.
+fn emit(trace: Option<&Trace>, direction: TraceDirection, text: impl FnOnce() -> String) {
+    if let Some(trace) = trace {
+        trace.emit(direction, &text());
+    }
+}
+
+/// A status line as the trace shows it: `+OK [CODE] text`, control characters escaped.
+fn status_line(status: &Status) -> String {
+    let mut line = String::from(if status.is_ok() { "+OK" } else { "-ERR" });
+    if let Some(code) = &status.code {
+        line.push_str(" [");
+        line.push_str(code.as_str());
+        line.push(']');
+    }
+    if !status.text.is_empty() {
+        line.push(' ');
+        for c in status.text.chars() {
+            if c.is_control() {
+                line.extend(c.escape_default());
+            } else {
+                line.push(c);
+            }
+        }
+    }
+    line
 }
 
 impl Conn {
     pub(crate) fn new(stream: Stream, options: ConnectOptions) -> Conn {
         let decoder = Decoder::new(options.limits);
-        Conn { stream, decoder, options, capabilities: Capabilities::default(), broken: false }
+        Conn {
+            stream,
+            decoder,
+            options,
+            capabilities: Capabilities::default(),
+            broken: false,
+            multi_line_len: 0,
+        }
     }
 
     /// Commands that may be in flight at once: 1 without `PIPELINING`.
@@ -80,6 +120,7 @@ impl Conn {
         }
         for command in commands {
             self.decoder.expect(command.response_kind());
+            emit(self.options.trace.as_ref(), TraceDirection::Sent, || command.redacted());
         }
         let sent = self.stream.send(&out).map_err(Error::from);
         self.guard(sent)
@@ -103,9 +144,26 @@ impl Conn {
         self.check_usable()?;
         loop {
             let head = match self.decoder.next_event() {
-                Ok(Some(Event::Status(status))) => Head::Status(status),
-                Ok(Some(Event::MultiLineStart(_))) => Head::MultiLine,
-                Ok(Some(Event::Continuation(_))) => Head::Continuation,
+                Ok(Some(Event::Status(status))) => {
+                    emit(self.options.trace.as_ref(), TraceDirection::Received, || {
+                        status_line(&status)
+                    });
+                    Head::Status(status)
+                }
+                Ok(Some(Event::MultiLineStart(status))) => {
+                    emit(self.options.trace.as_ref(), TraceDirection::Received, || {
+                        status_line(&status)
+                    });
+                    self.multi_line_len = 0;
+                    Head::MultiLine
+                }
+                Ok(Some(Event::Continuation(challenge))) => {
+                    // A SASL challenge is redacted like our responses: some mechanisms
+                    // carry secrets in both directions.
+                    let text = if challenge.is_empty() { "+" } else { "+ <redacted>" };
+                    emit(self.options.trace.as_ref(), TraceDirection::Received, || text.to_owned());
+                    Head::Continuation
+                }
                 Ok(Some(other)) => {
                     let error = Error::Protocol(format!("unexpected {other:?} before a status"));
                     return self.guard(Err(error));
@@ -125,8 +183,22 @@ impl Conn {
         self.check_usable()?;
         loop {
             match self.decoder.next_event() {
-                Ok(Some(Event::Line(line))) => return Ok(Some(each(line))),
-                Ok(Some(Event::End)) => return Ok(None),
+                Ok(Some(Event::Line(line))) => {
+                    self.multi_line_len += 1;
+                    if self.multi_line_len <= TRACE_LISTING_LINES {
+                        emit(self.options.trace.as_ref(), TraceDirection::Received, || {
+                            escape(line)
+                        });
+                    }
+                    return Ok(Some(each(line)));
+                }
+                Ok(Some(Event::End)) => {
+                    let lines = self.multi_line_len;
+                    emit(self.options.trace.as_ref(), TraceDirection::Received, || {
+                        format!(". ({lines} line{})", if lines == 1 { "" } else { "s" })
+                    });
+                    return Ok(None);
+                }
                 Ok(Some(other)) => {
                     let error = Error::Protocol(format!("unexpected {other:?} in a listing"));
                     return self.guard(Err(error));
@@ -150,8 +222,15 @@ impl Conn {
                 Ok(Some(Event::Data(data))) => {
                     dst[filled..filled + data.len()].copy_from_slice(data);
                     filled += data.len();
+                    self.multi_line_len += data.len() as u64;
                 }
-                Ok(Some(Event::End)) => return Ok((filled, true)),
+                Ok(Some(Event::End)) => {
+                    let octets = self.multi_line_len;
+                    emit(self.options.trace.as_ref(), TraceDirection::Received, || {
+                        format!(". ({octets} octets)")
+                    });
+                    return Ok((filled, true));
+                }
                 Ok(Some(other)) => {
                     let error = Error::Protocol(format!("unexpected {other:?} in a body"));
                     return self.guard(Err(error));

@@ -7,7 +7,7 @@ mod session;
 
 use std::fmt;
 
-use mailnet::{Secret, Stream, Timeouts, TlsConnector, TlsOptions};
+use mailnet::{Secret, Stream, Timeouts, TlsConnector, TlsOptions, Trace};
 
 use crate::error::{Error, Result};
 use crate::proto::{Command, Limits, Status, apop_timestamp};
@@ -50,6 +50,10 @@ pub struct ConnectOptions {
     /// Use `PIPELINING` when the server announces it (default). Dovecot's
     /// `pop3c_features = no-pipelining` is the same switch.
     pub pipelining: bool,
+    /// Protocol trace, off by default: every command line and every status line. `PASS`,
+    /// the `APOP` digest and SASL payloads (both ways) show as `<redacted>`; a listing
+    /// shows its first lines and its length, a body only its length.
+    pub trace: Option<Trace>,
 }
 
 impl ConnectOptions {
@@ -64,6 +68,7 @@ impl ConnectOptions {
             limits: Limits::default(),
             pipeline_depth: 32,
             pipelining: true,
+            trace: None,
         }
     }
 
@@ -88,6 +93,12 @@ impl ConnectOptions {
     /// Sets how many commands may be in flight with `PIPELINING` (at least 1).
     pub fn pipeline_depth(mut self, depth: usize) -> ConnectOptions {
         self.pipeline_depth = depth.max(1);
+        self
+    }
+
+    /// Sets a protocol trace callback.
+    pub fn trace(mut self, trace: Trace) -> ConnectOptions {
+        self.trace = Some(trace);
         self
     }
 

@@ -119,11 +119,12 @@ impl Command<'_> {
         }
     }
 
-    /// The command line as a trace may show it: arguments of `PASS`, `APOP`, `AUTH` and
-    /// SASL responses replaced by `<redacted>`.
+    /// The command line as a trace may show it: arguments of `PASS`, `APOP` and `AUTH`
+    /// replaced by `<redacted>`, and a SASL response line (no keyword) by just that.
     pub fn redacted(&self) -> String {
         match self {
-            Command::Pass(_) | Command::SaslResponse(_) => format!("{} <redacted>", self.name()),
+            Command::Pass(_) => "PASS <redacted>".to_owned(),
+            Command::SaslResponse(_) => "<redacted>".to_owned(),
             Command::Apop { name, .. } => format!("APOP {name} <redacted>"),
             Command::Auth { mechanism, initial_response: Some(_) } => {
                 format!("AUTH {mechanism} <redacted>")
@@ -278,6 +279,8 @@ mod tests {
         }
         assert_eq!(Command::Pass(&password).redacted(), "PASS <redacted>");
         assert_eq!(Command::Retr(n(7)).redacted(), "RETR 7");
+        assert_eq!(Command::SaslResponse(&plain).redacted(), "<redacted>");
+        assert_eq!(Command::SaslCancel.redacted(), "*");
         assert!(!format!("{:?}", Command::Pass(&password)).contains("space"));
     }
 

@@ -7,6 +7,7 @@ mod dovecot;
 mod fuzz_corpus;
 mod hostile;
 mod tls;
+mod trace;
 
 use pop3c::{Client, ConnectOptions, Credentials, Security, Session, TlsOptions};
 use testkit::Dovecot;

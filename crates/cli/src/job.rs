@@ -55,10 +55,12 @@ pub(crate) struct Job {
 }
 
 impl Job {
-    /// The name in logs, progress and reports.
+    /// The name in logs, progress and reports: the user, also of a POP3 or IMAP+POP3
+    /// source (its log files are `USER.log` / `USER.rawlog` like an IMAP source's).
     pub(crate) fn label(&self) -> String {
         self.user.clone().unwrap_or_else(|| match &self.source {
-            Location::Imap(imap) => imap.user.clone(),
+            Location::Imap(server) | Location::Pop3(server) => server.user.clone(),
+            Location::ImapPop3 { imap, .. } => imap.user.clone(),
             other => other.to_string(),
         })
     }

@@ -1,7 +1,8 @@
 //! Logs through `tracing`: warnings (and with `-v` each mailbox, with `-D` each protocol
 //! line) on stderr as `dsync: [user: ]warning: …`, and per user a log file with
-//! timestamps. Protocol lines come from `imapc`'s trace, which masks LOGIN/AUTHENTICATE
-//! arguments and SASL responses, so no password or token reaches a log.
+//! timestamps. Protocol lines (`C: …` sent, `S: …` received) come from the `imapc` and
+//! `pop3c` traces, which mask LOGIN/AUTHENTICATE and PASS/APOP/AUTH arguments and SASL
+//! exchanges, so no password or token reaches a log.
 
 use std::fs::File;
 use std::io::{self, Write};

@@ -9,7 +9,7 @@ use dsync_core::adapters::imap::ImapStorage;
 use dsync_core::adapters::maildir::MaildirStorage;
 use dsync_core::adapters::pop3::{ImapPop3Storage, Pop3Storage};
 use dsync_core::{ErrorKind, Storage, StorageError, StorageMut};
-use imapc::{AuthMechanism, ConnectOptions, Credentials, Security, Timeouts, TlsOptions, Trace};
+use imapc::{AuthMechanism, ConnectOptions, Credentials, Security, Timeouts, TlsOptions};
 use mailstore::{Durability, Maildir, Options};
 
 use crate::credentials::{CredentialError, PASSWORD_ENV, SecretSource};
@@ -370,9 +370,12 @@ fn pop3_login(
         Transport::Tls => pop3c::Security::Tls,
         Transport::StartTls => pop3c::Security::StartTls,
     };
-    let options = pop3c::ConnectOptions::new(location.host.clone(), location.port, security)
+    let mut options = pop3c::ConnectOptions::new(location.host.clone(), location.port, security)
         .tls(tls_options(settings))
         .timeouts(timeouts(settings));
+    if access.debug || access.rawlog.is_some() {
+        options = options.trace(trace(access.debug, access.rawlog.clone()));
+    }
     let (user, master) = login_names(location, settings);
     let password = secret.into_inner();
     let credentials = match master {
@@ -382,12 +385,13 @@ fn pop3_login(
     Ok((options, credentials))
 }
 
-/// A protocol trace: `-D` lines through tracing, and the raw log file.
-fn trace(debug: bool, rawlog: Option<RawLog>) -> Trace {
-    Trace::new(move |direction, line| {
+/// A protocol trace (IMAP and POP3 alike): `-D` lines through tracing, and the raw log
+/// file.
+fn trace(debug: bool, rawlog: Option<RawLog>) -> mailnet::Trace {
+    mailnet::Trace::new(move |direction, line| {
         let arrow = match direction {
-            imapc::TraceDirection::Sent => "C:",
-            imapc::TraceDirection::Received => "S:",
+            mailnet::TraceDirection::Sent => "C:",
+            mailnet::TraceDirection::Received => "S:",
         };
         let line = line.trim_end();
         if debug {

@@ -123,3 +123,54 @@ fn unmatched_pop3_mail_fails_with_the_setting_that_lets_it_through() {
         text(&tolerated)
     );
 }
+
+#[test]
+fn pop3_debug_and_raw_log_show_the_protocol_but_no_password() {
+    let source = Dovecot::builder().user("alice", PASSWORD).start();
+    populate(&source, "alice", false);
+    let pop3 = format!("pop3://alice@127.0.0.1:{}", source.pop3_port());
+    let pair = format!("imap://alice@127.0.0.1:{},{pop3}", source.imap_port());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rawlogs = dir.path().join("raw");
+    let rawlog = rawlogs.to_str().expect("utf-8");
+    // The password never appears: `dsync` asserts it for stdout and stderr, and an
+    // `AUTH PLAIN` line never shows its argument.
+    let no_sasl_payload = |said: &str| {
+        for line in said.lines().filter(|line| line.contains("AUTH PLAIN")) {
+            assert!(line.ends_with("AUTH PLAIN <redacted>"), "{line}");
+        }
+    };
+
+    // IMAP with POP3 UIDLs first (TOP only: RETR would mark mail \Seen, see above).
+    let paired =
+        dsync(&["backup", "-D", &pair, &maildir(&dir.path().join("pair"))], Some(PASSWORD));
+    assert_eq!(paired.status.code(), Some(0), "{}", text(&paired));
+    let said = String::from_utf8_lossy(&paired.stderr);
+    for wanted in ["C: AUTH PLAIN <redacted>", "C: UIDL", "C: TOP 1 0", "S: +OK", "SELECT"] {
+        assert!(said.contains(wanted), "{wanted:?} missing: {said}");
+    }
+    no_sasl_payload(&said);
+
+    let run = dsync(
+        &["backup", "-D", "-r", rawlog, &pop3, &maildir(&dir.path().join("pop3"))],
+        Some(PASSWORD),
+    );
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let said = String::from_utf8_lossy(&run.stderr);
+    for wanted in
+        ["C: AUTH PLAIN <redacted>", "S: +OK Logged in", "C: UIDL", "C: RETR 5", "C: QUIT"]
+    {
+        assert!(said.contains(wanted), "{wanted:?} missing: {said}");
+    }
+    no_sasl_payload(&said);
+    // Bodies are shown by their length only.
+    assert!(!said.contains("Subject: same size"), "{said}");
+    assert!(said.contains(" octets)"), "{said}");
+
+    let raw = std::fs::read_to_string(rawlogs.join("alice.rawlog")).expect("raw log");
+    for wanted in ["C: AUTH PLAIN <redacted>", "C: UIDL", "C: RETR 1", "S: +OK"] {
+        assert!(raw.contains(wanted), "{wanted:?} missing from the raw log: {raw}");
+    }
+    assert!(!raw.contains(PASSWORD) && !raw.contains("Subject: same size"), "{raw}");
+    no_sasl_payload(&raw);
+}

@@ -37,6 +37,7 @@ fn migration_harness_runs_on_a_tiny_corpus() {
     ] {
         assert!(results.contains(row), "no {row:?} in\n{results}");
     }
-    // dsync twice and doveadm twice, at both latencies.
-    assert_eq!(results.matches("✓ folders, UIDVALIDITY, UIDs").count(), 8, "{results}");
+    // dsync three ways (fsync, --no-fsync, --parallel-folders) and doveadm twice, at both
+    // latencies.
+    assert_eq!(results.matches("✓ folders, UIDVALIDITY, UIDs").count(), 10, "{results}");
 }

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::copy::{CopyRoute, apply_reverts, copy_messages};
+use super::copy::{apply_reverts, copy_from_source};
 use super::{Names, Observer, SyncOptions, at, keep_going, local_names};
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
 use crate::model::{MailboxContents, MailboxName, MailboxStamp, MessageMeta, Uid};
@@ -10,7 +10,7 @@ use crate::plan::merge::MergeBase;
 use crate::plan::{MailboxAction, TreePlan, plan_mailbox, plan_tree};
 use crate::report::{MailboxReport, Report};
 use crate::state::{MailboxState, SyncState};
-use crate::storage::{MessageSink, NewMailbox, Storage, StorageMut};
+use crate::storage::{NewMailbox, Storage, StorageMut};
 
 pub(super) fn run(
     options: &SyncOptions,
@@ -264,20 +264,16 @@ fn sync_mailbox(
     apply_reverts(&mut *writer, &plan, &mut mailbox_report)
         .map_err(at(Side::Destination, Some(mailbox)))?;
     let saves: Vec<(Uid, &MessageMeta)> = plan.save.iter().map(|m| (m.uid, m)).collect();
-    let mut fetch =
-        |uids: &[Uid], sink: &mut dyn MessageSink| source.fetch(names.source, uids, sink);
-    let mut route = CopyRoute {
-        from: &mut fetch,
-        from_name: names.source,
-        from_side: Side::Source,
-        to_name: mailbox,
-        to_side: Side::Destination,
-    };
-    let copied =
-        copy_messages(&mut route, &mut *writer, observer, &saves, options.commit_interval)?;
-    mailbox_report.saved = copied.saved;
-    mailbox_report.bytes = copied.bytes;
-    mailbox_report.vanished = copied.vanished;
+    let copied = copy_from_source(
+        source,
+        names.source,
+        mailbox,
+        &mut *writer,
+        observer,
+        &saves,
+        options.commit_interval,
+    )?;
+    copied.record_in(&mut mailbox_report);
     if let Some(uid_next) = plan.uid_next {
         writer.raise_uid_next(uid_next).map_err(at(Side::Destination, Some(mailbox)))?;
     }

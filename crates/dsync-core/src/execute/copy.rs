@@ -9,7 +9,7 @@ use crate::error::{ErrorKind, Side, StorageError, SyncError};
 use crate::model::{MailboxName, MessageMeta, Uid};
 use crate::plan::MailboxPlan;
 use crate::report::MailboxReport;
-use crate::storage::{MailboxWriter, MessageSink};
+use crate::storage::{MailboxWriter, MessageSink, Storage};
 
 /// Reads the bodies of some UIDs into a sink (a storage's `fetch`, or a spool's replay).
 pub(super) type Fetch<'a> =
@@ -78,6 +78,37 @@ pub(super) fn copy_messages(
         error,
     })?;
     Ok(copied)
+}
+
+/// [`copy_messages`] from mailbox `from` of the read-only source into `writer`, which
+/// writes mailbox `to` of the destination (backup, import and POP3 runs).
+pub(super) fn copy_from_source(
+    source: &mut dyn Storage,
+    from: &MailboxName,
+    to: &MailboxName,
+    writer: &mut dyn MailboxWriter,
+    observer: &mut dyn Observer,
+    saves: &[(Uid, &MessageMeta)],
+    commit_interval: u32,
+) -> Result<Copied, SyncError> {
+    let mut fetch = |uids: &[Uid], sink: &mut dyn MessageSink| source.fetch(from, uids, sink);
+    let mut route = CopyRoute {
+        from: &mut fetch,
+        from_name: from,
+        from_side: Side::Source,
+        to_name: to,
+        to_side: Side::Destination,
+    };
+    copy_messages(&mut route, writer, observer, saves, commit_interval)
+}
+
+impl Copied {
+    /// Puts the counts into a mailbox's report.
+    pub(super) fn record_in(self, report: &mut MailboxReport) {
+        report.saved = self.saved;
+        report.bytes = self.bytes;
+        report.vanished = self.vanished;
+    }
 }
 
 /// Forwards fetched bodies into the writer, in ascending UID order.

@@ -8,13 +8,13 @@
 
 use std::collections::BTreeMap;
 
-use super::copy::{CopyRoute, copy_messages};
+use super::copy::copy_from_source;
 use super::{Observer, SyncOptions, keep_going, local_names};
 use crate::error::{Side, StorageError, SyncError};
 use crate::model::{MailboxName, MessageMeta, Uid};
 use crate::plan::MailboxAction;
 use crate::report::{MailboxReport, Report};
-use crate::storage::{MessageSink, NewMailbox, Storage, StorageMut};
+use crate::storage::{NewMailbox, Storage, StorageMut};
 
 fn at(side: Side, mailbox: &MailboxName) -> impl FnOnce(StorageError) -> SyncError + '_ {
     move |error| SyncError { side, mailbox: Some(mailbox.clone()), error }
@@ -149,20 +149,17 @@ fn import_mailbox(
     let run: Vec<(Uid, &MessageMeta)> =
         saves.iter().map(|(origin, meta)| (*origin, meta)).collect();
     let mut writer = destination.writer(target).map_err(at(Side::Destination, target))?;
-    let mut fetch =
-        |uids: &[Uid], sink: &mut dyn MessageSink| source.fetch(source_name, uids, sink);
-    let mut route = CopyRoute {
-        from: &mut fetch,
-        from_name: source_name,
-        from_side: Side::Source,
-        to_name: target,
-        to_side: Side::Destination,
-    };
-    let copied = copy_messages(&mut route, &mut *writer, observer, &run, options.commit_interval)?;
+    let copied = copy_from_source(
+        source,
+        source_name,
+        target,
+        &mut *writer,
+        observer,
+        &run,
+        options.commit_interval,
+    )?;
     writer.commit().map_err(at(Side::Destination, target))?;
-    report.saved = copied.saved;
-    report.bytes = copied.bytes;
-    report.vanished = copied.vanished;
+    copied.record_in(&mut report);
     Ok(report)
 }
 

@@ -4,14 +4,14 @@
 
 use std::collections::BTreeSet;
 
-use super::copy::{CopyRoute, copy_messages};
+use super::copy::copy_from_source;
 use super::{Observer, SyncOptions, keep_going, local_names};
 use crate::error::{Side, StorageError, SyncError};
 use crate::model::{MailboxName, MessageMeta, Uid};
 use crate::plan::MailboxAction;
 use crate::plan::identity::{origins, plan_by_uidl};
 use crate::report::{MailboxReport, Report};
-use crate::storage::{MessageSink, NewMailbox, Storage, StorageMut};
+use crate::storage::{NewMailbox, Storage, StorageMut};
 
 fn at(side: Side, mailbox: &MailboxName) -> impl FnOnce(StorageError) -> SyncError + '_ {
     move |error| SyncError { side, mailbox: Some(mailbox.clone()), error }
@@ -114,19 +114,16 @@ fn sync_mailbox(
     }
     // Saves ascend by destination UID; their source positions ascend with POP3 order.
     let run: Vec<(Uid, &MessageMeta)> = origins.iter().copied().zip(plan.save.iter()).collect();
-    let mut fetch =
-        |uids: &[Uid], sink: &mut dyn MessageSink| source.fetch(source_name, uids, sink);
-    let mut route = CopyRoute {
-        from: &mut fetch,
-        from_name: source_name,
-        from_side: Side::Source,
-        to_name: target,
-        to_side: Side::Destination,
-    };
-    let copied = copy_messages(&mut route, &mut *writer, observer, &run, options.commit_interval)?;
+    let copied = copy_from_source(
+        source,
+        source_name,
+        target,
+        &mut *writer,
+        observer,
+        &run,
+        options.commit_interval,
+    )?;
     writer.commit().map_err(at(Side::Destination, target))?;
-    report.saved = copied.saved;
-    report.bytes = copied.bytes;
-    report.vanished = copied.vanished;
+    copied.record_in(&mut report);
     Ok(report)
 }

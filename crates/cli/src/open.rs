@@ -36,23 +36,13 @@ impl Opened {
         }
     }
 
-    /// A description for logs (never contains a secret).
-    pub(crate) fn describe(&self) -> String {
+    /// The read side, shared.
+    pub(crate) fn as_storage_ref(&self) -> &dyn Storage {
         match self {
-            Opened::Imap(imap) => imap.describe(),
-            Opened::Pop3(pop3) => pop3.describe(),
-            Opened::ImapPop3(pair) => pair.describe(),
-            Opened::Maildir(maildir) => maildir.describe(),
-        }
-    }
-
-    /// What the storage can represent.
-    pub(crate) fn capabilities(&self) -> dsync_core::Capabilities {
-        match self {
-            Opened::Imap(imap) => imap.capabilities(),
-            Opened::Pop3(pop3) => pop3.capabilities(),
-            Opened::ImapPop3(pair) => pair.capabilities(),
-            Opened::Maildir(maildir) => maildir.capabilities(),
+            Opened::Imap(imap) => imap.as_ref(),
+            Opened::Pop3(pop3) => pop3.as_ref(),
+            Opened::ImapPop3(pair) => pair.as_ref(),
+            Opened::Maildir(maildir) => maildir,
         }
     }
 

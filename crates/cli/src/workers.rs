@@ -21,13 +21,11 @@ pub(crate) struct Workers<'a> {
 }
 
 impl Connector for Workers<'_> {
-    type Source = WorkerSource;
+    type Source = Opened;
     type Destination = MaildirStorage;
 
-    fn open_source(&self) -> Result<WorkerSource, StorageError> {
-        open::open_source(self.source, &self.access, "source")
-            .map(WorkerSource)
-            .map_err(storage_error)
+    fn open_source(&self) -> Result<Opened, StorageError> {
+        open::open_source(self.source, &self.access, "source").map_err(storage_error)
     }
 
     fn open_destination(&self) -> Result<MaildirStorage, StorageError> {
@@ -41,9 +39,9 @@ impl Connector for Workers<'_> {
         }
     }
 
-    fn close(&self, source: WorkerSource, _destination: MaildirStorage) {
+    fn close(&self, source: Opened, _destination: MaildirStorage) {
         // Deferred fsyncs are flushed once, after the run, by the first connection.
-        source.0.close();
+        source.close();
     }
 }
 
@@ -54,36 +52,35 @@ fn storage_error(error: CliError) -> StorageError {
     }
 }
 
-/// A source opened for a worker (IMAP or Maildir).
-pub(crate) struct WorkerSource(Opened);
-
-impl Storage for WorkerSource {
+/// An opened source is a storage through the one it holds (a worker's source is handed to
+/// the engine by value).
+impl Storage for Opened {
     fn describe(&self) -> String {
-        self.0.describe()
+        self.as_storage_ref().describe()
     }
 
     fn capabilities(&self) -> Capabilities {
-        self.0.capabilities()
+        self.as_storage_ref().capabilities()
     }
 
     fn mailboxes(&mut self) -> Result<Vec<MailboxInfo>, StorageError> {
-        self.0.as_storage().mailboxes()
+        self.as_storage().mailboxes()
     }
 
     fn subscriptions(&mut self) -> Result<BTreeSet<MailboxName>, StorageError> {
-        self.0.as_storage().subscriptions()
+        self.as_storage().subscriptions()
     }
 
     fn status(&mut self, mailbox: &MailboxName) -> Result<MailboxStatus, StorageError> {
-        self.0.as_storage().status(mailbox)
+        self.as_storage().status(mailbox)
     }
 
     fn stamp(&mut self, mailbox: &MailboxName) -> Result<MailboxStamp, StorageError> {
-        self.0.as_storage().stamp(mailbox)
+        self.as_storage().stamp(mailbox)
     }
 
     fn contents(&mut self, mailbox: &MailboxName) -> Result<MailboxContents, StorageError> {
-        self.0.as_storage().contents(mailbox)
+        self.as_storage().contents(mailbox)
     }
 
     fn fetch(
@@ -92,7 +89,7 @@ impl Storage for WorkerSource {
         uids: &[Uid],
         sink: &mut dyn MessageSink,
     ) -> Result<(), StorageError> {
-        self.0.as_storage().fetch(mailbox, uids, sink)
+        self.as_storage().fetch(mailbox, uids, sink)
     }
 
     fn header_hashes(
@@ -100,6 +97,6 @@ impl Storage for WorkerSource {
         mailbox: &MailboxName,
         uids: &[Uid],
     ) -> Result<BTreeMap<Uid, String>, StorageError> {
-        self.0.as_storage().header_hashes(mailbox, uids)
+        self.as_storage().header_hashes(mailbox, uids)
     }
 }

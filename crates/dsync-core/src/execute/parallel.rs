@@ -5,7 +5,7 @@
 //! Over a network most of a mailbox's time is waiting for round trips (SELECT, the
 //! listing, the first FETCH answer); other mailboxes' transfers fill those waits.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError, mpsc};
 
@@ -124,11 +124,17 @@ impl Coordinator<'_, '_> {
         pending: Vec<PendingMailbox>,
     ) -> VecDeque<PendingMailbox> {
         let workers = workers.min(pending.len());
+        // What the last run left for the workers' mailboxes (their entries change only
+        // through the events below); unchanged mailboxes' entries are not copied.
+        let previous: BTreeMap<MailboxName, MailboxState> = pending
+            .iter()
+            .filter_map(|job| {
+                let entry = self.state.mailboxes.get(&job.destination)?;
+                Some((job.destination.clone(), entry.clone()))
+            })
+            .collect();
         let queue = Mutex::new(VecDeque::from(pending));
         let stop = AtomicBool::new(false);
-        // The state as the workers' mailboxes left it last time (their entries change only
-        // through the events below).
-        let previous = self.state.clone();
         std::thread::scope(|scope| {
             let (events, received) = mpsc::channel();
             for _ in 0..workers {
@@ -194,7 +200,7 @@ fn work<C: Connector>(connector: &C, shared: &Shared<'_>, events: &mpsc::Sender<
         let Some(job) = next else { break };
         let mut state = SyncState::default();
         // Only this mailbox's entry matters to its sync; the coordinator holds the rest.
-        if let Some(previous) = shared.previous.mailboxes.get(&job.destination) {
+        if let Some(previous) = shared.previous.get(&job.destination) {
             state.mailboxes.insert(job.destination.clone(), previous.clone());
         }
         let mut observer = Forward { events, mailbox: &job.destination };
@@ -217,7 +223,7 @@ fn work<C: Connector>(connector: &C, shared: &Shared<'_>, events: &mpsc::Sender<
 /// What the workers share.
 struct Shared<'a> {
     options: &'a SyncOptions,
-    previous: &'a SyncState,
+    previous: &'a BTreeMap<MailboxName, MailboxState>,
     queue: &'a Mutex<VecDeque<PendingMailbox>>,
     stop: &'a AtomicBool,
 }

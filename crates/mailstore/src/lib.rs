@@ -9,6 +9,8 @@
 //! * Saves stream into `tmp/` (CRLF → LF as Dovecot stores, `S=`/`W=` computed), get
 //!   fsynced, and become visible only at [`Mailbox::commit`]: a kill at any instant leaves a
 //!   Maildir Dovecot opens, and a re-run resumes without duplicates.
+//! * Copies of messages the store already holds are hard links, as Dovecot makes them
+//!   ([`Mailbox::save_copy`]): one body on disk, a byte copy only when a link cannot be.
 //! * Mailbox names are validated UTF-8 components ([`MailboxName`]); nothing is ever created
 //!   outside the root.
 //!
@@ -90,7 +92,7 @@ pub use flags::{Flags, Keyword};
 pub use guid::Guid;
 pub use location::{Layout, Location};
 pub use maildir::{
-    Durability, Mailbox, MailboxEntry, MailboxStatus, Maildir, MessageInfo, MessageReader, Options,
-    PendingMessage, SaveOptions,
+    CopyOutcome, Durability, Mailbox, MailboxEntry, MailboxStatus, Maildir, MessageInfo,
+    MessageReader, Options, PendingMessage, SaveOptions,
 };
 pub use name::MailboxName;

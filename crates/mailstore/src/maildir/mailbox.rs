@@ -11,7 +11,7 @@ use super::filename;
 use super::keywords::KeywordTable;
 use super::save::Staged;
 use super::state::{self, FileRef, Paths, Scan, Sub};
-use super::uidlist::{Uidlist, ext};
+use super::uidlist::{Record, Uidlist, ext};
 use crate::crlf::CrlfReader;
 use crate::error::{Error, IoContext, Result};
 use crate::flags::{Flags, Keyword};
@@ -197,12 +197,8 @@ impl Mailbox {
                 Err(e) => return Err(e).ctx("stat", &path),
             };
             let name = &file.name;
-            let size = filename::size_field(name, b'S')
-                .or_else(|| record.ext(ext::SIZE).and_then(|v| v.parse().ok()))
-                .unwrap_or(metadata.len());
-            let virtual_size = match filename::size_field(name, b'W')
-                .or_else(|| record.ext(ext::VSIZE).and_then(|v| v.parse().ok()))
-            {
+            let size = known_size(record, name, ext::SIZE).unwrap_or(metadata.len());
+            let virtual_size = match known_size(record, name, ext::VSIZE) {
                 Some(v) => v,
                 None => virtual_size_of(&path)?,
             };
@@ -220,11 +216,7 @@ impl Mailbox {
                 received: metadata.modified().map(crate::fs::unix_seconds).ctx("stat", &path)?,
                 size,
                 virtual_size,
-                guid: record
-                    .ext(ext::GUID)
-                    .filter(|g| !g.is_empty())
-                    .unwrap_or(filename::base(name))
-                    .to_string(),
+                guid: message_guid(record, name).to_string(),
                 pop3_uidl: record.ext(ext::POP3_UIDL).map(str::to_string),
                 pop3_order: record
                     .ext(ext::POP3_ORDER)
@@ -257,6 +249,23 @@ impl Mailbox {
             }
         }
         Err(self.uid_not_found(uid))
+    }
+
+    /// Where message `uid` is, by the cached view (`fresh` false) or a new read, with its
+    /// GUID and the sizes its name or record know; `None` when there is no such message.
+    /// The file may have been renamed (flag change) or expunged since: callers retry with
+    /// `fresh` on `ENOENT`, as [`Self::open_message`] does.
+    pub(crate) fn locate(&self, uid: u32, fresh: bool) -> Result<Option<Located>> {
+        let view = if fresh { self.view()? } else { self.cached_view()? };
+        let Some((record, file)) = Self::present(&view).find(|(r, _)| r.uid == uid) else {
+            return Ok(None);
+        };
+        Ok(Some(Located {
+            path: self.paths.file(file),
+            guid: message_guid(record, &file.name).to_string(),
+            size: known_size(record, &file.name, ext::SIZE),
+            virtual_size: known_size(record, &file.name, ext::VSIZE),
+        }))
     }
 
     /// Replaces the flags and keywords of message `uid` (the file is renamed with the new
@@ -507,7 +516,7 @@ impl Mailbox {
     }
 
     /// Records whose files exist, in UID order.
-    fn present(view: &View) -> impl Iterator<Item = (&super::uidlist::Record, &FileRef)> {
+    fn present(view: &View) -> impl Iterator<Item = (&Record, &FileRef)> {
         view.uidlist
             .records
             .iter()
@@ -560,10 +569,40 @@ impl Mailbox {
     }
 }
 
+/// A message file found by [`Mailbox::locate`].
+#[derive(Debug)]
+pub(crate) struct Located {
+    /// Its path when the mailbox was read.
+    pub(crate) path: PathBuf,
+    /// Message GUID: the uidlist's `G` field, else the base file name.
+    pub(crate) guid: String,
+    /// `S=` of the name, else of the uidlist record.
+    pub(crate) size: Option<u64>,
+    /// `W=` of the name, else of the uidlist record.
+    pub(crate) virtual_size: Option<u64>,
+}
+
+/// A message's GUID: the record's `G` field, else the base of its file name.
+fn message_guid<'a>(record: &'a Record, name: &'a str) -> &'a str {
+    record.ext(ext::GUID).filter(|g| !g.is_empty()).unwrap_or(filename::base(name))
+}
+
+/// `S=` (`kind` [`ext::SIZE`]) or `W=` ([`ext::VSIZE`]) from the file name, else from the
+/// uidlist record (both use the same letters).
+fn known_size(record: &Record, name: &str, kind: u8) -> Option<u64> {
+    filename::size_field(name, kind).or_else(|| record.ext(kind).and_then(|v| v.parse().ok()))
+}
+
 /// Size with every LF not preceded by CR counted twice, read from the file (for mail
 /// delivered without `W=`).
 fn virtual_size_of(path: &Path) -> Result<u64> {
     let mut file = File::open(path).ctx("open", path)?;
+    virtual_size_read(&mut file, path)
+}
+
+/// [`virtual_size_of`] for an open file, read from its current position to the end
+/// (`path` is for error messages).
+pub(crate) fn virtual_size_read(file: &mut impl Read, path: &Path) -> Result<u64> {
     let mut buffer = vec![0u8; 64 * 1024];
     let (mut total, mut previous) = (0u64, 0u8);
     loop {

@@ -1,5 +1,6 @@
 //! A Maildir store: folders, subscriptions, and [`Mailbox`]es.
 
+mod copy;
 pub(crate) mod filename;
 pub(crate) mod journal;
 pub(crate) mod keywords;
@@ -15,6 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use copy::CopyOutcome;
 pub use mailbox::{Mailbox, MailboxStatus, MessageInfo, MessageReader};
 pub use save::{PendingMessage, SaveOptions};
 

@@ -118,6 +118,22 @@ pub(crate) struct Staged {
     committed: bool,
 }
 
+impl Staged {
+    /// A finished temp file `tmp_path` (named `tmp_name` in `tmp/`), not yet named for
+    /// `cur/` (see [`Mailbox::stage`]). Dropping it removes the temp file.
+    pub(super) fn new(tmp_path: PathBuf, tmp_name: String, options: SaveOptions) -> Staged {
+        Staged {
+            tmp_path,
+            tmp_name,
+            base: String::new(),
+            fallback_base: String::new(),
+            guid: None,
+            options,
+            committed: false,
+        }
+    }
+}
+
 impl Drop for Staged {
     fn drop(&mut self) {
         // Only uncommitted temp files are left to remove (committed ones were renamed away;
@@ -159,15 +175,8 @@ impl Mailbox {
             .writer
             .take()
             .ok_or_else(|| Error::io("write", &tmp_path, io::Error::other("finished")))?;
-        let staged = Staged {
-            tmp_path: tmp_path.clone(),
-            tmp_name: pending.tmp_name.clone(),
-            base: String::new(),
-            fallback_base: String::new(),
-            guid: None,
-            options,
-            committed: false,
-        };
+        // From here on the staged entry owns the temp file (and removes it on error).
+        let staged = Staged::new(tmp_path.clone(), pending.tmp_name.clone(), options);
         let (buffered, size, virtual_size) = writer.finish().ctx("write", &tmp_path)?;
         let file =
             buffered.into_inner().map_err(|e| Error::io("write", &tmp_path, e.into_error()))?;
@@ -177,7 +186,15 @@ impl Mailbox {
         if self.store.fsync() {
             file.sync_all().ctx("fsync", &tmp_path)?;
         }
-        let mut staged = staged;
+        self.stage(staged, size, virtual_size);
+        Ok(())
+    }
+
+    /// Names a finished temp file holding `size` bytes (`virtual_size` with CRLF) and queues
+    /// it for [`Self::commit`]: the caller's GUID becomes the base name when it is a usable
+    /// one with exactly these `S=`/`W=` (as Dovecot keeps it), otherwise the generated name
+    /// with sizes is used and the GUID goes into the uidlist `G` field.
+    pub(super) fn stage(&mut self, mut staged: Staged, size: u64, virtual_size: u64) {
         staged.fallback_base = format!("{},S={size},W={virtual_size}", staged.tmp_name);
         let preferred = staged.options.guid.as_deref().filter(|guid| {
             filename::is_usable_base(guid)
@@ -191,7 +208,6 @@ impl Mailbox {
             staged.guid = staged.options.guid.clone();
         }
         self.staged.push(staged);
-        Ok(())
     }
 
     /// Streams a whole message from `source` and stages it: [`Self::begin_save`], copy,
@@ -327,7 +343,7 @@ impl Mailbox {
 }
 
 /// Values that go into the uidlist must be single tokens.
-fn validate(options: &SaveOptions) -> Result<()> {
+pub(super) fn validate(options: &SaveOptions) -> Result<()> {
     let token = |field: &'static str, value: &Option<String>| -> Result<()> {
         match value {
             Some(v) if v.is_empty() || v.bytes().any(|b| b <= b' ' || b == 0x7f) => {

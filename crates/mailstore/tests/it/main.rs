@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 mod concurrent;
+mod copy;
 mod dovecot_reads_ours;
 mod kill9;
 mod layouts;

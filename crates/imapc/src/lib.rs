@@ -28,6 +28,9 @@
 //!   matches answers by tag; every command line stays under
 //!   [`ConnectOptions::max_command_len`] (8000). A set with `*` goes as one command.
 //!   Metadata ([`Session::fetch_metadata`]) is streamed to a callback per message.
+//! * **Message GUIDs**: [`Session::set_message_guids`] adds a [`GuidItem`] (Dovecot's
+//!   `X-GUID`, Gmail's `X-GM-MSGID`) to the metadata listings, filling
+//!   [`MessageMeta::guid`]. No capability announces `X-GUID`: other servers answer `BAD`.
 //! * **Item order**: servers may send `UID` after `BODY[]`. [`FetchHandler::body`] gets the
 //!   sequence number and whatever came before the literal; the [`FetchHandler::fetch`] that
 //!   follows (same sequence number) has everything else. Dovecot sends `UID` first.
@@ -85,9 +88,9 @@ pub mod proto;
 pub mod types;
 
 pub use client::{
-    AppendUid, AuthMechanism, Client, ConnectOptions, Credentials, FetchHandler, IdFields,
-    ListOptions, ListResult, MailboxInfo, MessageMeta, Security, SelectOptions, Session, Trace,
-    TraceDirection,
+    AppendUid, AuthMechanism, Client, ConnectOptions, Credentials, FetchHandler, GuidItem,
+    IdFields, ListOptions, ListResult, MailboxInfo, MessageMeta, Security, SelectOptions, Session,
+    Trace, TraceDirection,
 };
 pub use error::{Error, Result};
 pub use mailnet::{Secret, Timeouts, TlsOptions};

@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, Read};
 
 use imapc::proto::{BodyStart, Fetch, FetchItem, ListAttribute, StatusItem};
-use imapc::{Client, ConnectOptions, Credentials, FetchHandler, ListOptions, SequenceSet, Session};
+use imapc::{
+    Client, ConnectOptions, Credentials, FetchHandler, GuidItem, ListOptions, SequenceSet, Session,
+};
 
 use super::unwrap_sink_error;
 use crate::error::{ErrorKind, StorageError};
@@ -34,6 +36,9 @@ pub struct ImapStorage {
     /// The subscriptions that came in the same round trip as the last LIST; the next
     /// `subscriptions` answers from them once.
     subscribed: Option<Vec<imapc::proto::ListEntry>>,
+    /// What became of [`ImapStorage::fetch_message_guids`]: see
+    /// [`ImapStorage::message_guids`].
+    message_guids: Option<bool>,
 }
 
 impl ImapStorage {
@@ -72,7 +77,80 @@ impl ImapStorage {
             condstore,
             listed: HashMap::new(),
             subscribed: None,
+            message_guids: None,
         })
+    }
+
+    /// Asks the server for its message GUIDs in every later listing
+    /// ([`Storage::contents`]), which then fills [`MessageMeta::guid`]: Gmail's `X-GM-MSGID`
+    /// (in decimal, as Dovecot's imapc does) when the server announces `X-GM-EXT-1`,
+    /// otherwise Dovecot's `X-GUID` (a message and its `COPY` in another folder share it).
+    /// The GUIDs go to the destination with the messages and let it find copies there, as
+    /// doveadm's `-a` does.
+    ///
+    /// No capability announces `X-GUID`, so this is a guess: a server that does not know
+    /// the item refuses the whole listing (`BAD` or `NO`). The listing is then repeated
+    /// without GUIDs, and they stay off for the session; [`message_guids`](Self::message_guids)
+    /// tells, so that a caller can warn. After such a refusal this does nothing.
+    ///
+    /// [`Capabilities::message_guids`](crate::Capabilities::message_guids) stays
+    /// false all the same: message identity for an IMAP source remains UID plus header hash.
+    /// A destination written earlier without these GUIDs holds GUIDs of its own making, so
+    /// comparing GUIDs would take every message already copied there for a different one.
+    pub fn fetch_message_guids(&mut self) {
+        if self.message_guids == Some(false) {
+            return;
+        }
+        let item = GuidItem::for_capabilities(self.session.capabilities());
+        self.session.set_message_guids(Some(item));
+    }
+
+    /// Whether listings carry message GUIDs ([`fetch_message_guids`](Self::fetch_message_guids)):
+    /// `None` when they were not asked for or no listing has been answered since;
+    /// `Some(true)` once the server answered a listing that asked for them (messages it
+    /// gave no GUID still have none); `Some(false)` when the server refused them and the
+    /// listings go on without.
+    pub fn message_guids(&self) -> Option<bool> {
+        self.message_guids
+    }
+
+    /// EXAMINE and `UID FETCH 1:*` of the metadata in one round trip. When the server
+    /// refuses the GUID item, GUIDs are turned off for the session and the listing repeated.
+    fn examine_with_metadata(
+        &mut self,
+        wire: &imapc::MailboxName,
+    ) -> Result<(imapc::MailboxInfo, Vec<imapc::MessageMeta>), StorageError> {
+        let asked = self.session.message_guids();
+        let error = match self.session.examine_with_metadata(wire, false) {
+            Ok(listed) => {
+                if asked.is_some() {
+                    self.message_guids = Some(true);
+                }
+                return Ok(listed);
+            }
+            Err(error) => error,
+        };
+        let refused = matches!(
+            error,
+            imapc::Error::Bad { command: "UID FETCH", .. }
+                | imapc::Error::No { command: "UID FETCH", .. }
+        ) && !error.is_throttled();
+        if asked.is_none() || !refused {
+            return Err(convert_error(error, "EXAMINE"));
+        }
+        self.session.set_message_guids(None);
+        match self.session.examine_with_metadata(wire, false) {
+            Ok(listed) => {
+                // The same listing works without them: it was the GUID item.
+                self.message_guids = Some(false);
+                Ok(listed)
+            }
+            Err(again) => {
+                // Not (only) the GUID item: keep asking, report this failure.
+                self.session.set_message_guids(asked);
+                Err(convert_error(again, "EXAMINE"))
+            }
+        }
     }
 
     /// Logs out politely.
@@ -135,6 +213,8 @@ impl ImapStorage {
     }
 }
 
+/// The default [`Storage::capabilities`]: in particular `message_guids` is false even after
+/// [`ImapStorage::fetch_message_guids`] (see there why).
 impl Storage for ImapStorage {
     fn describe(&self) -> String {
         self.description.clone()
@@ -210,10 +290,7 @@ impl Storage for ImapStorage {
     fn contents(&mut self, mailbox: &MailboxName) -> Result<MailboxContents, StorageError> {
         // EXAMINE and `UID FETCH 1:*` in one round trip.
         let wire = self.wire_name(mailbox);
-        let (info, all) = self
-            .session
-            .examine_with_metadata(&wire, false)
-            .map_err(|e| convert_error(e, "EXAMINE"))?;
+        let (info, all) = self.examine_with_metadata(&wire)?;
         self.examined = Some(mailbox.clone());
         let uid_validity = UidValidity::new(info.uid_validity.get())
             .ok_or_else(|| StorageError::new(ErrorKind::InvalidData, "UIDVALIDITY 0"))?;
@@ -388,6 +465,7 @@ fn convert_message(meta: &imapc::MessageMeta) -> Option<MessageMeta> {
     let mut ours = MessageMeta::new(Uid::new(meta.uid.get())?, flags);
     ours.received = Some(meta.internal_date.timestamp());
     ours.virtual_size = Some(meta.rfc822_size);
+    ours.guid.clone_from(&meta.guid);
     Some(ours)
 }
 

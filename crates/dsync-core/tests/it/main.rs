@@ -2,6 +2,7 @@
 
 mod backup;
 mod header_hash;
+mod imap_guids;
 mod modes;
 mod parallel;
 mod pop3;

@@ -7,7 +7,7 @@ use chrono::{DateTime, FixedOffset};
 
 use crate::error::{Error, Result};
 use crate::proto::{BodyStart, Command, Fetch, FetchItem, Response, Untagged};
-use crate::types::{Flag, SequenceSet, Uid};
+use crate::types::{Capabilities, Flag, SequenceSet, Uid};
 
 use super::conn::{BodyReader, Conn, Owned, check};
 
@@ -51,6 +51,11 @@ pub struct MessageMeta {
     pub rfc822_size: u64,
     /// MODSEQ when CONDSTORE is enabled.
     pub modseq: Option<u64>,
+    /// The server's message GUID, when [`Session::set_message_guids`](crate::Session::set_message_guids)
+    /// asked for one and the server sent it: Dovecot's `X-GUID` text (an empty one counts
+    /// as none), else Gmail's `X-GM-MSGID` as a decimal number (what Dovecot's imapc uses
+    /// as the GUID of a Gmail message).
+    pub guid: Option<String>,
 }
 
 impl MessageMeta {
@@ -61,7 +66,49 @@ impl MessageMeta {
             internal_date: fetch.internal_date?,
             rfc822_size: fetch.rfc822_size?,
             modseq: fetch.modseq,
+            guid: message_guid(fetch),
         })
+    }
+}
+
+/// `X-GUID` when non-empty, else `X-GM-MSGID` in decimal.
+fn message_guid(fetch: &Fetch) -> Option<String> {
+    match &fetch.x_guid {
+        Some(guid) if !guid.is_empty() => Some(guid.clone()),
+        _ => fetch.gmail_message_id.map(|id| id.to_string()),
+    }
+}
+
+/// The FETCH item that carries a server's persistent message GUID, for the metadata
+/// listings of [`Session::set_message_guids`](crate::Session::set_message_guids).
+///
+/// No capability announces `X-GUID`: only Dovecot knows it, and a server that does not
+/// answers the whole `UID FETCH` with `BAD` (or `NO`). [`GuidItem::for_capabilities`]
+/// picks `X-GM-MSGID` where Gmail's extension is announced and `X-GUID` otherwise, so a
+/// caller must be ready for that refusal and list again without GUIDs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GuidItem {
+    /// Dovecot's `X-GUID`: its message GUID (for Maildir the file's base name unless
+    /// `dovecot-uidlist` overrides it). Copies made by `COPY` keep it.
+    XGuid,
+    /// Gmail's `X-GM-MSGID` (capability `X-GM-EXT-1`): a 64-bit number, the same for a
+    /// message in every label (folder).
+    GmailMessageId,
+}
+
+impl GuidItem {
+    /// The item a server with `capabilities` should be asked for: `X-GM-MSGID` when it
+    /// announces `X-GM-EXT-1`, otherwise `X-GUID` (which only Dovecot answers).
+    pub fn for_capabilities(capabilities: &Capabilities) -> GuidItem {
+        if capabilities.has("X-GM-EXT-1") { GuidItem::GmailMessageId } else { GuidItem::XGuid }
+    }
+
+    /// The FETCH item to send.
+    pub fn fetch_item(self) -> FetchItem {
+        match self {
+            GuidItem::XGuid => FetchItem::XGuid,
+            GuidItem::GmailMessageId => FetchItem::GmailMessageId,
+        }
     }
 }
 
@@ -232,5 +279,51 @@ impl FetchHandler for MetaHandler<'_> {
             // Unsolicited FETCH (a flag change by another client) without all items.
             _ => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fetch(x_guid: Option<&str>, gmail_message_id: Option<u64>) -> Fetch {
+        Fetch {
+            seq: 1,
+            uid: Uid::new(7),
+            flags: Some(vec![Flag::Seen, Flag::Recent]),
+            internal_date: DateTime::parse_from_rfc3339("2024-01-02T03:04:05+01:00").ok(),
+            rfc822_size: Some(42),
+            x_guid: x_guid.map(str::to_owned),
+            gmail_message_id,
+            ..Fetch::default()
+        }
+    }
+
+    #[test]
+    fn message_meta_takes_x_guid_else_gmail_message_id() {
+        let guid = |f: &Fetch| MessageMeta::from_fetch(f).expect("complete").guid;
+        let dovecot =
+            MessageMeta::from_fetch(&fetch(Some("1a2b3c.M1P2.host"), None)).expect("complete");
+        assert_eq!(dovecot.guid.as_deref(), Some("1a2b3c.M1P2.host"));
+        assert_eq!(dovecot.flags, [Flag::Seen]);
+        assert_eq!(dovecot.rfc822_size, 42);
+        assert_eq!(
+            guid(&fetch(None, Some(1_278_455_344_230_334_865))).as_deref(),
+            Some("1278455344230334865")
+        );
+        assert_eq!(guid(&fetch(Some("dovecot"), Some(5))).as_deref(), Some("dovecot"));
+        assert_eq!(guid(&fetch(Some(""), Some(5))).as_deref(), Some("5"));
+        assert_eq!(guid(&fetch(Some(""), None)), None);
+        assert_eq!(guid(&fetch(None, None)), None);
+    }
+
+    #[test]
+    fn guid_item_follows_the_gmail_capability() {
+        let gmail = Capabilities::new(vec!["IMAP4rev1".into(), "X-GM-EXT-1".into()]);
+        let other = Capabilities::new(vec!["IMAP4rev1".into(), "UIDPLUS".into()]);
+        assert_eq!(GuidItem::for_capabilities(&gmail), GuidItem::GmailMessageId);
+        assert_eq!(GuidItem::for_capabilities(&other), GuidItem::XGuid);
+        assert_eq!(GuidItem::GmailMessageId.fetch_item(), FetchItem::GmailMessageId);
+        assert_eq!(GuidItem::XGuid.fetch_item(), FetchItem::XGuid);
     }
 }

@@ -16,7 +16,7 @@ use crate::types::Capabilities;
 use conn::Conn;
 
 pub use auth::AuthMechanism;
-pub use fetch::{FetchHandler, MessageMeta};
+pub use fetch::{FetchHandler, GuidItem, MessageMeta};
 pub use mailbox::{ListOptions, ListResult, MailboxInfo, SelectOptions};
 pub use mailnet::{Trace, TraceDirection};
 pub use session::{AppendUid, IdFields, Session};

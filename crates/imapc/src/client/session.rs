@@ -10,7 +10,7 @@ use crate::proto::{
 use crate::types::{Capabilities, Flag, MailboxName, SequenceSet, Uid, UidValidity};
 
 use super::conn::{Conn, check};
-use super::fetch::{self, FetchHandler, MessageMeta, MetaHandler, Modifiers};
+use super::fetch::{self, FetchHandler, GuidItem, MessageMeta, MetaHandler, Modifiers};
 use super::mailbox::{self, ListOptions, ListResult, MailboxInfo, SelectOptions};
 
 /// An authenticated connection. Only a `Session` can select mailboxes and fetch mail.
@@ -18,6 +18,8 @@ use super::mailbox::{self, ListOptions, ListResult, MailboxInfo, SelectOptions};
 pub struct Session {
     conn: Box<Conn>,
     selected: Option<MailboxName>,
+    /// The GUID item the metadata listings also ask for.
+    message_guids: Option<GuidItem>,
 }
 
 /// `[APPENDUID]` of an APPEND (RFC 4315).
@@ -41,7 +43,39 @@ const MULTIAPPEND_MAX_BYTES: usize = 16 << 20;
 
 impl Session {
     pub(crate) fn new(conn: Box<Conn>) -> Session {
-        Session { conn, selected: None }
+        Session { conn, selected: None, message_guids: None }
+    }
+
+    /// Makes the metadata listings ([`fetch_metadata`](Self::fetch_metadata),
+    /// [`fetch_metadata_all`](Self::fetch_metadata_all),
+    /// [`examine_with_metadata`](Self::examine_with_metadata)) also ask for `item`, which
+    /// fills [`MessageMeta::guid`]; `None` (the default) stops asking.
+    ///
+    /// [`GuidItem::for_capabilities`] picks the item for this server. Nothing is checked
+    /// here: a server that does not know the item (any but Dovecot, for `X-GUID`) answers
+    /// those listings with [`Error::Bad`] or [`Error::No`], after which the caller can turn
+    /// this off and list again.
+    pub fn set_message_guids(&mut self, item: Option<GuidItem>) {
+        self.message_guids = item;
+    }
+
+    /// The GUID item the metadata listings ask for (see
+    /// [`set_message_guids`](Self::set_message_guids)).
+    pub fn message_guids(&self) -> Option<GuidItem> {
+        self.message_guids
+    }
+
+    /// `UID FLAGS INTERNALDATE RFC822.SIZE`, then `MODSEQ` and the GUID item when wanted.
+    fn metadata_items(&self, with_modseq: bool) -> Vec<FetchItem> {
+        let mut items =
+            vec![FetchItem::Uid, FetchItem::Flags, FetchItem::InternalDate, FetchItem::Rfc822Size];
+        if with_modseq {
+            items.push(FetchItem::ModSeq);
+        }
+        if let Some(guid) = self.message_guids {
+            items.push(guid.fetch_item());
+        }
+        items
     }
 
     /// Capabilities after login.
@@ -272,7 +306,8 @@ impl Session {
         Ok(info)
     }
 
-    /// Streams flags, INTERNALDATE, RFC822.SIZE (and MODSEQ when `with_modseq`) of every
+    /// Streams flags, INTERNALDATE, RFC822.SIZE (and MODSEQ when `with_modseq`, the message
+    /// GUID when [`set_message_guids`](Self::set_message_guids) asked for it) of every
     /// message in `set` to `each`, without bodies: one pipelined pass, constant memory.
     pub fn fetch_metadata(
         &mut self,
@@ -280,11 +315,7 @@ impl Session {
         with_modseq: bool,
         each: &mut dyn FnMut(MessageMeta) -> io::Result<()>,
     ) -> Result<()> {
-        let mut items =
-            vec![FetchItem::Uid, FetchItem::Flags, FetchItem::InternalDate, FetchItem::Rfc822Size];
-        if with_modseq {
-            items.push(FetchItem::ModSeq);
-        }
+        let items = self.metadata_items(with_modseq);
         let mut handler = MetaHandler { set, each };
         // Metadata answers are small: only the command-length limit splits the set.
         fetch::uid_fetch(
@@ -308,11 +339,7 @@ impl Session {
         with_modseq: bool,
     ) -> Result<(MailboxInfo, Vec<MessageMeta>)> {
         self.selected = None;
-        let mut items =
-            vec![FetchItem::Uid, FetchItem::Flags, FetchItem::InternalDate, FetchItem::Rfc822Size];
-        if with_modseq {
-            items.push(FetchItem::ModSeq);
-        }
+        let items = self.metadata_items(with_modseq);
         let all = SequenceSet::all();
         let mut fetch_tag = None;
         let selected = mailbox::select_then(

@@ -5,6 +5,7 @@
 mod big;
 mod commands;
 mod fuzz_corpus;
+mod guids;
 mod hostile;
 mod pipelined;
 mod slice;

@@ -238,7 +238,10 @@ pub(crate) struct StateArgs {
     #[arg(short = 'P')]
     pub(crate) purge: bool,
 
-    /// Copy by GUID from this "all mail" folder (doveadm -a; not supported yet).
+    /// The destination's "all mail" folder (a name, or a role such as '\All'): a message
+    /// whose GUID it already holds is copied there (hard-linked) instead of downloaded
+    /// again. Needs message GUIDs from the source: a Maildir, Dovecot (X-GUID) or Gmail
+    /// (X-GM-MSGID). The folder is synced first (doveadm -a).
     #[arg(short = 'a', value_name = "MAILBOX")]
     pub(crate) all_mail: Option<String>,
 }

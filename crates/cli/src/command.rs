@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use dsync_core::filter::MailboxPattern;
 use dsync_core::{MailboxName, Mode};
 
 use crate::args::{
@@ -363,11 +364,6 @@ pub(crate) fn task(
     state: &StateArgs,
     run: &RunArgs,
 ) -> Result<Task, CliError> {
-    if let Some(mailbox) = &state.all_mail {
-        return Err(CliError::Usage(format!(
-            "-a {mailbox}: copying by GUID from an \"all mail\" folder is not supported yet"
-        )));
-    }
     if state.purge {
         return Err(CliError::Usage(
             "-P: purging applies to mdbox storage only; Maildir has nothing to purge".into(),
@@ -378,6 +374,12 @@ pub(crate) fn task(
     task.state_file.clone_from(&state.state_file);
     task.full = state.full;
     task.dovecot_state.clone_from(&state.dovecot_state);
+    task.all_mail = state
+        .all_mail
+        .as_deref()
+        .map(MailboxPattern::parse)
+        .transpose()
+        .map_err(|error| CliError::Usage(format!("-a: {error}")))?;
     if task.dovecot_state.is_some() && state.no_state {
         tracing::warn!(
             "-s with --no-state: Dovecot's string alone cannot locate mailboxes; doing a full sync"
@@ -434,6 +436,7 @@ fn base_task(
         dovecot_state: None,
         import_parent: None,
         subscribe_imported: false,
+        all_mail: None,
     })
 }
 
@@ -454,6 +457,7 @@ pub(crate) fn verify(context: &Context, args: &VerifyArgs) -> Result<u8, CliErro
         secret: settings.secret.clone(),
         debug: context.verbosity.debug,
         rawlog: None,
+        message_guids: false,
     };
     let mut a = open::open_source(&source, &access, "source")?;
     let mut b = open::open_source(&destination, &access, "destination")?;
@@ -516,8 +520,13 @@ pub(crate) fn check(context: &Context, args: &CheckArgs) -> Result<u8, CliError>
             Ok(planned) => planned,
             Err(error) => return (Err(clone_error(error)), started.elapsed()),
         };
-        let access =
-            Access { settings, secret: secret.clone(), debug: context.verbosity.debug, rawlog };
+        let access = Access {
+            settings,
+            secret: secret.clone(),
+            debug: context.verbosity.debug,
+            rawlog,
+            message_guids: false,
+        };
         let result = open::open_source(location, &access, "source").and_then(|mut opened| {
             let report = inspect::check(opened.as_storage())
                 .map_err(|error| CliError::Storage { side: "source", error });
@@ -607,6 +616,7 @@ pub(crate) fn mailbox_list(context: &Context, args: &MailboxListArgs) -> Result<
         secret: settings.secret.clone(),
         debug: context.verbosity.debug,
         rawlog: None,
+        message_guids: false,
     };
     let mut opened = open::open_source(&location, &access, "source")?;
     let names = inspect::list(opened.as_storage(), &args.patterns, args.subscribed)

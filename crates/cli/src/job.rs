@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use dsync_core::filter::{MailboxFilter, MessageFilter};
+use dsync_core::filter::{MailboxFilter, MailboxPattern, MessageFilter};
 use dsync_core::state::SyncState;
 use dsync_core::{
     ErrorKind, MailboxName, MailboxPlan, MailboxReport, Mode, Observer, Report, SyncOptions,
@@ -41,6 +41,8 @@ pub(crate) struct Task {
     pub(crate) dovecot_state: Option<String>,
     pub(crate) import_parent: Option<MailboxName>,
     pub(crate) subscribe_imported: bool,
+    /// `-a`: the destination's all-mail folder, copied from by GUID.
+    pub(crate) all_mail: Option<MailboxPattern>,
 }
 
 /// One user's run.
@@ -158,7 +160,13 @@ fn attempt_once(
         ))));
     }
     open::check_distinct(&source, &destination).map_err(fail)?;
-    let access = Access { settings: &job.settings, secret: job.secret.clone(), debug, rawlog };
+    let access = Access {
+        settings: &job.settings,
+        secret: job.secret.clone(),
+        debug,
+        rawlog,
+        message_guids: task.all_mail.is_some(),
+    };
 
     let mut destination_store =
         open::open_destination(&destination, &job.settings, "destination").map_err(fail)?;
@@ -194,7 +202,8 @@ fn attempt_once(
         .message_filter(task.message_filter.clone())
         .state(state)
         .import_parent(task.import_parent.clone())
-        .subscribe_imported(task.subscribe_imported);
+        .subscribe_imported(task.subscribe_imported)
+        .all_mail(task.all_mail.clone());
 
     tracing::info!("{} {source} -> {destination}", task.verb);
     let mut observer = JobObserver { state_file: state_file.as_ref(), progress };
@@ -229,7 +238,12 @@ fn attempt_once(
     observer.progress.finish();
     let finish = destination_store.finish();
     let source_finish = if task.mode == Mode::TwoWay { source_store.finish() } else { Ok(()) };
-    let source_warnings = source_store.take_warnings();
+    let mut source_warnings = source_store.take_warnings();
+    if task.all_mail.is_some() && source_store.refused_message_guids() {
+        source_warnings.push(format!(
+            "-a: {source} reports no message GUIDs (X-GUID, X-GM-MSGID): every message was downloaded"
+        ));
+    }
     source_store.close();
     // Whatever was synced is recorded, also after a failure: each recorded mailbox was
     // synced completely.

@@ -70,6 +70,11 @@ impl Opened {
         }
     }
 
+    /// An IMAP source was asked for message GUIDs and refused them.
+    pub(crate) fn refused_message_guids(&self) -> bool {
+        matches!(self, Opened::Imap(imap) if imap.message_guids() == Some(false))
+    }
+
     /// What the storage itself has to say (tolerated pop3-migration mismatches).
     pub(crate) fn take_warnings(&mut self) -> Vec<String> {
         match self {
@@ -104,6 +109,8 @@ pub(crate) struct Access<'a> {
     pub(crate) secret: Option<SecretSource>,
     pub(crate) debug: bool,
     pub(crate) rawlog: Option<RawLog>,
+    /// Ask IMAP servers for message GUIDs (`-a` copies by them).
+    pub(crate) message_guids: bool,
 }
 
 /// Replaces `imapc:`/`pop3c:` by the server the `-o imapc_*` settings name, and refuses
@@ -339,7 +346,12 @@ fn connect_imap(
         credentials = credentials.mechanism(mechanism);
     }
     tracing::info!("connecting to {location}");
-    ImapStorage::connect(&options, &credentials).map_err(|error| CliError::Storage { side, error })
+    let mut storage = ImapStorage::connect(&options, &credentials)
+        .map_err(|error| CliError::Storage { side, error })?;
+    if access.message_guids {
+        storage.fetch_message_guids();
+    }
+    Ok(storage)
 }
 
 /// Connection options and credentials for a POP3 server (AUTH PLAIN when offered, else

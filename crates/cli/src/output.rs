@@ -23,6 +23,8 @@ pub(crate) struct UserResult {
     pub(crate) mailboxes_created: u64,
     pub(crate) messages: u64,
     pub(crate) bytes: u64,
+    /// Of `messages`, copied from a body the destination already held (`-a`).
+    pub(crate) copied_locally: u64,
     pub(crate) expunged: u64,
     pub(crate) flag_changes: u64,
     pub(crate) mailboxes_deleted: u64,
@@ -52,6 +54,7 @@ impl UserResult {
             mailboxes_created: 0,
             messages: 0,
             bytes: 0,
+            copied_locally: 0,
             expunged: 0,
             flag_changes: 0,
             mailboxes_deleted: 0,
@@ -68,6 +71,7 @@ impl UserResult {
             result.mailboxes_created = totals.created;
             result.messages = totals.saved;
             result.bytes = totals.bytes;
+            result.copied_locally = totals.copied_locally;
             result.expunged = totals.expunged;
             result.flag_changes = totals.flags_changed;
             result.mailboxes_deleted = report.deleted_mailboxes.len() as u64;

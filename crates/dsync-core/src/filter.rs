@@ -29,7 +29,7 @@ impl MailboxPattern {
         }
     }
 
-    fn matches(&self, name: &MailboxName, special_use: &[SpecialUse]) -> bool {
+    pub(crate) fn matches(&self, name: &MailboxName, special_use: &[SpecialUse]) -> bool {
         match self {
             MailboxPattern::SpecialUse(role) => special_use.contains(role),
             MailboxPattern::Name(pattern) => {
@@ -37,6 +37,16 @@ impl MailboxPattern {
                 let (pattern, name) = normalise_inbox(pattern, &name);
                 wildcard_match(pattern.as_bytes(), name.as_bytes())
             }
+        }
+    }
+}
+
+impl std::fmt::Display for MailboxPattern {
+    /// The pattern as `-m` takes it: the name, or the role as `\Role`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MailboxPattern::Name(name) => f.write_str(name),
+            MailboxPattern::SpecialUse(role) => write!(f, "\\{role:?}"),
         }
     }
 }

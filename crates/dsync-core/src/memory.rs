@@ -480,6 +480,30 @@ impl MailboxWriter for MemoryWriter<'_> {
         Ok(())
     }
 
+    /// Copies a committed message whose GUID is `meta.guid` (bodies are not shared: this
+    /// is a model of the behaviour, not of the disk use).
+    fn save_copy(
+        &mut self,
+        from: &MailboxName,
+        uid: Uid,
+        meta: &MessageMeta,
+    ) -> Result<bool, StorageError> {
+        self.storage.write_allowed()?;
+        let Some(guid) = meta.guid.as_deref() else { return Ok(false) };
+        let body = self
+            .storage
+            .mailboxes
+            .get(from)
+            .filter(|m| m.selectable)
+            .and_then(|m| m.messages.get(&uid))
+            .filter(|m| m.meta.guid.as_deref() == Some(guid))
+            .map(|m| m.body.clone());
+        let Some(body) = body else { return Ok(false) };
+        self.staged_body = Some(body);
+        self.save_finish(meta)?;
+        Ok(true)
+    }
+
     fn set_flags(&mut self, uid: Uid, flags: &Flags) -> Result<(), StorageError> {
         self.storage.write_allowed()?;
         self.staged.push(Change::Flags(uid, flags.clone()));

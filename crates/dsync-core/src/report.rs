@@ -17,6 +17,10 @@ pub struct MailboxReport {
     pub saved: u64,
     /// Body bytes copied (wire form, CRLF).
     pub bytes: u64,
+    /// Of `saved`, messages copied from a body the destination already held (found by GUID
+    /// in the all-mail mailbox, [`crate::SyncOptions::all_mail`]) rather than transferred;
+    /// their bytes are not in `bytes`.
+    pub copied_locally: u64,
     /// Messages expunged on the destination.
     pub expunged: u64,
     /// Messages whose flags or keywords were changed.
@@ -39,6 +43,7 @@ impl MailboxReport {
             action,
             saved: 0,
             bytes: 0,
+            copied_locally: 0,
             expunged: 0,
             flags_changed: 0,
             vanished: 0,
@@ -102,6 +107,8 @@ pub struct Totals {
     pub saved: u64,
     /// Bytes copied.
     pub bytes: u64,
+    /// Of `saved`, messages copied from a body the destination already held.
+    pub copied_locally: u64,
     /// Messages expunged.
     pub expunged: u64,
     /// Flag changes.
@@ -117,6 +124,7 @@ impl Report {
             totals.created += u64::from(mailbox.action != MailboxAction::Update);
             totals.saved += mailbox.saved;
             totals.bytes += mailbox.bytes;
+            totals.copied_locally += mailbox.copied_locally;
             totals.expunged += mailbox.expunged;
             totals.flags_changed += mailbox.flags_changed;
         }
@@ -158,7 +166,11 @@ impl fmt::Display for Totals {
             human_bytes(self.bytes),
             self.expunged,
             self.flags_changed
-        )
+        )?;
+        if self.copied_locally > 0 {
+            write!(f, "; {} saved from copies already held", self.copied_locally)?;
+        }
+        Ok(())
     }
 }
 

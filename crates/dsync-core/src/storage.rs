@@ -268,6 +268,22 @@ pub trait MailboxWriter {
     /// storage keeps them, GUID and POP3 data.
     fn save_finish(&mut self, meta: &MessageMeta) -> Result<(), StorageError>;
 
+    /// Saves a copy of message `uid` of `from`, a mailbox of this same storage, as `meta`
+    /// (its UID, flags, keywords, received date and GUID), when that message's GUID is
+    /// `meta.guid`: a body the storage already holds is not transferred again (doveadm's
+    /// `-a`). Returns `false` when this storage cannot copy, or `from` no longer holds such
+    /// a message; nothing is staged then and the caller saves the body the usual way. The
+    /// default always returns `false`. A Maildir hard-links the file, as Dovecot does.
+    fn save_copy(
+        &mut self,
+        from: &MailboxName,
+        uid: Uid,
+        meta: &MessageMeta,
+    ) -> Result<bool, StorageError> {
+        let _ = (from, uid, meta);
+        Ok(false)
+    }
+
     /// Replaces the flags and keywords of `uid`.
     fn set_flags(&mut self, uid: Uid, flags: &Flags) -> Result<(), StorageError>;
 

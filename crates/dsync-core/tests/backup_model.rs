@@ -70,7 +70,9 @@ fn account_spec() -> impl Strategy<Value = AccountSpec> {
 /// Builds a storage. Message GUIDs identify the body, so a destination built independently
 /// with the same UIDVALIDITY can be told apart from the source by GUID, as Dovecot does.
 fn build(spec: &AccountSpec, with_guids: bool) -> MemoryStorage {
-    let mut storage = MemoryStorage::with_guids();
+    // Message GUIDs decide identity only where both sides declare them comparable (two
+    // Dovecot storages); the model's GUIDs are.
+    let mut storage = MemoryStorage::with_guids().comparable_message_guids(with_guids);
     for (&index, mailbox) in &spec.mailboxes {
         let mailbox_name = name(NAMES[index]);
         let stored = storage

@@ -1,6 +1,7 @@
 //! The `dsync` binary against the real Dovecot: results checked through Dovecot, exit
 //! codes for the failures an operator meets, and no password in any output.
 
+mod all_mail;
 mod batch;
 mod pop3;
 mod secrets;

@@ -256,9 +256,9 @@ fn not_yet_supported_locations_and_options_say_so() {
     let dir = tempfile::tempdir().expect("temp dir");
     let target = maildir(&dir.path().join("Maildir"));
     let cases: [(&[&str], &str); 6] = [
+        (&["backup", "-a", "\\Nonsense", "maildir:/x", &target], "unknown special-use flag"),
         (&["backup", "maildir:/x", "pop3://alice@127.0.0.1"], "must be maildir:PATH"),
         (&["backup", "sdbox:/srv/x", &target], "sdbox: locations are not supported yet"),
-        (&["backup", "-a", "All Mail", "maildir:/x", &target], "not supported yet"),
         (&["backup", "-P", "maildir:/x", &target], "mdbox"),
         (&["backup", "-n", "shared/", "maildir:/x", &target], "only the personal namespace"),
         (&["backup", "imapc:", &target], "-o imapc_host=HOST"),

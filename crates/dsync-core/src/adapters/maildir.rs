@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 use std::io::{self, Read};
 
 use mailstore::{
-    Durability, Keyword, Layout, Location, Maildir, Options, PendingMessage, SaveOptions,
+    CopyOutcome, Durability, Keyword, Layout, Location, Maildir, Options, PendingMessage,
+    SaveOptions,
 };
 
 use crate::error::{ErrorKind, StorageError};
@@ -240,6 +241,8 @@ impl StorageMut for MaildirStorage {
     ) -> Result<Box<dyn MailboxWriter + 'a>, StorageError> {
         Ok(Box::new(MaildirWriter {
             mailbox: self.mailbox(mailbox)?,
+            maildir: self.maildir.clone(),
+            copy_source: None,
             pending: None,
             uid_next: None,
         }))
@@ -248,6 +251,10 @@ impl StorageMut for MaildirStorage {
 
 struct MaildirWriter {
     mailbox: mailstore::Mailbox,
+    /// The store, for the mailboxes copies are made from.
+    maildir: Maildir,
+    /// The mailbox copies were last made from, kept open so that its listing is read once.
+    copy_source: Option<(MailboxName, mailstore::Mailbox)>,
     pending: Option<PendingMessage>,
     /// UIDNEXT to reach after the staged saves are committed (raising it earlier would
     /// make the staged forced UIDs fall below it).
@@ -269,18 +276,32 @@ impl MailboxWriter for MaildirWriter {
         let pending = self.pending.take().ok_or_else(|| {
             StorageError::new(ErrorKind::InvalidData, "save_finish without a body")
         })?;
-        let mut options = SaveOptions::default()
-            .with_uid(meta.uid.get())
-            .with_flags(to_store_flags(meta.flags.system))
-            .with_keywords(to_store_keywords(&meta.flags)?)
-            .with_pop3(meta.pop3_uidl.clone(), meta.pop3_order);
-        if let Some(received) = meta.received {
-            options = options.with_received(received);
+        self.mailbox.save(pending, save_options(meta)?).map_err(convert_error)
+    }
+
+    /// A hard link where the received dates agree (Dovecot's maildir copy), else a copy of
+    /// the file's bytes.
+    fn save_copy(
+        &mut self,
+        from: &MailboxName,
+        uid: Uid,
+        meta: &MessageMeta,
+    ) -> Result<bool, StorageError> {
+        let Some(guid) = meta.guid.as_deref() else { return Ok(false) };
+        if self.copy_source.as_ref().is_none_or(|(name, _)| name != from) {
+            let opened = match self.maildir.mailbox(&to_store_name(from)?) {
+                Ok(opened) => opened,
+                Err(mailstore::Error::MailboxNotFound { .. }) => return Ok(false),
+                Err(error) => return Err(convert_error(error)),
+            };
+            self.copy_source = Some((from.clone(), opened));
         }
-        if let Some(guid) = &meta.guid {
-            options = options.with_guid(guid.clone());
-        }
-        self.mailbox.save(pending, options).map_err(convert_error)
+        let Some((_, source)) = &self.copy_source else { return Ok(false) };
+        let outcome = self
+            .mailbox
+            .save_copy(source, uid.get(), Some(guid), save_options(meta)?)
+            .map_err(convert_error)?;
+        Ok(outcome != CopyOutcome::NotFound)
     }
 
     fn set_flags(&mut self, uid: Uid, flags: &Flags) -> Result<(), StorageError> {
@@ -311,6 +332,22 @@ impl MailboxWriter for MaildirWriter {
         }
         Ok(())
     }
+}
+
+/// How `meta` is stored: forced UID, flags, keywords, received date, GUID, POP3 data.
+fn save_options(meta: &MessageMeta) -> Result<SaveOptions, StorageError> {
+    let mut options = SaveOptions::default()
+        .with_uid(meta.uid.get())
+        .with_flags(to_store_flags(meta.flags.system))
+        .with_keywords(to_store_keywords(&meta.flags)?)
+        .with_pop3(meta.pop3_uidl.clone(), meta.pop3_order);
+    if let Some(received) = meta.received {
+        options = options.with_received(received);
+    }
+    if let Some(guid) = &meta.guid {
+        options = options.with_guid(guid.clone());
+    }
+    Ok(options)
 }
 
 fn to_store_name(name: &MailboxName) -> Result<mailstore::MailboxName, StorageError> {

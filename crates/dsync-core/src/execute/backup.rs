@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::all_mail::AllMail;
 use super::copy::{apply_reverts, copy_from_source};
 use super::{Names, Observer, SyncOptions, at, keep_going, local_names};
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
@@ -21,8 +22,10 @@ pub(super) fn run(
     state: &mut SyncState,
 ) -> Result<(), SyncError> {
     let prepared = prepare(options, source, destination, observer, report, state)?;
+    let mut all_mail = prepared.all_mail.clone().map(AllMail::new);
     for job in &prepared.pending {
-        let result = sync_pending(options, source, destination, observer, job, state);
+        let result =
+            sync_pending(options, source, destination, observer, job, state, all_mail.as_mut());
         record(job, result, observer, report, state)?;
     }
     finish(options, destination, &prepared.tree, report)
@@ -43,8 +46,12 @@ pub(super) struct PendingMailbox {
 pub(super) struct Prepared {
     /// The tree plan (subscriptions are applied by [`finish`]).
     pub(super) tree: TreePlan,
-    /// The mailboxes still to sync, in tree order; unchanged ones are already reported.
+    /// The mailboxes still to sync, in tree order (the all-mail mailbox first); unchanged
+    /// ones are already reported.
     pub(super) pending: Vec<PendingMailbox>,
+    /// The destination's all-mail mailbox ([`SyncOptions::all_mail`]), when it exists on
+    /// either side.
+    pub(super) all_mail: Option<MailboxName>,
 }
 
 /// Lists both trees, deletes the destination's extra mailboxes and reports every mailbox
@@ -76,6 +83,15 @@ pub(super) fn prepare(
         &options.mailbox_filter,
     );
     observer.tree_planned(&tree);
+    let all_mail = options.all_mail.as_ref().and_then(|pattern| {
+        let found = AllMail::resolve(pattern, &source_mailboxes, &destination_mailboxes);
+        if found.is_none() {
+            report.warnings.push(format!(
+                "-a {pattern}: no such mailbox on either side; every message is transferred"
+            ));
+        }
+        found
+    });
     let existing: BTreeSet<MailboxName> =
         destination_mailboxes.into_iter().filter(|m| m.selectable).map(|m| m.name).collect();
 
@@ -108,7 +124,13 @@ pub(super) fn prepare(
             });
         }
     }
-    Ok(Prepared { tree, pending })
+    // The all-mail mailbox goes first: the others then find their messages in it.
+    if let Some(index) = pending.iter().position(|job| Some(&job.destination) == all_mail.as_ref())
+    {
+        let job = pending.remove(index);
+        pending.insert(0, job);
+    }
+    Ok(Prepared { tree, pending, all_mail })
 }
 
 /// Syncs one changed mailbox; `state` holds at least its previous entry.
@@ -119,9 +141,10 @@ pub(super) fn sync_pending(
     observer: &mut dyn Observer,
     job: &PendingMailbox,
     state: &mut SyncState,
+    all_mail: Option<&mut AllMail>,
 ) -> Result<(MailboxReport, Option<MailboxState>), SyncError> {
     let names = Names { source: &job.source, destination: &job.destination };
-    sync_mailbox(options, source, destination, observer, &names, job.exists, state)
+    sync_mailbox(options, source, destination, observer, &names, job.exists, state, all_mail)
 }
 
 /// Takes a mailbox's outcome into the report and the state; stops the run on an error
@@ -173,6 +196,7 @@ pub(super) fn finish(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn sync_mailbox(
     options: &SyncOptions,
     source: &mut dyn Storage,
@@ -181,15 +205,24 @@ fn sync_mailbox(
     names: &Names<'_>,
     exists_on_destination: bool,
     state: &mut SyncState,
+    mut all_mail: Option<&mut AllMail>,
 ) -> Result<(MailboxReport, Option<MailboxState>), SyncError> {
     let mailbox = names.destination;
     let source_contents =
         source.contents(names.source).map_err(at(Side::Source, Some(names.source)))?;
-    let destination_contents: Option<MailboxContents> = if exists_on_destination {
+    let mut destination_contents: Option<MailboxContents> = if exists_on_destination {
         Some(destination.contents(mailbox).map_err(at(Side::Destination, Some(mailbox)))?)
     } else {
         None
     };
+    // Message GUIDs tell messages apart only when both sides' GUIDs are comparable: an IMAP
+    // source's X-GUIDs are carried along for `-a`, but a destination written before they
+    // were fetched holds GUIDs of its own.
+    if !(source.capabilities().message_guids && destination.capabilities().message_guids)
+        && let Some(contents) = &mut destination_contents
+    {
+        contents.messages.iter_mut().for_each(|m| m.guid = None);
+    }
     let plan = plan_mailbox(
         mailbox,
         &source_contents,
@@ -260,6 +293,14 @@ fn sync_mailbox(
     result.map_err(at_destination)?;
     drop(source_contents);
 
+    let local = match all_mail.as_deref_mut() {
+        Some(all_mail) => {
+            let saves: Vec<&MessageMeta> = plan.save.iter().collect();
+            let mailbox = all_mail.mailbox().clone();
+            all_mail.find(destination, &saves).map_err(at(Side::Destination, Some(&mailbox)))?
+        }
+        None => None,
+    };
     let mut writer = destination.writer(mailbox).map_err(at(Side::Destination, Some(mailbox)))?;
     apply_reverts(&mut *writer, &plan, &mut mailbox_report)
         .map_err(at(Side::Destination, Some(mailbox)))?;
@@ -272,6 +313,7 @@ fn sync_mailbox(
         observer,
         &saves,
         options.commit_interval,
+        local,
     )?;
     copied.record_in(&mut mailbox_report);
     if let Some(uid_next) = plan.uid_next {
@@ -279,6 +321,9 @@ fn sync_mailbox(
     }
     writer.commit().map_err(at(Side::Destination, Some(mailbox)))?;
     drop(writer);
+    if let Some(all_mail) = all_mail {
+        all_mail.changed(mailbox);
+    }
     let destination_stamp =
         destination.stamp(mailbox).map_err(at(Side::Destination, Some(mailbox)))?;
     Ok((mailbox_report, Some(state_entry(base, source_stamp, destination_stamp))))

@@ -27,6 +27,16 @@ pub(super) struct CopyRoute<'r, 'f> {
     pub(super) to_name: &'r MailboxName,
     /// Which side that is.
     pub(super) to_side: Side,
+    /// Saves whose body the written side already holds (`-a`), copied there instead.
+    pub(super) local: Option<LocalCopies<'r>>,
+}
+
+/// Bodies the written side already holds: they are copied there, not transferred.
+pub(super) struct LocalCopies<'a> {
+    /// The written side's mailbox that holds them.
+    pub(super) mailbox: &'a MailboxName,
+    /// By the final UID of a save, the UID of its body in `mailbox`.
+    pub(super) uids: BTreeMap<Uid, Uid>,
 }
 
 /// Counts of one copy.
@@ -36,12 +46,15 @@ pub(super) struct Copied {
     pub(super) saved: u64,
     /// Bytes saved.
     pub(super) bytes: u64,
+    /// Of `saved`, messages copied from a body the written side held already.
+    pub(super) local: u64,
     /// Messages asked for that the origin no longer had.
     pub(super) vanished: u64,
 }
 
 /// Copies `saves` (origin UID → metadata carrying the final UID; ascending in both) from
-/// `route.from` into `writer`.
+/// `route.from` into `writer`; saves listed in `route.local` are copied on the written
+/// side, in the same order.
 pub(super) fn copy_messages(
     route: &mut CopyRoute<'_, '_>,
     writer: &mut dyn MailboxWriter,
@@ -49,39 +62,48 @@ pub(super) fn copy_messages(
     saves: &[(Uid, &MessageMeta)],
     commit_interval: u32,
 ) -> Result<Copied, SyncError> {
-    if saves.is_empty() {
-        return Ok(Copied::default());
-    }
-    let wanted: BTreeMap<Uid, &MessageMeta> = saves.iter().copied().collect();
-    let uids: Vec<Uid> = wanted.keys().copied().collect();
-    let mut sink = CopySink {
+    let mut copier = Copier {
         writer,
         observer,
         mailbox: route.to_name,
-        wanted,
         commit_interval: commit_interval.max(1),
         since_commit: 0,
-        staged_bytes: None,
-        last_saved: None,
         copied: Copied::default(),
         destination_error: None,
     };
-    let result = (route.from)(&uids, &mut sink);
-    let mut copied = sink.copied;
-    copied.vanished = uids.len() as u64 - copied.saved;
-    if let Some(error) = sink.destination_error.take() {
-        return Err(SyncError { side: route.to_side, mailbox: Some(route.to_name.clone()), error });
+    let Some(local) = route.local.take() else {
+        copier.transfer(route, saves)?;
+        return Ok(copier.copied);
+    };
+    let (to_side, to_name) = (route.to_side, route.to_name);
+    let at_destination = |error| SyncError { side: to_side, mailbox: Some(to_name.clone()), error };
+    // Runs of saves of one kind, in order: UIDs are forced and must ascend.
+    for run in saves
+        .chunk_by(|a, b| local.uids.contains_key(&a.1.uid) == local.uids.contains_key(&b.1.uid))
+    {
+        let Some(&(_, first)) = run.first() else { continue };
+        if !local.uids.contains_key(&first.uid) {
+            copier.transfer(route, run)?;
+            continue;
+        }
+        for &(origin, meta) in run {
+            let held = local.uids.get(&meta.uid).copied();
+            let copied = match held {
+                Some(uid) => copier.copy_held(local.mailbox, uid, meta).map_err(at_destination)?,
+                None => false,
+            };
+            if !copied {
+                // Gone from the all-mail mailbox since it was listed: transfer it.
+                copier.transfer(route, &[(origin, meta)])?;
+            }
+        }
     }
-    result.map_err(|error| SyncError {
-        side: route.from_side,
-        mailbox: Some(route.from_name.clone()),
-        error,
-    })?;
-    Ok(copied)
+    Ok(copier.copied)
 }
 
 /// [`copy_messages`] from mailbox `from` of the read-only source into `writer`, which
 /// writes mailbox `to` of the destination (backup, import and POP3 runs).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn copy_from_source(
     source: &mut dyn Storage,
     from: &MailboxName,
@@ -90,6 +112,7 @@ pub(super) fn copy_from_source(
     observer: &mut dyn Observer,
     saves: &[(Uid, &MessageMeta)],
     commit_interval: u32,
+    local: Option<LocalCopies<'_>>,
 ) -> Result<Copied, SyncError> {
     let mut fetch = |uids: &[Uid], sink: &mut dyn MessageSink| source.fetch(from, uids, sink);
     let mut route = CopyRoute {
@@ -98,6 +121,7 @@ pub(super) fn copy_from_source(
         from_side: Side::Source,
         to_name: to,
         to_side: Side::Destination,
+        local,
     };
     copy_messages(&mut route, writer, observer, saves, commit_interval)
 }
@@ -107,30 +131,104 @@ impl Copied {
     pub(super) fn record_in(self, report: &mut MailboxReport) {
         report.saved = self.saved;
         report.bytes = self.bytes;
+        report.copied_locally = self.local;
         report.vanished = self.vanished;
+    }
+
+    /// Adds another copy's counts.
+    pub(super) fn add(&mut self, other: Copied) {
+        self.saved += other.saved;
+        self.bytes += other.bytes;
+        self.local += other.local;
+        self.vanished += other.vanished;
     }
 }
 
-/// Forwards fetched bodies into the writer, in ascending UID order.
-struct CopySink<'a> {
+/// The written side of a copy: saves, counts, and commits every `commit_interval` saves.
+struct Copier<'a> {
     writer: &'a mut dyn MailboxWriter,
     observer: &'a mut dyn Observer,
     mailbox: &'a MailboxName,
-    wanted: BTreeMap<Uid, &'a MessageMeta>,
     commit_interval: u32,
     since_commit: u32,
-    staged_bytes: Option<u64>,
-    last_saved: Option<Uid>,
     copied: Copied,
     /// The real error when the written side failed, so the run blames the right side
     /// (the reading adapter only sees that its sink refused).
     destination_error: Option<StorageError>,
 }
 
-impl CopySink<'_> {
+impl Copier<'_> {
+    /// Transfers `saves` through the route's fetch.
+    fn transfer(
+        &mut self,
+        route: &mut CopyRoute<'_, '_>,
+        saves: &[(Uid, &MessageMeta)],
+    ) -> Result<(), SyncError> {
+        if saves.is_empty() {
+            return Ok(());
+        }
+        let wanted: BTreeMap<Uid, &MessageMeta> = saves.iter().copied().collect();
+        let uids: Vec<Uid> = wanted.keys().copied().collect();
+        let saved_before = self.copied.saved;
+        let mut sink = CopySink { copier: self, wanted, staged_bytes: None, last_saved: None };
+        let result = (route.from)(&uids, &mut sink);
+        self.copied.vanished += uids.len() as u64 - (self.copied.saved - saved_before);
+        if let Some(error) = self.destination_error.take() {
+            return Err(SyncError {
+                side: route.to_side,
+                mailbox: Some(route.to_name.clone()),
+                error,
+            });
+        }
+        result.map_err(|error| SyncError {
+            side: route.from_side,
+            mailbox: Some(route.from_name.clone()),
+            error,
+        })
+    }
+
+    /// Copies a body the written side holds as message `uid` of `from`; false when it no
+    /// longer does.
+    fn copy_held(
+        &mut self,
+        from: &MailboxName,
+        uid: Uid,
+        meta: &MessageMeta,
+    ) -> Result<bool, StorageError> {
+        if !self.writer.save_copy(from, uid, meta)? {
+            return Ok(false);
+        }
+        self.copied.local += 1;
+        self.saved(meta, 0)?;
+        Ok(true)
+    }
+
+    /// Counts a finished save and commits when the interval is reached.
+    fn saved(&mut self, meta: &MessageMeta, bytes: u64) -> Result<(), StorageError> {
+        self.copied.saved += 1;
+        self.copied.bytes += bytes;
+        self.since_commit += 1;
+        self.observer.message_saved(self.mailbox, meta.uid, bytes);
+        if self.since_commit >= self.commit_interval {
+            self.writer.commit()?;
+            self.since_commit = 0;
+        }
+        Ok(())
+    }
+}
+
+/// Forwards fetched bodies into the writer, in ascending UID order.
+struct CopySink<'c, 'a, 'm> {
+    copier: &'c mut Copier<'a>,
+    wanted: BTreeMap<Uid, &'m MessageMeta>,
+    staged_bytes: Option<u64>,
+    last_saved: Option<Uid>,
+}
+
+impl CopySink<'_, '_, '_> {
     fn fail(&mut self, error: StorageError) -> StorageError {
         let reply = StorageError::new(error.kind(), "the destination refused the message");
-        self.destination_error = Some(error);
+        self.copier.destination_error = Some(error);
         reply
     }
 
@@ -152,33 +250,27 @@ impl CopySink<'_> {
             ));
         }
         let saved = match (meta.received, received) {
-            (None, Some(received)) => {
-                self.writer.save_finish(&MessageMeta { received: Some(received), ..meta.clone() })
-            }
-            _ => self.writer.save_finish(meta),
+            (None, Some(received)) => self
+                .copier
+                .writer
+                .save_finish(&MessageMeta { received: Some(received), ..meta.clone() }),
+            _ => self.copier.writer.save_finish(meta),
         };
         if let Err(error) = saved {
             return Err(self.fail(error));
         }
         self.last_saved = Some(uid);
-        self.copied.saved += 1;
-        self.copied.bytes += bytes;
-        self.since_commit += 1;
-        self.observer.message_saved(self.mailbox, meta.uid, bytes);
-        if self.since_commit >= self.commit_interval {
-            if let Err(error) = self.writer.commit() {
-                return Err(self.fail(error));
-            }
-            self.since_commit = 0;
+        if let Err(error) = self.copier.saved(meta, bytes) {
+            return Err(self.fail(error));
         }
         Ok(())
     }
 }
 
-impl MessageSink for CopySink<'_> {
+impl MessageSink for CopySink<'_, '_, '_> {
     fn body(&mut self, body: &mut dyn Read) -> Result<(), StorageError> {
         let mut counting = CountingReader { inner: body, count: 0 };
-        match self.writer.save_body(&mut counting) {
+        match self.copier.writer.save_body(&mut counting) {
             Ok(()) => {
                 self.staged_bytes = Some(counting.count);
                 Ok(())

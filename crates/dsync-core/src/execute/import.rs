@@ -157,6 +157,7 @@ fn import_mailbox(
         observer,
         &run,
         options.commit_interval,
+        None,
     )?;
     writer.commit().map_err(at(Side::Destination, target))?;
     copied.record_in(&mut report);

@@ -12,7 +12,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::copy::{CopyRoute, Fetch, copy_messages};
+use super::all_mail::AllMail;
+use super::copy::{CopyRoute, Fetch, LocalCopies, copy_messages};
 use super::rename::{Sides, follow_renames};
 use super::{Observer, SyncOptions, keep_going, local_names};
 use crate::error::{Side, StorageError, SyncError};
@@ -88,7 +89,20 @@ pub(super) fn run(
     let mut sides = Sides { in_a: &mut in_a, in_b: &mut in_b, a_names: &a_names };
     follow_renames(options, &mut a, b, &mut sides, state, report, observer);
 
-    for name in in_a.union(&in_b) {
+    let mut all_mail = options
+        .all_mail
+        .as_ref()
+        .and_then(|pattern| AllMail::resolve(pattern, &a_mailboxes, &b_mailboxes))
+        .map(AllMail::new);
+    // The all-mail mailbox goes first: the others then find their messages in it.
+    let mut names: Vec<MailboxName> = in_a.union(&in_b).cloned().collect();
+    if let Some(index) =
+        all_mail.as_ref().and_then(|all| names.iter().position(|n| n == all.mailbox()))
+    {
+        let all = names.remove(index);
+        names.insert(0, all);
+    }
+    for name in &names {
         let a_name = match (a_names.get(name), &a) {
             (Some(original), _) => original.clone(),
             (None, SideA::Writable(a)) => a.local_name(name),
@@ -106,6 +120,7 @@ pub(super) fn run(
                 previous.as_ref(),
                 None,
                 state,
+                all_mail.as_mut(),
             ),
             (true, false) => {
                 // B lacks it. Deleted there since the last sync, or new on A?
@@ -121,6 +136,7 @@ pub(super) fn run(
                         None,
                         Some(B),
                         state,
+                        all_mail.as_mut(),
                     ),
                     (Some(_), MergeMode::OneWay) => continue, // B's delete stays
                     (Some(seen), MergeMode::TwoWay)
@@ -140,14 +156,24 @@ pub(super) fn run(
                         None,
                         Some(B),
                         state,
+                        all_mail.as_mut(),
                     ),
                 }
             }
             (false, true) => match (&previous, &mut a) {
                 // An interrupted rebuild of A left it missing: create it.
-                (Some(seen), SideA::Writable(_)) if seen.rebuild.is_some() => {
-                    merge_mailbox(options, &mut a, b, observer, &a_name, name, None, Some(A), state)
-                }
+                (Some(seen), SideA::Writable(_)) if seen.rebuild.is_some() => merge_mailbox(
+                    options,
+                    &mut a,
+                    b,
+                    observer,
+                    &a_name,
+                    name,
+                    None,
+                    Some(A),
+                    state,
+                    all_mail.as_mut(),
+                ),
                 // Synced before and gone from A since: A deleted it. The delete travels if
                 // B did not change the mailbox meanwhile (else nothing of B's is lost).
                 (Some(seen), _)
@@ -169,9 +195,18 @@ pub(super) fn run(
                     continue;
                 }
                 (_, SideA::ReadOnly(_)) => continue, // a destination-only mailbox stays
-                _ => {
-                    merge_mailbox(options, &mut a, b, observer, &a_name, name, None, Some(A), state)
-                }
+                _ => merge_mailbox(
+                    options,
+                    &mut a,
+                    b,
+                    observer,
+                    &a_name,
+                    name,
+                    None,
+                    Some(A),
+                    state,
+                    all_mail.as_mut(),
+                ),
             },
             (false, false) => continue,
         };
@@ -325,6 +360,7 @@ fn merge_mailbox(
     previous: Option<&MailboxState>,
     create_on: Option<Side>,
     state: &mut SyncState,
+    all_mail: Option<&mut AllMail>,
 ) -> Result<(MailboxReport, MailboxState), SyncError> {
     // Creating or re-creating a mailbox on a side, or changing a side's UIDVALIDITY, starts
     // a new incarnation that the saved base does not describe. Its entry goes first, so a
@@ -505,10 +541,9 @@ fn merge_mailbox(
             &no_moves,
             observer,
             commit_interval,
+            all_mail,
         )?;
-        report.saved = counts.saved;
-        report.bytes = counts.bytes;
-        report.vanished = counts.vanished;
+        counts.record_in(&mut report);
         report.expunged = plan.b.expunge.len() as u64;
         report.flags_changed = plan.b.set_flags.len() as u64;
     }
@@ -524,8 +559,19 @@ fn merge_mailbox(
                 Origin::OtherSide(_) => None,
             })
             .collect();
-        let counts =
-            apply_side(*a, a_name, A, b, b_name, B, &plan.a, &b_moves, observer, commit_interval)?;
+        let counts = apply_side(
+            *a,
+            a_name,
+            A,
+            b,
+            b_name,
+            B,
+            &plan.a,
+            &b_moves,
+            observer,
+            commit_interval,
+            None,
+        )?;
         report.source_changes =
             counts.saved + plan.a.expunge.len() as u64 + plan.a.set_flags.len() as u64;
     }
@@ -626,6 +672,7 @@ fn apply_side(
     other_moves: &BTreeMap<Uid, Uid>,
     observer: &mut dyn Observer,
     commit_interval: u32,
+    mut all_mail: Option<&mut AllMail>,
 ) -> Result<super::copy::Copied, SyncError> {
     let mut total = super::copy::Copied::default();
     if plan.is_empty() {
@@ -666,6 +713,14 @@ fn apply_side(
         } else {
             let mut fetch =
                 |uids: &[Uid], sink: &mut dyn MessageSink| other.fetch(other_name, uids, sink);
+            let local = match all_mail.as_deref_mut() {
+                Some(all_mail) => {
+                    let metas: Vec<&MessageMeta> = run.iter().map(|(_, meta)| *meta).collect();
+                    let mailbox = all_mail.mailbox().clone();
+                    all_mail.find(target, &metas).map_err(at(target_side, &mailbox))?
+                }
+                None => None,
+            };
             copy_run(
                 target,
                 target_name,
@@ -676,11 +731,10 @@ fn apply_side(
                 &run,
                 observer,
                 commit_interval,
+                local,
             )?
         };
-        total.saved += copied.saved;
-        total.bytes += copied.bytes;
-        total.vanished += copied.vanished;
+        total.add(copied);
         start = end;
     }
     let mut writer = target.writer(target_name).map_err(at(target_side, target_name))?;
@@ -694,6 +748,9 @@ fn apply_side(
         writer.raise_uid_next(uid_next).map_err(at(target_side, target_name))?;
     }
     writer.commit().map_err(at(target_side, target_name))?;
+    if let Some(all_mail) = all_mail {
+        all_mail.changed(target_name);
+    }
     Ok(total)
 }
 
@@ -708,10 +765,17 @@ fn copy_run(
     run: &[(Uid, &MessageMeta)],
     observer: &mut dyn Observer,
     commit_interval: u32,
+    local: Option<LocalCopies<'_>>,
 ) -> Result<super::copy::Copied, SyncError> {
     let mut writer = target.writer(target_name).map_err(at(target_side, target_name))?;
-    let mut route =
-        CopyRoute { from: fetch, from_name, from_side, to_name: target_name, to_side: target_side };
+    let mut route = CopyRoute {
+        from: fetch,
+        from_name,
+        from_side,
+        to_name: target_name,
+        to_side: target_side,
+        local,
+    };
     let copied = copy_messages(&mut route, &mut *writer, observer, run, commit_interval)?;
     writer.commit().map_err(at(target_side, target_name))?;
     // A message that vanished meanwhile was expunged there; the saved base lists it as

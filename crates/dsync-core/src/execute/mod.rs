@@ -2,6 +2,7 @@
 //! to the other, committing every `commit_interval` saves so that an interrupted run leaves
 //! a clean UID prefix and the next run resumes without duplicates or gaps.
 
+mod all_mail;
 mod backup;
 mod copy;
 mod import;
@@ -13,7 +14,7 @@ mod uidl;
 use std::collections::BTreeMap;
 
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
-use crate::filter::{MailboxFilter, MessageFilter};
+use crate::filter::{MailboxFilter, MailboxPattern, MessageFilter};
 use crate::model::{MailboxInfo, MailboxName, Uid};
 use crate::plan::{MailboxPlan, Mode, TreePlan};
 use crate::report::{MailboxReport, Report};
@@ -44,6 +45,12 @@ pub struct SyncOptions {
     pub import_parent: Option<MailboxName>,
     /// Import: subscribe to the mailboxes imported into (`doveadm import -s`).
     pub subscribe_imported: bool,
+    /// doveadm's `-a`: the destination mailbox that holds every message (an "all mail"
+    /// folder, e.g. Gmail's `\All`). A message to save whose GUID is already there is
+    /// copied from it on the destination instead of transferred again (a Maildir then
+    /// stores the body once, hard-linked). Only messages whose source has GUIDs qualify.
+    /// `backup` and `sync -1` use it; that mailbox is synced first.
+    pub all_mail: Option<MailboxPattern>,
 }
 
 impl Default for SyncOptions {
@@ -57,6 +64,7 @@ impl Default for SyncOptions {
             state: None,
             import_parent: None,
             subscribe_imported: false,
+            all_mail: None,
         }
     }
 }
@@ -100,6 +108,12 @@ impl SyncOptions {
     #[must_use]
     pub fn subscribe_imported(mut self, subscribe: bool) -> SyncOptions {
         self.subscribe_imported = subscribe;
+        self
+    }
+    /// Copies by GUID from this all-mail mailbox of the destination ([`Self::all_mail`]).
+    #[must_use]
+    pub fn all_mail(mut self, mailbox: Option<MailboxPattern>) -> SyncOptions {
+        self.all_mail = mailbox;
         self
     }
     /// Restricts the run to some messages.

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError, mpsc};
 
+use super::all_mail::AllMail;
 use super::backup::{self, PendingMailbox};
 use super::{Failed, Observer, SyncOptions, at, finish};
 use crate::error::{Side, StorageError, SyncError};
@@ -69,20 +70,47 @@ pub fn run_parallel<C: Connector>(
     let result = (|| {
         let prepared =
             backup::prepare(options, source, destination, observer, &mut report, &mut state)?;
-        let left = if options.dry_run || prepared.pending.len() <= 1 {
-            prepared.pending.into()
+        let mut pending = VecDeque::from(prepared.pending);
+        let mut all_mail = prepared.all_mail.clone().map(AllMail::new);
+        // The all-mail mailbox (first in line) is synced before the workers start, so that
+        // every one of them finds the messages it already holds.
+        if all_mail.is_some()
+            && pending.front().map(|job| Some(&job.destination)) == Some(prepared.all_mail.as_ref())
+            && let Some(job) = pending.pop_front()
+        {
+            let result = backup::sync_pending(
+                options,
+                source,
+                destination,
+                observer,
+                &job,
+                &mut state,
+                all_mail.as_mut(),
+            );
+            backup::record(&job, result, observer, &mut report, &mut state)?;
+        }
+        let left = if options.dry_run || pending.len() <= 1 {
+            pending
         } else {
             let mut run =
                 Coordinator { observer, report: &mut report, state: &mut state, error: None };
-            let left = run.with_workers(options, connector, workers, prepared.pending);
+            let shared_all_mail = prepared.all_mail.as_ref();
+            let left = run.with_workers(options, connector, workers, pending, shared_all_mail);
             if let Some(error) = run.error {
                 return Err(error);
             }
             left
         };
         for job in &left {
-            let result =
-                backup::sync_pending(options, source, destination, observer, job, &mut state);
+            let result = backup::sync_pending(
+                options,
+                source,
+                destination,
+                observer,
+                job,
+                &mut state,
+                all_mail.as_mut(),
+            );
             backup::record(job, result, observer, &mut report, &mut state)?;
         }
         backup::finish(options, destination, &prepared.tree, &mut report)
@@ -121,7 +149,8 @@ impl Coordinator<'_, '_> {
         options: &SyncOptions,
         connector: &C,
         workers: usize,
-        pending: Vec<PendingMailbox>,
+        pending: VecDeque<PendingMailbox>,
+        all_mail: Option<&MailboxName>,
     ) -> VecDeque<PendingMailbox> {
         let workers = workers.min(pending.len());
         // What the last run left for the workers' mailboxes (their entries change only
@@ -133,13 +162,14 @@ impl Coordinator<'_, '_> {
                 Some((job.destination.clone(), entry.clone()))
             })
             .collect();
-        let queue = Mutex::new(VecDeque::from(pending));
+        let queue = Mutex::new(pending);
         let stop = AtomicBool::new(false);
         std::thread::scope(|scope| {
             let (events, received) = mpsc::channel();
             for _ in 0..workers {
                 let events = events.clone();
-                let shared = Shared { options, previous: &previous, queue: &queue, stop: &stop };
+                let shared =
+                    Shared { options, previous: &previous, queue: &queue, stop: &stop, all_mail };
                 scope.spawn(move || work(connector, &shared, &events));
             }
             drop(events);
@@ -195,6 +225,7 @@ fn work<C: Connector>(connector: &C, shared: &Shared<'_>, events: &mpsc::Sender<
             return;
         }
     };
+    let mut all_mail = shared.all_mail.cloned().map(AllMail::new);
     while !shared.stop.load(Ordering::SeqCst) {
         let next = shared.queue.lock().unwrap_or_else(PoisonError::into_inner).pop_front();
         let Some(job) = next else { break };
@@ -211,6 +242,7 @@ fn work<C: Connector>(connector: &C, shared: &Shared<'_>, events: &mpsc::Sender<
             &mut observer,
             &job,
             &mut state,
+            all_mail.as_mut(),
         );
         let fatal = matches!(&result, Err(error) if !super::is_mailbox_local(error));
         if events.send(Event::Finished(Box::new(job), result)).is_err() || fatal {
@@ -226,6 +258,8 @@ struct Shared<'a> {
     previous: &'a BTreeMap<MailboxName, MailboxState>,
     queue: &'a Mutex<VecDeque<PendingMailbox>>,
     stop: &'a AtomicBool,
+    /// The destination's all-mail mailbox (`-a`), already synced.
+    all_mail: Option<&'a MailboxName>,
 }
 
 /// A worker's observer: passes everything to the coordinating thread.

@@ -122,6 +122,7 @@ fn sync_mailbox(
         observer,
         &run,
         options.commit_interval,
+        None,
     )?;
     writer.commit().map_err(at(Side::Destination, target))?;
     copied.record_in(&mut report);

@@ -1,5 +1,6 @@
 //! Integration tests of dsync-core against the real Dovecot (started by `testkit`).
 
+mod all_mail;
 mod backup;
 mod header_hash;
 mod imap_guids;

@@ -89,6 +89,9 @@ pub struct Mailbox {
     cache: Mutex<Option<Arc<View>>>,
     /// The uidlist as our last commit left it (see [`state::locked_cached`]).
     pub(crate) uidlist_cache: Option<state::CachedUidlist>,
+    /// File base names known to be taken, once a commit had to check a caller's GUID
+    /// against them (see [`Mailbox::commit`]).
+    pub(crate) taken_bases: Option<std::collections::HashSet<String>>,
 }
 
 /// What one read of the mailbox found.
@@ -108,6 +111,7 @@ impl Mailbox {
             staged: Vec::new(),
             cache: Mutex::new(None),
             uidlist_cache: None,
+            taken_bases: None,
         }
     }
 
@@ -232,9 +236,7 @@ impl Mailbox {
     pub fn open_message(&self, uid: u32) -> Result<MessageReader> {
         for attempt in 0..3 {
             let view = if attempt == 0 { self.cached_view()? } else { self.view()? };
-            let Some(file) =
-                Self::present(&view).find(|(r, _)| r.uid == uid).map(|(_, f)| f.clone())
-            else {
+            let Some(file) = Self::present_uid(&view, uid).map(|(_, f)| f.clone()) else {
                 if attempt == 0 {
                     continue;
                 }
@@ -257,7 +259,7 @@ impl Mailbox {
     /// `fresh` on `ENOENT`, as [`Self::open_message`] does.
     pub(crate) fn locate(&self, uid: u32, fresh: bool) -> Result<Option<Located>> {
         let view = if fresh { self.view()? } else { self.cached_view()? };
-        let Some((record, file)) = Self::present(&view).find(|(r, _)| r.uid == uid) else {
+        let Some((record, file)) = Self::present_uid(&view, uid) else {
             return Ok(None);
         };
         Ok(Some(Located {
@@ -521,6 +523,19 @@ impl Mailbox {
             .records
             .iter()
             .filter_map(|r| view.scan.get(filename::base(&r.filename)).map(|f| (r, f)))
+    }
+
+    /// The record of `uid` and its file, when it exists. A uidlist is in UID order, so a
+    /// binary search finds it (one message of many is looked up per copy or read); a file
+    /// out of order is still searched in full before `uid` counts as missing.
+    fn present_uid(view: &View, uid: u32) -> Option<(&Record, &FileRef)> {
+        let records = &view.uidlist.records;
+        let index = records.partition_point(|r| r.uid < uid);
+        let record = match records.get(index) {
+            Some(record) if record.uid == uid => record,
+            _ => records.iter().find(|r| r.uid == uid)?,
+        };
+        view.scan.get(filename::base(&record.filename)).map(|file| (record, file))
     }
 
     /// Reads the uidlist and the directories. Files the uidlist does not know (delivered by

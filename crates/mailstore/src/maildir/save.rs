@@ -234,24 +234,33 @@ impl Mailbox {
         }
         let mut staged = std::mem::take(&mut self.staged);
         let mut cache = self.uidlist_cache.take();
+        // Only names taken from callers' GUIDs can collide with existing files; generated
+        // names are unique, so the directory scan is skipped when there are none. The names
+        // found are kept for this handle's later commits (with their own names added): one
+        // scan per mailbox, not one per commit. A file delivered meanwhile has a generated
+        // name, which a GUID from elsewhere does not take.
+        let mut taken_cache = self.taken_bases.take();
         let result =
             state::locked_cached(&self.store.clone(), &self.paths.clone(), &mut cache, |locked| {
                 let mut next = locked.uidlist.next_uid();
                 let mut table = self.paths.read_keywords()?;
                 let mut keywords_changed = false;
-                // Only names taken from callers' GUIDs can collide with existing files; generated
-                // names are unique, so the directory scan is skipped when there are none.
-                let mut taken: std::collections::HashSet<String> = std::collections::HashSet::new();
-                if staged.iter().any(|item| item.base != item.fallback_base) {
-                    taken.extend(
-                        locked
+                let mut empty = std::collections::HashSet::new();
+                let taken = if staged.iter().any(|item| item.base != item.fallback_base) {
+                    if taken_cache.is_none() {
+                        let mut names: std::collections::HashSet<String> = locked
                             .uidlist
                             .records
                             .iter()
-                            .map(|r| filename::base(&r.filename).to_string()),
-                    );
-                    taken.extend(self.paths.scan()?.into_keys());
-                }
+                            .map(|r| filename::base(&r.filename).to_string())
+                            .collect();
+                        names.extend(self.paths.scan()?.into_keys());
+                        taken_cache = Some(names);
+                    }
+                    taken_cache.as_mut().unwrap_or(&mut empty)
+                } else {
+                    &mut empty
+                };
                 let mut entries = Vec::with_capacity(staged.len());
                 for item in &mut staged {
                     let uid = match item.options.uid {
@@ -329,6 +338,7 @@ impl Mailbox {
             });
         self.uidlist_cache = cache;
         if result.is_ok() {
+            self.taken_bases = taken_cache;
             for item in &mut staged {
                 item.committed = true;
             }

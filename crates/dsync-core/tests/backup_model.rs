@@ -216,6 +216,7 @@ fn rebuilt(
         &source_contents,
         Some(&destination_contents),
         &MessageFilter::default(),
+        true,
     );
     matches!(plan.action, dsync_core::MailboxAction::Recreate(_))
 }

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::copy::LocalCopies;
-use crate::error::{ErrorKind, StorageError};
+use crate::error::{ErrorKind, Side, SyncError};
 use crate::filter::MailboxPattern;
 use crate::model::{MailboxInfo, MailboxName, MessageMeta, Uid};
 use crate::storage::Storage;
@@ -47,14 +47,16 @@ impl AllMail {
         &self.mailbox
     }
 
-    /// Which of `saves` the written side already holds, listing the all-mail mailbox
-    /// (over `written`) the first time a save has a GUID. A missing mailbox holds nothing.
-    pub(super) fn find<'a>(
+    /// Which of `saves` the written side (`written`, which is `side`) already holds,
+    /// listing the all-mail mailbox the first time a save has a GUID. A missing mailbox
+    /// holds nothing.
+    pub(super) fn find<'a, 'm>(
         &'a mut self,
         written: &mut dyn Storage,
-        saves: &[&MessageMeta],
-    ) -> Result<Option<LocalCopies<'a>>, StorageError> {
-        if !saves.iter().any(|m| m.guid.is_some()) {
+        side: Side,
+        saves: impl Iterator<Item = &'m MessageMeta> + Clone,
+    ) -> Result<Option<LocalCopies<'a>>, SyncError> {
+        if !saves.clone().any(|m| m.guid.is_some()) {
             return Ok(None);
         }
         let by_guid = match &mut self.by_guid {
@@ -64,11 +66,13 @@ impl AllMail {
                     contents.messages.into_iter().filter_map(|m| Some((m.guid?, m.uid))).collect()
                 }
                 Err(error) if error.kind() == ErrorKind::NotFound => HashMap::new(),
-                Err(error) => return Err(error),
+                Err(error) => {
+                    return Err(SyncError { side, mailbox: Some(self.mailbox.clone()), error });
+                }
             }),
         };
         let uids: BTreeMap<Uid, Uid> =
-            saves.iter().filter_map(|m| Some((m.uid, *by_guid.get(m.guid.as_deref()?)?))).collect();
+            saves.filter_map(|m| Some((m.uid, *by_guid.get(m.guid.as_deref()?)?))).collect();
         Ok((!uids.is_empty()).then_some(LocalCopies { mailbox: &self.mailbox, uids }))
     }
 

@@ -210,24 +210,17 @@ fn sync_mailbox(
     let mailbox = names.destination;
     let source_contents =
         source.contents(names.source).map_err(at(Side::Source, Some(names.source)))?;
-    let mut destination_contents: Option<MailboxContents> = if exists_on_destination {
+    let destination_contents: Option<MailboxContents> = if exists_on_destination {
         Some(destination.contents(mailbox).map_err(at(Side::Destination, Some(mailbox)))?)
     } else {
         None
     };
-    // Message GUIDs tell messages apart only when both sides' GUIDs are comparable: an IMAP
-    // source's X-GUIDs are carried along for `-a`, but a destination written before they
-    // were fetched holds GUIDs of its own.
-    if !(source.capabilities().message_guids && destination.capabilities().message_guids)
-        && let Some(contents) = &mut destination_contents
-    {
-        contents.messages.iter_mut().for_each(|m| m.guid = None);
-    }
     let plan = plan_mailbox(
         mailbox,
         &source_contents,
         destination_contents.as_ref(),
         &options.message_filter,
+        source.capabilities().message_guids && destination.capabilities().message_guids,
     );
     // What the run records: the source as listed (a change during the copy then shows
     // next time), the destination as listed when nothing is written to it.
@@ -294,11 +287,7 @@ fn sync_mailbox(
     drop(source_contents);
 
     let local = match all_mail.as_deref_mut() {
-        Some(all_mail) => {
-            let saves: Vec<&MessageMeta> = plan.save.iter().collect();
-            let mailbox = all_mail.mailbox().clone();
-            all_mail.find(destination, &saves).map_err(at(Side::Destination, Some(&mailbox)))?
-        }
+        Some(all_mail) => all_mail.find(destination, Side::Destination, plan.save.iter())?,
         None => None,
     };
     let mut writer = destination.writer(mailbox).map_err(at(Side::Destination, Some(mailbox)))?;

@@ -715,9 +715,7 @@ fn apply_side(
                 |uids: &[Uid], sink: &mut dyn MessageSink| other.fetch(other_name, uids, sink);
             let local = match all_mail.as_deref_mut() {
                 Some(all_mail) => {
-                    let metas: Vec<&MessageMeta> = run.iter().map(|(_, meta)| *meta).collect();
-                    let mailbox = all_mail.mailbox().clone();
-                    all_mail.find(target, &metas).map_err(at(target_side, &mailbox))?
+                    all_mail.find(target, target_side, run.iter().map(|(_, meta)| *meta))?
                 }
                 None => None,
             };

@@ -74,8 +74,8 @@ pub fn run_parallel<C: Connector>(
         let mut all_mail = prepared.all_mail.clone().map(AllMail::new);
         // The all-mail mailbox (first in line) is synced before the workers start, so that
         // every one of them finds the messages it already holds.
-        if all_mail.is_some()
-            && pending.front().map(|job| Some(&job.destination)) == Some(prepared.all_mail.as_ref())
+        if let Some(name) = &prepared.all_mail
+            && pending.front().is_some_and(|job| job.destination == *name)
             && let Some(job) = pending.pop_front()
         {
             let result = backup::sync_pending(

@@ -12,7 +12,11 @@ use crate::model::{MailboxContents, MailboxName, MessageMeta, Uid};
 /// Backup rules (Dovecot's `dsync-mailbox-import.c` for a backup receiver, §5.6–5.7 of
 /// `dovecot-formats.md`): UIDVALIDITY and UIDs are the source's. Within one UIDVALIDITY a
 /// UID never names two messages (RFC 3501 §2.3.1.1), so equal UIDs are the same message
-/// unless both sides have persistent GUIDs that differ. The destination is rebuilt when its
+/// unless both sides have persistent GUIDs that differ. Message GUIDs are compared only
+/// with `comparable_guids` (both storages'
+/// [`Capabilities::message_guids`](crate::Capabilities::message_guids)): an IMAP source's
+/// GUIDs travel with its messages but mean nothing next to the GUIDs a destination written
+/// before gave them. The destination is rebuilt when its
 /// UIDVALIDITY or GUID differs, when it is ahead of the source (UIDNEXT), or when a source
 /// message would need a UID below the destination's UIDNEXT. Otherwise: destination-only
 /// UIDs are expunged, differing flags are replaced, source-only UIDs are saved.
@@ -28,8 +32,9 @@ pub fn plan_mailbox(
     source: &MailboxContents,
     destination: Option<&MailboxContents>,
     filter: &MessageFilter,
+    comparable_guids: bool,
 ) -> MailboxPlan {
-    backup(mailbox, source, destination, filter)
+    backup(mailbox, source, destination, filter, comparable_guids)
 }
 
 fn backup(
@@ -37,6 +42,7 @@ fn backup(
     source: &MailboxContents,
     destination: Option<&MailboxContents>,
     filter: &MessageFilter,
+    comparable_guids: bool,
 ) -> MailboxPlan {
     let filtered = !filter.is_everything();
     let source_uid_next = effective_uid_next(source);
@@ -89,7 +95,7 @@ fn backup(
     for (uid, wanted) in source_by_uid.iter().filter(|(_, m)| filter.wants(m)) {
         match destination_by_uid.get(uid) {
             Some(existing) => {
-                if let (Some(a), Some(b)) = (&wanted.guid, &existing.guid)
+                if let (true, Some(a), Some(b)) = (comparable_guids, &wanted.guid, &existing.guid)
                     && a != b
                 {
                     return rebuild(MailboxAction::Recreate(RecreateReason::UidConflict(*uid)));
@@ -190,7 +196,7 @@ mod tests {
     }
 
     fn plan(source: &MailboxContents, destination: Option<&MailboxContents>) -> MailboxPlan {
-        plan_mailbox(&MailboxName::inbox(), source, destination, &MessageFilter::default())
+        plan_mailbox(&MailboxName::inbox(), source, destination, &MessageFilter::default(), true)
     }
 
     const SEEN: SystemFlags = SystemFlags::SEEN;

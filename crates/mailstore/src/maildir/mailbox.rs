@@ -235,19 +235,17 @@ impl Mailbox {
     /// Opens the stored bytes of message `uid`.
     pub fn open_message(&self, uid: u32) -> Result<MessageReader> {
         for attempt in 0..3 {
-            let view = if attempt == 0 { self.cached_view()? } else { self.view()? };
-            let Some(file) = Self::present_uid(&view, uid).map(|(_, f)| f.clone()) else {
+            let Some(found) = self.locate(uid, attempt > 0)? else {
                 if attempt == 0 {
                     continue;
                 }
                 return Err(self.uid_not_found(uid));
             };
-            let path = self.paths.file(&file);
-            match File::open(&path) {
+            match File::open(&found.path) {
                 Ok(file) => return Ok(MessageReader { file }),
                 // Renamed by a concurrent flag change: look again.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e).ctx("open", &path),
+                Err(e) => return Err(e).ctx("open", &found.path),
             }
         }
         Err(self.uid_not_found(uid))

@@ -245,22 +245,18 @@ impl Mailbox {
                 let mut next = locked.uidlist.next_uid();
                 let mut table = self.paths.read_keywords()?;
                 let mut keywords_changed = false;
-                let mut empty = std::collections::HashSet::new();
-                let taken = if staged.iter().any(|item| item.base != item.fallback_base) {
-                    if taken_cache.is_none() {
-                        let mut names: std::collections::HashSet<String> = locked
-                            .uidlist
-                            .records
-                            .iter()
-                            .map(|r| filename::base(&r.filename).to_string())
-                            .collect();
-                        names.extend(self.paths.scan()?.into_keys());
-                        taken_cache = Some(names);
-                    }
-                    taken_cache.as_mut().unwrap_or(&mut empty)
-                } else {
-                    &mut empty
-                };
+                if taken_cache.is_none()
+                    && staged.iter().any(|item| item.base != item.fallback_base)
+                {
+                    let mut names: std::collections::HashSet<String> = locked
+                        .uidlist
+                        .records
+                        .iter()
+                        .map(|r| filename::base(&r.filename).to_string())
+                        .collect();
+                    names.extend(self.paths.scan()?.into_keys());
+                    taken_cache = Some(names);
+                }
                 let mut entries = Vec::with_capacity(staged.len());
                 for item in &mut staged {
                     let uid = match item.options.uid {
@@ -285,12 +281,16 @@ impl Mailbox {
                     let (indexes, changed) =
                         self.keyword_indexes(&mut table, &item.options.keywords)?;
                     keywords_changed |= changed;
-                    if item.base != item.fallback_base && taken.contains(&item.base) {
-                        // Dovecot: a wanted file name that exists already is stored as `G` instead.
-                        item.guid = Some(item.base.clone());
-                        item.base = item.fallback_base.clone();
+                    // Without known names, no caller's GUID asked for one (nothing to check).
+                    if let Some(taken) = taken_cache.as_mut() {
+                        if item.base != item.fallback_base && taken.contains(&item.base) {
+                            // Dovecot: a wanted file name that exists already is stored as
+                            // `G` instead.
+                            item.guid = Some(item.base.clone());
+                            item.base = item.fallback_base.clone();
+                        }
+                        taken.insert(item.base.clone());
                     }
-                    taken.insert(item.base.clone());
                     let mut extensions = Vec::new();
                     if let Some(guid) = item.guid.as_ref().filter(|g| **g != item.base) {
                         extensions.push((ext::GUID, guid.clone()));

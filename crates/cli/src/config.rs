@@ -59,6 +59,8 @@ pub(crate) struct Profile {
     pub(crate) sasl_mechanism: Option<String>,
     /// Master user.
     pub(crate) master_user: Option<String>,
+    /// The user's home (template), for `~` and `%h` in Maildir locations.
+    pub(crate) home: Option<String>,
     /// Extra CA file.
     pub(crate) ca_file: Option<PathBuf>,
     /// Reply timeout, seconds.
@@ -111,6 +113,7 @@ impl Profile {
             oauth2_token_file,
             sasl_mechanism,
             master_user,
+            home,
             ca_file,
             timeout,
             retries,

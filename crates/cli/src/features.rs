@@ -24,9 +24,9 @@ const IMAPC_NEVER: &[&str] = &["no-search", "no-delay-login", "no-fetch-bodystru
 const IMAPC_REFUSED: &[(&str, &str)] = &[
     (
         "gmail-migration",
-        "not implemented (GmailId POP3 UIDLs, $GMailHaveLabels): for Gmail use -a '\\All' \
-         (label copies become hard links of All Mail) and, for POP3 users, an IMAP+POP3 pair \
-         (imaps://USER@imap.gmail.com,pop3s://USER@pop.gmail.com) to keep the UIDLs",
+        "not implemented: it would give every message the POP3 UIDL GmailId<hex X-GM-MSGID> \
+         and mark \\All mail that has labels $GMailHaveLabels. For Gmail's labels use -a \
+         '\\All' instead: each label copy is then stored once, as a hard link",
     ),
     (
         "guid-forced",

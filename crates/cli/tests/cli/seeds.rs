@@ -203,6 +203,24 @@ fn imapc_list_prefix_inbox_gives_what_doveadm_gives() {
         assert_eq!(ours_served.mailboxes[local], remote.mailboxes[remote_name], "{local}");
     }
 
+    // The same account on a server that, like Courier, offers neither LIST-EXTENDED nor
+    // SPECIAL-USE nor CONDSTORE: plain LIST and LSUB, the same result.
+    let courier = Dovecot::builder()
+        .user_serving_copy("alice", PASSWORD, &source.home("alice").join("Maildir"), "maildir")
+        .extra_config(INBOX_NAMESPACE)
+        .extra_config("imap_capability = IMAP4rev1 LITERAL+ NAMESPACE UIDPLUS CHILDREN IDLE")
+        .start();
+    let plain = dir.path().join("plain");
+    let courier_location = format!("imap://alice@127.0.0.1:{}?tls=none", courier.imap_port());
+    let run = dsync(
+        &["backup", "-D", "-o", "imapc_list_prefix=INBOX", &courier_location, &maildir(&plain)],
+        Some(PASSWORD),
+    );
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let log = text(&run);
+    assert!(log.contains("LIST \"\" \"INBOX*\"") && log.contains("LSUB"), "{log}");
+    ours_served.assert_same(&served(&plain));
+
     // A re-run finds nothing to do: every name maps back to the server's.
     let again = dsync(
         &["backup", "-o", "imapc_list_prefix=INBOX", &location, &maildir(&ours)],

@@ -5,6 +5,7 @@
 //! [defaults]
 //! source = "imaps://%u@old.example.com"          # templates: %u %n %d
 //! destination = "maildir:/srv/mail/%d/%n/Maildir"
+//! home = "/srv/mail/%d/%n"                       # `~` of a user: maildir:~/Maildir
 //! master_user = "migrator"
 //! password_file = "/etc/dsync/master.pw"
 //! no_fsync = true

@@ -30,9 +30,30 @@ Locations:
                                        (Dovecot's pop3-migration matching)
   imapc:                               server from -o imapc_host=… imapc_port=… imapc_ssl=…
   sdbox:PATH                           single-dbox (not yet)
-In batches (-u, -A, -F) %u, %n (user without domain) and %d (domain) are replaced.
+In batches (-u, -A, -F) %u, %n (user without domain) and %d (domain) are replaced, and
+`~` (or %h) in maildir:~/Maildir is that user's home: -o home=DIR (a template such as
+/srv/mail/%d/%n), home in the config, or the system's passwd entry; an unknown user is
+refused (67). Without a user, `~` is $HOME.
 Passwords never go on the command line: --password-file, --password-command,
 --oauth2-token-file or the DSYNC_PASSWORD environment variable.";
+
+const SETTINGS: &str = "\
+Dovecot settings (-o), as the migration docs use them:
+  imapc_master_user, pop3c_master_user  the master user of IMAP / POP3 logins, for
+      imapc:, pop3c: and URL locations alike; --master-user wins over both, and both win
+      over master_user in the config.
+  imapc_list_prefix=INBOX  for servers that keep every folder below INBOX. (Courier,
+      Cyrus): only what is below the prefix is seen, without it (INBOX.Sent -> Sent);
+      INBOX is always INBOX; the prefix folder itself is left out (as by Dovecot).
+      Applies to every IMAP location of the run.
+  imapc_features  accepted when dsync always behaves so: rfc822.size (sizes come from
+      RFC822.SIZE), fetch-headers (header hashes come from two fetched header fields),
+      modseq (CONDSTORE is used when offered), search, delay-login, fetch-bodystructure
+      (dsync never searches, logs in at once, never asks for BODYSTRUCTURE), and 2.4's
+      no-search, no-delay-login, no-fetch-bodystructure, no-acl. Every other feature
+      (gmail-migration, guid-forced, no-examine, acl, throttle:…, …) is refused by name with
+      the reason. $imapc_features stands for the value set before.
+  Settings dsync does not implement (imapc_max_idle_time, …) are refused, never ignored.";
 
 /// Migrate and synchronise mailboxes, preserving UIDs, UIDVALIDITY, flags, keywords,
 /// received dates, folders and subscriptions.
@@ -40,7 +61,7 @@ Passwords never go on the command line: --password-file, --password-command,
 #[command(
     name = "dsync",
     version,
-    after_help = format!("{LOCATIONS}\n\n{EXIT_CODES}"),
+    after_help = format!("{LOCATIONS}\n\n{SETTINGS}\n\n{EXIT_CODES}"),
     propagate_version = true,
     max_term_width = 100
 )]
@@ -62,11 +83,14 @@ pub(crate) struct Cli {
     pub(crate) config: Option<PathBuf>,
 
     /// Override a setting, with Dovecot's names: imapc_host, imapc_port, imapc_user,
-    /// imapc_ssl, imapc_master_user, imapc_sasl_mechanisms, imapc_cmd_timeout,
-    /// imapc_connection_timeout_interval, imapc_rawlog_dir, imapc_features, pop3c_*,
+    /// imapc_ssl, imapc_master_user, imapc_list_prefix, imapc_sasl_mechanisms,
+    /// imapc_cmd_timeout, imapc_connection_timeout_interval, imapc_connection_retry_count,
+    /// imapc_connection_retry_interval, imapc_max_line_length, imapc_rawlog_dir,
+    /// imapc_features, pop3c_host/port/user/ssl/master_user/rawlog_dir/features,
     /// mail_prefetch_count, mail_fsync, ssl_client_ca_file, dsync_commit_msgs_interval,
-    /// mail_max_lock_timeout, pop3_migration_skip_size_check,
-    /// pop3_migration_ignore_missing_uidls, pop3_migration_ignore_extra_uidls (repeatable).
+    /// mail_max_lock_timeout, home (or mail_home), pop3_migration_skip_size_check,
+    /// pop3_migration_ignore_missing_uidls, pop3_migration_ignore_extra_uidls (repeatable;
+    /// see "Dovecot settings" below).
     #[arg(short = 'o', global = true, value_name = "KEY=VALUE")]
     pub(crate) settings: Vec<String>,
 
@@ -349,7 +373,8 @@ pub(crate) struct ConnectionArgs {
     pub(crate) ca_file: Option<PathBuf>,
 
     /// Log in as this master user on behalf of the location's user (Dovecot master-user
-    /// login with AUTHENTICATE PLAIN). `user*master` in the location works too.
+    /// login with AUTHENTICATE PLAIN). `user*master` in the location works too; wins over
+    /// -o imapc_master_user / pop3c_master_user.
     #[arg(long, value_name = "MASTER")]
     pub(crate) master_user: Option<String>,
 

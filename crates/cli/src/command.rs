@@ -16,6 +16,7 @@ use crate::config::ConfigFile;
 use crate::credentials::SecretSource;
 use crate::exit::CliError;
 use crate::filters;
+use crate::home;
 use crate::inspect;
 use crate::job::{self, Job, Outcome, Task};
 use crate::location::{self, Location, expand};
@@ -120,10 +121,17 @@ fn settings_for(context: &Context, who: &Who, groups: CliGroups<'_>) -> Result<S
     Settings::resolve(&profile, groups)
 }
 
-fn parse_for(template: &str, user: Option<&str>) -> Result<Location, CliError> {
+/// Parses `template` for `user`: `~` and `%h` of a Maildir become the user's home, then
+/// `%u`, `%n` and `%d` are replaced.
+fn parse_for(
+    template: &str,
+    user: Option<&str>,
+    settings: &Settings,
+) -> Result<Location, CliError> {
+    let template = home::expand_home(template, user, settings)?;
     let text = match user {
-        Some(user) => expand(template, user),
-        None => template.to_owned(),
+        Some(user) => expand(&template, user),
+        None => template,
     };
     location::parse(&text).map_err(CliError::Location)
 }
@@ -180,8 +188,8 @@ pub(crate) fn sync(
         let user = who.user.as_deref();
         Ok(Job {
             user: who.user.clone(),
-            source: parse_for(&source, user)?,
-            destination: parse_for(&destination, user)?,
+            source: parse_for(&source, user, &settings)?,
+            destination: parse_for(&destination, user, &settings)?,
             secret: secret_for(who, &settings),
             settings,
         })
@@ -302,6 +310,7 @@ fn clone_error(error: &CliError) -> CliError {
         CliError::Location(error) => CliError::Location(error.clone()),
         CliError::Config(message) => CliError::Config(message.clone()),
         CliError::Output(message) => CliError::Output(message.clone()),
+        CliError::UnknownUser(message) => CliError::UnknownUser(message.clone()),
         other => CliError::Usage(other.to_string()),
     }
 }
@@ -450,8 +459,9 @@ pub(crate) fn verify(context: &Context, args: &VerifyArgs) -> Result<u8, CliErro
     let settings = Settings::resolve(&context.config.profile(None), groups)?;
     let filter =
         filters::mailbox_filter(&args.mailboxes, &args.exclude, &[]).map_err(CliError::Usage)?;
-    let source = open::resolve(parse_for(&args.source, None)?, &settings, None)?;
-    let destination = open::resolve(parse_for(&args.destination, None)?, &settings, None)?;
+    let source = open::resolve(parse_for(&args.source, None, &settings)?, &settings, None)?;
+    let destination =
+        open::resolve(parse_for(&args.destination, None, &settings)?, &settings, None)?;
     let access = Access {
         settings: &settings,
         secret: settings.secret.clone(),
@@ -462,6 +472,8 @@ pub(crate) fn verify(context: &Context, args: &VerifyArgs) -> Result<u8, CliErro
     let mut a = open::open_source(&source, &access, "source")?;
     let mut b = open::open_source(&destination, &access, "destination")?;
     let result = verify::compare(a.as_storage(), b.as_storage(), &filter, args.bodies);
+    warn_about(&mut a);
+    warn_about(&mut b);
     a.close();
     b.close();
     let comparison = result.map_err(|e| CliError::Storage { side: e.side, error: e.error })?;
@@ -506,7 +518,7 @@ pub(crate) fn check(context: &Context, args: &CheckArgs) -> Result<u8, CliError>
             .or(profile.source)
             .ok_or_else(|| CliError::Usage("the location to check is missing".into()))?;
         let location = open::resolve(
-            parse_for(&template, who.user.as_deref())?,
+            parse_for(&template, who.user.as_deref(), &settings)?,
             &settings,
             who.user.as_deref(),
         )?;
@@ -530,6 +542,7 @@ pub(crate) fn check(context: &Context, args: &CheckArgs) -> Result<u8, CliError>
         let result = open::open_source(location, &access, "source").and_then(|mut opened| {
             let report = inspect::check(opened.as_storage())
                 .map_err(|error| CliError::Storage { side: "source", error });
+            warn_about(&mut opened);
             opened.close();
             report
         });
@@ -602,6 +615,13 @@ pub(crate) fn check(context: &Context, args: &CheckArgs) -> Result<u8, CliError>
     Ok(finish_batch(context, "check", &results, started, args.output.json))
 }
 
+/// Logs what an opened storage has to say (e.g. the `imapc_list_prefix` folder left out).
+fn warn_about(opened: &mut open::Opened) {
+    for warning in opened.take_warnings() {
+        tracing::warn!("{warning}");
+    }
+}
+
 /// `dsync mailbox list`.
 pub(crate) fn mailbox_list(context: &Context, args: &MailboxListArgs) -> Result<u8, CliError> {
     let groups = CliGroups {
@@ -610,7 +630,7 @@ pub(crate) fn mailbox_list(context: &Context, args: &MailboxListArgs) -> Result<
         ..CliGroups::default()
     };
     let settings = Settings::resolve(&context.config.profile(None), groups)?;
-    let location = open::resolve(parse_for(&args.location, None)?, &settings, None)?;
+    let location = open::resolve(parse_for(&args.location, None, &settings)?, &settings, None)?;
     let access = Access {
         settings: &settings,
         secret: settings.secret.clone(),
@@ -621,6 +641,7 @@ pub(crate) fn mailbox_list(context: &Context, args: &MailboxListArgs) -> Result<
     let mut opened = open::open_source(&location, &access, "source")?;
     let names = inspect::list(opened.as_storage(), &args.patterns, args.subscribed)
         .map_err(|error| CliError::Storage { side: "source", error });
+    warn_about(&mut opened);
     opened.close();
     for name in names? {
         println!("{name}");

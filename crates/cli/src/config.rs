@@ -5,6 +5,7 @@
 //! [defaults]
 //! source = "imaps://%u@old.example.com"          # templates: %u %n %d
 //! destination = "maildir:/srv/mail/%d/%n/Maildir"
+//! home = "/srv/mail/%d/%n"                       # `~` of a user: maildir:~/Maildir
 //! master_user = "migrator"
 //! password_file = "/etc/dsync/master.pw"
 //! no_fsync = true
@@ -59,6 +60,8 @@ pub(crate) struct Profile {
     pub(crate) sasl_mechanism: Option<String>,
     /// Master user.
     pub(crate) master_user: Option<String>,
+    /// The user's home (template), for `~` and `%h` in Maildir locations.
+    pub(crate) home: Option<String>,
     /// Extra CA file.
     pub(crate) ca_file: Option<PathBuf>,
     /// Reply timeout, seconds.
@@ -111,6 +114,7 @@ impl Profile {
             oauth2_token_file,
             sasl_mechanism,
             master_user,
+            home,
             ca_file,
             timeout,
             retries,

@@ -23,6 +23,8 @@ pub(crate) enum CliError {
     Output(String),
     /// No password could be had.
     Credentials(CredentialError),
+    /// Nothing is known about a user that is needed (e.g. its home for `~`).
+    UnknownUser(String),
     /// Opening or finishing one side failed.
     Storage { side: &'static str, error: StorageError },
     /// The sync stopped early.
@@ -38,6 +40,7 @@ impl CliError {
             CliError::Location(_) | CliError::Usage(_) | CliError::Credentials(_) => USAGE,
             CliError::Config(_) => ErrorKind::Config.exit_code(),
             CliError::Output(_) => ErrorKind::CannotCreate.exit_code(),
+            CliError::UnknownUser(_) => ErrorKind::NoSuchUser.exit_code(),
             CliError::Storage { error, .. } => error.kind().exit_code(),
             CliError::Sync(failed) => failed.exit_code(),
         }
@@ -48,9 +51,10 @@ impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CliError::Location(error) => error.fmt(f),
-            CliError::Usage(message) | CliError::Config(message) | CliError::Output(message) => {
-                f.write_str(message)
-            }
+            CliError::Usage(message)
+            | CliError::Config(message)
+            | CliError::Output(message)
+            | CliError::UnknownUser(message) => f.write_str(message),
             CliError::Credentials(error) => error.fmt(f),
             CliError::Storage { side, error } => {
                 write!(f, "{side}: {error}")?;

@@ -107,11 +107,12 @@ pub(crate) fn run(
             if let Err(failure) = &result {
                 let error = &failure.0;
                 tracing::warn!(
-                    "{error}; reconnecting in 1s (retry {attempt} of {})",
+                    "{error}; reconnecting in {:.1}s (retry {attempt} of {})",
+                    Duration::from_millis(job.settings.retry_interval_ms).as_secs_f64(),
                     job.settings.retries
                 );
             }
-            std::thread::sleep(Duration::from_secs(1));
+            std::thread::sleep(Duration::from_millis(job.settings.retry_interval_ms));
             continue;
         }
         let duration = started.elapsed();

@@ -78,6 +78,7 @@ impl Opened {
     /// What the storage itself has to say (tolerated pop3-migration mismatches).
     pub(crate) fn take_warnings(&mut self) -> Vec<String> {
         match self {
+            Opened::Imap(imap) => imap.take_warnings(),
             Opened::ImapPop3(pair) => pair.take_warnings(),
             _ => Vec::new(),
         }
@@ -279,10 +280,11 @@ fn read_secret(access: &Access<'_>) -> Result<mailnet::Secret<String>, CliError>
 }
 
 /// The login and the master user: `user*master` is Dovecot's master-user login;
-/// `--master-user` says the same.
+/// `--master-user` (or `-o imapc_master_user` / `-o pop3c_master_user` for its protocol)
+/// says the same.
 fn login_names(location: &ServerLocation, settings: &Settings) -> (String, Option<String>) {
-    match (&settings.master_user, location.user.rsplit_once('*')) {
-        (Some(master), _) => (location.user.clone(), Some(master.clone())),
+    match (settings.master_user_for(location.protocol), location.user.rsplit_once('*')) {
+        (Some(master), _) => (location.user.clone(), Some(master.to_owned())),
         (None, Some((user, master))) if !user.is_empty() && !master.is_empty() => {
             (user.to_owned(), Some(master.to_owned()))
         }
@@ -328,6 +330,11 @@ fn connect_imap(
     if let Some(count) = settings.prefetch_count {
         options = options.prefetch_count(count);
     }
+    if let Some(bytes) = settings.max_line_length {
+        let mut limits = imapc::proto::Limits { max_line_len: bytes, ..Default::default() };
+        limits.max_response_len = limits.max_response_len.max(bytes);
+        options = options.limits(limits);
+    }
     if access.debug || access.rawlog.is_some() {
         options = options.trace(trace(access.debug, access.rawlog.clone()));
     }
@@ -350,6 +357,9 @@ fn connect_imap(
         .map_err(|error| CliError::Storage { side, error })?;
     if access.message_guids {
         storage.fetch_message_guids();
+    }
+    if let Some(prefix) = &settings.imapc.list_prefix {
+        storage.set_list_prefix(prefix).map_err(|error| CliError::Storage { side, error })?;
     }
     Ok(storage)
 }
@@ -374,7 +384,8 @@ fn pop3_login(
     };
     let mut options = pop3c::ConnectOptions::new(location.host.clone(), location.port, security)
         .tls(tls_options(settings))
-        .timeouts(timeouts(settings));
+        .timeouts(timeouts(settings))
+        .pipelining(!settings.pop3c.no_pipelining);
     if access.debug || access.rawlog.is_some() {
         options = options.trace(trace(access.debug, access.rawlog.clone()));
     }

@@ -11,7 +11,8 @@ use crate::args::{BatchArgs, ConnectionArgs, OutputArgs, WriteArgs};
 use crate::config::Profile;
 use crate::credentials::SecretSource;
 use crate::exit::CliError;
-use crate::location::Transport;
+use crate::features;
+use crate::location::{Protocol, Transport};
 
 /// Dovecot's `imapc_*` / `pop3c_*` server settings (for the `imapc:` / `pop3c:` locations).
 #[derive(Debug, Clone, Default)]
@@ -20,7 +21,17 @@ pub(crate) struct ServerSettings {
     pub(crate) port: Option<u16>,
     pub(crate) user: Option<String>,
     pub(crate) transport: Option<Transport>,
+    /// `imapc_master_user` / `pop3c_master_user`: the master user for this protocol's
+    /// logins (see [`Settings::master_user_for`]).
     pub(crate) master_user: Option<String>,
+    /// `imapc_list_prefix`: only the remote mailboxes below it (and INBOX) are seen,
+    /// without it.
+    pub(crate) list_prefix: Option<String>,
+    /// `imapc_features` as given (all accepted ones change nothing; kept for
+    /// `$imapc_features`).
+    pub(crate) features: String,
+    /// `pop3c_features = no-pipelining`.
+    pub(crate) no_pipelining: bool,
 }
 
 /// Everything a run needs besides its locations.
@@ -35,6 +46,15 @@ pub(crate) struct Settings {
     pub(crate) timeout: u64,
     pub(crate) connect_timeout: u64,
     pub(crate) retries: u32,
+    /// Milliseconds between a temporary failure and the reconnect
+    /// (`imapc_connection_retry_interval`).
+    pub(crate) retry_interval_ms: u64,
+    /// `imapc_max_line_length`: the longest server line accepted (`None`: the client's
+    /// default cap).
+    pub(crate) max_line_length: Option<usize>,
+    /// `~` (and `%h`) for the users of `-u`/`-A`/`-F`: a template (`-o home=`,
+    /// `-o mail_home=`, `home` in the config); `None`: the system's passwd entry.
+    pub(crate) home: Option<String>,
     pub(crate) prefetch_count: Option<usize>,
     pub(crate) commit_interval: u32,
     pub(crate) no_fsync: bool,
@@ -64,6 +84,9 @@ impl Default for Settings {
             timeout: 300,
             connect_timeout: 30,
             retries: 1,
+            retry_interval_ms: 1000,
+            max_line_length: None,
+            home: None,
             prefetch_count: None,
             commit_interval: 100,
             no_fsync: false,
@@ -119,6 +142,7 @@ impl Settings {
         s.log_dir.clone_from(&profile.log_dir);
         s.rawlog_dir.clone_from(&profile.rawlog_dir);
         s.progress_interval = profile.progress_interval.unwrap_or(s.progress_interval);
+        s.home.clone_from(&profile.home);
         for (key, value) in &profile.settings {
             s.apply(key, value).map_err(CliError::Config)?;
         }
@@ -144,7 +168,10 @@ impl Settings {
                 s.mechanism = Some(mechanism_from(mechanism).map_err(CliError::Usage)?);
             }
             if connection.master_user.is_some() {
+                // The command line's master user wins over -o imapc_/pop3c_master_user.
                 s.master_user.clone_from(&connection.master_user);
+                s.imapc.master_user = None;
+                s.pop3c.master_user = None;
             }
             if connection.ca_file.is_some() {
                 s.ca_file.clone_from(&connection.ca_file);
@@ -175,6 +202,17 @@ impl Settings {
         Ok(s)
     }
 
+    /// The master user of `protocol`'s logins: `--master-user`, else
+    /// `-o imapc_master_user` / `-o pop3c_master_user` (also from the config's `settings`),
+    /// else the config's `master_user`.
+    pub(crate) fn master_user_for(&self, protocol: Protocol) -> Option<&str> {
+        let specific = match protocol {
+            Protocol::Imap => &self.imapc.master_user,
+            Protocol::Pop3 => &self.pop3c.master_user,
+        };
+        specific.as_deref().or(self.master_user.as_deref())
+    }
+
     /// Applies one Dovecot-named setting.
     fn apply(&mut self, key: &str, value: &str) -> Result<(), String> {
         let number = |what: &str| {
@@ -194,6 +232,9 @@ impl Settings {
         if let Some((prefix, name)) = key.split_once('_')
             && let Some(protocol) = server(prefix)
         {
+            if protocol == "pop3c" && !POP3C_NAMES.contains(&name) {
+                return Err(unsupported(key));
+            }
             let settings = if protocol == "imapc" { &mut self.imapc } else { &mut self.pop3c };
             match name {
                 "host" => settings.host = Some(value.to_owned()),
@@ -246,11 +287,36 @@ impl Settings {
                     self.retries = u32::try_from(number("a count")?).unwrap_or(u32::MAX);
                 }
                 "rawlog_dir" => self.rawlog_dir = Some(value.into()),
-                // What these features turn on in Dovecot, dsync always does (RFC822.SIZE,
-                // header hashes from two header fields, CONDSTORE); the rest concern
-                // Dovecot's own cache and have no meaning here.
-                "features" | "max_idle_time" | "connection_retry_interval" | "max_line_length" => {}
-                "list_prefix" if value.is_empty() => {}
+                "features" if protocol == "imapc" => {
+                    settings.features = features::imapc(value, &settings.features)?;
+                }
+                "features" => settings.no_pipelining = features::pop3c_no_pipelining(value)?,
+                // Whether it ends with the server's separator (refused, as by Dovecot) is
+                // only known once connected.
+                "list_prefix" => {
+                    settings.list_prefix = Some(value.to_owned()).filter(|p| !p.is_empty());
+                }
+                "connection_retry_interval" => self.retry_interval_ms = milliseconds(key, value)?,
+                "max_line_length" => {
+                    let bytes = crate::filters::parse_size(value)
+                        .map_err(|error| format!("{key}={value}: {error}"))?;
+                    // 0 is Dovecot's "no limit": the client's own caps stay.
+                    self.max_line_length =
+                        Some(usize::try_from(bytes).unwrap_or(usize::MAX)).filter(|&n| n > 0);
+                }
+                "max_idle_time" => {
+                    return Err(format!(
+                        "{key}: dsync sends no keep-alive NOOPs on an idle connection (a \
+                         connection the server drops is reconnected by --retries)"
+                    ));
+                }
+                "quick_received_date" if value == "no" => {}
+                "quick_received_date" => {
+                    return Err(format!(
+                        "{key}={value}: not implemented: a POP3 message's received date comes \
+                         from its first Received: header"
+                    ));
+                }
                 _ => return Err(unsupported(key)),
             }
             return Ok(());
@@ -279,12 +345,45 @@ impl Settings {
             "pop3_migration_ignore_extra_uidls" => {
                 self.pop3_migration.missing.ignore_extra_uidls = yes_no(key, value)?;
             }
+            // `home` is the userdb field, `mail_home` Dovecot's setting: both a template.
+            "home" | "mail_home" => self.home = Some(value.to_owned()).filter(|h| !h.is_empty()),
             "dsync_alt_char" if value == "_" => {}
             "dsync_hashed_headers" if value.eq_ignore_ascii_case("Date Message-ID") => {}
             _ => return Err(unsupported(key)),
         }
         Ok(())
     }
+}
+
+/// The `pop3c_*` names Dovecot 2.3 has (the others are `imapc_*` only).
+const POP3C_NAMES: &[&str] = &[
+    "host",
+    "port",
+    "user",
+    "master_user",
+    "password",
+    "ssl",
+    "ssl_verify",
+    "ssl_ca_dir",
+    "ssl_ca_file",
+    "rawlog_dir",
+    "quick_received_date",
+    "features",
+];
+
+/// A Dovecot `TIME_MSECS` value: `1500`, `1500ms`, `2s`.
+fn milliseconds(key: &str, value: &str) -> Result<u64, String> {
+    let text = value.trim();
+    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let number: u64 = text[..digits]
+        .parse()
+        .map_err(|_| format!("{key}={value}: milliseconds expected (e.g. 1000, 500ms, 2s)"))?;
+    let factor = match text[digits..].trim() {
+        "" | "ms" | "msec" | "msecs" => 1,
+        "s" | "sec" | "secs" => 1000,
+        _ => return Err(format!("{key}={value}: milliseconds expected (e.g. 1000, 500ms, 2s)")),
+    };
+    Ok(number.saturating_mul(factor))
 }
 
 fn yes_no(key: &str, value: &str) -> Result<bool, String> {
@@ -298,7 +397,7 @@ fn yes_no(key: &str, value: &str) -> Result<bool, String> {
 fn unsupported(key: &str) -> String {
     format!(
         "-o {key}: not a setting dsync supports (see `dsync --help` for the -o names; \
-         imapc_list_prefix, dsync_alt_char and dsync_hashed_headers only with Dovecot's defaults)"
+         dsync_alt_char and dsync_hashed_headers only with Dovecot's defaults)"
     )
 }
 
@@ -360,7 +459,8 @@ mod tests {
     fn refuses_unknown_settings_and_passwords() {
         for (setting, message) in [
             ("bogus_setting=1", "not a setting"),
-            ("imapc_list_prefix=INBOX", "not a setting"),
+            ("pop3c_list_prefix=INBOX", "not a setting"),
+            ("pop3c_cmd_timeout=5", "not a setting"),
             ("imapc_password=hunter2", "never taken"),
             ("imapc_port=0", "invalid port"),
             ("mail_fsync=sometimes", "expected always"),

@@ -5,6 +5,7 @@ mod all_mail;
 mod batch;
 mod pop3;
 mod secrets;
+mod seeds;
 mod verbs;
 
 use std::path::Path;

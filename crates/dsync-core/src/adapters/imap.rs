@@ -9,6 +9,9 @@ use imapc::{
     Client, ConnectOptions, Credentials, FetchHandler, GuidItem, ListOptions, SequenceSet, Session,
 };
 
+mod list_prefix;
+
+use self::list_prefix::{ListPrefix, Local};
 use super::unwrap_sink_error;
 use crate::error::{ErrorKind, StorageError};
 use crate::header_hash::{DEFAULT_HASHED_HEADERS, HashVersion, header_hash};
@@ -39,6 +42,10 @@ pub struct ImapStorage {
     /// What became of [`ImapStorage::fetch_message_guids`]: see
     /// [`ImapStorage::message_guids`].
     message_guids: Option<bool>,
+    /// `imapc_list_prefix` ([`ImapStorage::set_list_prefix`]).
+    list_prefix: Option<ListPrefix>,
+    /// What the operator should hear about (see [`ImapStorage::take_warnings`]).
+    warnings: Vec<String>,
 }
 
 impl ImapStorage {
@@ -78,7 +85,32 @@ impl ImapStorage {
             listed: HashMap::new(),
             subscribed: None,
             message_guids: None,
+            list_prefix: None,
+            warnings: Vec::new(),
         })
+    }
+
+    /// Sees only the remote mailboxes below `prefix` and the server's separator, without
+    /// the prefix, plus INBOX: Dovecot's `imapc_list_prefix`, for servers that keep every
+    /// folder below `INBOX.` (Courier, Cyrus), where the prefix `INBOX` makes the remote
+    /// `INBOX.Sent` the mailbox `Sent`. Every name sent to the server gets the prefix back
+    /// (INBOX excepted), subscriptions map the same way, and the prefix mailbox itself is
+    /// not seen (with a warning when it can hold mail). An empty prefix turns it off.
+    ///
+    /// Fails (as Dovecot does) when `prefix` ends with the server's separator.
+    pub fn set_list_prefix(&mut self, prefix: &str) -> Result<(), StorageError> {
+        self.list_prefix = if prefix.is_empty() {
+            None
+        } else {
+            // A server without hierarchy is treated as Dovecot's imapc does: `/`.
+            Some(ListPrefix::new(prefix, self.delimiter.unwrap_or('/'))?)
+        };
+        Ok(())
+    }
+
+    /// Warnings since the last call (the `imapc_list_prefix` mailbox left out).
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
     }
 
     /// Asks the server for its message GUIDs in every later listing
@@ -159,14 +191,65 @@ impl ImapStorage {
     }
 
     fn wire_name(&self, name: &MailboxName) -> imapc::MailboxName {
-        imapc::MailboxName::from_utf8(&name.join(self.delimiter.unwrap_or('/')))
+        let joined = name.join(self.delimiter.unwrap_or('/'));
+        match &self.list_prefix {
+            Some(prefix) => {
+                imapc::MailboxName::from_utf8(&prefix.to_remote(&joined, name.is_inbox()))
+            }
+            None => imapc::MailboxName::from_utf8(&joined),
+        }
     }
 
-    fn our_name(&self, wire: &imapc::MailboxName) -> Result<MailboxName, StorageError> {
+    /// Our name of a remote mailbox; `None` for one that `imapc_list_prefix` leaves out.
+    fn our_name(&self, wire: &imapc::MailboxName) -> Result<Option<MailboxName>, StorageError> {
         let text = wire.display();
-        MailboxName::split(&text, self.delimiter).map_err(|e| {
+        let relative = match self.list_prefix.as_ref().map(|prefix| prefix.to_local(&text)) {
+            None => &*text,
+            Some(Local::Inbox) => "INBOX",
+            Some(Local::Below(below)) => below,
+            Some(Local::Prefix | Local::Outside) => return Ok(None),
+        };
+        let name = MailboxName::split(relative, self.delimiter).map_err(|e| {
             StorageError::with_source(ErrorKind::InvalidData, format!("mailbox name {text:?}"), e)
-        })
+        })?;
+        if let Some(prefix) = &self.list_prefix
+            && name.is_inbox()
+            && !wire.is_inbox()
+        {
+            // Dovecot would hide it behind the real INBOX; its mail would not be copied.
+            return Err(StorageError::new(
+                ErrorKind::InvalidData,
+                format!(
+                    "mailbox {text:?} would be INBOX with imapc_list_prefix={}, which is the \
+                     server's own INBOX: rename it on the server",
+                    prefix.as_str()
+                ),
+            ));
+        }
+        Ok(Some(name))
+    }
+
+    /// Tells the operator when the `imapc_list_prefix` mailbox itself could hold mail:
+    /// like Dovecot, dsync does not copy it.
+    fn left_out(&mut self, entry: &imapc::proto::ListEntry) {
+        let Some(prefix) = &self.list_prefix else { return };
+        let text = entry.name.display();
+        if entry.is_noselect() || prefix.to_local(&text) != Local::Prefix {
+            return;
+        }
+        let warning = format!(
+            "imapc_list_prefix={}: the mailbox {text:?} itself is not copied (as with \
+             Dovecot's imapc), only INBOX and the mailboxes below it",
+            prefix.as_str()
+        );
+        if !self.warnings.contains(&warning) {
+            self.warnings.push(warning);
+        }
+    }
+
+    /// The LIST pattern: `*`, or `PREFIX*` with `imapc_list_prefix`.
+    fn list_pattern(&self) -> String {
+        self.list_prefix.as_ref().map_or_else(|| "*".to_owned(), ListPrefix::pattern)
     }
 
     /// Streams the first `limit` bytes of a body section of each UID to `each`, in UID
@@ -224,7 +307,11 @@ impl Storage for ImapStorage {
         let entries = if self.session.has_capability("SPECIAL-USE")
             && self.session.has_capability("LIST-EXTENDED")
         {
-            let mut options = ListOptions { return_special_use: true, ..ListOptions::all() };
+            let mut options = ListOptions {
+                return_special_use: true,
+                pattern: self.list_pattern(),
+                ..ListOptions::all()
+            };
             if self.session.has_capability("LIST-STATUS") {
                 options.return_status = self.status_items();
             }
@@ -241,13 +328,26 @@ impl Storage for ImapStorage {
                 .collect();
             listed.entries
         } else {
-            self.session.list("", "*").map_err(|e| convert_error(e, "LIST"))?
+            let pattern = self.list_pattern();
+            self.session.list("", &pattern).map_err(|e| convert_error(e, "LIST"))?
         };
-        let mut mailboxes = Vec::with_capacity(entries.len());
+        let mut mailboxes = Vec::with_capacity(entries.len() + 1);
         for entry in &entries {
-            let name = self.our_name(&entry.name)?;
+            let Some(name) = self.our_name(&entry.name)? else {
+                self.left_out(entry);
+                continue;
+            };
+            if self.list_prefix.is_some() && name.is_inbox() {
+                // Dovecot keeps none of INBOX's flags here (only that it has children).
+                mailboxes.push(MailboxInfo::new(name));
+                continue;
+            }
             let special_use = entry.attributes.iter().filter_map(special_use).collect();
             mailboxes.push(MailboxInfo { name, selectable: !entry.is_noselect(), special_use });
+        }
+        if self.list_prefix.is_some() && !mailboxes.iter().any(|m| m.name.is_inbox()) {
+            // `PREFIX*` does not match INBOX, which always exists.
+            mailboxes.push(MailboxInfo::new(MailboxName::inbox()));
         }
         Ok(mailboxes)
     }
@@ -259,7 +359,13 @@ impl Storage for ImapStorage {
                 self.session.list_subscribed().map_err(|e| convert_error(e, "LIST (SUBSCRIBED)"))?
             }
         };
-        entries.iter().map(|entry| self.our_name(&entry.name)).collect()
+        let mut names = BTreeSet::new();
+        for entry in &entries {
+            if let Some(name) = self.our_name(&entry.name)? {
+                names.insert(name);
+            }
+        }
+        Ok(names)
     }
 
     fn status(&mut self, mailbox: &MailboxName) -> Result<MailboxStatus, StorageError> {

@@ -91,9 +91,12 @@ impl ImapPop3Storage {
         self.last_match.as_ref()
     }
 
-    /// Warnings since the last call (tolerated unmatched POP3 messages).
+    /// Warnings since the last call (tolerated unmatched POP3 messages, and the IMAP
+    /// side's).
     pub fn take_warnings(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.warnings)
+        let mut warnings = self.imap.take_warnings();
+        warnings.append(&mut self.warnings);
+        warnings
     }
 
     /// The IMAP side, e.g. to log out politely.

@@ -48,6 +48,7 @@
 #![deny(missing_docs)]
 
 pub mod adapters;
+pub mod derived_guid;
 mod error;
 mod execute;
 pub mod filter;

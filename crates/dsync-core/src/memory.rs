@@ -529,6 +529,16 @@ impl MailboxWriter for MemoryWriter<'_> {
         Ok(())
     }
 
+    fn set_guid(&mut self, guid: MailboxGuid) -> Result<(), StorageError> {
+        self.storage.write_allowed()?;
+        if self.storage.keeps_guids
+            && let Some(mailbox) = self.storage.mailboxes.get_mut(&self.mailbox)
+        {
+            mailbox.guid = Some(guid);
+        }
+        Ok(())
+    }
+
     fn commit(&mut self) -> Result<(), StorageError> {
         self.storage.write_allowed()?;
         let mailbox = self.storage.mailboxes.get_mut(&self.mailbox).ok_or_else(|| {

@@ -346,7 +346,9 @@ pub struct MailboxStatus {
     pub messages: u32,
     /// HIGHESTMODSEQ, when the storage keeps modification sequences.
     pub highest_modseq: Option<u64>,
-    /// A persistent mailbox GUID, when the storage has one.
+    /// The mailbox GUID: a persistent one where the storage keeps them
+    /// ([`Capabilities::mailbox_guids`](crate::Capabilities::mailbox_guids)), else the one
+    /// Dovecot would derive from the name (IMAP, POP3: [`crate::derived_guid`]), else none.
     pub guid: Option<MailboxGuid>,
     /// An opaque value that changes whenever anything in the mailbox changes (messages,
     /// flags, keywords): lets a later run skip the mailbox when neither side changed.

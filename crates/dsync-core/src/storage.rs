@@ -24,7 +24,13 @@ use crate::model::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct Capabilities {
-    /// Mailbox GUIDs are persistent (Dovecot storages); IMAP servers have none.
+    /// Mailbox GUIDs are persistent identities (Dovecot storages keep one per mailbox): a
+    /// different GUID under the same name is a different mailbox, and the same GUID under a
+    /// new name a renamed one. IMAP servers and POP3 have none; their adapters still report
+    /// the GUID Dovecot's imapc/pop3c derive from the name ([`crate::derived_guid`]), which
+    /// is given to mailboxes created from them and adopted by a backup's destination, but
+    /// never taken as identity: with `false` here, no rebuild and no rename detection
+    /// follows from a GUID.
     pub mailbox_guids: bool,
     /// Message GUIDs are persistent and comparable across storages.
     pub message_guids: bool,
@@ -292,6 +298,17 @@ pub trait MailboxWriter {
 
     /// Raises UIDNEXT to at least `uid_next` (never lowers it).
     fn raise_uid_next(&mut self, uid_next: Uid) -> Result<(), StorageError>;
+
+    /// Gives the mailbox another GUID, keeping UIDVALIDITY, messages and UIDs (a backup
+    /// destination adopting a GUID the source derives from the name, see
+    /// [`crate::plan::MailboxPlan::set_guid`]). Applies at once, not at
+    /// [`commit`](Self::commit). The default does nothing, which is right for a storage
+    /// without mailbox GUIDs; one that keeps them overrides it, or the plan asks again on
+    /// every run.
+    fn set_guid(&mut self, guid: MailboxGuid) -> Result<(), StorageError> {
+        let _ = guid;
+        Ok(())
+    }
 
     /// Gives the mailbox a new UIDVALIDITY, keeping its messages and UIDs (a two-way sync
     /// resolving a UIDVALIDITY conflict). Storages that cannot (an IMAP server) refuse.

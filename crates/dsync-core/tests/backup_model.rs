@@ -216,7 +216,10 @@ fn rebuilt(
         &source_contents,
         Some(&destination_contents),
         &MessageFilter::default(),
-        true,
+        dsync_core::plan::ComparableGuids::between(
+            source.capabilities(),
+            destination.capabilities(),
+        ),
     );
     matches!(plan.action, dsync_core::MailboxAction::Recreate(_))
 }

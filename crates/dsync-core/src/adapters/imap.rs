@@ -13,11 +13,12 @@ mod list_prefix;
 
 use self::list_prefix::{ListPrefix, Local};
 use super::unwrap_sink_error;
+use crate::derived_guid;
 use crate::error::{ErrorKind, StorageError};
 use crate::header_hash::{DEFAULT_HASHED_HEADERS, HashVersion, header_hash};
 use crate::model::{
-    Flags, MailboxContents, MailboxInfo, MailboxName, MailboxStatus, MessageMeta, SpecialUse,
-    SystemFlags, Uid, UidValidity,
+    Flags, MailboxContents, MailboxGuid, MailboxInfo, MailboxName, MailboxStatus, MessageMeta,
+    SpecialUse, SystemFlags, Uid, UidValidity,
 };
 use crate::storage::{MessageSink, Storage};
 
@@ -190,6 +191,13 @@ impl ImapStorage {
         self.session.logout().map_err(|e| convert_error(e, "LOGOUT"))
     }
 
+    /// The GUID Dovecot's imapc gives `name`: derived from the name on the server, which
+    /// this adapter spells as [`wire_name`](Self::wire_name) does (see
+    /// [`crate::derived_guid`]).
+    fn derived_guid(&self, name: &MailboxName) -> MailboxGuid {
+        derived_guid::imapc_mailbox_guid(name.components(), self.delimiter.unwrap_or('/'))
+    }
+
     fn wire_name(&self, name: &MailboxName) -> imapc::MailboxName {
         let joined = name.join(self.delimiter.unwrap_or('/'));
         match &self.list_prefix {
@@ -297,7 +305,9 @@ impl ImapStorage {
 }
 
 /// The default [`Storage::capabilities`]: in particular `message_guids` is false even after
-/// [`ImapStorage::fetch_message_guids`] (see there why).
+/// [`ImapStorage::fetch_message_guids`] (see there why), and `mailbox_guids` is false: the
+/// mailbox GUIDs in [`MailboxStatus::guid`] are the ones Dovecot's imapc derives from the
+/// name ([`crate::derived_guid`]), given to the mailboxes a sync creates but no identity.
 impl Storage for ImapStorage {
     fn describe(&self) -> String {
         self.description.clone()
@@ -388,7 +398,7 @@ impl Storage for ImapStorage {
             uid_next,
             messages,
             highest_modseq: status.highest_modseq,
-            guid: None,
+            guid: Some(self.derived_guid(mailbox)),
             change_token: change_token(uid_validity, uid_next, messages, status.highest_modseq),
         })
     }
@@ -413,7 +423,7 @@ impl Storage for ImapStorage {
             uid_next,
             messages: info.exists,
             highest_modseq: info.highest_modseq,
-            guid: None,
+            guid: Some(self.derived_guid(mailbox)),
             change_token: change_token(uid_validity, uid_next, info.exists, info.highest_modseq),
         };
         Ok(MailboxContents { status, messages })

@@ -325,6 +325,12 @@ impl MailboxWriter for MaildirWriter {
         self.mailbox.set_uid_validity(uid_validity.get()).map_err(convert_error)
     }
 
+    /// One uidlist rewrite; Dovecot's cached copy of the old GUID goes with it (see
+    /// [`mailstore::Mailbox::set_guid`]).
+    fn set_guid(&mut self, guid: MailboxGuid) -> Result<(), StorageError> {
+        self.mailbox.set_guid(mailstore::Guid::from_bytes(guid.0)).map_err(convert_error)
+    }
+
     fn commit(&mut self) -> Result<(), StorageError> {
         self.mailbox.commit().map_err(convert_error)?;
         if let Some(uid_next) = self.uid_next.take() {

@@ -21,6 +21,7 @@ use std::io::{self, Read};
 use pop3c::{Client, ConnectOptions, Credentials, MessageNumber, Session};
 
 use super::unwrap_sink_error;
+use crate::derived_guid;
 use crate::error::{ErrorKind, StorageError};
 use crate::message_date::{SCANNED_HEADER_BYTES, received_date};
 use crate::model::{
@@ -135,14 +136,15 @@ impl Storage for Pop3Storage {
     }
 }
 
-/// POP3 has no UIDVALIDITY and no UIDs: the status of positions 1..=count.
+/// POP3 has no UIDVALIDITY and no UIDs: the status of positions 1..=count. The mailbox
+/// GUID is the one Dovecot's pop3c derives ([`crate::derived_guid`]), no identity.
 fn positions_status(count: u32) -> MailboxStatus {
     MailboxStatus {
         uid_validity: UidValidity::MIN,
         uid_next: Uid::new(count.saturating_add(1)).unwrap_or(Uid::MIN),
         messages: count,
         highest_modseq: None,
-        guid: None,
+        guid: Some(derived_guid::pop3c_mailbox_guid()),
         change_token: None,
     }
 }

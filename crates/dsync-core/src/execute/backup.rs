@@ -8,7 +8,7 @@ use super::{Names, Observer, SyncOptions, at, keep_going, local_names};
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
 use crate::model::{MailboxContents, MailboxName, MailboxStamp, MessageMeta, Uid};
 use crate::plan::merge::MergeBase;
-use crate::plan::{MailboxAction, TreePlan, plan_mailbox, plan_tree};
+use crate::plan::{ComparableGuids, MailboxAction, TreePlan, plan_mailbox, plan_tree};
 use crate::report::{MailboxReport, Report};
 use crate::state::{MailboxState, SyncState};
 use crate::storage::{NewMailbox, Storage, StorageMut};
@@ -220,7 +220,7 @@ fn sync_mailbox(
         &source_contents,
         destination_contents.as_ref(),
         &options.message_filter,
-        source.capabilities().message_guids && destination.capabilities().message_guids,
+        ComparableGuids::between(source.capabilities(), destination.capabilities()),
     );
     // What the run records: the source as listed (a change during the copy then shows
     // next time), the destination as listed when nothing is written to it.
@@ -291,6 +291,9 @@ fn sync_mailbox(
         None => None,
     };
     let mut writer = destination.writer(mailbox).map_err(at(Side::Destination, Some(mailbox)))?;
+    if let Some(guid) = plan.set_guid {
+        writer.set_guid(guid).map_err(at(Side::Destination, Some(mailbox)))?;
+    }
     apply_reverts(&mut *writer, &plan, &mut mailbox_report)
         .map_err(at(Side::Destination, Some(mailbox)))?;
     let saves: Vec<(Uid, &MessageMeta)> = plan.save.iter().map(|m| (m.uid, m)).collect();
@@ -331,7 +334,9 @@ fn state_entry(base: MergeBase, source: MailboxStamp, destination: MailboxStamp)
 }
 
 /// True when neither side changed this mailbox since the last run (both change tokens as
-/// recorded): then it needs no listing at all.
+/// recorded) and both sides' GUIDs agree: then it needs no listing at all. A destination
+/// written by an older version holds a random GUID where the source now derives one from
+/// the name; the GUIDs differ until the plan has the destination adopt the source's.
 fn unchanged(
     source: &mut dyn Storage,
     destination: &mut dyn StorageMut,
@@ -348,8 +353,10 @@ fn unchanged(
     if now.change_token.as_ref() != Some(source_token) {
         return Ok(false);
     }
+    let source_guid = now.guid;
     let now = destination
         .stamp(names.destination)
         .map_err(at(Side::Destination, Some(names.destination)))?;
-    Ok(now.change_token.as_ref() == Some(destination_token))
+    let guids_differ = matches!((source_guid, now.guid), (Some(a), Some(b)) if a != b);
+    Ok(now.change_token.as_ref() == Some(destination_token) && !guids_differ)
 }

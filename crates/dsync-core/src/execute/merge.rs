@@ -417,6 +417,14 @@ fn merge_mailbox(
     // change since; when both changed they are merged, so nothing is lost. A rebuild is
     // announced in the saved state first (a checkpoint), so a run killed halfway finishes
     // it next time instead of reading a half-rebuilt mailbox.
+    // Only persistent GUIDs tell incarnations apart: one an IMAP source derives from the
+    // name stays the same when the mailbox is deleted and created again (its UIDVALIDITY
+    // tells then), and changes with the derivation's inputs (the server's separator), not
+    // with the mailbox.
+    let (a_keeps, b_keeps) =
+        (a.storage().capabilities().mailbox_guids, b.capabilities().mailbox_guids);
+    let a_guid = a_contents.status.guid.filter(|_| a_keeps);
+    let b_guid = b_contents.status.guid.filter(|_| b_keeps);
     let mut rebuild: Option<Side> = None;
     if let Some(previous) = previous
         && !options.dry_run
@@ -434,10 +442,8 @@ fn merge_mailbox(
                 rebuild = Some(side);
             }
         } else {
-            let a_new = a_validity.get() != old
-                || changed_guid(previous.source_guid, a_contents.status.guid);
-            let b_new = b_validity.get() != old
-                || changed_guid(previous.destination_guid, b_contents.status.guid);
+            let a_new = a_validity.get() != old || changed_guid(previous.source_guid, a_guid);
+            let b_new = b_validity.get() != old || changed_guid(previous.destination_guid, b_guid);
             let untouched = |token: &Option<String>, recorded: &Option<String>| {
                 token.is_some() && token == recorded
             };
@@ -484,8 +490,7 @@ fn merge_mailbox(
     // The saved base applies only to the same incarnations it was made with.
     let base = previous
         .filter(|p| {
-            !changed_guid(p.source_guid, a_contents.status.guid)
-                && !changed_guid(p.destination_guid, b_contents.status.guid)
+            !changed_guid(p.source_guid, a_guid) && !changed_guid(p.destination_guid, b_guid)
         })
         .map(|p| &p.base)
         .filter(|base| {

@@ -2,8 +2,9 @@
 //! knows under an old name that one side now has under a new name (and no longer under
 //! the old one) was renamed there; the other side renames its copy too, children along,
 //! instead of deleting it and copying every message again under the new name. Needs
-//! mailbox GUIDs on both sides (Maildir has them, IMAP servers do not: there a rename
-//! still arrives, as a delete and a copy).
+//! persistent mailbox GUIDs on both sides ([`crate::Capabilities::mailbox_guids`]: Maildir
+//! has them; the GUIDs an IMAP source derives from names change with the name, so there a
+//! rename still arrives, as a delete and a copy).
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -102,11 +102,15 @@ fn sync_mailbox(
     }
     if plan.action == MailboxAction::Create {
         // No UIDVALIDITY to keep: POP3 clients never saw one. The destination allocates it.
-        let new = NewMailbox { uid_validity: None, guid: None };
+        // The GUID is the one Dovecot's pop3c derives, so doveadm agrees with it.
+        let new = NewMailbox { uid_validity: None, guid: source_contents.status.guid };
         destination.create_mailbox(target, &new).map_err(at(Side::Destination, target))?;
     }
     let origins = origins(&plan, &source_contents);
     let mut writer = destination.writer(target).map_err(at(Side::Destination, target))?;
+    if let Some(guid) = plan.set_guid {
+        writer.set_guid(guid).map_err(at(Side::Destination, target))?;
+    }
     if !plan.expunge.is_empty() {
         writer.expunge(&plan.expunge).map_err(at(Side::Destination, target))?;
         writer.commit().map_err(at(Side::Destination, target))?;

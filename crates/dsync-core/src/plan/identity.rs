@@ -17,7 +17,10 @@ use crate::model::{MailboxContents, MailboxName, MessageMeta, Uid};
 /// * destination messages whose UIDL the source still has stay as they are (their flags
 ///   were set on the destination: POP3 has none);
 /// * with `expunge_missing` (backup), destination messages whose UIDL the source no longer
-///   lists, or that have no UIDL, are expunged; otherwise (`sync -1`) they stay.
+///   lists, or that have no UIDL, are expunged; otherwise (`sync -1`) they stay;
+/// * a backup (`expunge_missing`) destination whose mailbox GUID differs from the source's
+///   (derived from the name, as Dovecot's pop3c does: [`crate::derived_guid`]) adopts the
+///   source's ([`MailboxPlan::set_guid`]); a `sync -1` destination keeps its own.
 pub fn plan_by_uidl(
     mailbox: &MailboxName,
     source: &MailboxContents,
@@ -33,7 +36,15 @@ pub fn plan_by_uidl(
         save: Vec::new(),
         uid_next: None,
         skipped: Vec::new(),
+        set_guid: None,
     };
+    if let Some(destination) = destination
+        && expunge_missing
+        && let (Some(wanted), Some(have)) = (source.status.guid, destination.status.guid)
+        && wanted != have
+    {
+        plan.set_guid = Some(wanted);
+    }
     let present: BTreeMap<&str, Uid> = destination
         .map(|d| d.messages.iter().filter_map(|m| Some((m.pop3_uidl.as_deref()?, m.uid))).collect())
         .unwrap_or_default();
@@ -89,7 +100,7 @@ fn next_uid(contents: &MailboxContents) -> Uid {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Flags, MailboxStatus, UidValidity};
+    use crate::model::{Flags, MailboxGuid, MailboxStatus, UidValidity};
 
     fn uid(n: u32) -> Uid {
         Uid::new(n).expect("non-zero")
@@ -135,6 +146,23 @@ mod tests {
             plan_by_uidl(&inbox, &source, Some(&destination), &MessageFilter::default(), false);
         assert!(merge.expunge.is_empty(), "sync -1 keeps destination-only mail");
         assert_eq!(merge.save.len(), 2);
+    }
+
+    #[test]
+    fn a_backup_destination_adopts_the_source_guid() {
+        let mut source = contents(2, &[(1, Some("x"), 1)]);
+        let mut destination = contents(2, &[(1, Some("x"), 1)]);
+        source.status.guid = Some(MailboxGuid([7; 16]));
+        destination.status.guid = Some(MailboxGuid([1; 16]));
+        let inbox = MailboxName::inbox();
+        let everything = MessageFilter::default();
+        let backup = plan_by_uidl(&inbox, &source, Some(&destination), &everything, true);
+        assert_eq!(backup.set_guid, Some(MailboxGuid([7; 16])));
+        assert!(backup.save.is_empty() && backup.expunge.is_empty());
+        let merge = plan_by_uidl(&inbox, &source, Some(&destination), &everything, false);
+        assert_eq!(merge.set_guid, None);
+        destination.status.guid = source.status.guid;
+        assert!(plan_by_uidl(&inbox, &source, Some(&destination), &everything, true).is_empty());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{MailboxAction, MailboxPlan, RecreateReason};
+use super::{ComparableGuids, MailboxAction, MailboxPlan, RecreateReason};
 use crate::filter::MessageFilter;
 use crate::model::{MailboxContents, MailboxName, MessageMeta, Uid};
 
@@ -13,14 +13,17 @@ use crate::model::{MailboxContents, MailboxName, MessageMeta, Uid};
 /// `dovecot-formats.md`): UIDVALIDITY and UIDs are the source's. Within one UIDVALIDITY a
 /// UID never names two messages (RFC 3501 §2.3.1.1), so equal UIDs are the same message
 /// unless both sides have persistent GUIDs that differ. Message GUIDs are compared only
-/// with `comparable_guids` (both storages'
+/// with `guids.messages` (both storages'
 /// [`Capabilities::message_guids`](crate::Capabilities::message_guids)): an IMAP source's
 /// GUIDs travel with its messages but mean nothing next to the GUIDs a destination written
-/// before gave them. The destination is rebuilt when its
-/// UIDVALIDITY or GUID differs, when it is ahead of the source (UIDNEXT), or when a source
-/// message would need a UID below the destination's UIDNEXT. Otherwise: destination-only
-/// UIDs are expunged, differing flags are replaced, source-only UIDs are saved.
-/// `RFC822.SIZE` is never used to judge identity: servers report it wrongly.
+/// before gave them. Mailbox GUIDs likewise only with `guids.mailboxes`; a source GUID
+/// derived from the name (IMAP, POP3: [`crate::derived_guid`]) that differs from the
+/// destination's is adopted instead ([`MailboxPlan::set_guid`]), so that Dovecot reading
+/// the same source agrees with the destination. The destination is rebuilt when its
+/// UIDVALIDITY or (comparable) GUID differs, when it is ahead of the source (UIDNEXT), or
+/// when a source message would need a UID below the destination's UIDNEXT. Otherwise:
+/// destination-only UIDs are expunged, differing flags are replaced, source-only UIDs are
+/// saved. `RFC822.SIZE` is never used to judge identity: servers report it wrongly.
 ///
 /// With a message `filter`, only source messages inside it are copied or re-flagged, and
 /// only destination messages inside it (judged by their own metadata) may be expunged; a
@@ -32,9 +35,9 @@ pub fn plan_mailbox(
     source: &MailboxContents,
     destination: Option<&MailboxContents>,
     filter: &MessageFilter,
-    comparable_guids: bool,
+    guids: ComparableGuids,
 ) -> MailboxPlan {
-    backup(mailbox, source, destination, filter, comparable_guids)
+    backup(mailbox, source, destination, filter, guids)
 }
 
 fn backup(
@@ -42,7 +45,7 @@ fn backup(
     source: &MailboxContents,
     destination: Option<&MailboxContents>,
     filter: &MessageFilter,
-    comparable_guids: bool,
+    guids: ComparableGuids,
 ) -> MailboxPlan {
     let filtered = !filter.is_everything();
     let source_uid_next = effective_uid_next(source);
@@ -67,10 +70,17 @@ fn backup(
             destination: destination_status.uid_validity,
         }));
     }
+    // A GUID derived from the source's name is no identity (it changes with a rename on
+    // the server, as Dovecot's does): a destination that holds another one keeps its mail
+    // and takes the source's GUID.
+    let mut set_guid = None;
     if let (Some(a), Some(b)) = (source_status.guid, destination_status.guid)
         && a != b
     {
-        return rebuild(MailboxAction::Recreate(RecreateReason::GuidChanged));
+        if guids.mailboxes {
+            return rebuild(MailboxAction::Recreate(RecreateReason::GuidChanged));
+        }
+        set_guid = Some(a);
     }
     if destination_uid_next > source_uid_next {
         return rebuild(MailboxAction::Recreate(RecreateReason::DestinationAhead {
@@ -84,7 +94,7 @@ fn backup(
     let source_by_uid: BTreeMap<Uid, &MessageMeta> =
         source.messages.iter().map(|m| (m.uid, m)).collect();
 
-    let mut plan = empty_plan(mailbox);
+    let mut plan = MailboxPlan { set_guid, ..empty_plan(mailbox) };
     // A destination message goes when the source no longer has its UID at all; with a
     // filter, only when the destination's own copy is inside the filter.
     plan.expunge = destination_by_uid
@@ -95,7 +105,7 @@ fn backup(
     for (uid, wanted) in source_by_uid.iter().filter(|(_, m)| filter.wants(m)) {
         match destination_by_uid.get(uid) {
             Some(existing) => {
-                if let (true, Some(a), Some(b)) = (comparable_guids, &wanted.guid, &existing.guid)
+                if let (true, Some(a), Some(b)) = (guids.messages, &wanted.guid, &existing.guid)
                     && a != b
                 {
                     return rebuild(MailboxAction::Recreate(RecreateReason::UidConflict(*uid)));
@@ -131,6 +141,7 @@ fn empty_plan(mailbox: &MailboxName) -> MailboxPlan {
         save: Vec::new(),
         uid_next: None,
         skipped: Vec::new(),
+        set_guid: None,
     }
 }
 
@@ -196,7 +207,8 @@ mod tests {
     }
 
     fn plan(source: &MailboxContents, destination: Option<&MailboxContents>) -> MailboxPlan {
-        plan_mailbox(&MailboxName::inbox(), source, destination, &MessageFilter::default(), true)
+        let guids = ComparableGuids { messages: true, mailboxes: true };
+        plan_mailbox(&MailboxName::inbox(), source, destination, &MessageFilter::default(), guids)
     }
 
     const SEEN: SystemFlags = SystemFlags::SEEN;
@@ -271,6 +283,37 @@ mod tests {
             plan(&source, Some(&destination)).action,
             MailboxAction::Recreate(RecreateReason::UidConflict(uid(1)))
         );
+    }
+
+    #[test]
+    fn a_derived_source_guid_is_adopted_not_rebuilt() {
+        // An IMAP source (GUIDs derived from names) and a Maildir written by an older
+        // version with a random GUID: same mail, so only the GUID changes.
+        let mut source = contents(7, 3, &[(1, SEEN)]);
+        let mut destination = source.clone();
+        source.status.guid = Some(MailboxGuid([2; 16]));
+        destination.status.guid = Some(MailboxGuid([1; 16]));
+        let derived = ComparableGuids { messages: false, mailboxes: false };
+        let inbox = MailboxName::inbox();
+        let everything = MessageFilter::default();
+        let plan = plan_mailbox(&inbox, &source, Some(&destination), &everything, derived);
+        assert_eq!(plan.action, MailboxAction::Update);
+        assert_eq!(plan.set_guid, Some(MailboxGuid([2; 16])));
+        assert!(!plan.is_empty());
+        assert_eq!(MailboxPlan { set_guid: None, ..plan }, empty_plan(&inbox));
+
+        // Alongside other changes; and nothing once the GUIDs agree.
+        source.messages.push(MessageMeta::new(uid(3), Flags::default()));
+        source.status.uid_next = uid(4);
+        let plan = plan_mailbox(&inbox, &source, Some(&destination), &everything, derived);
+        assert_eq!((plan.set_guid, plan.save.len()), (Some(MailboxGuid([2; 16])), 1));
+        destination.status.guid = source.status.guid;
+        let plan = plan_mailbox(&inbox, &source, Some(&destination), &everything, derived);
+        assert_eq!(plan.set_guid, None);
+        // A destination without GUIDs is not given one.
+        destination.status.guid = None;
+        let plan = plan_mailbox(&inbox, &source, Some(&destination), &everything, derived);
+        assert_eq!(plan.set_guid, None);
     }
 
     #[test]

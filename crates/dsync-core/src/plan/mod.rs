@@ -16,7 +16,8 @@ pub use tree::plan_tree;
 
 use std::fmt;
 
-use crate::model::{Flags, MailboxName, MessageMeta, Uid, UidValidity};
+use crate::model::{Flags, MailboxGuid, MailboxName, MessageMeta, Uid, UidValidity};
+use crate::storage::Capabilities;
 
 /// What a sync run does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -35,6 +36,28 @@ pub enum Mode {
     /// Copy messages into the destination under [`crate::SyncOptions::import_parent`]
     /// with new UIDs (Dovecot's `import`), skipping ones already there.
     Import,
+}
+
+/// Which of the two sides' GUIDs tell things apart, from both storages' [`Capabilities`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ComparableGuids {
+    /// Message GUIDs ([`Capabilities::message_guids`] on both sides): the same UID with
+    /// different GUIDs is a different message, and the mailbox is rebuilt.
+    pub messages: bool,
+    /// Mailbox GUIDs ([`Capabilities::mailbox_guids`] on both sides): different GUIDs are
+    /// different mailboxes, and the destination's is rebuilt. Otherwise a source GUID is
+    /// one derived from the name ([`crate::derived_guid`]): the destination adopts it.
+    pub mailboxes: bool,
+}
+
+impl ComparableGuids {
+    /// What `source` and `destination` both keep persistently.
+    pub fn between(source: Capabilities, destination: Capabilities) -> ComparableGuids {
+        ComparableGuids {
+            messages: source.message_guids && destination.message_guids,
+            mailboxes: source.mailbox_guids && destination.mailbox_guids,
+        }
+    }
 }
 
 /// Mailbox-level changes for the destination.
@@ -139,6 +162,10 @@ pub struct MailboxPlan {
     /// Source messages inside the filters that a filtered run cannot save (their UID is
     /// below the destination's UIDNEXT, and only a rebuild could assign it).
     pub skipped: Vec<Uid>,
+    /// A new mailbox GUID for the existing destination mailbox: the source's GUID, derived
+    /// from its name ([`crate::derived_guid`]), where the destination holds another one
+    /// (written by an older version, or by hand). UIDVALIDITY, UIDs and messages stay.
+    pub set_guid: Option<MailboxGuid>,
 }
 
 impl MailboxPlan {
@@ -150,5 +177,6 @@ impl MailboxPlan {
             && self.save.is_empty()
             && self.uid_next.is_none()
             && self.skipped.is_empty()
+            && self.set_guid.is_none()
     }
 }

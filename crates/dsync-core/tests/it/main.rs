@@ -2,6 +2,7 @@
 
 mod all_mail;
 mod backup;
+mod doveadm_takeover;
 mod header_hash;
 mod imap_guids;
 mod modes;

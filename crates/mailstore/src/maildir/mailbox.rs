@@ -94,6 +94,10 @@ pub struct Mailbox {
     pub(crate) taken_bases: Option<std::collections::HashSet<String>>,
 }
 
+/// Dovecot's mailbox list index, a cache of the folder tree and each folder's status.
+const LIST_INDEX_FILES: [&str; 3] =
+    ["dovecot.list.index", "dovecot.list.index.log", "dovecot.list.index.log.2"];
+
 /// What one read of the mailbox found.
 #[derive(Debug)]
 struct View {
@@ -472,12 +476,23 @@ impl Mailbox {
         })
     }
 
-    /// Replaces the mailbox GUID.
+    /// Replaces the mailbox GUID, keeping UIDVALIDITY, UIDs and messages.
+    ///
+    /// Dovecot's mailbox list index (`dovecot.list.index*` in the root, on by default in
+    /// 2.3) caches each mailbox's GUID and trusts the copy until the mailbox's own index
+    /// changes, which a uidlist rewrite does not do: `doveadm mailbox status guid` and
+    /// dsync then still see the old GUID. So when the GUID changes, those files are
+    /// removed too. They are only a cache; Dovecot rebuilds them, even under a running
+    /// session, without a warning (checked with 2.3.19.1).
     pub fn set_guid(&self, guid: Guid) -> Result<()> {
         state::locked(&self.store, &self.paths, |locked| {
             if locked.uidlist.guid != Some(guid) {
                 locked.uidlist.guid = Some(guid);
                 locked.rewrite()?;
+                let root = self.store.location.root();
+                for cache in LIST_INDEX_FILES {
+                    crate::fs::remove_if_exists(&root.join(cache))?;
+                }
             }
             Ok(())
         })

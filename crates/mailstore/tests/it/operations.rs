@@ -227,3 +227,50 @@ fn renumber_moves_messages_to_new_uids_atomically() {
     assert_eq!(served.messages[2].flags, ["$Label1", "\\Seen"]);
     assert_eq!((served.uid_validity, served.uid_next), (600, 13));
 }
+
+/// A new mailbox GUID for a mailbox Dovecot has already listed: Dovecot's list index caches
+/// GUIDs and would go on answering the old one (doveadm, and so dsync, read it from there),
+/// so `set_guid` drops that cache. Messages, UIDs and UIDVALIDITY stay.
+#[test]
+fn set_guid_is_the_guid_dovecot_then_reports() {
+    let dovecot = Dovecot::builder().user("alice", "alicepw").start();
+    let mut imap = RawImap::login(dovecot.imap_port(), "alice", "alicepw");
+    fixtures::populate_standard(&mut imap);
+    let before = imap.snapshot();
+    imap.logout();
+    let guids = || {
+        let out = dovecot.doveadm_ok(&["mailbox", "status", "-u", "alice", "guid", "*"]);
+        out.lines()
+            .filter_map(|line| line.rsplit_once(" guid="))
+            .map(|(name, guid)| (name.to_owned(), guid.to_owned()))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let listed = guids();
+    let root = dovecot.home("alice").join("Maildir");
+    assert!(root.join("dovecot.list.index.log").exists());
+
+    let maildir = Maildir::open(Location::maildir(&root));
+    let archive = maildir.mailbox(&name("Archive")).unwrap();
+    // The GUID it already has: nothing is rewritten, the cache stays.
+    let same = mailstore::Guid::from_bytes(*archive.guid().unwrap().unwrap().as_bytes());
+    archive.set_guid(same).unwrap();
+    assert!(root.join("dovecot.list.index.log").exists());
+    let new_guids = [("INBOX", [0xaa; 16]), ("Archive", [0xbb; 16]), ("Archive/2023", [0xcc; 16])];
+    for (folder, bytes) in new_guids {
+        maildir
+            .mailbox(&name(folder))
+            .unwrap()
+            .set_guid(mailstore::Guid::from_bytes(bytes))
+            .unwrap();
+    }
+    testkit::chown_to_mail_user(&root);
+
+    let mut expected = listed.clone();
+    for (folder, bytes) in new_guids {
+        expected.insert(folder.to_owned(), mailstore::Guid::from_bytes(bytes).to_string());
+    }
+    assert_eq!(guids(), expected);
+    RawImap::login(dovecot.imap_port(), "alice", "alicepw").snapshot().assert_same(&before);
+    let log = dovecot.log();
+    assert!(!log.contains("Error") && !log.contains("Warning"), "Dovecot complained:\n{log}");
+}

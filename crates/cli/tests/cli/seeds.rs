@@ -192,6 +192,20 @@ fn imapc_list_prefix_inbox_gives_what_doveadm_gives() {
 
     let ours_served = served(&ours);
     served(&theirs).assert_same(&ours_served);
+    // The mailbox GUIDs are imapc's too (what it hashes keeps the prefix: `INBOX.Sent`), so
+    // doveadm can take over our destination without recreating anything.
+    let guids = |root: &Path| {
+        let location = format!("mail_location={}", maildir(root));
+        let listing =
+            target.doveadm_ok(&["-o", &location, "mailbox", "status", "-u", "alice", "guid", "*"]);
+        let mut lines: Vec<String> = listing.lines().map(str::to_owned).collect();
+        lines.sort();
+        lines
+    };
+    chown_to_mail_user(&ours);
+    let (our_guids, their_guids) = (guids(&ours), guids(&theirs));
+    assert_eq!(our_guids.len(), 6, "{our_guids:?}");
+    assert_eq!(our_guids, their_guids);
     let names: Vec<&str> = ours_served.mailboxes.keys().map(String::as_str).collect();
     assert_eq!(names, ["Archive", "Archive/2023", "Entw&APw-rfe", "INBOX", "Sent", "Unsub"]);
     let subscribed: Vec<&str> = ours_served.subscriptions.iter().map(String::as_str).collect();

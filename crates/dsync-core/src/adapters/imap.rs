@@ -195,7 +195,19 @@ impl ImapStorage {
     /// this adapter spells as [`wire_name`](Self::wire_name) does (see
     /// [`crate::derived_guid`]).
     fn derived_guid(&self, name: &MailboxName) -> MailboxGuid {
-        derived_guid::imapc_mailbox_guid(name.components(), self.delimiter.unwrap_or('/'))
+        let separator = self.delimiter.unwrap_or('/');
+        match &self.list_prefix {
+            // Dovecot's storage name keeps `imapc_list_prefix` (`INBOX.Sent`), except INBOX's.
+            Some(prefix) if !name.is_inbox() => {
+                let components: Vec<&str> = prefix
+                    .as_str()
+                    .split(separator)
+                    .chain(name.components().iter().map(String::as_str))
+                    .collect();
+                derived_guid::imapc_mailbox_guid(&components, separator)
+            }
+            _ => derived_guid::imapc_mailbox_guid(name.components(), separator),
+        }
     }
 
     fn wire_name(&self, name: &MailboxName) -> imapc::MailboxName {

@@ -15,6 +15,7 @@ mod credentials;
 mod dovecot_state;
 mod exit;
 mod filters;
+mod home;
 mod inspect;
 mod job;
 mod location;
@@ -91,7 +92,7 @@ fn run(cli: &Cli) -> Result<u8, CliError> {
             command::sync(&context, &task, positional, args.reverse, &args.run)
         }
         Command::Import(args) => {
-            let task = command::import_task(args.parent.as_deref(), args.subscribe, &args.run)?;
+            let task = command::import_task(args)?;
             let positional = (args.locations.source.as_ref(), args.locations.destination.as_ref());
             command::sync(&context, &task, positional, false, &args.run)
         }

@@ -55,6 +55,37 @@ Dovecot settings (-o), as the migration docs use them:
       the reason. $imapc_features stands for the value set before.
   Settings dsync does not implement (imapc_max_idle_time, …) are refused, never ignored.";
 
+const IMPORT_HELP: &str = "\
+Search query (doveadm-search-query(7), one word per key or value, keys case-insensitive;
+keys in a row must all match):
+  ALL                              every message
+  SEEN ANSWERED FLAGGED DELETED DRAFT, UNSEEN UNANSWERED …
+  KEYWORD k, UNKEYWORD k           a keyword set / not set
+  SINCE d, BEFORE d, ON d          received date: 2024-01-31 or 31-Jan-2024 (a day in the
+                                   local time zone), a UNIX time, or 30d, 12h, 2w, 90mins ago
+  OLDER n, YOUNGER n               received at least / less than n seconds ago
+  LARGER n, SMALLER n              size above / below n: 500, 10k, 5M, 1G
+  UID 1:100,200:*, or 1:10         UIDs, or sequence numbers (`*`: the last message; in a
+                                   UID set `*` is the highest possible UID, as in doveadm)
+  MAILBOX name                     a source mailbox; * and % wildcards; levels separated by
+                                   / or . (as doveadm shows a maildir source)
+  MAILBOX-GUID g, GUID g           a mailbox / message GUID (sources that report them)
+  NOT k, k OR k, ( … )             negation, alternatives, grouping (quote the parentheses)
+An OR makes its whole list alternatives, as in doveadm: `MAILBOX INBOX SEEN OR FLAGGED` is
+every INBOX message plus every seen or flagged one; write `MAILBOX INBOX ( SEEN OR FLAGGED )`.
+A mailbox named without wildcards must exist (exit 68). A folder is created only for a
+mailbox with something to import. Refused (exit 64), as they need more than a listing: header
+and body keys (SUBJECT FROM TO CC BCC HEADER BODY TEXT SENTSINCE SENTBEFORE SENTON),
+RECENT NEW OLD, SAVEDSINCE SAVEDBEFORE SAVEDON, MODSEQ, INTHREAD, X-MAILBOX.
+The filters (-m, -x, -t, -e, -O, -I) apply as well.
+
+Examples:
+  dsync import maildir:/restore/alice maildir:/srv/mail/alice Restored
+  dsync import maildir:/backup/alice maildir:/srv/mail/alice '' mailbox INBOX SINCE 30d
+  dsync import -u alice -U bob 'maildir:~/Maildir' maildir:/srv/mail/alice From-bob ALL
+  dsync import -s imaps://alice@old.example.com maildir:/srv/mail/alice Old \\
+      '(' SEEN OR FLAGGED ')' NOT mailbox Trash";
+
 /// Migrate and synchronise mailboxes, preserving UIDs, UIDVALIDITY, flags, keywords,
 /// received dates, folders and subscriptions.
 #[derive(Debug, Parser)]
@@ -120,10 +151,9 @@ pub(crate) enum Command {
     Sync(SyncArgs),
 
     /// Copy messages from SOURCE into DESTINATION (under PARENT) with new UIDs, keeping
-    /// flags and dates (doveadm import); running it again copies nothing twice.
-    #[command(after_help = "Examples:
-  dsync import maildir:/restore/alice maildir:/srv/mail/alice Restored
-  dsync import -s -m INBOX -t 2024-01-01 imaps://alice@old.example.com maildir:/srv/mail/alice Old")]
+    /// flags and dates (doveadm import); running it again copies nothing twice. A search
+    /// QUERY after PARENT selects mailboxes and messages (default: ALL).
+    #[command(after_help = IMPORT_HELP)]
     Import(ImportArgs),
 
     /// Mailbox commands.
@@ -227,9 +257,20 @@ pub(crate) struct ImportArgs {
     #[command(flatten)]
     pub(crate) locations: Locations,
 
-    /// The folder the source's folders go under (`/`-separated; default: the top level).
+    /// The folder the source's folders go under (`/`-separated; '' or left out: the top
+    /// level).
     #[arg(value_name = "PARENT")]
     pub(crate) parent: Option<String>,
+
+    /// Which mailboxes and messages to import, in doveadm's search query language (see
+    /// below) [default: ALL].
+    #[arg(value_name = "QUERY")]
+    pub(crate) query: Vec<String>,
+
+    /// The user whose mail SOURCE is (doveadm import -U): %u, %n, %d and ~ in SOURCE are
+    /// this user's (~ from the system's passwd entry), and `imapc:` logs in as this user.
+    #[arg(short = 'U', value_name = "SOURCE_USER")]
+    pub(crate) source_user: Option<String>,
 
     #[command(flatten)]
     pub(crate) run: RunArgs,

@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use dsync_core::filter::MailboxPattern;
+use dsync_core::query::{SearchQuery, TimeZone};
 use dsync_core::{MailboxName, Mode};
 
 use crate::args::{
-    BatchArgs, CheckArgs, FilterArgs, MailboxListArgs, RunArgs, StateArgs, VerifyArgs,
+    BatchArgs, CheckArgs, FilterArgs, ImportArgs, MailboxListArgs, RunArgs, StateArgs, VerifyArgs,
 };
 use crate::batch::{self, LogSetup};
 use crate::config::ConfigFile;
@@ -186,11 +187,19 @@ pub(crate) fn sync(
         let (source, destination) =
             if reverse { (destination, source) } else { (source, destination) };
         let user = who.user.as_deref();
+        // import -U: the source is that user's (templates, ~, imapc login, credential).
+        let source = match &task.source_user {
+            Some(owner) => parse_for(&source, Some(owner), &settings)?,
+            None => parse_for(&source, user, &settings)?,
+        };
+        let secret_owner =
+            Who { user: task.source_user.clone().or_else(|| who.user.clone()), ..who.clone() };
         Ok(Job {
             user: who.user.clone(),
-            source: parse_for(&source, user, &settings)?,
+            source_user: task.source_user.clone(),
+            source,
             destination: parse_for(&destination, user, &settings)?,
-            secret: secret_for(who, &settings),
+            secret: secret_for(&secret_owner, &settings),
             settings,
         })
     };
@@ -398,21 +407,40 @@ pub(crate) fn task(
 }
 
 /// Builds the task of `import`.
-pub(crate) fn import_task(
-    parent: Option<&str>,
-    subscribe: bool,
-    run: &RunArgs,
-) -> Result<Task, CliError> {
+pub(crate) fn import_task(args: &ImportArgs) -> Result<Task, CliError> {
+    let run = &args.run;
     let mut task = base_task("import", Mode::Import, &run.filters, run.write.dry_run)?;
-    task.import_parent = match parent.filter(|p| !p.is_empty()) {
+    task.import_parent = match args.parent.as_deref().filter(|p| !p.is_empty()) {
         Some(parent) => Some(
             MailboxName::split(parent, Some('/'))
                 .map_err(|e| CliError::Usage(format!("import parent {parent:?}: {e}")))?,
         ),
         None => None,
     };
-    task.subscribe_imported = subscribe;
+    task.subscribe_imported = args.subscribe;
+    if !args.query.is_empty() {
+        let parsed = SearchQuery::parse(&args.query, unix_now())
+            .map_err(|error| CliError::Usage(error.to_string()))?;
+        for warning in &parsed.warnings {
+            tracing::warn!("{warning}");
+        }
+        // Dovecot compares days in its local time zone; so do we.
+        task.search = Some(parsed.query.in_time_zone(TimeZone::Local));
+    }
+    if let Some(owner) = &args.source_user {
+        if owner.is_empty() {
+            return Err(CliError::Usage("-U needs a user name".into()));
+        }
+        task.source_user = Some(owner.clone());
+    }
     Ok(task)
+}
+
+/// The current UNIX time.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 fn base_task(
@@ -421,9 +449,7 @@ fn base_task(
     filters: &FilterArgs,
     dry_run: bool,
 ) -> Result<Task, CliError> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let now = unix_now();
     let mailbox_filter =
         filters::mailbox_filter(&filters.mailboxes, &filters.exclude, &filters.namespaces)
             .map_err(CliError::Usage)?;
@@ -445,6 +471,8 @@ fn base_task(
         dovecot_state: None,
         import_parent: None,
         subscribe_imported: false,
+        search: None,
+        source_user: None,
         all_mail: None,
     })
 }

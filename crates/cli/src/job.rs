@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use dsync_core::filter::{MailboxFilter, MailboxPattern, MessageFilter};
+use dsync_core::query::SearchQuery;
 use dsync_core::state::SyncState;
 use dsync_core::{
     ErrorKind, MailboxName, MailboxPlan, MailboxReport, Mode, Observer, Report, SyncOptions,
@@ -41,6 +42,10 @@ pub(crate) struct Task {
     pub(crate) dovecot_state: Option<String>,
     pub(crate) import_parent: Option<MailboxName>,
     pub(crate) subscribe_imported: bool,
+    /// Import: the search query.
+    pub(crate) search: Option<SearchQuery>,
+    /// Import `-U`: the user whose mail the source is.
+    pub(crate) source_user: Option<String>,
     /// `-a`: the destination's all-mail folder, copied from by GUID.
     pub(crate) all_mail: Option<MailboxPattern>,
 }
@@ -50,6 +55,8 @@ pub(crate) struct Task {
 pub(crate) struct Job {
     /// The user of a batch or `-u` (`None` for a plain two-location run).
     pub(crate) user: Option<String>,
+    /// The user the source is opened as (`import -U`; `None`: [`Job::user`]).
+    pub(crate) source_user: Option<String>,
     pub(crate) source: Location,
     pub(crate) destination: Location,
     pub(crate) settings: Settings,
@@ -148,7 +155,8 @@ fn attempt_once(
 ) -> Attempt {
     let fail = |error: CliError| Box::new((error, None));
     let user = job.user.as_deref();
-    let source = open::resolve(job.source.clone(), &job.settings, user).map_err(fail)?;
+    let source_user = job.source_user.as_deref().or(user);
+    let source = open::resolve(job.source.clone(), &job.settings, source_user).map_err(fail)?;
     let destination = open::resolve(job.destination.clone(), &job.settings, user).map_err(fail)?;
     for location in [&source, &destination] {
         if let Some(error) = open::not_yet(location) {
@@ -204,6 +212,7 @@ fn attempt_once(
         .state(state)
         .import_parent(task.import_parent.clone())
         .subscribe_imported(task.subscribe_imported)
+        .search(task.search.clone())
         .all_mail(task.all_mail.clone());
 
     tracing::info!("{} {source} -> {destination}", task.verb);

@@ -93,7 +93,7 @@ fn run(cli: &Cli) -> Result<u8, CliError> {
             command::sync(&context, &task, positional, args.reverse, &args.run)
         }
         Command::Import(args) => {
-            let task = command::import_task(args.parent.as_deref(), args.subscribe, &args.run)?;
+            let task = command::import_task(args)?;
             let positional = (args.locations.source.as_ref(), args.locations.destination.as_ref());
             command::sync(&context, &task, positional, false, &args.run)
         }

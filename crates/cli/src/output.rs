@@ -114,7 +114,10 @@ pub(crate) fn print_summary(
         return;
     }
     let skipped: u64 = report.mailboxes.iter().map(|m| m.skipped).sum();
-    if skipped > 0 {
+    if skipped > 0 && verb == "import" {
+        // import counts what the target already held as skipped: not a problem.
+        eprintln!("dsync: {skipped} messages were already there and not imported again");
+    } else if skipped > 0 {
         eprintln!(
             "dsync: warning: {skipped} messages inside the filters could not be saved without a full rebuild"
         );

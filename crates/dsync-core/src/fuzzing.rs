@@ -3,7 +3,11 @@
 
 use crate::header_hash::{DEFAULT_HASHED_HEADERS, HashVersion, header_hash};
 use crate::message_date::received_date;
+use crate::model::{
+    Flags, MailboxContents, MailboxGuid, MailboxName, MailboxStatus, MessageMeta, Uid, UidValidity,
+};
 use crate::pop3_migration::{HeaderHasher, header_sha1};
+use crate::query::{SearchQuery, TimeZone};
 use crate::state::SyncState;
 use crate::state::dovecot::DovecotState;
 
@@ -36,4 +40,49 @@ pub fn state_files(data: &[u8]) {
         let again = DovecotState::decode(&state.encode()).expect("our own encoding decodes");
         assert_eq!(again, state);
     }
+}
+
+/// doveadm's search query, as words separated by whitespace: whatever parses must print
+/// as words that parse back to the same query, and deciding it on a small mailbox must
+/// not panic.
+pub fn search_query(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let Ok(parsed) = SearchQuery::parse(&words, 1_750_000_000) else { return };
+    let query = parsed.query;
+    let printed = query.to_words();
+    let again = SearchQuery::parse(&printed, 1_750_000_000).expect("printed query parses");
+    assert_eq!(again.query, query, "{words:?} printed as {printed:?}");
+
+    let query = query.in_time_zone(TimeZone::Fixed(3600));
+    let name = MailboxName::new(["INBOX", "Sub.folder"]).expect("valid name");
+    let guid = MailboxGuid::from_hex("0123456789abcdef0123456789abcdef");
+    let _ = query.may_match_mailbox(&name, guid);
+    let _ = query.may_match_mailbox(&name, None);
+    for named in query.named_mailboxes() {
+        let _ = SearchQuery::names_mailbox(named, &name);
+    }
+    let messages: Vec<MessageMeta> =
+        [(1, "\\Seen", 0), (7, "$Label1", 1_700_000_000), (u32::MAX, "", i64::MAX)]
+            .into_iter()
+            .filter_map(|(uid, flag, received)| {
+                let mut meta = MessageMeta::new(Uid::new(uid)?, Flags::from_imap_names([flag]));
+                meta.received = Some(received);
+                meta.virtual_size = Some(u64::from(uid));
+                Some(meta)
+            })
+            .collect();
+    let contents = MailboxContents {
+        status: MailboxStatus {
+            uid_validity: UidValidity::MIN,
+            uid_next: Uid::MIN,
+            messages: 3,
+            highest_modseq: None,
+            guid,
+            change_token: None,
+        },
+        messages,
+    };
+    let selected = query.select(&name, &contents);
+    assert!(selected.len() <= contents.messages.len());
 }

@@ -22,6 +22,7 @@
 //!   which the old state would mislead, so a kill at any instant resumes safely.
 //! * [`filter`]: `-m`/`-x` mailbox patterns and `-t`/`-e`/`-I`/`-O` message filters;
 //!   nothing outside the filters is ever deleted or expunged.
+//! * [`query`]: doveadm's search query (`import`'s mailbox and message selection).
 //!
 //! ```
 //! use dsync_core::memory::MemoryStorage;
@@ -60,6 +61,7 @@ pub mod message_date;
 mod model;
 pub mod plan;
 pub mod pop3_migration;
+pub mod query;
 mod report;
 mod spool;
 pub mod state;

@@ -22,3 +22,8 @@ fn replay_message_headers_corpus() {
 fn replay_state_files_corpus() {
     replay("state_files", dsync_core::fuzzing::state_files);
 }
+
+#[test]
+fn replay_search_query_corpus() {
+    replay("search_query", dsync_core::fuzzing::search_query);
+}

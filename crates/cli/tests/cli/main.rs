@@ -3,6 +3,7 @@
 
 mod all_mail;
 mod batch;
+mod import_query;
 mod pop3;
 mod secrets;
 mod seeds;

@@ -1,6 +1,10 @@
 //! `import` (Dovecot's `doveadm import`): copy the source's messages into the destination
 //! under a parent folder, keeping flags, keywords and received dates, with new UIDs.
 //!
+//! As in doveadm, a search query ([`SyncOptions::search`]) selects mailboxes and
+//! messages, a mailbox the query names without wildcards must exist, and a target folder
+//! is only created for a mailbox with at least one message to import.
+//!
 //! Unlike `doveadm import`, a message already in the target folder (same identity: GUID
 //! when both sides have comparable ones, else Dovecot's header hash) is not imported
 //! again, so running an import twice does not duplicate mail. Identity is counted: two
@@ -10,11 +14,12 @@ use std::collections::BTreeMap;
 
 use super::copy::copy_from_source;
 use super::{Observer, SyncOptions, keep_going, local_names};
-use crate::error::{Side, StorageError, SyncError};
-use crate::model::{MailboxName, MessageMeta, Uid};
+use crate::error::{ErrorKind, Side, StorageError, SyncError};
+use crate::model::{MailboxInfo, MailboxName, MessageMeta, Uid};
 use crate::plan::MailboxAction;
+use crate::query::SearchQuery;
 use crate::report::{MailboxReport, Report};
-use crate::storage::{NewMailbox, Storage, StorageMut};
+use crate::storage::{Capabilities, NewMailbox, Storage, StorageMut};
 
 fn at(side: Side, mailbox: &MailboxName) -> impl FnOnce(StorageError) -> SyncError + '_ {
     move |error| SyncError { side, mailbox: Some(mailbox.clone()), error }
@@ -28,10 +33,17 @@ pub(super) fn run(
     report: &mut Report,
 ) -> Result<(), SyncError> {
     let global = |side: Side| move |error: StorageError| SyncError { side, mailbox: None, error };
+    if let Some(query) = &options.search {
+        check_query(query, source.capabilities())?;
+    }
     let source_mailboxes = source.mailboxes().map_err(global(Side::Source))?;
+    if let Some(query) = &options.search {
+        report_missing_named(query, &source_mailboxes, report);
+    }
     let wanted: Vec<_> = source_mailboxes
         .into_iter()
         .filter(|m| m.selectable && options.mailbox_filter.wants(&m.name, &m.special_use))
+        .filter(|m| options.search.as_ref().is_none_or(|q| q.may_match_mailbox(&m.name, None)))
         .collect();
     // Target names: the parent's components, then the source's, in the destination's
     // spelling.
@@ -68,7 +80,7 @@ pub(super) fn run(
             &target.name,
             existing.contains(&target.name),
         );
-        if let Some(mailbox_report) = keep_going(result, report)? {
+        if let Some(Some(mailbox_report)) = keep_going(result, report)? {
             observer.mailbox_finished(&mailbox_report);
             report.mailboxes.push(mailbox_report);
             if options.subscribe_imported && !options.dry_run {
@@ -90,11 +102,19 @@ fn import_mailbox(
     source_name: &MailboxName,
     target: &MailboxName,
     exists: bool,
-) -> Result<MailboxReport, SyncError> {
+) -> Result<Option<MailboxReport>, SyncError> {
     let mut report = MailboxReport::new(target.clone(), MailboxAction::Update);
     let source_contents = source.contents(source_name).map_err(at(Side::Source, source_name))?;
+    let selected = match &options.search {
+        Some(query) => query.select(source_name, &source_contents),
+        None => source_contents.messages.iter().collect(),
+    };
     let candidates: Vec<&MessageMeta> =
-        source_contents.messages.iter().filter(|m| options.message_filter.wants(m)).collect();
+        selected.into_iter().filter(|m| options.message_filter.wants(m)).collect();
+    if candidates.is_empty() {
+        // doveadm opens (and creates, and subscribes) a target only for a match.
+        return Ok(None);
+    }
     if !exists {
         report.action = MailboxAction::Create;
         if !options.dry_run {
@@ -144,7 +164,7 @@ fn import_mailbox(
     if options.dry_run || saves.is_empty() {
         report.saved = saves.len() as u64;
         report.bytes = saves.iter().filter_map(|(_, m)| m.virtual_size).sum();
-        return Ok(report);
+        return Ok(Some(report));
     }
     let run: Vec<(Uid, &MessageMeta)> =
         saves.iter().map(|(origin, meta)| (*origin, meta)).collect();
@@ -161,7 +181,47 @@ fn import_mailbox(
     )?;
     writer.commit().map_err(at(Side::Destination, target))?;
     copied.record_in(&mut report);
-    Ok(report)
+    Ok(Some(report))
+}
+
+/// Refuses a query that compares GUIDs the source does not report: it would silently
+/// match nothing.
+fn check_query(query: &SearchQuery, capabilities: Capabilities) -> Result<(), SyncError> {
+    let missing = if query.uses_message_guids() && !capabilities.message_guids {
+        "GUID compares message GUIDs"
+    } else if query.uses_mailbox_guids() && !capabilities.mailbox_guids {
+        "MAILBOX-GUID compares mailbox GUIDs"
+    } else {
+        return Ok(());
+    };
+    Err(SyncError {
+        side: Side::Source,
+        mailbox: None,
+        error: StorageError::new(
+            ErrorKind::Usage,
+            format!("search query: {missing}, which this source does not report"),
+        ),
+    })
+}
+
+/// A mailbox the query names without wildcards is opened directly by doveadm, which fails
+/// ("Mailbox doesn't exist", exit 68) when there is none: the same failure here, and the
+/// other mailboxes are still imported.
+fn report_missing_named(query: &SearchQuery, mailboxes: &[MailboxInfo], report: &mut Report) {
+    for named in query.named_mailboxes() {
+        let exists =
+            mailboxes.iter().any(|m| m.selectable && SearchQuery::names_mailbox(named, &m.name));
+        if !exists {
+            report.failures.push(SyncError {
+                side: Side::Source,
+                mailbox: MailboxName::split(named, Some('/')).ok(),
+                error: StorageError::new(
+                    ErrorKind::NotFound,
+                    format!("search query names mailbox {named:?}, which the source does not have"),
+                ),
+            });
+        }
+    }
 }
 
 fn next_uid(contents: &crate::model::MailboxContents) -> Uid {

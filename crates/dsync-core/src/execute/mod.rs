@@ -17,6 +17,7 @@ use crate::error::{ErrorKind, Side, StorageError, SyncError};
 use crate::filter::{MailboxFilter, MailboxPattern, MessageFilter};
 use crate::model::{MailboxInfo, MailboxName, Uid};
 use crate::plan::{MailboxPlan, Mode, TreePlan};
+use crate::query::SearchQuery;
 use crate::report::{MailboxReport, Report};
 use crate::state::SyncState;
 use crate::storage::{Storage, StorageMut};
@@ -45,6 +46,9 @@ pub struct SyncOptions {
     pub import_parent: Option<MailboxName>,
     /// Import: subscribe to the mailboxes imported into (`doveadm import -s`).
     pub subscribe_imported: bool,
+    /// Import: doveadm's search query, which mailboxes and messages to copy (on top of
+    /// the filters). A mailbox in which nothing matches is not created.
+    pub search: Option<SearchQuery>,
     /// doveadm's `-a`: the destination mailbox that holds every message (an "all mail"
     /// folder, e.g. Gmail's `\All`). A message to save whose GUID is already there is
     /// copied from it on the destination instead of transferred again (a Maildir then
@@ -64,6 +68,7 @@ impl Default for SyncOptions {
             state: None,
             import_parent: None,
             subscribe_imported: false,
+            search: None,
             all_mail: None,
         }
     }
@@ -108,6 +113,12 @@ impl SyncOptions {
     #[must_use]
     pub fn subscribe_imported(mut self, subscribe: bool) -> SyncOptions {
         self.subscribe_imported = subscribe;
+        self
+    }
+    /// Imports only what `query` selects ([`Self::search`]).
+    #[must_use]
+    pub fn search(mut self, query: Option<SearchQuery>) -> SyncOptions {
+        self.search = query;
         self
     }
     /// Copies by GUID from this all-mail mailbox of the destination ([`Self::all_mail`]).

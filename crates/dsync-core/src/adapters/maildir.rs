@@ -431,7 +431,7 @@ fn to_store_keywords(flags: &Flags) -> Result<Vec<Keyword>, StorageError> {
 fn convert_error(error: mailstore::Error) -> StorageError {
     use mailstore::Error as E;
     let kind = match &error {
-        E::Io { source, .. } => ErrorKind::from_io(source),
+        E::Io { source, .. } | E::Ownership { source, .. } => ErrorKind::from_io(source),
         E::InvalidLocation { .. } => ErrorKind::Usage,
         E::MailboxNotFound { .. } | E::UidNotFound { .. } => ErrorKind::NotFound,
         E::LockTimeout { .. } => ErrorKind::Temporary,

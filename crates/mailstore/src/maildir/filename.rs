@@ -10,6 +10,7 @@
 use std::cmp::Ordering;
 use std::sync::Mutex;
 
+use super::state::Sub;
 use crate::flags::Flags;
 
 /// Info separator.
@@ -64,6 +65,12 @@ pub(crate) fn info(name: &str) -> Info {
         }
     }
     info
+}
+
+/// The directory a message file named `name` belongs in: `new/` for a bare base name, as
+/// Dovecot saves mail without flags, `cur/` once it carries `:2,` info.
+pub(crate) fn sub_for(name: &str) -> Sub {
+    if name.contains(INFO_SEP) { Sub::Cur } else { Sub::New }
 }
 
 /// `name` with its info replaced by `flags` and keyword indexes (0–25), keeping unknown

@@ -3,6 +3,8 @@
 
 mod all_mail;
 mod batch;
+mod dovecot_files;
+mod ownership;
 mod pop3;
 mod secrets;
 mod verbs;

@@ -57,6 +57,12 @@ impl MaildirStorage {
         &self.maildir
     }
 
+    /// The owner, group and modes of what this store creates ([`Maildir::permissions`]),
+    /// for files kept beside the mail (a state file, a lock).
+    pub fn permissions(&self) -> Result<mailstore::Permissions, StorageError> {
+        self.maildir.permissions().map_err(convert_error)
+    }
+
     /// Flushes everything to disk (needed once at the end with [`Durability::Deferred`]).
     pub fn sync_to_disk(&self) -> Result<(), StorageError> {
         self.maildir.sync_to_disk().map_err(convert_error)

@@ -230,6 +230,13 @@ mod tests {
     }
 
     #[test]
+    fn names_without_info_belong_in_new() {
+        assert_eq!(sub_for("1.M1P1.h,S=1,W=2"), Sub::New);
+        assert_eq!(sub_for("1.M1P1.h,S=1,W=2:2,"), Sub::Cur);
+        assert_eq!(sub_for("1.M1P1.h:2,S"), Sub::Cur);
+    }
+
+    #[test]
     fn generated_names_are_unique_and_sorted() {
         let names: Vec<String> = (0..1000).map(|_| generate_base()).collect();
         for pair in names.windows(2) {

@@ -452,7 +452,10 @@ pub(crate) fn lock_destination(
     let file = permissions
         .create_dir_all(root)
         .and_then(|()| permissions.open_or_create(&path, false))
-        .map_err(|error| store_error(error, "destination"))?;
+        .map_err(|error| CliError::Storage {
+            side: "destination",
+            error: dsync_core::adapters::maildir::convert_error(error),
+        })?;
     let deadline = Instant::now() + timeout;
     loop {
         match file.try_lock() {
@@ -474,17 +477,6 @@ pub(crate) fn lock_destination(
             Err(std::fs::TryLockError::Error(error)) => return Err(io_error(error)),
         }
     }
-}
-
-/// A `mailstore` error met outside a storage adapter (our own files in a Maildir).
-pub(crate) fn store_error(error: mailstore::Error, side: &'static str) -> CliError {
-    let kind = match &error {
-        mailstore::Error::Io { source, .. } | mailstore::Error::Ownership { source, .. } => {
-            ErrorKind::from_io(source)
-        }
-        _ => ErrorKind::InvalidData,
-    };
-    CliError::Storage { side, error: StorageError::with_source(kind, "Maildir", error) }
 }
 
 fn parse_maildir(location: &str) -> Result<mailstore::Location, CliError> {

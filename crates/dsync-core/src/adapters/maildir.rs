@@ -433,8 +433,10 @@ fn to_store_keywords(flags: &Flags) -> Result<Vec<Keyword>, StorageError> {
     flags.keywords.iter().map(|k| Keyword::new(k.as_str()).map_err(convert_error)).collect()
 }
 
-/// Maps `mailstore` errors onto the engine's kinds (and so onto doveadm's exit codes).
-fn convert_error(error: mailstore::Error) -> StorageError {
+/// Maps `mailstore` errors onto the engine's kinds (and so onto doveadm's exit codes), also
+/// for callers that write their own files into a Maildir with its
+/// [`mailstore::Permissions`].
+pub fn convert_error(error: mailstore::Error) -> StorageError {
     use mailstore::Error as E;
     let kind = match &error {
         E::Io { source, .. } | E::Ownership { source, .. } => ErrorKind::from_io(source),

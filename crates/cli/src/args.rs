@@ -119,9 +119,9 @@ pub(crate) struct Cli {
     /// imapc_connection_retry_interval, imapc_max_line_length, imapc_rawlog_dir,
     /// imapc_features, pop3c_host/port/user/ssl/master_user/rawlog_dir/features,
     /// mail_prefetch_count, mail_fsync, ssl_client_ca_file, dsync_commit_msgs_interval,
-    /// mail_max_lock_timeout, home (or mail_home), pop3_migration_skip_size_check,
-    /// pop3_migration_ignore_missing_uidls, pop3_migration_ignore_extra_uidls (repeatable;
-    /// see "Dovecot settings" below).
+    /// mail_max_lock_timeout, mail_uid, mail_gid, home (or mail_home),
+    /// pop3_migration_skip_size_check, pop3_migration_ignore_missing_uidls,
+    /// pop3_migration_ignore_extra_uidls (repeatable; see "Dovecot settings" below).
     #[arg(short = 'o', global = true, value_name = "KEY=VALUE")]
     pub(crate) settings: Vec<String>,
 
@@ -387,6 +387,13 @@ pub(crate) struct WriteArgs {
     /// SECS for another dsync to finish with it; also the Maildir lock timeout.
     #[arg(short = 'l', value_name = "SECS")]
     pub(crate) lock_timeout: Option<u64>,
+
+    /// Give every directory and file created in the destination this owner (and group),
+    /// names or numbers, as Dovecot's mail_uid/mail_gid. By default they are the
+    /// destination root's (of its nearest existing parent while it does not exist), with
+    /// the root's mode bits, as Dovecot gives them; changing owners needs root.
+    #[arg(long, value_name = "USER[:GROUP]")]
+    pub(crate) owner: Option<String>,
 }
 
 #[derive(Debug, Args)]

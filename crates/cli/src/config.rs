@@ -12,6 +12,7 @@
 //! jobs = 8
 //! parallel_folders = 2                           # folders of a user at once (backup)
 //! settings = { mail_prefetch_count = "20" }     # like -o key=value
+//! owner = "vmail:vmail"                          # of what is created (default: the root's)
 //!
 //! [accounts.alice]
 //! source = "imaps://alice@old.example.com"
@@ -84,6 +85,8 @@ pub(crate) struct Profile {
     pub(crate) rawlog_dir: Option<PathBuf>,
     /// Seconds between progress lines.
     pub(crate) progress_interval: Option<u64>,
+    /// Owner (and group) of what is created in the destination: `USER[:GROUP]`.
+    pub(crate) owner: Option<String>,
     /// `-o` settings.
     #[serde(default)]
     pub(crate) settings: BTreeMap<String, String>,
@@ -125,7 +128,8 @@ impl Profile {
             parallel_folders,
             log_dir,
             rawlog_dir,
-            progress_interval
+            progress_interval,
+            owner
         )
     }
 }

@@ -180,10 +180,15 @@ fn attempt_once(
     let mut destination_store =
         open::open_destination(&destination, &job.settings, "destination").map_err(fail)?;
     let root = destination_store.maildir_root();
-    let _lock = match (job.settings.lock_timeout, &root) {
-        (Some(seconds), Some(root)) if !task.dry_run => {
-            Some(open::lock_destination(root, Duration::from_secs(seconds)).map_err(fail)?)
-        }
+    // What the store creates gets the mail's owner and modes, and so do our own files in
+    // its root (decided before anything creates the root).
+    let permissions =
+        destination_store.maildir_permissions("destination").transpose().map_err(fail)?;
+    let _lock = match (job.settings.lock_timeout, &root, &permissions) {
+        (Some(seconds), Some(root), Some(permissions)) if !task.dry_run => Some(
+            open::lock_destination(root, permissions, Duration::from_secs(seconds))
+                .map_err(fail)?,
+        ),
         _ => None,
     };
     let mut source_store = if task.mode == Mode::TwoWay {
@@ -192,13 +197,20 @@ fn attempt_once(
         open::open_source(&source, &access, "source").map_err(fail)?
     };
 
-    let state_file = match &root {
-        Some(root) if task.state && task.mode != Mode::Import => {
+    let state_file = match (&root, &permissions) {
+        (Some(root), Some(permissions)) if task.state && task.mode != Mode::Import => {
             let path = task.state_file.as_ref().map_or_else(
                 || root.join("dsync-rs-state"),
                 |p| PathBuf::from(expand(&p.to_string_lossy(), user.unwrap_or(""))),
             );
-            Some(StateFile::new(path, source.to_string()))
+            // In the mail root it is the mail user's like the rest; elsewhere only ours.
+            // Never more readable than the mail either way.
+            let permissions = if path.starts_with(root) {
+                permissions.clone()
+            } else {
+                mailstore::Permissions::private()
+            };
+            Some(StateFile::new(path, source.to_string(), permissions))
         }
         _ => None,
     };

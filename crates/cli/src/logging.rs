@@ -157,11 +157,19 @@ pub(crate) fn file_name(user: &str, extension: &str) -> String {
     format!("{safe}.{extension}")
 }
 
-/// Creates `dir` (if needed) and opens `dir/<user>.<extension>` for appending.
+/// Creates `dir` (if needed, 0700) and opens `dir/<user>.<extension>` for appending. Logs
+/// tell what is in the mail (raw logs: all of it), so they are never more readable than the
+/// mail: only by us (0600; an existing log is narrowed to that).
 pub(crate) fn open_in(dir: &Path, user: &str, extension: &str) -> io::Result<(File, PathBuf)> {
-    std::fs::create_dir_all(dir)?;
+    use std::os::unix::fs::PermissionsExt;
+    let private = mailstore::Permissions::private();
+    private.create_dir_all(dir).map_err(io::Error::other)?;
     let path = dir.join(file_name(user, extension));
-    let file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+    let file = private.open_or_create(&path, true).map_err(io::Error::other)?;
+    let mode = file.metadata()?.permissions().mode();
+    if mode & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(mode & 0o700))?;
+    }
     Ok((file, path))
 }
 
@@ -171,6 +179,20 @@ pub(crate) type RawLog = Arc<Mutex<File>>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logs_are_only_ours() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let logs = dir.path().join("logs");
+        let (_, path) = open_in(&logs, "alice", "log").expect("open");
+        let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+        assert_eq!((mode(&logs), mode(&path)), (0o700, 0o600));
+        // A log someone made readable is narrowed again.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        open_in(&logs, "alice", "log").expect("open");
+        assert_eq!(mode(&path), 0o600);
+    }
 
     #[test]
     fn user_names_stay_inside_the_log_directory() {

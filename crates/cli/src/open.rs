@@ -10,7 +10,7 @@ use dsync_core::adapters::maildir::MaildirStorage;
 use dsync_core::adapters::pop3::{ImapPop3Storage, Pop3Storage};
 use dsync_core::{ErrorKind, Storage, StorageError, StorageMut};
 use imapc::{AuthMechanism, ConnectOptions, Credentials, Security, Timeouts, TlsOptions};
-use mailstore::{Durability, Maildir, Options};
+use mailstore::{Durability, Maildir, Options, Permissions};
 
 use crate::credentials::{CredentialError, PASSWORD_ENV, SecretSource};
 use crate::exit::CliError;
@@ -58,6 +58,20 @@ impl Opened {
     pub(crate) fn maildir_root(&self) -> Option<PathBuf> {
         match self {
             Opened::Maildir(maildir) => Some(maildir.maildir().location().root().to_path_buf()),
+            _ => None,
+        }
+    }
+
+    /// For a Maildir, the owner, group and modes of what it creates (derived from its
+    /// root, or as configured), for our own files kept in it.
+    pub(crate) fn maildir_permissions(
+        &self,
+        side: &'static str,
+    ) -> Option<Result<Permissions, CliError>> {
+        match self {
+            Opened::Maildir(maildir) => {
+                Some(maildir.permissions().map_err(|error| CliError::Storage { side, error }))
+            }
             _ => None,
         }
     }
@@ -241,7 +255,9 @@ pub(crate) fn open_destination(
             let parsed = parse_maildir(text)?;
             let durability =
                 if settings.no_fsync { Durability::Deferred } else { Durability::Fsync };
-            let mut options = Options::default().with_durability(durability);
+            let mut options = Options::default()
+                .with_durability(durability)
+                .with_owner(settings.owner, settings.group);
             if let Some(seconds) = settings.lock_timeout {
                 options = options.with_lock_timeout(Duration::from_secs(seconds));
             }
@@ -428,26 +444,29 @@ pub(crate) struct DestinationLock {
 }
 
 /// Takes the destination's lock (`-l SECS`), waiting up to `timeout` for another dsync.
+/// The root and the lock file are created with the mail's `permissions`.
 pub(crate) fn lock_destination(
     root: &Path,
+    permissions: &Permissions,
     timeout: Duration,
 ) -> Result<DestinationLock, CliError> {
+    let path = root.join("dsync-rs.lock");
     let io_error = |error: std::io::Error| CliError::Storage {
         side: "destination",
         error: StorageError::with_source(
             ErrorKind::from_io(&error),
-            format!("lock {}", root.join("dsync-rs.lock").display()),
+            format!("lock {}", path.display()),
             error,
         ),
     };
-    std::fs::create_dir_all(root).map_err(io_error)?;
     // No leading dot: in a Maildir++ root a dot-name is a folder.
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(root.join("dsync-rs.lock"))
-        .map_err(io_error)?;
+    let file = permissions
+        .create_dir_all(root)
+        .and_then(|()| permissions.open_or_create(&path, false))
+        .map_err(|error| CliError::Storage {
+            side: "destination",
+            error: dsync_core::adapters::maildir::convert_error(error),
+        })?;
     let deadline = Instant::now() + timeout;
     loop {
         match file.try_lock() {
@@ -494,14 +513,16 @@ mod tests {
     fn a_second_dsync_waits_for_the_lock_then_fails_temporarily() {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path().join("Maildir");
-        let held = lock_destination(&root, Duration::ZERO).expect("first lock");
+        let permissions = Permissions::private();
+        let held = lock_destination(&root, &permissions, Duration::ZERO).expect("first lock");
         let started = Instant::now();
-        let error = lock_destination(&root, Duration::from_millis(300)).expect_err("locked");
+        let error =
+            lock_destination(&root, &permissions, Duration::from_millis(300)).expect_err("locked");
         assert!(started.elapsed() >= Duration::from_millis(300));
         assert_eq!(error.exit_code(), 75, "{error}");
         assert!(error.to_string().contains("locked by another dsync"), "{error}");
         drop(held);
-        lock_destination(&root, Duration::ZERO).expect("free again");
+        lock_destination(&root, &permissions, Duration::ZERO).expect("free again");
     }
 
     #[test]

@@ -14,6 +14,38 @@ use crate::exit::CliError;
 use crate::features;
 use crate::location::{Protocol, Transport};
 
+/// User and group names to ids, through the system's databases (NSS, as Dovecot's
+/// `mail_uid`/`mail_gid`); numbers are taken as they are.
+mod owner {
+    /// The uid and login group of `name`.
+    pub(super) fn user(name: &str) -> Result<(u32, u32), String> {
+        if let Ok(uid) = name.parse::<u32>() {
+            let login_group = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+                .ok()
+                .flatten()
+                .map_or(uid, |user| user.gid.as_raw());
+            return Ok((uid, login_group));
+        }
+        match nix::unistd::User::from_name(name) {
+            Ok(Some(user)) => Ok((user.uid.as_raw(), user.gid.as_raw())),
+            Ok(None) => Err(format!("no user {name:?} on this system")),
+            Err(error) => Err(format!("cannot look up user {name:?}: {error}")),
+        }
+    }
+
+    /// The gid of `name`.
+    pub(super) fn group(name: &str) -> Result<u32, String> {
+        if let Ok(gid) = name.parse::<u32>() {
+            return Ok(gid);
+        }
+        match nix::unistd::Group::from_name(name) {
+            Ok(Some(group)) => Ok(group.gid.as_raw()),
+            Ok(None) => Err(format!("no group {name:?} on this system")),
+            Err(error) => Err(format!("cannot look up group {name:?}: {error}")),
+        }
+    }
+}
+
 /// Dovecot's `imapc_*` / `pop3c_*` server settings (for the `imapc:` / `pop3c:` locations).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ServerSettings {
@@ -59,6 +91,11 @@ pub(crate) struct Settings {
     pub(crate) commit_interval: u32,
     pub(crate) no_fsync: bool,
     pub(crate) lock_timeout: Option<u64>,
+    /// Uid of what is created in the destination (`--owner`, `mail_uid`); `None`: the
+    /// destination root's.
+    pub(crate) owner: Option<u32>,
+    /// Gid of what is created in the destination (`--owner USER:GROUP`, `mail_gid`).
+    pub(crate) group: Option<u32>,
     pub(crate) rawlog_dir: Option<PathBuf>,
     pub(crate) log_dir: Option<PathBuf>,
     pub(crate) jobs: usize,
@@ -91,6 +128,8 @@ impl Default for Settings {
             commit_interval: 100,
             no_fsync: false,
             lock_timeout: None,
+            owner: None,
+            group: None,
             rawlog_dir: None,
             log_dir: None,
             jobs: 1,
@@ -143,6 +182,9 @@ impl Settings {
         s.rawlog_dir.clone_from(&profile.rawlog_dir);
         s.progress_interval = profile.progress_interval.unwrap_or(s.progress_interval);
         s.home.clone_from(&profile.home);
+        if let Some(spec) = &profile.owner {
+            s.set_owner(spec).map_err(|e| CliError::Config(format!("owner = {spec:?}: {e}")))?;
+        }
         for (key, value) in &profile.settings {
             s.apply(key, value).map_err(CliError::Config)?;
         }
@@ -186,6 +228,9 @@ impl Settings {
             if write.lock_timeout.is_some() {
                 s.lock_timeout = write.lock_timeout;
             }
+            if let Some(spec) = &write.owner {
+                s.set_owner(spec).map_err(|e| CliError::Usage(format!("--owner {spec}: {e}")))?;
+            }
         }
         if let Some(batch) = cli.batch {
             s.jobs = batch.jobs.unwrap_or(s.jobs).max(1);
@@ -211,6 +256,29 @@ impl Settings {
             Protocol::Pop3 => &self.pop3c.master_user,
         };
         specific.as_deref().or(self.master_user.as_deref())
+    }
+
+    /// `USER[:GROUP]` (or `:GROUP`; `USER:` is the user with its login group, as for
+    /// chown), names or numbers: the owner of what is created in the destination.
+    fn set_owner(&mut self, spec: &str) -> Result<(), String> {
+        let (user, group) = match spec.split_once(':') {
+            Some((user, group)) => (user, Some(group)),
+            None => (spec, None),
+        };
+        if user.is_empty() && group.is_none_or(str::is_empty) {
+            return Err("expected USER[:GROUP]".into());
+        }
+        if !user.is_empty() {
+            let (uid, login_group) = owner::user(user)?;
+            self.owner = Some(uid);
+            if group == Some("") {
+                self.group = Some(login_group);
+            }
+        }
+        if let Some(group) = group.filter(|g| !g.is_empty()) {
+            self.group = Some(owner::group(group)?);
+        }
+        Ok(())
     }
 
     /// Applies one Dovecot-named setting.
@@ -336,6 +404,15 @@ impl Settings {
                 self.commit_interval = u32::try_from(number("a count")?).unwrap_or(u32::MAX);
             }
             "mail_max_lock_timeout" => self.lock_timeout = Some(number("seconds")?),
+            // Dovecot's mail user and group: here, whose the mail we create is.
+            "mail_uid" if value.is_empty() => self.owner = None,
+            "mail_uid" => {
+                self.owner = Some(owner::user(value).map_err(|e| format!("{key}={value}: {e}"))?.0);
+            }
+            "mail_gid" if value.is_empty() => self.group = None,
+            "mail_gid" => {
+                self.group = Some(owner::group(value).map_err(|e| format!("{key}={value}: {e}"))?);
+            }
             "pop3_migration_skip_size_check" => {
                 self.pop3_migration.match_options.skip_size_check = yes_no(key, value)?;
             }
@@ -453,6 +530,33 @@ mod tests {
         assert!(s.no_fsync);
         assert_eq!(s.commit_interval, 500);
         assert_eq!(s.mechanism, Some(AuthMechanism::XOAuth2));
+    }
+
+    #[test]
+    fn owner_from_names_numbers_and_each_place() {
+        let s = with(&["mail_uid=nobody", "mail_gid=nogroup"]).expect("valid");
+        assert_eq!((s.owner, s.group), (Some(65534), Some(65534)));
+        let s = with(&["mail_uid=1234"]).expect("valid");
+        assert_eq!((s.owner, s.group), (Some(1234), None));
+        let mut settings = Settings::default();
+        settings.set_owner("root:65534").expect("valid");
+        assert_eq!((settings.owner, settings.group), (Some(0), Some(65534)));
+        settings.set_owner(":0").expect("valid");
+        assert_eq!((settings.owner, settings.group), (Some(0), Some(0)));
+        settings.set_owner("nobody:").expect("valid");
+        assert_eq!((settings.owner, settings.group), (Some(65534), Some(65534)));
+        for bad in ["no-such-user-dsync", "root:no-such-group-dsync", ":", ""] {
+            assert!(Settings::default().set_owner(bad).is_err(), "{bad}");
+        }
+        let error = with(&["mail_uid=no-such-user-dsync"]).expect_err("unknown").to_string();
+        assert!(error.contains("no user"), "{error}");
+        // The config file's owner, overridden by -o.
+        let profile = Profile { owner: Some("0:0".into()), ..Profile::default() };
+        let settings = vec!["mail_gid=65534".to_owned()];
+        let s =
+            Settings::resolve(&profile, CliGroups { settings: &settings, ..CliGroups::default() })
+                .expect("valid");
+        assert_eq!((s.owner, s.group), (Some(0), Some(65534)));
     }
 
     #[test]

@@ -4,16 +4,19 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use dsync_core::state::SyncState;
+use mailstore::Permissions;
 
-/// Where the state lives and which source it belongs to.
+/// Where the state lives, which source it belongs to, and who may read it.
 pub(crate) struct StateFile {
     path: PathBuf,
     source: String,
+    /// Owner and modes for the file and missing directories (the mail's in its root).
+    permissions: Permissions,
 }
 
 impl StateFile {
-    pub(crate) fn new(path: PathBuf, source: String) -> StateFile {
-        StateFile { path, source }
+    pub(crate) fn new(path: PathBuf, source: String, permissions: Permissions) -> StateFile {
+        StateFile { path, source, permissions }
     }
 
     /// Where the state lives.
@@ -65,7 +68,7 @@ impl StateFile {
     pub(crate) fn save(&self, state: &SyncState) -> std::io::Result<()> {
         let mut state = state.clone();
         state.source = Some(self.source.clone());
-        write_atomically(&self.path, state.encode().as_bytes())
+        write_atomically(&self.path, state.encode().as_bytes(), &self.permissions)
     }
 }
 
@@ -73,9 +76,9 @@ fn warn(message: &str) {
     tracing::warn!("{message}");
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+fn write_atomically(path: &Path, bytes: &[u8], permissions: &Permissions) -> std::io::Result<()> {
     let directory = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(directory)?;
+    permissions.create_dir_all(directory).map_err(std::io::Error::other)?;
     // No leading dot: in a Maildir++ root a dot-name is a folder.
     let temp = directory.join(format!(
         "{}.tmp{}",
@@ -83,7 +86,9 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         std::process::id()
     ));
     let result = (|| {
-        let mut file = std::fs::File::create(&temp)?;
+        // A temp file a killed run left behind is replaced, not reused with its owner.
+        let _ = std::fs::remove_file(&temp);
+        let mut file = permissions.create_new(&temp).map_err(std::io::Error::other)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         std::fs::rename(&temp, path)

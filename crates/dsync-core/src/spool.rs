@@ -80,7 +80,10 @@ impl MessageSink for Spool {
 }
 
 /// A temporary file that is already unlinked (nothing to clean up, even after a kill).
+/// Only ours (0600) from the start: another user who opened it before the unlink could
+/// otherwise read the mail written into it later.
 fn temp_file() -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let path = std::env::temp_dir().join(format!(
@@ -88,7 +91,12 @@ fn temp_file() -> io::Result<std::fs::File> {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
-    let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
     std::fs::remove_file(&path)?;
     Ok(file)
 }

@@ -323,8 +323,10 @@ fn assert_shared_files(root: &Path, source: &MemoryStorage) {
             .expect("open");
         for message in mailbox.messages().expect("messages") {
             if in_all.contains(message.guid.as_str()) {
-                let cur = mailbox.path().join("cur").join(&message.file_name);
-                let links = std::fs::metadata(&cur).expect("stat").nlink();
+                // Mail without flags is in new/ under its bare name.
+                let sub = if message.file_name.contains(':') { "cur" } else { "new" };
+                let file = mailbox.path().join(sub).join(&message.file_name);
+                let links = std::fs::metadata(&file).expect("stat").nlink();
                 assert!(
                     links >= 2,
                     "{} in {} is not shared ({links} link)",

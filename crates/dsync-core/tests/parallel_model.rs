@@ -184,8 +184,27 @@ proptest! {
         prop_assert_eq!(recorded(&report_one), recorded(&report_many));
         let mailboxes = |r: &Report| r.mailboxes.iter().map(|m| m.mailbox.clone()).collect::<Vec<_>>();
         prop_assert_eq!(mailboxes(&report_one), mailboxes(&report_many));
-        prop_assert_eq!(snapshot(&one), snapshot(&many));
+        prop_assert_eq!(
+            allocated_unset(snapshot(&one), &newer),
+            allocated_unset(snapshot(&many), &newer)
+        );
     }
+}
+
+/// `snapshot` with the UIDVALIDITY of an INBOX the source does not have set to 0: the
+/// destination allocates it from the clock (`dovecot-uidvalidity`, which also remembers
+/// the source's values), so it depends on when and in which order the two runs created
+/// their mailboxes, not on what they copied.
+fn allocated_unset(
+    mut snapshot: (BTreeMap<MailboxName, Seen>, Vec<MailboxName>),
+    source: &AccountSpec,
+) -> (BTreeMap<MailboxName, Seen>, Vec<MailboxName>) {
+    if !source.contains_key(&0)
+        && let Some(inbox) = snapshot.0.get_mut(&mailbox_name(0))
+    {
+        inbox.0 = 0;
+    }
+    snapshot
 }
 
 #[test]

@@ -21,6 +21,18 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A new file or directory could not be given the owner or group it should have
+    /// (see [`crate::Permissions`]): only root can give files to another user.
+    #[error("cannot give {path} to {reason}")]
+    Ownership {
+        /// The new file or directory (removed again).
+        path: PathBuf,
+        /// The owner and group wanted, where they come from, and why it failed.
+        reason: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A location string we do not understand.
     #[error("invalid mail location {location:?}: {reason}")]
     InvalidLocation {

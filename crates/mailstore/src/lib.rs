@@ -13,6 +13,11 @@
 //!   ([`Mailbox::save_copy`]): one body on disk, a byte copy only when a link cannot be.
 //! * Mailbox names are validated UTF-8 components ([`MailboxName`]); nothing is ever created
 //!   outside the root.
+//! * New directories and files get the owner, group and mode bits Dovecot would give them,
+//!   derived from the root ([`Permissions`], [`Maildir::permissions`]); run as root, they
+//!   belong to the root's owner, so a Dovecot running as the mail user serves them.
+//! * Mail without flags and keywords is saved to `new/` under its bare base name, as
+//!   Dovecot saves it, so that mail clients see it `\Recent`.
 //!
 //! ```
 //! use std::io::Write;
@@ -63,7 +68,7 @@
 //! * Folders created, renamed or deleted behind a running Dovecot's back are seen by its
 //!   next session; `dovecot.list.index` need not be deleted.
 //! * After a `kill -9` of our writer Dovecot opens the Maildir without errors, overriding
-//!   the dead process's lock. Files renamed into `cur/` whose uidlist records were not yet
+//!   the dead process's lock. Files renamed into `cur/` or `new/` whose uidlist records were not yet
 //!   appended are numbered by Dovecot from the uidlist's next UID if Dovecot gets there
 //!   first; otherwise our next lock completes the commit from `dsync-rs-journal` with the
 //!   intended UIDs (see `maildir::journal`).
@@ -89,6 +94,7 @@ mod uidvalidity;
 pub use crlf::{CrlfReader, LineEndings};
 pub use error::{Error, Result};
 pub use flags::{Flags, Keyword};
+pub use fs::permissions::Permissions;
 pub use guid::Guid;
 pub use location::{Layout, Location};
 pub use maildir::{

@@ -7,12 +7,12 @@
 //! subscription changes are logged by Dovecot with a hash of the *virtual* name, which
 //! depends on the namespace configuration we do not know, so we do not log them.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use crate::error::{IoContext, Result};
+use crate::fs::permissions::Permissions;
 use crate::guid::Guid;
 
 const FILE_NAME: &str = "dovecot.mailbox.log";
@@ -30,7 +30,7 @@ pub(crate) fn record(kind: u8, guid: Guid, timestamp: u32) -> [u8; 24] {
 }
 
 /// Appends a record to the log in `root` (the index root of the namespace).
-pub(crate) fn append(root: &Path, kind: u8, guid: Guid) -> Result<()> {
+pub(crate) fn append(root: &Path, kind: u8, guid: Guid, permissions: &Permissions) -> Result<()> {
     if guid.is_empty() {
         return Ok(());
     }
@@ -41,8 +41,7 @@ pub(crate) fn append(root: &Path, kind: u8, guid: Guid) -> Result<()> {
         fs::rename(&path, &rotated).ctx("rotate", &path)?;
     }
     let timestamp = u32::try_from(crate::fs::now().0).unwrap_or(u32::MAX);
-    let mut file =
-        OpenOptions::new().append(true).create(true).mode(0o644).open(&path).ctx("open", &path)?;
+    let mut file = permissions.open_or_create(&path, true)?;
     file.write_all(&record(kind, guid, timestamp)).ctx("append to", &path)
 }
 
@@ -59,7 +58,7 @@ mod tests {
         assert_eq!(&bytes[20..], [0x6b, 0x04, 0x02, 0x6a]);
         let dir = tempfile::tempdir().unwrap();
         for _ in 0..174 {
-            append(dir.path(), DELETE_MAILBOX, guid).unwrap();
+            append(dir.path(), DELETE_MAILBOX, guid, &Permissions::private()).unwrap();
         }
         assert_eq!(fs::metadata(dir.path().join(FILE_NAME)).unwrap().len(), 3 * 24);
         assert_eq!(fs::metadata(dir.path().join("dovecot.mailbox.log.2")).unwrap().len(), 171 * 24);

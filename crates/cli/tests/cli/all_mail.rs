@@ -32,10 +32,12 @@ fn bodies_sent(dovecot: &Dovecot, from: usize) -> u64 {
         .sum()
 }
 
-/// Message files with more than one link, and all message files, of one folder.
+/// Message files (`cur/` and `new/`) with more than one link, and all message files, of
+/// one folder.
 fn linked_files(folder: &Path) -> (usize, usize) {
-    let entries: Vec<_> = std::fs::read_dir(folder.join("cur"))
-        .expect("cur/")
+    let entries: Vec<_> = ["cur", "new"]
+        .into_iter()
+        .flat_map(|sub| std::fs::read_dir(folder.join(sub)).expect("cur/ and new/"))
         .map(|entry| entry.expect("entry").metadata().expect("stat"))
         .collect();
     (entries.iter().filter(|m| m.nlink() >= 2).count(), entries.len())

@@ -3,7 +3,9 @@
 
 mod all_mail;
 mod batch;
+mod dovecot_files;
 mod import_query;
+mod ownership;
 mod pop3;
 mod secrets;
 mod seeds;

@@ -57,6 +57,12 @@ impl MaildirStorage {
         &self.maildir
     }
 
+    /// The owner, group and modes of what this store creates ([`Maildir::permissions`]),
+    /// for files kept beside the mail (a state file, a lock).
+    pub fn permissions(&self) -> Result<mailstore::Permissions, StorageError> {
+        self.maildir.permissions().map_err(convert_error)
+    }
+
     /// Flushes everything to disk (needed once at the end with [`Durability::Deferred`]).
     pub fn sync_to_disk(&self) -> Result<(), StorageError> {
         self.maildir.sync_to_disk().map_err(convert_error)
@@ -433,11 +439,13 @@ fn to_store_keywords(flags: &Flags) -> Result<Vec<Keyword>, StorageError> {
     flags.keywords.iter().map(|k| Keyword::new(k.as_str()).map_err(convert_error)).collect()
 }
 
-/// Maps `mailstore` errors onto the engine's kinds (and so onto doveadm's exit codes).
-fn convert_error(error: mailstore::Error) -> StorageError {
+/// Maps `mailstore` errors onto the engine's kinds (and so onto doveadm's exit codes), also
+/// for callers that write their own files into a Maildir with its
+/// [`mailstore::Permissions`].
+pub fn convert_error(error: mailstore::Error) -> StorageError {
     use mailstore::Error as E;
     let kind = match &error {
-        E::Io { source, .. } => ErrorKind::from_io(source),
+        E::Io { source, .. } | E::Ownership { source, .. } => ErrorKind::from_io(source),
         E::InvalidLocation { .. } => ErrorKind::Usage,
         E::MailboxNotFound { .. } | E::UidNotFound { .. } => ErrorKind::NotFound,
         E::LockTimeout { .. } => ErrorKind::Temporary,

@@ -17,11 +17,18 @@ use testkit::{Dovecot, RawImap, chown_to_mail_user, fixtures};
 const PASSWORD: &str = "pw";
 const ALL_MAIL: &str = "Gmail/All Mail";
 
-/// Message files of `folder` with more than one link, and all of them.
+/// Message files of `folder` (`cur/` and `new/`) with more than one link, and all of them.
 fn links(folder: &Path) -> (usize, usize) {
-    let entries: Vec<_> = std::fs::read_dir(folder.join("cur"))
-        .map(|dir| dir.map(|e| e.expect("entry").metadata().expect("stat")).collect())
-        .unwrap_or_default();
+    let entries: Vec<_> = ["cur", "new"]
+        .into_iter()
+        .flat_map(|sub| {
+            std::fs::read_dir(folder.join(sub))
+                .map(|dir| {
+                    dir.map(|e| e.expect("entry").metadata().expect("stat")).collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        })
+        .collect();
     (entries.iter().filter(|m| m.nlink() >= 2).count(), entries.len())
 }
 

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::permissions::Permissions;
 use crate::error::{Error, IoContext, Result};
 
 /// Timeouts of one kind of lock.
@@ -41,20 +42,21 @@ pub(crate) struct DotLock {
 }
 
 impl DotLock {
-    /// Takes the lock for `target` (`<target>.lock`), waiting up to `settings.timeout`.
-    pub(crate) fn acquire(target: &Path, settings: LockSettings) -> Result<DotLock> {
+    /// Takes the lock for `target` (`<target>.lock`, created with `permissions`: it may
+    /// become the target, see [`Self::replace_target`]), waiting up to `settings.timeout`.
+    pub(crate) fn acquire(
+        target: &Path,
+        settings: LockSettings,
+        permissions: &Permissions,
+    ) -> Result<DotLock> {
         let lock_path = lock_path_for(target);
         let deadline = Instant::now() + settings.timeout;
         let mut pause = Duration::from_millis(2);
         // What we saw of the foreign lock, to decide staleness by "no change for a while".
         let mut observed: Option<(Observation, Instant)> = None;
         loop {
-            match create_with_pid(&lock_path) {
-                Ok(Some(file)) => {
-                    return Ok(DotLock { lock_path, file: Some(file), released: false });
-                }
-                Ok(None) => {}
-                Err(e) => return Err(e).ctx("create lock", &lock_path),
+            if let Some(file) = create_with_pid(&lock_path, permissions)? {
+                return Ok(DotLock { lock_path, file: Some(file), released: false });
             }
             if owner_is_dead(&lock_path) {
                 crate::fs::remove_if_exists(&lock_path)?;
@@ -144,19 +146,19 @@ impl Drop for DotLock {
 /// private temp file first and hard-linked into place (Dovecot's `dotlock_use_excl=no`
 /// method), so a process killed at any instant never leaves an empty lock, which nobody
 /// could attribute and everyone would have to wait out. `Ok(None)` if the lock is taken.
-fn create_with_pid(lock_path: &Path) -> std::io::Result<Option<fs::File>> {
+fn create_with_pid(lock_path: &Path, permissions: &Permissions) -> Result<Option<fs::File>> {
     let content = format!("{}:{}", std::process::id(), crate::fs::hostname());
     let mut temp_name = lock_path.as_os_str().to_owned();
     temp_name.push(format!(".{}.{}.tmp", crate::fs::filename_host(), std::process::id()));
     let temp = PathBuf::from(temp_name);
     let _ = fs::remove_file(&temp);
-    let mut file = crate::fs::create_new(&temp)?;
+    let mut file = permissions.create_new(&temp)?;
     let linked = file.write_all(content.as_bytes()).and_then(|()| fs::hard_link(&temp, lock_path));
     let _ = fs::remove_file(&temp);
     match linked {
         Ok(()) => Ok(Some(file)),
         Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(None),
-        Err(e) => Err(e),
+        Err(e) => Err(e).ctx("create lock", lock_path),
     }
 }
 
@@ -211,14 +213,18 @@ mod tests {
     fn excludes_and_releases() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("dovecot-uidlist");
-        let lock = DotLock::acquire(&target, LockSettings::UIDLIST).unwrap();
+        let lock =
+            DotLock::acquire(&target, LockSettings::UIDLIST, &Permissions::private()).unwrap();
         let content = fs::read_to_string(lock.path()).unwrap();
         assert_eq!(content, format!("{}:{}", std::process::id(), crate::fs::hostname()));
         let quick = LockSettings { timeout: Duration::from_millis(50), ..LockSettings::UIDLIST };
-        assert!(matches!(DotLock::acquire(&target, quick), Err(Error::LockTimeout { .. })));
+        assert!(matches!(
+            DotLock::acquire(&target, quick, &Permissions::private()),
+            Err(Error::LockTimeout { .. })
+        ));
         lock.release().unwrap();
         assert!(!dir.path().join("dovecot-uidlist.lock").exists());
-        drop(DotLock::acquire(&target, quick).unwrap());
+        drop(DotLock::acquire(&target, quick, &Permissions::private()).unwrap());
         assert!(!dir.path().join("dovecot-uidlist.lock").exists());
     }
 
@@ -227,7 +233,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("subscriptions");
         fs::write(&target, "old contents that are longer").unwrap();
-        let lock = DotLock::acquire(&target, LockSettings::SUBSCRIPTIONS).unwrap();
+        let lock = DotLock::acquire(&target, LockSettings::SUBSCRIPTIONS, &Permissions::private())
+            .unwrap();
         lock.replace_target(&target, b"V\t2\n\n", true, None).unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"V\t2\n\n");
         assert!(!lock_path_for(&target).exists());
@@ -240,7 +247,7 @@ mod tests {
         // pid 0x7ffffff0 cannot exist (pid_max is at most 2^22).
         fs::write(lock_path_for(&target), format!("2147483632:{}", crate::fs::hostname())).unwrap();
         let quick = LockSettings { timeout: Duration::from_millis(50), ..LockSettings::UIDLIST };
-        drop(DotLock::acquire(&target, quick).unwrap());
+        drop(DotLock::acquire(&target, quick, &Permissions::private()).unwrap());
     }
 
     #[test]
@@ -251,7 +258,10 @@ mod tests {
         fs::write(&lock_path, "1:some-other-host").unwrap();
         let quick =
             LockSettings { timeout: Duration::from_millis(60), ..LockSettings::SUBSCRIPTIONS };
-        assert!(matches!(DotLock::acquire(&target, quick), Err(Error::LockTimeout { .. })));
+        assert!(matches!(
+            DotLock::acquire(&target, quick, &Permissions::private()),
+            Err(Error::LockTimeout { .. })
+        ));
         // Age the lock beyond a short stale timeout: it is overridden.
         let old = SystemTime::now() - Duration::from_hours(1);
         fs::File::options().write(true).open(&lock_path).unwrap().set_modified(old).unwrap();
@@ -259,6 +269,6 @@ mod tests {
             timeout: Duration::from_secs(5),
             stale_timeout: Duration::from_millis(20),
         };
-        drop(DotLock::acquire(&target, stale).unwrap());
+        drop(DotLock::acquire(&target, stale, &Permissions::private()).unwrap());
     }
 }

@@ -1,58 +1,37 @@
 //! File-system helpers: crash-safe replacement of small files, directory fsync, dotlocks,
-//! the host name Dovecot puts into file names and locks.
+//! the host name Dovecot puts into file names and locks. Every directory and file the
+//! crate creates is created through [`permissions::Permissions`], which gives it the
+//! store's owner and mode bits.
 
 pub(crate) mod dotlock;
+pub(crate) mod permissions;
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::{IoContext, Result};
-
-/// Mode of directories we create (Dovecot derives it from the root; 0700 is its default).
-pub(crate) const DIR_MODE: u32 = 0o700;
-/// Mode of files we create.
-pub(crate) const FILE_MODE: u32 = 0o600;
-
-/// Creates `dir` and missing parents with [`DIR_MODE`].
-pub(crate) fn create_dir_all(dir: &Path) -> Result<()> {
-    fs::DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir).ctx("mkdir", dir)
-}
-
-/// Creates `dir`; `Ok(false)` if it already existed.
-pub(crate) fn create_dir(dir: &Path) -> Result<bool> {
-    match fs::DirBuilder::new().mode(DIR_MODE).create(dir) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(e).ctx("mkdir", dir),
-    }
-}
-
-/// Opens a new file that must not exist yet.
-pub(crate) fn create_new(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new().write(true).create_new(true).mode(FILE_MODE).open(path)
-}
+use permissions::Permissions;
 
 /// Makes a rename or unlink inside `dir` durable.
 pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).ctx("fsync directory", dir)
 }
 
-/// Replaces `target` with `contents` crash-safely: write `temp`, fsync it (if `fsync`),
-/// rename over `target`, fsync the directory (if `fsync`). A crash leaves either the old or
-/// the new file, never a mix.
-pub(crate) fn replace_file(target: &Path, temp: &Path, contents: &[u8], fsync: bool) -> Result<()> {
+/// Replaces `target` with `contents` crash-safely: write `temp` (created with
+/// `permissions`), fsync it (if `fsync`), rename over `target`, fsync the directory (if
+/// `fsync`). A crash leaves either the old or the new file, never a mix.
+pub(crate) fn replace_file(
+    target: &Path,
+    temp: &Path,
+    contents: &[u8],
+    fsync: bool,
+    permissions: &Permissions,
+) -> Result<()> {
     let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(FILE_MODE)
-            .open(temp)
-            .ctx("create", temp)?;
+        let mut file = permissions.create_or_truncate(temp)?;
         file.write_all(contents).ctx("write", temp)?;
         if fsync {
             file.sync_all().ctx("fsync", temp)?;

@@ -98,7 +98,7 @@ impl Mailbox {
                 match self.link_into_tmp(&found.path)? {
                     Link::Done { tmp_path, tmp_name } => {
                         // Owns the new link from here on: an error below removes it. The
-                        // data was durable already; commit's fsync of cur/ covers the name.
+                        // data was durable already; commit's fsync of cur/ (new/) covers the name.
                         let staged = Staged::new(tmp_path, tmp_name, options);
                         let size = found.size.unwrap_or(metadata.len());
                         let virtual_size = match found.virtual_size {
@@ -137,7 +137,7 @@ impl Mailbox {
                     if made_tmp || tmp_dir.is_dir() {
                         return Ok(Link::SourceGone);
                     }
-                    crate::fs::create_dir(&tmp_dir)?;
+                    self.store.permissions()?.create_dir(&tmp_dir)?;
                     made_tmp = true;
                 }
                 Err(e) if cannot_link(&e) => return Ok(Link::Impossible),

@@ -10,6 +10,7 @@
 use std::cmp::Ordering;
 use std::sync::Mutex;
 
+use super::state::Sub;
 use crate::flags::Flags;
 
 /// Info separator.
@@ -64,6 +65,12 @@ pub(crate) fn info(name: &str) -> Info {
         }
     }
     info
+}
+
+/// The directory a message file named `name` belongs in: `new/` for a bare base name, as
+/// Dovecot saves mail without flags, `cur/` once it carries `:2,` info.
+pub(crate) fn sub_for(name: &str) -> Sub {
+    if name.contains(INFO_SEP) { Sub::Cur } else { Sub::New }
 }
 
 /// `name` with its info replaced by `flags` and keyword indexes (0–25), keeping unknown
@@ -220,6 +227,13 @@ mod tests {
         for (name, flags, keywords, expected) in cases {
             assert_eq!(with_flags(name, *flags, keywords), *expected, "{name}");
         }
+    }
+
+    #[test]
+    fn names_without_info_belong_in_new() {
+        assert_eq!(sub_for("1.M1P1.h,S=1,W=2"), Sub::New);
+        assert_eq!(sub_for("1.M1P1.h,S=1,W=2:2,"), Sub::Cur);
+        assert_eq!(sub_for("1.M1P1.h:2,S"), Sub::Cur);
     }
 
     #[test]

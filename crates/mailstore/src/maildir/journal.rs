@@ -1,12 +1,13 @@
-//! The commit journal that makes "files renamed into `cur/`" and "records appended to
-//! `dovecot-uidlist`" one unit.
+//! The commit journal that makes "files renamed into `cur/` or `new/`" and "records appended
+//! to `dovecot-uidlist`" one unit.
 //!
 //! Dovecot's save order (rename under the lock, then append) is right for concurrent
 //! readers, but a crash between the two leaves files without UIDs, which the next sync
 //! numbers anew — duplicates for a migration that then re-copies them with the source's
 //! UIDs. Before renaming, a commit writes `dsync-rs-journal` in the mailbox directory with
 //! one line per message: `<tmp name>/<final name>/<uidlist record line>` (`/` never occurs
-//! in a file name). The next time we take the uidlist lock on that mailbox, each entry is
+//! in a file name; a final name without `:2,` info goes to `new/`, as Dovecot saves mail
+//! without flags). The next time we take the uidlist lock on that mailbox, each entry is
 //! completed (rename if still in `tmp/`, append the record if missing) and the journal
 //! removed. Dovecot ignores the file. If Dovecot numbered the orphans first (it overrides
 //! the dead process's lock), their entries are dropped: the files keep Dovecot's UIDs.
@@ -45,6 +46,7 @@ pub(crate) fn write(locked: &Locked, entries: &[Entry]) -> Result<()> {
         &dir.join("dsync-rs-journal.tmp"),
         text.as_bytes(),
         locked.fsync,
+        &locked.permissions,
     )
 }
 
@@ -92,7 +94,7 @@ pub(crate) fn replay(locked: &mut Locked) -> Result<()> {
     let known: HashSet<String> =
         locked.uidlist.records.iter().map(|r| filename::base(&r.filename).to_string()).collect();
     let mut records = Vec::new();
-    let mut renamed = false;
+    let mut renamed = [false, false];
     for entry in parse(&data) {
         let next_uid = records.last().map_or(locked.uidlist.next_uid(), |r: &Record| r.uid + 1);
         if known.contains(&entry.record.filename) || entry.record.uid < next_uid {
@@ -100,17 +102,22 @@ pub(crate) fn replay(locked: &mut Locked) -> Result<()> {
         }
         if !scan.contains_key(&entry.record.filename) {
             let from = locked.paths.tmp().join(&entry.tmp_name);
-            let to = locked.paths.sub(Sub::Cur).join(&entry.final_name);
+            let sub = filename::sub_for(&entry.final_name);
+            let to = locked.paths.sub(sub).join(&entry.final_name);
             match std::fs::rename(&from, &to) {
-                Ok(()) => renamed = true,
+                Ok(()) => renamed[usize::from(sub == Sub::Cur)] = true,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e).ctx("rename", &to),
             }
         }
         records.push(entry.record);
     }
-    if renamed && locked.fsync {
-        crate::fs::fsync_dir(&locked.paths.sub(Sub::Cur))?;
+    if locked.fsync {
+        for (sub, renamed) in [Sub::New, Sub::Cur].into_iter().zip(renamed) {
+            if renamed {
+                crate::fs::fsync_dir(&locked.paths.sub(sub))?;
+            }
+        }
     }
     locked.append(records)?;
     remove(locked)

@@ -390,6 +390,11 @@ impl Mailbox {
         }
         state::locked(&self.store, &self.paths, |locked| {
             if locked.uidlist.uid_validity != uid_validity {
+                crate::uidvalidity::raise(
+                    self.store.location.root(),
+                    uid_validity,
+                    &locked.permissions,
+                )?;
                 locked.uidlist.uid_validity = uid_validity;
                 locked.rewrite()?;
             }
@@ -463,6 +468,11 @@ impl Mailbox {
                     reason: "a reset needs a new UIDVALIDITY (UIDs must never be reused)",
                 });
             }
+            crate::uidvalidity::raise(
+                self.store.location.root(),
+                uid_validity,
+                &locked.permissions,
+            )?;
             let scan = self.paths.scan()?;
             for file in scan.values() {
                 crate::fs::remove_if_exists(&self.paths.file(file))?;

@@ -12,8 +12,9 @@ mod trash;
 pub(crate) mod uidlist;
 
 use std::fs;
+use std::io::Write as _;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub use copy::CopyOutcome;
@@ -23,6 +24,7 @@ pub use save::{PendingMessage, SaveOptions};
 use crate::crlf::LineEndings;
 use crate::error::{Error, IoContext, Result};
 use crate::fs::dotlock::{DotLock, LockSettings};
+use crate::fs::permissions::Permissions;
 use crate::guid::Guid;
 use crate::location::{Layout, Location};
 use crate::name::MailboxName;
@@ -55,6 +57,11 @@ pub struct Options {
     /// Never write anything, not even the uidlist records Dovecot would add for mail it
     /// has not numbered yet (they are numbered in memory, the same way): for sources.
     pub read_only: bool,
+    /// Give everything created this uid (Dovecot's `mail_uid`) instead of the root's owner
+    /// (see [`Maildir::permissions`]).
+    pub owner: Option<u32>,
+    /// Give everything created this gid (Dovecot's `mail_gid`) instead of the root's group.
+    pub group: Option<u32>,
 }
 
 impl Default for Options {
@@ -64,6 +71,8 @@ impl Default for Options {
             line_endings: LineEndings::Lf,
             lock_timeout: LockSettings::UIDLIST.timeout,
             read_only: false,
+            owner: None,
+            group: None,
         }
     }
 }
@@ -89,6 +98,13 @@ impl Options {
         self.lock_timeout = timeout;
         self
     }
+    /// The same options with an explicit owner and/or group for what is created (`None`
+    /// keeps the one derived from the root). Changing owners needs root.
+    pub fn with_owner(mut self, owner: Option<u32>, group: Option<u32>) -> Options {
+        self.owner = owner;
+        self.group = group;
+        self
+    }
 }
 
 /// What mailboxes share: where the store is and how to write it.
@@ -96,9 +112,20 @@ impl Options {
 pub(crate) struct Store {
     pub(crate) location: Location,
     pub(crate) options: Options,
+    /// Derived at the first write (the root may not exist before).
+    permissions: OnceLock<Permissions>,
 }
 
 impl Store {
+    /// The owner and modes of everything created, derived from the root once.
+    pub(crate) fn permissions(&self) -> Result<&Permissions> {
+        if let Some(permissions) = self.permissions.get() {
+            return Ok(permissions);
+        }
+        let derived = Permissions::derive(self.location.root())?
+            .with_owner(self.options.owner, self.options.group);
+        Ok(self.permissions.get_or_init(|| derived))
+    }
     pub(crate) fn fsync(&self) -> bool {
         self.options.durability == Durability::Fsync
     }
@@ -132,7 +159,7 @@ impl Maildir {
 
     /// Opens the store with explicit options.
     pub fn with_options(location: Location, options: Options) -> Maildir {
-        Maildir { store: Arc::new(Store { location, options }) }
+        Maildir { store: Arc::new(Store { location, options, permissions: OnceLock::new() }) }
     }
 
     /// The location.
@@ -142,6 +169,17 @@ impl Maildir {
 
     fn root(&self) -> &Path {
         self.store.location.root()
+    }
+
+    /// The owner, group and mode bits everything this store creates gets, as Dovecot
+    /// derives them (`mailbox_list_get_permissions`): from the root directory's mode and
+    /// group (files get its mode without the x bits), or, while the root does not exist,
+    /// Dovecot's defaults (0700/0600) unless its nearest existing parent is setgid. Run as
+    /// root, new entries also get the root's (the parent's) owner and group, standing in
+    /// for the mail user Dovecot runs as; [`Options::with_owner`] sets them explicitly.
+    /// Derived once, at the first call (every write makes it).
+    pub fn permissions(&self) -> Result<Permissions> {
+        self.store.permissions().cloned()
     }
 
     /// Every mailbox, INBOX first (listed when the root is a mailbox directory, i.e. has
@@ -186,13 +224,18 @@ impl Maildir {
             });
         }
         self.ensure_root()?;
+        let permissions = self.store.permissions()?;
         let fsync = self.store.fsync();
         let exists = || Error::MailboxExists { name: name.to_string() };
         let maildirplusplus = self.store.location.layout() == Layout::MaildirPlusPlus;
         let new_uidlist = || -> Result<Vec<u8>> {
             let uid_validity = match uid_validity {
-                Some(value) => value,
-                None => crate::uidvalidity::next(self.root())?,
+                Some(value) => {
+                    // Dovecot's next new mailbox must not get a value we gave one already.
+                    crate::uidvalidity::raise(self.root(), value, permissions)?;
+                    value
+                }
+                None => crate::uidvalidity::next(self.root(), permissions)?,
             };
             Ok(Uidlist::new(uid_validity, 1, guid.unwrap_or_else(Guid::generate)).to_bytes())
         };
@@ -201,13 +244,12 @@ impl Maildir {
             if dir.join(state::UIDLIST).exists() || (!name.is_inbox() && dir.join("cur").is_dir()) {
                 return Err(exists());
             }
-            state::create_subdirs(&dir)?;
+            state::create_subdirs(&dir, permissions)?;
             if maildirplusplus && !name.is_inbox() {
-                fs::write(dir.join("maildirfolder"), b"")
-                    .ctx("create", &dir.join("maildirfolder"))?;
+                permissions.open_or_create(&dir.join("maildirfolder"), false)?;
             }
             let paths = Paths { dir: dir.clone() };
-            let lock = DotLock::acquire(&paths.uidlist(), self.store.lock_settings())?;
+            let lock = DotLock::acquire(&paths.uidlist(), self.store.lock_settings(), permissions)?;
             if paths.uidlist().exists() {
                 return Err(exists());
             }
@@ -216,6 +258,7 @@ impl Maildir {
                 &dir.join("dovecot-uidlist.tmp"),
                 &new_uidlist()?,
                 fsync,
+                permissions,
             )?;
             lock.release()?;
             return Ok(Mailbox::new(Arc::clone(&self.store), name.clone(), dir));
@@ -225,15 +268,14 @@ impl Maildir {
         let staging =
             self.root().join("tmp").join(format!(".dsync-rs-create.{}", filename::generate_base()));
         let result = (|| {
-            crate::fs::create_dir_all(&staging)?;
-            state::create_subdirs(&staging)?;
+            permissions.create_dir_all(&staging)?;
+            state::create_subdirs(&staging, permissions)?;
             if maildirplusplus {
-                fs::write(staging.join("maildirfolder"), b"")
-                    .ctx("create", &staging.join("maildirfolder"))?;
+                permissions.create_new(&staging.join("maildirfolder"))?;
             }
             let bytes = new_uidlist()?;
-            fs::write(staging.join(state::UIDLIST), &bytes)
-                .ctx("write", &staging.join(state::UIDLIST))?;
+            let uidlist = staging.join(state::UIDLIST);
+            permissions.create_new(&uidlist)?.write_all(&bytes).ctx("write", &uidlist)?;
             if fsync {
                 let uidlist = staging.join(state::UIDLIST);
                 fs::File::open(&uidlist).and_then(|f| f.sync_all()).ctx("fsync", &uidlist)?;
@@ -243,7 +285,7 @@ impl Maildir {
                 crate::fs::fsync_dir(&staging)?;
             }
             let parent = dir.parent().unwrap_or(self.root());
-            crate::fs::create_dir_all(parent)?;
+            permissions.create_dir_all(parent)?;
             match fs::rename(&staging, &dir) {
                 Ok(()) => {}
                 Err(_) if dir.exists() => return Err(exists()),
@@ -299,7 +341,12 @@ impl Maildir {
             trash::delete_via_trash(&dir, &trash, &name.to_string(), self.store.fsync())?;
         }
         if let Some(guid) = guid {
-            crate::mailbox_log::append(self.root(), crate::mailbox_log::DELETE_MAILBOX, guid)?;
+            crate::mailbox_log::append(
+                self.root(),
+                crate::mailbox_log::DELETE_MAILBOX,
+                guid,
+                self.store.permissions()?,
+            )?;
         }
         Ok(())
     }
@@ -335,7 +382,7 @@ impl Maildir {
         }
         for (source, target) in moves {
             if let Some(parent) = target.parent() {
-                crate::fs::create_dir_all(parent)?;
+                self.store.permissions()?.create_dir_all(parent)?;
             }
             fs::rename(&source, &target).ctx("rename", &source)?;
             if self.store.fsync() {
@@ -361,7 +408,7 @@ impl Maildir {
     pub fn set_subscriptions(&self, names: &[MailboxName]) -> Result<()> {
         self.ensure_root()?;
         let path = self.root().join("subscriptions");
-        let lock = DotLock::acquire(&path, LockSettings::SUBSCRIPTIONS)?;
+        let lock = DotLock::acquire(&path, LockSettings::SUBSCRIPTIONS, self.store.permissions()?)?;
         let mut unique: Vec<MailboxName> = Vec::new();
         for name in names {
             if !unique.contains(name) {
@@ -423,8 +470,9 @@ impl Maildir {
         if root.join("cur").is_dir() && root.join("tmp").is_dir() && root.join("new").is_dir() {
             return Ok(());
         }
-        crate::fs::create_dir_all(root)?;
-        state::create_subdirs(root)?;
+        let permissions = self.store.permissions()?;
+        permissions.create_dir_all(root)?;
+        state::create_subdirs(root, permissions)?;
         if self.store.fsync() {
             crate::fs::fsync_dir(root)?;
         }

@@ -1,6 +1,7 @@
-//! Streaming saves: `tmp/` → fsync → staged → [`Mailbox::commit`] renames into `cur/` and
-//! appends to `dovecot-uidlist` under its lock (Dovecot's `maildir-save.c` sequence, plus
-//! the journal of [`super::journal`]).
+//! Streaming saves: `tmp/` → fsync → staged → [`Mailbox::commit`] renames into `cur/` (or
+//! `new/` for mail without flags and keywords, as Dovecot) and appends to `dovecot-uidlist`
+//! under its lock (Dovecot's `maildir-save.c` sequence, plus the journal of
+//! [`super::journal`]).
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
@@ -114,13 +115,13 @@ pub(crate) struct Staged {
     fallback_base: String,
     guid: Option<String>,
     options: SaveOptions,
-    /// Renamed into `cur/`: nothing left in `tmp/` to remove.
+    /// Renamed into `cur/` or `new/`: nothing left in `tmp/` to remove.
     committed: bool,
 }
 
 impl Staged {
     /// A finished temp file `tmp_path` (named `tmp_name` in `tmp/`), not yet named for
-    /// `cur/` (see [`Mailbox::stage`]). Dropping it removes the temp file.
+    /// `cur/` or `new/` (see [`Mailbox::stage`]). Dropping it removes the temp file.
     pub(super) fn new(tmp_path: PathBuf, tmp_name: String, options: SaveOptions) -> Staged {
         Staged {
             tmp_path,
@@ -151,15 +152,15 @@ impl Mailbox {
         let tmp_dir = self.paths.tmp();
         let tmp_name = filename::generate_base();
         let tmp_path = tmp_dir.join(&tmp_name);
-        let file = match crate::fs::create_new(&tmp_path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+        let permissions = self.store.permissions()?;
+        let file = match permissions.create_new(&tmp_path) {
+            Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
                 // tmp/ may be missing in a Maildir written by other software.
-                crate::fs::create_dir(&tmp_dir)?;
-                crate::fs::create_new(&tmp_path)
+                permissions.create_dir(&tmp_dir)?;
+                permissions.create_new(&tmp_path)
             }
             other => other,
-        }
-        .ctx("create", &tmp_path)?;
+        }?;
         let writer = ConvertingWriter::new(
             BufWriter::with_capacity(64 * 1024, file),
             self.store.options.line_endings,
@@ -226,7 +227,8 @@ impl Mailbox {
 
     /// Makes every staged message visible and durable, in save order, and returns their
     /// UIDs. Under `dovecot-uidlist.lock`: assign UIDs (forced ones must be ≥ next UID),
-    /// update `dovecot-keywords`, write the journal, rename into `cur/`, fsync `cur/`, append
+    /// update `dovecot-keywords`, write the journal, rename into `cur/` (`new/` without flags
+    /// and keywords, as Dovecot, so clients see them `\Recent`), fsync them, append
     /// the uidlist records, remove the journal. On error nothing of the batch stays visible.
     pub fn commit(&mut self) -> Result<Vec<u32>> {
         if self.staged.is_empty() {
@@ -303,7 +305,7 @@ impl Mailbox {
                     }
                     entries.push(Entry {
                         tmp_name: item.tmp_name.clone(),
-                        final_name: filename::with_flags(&item.base, item.options.flags, &indexes),
+                        final_name: final_name(&item.base, item.options.flags, &indexes),
                         record: Record { uid, extensions, filename: item.base.clone() },
                     });
                 }
@@ -311,17 +313,23 @@ impl Mailbox {
                     locked.write_keywords(&table)?;
                 }
                 journal::write(locked, &entries)?;
-                let cur = self.paths.sub(Sub::Cur);
                 let mut renamed = Vec::with_capacity(entries.len());
+                let mut touched = [false, false];
                 let result = (|| {
                     for entry in &entries {
-                        let to = cur.join(&entry.final_name);
+                        let sub = filename::sub_for(&entry.final_name);
+                        let to = self.paths.sub(sub).join(&entry.final_name);
                         fs::rename(self.paths.tmp().join(&entry.tmp_name), &to)
                             .ctx("rename", &to)?;
                         renamed.push(to);
+                        touched[usize::from(sub == Sub::Cur)] = true;
                     }
                     if locked.fsync {
-                        crate::fs::fsync_dir(&cur)?;
+                        for (sub, touched) in [Sub::New, Sub::Cur].into_iter().zip(touched) {
+                            if touched {
+                                crate::fs::fsync_dir(&self.paths.sub(sub))?;
+                            }
+                        }
                     }
                     locked.append(entries.iter().map(|e| e.record.clone()).collect())
                 })();
@@ -349,6 +357,17 @@ impl Mailbox {
     /// Discards staged messages.
     pub fn rollback(&mut self) {
         self.staged.clear();
+    }
+}
+
+/// The name a new message gets, as in Dovecot's `maildir_get_dest_filename`: the bare
+/// base name (for `new/`) when it has neither flags nor keywords, so that mail clients see
+/// it as `\Recent`, else the base name with its `:2,` info (for `cur/`).
+fn final_name(base: &str, flags: Flags, keywords: &[u8]) -> String {
+    if flags == Flags::EMPTY && keywords.is_empty() {
+        base.to_string()
+    } else {
+        filename::with_flags(base, flags, keywords)
     }
 }
 

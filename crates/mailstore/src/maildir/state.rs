@@ -17,6 +17,7 @@ use super::keywords::KeywordTable;
 use super::uidlist::{Record, Uidlist};
 use crate::error::{Error, IoContext, Result};
 use crate::fs::dotlock::{DotLock, LockSettings};
+use crate::fs::permissions::Permissions;
 use crate::guid::Guid;
 
 pub(crate) const UIDLIST: &str = "dovecot-uidlist";
@@ -123,6 +124,8 @@ pub(crate) struct Locked {
     pub(crate) paths: Paths,
     pub(crate) uidlist: Uidlist,
     pub(crate) fsync: bool,
+    /// What files created under the lock get.
+    pub(crate) permissions: Permissions,
 }
 
 impl Locked {
@@ -163,6 +166,7 @@ impl Locked {
             &self.paths.dir.join("dovecot-uidlist.tmp"),
             &bytes,
             self.fsync,
+            &self.permissions,
         )?;
         self.uidlist.version = 3;
         self.uidlist.complete_len = bytes.len();
@@ -200,6 +204,7 @@ impl Locked {
         let lock = DotLock::acquire(
             &target,
             LockSettings { timeout: Duration::from_secs(2), ..LockSettings::UIDLIST },
+            &self.permissions,
         )?;
         let mtime = old_mtime.map_or(crate::fs::now().0, |old| crate::fs::now().0.max(old + 1));
         lock.replace_target(
@@ -272,7 +277,8 @@ pub(crate) fn locked_cached<T>(
     f: impl FnOnce(&mut Locked) -> Result<T>,
 ) -> Result<T> {
     writable(store)?;
-    let lock = DotLock::acquire(&paths.uidlist(), store.lock_settings())?;
+    let permissions = store.permissions()?;
+    let lock = DotLock::acquire(&paths.uidlist(), store.lock_settings(), permissions)?;
     let fsync = store.fsync();
     let path = paths.uidlist();
     let cached = cache.take().filter(|cached| Stamp::of(&path) == Some(cached.stamp));
@@ -282,13 +288,15 @@ pub(crate) fn locked_cached<T>(
         } else if let Some(uidlist) = paths.read_uidlist()? {
             uidlist
         } else {
-            let uid_validity = crate::uidvalidity::next(store.location.root())?;
+            let uid_validity = crate::uidvalidity::next(store.location.root(), permissions)?;
             let uidlist = Uidlist::new(uid_validity, 1, Guid::generate());
-            let mut locked = Locked { paths: paths.clone(), uidlist, fsync };
+            let mut locked =
+                Locked { paths: paths.clone(), uidlist, fsync, permissions: permissions.clone() };
             locked.rewrite()?;
             locked.uidlist
         };
-        let mut locked = Locked { paths: paths.clone(), uidlist, fsync };
+        let mut locked =
+            Locked { paths: paths.clone(), uidlist, fsync, permissions: permissions.clone() };
         journal::replay(&mut locked)?;
         if locked.uidlist.wants_rewrite {
             // Dovecot upgrades old versions, adds a missing GUID and drops repaired fields.
@@ -350,9 +358,9 @@ pub(crate) fn is_read_only(error: &Error) -> bool {
 }
 
 /// Creates `dir/{cur,new,tmp}` (missing ones only).
-pub(crate) fn create_subdirs(dir: &Path) -> Result<()> {
+pub(crate) fn create_subdirs(dir: &Path, permissions: &Permissions) -> Result<()> {
     for sub in super::layout::SUBDIRS {
-        crate::fs::create_dir(&dir.join(sub))?;
+        permissions.create_dir(&dir.join(sub))?;
     }
     Ok(())
 }

@@ -156,7 +156,8 @@ fn crlf_storage_as_with_mail_save_crlf() {
     let messages = inbox.messages().unwrap();
     assert!(messages.iter().all(|m| m.size == m.virtual_size));
     assert_eq!(
-        std::fs::read(root.join("cur").join(&messages[0].file_name)).unwrap(),
+        // Without flags it is in new/, as Dovecot saves it.
+        std::fs::read(root.join("new").join(&messages[0].file_name)).unwrap(),
         b"Subject: lf\r\n\r\nbare LF\r\n"
     );
     let dovecot = Dovecot::builder()

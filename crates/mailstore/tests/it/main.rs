@@ -9,6 +9,7 @@ mod dovecot_reads_ours;
 mod kill9;
 mod layouts;
 mod operations;
+mod ownership;
 mod recovery;
 mod support;
 mod we_read_dovecot;

@@ -24,12 +24,14 @@ fn journal_completes_a_commit_interrupted_between_rename_and_append() {
     // What a kill after the journal and one of two renames leaves behind.
     let root = dir.path().join("Maildir");
     fs::write(root.join("tmp/1700000001.M1P1.h"), b"Subject: two\n\n2\n").unwrap();
+    fs::write(root.join("tmp/1700000003.M1P1.h"), b"Subject: 4\n\n4\n").unwrap();
     fs::write(root.join("cur/1700000002.M1P1.h,S=16,W=19:2,F"), b"Subject: 3!\n\n3\n").unwrap();
     fs::write(
         root.join("dsync-rs-journal"),
         "dsync-rs journal 1\n\
          1700000001.M1P1.h/1700000001.M1P1.h,S=16,W=19:2,S/10 :1700000001.M1P1.h,S=16,W=19\n\
-         1700000002.M1P1.h/1700000002.M1P1.h,S=16,W=19:2,F/12 Gsource-guid :1700000002.M1P1.h,S=16,W=19\n",
+         1700000002.M1P1.h/1700000002.M1P1.h,S=16,W=19:2,F/12 Gsource-guid :1700000002.M1P1.h,S=16,W=19\n\
+         1700000003.M1P1.h/1700000003.M1P1.h,S=14,W=17/13 :1700000003.M1P1.h,S=14,W=17\n",
     )
     .unwrap();
     fs::write(root.join("dovecot-uidlist.lock"), "2147483632:some-dead-process-elsewhere").unwrap();
@@ -39,10 +41,16 @@ fn journal_completes_a_commit_interrupted_between_rename_and_append() {
         messages.iter().map(|m| (m.uid, m.flags, m.guid.as_str())).collect();
     assert_eq!(
         summary[1..],
-        [(10, Flags::SEEN, "1700000001.M1P1.h,S=16,W=19"), (12, Flags::FLAGGED, "source-guid")]
+        [
+            (10, Flags::SEEN, "1700000001.M1P1.h,S=16,W=19"),
+            (12, Flags::FLAGGED, "source-guid"),
+            (13, Flags::EMPTY, "1700000003.M1P1.h,S=14,W=17")
+        ]
     );
+    // A name without flags goes to new/, as the interrupted commit would have put it.
+    assert!(root.join("new/1700000003.M1P1.h,S=14,W=17").is_file());
     assert!(!root.join("dsync-rs-journal").exists());
-    assert_eq!(inbox.status().unwrap().next_uid, 13);
+    assert_eq!(inbox.status().unwrap().next_uid, 14);
 }
 
 #[test]
@@ -209,8 +217,9 @@ fn caller_guids_become_file_names_when_dovecot_would_keep_them() {
     }
     inbox.commit().unwrap();
     let messages = inbox.messages().unwrap();
-    // Right sizes, unused: the GUID is the file name (Maildir → Maildir keeps names).
-    assert_eq!(messages[0].file_name, format!("{kept}:2,"));
+    // Right sizes, unused: the GUID is the file name (Maildir → Maildir keeps names); no
+    // flags: a bare name in new/.
+    assert_eq!(messages[0].file_name, kept);
     // Already taken, wrong sizes, or not a file name: a new name, the GUID in the uidlist.
     for message in &messages[1..] {
         assert!(!message.file_name.starts_with("1795424863."), "{}", message.file_name);

@@ -16,6 +16,22 @@ use crate::{Error, Fingerprint, trust};
 
 /// How to set up TLS. The default trusts the webpki (Mozilla) roots, verifies the
 /// certificate against the host name connected to, and sends that name as SNI.
+///
+/// A server's own certificate can also be trusted exactly, which is what self-signed ones
+/// need:
+///
+/// * **In the CA file or directory.** A server certificate byte-identical to one there is
+///   accepted whatever its chain, `CA:TRUE` flag, signature algorithm or dates (WebPKI
+///   alone refuses a self-signed `CA:TRUE` certificate as a server's with
+///   `CaUsedAsEndEntity`; OpenSSL, so doveadm, accepts it) — but only for the names it
+///   carries: its DNS/IP subjectAltNames, or its common name when it has no DNS
+///   subjectAltName (OpenSSL's `X509_check_host` rule, which Dovecot's own certificates
+///   need).
+/// * **By SHA-256 fingerprint.** The one certificate with that digest is accepted under
+///   any name: a fingerprint is an exact identity that only the holder of the
+///   certificate's private key can present (the handshake signature is still verified),
+///   and the certificates it is for (an old server's self-signed one for `localhost` or an
+///   internal name, reached by IP during a migration) rarely name the host dialled.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsOptions {
     extra_ca_file: Option<PathBuf>,
@@ -33,7 +49,7 @@ impl TlsOptions {
 
     /// Also trusts every certificate in this PEM file (Dovecot's `ssl_client_ca_file`): as
     /// CAs, and each as a server's own certificate for the names it carries, even a
-    /// self-signed `CA:TRUE` one (see [`crate::verify`]).
+    /// self-signed `CA:TRUE` one (see above).
     pub fn ca_file(mut self, path: impl Into<PathBuf>) -> TlsOptions {
         self.extra_ca_file = Some(path.into());
         self
@@ -47,7 +63,7 @@ impl TlsOptions {
     }
 
     /// Also accepts the one certificate with this SHA-256 fingerprint, for any name and
-    /// whatever its issuer and dates (see [`crate::verify`]). May be given several times.
+    /// whatever its issuer and dates (see above). May be given several times.
     pub fn pin_fingerprint(mut self, fingerprint: Fingerprint) -> TlsOptions {
         if !self.fingerprints.contains(&fingerprint) {
             self.fingerprints.push(fingerprint);

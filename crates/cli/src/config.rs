@@ -6,6 +6,7 @@
 //! source = "imaps://%u@old.example.com"          # templates: %u %n %d
 //! destination = "maildir:/srv/mail/%d/%n/Maildir"
 //! master_user = "migrator"
+//! ca_file = "/etc/dsync/old-server.pem"          # or ca_dir; or fingerprint = "sha256:…"
 //! password_file = "/etc/dsync/master.pw"
 //! no_fsync = true
 //! jobs = 8
@@ -61,6 +62,10 @@ pub(crate) struct Profile {
     pub(crate) master_user: Option<String>,
     /// Extra CA file.
     pub(crate) ca_file: Option<PathBuf>,
+    /// Extra CA directory.
+    pub(crate) ca_dir: Option<PathBuf>,
+    /// Certificates trusted by SHA-256 fingerprint: one string or a list.
+    pub(crate) fingerprint: Option<OneOrMany>,
     /// Reply timeout, seconds.
     pub(crate) timeout: Option<u64>,
     /// Reconnects after temporary failures.
@@ -112,6 +117,8 @@ impl Profile {
             sasl_mechanism,
             master_user,
             ca_file,
+            ca_dir,
+            fingerprint,
             timeout,
             retries,
             commit_interval,
@@ -123,6 +130,26 @@ impl Profile {
             rawlog_dir,
             progress_interval
         )
+    }
+}
+
+/// A setting that takes one value or a list (`key = "a"` or `key = ["a", "b"]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum OneOrMany {
+    /// One value.
+    One(String),
+    /// Several.
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    /// The values.
+    pub(crate) fn values(&self) -> Vec<&str> {
+        match self {
+            OneOrMany::One(value) => vec![value.as_str()],
+            OneOrMany::Many(values) => values.iter().map(String::as_str).collect(),
+        }
     }
 }
 

@@ -189,7 +189,7 @@ fn attempt_once(
                 || root.join("dsync-rs-state"),
                 |p| PathBuf::from(expand(&p.to_string_lossy(), user.unwrap_or(""))),
             );
-            Some(StateFile::new(path, source.to_string()))
+            Some(StateFile::new(path, source.state_identity()))
         }
         _ => None,
     };

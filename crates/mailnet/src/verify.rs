@@ -39,6 +39,10 @@ pub struct CertificateRejection {
     reason: CertificateError,
     problem: CertificateProblem,
     fingerprint: Fingerprint,
+    /// The name verified against.
+    server_name: String,
+    /// The names the certificate carries, for the message.
+    names: Vec<String>,
     self_signed: bool,
     in_ca_file: bool,
     fingerprints_given: usize,
@@ -74,6 +78,12 @@ impl CertificateRejection {
         self.fingerprint
     }
 
+    /// The host names and addresses the certificate carries (a common name is marked
+    /// `(common name)`; it counts only without DNS subjectAltNames).
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
     /// True when the presented certificate is self-signed (issuer = subject).
     pub fn is_self_signed(&self) -> bool {
         self.self_signed
@@ -93,14 +103,23 @@ impl CertificateRejection {
 impl fmt::Display for CertificateRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("the server's certificate was refused: ")?;
-        match (&self.reason, self.problem) {
-            (_, CertificateProblem::Untrusted) if self.self_signed => {
-                f.write_str("it is self-signed and not in the trusted CA file")?;
+        match self.problem {
+            CertificateProblem::Untrusted if self.self_signed => {
+                f.write_str(
+                    "it is self-signed, and neither a CA file nor a fingerprint trusts it",
+                )?;
             }
-            (_, CertificateProblem::Untrusted) => {
-                f.write_str("it is not issued by a trusted CA")?;
+            CertificateProblem::Untrusted => {
+                write!(f, "it is not issued by a trusted CA ({})", self.reason)?;
             }
-            (reason, _) => write!(f, "{reason}")?,
+            CertificateProblem::WrongName if self.names.is_empty() => {
+                write!(f, "it is not valid for {} and names no host", self.server_name)?;
+            }
+            CertificateProblem::WrongName => {
+                let names = self.names.join(", ");
+                write!(f, "it is not valid for {}, only for {names}", self.server_name)?;
+            }
+            _ => write!(f, "{}", self.reason)?,
         }
         write!(f, "; its fingerprint is {}", self.fingerprint)?;
         match self.fingerprints_given {
@@ -134,6 +153,7 @@ impl PinningVerifier {
     fn reject(
         &self,
         end_entity: &CertificateDer<'_>,
+        server_name: &ServerName<'_>,
         fingerprint: Fingerprint,
         reason: CertificateError,
         in_ca_file: bool,
@@ -157,6 +177,8 @@ impl PinningVerifier {
             reason,
             problem,
             fingerprint,
+            server_name: server_name.to_str().into_owned(),
+            names: facts.names(),
             self_signed: facts.self_signed,
             in_ca_file,
             fingerprints_given: self.fingerprints.len(),
@@ -218,11 +240,11 @@ impl ServerCertVerifier for PinningVerifier {
         };
         let pinned = self.pinned.iter().any(|certificate| certificate == end_entity);
         if !pinned {
-            return Err(self.reject(end_entity, fingerprint, reason, false));
+            return Err(self.reject(end_entity, server_name, fingerprint, reason, false));
         }
         match check_pinned_name(end_entity, server_name) {
             Ok(()) => Ok(ServerCertVerified::assertion()),
-            Err(reason) => Err(self.reject(end_entity, fingerprint, reason, true)),
+            Err(reason) => Err(self.reject(end_entity, server_name, fingerprint, reason, true)),
         }
     }
 
@@ -328,10 +350,17 @@ mod tests {
         let wrong = rejection(verify(&pinned, WITH_ALT_NAMES, "imap.example.com"));
         assert_eq!(wrong.problem(), CertificateProblem::WrongName);
         assert!(wrong.is_in_ca_file() && wrong.is_self_signed());
+        assert!(
+            wrong.to_string().contains(
+                "it is not valid for imap.example.com, only for mail.example.com, 192.0.2.1"
+            ),
+            "{wrong}"
+        );
         for name in ["pop.example.com", "127.0.0.1", "example.com"] {
             let wrong = rejection(verify(&pinned, SELF_SIGNED_CA, name));
             assert_eq!(wrong.problem(), CertificateProblem::WrongName, "{name}");
             assert_eq!(wrong.fingerprint(), Fingerprint::of(SELF_SIGNED_CA));
+            assert_eq!(wrong.names(), ["imap.example.com (common name)"]);
         }
     }
 

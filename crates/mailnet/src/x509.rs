@@ -1,6 +1,7 @@
 //! The few facts about a certificate that webpki does not hand out but that matter when an
-//! operator trusts one certificate by name: its subject's common names, whether it has DNS
-//! subject alternative names, whether it is self-signed and whether it says `CA:TRUE`.
+//! operator trusts one certificate by name, or is told why one was refused: the names it
+//! carries (subject common names, DNS and IP subject alternative names), whether it is
+//! self-signed and whether it says `CA:TRUE`.
 //!
 //! Only read from certificates webpki has already parsed; still, every read is bounds
 //! checked and a malformed certificate simply yields "nothing known".
@@ -12,11 +13,17 @@ pub(crate) struct CertificateFacts {
     pub(crate) common_names: Vec<String>,
     /// True when the subjectAltName extension holds at least one dNSName.
     pub(crate) has_dns_alt_name: bool,
+    /// The subjectAltName dNSNames that are text.
+    pub(crate) dns_names: Vec<String>,
+    /// The subjectAltName iPAddresses.
+    pub(crate) ip_addresses: Vec<IpAddr>,
     /// True when issuer and subject are the same name.
     pub(crate) self_signed: bool,
     /// True when basicConstraints says `CA:TRUE`.
     pub(crate) is_ca: bool,
 }
+
+use std::net::IpAddr;
 
 const SEQUENCE: u8 = 0x30;
 const SET: u8 = 0x31;
@@ -29,6 +36,8 @@ const VERSION: u8 = 0xA0;
 const EXTENSIONS: u8 = 0xA3;
 /// `[2]` IMPLICIT IA5String in a GeneralName.
 const DNS_NAME: u8 = 0x82;
+/// `[7]` IMPLICIT OCTET STRING in a GeneralName.
+const IP_ADDRESS: u8 = 0x87;
 const COMMON_NAME: &[u8] = &[0x55, 0x04, 0x03];
 const SUBJECT_ALT_NAME: &[u8] = &[0x55, 0x1D, 0x11];
 const BASIC_CONSTRAINTS: &[u8] = &[0x55, 0x1D, 0x13];
@@ -95,8 +104,23 @@ fn read_extensions(extensions: &[u8], facts: &mut CertificateFacts) -> Option<()
         }
         if oid == SUBJECT_ALT_NAME {
             let mut names = Der::new(Der::new(value).expect(SEQUENCE)?);
-            while let Some((tag, _)) = names.next() {
-                facts.has_dns_alt_name |= tag == DNS_NAME;
+            while let Some((tag, name)) = names.next() {
+                match tag {
+                    DNS_NAME => {
+                        facts.has_dns_alt_name = true;
+                        if let Ok(name) = std::str::from_utf8(name) {
+                            facts.dns_names.push(name.to_owned());
+                        }
+                    }
+                    IP_ADDRESS => {
+                        if let Ok(v4) = <[u8; 4]>::try_from(name) {
+                            facts.ip_addresses.push(IpAddr::from(v4));
+                        } else if let Ok(v6) = <[u8; 16]>::try_from(name) {
+                            facts.ip_addresses.push(IpAddr::from(v6));
+                        }
+                    }
+                    _ => {}
+                }
             }
         } else if oid == BASIC_CONSTRAINTS {
             let mut constraints = Der::new(Der::new(value).expect(SEQUENCE)?);
@@ -106,6 +130,19 @@ fn read_extensions(extensions: &[u8], facts: &mut CertificateFacts) -> Option<()
         }
     }
     Some(())
+}
+
+impl CertificateFacts {
+    /// The names a client can connect by, for a message: the subjectAltNames, or the
+    /// common names (marked so) when there is no DNS subjectAltName.
+    pub(crate) fn names(&self) -> Vec<String> {
+        let mut names = self.dns_names.clone();
+        if !self.has_dns_alt_name {
+            names.extend(self.common_names.iter().map(|name| format!("{name} (common name)")));
+        }
+        names.extend(self.ip_addresses.iter().map(IpAddr::to_string));
+        names
+    }
 }
 
 /// Matches a host name against a certificate name the way OpenSSL's `X509_check_host` does
@@ -215,9 +252,11 @@ mod tests {
         let facts = inspect(include_bytes!("../tests/data/self-signed-ca.der")).expect("parses");
         assert_eq!(facts.common_names, ["imap.example.com"]);
         assert!(facts.self_signed && facts.is_ca && !facts.has_dns_alt_name, "{facts:?}");
+        assert_eq!(facts.names(), ["imap.example.com (common name)"]);
         // The same with subjectAltName=DNS:mail.example.com,IP:192.0.2.1.
         let facts = inspect(include_bytes!("../tests/data/self-signed-san.der")).expect("parses");
         assert!(facts.has_dns_alt_name && facts.is_ca, "{facts:?}");
+        assert_eq!(facts.names(), ["mail.example.com", "192.0.2.1"]);
         // Dovecot's mkcert.sh: OU, CN and emailAddress, nsCertType only, no basicConstraints.
         let facts = inspect(include_bytes!("../tests/data/dovecot-mkcert.der")).expect("parses");
         assert_eq!(facts.common_names, ["imap.example.com"]);

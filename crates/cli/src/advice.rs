@@ -91,6 +91,10 @@ fn net_advice(error: &mailnet::Error) -> Option<String> {
             "connect with a name the certificate carries; or, to trust exactly this \
              certificate under any name, {pin}"
         ),
+        CertificateProblem::Version1 => "give the server a version 3 certificate (`openssl \
+             req -x509` makes one): rustls cannot use version 1 certificates at all, not even \
+             with -o imapc_ssl_verify=no"
+            .to_owned(),
         CertificateProblem::OutsideValidity => format!(
             "renew the server's certificate; or, to trust exactly this certificate whatever \
              its dates, {pin}"

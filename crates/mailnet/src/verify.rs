@@ -58,6 +58,9 @@ pub enum CertificateProblem {
     WrongName,
     /// Expired or not yet valid.
     OutsideValidity,
+    /// An X.509 version 1 certificate (no extensions): rustls cannot use it at all, not
+    /// even to check the handshake signature, however it is trusted.
+    Version1,
     /// Refused for another reason (encoding, algorithm, purpose, revocation).
     Invalid,
 }
@@ -112,6 +115,10 @@ impl fmt::Display for CertificateRejection {
             CertificateProblem::Untrusted => {
                 write!(f, "it is not issued by a trusted CA ({})", self.reason)?;
             }
+            CertificateProblem::Version1 => f.write_str(
+                "it is an X.509 version 1 certificate, which cannot be used here even when \
+                 trusted (version 3 is needed)",
+            )?,
             CertificateProblem::WrongName if self.names.is_empty() => {
                 write!(f, "it is not valid for {} and names no host", self.server_name)?;
             }
@@ -160,6 +167,7 @@ impl PinningVerifier {
     ) -> rustls::Error {
         let facts = x509::inspect(end_entity).unwrap_or_default();
         let problem = match &reason {
+            _ if facts.version == 1 => CertificateProblem::Version1,
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
                 CertificateProblem::WrongName
             }
@@ -224,8 +232,13 @@ impl ServerCertVerifier for PinningVerifier {
         let fingerprint = Fingerprint::of(end_entity);
         if self.fingerprints.contains(&fingerprint) {
             // Still a certificate rustls can take the key from for the handshake signature.
-            ParsedCertificate::try_from(end_entity)?;
-            return Ok(ServerCertVerified::assertion());
+            return match ParsedCertificate::try_from(end_entity) {
+                Ok(_) => Ok(ServerCertVerified::assertion()),
+                Err(rustls::Error::InvalidCertificate(reason)) => {
+                    Err(self.reject(end_entity, server_name, fingerprint, reason, false))
+                }
+                Err(other) => Err(other),
+            };
         }
         let reason = match self.webpki.verify_server_cert(
             end_entity,
@@ -290,6 +303,7 @@ mod tests {
     const OTHER_SELF_SIGNED_CA: &[u8] = include_bytes!("../tests/data/self-signed-ca-other.der");
     const WITH_ALT_NAMES: &[u8] = include_bytes!("../tests/data/self-signed-san.der");
     const DOVECOT_MKCERT: &[u8] = include_bytes!("../tests/data/dovecot-mkcert.der");
+    const VERSION_1: &[u8] = include_bytes!("../tests/data/self-signed-v1.der");
 
     fn der(bytes: &'static [u8]) -> CertificateDer<'static> {
         CertificateDer::from(bytes)
@@ -389,6 +403,21 @@ mod tests {
         let other = rejection(verify(&pinned, OTHER_SELF_SIGNED_CA, "imap.example.com"));
         assert_eq!(other.fingerprints_given(), 1);
         assert!(other.to_string().contains("not the pinned one"), "{other}");
+    }
+
+    #[test]
+    fn a_version_1_certificate_is_refused_clearly_however_it_is_trusted() {
+        // `openssl x509 -req -signkey` without extensions: rustls cannot parse it as a
+        // server certificate, so not even the handshake signature could be checked.
+        for pinned in [
+            verifier(&[VERSION_1], Vec::new()),
+            verifier(&[], vec![Fingerprint::of(VERSION_1)]),
+            verifier(&[], Vec::new()),
+        ] {
+            let refused = rejection(verify(&pinned, VERSION_1, "localhost"));
+            assert_eq!(refused.problem(), CertificateProblem::Version1);
+            assert!(refused.to_string().contains("X.509 version 1"), "{refused}");
+        }
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub(crate) struct CertificateFacts {
     pub(crate) self_signed: bool,
     /// True when basicConstraints says `CA:TRUE`.
     pub(crate) is_ca: bool,
+    /// The X.509 version: 1 (no extensions), 2 or 3.
+    pub(crate) version: u8,
 }
 
 use std::net::IpAddr;
@@ -29,6 +31,7 @@ const SEQUENCE: u8 = 0x30;
 const SET: u8 = 0x31;
 const OID: u8 = 0x06;
 const BOOLEAN: u8 = 0x01;
+const INTEGER: u8 = 0x02;
 const OCTET_STRING: u8 = 0x04;
 /// `[0]` EXPLICIT: the version of the TBSCertificate.
 const VERSION: u8 = 0xA0;
@@ -46,10 +49,14 @@ const BASIC_CONSTRAINTS: &[u8] = &[0x55, 0x1D, 0x13];
 pub(crate) fn inspect(certificate: &[u8]) -> Option<CertificateFacts> {
     let certificate = Der::new(certificate).expect(SEQUENCE)?;
     let mut tbs = Der::new(Der::new(certificate).expect(SEQUENCE)?);
-    let (tag, _) = tbs.next()?;
-    if tag == VERSION {
+    let (tag, value) = tbs.next()?;
+    // The version is `[0] EXPLICIT INTEGER` (0 for version 1, …), absent for version 1.
+    let version = if tag == VERSION {
         let _serial_number = tbs.next()?;
-    }
+        Der::new(value).expect(INTEGER)?.first()?.saturating_add(1)
+    } else {
+        1
+    };
     let _signature_algorithm = tbs.expect(SEQUENCE)?;
     let issuer = tbs.expect(SEQUENCE)?;
     let _validity = tbs.expect(SEQUENCE)?;
@@ -58,6 +65,7 @@ pub(crate) fn inspect(certificate: &[u8]) -> Option<CertificateFacts> {
     let mut facts = CertificateFacts {
         common_names: common_names(subject)?,
         self_signed: issuer == subject,
+        version,
         ..CertificateFacts::default()
     };
     // The optional issuer and subject unique IDs, then the extensions.
@@ -261,5 +269,13 @@ mod tests {
         let facts = inspect(include_bytes!("../tests/data/dovecot-mkcert.der")).expect("parses");
         assert_eq!(facts.common_names, ["imap.example.com"]);
         assert!(facts.self_signed && !facts.is_ca && !facts.has_dns_alt_name, "{facts:?}");
+        assert_eq!(
+            (facts.version, facts.names()),
+            (3, vec!["imap.example.com (common name)".to_owned()])
+        );
+        // `openssl x509 -req -signkey` without extensions: version 1.
+        let facts = inspect(include_bytes!("../tests/data/self-signed-v1.der")).expect("parses");
+        assert_eq!((facts.version, facts.self_signed), (1, true), "{facts:?}");
+        assert_eq!(facts.common_names, ["localhost"]);
     }
 }

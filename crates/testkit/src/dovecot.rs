@@ -276,7 +276,7 @@ impl Dovecot {
         }
     }
 
-    /// Plain IMAP port (STARTTLS offered).
+    /// Plain IMAP port (STARTTLS offered unless [`DovecotBuilder::without_tls`]).
     pub fn imap_port(&self) -> u16 {
         self.imap_port
     }
@@ -294,7 +294,7 @@ impl Dovecot {
     pub fn imaps_port(&self) -> u16 {
         self.imaps_port
     }
-    /// Plain POP3 port (STLS offered).
+    /// Plain POP3 port (STLS offered unless [`DovecotBuilder::without_tls`]).
     pub fn pop3_port(&self) -> u16 {
         self.pop3_port
     }

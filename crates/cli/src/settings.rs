@@ -242,7 +242,7 @@ impl Settings {
                     "no" => {
                         self.accept_invalid_certs = true;
                         self.warnings.push(format!(
-                            "{key}=no: server certificates are NOT verified; prefer --ca-file"
+                            "{key}=no: server certificates are NOT verified; prefer --ca-file or --fingerprint"
                         ));
                     }
                     _ => return Err(format!("{key}={value}: expected yes or no")),

@@ -22,20 +22,34 @@ Exit status (as doveadm's):
 const LOCATIONS: &str = "\
 Locations:
   maildir:PATH[:LAYOUT=fs][:UTF-8]     a Maildir as Dovecot keeps it
-  imap://USER@HOST[:PORT][?tls=starttls], imaps://USER@HOST[:PORT]
-  pop3://USER@HOST[:PORT][?tls=starttls], pop3s://…
-                                       POP3: INBOX, keeping UIDLs and their order
+  imaps://USER@HOST[:PORT]             IMAP over TLS (port 993)
+  imap://USER@HOST[:PORT]              IMAP with STARTTLS (port 143): TLS and the certificate
+                                       checked before the password is sent; a server
+                                       without STARTTLS is refused
+  imap://USER@HOST[:PORT]?tls=none     IMAP in clear text, password included: only on a
+                                       network you trust
+  pop3s://…, pop3://…, pop3://…?tls=none
+                                       the same for POP3 (STLS; ports 995, 110): INBOX,
+                                       keeping UIDLs and their order
   imaps://USER@HOST,pop3s://USER@HOST  IMAP + POP3 pair: IMAP's folders, UIDs and flags,
                                        and each INBOX message's POP3 UIDL and position
                                        (Dovecot's pop3-migration matching)
-  imapc:                               server from -o imapc_host=… imapc_port=… imapc_ssl=…
+  imapc:, pop3c:                       server from -o imapc_host=… imapc_port=… imapc_ssl=…
+                                       (imaps, starttls (the default) or no: clear text)
   sdbox:PATH                           single-dbox (not yet)
 In batches (-u, -A, -F) %u, %n (user without domain) and %d (domain) are replaced, and
 `~` (or %h) in maildir:~/Maildir is that user's home: -o home=DIR (a template such as
 /srv/mail/%d/%n), home in the config, or the system's passwd entry; an unknown user is
 refused (67). Without a user, `~` is $HOME.
 Passwords never go on the command line: --password-file, --password-command,
---oauth2-token-file or the DSYNC_PASSWORD environment variable.";
+--oauth2-token-file or the DSYNC_PASSWORD environment variable.
+
+Certificates: the built-in (Mozilla) roots, plus --ca-file/--ca-dir (ssl_client_ca_file,
+ssl_client_ca_dir): a private CA, or the server's own self-signed certificate, trusted as
+exactly that certificate for the host names it carries (its common name when it has no DNS
+subjectAltName). --fingerprint sha256:HEX trusts the one certificate with that SHA-256
+fingerprint under any host name, whatever its issuer and dates. -o imapc_ssl_verify=no
+turns all checking off (anyone on the way can then read the password).";
 
 const SETTINGS: &str = "\
 Dovecot settings (-o), as the migration docs use them:
@@ -114,13 +128,13 @@ pub(crate) struct Cli {
     pub(crate) config: Option<PathBuf>,
 
     /// Override a setting, with Dovecot's names: imapc_host, imapc_port, imapc_user,
-    /// imapc_ssl, imapc_master_user, imapc_list_prefix, imapc_sasl_mechanisms,
-    /// imapc_cmd_timeout, imapc_connection_timeout_interval, imapc_connection_retry_count,
-    /// imapc_connection_retry_interval, imapc_max_line_length, imapc_rawlog_dir,
-    /// imapc_features, pop3c_host/port/user/ssl/master_user/rawlog_dir/features,
-    /// mail_prefetch_count, mail_fsync, ssl_client_ca_file, dsync_commit_msgs_interval,
-    /// mail_max_lock_timeout, mail_uid, mail_gid, home (or mail_home),
-    /// pop3_migration_skip_size_check, pop3_migration_ignore_missing_uidls,
+    /// imapc_ssl, imapc_ssl_verify, imapc_master_user, imapc_list_prefix,
+    /// imapc_sasl_mechanisms, imapc_cmd_timeout, imapc_connection_timeout_interval,
+    /// imapc_connection_retry_count, imapc_connection_retry_interval, imapc_max_line_length,
+    /// imapc_rawlog_dir, imapc_features, pop3c_host/port/user/ssl/master_user/rawlog_dir/features,
+    /// mail_prefetch_count, mail_fsync, ssl_client_ca_file, ssl_client_ca_dir (or 2.2's
+    /// imapc_ssl_ca_dir), dsync_commit_msgs_interval, mail_max_lock_timeout, mail_uid, mail_gid,
+    /// home (or mail_home), pop3_migration_skip_size_check, pop3_migration_ignore_missing_uidls,
     /// pop3_migration_ignore_extra_uidls (repeatable; see "Dovecot settings" below).
     #[arg(short = 'o', global = true, value_name = "KEY=VALUE")]
     pub(crate) settings: Vec<String>,
@@ -396,7 +410,7 @@ pub(crate) struct WriteArgs {
     pub(crate) owner: Option<String>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 #[command(next_help_heading = "Connection")]
 pub(crate) struct ConnectionArgs {
     /// Read the password from the first line of FILE (else $DSYNC_PASSWORD).
@@ -416,9 +430,22 @@ pub(crate) struct ConnectionArgs {
     #[arg(long, value_name = "MECHANISM")]
     pub(crate) sasl_mechanism: Option<String>,
 
-    /// Trust this CA certificate (PEM) in addition to the built-in roots.
+    /// Trust the certificates in this PEM file (ssl_client_ca_file) besides the built-in
+    /// roots: a private CA, or the server's own self-signed certificate (then exactly that
+    /// one, for the host names it carries).
     #[arg(long, value_name = "FILE")]
     pub(crate) ca_file: Option<PathBuf>,
+
+    /// Trust the certificates in the PEM files of this directory (ssl_client_ca_dir;
+    /// c_rehash'd or not), as --ca-file does.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) ca_dir: Option<PathBuf>,
+
+    /// Trust the one server certificate with this SHA-256 fingerprint, under any host name
+    /// and whatever its issuer and dates (compare with `openssl x509 -noout -fingerprint
+    /// -sha256 -in CERT.pem` on the server). Repeatable.
+    #[arg(long, value_name = "sha256:HEX")]
+    pub(crate) fingerprint: Vec<mailnet::Fingerprint>,
 
     /// Log in as this master user on behalf of the location's user (Dovecot master-user
     /// login with AUTHENTICATE PLAIN). `user*master` in the location works too; wins over

@@ -7,6 +7,7 @@
 //! destination = "maildir:/srv/mail/%d/%n/Maildir"
 //! home = "/srv/mail/%d/%n"                       # `~` of a user: maildir:~/Maildir
 //! master_user = "migrator"
+//! ca_file = "/etc/dsync/old-server.pem"          # or ca_dir; or fingerprint = "sha256:…"
 //! password_file = "/etc/dsync/master.pw"
 //! no_fsync = true
 //! jobs = 8
@@ -65,6 +66,10 @@ pub(crate) struct Profile {
     pub(crate) home: Option<String>,
     /// Extra CA file.
     pub(crate) ca_file: Option<PathBuf>,
+    /// Extra CA directory.
+    pub(crate) ca_dir: Option<PathBuf>,
+    /// Certificates trusted by SHA-256 fingerprint: one string or a list.
+    pub(crate) fingerprint: Option<OneOrMany>,
     /// Reply timeout, seconds.
     pub(crate) timeout: Option<u64>,
     /// Reconnects after temporary failures.
@@ -119,6 +124,8 @@ impl Profile {
             master_user,
             home,
             ca_file,
+            ca_dir,
+            fingerprint,
             timeout,
             retries,
             commit_interval,
@@ -131,6 +138,26 @@ impl Profile {
             progress_interval,
             owner
         )
+    }
+}
+
+/// A setting that takes one value or a list (`key = "a"` or `key = ["a", "b"]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum OneOrMany {
+    /// One value.
+    One(String),
+    /// Several.
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    /// The values.
+    pub(crate) fn values(&self) -> Vec<&str> {
+        match self {
+            OneOrMany::One(value) => vec![value.as_str()],
+            OneOrMany::Many(values) => values.iter().map(String::as_str).collect(),
+        }
     }
 }
 

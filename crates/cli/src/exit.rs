@@ -4,6 +4,7 @@ use std::fmt;
 
 use dsync_core::{ErrorKind, Failed, StorageError};
 
+use crate::advice;
 use crate::credentials::CredentialError;
 use crate::location::LocationError;
 
@@ -58,14 +59,14 @@ impl fmt::Display for CliError {
             CliError::Credentials(error) => error.fmt(f),
             CliError::Storage { side, error } => {
                 write!(f, "{side}: {error}")?;
-                if let Some(hint) = hint(error.kind()) {
+                if let Some(hint) = hint(error) {
                     write!(f, " ({hint})")?;
                 }
                 Ok(())
             }
             CliError::Sync(failed) => {
                 write!(f, "{}", failed.error)?;
-                if let Some(hint) = hint(failed.error.kind()) {
+                if let Some(hint) = hint(&failed.error.error) {
                     write!(f, " ({hint})")?;
                 }
                 Ok(())
@@ -74,12 +75,16 @@ impl fmt::Display for CliError {
     }
 }
 
-/// A word of advice for the errors operators meet most.
-fn hint(kind: ErrorKind) -> Option<&'static str> {
-    match kind {
-        ErrorKind::Authentication => Some("check the user name and password"),
-        ErrorKind::Temporary => Some("temporary: run again later"),
-        ErrorKind::Config => Some("check TLS settings: --ca-file, or the server's certificate"),
+/// A word of advice for the errors operators meet most: which option fixes a refused
+/// certificate or a refused clear-text login, else one per kind.
+fn hint(error: &StorageError) -> Option<String> {
+    if let Some(advice) = advice::advice(error) {
+        return Some(advice);
+    }
+    match error.kind() {
+        ErrorKind::Authentication => Some("check the user name and password".into()),
+        ErrorKind::Temporary => Some("temporary: run again later".into()),
+        ErrorKind::Config => Some("check the TLS settings and the server's certificate".into()),
         _ => None,
     }
 }

@@ -210,7 +210,7 @@ fn attempt_once(
             } else {
                 mailstore::Permissions::private()
             };
-            Some(StateFile::new(path, source.to_string(), permissions))
+            Some(StateFile::new(path, source.state_identity(), permissions))
         }
         _ => None,
     };

@@ -1,5 +1,6 @@
 //! Parsing of storage locations given on the command line:
-//! `imap://user@host[:port]`, `imaps://…`, `imap://…?tls=starttls`, `pop3://…`, `pop3s://…`,
+//! `imap://user@host[:port]` (STARTTLS), `imap://…?tls=none` (clear text), `imaps://…`,
+//! `pop3://…` (STLS), `pop3://…?tls=none`, `pop3s://…`,
 //! an IMAP and a POP3 URL joined by a comma (UIDL-preserving migration), Dovecot's
 //! `imapc:`/`pop3c:` (server taken from `-o imapc_*`/`pop3c_*` settings), and Dovecot-style
 //! mail locations such as `maildir:PATH[:LAYOUT=fs][:UTF-8]` and `sdbox:PATH`.
@@ -12,11 +13,14 @@ use std::fmt;
 /// How a connection is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Transport {
-    /// Plain TCP (loopback or trusted networks only; the user asked for it by `imap://`).
+    /// Clear text, credentials included: only when asked for by name (`…?tls=none`,
+    /// `-o imapc_ssl=no`), never by default, loopback included.
     Plain,
     /// TLS from the first byte (`imaps://`, `pop3s://`).
     Tls,
-    /// STARTTLS (STLS for POP3) on the plain port (`…?tls=starttls`); refused if not offered.
+    /// STARTTLS (STLS for POP3) on the plain port, the certificate checked before anything
+    /// else is sent: what `imap://` and `pop3://` mean (as in mbsync). Refused, without
+    /// sending credentials, when the server does not offer it.
     StartTls,
 }
 
@@ -106,10 +110,21 @@ impl fmt::Display for ServerLocation {
             if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
         let scheme = self.protocol.scheme(self.transport);
         write!(f, "{scheme}://{}@{host}:{}", self.user, self.port)?;
-        if self.transport == Transport::StartTls {
-            f.write_str("?tls=starttls")?;
+        if self.transport == Transport::Plain {
+            f.write_str("?tls=none")?;
         }
         Ok(())
+    }
+}
+
+impl ServerLocation {
+    /// The account without how it is reached (`?tls=…` dropped).
+    fn identity(&self) -> String {
+        let shown = self.to_string();
+        match shown.split_once('?') {
+            Some((account, _)) => account.to_owned(),
+            None => shown,
+        }
     }
 }
 
@@ -126,6 +141,17 @@ impl fmt::Display for Location {
 }
 
 impl Location {
+    /// What a saved sync state belongs to: the location without how its connection is
+    /// protected, so the same account reached over STARTTLS or (`?tls=none`) in clear text
+    /// keeps its state — and states saved when `imap://` still meant clear text match.
+    pub(crate) fn state_identity(&self) -> String {
+        match self {
+            Location::Imap(server) | Location::Pop3(server) => server.identity(),
+            Location::ImapPop3 { imap, pop3 } => format!("{},{}", imap.identity(), pop3.identity()),
+            other => other.to_string(),
+        }
+    }
+
     /// True for a location on a mail server (IMAP, POP3 or both).
     pub(crate) fn is_server(&self) -> bool {
         matches!(
@@ -138,7 +164,7 @@ impl Location {
     }
 }
 
-const EXPECTED: &str = "expected imap://user@host[:port], imaps://…, pop3://…, pop3s://…, \
+const EXPECTED: &str = "expected imap://user@host[:port][?tls=none], imaps://…, pop3://…, pop3s://…, \
     IMAP,POP3 (imaps://user@host,pop3s://user@host), imapc:, maildir:PATH or sdbox:PATH";
 
 /// Parses a location argument.
@@ -285,7 +311,8 @@ fn parse_server(
         );
     }
     let (host, port) = split_host_port(host_port)?;
-    let mut transport = if implicit_tls { Transport::Tls } else { Transport::Plain };
+    // imap:// and pop3:// mean STARTTLS/STLS unless told `tls=none`.
+    let mut transport = if implicit_tls { Transport::Tls } else { Transport::StartTls };
     for pair in query.into_iter().flat_map(|q| q.split('&')).filter(|p| !p.is_empty()) {
         match pair.split_once('=') {
             Some(("tls", "starttls")) if !implicit_tls => transport = Transport::StartTls,
@@ -370,8 +397,9 @@ mod tests {
     #[test]
     fn parses_locations() {
         let cases = [
-            ("imap://alice@127.0.0.1:1143", imap("alice", "127.0.0.1", 1143, Transport::Plain)),
-            ("imap://alice@localhost", imap("alice", "localhost", 143, Transport::Plain)),
+            ("imap://alice@127.0.0.1:1143", imap("alice", "127.0.0.1", 1143, Transport::StartTls)),
+            ("imap://alice@localhost", imap("alice", "localhost", 143, Transport::StartTls)),
+            ("imap://alice@localhost?tls=none", imap("alice", "localhost", 143, Transport::Plain)),
             (
                 "imaps://alice@mail.example.com",
                 imap("alice", "mail.example.com", 993, Transport::Tls),
@@ -380,8 +408,8 @@ mod tests {
                 "imap://a@b@host:10143/?tls=starttls",
                 imap("a@b", "host", 10143, Transport::StartTls),
             ),
-            ("imap://a%40b@[::1]:143", imap("a@b", "::1", 143, Transport::Plain)),
-            ("imap://alice*master@host", imap("alice*master", "host", 143, Transport::Plain)),
+            ("imap://a%40b@[::1]:143", imap("a@b", "::1", 143, Transport::StartTls)),
+            ("imap://alice*master@host", imap("alice*master", "host", 143, Transport::StartTls)),
             (
                 "maildir:/var/mail/alice:LAYOUT=fs",
                 Location::Maildir("maildir:/var/mail/alice:LAYOUT=fs".into()),
@@ -402,6 +430,14 @@ mod tests {
             (
                 "pop3://alice@h?tls=starttls",
                 Location::Pop3(server(Protocol::Pop3, "alice", "h", 110, Transport::StartTls)),
+            ),
+            (
+                "pop3://alice@h",
+                Location::Pop3(server(Protocol::Pop3, "alice", "h", 110, Transport::StartTls)),
+            ),
+            (
+                "pop3://alice@h:1110?tls=none",
+                Location::Pop3(server(Protocol::Pop3, "alice", "h", 1110, Transport::Plain)),
             ),
             (
                 "imaps://alice@h,pop3s://alice@h:1995",
@@ -426,6 +462,8 @@ mod tests {
             ("imap://alice@host:99999", "invalid port"),
             ("imap://alice@:143", "host is missing"),
             ("imaps://alice@host?tls=starttls", "tls=starttls is not valid"),
+            ("pop3s://alice@host?tls=none", "tls=none is not valid"),
+            ("imap://alice@host?tls=yes", "tls=yes is not valid"),
             ("imap://alice@host?foo=bar", "unknown option"),
             ("imap://alice@host/INBOX", "path after the host"),
             ("maildir:", "path is missing"),
@@ -449,13 +487,34 @@ mod tests {
     fn display_round_trips_and_shows_no_secret() {
         for text in [
             "imap://alice@127.0.0.1:1143",
+            "imap://alice@127.0.0.1:1143?tls=none",
             "imaps://bob@[::1]:993",
-            "imap://c@h:143?tls=starttls",
+            "pop3://d@h:110",
+            "pop3://d@h:110?tls=none",
             "pop3s://d@h:995",
             "imaps://e@h:993,pop3s://e@h:995",
+            "imap://e@h:143?tls=none,pop3://e@h:110?tls=none",
         ] {
             let location = parse(text).expect(text);
             assert_eq!(location.to_string(), text);
+            assert_eq!(parse(&location.to_string()).as_ref(), Ok(&location), "{text}");
+        }
+        // STARTTLS is the default, so the explicit spelling is shown without the query.
+        let explicit = parse("imap://c@h:143?tls=starttls").expect("starttls");
+        assert_eq!(explicit.to_string(), "imap://c@h:143");
+    }
+
+    #[test]
+    fn the_state_belongs_to_the_account_however_it_is_reached() {
+        for (text, identity) in [
+            ("imap://a@h:143?tls=none", "imap://a@h:143"),
+            ("imap://a@h:143", "imap://a@h:143"),
+            ("imap://a@h:143?tls=starttls", "imap://a@h:143"),
+            ("imaps://a@h", "imaps://a@h:993"),
+            ("imap://a@h?tls=none,pop3://a@h", "imap://a@h:143,pop3://a@h:110"),
+            ("maildir:/srv/a", "maildir:/srv/a"),
+        ] {
+            assert_eq!(parse(text).expect(text).state_identity(), identity, "{text}");
         }
     }
 

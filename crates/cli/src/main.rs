@@ -7,6 +7,7 @@
 // Argument docs double as `--help` text, where `[...]` means "optional", not a doc link.
 #![allow(rustdoc::broken_intra_doc_links)]
 
+mod advice;
 mod args;
 mod batch;
 mod command;

@@ -166,7 +166,8 @@ fn from_settings(
             )));
         }
     };
-    let transport = server.transport.unwrap_or(Transport::Plain);
+    // As imap:// and pop3:// do: STARTTLS unless `-o imapc_ssl=no` asks for clear text.
+    let transport = server.transport.unwrap_or(Transport::StartTls);
     let default_port = match (protocol, transport) {
         (Protocol::Imap, Transport::Tls) => 993,
         (Protocol::Imap, _) => 143,
@@ -312,6 +313,12 @@ fn tls_options(settings: &Settings) -> TlsOptions {
     let mut tls = TlsOptions::new();
     if let Some(ca_file) = &settings.ca_file {
         tls = tls.ca_file(ca_file);
+    }
+    if let Some(ca_dir) = &settings.ca_dir {
+        tls = tls.ca_dir(ca_dir);
+    }
+    for fingerprint in &settings.fingerprints {
+        tls = tls.pin_fingerprint(*fingerprint);
     }
     if settings.accept_invalid_certs {
         tls = tls.dangerous_accept_invalid_certs(true);
@@ -539,5 +546,21 @@ mod tests {
         assert_eq!(resolved.to_string(), "imaps://bob@old.example.com:993");
         let pop3 = resolve(Location::FromSettings(Protocol::Pop3), &settings, Some("bob"));
         assert!(pop3.is_err(), "pop3c_host is not set");
+
+        // Without imapc_ssl / pop3c_ssl: STARTTLS on the plain port, as imap:// means;
+        // clear text only with `no`.
+        settings.imapc.transport = None;
+        settings.pop3c.host = Some("old.example.com".into());
+        for (protocol, expected) in [
+            (Protocol::Imap, "imap://bob@old.example.com:143"),
+            (Protocol::Pop3, "pop3://bob@old.example.com:110"),
+        ] {
+            let resolved = resolve(Location::FromSettings(protocol), &settings, Some("bob"))
+                .expect("resolved");
+            assert_eq!(resolved.to_string(), expected);
+        }
+        settings.imapc.transport = Some(Transport::Plain);
+        let plain = resolve(Location::FromSettings(Protocol::Imap), &settings, Some("bob"));
+        assert_eq!(plain.expect("resolved").to_string(), "imap://bob@old.example.com:143?tls=none");
     }
 }

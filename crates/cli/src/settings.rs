@@ -6,9 +6,10 @@ use std::path::PathBuf;
 
 use dsync_core::adapters::pop3::Pop3MigrationSettings;
 use imapc::AuthMechanism;
+use mailnet::Fingerprint;
 
 use crate::args::{BatchArgs, ConnectionArgs, OutputArgs, WriteArgs};
-use crate::config::Profile;
+use crate::config::{OneOrMany, Profile};
 use crate::credentials::SecretSource;
 use crate::exit::CliError;
 use crate::features;
@@ -74,6 +75,9 @@ pub(crate) struct Settings {
     pub(crate) mechanism: Option<AuthMechanism>,
     pub(crate) master_user: Option<String>,
     pub(crate) ca_file: Option<PathBuf>,
+    pub(crate) ca_dir: Option<PathBuf>,
+    /// Certificates trusted by SHA-256 fingerprint (`--fingerprint`).
+    pub(crate) fingerprints: Vec<Fingerprint>,
     pub(crate) accept_invalid_certs: bool,
     pub(crate) timeout: u64,
     pub(crate) connect_timeout: u64,
@@ -117,6 +121,8 @@ impl Default for Settings {
             mechanism: None,
             master_user: None,
             ca_file: None,
+            ca_dir: None,
+            fingerprints: Vec::new(),
             accept_invalid_certs: false,
             timeout: 300,
             connect_timeout: 30,
@@ -171,6 +177,10 @@ impl Settings {
         }
         s.master_user.clone_from(&profile.master_user);
         s.ca_file.clone_from(&profile.ca_file);
+        s.ca_dir.clone_from(&profile.ca_dir);
+        for text in profile.fingerprint.iter().flat_map(OneOrMany::values) {
+            s.fingerprints.push(text.parse().map_err(|e| CliError::Config(format!("{e}")))?);
+        }
         s.timeout = profile.timeout.unwrap_or(s.timeout);
         s.retries = profile.retries.unwrap_or(s.retries);
         s.commit_interval = profile.commit_interval.unwrap_or(s.commit_interval);
@@ -218,6 +228,10 @@ impl Settings {
             if connection.ca_file.is_some() {
                 s.ca_file.clone_from(&connection.ca_file);
             }
+            if connection.ca_dir.is_some() {
+                s.ca_dir.clone_from(&connection.ca_dir);
+            }
+            s.fingerprints.extend(connection.fingerprint.iter().copied());
             s.timeout = connection.timeout.unwrap_or(s.timeout);
             s.retries = connection.retries.unwrap_or(s.retries);
             s.parallel_folders = connection.parallel_folders.unwrap_or(s.parallel_folders).max(1);
@@ -313,11 +327,14 @@ impl Settings {
                 }
                 "user" => settings.user = Some(value.to_owned()),
                 "master_user" => settings.master_user = Some(value.to_owned()),
+                // Unlike Dovecot (clear text unless told), unset means STARTTLS, as
+                // imap:// does: clear text only when asked for by name.
                 "ssl" => {
-                    settings.transport = Some(match value {
-                        "no" | "" => Transport::Plain,
-                        "imaps" | "pop3s" => Transport::Tls,
-                        "starttls" => Transport::StartTls,
+                    settings.transport = match value {
+                        "" => None,
+                        "no" => Some(Transport::Plain),
+                        "imaps" | "pop3s" => Some(Transport::Tls),
+                        "starttls" => Some(Transport::StartTls),
                         _ => {
                             return Err(format!(
                                 "{key}={value}: expected no, {protocol}s or starttls"
@@ -325,14 +342,16 @@ impl Settings {
                             .replace("imapcs", "imaps")
                             .replace("pop3cs", "pop3s"));
                         }
-                    });
+                    };
                 }
+                // Dovecot 2.2's names for ssl_client_ca_dir.
+                "ssl_ca_dir" => self.ca_dir = Some(value.into()),
                 "ssl_verify" => match value {
                     "yes" => self.accept_invalid_certs = false,
                     "no" => {
                         self.accept_invalid_certs = true;
                         self.warnings.push(format!(
-                            "{key}=no: server certificates are NOT verified; prefer --ca-file"
+                            "{key}=no: server certificates are NOT verified; prefer --ca-file or --fingerprint"
                         ));
                     }
                     _ => return Err(format!("{key}={value}: expected yes or no")),
@@ -400,6 +419,7 @@ impl Settings {
                 _ => return Err(format!("{key}={value}: expected always, optimized or never")),
             },
             "ssl_client_ca_file" => self.ca_file = Some(value.into()),
+            "ssl_client_ca_dir" => self.ca_dir = Some(value.into()),
             "dsync_commit_msgs_interval" => {
                 self.commit_interval = u32::try_from(number("a count")?).unwrap_or(u32::MAX);
             }
@@ -557,6 +577,49 @@ mod tests {
             Settings::resolve(&profile, CliGroups { settings: &settings, ..CliGroups::default() })
                 .expect("valid");
         assert_eq!((s.owner, s.group), (Some(0), Some(65534)));
+    }
+
+    #[test]
+    fn tls_settings() {
+        let s = with(&[]).expect("defaults");
+        assert_eq!((s.imapc.transport, s.pop3c.transport), (None, None), "STARTTLS by default");
+        let s = with(&["imapc_ssl=no", "pop3c_ssl=starttls"]).expect("valid");
+        assert_eq!(s.imapc.transport, Some(Transport::Plain));
+        assert_eq!(s.pop3c.transport, Some(Transport::StartTls));
+        assert_eq!(with(&["imapc_ssl="]).expect("valid").imapc.transport, None);
+        let error = with(&["pop3c_ssl=yes"]).expect_err("invalid").to_string();
+        assert!(error.contains("expected no, pop3s or starttls"), "{error}");
+        for (setting, dir) in [
+            ("ssl_client_ca_dir=/etc/ssl/certs", "/etc/ssl/certs"),
+            ("imapc_ssl_ca_dir=/a", "/a"),
+            ("pop3c_ssl_ca_dir=/b", "/b"),
+        ] {
+            let s = with(&[setting]).expect(setting);
+            assert_eq!(s.ca_dir.as_deref(), Some(std::path::Path::new(dir)), "{setting}");
+        }
+    }
+
+    #[test]
+    fn fingerprints_from_the_config_file_and_the_command_line_add_up() {
+        let one = format!("sha256:{}", "ab".repeat(32));
+        let two = format!("sha256:{}", "cd".repeat(32));
+        let profile =
+            Profile { fingerprint: Some(OneOrMany::Many(vec![one.clone()])), ..Profile::default() };
+        let connection = ConnectionArgs {
+            fingerprint: vec![two.parse().expect("valid")],
+            ..ConnectionArgs::default()
+        };
+        let s = Settings::resolve(
+            &profile,
+            CliGroups { connection: Some(&connection), ..CliGroups::default() },
+        )
+        .expect("valid");
+        assert_eq!(s.fingerprints, [one.parse().expect("valid"), two.parse().expect("valid")]);
+        let bad =
+            Profile { fingerprint: Some(OneOrMany::One("sha1:00".into())), ..Profile::default() };
+        let error = Settings::resolve(&bad, CliGroups::default()).expect_err("bad fingerprint");
+        assert_eq!(error.exit_code(), 78, "{error}");
+        assert!(error.to_string().contains("sha256:HEX"), "{error}");
     }
 
     #[test]

@@ -98,6 +98,12 @@ impl StorageError {
     pub fn message(&self) -> &str {
         &self.message
     }
+
+    /// The underlying error (an adapter's own type), for callers that advise on it; the
+    /// [`Display`](fmt::Display) already shows it.
+    pub fn cause(&self) -> Option<&(dyn StdError + Send + Sync + 'static)> {
+        self.source.as_deref()
+    }
 }
 
 impl fmt::Display for StorageError {

@@ -57,9 +57,12 @@ pub enum Error {
     /// plaintext.
     #[error("STARTTLS requested but the server does not offer it")]
     StartTlsUnavailable,
-    /// The server announces LOGINDISABLED and offers no SASL mechanism we can use, so the
-    /// password would have to go in plaintext: refused.
-    #[error("the server does not allow LOGIN here (LOGINDISABLED); use TLS")]
+    /// The server announces LOGINDISABLED: on a connection without TLS (it refuses
+    /// credentials in clear text), or with TLS when it offers no SASL mechanism we can use.
+    /// No credentials were sent.
+    #[error(
+        "the server refuses this login (LOGINDISABLED): it wants TLS; no credentials were sent"
+    )]
     LoginDisabled,
     /// The server lacks a capability the requested operation needs.
     #[error("the server does not support {capability}")]

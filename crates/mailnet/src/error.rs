@@ -4,6 +4,8 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::CertificateRejection;
+
 /// Everything that can go wrong while connecting, handshaking, reading or writing.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -57,7 +59,16 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// The TLS handshake or session failed (certificate not trusted, wrong name, …).
+    /// The server's certificate was refused: why, and which certificate it was.
+    #[error("TLS failed with {host}: {rejection}")]
+    Certificate {
+        /// The host connected to.
+        host: String,
+        /// What was wrong, the certificate's fingerprint, whether it is self-signed.
+        rejection: Box<CertificateRejection>,
+    },
+    /// The TLS handshake or session failed for another reason (no common protocol version
+    /// or cipher, a bad handshake signature, …).
     #[error("TLS failed with {host}: {source}")]
     Tls {
         /// The server name we verified against.
@@ -72,7 +83,7 @@ pub enum Error {
         /// The name.
         name: String,
     },
-    /// The extra CA file could not be read or holds no usable certificate.
+    /// The extra CA file or directory could not be read or holds no usable certificate.
     #[error("CA file {path}: {reason}")]
     CaFile {
         /// The file.
@@ -105,6 +116,27 @@ impl Error {
     /// True for [`Error::Timeout`].
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Timeout { .. })
+    }
+
+    /// True when retrying cannot help because the TLS setup or the server's certificate is
+    /// wrong: [`Error::Certificate`], [`Error::Tls`], [`Error::CaFile`],
+    /// [`Error::InvalidServerName`].
+    pub fn is_configuration(&self) -> bool {
+        matches!(
+            self,
+            Error::Certificate { .. }
+                | Error::Tls { .. }
+                | Error::CaFile { .. }
+                | Error::InvalidServerName { .. }
+        )
+    }
+
+    /// The certificate rejection, for [`Error::Certificate`].
+    pub fn certificate_rejection(&self) -> Option<&CertificateRejection> {
+        match self {
+            Error::Certificate { rejection, .. } => Some(rejection),
+            _ => None,
+        }
     }
 }
 

@@ -4,9 +4,12 @@
 //!   resolves to, and has a connect timeout plus per-read and per-write timeouts, so a
 //!   stalled server gives [`Error::Timeout`] rather than a hang. [`Stream::start_tls`]
 //!   upgrades a plain stream in place for STARTTLS / STLS.
-//! * [`TlsConnector`] / [`TlsOptions`] — rustls with the webpki roots plus an optional extra
-//!   CA file, SNI, and certificate verification that is always on unless the caller asks for
-//!   [`TlsOptions::dangerous_accept_invalid_certs`] by name.
+//! * [`TlsConnector`] / [`TlsOptions`] — rustls with the webpki roots plus an optional CA
+//!   file or directory, SNI, and certificate verification that is always on unless the
+//!   caller asks for [`TlsOptions::dangerous_accept_invalid_certs`] by name. A self-signed
+//!   server certificate can be trusted exactly: by putting it in the CA file (its names are
+//!   still checked) or by its SHA-256 [`Fingerprint`]; a refused one comes back as
+//!   [`Error::Certificate`] with a [`CertificateRejection`] saying why and which it was.
 //! * [`Secret`] — a value whose `Debug` and `Display` print `<redacted>` in every build.
 //! * [`Trace`] — the protocol trace callback of both clients (credentials masked).
 //!
@@ -31,13 +34,19 @@
 #![deny(missing_debug_implementations)]
 
 mod error;
+mod fingerprint;
 mod secret;
 mod stream;
 mod tls;
 mod trace;
+mod trust;
+mod verify;
+mod x509;
 
 pub use error::{Error, is_timeout};
+pub use fingerprint::{Fingerprint, FingerprintError};
 pub use secret::Secret;
 pub use stream::{Stream, Timeouts};
 pub use tls::{TlsConnector, TlsOptions};
 pub use trace::{Trace, TraceDirection};
+pub use verify::{CertificateProblem, CertificateRejection};

@@ -181,6 +181,10 @@ impl Stream {
                 .into_inner()
                 .map(<dyn std::error::Error + Send + Sync>::downcast::<rustls::Error>)
             {
+                if let Some(rejection) = crate::verify::rejection_of(&source) {
+                    let rejection = Box::new(rejection.clone());
+                    return Error::Certificate { host: self.host.clone(), rejection };
+                }
                 return Error::Tls { host: self.host.clone(), source: *source };
             }
             return Error::Closed { operation };

@@ -1,22 +1,42 @@
-//! TLS client configuration: webpki roots plus an optional private CA, verification on
-//! unless the caller asks for [`TlsOptions::dangerous_accept_invalid_certs`].
+//! TLS client configuration: webpki roots plus the operator's CA file or directory, with
+//! certificates pinned by the CA file or by fingerprint ([`crate::verify`]); verification
+//! on unless the caller asks for [`TlsOptions::dangerous_accept_invalid_certs`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-use crate::Error;
+use crate::verify::PinningVerifier;
+use crate::{Error, Fingerprint, trust};
 
 /// How to set up TLS. The default trusts the webpki (Mozilla) roots, verifies the
 /// certificate against the host name connected to, and sends that name as SNI.
+///
+/// A server's own certificate can also be trusted exactly, which is what self-signed ones
+/// need:
+///
+/// * **In the CA file or directory.** A server certificate byte-identical to one there is
+///   accepted whatever its chain, `CA:TRUE` flag, signature algorithm or dates (WebPKI
+///   alone refuses a self-signed `CA:TRUE` certificate as a server's with
+///   `CaUsedAsEndEntity`; OpenSSL, so doveadm, accepts it) — but only for the names it
+///   carries: its DNS/IP subjectAltNames, or its common name when it has no DNS
+///   subjectAltName (OpenSSL's `X509_check_host` rule, which Dovecot's own certificates
+///   need).
+/// * **By SHA-256 fingerprint.** The one certificate with that digest is accepted under
+///   any name: a fingerprint is an exact identity that only the holder of the
+///   certificate's private key can present (the handshake signature is still verified),
+///   and the certificates it is for (an old server's self-signed one for `localhost` or an
+///   internal name, reached by IP during a migration) rarely name the host dialled.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsOptions {
     extra_ca_file: Option<PathBuf>,
+    extra_ca_dir: Option<PathBuf>,
+    fingerprints: Vec<Fingerprint>,
     server_name: Option<String>,
     accept_invalid_certs: bool,
 }
@@ -27,9 +47,27 @@ impl TlsOptions {
         TlsOptions::default()
     }
 
-    /// Also trusts every certificate in this PEM file (a private CA).
+    /// Also trusts every certificate in this PEM file (Dovecot's `ssl_client_ca_file`): as
+    /// CAs, and each as a server's own certificate for the names it carries, even a
+    /// self-signed `CA:TRUE` one (see above).
     pub fn ca_file(mut self, path: impl Into<PathBuf>) -> TlsOptions {
         self.extra_ca_file = Some(path.into());
+        self
+    }
+
+    /// Also trusts every certificate in the PEM files of this directory (Dovecot's
+    /// `ssl_client_ca_dir`, `c_rehash`ed or not), as [`ca_file`](Self::ca_file) does.
+    pub fn ca_dir(mut self, path: impl Into<PathBuf>) -> TlsOptions {
+        self.extra_ca_dir = Some(path.into());
+        self
+    }
+
+    /// Also accepts the one certificate with this SHA-256 fingerprint, for any name and
+    /// whatever its issuer and dates (see above). May be given several times.
+    pub fn pin_fingerprint(mut self, fingerprint: Fingerprint) -> TlsOptions {
+        if !self.fingerprints.contains(&fingerprint) {
+            self.fingerprints.push(fingerprint);
+        }
         self
     }
 
@@ -53,6 +91,16 @@ impl TlsOptions {
         self.extra_ca_file.as_deref()
     }
 
+    /// The extra CA directory, if any.
+    pub fn extra_ca_dir(&self) -> Option<&Path> {
+        self.extra_ca_dir.as_deref()
+    }
+
+    /// The pinned fingerprints.
+    pub fn fingerprints(&self) -> &[Fingerprint] {
+        &self.fingerprints
+    }
+
     /// True when certificate verification is turned off.
     pub fn accepts_invalid_certs(&self) -> bool {
         self.accept_invalid_certs
@@ -67,26 +115,48 @@ pub struct TlsConnector {
 }
 
 impl TlsConnector {
-    /// Loads roots and the extra CA file.
+    /// Loads the roots, the CA file and the CA directory.
     pub fn new(options: &TlsOptions) -> Result<TlsConnector, Error> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let setup_error = |source| Error::Tls { host: String::new(), source };
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .map_err(|source| Error::Tls { host: String::new(), source })?;
-        let config = if options.accept_invalid_certs {
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate {
-                    algorithms: provider.signature_verification_algorithms,
-                }))
-                .with_no_client_auth()
+            .map_err(setup_error)?
+            .dangerous();
+        let verifier: Arc<dyn ServerCertVerifier> = if options.accept_invalid_certs {
+            Arc::new(AcceptAnyCertificate {
+                algorithms: provider.signature_verification_algorithms,
+            })
         } else {
             let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+            let mut pinned = Vec::new();
             if let Some(path) = &options.extra_ca_file {
-                add_ca_file(&mut roots, path)?;
+                for certificate in trust::read_ca_file(path)? {
+                    roots
+                        .add(certificate.clone())
+                        .map_err(|e| Error::CaFile { path: path.clone(), reason: e.to_string() })?;
+                    pinned.push(certificate);
+                }
             }
-            builder.with_root_certificates(roots).with_no_client_auth()
+            if let Some(path) = &options.extra_ca_dir {
+                let certificates = trust::read_ca_dir(path)?;
+                // System directories hold a few certificates webpki cannot use as anchors;
+                // skip those as OpenSSL would never pick them, but insist on one.
+                let (added, _ignored) = roots.add_parsable_certificates(certificates.clone());
+                if added == 0 {
+                    return Err(Error::CaFile {
+                        path: path.clone(),
+                        reason: "no usable CA certificate in the directory".into(),
+                    });
+                }
+                pinned.extend(certificates);
+            }
+            let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| setup_error(rustls::Error::General(e.to_string())))?;
+            Arc::new(PinningVerifier::new(webpki, pinned, options.fingerprints.clone()))
         };
+        let config = builder.with_custom_certificate_verifier(verifier).with_no_client_auth();
         Ok(TlsConnector { config: Arc::new(config), server_name: options.server_name.clone() })
     }
 
@@ -102,20 +172,6 @@ impl TlsConnector {
     pub(crate) fn config(&self) -> Arc<ClientConfig> {
         self.config.clone()
     }
-}
-
-fn add_ca_file(roots: &mut RootCertStore, path: &Path) -> Result<(), Error> {
-    let fail = |reason: String| Error::CaFile { path: path.to_path_buf(), reason };
-    let mut added = 0;
-    for certificate in CertificateDer::pem_file_iter(path).map_err(|e| fail(e.to_string()))? {
-        let certificate = certificate.map_err(|e| fail(e.to_string()))?;
-        roots.add(certificate).map_err(|e| fail(e.to_string()))?;
-        added += 1;
-    }
-    if added == 0 {
-        return Err(fail("no PEM certificate in the file".into()));
-    }
-    Ok(())
 }
 
 /// The verifier behind `dangerous_accept_invalid_certs`: any certificate chain and name,

@@ -51,6 +51,13 @@ pub enum Error {
     /// plaintext.
     #[error("STLS requested but the server does not offer it")]
     StlsUnavailable,
+    /// The connection has no TLS and the server's CAPA offers no way to log in without it
+    /// (neither `USER` nor SASL `PLAIN`, as Dovecot does with `disable_plaintext_auth`).
+    /// No credentials were sent.
+    #[error(
+        "the server takes no password without TLS (its CAPA offers neither USER nor SASL PLAIN); no credentials were sent"
+    )]
+    LoginDisabled,
     /// The server lacks what the operation needs (e.g. APOP without a greeting timestamp,
     /// `UIDL` refused by an RFC 1939-only server).
     #[error("the server does not support {capability}")]

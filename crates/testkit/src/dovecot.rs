@@ -22,6 +22,13 @@ pub const MAIL_UID: u32 = 65534;
 /// Gid that owns mail in test instances (`nogroup`).
 pub const MAIL_GID: u32 = 65534;
 
+/// The second loopback address of [`DovecotBuilder::unsecured_listeners`]: Dovecot treats a
+/// connection as secured when its remote and local IP are equal (127.0.0.1 to 127.0.0.1),
+/// and then allows plaintext logins whatever `disable_plaintext_auth` says. A listener on
+/// 127.0.0.2 receives connections from 127.0.0.1 (Linux picks that source address), so
+/// they are not secured.
+pub const UNSECURED_ADDRESS: &str = "127.0.0.2";
+
 /// Master user configured in every instance (`user*master` or PLAIN authzid logins).
 pub(crate) const MASTER_USER: &str = "master";
 /// Password of [`MASTER_USER`].
@@ -44,6 +51,9 @@ pub struct DovecotBuilder {
     pop3_uidl_format: Option<String>,
     copies: Vec<(String, PathBuf, String)>,
     temp_root: Option<PathBuf>,
+    self_signed: bool,
+    without_tls: bool,
+    unsecured_listeners: bool,
 }
 
 impl DovecotBuilder {
@@ -99,6 +109,28 @@ impl DovecotBuilder {
         self
     }
 
+    /// Serves a self-signed `CA:TRUE` certificate for `CN=localhost` without subjectAltName
+    /// (what `openssl req -x509` makes, see [`crate::self_signed_certificate`]) instead of
+    /// one signed by the test CA; [`Dovecot::server_certificate`] is its PEM file.
+    pub fn self_signed_certificate(mut self) -> Self {
+        self.self_signed = true;
+        self
+    }
+
+    /// `ssl = no`: no STARTTLS, no STLS, no imaps/pop3s listeners.
+    pub fn without_tls(mut self) -> Self {
+        self.without_tls = true;
+        self
+    }
+
+    /// Also listens for IMAP and POP3 on [`UNSECURED_ADDRESS`], where Dovecot does not treat
+    /// connections from 127.0.0.1 as secured (so `disable_plaintext_auth = yes` applies):
+    /// [`Dovecot::unsecured_imap_port`], [`Dovecot::unsecured_pop3_port`].
+    pub fn unsecured_listeners(mut self) -> Self {
+        self.unsecured_listeners = true;
+        self
+    }
+
     /// Starts the instance and waits until a real login succeeds. Panics with a clear
     /// message when Dovecot is not installed or does not come up.
     pub fn start(self) -> Dovecot {
@@ -116,6 +148,7 @@ pub struct Dovecot {
     imaps_port: u16,
     pop3_port: u16,
     pop3s_port: u16,
+    unsecured_ports: Option<(u16, u16)>,
     users: Vec<UserSpec>,
 }
 
@@ -143,7 +176,11 @@ impl Dovecot {
         for sub in ["run", "state", "home"] {
             fs::create_dir_all(root.join(sub)).expect("create instance dirs");
         }
-        let certificates = TestCertificates::generate(&root);
+        let certificates = if builder.self_signed {
+            TestCertificates::generate_self_signed(&root)
+        } else {
+            TestCertificates::generate(&root)
+        };
 
         for (name, source, format) in &builder.copies {
             let target = root.join("serve").join(name);
@@ -179,7 +216,7 @@ impl Dovecot {
         // Ports are picked free just before starting; a collision with another test that
         // raced for the same port shows as a failed start, which we retry.
         for attempt in 0..5 {
-            let ports = free_ports(4);
+            let ports = free_ports(6);
             let config = root.join("dovecot.conf");
             fs::write(&config, render_config(&root, &builder, &certificates, &ports, attempt))
                 .expect("write dovecot.conf");
@@ -218,6 +255,7 @@ impl Dovecot {
                 imaps_port: ports[1],
                 pop3_port: ports[2],
                 pop3s_port: ports[3],
+                unsecured_ports: builder.unsecured_listeners.then_some((ports[4], ports[5])),
                 users: builder.users.clone(),
             };
             dovecot.wait_until_ready();
@@ -238,15 +276,25 @@ impl Dovecot {
         }
     }
 
-    /// Plain IMAP port (STARTTLS offered).
+    /// Plain IMAP port (STARTTLS offered unless [`DovecotBuilder::without_tls`]).
     pub fn imap_port(&self) -> u16 {
         self.imap_port
+    }
+    /// Plain IMAP port on [`UNSECURED_ADDRESS`]; panics unless built with
+    /// [`DovecotBuilder::unsecured_listeners`].
+    pub fn unsecured_imap_port(&self) -> u16 {
+        self.unsecured_ports.expect("built with unsecured_listeners()").0
+    }
+    /// Plain POP3 port on [`UNSECURED_ADDRESS`]; panics unless built with
+    /// [`DovecotBuilder::unsecured_listeners`].
+    pub fn unsecured_pop3_port(&self) -> u16 {
+        self.unsecured_ports.expect("built with unsecured_listeners()").1
     }
     /// Implicit-TLS IMAP port.
     pub fn imaps_port(&self) -> u16 {
         self.imaps_port
     }
-    /// Plain POP3 port (STLS offered).
+    /// Plain POP3 port (STLS offered unless [`DovecotBuilder::without_tls`]).
     pub fn pop3_port(&self) -> u16 {
         self.pop3_port
     }
@@ -255,9 +303,14 @@ impl Dovecot {
         self.pop3s_port
     }
     /// PEM file of the CA that signed the server certificate (for `localhost` and
-    /// `127.0.0.1`).
+    /// `127.0.0.1`); with [`DovecotBuilder::self_signed_certificate`] there is no CA and
+    /// this file does not exist: use [`Dovecot::server_certificate`].
     pub fn ca_file(&self) -> PathBuf {
         self.dir.path().join("ca.pem")
+    }
+    /// PEM file of the certificate the server presents.
+    pub fn server_certificate(&self) -> PathBuf {
+        self.dir.path().join("server.pem")
     }
     /// The instance's directory (config, logs, homes).
     pub fn dir(&self) -> &Path {
@@ -358,7 +411,7 @@ log_path = {root_display}/dovecot.log
 info_log_path = {root_display}/dovecot.log
 listen = 127.0.0.1
 protocols = imap pop3
-ssl = yes
+ssl = {ssl}
 ssl_cert = <{cert}
 ssl_key = <{key}
 disable_plaintext_auth = no
@@ -406,9 +459,9 @@ service imap-login {{
   inet_listener imaps {{
     address = 127.0.0.1
     port = {imaps}
-    ssl = yes
+    ssl = {ssl}
   }}
-}}
+{unsecured_imap}}}
 service pop3-login {{
   inet_listener pop3 {{
     address = 127.0.0.1
@@ -417,18 +470,31 @@ service pop3-login {{
   inet_listener pop3s {{
     address = 127.0.0.1
     port = {pop3s}
-    ssl = yes
+    ssl = {ssl}
   }}
-}}
+{unsecured_pop3}}}
 {extra}
 ",
+        ssl = if builder.without_tls { "no" } else { "yes" },
+        // With ssl = no the imaps/pop3s listeners are plain; port 0 switches them off.
+        imaps = if builder.without_tls { 0 } else { ports[1] },
+        pop3s = if builder.without_tls { 0 } else { ports[3] },
+        unsecured_imap = unsecured_listener(builder, "imap", ports[4]),
+        unsecured_pop3 = unsecured_listener(builder, "pop3", ports[5]),
         cert = certificates.server_cert.display(),
         key = certificates.server_key.display(),
         imap = ports[0],
-        imaps = ports[1],
         pop3 = ports[2],
-        pop3s = ports[3],
         extra = builder.extra_config,
+    )
+}
+
+fn unsecured_listener(builder: &DovecotBuilder, protocol: &str, port: u16) -> String {
+    if !builder.unsecured_listeners {
+        return String::new();
+    }
+    format!(
+        "  inet_listener {protocol}_unsecured {{\n    address = {UNSECURED_ADDRESS}\n    port = {port}\n  }}\n"
     )
 }
 

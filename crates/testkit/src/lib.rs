@@ -3,7 +3,9 @@
 //!
 //! * [`Dovecot`] starts a private Dovecot (IMAP, IMAPS, STARTTLS, POP3, POP3S, master
 //!   user) with config, state and mail in a temp dir, on free loopback ports, and stops it
-//!   by pid when dropped. It installs nothing: when Dovecot is missing it fails with a
+//!   by pid when dropped. Its certificate is signed by a private test CA, or self-signed
+//!   ([`self_signed_certificate`]); TLS can be switched off, and extra listeners on
+//!   127.0.0.2 make Dovecot treat connections as not secured (LOGINDISABLED). It installs nothing: when Dovecot is missing it fails with a
 //!   message saying how to install it.
 //! * [`RawImap`] is a deliberately small, separate IMAP client used to *populate* sources and
 //!   to *check* results. It shares no code with `imapc`, so a bug in our client cannot hide
@@ -36,11 +38,14 @@ mod pop3;
 mod snapshot;
 mod tls;
 
-pub use dovecot::{Dovecot, DovecotBuilder, MAIL_GID, MAIL_UID, chown_to_mail_user};
+pub use dovecot::{
+    Dovecot, DovecotBuilder, MAIL_GID, MAIL_UID, UNSECURED_ADDRESS, chown_to_mail_user,
+};
 pub use fake::{FakeServer, Step};
 pub use imap::{RawImap, Response, Token};
 pub use pop3::RawPop3;
 pub use snapshot::{AccountSnapshot, MailboxSnapshot, MessageSnapshot, parse_internal_date};
+pub use tls::{self_signed_certificate, sha256_fingerprint};
 
 /// Directory where binaries built by cargo live, for tests that run the `dsync` binary.
 pub fn cargo_target_dir() -> std::path::PathBuf {

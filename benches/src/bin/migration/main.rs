@@ -243,7 +243,7 @@ fn normal(
     );
     if let Some(seconds) = cli.serve {
         println!(
-            "serving imap://{USER}@127.0.0.1:{} (password {PASSWORD}) for {seconds} s; \
+            "serving imap://{USER}@127.0.0.1:{}?tls=none (password {PASSWORD}) for {seconds} s; \
              Dovecot config {}",
             dovecot.imap_port(),
             dovecot.config_file().display()
@@ -316,7 +316,7 @@ fn memory(
     );
     if let Some(seconds) = cli.serve {
         println!(
-            "serving imap://{USER}@127.0.0.1:{} (password {PASSWORD}) for {seconds} s",
+            "serving imap://{USER}@127.0.0.1:{}?tls=none (password {PASSWORD}) for {seconds} s",
             dovecot.imap_port()
         );
         std::thread::sleep(Duration::from_secs(seconds));

@@ -214,7 +214,7 @@ fn prepare(setup: &Setup<'_>, tool: Tool, dest: &Path) -> Result<Invocation> {
         Tool::DsyncOther => Invocation::new(setup.dsync_other.ok_or("no --compare-dsync")?)
             .arg("-q")
             .arg("backup")
-            .arg(format!("imap://{USER}@127.0.0.1:{port}"))
+            .arg(format!("imap://{USER}@127.0.0.1:{port}?tls=none"))
             .arg(format!("maildir:{}", dest.display()))
             .arg("--no-fsync")
             .env("DSYNC_PASSWORD", PASSWORD),
@@ -222,7 +222,7 @@ fn prepare(setup: &Setup<'_>, tool: Tool, dest: &Path) -> Result<Invocation> {
             let mut invocation = Invocation::new(setup.dsync)
                 .arg("-q")
                 .arg("backup")
-                .arg(format!("imap://{USER}@127.0.0.1:{port}"))
+                .arg(format!("imap://{USER}@127.0.0.1:{port}?tls=none"))
                 .arg(format!("maildir:{}", dest.display()))
                 .env("DSYNC_PASSWORD", PASSWORD);
             if !fsync {
@@ -233,7 +233,7 @@ fn prepare(setup: &Setup<'_>, tool: Tool, dest: &Path) -> Result<Invocation> {
         Tool::DsyncParallel => Invocation::new(setup.dsync)
             .arg("-q")
             .arg("backup")
-            .arg(format!("imap://{USER}@127.0.0.1:{port}"))
+            .arg(format!("imap://{USER}@127.0.0.1:{port}?tls=none"))
             .arg(format!("maildir:{}", dest.display()))
             .arg("--no-fsync")
             .arg("--parallel-folders")

@@ -81,7 +81,7 @@ fn all_mail_downloads_each_body_once_and_dovecot_serves_linked_copies() {
 
     let dir = tempfile::tempdir().expect("temp dir");
     let destination = dir.path().join("Maildir");
-    let location = format!("imap://alice@127.0.0.1:{}", dovecot.imap_port());
+    let location = format!("imap://alice@127.0.0.1:{}?tls=none", dovecot.imap_port());
     let target = format!("maildir:{}", destination.display());
 
     let mark = dovecot.log().len();
@@ -137,7 +137,7 @@ fn an_all_mail_folder_that_exists_nowhere_is_a_warning() {
     let expected = imap.snapshot();
     let dir = tempfile::tempdir().expect("temp dir");
     let destination = dir.path().join("Maildir");
-    let location = format!("imap://alice@127.0.0.1:{}", dovecot.imap_port());
+    let location = format!("imap://alice@127.0.0.1:{}?tls=none", dovecot.imap_port());
     let target = format!("maildir:{}", destination.display());
     let run = dsync(&["backup", "-a", "\\All", &location, &target], Some(PASSWORD));
     assert_eq!(run.status.code(), Some(0), "{}", text(&run));

@@ -61,7 +61,7 @@ fn batch_of_twenty_users_interrupted_and_resumed() {
         match index {
             3 => writeln!(
                 list,
-                "{}  imap://{}@127.0.0.1:{}",
+                "{}  imap://{}@127.0.0.1:{}?tls=none",
                 user(index),
                 user(index),
                 source.imap_port()
@@ -77,7 +77,7 @@ fn batch_of_twenty_users_interrupted_and_resumed() {
     std::fs::write(&users_file, list).expect("write users");
     let logs = dir.path().join("logs");
     let destination = dir.path().join("dest");
-    let source_template = format!("imap://%u@127.0.0.1:{}", source.imap_port());
+    let source_template = format!("imap://%u@127.0.0.1:{}?tls=none", source.imap_port());
     let destination_template = format!("maildir:{}/%u/Maildir", destination.display());
     // Each login waits a little, so the batch is still running when it is killed.
     let password_command = format!("sleep 0.25; cat {}/%u", passwords.display());

@@ -9,6 +9,7 @@ mod ownership;
 mod pop3;
 mod secrets;
 mod seeds;
+mod tls;
 mod verbs;
 
 use std::path::Path;
@@ -61,7 +62,7 @@ fn backup_through_the_binary_is_what_dovecot_serves_and_reruns_change_nothing() 
     let (source, expected) = source_with_fixture();
     let dir = tempfile::tempdir().expect("temp dir");
     let destination = dir.path().join("Maildir");
-    let location = format!("imap://alice@127.0.0.1:{}", source.imap_port());
+    let location = format!("imap://alice@127.0.0.1:{}?tls=none", source.imap_port());
     let target = format!("maildir:{}", destination.display());
 
     let first = dsync(&["backup", &location, &target], Some(PASSWORD));
@@ -142,7 +143,7 @@ fn exit_codes_for_what_goes_wrong() {
     let source = Dovecot::builder().user("alice", PASSWORD).start();
     let dir = tempfile::tempdir().expect("temp dir");
     let target = format!("maildir:{}", dir.path().join("Maildir").display());
-    let location = format!("imap://alice@127.0.0.1:{}", source.imap_port());
+    let location = format!("imap://alice@127.0.0.1:{}?tls=none", source.imap_port());
     let refused_port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.local_addr().expect("addr").port()
@@ -155,7 +156,7 @@ fn exit_codes_for_what_goes_wrong() {
     let cases: [(&[&str], Option<&str>, i32, &str); 8] = [
         (&["backup", &location, &target], Some("wrong password"), 77, "authentication failed"),
         (
-            &["backup", &format!("imap://alice@127.0.0.1:{refused_port}"), &target],
+            &["backup", &format!("imap://alice@127.0.0.1:{refused_port}?tls=none"), &target],
             Some(PASSWORD),
             75,
             "Connection refused",

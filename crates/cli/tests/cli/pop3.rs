@@ -48,8 +48,8 @@ fn pop3_and_imap_pop3_sources_keep_what_pop3_clients_cached() {
     imap.store("INBOX", "2", "+FLAGS (\\Flagged $Work)");
     let expected_imap = imap.snapshot();
     imap.logout();
-    let pop3 = format!("pop3://alice@127.0.0.1:{}", source.pop3_port());
-    let pair = format!("imap://alice@127.0.0.1:{},{pop3}", source.imap_port());
+    let pop3 = format!("pop3://alice@127.0.0.1:{}?tls=none", source.pop3_port());
+    let pair = format!("imap://alice@127.0.0.1:{}?tls=none,{pop3}", source.imap_port());
     let dir = tempfile::tempdir().expect("temp dir");
     let (only_pop3, paired) = (dir.path().join("pop3"), dir.path().join("pair"));
 
@@ -96,7 +96,7 @@ fn unmatched_pop3_mail_fails_with_the_setting_that_lets_it_through() {
     populate(&dovecot, "alice", false);
     populate(&dovecot, "bob", true);
     let pair = format!(
-        "imap://alice@127.0.0.1:{},pop3://bob@127.0.0.1:{}",
+        "imap://alice@127.0.0.1:{}?tls=none,pop3://bob@127.0.0.1:{}?tls=none",
         dovecot.imap_port(),
         dovecot.pop3_port()
     );
@@ -128,8 +128,8 @@ fn unmatched_pop3_mail_fails_with_the_setting_that_lets_it_through() {
 fn pop3_debug_and_raw_log_show_the_protocol_but_no_password() {
     let source = Dovecot::builder().user("alice", PASSWORD).start();
     populate(&source, "alice", false);
-    let pop3 = format!("pop3://alice@127.0.0.1:{}", source.pop3_port());
-    let pair = format!("imap://alice@127.0.0.1:{},{pop3}", source.imap_port());
+    let pop3 = format!("pop3://alice@127.0.0.1:{}?tls=none", source.pop3_port());
+    let pair = format!("imap://alice@127.0.0.1:{}?tls=none,{pop3}", source.imap_port());
     let dir = tempfile::tempdir().expect("temp dir");
     let rawlogs = dir.path().join("raw");
     let rawlog = rawlogs.to_str().expect("utf-8");

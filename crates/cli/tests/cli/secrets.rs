@@ -41,7 +41,7 @@ fn no_password_or_token_in_any_output_or_log() {
     imap.append("INBOX", &["\\Seen"], None, &fixtures::message(1, "hello", "body"));
     let dir = tempfile::tempdir().expect("temp dir");
     let (logs, rawlogs) = (dir.path().join("logs"), dir.path().join("raw"));
-    let imap_url = format!("imap://alice@127.0.0.1:{}", dovecot.imap_port());
+    let imap_url = format!("imap://alice@127.0.0.1:{}?tls=none", dovecot.imap_port());
     let starttls = format!("imap://alice@localhost:{}?tls=starttls", dovecot.imap_port());
     let ca = dovecot.ca_file();
     let password_file = dir.path().join("pw");

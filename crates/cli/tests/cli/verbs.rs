@@ -22,7 +22,7 @@ fn maildir(path: &Path) -> String {
 fn check_list_backup_verify_sync_import_and_two_way_sync() {
     let (source, expected) = source_with_fixture();
     let dir = tempfile::tempdir().expect("temp dir");
-    let imap = format!("imap://alice@127.0.0.1:{}", source.imap_port());
+    let imap = format!("imap://alice@127.0.0.1:{}?tls=none", source.imap_port());
     let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
 
     // check: a preflight table with every folder, counts and the total.
@@ -110,7 +110,7 @@ fn check_list_backup_verify_sync_import_and_two_way_sync() {
 fn filters_state_strings_json_and_config_accounts() {
     let (source, expected) = source_with_fixture();
     let dir = tempfile::tempdir().expect("temp dir");
-    let imap = format!("imap://alice@127.0.0.1:{}", source.imap_port());
+    let imap = format!("imap://alice@127.0.0.1:{}?tls=none", source.imap_port());
     let only_inbox = dir.path().join("inbox");
 
     // -m INBOX -x '\Trash' -I 100k: only INBOX; --json reports it.
@@ -171,7 +171,7 @@ fn filters_state_strings_json_and_config_accounts() {
         &config,
         format!(
             "[defaults]\nno_fsync = true\nsettings = {{ mail_prefetch_count = \"5\" }}\n\n\
-             [accounts.alice]\nsource = \"imap://%u@127.0.0.1:{}\"\ndestination = \"maildir:{}\"\n\
+             [accounts.alice]\nsource = \"imap://%u@127.0.0.1:{}?tls=none\"\ndestination = \"maildir:{}\"\n\
              password_file = \"{}\"\n",
             source.imap_port(),
             from_config.display(),
@@ -280,7 +280,7 @@ fn uidvalidity_clash_rebuilds_but_a_filtered_run_refuses() {
         session.append("Work", &[], None, &fixtures::message(index, "work", "w"));
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    let imap = format!("imap://alice@127.0.0.1:{}", dovecot.imap_port());
+    let imap = format!("imap://alice@127.0.0.1:{}?tls=none", dovecot.imap_port());
     let target = maildir(&dir.path().join("Maildir"));
     let first = dsync(&["backup", &imap, &target], Some(PASSWORD));
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));

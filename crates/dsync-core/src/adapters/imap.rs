@@ -617,13 +617,8 @@ pub(crate) fn convert_error(error: imapc::Error, doing: &str) -> StorageError {
     use imapc::proto::Code;
     let kind = match &error {
         E::AuthenticationFailed { .. } => ErrorKind::Authentication,
-        E::Net(
-            mailnet::Error::Tls { .. }
-            | mailnet::Error::CaFile { .. }
-            | mailnet::Error::InvalidServerName { .. },
-        )
-        | E::StartTlsUnavailable
-        | E::LoginDisabled => ErrorKind::Config,
+        E::Net(net) if net.is_configuration() => ErrorKind::Config,
+        E::StartTlsUnavailable | E::LoginDisabled => ErrorKind::Config,
         // Response codes of RFC 5530; anything else may go away on a retry.
         E::No { code, .. } | E::Bad { code, .. } => {
             match code.as_ref().map(Code::name).as_deref() {

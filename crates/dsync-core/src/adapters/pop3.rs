@@ -194,12 +194,8 @@ fn login(options: &ConnectOptions, credentials: &Credentials) -> Result<Session,
 pub(crate) fn convert_error(error: pop3c::Error, doing: &str) -> StorageError {
     use pop3c::Error as E;
     let kind = match &error {
-        E::Net(
-            mailnet::Error::Tls { .. }
-            | mailnet::Error::CaFile { .. }
-            | mailnet::Error::InvalidServerName { .. },
-        )
-        | E::StlsUnavailable => ErrorKind::Config,
+        E::Net(net) if net.is_configuration() => ErrorKind::Config,
+        E::StlsUnavailable | E::LoginDisabled => ErrorKind::Config,
         E::Unsupported { .. } | E::InvalidArgument(_) => ErrorKind::InvalidData,
         _ => match error.kind() {
             pop3c::ErrorKind::Credentials => ErrorKind::Authentication,

@@ -28,6 +28,12 @@ pub enum AuthMechanism {
 }
 
 pub(crate) fn authenticate(conn: &mut Conn, credentials: &Credentials) -> Result<()> {
+    // RFC 3501 §6.2.3: LOGINDISABLED on a connection without TLS means the server wants
+    // no credentials in clear text. Every mechanism we have (PLAIN, LOGIN, bearer tokens)
+    // would send a usable secret, so send nothing at all.
+    if !conn.stream.is_tls() && conn.capabilities.has("LOGINDISABLED") {
+        return Err(Error::LoginDisabled);
+    }
     let mechanism = match credentials.mechanism {
         AuthMechanism::Auto if conn.capabilities.has_auth("PLAIN") => AuthMechanism::Plain,
         AuthMechanism::Auto => AuthMechanism::Login,

@@ -222,6 +222,27 @@ fn greeting_starttls_and_login_refusals() {
     client.logout().expect("logout");
     let lines = server.finish();
     assert!(lines.iter().all(|l| !l.contains("secret-pw")), "{lines:?}");
+
+    // LOGINDISABLED without TLS refuses every mechanism, even a PLAIN the server offers
+    // (Dovecot never offers it then, so only a fake server can show this): no AUTHENTICATE
+    // and no LOGIN leaves the client, for passwords and bearer tokens alike.
+    for mechanism in [AuthMechanism::Auto, AuthMechanism::Plain, AuthMechanism::XOAuth2] {
+        let server = FakeServer::start(vec![
+            Step::send(
+                "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN AUTH=XOAUTH2 LOGINDISABLED] hi\r\n",
+            ),
+            Step::Read,
+            Step::send("{tag} OK bye\r\n"),
+        ]);
+        let client = Client::connect(&options(&server)).expect("connect");
+        let credentials = Credentials::new("alice", "secret-pw").mechanism(mechanism);
+        let (error, client) = client.login(&credentials).expect_err("refused");
+        assert!(matches!(error, Error::LoginDisabled), "{mechanism:?}: {error}");
+        client.logout().expect("logout");
+        let lines = server.finish();
+        assert_eq!(lines.len(), 1, "{mechanism:?}: only LOGOUT is sent: {lines:?}");
+        assert!(lines[0].ends_with("LOGOUT"), "{lines:?}");
+    }
 }
 
 #[test]

@@ -20,7 +20,7 @@ fn imaps_starttls_and_master_users() {
     // Without the CA the certificate is refused.
     let untrusted = ConnectOptions::new("localhost", dovecot.imaps_port(), Security::Tls);
     let error = Client::connect(&untrusted).expect_err("untrusted certificate");
-    assert!(matches!(error, Error::Net(mailnet::Error::Tls { .. })), "{error}");
+    assert!(matches!(error, Error::Net(mailnet::Error::Certificate { .. })), "{error}");
     // …unless asked for by name.
     let dangerous = untrusted.clone().tls(TlsOptions::new().dangerous_accept_invalid_certs(true));
     Client::connect(&dangerous).expect("dangerous_accept_invalid_certs").logout().expect("logout");
@@ -35,7 +35,10 @@ fn imaps_starttls_and_master_users() {
         client.login(&Credentials::new("alice", "alicepw")).map_err(|(e, _)| e).expect("login");
     session.logout().expect("logout");
     let untrusted = ConnectOptions::new("localhost", dovecot.imap_port(), Security::StartTls);
-    assert!(matches!(Client::connect(&untrusted), Err(Error::Net(mailnet::Error::Tls { .. }))));
+    assert!(matches!(
+        Client::connect(&untrusted),
+        Err(Error::Net(mailnet::Error::Certificate { .. }))
+    ));
 
     // Master user, both ways Dovecot accepts: LOGIN user*master, AUTHENTICATE PLAIN authzid.
     let (master, master_password) = dovecot.master_credentials();

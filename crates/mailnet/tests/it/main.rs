@@ -1,7 +1,7 @@
 //! mailnet against a real Dovecot: implicit TLS with the harness's private CA, refusal
 //! without it, the `dangerous_accept_invalid_certs` escape hatch, and a STARTTLS upgrade.
 
-use mailnet::{Error, Stream, Timeouts, TlsConnector, TlsOptions};
+use mailnet::{CertificateProblem, Error, Fingerprint, Stream, Timeouts, TlsConnector, TlsOptions};
 use testkit::Dovecot;
 
 fn read_line(stream: &mut Stream) -> String {
@@ -42,7 +42,7 @@ fn tls_implicit_and_starttls_against_dovecot() {
     let default = TlsConnector::new(&TlsOptions::new()).expect("roots");
     let error = Stream::connect_tls("localhost", dovecot.imaps_port(), &timeouts, &default)
         .expect_err("untrusted certificate must be refused");
-    assert!(matches!(error, Error::Tls { .. }), "{error}");
+    assert!(matches!(error, Error::Certificate { .. }), "{error}");
 
     // Wrong name: the certificate is for localhost/127.0.0.1 only.
     let wrong_name = TlsConnector::new(
@@ -51,7 +51,7 @@ fn tls_implicit_and_starttls_against_dovecot() {
     .expect("connector");
     let error = Stream::connect_tls("127.0.0.1", dovecot.imaps_port(), &timeouts, &wrong_name)
         .expect_err("name mismatch must be refused");
-    assert!(matches!(error, Error::Tls { .. }), "{error}");
+    assert!(matches!(error, Error::Certificate { .. }), "{error}");
 
     // Asked for by name: accepted without the CA.
     let dangerous =
@@ -70,4 +70,77 @@ fn tls_implicit_and_starttls_against_dovecot() {
     plain.send(b"c1 CAPABILITY\r\n").expect("send over TLS");
     assert!(read_line(&mut plain).starts_with("* CAPABILITY"));
     assert!(matches!(plain.start_tls(&trusted), Err(Error::AlreadyTls)));
+}
+
+/// The server certificate is self-signed with `CA:TRUE` and names only `CN=localhost`, as
+/// `openssl req -x509` makes them: trusted exactly by the CA file/directory (by name) or
+/// by fingerprint (under any name); anything else is still refused.
+#[test]
+fn self_signed_ca_certificates_are_pinned_exactly() {
+    let dovecot = Dovecot::builder().user("alice", "alicepw").self_signed_certificate().start();
+    let timeouts = Timeouts::default();
+    let certificate = dovecot.server_certificate();
+    let connect = |host: &str, options: TlsOptions| {
+        let tls = TlsConnector::new(&options).expect("connector");
+        Stream::connect_tls(host, dovecot.imaps_port(), &timeouts, &tls)
+    };
+    let refused = |host: &str, options: TlsOptions| match connect(host, options) {
+        Err(Error::Certificate { rejection, .. }) => rejection,
+        other => panic!("{host}: expected a certificate refusal, got {other:?}"),
+    };
+
+    // The certificate itself as the CA file, by its common name.
+    let mut stream =
+        connect("localhost", TlsOptions::new().ca_file(&certificate)).expect("pinned by CA file");
+    assert!(greeting(&mut stream).starts_with("* OK"));
+    // …but not under a name it does not carry (no subjectAltName, so no IP address).
+    let wrong_name = refused("127.0.0.1", TlsOptions::new().ca_file(&certificate));
+    assert_eq!(wrong_name.problem(), CertificateProblem::WrongName);
+    assert!(wrong_name.is_in_ca_file());
+
+    // Without it: untrusted, self-signed, and the message names its fingerprint as openssl
+    // prints it.
+    let expected = testkit::sha256_fingerprint(&certificate);
+    let untrusted = refused("localhost", TlsOptions::new());
+    assert_eq!(untrusted.problem(), CertificateProblem::Untrusted);
+    assert!(untrusted.is_self_signed());
+    assert_eq!(untrusted.fingerprint().to_string(), expected);
+    assert!(untrusted.to_string().contains(&expected), "{untrusted}");
+
+    // Another self-signed certificate for the same name in the CA file does not help.
+    let other_dir = tempfile::tempdir().expect("temp dir");
+    let (other, _) = testkit::self_signed_certificate(other_dir.path(), "other", "localhost");
+    let impostor = refused("localhost", TlsOptions::new().ca_file(&other));
+    assert_eq!(impostor.problem(), CertificateProblem::Untrusted);
+
+    // By fingerprint: under any name, also through STARTTLS; a wrong one is refused.
+    let pinned: Fingerprint = expected.parse().expect("openssl's fingerprint parses");
+    for host in ["localhost", "127.0.0.1"] {
+        let mut stream = connect(host, TlsOptions::new().pin_fingerprint(pinned)).expect(host);
+        assert!(greeting(&mut stream).starts_with("* OK"));
+    }
+    let wrong: Fingerprint =
+        testkit::sha256_fingerprint(&other).parse().expect("openssl's fingerprint parses");
+    let mismatch = refused("localhost", TlsOptions::new().pin_fingerprint(wrong));
+    assert_eq!(mismatch.fingerprints_given(), 1);
+    assert!(mismatch.to_string().contains("not the pinned one"), "{mismatch}");
+    let tls = TlsConnector::new(&TlsOptions::new().pin_fingerprint(pinned)).expect("connector");
+    let mut plain = Stream::connect("127.0.0.1", dovecot.imap_port(), &timeouts).expect("plain");
+    assert!(greeting(&mut plain).contains("STARTTLS"));
+    plain.send(b"s1 STARTTLS\r\n").expect("send");
+    assert!(read_line(&mut plain).starts_with("s1 OK"));
+    plain.start_tls(&tls).expect("STARTTLS with the pinned fingerprint");
+
+    // A CA directory: c_rehash names (links) and plain PEM files alike.
+    let hashed = tempfile::tempdir().expect("temp dir");
+    std::fs::copy(&certificate, hashed.path().join("server.pem")).expect("copy");
+    std::os::unix::fs::symlink("server.pem", hashed.path().join("5ed36f99.0")).expect("link");
+    std::fs::copy(&other, hashed.path().join("other.pem")).expect("copy");
+    let mut stream =
+        connect("localhost", TlsOptions::new().ca_dir(hashed.path())).expect("pinned by CA dir");
+    assert!(greeting(&mut stream).starts_with("* OK"));
+    let without = tempfile::tempdir().expect("temp dir");
+    std::fs::copy(&other, without.path().join("other.pem")).expect("copy");
+    let impostor = refused("localhost", TlsOptions::new().ca_dir(without.path()));
+    assert_eq!(impostor.problem(), CertificateProblem::Untrusted);
 }

@@ -39,6 +39,20 @@ pub(crate) fn authenticate(
         AuthMechanism::Auto => AuthMechanism::UserPass,
         other => other,
     };
+    // The POP3 counterpart of IMAP's LOGINDISABLED: a server that answers CAPA on a
+    // connection without TLS but lists neither USER nor SASL PLAIN (Dovecot with
+    // `disable_plaintext_auth`) takes no password in clear text, so send none — not even
+    // the user name. APOP sends only a digest.
+    if !conn.stream.is_tls() && !conn.capabilities.is_empty() {
+        let offered = match mechanism {
+            AuthMechanism::UserPass | AuthMechanism::Auto => conn.capabilities.has("USER"),
+            AuthMechanism::Plain => conn.capabilities.has_sasl("PLAIN"),
+            AuthMechanism::Apop => true,
+        };
+        if !offered {
+            return Err(Error::LoginDisabled);
+        }
+    }
     let result = match mechanism {
         AuthMechanism::UserPass | AuthMechanism::Auto => user_pass(conn, credentials),
         AuthMechanism::Apop => apop(conn, credentials, apop_timestamp),

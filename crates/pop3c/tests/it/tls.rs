@@ -23,11 +23,14 @@ fn pop3s_and_stls_verify_certificates() {
     // Without the CA the certificate is refused …
     let untrusted = ConnectOptions::new("localhost", dovecot.pop3s_port(), Security::Tls);
     let error = Client::connect(&untrusted).expect_err("untrusted certificate");
-    assert!(matches!(error, Error::Net(mailnet::Error::Tls { .. })), "{error}");
+    assert!(matches!(error, Error::Net(mailnet::Error::Certificate { .. })), "{error}");
     // … and a name the certificate does not carry too.
     let wrong_name = ConnectOptions::new("127.0.0.1", dovecot.pop3s_port(), Security::Tls)
         .tls(TlsOptions::new().ca_file(dovecot.ca_file()).server_name("pop.example.com"));
-    assert!(matches!(Client::connect(&wrong_name), Err(Error::Net(mailnet::Error::Tls { .. }))));
+    assert!(matches!(
+        Client::connect(&wrong_name),
+        Err(Error::Net(mailnet::Error::Certificate { .. }))
+    ));
     // Accepting anything only when asked for by name.
     let dangerous = untrusted.clone().tls(TlsOptions::new().dangerous_accept_invalid_certs(true));
     Client::connect(&dangerous).expect("dangerous_accept_invalid_certs").quit().expect("QUIT");
@@ -44,5 +47,5 @@ fn pop3s_and_stls_verify_certificates() {
     session.quit().expect("QUIT");
     let untrusted = ConnectOptions::new("localhost", dovecot.pop3_port(), Security::StartTls);
     let error = Client::connect(&untrusted).expect_err("untrusted STLS");
-    assert!(matches!(error, Error::Net(mailnet::Error::Tls { .. })), "{error}");
+    assert!(matches!(error, Error::Net(mailnet::Error::Certificate { .. })), "{error}");
 }

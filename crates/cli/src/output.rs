@@ -32,6 +32,8 @@ pub(crate) struct UserResult {
     pub(crate) subscription_changes: u64,
     pub(crate) duration_secs: f64,
     pub(crate) errors: Vec<String>,
+    /// Entries left behind, with the reason (the run then exits 65).
+    pub(crate) skipped: Vec<String>,
     pub(crate) warnings: Vec<String>,
 }
 
@@ -62,6 +64,7 @@ impl UserResult {
             subscription_changes: 0,
             duration_secs: (outcome.duration.as_secs_f64() * 1000.0).round() / 1000.0,
             errors: Vec::new(),
+            skipped: Vec::new(),
             warnings: Vec::new(),
         };
         if let Some(report) = &outcome.report {
@@ -78,6 +81,7 @@ impl UserResult {
             result.mailboxes_renamed = report.renamed_mailboxes.len() as u64;
             result.subscription_changes = report.subscribed + report.unsubscribed;
             result.errors.extend(report.failures.iter().map(ToString::to_string));
+            result.skipped.extend(report.skipped.iter().map(ToString::to_string));
             result.warnings.clone_from(&report.warnings);
         }
         if let Some(error) = &outcome.error {
@@ -110,6 +114,9 @@ pub(crate) fn print_summary(
     for failure in &report.failures {
         eprintln!("dsync: failed: {failure}");
     }
+    for skipped in &report.skipped {
+        eprintln!("dsync: skipped: {skipped}");
+    }
     if quiet {
         return;
     }
@@ -136,6 +143,9 @@ pub(crate) fn print_summary(
     }
     if !report.failures.is_empty() {
         let _ = write!(line, ", {} mailboxes failed", report.failures.len());
+    }
+    if !report.skipped.is_empty() {
+        let _ = write!(line, ", {} entries skipped", report.skipped.len());
     }
     let _ = write!(line, " in {:.2}s", elapsed.as_secs_f64());
     if summary_to_stderr {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use dsync_core::adapters::maildir::MaildirStorage;
 use dsync_core::{
     Capabilities, Connector, ErrorKind, MailboxContents, MailboxInfo, MailboxName, MailboxStamp,
-    MailboxStatus, MessageSink, Storage, StorageError, Uid,
+    MailboxStatus, MessageSink, Skip, Storage, StorageError, Uid,
 };
 
 use crate::exit::CliError;
@@ -77,6 +77,10 @@ impl Storage for Opened {
 
     fn stamp(&mut self, mailbox: &MailboxName) -> Result<MailboxStamp, StorageError> {
         self.as_storage().stamp(mailbox)
+    }
+
+    fn take_skipped(&mut self) -> Vec<Skip> {
+        self.as_storage().take_skipped()
     }
 
     fn contents(&mut self, mailbox: &MailboxName) -> Result<MailboxContents, StorageError> {

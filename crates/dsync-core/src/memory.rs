@@ -14,7 +14,9 @@ use crate::model::{
     Flags, MailboxContents, MailboxGuid, MailboxInfo, MailboxName, MailboxStatus, MessageMeta, Uid,
     UidValidity,
 };
-use crate::storage::{Capabilities, MailboxWriter, MessageSink, NewMailbox, Storage, StorageMut};
+use crate::storage::{
+    Capabilities, MailboxWriter, MessageSink, NewMailbox, Skip, Storage, StorageMut,
+};
 
 /// One stored message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,12 +110,31 @@ pub struct MemoryStorage {
     unstable_uids: bool,
     guid_counter: u8,
     writes_left: Option<u64>,
+    /// Per mailbox, entries that its message listing leaves out (like a Maildir's symlink
+    /// in `cur/`), as `(item, reason)`.
+    unreadable: BTreeMap<MailboxName, Vec<(String, String)>>,
+    /// Skips not yet taken ([`Storage::take_skipped`]).
+    skipped: Vec<Skip>,
 }
 
 impl MemoryStorage {
     /// An empty account that, like an IMAP server, has no mailbox GUIDs.
     pub fn new() -> MemoryStorage {
         MemoryStorage::default()
+    }
+
+    /// Gives `mailbox` an entry that every listing of its messages leaves out with `reason`
+    /// and reports ([`Storage::take_skipped`]), as a Maildir does with a symlink in `cur/`.
+    pub fn add_unreadable(&mut self, mailbox: &MailboxName, item: &str, reason: &str) {
+        self.unreadable
+            .entry(mailbox.clone())
+            .or_default()
+            .push((item.to_owned(), reason.to_owned()));
+    }
+
+    /// Removes every entry [`MemoryStorage::add_unreadable`] added.
+    pub fn clear_unreadable(&mut self) {
+        self.unreadable.clear();
     }
 
     /// An empty account that keeps mailbox GUIDs, like a Dovecot storage.
@@ -275,10 +296,18 @@ impl Storage for MemoryStorage {
 
     fn contents(&mut self, mailbox: &MailboxName) -> Result<MailboxContents, StorageError> {
         let stored = self.selectable(mailbox)?;
-        Ok(MailboxContents {
+        let contents = MailboxContents {
             status: stored.status(),
             messages: stored.messages.values().map(|m| m.meta.clone()).collect(),
-        })
+        };
+        for (item, reason) in self.unreadable.get(mailbox).into_iter().flatten() {
+            self.skipped.push(Skip::new(Some(mailbox.clone()), item.as_str(), reason.as_str()));
+        }
+        Ok(contents)
+    }
+
+    fn take_skipped(&mut self) -> Vec<Skip> {
+        std::mem::take(&mut self.skipped)
     }
 
     fn fetch(

@@ -2,9 +2,10 @@
 
 use std::fmt;
 
-use crate::error::{ErrorKind, SyncError};
+use crate::error::{ErrorKind, Side, SyncError};
 use crate::model::MailboxName;
 use crate::plan::MailboxAction;
+use crate::storage::Skip;
 
 /// The result of one mailbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,11 +67,30 @@ impl MailboxReport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MailboxRename {
     /// The side that was renamed by this run.
-    pub side: crate::Side,
+    pub side: Side,
     /// The old name (as the destination spells it).
     pub from: MailboxName,
     /// The new name.
     pub to: MailboxName,
+}
+
+/// An entry one side left out of the run ([`crate::Storage::take_skipped`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The side that left it out.
+    pub side: Side,
+    /// What it was and why.
+    pub skip: Skip,
+}
+
+impl fmt::Display for Skipped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.side)?;
+        if let Some(mailbox) = &self.skip.mailbox {
+            write!(f, " mailbox {mailbox}")?;
+        }
+        write!(f, ": {}: {}", self.skip.item, self.skip.reason)
+    }
 }
 
 /// The result of a run.
@@ -90,6 +110,9 @@ pub struct Report {
     pub unsubscribed: u64,
     /// Mailboxes that failed while the run went on (the run's exit code reflects them).
     pub failures: Vec<SyncError>,
+    /// Entries the sides left out although they hold them (a run with any ends with exit
+    /// 65 unless a failure says otherwise).
+    pub skipped: Vec<Skipped>,
     /// Things an operator should know that are not failures.
     pub warnings: Vec<String>,
     /// What to pass to the next run ([`crate::SyncOptions::state`]).
@@ -142,13 +165,15 @@ impl Report {
 
     /// doveadm's exit code for this result: 0 when everything synced; 2 when messages
     /// changed during the run ("run again"); otherwise 75 if any failure was temporary (it
-    /// wins, as in doveadm), else the first failure's code.
+    /// wins, as in doveadm), else the first failure's code, else 65 when an entry was
+    /// skipped (something was left behind: exit 0 must never hide that).
     pub fn exit_code(&self) -> u8 {
         if self.failures.iter().any(|f| f.kind() == ErrorKind::Temporary) {
             return ErrorKind::Temporary.exit_code();
         }
         match self.failures.first() {
             Some(failure) => failure.exit_code(),
+            None if !self.skipped.is_empty() => ErrorKind::InvalidData.exit_code(),
             None if self.mailboxes.iter().any(|m| m.vanished > 0) => 2,
             None => 0,
         }

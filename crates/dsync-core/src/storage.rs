@@ -79,6 +79,20 @@ pub trait Storage {
         sink: &mut dyn MessageSink,
     ) -> Result<(), StorageError>;
 
+    /// Entries this storage left out of what it reported since the last call (its mailbox
+    /// list, a message list, a body), each with the reason: something the source holds that
+    /// the run will not copy, such as a Maildir entry that is a symlink leaving the store or
+    /// a FIFO, or a folder name that cannot be mapped. The engine collects them into
+    /// [`crate::Report::skipped`], and a run that skipped anything ends with exit 65, so that
+    /// exit 0 always means nothing was left behind. The default reports none.
+    ///
+    /// A storage reports an entry every time it leaves it out; a mailbox whose listing
+    /// skipped something is not recorded as synced in the state (the next run looks again
+    /// and reports it again, rather than passing it over as unchanged).
+    fn take_skipped(&mut self) -> Vec<Skip> {
+        Vec::new()
+    }
+
     /// Dovecot's header hash (see [`crate::header_hash`]) of each of `uids`, the identity
     /// of messages when GUIDs are not available on both sides. UIDs that no longer exist
     /// are missing from the answer. The default reads each message's header through
@@ -91,6 +105,31 @@ pub trait Storage {
         let mut sink = HeaderHashSink { hashes: BTreeMap::new(), pending: None };
         self.fetch(mailbox, uids, &mut sink)?;
         Ok(sink.hashes)
+    }
+}
+
+/// An entry a storage left out, and why ([`Storage::take_skipped`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Skip {
+    /// The mailbox the entry belongs to, in the engine's names; `None` when the entry is a
+    /// mailbox that could not be given a name at all.
+    pub mailbox: Option<MailboxName>,
+    /// What was left out, as the storage knows it: a path inside the store
+    /// (`.Archive/cur/1700000000.M1P2.host:2,S`), a server's mailbox name, `UID 12`.
+    pub item: String,
+    /// Why, in words an operator can act on.
+    pub reason: String,
+}
+
+impl Skip {
+    /// `item` of `mailbox` (if any) left out because of `reason`.
+    pub fn new(
+        mailbox: Option<MailboxName>,
+        item: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Skip {
+        Skip { mailbox, item: item.into(), reason: reason.into() }
     }
 }
 

@@ -18,7 +18,7 @@ use crate::filter::{MailboxFilter, MailboxPattern, MessageFilter};
 use crate::model::{MailboxInfo, MailboxName, Uid};
 use crate::plan::{MailboxPlan, Mode, TreePlan};
 use crate::query::SearchQuery;
-use crate::report::{MailboxReport, Report};
+use crate::report::{MailboxReport, Report, Skipped};
 use crate::state::SyncState;
 use crate::storage::{Storage, StorageMut};
 
@@ -212,6 +212,8 @@ pub fn run(
             ),
         }),
     };
+    collect_skipped(Side::Source, source, &mut report, &mut state);
+    collect_skipped(Side::Destination, destination, &mut report, &mut state);
     finish(result, report, state, options)
 }
 
@@ -237,7 +239,26 @@ pub fn run_two_way(
             ),
         })
     };
+    collect_skipped(Side::Source, a, &mut report, &mut state);
+    collect_skipped(Side::Destination, b, &mut report, &mut state);
     finish(result, report, state, options)
+}
+
+/// Moves what `storage` left out into the report. A mailbox with a skipped entry loses
+/// its state entry, so that the next run lists it again (and reports the entry again)
+/// instead of passing over it as unchanged: exit 0 must never follow a run that skipped.
+pub(crate) fn collect_skipped(
+    side: Side,
+    storage: &mut dyn Storage,
+    report: &mut Report,
+    state: &mut SyncState,
+) {
+    for skip in storage.take_skipped() {
+        if let Some(mailbox) = &skip.mailbox {
+            state.mailboxes.remove(mailbox);
+        }
+        report.skipped.push(Skipped { side, skip });
+    }
 }
 
 fn finish(
@@ -322,4 +343,53 @@ pub(crate) fn at(
 ) -> impl FnOnce(StorageError) -> SyncError {
     let mailbox = mailbox.cloned();
     move |error| SyncError { side, mailbox, error }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::NoObserver;
+    use crate::memory::MemoryStorage;
+    use crate::model::{Flags, UidValidity};
+
+    fn backup(
+        source: &mut MemoryStorage,
+        destination: &mut MemoryStorage,
+        state: Option<SyncState>,
+    ) -> Report {
+        let options = SyncOptions::new(Mode::Backup).state(state);
+        run(&options, source, destination, &mut NoObserver).expect("backup")
+    }
+
+    #[test]
+    fn a_skipped_entry_is_reported_fails_the_run_and_is_looked_at_again() {
+        let archive = MailboxName::split("Archive", Some('/')).expect("name");
+        let mut source = MemoryStorage::new();
+        let mailbox = source.add_mailbox(&archive, UidValidity::new(7).expect("nonzero"));
+        mailbox.append(b"Subject: kept\r\n\r\nbody\r\n", Flags::default(), Some(1_700_000_000));
+        source.add_unreadable(&archive, "cur/evil", "a symlink that leaves the Maildir");
+        let mut destination = MemoryStorage::new();
+
+        let report = backup(&mut source, &mut destination, None);
+        assert_eq!(report.totals().saved, 1, "the rest of the mailbox is copied");
+        assert_eq!(report.exit_code(), 65);
+        let [skipped] = report.skipped.as_slice() else { panic!("{:?}", report.skipped) };
+        assert_eq!(skipped.side, Side::Source);
+        assert_eq!(
+            skipped.to_string(),
+            "source mailbox Archive: cur/evil: a symlink that leaves the Maildir"
+        );
+        // The mailbox is not recorded as synced: an unchanged re-run still looks at it and
+        // still fails, rather than passing over it with exit 0.
+        let state = report.state.expect("state");
+        assert!(!state.mailboxes.contains_key(&archive), "{state:?}");
+        let again = backup(&mut source, &mut destination, Some(state));
+        assert_eq!((again.skipped.len(), again.exit_code()), (1, 65));
+
+        // Once the entry is gone, the run is clean and the mailbox recorded again.
+        source.clear_unreadable();
+        let clean = backup(&mut source, &mut destination, again.state);
+        assert_eq!((clean.skipped.len(), clean.exit_code()), (0, 0));
+        assert!(clean.state.expect("state").mailboxes.contains_key(&archive));
+    }
 }

@@ -11,13 +11,13 @@ use std::sync::{Mutex, PoisonError, mpsc};
 
 use super::all_mail::AllMail;
 use super::backup::{self, PendingMailbox};
-use super::{Failed, Observer, SyncOptions, at, finish};
+use super::{Failed, Observer, SyncOptions, at, collect_skipped, finish};
 use crate::error::{Side, StorageError, SyncError};
 use crate::model::{MailboxName, Uid};
 use crate::plan::{MailboxPlan, Mode};
-use crate::report::{MailboxReport, Report};
+use crate::report::{MailboxReport, Report, Skipped};
 use crate::state::{MailboxState, SyncState};
-use crate::storage::{Storage, StorageMut};
+use crate::storage::{Skip, Storage, StorageMut};
 
 /// The most mailboxes [`run_parallel`] syncs at once, whatever the caller asks: each costs
 /// a connection to the server, and Dovecot's default `mail_max_userip_connections` is 10
@@ -115,6 +115,8 @@ pub fn run_parallel<C: Connector>(
         }
         backup::finish(options, destination, &prepared.tree, &mut report)
     })();
+    collect_skipped(Side::Source, source, &mut report, &mut state);
+    collect_skipped(Side::Destination, destination, &mut report, &mut state);
     finish(result, report, state, options)
 }
 
@@ -131,6 +133,8 @@ enum Event {
     Forget(MailboxName, mpsc::Sender<()>),
     /// A mailbox is done.
     Finished(Box<PendingMailbox>, Result<(MailboxReport, Option<MailboxState>), SyncError>),
+    /// Entries the worker's storages left out ([`crate::Storage::take_skipped`]).
+    Skipped(Vec<(Side, Skip)>),
 }
 
 /// The coordinating thread's side: the caller's observer, report and state.
@@ -204,6 +208,14 @@ impl Coordinator<'_, '_> {
                     self.error.get_or_insert(error);
                 }
             }
+            Event::Skipped(skipped) => {
+                for (side, skip) in skipped {
+                    if let Some(mailbox) = &skip.mailbox {
+                        self.state.mailboxes.remove(mailbox);
+                    }
+                    self.report.skipped.push(Skipped { side, skip });
+                }
+            }
         }
     }
 }
@@ -245,7 +257,17 @@ fn work<C: Connector>(connector: &C, shared: &Shared<'_>, events: &mpsc::Sender<
             all_mail.as_mut(),
         );
         let fatal = matches!(&result, Err(error) if !super::is_mailbox_local(error));
-        if events.send(Event::Finished(Box::new(job), result)).is_err() || fatal {
+        // The job is recorded first, so that a skipped entry's mailbox loses the state entry
+        // the job just wrote.
+        let skipped: Vec<(Side, Skip)> = (source.take_skipped().into_iter())
+            .map(|skip| (Side::Source, skip))
+            .chain(destination.take_skipped().into_iter().map(|skip| (Side::Destination, skip)))
+            .collect();
+        let finished = events.send(Event::Finished(Box::new(job), result));
+        if !skipped.is_empty() {
+            let _ = events.send(Event::Skipped(skipped));
+        }
+        if finished.is_err() || fatal {
             break;
         }
     }

@@ -12,7 +12,7 @@ use crate::model::{MailboxContents, MailboxInfo, MailboxName, MailboxStatus, Uid
 use crate::pop3_migration::{
     ImapMessage, MatchOptions, MatchOutcome, MatchedBy, Matcher, MissingPolicy, Pop3Message,
 };
-use crate::storage::{Capabilities, MessageSink, Storage};
+use crate::storage::{Capabilities, MessageSink, Skip, Storage};
 
 /// How much of a header (or of a whole message, when a server cut its header short) is
 /// hashed: no real header is this long, and it bounds memory against a hostile server.
@@ -284,6 +284,10 @@ impl Storage for ImapPop3Storage {
 
     fn status(&mut self, mailbox: &MailboxName) -> Result<MailboxStatus, StorageError> {
         self.imap.status(mailbox)
+    }
+
+    fn take_skipped(&mut self) -> Vec<Skip> {
+        self.imap.take_skipped()
     }
 
     fn contents(&mut self, mailbox: &MailboxName) -> Result<MailboxContents, StorageError> {

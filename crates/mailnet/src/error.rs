@@ -156,6 +156,25 @@ impl Error {
         )
     }
 
+    /// True when the TLS handshake failed because the two sides share no protocol version
+    /// or cipher suite (an old server offering only TLS 1.0, say), not because of the
+    /// certificate.
+    pub fn is_tls_incompatibility(&self) -> bool {
+        use rustls::AlertDescription as Alert;
+        matches!(
+            self,
+            Error::Tls {
+                source: rustls::Error::PeerIncompatible(_)
+                    | rustls::Error::AlertReceived(
+                        Alert::ProtocolVersion
+                            | Alert::HandshakeFailure
+                            | Alert::InsufficientSecurity
+                    ),
+                ..
+            }
+        )
+    }
+
     /// True when the host name does not exist (or has no address): a typo or a wrong
     /// name, which no retry mends. A resolver that could not answer for now (`EAI_AGAIN`,
     /// "Temporary failure in name resolution") is not that.

@@ -48,7 +48,7 @@ const PROGRESS_BYTES: u64 = 16 * 1024;
 
 /// Bytes of the peer's first answer kept while a TLS handshake runs, to name what it
 /// speaks when it is not TLS.
-const FIRST_BYTES: usize = 128;
+const FIRST_BYTES: usize = 200;
 
 /// The TCP socket under the plain or the TLS stream. Every read goes through it, also the
 /// ones rustls makes during a handshake or while a record trickles in, so the per-read
@@ -471,8 +471,14 @@ impl Write for Stream {
 /// escaped.
 fn first_line(bytes: &[u8]) -> String {
     let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    let cut = line.len() == bytes.len() && bytes.len() >= FIRST_BYTES;
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    line.iter().flat_map(|&b| std::ascii::escape_default(b)).map(char::from).collect()
+    let mut text: String =
+        line.iter().flat_map(|&b| std::ascii::escape_default(b)).map(char::from).collect();
+    if cut {
+        text.push('…');
+    }
+    text
 }
 
 fn connect_tcp(host: &str, port: u16, timeouts: &Timeouts) -> Result<TcpStream, Error> {

@@ -232,10 +232,8 @@ mod tests {
             |code| Error::Refused { command: "RETR", message: None, code, text: String::new() };
         assert_eq!(refused(None).kind(), ErrorKind::Permanent);
         assert_eq!(refused(Some(ResponseCode::SysTemp)).kind(), ErrorKind::Retryable);
-        let timeout = Error::Net(mailnet::Error::Timeout {
-            operation: "read",
-            timeout: Duration::ZERO,
-        });
+        let timeout =
+            Error::Net(mailnet::Error::Timeout { operation: "read", timeout: Duration::ZERO });
         assert!(timeout.is_retryable() && timeout.is_timeout() && timeout.is_fatal());
         assert_eq!(login(Some(ResponseCode::Auth)).to_string(), "login failed: [AUTH] no");
         let retr = Error::Refused {

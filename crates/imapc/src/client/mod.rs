@@ -146,7 +146,8 @@ impl ConnectOptions {
 pub const DEFAULT_GREETING_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How long the TLS probe of a silent port may take, at most (and no longer than the
-/// greeting was waited for: a TLS server answers a ClientHello at once).
+/// greeting was waited for: a TLS server answers a ClientHello at once). The probe comes
+/// after the connect budget is given up, to tell why.
 const TLS_PROBE_TIME: Duration = Duration::from_secs(5);
 
 /// Login credentials. `Debug` and `Display` print `<redacted>`.
@@ -213,7 +214,9 @@ impl Client {
     /// not offer it) and learns the capabilities, all within [`Timeouts::connect`]; the
     /// greeting within [`ConnectOptions::greeting_timeout`].
     ///
-    /// A wrong port is named rather than waited for: a greeting of another protocol is
+    /// A wrong port is named rather than waited for: when no greeting comes, the port is
+    /// probed for TLS (for as long as the greeting was waited for, 5 s at most) to tell
+    /// why. A greeting of another protocol is
     /// [`Error::WrongService`], a silent port that answers a TLS handshake is
     /// [`Error::ImplicitTlsPort`], a plain-text answer to implicit TLS is
     /// [`mailnet::Error::NotTls`].
@@ -229,7 +232,8 @@ impl Client {
             Duration::from_millis(u64::try_from(left.as_millis()).unwrap_or(u64::MAX))
         };
         let mut stream = Stream::connect(&options.host, options.port, &options.timeouts)?;
-        let greeting_wait = options.greeting_wait().min(budget_left());
+        // Shown in tenths of a second: what is left of the budget is no round number.
+        let greeting_wait = tenths(options.greeting_wait().min(budget_left()));
         stream.set_deadline(Some(greeting_wait), "waiting for the server's greeting");
         if let (Some(tls), Security::Tls) = (&tls, options.security) {
             stream.start_tls(tls)?;
@@ -238,7 +242,7 @@ impl Client {
         let greeting = match read_greeting(&mut conn) {
             Ok(greeting) => greeting,
             Err(error) => {
-                return Err(diagnose_greeting(&conn, error, options, greeting_wait, budget_left()));
+                return Err(diagnose_greeting(&conn, error, options, greeting_wait));
             }
         };
         conn.stream.set_deadline(Some(budget_left()), "connecting");
@@ -348,6 +352,12 @@ fn read_greeting(conn: &mut Conn) -> Result<Status> {
     }
 }
 
+/// `duration` to the nearest tenth of a second (at least one tenth).
+fn tenths(duration: Duration) -> Duration {
+    let tenths = (duration.as_millis() + 50) / 100;
+    Duration::from_millis(u64::try_from(tenths.max(1) * 100).unwrap_or(u64::MAX))
+}
+
 fn wrong_service(conn: &Conn, found: Service) -> Error {
     let line = conn.decoder.undecoded().split(|&b| b == b'\n').next().unwrap_or_default();
     let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -362,7 +372,6 @@ fn diagnose_greeting(
     error: Error,
     options: &ConnectOptions,
     waited: Duration,
-    budget_left: Duration,
 ) -> Error {
     let received = conn.decoder.undecoded();
     let tls = conn.stream.is_tls();
@@ -376,11 +385,7 @@ fn diagnose_greeting(
             if net.is_timeout() || matches!(net, mailnet::Error::Closed { .. }));
     if silent
         && !tls
-        && Stream::answers_tls(
-            &options.host,
-            options.port,
-            waited.min(TLS_PROBE_TIME).min(budget_left),
-        )
+        && Stream::answers_tls(&options.host, options.port, waited.min(TLS_PROBE_TIME))
     {
         return Error::ImplicitTlsPort { waited };
     }

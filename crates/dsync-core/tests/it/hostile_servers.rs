@@ -1,14 +1,18 @@
-//! A source whose connection is lost in the middle of a message body: the run fails on
-//! the source's side with the source's error, not as a write error of the destination.
+//! Sources that misbehave in ways Dovecot cannot be made to (so fake servers, each saying
+//! so): a connection lost in the middle of a message body fails the run on the source's
+//! side with the source's error, not as a write error of the destination; a flood of
+//! `[ALERT]`s reaches the operator as a few warnings.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::time::Duration;
 
+use dsync_core::adapters::imap::ImapStorage;
 use dsync_core::adapters::maildir::MaildirStorage;
 use dsync_core::adapters::pop3::Pop3Storage;
 use dsync_core::{ErrorKind, Mode, NoObserver, Side, SyncOptions};
 use mailstore::Durability;
+use testkit::{FakeServer, Step};
 
 /// A fake POP3 server (Dovecot cannot be made to drop a connection mid-message): it
 /// answers every command of a one-message maildrop, but sends only the first part of the
@@ -68,4 +72,30 @@ fn a_connection_lost_mid_body_is_the_sources_error() {
     assert!(text.starts_with("source mailbox INBOX: POP3 RETR"), "{text}");
     assert!(text.contains("connection closed by the server"), "{text}");
     assert!(!text.contains("Maildir"), "{text}");
+}
+
+#[test]
+fn server_alerts_become_a_few_warnings() {
+    // A fake server: Dovecot sends an alert only when configured to, never thousands.
+    let server = FakeServer::start(vec![
+        Step::send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] fake ready\r\n"),
+        Step::Read,
+        Step::send("* OK [ALERT] Mailbox moves to the new server tonight\r\n"),
+        Step::Repeat(b"* OK [ALERT] Quota nearly full\r\n".to_vec(), 5_000),
+        Step::send("{tag} OK [CAPABILITY IMAP4rev1] Logged in\r\n"),
+        Step::Read,
+        Step::send("* LIST (\\Noselect) \"/\" \"\"\r\n{tag} OK List completed\r\n"),
+    ]);
+    let options = imapc::ConnectOptions::new("127.0.0.1", server.port(), imapc::Security::Plain);
+    let mut source =
+        ImapStorage::connect(&options, &imapc::Credentials::new("alice", "pw")).expect("login");
+    let warnings = source.take_warnings();
+    assert_eq!(warnings.len(), 3, "{warnings:?}");
+    assert!(
+        warnings[0].ends_with("the server says: Mailbox moves to the new server tonight"),
+        "{warnings:?}"
+    );
+    assert!(warnings[1].ends_with("the server says: Quota nearly full"), "{warnings:?}");
+    assert!(warnings[2].contains("4999 more server alerts not shown"), "{warnings:?}");
+    assert!(source.take_warnings().is_empty(), "taken once");
 }

@@ -227,6 +227,10 @@ impl Conn {
     /// sane length with control characters escaped (they go to a terminal); the rest are
     /// counted. A server repeating alerts forever costs no memory.
     fn keep_alert(&mut self, text: &str) {
+        if self.alerts_kept >= MAX_ALERTS {
+            self.alerts_dropped += 1;
+            return;
+        }
         let mut shown: String = text
             .chars()
             .take(MAX_ALERT_LEN)
@@ -239,7 +243,7 @@ impl Conn {
         if text.chars().nth(MAX_ALERT_LEN).is_some() {
             shown.push('…');
         }
-        if self.alerts_kept >= MAX_ALERTS || self.alerts.contains(&shown) {
+        if self.alerts.contains(&shown) {
             self.alerts_dropped += 1;
             return;
         }

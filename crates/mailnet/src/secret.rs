@@ -57,7 +57,7 @@ impl<T> fmt::Display for Secret<T> {
 
 /// The secrets sent over one connection (a password, a token, their SASL encodings), to be
 /// masked in everything the server says before it is shown or logged: a server may echo
-/// them back ("NO [AUTHENTICATIONFAILED] bad password hunter2").
+/// them back (`NO [AUTHENTICATIONFAILED] bad password hunter2`).
 ///
 /// ```
 /// let mut mask = mailnet::SecretMask::default();

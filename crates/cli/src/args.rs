@@ -13,11 +13,13 @@ Exit status (as doveadm's):
   64  usage error (bad option or location)
   65  data error (e.g. a mailbox the destination cannot represent)
   67  unknown user
-  68  mailbox or location not found
+  68  mailbox, location or host not found
   73  can't create (disk full, over quota, not a directory)
-  75  temporary failure (connection, timeout, lock held): retry later; wins over the others
+  75  temporary failure (connection lost, timeout, server busy, lock held): retry later;
+      wins over the others
   77  permission denied, or wrong credentials
-  78  configuration error (config file, untrusted certificate)";
+  78  configuration error (config file, untrusted certificate, a port that speaks TLS
+      or another protocol than the location says, STARTTLS refused)";
 
 const LOCATIONS: &str = "\
 Locations:
@@ -453,8 +455,10 @@ pub(crate) struct ConnectionArgs {
     #[arg(long, value_name = "MASTER")]
     pub(crate) master_user: Option<String>,
 
-    /// Seconds to wait for a server reply before giving up (connecting waits at most 30)
-    /// [default: 300].
+    /// Seconds a server may take without progress (no complete reply line, not 16 KiB of a
+    /// message) before the command is given up, temporary (75). Connecting waits at most
+    /// 30 in all, 15 of them for the greeting (less with a smaller -T); a port that stays
+    /// silent is then checked for TLS, to say so [default: 300].
     #[arg(short = 'T', long = "timeout", value_name = "SECONDS")]
     pub(crate) timeout: Option<u64>,
 

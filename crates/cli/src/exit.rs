@@ -76,7 +76,9 @@ impl fmt::Display for CliError {
 }
 
 /// A word of advice for the errors operators meet most: which option fixes a refused
-/// certificate or a refused clear-text login, else one per kind.
+/// certificate, a refused clear-text login or a wrong port; else, for credentials and
+/// temporary failures, what to do. Other errors (a configuration error such as the same
+/// Maildir on both sides) say enough themselves: no hint that does not fit them.
 fn hint(error: &StorageError) -> Option<String> {
     if let Some(advice) = advice::advice(error) {
         return Some(advice);
@@ -84,7 +86,38 @@ fn hint(error: &StorageError) -> Option<String> {
     match error.kind() {
         ErrorKind::Authentication => Some("check the user name and password".into()),
         ErrorKind::Temporary => Some("temporary: run again later".into()),
-        ErrorKind::Config => Some("check the TLS settings and the server's certificate".into()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_belong_to_the_errors_they_fit() {
+        let same =
+            StorageError::new(ErrorKind::Config, "source and destination are the same Maildir");
+        assert_eq!(hint(&same), None);
+        let refused = StorageError::with_source(
+            ErrorKind::Authentication,
+            "IMAP logging in",
+            imapc::Error::AuthenticationFailed { code: None, text: "no".into() },
+        );
+        assert_eq!(hint(&refused).as_deref(), Some("check the user name and password"));
+        let unavailable = StorageError::with_source(
+            ErrorKind::Temporary,
+            "IMAP logging in",
+            imapc::Error::AuthenticationFailed { code: None, text: "backend down".into() },
+        );
+        assert_eq!(hint(&unavailable).as_deref(), Some("temporary: run again later"));
+        let tls_port = StorageError::with_source(
+            ErrorKind::Config,
+            "IMAP connecting",
+            imapc::Error::ImplicitTlsPort { waited: std::time::Duration::from_secs(15) },
+        );
+        let shown = CliError::Storage { side: "source", error: tls_port }.to_string();
+        assert!(shown.contains("this port speaks TLS: use imaps://"), "{shown}");
+        assert!(!shown.contains("--ca-file"), "{shown}");
     }
 }

@@ -1,6 +1,9 @@
 //! The crate's one error type.
 
 use std::io;
+use std::time::Duration;
+
+use mailnet::Service;
 
 use crate::proto::{Code, DecodeError, Status};
 
@@ -57,6 +60,43 @@ pub enum Error {
     /// plaintext.
     #[error("STARTTLS requested but the server does not offer it")]
     StartTlsUnavailable,
+    /// STARTTLS was requested and the server refused it (`NO`/`BAD`). We never fall back to
+    /// plaintext.
+    #[error("the server refused STARTTLS: {}{text}", code_prefix(code.as_ref()))]
+    StartTlsRefused {
+        /// Response code.
+        code: Option<Code>,
+        /// The server's text.
+        text: String,
+    },
+    /// STARTTLS was requested but the server greeted with `PREAUTH` (already logged in),
+    /// after which STARTTLS is not allowed (RFC 3501 §6.2.1): the session would stay in
+    /// clear text, so it is not used.
+    #[error(
+        "the server greeted with PREAUTH, so STARTTLS is impossible and the session would stay in clear text"
+    )]
+    PreauthWithoutTls,
+    /// The server is not an IMAP server: its greeting is another protocol's (a POP3
+    /// `+OK`, an SMTP `220`, …). Nothing was sent.
+    #[error("the server greeted in {found}, not IMAP: {greeting:?}")]
+    WrongService {
+        /// What the greeting looks like.
+        found: Service,
+        /// The greeting, escaped and cut short.
+        greeting: String,
+        /// True when the connection used TLS.
+        tls: bool,
+    },
+    /// No greeting came on a plain connection, but the same port answers a TLS handshake:
+    /// it speaks TLS from the first byte (implicit TLS, as port 993 does). Nothing was
+    /// sent on the plain connection.
+    #[error(
+        "no IMAP greeting within {waited:?}, but the port answers a TLS handshake: it expects TLS from the first byte (implicit TLS, as port 993)"
+    )]
+    ImplicitTlsPort {
+        /// How long the greeting was waited for.
+        waited: Duration,
+    },
     /// The server announces LOGINDISABLED: on a connection without TLS (it refuses
     /// credentials in clear text), or with TLS when it offers no SASL mechanism we can use.
     /// No credentials were sent.
@@ -123,6 +163,21 @@ impl Error {
     /// True when the connection is no longer usable after this error.
     pub fn is_fatal(&self) -> bool {
         matches!(self, Error::Net(_) | Error::Decode(_) | Error::Bye { .. } | Error::Protocol(_))
+    }
+
+    /// True when the location is wrong rather than the server unwell: the port speaks
+    /// another protocol, or TLS where plain text was expected (or the reverse), or STARTTLS
+    /// cannot be had. Retrying the same way cannot help.
+    pub fn is_wrong_endpoint(&self) -> bool {
+        matches!(
+            self,
+            Error::WrongService { .. }
+                | Error::ImplicitTlsPort { .. }
+                | Error::StartTlsUnavailable
+                | Error::StartTlsRefused { .. }
+                | Error::PreauthWithoutTls
+                | Error::Net(mailnet::Error::NotTls { .. })
+        )
     }
 }
 

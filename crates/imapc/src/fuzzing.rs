@@ -3,8 +3,10 @@
 use crate::proto::{Event, Limits, ParseOptions, ResponseDecoder, parse_response};
 
 /// Feeds `data` to the decoder in two different splits and to the standalone parser:
-/// nothing may panic, and both splits must decode to the same events.
+/// nothing may panic, and both splits must decode to the same events. The greeting check
+/// of a connect sees the same bytes.
 pub fn decode(data: &[u8]) {
+    greeting_check(data);
     let limits = Limits { max_literal_len: 1 << 16, max_body_len: 1 << 20, ..Limits::default() };
     let whole = events(data, data.len().max(1), limits);
     let split = events(data, 7, limits);
@@ -41,4 +43,15 @@ fn events(data: &[u8], chunk: usize, limits: Limits) -> Vec<String> {
         }
     }
     out
+}
+
+/// What a connect makes of a server's first bytes ([`mailnet::Service::recognise`]): never
+/// a panic, and a service recognised from a few bytes stays recognised when more follow.
+pub fn greeting_check(data: &[u8]) {
+    let service = mailnet::Service::recognise(data);
+    for len in 0..data.len().min(12) {
+        if let Some(early) = mailnet::Service::recognise(&data[..len]) {
+            assert_eq!(Some(early), service, "more bytes changed the verdict");
+        }
+    }
 }

@@ -88,9 +88,9 @@ pub mod proto;
 pub mod types;
 
 pub use client::{
-    AppendUid, AuthMechanism, Client, ConnectOptions, Credentials, FetchHandler, GuidItem,
-    IdFields, ListOptions, ListResult, MailboxInfo, MessageMeta, Security, SelectOptions, Session,
-    Trace, TraceDirection,
+    AppendUid, AuthMechanism, Client, ConnectOptions, Credentials, DEFAULT_GREETING_TIMEOUT,
+    FetchHandler, GuidItem, IdFields, ListOptions, ListResult, MailboxInfo, MessageMeta, Security,
+    SelectOptions, Session, Trace, TraceDirection,
 };
 pub use error::{Error, Result};
 pub use mailnet::{Secret, Timeouts, TlsOptions};

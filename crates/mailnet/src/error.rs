@@ -4,7 +4,7 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::CertificateRejection;
+use crate::{CertificateRejection, Service};
 
 /// Everything that can go wrong while connecting, handshaking, reading or writing.
 #[derive(Debug, thiserror::Error)]
@@ -36,13 +36,37 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// A read or write did not complete within its timeout: the peer stalled.
+    /// A read or write did not complete within its timeout (the peer stalled), or a phase
+    /// with a deadline ([`Stream::set_deadline`](crate::Stream::set_deadline)) did not end
+    /// in time.
     #[error("{operation} timed out after {timeout:?}")]
     Timeout {
-        /// `"read"`, `"write"` or `"TLS handshake"`.
+        /// `"read"`, `"write"`, `"TLS handshake"`, or the phase (`"waiting for the
+        /// greeting"`).
         operation: &'static str,
         /// The configured timeout.
         timeout: Duration,
+    },
+    /// The peer kept sending now and then but made no progress (no complete answer line,
+    /// not 16 KiB of data) for the stall limit
+    /// ([`Stream::set_stall_limit`](crate::Stream::set_stall_limit)).
+    #[error(
+        "the server made no progress for {timeout:?} (no complete answer line, not 16 KiB of data): giving up"
+    )]
+    Stalled {
+        /// The stall limit.
+        timeout: Duration,
+    },
+    /// The peer answered a TLS handshake in plain text: the port does not speak TLS from
+    /// the first byte (it is, say, a plain IMAP port where `imaps` was meant).
+    #[error("{host} answered the TLS handshake in plain text{}: {received:?}", spoken(*service))]
+    NotTls {
+        /// The host connected to.
+        host: String,
+        /// What the answer looks like, when recognised.
+        service: Option<Service>,
+        /// Its first line, escaped.
+        received: String,
     },
     /// The peer closed the connection.
     #[error("connection closed by the server during {operation}")]
@@ -113,22 +137,56 @@ impl Error {
         }
     }
 
-    /// True for [`Error::Timeout`].
+    /// True for [`Error::Timeout`] and [`Error::Stalled`].
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Error::Timeout { .. })
+        matches!(self, Error::Timeout { .. } | Error::Stalled { .. })
     }
 
     /// True when retrying cannot help because the TLS setup or the server's certificate is
-    /// wrong: [`Error::Certificate`], [`Error::Tls`], [`Error::CaFile`],
-    /// [`Error::InvalidServerName`].
+    /// wrong, or the port does not speak TLS: [`Error::Certificate`], [`Error::Tls`],
+    /// [`Error::NotTls`], [`Error::CaFile`], [`Error::InvalidServerName`].
     pub fn is_configuration(&self) -> bool {
         matches!(
             self,
             Error::Certificate { .. }
                 | Error::Tls { .. }
+                | Error::NotTls { .. }
                 | Error::CaFile { .. }
                 | Error::InvalidServerName { .. }
         )
+    }
+
+    /// True when the TLS handshake failed because the two sides share no protocol version
+    /// or cipher suite (an old server offering only TLS 1.0, say), not because of the
+    /// certificate.
+    pub fn is_tls_incompatibility(&self) -> bool {
+        use rustls::AlertDescription as Alert;
+        matches!(
+            self,
+            Error::Tls {
+                source: rustls::Error::PeerIncompatible(_)
+                    | rustls::Error::AlertReceived(
+                        Alert::ProtocolVersion
+                            | Alert::HandshakeFailure
+                            | Alert::InsufficientSecurity
+                    ),
+                ..
+            }
+        )
+    }
+
+    /// True when the host name does not exist (or has no address): a typo or a wrong
+    /// name, which no retry mends. A resolver that could not answer for now (`EAI_AGAIN`,
+    /// "Temporary failure in name resolution") is not that.
+    pub fn is_unknown_host(&self) -> bool {
+        match self {
+            Error::NoAddress { .. } => true,
+            Error::Resolve { source, .. } => {
+                let text = source.to_string().to_ascii_lowercase();
+                !(text.contains("temporary failure") || text.contains("try again"))
+            }
+            _ => false,
+        }
     }
 
     /// The certificate rejection, for [`Error::Certificate`].
@@ -138,6 +196,10 @@ impl Error {
             _ => None,
         }
     }
+}
+
+fn spoken(service: Option<Service>) -> String {
+    service.map(|s| format!(" (it speaks {s})")).unwrap_or_default()
 }
 
 /// True when an I/O error is a socket timeout (`WouldBlock` or `TimedOut`).

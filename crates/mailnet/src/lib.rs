@@ -2,8 +2,13 @@
 //!
 //! * [`Stream`] — a TCP connection that is plain or TLS, tries every address a host name
 //!   resolves to, and has a connect timeout plus per-read and per-write timeouts, so a
-//!   stalled server gives [`Error::Timeout`] rather than a hang. [`Stream::start_tls`]
-//!   upgrades a plain stream in place for STARTTLS / STLS.
+//!   stalled server gives [`Error::Timeout`] rather than a hang; a stall limit
+//!   ([`Stream::set_stall_limit`]) also ends a server that trickles a byte now and then,
+//!   and a deadline ([`Stream::set_deadline`]) bounds a phase such as the greeting.
+//!   [`Stream::start_tls`] upgrades a plain stream in place for STARTTLS / STLS.
+//! * [`Service`] — what a server speaks, from its first bytes: a client at the wrong port
+//!   can say "this is a POP3 server" or "this port speaks TLS" ([`Error::NotTls`],
+//!   [`Stream::answers_tls`]).
 //! * [`TlsConnector`] / [`TlsOptions`] — rustls with the webpki roots plus an optional CA
 //!   file or directory, SNI, and certificate verification that is always on unless the
 //!   caller asks for [`TlsOptions::dangerous_accept_invalid_certs`] by name. A self-signed
@@ -36,6 +41,7 @@
 mod error;
 mod fingerprint;
 mod secret;
+mod service;
 mod stream;
 mod tls;
 mod trace;
@@ -45,7 +51,8 @@ mod x509;
 
 pub use error::{Error, is_timeout};
 pub use fingerprint::{Fingerprint, FingerprintError};
-pub use secret::Secret;
+pub use secret::{Secret, SecretMask};
+pub use service::Service;
 pub use stream::{Stream, Timeouts};
 pub use tls::{TlsConnector, TlsOptions};
 pub use trace::{Trace, TraceDirection};

@@ -1,6 +1,9 @@
 //! The crate's one error type, and how to react to it ([`ErrorKind`]).
 
 use std::io;
+use std::time::Duration;
+
+use mailnet::Service;
 
 use crate::proto::{DecodeError, EncodeError};
 use crate::types::{MessageNumber, ResponseCode};
@@ -51,6 +54,36 @@ pub enum Error {
     /// plaintext.
     #[error("STLS requested but the server does not offer it")]
     StlsUnavailable,
+    /// STLS was requested and the server refused it (`-ERR`). We never fall back to
+    /// plaintext.
+    #[error("the server refused STLS: {}{text}", code_prefix(code.as_ref()))]
+    StlsRefused {
+        /// The response code, when sent.
+        code: Option<ResponseCode>,
+        /// The server's text.
+        text: String,
+    },
+    /// The server is not a POP3 server: its greeting is another protocol's (an IMAP
+    /// `* OK`, an SMTP `220`, …). Nothing was sent.
+    #[error("the server greeted in {found}, not POP3: {greeting:?}")]
+    WrongService {
+        /// What the greeting looks like.
+        found: Service,
+        /// The greeting, escaped and cut short.
+        greeting: String,
+        /// True when the connection used TLS.
+        tls: bool,
+    },
+    /// No greeting came on a plain connection, but the same port answers a TLS handshake:
+    /// it speaks TLS from the first byte (implicit TLS, as port 995 does). Nothing was
+    /// sent on the plain connection.
+    #[error(
+        "no POP3 greeting within {waited:?}, but the port answers a TLS handshake: it expects TLS from the first byte (implicit TLS, as port 995)"
+    )]
+    ImplicitTlsPort {
+        /// How long the greeting was waited for.
+        waited: Duration,
+    },
     /// The connection has no TLS and the server's CAPA offers no way to log in without it
     /// (neither `USER` nor SASL `PLAIN`, as Dovecot does with `disable_plaintext_auth`).
     /// No credentials were sent.
@@ -107,11 +140,18 @@ impl Error {
         match self {
             Error::Net(
                 mailnet::Error::Timeout { .. }
+                | mailnet::Error::Stalled { .. }
                 | mailnet::Error::Closed { .. }
                 | mailnet::Error::Connect { .. }
                 | mailnet::Error::Io { .. },
             ) => ErrorKind::Retryable,
-            Error::Refused { code, .. } | Error::Greeting { code, .. } => match code {
+            // A resolver that could not answer for now; an unknown name is permanent.
+            Error::Net(net @ mailnet::Error::Resolve { .. }) if !net.is_unknown_host() => {
+                ErrorKind::Retryable
+            }
+            Error::Refused { code, .. }
+            | Error::Greeting { code, .. }
+            | Error::StlsRefused { code, .. } => match code {
                 Some(ResponseCode::Auth) => ErrorKind::Credentials,
                 Some(c) if is_temporary(c) => ErrorKind::Retryable,
                 _ => ErrorKind::Permanent,
@@ -152,6 +192,20 @@ impl Error {
             Error::Net(_) | Error::Decode(_) | Error::Protocol(_) | Error::Greeting { .. }
         )
     }
+
+    /// True when the location is wrong rather than the server unwell: the port speaks
+    /// another protocol, or TLS where plain text was expected (or the reverse), or STLS
+    /// cannot be had. Retrying the same way cannot help.
+    pub fn is_wrong_endpoint(&self) -> bool {
+        matches!(
+            self,
+            Error::WrongService { .. }
+                | Error::ImplicitTlsPort { .. }
+                | Error::StlsUnavailable
+                | Error::StlsRefused { .. }
+                | Error::Net(mailnet::Error::NotTls { .. })
+        )
+    }
 }
 
 fn is_temporary(code: &ResponseCode) -> bool {
@@ -178,10 +232,8 @@ mod tests {
             |code| Error::Refused { command: "RETR", message: None, code, text: String::new() };
         assert_eq!(refused(None).kind(), ErrorKind::Permanent);
         assert_eq!(refused(Some(ResponseCode::SysTemp)).kind(), ErrorKind::Retryable);
-        let timeout = Error::Net(mailnet::Error::Timeout {
-            operation: "read",
-            timeout: std::time::Duration::ZERO,
-        });
+        let timeout =
+            Error::Net(mailnet::Error::Timeout { operation: "read", timeout: Duration::ZERO });
         assert!(timeout.is_retryable() && timeout.is_timeout() && timeout.is_fatal());
         assert_eq!(login(Some(ResponseCode::Auth)).to_string(), "login failed: [AUTH] no");
         let retr = Error::Refused {

@@ -10,6 +10,13 @@ use crate::proto::{
 /// different splits: nothing may panic, and both must give the same events. Every line
 /// also goes through the standalone parsers.
 pub fn decode(data: &[u8]) {
+    // What a connect makes of a server's first bytes: a verdict on a few bytes holds.
+    let service = mailnet::Service::recognise(data);
+    for len in 0..data.len().min(12) {
+        if let Some(early) = mailnet::Service::recognise(&data[..len]) {
+            assert_eq!(Some(early), service, "more bytes changed the verdict");
+        }
+    }
     let Some((&selector, stream)) = data.split_first() else { return };
     let kinds: Vec<ResponseKind> = (0..4)
         .map(|i| match (selector >> (2 * i)) & 3 {

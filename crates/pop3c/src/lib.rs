@@ -61,8 +61,8 @@ pub mod proto;
 mod types;
 
 pub use client::{
-    AuthMechanism, Client, ConnectOptions, Credentials, MessageHandler, MessageInfo, Security,
-    Session, Stat,
+    AuthMechanism, Client, ConnectOptions, Credentials, DEFAULT_GREETING_TIMEOUT, MessageHandler,
+    MessageInfo, Security, Session, Stat,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use mailnet::{Secret, Timeouts, TlsOptions, Trace, TraceDirection};

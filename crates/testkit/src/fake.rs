@@ -15,6 +15,11 @@ pub enum Step {
     Read,
     /// Wait.
     Sleep(Duration),
+    /// Send these bytes one at a time, waiting this long before each (a server that
+    /// trickles).
+    Trickle(Vec<u8>, Duration),
+    /// Send these bytes this many times (a flood, without building it in memory first).
+    Repeat(Vec<u8>, usize),
     /// Close the connection (the script ends).
     Close,
 }
@@ -110,6 +115,27 @@ fn run(stream: TcpStream, script: &[Step]) -> Vec<String> {
                 lines.push(text);
             }
             Step::Sleep(duration) => std::thread::sleep(*duration),
+            Step::Trickle(bytes, every) => {
+                for byte in bytes {
+                    std::thread::sleep(*every);
+                    if writer.write_all(std::slice::from_ref(byte)).is_err() {
+                        return lines;
+                    }
+                }
+            }
+            Step::Repeat(bytes, times) => {
+                // Batched, so a flood of short lines is not a write per line.
+                let batch = bytes.repeat((64 * 1024 / bytes.len().max(1)).max(1));
+                let per_batch = batch.len() / bytes.len().max(1);
+                let mut left = *times;
+                while left > 0 {
+                    let n = left.min(per_batch);
+                    if writer.write_all(&batch[..n * bytes.len()]).is_err() {
+                        return lines;
+                    }
+                    left -= n;
+                }
+            }
             Step::Close => break,
         }
     }

@@ -109,9 +109,23 @@ impl ImapStorage {
         Ok(())
     }
 
-    /// Warnings since the last call (the `imapc_list_prefix` mailbox left out).
+    /// Warnings since the last call: the `imapc_list_prefix` mailbox left out, and the
+    /// server's `[ALERT]`s (RFC 3501 wants them shown; the first ten of a session, then
+    /// how many more there were).
     pub fn take_warnings(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.warnings)
+        let mut warnings = std::mem::take(&mut self.warnings);
+        for alert in self.session.take_alerts() {
+            warnings.push(format!("{}: the server says: {alert}", self.description));
+        }
+        let dropped = self.session.take_dropped_alerts();
+        if dropped > 0 {
+            warnings.push(format!(
+                "{}: {dropped} more server alert{} not shown (repeated, or beyond ten)",
+                self.description,
+                if dropped == 1 { "" } else { "s" }
+            ));
+        }
+        warnings
     }
 
     /// Asks the server for its message GUIDs in every later listing
@@ -611,17 +625,21 @@ fn special_use(attribute: &ListAttribute) -> Option<SpecialUse> {
     })
 }
 
-/// Maps `imapc` errors onto the engine's kinds (and so onto doveadm's exit codes).
+/// Maps `imapc` errors onto the engine's kinds (and so onto doveadm's exit codes). Only
+/// what a later run may mend is temporary: a wrong port, a refused STARTTLS or a host that
+/// does not exist is not, and is not retried.
 pub(crate) fn convert_error(error: imapc::Error, doing: &str) -> StorageError {
     use imapc::Error as E;
-    use imapc::proto::Code;
     let kind = match &error {
-        E::AuthenticationFailed { .. } => ErrorKind::Authentication,
+        E::AuthenticationFailed { code, .. } => login_refusal_kind(code.as_ref()),
+        E::StartTlsRefused { code, .. } if is_temporary_code(code.as_ref()) => ErrorKind::Temporary,
+        _ if error.is_wrong_endpoint() => ErrorKind::Config,
+        E::Net(net) if net.is_unknown_host() => ErrorKind::NotFound,
         E::Net(net) if net.is_configuration() => ErrorKind::Config,
-        E::StartTlsUnavailable | E::LoginDisabled => ErrorKind::Config,
+        E::LoginDisabled => ErrorKind::Config,
         // Response codes of RFC 5530; anything else may go away on a retry.
         E::No { code, .. } | E::Bad { code, .. } => {
-            match code.as_ref().map(Code::name).as_deref() {
+            match code.as_ref().map(imapc::proto::Code::name).as_deref() {
                 Some("NONEXISTENT" | "TRYCREATE") => ErrorKind::NotFound,
                 Some("OVERQUOTA" | "LIMIT") => ErrorKind::NoSpace,
                 Some("NOPERM") => ErrorKind::Permission,
@@ -633,4 +651,102 @@ pub(crate) fn convert_error(error: imapc::Error, doing: &str) -> StorageError {
         _ => ErrorKind::Temporary,
     };
     StorageError::with_source(kind, format!("IMAP {doing}"), error)
+}
+
+/// A login refused with `code` (RFC 5530): the credentials, unless the server says it is
+/// a passing trouble (`UNAVAILABLE`: a backend is down) or that TLS is needed.
+fn login_refusal_kind(code: Option<&imapc::proto::Code>) -> ErrorKind {
+    if is_temporary_code(code) {
+        return ErrorKind::Temporary;
+    }
+    match code.map(imapc::proto::Code::name).as_deref() {
+        Some("PRIVACYREQUIRED") => ErrorKind::Config,
+        _ => ErrorKind::Authentication,
+    }
+}
+
+/// RFC 5530's codes for a failure that goes away by itself (`UNAVAILABLE`, `INUSE`,
+/// `SERVERBUG`), and the common `THROTTLED`.
+fn is_temporary_code(code: Option<&imapc::proto::Code>) -> bool {
+    matches!(
+        code.map(imapc::proto::Code::name).as_deref(),
+        Some("UNAVAILABLE" | "INUSE" | "SERVERBUG" | "THROTTLED")
+    )
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+    use imapc::proto::Code;
+
+    fn code(name: &str) -> Code {
+        Code::Other { name: name.into(), data: None }
+    }
+
+    #[test]
+    fn login_refusals_wrong_ports_and_unknown_hosts_get_their_kinds() {
+        let login = |code| imapc::Error::AuthenticationFailed { code, text: "no".into() };
+        let table = [
+            (login(None), ErrorKind::Authentication),
+            (login(Some(code("AUTHENTICATIONFAILED"))), ErrorKind::Authentication),
+            (login(Some(code("EXPIRED"))), ErrorKind::Authentication),
+            (login(Some(code("UNAVAILABLE"))), ErrorKind::Temporary),
+            (login(Some(code("SERVERBUG"))), ErrorKind::Temporary),
+            (login(Some(code("PRIVACYREQUIRED"))), ErrorKind::Config),
+            (imapc::Error::StartTlsRefused { code: None, text: "no".into() }, ErrorKind::Config),
+            (
+                imapc::Error::StartTlsRefused {
+                    code: Some(code("UNAVAILABLE")),
+                    text: "later".into(),
+                },
+                ErrorKind::Temporary,
+            ),
+            (imapc::Error::PreauthWithoutTls, ErrorKind::Config),
+            (imapc::Error::StartTlsUnavailable, ErrorKind::Config),
+            (
+                imapc::Error::ImplicitTlsPort { waited: std::time::Duration::from_secs(15) },
+                ErrorKind::Config,
+            ),
+            (
+                imapc::Error::WrongService {
+                    found: mailnet::Service::Pop3,
+                    greeting: "+OK".into(),
+                    tls: false,
+                },
+                ErrorKind::Config,
+            ),
+            (
+                imapc::Error::Net(mailnet::Error::NotTls {
+                    host: "h".into(),
+                    service: None,
+                    received: "x".into(),
+                }),
+                ErrorKind::Config,
+            ),
+            (
+                imapc::Error::Net(mailnet::Error::Resolve {
+                    host: "mail.invalid".into(),
+                    source: io::Error::other("Name or service not known"),
+                }),
+                ErrorKind::NotFound,
+            ),
+            (
+                imapc::Error::Net(mailnet::Error::Resolve {
+                    host: "mail.example.com".into(),
+                    source: io::Error::other("Temporary failure in name resolution"),
+                }),
+                ErrorKind::Temporary,
+            ),
+            (
+                imapc::Error::Net(mailnet::Error::Stalled {
+                    timeout: std::time::Duration::from_secs(2),
+                }),
+                ErrorKind::Temporary,
+            ),
+        ];
+        for (error, kind) in table {
+            let text = error.to_string();
+            assert_eq!(convert_error(error, "connecting").kind(), kind, "{text}");
+        }
+    }
 }

@@ -191,11 +191,16 @@ fn login(options: &ConnectOptions, credentials: &Credentials) -> Result<Session,
 }
 
 /// Maps `pop3c` errors onto the engine's kinds (and so onto doveadm's exit codes).
+/// Only what a later run may mend is temporary: a wrong port, a refused STLS or a host
+/// that does not exist is not, and is not retried.
 pub(crate) fn convert_error(error: pop3c::Error, doing: &str) -> StorageError {
     use pop3c::Error as E;
     let kind = match &error {
+        _ if error.is_retryable() => ErrorKind::Temporary,
+        _ if error.is_wrong_endpoint() => ErrorKind::Config,
+        E::Net(net) if net.is_unknown_host() => ErrorKind::NotFound,
         E::Net(net) if net.is_configuration() => ErrorKind::Config,
-        E::StlsUnavailable | E::LoginDisabled => ErrorKind::Config,
+        E::LoginDisabled => ErrorKind::Config,
         E::Unsupported { .. } | E::InvalidArgument(_) => ErrorKind::InvalidData,
         _ => match error.kind() {
             pop3c::ErrorKind::Credentials => ErrorKind::Authentication,
@@ -213,6 +218,54 @@ pub use paired::{ImapPop3Storage, MatchSummary, Pop3MigrationSettings};
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wrong_ports_and_unknown_hosts_are_not_temporary() {
+        let table = [
+            (
+                pop3c::Error::WrongService {
+                    found: mailnet::Service::Imap,
+                    greeting: "* OK".into(),
+                    tls: false,
+                },
+                ErrorKind::Config,
+            ),
+            (
+                pop3c::Error::ImplicitTlsPort { waited: std::time::Duration::from_secs(15) },
+                ErrorKind::Config,
+            ),
+            (pop3c::Error::StlsRefused { code: None, text: "no".into() }, ErrorKind::Config),
+            (
+                pop3c::Error::StlsRefused {
+                    code: Some(pop3c::ResponseCode::SysTemp),
+                    text: "later".into(),
+                },
+                ErrorKind::Temporary,
+            ),
+            (
+                pop3c::Error::Net(mailnet::Error::Resolve {
+                    host: "mail.invalid".into(),
+                    source: io::Error::other("Name or service not known"),
+                }),
+                ErrorKind::NotFound,
+            ),
+            (
+                pop3c::Error::AuthenticationFailed {
+                    code: Some(pop3c::ResponseCode::SysTemp),
+                    text: "backend down".into(),
+                },
+                ErrorKind::Temporary,
+            ),
+            (
+                pop3c::Error::AuthenticationFailed { code: None, text: "wrong".into() },
+                ErrorKind::Authentication,
+            ),
+        ];
+        for (error, kind) in table {
+            let text = error.to_string();
+            assert_eq!(convert_error(error, "connecting").kind(), kind, "{text}");
+        }
+    }
 
     #[test]
     fn header_tap_keeps_only_the_header_and_passes_everything() {

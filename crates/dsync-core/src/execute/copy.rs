@@ -269,13 +269,25 @@ impl CopySink<'_, '_, '_> {
 
 impl MessageSink for CopySink<'_, '_, '_> {
     fn body(&mut self, body: &mut dyn Read) -> Result<(), StorageError> {
-        let mut counting = CountingReader { inner: body, count: 0 };
+        let mut counting = CountingReader { inner: body, count: 0, failed: None };
         match self.copier.writer.save_body(&mut counting) {
             Ok(()) => {
                 self.staged_bytes = Some(counting.count);
                 Ok(())
             }
-            Err(error) => Err(self.fail(error)),
+            Err(error) => match counting.failed.take() {
+                // The body could not be read (the source's connection was lost
+                // mid-message): the writer only passed that on, so the source is to blame.
+                Some((kind, text)) => {
+                    let error = io::Error::new(kind, text);
+                    Err(StorageError::with_source(
+                        ErrorKind::from_io(&error),
+                        "reading the message from the source",
+                        error,
+                    ))
+                }
+                None => Err(self.fail(error)),
+            },
         }
     }
 
@@ -288,16 +300,27 @@ impl MessageSink for CopySink<'_, '_, '_> {
     }
 }
 
+/// Counts what the writer reads, and remembers when reading (the source) failed.
 struct CountingReader<'a> {
     inner: &'a mut dyn Read,
     count: u64,
+    /// The read error, when the source failed rather than the writer.
+    failed: Option<(io::ErrorKind, String)>,
 }
 
 impl Read for CountingReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.count += n as u64;
-        Ok(n)
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.count += n as u64;
+                Ok(n)
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => Err(error),
+            Err(error) => {
+                self.failed = Some((error.kind(), error.to_string()));
+                Err(error)
+            }
+        }
     }
 }
 

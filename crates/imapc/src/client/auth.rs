@@ -34,6 +34,9 @@ pub(crate) fn authenticate(conn: &mut Conn, credentials: &Credentials) -> Result
     if !conn.stream.is_tls() && conn.capabilities.has("LOGINDISABLED") {
         return Err(Error::LoginDisabled);
     }
+    // Whatever the server says from now on may echo what we send: mask it (the password
+    // or token; the SASL messages below add their encodings).
+    conn.secrets.add(credentials.password.expose());
     let mechanism = match credentials.mechanism {
         AuthMechanism::Auto if conn.capabilities.has_auth("PLAIN") => AuthMechanism::Plain,
         AuthMechanism::Auto => AuthMechanism::Login,
@@ -100,6 +103,11 @@ fn login(conn: &mut Conn, credentials: &Credentials) -> Result<()> {
         Some(master) => format!("{}*{master}", credentials.user),
         None => credentials.user.clone(),
     };
+    // As a quoted string on the wire, a password with `"` or `\` is escaped.
+    let password = credentials.password.expose();
+    if password.contains(['"', '\\']) {
+        conn.secrets.add(&password.replace('\\', "\\\\").replace('"', "\\\""));
+    }
     conn.simple(&Command::Login { username: &username, password: &credentials.password })?;
     Ok(())
 }
@@ -113,6 +121,7 @@ fn sasl(
     error_reply: &[u8],
 ) -> Result<()> {
     let sasl_ir = conn.capabilities.has("SASL-IR");
+    conn.secrets.add(&sasl_response(initial.expose()));
     let tag = conn.send(&Command::Authenticate {
         mechanism,
         initial_response: if sasl_ir { Some(initial) } else { None },

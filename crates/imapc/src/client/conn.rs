@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::io::{self, Read};
 
-use mailnet::Stream;
+use mailnet::{SecretMask, Stream};
 
 use crate::error::{Error, Result};
 use crate::proto::{
@@ -63,13 +63,32 @@ pub(crate) struct Conn {
     bye: Option<Status>,
     /// Set after an error that leaves the stream out of sync.
     broken: bool,
-    /// `[ALERT]` texts the server sent, for the caller to show.
+    /// `[ALERT]` texts the server sent, for the caller to show: the first
+    /// [`MAX_ALERTS`] different ones of the session.
     pub(crate) alerts: Vec<String>,
+    /// Alerts not kept (beyond [`MAX_ALERTS`], or repeated), not yet reported.
+    pub(crate) alerts_dropped: u64,
+    /// Alerts kept in this session, taken or not.
+    alerts_kept: usize,
+    /// The highest EXISTS since the last SELECT/EXAMINE: no listing of the mailbox may
+    /// hold more messages.
+    pub(crate) exists: Option<u32>,
+    /// The credentials sent, masked in everything the server says before anyone sees it.
+    pub(crate) secrets: SecretMask,
 }
 
+/// `[ALERT]`s kept per session for the operator; the rest are only counted.
+pub(crate) const MAX_ALERTS: usize = 10;
+
+/// Longest alert text kept (characters); a longer one is cut.
+const MAX_ALERT_LEN: usize = 500;
+
 impl Conn {
-    pub(crate) fn new(stream: Stream, options: ConnectOptions) -> Conn {
+    pub(crate) fn new(mut stream: Stream, options: ConnectOptions) -> Conn {
         let decoder = ResponseDecoder::new(options.limits);
+        // A server that trickles a byte every few seconds must not keep a command alive
+        // forever: no complete response for the read timeout ends it.
+        stream.set_stall_limit(options.timeouts.read);
         Conn {
             stream,
             decoder,
@@ -81,6 +100,10 @@ impl Conn {
             bye: None,
             broken: false,
             alerts: Vec::new(),
+            alerts_dropped: 0,
+            alerts_kept: 0,
+            exists: None,
+            secrets: SecretMask::default(),
         }
     }
 
@@ -115,6 +138,18 @@ impl Conn {
         Ok(())
     }
 
+    /// Reads until a whole line is buffered (or 1 KiB without a line end), without
+    /// decoding anything: to look at a greeting before it is taken for IMAP.
+    pub(crate) fn fill_first_line(&mut self) -> Result<()> {
+        while self.decoder.undecoded().len() < 1024
+            && memchr::memchr(b'\n', self.decoder.undecoded()).is_none()
+        {
+            let filled = self.fill();
+            self.guard(filled)?;
+        }
+        Ok(())
+    }
+
     /// The next decoder event, reading as needed. Body bytes of a literal nobody reads are
     /// skipped here.
     pub(crate) fn next_owned(&mut self) -> Result<Owned> {
@@ -124,11 +159,16 @@ impl Conn {
         loop {
             let event = self.decoder.next_event();
             let event = match event {
-                Err(error) => return self.guard(Err(error.into())),
+                Err(error) => {
+                    let error = self.scrub_decode_error(error);
+                    return self.guard(Err(error.into()));
+                }
                 Ok(event) => event,
             };
             match event {
-                Some(Event::Response(response)) => {
+                Some(Event::Response(mut response)) => {
+                    self.stream.progress();
+                    scrub_response(&self.secrets, &mut response);
                     if let Some(trace) = &self.options.trace {
                         trace.emit(TraceDirection::Received, &format!("{response:?}"));
                     }
@@ -136,6 +176,7 @@ impl Conn {
                     return Ok(Owned::Response(response));
                 }
                 Some(Event::BodyStart(start)) => {
+                    self.stream.progress();
                     if let Some(trace) = &self.options.trace {
                         let text = format!(
                             "* {} FETCH … {:?} <{} bytes>",
@@ -145,7 +186,10 @@ impl Conn {
                     }
                     return Ok(Owned::BodyStart(start));
                 }
-                Some(Event::BodyEnd) => return Ok(Owned::BodyEnd),
+                Some(Event::BodyEnd) => {
+                    self.stream.progress();
+                    return Ok(Owned::BodyEnd);
+                }
                 Some(Event::BodyData(_)) => {}
                 None => {
                     let filled = self.fill();
@@ -169,12 +213,54 @@ impl Conn {
         }
     }
 
-    /// Keeps capabilities, BYE and alerts up to date from any response.
+    /// A decode error's text (the start of an offending line) without the credentials.
+    fn scrub_decode_error(&self, error: crate::proto::DecodeError) -> crate::proto::DecodeError {
+        match error {
+            crate::proto::DecodeError::Malformed { line } => {
+                crate::proto::DecodeError::Malformed { line: self.secrets.mask(&line).into_owned() }
+            }
+            other => other,
+        }
+    }
+
+    /// Keeps an alert for the caller: the first [`MAX_ALERTS`] different ones, cut to a
+    /// sane length with control characters escaped (they go to a terminal); the rest are
+    /// counted. A server repeating alerts forever costs no memory.
+    fn keep_alert(&mut self, text: &str) {
+        if self.alerts_kept >= MAX_ALERTS {
+            self.alerts_dropped += 1;
+            return;
+        }
+        let mut shown: String = text
+            .chars()
+            .take(MAX_ALERT_LEN)
+            .flat_map(|c| {
+                let escaped: Vec<char> =
+                    if c.is_control() { c.escape_default().collect() } else { vec![c] };
+                escaped
+            })
+            .collect();
+        if text.chars().nth(MAX_ALERT_LEN).is_some() {
+            shown.push('…');
+        }
+        if self.alerts.contains(&shown) {
+            self.alerts_dropped += 1;
+            return;
+        }
+        self.alerts_kept += 1;
+        self.alerts.push(shown);
+    }
+
+    /// Keeps capabilities, BYE, alerts and EXISTS up to date from any response.
     fn observe(&mut self, response: &Response) {
         let status = match response {
             Response::Untagged(Untagged::Capability(caps)) => {
                 self.capabilities = caps.clone();
                 self.capability_updates += 1;
+                return;
+            }
+            Response::Untagged(Untagged::Exists(n)) => {
+                self.exists = Some(self.exists.map_or(*n, |seen| seen.max(*n)));
                 return;
             }
             Response::Untagged(Untagged::Status(status)) | Response::Tagged { status, .. } => {
@@ -187,7 +273,7 @@ impl Conn {
                 self.capabilities = caps.clone();
                 self.capability_updates += 1;
             }
-            Some(Code::Alert) => self.alerts.push(status.text.clone()),
+            Some(Code::Alert) => self.keep_alert(&status.text),
             _ => {}
         }
         if status.kind == StatusKind::Bye {
@@ -356,6 +442,36 @@ impl Conn {
     /// Runs a command, ignoring untagged data.
     pub(crate) fn simple(&mut self, command: &Command<'_>) -> Result<Status> {
         self.run(command, &mut |_| Ok(()))
+    }
+}
+
+/// Masks the credentials in the text parts of a response: status texts (the server may
+/// echo a password in a `NO`), response code data, continuation texts and lines kept as
+/// malformed. Message data (FETCH) is left alone.
+fn scrub_response(secrets: &SecretMask, response: &mut Response) {
+    if secrets.is_empty() {
+        return;
+    }
+    let scrub_code = |code: &mut Option<Code>| {
+        if let Some(Code::Other { data: Some(data), .. }) = code {
+            secrets.mask_in_place(data);
+        }
+    };
+    match response {
+        Response::Tagged { status, .. } | Response::Untagged(Untagged::Status(status)) => {
+            secrets.mask_in_place(&mut status.text);
+            scrub_code(&mut status.code);
+        }
+        Response::Continuation { code, text } => {
+            secrets.mask_in_place(text);
+            scrub_code(code);
+        }
+        Response::Untagged(Untagged::Malformed { raw }) => {
+            if let std::borrow::Cow::Owned(masked) = secrets.mask_bytes(raw) {
+                *raw = masked;
+            }
+        }
+        Response::Untagged(_) => {}
     }
 }
 

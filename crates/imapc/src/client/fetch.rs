@@ -36,6 +36,13 @@ pub trait FetchHandler {
         let _ = uids;
         Ok(())
     }
+
+    /// An `EXISTS` arrived during the fetch: the mailbox now has `count` messages (new mail
+    /// was delivered meanwhile).
+    fn exists(&mut self, count: u32) -> io::Result<()> {
+        let _ = count;
+        Ok(())
+    }
 }
 
 /// One message's metadata, as the migration engine needs it.
@@ -211,6 +218,7 @@ fn run_uid_fetch(
                 let result = match untagged {
                     Untagged::Fetch(fetch) => handler.fetch(*fetch),
                     Untagged::Vanished { uids, .. } => handler.vanished(&uids),
+                    Untagged::Exists(count) => handler.exists(count),
                     Untagged::Malformed { raw } if is_fetch(&raw) => {
                         malformed.get_or_insert(raw);
                         Ok(())
@@ -262,10 +270,38 @@ fn is_fetch(raw: &[u8]) -> bool {
 
 /// Adapts a metadata callback to [`FetchHandler`], keeping only complete answers for UIDs in
 /// the requested set (a server answers `UID FETCH 100:*` with the last message even when
-/// its UID is below 100).
+/// its UID is below 100), and no more of them than the mailbox has messages.
 pub(crate) struct MetaHandler<'a> {
-    pub(crate) set: &'a SequenceSet,
-    pub(crate) each: &'a mut dyn FnMut(MessageMeta) -> io::Result<()>,
+    set: &'a SequenceSet,
+    each: &'a mut dyn FnMut(MessageMeta) -> io::Result<()>,
+    /// The mailbox's highest EXISTS, when known: a listing cannot hold more messages.
+    limit: Option<u32>,
+    /// Complete answers handed on.
+    listed: u64,
+    /// The server listed more than `limit`.
+    overflow: bool,
+}
+
+impl<'a> MetaHandler<'a> {
+    pub(crate) fn new(
+        set: &'a SequenceSet,
+        each: &'a mut dyn FnMut(MessageMeta) -> io::Result<()>,
+        limit: Option<u32>,
+    ) -> MetaHandler<'a> {
+        MetaHandler { set, each, limit, listed: 0, overflow: false }
+    }
+
+    /// The fetch's result, with a listing beyond EXISTS told as the server error it is
+    /// (it stopped being collected at that point, so its cost stays bounded).
+    pub(crate) fn check(self, result: Result<()>) -> Result<()> {
+        if self.overflow {
+            return Err(Error::Protocol(format!(
+                "the server listed more messages than the {} the mailbox has (EXISTS)",
+                self.limit.unwrap_or_default()
+            )));
+        }
+        result
+    }
 }
 
 impl FetchHandler for MetaHandler<'_> {
@@ -275,10 +311,24 @@ impl FetchHandler for MetaHandler<'_> {
 
     fn fetch(&mut self, fetch: Fetch) -> io::Result<()> {
         match MessageMeta::from_fetch(&fetch) {
-            Some(meta) if self.set.contains(meta.uid.get()) => (self.each)(meta),
+            Some(meta) if self.set.contains(meta.uid.get()) => {
+                self.listed += 1;
+                if self.limit.is_some_and(|limit| self.listed > u64::from(limit)) {
+                    self.overflow = true;
+                    return Err(io::Error::other("listing beyond EXISTS"));
+                }
+                (self.each)(meta)
+            }
             // Unsolicited FETCH (a flag change by another client) without all items.
             _ => Ok(()),
         }
+    }
+
+    fn exists(&mut self, count: u32) -> io::Result<()> {
+        if let Some(limit) = &mut self.limit {
+            *limit = (*limit).max(count);
+        }
+        Ok(())
     }
 }
 

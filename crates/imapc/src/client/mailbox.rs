@@ -107,24 +107,41 @@ impl ListArgs {
     }
 }
 
+/// Most mailboxes one LIST answer may name: far above any account (Dovecot's own tests
+/// go to 100 000), and a server that lists forever is cut off before memory runs out.
+pub(crate) const MAX_LISTED: usize = 1 << 20;
+
 pub(crate) fn list(conn: &mut Conn, options: &ListOptions) -> Result<ListResult> {
     let args = list_args(conn, options)?;
     let mut result = ListResult::default();
-    conn.run(&args.command(), &mut |untagged| {
-        result.take(untagged);
-        Ok(())
-    })?;
+    conn.run(&args.command(), &mut |untagged| result.take(untagged))?;
     Ok(result)
 }
 
+/// The error for a listing that grew beyond [`MAX_LISTED`].
+pub(crate) fn too_many_listed(command: &str) -> Error {
+    Error::Protocol(format!("{command} answers with more than {MAX_LISTED} mailboxes"))
+}
+
 impl ListResult {
-    /// Keeps what belongs to a LIST answer.
-    pub(crate) fn take(&mut self, untagged: Untagged) {
+    /// Keeps what belongs to a LIST answer; more than [`MAX_LISTED`] entries are refused.
+    pub(crate) fn take(&mut self, untagged: Untagged) -> Result<()> {
         match untagged {
-            Untagged::List(entry) if entry.kind == ListKind::List => self.entries.push(entry),
-            Untagged::MailboxStatus(status) => self.statuses.push(status),
+            Untagged::List(entry) if entry.kind == ListKind::List => {
+                if self.entries.len() >= MAX_LISTED {
+                    return Err(too_many_listed("LIST"));
+                }
+                self.entries.push(entry);
+            }
+            Untagged::MailboxStatus(status) => {
+                if self.statuses.len() >= MAX_LISTED {
+                    return Err(too_many_listed("LIST-STATUS"));
+                }
+                self.statuses.push(status);
+            }
             _ => {}
         }
+        Ok(())
     }
 }
 
@@ -186,6 +203,9 @@ pub(crate) fn lsub(conn: &mut Conn, reference: &str, pattern: &str) -> Result<Ve
         if let Untagged::List(entry) = untagged
             && entry.kind == ListKind::Lsub
         {
+            if entries.len() >= MAX_LISTED {
+                return Err(too_many_listed("LSUB"));
+            }
             entries.push(entry);
         }
         Ok(())
@@ -259,6 +279,8 @@ pub(crate) fn select_then(
         vanished: None,
         changed: Vec::new(),
     };
+    // EXISTS from now on is the new mailbox's.
+    conn.exists = None;
     let tag = conn.send(&command)?;
     pipelined(conn)?;
     let status = conn.finish(&tag, command.name(), &mut |untagged| {
@@ -267,7 +289,16 @@ pub(crate) fn select_then(
             Untagged::Recent(n) => info.recent = Some(n),
             Untagged::Flags(flags) => info.flags = flags,
             Untagged::Vanished { uids, .. } => info.vanished = Some(uids),
-            Untagged::Fetch(fetch) => info.changed.push(*fetch),
+            Untagged::Fetch(fetch) => {
+                // QRESYNC reports each changed message once: never more than exist.
+                if info.changed.len() >= info.exists.max(1) as usize {
+                    return Err(Error::Protocol(format!(
+                        "more changed messages than the {} {mailbox} has (EXISTS)",
+                        info.exists
+                    )));
+                }
+                info.changed.push(*fetch);
+            }
             Untagged::Status(status) => match status.code {
                 Some(Code::UidValidity(v)) => uid_validity = Some(v),
                 Some(Code::UidNext(v)) => info.uid_next = Some(v),

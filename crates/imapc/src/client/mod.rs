@@ -7,8 +7,9 @@ mod mailbox;
 mod session;
 
 use std::fmt;
+use std::time::{Duration, Instant};
 
-use mailnet::{Secret, Stream, Timeouts, TlsConnector, TlsOptions};
+use mailnet::{Secret, Service, Stream, Timeouts, TlsConnector, TlsOptions};
 
 use crate::error::{Error, Result};
 use crate::proto::{Code, Command, Limits, Response, Status, StatusKind, Untagged};
@@ -43,8 +44,16 @@ pub struct ConnectOptions {
     pub security: Security,
     /// TLS roots, extra CA, SNI, verification.
     pub tls: TlsOptions,
-    /// Connect and per-read/write timeouts.
+    /// Connect and per-read/write timeouts. Connecting (TCP, TLS handshake, greeting,
+    /// STARTTLS, capabilities) takes at most [`Timeouts::connect`] in all; afterwards a
+    /// command whose answer makes no progress (no complete response line, not 16 KiB of
+    /// a body) for [`Timeouts::read`] fails with [`mailnet::Error::Stalled`].
     pub timeouts: Timeouts,
+    /// How long the server may take to greet (with implicit TLS, the handshake included),
+    /// at most the read timeout. Default 15 s: an IMAP server greets at once, and a port
+    /// that stays silent is usually an implicit-TLS port reached without TLS, which is then
+    /// told ([`Error::ImplicitTlsPort`]) instead of waited for.
+    pub greeting_timeout: Duration,
     /// Caps on what the server may make us buffer.
     pub limits: Limits,
     /// Messages per `UID FETCH` command when bodies are fetched. Default 1 000: one command
@@ -75,6 +84,7 @@ impl ConnectOptions {
             security,
             tls: TlsOptions::new(),
             timeouts: Timeouts::default(),
+            greeting_timeout: DEFAULT_GREETING_TIMEOUT,
             limits: Limits::default(),
             prefetch_count: 1000,
             pipeline_depth: 1,
@@ -93,6 +103,18 @@ impl ConnectOptions {
     pub fn timeouts(mut self, timeouts: Timeouts) -> ConnectOptions {
         self.timeouts = timeouts;
         self
+    }
+
+    /// Sets the greeting timeout.
+    pub fn greeting_timeout(mut self, timeout: Duration) -> ConnectOptions {
+        self.greeting_timeout = timeout;
+        self
+    }
+
+    /// The greeting timeout in force: [`greeting_timeout`](Self::greeting_timeout), but
+    /// never longer than the read timeout.
+    fn greeting_wait(&self) -> Duration {
+        self.timeouts.read.map_or(self.greeting_timeout, |read| read.min(self.greeting_timeout))
     }
 
     /// Sets the limits.
@@ -119,6 +141,14 @@ impl ConnectOptions {
         self
     }
 }
+
+/// How long a server may take to greet, by default.
+pub const DEFAULT_GREETING_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long the TLS probe of a silent port may take, at most (and no longer than the
+/// greeting was waited for: a TLS server answers a ClientHello at once). The probe comes
+/// after the connect budget is given up, to tell why.
+const TLS_PROBE_TIME: Duration = Duration::from_secs(5);
 
 /// Login credentials. `Debug` and `Display` print `<redacted>`.
 #[derive(Clone)]
@@ -181,28 +211,59 @@ pub struct Client {
 
 impl Client {
     /// Connects, reads the greeting, does STARTTLS when asked (an error when the server does
-    /// not offer it) and learns the capabilities.
+    /// not offer it) and learns the capabilities, all within [`Timeouts::connect`]; the
+    /// greeting within [`ConnectOptions::greeting_timeout`].
+    ///
+    /// A wrong port is named rather than waited for: when no greeting comes, the port is
+    /// probed for TLS (for as long as the greeting was waited for, 5 s at most) to tell
+    /// why. A greeting of another protocol is
+    /// [`Error::WrongService`], a silent port that answers a TLS handshake is
+    /// [`Error::ImplicitTlsPort`], a plain-text answer to implicit TLS is
+    /// [`mailnet::Error::NotTls`].
     pub fn connect(options: &ConnectOptions) -> Result<Client> {
+        let started = Instant::now();
         let tls = match options.security {
             Security::Plain => None,
             Security::Tls | Security::StartTls => Some(TlsConnector::new(&options.tls)?),
         };
-        let stream = match (&tls, options.security) {
-            (Some(tls), Security::Tls) => {
-                Stream::connect_tls(&options.host, options.port, &options.timeouts, tls)?
-            }
-            _ => Stream::connect(&options.host, options.port, &options.timeouts)?,
+        // What is left of the connect budget, in whole milliseconds (for the message).
+        let budget_left = || {
+            let left = options.timeouts.connect.saturating_sub(started.elapsed());
+            Duration::from_millis(u64::try_from(left.as_millis()).unwrap_or(u64::MAX))
         };
+        let mut stream = Stream::connect(&options.host, options.port, &options.timeouts)?;
+        // Shown in tenths of a second: what is left of the budget is no round number.
+        let greeting_wait = tenths(options.greeting_wait().min(budget_left()));
+        stream.set_deadline(Some(greeting_wait), "waiting for the server's greeting");
+        if let (Some(tls), Security::Tls) = (&tls, options.security) {
+            stream.start_tls(tls)?;
+        }
         let mut conn = Conn::new(stream, options.clone());
-        let greeting = read_greeting(&mut conn)?;
+        let greeting = match read_greeting(&mut conn) {
+            Ok(greeting) => greeting,
+            Err(error) => {
+                return Err(diagnose_greeting(&conn, error, options, greeting_wait));
+            }
+        };
+        conn.stream.set_deadline(Some(budget_left()), "connecting");
         if let (Some(tls), Security::StartTls) = (&tls, options.security) {
+            // STARTTLS is only allowed before authentication (RFC 3501 §6.2.1).
+            if greeting.kind == StatusKind::PreAuth {
+                return Err(Error::PreauthWithoutTls);
+            }
             if conn.capabilities.is_empty() {
                 conn.simple(&Command::Capability)?;
             }
             if !conn.capabilities.has("STARTTLS") {
                 return Err(Error::StartTlsUnavailable);
             }
-            conn.simple(&Command::StartTls)?;
+            match conn.simple(&Command::StartTls) {
+                Ok(_) => {}
+                Err(Error::No { code, text, .. } | Error::Bad { code, text, .. }) => {
+                    return Err(Error::StartTlsRefused { code, text });
+                }
+                Err(other) => return Err(other),
+            }
             // Anything the server sent after its OK arrived in plaintext and could have
             // been injected (CVE-2011-0411 style): refuse rather than use it.
             if conn.decoder.buffered() > 0 {
@@ -215,6 +276,7 @@ impl Client {
         if conn.capabilities.is_empty() {
             conn.simple(&Command::Capability)?;
         }
+        conn.stream.set_deadline(None, "");
         Ok(Client { conn: Box::new(conn), greeting: Box::new(greeting) })
     }
 
@@ -255,6 +317,14 @@ impl Client {
 }
 
 fn read_greeting(conn: &mut Conn) -> Result<Status> {
+    // Look at the first line before decoding it: another protocol's greeting is named,
+    // not reported as a malformed response.
+    conn.fill_first_line()?;
+    if let Some(found) = Service::recognise(conn.decoder.undecoded())
+        && found != Service::Imap
+    {
+        return Err(wrong_service(conn, found));
+    }
     loop {
         match conn.next_response()? {
             Response::Untagged(Untagged::Status(status)) => match status.kind {
@@ -280,4 +350,44 @@ fn read_greeting(conn: &mut Conn) -> Result<Status> {
             other => return Err(Error::Protocol(format!("unexpected greeting {other:?}"))),
         }
     }
+}
+
+/// `duration` to the nearest tenth of a second (at least one tenth).
+fn tenths(duration: Duration) -> Duration {
+    let tenths = (duration.as_millis() + 50) / 100;
+    Duration::from_millis(u64::try_from(tenths.max(1) * 100).unwrap_or(u64::MAX))
+}
+
+fn wrong_service(conn: &Conn, found: Service) -> Error {
+    let line = conn.decoder.undecoded().split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let greeting = mutf7::escape_for_display(&line[..line.len().min(200)]);
+    Error::WrongService { found, greeting, tls: conn.stream.is_tls() }
+}
+
+/// The greeting did not come: when the bytes that did, or a TLS probe of the same port,
+/// say the port speaks something else, that is the error.
+fn diagnose_greeting(
+    conn: &Conn,
+    error: Error,
+    options: &ConnectOptions,
+    waited: Duration,
+) -> Error {
+    let received = conn.decoder.undecoded();
+    let tls = conn.stream.is_tls();
+    match Service::recognise(received) {
+        Some(Service::Tls) if !tls => return Error::ImplicitTlsPort { waited },
+        Some(Service::Imap) | None => {}
+        Some(found) => return wrong_service(conn, found),
+    }
+    let silent = received.is_empty()
+        && matches!(&error, Error::Net(net)
+            if net.is_timeout() || matches!(net, mailnet::Error::Closed { .. }));
+    if silent
+        && !tls
+        && Stream::answers_tls(&options.host, options.port, waited.min(TLS_PROBE_TIME))
+    {
+        return Error::ImplicitTlsPort { waited };
+    }
+    error
 }

@@ -89,9 +89,17 @@ impl Session {
     }
 
     /// `[ALERT]` texts received so far (RFC 3501 says they must be shown to the user);
-    /// taking them empties the list.
+    /// taking them empties the list. At most ten different alerts are kept per session,
+    /// each cut to 500 characters with control characters escaped; the others are only
+    /// counted ([`take_dropped_alerts`](Self::take_dropped_alerts)), so a server repeating
+    /// alerts costs no memory.
     pub fn take_alerts(&mut self) -> Vec<String> {
         std::mem::take(&mut self.conn.alerts)
+    }
+
+    /// How many alerts were not kept (beyond ten, or repeats) since the last call.
+    pub fn take_dropped_alerts(&mut self) -> u64 {
+        std::mem::take(&mut self.conn.alerts_dropped)
     }
 
     /// The selected mailbox, if any.
@@ -195,7 +203,7 @@ impl Session {
         self.conn.finish_all(&[(list_tag, "LIST"), (enable_tag, "ENABLE")], &mut |untagged| {
             match untagged {
                 Untagged::Enabled(names) => enabled.extend(names),
-                other => listed.take(other),
+                other => listed.take(other)?,
             }
             Ok(())
         })?;
@@ -237,9 +245,12 @@ impl Session {
                     if entry.kind == ListKind::Lsub
                         || entry.attributes.contains(&ListAttribute::Subscribed) =>
                 {
+                    if subscribed.len() >= mailbox::MAX_LISTED {
+                        return Err(mailbox::too_many_listed("LIST (SUBSCRIBED)"));
+                    }
                     subscribed.push(entry);
                 }
-                other => listed.take(other),
+                other => listed.take(other)?,
             }
             Ok(())
         })?;
@@ -309,6 +320,8 @@ impl Session {
     /// Streams flags, INTERNALDATE, RFC822.SIZE (and MODSEQ when `with_modseq`, the message
     /// GUID when [`set_message_guids`](Self::set_message_guids) asked for it) of every
     /// message in `set` to `each`, without bodies: one pipelined pass, constant memory.
+    /// More answers than the selected mailbox has messages (its highest EXISTS) are a
+    /// server error ([`Error::Protocol`]).
     pub fn fetch_metadata(
         &mut self,
         set: &SequenceSet,
@@ -316,16 +329,17 @@ impl Session {
         each: &mut dyn FnMut(MessageMeta) -> io::Result<()>,
     ) -> Result<()> {
         let items = self.metadata_items(with_modseq);
-        let mut handler = MetaHandler { set, each };
+        let mut handler = MetaHandler::new(set, each, self.conn.exists);
         // Metadata answers are small: only the command-length limit splits the set.
-        fetch::uid_fetch(
+        let fetched = fetch::uid_fetch(
             &mut self.conn,
             set,
             &items,
             Modifiers::default(),
             usize::MAX,
             &mut handler,
-        )
+        );
+        handler.check(fetched)
     }
 
     /// EXAMINE `mailbox` and [`fetch_metadata_all`](Self::fetch_metadata_all) of it in one
@@ -373,20 +387,24 @@ impl Session {
             }
         };
         self.selected = Some(mailbox.clone());
-        let mut all_meta = Vec::with_capacity(info.exists as usize);
+        // A server's EXISTS bounds the listing (and what it costs to keep); never trust it
+        // for more than a first allocation.
+        let mut all_meta = Vec::with_capacity((info.exists as usize).min(1 << 16));
         let mut each = |meta: MessageMeta| {
             all_meta.push(meta);
             Ok(())
         };
-        let mut handler = MetaHandler { set: &all, each: &mut each };
-        fetch::finish_uid_fetch(&mut self.conn, fetch_tag, &mut handler)?;
+        let mut handler = MetaHandler::new(&all, &mut each, Some(info.exists));
+        let fetched = fetch::finish_uid_fetch(&mut self.conn, fetch_tag, &mut handler);
+        handler.check(fetched)?;
         all_meta.sort_by_key(|m| m.uid);
         all_meta.dedup_by_key(|m| m.uid);
         Ok((info, all_meta))
     }
 
     /// [`fetch_metadata`](Self::fetch_metadata) of the whole mailbox (`1:*`), collected and
-    /// sorted by UID.
+    /// sorted by UID. A listing with more messages than the mailbox's EXISTS is refused
+    /// ([`Error::Protocol`]) as soon as it grows beyond it.
     pub fn fetch_metadata_all(&mut self) -> Result<Vec<MessageMeta>> {
         let mut all = Vec::new();
         self.fetch_metadata(&SequenceSet::all(), false, &mut |meta| {
@@ -440,6 +458,11 @@ impl Session {
         self.conn.run(&Command::UidSearch { criteria, esearch }, &mut |untagged| {
             match untagged {
                 Untagged::Search { numbers, .. } => {
+                    if uids.len() as u64 + numbers.len() as u64 > MAX_SEARCH_RESULTS {
+                        return Err(Error::Protocol(format!(
+                            "SEARCH answers with more than {MAX_SEARCH_RESULTS} UIDs"
+                        )));
+                    }
                     uids.extend(numbers.into_iter().filter_map(Uid::new));
                 }
                 Untagged::ESearch(result) => {

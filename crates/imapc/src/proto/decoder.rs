@@ -216,6 +216,12 @@ impl ResponseDecoder {
         self.end - self.start
     }
 
+    /// The bytes received but not yet decoded (e.g. a greeting, to tell which protocol it
+    /// is before decoding it as IMAP).
+    pub fn undecoded(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
     /// Drops everything buffered (after STARTTLS, where leftovers would be an injection).
     pub fn clear(&mut self) {
         self.start = 0;

@@ -144,3 +144,29 @@ fn self_signed_ca_certificates_are_pinned_exactly() {
     let impostor = refused("localhost", TlsOptions::new().ca_dir(without.path()));
     assert_eq!(impostor.problem(), CertificateProblem::Untrusted);
 }
+
+#[test]
+fn which_ports_speak_tls_from_the_first_byte() {
+    let dovecot = Dovecot::builder().user("alice", "alicepw").start();
+    let within = std::time::Duration::from_secs(5);
+    // Dovecot's imaps and pop3s answer a handshake; its plain ports greet in plain text.
+    assert!(Stream::answers_tls("127.0.0.1", dovecot.imaps_port(), within));
+    assert!(Stream::answers_tls("127.0.0.1", dovecot.pop3s_port(), within));
+    assert!(!Stream::answers_tls("127.0.0.1", dovecot.imap_port(), within));
+    assert!(!Stream::answers_tls("127.0.0.1", dovecot.pop3_port(), within));
+
+    // imaps at the plain port: Dovecot's greeting is the answer to our ClientHello.
+    let tls = TlsConnector::new(&TlsOptions::new().ca_file(dovecot.ca_file())).expect("ca");
+    for (port, service) in [
+        (dovecot.imap_port(), mailnet::Service::Imap),
+        (dovecot.pop3_port(), mailnet::Service::Pop3),
+    ] {
+        let error = Stream::connect_tls("localhost", port, &Timeouts::default(), &tls)
+            .expect_err("a plain port does not speak TLS");
+        assert!(
+            matches!(&error, Error::NotTls { service: Some(found), .. } if *found == service),
+            "{error:?}"
+        );
+        assert!(error.is_configuration());
+    }
+}

@@ -34,6 +34,9 @@ pub(crate) fn authenticate(
     credentials: &Credentials,
     apop_timestamp: Option<&str>,
 ) -> Result<()> {
+    // Whatever the server says from now on may echo what we send: mask it (the password;
+    // AUTH PLAIN adds its encoding below).
+    conn.secrets.add(credentials.password.expose());
     let mechanism = match credentials.mechanism {
         AuthMechanism::Auto if conn.capabilities.has_sasl("PLAIN") => AuthMechanism::Plain,
         AuthMechanism::Auto => AuthMechanism::UserPass,
@@ -89,6 +92,7 @@ fn apop(conn: &mut Conn, credentials: &Credentials, timestamp: Option<&str>) -> 
     md5.update(timestamp.as_bytes());
     md5.update(credentials.password.expose().as_bytes());
     let digest = Secret::new(hex(&md5.finalize()));
+    conn.secrets.add(digest.expose());
     let name = credentials.login_name();
     conn.simple(&Command::Apop { name: &name, digest: &digest }, None)?;
     Ok(())
@@ -107,6 +111,7 @@ fn plain(conn: &mut Conn, credentials: &Credentials) -> Result<()> {
     message.push(0);
     message.extend_from_slice(credentials.password.expose().as_bytes());
     let message = Secret::new(message);
+    conn.secrets.add(&sasl_base64(message.expose()));
     let fits = "AUTH PLAIN \r\n".len() + sasl_base64(message.expose()).len() <= MAX_COMMAND_LEN;
     let initial_response = if fits { Some(&message) } else { None };
     conn.send(&[Command::Auth { mechanism: "PLAIN", initial_response }])?;

@@ -3,7 +3,7 @@
 
 use std::io::{self, Read};
 
-use mailnet::{Stream, Trace, TraceDirection};
+use mailnet::{SecretMask, Stream, Trace, TraceDirection};
 
 use crate::error::{Error, Result};
 use crate::proto::{Command, Decoder, Event, Status, parse_capability};
@@ -32,7 +32,12 @@ pub(crate) struct Conn {
     broken: bool,
     /// Lines (listing) or octets (body) of the multi-line answer being read, for the trace.
     multi_line_len: u64,
+    /// The credentials sent, masked in everything the server says before anyone sees it.
+    pub(crate) secrets: SecretMask,
 }
+
+/// Lines of a `CAPA` answer kept: a real server sends a dozen; the rest are ignored.
+const MAX_CAPABILITIES: usize = 256;
 
 /// Lines of a listing (`CAPA`, `LIST`, `UIDL`) a trace shows; the rest are only counted.
 const TRACE_LISTING_LINES: u64 = 16;
@@ -66,8 +71,11 @@ fn status_line(status: &Status) -> String {
 }
 
 impl Conn {
-    pub(crate) fn new(stream: Stream, options: ConnectOptions) -> Conn {
+    pub(crate) fn new(mut stream: Stream, options: ConnectOptions) -> Conn {
         let decoder = Decoder::new(options.limits);
+        // A server that trickles a byte every few seconds must not keep a command alive
+        // forever: no complete line for the read timeout ends it.
+        stream.set_stall_limit(options.timeouts.read);
         Conn {
             stream,
             decoder,
@@ -75,7 +83,38 @@ impl Conn {
             capabilities: Capabilities::default(),
             broken: false,
             multi_line_len: 0,
+            secrets: SecretMask::default(),
         }
+    }
+
+    /// A status from the server with the credentials masked in its text.
+    fn scrubbed(&self, mut status: Status) -> Status {
+        self.secrets.mask_in_place(&mut status.text);
+        status
+    }
+
+    /// A decode error with the credentials masked in the line it quotes.
+    fn scrub_error(&self, error: crate::proto::DecodeError) -> Error {
+        use crate::proto::DecodeError;
+        let error = match error {
+            DecodeError::Malformed { line } => {
+                DecodeError::Malformed { line: self.secrets.mask(&line).into_owned() }
+            }
+            DecodeError::Unsolicited { line } => {
+                DecodeError::Unsolicited { line: self.secrets.mask(&line).into_owned() }
+            }
+            other => other,
+        };
+        Error::Decode(error)
+    }
+
+    /// Reads until a whole line is buffered (or 1 KiB without a line end), without
+    /// decoding anything: to look at a greeting before it is taken for POP3.
+    pub(crate) fn fill_first_line(&mut self) -> Result<()> {
+        while self.decoder.undecoded().len() < 1024 && !self.decoder.undecoded().contains(&b'\n') {
+            self.fill()?;
+        }
+        Ok(())
     }
 
     /// Commands that may be in flight at once: 1 without `PIPELINING`.
@@ -112,7 +151,8 @@ impl Conn {
             && !self.decoder.in_multi_line()
             && let Err(error) = self.decoder.next_event()
         {
-            return self.guard(Err(error.into()));
+            let error = self.scrub_error(error);
+            return self.guard(Err(error));
         }
         let mut out = Vec::with_capacity(commands.len() * 16);
         for command in commands {
@@ -145,12 +185,16 @@ impl Conn {
         loop {
             let head = match self.decoder.next_event() {
                 Ok(Some(Event::Status(status))) => {
+                    let status = self.scrubbed(status);
+                    self.stream.progress();
                     emit(self.options.trace.as_ref(), TraceDirection::Received, || {
                         status_line(&status)
                     });
                     Head::Status(status)
                 }
                 Ok(Some(Event::MultiLineStart(status))) => {
+                    let status = self.scrubbed(status);
+                    self.stream.progress();
                     emit(self.options.trace.as_ref(), TraceDirection::Received, || {
                         status_line(&status)
                     });
@@ -158,6 +202,7 @@ impl Conn {
                     Head::MultiLine
                 }
                 Ok(Some(Event::Continuation(challenge))) => {
+                    self.stream.progress();
                     // A SASL challenge is redacted like our responses: some mechanisms
                     // carry secrets in both directions.
                     let text = if challenge.is_empty() { "+" } else { "+ <redacted>" };
@@ -172,7 +217,10 @@ impl Conn {
                     self.fill()?;
                     continue;
                 }
-                Err(error) => return self.guard(Err(error.into())),
+                Err(error) => {
+                    let error = self.scrub_error(error);
+                    return self.guard(Err(error));
+                }
             };
             return Ok(head);
         }
@@ -184,15 +232,18 @@ impl Conn {
         loop {
             match self.decoder.next_event() {
                 Ok(Some(Event::Line(line))) => {
+                    self.stream.progress();
                     self.multi_line_len += 1;
                     if self.multi_line_len <= TRACE_LISTING_LINES {
+                        let secrets = &self.secrets;
                         emit(self.options.trace.as_ref(), TraceDirection::Received, || {
-                            escape(line)
+                            secrets.mask(&escape(line)).into_owned()
                         });
                     }
                     return Ok(Some(each(line)));
                 }
                 Ok(Some(Event::End)) => {
+                    self.stream.progress();
                     let lines = self.multi_line_len;
                     emit(self.options.trace.as_ref(), TraceDirection::Received, || {
                         format!(". ({lines} line{})", if lines == 1 { "" } else { "s" })
@@ -204,7 +255,10 @@ impl Conn {
                     return self.guard(Err(error));
                 }
                 Ok(None) => self.fill()?,
-                Err(error) => return self.guard(Err(error.into())),
+                Err(error) => {
+                    let error = self.scrub_error(error);
+                    return self.guard(Err(error));
+                }
             }
         }
     }
@@ -225,6 +279,7 @@ impl Conn {
                     self.multi_line_len += data.len() as u64;
                 }
                 Ok(Some(Event::End)) => {
+                    self.stream.progress();
                     let octets = self.multi_line_len;
                     emit(self.options.trace.as_ref(), TraceDirection::Received, || {
                         format!(". ({octets} octets)")
@@ -237,7 +292,10 @@ impl Conn {
                 }
                 Ok(None) if filled > 0 => return Ok((filled, false)),
                 Ok(None) => self.fill()?,
-                Err(error) => return self.guard(Err(error.into())),
+                Err(error) => {
+                    let error = self.scrub_error(error);
+                    return self.guard(Err(error));
+                }
             }
         }
     }
@@ -274,9 +332,12 @@ impl Conn {
             Head::MultiLine => {
                 let mut entries = Vec::new();
                 // Lines that do not parse (empty ones, control characters) are skipped:
-                // CAPA is advisory and an odd line must not stop a migration.
+                // CAPA is advisory and an odd line must not stop a migration. So are lines
+                // beyond any real server's list, which would only cost memory.
                 while let Some(entry) = self.next_line(|line| parse_capability(line).ok())? {
-                    entries.extend(entry);
+                    if entries.len() < MAX_CAPABILITIES {
+                        entries.extend(entry);
+                    }
                 }
                 self.capabilities = Capabilities::new(entries);
             }

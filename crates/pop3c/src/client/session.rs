@@ -92,7 +92,13 @@ impl Session {
 
     /// `STAT`.
     pub fn stat(&mut self) -> Result<Stat> {
-        let status = self.conn.simple(&Command::Stat, None)?;
+        self.conn.send(&[Command::Stat])?;
+        self.stat_answer()
+    }
+
+    /// Reads the answer to a `STAT` already sent.
+    fn stat_answer(&mut self) -> Result<Stat> {
+        let status = self.conn.expect_ok("STAT", None)?;
         let (count, octets) = parse_stat(&status.text)
             .map_err(|_| Error::Protocol(format!("STAT answer {:?}", status.text)))?;
         Ok(Stat { count, octets })
@@ -101,7 +107,7 @@ impl Session {
     /// `LIST`: every message's number and size, in the server's order.
     pub fn list(&mut self) -> Result<Vec<ScanListing>> {
         self.conn.send(&[Command::List(None)])?;
-        self.listing("LIST", parse_scan_listing)
+        self.listing("LIST", parse_scan_listing, None)
     }
 
     /// `LIST n`.
@@ -115,7 +121,7 @@ impl Session {
     /// `-ERR`, returned as [`Error::Refused`].
     pub fn uidl(&mut self) -> Result<Vec<UidlListing>> {
         self.conn.send(&[Command::Uidl(None)])?;
-        self.listing("UIDL", parse_uidl_listing)
+        self.listing("UIDL", parse_uidl_listing, None)
     }
 
     /// `UIDL n`.
@@ -125,18 +131,27 @@ impl Session {
             .map_err(|_| Error::Protocol(format!("UIDL {number} answer {:?}", status.text)))
     }
 
-    /// `LIST` and `UIDL` (pipelined when possible) joined by message number, in POP3
-    /// order: the POP3 view a migration needs. A message missing from either listing is a
-    /// [`Error::Protocol`].
+    /// `STAT`, `LIST` and `UIDL` (pipelined when possible), the listings joined by message
+    /// number, in POP3 order: the POP3 view a migration needs. A message missing from
+    /// either listing, or a listing longer than the message count `STAT` announced, is an
+    /// [`Error::Protocol`] (the rest of the listing is read but not kept: a server that
+    /// lists forever costs no memory).
     pub fn messages(&mut self) -> Result<Vec<MessageInfo>> {
         let (sizes, uidls) = if self.is_pipelining() {
-            self.conn.send(&[Command::List(None), Command::Uidl(None)])?;
-            let sizes = self.listing("LIST", parse_scan_listing);
-            // Read UIDL's answer even when LIST failed, to stay in sync.
-            let uidls = self.listing("UIDL", parse_uidl_listing);
+            self.conn.send(&[Command::Stat, Command::List(None), Command::Uidl(None)])?;
+            let stat = self.stat_answer();
+            // Read both listings even when one failed, to stay in sync.
+            let count = stat.as_ref().map_or(0, |stat| stat.count);
+            let sizes = self.listing("LIST", parse_scan_listing, Some(count));
+            let uidls = self.listing("UIDL", parse_uidl_listing, Some(count));
+            stat?;
             (sizes?, uidls?)
         } else {
-            (self.list()?, self.uidl()?)
+            let count = self.stat()?.count;
+            self.conn.send(&[Command::List(None)])?;
+            let sizes = self.listing("LIST", parse_scan_listing, Some(count))?;
+            self.conn.send(&[Command::Uidl(None)])?;
+            (sizes, self.listing("UIDL", parse_uidl_listing, Some(count))?)
         };
         if sizes.len() != uidls.len() {
             return Err(Error::Protocol(format!(
@@ -158,12 +173,14 @@ impl Session {
         Ok(messages)
     }
 
-    /// Reads a listing answer: `-ERR` → [`Error::Refused`], a line that does not parse →
-    /// [`Error::Protocol`] (after reading the rest, so the session stays usable).
+    /// Reads a listing answer: `-ERR` → [`Error::Refused`], a line that does not parse or
+    /// one beyond `limit` entries → [`Error::Protocol`] (after reading the rest, so the
+    /// session stays usable).
     fn listing<T>(
         &mut self,
         command: &'static str,
         parse: fn(&[u8]) -> std::result::Result<T, crate::proto::ParseError>,
+        limit: Option<u32>,
     ) -> Result<Vec<T>> {
         match self.conn.next_head()? {
             Head::MultiLine => {}
@@ -179,18 +196,30 @@ impl Session {
                 return Err(Error::Protocol(format!("{command} answered with a continuation")));
             }
         }
-        let mut entries = Vec::new();
+        // The announced count is only trusted for a first allocation.
+        let mut entries = Vec::with_capacity(limit.map_or(0, |n| n.min(1 << 16) as usize));
         let mut bad: Option<String> = None;
+        let mut beyond = false;
         while let Some(parsed) = self
             .conn
             .next_line(|line| parse(line).map_err(|_| escape(&line[..line.len().min(200)])))?
         {
+            if limit.is_some_and(|limit| entries.len() >= limit as usize) {
+                beyond = true;
+                continue;
+            }
             match parsed {
                 Ok(entry) => entries.push(entry),
                 Err(line) => {
                     bad.get_or_insert(line);
                 }
             }
+        }
+        if beyond {
+            return Err(Error::Protocol(format!(
+                "{command} lists more than the {} messages STAT announced",
+                limit.unwrap_or_default()
+            )));
         }
         match bad {
             Some(line) => Err(Error::Protocol(format!("{command} line {line:?}"))),

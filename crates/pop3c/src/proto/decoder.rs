@@ -226,6 +226,12 @@ impl Decoder {
         self.end - self.start
     }
 
+    /// The bytes received but not yet decoded (e.g. a greeting, to tell which protocol it
+    /// is before decoding it as POP3).
+    pub fn undecoded(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
     /// True while inside a multi-line answer.
     pub fn in_multi_line(&self) -> bool {
         self.state != State::Status

@@ -54,7 +54,19 @@ fn n(number: u32) -> MessageNumber {
 
 #[test]
 fn broken_greetings_are_typed() {
+    // An IMAP greeting is named (a fake server, as in the CLI's tests against Dovecot).
     let server = FakeServer::start(vec![Step::send("* OK IMAP4rev1 ready\r\n")]);
+    let error = Client::connect(&options(&server)).expect_err("not POP3");
+    assert!(
+        matches!(&error, Error::WrongService { found: mailnet::Service::Imap, tls: false, greeting }
+            if greeting == "* OK IMAP4rev1 ready"),
+        "{error}"
+    );
+    assert!(error.is_wrong_endpoint() && !error.is_retryable());
+    assert!(server.finish().is_empty(), "nothing was sent");
+
+    // Neither POP3 nor another protocol: still a malformed status line.
+    let server = FakeServer::start(vec![Step::send("hello there\r\n")]);
     let error = Client::connect(&options(&server)).expect_err("not POP3");
     assert!(matches!(error, Error::Decode(DecodeError::Malformed { .. })), "{error}");
 
@@ -151,6 +163,8 @@ fn bare_lf_servers_and_servers_without_capa_work() {
         Step::send("-ERR what is CAPA\n"),
         // Without PIPELINING, one command at a time.
         Step::Read,
+        Step::send("+OK 2 21\n"),
+        Step::Read,
         Step::send("+OK\n1 12\n2 9\n.\n"),
         Step::Read,
         Step::send("+OK\n1 a1\n2 b2\n.\n"),
@@ -180,7 +194,18 @@ fn bare_lf_servers_and_servers_without_capa_work() {
     let lines = server.finish();
     assert_eq!(
         lines,
-        ["CAPA", "USER alice", "PASS pw", "CAPA", "LIST", "UIDL", "RETR 1", "RETR 2", "QUIT"]
+        [
+            "CAPA",
+            "USER alice",
+            "PASS pw",
+            "CAPA",
+            "STAT",
+            "LIST",
+            "UIDL",
+            "RETR 1",
+            "RETR 2",
+            "QUIT"
+        ]
     );
 }
 
@@ -197,7 +222,8 @@ fn pipelining_sends_the_batch_before_reading_answers() {
             Step::send("+OK\r\none\r\n.\r\n-ERR [SYS/PERM] gone\r\n+OK\r\nthree\r\n.\r\n"),
             Step::Read,
             Step::Read,
-            Step::send("+OK\r\n1 10\r\n.\r\n+OK\r\n1 u1\r\n.\r\n"),
+            Step::Read,
+            Step::send("+OK 1 10\r\n+OK\r\n1 10\r\n.\r\n+OK\r\n1 u1\r\n.\r\n"),
         ],
     ));
     let mut session = open(&server);
@@ -221,7 +247,7 @@ fn pipelining_sends_the_batch_before_reading_answers() {
     assert_eq!(messages[0].uidl.as_str(), "u1");
     drop(session);
     let lines = server.finish();
-    assert_eq!(&lines[4..], ["RETR 1", "RETR 2", "RETR 3", "LIST", "UIDL"]);
+    assert_eq!(&lines[4..], ["RETR 1", "RETR 2", "RETR 3", "STAT", "LIST", "UIDL"]);
 }
 
 #[test]
@@ -256,6 +282,8 @@ fn malformed_listings_and_mismatches_are_protocol_errors() {
         vec![
             Step::Read,
             Step::Send(b"+OK\r\n1 has space\r\n2 caf\xc3\xa9\r\n3 ok\r\n.\r\n".to_vec()),
+            Step::Read,
+            Step::send("+OK 2 30\r\n"),
             Step::Read,
             Step::send("+OK\r\n1 10\r\n2 20\r\n.\r\n"),
             Step::Read,
@@ -381,9 +409,25 @@ fn stls_missing_or_with_injected_data_is_refused() {
     ]);
     let error = Client::connect(&options_stls(&server)).expect_err("refused STLS");
     assert!(
-        matches!(error, Error::Refused { command: "STLS", .. }) && error.is_retryable(),
+        matches!(error, Error::StlsRefused { code: Some(ResponseCode::SysTemp), .. })
+            && error.is_retryable(),
         "{error}"
     );
+
+    // Refused for good: a wrong endpoint, not something to retry.
+    let server = FakeServer::start(vec![
+        Step::send("+OK ready\r\n"),
+        Step::Read,
+        Step::send("+OK\r\nSTLS\r\n.\r\n"),
+        Step::Read,
+        Step::send("-ERR TLS is not configured\r\n"),
+    ]);
+    let error = Client::connect(&options_stls(&server)).expect_err("refused STLS");
+    assert!(
+        matches!(&error, Error::StlsRefused { code: None, text } if text == "TLS is not configured"),
+        "{error}"
+    );
+    assert!(!error.is_retryable() && error.is_wrong_endpoint(), "{error}");
 }
 
 #[test]

@@ -8,6 +8,7 @@ mod fuzz_corpus;
 mod hostile;
 mod tls;
 mod trace;
+mod wrong_server;
 
 use pop3c::{Client, ConnectOptions, Credentials, Security, Session, TlsOptions};
 use testkit::Dovecot;

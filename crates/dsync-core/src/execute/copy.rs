@@ -228,7 +228,11 @@ impl Copier<'_> {
         let saved_before = self.copied.saved;
         let mut sink = CopySink { copier: self, wanted, staged_bytes: None, last_saved: None };
         let result = (route.from)(&uids, &mut sink);
-        self.copied.vanished += uids.len() as u64 - (self.copied.saved - saved_before);
+        if result.is_ok() && self.destination_error.is_none() {
+            // Only a fetch that ended well says that what it did not deliver is gone; one
+            // cut short says nothing about the rest.
+            self.copied.vanished += uids.len() as u64 - (self.copied.saved - saved_before);
+        }
         if let Some(error) = self.destination_error.take() {
             return Err(SyncError {
                 side: route.to_side,

@@ -500,6 +500,7 @@ mod tests {
             let totals = merged.totals();
             assert_eq!((totals.saved, totals.mailboxes), (32, 2), "cut after {writes}");
             assert_eq!(totals.created, 2, "cut after {writes}");
+            assert_eq!(merged.exit_code(), 0, "nothing vanished: cut after {writes}");
             assert_eq!(held(&destination), 32);
         }
         assert!(cut > 10, "the run was cut at {cut} places only");

@@ -7,6 +7,7 @@ mod dovecot_files;
 mod import_query;
 mod ownership;
 mod pop3;
+mod report;
 mod secrets;
 mod seeds;
 mod tls;

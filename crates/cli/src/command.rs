@@ -322,7 +322,7 @@ fn finish_batch(
 }
 
 fn failed_outcome(error: CliError) -> Outcome {
-    Outcome::failed(error, std::time::Duration::ZERO)
+    Outcome::without_report(Some(error), std::time::Duration::ZERO)
 }
 
 /// Planning errors are kept per user and reported once; they are cheap to rebuild.
@@ -651,8 +651,7 @@ pub(crate) fn check(context: &Context, args: &CheckArgs) -> Result<u8, CliError>
                 Ok(report) => (Some(report), None),
                 Err(error) => (None, Some(error)),
             };
-            let mut outcome = Outcome::failed(CliError::Usage(String::new()), duration);
-            outcome.error = error;
+            let outcome = Outcome::without_report(error, duration);
             let mut line = UserResult::new("check", label, &location, "", &outcome);
             if let Some(report) = report {
                 line.mailboxes = report.folders.len() as u64;

@@ -97,11 +97,11 @@ pub(crate) struct Outcome {
 }
 
 impl Outcome {
-    /// A job that failed before it started.
-    pub(crate) fn failed(error: CliError, duration: Duration) -> Outcome {
+    /// A job without a report: it failed before it started (or only checked).
+    pub(crate) fn without_report(error: Option<CliError>, duration: Duration) -> Outcome {
         Outcome {
             report: None,
-            error: Some(error),
+            error,
             duration,
             dovecot_state: None,
             reconnects: Vec::new(),
@@ -184,7 +184,18 @@ pub(crate) fn run(
         && outcome.error.is_none()
         && !task.dry_run
     {
-        outcome.verification = Some(verify::after_run(job, task, level, debug));
+        let verification = verify::after_run(job, task, level, debug);
+        // In the log (a batch user's file) every difference; the summary shows the first.
+        match &verification {
+            Ok(comparison) => {
+                tracing::info!("verify: {}", comparison.verdict());
+                for difference in &comparison.differences {
+                    tracing::info!("verify: differs: {difference}");
+                }
+            }
+            Err(error) => tracing::info!("verify: not verified: {error}"),
+        }
+        outcome.verification = Some(verification);
     }
     outcome.duration = started.elapsed();
     outcome

@@ -195,6 +195,9 @@ impl UserResult {
         if let Some(error) = &outcome.error {
             result.errors.insert(0, error.to_string());
         }
+        if let Some(Err(error)) = &outcome.verification {
+            result.errors.push(format!("verify: {error}"));
+        }
         result
     }
 }

@@ -401,4 +401,9 @@ fn backup_verify_in_a_batch() {
         assert_eq!(report["users"][user]["verify"]["status"], "identical", "{}", text(&json));
         assert_eq!(report["users"][user]["verify"]["messages"], 1, "{}", text(&json));
     }
+    let log = std::fs::read_to_string(logs.join("alice.log")).expect("alice's log");
+    assert!(
+        log.contains("verify: 1 mailboxes and 1 messages compared (metadata), 0 differences"),
+        "{log}"
+    );
 }

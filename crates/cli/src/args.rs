@@ -8,12 +8,13 @@ use clap::{Args, Parser, Subcommand};
 pub(crate) const EXIT_CODES: &str = "\
 Exit status (as doveadm's):
    0  synced (verify: no difference)
-   1  verify only: differences found
+   1  verify and backup --verify: differences found
    2  finished, but something changed meanwhile: run again
   64  usage error (bad option or location)
-  65  data error (e.g. a mailbox the destination cannot represent)
+  65  data error (e.g. a mailbox the destination cannot represent, an entry skipped)
   67  unknown user
-  68  mailbox, location or host not found
+  68  mailbox, location or host not found; verify: a -m that matches no mailbox, or
+      filters that leave nothing to compare
   73  can't create (disk full, over quota, not a directory)
   75  temporary failure (connection lost, timeout, server busy, lock held): retry later;
       wins over the others
@@ -178,7 +179,7 @@ pub(crate) enum Command {
 
     /// Compare two locations: folders, subscriptions, UIDVALIDITY, UIDNEXT, UIDs, sizes,
     /// flags, keywords, received dates and POP3 UIDLs. Prints every difference; exits 1
-    /// if there is any.
+    /// if there is any, 68 if a -m matches no mailbox (nothing compared for it).
     #[command(after_help = "Examples:
   dsync verify --password-file pw imaps://alice@old.example.com maildir:/srv/mail/alice
   dsync verify --bodies maildir:/srv/mail/alice maildir:/backup/alice")]
@@ -236,6 +237,19 @@ pub(crate) struct BackupArgs {
 
     #[command(flatten)]
     pub(crate) locations: Locations,
+
+    /// After the backup, compare both sides as `dsync verify` does (within the filters)
+    /// and end with its verdict; exit 1 if anything differs. --verify=bodies also
+    /// compares every message's contents (reads everything again on both sides).
+    #[arg(
+        long,
+        value_name = "WHAT",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "metadata",
+        help_heading = "Output"
+    )]
+    pub(crate) verify: Option<crate::verify::Level>,
 
     #[command(flatten)]
     pub(crate) state: StateArgs,
@@ -346,11 +360,15 @@ pub(crate) struct RunArgs {
     pub(crate) output: OutputArgs,
 }
 
+/// The filters: what they leave out is counted in the summary per reason (`--json`:
+/// `filtered`); a -m that matches no source mailbox is a warning. -t, -e, -O and -I apply
+/// to backup and import (and POP3 sources); sync -1 refuses them.
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Filters")]
 pub(crate) struct FilterArgs {
     /// Only this mailbox: a name with * % ? wildcards, or a special-use flag such as
-    /// '\Sent' (repeatable).
+    /// '\Sent' (repeatable). One that matches no source mailbox is a warning; the summary
+    /// counts the mailboxes left out.
     #[arg(short = 'm', value_name = "MAILBOX")]
     pub(crate) mailboxes: Vec<String>,
 
@@ -364,7 +382,8 @@ pub(crate) struct FilterArgs {
     pub(crate) namespaces: Vec<String>,
 
     /// Only mail received since DATE: YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS, a UNIX time, or an
-    /// age such as 30d, 12h, 2w.
+    /// age such as 30d, 12h, 2w. This and -e, -O, -I apply to backup and import (sync -1
+    /// refuses them); the summary counts what each left out.
     #[arg(short = 't', value_name = "DATE")]
     pub(crate) since: Option<String>,
 
@@ -535,7 +554,8 @@ pub(crate) struct VerifyArgs {
     #[arg(long)]
     pub(crate) bodies: bool,
 
-    /// Only this mailbox (wildcards or '\Sent'; repeatable).
+    /// Only this mailbox (wildcards or '\Sent'; repeatable). One that matches no mailbox
+    /// on either side is an error (exit 68): nothing was compared for it.
     #[arg(short = 'm', value_name = "MAILBOX")]
     pub(crate) mailboxes: Vec<String>,
 

@@ -165,6 +165,12 @@ pub(crate) fn sync(
         batch: Some(&run.batch),
         output: Some(&run.output),
     };
+    if task.verify.is_some() && task.dry_run {
+        return Err(CliError::Usage(
+            "--verify with --dry-run: a dry run writes nothing, so there is nothing to verify"
+                .into(),
+        ));
+    }
     let users = whom(context, &run.batch)?;
     let batch_mode = is_batch(&run.batch);
     if batch_mode && task.dovecot_state.is_some() {
@@ -192,6 +198,17 @@ pub(crate) fn sync(
             Some(owner) => parse_for(&source, Some(owner), &settings)?,
             None => parse_for(&source, user, &settings)?,
         };
+        // A one-way merge reads UIDs and flags, not only new mail: only from a POP3 source
+        // (matched by UIDL) does it apply the message filters.
+        if task.mode == Mode::OneWay
+            && !task.message_filter.is_everything()
+            && !matches!(source, Location::Pop3(_))
+        {
+            return Err(CliError::Usage(
+                "-t, -e, -O and -I are not supported in sync -1 (they would be ignored): use backup"
+                    .into(),
+            ));
+        }
         let secret_owner =
             Who { user: task.source_user.clone().or_else(|| who.user.clone()), ..who.clone() };
         Ok(Job {
@@ -276,7 +293,7 @@ pub(crate) fn sync(
                 Ok(job) => (job.source.to_string(), job.destination.to_string()),
                 Err(_) => (String::new(), String::new()),
             };
-            UserResult::new(label, &source, &destination, outcome)
+            UserResult::new(task.verb, label, &source, &destination, outcome)
         })
         .collect();
     Ok(finish_batch(context, task.verb, &results, started, run.output.json))
@@ -299,18 +316,13 @@ fn finish_batch(
             users: results,
         });
     } else if !context.verbosity.quiet || exit_code != 0 {
-        print!("{}", output::table(results));
+        print!("{}", output::table(verb, results));
     }
     exit_code
 }
 
 fn failed_outcome(error: CliError) -> Outcome {
-    Outcome {
-        report: None,
-        error: Some(error),
-        duration: std::time::Duration::ZERO,
-        dovecot_state: None,
-    }
+    Outcome::without_report(Some(error), std::time::Duration::ZERO)
 }
 
 /// Planning errors are kept per user and reported once; they are cheap to rebuild.
@@ -342,37 +354,33 @@ fn run_single(
             job::run(job, task, &mut progress, context.verbosity.debug, logs.rawlog.as_ref())
         });
     let code = outcome.exit_code();
+    let (source, destination) = (job.source.to_string(), job.destination.to_string());
     if output_args.json {
-        let result = UserResult::new(
-            &label,
-            &job.source.to_string(),
-            &job.destination.to_string(),
-            &outcome,
-        );
+        let result = UserResult::new(task.verb, &label, &source, &destination, &outcome);
         output::print_json(&JsonReport {
             verb: task.verb,
             exit_code: code,
             duration_secs: outcome.duration.as_secs_f64(),
             users: std::slice::from_ref(&result),
         });
-    } else if let Some(report) = &outcome.report {
-        output::print_summary(
-            report,
-            task.verb,
-            &job.source.to_string(),
-            &job.destination.to_string(),
-            outcome.duration,
-            context.verbosity.quiet,
-            task.dovecot_state.is_some(),
-        );
+        if let Some(error) = &outcome.error {
+            eprintln!("dsync: {error}");
+        }
+    } else {
+        output::print_summary(&output::Summary {
+            verb: task.verb,
+            source: &source,
+            destination: &destination,
+            message_filter: &task.message_filter,
+            outcome: &outcome,
+            quiet: context.verbosity.quiet,
+            to_stderr: task.dovecot_state.is_some(),
+        });
     }
     if let Some(state) = &outcome.dovecot_state {
         println!("{state}");
     }
-    match outcome.error {
-        Some(error) => Err(error),
-        None => Ok(code),
-    }
+    Ok(code)
 }
 
 /// Builds the task of `backup` and `sync` (state options apply).
@@ -474,6 +482,7 @@ fn base_task(
         search: None,
         source_user: None,
         all_mail: None,
+        verify: None,
     })
 }
 
@@ -499,7 +508,9 @@ pub(crate) fn verify(context: &Context, args: &VerifyArgs) -> Result<u8, CliErro
     };
     let mut a = open::open_source(&source, &access, "source")?;
     let mut b = open::open_source(&destination, &access, "destination")?;
-    let result = verify::compare(a.as_storage(), b.as_storage(), &filter, args.bodies);
+    let every_message = dsync_core::filter::MessageFilter::default();
+    let result =
+        verify::compare(a.as_storage(), b.as_storage(), &filter, &every_message, args.bodies);
     warn_about(&mut a);
     warn_about(&mut b);
     a.close();
@@ -515,13 +526,23 @@ pub(crate) fn verify(context: &Context, args: &VerifyArgs) -> Result<u8, CliErro
             println!("{difference}");
         }
         if !context.verbosity.quiet {
-            eprintln!(
-                "dsync: verify {source} <-> {destination}: {} mailboxes and {} messages compared, {} differences",
-                comparison.mailboxes,
-                comparison.messages,
-                comparison.differences.len()
-            );
+            eprintln!("dsync: verify {source} <-> {destination}: {}", comparison.verdict());
         }
+    }
+    // A verification that compared nothing must not pass: a -m that matches no mailbox
+    // (a typo, a folder neither side has) or filters that leave nothing are "not found".
+    let not_found = dsync_core::ErrorKind::NotFound.exit_code();
+    for pattern in &comparison.unmatched {
+        eprintln!(
+            "dsync: verify: -m {pattern} matches no mailbox on either side: nothing was compared for it"
+        );
+    }
+    if !comparison.unmatched.is_empty() {
+        return Ok(not_found);
+    }
+    if comparison.mailboxes == 0 && comparison.differences.is_empty() {
+        eprintln!("dsync: verify: the mailbox filters leave no mailbox to compare");
+        return Ok(not_found);
     }
     Ok(u8::from(!comparison.differences.is_empty()))
 }
@@ -630,8 +651,8 @@ pub(crate) fn check(context: &Context, args: &CheckArgs) -> Result<u8, CliError>
                 Ok(report) => (Some(report), None),
                 Err(error) => (None, Some(error)),
             };
-            let outcome = Outcome { report: None, error, duration, dovecot_state: None };
-            let mut line = UserResult::new(label, &location, "", &outcome);
+            let outcome = Outcome::without_report(error, duration);
+            let mut line = UserResult::new("check", label, &location, "", &outcome);
             if let Some(report) = report {
                 line.mailboxes = report.folders.len() as u64;
                 line.messages = report.messages();

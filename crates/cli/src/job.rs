@@ -1,6 +1,8 @@
 //! One user's sync: open both sides, load the state, run the engine with progress and
 //! checkpoints, save the state, and retry (reconnecting, re-reading credentials) after a
-//! temporary failure. Single runs and every worker of a batch go through [`run`].
+//! temporary failure, counting what every attempt committed; then, with
+//! `backup --verify`, compare both sides. Single runs and every worker of a batch go
+//! through [`run`].
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -22,6 +24,7 @@ use crate::open::{self, Access};
 use crate::progress::UserProgress;
 use crate::settings::Settings;
 use crate::state_file::StateFile;
+use crate::verify::{self, Comparison};
 use crate::workers::Workers;
 
 /// What every user of a run does (the verb and its options).
@@ -48,6 +51,8 @@ pub(crate) struct Task {
     pub(crate) source_user: Option<String>,
     /// `-a`: the destination's all-mail folder, copied from by GUID.
     pub(crate) all_mail: Option<MailboxPattern>,
+    /// `backup --verify`: compare both sides after the run.
+    pub(crate) verify: Option<verify::Level>,
 }
 
 /// One user's run.
@@ -78,20 +83,45 @@ impl Job {
 /// What a job came to.
 #[derive(Debug)]
 pub(crate) struct Outcome {
+    /// What every attempt did, merged (see [`Report::merge`]).
     pub(crate) report: Option<Report>,
+    /// What stopped the last attempt.
     pub(crate) error: Option<CliError>,
     pub(crate) duration: Duration,
     /// The new state in Dovecot's format (with `-s`).
     pub(crate) dovecot_state: Option<String>,
+    /// The temporary failures after which the job reconnected and went on.
+    pub(crate) reconnects: Vec<String>,
+    /// `backup --verify`: the comparison after the run, or why it could not be made.
+    pub(crate) verification: Option<Result<Comparison, CliError>>,
 }
 
 impl Outcome {
-    /// The exit code of this job.
+    /// A job without a report: it failed before it started (or only checked).
+    pub(crate) fn without_report(error: Option<CliError>, duration: Duration) -> Outcome {
+        Outcome {
+            report: None,
+            error,
+            duration,
+            dovecot_state: None,
+            reconnects: Vec::new(),
+            verification: None,
+        }
+    }
+
+    /// The exit code of this job: the run's, else the verification's (1 for differences,
+    /// as `dsync verify`; a verification that could not be made, its error's).
     pub(crate) fn exit_code(&self) -> u8 {
-        match (&self.error, &self.report) {
+        let run = match (&self.error, &self.report) {
             (Some(error), _) => error.exit_code(),
             (None, Some(report)) => report.exit_code(),
             (None, None) => 0,
+        };
+        match &self.verification {
+            _ if run != 0 => run,
+            Some(Ok(comparison)) => u8::from(!comparison.differences.is_empty()),
+            Some(Err(error)) => error.exit_code(),
+            None => 0,
         }
     }
 }
@@ -106,41 +136,84 @@ pub(crate) fn run(
 ) -> Outcome {
     let started = Instant::now();
     let mut attempt = 0;
-    loop {
+    // What the attempts before the last one committed.
+    let mut earlier: Option<Report> = None;
+    let mut reconnects = Vec::new();
+    let mut outcome = loop {
         attempt += 1;
         let result = attempt_once(job, task, progress, debug, rawlog.cloned());
-        let temporary = matches!(&result, Err(failure) if failure.0.exit_code() == ErrorKind::Temporary.exit_code());
-        if temporary && attempt <= job.settings.retries {
-            if let Err(failure) = &result {
-                let error = &failure.0;
-                tracing::warn!(
-                    "{error}; reconnecting in {:.1}s (retry {attempt} of {})",
-                    Duration::from_millis(job.settings.retry_interval_ms).as_secs_f64(),
-                    job.settings.retries
-                );
+        let (report, error, dovecot_state) = match result {
+            Ok((report, dovecot_state)) => (Some(report), None, dovecot_state),
+            Err(failure) => {
+                let (error, report) = *failure;
+                let (error, report) = take_report(error, report);
+                (report, Some(error), None)
             }
+        };
+        let report = match (earlier.take(), report) {
+            (Some(before), Some(now)) => Some(before.merge(now)),
+            (before, now) => now.or(before),
+        };
+        let temporary = error
+            .as_ref()
+            .is_some_and(|error| error.exit_code() == ErrorKind::Temporary.exit_code());
+        if let Some(error) = &error
+            && temporary
+            && attempt <= job.settings.retries
+        {
+            tracing::warn!(
+                "{error}; reconnecting in {:.1}s (retry {attempt} of {})",
+                Duration::from_millis(job.settings.retry_interval_ms).as_secs_f64(),
+                job.settings.retries
+            );
+            reconnects.push(error.to_string());
+            earlier = report;
             std::thread::sleep(Duration::from_millis(job.settings.retry_interval_ms));
             continue;
         }
-        let duration = started.elapsed();
-        let result = result.map_err(|failure| *failure);
-        return match result {
-            Ok((report, dovecot_state)) => {
-                Outcome { report: Some(report), error: None, duration, dovecot_state }
-            }
-            Err((CliError::Sync(failed), _)) => {
-                let failed = *failed;
-                let report = *failed.report;
-                let error = CliError::Sync(Box::new(dsync_core::Failed {
-                    error: failed.error,
-                    report: Box::default(),
-                }));
-                Outcome { report: Some(report), error: Some(error), duration, dovecot_state: None }
-            }
-            Err((error, report)) => {
-                Outcome { report, error: Some(error), duration, dovecot_state: None }
-            }
+        break Outcome {
+            report,
+            error,
+            duration: Duration::ZERO,
+            dovecot_state,
+            reconnects,
+            verification: None,
         };
+    };
+    if let Some(level) = task.verify
+        && outcome.error.is_none()
+        && !task.dry_run
+    {
+        let verification = verify::after_run(job, task, level, debug);
+        // In the log (a batch user's file) every difference; the summary shows the first.
+        match &verification {
+            Ok(comparison) => {
+                tracing::info!("verify: {}", comparison.verdict());
+                for difference in &comparison.differences {
+                    tracing::info!("verify: differs: {difference}");
+                }
+            }
+            Err(error) => tracing::info!("verify: not verified: {error}"),
+        }
+        outcome.verification = Some(verification);
+    }
+    outcome.duration = started.elapsed();
+    outcome
+}
+
+/// Separates a failed attempt's report from its error (the engine's [`dsync_core::Failed`]
+/// carries it), so that the next attempt's report can be added to it.
+fn take_report(error: CliError, report: Option<Report>) -> (CliError, Option<Report>) {
+    match error {
+        CliError::Sync(failed) => {
+            let failed = *failed;
+            let error = CliError::Sync(Box::new(dsync_core::Failed {
+                error: failed.error,
+                report: Box::default(),
+            }));
+            (error, Some(*failed.report))
+        }
+        error => (error, report),
     }
 }
 
@@ -273,7 +346,11 @@ fn attempt_once(
         Ok(report) => report.state.as_ref(),
         Err(failed) => failed.report.state.as_ref(),
     };
-    if let (Some(file), Some(new_state), false) = (&state_file, new_state, task.dry_run)
+    // A run that wrote nothing (its filters left nothing to sync) leaves no directory
+    // behind either: not one holding only a state file, which is no Maildir.
+    let written = root.as_ref().is_none_or(|root| root.exists());
+    if let (Some(file), Some(new_state), false, true) =
+        (&state_file, new_state, task.dry_run, written)
         && let Err(error) = file.save(new_state)
     {
         tracing::warn!("cannot save the sync state to {}: {error}", file.path().display());

@@ -82,7 +82,8 @@ fn run(cli: &Cli) -> Result<u8, CliError> {
     let context = Context { verbosity, display, stderr, config, settings: cli.settings.clone() };
     match &cli.command {
         Command::Backup(args) => {
-            let task = command::task("backup", Mode::Backup, &args.state, &args.run)?;
+            let mut task = command::task("backup", Mode::Backup, &args.state, &args.run)?;
+            task.verify = args.verify;
             let positional = (args.locations.source.as_ref(), args.locations.destination.as_ref());
             command::sync(&context, &task, positional, args.reverse, &args.run)
         }

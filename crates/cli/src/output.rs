@@ -1,13 +1,22 @@
 //! What the command prints: for one user a summary line (stdout), for a batch a table, or
 //! with `--json` a machine-readable report. Problems go to stderr.
+//!
+//! The summary counts what the run committed, over every attempt of it (a reconnect does
+//! not restart the count), and says first how it ended: a failed run's line starts with
+//! `FAILED (exit N)`, and the errors follow it, the one that stopped the run first.
 
 use std::fmt::Write as _;
-use std::time::Duration;
 
-use dsync_core::{Report, human_bytes};
+use dsync_core::filter::{FlagCondition, MessageFilter};
+use dsync_core::{FilteredMessages, Report, human_bytes};
 use serde::Serialize;
 
 use crate::job::Outcome;
+use crate::verify::{Comparison, Difference};
+
+/// At most this many differences of `backup --verify` are printed (all are in the log
+/// and in `--json`; `dsync verify` lists them all).
+const DIFFERENCES_SHOWN: usize = 20;
 
 /// One user's line of the final report.
 #[derive(Debug, Clone, Serialize)]
@@ -35,10 +44,97 @@ pub(crate) struct UserResult {
     /// Entries left behind, with the reason (the run then exits 65).
     pub(crate) skipped: Vec<String>,
     pub(crate) warnings: Vec<String>,
+    /// What the filters (`-m`, `-x`, `-t`, `-e`, `-I`, `-O`) left out of the source: the
+    /// operator's choice, not a loss.
+    pub(crate) filtered: Filtered,
+    /// Messages inside the message filters that a filtered backup could not save without
+    /// a full rebuild (their UID is below the destination's UIDNEXT).
+    pub(crate) need_rebuild: u64,
+    /// `import`: messages the target already held, not imported again.
+    pub(crate) already_imported: u64,
+    /// The temporary failures after which the run reconnected and went on (`--retries`).
+    pub(crate) reconnected_after: Vec<String>,
+    /// `backup --verify`: the comparison after the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) verify: Option<Verification>,
+}
+
+/// What the filters left out, by reason.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct Filtered {
+    /// Source mailboxes outside `-m`/`-x`.
+    pub(crate) mailboxes: u64,
+    /// Messages received before `-t`.
+    pub(crate) received_before: u64,
+    /// Messages received after `-e`.
+    pub(crate) received_after: u64,
+    /// Messages larger than `-I`.
+    pub(crate) larger: u64,
+    /// Messages left out by `-O`.
+    pub(crate) flag: u64,
+}
+
+impl Filtered {
+    fn new(report: &Report) -> Filtered {
+        let messages = report.totals().filtered;
+        Filtered {
+            mailboxes: report.filtered_mailboxes.len() as u64,
+            received_before: messages.received_before,
+            received_after: messages.received_after,
+            larger: messages.larger,
+            flag: messages.flag,
+        }
+    }
+}
+
+/// `backup --verify`'s result for `--json`.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Verification {
+    /// `identical`, `different` or `failed` (it could not be made).
+    pub(crate) status: &'static str,
+    pub(crate) mailboxes: u64,
+    pub(crate) messages: u64,
+    /// Contents were compared too (`--verify=bodies`).
+    pub(crate) bodies: bool,
+    pub(crate) differences: Vec<Difference>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) error: Option<String>,
+}
+
+impl Verification {
+    fn new(result: &Result<Comparison, crate::exit::CliError>) -> Verification {
+        match result {
+            Ok(comparison) => Verification {
+                status: if comparison.differences.is_empty() { "identical" } else { "different" },
+                mailboxes: comparison.mailboxes,
+                messages: comparison.messages,
+                bodies: comparison.bodies,
+                differences: comparison.differences.clone(),
+                error: None,
+            },
+            Err(error) => Verification {
+                status: "failed",
+                mailboxes: 0,
+                messages: 0,
+                bodies: false,
+                differences: Vec::new(),
+                error: Some(error.to_string()),
+            },
+        }
+    }
+
+    /// The table's cell.
+    fn cell(&self) -> String {
+        match self.status {
+            "different" => format!("{} differ", self.differences.len()),
+            status => status.to_owned(),
+        }
+    }
 }
 
 impl UserResult {
     pub(crate) fn new(
+        verb: &str,
         user: &str,
         source: &str,
         destination: &str,
@@ -66,6 +162,11 @@ impl UserResult {
             errors: Vec::new(),
             skipped: Vec::new(),
             warnings: Vec::new(),
+            filtered: Filtered::default(),
+            need_rebuild: 0,
+            already_imported: 0,
+            reconnected_after: outcome.reconnects.clone(),
+            verify: outcome.verification.as_ref().map(Verification::new),
         };
         if let Some(report) = &outcome.report {
             let totals = report.totals();
@@ -83,55 +184,130 @@ impl UserResult {
             result.errors.extend(report.failures.iter().map(ToString::to_string));
             result.skipped.extend(report.skipped.iter().map(ToString::to_string));
             result.warnings.clone_from(&report.warnings);
+            result.filtered = Filtered::new(report);
+            let unsaved: u64 = report.mailboxes.iter().map(|m| m.skipped).sum();
+            if verb == "import" {
+                result.already_imported = unsaved;
+            } else {
+                result.need_rebuild = unsaved;
+            }
         }
         if let Some(error) = &outcome.error {
             result.errors.insert(0, error.to_string());
+        }
+        if let Some(Err(error)) = &outcome.verification {
+            result.errors.push(format!("verify: {error}"));
         }
         result
     }
 }
 
-/// `ok`, `run again` or `failed`.
+/// `ok`, `run again`, `differs` (`backup --verify`) or `failed`.
 pub(crate) fn status(exit_code: u8) -> &'static str {
     match exit_code {
         0 => "ok",
+        1 => "differs",
         2 => "run again",
         _ => "failed",
     }
 }
 
-/// Prints mailbox failures (stderr) and the summary line (stdout, or stderr when stdout
-/// carries a `-s` state).
-pub(crate) fn print_summary(
-    report: &Report,
-    verb: &str,
-    source: &str,
-    destination: &str,
-    elapsed: Duration,
-    quiet: bool,
-    summary_to_stderr: bool,
-) {
+/// One run's result as [`print_summary`] prints it.
+pub(crate) struct Summary<'a> {
+    pub(crate) verb: &'a str,
+    pub(crate) source: &'a str,
+    pub(crate) destination: &'a str,
+    /// The run's message filters, to name the reasons of what they left out.
+    pub(crate) message_filter: &'a MessageFilter,
+    pub(crate) outcome: &'a Outcome,
+    /// `-q`: only problems.
+    pub(crate) quiet: bool,
+    /// stdout carries a `-s` state: the summary goes to stderr.
+    pub(crate) to_stderr: bool,
+}
+
+/// Prints how the run ended: the summary line (stdout, or stderr when stdout carries a
+/// `-s` state), starting with `FAILED (exit N)` when it failed, then (stderr) the error
+/// that stopped it, the mailboxes that failed and the entries left behind, then the
+/// verification's verdict and differences (`backup --verify`).
+pub(crate) fn print_summary(summary: &Summary<'_>) {
+    let outcome = summary.outcome;
+    let code = outcome.exit_code();
+    let say = |line: &str| {
+        if summary.to_stderr {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
+    if let Some(report) = &outcome.report
+        && (!summary.quiet || code != 0)
+    {
+        say(&summary_line(summary, report, code));
+    }
+    if let Some(error) = &outcome.error {
+        eprintln!("dsync: {error}");
+    }
+    let Some(report) = &outcome.report else { return };
     for failure in &report.failures {
         eprintln!("dsync: failed: {failure}");
     }
     for skipped in &report.skipped {
         eprintln!("dsync: skipped: {skipped}");
     }
-    if quiet {
-        return;
-    }
-    let skipped: u64 = report.mailboxes.iter().map(|m| m.skipped).sum();
-    if skipped > 0 && verb == "import" {
+    let unsaved: u64 = report.mailboxes.iter().map(|m| m.skipped).sum();
+    if unsaved > 0 && summary.verb == "import" {
         // import counts what the target already held as skipped: not a problem.
-        eprintln!("dsync: {skipped} messages were already there and not imported again");
-    } else if skipped > 0 {
+        if !summary.quiet {
+            eprintln!("dsync: {unsaved} messages were already there and not imported again");
+        }
+    } else if unsaved > 0 && !summary.message_filter.is_everything() {
         eprintln!(
-            "dsync: warning: {skipped} messages inside the filters could not be saved without a full rebuild"
+            "dsync: warning: {unsaved} messages inside the message filters (-t/-e/-I/-O) were \
+             not saved: their UIDs are below the destination's UIDNEXT, which only a full \
+             rebuild can assign; run once without the message filters"
         );
     }
+    match &outcome.verification {
+        Some(Ok(comparison)) => {
+            if !summary.quiet || !comparison.differences.is_empty() {
+                let mut line = format!(
+                    "verify {} <-> {}: {}",
+                    summary.source,
+                    summary.destination,
+                    comparison.verdict()
+                );
+                if !comparison.differences.is_empty() {
+                    line.push_str(" (exit 1)");
+                }
+                say(&line);
+            }
+            for difference in comparison.differences.iter().take(DIFFERENCES_SHOWN) {
+                eprintln!("dsync: differs: {difference}");
+            }
+            let more = comparison.differences.len().saturating_sub(DIFFERENCES_SHOWN);
+            if more > 0 {
+                eprintln!("dsync: … and {more} more differences (dsync verify lists them all)");
+            }
+        }
+        Some(Err(error)) => eprintln!("dsync: verify: not verified: {error}"),
+        None => {}
+    }
+}
+
+/// `backup A -> B: [FAILED (exit N): ]6 mailboxes (…) in 1.00s[ (1 reconnect)][; not copied (filters): …]`.
+fn summary_line(summary: &Summary<'_>, report: &Report, code: u8) -> String {
     let totals = report.totals();
     let prefix = if report.dry_run { "dry run, would " } else { "" };
-    let mut line = format!("{prefix}{verb} {source} -> {destination}: {totals}");
+    let status = match code {
+        0 | 1 => String::new(),
+        2 => String::from("RUN AGAIN (exit 2): "),
+        code => format!("FAILED (exit {code}): "),
+    };
+    let mut line = format!(
+        "{prefix}{} {} -> {}: {status}{totals}",
+        summary.verb, summary.source, summary.destination
+    );
     if !report.deleted_mailboxes.is_empty() {
         let _ = write!(line, ", {} mailboxes deleted", report.deleted_mailboxes.len());
     }
@@ -147,21 +323,71 @@ pub(crate) fn print_summary(
     if !report.skipped.is_empty() {
         let _ = write!(line, ", {} entries skipped", report.skipped.len());
     }
-    let _ = write!(line, " in {:.2}s", elapsed.as_secs_f64());
-    if summary_to_stderr {
-        eprintln!("{line}");
-    } else {
-        println!("{line}");
+    let _ = write!(line, " in {:.2}s", summary.outcome.duration.as_secs_f64());
+    match summary.outcome.reconnects.len() {
+        0 => {}
+        1 => line.push_str(" (1 reconnect)"),
+        n => {
+            let _ = write!(line, " ({n} reconnects)");
+        }
     }
+    let left_out = filtered_text(
+        report.filtered_mailboxes.len() as u64,
+        &totals.filtered,
+        summary.message_filter,
+    );
+    if !left_out.is_empty() {
+        let verb = if report.dry_run { "would not copy" } else { "not copied" };
+        let _ = write!(line, "; {verb} (filters): {}", left_out.join(", "));
+    }
+    line
 }
 
-/// The final table of a batch.
-pub(crate) fn table(results: &[UserResult]) -> String {
-    let header = ["USER", "STATUS", "EXIT", "MAILBOXES", "MESSAGES", "BYTES", "DURATION", "ERROR"];
-    let rows: Vec<[String; 8]> = results
+/// What the filters left out, one phrase per reason: `3 mailboxes (-m/-x)`,
+/// `512 messages larger than 10.0 KiB (-I)`.
+fn filtered_text(
+    mailboxes: u64,
+    messages: &FilteredMessages,
+    filter: &MessageFilter,
+) -> Vec<String> {
+    let mut parts = Vec::new();
+    if mailboxes > 0 {
+        parts.push(format!("{mailboxes} mailboxes (-m/-x)"));
+    }
+    if messages.received_before > 0 {
+        parts.push(format!("{} messages received before -t", messages.received_before));
+    }
+    if messages.received_after > 0 {
+        parts.push(format!("{} messages received after -e", messages.received_after));
+    }
+    if messages.larger > 0 {
+        let limit = filter.max_size.map(human_bytes).unwrap_or_default();
+        parts.push(format!("{} messages larger than {limit} (-I)", messages.larger));
+    }
+    if messages.flag > 0 {
+        let which = match &filter.flag {
+            Some(FlagCondition::With(flag)) => format!("without {flag}"),
+            Some(FlagCondition::Without(flag)) => format!("with {flag}"),
+            None => String::new(),
+        };
+        parts.push(format!("{} messages {which} (-O)", messages.flag));
+    }
+    parts
+}
+
+/// The final table of a batch (`verb` words its last line: check finds, import imports,
+/// the others copy). A VERIFY column appears when the run verified (`backup --verify`).
+pub(crate) fn table(verb: &str, results: &[UserResult]) -> String {
+    let verified = results.iter().any(|r| r.verify.is_some());
+    let mut header = vec!["USER", "STATUS", "EXIT", "MAILBOXES", "MESSAGES", "BYTES", "DURATION"];
+    if verified {
+        header.push("VERIFY");
+    }
+    header.push("ERROR");
+    let rows: Vec<Vec<String>> = results
         .iter()
         .map(|r| {
-            [
+            let mut row = vec![
                 r.user.clone(),
                 r.status.to_owned(),
                 r.exit_code.to_string(),
@@ -169,11 +395,15 @@ pub(crate) fn table(results: &[UserResult]) -> String {
                 r.messages.to_string(),
                 human_bytes(r.bytes),
                 format!("{:.1}s", r.duration_secs),
-                r.errors.first().cloned().unwrap_or_default(),
-            ]
+            ];
+            if verified {
+                row.push(r.verify.as_ref().map_or_else(|| "-".to_owned(), Verification::cell));
+            }
+            row.push(r.errors.first().cloned().unwrap_or_default());
+            row
         })
         .collect();
-    let mut widths = header.map(str::len);
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
@@ -182,7 +412,7 @@ pub(crate) fn table(results: &[UserResult]) -> String {
     let mut out = String::new();
     let mut line = |cells: &[String]| {
         let mut text = String::new();
-        for (index, (cell, width)) in cells.iter().zip(widths).enumerate() {
+        for (index, (cell, width)) in cells.iter().zip(&widths).enumerate() {
             if index + 1 == cells.len() {
                 text.push_str(cell);
             } else {
@@ -192,18 +422,28 @@ pub(crate) fn table(results: &[UserResult]) -> String {
         out.push_str(text.trim_end());
         out.push('\n');
     };
-    line(&header.map(str::to_owned));
+    line(&header.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>());
     for row in &rows {
         line(row);
     }
     let ok = results.iter().filter(|r| r.exit_code == 0).count();
+    let differ = results.iter().filter(|r| r.exit_code == 1).count();
     let again = results.iter().filter(|r| r.exit_code == 2).count();
-    let failed = results.len() - ok - again;
+    let failed = results.len() - ok - differ - again;
     let messages: u64 = results.iter().map(|r| r.messages).sum();
     let bytes: u64 = results.iter().map(|r| r.bytes).sum();
+    let dry_run = results.iter().any(|r| r.dry_run);
+    let done = match verb {
+        "check" => "found",
+        "import" if dry_run => "would be imported",
+        "import" => "imported",
+        _ if dry_run => "would be copied",
+        _ => "copied",
+    };
+    let differ = if verified { format!("{differ} with differences, ") } else { String::new() };
     let _ = writeln!(
         out,
-        "{} users: {ok} ok, {again} to run again, {failed} failed; {messages} messages ({}) copied",
+        "{} users: {ok} ok, {differ}{again} to run again, {failed} failed; {messages} messages ({}) {done}",
         results.len(),
         human_bytes(bytes)
     );
@@ -228,19 +468,22 @@ pub(crate) fn print_json(report: &JsonReport<'_>) {
 }
 
 /// The exit code of a batch: 75 when any user failed temporarily (it wins, as in
-/// doveadm), else the first other failure's, else 2 if any user should run again, else 0.
+/// doveadm), else the first other failure's, else 1 if a verification found differences
+/// (`backup --verify`), else 2 if any user should run again, else 0.
 pub(crate) fn batch_exit_code(codes: &[u8]) -> u8 {
     if codes.contains(&75) {
         return 75;
     }
-    if let Some(&code) = codes.iter().find(|&&c| c != 0 && c != 2) {
+    if let Some(&code) = codes.iter().find(|&&c| c > 2) {
         return code;
     }
-    if codes.contains(&2) { 2 } else { 0 }
+    [1, 2].into_iter().find(|code| codes.contains(code)).unwrap_or(0)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -250,6 +493,8 @@ mod tests {
         assert_eq!(batch_exit_code(&[0, 2, 0]), 2);
         assert_eq!(batch_exit_code(&[2, 77, 68]), 77);
         assert_eq!(batch_exit_code(&[77, 75, 0]), 75);
+        assert_eq!(batch_exit_code(&[2, 1, 0]), 1, "differences outrank run again");
+        assert_eq!(batch_exit_code(&[1, 65]), 65, "a failure outranks differences");
     }
 
     #[test]
@@ -259,12 +504,14 @@ mod tests {
             error: None,
             duration: Duration::from_millis(1500),
             dovecot_state: None,
+            reconnects: Vec::new(),
+            verification: None,
         };
         let results = [
-            UserResult::new("alice", "s", "d", &outcome),
-            UserResult::new("bartholomew", "s", "d", &outcome),
+            UserResult::new("backup", "alice", "s", "d", &outcome),
+            UserResult::new("backup", "bartholomew", "s", "d", &outcome),
         ];
-        let text = table(&results);
+        let text = table("backup", &results);
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("USER         STATUS"), "{text}");
         assert!(lines[1].starts_with("alice        ok"), "{text}");

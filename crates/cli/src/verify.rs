@@ -2,17 +2,22 @@
 //! folders, subscriptions, UIDVALIDITY, UIDNEXT, UIDs, sizes, flags, keywords, received
 //! dates, POP3 UIDLs and order (where both sides keep them), and with `--bodies` the
 //! message contents. Every difference is printed; any difference makes the exit code 1.
+//! `backup --verify` runs the same comparison after the copy ([`after_run`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::Hasher as _;
 use std::io::Read;
 
-use dsync_core::filter::MailboxFilter;
+use dsync_core::filter::{MailboxFilter, MessageFilter};
 use dsync_core::{
-    ErrorKind, Flags, MailboxInfo, MailboxName, MessageMeta, MessageSink, Storage, StorageError,
-    Uid,
+    ErrorKind, Flags, MailboxInfo, MailboxName, MessageMeta, MessageSink, SpecialUse, Storage,
+    StorageError, Uid,
 };
 use serde::Serialize;
+
+use crate::exit::CliError;
+use crate::job::{Job, Task};
+use crate::open::{self, Access};
 
 /// One difference.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -40,7 +45,73 @@ impl std::fmt::Display for Difference {
 pub(crate) struct Comparison {
     pub(crate) mailboxes: u64,
     pub(crate) messages: u64,
+    /// Message contents were compared too (`--bodies`).
+    pub(crate) bodies: bool,
     pub(crate) differences: Vec<Difference>,
+    /// `-m` patterns that match no mailbox on either side: nothing was compared for them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) unmatched: Vec<String>,
+}
+
+impl Comparison {
+    /// The verdict line: what was compared and how many differences.
+    pub(crate) fn verdict(&self) -> String {
+        let what = if self.bodies { "metadata and contents" } else { "metadata" };
+        format!(
+            "{} mailboxes and {} messages compared ({what}), {} differences",
+            self.mailboxes,
+            self.messages,
+            self.differences.len()
+        )
+    }
+}
+
+/// How `backup --verify` compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Level {
+    /// Folders, subscriptions, UIDVALIDITY, UIDNEXT, UIDs, sizes, flags, keywords, dates.
+    Metadata,
+    /// The same, and every message's contents (reads every message on both sides again).
+    Bodies,
+}
+
+/// Compares what a finished `job` left behind (`backup --verify`): the source with the
+/// destination, each opened once more, within the run's mailbox and message filters.
+pub(crate) fn after_run(
+    job: &Job,
+    task: &Task,
+    level: Level,
+    debug: bool,
+) -> Result<Comparison, CliError> {
+    let user = job.user.as_deref();
+    let source = open::resolve(job.source.clone(), &job.settings, user)?;
+    let destination = open::resolve(job.destination.clone(), &job.settings, user)?;
+    let access = Access {
+        settings: &job.settings,
+        secret: job.secret.clone(),
+        debug,
+        rawlog: None,
+        message_guids: false,
+    };
+    tracing::info!("verifying {source} <-> {destination}");
+    let mut a = open::open_source(&source, &access, "source")?;
+    let mut b = match open::open_source(&destination, &access, "destination") {
+        Ok(opened) => opened,
+        Err(error) => {
+            a.close();
+            return Err(error);
+        }
+    };
+    let result = compare(
+        a.as_storage(),
+        b.as_storage(),
+        &task.mailbox_filter,
+        &task.message_filter,
+        level == Level::Bodies,
+    );
+    a.close();
+    b.close();
+    result.map_err(|e| CliError::Storage { side: e.side, error: e.error })
 }
 
 /// A storage error and the side it came from.
@@ -55,10 +126,11 @@ pub(crate) fn compare(
     source: &mut dyn Storage,
     destination: &mut dyn Storage,
     filter: &MailboxFilter,
+    messages: &MessageFilter,
     bodies: bool,
 ) -> Result<Comparison, SideError> {
     let on = |side: &'static str| move |error: StorageError| SideError { side, error };
-    let mut result = Comparison::default();
+    let mut result = Comparison { bodies, ..Comparison::default() };
     let a_list = source.mailboxes().map_err(on("source"))?;
     let b_list = destination.mailboxes().map_err(on("destination"))?;
     let roles = |list: &[MailboxInfo]| -> BTreeMap<MailboxName, MailboxInfo> {
@@ -78,6 +150,23 @@ pub(crate) fn compare(
         map.values().filter(|i| i.selectable).map(|i| i.name.clone()).filter(&wanted).collect()
     };
     let (a_names, b_names) = (selectable(&a_map), selectable(&b_map));
+    let listed: Vec<(MailboxName, Vec<SpecialUse>)> = a_map
+        .values()
+        .chain(b_map.values())
+        .filter(|info| info.selectable)
+        .map(|info| &info.name)
+        .map(|name| {
+            let roles = [&a_map, &b_map]
+                .iter()
+                .filter_map(|map| map.get(name))
+                .flat_map(|info| info.special_use.iter().copied())
+                .collect();
+            (name.clone(), roles)
+        })
+        .collect();
+    let listed: Vec<(&MailboxName, &[SpecialUse])> =
+        listed.iter().map(|(name, roles)| (name, roles.as_slice())).collect();
+    result.unmatched = filter.unmatched_includes(&listed).iter().map(ToString::to_string).collect();
     let global = |text: String| Difference { mailbox: None, uid: None, text };
     for name in a_names.difference(&b_names) {
         result.differences.push(global(format!("mailbox {name} is only in the source")));
@@ -98,8 +187,11 @@ pub(crate) fn compare(
     let by_uidl = source.capabilities().unstable_uids;
     for name in a_names.intersection(&b_names) {
         result.mailboxes += 1;
-        let a = source.contents(name).map_err(on("source"))?;
-        let b = destination.contents(name).map_err(on("destination"))?;
+        let mut a = source.contents(name).map_err(on("source"))?;
+        let mut b = destination.contents(name).map_err(on("destination"))?;
+        // Messages outside the run's message filters were left alone on both sides.
+        a.messages.retain(|m| messages.wants(m));
+        b.messages.retain(|m| messages.wants(m));
         let mut say = |uid: Option<Uid>, text: String| {
             result.differences.push(Difference {
                 mailbox: Some(name.to_string()),
@@ -323,7 +415,9 @@ mod tests {
         )
         .expect("backup");
         let everything = MailboxFilter::default();
-        let same = compare(&mut source, &mut destination, &everything, true).expect("compare");
+        let all = MessageFilter::default();
+        let same =
+            compare(&mut source, &mut destination, &everything, &all, true).expect("compare");
         assert_eq!(same.differences, [], "a fresh backup is identical");
         assert_eq!((same.mailboxes, same.messages), (2, 2));
 
@@ -332,7 +426,8 @@ mod tests {
         mailbox.append(b"Subject: c\r\n\r\nthree\r\n", Flags::default(), Some(300));
         source.add_mailbox(&MailboxName::new(["New"]).expect("name"), validity);
         source.unsubscribe(&archive);
-        let found = compare(&mut source, &mut destination, &everything, false).expect("compare");
+        let found =
+            compare(&mut source, &mut destination, &everything, &all, false).expect("compare");
         let lines: Vec<String> = found.differences.iter().map(ToString::to_string).collect();
         assert!(lines.contains(&"mailbox New is only in the source".to_owned()), "{lines:?}");
         assert!(

@@ -71,6 +71,33 @@ impl MailboxFilter {
         (self.include.is_empty() || self.include.iter().any(|p| p.matches(name, special_use)))
             && !self.exclude.iter().any(|p| p.matches(name, special_use))
     }
+
+    /// The `-m` patterns that match none of `mailboxes` (each a name and its roles): a
+    /// typo, or a folder the account does not have.
+    pub fn unmatched_includes<'a>(
+        &'a self,
+        mailboxes: &[(&MailboxName, &[SpecialUse])],
+    ) -> Vec<&'a MailboxPattern> {
+        unmatched(&self.include, mailboxes)
+    }
+
+    /// The `-x` patterns that match none of `mailboxes`: they exclude nothing.
+    pub fn unmatched_excludes<'a>(
+        &'a self,
+        mailboxes: &[(&MailboxName, &[SpecialUse])],
+    ) -> Vec<&'a MailboxPattern> {
+        unmatched(&self.exclude, mailboxes)
+    }
+}
+
+fn unmatched<'a>(
+    patterns: &'a [MailboxPattern],
+    mailboxes: &[(&MailboxName, &[SpecialUse])],
+) -> Vec<&'a MailboxPattern> {
+    patterns
+        .iter()
+        .filter(|pattern| !mailboxes.iter().any(|(name, roles)| pattern.matches(name, roles)))
+        .collect()
 }
 
 /// Which flag `-O` asks for.
@@ -80,6 +107,20 @@ pub enum FlagCondition {
     With(String),
     /// Only messages without it (`-O -\Seen`).
     Without(String),
+}
+
+/// Why a message is outside a [`MessageFilter`]: the first of its conditions the message
+/// fails, in the order `-t`, `-e`, `-I`, `-O` (so each message has one reason).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterReason {
+    /// Received before `-t`.
+    ReceivedBefore,
+    /// Received after `-e`.
+    ReceivedAfter,
+    /// Larger than `-I`.
+    Larger,
+    /// Without (or, with `-O -FLAG`, with) the `-O` flag.
+    Flag,
 }
 
 /// `-t`, `-e`, `-I`, `-O`: which messages a run copies and compares.
@@ -104,20 +145,30 @@ impl MessageFilter {
     /// Whether `meta` is inside the filter. Unknown dates and sizes pass: a filter never
     /// excludes a message for lack of information.
     pub fn wants(&self, meta: &MessageMeta) -> bool {
-        let date_ok = meta.received.is_none_or(|received| {
-            self.received_since.is_none_or(|since| received >= since)
-                && self.received_until.is_none_or(|until| received <= until)
-        });
-        let size_ok = match (self.max_size, meta.virtual_size) {
-            (Some(max), Some(size)) => size <= max,
-            _ => true,
-        };
+        self.excluded_by(meta).is_none()
+    }
+
+    /// Why `meta` is outside the filter (`None`: it is inside).
+    pub fn excluded_by(&self, meta: &MessageMeta) -> Option<FilterReason> {
+        if let Some(received) = meta.received {
+            if self.received_since.is_some_and(|since| received < since) {
+                return Some(FilterReason::ReceivedBefore);
+            }
+            if self.received_until.is_some_and(|until| received > until) {
+                return Some(FilterReason::ReceivedAfter);
+            }
+        }
+        if let (Some(max), Some(size)) = (self.max_size, meta.virtual_size)
+            && size > max
+        {
+            return Some(FilterReason::Larger);
+        }
         let flag_ok = match &self.flag {
             None => true,
             Some(FlagCondition::With(flag)) => has_flag(&meta.flags, flag),
             Some(FlagCondition::Without(flag)) => !has_flag(&meta.flags, flag),
         };
-        date_ok && size_ok && flag_ok
+        (!flag_ok).then_some(FilterReason::Flag)
     }
 }
 
@@ -273,5 +324,53 @@ mod tests {
         assert!(
             MessageFilter { received_since: Some(5000), ..MessageFilter::default() }.wants(&meta)
         );
+    }
+
+    #[test]
+    fn the_first_failed_condition_is_the_reason() {
+        let mut meta = MessageMeta::new(crate::model::Uid::MIN, Flags::default());
+        meta.received = Some(1000);
+        meta.virtual_size = Some(500);
+        let all = MessageFilter {
+            received_since: Some(2000),
+            received_until: Some(3000),
+            max_size: Some(100),
+            flag: Some(FlagCondition::With("\\Seen".into())),
+        };
+        assert_eq!(all.excluded_by(&meta), Some(FilterReason::ReceivedBefore));
+        meta.received = Some(4000);
+        assert_eq!(all.excluded_by(&meta), Some(FilterReason::ReceivedAfter));
+        meta.received = Some(2500);
+        assert_eq!(all.excluded_by(&meta), Some(FilterReason::Larger));
+        meta.virtual_size = Some(50);
+        assert_eq!(all.excluded_by(&meta), Some(FilterReason::Flag));
+        meta.flags = Flags::from_imap_names(["\\Seen"]);
+        assert_eq!(all.excluded_by(&meta), None);
+        assert!(all.wants(&meta));
+    }
+
+    #[test]
+    fn patterns_that_match_nothing() {
+        let filter = MailboxFilter {
+            include: vec![
+                MailboxPattern::parse("INBOX").expect("valid"),
+                MailboxPattern::parse("NoSuch*").expect("valid"),
+                MailboxPattern::parse("\\Sent").expect("valid"),
+            ],
+            exclude: vec![
+                MailboxPattern::parse("Spam").expect("valid"),
+                MailboxPattern::parse("Trsh").expect("valid"),
+            ],
+        };
+        let (inbox, spam) = (name("INBOX"), name("Spam"));
+        let list: [(&MailboxName, &[SpecialUse]); 2] = [(&inbox, &[]), (&spam, &[])];
+        let shown = |patterns: Vec<&MailboxPattern>| -> Vec<String> {
+            patterns.iter().map(ToString::to_string).collect()
+        };
+        assert_eq!(shown(filter.unmatched_includes(&list)), ["NoSuch*", "\\Sent"]);
+        assert_eq!(shown(filter.unmatched_excludes(&list)), ["Trsh"]);
+        let sent = name("Gesendet");
+        let list: [(&MailboxName, &[SpecialUse]); 1] = [(&sent, &[SpecialUse::Sent])];
+        assert_eq!(shown(filter.unmatched_includes(&list)), ["INBOX", "NoSuch*"]);
     }
 }

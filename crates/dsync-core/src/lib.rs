@@ -77,7 +77,9 @@ pub use model::{
     MessageMeta, NameError, SpecialUse, SystemFlags, Uid, UidValidity,
 };
 pub use plan::{MailboxAction, MailboxPlan, Mode, RecreateReason, TreePlan};
-pub use report::{MailboxRename, MailboxReport, Report, Skipped, Totals, human_bytes};
+pub use report::{
+    FilteredMessages, MailboxRename, MailboxReport, Report, Skipped, Totals, human_bytes,
+};
 pub use storage::{
     Capabilities, MailboxWriter, MessageSink, NewMailbox, Skip, Storage, StorageMut,
 };

@@ -3,7 +3,8 @@
 use std::fmt;
 
 use crate::error::{ErrorKind, Side, SyncError};
-use crate::model::MailboxName;
+use crate::filter::{FilterReason, MessageFilter};
+use crate::model::{MailboxName, MessageMeta};
 use crate::plan::MailboxAction;
 use crate::storage::Skip;
 
@@ -34,6 +35,69 @@ pub struct MailboxReport {
     pub skipped: u64,
     /// Changes made on the source side (two-way sync only): saves, expunges, flag changes.
     pub source_changes: u64,
+    /// Source messages the message filters left out, by reason (as listed by this run).
+    pub filtered: FilteredMessages,
+}
+
+/// Source messages a run left alone because the message filters (`-t`, `-e`, `-I`, `-O`)
+/// say so: the operator's choice, not a loss, so counted apart from
+/// [`Report::skipped`]. Each message counts once, for the first filter it fails.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FilteredMessages {
+    /// Received before `-t`.
+    pub received_before: u64,
+    /// Received after `-e`.
+    pub received_after: u64,
+    /// Larger than `-I`.
+    pub larger: u64,
+    /// Left out by `-O`.
+    pub flag: u64,
+}
+
+impl FilteredMessages {
+    /// Counts the `messages` that `filter` leaves out.
+    pub fn of<'a>(
+        filter: &MessageFilter,
+        messages: impl IntoIterator<Item = &'a MessageMeta>,
+    ) -> FilteredMessages {
+        let mut counts = FilteredMessages::default();
+        if filter.is_everything() {
+            return counts;
+        }
+        for meta in messages {
+            match filter.excluded_by(meta) {
+                Some(FilterReason::ReceivedBefore) => counts.received_before += 1,
+                Some(FilterReason::ReceivedAfter) => counts.received_after += 1,
+                Some(FilterReason::Larger) => counts.larger += 1,
+                Some(FilterReason::Flag) => counts.flag += 1,
+                None => {}
+            }
+        }
+        counts
+    }
+
+    /// All of them.
+    pub fn total(&self) -> u64 {
+        self.received_before + self.received_after + self.larger + self.flag
+    }
+
+    /// Adds `other`'s counts.
+    pub fn add(&mut self, other: FilteredMessages) {
+        self.received_before += other.received_before;
+        self.received_after += other.received_after;
+        self.larger += other.larger;
+        self.flag += other.flag;
+    }
+
+    /// Each count the larger of the two (two listings of the same mailbox).
+    fn max(self, other: FilteredMessages) -> FilteredMessages {
+        FilteredMessages {
+            received_before: self.received_before.max(other.received_before),
+            received_after: self.received_after.max(other.received_after),
+            larger: self.larger.max(other.larger),
+            flag: self.flag.max(other.flag),
+        }
+    }
 }
 
 impl MailboxReport {
@@ -50,7 +114,27 @@ impl MailboxReport {
             vanished: 0,
             skipped: 0,
             source_changes: 0,
+            filtered: FilteredMessages::default(),
         }
+    }
+
+    /// Adds what a later attempt of the same run did to this mailbox ([`Report::merge`]).
+    /// Work is summed: each attempt reports only what it committed. Counts that describe a
+    /// listing (filtered, skipped) are the larger of the two, as both attempts listed the
+    /// same mailbox. A mailbox created by the first attempt stays created.
+    fn merge(&mut self, later: MailboxReport) {
+        if self.action == MailboxAction::Update {
+            self.action = later.action;
+        }
+        self.saved += later.saved;
+        self.bytes += later.bytes;
+        self.copied_locally += later.copied_locally;
+        self.expunged += later.expunged;
+        self.flags_changed += later.flags_changed;
+        self.vanished += later.vanished;
+        self.source_changes += later.source_changes;
+        self.skipped = self.skipped.max(later.skipped);
+        self.filtered = self.filtered.max(later.filtered);
     }
 
     /// True when nothing changed on the destination.
@@ -115,6 +199,8 @@ pub struct Report {
     pub skipped: Vec<Skipped>,
     /// Things an operator should know that are not failures.
     pub warnings: Vec<String>,
+    /// Source mailboxes the mailbox filters (`-m`, `-x`) left out.
+    pub filtered_mailboxes: Vec<MailboxName>,
     /// What to pass to the next run ([`crate::SyncOptions::state`]).
     pub state: Option<crate::state::SyncState>,
 }
@@ -136,6 +222,8 @@ pub struct Totals {
     pub expunged: u64,
     /// Flag changes.
     pub flags_changed: u64,
+    /// Source messages the message filters left out.
+    pub filtered: FilteredMessages,
 }
 
 impl Report {
@@ -150,8 +238,51 @@ impl Report {
             totals.copied_locally += mailbox.copied_locally;
             totals.expunged += mailbox.expunged;
             totals.flags_changed += mailbox.flags_changed;
+            totals.filtered.add(mailbox.filtered);
         }
         totals
+    }
+
+    /// The report of a run that was retried (reconnected after a temporary failure):
+    /// `self` is what the earlier attempts did (a failed attempt's
+    /// [`crate::Failed::report`]), `later` the next attempt's report. Everything both
+    /// committed counts: per mailbox the work is summed, mailboxes only one attempt
+    /// reached are kept. Failures and skipped entries are the later attempt's alone: an
+    /// earlier attempt's failure was retried, and a mailbox that failed or skipped an
+    /// entry is looked at again by the next attempt, which reports it again.
+    #[must_use]
+    pub fn merge(mut self, later: Report) -> Report {
+        for mailbox in later.mailboxes {
+            match self.mailboxes.iter_mut().find(|m| m.mailbox == mailbox.mailbox) {
+                Some(earlier) => earlier.merge(mailbox),
+                None => self.mailboxes.push(mailbox),
+            }
+        }
+        for name in later.deleted_mailboxes {
+            if !self.deleted_mailboxes.contains(&name) {
+                self.deleted_mailboxes.push(name);
+            }
+        }
+        self.renamed_mailboxes.extend(later.renamed_mailboxes);
+        self.subscribed += later.subscribed;
+        self.unsubscribed += later.unsubscribed;
+        self.failures = later.failures;
+        self.skipped = later.skipped;
+        for warning in later.warnings {
+            if !self.warnings.contains(&warning) {
+                self.warnings.push(warning);
+            }
+        }
+        for name in later.filtered_mailboxes {
+            if !self.filtered_mailboxes.contains(&name) {
+                self.filtered_mailboxes.push(name);
+            }
+        }
+        self.dry_run = later.dry_run;
+        if later.state.is_some() {
+            self.state = later.state;
+        }
+        self
     }
 
     /// True when the destination needed no change at all.
@@ -216,6 +347,36 @@ pub fn human_bytes(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_retry_adds_to_what_the_failed_attempt_did() {
+        let inbox = MailboxName::inbox();
+        let archive = MailboxName::new(["Archive"]).expect("name");
+        let sent = MailboxName::new(["Sent"]).expect("name");
+        let mut first = Report::default();
+        let mut created = MailboxReport::new(inbox.clone(), MailboxAction::Create);
+        (created.saved, created.bytes) = (600, 60_000);
+        created.filtered.larger = 4;
+        first.mailboxes.push(created);
+        first.subscribed = 2;
+        first.deleted_mailboxes.push(sent.clone());
+        first.warnings.push("once".into());
+        let mut later = Report::default();
+        let mut resumed = MailboxReport::new(inbox.clone(), MailboxAction::Update);
+        (resumed.saved, resumed.bytes) = (400, 40_000);
+        resumed.filtered.larger = 4;
+        later.mailboxes.push(resumed);
+        later.mailboxes.push(MailboxReport::new(archive.clone(), MailboxAction::Create));
+        later.deleted_mailboxes.push(sent);
+        later.warnings.extend(["once".to_owned(), "twice".to_owned()]);
+        let merged = first.merge(later);
+        let totals = merged.totals();
+        assert_eq!((totals.mailboxes, totals.created), (2, 2), "INBOX stays created");
+        assert_eq!((totals.saved, totals.bytes), (1000, 100_000));
+        assert_eq!(totals.filtered.larger, 4, "one listing's count, not the sum");
+        assert_eq!((merged.subscribed, merged.deleted_mailboxes.len()), (2, 1));
+        assert_eq!(merged.warnings, ["once", "twice"]);
+    }
 
     #[test]
     fn human_bytes_known_answers() {

@@ -16,6 +16,8 @@
 //!   through Dovecot's IMAP server, and prints readable differences.
 //! * [`FakeServer`] plays a script of raw bytes on one loopback connection, for hostile or
 //!   malformed server behaviour that Dovecot cannot produce.
+//! * [`CuttingProxy`] sits in front of a real server and cuts the first connection after
+//!   a chosen number of bytes: a connection lost mid-transfer, on demand.
 //! * [`fixtures`] builds the standard source mailbox used across the workspace's tests.
 //!
 //! ```no_run
@@ -35,6 +37,7 @@ mod fake;
 pub mod fixtures;
 mod imap;
 mod pop3;
+mod proxy;
 mod snapshot;
 mod tls;
 
@@ -44,6 +47,7 @@ pub use dovecot::{
 pub use fake::{FakeServer, Step};
 pub use imap::{RawImap, Response, Token};
 pub use pop3::RawPop3;
+pub use proxy::CuttingProxy;
 pub use snapshot::{AccountSnapshot, MailboxSnapshot, MessageSnapshot, parse_internal_date};
 pub use tls::{self_signed_certificate, sha256_fingerprint};
 

@@ -8,6 +8,7 @@ mod import_query;
 mod network;
 mod ownership;
 mod pop3;
+mod report;
 mod secrets;
 mod seeds;
 mod tls;

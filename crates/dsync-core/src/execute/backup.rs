@@ -4,12 +4,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::all_mail::AllMail;
 use super::copy::{apply_reverts, copy_from_source};
-use super::{Names, Observer, SyncOptions, at, keep_going, local_names};
+use super::{
+    MailboxFailed, Names, Observer, SyncOptions, at, keep_going, keep_going_mailbox, local_names,
+    note_mailbox_filter,
+};
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
 use crate::model::{MailboxContents, MailboxName, MailboxStamp, MessageMeta, Uid};
 use crate::plan::merge::MergeBase;
 use crate::plan::{ComparableGuids, MailboxAction, TreePlan, plan_mailbox, plan_tree};
-use crate::report::{MailboxReport, Report};
+use crate::report::{FilteredMessages, MailboxReport, Report};
 use crate::state::{MailboxState, SyncState};
 use crate::storage::{NewMailbox, Storage, StorageMut};
 
@@ -75,6 +78,7 @@ pub(super) fn prepare(
     let destination_mailboxes = destination.mailboxes().map_err(at(Side::Destination, None))?;
     let destination_subscriptions =
         destination.subscriptions().map_err(at(Side::Destination, None))?;
+    note_mailbox_filter(&options.mailbox_filter, &source_mailboxes, &destination_mailboxes, report);
     let tree = plan_tree(
         &source_mailboxes,
         &source_subscriptions,
@@ -142,7 +146,7 @@ pub(super) fn sync_pending(
     job: &PendingMailbox,
     state: &mut SyncState,
     all_mail: Option<&mut AllMail>,
-) -> Result<(MailboxReport, Option<MailboxState>), SyncError> {
+) -> Result<(MailboxReport, Option<MailboxState>), MailboxFailed> {
     let names = Names { source: &job.source, destination: &job.destination };
     sync_mailbox(options, source, destination, observer, &names, job.exists, state, all_mail)
 }
@@ -151,12 +155,12 @@ pub(super) fn sync_pending(
 /// that is not confined to the mailbox.
 pub(super) fn record(
     job: &PendingMailbox,
-    result: Result<(MailboxReport, Option<MailboxState>), SyncError>,
+    result: Result<(MailboxReport, Option<MailboxState>), MailboxFailed>,
     observer: &mut dyn Observer,
     report: &mut Report,
     state: &mut SyncState,
 ) -> Result<(), SyncError> {
-    if let Some((mailbox_report, mailbox_state)) = keep_going(result, report)? {
+    if let Some((mailbox_report, mailbox_state)) = keep_going_mailbox(result, report)? {
         observer.mailbox_finished(&mailbox_report);
         report.mailboxes.push(mailbox_report);
         if let Some(mailbox_state) = mailbox_state {
@@ -206,7 +210,7 @@ fn sync_mailbox(
     exists_on_destination: bool,
     state: &mut SyncState,
     mut all_mail: Option<&mut AllMail>,
-) -> Result<(MailboxReport, Option<MailboxState>), SyncError> {
+) -> Result<(MailboxReport, Option<MailboxState>), MailboxFailed> {
     let mailbox = names.destination;
     let source_contents =
         source.contents(names.source).map_err(at(Side::Source, Some(names.source)))?;
@@ -234,14 +238,16 @@ fn sync_mailbox(
             "needs a full rebuild ({reason}), which a run with message filters never does \
              (it would delete mail outside the filter); run once without -t/-e/-I/-O"
         );
-        return Err(SyncError {
+        return Err(MailboxFailed::from(SyncError {
             side: Side::Destination,
             mailbox: Some(mailbox.clone()),
             error: StorageError::new(ErrorKind::InvalidData, message),
-        });
+        }));
     }
     let mut mailbox_report = MailboxReport::new(mailbox.clone(), plan.action.clone());
     mailbox_report.skipped = plan.skipped.len() as u64;
+    mailbox_report.filtered =
+        FilteredMessages::of(&options.message_filter, &source_contents.messages);
     if options.dry_run {
         mailbox_report.saved = plan.save.len() as u64;
         mailbox_report.bytes = plan.save.iter().filter_map(|m| m.virtual_size).sum();
@@ -259,12 +265,17 @@ fn sync_mailbox(
     if options.message_filter.is_everything() {
         base.flags = source_contents.messages.iter().map(|m| (m.uid, m.flags.clone())).collect();
     }
+    // A run with message filters leaves messages alone on both sides, so its stamps must
+    // not let the next run pass over the mailbox as unchanged: that run (without the
+    // filters, or with others) has to list it again.
+    let filtered = !options.message_filter.is_everything();
     if plan.is_empty() {
         let destination_stamp = match listed_destination {
             Some(stamp) => stamp,
             None => destination.stamp(mailbox).map_err(at(Side::Destination, Some(mailbox)))?,
         };
-        return Ok((mailbox_report, Some(state_entry(base, source_stamp, destination_stamp))));
+        let entry = state_entry(base, source_stamp, destination_stamp, filtered);
+        return Ok((mailbox_report, Some(entry)));
     }
 
     let new = NewMailbox {
@@ -285,17 +296,31 @@ fn sync_mailbox(
     };
     result.map_err(at_destination)?;
     drop(source_contents);
+    // From here on the mailbox exists as planned: a failure reports what was committed.
+    let mut partial = MailboxReport { saved: 0, bytes: 0, ..mailbox_report.clone() };
+    let failed =
+        |error: SyncError, partial: &MailboxReport| MailboxFailed::after(error, partial.clone());
 
     let local = match all_mail.as_deref_mut() {
-        Some(all_mail) => all_mail.find(destination, Side::Destination, plan.save.iter())?,
+        Some(all_mail) => all_mail
+            .find(destination, Side::Destination, plan.save.iter())
+            .map_err(|error| failed(error, &partial))?,
         None => None,
     };
-    let mut writer = destination.writer(mailbox).map_err(at(Side::Destination, Some(mailbox)))?;
+    let at_mailbox = |error: StorageError| SyncError {
+        side: Side::Destination,
+        mailbox: Some(mailbox.clone()),
+        error,
+    };
+    let mut writer =
+        destination.writer(mailbox).map_err(|error| failed(at_mailbox(error), &partial))?;
     if let Some(guid) = plan.set_guid {
-        writer.set_guid(guid).map_err(at(Side::Destination, Some(mailbox)))?;
+        writer.set_guid(guid).map_err(|error| failed(at_mailbox(error), &partial))?;
     }
     apply_reverts(&mut *writer, &plan, &mut mailbox_report)
-        .map_err(at(Side::Destination, Some(mailbox)))?;
+        .map_err(|error| failed(at_mailbox(error), &partial))?;
+    partial.expunged = mailbox_report.expunged;
+    partial.flags_changed = mailbox_report.flags_changed;
     let saves: Vec<(Uid, &MessageMeta)> = plan.save.iter().map(|m| (m.uid, m)).collect();
     let copied = copy_from_source(
         source,
@@ -306,26 +331,39 @@ fn sync_mailbox(
         &saves,
         options.commit_interval,
         local,
-    )?;
+    )
+    .map_err(|copy| {
+        copy.copied.record_committed_in(&mut partial);
+        failed(copy.error, &partial)
+    })?;
+    copied.record_committed_in(&mut partial);
     copied.record_in(&mut mailbox_report);
     if let Some(uid_next) = plan.uid_next {
-        writer.raise_uid_next(uid_next).map_err(at(Side::Destination, Some(mailbox)))?;
+        writer.raise_uid_next(uid_next).map_err(|error| failed(at_mailbox(error), &partial))?;
     }
-    writer.commit().map_err(at(Side::Destination, Some(mailbox)))?;
+    writer.commit().map_err(|error| failed(at_mailbox(error), &partial))?;
     drop(writer);
     if let Some(all_mail) = all_mail {
         all_mail.changed(mailbox);
     }
     let destination_stamp =
-        destination.stamp(mailbox).map_err(at(Side::Destination, Some(mailbox)))?;
-    Ok((mailbox_report, Some(state_entry(base, source_stamp, destination_stamp))))
+        destination.stamp(mailbox).map_err(|error| failed(at_mailbox(error), &mailbox_report))?;
+    let entry = state_entry(base, source_stamp, destination_stamp, filtered);
+    Ok((mailbox_report, Some(entry)))
 }
 
-/// The state to remember for a synced mailbox: its base and both sides' stamps.
-fn state_entry(base: MergeBase, source: MailboxStamp, destination: MailboxStamp) -> MailboxState {
+/// The state to remember for a synced mailbox: its base and both sides' stamps. With
+/// `filtered` (the run had message filters) the source's stamp is left out, so that the
+/// next run lists the mailbox again instead of taking it as unchanged.
+fn state_entry(
+    base: MergeBase,
+    source: MailboxStamp,
+    destination: MailboxStamp,
+    filtered: bool,
+) -> MailboxState {
     MailboxState {
         base,
-        source_token: source.change_token,
+        source_token: if filtered { None } else { source.change_token },
         destination_token: destination.change_token,
         source_guid: source.guid,
         destination_guid: destination.guid,

@@ -50,6 +50,30 @@ pub(super) struct Copied {
     pub(super) local: u64,
     /// Messages asked for that the origin no longer had.
     pub(super) vanished: u64,
+    /// The counts as of the last commit: what is durable even when the caller's final
+    /// commit fails.
+    pub(super) committed: Committed,
+}
+
+/// Saves that a commit made durable.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Committed {
+    saved: u64,
+    bytes: u64,
+    local: u64,
+}
+
+/// A copy stopped by `error`; `copied` says what it had committed before.
+#[derive(Debug)]
+pub(super) struct CopyFailed {
+    pub(super) error: SyncError,
+    pub(super) copied: Copied,
+}
+
+impl From<Box<CopyFailed>> for SyncError {
+    fn from(failed: Box<CopyFailed>) -> SyncError {
+        failed.error
+    }
 }
 
 /// Copies `saves` (origin UID → metadata carrying the final UID; ascending in both) from
@@ -61,7 +85,7 @@ pub(super) fn copy_messages(
     observer: &mut dyn Observer,
     saves: &[(Uid, &MessageMeta)],
     commit_interval: u32,
-) -> Result<Copied, SyncError> {
+) -> Result<Copied, Box<CopyFailed>> {
     let mut copier = Copier {
         writer,
         observer,
@@ -72,9 +96,24 @@ pub(super) fn copy_messages(
         destination_error: None,
     };
     let Some(local) = route.local.take() else {
-        copier.transfer(route, saves)?;
-        return Ok(copier.copied);
+        return match copier.transfer(route, saves) {
+            Ok(()) => Ok(copier.copied),
+            Err(error) => Err(Box::new(CopyFailed { error, copied: copier.copied })),
+        };
     };
+    match copy_runs(&mut copier, route, &local, saves) {
+        Ok(()) => Ok(copier.copied),
+        Err(error) => Err(Box::new(CopyFailed { error, copied: copier.copied })),
+    }
+}
+
+/// [`copy_messages`] with saves whose bodies the written side may hold.
+fn copy_runs(
+    copier: &mut Copier<'_>,
+    route: &mut CopyRoute<'_, '_>,
+    local: &LocalCopies<'_>,
+    saves: &[(Uid, &MessageMeta)],
+) -> Result<(), SyncError> {
     let (to_side, to_name) = (route.to_side, route.to_name);
     let at_destination = |error| SyncError { side: to_side, mailbox: Some(to_name.clone()), error };
     // Runs of saves of one kind, in order: UIDs are forced and must ascend.
@@ -98,7 +137,7 @@ pub(super) fn copy_messages(
             }
         }
     }
-    Ok(copier.copied)
+    Ok(())
 }
 
 /// [`copy_messages`] from mailbox `from` of the read-only source into `writer`, which
@@ -113,7 +152,7 @@ pub(super) fn copy_from_source(
     saves: &[(Uid, &MessageMeta)],
     commit_interval: u32,
     local: Option<LocalCopies<'_>>,
-) -> Result<Copied, SyncError> {
+) -> Result<Copied, Box<CopyFailed>> {
     let mut fetch = |uids: &[Uid], sink: &mut dyn MessageSink| source.fetch(from, uids, sink);
     let mut route = CopyRoute {
         from: &mut fetch,
@@ -135,12 +174,29 @@ impl Copied {
         report.vanished = self.vanished;
     }
 
+    /// Puts the counts of what was committed into a mailbox's report: after a failure,
+    /// the saves since the last commit are gone (their files are removed from `tmp/`).
+    pub(super) fn record_committed_in(self, report: &mut MailboxReport) {
+        report.saved = self.committed.saved;
+        report.bytes = self.committed.bytes;
+        report.copied_locally = self.committed.local;
+        report.vanished = self.vanished;
+    }
+
+    /// Everything counted is committed now (the caller's final commit succeeded).
+    pub(super) fn all_committed(&mut self) {
+        self.committed = Committed { saved: self.saved, bytes: self.bytes, local: self.local };
+    }
+
     /// Adds another copy's counts.
     pub(super) fn add(&mut self, other: Copied) {
         self.saved += other.saved;
         self.bytes += other.bytes;
         self.local += other.local;
         self.vanished += other.vanished;
+        self.committed.saved += other.committed.saved;
+        self.committed.bytes += other.committed.bytes;
+        self.committed.local += other.committed.local;
     }
 }
 
@@ -172,7 +228,11 @@ impl Copier<'_> {
         let saved_before = self.copied.saved;
         let mut sink = CopySink { copier: self, wanted, staged_bytes: None, last_saved: None };
         let result = (route.from)(&uids, &mut sink);
-        self.copied.vanished += uids.len() as u64 - (self.copied.saved - saved_before);
+        if result.is_ok() && self.destination_error.is_none() {
+            // Only a fetch that ended well says that what it did not deliver is gone; one
+            // cut short says nothing about the rest.
+            self.copied.vanished += uids.len() as u64 - (self.copied.saved - saved_before);
+        }
         if let Some(error) = self.destination_error.take() {
             return Err(SyncError {
                 side: route.to_side,
@@ -212,6 +272,7 @@ impl Copier<'_> {
         if self.since_commit >= self.commit_interval {
             self.writer.commit()?;
             self.since_commit = 0;
+            self.copied.all_committed();
         }
         Ok(())
     }

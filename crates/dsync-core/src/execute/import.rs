@@ -13,12 +13,14 @@
 use std::collections::BTreeMap;
 
 use super::copy::copy_from_source;
-use super::{Observer, SyncOptions, keep_going, local_names};
+use super::{
+    MailboxFailed, Observer, SyncOptions, keep_going_mailbox, local_names, note_mailbox_filter,
+};
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
 use crate::model::{MailboxInfo, MailboxName, MessageMeta, Uid};
 use crate::plan::MailboxAction;
 use crate::query::SearchQuery;
-use crate::report::{MailboxReport, Report};
+use crate::report::{FilteredMessages, MailboxReport, Report};
 use crate::storage::{Capabilities, NewMailbox, Storage, StorageMut};
 
 fn at(side: Side, mailbox: &MailboxName) -> impl FnOnce(StorageError) -> SyncError + '_ {
@@ -40,6 +42,8 @@ pub(super) fn run(
     if let Some(query) = &options.search {
         report_missing_named(query, &source_mailboxes, report);
     }
+    // The destination's names are under the parent: only the source's own count here.
+    note_mailbox_filter(&options.mailbox_filter, &source_mailboxes, &[], report);
     let wanted: Vec<_> = source_mailboxes
         .into_iter()
         .filter(|m| m.selectable && options.mailbox_filter.wants(&m.name, &m.special_use))
@@ -80,7 +84,7 @@ pub(super) fn run(
             &target.name,
             existing.contains(&target.name),
         );
-        if let Some(Some(mailbox_report)) = keep_going(result, report)? {
+        if let Some(Some(mailbox_report)) = keep_going_mailbox(result, report)? {
             observer.mailbox_finished(&mailbox_report);
             report.mailboxes.push(mailbox_report);
             if options.subscribe_imported && !options.dry_run {
@@ -102,13 +106,14 @@ fn import_mailbox(
     source_name: &MailboxName,
     target: &MailboxName,
     exists: bool,
-) -> Result<Option<MailboxReport>, SyncError> {
+) -> Result<Option<MailboxReport>, MailboxFailed> {
     let mut report = MailboxReport::new(target.clone(), MailboxAction::Update);
     let source_contents = source.contents(source_name).map_err(at(Side::Source, source_name))?;
     let selected = match &options.search {
         Some(query) => query.select(source_name, &source_contents),
         None => source_contents.messages.iter().collect(),
     };
+    report.filtered = FilteredMessages::of(&options.message_filter, selected.iter().copied());
     let candidates: Vec<&MessageMeta> =
         selected.into_iter().filter(|m| options.message_filter.wants(m)).collect();
     if candidates.is_empty() {
@@ -168,7 +173,10 @@ fn import_mailbox(
     }
     let run: Vec<(Uid, &MessageMeta)> =
         saves.iter().map(|(origin, meta)| (*origin, meta)).collect();
-    let mut writer = destination.writer(target).map_err(at(Side::Destination, target))?;
+    let failed = |error: StorageError, partial: &MailboxReport| {
+        MailboxFailed::after(at(Side::Destination, target)(error), partial.clone())
+    };
+    let mut writer = destination.writer(target).map_err(|error| failed(error, &report))?;
     let copied = copy_from_source(
         source,
         source_name,
@@ -178,8 +186,13 @@ fn import_mailbox(
         &run,
         options.commit_interval,
         None,
-    )?;
-    writer.commit().map_err(at(Side::Destination, target))?;
+    )
+    .map_err(|copy| {
+        copy.copied.record_committed_in(&mut report);
+        MailboxFailed::after(copy.error, report.clone())
+    })?;
+    copied.record_committed_in(&mut report);
+    writer.commit().map_err(|error| failed(error, &report))?;
     copied.record_in(&mut report);
     Ok(Some(report))
 }

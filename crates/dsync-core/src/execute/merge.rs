@@ -13,9 +13,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::all_mail::AllMail;
-use super::copy::{CopyRoute, Fetch, LocalCopies, copy_messages};
+use super::copy::{Copied, CopyFailed, CopyRoute, Fetch, LocalCopies, copy_messages};
 use super::rename::{Sides, follow_renames};
-use super::{Observer, SyncOptions, keep_going, local_names};
+use super::{
+    MailboxFailed, Observer, SyncOptions, keep_going_mailbox, local_names, note_mailbox_filter,
+};
 use crate::error::{Side, StorageError, SyncError};
 use crate::model::{MailboxContents, MailboxGuid, MailboxName, MailboxStamp, MessageMeta, Uid};
 use crate::plan::merge::{
@@ -71,6 +73,16 @@ pub(super) fn run(
         a.storage().subscriptions().map_err(global(A))?.iter().map(|n| b.local_name(n)).collect();
     let b_mailboxes = b.mailboxes().map_err(global(B))?;
     let b_subscriptions = b.subscriptions().map_err(global(B))?;
+    if a.mode() == MergeMode::TwoWay {
+        // Both sides are sources of a two-way merge.
+        let mut both = a_mailboxes.clone();
+        both.extend(
+            b_mailboxes.iter().filter(|m| !a_mailboxes.iter().any(|a| a.name == m.name)).cloned(),
+        );
+        note_mailbox_filter(&options.mailbox_filter, &both, &[], report);
+    } else {
+        note_mailbox_filter(&options.mailbox_filter, &a_mailboxes, &b_mailboxes, report);
+    }
 
     let wanted = |name: &MailboxName| {
         let roles: Vec<_> = a_mailboxes
@@ -210,7 +222,7 @@ pub(super) fn run(
             },
             (false, false) => continue,
         };
-        if let Some((mailbox_report, mailbox_state)) = keep_going(result, report)? {
+        if let Some((mailbox_report, mailbox_state)) = keep_going_mailbox(result, report)? {
             observer.mailbox_finished(&mailbox_report);
             report.mailboxes.push(mailbox_report);
             state.mailboxes.insert(name.clone(), mailbox_state);
@@ -361,7 +373,7 @@ fn merge_mailbox(
     create_on: Option<Side>,
     state: &mut SyncState,
     all_mail: Option<&mut AllMail>,
-) -> Result<(MailboxReport, MailboxState), SyncError> {
+) -> Result<(MailboxReport, MailboxState), MailboxFailed> {
     // Creating or re-creating a mailbox on a side, or changing a side's UIDVALIDITY, starts
     // a new incarnation that the saved base does not describe. Its entry goes first, so a
     // run that dies halfway cannot leave a base that makes the next run take missing mail
@@ -547,7 +559,11 @@ fn merge_mailbox(
             observer,
             commit_interval,
             all_mail,
-        )?;
+        )
+        .map_err(|failed| {
+            failed.copied.record_committed_in(&mut report);
+            MailboxFailed::after(failed.error, report.clone())
+        })?;
         counts.record_in(&mut report);
         report.expunged = plan.b.expunge.len() as u64;
         report.flags_changed = plan.b.set_flags.len() as u64;
@@ -576,7 +592,8 @@ fn merge_mailbox(
             observer,
             commit_interval,
             None,
-        )?;
+        )
+        .map_err(|failed| MailboxFailed::after(failed.error, report.clone()))?;
         report.source_changes =
             counts.saved + plan.a.expunge.len() as u64 + plan.a.set_flags.len() as u64;
     }
@@ -677,12 +694,40 @@ fn apply_side(
     other_moves: &BTreeMap<Uid, Uid>,
     observer: &mut dyn Observer,
     commit_interval: u32,
-    mut all_mail: Option<&mut AllMail>,
-) -> Result<super::copy::Copied, SyncError> {
-    let mut total = super::copy::Copied::default();
+    all_mail: Option<&mut AllMail>,
+) -> Result<Copied, Box<CopyFailed>> {
+    let mut total = Copied::default();
     if plan.is_empty() {
         return Ok(total);
     }
+    let sides = ApplySides { target, target_name, target_side, other, other_name, other_side };
+    match apply_plan(sides, plan, other_moves, observer, commit_interval, all_mail, &mut total) {
+        Ok(()) => Ok(total),
+        Err(error) => Err(Box::new(CopyFailed { error, copied: total })),
+    }
+}
+
+/// The two sides of [`apply_side`].
+struct ApplySides<'a, 'n> {
+    target: &'a mut dyn StorageMut,
+    target_name: &'n MailboxName,
+    target_side: Side,
+    other: &'a mut dyn Storage,
+    other_name: &'n MailboxName,
+    other_side: Side,
+}
+
+/// [`apply_side`], adding what it copies (and commits) to `total` as it goes.
+fn apply_plan(
+    sides: ApplySides<'_, '_>,
+    plan: &SidePlan,
+    other_moves: &BTreeMap<Uid, Uid>,
+    observer: &mut dyn Observer,
+    commit_interval: u32,
+    mut all_mail: Option<&mut AllMail>,
+    total: &mut Copied,
+) -> Result<(), SyncError> {
+    let ApplySides { target, target_name, target_side, other, other_name, other_side } = sides;
     if let Some(uid_validity) = plan.set_uid_validity {
         let mut writer = target.writer(target_name).map_err(at(target_side, target_name))?;
         writer.set_uid_validity(uid_validity).map_err(at(target_side, target_name))?;
@@ -714,7 +759,7 @@ fn apply_side(
             let moves: Vec<(Uid, MessageMeta)> =
                 run.iter().map(|(old, meta)| (*old, (*meta).clone())).collect();
             target.renumber(target_name, &moves).map_err(at(target_side, target_name))?;
-            super::copy::Copied::default()
+            Copied::default()
         } else {
             let mut fetch =
                 |uids: &[Uid], sink: &mut dyn MessageSink| other.fetch(other_name, uids, sink);
@@ -724,7 +769,7 @@ fn apply_side(
                 }
                 None => None,
             };
-            copy_run(
+            let copied = copy_run(
                 target,
                 target_name,
                 target_side,
@@ -735,7 +780,14 @@ fn apply_side(
                 observer,
                 commit_interval,
                 local,
-            )?
+            );
+            match copied {
+                Ok(copied) => copied,
+                Err(failed) => {
+                    total.add(failed.copied);
+                    return Err(failed.error);
+                }
+            }
         };
         total.add(copied);
         start = end;
@@ -754,7 +806,7 @@ fn apply_side(
     if let Some(all_mail) = all_mail {
         all_mail.changed(target_name);
     }
-    Ok(total)
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -769,8 +821,13 @@ fn copy_run(
     observer: &mut dyn Observer,
     commit_interval: u32,
     local: Option<LocalCopies<'_>>,
-) -> Result<super::copy::Copied, SyncError> {
-    let mut writer = target.writer(target_name).map_err(at(target_side, target_name))?;
+) -> Result<Copied, Box<CopyFailed>> {
+    let mut writer = target.writer(target_name).map_err(|error| {
+        Box::new(CopyFailed {
+            error: at(target_side, target_name)(error),
+            copied: Copied::default(),
+        })
+    })?;
     let mut route = CopyRoute {
         from: fetch,
         from_name,
@@ -779,8 +836,11 @@ fn copy_run(
         to_side: target_side,
         local,
     };
-    let copied = copy_messages(&mut route, &mut *writer, observer, run, commit_interval)?;
-    writer.commit().map_err(at(target_side, target_name))?;
+    let mut copied = copy_messages(&mut route, &mut *writer, observer, run, commit_interval)?;
+    writer.commit().map_err(|error| {
+        Box::new(CopyFailed { error: at(target_side, target_name)(error), copied })
+    })?;
+    copied.all_committed();
     // A message that vanished meanwhile was expunged there; the saved base lists it as
     // common, so the next run expunges it on this side too. The report says "run again".
     Ok(copied)

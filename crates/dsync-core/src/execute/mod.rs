@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
 use crate::filter::{MailboxFilter, MailboxPattern, MessageFilter};
-use crate::model::{MailboxInfo, MailboxName, Uid};
+use crate::model::{MailboxInfo, MailboxName, SpecialUse, Uid};
 use crate::plan::{MailboxPlan, Mode, TreePlan};
 use crate::query::SearchQuery;
 use crate::report::{MailboxReport, Report, Skipped};
@@ -198,6 +198,15 @@ pub fn run(
         Mode::Backup => {
             backup::run(options, source, destination, observer, &mut report, &mut state)
         }
+        Mode::OneWay if !options.message_filter.is_everything() => Err(SyncError {
+            side: Side::Source,
+            mailbox: None,
+            error: StorageError::new(
+                ErrorKind::Usage,
+                "message filters (-t, -e, -I, -O) are not supported in a one-way merge \
+                 (sync -1) from this source: use backup",
+            ),
+        }),
         Mode::OneWay => {
             let side_a = merge::SideA::ReadOnly(source);
             merge::run(options, side_a, destination, observer, &mut report, &mut state)
@@ -317,6 +326,99 @@ pub(crate) struct Names<'a> {
     pub(crate) destination: &'a MailboxName,
 }
 
+/// A mailbox's sync that failed; what it had committed before still counts.
+#[derive(Debug)]
+pub(crate) struct MailboxFailed {
+    pub(crate) error: SyncError,
+    /// The mailbox's report up to its last commit (it was created, messages were saved),
+    /// when the failure came after a change.
+    pub(crate) partial: Option<Box<MailboxReport>>,
+}
+
+impl MailboxFailed {
+    /// `error` after the changes `partial` describes.
+    pub(crate) fn after(error: SyncError, partial: MailboxReport) -> MailboxFailed {
+        MailboxFailed { error, partial: Some(Box::new(partial)) }
+    }
+}
+
+impl From<SyncError> for MailboxFailed {
+    fn from(error: SyncError) -> MailboxFailed {
+        MailboxFailed { error, partial: None }
+    }
+}
+
+/// [`keep_going`] for a mailbox's sync: what a failed mailbox committed goes into the
+/// report first, so that the run's totals (and a retry's merged ones) count it.
+pub(crate) fn keep_going_mailbox<T>(
+    result: Result<T, MailboxFailed>,
+    report: &mut Report,
+) -> Result<Option<T>, SyncError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(MailboxFailed { error, partial }) => {
+            if let Some(partial) = partial.filter(|p| !p.is_unchanged()) {
+                report.mailboxes.push(*partial);
+            }
+            keep_going(Err(error), report)
+        }
+    }
+}
+
+/// Notes what the mailbox filters (`-m`, `-x`) leave out: the source's mailboxes outside
+/// them in [`Report::filtered_mailboxes`], and a warning for each `-m` pattern that
+/// matches no source mailbox, each `-x` pattern that matches no mailbox on either side,
+/// and a filter that leaves none of the source's mailboxes. `source` is what the run
+/// copies from (both sides in a two-way sync); `other` lends its roles and names.
+pub(crate) fn note_mailbox_filter(
+    filter: &MailboxFilter,
+    source: &[MailboxInfo],
+    other: &[MailboxInfo],
+    report: &mut Report,
+) {
+    if filter.is_everything() {
+        return;
+    }
+    let mut roles: BTreeMap<&MailboxName, Vec<SpecialUse>> = BTreeMap::new();
+    for info in source.iter().chain(other) {
+        roles.entry(&info.name).or_default().extend(info.special_use.iter().copied());
+    }
+    let with_roles =
+        |list: &[MailboxInfo], selectable_only: bool| -> Vec<(MailboxName, Vec<SpecialUse>)> {
+            list.iter()
+                .filter(|info| info.selectable || !selectable_only)
+                .map(|info| (info.name.clone(), roles.get(&info.name).cloned().unwrap_or_default()))
+                .collect()
+        };
+    let sources = with_roles(source, true);
+    let mut everywhere = with_roles(source, false);
+    everywhere.extend(with_roles(other, false));
+    fn view(list: &[(MailboxName, Vec<SpecialUse>)]) -> Vec<(&MailboxName, &[SpecialUse])> {
+        list.iter().map(|(name, roles)| (name, roles.as_slice())).collect()
+    }
+    let unmatched = filter.unmatched_includes(&view(&sources));
+    for pattern in &unmatched {
+        report.warnings.push(format!("-m {pattern} matches no mailbox of the source"));
+    }
+    for pattern in filter.unmatched_excludes(&view(&everywhere)) {
+        report.warnings.push(format!("-x {pattern} matches no mailbox: it excludes nothing"));
+    }
+    let mut wanted = 0;
+    for (name, roles) in &sources {
+        if filter.wants(name, roles) {
+            wanted += 1;
+        } else if !report.filtered_mailboxes.contains(name) {
+            report.filtered_mailboxes.push(name.clone());
+        }
+    }
+    if wanted == 0 && !sources.is_empty() {
+        report.warnings.push(format!(
+            "the mailbox filters (-m, -x) leave none of the source's {} mailboxes: nothing to sync",
+            sources.len()
+        ));
+    }
+}
+
 /// Records a mailbox-local error and continues, or stops the run on a global one.
 pub(crate) fn keep_going<T>(
     result: Result<T, SyncError>,
@@ -359,6 +461,49 @@ mod tests {
     ) -> Report {
         let options = SyncOptions::new(Mode::Backup).state(state);
         run(&options, source, destination, &mut NoObserver).expect("backup")
+    }
+
+    /// Wherever a run is cut (the destination failing at its N-th write, as a full disk or a
+    /// killed connection would), its report counts exactly what the destination holds, and
+    /// the report of the retry merged into it counts every message and mailbox once.
+    #[test]
+    fn a_failed_run_reports_what_it_committed_and_a_retry_adds_up() {
+        let inbox = MailboxName::inbox();
+        let archive = MailboxName::split("Archive", Some('/')).expect("name");
+        let mut source = MemoryStorage::new();
+        let validity = UidValidity::new(7).expect("nonzero");
+        for (name, count) in [(&inbox, 23), (&archive, 9)] {
+            let mailbox = source.add_mailbox(name, validity);
+            for n in 0..count {
+                let body = format!("Subject: {n}\r\n\r\nbody {n}\r\n");
+                mailbox.append(body.as_bytes(), Flags::default(), Some(1_700_000_000));
+            }
+        }
+        let held = |destination: &MemoryStorage| -> u64 {
+            destination.all_mailboxes().values().map(|m| m.messages.len() as u64).sum()
+        };
+        let options = SyncOptions::new(Mode::Backup).commit_interval(5);
+        let mut cut = 0;
+        for writes in 0..80 {
+            let mut destination = MemoryStorage::new();
+            destination.fail_after(Some(writes));
+            let Err(failed) = run(&options, &mut source, &mut destination, &mut NoObserver) else {
+                break;
+            };
+            cut += 1;
+            assert_eq!(failed.report.totals().saved, held(&destination), "cut after {writes}");
+            destination.fail_after(None);
+            let retry = options.clone().state(failed.report.state.clone());
+            let later = run(&retry, &mut source, &mut destination, &mut NoObserver)
+                .expect("the retry finishes");
+            let merged = failed.report.merge(later);
+            let totals = merged.totals();
+            assert_eq!((totals.saved, totals.mailboxes), (32, 2), "cut after {writes}");
+            assert_eq!(totals.created, 2, "cut after {writes}");
+            assert_eq!(merged.exit_code(), 0, "nothing vanished: cut after {writes}");
+            assert_eq!(held(&destination), 32);
+        }
+        assert!(cut > 10, "the run was cut at {cut} places only");
     }
 
     #[test]

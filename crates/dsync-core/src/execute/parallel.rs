@@ -11,7 +11,7 @@ use std::sync::{Mutex, PoisonError, mpsc};
 
 use super::all_mail::AllMail;
 use super::backup::{self, PendingMailbox};
-use super::{Failed, Observer, SyncOptions, at, collect_skipped, finish};
+use super::{Failed, MailboxFailed, Observer, SyncOptions, at, collect_skipped, finish};
 use crate::error::{Side, StorageError, SyncError};
 use crate::model::{MailboxName, Uid};
 use crate::plan::{MailboxPlan, Mode};
@@ -132,7 +132,7 @@ enum Event {
     /// goes on (it is about to create or rebuild the mailbox); answered on the channel.
     Forget(MailboxName, mpsc::Sender<()>),
     /// A mailbox is done.
-    Finished(Box<PendingMailbox>, Result<(MailboxReport, Option<MailboxState>), SyncError>),
+    Finished(Box<PendingMailbox>, Result<(MailboxReport, Option<MailboxState>), MailboxFailed>),
     /// Entries the worker's storages left out ([`crate::Storage::take_skipped`]).
     Skipped(Vec<(Side, Skip)>),
 }
@@ -256,7 +256,7 @@ fn work<C: Connector>(connector: &C, shared: &Shared<'_>, events: &mpsc::Sender<
             &mut state,
             all_mail.as_mut(),
         );
-        let fatal = matches!(&result, Err(error) if !super::is_mailbox_local(error));
+        let fatal = matches!(&result, Err(failed) if !super::is_mailbox_local(&failed.error));
         // The job is recorded first, so that a skipped entry's mailbox loses the state entry
         // the job just wrote.
         let skipped: Vec<(Side, Skip)> = (source.take_skipped().into_iter())

@@ -5,12 +5,14 @@
 use std::collections::BTreeSet;
 
 use super::copy::copy_from_source;
-use super::{Observer, SyncOptions, keep_going, local_names};
+use super::{
+    MailboxFailed, Observer, SyncOptions, keep_going_mailbox, local_names, note_mailbox_filter,
+};
 use crate::error::{Side, StorageError, SyncError};
 use crate::model::{MailboxName, MessageMeta, Uid};
 use crate::plan::MailboxAction;
 use crate::plan::identity::{origins, plan_by_uidl};
-use crate::report::{MailboxReport, Report};
+use crate::report::{FilteredMessages, MailboxReport, Report};
 use crate::storage::{NewMailbox, Storage, StorageMut};
 
 fn at(side: Side, mailbox: &MailboxName) -> impl FnOnce(StorageError) -> SyncError + '_ {
@@ -28,13 +30,10 @@ pub(super) fn run(
     let global = |side: Side| move |error: StorageError| SyncError { side, mailbox: None, error };
     let (mailboxes, source_names) =
         local_names(source.mailboxes().map_err(global(Side::Source))?, destination, report);
-    let existing: BTreeSet<MailboxName> = destination
-        .mailboxes()
-        .map_err(global(Side::Destination))?
-        .into_iter()
-        .filter(|m| m.selectable)
-        .map(|m| m.name)
-        .collect();
+    let destination_mailboxes = destination.mailboxes().map_err(global(Side::Destination))?;
+    note_mailbox_filter(&options.mailbox_filter, &mailboxes, &destination_mailboxes, report);
+    let existing: BTreeSet<MailboxName> =
+        destination_mailboxes.into_iter().filter(|m| m.selectable).map(|m| m.name).collect();
     for info in mailboxes
         .iter()
         .filter(|m| m.selectable && options.mailbox_filter.wants(&m.name, &m.special_use))
@@ -50,7 +49,7 @@ pub(super) fn run(
             existing.contains(&info.name),
             expunge_missing,
         );
-        if let Some(mailbox_report) = keep_going(result, report)? {
+        if let Some(mailbox_report) = keep_going_mailbox(result, report)? {
             observer.mailbox_finished(&mailbox_report);
             report.mailboxes.push(mailbox_report);
         }
@@ -78,7 +77,7 @@ fn sync_mailbox(
     target: &MailboxName,
     exists: bool,
     expunge_missing: bool,
-) -> Result<MailboxReport, SyncError> {
+) -> Result<MailboxReport, MailboxFailed> {
     let source_contents = source.contents(source_name).map_err(at(Side::Source, source_name))?;
     let destination_contents = if exists {
         Some(destination.contents(target).map_err(at(Side::Destination, target))?)
@@ -94,6 +93,7 @@ fn sync_mailbox(
     );
     observer.mailbox_planned(&plan);
     let mut report = MailboxReport::new(target.clone(), plan.action.clone());
+    report.filtered = FilteredMessages::of(&options.message_filter, &source_contents.messages);
     if options.dry_run {
         report.saved = plan.save.len() as u64;
         report.bytes = plan.save.iter().filter_map(|m| m.virtual_size).sum();
@@ -107,13 +107,17 @@ fn sync_mailbox(
         destination.create_mailbox(target, &new).map_err(at(Side::Destination, target))?;
     }
     let origins = origins(&plan, &source_contents);
-    let mut writer = destination.writer(target).map_err(at(Side::Destination, target))?;
+    // From here on a failure reports what was committed (the mailbox exists).
+    let failed = |error: StorageError, partial: &MailboxReport| {
+        MailboxFailed::after(at(Side::Destination, target)(error), partial.clone())
+    };
+    let mut writer = destination.writer(target).map_err(|error| failed(error, &report))?;
     if let Some(guid) = plan.set_guid {
-        writer.set_guid(guid).map_err(at(Side::Destination, target))?;
+        writer.set_guid(guid).map_err(|error| failed(error, &report))?;
     }
     if !plan.expunge.is_empty() {
-        writer.expunge(&plan.expunge).map_err(at(Side::Destination, target))?;
-        writer.commit().map_err(at(Side::Destination, target))?;
+        writer.expunge(&plan.expunge).map_err(|error| failed(error, &report))?;
+        writer.commit().map_err(|error| failed(error, &report))?;
         report.expunged = plan.expunge.len() as u64;
     }
     // Saves ascend by destination UID; their source positions ascend with POP3 order.
@@ -127,8 +131,13 @@ fn sync_mailbox(
         &run,
         options.commit_interval,
         None,
-    )?;
-    writer.commit().map_err(at(Side::Destination, target))?;
+    )
+    .map_err(|copy| {
+        copy.copied.record_committed_in(&mut report);
+        MailboxFailed::after(copy.error, report.clone())
+    })?;
+    copied.record_committed_in(&mut report);
+    writer.commit().map_err(|error| failed(error, &report))?;
     copied.record_in(&mut report);
     Ok(report)
 }

@@ -129,7 +129,7 @@ mod tests {
 
         // 36 hours on, Dovecot's rule takes every file; our live staging directory is
         // past the hour; somebody else's directory stays, as with Dovecot.
-        let later = now + DOVECOT_TMP_AGE + Duration::from_secs(60);
+        let later = now + DOVECOT_TMP_AGE + Duration::from_mins(1);
         assert_eq!(remove_from_tmp(tmp, later, true), 4);
         assert!(!left(&ours_alive) && !left(&ours_elsewhere) && !left(&dovecot));
         assert!(!staging_alive.exists() && foreign_dir.exists());

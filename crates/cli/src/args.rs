@@ -239,6 +239,9 @@ pub(crate) struct BackupArgs {
     pub(crate) state: StateArgs,
 
     #[command(flatten)]
+    pub(crate) replicator: ReplicatorNotify,
+
+    #[command(flatten)]
     pub(crate) run: RunArgs,
 }
 
@@ -257,6 +260,9 @@ pub(crate) struct SyncArgs {
 
     #[command(flatten)]
     pub(crate) state: StateArgs,
+
+    #[command(flatten)]
+    pub(crate) replicator: ReplicatorNotify,
 
     #[command(flatten)]
     pub(crate) run: RunArgs,
@@ -332,6 +338,9 @@ pub(crate) struct RunArgs {
     pub(crate) filters: FilterArgs,
 
     #[command(flatten)]
+    pub(crate) doveadm_only: DoveadmOnly,
+
+    #[command(flatten)]
     pub(crate) write: WriteArgs,
 
     #[command(flatten)]
@@ -342,6 +351,68 @@ pub(crate) struct RunArgs {
 
     #[command(flatten)]
     pub(crate) output: OutputArgs,
+}
+
+/// doveadm sync/backup letters dsync does not implement: accepted by the parser only to
+/// be refused with the reason (see [`DoveadmOnly::refusal`]) instead of clap's "unexpected
+/// argument".
+#[derive(Debug, Args)]
+pub(crate) struct DoveadmOnly {
+    #[arg(short = 'N', hide = true)]
+    all_namespaces: bool,
+
+    #[arg(short = 'g', hide = true, value_name = "MAILBOX_GUID")]
+    mailbox_guid: Option<String>,
+
+    #[arg(short = 'd', hide = true)]
+    default_replica: bool,
+
+    #[arg(short = 'E', hide = true)]
+    legacy_wrapper: bool,
+
+    #[arg(short = 'S', hide = true, value_name = "SOCKET")]
+    server_socket: Option<String>,
+}
+
+impl DoveadmOnly {
+    /// "not supported: …" with the reason, for the first such letter given.
+    pub(crate) fn refusal(&self) -> Option<String> {
+        let reason = if self.all_namespaces {
+            "-N (every namespace): dsync syncs the personal namespace (INBOX and its folders), \
+             the only one a Maildir or a migrated IMAP account has here; leave -N out"
+        } else if self.mailbox_guid.is_some() {
+            "-g (a mailbox by its GUID): name the mailbox with -m NAME instead"
+        } else if self.default_replica {
+            "-d (the destination from the mail_replica userdb field, for Dovecot's replicator): \
+             give the destination location"
+        } else if self.legacy_wrapper {
+            "-E (doveadm's internal flag for the old dsync wrapper): leave it out"
+        } else if self.server_socket.is_some() {
+            "-S (run the command on a doveadm server): dsync runs the sync itself; leave -S out"
+        } else {
+            return None;
+        };
+        Some(format!("not supported: {reason}"))
+    }
+}
+
+/// `-U` of doveadm sync/backup (tell Dovecot's replicator when done), refused with the
+/// reason. (`import -U` is another option, and supported.)
+#[derive(Debug, Args)]
+pub(crate) struct ReplicatorNotify {
+    #[arg(short = 'U', hide = true)]
+    notify: bool,
+}
+
+impl ReplicatorNotify {
+    /// "not supported: …" when `-U` was given.
+    pub(crate) fn refusal(&self) -> Option<String> {
+        self.notify.then(|| {
+            "not supported: -U (notify Dovecot's replicator when done): dsync runs without a \
+             replicator; leave -U out (import -U SOURCE_USER is supported)"
+                .to_owned()
+        })
+    }
 }
 
 #[derive(Debug, Args)]

@@ -15,7 +15,8 @@ Exit status (as doveadm's):
   67  unknown user
   68  mailbox or location not found
   73  can't create (disk full, over quota, not a directory)
-  75  temporary failure (connection, timeout, lock held): retry later; wins over the others
+  75  temporary failure (connection, timeout, destination in use by another dsync,
+      interrupted by Ctrl-C or SIGTERM): run again later; wins over the others
   77  permission denied, or wrong credentials
   78  configuration error (config file, untrusted certificate)";
 
@@ -69,6 +70,17 @@ Dovecot settings (-o), as the migration docs use them:
       the reason. $imapc_features stands for the value set before.
   Settings dsync does not implement (imapc_max_idle_time, …) are refused, never ignored.";
 
+const RUNS: &str = "\
+Runs (backup, sync, import):
+  Before anything is read from the source, the destination is locked (a second dsync on it
+  exits 75, or waits with -l SECS) or, not existing yet, shown creatable; a source and a
+  destination inside each other are refused (64). A batch whose users would share a
+  destination or state file, or a user list naming nobody, is refused before any work.
+  Ctrl-C or SIGTERM stops after the message being saved: it is committed, the state saved,
+  and dsync exits 75 (\"interrupted; run again to resume\"); a batch starts no more users.
+  A second Ctrl-C stops at once (still safe to resume). Files a killed run left in a
+  Maildir's tmp/ are removed by the next run.";
+
 const IMPORT_HELP: &str = "\
 Search query (doveadm-search-query(7), one word per key or value, keys case-insensitive;
 keys in a row must all match):
@@ -106,7 +118,7 @@ Examples:
 #[command(
     name = "dsync",
     version,
-    after_help = format!("{LOCATIONS}\n\n{SETTINGS}\n\n{EXIT_CODES}"),
+    after_help = format!("{LOCATIONS}\n\n{SETTINGS}\n\n{RUNS}\n\n{EXIT_CODES}"),
     propagate_version = true,
     max_term_width = 100
 )]
@@ -453,7 +465,7 @@ pub(crate) struct FilterArgs {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Writing")]
 pub(crate) struct WriteArgs {
-    /// Show what would be done without changing anything.
+    /// Show what would be done without changing anything (nothing is locked or written).
     #[arg(long)]
     pub(crate) dry_run: bool,
 
@@ -468,8 +480,9 @@ pub(crate) struct WriteArgs {
     #[arg(long)]
     pub(crate) no_fsync: bool,
 
-    /// Lock the destination for the run (file dsync-rs.lock in its root), waiting up to
-    /// SECS for another dsync to finish with it; also the Maildir lock timeout.
+    /// Wait up to SECS for another dsync that is writing the destination (every run locks
+    /// it: file dsync-rs.lock in its root) instead of exiting 75 at once; also the Maildir
+    /// lock timeout [default: 0].
     #[arg(short = 'l', value_name = "SECS")]
     pub(crate) lock_timeout: Option<u64>,
 

@@ -30,6 +30,7 @@ mod features;
 mod filters;
 mod home;
 mod inspect;
+mod interrupt;
 mod job;
 mod location;
 mod logging;
@@ -93,6 +94,11 @@ fn run(cli: &Cli) -> Result<u8, CliError> {
     };
     if let Some(refusal) = doveadm_only_refusal(&cli.command) {
         return Err(CliError::Usage(refusal));
+    }
+    if matches!(&cli.command, Command::Backup(_) | Command::Sync(_) | Command::Import(_))
+        && let Err(error) = interrupt::install(stderr.clone())
+    {
+        tracing::warn!("Ctrl-C will end the run at once: {error}");
     }
     let context = Context { verbosity, display, stderr, config, settings: cli.settings.clone() };
     match &cli.command {

@@ -5,6 +5,7 @@ mod all_mail;
 mod batch;
 mod dovecot_files;
 mod import_query;
+mod interrupt;
 mod operator;
 mod ownership;
 mod pop3;

@@ -2,6 +2,7 @@
 //! page, doveadm letters it does not implement, the config file's refusals, and what it
 //! checks before any work (the destination, the batch template, nesting).
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
@@ -168,4 +169,245 @@ fn a_password_in_the_config_file_is_refused_with_the_way_and_never_printed() {
     let said = stderr(&run);
     assert!(said.contains("passwords are not accepted"), "{said}");
     assert!(said.contains("password_file") && said.contains("password_env"), "{said}");
+}
+
+/// A Maildir with 20 messages in INBOX and in `.Archive`, and `messages` messages of about
+/// `size` bytes in `.Big` (written directly: quick to make, and as Dovecot would find
+/// them). The small folders come first.
+pub(super) fn big_maildir(root: &Path, messages: u32, size: usize) {
+    let folders = [
+        (root.to_path_buf(), 20, 1_700_000_001, "a1"),
+        (root.join(".Archive"), 20, 1_700_000_002, "a2"),
+        (root.join(".Big"), messages, 1_700_000_003, "b3"),
+    ];
+    for (folder, count, uid_validity, guid) in folders {
+        for sub in ["cur", "new", "tmp"] {
+            std::fs::create_dir_all(folder.join(sub)).expect("mkdir");
+        }
+        let mut uidlist = format!("3 V{uid_validity} N{} G{}\n", count + 1, guid.repeat(16));
+        for index in 0..count {
+            let base = format!("{}.M{index}P1.test", 1_700_000_000 + index);
+            std::fs::write(
+                folder.join("cur").join(format!("{base}:2,S")),
+                testkit::fixtures::sized_message(index, size),
+            )
+            .expect("write message");
+            let _ = writeln!(uidlist, "{} :{base}", index + 1);
+        }
+        std::fs::write(folder.join("dovecot-uidlist"), uidlist).expect("uidlist");
+    }
+    for folder in [".Archive", ".Big"] {
+        std::fs::write(root.join(folder).join("maildirfolder"), b"").expect("maildirfolder");
+    }
+    std::fs::write(root.join("subscriptions"), b"Archive\nBig\n").expect("subscriptions");
+}
+
+fn files_in(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, Iterator::count)
+}
+
+#[test]
+fn the_destination_is_checked_once_before_the_source_is_asked_anything() {
+    let source = testkit::Dovecot::builder().user("alice", super::PASSWORD).start();
+    let location = format!("imap://alice@127.0.0.1:{}?tls=none", source.imap_port());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"not a Maildir").expect("write");
+    let cases = [
+        (maildir(&file), 73),
+        (maildir(&file.join("Maildir")), 73),
+        ("maildir:/proc/dsync-test/Maildir".to_owned(), 73),
+        ("maildir:/proc/self/dsync-test".to_owned(), 73),
+    ];
+    // The harness logged in once to see that Dovecot is up; nobody else may.
+    let logins = || source.log().matches("Login: user=<alice>").count();
+    let before = logins();
+    for (target, code) in cases {
+        let run = dsync(&["backup", &location, &target], Some(super::PASSWORD));
+        assert_eq!(run.status.code(), Some(code), "{target}: {}", text(&run));
+        let said = stderr(&run);
+        assert_eq!(said.lines().count(), 1, "{target}: reported once: {said}");
+        assert!(said.starts_with("dsync: destination: "), "{target}: {said}");
+    }
+    assert_eq!(logins(), before, "the source was asked:\n{}", source.log());
+    assert_eq!(std::fs::read(&file).expect("read"), b"not a Maildir");
+    // A failed login leaves no destination behind (its root is created only after it).
+    let fresh = dir.path().join("fresh/Maildir");
+    let run = dsync(&["backup", &location, &maildir(&fresh)], Some("wrong password"));
+    assert_eq!(run.status.code(), Some(77), "{}", text(&run));
+    assert!(!dir.path().join("fresh").exists(), "{}", text(&run));
+}
+
+#[test]
+fn deferred_fsync_runs_no_command_and_has_nothing_to_say_without_writes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let source = example();
+    // No `sync` (or anything) on the PATH: the file system is synced by a system call.
+    let run = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_dsync"))
+            .args(args)
+            .env("PATH", "")
+            .env_remove("DSYNC_PASSWORD")
+            .output()
+            .expect("run dsync");
+        (output.status.code(), stderr(&output))
+    };
+    let fresh = maildir(&dir.path().join("dry"));
+    assert_eq!(
+        run(&["backup", "--no-fsync", "--dry-run", &source, &fresh]),
+        (Some(0), String::new())
+    );
+    let none = maildir(&dir.path().join("none"));
+    let (code, said) = run(&["backup", "--no-fsync", "-m", "NoSuchFolder", &source, &none]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(!said.contains("sync:"), "{said}");
+    let target = maildir(&dir.path().join("Maildir"));
+    let (code, said) = run(&["backup", "--no-fsync", &source, &target]);
+    assert_eq!((code, said.as_str()), (Some(0), ""));
+    let verify = dsync(&["verify", &source, &target], None);
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
+}
+
+#[test]
+fn a_second_run_on_one_destination_is_turned_away_with_75_or_waits_with_l() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let big = dir.path().join("big");
+    big_maildir(&big, 3000, 4000);
+    let target = dir.path().join("Maildir");
+    let mut first = Command::new(env!("CARGO_BIN_EXE_dsync"))
+        .args(["backup", "--commit-interval", "10", &maildir(&big), &maildir(&target)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("first run");
+    let started = std::time::Instant::now();
+    while files_in(&target.join(".Big/cur")) + files_in(&target.join(".Big/new")) < 20 {
+        assert!(started.elapsed().as_secs() < 60, "the first run copies nothing");
+        assert!(first.try_wait().expect("wait").is_none(), "the first run ended too soon");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let second = dsync(&["backup", &maildir(&big), &maildir(&target)], None);
+    assert_eq!(second.status.code(), Some(75), "{}", text(&second));
+    let said = stderr(&second);
+    assert!(said.contains("being written by another dsync"), "{said}");
+    assert!(said.contains(&format!("process {}", first.id())), "{said}");
+    assert!(said.contains("-l SECONDS"), "{said}");
+    assert_eq!(said.lines().count(), 1, "no retry, one line: {said}");
+    // With -l the second one waits for the first and then finds nothing left to do.
+    let waiting = dsync(&["backup", "-l", "120", &maildir(&big), &maildir(&target)], None);
+    assert_eq!(waiting.status.code(), Some(0), "{}", text(&waiting));
+    let first = first.wait_with_output().expect("first run");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    assert_eq!(files_in(&target.join(".Big/cur")) + files_in(&target.join(".Big/new")), 3000);
+    let verify = dsync(&["verify", &maildir(&big), &maildir(&target)], None);
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
+}
+
+#[test]
+fn a_batch_that_would_share_a_destination_or_has_no_user_does_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let users = dir.path().join("users.txt");
+    std::fs::write(&users, "alice\nbob\n").expect("write users");
+    let users = users.to_str().expect("utf-8");
+    let logs = dir.path().join("logs");
+    let logs = logs.to_str().expect("utf-8");
+    let source = example();
+    let shared = dir.path().join("shared");
+    let run = dsync(&["backup", "-F", users, "--log-dir", logs, &source, &maildir(&shared)], None);
+    assert_eq!(run.status.code(), Some(64), "{}", text(&run));
+    let said = stderr(&run);
+    assert!(said.contains("both alice and bob") && said.contains("%u"), "{said}");
+    assert!(!shared.exists(), "a user was written into the shared path: {said}");
+    // The same for a state file every user would share.
+    let template = format!("{}/%u", dir.path().display());
+    let state = dir.path().join("one.state");
+    let run = dsync(
+        &[
+            "backup",
+            "-F",
+            users,
+            "--state-file",
+            state.to_str().expect("utf-8"),
+            &source,
+            &format!("maildir:{template}"),
+        ],
+        None,
+    );
+    assert_eq!(run.status.code(), Some(64), "{}", text(&run));
+    assert!(stderr(&run).contains("--state-file"), "{}", text(&run));
+    assert!(!dir.path().join("alice").exists() && !state.exists(), "{}", text(&run));
+
+    // A list with nobody in it is a mistake, not a success.
+    let empty = dir.path().join("empty.txt");
+    std::fs::write(&empty, "# to do\n\n").expect("write");
+    let run =
+        dsync(&["backup", "-F", empty.to_str().expect("utf-8"), &source, "maildir:/tmp/%u"], None);
+    assert_eq!(run.status.code(), Some(64), "{}", text(&run));
+    assert!(stderr(&run).contains("names no user"), "{}", text(&run));
+    // A shard that gets no user of a real list has nothing to do, and says so.
+    let run = dsync(
+        &["backup", "-F", users, "--shard", "3/4", &source, &format!("maildir:{template}")],
+        None,
+    );
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    assert!(stderr(&run).contains("takes none of them"), "{}", text(&run));
+}
+
+#[test]
+fn a_source_and_destination_inside_each_other_are_refused_before_anything() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let outer = dir.path().join("Maildir");
+    big_maildir(&outer, 3, 100);
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&outer, &link).expect("symlink");
+    let cases = [
+        (maildir(&outer.join(".Big")), maildir(&outer), "source"),
+        (maildir(&link.join(".Big")), maildir(&outer), "source"),
+        (maildir(&outer), maildir(&outer.join(".Copy")), "destination"),
+        (
+            maildir(&outer),
+            format!("{}:LAYOUT=fs", maildir(&link.join("sub/deeper"))),
+            "destination",
+        ),
+    ];
+    for (source, destination, inside) in cases {
+        let run = dsync(&["backup", &source, &destination], None);
+        assert_eq!(run.status.code(), Some(64), "{source} {destination}: {}", text(&run));
+        let said = stderr(&run);
+        assert!(said.contains(&format!("the {inside} ")) && said.contains("is inside"), "{said}");
+        assert!(said.contains(&source) && said.contains(&destination), "{said}");
+    }
+    assert_eq!(files_in(&outer.join(".Big/cur")), 3, "the source was touched");
+    assert!(!outer.join(".Copy").exists() && !outer.join("sub").exists());
+}
+
+#[test]
+fn debug_and_raw_logs_show_the_server_as_text_and_every_file_of_ours_is_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (source, _) = super::source_with_fixture();
+    let imap = format!("imap://alice@127.0.0.1:{}?tls=none", source.imap_port());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let raw = dir.path().join("raw");
+    let target = dir.path().join("Maildir");
+    let run = dsync(
+        &["backup", "-D", "-r", raw.to_str().expect("utf-8"), &imap, &maildir(&target)],
+        Some(super::PASSWORD),
+    );
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let rawlog = std::fs::read_to_string(raw.join("alice.rawlog")).expect("raw log");
+    for log in [stderr(&run), rawlog] {
+        let server: Vec<&str> =
+            log.lines().filter_map(|line| line.split_once(" S: ").map(|(_, s)| s)).collect();
+        assert!(server.iter().any(|l| l.starts_with("* OK [CAPABILITY IMAP4rev1 ")), "{log}");
+        assert!(server.iter().any(|l| l.contains(" OK ") && l.starts_with('A')), "{log}");
+        assert!(server.iter().any(|l| l.starts_with('<') && l.contains(" bytes>")), "{log}");
+        for debug in ["Tagged {", "Untagged(", "Status {", "Some(", "BodySection"] {
+            assert!(!log.contains(debug), "Rust structures in the protocol log: {debug}\n{log}");
+        }
+    }
+    let mode = |path: &Path| std::fs::metadata(path).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(&raw.join("alice.rawlog")), 0o600);
+    for ours in ["dsync-rs-state", "dsync-rs.lock"] {
+        assert_eq!(mode(&target.join(ours)), 0o600, "{ours}");
+    }
 }

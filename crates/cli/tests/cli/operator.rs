@@ -229,6 +229,18 @@ fn the_destination_is_checked_once_before_the_source_is_asked_anything() {
         assert_eq!(said.lines().count(), 1, "{target}: reported once: {said}");
         assert!(said.starts_with("dsync: destination: "), "{target}: {said}");
     }
+    // Not writable for the user dsync runs as (here nobody, in a directory of root's).
+    let as_nobody = Command::new("runuser")
+        .args(["-u", "nobody", "--", env!("CARGO_BIN_EXE_dsync"), "backup", &location])
+        .arg(maildir(&dir.path().join("Maildir")))
+        .env("DSYNC_PASSWORD", super::PASSWORD)
+        .output();
+    if let Ok(run) = as_nobody {
+        assert_eq!(run.status.code(), Some(77), "as nobody: {}", text(&run));
+        let said = stderr(&run);
+        assert_eq!(said.lines().count(), 1, "reported once: {said}");
+        assert!(said.contains("Permission denied"), "{said}");
+    }
     assert_eq!(logins(), before, "the source was asked:\n{}", source.log());
     assert_eq!(std::fs::read(&file).expect("read"), b"not a Maildir");
     // A failed login leaves no destination behind (its root is created only after it).

@@ -1,6 +1,7 @@
 //! Ctrl-C (SIGINT) and SIGTERM: the run stops after the message being saved, commits it,
 //! saves the state, says "interrupted; run again to resume" and exits 75; the next run
 //! completes the copy with no difference and no duplicate. A batch starts no more users.
+//! What a `kill -9` leaves in `tmp/` goes at the next run.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -122,4 +123,34 @@ fn sigterm_in_a_batch_starts_no_more_users() {
         let verify = dsync(&["verify", &maildir(&source), &maildir(&target)], None);
         assert_eq!(verify.status.code(), Some(0), "{user}: {}", text(&verify));
     }
+}
+
+#[test]
+fn what_a_killed_run_left_in_tmp_is_gone_after_the_next_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let source = dir.path().join("source");
+    big_maildir(&source, 2000, 3000);
+    let target = dir.path().join("Maildir");
+    let tmp = target.join(".Big/tmp");
+    let args = ["backup", "--commit-interval", "500", &maildir(&source), &maildir(&target)];
+    let mut run = start(&args);
+    let started = Instant::now();
+    while std::fs::read_dir(&tmp).map_or(0, Iterator::count) < 20 {
+        assert!(run.try_wait().expect("wait").is_none(), "dsync ended before the kill");
+        assert!(started.elapsed() < Duration::from_mins(2), "nothing staged");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    run.kill().expect("SIGKILL");
+    run.wait().expect("killed");
+    let left: Vec<String> = std::fs::read_dir(&tmp)
+        .expect("tmp")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(left.len() >= 20 && left.iter().all(|n| n.starts_with("dsync-rs-tmp.")), "{left:?}");
+
+    let again = dsync(&args, None);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert_eq!(std::fs::read_dir(&tmp).map_or(0, Iterator::count), 0, "leftovers stayed");
+    let verify = dsync(&["verify", &maildir(&source), &maildir(&target)], None);
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
 }

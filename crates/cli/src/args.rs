@@ -16,8 +16,8 @@ Exit status (as doveadm's):
   68  mailbox, location or host not found; verify: a -m that matches no mailbox, or
       filters that leave nothing to compare
   73  can't create (disk full, over quota, not a directory)
-  75  temporary failure (connection lost, timeout, server busy, lock held): retry later;
-      wins over the others
+  75  temporary failure (connection lost, timeout, server busy, destination in use by
+      another dsync, interrupted by Ctrl-C or SIGTERM): run again later; wins over the others
   77  permission denied, or wrong credentials
   78  configuration error (config file, untrusted certificate, a port that speaks TLS
       or another protocol than the location says, STARTTLS refused)";
@@ -72,6 +72,17 @@ Dovecot settings (-o), as the migration docs use them:
       the reason. $imapc_features stands for the value set before.
   Settings dsync does not implement (imapc_max_idle_time, …) are refused, never ignored.";
 
+const RUNS: &str = "\
+Runs (backup, sync, import):
+  Before anything is read from the source, the destination is locked (a second dsync on it
+  exits 75, or waits with -l SECS) or, not existing yet, shown creatable; a source and a
+  destination inside each other are refused (64). A batch whose users would share a
+  destination or state file, or a user list naming nobody, is refused before any work.
+  Ctrl-C or SIGTERM stops after the message being saved: it is committed, the state saved,
+  and dsync exits 75 (\"interrupted; run again to resume\"); a batch starts no more users.
+  A second Ctrl-C stops at once (still safe to resume). Files a killed run left in a
+  Maildir's tmp/ are removed by the next run.";
+
 const IMPORT_HELP: &str = "\
 Search query (doveadm-search-query(7), one word per key or value, keys case-insensitive;
 keys in a row must all match):
@@ -109,7 +120,7 @@ Examples:
 #[command(
     name = "dsync",
     version,
-    after_help = format!("{LOCATIONS}\n\n{SETTINGS}\n\n{EXIT_CODES}"),
+    after_help = format!("{LOCATIONS}\n\n{SETTINGS}\n\n{RUNS}\n\n{EXIT_CODES}"),
     propagate_version = true,
     max_term_width = 100
 )]
@@ -255,6 +266,9 @@ pub(crate) struct BackupArgs {
     pub(crate) state: StateArgs,
 
     #[command(flatten)]
+    pub(crate) replicator: ReplicatorNotify,
+
+    #[command(flatten)]
     pub(crate) run: RunArgs,
 }
 
@@ -273,6 +287,9 @@ pub(crate) struct SyncArgs {
 
     #[command(flatten)]
     pub(crate) state: StateArgs,
+
+    #[command(flatten)]
+    pub(crate) replicator: ReplicatorNotify,
 
     #[command(flatten)]
     pub(crate) run: RunArgs,
@@ -348,6 +365,9 @@ pub(crate) struct RunArgs {
     pub(crate) filters: FilterArgs,
 
     #[command(flatten)]
+    pub(crate) doveadm_only: DoveadmOnly,
+
+    #[command(flatten)]
     pub(crate) write: WriteArgs,
 
     #[command(flatten)]
@@ -358,6 +378,68 @@ pub(crate) struct RunArgs {
 
     #[command(flatten)]
     pub(crate) output: OutputArgs,
+}
+
+/// doveadm sync/backup letters dsync does not implement: accepted by the parser only to
+/// be refused with the reason (see [`DoveadmOnly::refusal`]) instead of clap's "unexpected
+/// argument".
+#[derive(Debug, Args)]
+pub(crate) struct DoveadmOnly {
+    #[arg(short = 'N', hide = true)]
+    all_namespaces: bool,
+
+    #[arg(short = 'g', hide = true, value_name = "MAILBOX_GUID")]
+    mailbox_guid: Option<String>,
+
+    #[arg(short = 'd', hide = true)]
+    default_replica: bool,
+
+    #[arg(short = 'E', hide = true)]
+    legacy_wrapper: bool,
+
+    #[arg(short = 'S', hide = true, value_name = "SOCKET")]
+    server_socket: Option<String>,
+}
+
+impl DoveadmOnly {
+    /// "not supported: …" with the reason, for the first such letter given.
+    pub(crate) fn refusal(&self) -> Option<String> {
+        let reason = if self.all_namespaces {
+            "-N (every namespace): dsync syncs the personal namespace (INBOX and its folders), \
+             the only one a Maildir or a migrated IMAP account has here; leave -N out"
+        } else if self.mailbox_guid.is_some() {
+            "-g (a mailbox by its GUID): name the mailbox with -m NAME instead"
+        } else if self.default_replica {
+            "-d (the destination from the mail_replica userdb field, for Dovecot's replicator): \
+             give the destination location"
+        } else if self.legacy_wrapper {
+            "-E (doveadm's internal flag for the old dsync wrapper): leave it out"
+        } else if self.server_socket.is_some() {
+            "-S (run the command on a doveadm server): dsync runs the sync itself; leave -S out"
+        } else {
+            return None;
+        };
+        Some(format!("not supported: {reason}"))
+    }
+}
+
+/// `-U` of doveadm sync/backup (tell Dovecot's replicator when done), refused with the
+/// reason. (`import -U` is another option, and supported.)
+#[derive(Debug, Args)]
+pub(crate) struct ReplicatorNotify {
+    #[arg(short = 'U', hide = true)]
+    notify: bool,
+}
+
+impl ReplicatorNotify {
+    /// "not supported: …" when `-U` was given.
+    pub(crate) fn refusal(&self) -> Option<String> {
+        self.notify.then(|| {
+            "not supported: -U (notify Dovecot's replicator when done): dsync runs without a \
+             replicator; leave -U out (import -U SOURCE_USER is supported)"
+                .to_owned()
+        })
+    }
 }
 
 /// The filters: what they leave out is counted in the summary per reason (`--json`:
@@ -403,7 +485,7 @@ pub(crate) struct FilterArgs {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Writing")]
 pub(crate) struct WriteArgs {
-    /// Show what would be done without changing anything.
+    /// Show what would be done without changing anything (nothing is locked or written).
     #[arg(long)]
     pub(crate) dry_run: bool,
 
@@ -418,8 +500,9 @@ pub(crate) struct WriteArgs {
     #[arg(long)]
     pub(crate) no_fsync: bool,
 
-    /// Lock the destination for the run (file dsync-rs.lock in its root), waiting up to
-    /// SECS for another dsync to finish with it; also the Maildir lock timeout.
+    /// Wait up to SECS for another dsync that is writing the destination (every run locks
+    /// it: file dsync-rs.lock in its root) instead of exiting 75 at once; also the Maildir
+    /// lock timeout [default: 0].
     #[arg(short = 'l', value_name = "SECS")]
     pub(crate) lock_timeout: Option<u64>,
 

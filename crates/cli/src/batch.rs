@@ -20,11 +20,11 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use indicatif::{ProgressBar, ProgressStyle};
-
 use crate::credentials::SecretSource;
 use crate::exit::CliError;
 use crate::logging;
+use crate::progress::BatchProgress;
+#[cfg(test)]
 use crate::progress::Display;
 
 /// One line of a user list.
@@ -121,23 +121,15 @@ impl LogSetup {
     }
 }
 
-/// Runs `work` for each item on `jobs` worker threads, in list order as far as the
-/// workers allow, and returns the results in list order. A bar counts finished users.
+/// Runs `work` for each item (with its index) on `jobs` worker threads, in list order as
+/// far as the workers allow, and returns the results in list order. `progress` hears when
+/// each item starts and ends.
 pub(crate) fn run_parallel<T: Sync, R: Send>(
     items: &[T],
     jobs: usize,
-    display: &Display,
-    work: impl Fn(&T) -> R + Sync,
+    progress: &BatchProgress,
+    work: impl Fn(usize, &T) -> R + Sync,
 ) -> Vec<R> {
-    let overall = display.bars().map(|bars| {
-        let bar = bars.add(ProgressBar::new(items.len() as u64));
-        bar.set_style(
-            ProgressStyle::with_template("users {pos}/{len} [{bar:30}] {elapsed} ETA {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        bar
-    });
     let next = AtomicUsize::new(0);
     let results: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
     std::thread::scope(|scope| {
@@ -146,20 +138,17 @@ pub(crate) fn run_parallel<T: Sync, R: Send>(
                 loop {
                     let index = next.fetch_add(1, Ordering::SeqCst);
                     let Some(item) = items.get(index) else { break };
-                    let result = work(item);
+                    progress.started(index);
+                    let result = work(index, item);
                     if let Ok(mut slot) = results[index].lock() {
                         *slot = Some(result);
                     }
-                    if let Some(bar) = &overall {
-                        bar.inc(1);
-                    }
+                    progress.finished(index);
                 }
             });
         }
     });
-    if let Some(bar) = overall {
-        bar.finish_and_clear();
-    }
+    progress.clear();
     results.into_iter().filter_map(|slot| slot.into_inner().ok().flatten()).collect()
 }
 
@@ -209,7 +198,8 @@ carol -  command:pass show mail/carol
     #[test]
     fn parallel_results_keep_list_order() {
         let items: Vec<u64> = (0..20).collect();
-        let results = run_parallel(&items, 4, &Display::Quiet, |n| {
+        let progress = BatchProgress::new(&Display::Quiet, items.len(), false);
+        let results = run_parallel(&items, 4, &progress, |_, n| {
             std::thread::sleep(std::time::Duration::from_millis(20 - n));
             n * 2
         });

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use dsync_core::filter::MailboxPattern;
 use dsync_core::query::{SearchQuery, TimeZone};
-use dsync_core::{MailboxName, Mode};
+use dsync_core::{ErrorKind, MailboxName, Mode};
 
 use crate::args::{
     BatchArgs, CheckArgs, FilterArgs, ImportArgs, MailboxListArgs, RunArgs, StateArgs, VerifyArgs,
@@ -19,12 +19,13 @@ use crate::exit::CliError;
 use crate::filters;
 use crate::home;
 use crate::inspect;
+use crate::interrupt;
 use crate::job::{self, Job, Outcome, Task};
 use crate::location::{self, Location, expand};
 use crate::logging::{self, Stderr, Verbosity};
 use crate::open::{self, Access};
 use crate::output::{self, JsonReport, UserResult};
-use crate::progress::{Display, UserProgress};
+use crate::progress::{BatchProgress, Display, UserProgress};
 use crate::settings::{CliGroups, Settings};
 use crate::verify;
 
@@ -69,6 +70,13 @@ fn whom(context: &Context, batch: &BatchArgs) -> Result<Vec<Who>, CliError> {
         })?;
         let entries = batch::parse_user_list(&text)
             .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
+        // Most likely the wrong file (or one not written yet): nothing done is no success.
+        if entries.is_empty() {
+            return Err(CliError::Usage(format!(
+                "the user list {} names no user (only blank lines and comments): nothing to do",
+                path.display()
+            )));
+        }
         entries
             .into_iter()
             .map(|entry| Who {
@@ -107,7 +115,11 @@ fn whom(context: &Context, batch: &BatchArgs) -> Result<Vec<Who>, CliError> {
         vec![Who { user: None, account: None, source: None, credential: None }]
     };
     if let Some(spec) = &batch.shard {
+        let all = list.len();
         list = batch::shard(list, spec).map_err(CliError::Usage)?;
+        if list.is_empty() {
+            tracing::warn!("--shard {spec} of {all} users takes none of them: nothing to do");
+        }
     }
     Ok(list)
 }
@@ -238,53 +250,67 @@ pub(crate) fn sync(
     for warning in &base.warnings {
         tracing::warn!("{warning}");
     }
-    let mut planned: Vec<(String, Result<Job, CliError>)> =
-        users.iter().map(|who| (label_of(who, "?"), plan(who))).collect();
-    // Two users writing one destination at once would corrupt it: the second is refused.
-    let mut destinations: std::collections::HashMap<String, String> =
-        std::collections::HashMap::new();
-    for (label, job) in &mut planned {
-        let Ok(planned_job) = job else { continue };
-        let key = planned_job.destination.to_string();
-        if let Some(first) = destinations.get(&key) {
-            *job = Err(CliError::Usage(format!(
-                "{key} is also the destination of {first}: each user needs its own (use %u in the template)"
-            )));
-        } else {
-            destinations.insert(key, label.clone());
-        }
+    if users.is_empty() {
+        return Ok(0);
     }
+    let planned: Vec<(String, Result<Job, CliError>)> =
+        users.iter().map(|who| (label_of(who, "?"), plan(who))).collect();
+    refuse_shared_paths(&planned, task)?;
     let logs = LogSetup {
         log_dir: Some(base.log_dir.clone().unwrap_or_else(|| PathBuf::from("dsync-logs"))),
         rawlog_dir: base.rawlog_dir.clone(),
     };
     let started = Instant::now();
-    let outcomes = batch::run_parallel(&planned, base.jobs, &context.display, |(label, job)| {
-        let user_logs = logs.open(label);
-        let (file, rawlog) = match user_logs {
-            Ok(user_logs) => (user_logs.file, user_logs.rawlog),
-            Err(error) => return failed_outcome(error),
-        };
-        logging::with_user_log(context.verbosity, Some(label), file, context.stderr.clone(), || {
-            let outcome = match job {
-                Ok(job) => {
-                    let mut progress = UserProgress::new(&context.display, label);
-                    job::run(job, task, &mut progress, context.verbosity.debug, rawlog.as_ref())
-                }
-                Err(error) => failed_outcome(clone_error(error)),
-            };
-            if let Some(error) = &outcome.error {
-                tracing::error!("{error}");
+    let batch_progress = BatchProgress::new(&context.display, planned.len(), true);
+    let outcomes =
+        batch::run_parallel(&planned, base.jobs, &batch_progress, |index, (label, job)| {
+            // After Ctrl-C no user starts; the running ones stop after their current message.
+            if interrupt::requested() {
+                let error = dsync_core::StorageError::new(ErrorKind::Interrupted, "not started");
+                return failed_outcome(CliError::Storage { side: "destination", error });
             }
-            let code = outcome.exit_code();
-            tracing::info!(
-                "finished: {} (exit {code}) in {:.2}s",
-                output::status(code),
-                outcome.duration.as_secs_f64()
-            );
-            outcome
-        })
-    });
+            let user_logs = logs.open(label);
+            let (file, rawlog) = match user_logs {
+                Ok(user_logs) => (user_logs.file, user_logs.rawlog),
+                Err(error) => return failed_outcome(error),
+            };
+            logging::with_user_log(
+                context.verbosity,
+                Some(label),
+                file,
+                context.stderr.clone(),
+                || {
+                    let outcome = match job {
+                        Ok(job) => {
+                            let mut progress = UserProgress::in_batch(
+                                &context.display,
+                                label,
+                                batch_progress.clone(),
+                                index,
+                            );
+                            job::run(
+                                job,
+                                task,
+                                &mut progress,
+                                context.verbosity.debug,
+                                rawlog.as_ref(),
+                            )
+                        }
+                        Err(error) => failed_outcome(clone_error(error)),
+                    };
+                    if let Some(error) = &outcome.error {
+                        tracing::error!("{error}");
+                    }
+                    let code = outcome.exit_code();
+                    tracing::info!(
+                        "finished: {} (exit {code}) in {:.2}s",
+                        output::status(code),
+                        outcome.duration.as_secs_f64()
+                    );
+                    outcome
+                },
+            )
+        });
     let results: Vec<UserResult> = planned
         .iter()
         .zip(&outcomes)
@@ -297,6 +323,43 @@ pub(crate) fn sync(
         })
         .collect();
     Ok(finish_batch(context, task.verb, &results, started, run.output.json))
+}
+
+/// Refuses a batch in which two users would write one destination (a template without
+/// `%u`, `%n` or `%d`, or homes that coincide) or one state file, before any user starts:
+/// they would mix their mail and rebuild each other's folders.
+fn refuse_shared_paths(
+    planned: &[(String, Result<Job, CliError>)],
+    task: &Task,
+) -> Result<(), CliError> {
+    let mut destinations: std::collections::HashMap<String, &str> =
+        std::collections::HashMap::new();
+    for (label, job) in planned {
+        let Ok(job) = job else { continue };
+        let key = job.destination.to_string();
+        if let Some(first) = destinations.insert(key.clone(), label) {
+            if first == label {
+                return Err(CliError::Usage(format!(
+                    "{label} is listed twice (both would write {key}); nothing was done"
+                )));
+            }
+            return Err(CliError::Usage(format!(
+                "{key} would be the destination of both {first} and {label}: each user needs \
+                 their own (put %u, %n or %d in the destination template, or ~ for their \
+                 home); nothing was done"
+            )));
+        }
+    }
+    if let Some(template) = &task.state_file {
+        let text = template.to_string_lossy();
+        if destinations.len() > 1 && !["%u", "%n", "%d"].iter().any(|k| text.contains(k)) {
+            return Err(CliError::Usage(format!(
+                "--state-file {text} would be every user's state file: put %u, %n or %d in it \
+                 (e.g. /var/lib/dsync/%u.state); nothing was done"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn finish_batch(
@@ -531,7 +594,7 @@ pub(crate) fn verify(context: &Context, args: &VerifyArgs) -> Result<u8, CliErro
     }
     // A verification that compared nothing must not pass: a -m that matches no mailbox
     // (a typo, a folder neither side has) or filters that leave nothing are "not found".
-    let not_found = dsync_core::ErrorKind::NotFound.exit_code();
+    let not_found = ErrorKind::NotFound.exit_code();
     for pattern in &comparison.unmatched {
         eprintln!(
             "dsync: verify: -m {pattern} matches no mailbox on either side: nothing was compared for it"
@@ -618,12 +681,16 @@ pub(crate) fn check(context: &Context, args: &CheckArgs) -> Result<u8, CliError>
         &Who { user: None, account: None, source: None, credential: None },
         groups,
     )?;
+    if users.is_empty() {
+        return Ok(0);
+    }
     let planned: Vec<(String, Result<_, CliError>)> =
         users.iter().map(|who| (label_of(who, "?"), plan(who))).collect();
     let logs = LogSetup { log_dir: base.log_dir.clone(), rawlog_dir: base.rawlog_dir.clone() };
     let started = Instant::now();
+    let users_progress = BatchProgress::new(&context.display, planned.len(), false);
     let outcomes =
-        batch::run_parallel(&planned, base.jobs, &context.display, |(label, planned)| {
+        batch::run_parallel(&planned, base.jobs, &users_progress, |_, (label, planned)| {
             let (file, rawlog) = match logs.open(label) {
                 Ok(user_logs) => (user_logs.file, user_logs.rawlog),
                 Err(error) => return (Err(error), std::time::Duration::ZERO),

@@ -181,19 +181,24 @@ impl ConfigFile {
         ConfigFile::parse(&text).map_err(|e| ConfigError(format!("config {}: {e}", path.display())))
     }
 
-    /// Parses the text of a config file.
+    /// Parses the text of a config file. Errors never quote the file: a line of it may
+    /// hold a password (which is refused, but must not reach stderr or a log either).
     pub(crate) fn parse(text: &str) -> Result<ConfigFile, String> {
-        let config: ConfigFile = toml::from_str(text).map_err(|e| e.to_string())?;
-        let profiles = std::iter::once(("[defaults]".to_owned(), &config.defaults))
-            .chain(config.accounts.iter().map(|(name, p)| (format!("account {name}"), p)));
-        for (name, profile) in profiles {
-            if profile.settings.keys().any(|key| key.ends_with("_password")) {
-                return Err(format!(
-                    "{name}: a password in the config file is not accepted; use password_file, password_command or password_env"
-                ));
-            }
+        let without_quote = |error: toml::de::Error| {
+            let place = error.span().map(|span| position(text, span.start)).unwrap_or_default();
+            format!("{place}{}", error.message().trim_end())
+        };
+        let table: toml::Table = toml::from_str(text).map_err(without_quote)?;
+        if let Some(key) = password_key(&table) {
+            return Err(format!(
+                "{key}: passwords are not accepted in the config file: it is read by whoever may \
+                 read the file and ends up in backups and version control. Put the password in \
+                 a file only the migration user can read and name it with password_file = \
+                 \"/etc/dsync/NAME.pw\" (a template: %u, %n, %d), or use password_command = \
+                 \"CMD\" (a vault or password manager) or password_env = \"VARIABLE\""
+            ));
         }
-        Ok(config)
+        toml::from_str(text).map_err(without_quote)
     }
 
     /// The settings for `account` (defaults overlaid with the account, if it exists).
@@ -203,6 +208,37 @@ impl ConfigFile {
             None => self.defaults.clone(),
         }
     }
+}
+
+/// `line L, column C: ` of byte `offset` of `text`.
+fn position(text: &str, offset: usize) -> String {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("line {line}, column {column}: ")
+}
+
+/// The first key that holds a password (`password`, `imapc_password`, …): directly in
+/// `[defaults]` or an account, or in its `settings`. Named as `[section] key`.
+fn password_key(table: &toml::Table) -> Option<String> {
+    let is_password = |key: &str| key == "password" || key.ends_with("_password");
+    let in_profile = |section: String, profile: &toml::Value| {
+        let profile = profile.as_table()?;
+        let settings = profile.get("settings").and_then(toml::Value::as_table);
+        let key = profile
+            .keys()
+            .find(|key| is_password(key))
+            .or_else(|| settings.and_then(|s| s.keys().find(|key| is_password(key))))?;
+        Some(format!("{section} {key}"))
+    };
+    if let Some(key) = table.keys().find(|key| is_password(key)) {
+        return Some(key.clone());
+    }
+    if let Some(found) = table.get("defaults").and_then(|p| in_profile("[defaults]".into(), p)) {
+        return Some(found);
+    }
+    let accounts = table.get("accounts").and_then(toml::Value::as_table)?;
+    accounts.iter().find_map(|(name, p)| in_profile(format!("[accounts.{name}]"), p))
 }
 
 #[cfg(test)]
@@ -247,5 +283,19 @@ settings = { mail_fsync = "always" }
                 .expect_err("password");
         assert!(password.contains("not accepted"), "{password}");
         assert!(!password.contains("secret"), "{password}");
+        for text in [
+            "[defaults]\npassword = \"hunter2\"\n",
+            "[accounts.bob]\nmaster_password = \"hunter2\"\n",
+            "password = \"hunter2\"\n",
+        ] {
+            let error = ConfigFile::parse(text).expect_err(text);
+            assert!(error.contains("password_file") && !error.contains("hunter2"), "{error}");
+        }
+        // A syntax error on the password's line names the place, never the line.
+        let broken = ConfigFile::parse("[defaults]\npassword = hunter2\n").expect_err("syntax");
+        assert!(broken.starts_with("line 2, column") && !broken.contains("hunter2"), "{broken}");
+        let wrong =
+            ConfigFile::parse("[defaults]\njobs = \"many\"\nmaster_user = 1\n").expect_err("type");
+        assert!(!wrong.contains('\n'), "one line: {wrong}");
     }
 }

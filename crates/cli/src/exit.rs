@@ -11,6 +11,9 @@ use crate::location::LocationError;
 /// `EX_USAGE`: bad arguments.
 pub(crate) const USAGE: u8 = 64;
 
+/// `EX_TEMPFAIL`: run again later (also the exit of an interrupted run).
+pub(crate) const TEMPORARY: u8 = 75;
+
 /// Everything that makes the `dsync` command fail.
 #[derive(Debug)]
 pub(crate) enum CliError {
@@ -30,6 +33,9 @@ pub(crate) enum CliError {
     Storage { side: &'static str, error: StorageError },
     /// The sync stopped early.
     Sync(Box<Failed>),
+    /// Another dsync holds the destination's lock (longer than `-l` allows): a temporary
+    /// failure, but not one to retry within this run.
+    Busy(String),
 }
 
 impl std::error::Error for CliError {}
@@ -44,18 +50,34 @@ impl CliError {
             CliError::UnknownUser(_) => ErrorKind::NoSuchUser.exit_code(),
             CliError::Storage { error, .. } => error.kind().exit_code(),
             CliError::Sync(failed) => failed.exit_code(),
+            CliError::Busy(_) => TEMPORARY,
+        }
+    }
+}
+
+impl CliError {
+    /// The run was stopped by Ctrl-C or SIGTERM (not a failure: it resumes next time).
+    pub(crate) fn is_interrupted(&self) -> bool {
+        match self {
+            CliError::Storage { error, .. } => error.kind() == ErrorKind::Interrupted,
+            CliError::Sync(failed) => failed.error.kind() == ErrorKind::Interrupted,
+            _ => false,
         }
     }
 }
 
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_interrupted() {
+            return f.write_str("interrupted; run again to resume");
+        }
         match self {
             CliError::Location(error) => error.fmt(f),
             CliError::Usage(message)
             | CliError::Config(message)
             | CliError::Output(message)
-            | CliError::UnknownUser(message) => f.write_str(message),
+            | CliError::UnknownUser(message)
+            | CliError::Busy(message) => f.write_str(message),
             CliError::Credentials(error) => error.fmt(f),
             CliError::Storage { side, error } => {
                 write!(f, "{side}: {error}")?;

@@ -18,6 +18,7 @@ use dsync_core::{
 use crate::credentials::SecretSource;
 use crate::dovecot_state::{self, Input};
 use crate::exit::CliError;
+use crate::interrupt;
 use crate::location::{Location, expand};
 use crate::logging::RawLog;
 use crate::open::{self, Access};
@@ -157,9 +158,14 @@ pub(crate) fn run(
         let temporary = error
             .as_ref()
             .is_some_and(|error| error.exit_code() == ErrorKind::Temporary.exit_code());
+        // Ctrl-C is not a failure to retry: the run ends here, to be run again later; nor is
+        // a destination another dsync is writing.
+        let busy = matches!(&error, Some(CliError::Busy(_)));
         if let Some(error) = &error
             && temporary
+            && !busy
             && attempt <= job.settings.retries
+            && !interrupt::requested()
         {
             tracing::warn!(
                 "{error}; reconnecting in {:.1}s (retry {attempt} of {})",
@@ -168,7 +174,7 @@ pub(crate) fn run(
             );
             reconnects.push(error.to_string());
             earlier = report;
-            std::thread::sleep(Duration::from_millis(job.settings.retry_interval_ms));
+            interrupt::sleep(Duration::from_millis(job.settings.retry_interval_ms));
             continue;
         }
         break Outcome {
@@ -257,18 +263,53 @@ fn attempt_once(
     // its root (decided before anything creates the root).
     let permissions =
         destination_store.maildir_permissions("destination").transpose().map_err(fail)?;
-    let _lock = match (job.settings.lock_timeout, &root, &permissions) {
-        (Some(seconds), Some(root), Some(permissions)) if !task.dry_run => Some(
-            open::lock_destination(root, permissions, Duration::from_secs(seconds))
-                .map_err(fail)?,
-        ),
+    // Before the source is read, the destination is locked against a second dsync (`-l`
+    // waits for one), or shown creatable: a destination that cannot be written fails
+    // here, once, and no server is asked anything. A dry run writes nothing and locks
+    // nothing.
+    let wait = Duration::from_secs(job.settings.lock_timeout.unwrap_or(0));
+    let lockable = |root: &Option<PathBuf>, permissions: &Option<mailstore::Permissions>| match (
+        root,
+        permissions,
+    ) {
+        (Some(root), Some(permissions)) if !task.dry_run => {
+            Some((root.clone(), permissions.clone()))
+        }
         _ => None,
     };
+    let destination_lock = lockable(&root, &permissions)
+        .map(|(root, permissions)| {
+            open::prepare_destination(&root, &permissions, wait, &interrupt::requested)
+                .map(|prepared| (root, permissions, prepared))
+        })
+        .transpose()
+        .map_err(fail)?;
     let mut source_store = if task.mode == Mode::TwoWay {
         open::open_destination(&source, &job.settings, "source").map_err(fail)?
     } else {
         open::open_source(&source, &access, "source").map_err(fail)?
     };
+    // The source could be opened: now a missing destination root is created and locked.
+    let _destination_lock = match destination_lock {
+        Some((root, permissions, open::Prepared::Creatable)) => Some(
+            open::lock_destination(&root, &permissions, wait, &interrupt::requested)
+                .map_err(fail)?,
+        ),
+        Some((_, _, open::Prepared::Locked(lock))) => Some(lock),
+        None => None,
+    };
+    // A two-way sync writes its first side as well.
+    let source_permissions = if task.mode == Mode::TwoWay {
+        source_store.maildir_permissions("source").transpose().map_err(fail)?
+    } else {
+        None
+    };
+    let _source_lock = lockable(&source_store.maildir_root(), &source_permissions)
+        .map(|(root, permissions)| {
+            open::lock_destination(&root, &permissions, wait, &interrupt::requested)
+        })
+        .transpose()
+        .map_err(fail)?;
 
     let state_file = match (&root, &permissions) {
         (Some(root), Some(permissions)) if task.state && task.mode != Mode::Import => {
@@ -442,6 +483,10 @@ impl Observer for JobObserver<'_> {
             );
         }
         self.progress.mailbox_finished(report);
+    }
+
+    fn interrupted(&mut self) -> bool {
+        interrupt::requested()
     }
 
     fn checkpoint(&mut self, state: &SyncState) {

@@ -7,6 +7,17 @@
 // Argument docs double as `--help` text, where `[...]` means "optional", not a doc link.
 #![allow(rustdoc::broken_intra_doc_links)]
 
+// Every `print!`/`println!` of the crate goes through `stdout`, so that a reader closing
+// the pipe early ends the output quietly instead of panicking (declared before the modules
+// so that they see these, not std's).
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::stdout::print(format_args!($($arg)*)) };
+}
+macro_rules! println {
+    () => { $crate::stdout::print(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::stdout::print(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 mod advice;
 mod args;
 mod batch;
@@ -19,18 +30,20 @@ mod features;
 mod filters;
 mod home;
 mod inspect;
+mod interrupt;
 mod job;
 mod location;
 mod logging;
+mod man;
 mod open;
 mod output;
 mod progress;
 mod settings;
 mod state_file;
+mod stdout;
 mod verify;
 mod workers;
 
-use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::error::ErrorKind as ClapErrorKind;
@@ -51,10 +64,10 @@ fn main() -> ExitCode {
             let _ = error.print();
             // clap's own code for usage errors is 2, which doveadm users read as "run
             // again": usage errors are 64 (EX_USAGE) here.
+            // Help or the version asked for is a success; help shown because the verb is
+            // missing (`dsync`, `dsync mailbox`) is a usage error like any other.
             let code = match error.kind() {
-                ClapErrorKind::DisplayHelp
-                | ClapErrorKind::DisplayVersion
-                | ClapErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
+                ClapErrorKind::DisplayHelp | ClapErrorKind::DisplayVersion => 0,
                 _ => exit::USAGE,
             };
             return ExitCode::from(code);
@@ -79,6 +92,14 @@ fn run(cli: &Cli) -> Result<u8, CliError> {
         Some(path) => ConfigFile::load(path).map_err(|e| CliError::Config(e.to_string()))?,
         None => ConfigFile::default(),
     };
+    if let Some(refusal) = doveadm_only_refusal(&cli.command) {
+        return Err(CliError::Usage(refusal));
+    }
+    if matches!(&cli.command, Command::Backup(_) | Command::Sync(_) | Command::Import(_))
+        && let Err(error) = interrupt::install(stderr.clone())
+    {
+        tracing::warn!("Ctrl-C will end the run at once: {error}");
+    }
     let context = Context { verbosity, display, stderr, config, settings: cli.settings.clone() };
     match &cli.command {
         Command::Backup(args) => {
@@ -103,10 +124,29 @@ fn run(cli: &Cli) -> Result<u8, CliError> {
         Command::Verify(args) => command::verify(&context, args),
         Command::Check(args) => command::check(&context, args),
         Command::Completions { shell } => {
-            clap_complete::generate(*shell, &mut Cli::command(), "dsync", &mut std::io::stdout());
+            // Into memory first: clap_complete panics on a failed write.
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "dsync", &mut script);
+            stdout::write_bytes(&script).map_err(|error| {
+                CliError::Output(format!("cannot write the completion script: {error}"))
+            })?;
             Ok(0)
         }
-        Command::Man { dir } => man(dir.as_deref()),
+        Command::Man { dir } => man::run(dir.as_deref()),
+    }
+}
+
+/// The refusal of a doveadm letter dsync does not implement, if one was given.
+fn doveadm_only_refusal(command: &Command) -> Option<String> {
+    match command {
+        Command::Backup(args) => {
+            args.replicator.refusal().or_else(|| args.run.doveadm_only.refusal())
+        }
+        Command::Sync(args) => {
+            args.replicator.refusal().or_else(|| args.run.doveadm_only.refusal())
+        }
+        Command::Import(args) => args.run.doveadm_only.refusal(),
+        _ => None,
     }
 }
 
@@ -119,34 +159,4 @@ fn progress_interval(command: &Command) -> u64 {
         _ => return 10,
     };
     output.progress_interval.unwrap_or(10)
-}
-
-/// Prints `dsync.1`, or writes it and a page per verb into `dir`.
-fn man(dir: Option<&std::path::Path>) -> Result<u8, CliError> {
-    let command = Cli::command();
-    let output_error =
-        |error: std::io::Error| CliError::Output(format!("cannot write the man page: {error}"));
-    let Some(dir) = dir else {
-        let mut stdout = std::io::stdout().lock();
-        clap_mangen::Man::new(command).render(&mut stdout).map_err(output_error)?;
-        stdout.flush().map_err(output_error)?;
-        return Ok(0);
-    };
-    std::fs::create_dir_all(dir).map_err(output_error)?;
-    let mut pages = vec![("dsync".to_owned(), command.clone())];
-    for sub in command.get_subcommands() {
-        let name = format!("dsync-{}", sub.get_name());
-        pages.push((name, sub.clone()));
-        for nested in sub.get_subcommands() {
-            let name = format!("dsync-{}-{}", sub.get_name(), nested.get_name());
-            pages.push((name, nested.clone()));
-        }
-    }
-    for (name, page) in pages {
-        let mut file =
-            std::fs::File::create(dir.join(format!("{name}.1"))).map_err(output_error)?;
-        let title = name.to_uppercase();
-        clap_mangen::Man::new(page).title(title).render(&mut file).map_err(output_error)?;
-    }
-    Ok(0)
 }

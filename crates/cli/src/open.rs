@@ -272,16 +272,70 @@ pub(crate) fn open_destination(
     }
 }
 
-/// Refuses to use one Maildir as both sides.
-pub(crate) fn check_distinct(a: &Location, b: &Location) -> Result<(), CliError> {
-    if let (Location::Maildir(a), Location::Maildir(b)) = (a, b)
-        && same_directory(&maildir_root(a)?, &maildir_root(b)?)
-    {
-        let error =
-            StorageError::new(ErrorKind::Config, "source and destination are the same Maildir");
-        return Err(CliError::Storage { side: "destination", error });
+/// Refuses one Maildir as both sides, or one inside the other (either way, after
+/// resolving symbolic links): a source inside the destination is one of the destination's
+/// folders (Maildir++ `.Folder`, `LAYOUT=fs` directories), which a backup deletes; a
+/// destination inside the source is written into the source.
+pub(crate) fn check_distinct(source: &Location, destination: &Location) -> Result<(), CliError> {
+    let (Location::Maildir(a), Location::Maildir(b)) = (source, destination) else {
+        return Ok(());
+    };
+    let (a_root, b_root) = (resolved(&maildir_root(a)?), resolved(&maildir_root(b)?));
+    let refusal = if a_root == b_root {
+        format!(
+            "the source {source} and the destination {destination} are the same Maildir ({})",
+            a_root.display()
+        )
+    } else if a_root.starts_with(&b_root) {
+        format!(
+            "the source {source} is inside the destination {destination} ({} is in {}): the \
+             destination's folders would include the source, and a backup deletes them; \
+             choose a destination outside the source",
+            a_root.display(),
+            b_root.display()
+        )
+    } else if b_root.starts_with(&a_root) {
+        format!(
+            "the destination {destination} is inside the source {source} ({} is in {}): \
+             writing it would write into the source; choose a destination outside the source",
+            b_root.display(),
+            a_root.display()
+        )
+    } else {
+        return Ok(());
+    };
+    Err(CliError::Usage(refusal))
+}
+
+/// `path` absolute and without symbolic links: the part that exists canonicalized, the
+/// rest (not created yet) appended with `.` and `..` resolved by name.
+fn resolved(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut existing = absolute.as_path();
+    let mut missing = Vec::new();
+    let base = loop {
+        if let Ok(real) = existing.canonicalize() {
+            break real;
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                missing.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => break existing.to_path_buf(),
+        }
+    };
+    let mut result = base;
+    for name in missing.iter().rev() {
+        match name.to_str() {
+            Some(".") => {}
+            Some("..") => {
+                result.pop();
+            }
+            _ => result.push(name),
+        }
     }
-    Ok(())
+    result
 }
 
 /// The password or token for a connection, read now (a refreshed token is picked up).
@@ -444,30 +498,119 @@ fn trace(debug: bool, rawlog: Option<RawLog>) -> mailnet::Trace {
     })
 }
 
-/// Holds `dsync-rs.lock` in the destination root until dropped.
+/// Holds `dsync-rs.lock` in a Maildir root until dropped.
 #[derive(Debug)]
 pub(crate) struct DestinationLock {
-    _file: File,
+    file: File,
 }
 
-/// Takes the destination's lock (`-l SECS`), waiting up to `timeout` for another dsync.
-/// The root and the lock file are created with the mail's `permissions`.
+impl Drop for DestinationLock {
+    fn drop(&mut self) {
+        // Our process id goes before the lock does (a later holder writes its own).
+        let _ = self.file.set_len(0);
+    }
+}
+
+/// The name of our lock file in a Maildir root. No leading dot: in a Maildir++ root a
+/// dot-name is a folder.
+const LOCK_FILE: &str = "dsync-rs.lock";
+
+/// What a Maildir that is about to be written needs before anything is read from the
+/// source: the lock when the root exists, else proof that it can be created.
+#[derive(Debug)]
+pub(crate) enum Prepared {
+    /// The root exists and is locked.
+    Locked(DestinationLock),
+    /// The root does not exist yet, and can be created: lock it once something is to be
+    /// written (so a failed login leaves nothing behind).
+    Creatable,
+}
+
+/// Checks a Maildir that is about to be written, before connecting to anything: an
+/// existing root is locked (waiting up to `timeout` for another dsync), a missing one must
+/// be creatable. So a root that is a file, under `/proc`, on a read-only file system or not
+/// writable for us fails here, once, instead of once per mailbox after the source was read.
+pub(crate) fn prepare_destination(
+    root: &Path,
+    permissions: &Permissions,
+    timeout: Duration,
+    interrupted: &dyn Fn() -> bool,
+) -> Result<Prepared, CliError> {
+    match std::fs::symlink_metadata(root) {
+        Ok(_) => lock_destination(root, permissions, timeout, interrupted).map(Prepared::Locked),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            probe_creatable(root).map(|()| Prepared::Creatable)
+        }
+        Err(error) => Err(destination_error(
+            ErrorKind::from_io(&error),
+            format!("cannot use {}", root.display()),
+            error,
+        )),
+    }
+}
+
+fn destination_error(kind: ErrorKind, message: String, error: std::io::Error) -> CliError {
+    CliError::Storage {
+        side: "destination",
+        error: StorageError::with_source(kind, message, error),
+    }
+}
+
+/// Creates and removes the first missing directory on the way to `root`: what creating
+/// the root will do, without leaving anything behind.
+fn probe_creatable(root: &Path) -> Result<(), CliError> {
+    let mut first_missing = root;
+    let mut existing = root.parent();
+    while let Some(parent) = existing {
+        if parent.as_os_str().is_empty() || std::fs::symlink_metadata(parent).is_ok() {
+            break;
+        }
+        first_missing = parent;
+        existing = parent.parent();
+    }
+    match std::fs::create_dir(first_missing) {
+        Ok(()) => {
+            let _ = std::fs::remove_dir(first_missing);
+            Ok(())
+        }
+        // Created meanwhile (another run): creatable.
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => {
+            // ENOENT on a parent that exists: a file system where nothing can be made
+            // (/proc, /sys).
+            let (kind, why) = match ErrorKind::from_io(&error) {
+                ErrorKind::NotFound => (ErrorKind::CannotCreate, ": nothing can be created there"),
+                ErrorKind::Temporary => (ErrorKind::CannotCreate, ""),
+                other => (other, ""),
+            };
+            let what = if first_missing == root {
+                format!("cannot create {}{why}", root.display())
+            } else {
+                format!(
+                    "cannot create {} (on the way to {}){why}",
+                    first_missing.display(),
+                    root.display()
+                )
+            };
+            Err(destination_error(kind, what, error))
+        }
+    }
+}
+
+/// Takes a Maildir root's lock, waiting up to `timeout` for another dsync (or until
+/// `interrupted`). The root and the lock file are created with the mail's
+/// `permissions`. The lock file says which process holds it.
 pub(crate) fn lock_destination(
     root: &Path,
     permissions: &Permissions,
     timeout: Duration,
+    interrupted: &dyn Fn() -> bool,
 ) -> Result<DestinationLock, CliError> {
-    let path = root.join("dsync-rs.lock");
-    let io_error = |error: std::io::Error| CliError::Storage {
-        side: "destination",
-        error: StorageError::with_source(
-            ErrorKind::from_io(&error),
-            format!("lock {}", path.display()),
-            error,
-        ),
+    let path = root.join(LOCK_FILE);
+    let io_error = |error: std::io::Error| {
+        destination_error(ErrorKind::from_io(&error), format!("lock {}", path.display()), error)
     };
-    // No leading dot: in a Maildir++ root a dot-name is a folder.
-    let file = permissions
+    let mut file = permissions
         .create_dir_all(root)
         .and_then(|()| permissions.open_or_create(&path, false))
         .map_err(|error| CliError::Storage {
@@ -477,20 +620,38 @@ pub(crate) fn lock_destination(
     let deadline = Instant::now() + timeout;
     loop {
         match file.try_lock() {
-            Ok(()) => return Ok(DestinationLock { _file: file }),
+            Ok(()) => {
+                // Who holds it, for the message of another run that finds it locked.
+                let _ = file
+                    .set_len(0)
+                    .and_then(|()| writeln!(file, "{}", std::process::id()))
+                    .and_then(|()| file.flush());
+                return Ok(DestinationLock { file });
+            }
+            Err(std::fs::TryLockError::WouldBlock) if interrupted() => {
+                let error = StorageError::new(ErrorKind::Interrupted, "interrupted");
+                return Err(CliError::Storage { side: "destination", error });
+            }
             Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(100));
             }
             Err(std::fs::TryLockError::WouldBlock) => {
-                let error = StorageError::new(
-                    ErrorKind::Temporary,
-                    format!(
-                        "{} is locked by another dsync (waited {}s)",
-                        root.display(),
-                        timeout.as_secs()
-                    ),
-                );
-                return Err(CliError::Storage { side: "destination", error });
+                let holder = std::fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|text| text.trim().parse::<u32>().ok())
+                    .filter(|pid| Path::new(&format!("/proc/{pid}")).exists())
+                    .map(|pid| format!(" (process {pid})"))
+                    .unwrap_or_default();
+                let waited = if timeout.is_zero() {
+                    "; run again later, or give -l SECONDS to wait for it".to_owned()
+                } else {
+                    format!(" after waiting {}s; run again later", timeout.as_secs())
+                };
+                return Err(CliError::Busy(format!(
+                    "{} is being written by another dsync{holder}: not starting a second run \
+                     on it{waited}",
+                    root.display()
+                )));
             }
             Err(std::fs::TryLockError::Error(error)) => return Err(io_error(error)),
         }
@@ -505,13 +666,6 @@ pub(crate) fn maildir_root(location: &str) -> Result<PathBuf, CliError> {
     Ok(parse_maildir(location)?.root().to_path_buf())
 }
 
-fn same_directory(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -521,15 +675,45 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path().join("Maildir");
         let permissions = Permissions::private();
-        let held = lock_destination(&root, &permissions, Duration::ZERO).expect("first lock");
+        let never = || false;
+        let held =
+            lock_destination(&root, &permissions, Duration::ZERO, &never).expect("first lock");
         let started = Instant::now();
-        let error =
-            lock_destination(&root, &permissions, Duration::from_millis(300)).expect_err("locked");
+        let error = lock_destination(&root, &permissions, Duration::from_millis(300), &never)
+            .expect_err("locked");
         assert!(started.elapsed() >= Duration::from_millis(300));
         assert_eq!(error.exit_code(), 75, "{error}");
-        assert!(error.to_string().contains("locked by another dsync"), "{error}");
+        let message = error.to_string();
+        assert!(message.contains("being written by another dsync"), "{message}");
+        assert!(message.contains(&format!("(process {})", std::process::id())), "{message}");
         drop(held);
-        lock_destination(&root, &permissions, Duration::ZERO).expect("free again");
+        lock_destination(&root, &permissions, Duration::ZERO, &never).expect("free again");
+    }
+
+    #[test]
+    fn nesting_is_refused_either_way_through_symbolic_links() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let real = dir.path().join("real");
+        std::fs::create_dir_all(real.join(".Inner")).expect("mkdir");
+        std::os::unix::fs::symlink(&real, dir.path().join("link")).expect("symlink");
+        let maildir = |path: &Path| Location::Maildir(format!("maildir:{}", path.display()));
+        let outer = maildir(&dir.path().join("link"));
+        let cases = [
+            (maildir(&real), maildir(&dir.path().join("link")), "same Maildir"),
+            (maildir(&real.join(".Inner")), outer.clone(), "source maildir:"),
+            (outer.clone(), maildir(&real.join("new-dir/sub")), "destination maildir:"),
+            (maildir(&dir.path().join("link/../real/.Inner")), outer.clone(), "inside"),
+        ];
+        for (source, destination, said) in cases {
+            let error = check_distinct(&source, &destination).expect_err("refused");
+            let message = error.to_string();
+            assert_eq!(error.exit_code(), 64, "{message}");
+            assert!(message.contains(said), "{message}");
+            assert!(message.contains(&source.to_string()), "{message}");
+            assert!(message.contains(&destination.to_string()), "{message}");
+        }
+        let sibling = maildir(&dir.path().join("real-backup"));
+        check_distinct(&outer, &sibling).expect("siblings are fine");
     }
 
     #[test]

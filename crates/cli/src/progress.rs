@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::io::IsTerminal;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use dsync_core::{MailboxPlan, MailboxReport, TreePlan, human_bytes};
@@ -58,9 +59,23 @@ pub(crate) struct UserProgress {
     bytes_total: u64,
     bytes_done: u64,
     mailbox_started: Instant,
+    /// The batch this user is of, and the user's place in it.
+    batch: Option<(Arc<BatchProgress>, usize)>,
 }
 
 impl UserProgress {
+    /// The progress of user `index` of `batch`, which hears of the bytes too.
+    pub(crate) fn in_batch(
+        display: &Display,
+        label: &str,
+        batch: Arc<BatchProgress>,
+        index: usize,
+    ) -> UserProgress {
+        let mut progress = UserProgress::new(display, label);
+        progress.batch = Some((batch, index));
+        progress
+    }
+
     pub(crate) fn new(display: &Display, label: &str) -> UserProgress {
         let (bar, interval) = match display {
             Display::Bars(bars) => {
@@ -92,6 +107,7 @@ impl UserProgress {
             bytes_total: 0,
             bytes_done: 0,
             mailbox_started: Instant::now(),
+            batch: None,
         }
     }
 
@@ -114,7 +130,11 @@ impl UserProgress {
         }
         self.active.insert(plan.mailbox.to_string());
         self.messages_total += plan.save.len() as u64;
-        self.bytes_total += plan.save.iter().filter_map(|m| m.virtual_size).sum::<u64>();
+        let bytes = plan.save.iter().filter_map(|m| m.virtual_size).sum::<u64>();
+        self.bytes_total += bytes;
+        if let Some((batch, index)) = &self.batch {
+            batch.planned(*index, bytes);
+        }
         if let Some(bar) = &self.bar {
             bar.set_length(self.bytes_total);
         }
@@ -124,6 +144,9 @@ impl UserProgress {
     pub(crate) fn message_saved(&mut self, bytes: u64) {
         self.messages_done += 1;
         self.bytes_done += bytes;
+        if let Some((batch, index)) = &self.batch {
+            batch.saved(*index, bytes);
+        }
         if let Some(bar) = &self.bar {
             bar.inc(bytes);
             if self.messages_done.is_multiple_of(16) || self.messages_done == self.messages_total {
@@ -206,5 +229,162 @@ impl UserProgress {
 impl Drop for UserProgress {
     fn drop(&mut self) {
         self.finish();
+    }
+}
+
+/// The bar of a whole batch: users done, and (for runs that copy) bytes copied against an
+/// estimate of all the batch's bytes, so that the ETA follows the bytes, not the number of
+/// users (one large mailbox among small ones no longer wrecks it).
+#[derive(Debug)]
+pub(crate) struct BatchProgress {
+    bar: Option<ProgressBar>,
+    by_bytes: bool,
+    tally: Mutex<Tally>,
+}
+
+/// Per user and summed up: what was planned and copied.
+#[derive(Debug, Default)]
+struct Tally {
+    users: Vec<UserBytes>,
+    started: usize,
+    finished: usize,
+    /// Σ over started users of max(planned, copied).
+    started_bytes: u64,
+    /// Σ over finished users of what they copied.
+    finished_bytes: u64,
+    copied: u64,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct UserBytes {
+    planned: u64,
+    copied: u64,
+}
+
+impl UserBytes {
+    fn size(self) -> u64 {
+        self.planned.max(self.copied)
+    }
+}
+
+impl Tally {
+    /// The whole batch's bytes as far as they can be told: what the started users planned
+    /// (or copied, if more), plus as much for each user not started as a finished user
+    /// copied on average (before any finished, as a started one planned).
+    fn estimate(&self) -> u64 {
+        let average = if self.finished > 0 {
+            self.finished_bytes / self.finished as u64
+        } else if self.started > 0 {
+            self.started_bytes / self.started as u64
+        } else {
+            0
+        };
+        let waiting = self.users.len().saturating_sub(self.started) as u64;
+        self.started_bytes.saturating_add(average.saturating_mul(waiting))
+    }
+
+    /// Applies `change` to user `index`, keeping the sums.
+    fn update(&mut self, index: usize, change: impl FnOnce(&mut UserBytes)) {
+        let Some(user) = self.users.get_mut(index) else { return };
+        let before = *user;
+        change(user);
+        let after = *user;
+        self.started_bytes = self.started_bytes - before.size() + after.size();
+        self.copied += after.copied - before.copied;
+    }
+}
+
+impl BatchProgress {
+    /// A bar for `users` users (on a terminal), by bytes when `by_bytes` (backup, sync,
+    /// import), else by users (check).
+    pub(crate) fn new(display: &Display, users: usize, by_bytes: bool) -> Arc<BatchProgress> {
+        let bar = display.bars().map(|bars| {
+            let (length, template) = if by_bytes {
+                (0, "users {msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} {elapsed} ETA {eta}")
+            } else {
+                (users as u64, "users {pos}/{len} [{bar:30}] {elapsed} ETA {eta}")
+            };
+            let bar = bars.add(ProgressBar::new(length));
+            bar.set_style(
+                ProgressStyle::with_template(template)
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            bar.set_message(format!("0/{users}"));
+            bar
+        });
+        let tally = Tally { users: vec![UserBytes::default(); users], ..Tally::default() };
+        Arc::new(BatchProgress { bar, by_bytes, tally: Mutex::new(tally) })
+    }
+
+    fn with_tally(&self, change: impl FnOnce(&mut Tally)) {
+        let mut tally = self.tally.lock().unwrap_or_else(PoisonError::into_inner);
+        change(&mut tally);
+        let Some(bar) = &self.bar else { return };
+        if self.by_bytes {
+            bar.set_length(tally.estimate().max(tally.copied));
+            bar.set_position(tally.copied);
+            bar.set_message(format!("{}/{}", tally.finished, tally.users.len()));
+        } else {
+            bar.set_position(tally.finished as u64);
+        }
+    }
+
+    /// User `index` starts.
+    pub(crate) fn started(&self, _index: usize) {
+        self.with_tally(|tally| tally.started += 1);
+    }
+
+    /// User `index` planned to copy `bytes` more.
+    pub(crate) fn planned(&self, index: usize, bytes: u64) {
+        self.with_tally(|tally| tally.update(index, |user| user.planned += bytes));
+    }
+
+    /// User `index` copied `bytes` more.
+    pub(crate) fn saved(&self, index: usize, bytes: u64) {
+        self.with_tally(|tally| tally.update(index, |user| user.copied += bytes));
+    }
+
+    /// User `index` is done.
+    pub(crate) fn finished(&self, index: usize) {
+        self.with_tally(|tally| {
+            tally.finished += 1;
+            tally.finished_bytes += tally.users.get(index).map_or(0, |user| user.copied);
+        });
+    }
+
+    /// Removes the bar.
+    pub(crate) fn clear(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_batch_estimate_follows_bytes_not_users() {
+        let batch = BatchProgress::new(&Display::Quiet, 4, true);
+        let estimate = || batch.tally.lock().expect("tally").estimate();
+        assert_eq!(estimate(), 0);
+        // The first user plans 1 000 bytes: the three others are guessed alike.
+        batch.started(0);
+        batch.planned(0, 1_000);
+        assert_eq!(estimate(), 4_000);
+        // It copies more than planned (sizes are estimates), and finishes at 1 200; the
+        // second user plans a mailbox of 100 000 bytes: the two waiting ones count as the
+        // finished user's 1 200 each.
+        batch.saved(0, 1_200);
+        batch.finished(0);
+        batch.started(1);
+        batch.planned(1, 100_000);
+        assert_eq!(estimate(), 1_200 + 100_000 + 2 * 1_200);
+        batch.saved(1, 50_000);
+        let tally = batch.tally.lock().expect("tally");
+        assert_eq!(tally.copied, 51_200);
+        assert_eq!((tally.started, tally.finished), (2, 1));
     }
 }

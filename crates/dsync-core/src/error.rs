@@ -33,13 +33,16 @@ pub enum ErrorKind {
     Usage,
     /// The configuration is inconsistent (e.g. the same path on both sides).
     Config,
+    /// The caller asked the run to stop (Ctrl-C, SIGTERM): what was committed stays, and
+    /// the next run resumes (`EX_TEMPFAIL`, but not to be retried at once).
+    Interrupted,
 }
 
 impl ErrorKind {
     /// The exit code doveadm uses for this kind (`sysexits.h` values).
     pub fn exit_code(self) -> u8 {
         match self {
-            ErrorKind::Temporary => 75,
+            ErrorKind::Temporary | ErrorKind::Interrupted => 75,
             ErrorKind::Authentication | ErrorKind::Permission => 77,
             ErrorKind::NoSuchUser => 67,
             ErrorKind::NotFound => 68,
@@ -186,6 +189,7 @@ mod tests {
             (ErrorKind::InvalidData, 65),
             (ErrorKind::Usage, 64),
             (ErrorKind::Config, 78),
+            (ErrorKind::Interrupted, 75),
         ];
         for (kind, code) in table {
             assert_eq!(kind.exit_code(), code, "{kind:?}");

@@ -195,7 +195,7 @@ fn filters_state_strings_json_and_config_accounts() {
     );
     assert_eq!(all.status.code(), Some(0), "{}", text(&all));
     assert!(stdout(&all).contains("1 users: 1 ok"), "{}", text(&all));
-    // A user list whose template gives two users one destination: the second is refused.
+    // A user list whose template gives two users one destination: refused before any work.
     let users = dir.path().join("users.txt");
     std::fs::write(&users, "alice\nalice\n").expect("write");
     let shared = dir.path().join("shared");
@@ -212,7 +212,8 @@ fn filters_state_strings_json_and_config_accounts() {
         Some(PASSWORD),
     );
     assert_eq!(twice.status.code(), Some(64), "{}", text(&twice));
-    assert!(stdout(&twice).contains("is also the destination of alice"), "{}", text(&twice));
+    assert!(stderr(&twice).contains("alice is listed twice"), "{}", text(&twice));
+    assert!(!shared.exists(), "{}", text(&twice));
     let bad_config = dir.path().join("bad.toml");
     std::fs::write(&bad_config, "[defaults]\npasword_file = \"typo\"\n").expect("write");
     let rejected =

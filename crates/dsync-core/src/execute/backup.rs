@@ -147,6 +147,7 @@ pub(super) fn sync_pending(
     state: &mut SyncState,
     all_mail: Option<&mut AllMail>,
 ) -> Result<(MailboxReport, Option<MailboxState>), MailboxFailed> {
+    super::stop_if_interrupted(observer, &job.destination)?;
     let names = Names { source: &job.source, destination: &job.destination };
     sync_mailbox(options, source, destination, observer, &names, job.exists, state, all_mail)
 }

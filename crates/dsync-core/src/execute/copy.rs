@@ -269,10 +269,14 @@ impl Copier<'_> {
         self.copied.bytes += bytes;
         self.since_commit += 1;
         self.observer.message_saved(self.mailbox, meta.uid, bytes);
-        if self.since_commit >= self.commit_interval {
+        let interrupted = self.observer.interrupted();
+        if self.since_commit >= self.commit_interval || interrupted {
             self.writer.commit()?;
             self.since_commit = 0;
             self.copied.all_committed();
+        }
+        if interrupted {
+            return Err(StorageError::new(ErrorKind::Interrupted, "interrupted"));
         }
         Ok(())
     }

@@ -75,6 +75,7 @@ pub(super) fn run(
         .collect();
 
     for (source_name, target) in source_names.iter().zip(&translated) {
+        super::stop_if_interrupted(observer, &target.name)?;
         let result = import_mailbox(
             options,
             source,

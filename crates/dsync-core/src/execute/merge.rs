@@ -115,6 +115,7 @@ pub(super) fn run(
         names.insert(0, all);
     }
     for name in &names {
+        super::stop_if_interrupted(observer, name)?;
         let a_name = match (a_names.get(name), &a) {
             (Some(original), _) => original.clone(),
             (None, SideA::Writable(a)) => a.local_name(name),

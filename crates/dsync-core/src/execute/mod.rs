@@ -149,6 +149,12 @@ pub trait Observer {
     /// be wrong (it creates a mailbox, or changes a mailbox's UIDVALIDITY). Persist `state`
     /// now, atomically, to survive a kill; the final state comes with the report.
     fn checkpoint(&mut self, _state: &SyncState) {}
+    /// Asked after each saved message and before each mailbox: true stops the run there
+    /// (after committing what was saved) with an [`ErrorKind::Interrupted`] error, whose
+    /// [`Failed::report`] holds the state of every mailbox finished before. For Ctrl-C.
+    fn interrupted(&mut self) -> bool {
+        false
+    }
 }
 
 /// An [`Observer`] that ignores everything.
@@ -437,6 +443,23 @@ pub(crate) fn keep_going<T>(
 /// True for an error confined to its mailbox: the run records it and goes on.
 pub(crate) fn is_mailbox_local(error: &SyncError) -> bool {
     matches!(error.kind(), ErrorKind::NotFound | ErrorKind::InvalidData | ErrorKind::Permission)
+}
+
+/// The error that stops a run the observer interrupted.
+pub(crate) fn interruption(mailbox: Option<&MailboxName>) -> SyncError {
+    SyncError {
+        side: Side::Destination,
+        mailbox: mailbox.cloned(),
+        error: StorageError::new(ErrorKind::Interrupted, "interrupted"),
+    }
+}
+
+/// Stops the run before the next mailbox if the observer asks to.
+pub(crate) fn stop_if_interrupted(
+    observer: &mut dyn Observer,
+    mailbox: &MailboxName,
+) -> Result<(), SyncError> {
+    if observer.interrupted() { Err(interruption(Some(mailbox))) } else { Ok(()) }
 }
 
 pub(crate) fn at(

@@ -168,17 +168,28 @@ impl Coordinator<'_, '_> {
             .collect();
         let queue = Mutex::new(pending);
         let stop = AtomicBool::new(false);
+        let interrupted = AtomicBool::new(false);
         std::thread::scope(|scope| {
             let (events, received) = mpsc::channel();
             for _ in 0..workers {
                 let events = events.clone();
-                let shared =
-                    Shared { options, previous: &previous, queue: &queue, stop: &stop, all_mail };
+                let shared = Shared {
+                    options,
+                    previous: &previous,
+                    queue: &queue,
+                    stop: &stop,
+                    interrupted: &interrupted,
+                    all_mail,
+                };
                 scope.spawn(move || work(connector, &shared, &events));
             }
             drop(events);
             for event in received {
                 self.handle(event, &stop);
+                // The workers ask the caller's observer through this flag.
+                if self.observer.interrupted() {
+                    interrupted.store(true, Ordering::SeqCst);
+                }
             }
         });
         let left = queue.into_inner().unwrap_or_else(PoisonError::into_inner);
@@ -246,7 +257,8 @@ fn work<C: Connector>(connector: &C, shared: &Shared<'_>, events: &mpsc::Sender<
         if let Some(previous) = shared.previous.get(&job.destination) {
             state.mailboxes.insert(job.destination.clone(), previous.clone());
         }
-        let mut observer = Forward { events, mailbox: &job.destination };
+        let mut observer =
+            Forward { events, mailbox: &job.destination, interrupted: shared.interrupted };
         let result = backup::sync_pending(
             shared.options,
             &mut source,
@@ -280,6 +292,8 @@ struct Shared<'a> {
     previous: &'a BTreeMap<MailboxName, MailboxState>,
     queue: &'a Mutex<VecDeque<PendingMailbox>>,
     stop: &'a AtomicBool,
+    /// The caller's observer asked the run to stop ([`Observer::interrupted`]).
+    interrupted: &'a AtomicBool,
     /// The destination's all-mail mailbox (`-a`), already synced.
     all_mail: Option<&'a MailboxName>,
 }
@@ -288,6 +302,7 @@ struct Shared<'a> {
 struct Forward<'a> {
     events: &'a mpsc::Sender<Event>,
     mailbox: &'a MailboxName,
+    interrupted: &'a AtomicBool,
 }
 
 impl Observer for Forward<'_> {
@@ -297,6 +312,10 @@ impl Observer for Forward<'_> {
 
     fn message_saved(&mut self, mailbox: &MailboxName, uid: Uid, bytes: u64) {
         let _ = self.events.send(Event::Saved(mailbox.clone(), uid, bytes));
+    }
+
+    fn interrupted(&mut self) -> bool {
+        self.interrupted.load(Ordering::SeqCst)
     }
 
     fn checkpoint(&mut self, _state: &SyncState) {

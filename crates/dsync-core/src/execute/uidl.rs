@@ -38,6 +38,7 @@ pub(super) fn run(
         .iter()
         .filter(|m| m.selectable && options.mailbox_filter.wants(&m.name, &m.special_use))
     {
+        super::stop_if_interrupted(observer, &info.name)?;
         let source_name = source_names.get(&info.name).unwrap_or(&info.name);
         let result = sync_mailbox(
             options,

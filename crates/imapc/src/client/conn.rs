@@ -41,6 +41,41 @@ fn trace_text(tag: &str, command: &Command<'_>, encoded: &Encoded<'_>) -> String
     text.trim_end().to_owned()
 }
 
+/// Traces a response as IMAP text (written again from what was parsed: the items of a
+/// FETCH in our writer's order), line by line as on the wire (a literal starts
+/// a new line), a streamed body as `<N bytes>`; bytes that are not printable text are
+/// shown as `\xNN`.
+fn trace_response(trace: &mailnet::Trace, response: &Response) {
+    let mut wire = Vec::new();
+    crate::proto::write_response_for_trace(response, &mut wire);
+    let wire = wire.strip_suffix(b"\r\n").unwrap_or(&wire);
+    for line in wire.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        trace.emit(TraceDirection::Received, &printable(line));
+    }
+}
+
+/// `bytes` as text: UTF-8 kept, control characters and invalid bytes as `\xNN`.
+fn printable(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() && c != '\t' {
+                let mut buffer = [0; 4];
+                for byte in c.encode_utf8(&mut buffer).bytes() {
+                    let _ = write!(text, "\\x{byte:02x}");
+                }
+            } else {
+                text.push(c);
+            }
+        }
+        for byte in chunk.invalid() {
+            let _ = write!(text, "\\x{byte:02x}");
+        }
+    }
+    text
+}
+
 /// An event with the body bytes already consumed (or pending for a reader).
 #[derive(Debug)]
 pub(crate) enum Owned {
@@ -170,20 +205,14 @@ impl Conn {
                     self.stream.progress();
                     scrub_response(&self.secrets, &mut response);
                     if let Some(trace) = &self.options.trace {
-                        trace.emit(TraceDirection::Received, &format!("{response:?}"));
+                        trace_response(trace, &response);
                     }
                     self.observe(&response);
                     return Ok(Owned::Response(response));
                 }
+                // Traced with the whole response, once it is complete.
                 Some(Event::BodyStart(start)) => {
                     self.stream.progress();
-                    if let Some(trace) = &self.options.trace {
-                        let text = format!(
-                            "* {} FETCH … {:?} <{} bytes>",
-                            start.fetch.seq, start.section, start.len
-                        );
-                        trace.emit(TraceDirection::Received, &text);
-                    }
                     return Ok(Owned::BodyStart(start));
                 }
                 Some(Event::BodyEnd) => {

@@ -28,3 +28,4 @@ pub use response::{
     ListKind, MailboxStatus, Namespace, Namespaces, Response, Status, StatusKind, Untagged,
 };
 pub use write::write_response;
+pub(crate) use write::write_response_for_trace;

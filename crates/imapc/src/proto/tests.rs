@@ -247,6 +247,10 @@ fn decoder_streams_bodies_and_keeps_other_literals_inline() {
     assert_eq!(fetch.flags, Some(vec![Flag::Seen]));
     let Seen::Response(Response::Untagged(Untagged::List(entry))) = &seen[2] else { panic!() };
     assert_eq!(entry.name.as_raw(), b"a b");
+    // A trace shows what stood where the streamed bytes were (items in the writer's order).
+    let mut traced = Vec::new();
+    write_response_for_trace(&Response::Untagged(Untagged::Fetch(fetch.clone())), &mut traced);
+    assert_eq!(traced, b"* 1 FETCH (UID 7 FLAGS (\\Seen) BODY[] {5}\r\n<5 bytes>)\r\n");
 
     // Limits.
     let limits = Limits { max_line_len: 16, ..Limits::default() };

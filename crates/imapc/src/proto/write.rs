@@ -10,6 +10,25 @@ use crate::types::{Flag, SequenceSet, format_internal_date};
 /// Appends the wire form of `response` (with CRLF) to `out`. Strings are written as
 /// quoted strings when they can be, else as literals.
 pub fn write_response(response: &Response, out: &mut Vec<u8>) {
+    write_response_as(response, Streamed::Announced, out);
+}
+
+/// [`write_response`] for a protocol trace: a body that was streamed to a handler (and
+/// is not in the response) is shown as `<N bytes>` after its literal's announcement.
+pub(crate) fn write_response_for_trace(response: &Response, out: &mut Vec<u8>) {
+    write_response_as(response, Streamed::Described, out);
+}
+
+/// How a streamed body ([`BodyData::Streamed`]) is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Streamed {
+    /// Only its literal's announcement `{N}`, as the server sent it before the bytes.
+    Announced,
+    /// The announcement, then `<N bytes>` where the bytes were.
+    Described,
+}
+
+fn write_response_as(response: &Response, streamed: Streamed, out: &mut Vec<u8>) {
     match response {
         Response::Tagged { tag, status } => {
             out.extend_from_slice(tag.as_bytes());
@@ -22,7 +41,7 @@ pub fn write_response(response: &Response, out: &mut Vec<u8>) {
         }
         Response::Untagged(untagged) => {
             out.extend_from_slice(b"* ");
-            write_untagged(untagged, out);
+            write_untagged(untagged, streamed, out);
         }
     }
     out.extend_from_slice(b"\r\n");
@@ -138,7 +157,7 @@ fn write_delimiter(delimiter: Option<char>, out: &mut Vec<u8>) {
     }
 }
 
-fn write_untagged(untagged: &Untagged, out: &mut Vec<u8>) {
+fn write_untagged(untagged: &Untagged, streamed: Streamed, out: &mut Vec<u8>) {
     match untagged {
         Untagged::Status(status) => write_status(status, out),
         Untagged::Capability(caps) => {
@@ -225,7 +244,7 @@ fn write_untagged(untagged: &Untagged, out: &mut Vec<u8>) {
         Untagged::Exists(n) => push_fmt(out, format_args!("{n} EXISTS")),
         Untagged::Recent(n) => push_fmt(out, format_args!("{n} RECENT")),
         Untagged::Expunge(n) => push_fmt(out, format_args!("{n} EXPUNGE")),
-        Untagged::Fetch(fetch) => write_fetch(fetch, out),
+        Untagged::Fetch(fetch) => write_fetch(fetch, streamed, out),
         Untagged::Vanished { earlier, uids } => {
             let earlier = if *earlier { "(EARLIER) " } else { "" };
             push_fmt(out, format_args!("VANISHED {earlier}{uids}"));
@@ -316,7 +335,7 @@ fn write_list(entry: &ListEntry, out: &mut Vec<u8>) {
     }
 }
 
-fn write_fetch(fetch: &Fetch, out: &mut Vec<u8>) {
+fn write_fetch(fetch: &Fetch, streamed: Streamed, out: &mut Vec<u8>) {
     push_fmt(out, format_args!("{} FETCH (", fetch.seq));
     let mut items: Vec<Vec<u8>> = Vec::new();
     if let Some(uid) = fetch.uid {
@@ -355,7 +374,12 @@ fn write_fetch(fetch: &Fetch, out: &mut Vec<u8>) {
                 item.extend_from_slice(format!("{{{}}}\r\n", data.len()).as_bytes());
                 item.extend_from_slice(data);
             }
-            BodyData::Streamed(len) => item.extend_from_slice(format!("{{{len}}}\r\n").as_bytes()),
+            BodyData::Streamed(len) => {
+                item.extend_from_slice(format!("{{{len}}}\r\n").as_bytes());
+                if streamed == Streamed::Described {
+                    item.extend_from_slice(format!("<{len} bytes>").as_bytes());
+                }
+            }
         }
         items.push(item);
     }

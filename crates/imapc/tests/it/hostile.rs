@@ -410,6 +410,10 @@ fn synchronising_literals_and_a_trace_without_secrets() {
     let trace = lines.lock().expect("trace lock").join("\n");
     assert!(trace.contains("Sent A1 LOGIN <redacted>"), "{trace}");
     assert!(!trace.contains("s3cr"), "password leaked into the trace:\n{trace}");
+    // The server's side as its text, not as Rust structures.
+    assert!(trace.contains("Received * OK [CAPABILITY IMAP4rev1 UIDPLUS] no literal+"), "{trace}");
+    assert!(trace.contains("Received A2 NO [OVERQUOTA] Quota exceeded"), "{trace}");
+    assert!(!trace.contains("Tagged") && !trace.contains("Status {"), "{trace}");
 }
 
 /// Sets from the server are never expanded blindly.

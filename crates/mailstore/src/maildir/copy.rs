@@ -125,7 +125,7 @@ impl Mailbox {
     /// as [`Self::begin_save`] does).
     fn link_into_tmp(&self, source: &Path) -> Result<Link> {
         let tmp_dir = self.paths.tmp();
-        let tmp_name = filename::generate_base();
+        let tmp_name = filename::temp_name(&filename::generate_base());
         let tmp_path = tmp_dir.join(&tmp_name);
         let mut made_tmp = false;
         loop {

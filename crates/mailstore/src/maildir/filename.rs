@@ -125,6 +125,39 @@ pub(crate) fn generate_base() -> String {
     format!("{secs}.M{usecs}P{}.{}", std::process::id(), crate::fs::filename_host())
 }
 
+/// The start of the names of our files in a mailbox's `tmp/` (messages being saved or
+/// linked, not yet committed): a later run recognises those a killed run left behind and
+/// removes them at once, where anyone else's wait for Dovecot's 36 hours. Dovecot's own
+/// names start with a digit, so they never look like ours.
+pub(crate) const TEMP_PREFIX: &str = "dsync-rs-tmp.";
+
+/// The `tmp/` name of a message that gets the base name `base` when committed.
+pub(crate) fn temp_name(base: &str) -> String {
+    format!("{TEMP_PREFIX}{base}")
+}
+
+/// The base name a temp file of ours was named for (a temp name of an older version is
+/// the base name itself).
+pub(crate) fn base_of_temp(name: &str) -> &str {
+    name.strip_prefix(TEMP_PREFIX).unwrap_or(name)
+}
+
+/// The process id and host of a name [`generate_base`] made (`secs.M<usecs>P<pid>.<host>`,
+/// possibly after a prefix ending with `.` such as [`TEMP_PREFIX`]): who wrote the file.
+pub(crate) fn writer_of(name: &str) -> Option<(u32, &str)> {
+    // The seconds are the first all-digit dot-separated field; the host may hold dots.
+    let mut rest = name;
+    loop {
+        let (field, tail) = rest.split_once('.')?;
+        if !field.is_empty() && field.bytes().all(|b| b.is_ascii_digit()) {
+            let (unique, host) = tail.split_once('.')?;
+            let pid = unique.strip_prefix('M')?.split_once('P')?.1;
+            return Some((pid.parse().ok()?, host));
+        }
+        rest = tail;
+    }
+}
+
 /// True if `candidate` can be used as a base name: what a caller-supplied GUID must be for
 /// Dovecot to keep it as the file name (no `/`, `:`, white space or control characters,
 /// not hidden, not too long).
@@ -177,6 +210,25 @@ fn base_cmp(a: &str, b: &str) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temp_names_say_who_wrote_them() {
+        let base = generate_base();
+        let temp = temp_name(&base);
+        assert!(temp.starts_with(TEMP_PREFIX), "{temp}");
+        assert_eq!(base_of_temp(&temp), base);
+        assert_eq!(base_of_temp(&base), base, "an older version's temp name");
+        assert_eq!(writer_of(&temp), Some((std::process::id(), crate::fs::filename_host())));
+        assert_eq!(writer_of(&base), Some((std::process::id(), crate::fs::filename_host())));
+        assert_eq!(
+            writer_of("dsync-rs-tmp.1700000000.M12P345.mail.example.com"),
+            Some((345, "mail.example.com"))
+        );
+        assert_eq!(writer_of(".dsync-rs-create.17.M1P2.h"), Some((2, "h")));
+        for foreign in ["", "msg", "1700000000.12345_1.host", "dsync-rs-tmp.x.MP.h", "17.M1Px.h"] {
+            assert_eq!(writer_of(foreign), None, "{foreign}");
+        }
+    }
 
     #[test]
     fn sizes() {

@@ -5,16 +5,18 @@ pub(crate) mod filename;
 pub(crate) mod journal;
 pub(crate) mod keywords;
 pub(crate) mod layout;
+pub(crate) mod leftovers;
 mod mailbox;
 mod save;
 pub(crate) mod state;
 mod trash;
 pub(crate) mod uidlist;
 
+use std::collections::HashSet;
 use std::fs;
 use std::io::Write as _;
-use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 pub use copy::CopyOutcome;
@@ -114,6 +116,8 @@ pub(crate) struct Store {
     pub(crate) options: Options,
     /// Derived at the first write (the root may not exist before).
     permissions: OnceLock<Permissions>,
+    /// The mailbox directories whose `tmp/` was cleared of leftovers (once per store).
+    tmp_checked: Mutex<HashSet<PathBuf>>,
 }
 
 impl Store {
@@ -131,6 +135,19 @@ impl Store {
     }
     pub(crate) fn lock_settings(&self) -> LockSettings {
         LockSettings { timeout: self.options.lock_timeout, ..LockSettings::UIDLIST }
+    }
+    /// Removes what killed writers left in `dir/tmp/` ([`leftovers`]), the first time this
+    /// store writes the mailbox in `dir`. Called under its uidlist lock after an
+    /// interrupted commit was completed, so no journal still needs those files.
+    pub(crate) fn clear_tmp_once(&self, dir: &Path) {
+        let first = self
+            .tmp_checked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(dir.to_path_buf());
+        if first {
+            leftovers::remove_from_tmp(&dir.join("tmp"), std::time::SystemTime::now(), true);
+        }
     }
 }
 
@@ -159,7 +176,14 @@ impl Maildir {
 
     /// Opens the store with explicit options.
     pub fn with_options(location: Location, options: Options) -> Maildir {
-        Maildir { store: Arc::new(Store { location, options, permissions: OnceLock::new() }) }
+        Maildir {
+            store: Arc::new(Store {
+                location,
+                options,
+                permissions: OnceLock::new(),
+                tmp_checked: Mutex::new(HashSet::new()),
+            }),
+        }
     }
 
     /// The location.
@@ -433,34 +457,26 @@ impl Maildir {
         self.set_subscriptions(&names)
     }
 
-    /// Flushes everything written with [`Durability::Deferred`] to disk (one `syncfs` of the
-    /// file system holding the root, through `sync -f`; a full `sync` if that fails).
+    /// Flushes everything written with [`Durability::Deferred`] to disk: one `syncfs(2)`
+    /// of the file system holding the root. Nothing to do for a store that fsyncs as it
+    /// goes, that is read-only, or whose root was never created (nothing was written).
     pub fn sync_to_disk(&self) -> Result<()> {
-        let root = self.root();
-        let synced = std::process::Command::new("sync")
-            .arg("-f")
-            .arg(root)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !synced {
-            std::process::Command::new("sync").status().ctx("run sync for", root)?;
+        if self.store.fsync() || self.store.options.read_only {
+            return Ok(());
         }
-        Ok(())
+        let root = self.root();
+        let directory = match fs::File::open(root) {
+            Ok(directory) => directory,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(error) => return Err(error).ctx("open", root),
+        };
+        sync_file_system(&directory).ctx("sync the file system of", root)
     }
 
     /// Removes staging directories (`tmp/.dsync-rs-*`) that a killed process left behind
-    /// more than an hour ago. Dovecot's own `tmp/` cleanup skips directories.
+    /// ([`leftovers`]). Dovecot's own `tmp/` cleanup skips directories.
     fn remove_stale_staging(&self) {
-        let tmp = self.root().join("tmp");
-        let Ok(entries) = layout::dir_entries(&tmp) else { return };
-        let hour_ago = std::time::SystemTime::now() - Duration::from_hours(1);
-        for (entry, path) in entries {
-            let old =
-                fs::symlink_metadata(&path).and_then(|m| m.modified()).is_ok_and(|t| t < hour_ago);
-            if entry.starts_with(".dsync-rs-") && old && path.is_dir() {
-                let _ = fs::remove_dir_all(&path);
-            }
-        }
+        leftovers::remove_from_tmp(&self.root().join("tmp"), std::time::SystemTime::now(), false);
     }
 
     /// Creates the root as a mailbox directory (INBOX's `cur/ new/ tmp/`) if missing.
@@ -478,4 +494,17 @@ impl Maildir {
         }
         Ok(())
     }
+}
+
+/// `syncfs(2)`: writes out the file system `file` is on (Linux); elsewhere `sync(2)`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn sync_file_system(file: &fs::File) -> std::io::Result<()> {
+    nix::unistd::syncfs(file).map_err(std::io::Error::from)
+}
+
+/// `syncfs(2)`: writes out the file system `file` is on (Linux); elsewhere `sync(2)`.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn sync_file_system(_file: &fs::File) -> std::io::Result<()> {
+    nix::unistd::sync();
+    Ok(())
 }

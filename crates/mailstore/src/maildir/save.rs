@@ -150,7 +150,7 @@ impl Mailbox {
     pub fn begin_save(&self) -> Result<PendingMessage> {
         state::writable(&self.store)?;
         let tmp_dir = self.paths.tmp();
-        let tmp_name = filename::generate_base();
+        let tmp_name = filename::temp_name(&filename::generate_base());
         let tmp_path = tmp_dir.join(&tmp_name);
         let permissions = self.store.permissions()?;
         let file = match permissions.create_new(&tmp_path) {
@@ -196,7 +196,8 @@ impl Mailbox {
     /// one with exactly these `S=`/`W=` (as Dovecot keeps it), otherwise the generated name
     /// with sizes is used and the GUID goes into the uidlist `G` field.
     pub(super) fn stage(&mut self, mut staged: Staged, size: u64, virtual_size: u64) {
-        staged.fallback_base = format!("{},S={size},W={virtual_size}", staged.tmp_name);
+        staged.fallback_base =
+            format!("{},S={size},W={virtual_size}", filename::base_of_temp(&staged.tmp_name));
         let preferred = staged.options.guid.as_deref().filter(|guid| {
             filename::is_usable_base(guid)
                 && filename::size_field(guid, b'S') == Some(size)

@@ -298,6 +298,7 @@ pub(crate) fn locked_cached<T>(
         let mut locked =
             Locked { paths: paths.clone(), uidlist, fsync, permissions: permissions.clone() };
         journal::replay(&mut locked)?;
+        store.clear_tmp_once(&paths.dir);
         if locked.uidlist.wants_rewrite {
             // Dovecot upgrades old versions, adds a missing GUID and drops repaired fields.
             if locked.uidlist.guid.is_none() {

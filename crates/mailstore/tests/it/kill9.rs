@@ -173,6 +173,8 @@ fn killed_saves_resume_without_duplicates() {
     let mut copies = Vec::new();
     let mut seed: u64 = 0x5eed_1234;
     let mut finished = false;
+    // Messages a kill left half-written in tmp/, most after one kill.
+    let mut left_in_tmp = 0;
     for round in 0..12 {
         seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         let (extra, delay) = if round % 2 == 0 {
@@ -187,6 +189,7 @@ fn killed_saves_resume_without_duplicates() {
         if finished {
             break;
         }
+        left_in_tmp = left_in_tmp.max(files_in(&root.join(".Big/tmp")));
         // A copy as the kill left it, for Dovecot to open later.
         let copy = dir.path().join(format!("after-kill-{round}"));
         std::fs::create_dir(&copy).unwrap();
@@ -197,6 +200,11 @@ fn killed_saves_resume_without_duplicates() {
         assert!(run_helper(&root, false, None));
     }
     assert!(copies.len() >= 8, "too few kills landed mid-run ({})", copies.len());
+
+    // What the kills left in tmp/ went at the next run (the writers are gone), instead of
+    // piling up until Dovecot's 36 hours pass.
+    assert!(left_in_tmp > 0, "no kill left a message in tmp/");
+    assert_eq!(files_in(&root.join(".Big/tmp")), 0, "leftovers in tmp/ after the last run");
 
     // Our reader: exactly the intended messages.
     let maildir = Maildir::open(Location::maildir(&root));

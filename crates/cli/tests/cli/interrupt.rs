@@ -1,0 +1,156 @@
+//! Ctrl-C (SIGINT) and SIGTERM: the run stops after the message being saved, commits it,
+//! saves the state, says "interrupted; run again to resume" and exits 75; the next run
+//! completes the copy with no difference and no duplicate. A batch starts no more users.
+//! What a `kill -9` leaves in `tmp/` goes at the next run.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use testkit::Dovecot;
+
+use super::operator::big_maildir;
+use super::{PASSWORD, dsync, text};
+
+fn maildir(path: &Path) -> String {
+    format!("maildir:{}", path.display())
+}
+
+fn messages_in(folder: &Path) -> usize {
+    ["cur", "new"]
+        .iter()
+        .map(|sub| std::fs::read_dir(folder.join(sub)).map_or(0, Iterator::count))
+        .sum()
+}
+
+fn start(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_dsync"))
+        .args(args)
+        .env("DSYNC_PASSWORD", PASSWORD)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start dsync")
+}
+
+/// Waits until `folder` holds at least `count` messages, then sends `signal`.
+fn signal_when(child: &mut Child, folder: &Path, count: usize, signal: &str) {
+    let started = Instant::now();
+    while messages_in(folder) < count {
+        assert!(child.try_wait().expect("wait").is_none(), "dsync ended before the signal");
+        assert!(started.elapsed() < Duration::from_mins(2), "dsync copies nothing");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let sent = Command::new("kill").args([signal, &child.id().to_string()]).status();
+    assert!(sent.expect("kill").success());
+}
+
+#[test]
+fn ctrl_c_commits_saves_the_state_and_the_next_run_completes_without_duplicates() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let source_dir = dir.path().join("source");
+    big_maildir(&source_dir, 4000, 6000);
+    let server =
+        Dovecot::builder().user_serving_copy("alice", PASSWORD, &source_dir, "maildir").start();
+    let imap = format!("imap://alice@127.0.0.1:{}?tls=none", server.imap_port());
+    let target = dir.path().join("Maildir");
+    let state = target.join("dsync-rs-state");
+
+    let mut run = start(&["backup", "--commit-interval", "50", &imap, &maildir(&target)]);
+    signal_when(&mut run, &target.join(".Big"), 100, "-INT");
+    let output = run.wait_with_output().expect("interrupted run");
+    assert_eq!(output.status.code(), Some(75), "{}", text(&output));
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("dsync: interrupted; run again to resume"), "{said}");
+    assert!(!said.contains("reconnecting"), "an interrupt is not retried: {said}");
+    let copied = messages_in(&target.join(".Big"));
+    assert!(copied < 4000, "the run was not interrupted ({copied} copied)");
+    // Nothing half-saved is left, and the state knows the mailboxes that were finished.
+    assert_eq!(std::fs::read_dir(target.join(".Big/tmp")).map_or(0, Iterator::count), 0);
+    let saved = std::fs::read_to_string(&state).expect("state saved");
+    assert!(saved.lines().any(|l| l.starts_with("mailbox Archive ")), "{saved}");
+
+    // The next run copies exactly what is missing (INBOX may come last and not be there).
+    let all = |root: &Path| [root.to_path_buf(), root.join(".Archive"), root.join(".Big")];
+    let present: usize = all(&target).iter().map(|folder| messages_in(folder)).sum();
+    let resumed = dsync(&["backup", &imap, &maildir(&target)], Some(PASSWORD));
+    assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed));
+    let summary = String::from_utf8_lossy(&resumed.stdout);
+    assert!(summary.contains(&format!(" {} messages saved", 4040 - present)), "{summary}");
+    assert_eq!(all(&target).iter().map(|folder| messages_in(folder)).sum::<usize>(), 4040);
+    let verify = dsync(&["verify", &imap, &maildir(&target)], Some(PASSWORD));
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
+    assert!(String::from_utf8_lossy(&verify.stderr).contains(" 0 differences"));
+}
+
+#[test]
+fn sigterm_in_a_batch_starts_no_more_users() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let source = dir.path().join("source");
+    big_maildir(&source, 3000, 2000);
+    let users = dir.path().join("users.txt");
+    std::fs::write(&users, "alice\nbob\ncarol\n").expect("users");
+    let template = format!("maildir:{}/%u", dir.path().display());
+    let logs = dir.path().join("logs");
+    let args = [
+        "backup",
+        "-F",
+        users.to_str().expect("utf-8"),
+        "-j",
+        "1",
+        "--log-dir",
+        logs.to_str().expect("utf-8"),
+        "--commit-interval",
+        "20",
+        "--no-fsync",
+        &maildir(&source),
+        &template,
+    ];
+    let mut run = start(&args);
+    signal_when(&mut run, &dir.path().join("alice/.Big"), 50, "-TERM");
+    let output = run.wait_with_output().expect("interrupted batch");
+    assert_eq!(output.status.code(), Some(75), "{}", text(&output));
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(table.matches("interrupted").count(), 3, "{table}");
+    assert!(!dir.path().join("bob").exists() && !dir.path().join("carol").exists(), "{table}");
+    assert!(messages_in(&dir.path().join("alice/.Big")) < 3000);
+
+    let again = dsync(&args, None);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    for user in ["alice", "bob", "carol"] {
+        let target = dir.path().join(user);
+        assert_eq!(messages_in(&target.join(".Big")), 3000, "{user}");
+        let verify = dsync(&["verify", &maildir(&source), &maildir(&target)], None);
+        assert_eq!(verify.status.code(), Some(0), "{user}: {}", text(&verify));
+    }
+}
+
+#[test]
+fn what_a_killed_run_left_in_tmp_is_gone_after_the_next_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let source = dir.path().join("source");
+    big_maildir(&source, 2000, 3000);
+    let target = dir.path().join("Maildir");
+    let tmp = target.join(".Big/tmp");
+    let args = ["backup", "--commit-interval", "500", &maildir(&source), &maildir(&target)];
+    let mut run = start(&args);
+    let started = Instant::now();
+    while std::fs::read_dir(&tmp).map_or(0, Iterator::count) < 20 {
+        assert!(run.try_wait().expect("wait").is_none(), "dsync ended before the kill");
+        assert!(started.elapsed() < Duration::from_mins(2), "nothing staged");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    run.kill().expect("SIGKILL");
+    run.wait().expect("killed");
+    let left: Vec<String> = std::fs::read_dir(&tmp)
+        .expect("tmp")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(left.len() >= 20 && left.iter().all(|n| n.starts_with("dsync-rs-tmp.")), "{left:?}");
+
+    let again = dsync(&args, None);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert_eq!(std::fs::read_dir(&tmp).map_or(0, Iterator::count), 0, "leftovers stayed");
+    let verify = dsync(&["verify", &maildir(&source), &maildir(&target)], None);
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
+}

@@ -314,7 +314,7 @@ fn attempt_once(
     let state_file = match (&root, &permissions) {
         (Some(root), Some(permissions)) if task.state && task.mode != Mode::Import => {
             let path = task.state_file.as_ref().map_or_else(
-                || root.join("dsync-rs-state"),
+                || root.join(open::STATE_FILE),
                 |p| PathBuf::from(expand(&p.to_string_lossy(), user.unwrap_or(""))),
             );
             // In the mail root it is the mail user's like the rest; elsewhere only ours.

@@ -502,18 +502,45 @@ fn trace(debug: bool, rawlog: Option<RawLog>) -> mailnet::Trace {
 #[derive(Debug)]
 pub(crate) struct DestinationLock {
     file: File,
+    root: PathBuf,
+    /// The topmost directory that taking the lock created (the root or a parent), when
+    /// the root did not exist before.
+    created: Option<PathBuf>,
 }
 
 impl Drop for DestinationLock {
     fn drop(&mut self) {
         // Our process id goes before the lock does (a later holder writes its own).
         let _ = self.file.set_len(0);
+        // A root this run created only to lock it, and then wrote nothing into (the filters
+        // left nothing to sync), goes again: a directory that is no Maildir is not left
+        // behind. remove_dir only removes empty directories, so nothing else is lost.
+        // Our own files in it (the lock, the state of a run that synced nothing) were all
+        // made by this run.
+        let Some(created) = &self.created else { return };
+        let ours = [LOCK_FILE, STATE_FILE];
+        let only_ours = std::fs::read_dir(&self.root).is_ok_and(|entries| {
+            entries.filter_map(Result::ok).all(|entry| ours.iter().any(|&n| entry.file_name() == n))
+        });
+        if !only_ours {
+            return;
+        }
+        for name in ours {
+            let _ = std::fs::remove_file(self.root.join(name));
+        }
+        for dir in self.root.ancestors() {
+            if std::fs::remove_dir(dir).is_err() || dir == created {
+                break;
+            }
+        }
     }
 }
 
 /// The name of our lock file in a Maildir root. No leading dot: in a Maildir++ root a
 /// dot-name is a folder.
 const LOCK_FILE: &str = "dsync-rs.lock";
+/// The default state file in a Maildir root (see `job.rs`).
+pub(crate) const STATE_FILE: &str = "dsync-rs-state";
 
 /// What a Maildir that is about to be written needs before anything is read from the
 /// source: the lock when the root exists, else proof that it can be created.
@@ -607,6 +634,11 @@ pub(crate) fn lock_destination(
     interrupted: &dyn Fn() -> bool,
 ) -> Result<DestinationLock, CliError> {
     let path = root.join(LOCK_FILE);
+    let created = root
+        .ancestors()
+        .take_while(|dir| std::fs::symlink_metadata(dir).is_err())
+        .last()
+        .map(Path::to_path_buf);
     let io_error = |error: std::io::Error| {
         destination_error(ErrorKind::from_io(&error), format!("lock {}", path.display()), error)
     };
@@ -626,7 +658,7 @@ pub(crate) fn lock_destination(
                     .set_len(0)
                     .and_then(|()| writeln!(file, "{}", std::process::id()))
                     .and_then(|()| file.flush());
-                return Ok(DestinationLock { file });
+                return Ok(DestinationLock { file, root: root.to_path_buf(), created });
             }
             Err(std::fs::TryLockError::WouldBlock) if interrupted() => {
                 let error = StorageError::new(ErrorKind::Interrupted, "interrupted");

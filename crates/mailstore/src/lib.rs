@@ -84,6 +84,7 @@ mod fs;
 #[doc(hidden)]
 pub mod fuzzing;
 mod guid;
+mod left_out;
 mod location;
 mod mailbox_log;
 mod maildir;
@@ -96,6 +97,7 @@ pub use error::{Error, Result};
 pub use flags::{Flags, Keyword};
 pub use fs::permissions::Permissions;
 pub use guid::Guid;
+pub use left_out::{FileKind, LeftOut, LeftOutReason, Listing};
 pub use location::{Layout, Location};
 pub use maildir::{
     CopyOutcome, Durability, Mailbox, MailboxEntry, MailboxStatus, Maildir, MessageInfo,

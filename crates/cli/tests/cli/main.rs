@@ -5,6 +5,7 @@ mod all_mail;
 mod batch;
 mod dovecot_files;
 mod import_query;
+mod maildir_source;
 mod ownership;
 mod pop3;
 mod secrets;

@@ -5,6 +5,7 @@ mod backup;
 mod doveadm_takeover;
 mod header_hash;
 mod imap_guids;
+mod maildir_source;
 mod modes;
 mod parallel;
 mod pop3;

@@ -184,8 +184,13 @@ pub(crate) fn reason(
 }
 
 /// The error reading the file at `relative` (below `root`) gives when it was refused:
-/// [`Error::LeftOut`] for a property of the entry, [`Error::Io`] otherwise.
+/// [`Error::LeftOut`] for a property of the entry (a symlink leaving the store, a FIFO),
+/// [`Error::Io`] for what the system said (`EACCES` included: a control file or directory
+/// that cannot be read is a permission problem, not data to skip).
 pub(crate) fn error(refusal: Refusal, root: &Path, relative: &Path, op: &'static str) -> Error {
+    if let Refusal::Io(source) = refusal {
+        return Error::io(op, root.join(relative), source);
+    }
     match reason(refusal, relative, FileKind::File) {
         Ok(reason) => Error::LeftOut(Box::new(LeftOut {
             mailbox: None,

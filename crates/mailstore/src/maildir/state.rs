@@ -179,20 +179,21 @@ impl Paths {
                 if entry.name.as_encoded_bytes().starts_with(b".") {
                     continue;
                 }
-                let path = relative.join(&entry.name);
-                let Ok(name) = entry.name.into_string() else {
-                    report(path, LeftOutReason::NameNotUtf8);
-                    continue;
+                let name = match entry.name.into_string() {
+                    Ok(name) => name,
+                    Err(name) => {
+                        report(relative.join(name), LeftOutReason::NameNotUtf8);
+                        continue;
+                    }
                 };
                 let base = filename::base(&name);
                 if base.is_empty() {
-                    report(path, LeftOutReason::EmptyBaseName);
+                    report(relative.join(&name), LeftOutReason::EmptyBaseName);
                     continue;
                 }
-                let file = FileRef { sub, name: name.clone(), kind: entry.kind };
                 let previous = match scan.entry(base.to_string()) {
                     Entry::Vacant(slot) => {
-                        slot.insert(file);
+                        slot.insert(FileRef { sub, name, kind: entry.kind });
                         continue;
                     }
                     Entry::Occupied(slot) => slot,
@@ -200,7 +201,9 @@ impl Paths {
                 // The cur/ file wins (new/ is read first); of two in one directory, the
                 // first by name.
                 let wins = previous.get().sub != sub || name < previous.get().name;
-                if same_file(&dirs, previous.get(), sub, &name) {
+                let same = same_file(&dirs, previous.get(), sub, &name);
+                let file = FileRef { sub, name, kind: entry.kind };
+                if same {
                     if wins {
                         *previous.into_mut() = file;
                     }

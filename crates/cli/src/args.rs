@@ -24,7 +24,10 @@ Exit status (as doveadm's):
 
 const LOCATIONS: &str = "\
 Locations:
-  maildir:PATH[:LAYOUT=fs][:UTF-8]     a Maildir as Dovecot keeps it
+  maildir:PATH[:LAYOUT=fs][:UTF-8]     a Maildir as Dovecot keeps it; as a source, read
+                                       only beneath PATH: symlinks leading out of it,
+                                       FIFOs and unreadable files are skipped, named
+                                       (dsync: skipped: …) and make the run exit 65
   imaps://USER@HOST[:PORT]             IMAP over TLS (port 993)
   imap://USER@HOST[:PORT]              IMAP with STARTTLS (port 143): TLS and the certificate
                                        checked before the password is sent; a server

@@ -123,6 +123,12 @@ pub enum Error {
         /// The store's root.
         path: PathBuf,
     },
+    /// An entry of the store that is not read as mail: a symlink leaving the store, a FIFO
+    /// where a message file should be, a file the system refuses to open (see
+    /// [`crate::LeftOut`]). Listings report such entries instead of failing; this error is
+    /// what reading one returns ([`crate::Mailbox::open_message`], a control file).
+    #[error("{0}")]
+    LeftOut(Box<crate::LeftOut>),
     /// A file on disk that does not follow its format.
     #[error("corrupt {path} line {line}: {reason}")]
     Corrupt {

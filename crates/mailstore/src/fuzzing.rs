@@ -1,7 +1,7 @@
 //! Entry points for the fuzz targets in `fuzz/` and the corpus replay tests. Each one must
 //! never panic, whatever the input.
 
-use crate::maildir::{filename, journal, keywords::KeywordTable, uidlist::Uidlist};
+use crate::maildir::{filename, folders, journal, keywords::KeywordTable, uidlist::Uidlist};
 
 /// `dovecot-uidlist` parser; a parsed file must survive write → parse unchanged.
 pub fn uidlist(data: &[u8]) {
@@ -48,6 +48,41 @@ pub fn subscriptions(data: &[u8]) {
         let again =
             crate::subscriptions::parse(&crate::subscriptions::serialize(&names, utf8), '.', utf8);
         assert_eq!(again, names);
+    }
+}
+
+/// Folder directory names to mailbox names, as Dovecot maps them: for both layouts and
+/// both encodings, a level is its decoded modified UTF-7 or else its bytes; bytes that are
+/// not UTF-8 give U+FFFD, never two in a row; no level is ever lost or split.
+pub fn folder_name(data: &[u8]) {
+    for separator in [Some('.'), None] {
+        for utf8 in [false, true] {
+            let levels = folders::folder_levels(data, separator, utf8);
+            let expected = separator.map_or(1, |sep| {
+                data.iter().filter(|&&byte| u32::from(byte) == u32::from(sep)).count() + 1
+            });
+            assert_eq!(levels.len(), expected, "{data:?} {separator:?} {utf8}");
+            match (std::str::from_utf8(data), separator) {
+                (Ok(text), Some(sep)) => {
+                    for (given, level) in text.split(sep).zip(&levels) {
+                        let decoded = mutf7::decode(given);
+                        assert!(
+                            *level == given || (!utf8 && decoded.as_deref() == Ok(level)),
+                            "{given:?} -> {level:?}"
+                        );
+                    }
+                }
+                (Ok(_), None) => {}
+                (Err(_), _) => {
+                    let joined = levels.concat();
+                    assert!(!utf8 || joined.is_ascii(), "{joined:?}");
+                    if !utf8 {
+                        assert!(joined.contains('\u{FFFD}'), "{joined:?}");
+                    }
+                }
+            }
+            let _ = crate::MailboxName::new(levels);
+        }
     }
 }
 

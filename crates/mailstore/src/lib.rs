@@ -13,6 +13,12 @@
 //!   ([`Mailbox::save_copy`]): one body on disk, a byte copy only when a link cannot be.
 //! * Mailbox names are validated UTF-8 components ([`MailboxName`]); nothing is ever created
 //!   outside the root.
+//! * Nothing is ever read outside the root either: every file below it is opened component by
+//!   component without following a symlink that leaves it, and only regular files are read
+//!   (a FIFO is never opened). [`Maildir::list_mailboxes`] and [`Mailbox::list_messages`]
+//!   return what they leave out ([`LeftOut`]) with the reason, so that a caller copying mail
+//!   can say what it did not copy; folders whose directory names are not canonical modified
+//!   UTF-7 are listed and read under the names Dovecot gives them.
 //! * New directories and files get the owner, group and mode bits Dovecot would give them,
 //!   derived from the root ([`Permissions`], [`Maildir::permissions`]); run as root, they
 //!   belong to the root's owner, so a Dovecot running as the mail user serves them.
@@ -67,6 +73,11 @@
 //!   our values; a raised next UID is taken as is.
 //! * Folders created, renamed or deleted behind a running Dovecot's back are seen by its
 //!   next session; `dovecot.list.index` need not be deleted.
+//! * Dovecot lists a folder directory that is not valid modified UTF-7 (`.café`, `.&AGE`,
+//!   `.&AGE-&AGI-`) under its bytes, and one whose bytes are not UTF-8 under the name it
+//!   renames it to (U+FFFD for each broken sequence): [`Maildir::list_mailboxes`] gives the
+//!   same names. It cannot open them, nor `.a..b` (`a//b`) or a name with a control
+//!   character, which we report as left out.
 //! * After a `kill -9` of our writer Dovecot opens the Maildir without errors, overriding
 //!   the dead process's lock. Files renamed into `cur/` or `new/` whose uidlist records were not yet
 //!   appended are numbered by Dovecot from the uidlist's next UID if Dovecot gets there
@@ -84,6 +95,7 @@ mod fs;
 #[doc(hidden)]
 pub mod fuzzing;
 mod guid;
+mod left_out;
 mod location;
 mod mailbox_log;
 mod maildir;
@@ -96,6 +108,7 @@ pub use error::{Error, Result};
 pub use flags::{Flags, Keyword};
 pub use fs::permissions::Permissions;
 pub use guid::Guid;
+pub use left_out::{FileKind, LeftOut, LeftOutReason, Listing};
 pub use location::{Layout, Location};
 pub use maildir::{
     CopyOutcome, Durability, Mailbox, MailboxEntry, MailboxStatus, Maildir, MessageInfo,

@@ -43,3 +43,8 @@ fn replay_maildir_journal() {
 fn replay_mail_location() {
     replay("mail_location", mailstore::fuzzing::location);
 }
+
+#[test]
+fn replay_maildir_folder_name() {
+    replay("maildir_folder_name", mailstore::fuzzing::folder_name);
+}

@@ -6,6 +6,7 @@ mod batch;
 mod dovecot_files;
 mod import_query;
 mod interrupt;
+mod maildir_source;
 mod network;
 mod operator;
 mod ownership;

@@ -14,15 +14,25 @@ use crate::model::{
     Flags, MailboxContents, MailboxGuid, MailboxInfo, MailboxName, MailboxStamp, MailboxStatus,
     MessageMeta, SystemFlags, Uid, UidValidity,
 };
-use crate::storage::{Capabilities, MailboxWriter, MessageSink, NewMailbox, Storage, StorageMut};
+use crate::storage::{
+    Capabilities, MailboxWriter, MessageSink, NewMailbox, Skip, Storage, StorageMut,
+};
 
 /// Dovecot's `dsync_alt_char`: replaces characters a name cannot hold on disk.
 const ALT_CHAR: char = '_';
 
 /// A Maildir store.
+///
+/// Read only beneath its root (see [`mailstore::Mailbox::list_messages`]): what the store
+/// holds but is not read as mail (a symlink leaving the Maildir, a FIFO in `cur/`, a folder
+/// name that gives no mailbox name, a file the system refuses to read) is reported through
+/// [`Storage::take_skipped`], so that the run fails (exit 65) instead of leaving it behind in
+/// silence.
 #[derive(Debug, Clone)]
 pub struct MaildirStorage {
     maildir: Maildir,
+    /// Entries left out since the last [`Storage::take_skipped`].
+    skipped: Vec<Skip>,
 }
 
 impl MaildirStorage {
@@ -49,7 +59,7 @@ impl MaildirStorage {
 
     /// Wraps an already opened [`Maildir`].
     pub fn from_maildir(maildir: Maildir) -> MaildirStorage {
-        MaildirStorage { maildir }
+        MaildirStorage { maildir, skipped: Vec::new() }
     }
 
     /// The underlying store.
@@ -71,11 +81,21 @@ impl MaildirStorage {
     fn mailbox(&self, name: &MailboxName) -> Result<mailstore::Mailbox, StorageError> {
         self.maildir.mailbox(&to_store_name(name)?).map_err(convert_error)
     }
+
+    /// Keeps what a listing or a read left out, for [`Storage::take_skipped`].
+    fn skip(&mut self, left_out: &mailstore::LeftOut) {
+        let mailbox = left_out.mailbox.as_ref().and_then(|name| from_store_name(name).ok());
+        self.skipped.push(Skip::new(mailbox, left_out.display_path(), left_out.reason.to_string()));
+    }
 }
 
 impl Storage for MaildirStorage {
     fn describe(&self) -> String {
         format!("maildir:{}", self.maildir.location().root().display())
+    }
+
+    fn take_skipped(&mut self) -> Vec<Skip> {
+        std::mem::take(&mut self.skipped)
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -88,8 +108,12 @@ impl Storage for MaildirStorage {
     }
 
     fn mailboxes(&mut self) -> Result<Vec<MailboxInfo>, StorageError> {
-        let entries = self.maildir.mailboxes().map_err(convert_error)?;
-        entries
+        let listing = self.maildir.list_mailboxes().map_err(convert_error)?;
+        for left_out in &listing.left_out {
+            self.skip(left_out);
+        }
+        listing
+            .entries
             .into_iter()
             .map(|entry| {
                 let name = from_store_name(&entry.name)?;
@@ -122,7 +146,11 @@ impl Storage for MaildirStorage {
         // The message list first: reading it may assign UIDs to new files, which the
         // status read afterwards then accounts for.
         let token = change_token(opened.path());
-        let messages = opened.messages().map_err(convert_error)?;
+        let listing = opened.list_messages().map_err(convert_error)?;
+        for left_out in &listing.left_out {
+            self.skip(left_out);
+        }
+        let messages = listing.entries;
         let status = MailboxStatus {
             change_token: token,
             ..convert_status(&opened.status().map_err(convert_error)?)?
@@ -143,6 +171,12 @@ impl Storage for MaildirStorage {
                 Ok(reader) => reader,
                 // Expunged since it was listed: skipped, the executor notices.
                 Err(mailstore::Error::UidNotFound { .. }) => continue,
+                // Made a symlink out of the Maildir or a FIFO since it was listed: not a
+                // byte is read; reported, and the executor notices it was not fetched.
+                Err(mailstore::Error::LeftOut(left_out)) => {
+                    self.skip(&left_out);
+                    continue;
+                }
                 Err(error) => return Err(convert_error(error)),
             };
             // Bodies cross the seam as IMAP serves them: CRLF.

@@ -6,6 +6,7 @@ mod doveadm_takeover;
 mod header_hash;
 mod hostile_servers;
 mod imap_guids;
+mod maildir_source;
 mod modes;
 mod parallel;
 mod pop3;

@@ -3,6 +3,7 @@
 //! crate creates is created through [`permissions::Permissions`], which gives it the
 //! store's owner and mode bits.
 
+pub(crate) mod beneath;
 pub(crate) mod dotlock;
 pub(crate) mod permissions;
 
@@ -46,30 +47,6 @@ pub(crate) fn replace_file(
         fsync_dir(dir)?;
     }
     Ok(())
-}
-
-/// Reads a whole file; `Ok(None)` when it does not exist.
-pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).ctx("read", path),
-    }
-}
-
-/// The first line of a file (with its `\n`), at most `limit` bytes; `None` when missing.
-pub(crate) fn read_first_line(path: &Path, limit: u64) -> Result<Option<Vec<u8>>> {
-    use std::io::{BufRead, BufReader, Read};
-    let file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).ctx("open", path),
-    };
-    let mut line = Vec::new();
-    BufReader::with_capacity(4096, file.take(limit))
-        .read_until(b'\n', &mut line)
-        .ctx("read", path)?;
-    Ok(Some(line))
 }
 
 /// Removes a file; a missing file is not an error.

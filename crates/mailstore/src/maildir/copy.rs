@@ -2,15 +2,17 @@
 //! `maildir-copy.c` (`maildir_copy_hardlink`) makes them, else a byte copy; either is staged
 //! like a save and becomes visible at [`Mailbox::commit`].
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
 
 use super::filename;
 use super::mailbox::{Mailbox, virtual_size_read};
 use super::save::{SaveOptions, Staged, validate};
 use super::state;
-use crate::error::{IoContext, Result};
+use crate::error::{Error, IoContext, Result};
+use crate::fs::beneath::FileKind;
 
 /// What [`Mailbox::save_copy`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,16 +88,27 @@ impl Mailbox {
                 }
                 return Ok(CopyOutcome::NotFound);
             };
-            let mut file = match File::open(&found.path) {
-                Ok(file) => file,
+            // Read beneath the store's root only, like any read: a file made a symlink out
+            // of the store or a FIFO since the listing is not copied (the caller copies the
+            // message from elsewhere).
+            let mut file = match from.open_file(&found.path) {
+                Ok(Some(file)) => file,
                 // Renamed by a flag change or expunged since the read: look again.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e).ctx("open", &found.path),
+                Ok(None) => continue,
+                Err(Error::LeftOut(_)) => return Ok(CopyOutcome::NotFound),
+                Err(e) => return Err(e),
             };
             let metadata = file.metadata().ctx("stat", &found.path)?;
             let received = crate::fs::unix_seconds(metadata.modified().ctx("stat", &found.path)?);
             if options.received.is_none_or(|wanted| wanted == received) {
-                match self.link_into_tmp(&found.path)? {
+                // The link is made to the file opened and checked, never to what its path
+                // names by now; a symlink (resolved inside the store) is copied, not linked.
+                let link = if found.kind == FileKind::File {
+                    self.link_into_tmp(&file)?
+                } else {
+                    Link::Impossible
+                };
+                match link {
                     Link::Done { tmp_path, tmp_name } => {
                         // Owns the new link from here on: an error below removes it. The
                         // data was durable already; commit's fsync of cur/ (new/) covers the name.
@@ -121,21 +134,36 @@ impl Mailbox {
         Ok(CopyOutcome::NotFound)
     }
 
-    /// Hard-links `source` into `tmp/` under a new unique name (creating `tmp/` if missing,
-    /// as [`Self::begin_save`] does).
-    fn link_into_tmp(&self, source: &Path) -> Result<Link> {
+    /// Hard-links the opened file `source` into `tmp/` under a new unique name (creating
+    /// `tmp/` if missing, as [`Self::begin_save`] does). The link is made through
+    /// `/proc/self/fd/N`, so it is of the very file that was opened beneath the store's
+    /// root, whatever its directory holds by now; without `/proc`, it is copied instead.
+    fn link_into_tmp(&self, source: &File) -> Result<Link> {
         let tmp_dir = self.paths.tmp();
         let tmp_name = filename::temp_name(&filename::generate_base());
         let tmp_path = tmp_dir.join(&tmp_name);
+        let opened = PathBuf::from(format!("/proc/self/fd/{}", source.as_raw_fd()));
         let mut made_tmp = false;
         loop {
-            match fs::hard_link(source, &tmp_path) {
+            let linked = nix::unistd::linkat(
+                nix::fcntl::AT_FDCWD,
+                &opened,
+                nix::fcntl::AT_FDCWD,
+                &tmp_path,
+                nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
+            )
+            .map_err(io::Error::from);
+            match linked {
                 Ok(()) => return Ok(Link::Done { tmp_path, tmp_name }),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     // Either end may be missing: tmp/ (a Maildir written by other
-                    // software) or the source name.
+                    // software), the source (expunged since it was opened) or /proc.
                     if made_tmp || tmp_dir.is_dir() {
-                        return Ok(Link::SourceGone);
+                        return Ok(if opened.exists() {
+                            Link::SourceGone
+                        } else {
+                            Link::Impossible
+                        });
                     }
                     self.store.permissions()?.create_dir(&tmp_dir)?;
                     made_tmp = true;

@@ -89,7 +89,7 @@ pub(crate) fn parse(data: &[u8]) -> Vec<Entry> {
 /// Completes an interrupted commit, if a journal exists.
 pub(crate) fn replay(locked: &mut Locked) -> Result<()> {
     let path = locked.paths.dir.join(JOURNAL);
-    let Some(data) = crate::fs::read_optional(&path)? else { return Ok(()) };
+    let Some(data) = locked.paths.read_optional(&path)? else { return Ok(()) };
     let scan = locked.paths.scan()?;
     let known: HashSet<String> =
         locked.uidlist.records.iter().map(|r| filename::base(&r.filename).to_string()).collect();

@@ -1,8 +1,9 @@
 //! One mailbox: its state, messages, and changes to them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Read};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -15,7 +16,9 @@ use super::uidlist::{Record, Uidlist, ext};
 use crate::crlf::CrlfReader;
 use crate::error::{Error, IoContext, Result};
 use crate::flags::{Flags, Keyword};
+use crate::fs::beneath::{self, FileKind, Refusal, Tree};
 use crate::guid::Guid;
+use crate::left_out::{self, LeftOut, LeftOutReason, Listing};
 use crate::name::MailboxName;
 
 /// A mailbox's counters.
@@ -91,7 +94,7 @@ pub struct Mailbox {
     pub(crate) uidlist_cache: Option<state::CachedUidlist>,
     /// File base names known to be taken, once a commit had to check a caller's GUID
     /// against them (see [`Mailbox::commit`]).
-    pub(crate) taken_bases: Option<std::collections::HashSet<String>>,
+    pub(crate) taken_bases: Option<HashSet<String>>,
 }
 
 /// Dovecot's mailbox list index, a cache of the folder tree and each folder's status.
@@ -102,16 +105,23 @@ const LIST_INDEX_FILES: [&str; 3] =
 #[derive(Debug)]
 struct View {
     uidlist: Uidlist,
+    /// Every message file, read or not (all are numbered, as Dovecot numbers them).
     scan: Scan,
     keywords: KeywordTable,
+    /// Base names in `scan` that are not read: not regular files, or symlinks that do not
+    /// resolve to one inside the store.
+    unreadable: HashSet<String>,
+    /// What was left out, and why.
+    left_out: Vec<LeftOut>,
 }
 
 impl Mailbox {
     pub(crate) fn new(store: Arc<Store>, name: MailboxName, dir: PathBuf) -> Mailbox {
+        let root = store.location.root().to_path_buf();
         Mailbox {
             store,
             name,
-            paths: Paths { dir },
+            paths: Paths { root, dir },
             staged: Vec::new(),
             cache: Mutex::new(None),
             uidlist_cache: None,
@@ -155,21 +165,34 @@ impl Mailbox {
         let Some(uidlist) = self.paths.read_uidlist()? else { return Ok(None) };
         let mut present: HashMap<&str, bool> =
             uidlist.records.iter().map(|r| (filename::base(&r.filename), false)).collect();
-        let mut unknown = false;
+        let tree = self.paths.tree();
         for sub in [Sub::New, Sub::Cur] {
-            super::layout::for_each_name(&self.paths.sub(sub), |name| {
-                if name.starts_with('.') {
+            let path = self.paths.sub(sub);
+            let dir = match tree.open_dir(self.paths.relative(&path)) {
+                Ok(dir) => dir,
+                Err(refusal) if refusal.is_not_found() => continue,
+                // Left out by the full read, which says why.
+                Err(_) => return Ok(None),
+            };
+            let mut plain = true;
+            beneath::for_each_entry(dir, |entry| {
+                if entry.name.as_encoded_bytes().starts_with(b".") {
                     return true;
                 }
-                if let Some(seen) = present.get_mut(filename::base(&name)) {
-                    *seen = true;
-                    true
-                } else {
-                    unknown = true;
-                    false
+                // Anything but a regular file the uidlist knows: the full read decides.
+                let seen = entry
+                    .name
+                    .to_str()
+                    .filter(|_| entry.kind == FileKind::File)
+                    .and_then(|name| present.get_mut(filename::base(name)));
+                match seen {
+                    Some(seen) => *seen = true,
+                    None => plain = false,
                 }
-            })?;
-            if unknown {
+                plain
+            })
+            .ctx("read directory", &path)?;
+            if !plain {
                 return Ok(None);
             }
         }
@@ -192,23 +215,58 @@ impl Mailbox {
         Ok(self.paths.read_uidlist_header()?.and_then(|uidlist| uidlist.guid))
     }
 
-    /// Every message in UID order.
+    /// Every message in UID order. What the listing leaves out is dropped here;
+    /// [`Self::list_messages`] says what and why.
     pub fn messages(&self) -> Result<Vec<MessageInfo>> {
+        Ok(self.list_messages()?.entries)
+    }
+
+    /// Every message in UID order, and the files of `cur/` and `new/` left out, each with
+    /// its reason ([`LeftOut`]).
+    ///
+    /// Files are read only beneath the store's root: a message file that is a symlink is
+    /// read when it resolves to a regular file inside the store (Dovecot follows it too),
+    /// and left out when it points outside (Dovecot would serve the target: any file the
+    /// running account can read), loops or dangles. A `cur/` or `new/` that is a symlink
+    /// leaving the store is left out as a whole. Left out too: FIFOs, sockets, devices and
+    /// directories (Dovecot blocks forever reading a FIFO), files the system refuses to read
+    /// when their size must be read from them, names that are not UTF-8 or have an empty
+    /// base name, and a second file with the same base name as another (Dovecot gives it a
+    /// new name and UID at its next sync). Every one of them keeps the UID Dovecot would
+    /// give it, so the others' UIDs are what Dovecot's would be.
+    pub fn list_messages(&self) -> Result<Listing<MessageInfo>> {
         let view = self.view()?;
+        let mut left_out = view.left_out.clone();
+        let tree = self.paths.tree();
+        // cur/ and new/ opened once: each file is then one fstatat, as a stat by path was.
+        let dirs = [Sub::New, Sub::Cur]
+            .map(|sub| tree.open_dir(self.paths.relative(&self.paths.sub(sub))).ok());
         let mut out = Vec::new();
         for (record, file) in Self::present(&view) {
             let path = self.paths.file(file);
-            let metadata = match fs::metadata(&path) {
-                Ok(m) => m,
+            let relative = self.paths.relative(&path);
+            let status = match stat_message(tree, &dirs, file, relative) {
+                Ok(status) => status,
                 // Renamed (flag change) or expunged by someone else since the scan.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e).ctx("stat", &path),
+                Err(refusal) if refusal.is_not_found() => continue,
+                Err(refusal) => {
+                    left_out.push(self.left_out(relative, refusal)?);
+                    continue;
+                }
             };
             let name = &file.name;
-            let size = known_size(record, name, ext::SIZE).unwrap_or(metadata.len());
+            let size = known_size(record, name, ext::SIZE)
+                .unwrap_or_else(|| u64::try_from(status.st_size).unwrap_or(0));
             let virtual_size = match known_size(record, name, ext::VSIZE) {
                 Some(v) => v,
-                None => virtual_size_of(&path)?,
+                None => match tree.open_file(relative) {
+                    Ok(mut file) => virtual_size_read(&mut file, &path)?,
+                    Err(refusal) if refusal.is_not_found() => continue,
+                    Err(refusal) => {
+                        left_out.push(self.left_out(relative, refusal)?);
+                        continue;
+                    }
+                },
             };
             let info = filename::info(name);
             let mut keyword_indexes = info.keywords.clone();
@@ -221,7 +279,7 @@ impl Mailbox {
                 uid: record.uid,
                 flags: info.flags,
                 keywords,
-                received: metadata.modified().map(crate::fs::unix_seconds).ctx("stat", &path)?,
+                received: status.st_mtime,
                 size,
                 virtual_size,
                 guid: message_guid(record, name).to_string(),
@@ -233,10 +291,41 @@ impl Mailbox {
                 file_name: name.clone(),
             });
         }
-        Ok(out)
+        left_out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(Listing { entries: out, left_out })
     }
 
-    /// Opens the stored bytes of message `uid`.
+    /// The entry at `relative` of this mailbox, left out because of `refusal`; an error
+    /// when the refusal is an I/O failure rather than a property of the entry.
+    fn left_out(&self, relative: &Path, refusal: Refusal) -> Result<LeftOut> {
+        match left_out::reason(refusal, relative, FileKind::File) {
+            Ok(reason) => Ok(LeftOut {
+                mailbox: Some(self.name.clone()),
+                path: relative.to_path_buf(),
+                reason,
+            }),
+            Err(error) => Err(Error::io("open", self.paths.root.join(relative), error)),
+        }
+    }
+
+    /// Opens the message file `file` (a regular file, or a symlink to one, inside the
+    /// store): `Ok(None)` when it is gone (renamed or expunged since it was listed).
+    pub(crate) fn open_file(&self, file: &Path) -> Result<Option<File>> {
+        let relative = self.paths.relative(file);
+        match self.paths.tree().open_file(relative) {
+            Ok(file) => Ok(Some(file)),
+            Err(refusal) if refusal.is_not_found() => Ok(None),
+            Err(refusal) => Err(match self.left_out(relative, refusal) {
+                Ok(left_out) => Error::LeftOut(Box::new(left_out)),
+                Err(error) => error,
+            }),
+        }
+    }
+
+    /// Opens the stored bytes of message `uid`. Read only beneath the store's root, as
+    /// [`Self::list_messages`] reads: a file that is (or was made, since the listing) a
+    /// symlink leaving the store, or anything but a regular file, is [`Error::LeftOut`];
+    /// not a byte of it is read, and a FIFO is never opened.
     pub fn open_message(&self, uid: u32) -> Result<MessageReader> {
         for attempt in 0..3 {
             let Some(found) = self.locate(uid, attempt > 0)? else {
@@ -245,11 +334,9 @@ impl Mailbox {
                 }
                 return Err(self.uid_not_found(uid));
             };
-            match File::open(&found.path) {
-                Ok(file) => return Ok(MessageReader { file }),
-                // Renamed by a concurrent flag change: look again.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e).ctx("open", &found.path),
+            // None: renamed by a concurrent flag change: look again.
+            if let Some(file) = self.open_file(&found.path)? {
+                return Ok(MessageReader { file });
             }
         }
         Err(self.uid_not_found(uid))
@@ -266,6 +353,7 @@ impl Mailbox {
         };
         Ok(Some(Located {
             path: self.paths.file(file),
+            kind: file.kind,
             guid: message_guid(record, &file.name).to_string(),
             size: known_size(record, &file.name, ext::SIZE),
             virtual_size: known_size(record, &file.name, ext::VSIZE),
@@ -331,7 +419,10 @@ impl Mailbox {
             }
             match fs::rename(&from, &to) {
                 Ok(()) => {
-                    scan.insert(base.to_string(), FileRef { sub: Sub::Cur, name: new_name });
+                    scan.insert(
+                        base.to_string(),
+                        FileRef { sub: Sub::Cur, name: new_name, kind: file.kind },
+                    );
                     return Ok(true);
                 }
                 // Dovecot renamed it meanwhile (its flag changes take no lock): look again.
@@ -345,7 +436,7 @@ impl Mailbox {
     /// Removes messages. Unknown UIDs are ignored (already expunged). As in Dovecot the
     /// uidlist keeps their records until it is next rewritten; their UIDs are never reused.
     pub fn expunge(&self, uids: &[u32]) -> Result<()> {
-        let uids: std::collections::HashSet<u32> = uids.iter().copied().collect();
+        let uids: HashSet<u32> = uids.iter().copied().collect();
         state::locked(&self.store, &self.paths, |locked| {
             let scan = self.paths.scan()?;
             let mut touched = [false, false];
@@ -540,12 +631,12 @@ impl Mailbox {
         }
     }
 
-    /// Records whose files exist, in UID order.
+    /// Records whose files exist and are read, in UID order.
     fn present(view: &View) -> impl Iterator<Item = (&Record, &FileRef)> {
-        view.uidlist
-            .records
-            .iter()
-            .filter_map(|r| view.scan.get(filename::base(&r.filename)).map(|f| (r, f)))
+        view.uidlist.records.iter().filter_map(|r| {
+            let base = filename::base(&r.filename);
+            view.scan.get(base).filter(|_| !view.unreadable.contains(base)).map(|f| (r, f))
+        })
     }
 
     /// The record of `uid` and its file, when it exists. A uidlist is in UID order, so a
@@ -558,7 +649,8 @@ impl Mailbox {
             Some(record) if record.uid == uid => record,
             _ => records.iter().find(|r| r.uid == uid)?,
         };
-        view.scan.get(filename::base(&record.filename)).map(|file| (record, file))
+        let base = filename::base(&record.filename);
+        view.scan.get(base).filter(|_| !view.unreadable.contains(base)).map(|file| (record, file))
     }
 
     /// Reads the uidlist and the directories. Files the uidlist does not know (delivered by
@@ -573,37 +665,88 @@ impl Mailbox {
 
     fn read_view(&self) -> Result<View> {
         let uidlist = self.paths.read_uidlist()?;
-        let scan = self.paths.scan()?;
+        let (scan, left_out) = self.paths.scan_reporting()?;
         let journal = self.paths.dir.join(super::journal::JOURNAL).exists();
         let needs_sync = journal
             || uidlist.as_ref().is_none_or(|list| {
-                let known: std::collections::HashSet<&str> =
+                let known: HashSet<&str> =
                     list.records.iter().map(|r| filename::base(&r.filename)).collect();
                 scan.keys().any(|base| !known.contains(base.as_str()))
             });
         let keywords = self.paths.read_keywords()?;
         if !needs_sync && let Some(uidlist) = uidlist {
-            return Ok(View { uidlist, scan, keywords });
+            return Ok(self.checked_view(uidlist, scan, keywords, left_out));
         }
         if self.store.options.read_only {
             let uidlist = state::assign_in_memory(&self.paths, uidlist, &scan);
-            return Ok(View { uidlist, scan, keywords });
+            return Ok(self.checked_view(uidlist, scan, keywords, left_out));
         }
         let synced = state::locked(&self.store, &self.paths, |locked| {
-            let scan = self.paths.scan()?;
+            let (scan, left_out) = self.paths.scan_reporting()?;
             locked.assign_new_files(&scan)?;
-            Ok((locked.uidlist.clone(), scan))
+            Ok((locked.uidlist.clone(), scan, left_out))
         });
         match synced {
-            Ok((uidlist, scan)) => {
-                Ok(View { uidlist, scan, keywords: self.paths.read_keywords()? })
+            Ok((uidlist, scan, left_out)) => {
+                let keywords = self.paths.read_keywords()?;
+                Ok(self.checked_view(uidlist, scan, keywords, left_out))
             }
             Err(e) if state::is_read_only(&e) => {
                 let uidlist = state::assign_in_memory(&self.paths, uidlist, &scan);
-                Ok(View { uidlist, scan, keywords })
+                Ok(self.checked_view(uidlist, scan, keywords, left_out))
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// The view of what was read, with every file that is not a regular file inside the
+    /// store set apart: symlinks are resolved beneath the root (followed when they stay
+    /// inside), anything else is left out with its reason.
+    fn checked_view(
+        &self,
+        uidlist: Uidlist,
+        scan: Scan,
+        keywords: KeywordTable,
+        mut left_out: Vec<LeftOut>,
+    ) -> View {
+        let tree = self.paths.tree();
+        let mut unreadable = HashSet::new();
+        for (base, file) in &scan {
+            let path = self.paths.file(file);
+            let relative = self.paths.relative(&path);
+            let reason = match file.kind {
+                FileKind::File => continue,
+                FileKind::Symlink => match tree.stat_file(relative) {
+                    // It stays inside the store: read as the file it points to.
+                    Ok(_) => continue,
+                    Err(refusal) if refusal.is_not_found() => {
+                        if fs::symlink_metadata(&path).is_err() {
+                            // Renamed or expunged since the scan.
+                            unreadable.insert(base.clone());
+                            continue;
+                        }
+                        let target = fs::read_link(&path).unwrap_or_default();
+                        LeftOutReason::Unreadable {
+                            error: format!(
+                                "a symlink to {}, which does not exist",
+                                left_out::escape(target.as_os_str().as_encoded_bytes())
+                            ),
+                        }
+                    }
+                    Err(refusal) => match left_out::reason(refusal, relative, FileKind::File) {
+                        Ok(reason) => reason,
+                        Err(error) => LeftOutReason::Unreadable { error: error.to_string() },
+                    },
+                },
+                kind => LeftOutReason::WrongKind { kind, expected: FileKind::File },
+            };
+            unreadable.insert(base.clone());
+            left_out.push(LeftOut { mailbox: None, path: relative.to_path_buf(), reason });
+        }
+        for entry in &mut left_out {
+            entry.mailbox = Some(self.name.clone());
+        }
+        View { uidlist, scan, keywords, unreadable, left_out }
     }
 }
 
@@ -612,6 +755,8 @@ impl Mailbox {
 pub(crate) struct Located {
     /// Its path when the mailbox was read.
     pub(crate) path: PathBuf,
+    /// The directory entry's type then (a regular file, or a symlink to one in the store).
+    pub(crate) kind: FileKind,
     /// Message GUID: the uidlist's `G` field, else the base file name.
     pub(crate) guid: String,
     /// `S=` of the name, else of the uidlist record.
@@ -631,11 +776,26 @@ fn known_size(record: &Record, name: &str, kind: u8) -> Option<u64> {
     filename::size_field(name, kind).or_else(|| record.ext(kind).and_then(|v| v.parse().ok()))
 }
 
-/// Size with every LF not preceded by CR counted twice, read from the file (for mail
-/// delivered without `W=`).
-fn virtual_size_of(path: &Path) -> Result<u64> {
-    let mut file = File::open(path).ctx("open", path)?;
-    virtual_size_read(&mut file, path)
+/// The status of a listed message file: `fstatat` in its opened directory for a regular
+/// file, resolution beneath the root for a symlink (or a file swapped for one since).
+fn stat_message(
+    tree: Tree<'_>,
+    dirs: &[Option<OwnedFd>; 2],
+    file: &FileRef,
+    relative: &Path,
+) -> Result<nix::sys::stat::FileStat, Refusal> {
+    let dir = dirs[usize::from(file.sub == Sub::Cur)].as_ref();
+    if file.kind == FileKind::File
+        && let Some(dir) = dir
+    {
+        let status = beneath::lstat_at(dir, file.name.as_ref()).map_err(Refusal::Io)?;
+        match FileKind::of_mode(status.st_mode) {
+            FileKind::File => return Ok(status),
+            FileKind::Symlink => {}
+            kind => return Err(Refusal::Kind(kind)),
+        }
+    }
+    tree.stat_file(relative)
 }
 
 /// [`virtual_size_of`] for an open file, read from its current position to the end

@@ -2,6 +2,7 @@
 
 mod copy;
 pub(crate) mod filename;
+pub(crate) mod folders;
 pub(crate) mod journal;
 pub(crate) mod keywords;
 pub(crate) mod layout;
@@ -12,7 +13,7 @@ pub(crate) mod state;
 mod trash;
 pub(crate) mod uidlist;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::fs::dotlock::{DotLock, LockSettings};
 use crate::fs::permissions::Permissions;
 use crate::guid::Guid;
+use crate::left_out::Listing;
 use crate::location::{Layout, Location};
 use crate::name::MailboxName;
 use state::Paths;
@@ -118,6 +120,9 @@ pub(crate) struct Store {
     permissions: OnceLock<Permissions>,
     /// The mailbox directories whose `tmp/` was cleared of leftovers (once per store).
     tmp_checked: Mutex<HashSet<PathBuf>>,
+    /// Where the folders whose directory names are not the canonical spelling of their
+    /// names are, from the last listing (`None` before the first).
+    noncanonical: Mutex<Option<HashMap<MailboxName, PathBuf>>>,
 }
 
 impl Store {
@@ -182,6 +187,7 @@ impl Maildir {
                 options,
                 permissions: OnceLock::new(),
                 tmp_checked: Mutex::new(HashSet::new()),
+                noncanonical: Mutex::new(None),
             }),
         }
     }
@@ -209,25 +215,75 @@ impl Maildir {
     /// Every mailbox, INBOX first (listed when the root is a mailbox directory, i.e. has
     /// `cur/`, so what is listed can be opened), then by name. Maildir++ lists only real
     /// folders: a parent that was never created is not listed (IMAP shows it `\Noselect`);
-    /// `LAYOUT=fs` lists such parents with `selectable: false`.
+    /// `LAYOUT=fs` lists such parents with `selectable: false`. What the listing leaves out
+    /// is dropped here; [`Maildir::list_mailboxes`] says what and why.
     pub fn mailboxes(&self) -> Result<Vec<MailboxEntry>> {
+        Ok(self.list_mailboxes()?.entries)
+    }
+
+    /// [`Maildir::mailboxes`] and the folder directories left out, each with its reason
+    /// ([`crate::LeftOut`]).
+    ///
+    /// Folder directories are named as Dovecot 2.3 names them: levels that are not valid
+    /// modified UTF-7 (`.café` in raw UTF-8, `.&AGE`) keep their bytes as their name, and
+    /// such a folder is listed and read under that name (Dovecot lists it too, but cannot
+    /// open it); bytes that are not UTF-8 become U+FFFD, as Dovecot renames them. Left out:
+    /// names that give no valid [`MailboxName`] (an empty level from `..`, a control
+    /// character, INBOX), a second directory with the same name as another (the one whose
+    /// directory is the name's canonical spelling is read), and folder directories that are
+    /// symlinks: never followed, reported unless they are an alias of another folder of the
+    /// store, which Dovecot's dsync leaves out too (its mail is that folder's).
+    pub fn list_mailboxes(&self) -> Result<Listing<MailboxEntry>> {
         let mut entries = Vec::new();
         if self.root().join("cur").is_dir() {
             entries.push(MailboxEntry { name: MailboxName::inbox(), selectable: true });
         }
-        for found in layout::list(&self.store.location)? {
+        let (found, left_out) = folders::list(&self.store.location)?;
+        let mut noncanonical = HashMap::new();
+        for found in found {
+            if layout::mailbox_dir(&self.store.location, &found.name).ok().as_ref()
+                != Some(&found.dir)
+            {
+                noncanonical.insert(found.name.clone(), found.dir);
+            }
             entries.push(MailboxEntry { name: found.name, selectable: found.selectable });
         }
-        Ok(entries)
+        *self.store.noncanonical.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some(noncanonical);
+        Ok(Listing { entries, left_out })
     }
 
-    /// Opens an existing mailbox.
+    /// Opens an existing mailbox (also one listed under a name its directory does not
+    /// spell canonically, see [`Maildir::list_mailboxes`]).
     pub fn mailbox(&self, name: &MailboxName) -> Result<Mailbox> {
-        let dir = layout::mailbox_dir(&self.store.location, name)?;
-        if !dir.join("cur").is_dir() {
-            return Err(Error::MailboxNotFound { name: name.to_string() });
-        }
+        let dir = self.existing_dir(name)?;
         Ok(Mailbox::new(Arc::clone(&self.store), name.clone(), dir))
+    }
+
+    /// The directory of the existing mailbox `name`: where its name maps to, else where the
+    /// last listing found it (listing once if there was none).
+    fn existing_dir(&self, name: &MailboxName) -> Result<PathBuf> {
+        let canonical = layout::mailbox_dir(&self.store.location, name);
+        if let Ok(dir) = &canonical
+            && dir.join("cur").is_dir()
+        {
+            return Ok(dir.clone());
+        }
+        let listed = |store: &Store| {
+            let noncanonical = store.noncanonical.lock().unwrap_or_else(PoisonError::into_inner);
+            noncanonical.as_ref().map(|map| map.get(name).cloned())
+        };
+        let found = if let Some(found) = listed(&self.store) {
+            found
+        } else {
+            self.list_mailboxes()?;
+            listed(&self.store).flatten()
+        };
+        match (found, canonical) {
+            (Some(dir), _) if dir.join("cur").is_dir() => Ok(dir),
+            (_, Err(error)) => Err(error),
+            _ => Err(Error::MailboxNotFound { name: name.to_string() }),
+        }
     }
 
     /// Creates a mailbox with the given UIDVALIDITY and GUID (new ones, allocated as Dovecot
@@ -272,7 +328,7 @@ impl Maildir {
             if maildirplusplus && !name.is_inbox() {
                 permissions.open_or_create(&dir.join("maildirfolder"), false)?;
             }
-            let paths = Paths { dir: dir.clone() };
+            let paths = Paths { root: self.root().to_path_buf(), dir: dir.clone() };
             let lock = DotLock::acquire(&paths.uidlist(), self.store.lock_settings(), permissions)?;
             if paths.uidlist().exists() {
                 return Err(exists());
@@ -335,12 +391,9 @@ impl Maildir {
         if name.is_inbox() {
             return Err(Error::InboxOperation { operation: "deleted" });
         }
-        let dir = layout::mailbox_dir(&self.store.location, name)?;
-        if !dir.join("cur").is_dir() {
-            return Err(Error::MailboxNotFound { name: name.to_string() });
-        }
-        let guid =
-            Paths { dir: dir.clone() }.read_uidlist().ok().flatten().and_then(|list| list.guid);
+        let dir = self.existing_dir(name)?;
+        let paths = Paths { root: self.root().to_path_buf(), dir: dir.clone() };
+        let guid = paths.read_uidlist().ok().flatten().and_then(|list| list.guid);
         let has_children = self.store.location.layout() == Layout::Fs
             && layout::dir_entries(&dir)?
                 .iter()
@@ -392,7 +445,7 @@ impl Maildir {
         }
         let mut moves = vec![(source, target)];
         if self.store.location.layout() == Layout::MaildirPlusPlus {
-            for found in layout::list(&self.store.location)? {
+            for found in folders::list(&self.store.location)?.0 {
                 if found.name != *from && found.name.starts_with(from) {
                     let tail = &found.name.components()[from.components().len()..];
                     let new_name = MailboxName::new(to.components().iter().chain(tail).cloned())?;
@@ -418,8 +471,11 @@ impl Maildir {
 
     /// The subscribed mailboxes (the `subscriptions` file; names need not exist).
     pub fn subscriptions(&self) -> Result<Vec<MailboxName>> {
-        let path = self.root().join("subscriptions");
-        let data = crate::fs::read_optional(&path)?.unwrap_or_default();
+        let relative = Path::new("subscriptions");
+        let data = crate::fs::beneath::Tree::new(self.root())
+            .read_optional(relative)
+            .map_err(|refusal| crate::left_out::error(refusal, self.root(), relative, "read"))?
+            .unwrap_or_default();
         Ok(crate::subscriptions::parse(
             &data,
             self.store.location.layout().separator(),

@@ -5,6 +5,7 @@
 //! so Dovecot may serve the same mailbox while we write.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -16,9 +17,11 @@ use super::journal;
 use super::keywords::KeywordTable;
 use super::uidlist::{Record, Uidlist};
 use crate::error::{Error, IoContext, Result};
+use crate::fs::beneath::{self, FileKind, Tree};
 use crate::fs::dotlock::{DotLock, LockSettings};
 use crate::fs::permissions::Permissions;
 use crate::guid::Guid;
+use crate::left_out::{self, LeftOut, LeftOutReason};
 
 pub(crate) const UIDLIST: &str = "dovecot-uidlist";
 pub(crate) const KEYWORDS: &str = "dovecot-keywords";
@@ -44,6 +47,9 @@ impl Sub {
 pub(crate) struct FileRef {
     pub(crate) sub: Sub,
     pub(crate) name: String,
+    /// The directory entry's own type: a symlink or a FIFO is numbered like any message
+    /// file (Dovecot numbers every name), but only read through [`Tree`].
+    pub(crate) kind: FileKind,
 }
 
 /// The files of `new/` and `cur/` by base name.
@@ -52,10 +58,28 @@ pub(crate) type Scan = HashMap<String, FileRef>;
 /// Paths of one mailbox.
 #[derive(Debug, Clone)]
 pub(crate) struct Paths {
+    /// The store's root, below which everything is read through [`Tree`].
+    pub(crate) root: PathBuf,
+    /// The mailbox's directory (the root, or a directory below it).
     pub(crate) dir: PathBuf,
 }
 
 impl Paths {
+    pub(crate) fn tree(&self) -> Tree<'_> {
+        Tree::new(&self.root)
+    }
+    /// `path` (below the root) relative to the root.
+    pub(crate) fn relative<'a>(&self, path: &'a Path) -> &'a Path {
+        self.tree().relative(path)
+    }
+    /// Reads a whole file of the store (below the root, through [`Tree`]); `None` when it
+    /// does not exist.
+    pub(crate) fn read_optional(&self, path: &Path) -> Result<Option<Vec<u8>>> {
+        let relative = self.relative(path);
+        self.tree()
+            .read_optional(relative)
+            .map_err(|refusal| left_out::error(refusal, &self.root, relative, "read"))
+    }
     pub(crate) fn uidlist(&self) -> PathBuf {
         self.dir.join(UIDLIST)
     }
@@ -77,7 +101,7 @@ impl Paths {
     /// we cannot read, so we refuse to guess.
     pub(crate) fn read_uidlist(&self) -> Result<Option<Uidlist>> {
         let path = self.uidlist();
-        let Some(data) = crate::fs::read_optional(&path)? else { return Ok(None) };
+        let Some(data) = self.read_optional(&path)? else { return Ok(None) };
         Uidlist::parse(&data).map_err(|broken| Error::Corrupt {
             path,
             line: broken.line,
@@ -87,8 +111,18 @@ impl Paths {
 
     /// Reads only the uidlist's header (UIDVALIDITY, next UID, GUID), not its records.
     pub(crate) fn read_uidlist_header(&self) -> Result<Option<Uidlist>> {
+        use std::io::{BufRead, BufReader, Read};
         let path = self.uidlist();
-        let Some(line) = crate::fs::read_first_line(&path, 64 * 1024)? else { return Ok(None) };
+        let relative = self.relative(&path);
+        let file = match self.tree().open_file(relative) {
+            Ok(file) => file,
+            Err(refusal) if refusal.is_not_found() => return Ok(None),
+            Err(refusal) => return Err(left_out::error(refusal, &self.root, relative, "open")),
+        };
+        let mut line = Vec::new();
+        BufReader::with_capacity(4096, file.take(64 * 1024))
+            .read_until(b'\n', &mut line)
+            .ctx("read", &path)?;
         Uidlist::parse(&line).map_err(|broken| Error::Corrupt {
             path,
             line: broken.line,
@@ -97,25 +131,108 @@ impl Paths {
     }
 
     pub(crate) fn read_keywords(&self) -> Result<KeywordTable> {
-        Ok(crate::fs::read_optional(&self.keywords())?
+        Ok(self
+            .read_optional(&self.keywords())?
             .map(|d| KeywordTable::parse(&d))
             .unwrap_or_default())
     }
 
-    /// Lists `cur/` and `new/` (hidden files and non-UTF-8 names skipped). When a base name
-    /// is in both, the `cur/` file wins (Dovecot moves new → cur; a crash can leave both).
+    /// Lists `cur/` and `new/`; see [`Self::scan_reporting`].
     pub(crate) fn scan(&self) -> Result<Scan> {
-        let mut scan = Scan::new();
-        for sub in [Sub::New, Sub::Cur] {
-            super::layout::for_each_name(&self.sub(sub), |name| {
-                if !name.starts_with('.') {
-                    scan.insert(filename::base(&name).to_string(), FileRef { sub, name });
-                }
-                true
-            })?;
-        }
-        Ok(scan)
+        Ok(self.scan_reporting()?.0)
     }
+
+    /// Lists `cur/` and `new/` as Dovecot's sync does: every name not starting with `.` is
+    /// a message file, whatever its type (the caller reads only regular files). When a base
+    /// name is in both, the `cur/` file wins (Dovecot moves new → cur; a crash can leave
+    /// both as links of one file).
+    ///
+    /// Left out, with the reason (their mailbox is the caller's to fill in): a `cur/` or
+    /// `new/` that cannot be opened beneath the root (a symlink leaving it, not a
+    /// directory); names that are not UTF-8 or have an empty base name; a second file with
+    /// the same base name that is not a link of the first (Dovecot gives it a new name).
+    pub(crate) fn scan_reporting(&self) -> Result<(Scan, Vec<LeftOut>)> {
+        let tree = self.tree();
+        let mut scan = Scan::new();
+        let mut left_out = Vec::new();
+        let mut report =
+            |path: PathBuf, reason| left_out.push(LeftOut { mailbox: None, path, reason });
+        // cur/ last, so that its files replace those of new/ with the same base name.
+        let mut dirs = Vec::with_capacity(2);
+        for sub in [Sub::New, Sub::Cur] {
+            let relative = self.relative(&self.sub(sub)).to_path_buf();
+            let dir = match tree.open_dir(&relative) {
+                Ok(dir) => dir,
+                Err(refusal) if refusal.is_not_found() => continue,
+                Err(refusal) => match left_out::reason(refusal, &relative, FileKind::Directory) {
+                    Ok(reason) => {
+                        report(relative, reason);
+                        continue;
+                    }
+                    Err(error) => return Err(Error::io("open directory", self.sub(sub), error)),
+                },
+            };
+            let lookup = dir.try_clone().ctx("open directory", &self.sub(sub))?;
+            let entries = beneath::read_dir(dir).ctx("read directory", &self.sub(sub))?;
+            dirs.push((sub, lookup));
+            for entry in entries {
+                if entry.name.as_encoded_bytes().starts_with(b".") {
+                    continue;
+                }
+                let name = match entry.name.into_string() {
+                    Ok(name) => name,
+                    Err(name) => {
+                        report(relative.join(name), LeftOutReason::NameNotUtf8);
+                        continue;
+                    }
+                };
+                let base = filename::base(&name);
+                if base.is_empty() {
+                    report(relative.join(&name), LeftOutReason::EmptyBaseName);
+                    continue;
+                }
+                let previous = match scan.entry(base.to_string()) {
+                    Entry::Vacant(slot) => {
+                        slot.insert(FileRef { sub, name, kind: entry.kind });
+                        continue;
+                    }
+                    Entry::Occupied(slot) => slot,
+                };
+                // The cur/ file wins (new/ is read first); of two in one directory, the
+                // first by name.
+                let wins = previous.get().sub != sub || name < previous.get().name;
+                let same = same_file(&dirs, previous.get(), sub, &name);
+                let file = FileRef { sub, name, kind: entry.kind };
+                if same {
+                    if wins {
+                        *previous.into_mut() = file;
+                    }
+                    continue;
+                }
+                let slot = previous.into_mut();
+                let dropped = if wins { std::mem::replace(slot, file) } else { file };
+                let dropped_path = self.relative(&self.sub(dropped.sub)).join(&dropped.name);
+                report(dropped_path, LeftOutReason::DuplicateBaseName { kept: slot.name.clone() });
+            }
+        }
+        Ok((scan, left_out))
+    }
+}
+
+/// True when two entries with one base name are links of the same file (Dovecot then
+/// removes one of them; nothing is lost).
+fn same_file(
+    dirs: &[(Sub, std::os::fd::OwnedFd)],
+    previous: &FileRef,
+    sub: Sub,
+    name: &str,
+) -> bool {
+    let status = |sub: Sub, name: &str| {
+        let (_, dir) = dirs.iter().find(|(s, _)| *s == sub)?;
+        let status = beneath::lstat_at(dir, name.as_ref()).ok()?;
+        Some((status.st_dev, status.st_ino))
+    };
+    matches!((status(previous.sub, &previous.name), status(sub, name)), (Some(a), Some(b)) if a == b)
 }
 
 /// The uidlist while the lock is held.
@@ -331,7 +448,7 @@ pub(crate) fn assign_in_memory(paths: &Paths, uidlist: Option<Uidlist>, scan: &S
     });
     let mut known: std::collections::HashSet<String> =
         uidlist.records.iter().map(|r| filename::base(&r.filename).to_string()).collect();
-    if let Ok(Some(data)) = crate::fs::read_optional(&paths.dir.join(journal::JOURNAL)) {
+    if let Ok(Some(data)) = paths.read_optional(&paths.dir.join(journal::JOURNAL)) {
         for entry in journal::parse(&data) {
             let base = &entry.record.filename;
             if !known.contains(base)

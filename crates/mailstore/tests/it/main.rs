@@ -8,6 +8,7 @@ mod copy;
 mod dovecot_reads_ours;
 mod kill9;
 mod layouts;
+mod left_out;
 mod operations;
 mod ownership;
 mod recovery;

@@ -169,14 +169,17 @@ fn hostile_names_never_escape_the_root() {
         .collect();
     outside.sort();
     assert_eq!(outside, ["Maildir"], "refused names create nothing, not even the root");
-    // Directories whose names are not valid modified UTF-7 are not listed (Dovecot renames them).
+    // Directories whose names are not valid modified UTF-7 are listed under their bytes, as
+    // Dovecot lists them (see `left_out::noncanonical_folder_names_are_those_dovecot_lists`),
+    // and stay where they are.
     let root = dir.path().join("Maildir");
     for bad in [".&Jjo", ".bad&", ".x&AGE-y"] {
         fs::create_dir_all(root.join(bad).join("cur")).unwrap();
     }
     let names: Vec<String> =
         maildir.mailboxes().unwrap().iter().map(|e| e.name.to_string()).collect();
-    assert_eq!(names, ["INBOX"]);
+    assert_eq!(names, ["INBOX", "&Jjo", "bad&", "x&AGE-y"]);
+    assert_eq!(maildir.mailbox(&name("bad&")).unwrap().path(), root.join(".bad&"));
     assert!(matches!(maildir.delete_mailbox(&name("inbox")), Err(Error::InboxOperation { .. })));
 }
 

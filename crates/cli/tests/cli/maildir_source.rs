@@ -1,0 +1,243 @@
+//! A hostile Maildir as the source of `dsync backup`: no byte from outside the source tree
+//! reaches the destination, nothing hangs, nothing is left behind in silence. Every entry
+//! that is not copied is named on stderr and the run exits 65, again on every re-run; the
+//! rest is copied, and what Dovecot lists under a non-canonical name is copied under that
+//! name (the destination's Dovecot then even opens it).
+
+use std::fs;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use mailstore::{Flags, Location, MailboxName, Maildir, SaveOptions};
+use testkit::{MAIL_GID, MAIL_UID};
+
+use super::{served, text};
+
+const SECRET: &str = "TOP-SECRET-5b0c77";
+
+/// Runs `dsync ARGS` (as `uid` when given) and kills it if it has not finished in 60 s: a
+/// hang fails the test instead of blocking it.
+fn dsync_with_deadline(args: &[&str], uid: Option<u32>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dsync"));
+    command.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    if let Some(uid) = uid {
+        command.uid(uid).gid(MAIL_GID);
+    }
+    let mut child = command.spawn().expect("run dsync");
+    let deadline = Instant::now() + Duration::from_mins(1);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().expect("collect");
+            panic!("dsync hung on the Maildir source:\n{}", text(&output));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("collect")
+}
+
+fn save(maildir: &Maildir, name: &str, body: &str) {
+    let name: MailboxName = name.parse().expect("name");
+    let mut mailbox = match maildir.mailbox(&name) {
+        Ok(mailbox) => mailbox,
+        Err(_) => maildir.create_mailbox(&name, None, None).expect("create"),
+    };
+    let mut pending = mailbox.begin_save().expect("begin");
+    std::io::Write::write_all(&mut pending, body.as_bytes()).expect("write");
+    let options = SaveOptions::default().with_flags(Flags::SEEN).with_received(1_700_000_000);
+    mailbox.save(pending, options).expect("save");
+    mailbox.commit().expect("commit");
+}
+
+fn mkfifo(path: &Path) {
+    let made = Command::new("mkfifo").arg(path).status().expect("run mkfifo");
+    assert!(made.success(), "mkfifo {}", path.display());
+}
+
+/// Every file below `dir` that holds `needle`.
+fn files_holding(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir).expect("read dir") {
+        let path = entry.expect("entry").path();
+        let kind = fs::symlink_metadata(&path).expect("lstat").file_type();
+        if kind.is_dir() {
+            found.extend(files_holding(&path, needle));
+        } else if kind.is_file()
+            && String::from_utf8_lossy(&fs::read(&path).expect("read")).contains(needle)
+        {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// The `dsync: skipped: …` lines of a run, sorted.
+fn skipped(output: &Output) -> Vec<String> {
+    let mut lines: Vec<String> = String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .filter_map(|line| line.strip_prefix("dsync: skipped: "))
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn a_hostile_maildir_source_leaks_nothing_hangs_nowhere_and_reports_each_entry() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = dir.path();
+    let root = base.join("source");
+    let maildir = Maildir::open(Location::maildir(&root));
+    for (folder, body) in [("INBOX", "inbox"), ("Archive", "archive"), ("Odd", "odd")] {
+        save(&maildir, folder, &format!("Subject: {body}\n\n{body}\n"));
+    }
+    // What Dovecot lists as `&AGE` (not modified UTF-7), with its mail.
+    fs::rename(root.join(".Odd"), root.join(".&AGE")).expect("rename");
+    // What Dovecot lists as `a//b` and as `a<TAB>b`: it cannot open either.
+    for folder in [".a..b", ".a\tb"] {
+        for sub in ["cur", "new", "tmp"] {
+            fs::create_dir_all(root.join(folder).join(sub)).expect("odd folder");
+        }
+    }
+    fs::write(base.join("secret"), format!("Subject: {SECRET}\n\n{SECRET}\n")).expect("secret");
+    let outside = base.join("outside");
+    for sub in ["cur", "new", "tmp"] {
+        fs::create_dir_all(outside.join(sub)).expect("outside");
+    }
+    fs::write(outside.join("cur/1700000001.M1P1.evil:2,S"), SECRET).expect("outside mail");
+    // A message file that is a symlink to the secret, a folder that is a symlink to a folder
+    // outside, a folder whose cur/ is a symlink to one outside.
+    symlink(base.join("secret"), root.join("cur/1700000002.M2P2.evil:2,S")).expect("symlink");
+    symlink(&outside, root.join(".Linked")).expect("folder symlink");
+    for sub in ["new", "tmp"] {
+        fs::create_dir_all(root.join(".Curlink").join(sub)).expect("curlink");
+    }
+    symlink(outside.join("cur"), root.join(".Curlink/cur")).expect("cur symlink");
+    // A FIFO in new/ (reading it blocks forever) and a socket in Archive's cur/.
+    mkfifo(&root.join("new/1700000003.M3P3.fifo"));
+    let _socket =
+        std::os::unix::net::UnixListener::bind(root.join(".Archive/cur/1700000004.M4P4.sock"))
+            .expect("socket");
+
+    let destination = base.join("destination");
+    let source_location = format!("maildir:{}", root.display());
+    let target = format!("maildir:{}", destination.display());
+    let first = dsync_with_deadline(&["backup", &source_location, &target], None);
+    assert_eq!(first.status.code(), Some(65), "{}", text(&first));
+    let expected = [
+        format!(
+            "source mailbox Curlink: .Curlink/cur: a symlink to {}, outside the Maildir: not \
+             followed",
+            outside.join("cur").display()
+        ),
+        format!(
+            "source mailbox INBOX: cur/1700000002.M2P2.evil:2,S: a symlink to {}, outside the \
+             Maildir: not followed",
+            base.join("secret").display()
+        ),
+        "source mailbox INBOX: new/1700000003.M3P3.fifo: a FIFO (named pipe), not a regular file"
+            .to_string(),
+        "source mailbox Archive: .Archive/cur/1700000004.M4P4.sock: a socket, not a regular file"
+            .to_string(),
+        format!(
+            "source mailbox Linked: .Linked: a symlink to {}, outside the Maildir: not followed",
+            outside.display()
+        ),
+        "source: .a\\x09b: folder name \"a\\x09b\" cannot be used: component contains a control \
+         character"
+            .to_string(),
+        "source: .a..b: folder name \"a//b\" cannot be used: empty component".to_string(),
+    ];
+    let mut expected = expected.to_vec();
+    expected.sort();
+    assert_eq!(skipped(&first), expected, "{}", text(&first));
+    assert!(
+        String::from_utf8_lossy(&first.stdout).contains("7 entries skipped"),
+        "{}",
+        text(&first)
+    );
+
+    assert_eq!(files_holding(&destination, SECRET), Vec::<PathBuf>::new());
+    // Everything else is there, as a mail client sees it through Dovecot; `&AGE`, which the
+    // source's Dovecot lists but cannot open, now has a canonical name and opens.
+    let snapshot = served(&destination);
+    let mut names: Vec<&str> = snapshot.mailboxes.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["&-AGE", "Archive", "Curlink", "INBOX"]);
+    let bodies = |name: &str| -> Vec<String> {
+        snapshot.mailboxes[name]
+            .messages
+            .iter()
+            .map(|m| String::from_utf8_lossy(&m.body).into_owned())
+            .collect()
+    };
+    assert_eq!(bodies("INBOX"), ["Subject: inbox\r\n\r\ninbox\r\n"]);
+    assert_eq!(bodies("Archive"), ["Subject: archive\r\n\r\narchive\r\n"]);
+    assert_eq!(bodies("&-AGE"), ["Subject: odd\r\n\r\nodd\r\n"]);
+    assert!(bodies("Curlink").is_empty());
+
+    // Nothing changed: the same entries are reported again, not passed over as synced.
+    let again = dsync_with_deadline(&["backup", &source_location, &target], None);
+    assert_eq!(again.status.code(), Some(65), "{}", text(&again));
+    assert_eq!(skipped(&again), expected, "{}", text(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("0 messages saved"),
+        "{}",
+        text(&again)
+    );
+
+    // --json lists them too.
+    let json = dsync_with_deadline(&["backup", "--json", &source_location, &target], None);
+    assert_eq!(json.status.code(), Some(65), "{}", text(&json));
+    let stdout = String::from_utf8_lossy(&json.stdout);
+    assert!(stdout.contains("new/1700000003.M3P3.fifo"), "{stdout}");
+    assert!(!stdout.contains(SECRET), "{stdout}");
+}
+
+#[test]
+fn a_message_file_the_running_user_cannot_read_is_reported_not_fatal() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    let root = dir.path().join("source");
+    let maildir = Maildir::open(Location::maildir(&root));
+    save(&maildir, "INBOX", "Subject: readable\n\nreadable\n");
+    save(&maildir, "Private", "Subject: private\n\nprivate\n");
+    testkit::chown_to_mail_user(&root);
+    // One file stays root's, mode 0600: the mail user cannot read it (Dovecot fails the
+    // whole FETCH and disconnects).
+    let private = fs::read_dir(root.join(".Private/cur"))
+        .expect("cur")
+        .next()
+        .expect("one message")
+        .expect("entry")
+        .path();
+    std::os::unix::fs::chown(&private, Some(0), Some(0)).expect("chown");
+    fs::set_permissions(&private, fs::Permissions::from_mode(0o600)).expect("chmod");
+    let destination = dir.path().join("destination");
+    fs::create_dir(&destination).expect("destination");
+    std::os::unix::fs::chown(&destination, Some(MAIL_UID), Some(MAIL_GID)).expect("chown");
+
+    let source_location = format!("maildir:{}", root.display());
+    let target = format!("maildir:{}", destination.display());
+    let run = dsync_with_deadline(&["backup", &source_location, &target], Some(MAIL_UID));
+    assert_eq!(run.status.code(), Some(65), "{}", text(&run));
+    let file_name = private.file_name().expect("name").to_string_lossy().into_owned();
+    assert_eq!(
+        skipped(&run),
+        [format!(
+            "source mailbox Private: .Private/cur/{file_name}: cannot be read: Permission denied \
+             (os error 13)"
+        )],
+        "{}",
+        text(&run)
+    );
+    let copied = Maildir::open(Location::maildir(&destination));
+    assert_eq!(
+        copied.mailbox(&MailboxName::inbox()).expect("INBOX").messages().expect("list").len(),
+        1
+    );
+    assert!(copied.mailbox(&"Private".parse().expect("name")).is_ok(), "the folder is created");
+}

@@ -34,6 +34,9 @@ pub struct MailboxReport {
     pub skipped: u64,
     /// Changes made on the source side (two-way sync only): saves, expunges, flag changes.
     pub source_changes: u64,
+    /// What an operator should know about this mailbox (the run moves them into
+    /// [`Report::warnings`]).
+    pub warnings: Vec<String>,
 }
 
 impl MailboxReport {
@@ -50,6 +53,7 @@ impl MailboxReport {
             vanished: 0,
             skipped: 0,
             source_changes: 0,
+            warnings: Vec::new(),
         }
     }
 

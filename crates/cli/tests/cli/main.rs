@@ -10,6 +10,7 @@ mod pop3;
 mod secrets;
 mod seeds;
 mod tls;
+mod uid_rule;
 mod verbs;
 
 use std::path::Path;

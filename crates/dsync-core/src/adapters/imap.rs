@@ -412,6 +412,7 @@ impl Storage for ImapStorage {
             highest_modseq: status.highest_modseq,
             guid: Some(self.derived_guid(mailbox)),
             change_token: change_token(uid_validity, uid_next, messages, status.highest_modseq),
+            source_uid_validity: None,
         })
     }
 
@@ -437,6 +438,7 @@ impl Storage for ImapStorage {
             highest_modseq: info.highest_modseq,
             guid: Some(self.derived_guid(mailbox)),
             change_token: change_token(uid_validity, uid_next, info.exists, info.highest_modseq),
+            source_uid_validity: None,
         };
         Ok(MailboxContents { status, messages })
     }

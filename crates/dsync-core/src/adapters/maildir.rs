@@ -160,9 +160,16 @@ impl StorageMut for MaildirStorage {
         new: &NewMailbox,
     ) -> Result<(), StorageError> {
         let guid = new.guid.map(|g| mailstore::Guid::from_bytes(g.0));
-        self.maildir
-            .create_mailbox(&to_store_name(mailbox)?, new.uid_validity.map(UidValidity::get), guid)
-            .map_err(convert_error)?;
+        let name = to_store_name(mailbox)?;
+        match (new.uid_validity, new.source_uid_validity) {
+            (None, Some(origin)) => {
+                self.maildir.create_mailbox_with_origin(&name, guid, origin.get())
+            }
+            (uid_validity, _) => {
+                self.maildir.create_mailbox(&name, uid_validity.map(UidValidity::get), guid)
+            }
+        }
+        .map_err(convert_error)?;
         Ok(())
     }
 
@@ -181,6 +188,14 @@ impl StorageMut for MaildirStorage {
         mailbox: &MailboxName,
         new: &NewMailbox,
     ) -> Result<(), StorageError> {
+        if let (None, Some(origin)) = (new.uid_validity, new.source_uid_validity) {
+            // In place, in one uidlist rewrite: deleted and then created, a crash in between
+            // would leave nothing that says the old UIDVALIDITY must not come back.
+            let guid = new.guid.map(|g| mailstore::Guid::from_bytes(g.0));
+            let opened = self.mailbox(mailbox)?;
+            opened.reset_with_origin(guid, origin.get()).map_err(convert_error)?;
+            return Ok(());
+        }
         if mailbox.is_inbox() {
             // INBOX is the Maildir root and cannot be deleted: empty it in place under a new
             // UIDVALIDITY instead.
@@ -383,6 +398,7 @@ fn convert_status(status: &mailstore::MailboxStatus) -> Result<MailboxStatus, St
         highest_modseq: None,
         guid: status.guid.map(|g| MailboxGuid(*g.as_bytes())),
         change_token: None,
+        source_uid_validity: status.origin_uid_validity.and_then(UidValidity::new),
     })
 }
 

@@ -146,6 +146,7 @@ fn positions_status(count: u32) -> MailboxStatus {
         highest_modseq: None,
         guid: Some(derived_guid::pop3c_mailbox_guid()),
         change_token: None,
+        source_uid_validity: None,
     }
 }
 

@@ -388,7 +388,11 @@ fn merge_mailbox(
         Some(Side::Destination) => {
             let status = a.storage().status(a_name).map_err(at(A, a_name))?;
             if !options.dry_run {
-                let new = NewMailbox { uid_validity: Some(status.uid_validity), guid: status.guid };
+                let new = NewMailbox {
+                    uid_validity: Some(status.uid_validity),
+                    guid: status.guid,
+                    source_uid_validity: None,
+                };
                 b.create_mailbox(b_name, &new).map_err(at(B, b_name))?;
             }
             action = MailboxAction::Create;
@@ -398,7 +402,11 @@ fn merge_mailbox(
             if let SideA::Writable(a) = a
                 && !options.dry_run
             {
-                let new = NewMailbox { uid_validity: Some(status.uid_validity), guid: status.guid };
+                let new = NewMailbox {
+                    uid_validity: Some(status.uid_validity),
+                    guid: status.guid,
+                    source_uid_validity: None,
+                };
                 a.create_mailbox(a_name, &new).map_err(at(A, a_name))?;
             }
             action = MailboxAction::Create;
@@ -462,7 +470,11 @@ fn merge_mailbox(
             Side::Destination => (&a_contents.status, a_contents.status.uid_validity),
             Side::Source => (&b_contents.status, b_contents.status.uid_validity),
         };
-        let new = NewMailbox { uid_validity: Some(new_validity), guid: model.guid };
+        let new = NewMailbox {
+            uid_validity: Some(new_validity),
+            guid: model.guid,
+            source_uid_validity: None,
+        };
         let announced = MailboxState {
             base: MergeBase { uid_validity: new_validity.get(), ..MergeBase::default() },
             rebuild: Some(side),

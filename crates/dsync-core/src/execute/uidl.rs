@@ -103,7 +103,11 @@ fn sync_mailbox(
     if plan.action == MailboxAction::Create {
         // No UIDVALIDITY to keep: POP3 clients never saw one. The destination allocates it.
         // The GUID is the one Dovecot's pop3c derives, so doveadm agrees with it.
-        let new = NewMailbox { uid_validity: None, guid: source_contents.status.guid };
+        let new = NewMailbox {
+            uid_validity: None,
+            guid: source_contents.status.guid,
+            source_uid_validity: None,
+        };
         destination.create_mailbox(target, &new).map_err(at(Side::Destination, target))?;
     }
     let origins = origins(&plan, &source_contents);

@@ -37,6 +37,7 @@ pub fn plan_by_uidl(
         uid_next: None,
         skipped: Vec::new(),
         set_guid: None,
+        new_uid_validity: false,
     };
     if let Some(destination) = destination
         && expunge_missing
@@ -115,6 +116,7 @@ mod tests {
                 highest_modseq: None,
                 guid: None,
                 change_token: None,
+                source_uid_validity: None,
             },
             messages: messages
                 .iter()

@@ -30,6 +30,10 @@ pub struct MailboxStatus {
     pub guid: Option<Guid>,
     /// Number of messages.
     pub messages: u32,
+    /// The UIDVALIDITY whose UIDs the mailbox holds under its own, when it was rebuilt by
+    /// [`Mailbox::reset_with_origin`] or created by
+    /// [`Maildir::create_mailbox_with_origin`](super::Maildir::create_mailbox_with_origin).
+    pub origin_uid_validity: Option<u32>,
 }
 
 /// One message as a mail client would see it.
@@ -141,6 +145,7 @@ impl Mailbox {
             next_uid: view.uidlist.next_uid(),
             guid: view.uidlist.guid,
             messages,
+            origin_uid_validity: view.uidlist.origin(),
         })
     }
 
@@ -183,6 +188,7 @@ impl Mailbox {
             next_uid: uidlist.next_uid(),
             guid: uidlist.guid,
             messages: u32::try_from(messages).unwrap_or(u32::MAX),
+            origin_uid_validity: uidlist.origin(),
         }))
     }
 
@@ -396,6 +402,7 @@ impl Mailbox {
                     &locked.permissions,
                 )?;
                 locked.uidlist.uid_validity = uid_validity;
+                locked.uidlist.set_origin(None);
                 locked.rewrite()?;
             }
             Ok(())
@@ -460,19 +467,54 @@ impl Mailbox {
                 reason: "must not be 0",
             });
         }
+        self.reset_to(Some(uid_validity), guid, None).map(|_| ())
+    }
+
+    /// Empties the mailbox as [`Self::reset`] does, under a new UIDVALIDITY allocated here
+    /// (above every value this store or `origin` ever had, as Dovecot's allocator gives
+    /// them), and records that it now holds the UIDs of `origin`
+    /// ([`MailboxStatus::origin_uid_validity`]) in the same uidlist rewrite. For a backup
+    /// destination that gave out UIDs of its own under the source's UIDVALIDITY: rebuilt
+    /// under that same value, those UIDs would name other messages. Returns the new value.
+    pub fn reset_with_origin(&self, guid: Option<Guid>, origin: u32) -> Result<u32> {
+        if origin == 0 {
+            return Err(Error::InvalidValue {
+                field: "UIDVALIDITY",
+                value: String::from("0"),
+                reason: "must not be 0",
+            });
+        }
+        self.reset_to(None, guid, Some(origin))
+    }
+
+    fn reset_to(
+        &self,
+        uid_validity: Option<u32>,
+        guid: Option<Guid>,
+        origin: Option<u32>,
+    ) -> Result<u32> {
         state::locked(&self.store, &self.paths, |locked| {
-            if locked.uidlist.uid_validity == uid_validity {
-                return Err(Error::InvalidValue {
-                    field: "UIDVALIDITY",
-                    value: uid_validity.to_string(),
-                    reason: "a reset needs a new UIDVALIDITY (UIDs must never be reused)",
-                });
-            }
-            crate::uidvalidity::raise(
-                self.store.location.root(),
-                uid_validity,
-                &locked.permissions,
-            )?;
+            let root = self.store.location.root();
+            let uid_validity = match uid_validity {
+                Some(value) if value == locked.uidlist.uid_validity => {
+                    return Err(Error::InvalidValue {
+                        field: "UIDVALIDITY",
+                        value: value.to_string(),
+                        reason: "a reset needs a new UIDVALIDITY (UIDs must never be reused)",
+                    });
+                }
+                Some(value) => {
+                    crate::uidvalidity::raise(root, value, &locked.permissions)?;
+                    value
+                }
+                None => {
+                    let floor = locked.uidlist.uid_validity.max(origin.unwrap_or(0));
+                    crate::uidvalidity::raise(root, floor, &locked.permissions)?;
+                    crate::uidvalidity::next(root, &locked.permissions)?
+                        .max(floor.saturating_add(1))
+                }
+            };
+            let guid_changed = guid.is_some_and(|guid| locked.uidlist.guid != Some(guid));
             let scan = self.paths.scan()?;
             for file in scan.values() {
                 crate::fs::remove_if_exists(&self.paths.file(file))?;
@@ -482,7 +524,15 @@ impl Mailbox {
                 crate::fs::fsync_dir(&self.paths.sub(Sub::Cur))?;
             }
             locked.uidlist = Uidlist::new(uid_validity, 1, guid.unwrap_or_else(Guid::generate));
-            locked.rewrite()
+            locked.uidlist.set_origin(origin);
+            locked.rewrite()?;
+            if guid_changed {
+                // As in `set_guid`: Dovecot's list index would go on answering the old GUID.
+                for cache in LIST_INDEX_FILES {
+                    crate::fs::remove_if_exists(&root.join(cache))?;
+                }
+            }
+            Ok(uid_validity)
         })
     }
 

@@ -29,6 +29,12 @@ pub(crate) mod ext {
     pub(crate) const GUID: u8 = b'G';
 }
 
+/// The uidlist header field (`X…`, which Dovecot keeps through its own rewrites as it keeps
+/// every header field it does not know) that records a mailbox rebuilt under a UIDVALIDITY
+/// of its own in place of another one whose UIDs it holds: `Xdsync-origin=<own>:<other>`.
+/// It counts only while `<own>` is the mailbox's UIDVALIDITY.
+pub(crate) const ORIGIN_FIELD: &str = "Xdsync-origin=";
+
 /// One message line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Record {
@@ -89,6 +95,24 @@ impl Uidlist {
             records: Vec::new(),
             complete_len: 0,
             wants_rewrite: false,
+        }
+    }
+
+    /// The UIDVALIDITY whose UIDs this mailbox holds under its own (see
+    /// [`ORIGIN_FIELD`]), when the field names the current UIDVALIDITY.
+    pub(crate) fn origin(&self) -> Option<u32> {
+        self.header_extra.iter().find_map(|field| {
+            let (own, origin) = field.strip_prefix(ORIGIN_FIELD)?.split_once(':')?;
+            (parse_u32(own)? == self.uid_validity).then_some(parse_u32(origin)?)
+        })
+    }
+
+    /// Records (or with `None` forgets) the UIDVALIDITY whose UIDs this mailbox holds under
+    /// its current one.
+    pub(crate) fn set_origin(&mut self, origin: Option<u32>) {
+        self.header_extra.retain(|field| !field.starts_with(ORIGIN_FIELD));
+        if let Some(origin) = origin.filter(|&o| o != 0 && o != self.uid_validity) {
+            self.header_extra.push(format!("{ORIGIN_FIELD}{}:{origin}", self.uid_validity));
         }
     }
 

@@ -16,6 +16,8 @@
 //!   through Dovecot's IMAP server, and prints readable differences.
 //! * [`FakeServer`] plays a script of raw bytes on one loopback connection, for hostile or
 //!   malformed server behaviour that Dovecot cannot produce.
+//! * [`FakeImap`] answers a sync's IMAP commands from a model account, for mailbox names
+//!   and message data Dovecot cannot be made to serve.
 //! * [`fixtures`] builds the standard source mailbox used across the workspace's tests.
 //!
 //! ```no_run
@@ -32,6 +34,7 @@
 
 mod dovecot;
 mod fake;
+mod fake_imap;
 pub mod fixtures;
 mod imap;
 mod pop3;
@@ -42,6 +45,7 @@ pub use dovecot::{
     Dovecot, DovecotBuilder, MAIL_GID, MAIL_UID, UNSECURED_ADDRESS, chown_to_mail_user,
 };
 pub use fake::{FakeServer, Step};
+pub use fake_imap::{FakeImap, FakeMailbox, FakeMessage};
 pub use imap::{RawImap, Response, Token};
 pub use pop3::RawPop3;
 pub use snapshot::{AccountSnapshot, MailboxSnapshot, MessageSnapshot, parse_internal_date};

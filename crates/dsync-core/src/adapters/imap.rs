@@ -20,7 +20,7 @@ use crate::model::{
     Flags, MailboxContents, MailboxGuid, MailboxInfo, MailboxName, MailboxStatus, MessageMeta,
     SpecialUse, SystemFlags, Uid, UidValidity,
 };
-use crate::storage::{MessageSink, Storage};
+use crate::storage::{MessageSink, Skip, Storage};
 
 /// A logged-in IMAP session, read as a sync source.
 #[derive(Debug)]
@@ -47,6 +47,12 @@ pub struct ImapStorage {
     list_prefix: Option<ListPrefix>,
     /// What the operator should hear about (see [`ImapStorage::take_warnings`]).
     warnings: Vec<String>,
+    /// The server's own name of each mailbox the last listing found, by our name: every
+    /// command to the server uses these bytes, never a re-encoding of ours (a name that
+    /// is not canonical modified UTF-7, `Inbox/Sub`, would otherwise not be found).
+    remote: HashMap<MailboxName, imapc::MailboxName>,
+    /// What the listing left out ([`Storage::take_skipped`]).
+    skipped: Vec<Skip>,
 }
 
 impl ImapStorage {
@@ -88,6 +94,8 @@ impl ImapStorage {
             message_guids: None,
             list_prefix: None,
             warnings: Vec::new(),
+            remote: HashMap::new(),
+            skipped: Vec::new(),
         })
     }
 
@@ -196,6 +204,10 @@ impl ImapStorage {
     /// [`crate::derived_guid`]).
     fn derived_guid(&self, name: &MailboxName) -> MailboxGuid {
         let separator = self.delimiter.unwrap_or('/');
+        if let Some(remote) = self.remote.get(name).filter(|_| !name.is_inbox()) {
+            // Dovecot's storage name is the server's name (prefix included).
+            return derived_guid::imapc_mailbox_guid_raw(remote.as_raw(), separator);
+        }
         match &self.list_prefix {
             // Dovecot's storage name keeps `imapc_list_prefix` (`INBOX.Sent`), except INBOX's.
             Some(prefix) if !name.is_inbox() => {
@@ -211,6 +223,9 @@ impl ImapStorage {
     }
 
     fn wire_name(&self, name: &MailboxName) -> imapc::MailboxName {
+        if let Some(remote) = self.remote.get(name) {
+            return remote.clone();
+        }
         let joined = name.join(self.delimiter.unwrap_or('/'));
         match &self.list_prefix {
             Some(prefix) => {
@@ -354,11 +369,33 @@ impl Storage for ImapStorage {
             self.session.list("", &pattern).map_err(|e| convert_error(e, "LIST"))?
         };
         let mut mailboxes = Vec::with_capacity(entries.len() + 1);
+        self.remote.clear();
         for entry in &entries {
-            let Some(name) = self.our_name(&entry.name)? else {
-                self.left_out(entry);
-                continue;
+            let name = match self.our_name(&entry.name) {
+                Ok(Some(name)) => name,
+                Ok(None) => {
+                    self.left_out(entry);
+                    continue;
+                }
+                Err(error) => {
+                    // One name that cannot be mapped costs that mailbox, not the account.
+                    let item = format!("{:?}", entry.name.display());
+                    self.skipped.push(Skip::new(None, item, error.to_string()));
+                    continue;
+                }
             };
+            if let Some(first) = self.remote.get(&name) {
+                if first.as_raw() != entry.name.as_raw() {
+                    let item = format!("{:?}", entry.name.display());
+                    let reason = format!(
+                        "its name here, {name}, is also that of the server's mailbox {:?}",
+                        first.display()
+                    );
+                    self.skipped.push(Skip::new(Some(name), item, reason));
+                }
+                continue;
+            }
+            self.remote.insert(name.clone(), entry.name.clone());
             if self.list_prefix.is_some() && name.is_inbox() {
                 // Dovecot keeps none of INBOX's flags here (only that it has children).
                 mailboxes.push(MailboxInfo::new(name));
@@ -383,8 +420,13 @@ impl Storage for ImapStorage {
         };
         let mut names = BTreeSet::new();
         for entry in &entries {
-            if let Some(name) = self.our_name(&entry.name)? {
-                names.insert(name);
+            match self.our_name(&entry.name) {
+                Ok(Some(name)) => {
+                    names.insert(name);
+                }
+                Ok(None) => {}
+                // A subscription holds no mail; a name that cannot be mapped is dropped.
+                Err(error) => self.warnings.push(format!("subscription not copied: {error}")),
             }
         }
         Ok(names)
@@ -414,6 +456,10 @@ impl Storage for ImapStorage {
             change_token: change_token(uid_validity, uid_next, messages, status.highest_modseq),
             source_uid_validity: None,
         })
+    }
+
+    fn take_skipped(&mut self) -> Vec<Skip> {
+        std::mem::take(&mut self.skipped)
     }
 
     fn contents(&mut self, mailbox: &MailboxName) -> Result<MailboxContents, StorageError> {

@@ -10,8 +10,10 @@ use imapc::{
 };
 
 mod list_prefix;
+mod reorder;
 
 use self::list_prefix::{ListPrefix, Local};
+use self::reorder::Reorder;
 use super::unwrap_sink_error;
 use crate::derived_guid;
 use crate::error::{ErrorKind, StorageError};
@@ -21,6 +23,11 @@ use crate::model::{
     SpecialUse, SystemFlags, Uid, UidValidity,
 };
 use crate::storage::{MessageSink, Skip, Storage};
+
+/// UIDs per `UID FETCH` of bodies ([`ImapStorage`]'s `fetch`): the most an answer out of
+/// UID order can make it hold back (bodies over 1 MiB, and beyond 16 MiB in all, wait in
+/// temporary files). imapc splits commands at `prefetch_count` (default also 1 000).
+const REORDER_CHUNK: usize = 1000;
 
 /// A logged-in IMAP session, read as a sync source.
 #[derive(Debug)]
@@ -264,6 +271,51 @@ impl ImapStorage {
         Ok(Some(name))
     }
 
+    /// Our listing of `mailbox` from the server's (sorted by UID). A message the server
+    /// gets wrong costs that message at most: UID 0 (no message has it, and none can be
+    /// fetched by it) and a second message under one UID are left out and reported
+    /// ([`Storage::take_skipped`]); an INTERNALDATE that is no date leaves the received
+    /// date to the message's header, with a warning.
+    fn convert_listing(
+        &mut self,
+        mailbox: &MailboxName,
+        listed: &[imapc::MessageMeta],
+    ) -> Vec<MessageMeta> {
+        let mut messages: Vec<MessageMeta> = Vec::with_capacity(listed.len());
+        for meta in listed {
+            let Some(uid) = Uid::new(meta.uid) else {
+                self.skipped.push(Skip::new(
+                    Some(mailbox.clone()),
+                    "UID 0",
+                    "the server gives a message UID 0, which no message can have (RFC 3501 \
+                     §2.3.1.1): it cannot be fetched by UID, so it is not copied",
+                ));
+                continue;
+            };
+            if messages.last().is_some_and(|last| last.uid == uid) {
+                self.skipped.push(Skip::new(
+                    Some(mailbox.clone()),
+                    format!("UID {uid}"),
+                    "the server lists a second, different message under this UID (one UID \
+                     names one message): the first is copied, this one is not",
+                ));
+                continue;
+            }
+            if meta.internal_date.is_none() {
+                let sent =
+                    meta.invalid.iter().find(|(item, _)| item == "INTERNALDATE").map(|(_, v)| v);
+                self.warnings.push(format!(
+                    "mailbox {mailbox} UID {uid}: the server's INTERNALDATE {:?} is not a valid \
+                     date; the message is copied with the received date its Received: or Date: \
+                     header gives",
+                    sent.map_or("", String::as_str)
+                ));
+            }
+            messages.push(convert_message(meta, uid));
+        }
+        messages
+    }
+
     /// Tells the operator when the `imapc_list_prefix` mailbox itself could hold mail:
     /// like Dovecot, dsync does not copy it.
     fn left_out(&mut self, entry: &imapc::proto::ListEntry) {
@@ -475,7 +527,7 @@ impl Storage for ImapStorage {
             None => Some(self.status(mailbox)?.uid_next),
         }
         .unwrap_or(Uid::MIN);
-        let messages: Vec<MessageMeta> = all.iter().filter_map(convert_message).collect();
+        let messages = self.convert_listing(mailbox, &all);
         drop(all);
         let status = MailboxStatus {
             uid_validity,
@@ -501,14 +553,20 @@ impl Storage for ImapStorage {
         if self.examined.as_ref() != Some(mailbox) || self.session.selected().is_none() {
             self.examine(mailbox)?;
         }
-        let set = SequenceSet::from_uids(uids.iter().filter_map(|u| imapc::Uid::new(u.get())));
         let items = [FetchItem::Uid, FetchItem::whole_message()];
-        let mut handler = SinkHandler { sink, body_pending: false };
-        match self.session.uid_fetch(&set, &items, &mut handler) {
-            Ok(()) => Ok(()),
-            Err(imapc::Error::Handler(error)) => Err(unwrap_sink_error(error)),
-            Err(error) => Err(convert_error(error, "UID FETCH")),
+        // In pieces, so that what an answer out of UID order makes us hold stays bounded.
+        for chunk in uids.chunks(REORDER_CHUNK) {
+            let set = SequenceSet::from_uids(chunk.iter().filter_map(|u| imapc::Uid::new(u.get())));
+            let mut handler = Reorder::new(sink, chunk);
+            let result = self.session.uid_fetch(&set, &items, &mut handler);
+            let result = result.and_then(|()| handler.finish().map_err(imapc::Error::Handler));
+            match result {
+                Ok(()) => {}
+                Err(imapc::Error::Handler(error)) => return Err(unwrap_sink_error(error)),
+                Err(error) => return Err(convert_error(error, "UID FETCH")),
+            }
         }
+        Ok(())
     }
 
     /// Fetches only the hashed header fields (`BODY.PEEK[HEADER.FIELDS (DATE MESSAGE-ID)]`,
@@ -598,31 +656,7 @@ fn change_token(
     highest_modseq.map(|modseq| format!("{uid_validity}/{uid_next}/{messages}/{modseq}"))
 }
 
-/// Forwards streamed bodies to the engine's sink; the UID arrives with the completed FETCH.
-struct SinkHandler<'a> {
-    sink: &'a mut dyn MessageSink,
-    body_pending: bool,
-}
-
-impl FetchHandler for SinkHandler<'_> {
-    fn body(&mut self, _start: &BodyStart, body: &mut dyn Read) -> io::Result<()> {
-        self.sink.body(body).map_err(io::Error::other)?;
-        self.body_pending = true;
-        Ok(())
-    }
-
-    fn fetch(&mut self, fetch: Fetch) -> io::Result<()> {
-        // An unsolicited FETCH (e.g. a flag change by another client) carries no body.
-        if std::mem::take(&mut self.body_pending)
-            && let Some(uid) = fetch.uid.and_then(|u| Uid::new(u.get()))
-        {
-            self.sink.done(uid).map_err(io::Error::other)?;
-        }
-        Ok(())
-    }
-}
-
-fn convert_message(meta: &imapc::MessageMeta) -> Option<MessageMeta> {
+fn convert_message(meta: &imapc::MessageMeta, uid: Uid) -> MessageMeta {
     let mut flags = Flags::default();
     for flag in &meta.flags {
         match flag {
@@ -638,11 +672,11 @@ fn convert_message(meta: &imapc::MessageMeta) -> Option<MessageMeta> {
             _ => {}
         }
     }
-    let mut ours = MessageMeta::new(Uid::new(meta.uid.get())?, flags);
-    ours.received = Some(meta.internal_date.timestamp());
+    let mut ours = MessageMeta::new(uid, flags);
+    ours.received = meta.internal_date.map(|date| date.timestamp());
     ours.virtual_size = Some(meta.rfc822_size);
     ours.guid.clone_from(&meta.guid);
-    Some(ours)
+    ours
 }
 
 fn special_use(attribute: &ListAttribute) -> Option<SpecialUse> {

@@ -99,3 +99,64 @@ fn non_canonical_names_are_examined_as_listed_and_unmappable_ones_skipped() {
         );
     }
 }
+
+/// One message's metadata that the server gets wrong, or an unusual but legal answer, costs
+/// at most that message: a malformed INTERNALDATE zone (the received date then comes from
+/// the message's header, with a warning), UID 0 and a second message under one UID
+/// (skipped with a report), bodies in descending UID order (accepted).
+#[test]
+fn bad_message_metadata_costs_only_that_message() {
+    let message = |uid: u32, index: u32| FakeMessage::new(uid, &fixtures::message(index, "m", "x"));
+    let mut bad_date = message(2, 2);
+    bad_date.internal_date = String::from("01-Jan-2024 10:00:00 GMT");
+    let mut twin = message(3, 33);
+    twin.flags = String::from("\\Seen");
+    let inbox = FakeMailbox::new(
+        b"INBOX",
+        7,
+        vec![message(1, 1), bad_date, message(0, 9), message(3, 3), twin, message(4, 4)],
+    );
+    let mut descending =
+        FakeMailbox::new(b"Descending", 8, vec![message(1, 11), message(2, 12), message(5, 15)]);
+    descending.descending = true;
+    let server = FakeImap::start('/', vec![inbox, descending]);
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let location = format!("maildir:{}", dir.path().join("Maildir").display());
+    let mut destination = MaildirStorage::open(&location, Durability::Deferred).expect("open");
+    let mut source = connect(&server);
+    let report = dsync_core::run(
+        &SyncOptions::new(Mode::Backup),
+        &mut source,
+        &mut destination,
+        &mut NoObserver,
+    )
+    .expect("backup");
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let saved: Vec<(String, u64)> =
+        report.mailboxes.iter().map(|m| (m.mailbox.to_string(), m.saved)).collect();
+    assert_eq!(saved, [("Descending".to_owned(), 3), ("INBOX".to_owned(), 4)], "{report:?}");
+    let mut skipped: Vec<String> = report.skipped.iter().map(ToString::to_string).collect();
+    skipped.sort();
+    assert_eq!(skipped.len(), 2, "{skipped:?}");
+    assert!(skipped[0].starts_with("source mailbox INBOX: UID 0:"), "{skipped:?}");
+    assert!(skipped[1].starts_with("source mailbox INBOX: UID 3:"), "{skipped:?}");
+    assert_eq!(report.exit_code(), 65);
+    let warnings = source.take_warnings();
+    assert!(
+        warnings.iter().any(|w| w.contains("INTERNALDATE") && w.contains("UID 2")),
+        "{warnings:?}"
+    );
+
+    let inbox = destination.contents(&name("INBOX")).expect("INBOX");
+    let uids: Vec<u32> = inbox.messages.iter().map(|m| m.uid.get()).collect();
+    assert_eq!(uids, [1, 2, 3, 4]);
+    // The received date of UID 2 comes from its Date: header.
+    let date = inbox.messages[1].received.expect("a received date");
+    assert_eq!(
+        Some(date),
+        dsync_core::message_date::received_date(&fixtures::message(2, "m", "x"))
+    );
+    let descending = destination.contents(&name("Descending")).expect("Descending");
+    assert_eq!(descending.messages.iter().map(|m| m.uid.get()).collect::<Vec<_>>(), [1, 2, 5]);
+}

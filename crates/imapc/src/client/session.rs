@@ -381,7 +381,9 @@ impl Session {
         let mut handler = MetaHandler { set: &all, each: &mut each };
         fetch::finish_uid_fetch(&mut self.conn, fetch_tag, &mut handler)?;
         all_meta.sort_by_key(|m| m.uid);
-        all_meta.dedup_by_key(|m| m.uid);
+        // A message answered twice alike is one; two different answers under one UID are
+        // both kept, for the caller to report.
+        all_meta.dedup();
         Ok((info, all_meta))
     }
 
@@ -394,7 +396,7 @@ impl Session {
             Ok(())
         })?;
         all.sort_by_key(|m| m.uid);
-        all.dedup_by_key(|m| m.uid);
+        all.dedup();
         Ok(all)
     }
 

@@ -93,6 +93,14 @@ pub trait Storage {
         Vec::new()
     }
 
+    /// What an operator should know that is neither a failure nor something left out,
+    /// since the last call (a message copied with a received date taken from its header
+    /// because the server's was invalid). The engine moves them into
+    /// [`crate::Report::warnings`]. The default reports none.
+    fn take_warnings(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Dovecot's header hash (see [`crate::header_hash`]) of each of `uids`, the identity
     /// of messages when GUIDs are not available on both sides. UIDs that no longer exist
     /// are missing from the answer. The default reads each message's header through

@@ -98,7 +98,7 @@ pub use fs::permissions::Permissions;
 pub use guid::Guid;
 pub use location::{Layout, Location};
 pub use maildir::{
-    CopyOutcome, Durability, Mailbox, MailboxEntry, MailboxStatus, Maildir, MessageInfo,
-    MessageReader, Options, PendingMessage, SaveOptions,
+    CopyOutcome, DroppedKeyword, Durability, Mailbox, MailboxEntry, MailboxStatus, Maildir,
+    MessageInfo, MessageReader, Options, PendingMessage, SaveOptions,
 };
 pub use name::MailboxName;

@@ -4,6 +4,7 @@
 mod all_mail;
 mod batch;
 mod dovecot_files;
+mod hostile_source;
 mod import_query;
 mod ownership;
 mod pop3;

@@ -52,7 +52,8 @@ pub struct ImapStorage {
     message_guids: Option<bool>,
     /// `imapc_list_prefix` ([`ImapStorage::set_list_prefix`]).
     list_prefix: Option<ListPrefix>,
-    /// What the operator should hear about (see [`ImapStorage::take_warnings`]).
+    /// What the operator should hear about ([`Storage::take_warnings`]: the
+    /// `imapc_list_prefix` mailbox left out, invalid INTERNALDATEs).
     warnings: Vec<String>,
     /// The server's own name of each mailbox the last listing found, by our name: every
     /// command to the server uses these bytes, never a re-encoding of ours (a name that
@@ -122,11 +123,6 @@ impl ImapStorage {
             Some(ListPrefix::new(prefix, self.delimiter.unwrap_or('/'))?)
         };
         Ok(())
-    }
-
-    /// Warnings since the last call (the `imapc_list_prefix` mailbox left out).
-    pub fn take_warnings(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.warnings)
     }
 
     /// Asks the server for its message GUIDs in every later listing
@@ -512,6 +508,10 @@ impl Storage for ImapStorage {
 
     fn take_skipped(&mut self) -> Vec<Skip> {
         std::mem::take(&mut self.skipped)
+    }
+
+    fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
     }
 
     fn contents(&mut self, mailbox: &MailboxName) -> Result<MailboxContents, StorageError> {

@@ -135,6 +135,8 @@ enum Event {
     Finished(Box<PendingMailbox>, Result<(MailboxReport, Option<MailboxState>), SyncError>),
     /// Entries the worker's storages left out ([`crate::Storage::take_skipped`]).
     Skipped(Vec<(Side, Skip)>),
+    /// The worker's storages' warnings ([`crate::Storage::take_warnings`]).
+    Warnings(Vec<String>),
 }
 
 /// The coordinating thread's side: the caller's observer, report and state.
@@ -216,6 +218,7 @@ impl Coordinator<'_, '_> {
                     self.report.skipped.push(Skipped { side, skip });
                 }
             }
+            Event::Warnings(warnings) => self.report.warnings.extend(warnings),
         }
     }
 }
@@ -266,6 +269,11 @@ fn work<C: Connector>(connector: &C, shared: &Shared<'_>, events: &mpsc::Sender<
         let finished = events.send(Event::Finished(Box::new(job), result));
         if !skipped.is_empty() {
             let _ = events.send(Event::Skipped(skipped));
+        }
+        let mut warnings = source.take_warnings();
+        warnings.extend(destination.take_warnings());
+        if !warnings.is_empty() {
+            let _ = events.send(Event::Warnings(warnings));
         }
         if finished.is_err() || fatal {
             break;

@@ -9,7 +9,7 @@ use super::{Observer, SyncOptions, keep_going, local_names};
 use crate::error::{Side, StorageError, SyncError};
 use crate::model::{MailboxName, MessageMeta, Uid};
 use crate::plan::MailboxAction;
-use crate::plan::identity::{origins, plan_by_uidl};
+use crate::plan::identity::{duplicate_uidls, plan_by_uidl};
 use crate::report::{MailboxReport, Report};
 use crate::storage::{NewMailbox, Storage, StorageMut};
 
@@ -50,7 +50,8 @@ pub(super) fn run(
             existing.contains(&info.name),
             expunge_missing,
         );
-        if let Some(mailbox_report) = keep_going(result, report)? {
+        if let Some(mut mailbox_report) = keep_going(result, report)? {
+            report.warnings.append(&mut mailbox_report.warnings);
             observer.mailbox_finished(&mailbox_report);
             report.mailboxes.push(mailbox_report);
         }
@@ -85,7 +86,7 @@ fn sync_mailbox(
     } else {
         None
     };
-    let plan = plan_by_uidl(
+    let (plan, origins) = plan_by_uidl(
         target,
         &source_contents,
         destination_contents.as_ref(),
@@ -94,6 +95,12 @@ fn sync_mailbox(
     );
     observer.mailbox_planned(&plan);
     let mut report = MailboxReport::new(target.clone(), plan.action.clone());
+    for (uidl, count) in duplicate_uidls(&source_contents) {
+        report.warnings.push(format!(
+            "mailbox {target}: the source lists {count} messages with the POP3 UIDL {uidl:?}; \
+             all are kept (as Dovecot does), matched with the destination's in their order"
+        ));
+    }
     if options.dry_run {
         report.saved = plan.save.len() as u64;
         report.bytes = plan.save.iter().filter_map(|m| m.virtual_size).sum();
@@ -110,7 +117,6 @@ fn sync_mailbox(
         };
         destination.create_mailbox(target, &new).map_err(at(Side::Destination, target))?;
     }
-    let origins = origins(&plan, &source_contents);
     let mut writer = destination.writer(target).map_err(at(Side::Destination, target))?;
     if let Some(guid) = plan.set_guid {
         writer.set_guid(guid).map_err(at(Side::Destination, target))?;

@@ -142,7 +142,7 @@ fn bad_message_metadata_costs_only_that_message() {
     assert!(skipped[0].starts_with("source mailbox INBOX: UID 0:"), "{skipped:?}");
     assert!(skipped[1].starts_with("source mailbox INBOX: UID 3:"), "{skipped:?}");
     assert_eq!(report.exit_code(), 65);
-    let warnings = source.take_warnings();
+    let warnings = &report.warnings;
     assert!(
         warnings.iter().any(|w| w.contains("INTERNALDATE") && w.contains("UID 2")),
         "{warnings:?}"

@@ -96,6 +96,20 @@ pub struct Mailbox {
     /// File base names known to be taken, once a commit had to check a caller's GUID
     /// against them (see [`Mailbox::commit`]).
     pub(crate) taken_bases: Option<std::collections::HashSet<String>>,
+    /// Keywords that found no letter (see [`Mailbox::take_dropped_keywords`]).
+    dropped_keywords: Mutex<Vec<DroppedKeyword>>,
+}
+
+/// A keyword a save or flag change could not store: the mailbox's 26 keyword letters
+/// (`a`–`z`, `dovecot-keywords`) were all taken by others. Dovecot keeps such keywords only
+/// in its index, which loses them when rebuilt; a Maildir file cannot carry them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DroppedKeyword {
+    /// The message's UID.
+    pub uid: u32,
+    /// The keyword.
+    pub keyword: String,
 }
 
 /// Dovecot's mailbox list index, a cache of the folder tree and each folder's status.
@@ -120,7 +134,17 @@ impl Mailbox {
             cache: Mutex::new(None),
             uidlist_cache: None,
             taken_bases: None,
+            dropped_keywords: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The keywords saves and flag changes of this handle left out since the last call,
+    /// because no letter was free for them (a Maildir mailbox holds at most 26 keywords).
+    /// The messages themselves were saved or changed, with their other keywords.
+    pub fn take_dropped_keywords(&self) -> Vec<DroppedKeyword> {
+        std::mem::take(
+            &mut *self.dropped_keywords.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     /// The mailbox's name.
@@ -291,8 +315,8 @@ impl Mailbox {
             let mut table = self.paths.read_keywords()?;
             let mut indexes = Vec::with_capacity(changes.len());
             let mut changed = false;
-            for (_, _, keywords) in changes {
-                let (letters, added) = self.keyword_indexes(&mut table, keywords)?;
+            for (uid, _, keywords) in changes {
+                let (letters, added) = self.keyword_indexes(&mut table, *uid, keywords);
                 changed |= added;
                 indexes.push(letters);
             }
@@ -558,24 +582,32 @@ impl Mailbox {
         })
     }
 
-    /// Keyword letters for `keywords`, adding new ones to `table`.
+    /// Keyword letters for the keywords of message `uid`, adding new ones to `table`. A
+    /// keyword that finds no free letter is left out and recorded
+    /// ([`Self::take_dropped_keywords`]): the message keeps the others, as Dovecot saves a
+    /// message whose keywords its Maildir files cannot all hold.
     pub(crate) fn keyword_indexes(
         &self,
         table: &mut KeywordTable,
+        uid: u32,
         keywords: &[Keyword],
-    ) -> Result<(Vec<u8>, bool)> {
+    ) -> (Vec<u8>, bool) {
         let mut indexes = Vec::with_capacity(keywords.len());
         let mut changed = false;
         for keyword in keywords {
-            let (index, added) =
-                table.index_or_insert(keyword.as_str()).ok_or_else(|| Error::TooManyKeywords {
-                    mailbox: self.name.to_string(),
-                    keyword: keyword.to_string(),
-                })?;
-            changed |= added;
-            indexes.push(index);
+            match table.index_or_insert(keyword.as_str()) {
+                Some((index, added)) => {
+                    changed |= added;
+                    indexes.push(index);
+                }
+                None => self
+                    .dropped_keywords
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(DroppedKeyword { uid, keyword: keyword.to_string() }),
+            }
         }
-        Ok((indexes, changed))
+        (indexes, changed)
     }
 
     fn uid_not_found(&self, uid: u32) -> Error {

@@ -18,7 +18,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub use copy::CopyOutcome;
-pub use mailbox::{Mailbox, MailboxStatus, MessageInfo, MessageReader};
+pub use mailbox::{DroppedKeyword, Mailbox, MailboxStatus, MessageInfo, MessageReader};
 pub use save::{PendingMessage, SaveOptions};
 
 use crate::crlf::LineEndings;

@@ -368,6 +368,25 @@ fn parse_record(
 mod tests {
     use super::*;
 
+    #[test]
+    fn origin_counts_only_for_the_uid_validity_it_names() {
+        let list = Uidlist::parse(b"3 V900 N1 Pfoo Xdsync-origin=900:500\n").unwrap().unwrap();
+        assert_eq!(list.origin(), Some(500));
+        // Written for an earlier UIDVALIDITY (someone changed it since), or damaged: none.
+        for header in ["3 V901 N1 Xdsync-origin=900:500", "3 V900 N1 Xdsync-origin=900:x"] {
+            let list = Uidlist::parse(format!("{header}\n").as_bytes()).unwrap().unwrap();
+            assert_eq!(list.origin(), None, "{header}");
+        }
+        let mut list = list;
+        list.set_origin(Some(7));
+        assert_eq!(list.header_line(), "3 V900 N1 Pfoo Xdsync-origin=900:7\n");
+        list.set_origin(Some(900));
+        assert_eq!(list.header_line(), "3 V900 N1 Pfoo\n", "its own value is no origin");
+        list.set_origin(Some(7));
+        list.set_origin(None);
+        assert_eq!((list.origin(), list.header_extra.as_slice()), (None, &["Pfoo".to_owned()][..]));
+    }
+
     const DOVECOT: &str = "3 V1795424865 N9 G11c75a325f02046bff3d000083ecc375\n\
         1 :1795424863.M887367P15871.vm,S=216,W=225\n\
         2 G1234 P00ab O3 :1795424863.M889967P15871.vm,S=228,W=237\n\

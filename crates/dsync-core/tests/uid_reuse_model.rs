@@ -222,3 +222,50 @@ proptest! {
         prop_assert!(report.is_noop(), "{:?}", report);
     }
 }
+
+/// A `sync -1` (or two-way `sync`) after a backup that rebuilt the destination under a
+/// UIDVALIDITY of its own merges it as holding the source's UIDs: going back to the
+/// source's UIDVALIDITY would give out again the UIDs the destination gave its own mail
+/// before the rebuild.
+#[test]
+fn a_merge_after_a_renumbering_backup_keeps_the_destination_uid_validity() {
+    let inbox = MailboxName::inbox();
+    let message = |id: &str| format!("Message-ID: <{id}@model>\r\n\r\n{id}\r\n").into_bytes();
+    let mut source = MemoryStorage::new();
+    let stored = source.add_mailbox(&inbox, UidValidity::new(5).expect("non-zero"));
+    stored.append(&message("a"), Flags::default(), Some(1));
+    let mut destination = MemoryStorage::with_guids();
+    let mut client = Client::default();
+    let run = |mode, source: &mut MemoryStorage, destination: &mut MemoryStorage, state| {
+        let options = SyncOptions::new(mode).state(state);
+        dsync_core::run(&options, source, destination, &mut NoObserver).expect("run").state
+    };
+    let state = run(Mode::Backup, &mut source, &mut destination, None);
+    let client_append = |destination: &mut MemoryStorage, id: &str| {
+        destination.mailbox_mut(&inbox).expect("INBOX").append(
+            &message(id),
+            Flags::default(),
+            Some(2),
+        );
+    };
+    client_append(&mut destination, "client-1");
+    client.watch(&destination, "the first client append").expect("no reuse");
+    let state = run(Mode::Backup, &mut source, &mut destination, state);
+    client.watch(&destination, "the renumbering backup").expect("no reuse");
+    let renumbered = destination.mailbox(&inbox).expect("INBOX").uid_validity;
+    assert_ne!(renumbered.get(), 5);
+
+    client_append(&mut destination, "client-2");
+    source.mailbox_mut(&inbox).expect("INBOX").append(&message("new"), Flags::default(), Some(3));
+    let _ = run(Mode::OneWay, &mut source, &mut destination, state);
+    client.watch(&destination, "sync -1").expect("no reuse");
+    let merged = destination.mailbox(&inbox).expect("INBOX");
+    assert_eq!(merged.uid_validity, renumbered);
+    assert_eq!(merged.messages.len(), 3, "a, client-2 and new");
+    // A backup then reverts the client's mail: UID 2 is the source's `new` there, the
+    // client's here, so once more under a new UIDVALIDITY.
+    let _ = run(Mode::Backup, &mut source, &mut destination, None);
+    client.watch(&destination, "the last backup").expect("no reuse");
+    let last = destination.mailbox(&inbox).expect("INBOX");
+    assert_eq!((last.source_uid_validity, last.messages.len()), (UidValidity::new(5), 2));
+}

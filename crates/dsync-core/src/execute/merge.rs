@@ -420,6 +420,10 @@ fn merge_mailbox(
         (Some(Side::Destination), true) => empty_like(&a_contents),
         _ => b.contents(b_name).map_err(at(B, b_name))?,
     };
+    // A side a backup rebuilt under a UIDVALIDITY of its own holds the other side's UIDs:
+    // it is merged as if it had the other's (going back to it would give UIDs out twice).
+    stand_in(&mut b_contents, &a_contents.status);
+    stand_in(&mut a_contents, &b_contents.status);
     // A new incarnation on one side (deleted and created again since the last sync: its
     // UIDVALIDITY or GUID changed) replaces the other side's copy if that side did not
     // change since; when both changed they are merged, so nothing is lost. A rebuild is
@@ -638,6 +642,14 @@ fn contents_or_empty(
         });
     }
     a.contents(a_name)
+}
+
+/// Shows `contents` under `other`'s UIDVALIDITY when it holds `other`'s UIDs under one of
+/// its own ([`crate::MailboxStatus::source_uid_validity`]).
+fn stand_in(contents: &mut MailboxContents, other: &crate::model::MailboxStatus) {
+    if contents.status.source_uid_validity == Some(other.uid_validity) {
+        contents.status.uid_validity = other.uid_validity;
+    }
 }
 
 fn empty_like(other: &MailboxContents) -> MailboxContents {

@@ -145,6 +145,14 @@ fn client_appends_between_backups_never_reuse_a_uid_and_runs_converge() {
     client.watch(&last, "the fourth backup");
     assert_eq!(contents(&last), contents(&alice.snapshot()));
     assert_eq!(last.mailboxes["Folder"].uid_validity, served.mailboxes["Folder"].uid_validity);
+    // `verify` still names the UIDVALIDITY a client moving over notices, and why.
+    let verified = dsync(&["verify", &source, &location], Some(PASSWORD));
+    assert_eq!(verified.status.code(), Some(1), "{}", text(&verified));
+    assert!(
+        text(&verified).contains("standing for the source's: a backup rebuilt it"),
+        "{}",
+        text(&verified)
+    );
     let log = dovecot.log();
     assert!(!log.contains("Error"), "Dovecot complained:\n{log}");
     assert!(Path::new(&destination).join("dsync-rs-state").exists());

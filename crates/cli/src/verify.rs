@@ -217,10 +217,19 @@ pub(crate) fn compare(
             continue;
         }
         if a.status.uid_validity != b.status.uid_validity {
+            // A backup that would otherwise have given out a UID twice rebuilt it under a
+            // UIDVALIDITY of its own: the UIDs are the source's, but a client moving over
+            // still re-reads the folder.
+            let why = if b.status.source_uid_validity == Some(a.status.uid_validity) {
+                " (the destination's own, standing for the source's: a backup rebuilt it \
+                 rather than give out a UID twice)"
+            } else {
+                ""
+            };
             say(
                 None,
                 format!(
-                    "UIDVALIDITY differs: source {}, destination {}",
+                    "UIDVALIDITY differs: source {}, destination {}{why}",
                     a.status.uid_validity, b.status.uid_validity
                 ),
             );

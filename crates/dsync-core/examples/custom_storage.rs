@@ -53,6 +53,7 @@ impl Storage for Archive {
             highest_modseq: None,
             guid: None,
             change_token: None,
+            source_uid_validity: None,
         })
     }
 

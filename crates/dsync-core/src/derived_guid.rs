@@ -41,6 +41,27 @@ pub fn imapc_mailbox_guid<S: AsRef<str>>(components: &[S], separator: char) -> M
     hash_guid(&imapc_storage_name(components, separator))
 }
 
+/// The GUID Dovecot's imapc gives the mailbox the server lists as `raw` (its own bytes,
+/// whether or not they are canonical modified UTF-7), with hierarchy `separator`.
+pub fn imapc_mailbox_guid_raw(raw: &[u8], separator: char) -> MailboxGuid {
+    hash_guid(&imapc_storage_name_raw(raw, separator))
+}
+
+/// imapc's storage name of the remote name `raw`: each level escaped as
+/// [`imapc_storage_name`] escapes them, the bytes otherwise as the server sent them.
+pub fn imapc_storage_name_raw(raw: &[u8], separator: char) -> Vec<u8> {
+    let mut buffer = [0u8; 4];
+    let separator = separator.encode_utf8(&mut buffer).as_bytes()[0];
+    let mut name = Vec::with_capacity(raw.len());
+    for (index, component) in raw.split(|&byte| byte == separator).enumerate() {
+        if index > 0 {
+            name.push(separator);
+        }
+        escape_component(component, separator, &mut name);
+    }
+    name
+}
+
 /// The GUID Dovecot's pop3c gives its only mailbox, INBOX.
 pub fn pop3c_mailbox_guid() -> MailboxGuid {
     hash_guid(b"INBOX")
@@ -120,6 +141,23 @@ mod tests {
     /// 2.3.19.1), against Dovecot servers with `/` and `.` separators and a scripted
     /// server listing names Dovecot itself refuses to create. The local namespace's
     /// separator (`/` or `.`) changed none of them.
+    #[test]
+    fn raw_names_hash_like_their_components() {
+        for (components, separator) in [
+            (&["Archive", "2002"][..], '/'),
+            (&["Entwürfe", "~x", "50%"][..], '.'),
+            (&["INBOX"][..], '/'),
+        ] {
+            let raw = mutf7::encode(&components.join(&separator.to_string()));
+            assert_eq!(
+                imapc_mailbox_guid_raw(raw.as_bytes(), separator),
+                imapc_mailbox_guid(components, separator)
+            );
+        }
+        // Bytes that are not modified UTF-7 are hashed as they are.
+        assert_eq!(imapc_mailbox_guid_raw("café".as_bytes(), '/'), hash_guid("café".as_bytes()));
+    }
+
     #[test]
     fn agrees_with_doveadm_over_imapc() {
         let cases: &[(&[&str], char, &str)] = &[

@@ -80,6 +80,7 @@ pub fn search_query(data: &[u8]) {
             highest_modseq: None,
             guid,
             change_token: None,
+            source_uid_validity: None,
         },
         messages,
     };

@@ -40,6 +40,9 @@ pub struct MemoryMailbox {
     pub guid: Option<MailboxGuid>,
     /// Messages by UID.
     pub messages: BTreeMap<Uid, MemoryMessage>,
+    /// The source UIDVALIDITY whose UIDs a backup keeps here under `uid_validity`
+    /// ([`MailboxStatus::source_uid_validity`]).
+    pub source_uid_validity: Option<UidValidity>,
 }
 
 impl MemoryMailbox {
@@ -50,6 +53,7 @@ impl MemoryMailbox {
             uid_next: Uid::MIN,
             guid,
             messages: BTreeMap::new(),
+            source_uid_validity: None,
         }
     }
 
@@ -84,6 +88,7 @@ impl MemoryMailbox {
             highest_modseq: None,
             guid: self.guid,
             change_token: Some(self.digest()),
+            source_uid_validity: self.source_uid_validity,
         }
     }
 
@@ -92,7 +97,7 @@ impl MemoryMailbox {
     fn digest(&self) -> String {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        (self.uid_validity, self.uid_next, self.guid).hash(&mut hasher);
+        (self.uid_validity, self.uid_next, self.guid, self.source_uid_validity).hash(&mut hasher);
         for message in self.messages.values() {
             (message.meta.uid, &message.meta.flags, &message.body).hash(&mut hasher);
         }
@@ -109,6 +114,9 @@ pub struct MemoryStorage {
     message_guids: bool,
     unstable_uids: bool,
     guid_counter: u8,
+    /// The highest UIDVALIDITY any mailbox here ever had (deleted ones too), so that one
+    /// allocated later is new, as an IMAP server's are.
+    highest_uid_validity: u32,
     writes_left: Option<u64>,
     /// Per mailbox, entries that its message listing leaves out (like a Maildir's symlink
     /// in `cur/`), as `(item, reason)`.
@@ -225,9 +233,29 @@ impl MemoryStorage {
     }
 
     /// A UIDVALIDITY no mailbox of this storage has used, for mailboxes created without one.
-    fn allocate_uid_validity(&self) -> UidValidity {
+    fn allocate_uid_validity(&mut self) -> UidValidity {
         let highest = self.mailboxes.values().map(|m| m.uid_validity.get()).max().unwrap_or(0);
-        UidValidity::new(highest.max(1_000_000).saturating_add(1)).unwrap_or(UidValidity::MIN)
+        let value = highest.max(self.highest_uid_validity).max(1_000_000).saturating_add(1);
+        self.highest_uid_validity = value;
+        UidValidity::new(value).unwrap_or(UidValidity::MIN)
+    }
+
+    /// The mailbox `new` describes: its UIDVALIDITY (a new one when it has none), GUID and
+    /// the source UIDVALIDITY it stands for.
+    fn new_mailbox(&mut self, new: &NewMailbox) -> MemoryMailbox {
+        let uid_validity = match new.uid_validity {
+            Some(value) => {
+                self.highest_uid_validity = self.highest_uid_validity.max(value.get());
+                value
+            }
+            None => self.allocate_uid_validity(),
+        };
+        let guid = if self.keeps_guids { new.guid.or_else(|| self.next_guid()) } else { None };
+        let mut mailbox = MemoryMailbox::new(uid_validity, guid);
+        if new.uid_validity.is_none() {
+            mailbox.source_uid_validity = new.source_uid_validity;
+        }
+        mailbox
     }
 
     fn next_guid(&mut self) -> Option<MailboxGuid> {
@@ -340,9 +368,8 @@ impl StorageMut for MemoryStorage {
                 format!("mailbox {mailbox} already exists"),
             ));
         }
-        let uid_validity = new.uid_validity.unwrap_or_else(|| self.allocate_uid_validity());
-        let guid = if self.keeps_guids { new.guid.or_else(|| self.next_guid()) } else { None };
-        self.mailboxes.insert(mailbox.clone(), MemoryMailbox::new(uid_validity, guid));
+        let created = self.new_mailbox(new);
+        self.mailboxes.insert(mailbox.clone(), created);
         Ok(())
     }
 
@@ -393,19 +420,21 @@ impl StorageMut for MemoryStorage {
         Ok(())
     }
 
+    /// INBOX, and a mailbox that takes a new UIDVALIDITY, are emptied in place (one step, as
+    /// the trait asks); others are deleted and created.
     fn recreate_mailbox(
         &mut self,
         mailbox: &MailboxName,
         new: &NewMailbox,
     ) -> Result<(), StorageError> {
-        if !mailbox.is_inbox() {
+        if !mailbox.is_inbox() && new.uid_validity.is_some() {
             self.delete_mailbox(mailbox)?;
             return self.create_mailbox(mailbox, new);
         }
         self.write_allowed()?;
-        let uid_validity = new.uid_validity.unwrap_or_else(|| self.allocate_uid_validity());
-        let guid = if self.keeps_guids { new.guid.or_else(|| self.next_guid()) } else { None };
-        self.mailboxes.insert(mailbox.clone(), MemoryMailbox::new(uid_validity, guid));
+        self.selectable(mailbox)?;
+        let created = self.new_mailbox(new);
+        self.mailboxes.insert(mailbox.clone(), created);
         Ok(())
     }
 
@@ -583,7 +612,11 @@ impl MailboxWriter for MemoryWriter<'_> {
                 Change::Flags(uid, flags) => mailbox.set_flags(uid, flags),
                 Change::Expunge(uids) => uids.iter().for_each(|uid| mailbox.expunge(*uid)),
                 Change::UidNext(uid) => mailbox.uid_next = mailbox.uid_next.max(uid),
-                Change::UidValidity(value) => mailbox.uid_validity = value,
+                Change::UidValidity(value) => {
+                    // What stood for the source's UIDVALIDITY was the old value.
+                    mailbox.uid_validity = value;
+                    mailbox.source_uid_validity = None;
+                }
             }
         }
         Ok(())

@@ -354,6 +354,11 @@ pub struct MailboxStatus {
     /// flags, keywords): lets a later run skip the mailbox when neither side changed.
     /// `None` when the storage cannot tell (e.g. an IMAP server without CONDSTORE).
     pub change_token: Option<String>,
+    /// A backup destination that had to be rebuilt under a UIDVALIDITY of its own (the
+    /// source's was the one it had already given out other UIDs under): the source's
+    /// UIDVALIDITY, whose UIDs it holds. A backup then takes the two values as one. `None`
+    /// for every other mailbox (and whenever the storage cannot remember it).
+    pub source_uid_validity: Option<UidValidity>,
 }
 
 /// What a run records about a mailbox after syncing it, and compares next time: its change

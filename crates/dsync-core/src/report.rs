@@ -35,6 +35,9 @@ pub struct MailboxReport {
     pub skipped: u64,
     /// Changes made on the source side (two-way sync only): saves, expunges, flag changes.
     pub source_changes: u64,
+    /// What an operator should know about this mailbox (the run moves them into
+    /// [`Report::warnings`]).
+    pub warnings: Vec<String>,
     /// Source messages the message filters left out, by reason (as listed by this run).
     pub filtered: FilteredMessages,
 }
@@ -115,6 +118,7 @@ impl MailboxReport {
             skipped: 0,
             source_changes: 0,
             filtered: FilteredMessages::default(),
+            warnings: Vec::new(),
         }
     }
 

@@ -82,7 +82,7 @@ impl MessageSink for Spool {
 /// A temporary file that is already unlinked (nothing to clean up, even after a kill).
 /// Only ours (0600) from the start: another user who opened it before the unlink could
 /// otherwise read the mail written into it later.
-fn temp_file() -> io::Result<std::fs::File> {
+pub(crate) fn temp_file() -> io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);

@@ -93,6 +93,14 @@ pub trait Storage {
         Vec::new()
     }
 
+    /// What an operator should know that is neither a failure nor something left out,
+    /// since the last call (a message copied with a received date taken from its header
+    /// because the server's was invalid). The engine moves them into
+    /// [`crate::Report::warnings`]. The default reports none.
+    fn take_warnings(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Dovecot's header hash (see [`crate::header_hash`]) of each of `uids`, the identity
     /// of messages when GUIDs are not available on both sides. UIDs that no longer exist
     /// are missing from the answer. The default reads each message's header through
@@ -222,6 +230,13 @@ pub struct NewMailbox {
     pub uid_validity: Option<UidValidity>,
     /// Mailbox GUID to give it, when the source has a persistent one.
     pub guid: Option<MailboxGuid>,
+    /// With `uid_validity` `None` in a backup: the source's UIDVALIDITY, which this storage
+    /// already gave out other UIDs under, so the mailbox takes a new one of its own and
+    /// remembers that it holds the source's UIDs ([`MailboxStatus::source_uid_validity`]).
+    /// The storage must keep it with the mailbox for as long as the mailbox keeps that
+    /// UIDVALIDITY; one that cannot leaves it out of its status (the next backup then
+    /// rebuilds the mailbox again, under yet another UIDVALIDITY: safe, not cheap).
+    pub source_uid_validity: Option<UidValidity>,
 }
 
 /// The write side of a storage.
@@ -249,6 +264,11 @@ pub trait StorageMut: Storage {
     /// destination that cannot be reconciled with its source. The default deletes and
     /// creates it; a storage whose INBOX cannot be deleted must override this so that
     /// INBOX is emptied and re-identified in place.
+    ///
+    /// With `new.uid_validity` `None` (the mailbox must not go back to UIDs it gave out
+    /// before) the change should be atomic: a crash between a delete and a create would
+    /// leave no trace of the old mailbox, and the next run would create it again under the
+    /// old UIDVALIDITY. Storages override this to empty the mailbox in place.
     fn recreate_mailbox(
         &mut self,
         mailbox: &MailboxName,

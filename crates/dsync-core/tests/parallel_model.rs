@@ -147,7 +147,11 @@ fn snapshot(path: &Path) -> (BTreeMap<MailboxName, Seen>, Vec<MailboxName>) {
                 (m.uid.get(), m.flags, m.received, body)
             })
             .collect();
-        mailboxes.insert(info.name, (status.uid_validity.get(), status.uid_next.get(), seen));
+        // A mailbox rebuilt under a UIDVALIDITY of the destination's own (allocated from
+        // the clock-based dovecot-uidvalidity, so it differs between two runs) is shown
+        // under the source's it stands for.
+        let uid_validity = status.source_uid_validity.unwrap_or(status.uid_validity);
+        mailboxes.insert(info.name, (uid_validity.get(), status.uid_next.get(), seen));
     }
     let subscriptions = storage.subscriptions().expect("subscriptions").into_iter().collect();
     (mailboxes, subscriptions)
@@ -173,7 +177,12 @@ proptest! {
         let connector =
             TestConnector { source, destination: many.clone(), fail_destination: false };
         let report_many = parallel(&connector, workers);
-        prop_assert!(report_many.warnings.is_empty(), "{:?}", report_many.warnings);
+        let sorted = |r: &Report| {
+            let mut warnings = r.warnings.clone();
+            warnings.sort();
+            warnings
+        };
+        prop_assert_eq!(sorted(&report_one), sorted(&report_many));
         prop_assert_eq!(report_one.totals(), report_many.totals());
         // The destination's change tokens hold file times, which differ between the two.
         let recorded = |r: &Report| {

@@ -84,3 +84,55 @@ proptest! {
         prop_assert!(again.is_noop(), "{:?}", again.mailboxes);
     }
 }
+
+/// A server that lists one UIDL for two messages (issue 16 item 11): both are kept, as
+/// Dovecot keeps them, also when the second one appears after a run already copied the
+/// first (it used to be taken for the copy already there, and never copied), with a
+/// warning naming the UIDL.
+#[test]
+fn a_duplicate_uidl_keeps_both_messages_with_a_warning() {
+    let body = |text: &str| format!("Subject: {text}\r\n\r\n{text}\r\n").into_bytes();
+    let drop_with = |messages: &[(&str, &str)]| {
+        let mut storage = MemoryStorage::new().unstable_uids(true);
+        let inbox = storage.add_mailbox(&MailboxName::inbox(), UidValidity::MIN);
+        for (position, (uidl, text)) in messages.iter().enumerate() {
+            let number = Uid::new(u32::try_from(position + 1).expect("small")).expect("non-zero");
+            let mut meta = MessageMeta::new(number, Flags::default());
+            meta.pop3_uidl = Some((*uidl).to_owned());
+            inbox.messages.insert(number, MemoryMessage { meta, body: body(text) });
+        }
+        inbox.uid_next =
+            Uid::new(u32::try_from(messages.len() + 1).expect("small")).expect("non-zero");
+        storage
+    };
+    let bodies = |storage: &MemoryStorage| -> Vec<Vec<u8>> {
+        storage.mailbox(&MailboxName::inbox()).map_or_else(Vec::new, |m| {
+            m.messages.values().map(|message| message.body.clone()).collect()
+        })
+    };
+    let mut destination = MemoryStorage::with_guids();
+    let options = SyncOptions::new(Mode::Backup);
+    let first = dsync_core::run(
+        &options,
+        &mut drop_with(&[("x", "one")]),
+        &mut destination,
+        &mut NoObserver,
+    )
+    .expect("first run");
+    assert!(first.warnings.is_empty(), "{:?}", first.warnings);
+
+    let mut source = drop_with(&[("x", "one"), ("y", "other"), ("x", "two")]);
+    let second = dsync_core::run(&options, &mut source, &mut destination, &mut NoObserver)
+        .expect("second run");
+    assert_eq!(second.totals().saved, 2);
+    assert!(
+        second.warnings.iter().any(|w| w.contains("2 messages with the POP3 UIDL \"x\"")),
+        "{:?}",
+        second.warnings
+    );
+    assert_eq!(bodies(&destination), [body("one"), body("other"), body("two")]);
+    let third = dsync_core::run(&options, &mut source, &mut destination, &mut NoObserver)
+        .expect("third run");
+    assert_eq!(third.totals().saved, 0);
+    assert_eq!(bodies(&destination).len(), 3);
+}

@@ -70,9 +70,10 @@
 //!         Ok(())
 //!     }
 //! }
-//! if let Some(first) = session.fetch_metadata_all()?.first() {
+//! // UID 0 is what a broken server may send: no message can be fetched by it.
+//! if let Some(first) = session.fetch_metadata_all()?.first().and_then(|m| imapc::Uid::new(m.uid)) {
 //!     let items = FetchItem::message_with_metadata();
-//!     session.uid_fetch(&SequenceSet::single(first.uid), &items, &mut Print)?;
+//!     session.uid_fetch(&SequenceSet::single(first), &items, &mut Print)?;
 //! }
 //! session.logout()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())

@@ -103,14 +103,6 @@ pub enum Error {
         /// The mailbox's next UID at commit time.
         next_uid: u32,
     },
-    /// More than 26 keywords in one Maildir mailbox (letters `a`–`z`).
-    #[error("mailbox {mailbox}: keyword {keyword:?} does not fit (Maildir keeps at most 26)")]
-    TooManyKeywords {
-        /// The mailbox.
-        mailbox: String,
-        /// The keyword that found no free letter.
-        keyword: String,
-    },
     /// A dotlock could not be taken in time.
     #[error("timed out waiting for lock {path}")]
     LockTimeout {

@@ -20,6 +20,16 @@ pub fn uidlist(data: &[u8]) {
                 .collect::<Vec<_>>()
         );
         assert_eq!((again.uid_validity, again.next_uid()), (list.uid_validity, list.next_uid()));
+        // The origin record survives a rewrite, and setting one reads back (or is refused
+        // for 0 and the mailbox's own UIDVALIDITY).
+        assert_eq!(again.origin(), list.origin());
+        let mut marked = list.clone();
+        let origin = list.uid_validity.wrapping_add(1);
+        marked.set_origin(Some(origin));
+        let expected = (origin != 0).then_some(origin);
+        let reread = Uidlist::parse(&marked.to_bytes());
+        let Ok(Some(reread)) = reread else { panic!("marked uidlist does not parse: {reread:?}") };
+        assert_eq!(reread.origin(), expected);
     }
 }
 

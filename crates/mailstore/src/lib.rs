@@ -111,7 +111,7 @@ pub use guid::Guid;
 pub use left_out::{FileKind, LeftOut, LeftOutReason, Listing};
 pub use location::{Layout, Location};
 pub use maildir::{
-    CopyOutcome, Durability, Mailbox, MailboxEntry, MailboxStatus, Maildir, MessageInfo,
-    MessageReader, Options, PendingMessage, SaveOptions,
+    CopyOutcome, DroppedKeyword, Durability, Mailbox, MailboxEntry, MailboxStatus, Maildir,
+    MessageInfo, MessageReader, Options, PendingMessage, SaveOptions,
 };
 pub use name::MailboxName;

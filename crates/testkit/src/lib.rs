@@ -18,6 +18,8 @@
 //!   malformed server behaviour that Dovecot cannot produce.
 //! * [`CuttingProxy`] sits in front of a real server and cuts the first connection after
 //!   a chosen number of bytes: a connection lost mid-transfer, on demand.
+//! * [`FakeImap`] answers a sync's IMAP commands from a model account, for mailbox names
+//!   and message data Dovecot cannot be made to serve.
 //! * [`fixtures`] builds the standard source mailbox used across the workspace's tests.
 //!
 //! ```no_run
@@ -34,6 +36,7 @@
 
 mod dovecot;
 mod fake;
+mod fake_imap;
 pub mod fixtures;
 mod imap;
 mod pop3;
@@ -45,6 +48,7 @@ pub use dovecot::{
     Dovecot, DovecotBuilder, MAIL_GID, MAIL_UID, UNSECURED_ADDRESS, chown_to_mail_user,
 };
 pub use fake::{FakeServer, Step};
+pub use fake_imap::{FakeImap, FakeMailbox, FakeMessage};
 pub use imap::{RawImap, Response, Token};
 pub use pop3::RawPop3;
 pub use proxy::CuttingProxy;

@@ -41,7 +41,7 @@ pub(crate) fn source_truth(port: u16, user: &str, password: &str) -> Result<Trut
         let mut uids = Vec::new();
         if info.exists > 0 {
             session.fetch_metadata(&SequenceSet::all(), false, &mut |meta| {
-                uids.push(meta.uid.get());
+                uids.push(meta.uid);
                 truth.bytes += meta.rfc822_size;
                 Ok(())
             })?;

@@ -4,6 +4,7 @@
 mod all_mail;
 mod batch;
 mod dovecot_files;
+mod hostile_source;
 mod import_query;
 mod interrupt;
 mod maildir_source;
@@ -15,6 +16,7 @@ mod report;
 mod secrets;
 mod seeds;
 mod tls;
+mod uid_rule;
 mod verbs;
 
 use std::path::Path;

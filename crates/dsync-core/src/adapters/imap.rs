@@ -10,8 +10,10 @@ use imapc::{
 };
 
 mod list_prefix;
+mod reorder;
 
 use self::list_prefix::{ListPrefix, Local};
+use self::reorder::Reorder;
 use super::unwrap_sink_error;
 use crate::derived_guid;
 use crate::error::{ErrorKind, StorageError};
@@ -20,7 +22,12 @@ use crate::model::{
     Flags, MailboxContents, MailboxGuid, MailboxInfo, MailboxName, MailboxStatus, MessageMeta,
     SpecialUse, SystemFlags, Uid, UidValidity,
 };
-use crate::storage::{MessageSink, Storage};
+use crate::storage::{MessageSink, Skip, Storage};
+
+/// UIDs per `UID FETCH` of bodies ([`ImapStorage`]'s `fetch`): the most an answer out of
+/// UID order can make it hold back (bodies over 1 MiB, and beyond 16 MiB in all, wait in
+/// temporary files). imapc splits commands at `prefetch_count` (default also 1 000).
+const REORDER_CHUNK: usize = 1000;
 
 /// A logged-in IMAP session, read as a sync source.
 #[derive(Debug)]
@@ -45,8 +52,15 @@ pub struct ImapStorage {
     message_guids: Option<bool>,
     /// `imapc_list_prefix` ([`ImapStorage::set_list_prefix`]).
     list_prefix: Option<ListPrefix>,
-    /// What the operator should hear about (see [`ImapStorage::take_warnings`]).
+    /// What the operator should hear about ([`Storage::take_warnings`]: the
+    /// `imapc_list_prefix` mailbox left out, invalid INTERNALDATEs).
     warnings: Vec<String>,
+    /// The server's own name of each mailbox the last listing found, by our name: every
+    /// command to the server uses these bytes, never a re-encoding of ours (a name that
+    /// is not canonical modified UTF-7, `Inbox/Sub`, would otherwise not be found).
+    remote: HashMap<MailboxName, imapc::MailboxName>,
+    /// What the listing left out ([`Storage::take_skipped`]).
+    skipped: Vec<Skip>,
 }
 
 impl ImapStorage {
@@ -88,6 +102,8 @@ impl ImapStorage {
             message_guids: None,
             list_prefix: None,
             warnings: Vec::new(),
+            remote: HashMap::new(),
+            skipped: Vec::new(),
         })
     }
 
@@ -107,25 +123,6 @@ impl ImapStorage {
             Some(ListPrefix::new(prefix, self.delimiter.unwrap_or('/'))?)
         };
         Ok(())
-    }
-
-    /// Warnings since the last call: the `imapc_list_prefix` mailbox left out, and the
-    /// server's `[ALERT]`s (RFC 3501 wants them shown; the first ten of a session, then
-    /// how many more there were).
-    pub fn take_warnings(&mut self) -> Vec<String> {
-        let mut warnings = std::mem::take(&mut self.warnings);
-        for alert in self.session.take_alerts() {
-            warnings.push(format!("{}: the server says: {alert}", self.description));
-        }
-        let dropped = self.session.take_dropped_alerts();
-        if dropped > 0 {
-            warnings.push(format!(
-                "{}: {dropped} more server alert{} not shown (repeated, or beyond ten)",
-                self.description,
-                if dropped == 1 { "" } else { "s" }
-            ));
-        }
-        warnings
     }
 
     /// Asks the server for its message GUIDs in every later listing
@@ -210,6 +207,10 @@ impl ImapStorage {
     /// [`crate::derived_guid`]).
     fn derived_guid(&self, name: &MailboxName) -> MailboxGuid {
         let separator = self.delimiter.unwrap_or('/');
+        if let Some(remote) = self.remote.get(name).filter(|_| !name.is_inbox()) {
+            // Dovecot's storage name is the server's name (prefix included).
+            return derived_guid::imapc_mailbox_guid_raw(remote.as_raw(), separator);
+        }
         match &self.list_prefix {
             // Dovecot's storage name keeps `imapc_list_prefix` (`INBOX.Sent`), except INBOX's.
             Some(prefix) if !name.is_inbox() => {
@@ -225,6 +226,9 @@ impl ImapStorage {
     }
 
     fn wire_name(&self, name: &MailboxName) -> imapc::MailboxName {
+        if let Some(remote) = self.remote.get(name) {
+            return remote.clone();
+        }
         let joined = name.join(self.delimiter.unwrap_or('/'));
         match &self.list_prefix {
             Some(prefix) => {
@@ -261,6 +265,51 @@ impl ImapStorage {
             ));
         }
         Ok(Some(name))
+    }
+
+    /// Our listing of `mailbox` from the server's (sorted by UID). A message the server
+    /// gets wrong costs that message at most: UID 0 (no message has it, and none can be
+    /// fetched by it) and a second message under one UID are left out and reported
+    /// ([`Storage::take_skipped`]); an INTERNALDATE that is no date leaves the received
+    /// date to the message's header, with a warning.
+    fn convert_listing(
+        &mut self,
+        mailbox: &MailboxName,
+        listed: &[imapc::MessageMeta],
+    ) -> Vec<MessageMeta> {
+        let mut messages: Vec<MessageMeta> = Vec::with_capacity(listed.len());
+        for meta in listed {
+            let Some(uid) = Uid::new(meta.uid) else {
+                self.skipped.push(Skip::new(
+                    Some(mailbox.clone()),
+                    "UID 0",
+                    "the server gives a message UID 0, which no message can have (RFC 3501 \
+                     §2.3.1.1): it cannot be fetched by UID, so it is not copied",
+                ));
+                continue;
+            };
+            if messages.last().is_some_and(|last| last.uid == uid) {
+                self.skipped.push(Skip::new(
+                    Some(mailbox.clone()),
+                    format!("UID {uid}"),
+                    "the server lists a second, different message under this UID (one UID \
+                     names one message): the first is copied, this one is not",
+                ));
+                continue;
+            }
+            if meta.internal_date.is_none() {
+                let sent =
+                    meta.invalid.iter().find(|(item, _)| item == "INTERNALDATE").map(|(_, v)| v);
+                self.warnings.push(format!(
+                    "mailbox {mailbox} UID {uid}: the server's INTERNALDATE {:?} is not a valid \
+                     date; the message is copied with the received date its Received: or Date: \
+                     header gives",
+                    sent.map_or("", String::as_str)
+                ));
+            }
+            messages.push(convert_message(meta, uid));
+        }
+        messages
     }
 
     /// Tells the operator when the `imapc_list_prefix` mailbox itself could hold mail:
@@ -368,11 +417,33 @@ impl Storage for ImapStorage {
             self.session.list("", &pattern).map_err(|e| convert_error(e, "LIST"))?
         };
         let mut mailboxes = Vec::with_capacity(entries.len() + 1);
+        self.remote.clear();
         for entry in &entries {
-            let Some(name) = self.our_name(&entry.name)? else {
-                self.left_out(entry);
-                continue;
+            let name = match self.our_name(&entry.name) {
+                Ok(Some(name)) => name,
+                Ok(None) => {
+                    self.left_out(entry);
+                    continue;
+                }
+                Err(error) => {
+                    // One name that cannot be mapped costs that mailbox, not the account.
+                    let item = format!("{:?}", entry.name.display());
+                    self.skipped.push(Skip::new(None, item, error.to_string()));
+                    continue;
+                }
             };
+            if let Some(first) = self.remote.get(&name) {
+                if first.as_raw() != entry.name.as_raw() {
+                    let item = format!("{:?}", entry.name.display());
+                    let reason = format!(
+                        "its name here, {name}, is also that of the server's mailbox {:?}",
+                        first.display()
+                    );
+                    self.skipped.push(Skip::new(Some(name), item, reason));
+                }
+                continue;
+            }
+            self.remote.insert(name.clone(), entry.name.clone());
             if self.list_prefix.is_some() && name.is_inbox() {
                 // Dovecot keeps none of INBOX's flags here (only that it has children).
                 mailboxes.push(MailboxInfo::new(name));
@@ -397,8 +468,13 @@ impl Storage for ImapStorage {
         };
         let mut names = BTreeSet::new();
         for entry in &entries {
-            if let Some(name) = self.our_name(&entry.name)? {
-                names.insert(name);
+            match self.our_name(&entry.name) {
+                Ok(Some(name)) => {
+                    names.insert(name);
+                }
+                Ok(None) => {}
+                // A subscription holds no mail; a name that cannot be mapped is dropped.
+                Err(error) => self.warnings.push(format!("subscription not copied: {error}")),
             }
         }
         Ok(names)
@@ -426,7 +502,30 @@ impl Storage for ImapStorage {
             highest_modseq: status.highest_modseq,
             guid: Some(self.derived_guid(mailbox)),
             change_token: change_token(uid_validity, uid_next, messages, status.highest_modseq),
+            source_uid_validity: None,
         })
+    }
+
+    fn take_skipped(&mut self) -> Vec<Skip> {
+        std::mem::take(&mut self.skipped)
+    }
+
+    /// The `imapc_list_prefix` mailbox left out, and the server's `[ALERT]`s (RFC 3501
+    /// wants them shown; the first ten of a session, then how many more there were).
+    fn take_warnings(&mut self) -> Vec<String> {
+        let mut warnings = std::mem::take(&mut self.warnings);
+        for alert in self.session.take_alerts() {
+            warnings.push(format!("{}: the server says: {alert}", self.description));
+        }
+        let dropped = self.session.take_dropped_alerts();
+        if dropped > 0 {
+            warnings.push(format!(
+                "{}: {dropped} more server alert{} not shown (repeated, or beyond ten)",
+                self.description,
+                if dropped == 1 { "" } else { "s" }
+            ));
+        }
+        warnings
     }
 
     fn contents(&mut self, mailbox: &MailboxName) -> Result<MailboxContents, StorageError> {
@@ -442,7 +541,7 @@ impl Storage for ImapStorage {
             None => Some(self.status(mailbox)?.uid_next),
         }
         .unwrap_or(Uid::MIN);
-        let messages: Vec<MessageMeta> = all.iter().filter_map(convert_message).collect();
+        let messages = self.convert_listing(mailbox, &all);
         drop(all);
         let status = MailboxStatus {
             uid_validity,
@@ -451,6 +550,7 @@ impl Storage for ImapStorage {
             highest_modseq: info.highest_modseq,
             guid: Some(self.derived_guid(mailbox)),
             change_token: change_token(uid_validity, uid_next, info.exists, info.highest_modseq),
+            source_uid_validity: None,
         };
         Ok(MailboxContents { status, messages })
     }
@@ -467,14 +567,20 @@ impl Storage for ImapStorage {
         if self.examined.as_ref() != Some(mailbox) || self.session.selected().is_none() {
             self.examine(mailbox)?;
         }
-        let set = SequenceSet::from_uids(uids.iter().filter_map(|u| imapc::Uid::new(u.get())));
         let items = [FetchItem::Uid, FetchItem::whole_message()];
-        let mut handler = SinkHandler { sink, body_pending: false };
-        match self.session.uid_fetch(&set, &items, &mut handler) {
-            Ok(()) => Ok(()),
-            Err(imapc::Error::Handler(error)) => Err(unwrap_sink_error(error)),
-            Err(error) => Err(convert_error(error, "UID FETCH")),
+        // In pieces, so that what an answer out of UID order makes us hold stays bounded.
+        for chunk in uids.chunks(REORDER_CHUNK) {
+            let set = SequenceSet::from_uids(chunk.iter().filter_map(|u| imapc::Uid::new(u.get())));
+            let mut handler = Reorder::new(sink, chunk);
+            let result = self.session.uid_fetch(&set, &items, &mut handler);
+            let result = result.and_then(|()| handler.finish().map_err(imapc::Error::Handler));
+            match result {
+                Ok(()) => {}
+                Err(imapc::Error::Handler(error)) => return Err(unwrap_sink_error(error)),
+                Err(error) => return Err(convert_error(error, "UID FETCH")),
+            }
         }
+        Ok(())
     }
 
     /// Fetches only the hashed header fields (`BODY.PEEK[HEADER.FIELDS (DATE MESSAGE-ID)]`,
@@ -564,31 +670,7 @@ fn change_token(
     highest_modseq.map(|modseq| format!("{uid_validity}/{uid_next}/{messages}/{modseq}"))
 }
 
-/// Forwards streamed bodies to the engine's sink; the UID arrives with the completed FETCH.
-struct SinkHandler<'a> {
-    sink: &'a mut dyn MessageSink,
-    body_pending: bool,
-}
-
-impl FetchHandler for SinkHandler<'_> {
-    fn body(&mut self, _start: &BodyStart, body: &mut dyn Read) -> io::Result<()> {
-        self.sink.body(body).map_err(io::Error::other)?;
-        self.body_pending = true;
-        Ok(())
-    }
-
-    fn fetch(&mut self, fetch: Fetch) -> io::Result<()> {
-        // An unsolicited FETCH (e.g. a flag change by another client) carries no body.
-        if std::mem::take(&mut self.body_pending)
-            && let Some(uid) = fetch.uid.and_then(|u| Uid::new(u.get()))
-        {
-            self.sink.done(uid).map_err(io::Error::other)?;
-        }
-        Ok(())
-    }
-}
-
-fn convert_message(meta: &imapc::MessageMeta) -> Option<MessageMeta> {
+fn convert_message(meta: &imapc::MessageMeta, uid: Uid) -> MessageMeta {
     let mut flags = Flags::default();
     for flag in &meta.flags {
         match flag {
@@ -604,11 +686,11 @@ fn convert_message(meta: &imapc::MessageMeta) -> Option<MessageMeta> {
             _ => {}
         }
     }
-    let mut ours = MessageMeta::new(Uid::new(meta.uid.get())?, flags);
-    ours.received = Some(meta.internal_date.timestamp());
+    let mut ours = MessageMeta::new(uid, flags);
+    ours.received = meta.internal_date.map(|date| date.timestamp());
     ours.virtual_size = Some(meta.rfc822_size);
     ours.guid.clone_from(&meta.guid);
-    Some(ours)
+    ours
 }
 
 fn special_use(attribute: &ListAttribute) -> Option<SpecialUse> {

@@ -33,6 +33,8 @@ pub struct MaildirStorage {
     maildir: Maildir,
     /// Entries left out since the last [`Storage::take_skipped`].
     skipped: Vec<Skip>,
+    /// Keywords that could not be stored, for [`Storage::take_warnings`].
+    warnings: Vec<String>,
 }
 
 impl MaildirStorage {
@@ -59,7 +61,7 @@ impl MaildirStorage {
 
     /// Wraps an already opened [`Maildir`].
     pub fn from_maildir(maildir: Maildir) -> MaildirStorage {
-        MaildirStorage { maildir, skipped: Vec::new() }
+        MaildirStorage { maildir, skipped: Vec::new(), warnings: Vec::new() }
     }
 
     /// The underlying store.
@@ -159,6 +161,10 @@ impl Storage for MaildirStorage {
         Ok(MailboxContents { status, messages })
     }
 
+    fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+
     fn fetch(
         &mut self,
         mailbox: &MailboxName,
@@ -194,9 +200,16 @@ impl StorageMut for MaildirStorage {
         new: &NewMailbox,
     ) -> Result<(), StorageError> {
         let guid = new.guid.map(|g| mailstore::Guid::from_bytes(g.0));
-        self.maildir
-            .create_mailbox(&to_store_name(mailbox)?, new.uid_validity.map(UidValidity::get), guid)
-            .map_err(convert_error)?;
+        let name = to_store_name(mailbox)?;
+        match (new.uid_validity, new.source_uid_validity) {
+            (None, Some(origin)) => {
+                self.maildir.create_mailbox_with_origin(&name, guid, origin.get())
+            }
+            (uid_validity, _) => {
+                self.maildir.create_mailbox(&name, uid_validity.map(UidValidity::get), guid)
+            }
+        }
+        .map_err(convert_error)?;
         Ok(())
     }
 
@@ -215,6 +228,14 @@ impl StorageMut for MaildirStorage {
         mailbox: &MailboxName,
         new: &NewMailbox,
     ) -> Result<(), StorageError> {
+        if let (None, Some(origin)) = (new.uid_validity, new.source_uid_validity) {
+            // In place, in one uidlist rewrite: deleted and then created, a crash in between
+            // would leave nothing that says the old UIDVALIDITY must not come back.
+            let guid = new.guid.map(|g| mailstore::Guid::from_bytes(g.0));
+            let opened = self.mailbox(mailbox)?;
+            opened.reset_with_origin(guid, origin.get()).map_err(convert_error)?;
+            return Ok(());
+        }
         if mailbox.is_inbox() {
             // INBOX is the Maildir root and cannot be deleted: empty it in place under a new
             // UIDVALIDITY instead.
@@ -259,11 +280,12 @@ impl StorageMut for MaildirStorage {
             if missing.contains(&old.get()) {
                 continue;
             }
-            let keywords = to_store_keywords(&meta.flags)?;
+            let keywords = store_keywords(mailbox, meta.uid, &meta.flags, &mut self.warnings);
             opened
                 .set_flags(meta.uid.get(), to_store_flags(meta.flags.system), &keywords)
                 .map_err(convert_error)?;
         }
+        dropped_keywords(mailbox, &opened, &mut self.warnings);
         Ok(())
     }
 
@@ -281,16 +303,22 @@ impl StorageMut for MaildirStorage {
     ) -> Result<Box<dyn MailboxWriter + 'a>, StorageError> {
         Ok(Box::new(MaildirWriter {
             mailbox: self.mailbox(mailbox)?,
+            name: mailbox.clone(),
             maildir: self.maildir.clone(),
             copy_source: None,
             pending: None,
             uid_next: None,
+            warnings: &mut self.warnings,
         }))
     }
 }
 
-struct MaildirWriter {
+struct MaildirWriter<'a> {
     mailbox: mailstore::Mailbox,
+    /// Its name, for warnings.
+    name: MailboxName,
+    /// The storage's warnings.
+    warnings: &'a mut Vec<String>,
     /// The store, for the mailboxes copies are made from.
     maildir: Maildir,
     /// The mailbox copies were last made from, kept open so that its listing is read once.
@@ -301,7 +329,15 @@ struct MaildirWriter {
     uid_next: Option<Uid>,
 }
 
-impl MailboxWriter for MaildirWriter {
+impl MaildirWriter<'_> {
+    /// How `meta` is stored (keywords that cannot be become warnings).
+    fn save_options(&mut self, meta: &MessageMeta) -> SaveOptions {
+        let keywords = store_keywords(&self.name, meta.uid, &meta.flags, self.warnings);
+        save_options(meta, keywords)
+    }
+}
+
+impl MailboxWriter for MaildirWriter<'_> {
     fn save_body(&mut self, body: &mut dyn Read) -> Result<(), StorageError> {
         let mut pending = self.mailbox.begin_save().map_err(convert_error)?;
         io::copy(body, &mut pending).map_err(|error| {
@@ -316,7 +352,8 @@ impl MailboxWriter for MaildirWriter {
         let pending = self.pending.take().ok_or_else(|| {
             StorageError::new(ErrorKind::InvalidData, "save_finish without a body")
         })?;
-        self.mailbox.save(pending, save_options(meta)?).map_err(convert_error)
+        let options = self.save_options(meta);
+        self.mailbox.save(pending, options).map_err(convert_error)
     }
 
     /// A hard link where the received dates agree (Dovecot's maildir copy), else a copy of
@@ -336,19 +373,22 @@ impl MailboxWriter for MaildirWriter {
             };
             self.copy_source = Some((from.clone(), opened));
         }
+        let options = self.save_options(meta);
         let Some((_, source)) = &self.copy_source else { return Ok(false) };
         let outcome = self
             .mailbox
-            .save_copy(source, uid.get(), Some(guid), save_options(meta)?)
+            .save_copy(source, uid.get(), Some(guid), options)
             .map_err(convert_error)?;
         Ok(outcome != CopyOutcome::NotFound)
     }
 
     fn set_flags(&mut self, uid: Uid, flags: &Flags) -> Result<(), StorageError> {
-        let keywords = to_store_keywords(flags)?;
+        let keywords = store_keywords(&self.name, uid, flags, self.warnings);
         self.mailbox
             .set_flags(uid.get(), to_store_flags(flags.system), &keywords)
-            .map_err(convert_error)
+            .map_err(convert_error)?;
+        dropped_keywords(&self.name, &self.mailbox, self.warnings);
+        Ok(())
     }
 
     fn expunge(&mut self, uids: &[Uid]) -> Result<(), StorageError> {
@@ -373,6 +413,7 @@ impl MailboxWriter for MaildirWriter {
 
     fn commit(&mut self) -> Result<(), StorageError> {
         self.mailbox.commit().map_err(convert_error)?;
+        dropped_keywords(&self.name, &self.mailbox, self.warnings);
         if let Some(uid_next) = self.uid_next.take() {
             self.mailbox.set_next_uid(uid_next.get()).map_err(convert_error)?;
         }
@@ -380,12 +421,12 @@ impl MailboxWriter for MaildirWriter {
     }
 }
 
-/// How `meta` is stored: forced UID, flags, keywords, received date, GUID, POP3 data.
-fn save_options(meta: &MessageMeta) -> Result<SaveOptions, StorageError> {
+/// How `meta` is stored: forced UID, flags, `keywords`, received date, GUID, POP3 data.
+fn save_options(meta: &MessageMeta, keywords: Vec<Keyword>) -> SaveOptions {
     let mut options = SaveOptions::default()
         .with_uid(meta.uid.get())
         .with_flags(to_store_flags(meta.flags.system))
-        .with_keywords(to_store_keywords(&meta.flags)?)
+        .with_keywords(keywords)
         .with_pop3(meta.pop3_uidl.clone(), meta.pop3_order);
     if let Some(received) = meta.received {
         options = options.with_received(received);
@@ -393,7 +434,7 @@ fn save_options(meta: &MessageMeta) -> Result<SaveOptions, StorageError> {
     if let Some(guid) = &meta.guid {
         options = options.with_guid(guid.clone());
     }
-    Ok(options)
+    options
 }
 
 fn to_store_name(name: &MailboxName) -> Result<mailstore::MailboxName, StorageError> {
@@ -417,6 +458,7 @@ fn convert_status(status: &mailstore::MailboxStatus) -> Result<MailboxStatus, St
         highest_modseq: None,
         guid: status.guid.map(|g| MailboxGuid(*g.as_bytes())),
         change_token: None,
+        source_uid_validity: status.origin_uid_validity.and_then(UidValidity::new),
     })
 }
 
@@ -469,8 +511,58 @@ fn from_store_flags(flags: mailstore::Flags) -> SystemFlags {
         .fold(SystemFlags::empty(), |all, (ours, _)| all.union(*ours))
 }
 
-fn to_store_keywords(flags: &Flags) -> Result<Vec<Keyword>, StorageError> {
-    flags.keywords.iter().map(|k| Keyword::new(k.as_str()).map_err(convert_error)).collect()
+/// The keywords of `flags` a Maildir can hold. One it cannot (empty, not an IMAP atom,
+/// longer than 255 bytes) is left out with a warning, and the message keeps the others, as
+/// Dovecot's dsync saves a message without the keywords its storage refuses.
+fn store_keywords(
+    mailbox: &MailboxName,
+    uid: Uid,
+    flags: &Flags,
+    warnings: &mut Vec<String>,
+) -> Vec<Keyword> {
+    let mut keywords = Vec::with_capacity(flags.keywords.len());
+    for keyword in &flags.keywords {
+        match Keyword::new(keyword.as_str()) {
+            Ok(keyword) => keywords.push(keyword),
+            Err(error) => {
+                let reason = match &error {
+                    mailstore::Error::InvalidKeyword { reason, .. } => (*reason).to_owned(),
+                    other => other.to_string(),
+                };
+                warnings.push(format!(
+                    "mailbox {mailbox} UID {uid}: keyword {:?} not stored: {reason}",
+                    shorten(keyword)
+                ));
+            }
+        }
+    }
+    keywords
+}
+
+/// Warnings for the keywords `opened` found no letter for (see
+/// [`mailstore::Mailbox::take_dropped_keywords`]).
+fn dropped_keywords(
+    mailbox: &MailboxName,
+    opened: &mailstore::Mailbox,
+    warnings: &mut Vec<String>,
+) {
+    for dropped in opened.take_dropped_keywords() {
+        warnings.push(format!(
+            "mailbox {mailbox} UID {}: keyword {:?} not stored: a Maildir mailbox holds at most 26 \
+             keywords (a Dovecot destination keeps further ones only in its index, which \
+             loses them when rebuilt)",
+            dropped.uid,
+            shorten(&dropped.keyword)
+        ));
+    }
+}
+
+/// A keyword as a warning shows it: at most 60 characters.
+fn shorten(keyword: &str) -> String {
+    match keyword.char_indices().nth(60) {
+        Some((end, _)) => format!("{}…", &keyword[..end]),
+        None => keyword.to_owned(),
+    }
 }
 
 /// Maps `mailstore` errors onto the engine's kinds (and so onto doveadm's exit codes), also

@@ -1,6 +1,12 @@
 //! Adapters that make the workspace's storage crates sync sides (each behind a cargo
 //! feature, all on by default).
 
+#[cfg(any(feature = "imap", feature = "pop3"))]
+use std::io::{self, Read};
+
+#[cfg(any(feature = "imap", feature = "pop3"))]
+use crate::message_date::SCANNED_HEADER_BYTES;
+
 #[cfg(feature = "imap")]
 pub mod imap;
 #[cfg(feature = "maildir")]
@@ -10,12 +16,52 @@ pub mod pop3;
 
 /// The sink's own error travelled through `io::Error`; take it back out.
 #[cfg(any(feature = "imap", feature = "pop3"))]
-pub(crate) fn unwrap_sink_error(error: std::io::Error) -> crate::StorageError {
+pub(crate) fn unwrap_sink_error(error: io::Error) -> crate::StorageError {
     let Some(inner) = error.into_inner() else {
         return crate::StorageError::new(crate::ErrorKind::Temporary, "message sink failed");
     };
     match inner.downcast::<crate::StorageError>() {
         Ok(storage_error) => *storage_error,
         Err(other) => crate::StorageError::new(crate::ErrorKind::Temporary, other.to_string()),
+    }
+}
+
+/// Passes a message through and keeps a copy of its header (up to
+/// [`SCANNED_HEADER_BYTES`]) for [`crate::message_date::received_date`]: the received date
+/// of a message whose source has none for it (POP3, or a malformed IMAP INTERNALDATE).
+#[cfg(any(feature = "imap", feature = "pop3"))]
+pub(crate) struct HeaderTap<'a> {
+    inner: &'a mut dyn Read,
+    pub(crate) header: Vec<u8>,
+    complete: bool,
+}
+
+#[cfg(any(feature = "imap", feature = "pop3"))]
+impl<'a> HeaderTap<'a> {
+    pub(crate) fn new(inner: &'a mut dyn Read) -> HeaderTap<'a> {
+        HeaderTap { inner, header: Vec::new(), complete: false }
+    }
+
+    fn observe(&mut self, bytes: &[u8]) {
+        let room = SCANNED_HEADER_BYTES - self.header.len();
+        let start = self.header.len().saturating_sub(3);
+        self.header.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        // The header ends at an empty line (CRLF or bare LF).
+        let tail = &self.header[start..];
+        let ended = memchr::memmem::find(tail, b"\n\r\n")
+            .or_else(|| memchr::memmem::find(tail, b"\n\n"))
+            .is_some();
+        self.complete = ended || self.header.len() >= SCANNED_HEADER_BYTES;
+    }
+}
+
+#[cfg(any(feature = "imap", feature = "pop3"))]
+impl Read for HeaderTap<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if !self.complete {
+            self.observe(&buf[..n]);
+        }
+        Ok(n)
     }
 }

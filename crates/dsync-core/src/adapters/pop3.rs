@@ -20,10 +20,11 @@ use std::io::{self, Read};
 
 use pop3c::{Client, ConnectOptions, Credentials, MessageNumber, Session};
 
+use super::HeaderTap;
 use super::unwrap_sink_error;
 use crate::derived_guid;
 use crate::error::{ErrorKind, StorageError};
-use crate::message_date::{SCANNED_HEADER_BYTES, received_date};
+use crate::message_date::received_date;
 use crate::model::{
     Flags, MailboxContents, MailboxInfo, MailboxName, MailboxStatus, MessageMeta, Uid, UidValidity,
 };
@@ -146,42 +147,7 @@ fn positions_status(count: u32) -> MailboxStatus {
         highest_modseq: None,
         guid: Some(derived_guid::pop3c_mailbox_guid()),
         change_token: None,
-    }
-}
-
-/// Passes a message through and keeps a copy of its header (up to
-/// [`SCANNED_HEADER_BYTES`]) for [`received_date`].
-struct HeaderTap<'a> {
-    inner: &'a mut dyn Read,
-    header: Vec<u8>,
-    complete: bool,
-}
-
-impl<'a> HeaderTap<'a> {
-    fn new(inner: &'a mut dyn Read) -> HeaderTap<'a> {
-        HeaderTap { inner, header: Vec::new(), complete: false }
-    }
-
-    fn observe(&mut self, bytes: &[u8]) {
-        let room = SCANNED_HEADER_BYTES - self.header.len();
-        let start = self.header.len().saturating_sub(3);
-        self.header.extend_from_slice(&bytes[..bytes.len().min(room)]);
-        // The header ends at an empty line (CRLF or bare LF).
-        let tail = &self.header[start..];
-        let ended = memchr::memmem::find(tail, b"\n\r\n")
-            .or_else(|| memchr::memmem::find(tail, b"\n\n"))
-            .is_some();
-        self.complete = ended || self.header.len() >= SCANNED_HEADER_BYTES;
-    }
-}
-
-impl Read for HeaderTap<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if !self.complete {
-            self.observe(&buf[..n]);
-        }
-        Ok(n)
+        source_uid_validity: None,
     }
 }
 

@@ -161,7 +161,8 @@ pub(super) fn record(
     report: &mut Report,
     state: &mut SyncState,
 ) -> Result<(), SyncError> {
-    if let Some((mailbox_report, mailbox_state)) = keep_going_mailbox(result, report)? {
+    if let Some((mut mailbox_report, mailbox_state)) = keep_going_mailbox(result, report)? {
+        report.warnings.append(&mut mailbox_report.warnings);
         observer.mailbox_finished(&mailbox_report);
         report.mailboxes.push(mailbox_report);
         if let Some(mailbox_state) = mailbox_state {
@@ -220,12 +221,27 @@ fn sync_mailbox(
     } else {
         None
     };
+    let guids = ComparableGuids::between(source.capabilities(), destination.capabilities());
+    let differing = match &destination_contents {
+        Some(destination_contents) if !guids.messages => {
+            let previous = state.mailboxes.get(mailbox).map(|entry| &entry.base);
+            let suspects = unconfirmed_uids(
+                &source_contents,
+                destination_contents,
+                previous,
+                &options.message_filter,
+            );
+            differing_messages(source, destination, names, &suspects)?
+        }
+        _ => BTreeSet::new(),
+    };
     let plan = plan_mailbox(
         mailbox,
         &source_contents,
         destination_contents.as_ref(),
         &options.message_filter,
-        ComparableGuids::between(source.capabilities(), destination.capabilities()),
+        guids,
+        &differing,
     );
     // What the run records: the source as listed (a change during the copy then shows
     // next time), the destination as listed when nothing is written to it.
@@ -279,9 +295,26 @@ fn sync_mailbox(
         return Ok((mailbox_report, Some(entry)));
     }
 
-    let new = NewMailbox {
-        uid_validity: Some(source_contents.status.uid_validity),
-        guid: source_contents.status.guid,
+    let source_uid_validity = source_contents.status.uid_validity;
+    let new = if plan.new_uid_validity {
+        mailbox_report.warnings.push(format!(
+            "mailbox {mailbox}: rebuilt ({}) under a new UIDVALIDITY rather than the \
+             source's {source_uid_validity}, under which the destination holds other \
+             messages: a UID would otherwise name two different messages; mail clients \
+             re-read the folder once",
+            rebuild_reason(&plan.action)
+        ));
+        NewMailbox {
+            uid_validity: None,
+            guid: source_contents.status.guid,
+            source_uid_validity: Some(source_uid_validity),
+        }
+    } else {
+        NewMailbox {
+            uid_validity: Some(source_uid_validity),
+            guid: source_contents.status.guid,
+            source_uid_validity: None,
+        }
     };
     // A created or rebuilt mailbox is a new incarnation: its old state entry goes first, so
     // an interrupted run cannot leave a base that no longer describes it.
@@ -351,6 +384,61 @@ fn sync_mailbox(
         destination.stamp(mailbox).map_err(|error| failed(at_mailbox(error), &mailbox_report))?;
     let entry = state_entry(base, source_stamp, destination_stamp, filtered);
     Ok((mailbox_report, Some(entry)))
+}
+
+fn rebuild_reason(action: &MailboxAction) -> String {
+    match action {
+        MailboxAction::Recreate(reason) | MailboxAction::Blocked(reason) => reason.to_string(),
+        MailboxAction::Update | MailboxAction::Create => String::from("no reason"),
+    }
+}
+
+/// UIDs both sides hold that no earlier run saw holding the same message: above the last
+/// UID the previous run left in common (every common UID without a previous run). Within
+/// one UIDVALIDITY a UID names one message, but the destination may have given a UID to
+/// a message of its own (a mail client appending to the new server) that the source gave
+/// to another: Dovecot compares such messages by their header hash, and so does this.
+fn unconfirmed_uids(
+    source: &MailboxContents,
+    destination: &MailboxContents,
+    previous: Option<&MergeBase>,
+    filter: &crate::filter::MessageFilter,
+) -> Vec<Uid> {
+    if !crate::plan::holds_uids_of(&destination.status, &source.status) {
+        return Vec::new();
+    }
+    let confirmed = previous
+        .filter(|base| base.uid_validity == source.status.uid_validity.get())
+        .map_or(0, |base| base.last_common_uid);
+    let held: BTreeSet<Uid> = destination.messages.iter().map(|m| m.uid).collect();
+    source
+        .messages
+        .iter()
+        .filter(|m| m.uid.get() > confirmed && held.contains(&m.uid) && filter.wants(m))
+        .map(|m| m.uid)
+        .collect()
+}
+
+/// Of `uids`, those whose header hashes differ between the two sides.
+fn differing_messages(
+    source: &mut dyn Storage,
+    destination: &mut dyn StorageMut,
+    names: &Names<'_>,
+    uids: &[Uid],
+) -> Result<BTreeSet<Uid>, SyncError> {
+    if uids.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let theirs =
+        source.header_hashes(names.source, uids).map_err(at(Side::Source, Some(names.source)))?;
+    let ours = destination
+        .header_hashes(names.destination, uids)
+        .map_err(at(Side::Destination, Some(names.destination)))?;
+    Ok(theirs
+        .iter()
+        .filter(|(uid, hash)| ours.get(uid).is_some_and(|own| own != *hash))
+        .map(|(uid, _)| *uid)
+        .collect())
 }
 
 /// The state to remember for a synced mailbox: its base and both sides' stamps. With

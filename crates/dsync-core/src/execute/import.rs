@@ -124,7 +124,7 @@ fn import_mailbox(
     if !exists {
         report.action = MailboxAction::Create;
         if !options.dry_run {
-            let new = NewMailbox { uid_validity: None, guid: None };
+            let new = NewMailbox { uid_validity: None, guid: None, source_uid_validity: None };
             destination.create_mailbox(target, &new).map_err(at(Side::Destination, target))?;
         }
     }

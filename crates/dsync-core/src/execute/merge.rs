@@ -401,7 +401,11 @@ fn merge_mailbox(
         Some(Side::Destination) => {
             let status = a.storage().status(a_name).map_err(at(A, a_name))?;
             if !options.dry_run {
-                let new = NewMailbox { uid_validity: Some(status.uid_validity), guid: status.guid };
+                let new = NewMailbox {
+                    uid_validity: Some(status.uid_validity),
+                    guid: status.guid,
+                    source_uid_validity: None,
+                };
                 b.create_mailbox(b_name, &new).map_err(at(B, b_name))?;
             }
             action = MailboxAction::Create;
@@ -411,7 +415,11 @@ fn merge_mailbox(
             if let SideA::Writable(a) = a
                 && !options.dry_run
             {
-                let new = NewMailbox { uid_validity: Some(status.uid_validity), guid: status.guid };
+                let new = NewMailbox {
+                    uid_validity: Some(status.uid_validity),
+                    guid: status.guid,
+                    source_uid_validity: None,
+                };
                 a.create_mailbox(a_name, &new).map_err(at(A, a_name))?;
             }
             action = MailboxAction::Create;
@@ -425,6 +433,10 @@ fn merge_mailbox(
         (Some(Side::Destination), true) => empty_like(&a_contents),
         _ => b.contents(b_name).map_err(at(B, b_name))?,
     };
+    // A side a backup rebuilt under a UIDVALIDITY of its own holds the other side's UIDs:
+    // it is merged as if it had the other's (going back to it would give UIDs out twice).
+    stand_in(&mut b_contents, &a_contents.status);
+    stand_in(&mut a_contents, &b_contents.status);
     // A new incarnation on one side (deleted and created again since the last sync: its
     // UIDVALIDITY or GUID changed) replaces the other side's copy if that side did not
     // change since; when both changed they are merged, so nothing is lost. A rebuild is
@@ -475,7 +487,11 @@ fn merge_mailbox(
             Side::Destination => (&a_contents.status, a_contents.status.uid_validity),
             Side::Source => (&b_contents.status, b_contents.status.uid_validity),
         };
-        let new = NewMailbox { uid_validity: Some(new_validity), guid: model.guid };
+        let new = NewMailbox {
+            uid_validity: Some(new_validity),
+            guid: model.guid,
+            source_uid_validity: None,
+        };
         let announced = MailboxState {
             base: MergeBase { uid_validity: new_validity.get(), ..MergeBase::default() },
             rebuild: Some(side),
@@ -644,6 +660,14 @@ fn contents_or_empty(
         });
     }
     a.contents(a_name)
+}
+
+/// Shows `contents` under `other`'s UIDVALIDITY when it holds `other`'s UIDs under one of
+/// its own ([`crate::MailboxStatus::source_uid_validity`]).
+fn stand_in(contents: &mut MailboxContents, other: &crate::model::MailboxStatus) {
+    if contents.status.source_uid_validity == Some(other.uid_validity) {
+        contents.status.uid_validity = other.uid_validity;
+    }
 }
 
 fn empty_like(other: &MailboxContents) -> MailboxContents {

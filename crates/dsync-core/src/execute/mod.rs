@@ -259,7 +259,8 @@ pub fn run_two_way(
     finish(result, report, state, options)
 }
 
-/// Moves what `storage` left out into the report. A mailbox with a skipped entry loses
+/// Moves what `storage` left out, and its warnings, into the report. A mailbox with a
+/// skipped entry loses
 /// its state entry, so that the next run lists it again (and reports the entry again)
 /// instead of passing over it as unchanged: exit 0 must never follow a run that skipped.
 pub(crate) fn collect_skipped(
@@ -274,6 +275,7 @@ pub(crate) fn collect_skipped(
         }
         report.skipped.push(Skipped { side, skip });
     }
+    report.warnings.extend(storage.take_warnings());
 }
 
 fn finish(

@@ -120,6 +120,9 @@ pub fn run_parallel<C: Connector>(
     finish(result, report, state, options)
 }
 
+/// How one mailbox's sync ended.
+type MailboxResult = Result<(MailboxReport, Option<MailboxState>), MailboxFailed>;
+
 /// What a worker tells the coordinating thread.
 enum Event {
     /// Its connections could not be opened: it takes no mailbox.
@@ -132,9 +135,11 @@ enum Event {
     /// goes on (it is about to create or rebuild the mailbox); answered on the channel.
     Forget(MailboxName, mpsc::Sender<()>),
     /// A mailbox is done.
-    Finished(Box<PendingMailbox>, Result<(MailboxReport, Option<MailboxState>), MailboxFailed>),
+    Finished(Box<PendingMailbox>, Box<MailboxResult>),
     /// Entries the worker's storages left out ([`crate::Storage::take_skipped`]).
     Skipped(Vec<(Side, Skip)>),
+    /// The worker's storages' warnings ([`crate::Storage::take_warnings`]).
+    Warnings(Vec<String>),
 }
 
 /// The coordinating thread's side: the caller's observer, report and state.
@@ -213,7 +218,7 @@ impl Coordinator<'_, '_> {
             }
             Event::Finished(job, result) => {
                 let recorded =
-                    backup::record(&job, result, &mut *self.observer, self.report, self.state);
+                    backup::record(&job, *result, &mut *self.observer, self.report, self.state);
                 if let Err(error) = recorded {
                     stop.store(true, Ordering::SeqCst);
                     self.error.get_or_insert(error);
@@ -227,6 +232,7 @@ impl Coordinator<'_, '_> {
                     self.report.skipped.push(Skipped { side, skip });
                 }
             }
+            Event::Warnings(warnings) => self.report.warnings.extend(warnings),
         }
     }
 }
@@ -275,9 +281,14 @@ fn work<C: Connector>(connector: &C, shared: &Shared<'_>, events: &mpsc::Sender<
             .map(|skip| (Side::Source, skip))
             .chain(destination.take_skipped().into_iter().map(|skip| (Side::Destination, skip)))
             .collect();
-        let finished = events.send(Event::Finished(Box::new(job), result));
+        let finished = events.send(Event::Finished(Box::new(job), Box::new(result)));
         if !skipped.is_empty() {
             let _ = events.send(Event::Skipped(skipped));
+        }
+        let mut warnings = source.take_warnings();
+        warnings.extend(destination.take_warnings());
+        if !warnings.is_empty() {
+            let _ = events.send(Event::Warnings(warnings));
         }
         if finished.is_err() || fatal {
             break;

@@ -11,7 +11,7 @@ use super::{
 use crate::error::{Side, StorageError, SyncError};
 use crate::model::{MailboxName, MessageMeta, Uid};
 use crate::plan::MailboxAction;
-use crate::plan::identity::{origins, plan_by_uidl};
+use crate::plan::identity::{duplicate_uidls, plan_by_uidl};
 use crate::report::{FilteredMessages, MailboxReport, Report};
 use crate::storage::{NewMailbox, Storage, StorageMut};
 
@@ -50,7 +50,8 @@ pub(super) fn run(
             existing.contains(&info.name),
             expunge_missing,
         );
-        if let Some(mailbox_report) = keep_going_mailbox(result, report)? {
+        if let Some(mut mailbox_report) = keep_going_mailbox(result, report)? {
+            report.warnings.append(&mut mailbox_report.warnings);
             observer.mailbox_finished(&mailbox_report);
             report.mailboxes.push(mailbox_report);
         }
@@ -85,7 +86,7 @@ fn sync_mailbox(
     } else {
         None
     };
-    let plan = plan_by_uidl(
+    let (plan, origins) = plan_by_uidl(
         target,
         &source_contents,
         destination_contents.as_ref(),
@@ -95,6 +96,12 @@ fn sync_mailbox(
     observer.mailbox_planned(&plan);
     let mut report = MailboxReport::new(target.clone(), plan.action.clone());
     report.filtered = FilteredMessages::of(&options.message_filter, &source_contents.messages);
+    for (uidl, count) in duplicate_uidls(&source_contents) {
+        report.warnings.push(format!(
+            "mailbox {target}: the source lists {count} messages with the POP3 UIDL {uidl:?}; \
+             all are kept (as Dovecot does), matched with the destination's in their order"
+        ));
+    }
     if options.dry_run {
         report.saved = plan.save.len() as u64;
         report.bytes = plan.save.iter().filter_map(|m| m.virtual_size).sum();
@@ -104,10 +111,13 @@ fn sync_mailbox(
     if plan.action == MailboxAction::Create {
         // No UIDVALIDITY to keep: POP3 clients never saw one. The destination allocates it.
         // The GUID is the one Dovecot's pop3c derives, so doveadm agrees with it.
-        let new = NewMailbox { uid_validity: None, guid: source_contents.status.guid };
+        let new = NewMailbox {
+            uid_validity: None,
+            guid: source_contents.status.guid,
+            source_uid_validity: None,
+        };
         destination.create_mailbox(target, &new).map_err(at(Side::Destination, target))?;
     }
-    let origins = origins(&plan, &source_contents);
     // From here on a failure reports what was committed (the mailbox exists).
     let failed = |error: StorageError, partial: &MailboxReport| {
         MailboxFailed::after(at(Side::Destination, target)(error), partial.clone())

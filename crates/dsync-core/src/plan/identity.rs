@@ -4,13 +4,14 @@
 //! and records each one's UIDL and POP3 order (Dovecot's uidlist `P` and `O`), which is
 //! what the destination's POP3 server will then show.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{MailboxAction, MailboxPlan};
 use crate::filter::MessageFilter;
 use crate::model::{MailboxContents, MailboxName, MessageMeta, Uid};
 
-/// Plans one mailbox of a UIDL-identified source.
+/// Plans one mailbox of a UIDL-identified source; returns the plan and, for each of its
+/// saves (in order), the source position it is copied from.
 ///
 /// * New (by UIDL) source messages are saved under the destination's next UIDs, in the
 ///   source's order, with their UIDL and POP3 order and no flags;
@@ -21,13 +22,18 @@ use crate::model::{MailboxContents, MailboxName, MessageMeta, Uid};
 /// * a backup (`expunge_missing`) destination whose mailbox GUID differs from the source's
 ///   (derived from the name, as Dovecot's pop3c does: [`crate::derived_guid`]) adopts the
 ///   source's ([`MailboxPlan::set_guid`]); a `sync -1` destination keeps its own.
+///
+/// A UIDL should name one message, but servers list some twice: such messages are all
+/// kept, the n-th one with a UIDL on the source matched with the n-th one on the
+/// destination (in UID order), as Dovecot keeps both. [`duplicate_uidls`] names them for a
+/// warning.
 pub fn plan_by_uidl(
     mailbox: &MailboxName,
     source: &MailboxContents,
     destination: Option<&MailboxContents>,
     filter: &MessageFilter,
     expunge_missing: bool,
-) -> MailboxPlan {
+) -> (MailboxPlan, Vec<Uid>) {
     let mut plan = MailboxPlan {
         mailbox: mailbox.clone(),
         action: if destination.is_some() { MailboxAction::Update } else { MailboxAction::Create },
@@ -37,6 +43,7 @@ pub fn plan_by_uidl(
         uid_next: None,
         skipped: Vec::new(),
         set_guid: None,
+        new_uid_validity: false,
     };
     if let Some(destination) = destination
         && expunge_missing
@@ -45,51 +52,66 @@ pub fn plan_by_uidl(
     {
         plan.set_guid = Some(wanted);
     }
-    let present: BTreeMap<&str, Uid> = destination
-        .map(|d| d.messages.iter().filter_map(|m| Some((m.pop3_uidl.as_deref()?, m.uid))).collect())
+    let present: BTreeMap<(&str, usize), Uid> = destination
+        .map(|d| by_occurrence(&d.messages).map(|(key, m)| (key, m.uid)).collect())
         .unwrap_or_default();
-    let wanted: BTreeMap<&str, &MessageMeta> =
-        source.messages.iter().filter_map(|m| Some((m.pop3_uidl.as_deref()?, m))).collect();
+    let wanted: BTreeMap<(&str, usize), &MessageMeta> = by_occurrence(&source.messages).collect();
     if let Some(destination) = destination
         && expunge_missing
     {
+        let kept: BTreeSet<Uid> = by_occurrence(&destination.messages)
+            .filter(|(key, _)| wanted.contains_key(key))
+            .map(|(_, m)| m.uid)
+            .collect();
         plan.expunge = destination
             .messages
             .iter()
-            .filter(|m| filter.wants(m))
-            .filter(|m| m.pop3_uidl.as_deref().is_none_or(|uidl| !wanted.contains_key(uidl)))
+            .filter(|m| filter.wants(m) && !kept.contains(&m.uid))
             .map(|m| m.uid)
             .collect();
     }
     let mut next = destination.map_or(Uid::MIN, next_uid);
+    let mut origins = Vec::new();
     // In the source's order (a POP3 message's "UID" is its position), so the fetch of the
     // saves returns them in the order they are saved.
-    let mut ordered: Vec<&MessageMeta> = source.messages.iter().collect();
-    ordered.sort_by_key(|m| m.uid);
-    for meta in ordered {
-        let Some(uidl) = meta.pop3_uidl.as_deref() else { continue };
-        if present.contains_key(uidl) || !filter.wants(meta) {
+    for (key, meta) in by_occurrence(&source.messages) {
+        if present.contains_key(&key) || !filter.wants(meta) {
             continue;
         }
         let mut save = meta.clone();
-        // The source's number is only its position: remember it as `origin`, and save
+        // The source's number is only its position: remember it as the origin, and save
         // under the destination's next UID. The copy keeps no GUID: the source has none.
         save.guid = None;
+        origins.push(meta.uid);
         plan.save.push(MessageMeta { uid: next, ..save });
         next = next.next().unwrap_or(next);
     }
-    plan
+    (plan, origins)
 }
 
-/// The source positions of a plan's saves, in the plan's order (the executor fetches by
-/// them): each save's UIDL looked up in the source.
-pub fn origins(plan: &MailboxPlan, source: &MailboxContents) -> Vec<Uid> {
-    let by_uidl: BTreeMap<&str, Uid> =
-        source.messages.iter().filter_map(|m| Some((m.pop3_uidl.as_deref()?, m.uid))).collect();
-    plan.save
-        .iter()
-        .filter_map(|save| save.pop3_uidl.as_deref().and_then(|uidl| by_uidl.get(uidl).copied()))
-        .collect()
+/// UIDLs that `contents` lists for more than one message, with how many.
+pub fn duplicate_uidls(contents: &MailboxContents) -> Vec<(String, usize)> {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for uidl in contents.messages.iter().filter_map(|m| m.pop3_uidl.as_deref()) {
+        *counts.entry(uidl).or_default() += 1;
+    }
+    counts.into_iter().filter(|(_, n)| *n > 1).map(|(uidl, n)| (uidl.to_owned(), n)).collect()
+}
+
+/// Messages with a UIDL in UID order, each keyed by its UIDL and how many messages with
+/// the same UIDL come before it.
+fn by_occurrence(messages: &[MessageMeta]) -> impl Iterator<Item = ((&str, usize), &MessageMeta)> {
+    let mut ordered: Vec<&MessageMeta> =
+        messages.iter().filter(|m| m.pop3_uidl.is_some()).collect();
+    ordered.sort_by_key(|m| m.uid);
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    ordered.into_iter().filter_map(move |meta| {
+        let uidl = meta.pop3_uidl.as_deref()?;
+        let count = seen.entry(uidl).or_default();
+        let key = (uidl, *count);
+        *count += 1;
+        Some((key, meta))
+    })
 }
 
 fn next_uid(contents: &MailboxContents) -> Uid {
@@ -115,6 +137,7 @@ mod tests {
                 highest_modseq: None,
                 guid: None,
                 change_token: None,
+                source_uid_validity: None,
             },
             messages: messages
                 .iter()
@@ -134,15 +157,15 @@ mod tests {
         let source = contents(4, &[(1, Some("a"), 1), (2, Some("b"), 2), (3, Some("c"), 3)]);
         let destination = contents(8, &[(7, Some("b"), 2), (5, Some("gone"), 1), (6, None, 0)]);
         let inbox = MailboxName::inbox();
-        let plan =
+        let (plan, origins) =
             plan_by_uidl(&inbox, &source, Some(&destination), &MessageFilter::default(), true);
         let saves: Vec<(u32, &str)> =
             plan.save.iter().map(|m| (m.uid.get(), m.pop3_uidl.as_deref().unwrap_or(""))).collect();
         assert_eq!(saves, [(8, "a"), (9, "c")]);
-        assert_eq!(origins(&plan, &source), [uid(1), uid(3)]);
+        assert_eq!(origins, [uid(1), uid(3)]);
         assert_eq!(plan.expunge, [uid(5), uid(6)], "UIDL gone, and no UIDL at all");
 
-        let merge =
+        let (merge, _) =
             plan_by_uidl(&inbox, &source, Some(&destination), &MessageFilter::default(), false);
         assert!(merge.expunge.is_empty(), "sync -1 keeps destination-only mail");
         assert_eq!(merge.save.len(), 2);
@@ -156,19 +179,42 @@ mod tests {
         destination.status.guid = Some(MailboxGuid([1; 16]));
         let inbox = MailboxName::inbox();
         let everything = MessageFilter::default();
-        let backup = plan_by_uidl(&inbox, &source, Some(&destination), &everything, true);
+        let (backup, _) = plan_by_uidl(&inbox, &source, Some(&destination), &everything, true);
         assert_eq!(backup.set_guid, Some(MailboxGuid([7; 16])));
         assert!(backup.save.is_empty() && backup.expunge.is_empty());
-        let merge = plan_by_uidl(&inbox, &source, Some(&destination), &everything, false);
+        let (merge, _) = plan_by_uidl(&inbox, &source, Some(&destination), &everything, false);
         assert_eq!(merge.set_guid, None);
         destination.status.guid = source.status.guid;
-        assert!(plan_by_uidl(&inbox, &source, Some(&destination), &everything, true).is_empty());
+        assert!(plan_by_uidl(&inbox, &source, Some(&destination), &everything, true).0.is_empty());
+    }
+
+    #[test]
+    fn duplicate_uidls_are_all_kept_matched_in_order() {
+        // The server lists "x" twice; the destination has the first copy (an earlier run
+        // saw only one).
+        let source = contents(4, &[(1, Some("x"), 1), (2, Some("y"), 2), (3, Some("x"), 3)]);
+        let destination = contents(6, &[(5, Some("x"), 1)]);
+        let inbox = MailboxName::inbox();
+        let everything = MessageFilter::default();
+        let (plan, origins) = plan_by_uidl(&inbox, &source, Some(&destination), &everything, true);
+        assert!(plan.expunge.is_empty());
+        let saves: Vec<(u32, &str)> =
+            plan.save.iter().map(|m| (m.uid.get(), m.pop3_uidl.as_deref().unwrap_or(""))).collect();
+        assert_eq!(saves, [(6, "y"), (7, "x")]);
+        assert_eq!(origins, [uid(2), uid(3)]);
+        assert_eq!(duplicate_uidls(&source), [("x".to_owned(), 2)]);
+        // Both copies there: nothing to do; one gone from the server: one copy goes.
+        let both = contents(8, &[(5, Some("x"), 1), (6, Some("y"), 2), (7, Some("x"), 3)]);
+        assert!(plan_by_uidl(&inbox, &source, Some(&both), &everything, true).0.is_empty());
+        let one = contents(3, &[(1, Some("x"), 1), (2, Some("y"), 2)]);
+        let (plan, _) = plan_by_uidl(&inbox, &one, Some(&both), &everything, true);
+        assert_eq!((plan.expunge, plan.save.len()), (vec![uid(7)], 0));
     }
 
     #[test]
     fn a_missing_mailbox_is_created_and_filled() {
         let source = contents(3, &[(1, Some("x"), 1), (2, Some("y"), 2)]);
-        let plan =
+        let (plan, _) =
             plan_by_uidl(&MailboxName::inbox(), &source, None, &MessageFilter::default(), true);
         assert_eq!(plan.action, MailboxAction::Create);
         assert_eq!(plan.save.iter().map(|m| m.uid.get()).collect::<Vec<_>>(), [1, 2]);

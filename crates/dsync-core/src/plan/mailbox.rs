@@ -1,10 +1,10 @@
 //! Per-mailbox planning: messages to save, expunge and re-flag, and when to rebuild.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{ComparableGuids, MailboxAction, MailboxPlan, RecreateReason};
 use crate::filter::MessageFilter;
-use crate::model::{MailboxContents, MailboxName, MessageMeta, Uid};
+use crate::model::{MailboxContents, MailboxName, MailboxStatus, MessageMeta, Uid};
 
 /// Plans one mailbox for `backup`. `destination` is `None` when the mailbox does not exist
 /// there yet.
@@ -25,19 +25,34 @@ use crate::model::{MailboxContents, MailboxName, MessageMeta, Uid};
 /// destination-only UIDs are expunged, differing flags are replaced, source-only UIDs are
 /// saved. `RFC822.SIZE` is never used to judge identity: servers report it wrongly.
 ///
+/// A UID never names two messages under one UIDVALIDITY, also across rebuilds: a rebuild
+/// that would put the source's UIDs back under the UIDVALIDITY the destination mailbox
+/// already has (it was ahead, a UID is missing, a UID conflicts) takes a new UIDVALIDITY of
+/// the destination's instead ([`MailboxPlan::new_uid_validity`]); the rebuilt mailbox
+/// remembers the source's ([`MailboxStatus::source_uid_validity`]), and from then on the
+/// two are taken as one. Dovecot's backup recreates such a mailbox under the same
+/// UIDVALIDITY (and fails for ever on INBOX); `docs/design.md` has both rules.
+///
+/// [`MailboxStatus::source_uid_validity`]: crate::MailboxStatus::source_uid_validity
+///
 /// With a message `filter`, only source messages inside it are copied or re-flagged, and
 /// only destination messages inside it (judged by their own metadata) may be expunged; a
 /// mailbox that would need rebuilding is [`MailboxAction::Blocked`] instead, and a message
 /// that would need a UID below the destination's UIDNEXT is listed in
 /// [`MailboxPlan::skipped`].
+///
+/// `differing` lists UIDs the caller found to name different messages on the two sides by
+/// other means (Dovecot's header hash, for UIDs the destination may have given out itself
+/// since the last run): each is a [`RecreateReason::UidConflict`] like a GUID mismatch.
 pub fn plan_mailbox(
     mailbox: &MailboxName,
     source: &MailboxContents,
     destination: Option<&MailboxContents>,
     filter: &MessageFilter,
     guids: ComparableGuids,
+    differing: &BTreeSet<Uid>,
 ) -> MailboxPlan {
-    backup(mailbox, source, destination, filter, guids)
+    backup(mailbox, source, destination, filter, guids, differing)
 }
 
 fn backup(
@@ -46,16 +61,23 @@ fn backup(
     destination: Option<&MailboxContents>,
     filter: &MessageFilter,
     guids: ComparableGuids,
+    differing: &BTreeSet<Uid>,
 ) -> MailboxPlan {
     let filtered = !filter.is_everything();
     let source_uid_next = effective_uid_next(source);
     // A filtered run never rebuilds: that would delete mail outside the filter.
+    // A rebuild under the UIDVALIDITY the destination holds the source's UIDs under would
+    // give out again the UIDs it gave its own messages: it takes a new one instead.
+    let holds_source_uids = destination.is_some_and(|d| holds_uids_of(&d.status, &source.status));
     let rebuild = |action: MailboxAction| -> MailboxPlan {
         match action {
             MailboxAction::Recreate(reason) if filtered => {
                 MailboxPlan { action: MailboxAction::Blocked(reason), ..empty_plan(mailbox) }
             }
-            action => rebuild(mailbox, source, source_uid_next, action, filter),
+            action => MailboxPlan {
+                new_uid_validity: holds_source_uids && action != MailboxAction::Create,
+                ..rebuild(mailbox, source, source_uid_next, action, filter)
+            },
         }
     };
     let Some(destination) = destination else {
@@ -64,7 +86,7 @@ fn backup(
     let destination_uid_next = effective_uid_next(destination);
     let (source_status, destination_status) = (&source.status, &destination.status);
 
-    if source_status.uid_validity != destination_status.uid_validity {
+    if !holds_source_uids {
         return rebuild(MailboxAction::Recreate(RecreateReason::UidValidityChanged {
             source: source_status.uid_validity,
             destination: destination_status.uid_validity,
@@ -105,9 +127,11 @@ fn backup(
     for (uid, wanted) in source_by_uid.iter().filter(|(_, m)| filter.wants(m)) {
         match destination_by_uid.get(uid) {
             Some(existing) => {
-                if let (true, Some(a), Some(b)) = (guids.messages, &wanted.guid, &existing.guid)
-                    && a != b
-                {
+                let guids_differ = matches!(
+                    (guids.messages, &wanted.guid, &existing.guid),
+                    (true, Some(a), Some(b)) if a != b
+                );
+                if guids_differ || differing.contains(uid) {
                     return rebuild(MailboxAction::Recreate(RecreateReason::UidConflict(*uid)));
                 }
                 if existing.flags != wanted.flags {
@@ -132,6 +156,13 @@ fn backup(
     plan
 }
 
+/// True when `destination` holds its messages under the source's UIDs: it has the
+/// source's UIDVALIDITY, or one of its own that stands for it (a backup rebuilt it).
+pub(crate) fn holds_uids_of(destination: &MailboxStatus, source: &MailboxStatus) -> bool {
+    destination.uid_validity == source.uid_validity
+        || destination.source_uid_validity == Some(source.uid_validity)
+}
+
 fn empty_plan(mailbox: &MailboxName) -> MailboxPlan {
     MailboxPlan {
         mailbox: mailbox.clone(),
@@ -142,6 +173,7 @@ fn empty_plan(mailbox: &MailboxName) -> MailboxPlan {
         uid_next: None,
         skipped: Vec::new(),
         set_guid: None,
+        new_uid_validity: false,
     }
 }
 
@@ -193,14 +225,12 @@ mod tests {
                 highest_modseq: None,
                 guid: None,
                 change_token: None,
+                source_uid_validity: None,
             },
             messages: messages
                 .iter()
                 .map(|&(n, system)| {
-                    MessageMeta::new(
-                        uid(n),
-                        Flags { system, keywords: std::collections::BTreeSet::default() },
-                    )
+                    MessageMeta::new(uid(n), Flags { system, keywords: BTreeSet::default() })
                 })
                 .collect(),
         }
@@ -208,7 +238,15 @@ mod tests {
 
     fn plan(source: &MailboxContents, destination: Option<&MailboxContents>) -> MailboxPlan {
         let guids = ComparableGuids { messages: true, mailboxes: true };
-        plan_mailbox(&MailboxName::inbox(), source, destination, &MessageFilter::default(), guids)
+        let none = BTreeSet::new();
+        plan_mailbox(
+            &MailboxName::inbox(),
+            source,
+            destination,
+            &MessageFilter::default(),
+            guids,
+            &none,
+        )
     }
 
     const SEEN: SystemFlags = SystemFlags::SEEN;
@@ -296,7 +334,14 @@ mod tests {
         let derived = ComparableGuids { messages: false, mailboxes: false };
         let inbox = MailboxName::inbox();
         let everything = MessageFilter::default();
-        let plan = plan_mailbox(&inbox, &source, Some(&destination), &everything, derived);
+        let plan = plan_mailbox(
+            &inbox,
+            &source,
+            Some(&destination),
+            &everything,
+            derived,
+            &BTreeSet::new(),
+        );
         assert_eq!(plan.action, MailboxAction::Update);
         assert_eq!(plan.set_guid, Some(MailboxGuid([2; 16])));
         assert!(!plan.is_empty());
@@ -305,14 +350,35 @@ mod tests {
         // Alongside other changes; and nothing once the GUIDs agree.
         source.messages.push(MessageMeta::new(uid(3), Flags::default()));
         source.status.uid_next = uid(4);
-        let plan = plan_mailbox(&inbox, &source, Some(&destination), &everything, derived);
+        let plan = plan_mailbox(
+            &inbox,
+            &source,
+            Some(&destination),
+            &everything,
+            derived,
+            &BTreeSet::new(),
+        );
         assert_eq!((plan.set_guid, plan.save.len()), (Some(MailboxGuid([2; 16])), 1));
         destination.status.guid = source.status.guid;
-        let plan = plan_mailbox(&inbox, &source, Some(&destination), &everything, derived);
+        let plan = plan_mailbox(
+            &inbox,
+            &source,
+            Some(&destination),
+            &everything,
+            derived,
+            &BTreeSet::new(),
+        );
         assert_eq!(plan.set_guid, None);
         // A destination without GUIDs is not given one.
         destination.status.guid = None;
-        let plan = plan_mailbox(&inbox, &source, Some(&destination), &everything, derived);
+        let plan = plan_mailbox(
+            &inbox,
+            &source,
+            Some(&destination),
+            &everything,
+            derived,
+            &BTreeSet::new(),
+        );
         assert_eq!(plan.set_guid, None);
     }
 

@@ -465,6 +465,7 @@ mod tests {
                     highest_modseq: None,
                     guid: None,
                     change_token: None,
+                    source_uid_validity: None,
                 },
                 messages: metas,
             },

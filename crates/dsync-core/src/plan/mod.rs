@@ -11,6 +11,7 @@ mod mailbox;
 pub mod merge;
 mod tree;
 
+pub(crate) use mailbox::holds_uids_of;
 pub use mailbox::plan_mailbox;
 pub use tree::plan_tree;
 
@@ -166,6 +167,13 @@ pub struct MailboxPlan {
     /// from its name ([`crate::derived_guid`]), where the destination holds another one
     /// (written by an older version, or by hand). UIDVALIDITY, UIDs and messages stay.
     pub set_guid: Option<MailboxGuid>,
+    /// A [`MailboxAction::Recreate`] that must not take the source's UIDVALIDITY: the
+    /// destination mailbox already holds it (or holds the source's UIDs under one of its
+    /// own), so UIDs it gave out under it, to messages of its own, could name other
+    /// messages after the rebuild. The rebuilt mailbox takes a new UIDVALIDITY of the
+    /// destination's and remembers the source's
+    /// ([`crate::MailboxStatus::source_uid_validity`]); the source's UIDs stay.
+    pub new_uid_validity: bool,
 }
 
 impl MailboxPlan {

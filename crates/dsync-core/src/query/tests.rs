@@ -185,6 +185,7 @@ fn contents(messages: Vec<MessageMeta>, guid: Option<MailboxGuid>) -> MailboxCon
             highest_modseq: None,
             guid,
             change_token: None,
+            source_uid_validity: None,
         },
         messages,
     }

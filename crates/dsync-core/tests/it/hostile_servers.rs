@@ -10,7 +10,7 @@ use std::time::Duration;
 use dsync_core::adapters::imap::ImapStorage;
 use dsync_core::adapters::maildir::MaildirStorage;
 use dsync_core::adapters::pop3::Pop3Storage;
-use dsync_core::{ErrorKind, Mode, NoObserver, Side, SyncOptions};
+use dsync_core::{ErrorKind, Mode, NoObserver, Side, Storage, SyncOptions};
 use mailstore::Durability;
 use testkit::{FakeServer, Step};
 

@@ -4,6 +4,7 @@ mod all_mail;
 mod backup;
 mod doveadm_takeover;
 mod header_hash;
+mod hostile_imap;
 mod hostile_servers;
 mod imap_guids;
 mod maildir_source;

@@ -9,7 +9,7 @@ use dsync_core::adapters::imap::ImapStorage;
 use dsync_core::adapters::maildir::MaildirStorage;
 use dsync_core::adapters::pop3::{ImapPop3Storage, Pop3MigrationSettings, Pop3Storage};
 use dsync_core::pop3_migration::MissingPolicy;
-use dsync_core::{ErrorKind, Mode, NoObserver, Report, SyncOptions};
+use dsync_core::{ErrorKind, Mode, NoObserver, Report, Storage, SyncOptions};
 use mailstore::Durability;
 use testkit::{Dovecot, RawImap, RawPop3};
 
@@ -72,10 +72,7 @@ fn maildir(path: &Path) -> MaildirStorage {
         .expect("location")
 }
 
-fn backup(
-    source: &mut dyn dsync_core::Storage,
-    destination: &mut dyn dsync_core::StorageMut,
-) -> Report {
+fn backup(source: &mut dyn Storage, destination: &mut dyn dsync_core::StorageMut) -> Report {
     dsync_core::run(&SyncOptions::new(Mode::Backup), source, destination, &mut NoObserver)
         .unwrap_or_else(|failed| panic!("backup failed: {failed}"))
 }
@@ -218,11 +215,13 @@ fn pop3_messages_without_imap_match_fail_unless_tolerated() {
     let report = backup(&mut storage, &mut maildir(&destination));
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     assert_eq!(report.totals().saved, 3);
-    let warnings = storage.take_warnings();
+    // The run took the storage's warnings into its report.
+    let warnings = &report.warnings;
     assert!(
         warnings.len() == 1 && warnings[0].contains("POP3 contains more than IMAP INBOX"),
         "{warnings:?}"
     );
+    assert!(storage.take_warnings().is_empty());
     // alice's messages carry bob's UIDLs, in bob's order.
     let served = serve(&destination);
     let migrated = pop3_view(&served, "reader", "readerpw");
@@ -251,4 +250,51 @@ fn wrong_pop3_password_is_an_authentication_error_before_any_copy() {
     .expect_err("refused");
     assert_eq!(error.kind(), ErrorKind::Authentication);
     assert!(!format!("{error:#}").contains("not-the-password"));
+}
+
+/// Dovecot's POP3 serves the UIDLs a Maildir's uidlist stores (`P`), duplicates too. A
+/// second message with a UIDL the destination already holds a copy of used to be taken
+/// for that copy and never copied (issue 16 item 11): both are kept, with a warning.
+#[test]
+fn a_uidl_dovecot_lists_twice_keeps_both_messages() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let source_root = dir.path().join("source");
+    std::fs::create_dir(&source_root).expect("mkdir");
+    testkit::chown_to_mail_user(&source_root);
+    let store = mailstore::Maildir::open(mailstore::Location::maildir(&source_root));
+    let add = |text: &str| {
+        let mut inbox = store
+            .mailbox(&"INBOX".parse().expect("name"))
+            .or_else(|_| store.create_mailbox(&"INBOX".parse().expect("name"), None, None));
+        let inbox = inbox.as_mut().expect("INBOX");
+        let mut pending = inbox.begin_save().expect("save");
+        pending.write_all(message(text, 200).as_slice()).expect("write");
+        let options = mailstore::SaveOptions::default().with_pop3(Some("same-uidl".into()), None);
+        inbox.save(pending, options).expect("save");
+        inbox.commit().expect("commit");
+    };
+    add("first");
+    let dovecot = Dovecot::builder()
+        .user_with_mail("alice", "alicepw", &format!("maildir:{}", source_root.display()))
+        .start();
+    let destination = dir.path().join("destination");
+    let report = backup(&mut pop3_only(&dovecot), &mut maildir(&destination));
+    assert_eq!((report.totals().saved, report.exit_code()), (1, 0), "{report:?}");
+
+    add("second");
+    let listed = pop3_view(&dovecot, "alice", "alicepw");
+    assert_eq!(listed.uidls, [(1, "same-uidl".to_owned()), (2, "same-uidl".to_owned())]);
+    let report = backup(&mut pop3_only(&dovecot), &mut maildir(&destination));
+    assert_eq!(report.totals().saved, 1, "{report:?}");
+    assert!(
+        report.warnings.iter().any(|w| w.contains("2 messages with the POP3 UIDL \"same-uidl\"")),
+        "{:?}",
+        report.warnings
+    );
+    let mut stored = maildir(&destination);
+    let inbox = stored.contents(&dsync_core::MailboxName::inbox()).expect("INBOX");
+    assert_eq!(inbox.messages.len(), 2);
+    let again = backup(&mut pop3_only(&dovecot), &mut maildir(&destination));
+    assert_eq!((again.totals().saved, again.totals().expunged), (0, 0));
 }

@@ -83,7 +83,7 @@ fn matcher_gives_each_uid_the_uidl_dovecot_pop3_shows() {
         .fetch_metadata_all()
         .expect("metadata")
         .iter()
-        .map(|m| ImapMessage { uid: m.uid.get(), size: m.rfc822_size, known_uidl: None })
+        .map(|m| ImapMessage { uid: m.uid, size: m.rfc822_size, known_uidl: None })
         .collect();
     let pop3_options =
         pop3c::ConnectOptions::new("127.0.0.1", dovecot.pop3_port(), pop3c::Security::Plain);
@@ -208,7 +208,7 @@ fn guid_uidls_in_uid_order_need_no_headers() {
         .fetch_metadata_all()
         .expect("metadata")
         .iter()
-        .map(|m| ImapMessage { uid: m.uid.get(), size: m.rfc822_size, known_uidl: None })
+        .map(|m| ImapMessage { uid: m.uid, size: m.rfc822_size, known_uidl: None })
         .collect();
     imap.logout().expect("LOGOUT");
     let pop3_options =

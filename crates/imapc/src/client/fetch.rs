@@ -7,7 +7,7 @@ use chrono::{DateTime, FixedOffset};
 
 use crate::error::{Error, Result};
 use crate::proto::{BodyStart, Command, Fetch, FetchItem, Response, Untagged};
-use crate::types::{Capabilities, Flag, SequenceSet, Uid};
+use crate::types::{Capabilities, Flag, SequenceSet};
 
 use super::conn::{BodyReader, Conn, Owned, check};
 
@@ -46,14 +46,19 @@ pub trait FetchHandler {
 }
 
 /// One message's metadata, as the migration engine needs it.
+///
+/// A response with an invalid item is kept, so that the caller can tell the message is
+/// there and decide what to do with it: `uid` 0 (a server sent `UID 0`, which no message
+/// can have), `internal_date` `None` (the server sent no valid date); [`MessageMeta::invalid`]
+/// has what was sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageMeta {
-    /// UID.
-    pub uid: Uid,
+    /// UID; 0 when the server sent `UID 0` (RFC 3501 §2.3.1.1: never a UID).
+    pub uid: u32,
     /// System flags and keywords, `\Recent` removed.
     pub flags: Vec<Flag>,
-    /// INTERNALDATE (received date).
-    pub internal_date: DateTime<FixedOffset>,
+    /// INTERNALDATE (received date); `None` when the server sent an invalid one.
+    pub internal_date: Option<DateTime<FixedOffset>>,
     /// RFC822.SIZE (a hint; see the crate docs).
     pub rfc822_size: u64,
     /// MODSEQ when CONDSTORE is enabled.
@@ -63,17 +68,29 @@ pub struct MessageMeta {
     /// as none), else Gmail's `X-GM-MSGID` as a decimal number (what Dovecot's imapc uses
     /// as the GUID of a Gmail message).
     pub guid: Option<String>,
+    /// Items the server sent with invalid values, `(name, value)` ([`Fetch::invalid`]).
+    pub invalid: Vec<(String, String)>,
 }
 
 impl MessageMeta {
+    /// The metadata of a complete answer; `None` for one that lacks an item (an
+    /// unsolicited FETCH, such as another client's flag change).
     pub(crate) fn from_fetch(fetch: &Fetch) -> Option<MessageMeta> {
+        let uid = match fetch.uid {
+            Some(uid) => uid.get(),
+            None => fetch.invalid("UID").map(|_| 0)?,
+        };
+        if fetch.internal_date.is_none() && fetch.invalid("INTERNALDATE").is_none() {
+            return None;
+        }
         Some(MessageMeta {
-            uid: fetch.uid?,
+            uid,
             flags: fetch.flags_without_recent(),
-            internal_date: fetch.internal_date?,
+            internal_date: fetch.internal_date,
             rfc822_size: fetch.rfc822_size?,
             modseq: fetch.modseq,
             guid: message_guid(fetch),
+            invalid: fetch.invalid.clone(),
         })
     }
 }
@@ -311,7 +328,8 @@ impl FetchHandler for MetaHandler<'_> {
 
     fn fetch(&mut self, fetch: Fetch) -> io::Result<()> {
         match MessageMeta::from_fetch(&fetch) {
-            Some(meta) if self.set.contains(meta.uid.get()) => {
+            // UID 0 goes to the caller too: it is a message the server has.
+            Some(meta) if meta.uid == 0 || self.set.contains(meta.uid) => {
                 self.listed += 1;
                 if self.limit.is_some_and(|limit| self.listed > u64::from(limit)) {
                     self.overflow = true;
@@ -335,6 +353,7 @@ impl FetchHandler for MetaHandler<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::Uid;
 
     fn fetch(x_guid: Option<&str>, gmail_message_id: Option<u64>) -> Fetch {
         Fetch {

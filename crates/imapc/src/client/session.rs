@@ -398,7 +398,9 @@ impl Session {
         let fetched = fetch::finish_uid_fetch(&mut self.conn, fetch_tag, &mut handler);
         handler.check(fetched)?;
         all_meta.sort_by_key(|m| m.uid);
-        all_meta.dedup_by_key(|m| m.uid);
+        // A message answered twice alike is one; two different answers under one UID are
+        // both kept, for the caller to report.
+        all_meta.dedup();
         Ok((info, all_meta))
     }
 
@@ -412,7 +414,7 @@ impl Session {
             Ok(())
         })?;
         all.sort_by_key(|m| m.uid);
-        all.dedup_by_key(|m| m.uid);
+        all.dedup();
         Ok(all)
     }
 

@@ -512,9 +512,19 @@ pub struct Fetch {
     pub x_guid: Option<String>,
     /// Names of items that were parsed but not modelled (`ENVELOPE`, `BODYSTRUCTURE`, …).
     pub skipped: Vec<String>,
+    /// Items whose value is well-formed IMAP but not a valid value of that item, as
+    /// `(name, value as sent)`: an `INTERNALDATE` that is no date (a malformed zone), `UID 0`.
+    /// The response is kept (one bad item must not cost the whole answer); the item's own
+    /// field stays `None`.
+    pub invalid: Vec<(String, String)>,
 }
 
 impl Fetch {
+    /// The value sent for `item` when it was invalid (see [`Fetch::invalid`]).
+    pub fn invalid(&self, item: &str) -> Option<&str> {
+        self.invalid.iter().find(|(name, _)| name == item).map(|(_, value)| value.as_str())
+    }
+
     /// Flags and keywords to copy: `\Recent` removed (it is session state).
     pub fn flags_without_recent(&self) -> Vec<Flag> {
         self.flags.iter().flatten().filter(|f| !f.is_recent()).cloned().collect()

@@ -100,6 +100,8 @@ fn server_transcripts_parse() {
         b"* 5 FETCH (X-GM-MSGID 1278455344230334865 X-GM-THRID 1266894439832287888 X-GM-LABELS (\\Inbox \\Sent Important \"Muy Importante\" \"&AOk-t&AOk-\") UID 9)\r\n",
         b"* 5 FETCH (UID 9 EMAILID (M6d99ac3275bb4e) X-GUID 3bd4650d8fb4a86b1b000000c3b4d104)\r\n",
         b"* 6 FETCH (UID 10 X-GM-LABELS ())\r\n",
+        // Invalid values are kept as sent, the rest of the response too.
+        b"* 7 FETCH (UID 0 FLAGS () INTERNALDATE \"01-Jan-2024 10:00:00 GMT\" RFC822.SIZE 3)\r\n",
     ];
     for line in lines {
         kat_inverse(line);
@@ -116,6 +118,27 @@ fn server_transcripts_parse() {
     ];
     for line in parse_only {
         parse(line);
+    }
+}
+
+#[test]
+fn invalid_item_values_are_kept_not_fatal() {
+    let Response::Untagged(Untagged::Fetch(fetch)) = kat_inverse(
+        b"* 7 FETCH (UID 0 FLAGS (\\Seen) INTERNALDATE \"31-Feb-2024 10:00:00 +0000\" RFC822.SIZE 3)\r\n",
+    ) else {
+        panic!("a FETCH response")
+    };
+    assert_eq!((fetch.uid, fetch.internal_date, fetch.rfc822_size), (None, None, Some(3)));
+    assert_eq!(fetch.invalid("UID"), Some("0"));
+    assert_eq!(fetch.invalid("INTERNALDATE"), Some("31-Feb-2024 10:00:00 +0000"));
+    assert_eq!(fetch.flags, Some(vec![Flag::Seen]));
+    for zone in ["GMT", "+01:00", "+2400", "+0", "UTC+1"] {
+        let line = format!("* 1 FETCH (UID 4 INTERNALDATE \"01-Jan-2024 10:00:00 {zone}\")\r\n");
+        let Response::Untagged(Untagged::Fetch(fetch)) = parse(line.as_bytes()) else {
+            panic!("a FETCH response for {zone}")
+        };
+        assert_eq!(fetch.uid, Uid::new(4), "{zone}");
+        assert!(fetch.invalid("INTERNALDATE").is_some_and(|text| text.ends_with(zone)));
     }
 }
 

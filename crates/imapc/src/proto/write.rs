@@ -340,6 +340,8 @@ fn write_fetch(fetch: &Fetch, streamed: Streamed, out: &mut Vec<u8>) {
     let mut items: Vec<Vec<u8>> = Vec::new();
     if let Some(uid) = fetch.uid {
         items.push(format!("UID {uid}").into_bytes());
+    } else if let Some(uid) = fetch.invalid("UID") {
+        items.push(format!("UID {uid}").into_bytes());
     }
     if let Some(flags) = &fetch.flags {
         let mut item = b"FLAGS ".to_vec();
@@ -348,6 +350,10 @@ fn write_fetch(fetch: &Fetch, streamed: Streamed, out: &mut Vec<u8>) {
     }
     if let Some(date) = &fetch.internal_date {
         items.push(format!("INTERNALDATE \"{}\"", format_internal_date(date)).into_bytes());
+    } else if let Some(text) = fetch.invalid("INTERNALDATE") {
+        let mut item = b"INTERNALDATE ".to_vec();
+        write_string(text.as_bytes(), &mut item);
+        items.push(item);
     }
     if let Some(size) = fetch.rfc822_size {
         items.push(format!("RFC822.SIZE {size}").into_bytes());

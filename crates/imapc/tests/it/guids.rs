@@ -13,7 +13,7 @@ use testkit::{Dovecot, FakeServer, RawImap, Step, fixtures};
 use crate::login;
 
 fn guids(metas: &[MessageMeta]) -> Vec<(u32, Option<String>)> {
-    metas.iter().map(|m| (m.uid.get(), m.guid.clone())).collect()
+    metas.iter().map(|m| (m.uid, m.guid.clone())).collect()
 }
 
 /// `X-GUID` of every message of `mailbox`, read by the independent oracle.
@@ -59,8 +59,8 @@ fn x_guid_is_listed_and_kept_by_copy() {
     assert!(!first_guid.is_empty() && !second_guid.is_empty());
     assert_ne!(first_guid, second_guid, "different messages, different GUIDs");
     assert_eq!(inbox_oracle, [first_guid.clone(), second_guid.clone()], "what Dovecot says");
-    assert_eq!(in_inbox[0].uid.get(), first);
-    assert_eq!(in_inbox[1].uid.get(), second);
+    assert_eq!(in_inbox[0].uid, first);
+    assert_eq!(in_inbox[1].uid, second);
 
     // The other listings ask for it too.
     let all = session.fetch_metadata_all().expect("fetch_metadata_all");

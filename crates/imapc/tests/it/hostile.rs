@@ -162,7 +162,7 @@ fn oversized_lines_deep_nesting_and_garbage() {
     let server = FakeServer::start(logged_in_script(vec![
         Step::Read,
         Step::send(
-            "* 1 FETCH (UID 1 FLAGS (\\Seen) INTERNALDATE \"not a date\")\r\n* 2 FETCH (UID 2 FLAGS ())\r\n* WHAT is this\r\n{tag} OK done\r\n",
+            "* 1 FETCH (UID 1 FLAGS (\\Seen) RFC822.SIZE many)\r\n* 2 FETCH (UID 2 FLAGS ())\r\n* WHAT is this\r\n{tag} OK done\r\n",
         ),
         Step::Read,
         Step::send("{tag} OK still fine\r\n"),

@@ -136,17 +136,20 @@ fn list_subscriptions_examine_and_fetch_match_the_oracle() {
             FetchItem::Rfc822Size,
             FetchItem::whole_message(),
         ];
-        let uids = SequenceSet::from_uids(metadata.iter().map(|m| m.uid));
+        let uids = SequenceSet::from_uids(metadata.iter().filter_map(|m| Uid::new(m.uid)));
         if !uids.is_empty() {
             session.uid_fetch(&uids, &items, &mut collect).expect("UID FETCH");
         }
         assert_eq!(collect.messages.len(), expected.len(), "{raw_name}");
         for (meta, oracle_message) in metadata.iter().zip(&expected) {
-            assert_eq!(meta.uid.get(), oracle_message.uid);
+            assert_eq!(meta.uid, oracle_message.uid);
             let mut flags: Vec<String> = meta.flags.iter().map(ToString::to_string).collect();
             flags.sort();
             assert_eq!(flags, oracle_message.flags, "{raw_name} uid {}", meta.uid);
-            assert_eq!(meta.internal_date.timestamp(), oracle_message.internal_date);
+            assert_eq!(
+                meta.internal_date.map(|d| d.timestamp()),
+                Some(oracle_message.internal_date)
+            );
             let (fetch, bodies) = &collect.messages[&oracle_message.uid];
             assert_eq!(bodies.len(), 1);
             assert_eq!(bodies[0].0, "");
@@ -157,7 +160,7 @@ fn list_subscriptions_examine_and_fetch_match_the_oracle() {
             );
             assert_eq!(fetch.bodies[0].data, BodyData::Streamed(oracle_message.body.len() as u64));
             assert_eq!(fetch.rfc822_size, Some(meta.rfc822_size));
-            assert_eq!(fetch.internal_date, Some(meta.internal_date));
+            assert_eq!(fetch.internal_date, meta.internal_date);
         }
     }
     session.logout().expect("logout");

@@ -33,6 +33,10 @@ pub struct MailboxStatus {
     pub guid: Option<Guid>,
     /// Number of messages.
     pub messages: u32,
+    /// The UIDVALIDITY whose UIDs the mailbox holds under its own, when it was rebuilt by
+    /// [`Mailbox::reset_with_origin`] or created by
+    /// [`Maildir::create_mailbox_with_origin`](super::Maildir::create_mailbox_with_origin).
+    pub origin_uid_validity: Option<u32>,
 }
 
 /// One message as a mail client would see it.
@@ -95,6 +99,20 @@ pub struct Mailbox {
     /// File base names known to be taken, once a commit had to check a caller's GUID
     /// against them (see [`Mailbox::commit`]).
     pub(crate) taken_bases: Option<HashSet<String>>,
+    /// Keywords that found no letter (see [`Mailbox::take_dropped_keywords`]).
+    dropped_keywords: Mutex<Vec<DroppedKeyword>>,
+}
+
+/// A keyword a save or flag change could not store: the mailbox's 26 keyword letters
+/// (`a`–`z`, `dovecot-keywords`) were all taken by others. Dovecot keeps such keywords only
+/// in its index, which loses them when rebuilt; a Maildir file cannot carry them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DroppedKeyword {
+    /// The message's UID.
+    pub uid: u32,
+    /// The keyword.
+    pub keyword: String,
 }
 
 /// Dovecot's mailbox list index, a cache of the folder tree and each folder's status.
@@ -126,7 +144,17 @@ impl Mailbox {
             cache: Mutex::new(None),
             uidlist_cache: None,
             taken_bases: None,
+            dropped_keywords: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The keywords saves and flag changes of this handle left out since the last call,
+    /// because no letter was free for them (a Maildir mailbox holds at most 26 keywords).
+    /// The messages themselves were saved or changed, with their other keywords.
+    pub fn take_dropped_keywords(&self) -> Vec<DroppedKeyword> {
+        std::mem::take(
+            &mut *self.dropped_keywords.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     /// The mailbox's name.
@@ -151,6 +179,7 @@ impl Mailbox {
             next_uid: view.uidlist.next_uid(),
             guid: view.uidlist.guid,
             messages,
+            origin_uid_validity: view.uidlist.origin(),
         })
     }
 
@@ -206,6 +235,7 @@ impl Mailbox {
             next_uid: uidlist.next_uid(),
             guid: uidlist.guid,
             messages: u32::try_from(messages).unwrap_or(u32::MAX),
+            origin_uid_validity: uidlist.origin(),
         }))
     }
 
@@ -373,8 +403,8 @@ impl Mailbox {
             let mut table = self.paths.read_keywords()?;
             let mut indexes = Vec::with_capacity(changes.len());
             let mut changed = false;
-            for (_, _, keywords) in changes {
-                let (letters, added) = self.keyword_indexes(&mut table, keywords)?;
+            for (uid, _, keywords) in changes {
+                let (letters, added) = self.keyword_indexes(&mut table, *uid, keywords);
                 changed |= added;
                 indexes.push(letters);
             }
@@ -487,6 +517,7 @@ impl Mailbox {
                     &locked.permissions,
                 )?;
                 locked.uidlist.uid_validity = uid_validity;
+                locked.uidlist.set_origin(None);
                 locked.rewrite()?;
             }
             Ok(())
@@ -551,19 +582,54 @@ impl Mailbox {
                 reason: "must not be 0",
             });
         }
+        self.reset_to(Some(uid_validity), guid, None).map(|_| ())
+    }
+
+    /// Empties the mailbox as [`Self::reset`] does, under a new UIDVALIDITY allocated here
+    /// (above every value this store or `origin` ever had, as Dovecot's allocator gives
+    /// them), and records that it now holds the UIDs of `origin`
+    /// ([`MailboxStatus::origin_uid_validity`]) in the same uidlist rewrite. For a backup
+    /// destination that gave out UIDs of its own under the source's UIDVALIDITY: rebuilt
+    /// under that same value, those UIDs would name other messages. Returns the new value.
+    pub fn reset_with_origin(&self, guid: Option<Guid>, origin: u32) -> Result<u32> {
+        if origin == 0 {
+            return Err(Error::InvalidValue {
+                field: "UIDVALIDITY",
+                value: String::from("0"),
+                reason: "must not be 0",
+            });
+        }
+        self.reset_to(None, guid, Some(origin))
+    }
+
+    fn reset_to(
+        &self,
+        uid_validity: Option<u32>,
+        guid: Option<Guid>,
+        origin: Option<u32>,
+    ) -> Result<u32> {
         state::locked(&self.store, &self.paths, |locked| {
-            if locked.uidlist.uid_validity == uid_validity {
-                return Err(Error::InvalidValue {
-                    field: "UIDVALIDITY",
-                    value: uid_validity.to_string(),
-                    reason: "a reset needs a new UIDVALIDITY (UIDs must never be reused)",
-                });
-            }
-            crate::uidvalidity::raise(
-                self.store.location.root(),
-                uid_validity,
-                &locked.permissions,
-            )?;
+            let root = self.store.location.root();
+            let uid_validity = match uid_validity {
+                Some(value) if value == locked.uidlist.uid_validity => {
+                    return Err(Error::InvalidValue {
+                        field: "UIDVALIDITY",
+                        value: value.to_string(),
+                        reason: "a reset needs a new UIDVALIDITY (UIDs must never be reused)",
+                    });
+                }
+                Some(value) => {
+                    crate::uidvalidity::raise(root, value, &locked.permissions)?;
+                    value
+                }
+                None => {
+                    let floor = locked.uidlist.uid_validity.max(origin.unwrap_or(0));
+                    crate::uidvalidity::raise(root, floor, &locked.permissions)?;
+                    crate::uidvalidity::next(root, &locked.permissions)?
+                        .max(floor.saturating_add(1))
+                }
+            };
+            let guid_changed = guid.is_some_and(|guid| locked.uidlist.guid != Some(guid));
             let scan = self.paths.scan()?;
             for file in scan.values() {
                 crate::fs::remove_if_exists(&self.paths.file(file))?;
@@ -573,7 +639,15 @@ impl Mailbox {
                 crate::fs::fsync_dir(&self.paths.sub(Sub::Cur))?;
             }
             locked.uidlist = Uidlist::new(uid_validity, 1, guid.unwrap_or_else(Guid::generate));
-            locked.rewrite()
+            locked.uidlist.set_origin(origin);
+            locked.rewrite()?;
+            if guid_changed {
+                // As in `set_guid`: Dovecot's list index would go on answering the old GUID.
+                for cache in LIST_INDEX_FILES {
+                    crate::fs::remove_if_exists(&root.join(cache))?;
+                }
+            }
+            Ok(uid_validity)
         })
     }
 
@@ -599,24 +673,32 @@ impl Mailbox {
         })
     }
 
-    /// Keyword letters for `keywords`, adding new ones to `table`.
+    /// Keyword letters for the keywords of message `uid`, adding new ones to `table`. A
+    /// keyword that finds no free letter is left out and recorded
+    /// ([`Self::take_dropped_keywords`]): the message keeps the others, as Dovecot saves a
+    /// message whose keywords its Maildir files cannot all hold.
     pub(crate) fn keyword_indexes(
         &self,
         table: &mut KeywordTable,
+        uid: u32,
         keywords: &[Keyword],
-    ) -> Result<(Vec<u8>, bool)> {
+    ) -> (Vec<u8>, bool) {
         let mut indexes = Vec::with_capacity(keywords.len());
         let mut changed = false;
         for keyword in keywords {
-            let (index, added) =
-                table.index_or_insert(keyword.as_str()).ok_or_else(|| Error::TooManyKeywords {
-                    mailbox: self.name.to_string(),
-                    keyword: keyword.to_string(),
-                })?;
-            changed |= added;
-            indexes.push(index);
+            match table.index_or_insert(keyword.as_str()) {
+                Some((index, added)) => {
+                    changed |= added;
+                    indexes.push(index);
+                }
+                None => self
+                    .dropped_keywords
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(DroppedKeyword { uid, keyword: keyword.to_string() }),
+            }
         }
-        Ok((indexes, changed))
+        (indexes, changed)
     }
 
     fn uid_not_found(&self, uid: u32) -> Error {

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 pub use copy::CopyOutcome;
-pub use mailbox::{Mailbox, MailboxStatus, MessageInfo, MessageReader};
+pub use mailbox::{DroppedKeyword, Mailbox, MailboxStatus, MessageInfo, MessageReader};
 pub use save::{PendingMessage, SaveOptions};
 
 use crate::crlf::LineEndings;
@@ -295,6 +295,28 @@ impl Maildir {
         uid_validity: Option<u32>,
         guid: Option<Guid>,
     ) -> Result<Mailbox> {
+        self.create(name, uid_validity, guid, None)
+    }
+
+    /// Creates a mailbox under a new UIDVALIDITY, as [`Self::create_mailbox`] with `None`
+    /// does, recording in the same step that it holds the UIDs of `origin` (see
+    /// [`Mailbox::reset_with_origin`]).
+    pub fn create_mailbox_with_origin(
+        &self,
+        name: &MailboxName,
+        guid: Option<Guid>,
+        origin: u32,
+    ) -> Result<Mailbox> {
+        self.create(name, None, guid, Some(origin).filter(|&o| o != 0))
+    }
+
+    fn create(
+        &self,
+        name: &MailboxName,
+        uid_validity: Option<u32>,
+        guid: Option<Guid>,
+        origin: Option<u32>,
+    ) -> Result<Mailbox> {
         let dir = layout::mailbox_dir(&self.store.location, name)?;
         if uid_validity == Some(0) {
             return Err(Error::InvalidValue {
@@ -309,15 +331,18 @@ impl Maildir {
         let exists = || Error::MailboxExists { name: name.to_string() };
         let maildirplusplus = self.store.location.layout() == Layout::MaildirPlusPlus;
         let new_uidlist = || -> Result<Vec<u8>> {
+            // Dovecot's next new mailbox must not get a value we gave one already; a new
+            // value standing for `origin` must be above it.
+            if let Some(value) = uid_validity.or(origin) {
+                crate::uidvalidity::raise(self.root(), value, permissions)?;
+            }
             let uid_validity = match uid_validity {
-                Some(value) => {
-                    // Dovecot's next new mailbox must not get a value we gave one already.
-                    crate::uidvalidity::raise(self.root(), value, permissions)?;
-                    value
-                }
+                Some(value) => value,
                 None => crate::uidvalidity::next(self.root(), permissions)?,
             };
-            Ok(Uidlist::new(uid_validity, 1, guid.unwrap_or_else(Guid::generate)).to_bytes())
+            let mut uidlist = Uidlist::new(uid_validity, 1, guid.unwrap_or_else(Guid::generate));
+            uidlist.set_origin(origin);
+            Ok(uidlist.to_bytes())
         };
         if name.is_inbox() || dir.is_dir() {
             // INBOX is the root; a LAYOUT=fs parent already is a directory: fill in place.

@@ -282,7 +282,7 @@ impl Mailbox {
                     }
                     next = uid + 1;
                     let (indexes, changed) =
-                        self.keyword_indexes(&mut table, &item.options.keywords)?;
+                        self.keyword_indexes(&mut table, uid, &item.options.keywords);
                     keywords_changed |= changed;
                     // Without known names, no caller's GUID asked for one (nothing to check).
                     if let Some(taken) = taken_cache.as_mut() {

@@ -29,6 +29,12 @@ pub(crate) mod ext {
     pub(crate) const GUID: u8 = b'G';
 }
 
+/// The uidlist header field (`X…`, which Dovecot keeps through its own rewrites as it keeps
+/// every header field it does not know) that records a mailbox rebuilt under a UIDVALIDITY
+/// of its own in place of another one whose UIDs it holds: `Xdsync-origin=<own>:<other>`.
+/// It counts only while `<own>` is the mailbox's UIDVALIDITY.
+pub(crate) const ORIGIN_FIELD: &str = "Xdsync-origin=";
+
 /// One message line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Record {
@@ -89,6 +95,24 @@ impl Uidlist {
             records: Vec::new(),
             complete_len: 0,
             wants_rewrite: false,
+        }
+    }
+
+    /// The UIDVALIDITY whose UIDs this mailbox holds under its own (see
+    /// [`ORIGIN_FIELD`]), when the field names the current UIDVALIDITY.
+    pub(crate) fn origin(&self) -> Option<u32> {
+        self.header_extra.iter().find_map(|field| {
+            let (own, origin) = field.strip_prefix(ORIGIN_FIELD)?.split_once(':')?;
+            (parse_u32(own)? == self.uid_validity).then_some(parse_u32(origin)?)
+        })
+    }
+
+    /// Records (or with `None` forgets) the UIDVALIDITY whose UIDs this mailbox holds under
+    /// its current one.
+    pub(crate) fn set_origin(&mut self, origin: Option<u32>) {
+        self.header_extra.retain(|field| !field.starts_with(ORIGIN_FIELD));
+        if let Some(origin) = origin.filter(|&o| o != 0 && o != self.uid_validity) {
+            self.header_extra.push(format!("{ORIGIN_FIELD}{}:{origin}", self.uid_validity));
         }
     }
 
@@ -343,6 +367,25 @@ fn parse_record(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origin_counts_only_for_the_uid_validity_it_names() {
+        let list = Uidlist::parse(b"3 V900 N1 Pfoo Xdsync-origin=900:500\n").unwrap().unwrap();
+        assert_eq!(list.origin(), Some(500));
+        // Written for an earlier UIDVALIDITY (someone changed it since), or damaged: none.
+        for header in ["3 V901 N1 Xdsync-origin=900:500", "3 V900 N1 Xdsync-origin=900:x"] {
+            let list = Uidlist::parse(format!("{header}\n").as_bytes()).unwrap().unwrap();
+            assert_eq!(list.origin(), None, "{header}");
+        }
+        let mut list = list;
+        list.set_origin(Some(7));
+        assert_eq!(list.header_line(), "3 V900 N1 Pfoo Xdsync-origin=900:7\n");
+        list.set_origin(Some(900));
+        assert_eq!(list.header_line(), "3 V900 N1 Pfoo\n", "its own value is no origin");
+        list.set_origin(Some(7));
+        list.set_origin(None);
+        assert_eq!((list.origin(), list.header_extra.as_slice()), (None, &["Pfoo".to_owned()][..]));
+    }
 
     const DOVECOT: &str = "3 V1795424865 N9 G11c75a325f02046bff3d000083ecc375\n\
         1 :1795424863.M887367P15871.vm,S=216,W=225\n\

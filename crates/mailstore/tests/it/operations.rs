@@ -191,6 +191,80 @@ fn reset_gives_inbox_a_new_identity_dovecot_accepts() {
     assert_eq!(served.messages.iter().map(|m| m.uid).collect::<Vec<_>>(), [2]);
 }
 
+/// A backup destination that gave out UIDs under the source's UIDVALIDITY is rebuilt under
+/// a new one of its own that records the source's (`reset_with_origin`): Dovecot serves
+/// the new identity, and keeps the record through its own uidlist rewrites (it keeps
+/// every header field it does not know), so the next run still knows what it stands for.
+#[test]
+fn reset_with_origin_takes_a_new_uid_validity_that_dovecot_keeps_the_record_of() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("Maildir");
+    let maildir = Maildir::open(Location::maildir(&root));
+    let mut folder = maildir.create_mailbox(&name("Folder"), Some(500), None).unwrap();
+    for uid in 1..=4 {
+        save(
+            &mut folder,
+            uid,
+            Flags::SEEN,
+            &[],
+            1_700_000_000,
+            &fixtures::message(uid, "old", "x"),
+        );
+    }
+    folder.commit().unwrap();
+    assert_eq!(folder.status().unwrap().origin_uid_validity, None);
+
+    let new = folder.reset_with_origin(None, 500).unwrap();
+    assert!(new > 500, "a value above every one this store had: {new}");
+    let status = folder.status().unwrap();
+    assert_eq!((status.uid_validity, status.next_uid, status.messages), (new, 1, 0));
+    assert_eq!(status.origin_uid_validity, Some(500));
+    for uid in 1..=4 {
+        let message = fixtures::message(uid, "new", "y");
+        save(&mut folder, uid, Flags::EMPTY, &[], 1_700_000_500, &message);
+    }
+    folder.commit().unwrap();
+    // A mailbox created in one step with such a record; a plain one has none.
+    let created = maildir.create_mailbox_with_origin(&name("Other"), None, 7).unwrap();
+    let other = created.status().unwrap();
+    assert!(other.uid_validity > new && other.origin_uid_validity == Some(7), "{other:?}");
+    assert_eq!(
+        maildir
+            .create_mailbox(&name("Plain"), None, None)
+            .unwrap()
+            .status()
+            .unwrap()
+            .origin_uid_validity,
+        None
+    );
+
+    let dovecot = Dovecot::builder().user_serving_copy("alice", "pw", &root, "maildir").start();
+    let mut imap = RawImap::login(dovecot.imap_port(), "alice", "pw");
+    let snapshot = imap.snapshot();
+    let served = &snapshot.mailboxes["Folder"];
+    assert_eq!((served.uid_validity, served.uid_next), (new, 5));
+    // Dovecot rewrites the uidlist after expunging most of it (and appends to it).
+    imap.expunge_uids("Folder", "1:3");
+    imap.append("Folder", &[], None, &fixtures::message(9, "client", "z"));
+    imap.logout();
+    dovecot.doveadm_ok(&["force-resync", "-u", "alice", "Folder"]);
+    let served_root = dovecot.dir().join("serve").join("alice");
+    let uidlist = fs::read_to_string(served_root.join(".Folder/dovecot-uidlist")).unwrap();
+    assert!(uidlist.lines().count() == 3, "Dovecot rewrote the uidlist:\n{uidlist}");
+    let status = Maildir::open(Location::maildir(&served_root))
+        .mailbox(&name("Folder"))
+        .unwrap()
+        .status()
+        .unwrap();
+    assert_eq!(
+        (status.uid_validity, status.next_uid, status.origin_uid_validity),
+        (new, 6, Some(500)),
+        "{uidlist}"
+    );
+    let log = dovecot.log();
+    assert!(!log.contains("Error"), "Dovecot complained:\n{log}");
+}
+
 /// Two-way syncs move a message to a new UID on its own side; `renumber` does that with one
 /// uidlist rewrite (the file stays), and Dovecot serves the messages under the new UIDs.
 #[test]

@@ -91,14 +91,6 @@ impl ImapPop3Storage {
         self.last_match.as_ref()
     }
 
-    /// Warnings since the last call (tolerated unmatched POP3 messages, and the IMAP
-    /// side's).
-    pub fn take_warnings(&mut self) -> Vec<String> {
-        let mut warnings = self.imap.take_warnings();
-        warnings.append(&mut self.warnings);
-        warnings
-    }
-
     /// The IMAP side, e.g. to log out politely.
     pub fn into_imap(self) -> ImapStorage {
         self.imap
@@ -284,6 +276,13 @@ impl Storage for ImapPop3Storage {
 
     fn status(&mut self, mailbox: &MailboxName) -> Result<MailboxStatus, StorageError> {
         self.imap.status(mailbox)
+    }
+
+    /// Tolerated unmatched POP3 messages, and the IMAP side's warnings.
+    fn take_warnings(&mut self) -> Vec<String> {
+        let mut warnings = self.imap.take_warnings();
+        warnings.append(&mut self.warnings);
+        warnings
     }
 
     fn take_skipped(&mut self) -> Vec<Skip> {

@@ -5,8 +5,8 @@ use nom::bytes::streaming::{tag, take_while1};
 use nom::error::ErrorKind;
 
 use super::core::{
-    Ctx, Res, astring, atom, fail, nil, nstring, number, number64, nz_number, quoted, skip_value,
-    sp, streamed_marker, string, upper,
+    Ctx, Res, astring, atom, fail, nil, nstring, number, number64, quoted, skip_value, sp,
+    streamed_marker, string, upper,
 };
 use super::response::flag_list;
 use crate::proto::response::{BodyData, BodyItem, BodyKind, BodySection, Fetch};
@@ -116,8 +116,11 @@ fn fetch_item<'a>(ctx: Ctx, input: &'a [u8], fetch: &mut Fetch) -> Res<'a, ()> {
     let mut buf = [0u8; 32];
     let rest = match (upper(item.name, &mut buf), item.section) {
         (b"UID", None) => {
-            let (r, uid) = nz_number(rest)?;
-            fetch.uid = Some(Uid::from(uid));
+            let (r, uid) = number(rest)?;
+            match Uid::new(uid) {
+                Some(uid) => fetch.uid = Some(uid),
+                None => fetch.invalid.push((String::from("UID"), uid.to_string())),
+            }
             r
         }
         (b"FLAGS", None) => {
@@ -129,7 +132,10 @@ fn fetch_item<'a>(ctx: Ctx, input: &'a [u8], fetch: &mut Fetch) -> Res<'a, ()> {
             let (r, text) = quoted(rest)?;
             match parse_internal_date(&text) {
                 Some(date) => fetch.internal_date = Some(date),
-                None => return fail(rest, ErrorKind::Verify),
+                None => fetch.invalid.push((
+                    String::from("INTERNALDATE"),
+                    String::from_utf8_lossy(&text).into_owned(),
+                )),
             }
             r
         }

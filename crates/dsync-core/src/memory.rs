@@ -121,6 +121,8 @@ pub struct MemoryStorage {
     /// Per mailbox, entries that its message listing leaves out (like a Maildir's symlink
     /// in `cur/`), as `(item, reason)`.
     unreadable: BTreeMap<MailboxName, Vec<(String, String)>>,
+    /// Mailboxes the mailbox list leaves out and reports, with the reason.
+    unlisted: BTreeMap<MailboxName, String>,
     /// Skips not yet taken ([`Storage::take_skipped`]).
     skipped: Vec<Skip>,
 }
@@ -140,9 +142,17 @@ impl MemoryStorage {
             .push((item.to_owned(), reason.to_owned()));
     }
 
-    /// Removes every entry [`MemoryStorage::add_unreadable`] added.
+    /// Makes the mailbox list leave `mailbox` (and so its messages) out and report it with
+    /// `reason`, as a Maildir does with a folder that is a symlink out of the store.
+    pub fn add_unlisted(&mut self, mailbox: &MailboxName, reason: &str) {
+        self.unlisted.insert(mailbox.clone(), reason.to_owned());
+    }
+
+    /// Removes every entry [`MemoryStorage::add_unreadable`] and
+    /// [`MemoryStorage::add_unlisted`] added.
     pub fn clear_unreadable(&mut self) {
         self.unreadable.clear();
+        self.unlisted.clear();
     }
 
     /// An empty account that keeps mailbox GUIDs, like a Dovecot storage.
@@ -298,8 +308,15 @@ impl Storage for MemoryStorage {
     }
 
     fn mailboxes(&mut self) -> Result<Vec<MailboxInfo>, StorageError> {
-        let mut list: BTreeMap<MailboxName, bool> =
-            self.mailboxes.iter().map(|(name, m)| (name.clone(), m.selectable)).collect();
+        let mut list: BTreeMap<MailboxName, bool> = self
+            .mailboxes
+            .iter()
+            .filter(|(name, _)| !self.unlisted.contains_key(*name))
+            .map(|(name, m)| (name.clone(), m.selectable))
+            .collect();
+        for (name, reason) in &self.unlisted {
+            self.skipped.push(Skip::new(Some(name.clone()), name.to_string(), reason.as_str()));
+        }
         // Like IMAP servers, list a missing parent as a \Noselect placeholder.
         for name in self.mailboxes.keys() {
             let mut parent = name.parent();

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::all_mail::AllMail;
 use super::copy::{apply_reverts, copy_from_source};
 use super::{
-    MailboxFailed, Names, Observer, SyncOptions, at, keep_going, keep_going_mailbox, local_names,
-    note_mailbox_filter,
+    MailboxFailed, Names, Observer, SyncOptions, at, keep_going, keep_going_mailbox, listing_skips,
+    local_names, note_mailbox_filter,
 };
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
 use crate::model::{MailboxContents, MailboxName, MailboxStamp, MessageMeta, Uid};
@@ -69,6 +69,8 @@ pub(super) fn prepare(
 ) -> Result<Prepared, SyncError> {
     let (source_mailboxes, source_names) =
         local_names(source.mailboxes().map_err(at(Side::Source, None))?, destination, report);
+    let left_out =
+        listing_skips(Side::Source, source, &|name| destination.local_name(name), report, state);
     let source_subscriptions: BTreeSet<MailboxName> = source
         .subscriptions()
         .map_err(at(Side::Source, None))?
@@ -100,6 +102,13 @@ pub(super) fn prepare(
         destination_mailboxes.into_iter().filter(|m| m.selectable).map(|m| m.name).collect();
 
     for mailbox in &tree.delete {
+        if left_out.contains(mailbox) {
+            report.warnings.push(format!(
+                "mailbox {mailbox} is kept on the destination: the source left it out (see \
+                 skipped), it did not delete it"
+            ));
+            continue;
+        }
         if !options.dry_run {
             let result = destination.delete_mailbox(mailbox);
             if keep_going(result.map_err(at(Side::Destination, Some(mailbox))), report)?.is_none() {

@@ -71,7 +71,12 @@ pub(super) fn run(
         local_names(a.storage().mailboxes().map_err(global(A))?, &*b, report);
     let a_subscriptions: BTreeSet<MailboxName> =
         a.storage().subscriptions().map_err(global(A))?.iter().map(|n| b.local_name(n)).collect();
+    let a_left_out = {
+        let local = |name: &MailboxName| b.local_name(name);
+        super::listing_skips(A, a.storage(), &local, report, state)
+    };
     let b_mailboxes = b.mailboxes().map_err(global(B))?;
+    let b_left_out = super::listing_skips(B, b, &MailboxName::clone, report, state);
     let b_subscriptions = b.subscriptions().map_err(global(B))?;
     if a.mode() == MergeMode::TwoWay {
         // Both sides are sources of a two-way merge.
@@ -121,6 +126,11 @@ pub(super) fn run(
             (None, SideA::Writable(a)) => a.local_name(name),
             (None, SideA::ReadOnly(_)) => name.clone(),
         };
+        // A side whose listing left the mailbox out did not delete it: nothing is done
+        // about it until it is listed again.
+        if a_left_out.contains(name) || b_left_out.contains(name) {
+            continue;
+        }
         let previous = state.mailboxes.get(name).cloned();
         let result = match (in_a.contains(name), in_b.contains(name)) {
             (true, true) => merge_mailbox(

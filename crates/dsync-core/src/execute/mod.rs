@@ -259,6 +259,30 @@ pub fn run_two_way(
     finish(result, report, state, options)
 }
 
+/// Takes what `storage` left out of its mailbox list right after the listing, and returns
+/// the names of the mailboxes concerned in the other side's spelling (`local`). A mailbox a
+/// listing left out (a Maildir folder that became a symlink, a name that cannot be mapped)
+/// is not gone from that side: callers never take it for one deleted there, so its copy on
+/// the other side is neither deleted by a backup nor by a merge.
+pub(crate) fn listing_skips(
+    side: Side,
+    storage: &mut dyn Storage,
+    local: &dyn Fn(&MailboxName) -> MailboxName,
+    report: &mut Report,
+    state: &mut SyncState,
+) -> std::collections::BTreeSet<MailboxName> {
+    let mut names = std::collections::BTreeSet::new();
+    for skip in storage.take_skipped() {
+        if let Some(mailbox) = &skip.mailbox {
+            let name = local(mailbox);
+            state.mailboxes.remove(&name);
+            names.insert(name);
+        }
+        report.skipped.push(Skipped { side, skip });
+    }
+    names
+}
+
 /// Moves what `storage` left out, and its warnings, into the report. A mailbox with a
 /// skipped entry loses
 /// its state entry, so that the next run lists it again (and reports the entry again)
@@ -561,5 +585,54 @@ mod tests {
         let clean = backup(&mut source, &mut destination, again.state);
         assert_eq!((clean.skipped.len(), clean.exit_code()), (0, 0));
         assert!(clean.state.expect("state").mailboxes.contains_key(&archive));
+    }
+
+    /// A mailbox the source's listing leaves out was not deleted there: neither a backup
+    /// nor a merge (one-way or two-way) deletes its copy on the other side.
+    #[test]
+    fn a_mailbox_left_out_of_a_listing_is_not_taken_for_deleted() {
+        let archive = MailboxName::split("Archive", Some('/')).expect("name");
+        let account = || {
+            let mut storage = MemoryStorage::new();
+            let inbox = MailboxName::inbox();
+            storage.add_mailbox(&inbox, UidValidity::new(5).expect("nonzero"));
+            let mailbox = storage.add_mailbox(&archive, UidValidity::new(7).expect("nonzero"));
+            mailbox.append(b"Subject: a\r\n\r\nbody\r\n", Flags::default(), None);
+            storage
+        };
+        let mut source = account();
+        let mut destination = MemoryStorage::new();
+        let first = backup(&mut source, &mut destination, None);
+        source.add_unlisted(&archive, "a symlink that leaves the Maildir");
+        let report = backup(&mut source, &mut destination, first.state);
+        assert!(report.deleted_mailboxes.is_empty(), "{:?}", report.deleted_mailboxes);
+        assert!(destination.mailbox(&archive).is_some());
+        assert_eq!((report.skipped.len(), report.exit_code()), (1, 65));
+        assert!(report.warnings.iter().any(|w| w.contains("is kept on the destination")));
+
+        for mode in [Mode::OneWay, Mode::TwoWay] {
+            let (mut a, mut b) = (account(), account());
+            let options = SyncOptions::new(mode);
+            let first = if mode == Mode::TwoWay {
+                run_two_way(&options, &mut a, &mut b, &mut NoObserver)
+            } else {
+                run(&options, &mut a, &mut b, &mut NoObserver)
+            };
+            let state = first.expect("first sync").state;
+            a.add_unlisted(&archive, "unreadable");
+            let options = SyncOptions::new(mode).state(state);
+            let report = if mode == Mode::TwoWay {
+                run_two_way(&options, &mut a, &mut b, &mut NoObserver)
+            } else {
+                run(&options, &mut a, &mut b, &mut NoObserver)
+            }
+            .expect("second sync");
+            assert!(b.mailbox(&archive).is_some(), "{mode:?} deleted B's copy");
+            assert!(report.deleted_mailboxes.is_empty(), "{mode:?}");
+            // Nor is it taken for new on B and written back into A's left-out folder.
+            assert!(report.failures.is_empty(), "{mode:?}: {:?}", report.failures);
+            assert!(!report.mailboxes.iter().any(|m| m.mailbox == archive), "{mode:?}");
+            assert_eq!(report.exit_code(), 65, "{mode:?}");
+        }
     }
 }

@@ -271,6 +271,17 @@ pub(crate) fn compare(
             }
         }
     }
+    // What a side could not read was not compared: a verification that passed over it
+    // must not pass.
+    let skipped = source.take_skipped().into_iter().map(|skip| ("source", skip));
+    let skipped = skipped.chain(destination.take_skipped().into_iter().map(|s| ("destination", s)));
+    for (side, skip) in skipped {
+        result.differences.push(Difference {
+            mailbox: skip.mailbox.as_ref().map(ToString::to_string),
+            uid: None,
+            text: format!("{side}: {} was not read: {}", skip.item, skip.reason),
+        });
+    }
     Ok(result)
 }
 

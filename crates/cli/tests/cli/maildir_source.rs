@@ -195,6 +195,12 @@ fn a_hostile_maildir_source_leaks_nothing_hangs_nowhere_and_reports_each_entry()
     let stdout = String::from_utf8_lossy(&json.stdout);
     assert!(stdout.contains("new/1700000003.M3P3.fifo"), "{stdout}");
     assert!(!stdout.contains(SECRET), "{stdout}");
+
+    // A verification cannot pass over what it could not read either.
+    let verify = dsync_with_deadline(&["verify", &source_location, &target], None);
+    assert_eq!(verify.status.code(), Some(1), "{}", text(&verify));
+    let said = String::from_utf8_lossy(&verify.stdout);
+    assert!(said.contains("new/1700000003.M3P3.fifo was not read"), "{}", text(&verify));
 }
 
 #[test]

@@ -632,6 +632,12 @@ impl Mailbox {
             let guid_changed = guid.is_some_and(|guid| locked.uidlist.guid != Some(guid));
             let scan = self.paths.scan()?;
             for file in scan.values() {
+                if file.kind == FileKind::Directory {
+                    // Not mail (listings report it): removed when empty, as Dovecot's sync
+                    // removes an empty directory it finds in cur/, else left alone.
+                    let _ = fs::remove_dir(self.paths.file(file));
+                    continue;
+                }
                 crate::fs::remove_if_exists(&self.paths.file(file))?;
             }
             if locked.fsync {

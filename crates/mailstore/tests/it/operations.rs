@@ -191,6 +191,25 @@ fn reset_gives_inbox_a_new_identity_dovecot_accepts() {
     assert_eq!(served.messages.iter().map(|m| m.uid).collect::<Vec<_>>(), [2]);
 }
 
+/// A directory in `cur/` is no mail: emptying the mailbox leaves a non-empty one alone
+/// and removes an empty one (as Dovecot's sync does) instead of failing on unlinking it.
+#[test]
+fn reset_steps_around_directories_in_cur() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("Maildir");
+    let maildir = Maildir::open(Location::maildir(&root));
+    let mut inbox = maildir.create_mailbox(&name("INBOX"), Some(500), None).unwrap();
+    save(&mut inbox, 1, Flags::SEEN, &[], 1_700_000_000, &fixtures::message(1, "old", "x"));
+    inbox.commit().unwrap();
+    std::fs::create_dir(root.join("cur/empty")).unwrap();
+    std::fs::create_dir_all(root.join("cur/full/inside")).unwrap();
+
+    inbox.reset(900, None).unwrap();
+    assert_eq!(inbox.status().unwrap().messages, 0);
+    assert!(!root.join("cur/empty").exists());
+    assert!(root.join("cur/full/inside").exists());
+}
+
 /// A backup destination that gave out UIDs under the source's UIDVALIDITY is rebuilt under
 /// a new one of its own that records the source's (`reset_with_origin`): Dovecot serves
 /// the new identity, and keeps the record through its own uidlist rewrites (it keeps

@@ -201,8 +201,8 @@ fn reset_steps_around_directories_in_cur() {
     let mut inbox = maildir.create_mailbox(&name("INBOX"), Some(500), None).unwrap();
     save(&mut inbox, 1, Flags::SEEN, &[], 1_700_000_000, &fixtures::message(1, "old", "x"));
     inbox.commit().unwrap();
-    std::fs::create_dir(root.join("cur/empty")).unwrap();
-    std::fs::create_dir_all(root.join("cur/full/inside")).unwrap();
+    fs::create_dir(root.join("cur/empty")).unwrap();
+    fs::create_dir_all(root.join("cur/full/inside")).unwrap();
 
     inbox.reset(900, None).unwrap();
     assert_eq!(inbox.status().unwrap().messages, 0);

@@ -241,6 +241,23 @@ impl StorageMut for MaildirStorage {
         self.maildir.subscribe(&to_store_name(mailbox)?, subscribed).map_err(convert_error)
     }
 
+    /// One read and at most one write of the `subscriptions` file for all the changes.
+    fn update_subscriptions(
+        &mut self,
+        changes: &[(MailboxName, bool)],
+    ) -> Result<Vec<(MailboxName, StorageError)>, StorageError> {
+        let mut refused = Vec::new();
+        let mut valid = Vec::with_capacity(changes.len());
+        for (mailbox, subscribed) in changes {
+            match to_store_name(mailbox) {
+                Ok(name) => valid.push((name, *subscribed)),
+                Err(error) => refused.push((mailbox.clone(), error)),
+            }
+        }
+        self.maildir.update_subscriptions(&valid).map_err(convert_error)?;
+        Ok(refused)
+    }
+
     fn writer<'a>(
         &'a mut self,
         mailbox: &MailboxName,

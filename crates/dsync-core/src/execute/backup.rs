@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::all_mail::AllMail;
 use super::copy::{apply_reverts, copy_from_source};
-use super::{Names, Observer, SyncOptions, at, keep_going, local_names};
+use super::{Names, Observer, SyncOptions, apply_subscriptions, at, keep_going, local_names};
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
 use crate::model::{MailboxContents, MailboxName, MailboxStamp, MessageMeta, Uid};
 use crate::plan::merge::MergeBase;
@@ -176,24 +176,13 @@ pub(super) fn finish(
     let order: BTreeMap<&MailboxName, usize> =
         tree.sync.iter().enumerate().map(|(index, name)| (name, index)).collect();
     report.mailboxes.sort_by_key(|m| order.get(&m.mailbox).copied().unwrap_or(usize::MAX));
-    for (names, subscribed) in [(&tree.subscribe, true), (&tree.unsubscribe, false)] {
-        for mailbox in names {
-            if !options.dry_run {
-                let result = destination.set_subscribed(mailbox, subscribed);
-                if keep_going(result.map_err(at(Side::Destination, Some(mailbox))), report)?
-                    .is_none()
-                {
-                    continue;
-                }
-            }
-            if subscribed {
-                report.subscribed += 1;
-            } else {
-                report.unsubscribed += 1;
-            }
-        }
-    }
-    Ok(())
+    let changes: Vec<(MailboxName, bool)> = tree
+        .subscribe
+        .iter()
+        .map(|name| (name.clone(), true))
+        .chain(tree.unsubscribe.iter().map(|name| (name.clone(), false)))
+        .collect();
+    apply_subscriptions(options, destination, &changes, report)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -11,7 +11,7 @@ mod parallel;
 mod rename;
 mod uidl;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
 use crate::filter::{MailboxFilter, MailboxPattern, MessageFilter};
@@ -296,6 +296,41 @@ pub(crate) struct Names<'a> {
     pub(crate) destination: &'a MailboxName,
 }
 
+/// Applies subscription changes to the destination in one go, counting those made and
+/// recording those refused as failures of their names.
+pub(crate) fn apply_subscriptions(
+    options: &SyncOptions,
+    destination: &mut dyn StorageMut,
+    changes: &[(MailboxName, bool)],
+    report: &mut Report,
+) -> Result<(), SyncError> {
+    let refused = if options.dry_run || changes.is_empty() {
+        Vec::new()
+    } else {
+        let result = destination.update_subscriptions(changes);
+        match keep_going(result.map_err(at(Side::Destination, None)), report)? {
+            Some(refused) => refused,
+            // Refused as a whole: nothing to count.
+            None => return Ok(()),
+        }
+    };
+    let refused_names: BTreeSet<&MailboxName> = refused.iter().map(|(name, _)| name).collect();
+    for (name, subscribed) in changes {
+        if refused_names.contains(name) {
+            continue;
+        }
+        if *subscribed {
+            report.subscribed += 1;
+        } else {
+            report.unsubscribed += 1;
+        }
+    }
+    for (name, error) in refused {
+        report.failures.push(SyncError { side: Side::Destination, mailbox: Some(name), error });
+    }
+    Ok(())
+}
+
 /// Records a mailbox-local error and continues, or stops the run on a global one.
 pub(crate) fn keep_going<T>(
     result: Result<T, SyncError>,
@@ -313,7 +348,7 @@ pub(crate) fn keep_going<T>(
 
 /// True for an error confined to its mailbox: the run records it and goes on.
 pub(crate) fn is_mailbox_local(error: &SyncError) -> bool {
-    matches!(error.kind(), ErrorKind::NotFound | ErrorKind::InvalidData | ErrorKind::Permission)
+    error.kind().is_confined()
 }
 
 pub(crate) fn at(

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use super::copy::copy_from_source;
-use super::{Observer, SyncOptions, keep_going, local_names};
+use super::{Observer, SyncOptions, apply_subscriptions, keep_going, local_names};
 use crate::error::{Side, StorageError, SyncError};
 use crate::model::{MailboxName, MessageMeta, Uid};
 use crate::plan::MailboxAction;
@@ -57,15 +57,13 @@ pub(super) fn run(
     }
     let wanted_subscriptions = source.subscriptions().map_err(global(Side::Source))?;
     let have = destination.subscriptions().map_err(global(Side::Destination))?;
-    for name in wanted_subscriptions.iter().map(|n| destination.local_name(n)).collect::<Vec<_>>() {
-        if !have.contains(&name) && options.mailbox_filter.wants(&name, &[]) {
-            if !options.dry_run {
-                destination.set_subscribed(&name, true).map_err(at(Side::Destination, &name))?;
-            }
-            report.subscribed += 1;
-        }
-    }
-    Ok(())
+    let subscribe: Vec<(MailboxName, bool)> = wanted_subscriptions
+        .iter()
+        .map(|name| destination.local_name(name))
+        .filter(|name| !have.contains(name) && options.mailbox_filter.wants(name, &[]))
+        .map(|name| (name, true))
+        .collect();
+    apply_subscriptions(options, destination, &subscribe, report)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -31,6 +31,9 @@ use crate::name::MailboxName;
 use state::Paths;
 use uidlist::Uidlist;
 
+/// The subscriptions file in the root (`subscription-file.c`).
+const SUBSCRIPTIONS: &str = "subscriptions";
+
 /// When data reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
@@ -392,10 +395,14 @@ impl Maildir {
         Ok(())
     }
 
-    /// The subscribed mailboxes (the `subscriptions` file; names need not exist).
+    /// The subscribed mailboxes (the `subscriptions` file; names need not exist), in file
+    /// order, each once.
     pub fn subscriptions(&self) -> Result<Vec<MailboxName>> {
-        let path = self.root().join("subscriptions");
-        let data = crate::fs::read_optional(&path)?.unwrap_or_default();
+        self.read_subscriptions(&self.root().join(SUBSCRIPTIONS))
+    }
+
+    fn read_subscriptions(&self, path: &Path) -> Result<Vec<MailboxName>> {
+        let data = crate::fs::read_optional(path)?.unwrap_or_default();
         Ok(crate::subscriptions::parse(
             &data,
             self.store.location.layout().separator(),
@@ -404,33 +411,40 @@ impl Maildir {
     }
 
     /// Replaces the whole subscription set (version-2 file written under
-    /// `subscriptions.lock`, replaced by rename).
+    /// `subscriptions.lock`, replaced by rename). A name given twice is written once.
     pub fn set_subscriptions(&self, names: &[MailboxName]) -> Result<()> {
         self.ensure_root()?;
-        let path = self.root().join("subscriptions");
+        let path = self.root().join(SUBSCRIPTIONS);
         let lock = DotLock::acquire(&path, LockSettings::SUBSCRIPTIONS, self.store.permissions()?)?;
-        let mut unique: Vec<MailboxName> = Vec::new();
-        for name in names {
-            if !unique.contains(name) {
-                unique.push(name.clone());
-            }
-        }
+        let unique = crate::subscriptions::unique(names.iter().cloned());
         let bytes = crate::subscriptions::serialize(&unique, self.store.location.utf8());
         lock.replace_target(&path, &bytes, self.store.fsync(), None)
     }
 
-    /// Subscribes (`true`) or unsubscribes one mailbox.
-    pub fn subscribe(&self, name: &MailboxName, subscribed: bool) -> Result<()> {
-        let mut names = self.subscriptions()?;
-        let present = names.contains(name);
-        if subscribed && !present {
-            names.push(name.clone());
-        } else if !subscribed && present {
-            names.retain(|n| n != name);
-        } else {
+    /// Subscribes (`true`) or unsubscribes (`false`) each name, in order, with one read and
+    /// at most one write of the file, under `subscriptions.lock` (so a subscription Dovecot
+    /// adds meanwhile is kept). New names go to the end, as Dovecot appends them. Nothing is
+    /// written when nothing changes. Costs the same for one change as for thousands: a sync
+    /// of many folders hands them all over at once.
+    pub fn update_subscriptions(&self, changes: &[(MailboxName, bool)]) -> Result<()> {
+        if changes.is_empty() {
             return Ok(());
         }
-        self.set_subscriptions(&names)
+        self.ensure_root()?;
+        let path = self.root().join(SUBSCRIPTIONS);
+        let lock = DotLock::acquire(&path, LockSettings::SUBSCRIPTIONS, self.store.permissions()?)?;
+        let current = self.read_subscriptions(&path)?;
+        let Some(updated) = crate::subscriptions::apply(&current, changes) else {
+            return lock.release();
+        };
+        let bytes = crate::subscriptions::serialize(&updated, self.store.location.utf8());
+        lock.replace_target(&path, &bytes, self.store.fsync(), None)
+    }
+
+    /// Subscribes (`true`) or unsubscribes one mailbox (see
+    /// [`update_subscriptions`](Self::update_subscriptions) for many).
+    pub fn subscribe(&self, name: &MailboxName, subscribed: bool) -> Result<()> {
+        self.update_subscriptions(&[(name.clone(), subscribed)])
     }
 
     /// Flushes everything written with [`Durability::Deferred`] to disk (one `syncfs` of the

@@ -374,4 +374,12 @@ impl Observer for JobObserver<'_> {
             tracing::warn!("cannot save the sync state: {error}");
         }
     }
+
+    fn forget(&mut self, mailbox: &MailboxName, state: &SyncState) {
+        if let Some(file) = self.state_file
+            && let Err(error) = file.forget(mailbox, state)
+        {
+            tracing::warn!("cannot save the sync state: {error}");
+        }
+    }
 }

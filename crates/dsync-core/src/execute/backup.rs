@@ -263,7 +263,7 @@ fn sync_mailbox(
     // A created or rebuilt mailbox is a new incarnation: its old state entry goes first, so
     // an interrupted run cannot leave a base that no longer describes it.
     if plan.action != MailboxAction::Update && state.mailboxes.remove(mailbox).is_some() {
-        observer.checkpoint(state);
+        observer.forget(mailbox, state);
     }
     let at_destination = at(Side::Destination, Some(mailbox));
     let result = match &plan.action {

@@ -398,7 +398,7 @@ fn merge_mailbox(
     // for expunged mail. (A half-applied ordinary merge leaves a base that stays true.)
     let forget = |state: &mut SyncState, observer: &mut dyn Observer| {
         if !options.dry_run && state.mailboxes.remove(b_name).is_some() {
-            observer.checkpoint(state);
+            observer.forget(b_name, state);
         }
     };
     let mode = a.mode();

@@ -149,6 +149,15 @@ pub trait Observer {
     /// be wrong (it creates a mailbox, or changes a mailbox's UIDVALIDITY). Persist `state`
     /// now, atomically, to survive a kill; the final state comes with the report.
     fn checkpoint(&mut self, _state: &SyncState) {}
+    /// The entry of `mailbox` was just removed from `state`: the run is about to create or
+    /// rebuild that mailbox, after which the saved entry would be wrong. Persist the removal
+    /// now, atomically. The default persists the whole state with
+    /// [`checkpoint`](Self::checkpoint); an observer that keeps the state in a file can
+    /// append [`SyncState::forget_record`] instead, one line rather than the whole state
+    /// for each of thousands of mailboxes.
+    fn forget(&mut self, _mailbox: &MailboxName, state: &SyncState) {
+        self.checkpoint(state);
+    }
 }
 
 /// An [`Observer`] that ignores everything.

@@ -184,6 +184,9 @@ fn attempt_once(
     // its root (decided before anything creates the root).
     let permissions =
         destination_store.maildir_permissions("destination").transpose().map_err(fail)?;
+    if !task.dry_run {
+        repair_reserved_names(&destination_store, "destination").map_err(fail)?;
+    }
     let _lock = match (job.settings.lock_timeout, &root, &permissions) {
         (Some(seconds), Some(root), Some(permissions)) if !task.dry_run => Some(
             open::lock_destination(root, permissions, Duration::from_secs(seconds))
@@ -192,7 +195,11 @@ fn attempt_once(
         _ => None,
     };
     let mut source_store = if task.mode == Mode::TwoWay {
-        open::open_destination(&source, &job.settings, "source").map_err(fail)?
+        let store = open::open_destination(&source, &job.settings, "source").map_err(fail)?;
+        if !task.dry_run {
+            repair_reserved_names(&store, "source").map_err(fail)?;
+        }
+        store
     } else {
         open::open_source(&source, &access, "source").map_err(fail)?
     };
@@ -303,6 +310,16 @@ fn attempt_once(
 
 /// The state to start from: the state file's, unless `-f`, `-s ''` or an invalid `-s`
 /// say to start afresh; a valid `-s` restricts it to what Dovecot's string knows.
+/// Before anything reads a Maildir's own files (its subscriptions, our state and lock),
+/// folders that older versions created under those names in `LAYOUT=fs` are moved aside.
+fn repair_reserved_names(store: &open::Opened, side: &'static str) -> Result<(), CliError> {
+    let moved = store.repair_reserved_names().map_err(|error| CliError::Storage { side, error })?;
+    for line in moved {
+        tracing::warn!("{side}: {line}");
+    }
+    Ok(())
+}
+
 fn load_state(task: &Task, state_file: Option<&StateFile>) -> Option<SyncState> {
     let file = state_file?;
     let fresh = || file.load_fresh();

@@ -4,6 +4,7 @@
 mod all_mail;
 mod batch;
 mod dovecot_files;
+mod fs_layout;
 mod import_query;
 mod ownership;
 mod pop3;

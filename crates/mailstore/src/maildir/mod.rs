@@ -218,7 +218,7 @@ impl Maildir {
         uid_validity: Option<u32>,
         guid: Option<Guid>,
     ) -> Result<Mailbox> {
-        let dir = layout::mailbox_dir(&self.store.location, name)?;
+        let dir = layout::creatable_dir(&self.store.location, name)?;
         if uid_validity == Some(0) {
             return Err(Error::InvalidValue {
                 field: "UIDVALIDITY",
@@ -308,7 +308,9 @@ impl Maildir {
 
     /// Deletes a mailbox and its messages (INBOX cannot be deleted). Maildir++ children are
     /// separate folders and stay; in `LAYOUT=fs` a folder with children keeps its directory
-    /// as a `\Noselect` parent, as Dovecot does.
+    /// as a `\Noselect` parent, as Dovecot does, and parent directories the deletion leaves
+    /// empty are removed up to the root (Dovecot's `mailbox_list_delete_until_root`), so
+    /// that they do not linger as `\Noselect` folders.
     pub fn delete_mailbox(&self, name: &MailboxName) -> Result<()> {
         state::writable(&self.store)?;
         if name.is_inbox() {
@@ -342,6 +344,9 @@ impl Maildir {
                     .join(format!(".dsync-rs-delete.{}", filename::generate_base())),
             };
             trash::delete_via_trash(&dir, &trash, &name.to_string(), self.store.fsync())?;
+            if let Some(parent) = dir.parent() {
+                layout::remove_empty_parents(self.root(), parent);
+            }
         }
         if let Some(guid) = guid {
             crate::mailbox_log::append(
@@ -362,7 +367,7 @@ impl Maildir {
             return Err(Error::InboxOperation { operation: "renamed" });
         }
         let source = layout::mailbox_dir(&self.store.location, from)?;
-        let target = layout::mailbox_dir(&self.store.location, to)?;
+        let target = layout::creatable_dir(&self.store.location, to)?;
         if !source.is_dir() {
             return Err(Error::MailboxNotFound { name: from.to_string() });
         }
@@ -375,7 +380,7 @@ impl Maildir {
                 if found.name != *from && found.name.starts_with(from) {
                     let tail = &found.name.components()[from.components().len()..];
                     let new_name = MailboxName::new(to.components().iter().chain(tail).cloned())?;
-                    let new_dir = layout::mailbox_dir(&self.store.location, &new_name)?;
+                    let new_dir = layout::creatable_dir(&self.store.location, &new_name)?;
                     if new_dir.exists() {
                         return Err(Error::MailboxExists { name: new_name.to_string() });
                     }
@@ -391,6 +396,12 @@ impl Maildir {
             if self.store.fsync() {
                 crate::fs::fsync_dir(target.parent().unwrap_or(self.root()))?;
             }
+            // `LAYOUT=fs`: parents the move left empty go, as Dovecot's rename removes them.
+            if self.store.location.layout() == Layout::Fs
+                && let Some(parent) = source.parent()
+            {
+                layout::remove_empty_parents(self.root(), parent);
+            }
         }
         Ok(())
     }
@@ -402,6 +413,12 @@ impl Maildir {
     }
 
     fn read_subscriptions(&self, path: &Path) -> Result<Vec<MailboxName>> {
+        if path.is_dir() {
+            // A `LAYOUT=fs` folder named `subscriptions` (Dovecot creates one on request,
+            // older versions of ours copied one): there is no file, so nothing is
+            // subscribed. [`Maildir::repair_reserved_names`] moves the folder aside.
+            return Ok(Vec::new());
+        }
         let data = crate::fs::read_optional(path)?.unwrap_or_default();
         Ok(crate::subscriptions::parse(
             &data,
@@ -445,6 +462,24 @@ impl Maildir {
     /// [`update_subscriptions`](Self::update_subscriptions) for many).
     pub fn subscribe(&self, name: &MailboxName, subscribed: bool) -> Result<()> {
         self.update_subscriptions(&[(name.clone(), subscribed)])
+    }
+
+    /// In `LAYOUT=fs`, moves every folder whose directory has a name the layout reserves
+    /// ([`Location::reserves`]) to the first free name with `_` in front, the name Dovecot's
+    /// dsync gives such a folder: `subscriptions` becomes `_subscriptions`, `a/dovecot.index`
+    /// `a/_dovecot.index`. Older versions created such folders, whose directories then stood
+    /// where Dovecot's or our own files belong (`subscriptions`, `dovecot-uidlist`, a sync
+    /// state), and every later run failed. Nothing is deleted; nothing happens in Maildir++
+    /// or a read-only store. Returns the `(old, new)` directory of each folder moved; call
+    /// it before a writable run.
+    pub fn repair_reserved_names(&self) -> Result<Vec<(std::path::PathBuf, std::path::PathBuf)>> {
+        if self.store.location.layout() != Layout::Fs
+            || self.store.options.read_only
+            || !self.root().is_dir()
+        {
+            return Ok(Vec::new());
+        }
+        layout::repair_reserved(self.root(), self.store.fsync())
     }
 
     /// Flushes everything written with [`Durability::Deferred`] to disk (one `syncfs` of the

@@ -441,8 +441,8 @@ impl Maildir {
     /// Subscribes (`true`) or unsubscribes (`false`) each name, in order, with one read and
     /// at most one write of the file, under `subscriptions.lock` (so a subscription Dovecot
     /// adds meanwhile is kept). New names go to the end, as Dovecot appends them. Nothing is
-    /// written when nothing changes. Costs the same for one change as for thousands: a sync
-    /// of many folders hands them all over at once.
+    /// written when nothing changes. One read and one write however many names change: a
+    /// sync of thousands of folders hands them all over at once.
     pub fn update_subscriptions(&self, changes: &[(MailboxName, bool)]) -> Result<()> {
         if changes.is_empty() {
             return Ok(());

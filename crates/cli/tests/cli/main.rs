@@ -6,6 +6,7 @@ mod batch;
 mod dovecot_files;
 mod fs_layout;
 mod import_query;
+mod many_folders;
 mod ownership;
 mod pop3;
 mod secrets;

@@ -16,6 +16,7 @@ fn migration_harness_runs_on_a_tiny_corpus() {
     let out = dir.path().join("RESULTS.md");
     let output = Command::new(env!("CARGO_BIN_EXE_migration"))
         .args(["--messages", "40", "--runs", "1", "--warmup", "0", "--latency-ms", "0", "5"])
+        .args(["--folders", "25"])
         .arg("--dsync")
         .arg(&dsync)
         .arg("--work-dir")
@@ -34,10 +35,12 @@ fn migration_harness_runs_on_a_tiny_corpus() {
         "doveadm backup -R imapc: (mail_fsync=never) — full",
         "raw FETCH + write files — full",
         "Loopback + 5 ms each way",
+        "Many folders: 25 subscribed folders",
+        "dsync backup --no-fsync, Maildir → Maildir — full",
     ] {
         assert!(results.contains(row), "no {row:?} in\n{results}");
     }
     // dsync three ways (fsync, --no-fsync, --parallel-folders) and doveadm twice, at both
-    // latencies.
-    assert_eq!(results.matches("✓ folders, UIDVALIDITY, UIDs").count(), 10, "{results}");
+    // latencies; with many folders also Maildir → Maildir.
+    assert_eq!(results.matches("✓ folders, UIDVALIDITY, UIDs").count(), 16, "{results}");
 }

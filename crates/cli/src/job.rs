@@ -263,6 +263,11 @@ fn attempt_once(
     // its root (decided before anything creates the root).
     let permissions =
         destination_store.maildir_permissions("destination").transpose().map_err(fail)?;
+    // A folder an older version created in the place of our lock or state file (LAYOUT=fs)
+    // moves aside first, or the lock below could not be taken.
+    if !task.dry_run {
+        repair_reserved_names(&destination_store, "destination").map_err(fail)?;
+    }
     // Before the source is read, the destination is locked against a second dsync (`-l`
     // waits for one), or shown creatable: a destination that cannot be written fails
     // here, once, and no server is asked anything. A dry run writes nothing and locks
@@ -285,7 +290,11 @@ fn attempt_once(
         .transpose()
         .map_err(fail)?;
     let mut source_store = if task.mode == Mode::TwoWay {
-        open::open_destination(&source, &job.settings, "source").map_err(fail)?
+        let store = open::open_destination(&source, &job.settings, "source").map_err(fail)?;
+        if !task.dry_run {
+            repair_reserved_names(&store, "source").map_err(fail)?;
+        }
+        store
     } else {
         open::open_source(&source, &access, "source").map_err(fail)?
     };
@@ -421,6 +430,16 @@ fn attempt_once(
 
 /// The state to start from: the state file's, unless `-f`, `-s ''` or an invalid `-s`
 /// say to start afresh; a valid `-s` restricts it to what Dovecot's string knows.
+/// Before anything reads a Maildir's own files (its subscriptions, our state and lock),
+/// folders that older versions created under those names in `LAYOUT=fs` are moved aside.
+fn repair_reserved_names(store: &open::Opened, side: &'static str) -> Result<(), CliError> {
+    let moved = store.repair_reserved_names().map_err(|error| CliError::Storage { side, error })?;
+    for line in moved {
+        tracing::warn!("{side}: {line}");
+    }
+    Ok(())
+}
+
 fn load_state(task: &Task, state_file: Option<&StateFile>) -> Option<SyncState> {
     let file = state_file?;
     let fresh = || file.load_fresh();
@@ -492,6 +511,14 @@ impl Observer for JobObserver<'_> {
     fn checkpoint(&mut self, state: &SyncState) {
         if let Some(file) = self.state_file
             && let Err(error) = file.save(state)
+        {
+            tracing::warn!("cannot save the sync state: {error}");
+        }
+    }
+
+    fn forget(&mut self, mailbox: &MailboxName, state: &SyncState) {
+        if let Some(file) = self.state_file
+            && let Err(error) = file.forget(mailbox, state)
         {
             tracing::warn!("cannot save the sync state: {error}");
         }

@@ -76,6 +76,15 @@ impl Opened {
         }
     }
 
+    /// A Maildir's folders whose `LAYOUT=fs` directories stand where its own files belong
+    /// (older versions created them) are moved aside; one warning line per folder.
+    pub(crate) fn repair_reserved_names(&self) -> Result<Vec<String>, StorageError> {
+        match self {
+            Opened::Maildir(maildir) => maildir.repair_reserved_names(),
+            _ => Ok(Vec::new()),
+        }
+    }
+
     /// Flushes what deferred durability left unsynced.
     pub(crate) fn finish(&self) -> Result<(), StorageError> {
         match self {

@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use dsync_core::MailboxName;
 use dsync_core::state::SyncState;
 use mailstore::Permissions;
 
@@ -70,6 +71,21 @@ impl StateFile {
         state.source = Some(self.source.clone());
         write_atomically(&self.path, state.encode().as_bytes(), &self.permissions)
     }
+
+    /// Persists that `mailbox`'s entry is gone from `state`: one line appended (and
+    /// fsynced) to the saved state, which the next full save leaves out. Rewriting the
+    /// whole state for each of thousands of mailboxes created again was quadratic. Without
+    /// a file to append to, the whole `state` is saved.
+    pub(crate) fn forget(&self, mailbox: &MailboxName, state: &SyncState) -> std::io::Result<()> {
+        match std::fs::OpenOptions::new().append(true).open(&self.path) {
+            Ok(mut file) => {
+                file.write_all(SyncState::forget_record(mailbox).as_bytes())?;
+                file.sync_data()
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => self.save(state),
+            Err(error) => Err(error),
+        }
+    }
 }
 
 fn warn(message: &str) {
@@ -97,4 +113,41 @@ fn write_atomically(path: &Path, bytes: &[u8], permissions: &Permissions) -> std
         let _ = std::fs::remove_file(&temp);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dsync_core::state::MailboxState;
+
+    fn name(text: &str) -> MailboxName {
+        MailboxName::split(text, Some('/')).expect("valid name")
+    }
+
+    #[test]
+    fn a_forgotten_entry_is_one_appended_line_and_gone_at_the_next_load() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file =
+            StateFile::new(dir.path().join("state"), "maildir:/src".into(), Permissions::private());
+        let mut state = file.load_fresh();
+        for mailbox in ["A", "B/C"] {
+            state.mailboxes.insert(name(mailbox), MailboxState::default());
+        }
+        // Nothing saved yet: the whole state is written.
+        let a = name("A");
+        state.mailboxes.remove(&a);
+        file.forget(&a, &state).expect("forget");
+        assert_eq!(file.load(), state);
+        state.mailboxes.insert(a.clone(), MailboxState::default());
+        file.save(&state).expect("save");
+        let saved = std::fs::read_to_string(file.path()).expect("read");
+
+        let b_c = name("B/C");
+        state.mailboxes.remove(&b_c);
+        file.forget(&b_c, &state).expect("forget");
+        let appended = std::fs::read_to_string(file.path()).expect("read");
+        assert_eq!(appended, format!("{saved}forget B/C\n"));
+        assert_eq!(file.load(), state);
+        assert!(file.load().mailboxes.contains_key(&a));
+    }
 }

@@ -53,6 +53,12 @@ impl ErrorKind {
         }
     }
 
+    /// True for a failure confined to the one mailbox (or name) it concerns: a run records
+    /// it and goes on with the others (not found, permission, data it cannot process).
+    pub fn is_confined(self) -> bool {
+        matches!(self, ErrorKind::NotFound | ErrorKind::InvalidData | ErrorKind::Permission)
+    }
+
     /// Classifies an I/O error from a local storage.
     pub fn from_io(error: &std::io::Error) -> ErrorKind {
         use std::io::ErrorKind as Io;

@@ -314,6 +314,28 @@ pub trait StorageMut: Storage {
         subscribed: bool,
     ) -> Result<(), StorageError>;
 
+    /// Subscribes (`true`) or unsubscribes (`false`) each name, in order, at once where the
+    /// storage can: a Maildir rewrites its `subscriptions` file once instead of once per
+    /// name, which made thousands of folders quadratic. Returns the changes refused one by
+    /// one (a name this storage cannot hold), each with why, and applies the others; an
+    /// `Err` is about them all (the file could not be written, the connection is lost), and
+    /// any of them may or may not have been applied. The default calls
+    /// [`set_subscribed`](Self::set_subscribed) for each name.
+    fn update_subscriptions(
+        &mut self,
+        changes: &[(MailboxName, bool)],
+    ) -> Result<Vec<(MailboxName, StorageError)>, StorageError> {
+        let mut refused = Vec::new();
+        for (mailbox, subscribed) in changes {
+            match self.set_subscribed(mailbox, *subscribed) {
+                Ok(()) => {}
+                Err(error) if error.kind().is_confined() => refused.push((mailbox.clone(), error)),
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(refused)
+    }
+
     /// Opens an existing mailbox for changes.
     fn writer<'a>(
         &'a mut self,

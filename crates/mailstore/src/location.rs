@@ -75,6 +75,31 @@ impl Location {
     pub fn utf8(&self) -> bool {
         self.utf8
     }
+
+    /// True when a folder cannot have `component` (UTF-8) as its name at `depth` (0: the
+    /// top level) in this layout: in `LAYOUT=fs` its directory would take the place of a
+    /// directory or file Dovecot keeps in each mailbox directory (`cur`, `new`, `tmp`,
+    /// `dovecot-uidlist`, `dovecot-keywords`, `dovecot.index*`, `maildirfolder`, …) or in
+    /// the root (`subscriptions`, `dovecot-uidvalidity*`, `dovecot.list.index*`, …), or of
+    /// this crate's own (`dsync-rs*`). Creating such a folder is refused with
+    /// [`Error::InvalidName`]; Dovecot's dsync puts `_` in front of a name its destination
+    /// refuses, which makes any of these valid. Maildir++ reserves none: its folders are
+    /// `.`-names.
+    ///
+    /// ```
+    /// use mailstore::{Layout, Location};
+    /// let fs = Location::maildir("/m").with_layout(Layout::Fs);
+    /// assert!(fs.reserves(0, "subscriptions") && fs.reserves(2, "dovecot.index.log"));
+    /// assert!(!fs.reserves(1, "subscriptions") && !fs.reserves(0, "_subscriptions"));
+    /// assert!(!Location::maildir("/m").reserves(0, "cur"));
+    /// ```
+    pub fn reserves(&self, depth: usize, component: &str) -> bool {
+        if self.layout != Layout::Fs {
+            return false;
+        }
+        let stored = if self.utf8 { component.to_owned() } else { mutf7::encode(component) };
+        crate::maildir::layout::reserved_reason(depth, &stored).is_some()
+    }
 }
 
 impl FromStr for Location {

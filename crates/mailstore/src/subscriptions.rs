@@ -7,17 +7,22 @@
 //! name per line with the layout's separator. Entries that do not decode to a valid name are
 //! skipped, as Dovecot drops them ("Removing invalid entry").
 
+use std::collections::HashSet;
+
 use crate::name::MailboxName;
 
 const V2_HEADER: &[u8] = b"V\t2\n\n";
 
-/// Parses the file. `separator` is the on-disk hierarchy separator used by version 1 files.
+/// Parses the file, in file order, each name once. `separator` is the on-disk hierarchy
+/// separator used by version 1 files. Linear in the number of lines: duplicates are found
+/// by hashing, so a file of thousands of subscriptions costs no more per line than a short one.
 pub(crate) fn parse(data: &[u8], separator: char, utf8: bool) -> Vec<MailboxName> {
     let (version2, body) = match data.strip_prefix(V2_HEADER) {
         Some(body) => (true, body),
         None => (false, data),
     };
     let mut names: Vec<MailboxName> = Vec::new();
+    let mut seen: HashSet<MailboxName> = HashSet::new();
     for line in body.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
@@ -31,11 +36,47 @@ pub(crate) fn parse(data: &[u8], separator: char, utf8: bool) -> Vec<MailboxName
             line.split(separator).map(|level| decode_level(level, utf8)).collect()
         };
         let Some(name) = levels.and_then(|levels| MailboxName::new(levels).ok()) else { continue };
-        if !names.contains(&name) {
+        if !seen.contains(&name) {
+            seen.insert(name.clone());
             names.push(name);
         }
     }
     names
+}
+
+/// `names` in order with every repeated name after its first occurrence left out (linear).
+pub(crate) fn unique(names: impl IntoIterator<Item = MailboxName>) -> Vec<MailboxName> {
+    let mut seen: HashSet<MailboxName> = HashSet::new();
+    names.into_iter().filter(|name| seen.insert(name.clone())).collect()
+}
+
+/// `current` with `changes` applied in order: a name subscribed (`true`) that is not there
+/// yet goes to the end, as Dovecot appends a new subscription; one unsubscribed (`false`)
+/// goes away. `None` when nothing changes. Linear in `current.len() + changes.len()`.
+pub(crate) fn apply(
+    current: &[MailboxName],
+    changes: &[(MailboxName, bool)],
+) -> Option<Vec<MailboxName>> {
+    let before: HashSet<&MailboxName> = current.iter().collect();
+    let mut present = before.clone();
+    let mut appended: Vec<&MailboxName> = Vec::new();
+    for (name, subscribed) in changes {
+        if *subscribed {
+            if present.insert(name) && !before.contains(name) {
+                appended.push(name);
+            }
+        } else {
+            present.remove(name);
+        }
+    }
+    let mut kept: HashSet<&MailboxName> = HashSet::new();
+    let after: Vec<MailboxName> = current
+        .iter()
+        .chain(appended)
+        .filter(|name| present.contains(name) && kept.insert(name))
+        .cloned()
+        .collect();
+    (after.as_slice() != current).then_some(after)
 }
 
 /// The version-2 file for `names`.
@@ -124,6 +165,42 @@ mod tests {
         assert_eq!(names(&parsed), ["Grüße/Sub"]);
         assert_eq!(serialize(&parsed, true), "V\t2\n\nGrüße\tSub\n".as_bytes());
         assert_eq!(tab_unescape(&tab_escape("a\x01b\tc\rd\ne")), "a\x01b\tc\rd\ne");
+    }
+
+    #[test]
+    fn changes_apply_in_order_and_new_names_go_last() {
+        let n = |text: &str| -> MailboxName { text.parse().unwrap() };
+        let current = [n("INBOX"), n("A"), n("B")];
+        let changed = |changes: &[(&str, bool)]| {
+            let changes: Vec<(MailboxName, bool)> =
+                changes.iter().map(|(name, on)| (n(name), *on)).collect();
+            apply(&current, &changes).map(|list| names(&list))
+        };
+        assert_eq!(changed(&[("A", true), ("C", false)]), None, "no change, no write");
+        assert_eq!(
+            changed(&[("C", true), ("A", false), ("D", true)]).unwrap(),
+            ["INBOX", "B", "C", "D"]
+        );
+        assert_eq!(changed(&[("C", true), ("C", false)]), None);
+        assert_eq!(changed(&[("A", false), ("A", true)]), None, "back where it was");
+        assert_eq!(
+            changed(&[("C", true), ("C", false), ("C", true)]).unwrap(),
+            ["INBOX", "A", "B", "C"]
+        );
+        assert_eq!(names(&unique([n("A"), n("B"), n("a/b"), n("A")])), ["A", "B", "a/b"]);
+    }
+
+    #[test]
+    fn ten_thousand_names_parse_and_apply_in_linear_time() {
+        // A quadratic duplicate check took seconds here; hashing takes milliseconds.
+        let names: Vec<MailboxName> =
+            (0..10_000).map(|i| MailboxName::new([format!("Folder{i:05}")]).unwrap()).collect();
+        let started = std::time::Instant::now();
+        let data = serialize(&names, false);
+        assert_eq!(parse(&data, '.', false).len(), 10_000);
+        let changes: Vec<(MailboxName, bool)> = names.iter().map(|n| (n.clone(), false)).collect();
+        assert_eq!(apply(&names, &changes).unwrap().len(), 0);
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
     }
 
     mod properties {

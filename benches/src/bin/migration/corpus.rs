@@ -282,6 +282,34 @@ pub(crate) fn generate_memory(root: &Path, bulk: u32, big_mib: u64, seed: u64) -
     Ok(summary)
 }
 
+/// The many-folders corpus: INBOX and `folders` more (`Folder 00001`, …), one small message
+/// each, every one subscribed: what made runs quadratic in the number of mailboxes.
+pub(crate) fn generate_folders(root: &Path, folders: u32, seed: u64) -> Result<Summary> {
+    let maildir = open(root);
+    let mut rng = Rng::new(seed);
+    let mut summary = Summary { folders: usize::try_from(folders)? + 1, ..Summary::default() };
+    let mut names = vec![MailboxName::inbox()];
+    names.extend(
+        (1..=folders)
+            .map(|index| MailboxName::new([format!("Folder {index:05}")]))
+            .collect::<std::result::Result<Vec<_>, _>>()?,
+    );
+    for (index, name) in (0u32..).zip(&names) {
+        let mut mailbox = maildir.create_mailbox(name, Some(1_700_100_000 + index), None)?;
+        let size = 2048 + usize::try_from(rng.below(2048))?;
+        let options = SaveOptions::default()
+            .with_uid(1)
+            .with_flags(Flags::SEEN)
+            .with_received(1_600_000_000 + i64::from(index) * 60);
+        summary.bytes += save(&mut mailbox, &mut rng, index, size, options)?;
+        summary.messages += 1;
+        mailbox.commit()?;
+    }
+    maildir.set_subscriptions(&names)?;
+    maildir.sync_to_disk()?;
+    Ok(summary)
+}
+
 /// Copies a Maildir corpus (`DIR` with `cur/`, `.Folder/`…) into `root`.
 pub(crate) fn copy(dir: &Path, root: &Path) -> Result<Summary> {
     std::fs::create_dir_all(root)?;
@@ -356,6 +384,21 @@ mod tests {
         assert!((5000..5100).contains(&out.len()), "{}", out.len());
         assert!(out.ends_with(b"\r\n"));
         assert!(!out.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'));
+    }
+
+    #[test]
+    fn the_many_folders_corpus_has_one_subscribed_message_per_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("Maildir");
+        let summary = generate_folders(&root, 30, 5).unwrap();
+        assert_eq!((summary.folders, summary.messages), (31, 31));
+        let maildir = Maildir::open(Location::maildir(&root));
+        let entries = maildir.mailboxes().unwrap();
+        assert_eq!(entries.len(), 31);
+        assert_eq!(maildir.subscriptions().unwrap().len(), 31);
+        for entry in entries {
+            assert_eq!(maildir.mailbox(&entry.name).unwrap().messages().unwrap().len(), 1);
+        }
     }
 
     #[test]

@@ -93,8 +93,27 @@ struct Cli {
     #[arg(long, default_value_t = 50)]
     memory_big_mib: u64,
 
-    /// Leave these tools out (dsync, dsync-nofsync, dsync-parallel, doveadm, doveadm-fsync, mbsync,
-    /// raw-discard, raw-write).
+    /// Also run the many-folders mode once per count: that many subscribed folders with
+    /// one message each, with our Maildir → Maildir path as one more row.
+    #[arg(long, value_name = "N", num_args = 1..)]
+    folders: Vec<u32>,
+
+    /// Run only the many-folders mode.
+    #[arg(long)]
+    folders_only: bool,
+
+    /// Timed rounds per count in the many-folders mode (no warm-up: reading the source's
+    /// truth over IMAP has indexed every folder).
+    #[arg(long, default_value_t = 1)]
+    folders_runs: usize,
+
+    /// Stop a timed command after this many seconds; it then counts as failed ("did not
+    /// finish"). 0: no limit.
+    #[arg(long, value_name = "SECONDS", default_value_t = 900)]
+    time_limit: u64,
+
+    /// Leave these tools out (dsync, dsync-nofsync, dsync-parallel, dsync-maildir, doveadm,
+    /// doveadm-fsync, mbsync, raw-discard, raw-write).
     #[arg(long, value_name = "TOOL", num_args = 1..)]
     skip: Vec<String>,
 
@@ -170,11 +189,28 @@ fn run(cli: &Cli) -> Result<()> {
     let load_before = load_average();
     let started = Instant::now();
     let mut scenarios = Vec::new();
-    if !cli.memory_only {
+    if !cli.memory_only && !cli.folders_only {
         scenarios.extend(normal(cli, &dsync, dsync_other.as_deref(), work.path(), &tools)?);
     }
-    if cli.memory || cli.memory_only {
+    if (cli.memory || cli.memory_only) && !cli.folders_only {
         scenarios.push(memory(cli, &dsync, dsync_other.as_deref(), work.path(), &tools)?);
+    }
+    if !cli.memory_only {
+        let mut tools = tools.clone();
+        if !cli.skip.iter().any(|s| s == Tool::DsyncMaildir.slug()) {
+            let after = tools.iter().position(|t| *t == Tool::Dsync { fsync: false });
+            tools.insert(after.map_or(0, |i| i + 1), Tool::DsyncMaildir);
+        }
+        for &count in &cli.folders {
+            scenarios.push(folders(
+                cli,
+                count,
+                &dsync,
+                dsync_other.as_deref(),
+                work.path(),
+                &tools,
+            )?);
+        }
     }
     let mut text = String::from("# Migration benchmark (issue 9)\n\n");
     let _ = writeln!(text, "Command: `{}`\n", command_line());
@@ -266,8 +302,16 @@ fn normal(
         eprintln!("latency +{latency} ms each way:");
         let scratch = work.join(format!("latency-{latency}"));
         fs::create_dir_all(&scratch)?;
-        let setup =
-            Setup { dovecot: &dovecot, dsync, dsync_other, work: scratch, port, truth: &truth };
+        let setup = Setup {
+            dovecot: &dovecot,
+            dsync,
+            dsync_other,
+            work: scratch,
+            port,
+            truth: &truth,
+            source_maildir: maildir.clone(),
+            time_limit: time_limit(cli),
+        };
         let (warmup, runs) =
             if latency == 0 { (cli.warmup, cli.runs.max(1)) } else { (0, cli.latency_runs.max(1)) };
         let outcomes = tools::run_all(&setup, tools, warmup, runs);
@@ -292,6 +336,73 @@ fn normal(
         });
     }
     Ok(scenarios)
+}
+
+/// `count` subscribed folders of one message each: costs that grow with the number of
+/// mailboxes show here.
+fn folders(
+    cli: &Cli,
+    count: u32,
+    dsync: &Path,
+    dsync_other: Option<&Path>,
+    work: &Path,
+    tools: &[Tool],
+) -> Result<Scenario> {
+    let dovecot = Dovecot::builder().user(USER, PASSWORD).temp_root(work).start();
+    let maildir = dovecot.home(USER).join("Maildir");
+    let started = Instant::now();
+    corpus::generate_folders(&maildir, count, cli.seed)?;
+    testkit::chown_to_mail_user(&maildir);
+    let truth = verify::source_truth(dovecot.imap_port(), USER, PASSWORD)?;
+    eprintln!(
+        "{count} folders ready in {:.1} s: {} messages, {:.1} MB",
+        started.elapsed().as_secs_f64(),
+        truth.messages,
+        to_mb(truth.bytes)
+    );
+    if let Some(seconds) = cli.serve {
+        println!(
+            "serving imap://{USER}@127.0.0.1:{}?tls=none (password {PASSWORD}) for {seconds} s",
+            dovecot.imap_port()
+        );
+        std::thread::sleep(Duration::from_secs(seconds));
+    }
+    let scratch = work.join(format!("folders-{count}"));
+    fs::create_dir_all(&scratch)?;
+    let setup = Setup {
+        dovecot: &dovecot,
+        dsync,
+        dsync_other,
+        work: scratch,
+        port: dovecot.imap_port(),
+        truth: &truth,
+        source_maildir: maildir,
+        time_limit: time_limit(cli),
+    };
+    eprintln!("{count} folders:");
+    let outcomes = tools::run_all(&setup, tools, 0, cli.folders_runs.max(1));
+    Ok(Scenario {
+        title: format!("Many folders: {count} subscribed folders"),
+        description: format!(
+            "INBOX and {count} folders with one message of 2–4 KiB each, every one subscribed: \
+             {} messages, {:.1} MB. {} timed round(s), no warm-up (reading the source over \
+             IMAP first has indexed every folder). A command still running after {} is \
+             stopped; its row then says so.",
+            truth.messages,
+            to_mb(truth.bytes),
+            cli.folders_runs.max(1),
+            time_limit(cli)
+                .map_or_else(|| String::from("(no limit)"), |l| format!("{} s", l.as_secs()))
+        ),
+        messages: truth.messages,
+        bytes: truth.bytes,
+        outcomes,
+        goals: false,
+    })
+}
+
+fn time_limit(cli: &Cli) -> Option<Duration> {
+    (cli.time_limit > 0).then(|| Duration::from_secs(cli.time_limit))
 }
 
 /// A 50 MiB message and a folder of 100 000 small ones: peak RSS matters here.
@@ -330,6 +441,8 @@ fn memory(
         work: scratch,
         port: dovecot.imap_port(),
         truth: &truth,
+        source_maildir: maildir,
+        time_limit: time_limit(cli),
     };
     eprintln!("memory mode:");
     // One warm-up (Dovecot indexes 100 000 files) and one timed round.

@@ -12,7 +12,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nix::sys::resource::{UsageWho, getrusage};
 
@@ -51,11 +51,18 @@ pub(crate) struct Invocation {
     pub(crate) program: PathBuf,
     pub(crate) args: Vec<OsString>,
     pub(crate) env: Vec<(String, String)>,
+    /// Stop the command after this long (it then counts as failed, "did not finish").
+    pub(crate) time_limit: Option<Duration>,
 }
 
 impl Invocation {
     pub(crate) fn new(program: impl Into<PathBuf>) -> Invocation {
-        Invocation { program: program.into(), args: Vec::new(), env: Vec::new() }
+        Invocation { program: program.into(), args: Vec::new(), env: Vec::new(), time_limit: None }
+    }
+
+    pub(crate) fn time_limit(mut self, limit: Option<Duration>) -> Invocation {
+        self.time_limit = limit;
+        self
     }
 
     pub(crate) fn arg(mut self, arg: impl AsRef<OsStr>) -> Invocation {
@@ -95,9 +102,11 @@ pub(crate) struct Sample {
 pub(crate) fn run(invocation: &Invocation, log: &Path, ok_codes: &[i32]) -> Result<Sample> {
     let out = log.with_extension("measure");
     let log_file = fs::File::create(log)?;
+    let limit = invocation.time_limit.map_or(0, |limit| limit.as_secs().max(1));
     let status = Command::new(self_exe()?)
         .arg("__measure")
         .arg(&out)
+        .arg(limit.to_string())
         .arg("--")
         .arg(&invocation.program)
         .args(&invocation.args)
@@ -118,6 +127,9 @@ pub(crate) fn run(invocation: &Invocation, log: &Path, ok_codes: &[i32]) -> Resu
     let max_rss_kib: u64 = next()?.parse()?;
     let code: i32 = next()?.parse()?;
     let cpu_seconds: f64 = next()?.parse()?;
+    if code == TIMED_OUT {
+        return Err(format!("did not finish within {limit} s: {}", invocation.display()).into());
+    }
     if !ok_codes.contains(&code) {
         let log_text = fs::read_to_string(log).unwrap_or_default();
         let tail: String = log_text.lines().rev().take(15).collect::<Vec<_>>().join("\n");
@@ -131,7 +143,11 @@ pub(crate) fn run(invocation: &Invocation, log: &Path, ok_codes: &[i32]) -> Resu
     Ok(Sample { seconds, max_rss_kib, cpu_seconds })
 }
 
-/// The wrapper: `__measure OUT -- PROGRAM ARGS…`. Writes `seconds max_rss_kib exit_code`.
+/// The exit code the wrapper records for a command it stopped at its time limit.
+const TIMED_OUT: i32 = -2;
+
+/// The wrapper: `__measure OUT LIMIT -- PROGRAM ARGS…` (LIMIT in seconds, 0: none).
+/// Writes `seconds max_rss_kib exit_code cpu_seconds`.
 pub(crate) fn wrapper_main(args: &[OsString]) -> ExitCode {
     match wrapper(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -143,19 +159,38 @@ pub(crate) fn wrapper_main(args: &[OsString]) -> ExitCode {
 }
 
 fn wrapper(args: &[OsString]) -> Result<()> {
-    let [out, separator, program, rest @ ..] = args else {
-        return Err("usage: __measure OUT -- PROGRAM ARGS…".into());
+    let usage = "usage: __measure OUT LIMIT -- PROGRAM ARGS…";
+    let [out, limit, separator, program, rest @ ..] = args else {
+        return Err(usage.into());
     };
     if separator != "--" {
-        return Err("usage: __measure OUT -- PROGRAM ARGS…".into());
+        return Err(usage.into());
     }
+    let limit: u64 = limit.to_str().and_then(|l| l.parse().ok()).ok_or(usage)?;
+    let deadline = (limit > 0).then(|| Instant::now() + Duration::from_secs(limit));
     let started = Instant::now();
-    let status = Command::new(program).args(rest).status()?;
+    let mut child = Command::new(program).args(rest).spawn()?;
+    // Without a limit, a plain wait: the time is exact. With one, polling costs up to
+    // 2 ms, nothing next to the seconds such runs take.
+    let status = loop {
+        if deadline.is_none() {
+            break Some(child.wait()?);
+        }
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            child.kill()?;
+            child.wait()?;
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
     let seconds = started.elapsed().as_secs_f64();
     let usage = getrusage(UsageWho::RUSAGE_CHILDREN)?;
-    let code = status.code().unwrap_or(-1);
+    let code = status.map_or(TIMED_OUT, |status| status.code().unwrap_or(-1));
     let cpu = |t: nix::sys::time::TimeVal| {
-        std::time::Duration::new(
+        Duration::new(
             u64::try_from(t.tv_sec()).unwrap_or(0),
             u32::try_from(t.tv_usec()).unwrap_or(0) * 1000,
         )

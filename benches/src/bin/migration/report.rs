@@ -101,6 +101,7 @@ impl Scenario {
                     Tool::Dsync { .. }
                     | Tool::DsyncParallel
                     | Tool::DsyncOther
+                    | Tool::DsyncMaildir
                     | Tool::Doveadm { .. },
                 ) => "✓ folders, UIDVALIDITY, UIDs",
                 (None, Tool::Mbsync) => "✓ message counts",

@@ -20,6 +20,9 @@ pub(crate) enum Tool {
     DsyncParallel,
     /// `dsync backup --no-fsync` of another build (`--compare-dsync`), e.g. before a change.
     DsyncOther,
+    /// `dsync backup --no-fsync` from the served Maildir itself to a Maildir (no IMAP):
+    /// the many-folders mode's second path.
+    DsyncMaildir,
     /// `doveadm backup -R imapc:` with Dovecot's migration settings; `mail_fsync = never`
     /// or Dovecot's default (`optimized`).
     Doveadm { fsync: bool },
@@ -49,6 +52,7 @@ impl Tool {
             Tool::Dsync { fsync: false } => "dsync backup --no-fsync",
             Tool::DsyncParallel => "dsync backup --no-fsync --parallel-folders 4",
             Tool::DsyncOther => "other dsync build, --no-fsync",
+            Tool::DsyncMaildir => "dsync backup --no-fsync, Maildir → Maildir",
             Tool::Doveadm { fsync: false } => "doveadm backup -R imapc: (mail_fsync=never)",
             Tool::Doveadm { fsync: true } => "doveadm backup -R imapc: (default fsync)",
             Tool::Mbsync => "mbsync (Maildir++, UIDs not kept)",
@@ -64,6 +68,7 @@ impl Tool {
             Tool::Dsync { fsync: false } => "dsync-nofsync",
             Tool::DsyncParallel => "dsync-parallel",
             Tool::DsyncOther => "dsync-other",
+            Tool::DsyncMaildir => "dsync-maildir",
             Tool::Doveadm { fsync: false } => "doveadm",
             Tool::Doveadm { fsync: true } => "doveadm-fsync",
             Tool::Mbsync => "mbsync",
@@ -89,6 +94,10 @@ pub(crate) struct Setup<'a> {
     /// Where clients connect: Dovecot or the delaying proxy.
     pub(crate) port: u16,
     pub(crate) truth: &'a Truth,
+    /// The Maildir the server serves (the source of [`Tool::DsyncMaildir`]).
+    pub(crate) source_maildir: PathBuf,
+    /// Commands still running after this long are stopped and count as failed.
+    pub(crate) time_limit: Option<std::time::Duration>,
 }
 
 /// The measurements of one tool over all rounds.
@@ -158,13 +167,15 @@ fn run_once(
     let tool = outcome.tool;
     let _ = fs::remove_dir_all(dest);
     let log = |what: &str| setup.work.join(format!("{}-{what}.log", tool.slug()));
-    let invocation = prepare(setup, tool, dest)?;
+    let invocation = prepare(setup, tool, dest)?.time_limit(setup.time_limit);
     outcome.command = invocation.display();
     let full = measure::run(&invocation, &log("full"), &[0])?;
     let checked = match tool {
-        Tool::Dsync { .. } | Tool::DsyncParallel | Tool::DsyncOther | Tool::Doveadm { .. } => {
-            verify::same_uids(dest, setup.truth)
-        }
+        Tool::Dsync { .. }
+        | Tool::DsyncParallel
+        | Tool::DsyncOther
+        | Tool::DsyncMaildir
+        | Tool::Doveadm { .. } => verify::same_uids(dest, setup.truth),
         Tool::Mbsync => verify::same_counts(dest, setup.truth),
         Tool::RawWrite => verify::same_file_count(dest, setup.truth),
         Tool::RawDiscard => Ok(()),
@@ -230,6 +241,12 @@ fn prepare(setup: &Setup<'_>, tool: Tool, dest: &Path) -> Result<Invocation> {
             }
             invocation
         }
+        Tool::DsyncMaildir => Invocation::new(setup.dsync)
+            .arg("-q")
+            .arg("backup")
+            .arg(format!("maildir:{}", setup.source_maildir.display()))
+            .arg(format!("maildir:{}", dest.display()))
+            .arg("--no-fsync"),
         Tool::DsyncParallel => Invocation::new(setup.dsync)
             .arg("-q")
             .arg("backup")

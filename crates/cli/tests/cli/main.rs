@@ -4,10 +4,12 @@
 mod all_mail;
 mod batch;
 mod dovecot_files;
+mod fs_layout;
 mod hostile_source;
 mod import_query;
 mod interrupt;
 mod maildir_source;
+mod many_folders;
 mod network;
 mod operator;
 mod ownership;

@@ -75,6 +75,29 @@ impl MaildirStorage {
         self.maildir.permissions().map_err(convert_error)
     }
 
+    /// Moves folders whose `LAYOUT=fs` directories stand where the Maildir's own files
+    /// belong (written by older versions) to the names [`StorageMut::local_name`] gives
+    /// them now ([`Maildir::repair_reserved_names`]); one line per folder moved, for the
+    /// operator. Call it before a run that writes.
+    pub fn repair_reserved_names(&self) -> Result<Vec<String>, StorageError> {
+        let root = self.maildir.location().root();
+        let moved = self.maildir.repair_reserved_names().map_err(convert_error)?;
+        Ok(moved
+            .iter()
+            .map(|(from, to)| {
+                let relative = |path: &std::path::Path| {
+                    path.strip_prefix(root).unwrap_or(path).display().to_string()
+                };
+                format!(
+                    "the folder directory {} had the name of a file the Maildir needs; moved \
+                     to {}",
+                    relative(from),
+                    relative(to)
+                )
+            })
+            .collect())
+    }
+
     /// Flushes everything to disk (needed once at the end with [`Durability::Deferred`]).
     pub fn sync_to_disk(&self) -> Result<(), StorageError> {
         self.maildir.sync_to_disk().map_err(convert_error)
@@ -250,14 +273,18 @@ impl StorageMut for MaildirStorage {
     }
 
     fn local_name(&self, name: &MailboxName) -> MailboxName {
-        let separator = self.maildir.location().layout().separator();
-        let components = name.components().iter().map(|component| {
+        let location = self.maildir.location();
+        let separator = location.layout().separator();
+        let components = name.components().iter().enumerate().map(|(depth, component)| {
             let replaced: String = component
                 .chars()
                 .map(|c| if c == '/' || c == separator || c.is_control() { ALT_CHAR } else { c })
                 .collect();
-            // "." and ".." would be directory references on disk.
-            if replaced == "." || replaced == ".." {
+            // "." and ".." would be directory references on disk; in LAYOUT=fs `cur`,
+            // `subscriptions`, `dovecot-uidlist`… would take the place of the Maildir's own
+            // directories and files. Dovecot's dsync puts `_` in front of a name its
+            // destination refuses.
+            if replaced == "." || replaced == ".." || location.reserves(depth, &replaced) {
                 format!("{ALT_CHAR}{replaced}")
             } else {
                 replaced
@@ -295,6 +322,23 @@ impl StorageMut for MaildirStorage {
         subscribed: bool,
     ) -> Result<(), StorageError> {
         self.maildir.subscribe(&to_store_name(mailbox)?, subscribed).map_err(convert_error)
+    }
+
+    /// One read and at most one write of the `subscriptions` file for all the changes.
+    fn update_subscriptions(
+        &mut self,
+        changes: &[(MailboxName, bool)],
+    ) -> Result<Vec<(MailboxName, StorageError)>, StorageError> {
+        let mut refused = Vec::new();
+        let mut valid = Vec::with_capacity(changes.len());
+        for (mailbox, subscribed) in changes {
+            match to_store_name(mailbox) {
+                Ok(name) => valid.push((name, *subscribed)),
+                Err(error) => refused.push((mailbox.clone(), error)),
+            }
+        }
+        self.maildir.update_subscriptions(&valid).map_err(convert_error)?;
+        Ok(refused)
     }
 
     fn writer<'a>(

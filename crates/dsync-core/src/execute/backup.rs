@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::all_mail::AllMail;
 use super::copy::{apply_reverts, copy_from_source};
 use super::{
-    MailboxFailed, Names, Observer, SyncOptions, at, keep_going, keep_going_mailbox, listing_skips,
-    local_names, note_mailbox_filter,
+    MailboxFailed, Names, Observer, SyncOptions, apply_subscriptions, at, keep_going,
+    keep_going_mailbox, listing_skips, local_names, note_mailbox_filter,
 };
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
 use crate::model::{MailboxContents, MailboxName, MailboxStamp, MessageMeta, Uid};
@@ -191,24 +191,13 @@ pub(super) fn finish(
     let order: BTreeMap<&MailboxName, usize> =
         tree.sync.iter().enumerate().map(|(index, name)| (name, index)).collect();
     report.mailboxes.sort_by_key(|m| order.get(&m.mailbox).copied().unwrap_or(usize::MAX));
-    for (names, subscribed) in [(&tree.subscribe, true), (&tree.unsubscribe, false)] {
-        for mailbox in names {
-            if !options.dry_run {
-                let result = destination.set_subscribed(mailbox, subscribed);
-                if keep_going(result.map_err(at(Side::Destination, Some(mailbox))), report)?
-                    .is_none()
-                {
-                    continue;
-                }
-            }
-            if subscribed {
-                report.subscribed += 1;
-            } else {
-                report.unsubscribed += 1;
-            }
-        }
-    }
-    Ok(())
+    let changes: Vec<(MailboxName, bool)> = tree
+        .subscribe
+        .iter()
+        .map(|name| (name.clone(), true))
+        .chain(tree.unsubscribe.iter().map(|name| (name.clone(), false)))
+        .collect();
+    apply_subscriptions(options, destination, &changes, report)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -328,7 +317,7 @@ fn sync_mailbox(
     // A created or rebuilt mailbox is a new incarnation: its old state entry goes first, so
     // an interrupted run cannot leave a base that no longer describes it.
     if plan.action != MailboxAction::Update && state.mailboxes.remove(mailbox).is_some() {
-        observer.checkpoint(state);
+        observer.forget(mailbox, state);
     }
     let at_destination = at(Side::Destination, Some(mailbox));
     let result = match &plan.action {

@@ -10,11 +10,12 @@
 //! again, so running an import twice does not duplicate mail. Identity is counted: two
 //! source copies of a message whose target holds one give one more.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::copy::copy_from_source;
 use super::{
-    MailboxFailed, Observer, SyncOptions, keep_going_mailbox, local_names, note_mailbox_filter,
+    MailboxFailed, Observer, SyncOptions, apply_subscriptions, keep_going_mailbox, local_names,
+    note_mailbox_filter,
 };
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
 use crate::model::{MailboxInfo, MailboxName, MessageMeta, Uid};
@@ -66,7 +67,7 @@ pub(super) fn run(
         .collect();
     let (source_names, target_names): (Vec<_>, Vec<_>) = targets.into_iter().unzip();
     let (translated, _) = local_names(target_names, destination, report);
-    let existing: Vec<MailboxName> = destination
+    let existing: BTreeSet<MailboxName> = destination
         .mailboxes()
         .map_err(global(Side::Destination))?
         .into_iter()
@@ -74,6 +75,8 @@ pub(super) fn run(
         .map(|m| m.name)
         .collect();
 
+    let mut subscribe = Vec::new();
+    let mut stopped = None;
     for (source_name, target) in source_names.iter().zip(&translated) {
         super::stop_if_interrupted(observer, &target.name)?;
         let result = import_mailbox(
@@ -85,18 +88,27 @@ pub(super) fn run(
             &target.name,
             existing.contains(&target.name),
         );
-        if let Some(Some(mailbox_report)) = keep_going_mailbox(result, report)? {
-            observer.mailbox_finished(&mailbox_report);
-            report.mailboxes.push(mailbox_report);
-            if options.subscribe_imported && !options.dry_run {
-                destination
-                    .set_subscribed(&target.name, true)
-                    .map_err(at(Side::Destination, &target.name))?;
-                report.subscribed += 1;
+        match keep_going_mailbox(result, report) {
+            Ok(Some(Some(mailbox_report))) => {
+                observer.mailbox_finished(&mailbox_report);
+                report.mailboxes.push(mailbox_report);
+                if options.subscribe_imported {
+                    subscribe.push((target.name.clone(), true));
+                }
+            }
+            Ok(_) => {}
+            Err(error) => {
+                stopped = Some(error);
+                break;
             }
         }
     }
-    Ok(())
+    // Subscribed all at once, also when the run stops: what was imported is subscribed.
+    let subscribed = apply_subscriptions(options, destination, &subscribe, report);
+    match stopped {
+        Some(error) => Err(error),
+        None => subscribed,
+    }
 }
 
 fn import_mailbox(

@@ -19,7 +19,9 @@ use super::{
     MailboxFailed, Observer, SyncOptions, keep_going_mailbox, local_names, note_mailbox_filter,
 };
 use crate::error::{Side, StorageError, SyncError};
-use crate::model::{MailboxContents, MailboxGuid, MailboxName, MailboxStamp, MessageMeta, Uid};
+use crate::model::{
+    MailboxContents, MailboxGuid, MailboxName, MailboxStamp, MessageMeta, SpecialUse, Uid,
+};
 use crate::plan::merge::{
     MergeBase, MergeMode, MergeSave, MergeSide, Origin, SidePlan, plan_merge,
 };
@@ -89,14 +91,14 @@ pub(super) fn run(
         note_mailbox_filter(&options.mailbox_filter, &a_mailboxes, &b_mailboxes, report);
     }
 
+    // Special-use roles by name, from both sides, looked up per name (a scan of both
+    // lists per name made thousands of mailboxes quadratic).
+    let mut roles: BTreeMap<&MailboxName, Vec<SpecialUse>> = BTreeMap::new();
+    for info in a_mailboxes.iter().chain(&b_mailboxes) {
+        roles.entry(&info.name).or_default().extend(info.special_use.iter().copied());
+    }
     let wanted = |name: &MailboxName| {
-        let roles: Vec<_> = a_mailboxes
-            .iter()
-            .chain(&b_mailboxes)
-            .filter(|m| &m.name == name)
-            .flat_map(|m| m.special_use.iter().copied())
-            .collect();
-        options.mailbox_filter.wants(name, &roles)
+        options.mailbox_filter.wants(name, roles.get(name).map_or(&[][..], Vec::as_slice))
     };
     let selectable = |list: &[crate::model::MailboxInfo]| -> BTreeSet<MailboxName> {
         list.iter().filter(|m| m.selectable && wanted(&m.name)).map(|m| m.name.clone()).collect()
@@ -277,6 +279,7 @@ fn sync_subscriptions(
         .chain(&state.subscribed_destination)
         .filter(|n| wanted(n))
         .collect();
+    let (mut a_changes, mut b_changes) = (Vec::new(), Vec::new());
     for name in names {
         let (in_a, in_b) = (a_now.contains(name), b_now.contains(name));
         if in_a == in_b {
@@ -292,21 +295,31 @@ fn sync_subscriptions(
             _ => true,
         };
         if in_b != target {
-            if !options.dry_run {
-                b.set_subscribed(name, target).map_err(global(B))?;
-            }
-            count(report, target);
-            set_member(&mut b_final, name, target);
+            b_changes.push((name.clone(), target));
         }
-        if in_a != target
-            && let SideA::Writable(a) = a
-        {
-            if !options.dry_run {
-                a.set_subscribed(&a.local_name(name), target).map_err(global(A))?;
-            }
-            count(report, target);
-            set_member(&mut a_final, name, target);
+        if in_a != target && matches!(a, SideA::Writable(_)) {
+            a_changes.push((name.clone(), target));
         }
+    }
+    // All of a side's changes in one go (one write of a Maildir's file, not one per name).
+    if !options.dry_run {
+        let sent = b_changes.clone();
+        let refused = b.update_subscriptions(&sent).map_err(global(B))?;
+        drop_refused(&mut b_changes, &sent, refused, B, report);
+        if let SideA::Writable(a) = a {
+            let sent: Vec<(MailboxName, bool)> =
+                a_changes.iter().map(|(name, on)| (a.local_name(name), *on)).collect();
+            let refused = a.update_subscriptions(&sent).map_err(global(A))?;
+            drop_refused(&mut a_changes, &sent, refused, A, report);
+        }
+    }
+    for (name, target) in &b_changes {
+        count(report, *target);
+        set_member(&mut b_final, name, *target);
+    }
+    for (name, target) in &a_changes {
+        count(report, *target);
+        set_member(&mut a_final, name, *target);
     }
     if !options.dry_run {
         // Names outside the filter keep what was recorded for them.
@@ -322,6 +335,23 @@ fn sync_subscriptions(
         state.subscribed_destination = record(&state.subscribed_destination, b_final);
     }
     Ok(())
+}
+
+/// Leaves out of `changes` those whose name as `sent` to the storage (same order) was
+/// refused, and records each refusal as a failure of its name on `side`.
+fn drop_refused(
+    changes: &mut Vec<(MailboxName, bool)>,
+    sent: &[(MailboxName, bool)],
+    refused: Vec<(MailboxName, StorageError)>,
+    side: Side,
+    report: &mut Report,
+) {
+    let refused_names: BTreeSet<&MailboxName> = refused.iter().map(|(name, _)| name).collect();
+    let mut kept = sent.iter().map(|(name, _)| !refused_names.contains(name));
+    changes.retain(|_| kept.next().unwrap_or(true));
+    for (name, error) in refused {
+        report.failures.push(SyncError { side, mailbox: Some(name), error });
+    }
 }
 
 fn count(report: &mut Report, subscribed: bool) {
@@ -391,7 +421,7 @@ fn merge_mailbox(
     // for expunged mail. (A half-applied ordinary merge leaves a base that stays true.)
     let forget = |state: &mut SyncState, observer: &mut dyn Observer| {
         if !options.dry_run && state.mailboxes.remove(b_name).is_some() {
-            observer.checkpoint(state);
+            observer.forget(b_name, state);
         }
     };
     let mode = a.mode();

@@ -11,7 +11,7 @@ mod parallel;
 mod rename;
 mod uidl;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
 use crate::filter::{MailboxFilter, MailboxPattern, MessageFilter};
@@ -155,6 +155,16 @@ pub trait Observer {
     fn interrupted(&mut self) -> bool {
         false
     }
+
+    /// The entry of `mailbox` was just removed from `state`: the run is about to create or
+    /// rebuild that mailbox, after which the saved entry would be wrong. Persist the removal
+    /// now, atomically. The default persists the whole state with
+    /// [`checkpoint`](Self::checkpoint); an observer that keeps the state in a file can
+    /// append [`SyncState::forget_record`] instead, one line rather than the whole state
+    /// for each of thousands of mailboxes.
+    fn forget(&mut self, _mailbox: &MailboxName, state: &SyncState) {
+        self.checkpoint(state);
+    }
 }
 
 /// An [`Observer`] that ignores everything.
@@ -270,8 +280,8 @@ pub(crate) fn listing_skips(
     local: &dyn Fn(&MailboxName) -> MailboxName,
     report: &mut Report,
     state: &mut SyncState,
-) -> std::collections::BTreeSet<MailboxName> {
-    let mut names = std::collections::BTreeSet::new();
+) -> BTreeSet<MailboxName> {
+    let mut names = BTreeSet::new();
     for skip in storage.take_skipped() {
         if let Some(mailbox) = &skip.mailbox {
             let name = local(mailbox);
@@ -451,6 +461,41 @@ pub(crate) fn note_mailbox_filter(
     }
 }
 
+/// Applies subscription changes to the destination in one go, counting those made and
+/// recording those refused as failures of their names.
+pub(crate) fn apply_subscriptions(
+    options: &SyncOptions,
+    destination: &mut dyn StorageMut,
+    changes: &[(MailboxName, bool)],
+    report: &mut Report,
+) -> Result<(), SyncError> {
+    let refused = if options.dry_run || changes.is_empty() {
+        Vec::new()
+    } else {
+        let result = destination.update_subscriptions(changes);
+        match keep_going(result.map_err(at(Side::Destination, None)), report)? {
+            Some(refused) => refused,
+            // Refused as a whole: nothing to count.
+            None => return Ok(()),
+        }
+    };
+    let refused_names: BTreeSet<&MailboxName> = refused.iter().map(|(name, _)| name).collect();
+    for (name, subscribed) in changes {
+        if refused_names.contains(name) {
+            continue;
+        }
+        if *subscribed {
+            report.subscribed += 1;
+        } else {
+            report.unsubscribed += 1;
+        }
+    }
+    for (name, error) in refused {
+        report.failures.push(SyncError { side: Side::Destination, mailbox: Some(name), error });
+    }
+    Ok(())
+}
+
 /// Records a mailbox-local error and continues, or stops the run on a global one.
 pub(crate) fn keep_going<T>(
     result: Result<T, SyncError>,
@@ -468,7 +513,7 @@ pub(crate) fn keep_going<T>(
 
 /// True for an error confined to its mailbox: the run records it and goes on.
 pub(crate) fn is_mailbox_local(error: &SyncError) -> bool {
-    matches!(error.kind(), ErrorKind::NotFound | ErrorKind::InvalidData | ErrorKind::Permission)
+    error.kind().is_confined()
 }
 
 /// The error that stops a run the observer interrupted.

@@ -212,7 +212,7 @@ impl Coordinator<'_, '_> {
             Event::Saved(mailbox, uid, bytes) => self.observer.message_saved(&mailbox, uid, bytes),
             Event::Forget(mailbox, done) => {
                 if self.state.mailboxes.remove(&mailbox).is_some() {
-                    self.observer.checkpoint(self.state);
+                    self.observer.forget(&mailbox, self.state);
                 }
                 let _ = done.send(());
             }

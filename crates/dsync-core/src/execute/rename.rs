@@ -14,7 +14,7 @@ use crate::error::Side;
 use crate::model::{MailboxGuid, MailboxName};
 use crate::plan::merge::MergeMode;
 use crate::report::{MailboxRename, Report};
-use crate::state::SyncState;
+use crate::state::{MailboxState, SyncState};
 use crate::storage::{Storage, StorageMut};
 
 /// The mailbox sets of both sides (destination-side names), as the merge walks them.
@@ -116,14 +116,28 @@ fn find(
             (None, SideA::ReadOnly(_)) => name.clone(),
         }
     };
+    // The recorded mailboxes by GUID, so that each candidate looks up its own instead of
+    // going through all of them (quadratic with thousands of mailboxes).
+    let mut by_source_guid: BTreeMap<MailboxGuid, Vec<(&MailboxName, &MailboxState)>> =
+        BTreeMap::new();
+    let mut by_destination_guid: BTreeMap<MailboxGuid, Vec<(&MailboxName, &MailboxState)>> =
+        BTreeMap::new();
+    for (name, seen) in &state.mailboxes {
+        if let Some(guid) = seen.source_guid {
+            by_source_guid.entry(guid).or_default().push((name, seen));
+        }
+        if let Some(guid) = seen.destination_guid {
+            by_destination_guid.entry(guid).or_default().push((name, seen));
+        }
+    }
     let candidates: Vec<MailboxName> = sides.in_a.iter().filter(fresh).cloned().collect();
     for new in candidates {
         let in_b = sides.in_b.contains(&new);
         let spelled = a_spelling(a, &new);
         let Some(a_guid) = guid(a.storage(), &spelled) else { continue };
         let b_guid = if in_b { guid(b, &new) } else { None };
-        for (old, seen) in &state.mailboxes {
-            if old.is_inbox() || seen.source_guid != Some(a_guid) || sides.in_a.contains(old) {
+        for &(old, seen) in by_source_guid.get(&a_guid).map_or(&[][..], Vec::as_slice) {
+            if old.is_inbox() || sides.in_a.contains(old) {
                 continue;
             }
             if in_b {
@@ -146,9 +160,8 @@ fn find(
         sides.in_b.iter().filter(fresh).filter(|n| !sides.in_a.contains(*n)).cloned().collect();
     for new in candidates {
         let Some(b_guid) = guid(b, &new) else { continue };
-        for (old, seen) in &state.mailboxes {
+        for &(old, seen) in by_destination_guid.get(&b_guid).map_or(&[][..], Vec::as_slice) {
             if old.is_inbox()
-                || seen.destination_guid != Some(b_guid)
                 || sides.in_b.contains(old)
                 || !sides.in_a.contains(old)
                 || new.is_within(old)

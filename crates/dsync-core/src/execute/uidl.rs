@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 
 use super::copy::copy_from_source;
 use super::{
-    MailboxFailed, Observer, SyncOptions, keep_going_mailbox, local_names, note_mailbox_filter,
+    MailboxFailed, Observer, SyncOptions, apply_subscriptions, keep_going_mailbox, local_names,
+    note_mailbox_filter,
 };
 use crate::error::{Side, StorageError, SyncError};
 use crate::model::{MailboxName, MessageMeta, Uid};
@@ -58,15 +59,13 @@ pub(super) fn run(
     }
     let wanted_subscriptions = source.subscriptions().map_err(global(Side::Source))?;
     let have = destination.subscriptions().map_err(global(Side::Destination))?;
-    for name in wanted_subscriptions.iter().map(|n| destination.local_name(n)).collect::<Vec<_>>() {
-        if !have.contains(&name) && options.mailbox_filter.wants(&name, &[]) {
-            if !options.dry_run {
-                destination.set_subscribed(&name, true).map_err(at(Side::Destination, &name))?;
-            }
-            report.subscribed += 1;
-        }
-    }
-    Ok(())
+    let subscribe: Vec<(MailboxName, bool)> = wanted_subscriptions
+        .iter()
+        .map(|name| destination.local_name(name))
+        .filter(|name| !have.contains(name) && options.mailbox_filter.wants(name, &[]))
+        .map(|name| (name, true))
+        .collect();
+    apply_subscriptions(options, destination, &subscribe, report)
 }
 
 #[allow(clippy::too_many_arguments)]

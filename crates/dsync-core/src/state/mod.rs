@@ -17,6 +17,9 @@
 //!
 //! `subscribed S|D` lines list what each side (source, destination) had subscribed after
 //! the last merge, so an unsubscribe on one side travels instead of being undone.
+//! `forget NAME` drops what the lines before it recorded for mailbox `NAME`: a run appends
+//! one ([`SyncState::forget_record`]) before it creates or rebuilds a mailbox, instead of
+//! writing the whole state again for each of thousands of mailboxes.
 //! Names, keywords and tokens are percent-encoded (`*` marks "no token"); flag letters are
 //! Maildir's (`D` draft, `F` flagged, `R` answered, `S` seen, `T` deleted; `-` for none).
 //! [`dovecot`] has Dovecot's own `-s` state string.
@@ -134,7 +137,13 @@ impl SyncState {
         out
     }
 
-    /// Decodes text written by [`SyncState::encode`].
+    /// The line that, appended to an encoded state, drops `name`'s entry when decoded.
+    pub fn forget_record(name: &MailboxName) -> String {
+        format!("forget {}\n", encode_name(name))
+    }
+
+    /// Decodes text written by [`SyncState::encode`], with [`SyncState::forget_record`]
+    /// lines appended.
     pub fn decode(text: &str) -> Result<SyncState, StateError> {
         let mut lines = text.lines().enumerate().map(|(i, line)| (i + 1, line));
         match lines.next() {
@@ -161,6 +170,13 @@ impl SyncState {
                     "D" => state.subscribed_destination.insert(name),
                     _ => return Err(error("bad subscription side")),
                 };
+                continue;
+            }
+            if let ["forget", name] = fields[..] {
+                if let Some((name, mailbox)) = current.take() {
+                    state.mailboxes.insert(name, mailbox);
+                }
+                state.mailboxes.remove(&decode_name(name).map_err(|e| error(&e))?);
                 continue;
             }
             if fields.first() == Some(&"mailbox") {
@@ -335,6 +351,24 @@ mod tests {
              9 -\n\
              mailbox INBOX 0 0 * * * * -\n"
         );
+    }
+
+    #[test]
+    fn appended_forget_records_drop_entries() {
+        let state = sample();
+        let archive = MailboxName::new(["Archive", "2023 & more/less"]).expect("valid");
+        let mut text = state.encode();
+        text.push_str(&SyncState::forget_record(&archive));
+        assert_eq!(text.lines().last(), Some("forget Archive/2023%20%26%20more%2Fless"));
+        let mut expected = state.clone();
+        expected.mailboxes.remove(&archive);
+        assert_eq!(SyncState::decode(&text), Ok(expected.clone()));
+        // Forgetting what is not there, or twice, changes nothing more.
+        text.push_str(&SyncState::forget_record(&archive));
+        text.push_str(&SyncState::forget_record(&MailboxName::new(["Gone"]).expect("valid")));
+        assert_eq!(SyncState::decode(&text), Ok(expected));
+        let error = SyncState::decode(&format!("{text}3 S\n")).expect_err("no mailbox line");
+        assert!(error.to_string().contains("before any mailbox"), "{error}");
     }
 
     #[test]

@@ -35,6 +35,9 @@ use crate::name::MailboxName;
 use state::Paths;
 use uidlist::Uidlist;
 
+/// The subscriptions file in the root (`subscription-file.c`).
+const SUBSCRIPTIONS: &str = "subscriptions";
+
 /// When data reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
@@ -317,7 +320,7 @@ impl Maildir {
         guid: Option<Guid>,
         origin: Option<u32>,
     ) -> Result<Mailbox> {
-        let dir = layout::mailbox_dir(&self.store.location, name)?;
+        let dir = layout::creatable_dir(&self.store.location, name)?;
         if uid_validity == Some(0) {
             return Err(Error::InvalidValue {
                 field: "UIDVALIDITY",
@@ -410,7 +413,9 @@ impl Maildir {
 
     /// Deletes a mailbox and its messages (INBOX cannot be deleted). Maildir++ children are
     /// separate folders and stay; in `LAYOUT=fs` a folder with children keeps its directory
-    /// as a `\Noselect` parent, as Dovecot does.
+    /// as a `\Noselect` parent, as Dovecot does, and parent directories the deletion leaves
+    /// empty are removed up to the root (Dovecot's `mailbox_list_delete_until_root`), so
+    /// that they do not linger as `\Noselect` folders.
     pub fn delete_mailbox(&self, name: &MailboxName) -> Result<()> {
         state::writable(&self.store)?;
         if name.is_inbox() {
@@ -441,6 +446,9 @@ impl Maildir {
                     .join(format!(".dsync-rs-delete.{}", filename::generate_base())),
             };
             trash::delete_via_trash(&dir, &trash, &name.to_string(), self.store.fsync())?;
+            if let Some(parent) = dir.parent() {
+                layout::remove_empty_parents(self.root(), parent);
+            }
         }
         if let Some(guid) = guid {
             crate::mailbox_log::append(
@@ -461,7 +469,7 @@ impl Maildir {
             return Err(Error::InboxOperation { operation: "renamed" });
         }
         let source = layout::mailbox_dir(&self.store.location, from)?;
-        let target = layout::mailbox_dir(&self.store.location, to)?;
+        let target = layout::creatable_dir(&self.store.location, to)?;
         if !source.is_dir() {
             return Err(Error::MailboxNotFound { name: from.to_string() });
         }
@@ -474,7 +482,7 @@ impl Maildir {
                 if found.name != *from && found.name.starts_with(from) {
                     let tail = &found.name.components()[from.components().len()..];
                     let new_name = MailboxName::new(to.components().iter().chain(tail).cloned())?;
-                    let new_dir = layout::mailbox_dir(&self.store.location, &new_name)?;
+                    let new_dir = layout::creatable_dir(&self.store.location, &new_name)?;
                     if new_dir.exists() {
                         return Err(Error::MailboxExists { name: new_name.to_string() });
                     }
@@ -490,13 +498,30 @@ impl Maildir {
             if self.store.fsync() {
                 crate::fs::fsync_dir(target.parent().unwrap_or(self.root()))?;
             }
+            // `LAYOUT=fs`: parents the move left empty go, as Dovecot's rename removes them.
+            if self.store.location.layout() == Layout::Fs
+                && let Some(parent) = source.parent()
+            {
+                layout::remove_empty_parents(self.root(), parent);
+            }
         }
         Ok(())
     }
 
-    /// The subscribed mailboxes (the `subscriptions` file; names need not exist).
+    /// The subscribed mailboxes (the `subscriptions` file; names need not exist), in file
+    /// order, each once.
     pub fn subscriptions(&self) -> Result<Vec<MailboxName>> {
-        let relative = Path::new("subscriptions");
+        self.read_subscriptions()
+    }
+
+    fn read_subscriptions(&self) -> Result<Vec<MailboxName>> {
+        let relative = Path::new(SUBSCRIPTIONS);
+        if self.root().join(relative).is_dir() {
+            // A `LAYOUT=fs` folder named `subscriptions` (Dovecot creates one on request,
+            // older versions of ours copied one): there is no file, so nothing is
+            // subscribed. [`Maildir::repair_reserved_names`] moves the folder aside.
+            return Ok(Vec::new());
+        }
         let data = crate::fs::beneath::Tree::new(self.root())
             .read_optional(relative)
             .map_err(|refusal| crate::left_out::error(refusal, self.root(), relative, "read"))?
@@ -509,33 +534,58 @@ impl Maildir {
     }
 
     /// Replaces the whole subscription set (version-2 file written under
-    /// `subscriptions.lock`, replaced by rename).
+    /// `subscriptions.lock`, replaced by rename). A name given twice is written once.
     pub fn set_subscriptions(&self, names: &[MailboxName]) -> Result<()> {
         self.ensure_root()?;
-        let path = self.root().join("subscriptions");
+        let path = self.root().join(SUBSCRIPTIONS);
         let lock = DotLock::acquire(&path, LockSettings::SUBSCRIPTIONS, self.store.permissions()?)?;
-        let mut unique: Vec<MailboxName> = Vec::new();
-        for name in names {
-            if !unique.contains(name) {
-                unique.push(name.clone());
-            }
-        }
+        let unique = crate::subscriptions::unique(names.iter().cloned());
         let bytes = crate::subscriptions::serialize(&unique, self.store.location.utf8());
         lock.replace_target(&path, &bytes, self.store.fsync(), None)
     }
 
-    /// Subscribes (`true`) or unsubscribes one mailbox.
-    pub fn subscribe(&self, name: &MailboxName, subscribed: bool) -> Result<()> {
-        let mut names = self.subscriptions()?;
-        let present = names.contains(name);
-        if subscribed && !present {
-            names.push(name.clone());
-        } else if !subscribed && present {
-            names.retain(|n| n != name);
-        } else {
+    /// Subscribes (`true`) or unsubscribes (`false`) each name, in order, with one read and
+    /// at most one write of the file, under `subscriptions.lock` (so a subscription Dovecot
+    /// adds meanwhile is kept). New names go to the end, as Dovecot appends them. Nothing is
+    /// written when nothing changes. One read and one write however many names change: a
+    /// sync of thousands of folders hands them all over at once.
+    pub fn update_subscriptions(&self, changes: &[(MailboxName, bool)]) -> Result<()> {
+        if changes.is_empty() {
             return Ok(());
         }
-        self.set_subscriptions(&names)
+        self.ensure_root()?;
+        let path = self.root().join(SUBSCRIPTIONS);
+        let lock = DotLock::acquire(&path, LockSettings::SUBSCRIPTIONS, self.store.permissions()?)?;
+        let current = self.read_subscriptions()?;
+        let Some(updated) = crate::subscriptions::apply(&current, changes) else {
+            return lock.release();
+        };
+        let bytes = crate::subscriptions::serialize(&updated, self.store.location.utf8());
+        lock.replace_target(&path, &bytes, self.store.fsync(), None)
+    }
+
+    /// Subscribes (`true`) or unsubscribes one mailbox (see
+    /// [`update_subscriptions`](Self::update_subscriptions) for many).
+    pub fn subscribe(&self, name: &MailboxName, subscribed: bool) -> Result<()> {
+        self.update_subscriptions(&[(name.clone(), subscribed)])
+    }
+
+    /// In `LAYOUT=fs`, moves every folder whose directory has a name the layout reserves
+    /// ([`Location::reserves`]) to the first free name with `_` in front, the name Dovecot's
+    /// dsync gives such a folder: `subscriptions` becomes `_subscriptions`, `a/dovecot.index`
+    /// `a/_dovecot.index`. Older versions created such folders, whose directories then stood
+    /// where Dovecot's or our own files belong (`subscriptions`, `dovecot-uidlist`, a sync
+    /// state), and every later run failed. Nothing is deleted; nothing happens in Maildir++
+    /// or a read-only store. Returns the `(old, new)` directory of each folder moved; call
+    /// it before a writable run.
+    pub fn repair_reserved_names(&self) -> Result<Vec<(PathBuf, PathBuf)>> {
+        if self.store.location.layout() != Layout::Fs
+            || self.store.options.read_only
+            || !self.root().is_dir()
+        {
+            return Ok(Vec::new());
+        }
+        layout::repair_reserved(self.root(), self.store.fsync())
     }
 
     /// Flushes everything written with [`Durability::Deferred`] to disk: one `syncfs(2)`

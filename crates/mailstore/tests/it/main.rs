@@ -6,6 +6,7 @@
 mod concurrent;
 mod copy;
 mod dovecot_reads_ours;
+mod fs_layout;
 mod kill9;
 mod layouts;
 mod left_out;

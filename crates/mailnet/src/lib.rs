@@ -15,6 +15,8 @@
 //!   server certificate can be trusted exactly: by putting it in the CA file (its names are
 //!   still checked) or by its SHA-256 [`Fingerprint`]; a refused one comes back as
 //!   [`Error::Certificate`] with a [`CertificateRejection`] saying why and which it was.
+//!   TLS uses the rustls provider the application installed, else the one the `aws-lc-rs`
+//!   (default) or `ring` feature selects ([`crypto_provider`]).
 //! * [`Secret`] — a value whose `Debug` and `Display` print `<redacted>` in every build.
 //! * [`Trace`] — the protocol trace callback of both clients (credentials masked).
 //!
@@ -40,6 +42,7 @@
 
 mod error;
 mod fingerprint;
+mod provider;
 mod secret;
 mod service;
 mod stream;
@@ -51,6 +54,7 @@ mod x509;
 
 pub use error::{Error, is_timeout};
 pub use fingerprint::{Fingerprint, FingerprintError};
+pub use provider::crypto_provider;
 pub use secret::{Secret, SecretMask};
 pub use service::Service;
 pub use stream::{Stream, Timeouts};

@@ -15,7 +15,8 @@
 //!   server certificate can be trusted exactly: by putting it in the CA file (its names are
 //!   still checked) or by its SHA-256 [`Fingerprint`]; a refused one comes back as
 //!   [`Error::Certificate`] with a [`CertificateRejection`] saying why and which it was.
-//! * [`Secret`] — a value whose `Debug` and `Display` print `<redacted>` in every build.
+//! * [`Secret`] — a value whose `Debug` and `Display` print `<redacted>` in every build;
+//!   [`Credentials`] — user, password, master user and mechanism, printed the same way.
 //! * [`Trace`] — the protocol trace callback of both clients (credentials masked).
 //!
 //! ```no_run
@@ -38,6 +39,7 @@
 #![deny(missing_docs)]
 #![deny(missing_debug_implementations)]
 
+mod credentials;
 mod error;
 mod fingerprint;
 mod secret;
@@ -49,6 +51,7 @@ mod trust;
 mod verify;
 mod x509;
 
+pub use credentials::Credentials;
 pub use error::{Error, is_timeout};
 pub use fingerprint::{Fingerprint, FingerprintError};
 pub use secret::{Secret, SecretMask};

@@ -18,6 +18,8 @@
 //! * [`Secret`] — a value whose `Debug` and `Display` print `<redacted>` in every build;
 //!   [`Credentials`] — user, password, master user and mechanism, printed the same way.
 //! * [`Trace`] — the protocol trace callback of both clients (credentials masked).
+//! * [`ReceiveBuffer`] — what a sans-IO decoder received and has not decoded yet, read
+//!   into without copying and searched for lines within a limit.
 //!
 //! ```no_run
 //! use std::io::Read;
@@ -39,6 +41,7 @@
 #![deny(missing_docs)]
 #![deny(missing_debug_implementations)]
 
+mod buffer;
 mod credentials;
 mod error;
 mod fingerprint;
@@ -51,6 +54,7 @@ mod trust;
 mod verify;
 mod x509;
 
+pub use buffer::{LineTooLong, ReceiveBuffer};
 pub use credentials::Credentials;
 pub use error::{Error, is_timeout};
 pub use fingerprint::{Fingerprint, FingerprintError};

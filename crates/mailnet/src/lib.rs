@@ -19,7 +19,8 @@
 //!   [`Credentials`] — user, password, master user and mechanism, printed the same way.
 //! * [`Trace`] — the protocol trace callback of both clients (credentials masked).
 //! * [`ReceiveBuffer`] — what a sans-IO decoder received and has not decoded yet, read
-//!   into without copying and searched for lines within a limit.
+//!   into without copying and searched for lines within a limit; [`drain`] reads the rest
+//!   of a body a handler left unread.
 //!
 //! ```no_run
 //! use std::io::Read;
@@ -43,6 +44,7 @@
 
 mod buffer;
 mod credentials;
+mod drain;
 mod error;
 mod fingerprint;
 mod secret;
@@ -56,6 +58,7 @@ mod x509;
 
 pub use buffer::{LineTooLong, ReceiveBuffer};
 pub use credentials::Credentials;
+pub use drain::drain;
 pub use error::{Error, is_timeout};
 pub use fingerprint::{Fingerprint, FingerprintError};
 pub use secret::{Secret, SecretMask};

@@ -234,3 +234,38 @@ fn nothing_is_deleted_unless_asked_by_name() {
     session.quit().expect("QUIT");
     assert_eq!(login(&dovecot).stat().expect("STAT").count, 2);
 }
+
+/// A handler may stop reading a body: the client reads the rest and drops it, and the
+/// messages after it arrive whole.
+#[test]
+fn a_body_left_unread_is_skipped_and_the_next_arrive_whole() {
+    let dovecot = Dovecot::builder().user("alice", "alicepw").start();
+    // Larger than the decoder's buffer, so most of message 2 is still on the socket.
+    let messages: Vec<Vec<u8>> = (1..=3).map(|i| fixtures::sized_message(i, 300 << 10)).collect();
+    let mut raw = RawImap::login(dovecot.imap_port(), "alice", "alicepw");
+    for message in &messages {
+        raw.append("INBOX", &[], None, message);
+    }
+    raw.logout();
+
+    let mut session = login(&dovecot);
+    let numbers: Vec<MessageNumber> = (1..=3).map(number).collect();
+    let mut bodies = Vec::new();
+    session
+        .retr_many(&numbers, &mut |n: MessageNumber, body: &mut dyn Read| {
+            let mut bytes = Vec::new();
+            if n.get() == 2 {
+                bytes.resize(10, 0);
+                body.read_exact(&mut bytes)?;
+            } else {
+                body.read_to_end(&mut bytes)?;
+            }
+            bodies.push((n.get(), bytes));
+            Ok(())
+        })
+        .expect("RETR");
+    let expected: Vec<(u32, Vec<u8>)> =
+        vec![(1, messages[0].clone()), (2, messages[1][..10].to_vec()), (3, messages[2].clone())];
+    assert!(bodies == expected, "bodies differ from what was appended");
+    assert_eq!(session.stat().expect("the connection is still in step").count, 3);
+}

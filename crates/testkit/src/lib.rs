@@ -21,6 +21,7 @@
 //! * [`FakeImap`] answers a sync's IMAP commands from a model account, for mailbox names
 //!   and message data Dovecot cannot be made to serve.
 //! * [`fixtures`] builds the standard source mailbox used across the workspace's tests.
+//! * [`replay_corpus`] runs a fuzz target's corpus on stable, in `cargo test`.
 //!
 //! ```no_run
 //! use testkit::{Dovecot, RawImap};
@@ -38,6 +39,7 @@ mod dovecot;
 mod fake;
 mod fake_imap;
 pub mod fixtures;
+mod fuzz;
 mod imap;
 mod pop3;
 mod proxy;
@@ -49,6 +51,7 @@ pub use dovecot::{
 };
 pub use fake::{FakeServer, Step};
 pub use fake_imap::{FakeImap, FakeMailbox, FakeMessage};
+pub use fuzz::replay_corpus;
 pub use imap::{RawImap, Response, Token};
 pub use pop3::RawPop3;
 pub use proxy::CuttingProxy;

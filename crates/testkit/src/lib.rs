@@ -22,6 +22,8 @@
 //!   and message data Dovecot cannot be made to serve.
 //! * [`fixtures`] builds the standard source mailbox used across the workspace's tests.
 //! * [`replay_corpus`] runs a fuzz target's corpus on stable, in `cargo test`.
+//! * [`MemoryProbe`] measures a client's peak memory while it streams a large body, in a
+//!   child process that holds nothing else.
 //!
 //! ```no_run
 //! use testkit::{Dovecot, RawImap};
@@ -41,6 +43,7 @@ mod fake_imap;
 pub mod fixtures;
 mod fuzz;
 mod imap;
+mod memory;
 mod pop3;
 mod proxy;
 mod snapshot;
@@ -53,6 +56,7 @@ pub use fake::{FakeServer, Step};
 pub use fake_imap::{FakeImap, FakeMailbox, FakeMessage};
 pub use fuzz::replay_corpus;
 pub use imap::{RawImap, Response, Token};
+pub use memory::{BodyDigest, ChildReport, MemoryProbe};
 pub use pop3::RawPop3;
 pub use proxy::CuttingProxy;
 pub use snapshot::{AccountSnapshot, MailboxSnapshot, MessageSnapshot, parse_internal_date};

@@ -1,19 +1,19 @@
 //! Replays this crate's fuzz corpora (`fuzz/corpus/<target>/`) on stable, so every input a
 //! fuzzer ever found stays fixed.
 
-use testkit::replay_corpus;
+use dsync_core::fuzzing;
+use testkit::FuzzEntry;
+
+/// Each fuzz target of this crate and its entry point.
+const TARGETS: [(&str, FuzzEntry); 3] = [
+    ("message_headers", fuzzing::message_headers),
+    ("state_files", fuzzing::state_files),
+    ("search_query", fuzzing::search_query),
+];
 
 #[test]
-fn replay_message_headers_corpus() {
-    replay_corpus("message_headers", 5, dsync_core::fuzzing::message_headers);
-}
-
-#[test]
-fn replay_state_files_corpus() {
-    replay_corpus("state_files", 5, dsync_core::fuzzing::state_files);
-}
-
-#[test]
-fn replay_search_query_corpus() {
-    replay_corpus("search_query", 5, dsync_core::fuzzing::search_query);
+fn replay_every_corpus() {
+    for (target, run) in TARGETS {
+        testkit::replay_corpus(target, 5, run);
+    }
 }

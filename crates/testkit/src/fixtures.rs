@@ -39,6 +39,16 @@ pub fn sized_message(index: u32, size: usize) -> Vec<u8> {
     bytes
 }
 
+/// Appends [`sized_message`]s 1 to `count`, of about `size` bytes each, to `mailbox`
+/// (no flags, the server's date) and returns them in that order.
+pub fn append_sized(imap: &mut RawImap, mailbox: &str, count: u32, size: usize) -> Vec<Vec<u8>> {
+    let messages: Vec<Vec<u8>> = (1..=count).map(|index| sized_message(index, size)).collect();
+    for message in &messages {
+        imap.append(mailbox, &[], None, message);
+    }
+    messages
+}
+
 /// Builds the standard account on a logged-in connection:
 ///
 /// * folders `INBOX`, `Archive`, `Archive/2023`, `Entwürfe` (non-ASCII), `R&D`,

@@ -3,6 +3,9 @@
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::path::{Path, PathBuf};
 
+/// A crate's fuzzing entry point: what its fuzz target calls with each input.
+pub type FuzzEntry = fn(&[u8]);
+
 /// The workspace's fuzz corpora, one folder a target (`fuzz/corpus/<target>/`).
 fn corpus_root() -> PathBuf {
     // This crate is crates/testkit/ of the workspace.
@@ -21,7 +24,7 @@ fn corpus_root() -> PathBuf {
 ///
 /// When the corpus cannot be read, has fewer than `at_least` files, or `run` panics on one
 /// of them (the file is named on stderr before the panic goes on).
-pub fn replay_corpus(target: &str, at_least: usize, run: fn(&[u8])) {
+pub fn replay_corpus(target: &str, at_least: usize, run: FuzzEntry) {
     let dir = corpus_root().join(target);
     let mut count = 0;
     for entry in std::fs::read_dir(&dir)

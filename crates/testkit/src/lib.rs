@@ -54,7 +54,7 @@ pub use dovecot::{
 };
 pub use fake::{FakeServer, Step};
 pub use fake_imap::{FakeImap, FakeMailbox, FakeMessage};
-pub use fuzz::replay_corpus;
+pub use fuzz::{FuzzEntry, replay_corpus};
 pub use imap::{RawImap, Response, Token};
 pub use memory::{BodyDigest, ChildReport, MemoryProbe};
 pub use pop3::RawPop3;

@@ -240,12 +240,9 @@ fn nothing_is_deleted_unless_asked_by_name() {
 #[test]
 fn a_body_left_unread_is_skipped_and_the_next_arrive_whole() {
     let dovecot = Dovecot::builder().user("alice", "alicepw").start();
-    // Larger than the decoder's buffer, so most of message 2 is still on the socket.
-    let messages: Vec<Vec<u8>> = (1..=3).map(|i| fixtures::sized_message(i, 300 << 10)).collect();
     let mut raw = RawImap::login(dovecot.imap_port(), "alice", "alicepw");
-    for message in &messages {
-        raw.append("INBOX", &[], None, message);
-    }
+    // Larger than the decoder's buffer, so most of message 2 is still on the socket.
+    let messages = fixtures::append_sized(&mut raw, "INBOX", 3, 300 << 10);
     raw.logout();
 
     let mut session = login(&dovecot);

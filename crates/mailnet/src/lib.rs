@@ -9,6 +9,8 @@
 //! * [`Service`] — what a server speaks, from its first bytes: a client at the wrong port
 //!   can say "this is a POP3 server" or "this port speaks TLS" ([`Error::NotTls`],
 //!   [`Stream::answers_tls`]).
+//! * [`Opening`] — the start of a client connection: connect, implicit TLS, the greeting
+//!   deadline within the connect budget, and [`WrongPort`] when no greeting of ours comes.
 //! * [`TlsConnector`] / [`TlsOptions`] — rustls with the webpki roots plus an optional CA
 //!   file or directory, SNI, and certificate verification that is always on unless the
 //!   caller asks for [`TlsOptions::dangerous_accept_invalid_certs`] by name. A self-signed
@@ -47,6 +49,7 @@ mod credentials;
 mod drain;
 mod error;
 mod fingerprint;
+mod opening;
 mod secret;
 mod service;
 mod stream;
@@ -61,6 +64,7 @@ pub use credentials::Credentials;
 pub use drain::drain;
 pub use error::{Error, is_timeout};
 pub use fingerprint::{Fingerprint, FingerprintError};
+pub use opening::{DEFAULT_GREETING_TIMEOUT, Opening, WrongPort, greeting_line};
 pub use secret::{Secret, SecretMask};
 pub use service::Service;
 pub use stream::{Stream, Timeouts};

@@ -5,7 +5,7 @@ use std::io::Read;
 
 use imapc::proto::{BodyStart, Fetch, FetchItem};
 use imapc::{FetchHandler, MailboxName, SequenceSet};
-use testkit::{Dovecot, LeaveUnread, RawImap, fixtures};
+use testkit::{LeaveUnread, fixtures};
 
 use crate::login;
 
@@ -24,12 +24,8 @@ impl FetchHandler for Handler {
 
 #[test]
 fn a_body_left_unread_is_skipped_and_the_next_arrive_whole() {
-    let dovecot = Dovecot::builder().user("alice", "alicepw").start();
-    let mut raw = RawImap::login(dovecot.imap_port(), "alice", "alicepw");
     // Larger than the decoder's buffer, so most of message 2 is still on the socket.
-    let messages = fixtures::append_sized(&mut raw, "INBOX", 3, 300 << 10);
-    raw.logout();
-
+    let (dovecot, messages) = fixtures::alice_with_sized(3, 300 << 10);
     let mut session = login(&dovecot);
     session.examine(&MailboxName::from_utf8("INBOX")).expect("EXAMINE");
     let mut handler = Handler(LeaveUnread::new(2, 10));

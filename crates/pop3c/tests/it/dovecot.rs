@@ -239,12 +239,8 @@ fn nothing_is_deleted_unless_asked_by_name() {
 /// messages after it arrive whole.
 #[test]
 fn a_body_left_unread_is_skipped_and_the_next_arrive_whole() {
-    let dovecot = Dovecot::builder().user("alice", "alicepw").start();
-    let mut raw = RawImap::login(dovecot.imap_port(), "alice", "alicepw");
     // Larger than the decoder's buffer, so most of message 2 is still on the socket.
-    let messages = fixtures::append_sized(&mut raw, "INBOX", 3, 300 << 10);
-    raw.logout();
-
+    let (dovecot, messages) = fixtures::alice_with_sized(3, 300 << 10);
     let mut session = login(&dovecot);
     let numbers: Vec<MessageNumber> = (1..=3).map(number).collect();
     let mut reader = LeaveUnread::new(2, 10);

@@ -167,6 +167,22 @@ pub struct SyncError {
 }
 
 impl SyncError {
+    /// `error` on `side`, in `mailbox`: for `map_err` (the name is cloned only on error).
+    pub(crate) fn at(side: Side, mailbox: &MailboxName) -> impl FnOnce(StorageError) -> SyncError {
+        move |error| SyncError { side, mailbox: Some(mailbox.clone()), error }
+    }
+
+    /// `error` on `side`, in no particular mailbox (a listing, the connection): for
+    /// `map_err`.
+    pub(crate) fn global(side: Side) -> impl FnOnce(StorageError) -> SyncError {
+        move |error| SyncError { side, mailbox: None, error }
+    }
+
+    /// A request the run refuses before it starts (exit 64).
+    pub(crate) fn usage(message: impl Into<String>) -> SyncError {
+        SyncError::global(Side::Source)(StorageError::new(ErrorKind::Usage, message))
+    }
+
     /// The kind of the underlying storage error.
     pub fn kind(&self) -> ErrorKind {
         self.error.kind()

@@ -24,10 +24,6 @@ use crate::query::SearchQuery;
 use crate::report::{FilteredMessages, MailboxReport, Report};
 use crate::storage::{Capabilities, NewMailbox, Storage, StorageMut};
 
-fn at(side: Side, mailbox: &MailboxName) -> impl FnOnce(StorageError) -> SyncError + '_ {
-    move |error| SyncError { side, mailbox: Some(mailbox.clone()), error }
-}
-
 pub(super) fn run(
     options: &SyncOptions,
     source: &mut dyn Storage,
@@ -35,11 +31,10 @@ pub(super) fn run(
     observer: &mut dyn Observer,
     report: &mut Report,
 ) -> Result<(), SyncError> {
-    let global = |side: Side| move |error: StorageError| SyncError { side, mailbox: None, error };
     if let Some(query) = &options.search {
         check_query(query, source.capabilities())?;
     }
-    let source_mailboxes = source.mailboxes().map_err(global(Side::Source))?;
+    let source_mailboxes = source.mailboxes().map_err(SyncError::global(Side::Source))?;
     if let Some(query) = &options.search {
         report_missing_named(query, &source_mailboxes, report);
     }
@@ -69,7 +64,7 @@ pub(super) fn run(
     let (translated, _) = local_names(target_names, destination, report);
     let existing: BTreeSet<MailboxName> = destination
         .mailboxes()
-        .map_err(global(Side::Destination))?
+        .map_err(SyncError::global(Side::Destination))?
         .into_iter()
         .filter(|m| m.selectable)
         .map(|m| m.name)
@@ -121,7 +116,8 @@ fn import_mailbox(
     exists: bool,
 ) -> Result<Option<MailboxReport>, MailboxFailed> {
     let mut report = MailboxReport::new(target.clone(), MailboxAction::Update);
-    let source_contents = source.contents(source_name).map_err(at(Side::Source, source_name))?;
+    let source_contents =
+        source.contents(source_name).map_err(SyncError::at(Side::Source, source_name))?;
     let selected = match &options.search {
         Some(query) => query.select(source_name, &source_contents),
         None => source_contents.messages.iter().collect(),
@@ -137,7 +133,9 @@ fn import_mailbox(
         report.action = MailboxAction::Create;
         if !options.dry_run {
             let new = NewMailbox { uid_validity: None, guid: None, source_uid_validity: None };
-            destination.create_mailbox(target, &new).map_err(at(Side::Destination, target))?;
+            destination
+                .create_mailbox(target, &new)
+                .map_err(SyncError::at(Side::Destination, target))?;
         }
     }
     let use_guids = source.capabilities().message_guids && destination.capabilities().message_guids;
@@ -146,10 +144,10 @@ fn import_mailbox(
     let mut uid_next = Uid::MIN;
     if exists || !options.dry_run {
         let target_contents =
-            destination.contents(target).map_err(at(Side::Destination, target))?;
+            destination.contents(target).map_err(SyncError::at(Side::Destination, target))?;
         uid_next = next_uid(&target_contents);
         for identity in identities(destination, target, &target_contents.messages, use_guids)
-            .map_err(at(Side::Destination, target))?
+            .map_err(SyncError::at(Side::Destination, target))?
             .into_values()
         {
             *present.entry(identity).or_default() += 1;
@@ -161,7 +159,7 @@ fn import_mailbox(
         &candidates.iter().map(|m| (*m).clone()).collect::<Vec<_>>(),
         use_guids,
     )
-    .map_err(at(Side::Source, source_name))?;
+    .map_err(SyncError::at(Side::Source, source_name))?;
 
     // (source UID, metadata under its new UID): both ascend together.
     let mut saves: Vec<(Uid, MessageMeta)> = Vec::new();
@@ -180,14 +178,13 @@ fn import_mailbox(
         saves.push((meta.uid, copy));
     }
     if options.dry_run || saves.is_empty() {
-        report.saved = saves.len() as u64;
-        report.bytes = saves.iter().filter_map(|(_, m)| m.virtual_size).sum();
+        report.count_planned(saves.iter().map(|(_, meta)| meta), 0, 0);
         return Ok(Some(report));
     }
     let run: Vec<(Uid, &MessageMeta)> =
         saves.iter().map(|(origin, meta)| (*origin, meta)).collect();
     let failed = |error: StorageError, partial: &MailboxReport| {
-        MailboxFailed::after(at(Side::Destination, target)(error), partial.clone())
+        MailboxFailed::after(SyncError::at(Side::Destination, target)(error), partial.clone())
     };
     let mut writer = destination.writer(target).map_err(|error| failed(error, &report))?;
     let copied = copy_from_source(
@@ -220,14 +217,7 @@ fn check_query(query: &SearchQuery, capabilities: Capabilities) -> Result<(), Sy
     } else {
         return Ok(());
     };
-    Err(SyncError {
-        side: Side::Source,
-        mailbox: None,
-        error: StorageError::new(
-            ErrorKind::Usage,
-            format!("search query: {missing}, which this source does not report"),
-        ),
-    })
+    Err(SyncError::usage(format!("search query: {missing}, which this source does not report")))
 }
 
 /// A mailbox the query names without wildcards is opened directly by doveadm, which fails

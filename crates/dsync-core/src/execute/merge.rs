@@ -56,10 +56,6 @@ impl SideA<'_> {
 const A: Side = Side::Source;
 const B: Side = Side::Destination;
 
-fn at(side: Side, mailbox: &MailboxName) -> impl FnOnce(StorageError) -> SyncError + '_ {
-    move |error| SyncError { side, mailbox: Some(mailbox.clone()), error }
-}
-
 pub(super) fn run(
     options: &SyncOptions,
     mut a: SideA<'_>,
@@ -68,18 +64,22 @@ pub(super) fn run(
     report: &mut Report,
     state: &mut SyncState,
 ) -> Result<(), SyncError> {
-    let global = |side: Side| move |error: StorageError| SyncError { side, mailbox: None, error };
     let (a_mailboxes, a_names) =
-        local_names(a.storage().mailboxes().map_err(global(A))?, &*b, report);
-    let a_subscriptions: BTreeSet<MailboxName> =
-        a.storage().subscriptions().map_err(global(A))?.iter().map(|n| b.local_name(n)).collect();
+        local_names(a.storage().mailboxes().map_err(SyncError::global(A))?, &*b, report);
+    let a_subscriptions: BTreeSet<MailboxName> = a
+        .storage()
+        .subscriptions()
+        .map_err(SyncError::global(A))?
+        .iter()
+        .map(|n| b.local_name(n))
+        .collect();
     let a_left_out = {
         let local = |name: &MailboxName| b.local_name(name);
         super::listing_skips(A, a.storage(), &local, report, state)
     };
-    let b_mailboxes = b.mailboxes().map_err(global(B))?;
+    let b_mailboxes = b.mailboxes().map_err(SyncError::global(B))?;
     let b_left_out = super::listing_skips(B, b, &MailboxName::clone, report, state);
-    let b_subscriptions = b.subscriptions().map_err(global(B))?;
+    let b_subscriptions = b.subscriptions().map_err(SyncError::global(B))?;
     if a.mode() == MergeMode::TwoWay {
         // Both sides are sources of a two-way merge.
         let mut both = a_mailboxes.clone();
@@ -207,11 +207,7 @@ pub(super) fn run(
                 {
                     if !options.dry_run {
                         if let Err(error) = b.delete_mailbox(name) {
-                            report.failures.push(SyncError {
-                                side: B,
-                                mailbox: Some(name.clone()),
-                                error,
-                            });
+                            report.failures.push(SyncError::at(B, name)(error));
                             continue;
                         }
                         state.mailboxes.remove(name);
@@ -269,7 +265,6 @@ fn sync_subscriptions(
     b_now: &BTreeSet<MailboxName>,
     wanted: &dyn Fn(&MailboxName) -> bool,
 ) -> Result<(), SyncError> {
-    let global = |side: Side| move |error: StorageError| SyncError { side, mailbox: None, error };
     let mode = a.mode();
     let (mut a_final, mut b_final) = (a_now.clone(), b_now.clone());
     let names: BTreeSet<&MailboxName> = a_now
@@ -304,12 +299,12 @@ fn sync_subscriptions(
     // All of a side's changes in one go (one write of a Maildir's file, not one per name).
     if !options.dry_run {
         let sent = b_changes.clone();
-        let refused = b.update_subscriptions(&sent).map_err(global(B))?;
+        let refused = b.update_subscriptions(&sent).map_err(SyncError::global(B))?;
         drop_refused(&mut b_changes, &sent, refused, B, report);
         if let SideA::Writable(a) = a {
             let sent: Vec<(MailboxName, bool)> =
                 a_changes.iter().map(|(name, on)| (a.local_name(name), *on)).collect();
-            let refused = a.update_subscriptions(&sent).map_err(global(A))?;
+            let refused = a.update_subscriptions(&sent).map_err(SyncError::global(A))?;
             drop_refused(&mut a_changes, &sent, refused, A, report);
         }
     }
@@ -350,7 +345,7 @@ fn drop_refused(
     let mut kept = sent.iter().map(|(name, _)| !refused_names.contains(name));
     changes.retain(|_| kept.next().unwrap_or(true));
     for (name, error) in refused {
-        report.failures.push(SyncError { side, mailbox: Some(name), error });
+        report.failures.push(SyncError::at(side, &name)(error));
     }
 }
 
@@ -395,7 +390,7 @@ fn delete(
                 state.mailboxes.remove(name);
             }
             Err(error) => {
-                report.failures.push(SyncError { side: A, mailbox: Some(a_name.clone()), error });
+                report.failures.push(SyncError::at(A, a_name)(error));
             }
         }
     }
@@ -439,19 +434,19 @@ fn merge_mailbox(
     }
     match create_on {
         Some(Side::Destination) => {
-            let status = a.storage().status(a_name).map_err(at(A, a_name))?;
+            let status = a.storage().status(a_name).map_err(SyncError::at(A, a_name))?;
             if !options.dry_run {
                 let new = NewMailbox {
                     uid_validity: Some(status.uid_validity),
                     guid: status.guid,
                     source_uid_validity: None,
                 };
-                b.create_mailbox(b_name, &new).map_err(at(B, b_name))?;
+                b.create_mailbox(b_name, &new).map_err(SyncError::at(B, b_name))?;
             }
             action = MailboxAction::Create;
         }
         Some(Side::Source) => {
-            let status = b.status(b_name).map_err(at(B, b_name))?;
+            let status = b.status(b_name).map_err(SyncError::at(B, b_name))?;
             if let SideA::Writable(a) = a
                 && !options.dry_run
             {
@@ -460,7 +455,7 @@ fn merge_mailbox(
                     guid: status.guid,
                     source_uid_validity: None,
                 };
-                a.create_mailbox(a_name, &new).map_err(at(A, a_name))?;
+                a.create_mailbox(a_name, &new).map_err(SyncError::at(A, a_name))?;
             }
             action = MailboxAction::Create;
         }
@@ -468,10 +463,10 @@ fn merge_mailbox(
     }
     let mut a_contents =
         contents_or_empty(a.storage(), a_name, options.dry_run && create_on == Some(A), b, b_name)
-            .map_err(at(A, a_name))?;
+            .map_err(SyncError::at(A, a_name))?;
     let mut b_contents = match (create_on, options.dry_run) {
         (Some(Side::Destination), true) => empty_like(&a_contents),
-        _ => b.contents(b_name).map_err(at(B, b_name))?,
+        _ => b.contents(b_name).map_err(SyncError::at(B, b_name))?,
     };
     // A side a backup rebuilt under a UIDVALIDITY of its own holds the other side's UIDs:
     // it is merged as if it had the other's (going back to it would give UIDs out twice).
@@ -545,12 +540,12 @@ fn merge_mailbox(
         });
         match (side, &mut *a) {
             (Side::Destination, _) => {
-                b.recreate_mailbox(b_name, &new).map_err(at(B, b_name))?;
-                b_contents = b.contents(b_name).map_err(at(B, b_name))?;
+                b.recreate_mailbox(b_name, &new).map_err(SyncError::at(B, b_name))?;
+                b_contents = b.contents(b_name).map_err(SyncError::at(B, b_name))?;
             }
             (Side::Source, SideA::Writable(a)) => {
-                a.recreate_mailbox(a_name, &new).map_err(at(A, a_name))?;
-                a_contents = a.contents(a_name).map_err(at(A, a_name))?;
+                a.recreate_mailbox(a_name, &new).map_err(SyncError::at(A, a_name))?;
+                a_contents = a.contents(a_name).map_err(SyncError::at(A, a_name))?;
             }
             (Side::Source, SideA::ReadOnly(_)) => {}
         }
@@ -571,10 +566,10 @@ fn merge_mailbox(
     // needed only for messages not already known to be common.
     let use_guids = a.storage().capabilities().message_guids && b.capabilities().message_guids;
     let known = |uid: &Uid| base.is_some_and(|base| base.flags.contains_key(uid));
-    let a_identities =
-        identities(a.storage(), a_name, &a_contents, use_guids, &known).map_err(at(A, a_name))?;
+    let a_identities = identities(a.storage(), a_name, &a_contents, use_guids, &known)
+        .map_err(SyncError::at(A, a_name))?;
     let b_identities =
-        identities(b, b_name, &b_contents, use_guids, &known).map_err(at(B, b_name))?;
+        identities(b, b_name, &b_contents, use_guids, &known).map_err(SyncError::at(B, b_name))?;
     let plan = plan_merge(
         mode,
         MergeSide { contents: &a_contents, identities: &a_identities },
@@ -588,10 +583,8 @@ fn merge_mailbox(
     }
     let mut report = MailboxReport::new(b_name.clone(), action);
     if options.dry_run {
-        report.saved = plan.b.save.len() as u64;
-        report.bytes = plan.b.save.iter().filter_map(|s| s.meta.virtual_size).sum();
-        report.expunged = plan.b.expunge.len() as u64;
-        report.flags_changed = plan.b.set_flags.len() as u64;
+        let saves = plan.b.save.iter().map(|save| &save.meta);
+        report.count_planned(saves, plan.b.expunge.len(), plan.b.set_flags.len());
         report.source_changes =
             (plan.a.save.len() + plan.a.expunge.len() + plan.a.set_flags.len()) as u64;
         let state = previous.cloned().unwrap_or_default();
@@ -659,14 +652,14 @@ fn merge_mailbox(
     // during the run still shows next time; a written side as it is now.
     let a_written = matches!(a, SideA::Writable(_)) && !plan.a.is_empty();
     let a_stamp = if a_written {
-        a.storage().stamp(a_name).map_err(at(A, a_name))?
+        a.storage().stamp(a_name).map_err(SyncError::at(A, a_name))?
     } else {
         MailboxStamp::from(&a_contents.status)
     };
     let b_stamp = if plan.b.is_empty() {
         MailboxStamp::from(&b_contents.status)
     } else {
-        b.stamp(b_name).map_err(at(B, b_name))?
+        b.stamp(b_name).map_err(SyncError::at(B, b_name))?
     };
     let state = MailboxState {
         base: plan.next_base,
@@ -794,9 +787,10 @@ fn apply_plan(
 ) -> Result<(), SyncError> {
     let ApplySides { target, target_name, target_side, other, other_name, other_side } = sides;
     if let Some(uid_validity) = plan.set_uid_validity {
-        let mut writer = target.writer(target_name).map_err(at(target_side, target_name))?;
-        writer.set_uid_validity(uid_validity).map_err(at(target_side, target_name))?;
-        writer.commit().map_err(at(target_side, target_name))?;
+        let mut writer =
+            target.writer(target_name).map_err(SyncError::at(target_side, target_name))?;
+        writer.set_uid_validity(uid_validity).map_err(SyncError::at(target_side, target_name))?;
+        writer.commit().map_err(SyncError::at(target_side, target_name))?;
     }
     // Consecutive saves with the same kind of origin form one run (one pipelined fetch).
     // Saves go in ascending UID order. Consecutive saves with the same kind of origin form
@@ -823,7 +817,9 @@ fn apply_plan(
             // A move on this side: the storage renumbers (atomically where it can).
             let moves: Vec<(Uid, MessageMeta)> =
                 run.iter().map(|(old, meta)| (*old, (*meta).clone())).collect();
-            target.renumber(target_name, &moves).map_err(at(target_side, target_name))?;
+            target
+                .renumber(target_name, &moves)
+                .map_err(SyncError::at(target_side, target_name))?;
             Copied::default()
         } else {
             let mut fetch =
@@ -857,17 +853,17 @@ fn apply_plan(
         total.add(copied);
         start = end;
     }
-    let mut writer = target.writer(target_name).map_err(at(target_side, target_name))?;
+    let mut writer = target.writer(target_name).map_err(SyncError::at(target_side, target_name))?;
     for (uid, flags) in &plan.set_flags {
-        writer.set_flags(*uid, flags).map_err(at(target_side, target_name))?;
+        writer.set_flags(*uid, flags).map_err(SyncError::at(target_side, target_name))?;
     }
     if !plan.expunge.is_empty() {
-        writer.expunge(&plan.expunge).map_err(at(target_side, target_name))?;
+        writer.expunge(&plan.expunge).map_err(SyncError::at(target_side, target_name))?;
     }
     if let Some(uid_next) = plan.uid_next {
-        writer.raise_uid_next(uid_next).map_err(at(target_side, target_name))?;
+        writer.raise_uid_next(uid_next).map_err(SyncError::at(target_side, target_name))?;
     }
-    writer.commit().map_err(at(target_side, target_name))?;
+    writer.commit().map_err(SyncError::at(target_side, target_name))?;
     if let Some(all_mail) = all_mail {
         all_mail.changed(target_name);
     }
@@ -889,7 +885,7 @@ fn copy_run(
 ) -> Result<Copied, Box<CopyFailed>> {
     let mut writer = target.writer(target_name).map_err(|error| {
         Box::new(CopyFailed {
-            error: at(target_side, target_name)(error),
+            error: SyncError::at(target_side, target_name)(error),
             copied: Copied::default(),
         })
     })?;
@@ -903,7 +899,7 @@ fn copy_run(
     };
     let mut copied = copy_messages(&mut route, &mut *writer, observer, run, commit_interval)?;
     writer.commit().map_err(|error| {
-        Box::new(CopyFailed { error: at(target_side, target_name)(error), copied })
+        Box::new(CopyFailed { error: SyncError::at(target_side, target_name)(error), copied })
     })?;
     copied.all_committed();
     // A message that vanished meanwhile was expunged there; the saved base lists it as

@@ -16,10 +16,6 @@ use crate::plan::identity::{duplicate_uidls, plan_by_uidl};
 use crate::report::{FilteredMessages, MailboxReport, Report};
 use crate::storage::{NewMailbox, Storage, StorageMut};
 
-fn at(side: Side, mailbox: &MailboxName) -> impl FnOnce(StorageError) -> SyncError + '_ {
-    move |error| SyncError { side, mailbox: Some(mailbox.clone()), error }
-}
-
 pub(super) fn run(
     options: &SyncOptions,
     source: &mut dyn Storage,
@@ -28,10 +24,13 @@ pub(super) fn run(
     report: &mut Report,
     expunge_missing: bool,
 ) -> Result<(), SyncError> {
-    let global = |side: Side| move |error: StorageError| SyncError { side, mailbox: None, error };
-    let (mailboxes, source_names) =
-        local_names(source.mailboxes().map_err(global(Side::Source))?, destination, report);
-    let destination_mailboxes = destination.mailboxes().map_err(global(Side::Destination))?;
+    let (mailboxes, source_names) = local_names(
+        source.mailboxes().map_err(SyncError::global(Side::Source))?,
+        destination,
+        report,
+    );
+    let destination_mailboxes =
+        destination.mailboxes().map_err(SyncError::global(Side::Destination))?;
     note_mailbox_filter(&options.mailbox_filter, &mailboxes, &destination_mailboxes, report);
     let existing: BTreeSet<MailboxName> =
         destination_mailboxes.into_iter().filter(|m| m.selectable).map(|m| m.name).collect();
@@ -57,8 +56,8 @@ pub(super) fn run(
             report.mailboxes.push(mailbox_report);
         }
     }
-    let wanted_subscriptions = source.subscriptions().map_err(global(Side::Source))?;
-    let have = destination.subscriptions().map_err(global(Side::Destination))?;
+    let wanted_subscriptions = source.subscriptions().map_err(SyncError::global(Side::Source))?;
+    let have = destination.subscriptions().map_err(SyncError::global(Side::Destination))?;
     let subscribe: Vec<(MailboxName, bool)> = wanted_subscriptions
         .iter()
         .map(|name| destination.local_name(name))
@@ -79,9 +78,10 @@ fn sync_mailbox(
     exists: bool,
     expunge_missing: bool,
 ) -> Result<MailboxReport, MailboxFailed> {
-    let source_contents = source.contents(source_name).map_err(at(Side::Source, source_name))?;
+    let source_contents =
+        source.contents(source_name).map_err(SyncError::at(Side::Source, source_name))?;
     let destination_contents = if exists {
-        Some(destination.contents(target).map_err(at(Side::Destination, target))?)
+        Some(destination.contents(target).map_err(SyncError::at(Side::Destination, target))?)
     } else {
         None
     };
@@ -102,9 +102,7 @@ fn sync_mailbox(
         ));
     }
     if options.dry_run {
-        report.saved = plan.save.len() as u64;
-        report.bytes = plan.save.iter().filter_map(|m| m.virtual_size).sum();
-        report.expunged = plan.expunge.len() as u64;
+        report.count_planned(&plan.save, plan.expunge.len(), plan.set_flags.len());
         return Ok(report);
     }
     if plan.action == MailboxAction::Create {
@@ -115,11 +113,13 @@ fn sync_mailbox(
             guid: source_contents.status.guid,
             source_uid_validity: None,
         };
-        destination.create_mailbox(target, &new).map_err(at(Side::Destination, target))?;
+        destination
+            .create_mailbox(target, &new)
+            .map_err(SyncError::at(Side::Destination, target))?;
     }
     // From here on a failure reports what was committed (the mailbox exists).
     let failed = |error: StorageError, partial: &MailboxReport| {
-        MailboxFailed::after(at(Side::Destination, target)(error), partial.clone())
+        MailboxFailed::after(SyncError::at(Side::Destination, target)(error), partial.clone())
     };
     let mut writer = destination.writer(target).map_err(|error| failed(error, &report))?;
     if let Some(guid) = plan.set_guid {

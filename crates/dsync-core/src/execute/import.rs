@@ -5,21 +5,19 @@
 //! messages, a mailbox the query names without wildcards must exist, and a target folder
 //! is only created for a mailbox with at least one message to import.
 //!
-//! Unlike `doveadm import`, a message already in the target folder (same identity: GUID
-//! when both sides have comparable ones, else Dovecot's header hash) is not imported
-//! again, so running an import twice does not duplicate mail. Identity is counted: two
-//! source copies of a message whose target holds one give one more.
+//! Which messages go in, under which UIDs: [`crate::plan::import`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::copy::copy_from_source;
 use super::{
     MailboxFailed, Observer, SyncOptions, apply_subscriptions, keep_going_mailbox, local_names,
-    note_mailbox_filter,
+    message_identities, note_mailbox_filter,
 };
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
 use crate::model::{MailboxInfo, MailboxName, MessageMeta, Uid};
-use crate::plan::MailboxAction;
+use crate::plan::import::{ImportPlan, plan_import};
+use crate::plan::{ComparableGuids, MailboxAction};
 use crate::query::SearchQuery;
 use crate::report::{FilteredMessages, MailboxReport, Report};
 use crate::storage::{Capabilities, NewMailbox, Storage, StorageMut};
@@ -138,45 +136,25 @@ fn import_mailbox(
                 .map_err(SyncError::at(Side::Destination, target))?;
         }
     }
-    let use_guids = source.capabilities().message_guids && destination.capabilities().message_guids;
-    // What the target holds already, by identity (counted).
-    let mut present: BTreeMap<String, usize> = BTreeMap::new();
-    let mut uid_next = Uid::MIN;
+    let guids = ComparableGuids::between(source.capabilities(), destination.capabilities());
+    // What the target holds already: its next UID and its messages' identities.
+    let mut target_contents = None;
+    let mut target_identities = BTreeMap::new();
     if exists || !options.dry_run {
-        let target_contents =
-            destination.contents(target).map_err(SyncError::at(Side::Destination, target))?;
-        uid_next = next_uid(&target_contents);
-        for identity in identities(destination, target, &target_contents.messages, use_guids)
-            .map_err(SyncError::at(Side::Destination, target))?
-            .into_values()
-        {
-            *present.entry(identity).or_default() += 1;
-        }
+        let at_target = SyncError::at(Side::Destination, target);
+        let contents = destination.contents(target).map_err(at_target)?;
+        target_identities =
+            message_identities(destination, target, &contents.messages, guids.messages)
+                .map_err(SyncError::at(Side::Destination, target))?;
+        target_contents = Some(contents);
     }
-    let source_identities = identities(
-        source,
-        source_name,
-        &candidates.iter().map(|m| (*m).clone()).collect::<Vec<_>>(),
-        use_guids,
-    )
-    .map_err(SyncError::at(Side::Source, source_name))?;
-
-    // (source UID, metadata under its new UID): both ascend together.
-    let mut saves: Vec<(Uid, MessageMeta)> = Vec::new();
-    for meta in candidates {
-        if let Some(identity) = source_identities.get(&meta.uid)
-            && let Some(count) = present.get_mut(identity)
-            && *count > 0
-        {
-            *count -= 1;
-            report.skipped += 1;
-            continue;
-        }
-        let mut copy = meta.clone();
-        copy.uid = uid_next;
-        uid_next = uid_next.next().unwrap_or(uid_next);
-        saves.push((meta.uid, copy));
-    }
+    let identities =
+        message_identities(source, source_name, candidates.iter().copied(), guids.messages)
+            .map_err(SyncError::at(Side::Source, source_name))?;
+    let ImportPlan { saves, present } =
+        plan_import(&candidates, &identities, target_contents.as_ref(), &target_identities);
+    drop(target_contents);
+    report.skipped = present;
     if options.dry_run || saves.is_empty() {
         report.count_planned(saves.iter().map(|(_, meta)| meta), 0, 0);
         return Ok(Some(report));
@@ -238,25 +216,4 @@ fn report_missing_named(query: &SearchQuery, mailboxes: &[MailboxInfo], report: 
             });
         }
     }
-}
-
-fn next_uid(contents: &crate::model::MailboxContents) -> Uid {
-    let after_last = contents.messages.iter().map(|m| m.uid).max().and_then(Uid::next);
-    after_last.map_or(contents.status.uid_next, |after| contents.status.uid_next.max(after))
-}
-
-fn identities(
-    storage: &mut dyn Storage,
-    mailbox: &MailboxName,
-    messages: &[MessageMeta],
-    use_guids: bool,
-) -> Result<BTreeMap<Uid, String>, StorageError> {
-    if use_guids {
-        return Ok(messages.iter().filter_map(|m| Some((m.uid, m.guid.clone()?))).collect());
-    }
-    let uids: Vec<Uid> = messages.iter().map(|m| m.uid).collect();
-    if uids.is_empty() {
-        return Ok(BTreeMap::new());
-    }
-    storage.header_hashes(mailbox, &uids)
 }

@@ -16,7 +16,8 @@ use super::all_mail::AllMail;
 use super::copy::{Copied, CopyFailed, CopyRoute, Fetch, LocalCopies, copy_messages};
 use super::rename::{Sides, follow_renames};
 use super::{
-    MailboxFailed, Observer, SyncOptions, keep_going_mailbox, local_names, note_mailbox_filter,
+    MailboxFailed, Observer, SyncOptions, keep_going_mailbox, local_names, message_identities,
+    note_mailbox_filter,
 };
 use crate::error::{Side, StorageError, SyncError};
 use crate::model::{
@@ -25,7 +26,7 @@ use crate::model::{
 use crate::plan::merge::{
     MergeBase, MergeMode, MergeSave, MergeSide, Origin, SidePlan, plan_merge,
 };
-use crate::plan::{MailboxAction, RecreateReason};
+use crate::plan::{ComparableGuids, MailboxAction, RecreateReason};
 use crate::report::{MailboxReport, Report};
 use crate::state::{MailboxState, SyncState};
 use crate::storage::{MessageSink, NewMailbox, Storage, StorageMut};
@@ -564,12 +565,19 @@ fn merge_mailbox(
 
     // Identities: GUIDs when both sides keep comparable ones, else Dovecot header hashes,
     // needed only for messages not already known to be common.
-    let use_guids = a.storage().capabilities().message_guids && b.capabilities().message_guids;
+    let guids = ComparableGuids::between(a.storage().capabilities(), b.capabilities());
     let known = |uid: &Uid| base.is_some_and(|base| base.flags.contains_key(uid));
-    let a_identities = identities(a.storage(), a_name, &a_contents, use_guids, &known)
-        .map_err(SyncError::at(A, a_name))?;
+    let wanted = |meta: &&MessageMeta| guids.messages || !known(&meta.uid);
+    let a_identities = message_identities(
+        a.storage(),
+        a_name,
+        a_contents.messages.iter().filter(wanted),
+        guids.messages,
+    )
+    .map_err(SyncError::at(A, a_name))?;
     let b_identities =
-        identities(b, b_name, &b_contents, use_guids, &known).map_err(SyncError::at(B, b_name))?;
+        message_identities(b, b_name, b_contents.messages.iter().filter(wanted), guids.messages)
+            .map_err(SyncError::at(B, b_name))?;
     let plan = plan_merge(
         mode,
         MergeSide { contents: &a_contents, identities: &a_identities },
@@ -714,28 +722,6 @@ fn empty_like(other: &MailboxContents) -> MailboxContents {
         },
         messages: Vec::new(),
     }
-}
-
-fn identities(
-    storage: &mut dyn Storage,
-    mailbox: &MailboxName,
-    contents: &MailboxContents,
-    use_guids: bool,
-    known: &dyn Fn(&Uid) -> bool,
-) -> Result<BTreeMap<Uid, String>, StorageError> {
-    if use_guids {
-        return Ok(contents
-            .messages
-            .iter()
-            .filter_map(|m| Some((m.uid, m.guid.clone()?)))
-            .collect());
-    }
-    let wanted: Vec<Uid> =
-        contents.messages.iter().map(|m| m.uid).filter(|uid| !known(uid)).collect();
-    if wanted.is_empty() {
-        return Ok(BTreeMap::new());
-    }
-    storage.header_hashes(mailbox, &wanted)
 }
 
 /// Applies one side's plan: its UIDVALIDITY, then the saves in ascending UID order (bodies

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
 use crate::filter::{MailboxFilter, MailboxPattern, MessageFilter};
-use crate::model::{MailboxInfo, MailboxName, SpecialUse, Uid};
+use crate::model::{MailboxInfo, MailboxName, MessageMeta, SpecialUse, Uid};
 use crate::plan::{MailboxPlan, Mode, TreePlan};
 use crate::query::SearchQuery;
 use crate::report::{MailboxReport, Report, Skipped};
@@ -472,6 +472,25 @@ pub(crate) fn apply_subscriptions(
         report.failures.push(SyncError::at(Side::Destination, &name)(error));
     }
     Ok(())
+}
+
+/// What tells `messages` apart across the two sides: their GUIDs when both sides keep
+/// comparable ones (`use_guids`, [`crate::plan::ComparableGuids::messages`]), else Dovecot's
+/// header hashes, asked of `storage`.
+pub(crate) fn message_identities<'m>(
+    storage: &mut dyn Storage,
+    mailbox: &MailboxName,
+    messages: impl IntoIterator<Item = &'m MessageMeta>,
+    use_guids: bool,
+) -> Result<BTreeMap<Uid, String>, StorageError> {
+    if use_guids {
+        return Ok(messages.into_iter().filter_map(|m| Some((m.uid, m.guid.clone()?))).collect());
+    }
+    let uids: Vec<Uid> = messages.into_iter().map(|m| m.uid).collect();
+    if uids.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    storage.header_hashes(mailbox, &uids)
 }
 
 /// Records a mailbox-local error and continues, or stops the run on a global one.

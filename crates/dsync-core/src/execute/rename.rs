@@ -12,6 +12,7 @@ use super::merge::SideA;
 use super::{Observer, SyncOptions};
 use crate::error::Side;
 use crate::model::{MailboxGuid, MailboxName};
+use crate::plan::ComparableGuids;
 use crate::plan::merge::MergeMode;
 use crate::report::{MailboxRename, Report};
 use crate::state::{MailboxState, SyncState};
@@ -49,8 +50,7 @@ pub(super) fn follow_renames(
     observer: &mut dyn Observer,
 ) {
     if options.dry_run
-        || !a.storage().capabilities().mailbox_guids
-        || !b.capabilities().mailbox_guids
+        || !ComparableGuids::between(a.storage().capabilities(), b.capabilities()).mailboxes
     {
         return;
     }

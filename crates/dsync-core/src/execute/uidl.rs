@@ -1,5 +1,5 @@
 //! `backup` and `sync -1` from a source whose UIDs are only positions (POP3): messages are
-//! matched by UIDL ([`crate::plan::identity`]), and each saved message records its UIDL and
+//! matched by UIDL ([`crate::plan::uidl`]), and each saved message records its UIDL and
 //! POP3 order so the destination's POP3 server lists the same UIDLs in the same order.
 
 use std::collections::BTreeSet;
@@ -12,7 +12,7 @@ use super::{
 use crate::error::{Side, StorageError, SyncError};
 use crate::model::{MailboxName, MessageMeta, Uid};
 use crate::plan::MailboxAction;
-use crate::plan::identity::{duplicate_uidls, plan_by_uidl};
+use crate::plan::uidl::{duplicate_uidls, plan_by_uidl};
 use crate::report::{FilteredMessages, MailboxReport, Report};
 use crate::storage::{NewMailbox, Storage, StorageMut};
 

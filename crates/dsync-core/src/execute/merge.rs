@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::all_mail::AllMail;
 use super::copy::{Copied, CopyFailed, CopyRoute, Fetch, LocalCopies, copy_messages};
-use super::rename::{Sides, follow_renames};
+use super::rename::{ListedMailboxes, follow_renames};
 use super::{
     MailboxFailed, Observer, SyncOptions, keep_going_mailbox, local_names, message_identities,
     note_mailbox_filter,
@@ -24,63 +24,60 @@ use crate::model::{
     MailboxContents, MailboxGuid, MailboxName, MailboxStamp, MessageMeta, SpecialUse, Uid,
 };
 use crate::plan::merge::{
-    MergeBase, MergeMode, MergeSave, MergeSide, Origin, SidePlan, plan_merge,
+    MergeBase, MergeMode, MergeSave, MergeView, Origin, SidePlan, plan_merge,
 };
 use crate::plan::{ComparableGuids, MailboxAction, RecreateReason};
 use crate::report::{MailboxReport, Report};
 use crate::state::{MailboxState, SyncState};
 use crate::storage::{MessageSink, NewMailbox, Storage, StorageMut};
 
-/// Side A: only read in one-way mode, written too in two-way mode.
-pub(super) enum SideA<'a> {
+/// How a merge may touch its source (side A): only read it (`sync -1`) or write it too
+/// (`sync`). The destination (side B) is always written.
+pub(super) enum MergeSource<'a> {
     ReadOnly(&'a mut dyn Storage),
     Writable(&'a mut dyn StorageMut),
 }
 
-impl SideA<'_> {
+impl MergeSource<'_> {
     pub(super) fn storage(&mut self) -> &mut dyn Storage {
         match self {
-            SideA::ReadOnly(storage) => *storage,
-            SideA::Writable(storage) => *storage,
+            MergeSource::ReadOnly(storage) => *storage,
+            MergeSource::Writable(storage) => *storage,
         }
     }
 
     pub(super) fn mode(&self) -> MergeMode {
         match self {
-            SideA::ReadOnly(_) => MergeMode::OneWay,
-            SideA::Writable(_) => MergeMode::TwoWay,
+            MergeSource::ReadOnly(_) => MergeMode::OneWay,
+            MergeSource::Writable(_) => MergeMode::TwoWay,
         }
     }
 }
 
-/// Which side an error or a change belongs to, for A and B.
-const A: Side = Side::Source;
-const B: Side = Side::Destination;
-
 pub(super) fn run(
     options: &SyncOptions,
-    mut a: SideA<'_>,
+    mut a: MergeSource<'_>,
     b: &mut dyn StorageMut,
     observer: &mut dyn Observer,
     report: &mut Report,
     state: &mut SyncState,
 ) -> Result<(), SyncError> {
     let (a_mailboxes, a_names) =
-        local_names(a.storage().mailboxes().map_err(SyncError::global(A))?, &*b, report);
+        local_names(a.storage().mailboxes().map_err(SyncError::global(Side::Source))?, &*b, report);
     let a_subscriptions: BTreeSet<MailboxName> = a
         .storage()
         .subscriptions()
-        .map_err(SyncError::global(A))?
+        .map_err(SyncError::global(Side::Source))?
         .iter()
         .map(|n| b.local_name(n))
         .collect();
     let a_left_out = {
         let local = |name: &MailboxName| b.local_name(name);
-        super::listing_skips(A, a.storage(), &local, report, state)
+        super::listing_skips(Side::Source, a.storage(), &local, report, state)
     };
-    let b_mailboxes = b.mailboxes().map_err(SyncError::global(B))?;
-    let b_left_out = super::listing_skips(B, b, &MailboxName::clone, report, state);
-    let b_subscriptions = b.subscriptions().map_err(SyncError::global(B))?;
+    let b_mailboxes = b.mailboxes().map_err(SyncError::global(Side::Destination))?;
+    let b_left_out = super::listing_skips(Side::Destination, b, &MailboxName::clone, report, state);
+    let b_subscriptions = b.subscriptions().map_err(SyncError::global(Side::Destination))?;
     if a.mode() == MergeMode::TwoWay {
         // Both sides are sources of a two-way merge.
         let mut both = a_mailboxes.clone();
@@ -106,8 +103,8 @@ pub(super) fn run(
     };
     let (mut in_a, mut in_b) = (selectable(&a_mailboxes), selectable(&b_mailboxes));
     let mode = a.mode();
-    let mut sides = Sides { in_a: &mut in_a, in_b: &mut in_b, a_names: &a_names };
-    follow_renames(options, &mut a, b, &mut sides, state, report, observer);
+    let mut listed = ListedMailboxes { in_a: &mut in_a, in_b: &mut in_b, a_names: &a_names };
+    follow_renames(options, &mut a, b, &mut listed, state, report, observer);
 
     let mut all_mail = options
         .all_mail
@@ -126,8 +123,8 @@ pub(super) fn run(
         super::stop_if_interrupted(observer, name)?;
         let a_name = match (a_names.get(name), &a) {
             (Some(original), _) => original.clone(),
-            (None, SideA::Writable(a)) => a.local_name(name),
-            (None, SideA::ReadOnly(_)) => name.clone(),
+            (None, MergeSource::Writable(a)) => a.local_name(name),
+            (None, MergeSource::ReadOnly(_)) => name.clone(),
         };
         // A side whose listing left the mailbox out did not delete it: nothing is done
         // about it until it is listed again.
@@ -160,7 +157,7 @@ pub(super) fn run(
                         &a_name,
                         name,
                         None,
-                        Some(B),
+                        Some(Side::Destination),
                         state,
                         all_mail.as_mut(),
                     ),
@@ -180,7 +177,7 @@ pub(super) fn run(
                         &a_name,
                         name,
                         None,
-                        Some(B),
+                        Some(Side::Destination),
                         state,
                         all_mail.as_mut(),
                     ),
@@ -188,7 +185,7 @@ pub(super) fn run(
             }
             (false, true) => match (&previous, &mut a) {
                 // An interrupted rebuild of A left it missing: create it.
-                (Some(seen), SideA::Writable(_)) if seen.rebuild.is_some() => merge_mailbox(
+                (Some(seen), MergeSource::Writable(_)) if seen.rebuild.is_some() => merge_mailbox(
                     options,
                     &mut a,
                     b,
@@ -196,7 +193,7 @@ pub(super) fn run(
                     &a_name,
                     name,
                     None,
-                    Some(A),
+                    Some(Side::Source),
                     state,
                     all_mail.as_mut(),
                 ),
@@ -208,7 +205,7 @@ pub(super) fn run(
                 {
                     if !options.dry_run {
                         if let Err(error) = b.delete_mailbox(name) {
-                            report.failures.push(SyncError::at(B, name)(error));
+                            report.failures.push(SyncError::at(Side::Destination, name)(error));
                             continue;
                         }
                         state.mailboxes.remove(name);
@@ -216,7 +213,7 @@ pub(super) fn run(
                     report.deleted_mailboxes.push(name.clone());
                     continue;
                 }
-                (_, SideA::ReadOnly(_)) => continue, // a destination-only mailbox stays
+                (_, MergeSource::ReadOnly(_)) => continue, // a destination-only mailbox stays
                 _ => merge_mailbox(
                     options,
                     &mut a,
@@ -225,7 +222,7 @@ pub(super) fn run(
                     &a_name,
                     name,
                     None,
-                    Some(A),
+                    Some(Side::Source),
                     state,
                     all_mail.as_mut(),
                 ),
@@ -258,7 +255,7 @@ pub(super) fn run(
 #[allow(clippy::too_many_arguments)]
 fn sync_subscriptions(
     options: &SyncOptions,
-    a: &mut SideA<'_>,
+    a: &mut MergeSource<'_>,
     b: &mut dyn StorageMut,
     report: &mut Report,
     state: &mut SyncState,
@@ -293,20 +290,21 @@ fn sync_subscriptions(
         if in_b != target {
             b_changes.push((name.clone(), target));
         }
-        if in_a != target && matches!(a, SideA::Writable(_)) {
+        if in_a != target && matches!(a, MergeSource::Writable(_)) {
             a_changes.push((name.clone(), target));
         }
     }
     // All of a side's changes in one go (one write of a Maildir's file, not one per name).
     if !options.dry_run {
         let sent = b_changes.clone();
-        let refused = b.update_subscriptions(&sent).map_err(SyncError::global(B))?;
-        drop_refused(&mut b_changes, &sent, refused, B, report);
-        if let SideA::Writable(a) = a {
+        let refused =
+            b.update_subscriptions(&sent).map_err(SyncError::global(Side::Destination))?;
+        drop_refused(&mut b_changes, &sent, refused, Side::Destination, report);
+        if let MergeSource::Writable(a) = a {
             let sent: Vec<(MailboxName, bool)> =
                 a_changes.iter().map(|(name, on)| (a.local_name(name), *on)).collect();
-            let refused = a.update_subscriptions(&sent).map_err(SyncError::global(A))?;
-            drop_refused(&mut a_changes, &sent, refused, A, report);
+            let refused = a.update_subscriptions(&sent).map_err(SyncError::global(Side::Source))?;
+            drop_refused(&mut a_changes, &sent, refused, Side::Source, report);
         }
     }
     for (name, target) in &b_changes {
@@ -373,7 +371,7 @@ fn unchanged(storage: &mut dyn Storage, mailbox: &MailboxName, recorded: Option<
 }
 
 fn delete(
-    a: &mut SideA<'_>,
+    a: &mut MergeSource<'_>,
     a_name: &MailboxName,
     report: &mut Report,
     state: &mut SyncState,
@@ -384,14 +382,14 @@ fn delete(
         report.deleted_mailboxes.push(a_name.clone());
         return;
     }
-    if let SideA::Writable(a) = a {
+    if let MergeSource::Writable(a) = a {
         match a.delete_mailbox(a_name) {
             Ok(()) => {
                 report.deleted_mailboxes.push(a_name.clone());
                 state.mailboxes.remove(name);
             }
             Err(error) => {
-                report.failures.push(SyncError::at(A, a_name)(error));
+                report.failures.push(SyncError::at(Side::Source, a_name)(error));
             }
         }
     }
@@ -401,7 +399,7 @@ fn delete(
 #[allow(clippy::too_many_arguments)]
 fn merge_mailbox(
     options: &SyncOptions,
-    a: &mut SideA<'_>,
+    a: &mut MergeSource<'_>,
     b: &mut dyn StorageMut,
     observer: &mut dyn Observer,
     a_name: &MailboxName,
@@ -435,20 +433,20 @@ fn merge_mailbox(
     }
     match create_on {
         Some(Side::Destination) => {
-            let status = a.storage().status(a_name).map_err(SyncError::at(A, a_name))?;
+            let status = a.storage().status(a_name).map_err(SyncError::at(Side::Source, a_name))?;
             if !options.dry_run {
                 let new = NewMailbox {
                     uid_validity: Some(status.uid_validity),
                     guid: status.guid,
                     source_uid_validity: None,
                 };
-                b.create_mailbox(b_name, &new).map_err(SyncError::at(B, b_name))?;
+                b.create_mailbox(b_name, &new).map_err(SyncError::at(Side::Destination, b_name))?;
             }
             action = MailboxAction::Create;
         }
         Some(Side::Source) => {
-            let status = b.status(b_name).map_err(SyncError::at(B, b_name))?;
-            if let SideA::Writable(a) = a
+            let status = b.status(b_name).map_err(SyncError::at(Side::Destination, b_name))?;
+            if let MergeSource::Writable(a) = a
                 && !options.dry_run
             {
                 let new = NewMailbox {
@@ -456,18 +454,23 @@ fn merge_mailbox(
                     guid: status.guid,
                     source_uid_validity: None,
                 };
-                a.create_mailbox(a_name, &new).map_err(SyncError::at(A, a_name))?;
+                a.create_mailbox(a_name, &new).map_err(SyncError::at(Side::Source, a_name))?;
             }
             action = MailboxAction::Create;
         }
         None => {}
     }
-    let mut a_contents =
-        contents_or_empty(a.storage(), a_name, options.dry_run && create_on == Some(A), b, b_name)
-            .map_err(SyncError::at(A, a_name))?;
+    let mut a_contents = contents_or_empty(
+        a.storage(),
+        a_name,
+        options.dry_run && create_on == Some(Side::Source),
+        b,
+        b_name,
+    )
+    .map_err(SyncError::at(Side::Source, a_name))?;
     let mut b_contents = match (create_on, options.dry_run) {
         (Some(Side::Destination), true) => empty_like(&a_contents),
-        _ => b.contents(b_name).map_err(SyncError::at(B, b_name))?,
+        _ => b.contents(b_name).map_err(SyncError::at(Side::Destination, b_name))?,
     };
     // A side a backup rebuilt under a UIDVALIDITY of its own holds the other side's UIDs:
     // it is merged as if it had the other's (going back to it would give UIDs out twice).
@@ -512,9 +515,9 @@ fn merge_mailbox(
             let b_untouched =
                 untouched(&b_contents.status.change_token, &previous.destination_token);
             if a_new && !b_new && b_untouched {
-                rebuild = Some(B);
+                rebuild = Some(Side::Destination);
             } else if mode == MergeMode::TwoWay && b_new && !a_new && a_untouched {
-                rebuild = Some(A);
+                rebuild = Some(Side::Source);
             }
         }
     }
@@ -541,14 +544,16 @@ fn merge_mailbox(
         });
         match (side, &mut *a) {
             (Side::Destination, _) => {
-                b.recreate_mailbox(b_name, &new).map_err(SyncError::at(B, b_name))?;
-                b_contents = b.contents(b_name).map_err(SyncError::at(B, b_name))?;
+                b.recreate_mailbox(b_name, &new)
+                    .map_err(SyncError::at(Side::Destination, b_name))?;
+                b_contents =
+                    b.contents(b_name).map_err(SyncError::at(Side::Destination, b_name))?;
             }
-            (Side::Source, SideA::Writable(a)) => {
-                a.recreate_mailbox(a_name, &new).map_err(SyncError::at(A, a_name))?;
-                a_contents = a.contents(a_name).map_err(SyncError::at(A, a_name))?;
+            (Side::Source, MergeSource::Writable(a)) => {
+                a.recreate_mailbox(a_name, &new).map_err(SyncError::at(Side::Source, a_name))?;
+                a_contents = a.contents(a_name).map_err(SyncError::at(Side::Source, a_name))?;
             }
-            (Side::Source, SideA::ReadOnly(_)) => {}
+            (Side::Source, MergeSource::ReadOnly(_)) => {}
         }
     }
     let previous = previous.filter(|p| rebuild.is_none() && p.rebuild.is_none());
@@ -574,14 +579,14 @@ fn merge_mailbox(
         a_contents.messages.iter().filter(wanted),
         guids.messages,
     )
-    .map_err(SyncError::at(A, a_name))?;
+    .map_err(SyncError::at(Side::Source, a_name))?;
     let b_identities =
         message_identities(b, b_name, b_contents.messages.iter().filter(wanted), guids.messages)
-            .map_err(SyncError::at(B, b_name))?;
+            .map_err(SyncError::at(Side::Destination, b_name))?;
     let plan = plan_merge(
         mode,
-        MergeSide { contents: &a_contents, identities: &a_identities },
-        MergeSide { contents: &b_contents, identities: &b_identities },
+        MergeView { contents: &a_contents, identities: &a_identities },
+        MergeView { contents: &b_contents, identities: &b_identities },
         base,
     );
     drop((a_identities, b_identities));
@@ -608,10 +613,10 @@ fn merge_mailbox(
         let counts = apply_side(
             b,
             b_name,
-            B,
+            Side::Destination,
             a_storage,
             a_name,
-            A,
+            Side::Source,
             &plan.b,
             &no_moves,
             observer,
@@ -626,7 +631,7 @@ fn merge_mailbox(
         report.expunged = plan.b.expunge.len() as u64;
         report.flags_changed = plan.b.set_flags.len() as u64;
     }
-    if let SideA::Writable(a) = a
+    if let MergeSource::Writable(a) = a
         && !plan.a.is_empty()
     {
         let b_moves: BTreeMap<Uid, Uid> = plan
@@ -641,10 +646,10 @@ fn merge_mailbox(
         let counts = apply_side(
             *a,
             a_name,
-            A,
+            Side::Source,
             b,
             b_name,
-            B,
+            Side::Destination,
             &plan.a,
             &b_moves,
             observer,
@@ -658,16 +663,16 @@ fn merge_mailbox(
 
     // A side this merge did not write is recorded as listed, so a change by someone else
     // during the run still shows next time; a written side as it is now.
-    let a_written = matches!(a, SideA::Writable(_)) && !plan.a.is_empty();
+    let a_written = matches!(a, MergeSource::Writable(_)) && !plan.a.is_empty();
     let a_stamp = if a_written {
-        a.storage().stamp(a_name).map_err(SyncError::at(A, a_name))?
+        a.storage().stamp(a_name).map_err(SyncError::at(Side::Source, a_name))?
     } else {
         MailboxStamp::from(&a_contents.status)
     };
     let b_stamp = if plan.b.is_empty() {
         MailboxStamp::from(&b_contents.status)
     } else {
-        b.stamp(b_name).map_err(SyncError::at(B, b_name))?
+        b.stamp(b_name).map_err(SyncError::at(Side::Destination, b_name))?
     };
     let state = MailboxState {
         base: plan.next_base,
@@ -744,7 +749,7 @@ fn apply_side(
     if plan.is_empty() {
         return Ok(total);
     }
-    let sides = ApplySides { target, target_name, target_side, other, other_name, other_side };
+    let sides = ApplyRoute { target, target_name, target_side, other, other_name, other_side };
     match apply_plan(sides, plan, other_moves, observer, commit_interval, all_mail, &mut total) {
         Ok(()) => Ok(total),
         Err(error) => Err(Box::new(CopyFailed { error, copied: total })),
@@ -752,7 +757,7 @@ fn apply_side(
 }
 
 /// The two sides of [`apply_side`].
-struct ApplySides<'a, 'n> {
+struct ApplyRoute<'a, 'n> {
     target: &'a mut dyn StorageMut,
     target_name: &'n MailboxName,
     target_side: Side,
@@ -763,7 +768,7 @@ struct ApplySides<'a, 'n> {
 
 /// [`apply_side`], adding what it copies (and commits) to `total` as it goes.
 fn apply_plan(
-    sides: ApplySides<'_, '_>,
+    sides: ApplyRoute<'_, '_>,
     plan: &SidePlan,
     other_moves: &BTreeMap<Uid, Uid>,
     observer: &mut dyn Observer,
@@ -771,7 +776,7 @@ fn apply_plan(
     mut all_mail: Option<&mut AllMail>,
     total: &mut Copied,
 ) -> Result<(), SyncError> {
-    let ApplySides { target, target_name, target_side, other, other_name, other_side } = sides;
+    let ApplyRoute { target, target_name, target_side, other, other_name, other_side } = sides;
     if let Some(uid_validity) = plan.set_uid_validity {
         let mut writer =
             target.writer(target_name).map_err(SyncError::at(target_side, target_name))?;

@@ -219,8 +219,8 @@ pub fn run(
              from this source: use backup",
         )),
         Mode::OneWay => {
-            let side_a = merge::SideA::ReadOnly(source);
-            merge::run(options, side_a, destination, observer, &mut report, &mut state)
+            let source = merge::MergeSource::ReadOnly(source);
+            merge::run(options, source, destination, observer, &mut report, &mut state)
         }
         Mode::Import => import::run(options, source, destination, observer, &mut report),
         Mode::TwoWay => Err(SyncError::usage("a two-way sync writes both sides: use run_two_way")),
@@ -241,7 +241,7 @@ pub fn run_two_way(
     let mut report = Report { dry_run: options.dry_run, ..Report::default() };
     let mut state = options.state.clone().unwrap_or_default();
     let result = if options.message_filter.is_everything() {
-        merge::run(options, merge::SideA::Writable(a), b, observer, &mut report, &mut state)
+        merge::run(options, merge::MergeSource::Writable(a), b, observer, &mut report, &mut state)
     } else {
         Err(SyncError::usage("message filters are not supported in a two-way sync"))
     };

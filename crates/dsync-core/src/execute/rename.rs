@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::merge::SideA;
+use super::merge::MergeSource;
 use super::{Observer, SyncOptions};
 use crate::error::Side;
 use crate::model::{MailboxGuid, MailboxName};
@@ -19,7 +19,7 @@ use crate::state::{MailboxState, SyncState};
 use crate::storage::{Storage, StorageMut};
 
 /// The mailbox sets of both sides (destination-side names), as the merge walks them.
-pub(super) struct Sides<'s> {
+pub(super) struct ListedMailboxes<'s> {
     pub(super) in_a: &'s mut BTreeSet<MailboxName>,
     pub(super) in_b: &'s mut BTreeSet<MailboxName>,
     /// A's own spelling of names where it differs.
@@ -42,9 +42,9 @@ enum Found {
 /// nothing (they show the delete and the copy).
 pub(super) fn follow_renames(
     options: &SyncOptions,
-    a: &mut SideA<'_>,
+    a: &mut MergeSource<'_>,
     b: &mut dyn StorageMut,
-    sides: &mut Sides<'_>,
+    listed: &mut ListedMailboxes<'_>,
     state: &mut SyncState,
     report: &mut Report,
     observer: &mut dyn Observer,
@@ -55,7 +55,7 @@ pub(super) fn follow_renames(
         return;
     }
     let mut refused: BTreeSet<MailboxName> = BTreeSet::new();
-    while let Some(found) = find(a, b, sides, state, &refused) {
+    while let Some(found) = find(a, b, listed, state, &refused) {
         let (side, old, new) = match found {
             Found::StateOnly { old, new } => {
                 move_state(state, &old, &new);
@@ -67,11 +67,11 @@ pub(super) fn follow_renames(
         };
         let result = match (side, &mut *a) {
             (Side::Destination, _) => b.rename_mailbox(&old, &new),
-            (Side::Source, SideA::Writable(a)) => {
-                let from = sides.a_names.get(&old).cloned().unwrap_or_else(|| a.local_name(&old));
+            (Side::Source, MergeSource::Writable(a)) => {
+                let from = listed.a_names.get(&old).cloned().unwrap_or_else(|| a.local_name(&old));
                 a.rename_mailbox(&from, &a.local_name(&new))
             }
-            (Side::Source, SideA::ReadOnly(_)) => continue,
+            (Side::Source, MergeSource::ReadOnly(_)) => continue,
         };
         if let Err(error) = result {
             report.warnings.push(format!(
@@ -82,8 +82,8 @@ pub(super) fn follow_renames(
             continue;
         }
         let moved = match side {
-            Side::Destination => &mut *sides.in_b,
-            Side::Source => &mut *sides.in_a,
+            Side::Destination => &mut *listed.in_b,
+            Side::Source => &mut *listed.in_a,
         };
         let names: Vec<MailboxName> = moved.iter().filter(|n| n.is_within(&old)).cloned().collect();
         for name in names {
@@ -100,20 +100,20 @@ pub(super) fn follow_renames(
 
 /// The next rename to follow, if any.
 fn find(
-    a: &mut SideA<'_>,
+    a: &mut MergeSource<'_>,
     b: &mut dyn StorageMut,
-    sides: &Sides<'_>,
+    listed: &ListedMailboxes<'_>,
     state: &SyncState,
     refused: &BTreeSet<MailboxName>,
 ) -> Option<Found> {
     let fresh = |name: &&MailboxName| {
         !state.mailboxes.contains_key(*name) && !name.is_inbox() && !refused.contains(*name)
     };
-    let a_spelling = |a: &SideA<'_>, name: &MailboxName| -> MailboxName {
-        match (sides.a_names.get(name), a) {
+    let a_spelling = |a: &MergeSource<'_>, name: &MailboxName| -> MailboxName {
+        match (listed.a_names.get(name), a) {
             (Some(original), _) => original.clone(),
-            (None, SideA::Writable(a)) => a.local_name(name),
-            (None, SideA::ReadOnly(_)) => name.clone(),
+            (None, MergeSource::Writable(a)) => a.local_name(name),
+            (None, MergeSource::ReadOnly(_)) => name.clone(),
         }
     };
     // The recorded mailboxes by GUID, so that each candidate looks up its own instead of
@@ -130,22 +130,22 @@ fn find(
             by_destination_guid.entry(guid).or_default().push((name, seen));
         }
     }
-    let candidates: Vec<MailboxName> = sides.in_a.iter().filter(fresh).cloned().collect();
+    let candidates: Vec<MailboxName> = listed.in_a.iter().filter(fresh).cloned().collect();
     for new in candidates {
-        let in_b = sides.in_b.contains(&new);
+        let in_b = listed.in_b.contains(&new);
         let spelled = a_spelling(a, &new);
         let Some(a_guid) = guid(a.storage(), &spelled) else { continue };
         let b_guid = if in_b { guid(b, &new) } else { None };
         for &(old, seen) in by_source_guid.get(&a_guid).map_or(&[][..], Vec::as_slice) {
-            if old.is_inbox() || sides.in_a.contains(old) {
+            if old.is_inbox() || listed.in_a.contains(old) {
                 continue;
             }
             if in_b {
-                if b_guid.is_some() && seen.destination_guid == b_guid && !sides.in_b.contains(old)
+                if b_guid.is_some() && seen.destination_guid == b_guid && !listed.in_b.contains(old)
                 {
                     return Some(Found::StateOnly { old: old.clone(), new });
                 }
-            } else if sides.in_b.contains(old)
+            } else if listed.in_b.contains(old)
                 && !new.is_within(old)
                 && same_incarnation(b, old, seen.destination_guid)
             {
@@ -157,13 +157,13 @@ fn find(
         return None; // one-way: B's own renames stay B's
     }
     let candidates: Vec<MailboxName> =
-        sides.in_b.iter().filter(fresh).filter(|n| !sides.in_a.contains(*n)).cloned().collect();
+        listed.in_b.iter().filter(fresh).filter(|n| !listed.in_a.contains(*n)).cloned().collect();
     for new in candidates {
         let Some(b_guid) = guid(b, &new) else { continue };
         for &(old, seen) in by_destination_guid.get(&b_guid).map_or(&[][..], Vec::as_slice) {
             if old.is_inbox()
-                || sides.in_b.contains(old)
-                || !sides.in_a.contains(old)
+                || listed.in_b.contains(old)
+                || !listed.in_a.contains(old)
                 || new.is_within(old)
             {
                 continue;

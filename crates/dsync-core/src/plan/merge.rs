@@ -5,5 +5,5 @@ mod mailbox;
 
 pub use crate::state::MergeBase;
 pub use mailbox::{
-    MergeMode, MergePlan, MergeSave, MergeSide, Origin, SidePlan, merge_flags, plan_merge,
+    MergeMode, MergePlan, MergeSave, MergeView, Origin, SidePlan, merge_flags, plan_merge,
 };

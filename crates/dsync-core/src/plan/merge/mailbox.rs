@@ -42,7 +42,7 @@ pub enum MergeMode {
 
 /// One side of a mailbox as the merge sees it.
 #[derive(Debug, Clone, Copy)]
-pub struct MergeSide<'a> {
+pub struct MergeView<'a> {
     /// Status and messages.
     pub contents: &'a MailboxContents,
     /// Identity per UID: a GUID or a header hash, the same kind on both sides. Empty when
@@ -111,8 +111,8 @@ struct Instance<'a> {
 /// Plans the merge of one mailbox.
 pub fn plan_merge(
     mode: MergeMode,
-    a: MergeSide<'_>,
-    b: MergeSide<'_>,
+    a: MergeView<'_>,
+    b: MergeView<'_>,
     base: Option<&MergeBase>,
 ) -> MergePlan {
     let mut plan = MergePlan {
@@ -280,7 +280,7 @@ pub fn plan_merge(
     plan
 }
 
-fn instances(side: MergeSide<'_>) -> BTreeMap<Uid, Instance<'_>> {
+fn instances(side: MergeView<'_>) -> BTreeMap<Uid, Instance<'_>> {
     side.contents
         .messages
         .iter()
@@ -427,19 +427,23 @@ mod tests {
     const FLAGGED: SystemFlags = SystemFlags::FLAGGED;
     const NONE: SystemFlags = SystemFlags::empty();
 
-    struct Side {
+    struct TestMailbox {
         contents: MailboxContents,
         identities: BTreeMap<Uid, String>,
     }
 
-    fn side(uid_validity: u32, uid_next: u32, messages: &[(u32, &str, SystemFlags)]) -> Side {
+    fn side(
+        uid_validity: u32,
+        uid_next: u32,
+        messages: &[(u32, &str, SystemFlags)],
+    ) -> TestMailbox {
         let metas = messages
             .iter()
             .map(|&(n, _, system)| {
                 MessageMeta::new(uid(n), Flags { system, keywords: BTreeSet::new() })
             })
             .collect();
-        Side {
+        TestMailbox {
             contents: MailboxContents {
                 status: MailboxStatus {
                     uid_validity: UidValidity::new(uid_validity).expect("non-zero"),
@@ -456,11 +460,16 @@ mod tests {
         }
     }
 
-    fn view(side: &Side) -> MergeSide<'_> {
-        MergeSide { contents: &side.contents, identities: &side.identities }
+    fn view(side: &TestMailbox) -> MergeView<'_> {
+        MergeView { contents: &side.contents, identities: &side.identities }
     }
 
-    fn merge(mode: MergeMode, a: &Side, b: &Side, base: Option<&MergeBase>) -> MergePlan {
+    fn merge(
+        mode: MergeMode,
+        a: &TestMailbox,
+        b: &TestMailbox,
+        base: Option<&MergeBase>,
+    ) -> MergePlan {
         plan_merge(mode, view(a), view(b), base)
     }
 

@@ -163,8 +163,7 @@ pub(super) fn sync_pending(
     all_mail: Option<&mut AllMail>,
 ) -> Result<(MailboxReport, Option<MailboxState>), MailboxFailed> {
     super::stop_if_interrupted(observer, &job.destination)?;
-    let names = Names { source: &job.source, destination: &job.destination };
-    sync_mailbox(options, source, destination, observer, &names, job.exists, state, all_mail)
+    sync_mailbox(options, source, destination, observer, job, state, all_mail)
 }
 
 /// Takes a mailbox's outcome into the report and the state; stops the run on an error
@@ -206,17 +205,17 @@ pub(super) fn finish(
     apply_subscriptions(options, destination, &changes, report)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn sync_mailbox(
     options: &SyncOptions,
     source: &mut dyn Storage,
     destination: &mut dyn StorageMut,
     observer: &mut dyn Observer,
-    names: &Names<'_>,
-    exists_on_destination: bool,
+    job: &PendingMailbox,
     state: &mut SyncState,
     mut all_mail: Option<&mut AllMail>,
 ) -> Result<(MailboxReport, Option<MailboxState>), MailboxFailed> {
+    let names = &Names { source: &job.source, destination: &job.destination };
+    let exists_on_destination = job.exists;
     let mailbox = names.destination;
     let source_contents =
         source.contents(names.source).map_err(SyncError::at(Side::Source, names.source))?;
@@ -354,8 +353,7 @@ fn sync_mailbox(
     let saves: Vec<(Uid, &MessageMeta)> = plan.save.iter().map(|m| (m.uid, m)).collect();
     let copied = copy_from_source(
         source,
-        names.source,
-        mailbox,
+        names,
         &mut *writer,
         observer,
         &saves,

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 
-use super::Observer;
+use super::{Names, Observer};
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
 use crate::model::{MailboxName, MessageMeta, Uid};
 use crate::plan::MailboxPlan;
@@ -140,19 +140,19 @@ fn copy_runs(
     Ok(())
 }
 
-/// [`copy_messages`] from mailbox `from` of the read-only source into `writer`, which
-/// writes mailbox `to` of the destination (backup, import and POP3 runs).
-#[allow(clippy::too_many_arguments)]
+/// [`copy_messages`] from mailbox `names.source` of the read-only source into `writer`,
+/// which writes mailbox `names.destination` of the destination (backup, import and POP3
+/// runs).
 pub(super) fn copy_from_source(
     source: &mut dyn Storage,
-    from: &MailboxName,
-    to: &MailboxName,
+    names: &Names<'_>,
     writer: &mut dyn MailboxWriter,
     observer: &mut dyn Observer,
     saves: &[(Uid, &MessageMeta)],
     commit_interval: u32,
     local: Option<LocalCopies<'_>>,
 ) -> Result<Copied, Box<CopyFailed>> {
+    let (from, to) = (names.source, names.destination);
     let mut fetch = |uids: &[Uid], sink: &mut dyn MessageSink| source.fetch(from, uids, sink);
     let mut route = CopyRoute {
         from: &mut fetch,

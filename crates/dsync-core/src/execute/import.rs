@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::copy::copy_from_source;
 use super::{
-    MailboxFailed, Observer, SyncOptions, apply_subscriptions, keep_going_mailbox, local_names,
-    message_identities, note_mailbox_filter,
+    MailboxFailed, Names, Observer, SyncOptions, apply_subscriptions, keep_going_mailbox,
+    local_names, message_identities, note_mailbox_filter,
 };
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
 use crate::model::{MailboxInfo, MailboxName, MessageMeta, Uid};
@@ -167,8 +167,7 @@ fn import_mailbox(
     let mut writer = destination.writer(target).map_err(|error| failed(error, &report))?;
     let copied = copy_from_source(
         source,
-        source_name,
-        target,
+        &Names { source: source_name, destination: target },
         &mut *writer,
         observer,
         &run,

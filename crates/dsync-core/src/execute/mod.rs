@@ -8,7 +8,6 @@ mod copy;
 mod import;
 mod merge;
 mod parallel;
-mod rename;
 mod uidl;
 
 use std::collections::{BTreeMap, BTreeSet};

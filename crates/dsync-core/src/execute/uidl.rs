@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 
 use super::copy::copy_from_source;
 use super::{
-    MailboxFailed, Observer, SyncOptions, apply_subscriptions, keep_going_mailbox, local_names,
-    note_mailbox_filter,
+    MailboxFailed, Names, Observer, SyncOptions, apply_subscriptions, keep_going_mailbox,
+    local_names, note_mailbox_filter,
 };
 use crate::error::{Side, StorageError, SyncError};
 use crate::model::{MailboxName, MessageMeta, Uid};
@@ -40,16 +40,10 @@ pub(super) fn run(
     {
         super::stop_if_interrupted(observer, &info.name)?;
         let source_name = source_names.get(&info.name).unwrap_or(&info.name);
-        let result = sync_mailbox(
-            options,
-            source,
-            destination,
-            observer,
-            source_name,
-            &info.name,
-            existing.contains(&info.name),
-            expunge_missing,
-        );
+        let names = Names { source: source_name, destination: &info.name };
+        let exists = existing.contains(&info.name);
+        let result =
+            sync_mailbox(options, source, destination, observer, &names, exists, expunge_missing);
         if let Some(mut mailbox_report) = keep_going_mailbox(result, report)? {
             report.warnings.append(&mut mailbox_report.warnings);
             observer.mailbox_finished(&mailbox_report);
@@ -67,17 +61,16 @@ pub(super) fn run(
     apply_subscriptions(options, destination, &subscribe, report)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn sync_mailbox(
     options: &SyncOptions,
     source: &mut dyn Storage,
     destination: &mut dyn StorageMut,
     observer: &mut dyn Observer,
-    source_name: &MailboxName,
-    target: &MailboxName,
+    names: &Names<'_>,
     exists: bool,
     expunge_missing: bool,
 ) -> Result<MailboxReport, MailboxFailed> {
+    let (source_name, target) = (names.source, names.destination);
     let source_contents =
         source.contents(source_name).map_err(SyncError::at(Side::Source, source_name))?;
     let destination_contents = if exists {
@@ -134,8 +127,7 @@ fn sync_mailbox(
     let run: Vec<(Uid, &MessageMeta)> = origins.iter().copied().zip(plan.save.iter()).collect();
     let copied = copy_from_source(
         source,
-        source_name,
-        target,
+        names,
         &mut *writer,
         observer,
         &run,

@@ -1,9 +1,21 @@
-//! `sync` (two-way) and `sync -1` (one-way): [`plan_merge`] merges one mailbox's messages
-//! on both sides (the rules of Dovecot's `dsync-mailbox-import.c`).
+//! `sync` (two-way) and `sync -1` (one-way), planned in three steps: renames found by
+//! mailbox GUID ([`next_rename`]), one step per folder ([`plan_folders`], and
+//! [`plan_rebuild`] once a folder's copies are read), then [`plan_merge`] merges one
+//! mailbox's messages on both sides (the rules of Dovecot's `dsync-mailbox-import.c`);
+//! subscriptions by [`plan_subscriptions`].
 
+mod folders;
 mod mailbox;
+mod renames;
+mod subscriptions;
 
 pub use crate::state::MergeBase;
+pub use folders::{
+    FolderInput, FolderStep, Incarnation, KeepReason, changed_guid, plan_folders, plan_rebuild,
+    token_needed,
+};
 pub use mailbox::{
     MergeMode, MergePlan, MergeSave, MergeView, Origin, SidePlan, merge_flags, plan_merge,
 };
+pub use renames::{Listed, Rename, move_state, next_rename, renamed};
+pub use subscriptions::{Subscribed, SubscriptionPlan, plan_subscriptions, record_subscriptions};

@@ -10,12 +10,12 @@ mod renames;
 mod subscriptions;
 
 pub use crate::state::MergeBase;
+pub(crate) use folders::changed_guid;
 pub use folders::{
-    FolderInput, FolderStep, Incarnation, KeepReason, changed_guid, plan_folders, plan_rebuild,
-    token_needed,
+    FolderInput, FolderStep, Incarnation, KeepReason, plan_folders, plan_rebuild, token_needed,
 };
 pub use mailbox::{
     MergeMode, MergePlan, MergeSave, MergeView, Origin, SidePlan, merge_flags, plan_merge,
 };
-pub use renames::{Listed, Rename, move_state, next_rename, renamed};
+pub use renames::{Listed, Rename, move_state, next_rename};
 pub use subscriptions::{Subscribed, SubscriptionPlan, plan_subscriptions, record_subscriptions};

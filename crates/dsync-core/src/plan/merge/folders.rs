@@ -188,7 +188,7 @@ pub fn plan_rebuild(
 }
 
 /// True when both GUIDs are known and differ.
-pub fn changed_guid(recorded: Option<MailboxGuid>, now: Option<MailboxGuid>) -> bool {
+pub(crate) fn changed_guid(recorded: Option<MailboxGuid>, now: Option<MailboxGuid>) -> bool {
     matches!((recorded, now), (Some(recorded), Some(now)) if recorded != now)
 }
 

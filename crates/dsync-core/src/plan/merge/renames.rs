@@ -132,7 +132,7 @@ pub fn next_rename(
 }
 
 /// `name` (`old` or below it) after `old` became `new`.
-pub fn renamed(name: &MailboxName, old: &MailboxName, new: &MailboxName) -> Option<MailboxName> {
+fn renamed(name: &MailboxName, old: &MailboxName, new: &MailboxName) -> Option<MailboxName> {
     let tail = &name.components()[old.components().len()..];
     MailboxName::new(new.components().iter().chain(tail).cloned()).ok()
 }

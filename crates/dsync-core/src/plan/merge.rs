@@ -19,3 +19,19 @@ pub use mailbox::{
 };
 pub use renames::{Listed, Rename, move_state, next_rename};
 pub use subscriptions::{Subscribed, SubscriptionPlan, plan_subscriptions, record_subscriptions};
+
+/// Mailbox names for the table tests, written with `/` between levels.
+#[cfg(test)]
+mod test_names {
+    use std::collections::BTreeSet;
+
+    use crate::model::MailboxName;
+
+    pub(super) fn name(text: &str) -> MailboxName {
+        MailboxName::split(text, Some('/')).expect("valid")
+    }
+
+    pub(super) fn names(list: &str) -> BTreeSet<MailboxName> {
+        list.split_whitespace().map(name).collect()
+    }
+}

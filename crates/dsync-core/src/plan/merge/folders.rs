@@ -195,20 +195,11 @@ pub(crate) fn changed_guid(recorded: Option<MailboxGuid>, now: Option<MailboxGui
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::merge::test_names::{name, names};
     use crate::state::MergeBase;
     use FolderStep::{Create, Delete, Keep, Merge};
     use MergeMode::{OneWay, TwoWay};
     use Side::{Destination, Source};
-
-    fn names(list: &str) -> BTreeSet<MailboxName> {
-        list.split_whitespace()
-            .map(|name| MailboxName::split(name, Some('/')).expect("valid"))
-            .collect()
-    }
-
-    fn name(text: &str) -> MailboxName {
-        MailboxName::split(text, Some('/')).expect("valid")
-    }
 
     /// A recorded mailbox with tokens "a1" (A) and "b1" (B), or a rebuild mark.
     fn seen(rebuild: Option<Side>) -> MailboxState {

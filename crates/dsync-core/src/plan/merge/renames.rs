@@ -156,16 +156,9 @@ pub fn move_state(state: &mut SyncState, old: &MailboxName, new: &MailboxName) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::merge::test_names::{name, names};
     use MergeMode::{OneWay, TwoWay};
     use Side::{Destination, Source};
-
-    fn name(text: &str) -> MailboxName {
-        MailboxName::split(text, Some('/')).expect("valid")
-    }
-
-    fn names(list: &str) -> BTreeSet<MailboxName> {
-        list.split_whitespace().map(name).collect()
-    }
 
     fn guid(byte: u8) -> MailboxGuid {
         MailboxGuid([byte; 16])

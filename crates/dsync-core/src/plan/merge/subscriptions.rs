@@ -86,12 +86,7 @@ pub fn record_subscriptions(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn names(list: &str) -> BTreeSet<MailboxName> {
-        list.split_whitespace()
-            .map(|name| MailboxName::split(name, Some('/')).expect("valid"))
-            .collect()
-    }
+    use crate::plan::merge::test_names::names;
 
     fn changes(list: &[(MailboxName, bool)]) -> String {
         let shown: Vec<String> = list

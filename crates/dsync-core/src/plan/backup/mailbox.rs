@@ -2,15 +2,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{ComparableGuids, MailboxAction, MailboxPlan, RecreateReason};
 use crate::filter::MessageFilter;
 use crate::model::{MailboxContents, MailboxName, MailboxStatus, MessageMeta, Uid};
+use crate::plan::{
+    ComparableGuids, MailboxAction, MailboxPlan, RecreateReason, effective_uid_next,
+};
 
 /// Plans one mailbox for `backup`. `destination` is `None` when the mailbox does not exist
 /// there yet.
 ///
-/// Backup rules (Dovecot's `dsync-mailbox-import.c` for a backup receiver, §5.6–5.7 of
-/// `dovecot-formats.md`): UIDVALIDITY and UIDs are the source's. Within one UIDVALIDITY a
+/// Backup rules (Dovecot's `dsync-mailbox-import.c` for a backup receiver, flags as in its
+/// `merge_flags`): UIDVALIDITY and UIDs are the source's. Within one UIDVALIDITY a
 /// UID never names two messages (RFC 3501 §2.3.1.1), so equal UIDs are the same message
 /// unless both sides have persistent GUIDs that differ. Message GUIDs are compared only
 /// with `guids.messages` (both storages'
@@ -189,18 +191,6 @@ fn rebuild(
         source.messages.iter().filter(|m| filter.wants(m)).cloned().collect();
     save.sort_by_key(|m| m.uid);
     MailboxPlan { action, save, uid_next: Some(uid_next), ..empty_plan(mailbox) }
-}
-
-/// UIDNEXT as reported, but never at or below a UID that exists (servers get it wrong).
-fn effective_uid_next(contents: &MailboxContents) -> Uid {
-    let reported = contents.status.uid_next;
-    contents
-        .messages
-        .iter()
-        .map(|m| m.uid)
-        .max()
-        .and_then(Uid::next)
-        .map_or(reported, |after_last| reported.max(after_last))
 }
 
 #[cfg(test)]

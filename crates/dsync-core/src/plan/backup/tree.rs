@@ -2,13 +2,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::TreePlan;
 use crate::filter::MailboxFilter;
 use crate::model::{MailboxInfo, MailboxName, SpecialUse};
+use crate::plan::TreePlan;
 
 /// Plans the mailbox tree for `backup`.
 ///
-/// Backup rules (Dovecot's, `dovecot-formats.md` §5.3, with one deliberate difference):
+/// Backup rules (Dovecot's `dsync-mailbox-tree-sync.c`, with one deliberate difference):
 /// * every selectable source mailbox is synced (created when missing);
 /// * every selectable destination mailbox the source lacks, or has only as a `\Noselect`
 ///   placeholder, is deleted — except INBOX, which is never deleted;

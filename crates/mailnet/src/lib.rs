@@ -15,8 +15,11 @@
 //!   server certificate can be trusted exactly: by putting it in the CA file (its names are
 //!   still checked) or by its SHA-256 [`Fingerprint`]; a refused one comes back as
 //!   [`Error::Certificate`] with a [`CertificateRejection`] saying why and which it was.
-//! * [`Secret`] — a value whose `Debug` and `Display` print `<redacted>` in every build.
+//! * [`Secret`] — a value whose `Debug` and `Display` print `<redacted>` in every build;
+//!   [`Credentials`] — user, password, master user and mechanism, printed the same way.
 //! * [`Trace`] — the protocol trace callback of both clients (credentials masked).
+//! * [`ReceiveBuffer`] — what a sans-IO decoder received and has not decoded yet, read
+//!   into without copying and searched for lines within a limit.
 //!
 //! ```no_run
 //! use std::io::Read;
@@ -38,6 +41,8 @@
 #![deny(missing_docs)]
 #![deny(missing_debug_implementations)]
 
+mod buffer;
+mod credentials;
 mod error;
 mod fingerprint;
 mod secret;
@@ -49,6 +54,8 @@ mod trust;
 mod verify;
 mod x509;
 
+pub use buffer::{LineTooLong, ReceiveBuffer};
+pub use credentials::Credentials;
 pub use error::{Error, is_timeout};
 pub use fingerprint::{Fingerprint, FingerprintError};
 pub use secret::{Secret, SecretMask};

@@ -6,10 +6,9 @@ mod fetch;
 mod mailbox;
 mod session;
 
-use std::fmt;
 use std::time::{Duration, Instant};
 
-use mailnet::{Secret, Service, Stream, Timeouts, TlsConnector, TlsOptions};
+use mailnet::{Service, Stream, Timeouts, TlsConnector, TlsOptions};
 
 use crate::error::{Error, Result};
 use crate::proto::{Code, Command, Limits, Response, Status, StatusKind, Untagged};
@@ -150,57 +149,9 @@ pub const DEFAULT_GREETING_TIMEOUT: Duration = Duration::from_secs(15);
 /// after the connect budget is given up, to tell why.
 const TLS_PROBE_TIME: Duration = Duration::from_secs(5);
 
-/// Login credentials. `Debug` and `Display` print `<redacted>`.
-#[derive(Clone)]
-pub struct Credentials {
-    /// The user whose mail we want.
-    pub user: String,
-    /// The password (of the master user, when `master_user` is set), or an OAuth2 token.
-    pub password: Secret<String>,
-    /// A Dovecot-style master user that logs in on behalf of `user`.
-    pub master_user: Option<String>,
-    /// How to authenticate.
-    pub mechanism: AuthMechanism,
-}
-
-impl Credentials {
-    /// User and password, mechanism chosen automatically.
-    pub fn new(user: impl Into<String>, password: impl Into<String>) -> Credentials {
-        Credentials {
-            user: user.into(),
-            password: Secret::new(password.into()),
-            master_user: None,
-            mechanism: AuthMechanism::Auto,
-        }
-    }
-
-    /// Logs in as `master` (with the master's password) to reach `user`'s mail.
-    pub fn master(
-        user: impl Into<String>,
-        master: impl Into<String>,
-        password: impl Into<String>,
-    ) -> Credentials {
-        Credentials { master_user: Some(master.into()), ..Credentials::new(user, password) }
-    }
-
-    /// Sets the mechanism.
-    pub fn mechanism(mut self, mechanism: AuthMechanism) -> Credentials {
-        self.mechanism = mechanism;
-        self
-    }
-}
-
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl fmt::Display for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+/// Login credentials ([`mailnet::Credentials`] with IMAP's [`AuthMechanism`]). `Debug` and
+/// `Display` print `<redacted>`.
+pub type Credentials = mailnet::Credentials<AuthMechanism>;
 
 /// A connection that is not yet authenticated.
 #[derive(Debug)]

@@ -5,10 +5,9 @@ mod auth;
 mod conn;
 mod session;
 
-use std::fmt;
 use std::time::{Duration, Instant};
 
-use mailnet::{Secret, Service, Stream, Timeouts, TlsConnector, TlsOptions, Trace};
+use mailnet::{Service, Stream, Timeouts, TlsConnector, TlsOptions, Trace};
 
 use crate::error::{Error, Result};
 use crate::proto::{Command, Limits, Status, apop_timestamp};
@@ -139,67 +138,9 @@ pub const DEFAULT_GREETING_TIMEOUT: Duration = Duration::from_secs(15);
 /// after the connect budget is given up, to tell why.
 const TLS_PROBE_TIME: Duration = Duration::from_secs(5);
 
-/// Login credentials. `Debug` and `Display` print `<redacted>`.
-#[derive(Clone)]
-pub struct Credentials {
-    /// The user whose mail we want.
-    pub user: String,
-    /// The password (of the master user, when `master_user` is set).
-    pub password: Secret<String>,
-    /// A Dovecot-style master user that logs in on behalf of `user`.
-    pub master_user: Option<String>,
-    /// How to authenticate.
-    pub mechanism: AuthMechanism,
-}
-
-impl Credentials {
-    /// User and password, mechanism chosen automatically.
-    pub fn new(user: impl Into<String>, password: impl Into<String>) -> Credentials {
-        Credentials {
-            user: user.into(),
-            password: Secret::new(password.into()),
-            master_user: None,
-            mechanism: AuthMechanism::Auto,
-        }
-    }
-
-    /// Logs in as `master` (with the master's password) to reach `user`'s mail: with
-    /// `AUTH PLAIN` the user is the authorization identity, with `USER`/`PASS` and `APOP`
-    /// the name is `user*master` (Dovecot's `auth_master_user_separator`).
-    pub fn master(
-        user: impl Into<String>,
-        master: impl Into<String>,
-        password: impl Into<String>,
-    ) -> Credentials {
-        Credentials { master_user: Some(master.into()), ..Credentials::new(user, password) }
-    }
-
-    /// Sets the mechanism.
-    pub fn mechanism(mut self, mechanism: AuthMechanism) -> Credentials {
-        self.mechanism = mechanism;
-        self
-    }
-
-    /// The name for `USER` and `APOP`: `user`, or `user*master` for a master user.
-    pub(crate) fn login_name(&self) -> String {
-        match &self.master_user {
-            Some(master) => format!("{}*{master}", self.user),
-            None => self.user.clone(),
-        }
-    }
-}
-
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl fmt::Display for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+/// Login credentials ([`mailnet::Credentials`] with POP3's [`AuthMechanism`]). `Debug` and
+/// `Display` print `<redacted>`.
+pub type Credentials = mailnet::Credentials<AuthMechanism>;
 
 /// A connection in the AUTHORIZATION state. Only [`login`](Self::login) leads on.
 #[derive(Debug)]

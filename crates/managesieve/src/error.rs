@@ -135,6 +135,10 @@ impl Error {
         }
     }
 
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
+        Error::Io { action, path: path.into(), source }
+    }
+
     /// Classifies the error: retry, fix the credentials, or give up.
     pub fn kind(&self) -> ErrorKind {
         match self {

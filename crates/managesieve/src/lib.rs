@@ -11,6 +11,9 @@
 //!   `LOGIN`.
 //! * Script names are [`ScriptName`]s, valid by Pigeonhole's rules; scripts are bytes,
 //!   sent as non-synchronising literals and returned exactly as stored (CRLF, non-ASCII).
+//! * [`FileStore`] reads and writes Pigeonhole's `file` storage exactly as Pigeonhole
+//!   does (`NAME.sieve`, atomic saves through `tmp/`, modes, the relative active link), so
+//!   a migration can go from a server to files, or from files to a server.
 //! * A refusal is typed: [`Error::Refused`] carries the `NO` response code (`QUOTA`,
 //!   `ACTIVE`, `NONEXISTENT` …) and the server's text — for a script that does not
 //!   compile there, the validator's messages; [`Error::Referral`] the `sieve://` URL.
@@ -43,6 +46,7 @@
 
 mod client;
 mod error;
+pub mod file_store;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod proto;
@@ -51,5 +55,6 @@ pub use client::{
     AuthMechanism, Client, ConnectOptions, Credentials, DEFAULT_PORT, ScriptInfo, Security, Session,
 };
 pub use error::{Error, ErrorKind, Result};
+pub use file_store::{ActiveScript, FileStore, StoredScript};
 pub use mailnet::{Secret, Timeouts, TlsOptions, Trace, TraceDirection};
 pub use proto::{Capabilities, InvalidScriptName, ResponseCode, ScriptName};

@@ -4,6 +4,7 @@
 
 mod dovecot;
 mod fake;
+mod file_store;
 mod fuzz_corpus;
 
 use managesieve::{Client, ConnectOptions, Credentials, Security, Session, TlsOptions};

@@ -229,6 +229,7 @@ pub(crate) fn sync(
             source,
             destination: parse_for(&destination, user, &settings)?,
             secret: secret_for(&secret_owner, &settings),
+            sieve: crate::sieve::locations(&run.sieve, task, user, &settings)?,
             settings,
         })
     };

@@ -506,6 +506,7 @@ mod tests {
             dovecot_state: None,
             reconnects: Vec::new(),
             verification: None,
+            sieve: None,
         };
         let results = [
             UserResult::new("backup", "alice", "s", "d", &outcome),

@@ -1,0 +1,335 @@
+//! `--sieve-from LOCATION --sieve-to LOCATION`: the user's Sieve scripts migrate with the
+//! mail, after it. A location is `sieve://USER@HOST[:PORT]` (ManageSieve; STARTTLS unless
+//! `?tls=none`, the same credentials, master user and TLS options as `imap://`) or
+//! Pigeonhole's `file:DIR[;active=PATH]` (`~` = the user's home). The engine's
+//! [`dsync_core::sieve`] plans and carries out; this module opens the two sides and
+//! reports. A script the destination refuses is reported with its reason and makes the
+//! exit code 65; it never touches the mail.
+
+use dsync_core::sieve::{ScriptSet, ScriptStore, SieveReport, sync_scripts};
+use dsync_core::{ErrorKind, StorageError};
+use managesieve::{ActiveScript, FileStore, ScriptName};
+
+use crate::args::SieveArgs;
+use crate::exit::CliError;
+use crate::home;
+use crate::job::{Job, Task};
+use crate::location::{self, LocationError, ServerLocation, Transport, expand};
+use crate::logging::RawLog;
+use crate::open::{self, Access};
+use crate::settings::Settings;
+
+/// Where a user's scripts are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SieveLocation {
+    /// A ManageSieve server.
+    Server(ServerLocation),
+    /// Pigeonhole's file store.
+    Files(FileStore),
+}
+
+impl std::fmt::Display for SieveLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SieveLocation::Server(server) => server.fmt(f),
+            SieveLocation::Files(store) => {
+                write!(f, "file:{}", store.dir().display())?;
+                match store.active_path() {
+                    Some(active) => write!(f, ";active={}", active.display()),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// Both sides, parsed for one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SievePair {
+    pub(crate) from: SieveLocation,
+    pub(crate) to: SieveLocation,
+}
+
+const EXPECTED: &str = "expected sieve://USER@HOST[:PORT][?tls=none] or file:DIR[;active=PATH]";
+
+/// The pair of `--sieve-from`/`--sieve-to` for `user` (templates: `%u`, `%n`, `%d`, `~`),
+/// or `None` when not asked for.
+pub(crate) fn locations(
+    args: &SieveArgs,
+    task: &Task,
+    user: Option<&str>,
+    settings: &Settings,
+) -> Result<Option<SievePair>, CliError> {
+    let (Some(from), Some(to)) = (&args.sieve_from, &args.sieve_to) else { return Ok(None) };
+    if task.mode == dsync_core::Mode::TwoWay {
+        return Err(CliError::Usage(
+            "--sieve-from/--sieve-to: Sieve scripts migrate with backup and sync -1; two-way sync of scripts is not supported yet".into(),
+        ));
+    }
+    Ok(Some(SievePair { from: parse(from, user, settings)?, to: parse(to, user, settings)? }))
+}
+
+fn parse(
+    template: &str,
+    user: Option<&str>,
+    settings: &Settings,
+) -> Result<SieveLocation, CliError> {
+    let text = match user {
+        Some(user) => expand(template, user),
+        None => template.to_owned(),
+    };
+    let invalid =
+        |reason: String| CliError::Location(LocationError { location: text.clone(), reason });
+    if let Some(rest) = text.strip_prefix("sieve://") {
+        return location::parse_sieve_server(rest).map(SieveLocation::Server).map_err(invalid);
+    }
+    if text.starts_with("file:") {
+        let home = if text.contains('~') { Some(home::home_of(user, settings)?) } else { None };
+        return FileStore::parse_location(&text, home.as_deref())
+            .map(SieveLocation::Files)
+            .map_err(|error| invalid(error.to_string()));
+    }
+    Err(invalid(EXPECTED.into()))
+}
+
+/// Migrates the scripts of `pair` in the task's mode (a dry run only plans), logging each
+/// refused script with the destination's reason.
+pub(crate) fn run(
+    job: &Job,
+    pair: &SievePair,
+    task: &Task,
+    debug: bool,
+    rawlog: Option<&RawLog>,
+) -> Result<SieveReport, CliError> {
+    let access = Access {
+        settings: &job.settings,
+        secret: job.secret.clone(),
+        debug,
+        rawlog: rawlog.cloned(),
+        message_guids: false,
+    };
+    let mut source = open_side(&pair.from, &access, "Sieve source")?;
+    let mut destination = open_side(&pair.to, &access, "Sieve destination")?;
+    let report = sync_scripts(task.mode, &mut *source, &mut *destination, task.dry_run)
+        .map_err(|error| CliError::Storage { side: "Sieve", error })?;
+    source.close();
+    destination.close();
+    if task.dry_run {
+        for step in &report.planned {
+            tracing::info!("sieve: would {step:?}");
+        }
+    }
+    for refused in &report.refused {
+        tracing::error!(
+            "sieve: {} of script {:?} refused by {}: {}",
+            refused.action,
+            refused.name,
+            pair.to,
+            refused.reason
+        );
+    }
+    tracing::info!(
+        "sieve: {} scripts on the source; {} stored, {} deleted{}, {} refused",
+        report.source_scripts,
+        report.stored,
+        report.deleted,
+        if report.activated { ", active script set" } else { "" },
+        report.refused.len()
+    );
+    Ok(report)
+}
+
+/// One side, opened: a logged-in ManageSieve session or a file store.
+trait Side: ScriptStore {
+    /// Ends the session politely (ManageSieve `LOGOUT`).
+    fn close(self: Box<Self>) {}
+}
+
+fn open_side(
+    location: &SieveLocation,
+    access: &Access<'_>,
+    side: &'static str,
+) -> Result<Box<dyn Side>, CliError> {
+    match location {
+        SieveLocation::Files(store) => Ok(Box::new(Files(store.clone()))),
+        SieveLocation::Server(server) => {
+            let session = connect(server, access)
+                .map_err(|error| CliError::Storage { side, error: storage_error(&error) })?;
+            Ok(Box::new(Server(session)))
+        }
+    }
+}
+
+fn connect(
+    server: &ServerLocation,
+    access: &Access<'_>,
+) -> Result<managesieve::Session, managesieve::Error> {
+    let settings = access.settings;
+    let secret = open::read_secret(access).map_err(|error| {
+        managesieve::Error::AuthenticationFailed { code: None, text: error.to_string() }
+    })?;
+    let security = match server.transport {
+        Transport::Plain => managesieve::Security::Plain,
+        Transport::Tls => managesieve::Security::Tls,
+        Transport::StartTls => managesieve::Security::StartTls,
+    };
+    let mut options = managesieve::ConnectOptions::new(server.host.clone(), server.port, security)
+        .tls(open::tls_options(settings))
+        .timeouts(open::timeouts(settings));
+    if access.debug || access.rawlog.is_some() {
+        options = options.trace(open::trace(access.debug, access.rawlog.clone()));
+    }
+    let (user, master) = open::login_names(server, settings);
+    let password = secret.into_inner();
+    let credentials = match master {
+        Some(master) => managesieve::Credentials::master(user, master, password),
+        None => managesieve::Credentials::new(user, password),
+    };
+    tracing::info!("connecting to {server}");
+    managesieve::Client::connect(&options)?.login(&credentials).map_err(|(error, _)| error)
+}
+
+/// A ManageSieve error as the engine's: refusals of one script are data (or quota, or a
+/// missing script), so the run goes on; the rest is about the server.
+fn storage_error(error: &managesieve::Error) -> StorageError {
+    use managesieve::{Error, ResponseCode};
+    let kind = match error {
+        Error::Refused { code: Some(code), .. } if code.is_quota() => ErrorKind::NoSpace,
+        Error::Refused { code: Some(ResponseCode::Nonexistent), .. } => ErrorKind::NotFound,
+        Error::Refused { code: Some(ResponseCode::TryLater), .. } => ErrorKind::Temporary,
+        Error::Refused { .. } | Error::InvalidScriptName(_) | Error::Store { .. } => {
+            ErrorKind::InvalidData
+        }
+        Error::AuthenticationFailed { .. } | Error::LoginDisabled => ErrorKind::Authentication,
+        Error::Referral { .. } | Error::StartTlsUnavailable | Error::StartTlsRefused { .. } => {
+            ErrorKind::Config
+        }
+        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
+            ErrorKind::Permission
+        }
+        Error::Io { .. } => ErrorKind::CannotCreate,
+        _ if error.kind() == managesieve::ErrorKind::Retryable => ErrorKind::Temporary,
+        Error::Net(_) => ErrorKind::Temporary,
+        _ => ErrorKind::InvalidData,
+    };
+    StorageError::new(kind, error.to_string())
+}
+
+fn name(name: &str) -> Result<ScriptName, StorageError> {
+    ScriptName::new(name)
+        .map_err(|error| StorageError::new(ErrorKind::InvalidData, error.to_string()))
+}
+
+struct Server(managesieve::Session);
+
+impl ScriptStore for Server {
+    fn read_all(&mut self) -> Result<ScriptSet, StorageError> {
+        let mut set = ScriptSet::default();
+        for script in self.0.list_scripts().map_err(|e| storage_error(&e))? {
+            let bytes = self.0.get_script(&script.name).map_err(|e| storage_error(&e))?;
+            if script.active {
+                set.active = Some(script.name.to_string());
+            }
+            set.scripts.insert(script.name.to_string(), bytes);
+        }
+        Ok(set)
+    }
+    fn put(&mut self, script: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        let warnings = self.0.put_script(&name(script)?, bytes).map_err(|e| storage_error(&e))?;
+        if let Some(warnings) = warnings {
+            tracing::warn!("sieve: script {script:?} stored with warnings: {warnings}");
+        }
+        Ok(())
+    }
+    fn activate(&mut self, script: Option<&str>) -> Result<(), StorageError> {
+        let script = script.map(name).transpose()?;
+        self.0.set_active(script.as_ref()).map_err(|e| storage_error(&e))
+    }
+    fn delete(&mut self, script: &str) -> Result<(), StorageError> {
+        self.0.delete_script(&name(script)?).map_err(|e| storage_error(&e))
+    }
+}
+
+impl Side for Server {
+    fn close(self: Box<Self>) {
+        if let Err(error) = self.0.logout() {
+            tracing::debug!("sieve: logout: {error}");
+        }
+    }
+}
+
+/// The name a legacy single active file is read under: the one Pigeonhole rescues it to.
+const SINGULAR_NAME: &str = "dovecot.orig";
+
+struct Files(FileStore);
+
+impl ScriptStore for Files {
+    fn read_all(&mut self) -> Result<ScriptSet, StorageError> {
+        let store_error = |e: managesieve::Error| storage_error(&e);
+        let mut set = ScriptSet::default();
+        for script in self.0.list().map_err(store_error)? {
+            let bytes = self.0.read(&script.name).map_err(store_error)?;
+            set.scripts.insert(script.name.to_string(), bytes);
+        }
+        match self.0.active().map_err(store_error)? {
+            ActiveScript::None => {}
+            ActiveScript::Script(name) => set.active = Some(name.to_string()),
+            // A legacy single script: active, under the name Pigeonhole would give it.
+            ActiveScript::Singular if !set.scripts.contains_key(SINGULAR_NAME) => {
+                set.scripts
+                    .insert(SINGULAR_NAME.into(), self.0.read_singular().map_err(store_error)?);
+                set.active = Some(SINGULAR_NAME.into());
+            }
+            ActiveScript::Singular => {
+                return Err(StorageError::new(
+                    ErrorKind::InvalidData,
+                    format!(
+                        "{}: the active path is a regular file and {SINGULAR_NAME}.sieve exists too",
+                        self.0.dir().display()
+                    ),
+                ));
+            }
+            ActiveScript::Foreign(target) => tracing::warn!(
+                "sieve: the active link of {} points to {} outside the script directory: no script is active there",
+                self.0.dir().display(),
+                target.display()
+            ),
+        }
+        Ok(set)
+    }
+    fn put(&mut self, script: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        self.0.write(&name(script)?, bytes, None).map_err(|e| storage_error(&e))
+    }
+    fn activate(&mut self, script: Option<&str>) -> Result<(), StorageError> {
+        let script = script.map(name).transpose()?;
+        self.0.activate(script.as_ref()).map_err(|e| storage_error(&e))
+    }
+    fn delete(&mut self, script: &str) -> Result<(), StorageError> {
+        self.0.delete(&name(script)?).map_err(|e| storage_error(&e))
+    }
+}
+
+impl Side for Files {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sieve_locations() {
+        let settings = Settings::default();
+        let server = parse("sieve://alice@mail.example.com", None, &settings).expect("sieve://");
+        let SieveLocation::Server(server) = server else { panic!("{server:?}") };
+        assert_eq!((server.port, server.transport), (4190, Transport::StartTls));
+        let plain =
+            parse("sieve://%u@127.0.0.1:4190?tls=none", Some("bob"), &settings).expect("plain");
+        assert_eq!(plain.to_string(), "sieve://bob@127.0.0.1:4190?tls=none");
+        let files =
+            parse("file:/srv/%n/sieve;active=/srv/%n/.dovecot.sieve", Some("bob@x"), &settings)
+                .expect("file:");
+        assert_eq!(files.to_string(), "file:/srv/bob/sieve;active=/srv/bob/.dovecot.sieve");
+        for bad in ["imap://alice@host", "sieve://host", "file:", "sieves://a@b"] {
+            assert!(parse(bad, None, &settings).is_err(), "{bad}");
+        }
+    }
+}

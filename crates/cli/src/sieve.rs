@@ -128,14 +128,7 @@ pub(crate) fn run(
             refused.reason
         );
     }
-    tracing::info!(
-        "sieve: {} scripts on the source; {} stored, {} deleted{}, {} refused",
-        report.source_scripts,
-        report.stored,
-        report.deleted,
-        if report.activated { ", active script set" } else { "" },
-        report.refused.len()
-    );
+    tracing::info!("{}", report.summary());
     Ok(report)
 }
 
@@ -201,7 +194,10 @@ fn storage_error(error: &managesieve::Error) -> StorageError {
             ErrorKind::InvalidData
         }
         Error::AuthenticationFailed { .. } | Error::LoginDisabled => ErrorKind::Authentication,
-        Error::Referral { .. } | Error::StartTlsUnavailable | Error::StartTlsRefused { .. } => {
+        Error::Referral { .. }
+        | Error::StartTlsUnavailable
+        | Error::StartTlsRefused { .. }
+        | Error::Net(mailnet::Error::Certificate { .. } | mailnet::Error::NotTls { .. }) => {
             ErrorKind::Config
         }
         Error::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {

@@ -104,6 +104,8 @@ pub struct RefusedScript {
 /// What a Sieve run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SieveReport {
+    /// Nothing was written: [`planned`](Self::planned) is what a real run would do.
+    pub dry_run: bool,
     /// Scripts on the source.
     pub source_scripts: usize,
     /// Scripts stored (new or changed).
@@ -119,6 +121,38 @@ pub struct SieveReport {
 }
 
 impl SieveReport {
+    /// One line for the run's summary: `sieve: 3 scripts; 2 stored, 1 deleted, active
+    /// script set, 0 refused`, or in a dry run what would be done.
+    pub fn summary(&self) -> String {
+        if self.dry_run {
+            let (mut stores, mut deletes, mut activation) = (0, 0, None);
+            for step in &self.planned {
+                match step {
+                    SieveStep::Put(_) => stores += 1,
+                    SieveStep::Delete(_) => deletes += 1,
+                    SieveStep::Activate(name) => activation = Some(name.clone()),
+                }
+            }
+            let activation = match activation {
+                Some(Some(name)) => format!(", would activate {name:?}"),
+                Some(None) => ", would deactivate the active script".to_owned(),
+                None => String::new(),
+            };
+            return format!(
+                "sieve: {} scripts; would store {stores}, delete {deletes}{activation} (dry run)",
+                self.source_scripts
+            );
+        }
+        format!(
+            "sieve: {} scripts; {} stored, {} deleted{}, {} refused",
+            self.source_scripts,
+            self.stored,
+            self.deleted,
+            if self.activated { ", active script set" } else { "" },
+            self.refused.len()
+        )
+    }
+
     /// 65 (data error) when a script was refused, else 0.
     pub fn exit_code(&self) -> u8 {
         if self.refused.is_empty() { 0 } else { ErrorKind::InvalidData.exit_code() }
@@ -144,6 +178,7 @@ pub fn sync_scripts(
     let present = destination.read_all()?;
     let steps = plan(mode, &wanted, &present)?;
     let mut report = SieveReport {
+        dry_run,
         source_scripts: wanted.scripts.len(),
         planned: steps.clone(),
         ..SieveReport::default()
@@ -156,7 +191,8 @@ pub fn sync_scripts(
             report.refused.push(RefusedScript {
                 name: name.to_owned(),
                 action,
-                reason: error.to_string(),
+                // Server texts end with a line end (a literal's last line).
+                reason: error.to_string().trim_end().to_owned(),
             });
             Ok(())
         } else {
@@ -316,5 +352,9 @@ mod tests {
         let report = sync_scripts(Mode::Backup, &mut source, &mut destination, true).expect("run");
         assert_eq!(report.planned, [put("a"), activate(Some("a"))]);
         assert_eq!(destination.0, ScriptSet::default());
+        assert_eq!(
+            report.summary(),
+            "sieve: 1 scripts; would store 1, delete 0, would activate \"a\" (dry run)"
+        );
     }
 }

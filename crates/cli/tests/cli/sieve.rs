@@ -85,6 +85,12 @@ fn scripts_go_managesieve_to_files_and_back_and_reruns_converge() {
     let files = file_location(&destination.home("alice"));
     let first = run_backup(&source, &maildir, &from, &files);
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let summary = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        summary.contains("sieve: 3 scripts; 3 stored, 0 deleted, active script set, 0 refused"),
+        "{}",
+        text(&first)
+    );
     assert_eq!(served(&destination, "alice", PASSWORD), expected, "managesieved serves our files");
     let link = std::fs::read_link(destination.home("alice").join(".dovecot.sieve")).expect("link");
     assert_eq!(link, std::path::Path::new("sieve/away.sieve"));
@@ -110,7 +116,8 @@ fn scripts_go_managesieve_to_files_and_back_and_reruns_converge() {
     let quiet = run_backup(&source, &maildir, &from, &files);
     assert_eq!(quiet.status.code(), Some(0), "{}", text(&quiet));
     assert!(
-        String::from_utf8_lossy(&quiet.stderr).contains("0 stored, 0 deleted, 0 refused"),
+        String::from_utf8_lossy(&quiet.stdout)
+            .contains("sieve: 3 scripts; 0 stored, 0 deleted, 0 refused"),
         "{}",
         text(&quiet)
     );
@@ -172,6 +179,91 @@ fn a_script_the_destination_refuses_is_reported_and_the_rest_migrates() {
     let summary = String::from_utf8_lossy(&output.stdout);
     assert!(summary.contains("messages saved"), "{}", text(&output));
     assert!(maildir_path.join("cur").exists());
+    // --json names the refused script and the reason, run after run.
+    let mail = format!("imap://alice@127.0.0.1:{}?tls=none", source.imap_port());
+    let json = dsync(
+        &["backup", "--json", &mail, &maildir, "--sieve-from", &from, "--sieve-to", &to],
+        Some(PASSWORD),
+    );
+    assert_eq!(json.status.code(), Some(65), "{}", text(&json));
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    let sieve = &json["users"][0]["sieve"];
+    assert_eq!(
+        (sieve["status"].as_str(), sieve["scripts"].as_u64()),
+        (Some("refused"), Some(2)),
+        "{json}"
+    );
+    let refused = &sieve["refused"][0];
+    assert_eq!(
+        (refused["script"].as_str(), refused["action"].as_str()),
+        (Some("away"), Some("store"))
+    );
+    let reason = refused["reason"].as_str().expect("reason");
+    assert!(
+        reason.contains("unknown Sieve capability `vacation'") && !reason.ends_with('\n'),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_dry_run_says_what_it_would_do_and_writes_nothing() {
+    let source = sieve_dovecot();
+    let mut writer = session(&source, "alice", PASSWORD);
+    writer.put_script(&name("away"), AWAY.as_bytes()).expect("put");
+    writer.set_active(Some(&name("away"))).expect("activate");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let maildir = format!("maildir:{}", dir.path().join("Maildir").display());
+    let from = format!("sieve://alice@127.0.0.1:{}?tls=none", source.managesieve_port());
+    let files = file_location(&dir.path().join("home"));
+    let mail = format!("imap://alice@127.0.0.1:{}?tls=none", source.imap_port());
+    let output = dsync(
+        &["backup", "--dry-run", &mail, &maildir, "--sieve-from", &from, "--sieve-to", &files],
+        Some(PASSWORD),
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains(
+            "sieve: 1 scripts; would store 1, delete 0, would activate \"away\" (dry run)"
+        ),
+        "{}",
+        text(&output)
+    );
+    assert!(!dir.path().join("home").exists(), "a dry run writes no script");
+}
+
+#[test]
+fn sieve_over_starttls_checks_the_certificate() {
+    let source = sieve_dovecot();
+    session(&source, "alice", PASSWORD).put_script(&name("keep"), b"keep;\r\n").expect("put");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let maildir = format!("maildir:{}", dir.path().join("Maildir").display());
+    let mail = format!("imap://alice@127.0.0.1:{}?tls=none", source.imap_port());
+    let from = format!("sieve://alice@localhost:{}", source.managesieve_port());
+    let files = file_location(&dir.path().join("home"));
+    let ca = source.ca_file();
+    let ca = ca.to_str().expect("utf-8");
+    // Without the private CA: refused as a configuration error (78), like imap://; the
+    // mail is synced all the same.
+    let untrusted = dsync(
+        &["backup", &mail, &maildir, "--sieve-from", &from, "--sieve-to", &files],
+        Some(PASSWORD),
+    );
+    assert_eq!(untrusted.status.code(), Some(78), "{}", text(&untrusted));
+    assert!(
+        String::from_utf8_lossy(&untrusted.stderr).contains("certificate"),
+        "{}",
+        text(&untrusted)
+    );
+    assert!(!dir.path().join("home/sieve").exists());
+    let trusted = dsync(
+        &["backup", "--ca-file", ca, &mail, &maildir, "--sieve-from", &from, "--sieve-to", &files],
+        Some(PASSWORD),
+    );
+    assert_eq!(trusted.status.code(), Some(0), "{}", text(&trusted));
+    assert_eq!(
+        std::fs::read(dir.path().join("home/sieve/keep.sieve")).expect("script"),
+        b"keep;\r\n"
+    );
 }
 
 #[test]

@@ -193,6 +193,7 @@ pub(crate) fn sync(
     let plan = |who: &Who| -> Result<Job, CliError> {
         let settings = settings_for(context, who, groups)?;
         let profile = context.config.profile(who.account.as_deref());
+        let sieve_profile = profile.clone();
         let source = who
             .source
             .clone()
@@ -229,7 +230,7 @@ pub(crate) fn sync(
             source,
             destination: parse_for(&destination, user, &settings)?,
             secret: secret_for(&secret_owner, &settings),
-            sieve: crate::sieve::locations(&run.sieve, task, user, &settings)?,
+            sieve: crate::sieve::locations(&run.sieve, &sieve_profile, task, user, &settings)?,
             settings,
         })
     };

@@ -11,6 +11,7 @@ use dsync_core::{ErrorKind, StorageError};
 use managesieve::{ActiveScript, FileStore, ScriptName};
 
 use crate::args::SieveArgs;
+use crate::config::Profile;
 use crate::exit::CliError;
 use crate::home;
 use crate::job::{Job, Task};
@@ -52,15 +53,27 @@ pub(crate) struct SievePair {
 
 const EXPECTED: &str = "expected sieve://USER@HOST[:PORT][?tls=none] or file:DIR[;active=PATH]";
 
-/// The pair of `--sieve-from`/`--sieve-to` for `user` (templates: `%u`, `%n`, `%d`, `~`),
-/// or `None` when not asked for.
+/// The pair of `--sieve-from`/`--sieve-to` (else `sieve_from`/`sieve_to` of the config
+/// file's account or defaults) for `user` (templates: `%u`, `%n`, `%d`, `~`), or `None`
+/// when not asked for.
 pub(crate) fn locations(
     args: &SieveArgs,
+    profile: &Profile,
     task: &Task,
     user: Option<&str>,
     settings: &Settings,
 ) -> Result<Option<SievePair>, CliError> {
-    let (Some(from), Some(to)) = (&args.sieve_from, &args.sieve_to) else { return Ok(None) };
+    let from = args.sieve_from.as_ref().or(profile.sieve_from.as_ref());
+    let to = args.sieve_to.as_ref().or(profile.sieve_to.as_ref());
+    let (from, to) = match (from, to) {
+        (None, None) => return Ok(None),
+        (Some(from), Some(to)) => (from, to),
+        _ => {
+            return Err(CliError::Usage(
+                "Sieve scripts need both a source and a destination (--sieve-from and --sieve-to, or sieve_from and sieve_to in the config file)".into(),
+            ));
+        }
+    };
     if task.mode == dsync_core::Mode::TwoWay {
         return Err(CliError::Usage(
             "--sieve-from/--sieve-to: Sieve scripts migrate with backup and sync -1; two-way sync of scripts is not supported yet".into(),

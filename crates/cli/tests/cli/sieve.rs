@@ -285,3 +285,42 @@ fn two_way_sync_and_a_wrong_sieve_location_are_usage_errors() {
         text(&output)
     );
 }
+
+#[test]
+fn a_batch_takes_the_sieve_locations_from_the_config_file_with_templates() {
+    let source = sieve_dovecot();
+    for (user, script) in [("alice", &b"keep;\r\n"[..]), ("bob", b"discard;\r\n")] {
+        let mut writer = session(&source, user, PASSWORD);
+        writer.put_script(&name(&format!("{user}'s")), script).expect("put");
+        writer.set_active(Some(&name(&format!("{user}'s")))).expect("activate");
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().display();
+    let config = dir.path().join("dsync.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[defaults]\nsieve_from = \"sieve://%u@127.0.0.1:{}?tls=none\"\n\
+             sieve_to = \"file:{root}/%u/sieve;active={root}/%u/.dovecot.sieve\"\n",
+            source.managesieve_port()
+        ),
+    )
+    .expect("config");
+    let users = dir.path().join("users.txt");
+    std::fs::write(&users, "alice\nbob\n").expect("users");
+    let mail = format!("imap://%u@127.0.0.1:{}?tls=none", source.imap_port());
+    let maildir = format!("maildir:{root}/%u/Maildir");
+    let config = config.to_str().expect("utf-8");
+    let users = users.to_str().expect("utf-8");
+    let output = dsync(&["-c", config, "backup", "-F", users, &mail, &maildir], Some(PASSWORD));
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    for (user, script) in [("alice", &b"keep;\r\n"[..]), ("bob", b"discard;\r\n")] {
+        let home = dir.path().join(user);
+        assert_eq!(
+            std::fs::read(home.join(format!("sieve/{user}'s.sieve"))).expect("script"),
+            script
+        );
+        let link = std::fs::read_link(home.join(".dovecot.sieve")).expect("link");
+        assert_eq!(link, std::path::Path::new("sieve").join(format!("{user}'s.sieve")));
+    }
+}

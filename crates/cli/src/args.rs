@@ -678,6 +678,11 @@ pub(crate) struct VerifyArgs {
     /// Print the differences as JSON.
     #[arg(long)]
     pub(crate) json: bool,
+
+    /// Also compare the Sieve scripts of --sieve-from and --sieve-to (names, bytes, the
+    /// active script).
+    #[command(flatten)]
+    pub(crate) sieve: SieveArgs,
 }
 
 #[derive(Debug, Args)]

@@ -230,7 +230,7 @@ pub(crate) fn sync(
             source,
             destination: parse_for(&destination, user, &settings)?,
             secret: secret_for(&secret_owner, &settings),
-            sieve: crate::sieve::locations(&run.sieve, &sieve_profile, task, user, &settings)?,
+            sieve: crate::sieve::task_locations(&run.sieve, &sieve_profile, task, user, &settings)?,
             settings,
         })
     };
@@ -580,7 +580,17 @@ pub(crate) fn verify(context: &Context, args: &VerifyArgs) -> Result<u8, CliErro
     warn_about(&mut b);
     a.close();
     b.close();
-    let comparison = result.map_err(|e| CliError::Storage { side: e.side, error: e.error })?;
+    let mut comparison = result.map_err(|e| CliError::Storage { side: e.side, error: e.error })?;
+    // The Sieve scripts too, when named: their differences join the mail's.
+    let profile = context.config.profile(None);
+    if let Some(pair) = crate::sieve::locations(&args.sieve, &profile, None, &settings)? {
+        let lines = crate::sieve::compare(&pair, &access)?;
+        comparison.differences.extend(lines.into_iter().map(|text| verify::Difference {
+            mailbox: None,
+            uid: None,
+            text,
+        }));
+    }
     if args.json {
         match serde_json::to_string_pretty(&comparison) {
             Ok(text) => println!("{text}"),

@@ -59,7 +59,6 @@ const EXPECTED: &str = "expected sieve://USER@HOST[:PORT][?tls=none] or file:DIR
 pub(crate) fn locations(
     args: &SieveArgs,
     profile: &Profile,
-    task: &Task,
     user: Option<&str>,
     settings: &Settings,
 ) -> Result<Option<SievePair>, CliError> {
@@ -74,12 +73,39 @@ pub(crate) fn locations(
             ));
         }
     };
-    if task.mode == dsync_core::Mode::TwoWay {
+    Ok(Some(SievePair { from: parse(from, user, settings)?, to: parse(to, user, settings)? }))
+}
+
+/// The locations for a sync task: two-way sync of scripts is refused (64) before anything
+/// runs.
+pub(crate) fn task_locations(
+    args: &SieveArgs,
+    profile: &Profile,
+    task: &Task,
+    user: Option<&str>,
+    settings: &Settings,
+) -> Result<Option<SievePair>, CliError> {
+    let pair = locations(args, profile, user, settings)?;
+    if pair.is_some() && task.mode == dsync_core::Mode::TwoWay {
         return Err(CliError::Usage(
             "--sieve-from/--sieve-to: Sieve scripts migrate with backup and sync -1; two-way sync of scripts is not supported yet".into(),
         ));
     }
-    Ok(Some(SievePair { from: parse(from, user, settings)?, to: parse(to, user, settings)? }))
+    Ok(pair)
+}
+
+/// `dsync verify --sieve-from … --sieve-to …`: every difference between the two script
+/// sets (names, bytes, the active script), as lines.
+pub(crate) fn compare(pair: &SievePair, access: &Access<'_>) -> Result<Vec<String>, CliError> {
+    let mut a = open_side(&pair.from, access, "Sieve source")?;
+    let mut b = open_side(&pair.to, access, "Sieve destination")?;
+    let read = |side: &mut Box<dyn Side>, name| {
+        side.read_all().map_err(|error| CliError::Storage { side: name, error })
+    };
+    let (a_set, b_set) = (read(&mut a, "Sieve source")?, read(&mut b, "Sieve destination")?);
+    a.close();
+    b.close();
+    Ok(dsync_core::sieve::differences(&a_set, &b_set))
 }
 
 fn parse(

@@ -90,6 +90,37 @@ pub fn plan(
     Ok(steps)
 }
 
+/// Every difference between two script sets, as lines for `verify`: scripts on one side
+/// only, scripts whose bytes differ, another active script.
+pub fn differences(source: &ScriptSet, destination: &ScriptSet) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, bytes) in &source.scripts {
+        match destination.scripts.get(name) {
+            None => out.push(format!("sieve: script {name:?} is missing on the destination")),
+            Some(other) if other != bytes => out.push(format!(
+                "sieve: script {name:?} differs ({} bytes, {} on the destination)",
+                bytes.len(),
+                other.len()
+            )),
+            Some(_) => {}
+        }
+    }
+    for name in destination.scripts.keys().filter(|n| !source.scripts.contains_key(*n)) {
+        out.push(format!("sieve: script {name:?} is only on the destination"));
+    }
+    if source.active != destination.active {
+        let shown = |active: &Option<String>| {
+            active.as_ref().map_or_else(|| "none".to_owned(), |name| format!("{name:?}"))
+        };
+        out.push(format!(
+            "sieve: active script {}, on the destination {}",
+            shown(&source.active),
+            shown(&destination.active)
+        ));
+    }
+    out
+}
+
 /// A script the destination did not take, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefusedScript {
@@ -343,6 +374,22 @@ mod tests {
         // A second run does nothing more than retry the refused script.
         let again = sync_scripts(Mode::Backup, &mut source, &mut destination, false).expect("run");
         assert_eq!(again.planned, [put("bad")]);
+    }
+
+    #[test]
+    fn differences_name_each_script() {
+        let a = set(&[("a", "keep;"), ("b", "stop;")], Some("a"));
+        let b = set(&[("a", "keep;\r\n"), ("c", "x")], None);
+        assert_eq!(
+            differences(&a, &b),
+            [
+                "sieve: script \"a\" differs (5 bytes, 7 on the destination)",
+                "sieve: script \"b\" is missing on the destination",
+                "sieve: script \"c\" is only on the destination",
+                "sieve: active script \"a\", on the destination none",
+            ]
+        );
+        assert!(differences(&a, &a).is_empty());
     }
 
     #[test]

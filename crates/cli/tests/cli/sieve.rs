@@ -108,10 +108,31 @@ fn scripts_go_managesieve_to_files_and_back_and_reruns_converge() {
     writer.set_active(Some(&name("keep"))).expect("activate keep");
     writer.delete_script(&name("away")).expect("delete");
     let changed = served(&source, "alice", PASSWORD);
+    // verify names every Sieve difference (exit 1) …
+    let mail = format!("imap://alice@127.0.0.1:{}?tls=none", source.imap_port());
+    let verify = |expected: i32| {
+        let output = dsync(
+            &["verify", &mail, &maildir, "--sieve-from", &from, "--sieve-to", &files],
+            Some(PASSWORD),
+        );
+        assert_eq!(output.status.code(), Some(expected), "{}", text(&output));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let differences = verify(1);
+    for expected in [
+        "sieve: script \"new one\" is missing on the destination",
+        "sieve: script \"keep\" differs (14 bytes, 7 on the destination)",
+        "sieve: script \"away\" is only on the destination",
+        "sieve: active script \"keep\", on the destination \"away\"",
+    ] {
+        assert!(differences.contains(expected), "{expected}: {differences}");
+    }
     let again = run_backup(&source, &maildir, &from, &files);
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
     assert_eq!(served(&destination, "alice", PASSWORD), changed);
     assert!(!destination.home("alice").join("sieve/away.sieve").exists(), "backup removes extras");
+    // … and none after the run.
+    assert_eq!(verify(0), "");
     // A run with nothing new changes nothing.
     let quiet = run_backup(&source, &maildir, &from, &files);
     assert_eq!(quiet.status.code(), Some(0), "{}", text(&quiet));

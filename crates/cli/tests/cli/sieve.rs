@@ -83,8 +83,25 @@ fn scripts_go_managesieve_to_files_and_back_and_reruns_converge() {
     let maildir = format!("maildir:{}", dir.path().join("Maildir").display());
     let from = format!("sieve://alice@127.0.0.1:{}?tls=none", source.managesieve_port());
     let files = file_location(&destination.home("alice"));
-    let first = run_backup(&source, &maildir, &from, &files);
+    let first = dsync(
+        &[
+            "-D",
+            "backup",
+            &format!("imap://alice@127.0.0.1:{}?tls=none", source.imap_port()),
+            &maildir,
+            "--sieve-from",
+            &from,
+            "--sieve-to",
+            &files,
+        ],
+        Some(PASSWORD),
+    );
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    // The protocol trace (-D) shows the ManageSieve login without the credentials (dsync()
+    // checks that the password appears nowhere) and scripts only as their length.
+    let trace = String::from_utf8_lossy(&first.stderr);
+    assert!(trace.contains("AUTHENTICATE \"PLAIN\" <redacted>"), "{}", text(&first));
+    assert!(!trace.contains("X-Spam"), "script bytes in the trace: {}", text(&first));
     let summary = String::from_utf8_lossy(&first.stdout);
     assert!(
         summary.contains("sieve: 3 scripts; 3 stored, 0 deleted, active script set, 0 refused"),

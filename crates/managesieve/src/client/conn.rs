@@ -207,7 +207,11 @@ fn data_line(tokens: &[Token]) -> String {
     let shown: Vec<String> = tokens
         .iter()
         .map(|token| match token {
-            Token::String(bytes) if bytes.len() > 200 => format!("{{{}}}", bytes.len()),
+            // A script (GETSCRIPT) shows as its length: it may hold addresses and texts
+            // that do not belong in logs. Capabilities and names are short one-liners.
+            Token::String(bytes) if bytes.len() > 200 || bytes.contains(&b'\n') => {
+                format!("{{{}}} <script>", bytes.len())
+            }
             Token::String(bytes) => format!("\"{}\"", escape(bytes)),
             Token::Atom(bytes) => escape(bytes),
             Token::List(items) => format!("({})", data_line(items)),

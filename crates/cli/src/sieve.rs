@@ -217,6 +217,16 @@ fn connect(
         Some(master) => managesieve::Credentials::master(user, master, password),
         None => managesieve::Credentials::new(user, password),
     };
+    // The mechanism as for IMAP: --sasl-mechanism, else XOAUTH2 for an OAuth2 token.
+    let mechanism = match (settings.mechanism, &access.secret) {
+        (Some(imapc::AuthMechanism::Plain), _) => managesieve::AuthMechanism::Plain,
+        (Some(imapc::AuthMechanism::Login), _) => managesieve::AuthMechanism::Login,
+        (Some(imapc::AuthMechanism::XOAuth2), _) => managesieve::AuthMechanism::XOAuth2,
+        (Some(imapc::AuthMechanism::OAuthBearer), _) => managesieve::AuthMechanism::OAuthBearer,
+        (None, Some(source)) if source.is_oauth2() => managesieve::AuthMechanism::XOAuth2,
+        _ => managesieve::AuthMechanism::Auto,
+    };
+    let credentials = credentials.mechanism(mechanism);
     tracing::info!("connecting to {server}");
     managesieve::Client::connect(&options)?.login(&credentials).map_err(|(error, _)| error)
 }

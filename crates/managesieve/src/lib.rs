@@ -7,8 +7,8 @@
 //! * [`Client`] → [`Client::login`] → [`Session`] is the blocking client on [`mailnet`]'s
 //!   plain / STARTTLS / TLS stream with timeouts. STARTTLS checks the certificate and
 //!   takes the capabilities the server re-sends over TLS. `AUTHENTICATE PLAIN` (a Dovecot
-//!   master user as authentication identity, the user as authorization identity) or
-//!   `LOGIN`.
+//!   master user as authentication identity, the user as authorization identity),
+//!   `LOGIN`, `XOAUTH2` or `OAUTHBEARER` — the mechanisms `imapc` has.
 //! * Script names are [`ScriptName`]s, valid by Pigeonhole's rules; scripts are bytes,
 //!   sent as non-synchronising literals and returned exactly as stored (CRLF, non-ASCII).
 //! * [`FileStore`] reads and writes Pigeonhole's `file` storage exactly as Pigeonhole

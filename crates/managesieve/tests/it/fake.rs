@@ -137,3 +137,44 @@ fn an_endless_line_stops_at_the_limit() {
     );
     server.join().expect("server");
 }
+
+#[test]
+fn oauthbearer_sends_the_token_and_answers_an_error_challenge() {
+    // base64("n,a=alice,\x01host=127.0.0.1\x01port=P\x01auth=Bearer tok\x01\x01") depends on
+    // the port, so the server checks the decoded message instead of fixed bytes.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = std::thread::spawn(move || {
+        let (mut socket, _) = listener.accept().expect("accept");
+        socket
+            .write_all(b"\"SASL\" \"OAUTHBEARER\"\r\n\"VERSION\" \"1.0\"\r\nOK \"ready\"\r\n")
+            .expect("greet");
+        let mut received = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !received.ends_with(b"\r\n") {
+            let n = socket.read(&mut buf).expect("read");
+            received.extend_from_slice(&buf[..n]);
+        }
+        let line = String::from_utf8(received).expect("utf-8");
+        let encoded = line.trim_end().strip_prefix("AUTHENTICATE \"OAUTHBEARER\" \"").expect(&line);
+        use base64::Engine as _;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim_end_matches('"'))
+            .expect("base64");
+        let expected =
+            format!("n,a=alice,\x01host=127.0.0.1\x01port={port}\x01auth=Bearer tok\x01\x01");
+        assert_eq!(decoded, expected.as_bytes());
+        // An error challenge; the client must answer with %x01 ("AQ==").
+        socket.write_all(b"\"eyJzdGF0dXMiOiI0MDEifQ==\"\r\n").expect("challenge");
+        let mut answer = [0u8; 64];
+        let n = socket.read(&mut answer).expect("read");
+        assert_eq!(&answer[..n], b"\"AQ==\"\r\n");
+        socket.write_all(b"NO \"Authentication failed\"\r\n").expect("no");
+    });
+    let client = Client::connect(&options(port)).expect("connect");
+    let credentials =
+        Credentials::new("alice", "tok").mechanism(managesieve::AuthMechanism::OAuthBearer);
+    let (error, _) = client.login(&credentials).expect_err("refused");
+    assert!(matches!(error, Error::AuthenticationFailed { .. }), "{error:?}");
+    server.join().expect("server");
+}

@@ -690,6 +690,11 @@ pub(crate) struct CheckArgs {
     /// The location to check (may be left out with -u/-A, or be a template with -F).
     pub(crate) location: Option<String>,
 
+    /// Also list the user's Sieve scripts at LOCATION (sieve://USER@HOST[:PORT][?tls=none]
+    /// or file:DIR[;active=PATH]): names, sizes, the active one. One user only.
+    #[arg(long = "sieve", value_name = "LOCATION")]
+    pub(crate) sieve: Option<String>,
+
     #[command(flatten)]
     pub(crate) connection: ConnectionArgs,
 

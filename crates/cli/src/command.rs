@@ -686,7 +686,27 @@ pub(crate) fn check(context: &Context, args: &CheckArgs) -> Result<u8, CliError>
         if !context.verbosity.quiet {
             print!("{}", report.table(&label));
         }
+        if let (Some(template), Ok((_, settings, secret))) = (&args.sieve, &planned) {
+            let user = users[0].user.as_deref();
+            let location = crate::sieve::parse(template, user, settings)?;
+            let access = Access {
+                settings,
+                secret: secret.clone(),
+                debug: context.verbosity.debug,
+                rawlog: None,
+                message_guids: false,
+            };
+            let listing = crate::sieve::list(&location, &access)?;
+            if !context.verbosity.quiet {
+                print!("{listing}");
+            }
+        }
         return Ok(0);
+    }
+    if args.sieve.is_some() {
+        return Err(CliError::Usage(
+            "check --sieve lists one user's scripts; not with -A/-F yet".into(),
+        ));
     }
     let base = settings_for(
         context,

@@ -108,7 +108,7 @@ pub(crate) fn compare(pair: &SievePair, access: &Access<'_>) -> Result<Vec<Strin
     Ok(dsync_core::sieve::differences(&a_set, &b_set))
 }
 
-fn parse(
+pub(crate) fn parse(
     template: &str,
     user: Option<&str>,
     settings: &Settings,
@@ -129,6 +129,21 @@ fn parse(
             .map_err(|error| invalid(error.to_string()));
     }
     Err(invalid(EXPECTED.into()))
+}
+
+/// `dsync check --sieve LOCATION`: the scripts there, as lines (`away  60 bytes  active`).
+pub(crate) fn list(location: &SieveLocation, access: &Access<'_>) -> Result<String, CliError> {
+    let mut side = open_side(location, access, "Sieve")?;
+    let set = side.read_all().map_err(|error| CliError::Storage { side: "Sieve", error })?;
+    side.close();
+    let mut out = format!("sieve {location}: {} scripts\n", set.scripts.len());
+    let width = set.scripts.keys().map(|n| n.chars().count()).max().unwrap_or(0);
+    for (name, bytes) in &set.scripts {
+        let active = if set.active.as_ref() == Some(name) { "  active" } else { "" };
+        let pad = " ".repeat(width - name.chars().count());
+        out.push_str(&format!("  {name}{pad}  {} bytes{active}\n", bytes.len()));
+    }
+    Ok(out)
 }
 
 /// Migrates the scripts of `pair` in the task's mode (a dry run only plans), logging each

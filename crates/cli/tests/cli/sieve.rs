@@ -362,3 +362,23 @@ fn a_batch_takes_the_sieve_locations_from_the_config_file_with_templates() {
         assert_eq!(link, std::path::Path::new("sieve").join(format!("{user}'s.sieve")));
     }
 }
+
+#[test]
+fn check_lists_the_scripts() {
+    let source = sieve_dovecot();
+    let mut writer = session(&source, "alice", PASSWORD);
+    writer.put_script(&name("away"), AWAY.as_bytes()).expect("put");
+    writer.put_script(&name("Spam filter (Müll)"), SPAM.as_bytes()).expect("put");
+    writer.set_active(Some(&name("away"))).expect("activate");
+    let mail = format!("imap://alice@127.0.0.1:{}?tls=none", source.imap_port());
+    let sieve = format!("sieve://alice@127.0.0.1:{}?tls=none", source.managesieve_port());
+    let output = dsync(&["check", &mail, "--sieve", &sieve], Some(PASSWORD));
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains(&format!("sieve {sieve}: 2 scripts")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("  away                {} bytes  active", AWAY.len())),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&format!("  Spam filter (Müll)  {} bytes\n", SPAM.len())), "{stdout}");
+}

@@ -6,6 +6,8 @@
 //! reports. A script the destination refuses is reported with its reason and makes the
 //! exit code 65; it never touches the mail.
 
+use std::fmt::Write as _;
+
 use dsync_core::sieve::{ScriptSet, ScriptStore, SieveReport, sync_scripts};
 use dsync_core::{ErrorKind, StorageError};
 use managesieve::{ActiveScript, FileStore, ScriptName};
@@ -141,7 +143,7 @@ pub(crate) fn list(location: &SieveLocation, access: &Access<'_>) -> Result<Stri
     for (name, bytes) in &set.scripts {
         let active = if set.active.as_ref() == Some(name) { "  active" } else { "" };
         let pad = " ".repeat(width - name.chars().count());
-        out.push_str(&format!("  {name}{pad}  {} bytes{active}\n", bytes.len()));
+        let _ = writeln!(out, "  {name}{pad}  {} bytes{active}", bytes.len());
     }
     Ok(out)
 }

@@ -88,10 +88,12 @@ pub(crate) fn task_locations(
     settings: &Settings,
 ) -> Result<Option<SievePair>, CliError> {
     let pair = locations(args, profile, user, settings)?;
-    if pair.is_some() && task.mode == dsync_core::Mode::TwoWay {
-        return Err(CliError::Usage(
-            "--sieve-from/--sieve-to: Sieve scripts migrate with backup and sync -1; two-way sync of scripts is not supported yet".into(),
-        ));
+    if pair.is_some() {
+        // The engine's refusal of a mode (two-way, import), before anything runs.
+        let empty = ScriptSet::default();
+        if let Err(error) = dsync_core::sieve::plan(task.mode, &empty, &empty) {
+            return Err(CliError::Usage(format!("--sieve-from/--sieve-to: {error}")));
+        }
     }
     Ok(pair)
 }

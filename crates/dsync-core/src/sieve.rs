@@ -53,17 +53,27 @@ pub enum SieveStep {
 /// * [`Mode::OneWay`]: new and changed scripts are stored and the source's active script
 ///   is activated; nothing is deleted or deactivated.
 /// * [`Mode::TwoWay`] has no plan yet (it needs the last change of each script on both
-///   sides): an error of kind [`ErrorKind::Usage`].
+///   sides), and [`Mode::Import`] copies messages only: errors of kind
+///   [`ErrorKind::Usage`].
 pub fn plan(
     mode: Mode,
     source: &ScriptSet,
     destination: &ScriptSet,
 ) -> Result<Vec<SieveStep>, StorageError> {
-    if mode == Mode::TwoWay {
-        return Err(StorageError::new(
-            ErrorKind::Usage,
-            "Sieve scripts are migrated by backup and sync -1; two-way sync of scripts is not supported yet",
-        ));
+    match mode {
+        Mode::Backup | Mode::OneWay => {}
+        Mode::TwoWay => {
+            return Err(StorageError::new(
+                ErrorKind::Usage,
+                "Sieve scripts are migrated by backup and sync -1; two-way sync of scripts is not supported yet",
+            ));
+        }
+        Mode::Import => {
+            return Err(StorageError::new(
+                ErrorKind::Usage,
+                "import copies messages only; migrate Sieve scripts with backup or sync -1",
+            ));
+        }
     }
     let mut steps: Vec<SieveStep> = source
         .scripts
@@ -324,8 +334,10 @@ mod tests {
             [activate(None)]
         );
         assert!(plan(Mode::OneWay, &none_active, &destination).expect("sync -1").is_empty());
-        let error = plan(Mode::TwoWay, &none_active, &destination).expect_err("two-way");
-        assert_eq!(error.kind(), ErrorKind::Usage);
+        for mode in [Mode::TwoWay, Mode::Import] {
+            let error = plan(mode, &none_active, &destination).expect_err("refused mode");
+            assert_eq!(error.kind(), ErrorKind::Usage);
+        }
     }
 
     /// A store in memory that refuses scripts containing `refuse`.

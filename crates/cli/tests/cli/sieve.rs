@@ -339,7 +339,8 @@ fn a_batch_takes_the_sieve_locations_from_the_config_file_with_templates() {
         &config,
         format!(
             "[defaults]\nsieve_from = \"sieve://%u@127.0.0.1:{}?tls=none\"\n\
-             sieve_to = \"file:{root}/%u/sieve;active={root}/%u/.dovecot.sieve\"\n",
+             sieve_to = \"file:{root}/%u/sieve;active={root}/%u/.dovecot.sieve\"\n\
+             log_dir = \"{root}/logs\"\n",
             source.managesieve_port()
         ),
     )

@@ -381,6 +381,29 @@ pub(crate) struct RunArgs {
 
     #[command(flatten)]
     pub(crate) output: OutputArgs,
+
+    #[command(flatten)]
+    pub(crate) sieve: SieveArgs,
+}
+
+/// The user's Sieve scripts, migrated after the mail.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Sieve scripts")]
+pub(crate) struct SieveArgs {
+    /// Also migrate the user's Sieve scripts (after the mail) from LOCATION:
+    /// sieve://USER@HOST[:PORT] (ManageSieve, STARTTLS; ?tls=none for clear text; the same
+    /// password, master user and TLS options as imap://) or file:DIR[;active=PATH]
+    /// (Pigeonhole's file store; ~ is the user's home). backup makes the destination's
+    /// scripts and active script equal (extra scripts removed), sync -1 adds and updates.
+    /// A script the destination refuses is reported with its reason (exit 65), the rest
+    /// and the mail go on. Templates (%u, %n, %d) as for mail locations.
+    #[arg(long, value_name = "LOCATION", requires = "sieve_to")]
+    pub(crate) sieve_from: Option<String>,
+
+    /// Where the Sieve scripts go: sieve://USER@HOST[:PORT][?tls=none] or
+    /// file:DIR[;active=PATH] (see --sieve-from).
+    #[arg(long, value_name = "LOCATION", requires = "sieve_from")]
+    pub(crate) sieve_to: Option<String>,
 }
 
 /// doveadm sync/backup letters dsync does not implement: accepted by the parser only to
@@ -655,12 +678,22 @@ pub(crate) struct VerifyArgs {
     /// Print the differences as JSON.
     #[arg(long)]
     pub(crate) json: bool,
+
+    /// Also compare the Sieve scripts of --sieve-from and --sieve-to (names, bytes, the
+    /// active script).
+    #[command(flatten)]
+    pub(crate) sieve: SieveArgs,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct CheckArgs {
     /// The location to check (may be left out with -u/-A, or be a template with -F).
     pub(crate) location: Option<String>,
+
+    /// Also list the user's Sieve scripts at LOCATION (sieve://USER@HOST[:PORT][?tls=none]
+    /// or file:DIR[;active=PATH]): names, sizes, the active one. One user only.
+    #[arg(long = "sieve", value_name = "LOCATION")]
+    pub(crate) sieve: Option<String>,
 
     #[command(flatten)]
     pub(crate) connection: ConnectionArgs,

@@ -146,12 +146,13 @@ pub(crate) fn resolve(
 ) -> Result<Location, CliError> {
     let Location::FromSettings(protocol) = location else { return Ok(location) };
     let (server, prefix) = match protocol {
-        Protocol::Imap => (&settings.imapc, "imapc"),
+        // No mail location is ManageSieve: `imapc:` stands in for it.
+        Protocol::Imap | Protocol::Sieve => (&settings.imapc, "imapc"),
         Protocol::Pop3 => (&settings.pop3c, "pop3c"),
     };
     let resolved = from_settings(server, prefix, protocol, user)?;
     Ok(match protocol {
-        Protocol::Imap => Location::Imap(resolved),
+        Protocol::Imap | Protocol::Sieve => Location::Imap(resolved),
         Protocol::Pop3 => Location::Pop3(resolved),
     })
 }
@@ -182,6 +183,7 @@ fn from_settings(
         (Protocol::Imap, _) => 143,
         (Protocol::Pop3, Transport::Tls) => 995,
         (Protocol::Pop3, _) => 110,
+        (Protocol::Sieve, _) => 4190,
     };
     Ok(ServerLocation {
         protocol,
@@ -348,7 +350,7 @@ fn resolved(path: &Path) -> PathBuf {
 }
 
 /// The password or token for a connection, read now (a refreshed token is picked up).
-fn read_secret(access: &Access<'_>) -> Result<mailnet::Secret<String>, CliError> {
+pub(crate) fn read_secret(access: &Access<'_>) -> Result<mailnet::Secret<String>, CliError> {
     match &access.secret {
         Some(source) => source.read(),
         None => SecretSource::Env(PASSWORD_ENV.into()).read().map_err(|error| match error {
@@ -362,7 +364,10 @@ fn read_secret(access: &Access<'_>) -> Result<mailnet::Secret<String>, CliError>
 /// The login and the master user: `user*master` is Dovecot's master-user login;
 /// `--master-user` (or `-o imapc_master_user` / `-o pop3c_master_user` for its protocol)
 /// says the same.
-fn login_names(location: &ServerLocation, settings: &Settings) -> (String, Option<String>) {
+pub(crate) fn login_names(
+    location: &ServerLocation,
+    settings: &Settings,
+) -> (String, Option<String>) {
     match (settings.master_user_for(location.protocol), location.user.rsplit_once('*')) {
         (Some(master), _) => (location.user.clone(), Some(master.to_owned())),
         (None, Some((user, master))) if !user.is_empty() && !master.is_empty() => {
@@ -372,7 +377,7 @@ fn login_names(location: &ServerLocation, settings: &Settings) -> (String, Optio
     }
 }
 
-fn tls_options(settings: &Settings) -> TlsOptions {
+pub(crate) fn tls_options(settings: &Settings) -> TlsOptions {
     let mut tls = TlsOptions::new();
     if let Some(ca_file) = &settings.ca_file {
         tls = tls.ca_file(ca_file);
@@ -389,7 +394,7 @@ fn tls_options(settings: &Settings) -> TlsOptions {
     tls
 }
 
-fn timeouts(settings: &Settings) -> Timeouts {
+pub(crate) fn timeouts(settings: &Settings) -> Timeouts {
     let timeout = Duration::from_secs(settings.timeout.max(1));
     Timeouts {
         connect: timeout.min(Duration::from_secs(settings.connect_timeout.max(1))),
@@ -486,7 +491,7 @@ fn pop3_login(
 
 /// A protocol trace (IMAP and POP3 alike): `-D` lines through tracing, and the raw log
 /// file.
-fn trace(debug: bool, rawlog: Option<RawLog>) -> mailnet::Trace {
+pub(crate) fn trace(debug: bool, rawlog: Option<RawLog>) -> mailnet::Trace {
     mailnet::Trace::new(move |direction, line| {
         let arrow = match direction {
             mailnet::TraceDirection::Sent => "C:",

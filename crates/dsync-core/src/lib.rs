@@ -65,6 +65,7 @@ pub mod plan;
 pub mod pop3_migration;
 pub mod query;
 mod report;
+pub mod sieve;
 mod spool;
 pub mod state;
 mod storage;

@@ -17,6 +17,7 @@ mod pop3;
 mod report;
 mod secrets;
 mod seeds;
+mod sieve;
 mod tls;
 mod uid_rule;
 mod verbs;

@@ -100,6 +100,7 @@ mod location;
 mod mailbox_log;
 mod maildir;
 mod name;
+mod pending;
 mod subscriptions;
 mod uidvalidity;
 
@@ -112,6 +113,7 @@ pub use left_out::{FileKind, LeftOut, LeftOutReason, Listing};
 pub use location::{Layout, Location};
 pub use maildir::{
     CopyOutcome, DroppedKeyword, Durability, Mailbox, MailboxEntry, MailboxStatus, Maildir,
-    MessageInfo, MessageReader, Options, PendingMessage, SaveOptions,
+    MessageInfo, MessageReader, Options, SaveOptions,
 };
 pub use name::MailboxName;
+pub use pending::PendingMessage;

@@ -8,7 +8,7 @@ pub(crate) mod keywords;
 pub(crate) mod layout;
 pub(crate) mod leftovers;
 mod mailbox;
-mod save;
+pub(crate) mod save;
 pub(crate) mod state;
 mod trash;
 pub(crate) mod uidlist;
@@ -22,7 +22,7 @@ use std::time::Duration;
 
 pub use copy::CopyOutcome;
 pub use mailbox::{DroppedKeyword, Mailbox, MailboxStatus, MessageInfo, MessageReader};
-pub use save::{PendingMessage, SaveOptions};
+pub use save::SaveOptions;
 
 use crate::crlf::LineEndings;
 use crate::error::{Error, IoContext, Result};

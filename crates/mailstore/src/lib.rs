@@ -95,6 +95,9 @@ mod fs;
 #[doc(hidden)]
 pub mod fuzzing;
 mod guid;
+// Used by the sdbox store (next commit).
+#[allow(dead_code)]
+mod index;
 mod left_out;
 mod location;
 mod mailbox_log;

@@ -89,6 +89,9 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod crlf;
+// Used by the sdbox store (next commit).
+#[allow(dead_code)]
+mod dbox;
 mod error;
 mod flags;
 mod fs;

@@ -82,6 +82,11 @@ impl MessageReader {
         MessageReader { body: file.take(u64::MAX) }
     }
 
+    /// `size` bytes of `file` from where it is positioned.
+    pub(crate) fn part(file: File, size: u64) -> MessageReader {
+        MessageReader { body: file.take(size) }
+    }
+
     /// The bytes as IMAP serves them (bare LF → CRLF).
     pub fn crlf(self) -> CrlfReader<io::Take<File>> {
         CrlfReader::new(self.body)

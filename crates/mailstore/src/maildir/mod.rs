@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 pub use copy::CopyOutcome;
+pub(crate) use mailbox::virtual_size_read;
 pub use mailbox::{DroppedKeyword, Mailbox, MailboxStatus, MessageInfo, MessageReader};
 pub use save::SaveOptions;
 

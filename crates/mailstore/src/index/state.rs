@@ -521,6 +521,18 @@ impl IndexState {
         let index = if let Some(index) = self.keywords.iter().position(|k| *k == name) {
             index
         } else {
+            // The first keyword creates the `keywords` extension in Dovecot's map
+            // (`keywords_header_add`), which takes the next extension id: later records
+            // that introduce extensions by id count it.
+            if self.ext(ext::KEYWORDS).is_none() {
+                self.exts.push(Ext {
+                    name: ext::KEYWORDS.to_string(),
+                    reset_id: 0,
+                    header: Vec::new(),
+                    record_size: 0,
+                    record_align: 1,
+                });
+            }
             self.keywords.push(name);
             self.keywords.len() - 1
         };
@@ -640,6 +652,33 @@ mod tests {
         let mut t = Transaction::new();
         t.push(kind::EXT_HDR_UPDATE | ext, payload::header_update(0, &[1]));
         assert!(replay(&mut orphan, &t).unwrap_err().contains("without intro"));
+    }
+
+    #[test]
+    fn the_first_keyword_takes_an_extension_id() {
+        // Dovecot's map gets the `keywords` extension at the first keyword; a later
+        // introduction by id counts it (seen in a log Dovecot wrote: id 5 after
+        // dbox-hdr, modseq, cache, hdr-pop3-uidl and keywords).
+        let ext = kind::EXTERNAL;
+        let mut state = IndexState::default();
+        let mut t = Transaction::new();
+        t.push(kind::EXT_INTRO | ext, payload::ext_intro("dbox-hdr", 0, 24, 0, 0, true));
+        t.push(kind::APPEND | ext, payload::append(&[(1, 0)]));
+        t.push(kind::KEYWORD_UPDATE | ext, payload::keyword_update(true, "Junk", &[(1, 1)]));
+        t.push(kind::EXT_INTRO | ext, payload::ext_intro("cache", 0, 0, 4, 4, true));
+        replay(&mut state, &t).unwrap();
+        let names: Vec<&str> = state.exts.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["dbox-hdr", "keywords", "cache"]);
+        let mut by_id = payload::ext_intro("", 0, 0, 4, 4, true);
+        by_id[..4].copy_from_slice(&2u32.to_le_bytes());
+        let mut t = Transaction::new();
+        t.push(kind::EXT_INTRO | ext, by_id);
+        replay(&mut state, &t).unwrap();
+        let mut keywords = payload::ext_intro("", 0, 0, 4, 4, true);
+        keywords[..4].copy_from_slice(&1u32.to_le_bytes());
+        let mut t = Transaction::new();
+        t.push(kind::EXT_INTRO | ext, keywords);
+        assert!(replay(&mut state, &t).unwrap_err().contains("for keywords"));
     }
 
     #[test]

@@ -13,5 +13,6 @@ mod left_out;
 mod operations;
 mod ownership;
 mod recovery;
+mod sdbox;
 mod support;
 mod we_read_dovecot;

@@ -1,0 +1,171 @@
+//! sdbox on either side of the binary, judged by Dovecot: a Dovecot serving what
+//! `dsync backup imap://… sdbox:DIR` wrote shows the source, also after the source changed
+//! and the backup ran again; an sdbox is read as a source, verified, listed and synced
+//! with a Maildir both ways.
+
+use std::path::Path;
+
+use testkit::{AccountSnapshot, Dovecot, RawImap, fixtures};
+
+use super::{PASSWORD, dsync, served, source_with_fixture, text};
+
+/// What a fresh Dovecot serving a copy of the sdbox at `path` shows; its log must stay
+/// free of warnings, errors and index rebuilds.
+fn served_sdbox(path: &Path) -> AccountSnapshot {
+    let dovecot = Dovecot::builder().user_serving_copy("reader", "readerpw", path, "sdbox").start();
+    let snapshot = RawImap::login(dovecot.imap_port(), "reader", "readerpw").snapshot();
+    let log = dovecot.log();
+    for word in ["Warning", "Error", "rebuild", "Panic", "corrupt"] {
+        assert!(!log.contains(word), "Dovecot serving the sdbox says {word}:\n{log}");
+    }
+    snapshot
+}
+
+/// The GUID lines `doveadm fetch` shows for `mailbox` of the sdbox at `path`.
+fn doveadm_guids(path: &Path, mailbox: &str) -> String {
+    let dovecot = Dovecot::builder().user_serving_copy("reader", "readerpw", path, "sdbox").start();
+    dovecot.doveadm_ok(&["fetch", "-u", "reader", "uid guid", "mailbox", mailbox, "all"])
+}
+
+#[test]
+fn backup_into_sdbox_is_what_dovecot_serves_and_an_incremental_run_converges() {
+    let (source, expected) = source_with_fixture();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let destination = dir.path().join("sdbox");
+    let location = format!("imap://alice@127.0.0.1:{}?tls=none", source.imap_port());
+    let target = format!("sdbox:{}", destination.display());
+
+    let first = dsync(&["backup", &location, &target], Some(PASSWORD));
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let summary = String::from_utf8_lossy(&first.stdout);
+    assert!(summary.contains(&format!("{} messages saved", expected.message_count())), "{summary}");
+    expected.assert_same(&served_sdbox(&destination));
+    // doveadm shows the message GUIDs we wrote (new ones: IMAP gave none without -a).
+    let store = mailstore::Sdbox::open(mailstore::SdboxLocation::new(&destination));
+    let inbox = store.mailbox(&"INBOX".parse().expect("name")).expect("INBOX");
+    let ours: String = inbox
+        .messages()
+        .expect("list")
+        .iter()
+        .map(|m| format!("uid: {}\nguid: {}\n", m.uid, m.guid))
+        .collect::<Vec<_>>()
+        .join("\u{c}\n");
+    assert_eq!(doveadm_guids(&destination, "INBOX"), ours);
+
+    let second = dsync(&["backup", &location, &target], Some(PASSWORD));
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second));
+    assert!(
+        String::from_utf8_lossy(&second.stdout)
+            .contains("0 messages saved (0 B), 0 expunged, 0 flag changes in"),
+        "{}",
+        text(&second)
+    );
+
+    // The source changes: new mail, flag and keyword changes, expunges, a new folder, a
+    // deleted one, a subscription. The next backup brings the sdbox there.
+    let mut imap = RawImap::login(source.imap_port(), "alice", PASSWORD);
+    imap.append("INBOX", &["\\Flagged"], None, &fixtures::message(70, "new", "after"));
+    imap.store("INBOX", "1", "+FLAGS (\\Answered NewKeyword)");
+    imap.store("INBOX", "2", "-FLAGS (\\Seen $Label1)");
+    imap.expunge_uids("INBOX", "4");
+    imap.expunge_uids("Archive", "1:*");
+    imap.create("Brand/New");
+    imap.append("Brand/New", &["\\Seen"], None, &fixtures::message(71, "brand", "new"));
+    imap.command_ok("DELETE \"Project Notes\"");
+    imap.subscribe("Brand/New");
+    let changed = imap.snapshot();
+    assert_ne!(changed, expected);
+
+    let third = dsync(&["backup", &location, &target], Some(PASSWORD));
+    assert_eq!(third.status.code(), Some(0), "{}", text(&third));
+    changed.assert_same(&served_sdbox(&destination));
+    let fourth = dsync(&["backup", &location, &target], Some(PASSWORD));
+    assert!(
+        String::from_utf8_lossy(&fourth.stdout)
+            .contains("0 messages saved (0 B), 0 expunged, 0 flag changes in"),
+        "{}",
+        text(&fourth)
+    );
+    changed.assert_same(&served_sdbox(&destination));
+}
+
+#[test]
+fn an_sdbox_is_a_source_and_syncs_with_a_maildir() {
+    let (source, expected) = source_with_fixture();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sdbox = dir.path().join("sdbox");
+    let location = format!("imap://alice@127.0.0.1:{}?tls=none", source.imap_port());
+    let sdbox_location = format!("sdbox:{}", sdbox.display());
+    let run = dsync(&["backup", &location, &sdbox_location], Some(PASSWORD));
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+
+    // verify sees no difference between the server and the sdbox.
+    let verify = dsync(&["verify", "--bodies", &location, &sdbox_location], Some(PASSWORD));
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
+    assert!(
+        String::from_utf8_lossy(&verify.stderr).contains(" 0 differences"),
+        "{}",
+        text(&verify)
+    );
+    let list = dsync(&["mailbox", "list", &sdbox_location], None);
+    assert_eq!(list.status.code(), Some(0), "{}", text(&list));
+    for name in ["INBOX", "Archive/2023", "Entwürfe", "Parent"] {
+        assert!(String::from_utf8_lossy(&list.stdout).contains(name), "{}", text(&list));
+    }
+
+    // sdbox -> Maildir: Dovecot serves the Maildir as the server.
+    let maildir = dir.path().join("Maildir");
+    let maildir_location = format!("maildir:{}", maildir.display());
+    let copy = dsync(&["backup", &sdbox_location, &maildir_location], None);
+    assert_eq!(copy.status.code(), Some(0), "{}", text(&copy));
+    expected.assert_same(&served(&maildir));
+    // The GUIDs travel with the mail.
+    let maildir_guids = {
+        let dovecot =
+            Dovecot::builder().user_serving_copy("reader", "readerpw", &maildir, "maildir").start();
+        dovecot.doveadm_ok(&["fetch", "-u", "reader", "uid guid", "mailbox", "Archive", "all"])
+    };
+    assert_eq!(doveadm_guids(&sdbox, "Archive"), maildir_guids);
+
+    // The sdbox changes (a flag of INBOX's first message, with our writer as a client
+    // would through Dovecot); a two-way sync brings it to the Maildir; sync -1 from the
+    // Maildir afterwards changes nothing.
+    let store = mailstore::Sdbox::open(mailstore::SdboxLocation::new(&sdbox));
+    let inbox = store.mailbox(&"INBOX".parse().expect("name")).expect("INBOX");
+    let first = inbox.messages().expect("list")[0].clone();
+    inbox.set_flags(first.uid, mailstore::Flags::FLAGGED, &[]).expect("flags");
+    let two_way = dsync(&["sync", &sdbox_location, &maildir_location], None);
+    assert_eq!(two_way.status.code(), Some(0), "{}", text(&two_way));
+    let merged = served_sdbox(&sdbox);
+    assert_ne!(merged, expected);
+    merged.assert_same(&served(&maildir));
+    let one_way = dsync(&["sync", "-1", &maildir_location, &sdbox_location], None);
+    assert_eq!(one_way.status.code(), Some(0), "{}", text(&one_way));
+    merged.assert_same(&served_sdbox(&sdbox));
+
+    // backup -R writes the first location (a new sdbox) from the second (the Maildir);
+    // import puts the sdbox's mail under a folder of another sdbox; check reads it.
+    let restored = dir.path().join("restored");
+    let restored_location = format!("sdbox:{}", restored.display());
+    let reverse = dsync(&["backup", "-R", &restored_location, &maildir_location], None);
+    assert_eq!(reverse.status.code(), Some(0), "{}", text(&reverse));
+    merged.assert_same(&served_sdbox(&restored));
+    let import = dsync(&["import", &sdbox_location, &restored_location, "Imported"], None);
+    assert_eq!(import.status.code(), Some(0), "{}", text(&import));
+    let imported = served_sdbox(&restored);
+    // (import creates only folders that receive mail, as doveadm import does)
+    for (name, mailbox) in merged.mailboxes.iter().filter(|(_, m)| !m.messages.is_empty()) {
+        let Some(copy) = imported.mailboxes.get(&format!("Imported/{name}")) else {
+            panic!("Imported/{name} missing: {:?}", imported.mailboxes.keys());
+        };
+        assert_eq!(copy.messages.len(), mailbox.messages.len(), "{name}");
+        let bodies = |m: &testkit::MailboxSnapshot| {
+            let mut bodies: Vec<Vec<u8>> = m.messages.iter().map(|m| m.body.clone()).collect();
+            bodies.sort();
+            bodies
+        };
+        assert_eq!(bodies(copy), bodies(mailbox), "{name}");
+    }
+    let check = dsync(&["check", &sdbox_location], None);
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check));
+}

@@ -308,3 +308,135 @@ fn we_read_the_sdbox_dovecot_wrote() {
     }
     assert_quiet(&dovecot);
 }
+
+const ENV_DIR: &str = "MAILSTORE_SDBOX_CONCURRENT_DIR";
+const OURS: u32 = 120;
+const THEIRS: u32 = 120;
+
+fn our_body(index: u32) -> Vec<u8> {
+    fixtures::message(10_000 + index, "ours", "written by mailstore")
+}
+
+fn their_body(index: u32) -> Vec<u8> {
+    fixtures::message(20_000 + index, "theirs", "delivered by Dovecot")
+}
+
+#[test]
+#[ignore = "run by sdbox::dovecot_and_we_change_the_same_sdbox as a child process"]
+fn sdbox_concurrent_helper() {
+    let Ok(dir) = std::env::var(ENV_DIR) else { return };
+    let options = mailstore::Options::default().with_durability(mailstore::Durability::Deferred);
+    let store = Sdbox::with_options(SdboxLocation::new(dir), options);
+    let mut inbox = store.mailbox(&name("INBOX")).unwrap();
+    let mut committed = Vec::new();
+    let mut expunged = Vec::new();
+    for index in 0..OURS {
+        let mut pending = inbox.begin_save().unwrap();
+        pending.write_all(&our_body(index)).unwrap();
+        inbox.save(pending, SaveOptions::default().with_received(1_600_000_000)).unwrap();
+        if inbox.staged() == 5 {
+            committed.extend(inbox.commit().unwrap());
+            // Flag one of ours and expunge another while Dovecot is busy too.
+            let uid = committed[committed.len() - 3];
+            inbox.set_flags(uid, Flags::SEEN, &[Keyword::new("Ours").unwrap()]).unwrap();
+            let gone = committed[committed.len() - 1];
+            inbox.expunge(&[gone]).unwrap();
+            expunged.push(gone);
+        }
+    }
+    committed.extend(inbox.commit().unwrap());
+    println!("UIDS {committed:?}");
+    println!("EXPUNGED {expunged:?}");
+}
+
+/// The numbers after `label` in the helper's output.
+fn numbers(stdout: &str, label: &str) -> Vec<u32> {
+    stdout
+        .lines()
+        .find_map(|l| l.split_once(label).map(|(_, uids)| uids))
+        .map(|l| l.trim_matches(['[', ']']).split(", ").filter_map(|u| u.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn dovecot_and_we_change_the_same_sdbox() {
+    use std::collections::BTreeSet;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+
+    let dovecot = Dovecot::builder().user_with_mail("alice", "alicepw", "sdbox:~/sdbox").start();
+    let root = dovecot.home("alice").join("sdbox");
+    let mut imap = RawImap::login(dovecot.imap_port(), "alice", "alicepw");
+    imap.append("INBOX", &[], None, &their_body(9999));
+    imap.select("INBOX");
+
+    let helper = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "sdbox::sdbox_concurrent_helper",
+            "--ignored",
+            "--test-threads=1",
+            "--nocapture",
+        ])
+        .env(ENV_DIR, &root)
+        .uid(testkit::MAIL_UID)
+        .gid(testkit::MAIL_GID)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut their_expunged = BTreeSet::new();
+    for index in 0..THEIRS {
+        let uid = imap.append(
+            "INBOX",
+            &["$Theirs"],
+            Some("01-Jan-2024 00:00:00 +0000"),
+            &their_body(index),
+        );
+        if index % 10 == 9 {
+            imap.command_ok(&format!("UID STORE {uid} +FLAGS.SILENT (\\Flagged)"));
+        }
+        if index % 10 == 5 {
+            imap.command_ok(&format!("UID STORE {uid} +FLAGS.SILENT (\\Deleted)"));
+            imap.command_ok(&format!("UID EXPUNGE {uid}"));
+            their_expunged.insert(index);
+        }
+    }
+    let output = helper.wait_with_output().unwrap();
+    assert!(output.status.success(), "writer failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let our_uids = numbers(&stdout, "UIDS ");
+    let our_expunged = numbers(&stdout, "EXPUNGED ");
+    assert_eq!(our_uids.len(), OURS as usize, "{stdout}");
+    assert_eq!(our_expunged.len(), (OURS / 5) as usize, "{stdout}");
+
+    // A new session sees every message that was not expunged exactly once and whole.
+    let theirs = RawImap::login(dovecot.imap_port(), "alice", "alicepw").snapshot();
+    let inbox = &theirs.mailboxes["INBOX"];
+    let mut expected: BTreeSet<Vec<u8>> = BTreeSet::new();
+    for (index, uid) in our_uids.iter().enumerate() {
+        if !our_expunged.contains(uid) {
+            expected.insert(our_body(u32::try_from(index).unwrap()));
+        }
+    }
+    expected.extend((0..THEIRS).filter(|i| !their_expunged.contains(i)).map(their_body));
+    expected.insert(their_body(9999));
+    let bodies: BTreeSet<Vec<u8>> = inbox.messages.iter().map(|m| m.body.clone()).collect();
+    assert_eq!(inbox.messages.len(), expected.len());
+    assert_eq!(bodies, expected, "every message exactly once and whole");
+    let ours_seen = inbox.messages.iter().filter(|m| m.flags == ["Ours", "\\Seen"]).count();
+    assert_eq!(ours_seen, (OURS / 5) as usize);
+    // The session that was open all along agrees.
+    assert_eq!(imap.snapshot(), theirs);
+
+    let (first, last) = (our_uids[0], our_uids[our_uids.len() - 1]);
+    let interleaved = inbox
+        .messages
+        .iter()
+        .filter(|m| (first..=last).contains(&m.uid) && !our_uids.contains(&m.uid))
+        .count();
+    eprintln!("our UIDs {first}..={last}; Dovecot delivered {interleaved} messages in between");
+
+    theirs.assert_same(&our_sdbox_snapshot(&Sdbox::open(SdboxLocation::new(&root))));
+    assert_quiet(&dovecot);
+}

@@ -14,5 +14,6 @@ mod operations;
 mod ownership;
 mod recovery;
 mod sdbox;
+mod sdbox_kill9;
 mod support;
 mod we_read_dovecot;

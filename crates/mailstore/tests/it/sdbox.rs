@@ -440,3 +440,29 @@ fn dovecot_and_we_change_the_same_sdbox() {
     theirs.assert_same(&our_sdbox_snapshot(&Sdbox::open(SdboxLocation::new(&root))));
     assert_quiet(&dovecot);
 }
+
+#[test]
+fn we_read_an_sdbox_with_index_and_alternate_storage_elsewhere() {
+    let dovecot = Dovecot::builder()
+        .user_with_mail("alice", "alicepw", "sdbox:~/sdbox:INDEX=~/index:ALT=~/alt")
+        .start();
+    let mut imap = RawImap::login(dovecot.imap_port(), "alice", "alicepw");
+    fixtures::populate_standard(&mut imap);
+    // Some of INBOX goes to alternate storage; then new mail arrives in primary storage.
+    dovecot.doveadm_ok(&["altmove", "-u", "alice", "mailbox", "INBOX", "uid", "1:5"]);
+    imap.append("INBOX", &["\\Seen"], None, &fixtures::message(90, "primary", "after altmove"));
+    let home = dovecot.home("alice");
+    let alt_files = std::fs::read_dir(home.join("alt/mailboxes/INBOX/dbox-Mails"))
+        .map(|entries| entries.count())
+        .unwrap_or(0);
+    assert!(alt_files > 0, "altmove moved nothing");
+    assert!(home.join("index/mailboxes/INBOX/dovecot.index.log").exists());
+    assert!(!home.join("sdbox/mailboxes/INBOX/dbox-Mails/dovecot.index.log").exists());
+    let theirs = imap.snapshot();
+
+    let location = SdboxLocation::new(home.join("sdbox"))
+        .with_index(home.join("index"))
+        .with_alt(home.join("alt"));
+    theirs.assert_same(&our_sdbox_snapshot(&Sdbox::open(location)));
+    assert_quiet(&dovecot);
+}

@@ -48,3 +48,18 @@ fn replay_mail_location() {
 fn replay_maildir_folder_name() {
     replay("maildir_folder_name", mailstore::fuzzing::folder_name);
 }
+
+#[test]
+fn replay_sdbox_index_log() {
+    replay("sdbox_index_log", mailstore::fuzzing::index_log);
+}
+
+#[test]
+fn replay_sdbox_index_snapshot() {
+    replay("sdbox_index_snapshot", mailstore::fuzzing::index_snapshot);
+}
+
+#[test]
+fn replay_sdbox_dbox_file() {
+    replay("sdbox_dbox_file", mailstore::fuzzing::dbox_file);
+}

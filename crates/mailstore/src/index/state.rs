@@ -134,12 +134,12 @@ pub(crate) fn modseq_after(record: &RawRecord<'_>, current: u64) -> u64 {
         | kind::APPEND
         | kind::KEYWORD_UPDATE
         | kind::KEYWORD_RESET
-        | kind::ATTRIBUTE_UPDATE => current + 1,
+        | kind::ATTRIBUTE_UPDATE => current.saturating_add(1),
         kind::FLAG_UPDATE => {
             let visible = payload
                 .chunks_exact(12)
                 .any(|entry| visible_flag_update(entry[8], entry[9], entry[10]));
-            current + u64::from(visible)
+            current.saturating_add(u64::from(visible))
         }
         kind::MODSEQ_UPDATE => payload
             .chunks_exact(12)
@@ -318,6 +318,10 @@ impl IndexState {
             let next = self.next_uid();
             if uid < next || uid == 0 {
                 return Err(format!("Append with UID {uid}, but next_uid = {next}"));
+            }
+            if uid == u32::MAX {
+                // Dovecot's next_uid would wrap to 0 (`rec->uid + 1`).
+                return Err(format!("Append with UID {uid}: no next UID after it"));
             }
             self.messages.push(Message { uid, flags: entry[4], keywords: Vec::new(), modseq: 0 });
             let position = self.messages.len() - 1;

@@ -452,9 +452,8 @@ fn we_read_an_sdbox_with_index_and_alternate_storage_elsewhere() {
     dovecot.doveadm_ok(&["altmove", "-u", "alice", "mailbox", "INBOX", "uid", "1:5"]);
     imap.append("INBOX", &["\\Seen"], None, &fixtures::message(90, "primary", "after altmove"));
     let home = dovecot.home("alice");
-    let alt_files = std::fs::read_dir(home.join("alt/mailboxes/INBOX/dbox-Mails"))
-        .map(|entries| entries.count())
-        .unwrap_or(0);
+    let alt_files =
+        std::fs::read_dir(home.join("alt/mailboxes/INBOX/dbox-Mails")).map_or(0, Iterator::count);
     assert!(alt_files > 0, "altmove moved nothing");
     assert!(home.join("index/mailboxes/INBOX/dovecot.index.log").exists());
     assert!(!home.join("sdbox/mailboxes/INBOX/dbox-Mails/dovecot.index.log").exists());

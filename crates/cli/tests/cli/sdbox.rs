@@ -169,3 +169,66 @@ fn an_sdbox_is_a_source_and_syncs_with_a_maildir() {
     let check = dsync(&["check", &sdbox_location], None);
     assert_eq!(check.status.code(), Some(0), "{}", text(&check));
 }
+
+/// Every `u.<uid>` file below `root` with its inode: what a second writer replaced shows.
+fn message_files(root: &Path) -> std::collections::BTreeMap<std::path::PathBuf, u64> {
+    use std::os::unix::fs::MetadataExt;
+    let mut found = std::collections::BTreeMap::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read dir").flatten() {
+            let path = entry.path();
+            let metadata = entry.metadata().expect("stat");
+            if metadata.is_dir() {
+                pending.push(path);
+            } else if entry.file_name().to_string_lossy().starts_with("u.") {
+                found.insert(path.strip_prefix(root).expect("below").to_path_buf(), metadata.ino());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn doveadm_backup_onto_our_sdbox_changes_nothing() {
+    let (source, expected) = source_with_fixture();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let destination = dir.path().join("sdbox");
+    let location = format!("imap://alice@127.0.0.1:{}?tls=none", source.imap_port());
+    let target = format!("sdbox:{}", destination.display());
+    let run = dsync(&["backup", &location, &target], Some(PASSWORD));
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    testkit::chown_to_mail_user(&destination);
+    let before = message_files(&destination);
+
+    // doveadm backup from the same source (imapc, as Dovecot's migration docs set it up)
+    // onto what we wrote.
+    let config = dir.path().join("doveadm.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "!include {}\nimapc_host = 127.0.0.1\nimapc_port = {}\nimapc_user = %u\n\
+             imapc_password = {PASSWORD}\nimapc_features = rfc822.size fetch-headers modseq\n\
+             imapc_list_prefix =\n",
+            source.config_file().display(),
+            source.imap_port()
+        ),
+    )
+    .expect("write config");
+    let doveadm = std::process::Command::new("/usr/bin/doveadm")
+        .arg("-c")
+        .arg(&config)
+        .arg("-o")
+        .arg(format!("mail_location=sdbox:{}", destination.display()))
+        .args(["backup", "-R", "-u", "alice", "imapc:"])
+        .output()
+        .expect("run doveadm");
+    assert!(
+        doveadm.status.success(),
+        "doveadm backup: {}{}",
+        String::from_utf8_lossy(&doveadm.stdout),
+        String::from_utf8_lossy(&doveadm.stderr)
+    );
+    assert_eq!(message_files(&destination), before, "doveadm rewrote messages we wrote");
+    expected.assert_same(&served_sdbox(&destination));
+}

@@ -190,7 +190,7 @@ fn message_files(root: &Path) -> std::collections::BTreeMap<std::path::PathBuf, 
 }
 
 #[test]
-fn doveadm_backup_onto_our_sdbox_changes_nothing() {
+fn doveadm_backup_onto_our_sdbox_and_ours_onto_doveadms_change_nothing() {
     let (source, expected) = source_with_fixture();
     let dir = tempfile::tempdir().expect("temp dir");
     let destination = dir.path().join("sdbox");
@@ -215,20 +215,42 @@ fn doveadm_backup_onto_our_sdbox_changes_nothing() {
         ),
     )
     .expect("write config");
-    let doveadm = std::process::Command::new("/usr/bin/doveadm")
-        .arg("-c")
-        .arg(&config)
-        .arg("-o")
-        .arg(format!("mail_location=sdbox:{}", destination.display()))
-        .args(["backup", "-R", "-u", "alice", "imapc:"])
-        .output()
-        .expect("run doveadm");
-    assert!(
-        doveadm.status.success(),
-        "doveadm backup: {}{}",
-        String::from_utf8_lossy(&doveadm.stdout),
-        String::from_utf8_lossy(&doveadm.stderr)
-    );
+    let doveadm_backup = |into: &Path| {
+        let doveadm = std::process::Command::new("/usr/bin/doveadm")
+            .arg("-c")
+            .arg(&config)
+            .arg("-o")
+            .arg(format!("mail_location=sdbox:{}", into.display()))
+            .args(["backup", "-R", "-u", "alice", "imapc:"])
+            .output()
+            .expect("run doveadm");
+        assert!(
+            doveadm.status.success(),
+            "doveadm backup: {}{}",
+            String::from_utf8_lossy(&doveadm.stdout),
+            String::from_utf8_lossy(&doveadm.stderr)
+        );
+    };
+    doveadm_backup(&destination);
     assert_eq!(message_files(&destination), before, "doveadm rewrote messages we wrote");
     expected.assert_same(&served_sdbox(&destination));
+
+    // And the other way round: ours onto the sdbox doveadm wrote from the same source
+    // saves, expunges and changes nothing.
+    let theirs = dir.path().join("doveadm-sdbox");
+    std::fs::create_dir(&theirs).expect("mkdir");
+    testkit::chown_to_mail_user(&theirs);
+    doveadm_backup(&theirs);
+    let before = message_files(&theirs);
+    let ours =
+        dsync(&["backup", &location, &format!("sdbox:{}", theirs.display())], Some(PASSWORD));
+    assert_eq!(ours.status.code(), Some(0), "{}", text(&ours));
+    assert!(
+        String::from_utf8_lossy(&ours.stdout)
+            .contains("0 messages saved (0 B), 0 expunged, 0 flag changes in"),
+        "{}",
+        text(&ours)
+    );
+    assert_eq!(message_files(&theirs), before, "we rewrote messages doveadm wrote");
+    expected.assert_same(&served_sdbox(&theirs));
 }

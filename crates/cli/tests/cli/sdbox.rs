@@ -254,3 +254,37 @@ fn doveadm_backup_onto_our_sdbox_and_ours_onto_doveadms_change_nothing() {
     assert_eq!(message_files(&theirs), before, "we rewrote messages doveadm wrote");
     expected.assert_same(&served_sdbox(&theirs));
 }
+
+#[test]
+fn a_dovecot_maildir_through_sdbox_and_back_is_exact() {
+    let (source, expected) = source_with_fixture();
+    let maildir = source.home("alice").join("Maildir");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sdbox = dir.path().join("sdbox");
+    let back = dir.path().join("Maildir");
+    let (from, via, to) = (
+        format!("maildir:{}", maildir.display()),
+        format!("sdbox:{}", sdbox.display()),
+        format!("maildir:{}", back.display()),
+    );
+    for (a, b) in [(&from, &via), (&via, &to)] {
+        let run = dsync(&["backup", a, b], None);
+        assert_eq!(run.status.code(), Some(0), "{a} -> {b}: {}", text(&run));
+    }
+    expected.assert_same(&served_sdbox(&sdbox));
+    expected.assert_same(&served(&back));
+    // Mailbox and message GUIDs survive both hops, as doveadm shows them.
+    let guids = |path: &Path, driver: &str| {
+        let dovecot = Dovecot::builder().user_serving_copy("r", "rpw", path, driver).start();
+        let mut out = String::new();
+        for mailbox in ["INBOX", "Archive/2023"] {
+            out += &dovecot.doveadm_ok(&["mailbox", "status", "-u", "r", "guid", mailbox]);
+            out +=
+                &dovecot.doveadm_ok(&["fetch", "-u", "r", "uid guid", "mailbox", mailbox, "all"]);
+        }
+        out
+    };
+    let original = guids(&maildir, "maildir");
+    assert_eq!(guids(&sdbox, "sdbox"), original);
+    assert_eq!(guids(&back, "maildir"), original);
+}

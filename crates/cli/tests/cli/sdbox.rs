@@ -288,3 +288,57 @@ fn a_dovecot_maildir_through_sdbox_and_back_is_exact() {
     assert_eq!(guids(&sdbox, "sdbox"), original);
     assert_eq!(guids(&back, "maildir"), original);
 }
+
+#[test]
+fn runs_into_an_sdbox_a_dovecot_serves_meanwhile_converge() {
+    let (source, expected) = source_with_fixture();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let served_dir = dir.path().join("sdbox");
+    std::fs::create_dir(&served_dir).expect("mkdir");
+    testkit::chown_to_mail_user(&served_dir);
+    // A Dovecot serving the destination itself (not a copy), with a client logged in.
+    let destination = Dovecot::builder()
+        .user_with_mail("bob", "bobpw", &format!("sdbox:{}", served_dir.display()))
+        .start();
+    let location = format!("imap://alice@127.0.0.1:{}?tls=none", source.imap_port());
+    let target = format!("sdbox:{}", served_dir.display());
+    let first = dsync(&["backup", &location, &target], Some(PASSWORD));
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let mut client = RawImap::login(destination.imap_port(), "bob", "bobpw");
+    expected.assert_same(&client.snapshot());
+
+    // The client works in the destination: a new message, a flag change, an expunge.
+    let own = client.append("INBOX", &["\\Seen"], None, &fixtures::message(80, "own", "bob's"));
+    client.store("Archive", "1", "+FLAGS (\\Flagged)");
+    client.expunge_uids("Sent", "1:*");
+    client.select("INBOX");
+
+    // sync -1 brings the source's state over the client's changes and keeps the client's
+    // new message; the client's open session sees it all.
+    let merge = dsync(&["sync", "-1", &location, &target], Some(PASSWORD));
+    assert_eq!(merge.status.code(), Some(0), "{}", text(&merge));
+    let merged = client.snapshot();
+    assert!(merged.mailboxes["INBOX"].messages.iter().any(|m| m.uid == own), "{merged:?}");
+
+    // backup makes it the source again, while the session stays open (-f: the state the
+    // sync -1 saved says both sides were in step, which they are not after a merge that
+    // kept the destination's own changes).
+    let backup = dsync(&["backup", "-f", &location, &target], Some(PASSWORD));
+    assert_eq!(backup.status.code(), Some(0), "{}", text(&backup));
+    // INBOX (which gave out UID 10 itself) and Sent (whose UIDs it expunged and the merge
+    // brought back under new ones) hold the source's UIDs under new UIDVALIDITYs of their
+    // own: backup's rule that no UID is handed out twice under one UIDVALIDITY.
+    let after = RawImap::login(destination.imap_port(), "bob", "bobpw").snapshot();
+    let mut wanted = expected.clone();
+    for name in ["INBOX", "Sent"] {
+        let (theirs, ours) = (&after.mailboxes[name], wanted.mailboxes.get_mut(name).expect(name));
+        assert!(theirs.uid_validity > ours.uid_validity, "{name}");
+        ours.uid_validity = theirs.uid_validity;
+    }
+    wanted.assert_same(&after);
+    wanted.assert_same(&client.snapshot());
+    let log = destination.log();
+    for word in ["Warning", "Error", "rebuild", "Panic", "corrupt"] {
+        assert!(!log.contains(word), "the destination's Dovecot says {word}:\n{log}");
+    }
+}

@@ -48,9 +48,9 @@ Locations:
                                        (dovecot.index.log appended under Dovecot's lock, so
                                        a Dovecot may use it meanwhile); read and written
 In batches (-u, -A, -F) %u, %n (user without domain) and %d (domain) are replaced, and
-`~` (or %h) in maildir:~/Maildir or sdbox:~/sdbox is that user's home: -o home=DIR (a template such as
-/srv/mail/%d/%n), home in the config, or the system's passwd entry; an unknown user is
-refused (67). Without a user, `~` is $HOME.
+`~` (or %h) in maildir:~/Maildir or sdbox:~/sdbox is that user's home: -o home=DIR (a
+template such as /srv/mail/%d/%n), home in the config, or the system's passwd entry; an
+unknown user is refused (67). Without a user, `~` is $HOME.
 Passwords never go on the command line: --password-file, --password-command,
 --oauth2-token-file or the DSYNC_PASSWORD environment variable.
 

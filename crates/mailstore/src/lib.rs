@@ -122,8 +122,8 @@ pub use guid::Guid;
 pub use left_out::{FileKind, LeftOut, LeftOutReason, Listing};
 pub use location::{Layout, Location};
 pub use maildir::{
-    CopyOutcome, DroppedKeyword, Durability, Mailbox, MailboxEntry, MailboxStatus, Maildir,
-    MessageInfo, MessageReader, Options, SaveOptions,
+    CopyOutcome, DovecotExpunges, DroppedKeyword, Durability, ExpungedMessage, Mailbox,
+    MailboxEntry, MailboxStatus, Maildir, MessageInfo, MessageReader, Options, SaveOptions,
 };
 pub use name::MailboxName;
 pub use pending::PendingMessage;

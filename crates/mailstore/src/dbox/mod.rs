@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 pub use mailbox::SdboxMailbox;
+pub(crate) use write::guid_128;
 
 use crate::error::{Error, IoContext, Result};
 use crate::fs::dotlock::{DotLock, LockSettings};

@@ -69,6 +69,16 @@ pub(crate) struct Ext {
     pub(crate) record_align: u16,
 }
 
+/// A message the log says was expunged (an `EXTERNAL` expunge: done, not requested).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Expunged {
+    /// Its UID.
+    pub(crate) uid: u32,
+    /// Its GUID as `EXPUNGE_GUID` records carry it (`mail_generate_guid_128_hash`);
+    /// `None` for a plain `EXPUNGE` record.
+    pub(crate) guid_128: Option<[u8; 16]>,
+}
+
 /// Which extension later `EXT_*` records apply to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Current {
@@ -92,6 +102,10 @@ pub(crate) struct IndexState {
     current: Current,
     /// The log's modseq after the last record read (`mail_transaction_update_modseq`).
     pub(crate) log_modseq: u64,
+    /// The messages expunged by the records replayed (not those of a snapshot it started
+    /// from), in log order: the history Dovecot's dsync reads to tell an expunge from a
+    /// message the other side never had.
+    pub(crate) expunged: Vec<Expunged>,
 }
 
 impl Default for IndexState {
@@ -106,6 +120,7 @@ impl Default for IndexState {
             exts: Vec::new(),
             current: Current::None,
             log_modseq: 0,
+            expunged: Vec::new(),
         }
     }
 }
@@ -235,6 +250,9 @@ impl IndexState {
                     }
                     let mut remove = vec![false; self.messages.len()];
                     for range in gone {
+                        for message in &self.messages[range.clone()] {
+                            self.expunged.push(Expunged { uid: message.uid, guid_128: None });
+                        }
                         remove[range].fill(true);
                     }
                     let mut flags = remove.into_iter();
@@ -251,7 +269,15 @@ impl IndexState {
                     return Err(String::from("Expunge guid record with uid=0"));
                 }
                 if record.external() {
-                    let uids: HashSet<u32> = entries.map(|entry| le32(entry, 0)).collect();
+                    let mut uids = HashSet::new();
+                    for entry in entries {
+                        let uid = le32(entry, 0);
+                        if self.position(uid).is_some() && uids.insert(uid) {
+                            let mut guid_128 = [0u8; 16];
+                            guid_128.copy_from_slice(&entry[4..20]);
+                            self.expunged.push(Expunged { uid, guid_128: Some(guid_128) });
+                        }
+                    }
                     self.messages.retain(|m| !uids.contains(&m.uid));
                 }
                 Ok(())
@@ -561,7 +587,8 @@ impl IndexState {
     /// (`prev_file_seq` 0 after others) does.
     pub(crate) fn reset(&mut self) {
         let log_modseq = self.log_modseq;
-        *self = IndexState { log_modseq, ..IndexState::default() };
+        let expunged = std::mem::take(&mut self.expunged);
+        *self = IndexState { log_modseq, expunged, ..IndexState::default() };
     }
 }
 
@@ -708,6 +735,7 @@ mod tests {
         );
         replay(&mut state, &done).unwrap();
         assert_eq!(state.messages.iter().map(|m| m.uid).collect::<Vec<_>>(), [1, 3]);
+        assert_eq!(state.expunged, [Expunged { uid: 2, guid_128: Some([0; 16]) }]);
         assert_eq!(state.next_uid(), 4);
     }
 }

@@ -3,6 +3,7 @@
 mod copy;
 pub(crate) mod filename;
 pub(crate) mod folders;
+mod history;
 pub(crate) mod journal;
 pub(crate) mod keywords;
 pub(crate) mod layout;
@@ -21,6 +22,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 pub use copy::CopyOutcome;
+pub use history::{DovecotExpunges, ExpungedMessage};
 pub(crate) use mailbox::virtual_size_read;
 pub use mailbox::{DroppedKeyword, Mailbox, MailboxStatus, MessageInfo, MessageReader};
 pub use save::SaveOptions;

@@ -22,3 +22,27 @@ fn we_read_what_dovecot_wrote() {
     let log = dovecot.log();
     assert!(!log.contains("Error"), "Dovecot complained:\n{log}");
 }
+
+#[test]
+fn dovecot_expunges_are_read_from_its_maildir_index() {
+    let dovecot = Dovecot::builder().user("alice", "alicepw").start();
+    let mut imap = RawImap::login(dovecot.imap_port(), "alice", "alicepw");
+    imap.create("Work");
+    for index in 0..5 {
+        imap.append("Work", &[], None, &fixtures::message(index, "work", "w"));
+    }
+    imap.expunge_uids("Work", "2,4");
+    imap.logout();
+
+    let maildir = Maildir::open(Location::maildir(dovecot.home("alice").join("Maildir")));
+    let work = maildir.mailbox(&"Work".parse().unwrap()).unwrap();
+    let history = work.dovecot_expunges().unwrap().expect("Dovecot indexed Work");
+    assert_eq!(history.uid_validity, work.status().unwrap().uid_validity);
+    let uids: Vec<u32> = history.messages.iter().map(|m| m.uid).collect();
+    assert_eq!(uids, [2, 4], "{history:?}");
+    // Dovecot 2.3.19.1's Maildir writes EXPUNGE_GUID records with an empty GUID.
+    assert!(history.messages.iter().all(|m| m.guid_128.is_none()), "{history:?}");
+    // A folder Dovecot never opened has no history.
+    let fresh = maildir.create_mailbox(&"Fresh".parse().unwrap(), None, None).unwrap();
+    assert_eq!(fresh.dovecot_expunges().unwrap(), None);
+}

@@ -121,6 +121,7 @@ pub use fs::permissions::Permissions;
 pub use guid::Guid;
 pub use left_out::{FileKind, LeftOut, LeftOutReason, Listing};
 pub use location::{Layout, Location};
+pub use mailbox_log::{MailboxChange, MailboxChangeKind};
 pub use maildir::{
     CopyOutcome, DovecotExpunges, DroppedKeyword, Durability, ExpungedMessage, Mailbox,
     MailboxEntry, MailboxStatus, Maildir, MessageInfo, MessageReader, Options, SaveOptions,

@@ -452,6 +452,12 @@ impl Sdbox {
         Ok(())
     }
 
+    /// The mailbox changes Dovecot (or our deletes) recorded in `dovecot.mailbox.log` and
+    /// its rotated `.2` (in the index root), oldest first.
+    pub fn dovecot_mailbox_changes(&self) -> Result<Vec<crate::MailboxChange>> {
+        crate::mailbox_log::read(self.store.location.index_root())
+    }
+
     /// The subscribed mailboxes (names need not exist), in file order, each once.
     pub fn subscriptions(&self) -> Result<Vec<MailboxName>> {
         let relative = Path::new(SUBSCRIPTIONS);

@@ -511,6 +511,13 @@ impl Maildir {
         Ok(())
     }
 
+    /// The mailbox changes Dovecot (or our deletes) recorded in `dovecot.mailbox.log` and
+    /// its rotated `.2` in the root, oldest first: what Dovecot's dsync reads to tell a
+    /// deleted mailbox from a new one.
+    pub fn dovecot_mailbox_changes(&self) -> Result<Vec<crate::MailboxChange>> {
+        crate::mailbox_log::read(self.root())
+    }
+
     /// The subscribed mailboxes (the `subscriptions` file; names need not exist), in file
     /// order, each once.
     pub fn subscriptions(&self) -> Result<Vec<MailboxName>> {

@@ -42,11 +42,15 @@ Locations:
                                        (Dovecot's pop3-migration matching)
   imapc:, pop3c:                       server from -o imapc_host=… imapc_port=… imapc_ssl=…
                                        (imaps, starttls (the default) or no: clear text)
-  sdbox:PATH                           single-dbox (not yet)
+  sdbox:PATH[:INDEX=DIR][:ALT=DIR][:UTF-8]
+                                       single-dbox as Dovecot 2.3 keeps it: one u.<uid> file
+                                       per message, the rest in Dovecot's index
+                                       (dovecot.index.log appended under Dovecot's lock, so
+                                       a Dovecot may use it meanwhile); read and written
 In batches (-u, -A, -F) %u, %n (user without domain) and %d (domain) are replaced, and
-`~` (or %h) in maildir:~/Maildir is that user's home: -o home=DIR (a template such as
-/srv/mail/%d/%n), home in the config, or the system's passwd entry; an unknown user is
-refused (67). Without a user, `~` is $HOME.
+`~` (or %h) in maildir:~/Maildir or sdbox:~/sdbox is that user's home: -o home=DIR (a
+template such as /srv/mail/%d/%n), home in the config, or the system's passwd entry; an
+unknown user is refused (67). Without a user, `~` is $HOME.
 Passwords never go on the command line: --password-file, --password-command,
 --oauth2-token-file or the DSYNC_PASSWORD environment variable.
 
@@ -239,7 +243,7 @@ pub(crate) struct Locations {
     /// take it from the config file.
     pub(crate) source: Option<String>,
 
-    /// Where mail is written (a Maildir).
+    /// Where mail is written (a Maildir or an sdbox store).
     pub(crate) destination: Option<String>,
 }
 

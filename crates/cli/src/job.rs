@@ -260,11 +260,6 @@ fn attempt_once(
     let source_user = job.source_user.as_deref().or(user);
     let source = open::resolve(job.source.clone(), &job.settings, source_user).map_err(fail)?;
     let destination = open::resolve(job.destination.clone(), &job.settings, user).map_err(fail)?;
-    for location in [&source, &destination] {
-        if let Some(error) = open::not_yet(location) {
-            return Err(fail(error));
-        }
-    }
     if task.mode == Mode::TwoWay && source.is_server() {
         return Err(fail(CliError::Usage(format!(
             "{source}: a two-way sync writes both sides, and IMAP is read-only here: use sync -1 or backup"
@@ -389,6 +384,8 @@ fn attempt_once(
         } else if task.mode == Mode::Backup
             && job.settings.parallel_folders > 1
             && matches!(source, Location::Imap(_) | Location::Maildir(_))
+            // The workers' destination connections are Maildirs.
+            && matches!(destination, Location::Maildir(_))
         {
             let workers = Workers { source: &source, destination: &destination, access };
             dsync_core::run_parallel(

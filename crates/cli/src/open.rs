@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use dsync_core::adapters::imap::ImapStorage;
 use dsync_core::adapters::maildir::MaildirStorage;
 use dsync_core::adapters::pop3::{ImapPop3Storage, Pop3Storage};
+use dsync_core::adapters::sdbox::SdboxStorage;
 use dsync_core::{ErrorKind, Storage, StorageError, StorageMut};
 use imapc::{AuthMechanism, ConnectOptions, Credentials, Security, Timeouts, TlsOptions};
-use mailstore::{Durability, Maildir, Options, Permissions};
+use mailstore::{Durability, Maildir, Options, Permissions, Sdbox, SdboxLocation};
 
 use crate::credentials::{CredentialError, PASSWORD_ENV, SecretSource};
 use crate::exit::CliError;
@@ -24,6 +25,7 @@ pub(crate) enum Opened {
     Pop3(Box<Pop3Storage>),
     ImapPop3(Box<ImapPop3Storage>),
     Maildir(MaildirStorage),
+    Sdbox(SdboxStorage),
 }
 
 impl Opened {
@@ -33,6 +35,7 @@ impl Opened {
             Opened::Pop3(pop3) => pop3.as_mut(),
             Opened::ImapPop3(pair) => pair.as_mut(),
             Opened::Maildir(maildir) => maildir,
+            Opened::Sdbox(sdbox) => sdbox,
         }
     }
 
@@ -43,6 +46,7 @@ impl Opened {
             Opened::Pop3(pop3) => pop3.as_ref(),
             Opened::ImapPop3(pair) => pair.as_ref(),
             Opened::Maildir(maildir) => maildir,
+            Opened::Sdbox(sdbox) => sdbox,
         }
     }
 
@@ -50,20 +54,22 @@ impl Opened {
     pub(crate) fn as_storage_mut(&mut self) -> Option<&mut dyn StorageMut> {
         match self {
             Opened::Maildir(maildir) => Some(maildir),
+            Opened::Sdbox(sdbox) => Some(sdbox),
             _ => None,
         }
     }
 
-    /// The Maildir root, for a Maildir.
+    /// The mail root, for a Maildir or an sdbox store (our lock and state file live there).
     pub(crate) fn maildir_root(&self) -> Option<PathBuf> {
         match self {
             Opened::Maildir(maildir) => Some(maildir.maildir().location().root().to_path_buf()),
+            Opened::Sdbox(sdbox) => Some(sdbox.sdbox().location().root().to_path_buf()),
             _ => None,
         }
     }
 
-    /// For a Maildir, the owner, group and modes of what it creates (derived from its
-    /// root, or as configured), for our own files kept in it.
+    /// For a Maildir or an sdbox store, the owner, group and modes of what it creates
+    /// (derived from its root, or as configured), for our own files kept in it.
     pub(crate) fn maildir_permissions(
         &self,
         side: &'static str,
@@ -71,6 +77,9 @@ impl Opened {
         match self {
             Opened::Maildir(maildir) => {
                 Some(maildir.permissions().map_err(|error| CliError::Storage { side, error }))
+            }
+            Opened::Sdbox(sdbox) => {
+                Some(sdbox.permissions().map_err(|error| CliError::Storage { side, error }))
             }
             _ => None,
         }
@@ -89,6 +98,7 @@ impl Opened {
     pub(crate) fn finish(&self) -> Result<(), StorageError> {
         match self {
             Opened::Maildir(maildir) => maildir.sync_to_disk(),
+            Opened::Sdbox(sdbox) => sdbox.sync_to_disk(),
             _ => Ok(()),
         }
     }
@@ -120,7 +130,7 @@ impl Opened {
             Opened::ImapPop3(pair) => {
                 let _ = pair.into_imap().logout();
             }
-            Opened::Maildir(_) => {}
+            Opened::Maildir(_) | Opened::Sdbox(_) => {}
         }
     }
 }
@@ -194,24 +204,12 @@ fn from_settings(
     })
 }
 
-/// The error for locations whose storage does not exist yet.
-pub(crate) fn not_yet(location: &Location) -> Option<CliError> {
-    let what = match location {
-        Location::Sdbox(_) => "sdbox: locations are not supported yet: use maildir:",
-        _ => return None,
-    };
-    Some(CliError::Usage(format!("{location}: {what}")))
-}
-
 /// Opens a location to be read (a sync source, or either side of `verify`/`check`).
 pub(crate) fn open_source(
     location: &Location,
     access: &Access<'_>,
     side: &'static str,
 ) -> Result<Opened, CliError> {
-    if let Some(error) = not_yet(location) {
-        return Err(error);
-    }
     match location {
         Location::Maildir(text) => {
             let root = maildir_root(text)?;
@@ -233,6 +231,22 @@ pub(crate) fn open_source(
                 parsed, options,
             ))))
         }
+        Location::Sdbox(text) => {
+            let parsed = parse_sdbox(text)?;
+            // As for a Maildir: a typo must not look like an empty store.
+            if !parsed.root().is_dir() {
+                let error = StorageError::new(
+                    ErrorKind::NotFound,
+                    format!("{} does not exist", parsed.root().display()),
+                );
+                return Err(CliError::Storage { side, error });
+            }
+            let mut options = Options::default().with_read_only(true);
+            if let Some(seconds) = access.settings.lock_timeout {
+                options = options.with_lock_timeout(Duration::from_secs(seconds));
+            }
+            Ok(Opened::Sdbox(SdboxStorage::from_sdbox(Sdbox::with_options(parsed, options))))
+        }
         Location::Imap(imap) => Ok(Opened::Imap(Box::new(connect_imap(imap, access, side)?))),
         Location::Pop3(pop3) => {
             let (options, credentials) = pop3_login(pop3, access)?;
@@ -249,7 +263,7 @@ pub(crate) fn open_source(
                 .map_err(|error| CliError::Storage { side, error })?;
             Ok(Opened::ImapPop3(Box::new(pair)))
         }
-        _ => Err(CliError::Usage(format!("{location}: cannot be opened"))),
+        Location::FromSettings(_) => Err(CliError::Usage(format!("{location}: cannot be opened"))),
     }
 }
 
@@ -259,42 +273,43 @@ pub(crate) fn open_destination(
     settings: &Settings,
     side: &'static str,
 ) -> Result<Opened, CliError> {
-    if let Some(error) = not_yet(location) {
-        return Err(error);
+    let durability = if settings.no_fsync { Durability::Deferred } else { Durability::Fsync };
+    let mut options =
+        Options::default().with_durability(durability).with_owner(settings.owner, settings.group);
+    if let Some(seconds) = settings.lock_timeout {
+        options = options.with_lock_timeout(Duration::from_secs(seconds));
     }
     match location {
-        Location::Maildir(text) => {
-            let parsed = parse_maildir(text)?;
-            let durability =
-                if settings.no_fsync { Durability::Deferred } else { Durability::Fsync };
-            let mut options = Options::default()
-                .with_durability(durability)
-                .with_owner(settings.owner, settings.group);
-            if let Some(seconds) = settings.lock_timeout {
-                options = options.with_lock_timeout(Duration::from_secs(seconds));
-            }
-            Ok(Opened::Maildir(MaildirStorage::from_maildir(Maildir::with_options(
-                parsed, options,
-            ))))
-        }
+        Location::Maildir(text) => Ok(Opened::Maildir(MaildirStorage::from_maildir(
+            Maildir::with_options(parse_maildir(text)?, options),
+        ))),
+        Location::Sdbox(text) => Ok(Opened::Sdbox(SdboxStorage::from_sdbox(Sdbox::with_options(
+            parse_sdbox(text)?,
+            options,
+        )))),
         _ => Err(CliError::Usage(format!(
-            "{location}: IMAP destinations are not supported yet: the {side} must be maildir:PATH"
+            "{location}: IMAP destinations are not supported yet: the {side} must be \
+             maildir:PATH or sdbox:PATH"
         ))),
     }
 }
 
-/// Refuses one Maildir as both sides, or one inside the other (either way, after
-/// resolving symbolic links): a source inside the destination is one of the destination's
-/// folders (Maildir++ `.Folder`, `LAYOUT=fs` directories), which a backup deletes; a
-/// destination inside the source is written into the source.
+/// Refuses one Maildir or sdbox store as both sides, or one inside the other (either way,
+/// after resolving symbolic links): a source inside the destination is one of the
+/// destination's folders (Maildir++ `.Folder`, `LAYOUT=fs` or sdbox directories), which a
+/// backup deletes; a destination inside the source is written into the source.
 pub(crate) fn check_distinct(source: &Location, destination: &Location) -> Result<(), CliError> {
-    let (Location::Maildir(a), Location::Maildir(b)) = (source, destination) else {
+    let (Some(a), Some(b)) = (local_root(source)?, local_root(destination)?) else {
         return Ok(());
     };
-    let (a_root, b_root) = (resolved(&maildir_root(a)?), resolved(&maildir_root(b)?));
+    let (a_root, b_root) = (resolved(&a), resolved(&b));
     let refusal = if a_root == b_root {
+        let what = match (source, destination) {
+            (Location::Maildir(_), Location::Maildir(_)) => "Maildir",
+            _ => "directory",
+        };
         format!(
-            "the source {source} and the destination {destination} are the same Maildir ({})",
+            "the source {source} and the destination {destination} are the same {what} ({})",
             a_root.display()
         )
     } else if a_root.starts_with(&b_root) {
@@ -710,6 +725,19 @@ fn parse_maildir(location: &str) -> Result<mailstore::Location, CliError> {
 
 pub(crate) fn maildir_root(location: &str) -> Result<PathBuf, CliError> {
     Ok(parse_maildir(location)?.root().to_path_buf())
+}
+
+fn parse_sdbox(location: &str) -> Result<SdboxLocation, CliError> {
+    location.parse().map_err(|e: mailstore::Error| CliError::Usage(e.to_string()))
+}
+
+/// The mail root of a Maildir or sdbox location; `None` for a server.
+fn local_root(location: &Location) -> Result<Option<PathBuf>, CliError> {
+    Ok(match location {
+        Location::Maildir(text) => Some(maildir_root(text)?),
+        Location::Sdbox(text) => Some(parse_sdbox(text)?.root().to_path_buf()),
+        _ => None,
+    })
 }
 
 #[cfg(test)]

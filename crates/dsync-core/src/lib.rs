@@ -3,9 +3,9 @@
 //! UIDVALIDITY, UIDs, flags, keywords, received dates, folders and subscriptions.
 //!
 //! * [`Storage`] / [`StorageMut`] are the seam: an IMAP server ([`adapters::imap`]), a
-//!   Maildir ([`adapters::maildir`]) or your own backend (see `examples/custom_storage.rs`)
-//!   becomes a sync side by implementing them; [`memory::MemoryStorage`] is the reference
-//!   implementation.
+//!   Maildir ([`adapters::maildir`]), an sdbox store ([`adapters::sdbox`]) or your own
+//!   backend (see `examples/custom_storage.rs`) becomes a sync side by implementing them;
+//!   [`memory::MemoryStorage`] is the reference implementation.
 //! * [`plan`] is pure: from both sides' state it decides what to change. [`Mode`] picks the
 //!   rules: `Backup` (the destination becomes identical to the source), `OneWay` (the
 //!   source's changes merge into the destination, which keeps its own), `TwoWay` (both

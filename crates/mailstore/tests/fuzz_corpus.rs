@@ -5,7 +5,7 @@ use mailstore::fuzzing;
 use testkit::FuzzEntry;
 
 /// Each fuzz target of this crate and its entry point.
-const TARGETS: [(&str, FuzzEntry); 7] = [
+const TARGETS: [(&str, FuzzEntry); 10] = [
     ("maildir_uidlist", fuzzing::uidlist),
     ("maildir_filename", fuzzing::filename),
     ("maildir_keywords", fuzzing::keywords),
@@ -13,6 +13,9 @@ const TARGETS: [(&str, FuzzEntry); 7] = [
     ("maildir_journal", fuzzing::journal),
     ("mail_location", fuzzing::location),
     ("maildir_folder_name", fuzzing::folder_name),
+    ("sdbox_index_log", fuzzing::index_log),
+    ("sdbox_index_snapshot", fuzzing::index_snapshot),
+    ("sdbox_dbox_file", fuzzing::dbox_file),
 ];
 
 #[test]
@@ -21,3 +24,4 @@ fn replay_every_corpus() {
         testkit::replay_corpus(target, 1, run);
     }
 }
+

@@ -113,7 +113,7 @@ struct Cli {
     time_limit: u64,
 
     /// Leave these tools out (dsync, dsync-nofsync, dsync-parallel, dsync-maildir, doveadm,
-    /// doveadm-fsync, mbsync, raw-discard, raw-write).
+    /// doveadm-fsync, dsync-sdbox, doveadm-sdbox, mbsync, raw-discard, raw-write).
     #[arg(long, value_name = "TOOL", num_args = 1..)]
     skip: Vec<String>,
 

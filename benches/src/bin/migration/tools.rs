@@ -26,6 +26,10 @@ pub(crate) enum Tool {
     /// `doveadm backup -R imapc:` with Dovecot's migration settings; `mail_fsync = never`
     /// or Dovecot's default (`optimized`).
     Doveadm { fsync: bool },
+    /// `dsync backup --no-fsync` into an sdbox store.
+    DsyncSdbox,
+    /// `doveadm backup -R imapc:` into an sdbox store (`mail_fsync = never`).
+    DoveadmSdbox,
     /// `mbsync` (isync), Maildir++ subfolders.
     Mbsync,
     /// One pipelined FETCH per folder, bodies discarded.
@@ -35,12 +39,14 @@ pub(crate) enum Tool {
 }
 
 impl Tool {
-    pub(crate) const ALL: [Tool; 8] = [
+    pub(crate) const ALL: [Tool; 10] = [
         Tool::Dsync { fsync: true },
         Tool::Dsync { fsync: false },
         Tool::DsyncParallel,
         Tool::Doveadm { fsync: false },
         Tool::Doveadm { fsync: true },
+        Tool::DsyncSdbox,
+        Tool::DoveadmSdbox,
         Tool::Mbsync,
         Tool::RawDiscard,
         Tool::RawWrite,
@@ -55,6 +61,8 @@ impl Tool {
             Tool::DsyncMaildir => "dsync backup --no-fsync, Maildir → Maildir",
             Tool::Doveadm { fsync: false } => "doveadm backup -R imapc: (mail_fsync=never)",
             Tool::Doveadm { fsync: true } => "doveadm backup -R imapc: (default fsync)",
+            Tool::DsyncSdbox => "dsync backup --no-fsync, into sdbox",
+            Tool::DoveadmSdbox => "doveadm backup -R imapc: into sdbox (mail_fsync=never)",
             Tool::Mbsync => "mbsync (Maildir++, UIDs not kept)",
             Tool::RawDiscard => "raw FETCH, bodies discarded",
             Tool::RawWrite => "raw FETCH + write files",
@@ -71,6 +79,8 @@ impl Tool {
             Tool::DsyncMaildir => "dsync-maildir",
             Tool::Doveadm { fsync: false } => "doveadm",
             Tool::Doveadm { fsync: true } => "doveadm-fsync",
+            Tool::DsyncSdbox => "dsync-sdbox",
+            Tool::DoveadmSdbox => "doveadm-sdbox",
             Tool::Mbsync => "mbsync",
             Tool::RawDiscard => "raw-discard",
             Tool::RawWrite => "raw-write",
@@ -176,6 +186,7 @@ fn run_once(
         | Tool::DsyncOther
         | Tool::DsyncMaildir
         | Tool::Doveadm { .. } => verify::same_uids(dest, setup.truth),
+        Tool::DsyncSdbox | Tool::DoveadmSdbox => verify::same_uids_sdbox(dest, setup.truth),
         Tool::Mbsync => verify::same_counts(dest, setup.truth),
         Tool::RawWrite => verify::same_file_count(dest, setup.truth),
         Tool::RawDiscard => Ok(()),
@@ -247,6 +258,13 @@ fn prepare(setup: &Setup<'_>, tool: Tool, dest: &Path) -> Result<Invocation> {
             .arg(format!("maildir:{}", setup.source_maildir.display()))
             .arg(format!("maildir:{}", dest.display()))
             .arg("--no-fsync"),
+        Tool::DsyncSdbox => Invocation::new(setup.dsync)
+            .arg("-q")
+            .arg("backup")
+            .arg(format!("imap://{USER}@127.0.0.1:{port}?tls=none"))
+            .arg(format!("sdbox:{}", dest.display()))
+            .arg("--no-fsync")
+            .env("DSYNC_PASSWORD", PASSWORD),
         Tool::DsyncParallel => Invocation::new(setup.dsync)
             .arg("-q")
             .arg("backup")
@@ -256,7 +274,11 @@ fn prepare(setup: &Setup<'_>, tool: Tool, dest: &Path) -> Result<Invocation> {
             .arg("--parallel-folders")
             .arg("4")
             .env("DSYNC_PASSWORD", PASSWORD),
-        Tool::Doveadm { fsync } => {
+        Tool::Doveadm { .. } | Tool::DoveadmSdbox => {
+            let (fsync, driver) = match tool {
+                Tool::Doveadm { fsync } => (fsync, "maildir"),
+                _ => (false, "sdbox"),
+            };
             // doveadm switches to the mail user, who must own the destination.
             fs::create_dir_all(dest)?;
             std::os::unix::fs::chown(dest, Some(MAIL_UID), Some(MAIL_GID))?;
@@ -280,7 +302,7 @@ fn prepare(setup: &Setup<'_>, tool: Tool, dest: &Path) -> Result<Invocation> {
                 .arg("-c")
                 .arg(&config)
                 .arg("-o")
-                .arg(format!("mail_location=maildir:{}", dest.display()))
+                .arg(format!("mail_location={driver}:{}", dest.display()))
                 .arg("backup")
                 .arg("-R")
                 .arg("-u")

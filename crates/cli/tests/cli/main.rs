@@ -15,6 +15,7 @@ mod operator;
 mod ownership;
 mod pop3;
 mod report;
+mod sdbox;
 mod secrets;
 mod seeds;
 mod sieve;

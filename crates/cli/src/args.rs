@@ -398,7 +398,9 @@ pub(crate) struct SieveArgs {
     /// sieve://USER@HOST[:PORT] (ManageSieve, STARTTLS; ?tls=none for clear text; the same
     /// password, master user and TLS options as imap://) or file:DIR[;active=PATH]
     /// (Pigeonhole's file store; ~ is the user's home). backup makes the destination's
-    /// scripts and active script equal (extra scripts removed), sync -1 adds and updates.
+    /// scripts and active script equal (extra scripts removed), sync -1 adds and updates,
+    /// sync merges both ways against what the last run left (saved next to the state
+    /// file; a conflict goes to the later file mtime, else the source, with a warning).
     /// A script the destination refuses is reported with its reason (exit 65), the rest
     /// and the mail go on. Templates (%u, %n, %d) as for mail locations.
     #[arg(long, value_name = "LOCATION", requires = "sieve_to")]

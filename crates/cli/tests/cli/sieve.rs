@@ -305,15 +305,21 @@ fn sieve_over_starttls_checks_the_certificate() {
 }
 
 #[test]
-fn two_way_sync_and_a_wrong_sieve_location_are_usage_errors() {
+fn import_and_a_wrong_sieve_location_are_usage_errors() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (a, b) = (
         format!("maildir:{}", dir.path().join("a").display()),
         format!("maildir:{}", dir.path().join("b").display()),
     );
     let files = format!("file:{}", dir.path().join("s").display());
-    let output = dsync(&["sync", &a, &b, "--sieve-from", &files, "--sieve-to", &files], None);
+    let output =
+        dsync(&["import", &a, &b, "Restored", "--sieve-from", &files, "--sieve-to", &files], None);
     assert_eq!(output.status.code(), Some(64), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("import copies messages only"),
+        "{}",
+        text(&output)
+    );
     let output =
         dsync(&["backup", &a, &b, "--sieve-from", "imap://alice@host", "--sieve-to", &files], None);
     assert_eq!(output.status.code(), Some(64), "{}", text(&output));
@@ -321,6 +327,116 @@ fn two_way_sync_and_a_wrong_sieve_location_are_usage_errors() {
         String::from_utf8_lossy(&output.stderr).contains("sieve://USER@HOST"),
         "{}",
         text(&output)
+    );
+}
+
+/// The scripts of a file store, sorted, and its active one (as `served` gives them).
+fn stored(home: &std::path::Path) -> (Vec<(String, Vec<u8>)>, Option<String>) {
+    let store = managesieve::FileStore::new(home.join("sieve"), Some(home.join(".dovecot.sieve")));
+    let mut scripts: Vec<(String, Vec<u8>)> = store
+        .list()
+        .expect("list")
+        .into_iter()
+        .map(|s| (s.name.to_string(), store.read(&s.name).expect("read")))
+        .collect();
+    scripts.sort();
+    let active = match store.active().expect("active") {
+        managesieve::ActiveScript::Script(name) => Some(name.to_string()),
+        _ => None,
+    };
+    (scripts, active)
+}
+
+#[test]
+fn two_way_sync_of_scripts_converges_after_changes_on_each_side() {
+    let server = sieve_dovecot();
+    let mut writer = session(&server, "alice", PASSWORD);
+    writer.put_script(&name("away"), AWAY.as_bytes()).expect("put");
+    writer.put_script(&name("keep"), b"keep;\r\n").expect("put");
+    writer.set_active(Some(&name("away"))).expect("activate");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(home.join("sieve")).expect("mkdir");
+    std::fs::write(home.join("sieve/files only.sieve"), "discard;\n").expect("script");
+    let (a, b) = (
+        format!("maildir:{}", dir.path().join("a").display()),
+        format!("maildir:{}", dir.path().join("b").display()),
+    );
+    let from = format!("sieve://alice@127.0.0.1:{}?tls=none", server.managesieve_port());
+    let files = file_location(&home);
+    let sync = || {
+        let output = dsync(
+            &["-v", "sync", &a, &b, "--sieve-from", &from, "--sieve-to", &files],
+            Some(PASSWORD),
+        );
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+        output
+    };
+    let converged = |scripts: &[(&str, &[u8])], active: &str| {
+        let expected = (
+            scripts.iter().map(|(n, b)| ((*n).to_owned(), b.to_vec())).collect::<Vec<_>>(),
+            Some(active.to_owned()),
+        );
+        assert_eq!(served(&server, "alice", PASSWORD), expected, "ManageSieve side");
+        assert_eq!(stored(&home), expected, "file side");
+    };
+
+    // No saved state: the sides are united, the source's active script kept.
+    let first = sync();
+    converged(
+        &[("away", AWAY.as_bytes()), ("files only", b"discard;\n"), ("keep", b"keep;\r\n")],
+        "away",
+    );
+    assert!(
+        String::from_utf8_lossy(&first.stdout).contains(
+            "sieve: 2 scripts; 2 stored, 0 deleted, active script set, 0 refused; on the source 1 stored, 0 deleted"
+        ),
+        "{}",
+        text(&first)
+    );
+    let base = std::fs::read_to_string(dir.path().join("b/dsync-rs-state.sieve")).expect("base");
+    assert!(base.starts_with("dsync-rs sieve state 1\n"), "{base}");
+
+    // On the server: a change and a deletion; in the files: an addition and an activation.
+    writer.put_script(&name("keep"), b"keep;\r\nstop;\r\n").expect("change");
+    writer.delete_script(&name("files only")).expect("delete");
+    std::fs::write(home.join("sieve/new.sieve"), "stop;\n").expect("add");
+    std::fs::remove_file(home.join(".dovecot.sieve")).expect("unlink");
+    std::os::unix::fs::symlink("sieve/new.sieve", home.join(".dovecot.sieve")).expect("link");
+    let second = sync();
+    converged(
+        &[("away", AWAY.as_bytes()), ("keep", b"keep;\r\nstop;\r\n"), ("new", b"stop;\n")],
+        "new",
+    );
+    assert!(
+        !String::from_utf8_lossy(&second.stderr).contains("changed on both"),
+        "{}",
+        text(&second)
+    );
+
+    // The same script changed on both sides: the file store's change is dated (after the
+    // last sync), the server's is not; the file wins and the warning names the script.
+    writer.put_script(&name("away"), b"keep; # server\n").expect("change");
+    std::fs::write(home.join("sieve/away.sieve"), "keep; # file\n").expect("change");
+    let conflict = sync();
+    let log = String::from_utf8_lossy(&conflict.stderr);
+    assert!(
+        log.contains("script \"away\" changed on both sides; the destination's version wins"),
+        "{log}"
+    );
+    converged(
+        &[("away", b"keep; # file\n"), ("keep", b"keep;\r\nstop;\r\n"), ("new", b"stop;\n")],
+        "new",
+    );
+
+    // Converged: nothing more to do on either side.
+    let quiet = sync();
+    assert!(
+        String::from_utf8_lossy(&quiet.stdout).contains(
+            "sieve: 3 scripts; 0 stored, 0 deleted, 0 refused; on the source 0 stored, 0 deleted"
+        ),
+        "{}",
+        text(&quiet)
     );
 }
 

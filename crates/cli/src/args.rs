@@ -77,6 +77,9 @@ Dovecot settings (-o), as the migration docs use them:
       no-search, no-delay-login, no-fetch-bodystructure, no-acl. Every other feature
       (gmail-migration, guid-forced, no-examine, acl, throttle:…, …) is refused by name with
       the reason. $imapc_features stands for the value set before.
+  sieve=file:~/sieve;active=~/.dovecot.sieve  where the Maildir/sdbox side keeps its
+      Sieve scripts (~ is the user's home): the destination's when it is local, else the
+      source's; --sieve-to/--sieve-from win over it, and the other side still needs one.
   Settings dsync does not implement (imapc_max_idle_time, …) are refused, never ignored.";
 
 const RUNS: &str = "\
@@ -156,7 +159,10 @@ pub(crate) struct Cli {
     /// mail_prefetch_count, mail_fsync, ssl_client_ca_file, ssl_client_ca_dir (or 2.2's
     /// imapc_ssl_ca_dir), dsync_commit_msgs_interval, mail_max_lock_timeout, mail_uid, mail_gid,
     /// home (or mail_home), pop3_migration_skip_size_check, pop3_migration_ignore_missing_uidls,
-    /// pop3_migration_ignore_extra_uidls (repeatable; see "Dovecot settings" below).
+    /// pop3_migration_ignore_extra_uidls, sieve (Pigeonhole's location of the Maildir or
+    /// sdbox side's Sieve scripts, e.g. file:~/sieve;active=~/.dovecot.sieve: the
+    /// destination's, else the source's, unless --sieve-to/--sieve-from name it)
+    /// (repeatable; see "Dovecot settings" below).
     #[arg(short = 'o', global = true, value_name = "KEY=VALUE")]
     pub(crate) settings: Vec<String>,
 
@@ -403,12 +409,12 @@ pub(crate) struct SieveArgs {
     /// file; a conflict goes to the later file mtime, else the source, with a warning).
     /// A script the destination refuses is reported with its reason (exit 65), the rest
     /// and the mail go on. Templates (%u, %n, %d) as for mail locations.
-    #[arg(long, value_name = "LOCATION", requires = "sieve_to")]
+    #[arg(long, value_name = "LOCATION")]
     pub(crate) sieve_from: Option<String>,
 
     /// Where the Sieve scripts go: sieve://USER@HOST[:PORT][?tls=none] or
     /// file:DIR[;active=PATH] (see --sieve-from).
-    #[arg(long, value_name = "LOCATION", requires = "sieve_from")]
+    #[arg(long, value_name = "LOCATION")]
     pub(crate) sieve_to: Option<String>,
 }
 

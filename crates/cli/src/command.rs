@@ -224,13 +224,22 @@ pub(crate) fn sync(
         }
         let secret_owner =
             Who { user: task.source_user.clone().or_else(|| who.user.clone()), ..who.clone() };
+        let destination = parse_for(&destination, user, &settings)?;
+        let local = crate::sieve::LocalSides::of(&source, &destination);
         Ok(Job {
             user: who.user.clone(),
             source_user: task.source_user.clone(),
+            sieve: crate::sieve::task_locations(
+                &run.sieve,
+                &sieve_profile,
+                task,
+                user,
+                &settings,
+                local,
+            )?,
             source,
-            destination: parse_for(&destination, user, &settings)?,
+            destination,
             secret: secret_for(&secret_owner, &settings),
-            sieve: crate::sieve::task_locations(&run.sieve, &sieve_profile, task, user, &settings)?,
             settings,
         })
     };
@@ -583,7 +592,8 @@ pub(crate) fn verify(context: &Context, args: &VerifyArgs) -> Result<u8, CliErro
     let mut comparison = result.map_err(|e| CliError::Storage { side: e.side, error: e.error })?;
     // The Sieve scripts too, when named: their differences join the mail's.
     let profile = context.config.profile(None);
-    if let Some(pair) = crate::sieve::locations(&args.sieve, &profile, None, &settings)? {
+    let local = crate::sieve::LocalSides::of(&source, &destination);
+    if let Some(pair) = crate::sieve::locations(&args.sieve, &profile, None, &settings, local)? {
         let lines = crate::sieve::compare(&pair, &access)?;
         comparison.differences.extend(lines.into_iter().map(|text| verify::Difference {
             mailbox: None,

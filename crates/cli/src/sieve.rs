@@ -19,7 +19,7 @@ use crate::config::Profile;
 use crate::exit::CliError;
 use crate::home;
 use crate::job::{Job, Task};
-use crate::location::{self, LocationError, ServerLocation, Transport, expand};
+use crate::location::{self, Location, LocationError, ServerLocation, Transport, expand};
 use crate::logging::RawLog;
 use crate::open::{self, Access};
 use crate::settings::Settings;
@@ -57,21 +57,53 @@ pub(crate) struct SievePair {
 
 const EXPECTED: &str = "expected sieve://USER@HOST[:PORT][?tls=none] or file:DIR[;active=PATH]";
 
+/// Which mail sides are local stores (Maildir, sdbox): Dovecot's `-o sieve=` names the
+/// Sieve scripts of the local side.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct LocalSides {
+    pub(crate) source: bool,
+    pub(crate) destination: bool,
+}
+
+impl LocalSides {
+    /// The sides of `source` and `destination`.
+    pub(crate) fn of(source: &Location, destination: &Location) -> LocalSides {
+        LocalSides { source: !source.is_server(), destination: !destination.is_server() }
+    }
+}
+
 /// The pair of `--sieve-from`/`--sieve-to` (else `sieve_from`/`sieve_to` of the config
-/// file's account or defaults) for `user` (templates: `%u`, `%n`, `%d`, `~`), or `None`
-/// when not asked for.
+/// file's account or defaults; else, for the local side, Dovecot's `-o sieve=`: the
+/// destination's when it is a Maildir or sdbox, else the source's) for `user` (templates:
+/// `%u`, `%n`, `%d`, `~`), or `None` when not asked for.
 pub(crate) fn locations(
     args: &SieveArgs,
     profile: &Profile,
     user: Option<&str>,
     settings: &Settings,
+    local: LocalSides,
 ) -> Result<Option<SievePair>, CliError> {
-    let from = args.sieve_from.as_ref().or(profile.sieve_from.as_ref());
-    let to = args.sieve_to.as_ref().or(profile.sieve_to.as_ref());
+    let mut from = args.sieve_from.as_ref().or(profile.sieve_from.as_ref());
+    let mut to = args.sieve_to.as_ref().or(profile.sieve_to.as_ref());
+    let mut setting_names = None;
+    if let Some(setting) = &settings.sieve {
+        if local.destination && to.is_none() {
+            to = Some(setting);
+            setting_names = Some(("destination", "--sieve-from"));
+        } else if local.source && from.is_none() {
+            from = Some(setting);
+            setting_names = Some(("source", "--sieve-to"));
+        }
+    }
     let (from, to) = match (from, to) {
         (None, None) => return Ok(None),
         (Some(from), Some(to)) => (from, to),
         _ => {
+            if let Some((side, other)) = setting_names {
+                return Err(CliError::Usage(format!(
+                    "-o sieve= names the {side}'s Sieve scripts: give {other} LOCATION (or it in the config file) for the other side"
+                )));
+            }
             return Err(CliError::Usage(
                 "Sieve scripts need both a source and a destination (--sieve-from and --sieve-to, or sieve_from and sieve_to in the config file)".into(),
             ));
@@ -88,8 +120,9 @@ pub(crate) fn task_locations(
     task: &Task,
     user: Option<&str>,
     settings: &Settings,
+    local: LocalSides,
 ) -> Result<Option<SievePair>, CliError> {
-    let pair = locations(args, profile, user, settings)?;
+    let pair = locations(args, profile, user, settings, local)?;
     if pair.is_some() {
         // The engine's refusal of a mode (import), before anything runs.
         if let Err(error) = dsync_core::sieve::check_mode(task.mode) {

@@ -499,3 +499,51 @@ fn check_lists_the_scripts() {
     );
     assert!(stdout.contains(&format!("  Spam filter (Müll)  {} bytes\n", SPAM.len())), "{stdout}");
 }
+
+#[test]
+fn dovecots_sieve_setting_names_the_local_sides_scripts() {
+    let source = sieve_dovecot();
+    let mut writer = session(&source, "alice", PASSWORD);
+    writer.put_script(&name("away"), AWAY.as_bytes()).expect("put");
+    writer.set_active(Some(&name("away"))).expect("activate");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let home_setting = format!("home={}/%u", dir.path().display());
+    let mail = format!("imap://%u@127.0.0.1:{}?tls=none", source.imap_port());
+    let from = format!("sieve://%u@127.0.0.1:{}?tls=none", source.managesieve_port());
+    let sieve = "sieve=file:~/sieve;active=~/.dovecot.sieve";
+    // The destination is the Maildir: -o sieve= is its Sieve side, ~ alice's home.
+    let output = dsync(
+        &[
+            "-o",
+            &home_setting,
+            "-o",
+            sieve,
+            "backup",
+            "-u",
+            "alice",
+            &mail,
+            "maildir:~/Maildir",
+            "--sieve-from",
+            &from,
+        ],
+        Some(PASSWORD),
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let home = dir.path().join("alice");
+    assert_eq!(
+        stored(&home),
+        (vec![("away".to_owned(), AWAY.as_bytes().to_vec())], Some("away".to_owned()))
+    );
+    // Without the other side it is a usage error that says which one is missing.
+    let output = dsync(
+        &["-o", &home_setting, "-o", sieve, "backup", "-u", "alice", &mail, "maildir:~/Maildir"],
+        Some(PASSWORD),
+    );
+    assert_eq!(output.status.code(), Some(64), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("-o sieve= names the destination's Sieve scripts: give --sieve-from"),
+        "{}",
+        text(&output)
+    );
+}

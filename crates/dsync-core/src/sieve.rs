@@ -33,6 +33,20 @@ pub struct ScriptSet {
     pub modified: BTreeMap<String, SystemTime>,
     /// When the active script was last set, where the store knows it.
     pub active_modified: Option<SystemTime>,
+    /// Scripts listed under a name that cannot be used (Pigeonhole's rules refuse it):
+    /// neither read nor written, reported.
+    pub unusable: Vec<UnusableScript>,
+}
+
+/// A script listed under a name that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnusableScript {
+    /// The name, escaped for display.
+    pub name: String,
+    /// Why it cannot be used.
+    pub reason: String,
+    /// True when it is the active script: then the active script is not known either.
+    pub active: bool,
 }
 
 /// Where scripts are read and written.
@@ -197,6 +211,8 @@ pub struct SieveReport {
     pub conflicts: Vec<String>,
     /// Steps a side refused, each with its reason.
     pub refused: Vec<RefusedScript>,
+    /// Scripts skipped because their names cannot be used, one line each.
+    pub skipped: Vec<String>,
 }
 
 impl SieveReport {
@@ -214,6 +230,9 @@ impl SieveReport {
                 self.refused.len()
             )
         };
+        if !self.skipped.is_empty() {
+            let _ = write!(line, ", {} skipped", self.skipped.len());
+        }
         if let Some(source) = &self.source_changes {
             let changes = if self.dry_run {
                 would(&source.planned)
@@ -228,9 +247,13 @@ impl SieveReport {
         line
     }
 
-    /// 65 (data error) when a script was refused, else 0.
+    /// 65 (data error) when a script was refused or skipped, else 0.
     pub fn exit_code(&self) -> u8 {
-        if self.refused.is_empty() { 0 } else { ErrorKind::InvalidData.exit_code() }
+        if self.refused.is_empty() && self.skipped.is_empty() {
+            0
+        } else {
+            ErrorKind::InvalidData.exit_code()
+        }
     }
 }
 
@@ -297,7 +320,42 @@ pub fn sync_with_base(
     } else {
         (None, plan(mode, &a, &b)?, Vec::new())
     };
+    // A script whose name cannot be used is reported; while it is active somewhere the
+    // active script is left as it is.
+    let mut skipped = Vec::new();
+    for (set, side) in [(&a, "source"), (&b, "destination")] {
+        for script in &set.unusable {
+            skipped.push(format!(
+                "sieve: script {} on the {side} skipped: {}{}",
+                script.name,
+                script.reason,
+                if script.active {
+                    " (it is the active script: activation left alone)"
+                } else {
+                    ""
+                }
+            ));
+        }
+    }
+    let keep_active = a.unusable.iter().chain(&b.unusable).any(|s| s.active);
+    // Neither the activation nor the deletion of the script that stays active.
+    let keeps = |active: Option<String>| {
+        move |step: &SieveStep| match step {
+            SieveStep::Activate(_) => false,
+            SieveStep::Delete(name) => active.as_ref() != Some(name),
+            SieveStep::Put(_) => true,
+        }
+    };
+    let (to_source, to_destination) = if keep_active {
+        (
+            to_source.map(|steps| steps.into_iter().filter(keeps(a.active.clone())).collect()),
+            to_destination.into_iter().filter(keeps(b.active.clone())).collect(),
+        )
+    } else {
+        (to_source, to_destination)
+    };
     let mut report = SieveReport {
+        skipped,
         dry_run,
         source_scripts: a.scripts.len(),
         destination_scripts: b.scripts.len(),
@@ -581,6 +639,30 @@ mod tests {
             sync_with_base(Mode::TwoWay, &mut a, &mut b, Some(&base), false).expect("third run");
         assert_eq!(again.planned, [put("bad")]);
         assert_eq!(again.source_changes.map(|c| c.planned), Some(vec![]));
+    }
+
+    #[test]
+    fn an_unusable_name_is_skipped_and_reported() {
+        let mut listed = set(&[("a", "keep;")], None);
+        listed.unusable.push(UnusableScript {
+            name: "\"a/b\"".into(),
+            reason: "contains '/'".into(),
+            active: true,
+        });
+        let mut source = Memory(listed);
+        let mut destination = Memory(set(&[("old", "stop;")], Some("old")));
+        let report = sync_scripts(Mode::Backup, &mut source, &mut destination, false).expect("run");
+        assert_eq!(
+            report.skipped,
+            [
+                "sieve: script \"a/b\" on the source skipped: contains '/' (it is the active script: activation left alone)"
+            ]
+        );
+        assert_eq!(report.exit_code(), 65);
+        // The rest is done; the active script, unknown, is left alone, and so is the
+        // destination's active script.
+        assert_eq!(destination.0, set(&[("a", "keep;"), ("old", "stop;")], Some("old")));
+        assert!(report.summary().ends_with("0 refused, 1 skipped"), "{}", report.summary());
     }
 
     #[test]

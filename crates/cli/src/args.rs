@@ -703,7 +703,9 @@ pub(crate) struct CheckArgs {
     pub(crate) location: Option<String>,
 
     /// Also list the user's Sieve scripts at LOCATION (sieve://USER@HOST[:PORT][?tls=none]
-    /// or file:DIR[;active=PATH]): names, sizes, the active one. One user only.
+    /// or file:DIR[;active=PATH]; templates %u, %n, %d, ~ per user): names, sizes, the
+    /// active one. With -A/-F each user's log lists them and the table counts them. A
+    /// listed name Pigeonhole's rules refuse is shown and makes the exit code 65.
     #[arg(long = "sieve", value_name = "LOCATION")]
     pub(crate) sieve: Option<String>,
 

@@ -208,9 +208,11 @@ pub(crate) fn run(
         let base = state_path.as_ref().map(|(path, permissions): &(PathBuf, _)| {
             crate::sieve::BaseFile::next_to(path, permissions.clone())
         });
+        progress.sieve(&format!("sieve: scripts {} -> {}", pair.from, pair.to));
         let result = crate::sieve::run(job, pair, task, base.as_ref(), debug, rawlog);
-        if let Err(error) = &result {
-            tracing::error!("sieve: {error}");
+        match &result {
+            Ok(report) => progress.sieve(&report.summary()),
+            Err(error) => tracing::error!("sieve: {error}"),
         }
         outcome.sieve = Some(result);
     }

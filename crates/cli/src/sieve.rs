@@ -169,8 +169,13 @@ pub(crate) fn parse(
     Err(invalid(EXPECTED.into()))
 }
 
-/// `dsync check --sieve LOCATION`: the scripts there, as lines (`away  60 bytes  active`).
-pub(crate) fn list(location: &SieveLocation, access: &Access<'_>) -> Result<String, CliError> {
+/// `dsync check --sieve LOCATION`: the scripts there, as lines (`away  60 bytes  active`),
+/// and as a report for the batch table (their number; names that cannot be used are
+/// skipped, exit 65).
+pub(crate) fn list(
+    location: &SieveLocation,
+    access: &Access<'_>,
+) -> Result<(String, SieveReport), CliError> {
     let mut side = open_side(location, access, "Sieve")?;
     let set = side.read_all().map_err(|error| CliError::Storage { side: "Sieve", error })?;
     side.close();
@@ -181,7 +186,16 @@ pub(crate) fn list(location: &SieveLocation, access: &Access<'_>) -> Result<Stri
         let pad = " ".repeat(width - name.chars().count());
         let _ = writeln!(out, "  {name}{pad}  {} bytes{active}", bytes.len());
     }
-    Ok(out)
+    let mut report = SieveReport { source_scripts: set.scripts.len(), ..SieveReport::default() };
+    for script in &set.unusable {
+        let active = if script.active { ", the active script" } else { "" };
+        let _ = writeln!(out, "  {}  unusable name: {}{active}", script.name, script.reason);
+        report.skipped.push(format!(
+            "sieve: script {} cannot be migrated: {}{active}",
+            script.name, script.reason
+        ));
+    }
+    Ok((out, report))
 }
 
 /// Where a user's Sieve base (what the last run left equal on both sides) is kept: next
@@ -293,6 +307,9 @@ pub(crate) fn run(
     }
     for conflict in &report.conflicts {
         tracing::warn!("{conflict}");
+    }
+    for skipped in &report.skipped {
+        tracing::error!("{skipped}");
     }
     for refused in &report.refused {
         tracing::error!(
@@ -409,7 +426,18 @@ struct Server(managesieve::Session);
 impl ScriptStore for Server {
     fn read_all(&mut self) -> Result<ScriptSet, StorageError> {
         let mut set = ScriptSet::default();
-        for script in self.0.list_scripts().map_err(|e| storage_error(&e))? {
+        let listing = self.0.list_scripts_leniently().map_err(|e| storage_error(&e))?;
+        set.unusable = listing
+            .unusable
+            .into_iter()
+            .map(|script| dsync_core::sieve::UnusableScript {
+                // Already escaped by the client.
+                name: format!("\"{}\"", script.name.name),
+                reason: script.name.reason.to_owned(),
+                active: script.active,
+            })
+            .collect();
+        for script in listing.scripts {
             let bytes = self.0.get_script(&script.name).map_err(|e| storage_error(&e))?;
             if script.active {
                 set.active = Some(script.name.to_string());

@@ -6,6 +6,9 @@
 //! * [`proto`] is the sans-IO codec: the version and schema lines, item lines with
 //!   Dovecot's escaping and NULL values, typed items, list ends and dot-stuffed streams.
 //!   What Dovecot 2.3 sends decodes and encodes back byte for byte.
+//! * [`PullSession`] is a blocking conversation with a child process (`ssh … doveadm
+//!   dsync-server`, built by [`RemoteCommand`] the way doveadm builds it) in the pull
+//!   role: the remote exports its tree, mailboxes, attributes, mails and bodies; we ask.
 //!
 //! ```
 //! use dsync_proto::proto::{Decoder, Encoder, Event, Item, Limits, MailChange, SchemaSet};
@@ -26,6 +29,14 @@
 #![deny(missing_docs)]
 #![deny(missing_debug_implementations)]
 
+mod command;
+mod connection;
+mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod proto;
+mod pull;
+
+pub use command::{DEFAULT_REMOTE_CMD, RemoteCommand};
+pub use error::ClientError;
+pub use pull::{MailboxExport, PullSession};

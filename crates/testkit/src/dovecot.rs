@@ -344,6 +344,14 @@ impl Dovecot {
             .expect("run doveadm")
     }
 
+    /// The command line that runs `doveadm dsync-server` for `user` on this instance's
+    /// config, speaking dsync's wire protocol on stdin/stdout: what `ssh HOST doveadm
+    /// dsync-server -u USER` runs on a real server, with no ssh. Split on spaces (as
+    /// Dovecot splits `dsync_remote_cmd`), so the config path must hold none (it never does).
+    pub fn dsync_server_command(&self, user: &str) -> String {
+        format!("{DOVEADM} -c {} dsync-server -u {user}", self.config.display())
+    }
+
     /// Like [`Dovecot::doveadm`] but panics with doveadm's stderr on failure and returns stdout.
     pub fn doveadm_ok(&self, args: &[&str]) -> String {
         let output = self.doveadm(args);

@@ -13,6 +13,8 @@ pub mod imap;
 pub mod maildir;
 #[cfg(feature = "pop3")]
 pub mod pop3;
+#[cfg(feature = "remote")]
+pub mod remote;
 
 /// The sink's own error travelled through `io::Error`; take it back out.
 #[cfg(any(feature = "imap", feature = "pop3"))]

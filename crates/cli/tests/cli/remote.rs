@@ -1,0 +1,115 @@
+//! `remote:` locations: a real `doveadm dsync-server` as the source, started the way
+//! doveadm starts it (`dsync_remote_cmd`, or a command line given as the location), with
+//! no ssh in between.
+
+use std::collections::BTreeMap;
+
+use testkit::Dovecot;
+
+use super::{dsync, source_with_fixture, text};
+
+/// `doveadm fetch` of every mail as "mailbox uid → guid", and every mailbox's GUID.
+fn guids(dovecot: &Dovecot, user: &str) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let fetched = dovecot.doveadm_ok(&["fetch", "-u", user, "mailbox uid guid", "all"]);
+    let mut mails = BTreeMap::new();
+    for block in fetched.split('\u{c}').filter(|b| !b.trim().is_empty()) {
+        let field = |key: &str| {
+            block.lines().find_map(|l| l.strip_prefix(key)).map_or("", str::trim).to_owned()
+        };
+        mails.insert(format!("{} {}", field("mailbox:"), field("uid:")), field("guid:"));
+    }
+    let listed = dovecot.doveadm_ok(&["mailbox", "status", "-u", user, "guid", "*"]);
+    let mut boxes = BTreeMap::new();
+    for line in listed.lines() {
+        if let Some((name, guid)) = line.rsplit_once(" guid=") {
+            boxes.insert(name.to_owned(), guid.trim().to_owned());
+        }
+    }
+    (mails, boxes)
+}
+
+#[test]
+fn backup_from_remote_keeps_dovecots_guids_uids_flags_and_reruns_copy_nothing() {
+    let (source, expected) = source_with_fixture();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let destination = dir.path().join("Maildir");
+    let target = format!("maildir:{}", destination.display());
+    // What an operator sets to reach the server through ssh, minus ssh.
+    let remote_cmd = format!(
+        "dsync_remote_cmd=/usr/bin/doveadm -c {} dsync-server -u%u",
+        source.config_file().display()
+    );
+    let args = ["backup", "-u", "alice", "-o", &remote_cmd, "remote:localhost", &target];
+
+    let first = dsync(&args, None);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let summary = String::from_utf8_lossy(&first.stdout);
+    assert!(summary.contains(&format!("{} messages saved", expected.message_count())), "{summary}");
+
+    let reader =
+        Dovecot::builder().user_serving_copy("reader", "readerpw", &destination, "maildir").start();
+    expected
+        .assert_same(&testkit::RawImap::login(reader.imap_port(), "reader", "readerpw").snapshot());
+    let (source_mails, source_boxes) = guids(&source, "alice");
+    let (copied_mails, copied_boxes) = guids(&reader, "reader");
+    assert_eq!(source_mails.len(), expected.message_count());
+    assert!(source_mails.values().all(|guid| !guid.is_empty()));
+    assert_eq!(copied_mails, source_mails, "message GUIDs by mailbox and UID");
+    assert!(
+        source_boxes.len() >= 10 && source_boxes.contains_key("Archive/2023"),
+        "{source_boxes:?}"
+    );
+    assert_eq!(copied_boxes, source_boxes, "mailbox GUIDs");
+    drop(reader);
+
+    let second = dsync(&args, None);
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second));
+    assert!(
+        String::from_utf8_lossy(&second.stdout).contains("0 messages saved (0 B), 0 expunged"),
+        "{}",
+        text(&second)
+    );
+}
+
+#[test]
+fn a_command_line_location_needs_no_user_and_two_way_or_push_is_refused() {
+    let (source, expected) = source_with_fixture();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let destination = dir.path().join("Maildir");
+    let target = format!("maildir:{}", destination.display());
+    let command = source.dsync_server_command("alice");
+
+    let pulled = dsync(&["sync", "-1", &command, &target], None);
+    assert_eq!(pulled.status.code(), Some(0), "{}", text(&pulled));
+    let reader =
+        Dovecot::builder().user_serving_copy("reader", "readerpw", &destination, "maildir").start();
+    expected
+        .assert_same(&testkit::RawImap::login(reader.imap_port(), "reader", "readerpw").snapshot());
+
+    let two_way = dsync(&["sync", &command, &target], None);
+    assert_eq!(two_way.status.code(), Some(64), "{}", text(&two_way));
+    assert!(
+        text(&two_way).contains("two-way sync over dsync's protocol is refused"),
+        "{}",
+        text(&two_way)
+    );
+
+    let push = dsync(&["backup", &target, &command], None);
+    assert_eq!(push.status.code(), Some(64), "{}", text(&push));
+    assert!(text(&push).contains("(push) is not supported yet"), "{}", text(&push));
+
+    let no_user = dsync(&["backup", "remote:localhost", &target], None);
+    assert_eq!(no_user.status.code(), Some(64), "{}", text(&no_user));
+    assert!(text(&no_user).contains("-u USER"), "{}", text(&no_user));
+}
+
+#[test]
+fn an_unknown_remote_user_is_exit_67_with_dovecots_own_words() {
+    let (source, _) = source_with_fixture();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let target = format!("maildir:{}", dir.path().join("Maildir").display());
+    let run = dsync(&["backup", &source.dsync_server_command("nobody-here"), &target], None);
+    assert_eq!(run.status.code(), Some(67), "{}", text(&run));
+    // The child's stderr is passed through.
+    assert!(text(&run).contains("User doesn't exist"), "{}", text(&run));
+}

@@ -59,6 +59,9 @@ pub struct PullSession {
     open_box: Option<Mailbox>,
 }
 
+/// `sync_until_timestamp` of our handshake: 9999-12-31 23:59:59 UTC.
+const RECEIVED_DATES_WANTED: i64 = 253_402_300_799;
+
 /// Our hostname for the handshake (the remote logs it).
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -70,7 +73,8 @@ fn hostname() -> String {
 
 impl PullSession {
     /// Starts `command` and does the handshake: our version, schemas and settings (a full
-    /// export, mails only on request, the remote a backup *sender*), our empty tree; then
+    /// export, mails only on request, received dates in the mail list, the remote a backup
+    /// *sender*), our empty tree; then
     /// the remote's version, schemas, handshake, mailbox tree and deletion log.
     pub fn start(command: &RemoteCommand) -> Result<PullSession, ClientError> {
         let mut connection = Connection::spawn(command)?;
@@ -81,6 +85,10 @@ impl PullSession {
             send_mail_requests: true,
             // From the slave's point of view: it sends.
             backup_send: true,
+            // Any until-time makes Dovecot's exporter send each mail's received date in its
+            // `C` item (DSYNC_MAILBOX_EXPORTER_FLAG_TIMESTAMPS); the filtering by it is the
+            // importer's, ours, so this one (year 9999) filters nothing.
+            sync_until_timestamp: Some(RECEIVED_DATES_WANTED),
             hashed_headers: Some(vec!["Date".into(), "Message-ID".into()]),
             alt_char: Some("_".into()),
             ..Handshake::default()

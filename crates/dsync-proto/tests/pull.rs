@@ -137,6 +137,12 @@ fn pull_reads_every_mailbox_mail_flag_and_body_a_dovecot_exports() {
                 field("flags:"),
             ));
         }
+        // Received dates come with the list (our handshake asks for them) and agree with
+        // the ones that come with the bodies.
+        let received: BTreeMap<String, u64> = saves
+            .iter()
+            .map(|c| (c.guid.clone().expect("guid"), c.received_timestamp.expect("received date")))
+            .collect();
         let mut requests = Vec::new();
         for (change, (uid, guid, dovecot_flags)) in saves.iter().zip(&expected) {
             assert_eq!((change.uid, change.guid.as_deref()), (*uid, Some(guid.as_str())), "{name}");
@@ -171,7 +177,8 @@ fn pull_reads_every_mailbox_mail_flag_and_body_a_dovecot_exports() {
                 let mut bytes = Vec::new();
                 body.read_to_end(&mut bytes).map_err(|e| ClientError::Handler(e.into()))?;
                 assert_eq!(Some(&bytes), on_disk.get(&guid), "body of {guid}");
-                assert!(mail.received_date.is_some_and(|d| d > 0));
+                let listed = received.get(&guid).and_then(|&t| i64::try_from(t).ok());
+                assert_eq!(mail.received_date, listed, "received date of {guid}");
                 mails_seen += 1;
                 Ok(())
             })

@@ -27,21 +27,7 @@ use crate::model::{
     Flags, MailboxContents, MailboxGuid, MailboxInfo, MailboxName, MailboxStatus, MessageMeta,
     SystemFlags, Uid, UidValidity,
 };
-use crate::storage::{Capabilities, MessageSink, Skip, Storage};
-
-/// A mailbox attribute as the remote exported it (IMAP METADATA; Sieve scripts are INBOX's
-/// private `vendor/vendor.dovecot/pvt/server/sieve/…` attributes).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteAttribute {
-    /// True for a private (per user) attribute, false for a shared one.
-    pub private: bool,
-    /// The key, without the `/private/` or `/shared/` prefix.
-    pub key: String,
-    /// The value; `None` for a deleted attribute.
-    pub value: Option<Vec<u8>>,
-    /// When it last changed (UNIX time), when known.
-    pub last_change: Option<i64>,
-}
+use crate::storage::{Capabilities, MailboxAttribute, MessageSink, Skip, Storage};
 
 /// The mailbox the conversation is in.
 #[derive(Debug)]
@@ -61,7 +47,7 @@ pub struct RemoteStorage {
     mailboxes: Vec<MailboxInfo>,
     subscriptions: BTreeSet<MailboxName>,
     open: Option<Open>,
-    attributes: BTreeMap<MailboxName, Vec<RemoteAttribute>>,
+    attributes: BTreeMap<MailboxName, Vec<MailboxAttribute>>,
     skipped: Vec<Skip>,
 }
 
@@ -119,11 +105,6 @@ impl RemoteStorage {
         }
         storage.session = Some(session);
         Ok(storage)
-    }
-
-    /// The attributes of the mailboxes read so far (filled as each mailbox is opened).
-    pub fn attributes(&self) -> &BTreeMap<MailboxName, Vec<RemoteAttribute>> {
-        &self.attributes
     }
 
     /// Ends the conversation: the remote's final word and its exit status (once; later
@@ -204,13 +185,12 @@ impl RemoteStorage {
     }
 }
 
-fn convert_attribute((attribute, value): &(Attribute, Option<Vec<u8>>)) -> RemoteAttribute {
-    RemoteAttribute {
-        private: attribute.attribute_type == dsync_proto::proto::AttributeType::Private,
-        key: attribute.key.clone(),
-        value: if attribute.deleted { None } else { value.clone() },
-        last_change: attribute.last_change,
-    }
+fn convert_attribute((attribute, value): &(Attribute, Option<Vec<u8>>)) -> MailboxAttribute {
+    let private = attribute.attribute_type == dsync_proto::proto::AttributeType::Private;
+    let value = if attribute.deleted { None } else { value.clone() };
+    let mut converted = MailboxAttribute::new(private, attribute.key.clone(), value);
+    converted.last_change = attribute.last_change;
+    converted
 }
 
 /// The protocol's flag bits (`enum mail_flags`) as the engine's; `\Recent` is dropped.
@@ -334,6 +314,14 @@ impl Storage for RemoteStorage {
 
     fn take_skipped(&mut self) -> Vec<Skip> {
         std::mem::take(&mut self.skipped)
+    }
+
+    /// The attributes come with the mailbox's export (`A` items, before its mail list).
+    fn attributes(&mut self, mailbox: &MailboxName) -> Result<Vec<MailboxAttribute>, StorageError> {
+        if !self.attributes.contains_key(mailbox) {
+            self.open(mailbox, false)?;
+        }
+        Ok(self.attributes.get(mailbox).cloned().unwrap_or_default())
     }
 
     fn fetch(

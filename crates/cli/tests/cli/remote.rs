@@ -113,3 +113,46 @@ fn an_unknown_remote_user_is_exit_67_with_dovecots_own_words() {
     // The child's stderr is passed through.
     assert!(text(&run).contains("User doesn't exist"), "{}", text(&run));
 }
+
+#[test]
+fn reruns_after_changes_on_the_remote_converge() {
+    let (source, _) = source_with_fixture();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let destination = dir.path().join("Maildir");
+    let target = format!("maildir:{}", destination.display());
+    let command = source.dsync_server_command("alice");
+    let first = dsync(&["backup", &command, &target], None);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+
+    // New mail, a flag change, an expunge, a rename and a delete on the source.
+    let mut imap = testkit::RawImap::login(source.imap_port(), "alice", super::PASSWORD);
+    imap.append("INBOX", &["\\Flagged"], None, b"Subject: new\r\n\r\nnew mail\r\n");
+    imap.store("INBOX", "1", "+FLAGS (\\Answered $Forwarded)");
+    imap.expunge_uids("INBOX", "2");
+    imap.command_ok("RENAME Sent Sent-2024");
+    imap.command_ok("DELETE Trash");
+    let expected = imap.snapshot();
+    imap.logout();
+
+    let second = dsync(&["backup", &command, &target], None);
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second));
+    let summary = String::from_utf8_lossy(&second.stdout).into_owned();
+    assert!(summary.contains("1 expunged"), "{summary}");
+    expected.assert_same(&super::served(&destination));
+    let reader =
+        Dovecot::builder().user_serving_copy("reader", "readerpw", &destination, "maildir").start();
+    let (copied_mails, copied_boxes) = guids(&reader, "reader");
+    let (source_mails, source_boxes) = guids(&source, "alice");
+    assert!(source_boxes.contains_key("Sent-2024") && !source_boxes.contains_key("Trash"));
+    assert_eq!((copied_mails, copied_boxes), (source_mails, source_boxes), "GUIDs after changes");
+    drop(reader);
+
+    // Nothing changed since: no body travels.
+    let third = dsync(&["backup", &command, &target], None);
+    assert_eq!(third.status.code(), Some(0), "{}", text(&third));
+    assert!(
+        String::from_utf8_lossy(&third.stdout).contains("0 messages saved (0 B), 0 expunged"),
+        "{}",
+        text(&third)
+    );
+}

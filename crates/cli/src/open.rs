@@ -259,7 +259,9 @@ pub(crate) fn open_source(
         Location::Remote { .. } | Location::RemoteCommand(_) => {
             let command = remote_command(location, access.settings)?;
             tracing::info!("running {command}");
-            let storage = RemoteStorage::connect(command)
+            // -T: what doveadm's -T is for its remote, our I/O timeout everywhere.
+            let timeout = Duration::from_secs(access.settings.timeout.max(1));
+            let storage = RemoteStorage::connect_with_timeout(command, timeout)
                 .map_err(|error| CliError::Storage { side, error })?;
             Ok(Opened::Remote(Box::new(storage)))
         }

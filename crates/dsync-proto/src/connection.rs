@@ -3,12 +3,15 @@
 //! it exits becomes our error.
 //!
 //! Our bytes go to the child through a writer thread, so the child can never block us by
-//! filling its stdout while we write (and the other way round): this thread only reads.
+//! filling its stdout while we write (and the other way round). Its stdout is read by a
+//! reader thread, so a remote that stops answering is noticed after the I/O timeout
+//! (doveadm's `-T`, 600 s by default) instead of hanging the run.
 
 use std::io::{Read, Write};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crate::command::RemoteCommand;
 use crate::error::ClientError;
@@ -52,17 +55,41 @@ impl Incoming {
 pub(crate) struct Connection {
     command: RemoteCommand,
     child: Child,
-    stdout: ChildStdout,
+    from_child: mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    timeout: Duration,
     decoder: Decoder,
     to_child: Option<mpsc::Sender<Vec<u8>>>,
     writer: Option<JoinHandle<std::io::Result<()>>>,
     pending: Vec<u8>,
-    read_buf: Vec<u8>,
+}
+
+/// Reads the child's stdout in chunks until its end (an empty chunk) or an error; stops
+/// when nobody listens any more. At most a few chunks wait, so a fast remote cannot make
+/// us buffer a whole mailbox.
+fn read_child(mut stdout: impl Read, to_us: &mpsc::SyncSender<std::io::Result<Vec<u8>>>) {
+    let mut buf = vec![0; 64 << 10];
+    loop {
+        match stdout.read(&mut buf) {
+            Ok(n) => {
+                if to_us.send(Ok(buf[..n].to_vec())).is_err() || n == 0 {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                let _ = to_us.send(Err(e));
+                return;
+            }
+        }
+    }
 }
 
 impl Connection {
-    /// Starts `command`.
-    pub(crate) fn spawn(command: &RemoteCommand) -> Result<Connection, ClientError> {
+    /// Starts `command`; a remote silent for longer than `timeout` is an error.
+    pub(crate) fn spawn(
+        command: &RemoteCommand,
+        timeout: Duration,
+    ) -> Result<Connection, ClientError> {
         let mut child = Command::new(command.program())
             .args(&command.argv()[1..])
             .stdin(Stdio::piped())
@@ -88,15 +115,20 @@ impl Connection {
                 stdin.flush()
             })
             .map_err(|source| ClientError::Spawn { command: command.to_string(), source })?;
+        let (to_us, from_child) = mpsc::sync_channel(4);
+        std::thread::Builder::new()
+            .name("dsync-remote-reader".into())
+            .spawn(move || read_child(stdout, &to_us))
+            .map_err(|source| ClientError::Spawn { command: command.to_string(), source })?;
         Ok(Connection {
             command: command.clone(),
             child,
-            stdout,
+            from_child,
+            timeout,
             decoder: Decoder::new(Limits::default()),
             to_child: Some(to_child),
             writer: Some(writer),
             pending: Vec::new(),
-            read_buf: vec![0; 64 << 10],
         })
     }
 
@@ -151,19 +183,23 @@ impl Connection {
                     Event::StreamEnd => Incoming::StreamEnd,
                 });
             }
-            let n = loop {
-                match self.stdout.read(&mut self.read_buf) {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(source) => {
-                        return Err(ClientError::Io { command: self.command.to_string(), source });
-                    }
+            let chunk = match self.from_child.recv_timeout(self.timeout) {
+                Ok(Ok(chunk)) => chunk,
+                Ok(Err(source)) => {
+                    return Err(ClientError::Io { command: self.command.to_string(), source });
                 }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(ClientError::Timeout {
+                        command: self.command.to_string(),
+                        seconds: self.timeout.as_secs(),
+                    });
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(self.closed()),
             };
-            if n == 0 {
+            if chunk.is_empty() {
                 return Err(self.closed());
             }
-            self.decoder.feed(&self.read_buf[..n]);
+            self.decoder.feed(&chunk);
         }
     }
 

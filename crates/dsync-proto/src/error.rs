@@ -55,6 +55,14 @@ pub enum ClientError {
         /// How it exited.
         status: ExitStatus,
     },
+    /// The remote side sent nothing for longer than the I/O timeout.
+    #[error("remote command {command} sent nothing for {seconds} s: giving up")]
+    Timeout {
+        /// The command line.
+        command: String,
+        /// The timeout.
+        seconds: u64,
+    },
     /// The remote side reported a failure in its `F` item.
     #[error("remote dsync failed: {message}")]
     Remote {
@@ -100,7 +108,7 @@ impl ClientError {
                 Some(5) => 77,
                 _ => 75,
             },
-            ClientError::Io { .. } | ClientError::Handler(_) => 75,
+            ClientError::Io { .. } | ClientError::Timeout { .. } | ClientError::Handler(_) => 75,
         }
     }
 }

@@ -39,4 +39,4 @@ mod pull;
 
 pub use command::{DEFAULT_REMOTE_CMD, RemoteCommand};
 pub use error::ClientError;
-pub use pull::{MailboxExport, PullSession};
+pub use pull::{DEFAULT_TIMEOUT, MailboxExport, PullSession};

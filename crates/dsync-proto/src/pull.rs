@@ -15,6 +15,7 @@
 //! mailbox. [`PullSession::finish`] ends the conversation.
 
 use std::io::Read;
+use std::time::Duration;
 
 use crate::command::RemoteCommand;
 use crate::connection::{Connection, Incoming};
@@ -59,6 +60,9 @@ pub struct PullSession {
     open_box: Option<Mailbox>,
 }
 
+/// doveadm's default I/O timeout (`-T`).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_mins(10);
+
 /// `sync_until_timestamp` of our handshake: 9999-12-31 23:59:59 UTC.
 const RECEIVED_DATES_WANTED: i64 = 253_402_300_799;
 
@@ -77,7 +81,16 @@ impl PullSession {
     /// *sender*), our empty tree; then
     /// the remote's version, schemas, handshake, mailbox tree and deletion log.
     pub fn start(command: &RemoteCommand) -> Result<PullSession, ClientError> {
-        let mut connection = Connection::spawn(command)?;
+        PullSession::start_with_timeout(command, DEFAULT_TIMEOUT)
+    }
+
+    /// [`PullSession::start`] with an I/O timeout other than doveadm's 600 s: a remote
+    /// that sends nothing for that long ends the session with [`ClientError::Timeout`].
+    pub fn start_with_timeout(
+        command: &RemoteCommand,
+        timeout: Duration,
+    ) -> Result<PullSession, ClientError> {
+        let mut connection = Connection::spawn(command, timeout)?;
         let encoder = Encoder::new();
         let handshake = Handshake {
             hostname: hostname(),

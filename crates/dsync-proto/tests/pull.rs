@@ -225,3 +225,17 @@ fn an_abandoned_session_stops_its_child() {
     drop(session);
     // Nothing to assert beyond not hanging: Drop closes stdin and reaps the child.
 }
+
+#[test]
+fn a_remote_that_stops_answering_times_out() {
+    // A fake peer, for a fault a real dsync-server does not produce on demand: a command
+    // that never says anything.
+    let silent = RemoteCommand::from_command_line("sleep 30").expect("command");
+    let started = std::time::Instant::now();
+    let error = PullSession::start_with_timeout(&silent, std::time::Duration::from_secs(1))
+        .expect_err("no handshake");
+    assert!(matches!(error, ClientError::Timeout { seconds: 1, .. }), "{error}");
+    assert_eq!(error.exit_code(), 75);
+    // Dropping the session killed and reaped the child: no 30 s wait.
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}

@@ -70,7 +70,16 @@ impl RemoteStorage {
     /// Starts `command` (a `doveadm dsync-server` at the other end) and reads the remote's
     /// mailbox tree.
     pub fn connect(command: RemoteCommand) -> Result<RemoteStorage, StorageError> {
-        let session = PullSession::start(&command).map_err(convert)?;
+        RemoteStorage::connect_with_timeout(command, dsync_proto::DEFAULT_TIMEOUT)
+    }
+
+    /// [`RemoteStorage::connect`] with an I/O timeout: a remote silent for that long fails
+    /// the run (exit 75) instead of hanging it.
+    pub fn connect_with_timeout(
+        command: RemoteCommand,
+        timeout: std::time::Duration,
+    ) -> Result<RemoteStorage, StorageError> {
+        let session = PullSession::start_with_timeout(&command, timeout).map_err(convert)?;
         let mut storage = RemoteStorage {
             command,
             session: None,

@@ -156,3 +156,33 @@ fn reruns_after_changes_on_the_remote_converge() {
         text(&third)
     );
 }
+
+#[test]
+fn a_remote_cut_short_fails_the_run_and_deletes_nothing() {
+    let (source, expected) = source_with_fixture();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let destination = dir.path().join("Maildir");
+    let target = format!("maildir:{}", destination.display());
+    let first = dsync(&["backup", &source.dsync_server_command("alice"), &target], None);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+
+    // A real dsync-server whose output stops after 4000 bytes: inside the first mailboxes'
+    // mail lists. Taken for complete, a cut list would expunge the rest from the backup.
+    let script = dir.path().join("cut.sh");
+    std::fs::write(
+        &script,
+        // dd writes what it reads at once (head would hold it in stdio's buffer).
+        format!(
+            "#!/bin/sh\n{} | dd bs=64K count=4000 iflag=count_bytes status=none\n",
+            source.dsync_server_command("alice")
+        ),
+    )
+    .expect("write script");
+    let cut = format!("sh {}", script.display());
+    // The shell keeps our end of the pipe open while the cut-off server waits for us: the
+    // I/O timeout (-T) is what ends it, as it would end a hung ssh.
+    let run = dsync(&["backup", "--no-state", "-T", "3", &cut, &target], None);
+    assert_eq!(run.status.code(), Some(75), "{}", text(&run));
+    assert!(text(&run).contains("sent nothing for 3 s"), "{}", text(&run));
+    expected.assert_same(&super::served(&destination));
+}

@@ -1,5 +1,5 @@
 //! Command-line arguments (clap). Verbs, option letters and their meanings follow doveadm
-//! where it has them (`dovecot-formats.md` §8), so operators feel at home.
+//! where it has them (Dovecot's `src/doveadm/doveadm-dsync.c`), so operators feel at home.
 
 use std::path::PathBuf;
 
@@ -42,7 +42,11 @@ Locations:
                                        (Dovecot's pop3-migration matching)
   imapc:, pop3c:                       server from -o imapc_host=… imapc_port=… imapc_ssl=…
                                        (imaps, starttls (the default) or no: clear text)
-  sdbox:PATH                           single-dbox (not yet)
+  sdbox:PATH[:INDEX=DIR][:ALT=DIR][:UTF-8]
+                                       single-dbox as Dovecot 2.3 keeps it: one u.<uid> file
+                                       per message, the rest in Dovecot's index
+                                       (dovecot.index.log appended under Dovecot's lock, so
+                                       a Dovecot may use it meanwhile); read and written
   remote:[LOGIN@]HOST                  a Dovecot through its own dsync protocol, as a source
                                        (backup, sync -1): runs -o dsync_remote_cmd (default
                                        `ssh -l%{login} %{host} doveadm dsync-server -u%u -U`,
@@ -54,9 +58,9 @@ Locations:
                                        dsync-server -u alice'); the command's stderr is
                                        shown, its exit code kept (67 unknown user)
 In batches (-u, -A, -F) %u, %n (user without domain) and %d (domain) are replaced, and
-`~` (or %h) in maildir:~/Maildir is that user's home: -o home=DIR (a template such as
-/srv/mail/%d/%n), home in the config, or the system's passwd entry; an unknown user is
-refused (67). Without a user, `~` is $HOME.
+`~` (or %h) in maildir:~/Maildir or sdbox:~/sdbox is that user's home: -o home=DIR (a
+template such as /srv/mail/%d/%n), home in the config, or the system's passwd entry; an
+unknown user is refused (67). Without a user, `~` is $HOME.
 Passwords never go on the command line: --password-file, --password-command,
 --oauth2-token-file or the DSYNC_PASSWORD environment variable.
 
@@ -249,7 +253,7 @@ pub(crate) struct Locations {
     /// take it from the config file.
     pub(crate) source: Option<String>,
 
-    /// Where mail is written (a Maildir).
+    /// Where mail is written (a Maildir or an sdbox store).
     pub(crate) destination: Option<String>,
 }
 
@@ -391,6 +395,29 @@ pub(crate) struct RunArgs {
 
     #[command(flatten)]
     pub(crate) output: OutputArgs,
+
+    #[command(flatten)]
+    pub(crate) sieve: SieveArgs,
+}
+
+/// The user's Sieve scripts, migrated after the mail.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Sieve scripts")]
+pub(crate) struct SieveArgs {
+    /// Also migrate the user's Sieve scripts (after the mail) from LOCATION:
+    /// sieve://USER@HOST[:PORT] (ManageSieve, STARTTLS; ?tls=none for clear text; the same
+    /// password, master user and TLS options as imap://) or file:DIR[;active=PATH]
+    /// (Pigeonhole's file store; ~ is the user's home). backup makes the destination's
+    /// scripts and active script equal (extra scripts removed), sync -1 adds and updates.
+    /// A script the destination refuses is reported with its reason (exit 65), the rest
+    /// and the mail go on. Templates (%u, %n, %d) as for mail locations.
+    #[arg(long, value_name = "LOCATION", requires = "sieve_to")]
+    pub(crate) sieve_from: Option<String>,
+
+    /// Where the Sieve scripts go: sieve://USER@HOST[:PORT][?tls=none] or
+    /// file:DIR[;active=PATH] (see --sieve-from).
+    #[arg(long, value_name = "LOCATION", requires = "sieve_from")]
+    pub(crate) sieve_to: Option<String>,
 }
 
 /// doveadm sync/backup letters dsync does not implement: accepted by the parser only to
@@ -665,12 +692,22 @@ pub(crate) struct VerifyArgs {
     /// Print the differences as JSON.
     #[arg(long)]
     pub(crate) json: bool,
+
+    /// Also compare the Sieve scripts of --sieve-from and --sieve-to (names, bytes, the
+    /// active script).
+    #[command(flatten)]
+    pub(crate) sieve: SieveArgs,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct CheckArgs {
     /// The location to check (may be left out with -u/-A, or be a template with -F).
     pub(crate) location: Option<String>,
+
+    /// Also list the user's Sieve scripts at LOCATION (sieve://USER@HOST[:PORT][?tls=none]
+    /// or file:DIR[;active=PATH]): names, sizes, the active one. One user only.
+    #[arg(long = "sieve", value_name = "LOCATION")]
+    pub(crate) sieve: Option<String>,
 
     #[command(flatten)]
     pub(crate) connection: ConnectionArgs,

@@ -193,6 +193,7 @@ pub(crate) fn sync(
     let plan = |who: &Who| -> Result<Job, CliError> {
         let settings = settings_for(context, who, groups)?;
         let profile = context.config.profile(who.account.as_deref());
+        let sieve_profile = profile.clone();
         let source = who
             .source
             .clone()
@@ -229,6 +230,7 @@ pub(crate) fn sync(
             source,
             destination: parse_for(&destination, user, &settings)?,
             secret: secret_for(&secret_owner, &settings),
+            sieve: crate::sieve::task_locations(&run.sieve, &sieve_profile, task, user, &settings)?,
             settings,
         })
     };
@@ -578,7 +580,17 @@ pub(crate) fn verify(context: &Context, args: &VerifyArgs) -> Result<u8, CliErro
     warn_about(&mut b);
     a.close();
     b.close();
-    let comparison = result.map_err(|e| CliError::Storage { side: e.side, error: e.error })?;
+    let mut comparison = result.map_err(|e| CliError::Storage { side: e.side, error: e.error })?;
+    // The Sieve scripts too, when named: their differences join the mail's.
+    let profile = context.config.profile(None);
+    if let Some(pair) = crate::sieve::locations(&args.sieve, &profile, None, &settings)? {
+        let lines = crate::sieve::compare(&pair, &access)?;
+        comparison.differences.extend(lines.into_iter().map(|text| verify::Difference {
+            mailbox: None,
+            uid: None,
+            text,
+        }));
+    }
     if args.json {
         match serde_json::to_string_pretty(&comparison) {
             Ok(text) => println!("{text}"),
@@ -674,7 +686,27 @@ pub(crate) fn check(context: &Context, args: &CheckArgs) -> Result<u8, CliError>
         if !context.verbosity.quiet {
             print!("{}", report.table(&label));
         }
+        if let (Some(template), Ok((_, settings, secret))) = (&args.sieve, &planned) {
+            let user = users[0].user.as_deref();
+            let location = crate::sieve::parse(template, user, settings)?;
+            let access = Access {
+                settings,
+                secret: secret.clone(),
+                debug: context.verbosity.debug,
+                rawlog: None,
+                message_guids: false,
+            };
+            let listing = crate::sieve::list(&location, &access)?;
+            if !context.verbosity.quiet {
+                print!("{listing}");
+            }
+        }
         return Ok(0);
+    }
+    if args.sieve.is_some() {
+        return Err(CliError::Usage(
+            "check --sieve lists one user's scripts; not with -A/-F yet".into(),
+        ));
     }
     let base = settings_for(
         context,

@@ -14,6 +14,8 @@
 //! parallel_folders = 2                           # folders of a user at once (backup)
 //! settings = { mail_prefetch_count = "20" }     # like -o key=value
 //! owner = "vmail:vmail"                          # of what is created (default: the root's)
+//! sieve_from = "sieve://%u@old.example.com"      # Sieve scripts too (--sieve-from/--sieve-to)
+//! sieve_to = "file:~/sieve;active=~/.dovecot.sieve"
 //!
 //! [accounts.alice]
 //! source = "imaps://alice@old.example.com"
@@ -48,6 +50,10 @@ pub(crate) struct Profile {
     pub(crate) source: Option<String>,
     /// Destination location (template).
     pub(crate) destination: Option<String>,
+    /// Where the Sieve scripts come from (template; `--sieve-from`).
+    pub(crate) sieve_from: Option<String>,
+    /// Where the Sieve scripts go (template; `--sieve-to`).
+    pub(crate) sieve_to: Option<String>,
     /// The user put into templates (default: the account's name).
     pub(crate) user: Option<String>,
     /// Password file (template).
@@ -115,6 +121,8 @@ impl Profile {
         pick!(
             source,
             destination,
+            sieve_from,
+            sieve_to,
             user,
             password_file,
             password_command,

@@ -67,6 +67,8 @@ pub(crate) struct Job {
     pub(crate) destination: Location,
     pub(crate) settings: Settings,
     pub(crate) secret: Option<SecretSource>,
+    /// `--sieve-from`/`--sieve-to`: the scripts migrated after the mail.
+    pub(crate) sieve: Option<crate::sieve::SievePair>,
 }
 
 impl Job {
@@ -95,6 +97,8 @@ pub(crate) struct Outcome {
     pub(crate) reconnects: Vec<String>,
     /// `backup --verify`: the comparison after the run, or why it could not be made.
     pub(crate) verification: Option<Result<Comparison, CliError>>,
+    /// `--sieve-from`/`--sieve-to`: what the Sieve part did, or why it could not run.
+    pub(crate) sieve: Option<Result<dsync_core::sieve::SieveReport, CliError>>,
 }
 
 impl Outcome {
@@ -107,6 +111,7 @@ impl Outcome {
             dovecot_state: None,
             reconnects: Vec::new(),
             verification: None,
+            sieve: None,
         }
     }
 
@@ -118,8 +123,15 @@ impl Outcome {
             (None, Some(report)) => report.exit_code(),
             (None, None) => 0,
         };
+        // Sieve scripts: their store's failure, else 65 for a refused script.
+        let sieve = match &self.sieve {
+            Some(Ok(report)) => report.exit_code(),
+            Some(Err(error)) => error.exit_code(),
+            None => 0,
+        };
         match &self.verification {
             _ if run != 0 => run,
+            _ if sieve != 0 => sieve,
             Some(Ok(comparison)) => u8::from(!comparison.differences.is_empty()),
             Some(Err(error)) => error.exit_code(),
             None => 0,
@@ -184,8 +196,19 @@ pub(crate) fn run(
             dovecot_state,
             reconnects,
             verification: None,
+            sieve: None,
         };
     };
+    // The scripts after the mail: whatever happens to them, the mail stays as synced.
+    if let Some(pair) = &job.sieve
+        && !interrupt::requested()
+    {
+        let result = crate::sieve::run(job, pair, task, debug, rawlog);
+        if let Err(error) = &result {
+            tracing::error!("sieve: {error}");
+        }
+        outcome.sieve = Some(result);
+    }
     if let Some(level) = task.verify
         && outcome.error.is_none()
         && !task.dry_run
@@ -237,11 +260,6 @@ fn attempt_once(
     let source_user = job.source_user.as_deref().or(user);
     let source = open::resolve(job.source.clone(), &job.settings, source_user).map_err(fail)?;
     let destination = open::resolve(job.destination.clone(), &job.settings, user).map_err(fail)?;
-    for location in [&source, &destination] {
-        if let Some(error) = open::not_yet(location) {
-            return Err(fail(error));
-        }
-    }
     if task.mode == Mode::TwoWay && (source.is_remote_dsync() || destination.is_remote_dsync()) {
         return Err(fail(CliError::Usage(format!(
             "{source} -> {destination}: a two-way sync over dsync's protocol is refused: both \
@@ -374,6 +392,8 @@ fn attempt_once(
         } else if task.mode == Mode::Backup
             && job.settings.parallel_folders > 1
             && matches!(source, Location::Imap(_) | Location::Maildir(_))
+            // The workers' destination connections are Maildirs.
+            && matches!(destination, Location::Maildir(_))
         {
             let workers = Workers { source: &source, destination: &destination, access };
             dsync_core::run_parallel(

@@ -31,6 +31,8 @@ pub(crate) enum Protocol {
     Imap,
     /// POP3.
     Pop3,
+    /// ManageSieve (`--sieve-from`/`--sieve-to`).
+    Sieve,
 }
 
 impl Protocol {
@@ -40,6 +42,7 @@ impl Protocol {
             (Protocol::Imap, _) => "imap",
             (Protocol::Pop3, Transport::Tls) => "pop3s",
             (Protocol::Pop3, _) => "pop3",
+            (Protocol::Sieve, _) => "sieve",
         }
     }
 
@@ -49,6 +52,7 @@ impl Protocol {
             (Protocol::Imap, _) => 143,
             (Protocol::Pop3, Transport::Tls) => 995,
             (Protocol::Pop3, _) => 110,
+            (Protocol::Sieve, _) => 4190,
         }
     }
 }
@@ -147,7 +151,7 @@ impl fmt::Display for Location {
         match self {
             Location::Imap(server) | Location::Pop3(server) => server.fmt(f),
             Location::ImapPop3 { imap, pop3 } => write!(f, "{imap},{pop3}"),
-            Location::FromSettings(Protocol::Imap) => f.write_str("imapc:"),
+            Location::FromSettings(Protocol::Imap | Protocol::Sieve) => f.write_str("imapc:"),
             Location::FromSettings(Protocol::Pop3) => f.write_str("pop3c:"),
             Location::Maildir(location) | Location::Sdbox(location) => f.write_str(location),
             Location::Remote { login, host, .. } if login.is_empty() => write!(f, "remote:{host}"),
@@ -216,7 +220,7 @@ pub(crate) fn parse(text: &str) -> Result<Location, LocationError> {
         if let Some(rest) = text.strip_prefix(scheme) {
             let server = parse_server(rest, protocol, implicit_tls).map_err(|r| error(&r))?;
             return Ok(match protocol {
-                Protocol::Imap => Location::Imap(server),
+                Protocol::Imap | Protocol::Sieve => Location::Imap(server),
                 Protocol::Pop3 => Location::Pop3(server),
             });
         }
@@ -324,6 +328,12 @@ pub(crate) fn expand(template: &str, user: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// The part after `sieve://` of a ManageSieve location: `USER@HOST[:PORT][?tls=none]`,
+/// STARTTLS by default (there is no implicit-TLS ManageSieve scheme).
+pub(crate) fn parse_sieve_server(rest: &str) -> Result<ServerLocation, String> {
+    parse_server(rest, Protocol::Sieve, false)
 }
 
 fn parse_server(

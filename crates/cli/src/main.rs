@@ -39,6 +39,7 @@ mod open;
 mod output;
 mod progress;
 mod settings;
+mod sieve;
 mod state_file;
 mod stdout;
 mod verify;

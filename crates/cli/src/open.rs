@@ -9,9 +9,10 @@ use dsync_core::adapters::imap::ImapStorage;
 use dsync_core::adapters::maildir::MaildirStorage;
 use dsync_core::adapters::pop3::{ImapPop3Storage, Pop3Storage};
 use dsync_core::adapters::remote::{DEFAULT_REMOTE_CMD, RemoteCommand, RemoteStorage};
+use dsync_core::adapters::sdbox::SdboxStorage;
 use dsync_core::{ErrorKind, Storage, StorageError, StorageMut};
 use imapc::{AuthMechanism, ConnectOptions, Credentials, Security, Timeouts, TlsOptions};
-use mailstore::{Durability, Maildir, Options, Permissions};
+use mailstore::{Durability, Maildir, Options, Permissions, Sdbox, SdboxLocation};
 
 use crate::credentials::{CredentialError, PASSWORD_ENV, SecretSource};
 use crate::exit::CliError;
@@ -26,6 +27,7 @@ pub(crate) enum Opened {
     ImapPop3(Box<ImapPop3Storage>),
     Maildir(MaildirStorage),
     Remote(Box<RemoteStorage>),
+    Sdbox(SdboxStorage),
 }
 
 impl Opened {
@@ -36,6 +38,7 @@ impl Opened {
             Opened::ImapPop3(pair) => pair.as_mut(),
             Opened::Maildir(maildir) => maildir,
             Opened::Remote(remote) => remote.as_mut(),
+            Opened::Sdbox(sdbox) => sdbox,
         }
     }
 
@@ -47,6 +50,7 @@ impl Opened {
             Opened::ImapPop3(pair) => pair.as_ref(),
             Opened::Maildir(maildir) => maildir,
             Opened::Remote(remote) => remote.as_ref(),
+            Opened::Sdbox(sdbox) => sdbox,
         }
     }
 
@@ -54,20 +58,22 @@ impl Opened {
     pub(crate) fn as_storage_mut(&mut self) -> Option<&mut dyn StorageMut> {
         match self {
             Opened::Maildir(maildir) => Some(maildir),
+            Opened::Sdbox(sdbox) => Some(sdbox),
             _ => None,
         }
     }
 
-    /// The Maildir root, for a Maildir.
+    /// The mail root, for a Maildir or an sdbox store (our lock and state file live there).
     pub(crate) fn maildir_root(&self) -> Option<PathBuf> {
         match self {
             Opened::Maildir(maildir) => Some(maildir.maildir().location().root().to_path_buf()),
+            Opened::Sdbox(sdbox) => Some(sdbox.sdbox().location().root().to_path_buf()),
             _ => None,
         }
     }
 
-    /// For a Maildir, the owner, group and modes of what it creates (derived from its
-    /// root, or as configured), for our own files kept in it.
+    /// For a Maildir or an sdbox store, the owner, group and modes of what it creates
+    /// (derived from its root, or as configured), for our own files kept in it.
     pub(crate) fn maildir_permissions(
         &self,
         side: &'static str,
@@ -75,6 +81,9 @@ impl Opened {
         match self {
             Opened::Maildir(maildir) => {
                 Some(maildir.permissions().map_err(|error| CliError::Storage { side, error }))
+            }
+            Opened::Sdbox(sdbox) => {
+                Some(sdbox.permissions().map_err(|error| CliError::Storage { side, error }))
             }
             _ => None,
         }
@@ -93,6 +102,7 @@ impl Opened {
     pub(crate) fn finish(&self) -> Result<(), StorageError> {
         match self {
             Opened::Maildir(maildir) => maildir.sync_to_disk(),
+            Opened::Sdbox(sdbox) => sdbox.sync_to_disk(),
             _ => Ok(()),
         }
     }
@@ -133,7 +143,7 @@ impl Opened {
             Opened::ImapPop3(pair) => {
                 let _ = pair.into_imap().logout();
             }
-            Opened::Maildir(_) => {}
+            Opened::Maildir(_) | Opened::Sdbox(_) => {}
             Opened::Remote(mut remote) => {
                 let _ = remote.finish();
             }
@@ -170,12 +180,13 @@ pub(crate) fn resolve(
     }
     let Location::FromSettings(protocol) = location else { return Ok(location) };
     let (server, prefix) = match protocol {
-        Protocol::Imap => (&settings.imapc, "imapc"),
+        // No mail location is ManageSieve: `imapc:` stands in for it.
+        Protocol::Imap | Protocol::Sieve => (&settings.imapc, "imapc"),
         Protocol::Pop3 => (&settings.pop3c, "pop3c"),
     };
     let resolved = from_settings(server, prefix, protocol, user)?;
     Ok(match protocol {
-        Protocol::Imap => Location::Imap(resolved),
+        Protocol::Imap | Protocol::Sieve => Location::Imap(resolved),
         Protocol::Pop3 => Location::Pop3(resolved),
     })
 }
@@ -206,6 +217,7 @@ fn from_settings(
         (Protocol::Imap, _) => 143,
         (Protocol::Pop3, Transport::Tls) => 995,
         (Protocol::Pop3, _) => 110,
+        (Protocol::Sieve, _) => 4190,
     };
     Ok(ServerLocation {
         protocol,
@@ -216,24 +228,12 @@ fn from_settings(
     })
 }
 
-/// The error for locations whose storage does not exist yet.
-pub(crate) fn not_yet(location: &Location) -> Option<CliError> {
-    let what = match location {
-        Location::Sdbox(_) => "sdbox: locations are not supported yet: use maildir:",
-        _ => return None,
-    };
-    Some(CliError::Usage(format!("{location}: {what}")))
-}
-
 /// Opens a location to be read (a sync source, or either side of `verify`/`check`).
 pub(crate) fn open_source(
     location: &Location,
     access: &Access<'_>,
     side: &'static str,
 ) -> Result<Opened, CliError> {
-    if let Some(error) = not_yet(location) {
-        return Err(error);
-    }
     match location {
         Location::Maildir(text) => {
             let root = maildir_root(text)?;
@@ -254,6 +254,22 @@ pub(crate) fn open_source(
             Ok(Opened::Maildir(MaildirStorage::from_maildir(Maildir::with_options(
                 parsed, options,
             ))))
+        }
+        Location::Sdbox(text) => {
+            let parsed = parse_sdbox(text)?;
+            // As for a Maildir: a typo must not look like an empty store.
+            if !parsed.root().is_dir() {
+                let error = StorageError::new(
+                    ErrorKind::NotFound,
+                    format!("{} does not exist", parsed.root().display()),
+                );
+                return Err(CliError::Storage { side, error });
+            }
+            let mut options = Options::default().with_read_only(true);
+            if let Some(seconds) = access.settings.lock_timeout {
+                options = options.with_lock_timeout(Duration::from_secs(seconds));
+            }
+            Ok(Opened::Sdbox(SdboxStorage::from_sdbox(Sdbox::with_options(parsed, options))))
         }
         Location::Imap(imap) => Ok(Opened::Imap(Box::new(connect_imap(imap, access, side)?))),
         Location::Remote { .. } | Location::RemoteCommand(_) => {
@@ -280,7 +296,7 @@ pub(crate) fn open_source(
                 .map_err(|error| CliError::Storage { side, error })?;
             Ok(Opened::ImapPop3(Box::new(pair)))
         }
-        _ => Err(CliError::Usage(format!("{location}: cannot be opened"))),
+        Location::FromSettings(_) => Err(CliError::Usage(format!("{location}: cannot be opened"))),
     }
 }
 
@@ -305,46 +321,47 @@ pub(crate) fn open_destination(
     settings: &Settings,
     side: &'static str,
 ) -> Result<Opened, CliError> {
-    if let Some(error) = not_yet(location) {
-        return Err(error);
+    let durability = if settings.no_fsync { Durability::Deferred } else { Durability::Fsync };
+    let mut options =
+        Options::default().with_durability(durability).with_owner(settings.owner, settings.group);
+    if let Some(seconds) = settings.lock_timeout {
+        options = options.with_lock_timeout(Duration::from_secs(seconds));
     }
     match location {
-        Location::Maildir(text) => {
-            let parsed = parse_maildir(text)?;
-            let durability =
-                if settings.no_fsync { Durability::Deferred } else { Durability::Fsync };
-            let mut options = Options::default()
-                .with_durability(durability)
-                .with_owner(settings.owner, settings.group);
-            if let Some(seconds) = settings.lock_timeout {
-                options = options.with_lock_timeout(Duration::from_secs(seconds));
-            }
-            Ok(Opened::Maildir(MaildirStorage::from_maildir(Maildir::with_options(
-                parsed, options,
-            ))))
-        }
+        Location::Maildir(text) => Ok(Opened::Maildir(MaildirStorage::from_maildir(
+            Maildir::with_options(parse_maildir(text)?, options),
+        ))),
+        Location::Sdbox(text) => Ok(Opened::Sdbox(SdboxStorage::from_sdbox(Sdbox::with_options(
+            parse_sdbox(text)?,
+            options,
+        )))),
         Location::Remote { .. } | Location::RemoteCommand(_) => Err(CliError::Usage(format!(
             "{location}: writing into a Dovecot through dsync's protocol (push) is not supported \
-             yet: the {side} must be maildir:PATH"
+             yet: the {side} must be maildir:PATH or sdbox:PATH"
         ))),
         _ => Err(CliError::Usage(format!(
-            "{location}: IMAP destinations are not supported yet: the {side} must be maildir:PATH"
+            "{location}: IMAP destinations are not supported yet: the {side} must be \
+             maildir:PATH or sdbox:PATH"
         ))),
     }
 }
 
-/// Refuses one Maildir as both sides, or one inside the other (either way, after
-/// resolving symbolic links): a source inside the destination is one of the destination's
-/// folders (Maildir++ `.Folder`, `LAYOUT=fs` directories), which a backup deletes; a
-/// destination inside the source is written into the source.
+/// Refuses one Maildir or sdbox store as both sides, or one inside the other (either way,
+/// after resolving symbolic links): a source inside the destination is one of the
+/// destination's folders (Maildir++ `.Folder`, `LAYOUT=fs` or sdbox directories), which a
+/// backup deletes; a destination inside the source is written into the source.
 pub(crate) fn check_distinct(source: &Location, destination: &Location) -> Result<(), CliError> {
-    let (Location::Maildir(a), Location::Maildir(b)) = (source, destination) else {
+    let (Some(a), Some(b)) = (local_root(source)?, local_root(destination)?) else {
         return Ok(());
     };
-    let (a_root, b_root) = (resolved(&maildir_root(a)?), resolved(&maildir_root(b)?));
+    let (a_root, b_root) = (resolved(&a), resolved(&b));
     let refusal = if a_root == b_root {
+        let what = match (source, destination) {
+            (Location::Maildir(_), Location::Maildir(_)) => "Maildir",
+            _ => "directory",
+        };
         format!(
-            "the source {source} and the destination {destination} are the same Maildir ({})",
+            "the source {source} and the destination {destination} are the same {what} ({})",
             a_root.display()
         )
     } else if a_root.starts_with(&b_root) {
@@ -400,7 +417,7 @@ fn resolved(path: &Path) -> PathBuf {
 }
 
 /// The password or token for a connection, read now (a refreshed token is picked up).
-fn read_secret(access: &Access<'_>) -> Result<mailnet::Secret<String>, CliError> {
+pub(crate) fn read_secret(access: &Access<'_>) -> Result<mailnet::Secret<String>, CliError> {
     match &access.secret {
         Some(source) => source.read(),
         None => SecretSource::Env(PASSWORD_ENV.into()).read().map_err(|error| match error {
@@ -414,7 +431,10 @@ fn read_secret(access: &Access<'_>) -> Result<mailnet::Secret<String>, CliError>
 /// The login and the master user: `user*master` is Dovecot's master-user login;
 /// `--master-user` (or `-o imapc_master_user` / `-o pop3c_master_user` for its protocol)
 /// says the same.
-fn login_names(location: &ServerLocation, settings: &Settings) -> (String, Option<String>) {
+pub(crate) fn login_names(
+    location: &ServerLocation,
+    settings: &Settings,
+) -> (String, Option<String>) {
     match (settings.master_user_for(location.protocol), location.user.rsplit_once('*')) {
         (Some(master), _) => (location.user.clone(), Some(master.to_owned())),
         (None, Some((user, master))) if !user.is_empty() && !master.is_empty() => {
@@ -424,7 +444,7 @@ fn login_names(location: &ServerLocation, settings: &Settings) -> (String, Optio
     }
 }
 
-fn tls_options(settings: &Settings) -> TlsOptions {
+pub(crate) fn tls_options(settings: &Settings) -> TlsOptions {
     let mut tls = TlsOptions::new();
     if let Some(ca_file) = &settings.ca_file {
         tls = tls.ca_file(ca_file);
@@ -441,7 +461,7 @@ fn tls_options(settings: &Settings) -> TlsOptions {
     tls
 }
 
-fn timeouts(settings: &Settings) -> Timeouts {
+pub(crate) fn timeouts(settings: &Settings) -> Timeouts {
     let timeout = Duration::from_secs(settings.timeout.max(1));
     Timeouts {
         connect: timeout.min(Duration::from_secs(settings.connect_timeout.max(1))),
@@ -538,7 +558,7 @@ fn pop3_login(
 
 /// A protocol trace (IMAP and POP3 alike): `-D` lines through tracing, and the raw log
 /// file.
-fn trace(debug: bool, rawlog: Option<RawLog>) -> mailnet::Trace {
+pub(crate) fn trace(debug: bool, rawlog: Option<RawLog>) -> mailnet::Trace {
     mailnet::Trace::new(move |direction, line| {
         let arrow = match direction {
             mailnet::TraceDirection::Sent => "C:",
@@ -757,6 +777,19 @@ fn parse_maildir(location: &str) -> Result<mailstore::Location, CliError> {
 
 pub(crate) fn maildir_root(location: &str) -> Result<PathBuf, CliError> {
     Ok(parse_maildir(location)?.root().to_path_buf())
+}
+
+fn parse_sdbox(location: &str) -> Result<SdboxLocation, CliError> {
+    location.parse().map_err(|e: mailstore::Error| CliError::Usage(e.to_string()))
+}
+
+/// The mail root of a Maildir or sdbox location; `None` for a server.
+fn local_root(location: &Location) -> Result<Option<PathBuf>, CliError> {
+    Ok(match location {
+        Location::Maildir(text) => Some(maildir_root(text)?),
+        Location::Sdbox(text) => Some(parse_sdbox(text)?.root().to_path_buf()),
+        _ => None,
+    })
 }
 
 #[cfg(test)]

@@ -57,6 +57,65 @@ pub(crate) struct UserResult {
     /// `backup --verify`: the comparison after the run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) verify: Option<Verification>,
+    /// `--sieve-from`/`--sieve-to`: what happened to the Sieve scripts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) sieve: Option<SieveResult>,
+}
+
+/// The Sieve part of a run for `--json`.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct SieveResult {
+    /// `ok`, `refused` (some scripts, exit 65) or `failed` (the part could not run).
+    pub(crate) status: &'static str,
+    pub(crate) scripts: usize,
+    pub(crate) stored: usize,
+    pub(crate) deleted: usize,
+    pub(crate) activated: bool,
+    /// Every refused step: `{script, action, reason}`.
+    pub(crate) refused: Vec<RefusedScript>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) error: Option<String>,
+}
+
+/// A script the destination refused, with its reason.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct RefusedScript {
+    pub(crate) script: String,
+    pub(crate) action: &'static str,
+    pub(crate) reason: String,
+}
+
+impl SieveResult {
+    fn new(result: &Result<dsync_core::sieve::SieveReport, crate::exit::CliError>) -> SieveResult {
+        match result {
+            Ok(report) => SieveResult {
+                status: if report.refused.is_empty() { "ok" } else { "refused" },
+                scripts: report.source_scripts,
+                stored: report.stored,
+                deleted: report.deleted,
+                activated: report.activated,
+                refused: report
+                    .refused
+                    .iter()
+                    .map(|r| RefusedScript {
+                        script: r.name.clone(),
+                        action: r.action,
+                        reason: r.reason.clone(),
+                    })
+                    .collect(),
+                error: None,
+            },
+            Err(error) => SieveResult {
+                status: "failed",
+                scripts: 0,
+                stored: 0,
+                deleted: 0,
+                activated: false,
+                refused: Vec::new(),
+                error: Some(error.to_string()),
+            },
+        }
+    }
 }
 
 /// What the filters left out, by reason.
@@ -167,6 +226,7 @@ impl UserResult {
             already_imported: 0,
             reconnected_after: outcome.reconnects.clone(),
             verify: outcome.verification.as_ref().map(Verification::new),
+            sieve: outcome.sieve.as_ref().map(SieveResult::new),
         };
         if let Some(report) = &outcome.report {
             let totals = report.totals();
@@ -247,6 +307,12 @@ pub(crate) fn print_summary(summary: &Summary<'_>) {
     }
     if let Some(error) = &outcome.error {
         eprintln!("dsync: {error}");
+    }
+    // The scripts' own line; their refusals and errors were logged as they happened.
+    if let Some(Ok(sieve)) = &outcome.sieve
+        && (!summary.quiet || !sieve.refused.is_empty())
+    {
+        say(&sieve.summary());
     }
     let Some(report) = &outcome.report else { return };
     for failure in &report.failures {
@@ -506,6 +572,7 @@ mod tests {
             dovecot_state: None,
             reconnects: Vec::new(),
             verification: None,
+            sieve: None,
         };
         let results = [
             UserResult::new("backup", "alice", "s", "d", &outcome),

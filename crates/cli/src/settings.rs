@@ -271,6 +271,7 @@ impl Settings {
         let specific = match protocol {
             Protocol::Imap => &self.imapc.master_user,
             Protocol::Pop3 => &self.pop3c.master_user,
+            Protocol::Sieve => return self.master_user.as_deref(),
         };
         specific.as_deref().or(self.master_user.as_deref())
     }

@@ -3,9 +3,9 @@
 //! UIDVALIDITY, UIDs, flags, keywords, received dates, folders and subscriptions.
 //!
 //! * [`Storage`] / [`StorageMut`] are the seam: an IMAP server ([`adapters::imap`]), a
-//!   Maildir ([`adapters::maildir`]) or your own backend (see `examples/custom_storage.rs`)
-//!   becomes a sync side by implementing them; [`memory::MemoryStorage`] is the reference
-//!   implementation.
+//!   Maildir ([`adapters::maildir`]), an sdbox store ([`adapters::sdbox`]) or your own
+//!   backend (see `examples/custom_storage.rs`) becomes a sync side by implementing them;
+//!   [`memory::MemoryStorage`] is the reference implementation.
 //! * [`plan`] is pure: from both sides' state it decides what to change. [`Mode`] picks the
 //!   rules: `Backup` (the destination becomes identical to the source), `OneWay` (the
 //!   source's changes merge into the destination, which keeps its own), `TwoWay` (both
@@ -47,6 +47,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![deny(missing_docs)]
+// docs.rs labels the items each cargo feature gates (`--cfg docsrs`, nightly rustdoc).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod adapters;
 pub mod derived_guid;
@@ -63,6 +65,7 @@ pub mod plan;
 pub mod pop3_migration;
 pub mod query;
 mod report;
+pub mod sieve;
 mod spool;
 pub mod state;
 mod storage;

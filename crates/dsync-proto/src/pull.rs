@@ -61,7 +61,7 @@ pub struct PullSession {
 }
 
 /// doveadm's default I/O timeout (`-T`).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_mins(10);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// `sync_until_timestamp` of our handshake: 9999-12-31 23:59:59 UTC.
 const RECEIVED_DATES_WANTED: i64 = 253_402_300_799;

@@ -117,3 +117,70 @@ pub fn uidlist_parse(data: &[u8]) -> usize {
         _ => 0,
     }
 }
+
+/// `dovecot.index.log` (a whole file): header, records up to the last complete
+/// transaction, and their replay, which stops at the first record Dovecot would call
+/// corrupt. Whatever is replayed keeps UIDs ascending and below the next UID.
+pub fn index_log(data: &[u8]) {
+    use crate::index::{log, state::IndexState};
+    let Ok(header) = log::LogHeader::parse(data) else { return };
+    let Ok((records, end)) = log::records(data, usize::from(header.hdr_size)) else { return };
+    assert!(end <= data.len());
+    let mut state = IndexState::starting_at(header.initial_modseq);
+    for record in &records {
+        assert!(record.offset < record.end && record.end <= end);
+        if state.apply(record).is_err() {
+            break;
+        }
+        check_index(&state);
+    }
+}
+
+/// `dovecot.index` (a whole file): a snapshot that parses has ascending UIDs below its
+/// next UID and only keywords it names.
+pub fn index_snapshot(data: &[u8]) {
+    if let Ok(Some(snapshot)) = crate::index::snapshot::parse(data) {
+        check_index(&snapshot.state);
+        for message in &snapshot.state.messages {
+            assert!(message.keywords.iter().all(|&k| (k as usize) < snapshot.state.keywords.len()));
+        }
+    }
+}
+
+fn check_index(state: &crate::index::state::IndexState) {
+    let uids: Vec<u32> = state.messages.iter().map(|m| m.uid).collect();
+    assert!(uids.windows(2).all(|pair| pair[0] < pair[1]), "{uids:?}");
+    if let Some(&last) = uids.last() {
+        assert!(state.next_uid() > last, "next UID {} not above {last}", state.next_uid());
+    }
+    let _ = state.highest_modseq();
+}
+
+/// A dbox message file (`u.<uid>`): parsing never panics; and `data` as a body, written
+/// with our headers and metadata, reads back as exactly that body and metadata.
+pub fn dbox_file(data: &[u8]) {
+    use crate::dbox::file;
+    if let Ok(layout) = file::parse_layout(data, data.len() as u64) {
+        let start = usize::try_from(layout.metadata_offset()).unwrap_or(usize::MAX);
+        if let Some(metadata) = data.get(start..) {
+            let _ = file::parse_metadata(metadata);
+        }
+    }
+    let mut written = file::file_header(1_700_000_000);
+    written.extend_from_slice(&file::message_header(data.len() as u64));
+    written.extend_from_slice(data);
+    written.extend_from_slice(&file::metadata(
+        1_700_000_000,
+        data.len() as u64,
+        Some("uidl"),
+        Some(3),
+        "0123456789abcdef0123456789abcdef",
+    ));
+    let layout = file::parse_layout(&written, written.len() as u64).expect("our own file");
+    let body_start = usize::try_from(layout.body_offset).expect("offset");
+    let body_end = usize::try_from(layout.metadata_offset()).expect("offset");
+    assert_eq!(&written[body_start..body_end], data);
+    let metadata = file::parse_metadata(&written[body_end..]).expect("our own metadata");
+    assert_eq!(metadata.pop3_order, Some(3));
+    assert_eq!(metadata.guid.as_deref(), Some("0123456789abcdef0123456789abcdef"));
+}

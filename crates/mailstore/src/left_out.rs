@@ -113,6 +113,17 @@ pub enum LeftOutReason {
         /// The directory read under that name, relative to the root.
         kept: PathBuf,
     },
+    /// An sdbox message file (`u.<uid>`) the mailbox's index does not list, with a UID
+    /// above every indexed one: a save that never finished. Dovecot shows it only after an
+    /// index rebuild (`doveadm force-resync`).
+    NotIndexed,
+    /// A message file this crate cannot read as mail: not in the format, missing although
+    /// the index lists it, or stored in a way it does not decode (compressed by a plugin,
+    /// attachments kept apart).
+    Unsupported {
+        /// What is wrong, in words.
+        reason: String,
+    },
 }
 
 impl fmt::Display for LeftOutReason {
@@ -153,6 +164,11 @@ impl fmt::Display for LeftOutReason {
             LeftOutReason::FolderName { name, reason } => {
                 write!(f, "folder name \"{name}\" cannot be used: {reason}")
             }
+            LeftOutReason::NotIndexed => f.write_str(
+                "not in the mailbox's index (a save that never finished; Dovecot shows it only \
+                 after `doveadm force-resync`)",
+            ),
+            LeftOutReason::Unsupported { reason } => f.write_str(reason),
             LeftOutReason::SameName { kept } => write!(
                 f,
                 "its folder name is also that of {}, which is read under that name",

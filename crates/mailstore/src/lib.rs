@@ -1,5 +1,11 @@
-//! Maildir read and write exactly as Dovecot 2.3 keeps it, so that Dovecot and this crate
-//! are interchangeable on the same directory.
+//! Maildir and sdbox read and written exactly as Dovecot 2.3 keeps them, so that Dovecot
+//! and this crate are interchangeable on the same directory.
+//!
+//! sdbox ([`Sdbox`], [`SdboxLocation`]) keeps one `u.<uid>` file per message and every
+//! other piece of a mailbox's state (UIDVALIDITY, UIDs, flags, keywords, modseqs, the
+//! mailbox GUID) in Dovecot's index: this crate reads `dovecot.index` plus the transaction
+//! log and writes by appending transactions to `dovecot.index.log` under Dovecot's `fcntl`
+//! lock. The rest of this page describes Maildir.
 //!
 //! * Layouts: Maildir++ (`.A.B`, INBOX at the root) and `LAYOUT=fs`; folder names in
 //!   modified UTF-7 on disk (or UTF-8 with `:UTF-8`). See [`Location`].
@@ -89,29 +95,36 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod crlf;
+mod dbox;
 mod error;
 mod flags;
 mod fs;
 #[doc(hidden)]
 pub mod fuzzing;
 mod guid;
+mod index;
 mod left_out;
 mod location;
 mod mailbox_log;
 mod maildir;
 mod name;
+mod pending;
 mod subscriptions;
 mod uidvalidity;
 
 pub use crlf::{CrlfReader, LineEndings};
+pub use dbox::location::SdboxLocation;
+pub use dbox::{Sdbox, SdboxMailbox};
 pub use error::{Error, Result};
 pub use flags::{Flags, Keyword};
 pub use fs::permissions::Permissions;
 pub use guid::Guid;
 pub use left_out::{FileKind, LeftOut, LeftOutReason, Listing};
 pub use location::{Layout, Location};
+pub use mailbox_log::{MailboxChange, MailboxChangeKind};
 pub use maildir::{
-    CopyOutcome, DroppedKeyword, Durability, Mailbox, MailboxEntry, MailboxStatus, Maildir,
-    MessageInfo, MessageReader, Options, PendingMessage, SaveOptions,
+    CopyOutcome, DovecotExpunges, DroppedKeyword, Durability, ExpungedMessage, Mailbox,
+    MailboxEntry, MailboxStatus, Maildir, MessageInfo, MessageReader, Options, SaveOptions,
 };
 pub use name::MailboxName;
+pub use pending::PendingMessage;

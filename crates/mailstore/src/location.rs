@@ -152,7 +152,7 @@ impl FromStr for Location {
 }
 
 /// Splits at single `:`; `::` is a literal colon.
-fn split_unescaping(text: &str) -> Vec<String> {
+pub(crate) fn split_unescaping(text: &str) -> Vec<String> {
     let mut parts = vec![String::new()];
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {

@@ -6,12 +6,15 @@
 //! does, so a later two-way `doveadm sync` knows the deletion was intended. Renames and
 //! subscription changes are logged by Dovecot with a hash of the *virtual* name, which
 //! depends on the namespace configuration we do not know, so we do not log them.
+//!
+//! [`read`] returns every record of the log and its rotated `.2` (oldest first), for a
+//! sync that has no state of its own to tell a deleted mailbox from a new one.
 
 use std::fs;
 use std::io::Write;
 use std::path::Path;
 
-use crate::error::{IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::fs::permissions::Permissions;
 use crate::guid::Guid;
 
@@ -19,6 +22,78 @@ const FILE_NAME: &str = "dovecot.mailbox.log";
 const ROTATE_SIZE: u64 = 4096;
 /// `MAILBOX_LOG_RECORD_DELETE_MAILBOX`.
 pub(crate) const DELETE_MAILBOX: u8 = 1;
+
+/// What a record of Dovecot's mailbox log says happened (`enum mailbox_log_record_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailboxChangeKind {
+    /// A mailbox was deleted; the record holds its GUID.
+    DeleteMailbox,
+    /// A directory (a `\Noselect` parent) was deleted; the record holds a hash of its name.
+    DeleteDir,
+    /// A mailbox was renamed; the record holds its GUID.
+    Rename,
+    /// A name was subscribed; the record holds a hash of the name.
+    Subscribe,
+    /// A name was unsubscribed; the record holds a hash of the name.
+    Unsubscribe,
+    /// A directory was created; the record holds a hash of its name.
+    CreateDir,
+    /// A type this crate does not know.
+    Other(u8),
+}
+
+/// One record of Dovecot's `dovecot.mailbox.log`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailboxChange {
+    /// What happened.
+    pub kind: MailboxChangeKind,
+    /// The mailbox GUID, or for name-based records Dovecot's 128-bit hash of the name
+    /// (which depends on the namespace configuration).
+    pub guid: [u8; 16],
+    /// When (UNIX seconds).
+    pub timestamp: u32,
+}
+
+impl MailboxChange {
+    /// True when the record names the mailbox `vname` rather than holding a GUID (renames,
+    /// directory and subscription records): Dovecot stores the first 16 bytes of the
+    /// SHA-1 of the virtual name (`mailbox_name_get_sha128`), namespace prefix and
+    /// separator included as Dovecot's configuration spells them.
+    pub fn names(&self, vname: &str) -> bool {
+        use sha1::Digest as _;
+        self.guid[..] == sha1::Sha1::digest(vname.as_bytes())[..16]
+    }
+}
+
+/// Every record of the mailbox log in `root` and its rotated `.2`, oldest first; an
+/// incomplete last record (a write in progress) is left out. Empty when there is none.
+pub(crate) fn read(root: &Path) -> Result<Vec<MailboxChange>> {
+    let mut out = Vec::new();
+    for name in [format!("{FILE_NAME}.2"), FILE_NAME.to_string()] {
+        let path = root.join(name);
+        let data = match fs::read(&path) {
+            Ok(data) => data,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(error) => return Err(Error::io("read", &path, error)),
+        };
+        for bytes in data.chunks_exact(24) {
+            let kind = match bytes[0] {
+                1 => MailboxChangeKind::DeleteMailbox,
+                2 => MailboxChangeKind::DeleteDir,
+                3 => MailboxChangeKind::Rename,
+                4 => MailboxChangeKind::Subscribe,
+                5 => MailboxChangeKind::Unsubscribe,
+                6 => MailboxChangeKind::CreateDir,
+                other => MailboxChangeKind::Other(other),
+            };
+            let mut guid = [0u8; 16];
+            guid.copy_from_slice(&bytes[4..20]);
+            let timestamp = u32::from_be_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]);
+            out.push(MailboxChange { kind, guid, timestamp });
+        }
+    }
+    Ok(out)
+}
 
 /// One record.
 pub(crate) fn record(kind: u8, guid: Guid, timestamp: u32) -> [u8; 24] {
@@ -62,5 +137,10 @@ mod tests {
         }
         assert_eq!(fs::metadata(dir.path().join(FILE_NAME)).unwrap().len(), 3 * 24);
         assert_eq!(fs::metadata(dir.path().join("dovecot.mailbox.log.2")).unwrap().len(), 171 * 24);
+        let changes = read(dir.path()).unwrap();
+        assert_eq!(changes.len(), 174);
+        assert!(changes.iter().all(|c| c.kind == MailboxChangeKind::DeleteMailbox
+            && c.guid == *guid.as_bytes()
+            && c.timestamp > 1_700_000_000));
     }
 }

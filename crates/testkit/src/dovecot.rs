@@ -54,6 +54,8 @@ pub struct DovecotBuilder {
     self_signed: bool,
     without_tls: bool,
     unsecured_listeners: bool,
+    managesieve: bool,
+    sieve_settings: Vec<(String, String)>,
 }
 
 impl DovecotBuilder {
@@ -131,6 +133,26 @@ impl DovecotBuilder {
         self
     }
 
+    /// Also serves ManageSieve (Pigeonhole's `managesieved`, RFC 5804) on a free loopback
+    /// port ([`Dovecot::managesieve_port`]), STARTTLS offered unless
+    /// [`without_tls`](Self::without_tls), and configures the Sieve plugin with
+    /// Pigeonhole's default file store, `file:~/sieve;active=~/.dovecot.sieve` (so
+    /// `doveadm sieve …` works too). Needs Debian's `dovecot-sieve` and
+    /// `dovecot-managesieved`.
+    pub fn managesieve(mut self) -> Self {
+        self.managesieve = true;
+        self
+    }
+
+    /// Adds `key = value` to the Sieve plugin's settings (e.g. `sieve_extensions`,
+    /// `sieve_max_script_size`, `sieve_quota_max_scripts`); implies
+    /// [`managesieve`](Self::managesieve).
+    pub fn sieve_setting(mut self, key: &str, value: &str) -> Self {
+        self.managesieve = true;
+        self.sieve_settings.push((key.into(), value.into()));
+        self
+    }
+
     /// Starts the instance and waits until a real login succeeds. Panics with a clear
     /// message when Dovecot is not installed or does not come up.
     pub fn start(self) -> Dovecot {
@@ -149,6 +171,7 @@ pub struct Dovecot {
     pop3_port: u16,
     pop3s_port: u16,
     unsecured_ports: Option<(u16, u16)>,
+    managesieve_port: Option<u16>,
     users: Vec<UserSpec>,
 }
 
@@ -160,6 +183,9 @@ impl Dovecot {
 
     fn start(mut builder: DovecotBuilder) -> Dovecot {
         require_environment();
+        if builder.managesieve {
+            require_managesieve();
+        }
         if builder.users.is_empty() {
             builder = builder.user("alice", "alicepw");
         }
@@ -216,7 +242,7 @@ impl Dovecot {
         // Ports are picked free just before starting; a collision with another test that
         // raced for the same port shows as a failed start, which we retry.
         for attempt in 0..5 {
-            let ports = free_ports(6);
+            let ports = free_ports(7);
             let config = root.join("dovecot.conf");
             fs::write(&config, render_config(&root, &builder, &certificates, &ports, attempt))
                 .expect("write dovecot.conf");
@@ -256,6 +282,7 @@ impl Dovecot {
                 pop3_port: ports[2],
                 pop3s_port: ports[3],
                 unsecured_ports: builder.unsecured_listeners.then_some((ports[4], ports[5])),
+                managesieve_port: builder.managesieve.then_some(ports[6]),
                 users: builder.users.clone(),
             };
             dovecot.wait_until_ready();
@@ -268,7 +295,8 @@ impl Dovecot {
         let user = &self.users[0];
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if try_login(self.imap_port, &user.name, &user.password) {
+            let sieve_ready = self.managesieve_port.is_none_or(managesieve_greets);
+            if sieve_ready && try_login(self.imap_port, &user.name, &user.password) {
                 return;
             }
             assert!(Instant::now() <= deadline, "dovecot never accepted a login:\n{}", self.log());
@@ -289,6 +317,11 @@ impl Dovecot {
     /// [`DovecotBuilder::unsecured_listeners`].
     pub fn unsecured_pop3_port(&self) -> u16 {
         self.unsecured_ports.expect("built with unsecured_listeners()").1
+    }
+    /// ManageSieve port (STARTTLS offered unless [`DovecotBuilder::without_tls`]); panics
+    /// unless built with [`DovecotBuilder::managesieve`].
+    pub fn managesieve_port(&self) -> u16 {
+        self.managesieve_port.expect("built with managesieve()")
     }
     /// Implicit-TLS IMAP port.
     pub fn imaps_port(&self) -> u16 {
@@ -333,6 +366,22 @@ impl Dovecot {
         read_lossy(&self.dir.path().join("dovecot.log"))
     }
 
+    /// The log from byte `from` on, once every session that logged in there has logged its
+    /// `Disconnected` line (waits up to 10 s). Dovecot's log process writes a session's
+    /// logout line after the client has already gone, so a test that reads the counters
+    /// (`body_count=`) right after a run can otherwise miss the last sessions.
+    pub fn settled_log(&self, from: usize) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            let tail = log.get(from..).unwrap_or_default().to_owned();
+            if sessions_all_ended(&tail) || Instant::now() >= deadline {
+                return tail;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Runs `doveadm -c <config> args…` against this instance.
     pub fn doveadm(&self, args: &[&str]) -> Output {
         Command::new(DOVEADM)
@@ -350,6 +399,24 @@ impl Dovecot {
     /// Dovecot splits `dsync_remote_cmd`), so the config path must hold none (it never does).
     pub fn dsync_server_command(&self, user: &str) -> String {
         format!("{DOVEADM} -c {} dsync-server -u {user}", self.config.display())
+    }
+
+    /// Runs `doveadm -c <config> args…` with `input` on its standard input (e.g.
+    /// `doveadm sieve put`, which reads the script from there).
+    pub fn doveadm_with_input(&self, args: &[&str], input: &[u8]) -> Output {
+        let mut child = Command::new(DOVEADM)
+            .arg("-c")
+            .arg(&self.config)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run doveadm");
+        let mut stdin = child.stdin.take().expect("doveadm stdin");
+        stdin.write_all(input).expect("write to doveadm");
+        drop(stdin);
+        child.wait_with_output().expect("wait for doveadm")
     }
 
     /// Like [`Dovecot::doveadm`] but panics with doveadm's stderr on failure and returns stdout.
@@ -396,6 +463,19 @@ fn require_environment() {
     );
 }
 
+fn require_managesieve() {
+    for (path, package) in [
+        ("/usr/lib/dovecot/managesieve", "dovecot-managesieved"),
+        ("/usr/lib/dovecot/modules/lib90_sieve_plugin.so", "dovecot-sieve"),
+    ] {
+        assert!(
+            Path::new(path).exists(),
+            "{package} is not installed ({path} missing): install it with `apt-get install -y \
+             dovecot-sieve dovecot-managesieved`, or run `scripts/test`, which does"
+        );
+    }
+}
+
 fn render_config(
     root: &Path,
     builder: &DovecotBuilder,
@@ -418,7 +498,7 @@ state_dir = {root_display}/state
 log_path = {root_display}/dovecot.log
 info_log_path = {root_display}/dovecot.log
 listen = 127.0.0.1
-protocols = imap pop3
+protocols = imap pop3{sieve_protocol}
 ssl = {ssl}
 ssl_cert = <{cert}
 ssl_key = <{key}
@@ -481,7 +561,7 @@ service pop3-login {{
     ssl = {ssl}
   }}
 {unsecured_pop3}}}
-{extra}
+{managesieve}{extra}
 ",
         ssl = if builder.without_tls { "no" } else { "yes" },
         // With ssl = no the imaps/pop3s listeners are plain; port 0 switches them off.
@@ -494,6 +574,23 @@ service pop3-login {{
         imap = ports[0],
         pop3 = ports[2],
         extra = builder.extra_config,
+        sieve_protocol = if builder.managesieve { " sieve" } else { "" },
+        managesieve = managesieve_config(builder, ports[6]),
+    )
+}
+
+/// The ManageSieve listener and the Sieve plugin's settings (Pigeonhole's default store).
+fn managesieve_config(builder: &DovecotBuilder, port: u16) -> String {
+    if !builder.managesieve {
+        return String::new();
+    }
+    let mut settings = String::from("  sieve = file:~/sieve;active=~/.dovecot.sieve\n");
+    for (key, value) in &builder.sieve_settings {
+        let _ = writeln!(settings, "  {key} = {value}");
+    }
+    format!(
+        "service managesieve-login {{\n  inet_listener sieve {{\n    address = 127.0.0.1\n    \
+         port = {port}\n  }}\n}}\nplugin {{\n{settings}}}\n"
     )
 }
 
@@ -546,6 +643,26 @@ fn try_login(port: u16, user: &str, password: &str) -> bool {
     }
 }
 
+/// True when a ManageSieve greeting (capabilities, then `OK`) comes from `port`.
+fn managesieve_greets(port: u16) -> bool {
+    let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return false;
+        }
+        if line.starts_with("OK") {
+            return true;
+        }
+        if line.starts_with("NO") || line.starts_with("BYE") {
+            return false;
+        }
+    }
+}
+
 fn wait_for(mut condition: impl FnMut() -> bool, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
@@ -583,4 +700,17 @@ pub fn chown_to_mail_user(path: &Path) {
         .status()
         .expect("run chown");
     assert!(status.success(), "chown -R {}", path.display());
+}
+
+/// Whether every `session=<id>` that logged in within `log` also has a `Disconnected` line.
+fn sessions_all_ended(log: &str) -> bool {
+    let started = log
+        .lines()
+        .filter(|line| line.contains(": Login: "))
+        .filter_map(|line| line.split("session=<").nth(1)?.split('>').next());
+    let ended: Vec<&str> = log.lines().filter(|line| line.contains(": Disconnected")).collect();
+    started.into_iter().all(|id| {
+        let tag = format!("<{id}>");
+        ended.iter().any(|line| line.contains(&tag))
+    })
 }

@@ -54,3 +54,33 @@ fn serves_a_copy_of_a_maildir() {
     let after = RawImap::login(copy.imap_port(), "bob", "bobpw").snapshot();
     before.assert_same(&after);
 }
+
+#[test]
+fn serves_managesieve_with_the_sieve_plugin() {
+    let dovecot = Dovecot::builder().user("alice", "alicepw").managesieve().start();
+    // The greeting lists the capabilities and ends with OK.
+    let stream = std::net::TcpStream::connect(("127.0.0.1", dovecot.managesieve_port()))
+        .expect("connect to managesieve");
+    let mut reader = std::io::BufReader::new(stream);
+    let mut greeting = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(std::io::BufRead::read_line(&mut reader, &mut line).expect("read") > 0);
+        greeting.push_str(&line);
+        if line.starts_with("OK") {
+            break;
+        }
+    }
+    assert!(greeting.contains("\"SIEVE\"") && greeting.contains("\"STARTTLS\""), "{greeting}");
+
+    // doveadm's Sieve commands see the file store of the user's home.
+    let script = b"require [\"fileinto\"];\r\nfileinto \"Junk\";\r\n";
+    let put = dovecot.doveadm_with_input(&["sieve", "put", "-u", "alice", "-a", "spam"], script);
+    assert!(put.status.success(), "{}", String::from_utf8_lossy(&put.stderr));
+    let list = dovecot.doveadm_ok(&["sieve", "list", "-u", "alice"]);
+    assert_eq!(list.trim(), "spam ACTIVE");
+    let home = dovecot.home("alice");
+    assert_eq!(std::fs::read(home.join("sieve/spam.sieve")).expect("script file"), script);
+    let link = std::fs::read_link(home.join(".dovecot.sieve")).expect("active link");
+    assert_eq!(link, std::path::Path::new("sieve/spam.sieve"));
+}

@@ -113,7 +113,8 @@ struct Cli {
     time_limit: u64,
 
     /// Leave these tools out (dsync, dsync-nofsync, dsync-parallel, dsync-maildir,
-    /// dsync-remote, doveadm, doveadm-fsync, doveadm-remote, mbsync, raw-discard, raw-write).
+    /// dsync-remote, dsync-sdbox, doveadm, doveadm-fsync, doveadm-remote, doveadm-sdbox,
+    /// mbsync, raw-discard, raw-write).
     #[arg(long, value_name = "TOOL", num_args = 1..)]
     skip: Vec<String>,
 

@@ -104,7 +104,9 @@ impl Scenario {
                     | Tool::DsyncMaildir
                     | Tool::DsyncRemote
                     | Tool::DoveadmRemote
-                    | Tool::Doveadm { .. },
+                    | Tool::DsyncSdbox
+                    | Tool::Doveadm { .. }
+                    | Tool::DoveadmSdbox,
                 ) => "✓ folders, UIDVALIDITY, UIDs",
                 (None, Tool::Mbsync) => "✓ message counts",
                 (None, Tool::RawWrite) => "✓ file count",
@@ -166,24 +168,27 @@ impl Scenario {
             Tool::RawWrite,
             Tool::RawDiscard,
         ];
-        for our in ours {
+        // Each of ours against every peer, and the sdbox row against doveadm into sdbox.
+        let pairs = ours
+            .into_iter()
+            .flat_map(|our| peers.into_iter().map(move |peer| (our, peer)))
+            .chain([(Tool::DsyncSdbox, Tool::DoveadmSdbox)]);
+        for (our, peer) in pairs {
             let Some(us) = self.full(our) else { continue };
             let our_noop = self.noop(our);
-            for peer in peers {
-                let Some(them) = self.full(peer) else { continue };
-                let mut line = format!(
-                    "- {} vs {}: full {:.2}×, peak RSS {:.2}×",
-                    our.label(),
-                    peer.label(),
-                    them.median / us.median,
-                    ratio(them.rss_kib, us.rss_kib),
-                );
-                if let (Some(a), Some(b)) = (self.noop(peer), our_noop) {
-                    let _ = write!(line, ", no-op {:.2}×", a.median / b.median);
-                }
-                out.push_str(&line);
-                out.push('\n');
+            let Some(them) = self.full(peer) else { continue };
+            let mut line = format!(
+                "- {} vs {}: full {:.2}×, peak RSS {:.2}×",
+                our.label(),
+                peer.label(),
+                them.median / us.median,
+                ratio(them.rss_kib, us.rss_kib),
+            );
+            if let (Some(a), Some(b)) = (self.noop(peer), our_noop) {
+                let _ = write!(line, ", no-op {:.2}×", a.median / b.median);
             }
+            out.push_str(&line);
+            out.push('\n');
         }
         if self.goals {
             out.push_str(&self.goal_lines());

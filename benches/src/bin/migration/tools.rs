@@ -31,6 +31,10 @@ pub(crate) enum Tool {
     DsyncRemote,
     /// `doveadm backup -R remote:` through the same local `dsync-server`, mail_fsync=never.
     DoveadmRemote,
+    /// `dsync backup --no-fsync` into an sdbox store.
+    DsyncSdbox,
+    /// `doveadm backup -R imapc:` into an sdbox store (`mail_fsync = never`).
+    DoveadmSdbox,
     /// `mbsync` (isync), Maildir++ subfolders.
     Mbsync,
     /// One pipelined FETCH per folder, bodies discarded.
@@ -40,7 +44,7 @@ pub(crate) enum Tool {
 }
 
 impl Tool {
-    pub(crate) const ALL: [Tool; 10] = [
+    pub(crate) const ALL: [Tool; 12] = [
         Tool::Dsync { fsync: true },
         Tool::Dsync { fsync: false },
         Tool::DsyncParallel,
@@ -48,6 +52,8 @@ impl Tool {
         Tool::Doveadm { fsync: false },
         Tool::Doveadm { fsync: true },
         Tool::DoveadmRemote,
+        Tool::DsyncSdbox,
+        Tool::DoveadmSdbox,
         Tool::Mbsync,
         Tool::RawDiscard,
         Tool::RawWrite,
@@ -64,6 +70,8 @@ impl Tool {
             Tool::Doveadm { fsync: true } => "doveadm backup -R imapc: (default fsync)",
             Tool::DsyncRemote => "dsync backup --no-fsync from doveadm dsync-server",
             Tool::DoveadmRemote => "doveadm backup -R remote: (dsync-server, mail_fsync=never)",
+            Tool::DsyncSdbox => "dsync backup --no-fsync, into sdbox",
+            Tool::DoveadmSdbox => "doveadm backup -R imapc: into sdbox (mail_fsync=never)",
             Tool::Mbsync => "mbsync (Maildir++, UIDs not kept)",
             Tool::RawDiscard => "raw FETCH, bodies discarded",
             Tool::RawWrite => "raw FETCH + write files",
@@ -82,6 +90,8 @@ impl Tool {
             Tool::Doveadm { fsync: true } => "doveadm-fsync",
             Tool::DsyncRemote => "dsync-remote",
             Tool::DoveadmRemote => "doveadm-remote",
+            Tool::DsyncSdbox => "dsync-sdbox",
+            Tool::DoveadmSdbox => "doveadm-sdbox",
             Tool::Mbsync => "mbsync",
             Tool::RawDiscard => "raw-discard",
             Tool::RawWrite => "raw-write",
@@ -189,6 +199,7 @@ fn run_once(
         | Tool::DsyncRemote
         | Tool::DoveadmRemote
         | Tool::Doveadm { .. } => verify::same_uids(dest, setup.truth),
+        Tool::DsyncSdbox | Tool::DoveadmSdbox => verify::same_uids_sdbox(dest, setup.truth),
         Tool::Mbsync => verify::same_counts(dest, setup.truth),
         Tool::RawWrite => verify::same_file_count(dest, setup.truth),
         Tool::RawDiscard => Ok(()),
@@ -260,6 +271,13 @@ fn prepare(setup: &Setup<'_>, tool: Tool, dest: &Path) -> Result<Invocation> {
             .arg(format!("maildir:{}", setup.source_maildir.display()))
             .arg(format!("maildir:{}", dest.display()))
             .arg("--no-fsync"),
+        Tool::DsyncSdbox => Invocation::new(setup.dsync)
+            .arg("-q")
+            .arg("backup")
+            .arg(format!("imap://{USER}@127.0.0.1:{port}?tls=none"))
+            .arg(format!("sdbox:{}", dest.display()))
+            .arg("--no-fsync")
+            .env("DSYNC_PASSWORD", PASSWORD),
         Tool::DsyncParallel => Invocation::new(setup.dsync)
             .arg("-q")
             .arg("backup")
@@ -269,7 +287,11 @@ fn prepare(setup: &Setup<'_>, tool: Tool, dest: &Path) -> Result<Invocation> {
             .arg("--parallel-folders")
             .arg("4")
             .env("DSYNC_PASSWORD", PASSWORD),
-        Tool::Doveadm { fsync } => {
+        Tool::Doveadm { .. } | Tool::DoveadmSdbox => {
+            let (fsync, driver) = match tool {
+                Tool::Doveadm { fsync } => (fsync, "maildir"),
+                _ => (false, "sdbox"),
+            };
             // doveadm switches to the mail user, who must own the destination.
             fs::create_dir_all(dest)?;
             std::os::unix::fs::chown(dest, Some(MAIL_UID), Some(MAIL_GID))?;
@@ -293,7 +315,7 @@ fn prepare(setup: &Setup<'_>, tool: Tool, dest: &Path) -> Result<Invocation> {
                 .arg("-c")
                 .arg(&config)
                 .arg("-o")
-                .arg(format!("mail_location=maildir:{}", dest.display()))
+                .arg(format!("mail_location={driver}:{}", dest.display()))
                 .arg("backup")
                 .arg("-R")
                 .arg("-u")

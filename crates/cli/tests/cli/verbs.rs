@@ -256,10 +256,9 @@ fn help_completions_and_man_page() {
 fn not_yet_supported_locations_and_options_say_so() {
     let dir = tempfile::tempdir().expect("temp dir");
     let target = maildir(&dir.path().join("Maildir"));
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 5] = [
         (&["backup", "-a", "\\Nonsense", "maildir:/x", &target], "unknown special-use flag"),
-        (&["backup", "maildir:/x", "pop3://alice@127.0.0.1"], "must be maildir:PATH"),
-        (&["backup", "sdbox:/srv/x", &target], "sdbox: locations are not supported yet"),
+        (&["backup", "maildir:/x", "pop3://alice@127.0.0.1"], "must be maildir:PATH or sdbox:PATH"),
         (&["backup", "-P", "maildir:/x", &target], "mdbox"),
         (&["backup", "-n", "shared/", "maildir:/x", &target], "only the personal namespace"),
         (&["backup", "imapc:", &target], "-o imapc_host=HOST"),

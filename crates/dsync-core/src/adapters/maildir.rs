@@ -466,7 +466,7 @@ impl MailboxWriter for MaildirWriter<'_> {
 }
 
 /// How `meta` is stored: forced UID, flags, `keywords`, received date, GUID, POP3 data.
-fn save_options(meta: &MessageMeta, keywords: Vec<Keyword>) -> SaveOptions {
+pub(super) fn save_options(meta: &MessageMeta, keywords: Vec<Keyword>) -> SaveOptions {
     let mut options = SaveOptions::default()
         .with_uid(meta.uid.get())
         .with_flags(to_store_flags(meta.flags.system))
@@ -481,11 +481,11 @@ fn save_options(meta: &MessageMeta, keywords: Vec<Keyword>) -> SaveOptions {
     options
 }
 
-fn to_store_name(name: &MailboxName) -> Result<mailstore::MailboxName, StorageError> {
+pub(super) fn to_store_name(name: &MailboxName) -> Result<mailstore::MailboxName, StorageError> {
     mailstore::MailboxName::new(name.components()).map_err(convert_error)
 }
 
-fn from_store_name(name: &mailstore::MailboxName) -> Result<MailboxName, StorageError> {
+pub(super) fn from_store_name(name: &mailstore::MailboxName) -> Result<MailboxName, StorageError> {
     MailboxName::new(name.components().iter().cloned())
         .map_err(|e| StorageError::with_source(ErrorKind::InvalidData, "mailbox name on disk", e))
 }
@@ -521,7 +521,7 @@ fn change_token(dir: &std::path::Path) -> Option<String> {
     Some(token)
 }
 
-fn convert_message(info: &mailstore::MessageInfo) -> Option<MessageMeta> {
+pub(super) fn convert_message(info: &mailstore::MessageInfo) -> Option<MessageMeta> {
     let mut flags = Flags { system: from_store_flags(info.flags), keywords: BTreeSet::new() };
     flags.keywords.extend(info.keywords.iter().map(|k| k.as_str().to_owned()));
     let mut meta = MessageMeta::new(Uid::new(info.uid)?, flags);
@@ -541,7 +541,7 @@ const FLAG_PAIRS: [(SystemFlags, mailstore::Flags); 5] = [
     (SystemFlags::DRAFT, mailstore::Flags::DRAFT),
 ];
 
-fn to_store_flags(flags: SystemFlags) -> mailstore::Flags {
+pub(super) fn to_store_flags(flags: SystemFlags) -> mailstore::Flags {
     FLAG_PAIRS
         .iter()
         .filter(|(ours, _)| flags.contains(*ours))
@@ -558,7 +558,7 @@ fn from_store_flags(flags: mailstore::Flags) -> SystemFlags {
 /// The keywords of `flags` a Maildir can hold. One it cannot (empty, not an IMAP atom,
 /// longer than 255 bytes) is left out with a warning, and the message keeps the others, as
 /// Dovecot's dsync saves a message without the keywords its storage refuses.
-fn store_keywords(
+pub(super) fn store_keywords(
     mailbox: &MailboxName,
     uid: Uid,
     flags: &Flags,
@@ -602,7 +602,7 @@ fn dropped_keywords(
 }
 
 /// A keyword as a warning shows it: at most 60 characters.
-fn shorten(keyword: &str) -> String {
+pub(super) fn shorten(keyword: &str) -> String {
     match keyword.char_indices().nth(60) {
         Some((end, _)) => format!("{}…", &keyword[..end]),
         None => keyword.to_owned(),
@@ -613,13 +613,17 @@ fn shorten(keyword: &str) -> String {
 /// for callers that write their own files into a Maildir with its
 /// [`mailstore::Permissions`].
 pub fn convert_error(error: mailstore::Error) -> StorageError {
+    StorageError::with_source(error_kind(&error), "Maildir", error)
+}
+
+/// The engine's kind of a `mailstore` error (shared by the Maildir and sdbox adapters).
+pub(super) fn error_kind(error: &mailstore::Error) -> ErrorKind {
     use mailstore::Error as E;
-    let kind = match &error {
+    match error {
         E::Io { source, .. } | E::Ownership { source, .. } => ErrorKind::from_io(source),
         E::InvalidLocation { .. } => ErrorKind::Usage,
         E::MailboxNotFound { .. } | E::UidNotFound { .. } => ErrorKind::NotFound,
         E::LockTimeout { .. } => ErrorKind::Temporary,
         _ => ErrorKind::InvalidData,
-    };
-    StorageError::with_source(kind, "Maildir", error)
+    }
 }

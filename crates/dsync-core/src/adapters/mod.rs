@@ -15,6 +15,8 @@ pub mod maildir;
 pub mod pop3;
 #[cfg(feature = "remote")]
 pub mod remote;
+#[cfg(feature = "maildir")]
+pub mod sdbox;
 
 /// The sink's own error travelled through `io::Error`; take it back out.
 #[cfg(any(feature = "imap", feature = "pop3"))]

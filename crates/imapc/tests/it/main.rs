@@ -10,6 +10,7 @@ mod hostile;
 mod pipelined;
 mod slice;
 mod tls;
+mod unread;
 mod wrong_server;
 
 use std::collections::HashMap;

@@ -37,6 +37,8 @@ pub struct MailboxStatus {
     /// [`Mailbox::reset_with_origin`] or created by
     /// [`Maildir::create_mailbox_with_origin`](super::Maildir::create_mailbox_with_origin).
     pub origin_uid_validity: Option<u32>,
+    /// HIGHESTMODSEQ, where the store keeps modseqs (sdbox; not a Maildir).
+    pub highest_modseq: Option<u64>,
 }
 
 /// One message as a mail client would see it.
@@ -61,26 +63,39 @@ pub struct MessageInfo {
     pub pop3_uidl: Option<String>,
     /// POP3 order (`O`), if any.
     pub pop3_order: Option<u32>,
-    /// Current file name (in `cur/` or `new/`).
+    /// Current file name (in `cur/` or `new/`; `u.<uid>` in sdbox).
     pub file_name: String,
+    /// The message's modseq, where the store keeps modseqs (sdbox; not a Maildir).
+    pub modseq: Option<u64>,
 }
 
-/// The stored bytes of one message.
+/// The stored bytes of one message (of a Maildir file, or the body part of an sdbox
+/// `u.<uid>` file).
 #[derive(Debug)]
 pub struct MessageReader {
-    file: File,
+    body: io::Take<File>,
 }
 
 impl MessageReader {
+    /// The whole of `file`.
+    pub(crate) fn whole(file: File) -> MessageReader {
+        MessageReader { body: file.take(u64::MAX) }
+    }
+
+    /// `size` bytes of `file` from where it is positioned.
+    pub(crate) fn part(file: File, size: u64) -> MessageReader {
+        MessageReader { body: file.take(size) }
+    }
+
     /// The bytes as IMAP serves them (bare LF → CRLF).
-    pub fn crlf(self) -> CrlfReader<File> {
-        CrlfReader::new(self.file)
+    pub fn crlf(self) -> CrlfReader<io::Take<File>> {
+        CrlfReader::new(self.body)
     }
 }
 
 impl Read for MessageReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.file.read(buf)
+        self.body.read(buf)
     }
 }
 
@@ -180,6 +195,7 @@ impl Mailbox {
             guid: view.uidlist.guid,
             messages,
             origin_uid_validity: view.uidlist.origin(),
+            highest_modseq: None,
         })
     }
 
@@ -236,6 +252,7 @@ impl Mailbox {
             guid: uidlist.guid,
             messages: u32::try_from(messages).unwrap_or(u32::MAX),
             origin_uid_validity: uidlist.origin(),
+            highest_modseq: None,
         }))
     }
 
@@ -319,6 +336,7 @@ impl Mailbox {
                     .and_then(|v| v.parse().ok())
                     .filter(|&o| o > 0),
                 file_name: name.clone(),
+                modseq: None,
             });
         }
         left_out.sort_by(|a, b| a.path.cmp(&b.path));
@@ -366,7 +384,7 @@ impl Mailbox {
             };
             // None: renamed by a concurrent flag change: look again.
             if let Some(file) = self.open_file(&found.path)? {
-                return Ok(MessageReader { file });
+                return Ok(MessageReader::whole(file));
             }
         }
         Err(self.uid_not_found(uid))

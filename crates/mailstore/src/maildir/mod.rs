@@ -3,12 +3,13 @@
 mod copy;
 pub(crate) mod filename;
 pub(crate) mod folders;
+mod history;
 pub(crate) mod journal;
 pub(crate) mod keywords;
 pub(crate) mod layout;
 pub(crate) mod leftovers;
 mod mailbox;
-mod save;
+pub(crate) mod save;
 pub(crate) mod state;
 mod trash;
 pub(crate) mod uidlist;
@@ -21,8 +22,10 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 pub use copy::CopyOutcome;
+pub use history::{DovecotExpunges, ExpungedMessage};
+pub(crate) use mailbox::virtual_size_read;
 pub use mailbox::{DroppedKeyword, Mailbox, MailboxStatus, MessageInfo, MessageReader};
-pub use save::{PendingMessage, SaveOptions};
+pub use save::SaveOptions;
 
 use crate::crlf::LineEndings;
 use crate::error::{Error, IoContext, Result};
@@ -506,6 +509,13 @@ impl Maildir {
             }
         }
         Ok(())
+    }
+
+    /// The mailbox changes Dovecot (or our deletes) recorded in `dovecot.mailbox.log` and
+    /// its rotated `.2` in the root, oldest first: what Dovecot's dsync reads to tell a
+    /// deleted mailbox from a new one.
+    pub fn dovecot_mailbox_changes(&self) -> Result<Vec<crate::MailboxChange>> {
+        crate::mailbox_log::read(self.root())
     }
 
     /// The subscribed mailboxes (the `subscriptions` file; names need not exist), in file

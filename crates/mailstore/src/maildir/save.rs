@@ -3,8 +3,8 @@
 //! under its lock (Dovecot's `maildir-save.c` sequence, plus the journal of
 //! [`super::journal`]).
 
-use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
+use std::fs;
+use std::io::{self, BufWriter};
 use std::path::PathBuf;
 
 use super::filename;
@@ -15,6 +15,7 @@ use super::uidlist::{Record, ext};
 use crate::crlf::ConvertingWriter;
 use crate::error::{Error, IoContext, Result};
 use crate::flags::{Flags, Keyword};
+use crate::pending::PendingMessage;
 
 /// How to store one message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -36,6 +37,8 @@ pub struct SaveOptions {
     pub pop3_uidl: Option<String>,
     /// POP3 order (uidlist `O`, must be > 0).
     pub pop3_order: Option<u32>,
+    /// The modseq to give it, where the store keeps modseqs (sdbox; a Maildir ignores it).
+    pub modseq: Option<u64>,
 }
 
 impl SaveOptions {
@@ -64,43 +67,16 @@ impl SaveOptions {
         self.guid = Some(guid.into());
         self
     }
+    /// Options with this modseq (sdbox).
+    pub fn with_modseq(mut self, modseq: u64) -> SaveOptions {
+        self.modseq = Some(modseq);
+        self
+    }
     /// Options with this POP3 UIDL and order.
     pub fn with_pop3(mut self, uidl: Option<String>, order: Option<u32>) -> SaveOptions {
         self.pop3_uidl = uidl;
         self.pop3_order = order;
         self
-    }
-}
-
-/// A message being written to `tmp/`. Write the body (CRLF or LF, any chunking) and hand it
-/// to [`Mailbox::save`]; dropping it deletes the temp file.
-#[derive(Debug)]
-pub struct PendingMessage {
-    writer: Option<ConvertingWriter<BufWriter<File>>>,
-    tmp_path: PathBuf,
-    tmp_name: String,
-}
-
-impl Write for PendingMessage {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match &mut self.writer {
-            Some(writer) => writer.write(buf),
-            None => Err(io::Error::other("message already finished")),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        match &mut self.writer {
-            Some(writer) => writer.flush(),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for PendingMessage {
-    fn drop(&mut self) {
-        if self.writer.is_some() {
-            let _ = fs::remove_file(&self.tmp_path);
-        }
     }
 }
 
@@ -373,7 +349,7 @@ fn final_name(base: &str, flags: Flags, keywords: &[u8]) -> String {
 }
 
 /// Values that go into the uidlist must be single tokens.
-pub(super) fn validate(options: &SaveOptions) -> Result<()> {
+pub(crate) fn validate(options: &SaveOptions) -> Result<()> {
     let token = |field: &'static str, value: &Option<String>| -> Result<()> {
         match value {
             Some(v) if v.is_empty() || v.bytes().any(|b| b <= b' ' || b == 0x7f) => {

@@ -13,5 +13,7 @@ mod left_out;
 mod operations;
 mod ownership;
 mod recovery;
+mod sdbox;
+mod sdbox_kill9;
 mod support;
 mod we_read_dovecot;

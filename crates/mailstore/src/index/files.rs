@@ -1,0 +1,395 @@
+//! A mailbox's index files on disk: `dovecot.index` (optional snapshot),
+//! `dovecot.index.log` (the head of the log, required) and `dovecot.index.log.2` (the log
+//! before the last rotation), read into an [`IndexState`] under the log's lock, and changed
+//! only by appending whole transactions under the exclusive lock.
+//!
+//! Which files are replayed from where is decided as `mail_transaction_log_view_set` does:
+//! from the snapshot's log position when the snapshot belongs to these logs (same
+//! `indexid`), else from the beginning of the log chain (a file whose `prev_file_seq` is
+//! 0). A file with `prev_file_seq` 0 after another one resets the index (Dovecot writes
+//! such a file when it recreates an index; so do we when a mailbox is emptied under a new
+//! UIDVALIDITY). Modseqs are counted from each file's start, so what is replayed from the
+//! middle of a file still gets the modseqs Dovecot gives it.
+//!
+//! A writer keeps what it read: the next lock replays only what was appended since, unless
+//! the head file was replaced (rotated or reset: another inode), which rereads everything.
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::lock::{self, Mode};
+use super::log::{self, LogHeader, Transaction};
+use super::snapshot;
+use super::state::IndexState;
+use crate::error::{Error, IoContext, Result};
+use crate::fs::beneath::Tree;
+
+/// The head of the transaction log.
+pub(crate) const LOG: &str = "dovecot.index.log";
+/// The log before the last rotation.
+pub(crate) const LOG_2: &str = "dovecot.index.log.2";
+/// Dovecot's snapshot of the index.
+pub(crate) const INDEX: &str = "dovecot.index";
+/// Dovecot's cache of message data (never read; removed with the index it belongs to).
+pub(crate) const CACHE: &str = "dovecot.index.cache";
+
+/// What was read, and where the head log's complete transactions end.
+#[derive(Debug, Clone)]
+pub(crate) struct Loaded {
+    /// The index as of the end of the log.
+    pub(crate) state: IndexState,
+    /// The head log file's header.
+    pub(crate) head: LogHeader,
+    /// Where the complete transactions of the head log end.
+    pub(crate) end: u64,
+    /// Device and inode of the head log, to notice a rotation or reset.
+    identity: (u64, u64),
+}
+
+/// The index files of one mailbox, in `dir`, read only beneath `root` (see
+/// [`crate::fs::beneath`]).
+#[derive(Debug)]
+pub(crate) struct MailboxIndex {
+    root: PathBuf,
+    dir: PathBuf,
+    /// What the last read or write left, for an incremental read at the next lock.
+    cached: Option<Loaded>,
+}
+
+/// An exclusive lock on the log, with the index as of taking it.
+#[derive(Debug)]
+pub(crate) struct Locked<'a> {
+    index: &'a mut MailboxIndex,
+    file: File,
+    loaded: Loaded,
+}
+
+impl MailboxIndex {
+    /// The index in `dir` (below `root`).
+    pub(crate) fn new(root: PathBuf, dir: PathBuf) -> MailboxIndex {
+        MailboxIndex { root, dir, cached: None }
+    }
+
+    /// The head log's path.
+    pub(crate) fn log_path(&self) -> PathBuf {
+        self.dir.join(LOG)
+    }
+
+    fn corrupt(&self, file: &str, reason: impl Into<String>) -> Error {
+        Error::Corrupt { path: self.dir.join(file), line: 0, reason: reason.into() }
+    }
+
+    /// Reads the index under a shared lock (Dovecot cannot change it meanwhile). `Ok(None)`
+    /// when there is no log: a mailbox directory Dovecot has not initialised yet.
+    pub(crate) fn read(&mut self, timeout: Duration) -> Result<Option<Loaded>> {
+        let relative = self.dir.strip_prefix(&self.root).unwrap_or(&self.dir).join(LOG);
+        let file = match Tree::new(&self.root).open_file(&relative) {
+            Ok(file) => file,
+            Err(refusal) if refusal.is_not_found() => return Ok(None),
+            Err(refusal) => {
+                return Err(crate::left_out::error(refusal, &self.root, &relative, "open"));
+            }
+        };
+        let path = self.log_path();
+        lock::lock(&file, Mode::Shared, timeout, &path)?;
+        let Some(file) = self.same_as_path(file, false)? else {
+            // Replaced between open and lock: read the new one.
+            return self.read(timeout);
+        };
+        let loaded = self.load(&file)?;
+        self.cached = Some(loaded.clone());
+        Ok(Some(loaded))
+    }
+
+    /// Takes the exclusive lock (waiting up to `timeout`), reads what changed since the
+    /// last read, and removes a torn transaction a killed writer left at the end (Dovecot
+    /// takes it for corruption when it next locks). `Ok(None)` when there is no log.
+    pub(crate) fn lock(&mut self, timeout: Duration) -> Result<Option<Locked<'_>>> {
+        let path = self.log_path();
+        loop {
+            let file = match File::options().read(true).write(true).open(&path) {
+                Ok(file) => file,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(error) => return Err(Error::io("open", &path, error)),
+            };
+            lock::lock(&file, Mode::Exclusive, timeout, &path)?;
+            let Some(file) = self.same_as_path(file, true)? else { continue };
+            let loaded = self.load(&file)?;
+            let length = file.metadata().ctx("stat", &path)?.len();
+            if length > loaded.end {
+                file.set_len(loaded.end).ctx("truncate the torn transaction of", &path)?;
+            }
+            return Ok(Some(Locked { index: self, file, loaded }));
+        }
+    }
+
+    /// `file` if it is still what the path names (Dovecot may have rotated or replaced the
+    /// log between our open and our lock); `None` to open again.
+    fn same_as_path(&self, file: File, writable: bool) -> Result<Option<File>> {
+        let path = self.log_path();
+        let opened = file.metadata().ctx("stat", &path)?;
+        match fs::metadata(&path) {
+            Ok(now) if (now.dev(), now.ino()) == (opened.dev(), opened.ino()) => Ok(Some(file)),
+            Ok(_) => Ok(None),
+            Err(error) if error.kind() == io::ErrorKind::NotFound && !writable => Ok(None),
+            Err(error) => Err(Error::io("stat", &path, error)),
+        }
+    }
+
+    /// The index as of the end of the locked head log `file`: the cached state brought
+    /// up to date when the file is the one read last, else everything read again.
+    fn load(&mut self, file: &File) -> Result<Loaded> {
+        let path = self.log_path();
+        let metadata = file.metadata().ctx("stat", &path)?;
+        let identity = (metadata.dev(), metadata.ino());
+        if let Some(cached) = self.cached.take()
+            && cached.identity == identity
+            && metadata.len() >= cached.end
+        {
+            let tail = read_at(file, cached.end, &path)?;
+            let start = usize::try_from(cached.end).unwrap_or(usize::MAX);
+            let mut data = vec![0u8; start];
+            data.extend_from_slice(&tail);
+            let (records, end) = log::records(&data, start)
+                .map_err(|corrupt| self.corrupt(LOG, corrupt.to_string()))?;
+            let mut state = cached.state;
+            for record in &records {
+                state.apply(record).map_err(|reason| self.corrupt(LOG, reason))?;
+            }
+            return Ok(Loaded { state, head: cached.head, end: end as u64, identity });
+        }
+        let head_data = read_at(file, 0, &path)?;
+        let head = LogHeader::parse(&head_data).map_err(|reason| self.corrupt(LOG, reason))?;
+        let snapshot = self.read_snapshot()?.filter(|s| s.indexid == head.indexid);
+        let older = self.read_older(&head)?;
+        let mut files: Vec<(LogHeader, &[u8], &str)> = Vec::new();
+        if let Some((header, data)) = &older {
+            files.push((*header, data, LOG_2));
+        }
+        files.push((head, &head_data, LOG));
+        let (state, end) = self.replay(snapshot, &files)?;
+        Ok(Loaded { state, head, end: end as u64, identity })
+    }
+
+    fn read_snapshot(&self) -> Result<Option<snapshot::Snapshot>> {
+        let path = self.dir.join(INDEX);
+        let data = match fs::read(&path) {
+            Ok(data) => data,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(Error::io("read", &path, error)),
+        };
+        snapshot::parse(&data).map_err(|reason| self.corrupt(INDEX, reason))
+    }
+
+    /// `dovecot.index.log.2` when it is the file before `head`.
+    fn read_older(&self, head: &LogHeader) -> Result<Option<(LogHeader, Vec<u8>)>> {
+        let path = self.dir.join(LOG_2);
+        let data = match fs::read(&path) {
+            Ok(data) => data,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(Error::io("read", &path, error)),
+        };
+        // A .log.2 that is not this log's predecessor (another index, a stale file) is
+        // ignored, as Dovecot ignores it.
+        Ok(LogHeader::parse(&data)
+            .ok()
+            .filter(|older| older.indexid == head.indexid && older.file_seq < head.file_seq)
+            .map(|older| (older, data)))
+    }
+
+    /// Replays `files` (oldest first) onto `snapshot`, or from the beginning of the chain.
+    /// Returns the state and where the last file's complete transactions end.
+    fn replay(
+        &self,
+        snapshot: Option<snapshot::Snapshot>,
+        files: &[(LogHeader, &[u8], &str)],
+    ) -> Result<(IndexState, usize)> {
+        let last = files.len() - 1;
+        // (file index, offset) to start at, and the state to start from.
+        let (mut first, mut offset, mut state) = if let Some(snapshot) = snapshot {
+            {
+                let seq = snapshot.log_file_seq;
+                let at = snapshot.log_file_head_offset as usize;
+                if let Some(index) = files.iter().position(|(h, _, _)| h.file_seq == seq) {
+                    (index, at, snapshot.state)
+                } else if files
+                    .iter()
+                    .any(|(h, _, _)| h.prev_file_seq == seq && at == h.prev_file_offset as usize)
+                {
+                    let index =
+                        files.iter().position(|(h, _, _)| h.prev_file_seq == seq).unwrap_or(last);
+                    (index, usize::from(files[index].0.hdr_size), snapshot.state)
+                } else if let Some(index) =
+                    files.iter().rposition(|(h, _, _)| h.prev_file_seq == 0 && h.file_seq > seq)
+                {
+                    (index, usize::from(files[index].0.hdr_size), IndexState::default())
+                } else {
+                    return Err(self.corrupt(
+                        LOG,
+                        format!("dovecot.index is at log file {seq}, which is gone"),
+                    ));
+                }
+            }
+        } else {
+            let Some(index) = files.iter().position(|(h, _, _)| h.prev_file_seq == 0) else {
+                return Err(self.corrupt(
+                    LOG,
+                    "the log does not start at its beginning and dovecot.index is \
+                     missing (Dovecot would rebuild the mailbox)",
+                ));
+            };
+            (index, usize::from(files[index].0.hdr_size), IndexState::default())
+        };
+        let mut end = 0;
+        while first <= last {
+            let (header, data, name) = files[first];
+            let hdr_size = usize::from(header.hdr_size);
+            if offset < hdr_size || offset > data.len() {
+                return Err(self.corrupt(name, format!("index position {offset} outside the log")));
+            }
+            let (records, complete) =
+                log::records(data, hdr_size).map_err(|c| self.corrupt(name, c.to_string()))?;
+            state.log_modseq = header.initial_modseq;
+            for record in &records {
+                if record.offset < offset {
+                    // Already in the snapshot: only the modseq is counted.
+                    state.log_modseq = super::state::modseq_after(record, state.log_modseq);
+                } else {
+                    state.apply(record).map_err(|reason| self.corrupt(name, reason))?;
+                }
+            }
+            if offset > complete {
+                return Err(
+                    self.corrupt(name, format!("index position {offset} past the log's end"))
+                );
+            }
+            end = complete;
+            first += 1;
+            if first <= last {
+                let next = files[first].0;
+                if next.prev_file_seq == 0 {
+                    state.reset();
+                } else if next.prev_file_seq != header.file_seq {
+                    return Err(self.corrupt(LOG, "a log file in the middle is missing"));
+                }
+                offset = usize::from(next.hdr_size);
+            }
+        }
+        Ok((state, end))
+    }
+
+    /// Writes a new log holding `transaction` after a fresh header and makes it the
+    /// mailbox's log in one rename: either the old log (or none) or the new one is seen.
+    /// `reset_from` is the log being replaced, whose successor the new file is (same
+    /// indexid, next file_seq, prev 0: a reset Dovecot's readers apply, also to an old
+    /// `dovecot.index`). Afterwards the old snapshot, cache and `.log.2` are removed.
+    pub(crate) fn publish(
+        &mut self,
+        header: LogHeader,
+        transaction: &Transaction,
+        permissions: &crate::fs::permissions::Permissions,
+        fsync: bool,
+    ) -> Result<()> {
+        let mut data = header.encode().to_vec();
+        data.extend_from_slice(&transaction.encode());
+        // What we publish must read back under our own replay, or it is not published.
+        let mut check = IndexState::starting_at(header.initial_modseq);
+        let (records, end) =
+            log::records(&data, log::HEADER_SIZE).map_err(|c| self.corrupt(LOG, c.to_string()))?;
+        for record in &records {
+            check.apply(record).map_err(|reason| self.corrupt(LOG, format!("ours: {reason}")))?;
+        }
+        debug_assert_eq!(end, data.len());
+        let temp = self.dir.join(format!(".{LOG}.dsync-rs.{}", std::process::id()));
+        crate::fs::replace_file(&self.log_path(), &temp, &data, fsync, permissions)?;
+        for stale in [INDEX, CACHE, LOG_2] {
+            crate::fs::remove_if_exists(&self.dir.join(stale))?;
+        }
+        self.cached = None;
+        Ok(())
+    }
+}
+
+impl Locked<'_> {
+    /// The index as of now.
+    pub(crate) fn state(&self) -> &IndexState {
+        &self.loaded.state
+    }
+
+    /// The head log's header.
+    pub(crate) fn head(&self) -> &LogHeader {
+        &self.loaded.head
+    }
+
+    /// Appends `transaction` at the end of the complete part of the log, after checking
+    /// that it applies (what Dovecot would call corrupt is never written), and fsyncs it
+    /// (`fsync`). The kept state includes it.
+    pub(crate) fn append(&mut self, transaction: &Transaction, fsync: bool) -> Result<()> {
+        if transaction.is_empty() {
+            return Ok(());
+        }
+        let bytes = transaction.encode();
+        let (records, end) =
+            log::records(&bytes, 0).map_err(|c| self.index.corrupt(LOG, format!("ours: {c}")))?;
+        debug_assert_eq!(end, bytes.len());
+        let mut state = self.loaded.state.clone();
+        for record in &records {
+            state
+                .apply(record)
+                .map_err(|reason| self.index.corrupt(LOG, format!("refused to write: {reason}")))?;
+        }
+        let path = self.index.log_path();
+        // One write: a kill leaves the whole transaction or a torn tail that readers skip
+        // and our next lock removes.
+        self.file.write_all_at(&bytes, self.loaded.end).ctx("append to", &path)?;
+        if fsync {
+            self.file.sync_data().ctx("fsync", &path)?;
+        }
+        self.loaded.state = state;
+        self.loaded.end += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Replaces the log with a new file holding `transaction` (see
+    /// [`MailboxIndex::publish`]) while the old one is still locked, so no writer appends to
+    /// the old file meanwhile: Dovecot, when it gets the lock, sees the file was replaced.
+    pub(crate) fn replace(
+        self,
+        indexid: u32,
+        create_stamp: u32,
+        transaction: &Transaction,
+        permissions: &crate::fs::permissions::Permissions,
+        fsync: bool,
+    ) -> Result<()> {
+        let head = self.loaded.head;
+        let mut header = LogHeader::new(
+            indexid,
+            head.file_seq.wrapping_add(1).max(1),
+            create_stamp,
+            self.loaded.state.highest_modseq(),
+        );
+        header.prev_file_seq = 0;
+        header.prev_file_offset = 0;
+        self.index.publish(header, transaction, permissions, fsync)
+        // The old file's lock goes with `self.file`.
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        // Keep what was read for the next lock.
+        self.index.cached = Some(self.loaded.clone());
+    }
+}
+
+/// The bytes of `file` from `offset` to its end.
+fn read_at(file: &File, offset: u64, path: &Path) -> Result<Vec<u8>> {
+    let mut data = Vec::new();
+    let mut reader = file;
+    io::Seek::seek(&mut reader, io::SeekFrom::Start(offset)).ctx("seek", path)?;
+    reader.read_to_end(&mut data).ctx("read", path)?;
+    Ok(data)
+}

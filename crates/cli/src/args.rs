@@ -47,6 +47,16 @@ Locations:
                                        per message, the rest in Dovecot's index
                                        (dovecot.index.log appended under Dovecot's lock, so
                                        a Dovecot may use it meanwhile); read and written
+  remote:[LOGIN@]HOST                  a Dovecot through its own dsync protocol, as a source
+                                       (backup, sync -1): runs -o dsync_remote_cmd (default
+                                       `ssh -l%{login} %{host} doveadm dsync-server -u%u -U`,
+                                       split on spaces as doveadm does; %u is -u USER), and
+                                       keeps Dovecot's mailbox and message GUIDs, UIDs,
+                                       flags and keywords; needs no IMAP master user
+  'CMD ARG…'                           a location with a space is the command line that
+                                       runs doveadm dsync-server (e.g. 'ssh mx doveadm
+                                       dsync-server -u alice'); the command's stderr is
+                                       shown, its exit code kept (67 unknown user)
 In batches (-u, -A, -F) %u, %n (user without domain) and %d (domain) are replaced, and
 `~` (or %h) in maildir:~/Maildir or sdbox:~/sdbox is that user's home: -o home=DIR (a
 template such as /srv/mail/%d/%n), home in the config, or the system's passwd entry; an
@@ -154,7 +164,7 @@ pub(crate) struct Cli {
     /// imapc_connection_retry_count, imapc_connection_retry_interval, imapc_max_line_length,
     /// imapc_rawlog_dir, imapc_features, pop3c_host/port/user/ssl/master_user/rawlog_dir/features,
     /// mail_prefetch_count, mail_fsync, ssl_client_ca_file, ssl_client_ca_dir (or 2.2's
-    /// imapc_ssl_ca_dir), dsync_commit_msgs_interval, mail_max_lock_timeout, mail_uid, mail_gid,
+    /// imapc_ssl_ca_dir), dsync_commit_msgs_interval, dsync_remote_cmd, mail_max_lock_timeout, mail_uid, mail_gid,
     /// home (or mail_home), pop3_migration_skip_size_check, pop3_migration_ignore_missing_uidls,
     /// pop3_migration_ignore_extra_uidls (repeatable; see "Dovecot settings" below).
     #[arg(short = 'o', global = true, value_name = "KEY=VALUE")]

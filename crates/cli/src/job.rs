@@ -260,6 +260,14 @@ fn attempt_once(
     let source_user = job.source_user.as_deref().or(user);
     let source = open::resolve(job.source.clone(), &job.settings, source_user).map_err(fail)?;
     let destination = open::resolve(job.destination.clone(), &job.settings, user).map_err(fail)?;
+    if task.mode == Mode::TwoWay && (source.is_remote_dsync() || destination.is_remote_dsync()) {
+        return Err(fail(CliError::Usage(format!(
+            "{source} -> {destination}: a two-way sync over dsync's protocol is refused: both \
+             sides would decide independently, and ours are not proven to match Dovecot's (tree \
+             renames, UID renumbering, modseq flag merges), so they could diverge. Pull with \
+             backup or sync -1, or run doveadm sync on the Dovecot side"
+        ))));
+    }
     if task.mode == Mode::TwoWay && source.is_server() {
         return Err(fail(CliError::Usage(format!(
             "{source}: a two-way sync writes both sides, and IMAP is read-only here: use sync -1 or backup"
@@ -403,6 +411,8 @@ fn attempt_once(
     observer.progress.finish();
     let finish = destination_store.finish();
     let source_finish = if task.mode == Mode::TwoWay { source_store.finish() } else { Ok(()) };
+    // A remote source's last word (its F item, its exit status) comes after the run.
+    let source_end = if result.is_ok() { source_store.end_source() } else { Ok(()) };
     let mut source_warnings = source_store.take_warnings();
     if task.all_mail.is_some() && source_store.refused_message_guids() {
         source_warnings.push(format!(
@@ -433,6 +443,9 @@ fn attempt_once(
                     CliError::Storage { side: "destination", error },
                     Some(report),
                 )));
+            }
+            if let Err(error) = source_end {
+                return Err(Box::new((CliError::Storage { side: "source", error }, Some(report))));
             }
             for warning in &report.warnings {
                 tracing::warn!("{warning}");

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use dsync_core::adapters::imap::ImapStorage;
 use dsync_core::adapters::maildir::MaildirStorage;
 use dsync_core::adapters::pop3::{ImapPop3Storage, Pop3Storage};
+use dsync_core::adapters::remote::{DEFAULT_REMOTE_CMD, RemoteCommand, RemoteStorage};
 use dsync_core::adapters::sdbox::SdboxStorage;
 use dsync_core::{ErrorKind, Storage, StorageError, StorageMut};
 use imapc::{AuthMechanism, ConnectOptions, Credentials, Security, Timeouts, TlsOptions};
@@ -25,6 +26,7 @@ pub(crate) enum Opened {
     Pop3(Box<Pop3Storage>),
     ImapPop3(Box<ImapPop3Storage>),
     Maildir(MaildirStorage),
+    Remote(Box<RemoteStorage>),
     Sdbox(SdboxStorage),
 }
 
@@ -35,6 +37,7 @@ impl Opened {
             Opened::Pop3(pop3) => pop3.as_mut(),
             Opened::ImapPop3(pair) => pair.as_mut(),
             Opened::Maildir(maildir) => maildir,
+            Opened::Remote(remote) => remote.as_mut(),
             Opened::Sdbox(sdbox) => sdbox,
         }
     }
@@ -46,6 +49,7 @@ impl Opened {
             Opened::Pop3(pop3) => pop3.as_ref(),
             Opened::ImapPop3(pair) => pair.as_ref(),
             Opened::Maildir(maildir) => maildir,
+            Opened::Remote(remote) => remote.as_ref(),
             Opened::Sdbox(sdbox) => sdbox,
         }
     }
@@ -103,6 +107,15 @@ impl Opened {
         }
     }
 
+    /// Ends a read-only source's conversation where it has one that can still fail: a
+    /// remote dsync's final word and exit status.
+    pub(crate) fn end_source(&mut self) -> Result<(), StorageError> {
+        match self {
+            Opened::Remote(remote) => remote.finish(),
+            _ => Ok(()),
+        }
+    }
+
     /// An IMAP source was asked for message GUIDs and refused them.
     pub(crate) fn refused_message_guids(&self) -> bool {
         matches!(self, Opened::Imap(imap) if imap.message_guids() == Some(false))
@@ -131,6 +144,9 @@ impl Opened {
                 let _ = pair.into_imap().logout();
             }
             Opened::Maildir(_) | Opened::Sdbox(_) => {}
+            Opened::Remote(mut remote) => {
+                let _ = remote.finish();
+            }
         }
     }
 }
@@ -154,6 +170,14 @@ pub(crate) fn resolve(
     settings: &Settings,
     user: Option<&str>,
 ) -> Result<Location, CliError> {
+    if let Location::Remote { login, host, .. } = location {
+        let Some(user) = user else {
+            return Err(CliError::Usage(format!(
+                "remote:{host}: needs the user whose mail it is: -u USER"
+            )));
+        };
+        return Ok(Location::Remote { login, host, user: user.to_owned() });
+    }
     let Location::FromSettings(protocol) = location else { return Ok(location) };
     let (server, prefix) = match protocol {
         // No mail location is ManageSieve: `imapc:` stands in for it.
@@ -248,6 +272,15 @@ pub(crate) fn open_source(
             Ok(Opened::Sdbox(SdboxStorage::from_sdbox(Sdbox::with_options(parsed, options))))
         }
         Location::Imap(imap) => Ok(Opened::Imap(Box::new(connect_imap(imap, access, side)?))),
+        Location::Remote { .. } | Location::RemoteCommand(_) => {
+            let command = remote_command(location, access.settings)?;
+            tracing::info!("running {command}");
+            // -T: what doveadm's -T is for its remote, our I/O timeout everywhere.
+            let timeout = Duration::from_secs(access.settings.timeout.max(1));
+            let storage = RemoteStorage::connect_with_timeout(command, timeout)
+                .map_err(|error| CliError::Storage { side, error })?;
+            Ok(Opened::Remote(Box::new(storage)))
+        }
         Location::Pop3(pop3) => {
             let (options, credentials) = pop3_login(pop3, access)?;
             tracing::info!("connecting to {location}");
@@ -265,6 +298,21 @@ pub(crate) fn open_source(
         }
         Location::FromSettings(_) => Err(CliError::Usage(format!("{location}: cannot be opened"))),
     }
+}
+
+/// The command that starts the remote `doveadm dsync-server`: `dsync_remote_cmd` (or
+/// doveadm's default) for `remote:[LOGIN@]HOST`, the location itself when it is a command
+/// line; both split on single spaces, as doveadm splits them.
+fn remote_command(location: &Location, settings: &Settings) -> Result<RemoteCommand, CliError> {
+    let command = match location {
+        Location::Remote { login, host, user } => {
+            let template = settings.dsync_remote_cmd.as_deref().unwrap_or(DEFAULT_REMOTE_CMD);
+            RemoteCommand::from_template(template, host, login, user)
+        }
+        Location::RemoteCommand(line) => RemoteCommand::from_command_line(line),
+        _ => return Err(CliError::Usage(format!("{location}: not a remote location"))),
+    };
+    command.map_err(|error| CliError::Usage(format!("{location}: {error}")))
 }
 
 /// Opens a location to be written (a sync destination, or both sides of a two-way sync).
@@ -287,6 +335,10 @@ pub(crate) fn open_destination(
             parse_sdbox(text)?,
             options,
         )))),
+        Location::Remote { .. } | Location::RemoteCommand(_) => Err(CliError::Usage(format!(
+            "{location}: writing into a Dovecot through dsync's protocol (push) is not supported \
+             yet: the {side} must be maildir:PATH or sdbox:PATH"
+        ))),
         _ => Err(CliError::Usage(format!(
             "{location}: IMAP destinations are not supported yet: the {side} must be \
              maildir:PATH or sdbox:PATH"

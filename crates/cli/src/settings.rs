@@ -95,6 +95,8 @@ pub(crate) struct Settings {
     pub(crate) commit_interval: u32,
     pub(crate) no_fsync: bool,
     pub(crate) lock_timeout: Option<u64>,
+    /// `dsync_remote_cmd`: what `remote:[LOGIN@]HOST` runs (`None`: doveadm's default).
+    pub(crate) dsync_remote_cmd: Option<String>,
     /// Uid of what is created in the destination (`--owner`, `mail_uid`); `None`: the
     /// destination root's.
     pub(crate) owner: Option<u32>,
@@ -134,6 +136,7 @@ impl Default for Settings {
             commit_interval: 100,
             no_fsync: false,
             lock_timeout: None,
+            dsync_remote_cmd: None,
             owner: None,
             group: None,
             rawlog_dir: None,
@@ -425,6 +428,10 @@ impl Settings {
                 self.commit_interval = u32::try_from(number("a count")?).unwrap_or(u32::MAX);
             }
             "mail_max_lock_timeout" => self.lock_timeout = Some(number("seconds")?),
+            "dsync_remote_cmd" if value.trim().is_empty() => {
+                return Err(format!("{key}: the command is empty"));
+            }
+            "dsync_remote_cmd" => self.dsync_remote_cmd = Some(value.to_owned()),
             // Dovecot's mail user and group: here, whose the mail we create is.
             "mail_uid" if value.is_empty() => self.owner = None,
             "mail_uid" => {

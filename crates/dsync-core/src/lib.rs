@@ -84,5 +84,6 @@ pub use report::{
     FilteredMessages, MailboxRename, MailboxReport, Report, Skipped, Totals, human_bytes,
 };
 pub use storage::{
-    Capabilities, MailboxWriter, MessageSink, NewMailbox, Skip, Storage, StorageMut,
+    Capabilities, MailboxAttribute, MailboxWriter, MessageSink, NewMailbox, Skip, Storage,
+    StorageMut,
 };

@@ -103,6 +103,15 @@ pub trait Storage {
         Vec::new()
     }
 
+    /// The mailbox's attributes (IMAP METADATA; Dovecot keeps Sieve scripts as INBOX's
+    /// private `vendor/vendor.dovecot/pvt/server/sieve/…` attributes), deleted ones
+    /// included so a sync can carry the deletion. The default, for storages that keep
+    /// none, is an empty list.
+    fn attributes(&mut self, mailbox: &MailboxName) -> Result<Vec<MailboxAttribute>, StorageError> {
+        let _ = mailbox;
+        Ok(Vec::new())
+    }
+
     /// Dovecot's header hash (see [`crate::header_hash`]) of each of `uids`, the identity
     /// of messages when GUIDs are not available on both sides. UIDs that no longer exist
     /// are missing from the answer. The default reads each message's header through
@@ -115,6 +124,28 @@ pub trait Storage {
         let mut sink = HeaderHashSink::default();
         self.fetch(mailbox, uids, &mut sink)?;
         Ok(sink.into_hashes())
+    }
+}
+
+/// One mailbox attribute ([`Storage::attributes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MailboxAttribute {
+    /// True for a private (per user) attribute, false for a shared one.
+    pub private: bool,
+    /// The key without the `/private/` or `/shared/` prefix (`comment`,
+    /// `vendor/vendor.dovecot/pvt/server/sieve/files/NAME`).
+    pub key: String,
+    /// The value; `None` for an attribute that was deleted.
+    pub value: Option<Vec<u8>>,
+    /// When it last changed (UNIX time), when known.
+    pub last_change: Option<i64>,
+}
+
+impl MailboxAttribute {
+    /// An attribute with a value.
+    pub fn new(private: bool, key: impl Into<String>, value: Option<Vec<u8>>) -> MailboxAttribute {
+        MailboxAttribute { private, key: key.into(), value, last_change: None }
     }
 }
 

@@ -14,6 +14,7 @@ mod network;
 mod operator;
 mod ownership;
 mod pop3;
+mod remote;
 mod report;
 mod sdbox;
 mod secrets;

@@ -150,7 +150,7 @@ impl Conn {
         }
     }
 
-    fn guard<T>(&mut self, result: Result<T>) -> Result<T> {
+    pub(crate) fn guard<T>(&mut self, result: Result<T>) -> Result<T> {
         if let Err(error) = &result
             && error.is_fatal()
         {

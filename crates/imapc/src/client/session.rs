@@ -9,6 +9,7 @@ use crate::proto::{
 };
 use crate::types::{Capabilities, Flag, MailboxName, SequenceSet, Uid, UidValidity};
 
+use super::append::Appender;
 use super::conn::{Conn, check};
 use super::fetch::{self, FetchHandler, GuidItem, MessageMeta, MetaHandler, Modifiers};
 use super::mailbox::{self, ListOptions, ListResult, MailboxInfo, SelectOptions};
@@ -29,6 +30,19 @@ pub struct AppendUid {
     pub uid_validity: UidValidity,
     /// The new UIDs, in the order of the appended messages.
     pub uids: Vec<Uid>,
+}
+
+/// What [`Session::expunge_uids`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expunged {
+    /// The messages are gone.
+    Done,
+    /// No UIDPLUS, and other messages are marked `\Deleted`, which a plain EXPUNGE would
+    /// remove too: nothing was expunged; ours stay marked `\Deleted`.
+    Withheld {
+        /// The other `\Deleted` messages.
+        others: SequenceSet,
+    },
 }
 
 /// The server's `ID` answer: field names and values (`None` for NIL).
@@ -612,6 +626,40 @@ impl Session {
             }
         }
         Ok(modified)
+    }
+
+    /// An [`Appender`] for `mailbox`: messages streamed from readers, APPENDs pipelined,
+    /// answers collected at [`Appender::finish`]. Nothing is sent until the first
+    /// [`Appender::append`].
+    pub fn appender(&mut self, mailbox: &MailboxName) -> Appender<'_> {
+        Appender::new(&mut self.conn, mailbox.clone())
+    }
+
+    /// The most bytes one message may have (`APPENDLIMIT=n`, RFC 7889), when announced.
+    pub fn append_limit(&self) -> Option<u64> {
+        self.conn.capabilities.append_limit()
+    }
+
+    /// Removes exactly the messages `set` names from the selected mailbox: marks them
+    /// `\Deleted`, then `UID EXPUNGE` (UIDPLUS, IMAP4rev2). Without UIDPLUS, a plain
+    /// `EXPUNGE` would also remove every message someone else marked `\Deleted`, so it is
+    /// sent only when a search right before finds no such message; otherwise ours stay
+    /// marked and [`Expunged::Withheld`] says which others are in the way. (A client
+    /// marking a message `\Deleted` between that search and the EXPUNGE, milliseconds, is
+    /// the one case this cannot exclude without UIDPLUS.)
+    pub fn expunge_uids(&mut self, set: &SequenceSet) -> Result<Expunged> {
+        self.uid_store(set, StoreAction::Add, &[Flag::Deleted], None)?;
+        if self.has_capability("UIDPLUS") || self.has_capability("IMAP4rev2") {
+            self.uid_expunge(set)?;
+            return Ok(Expunged::Done);
+        }
+        let marked = self.uid_search(&[SearchKey::Deleted])?;
+        let others: Vec<Uid> = marked.into_iter().filter(|uid| !set.contains(uid.get())).collect();
+        if !others.is_empty() {
+            return Ok(Expunged::Withheld { others: SequenceSet::from_uids(others) });
+        }
+        self.expunge()?;
+        Ok(Expunged::Done)
     }
 
     /// `UID EXPUNGE set` (UIDPLUS): removes only these `\Deleted` messages.

@@ -34,11 +34,11 @@
 //! * **Item order**: servers may send `UID` after `BODY[]`. [`FetchHandler::body`] gets the
 //!   sequence number and whatever came before the literal; the [`FetchHandler::fetch`] that
 //!   follows (same sequence number) has everything else. Dovecot sends `UID` first.
-//! * **Writing**: [`Session::appender`] streams messages from readers into pipelined
-//!   APPENDs (non-synchronising literals under `LITERAL+`, `LITERAL-` up to 4 KiB, else
-//!   each literal waits for `+`), at most 64 KiB of a message in memory and
+//! * **Writing**: [`Session::append_streamed`] streams a message from a reader into a
+//!   pipelined APPEND (non-synchronising literals under `LITERAL+`, `LITERAL-` up to
+//!   4 KiB, else each literal waits for `+`), at most 64 KiB of it in memory and
 //!   [`MAX_APPENDS_IN_FLIGHT`] unanswered; each message's outcome (its `APPENDUID`, or
-//!   its own refusal) comes with [`Appender::finish`]. A message over `APPENDLIMIT` is
+//!   its own refusal) comes with [`Session::finish_appends`]. A message over `APPENDLIMIT` is
 //!   refused without being sent. [`Session::expunge_uids`] removes exactly the UIDs given
 //!   (`UID EXPUNGE`; without UIDPLUS a plain `EXPUNGE` only when no other message is
 //!   marked `\Deleted`). [`MailboxInfo::can_store`] reads PERMANENTFLAGS.
@@ -99,7 +99,7 @@ pub mod proto;
 pub mod types;
 
 pub use client::{
-    AppendOutcome, AppendUid, Appender, AuthMechanism, Client, ConnectOptions, Credentials,
+    AppendOutcome, AppendUid, AuthMechanism, Client, ConnectOptions, Credentials,
     DEFAULT_GREETING_TIMEOUT, Expunged, FetchHandler, GuidItem, IdFields, ListOptions, ListResult,
     MAX_APPENDS_IN_FLIGHT, MailboxInfo, MessageMeta, Security, SelectOptions, Session, Trace,
     TraceDirection,

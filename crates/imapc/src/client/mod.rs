@@ -17,7 +17,7 @@ use crate::proto::{Code, Command, Limits, Response, Status, StatusKind, Untagged
 use crate::types::Capabilities;
 use conn::Conn;
 
-pub use append::{AppendOutcome, Appender, MAX_APPENDS_IN_FLIGHT};
+pub use append::{AppendOutcome, MAX_APPENDS_IN_FLIGHT};
 pub use auth::AuthMechanism;
 pub use fetch::{FetchHandler, GuidItem, MessageMeta};
 pub use mailbox::{ListOptions, ListResult, MailboxInfo, SelectOptions};

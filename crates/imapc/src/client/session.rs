@@ -9,7 +9,7 @@ use crate::proto::{
 };
 use crate::types::{Capabilities, Flag, MailboxName, SequenceSet, Uid, UidValidity};
 
-use super::append::Appender;
+use super::append::{self, AppendOutcome};
 use super::conn::{Conn, check};
 use super::fetch::{self, FetchHandler, GuidItem, MessageMeta, MetaHandler, Modifiers};
 use super::mailbox::{self, ListOptions, ListResult, MailboxInfo, SelectOptions};
@@ -628,11 +628,45 @@ impl Session {
         Ok(modified)
     }
 
-    /// An [`Appender`] for `mailbox`: messages streamed from readers, APPENDs pipelined,
-    /// answers collected at [`Appender::finish`]. Nothing is sent until the first
-    /// [`Appender::append`].
-    pub fn appender(&mut self, mailbox: &MailboxName) -> Appender<'_> {
-        Appender::new(&mut self.conn, mailbox.clone())
+    /// Appends the `len` bytes `body` yields (exactly that many: the literal announces
+    /// the length before the bytes follow) to `mailbox`, with `flags` (`\Recent` is left
+    /// out) and `internal_date`, without waiting for the answer. Returns the message's
+    /// number for its [`AppendOutcome`], which [`finish_appends`](Self::finish_appends)
+    /// hands out.
+    ///
+    /// The message streams from `body` to the socket, at most 64 KiB of it in memory.
+    /// Its literal is non-synchronising under `LITERAL+` (and `LITERAL-` up to 4096
+    /// bytes), so APPENDs follow each other without a round trip; otherwise it waits for
+    /// the server's `+`, and a command the server refuses before that (no such mailbox)
+    /// reads nothing from `body`. A message over `APPENDLIMIT` is not sent
+    /// ([`Error::TooBig`] in its outcome). At most [`MAX_APPENDS_IN_FLIGHT`](crate::MAX_APPENDS_IN_FLIGHT)
+    /// stay unanswered. Any other command first reads the answers in flight (their
+    /// outcomes wait for `finish_appends`).
+    ///
+    /// A refused message fails alone (its outcome), which is why MULTIAPPEND, all or
+    /// nothing and with no fewer round trips once literals stream, is not used here. An
+    /// error returned here concerns the connection (lost, or `body` failed:
+    /// [`Error::AppendSource`]), which is then unusable.
+    pub fn append_streamed(
+        &mut self,
+        mailbox: &MailboxName,
+        flags: &[Flag],
+        internal_date: Option<&chrono::DateTime<chrono::FixedOffset>>,
+        len: u64,
+        body: &mut dyn io::Read,
+    ) -> Result<u64> {
+        append::append(&mut self.conn, mailbox, flags, internal_date, len, body)
+    }
+
+    /// Streamed APPENDs sent and not answered yet.
+    pub fn appends_in_flight(&self) -> usize {
+        self.conn.appends.in_flight()
+    }
+
+    /// Waits for the answers of every streamed APPEND and hands out the outcomes not
+    /// taken before, in the order the messages were given.
+    pub fn finish_appends(&mut self) -> Result<Vec<AppendOutcome>> {
+        append::finish(&mut self.conn)
     }
 
     /// The most bytes one message may have (`APPENDLIMIT=n`, RFC 7889), when announced.

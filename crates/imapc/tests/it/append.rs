@@ -65,22 +65,21 @@ fn pipelined_appends_stream_and_a_refusal_fails_alone() {
     let bodies: Vec<Vec<u8>> = (0..300).map(|i| fixtures::message(i, "bulk", "text")).collect();
     let keyword = Flag::keyword("$Label1").expect("atom");
 
-    let mut appender = session.appender(&dest);
     for (index, body) in bodies.iter().enumerate() {
         let flags: Vec<Flag> = match index % 3 {
             0 => vec![Flag::Seen, keyword.clone(), Flag::Recent],
             1 => vec![Flag::Deleted, Flag::Draft],
             _ => vec![],
         };
-        let given = appender
-            .append(&flags, Some(&date), body.len() as u64, &mut body.as_slice())
+        let given = session
+            .append_streamed(&dest, &flags, Some(&date), body.len() as u64, &mut body.as_slice())
             .expect("append");
-        assert_eq!(given, index);
+        assert_eq!(given, index as u64);
         // Never more than the cap unanswered.
-        assert!(appender.in_flight() <= imapc::MAX_APPENDS_IN_FLIGHT);
+        assert!(session.appends_in_flight() <= imapc::MAX_APPENDS_IN_FLIGHT);
     }
-    let outcomes = appender.finish().expect("answers");
-    drop(appender);
+    assert!(session.appends_in_flight() > 0, "the APPENDs are pipelined");
+    let outcomes = session.finish_appends().expect("answers");
     assert_eq!(outcomes.len(), 300);
     let uids: Vec<u32> = outcomes
         .iter()
@@ -102,20 +101,21 @@ fn pipelined_appends_stream_and_a_refusal_fails_alone() {
         assert_eq!(message.flags, expected, "message {index}");
     }
 
-    // A message into a mailbox that does not exist fails alone, between two that work.
+    // A message into a mailbox that does not exist fails alone, between two that work;
+    // a command sent meanwhile reads their answers first, which wait to be taken.
     let missing = MailboxName::from_utf8("Missing");
-    let mut appender = session.appender(&dest);
-    appender.append(&[], None, 5, &mut &b"a\r\n\r\n"[..]).expect("first");
-    drop(appender);
-    let mut appender = session.appender(&missing);
-    appender.append(&[], None, 5, &mut &b"b\r\n\r\n"[..]).expect("sent");
-    let outcomes = appender.finish().expect("answers");
-    drop(appender);
-    let error = outcomes[0].result.as_ref().expect_err("no such mailbox");
+    for mailbox in [&dest, &missing, &dest] {
+        session.append_streamed(mailbox, &[], None, 5, &mut &b"a\r\n\r\n"[..]).expect("sent");
+    }
+    session.noop().expect("NOOP between the APPENDs and their outcomes");
+    assert_eq!(session.appends_in_flight(), 0);
+    let outcomes = session.finish_appends().expect("answers");
+    let indexes: Vec<u64> = outcomes.iter().map(|o| o.index).collect();
+    assert_eq!(indexes, [300, 301, 302]);
+    assert!(outcomes[0].result.is_ok() && outcomes[2].result.is_ok());
+    let error = outcomes[1].result.as_ref().expect_err("no such mailbox");
     assert!(matches!(error, Error::No { code: Some(code), .. } if code.name() == "TRYCREATE"));
-    // The session goes on, and the dropped appender's answer did not confuse it.
-    session.noop().expect("NOOP after the refusal");
-    assert_eq!(oracle.messages("Dest").len(), 301);
+    assert_eq!(oracle.messages("Dest").len(), 302);
 }
 
 #[test]
@@ -126,10 +126,8 @@ fn a_large_message_streams_through_a_small_buffer() {
     let len = 20 << 20;
     let mut body = Generated::new(len);
     let inbox = MailboxName::from_utf8("INBOX");
-    let mut appender = session.appender(&inbox);
-    appender.append(&[Flag::Seen], None, len, &mut body).expect("append");
-    let outcomes = appender.finish().expect("answer");
-    drop(appender);
+    session.append_streamed(&inbox, &[Flag::Seen], None, len, &mut body).expect("append");
+    let outcomes = session.finish_appends().expect("answer");
     let (_, uid) = outcomes[0].result.as_ref().expect("stored").expect("APPENDUID");
     assert!(body.largest_read <= 64 * 1024, "read in pieces of {}", body.largest_read);
     let stored = oracle.messages("INBOX");
@@ -157,24 +155,22 @@ fn synchronising_literals_wait_for_the_server_and_a_refusal_skips_the_message() 
     let inbox = MailboxName::from_utf8("INBOX");
     let small = fixtures::message(1, "small", "x");
     let large = fixtures::sized_message(2, 3000);
-    let mut appender = session.appender(&inbox);
-    appender.append(&[], None, small.len() as u64, &mut small.as_slice()).expect("small");
+    let size = small.len() as u64;
+    session.append_streamed(&inbox, &[], None, size, &mut small.as_slice()).expect("small");
     // Over APPENDLIMIT: refused here, nothing read from it.
     let mut untouched = Generated::new(large.len() as u64);
-    appender.append(&[], None, large.len() as u64, &mut untouched).expect("too big");
+    session.append_streamed(&inbox, &[], None, untouched.len, &mut untouched).expect("too big");
     assert_eq!(untouched.position, 0, "a message over APPENDLIMIT is not read");
-    appender.append(&[], None, small.len() as u64, &mut small.as_slice()).expect("again");
-    let outcomes = appender.finish().expect("answers");
-    drop(appender);
+    session.append_streamed(&inbox, &[], None, size, &mut small.as_slice()).expect("again");
+    let outcomes = session.finish_appends().expect("answers");
     assert!(outcomes[0].result.is_ok() && outcomes[2].result.is_ok(), "{outcomes:?}");
     let too_big = outcomes[1].result.as_ref().expect_err("over the limit");
     assert_eq!(too_big.refusal(), Some(Refusal::TooBig));
 
-    let mut appender = session.appender(&MailboxName::from_utf8("Missing"));
     let mut never = Generated::new(500);
-    appender.append(&[], None, 500, &mut never).expect("sent its command");
-    let outcomes = appender.finish().expect("answer");
-    drop(appender);
+    let missing = MailboxName::from_utf8("Missing");
+    session.append_streamed(&missing, &[], None, 500, &mut never).expect("sent its command");
+    let outcomes = session.finish_appends().expect("answer");
     assert!(outcomes[0].result.is_err());
     assert_eq!(never.position, 0, "the literal of a refused APPEND is not sent");
     session.noop().expect("the session goes on");
@@ -191,13 +187,12 @@ fn a_full_quota_is_overquota_for_that_message() {
         .start();
     let mut session = login(&dovecot);
     let inbox = MailboxName::from_utf8("INBOX");
-    let mut appender = session.appender(&inbox);
     for index in 0..5 {
         let body = fixtures::sized_message(index, 8000);
-        appender.append(&[], None, body.len() as u64, &mut body.as_slice()).expect("sent");
+        let len = body.len() as u64;
+        session.append_streamed(&inbox, &[], None, len, &mut body.as_slice()).expect("sent");
     }
-    let outcomes = appender.finish().expect("answers");
-    drop(appender);
+    let outcomes = session.finish_appends().expect("answers");
     let stored = outcomes.iter().filter(|o| o.result.is_ok()).count();
     assert!((1..5).contains(&stored), "{outcomes:?}");
     let refused = outcomes.iter().find_map(|o| o.result.as_ref().err()).expect("one refused");

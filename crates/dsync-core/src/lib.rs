@@ -59,6 +59,7 @@ pub mod header_hash;
 pub mod memory;
 pub mod message_date;
 mod model;
+pub mod pairing;
 pub mod plan;
 pub mod pop3_migration;
 pub mod query;
@@ -81,5 +82,5 @@ pub use report::{
     FilteredMessages, MailboxRename, MailboxReport, Report, Skipped, Totals, human_bytes,
 };
 pub use storage::{
-    Capabilities, MailboxWriter, MessageSink, NewMailbox, Skip, Storage, StorageMut,
+    Assigned, Capabilities, MailboxWriter, MessageSink, NewMailbox, Skip, Storage, StorageMut,
 };

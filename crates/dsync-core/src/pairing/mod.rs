@@ -743,7 +743,8 @@ fn transfer(
             );
             return Err(Box::new(CopyStopped { error, written: true, copied: total }));
         }
-        let asked = later.iter().filter_map(|(_, wait)| *wait).max();
+        // A zero wait: the storage asked to slow down without saying how long.
+        let asked = later.iter().filter_map(|(_, wait)| *wait).filter(|w| !w.is_zero()).max();
         let wait = asked.unwrap_or(Duration::from_secs(1 << round)).min(MAX_BACKOFF);
         if !sleep_unless_interrupted(observer, wait) {
             let error = StorageError::new(ErrorKind::Interrupted, "interrupted");

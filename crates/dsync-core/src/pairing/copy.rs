@@ -161,7 +161,14 @@ impl Sink<'_, '_, '_> {
                     self.copied.refused.push((origin, error));
                 }
                 Err(error) => {
-                    stop.get_or_insert(error);
+                    // Quota full and the like: the run stops, naming the message.
+                    let kind = error.kind();
+                    let mailbox = self.target.mailbox;
+                    stop.get_or_insert(StorageError::with_source(
+                        kind,
+                        format!("saving source UID {origin} ({bytes} bytes) in {mailbox}"),
+                        error,
+                    ));
                 }
             }
         }

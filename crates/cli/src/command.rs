@@ -461,6 +461,7 @@ pub(crate) fn task(
     let mut task = base_task(verb, mode, &run.filters, run.write.dry_run)?;
     task.state = !state.no_state;
     task.state_file.clone_from(&state.state_file);
+    task.delete_extra = state.delete_extra;
     task.full = state.full;
     task.dovecot_state.clone_from(&state.dovecot_state);
     task.all_mail = state
@@ -546,6 +547,7 @@ fn base_task(
         source_user: None,
         all_mail: None,
         verify: None,
+        delete_extra: false,
     })
 }
 

@@ -1,0 +1,260 @@
+//! `backup` and `sync -1` into a second Dovecot over IMAP: what the destination serves is
+//! the source's mail (folders, subscriptions, bytes, flags, keywords, INTERNALDATE; UIDs
+//! are the destination's own and compared through the pairs in our state), re-runs
+//! converge, a run without its state appends no duplicate, and a 50 MiB message goes
+//! through in bounded memory.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use testkit::{AccountSnapshot, Dovecot, MessageSnapshot, RawImap, fixtures};
+
+use super::{PASSWORD, dsync, source_with_fixture, text};
+
+const DESTINATION_PASSWORD: &str = "bob-other-pw";
+
+/// A mailbox's name, whether it is selectable, and its messages.
+type Carried = (String, bool, Vec<MessageSnapshot>);
+
+/// What must be equal through both servers: per mailbox, the messages (flags,
+/// INTERNALDATE, bytes) in body order, without UIDs and UIDVALIDITYs.
+fn carried(snapshot: &AccountSnapshot) -> (Vec<Carried>, Vec<String>) {
+    let mailboxes = snapshot
+        .mailboxes
+        .iter()
+        .map(|(name, mailbox)| {
+            let mut messages: Vec<MessageSnapshot> =
+                mailbox.messages.iter().map(|m| MessageSnapshot { uid: 0, ..m.clone() }).collect();
+            messages.sort_by(|a, b| a.body.cmp(&b.body));
+            (name.clone(), mailbox.selectable, messages)
+        })
+        .collect();
+    (mailboxes, snapshot.subscriptions.iter().cloned().collect())
+}
+
+fn assert_carried(expected: &AccountSnapshot, actual: &AccountSnapshot) {
+    let (want, got) = (carried(expected), carried(actual));
+    assert_eq!(want.1, got.1, "subscriptions");
+    let names = |list: &[Carried]| {
+        list.iter().map(|(name, selectable, _)| (name.clone(), *selectable)).collect::<Vec<_>>()
+    };
+    assert_eq!(names(&want.0), names(&got.0), "mailboxes");
+    for ((name, _, a), (_, _, b)) in want.0.iter().zip(&got.0) {
+        assert_eq!(a, b, "mailbox {name}");
+    }
+}
+
+struct Servers {
+    source: Dovecot,
+    destination: Dovecot,
+    dir: tempfile::TempDir,
+}
+
+impl Servers {
+    fn new(source: Dovecot) -> Servers {
+        let destination = Dovecot::builder().user("bob", DESTINATION_PASSWORD).start();
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("bob.pw"), format!("{DESTINATION_PASSWORD}\n"))
+            .expect("password file");
+        Servers { source, destination, dir }
+    }
+
+    fn state(&self) -> std::path::PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn run(&self, verb: &[&str], extra: &[&str]) -> std::process::Output {
+        let source = format!("imap://alice@127.0.0.1:{}?tls=none", self.source.imap_port());
+        let destination = format!("imap://bob@127.0.0.1:{}?tls=none", self.destination.imap_port());
+        let state = self.state();
+        let password_file = self.dir.path().join("bob.pw");
+        let mut args: Vec<&str> = verb.to_vec();
+        args.extend([
+            "--state-file",
+            state.to_str().expect("utf-8"),
+            "--destination-password-file",
+            password_file.to_str().expect("utf-8"),
+        ]);
+        args.extend(extra);
+        args.extend([source.as_str(), destination.as_str()]);
+        dsync(&args, Some(PASSWORD))
+    }
+
+    fn source_imap(&self) -> RawImap {
+        RawImap::login(self.source.imap_port(), "alice", PASSWORD)
+    }
+
+    fn destination_imap(&self) -> RawImap {
+        RawImap::login(self.destination.imap_port(), "bob", DESTINATION_PASSWORD)
+    }
+}
+
+/// Every pair in the state file names a destination message with its source message's
+/// bytes; returns how many pairs there are.
+fn pairs_hold(state: &Path, source: &AccountSnapshot, destination: &AccountSnapshot) -> usize {
+    let text = std::fs::read_to_string(state).expect("state file");
+    let state = dsync_core::state::SyncState::decode(&text).expect("readable state");
+    let body = |snapshot: &AccountSnapshot, name: &str, uid: u32| {
+        let mailbox = snapshot.mailboxes.get(name)?;
+        mailbox.messages.iter().find(|m| m.uid == uid).map(|m| m.body.clone())
+    };
+    let mut pairs = 0;
+    for (name, entry) in &state.pairs {
+        // Both servers here use '/'; snapshots name mailboxes in modified UTF-7.
+        let wire = imapc::MailboxName::from_utf8(&name.join('/'));
+        let wire = String::from_utf8_lossy(wire.as_raw()).into_owned();
+        for (a, pair) in &entry.pairs {
+            let (a, b) = (a.get(), pair.destination.get());
+            let (x, y) = (body(source, &wire, a), body(destination, &wire, b));
+            assert!(x.is_some() && x == y, "{wire}: source UID {a} is not destination UID {b}");
+            pairs += 1;
+        }
+    }
+    pairs
+}
+
+fn uid_nexts(snapshot: &AccountSnapshot) -> BTreeMap<String, u32> {
+    snapshot.mailboxes.iter().map(|(name, m)| (name.clone(), m.uid_next)).collect()
+}
+
+#[test]
+fn backup_into_a_second_dovecot_carries_everything_and_reruns_converge() {
+    let (source, expected) = source_with_fixture();
+    let servers = Servers::new(source);
+
+    let first = servers.run(&["backup"], &[]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let copied = servers.destination_imap().snapshot();
+    assert_carried(&expected, &copied);
+    let pairs = pairs_hold(&servers.state(), &expected, &copied);
+    assert_eq!(pairs, expected.message_count(), "every message is paired");
+
+    // A re-run appends nothing.
+    let again = servers.run(&["backup"], &[]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    let unchanged = servers.destination_imap().snapshot();
+    assert_eq!(uid_nexts(&unchanged), uid_nexts(&copied), "nothing appended again");
+
+    // Source changes travel: new mail, flags, an expunge, a folder gone, a subscription.
+    let mut imap = servers.source_imap();
+    imap.append(
+        "Archive",
+        &["$Label2"],
+        Some("02-Feb-2024 10:00:00 +0000"),
+        &fixtures::message(90, "New", "after the first run"),
+    );
+    imap.store("INBOX", "1", "+FLAGS (\\Flagged Work)");
+    imap.expunge_uids("INBOX", "2");
+    imap.unsubscribe("Archive");
+    imap.subscribe("Hidden");
+    drop(imap);
+    let mut raw = servers.source_imap();
+    raw.command_ok("DELETE \"Parent/Child\"");
+    drop(raw);
+    let changed = servers.source_imap().snapshot();
+    let run = servers.run(&["backup"], &[]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let after = servers.destination_imap().snapshot();
+    assert_carried(&changed, &after);
+    pairs_hold(&servers.state(), &changed, &after);
+
+    // The state lost: every message is found again on the destination, none appended.
+    std::fs::remove_file(servers.state()).expect("remove state");
+    let run = servers.run(&["backup"], &[]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let stateless = servers.destination_imap().snapshot();
+    assert_eq!(uid_nexts(&stateless), uid_nexts(&after), "no duplicate appended");
+    assert_carried(&changed, &stateless);
+    assert_eq!(pairs_hold(&servers.state(), &changed, &stateless), changed.message_count());
+}
+
+#[test]
+fn a_backup_keeps_the_destinations_own_mail_unless_told_and_sync_one_way_too() {
+    let (source, expected) = source_with_fixture();
+    let servers = Servers::new(source);
+    let mut theirs = servers.destination_imap();
+    theirs.create("Theirs");
+    theirs.append("Theirs", &[], None, &fixtures::message(70, "Theirs", "not ours"));
+    theirs.append("INBOX", &[], None, &fixtures::message(71, "Delivered", "to the new server"));
+    drop(theirs);
+
+    for verb in [&["sync", "-1"][..], &["backup"][..]] {
+        let run = servers.run(verb, &[]);
+        assert_eq!(run.status.code(), Some(0), "{verb:?}: {}", text(&run));
+        let now = servers.destination_imap().snapshot();
+        assert!(now.mailboxes.contains_key("Theirs"), "{verb:?}");
+        let inbox = &now.mailboxes["INBOX"].messages;
+        assert_eq!(inbox.len(), expected.mailboxes["INBOX"].messages.len() + 1, "{verb:?}");
+    }
+    let run = servers.run(&["backup"], &["--delete-extra"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    assert_carried(&expected, &servers.destination_imap().snapshot());
+}
+
+#[test]
+fn a_50_mib_message_goes_imap_to_imap_in_bounded_memory() {
+    let source = Dovecot::builder().user("alice", PASSWORD).start();
+    let mut imap = RawImap::login(source.imap_port(), "alice", PASSWORD);
+    let big = fixtures::sized_message(1, 50 << 20);
+    imap.append("INBOX", &["\\Seen"], Some("01-Mar-2024 12:00:00 +0000"), &big);
+    drop(big);
+    let expected = imap.snapshot();
+    drop(imap);
+    let servers = Servers::new(source);
+
+    let source = format!("imap://alice@127.0.0.1:{}?tls=none", servers.source.imap_port());
+    let destination = format!("imap://bob@127.0.0.1:{}?tls=none", servers.destination.imap_port());
+    let state = servers.state();
+    let password_file = servers.dir.path().join("bob.pw");
+    let output = std::process::Command::new("/usr/bin/time")
+        .args(["-f", "maxrss_kib=%M", env!("CARGO_BIN_EXE_dsync"), "backup", "--state-file"])
+        .arg(&state)
+        .arg("--destination-password-file")
+        .arg(&password_file)
+        .args([&source, &destination])
+        .env("DSYNC_PASSWORD", PASSWORD)
+        .output()
+        .expect("run dsync under /usr/bin/time");
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let peak_kib: u64 = stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("maxrss_kib="))
+        .and_then(|value| value.trim().parse().ok())
+        .expect("peak RSS");
+    assert_carried(&expected, &servers.destination_imap().snapshot());
+    assert!(peak_kib < 64 * 1024, "peak RSS {peak_kib} KiB for a 50 MiB message");
+}
+
+#[test]
+fn a_full_quota_on_the_destination_stops_the_run_naming_folder_and_message() {
+    let source = Dovecot::builder().user("alice", PASSWORD).start();
+    let mut imap = RawImap::login(source.imap_port(), "alice", PASSWORD);
+    imap.create("Big");
+    imap.append("Big", &[], None, &fixtures::message(1, "Small", "fits"));
+    imap.append("Big", &[], None, &fixtures::sized_message(2, 200 << 10));
+    drop(imap);
+    let destination = Dovecot::builder()
+        .user("bob", DESTINATION_PASSWORD)
+        .extra_config(
+            "mail_plugins = $mail_plugins quota\n\
+             plugin {\n  quota = maildir:User quota\n  quota_rule = *:storage=100K\n}\n",
+        )
+        .start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let servers = Servers { source, destination, dir };
+    std::fs::write(servers.dir.path().join("bob.pw"), format!("{DESTINATION_PASSWORD}\n"))
+        .expect("password file");
+
+    let run = servers.run(&["backup"], &[]);
+    assert_eq!(run.status.code(), Some(73), "{}", text(&run));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("Big") && stderr.contains("source UID 2"), "{}", text(&run));
+    assert!(stderr.contains("OVERQUOTA") || stderr.contains("Quota"), "{}", text(&run));
+    // What fitted is there, once, and a re-run (still full) adds no duplicate of it.
+    let before = servers.destination_imap().snapshot();
+    assert_eq!(before.mailboxes["Big"].messages.len(), 1);
+    let again = servers.run(&["backup"], &[]);
+    assert_eq!(again.status.code(), Some(73), "{}", text(&again));
+    assert_eq!(uid_nexts(&servers.destination_imap().snapshot()), uid_nexts(&before));
+}

@@ -572,7 +572,7 @@ pub(crate) fn verify(context: &Context, args: &VerifyArgs) -> Result<u8, CliErro
         message_guids: false,
     };
     let mut a = open::open_source(&source, &access, "source")?;
-    let mut b = open::open_source(&destination, &access, "destination")?;
+    let mut b = open::open_destination_to_read(&destination, &access)?;
     let every_message = dsync_core::filter::MessageFilter::default();
     let result =
         verify::compare(a.as_storage(), b.as_storage(), &filter, &every_message, args.bodies);

@@ -283,6 +283,19 @@ pub(crate) fn open_destination(
     }
 }
 
+/// Opens the destination of a run to be read (`verify`): an IMAP server with
+/// `--destination-password-file` when given.
+pub(crate) fn open_destination_to_read(
+    location: &Location,
+    access: &Access<'_>,
+) -> Result<Opened, CliError> {
+    let mut access = access.clone();
+    if let (Location::Imap(_), Some(secret)) = (location, &access.settings.destination_secret) {
+        access.secret = Some(secret.clone());
+    }
+    open_source(location, &access, "destination")
+}
+
 /// Opens an IMAP server as a `backup` or `sync -1` destination: logged in with
 /// `--destination-password-file` when given, else with the source's password.
 pub(crate) fn open_imap_destination(

@@ -165,7 +165,13 @@ fn a_failure_mid_copy_leaves_no_duplicate_with_or_without_the_pair_records() {
             // The saved state (checkpoints plus one record per confirmed save), as a
             // killed process leaves it, or none at all.
             let state = if keep_records && !file.text.is_empty() {
-                Some(SyncState::decode(&file.text).expect("readable state"))
+                let state = SyncState::decode(&file.text).expect("readable state");
+                // The mailbox being written is marked, so the next run lets it settle.
+                let marked = state.pairs.values().any(|entry| {
+                    entry.destination_token.as_deref() == Some(dsync_core::state::pairs::WRITING)
+                });
+                assert!(marked, "after {writes} writes: {}", file.text);
+                Some(state)
             } else {
                 None
             };

@@ -38,7 +38,7 @@ use crate::model::{
 use crate::plan::{MailboxAction, TreePlan};
 use crate::report::{MailboxReport, Report, Skipped};
 use crate::state::SyncState;
-use crate::state::pairs::{MailboxPairs, Pair, pair_record};
+use crate::state::pairs::{MailboxPairs, Pair, WRITING, entry_record, pair_record};
 use crate::storage::{NewMailbox, Skip, Storage, StorageMut};
 
 /// Rounds of retrying saves the destination asked to slow down for, before the run stops.
@@ -439,6 +439,11 @@ fn sync_mailbox(
         }
     }
     let exists_now = |on: bool| on || !options.dry_run;
+    if job.on_destination
+        && state.pairs.get(name).and_then(|e| e.destination_token.as_deref()) == Some(WRITING)
+    {
+        settle(destination, name, observer);
+    }
     let a = contents_or_empty(source.storage(), source_name, exists_now(job.on_source))
         .map_err(&to_source)?
         .unwrap_or_else(empty_contents);
@@ -490,6 +495,14 @@ fn sync_mailbox(
             .map_err(|e| partial(to_source(e), &report))?;
     }
 
+    if !plan.to_destination.is_empty()
+        && let Some(entry) = state.pairs.get_mut(name)
+    {
+        // Until the mailbox is done, the saved state says it is being written.
+        entry.destination_token = Some(WRITING.to_owned());
+        let record = entry_record(name, entry);
+        observer.paired(&record, state);
+    }
     let mut skipped = Vec::new();
     // Saves stored under a UID the storage could not tell (no UIDPLUS).
     let mut unknown = 0_u64;
@@ -586,6 +599,9 @@ fn sync_mailbox(
             entry.source_token = a_token;
             entry.destination_token = b_token;
         }
+    } else if let Some(entry) = state.pairs.get_mut(name) {
+        entry.source_token = None;
+        entry.destination_token = None;
     }
     Ok((report, skipped))
 }
@@ -762,6 +778,25 @@ fn add(total: &mut Copied, more: Copied) {
     total.vanished += more.vanished;
     total.refused.extend(more.refused);
     total.later = more.later;
+}
+
+/// Waits until `name`'s UIDNEXT on `storage` stays the same for a second (at most ten
+/// seconds): a run that stopped while copying into it may have left a server session
+/// that still saves the messages it was sent, and listing the mailbox before they land
+/// would copy them again.
+fn settle(storage: &mut dyn StorageMut, name: &MailboxName, observer: &mut dyn Observer) {
+    let uid_next = |storage: &mut dyn StorageMut| storage.status(name).ok().map(|s| s.uid_next);
+    let mut last = uid_next(storage);
+    for _ in 0..10 {
+        if !sleep_unless_interrupted(observer, Duration::from_secs(1)) {
+            return;
+        }
+        let now = uid_next(storage);
+        if now == last {
+            return;
+        }
+        last = now;
+    }
 }
 
 /// Waits `duration`, asking the observer every quarter second whether to stop; false when

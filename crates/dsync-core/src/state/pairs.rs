@@ -25,6 +25,12 @@ use std::fmt::Write as _;
 use super::{StateError, decode_flags, decode_name, encode_flags, encode_name, token, untoken};
 use crate::model::{Flags, MailboxName, Uid};
 
+/// The destination "change token" of a mailbox a run was copying into when it stopped
+/// (killed, connection lost): the next run lets the server settle before it lists the
+/// mailbox, since the stopped run's server session may still be saving the APPENDs it had
+/// been sent ([`crate::pairing`]).
+pub const WRITING: &str = "~writing";
+
 /// One mailbox's pairs ([`SyncState::pairs`](super::SyncState::pairs)), keyed by the
 /// mailbox's destination-side name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -95,11 +101,10 @@ pub fn pair_record(
     out
 }
 
-/// The line that, appended to an encoded state, starts `name`'s entry afresh (a mailbox
-/// just created, or whose pairs no longer hold).
+/// The lines that, appended to an encoded state, replace `name`'s entry by `entry`.
 pub fn entry_record(name: &MailboxName, entry: &MailboxPairs) -> String {
     let mut out = String::new();
-    encode(&mut out, name, &MailboxPairs { pairs: BTreeMap::new(), ..entry.clone() });
+    encode(&mut out, name, entry);
     out
 }
 
@@ -162,6 +167,8 @@ pub(super) fn apply_record(
         *entry = MailboxPairs::new(source_validity, destination_validity);
     }
     entry.source_token = None;
-    entry.destination_token = None;
+    if entry.destination_token.as_deref() != Some(WRITING) {
+        entry.destination_token = None;
+    }
     decode_pair(rest, entry, error)
 }

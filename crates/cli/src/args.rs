@@ -1,5 +1,5 @@
 //! Command-line arguments (clap). Verbs, option letters and their meanings follow doveadm
-//! where it has them (`dovecot-formats.md` §8), so operators feel at home.
+//! where it has them (Dovecot's `src/doveadm/doveadm-dsync.c`), so operators feel at home.
 
 use std::path::PathBuf;
 

@@ -1,5 +1,6 @@
 //! Errors: [`StorageError`] is what adapters report, [`SyncError`] what a sync run returns.
-//! Both carry an [`ErrorKind`] that maps to doveadm's exit codes (`dovecot-formats.md` §5.11).
+//! Both carry an [`ErrorKind`] that maps to doveadm's exit codes (Dovecot's
+//! `src/doveadm/doveadm.h` and `doveadm-mail.c`).
 
 use std::error::Error as StdError;
 use std::fmt;

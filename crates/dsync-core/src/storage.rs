@@ -13,12 +13,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
+mod sinks;
+
 use crate::error::{ErrorKind, StorageError};
-use crate::header_hash::{DEFAULT_HASHED_HEADERS, HashVersion, header_hash};
 use crate::model::{
     Flags, MailboxContents, MailboxGuid, MailboxInfo, MailboxName, MailboxStamp, MailboxStatus,
     MessageMeta, SpecialUse, Uid, UidValidity,
 };
+use sinks::{HeaderHashSink, RenumberSink};
 
 /// What a storage can represent, so the planner does not ask for the impossible.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -116,9 +118,9 @@ pub trait Storage {
         mailbox: &MailboxName,
         uids: &[Uid],
     ) -> Result<BTreeMap<Uid, String>, StorageError> {
-        let mut sink = HeaderHashSink { hashes: BTreeMap::new(), pending: None };
+        let mut sink = HeaderHashSink::default();
         self.fetch(mailbox, uids, &mut sink)?;
-        Ok(sink.hashes)
+        Ok(sink.into_hashes())
     }
 }
 
@@ -147,47 +149,6 @@ impl Skip {
     }
 }
 
-/// Reads a message up to the end of its header and hashes it.
-struct HeaderHashSink {
-    hashes: BTreeMap<Uid, String>,
-    pending: Option<String>,
-}
-
-impl MessageSink for HeaderHashSink {
-    fn body(&mut self, body: &mut dyn Read) -> Result<(), StorageError> {
-        let mut header = Vec::with_capacity(4096);
-        let mut chunk = [0u8; 4096];
-        loop {
-            let n = body.read(&mut chunk).map_err(|e| {
-                StorageError::with_source(ErrorKind::Temporary, "reading a message header", e)
-            })?;
-            if n == 0 {
-                break;
-            }
-            header.extend_from_slice(&chunk[..n]);
-            // Stop at the end of the header (the rest is not needed) or after 1 MiB.
-            if let Some(end) = memchr::memmem::find(&header, b"\r\n\r\n")
-                .or_else(|| memchr::memmem::find(&header, b"\n\n"))
-            {
-                header.truncate(end + 2);
-                break;
-            }
-            if header.len() > 1 << 20 {
-                break;
-            }
-        }
-        self.pending = Some(header_hash(&header, &DEFAULT_HASHED_HEADERS, HashVersion::V3));
-        Ok(())
-    }
-
-    fn done(&mut self, uid: Uid) -> Result<(), StorageError> {
-        if let Some(hash) = self.pending.take() {
-            self.hashes.insert(uid, hash);
-        }
-        Ok(())
-    }
-}
-
 /// Receives message bodies from [`Storage::fetch`].
 ///
 /// The two calls exist because some IMAP servers send a message's `UID` after its body:
@@ -206,25 +167,6 @@ pub trait MessageSink {
     fn done_with_received(&mut self, uid: Uid, received: Option<i64>) -> Result<(), StorageError> {
         let _ = received;
         self.done(uid)
-    }
-}
-
-/// Saves spooled bodies under their new UIDs (the default [`StorageMut::renumber`]).
-struct RenumberSink<'a> {
-    writer: &'a mut dyn MailboxWriter,
-    wanted: BTreeMap<Uid, &'a MessageMeta>,
-}
-
-impl MessageSink for RenumberSink<'_> {
-    fn body(&mut self, body: &mut dyn Read) -> Result<(), StorageError> {
-        self.writer.save_body(body)
-    }
-
-    fn done(&mut self, uid: Uid) -> Result<(), StorageError> {
-        match self.wanted.get(&uid) {
-            Some(meta) => self.writer.save_finish(meta),
-            None => Ok(()),
-        }
     }
 }
 
@@ -305,9 +247,7 @@ pub trait StorageMut: Storage {
         let old: Vec<Uid> = moves.iter().map(|(uid, _)| *uid).collect();
         let spool = crate::spool::Spool::fill(self, mailbox, &old)?;
         let mut writer = self.writer(mailbox)?;
-        let wanted: BTreeMap<Uid, &MessageMeta> =
-            moves.iter().map(|(uid, meta)| (*uid, meta)).collect();
-        spool.replay(&mut RenumberSink { writer: &mut *writer, wanted })?;
+        spool.replay(&mut RenumberSink::new(&mut *writer, moves))?;
         writer.commit()?;
         writer.expunge(&old)?;
         writer.commit()

@@ -1,29 +1,19 @@
 //! Replays this crate's fuzz corpora (`fuzz/corpus/<target>/`) on stable, so every input a
 //! fuzzer ever found stays fixed.
 
-fn replay(target: &str, run: fn(&[u8])) {
-    let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus").join(target);
-    let mut count = 0;
-    for entry in std::fs::read_dir(&dir).expect("corpus directory") {
-        let data = std::fs::read(entry.expect("entry").path()).expect("read corpus file");
-        run(&data);
-        count += 1;
+use dsync_core::fuzzing;
+use testkit::FuzzEntry;
+
+/// Each fuzz target of this crate and its entry point.
+const TARGETS: [(&str, FuzzEntry); 3] = [
+    ("message_headers", fuzzing::message_headers),
+    ("state_files", fuzzing::state_files),
+    ("search_query", fuzzing::search_query),
+];
+
+#[test]
+fn replay_every_corpus() {
+    for (target, run) in TARGETS {
+        testkit::replay_corpus(target, 5, run);
     }
-    assert!(count >= 5, "corpus at {} looks empty", dir.display());
-}
-
-#[test]
-fn replay_message_headers_corpus() {
-    replay("message_headers", dsync_core::fuzzing::message_headers);
-}
-
-#[test]
-fn replay_state_files_corpus() {
-    replay("state_files", dsync_core::fuzzing::state_files);
-}
-
-#[test]
-fn replay_search_query_corpus() {
-    replay("search_query", dsync_core::fuzzing::search_query);
 }

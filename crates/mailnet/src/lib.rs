@@ -9,14 +9,20 @@
 //! * [`Service`] — what a server speaks, from its first bytes: a client at the wrong port
 //!   can say "this is a POP3 server" or "this port speaks TLS" ([`Error::NotTls`],
 //!   [`Stream::answers_tls`]).
+//! * [`Opening`] — the start of a client connection: connect, implicit TLS, the greeting
+//!   deadline within the connect budget, and [`WrongPort`] when no greeting of ours comes.
 //! * [`TlsConnector`] / [`TlsOptions`] — rustls with the webpki roots plus an optional CA
 //!   file or directory, SNI, and certificate verification that is always on unless the
 //!   caller asks for [`TlsOptions::dangerous_accept_invalid_certs`] by name. A self-signed
 //!   server certificate can be trusted exactly: by putting it in the CA file (its names are
 //!   still checked) or by its SHA-256 [`Fingerprint`]; a refused one comes back as
 //!   [`Error::Certificate`] with a [`CertificateRejection`] saying why and which it was.
-//! * [`Secret`] — a value whose `Debug` and `Display` print `<redacted>` in every build.
+//! * [`Secret`] — a value whose `Debug` and `Display` print `<redacted>` in every build;
+//!   [`Credentials`] — user, password, master user and mechanism, printed the same way.
 //! * [`Trace`] — the protocol trace callback of both clients (credentials masked).
+//! * [`ReceiveBuffer`] — what a sans-IO decoder received and has not decoded yet, read
+//!   into without copying and searched for lines within a limit; [`drain`] reads the rest
+//!   of a body a handler left unread.
 //!
 //! ```no_run
 //! use std::io::Read;
@@ -38,8 +44,12 @@
 #![deny(missing_docs)]
 #![deny(missing_debug_implementations)]
 
+mod buffer;
+mod credentials;
+mod drain;
 mod error;
 mod fingerprint;
+mod opening;
 mod secret;
 mod service;
 mod stream;
@@ -49,8 +59,12 @@ mod trust;
 mod verify;
 mod x509;
 
+pub use buffer::{LineTooLong, ReceiveBuffer};
+pub use credentials::Credentials;
+pub use drain::drain;
 pub use error::{Error, is_timeout};
 pub use fingerprint::{Fingerprint, FingerprintError};
+pub use opening::{DEFAULT_GREETING_TIMEOUT, Opening, WrongPort, greeting_line};
 pub use secret::{Secret, SecretMask};
 pub use service::Service;
 pub use stream::{Stream, Timeouts};

@@ -1,50 +1,23 @@
 //! Replays every fuzz corpus of this crate (`fuzz/corpus/<target>/`) on stable, so every
 //! input a fuzzer ever found stays fixed.
-#![allow(clippy::unwrap_used)]
 
-fn replay(target: &str, check: fn(&[u8])) {
-    let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus").join(target);
-    let mut count = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let data = std::fs::read(entry.unwrap().path()).unwrap();
-        check(&data);
-        count += 1;
+use mailstore::fuzzing;
+use testkit::FuzzEntry;
+
+/// Each fuzz target of this crate and its entry point.
+const TARGETS: [(&str, FuzzEntry); 7] = [
+    ("maildir_uidlist", fuzzing::uidlist),
+    ("maildir_filename", fuzzing::filename),
+    ("maildir_keywords", fuzzing::keywords),
+    ("maildir_subscriptions", fuzzing::subscriptions),
+    ("maildir_journal", fuzzing::journal),
+    ("mail_location", fuzzing::location),
+    ("maildir_folder_name", fuzzing::folder_name),
+];
+
+#[test]
+fn replay_every_corpus() {
+    for (target, run) in TARGETS {
+        testkit::replay_corpus(target, 1, run);
     }
-    assert!(count >= 1, "corpus at {} looks empty", dir.display());
-}
-
-#[test]
-fn replay_maildir_uidlist() {
-    replay("maildir_uidlist", mailstore::fuzzing::uidlist);
-}
-
-#[test]
-fn replay_maildir_filename() {
-    replay("maildir_filename", mailstore::fuzzing::filename);
-}
-
-#[test]
-fn replay_maildir_keywords() {
-    replay("maildir_keywords", mailstore::fuzzing::keywords);
-}
-
-#[test]
-fn replay_maildir_subscriptions() {
-    replay("maildir_subscriptions", mailstore::fuzzing::subscriptions);
-}
-
-#[test]
-fn replay_maildir_journal() {
-    replay("maildir_journal", mailstore::fuzzing::journal);
-}
-
-#[test]
-fn replay_mail_location() {
-    replay("mail_location", mailstore::fuzzing::location);
-}
-
-#[test]
-fn replay_maildir_folder_name() {
-    replay("maildir_folder_name", mailstore::fuzzing::folder_name);
 }

@@ -333,6 +333,22 @@ impl Dovecot {
         read_lossy(&self.dir.path().join("dovecot.log"))
     }
 
+    /// The log from byte `from` on, once every session that logged in there has logged its
+    /// `Disconnected` line (waits up to 10 s). Dovecot's log process writes a session's
+    /// logout line after the client has already gone, so a test that reads the counters
+    /// (`body_count=`) right after a run can otherwise miss the last sessions.
+    pub fn settled_log(&self, from: usize) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            let tail = log.get(from..).unwrap_or_default().to_owned();
+            if sessions_all_ended(&tail) || Instant::now() >= deadline {
+                return tail;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Runs `doveadm -c <config> args…` against this instance.
     pub fn doveadm(&self, args: &[&str]) -> Output {
         Command::new(DOVEADM)
@@ -575,4 +591,17 @@ pub fn chown_to_mail_user(path: &Path) {
         .status()
         .expect("run chown");
     assert!(status.success(), "chown -R {}", path.display());
+}
+
+/// Whether every `session=<id>` that logged in within `log` also has a `Disconnected` line.
+fn sessions_all_ended(log: &str) -> bool {
+    let started = log
+        .lines()
+        .filter(|line| line.contains(": Login: "))
+        .filter_map(|line| line.split("session=<").nth(1)?.split('>').next());
+    let ended: Vec<&str> = log.lines().filter(|line| line.contains(": Disconnected")).collect();
+    started.into_iter().all(|id| {
+        let tag = format!("<{id}>");
+        ended.iter().any(|line| line.contains(&tag))
+    })
 }

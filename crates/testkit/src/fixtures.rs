@@ -1,7 +1,7 @@
 //! The standard source account used across the workspace's integration tests, built through
 //! IMAP APPEND so that Dovecot assigns UIDs, UIDVALIDITY and stores everything its own way.
 
-use crate::RawImap;
+use crate::{Dovecot, RawImap};
 
 /// Raw (modified UTF-7) name of the non-ASCII folder, `Entwürfe`.
 pub const NON_ASCII_FOLDER: &str = "Entw&APw-rfe";
@@ -37,6 +37,20 @@ pub fn sized_message(index: u32, size: usize) -> Vec<u8> {
         bytes.extend_from_slice(b"\r\n");
     }
     bytes
+}
+
+/// A Dovecot with user `alice` (password `alicepw`) whose INBOX holds [`sized_message`]s 1
+/// to `count`, of about `size` bytes each (no flags, the server's date), and those
+/// messages in that order.
+pub fn alice_with_sized(count: u32, size: usize) -> (Dovecot, Vec<Vec<u8>>) {
+    let dovecot = Dovecot::builder().user("alice", "alicepw").start();
+    let mut imap = RawImap::login(dovecot.imap_port(), "alice", "alicepw");
+    let messages: Vec<Vec<u8>> = (1..=count).map(|index| sized_message(index, size)).collect();
+    for message in &messages {
+        imap.append("INBOX", &[], None, message);
+    }
+    imap.logout();
+    (dovecot, messages)
 }
 
 /// Builds the standard account on a logged-in connection:

@@ -21,6 +21,11 @@
 //! * [`FakeImap`] answers a sync's IMAP commands from a model account, for mailbox names
 //!   and message data Dovecot cannot be made to serve.
 //! * [`fixtures`] builds the standard source mailbox used across the workspace's tests.
+//! * [`replay_corpus`] runs a fuzz target's corpus on stable, in `cargo test`.
+//! * [`LeaveUnread`] stops reading one body early, for checking that a client drops the
+//!   rest and stays in step.
+//! * [`MemoryProbe`] measures a client's peak memory while it streams a large body, in a
+//!   child process that holds nothing else.
 //!
 //! ```no_run
 //! use testkit::{Dovecot, RawImap};
@@ -38,22 +43,28 @@ mod dovecot;
 mod fake;
 mod fake_imap;
 pub mod fixtures;
+mod fuzz;
 mod imap;
+mod memory;
 mod pop3;
 mod proxy;
 mod snapshot;
 mod tls;
+mod unread;
 
 pub use dovecot::{
     Dovecot, DovecotBuilder, MAIL_GID, MAIL_UID, UNSECURED_ADDRESS, chown_to_mail_user,
 };
 pub use fake::{FakeServer, Step};
 pub use fake_imap::{FakeImap, FakeMailbox, FakeMessage};
+pub use fuzz::{FuzzEntry, replay_corpus};
 pub use imap::{RawImap, Response, Token};
+pub use memory::{BodyDigest, ChildReport, MemoryProbe};
 pub use pop3::RawPop3;
 pub use proxy::CuttingProxy;
 pub use snapshot::{AccountSnapshot, MailboxSnapshot, MessageSnapshot, parse_internal_date};
 pub use tls::{self_signed_certificate, sha256_fingerprint};
+pub use unread::LeaveUnread;
 
 /// Directory where binaries built by cargo live, for tests that run the `dsync` binary.
 pub fn cargo_target_dir() -> std::path::PathBuf {

@@ -23,9 +23,8 @@ const ALL_MAIL_ROLE: &str = r#"namespace inbox {
 
 /// Messages whose body Dovecot sent (BODY[] fetches) in the sessions logged after `from`.
 fn bodies_sent(dovecot: &Dovecot, from: usize) -> u64 {
-    let log = dovecot.log();
-    log.get(from..)
-        .unwrap_or_default()
+    dovecot
+        .settled_log(from)
         .lines()
         .filter_map(|line| line.split("body_count=").nth(1))
         .filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next()?.parse::<u64>().ok())

@@ -9,8 +9,8 @@ use crate::model::{MailboxContents, MailboxName, MailboxStatus, MessageMeta, Uid
 /// Plans one mailbox for `backup`. `destination` is `None` when the mailbox does not exist
 /// there yet.
 ///
-/// Backup rules (Dovecot's `dsync-mailbox-import.c` for a backup receiver, §5.6–5.7 of
-/// `dovecot-formats.md`): UIDVALIDITY and UIDs are the source's. Within one UIDVALIDITY a
+/// Backup rules (Dovecot's `dsync-mailbox-import.c` for a backup receiver, flags as in its
+/// `merge_flags`): UIDVALIDITY and UIDs are the source's. Within one UIDVALIDITY a
 /// UID never names two messages (RFC 3501 §2.3.1.1), so equal UIDs are the same message
 /// unless both sides have persistent GUIDs that differ. Message GUIDs are compared only
 /// with `guids.messages` (both storages'

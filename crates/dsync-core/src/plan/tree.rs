@@ -8,7 +8,7 @@ use crate::model::{MailboxInfo, MailboxName, SpecialUse};
 
 /// Plans the mailbox tree for `backup`.
 ///
-/// Backup rules (Dovecot's, `dovecot-formats.md` §5.3, with one deliberate difference):
+/// Backup rules (Dovecot's `dsync-mailbox-tree-sync.c`, with one deliberate difference):
 /// * every selectable source mailbox is synced (created when missing);
 /// * every selectable destination mailbox the source lacks, or has only as a `\Noselect`
 ///   placeholder, is deleted — except INBOX, which is never deleted;

@@ -45,18 +45,7 @@ pub(crate) fn authenticate(conn: &mut Conn, credentials: &Credentials) -> Result
     let before = conn.capability_updates;
     let result = match mechanism {
         AuthMechanism::Login | AuthMechanism::Auto => login(conn, credentials),
-        AuthMechanism::Plain => {
-            let authcid = credentials.master_user.as_deref().unwrap_or(&credentials.user);
-            let authzid =
-                if credentials.master_user.is_some() { credentials.user.as_str() } else { "" };
-            let mut message = Vec::new();
-            message.extend_from_slice(authzid.as_bytes());
-            message.push(0);
-            message.extend_from_slice(authcid.as_bytes());
-            message.push(0);
-            message.extend_from_slice(credentials.password.expose().as_bytes());
-            sasl(conn, "PLAIN", &Secret::new(message), b"")
-        }
+        AuthMechanism::Plain => sasl(conn, "PLAIN", &credentials.sasl_plain(), b""),
         AuthMechanism::XOAuth2 => {
             let message = format!(
                 "user={}\x01auth=Bearer {}\x01\x01",
@@ -99,10 +88,7 @@ fn login(conn: &mut Conn, credentials: &Credentials) -> Result<()> {
     if conn.capabilities.has("LOGINDISABLED") {
         return Err(Error::LoginDisabled);
     }
-    let username = match &credentials.master_user {
-        Some(master) => format!("{}*{master}", credentials.user),
-        None => credentials.user.clone(),
-    };
+    let username = credentials.login_name();
     // As a quoted string on the wire, a password with `"` or `\` is escaped.
     let password = credentials.password.expose();
     if password.contains(['"', '\\']) {

@@ -544,21 +544,13 @@ impl<'c> BodyReader<'c> {
 
     /// Reads and drops whatever the handler left unread.
     pub(crate) fn drain(&mut self) -> Result<()> {
-        // Handlers usually read everything: then there is nothing to allocate (a zeroed
-        // 64 KiB buffer per message was measurable in a migration's profile).
-        if self.remaining == 0 {
-            return Ok(());
+        match mailnet::drain(self) {
+            Ok(_) => Ok(()),
+            Err(error) => Err(self.error.take().unwrap_or(Error::Net(mailnet::Error::Io {
+                operation: "read body",
+                source: error,
+            }))),
         }
-        let mut scratch = vec![0u8; 64 * 1024];
-        while self.remaining > 0 {
-            if let Err(error) = self.read(&mut scratch) {
-                return Err(self.error.take().unwrap_or(Error::Net(mailnet::Error::Io {
-                    operation: "read body",
-                    source: error,
-                })));
-            }
-        }
-        Ok(())
     }
 }
 

@@ -2,6 +2,8 @@
 //! parsed, enforcing the size limits, and hands body literals out in chunks so that no
 //! message is ever held whole.
 
+use mailnet::ReceiveBuffer;
+
 use crate::proto::parse::core::write_streamed_marker;
 use crate::proto::parse::response::announced_literal;
 use crate::proto::parse::{Ctx, ParseError, ParseOptions, body_literal_start, parse_response};
@@ -109,9 +111,6 @@ enum State {
     Body { remaining: u64 },
 }
 
-/// Minimum free space offered for one read.
-const MIN_READ: usize = 16 * 1024;
-
 /// Sans-IO response decoder: bytes in ([`feed`](Self::feed) or
 /// [`spare_mut`](Self::spare_mut) + [`filled`](Self::filled)), [`Event`]s out.
 ///
@@ -130,12 +129,8 @@ const MIN_READ: usize = 16 * 1024;
 /// ```
 #[derive(Debug)]
 pub struct ResponseDecoder {
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
-    /// Offset from `start` where the search for the next LF resumes.
-    scan: usize,
-    /// Offset from `start` up to which inline literal data must be present.
+    input: ReceiveBuffer,
+    /// How many buffered bytes the inline literal being read needs.
     literal_need: Option<usize>,
     /// The response so far, once it had a literal.
     pending: Vec<u8>,
@@ -150,10 +145,7 @@ impl ResponseDecoder {
     /// A decoder with these limits.
     pub fn new(limits: Limits) -> ResponseDecoder {
         ResponseDecoder {
-            buf: vec![0; 64 * 1024],
-            start: 0,
-            end: 0,
-            scan: 0,
+            input: ReceiveBuffer::new(),
             literal_need: None,
             pending: Vec::new(),
             poisoned: false,
@@ -175,58 +167,33 @@ impl ResponseDecoder {
 
     /// Copies bytes in.
     pub fn feed(&mut self, data: &[u8]) {
-        let mut data = data;
-        while !data.is_empty() {
-            let spare = self.spare_mut();
-            let n = spare.len().min(data.len());
-            spare[..n].copy_from_slice(&data[..n]);
-            self.filled(n);
-            data = &data[n..];
-        }
+        self.input.feed(data);
     }
 
     /// Free space to read into (at least 16 KiB); call [`filled`](Self::filled) after.
     pub fn spare_mut(&mut self) -> &mut [u8] {
-        if self.start == self.end && self.pending.is_empty() && self.literal_need.is_none() {
-            self.start = 0;
-            self.end = 0;
-            self.scan = 0;
-        }
-        if self.buf.len() - self.end < MIN_READ {
-            if self.start > 0 {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-            }
-            if self.buf.len() - self.end < MIN_READ {
-                let wanted = (self.buf.len() * 2).max(self.end + MIN_READ);
-                self.buf.resize(wanted, 0);
-            }
-        }
-        &mut self.buf[self.end..]
+        self.input.spare_mut()
     }
 
     /// Marks `n` bytes of [`spare_mut`](Self::spare_mut) as received.
     pub fn filled(&mut self, n: usize) {
-        self.end = (self.end + n).min(self.buf.len());
+        self.input.filled(n);
     }
 
     /// Bytes received but not yet decoded.
     pub fn buffered(&self) -> usize {
-        self.end - self.start
+        self.input.len()
     }
 
     /// The bytes received but not yet decoded (e.g. a greeting, to tell which protocol it
     /// is before decoding it as IMAP).
     pub fn undecoded(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
+        self.input.bytes()
     }
 
     /// Drops everything buffered (after STARTTLS, where leftovers would be an injection).
     pub fn clear(&mut self) {
-        self.start = 0;
-        self.end = 0;
-        self.scan = 0;
+        self.input.clear();
         self.literal_need = None;
         self.pending.clear();
         self.poisoned = false;
@@ -246,8 +213,9 @@ impl ResponseDecoder {
         let State::Body { remaining } = self.state else { return 0 };
         let n =
             dst.len().min(self.buffered()).min(usize::try_from(remaining).unwrap_or(usize::MAX));
-        dst[..n].copy_from_slice(&self.buf[self.start..self.start + n]);
-        self.consume_body(n);
+        dst[..n].copy_from_slice(&self.input.bytes()[..n]);
+        self.input.consume(n);
+        self.state = State::Body { remaining: remaining - n as u64 };
         n
     }
 
@@ -257,14 +225,6 @@ impl ResponseDecoder {
         debug_assert_eq!(self.buffered(), 0);
         if let State::Body { remaining } = self.state {
             self.state = State::Body { remaining: remaining.saturating_sub(n as u64) };
-        }
-    }
-
-    fn consume_body(&mut self, n: usize) {
-        if let State::Body { remaining } = self.state {
-            self.start += n;
-            self.scan = 0;
-            self.state = State::Body { remaining: remaining - n as u64 };
         }
     }
 
@@ -279,9 +239,8 @@ impl ResponseDecoder {
             if n == 0 {
                 return Ok(None);
             }
-            let start = self.start;
-            self.consume_body(n);
-            return Ok(Some(Event::BodyData(&self.buf[start..start + n])));
+            self.state = State::Body { remaining: remaining - n as u64 };
+            return Ok(Some(Event::BodyData(self.input.take(n))));
         }
         loop {
             if let Some(need) = self.literal_need {
@@ -291,20 +250,12 @@ impl ResponseDecoder {
                 self.take_into_pending(need)?;
                 self.literal_need = None;
             }
-            let window = &self.buf[self.start + self.scan..self.end];
-            let Some(offset) = memchr::memchr(b'\n', window) else {
-                if self.buffered() > self.limits.max_line_len {
-                    return Err(DecodeError::LineTooLong { limit: self.limits.max_line_len });
-                }
-                self.scan = self.buffered();
-                return Ok(None);
+            let line_len = match self.input.find_line(self.limits.max_line_len) {
+                Ok(Some(len)) => len,
+                Ok(None) => return Ok(None),
+                Err(too_long) => return Err(DecodeError::LineTooLong { limit: too_long.limit }),
             };
-            let line_len = self.scan + offset + 1;
-            self.scan = 0;
-            if line_len > self.limits.max_line_len {
-                return Err(DecodeError::LineTooLong { limit: self.limits.max_line_len });
-            }
-            let line = &self.buf[self.start..self.start + line_len];
+            let line = &self.input.bytes()[..line_len];
             if memchr::memchr(0, line).is_some() {
                 self.poisoned = true;
             }
@@ -326,7 +277,7 @@ impl ResponseDecoder {
         content_end: usize,
         len: u64,
     ) -> Result<Option<BodyStart>, DecodeError> {
-        let line = &self.buf[self.start..self.start + content_end];
+        let line = &self.input.bytes()[..content_end];
         let brace = memchr::memrchr(b'{', line).unwrap_or(0);
         let announce = if brace > 0 && line[brace - 1] == b'~' { brace - 1 } else { brace };
         self.take_into_pending(announce)?;
@@ -337,7 +288,7 @@ impl ResponseDecoder {
                 return Err(DecodeError::LiteralTooLarge { len, limit: self.limits.max_body_len });
             }
             write_streamed_marker(&mut self.pending, len);
-            self.start += line_len - announce;
+            self.input.consume(line_len - announce);
             self.state = State::Body { remaining: len };
             return Ok(Some(BodyStart { fetch, section, len }));
         }
@@ -355,8 +306,7 @@ impl ResponseDecoder {
         if self.pending.len() + n > self.limits.max_response_len {
             return Err(DecodeError::ResponseTooLarge { limit: self.limits.max_response_len });
         }
-        self.pending.extend_from_slice(&self.buf[self.start..self.start + n]);
-        self.start += n;
+        self.pending.extend_from_slice(self.input.take(n));
         Ok(())
     }
 
@@ -366,11 +316,8 @@ impl ResponseDecoder {
         let from_pending = !self.pending.is_empty();
         if from_pending {
             self.take_into_pending(line_len)?;
-        } else {
-            self.start += line_len;
         }
-        let frame: &[u8] =
-            if from_pending { &self.pending } else { &self.buf[self.start - line_len..self.start] };
+        let frame: &[u8] = if from_pending { &self.pending } else { self.input.take(line_len) };
         let poisoned = std::mem::take(&mut self.poisoned);
         let parsed =
             if poisoned { Err(ParseError::Malformed) } else { parse_response(frame, options) };

@@ -11,6 +11,7 @@ mod hostile;
 mod pipelined;
 mod slice;
 mod tls;
+mod unread;
 mod wrong_server;
 
 use std::collections::HashMap;

@@ -102,15 +102,7 @@ fn apop(conn: &mut Conn, credentials: &Credentials, timestamp: Option<&str>) -> 
 /// line longer than 255 octets (RFC 5034 §4), then it follows the server's empty
 /// challenge. A second challenge is answered with `*` (cancel).
 fn plain(conn: &mut Conn, credentials: &Credentials) -> Result<()> {
-    let authcid = credentials.master_user.as_deref().unwrap_or(&credentials.user);
-    let authzid = if credentials.master_user.is_some() { credentials.user.as_str() } else { "" };
-    let mut message = Vec::new();
-    message.extend_from_slice(authzid.as_bytes());
-    message.push(0);
-    message.extend_from_slice(authcid.as_bytes());
-    message.push(0);
-    message.extend_from_slice(credentials.password.expose().as_bytes());
-    let message = Secret::new(message);
+    let message = credentials.sasl_plain();
     conn.secrets.add(&sasl_base64(message.expose()));
     let fits = "AUTH PLAIN \r\n".len() + sasl_base64(message.expose()).len() <= MAX_COMMAND_LEN;
     let initial_response = if fits { Some(&message) } else { None };

@@ -371,13 +371,10 @@ impl<'c> BodyReader<'c> {
 
     /// Reads and drops whatever the handler left unread.
     pub(crate) fn drain(&mut self) -> Result<()> {
-        let mut scratch = vec![0u8; 64 * 1024];
-        while !self.done {
-            if let Err(error) = self.read(&mut scratch) {
-                return Err(self.error.take().unwrap_or(Error::Handler(error)));
-            }
+        match mailnet::drain(self) {
+            Ok(_) => Ok(()),
+            Err(error) => Err(self.error.take().unwrap_or(Error::Handler(error))),
         }
-        Ok(())
     }
 }
 

@@ -5,10 +5,9 @@ mod auth;
 mod conn;
 mod session;
 
-use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mailnet::{Secret, Service, Stream, Timeouts, TlsConnector, TlsOptions, Trace};
+use mailnet::{Opening, Service, Timeouts, TlsConnector, TlsOptions, Trace, WrongPort};
 
 use crate::error::{Error, Result};
 use crate::proto::{Command, Limits, Status, apop_timestamp};
@@ -100,12 +99,6 @@ impl ConnectOptions {
         self
     }
 
-    /// The greeting timeout in force: [`greeting_timeout`](Self::greeting_timeout), but
-    /// never longer than the read timeout.
-    fn greeting_wait(&self) -> Duration {
-        self.timeouts.read.map_or(self.greeting_timeout, |read| read.min(self.greeting_timeout))
-    }
-
     /// Sets the limits.
     pub fn limits(mut self, limits: Limits) -> ConnectOptions {
         self.limits = limits;
@@ -131,75 +124,11 @@ impl ConnectOptions {
     }
 }
 
-/// How long a server may take to greet, by default.
-pub const DEFAULT_GREETING_TIMEOUT: Duration = Duration::from_secs(15);
+pub use mailnet::DEFAULT_GREETING_TIMEOUT;
 
-/// How long the TLS probe of a silent port may take, at most (and no longer than the
-/// greeting was waited for: a TLS server answers a ClientHello at once). The probe comes
-/// after the connect budget is given up, to tell why.
-const TLS_PROBE_TIME: Duration = Duration::from_secs(5);
-
-/// Login credentials. `Debug` and `Display` print `<redacted>`.
-#[derive(Clone)]
-pub struct Credentials {
-    /// The user whose mail we want.
-    pub user: String,
-    /// The password (of the master user, when `master_user` is set).
-    pub password: Secret<String>,
-    /// A Dovecot-style master user that logs in on behalf of `user`.
-    pub master_user: Option<String>,
-    /// How to authenticate.
-    pub mechanism: AuthMechanism,
-}
-
-impl Credentials {
-    /// User and password, mechanism chosen automatically.
-    pub fn new(user: impl Into<String>, password: impl Into<String>) -> Credentials {
-        Credentials {
-            user: user.into(),
-            password: Secret::new(password.into()),
-            master_user: None,
-            mechanism: AuthMechanism::Auto,
-        }
-    }
-
-    /// Logs in as `master` (with the master's password) to reach `user`'s mail: with
-    /// `AUTH PLAIN` the user is the authorization identity, with `USER`/`PASS` and `APOP`
-    /// the name is `user*master` (Dovecot's `auth_master_user_separator`).
-    pub fn master(
-        user: impl Into<String>,
-        master: impl Into<String>,
-        password: impl Into<String>,
-    ) -> Credentials {
-        Credentials { master_user: Some(master.into()), ..Credentials::new(user, password) }
-    }
-
-    /// Sets the mechanism.
-    pub fn mechanism(mut self, mechanism: AuthMechanism) -> Credentials {
-        self.mechanism = mechanism;
-        self
-    }
-
-    /// The name for `USER` and `APOP`: `user`, or `user*master` for a master user.
-    pub(crate) fn login_name(&self) -> String {
-        match &self.master_user {
-            Some(master) => format!("{}*{master}", self.user),
-            None => self.user.clone(),
-        }
-    }
-}
-
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl fmt::Display for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+/// Login credentials ([`mailnet::Credentials`] with POP3's [`AuthMechanism`]). `Debug` and
+/// `Display` print `<redacted>`.
+pub type Credentials = mailnet::Credentials<AuthMechanism>;
 
 /// A connection in the AUTHORIZATION state. Only [`login`](Self::login) leads on.
 #[derive(Debug)]
@@ -221,31 +150,24 @@ impl Client {
     /// [`Error::ImplicitTlsPort`], a plain-text answer to implicit TLS is
     /// [`mailnet::Error::NotTls`].
     pub fn connect(options: &ConnectOptions) -> Result<Client> {
-        let started = Instant::now();
         let tls = match options.security {
             Security::Plain => None,
             Security::Tls | Security::StartTls => Some(TlsConnector::new(&options.tls)?),
         };
-        // What is left of the connect budget, in whole milliseconds (for the message).
-        let budget_left = || {
-            let left = options.timeouts.connect.saturating_sub(started.elapsed());
-            Duration::from_millis(u64::try_from(left.as_millis()).unwrap_or(u64::MAX))
-        };
-        let mut stream = Stream::connect(&options.host, options.port, &options.timeouts)?;
-        // Shown in tenths of a second: what is left of the budget is no round number.
-        let greeting_wait = tenths(options.greeting_wait().min(budget_left()));
-        stream.set_deadline(Some(greeting_wait), "waiting for the server's greeting");
-        if let (Some(tls), Security::Tls) = (&tls, options.security) {
-            stream.start_tls(tls)?;
-        }
+        let implicit_tls = tls.as_ref().filter(|_| options.security == Security::Tls);
+        let (stream, opening) = Opening::connect(
+            &options.host,
+            options.port,
+            &options.timeouts,
+            options.greeting_timeout,
+            implicit_tls,
+        )?;
         let mut conn = Conn::new(stream, options.clone());
         let greeting = match read_greeting(&mut conn) {
             Ok(greeting) => greeting,
-            Err(error) => {
-                return Err(diagnose_greeting(&conn, error, options, greeting_wait));
-            }
+            Err(error) => return Err(diagnose_greeting(&conn, error, &opening)),
         };
-        conn.stream.set_deadline(Some(budget_left()), "connecting");
+        opening.greeted(&mut conn.stream);
         conn.refresh_capabilities()?;
         if let (Some(tls), Security::StartTls) = (&tls, options.security) {
             if !conn.capabilities.has("STLS") {
@@ -329,40 +251,23 @@ fn read_greeting(conn: &mut Conn) -> Result<Status> {
     }
 }
 
-/// `duration` to the nearest tenth of a second (at least one tenth).
-fn tenths(duration: Duration) -> Duration {
-    let tenths = (duration.as_millis() + 50) / 100;
-    Duration::from_millis(u64::try_from(tenths.max(1) * 100).unwrap_or(u64::MAX))
-}
-
 fn wrong_service(conn: &Conn, found: Service) -> Error {
-    let line = conn.decoder.undecoded().split(|&b| b == b'\n').next().unwrap_or_default();
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let greeting = crate::types::escape(&line[..line.len().min(200)]);
+    let line = mailnet::greeting_line(conn.decoder.undecoded());
+    let greeting = crate::types::escape(line);
     Error::WrongService { found, greeting, tls: conn.stream.is_tls() }
 }
 
 /// The greeting did not come: when the bytes that did, or a TLS probe of the same port,
 /// say the port speaks something else, that is the error.
-fn diagnose_greeting(
-    conn: &Conn,
-    error: Error,
-    options: &ConnectOptions,
-    waited: Duration,
-) -> Error {
+fn diagnose_greeting(conn: &Conn, error: Error, opening: &Opening) -> Error {
+    let net = match &error {
+        Error::Net(net) => Some(net),
+        _ => None,
+    };
     let received = conn.decoder.undecoded();
-    let tls = conn.stream.is_tls();
-    match Service::recognise(received) {
-        Some(Service::Tls) if !tls => return Error::ImplicitTlsPort { waited },
-        Some(Service::Pop3) | None => {}
-        Some(found) => return wrong_service(conn, found),
+    match opening.wrong_port(Service::Pop3, &conn.stream, conn.options.port, received, net) {
+        Some(WrongPort::ImplicitTls) => Error::ImplicitTlsPort { waited: opening.greeting_wait() },
+        Some(WrongPort::Service(found)) => wrong_service(conn, found),
+        None => error,
     }
-    let silent = received.is_empty()
-        && matches!(&error, Error::Net(net)
-            if net.is_timeout() || matches!(net, mailnet::Error::Closed { .. }));
-    let probe = waited.min(TLS_PROBE_TIME);
-    if silent && !tls && Stream::answers_tls(&options.host, options.port, probe) {
-        return Error::ImplicitTlsPort { waited };
-    }
-    error
 }

@@ -4,6 +4,8 @@
 
 use std::collections::VecDeque;
 
+use mailnet::ReceiveBuffer;
+
 use crate::proto::parse::{ParseError, Reply, Status, StatusKind, parse_reply, parse_status};
 use crate::types::escape;
 
@@ -120,9 +122,6 @@ enum State {
     Body { total: u64, at_line_start: bool },
 }
 
-/// Minimum free space offered for one read.
-const MIN_READ: usize = 16 * 1024;
-
 /// Sans-IO response decoder: say what you expect ([`expect`](Self::expect)), put bytes in
 /// ([`feed`](Self::feed), or [`spare_mut`](Self::spare_mut) + [`filled`](Self::filled)),
 /// take [`Event`]s out. `Ok(None)` means "need more bytes", never an error.
@@ -143,11 +142,7 @@ const MIN_READ: usize = 16 * 1024;
 /// ```
 #[derive(Debug)]
 pub struct Decoder {
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
-    /// Offset from `start` where the search for the next LF resumes.
-    scan: usize,
+    input: ReceiveBuffer,
     state: State,
     expected: VecDeque<ResponseKind>,
     limits: Limits,
@@ -158,10 +153,7 @@ impl Decoder {
     /// [`expect`](Self::expect)`(SingleLine)` for the greeting).
     pub fn new(limits: Limits) -> Decoder {
         Decoder {
-            buf: vec![0; 64 * 1024],
-            start: 0,
-            end: 0,
-            scan: 0,
+            input: ReceiveBuffer::new(),
             state: State::Status,
             expected: VecDeque::new(),
             limits,
@@ -185,51 +177,28 @@ impl Decoder {
 
     /// Copies bytes in.
     pub fn feed(&mut self, data: &[u8]) {
-        let mut data = data;
-        while !data.is_empty() {
-            let spare = self.spare_mut();
-            let n = spare.len().min(data.len());
-            spare[..n].copy_from_slice(&data[..n]);
-            self.filled(n);
-            data = &data[n..];
-        }
+        self.input.feed(data);
     }
 
     /// Free space to read into (at least 16 KiB); call [`filled`](Self::filled) after.
     pub fn spare_mut(&mut self) -> &mut [u8] {
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-            self.scan = 0;
-        }
-        if self.buf.len() - self.end < MIN_READ {
-            if self.start > 0 {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-            }
-            if self.buf.len() - self.end < MIN_READ {
-                let wanted = (self.buf.len() * 2).max(self.end + MIN_READ);
-                self.buf.resize(wanted, 0);
-            }
-        }
-        &mut self.buf[self.end..]
+        self.input.spare_mut()
     }
 
     /// Marks `n` bytes of [`spare_mut`](Self::spare_mut) as received.
     pub fn filled(&mut self, n: usize) {
-        self.end = (self.end + n).min(self.buf.len());
+        self.input.filled(n);
     }
 
     /// Bytes received but not yet decoded.
     pub fn buffered(&self) -> usize {
-        self.end - self.start
+        self.input.len()
     }
 
     /// The bytes received but not yet decoded (e.g. a greeting, to tell which protocol it
     /// is before decoding it as POP3).
     pub fn undecoded(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
+        self.input.bytes()
     }
 
     /// True while inside a multi-line answer.
@@ -240,9 +209,7 @@ impl Decoder {
     /// Drops everything buffered and expected (after STLS, where leftovers would be an
     /// injection, or after an error).
     pub fn clear(&mut self) {
-        self.start = 0;
-        self.end = 0;
-        self.scan = 0;
+        self.input.clear();
         self.state = State::Status;
         self.expected.clear();
     }
@@ -262,31 +229,14 @@ impl Decoder {
         }
     }
 
-    /// The next complete line (LF included) within `limit` bytes, as an offset past `start`.
-    fn find_line(&mut self, limit: usize) -> Result<Option<usize>, usize> {
-        let window = &self.buf[self.start + self.scan..self.end];
-        match memchr::memchr(b'\n', window) {
-            Some(offset) => {
-                let len = self.scan + offset + 1;
-                self.scan = 0;
-                if len > limit { Err(limit) } else { Ok(Some(len)) }
-            }
-            None if self.buffered() > limit => Err(limit),
-            None => {
-                self.scan = self.buffered();
-                Ok(None)
-            }
-        }
-    }
-
     fn status(&mut self) -> Result<Option<Event<'_>>, DecodeError> {
         let limit = self.limits.max_status_len;
-        let len = match self.find_line(limit) {
+        let len = match self.input.find_line(limit) {
             Ok(Some(len)) => len,
             Ok(None) => return Ok(None),
-            Err(limit) => return Err(DecodeError::StatusTooLong { limit }),
+            Err(too_long) => return Err(DecodeError::StatusTooLong { limit: too_long.limit }),
         };
-        let line = &self.buf[self.start..self.start + len];
+        let line = &self.input.bytes()[..len];
         let Some(&kind) = self.expected.front() else {
             return Err(DecodeError::Unsolicited { line: shown(line) });
         };
@@ -301,7 +251,7 @@ impl Decoder {
                 return Err(DecodeError::Malformed { line: shown(line) });
             }
         };
-        self.start += len;
+        self.input.consume(len);
         let status = match reply {
             Reply::Continuation(text) => return Ok(Some(Event::Continuation(text))),
             Reply::Status(status) => status,
@@ -322,18 +272,17 @@ impl Decoder {
     }
 
     fn listing_line(&mut self, total: u64) -> Result<Option<Event<'_>>, DecodeError> {
-        let len = match self.find_line(self.limits.max_line_len) {
+        let len = match self.input.find_line(self.limits.max_line_len) {
             Ok(Some(len)) => len,
             Ok(None) => return Ok(None),
-            Err(limit) => return Err(DecodeError::LineTooLong { limit }),
+            Err(too_long) => return Err(DecodeError::LineTooLong { limit: too_long.limit }),
         };
         let total = total + len as u64;
         if total > self.limits.max_listing_len {
             return Err(DecodeError::ResponseTooLarge { limit: self.limits.max_listing_len });
         }
-        let start = self.start;
-        self.start += len;
-        let line = &self.buf[start..start + len - 1];
+        let line = self.input.take(len);
+        let line = &line[..len - 1];
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line == b"." {
             self.state = State::Status;
@@ -351,46 +300,46 @@ impl Decoder {
         max_data: usize,
     ) -> Result<Option<Event<'_>>, DecodeError> {
         if at_line_start {
-            let ahead = &self.buf[self.start..self.end];
+            let ahead = self.input.bytes();
             match ahead {
                 [] | [b'.'] | [b'.', b'\r'] => return Ok(None),
                 // The terminator: "." CRLF, or "." LF from servers that send bare LFs.
                 [b'.', b'\n', ..] | [b'.', b'\r', b'\n', ..] => {
-                    self.start += if ahead[1] == b'\n' { 2 } else { 3 };
+                    let terminator = if ahead[1] == b'\n' { 2 } else { 3 };
+                    self.input.consume(terminator);
                     self.state = State::Status;
                     return Ok(Some(Event::End));
                 }
                 // A stuffed line: drop the first dot (RFC 1939 §3).
-                [b'.', ..] => self.start += 1,
+                [b'.', ..] => self.input.consume(1),
                 _ => {}
             }
         }
-        let limit = self.start + self.buffered().min(max_data.max(1));
+        let ahead = self.input.bytes();
+        let limit = ahead.len().min(max_data.max(1));
         // Hand out as many whole lines at once as possible: stop before a line that starts
         // with a dot (it needs unstuffing) or where the next line's start is not known.
         let mut cut = limit;
         let mut line_start = false;
-        let mut from = self.start;
-        while let Some(offset) = memchr::memchr(b'\n', &self.buf[from..limit]) {
+        let mut from = 0;
+        while let Some(offset) = memchr::memchr(b'\n', &ahead[from..limit]) {
             let next = from + offset + 1;
-            if next == limit || self.buf[next] == b'.' {
+            if next == limit || ahead[next] == b'.' {
                 cut = next;
                 line_start = true;
                 break;
             }
             from = next;
         }
-        if cut == self.start {
+        if cut == 0 {
             return Ok(None);
         }
-        let total = total + (cut - self.start) as u64;
+        let total = total + cut as u64;
         if total > self.limits.max_body_len {
             return Err(DecodeError::ResponseTooLarge { limit: self.limits.max_body_len });
         }
         self.state = State::Body { total, at_line_start: line_start };
-        let start = self.start;
-        self.start = cut;
-        Ok(Some(Event::Data(&self.buf[start..cut])))
+        Ok(Some(Event::Data(self.input.take(cut))))
     }
 }
 

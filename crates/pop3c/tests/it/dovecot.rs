@@ -7,7 +7,7 @@ use std::io::Read;
 use pop3c::{
     AuthMechanism, Client, Credentials, Error, ErrorKind, MessageNumber, ResponseCode, Session,
 };
-use testkit::{Dovecot, RawImap, RawPop3, fixtures};
+use testkit::{Dovecot, LeaveUnread, RawImap, RawPop3, fixtures};
 
 use crate::{login, plain};
 
@@ -233,4 +233,22 @@ fn nothing_is_deleted_unless_asked_by_name() {
     session.delete_message_dangerously(number(2)).expect("DELE");
     session.quit().expect("QUIT");
     assert_eq!(login(&dovecot).stat().expect("STAT").count, 2);
+}
+
+/// A handler may stop reading a body: the client reads the rest and drops it, and the
+/// messages after it arrive whole.
+#[test]
+fn a_body_left_unread_is_skipped_and_the_next_arrive_whole() {
+    // Larger than the decoder's buffer, so most of message 2 is still on the socket.
+    let (dovecot, messages) = fixtures::alice_with_sized(3, 300 << 10);
+    let mut session = login(&dovecot);
+    let numbers: Vec<MessageNumber> = (1..=3).map(number).collect();
+    let mut reader = LeaveUnread::new(2, 10);
+    session
+        .retr_many(&numbers, &mut |n: MessageNumber, body: &mut dyn Read| {
+            reader.read(n.get(), body)
+        })
+        .expect("RETR");
+    reader.assert_read(&messages);
+    assert_eq!(session.stat().expect("the connection is still in step").count, 3);
 }

@@ -3,13 +3,5 @@
 
 #[test]
 fn replay_pop3_response_corpus() {
-    let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/pop3_response");
-    let mut count = 0;
-    for entry in std::fs::read_dir(&dir).expect("corpus directory") {
-        let data = std::fs::read(entry.expect("entry").path()).expect("read corpus file");
-        pop3c::fuzzing::decode(&data);
-        count += 1;
-    }
-    assert!(count >= 20, "corpus at {} looks empty", dir.display());
+    testkit::replay_corpus("pop3_response", 20, pop3c::fuzzing::decode);
 }

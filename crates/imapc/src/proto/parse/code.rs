@@ -7,7 +7,7 @@ use nom::error::ErrorKind;
 use super::core::{
     Res, astring, atom, fail, number, number64, nz_number, sequence_set, sp, text, upper,
 };
-use super::response::flag_list;
+use super::flag::flag_list;
 use crate::proto::response::{Code, Status, StatusKind};
 use crate::types::{Capabilities, Uid, UidValidity};
 

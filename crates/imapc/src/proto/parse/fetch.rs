@@ -8,7 +8,7 @@ use super::core::{
     Ctx, Res, astring, atom, fail, nil, nstring, number, number64, quoted, skip_value, sp,
     streamed_marker, string, upper,
 };
-use super::response::flag_list;
+use super::flag::flag_list;
 use crate::proto::response::{BodyData, BodyItem, BodyKind, BodySection, Fetch};
 use crate::types::{Uid, is_atom_char, parse_internal_date};
 

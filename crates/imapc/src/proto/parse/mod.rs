@@ -6,6 +6,7 @@
 mod code;
 pub(crate) mod core;
 mod fetch;
+mod flag;
 mod list;
 pub(crate) mod response;
 

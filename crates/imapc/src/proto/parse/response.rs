@@ -11,11 +11,11 @@ use super::core::{
     nz_number, sequence_set, skip_value, sp, string, upper,
 };
 use super::fetch::msg_att;
+use super::flag::flag_list;
 use super::list::{mailbox_list, status_data};
 use crate::proto::response::{
     ESearch, ListKind, Namespace, Namespaces, Response, StatusKind, Untagged,
 };
-use crate::types::Flag;
 
 /// One whole response including its final CRLF.
 pub(crate) fn response(ctx: Ctx) -> impl Fn(&[u8]) -> Res<'_, Response> {
@@ -171,31 +171,6 @@ pub(crate) fn announced_literal(line: &[u8]) -> Option<u64> {
     inner[digits_start..]
         .iter()
         .try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
-}
-
-/// `flag-list = "(" [flag *(SP flag)] ")"`; also used for PERMANENTFLAGS (`\*`).
-pub(crate) fn flag_list(input: &[u8]) -> Res<'_, Vec<Flag>> {
-    let (mut rest, _) = tag("(")(input)?;
-    let mut flags = Vec::new();
-    if rest.first() == Some(&b')') {
-        return Ok((&rest[1..], flags));
-    }
-    loop {
-        let (after, name) = flag(rest)?;
-        flags.push(Flag::from_atom(&String::from_utf8_lossy(name)));
-        match after.first() {
-            Some(b' ') => rest = &after[1..],
-            Some(b')') => return Ok((&after[1..], flags)),
-            None => return Err(nom::Err::Incomplete(Needed::Unknown)),
-            Some(_) => return fail(after, ErrorKind::Char),
-        }
-    }
-}
-
-/// `flag = "\" atom / atom` (leniently: any printable run, so a server's odd keyword does
-/// not make the whole FETCH unreadable).
-fn flag(input: &[u8]) -> Res<'_, &[u8]> {
-    take_while1(|b| b > 0x20 && b != 0x7f && !matches!(b, b'(' | b')' | b'"' | b'{'))(input)
 }
 
 /// `mailbox-data =/ "SEARCH" *(SP nz-number) [SP "(" "MODSEQ" SP mod-sequence-value ")"]`.

@@ -329,3 +329,130 @@ fn kill_9_at_any_point_then_a_rerun_leaves_no_duplicate_and_nothing_missing() {
     // The state is whole again: every message paired.
     assert_eq!(pairs_hold(&state, &expected, &copied), expected.message_count());
 }
+
+/// Wall-clock seconds and peak RSS (KiB) of a command, run under `/usr/bin/time`.
+fn timed(command: &mut std::process::Command) -> (f64, u64, std::process::Output) {
+    let program = command.get_program().to_owned();
+    let args: Vec<std::ffi::OsString> = command.get_args().map(ToOwned::to_owned).collect();
+    let mut wrapped = std::process::Command::new("/usr/bin/time");
+    wrapped.args(["-f", "maxrss_kib=%M\ncpu=%U+%S"]).arg(program).args(args);
+    for (key, value) in command.get_envs() {
+        if let Some(value) = value {
+            wrapped.env(key, value);
+        }
+    }
+    let started = std::time::Instant::now();
+    let output = wrapped.output().expect("run under /usr/bin/time");
+    let seconds = started.elapsed().as_secs_f64();
+    if let Some(cpu) =
+        String::from_utf8_lossy(&output.stderr).lines().find(|l| l.starts_with("cpu="))
+    {
+        println!("{} {cpu} wall={seconds:.2}", command.get_program().to_string_lossy());
+    }
+    let peak = String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .find_map(|line| line.strip_prefix("maxrss_kib="))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0);
+    (seconds, peak, output)
+}
+
+/// Not a check: times `dsync backup` IMAP → IMAP against mbsync's IMAP → IMAP channel on
+/// 6 040 messages of 5 KiB in 3 folders (full copy and no-op re-run, each into a fresh
+/// second Dovecot with `mail_fsync = never`, so that the server's fsyncs do not hide the
+/// clients' costs) and prints a table. `cargo test -p dsync-cli --release --test cli
+/// imap_to_imap_timing -- --ignored --nocapture`.
+#[test]
+#[ignore = "a timing run, not a check"]
+fn imap_to_imap_timing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let maildir = dir.path().join("Maildir");
+    super::operator::big_maildir(&maildir, 6000, 5 << 10);
+    let source =
+        Dovecot::builder().user_serving_copy("reader", "readerpw", &maildir, "maildir").start();
+    let expected = RawImap::login(source.imap_port(), "reader", "readerpw").snapshot();
+    let source_url = format!("imap://reader@127.0.0.1:{}?tls=none", source.imap_port());
+    let mut rows = Vec::new();
+
+    // dsync.
+    let destination = Dovecot::builder()
+        .user("bob", DESTINATION_PASSWORD)
+        .extra_config("mail_fsync = never")
+        .start();
+    let password_file = dir.path().join("bob.pw");
+    std::fs::write(&password_file, format!("{DESTINATION_PASSWORD}\n")).expect("password");
+    let state = dir.path().join("state");
+    let target = format!("imap://bob@127.0.0.1:{}?tls=none", destination.imap_port());
+    let dsync_run = || {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_dsync"));
+        command
+            .args(["backup", "-q", "--state-file"])
+            .arg(&state)
+            .arg("--destination-password-file")
+            .arg(&password_file)
+            .args([&source_url, &target])
+            .env("DSYNC_PASSWORD", "readerpw");
+        command
+    };
+    let (full, peak, output) = timed(&mut dsync_run());
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let copied = RawImap::login(destination.imap_port(), "bob", DESTINATION_PASSWORD).snapshot();
+    assert_carried(&expected, &copied);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (noop, noop_peak, _) = timed(&mut dsync_run());
+    rows.push(("dsync backup", full, peak, noop, noop_peak, "✓ all carried"));
+
+    // mbsync, IMAP → IMAP channel.
+    let destination = Dovecot::builder()
+        .user("bob", DESTINATION_PASSWORD)
+        .extra_config("mail_fsync = never")
+        .start();
+    let config = dir.path().join("mbsync.conf");
+    let sync_state = dir.path().join("mbsync-state/");
+    std::fs::create_dir_all(&sync_state).expect("mbsync state dir");
+    std::fs::write(
+        &config,
+        format!(
+            "IMAPAccount source\nHost 127.0.0.1\nPort {}\nUser reader\nPass readerpw\n\
+             SSLType None\nAuthMechs LOGIN\n\nIMAPStore source\nAccount source\n\n\
+             IMAPAccount dest\nHost 127.0.0.1\nPort {}\nUser bob\nPass {DESTINATION_PASSWORD}\n\
+             SSLType None\nAuthMechs LOGIN\n\nIMAPStore dest\nAccount dest\n\n\
+             Channel migrate\nFar :source:\nNear :dest:\nPatterns *\nCreate Near\n\
+             Sync Pull\nSyncState {}\n",
+            source.imap_port(),
+            destination.imap_port(),
+            sync_state.display()
+        ),
+    )
+    .expect("mbsync config");
+    let mbsync = || {
+        let mut command = std::process::Command::new("/usr/bin/mbsync");
+        command.arg("-q").arg("-c").arg(&config).arg("-a");
+        command
+    };
+    let (full, peak, output) = timed(&mut mbsync());
+    let copied = RawImap::login(destination.imap_port(), "bob", DESTINATION_PASSWORD).snapshot();
+    let counts = copied.message_count() == expected.message_count();
+    let keywords_and_subscriptions = carried(&copied) == carried(&expected);
+    let check = match (output.status.success(), counts, keywords_and_subscriptions) {
+        (false, _, _) => "✗ failed",
+        (true, true, true) => "✓ all carried",
+        (true, true, false) => "counts ✓, not all else",
+        (true, false, _) => "✗ message counts",
+    };
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (noop, noop_peak, _) = timed(&mut mbsync());
+    rows.push(("mbsync IMAP → IMAP", full, peak, noop, noop_peak, check));
+
+    println!(
+        "\n{} messages, {} folders\n| tool | full s | peak RSS MiB | no-op s | no-op RSS MiB | check |",
+        expected.message_count(),
+        expected.mailboxes.len()
+    );
+    println!("|---|--:|--:|--:|--:|---|");
+    for (tool, full, peak, noop, noop_peak, check) in rows {
+        #[allow(clippy::cast_precision_loss)]
+        let (peak, noop_peak) = (peak as f64 / 1024.0, noop_peak as f64 / 1024.0);
+        println!("| {tool} | {full:.2} | {peak:.1} | {noop:.2} | {noop_peak:.1} | {check} |");
+    }
+}

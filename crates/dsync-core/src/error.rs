@@ -136,12 +136,15 @@ impl fmt::Display for StorageError {
 
 impl StdError for StorageError {}
 
-/// Which side of a sync an error came from.
+/// One of the two storages of a run: where an error came from, which side a change,
+/// a rename, a skipped entry or an unfinished rebuild belongs to. The merge modes call
+/// them A (the source) and B (the destination); see `docs/design.md`, "Words".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
-    /// The side being read (in backup: the source).
+    /// The storage named first: only read by `backup`, `import` and `sync -1`; side A of
+    /// a two-way `sync`, which writes it too.
     Source,
-    /// The side being written (in backup: the destination).
+    /// The storage named second, which every mode writes; side B of the merge modes.
     Destination,
 }
 
@@ -168,6 +171,22 @@ pub struct SyncError {
 }
 
 impl SyncError {
+    /// `error` on `side`, in `mailbox`: for `map_err` (the name is cloned only on error).
+    pub(crate) fn at(side: Side, mailbox: &MailboxName) -> impl FnOnce(StorageError) -> SyncError {
+        move |error| SyncError { side, mailbox: Some(mailbox.clone()), error }
+    }
+
+    /// `error` on `side`, in no particular mailbox (a listing, the connection): for
+    /// `map_err`.
+    pub(crate) fn global(side: Side) -> impl FnOnce(StorageError) -> SyncError {
+        move |error| SyncError { side, mailbox: None, error }
+    }
+
+    /// A request the run refuses before it starts (exit 64).
+    pub(crate) fn usage(message: impl Into<String>) -> SyncError {
+        SyncError::global(Side::Source)(StorageError::new(ErrorKind::Usage, message))
+    }
+
     /// The kind of the underlying storage error.
     pub fn kind(&self) -> ErrorKind {
         self.error.kind()

@@ -122,6 +122,23 @@ impl MailboxReport {
         }
     }
 
+    /// Counts what a dry run would do: `saves` saved (their sizes as the bytes), `expunged`
+    /// messages expunged and `flags_changed` re-flagged.
+    pub(crate) fn count_planned<'m>(
+        &mut self,
+        saves: impl IntoIterator<Item = &'m MessageMeta>,
+        expunged: usize,
+        flags_changed: usize,
+    ) {
+        (self.saved, self.bytes) = (0, 0);
+        for meta in saves {
+            self.saved += 1;
+            self.bytes += meta.virtual_size.unwrap_or(0);
+        }
+        self.expunged = expunged as u64;
+        self.flags_changed = flags_changed as u64;
+    }
+
     /// Adds what a later attempt of the same run did to this mailbox ([`Report::merge`]).
     /// Work is summed: each attempt reports only what it committed. Counts that describe a
     /// listing (filtered, skipped) are the larger of the two, as both attempts listed the

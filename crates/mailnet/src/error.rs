@@ -118,6 +118,13 @@ pub enum Error {
     /// [`Stream::start_tls`](crate::Stream::start_tls) on a stream that is already TLS.
     #[error("the connection already uses TLS")]
     AlreadyTls,
+    /// TLS was asked for, but the application installed no rustls crypto provider and the
+    /// crate was built without one (neither the `aws-lc-rs` nor the `ring` feature).
+    #[error(
+        "no TLS crypto provider: install one with rustls::crypto::CryptoProvider::install_default \
+         or build mailnet with the `aws-lc-rs` or `ring` feature"
+    )]
+    NoCryptoProvider,
 }
 
 impl Error {

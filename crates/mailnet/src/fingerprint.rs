@@ -4,6 +4,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use sha2::{Digest, Sha256};
+
 /// The SHA-256 digest of a certificate's DER encoding: one exact certificate.
 ///
 /// Parsed from `sha256:HEX`, where HEX is 64 hex digits in either case, with or without
@@ -15,10 +17,7 @@ pub struct Fingerprint([u8; 32]);
 impl Fingerprint {
     /// The fingerprint of a DER-encoded certificate.
     pub fn of(certificate_der: &[u8]) -> Fingerprint {
-        let digest = ring::digest::digest(&ring::digest::SHA256, certificate_der);
-        let mut bytes = [0u8; 32];
-        bytes.copy_from_slice(digest.as_ref());
-        Fingerprint(bytes)
+        Fingerprint(Sha256::digest(certificate_der).into())
     }
 
     /// The 32 digest bytes.

@@ -17,6 +17,8 @@
 //!   server certificate can be trusted exactly: by putting it in the CA file (its names are
 //!   still checked) or by its SHA-256 [`Fingerprint`]; a refused one comes back as
 //!   [`Error::Certificate`] with a [`CertificateRejection`] saying why and which it was.
+//!   TLS uses the rustls provider the application installed, else the one the `aws-lc-rs`
+//!   (default) or `ring` feature selects ([`crypto_provider`]).
 //! * [`Secret`] — a value whose `Debug` and `Display` print `<redacted>` in every build;
 //!   [`Credentials`] — user, password, master user and mechanism, printed the same way.
 //! * [`Trace`] — the protocol trace callback of both clients (credentials masked).
@@ -50,6 +52,7 @@ mod drain;
 mod error;
 mod fingerprint;
 mod opening;
+mod provider;
 mod secret;
 mod service;
 mod stream;
@@ -65,6 +68,7 @@ pub use drain::drain;
 pub use error::{Error, is_timeout};
 pub use fingerprint::{Fingerprint, FingerprintError};
 pub use opening::{DEFAULT_GREETING_TIMEOUT, Opening, WrongPort, greeting_line};
+pub use provider::crypto_provider;
 pub use secret::{Secret, SecretMask};
 pub use service::Service;
 pub use stream::{Stream, Timeouts};

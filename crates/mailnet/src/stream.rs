@@ -29,8 +29,8 @@ impl Default for Timeouts {
     fn default() -> Timeouts {
         Timeouts {
             connect: Duration::from_secs(30),
-            read: Some(Duration::from_mins(5)),
-            write: Some(Duration::from_mins(5)),
+            read: Some(Duration::from_secs(300)),
+            write: Some(Duration::from_secs(300)),
         }
     }
 }

@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
+use crate::provider::crypto_provider;
 use crate::verify::PinningVerifier;
 use crate::{Error, Fingerprint, trust};
 
@@ -117,7 +118,7 @@ pub struct TlsConnector {
 impl TlsConnector {
     /// Loads the roots, the CA file and the CA directory.
     pub fn new(options: &TlsOptions) -> Result<TlsConnector, Error> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = crypto_provider().ok_or(Error::NoCryptoProvider)?;
         let setup_error = |source| Error::Tls { host: String::new(), source };
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
@@ -216,8 +217,18 @@ impl ServerCertVerifier for AcceptAnyCertificate {
     }
 }
 
-// Keep the provider type referenced so a change of provider is a compile error here.
-const _: fn() -> CryptoProvider = rustls::crypto::ring::default_provider;
+/// Built with neither provider feature, TLS setup names the two ways out.
+#[cfg(all(test, not(any(feature = "aws-lc-rs", feature = "ring"))))]
+mod without_provider {
+    use super::*;
+
+    #[test]
+    fn tls_setup_without_a_provider_says_what_to_do() {
+        let error = TlsConnector::new(&TlsOptions::new()).expect_err("no provider");
+        assert!(matches!(error, Error::NoCryptoProvider), "{error}");
+        assert!(error.to_string().contains("install_default"), "{error}");
+    }
+}
 
 #[cfg(test)]
 mod tests {

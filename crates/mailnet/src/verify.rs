@@ -314,7 +314,8 @@ mod tests {
         for certificate in pinned {
             roots.add(der(certificate)).expect("test certificate is a valid anchor");
         }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider =
+            crate::provider::crypto_provider().expect("a provider feature is on in tests");
         let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
             .build()
             .expect("verifier");

@@ -291,3 +291,8 @@ mod tests {
         }
     }
 }
+
+/// The README's example (the crate's crates.io page) compiles and runs as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctest;

@@ -76,7 +76,7 @@ impl RawImap {
     /// Connects and reads the greeting, without logging in.
     pub fn connect(port: u16) -> RawImap {
         let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to test dovecot");
-        stream.set_read_timeout(Some(Duration::from_mins(1))).expect("set timeout");
+        stream.set_read_timeout(Some(Duration::from_secs(60))).expect("set timeout");
         let writer = stream.try_clone().expect("clone stream");
         let mut imap = RawImap { reader: BufReader::new(stream), writer, next_tag: 1 };
         loop {

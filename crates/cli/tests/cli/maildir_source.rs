@@ -27,7 +27,7 @@ fn dsync_with_deadline(args: &[&str], uid: Option<u32>) -> Output {
         command.uid(uid).gid(MAIL_GID);
     }
     let mut child = command.spawn().expect("run dsync");
-    let deadline = Instant::now() + Duration::from_mins(1);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while child.try_wait().expect("wait").is_none() {
         if Instant::now() > deadline {
             let _ = child.kill();

@@ -16,7 +16,7 @@ use testkit::{Dovecot, RawImap};
 use super::{dsync, text};
 
 const FOLDERS: u32 = 3_000;
-const BOUND: Duration = Duration::from_mins(1);
+const BOUND: Duration = Duration::from_secs(60);
 
 fn source(root: &Path) -> Vec<MailboxName> {
     let options = Options::default().with_durability(Durability::Deferred);

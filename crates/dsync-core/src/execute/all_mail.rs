@@ -67,7 +67,7 @@ impl AllMail {
                 }
                 Err(error) if error.kind() == ErrorKind::NotFound => HashMap::new(),
                 Err(error) => {
-                    return Err(SyncError { side, mailbox: Some(self.mailbox.clone()), error });
+                    return Err(SyncError::at(side, &self.mailbox)(error));
                 }
             }),
         };

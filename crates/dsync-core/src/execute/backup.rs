@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::all_mail::AllMail;
 use super::copy::{apply_reverts, copy_from_source};
 use super::{
-    MailboxFailed, Names, Observer, SyncOptions, apply_subscriptions, at, keep_going,
+    MailboxFailed, Names, Observer, SyncOptions, apply_subscriptions, keep_going,
     keep_going_mailbox, listing_skips, local_names, note_mailbox_filter,
 };
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
@@ -67,19 +67,23 @@ pub(super) fn prepare(
     report: &mut Report,
     state: &mut SyncState,
 ) -> Result<Prepared, SyncError> {
-    let (source_mailboxes, source_names) =
-        local_names(source.mailboxes().map_err(at(Side::Source, None))?, destination, report);
+    let (source_mailboxes, source_names) = local_names(
+        source.mailboxes().map_err(SyncError::global(Side::Source))?,
+        destination,
+        report,
+    );
     let left_out =
         listing_skips(Side::Source, source, &|name| destination.local_name(name), report, state);
     let source_subscriptions: BTreeSet<MailboxName> = source
         .subscriptions()
-        .map_err(at(Side::Source, None))?
+        .map_err(SyncError::global(Side::Source))?
         .iter()
         .map(|name| destination.local_name(name))
         .collect();
-    let destination_mailboxes = destination.mailboxes().map_err(at(Side::Destination, None))?;
+    let destination_mailboxes =
+        destination.mailboxes().map_err(SyncError::global(Side::Destination))?;
     let destination_subscriptions =
-        destination.subscriptions().map_err(at(Side::Destination, None))?;
+        destination.subscriptions().map_err(SyncError::global(Side::Destination))?;
     note_mailbox_filter(&options.mailbox_filter, &source_mailboxes, &destination_mailboxes, report);
     let tree = plan_tree(
         &source_mailboxes,
@@ -111,7 +115,9 @@ pub(super) fn prepare(
         }
         if !options.dry_run {
             let result = destination.delete_mailbox(mailbox);
-            if keep_going(result.map_err(at(Side::Destination, Some(mailbox))), report)?.is_none() {
+            if keep_going(result.map_err(SyncError::at(Side::Destination, mailbox)), report)?
+                .is_none()
+            {
                 continue;
             }
         }
@@ -157,8 +163,7 @@ pub(super) fn sync_pending(
     all_mail: Option<&mut AllMail>,
 ) -> Result<(MailboxReport, Option<MailboxState>), MailboxFailed> {
     super::stop_if_interrupted(observer, &job.destination)?;
-    let names = Names { source: &job.source, destination: &job.destination };
-    sync_mailbox(options, source, destination, observer, &names, job.exists, state, all_mail)
+    sync_mailbox(options, source, destination, observer, job, state, all_mail)
 }
 
 /// Takes a mailbox's outcome into the report and the state; stops the run on an error
@@ -200,22 +205,22 @@ pub(super) fn finish(
     apply_subscriptions(options, destination, &changes, report)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn sync_mailbox(
     options: &SyncOptions,
     source: &mut dyn Storage,
     destination: &mut dyn StorageMut,
     observer: &mut dyn Observer,
-    names: &Names<'_>,
-    exists_on_destination: bool,
+    job: &PendingMailbox,
     state: &mut SyncState,
     mut all_mail: Option<&mut AllMail>,
 ) -> Result<(MailboxReport, Option<MailboxState>), MailboxFailed> {
+    let names = &Names { source: &job.source, destination: &job.destination };
+    let exists_on_destination = job.exists;
     let mailbox = names.destination;
     let source_contents =
-        source.contents(names.source).map_err(at(Side::Source, Some(names.source)))?;
+        source.contents(names.source).map_err(SyncError::at(Side::Source, names.source))?;
     let destination_contents: Option<MailboxContents> = if exists_on_destination {
-        Some(destination.contents(mailbox).map_err(at(Side::Destination, Some(mailbox)))?)
+        Some(destination.contents(mailbox).map_err(SyncError::at(Side::Destination, mailbox))?)
     } else {
         None
     };
@@ -253,21 +258,15 @@ fn sync_mailbox(
             "needs a full rebuild ({reason}), which a run with message filters never does \
              (it would delete mail outside the filter); run once without -t/-e/-I/-O"
         );
-        return Err(MailboxFailed::from(SyncError {
-            side: Side::Destination,
-            mailbox: Some(mailbox.clone()),
-            error: StorageError::new(ErrorKind::InvalidData, message),
-        }));
+        let error = StorageError::new(ErrorKind::InvalidData, message);
+        return Err(MailboxFailed::from(SyncError::at(Side::Destination, mailbox)(error)));
     }
     let mut mailbox_report = MailboxReport::new(mailbox.clone(), plan.action.clone());
     mailbox_report.skipped = plan.skipped.len() as u64;
     mailbox_report.filtered =
         FilteredMessages::of(&options.message_filter, &source_contents.messages);
     if options.dry_run {
-        mailbox_report.saved = plan.save.len() as u64;
-        mailbox_report.bytes = plan.save.iter().filter_map(|m| m.virtual_size).sum();
-        mailbox_report.expunged = plan.expunge.len() as u64;
-        mailbox_report.flags_changed = plan.set_flags.len() as u64;
+        mailbox_report.count_planned(&plan.save, plan.expunge.len(), plan.set_flags.len());
         return Ok((mailbox_report, None));
     }
     // After a backup the destination holds the source's messages: that is the base a
@@ -287,7 +286,9 @@ fn sync_mailbox(
     if plan.is_empty() {
         let destination_stamp = match listed_destination {
             Some(stamp) => stamp,
-            None => destination.stamp(mailbox).map_err(at(Side::Destination, Some(mailbox)))?,
+            None => {
+                destination.stamp(mailbox).map_err(SyncError::at(Side::Destination, mailbox))?
+            }
         };
         let entry = state_entry(base, source_stamp, destination_stamp, filtered);
         return Ok((mailbox_report, Some(entry)));
@@ -319,7 +320,7 @@ fn sync_mailbox(
     if plan.action != MailboxAction::Update && state.mailboxes.remove(mailbox).is_some() {
         observer.forget(mailbox, state);
     }
-    let at_destination = at(Side::Destination, Some(mailbox));
+    let at_destination = SyncError::at(Side::Destination, mailbox);
     let result = match &plan.action {
         MailboxAction::Update => Ok(()),
         MailboxAction::Create => destination.create_mailbox(mailbox, &new),
@@ -339,11 +340,7 @@ fn sync_mailbox(
             .map_err(|error| failed(error, &partial))?,
         None => None,
     };
-    let at_mailbox = |error: StorageError| SyncError {
-        side: Side::Destination,
-        mailbox: Some(mailbox.clone()),
-        error,
-    };
+    let at_mailbox = |error| SyncError::at(Side::Destination, mailbox)(error);
     let mut writer =
         destination.writer(mailbox).map_err(|error| failed(at_mailbox(error), &partial))?;
     if let Some(guid) = plan.set_guid {
@@ -356,8 +353,7 @@ fn sync_mailbox(
     let saves: Vec<(Uid, &MessageMeta)> = plan.save.iter().map(|m| (m.uid, m)).collect();
     let copied = copy_from_source(
         source,
-        names.source,
-        mailbox,
+        names,
         &mut *writer,
         observer,
         &saves,
@@ -427,11 +423,12 @@ fn differing_messages(
     if uids.is_empty() {
         return Ok(BTreeSet::new());
     }
-    let theirs =
-        source.header_hashes(names.source, uids).map_err(at(Side::Source, Some(names.source)))?;
+    let theirs = source
+        .header_hashes(names.source, uids)
+        .map_err(SyncError::at(Side::Source, names.source))?;
     let ours = destination
         .header_hashes(names.destination, uids)
-        .map_err(at(Side::Destination, Some(names.destination)))?;
+        .map_err(SyncError::at(Side::Destination, names.destination))?;
     Ok(theirs
         .iter()
         .filter(|(uid, hash)| ours.get(uid).is_some_and(|own| own != *hash))
@@ -474,14 +471,14 @@ fn unchanged(
     else {
         return Ok(false);
     };
-    let now = source.stamp(names.source).map_err(at(Side::Source, Some(names.source)))?;
+    let now = source.stamp(names.source).map_err(SyncError::at(Side::Source, names.source))?;
     if now.change_token.as_ref() != Some(source_token) {
         return Ok(false);
     }
     let source_guid = now.guid;
     let now = destination
         .stamp(names.destination)
-        .map_err(at(Side::Destination, Some(names.destination)))?;
+        .map_err(SyncError::at(Side::Destination, names.destination))?;
     let guids_differ = matches!((source_guid, now.guid), (Some(a), Some(b)) if a != b);
     Ok(now.change_token.as_ref() == Some(destination_token) && !guids_differ)
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 
-use super::Observer;
+use super::{Names, Observer};
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
 use crate::model::{MailboxName, MessageMeta, Uid};
 use crate::plan::MailboxPlan;
@@ -115,7 +115,7 @@ fn copy_runs(
     saves: &[(Uid, &MessageMeta)],
 ) -> Result<(), SyncError> {
     let (to_side, to_name) = (route.to_side, route.to_name);
-    let at_destination = |error| SyncError { side: to_side, mailbox: Some(to_name.clone()), error };
+    let at_destination = |error| SyncError::at(to_side, to_name)(error);
     // Runs of saves of one kind, in order: UIDs are forced and must ascend.
     for run in saves
         .chunk_by(|a, b| local.uids.contains_key(&a.1.uid) == local.uids.contains_key(&b.1.uid))
@@ -140,19 +140,19 @@ fn copy_runs(
     Ok(())
 }
 
-/// [`copy_messages`] from mailbox `from` of the read-only source into `writer`, which
-/// writes mailbox `to` of the destination (backup, import and POP3 runs).
-#[allow(clippy::too_many_arguments)]
+/// [`copy_messages`] from mailbox `names.source` of the read-only source into `writer`,
+/// which writes mailbox `names.destination` of the destination (backup, import and POP3
+/// runs).
 pub(super) fn copy_from_source(
     source: &mut dyn Storage,
-    from: &MailboxName,
-    to: &MailboxName,
+    names: &Names<'_>,
     writer: &mut dyn MailboxWriter,
     observer: &mut dyn Observer,
     saves: &[(Uid, &MessageMeta)],
     commit_interval: u32,
     local: Option<LocalCopies<'_>>,
 ) -> Result<Copied, Box<CopyFailed>> {
+    let (from, to) = (names.source, names.destination);
     let mut fetch = |uids: &[Uid], sink: &mut dyn MessageSink| source.fetch(from, uids, sink);
     let mut route = CopyRoute {
         from: &mut fetch,
@@ -234,17 +234,9 @@ impl Copier<'_> {
             self.copied.vanished += uids.len() as u64 - (self.copied.saved - saved_before);
         }
         if let Some(error) = self.destination_error.take() {
-            return Err(SyncError {
-                side: route.to_side,
-                mailbox: Some(route.to_name.clone()),
-                error,
-            });
+            return Err(SyncError::at(route.to_side, route.to_name)(error));
         }
-        result.map_err(|error| SyncError {
-            side: route.from_side,
-            mailbox: Some(route.from_name.clone()),
-            error,
-        })
+        result.map_err(SyncError::at(route.from_side, route.from_name))
     }
 
     /// Copies a body the written side holds as message `uid` of `from`; false when it no

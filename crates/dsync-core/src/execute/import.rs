@@ -5,28 +5,22 @@
 //! messages, a mailbox the query names without wildcards must exist, and a target folder
 //! is only created for a mailbox with at least one message to import.
 //!
-//! Unlike `doveadm import`, a message already in the target folder (same identity: GUID
-//! when both sides have comparable ones, else Dovecot's header hash) is not imported
-//! again, so running an import twice does not duplicate mail. Identity is counted: two
-//! source copies of a message whose target holds one give one more.
+//! Which messages go in, under which UIDs: [`crate::plan::import`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::copy::copy_from_source;
 use super::{
-    MailboxFailed, Observer, SyncOptions, apply_subscriptions, keep_going_mailbox, local_names,
-    note_mailbox_filter,
+    MailboxFailed, Names, Observer, SyncOptions, apply_subscriptions, keep_going_mailbox,
+    local_names, message_identities, note_mailbox_filter,
 };
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
 use crate::model::{MailboxInfo, MailboxName, MessageMeta, Uid};
-use crate::plan::MailboxAction;
+use crate::plan::import::{ImportPlan, plan_import};
+use crate::plan::{ComparableGuids, MailboxAction};
 use crate::query::SearchQuery;
 use crate::report::{FilteredMessages, MailboxReport, Report};
 use crate::storage::{Capabilities, NewMailbox, Storage, StorageMut};
-
-fn at(side: Side, mailbox: &MailboxName) -> impl FnOnce(StorageError) -> SyncError + '_ {
-    move |error| SyncError { side, mailbox: Some(mailbox.clone()), error }
-}
 
 pub(super) fn run(
     options: &SyncOptions,
@@ -35,11 +29,10 @@ pub(super) fn run(
     observer: &mut dyn Observer,
     report: &mut Report,
 ) -> Result<(), SyncError> {
-    let global = |side: Side| move |error: StorageError| SyncError { side, mailbox: None, error };
     if let Some(query) = &options.search {
         check_query(query, source.capabilities())?;
     }
-    let source_mailboxes = source.mailboxes().map_err(global(Side::Source))?;
+    let source_mailboxes = source.mailboxes().map_err(SyncError::global(Side::Source))?;
     if let Some(query) = &options.search {
         report_missing_named(query, &source_mailboxes, report);
     }
@@ -69,7 +62,7 @@ pub(super) fn run(
     let (translated, _) = local_names(target_names, destination, report);
     let existing: BTreeSet<MailboxName> = destination
         .mailboxes()
-        .map_err(global(Side::Destination))?
+        .map_err(SyncError::global(Side::Destination))?
         .into_iter()
         .filter(|m| m.selectable)
         .map(|m| m.name)
@@ -121,7 +114,8 @@ fn import_mailbox(
     exists: bool,
 ) -> Result<Option<MailboxReport>, MailboxFailed> {
     let mut report = MailboxReport::new(target.clone(), MailboxAction::Update);
-    let source_contents = source.contents(source_name).map_err(at(Side::Source, source_name))?;
+    let source_contents =
+        source.contents(source_name).map_err(SyncError::at(Side::Source, source_name))?;
     let selected = match &options.search {
         Some(query) => query.select(source_name, &source_contents),
         None => source_contents.messages.iter().collect(),
@@ -137,63 +131,43 @@ fn import_mailbox(
         report.action = MailboxAction::Create;
         if !options.dry_run {
             let new = NewMailbox { uid_validity: None, guid: None, source_uid_validity: None };
-            destination.create_mailbox(target, &new).map_err(at(Side::Destination, target))?;
+            destination
+                .create_mailbox(target, &new)
+                .map_err(SyncError::at(Side::Destination, target))?;
         }
     }
-    let use_guids = source.capabilities().message_guids && destination.capabilities().message_guids;
-    // What the target holds already, by identity (counted).
-    let mut present: BTreeMap<String, usize> = BTreeMap::new();
-    let mut uid_next = Uid::MIN;
+    let guids = ComparableGuids::between(source.capabilities(), destination.capabilities());
+    // What the target holds already: its next UID and its messages' identities.
+    let mut target_contents = None;
+    let mut target_identities = BTreeMap::new();
     if exists || !options.dry_run {
-        let target_contents =
-            destination.contents(target).map_err(at(Side::Destination, target))?;
-        uid_next = next_uid(&target_contents);
-        for identity in identities(destination, target, &target_contents.messages, use_guids)
-            .map_err(at(Side::Destination, target))?
-            .into_values()
-        {
-            *present.entry(identity).or_default() += 1;
-        }
+        let at_target = SyncError::at(Side::Destination, target);
+        let contents = destination.contents(target).map_err(at_target)?;
+        target_identities =
+            message_identities(destination, target, &contents.messages, guids.messages)
+                .map_err(SyncError::at(Side::Destination, target))?;
+        target_contents = Some(contents);
     }
-    let source_identities = identities(
-        source,
-        source_name,
-        &candidates.iter().map(|m| (*m).clone()).collect::<Vec<_>>(),
-        use_guids,
-    )
-    .map_err(at(Side::Source, source_name))?;
-
-    // (source UID, metadata under its new UID): both ascend together.
-    let mut saves: Vec<(Uid, MessageMeta)> = Vec::new();
-    for meta in candidates {
-        if let Some(identity) = source_identities.get(&meta.uid)
-            && let Some(count) = present.get_mut(identity)
-            && *count > 0
-        {
-            *count -= 1;
-            report.skipped += 1;
-            continue;
-        }
-        let mut copy = meta.clone();
-        copy.uid = uid_next;
-        uid_next = uid_next.next().unwrap_or(uid_next);
-        saves.push((meta.uid, copy));
-    }
+    let identities =
+        message_identities(source, source_name, candidates.iter().copied(), guids.messages)
+            .map_err(SyncError::at(Side::Source, source_name))?;
+    let ImportPlan { saves, present } =
+        plan_import(&candidates, &identities, target_contents.as_ref(), &target_identities);
+    drop(target_contents);
+    report.skipped = present;
     if options.dry_run || saves.is_empty() {
-        report.saved = saves.len() as u64;
-        report.bytes = saves.iter().filter_map(|(_, m)| m.virtual_size).sum();
+        report.count_planned(saves.iter().map(|(_, meta)| meta), 0, 0);
         return Ok(Some(report));
     }
     let run: Vec<(Uid, &MessageMeta)> =
         saves.iter().map(|(origin, meta)| (*origin, meta)).collect();
     let failed = |error: StorageError, partial: &MailboxReport| {
-        MailboxFailed::after(at(Side::Destination, target)(error), partial.clone())
+        MailboxFailed::after(SyncError::at(Side::Destination, target)(error), partial.clone())
     };
     let mut writer = destination.writer(target).map_err(|error| failed(error, &report))?;
     let copied = copy_from_source(
         source,
-        source_name,
-        target,
+        &Names { source: source_name, destination: target },
         &mut *writer,
         observer,
         &run,
@@ -220,14 +194,7 @@ fn check_query(query: &SearchQuery, capabilities: Capabilities) -> Result<(), Sy
     } else {
         return Ok(());
     };
-    Err(SyncError {
-        side: Side::Source,
-        mailbox: None,
-        error: StorageError::new(
-            ErrorKind::Usage,
-            format!("search query: {missing}, which this source does not report"),
-        ),
-    })
+    Err(SyncError::usage(format!("search query: {missing}, which this source does not report")))
 }
 
 /// A mailbox the query names without wildcards is opened directly by doveadm, which fails
@@ -248,25 +215,4 @@ fn report_missing_named(query: &SearchQuery, mailboxes: &[MailboxInfo], report: 
             });
         }
     }
-}
-
-fn next_uid(contents: &crate::model::MailboxContents) -> Uid {
-    let after_last = contents.messages.iter().map(|m| m.uid).max().and_then(Uid::next);
-    after_last.map_or(contents.status.uid_next, |after| contents.status.uid_next.max(after))
-}
-
-fn identities(
-    storage: &mut dyn Storage,
-    mailbox: &MailboxName,
-    messages: &[MessageMeta],
-    use_guids: bool,
-) -> Result<BTreeMap<Uid, String>, StorageError> {
-    if use_guids {
-        return Ok(messages.iter().filter_map(|m| Some((m.uid, m.guid.clone()?))).collect());
-    }
-    let uids: Vec<Uid> = messages.iter().map(|m| m.uid).collect();
-    if uids.is_empty() {
-        return Ok(BTreeMap::new());
-    }
-    storage.header_hashes(mailbox, &uids)
 }

@@ -8,14 +8,13 @@ mod copy;
 mod import;
 mod merge;
 mod parallel;
-mod rename;
 mod uidl;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
 use crate::filter::{MailboxFilter, MailboxPattern, MessageFilter};
-use crate::model::{MailboxInfo, MailboxName, SpecialUse, Uid};
+use crate::model::{MailboxInfo, MailboxName, MessageMeta, SpecialUse, Uid};
 use crate::pairing::{self, plan::PairMode};
 use crate::plan::{MailboxPlan, Mode, TreePlan};
 use crate::query::SearchQuery;
@@ -249,28 +248,16 @@ pub fn run(
         Mode::Backup => {
             backup::run(options, source, destination, observer, &mut report, &mut state)
         }
-        Mode::OneWay if !options.message_filter.is_everything() => Err(SyncError {
-            side: Side::Source,
-            mailbox: None,
-            error: StorageError::new(
-                ErrorKind::Usage,
-                "message filters (-t, -e, -I, -O) are not supported in a one-way merge \
-                 (sync -1) from this source: use backup",
-            ),
-        }),
+        Mode::OneWay if !options.message_filter.is_everything() => Err(SyncError::usage(
+            "message filters (-t, -e, -I, -O) are not supported in a one-way merge (sync -1) \
+             from this source: use backup",
+        )),
         Mode::OneWay => {
-            let side_a = merge::SideA::ReadOnly(source);
-            merge::run(options, side_a, destination, observer, &mut report, &mut state)
+            let source = merge::MergeSource::ReadOnly(source);
+            merge::run(options, source, destination, observer, &mut report, &mut state)
         }
         Mode::Import => import::run(options, source, destination, observer, &mut report),
-        Mode::TwoWay => Err(SyncError {
-            side: Side::Source,
-            mailbox: None,
-            error: StorageError::new(
-                ErrorKind::Usage,
-                "a two-way sync writes both sides: use run_two_way",
-            ),
-        }),
+        Mode::TwoWay => Err(SyncError::usage("a two-way sync writes both sides: use run_two_way")),
     };
     collect_skipped(Side::Source, source, &mut report, &mut state);
     collect_skipped(Side::Destination, destination, &mut report, &mut state);
@@ -292,16 +279,9 @@ pub fn run_two_way(
         let origin = pairing::Origin::Writable(&mut *a);
         pairing::run(options, PairMode::TwoWay, origin, b, observer, &mut report, &mut state)
     } else if options.message_filter.is_everything() {
-        merge::run(options, merge::SideA::Writable(a), b, observer, &mut report, &mut state)
+        merge::run(options, merge::MergeSource::Writable(a), b, observer, &mut report, &mut state)
     } else {
-        Err(SyncError {
-            side: Side::Source,
-            mailbox: None,
-            error: StorageError::new(
-                ErrorKind::Usage,
-                "message filters are not supported in a two-way sync",
-            ),
-        })
+        Err(SyncError::usage("message filters are not supported in a two-way sync"))
     };
     collect_skipped(Side::Source, a, &mut report, &mut state);
     collect_skipped(Side::Destination, b, &mut report, &mut state);
@@ -382,11 +362,8 @@ pub(crate) fn local_names(
             if first != &info.name {
                 let message =
                     format!("its name on the destination, {local}, is also that of {first}");
-                report.failures.push(SyncError {
-                    side: Side::Destination,
-                    mailbox: Some(info.name.clone()),
-                    error: StorageError::new(ErrorKind::InvalidData, message),
-                });
+                let error = StorageError::new(ErrorKind::InvalidData, message);
+                report.failures.push(SyncError::at(Side::Destination, &info.name)(error));
             }
             continue;
         }
@@ -512,7 +489,7 @@ pub(crate) fn apply_subscriptions(
         Vec::new()
     } else {
         let result = destination.update_subscriptions(changes);
-        match keep_going(result.map_err(at(Side::Destination, None)), report)? {
+        match keep_going(result.map_err(SyncError::global(Side::Destination)), report)? {
             Some(refused) => refused,
             // Refused as a whole: nothing to count.
             None => return Ok(()),
@@ -530,9 +507,28 @@ pub(crate) fn apply_subscriptions(
         }
     }
     for (name, error) in refused {
-        report.failures.push(SyncError { side: Side::Destination, mailbox: Some(name), error });
+        report.failures.push(SyncError::at(Side::Destination, &name)(error));
     }
     Ok(())
+}
+
+/// What tells `messages` apart across the two sides: their GUIDs when both sides keep
+/// comparable ones (`use_guids`, [`crate::plan::ComparableGuids::messages`]), else Dovecot's
+/// header hashes, asked of `storage`.
+pub(crate) fn message_identities<'m>(
+    storage: &mut dyn Storage,
+    mailbox: &MailboxName,
+    messages: impl IntoIterator<Item = &'m MessageMeta>,
+    use_guids: bool,
+) -> Result<BTreeMap<Uid, String>, StorageError> {
+    if use_guids {
+        return Ok(messages.into_iter().filter_map(|m| Some((m.uid, m.guid.clone()?))).collect());
+    }
+    let uids: Vec<Uid> = messages.into_iter().map(|m| m.uid).collect();
+    if uids.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    storage.header_hashes(mailbox, &uids)
 }
 
 /// Records a mailbox-local error and continues, or stops the run on a global one.
@@ -570,14 +566,6 @@ pub(crate) fn stop_if_interrupted(
     mailbox: &MailboxName,
 ) -> Result<(), SyncError> {
     if observer.interrupted() { Err(interruption(Some(mailbox))) } else { Ok(()) }
-}
-
-pub(crate) fn at(
-    side: Side,
-    mailbox: Option<&MailboxName>,
-) -> impl FnOnce(StorageError) -> SyncError {
-    let mailbox = mailbox.cloned();
-    move |error| SyncError { side, mailbox, error }
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use std::sync::{Mutex, PoisonError, mpsc};
 
 use super::all_mail::AllMail;
 use super::backup::{self, PendingMailbox};
-use super::{Failed, MailboxFailed, Observer, SyncOptions, at, collect_skipped, finish};
+use super::{Failed, MailboxFailed, Observer, SyncOptions, collect_skipped, finish};
 use crate::error::{Side, StorageError, SyncError};
 use crate::model::{MailboxName, Uid};
 use crate::plan::{MailboxPlan, Mode};
@@ -243,14 +243,14 @@ fn work<C: Connector>(connector: &C, shared: &Shared<'_>, events: &mpsc::Sender<
     let mut source = match connector.open_source() {
         Ok(source) => source,
         Err(error) => {
-            let _ = events.send(Event::Unavailable(at(Side::Source, None)(error)));
+            let _ = events.send(Event::Unavailable(SyncError::global(Side::Source)(error)));
             return;
         }
     };
     let mut destination = match connector.open_destination() {
         Ok(destination) => destination,
         Err(error) => {
-            let _ = events.send(Event::Unavailable(at(Side::Destination, None)(error)));
+            let _ = events.send(Event::Unavailable(SyncError::global(Side::Destination)(error)));
             return;
         }
     };

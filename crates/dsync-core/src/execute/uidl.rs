@@ -1,24 +1,20 @@
 //! `backup` and `sync -1` from a source whose UIDs are only positions (POP3): messages are
-//! matched by UIDL ([`crate::plan::identity`]), and each saved message records its UIDL and
+//! matched by UIDL ([`crate::plan::uidl`]), and each saved message records its UIDL and
 //! POP3 order so the destination's POP3 server lists the same UIDLs in the same order.
 
 use std::collections::BTreeSet;
 
 use super::copy::copy_from_source;
 use super::{
-    MailboxFailed, Observer, SyncOptions, apply_subscriptions, keep_going_mailbox, local_names,
-    note_mailbox_filter,
+    MailboxFailed, Names, Observer, SyncOptions, apply_subscriptions, keep_going_mailbox,
+    local_names, note_mailbox_filter,
 };
 use crate::error::{Side, StorageError, SyncError};
 use crate::model::{MailboxName, MessageMeta, Uid};
 use crate::plan::MailboxAction;
-use crate::plan::identity::{duplicate_uidls, plan_by_uidl};
+use crate::plan::uidl::{duplicate_uidls, plan_by_uidl};
 use crate::report::{FilteredMessages, MailboxReport, Report};
 use crate::storage::{NewMailbox, Storage, StorageMut};
-
-fn at(side: Side, mailbox: &MailboxName) -> impl FnOnce(StorageError) -> SyncError + '_ {
-    move |error| SyncError { side, mailbox: Some(mailbox.clone()), error }
-}
 
 pub(super) fn run(
     options: &SyncOptions,
@@ -28,10 +24,13 @@ pub(super) fn run(
     report: &mut Report,
     expunge_missing: bool,
 ) -> Result<(), SyncError> {
-    let global = |side: Side| move |error: StorageError| SyncError { side, mailbox: None, error };
-    let (mailboxes, source_names) =
-        local_names(source.mailboxes().map_err(global(Side::Source))?, destination, report);
-    let destination_mailboxes = destination.mailboxes().map_err(global(Side::Destination))?;
+    let (mailboxes, source_names) = local_names(
+        source.mailboxes().map_err(SyncError::global(Side::Source))?,
+        destination,
+        report,
+    );
+    let destination_mailboxes =
+        destination.mailboxes().map_err(SyncError::global(Side::Destination))?;
     note_mailbox_filter(&options.mailbox_filter, &mailboxes, &destination_mailboxes, report);
     let existing: BTreeSet<MailboxName> =
         destination_mailboxes.into_iter().filter(|m| m.selectable).map(|m| m.name).collect();
@@ -41,24 +40,18 @@ pub(super) fn run(
     {
         super::stop_if_interrupted(observer, &info.name)?;
         let source_name = source_names.get(&info.name).unwrap_or(&info.name);
-        let result = sync_mailbox(
-            options,
-            source,
-            destination,
-            observer,
-            source_name,
-            &info.name,
-            existing.contains(&info.name),
-            expunge_missing,
-        );
+        let names = Names { source: source_name, destination: &info.name };
+        let exists = existing.contains(&info.name);
+        let result =
+            sync_mailbox(options, source, destination, observer, &names, exists, expunge_missing);
         if let Some(mut mailbox_report) = keep_going_mailbox(result, report)? {
             report.warnings.append(&mut mailbox_report.warnings);
             observer.mailbox_finished(&mailbox_report);
             report.mailboxes.push(mailbox_report);
         }
     }
-    let wanted_subscriptions = source.subscriptions().map_err(global(Side::Source))?;
-    let have = destination.subscriptions().map_err(global(Side::Destination))?;
+    let wanted_subscriptions = source.subscriptions().map_err(SyncError::global(Side::Source))?;
+    let have = destination.subscriptions().map_err(SyncError::global(Side::Destination))?;
     let subscribe: Vec<(MailboxName, bool)> = wanted_subscriptions
         .iter()
         .map(|name| destination.local_name(name))
@@ -68,20 +61,20 @@ pub(super) fn run(
     apply_subscriptions(options, destination, &subscribe, report)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn sync_mailbox(
     options: &SyncOptions,
     source: &mut dyn Storage,
     destination: &mut dyn StorageMut,
     observer: &mut dyn Observer,
-    source_name: &MailboxName,
-    target: &MailboxName,
+    names: &Names<'_>,
     exists: bool,
     expunge_missing: bool,
 ) -> Result<MailboxReport, MailboxFailed> {
-    let source_contents = source.contents(source_name).map_err(at(Side::Source, source_name))?;
+    let (source_name, target) = (names.source, names.destination);
+    let source_contents =
+        source.contents(source_name).map_err(SyncError::at(Side::Source, source_name))?;
     let destination_contents = if exists {
-        Some(destination.contents(target).map_err(at(Side::Destination, target))?)
+        Some(destination.contents(target).map_err(SyncError::at(Side::Destination, target))?)
     } else {
         None
     };
@@ -102,9 +95,7 @@ fn sync_mailbox(
         ));
     }
     if options.dry_run {
-        report.saved = plan.save.len() as u64;
-        report.bytes = plan.save.iter().filter_map(|m| m.virtual_size).sum();
-        report.expunged = plan.expunge.len() as u64;
+        report.count_planned(&plan.save, plan.expunge.len(), plan.set_flags.len());
         return Ok(report);
     }
     if plan.action == MailboxAction::Create {
@@ -115,11 +106,13 @@ fn sync_mailbox(
             guid: source_contents.status.guid,
             source_uid_validity: None,
         };
-        destination.create_mailbox(target, &new).map_err(at(Side::Destination, target))?;
+        destination
+            .create_mailbox(target, &new)
+            .map_err(SyncError::at(Side::Destination, target))?;
     }
     // From here on a failure reports what was committed (the mailbox exists).
     let failed = |error: StorageError, partial: &MailboxReport| {
-        MailboxFailed::after(at(Side::Destination, target)(error), partial.clone())
+        MailboxFailed::after(SyncError::at(Side::Destination, target)(error), partial.clone())
     };
     let mut writer = destination.writer(target).map_err(|error| failed(error, &report))?;
     if let Some(guid) = plan.set_guid {
@@ -134,8 +127,7 @@ fn sync_mailbox(
     let run: Vec<(Uid, &MessageMeta)> = origins.iter().copied().zip(plan.save.iter()).collect();
     let copied = copy_from_source(
         source,
-        source_name,
-        target,
+        names,
         &mut *writer,
         observer,
         &run,

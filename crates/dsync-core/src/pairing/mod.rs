@@ -28,7 +28,7 @@ use self::copy::{Copied, CopyStopped, Fetch, Stored, Target};
 use self::plan::PairMode;
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
 use crate::execute::{
-    MailboxFailed, Observer, SyncOptions, at, keep_going, keep_going_mailbox, listing_skips,
+    MailboxFailed, Observer, SyncOptions, keep_going, keep_going_mailbox, listing_skips,
     local_names, note_mailbox_filter, stop_if_interrupted,
 };
 use crate::model::{
@@ -44,7 +44,7 @@ use crate::storage::{NewMailbox, Skip, Storage, StorageMut};
 /// Rounds of retrying saves the destination asked to slow down for, before the run stops.
 const RETRY_ROUNDS: u32 = 5;
 /// The longest wait between two rounds.
-const MAX_BACKOFF: Duration = Duration::from_mins(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 /// The side a one-way run reads, or side A of a two-way run.
 pub(crate) enum Origin<'a> {
@@ -95,17 +95,12 @@ pub(crate) fn run(
     if mode != (PairMode::Backup { delete_extra: options.delete_extra })
         && !options.message_filter.is_everything()
     {
-        return Err(SyncError {
-            side: Side::Source,
-            mailbox: None,
-            error: StorageError::new(
-                ErrorKind::Usage,
-                "message filters (-t, -e, -I, -O) are only supported in a backup to this \
-                 destination",
-            ),
-        });
+        return Err(SyncError::usage(
+            "message filters (-t, -e, -I, -O) are only supported in a backup to this \
+             destination",
+        ));
     }
-    let listed = source.storage().mailboxes().map_err(at(Side::Source, None))?;
+    let listed = source.storage().mailboxes().map_err(SyncError::global(Side::Source))?;
     let (source_mailboxes, source_names) = local_names(listed, destination, report);
     let left_out = listing_skips(
         Side::Source,
@@ -117,15 +112,16 @@ pub(crate) fn run(
     let source_subscriptions: BTreeSet<MailboxName> = source
         .storage()
         .subscriptions()
-        .map_err(at(Side::Source, None))?
+        .map_err(SyncError::global(Side::Source))?
         .iter()
         .map(|name| destination.local_name(name))
         .collect();
-    let destination_mailboxes = destination.mailboxes().map_err(at(Side::Destination, None))?;
+    let destination_mailboxes =
+        destination.mailboxes().map_err(SyncError::global(Side::Destination))?;
     let destination_left_out =
         listing_skips(Side::Destination, destination, &Clone::clone, report, state);
     let destination_subscriptions =
-        destination.subscriptions().map_err(at(Side::Destination, None))?;
+        destination.subscriptions().map_err(SyncError::global(Side::Destination))?;
     let mut considered = source_mailboxes.clone();
     if mode == PairMode::TwoWay {
         considered.extend(destination_mailboxes.iter().cloned());
@@ -300,7 +296,7 @@ fn delete_if_ours(
     consent: bool,
     side: Side,
 ) -> Result<Deletion, SyncError> {
-    let contents = storage.contents(name).map_err(at(side, Some(name)))?;
+    let contents = storage.contents(name).map_err(SyncError::at(side, name))?;
     let mine: BTreeSet<Uid> = ours
         .filter(|entry| entry.destination_uid_validity == contents.status.uid_validity.get())
         .map(|entry| entry.pairs.values().map(|pair| pair.destination).collect())
@@ -309,15 +305,15 @@ fn delete_if_ours(
         contents.messages.iter().partition(|meta| mine.contains(&meta.uid));
     if foreign.is_empty() || consent {
         if !options.dry_run {
-            storage.delete_mailbox(name).map_err(at(side, Some(name)))?;
+            storage.delete_mailbox(name).map_err(SyncError::at(side, name))?;
         }
         return Ok(Deletion::Deleted);
     }
     if !own.is_empty() && !options.dry_run {
         let uids: Vec<Uid> = own.iter().map(|meta| meta.uid).collect();
-        let mut writer = storage.writer(name).map_err(at(side, Some(name)))?;
-        writer.expunge(&uids).map_err(at(side, Some(name)))?;
-        writer.commit().map_err(at(side, Some(name)))?;
+        let mut writer = storage.writer(name).map_err(SyncError::at(side, name))?;
+        writer.expunge(&uids).map_err(SyncError::at(side, name))?;
+        writer.commit().map_err(SyncError::at(side, name))?;
     }
     Ok(Deletion::Kept { foreign: foreign.len(), expunged: own.len() })
 }
@@ -865,8 +861,9 @@ fn sync_subscriptions(
         }
     }
     if !options.dry_run && !b_changes.is_empty() {
-        let refused =
-            destination.update_subscriptions(&b_changes).map_err(at(Side::Destination, None))?;
+        let refused = destination
+            .update_subscriptions(&b_changes)
+            .map_err(SyncError::global(Side::Destination))?;
         drop_refused(&mut b_changes, refused, Side::Destination, report);
     }
     if !options.dry_run
@@ -879,7 +876,8 @@ fn sync_subscriptions(
                 (source_names.get(name).cloned().unwrap_or_else(|| name.clone()), *on)
             })
             .collect();
-        let refused = writable.update_subscriptions(&sent).map_err(at(Side::Source, None))?;
+        let refused =
+            writable.update_subscriptions(&sent).map_err(SyncError::global(Side::Source))?;
         let refused_names: BTreeSet<MailboxName> =
             refused.iter().map(|(name, _)| name.clone()).collect();
         let mut kept = sent.iter().map(|(name, _)| !refused_names.contains(name));

@@ -1,23 +1,25 @@
 //! The pure planner: from what both sides hold, decide what to change. No I/O here, so the
 //! rules are tested (and property-tested) on their own.
 //!
-//! Planning is two-level so that a large account never has to be held in memory at once:
-//! [`plan_tree`] decides which mailboxes to create, delete, sync and (un)subscribe; then
-//! [`plan_mailbox`] decides, one mailbox at a time, which messages to save, expunge and
-//! re-flag.
+//! One module per mode, as in the executor: [`backup`], [`merge`] (`sync` and `sync -1`),
+//! [`uidl`] (sources whose UIDs are positions: POP3) and [`import`]. Planning is two-level
+//! so that a large account never has to be held in memory at once: first the mailbox tree
+//! (which mailboxes to create, delete, rename, sync), then one mailbox at a time (which
+//! messages to save, expunge and re-flag).
 
-pub mod identity;
-mod mailbox;
+pub mod backup;
+pub mod import;
 pub mod merge;
-mod tree;
+pub mod uidl;
 
-pub(crate) use mailbox::holds_uids_of;
-pub use mailbox::plan_mailbox;
-pub use tree::plan_tree;
+pub(crate) use backup::holds_uids_of;
+pub use backup::{plan_mailbox, plan_tree};
 
 use std::fmt;
 
-use crate::model::{Flags, MailboxGuid, MailboxName, MessageMeta, Uid, UidValidity};
+use crate::model::{
+    Flags, MailboxContents, MailboxGuid, MailboxName, MessageMeta, Uid, UidValidity,
+};
 use crate::storage::Capabilities;
 
 /// What a sync run does.
@@ -59,6 +61,13 @@ impl ComparableGuids {
             mailboxes: source.mailbox_guids && destination.mailbox_guids,
         }
     }
+}
+
+/// UIDNEXT as reported, but never at or below a UID that exists (servers get it wrong):
+/// where new messages of a side may go.
+pub(crate) fn effective_uid_next(contents: &MailboxContents) -> Uid {
+    let after_last = contents.messages.iter().map(|m| m.uid).max().and_then(Uid::next);
+    after_last.map_or(contents.status.uid_next, |after| contents.status.uid_next.max(after))
 }
 
 /// Mailbox-level changes for the destination.

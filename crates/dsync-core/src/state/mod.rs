@@ -32,9 +32,22 @@ use std::fmt::Write as _;
 
 use crate::error::Side;
 use crate::model::{Flags, MailboxGuid, MailboxName, SystemFlags, Uid};
-use crate::plan::merge::MergeBase;
 
 const HEADER: &str = "dsync-rs state 1";
+
+/// What the last successful sync of this mailbox left in common.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MergeBase {
+    /// The UIDVALIDITY both sides had.
+    pub uid_validity: u32,
+    /// The highest UID either side had used (Dovecot's `last_common_uid`).
+    pub last_common_uid: u32,
+    /// The messages both sides held under the same UID, with side A's flags at that time
+    /// (after a two-way sync both sides have the same flags; after a one-way sync A's tell
+    /// which flags A changes later). A one-way sync also keeps here the messages B
+    /// expunged, so that they are not copied back.
+    pub flags: BTreeMap<Uid, Flags>,
+}
 
 /// What the last run left behind for one mailbox (keyed by its destination-side name).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

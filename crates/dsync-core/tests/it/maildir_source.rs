@@ -65,7 +65,7 @@ fn backup(source: &Path, destination: &Path, state: Option<SyncState>) -> Report
         let report = dsync_core::run(&options, &mut source, &mut destination, &mut NoObserver);
         let _ = sender.send(report.unwrap_or_else(|failed| panic!("backup failed: {failed}")));
     });
-    receiver.recv_timeout(Duration::from_mins(1)).expect("the backup hung")
+    receiver.recv_timeout(Duration::from_secs(60)).expect("the backup hung")
 }
 
 /// Every file below `dir`, read.

@@ -27,10 +27,10 @@ pub(crate) struct LockSettings {
 impl LockSettings {
     /// `dovecot-uidlist.lock`: stale after 120 s (`MAILDIR_UIDLIST_LOCK_STALE_TIMEOUT`).
     pub(crate) const UIDLIST: LockSettings =
-        LockSettings { timeout: Duration::from_mins(3), stale_timeout: Duration::from_mins(2) };
+        LockSettings { timeout: Duration::from_secs(180), stale_timeout: Duration::from_secs(120) };
     /// `subscriptions.lock`: 120 s timeout, stale after 30 s (`subscription-file.c`).
     pub(crate) const SUBSCRIPTIONS: LockSettings =
-        LockSettings { timeout: Duration::from_mins(2), stale_timeout: Duration::from_secs(30) };
+        LockSettings { timeout: Duration::from_secs(120), stale_timeout: Duration::from_secs(30) };
 }
 
 /// A held dotlock; dropping it removes the lock file (if it is still ours).
@@ -263,7 +263,7 @@ mod tests {
             Err(Error::LockTimeout { .. })
         ));
         // Age the lock beyond a short stale timeout: it is overridden.
-        let old = SystemTime::now() - Duration::from_hours(1);
+        let old = SystemTime::now() - Duration::from_secs(3600);
         fs::File::options().write(true).open(&lock_path).unwrap().set_modified(old).unwrap();
         let stale = LockSettings {
             timeout: Duration::from_secs(5),

@@ -18,11 +18,11 @@ use super::filename;
 use super::layout;
 
 /// Dovecot's `MAILDIR_TMP_DELETE_SECS`: a file in `tmp/` unchanged for this long is junk.
-pub(crate) const DOVECOT_TMP_AGE: Duration = Duration::from_hours(36);
+pub(crate) const DOVECOT_TMP_AGE: Duration = Duration::from_secs(36 * 3600);
 
 /// Our staging directories are removed after this long even when their writer cannot be
 /// told (another host).
-const STAGING_AGE: Duration = Duration::from_hours(1);
+const STAGING_AGE: Duration = Duration::from_secs(3600);
 
 /// The start of our staging directories' names.
 pub(crate) const STAGING_PREFIX: &str = ".dsync-rs-";
@@ -129,7 +129,7 @@ mod tests {
 
         // 36 hours on, Dovecot's rule takes every file; our live staging directory is
         // past the hour; somebody else's directory stays, as with Dovecot.
-        let later = now + DOVECOT_TMP_AGE + Duration::from_mins(1);
+        let later = now + DOVECOT_TMP_AGE + Duration::from_secs(60);
         assert_eq!(remove_from_tmp(tmp, later, true), 4);
         assert!(!left(&ours_alive) && !left(&ours_elsewhere) && !left(&dovecot));
         assert!(!staging_alive.exists() && foreign_dir.exists());

@@ -17,11 +17,9 @@ use dsync_core::state::SyncState;
 use dsync_core::{Flags, MailboxName, Mode, NoObserver, SyncOptions, Uid, UidValidity};
 use proptest::prelude::*;
 
-const NAMES: &[&str] = &["INBOX", "A", "A/B"];
+use super::support::{body, name};
 
-fn name(index: usize) -> MailboxName {
-    MailboxName::split(NAMES[index % NAMES.len()], Some('/')).expect("valid")
-}
+const NAMES: &[&str] = &["INBOX", "A", "A/B"];
 
 /// One thing that happens between (or as) runs.
 #[derive(Debug, Clone)]
@@ -42,6 +40,10 @@ enum Step {
     Backup { keep_state: bool, fail_after: Option<u64> },
 }
 
+fn mailbox_at(index: usize) -> MailboxName {
+    name(NAMES[index % NAMES.len()])
+}
+
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         3 => (0..NAMES.len()).prop_map(Step::SourceAppend),
@@ -52,11 +54,6 @@ fn step() -> impl Strategy<Value = Step> {
         4 => (any::<bool>(), proptest::option::of(0u64..12))
             .prop_map(|(keep_state, fail_after)| Step::Backup { keep_state, fail_after }),
     ]
-}
-
-/// A message body that tells every message apart.
-fn body(id: u32, origin: &str) -> Vec<u8> {
-    format!("Message-ID: <{id}@{origin}>\r\nSubject: {origin} {id}\r\n\r\nbody\r\n").into_bytes()
 }
 
 /// What a client watching the destination learnt: per mailbox, UIDVALIDITY and UID, the
@@ -95,7 +92,7 @@ impl Client {
 }
 
 fn mailbox_mut(storage: &mut MemoryStorage, index: usize) -> &mut MemoryMailbox {
-    let mailbox = name(index);
+    let mailbox = mailbox_at(index);
     if storage.mailbox(&mailbox).is_none() {
         storage.add_mailbox(
             &mailbox,
@@ -174,13 +171,13 @@ proptest! {
                     }
                 }
                 Step::ClientAppend(index) => {
-                    if let Some(mailbox) = destination.mailbox_mut(&name(*index)) {
+                    if let Some(mailbox) = destination.mailbox_mut(&mailbox_at(*index)) {
                         next_id += 1;
                         mailbox.append(&body(next_id, "client"), Flags::default(), Some(2));
                     }
                 }
                 Step::ClientExpunge(index, n) => {
-                    if let Some(mailbox) = destination.mailbox_mut(&name(*index))
+                    if let Some(mailbox) = destination.mailbox_mut(&mailbox_at(*index))
                         && let Some(uid) = nth_uid(mailbox, *n)
                     {
                         mailbox.expunge(uid);

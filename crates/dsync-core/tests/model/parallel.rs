@@ -5,7 +5,6 @@
 //! confined to a mailbox stops the run with every recorded mailbox complete.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use dsync_core::adapters::maildir::MaildirStorage;
@@ -14,8 +13,9 @@ use dsync_core::{
     Connector, ErrorKind, Flags, MailboxContents, MailboxName, MessageSink, Mode, NoObserver,
     Report, Storage, StorageError, SyncOptions, Uid, UidValidity,
 };
-use mailstore::Durability;
 use proptest::prelude::*;
+
+use super::support::{maildir, read_mailbox};
 
 const FLAG_NAMES: &[&str] = &["\\Seen", "\\Answered", "\\Flagged", "$Label1", "Junk"];
 
@@ -56,11 +56,6 @@ fn build(spec: &AccountSpec) -> MemoryStorage {
         }
     }
     storage
-}
-
-fn maildir(path: &Path) -> MaildirStorage {
-    MaildirStorage::open(&format!("maildir:{}", path.display()), Durability::Deferred)
-        .expect("location")
 }
 
 /// Opens clones of the source and the Maildir; `fail` makes some opens fail.
@@ -105,26 +100,6 @@ fn parallel(connector: &TestConnector, workers: usize) -> Report {
     .unwrap_or_else(|failed| panic!("{failed}"))
 }
 
-/// Collects bodies by UID.
-#[derive(Default)]
-struct Bodies {
-    pending: Vec<u8>,
-    by_uid: BTreeMap<Uid, Vec<u8>>,
-}
-
-impl MessageSink for Bodies {
-    fn body(&mut self, body: &mut dyn Read) -> Result<(), StorageError> {
-        self.pending.clear();
-        body.read_to_end(&mut self.pending).expect("read body");
-        Ok(())
-    }
-
-    fn done(&mut self, uid: Uid) -> Result<(), StorageError> {
-        self.by_uid.insert(uid, std::mem::take(&mut self.pending));
-        Ok(())
-    }
-}
-
 /// A mailbox as a client sees it: UIDVALIDITY, UIDNEXT, (UID, flags, received, body).
 type Seen = (u32, u32, Vec<(u32, Flags, Option<i64>, Vec<u8>)>);
 
@@ -136,16 +111,10 @@ fn snapshot(path: &Path) -> (BTreeMap<MailboxName, Seen>, Vec<MailboxName>) {
         if !info.selectable {
             continue;
         }
-        let MailboxContents { status, messages } = storage.contents(&info.name).expect("contents");
-        let uids: Vec<Uid> = messages.iter().map(|m| m.uid).collect();
-        let mut bodies = Bodies::default();
-        storage.fetch(&info.name, &uids, &mut bodies).expect("fetch");
+        let (status, messages) = read_mailbox(&mut storage, &info.name);
         let seen = messages
             .into_iter()
-            .map(|m| {
-                let body = bodies.by_uid.remove(&m.uid).expect("body");
-                (m.uid.get(), m.flags, m.received, body)
-            })
+            .map(|(m, body)| (m.uid.get(), m.flags, m.received, body.expect("body")))
             .collect();
         // A mailbox rebuilt under a UIDVALIDITY of the destination's own (allocated from
         // the clock-based dovecot-uidvalidity, so it differs between two runs) is shown

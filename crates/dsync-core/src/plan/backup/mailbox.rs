@@ -2,9 +2,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{ComparableGuids, MailboxAction, MailboxPlan, RecreateReason};
 use crate::filter::MessageFilter;
 use crate::model::{MailboxContents, MailboxName, MailboxStatus, MessageMeta, Uid};
+use crate::plan::{
+    ComparableGuids, MailboxAction, MailboxPlan, RecreateReason, effective_uid_next,
+};
 
 /// Plans one mailbox for `backup`. `destination` is `None` when the mailbox does not exist
 /// there yet.
@@ -189,18 +191,6 @@ fn rebuild(
         source.messages.iter().filter(|m| filter.wants(m)).cloned().collect();
     save.sort_by_key(|m| m.uid);
     MailboxPlan { action, save, uid_next: Some(uid_next), ..empty_plan(mailbox) }
-}
-
-/// UIDNEXT as reported, but never at or below a UID that exists (servers get it wrong).
-fn effective_uid_next(contents: &MailboxContents) -> Uid {
-    let reported = contents.status.uid_next;
-    contents
-        .messages
-        .iter()
-        .map(|m| m.uid)
-        .max()
-        .and_then(Uid::next)
-        .map_or(reported, |after_last| reported.max(after_last))
 }
 
 #[cfg(test)]

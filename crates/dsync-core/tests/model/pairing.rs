@@ -10,9 +10,7 @@ use dsync_core::memory::MemoryStorage;
 use dsync_core::state::SyncState;
 use dsync_core::{Flags, MailboxName, Mode, Observer, SyncOptions, UidValidity};
 
-fn name(text: &str) -> MailboxName {
-    MailboxName::split(text, Some('/')).expect("valid")
-}
+use super::support::name;
 
 fn flags(names: &[&str]) -> Flags {
     Flags::from_imap_names(names.iter().copied())

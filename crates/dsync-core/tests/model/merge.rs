@@ -11,29 +11,20 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use dsync_core::memory::{MemoryMessage, MemoryStorage};
+use dsync_core::memory::MemoryStorage;
 use dsync_core::state::SyncState;
 use dsync_core::{
-    Failed, Flags, MailboxName, MessageMeta, Mode, NoObserver, Report, SyncOptions, SystemFlags,
-    Uid, UidValidity,
+    Failed, Flags, MailboxName, Mode, NoObserver, Report, SyncOptions, SystemFlags, Uid,
+    UidValidity,
 };
 use proptest::prelude::*;
 
+use super::support::{append, expunge_nth, id_of, name};
+
 const NAMES: &[&str] = &["INBOX", "A", "A/B", "C", "Ünï"];
 
-fn name(index: usize) -> MailboxName {
-    MailboxName::split(NAMES[index], Some('/')).expect("valid")
-}
-
-fn body(id: u32) -> Vec<u8> {
-    format!("Date: day {id}\r\nMessage-ID: <{id}@model>\r\nSubject: m{id}\r\n\r\nbody {id}\r\n")
-        .into_bytes()
-}
-
-fn id_of(message: &MemoryMessage) -> u32 {
-    let text = String::from_utf8_lossy(&message.body);
-    let start = text.find("Message-ID: <").expect("model body") + "Message-ID: <".len();
-    text[start..].split('@').next().and_then(|n| n.parse().ok()).expect("model id")
+fn mailbox_at(index: usize) -> MailboxName {
+    name(NAMES[index])
 }
 
 fn flags(bits: u8, keyword: Option<u8>) -> Flags {
@@ -43,18 +34,6 @@ fn flags(bits: u8, keyword: Option<u8>) -> Flags {
         flags.keywords.insert(format!("$K{k}"));
     }
     flags
-}
-
-fn add_message(storage: &mut MemoryStorage, mailbox: &MailboxName, id: u32, message_flags: Flags) {
-    let stored = storage.mailbox_mut(mailbox).expect("mailbox exists");
-    let uid = stored.uid_next;
-    let mut meta = MessageMeta::new(uid, message_flags);
-    meta.received = Some(1_700_000_000 + i64::from(id));
-    meta.guid = Some(format!("guid-{id}"));
-    let bytes = body(id);
-    meta.virtual_size = Some(bytes.len() as u64);
-    stored.messages.insert(uid, MemoryMessage { meta, body: bytes });
-    stored.uid_next = uid.next().expect("room");
 }
 
 /// The ancestor: mailboxes with messages (ids unique), some gaps in UIDs.
@@ -78,7 +57,7 @@ fn build(ancestor: &Ancestor, comparable_guids: bool) -> MemoryStorage {
     let mut storage = MemoryStorage::with_guids().comparable_message_guids(comparable_guids);
     let mut id = 0;
     for (&index, messages) in &ancestor.mailboxes {
-        let mailbox = name(index);
+        let mailbox = mailbox_at(index);
         storage.add_mailbox(
             &mailbox,
             UidValidity::new(100 + u32::try_from(index).expect("small")).expect("non-zero"),
@@ -89,7 +68,7 @@ fn build(ancestor: &Ancestor, comparable_guids: bool) -> MemoryStorage {
                 stored.uid_next = stored.uid_next.next().expect("room");
             }
             id += 1;
-            add_message(&mut storage, &mailbox, id, flags(bits, keyword));
+            append(&mut storage, &mailbox, id, "model", flags(bits, keyword));
         }
         storage.subscribe(&mailbox);
     }
@@ -137,24 +116,18 @@ fn evolve(storage: &mut MemoryStorage, ops: &[Op], first_id: u32) -> History {
     for op in ops {
         match *op {
             Op::Append { mailbox, bits } => {
-                let mailbox = name(mailbox);
+                let mailbox = mailbox_at(mailbox);
                 if storage.mailbox(&mailbox).is_some() {
-                    add_message(storage, &mailbox, next_id, flags(bits, None));
+                    append(storage, &mailbox, next_id, "model", flags(bits, None));
                     history.new.entry(mailbox.clone()).or_default().insert(next_id);
                     history.touched.insert(mailbox);
                     next_id += 1;
                 }
             }
             Op::Expunge { mailbox, pick } => {
-                let mailbox = name(mailbox);
+                let mailbox = mailbox_at(mailbox);
                 let Some(stored) = storage.mailbox_mut(&mailbox) else { continue };
-                let Some(uid) =
-                    stored.messages.keys().nth(pick % stored.messages.len().max(1)).copied()
-                else {
-                    continue;
-                };
-                let id = id_of(&stored.messages[&uid]);
-                stored.expunge(uid);
+                let Some(id) = expunge_nth(stored, pick) else { continue };
                 history.expunged.insert(id);
                 if let Some(new) = history.new.get_mut(&mailbox) {
                     new.remove(&id);
@@ -162,7 +135,7 @@ fn evolve(storage: &mut MemoryStorage, ops: &[Op], first_id: u32) -> History {
                 history.touched.insert(mailbox);
             }
             Op::SetFlags { mailbox, pick, bits, keyword } => {
-                let mailbox = name(mailbox);
+                let mailbox = mailbox_at(mailbox);
                 let Some(stored) = storage.mailbox_mut(&mailbox) else { continue };
                 let Some(uid) =
                     stored.messages.keys().nth(pick % stored.messages.len().max(1)).copied()
@@ -176,7 +149,7 @@ fn evolve(storage: &mut MemoryStorage, ops: &[Op], first_id: u32) -> History {
                 }
             }
             Op::Create { mailbox } => {
-                let mailbox = name(mailbox);
+                let mailbox = mailbox_at(mailbox);
                 if storage.mailbox(&mailbox).is_none() {
                     storage
                         .add_mailbox(&mailbox, UidValidity::new(900 + first_id).expect("non-zero"));
@@ -190,13 +163,13 @@ fn evolve(storage: &mut MemoryStorage, ops: &[Op], first_id: u32) -> History {
             Op::Subscribe { mailbox, subscribed } => {
                 // Subscriptions are names, independent of the mailboxes (as in IMAP).
                 if subscribed {
-                    storage.subscribe(&name(mailbox));
+                    storage.subscribe(&mailbox_at(mailbox));
                 } else {
-                    storage.unsubscribe(&name(mailbox));
+                    storage.unsubscribe(&mailbox_at(mailbox));
                 }
             }
             Op::Delete { mailbox } => {
-                let mailbox = name(mailbox);
+                let mailbox = mailbox_at(mailbox);
                 if !mailbox.is_inbox() && storage.mailbox(&mailbox).is_some() {
                     if let Some(stored) = storage.mailbox(&mailbox) {
                         history.expunged.extend(stored.messages.values().map(id_of));

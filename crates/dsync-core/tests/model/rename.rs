@@ -9,37 +9,15 @@
 
 use std::collections::BTreeSet;
 
-use dsync_core::memory::{MemoryMessage, MemoryStorage};
+use dsync_core::memory::MemoryStorage;
 use dsync_core::state::SyncState;
 use dsync_core::{
-    Failed, Flags, MailboxName, MessageMeta, Mode, NoObserver, Report, Side, StorageMut,
-    SyncOptions, UidValidity,
+    Failed, Flags, MailboxName, Mode, NoObserver, Report, Side, StorageMut, SyncOptions,
+    UidValidity,
 };
 use proptest::prelude::*;
 
-fn name(text: &str) -> MailboxName {
-    MailboxName::split(text, Some('/')).expect("valid")
-}
-
-fn body(id: u32) -> Vec<u8> {
-    format!("Date: day {id}\r\nMessage-ID: <{id}@rename>\r\n\r\nbody {id}\r\n").into_bytes()
-}
-
-fn id_of(message: &MemoryMessage) -> u32 {
-    let text = String::from_utf8_lossy(&message.body);
-    let start = text.find("Message-ID: <").expect("model body") + "Message-ID: <".len();
-    text[start..].split('@').next().and_then(|n| n.parse().ok()).expect("model id")
-}
-
-fn add(storage: &mut MemoryStorage, mailbox: &MailboxName, id: u32) {
-    let stored = storage.mailbox_mut(mailbox).expect("mailbox exists");
-    let uid = stored.uid_next;
-    let mut meta = MessageMeta::new(uid, Flags::default());
-    meta.guid = Some(format!("guid-{id}"));
-    meta.received = Some(1_700_000_000);
-    stored.messages.insert(uid, MemoryMessage { meta, body: body(id) });
-    stored.uid_next = uid.next().expect("room");
-}
+use super::support::{append, expunge_nth, id_of, name};
 
 fn ids(storage: &MemoryStorage, mailbox: &MailboxName) -> Option<BTreeSet<u32>> {
     storage.mailbox(mailbox).map(|m| m.messages.values().map(id_of).collect())
@@ -57,20 +35,14 @@ fn evolve(
     first_id: u32,
 ) -> (BTreeSet<u32>, BTreeSet<u32>) {
     let (mut added, mut expunged) = (BTreeSet::new(), BTreeSet::new());
-    for (index, &(append, pick)) in changes.iter().enumerate() {
-        if append {
+    for (index, &(appends, pick)) in changes.iter().enumerate() {
+        if appends {
             let id = first_id + u32::try_from(index).expect("small");
-            add(storage, mailbox, id);
+            append(storage, mailbox, id, "rename", Flags::default());
             added.insert(id);
         } else {
             let stored = storage.mailbox_mut(mailbox).expect("exists");
-            let Some(uid) =
-                stored.messages.keys().nth(pick % stored.messages.len().max(1)).copied()
-            else {
-                continue;
-            };
-            let id = id_of(&stored.messages[&uid]);
-            stored.expunge(uid);
+            let Some(id) = expunge_nth(stored, pick) else { continue };
             if !added.remove(&id) {
                 expunged.insert(id);
             }
@@ -119,9 +91,9 @@ proptest! {
         a.add_mailbox(&work, UidValidity::new(77).expect("non-zero"));
         a.add_mailbox(&sub, UidValidity::new(78).expect("non-zero"));
         for id in 1..=4 {
-            add(&mut a, &work, id);
+            append(&mut a, &work, id, "rename", Flags::default());
         }
-        add(&mut a, &sub, 9);
+        append(&mut a, &sub, 9, "rename", Flags::default());
         let mut b = MemoryStorage::with_guids().comparable_message_guids(true);
         let state = sync(mode, &mut a, &mut b, None).expect("first sync").state.expect("state");
         let ancestor = ids(&a, &work).expect("work");

@@ -10,10 +10,8 @@
 //! The Maildir runs also check that such copies share one file (hard links).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::path::Path;
 
-use dsync_core::adapters::maildir::MaildirStorage;
 use dsync_core::filter::MailboxPattern;
 use dsync_core::memory::MemoryStorage;
 use dsync_core::{
@@ -21,8 +19,9 @@ use dsync_core::{
     MessageSink, Mode, NoObserver, Report, Storage, StorageError, StorageMut, SyncOptions, Uid,
     UidValidity,
 };
-use mailstore::Durability;
 use proptest::prelude::*;
+
+use super::support::{maildir, name, read_mailbox};
 
 const FLAG_NAMES: &[&str] = &["\\Seen", "\\Flagged", "$Label1"];
 const RECEIVED: i64 = 1_700_000_000;
@@ -55,10 +54,6 @@ fn spec() -> impl Strategy<Value = Spec> {
     let later =
         (proptest::collection::vec(0u8..4, 0..3), proptest::collection::vec(0usize..8, 0..3));
     (all, folders, later).prop_map(|(all, folders, later)| Spec { all, folders, later })
-}
-
-fn name(text: &str) -> MailboxName {
-    MailboxName::split(text, Some('/')).expect("valid name")
 }
 
 fn folder(index: usize) -> MailboxName {
@@ -175,25 +170,6 @@ impl Storage for Counting {
     }
 }
 
-/// Collects bodies by UID.
-#[derive(Default)]
-struct Bodies {
-    pending: Vec<u8>,
-    by_uid: BTreeMap<Uid, Vec<u8>>,
-}
-
-impl MessageSink for Bodies {
-    fn body(&mut self, body: &mut dyn Read) -> Result<(), StorageError> {
-        self.pending.clear();
-        body.read_to_end(&mut self.pending).expect("read body");
-        Ok(())
-    }
-    fn done(&mut self, uid: Uid) -> Result<(), StorageError> {
-        self.by_uid.insert(uid, std::mem::take(&mut self.pending));
-        Ok(())
-    }
-}
-
 /// A mailbox as a client sees it: UIDVALIDITY, UIDNEXT, (UID, flags, received, GUID, body).
 type Seen = (u32, u32, Vec<(u32, Flags, Option<i64>, Option<String>, Vec<u8>)>);
 
@@ -203,16 +179,10 @@ fn snapshot(storage: &mut dyn Storage) -> BTreeMap<MailboxName, Seen> {
         if !info.selectable {
             continue;
         }
-        let MailboxContents { status, messages } = storage.contents(&info.name).expect("contents");
-        let uids: Vec<Uid> = messages.iter().map(|m| m.uid).collect();
-        let mut bodies = Bodies::default();
-        storage.fetch(&info.name, &uids, &mut bodies).expect("fetch");
+        let (status, messages) = read_mailbox(storage, &info.name);
         let seen = messages
             .into_iter()
-            .map(|m| {
-                let body = bodies.by_uid.remove(&m.uid).unwrap_or_default();
-                (m.uid.get(), m.flags, m.received, m.guid, body)
-            })
+            .map(|(m, body)| (m.uid.get(), m.flags, m.received, m.guid, body.unwrap_or_default()))
             .collect();
         mailboxes.insert(info.name, (status.uid_validity.get(), status.uid_next.get(), seen));
     }
@@ -233,11 +203,6 @@ fn sync(
     let report = dsync_core::run(&options, &mut counting, destination, &mut NoObserver)
         .unwrap_or_else(|failed| panic!("{failed}"));
     (report, counting.fetched)
-}
-
-fn maildir(path: &Path) -> MaildirStorage {
-    MaildirStorage::open(&format!("maildir:{}", path.display()), Durability::Deferred)
-        .expect("location")
 }
 
 /// Checks one run with `-a`: counts, and that only copies were skipped.

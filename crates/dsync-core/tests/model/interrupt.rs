@@ -8,9 +8,7 @@ use dsync_core::{
     ErrorKind, Flags, MailboxName, MailboxReport, Mode, Observer, SyncOptions, Uid, UidValidity,
 };
 
-fn name(text: &str) -> MailboxName {
-    MailboxName::split(text, Some('/')).expect("valid")
-}
+use super::support::name;
 
 fn source() -> MemoryStorage {
     let mut source = MemoryStorage::new();

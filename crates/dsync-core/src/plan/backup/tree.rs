@@ -2,9 +2,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::TreePlan;
 use crate::filter::MailboxFilter;
 use crate::model::{MailboxInfo, MailboxName, SpecialUse};
+use crate::plan::TreePlan;
 
 /// Plans the mailbox tree for `backup`.
 ///

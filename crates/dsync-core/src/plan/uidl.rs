@@ -6,9 +6,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{MailboxAction, MailboxPlan};
 use crate::filter::MessageFilter;
 use crate::model::{MailboxContents, MailboxName, MessageMeta, Uid};
+use crate::plan::{MailboxAction, MailboxPlan, effective_uid_next};
 
 /// Plans one mailbox of a UIDL-identified source; returns the plan and, for each of its
 /// saves (in order), the source position it is copied from.
@@ -70,7 +70,7 @@ pub fn plan_by_uidl(
             .map(|m| m.uid)
             .collect();
     }
-    let mut next = destination.map_or(Uid::MIN, next_uid);
+    let mut next = destination.map_or(Uid::MIN, effective_uid_next);
     let mut origins = Vec::new();
     // In the source's order (a POP3 message's "UID" is its position), so the fetch of the
     // saves returns them in the order they are saved.
@@ -112,11 +112,6 @@ fn by_occurrence(messages: &[MessageMeta]) -> impl Iterator<Item = ((&str, usize
         *count += 1;
         Some((key, meta))
     })
-}
-
-fn next_uid(contents: &MailboxContents) -> Uid {
-    let after_last = contents.messages.iter().map(|m| m.uid).max().and_then(Uid::next);
-    after_last.map_or(contents.status.uid_next, |after| contents.status.uid_next.max(after))
 }
 
 #[cfg(test)]

@@ -12,11 +12,9 @@ use dsync_core::{
 };
 use proptest::prelude::*;
 
-const NAMES: &[&str] = &["INBOX", "A", "A/B", "A/B/C", "B", "INBOX/Sub", "Ünïcode"];
+use super::support::name;
 
-fn name(path: &str) -> MailboxName {
-    MailboxName::split(path, Some('/')).expect("valid")
-}
+const NAMES: &[&str] = &["INBOX", "A", "A/B", "A/B/C", "B", "INBOX/Sub", "Ünïcode"];
 
 /// A generated message: UID gap before it, flag bits, keyword choice, body variant.
 #[derive(Debug, Clone)]

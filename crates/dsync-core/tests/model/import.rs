@@ -9,18 +9,16 @@ use dsync_core::query::SearchQuery;
 use dsync_core::{ErrorKind, Flags, MailboxName, Mode, NoObserver, SyncOptions, UidValidity};
 use proptest::prelude::*;
 
-fn body(id: u32) -> Vec<u8> {
-    format!("Date: d{id}\r\nMessage-ID: <{id}@import>\r\n\r\nx\r\n").into_bytes()
-}
+use super::support::{body, name};
 
 fn account(mailboxes: &[(&str, Vec<(u32, bool)>)]) -> MemoryStorage {
     let mut storage = MemoryStorage::with_guids();
     for (path, messages) in mailboxes {
-        let name = MailboxName::split(path, Some('/')).expect("valid");
+        let name = name(path);
         let mailbox = storage.add_mailbox(&name, UidValidity::new(77).expect("non-zero"));
         for &(id, seen) in messages {
             let flags = if seen { Flags::from_imap_names(["\\Seen"]) } else { Flags::default() };
-            mailbox.append(&body(id), flags, Some(1_600_000_000 + i64::from(id)));
+            mailbox.append(&body(id, "import"), flags, Some(1_600_000_000 + i64::from(id)));
         }
     }
     storage
@@ -28,7 +26,7 @@ fn account(mailboxes: &[(&str, Vec<(u32, bool)>)]) -> MemoryStorage {
 
 /// (id, flags, received) of every message of `name`.
 fn contents(storage: &MemoryStorage, path: &str) -> Vec<(String, Flags, Option<i64>)> {
-    let name = MailboxName::split(path, Some('/')).expect("valid");
+    let name = name(path);
     storage
         .mailbox(&name)
         .map(|m| {
@@ -97,7 +95,7 @@ fn a_query_selects_mailboxes_and_messages_and_creates_only_folders_with_matches(
     assert_eq!(names(&destination), ["INBOX", "Imported/Archive/2023", "Imported/INBOX"]);
     let inbox: Vec<_> =
         contents(&destination, "Imported/INBOX").into_iter().map(|(b, ..)| b).collect();
-    assert_eq!(inbox, [String::from_utf8_lossy(&body(2)).into_owned()]);
+    assert_eq!(inbox, [String::from_utf8_lossy(&body(2, "import")).into_owned()]);
     // Subscribed: the folders imported into, not the parent.
     let subscribed: Vec<String> =
         destination.subscribed().iter().map(ToString::to_string).collect();
@@ -176,15 +174,15 @@ proptest! {
             // what was there before) had it.
             for (id, seen) in &wanted {
                 let expected_flags = if *seen { Flags::from_imap_names(["\\Seen"]) } else { Flags::default() };
-                let text = String::from_utf8_lossy(&body(*id)).into_owned();
+                let text = String::from_utf8_lossy(&body(*id, "import")).into_owned();
                 prop_assert!(got.iter().any(|(b, f, r)| *b == text && (*f == expected_flags || before.iter().any(|(i, _)| i == id)) && *r == Some(1_600_000_000 + i64::from(*id))),
                     "{path}: message {id} missing");
             }
             let ids: BTreeSet<&String> = got.iter().map(|(b, _, _)| b).collect();
             for text in ids {
                 let copies = got.iter().filter(|(b, _, _)| b == text).count();
-                let in_source = wanted.iter().filter(|(id, _)| String::from_utf8_lossy(&body(*id)) == *text).count();
-                let were_there = before.iter().filter(|(id, _)| String::from_utf8_lossy(&body(*id)) == *text).count();
+                let in_source = wanted.iter().filter(|(id, _)| String::from_utf8_lossy(&body(*id, "import")) == *text).count();
+                let were_there = before.iter().filter(|(id, _)| String::from_utf8_lossy(&body(*id, "import")) == *text).count();
                 prop_assert_eq!(copies, in_source.max(were_there), "{}: copies of {}", path, text);
             }
         }

@@ -1,0 +1,10 @@
+//! `backup`: the destination becomes identical to the source. [`plan_tree`] decides which
+//! mailboxes to create, delete and (un)subscribe; [`plan_mailbox`], one mailbox at a time,
+//! which messages to save, expunge and re-flag, and when to rebuild.
+
+mod mailbox;
+mod tree;
+
+pub(crate) use mailbox::holds_uids_of;
+pub use mailbox::plan_mailbox;
+pub use tree::plan_tree;

@@ -57,6 +57,9 @@ Locations:
                                        runs doveadm dsync-server (e.g. 'ssh mx doveadm
                                        dsync-server -u alice'); the command's stderr is
                                        shown, its exit code kept (67 unknown user)
+An IMAP server can be the DESTINATION of backup and sync -1 (its password:
+--destination-password-file, else the source's); the state is then kept in
+~/.local/state/dsync-rs/ unless --state-file says where.
 In batches (-u, -A, -F) %u, %n (user without domain) and %d (domain) are replaced, and
 `~` (or %h) in maildir:~/Maildir or sdbox:~/sdbox is that user's home: -o home=DIR (a
 template such as /srv/mail/%d/%n), home in the config, or the system's passwd entry; an
@@ -182,6 +185,8 @@ pub(crate) enum Command {
   DSYNC_PASSWORD=secret dsync backup imaps://alice@old.example.com maildir:/srv/mail/alice
   dsync backup --password-file pw -x '\\Trash' imaps://alice@old.example.com maildir:~/Maildir
   dsync backup -R maildir:/srv/mail/alice maildir:/backup/alice     # restore from the backup
+  dsync backup --password-file old.pw --destination-password-file new.pw \\
+      imaps://alice@old.example.com imaps://alice@new.example.com   # server to server
   dsync -c dsync.toml backup -u alice                                # an account of the config
   dsync backup -F users.txt -j 8 --master-user admin --password-file master.pw \\
       'imaps://%u@old.example.com' 'maildir:/srv/mail/%d/%n/Maildir'")]
@@ -373,6 +378,12 @@ pub(crate) struct StateArgs {
     /// (X-GM-MSGID). The folder is synced first (doveadm -a).
     #[arg(short = 'a', value_name = "MAILBOX")]
     pub(crate) all_mail: Option<String>,
+
+    /// backup into an IMAP server: also delete what dsync did not put there (messages and
+    /// folders the source does not have). Without it such a backup deletes only its own
+    /// earlier copies, as its state records them (see the README).
+    #[arg(long)]
+    pub(crate) delete_extra: bool,
 }
 
 /// Everything sync, backup and import share.
@@ -564,6 +575,10 @@ pub(crate) struct ConnectionArgs {
     /// Run CMD with /bin/sh and use the first line it prints as the password.
     #[arg(long, value_name = "CMD", conflicts_with = "password_file")]
     pub(crate) password_command: Option<String>,
+
+    /// An IMAP destination's password: the first line of FILE (else the source's).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) destination_password_file: Option<PathBuf>,
 
     /// Log in with the OAuth2 access token in FILE (XOAUTH2 unless --sasl-mechanism says
     /// oauthbearer); the file is read again at every connection.

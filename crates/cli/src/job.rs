@@ -54,6 +54,8 @@ pub(crate) struct Task {
     pub(crate) all_mail: Option<MailboxPattern>,
     /// `backup --verify`: compare both sides after the run.
     pub(crate) verify: Option<verify::Level>,
+    /// `--delete-extra`: a backup into an IMAP server deletes what dsync did not put there.
+    pub(crate) delete_extra: bool,
 }
 
 /// One user's run.
@@ -282,8 +284,14 @@ fn attempt_once(
         message_guids: task.all_mail.is_some(),
     };
 
-    let mut destination_store =
-        open::open_destination(&destination, &job.settings, "destination").map_err(fail)?;
+    let imap_destination = match &destination {
+        Location::Imap(imap) if matches!(task.mode, Mode::Backup | Mode::OneWay) => Some(imap),
+        _ => None,
+    };
+    let mut destination_store = match imap_destination {
+        Some(imap) => open::open_imap_destination(imap, &access).map_err(fail)?,
+        None => open::open_destination(&destination, &job.settings, "destination").map_err(fail)?,
+    };
     let root = destination_store.maildir_root();
     // What the store creates gets the mail's owner and modes, and so do our own files in
     // its root (decided before anything creates the root).
@@ -361,6 +369,15 @@ fn attempt_once(
             };
             Some(StateFile::new(path, source.state_identity(), permissions))
         }
+        // An IMAP destination has no root of ours: the state goes where --state-file
+        // says, or under the invoking user's state directory.
+        _ if task.state && imap_destination.is_some() => {
+            let path = match &task.state_file {
+                Some(p) => PathBuf::from(expand(&p.to_string_lossy(), user.unwrap_or(""))),
+                None => open::default_state_path(&source, &destination).map_err(fail)?,
+            };
+            Some(StateFile::new(path, source.state_identity(), mailstore::Permissions::private()))
+        }
         _ => None,
     };
     let state = load_state(task, state_file.as_ref());
@@ -374,7 +391,8 @@ fn attempt_once(
         .import_parent(task.import_parent.clone())
         .subscribe_imported(task.subscribe_imported)
         .search(task.search.clone())
-        .all_mail(task.all_mail.clone());
+        .all_mail(task.all_mail.clone())
+        .delete_extra(task.delete_extra);
 
     tracing::info!("{} {source} -> {destination}", task.verb);
     let mut observer = JobObserver { state_file: state_file.as_ref(), progress };
@@ -552,6 +570,14 @@ impl Observer for JobObserver<'_> {
     fn forget(&mut self, mailbox: &MailboxName, state: &SyncState) {
         if let Some(file) = self.state_file
             && let Err(error) = file.forget(mailbox, state)
+        {
+            tracing::warn!("cannot save the sync state: {error}");
+        }
+    }
+
+    fn paired(&mut self, record: &str, state: &SyncState) {
+        if let Some(file) = self.state_file
+            && let Err(error) = file.append_pair(record, state)
         {
             tracing::warn!("cannot save the sync state: {error}");
         }

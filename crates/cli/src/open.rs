@@ -59,6 +59,7 @@ impl Opened {
         match self {
             Opened::Maildir(maildir) => Some(maildir),
             Opened::Sdbox(sdbox) => Some(sdbox),
+            Opened::Imap(imap) => Some(imap.as_mut()),
             _ => None,
         }
     }
@@ -340,10 +341,37 @@ pub(crate) fn open_destination(
              yet: the {side} must be maildir:PATH or sdbox:PATH"
         ))),
         _ => Err(CliError::Usage(format!(
-            "{location}: IMAP destinations are not supported yet: the {side} must be \
-             maildir:PATH or sdbox:PATH"
+            "{location}: a two-way sync with an IMAP server is not supported yet: the {side} \
+             must be maildir:PATH or sdbox:PATH (backup and sync -1 write IMAP servers)"
         ))),
     }
+}
+
+/// Opens the destination of a run to be read (`verify`): an IMAP server with
+/// `--destination-password-file` when given.
+pub(crate) fn open_destination_to_read(
+    location: &Location,
+    access: &Access<'_>,
+) -> Result<Opened, CliError> {
+    let mut access = access.clone();
+    if let (Location::Imap(_), Some(secret)) = (location, &access.settings.destination_secret) {
+        access.secret = Some(secret.clone());
+    }
+    open_source(location, &access, "destination")
+}
+
+/// Opens an IMAP server as a `backup` or `sync -1` destination: logged in with
+/// `--destination-password-file` when given, else with the source's password.
+pub(crate) fn open_imap_destination(
+    location: &ImapLocation,
+    access: &Access<'_>,
+) -> Result<Opened, CliError> {
+    let mut access = access.clone();
+    access.message_guids = false;
+    if let Some(secret) = &access.settings.destination_secret {
+        access.secret = Some(secret.clone());
+    }
+    Ok(Opened::Imap(Box::new(connect_imap(location, &access, "destination")?)))
 }
 
 /// Refuses one Maildir or sdbox store as both sides, or one inside the other (either way,
@@ -622,6 +650,40 @@ impl Drop for DestinationLock {
 const LOCK_FILE: &str = "dsync-rs.lock";
 /// The default state file in a Maildir root (see `job.rs`).
 pub(crate) const STATE_FILE: &str = "dsync-rs-state";
+
+/// Where the state of a run into a server is kept without `--state-file`:
+/// `$XDG_STATE_HOME/dsync-rs/` (else `~/.local/state/dsync-rs/`), one file per
+/// destination and source: `imap-USER@HOST-PORT-HASH.state`, HASH (FNV-1a) telling
+/// sources apart.
+pub(crate) fn default_state_path(
+    source: &Location,
+    destination: &Location,
+) -> Result<PathBuf, CliError> {
+    let directory =
+        if let Some(state) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+            PathBuf::from(state)
+        } else {
+            let home = std::env::var_os("HOME").filter(|v| !v.is_empty()).ok_or_else(|| {
+                CliError::Usage(
+                    "neither $XDG_STATE_HOME nor $HOME is set: name the sync state file with \
+                 --state-file"
+                        .into(),
+                )
+            })?;
+            PathBuf::from(home).join(".local/state")
+        }
+        .join("dsync-rs");
+    let readable: String = destination
+        .state_identity()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "@.-_".contains(c) { c } else { '-' })
+        .collect();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in source.state_identity().bytes() {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    Ok(directory.join(format!("{readable}-{hash:016x}.state")))
+}
 
 /// What a Maildir that is about to be written needs before anything is read from the
 /// source: the lock when the root exists, else proof that it can be created.

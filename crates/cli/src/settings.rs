@@ -72,6 +72,8 @@ pub(crate) struct ServerSettings {
 pub(crate) struct Settings {
     /// Where the password or token comes from (`None`: `$DSYNC_PASSWORD`).
     pub(crate) secret: Option<SecretSource>,
+    /// An IMAP destination's password, when not the source's (`--destination-password-file`).
+    pub(crate) destination_secret: Option<SecretSource>,
     pub(crate) mechanism: Option<AuthMechanism>,
     pub(crate) master_user: Option<String>,
     pub(crate) ca_file: Option<PathBuf>,
@@ -120,6 +122,7 @@ impl Default for Settings {
     fn default() -> Settings {
         Settings {
             secret: None,
+            destination_secret: None,
             mechanism: None,
             master_user: None,
             ca_file: None,
@@ -218,6 +221,9 @@ impl Settings {
                 .or_else(|| connection.password_file.clone().map(SecretSource::File));
             if secret.is_some() {
                 s.secret = secret;
+            }
+            if let Some(file) = &connection.destination_password_file {
+                s.destination_secret = Some(SecretSource::File(file.clone()));
             }
             if let Some(mechanism) = &connection.sasl_mechanism {
                 s.mechanism = Some(mechanism_from(mechanism).map_err(CliError::Usage)?);

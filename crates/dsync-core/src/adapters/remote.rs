@@ -301,6 +301,7 @@ impl Storage for RemoteStorage {
             message_guids: true,
             noselect_placeholders: true,
             unstable_uids: false,
+            assigns_uids: false,
         }
     }
 

@@ -86,6 +86,19 @@ impl StateFile {
             Err(error) => Err(error),
         }
     }
+
+    /// Persists one pair record (a save an IMAP destination confirmed,
+    /// [`dsync_core::state::pairs::pair_record`]): appended to the saved state, written
+    /// but not fsynced (one fsync per message would cost more than the copy; a killed
+    /// dsync loses nothing written, a power loss the last records, and the next run finds
+    /// those messages by content). Without a file to append to, the whole `state` is saved.
+    pub(crate) fn append_pair(&self, record: &str, state: &SyncState) -> std::io::Result<()> {
+        match std::fs::OpenOptions::new().append(true).open(&self.path) {
+            Ok(mut file) => file.write_all(record.as_bytes()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => self.save(state),
+            Err(error) => Err(error),
+        }
+    }
 }
 
 fn warn(message: &str) {

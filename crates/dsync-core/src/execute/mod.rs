@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
 use crate::filter::{MailboxFilter, MailboxPattern, MessageFilter};
 use crate::model::{MailboxInfo, MailboxName, MessageMeta, SpecialUse, Uid};
+use crate::pairing::{self, plan::PairMode};
 use crate::plan::{MailboxPlan, Mode, TreePlan};
 use crate::query::SearchQuery;
 use crate::report::{MailboxReport, Report, Skipped};
@@ -54,6 +55,11 @@ pub struct SyncOptions {
     /// stores the body once, hard-linked). Only messages whose source has GUIDs qualify.
     /// `backup` and `sync -1` use it; that mailbox is synced first.
     pub all_mail: Option<MailboxPattern>,
+    /// A backup into a destination that assigns its own UIDs (an IMAP server): also
+    /// delete what dsync did not put there (messages and mailboxes the source lacks,
+    /// subscriptions it does not have), making the destination the source's copy exactly.
+    /// Without it such a backup only removes its own earlier copies ([`crate::pairing`]).
+    pub delete_extra: bool,
 }
 
 impl Default for SyncOptions {
@@ -69,6 +75,7 @@ impl Default for SyncOptions {
             subscribe_imported: false,
             search: None,
             all_mail: None,
+            delete_extra: false,
         }
     }
 }
@@ -126,6 +133,13 @@ impl SyncOptions {
         self.all_mail = mailbox;
         self
     }
+    /// Lets a backup into a destination that assigns UIDs delete what it did not put
+    /// there ([`Self::delete_extra`]).
+    #[must_use]
+    pub fn delete_extra(mut self, delete_extra: bool) -> SyncOptions {
+        self.delete_extra = delete_extra;
+        self
+    }
     /// Restricts the run to some messages.
     #[must_use]
     pub fn message_filter(mut self, filter: MessageFilter) -> SyncOptions {
@@ -162,6 +176,17 @@ pub trait Observer {
     /// append [`SyncState::forget_record`] instead, one line rather than the whole state
     /// for each of thousands of mailboxes.
     fn forget(&mut self, _mailbox: &MailboxName, state: &SyncState) {
+        self.checkpoint(state);
+    }
+
+    /// A side that assigns its own UIDs (an IMAP destination) confirmed a save, now
+    /// paired in `state` ([`crate::pairing`]): persist it before anything else happens, or
+    /// a kill now leaves the message there unpaired (the next run still finds it by
+    /// content, at the cost of reading headers). `record` is the one line
+    /// ([`crate::state::pairs::pair_record`]) that, appended to the saved state, says
+    /// it; the default persists the whole state with [`checkpoint`](Self::checkpoint).
+    fn paired(&mut self, record: &str, state: &SyncState) {
+        let _ = record;
         self.checkpoint(state);
     }
 }
@@ -205,7 +230,17 @@ pub fn run(
     let mut report = Report { dry_run: options.dry_run, ..Report::default() };
     let mut state = options.state.clone().unwrap_or_default();
     let unstable_uids = source.capabilities().unstable_uids;
+    let assigns_uids = destination.capabilities().assigns_uids;
     let result = match options.mode {
+        Mode::Backup | Mode::OneWay if assigns_uids => {
+            let mode = if options.mode == Mode::Backup {
+                PairMode::Backup { delete_extra: options.delete_extra }
+            } else {
+                PairMode::OneWay
+            };
+            let origin = pairing::Origin::ReadOnly(source);
+            pairing::run(options, mode, origin, destination, observer, &mut report, &mut state)
+        }
         Mode::Backup | Mode::OneWay if unstable_uids => {
             let expunge_missing = options.mode == Mode::Backup;
             uidl::run(options, source, destination, observer, &mut report, expunge_missing)
@@ -239,7 +274,11 @@ pub fn run_two_way(
 ) -> Result<Report, Failed> {
     let mut report = Report { dry_run: options.dry_run, ..Report::default() };
     let mut state = options.state.clone().unwrap_or_default();
-    let result = if options.message_filter.is_everything() {
+    let assigns_uids = a.capabilities().assigns_uids || b.capabilities().assigns_uids;
+    let result = if assigns_uids {
+        let origin = pairing::Origin::Writable(&mut *a);
+        pairing::run(options, PairMode::TwoWay, origin, b, observer, &mut report, &mut state)
+    } else if options.message_filter.is_everything() {
         merge::run(options, merge::MergeSource::Writable(a), b, observer, &mut report, &mut state)
     } else {
         Err(SyncError::usage("message filters are not supported in a two-way sync"))

@@ -105,7 +105,12 @@ fn warn(message: &str) {
     tracing::warn!("{message}");
 }
 
-fn write_atomically(path: &Path, bytes: &[u8], permissions: &Permissions) -> std::io::Result<()> {
+/// Writes `bytes` to `path` through a temp file in the same directory (fsynced, renamed).
+pub(crate) fn write_atomically(
+    path: &Path,
+    bytes: &[u8],
+    permissions: &Permissions,
+) -> std::io::Result<()> {
     let directory = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     permissions.create_dir_all(directory).map_err(std::io::Error::other)?;
     // No leading dot: in a Maildir++ root a dot-name is a folder.

@@ -16,6 +16,7 @@ use std::io::Read;
 mod sinks;
 
 use crate::error::{ErrorKind, StorageError};
+use crate::history::{ExpungeHistory, FolderHistory};
 use crate::model::{
     Flags, MailboxContents, MailboxGuid, MailboxInfo, MailboxName, MailboxStamp, MailboxStatus,
     MessageMeta, Uid, UidValidity,
@@ -101,6 +102,24 @@ pub trait Storage {
     /// [`crate::Report::warnings`]. The default reports none.
     fn take_warnings(&mut self) -> Vec<String> {
         Vec::new()
+    }
+
+    /// The messages this storage's own history says were expunged from `mailbox` (a
+    /// Dovecot-served Maildir's or sdbox's index log), for a merge without state of its
+    /// own. The default: no history (`None`), and the merge cannot tell an expunged
+    /// message from one never delivered.
+    fn expunge_history(
+        &mut self,
+        mailbox: &MailboxName,
+    ) -> Result<Option<ExpungeHistory>, StorageError> {
+        let _ = mailbox;
+        Ok(None)
+    }
+
+    /// The mailbox deletes and renames this storage's own history records (Dovecot's
+    /// `dovecot.mailbox.log`), for a merge without state of its own. The default: none.
+    fn folder_history(&mut self) -> Result<FolderHistory, StorageError> {
+        Ok(FolderHistory::default())
     }
 
     /// Dovecot's header hash (see [`crate::header_hash`]) of each of `uids`, the identity

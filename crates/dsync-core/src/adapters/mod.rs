@@ -67,3 +67,35 @@ impl Read for HeaderTap<'_> {
         Ok(n)
     }
 }
+
+/// Dovecot's expunge records as a merge reads them. A record that carries a GUID hash
+/// names the message by it too; Dovecot's Maildir leaves it empty, and the UID alone
+/// names the message (UIDs are never reused under one UIDVALIDITY).
+#[cfg(feature = "maildir")]
+pub(crate) fn expunge_history(
+    expunges: &mailstore::DovecotExpunges,
+) -> crate::history::ExpungeHistory {
+    let uids = expunges.messages.iter().filter_map(|m| crate::Uid::new(m.uid)).collect();
+    crate::history::ExpungeHistory::new(crate::UidValidity::new(expunges.uid_validity), uids)
+}
+
+/// Dovecot's mailbox log as a merge reads it: deleted mailbox GUIDs, renamed-to name hashes.
+#[cfg(feature = "maildir")]
+pub(crate) fn folder_history(
+    changes: &[mailstore::MailboxChange],
+) -> crate::history::FolderHistory {
+    use mailstore::MailboxChangeKind;
+    let mut history = crate::history::FolderHistory::default();
+    for change in changes {
+        match change.kind {
+            MailboxChangeKind::DeleteMailbox => {
+                history.deleted.insert(crate::MailboxGuid(change.guid));
+            }
+            MailboxChangeKind::Rename => {
+                history.renamed_to.insert(change.guid);
+            }
+            _ => {}
+        }
+    }
+    history
+}

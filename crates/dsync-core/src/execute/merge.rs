@@ -221,8 +221,10 @@ impl Merge<'_, '_> {
                 all_mail: all_mail.as_mut(),
             };
             let result = merge.merge(&job);
-            if let Some((mailbox_report, mailbox_state)) = keep_going_mailbox(result, self.report)?
+            if let Some((mut mailbox_report, mailbox_state)) =
+                keep_going_mailbox(result, self.report)?
             {
+                self.report.warnings.append(&mut mailbox_report.warnings);
                 self.observer.mailbox_finished(&mailbox_report);
                 self.report.mailboxes.push(mailbox_report);
                 self.state.mailboxes.insert(name.clone(), mailbox_state);

@@ -106,6 +106,25 @@ impl SdboxMailbox {
         Ok(loaded)
     }
 
+    /// The expunges this mailbox's index logs still hold (Dovecot's and ours), under the
+    /// log's shared lock: what a sync without state of its own reads to tell an expunged
+    /// message from one never delivered.
+    pub fn dovecot_expunges(&self) -> Result<crate::DovecotExpunges> {
+        let loaded = self.loaded()?;
+        Ok(crate::DovecotExpunges {
+            uid_validity: loaded.state.uid_validity(),
+            messages: loaded
+                .state
+                .expunged
+                .iter()
+                .map(|e| crate::ExpungedMessage {
+                    uid: e.uid,
+                    guid_128: e.guid_128.filter(|guid| guid.iter().any(|&b| b != 0)),
+                })
+                .collect(),
+        })
+    }
+
     pub(crate) fn no_log(&self) -> Error {
         Error::Corrupt {
             path: self.paths.index.join(crate::index::files::LOG),

@@ -48,6 +48,11 @@ pub struct MergeView<'a> {
     /// Identity per UID: a GUID or a header hash, the same kind on both sides. Empty when
     /// no identity is known; then equal UIDs are trusted to be the same message.
     pub identities: &'a BTreeMap<Uid, String>,
+    /// The UIDs this side's own history says it expunged under its current UIDVALIDITY
+    /// (Dovecot's index log, [`crate::Storage::expunge_history`]); `None` when the side
+    /// keeps none. Used only without a saved base: a message the other side still has at
+    /// such a UID was expunged here, not never delivered.
+    pub expunged: Option<&'a BTreeSet<Uid>>,
 }
 
 /// Where the body of a message to save comes from.
@@ -99,6 +104,10 @@ pub struct MergePlan {
     pub b: SidePlan,
     /// What both sides will hold in common once the plan is applied.
     pub next_base: MergeBase,
+    /// Messages copied to a side whose UIDNEXT is above their UID although neither a saved
+    /// base nor that side's history tells whether it expunged them: if it did, they come
+    /// back. The run warns about them.
+    pub unproven: usize,
 }
 
 /// One message instance on one side.
@@ -119,6 +128,7 @@ pub fn plan_merge(
         a: SidePlan::default(),
         b: SidePlan::default(),
         next_base: MergeBase::default(),
+        unproven: 0,
     };
     let (a_validity, b_validity) = (a.contents.status.uid_validity, b.contents.status.uid_validity);
     let winner = if a_validity == b_validity {
@@ -177,6 +187,13 @@ pub fn plan_merge(
     let b_new: Vec<Instance<'_>> =
         b_side.iter().filter(|(uid, _)| !was_common.contains(*uid)).map(|(_, i)| *i).collect();
     let groups = link(&a_new, &b_new, trust_uids);
+    // Without a base, a side's own history tells its expunges from mail it never had.
+    let history_applies = base.is_none() && a_validity == b_validity;
+    let expunged_on =
+        |view: &MergeView<'_>, uid: Uid| view.expunged.is_some_and(|set| set.contains(&uid));
+    let unproven = |view: &MergeView<'_>, uid: Uid| {
+        base.is_none() && view.expunged.is_none() && uid < view.contents.status.uid_next
+    };
     let a_uid_next = effective_uid_next(a.contents);
     let b_uid_next = effective_uid_next(b.contents);
     let mut next_free = a_uid_next.max(b_uid_next).get();
@@ -232,6 +249,16 @@ pub fn plan_merge(
             }
             Group::OnlyA(a_message) => {
                 let ua = a_message.meta.uid;
+                if history_applies && expunged_on(&b, ua) {
+                    // B expunged it: two-way, the expunge travels; one-way, it stays B's.
+                    if mode == MergeMode::TwoWay {
+                        plan.a.expunge.push(ua);
+                    } else {
+                        common.insert(ua, a_message.meta.flags.clone()); // not copied back later
+                    }
+                    continue;
+                }
+                plan.unproven += usize::from(unproven(&b, ua));
                 let flags = a_message.meta.flags.clone();
                 let final_uid = if ua >= b_uid_next { ua } else { take(&mut next_free) };
                 plan.b.save.push(save(a_message, final_uid, &flags, Origin::OtherSide(ua)));
@@ -244,10 +271,15 @@ pub fn plan_merge(
                 }
             }
             Group::OnlyB(b_message) => {
+                let ub = b_message.meta.uid;
+                if history_applies && expunged_on(&a, ub) {
+                    plan.b.expunge.push(ub); // A expunged it: the expunge travels
+                    continue;
+                }
                 if mode == MergeMode::OneWay {
                     continue; // a destination-only message: kept, not copied back
                 }
-                let ub = b_message.meta.uid;
+                plan.unproven += usize::from(unproven(&a, ub));
                 let flags = b_message.meta.flags.clone();
                 let final_uid = if ub >= a_uid_next { ub } else { take(&mut next_free) };
                 plan.a.save.push(save(b_message, final_uid, &flags, Origin::OtherSide(ub)));
@@ -461,7 +493,7 @@ mod tests {
     }
 
     fn view(side: &TestMailbox) -> MergeView<'_> {
-        MergeView { contents: &side.contents, identities: &side.identities }
+        MergeView { contents: &side.contents, identities: &side.identities, expunged: None }
     }
 
     fn merge(
@@ -619,5 +651,79 @@ mod tests {
             flags(SEEN.union(FLAGGED), &["$A", "$B", "$C", "$D"])
         );
         assert_eq!(merge_flags(MergeMode::OneWay, None, &a, &b), a);
+    }
+
+    /// Without a saved base, a side's own history (Dovecot's expunge records) tells its
+    /// expunges from mail it never had. (mode, A's history, B's history) → A's expunges,
+    /// B's expunges, saves on A, saves on B, messages copied without proof.
+    #[test]
+    fn history_tells_an_expunge_from_mail_never_delivered() {
+        // Both sides held 1..=4 (UIDNEXT 5); A expunged 2, B expunged 3.
+        let a = side(7, 5, &[(1, "w", NONE), (3, "y", NONE), (4, "z", NONE)]);
+        let b = side(7, 5, &[(1, "w", NONE), (2, "x", NONE), (4, "z", NONE)]);
+        let a_expunged = BTreeSet::from([uid(2)]);
+        let b_expunged = BTreeSet::from([uid(3)]);
+        type Case<'h> = (
+            MergeMode,
+            Option<&'h BTreeSet<Uid>>,
+            Option<&'h BTreeSet<Uid>>,
+            (Vec<u32>, Vec<u32>, Vec<u32>, Vec<u32>, usize),
+        );
+        let cases: [Case<'_>; 5] = [
+            // No history: both messages come back (at fresh UIDs, below the other side's
+            // UIDNEXT as they are), and the plan says they are unproven.
+            (MergeMode::TwoWay, None, None, (vec![3], vec![2], vec![5, 6], vec![5, 6], 2)),
+            // Both histories: each expunge travels.
+            (
+                MergeMode::TwoWay,
+                Some(&a_expunged),
+                Some(&b_expunged),
+                (vec![3], vec![2], vec![], vec![], 0),
+            ),
+            // Only A's history: A's expunge travels, B's expunged message comes back.
+            (MergeMode::TwoWay, Some(&a_expunged), None, (vec![3], vec![2], vec![5], vec![5], 1)),
+            // One-way: A's expunge travels to B; B's own expunge stays (not copied back).
+            (
+                MergeMode::OneWay,
+                Some(&a_expunged),
+                Some(&b_expunged),
+                (vec![], vec![2], vec![], vec![], 0),
+            ),
+            (MergeMode::OneWay, None, None, (vec![], vec![], vec![], vec![5], 1)),
+        ];
+        for (mode, a_history, b_history, expected) in cases {
+            let plan = plan_merge(
+                mode,
+                MergeView { expunged: a_history, ..view(&a) },
+                MergeView { expunged: b_history, ..view(&b) },
+                None,
+            );
+            let saved = |side: &SidePlan| side.save.iter().map(|s| s.meta.uid.get()).collect();
+            let got = (
+                uids(&plan.a.expunge),
+                uids(&plan.b.expunge),
+                saved(&plan.a),
+                saved(&plan.b),
+                plan.unproven,
+            );
+            assert_eq!(got, expected, "{mode:?} A {a_history:?} B {b_history:?}");
+        }
+        // A saved base wins over the history; a history under another UIDVALIDITY is
+        // not passed in (ExpungeHistory::under), so UIDs of another incarnation never count.
+        let base = MergeBase {
+            uid_validity: 7,
+            last_common_uid: 4,
+            flags: [1, 2, 4].into_iter().map(|n| (uid(n), Flags::default())).collect(),
+        };
+        let plan = plan_merge(
+            MergeMode::TwoWay,
+            MergeView { expunged: Some(&a_expunged), ..view(&a) },
+            MergeView { expunged: Some(&b_expunged), ..view(&b) },
+            Some(&base),
+        );
+        // (3 is new to the base: copied, at a fresh UID as B's UIDNEXT is above it.)
+        assert_eq!(uids(&plan.b.expunge), [2]);
+        assert_eq!(plan.b.save.iter().map(|s| s.meta.uid.get()).collect::<Vec<_>>(), [5]);
+        assert_eq!(plan.unproven, 0);
     }
 }

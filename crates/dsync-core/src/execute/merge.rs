@@ -11,11 +11,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::all_mail::AllMail;
 use super::{Observer, SyncOptions, keep_going_mailbox, local_names, note_mailbox_filter};
 use crate::error::{Side, StorageError, SyncError};
+use crate::history::FolderHistory;
 use crate::model::{MailboxName, SpecialUse};
 use crate::plan::ComparableGuids;
 use crate::plan::merge::{
-    FolderInput, FolderStep, Listed, MergeMode, Rename, Subscribed, move_state, next_rename,
-    plan_folders, plan_subscriptions, record_subscriptions, token_needed,
+    FolderInput, FolderStep, Listed, MergeMode, Rename, Subscribed, move_state,
+    next_history_rename, next_rename, plan_folders, plan_subscriptions, record_subscriptions,
+    token_needed,
 };
 use crate::report::{MailboxRename, Report};
 use crate::state::SyncState;
@@ -34,6 +36,9 @@ struct Merge<'r, 's> {
     state: &'r mut SyncState,
     /// A's own spelling of names (destination-side) where it differs.
     a_names: &'r BTreeMap<MailboxName, MailboxName>,
+    /// What each side's own history (Dovecot's mailbox log) says of deletes and renames,
+    /// for mailboxes the state does not know: A's, then B's.
+    history: (FolderHistory, FolderHistory),
 }
 
 pub(super) fn run(
@@ -89,7 +94,11 @@ pub(super) fn run(
         .as_ref()
         .and_then(|pattern| AllMail::resolve(pattern, &a_mailboxes, &b_mailboxes))
         .map(AllMail::new);
-    let mut merge = Merge { options, a, b, observer, report, state, a_names: &a_names };
+    // A history that cannot be read counts as none: mailboxes are then kept or copied,
+    // never deleted on a guess.
+    let history =
+        (a.storage().folder_history().unwrap_or_default(), b.folder_history().unwrap_or_default());
+    let mut merge = Merge { options, a, b, observer, report, state, a_names: &a_names, history };
     merge.follow_renames(&mut listed);
     merge.folders(&listed, (&a_left_out, &b_left_out), all_mail)?;
     merge.subscriptions(&a_subscriptions, &b_subscriptions, &wanted)
@@ -119,9 +128,15 @@ impl Merge<'_, '_> {
                 };
                 stamp.ok()?.guid
             };
-            let Some(found) = next_rename(mode, listed, self.state, &refused, &mut guid) else {
-                return;
+            let history = &self.history;
+            let renamed_to = |side: Side, name: &MailboxName| match side {
+                Side::Source => history.0.renamed_to(name),
+                Side::Destination => history.1.renamed_to(name),
             };
+            let found = next_rename(mode, listed, self.state, &refused, &mut guid).or_else(|| {
+                next_history_rename(mode, listed, self.state, &refused, &renamed_to, &mut guid)
+            });
+            let Some(found) = found else { return };
             let (side, old, new) = match found {
                 Rename::StateOnly { old, new } => {
                     move_state(self.state, &old, &new);
@@ -183,6 +198,7 @@ impl Merge<'_, '_> {
                 tokens.insert(name.clone(), token);
             }
         }
+        let deleted_elsewhere = self.deleted_elsewhere(listed, left_out);
         let input = FolderInput {
             mode,
             on_a: &listed.on_a,
@@ -191,6 +207,7 @@ impl Merge<'_, '_> {
             left_out_b: left_out.1,
             state: &self.state.mailboxes,
             tokens: &tokens,
+            deleted_elsewhere: &deleted_elsewhere,
             first: all_mail.as_ref().map(AllMail::mailbox),
         };
         let steps = plan_folders(&input);
@@ -231,6 +248,44 @@ impl Merge<'_, '_> {
             }
         }
         Ok(())
+    }
+
+    /// The mailboxes one side has, the state does not know and the other side's history
+    /// records as deleted (by persistent mailbox GUID).
+    fn deleted_elsewhere(
+        &mut self,
+        listed: &Listed,
+        left_out: (&BTreeSet<MailboxName>, &BTreeSet<MailboxName>),
+    ) -> BTreeSet<MailboxName> {
+        let mut deleted = BTreeSet::new();
+        let guids =
+            ComparableGuids::between(self.a.storage().capabilities(), self.b.capabilities());
+        if !guids.mailboxes {
+            return deleted;
+        }
+        let unknown = |name: &&MailboxName| {
+            !self.state.mailboxes.contains_key(*name)
+                && !left_out.0.contains(*name)
+                && !left_out.1.contains(*name)
+        };
+        if !self.history.1.deleted.is_empty() {
+            for name in listed.on_a.difference(&listed.on_b).filter(unknown) {
+                let spelled = self.a.spelling(self.a_names, name);
+                let guid = self.a.storage().stamp(&spelled).ok().and_then(|s| s.guid);
+                if guid.is_some_and(|guid| self.history.1.deleted.contains(&guid)) {
+                    deleted.insert(name.clone());
+                }
+            }
+        }
+        if !self.history.0.deleted.is_empty() {
+            for name in listed.on_b.difference(&listed.on_a).filter(unknown) {
+                let guid = self.b.stamp(name).ok().and_then(|s| s.guid);
+                if guid.is_some_and(|guid| self.history.0.deleted.contains(&guid)) {
+                    deleted.insert(name.clone());
+                }
+            }
+        }
+        deleted
     }
 
     /// Deletes mailbox `name` (`a_name` on A) on `side`; a refusal is the mailbox's failure.

@@ -3,32 +3,36 @@
 //! `dovecot.index.log` and deletes and renames in `dovecot.mailbox.log`. Dovecot's dsync
 //! reads them to tell a message or mailbox deleted on one side from one the other side
 //! never had (`dsync-mailbox-export.c`, `dsync-mailbox-tree-sync.c`); so do we, through
-//! [`crate::Storage::expunge_history`] and [`crate::Storage::folder_history`].
+//! [`crate::Storage::message_history`] and [`crate::Storage::folder_history`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::{MailboxGuid, MailboxName, Uid, UidValidity};
 
-/// The messages a mailbox's history says were expunged.
+/// What a mailbox's history says happened to its messages.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct ExpungeHistory {
+pub struct MessageHistory {
     /// The UIDVALIDITY the UIDs belong to (a history of an earlier incarnation says
     /// nothing about the current one).
     pub uid_validity: Option<UidValidity>,
     /// The expunged UIDs still recorded (old records go with rotated-out logs).
-    pub uids: BTreeSet<Uid>,
+    pub expunged: BTreeSet<Uid>,
+    /// Per UID, when its flags were last changed, as a position that only grows along the
+    /// history (Dovecot: where in the index log chain). Two copies of one store that
+    /// diverged share the positions before the split, so the later one tells which side
+    /// changed the flags since. Absent: no change recorded.
+    pub flag_changes: BTreeMap<Uid, u64>,
 }
 
-impl ExpungeHistory {
-    /// `uids` expunged under `uid_validity`.
-    pub fn new(uid_validity: Option<UidValidity>, uids: BTreeSet<Uid>) -> ExpungeHistory {
-        ExpungeHistory { uid_validity, uids }
-    }
-
-    /// The UIDs, when they belong to `uid_validity`.
-    pub fn under(&self, uid_validity: UidValidity) -> Option<&BTreeSet<Uid>> {
-        (self.uid_validity == Some(uid_validity)).then_some(&self.uids)
+impl MessageHistory {
+    /// The history of a mailbox under `uid_validity`.
+    pub fn new(
+        uid_validity: Option<UidValidity>,
+        expunged: BTreeSet<Uid>,
+        flag_changes: BTreeMap<Uid, u64>,
+    ) -> MessageHistory {
+        MessageHistory { uid_validity, expunged, flag_changes }
     }
 }
 

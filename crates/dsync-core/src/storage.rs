@@ -16,7 +16,7 @@ use std::io::Read;
 mod sinks;
 
 use crate::error::{ErrorKind, StorageError};
-use crate::history::{ExpungeHistory, FolderHistory};
+use crate::history::{FolderHistory, MessageHistory};
 use crate::model::{
     Flags, MailboxContents, MailboxGuid, MailboxInfo, MailboxName, MailboxStamp, MailboxStatus,
     MessageMeta, Uid, UidValidity,
@@ -104,14 +104,15 @@ pub trait Storage {
         Vec::new()
     }
 
-    /// The messages this storage's own history says were expunged from `mailbox` (a
-    /// Dovecot-served Maildir's or sdbox's index log), for a merge without state of its
-    /// own. The default: no history (`None`), and the merge cannot tell an expunged
-    /// message from one never delivered.
-    fn expunge_history(
+    /// What this storage's own history says happened to the messages of `mailbox`
+    /// (expunges and flag changes in a Dovecot-served Maildir's or sdbox's index log), for
+    /// a merge without state of its own. The default: no history (`None`), and the merge
+    /// cannot tell an expunged message from one never delivered, nor which side changed
+    /// a message's flags.
+    fn message_history(
         &mut self,
         mailbox: &MailboxName,
-    ) -> Result<Option<ExpungeHistory>, StorageError> {
+    ) -> Result<Option<MessageHistory>, StorageError> {
         let _ = mailbox;
         Ok(None)
     }

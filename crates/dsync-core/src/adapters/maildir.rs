@@ -10,7 +10,7 @@ use mailstore::{
 };
 
 use crate::error::{ErrorKind, StorageError};
-use crate::history::{ExpungeHistory, FolderHistory};
+use crate::history::{FolderHistory, MessageHistory};
 use crate::model::{
     Flags, MailboxContents, MailboxGuid, MailboxInfo, MailboxName, MailboxStamp, MailboxStatus,
     MessageMeta, SystemFlags, Uid, UidValidity,
@@ -185,13 +185,13 @@ impl Storage for MaildirStorage {
         Ok(MailboxContents { status, messages })
     }
 
-    fn expunge_history(
+    fn message_history(
         &mut self,
         mailbox: &MailboxName,
-    ) -> Result<Option<ExpungeHistory>, StorageError> {
+    ) -> Result<Option<MessageHistory>, StorageError> {
         let opened = self.mailbox(mailbox)?;
         let history = opened.dovecot_expunges().map_err(convert_error)?;
-        Ok(history.as_ref().map(crate::adapters::expunge_history))
+        Ok(history.as_ref().map(crate::adapters::message_history))
     }
 
     fn folder_history(&mut self) -> Result<FolderHistory, StorageError> {

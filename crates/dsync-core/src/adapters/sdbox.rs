@@ -15,7 +15,7 @@ use super::maildir::{
     to_store_name,
 };
 use crate::error::{ErrorKind, StorageError};
-use crate::history::{ExpungeHistory, FolderHistory};
+use crate::history::{FolderHistory, MessageHistory};
 use crate::model::{
     Flags, MailboxContents, MailboxGuid, MailboxInfo, MailboxName, MailboxStamp, MailboxStatus,
     MessageMeta, Uid, UidValidity,
@@ -167,13 +167,13 @@ impl Storage for SdboxStorage {
         Ok(MailboxContents { status, messages })
     }
 
-    fn expunge_history(
+    fn message_history(
         &mut self,
         mailbox: &MailboxName,
-    ) -> Result<Option<ExpungeHistory>, StorageError> {
+    ) -> Result<Option<MessageHistory>, StorageError> {
         let opened = self.mailbox(mailbox)?;
         let history = opened.dovecot_expunges().map_err(convert_error)?;
-        Ok(Some(crate::adapters::expunge_history(&history)))
+        Ok(Some(crate::adapters::message_history(&history)))
     }
 
     fn folder_history(&mut self) -> Result<FolderHistory, StorageError> {

@@ -34,8 +34,13 @@ struct Merge<'r, 's> {
     observer: &'r mut dyn Observer,
     report: &'r mut Report,
     state: &'r mut SyncState,
-    /// A's own spelling of names (destination-side) where it differs.
-    a_names: &'r BTreeMap<MailboxName, MailboxName>,
+    /// A's own spelling of names (destination-side) where it differs, and A's mailboxes a
+    /// one-way merge reads under B's new name after B renamed them.
+    a_names: BTreeMap<MailboxName, MailboxName>,
+    /// One-way: B's renames A's mailboxes were merged into, `(A's old name, B's new
+    /// name)` (destination-side spellings); a subscription of the old name on A counts
+    /// for the new name too, as Dovecot's dsync keeps it with the mailbox.
+    aliases: Vec<(MailboxName, MailboxName)>,
     /// What each side's own history (Dovecot's mailbox log) says of deletes and renames,
     /// for mailboxes the state does not know: A's, then B's.
     history: (FolderHistory, FolderHistory),
@@ -98,7 +103,8 @@ pub(super) fn run(
     // never deleted on a guess.
     let history =
         (a.storage().folder_history().unwrap_or_default(), b.folder_history().unwrap_or_default());
-    let mut merge = Merge { options, a, b, observer, report, state, a_names: &a_names, history };
+    let aliases = Vec::new();
+    let mut merge = Merge { options, a, b, observer, report, state, a_names, history, aliases };
     merge.follow_renames(&mut listed);
     merge.folders(&listed, (&a_left_out, &b_left_out), all_mail)?;
     merge.subscriptions(&a_subscriptions, &b_subscriptions, &wanted)
@@ -117,7 +123,7 @@ impl Merge<'_, '_> {
         let mode = self.a.mode();
         let mut refused: BTreeSet<MailboxName> = BTreeSet::new();
         loop {
-            let (a, b, a_names) = (&mut self.a, &mut *self.b, self.a_names);
+            let (a, b, a_names) = (&mut self.a, &mut *self.b, &self.a_names);
             let mut guid = |side: Side, name: &MailboxName| {
                 let stamp = match side {
                     Side::Source => {
@@ -141,6 +147,10 @@ impl Merge<'_, '_> {
                 Rename::StateOnly { old, new } => {
                     move_state(self.state, &old, &new);
                     self.observer.checkpoint(self.state);
+                    continue;
+                }
+                Rename::Alias { old, new } => {
+                    self.alias(listed, &old, &new);
                     continue;
                 }
                 Rename::Follow { side, old, new } => (side, old, new),
@@ -170,6 +180,22 @@ impl Merge<'_, '_> {
         }
     }
 
+    /// One-way: A's `old` (and its children) are read as B's `new` from now on.
+    fn alias(&mut self, listed: &mut Listed, old: &MailboxName, new: &MailboxName) {
+        let moving: Vec<MailboxName> =
+            listed.on_a.iter().filter(|name| name.is_within(old)).cloned().collect();
+        for name in moving {
+            let tail = &name.components()[old.components().len()..];
+            let Ok(target) = MailboxName::new(new.components().iter().chain(tail).cloned()) else {
+                continue;
+            };
+            let spelled = self.a.spelling(&self.a_names, &name);
+            self.a_names.insert(target, spelled);
+        }
+        listed.rename(Side::Source, old, new);
+        self.aliases.push((old.clone(), new.clone()));
+    }
+
     /// Plans the folders and applies each step. `left_out`: what A's and B's listings left
     /// out.
     fn folders(
@@ -189,7 +215,7 @@ impl Merge<'_, '_> {
             let stamp = match token_needed(mode, name, &listed.on_a, &listed.on_b, previous) {
                 None => continue,
                 Some(Side::Source) => {
-                    let spelled = self.a.spelling(self.a_names, name);
+                    let spelled = self.a.spelling(&self.a_names, name);
                     self.a.storage().stamp(&spelled)
                 }
                 Some(Side::Destination) => self.b.stamp(name),
@@ -213,7 +239,7 @@ impl Merge<'_, '_> {
         let steps = plan_folders(&input);
         for (name, step) in steps {
             super::stop_if_interrupted(self.observer, &name)?;
-            let a_name = self.a.spelling(self.a_names, &name);
+            let a_name = self.a.spelling(&self.a_names, &name);
             let (previous, create_on) = match step {
                 FolderStep::Keep(_) => continue,
                 FolderStep::Delete(side) => {
@@ -270,7 +296,7 @@ impl Merge<'_, '_> {
         };
         if !self.history.1.deleted.is_empty() {
             for name in listed.on_a.difference(&listed.on_b).filter(unknown) {
-                let spelled = self.a.spelling(self.a_names, name);
+                let spelled = self.a.spelling(&self.a_names, name);
                 let guid = self.a.storage().stamp(&spelled).ok().and_then(|s| s.guid);
                 if guid.is_some_and(|guid| self.history.1.deleted.contains(&guid)) {
                     deleted.insert(name.clone());
@@ -317,6 +343,13 @@ impl Merge<'_, '_> {
         b_now: &BTreeSet<MailboxName>,
         wanted: &dyn Fn(&MailboxName) -> bool,
     ) -> Result<(), SyncError> {
+        let mut a_aliased = a_now.clone();
+        for (old, new) in &self.aliases {
+            if a_now.contains(old) {
+                a_aliased.insert(new.clone());
+            }
+        }
+        let a_now = &a_aliased;
         let plan = plan_subscriptions(
             self.a.mode(),
             Subscribed { now: a_now, recorded: &self.state.subscribed_source },

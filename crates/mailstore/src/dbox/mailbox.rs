@@ -122,6 +122,7 @@ impl SdboxMailbox {
                     guid_128: e.guid_128.filter(|guid| guid.iter().any(|&b| b != 0)),
                 })
                 .collect(),
+            flag_changes: loaded.state.flag_changes.clone(),
         })
     }
 

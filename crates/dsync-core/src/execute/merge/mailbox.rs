@@ -213,12 +213,12 @@ impl MailboxMerge<'_, '_> {
         )
         .map_err(SyncError::at(Side::Destination, b_name))?;
         // Without a base, each side's own history (Dovecot's index log) tells its
-        // expunges from mail it never had. A history that cannot be read counts as none:
+        // expunges from mail it never had, and which side changed a message's flags. A history that cannot be read counts as none:
         // the plan then copies (and warns), it never expunges on a guess.
         let (a_history, b_history) = if base.is_none() && create_on.is_none() {
             (
-                a.storage().expunge_history(a_name).ok().flatten(),
-                b.expunge_history(b_name).ok().flatten(),
+                a.storage().message_history(a_name).ok().flatten(),
+                b.message_history(b_name).ok().flatten(),
             )
         } else {
             (None, None)
@@ -228,12 +228,12 @@ impl MailboxMerge<'_, '_> {
             MergeView {
                 contents: &a_contents,
                 identities: &a_identities,
-                expunged: a_history.as_ref().and_then(|h| h.under(a_contents.status.uid_validity)),
+                history: a_history.as_ref(),
             },
             MergeView {
                 contents: &b_contents,
                 identities: &b_identities,
-                expunged: b_history.as_ref().and_then(|h| h.under(b_contents.status.uid_validity)),
+                history: b_history.as_ref(),
             },
             base,
         );

@@ -27,6 +27,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::history::MessageHistory;
 use crate::model::{Flags, MailboxContents, MessageMeta, SystemFlags, Uid, UidValidity};
 use crate::plan::effective_uid_next;
 use crate::state::MergeBase;
@@ -48,11 +49,13 @@ pub struct MergeView<'a> {
     /// Identity per UID: a GUID or a header hash, the same kind on both sides. Empty when
     /// no identity is known; then equal UIDs are trusted to be the same message.
     pub identities: &'a BTreeMap<Uid, String>,
-    /// The UIDs this side's own history says it expunged under its current UIDVALIDITY
-    /// (Dovecot's index log, [`crate::Storage::expunge_history`]); `None` when the side
-    /// keeps none. Used only without a saved base: a message the other side still has at
-    /// such a UID was expunged here, not never delivered.
-    pub expunged: Option<&'a BTreeSet<Uid>>,
+    /// This side's own history of the mailbox (Dovecot's index log,
+    /// [`crate::Storage::message_history`]); `None` when the side keeps none. Used only
+    /// without a saved base and while it belongs to the side's current UIDVALIDITY: a
+    /// message the other side still has at a UID expunged here was expunged here, not
+    /// never delivered; of a message whose flags differ, the side whose history changed
+    /// them later wins (Dovecot's dsync decides by modseqs).
+    pub history: Option<&'a MessageHistory>,
 }
 
 /// Where the body of a message to save comes from.
@@ -189,10 +192,18 @@ pub fn plan_merge(
     let groups = link(&a_new, &b_new, trust_uids);
     // Without a base, a side's own history tells its expunges from mail it never had.
     let history_applies = base.is_none() && a_validity == b_validity;
-    let expunged_on =
-        |view: &MergeView<'_>, uid: Uid| view.expunged.is_some_and(|set| set.contains(&uid));
+    let expunged_on = |view: &MergeView<'_>, uid: Uid| {
+        history_of(view, history_applies).is_some_and(|h| h.expunged.contains(&uid))
+    };
     let unproven = |view: &MergeView<'_>, uid: Uid| {
-        base.is_none() && view.expunged.is_none() && uid < view.contents.status.uid_next
+        base.is_none() && history_of(view, true).is_none() && uid < view.contents.status.uid_next
+    };
+    let flags_of = |uid: Uid, a_flags: &Flags, b_flags: &Flags, base_flags: Option<&Flags>| {
+        match later_flag_change(a, b, uid, history_applies) {
+            Some(true) => a_flags.clone(),
+            Some(false) => b_flags.clone(),
+            None => merge_flags(mode, base_flags, a_flags, b_flags),
+        }
     };
     let a_uid_next = effective_uid_next(a.contents);
     let b_uid_next = effective_uid_next(b.contents);
@@ -205,7 +216,7 @@ pub fn plan_merge(
 
     for (uid, a_message, b_message) in kept {
         let base_flags = base.and_then(|base| base.flags.get(&uid));
-        let flags = merge_flags(mode, base_flags, &a_message.meta.flags, &b_message.meta.flags);
+        let flags = flags_of(uid, &a_message.meta.flags, &b_message.meta.flags, base_flags);
         update_flags(&mut plan, mode, uid, a_message, b_message, &flags);
         common.insert(uid, remembered(&flags, &a_message.meta.flags));
     }
@@ -213,7 +224,11 @@ pub fn plan_merge(
         match group {
             Group::Both(a_message, b_message) => {
                 let (ua, ub) = (a_message.meta.uid, b_message.meta.uid);
-                let flags = merge_flags(mode, None, &a_message.meta.flags, &b_message.meta.flags);
+                let flags = if ua == ub {
+                    flags_of(ua, &a_message.meta.flags, &b_message.meta.flags, None)
+                } else {
+                    merge_flags(mode, None, &a_message.meta.flags, &b_message.meta.flags)
+                };
                 if ua == ub {
                     update_flags(&mut plan, mode, ua, a_message, b_message, &flags);
                     common.insert(ua, remembered(&flags, &a_message.meta.flags));
@@ -310,6 +325,24 @@ pub fn plan_merge(
     plan.next_base.last_common_uid = target.get() - 1;
     plan.next_base.flags = common;
     plan
+}
+
+/// A side's history, when `applies` and it belongs to the side's UIDVALIDITY.
+fn history_of<'a>(view: &MergeView<'a>, applies: bool) -> Option<&'a MessageHistory> {
+    let current = Some(view.contents.status.uid_validity);
+    view.history.filter(|history| applies && history.uid_validity == current)
+}
+
+/// Which side changed the flags of `uid` later by both sides' histories: `Some(true)` A,
+/// `Some(false)` B, `None` when a side has no history or neither is later.
+fn later_flag_change(a: MergeView<'_>, b: MergeView<'_>, uid: Uid, applies: bool) -> Option<bool> {
+    let (a_history, b_history) = (history_of(&a, applies)?, history_of(&b, applies)?);
+    let (a_change, b_change) = (a_history.flag_changes.get(&uid), b_history.flag_changes.get(&uid));
+    match a_change.cmp(&b_change) {
+        std::cmp::Ordering::Greater => Some(true),
+        std::cmp::Ordering::Less => Some(false),
+        std::cmp::Ordering::Equal => None,
+    }
 }
 
 fn instances(side: MergeView<'_>) -> BTreeMap<Uid, Instance<'_>> {
@@ -493,7 +526,7 @@ mod tests {
     }
 
     fn view(side: &TestMailbox) -> MergeView<'_> {
-        MergeView { contents: &side.contents, identities: &side.identities, expunged: None }
+        MergeView { contents: &side.contents, identities: &side.identities, history: None }
     }
 
     fn merge(
@@ -661,12 +694,15 @@ mod tests {
         // Both sides held 1..=4 (UIDNEXT 5); A expunged 2, B expunged 3.
         let a = side(7, 5, &[(1, "w", NONE), (3, "y", NONE), (4, "z", NONE)]);
         let b = side(7, 5, &[(1, "w", NONE), (2, "x", NONE), (4, "z", NONE)]);
-        let a_expunged = BTreeSet::from([uid(2)]);
-        let b_expunged = BTreeSet::from([uid(3)]);
+        let history = |expunged: u32| {
+            let validity = UidValidity::new(7);
+            MessageHistory::new(validity, BTreeSet::from([uid(expunged)]), BTreeMap::new())
+        };
+        let (a_expunged, b_expunged) = (history(2), history(3));
         type Case<'h> = (
             MergeMode,
-            Option<&'h BTreeSet<Uid>>,
-            Option<&'h BTreeSet<Uid>>,
+            Option<&'h MessageHistory>,
+            Option<&'h MessageHistory>,
             (Vec<u32>, Vec<u32>, Vec<u32>, Vec<u32>, usize),
         );
         let cases: [Case<'_>; 5] = [
@@ -694,8 +730,8 @@ mod tests {
         for (mode, a_history, b_history, expected) in cases {
             let plan = plan_merge(
                 mode,
-                MergeView { expunged: a_history, ..view(&a) },
-                MergeView { expunged: b_history, ..view(&b) },
+                MergeView { history: a_history, ..view(&a) },
+                MergeView { history: b_history, ..view(&b) },
                 None,
             );
             let saved = |side: &SidePlan| side.save.iter().map(|s| s.meta.uid.get()).collect();
@@ -708,8 +744,18 @@ mod tests {
             );
             assert_eq!(got, expected, "{mode:?} A {a_history:?} B {b_history:?}");
         }
-        // A saved base wins over the history; a history under another UIDVALIDITY is
-        // not passed in (ExpungeHistory::under), so UIDs of another incarnation never count.
+        // A history of another UIDVALIDITY (an earlier incarnation) says nothing.
+        let old =
+            MessageHistory::new(UidValidity::new(6), BTreeSet::from([uid(2)]), BTreeMap::new());
+        let plan = plan_merge(
+            MergeMode::TwoWay,
+            MergeView { history: Some(&old), ..view(&a) },
+            MergeView { history: Some(&b_expunged), ..view(&b) },
+            None,
+        );
+        assert_eq!((uids(&plan.a.expunge), uids(&plan.b.expunge)), (vec![3], vec![2]), "{plan:?}");
+        assert_eq!(plan.unproven, 1);
+        // A saved base wins over the history.
         let base = MergeBase {
             uid_validity: 7,
             last_common_uid: 4,
@@ -717,13 +763,58 @@ mod tests {
         };
         let plan = plan_merge(
             MergeMode::TwoWay,
-            MergeView { expunged: Some(&a_expunged), ..view(&a) },
-            MergeView { expunged: Some(&b_expunged), ..view(&b) },
+            MergeView { history: Some(&a_expunged), ..view(&a) },
+            MergeView { history: Some(&b_expunged), ..view(&b) },
             Some(&base),
         );
         // (3 is new to the base: copied, at a fresh UID as B's UIDNEXT is above it.)
         assert_eq!(uids(&plan.b.expunge), [2]);
         assert_eq!(plan.b.save.iter().map(|s| s.meta.uid.get()).collect::<Vec<_>>(), [5]);
         assert_eq!(plan.unproven, 0);
+    }
+
+    /// Without a base, the side whose history changed a message's flags later wins (as
+    /// Dovecot's modseqs decide): a removed \Seen is not brought back by a union.
+    #[test]
+    fn history_tells_which_side_changed_the_flags() {
+        // UID 1: A removed \Seen after the split (position 50 > B's 10); UID 2: B added
+        // \Flagged (B's 60 > A's none); UID 3: no history of it: union.
+        let a = side(7, 4, &[(1, "x", NONE), (2, "y", SEEN), (3, "z", SEEN)]);
+        let b = side(7, 4, &[(1, "x", SEEN), (2, "y", SEEN.union(FLAGGED)), (3, "z", FLAGGED)]);
+        let changes = |list: &[(u32, u64)]| list.iter().map(|&(n, p)| (uid(n), p)).collect();
+        let a_history =
+            MessageHistory::new(UidValidity::new(7), BTreeSet::new(), changes(&[(1, 50)]));
+        let b_history =
+            MessageHistory::new(UidValidity::new(7), BTreeSet::new(), changes(&[(1, 10), (2, 60)]));
+        let flags_set = |side: &SidePlan| -> Vec<(u32, SystemFlags)> {
+            side.set_flags.iter().map(|(u, f)| (u.get(), f.system)).collect()
+        };
+        for mode in [MergeMode::TwoWay, MergeMode::OneWay] {
+            let plan = plan_merge(
+                mode,
+                MergeView { history: Some(&a_history), ..view(&a) },
+                MergeView { history: Some(&b_history), ..view(&b) },
+                None,
+            );
+            let b_expected = match mode {
+                MergeMode::TwoWay => vec![(1, NONE), (3, SEEN.union(FLAGGED))],
+                MergeMode::OneWay => vec![(1, NONE), (3, SEEN)],
+            };
+            assert_eq!(flags_set(&plan.b), b_expected, "{mode:?}");
+            if mode == MergeMode::TwoWay {
+                assert_eq!(
+                    flags_set(&plan.a),
+                    [(2, SEEN.union(FLAGGED)), (3, SEEN.union(FLAGGED))]
+                );
+            }
+        }
+        // Without both histories: the union (two-way), \Seen comes back.
+        let plan = plan_merge(
+            MergeMode::TwoWay,
+            MergeView { history: Some(&a_history), ..view(&a) },
+            view(&b),
+            None,
+        );
+        assert_eq!(flags_set(&plan.a)[0], (1, SEEN));
     }
 }

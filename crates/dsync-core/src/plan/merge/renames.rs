@@ -25,6 +25,15 @@ pub enum Rename {
         /// The name the renaming side gave it.
         new: MailboxName,
     },
+    /// One-way: B renamed `old` to `new` (B's own history says so) and A, which a one-way
+    /// merge does not write, still has `old`: A's `old` is merged into B's `new`, and B's
+    /// rename stays (Dovecot's dsync matches the two by GUID the same way).
+    Alias {
+        /// A's name.
+        old: MailboxName,
+        /// B's name.
+        new: MailboxName,
+    },
     /// Both sides have the new name already (both renamed, or a run died after renaming):
     /// only the saved state moves.
     StateOnly {
@@ -136,7 +145,7 @@ pub fn next_rename(
 /// for mailboxes the saved state does not know: `renamed_to(side, new)` says the side's
 /// history records a rename to `new`; if `new` is only on that side and the other side has,
 /// only there, a mailbox with the same persistent GUID under another name, that copy is
-/// renamed too. One-way: only A's renames travel.
+/// renamed too. One-way: A's renames travel; B's make A's copy an alias of B's.
 pub fn next_history_rename(
     mode: MergeMode,
     listed: &Listed,
@@ -148,11 +157,7 @@ pub fn next_history_rename(
     let unknown = |name: &MailboxName| {
         !state.mailboxes.contains_key(name) && !name.is_inbox() && !refused.contains(name)
     };
-    let sides: &[Side] = match mode {
-        MergeMode::TwoWay => &[Side::Source, Side::Destination],
-        MergeMode::OneWay => &[Side::Source],
-    };
-    for &renaming in sides {
+    for renaming in [Side::Source, Side::Destination] {
         let (here, there, other) = match renaming {
             Side::Source => (&listed.on_a, &listed.on_b, Side::Destination),
             Side::Destination => (&listed.on_b, &listed.on_a, Side::Source),
@@ -166,11 +171,11 @@ pub fn next_history_rename(
                     continue;
                 }
                 if guid(other, old) == Some(new_guid) {
-                    return Some(Rename::Follow {
-                        side: other,
-                        old: old.clone(),
-                        new: new.clone(),
-                    });
+                    let (old, new) = (old.clone(), new.clone());
+                    if mode == MergeMode::OneWay && other == Side::Source {
+                        return Some(Rename::Alias { old, new });
+                    }
+                    return Some(Rename::Follow { side: other, old, new });
                 }
             }
         }
@@ -274,9 +279,16 @@ mod tests {
             // A renamed Old to New (its log says so): B follows, in both modes.
             (TwoWay, &[("New", 1)], &[("Old", 1)], "New", "", follow(Destination, "Old", "New")),
             (OneWay, &[("New", 1)], &[("Old", 1)], "New", "", follow(Destination, "Old", "New")),
-            // B renamed: A follows in two-way mode only.
+            // B renamed: A follows in two-way mode; one-way, A's Old merges into B's New.
             (TwoWay, &[("Old", 1)], &[("New", 1)], "", "New", follow(Source, "Old", "New")),
-            (OneWay, &[("Old", 1)], &[("New", 1)], "", "New", None),
+            (
+                OneWay,
+                &[("Old", 1)],
+                &[("New", 1)],
+                "",
+                "New",
+                Some(Rename::Alias { old: name("Old"), new: name("New") }),
+            ),
             // No history: two mailboxes, not a rename.
             (TwoWay, &[("New", 1)], &[("Old", 1)], "", "", None),
             // Another mailbox (another GUID): not a rename.

@@ -88,21 +88,6 @@ fn ours_against_doveadm(extra: &[&str]) -> Vec<String> {
 
     let (ours_a, theirs_a) = (served(&ours_a), served(&theirs_a));
     let (ours_b, theirs_b) = (served(&ours_b), served(&theirs_b));
-    for (label, snapshot) in
-        [("ours A", &ours_a), ("theirs A", &theirs_a), ("ours B", &ours_b), ("theirs B", &theirs_b)]
-    {
-        let summary: Vec<String> = snapshot
-            .mailboxes
-            .iter()
-            .map(|(n, m)| {
-                format!(
-                    "{n}:{:?}",
-                    m.messages.iter().map(|x| (x.uid, x.flags.clone())).collect::<Vec<_>>()
-                )
-            })
-            .collect();
-        eprintln!("DEBUG {label}: {summary:?} subs {:?}", snapshot.subscriptions);
-    }
     let mut differences = theirs_a.differences(&ours_a);
     differences.extend(theirs_b.differences(&ours_b));
     differences

@@ -168,6 +168,11 @@ impl SdboxMailbox {
     /// finished: Dovecot shows such a file only after an index rebuild). Files are read
     /// only beneath their roots.
     pub fn list_messages(&self) -> Result<Listing<MessageInfo>> {
+        if !self.store.options.read_only {
+            // A store we write: what a killed save left (`u.<uid>` at or above the next UID,
+            // our temp files) goes first, as the first write would remove it anyway.
+            self.remove_unfinished_saves()?;
+        }
         // The directory first: a save in progress is then either not seen yet or, by the
         // time the index is read (under the lock the saver holds until it committed), in
         // the index.

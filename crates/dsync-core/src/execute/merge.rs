@@ -104,7 +104,7 @@ pub(super) fn run(
     let history =
         (a.storage().folder_history().unwrap_or_default(), b.folder_history().unwrap_or_default());
     let aliases = Vec::new();
-    let mut merge = Merge { options, a, b, observer, report, state, a_names, history, aliases };
+    let mut merge = Merge { options, a, b, observer, report, state, a_names, aliases, history };
     merge.follow_renames(&mut listed);
     merge.folders(&listed, (&a_left_out, &b_left_out), all_mail)?;
     merge.subscriptions(&a_subscriptions, &b_subscriptions, &wanted)

@@ -200,6 +200,8 @@ pub(crate) enum Command {
 
     /// Merge two locations (doveadm sync): both are written, each gets the other's changes.
     /// With -1, merge SOURCE into DESTINATION only (changes made on DESTINATION stay).
+    /// Without a saved state, Dovecot's own history in a Maildir or sdbox it served
+    /// (expunges, flag changes, deleted and renamed folders) tells what each side changed.
     #[command(after_help = "Examples:
   dsync sync maildir:/srv/a maildir:/srv/b
   dsync sync -1 --password-file pw imaps://alice@old.example.com maildir:/srv/mail/alice

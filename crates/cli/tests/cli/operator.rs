@@ -219,9 +219,15 @@ fn the_destination_is_checked_once_before_the_source_is_asked_anything() {
         ("maildir:/proc/dsync-test/Maildir".to_owned(), 73),
         ("maildir:/proc/self/dsync-test".to_owned(), 73),
     ];
-    // The harness logged in once to see that Dovecot is up; nobody else may.
-    let logins = || source.log().matches("Login: user=<alice>").count();
+    // The harness logged in once to see that Dovecot is up; nobody else may. Its login line
+    // can reach the log after the harness has gone, so wait for that session to end first.
+    let logins = || source.settled_log(0).matches("Login: user=<alice>").count();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while logins() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let before = logins();
+    assert_eq!(before, 1, "the harness's own login:\n{}", source.log());
     for (target, code) in cases {
         let run = dsync(&["backup", &location, &target], Some(super::PASSWORD));
         assert_eq!(run.status.code(), Some(code), "{target}: {}", text(&run));

@@ -70,8 +70,9 @@ fn served(path: &Path) -> AccountSnapshot {
     RawImap::login(dovecot.imap_port(), "reader", "readerpw").snapshot()
 }
 
+/// Logins so far, counted once every session has ended (Dovecot logs asynchronously).
 fn logins(dovecot: &Dovecot) -> usize {
-    dovecot.log().matches("Login: user=<alice>").count()
+    dovecot.settled_log(0).matches("Login: user=<alice>").count()
 }
 
 #[test]

@@ -70,6 +70,21 @@ mod spool;
 pub mod state;
 mod storage;
 
+// The crates this one's public API speaks in, so that an embedder depends on dsync-core
+// alone and never has to keep their versions in step with it.
+#[cfg(feature = "imap")]
+#[cfg_attr(docsrs, doc(cfg(feature = "imap")))]
+pub use imapc;
+#[cfg(any(feature = "imap", feature = "pop3"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "imap", feature = "pop3"))))]
+pub use mailnet;
+#[cfg(feature = "maildir")]
+#[cfg_attr(docsrs, doc(cfg(feature = "maildir")))]
+pub use mailstore;
+#[cfg(feature = "pop3")]
+#[cfg_attr(docsrs, doc(cfg(feature = "pop3")))]
+pub use pop3c;
+
 pub use error::{ErrorKind, Side, StorageError, SyncError};
 pub use execute::{
     Connector, Failed, MAX_PARALLEL_MAILBOXES, NoObserver, Observer, SyncOptions, run,

@@ -24,4 +24,3 @@ fn replay_every_corpus() {
         testkit::replay_corpus(target, 1, run);
     }
 }
-

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use dsync_core::filter::{MailboxFilter, MailboxPattern, MessageFilter};
 use dsync_core::query::SearchQuery;
-use dsync_core::state::SyncState;
+use dsync_core::state::{StateFile, SyncState};
 use dsync_core::{
-    ErrorKind, MailboxName, MailboxPlan, MailboxReport, Mode, Observer, Report, SyncOptions,
-    TreePlan, Uid,
+    ErrorKind, MailboxName, MailboxPlan, MailboxReport, Mode, Observer, Report, StorageError,
+    SyncOptions, TreePlan, Uid,
 };
 
 use crate::credentials::SecretSource;
@@ -24,7 +24,6 @@ use crate::logging::RawLog;
 use crate::open::{self, Access};
 use crate::progress::UserProgress;
 use crate::settings::Settings;
-use crate::state_file::StateFile;
 use crate::verify::{self, Comparison};
 use crate::workers::Workers;
 
@@ -351,7 +350,7 @@ fn attempt_once(
             } else {
                 mailstore::Permissions::private()
             };
-            Some(StateFile::new(path, source.state_identity(), permissions))
+            Some(StateFile::new(path, source.state_identity()).with_permissions(permissions))
         }
         _ => None,
     };
@@ -462,18 +461,25 @@ fn repair_reserved_names(store: &open::Opened, side: &'static str) -> Result<(),
 
 fn load_state(task: &Task, state_file: Option<&StateFile>) -> Option<SyncState> {
     let file = state_file?;
-    let fresh = || file.load_fresh();
+    let fresh = || file.fresh();
+    // A missing, unreadable, damaged or foreign state only costs a full run.
+    let load = || {
+        file.load().unwrap_or_else(|error| {
+            tracing::warn!("{error}; doing a full run");
+            file.fresh()
+        })
+    };
     if task.full {
         return Some(fresh());
     }
     match task.dovecot_state.as_deref().map(dovecot_state::parse_input) {
-        None => Some(file.load()),
+        None => Some(load()),
         Some(Input::Full) => Some(fresh()),
         Some(Input::Invalid(warning)) => {
             tracing::warn!("{warning}");
             Some(fresh())
         }
-        Some(Input::Known(theirs)) => Some(dovecot_state::restrict(file.load(), &theirs)),
+        Some(Input::Known(theirs)) => Some(dovecot_state::restrict(load(), &theirs)),
     }
 }
 
@@ -528,19 +534,13 @@ impl Observer for JobObserver<'_> {
         interrupt::requested()
     }
 
-    fn checkpoint(&mut self, state: &SyncState) {
-        if let Some(file) = self.state_file
-            && let Err(error) = file.save(state)
-        {
-            tracing::warn!("cannot save the sync state: {error}");
-        }
+    // A state that cannot be saved before a change after which the old one misleads stops
+    // the run there.
+    fn checkpoint(&mut self, state: &SyncState) -> Result<(), StorageError> {
+        self.state_file.map_or(Ok(()), |file| file.checkpoint(state))
     }
 
-    fn forget(&mut self, mailbox: &MailboxName, state: &SyncState) {
-        if let Some(file) = self.state_file
-            && let Err(error) = file.forget(mailbox, state)
-        {
-            tracing::warn!("cannot save the sync state: {error}");
-        }
+    fn forget(&mut self, mailbox: &MailboxName, state: &SyncState) -> Result<(), StorageError> {
+        self.state_file.map_or(Ok(()), |file| file.checkpoint_forget(mailbox, state))
     }
 }

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::all_mail::AllMail;
 use super::copy::{apply_reverts, copy_from_source};
 use super::{
-    MailboxFailed, Names, Observer, SyncOptions, apply_subscriptions, keep_going,
-    keep_going_mailbox, listing_skips, local_names, note_mailbox_filter,
+    MailboxFailed, Names, Observer, SyncOptions, apply_subscriptions, checkpoint_failed,
+    keep_going, keep_going_mailbox, listing_skips, local_names, note_mailbox_filter,
 };
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
 use crate::model::{MailboxContents, MailboxName, MailboxStamp, MessageMeta, Uid};
@@ -318,7 +318,7 @@ fn sync_mailbox(
     // A created or rebuilt mailbox is a new incarnation: its old state entry goes first, so
     // an interrupted run cannot leave a base that no longer describes it.
     if plan.action != MailboxAction::Update && state.mailboxes.remove(mailbox).is_some() {
-        observer.forget(mailbox, state);
+        observer.forget(mailbox, state).map_err(checkpoint_failed(Some(mailbox)))?;
     }
     let at_destination = SyncError::at(Side::Destination, mailbox);
     let result = match &plan.action {

@@ -146,8 +146,15 @@ pub trait Observer {
     fn mailbox_finished(&mut self, _report: &MailboxReport) {}
     /// The run is about to make a change after which the state saved before the run would
     /// be wrong (it creates a mailbox, or changes a mailbox's UIDVALIDITY). Persist `state`
-    /// now, atomically, to survive a kill; the final state comes with the report.
-    fn checkpoint(&mut self, _state: &SyncState) {}
+    /// now, atomically, to survive a kill ([`StateFile::checkpoint`] does); the final
+    /// state comes with the report. An error stops the run before the change (its kind
+    /// decides the exit code; one that would otherwise be confined to a mailbox counts as
+    /// [`ErrorKind::CannotCreate`]).
+    ///
+    /// [`StateFile::checkpoint`]: crate::state::StateFile::checkpoint
+    fn checkpoint(&mut self, _state: &SyncState) -> Result<(), StorageError> {
+        Ok(())
+    }
     /// Asked after each saved message and before each mailbox: true stops the run there
     /// (after committing what was saved) with an [`ErrorKind::Interrupted`] error, whose
     /// [`Failed::report`] holds the state of every mailbox finished before. For Ctrl-C.
@@ -160,9 +167,12 @@ pub trait Observer {
     /// now, atomically. The default persists the whole state with
     /// [`checkpoint`](Self::checkpoint); an observer that keeps the state in a file can
     /// append [`SyncState::forget_record`] instead, one line rather than the whole state
-    /// for each of thousands of mailboxes.
-    fn forget(&mut self, _mailbox: &MailboxName, state: &SyncState) {
-        self.checkpoint(state);
+    /// for each of thousands of mailboxes ([`StateFile::checkpoint_forget`]). An error
+    /// stops the run as one of [`checkpoint`](Self::checkpoint) does.
+    ///
+    /// [`StateFile::checkpoint_forget`]: crate::state::StateFile::checkpoint_forget
+    fn forget(&mut self, _mailbox: &MailboxName, state: &SyncState) -> Result<(), StorageError> {
+        self.checkpoint(state)
     }
 }
 
@@ -203,7 +213,7 @@ pub fn run(
     observer: &mut dyn Observer,
 ) -> Result<Report, Failed> {
     let mut report = Report { dry_run: options.dry_run, ..Report::default() };
-    let mut state = options.state.clone().unwrap_or_default();
+    let mut state = initial_state(options, source);
     let unstable_uids = source.capabilities().unstable_uids;
     let result = match options.mode {
         Mode::Backup | Mode::OneWay if unstable_uids => {
@@ -238,7 +248,7 @@ pub fn run_two_way(
     observer: &mut dyn Observer,
 ) -> Result<Report, Failed> {
     let mut report = Report { dry_run: options.dry_run, ..Report::default() };
-    let mut state = options.state.clone().unwrap_or_default();
+    let mut state = initial_state(options, &*a);
     let result = if options.message_filter.is_everything() {
         merge::run(options, merge::MergeSource::Writable(a), b, observer, &mut report, &mut state)
     } else {
@@ -247,6 +257,14 @@ pub fn run_two_way(
     collect_skipped(Side::Source, a, &mut report, &mut state);
     collect_skipped(Side::Destination, b, &mut report, &mut state);
     finish(result, report, state, options)
+}
+
+/// The state a run starts from: the one it was given, tagged with `source`'s description
+/// if it names no source.
+pub(crate) fn initial_state(options: &SyncOptions, source: &dyn Storage) -> SyncState {
+    let mut state = options.state.clone().unwrap_or_default();
+    state.source.get_or_insert_with(|| source.describe());
+    state
 }
 
 /// Takes what `storage` left out of its mailbox list right after the listing, and returns
@@ -512,6 +530,21 @@ pub(crate) fn is_mailbox_local(error: &SyncError) -> bool {
     error.kind().is_confined()
 }
 
+/// The error that stops a run whose observer could not persist the state at a checkpoint:
+/// never confined to a mailbox, since going on would leave a saved state that misleads.
+pub(crate) fn checkpoint_failed(
+    mailbox: Option<&MailboxName>,
+) -> impl FnOnce(StorageError) -> SyncError {
+    move |error| {
+        let error = if error.kind().is_confined() {
+            StorageError::with_source(ErrorKind::CannotCreate, "saving the sync state", error)
+        } else {
+            error
+        };
+        SyncError { side: Side::Destination, mailbox: mailbox.cloned(), error }
+    }
+}
+
 /// The error that stops a run the observer interrupted.
 pub(crate) fn interruption(mailbox: Option<&MailboxName>) -> SyncError {
     SyncError {
@@ -586,6 +619,45 @@ mod tests {
             assert_eq!(held(&destination), 32);
         }
         assert!(cut > 10, "the run was cut at {cut} places only");
+    }
+
+    /// Refuses every checkpoint, as an observer whose state file cannot be written.
+    struct CannotSave(u32);
+
+    impl Observer for CannotSave {
+        fn checkpoint(&mut self, _state: &SyncState) -> Result<(), StorageError> {
+            self.0 += 1;
+            // A kind that alone would only fail its mailbox.
+            Err(StorageError::new(ErrorKind::Permission, "state file: permission denied"))
+        }
+    }
+
+    /// The state names its source, and a checkpoint that cannot be saved stops the run
+    /// before the change after which the old state would mislead.
+    #[test]
+    fn a_failed_checkpoint_stops_the_run_before_the_change() {
+        let archive = MailboxName::split("Archive", Some('/')).expect("name");
+        let mut source = MemoryStorage::new();
+        let old = source.add_mailbox(&archive, UidValidity::new(7).expect("nonzero"));
+        old.append(b"Subject: old\r\n\r\nbody\r\n", Flags::default(), None);
+        let mut destination = MemoryStorage::new();
+        let first = backup(&mut source, &mut destination, None);
+        let state = first.state.expect("state");
+        assert_eq!(state.source.as_deref(), Some("memory"), "filled from the source");
+
+        // The source's mailbox is a new incarnation: the destination's is to be rebuilt.
+        StorageMut::delete_mailbox(&mut source, &archive).expect("delete");
+        let new = source.add_mailbox(&archive, UidValidity::new(8).expect("nonzero"));
+        new.append(b"Subject: new\r\n\r\nbody\r\n", Flags::default(), None);
+        let options = SyncOptions::new(Mode::Backup).state(Some(state));
+        let mut observer = CannotSave(0);
+        let failed = run(&options, &mut source, &mut destination, &mut observer)
+            .expect_err("the run stops");
+        assert_eq!(observer.0, 1);
+        assert_eq!((failed.error.kind(), failed.exit_code()), (ErrorKind::CannotCreate, 73));
+        assert!(failed.error.to_string().contains("permission denied"), "{}", failed.error);
+        let kept = destination.mailbox(&archive).expect("still there");
+        assert_eq!(kept.uid_validity.get(), 7, "not rebuilt");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use super::source::MergeSource;
 use crate::error::{Side, StorageError, SyncError};
 use crate::execute::all_mail::AllMail;
 use crate::execute::copy::{Copied, CopyFailed, CopyRoute, copy_messages};
-use crate::execute::{MailboxFailed, Observer, SyncOptions, message_identities};
+use crate::execute::{MailboxFailed, Observer, SyncOptions, checkpoint_failed, message_identities};
 use crate::model::{MailboxContents, MailboxName, MailboxStamp, MessageMeta, Uid};
 use crate::plan::merge::{
     Incarnation, MergeBase, MergeSave, MergeView, Origin, SidePlan, changed_guid, plan_merge,
@@ -55,8 +55,9 @@ impl MailboxMerge<'_, '_> {
         // for expunged mail. (A half-applied ordinary merge leaves a base that stays true.)
         let forget = |state: &mut SyncState, observer: &mut dyn Observer| {
             if !options.dry_run && state.mailboxes.remove(b_name).is_some() {
-                observer.forget(b_name, state);
+                observer.forget(b_name, state).map_err(checkpoint_failed(Some(b_name)))?;
             }
+            Ok::<(), SyncError>(())
         };
         let mode = a.mode();
         // Neither side changed since the last sync: nothing to list.
@@ -72,7 +73,7 @@ impl MailboxMerge<'_, '_> {
         }
         let mut action = MailboxAction::Update;
         if create_on.is_some() {
-            forget(state, observer);
+            forget(state, observer)?;
         }
         match create_on {
             Some(Side::Destination) => {
@@ -161,7 +162,7 @@ impl MailboxMerge<'_, '_> {
                 ..MailboxState::default()
             };
             state.mailboxes.insert(b_name.clone(), announced);
-            observer.checkpoint(state);
+            observer.checkpoint(state).map_err(checkpoint_failed(Some(b_name)))?;
             action = MailboxAction::Recreate(RecreateReason::UidValidityChanged {
                 source: a_contents.status.uid_validity,
                 destination: b_contents.status.uid_validity,
@@ -221,7 +222,7 @@ impl MailboxMerge<'_, '_> {
         drop((a_identities, b_identities));
 
         if plan.a.set_uid_validity.is_some() || plan.b.set_uid_validity.is_some() {
-            forget(state, observer);
+            forget(state, observer)?;
         }
         let mut report = MailboxReport::new(b_name.clone(), action);
         if options.dry_run {

@@ -365,7 +365,8 @@ fn attempt_once(
         .import_parent(task.import_parent.clone())
         .subscribe_imported(task.subscribe_imported)
         .search(task.search.clone())
-        .all_mail(task.all_mail.clone());
+        .all_mail(task.all_mail.clone())
+        .cancel(interrupt::token());
 
     tracing::info!("{} {source} -> {destination}", task.verb);
     let mut observer = JobObserver { state_file: state_file.as_ref(), progress };
@@ -528,10 +529,6 @@ impl Observer for JobObserver<'_> {
             );
         }
         self.progress.mailbox_finished(report);
-    }
-
-    fn interrupted(&mut self) -> bool {
-        interrupt::requested()
     }
 
     // A state that cannot be saved before a change after which the old one misleads stops

@@ -87,7 +87,7 @@ pub use pop3c;
 
 pub use error::{ErrorKind, Side, StorageError, SyncError};
 pub use execute::{
-    Connector, Failed, MAX_PARALLEL_MAILBOXES, NoObserver, Observer, SyncOptions, run,
+    Cancel, Connector, Failed, MAX_PARALLEL_MAILBOXES, NoObserver, Observer, SyncOptions, run,
     run_parallel, run_two_way,
 };
 pub use model::{

@@ -11,7 +11,7 @@ use super::{
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
 use crate::model::{MailboxContents, MailboxName, MailboxStamp, MessageMeta, Uid};
 use crate::plan::merge::MergeBase;
-use crate::plan::{ComparableGuids, MailboxAction, TreePlan, plan_mailbox, plan_tree};
+use crate::plan::{ComparableGuids, MailboxAction, MailboxPlan, TreePlan, plan_mailbox, plan_tree};
 use crate::report::{FilteredMessages, MailboxReport, Report};
 use crate::state::{MailboxState, SyncState};
 use crate::storage::{NewMailbox, Storage, StorageMut};
@@ -132,6 +132,7 @@ pub(super) fn prepare(
         let previous = state.mailboxes.get(mailbox);
         let exists = existing.contains(mailbox);
         if exists && unchanged(source, destination, &names, previous)? {
+            observer.mailbox_planned(&MailboxPlan::unchanged(mailbox.clone()));
             let mailbox_report = MailboxReport::new(mailbox.clone(), MailboxAction::Update);
             observer.mailbox_finished(&mailbox_report);
             report.mailboxes.push(mailbox_report);

@@ -4,6 +4,7 @@
 
 mod all_mail;
 mod backup;
+mod cancel;
 mod copy;
 mod import;
 mod merge;
@@ -21,6 +22,8 @@ use crate::report::{MailboxReport, Report, Skipped};
 use crate::state::SyncState;
 use crate::storage::{Storage, StorageMut};
 
+pub use cancel::Cancel;
+pub(crate) use cancel::WithCancel;
 pub use parallel::{Connector, MAX_PARALLEL_MAILBOXES, run_parallel};
 
 /// How a run behaves.
@@ -54,6 +57,8 @@ pub struct SyncOptions {
     /// stores the body once, hard-linked). Only messages whose source has GUIDs qualify.
     /// `backup` and `sync -1` use it; that mailbox is synced first.
     pub all_mail: Option<MailboxPattern>,
+    /// Stops the run from another thread ([`Cancel`]), as [`Observer::interrupted`] does.
+    pub cancel: Option<Cancel>,
 }
 
 impl Default for SyncOptions {
@@ -69,6 +74,7 @@ impl Default for SyncOptions {
             subscribe_imported: false,
             search: None,
             all_mail: None,
+            cancel: None,
         }
     }
 }
@@ -126,6 +132,12 @@ impl SyncOptions {
         self.all_mail = mailbox;
         self
     }
+    /// Stops the run when `cancel` is cancelled ([`Self::cancel`]).
+    #[must_use]
+    pub fn cancel(mut self, cancel: Option<Cancel>) -> SyncOptions {
+        self.cancel = cancel;
+        self
+    }
     /// Restricts the run to some messages.
     #[must_use]
     pub fn message_filter(mut self, filter: MessageFilter) -> SyncOptions {
@@ -134,16 +146,27 @@ impl SyncOptions {
     }
 }
 
-/// Hears about progress; every method has an empty default.
+/// Hears about progress, and persists the state at checkpoints; every method has a
+/// default that does nothing.
+///
+/// Every mailbox the run works on gets one [`mailbox_planned`](Self::mailbox_planned)
+/// and then, unless it failed (see [`Report::failures`]) or the run stopped, one
+/// [`mailbox_finished`](Self::mailbox_finished); a mailbox neither side changed since the
+/// state gets an empty plan ([`MailboxPlan::unchanged`]). What a side left out is told to
+/// [`skipped`](Self::skipped).
 pub trait Observer {
     /// The mailbox tree was planned.
     fn tree_planned(&mut self, _plan: &TreePlan) {}
-    /// A mailbox was planned and is about to be applied.
+    /// A mailbox was planned and is about to be applied. In the merge modes (`sync`,
+    /// `sync -1`) the plan is side B's (the destination's).
     fn mailbox_planned(&mut self, _plan: &MailboxPlan) {}
     /// One message was saved on the destination.
     fn message_saved(&mut self, _mailbox: &MailboxName, _uid: Uid, _bytes: u64) {}
     /// A mailbox is finished.
     fn mailbox_finished(&mut self, _report: &MailboxReport) {}
+    /// A side left something out (a mailbox, a message file it would not read): it is in
+    /// [`Report::skipped`] too, and makes the run exit 65. Told at the end of the run.
+    fn skipped(&mut self, _skipped: &Skipped) {}
     /// The run is about to make a change after which the state saved before the run would
     /// be wrong (it creates a mailbox, or changes a mailbox's UIDVALIDITY). Persist `state`
     /// now, atomically, to survive a kill ([`StateFile::checkpoint`] does); the final
@@ -157,7 +180,8 @@ pub trait Observer {
     }
     /// Asked after each saved message and before each mailbox: true stops the run there
     /// (after committing what was saved) with an [`ErrorKind::Interrupted`] error, whose
-    /// [`Failed::report`] holds the state of every mailbox finished before. For Ctrl-C.
+    /// [`Failed::report`] holds the state of every mailbox finished before. A [`Cancel`]
+    /// token in [`SyncOptions::cancel`] does the same from another thread.
     fn interrupted(&mut self) -> bool {
         false
     }
@@ -212,6 +236,7 @@ pub fn run(
     destination: &mut dyn StorageMut,
     observer: &mut dyn Observer,
 ) -> Result<Report, Failed> {
+    let observer = &mut WithCancel { inner: observer, cancel: options.cancel.as_ref() };
     let mut report = Report { dry_run: options.dry_run, ..Report::default() };
     let mut state = initial_state(options, source);
     let unstable_uids = source.capabilities().unstable_uids;
@@ -236,27 +261,34 @@ pub fn run(
     };
     collect_skipped(Side::Source, source, &mut report, &mut state);
     collect_skipped(Side::Destination, destination, &mut report, &mut state);
-    finish(result, report, state, options)
+    finish(result, report, state, options, observer)
 }
 
 /// Runs a two-way sync (Dovecot's `sync`) between `a` and `b`; `a` plays the source's part
-/// in reports and errors.
+/// in reports and errors. `options.mode` must be [`Mode::TwoWay`] (other modes go to
+/// [`run`]), else the run is refused (exit 64).
 pub fn run_two_way(
     options: &SyncOptions,
     a: &mut dyn StorageMut,
     b: &mut dyn StorageMut,
     observer: &mut dyn Observer,
 ) -> Result<Report, Failed> {
+    let observer = &mut WithCancel { inner: observer, cancel: options.cancel.as_ref() };
     let mut report = Report { dry_run: options.dry_run, ..Report::default() };
     let mut state = initial_state(options, &*a);
-    let result = if options.message_filter.is_everything() {
+    let result = if options.mode != Mode::TwoWay {
+        Err(SyncError::usage(format!(
+            "run_two_way runs only Mode::TwoWay, not {:?}: use run",
+            options.mode
+        )))
+    } else if options.message_filter.is_everything() {
         merge::run(options, merge::MergeSource::Writable(a), b, observer, &mut report, &mut state)
     } else {
         Err(SyncError::usage("message filters are not supported in a two-way sync"))
     };
     collect_skipped(Side::Source, a, &mut report, &mut state);
     collect_skipped(Side::Destination, b, &mut report, &mut state);
-    finish(result, report, state, options)
+    finish(result, report, state, options, observer)
 }
 
 /// The state a run starts from: the one it was given, tagged with `source`'s description
@@ -315,7 +347,11 @@ fn finish(
     mut report: Report,
     state: SyncState,
     options: &SyncOptions,
+    observer: &mut dyn Observer,
 ) -> Result<Report, Failed> {
+    for skipped in &report.skipped {
+        observer.skipped(skipped);
+    }
     // A dry run leaves the state as it was; a failed run returns what it has, since every
     // mailbox recorded in it was synced completely.
     report.state = if options.dry_run { options.state.clone() } else { Some(state) };
@@ -651,13 +687,121 @@ mod tests {
         new.append(b"Subject: new\r\n\r\nbody\r\n", Flags::default(), None);
         let options = SyncOptions::new(Mode::Backup).state(Some(state));
         let mut observer = CannotSave(0);
-        let failed = run(&options, &mut source, &mut destination, &mut observer)
-            .expect_err("the run stops");
+        let failed =
+            run(&options, &mut source, &mut destination, &mut observer).expect_err("the run stops");
         assert_eq!(observer.0, 1);
         assert_eq!((failed.error.kind(), failed.exit_code()), (ErrorKind::CannotCreate, 73));
         assert!(failed.error.to_string().contains("permission denied"), "{}", failed.error);
         let kept = destination.mailbox(&archive).expect("still there");
         assert_eq!(kept.uid_validity.get(), 7, "not rebuilt");
+    }
+
+    /// Counts the callbacks; cancels `cancel` at the `cancel_at`-th saved message.
+    #[derive(Default)]
+    struct Counting {
+        planned: Vec<MailboxName>,
+        finished: Vec<MailboxName>,
+        skipped: usize,
+        saved: u32,
+        cancel_at: Option<(u32, Cancel)>,
+    }
+
+    impl Observer for Counting {
+        fn mailbox_planned(&mut self, plan: &MailboxPlan) {
+            self.planned.push(plan.mailbox.clone());
+        }
+        fn mailbox_finished(&mut self, report: &MailboxReport) {
+            self.finished.push(report.mailbox.clone());
+        }
+        fn skipped(&mut self, _skipped: &Skipped) {
+            self.skipped += 1;
+        }
+        fn message_saved(&mut self, _mailbox: &MailboxName, _uid: Uid, _bytes: u64) {
+            self.saved += 1;
+            if let Some((at, cancel)) = &self.cancel_at
+                && *at == self.saved
+            {
+                cancel.cancel();
+            }
+        }
+    }
+
+    fn account(mailboxes: &[(&str, u32)]) -> MemoryStorage {
+        let mut storage = MemoryStorage::new();
+        for (name, count) in mailboxes {
+            let name = MailboxName::split(name, Some('/')).expect("name");
+            let mailbox = storage.add_mailbox(&name, UidValidity::new(7).expect("nonzero"));
+            for n in 0..*count {
+                let body = format!("Subject: {n}\r\n\r\nbody {n}\r\n");
+                mailbox.append(body.as_bytes(), Flags::default(), Some(1_700_000_000));
+            }
+        }
+        storage
+    }
+
+    /// A cancelled token stops the run after the message being saved: what was saved is
+    /// committed and reported, and a run from the partial report's state finishes the rest.
+    #[test]
+    fn a_cancelled_run_commits_reports_what_it_did_and_resumes() {
+        let mut source = account(&[("INBOX", 10), ("Archive", 10)]);
+        let mut destination = MemoryStorage::new();
+        let cancel = Cancel::new();
+        let options = SyncOptions::new(Mode::Backup).cancel(Some(cancel.clone()));
+        let mut observer = Counting { cancel_at: Some((13, cancel)), ..Counting::default() };
+        let failed =
+            run(&options, &mut source, &mut destination, &mut observer).expect_err("cancelled");
+        assert_eq!((failed.error.kind(), failed.exit_code()), (ErrorKind::Interrupted, 75));
+        assert_eq!(failed.report.totals().saved, 13);
+        let held: usize = destination.all_mailboxes().values().map(|m| m.messages.len()).sum();
+        assert_eq!(held, 13, "what was saved is committed");
+
+        let resume = SyncOptions::new(Mode::Backup).state(failed.report.state.clone());
+        let rest = run(&resume, &mut source, &mut destination, &mut NoObserver).expect("resume");
+        assert_eq!(rest.totals().saved, 7);
+    }
+
+    /// Every mailbox gets one planned and one finished call, also when nothing changed; a
+    /// skipped entry is told to the observer.
+    #[test]
+    fn callbacks_are_symmetric_and_skips_are_told() {
+        for mode in [Mode::Backup, Mode::OneWay, Mode::TwoWay] {
+            let mut a = account(&[("INBOX", 2), ("Archive", 1), ("Sent", 0)]);
+            let mut b = MemoryStorage::new();
+            let mut state = None;
+            for round in 0..2 {
+                let options = SyncOptions::new(mode).state(state.take());
+                let mut observer = Counting::default();
+                let report = if mode == Mode::TwoWay {
+                    run_two_way(&options, &mut a, &mut b, &mut observer)
+                } else {
+                    run(&options, &mut a, &mut b, &mut observer)
+                }
+                .expect("sync");
+                assert_eq!(observer.planned.len(), 3, "{mode:?} round {round}");
+                assert_eq!(observer.planned, observer.finished, "{mode:?} round {round}");
+                assert_eq!(round == 1, report.is_noop(), "{mode:?} round {round}");
+                state = report.state;
+            }
+        }
+        let archive = MailboxName::split("Archive", Some('/')).expect("name");
+        let mut source = account(&[("Archive", 1)]);
+        source.add_unreadable(&archive, "cur/evil", "a symlink that leaves the Maildir");
+        let mut observer = Counting::default();
+        let options = SyncOptions::new(Mode::Backup);
+        run(&options, &mut source, &mut MemoryStorage::new(), &mut observer).expect("backup");
+        assert_eq!(observer.skipped, 1);
+    }
+
+    #[test]
+    fn run_two_way_refuses_other_modes() {
+        for mode in [Mode::Backup, Mode::OneWay, Mode::Import] {
+            let (mut a, mut b) = (account(&[("INBOX", 1)]), MemoryStorage::new());
+            let options = SyncOptions::new(mode);
+            let failed =
+                run_two_way(&options, &mut a, &mut b, &mut NoObserver).expect_err("refused");
+            assert_eq!(failed.exit_code(), 64, "{mode:?}");
+            assert!(b.all_mailboxes().is_empty(), "{mode:?} wrote");
+        }
     }
 
     #[test]

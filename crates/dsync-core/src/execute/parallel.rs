@@ -11,7 +11,7 @@ use std::sync::{Mutex, PoisonError, mpsc};
 
 use super::all_mail::AllMail;
 use super::backup::{self, PendingMailbox};
-use super::{Failed, MailboxFailed, Observer, SyncOptions, collect_skipped, finish};
+use super::{Failed, MailboxFailed, Observer, SyncOptions, WithCancel, collect_skipped, finish};
 use crate::error::{Side, StorageError, SyncError};
 use crate::model::{MailboxName, Uid};
 use crate::plan::{MailboxPlan, Mode};
@@ -65,6 +65,7 @@ pub fn run_parallel<C: Connector>(
     if options.mode != Mode::Backup || workers <= 1 || source.capabilities().unstable_uids {
         return super::run(options, source, destination, observer);
     }
+    let observer = &mut WithCancel { inner: observer, cancel: options.cancel.as_ref() };
     let mut report = Report { dry_run: options.dry_run, ..Report::default() };
     let mut state = super::initial_state(options, source);
     let result = (|| {
@@ -117,7 +118,7 @@ pub fn run_parallel<C: Connector>(
     })();
     collect_skipped(Side::Source, source, &mut report, &mut state);
     collect_skipped(Side::Destination, destination, &mut report, &mut state);
-    finish(result, report, state, options)
+    finish(result, report, state, options, observer)
 }
 
 /// How one mailbox's sync ended.

@@ -13,7 +13,7 @@ use crate::plan::merge::{
     Incarnation, MergeBase, MergeSave, MergeView, Origin, SidePlan, changed_guid, plan_merge,
     plan_rebuild,
 };
-use crate::plan::{ComparableGuids, MailboxAction, RecreateReason};
+use crate::plan::{ComparableGuids, MailboxAction, MailboxPlan, RecreateReason};
 use crate::report::MailboxReport;
 use crate::state::{MailboxState, SyncState};
 use crate::storage::{MessageSink, NewMailbox, Storage, StorageMut};
@@ -66,6 +66,7 @@ impl MailboxMerge<'_, '_> {
             && token_as_recorded(a.storage(), a_name, previous.source_token.as_deref())
             && token_as_recorded(b, b_name, previous.destination_token.as_deref())
         {
+            observer.mailbox_planned(&MailboxPlan::unchanged(b_name.clone()));
             return Ok((
                 MailboxReport::new(b_name.clone(), MailboxAction::Update),
                 previous.clone(),
@@ -220,6 +221,15 @@ impl MailboxMerge<'_, '_> {
             base,
         );
         drop((a_identities, b_identities));
+        // The observer hears B's side (the destination's, the only one in one-way mode).
+        observer.mailbox_planned(&MailboxPlan {
+            action: action.clone(),
+            expunge: plan.b.expunge.clone(),
+            set_flags: plan.b.set_flags.clone(),
+            save: plan.b.save.iter().map(|save| save.meta.clone()).collect(),
+            uid_next: plan.b.uid_next,
+            ..MailboxPlan::unchanged(b_name.clone())
+        });
 
         if plan.a.set_uid_validity.is_some() || plan.b.set_uid_validity.is_some() {
             forget(state, observer)?;

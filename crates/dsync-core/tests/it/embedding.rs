@@ -38,3 +38,23 @@ fn maildir_path_with_a_colon_opens_by_path() {
     let status = again.status(&inbox).expect("status");
     assert_eq!((status.uid_validity.get(), status.messages), (7, 1));
 }
+
+/// What an embedder moves to a worker thread (or tokio's `spawn_blocking`) is `Send`.
+#[test]
+fn storages_options_reports_and_errors_are_send() {
+    fn send<T: Send>() {}
+    send::<dsync_core::adapters::imap::ImapStorage>();
+    send::<dsync_core::adapters::pop3::Pop3Storage>();
+    send::<dsync_core::adapters::pop3::ImapPop3Storage>();
+    send::<MaildirStorage>();
+    send::<dsync_core::adapters::sdbox::SdboxStorage>();
+    send::<MemoryStorage>();
+    send::<SyncOptions>();
+    send::<dsync_core::Cancel>();
+    send::<dsync_core::state::StateFile>();
+    send::<dsync_core::Report>();
+    send::<dsync_core::Failed>();
+    send::<dsync_core::StorageError>();
+    fn sync<T: Sync>() {}
+    sync::<dsync_core::Failed>();
+}

@@ -234,12 +234,9 @@ pub(crate) fn run(
 fn take_report(error: CliError, report: Option<Report>) -> (CliError, Option<Report>) {
     match error {
         CliError::Sync(failed) => {
-            let failed = *failed;
-            let error = CliError::Sync(Box::new(dsync_core::Failed {
-                error: failed.error,
-                report: Box::default(),
-            }));
-            (error, Some(*failed.report))
+            let (error, report) = failed.into_parts();
+            let error = CliError::Sync(Box::new(dsync_core::Failed::new(error, Report::default())));
+            (error, Some(report))
         }
         error => (error, report),
     }

@@ -47,16 +47,12 @@ impl Storage for Archive {
     fn status(&mut self, mailbox: &MailboxName) -> Result<MailboxStatus, StorageError> {
         Archive::check(mailbox)?;
         let last = self.messages.iter().map(|(uid, ..)| *uid).max().unwrap_or(Uid::MIN);
-        Ok(MailboxStatus {
+        Ok(MailboxStatus::new(
             // UIDs only mean something together with their UIDVALIDITY: keep it stable.
-            uid_validity: UidValidity::new(1_700_000_000).expect("non-zero"),
-            uid_next: last.next().expect("room for one more UID"),
-            messages: u32::try_from(self.messages.len()).unwrap_or(u32::MAX),
-            highest_modseq: None,
-            guid: None,
-            change_token: None,
-            source_uid_validity: None,
-        })
+            UidValidity::new(1_700_000_000).expect("non-zero"),
+            last.next().expect("room for one more UID"),
+            u32::try_from(self.messages.len()).unwrap_or(u32::MAX),
+        ))
     }
 
     fn contents(&mut self, mailbox: &MailboxName) -> Result<MailboxContents, StorageError> {

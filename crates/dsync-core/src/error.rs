@@ -136,8 +136,7 @@ impl fmt::Display for StorageError {
 
 impl StdError for StorageError {
     /// The underlying error (e.g. an `imapc::Error` telling that the server throttles),
-    /// for [`downcast_ref`](dyn StdError::downcast_ref). The [`Display`](fmt::Display)
-    /// shows it too, for operators.
+    /// for `downcast_ref`. The [`Display`](fmt::Display) shows it too, for operators.
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         self.source.as_deref().map(|error| error as &(dyn StdError + 'static))
     }
@@ -147,6 +146,7 @@ impl StdError for StorageError {
 /// a rename, a skipped entry or an unfinished rebuild belongs to. The merge modes call
 /// them A (the source) and B (the destination); see `docs/design.md`, "Words".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Side {
     /// The storage named first: only read by `backup`, `import` and `sync -1`; side A of
     /// a two-way `sync`, which writes it too.
@@ -167,6 +167,7 @@ impl fmt::Display for Side {
 /// A sync run failed.
 #[derive(Debug, thiserror::Error)]
 #[error("{side}{}: {error}", mailbox.as_ref().map(|m| format!(" mailbox {m}")).unwrap_or_default())]
+#[non_exhaustive]
 pub struct SyncError {
     /// Where it failed.
     pub side: Side,

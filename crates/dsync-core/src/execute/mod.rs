@@ -209,6 +209,7 @@ impl Observer for NoObserver {}
 /// A run stopped early; `report` holds what was done before.
 #[derive(Debug, thiserror::Error)]
 #[error("{error}")]
+#[non_exhaustive]
 pub struct Failed {
     /// The error that stopped the run.
     #[source]
@@ -218,6 +219,16 @@ pub struct Failed {
 }
 
 impl Failed {
+    /// `error` after what `report` describes.
+    pub fn new(error: SyncError, report: Report) -> Failed {
+        Failed { error, report: Box::new(report) }
+    }
+
+    /// The error and the report, apart.
+    pub fn into_parts(self) -> (SyncError, Report) {
+        (self.error, *self.report)
+    }
+
     /// doveadm's exit code for this failure.
     pub fn exit_code(&self) -> u8 {
         self.error.exit_code()

@@ -142,6 +142,7 @@ impl fmt::Display for RecreateReason {
 
 /// What happens to the destination mailbox itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MailboxAction {
     /// It exists and is updated in place.
     Update,

@@ -47,6 +47,19 @@ Locations:
                                        per message, the rest in Dovecot's index
                                        (dovecot.index.log appended under Dovecot's lock, so
                                        a Dovecot may use it meanwhile); read and written
+  remote:[LOGIN@]HOST                  a Dovecot through its own dsync protocol, as a source
+                                       (backup, sync -1): runs -o dsync_remote_cmd (default
+                                       `ssh -l%{login} %{host} doveadm dsync-server -u%u -U`,
+                                       split on spaces as doveadm does; %u is -u USER), and
+                                       keeps Dovecot's mailbox and message GUIDs, UIDs,
+                                       flags and keywords; needs no IMAP master user
+  'CMD ARG…'                           a location with a space is the command line that
+                                       runs doveadm dsync-server (e.g. 'ssh mx doveadm
+                                       dsync-server -u alice'); the command's stderr is
+                                       shown, its exit code kept (67 unknown user)
+An IMAP server can be the DESTINATION of backup and sync -1 (its password:
+--destination-password-file, else the source's); the state is then kept in
+~/.local/state/dsync-rs/ unless --state-file says where.
 In batches (-u, -A, -F) %u, %n (user without domain) and %d (domain) are replaced, and
 `~` (or %h) in maildir:~/Maildir or sdbox:~/sdbox is that user's home: -o home=DIR (a
 template such as /srv/mail/%d/%n), home in the config, or the system's passwd entry; an
@@ -154,7 +167,7 @@ pub(crate) struct Cli {
     /// imapc_connection_retry_count, imapc_connection_retry_interval, imapc_max_line_length,
     /// imapc_rawlog_dir, imapc_features, pop3c_host/port/user/ssl/master_user/rawlog_dir/features,
     /// mail_prefetch_count, mail_fsync, ssl_client_ca_file, ssl_client_ca_dir (or 2.2's
-    /// imapc_ssl_ca_dir), dsync_commit_msgs_interval, mail_max_lock_timeout, mail_uid, mail_gid,
+    /// imapc_ssl_ca_dir), dsync_commit_msgs_interval, dsync_remote_cmd, mail_max_lock_timeout, mail_uid, mail_gid,
     /// home (or mail_home), pop3_migration_skip_size_check, pop3_migration_ignore_missing_uidls,
     /// pop3_migration_ignore_extra_uidls (repeatable; see "Dovecot settings" below).
     #[arg(short = 'o', global = true, value_name = "KEY=VALUE")]
@@ -172,6 +185,8 @@ pub(crate) enum Command {
   DSYNC_PASSWORD=secret dsync backup imaps://alice@old.example.com maildir:/srv/mail/alice
   dsync backup --password-file pw -x '\\Trash' imaps://alice@old.example.com maildir:~/Maildir
   dsync backup -R maildir:/srv/mail/alice maildir:/backup/alice     # restore from the backup
+  dsync backup --password-file old.pw --destination-password-file new.pw \\
+      imaps://alice@old.example.com imaps://alice@new.example.com   # server to server
   dsync -c dsync.toml backup -u alice                                # an account of the config
   dsync backup -F users.txt -j 8 --master-user admin --password-file master.pw \\
       'imaps://%u@old.example.com' 'maildir:/srv/mail/%d/%n/Maildir'")]
@@ -363,6 +378,12 @@ pub(crate) struct StateArgs {
     /// (X-GM-MSGID). The folder is synced first (doveadm -a).
     #[arg(short = 'a', value_name = "MAILBOX")]
     pub(crate) all_mail: Option<String>,
+
+    /// backup into an IMAP server: also delete what dsync did not put there (messages and
+    /// folders the source does not have). Without it such a backup deletes only its own
+    /// earlier copies, as its state records them (see the README).
+    #[arg(long)]
+    pub(crate) delete_extra: bool,
 }
 
 /// Everything sync, backup and import share.
@@ -554,6 +575,10 @@ pub(crate) struct ConnectionArgs {
     /// Run CMD with /bin/sh and use the first line it prints as the password.
     #[arg(long, value_name = "CMD", conflicts_with = "password_file")]
     pub(crate) password_command: Option<String>,
+
+    /// An IMAP destination's password: the first line of FILE (else the source's).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) destination_password_file: Option<PathBuf>,
 
     /// Log in with the OAuth2 access token in FILE (XOAUTH2 unless --sasl-mechanism says
     /// oauthbearer); the file is read again at every connection.

@@ -463,6 +463,7 @@ pub(crate) fn task(
     let mut task = base_task(verb, mode, &run.filters, run.write.dry_run)?;
     task.state = !state.no_state;
     task.state_file.clone_from(&state.state_file);
+    task.delete_extra = state.delete_extra;
     task.full = state.full;
     task.dovecot_state.clone_from(&state.dovecot_state);
     task.all_mail = state
@@ -548,6 +549,7 @@ fn base_task(
         source_user: None,
         all_mail: None,
         verify: None,
+        delete_extra: false,
     })
 }
 
@@ -572,7 +574,7 @@ pub(crate) fn verify(context: &Context, args: &VerifyArgs) -> Result<u8, CliErro
         message_guids: false,
     };
     let mut a = open::open_source(&source, &access, "source")?;
-    let mut b = open::open_source(&destination, &access, "destination")?;
+    let mut b = open::open_destination_to_read(&destination, &access)?;
     let every_message = dsync_core::filter::MessageFilter::default();
     let result =
         verify::compare(a.as_storage(), b.as_storage(), &filter, &every_message, args.bodies);

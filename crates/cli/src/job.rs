@@ -53,6 +53,8 @@ pub(crate) struct Task {
     pub(crate) all_mail: Option<MailboxPattern>,
     /// `backup --verify`: compare both sides after the run.
     pub(crate) verify: Option<verify::Level>,
+    /// `--delete-extra`: a backup into an IMAP server deletes what dsync did not put there.
+    pub(crate) delete_extra: bool,
 }
 
 /// One user's run.
@@ -256,6 +258,14 @@ fn attempt_once(
     let source_user = job.source_user.as_deref().or(user);
     let source = open::resolve(job.source.clone(), &job.settings, source_user).map_err(fail)?;
     let destination = open::resolve(job.destination.clone(), &job.settings, user).map_err(fail)?;
+    if task.mode == Mode::TwoWay && (source.is_remote_dsync() || destination.is_remote_dsync()) {
+        return Err(fail(CliError::Usage(format!(
+            "{source} -> {destination}: a two-way sync over dsync's protocol is refused: both \
+             sides would decide independently, and ours are not proven to match Dovecot's (tree \
+             renames, UID renumbering, modseq flag merges), so they could diverge. Pull with \
+             backup or sync -1, or run doveadm sync on the Dovecot side"
+        ))));
+    }
     if task.mode == Mode::TwoWay && source.is_server() {
         return Err(fail(CliError::Usage(format!(
             "{source}: a two-way sync writes both sides, and IMAP is read-only here: use sync -1 or backup"
@@ -270,8 +280,14 @@ fn attempt_once(
         message_guids: task.all_mail.is_some(),
     };
 
-    let mut destination_store =
-        open::open_destination(&destination, &job.settings, "destination").map_err(fail)?;
+    let imap_destination = match &destination {
+        Location::Imap(imap) if matches!(task.mode, Mode::Backup | Mode::OneWay) => Some(imap),
+        _ => None,
+    };
+    let mut destination_store = match imap_destination {
+        Some(imap) => open::open_imap_destination(imap, &access).map_err(fail)?,
+        None => open::open_destination(&destination, &job.settings, "destination").map_err(fail)?,
+    };
     let root = destination_store.maildir_root();
     // What the store creates gets the mail's owner and modes, and so do our own files in
     // its root (decided before anything creates the root).
@@ -349,6 +365,18 @@ fn attempt_once(
             };
             Some(StateFile::new(path, source.state_identity()).with_permissions(permissions))
         }
+        // An IMAP destination has no root of ours: the state goes where --state-file
+        // says, or under the invoking user's state directory.
+        _ if task.state && imap_destination.is_some() => {
+            let path = match &task.state_file {
+                Some(p) => PathBuf::from(expand(&p.to_string_lossy(), user.unwrap_or(""))),
+                None => open::default_state_path(&source, &destination).map_err(fail)?,
+            };
+            Some(
+                StateFile::new(path, source.state_identity())
+                    .with_permissions(mailstore::Permissions::private()),
+            )
+        }
         _ => None,
     };
     let state = load_state(task, state_file.as_ref());
@@ -363,6 +391,7 @@ fn attempt_once(
         .subscribe_imported(task.subscribe_imported)
         .search(task.search.clone())
         .all_mail(task.all_mail.clone())
+        .delete_extra(task.delete_extra)
         .cancel(interrupt::token());
 
     tracing::info!("{} {source} -> {destination}", task.verb);
@@ -400,6 +429,8 @@ fn attempt_once(
     observer.progress.finish();
     let finish = destination_store.finish();
     let source_finish = if task.mode == Mode::TwoWay { source_store.finish() } else { Ok(()) };
+    // A remote source's last word (its F item, its exit status) comes after the run.
+    let source_end = if result.is_ok() { source_store.end_source() } else { Ok(()) };
     let mut source_warnings = source_store.take_warnings();
     if task.all_mail.is_some() && source_store.refused_message_guids() {
         source_warnings.push(format!(
@@ -430,6 +461,9 @@ fn attempt_once(
                     CliError::Storage { side: "destination", error },
                     Some(report),
                 )));
+            }
+            if let Err(error) = source_end {
+                return Err(Box::new((CliError::Storage { side: "source", error }, Some(report))));
             }
             for warning in &report.warnings {
                 tracing::warn!("{warning}");
@@ -536,5 +570,13 @@ impl Observer for JobObserver<'_> {
 
     fn forget(&mut self, mailbox: &MailboxName, state: &SyncState) -> Result<(), StorageError> {
         self.state_file.map_or(Ok(()), |file| file.checkpoint_forget(mailbox, state))
+    }
+
+    fn paired(&mut self, record: &str, state: &SyncState) {
+        if let Some(file) = self.state_file
+            && let Err(error) = file.append_pair(record, state)
+        {
+            tracing::warn!("cannot save the sync state: {error}");
+        }
     }
 }

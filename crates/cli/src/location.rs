@@ -91,6 +91,20 @@ pub(crate) enum Location {
     Maildir(String),
     /// A single-dbox store (not written by the storage layer yet).
     Sdbox(String),
+    /// `remote:[LOGIN@]HOST`: a Dovecot reached through dsync's wire protocol, by running
+    /// `dsync_remote_cmd` (by default `ssh -l%{login} %{host} doveadm dsync-server -u%u -U`).
+    Remote {
+        /// The ssh login (`LOGIN@`), empty without one.
+        login: String,
+        /// The host.
+        host: String,
+        /// The user whose mail it is (`-u`; `%u` of the command), filled in by
+        /// `open::resolve`; empty until then.
+        user: String,
+    },
+    /// A location containing a space: the command line that starts `doveadm
+    /// dsync-server` (split on single spaces, as doveadm splits it).
+    RemoteCommand(String),
 }
 
 /// A location that could not be understood, with the reason.
@@ -140,6 +154,9 @@ impl fmt::Display for Location {
             Location::FromSettings(Protocol::Imap | Protocol::Sieve) => f.write_str("imapc:"),
             Location::FromSettings(Protocol::Pop3) => f.write_str("pop3c:"),
             Location::Maildir(location) | Location::Sdbox(location) => f.write_str(location),
+            Location::Remote { login, host, .. } if login.is_empty() => write!(f, "remote:{host}"),
+            Location::Remote { login, host, .. } => write!(f, "remote:{login}@{host}"),
+            Location::RemoteCommand(command) => f.write_str(command),
         }
     }
 }
@@ -156,6 +173,11 @@ impl Location {
         }
     }
 
+    /// True for a Dovecot reached through dsync's wire protocol.
+    pub(crate) fn is_remote_dsync(&self) -> bool {
+        matches!(self, Location::Remote { .. } | Location::RemoteCommand(_))
+    }
+
     /// True for a location on a mail server (IMAP, POP3 or both).
     pub(crate) fn is_server(&self) -> bool {
         matches!(
@@ -169,7 +191,8 @@ impl Location {
 }
 
 const EXPECTED: &str = "expected imap://user@host[:port][?tls=none], imaps://…, pop3://…, pop3s://…, \
-    IMAP,POP3 (imaps://user@host,pop3s://user@host), imapc:, maildir:PATH or sdbox:PATH";
+    IMAP,POP3 (imaps://user@host,pop3s://user@host), imapc:, remote:[LOGIN@]HOST, a command line \
+    starting doveadm dsync-server, maildir:PATH or sdbox:PATH";
 
 /// Parses a location argument.
 pub(crate) fn parse(text: &str) -> Result<Location, LocationError> {
@@ -221,6 +244,28 @@ pub(crate) fn parse(text: &str) -> Result<Location, LocationError> {
     }
     if text.starts_with("imapc:") || text.starts_with("pop3c:") {
         return Err(error("imapc: and pop3c: take no path; give the server with -o imapc_host=…"));
+    }
+    if let Some(rest) = text.strip_prefix("remote:") {
+        let (login, host) = rest.rsplit_once('@').unwrap_or(("", rest));
+        if host.is_empty() || host.contains(' ') {
+            return Err(error("the host is missing (remote:[LOGIN@]HOST)"));
+        }
+        return Ok(Location::Remote {
+            login: login.to_owned(),
+            host: host.to_owned(),
+            user: String::new(),
+        });
+    }
+    if text.starts_with("tcp:") || text.starts_with("tcps:") || text.starts_with("remoteprefix:") {
+        return Err(error(
+            "doveadm-server connections (tcp:, tcps:) and remoteprefix: are not supported: use \
+             remote:[LOGIN@]HOST (ssh) or a command line",
+        ));
+    }
+    // As doveadm: a location with a space (and no `scheme:` of a mail location, handled
+    // above) is the command line of the remote side.
+    if text.contains(' ') {
+        return Ok(Location::RemoteCommand(text.to_owned()));
     }
     if text.contains("://") || text.contains(':') {
         return Err(error(EXPECTED));
@@ -428,6 +473,22 @@ mod tests {
             ("imapc:", Location::FromSettings(Protocol::Imap)),
             ("pop3c:", Location::FromSettings(Protocol::Pop3)),
             (
+                "remote:mx",
+                Location::Remote { login: String::new(), host: "mx".into(), user: String::new() },
+            ),
+            (
+                "remote:root@a@mx.example",
+                Location::Remote {
+                    login: "root@a".into(),
+                    host: "mx.example".into(),
+                    user: String::new(),
+                },
+            ),
+            (
+                "ssh mx doveadm dsync-server -u alice",
+                Location::RemoteCommand("ssh mx doveadm dsync-server -u alice".into()),
+            ),
+            (
                 "pop3s://alice@mail.example.com",
                 Location::Pop3(server(
                     Protocol::Pop3,
@@ -486,6 +547,9 @@ mod tests {
             ("pop3://host", "user name is missing (pop3://user@host)"),
             ("imap://a%4@host", "%-escape"),
             ("imap://a%zz@host", "invalid %-escape"),
+            ("remote:", "host is missing"),
+            ("remote:root@", "host is missing"),
+            ("tcp:mx:2000", "tcp:, tcps:) and remoteprefix: are not supported"),
         ];
         for (text, reason) in cases {
             let error = parse(text).expect_err(text);

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use dsync_core::adapters::imap::ImapStorage;
 use dsync_core::adapters::maildir::MaildirStorage;
 use dsync_core::adapters::pop3::{ImapPop3Storage, Pop3Storage};
+use dsync_core::adapters::remote::{DEFAULT_REMOTE_CMD, RemoteCommand, RemoteStorage};
 use dsync_core::adapters::sdbox::SdboxStorage;
 use dsync_core::{ErrorKind, Storage, StorageError, StorageMut};
 use imapc::{AuthMechanism, ConnectOptions, Credentials, Security, Timeouts, TlsOptions};
@@ -25,6 +26,7 @@ pub(crate) enum Opened {
     Pop3(Box<Pop3Storage>),
     ImapPop3(Box<ImapPop3Storage>),
     Maildir(MaildirStorage),
+    Remote(Box<RemoteStorage>),
     Sdbox(SdboxStorage),
 }
 
@@ -35,6 +37,7 @@ impl Opened {
             Opened::Pop3(pop3) => pop3.as_mut(),
             Opened::ImapPop3(pair) => pair.as_mut(),
             Opened::Maildir(maildir) => maildir,
+            Opened::Remote(remote) => remote.as_mut(),
             Opened::Sdbox(sdbox) => sdbox,
         }
     }
@@ -46,6 +49,7 @@ impl Opened {
             Opened::Pop3(pop3) => pop3.as_ref(),
             Opened::ImapPop3(pair) => pair.as_ref(),
             Opened::Maildir(maildir) => maildir,
+            Opened::Remote(remote) => remote.as_ref(),
             Opened::Sdbox(sdbox) => sdbox,
         }
     }
@@ -55,6 +59,7 @@ impl Opened {
         match self {
             Opened::Maildir(maildir) => Some(maildir),
             Opened::Sdbox(sdbox) => Some(sdbox),
+            Opened::Imap(imap) => Some(imap.as_mut()),
             _ => None,
         }
     }
@@ -103,6 +108,15 @@ impl Opened {
         }
     }
 
+    /// Ends a read-only source's conversation where it has one that can still fail: a
+    /// remote dsync's final word and exit status.
+    pub(crate) fn end_source(&mut self) -> Result<(), StorageError> {
+        match self {
+            Opened::Remote(remote) => remote.finish(),
+            _ => Ok(()),
+        }
+    }
+
     /// An IMAP source was asked for message GUIDs and refused them.
     pub(crate) fn refused_message_guids(&self) -> bool {
         matches!(self, Opened::Imap(imap) if imap.message_guids() == Some(false))
@@ -131,6 +145,9 @@ impl Opened {
                 let _ = pair.into_imap().logout();
             }
             Opened::Maildir(_) | Opened::Sdbox(_) => {}
+            Opened::Remote(mut remote) => {
+                let _ = remote.finish();
+            }
         }
     }
 }
@@ -154,6 +171,14 @@ pub(crate) fn resolve(
     settings: &Settings,
     user: Option<&str>,
 ) -> Result<Location, CliError> {
+    if let Location::Remote { login, host, .. } = location {
+        let Some(user) = user else {
+            return Err(CliError::Usage(format!(
+                "remote:{host}: needs the user whose mail it is: -u USER"
+            )));
+        };
+        return Ok(Location::Remote { login, host, user: user.to_owned() });
+    }
     let Location::FromSettings(protocol) = location else { return Ok(location) };
     let (server, prefix) = match protocol {
         // No mail location is ManageSieve: `imapc:` stands in for it.
@@ -248,6 +273,15 @@ pub(crate) fn open_source(
             Ok(Opened::Sdbox(SdboxStorage::from_sdbox(Sdbox::with_options(parsed, options))))
         }
         Location::Imap(imap) => Ok(Opened::Imap(Box::new(connect_imap(imap, access, side)?))),
+        Location::Remote { .. } | Location::RemoteCommand(_) => {
+            let command = remote_command(location, access.settings)?;
+            tracing::info!("running {command}");
+            // -T: what doveadm's -T is for its remote, our I/O timeout everywhere.
+            let timeout = Duration::from_secs(access.settings.timeout.max(1));
+            let storage = RemoteStorage::connect_with_timeout(command, timeout)
+                .map_err(|error| CliError::Storage { side, error })?;
+            Ok(Opened::Remote(Box::new(storage)))
+        }
         Location::Pop3(pop3) => {
             let (options, credentials) = pop3_login(pop3, access)?;
             tracing::info!("connecting to {location}");
@@ -265,6 +299,21 @@ pub(crate) fn open_source(
         }
         Location::FromSettings(_) => Err(CliError::Usage(format!("{location}: cannot be opened"))),
     }
+}
+
+/// The command that starts the remote `doveadm dsync-server`: `dsync_remote_cmd` (or
+/// doveadm's default) for `remote:[LOGIN@]HOST`, the location itself when it is a command
+/// line; both split on single spaces, as doveadm splits them.
+fn remote_command(location: &Location, settings: &Settings) -> Result<RemoteCommand, CliError> {
+    let command = match location {
+        Location::Remote { login, host, user } => {
+            let template = settings.dsync_remote_cmd.as_deref().unwrap_or(DEFAULT_REMOTE_CMD);
+            RemoteCommand::from_template(template, host, login, user)
+        }
+        Location::RemoteCommand(line) => RemoteCommand::from_command_line(line),
+        _ => return Err(CliError::Usage(format!("{location}: not a remote location"))),
+    };
+    command.map_err(|error| CliError::Usage(format!("{location}: {error}")))
 }
 
 /// Opens a location to be written (a sync destination, or both sides of a two-way sync).
@@ -287,11 +336,42 @@ pub(crate) fn open_destination(
             parse_sdbox(text)?,
             options,
         )))),
+        Location::Remote { .. } | Location::RemoteCommand(_) => Err(CliError::Usage(format!(
+            "{location}: writing into a Dovecot through dsync's protocol (push) is not supported \
+             yet: the {side} must be maildir:PATH or sdbox:PATH"
+        ))),
         _ => Err(CliError::Usage(format!(
-            "{location}: IMAP destinations are not supported yet: the {side} must be \
-             maildir:PATH or sdbox:PATH"
+            "{location}: a two-way sync with an IMAP server is not supported yet: the {side} \
+             must be maildir:PATH or sdbox:PATH (backup and sync -1 write IMAP servers)"
         ))),
     }
+}
+
+/// Opens the destination of a run to be read (`verify`): an IMAP server with
+/// `--destination-password-file` when given.
+pub(crate) fn open_destination_to_read(
+    location: &Location,
+    access: &Access<'_>,
+) -> Result<Opened, CliError> {
+    let mut access = access.clone();
+    if let (Location::Imap(_), Some(secret)) = (location, &access.settings.destination_secret) {
+        access.secret = Some(secret.clone());
+    }
+    open_source(location, &access, "destination")
+}
+
+/// Opens an IMAP server as a `backup` or `sync -1` destination: logged in with
+/// `--destination-password-file` when given, else with the source's password.
+pub(crate) fn open_imap_destination(
+    location: &ImapLocation,
+    access: &Access<'_>,
+) -> Result<Opened, CliError> {
+    let mut access = access.clone();
+    access.message_guids = false;
+    if let Some(secret) = &access.settings.destination_secret {
+        access.secret = Some(secret.clone());
+    }
+    Ok(Opened::Imap(Box::new(connect_imap(location, &access, "destination")?)))
 }
 
 /// Refuses one Maildir or sdbox store as both sides, or one inside the other (either way,
@@ -570,6 +650,40 @@ impl Drop for DestinationLock {
 const LOCK_FILE: &str = "dsync-rs.lock";
 /// The default state file in a Maildir root (see `job.rs`).
 pub(crate) const STATE_FILE: &str = "dsync-rs-state";
+
+/// Where the state of a run into a server is kept without `--state-file`:
+/// `$XDG_STATE_HOME/dsync-rs/` (else `~/.local/state/dsync-rs/`), one file per
+/// destination and source: `imap-USER@HOST-PORT-HASH.state`, HASH (FNV-1a) telling
+/// sources apart.
+pub(crate) fn default_state_path(
+    source: &Location,
+    destination: &Location,
+) -> Result<PathBuf, CliError> {
+    let directory =
+        if let Some(state) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+            PathBuf::from(state)
+        } else {
+            let home = std::env::var_os("HOME").filter(|v| !v.is_empty()).ok_or_else(|| {
+                CliError::Usage(
+                    "neither $XDG_STATE_HOME nor $HOME is set: name the sync state file with \
+                 --state-file"
+                        .into(),
+                )
+            })?;
+            PathBuf::from(home).join(".local/state")
+        }
+        .join("dsync-rs");
+    let readable: String = destination
+        .state_identity()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "@.-_".contains(c) { c } else { '-' })
+        .collect();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in source.state_identity().bytes() {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    Ok(directory.join(format!("{readable}-{hash:016x}.state")))
+}
 
 /// What a Maildir that is about to be written needs before anything is read from the
 /// source: the lock when the root exists, else proof that it can be created.

@@ -72,6 +72,8 @@ pub(crate) struct ServerSettings {
 pub(crate) struct Settings {
     /// Where the password or token comes from (`None`: `$DSYNC_PASSWORD`).
     pub(crate) secret: Option<SecretSource>,
+    /// An IMAP destination's password, when not the source's (`--destination-password-file`).
+    pub(crate) destination_secret: Option<SecretSource>,
     pub(crate) mechanism: Option<AuthMechanism>,
     pub(crate) master_user: Option<String>,
     pub(crate) ca_file: Option<PathBuf>,
@@ -95,6 +97,8 @@ pub(crate) struct Settings {
     pub(crate) commit_interval: u32,
     pub(crate) no_fsync: bool,
     pub(crate) lock_timeout: Option<u64>,
+    /// `dsync_remote_cmd`: what `remote:[LOGIN@]HOST` runs (`None`: doveadm's default).
+    pub(crate) dsync_remote_cmd: Option<String>,
     /// Uid of what is created in the destination (`--owner`, `mail_uid`); `None`: the
     /// destination root's.
     pub(crate) owner: Option<u32>,
@@ -118,6 +122,7 @@ impl Default for Settings {
     fn default() -> Settings {
         Settings {
             secret: None,
+            destination_secret: None,
             mechanism: None,
             master_user: None,
             ca_file: None,
@@ -134,6 +139,7 @@ impl Default for Settings {
             commit_interval: 100,
             no_fsync: false,
             lock_timeout: None,
+            dsync_remote_cmd: None,
             owner: None,
             group: None,
             rawlog_dir: None,
@@ -215,6 +221,9 @@ impl Settings {
                 .or_else(|| connection.password_file.clone().map(SecretSource::File));
             if secret.is_some() {
                 s.secret = secret;
+            }
+            if let Some(file) = &connection.destination_password_file {
+                s.destination_secret = Some(SecretSource::File(file.clone()));
             }
             if let Some(mechanism) = &connection.sasl_mechanism {
                 s.mechanism = Some(mechanism_from(mechanism).map_err(CliError::Usage)?);
@@ -425,6 +434,10 @@ impl Settings {
                 self.commit_interval = u32::try_from(number("a count")?).unwrap_or(u32::MAX);
             }
             "mail_max_lock_timeout" => self.lock_timeout = Some(number("seconds")?),
+            "dsync_remote_cmd" if value.trim().is_empty() => {
+                return Err(format!("{key}: the command is empty"));
+            }
+            "dsync_remote_cmd" => self.dsync_remote_cmd = Some(value.to_owned()),
             // Dovecot's mail user and group: here, whose the mail we create is.
             "mail_uid" if value.is_empty() => self.owner = None,
             "mail_uid" => {

@@ -95,7 +95,7 @@ pub(crate) fn after_run(
     };
     tracing::info!("verifying {source} <-> {destination}");
     let mut a = open::open_source(&source, &access, "source")?;
-    let mut b = match open::open_source(&destination, &access, "destination") {
+    let mut b = match open::open_destination_to_read(&destination, &access) {
         Ok(opened) => opened,
         Err(error) => {
             a.close();
@@ -185,6 +185,8 @@ pub(crate) fn compare(
     }
 
     let by_uidl = source.capabilities().unstable_uids;
+    // An IMAP server as destination chose its own UIDs: messages are paired by content.
+    let by_content = !by_uidl && destination.capabilities().assigns_uids;
     for name in a_names.intersection(&b_names) {
         result.mailboxes += 1;
         let mut a = source.contents(name).map_err(on("source"))?;
@@ -211,6 +213,30 @@ pub(crate) fn compare(
                 for (x, y) in &pairs {
                     if a_hashes.get(x) != b_hashes.get(y) {
                         say(Some(*y), "contents differ".into());
+                    }
+                }
+            }
+            continue;
+        }
+        if by_content {
+            let a_ids = source.header_hashes(name, &uids(&a.messages)).map_err(on("source"))?;
+            let b_ids =
+                destination.header_hashes(name, &uids(&b.messages)).map_err(on("destination"))?;
+            let pairs = pair_by_content(&a.messages, &b.messages, &a_ids, &b_ids, &mut say);
+            result.messages += pairs.len() as u64;
+            for (x, y) in &pairs {
+                for text in message_differences(x, y) {
+                    say(Some(y.uid), format!("(source UID {}) {text}", x.uid));
+                }
+            }
+            if bodies && !pairs.is_empty() {
+                let a_uids: Vec<Uid> = pairs.iter().map(|(x, _)| x.uid).collect();
+                let b_uids: Vec<Uid> = pairs.iter().map(|(_, y)| y.uid).collect();
+                let a_hashes = hashes(source, name, &a_uids).map_err(on("source"))?;
+                let b_hashes = hashes(destination, name, &b_uids).map_err(on("destination"))?;
+                for (x, y) in &pairs {
+                    if a_hashes.get(&x.uid) != b_hashes.get(&y.uid) {
+                        say(Some(y.uid), format!("(source UID {}) contents differ", x.uid));
                     }
                 }
             }
@@ -283,6 +309,43 @@ pub(crate) fn compare(
         });
     }
     Ok(result)
+}
+
+fn uids(messages: &[MessageMeta]) -> Vec<Uid> {
+    messages.iter().map(|m| m.uid).collect()
+}
+
+/// Pairs the messages of two sides whose UIDs have nothing in common (an IMAP server as
+/// destination): by Dovecot's header hash, one for one in UID order; the unpaired are
+/// reported. Returns the pairs, to be compared for flags, sizes and dates.
+fn pair_by_content<'m>(
+    source: &'m [MessageMeta],
+    destination: &'m [MessageMeta],
+    a_ids: &BTreeMap<Uid, String>,
+    b_ids: &BTreeMap<Uid, String>,
+    say: &mut dyn FnMut(Option<Uid>, String),
+) -> Vec<(&'m MessageMeta, &'m MessageMeta)> {
+    let mut waiting: BTreeMap<&str, std::collections::VecDeque<&MessageMeta>> = BTreeMap::new();
+    let mut sorted: Vec<&MessageMeta> = destination.iter().collect();
+    sorted.sort_by_key(|m| m.uid);
+    for meta in sorted {
+        let id = b_ids.get(&meta.uid).map_or("", String::as_str);
+        waiting.entry(id).or_default().push_back(meta);
+    }
+    let mut listed: Vec<&MessageMeta> = source.iter().collect();
+    listed.sort_by_key(|m| m.uid);
+    let mut pairs = Vec::new();
+    for a in listed {
+        let id = a_ids.get(&a.uid).map_or("", String::as_str);
+        match waiting.get_mut(id).and_then(std::collections::VecDeque::pop_front) {
+            Some(b) => pairs.push((a, b)),
+            None => say(None, format!("source UID {} is only in the source", a.uid)),
+        }
+    }
+    for b in waiting.values().flatten() {
+        say(Some(b.uid), "only in the destination".into());
+    }
+    pairs
 }
 
 /// A POP3 source against a destination that stores POP3 UIDLs and order: the UIDL list in

@@ -127,6 +127,7 @@ pub mod header_hash;
 pub mod memory;
 pub mod message_date;
 mod model;
+pub mod pairing;
 pub mod plan;
 pub mod pop3_migration;
 pub mod query;
@@ -165,5 +166,6 @@ pub use report::{
     FilteredMessages, MailboxRename, MailboxReport, Report, Skipped, Totals, human_bytes,
 };
 pub use storage::{
-    Capabilities, MailboxWriter, MessageSink, NewMailbox, Skip, Storage, StorageMut,
+    Assigned, Capabilities, MailboxAttribute, MailboxWriter, MessageSink, NewMailbox, Skip,
+    Storage, StorageMut,
 };

@@ -113,6 +113,7 @@ pub struct MemoryStorage {
     keeps_guids: bool,
     message_guids: bool,
     unstable_uids: bool,
+    assigns_uids: bool,
     guid_counter: u8,
     /// The highest UIDVALIDITY any mailbox here ever had (deleted ones too), so that one
     /// allocated later is new, as an IMAP server's are.
@@ -165,6 +166,18 @@ impl MemoryStorage {
     #[must_use]
     pub fn unstable_uids(mut self, unstable: bool) -> MemoryStorage {
         self.unstable_uids = unstable;
+        self
+    }
+
+    /// Makes this storage behave like an IMAP server as a destination
+    /// ([`Capabilities::assigns_uids`]): a save is stored at once under the next UID, as
+    /// an APPEND is, whatever UID it asked for, and [`MailboxWriter::take_assigned`]
+    /// reports the UID after the next commit, as an APPEND's answer arrives; a commit
+    /// that fails (see [`fail_after`](Self::fail_after)) loses those answers, not the
+    /// messages. Created mailboxes get a UIDVALIDITY of this storage's choosing.
+    #[must_use]
+    pub fn assigning_uids(mut self, assigns: bool) -> MemoryStorage {
+        self.assigns_uids = assigns;
         self
     }
 
@@ -253,7 +266,8 @@ impl MemoryStorage {
     /// The mailbox `new` describes: its UIDVALIDITY (a new one when it has none), GUID and
     /// the source UIDVALIDITY it stands for.
     fn new_mailbox(&mut self, new: &NewMailbox) -> MemoryMailbox {
-        let uid_validity = match new.uid_validity {
+        let forced = if self.assigns_uids { None } else { new.uid_validity };
+        let uid_validity = match forced {
             Some(value) => {
                 self.highest_uid_validity = self.highest_uid_validity.max(value.get());
                 value
@@ -262,7 +276,7 @@ impl MemoryStorage {
         };
         let guid = if self.keeps_guids { new.guid.or_else(|| self.next_guid()) } else { None };
         let mut mailbox = MemoryMailbox::new(uid_validity, guid);
-        if new.uid_validity.is_none() {
+        if new.uid_validity.is_none() && !self.assigns_uids {
             mailbox.source_uid_validity = new.source_uid_validity;
         }
         mailbox
@@ -304,6 +318,7 @@ impl Storage for MemoryStorage {
             message_guids: self.message_guids,
             noselect_placeholders: true,
             unstable_uids: self.unstable_uids,
+            assigns_uids: self.assigns_uids,
         }
     }
 
@@ -506,6 +521,8 @@ impl StorageMut for MemoryStorage {
             staged: Vec::new(),
             staged_body: None,
             uid_floor: uid_next,
+            unheard: Vec::new(),
+            heard: Vec::new(),
         }))
     }
 }
@@ -525,6 +542,10 @@ struct MemoryWriter<'a> {
     staged_body: Option<Vec<u8>>,
     /// The lowest UID a new save may use (UIDNEXT including staged saves).
     uid_floor: Uid,
+    /// Assigning UIDs: saves stored, their answers not yet heard (the next commit).
+    unheard: Vec<(Uid, Uid)>,
+    /// Assigning UIDs: answers heard and not yet taken.
+    heard: Vec<(Uid, Uid)>,
 }
 
 impl MailboxWriter for MemoryWriter<'_> {
@@ -542,6 +563,18 @@ impl MailboxWriter for MemoryWriter<'_> {
         let body = self.staged_body.take().ok_or_else(|| {
             StorageError::new(ErrorKind::InvalidData, "save_finish without a body")
         })?;
+        if self.storage.assigns_uids {
+            // Stored at once under the mailbox's next UID, as an APPEND is.
+            let mailbox = self.storage.mailboxes.get_mut(&self.mailbox).ok_or_else(|| {
+                StorageError::new(ErrorKind::NotFound, format!("mailbox {} vanished", self.mailbox))
+            })?;
+            let uid = mailbox.append(&body, meta.flags.clone(), meta.received);
+            if let Some(stored) = mailbox.messages.get_mut(&uid) {
+                stored.meta.guid.clone_from(&meta.guid);
+            }
+            self.unheard.push((meta.uid, uid));
+            return Ok(());
+        }
         if meta.uid < self.uid_floor {
             return Err(StorageError::new(
                 ErrorKind::InvalidData,
@@ -614,8 +647,20 @@ impl MailboxWriter for MemoryWriter<'_> {
         Ok(())
     }
 
+    fn take_assigned(&mut self) -> Vec<crate::storage::Assigned> {
+        self.heard
+            .drain(..)
+            .map(|(requested, uid)| crate::storage::Assigned::stored(requested, Some(uid)))
+            .collect()
+    }
+
     fn commit(&mut self) -> Result<(), StorageError> {
-        self.storage.write_allowed()?;
+        if let Err(error) = self.storage.write_allowed() {
+            // The connection went with the answers: the stored messages stay, unheard.
+            self.unheard.clear();
+            return Err(error);
+        }
+        self.heard.append(&mut self.unheard);
         let mailbox = self.storage.mailboxes.get_mut(&self.mailbox).ok_or_else(|| {
             StorageError::new(ErrorKind::NotFound, format!("mailbox {} vanished", self.mailbox))
         })?;

@@ -18,7 +18,7 @@ mod sinks;
 use crate::error::{ErrorKind, StorageError};
 use crate::model::{
     Flags, MailboxContents, MailboxGuid, MailboxInfo, MailboxName, MailboxStamp, MailboxStatus,
-    MessageMeta, Uid, UidValidity,
+    MessageMeta, SpecialUse, Uid, UidValidity,
 };
 use sinks::{HeaderHashSink, RenumberSink};
 
@@ -41,6 +41,12 @@ pub struct Capabilities {
     /// UIDs are only positions that change when earlier messages go (POP3): messages are
     /// then matched by their POP3 UIDL instead.
     pub unstable_uids: bool,
+    /// The storage gives each saved message a UID of its own choosing and cannot take a
+    /// forced one, nor a UIDVALIDITY (an IMAP server: APPEND). Saves ignore
+    /// [`MessageMeta::uid`] and report the UID given with
+    /// [`MailboxWriter::take_assigned`]; the engine then pairs messages across the sides
+    /// by a mapping kept in its state ([`crate::pairing`]) instead of by equal UIDs.
+    pub assigns_uids: bool,
 }
 
 /// The read side of a storage.
@@ -103,6 +109,15 @@ pub trait Storage {
         Vec::new()
     }
 
+    /// The mailbox's attributes (IMAP METADATA; Dovecot keeps Sieve scripts as INBOX's
+    /// private `vendor/vendor.dovecot/pvt/server/sieve/…` attributes), deleted ones
+    /// included so a sync can carry the deletion. The default, for storages that keep
+    /// none, is an empty list.
+    fn attributes(&mut self, mailbox: &MailboxName) -> Result<Vec<MailboxAttribute>, StorageError> {
+        let _ = mailbox;
+        Ok(Vec::new())
+    }
+
     /// Dovecot's header hash (see [`crate::header_hash`]) of each of `uids`, the identity
     /// of messages when GUIDs are not available on both sides. UIDs that no longer exist
     /// are missing from the answer. The default reads each message's header through
@@ -115,6 +130,28 @@ pub trait Storage {
         let mut sink = HeaderHashSink::default();
         self.fetch(mailbox, uids, &mut sink)?;
         Ok(sink.into_hashes())
+    }
+}
+
+/// One mailbox attribute ([`Storage::attributes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MailboxAttribute {
+    /// True for a private (per user) attribute, false for a shared one.
+    pub private: bool,
+    /// The key without the `/private/` or `/shared/` prefix (`comment`,
+    /// `vendor/vendor.dovecot/pvt/server/sieve/files/NAME`).
+    pub key: String,
+    /// The value; `None` for an attribute that was deleted.
+    pub value: Option<Vec<u8>>,
+    /// When it last changed (UNIX time), when known.
+    pub last_change: Option<i64>,
+}
+
+impl MailboxAttribute {
+    /// An attribute with a value.
+    pub fn new(private: bool, key: impl Into<String>, value: Option<Vec<u8>>) -> MailboxAttribute {
+        MailboxAttribute { private, key: key.into(), value, last_change: None }
     }
 }
 
@@ -276,6 +313,19 @@ pub trait StorageMut: Storage {
         Ok(refused)
     }
 
+    /// [`create_mailbox`](Self::create_mailbox) with the special-use roles the mailbox
+    /// should have, for a storage that can set them at creation (IMAP's
+    /// CREATE-SPECIAL-USE, RFC 6154). The default ignores the roles.
+    fn create_mailbox_with_roles(
+        &mut self,
+        mailbox: &MailboxName,
+        new: &NewMailbox,
+        roles: &[SpecialUse],
+    ) -> Result<(), StorageError> {
+        let _ = roles;
+        self.create_mailbox(mailbox, new)
+    }
+
     /// Opens an existing mailbox for changes.
     fn writer<'a>(
         &'a mut self,
@@ -342,4 +392,44 @@ pub trait MailboxWriter {
 
     /// Makes everything staged so far durable.
     fn commit(&mut self) -> Result<(), StorageError>;
+
+    /// For a storage that assigns UIDs ([`Capabilities::assigns_uids`]): what became of
+    /// the saves committed since the last call, in the order they were made, each under
+    /// the UID its [`MessageMeta`] asked for. The default (a storage that takes forced
+    /// UIDs) reports nothing: each save has the UID it asked for.
+    fn take_assigned(&mut self) -> Vec<Assigned> {
+        Vec::new()
+    }
+}
+
+/// What became of one save on a storage that assigns UIDs ([`MailboxWriter::take_assigned`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Assigned {
+    /// The UID the save's [`MessageMeta`] carried (the engine's key for it).
+    pub requested: Uid,
+    /// The UID the storage gave it (`Ok(None)`: stored, but the storage cannot tell the
+    /// UID: an IMAP server without UIDPLUS), or why it was not stored. The error's kind
+    /// says what to do: [`ErrorKind::Temporary`] to try again later (throttled, after
+    /// [`Assigned::retry_after`] when the server said), [`ErrorKind::InvalidData`] for a
+    /// message this storage will never take (too big), another kind to stop (quota full).
+    pub result: Result<Option<Uid>, StorageError>,
+    /// How long the storage asked to wait before trying again, when it said.
+    pub retry_after: Option<std::time::Duration>,
+}
+
+impl Assigned {
+    /// `requested` stored under `uid`.
+    pub fn stored(requested: Uid, uid: Option<Uid>) -> Assigned {
+        Assigned { requested, result: Ok(uid), retry_after: None }
+    }
+
+    /// `requested` not stored, because of `error`.
+    pub fn refused(
+        requested: Uid,
+        error: StorageError,
+        retry_after: Option<std::time::Duration>,
+    ) -> Assigned {
+        Assigned { requested, result: Err(error), retry_after }
+    }
 }

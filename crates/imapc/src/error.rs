@@ -121,6 +121,72 @@ pub enum Error {
     /// An argument cannot be sent (for example a keyword that is not an atom).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A message is larger than the server accepts (`APPENDLIMIT`, RFC 7889): it was not
+    /// sent.
+    #[error("the message ({size} bytes) is larger than the server accepts (APPENDLIMIT {limit})")]
+    TooBig {
+        /// The message's size.
+        size: u64,
+        /// The server's limit.
+        limit: u64,
+    },
+    /// Reading a message to APPEND failed after its literal was announced: the command
+    /// cannot be completed, so the connection is unusable (the server never stores a
+    /// partial message: the connection ends before the literal does).
+    #[error("reading the message to APPEND failed: {0}")]
+    AppendSource(#[source] io::Error),
+}
+
+/// Why a server refused or postponed a command, when it said so in a way a program can
+/// act on ([`Error::refusal`]): RFC 5530's codes, RFC 7889's `TOOBIG`, and the throttling
+/// forms of Gmail and Exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// Slow down, then retry (`[THROTTLED]`, Gmail's trailing `[THROTTLED]`, Exchange's
+    /// "Request is throttled"); `backoff` when the server said how long (Exchange's
+    /// "Suggested Backoff Time: N milliseconds").
+    Throttled {
+        /// The wait the server asked for.
+        backoff: Option<Duration>,
+    },
+    /// `[LIMIT]`: an administrative limit was reached (too many connections, messages or
+    /// mailboxes); retrying at once does not help.
+    Limit,
+    /// `[UNAVAILABLE]`: a passing failure (a backend is down); retry later.
+    Unavailable,
+    /// `[INUSE]`: the mailbox is locked by someone else; retry later.
+    InUse,
+    /// `[OVERQUOTA]`: the account or mailbox is full; nothing more can be stored.
+    OverQuota,
+    /// The message is larger than the server accepts (`[TOOBIG]`, or over its
+    /// `APPENDLIMIT`, [`Error::TooBig`]); it alone cannot be stored.
+    TooBig,
+}
+
+impl Refusal {
+    /// True when waiting and trying again may succeed (throttling, unavailable, in use).
+    pub fn is_temporary(self) -> bool {
+        matches!(self, Refusal::Throttled { .. } | Refusal::Unavailable | Refusal::InUse)
+    }
+}
+
+/// Exchange's "Suggested Backoff Time: 299609 milliseconds" (imapsync#198), as a duration.
+fn suggested_backoff(text: &str) -> Option<Duration> {
+    let lower = text.to_ascii_lowercase();
+    let start = lower.find("backoff time:")? + "backoff time:".len();
+    let rest = lower[start..].trim_start();
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let value: u64 = digits.parse().ok()?;
+    let unit = rest[digits.len()..].trim_start();
+    if unit.starts_with("ms") || unit.starts_with("milli") {
+        Some(Duration::from_millis(value))
+    } else if unit.starts_with('s') {
+        Some(Duration::from_secs(value))
+    } else {
+        // Exchange says milliseconds; a bare number is taken as such.
+        Some(Duration::from_millis(value))
+    }
 }
 
 fn code_prefix(code: Option<&Code>) -> String {
@@ -144,6 +210,33 @@ impl Error {
         }
     }
 
+    /// Why the server refused, when it said so in a way a program can act on: a code of
+    /// RFC 5530 (`LIMIT`, `UNAVAILABLE`, `INUSE`, `OVERQUOTA`), `TOOBIG` (RFC 7889), an
+    /// APPENDLIMIT we kept to ([`Error::TooBig`]) or throttling ([`is_throttled`](Self::is_throttled)).
+    /// `None` for every other error.
+    pub fn refusal(&self) -> Option<Refusal> {
+        if let Error::TooBig { .. } = self {
+            return Some(Refusal::TooBig);
+        }
+        let (Error::No { code, text, .. }
+        | Error::Bad { code, text, .. }
+        | Error::Bye { code, text }) = self
+        else {
+            return None;
+        };
+        if self.is_throttled() {
+            return Some(Refusal::Throttled { backoff: suggested_backoff(text) });
+        }
+        match code.as_ref().map(Code::name).as_deref() {
+            Some("LIMIT") => Some(Refusal::Limit),
+            Some("UNAVAILABLE") => Some(Refusal::Unavailable),
+            Some("INUSE") => Some(Refusal::InUse),
+            Some("OVERQUOTA") => Some(Refusal::OverQuota),
+            Some("TOOBIG") => Some(Refusal::TooBig),
+            _ => None,
+        }
+    }
+
     /// True for a timeout of a stalled server.
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Net(e) if e.is_timeout())
@@ -162,7 +255,14 @@ impl Error {
 
     /// True when the connection is no longer usable after this error.
     pub fn is_fatal(&self) -> bool {
-        matches!(self, Error::Net(_) | Error::Decode(_) | Error::Bye { .. } | Error::Protocol(_))
+        matches!(
+            self,
+            Error::Net(_)
+                | Error::Decode(_)
+                | Error::Bye { .. }
+                | Error::Protocol(_)
+                | Error::AppendSource(_)
+        )
     }
 
     /// True when the location is wrong rather than the server unwell: the port speaks
@@ -183,3 +283,48 @@ impl Error {
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no(code: Option<&str>, text: &str) -> Error {
+        let code = code.map(|name| Code::Other { name: name.into(), data: None });
+        Error::No { command: "APPEND", code, text: text.into() }
+    }
+
+    #[test]
+    fn refusals_are_typed() {
+        let table = [
+            (no(Some("THROTTLED"), "slow down"), Some(Refusal::Throttled { backoff: None })),
+            (no(None, "Too many commands [THROTTLED]"), Some(Refusal::Throttled { backoff: None })),
+            (
+                no(None, "Request is throttled. Suggested Backoff Time: 299609 milliseconds"),
+                Some(Refusal::Throttled { backoff: Some(Duration::from_millis(299_609)) }),
+            ),
+            (no(Some("LIMIT"), "too many mailboxes"), Some(Refusal::Limit)),
+            (no(Some("unavailable"), "backend down"), Some(Refusal::Unavailable)),
+            (no(Some("INUSE"), "locked"), Some(Refusal::InUse)),
+            (
+                no(Some("OVERQUOTA"), "Quota exceeded (mailbox for user is full)"),
+                Some(Refusal::OverQuota),
+            ),
+            (no(Some("TOOBIG"), "Message too large"), Some(Refusal::TooBig)),
+            (Error::TooBig { size: 10, limit: 5 }, Some(Refusal::TooBig)),
+            (no(Some("TRYCREATE"), "no mailbox"), None),
+            (no(None, "whatever"), None),
+            (Error::Protocol("x".into()), None),
+        ];
+        for (error, expected) in table {
+            let text = error.to_string();
+            assert_eq!(error.refusal(), expected, "{text}");
+        }
+        assert!(Refusal::Throttled { backoff: None }.is_temporary());
+        assert!(!Refusal::OverQuota.is_temporary() && !Refusal::TooBig.is_temporary());
+        assert_eq!(
+            suggested_backoff("Suggested Backoff Time: 12 s"),
+            Some(Duration::from_secs(12))
+        );
+        assert_eq!(suggested_backoff("no number here"), None);
+    }
+}

@@ -34,8 +34,18 @@
 //! * **Item order**: servers may send `UID` after `BODY[]`. [`FetchHandler::body`] gets the
 //!   sequence number and whatever came before the literal; the [`FetchHandler::fetch`] that
 //!   follows (same sequence number) has everything else. Dovecot sends `UID` first.
+//! * **Writing**: [`Session::append_streamed`] streams a message from a reader into a
+//!   pipelined APPEND (non-synchronising literals under `LITERAL+`, `LITERAL-` up to
+//!   4 KiB, else each literal waits for `+`), at most 64 KiB of it in memory and
+//!   [`MAX_APPENDS_IN_FLIGHT`] unanswered; each message's outcome (its `APPENDUID`, or
+//!   its own refusal) comes with [`Session::finish_appends`]. A message over `APPENDLIMIT` is
+//!   refused without being sent. [`Session::expunge_uids`] removes exactly the UIDs given
+//!   (`UID EXPUNGE`; without UIDPLUS a plain `EXPUNGE` only when no other message is
+//!   marked `\Deleted`). [`MailboxInfo::can_store`] reads PERMANENTFLAGS.
 //! * **Errors**: `NO`/`BAD` keep the response code ([`Error::No`]); throttling
-//!   (`[THROTTLED]`, also Gmail's trailing form) is [`Error::is_throttled`]; a stalled
+//!   (`[THROTTLED]`, also Gmail's trailing form) is [`Error::is_throttled`], and
+//!   [`Error::refusal`] types what a program can act on (throttled with the server's
+//!   backoff, `LIMIT`, `UNAVAILABLE`, `INUSE`, `OVERQUOTA`, `TOOBIG`); a stalled
 //!   server is [`Error::is_timeout`]. A failed login returns the `Client`.
 //! * **Secrets**: passwords are [`Secret`]s, [`Credentials`] print `<redacted>`, and the
 //!   optional [`Trace`] masks LOGIN/AUTHENTICATE arguments and SASL responses.
@@ -89,11 +99,12 @@ pub mod proto;
 pub mod types;
 
 pub use client::{
-    AppendUid, AuthMechanism, Client, ConnectOptions, Credentials, DEFAULT_GREETING_TIMEOUT,
-    FetchHandler, GuidItem, IdFields, ListOptions, ListResult, MailboxInfo, MessageMeta, Security,
-    SelectOptions, Session, Trace, TraceDirection,
+    AppendOutcome, AppendUid, AuthMechanism, Client, ConnectOptions, Credentials,
+    DEFAULT_GREETING_TIMEOUT, Expunged, FetchHandler, GuidItem, IdFields, ListOptions, ListResult,
+    MAX_APPENDS_IN_FLIGHT, MailboxInfo, MessageMeta, Security, SelectOptions, Session, Trace,
+    TraceDirection,
 };
-pub use error::{Error, Result};
+pub use error::{Error, Refusal, Result};
 pub use mailnet::{Secret, Timeouts, TlsOptions};
 pub use types::{
     Capabilities, Flag, MailboxName, SeqBound, SeqRange, SequenceSet, Uid, UidValidity,

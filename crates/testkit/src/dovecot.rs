@@ -393,6 +393,14 @@ impl Dovecot {
             .expect("run doveadm")
     }
 
+    /// The command line that runs `doveadm dsync-server` for `user` on this instance's
+    /// config, speaking dsync's wire protocol on stdin/stdout: what `ssh HOST doveadm
+    /// dsync-server -u USER` runs on a real server, with no ssh. Split on spaces (as
+    /// Dovecot splits `dsync_remote_cmd`), so the config path must hold none (it never does).
+    pub fn dsync_server_command(&self, user: &str) -> String {
+        format!("{DOVEADM} -c {} dsync-server -u {user}", self.config.display())
+    }
+
     /// Runs `doveadm -c <config> args…` with `input` on its standard input (e.g.
     /// `doveadm sieve put`, which reads the script from there).
     pub fn doveadm_with_input(&self, args: &[&str], input: &[u8]) -> Output {

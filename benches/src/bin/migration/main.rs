@@ -112,8 +112,9 @@ struct Cli {
     #[arg(long, value_name = "SECONDS", default_value_t = 900)]
     time_limit: u64,
 
-    /// Leave these tools out (dsync, dsync-nofsync, dsync-parallel, dsync-maildir, doveadm,
-    /// doveadm-fsync, dsync-sdbox, doveadm-sdbox, mbsync, raw-discard, raw-write).
+    /// Leave these tools out (dsync, dsync-nofsync, dsync-parallel, dsync-maildir,
+    /// dsync-remote, dsync-sdbox, doveadm, doveadm-fsync, doveadm-remote, doveadm-sdbox,
+    /// mbsync, raw-discard, raw-write).
     #[arg(long, value_name = "TOOL", num_args = 1..)]
     skip: Vec<String>,
 

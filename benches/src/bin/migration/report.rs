@@ -102,6 +102,8 @@ impl Scenario {
                     | Tool::DsyncParallel
                     | Tool::DsyncOther
                     | Tool::DsyncMaildir
+                    | Tool::DsyncRemote
+                    | Tool::DoveadmRemote
                     | Tool::DsyncSdbox
                     | Tool::Doveadm { .. }
                     | Tool::DoveadmSdbox,
@@ -151,9 +153,15 @@ impl Scenario {
         let mut out = String::from(
             "\nRatios (peer time ÷ our time: > 1 means we are faster; RSS: peer ÷ ours):\n\n",
         );
-        let ours = [Tool::Dsync { fsync: true }, Tool::Dsync { fsync: false }, Tool::DsyncParallel];
+        let ours = [
+            Tool::Dsync { fsync: true },
+            Tool::Dsync { fsync: false },
+            Tool::DsyncParallel,
+            Tool::DsyncRemote,
+        ];
         let peers = [
             Tool::DsyncOther,
+            Tool::DoveadmRemote,
             Tool::Doveadm { fsync: false },
             Tool::Doveadm { fsync: true },
             Tool::Mbsync,

@@ -26,6 +26,11 @@ pub(crate) enum Tool {
     /// `doveadm backup -R imapc:` with Dovecot's migration settings; `mail_fsync = never`
     /// or Dovecot's default (`optimized`).
     Doveadm { fsync: bool },
+    /// `dsync backup --no-fsync` from the server's own `doveadm dsync-server` (the
+    /// `remote:` path without ssh), not over IMAP.
+    DsyncRemote,
+    /// `doveadm backup -R remote:` through the same local `dsync-server`, mail_fsync=never.
+    DoveadmRemote,
     /// `dsync backup --no-fsync` into an sdbox store.
     DsyncSdbox,
     /// `doveadm backup -R imapc:` into an sdbox store (`mail_fsync = never`).
@@ -39,12 +44,14 @@ pub(crate) enum Tool {
 }
 
 impl Tool {
-    pub(crate) const ALL: [Tool; 10] = [
+    pub(crate) const ALL: [Tool; 12] = [
         Tool::Dsync { fsync: true },
         Tool::Dsync { fsync: false },
         Tool::DsyncParallel,
+        Tool::DsyncRemote,
         Tool::Doveadm { fsync: false },
         Tool::Doveadm { fsync: true },
+        Tool::DoveadmRemote,
         Tool::DsyncSdbox,
         Tool::DoveadmSdbox,
         Tool::Mbsync,
@@ -61,6 +68,8 @@ impl Tool {
             Tool::DsyncMaildir => "dsync backup --no-fsync, Maildir → Maildir",
             Tool::Doveadm { fsync: false } => "doveadm backup -R imapc: (mail_fsync=never)",
             Tool::Doveadm { fsync: true } => "doveadm backup -R imapc: (default fsync)",
+            Tool::DsyncRemote => "dsync backup --no-fsync from doveadm dsync-server",
+            Tool::DoveadmRemote => "doveadm backup -R remote: (dsync-server, mail_fsync=never)",
             Tool::DsyncSdbox => "dsync backup --no-fsync, into sdbox",
             Tool::DoveadmSdbox => "doveadm backup -R imapc: into sdbox (mail_fsync=never)",
             Tool::Mbsync => "mbsync (Maildir++, UIDs not kept)",
@@ -79,6 +88,8 @@ impl Tool {
             Tool::DsyncMaildir => "dsync-maildir",
             Tool::Doveadm { fsync: false } => "doveadm",
             Tool::Doveadm { fsync: true } => "doveadm-fsync",
+            Tool::DsyncRemote => "dsync-remote",
+            Tool::DoveadmRemote => "doveadm-remote",
             Tool::DsyncSdbox => "dsync-sdbox",
             Tool::DoveadmSdbox => "doveadm-sdbox",
             Tool::Mbsync => "mbsync",
@@ -185,6 +196,8 @@ fn run_once(
         | Tool::DsyncParallel
         | Tool::DsyncOther
         | Tool::DsyncMaildir
+        | Tool::DsyncRemote
+        | Tool::DoveadmRemote
         | Tool::Doveadm { .. } => verify::same_uids(dest, setup.truth),
         Tool::DsyncSdbox | Tool::DoveadmSdbox => verify::same_uids_sdbox(dest, setup.truth),
         Tool::Mbsync => verify::same_counts(dest, setup.truth),
@@ -309,6 +322,30 @@ fn prepare(setup: &Setup<'_>, tool: Tool, dest: &Path) -> Result<Invocation> {
                 .arg(USER)
                 .arg("imapc:")
         }
+        Tool::DsyncRemote => Invocation::new(setup.dsync)
+            .arg("-q")
+            .arg("backup")
+            .arg(dsync_server_command(setup))
+            .arg(format!("maildir:{}", dest.display()))
+            .arg("--no-fsync"),
+        Tool::DoveadmRemote => {
+            fs::create_dir_all(dest)?;
+            std::os::unix::fs::chown(dest, Some(MAIL_UID), Some(MAIL_GID))?;
+            Invocation::new("/usr/bin/doveadm")
+                .arg("-c")
+                .arg(setup.dovecot.config_file())
+                .arg("-o")
+                .arg(format!("mail_location=maildir:{}", dest.display()))
+                .arg("-o")
+                .arg("mail_fsync=never")
+                .arg("-o")
+                .arg(format!("dsync_remote_cmd={}", dsync_server_command(setup)))
+                .arg("backup")
+                .arg("-R")
+                .arg("-u")
+                .arg(USER)
+                .arg("remote:localhost")
+        }
         Tool::Mbsync => {
             fs::create_dir_all(dest)?;
             let config = setup.work.join(format!("mbsync-{}.conf", dest_name(dest)));
@@ -341,6 +378,12 @@ fn prepare(setup: &Setup<'_>, tool: Tool, dest: &Path) -> Result<Invocation> {
             invocation
         }
     })
+}
+
+/// The command line that runs the source server's own `doveadm dsync-server` for the
+/// user: what `ssh HOST doveadm dsync-server -u USER` runs, without ssh.
+fn dsync_server_command(setup: &Setup<'_>) -> String {
+    setup.dovecot.dsync_server_command(USER)
 }
 
 fn dest_name(dest: &Path) -> String {

@@ -6,6 +6,7 @@ mod batch;
 mod dovecot_files;
 mod fs_layout;
 mod hostile_source;
+mod imap_destination;
 mod import_query;
 mod interrupt;
 mod maildir_source;
@@ -14,6 +15,7 @@ mod network;
 mod operator;
 mod ownership;
 mod pop3;
+mod remote;
 mod report;
 mod sdbox;
 mod secrets;
@@ -174,7 +176,7 @@ fn exit_codes_for_what_goes_wrong() {
         ),
         (&["backup", &location, &target], None, 64, "no password"),
         (&["backup", "imap:/alice@host", &target], Some(PASSWORD), 64, "invalid location"),
-        (&["backup", &location, "imap://bob@host"], Some(PASSWORD), 64, "not supported"),
+        (&["sync", &target, "imap://bob@host"], Some(PASSWORD), 64, "not supported"),
         (&["backup", &missing_source, &target], None, 68, "does not exist"),
         (&["backup", &location, &under_a_file], Some(PASSWORD), 73, "Not a directory"),
         (&["backup", "--bogus", &location, &target], Some(PASSWORD), 64, "unexpected argument"),

@@ -11,6 +11,7 @@ use imapc::{
 
 mod list_prefix;
 mod reorder;
+mod write;
 
 use self::list_prefix::{ListPrefix, Local};
 use self::reorder::Reorder;
@@ -22,7 +23,7 @@ use crate::model::{
     Flags, MailboxContents, MailboxGuid, MailboxInfo, MailboxName, MailboxStatus, MessageMeta,
     SpecialUse, SystemFlags, Uid, UidValidity,
 };
-use crate::storage::{MessageSink, Skip, Storage};
+use crate::storage::{Capabilities, MessageSink, Skip, Storage};
 
 /// UIDs per `UID FETCH` of bodies ([`ImapStorage`]'s `fetch`): the most an answer out of
 /// UID order can make it hold back (bodies over 1 MiB, and beyond 16 MiB in all, wait in
@@ -386,6 +387,11 @@ impl ImapStorage {
 impl Storage for ImapStorage {
     fn describe(&self) -> String {
         self.description.clone()
+    }
+
+    /// An IMAP server gives each APPEND a UID of its choosing ([`Capabilities::assigns_uids`]).
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { assigns_uids: true, ..Capabilities::default() }
     }
 
     fn mailboxes(&mut self) -> Result<Vec<MailboxInfo>, StorageError> {

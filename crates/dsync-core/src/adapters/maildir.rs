@@ -150,6 +150,7 @@ impl Storage for MaildirStorage {
             message_guids: true,
             noselect_placeholders: self.maildir.location().layout() == Layout::Fs,
             unstable_uids: false,
+            assigns_uids: false,
         }
     }
 

@@ -13,6 +13,8 @@ pub mod imap;
 pub mod maildir;
 #[cfg(feature = "pop3")]
 pub mod pop3;
+#[cfg(feature = "remote")]
+pub mod remote;
 #[cfg(feature = "maildir")]
 pub mod sdbox;
 

@@ -131,6 +131,7 @@ impl Storage for SdboxStorage {
             message_guids: true,
             noselect_placeholders: true,
             unstable_uids: false,
+            assigns_uids: false,
         }
     }
 

@@ -67,6 +67,7 @@ impl PartialEq for Cancel {
 impl Eq for Cancel {}
 
 /// The caller's observer, which also answers [`Observer::interrupted`] from the token.
+/// Forwards every method (a new one of [`Observer`] must be added here too).
 pub(crate) struct WithCancel<'a> {
     pub(crate) inner: &'a mut dyn Observer,
     pub(crate) cancel: Option<&'a Cancel>,
@@ -96,5 +97,8 @@ impl Observer for WithCancel<'_> {
     }
     fn forget(&mut self, mailbox: &MailboxName, state: &SyncState) -> Result<(), StorageError> {
         self.inner.forget(mailbox, state)
+    }
+    fn paired(&mut self, record: &str, state: &SyncState) {
+        self.inner.paired(record, state);
     }
 }

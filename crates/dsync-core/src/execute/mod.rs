@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
 use crate::filter::{MailboxFilter, MailboxPattern, MessageFilter};
 use crate::model::{MailboxInfo, MailboxName, MessageMeta, SpecialUse, Uid};
+use crate::pairing::{self, plan::PairMode};
 use crate::plan::{MailboxPlan, Mode, TreePlan};
 use crate::query::SearchQuery;
 use crate::report::{MailboxReport, Report, Skipped};
@@ -59,6 +60,11 @@ pub struct SyncOptions {
     pub all_mail: Option<MailboxPattern>,
     /// Stops the run from another thread ([`Cancel`]), as [`Observer::interrupted`] does.
     pub cancel: Option<Cancel>,
+    /// A backup into a destination that assigns its own UIDs (an IMAP server): also
+    /// delete what dsync did not put there (messages and mailboxes the source lacks,
+    /// subscriptions it does not have), making the destination the source's copy exactly.
+    /// Without it such a backup only removes its own earlier copies ([`crate::pairing`]).
+    pub delete_extra: bool,
 }
 
 impl Default for SyncOptions {
@@ -75,6 +81,7 @@ impl Default for SyncOptions {
             search: None,
             all_mail: None,
             cancel: None,
+            delete_extra: false,
         }
     }
 }
@@ -138,6 +145,13 @@ impl SyncOptions {
         self.cancel = cancel;
         self
     }
+    /// Lets a backup into a destination that assigns UIDs delete what it did not put
+    /// there ([`Self::delete_extra`]).
+    #[must_use]
+    pub fn delete_extra(mut self, delete_extra: bool) -> SyncOptions {
+        self.delete_extra = delete_extra;
+        self
+    }
     /// Restricts the run to some messages.
     #[must_use]
     pub fn message_filter(mut self, filter: MessageFilter) -> SyncOptions {
@@ -198,6 +212,18 @@ pub trait Observer {
     fn forget(&mut self, _mailbox: &MailboxName, state: &SyncState) -> Result<(), StorageError> {
         self.checkpoint(state)
     }
+
+    /// A side that assigns its own UIDs (an IMAP destination) confirmed a save, now
+    /// paired in `state` ([`crate::pairing`]): persist it before anything else happens, or
+    /// a kill now leaves the message there unpaired (the next run still finds it by
+    /// content, at the cost of reading headers). `record` is the one line
+    /// ([`crate::state::pairs::pair_record`]) that, appended to the saved state, says
+    /// it; the default persists the whole state with [`checkpoint`](Self::checkpoint)
+    /// (a failure does not stop the run: an unpaired message only costs the next run a
+    /// look at its headers).
+    fn paired(&mut self, record: &str, state: &SyncState) {
+        let _ = (record, self.checkpoint(state));
+    }
 }
 
 /// An [`Observer`] that ignores everything.
@@ -251,7 +277,17 @@ pub fn run(
     let mut report = Report { dry_run: options.dry_run, ..Report::default() };
     let mut state = initial_state(options, source);
     let unstable_uids = source.capabilities().unstable_uids;
+    let assigns_uids = destination.capabilities().assigns_uids;
     let result = match options.mode {
+        Mode::Backup | Mode::OneWay if assigns_uids => {
+            let mode = if options.mode == Mode::Backup {
+                PairMode::Backup { delete_extra: options.delete_extra }
+            } else {
+                PairMode::OneWay
+            };
+            let origin = pairing::Origin::ReadOnly(source);
+            pairing::run(options, mode, origin, destination, observer, &mut report, &mut state)
+        }
         Mode::Backup | Mode::OneWay if unstable_uids => {
             let expunge_missing = options.mode == Mode::Backup;
             uidl::run(options, source, destination, observer, &mut report, expunge_missing)
@@ -287,11 +323,15 @@ pub fn run_two_way(
     let observer = &mut WithCancel { inner: observer, cancel: options.cancel.as_ref() };
     let mut report = Report { dry_run: options.dry_run, ..Report::default() };
     let mut state = initial_state(options, &*a);
+    let assigns_uids = a.capabilities().assigns_uids || b.capabilities().assigns_uids;
     let result = if options.mode != Mode::TwoWay {
         Err(SyncError::usage(format!(
             "run_two_way runs only Mode::TwoWay, not {:?}: use run",
             options.mode
         )))
+    } else if assigns_uids {
+        let origin = pairing::Origin::Writable(&mut *a);
+        pairing::run(options, PairMode::TwoWay, origin, b, observer, &mut report, &mut state)
     } else if options.message_filter.is_everything() {
         merge::run(options, merge::MergeSource::Writable(a), b, observer, &mut report, &mut state)
     } else {

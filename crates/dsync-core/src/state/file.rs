@@ -149,6 +149,20 @@ impl StateFile {
         }
     }
 
+    /// Persists one pair record (a save an IMAP destination confirmed, what
+    /// [`Observer::paired`](crate::Observer::paired) reports): appended to the saved
+    /// state, written but not fsynced (one fsync per message would cost more than the
+    /// copy; a killed process loses nothing written, a power loss the last records, and
+    /// the next run finds those messages by content). Without a file to append to, the
+    /// whole `state` is saved.
+    pub fn append_pair(&self, record: &str, state: &SyncState) -> io::Result<()> {
+        match OpenOptions::new().append(true).open(&self.path) {
+            Ok(mut file) => file.write_all(record.as_bytes()),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => self.save(state),
+            Err(error) => Err(error),
+        }
+    }
+
     /// [`save`](Self::save) for an [`Observer::checkpoint`](crate::Observer::checkpoint):
     /// a failure stops the run.
     pub fn checkpoint(&self, state: &SyncState) -> Result<(), StorageError> {

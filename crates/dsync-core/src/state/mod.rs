@@ -27,6 +27,7 @@
 
 pub mod dovecot;
 mod file;
+pub mod pairs;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -85,6 +86,9 @@ pub struct SyncState {
     pub subscribed_source: BTreeSet<MailboxName>,
     /// The destination's subscriptions after the last merge.
     pub subscribed_destination: BTreeSet<MailboxName>,
+    /// Per mailbox (destination-side name), which source message is which destination
+    /// message, for storages that cannot share UIDs ([`pairs`]).
+    pub pairs: BTreeMap<MailboxName, pairs::MailboxPairs>,
 }
 
 /// A state text that cannot be used (the run then starts from scratch).
@@ -140,18 +144,12 @@ impl SyncState {
             );
             for (uid, flags) in &state.base.flags {
                 let _ = write!(out, "{uid} ");
-                let letters: String = FLAG_LETTERS
-                    .iter()
-                    .filter(|(f, _)| flags.system.contains(*f))
-                    .map(|(_, l)| *l)
-                    .collect();
-                out.push_str(if letters.is_empty() { "-" } else { &letters });
-                for keyword in &flags.keywords {
-                    out.push(' ');
-                    out.push_str(&escape(keyword));
-                }
+                encode_flags(&mut out, flags);
                 out.push('\n');
             }
+        }
+        for (name, entry) in &self.pairs {
+            pairs::encode(&mut out, name, entry);
         }
         out
     }
@@ -171,9 +169,31 @@ impl SyncState {
         }
         let mut state = SyncState::default();
         let mut current: Option<(MailboxName, MailboxState)> = None;
+        let mut current_pairs: Option<(MailboxName, pairs::MailboxPairs)> = None;
         for (number, line) in lines {
             let error = |reason: &str| StateError { line: number, reason: reason.to_owned() };
             let fields: Vec<&str> = line.split(' ').collect();
+            let keyword = fields.first().copied();
+            if matches!(keyword, Some("pairs" | "pair" | "forget" | "mailbox"))
+                && let Some((name, entry)) = current_pairs.take()
+            {
+                state.pairs.insert(name, entry);
+            }
+            if keyword == Some("pairs") || keyword == Some("pair") {
+                if let Some((name, mailbox)) = current.take() {
+                    state.mailboxes.insert(name, mailbox);
+                }
+                if keyword == Some("pairs") {
+                    current_pairs = Some(pairs::decode_header(&fields[1..], &error)?);
+                } else {
+                    pairs::apply_record(&fields[1..], &mut state.pairs, &error)?;
+                }
+                continue;
+            }
+            if let Some((_, entry)) = current_pairs.as_mut() {
+                pairs::decode_pair(&fields, entry, &error)?;
+                continue;
+            }
             if let ["source", source] = fields[..]
                 && current.is_none()
             {
@@ -195,7 +215,9 @@ impl SyncState {
                 if let Some((name, mailbox)) = current.take() {
                     state.mailboxes.insert(name, mailbox);
                 }
-                state.mailboxes.remove(&decode_name(name).map_err(|e| error(&e))?);
+                let name = decode_name(name).map_err(|e| error(&e))?;
+                state.mailboxes.remove(&name);
+                state.pairs.remove(&name);
                 continue;
             }
             if fields.first() == Some(&"mailbox") {
@@ -252,30 +274,53 @@ impl SyncState {
             let Some((_, mailbox)) = current.as_mut() else {
                 return Err(error("a message line before any mailbox line"));
             };
-            let (Some(uid), Some(letters)) = (fields.first(), fields.get(1)) else {
+            let (Some(uid), Some(_)) = (fields.first(), fields.get(1)) else {
                 return Err(error("a message line has a UID and flags"));
             };
             let uid = uid.parse().ok().and_then(Uid::new).ok_or_else(|| error("bad UID"))?;
-            let mut flags = Flags::default();
-            if *letters != "-" {
-                for letter in letters.chars() {
-                    let (flag, _) = FLAG_LETTERS
-                        .iter()
-                        .find(|(_, l)| *l == letter)
-                        .ok_or_else(|| error("unknown flag letter"))?;
-                    flags.system = flags.system.union(*flag);
-                }
-            }
-            for keyword in &fields[2..] {
-                flags.keywords.insert(unescape(keyword).map_err(|e| error(&e))?);
-            }
+            let flags = decode_flags(&fields[1..], &error)?;
             mailbox.base.flags.insert(uid, flags);
         }
         if let Some((name, mailbox)) = current {
             state.mailboxes.insert(name, mailbox);
         }
+        if let Some((name, entry)) = current_pairs {
+            state.pairs.insert(name, entry);
+        }
         Ok(state)
     }
+}
+
+/// Writes `flags` as flag letters (`-` for none) and escaped keywords.
+fn encode_flags(out: &mut String, flags: &Flags) {
+    let letters: String =
+        FLAG_LETTERS.iter().filter(|(f, _)| flags.system.contains(*f)).map(|(_, l)| *l).collect();
+    out.push_str(if letters.is_empty() { "-" } else { &letters });
+    for keyword in &flags.keywords {
+        out.push(' ');
+        out.push_str(&escape(keyword));
+    }
+}
+
+/// Reads `LETTERS keyword…` written by [`encode_flags`].
+fn decode_flags(fields: &[&str], error: &dyn Fn(&str) -> StateError) -> Result<Flags, StateError> {
+    let Some((letters, keywords)) = fields.split_first() else {
+        return Err(error("flags are missing"));
+    };
+    let mut flags = Flags::default();
+    if *letters != "-" {
+        for letter in letters.chars() {
+            let (flag, _) = FLAG_LETTERS
+                .iter()
+                .find(|(_, l)| *l == letter)
+                .ok_or_else(|| error("unknown flag letter"))?;
+            flags.system = flags.system.union(*flag);
+        }
+    }
+    for keyword in keywords {
+        flags.keywords.insert(unescape(keyword).map_err(|e| error(&e))?);
+    }
+    Ok(flags)
 }
 
 /// A name as `/`-separated, percent-encoded components.

@@ -14,3 +14,4 @@ mod parallel;
 mod pop3;
 mod pop3_migration;
 mod pop3_source;
+mod remote;

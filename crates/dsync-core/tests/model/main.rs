@@ -8,6 +8,7 @@ mod concurrent_source;
 mod import;
 mod interrupt;
 mod merge;
+mod pairing;
 mod parallel;
 mod rename;
 mod support;

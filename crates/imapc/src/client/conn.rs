@@ -110,6 +110,8 @@ pub(crate) struct Conn {
     pub(crate) exists: Option<u32>,
     /// The credentials sent, masked in everything the server says before anyone sees it.
     pub(crate) secrets: SecretMask,
+    /// Streamed APPENDs in flight: their answers are read before any other command.
+    pub(crate) appends: super::append::AppendQueue,
 }
 
 /// `[ALERT]`s kept per session for the operator; the rest are only counted.
@@ -139,6 +141,7 @@ impl Conn {
             alerts_kept: 0,
             exists: None,
             secrets: SecretMask::default(),
+            appends: super::append::AppendQueue::default(),
         }
     }
 
@@ -150,7 +153,7 @@ impl Conn {
         }
     }
 
-    fn guard<T>(&mut self, result: Result<T>) -> Result<T> {
+    pub(crate) fn guard<T>(&mut self, result: Result<T>) -> Result<T> {
         if let Err(error) = &result
             && error.is_fatal()
         {
@@ -326,6 +329,9 @@ impl Conn {
     fn send_inner(&mut self, command: &Command<'_>) -> Result<String> {
         if self.broken {
             return Err(Error::Protocol("connection unusable after an earlier error".into()));
+        }
+        if self.appends.in_flight() > 0 {
+            super::append::drain(self)?;
         }
         let tag = self.next_tag();
         let encoded = encode(&tag, command, self.encode_options());

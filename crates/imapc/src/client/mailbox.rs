@@ -32,6 +32,9 @@ pub struct MailboxInfo {
     pub flags: Vec<Flag>,
     /// PERMANENTFLAGS: flags that can be stored (`\*`: new keywords allowed).
     pub permanent_flags: Vec<Flag>,
+    /// The server sent PERMANENTFLAGS (without it, RFC 3501 §7.1 says every flag can be
+    /// stored permanently).
+    pub permanent_flags_sent: bool,
     /// `[READ-ONLY]`.
     pub read_only: bool,
     /// `[UIDNOTSTICKY]` (RFC 4315): UIDs do not persist.
@@ -40,6 +43,24 @@ pub struct MailboxInfo {
     pub vanished: Option<SequenceSet>,
     /// QRESYNC: FETCH responses for messages changed since the given mod-sequence.
     pub changed: Vec<Fetch>,
+}
+
+impl MailboxInfo {
+    /// True when `flag` can be stored permanently in this mailbox (RFC 3501 §7.1): it is
+    /// in PERMANENTFLAGS, or is a keyword and PERMANENTFLAGS has `\*` (new keywords may
+    /// be created), or the server sent no PERMANENTFLAGS at all. Keywords compare
+    /// case-insensitively, as servers treat them.
+    pub fn can_store(&self, flag: &Flag) -> bool {
+        if !self.permanent_flags_sent {
+            return true;
+        }
+        if matches!(flag, Flag::Keyword(_)) && self.permanent_flags.contains(&Flag::MayCreate) {
+            return true;
+        }
+        self.permanent_flags
+            .iter()
+            .any(|allowed| allowed.as_str().eq_ignore_ascii_case(flag.as_str()))
+    }
 }
 
 /// Parameters of SELECT / EXAMINE.
@@ -274,6 +295,7 @@ pub(crate) fn select_then(
         no_modseq: false,
         flags: Vec::new(),
         permanent_flags: Vec::new(),
+        permanent_flags_sent: false,
         read_only,
         uid_not_sticky: false,
         vanished: None,
@@ -305,7 +327,10 @@ pub(crate) fn select_then(
                 Some(Code::Unseen(v)) => info.unseen = Some(v),
                 Some(Code::HighestModSeq(v)) => info.highest_modseq = Some(v),
                 Some(Code::NoModSeq) => info.no_modseq = true,
-                Some(Code::PermanentFlags(flags)) => info.permanent_flags = flags,
+                Some(Code::PermanentFlags(flags)) => {
+                    info.permanent_flags = flags;
+                    info.permanent_flags_sent = true;
+                }
                 Some(Code::UidNotSticky) => info.uid_not_sticky = true,
                 _ => {}
             },

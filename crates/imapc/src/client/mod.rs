@@ -1,5 +1,6 @@
 //! The blocking client: [`Client`] (not authenticated) → [`Session`] (authenticated).
 
+mod append;
 mod auth;
 mod conn;
 mod fetch;
@@ -15,11 +16,12 @@ use crate::proto::{Code, Command, Limits, Response, Status, StatusKind, Untagged
 use crate::types::Capabilities;
 use conn::Conn;
 
+pub use append::{AppendOutcome, MAX_APPENDS_IN_FLIGHT};
 pub use auth::AuthMechanism;
 pub use fetch::{FetchHandler, GuidItem, MessageMeta};
 pub use mailbox::{ListOptions, ListResult, MailboxInfo, SelectOptions};
 pub use mailnet::{Trace, TraceDirection};
-pub use session::{AppendUid, IdFields, Session};
+pub use session::{AppendUid, Expunged, IdFields, Session};
 
 /// How the connection is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

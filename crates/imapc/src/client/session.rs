@@ -9,6 +9,7 @@ use crate::proto::{
 };
 use crate::types::{Capabilities, Flag, MailboxName, SequenceSet, Uid, UidValidity};
 
+use super::append::{self, AppendOutcome};
 use super::conn::{Conn, check};
 use super::fetch::{self, FetchHandler, GuidItem, MessageMeta, MetaHandler, Modifiers};
 use super::mailbox::{self, ListOptions, ListResult, MailboxInfo, SelectOptions};
@@ -29,6 +30,19 @@ pub struct AppendUid {
     pub uid_validity: UidValidity,
     /// The new UIDs, in the order of the appended messages.
     pub uids: Vec<Uid>,
+}
+
+/// What [`Session::expunge_uids`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expunged {
+    /// The messages are gone.
+    Done,
+    /// No UIDPLUS, and other messages are marked `\Deleted`, which a plain EXPUNGE would
+    /// remove too: nothing was expunged; ours stay marked `\Deleted`.
+    Withheld {
+        /// The other `\Deleted` messages.
+        others: SequenceSet,
+    },
 }
 
 /// The server's `ID` answer: field names and values (`None` for NIL).
@@ -612,6 +626,74 @@ impl Session {
             }
         }
         Ok(modified)
+    }
+
+    /// Appends the `len` bytes `body` yields (exactly that many: the literal announces
+    /// the length before the bytes follow) to `mailbox`, with `flags` (`\Recent` is left
+    /// out) and `internal_date`, without waiting for the answer. Returns the message's
+    /// number for its [`AppendOutcome`], which [`finish_appends`](Self::finish_appends)
+    /// hands out.
+    ///
+    /// The message streams from `body` to the socket, at most 64 KiB of it in memory.
+    /// Its literal is non-synchronising under `LITERAL+` (and `LITERAL-` up to 4096
+    /// bytes), so APPENDs follow each other without a round trip; otherwise it waits for
+    /// the server's `+`, and a command the server refuses before that (no such mailbox)
+    /// reads nothing from `body`. A message over `APPENDLIMIT` is not sent
+    /// ([`Error::TooBig`] in its outcome). At most [`MAX_APPENDS_IN_FLIGHT`](crate::MAX_APPENDS_IN_FLIGHT)
+    /// stay unanswered. Any other command first reads the answers in flight (their
+    /// outcomes wait for `finish_appends`).
+    ///
+    /// A refused message fails alone (its outcome), which is why MULTIAPPEND, all or
+    /// nothing and with no fewer round trips once literals stream, is not used here. An
+    /// error returned here concerns the connection (lost, or `body` failed:
+    /// [`Error::AppendSource`]), which is then unusable.
+    pub fn append_streamed(
+        &mut self,
+        mailbox: &MailboxName,
+        flags: &[Flag],
+        internal_date: Option<&chrono::DateTime<chrono::FixedOffset>>,
+        len: u64,
+        body: &mut dyn io::Read,
+    ) -> Result<u64> {
+        append::append(&mut self.conn, mailbox, flags, internal_date, len, body)
+    }
+
+    /// Streamed APPENDs sent and not answered yet.
+    pub fn appends_in_flight(&self) -> usize {
+        self.conn.appends.in_flight()
+    }
+
+    /// Waits for the answers of every streamed APPEND and hands out the outcomes not
+    /// taken before, in the order the messages were given.
+    pub fn finish_appends(&mut self) -> Result<Vec<AppendOutcome>> {
+        append::finish(&mut self.conn)
+    }
+
+    /// The most bytes one message may have (`APPENDLIMIT=n`, RFC 7889), when announced.
+    pub fn append_limit(&self) -> Option<u64> {
+        self.conn.capabilities.append_limit()
+    }
+
+    /// Removes exactly the messages `set` names from the selected mailbox: marks them
+    /// `\Deleted`, then `UID EXPUNGE` (UIDPLUS, IMAP4rev2). Without UIDPLUS, a plain
+    /// `EXPUNGE` would also remove every message someone else marked `\Deleted`, so it is
+    /// sent only when a search right before finds no such message; otherwise ours stay
+    /// marked and [`Expunged::Withheld`] says which others are in the way. (A client
+    /// marking a message `\Deleted` between that search and the EXPUNGE, milliseconds, is
+    /// the one case this cannot exclude without UIDPLUS.)
+    pub fn expunge_uids(&mut self, set: &SequenceSet) -> Result<Expunged> {
+        self.uid_store(set, StoreAction::Add, &[Flag::Deleted], None)?;
+        if self.has_capability("UIDPLUS") || self.has_capability("IMAP4rev2") {
+            self.uid_expunge(set)?;
+            return Ok(Expunged::Done);
+        }
+        let marked = self.uid_search(&[SearchKey::Deleted])?;
+        let others: Vec<Uid> = marked.into_iter().filter(|uid| !set.contains(uid.get())).collect();
+        if !others.is_empty() {
+            return Ok(Expunged::Withheld { others: SequenceSet::from_uids(others) });
+        }
+        self.expunge()?;
+        Ok(Expunged::Done)
     }
 
     /// `UID EXPUNGE set` (UIDPLUS): removes only these `\Deleted` messages.

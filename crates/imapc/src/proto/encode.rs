@@ -352,6 +352,48 @@ pub fn encode<'a>(tag: &str, command: &Command<'a>, options: EncodeOptions) -> E
     Encoded { parts: w.parts, sensitive }
 }
 
+/// The start of an `APPEND` whose message is streamed afterwards
+/// ([`encode_append_start`]): everything up to and including the literal's announcement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendStart {
+    /// `tag APPEND mailbox (flags) "date" {len}` or `{len+}`, with its CRLF.
+    pub line: Vec<u8>,
+    /// A synchronising literal: the message may only follow the server's `+`.
+    pub synchronising: bool,
+}
+
+/// Encodes the beginning of `APPEND mailbox (flags) ["date"] {len}` for a message of
+/// `len` bytes that the caller streams after it (then CRLF ends the command). The literal
+/// is non-synchronising (`{len+}`) under `LITERAL+`, and under `LITERAL-` up to 4096
+/// bytes (RFC 7888); otherwise the caller waits for `+` first.
+///
+/// `None` when the mailbox name itself would need a literal (CR, LF, or 8-bit bytes
+/// without `UTF8=ACCEPT`): a streamed APPEND has no place to wait for a second `+`.
+pub fn encode_append_start(
+    tag: &str,
+    mailbox: &MailboxName,
+    flags: &[Flag],
+    internal_date: Option<&chrono::DateTime<chrono::FixedOffset>>,
+    len: u64,
+    options: EncodeOptions,
+) -> Option<AppendStart> {
+    let mut w = Writer { options, parts: Vec::new(), current: Vec::with_capacity(96) };
+    w.text(tag).text(" APPEND ").mailbox(mailbox).sp().flags(flags);
+    if let Some(date) = internal_date {
+        w.text(" \"").text(&format_internal_date(date)).text("\"");
+    }
+    w.flush();
+    // The name went as an atom or quoted string: one part, no pause.
+    let [Part::Data(head)] = w.parts.as_slice() else { return None };
+    let non_sync =
+        options.literal_plus || (options.literal_minus && len <= LITERAL_MINUS_MAX as u64);
+    let mut line = head.to_vec();
+    let announcement =
+        if non_sync { format!(" {{{len}+}}\r\n") } else { format!(" {{{len}}}\r\n") };
+    line.extend_from_slice(announcement.as_bytes());
+    Some(AppendStart { line, synchronising: !non_sync })
+}
+
 fn append_message<'a>(w: &mut Writer<'a>, message: &AppendMessage<'a>) {
     w.sp().flags(message.flags);
     if let Some(date) = &message.internal_date {
@@ -604,6 +646,29 @@ mod tests {
         for (command, expected) in table {
             assert_eq!(bytes(&command, plain), expected, "{}", command.name());
         }
+    }
+
+    #[test]
+    fn streamed_append_starts_follow_the_server_capabilities() {
+        let date = chrono::DateTime::parse_from_rfc3339("2024-07-07T10:00:00+02:00").expect("date");
+        let inbox = MailboxName::from_utf8("Entwürfe");
+        let flags = [Flag::Seen, Flag::Recent, Flag::Keyword("$Label1".into())];
+        let start = |len, options| {
+            encode_append_start("A7", &inbox, &flags, Some(&date), len, options).expect("start")
+        };
+        let plain = start(5000, EncodeOptions::default());
+        assert_eq!(
+            String::from_utf8_lossy(&plain.line),
+            "A7 APPEND Entw&APw-rfe (\\Seen $Label1) \" 7-Jul-2024 10:00:00 +0200\" {5000}\r\n"
+        );
+        assert!(plain.synchronising);
+        let plus = start(5000, EncodeOptions { literal_plus: true, ..EncodeOptions::default() });
+        assert!(!plus.synchronising && plus.line.ends_with(b" {5000+}\r\n"));
+        let minus = EncodeOptions { literal_minus: true, ..EncodeOptions::default() };
+        assert!(!start(4096, minus).synchronising);
+        assert!(start(4097, minus).synchronising);
+        let broken = MailboxName::from_utf8_wire(b"a\r\nb");
+        assert!(encode_append_start("A8", &broken, &[], None, 1, minus).is_none());
     }
 
     #[test]

@@ -21,7 +21,10 @@ pub use command::{
     StoreAction,
 };
 pub use decoder::{BodyStart, DecodeError, Event, Limits, ResponseDecoder};
-pub use encode::{EncodeOptions, Encoded, Part, encode, sasl_challenge, sasl_response};
+pub use encode::{
+    AppendStart, EncodeOptions, Encoded, Part, encode, encode_append_start, sasl_challenge,
+    sasl_response,
+};
 pub use parse::{ParseError, ParseOptions, parse_response};
 pub use response::{
     BodyData, BodyItem, BodyKind, BodySection, Code, ESearch, Fetch, ListAttribute, ListEntry,

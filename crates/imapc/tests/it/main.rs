@@ -2,6 +2,7 @@
 //! independent `testkit::RawImap` oracle; a scripted fake server only for what Dovecot
 //! cannot do.
 
+mod append;
 mod big;
 mod commands;
 mod fuzz_corpus;

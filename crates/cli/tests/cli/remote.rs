@@ -1,0 +1,188 @@
+//! `remote:` locations: a real `doveadm dsync-server` as the source, started the way
+//! doveadm starts it (`dsync_remote_cmd`, or a command line given as the location), with
+//! no ssh in between.
+
+use std::collections::BTreeMap;
+
+use testkit::Dovecot;
+
+use super::{dsync, source_with_fixture, text};
+
+/// `doveadm fetch` of every mail as "mailbox uid → guid", and every mailbox's GUID.
+fn guids(dovecot: &Dovecot, user: &str) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let fetched = dovecot.doveadm_ok(&["fetch", "-u", user, "mailbox uid guid", "all"]);
+    let mut mails = BTreeMap::new();
+    for block in fetched.split('\u{c}').filter(|b| !b.trim().is_empty()) {
+        let field = |key: &str| {
+            block.lines().find_map(|l| l.strip_prefix(key)).map_or("", str::trim).to_owned()
+        };
+        mails.insert(format!("{} {}", field("mailbox:"), field("uid:")), field("guid:"));
+    }
+    let listed = dovecot.doveadm_ok(&["mailbox", "status", "-u", user, "guid", "*"]);
+    let mut boxes = BTreeMap::new();
+    for line in listed.lines() {
+        if let Some((name, guid)) = line.rsplit_once(" guid=") {
+            boxes.insert(name.to_owned(), guid.trim().to_owned());
+        }
+    }
+    (mails, boxes)
+}
+
+#[test]
+fn backup_from_remote_keeps_dovecots_guids_uids_flags_and_reruns_copy_nothing() {
+    let (source, expected) = source_with_fixture();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let destination = dir.path().join("Maildir");
+    let target = format!("maildir:{}", destination.display());
+    // What an operator sets to reach the server through ssh, minus ssh.
+    let remote_cmd = format!(
+        "dsync_remote_cmd=/usr/bin/doveadm -c {} dsync-server -u%u",
+        source.config_file().display()
+    );
+    let args = ["backup", "-u", "alice", "-o", &remote_cmd, "remote:localhost", &target];
+
+    let first = dsync(&args, None);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let summary = String::from_utf8_lossy(&first.stdout);
+    assert!(summary.contains(&format!("{} messages saved", expected.message_count())), "{summary}");
+
+    let reader =
+        Dovecot::builder().user_serving_copy("reader", "readerpw", &destination, "maildir").start();
+    expected
+        .assert_same(&testkit::RawImap::login(reader.imap_port(), "reader", "readerpw").snapshot());
+    let (source_mails, source_boxes) = guids(&source, "alice");
+    let (copied_mails, copied_boxes) = guids(&reader, "reader");
+    assert_eq!(source_mails.len(), expected.message_count());
+    assert!(source_mails.values().all(|guid| !guid.is_empty()));
+    assert_eq!(copied_mails, source_mails, "message GUIDs by mailbox and UID");
+    assert!(
+        source_boxes.len() >= 10 && source_boxes.contains_key("Archive/2023"),
+        "{source_boxes:?}"
+    );
+    assert_eq!(copied_boxes, source_boxes, "mailbox GUIDs");
+    drop(reader);
+
+    let second = dsync(&args, None);
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second));
+    assert!(
+        String::from_utf8_lossy(&second.stdout).contains("0 messages saved (0 B), 0 expunged"),
+        "{}",
+        text(&second)
+    );
+}
+
+#[test]
+fn a_command_line_location_needs_no_user_and_two_way_or_push_is_refused() {
+    let (source, expected) = source_with_fixture();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let destination = dir.path().join("Maildir");
+    let target = format!("maildir:{}", destination.display());
+    let command = source.dsync_server_command("alice");
+
+    let pulled = dsync(&["sync", "-1", &command, &target], None);
+    assert_eq!(pulled.status.code(), Some(0), "{}", text(&pulled));
+    let reader =
+        Dovecot::builder().user_serving_copy("reader", "readerpw", &destination, "maildir").start();
+    expected
+        .assert_same(&testkit::RawImap::login(reader.imap_port(), "reader", "readerpw").snapshot());
+
+    let two_way = dsync(&["sync", &command, &target], None);
+    assert_eq!(two_way.status.code(), Some(64), "{}", text(&two_way));
+    assert!(
+        text(&two_way).contains("two-way sync over dsync's protocol is refused"),
+        "{}",
+        text(&two_way)
+    );
+
+    let push = dsync(&["backup", &target, &command], None);
+    assert_eq!(push.status.code(), Some(64), "{}", text(&push));
+    assert!(text(&push).contains("(push) is not supported yet"), "{}", text(&push));
+
+    let no_user = dsync(&["backup", "remote:localhost", &target], None);
+    assert_eq!(no_user.status.code(), Some(64), "{}", text(&no_user));
+    assert!(text(&no_user).contains("-u USER"), "{}", text(&no_user));
+}
+
+#[test]
+fn an_unknown_remote_user_is_exit_67_with_dovecots_own_words() {
+    let (source, _) = source_with_fixture();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let target = format!("maildir:{}", dir.path().join("Maildir").display());
+    let run = dsync(&["backup", &source.dsync_server_command("nobody-here"), &target], None);
+    assert_eq!(run.status.code(), Some(67), "{}", text(&run));
+    // The child's stderr is passed through.
+    assert!(text(&run).contains("User doesn't exist"), "{}", text(&run));
+}
+
+#[test]
+fn reruns_after_changes_on_the_remote_converge() {
+    let (source, _) = source_with_fixture();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let destination = dir.path().join("Maildir");
+    let target = format!("maildir:{}", destination.display());
+    let command = source.dsync_server_command("alice");
+    let first = dsync(&["backup", &command, &target], None);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+
+    // New mail, a flag change, an expunge, a rename and a delete on the source.
+    let mut imap = testkit::RawImap::login(source.imap_port(), "alice", super::PASSWORD);
+    imap.append("INBOX", &["\\Flagged"], None, b"Subject: new\r\n\r\nnew mail\r\n");
+    imap.store("INBOX", "1", "+FLAGS (\\Answered $Forwarded)");
+    imap.expunge_uids("INBOX", "2");
+    imap.command_ok("RENAME Sent Sent-2024");
+    imap.command_ok("DELETE Trash");
+    let expected = imap.snapshot();
+    imap.logout();
+
+    let second = dsync(&["backup", &command, &target], None);
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second));
+    let summary = String::from_utf8_lossy(&second.stdout).into_owned();
+    assert!(summary.contains("1 expunged"), "{summary}");
+    expected.assert_same(&super::served(&destination));
+    let reader =
+        Dovecot::builder().user_serving_copy("reader", "readerpw", &destination, "maildir").start();
+    let (copied_mails, copied_boxes) = guids(&reader, "reader");
+    let (source_mails, source_boxes) = guids(&source, "alice");
+    assert!(source_boxes.contains_key("Sent-2024") && !source_boxes.contains_key("Trash"));
+    assert_eq!((copied_mails, copied_boxes), (source_mails, source_boxes), "GUIDs after changes");
+    drop(reader);
+
+    // Nothing changed since: no body travels.
+    let third = dsync(&["backup", &command, &target], None);
+    assert_eq!(third.status.code(), Some(0), "{}", text(&third));
+    assert!(
+        String::from_utf8_lossy(&third.stdout).contains("0 messages saved (0 B), 0 expunged"),
+        "{}",
+        text(&third)
+    );
+}
+
+#[test]
+fn a_remote_cut_short_fails_the_run_and_deletes_nothing() {
+    let (source, expected) = source_with_fixture();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let destination = dir.path().join("Maildir");
+    let target = format!("maildir:{}", destination.display());
+    let first = dsync(&["backup", &source.dsync_server_command("alice"), &target], None);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+
+    // A real dsync-server whose output stops after 4000 bytes: inside the first mailboxes'
+    // mail lists. Taken for complete, a cut list would expunge the rest from the backup.
+    let script = dir.path().join("cut.sh");
+    std::fs::write(
+        &script,
+        // dd writes what it reads at once (head would hold it in stdio's buffer).
+        format!(
+            "#!/bin/sh\n{} | dd bs=64K count=4000 iflag=count_bytes status=none\n",
+            source.dsync_server_command("alice")
+        ),
+    )
+    .expect("write script");
+    let cut = format!("sh {}", script.display());
+    // The shell keeps our end of the pipe open while the cut-off server waits for us: the
+    // I/O timeout (-T) is what ends it, as it would end a hung ssh.
+    let run = dsync(&["backup", "--no-state", "-T", "3", &cut, &target], None);
+    assert_eq!(run.status.code(), Some(75), "{}", text(&run));
+    assert!(text(&run).contains("sent nothing for 3 s"), "{}", text(&run));
+    expected.assert_same(&super::served(&destination));
+}

@@ -1,0 +1,350 @@
+//! An IMAP account as a sync destination: CREATE (with the special-use roles where the
+//! server takes them), DELETE, RENAME, SUBSCRIBE, and per mailbox a writer that streams
+//! each message into a pipelined APPEND with its flags, keywords and INTERNALDATE,
+//! learns the UID the server gave it from APPENDUID (UIDPLUS), stores flag changes and
+//! expunges exactly the UIDs it is given.
+//!
+//! The server chooses UIDs and UIDVALIDITYs ([`Capabilities::assigns_uids`]): the engine
+//! pairs messages through its state ([`crate::pairing`]) instead of forcing UIDs.
+//!
+//! [`Capabilities::assigns_uids`]: crate::Capabilities::assigns_uids
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::File;
+use std::io::{self, Read, Seek, Write};
+use std::time::Duration;
+
+use imapc::proto::{ListAttribute, StoreAction};
+use imapc::{Expunged, Flag, Refusal, SequenceSet};
+
+use super::{ImapStorage, convert_error};
+use crate::error::{ErrorKind, StorageError};
+use crate::model::{Flags, MailboxName, MessageMeta, SpecialUse, Uid};
+use crate::spool::temp_file;
+use crate::storage::{Assigned, MailboxWriter, NewMailbox, StorageMut};
+
+/// A message to append is held in memory up to this size, beyond it in an unlinked
+/// temporary file: APPEND announces the length before the bytes, and the flags and date
+/// come after the body ([`MailboxWriter::save_finish`]).
+const BODY_IN_MEMORY: usize = 1 << 20;
+
+impl StorageMut for ImapStorage {
+    fn create_mailbox(
+        &mut self,
+        mailbox: &MailboxName,
+        _new: &NewMailbox,
+    ) -> Result<(), StorageError> {
+        // The server gives the mailbox a UIDVALIDITY of its own: the pairs in the state,
+        // not equal UIDs, say which message is which.
+        let wire = self.wire_name(mailbox);
+        self.session.create(&wire).map_err(|e| convert_error(e, "CREATE"))
+    }
+
+    fn create_mailbox_with_roles(
+        &mut self,
+        mailbox: &MailboxName,
+        new: &NewMailbox,
+        roles: &[SpecialUse],
+    ) -> Result<(), StorageError> {
+        let attributes: Vec<ListAttribute> = roles.iter().map(|r| attribute(*r)).collect();
+        if attributes.is_empty() || !self.session.has_capability("CREATE-SPECIAL-USE") {
+            return self.create_mailbox(mailbox, new);
+        }
+        let wire = self.wire_name(mailbox);
+        match self.session.create_special_use(&wire, &attributes) {
+            Ok(()) => Ok(()),
+            // A server may refuse a role (one mailbox per role, or not this one, RFC 6154
+            // `[USEATTR]`): the mailbox is still wanted, without it.
+            Err(error @ imapc::Error::No { .. }) => {
+                self.warnings.push(format!(
+                    "mailbox {mailbox} was created without its special-use role: {error}"
+                ));
+                self.create_mailbox(mailbox, new)
+            }
+            Err(error) => Err(convert_error(error, "CREATE")),
+        }
+    }
+
+    fn delete_mailbox(&mut self, mailbox: &MailboxName) -> Result<(), StorageError> {
+        if mailbox.is_inbox() {
+            return Err(StorageError::new(ErrorKind::InvalidData, "INBOX cannot be deleted"));
+        }
+        let wire = self.wire_name(mailbox);
+        if self.session.selected() == Some(&wire) {
+            // Dovecot refuses to delete the selected mailbox.
+            let _ = self.session.unselect();
+        }
+        self.examined = None;
+        self.session.delete(&wire).map_err(|e| convert_error(e, "DELETE"))?;
+        self.remote.remove(mailbox);
+        Ok(())
+    }
+
+    fn rename_mailbox(&mut self, from: &MailboxName, to: &MailboxName) -> Result<(), StorageError> {
+        let (old, new) = (self.wire_name(from), self.wire_name(to));
+        self.examined = None;
+        self.session.rename(&old, &new).map_err(|e| convert_error(e, "RENAME"))?;
+        self.remote.remove(from);
+        Ok(())
+    }
+
+    fn set_subscribed(
+        &mut self,
+        mailbox: &MailboxName,
+        subscribed: bool,
+    ) -> Result<(), StorageError> {
+        let wire = self.wire_name(mailbox);
+        if subscribed {
+            self.session.subscribe(&wire).map_err(|e| convert_error(e, "SUBSCRIBE"))
+        } else {
+            self.session.unsubscribe(&wire).map_err(|e| convert_error(e, "UNSUBSCRIBE"))
+        }
+    }
+
+    fn writer<'a>(
+        &'a mut self,
+        mailbox: &MailboxName,
+    ) -> Result<Box<dyn MailboxWriter + 'a>, StorageError> {
+        let wire = self.wire_name(mailbox);
+        // Selected read-write; a later fetch examines again.
+        self.examined = None;
+        let info = self.session.select(&wire).map_err(|e| convert_error(e, "SELECT"))?;
+        if info.read_only {
+            return Err(StorageError::new(
+                ErrorKind::Permission,
+                format!("mailbox {mailbox} is read-only on this server"),
+            ));
+        }
+        Ok(Box::new(ImapWriter {
+            storage: self,
+            mailbox: mailbox.clone(),
+            wire,
+            info,
+            staged: None,
+            sent: BTreeMap::new(),
+            assigned: Vec::new(),
+            flag_changes: HashMap::new(),
+            not_stored: BTreeSet::new(),
+        }))
+    }
+}
+
+/// The LIST attribute of a special-use role.
+fn attribute(role: SpecialUse) -> ListAttribute {
+    match role {
+        SpecialUse::All => ListAttribute::All,
+        SpecialUse::Archive => ListAttribute::Archive,
+        SpecialUse::Drafts => ListAttribute::Drafts,
+        SpecialUse::Flagged => ListAttribute::Flagged,
+        SpecialUse::Junk => ListAttribute::Junk,
+        SpecialUse::Sent => ListAttribute::Sent,
+        SpecialUse::Trash => ListAttribute::Trash,
+        SpecialUse::Important => ListAttribute::Important,
+    }
+}
+
+/// A body staged for the next APPEND.
+enum Staged {
+    Memory(Vec<u8>),
+    File { file: File, len: u64 },
+}
+
+/// Changes to one selected mailbox of an IMAP server.
+struct ImapWriter<'a> {
+    storage: &'a mut ImapStorage,
+    mailbox: MailboxName,
+    wire: imapc::MailboxName,
+    /// What SELECT said (PERMANENTFLAGS).
+    info: imapc::MailboxInfo,
+    staged: Option<Staged>,
+    /// APPENDs sent and not yet answered: imapc's number for each, with the UID the
+    /// engine asked for (its key for the message).
+    sent: BTreeMap<u64, Uid>,
+    /// Outcomes heard and not yet taken.
+    assigned: Vec<Assigned>,
+    /// Flag changes not yet sent, grouped by the flags they set.
+    flag_changes: HashMap<Flags, Vec<Uid>>,
+    /// Flags and keywords the mailbox does not keep (PERMANENTFLAGS), warned about once.
+    not_stored: BTreeSet<String>,
+}
+
+impl ImapWriter<'_> {
+    /// `flags` as IMAP flags, without what this mailbox cannot keep (reported once as a
+    /// warning: the message is stored all the same).
+    fn imap_flags(&mut self, flags: &Flags) -> Vec<Flag> {
+        let all = flags
+            .system
+            .imap_names()
+            .map(Flag::from_atom)
+            .chain(flags.keywords.iter().map(|keyword| Flag::Keyword(keyword.clone())));
+        let mut kept = Vec::new();
+        for flag in all {
+            if self.info.can_store(&flag) {
+                kept.push(flag);
+            } else if self.not_stored.insert(flag.as_str().to_owned()) {
+                self.storage.warnings.push(format!(
+                    "mailbox {}: the server does not keep the flag {} (PERMANENTFLAGS); \
+                     messages are stored without it",
+                    self.mailbox,
+                    flag.as_str()
+                ));
+            }
+        }
+        kept
+    }
+
+    fn send_flag_changes(&mut self) -> Result<(), StorageError> {
+        for (flags, uids) in std::mem::take(&mut self.flag_changes) {
+            let set = uid_set(&uids);
+            let wanted = self.imap_flags(&flags);
+            self.storage
+                .session
+                .uid_store(&set, StoreAction::Replace, &wanted, None)
+                .map_err(|e| convert_error(e, "UID STORE"))?;
+        }
+        Ok(())
+    }
+
+    /// What became of one APPEND, for the engine.
+    fn outcome(
+        &self,
+        requested: Uid,
+        result: imapc::Result<Option<(imapc::UidValidity, imapc::Uid)>>,
+    ) -> Assigned {
+        let error = match result {
+            Ok(answer) => {
+                let uid = answer.and_then(|(_, uid)| Uid::new(uid.get()));
+                return Assigned::stored(requested, uid);
+            }
+            Err(error) => error,
+        };
+        let doing = format!("APPEND to {}", self.mailbox);
+        match error.refusal() {
+            Some(Refusal::Throttled { backoff }) => {
+                let wait = backoff.unwrap_or(Duration::ZERO);
+                let error = StorageError::with_source(ErrorKind::Temporary, doing, error);
+                Assigned::refused(requested, error, Some(wait))
+            }
+            Some(Refusal::Unavailable | Refusal::InUse) => {
+                let error = StorageError::with_source(ErrorKind::Temporary, doing, error);
+                Assigned::refused(requested, error, Some(Duration::ZERO))
+            }
+            Some(Refusal::TooBig) => {
+                let error = StorageError::with_source(ErrorKind::InvalidData, doing, error);
+                Assigned::refused(requested, error, None)
+            }
+            _ => Assigned::refused(requested, convert_error(error, &doing), None),
+        }
+    }
+}
+
+/// An imapc UID set.
+fn uid_set(uids: &[Uid]) -> SequenceSet {
+    SequenceSet::from_uids(uids.iter().filter_map(|u| imapc::Uid::new(u.get())))
+}
+
+fn spool_error(error: io::Error) -> StorageError {
+    StorageError::with_source(ErrorKind::from_io(&error), "holding a message to append", error)
+}
+
+impl MailboxWriter for ImapWriter<'_> {
+    fn save_body(&mut self, body: &mut dyn Read) -> Result<(), StorageError> {
+        self.staged = None;
+        let mut memory = Vec::new();
+        let limit = BODY_IN_MEMORY as u64 + 1;
+        body.take(limit).read_to_end(&mut memory).map_err(spool_error)?;
+        if memory.len() <= BODY_IN_MEMORY {
+            self.staged = Some(Staged::Memory(memory));
+            return Ok(());
+        }
+        let mut file = temp_file().map_err(spool_error)?;
+        file.write_all(&memory).map_err(spool_error)?;
+        drop(memory);
+        let rest = io::copy(body, &mut file).map_err(spool_error)?;
+        let len = limit + rest;
+        file.rewind().map_err(spool_error)?;
+        self.staged = Some(Staged::File { file, len });
+        Ok(())
+    }
+
+    fn save_finish(&mut self, meta: &MessageMeta) -> Result<(), StorageError> {
+        let staged = self.staged.take().ok_or_else(|| {
+            StorageError::new(ErrorKind::InvalidData, "save_finish without a body")
+        })?;
+        let flags = self.imap_flags(&meta.flags);
+        let date = meta
+            .received
+            .and_then(|seconds| chrono::DateTime::from_timestamp(seconds, 0))
+            .map(|date| date.fixed_offset());
+        let session = &mut self.storage.session;
+        let sent = match staged {
+            Staged::Memory(bytes) => {
+                let len = bytes.len() as u64;
+                session.append_streamed(&self.wire, &flags, date.as_ref(), len, &mut &bytes[..])
+            }
+            Staged::File { mut file, len } => {
+                session.append_streamed(&self.wire, &flags, date.as_ref(), len, &mut file)
+            }
+        };
+        let index = sent.map_err(|e| convert_error(e, &format!("APPEND to {}", self.mailbox)))?;
+        self.sent.insert(index, meta.uid);
+        Ok(())
+    }
+
+    fn set_flags(&mut self, uid: Uid, flags: &Flags) -> Result<(), StorageError> {
+        self.flag_changes.entry(flags.clone()).or_default().push(uid);
+        Ok(())
+    }
+
+    fn expunge(&mut self, uids: &[Uid]) -> Result<(), StorageError> {
+        self.send_flag_changes()?;
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let expunged = self
+            .storage
+            .session
+            .expunge_uids(&uid_set(uids))
+            .map_err(|e| convert_error(e, "UID EXPUNGE"))?;
+        match expunged {
+            Expunged::Done => Ok(()),
+            Expunged::Withheld { others } => Err(StorageError::new(
+                ErrorKind::InvalidData,
+                format!(
+                    "mailbox {}: the server has no UIDPLUS and other messages ({others}) are \
+                     marked \\Deleted, which an EXPUNGE would remove too: {} message(s) are \
+                     left marked \\Deleted instead of expunged",
+                    self.mailbox,
+                    uids.len()
+                ),
+            )),
+        }
+    }
+
+    fn raise_uid_next(&mut self, _uid_next: Uid) -> Result<(), StorageError> {
+        // The server keeps its own UIDNEXT; nothing here depends on raising it.
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), StorageError> {
+        self.send_flag_changes()?;
+        if self.sent.is_empty() {
+            return Ok(());
+        }
+        let outcomes = self.storage.session.finish_appends();
+        let sent = std::mem::take(&mut self.sent);
+        // Without the answers nothing is known of these saves: the next run finds what
+        // reached the server by content.
+        let outcomes = outcomes.map_err(|e| convert_error(e, "APPEND"))?;
+        for outcome in outcomes {
+            let Some(&requested) = sent.get(&outcome.index) else { continue };
+            let assigned = self.outcome(requested, outcome.result);
+            self.assigned.push(assigned);
+        }
+        Ok(())
+    }
+
+    fn take_assigned(&mut self) -> Vec<Assigned> {
+        std::mem::take(&mut self.assigned)
+    }
+}

@@ -1,0 +1,404 @@
+//! A Dovecot reached through dsync's own wire protocol (`remote:HOST`: `ssh HOST doveadm
+//! dsync-server`) as a **read-only source**.
+//!
+//! The remote brain is asked only to export (it is a backup sender; nothing on it is ever
+//! changed) and this adapter only translates: its tree becomes the mailbox list and
+//! subscriptions, its mail list (`C` items) the message metadata with Dovecot's own
+//! mailbox and message GUIDs, UIDVALIDITY, UIDs, flags and keywords, and its `M` streams
+//! the bodies. Every decision — what to copy, expunge, rebuild — stays with the engine's
+//! planner, exactly as for a Maildir or IMAP source.
+//!
+//! The protocol visits one mailbox at a time and asks for bodies once per visit
+//! ([`dsync_proto::PullSession`]). The adapter opens a mailbox on the first question
+//! about it (status, stamp, contents or fetch), keeps the answer while the engine works on
+//! it, and closes it when the engine moves to another one; a second fetch of the same
+//! mailbox opens it again (the remote lists it once more; bodies are only ever sent once).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use dsync_proto::proto::{
+    Attribute, ChangeType, Existence, MailChange, MailRequest, Mailbox, MailboxState, flags,
+};
+use dsync_proto::{ClientError, MailboxExport, PullSession};
+pub use dsync_proto::{DEFAULT_REMOTE_CMD, RemoteCommand};
+
+use crate::error::{ErrorKind, StorageError};
+use crate::model::{
+    Flags, MailboxContents, MailboxGuid, MailboxInfo, MailboxName, MailboxStatus, MessageMeta,
+    SystemFlags, Uid, UidValidity,
+};
+use crate::storage::{Capabilities, MailboxAttribute, MessageSink, Skip, Storage};
+
+/// The mailbox the conversation is in.
+#[derive(Debug)]
+struct Open {
+    name: MailboxName,
+    export: MailboxExport,
+    fetched: bool,
+}
+
+/// A remote Dovecot's mail, read through `doveadm dsync-server`.
+#[derive(Debug)]
+pub struct RemoteStorage {
+    command: RemoteCommand,
+    session: Option<PullSession>,
+    /// Selectable mailboxes by name: GUID and UIDVALIDITY from the tree.
+    boxes: BTreeMap<MailboxName, (MailboxGuid, u32)>,
+    mailboxes: Vec<MailboxInfo>,
+    subscriptions: BTreeSet<MailboxName>,
+    open: Option<Open>,
+    attributes: BTreeMap<MailboxName, Vec<MailboxAttribute>>,
+    skipped: Vec<Skip>,
+}
+
+/// Maps a protocol failure to the engine's error kinds.
+fn convert(error: ClientError) -> StorageError {
+    let kind = match error.exit_code() {
+        64 => ErrorKind::Usage,
+        65 => ErrorKind::InvalidData,
+        67 => ErrorKind::NoSuchUser,
+        68 => ErrorKind::NotFound,
+        73 => ErrorKind::NoSpace,
+        77 => ErrorKind::Permission,
+        78 => ErrorKind::Config,
+        _ => ErrorKind::Temporary,
+    };
+    StorageError::with_source(kind, "remote dsync", error)
+}
+
+impl RemoteStorage {
+    /// Starts `command` (a `doveadm dsync-server` at the other end) and reads the remote's
+    /// mailbox tree.
+    pub fn connect(command: RemoteCommand) -> Result<RemoteStorage, StorageError> {
+        RemoteStorage::connect_with_timeout(command, dsync_proto::DEFAULT_TIMEOUT)
+    }
+
+    /// [`RemoteStorage::connect`] with an I/O timeout: a remote silent for that long fails
+    /// the run (exit 75) instead of hanging it.
+    pub fn connect_with_timeout(
+        command: RemoteCommand,
+        timeout: std::time::Duration,
+    ) -> Result<RemoteStorage, StorageError> {
+        let session = PullSession::start_with_timeout(&command, timeout).map_err(convert)?;
+        let mut storage = RemoteStorage {
+            command,
+            session: None,
+            boxes: BTreeMap::new(),
+            mailboxes: Vec::new(),
+            subscriptions: BTreeSet::new(),
+            open: None,
+            attributes: BTreeMap::new(),
+            skipped: Vec::new(),
+        };
+        for node in session.tree() {
+            let name = match MailboxName::new(node.name.iter().cloned()) {
+                Ok(name) => name,
+                Err(error) => {
+                    storage.skipped.push(Skip::new(None, node.name.join("/"), error.to_string()));
+                    continue;
+                }
+            };
+            if node.subscribed {
+                storage.subscriptions.insert(name.clone());
+            }
+            let selectable = node.existence == Existence::Exists
+                && node.mailbox_guid.is_some_and(|guid| !guid.is_empty());
+            match (node.existence, node.mailbox_guid, node.uid_validity) {
+                (Existence::Exists, Some(guid), Some(uid_validity)) if selectable => {
+                    storage.boxes.insert(name.clone(), (MailboxGuid(guid.0), uid_validity));
+                }
+                (Existence::Deleted, _, _) => continue,
+                _ => {}
+            }
+            storage.mailboxes.push(MailboxInfo { selectable, ..MailboxInfo::new(name) });
+        }
+        storage.session = Some(session);
+        Ok(storage)
+    }
+
+    /// Ends the conversation: the remote's final word and its exit status (once; later
+    /// calls do nothing). Dropping the storage instead stops the remote command.
+    pub fn finish(&mut self) -> Result<(), StorageError> {
+        self.close()?;
+        match self.session.take() {
+            Some(session) => session.finish().map_err(convert),
+            None => Ok(()),
+        }
+    }
+
+    fn session(&mut self) -> Result<&mut PullSession, StorageError> {
+        self.session.as_mut().ok_or_else(|| {
+            StorageError::new(ErrorKind::Temporary, "the remote dsync conversation has failed")
+        })
+    }
+
+    /// Closes the open mailbox, telling the remote we hold nothing in common (we keep no
+    /// protocol state yet: every run is a full export).
+    fn close(&mut self) -> Result<(), StorageError> {
+        let Some(open) = self.open.take() else { return Ok(()) };
+        let state = MailboxState {
+            mailbox_guid: open.export.mailbox.mailbox_guid,
+            last_uidvalidity: open.export.mailbox.uid_validity,
+            ..MailboxState::default()
+        };
+        let result = self.session()?.close(&state).map(|_| ());
+        self.failed_if(result)
+    }
+
+    /// A failed conversation cannot go on: forget it, so later calls say so.
+    fn failed_if<T>(&mut self, result: Result<T, ClientError>) -> Result<T, StorageError> {
+        result.map_err(|error| {
+            self.session = None;
+            convert(error)
+        })
+    }
+
+    /// Makes `name` the open mailbox (reopening it when its bodies were already asked for).
+    fn open(&mut self, name: &MailboxName, for_fetch: bool) -> Result<&Open, StorageError> {
+        let reuse = self
+            .open
+            .as_ref()
+            .is_some_and(|open| &open.name == name && !(for_fetch && open.fetched));
+        if !reuse {
+            self.close()?;
+            let Some(&(guid, uid_validity)) = self.boxes.get(name) else {
+                return Err(StorageError::new(
+                    ErrorKind::NotFound,
+                    format!("mailbox {name} does not exist on the remote side"),
+                ));
+            };
+            // What a mailbox we just created would say: nothing in common yet, so the
+            // remote exports every mail it has.
+            let ours = Mailbox {
+                mailbox_guid: dsync_proto::proto::Guid128(guid.0),
+                uid_validity,
+                uid_next: 1,
+                first_recent_uid: 1,
+                highest_modseq: 1,
+                have_guids: true,
+                have_save_guids: true,
+                ..Mailbox::default()
+            };
+            let result = self.session()?.open(&ours);
+            let Some(export) = self.failed_if(result)? else {
+                return Err(StorageError::new(
+                    ErrorKind::NotFound,
+                    format!("mailbox {name} was deleted on the remote side during the run"),
+                ));
+            };
+            let attributes = export.attributes.iter().map(convert_attribute).collect();
+            self.attributes.insert(name.clone(), attributes);
+            self.open = Some(Open { name: name.clone(), export, fetched: false });
+        }
+        self.open.as_ref().ok_or_else(|| StorageError::new(ErrorKind::Temporary, "no mailbox open"))
+    }
+}
+
+fn convert_attribute((attribute, value): &(Attribute, Option<Vec<u8>>)) -> MailboxAttribute {
+    let private = attribute.attribute_type == dsync_proto::proto::AttributeType::Private;
+    let value = if attribute.deleted { None } else { value.clone() };
+    let mut converted = MailboxAttribute::new(private, attribute.key.clone(), value);
+    converted.last_change = attribute.last_change;
+    converted
+}
+
+/// The protocol's flag bits (`enum mail_flags`) as the engine's; `\Recent` is dropped.
+fn system_flags(bits: u8) -> SystemFlags {
+    [
+        (flags::SEEN, SystemFlags::SEEN),
+        (flags::ANSWERED, SystemFlags::ANSWERED),
+        (flags::FLAGGED, SystemFlags::FLAGGED),
+        (flags::DELETED, SystemFlags::DELETED),
+        (flags::DRAFT, SystemFlags::DRAFT),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| bits & bit != 0)
+    .fold(SystemFlags::empty(), |all, (_, flag)| all.union(flag))
+}
+
+/// Applies one `C` item's keyword changes: `+kw`/`&kw`/`=kw` present, `-kw` absent.
+fn apply_keywords(keywords: &mut BTreeSet<String>, change: &MailChange) {
+    if change.keywords_reset {
+        keywords.clear();
+    }
+    for entry in &change.keyword_changes {
+        let mut chars = entry.chars();
+        let (Some(op), rest) = (chars.next(), chars.as_str()) else { continue };
+        if rest.is_empty() {
+            continue;
+        }
+        match op {
+            '+' | '&' | '=' => {
+                keywords.insert(rest.to_owned());
+            }
+            '-' => {
+                keywords.remove(rest);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The status and message list of an export.
+fn contents_of(
+    name: &MailboxName,
+    export: &MailboxExport,
+) -> Result<MailboxContents, StorageError> {
+    let remote = &export.mailbox;
+    let invalid = |what: &str| {
+        StorageError::new(ErrorKind::InvalidData, format!("remote mailbox {name}: {what}"))
+    };
+    let mut messages: BTreeMap<Uid, MessageMeta> = BTreeMap::new();
+    for change in &export.changes {
+        let Some(uid) = Uid::new(change.uid) else { continue };
+        match change.change_type {
+            ChangeType::Save => {
+                let mut meta = MessageMeta::new(uid, Flags::default());
+                meta.flags.system = system_flags(change.final_flags.unwrap_or(0));
+                apply_keywords(&mut meta.flags.keywords, change);
+                meta.guid = change.guid.clone().filter(|guid| !guid.is_empty());
+                meta.virtual_size = change.virtual_size.filter(|&size| size != u64::MAX);
+                meta.received = change.received_timestamp.and_then(|time| i64::try_from(time).ok());
+                messages.insert(uid, meta);
+            }
+            ChangeType::Expunge => {
+                messages.remove(&uid);
+            }
+            ChangeType::FlagChange => {
+                if let Some(meta) = messages.get_mut(&uid) {
+                    let added = system_flags(change.add_flags.unwrap_or(0));
+                    let removed = system_flags(change.remove_flags.unwrap_or(0));
+                    meta.flags.system = meta.flags.system.union(added).difference(removed);
+                    apply_keywords(&mut meta.flags.keywords, change);
+                }
+            }
+        }
+    }
+    let status = MailboxStatus {
+        uid_validity: UidValidity::new(remote.uid_validity)
+            .ok_or_else(|| invalid("UIDVALIDITY 0"))?,
+        uid_next: Uid::new(remote.uid_next).ok_or_else(|| invalid("UIDNEXT 0"))?,
+        messages: u32::try_from(messages.len()).unwrap_or(u32::MAX),
+        highest_modseq: Some(remote.highest_modseq),
+        guid: Some(MailboxGuid(remote.mailbox_guid.0)),
+        change_token: Some(format!(
+            "{}.{}.{}.{}",
+            remote.uid_validity, remote.uid_next, remote.messages_count, remote.highest_modseq
+        )),
+        source_uid_validity: None,
+    };
+    Ok(MailboxContents { status, messages: messages.into_values().collect() })
+}
+
+impl Storage for RemoteStorage {
+    fn describe(&self) -> String {
+        format!("remote dsync ({})", self.command)
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            mailbox_guids: true,
+            message_guids: true,
+            noselect_placeholders: true,
+            unstable_uids: false,
+            assigns_uids: false,
+        }
+    }
+
+    fn mailboxes(&mut self) -> Result<Vec<MailboxInfo>, StorageError> {
+        Ok(self.mailboxes.clone())
+    }
+
+    fn subscriptions(&mut self) -> Result<BTreeSet<MailboxName>, StorageError> {
+        Ok(self.subscriptions.clone())
+    }
+
+    fn status(&mut self, mailbox: &MailboxName) -> Result<MailboxStatus, StorageError> {
+        Ok(self.contents(mailbox)?.status)
+    }
+
+    fn contents(&mut self, mailbox: &MailboxName) -> Result<MailboxContents, StorageError> {
+        let open = self.open(mailbox, false)?;
+        contents_of(mailbox, &open.export)
+    }
+
+    fn take_skipped(&mut self) -> Vec<Skip> {
+        std::mem::take(&mut self.skipped)
+    }
+
+    /// The attributes come with the mailbox's export (`A` items, before its mail list).
+    fn attributes(&mut self, mailbox: &MailboxName) -> Result<Vec<MailboxAttribute>, StorageError> {
+        if !self.attributes.contains_key(mailbox) {
+            self.open(mailbox, false)?;
+        }
+        Ok(self.attributes.get(mailbox).cloned().unwrap_or_default())
+    }
+
+    fn fetch(
+        &mut self,
+        mailbox: &MailboxName,
+        uids: &[Uid],
+        sink: &mut dyn MessageSink,
+    ) -> Result<(), StorageError> {
+        let open = self.open(mailbox, true)?;
+        let listed: BTreeSet<u32> = open
+            .export
+            .changes
+            .iter()
+            .filter(|change| change.change_type == ChangeType::Save)
+            .map(|change| change.uid)
+            .collect();
+        // By UID: the answer then names the UID (a request by GUID is answered for every
+        // copy at once, without one).
+        let requests: Vec<MailRequest> = uids
+            .iter()
+            .filter(|uid| listed.contains(&uid.get()))
+            .map(|uid| MailRequest { guid: None, uid: Some(uid.get()) })
+            .collect();
+        if let Some(open) = self.open.as_mut() {
+            open.fetched = true;
+        }
+        let mut sink_error = None;
+        let session = self.session()?;
+        let result = session.fetch(&requests, &mut |mail, body| {
+            let (Some(uid), true) = (mail.uid.and_then(Uid::new), mail.stream) else {
+                // Expunged meanwhile: nothing to deliver, the executor notices.
+                return Ok(());
+            };
+            let mut crlf = mailstore::CrlfReader::new(body);
+            let delivered = sink
+                .body(&mut crlf)
+                .and_then(|()| sink.done_with_received(uid, mail.received_date));
+            delivered.map_err(|error| {
+                let message = error.to_string();
+                sink_error = Some(error);
+                ClientError::Handler(message.into())
+            })
+        });
+        if let Some(error) = sink_error {
+            // The conversation is cut midway: it cannot continue.
+            self.session = None;
+            self.open = None;
+            return Err(error);
+        }
+        self.failed_if(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_and_keywords_follow_dovecots_bits_and_changes() {
+        let bits = flags::SEEN | flags::FLAGGED | flags::RECENT;
+        assert_eq!(system_flags(bits), SystemFlags::SEEN.union(SystemFlags::FLAGGED));
+        let change = MailChange {
+            keyword_changes: vec!["&Work".into(), "=Old".into(), "+New".into(), "-Gone".into()],
+            ..MailChange::default()
+        };
+        let mut keywords = BTreeSet::from(["Gone".to_owned()]);
+        apply_keywords(&mut keywords, &change);
+        assert_eq!(keywords, BTreeSet::from(["New".into(), "Old".into(), "Work".into()]));
+    }
+}

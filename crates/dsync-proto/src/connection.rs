@@ -1,0 +1,242 @@
+//! A blocking conversation with a child process: the remote command's stdin and stdout
+//! carry the protocol, its stderr goes straight to ours (as doveadm copies it), and how
+//! it exits becomes our error.
+//!
+//! Our bytes go to the child through a writer thread, so the child can never block us by
+//! filling its stdout while we write (and the other way round). Its stdout is read by a
+//! reader thread, so a remote that stops answering is noticed after the I/O timeout
+//! (doveadm's `-T`, 600 s by default) instead of hanging the run.
+
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::command::RemoteCommand;
+use crate::error::ClientError;
+use crate::proto::{Decoder, Event, Limits, Record};
+
+/// An event of the peer, owned (the decoder's borrow its buffers).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Incoming {
+    /// The peer's version line.
+    Version,
+    /// The peer's schema lines are complete.
+    SchemasDone,
+    /// One item.
+    Item(Record),
+    /// The end of a list.
+    EndOfList,
+    /// `X`.
+    Done,
+    /// Stream bytes.
+    StreamData(Vec<u8>),
+    /// The end of a stream.
+    StreamEnd,
+}
+
+impl Incoming {
+    /// A short description for errors.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Incoming::Version => "its version line".into(),
+            Incoming::SchemasDone => "the end of its schemas".into(),
+            Incoming::Item(record) => format!("a {} item", record.kind()),
+            Incoming::EndOfList => "the end of a list".into(),
+            Incoming::Done => "its goodbye (X)".into(),
+            Incoming::StreamData(_) | Incoming::StreamEnd => "stream data".into(),
+        }
+    }
+}
+
+/// The running child and both directions of the conversation.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    command: RemoteCommand,
+    child: Child,
+    from_child: mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    timeout: Duration,
+    decoder: Decoder,
+    to_child: Option<mpsc::Sender<Vec<u8>>>,
+    writer: Option<JoinHandle<std::io::Result<()>>>,
+    pending: Vec<u8>,
+}
+
+/// Reads the child's stdout in chunks until its end (an empty chunk) or an error; stops
+/// when nobody listens any more. At most a few chunks wait, so a fast remote cannot make
+/// us buffer a whole mailbox.
+fn read_child(mut stdout: impl Read, to_us: &mpsc::SyncSender<std::io::Result<Vec<u8>>>) {
+    let mut buf = vec![0; 64 << 10];
+    loop {
+        match stdout.read(&mut buf) {
+            Ok(n) => {
+                if to_us.send(Ok(buf[..n].to_vec())).is_err() || n == 0 {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                let _ = to_us.send(Err(e));
+                return;
+            }
+        }
+    }
+}
+
+impl Connection {
+    /// Starts `command`; a remote silent for longer than `timeout` is an error.
+    pub(crate) fn spawn(
+        command: &RemoteCommand,
+        timeout: Duration,
+    ) -> Result<Connection, ClientError> {
+        let mut child = Command::new(command.program())
+            .args(&command.argv()[1..])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|source| ClientError::Spawn { command: command.to_string(), source })?;
+        let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(ClientError::Spawn {
+                command: command.to_string(),
+                source: std::io::Error::other("no pipes to the child"),
+            });
+        };
+        let (to_child, from_us) = mpsc::channel::<Vec<u8>>();
+        let writer = std::thread::Builder::new()
+            .name("dsync-remote-writer".into())
+            .spawn(move || {
+                for chunk in from_us {
+                    stdin.write_all(&chunk)?;
+                }
+                stdin.flush()
+            })
+            .map_err(|source| ClientError::Spawn { command: command.to_string(), source })?;
+        let (to_us, from_child) = mpsc::sync_channel(4);
+        std::thread::Builder::new()
+            .name("dsync-remote-reader".into())
+            .spawn(move || read_child(stdout, &to_us))
+            .map_err(|source| ClientError::Spawn { command: command.to_string(), source })?;
+        Ok(Connection {
+            command: command.clone(),
+            child,
+            from_child,
+            timeout,
+            decoder: Decoder::new(Limits::default()),
+            to_child: Some(to_child),
+            writer: Some(writer),
+            pending: Vec::new(),
+        })
+    }
+
+    /// Queues bytes for the child; they leave at the next [`Connection::flush`].
+    pub(crate) fn buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.pending
+    }
+
+    /// Hands the queued bytes to the writer thread.
+    pub(crate) fn flush(&mut self) -> Result<(), ClientError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::take(&mut self.pending);
+        let sent = self.to_child.as_ref().is_some_and(|to_child| to_child.send(chunk).is_ok());
+        if sent { Ok(()) } else { Err(self.writer_failure()) }
+    }
+
+    /// Why the writer thread stopped (the child closed its stdin, most likely by exiting).
+    fn writer_failure(&mut self) -> ClientError {
+        self.to_child = None;
+        let result = self.writer.take().map(JoinHandle::join);
+        match result {
+            Some(Ok(Err(source))) if source.kind() != std::io::ErrorKind::BrokenPipe => {
+                ClientError::Io { command: self.command.to_string(), source }
+            }
+            _ => self.closed(),
+        }
+    }
+
+    /// The child ended the conversation early: wait for it and report how it exited.
+    fn closed(&mut self) -> ClientError {
+        self.to_child = None;
+        match self.child.wait() {
+            Ok(status) => ClientError::Closed { command: self.command.to_string(), status },
+            Err(source) => ClientError::Io { command: self.command.to_string(), source },
+        }
+    }
+
+    /// The peer's next event, reading as much as needed.
+    pub(crate) fn next(&mut self) -> Result<Incoming, ClientError> {
+        self.flush()?;
+        loop {
+            if let Some(event) = self.decoder.next_event()? {
+                return Ok(match event {
+                    Event::Version { .. } => Incoming::Version,
+                    Event::SchemasDone => Incoming::SchemasDone,
+                    Event::Item(record) => Incoming::Item(record),
+                    Event::EndOfList => Incoming::EndOfList,
+                    Event::Done => Incoming::Done,
+                    Event::StreamData(bytes) => Incoming::StreamData(bytes.to_vec()),
+                    Event::StreamEnd => Incoming::StreamEnd,
+                });
+            }
+            let chunk = match self.from_child.recv_timeout(self.timeout) {
+                Ok(Ok(chunk)) => chunk,
+                Ok(Err(source)) => {
+                    return Err(ClientError::Io { command: self.command.to_string(), source });
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(ClientError::Timeout {
+                        command: self.command.to_string(),
+                        seconds: self.timeout.as_secs(),
+                    });
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(self.closed()),
+            };
+            if chunk.is_empty() {
+                return Err(self.closed());
+            }
+            self.decoder.feed(&chunk);
+        }
+    }
+
+    /// Ends our side (closes the child's stdin) and waits for the child; an exit status
+    /// other than success is an error.
+    pub(crate) fn finish(mut self) -> Result<(), ClientError> {
+        self.flush()?;
+        self.to_child = None;
+        let written = self.writer.take().map(JoinHandle::join);
+        if let Some(Ok(Err(source))) = written
+            && source.kind() != std::io::ErrorKind::BrokenPipe
+        {
+            return Err(ClientError::Io { command: self.command.to_string(), source });
+        }
+        let status = self
+            .child
+            .wait()
+            .map_err(|source| ClientError::Io { command: self.command.to_string(), source })?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(ClientError::Exit { command: self.command.to_string(), status })
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // A conversation abandoned midway: closing stdin makes dsync-server stop; kill it
+        // in case it does not, so no child outlives us.
+        self.to_child = None;
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! Streaming, pipelined APPEND ([`Session::append_streamed`]): each message goes from a
+//! reader straight to the socket, and the answers are collected later, so neither a
+//! message's size nor the round trip bounds the speed.
+//!
+//! The APPENDs in flight live in the connection ([`AppendQueue`]): any other command first
+//! reads their answers, so pipelined APPENDs and other commands mix safely.
+//!
+//! [`Session::append_streamed`]: crate::Session::append_streamed
+
+use std::collections::VecDeque;
+use std::io::Read;
+
+use chrono::{DateTime, FixedOffset};
+
+use crate::error::{Error, Result};
+use crate::proto::{Code, Response, encode_append_start};
+use crate::types::{Flag, MailboxName, Uid, UidValidity};
+
+use super::TraceDirection;
+use super::conn::{Conn, check};
+
+/// APPENDs sent and not yet answered, at most: their answers (a line each, and an
+/// `EXISTS` when the mailbox is selected) stay far below what a socket buffers, so the
+/// server never blocks writing them while we block writing to it.
+pub const MAX_APPENDS_IN_FLIGHT: usize = 128;
+
+/// Largest piece of a message written at once, and the most of it held in memory.
+const CHUNK: usize = 64 * 1024;
+
+/// What became of one message given to [`Session::append_streamed`].
+///
+/// [`Session::append_streamed`]: crate::Session::append_streamed
+#[derive(Debug)]
+pub struct AppendOutcome {
+    /// The number `append_streamed` returned for it.
+    pub index: u64,
+    /// The server's answer: the new UID (and the mailbox's UIDVALIDITY) when it has
+    /// UIDPLUS, `None` without; an error for this message alone (a `NO` such as
+    /// `[OVERQUOTA]` or `[TOOBIG]`, [`Error::TooBig`] for a message over APPENDLIMIT,
+    /// which was not sent).
+    pub result: Result<Option<(UidValidity, Uid)>>,
+}
+
+/// The APPENDs of a connection that are in flight, and the outcomes not yet taken.
+#[derive(Debug, Default)]
+pub(crate) struct AppendQueue {
+    /// Sent and not yet answered: tag and index, in the order sent.
+    in_flight: VecDeque<(String, u64)>,
+    /// Answers collected and not yet handed out.
+    outcomes: Vec<AppendOutcome>,
+    next_index: u64,
+    /// Reused for writing messages (up to [`CHUNK`]).
+    buffer: Vec<u8>,
+}
+
+impl AppendQueue {
+    /// APPENDs sent and not answered yet.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+}
+
+/// Appends the `len` bytes `body` yields to `mailbox` (see `Session::append_streamed`).
+pub(crate) fn append(
+    conn: &mut Conn,
+    mailbox: &MailboxName,
+    flags: &[Flag],
+    internal_date: Option<&DateTime<FixedOffset>>,
+    len: u64,
+    body: &mut dyn Read,
+) -> Result<u64> {
+    let index = conn.appends.next_index;
+    conn.appends.next_index += 1;
+    if let Some(limit) = conn.capabilities.append_limit().filter(|&limit| len > limit) {
+        let result = Err(Error::TooBig { size: len, limit });
+        conn.appends.outcomes.push(AppendOutcome { index, result });
+        return Ok(index);
+    }
+    while conn.appends.in_flight.len() >= MAX_APPENDS_IN_FLIGHT {
+        read_answer(conn, None)?;
+    }
+    let tag = conn.next_tag();
+    let Some(start) =
+        encode_append_start(&tag, mailbox, flags, internal_date, len, conn.encode_options())
+    else {
+        let result = Err(Error::InvalidArgument(format!(
+            "mailbox name {mailbox} needs a literal, which a streamed APPEND cannot send"
+        )));
+        conn.appends.outcomes.push(AppendOutcome { index, result });
+        return Ok(index);
+    };
+    if let Some(trace) = &conn.options.trace {
+        let line = String::from_utf8_lossy(&start.line);
+        trace.emit(TraceDirection::Sent, &format!("{}\r\n<{len} bytes>", line.trim_end()));
+    }
+    conn.appends.in_flight.push_back((tag.clone(), index));
+    let result = send_message(conn, &tag, &start.line, start.synchronising, len, body);
+    conn.guard(result)?;
+    Ok(index)
+}
+
+fn send_message(
+    conn: &mut Conn,
+    tag: &str,
+    line: &[u8],
+    synchronising: bool,
+    len: u64,
+    body: &mut dyn Read,
+) -> Result<()> {
+    let mut buffer = std::mem::take(&mut conn.appends.buffer);
+    buffer.clear();
+    buffer.extend_from_slice(line);
+    let result = stream_message(conn, &mut buffer, tag, synchronising, len, body);
+    buffer.clear();
+    conn.appends.buffer = buffer;
+    result
+}
+
+fn stream_message(
+    conn: &mut Conn,
+    buffer: &mut Vec<u8>,
+    tag: &str,
+    synchronising: bool,
+    len: u64,
+    body: &mut dyn Read,
+) -> Result<()> {
+    if synchronising {
+        conn.stream.send(buffer)?;
+        buffer.clear();
+        if !read_answer(conn, Some(tag))? {
+            // Answered before the literal (a NO such as TRYCREATE): nothing to send.
+            return Ok(());
+        }
+    }
+    let mut remaining = len;
+    loop {
+        let room = CHUNK.saturating_sub(buffer.len()).max(1);
+        let want = usize::try_from(remaining).unwrap_or(usize::MAX).min(room);
+        let start = buffer.len();
+        buffer.resize(start + want, 0);
+        let n = match body.read(&mut buffer[start..]) {
+            Ok(0) if want > 0 => {
+                return Err(Error::AppendSource(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("the message ended {remaining} bytes before its announced {len}"),
+                )));
+            }
+            Ok(n) => n,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => 0,
+            Err(error) => return Err(Error::AppendSource(error)),
+        };
+        buffer.truncate(start + n);
+        remaining -= n as u64;
+        if remaining == 0 {
+            buffer.extend_from_slice(b"\r\n");
+            conn.stream.send(buffer)?;
+            return Ok(());
+        }
+        if buffer.len() >= CHUNK {
+            conn.stream.send(buffer)?;
+            buffer.clear();
+        }
+    }
+}
+
+/// Reads responses until one APPEND is answered. With `waiting_for` (a command waiting to
+/// send its literal), a `+` returns true and that command's own tagged answer false;
+/// answers of the others are recorded meanwhile.
+fn read_answer(conn: &mut Conn, waiting_for: Option<&str>) -> Result<bool> {
+    loop {
+        match conn.next_response()? {
+            Response::Continuation { .. } if waiting_for.is_some() => return Ok(true),
+            Response::Continuation { .. } => {
+                return conn
+                    .guard(Err(Error::Protocol("unexpected continuation during APPEND".into())));
+            }
+            Response::Untagged(_) => {}
+            Response::Tagged { tag, status } => {
+                let position = conn.appends.in_flight.iter().position(|(t, _)| *t == tag);
+                let Some((_, index)) = position.and_then(|at| conn.appends.in_flight.remove(at))
+                else {
+                    return conn
+                        .guard(Err(Error::Protocol(format!("answer for unknown tag {tag:?}"))));
+                };
+                let result = check("APPEND", status).and_then(|status| match status.code {
+                    Some(Code::AppendUid { uid_validity, uids }) => {
+                        // One message per APPEND: a set of several is a lie.
+                        match uids.to_uids().as_deref() {
+                            Some([uid]) => Ok(Some((uid_validity, *uid))),
+                            _ => Err(Error::Protocol(format!("APPENDUID {uids} for one message"))),
+                        }
+                    }
+                    _ => Ok(None),
+                });
+                conn.appends.outcomes.push(AppendOutcome { index, result });
+                if waiting_for.is_none() || waiting_for == Some(tag.as_str()) {
+                    return Ok(false);
+                }
+            }
+        }
+    }
+}
+
+/// Reads the answers of every APPEND in flight (before another command is sent).
+pub(crate) fn drain(conn: &mut Conn) -> Result<()> {
+    while !conn.appends.in_flight.is_empty() {
+        read_answer(conn, None)?;
+    }
+    Ok(())
+}
+
+/// Waits for every answer; the outcomes not taken yet, in the order the messages were
+/// given.
+pub(crate) fn finish(conn: &mut Conn) -> Result<Vec<AppendOutcome>> {
+    drain(conn)?;
+    let mut outcomes = std::mem::take(&mut conn.appends.outcomes);
+    outcomes.sort_by_key(|outcome| outcome.index);
+    Ok(outcomes)
+}

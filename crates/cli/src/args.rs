@@ -90,6 +90,9 @@ Dovecot settings (-o), as the migration docs use them:
       no-search, no-delay-login, no-fetch-bodystructure, no-acl. Every other feature
       (gmail-migration, guid-forced, no-examine, acl, throttle:…, …) is refused by name with
       the reason. $imapc_features stands for the value set before.
+  sieve=file:~/sieve;active=~/.dovecot.sieve  where the Maildir/sdbox side keeps its
+      Sieve scripts (~ is the user's home): the destination's when it is local, else the
+      source's; --sieve-to/--sieve-from win over it, and the other side still needs one.
   Settings dsync does not implement (imapc_max_idle_time, …) are refused, never ignored.";
 
 const RUNS: &str = "\
@@ -169,7 +172,10 @@ pub(crate) struct Cli {
     /// mail_prefetch_count, mail_fsync, ssl_client_ca_file, ssl_client_ca_dir (or 2.2's
     /// imapc_ssl_ca_dir), dsync_commit_msgs_interval, dsync_remote_cmd, mail_max_lock_timeout, mail_uid, mail_gid,
     /// home (or mail_home), pop3_migration_skip_size_check, pop3_migration_ignore_missing_uidls,
-    /// pop3_migration_ignore_extra_uidls (repeatable; see "Dovecot settings" below).
+    /// pop3_migration_ignore_extra_uidls, sieve (Pigeonhole's location of the Maildir or
+    /// sdbox side's Sieve scripts, e.g. file:~/sieve;active=~/.dovecot.sieve: the
+    /// destination's, else the source's, unless --sieve-to/--sieve-from name it)
+    /// (repeatable; see "Dovecot settings" below).
     #[arg(short = 'o', global = true, value_name = "KEY=VALUE")]
     pub(crate) settings: Vec<String>,
 
@@ -194,6 +200,8 @@ pub(crate) enum Command {
 
     /// Merge two locations (doveadm sync): both are written, each gets the other's changes.
     /// With -1, merge SOURCE into DESTINATION only (changes made on DESTINATION stay).
+    /// Without a saved state, Dovecot's own history in a Maildir or sdbox it served
+    /// (expunges, flag changes, deleted and renamed folders) tells what each side changed.
     #[command(after_help = "Examples:
   dsync sync maildir:/srv/a maildir:/srv/b
   dsync sync -1 --password-file pw imaps://alice@old.example.com maildir:/srv/mail/alice
@@ -419,15 +427,17 @@ pub(crate) struct SieveArgs {
     /// sieve://USER@HOST[:PORT] (ManageSieve, STARTTLS; ?tls=none for clear text; the same
     /// password, master user and TLS options as imap://) or file:DIR[;active=PATH]
     /// (Pigeonhole's file store; ~ is the user's home). backup makes the destination's
-    /// scripts and active script equal (extra scripts removed), sync -1 adds and updates.
+    /// scripts and active script equal (extra scripts removed), sync -1 adds and updates,
+    /// sync merges both ways against what the last run left (saved next to the state
+    /// file; a conflict goes to the later file mtime, else the source, with a warning).
     /// A script the destination refuses is reported with its reason (exit 65), the rest
     /// and the mail go on. Templates (%u, %n, %d) as for mail locations.
-    #[arg(long, value_name = "LOCATION", requires = "sieve_to")]
+    #[arg(long, value_name = "LOCATION")]
     pub(crate) sieve_from: Option<String>,
 
     /// Where the Sieve scripts go: sieve://USER@HOST[:PORT][?tls=none] or
     /// file:DIR[;active=PATH] (see --sieve-from).
-    #[arg(long, value_name = "LOCATION", requires = "sieve_from")]
+    #[arg(long, value_name = "LOCATION")]
     pub(crate) sieve_to: Option<String>,
 }
 
@@ -720,7 +730,9 @@ pub(crate) struct CheckArgs {
     pub(crate) location: Option<String>,
 
     /// Also list the user's Sieve scripts at LOCATION (sieve://USER@HOST[:PORT][?tls=none]
-    /// or file:DIR[;active=PATH]): names, sizes, the active one. One user only.
+    /// or file:DIR[;active=PATH]; templates %u, %n, %d, ~ per user): names, sizes, the
+    /// active one. With -A/-F each user's log lists them and the table counts them. A
+    /// listed name Pigeonhole's rules refuse is shown and makes the exit code 65.
     #[arg(long = "sieve", value_name = "LOCATION")]
     pub(crate) sieve: Option<String>,
 

@@ -224,13 +224,22 @@ pub(crate) fn sync(
         }
         let secret_owner =
             Who { user: task.source_user.clone().or_else(|| who.user.clone()), ..who.clone() };
+        let destination = parse_for(&destination, user, &settings)?;
+        let local = crate::sieve::LocalSides::of(&source, &destination);
         Ok(Job {
             user: who.user.clone(),
             source_user: task.source_user.clone(),
+            sieve: crate::sieve::task_locations(
+                &run.sieve,
+                &sieve_profile,
+                task,
+                user,
+                &settings,
+                local,
+            )?,
             source,
-            destination: parse_for(&destination, user, &settings)?,
+            destination,
             secret: secret_for(&secret_owner, &settings),
-            sieve: crate::sieve::task_locations(&run.sieve, &sieve_profile, task, user, &settings)?,
             settings,
         })
     };
@@ -585,7 +594,8 @@ pub(crate) fn verify(context: &Context, args: &VerifyArgs) -> Result<u8, CliErro
     let mut comparison = result.map_err(|e| CliError::Storage { side: e.side, error: e.error })?;
     // The Sieve scripts too, when named: their differences join the mail's.
     let profile = context.config.profile(None);
-    if let Some(pair) = crate::sieve::locations(&args.sieve, &profile, None, &settings)? {
+    let local = crate::sieve::LocalSides::of(&source, &destination);
+    if let Some(pair) = crate::sieve::locations(&args.sieve, &profile, None, &settings, local)? {
         let lines = crate::sieve::compare(&pair, &access)?;
         comparison.differences.extend(lines.into_iter().map(|text| verify::Difference {
             mailbox: None,
@@ -634,7 +644,7 @@ pub(crate) fn check(context: &Context, args: &CheckArgs) -> Result<u8, CliError>
         ..CliGroups::default()
     };
     let users = whom(context, &args.batch)?;
-    let plan = |who: &Who| -> Result<(Location, Settings, Option<SecretSource>), CliError> {
+    let plan = |who: &Who| -> Result<CheckPlan, CliError> {
         let settings = settings_for(context, who, groups)?;
         let profile = context.config.profile(who.account.as_deref());
         let template = who
@@ -649,14 +659,19 @@ pub(crate) fn check(context: &Context, args: &CheckArgs) -> Result<u8, CliError>
             who.user.as_deref(),
         )?;
         let secret = secret_for(who, &settings);
-        Ok((location, settings, secret))
+        let sieve = args
+            .sieve
+            .as_ref()
+            .map(|template| crate::sieve::parse(template, who.user.as_deref(), &settings))
+            .transpose()?;
+        Ok((location, settings, secret, sieve))
     };
-    let run_one = |planned: &Result<(Location, Settings, Option<SecretSource>), CliError>,
-                   rawlog| {
+    // The mail's report, and the scripts' listing when --sieve names them.
+    let run_one = |planned: &Result<CheckPlan, CliError>, rawlog| {
         let started = Instant::now();
-        let (location, settings, secret) = match planned {
+        let (location, settings, secret, sieve) = match planned {
             Ok(planned) => planned,
-            Err(error) => return (Err(clone_error(error)), started.elapsed()),
+            Err(error) => return (Err(clone_error(error)), None, started.elapsed()),
         };
         let access = Access {
             settings,
@@ -672,7 +687,8 @@ pub(crate) fn check(context: &Context, args: &CheckArgs) -> Result<u8, CliError>
             opened.close();
             report
         });
-        (result, started.elapsed())
+        let scripts = sieve.as_ref().map(|sieve| crate::sieve::list(sieve, &access));
+        (result, scripts, started.elapsed())
     };
     if !is_batch(&args.batch) {
         let planned = plan(&users[0]);
@@ -680,7 +696,7 @@ pub(crate) fn check(context: &Context, args: &CheckArgs) -> Result<u8, CliError>
             Ok((location, ..)) => location.to_string(),
             Err(_) => String::new(),
         };
-        let (result, _) =
+        let (result, scripts, _) =
             logging::with_user_log(context.verbosity, None, None, context.stderr.clone(), || {
                 run_one(&planned, None)
             });
@@ -688,27 +704,15 @@ pub(crate) fn check(context: &Context, args: &CheckArgs) -> Result<u8, CliError>
         if !context.verbosity.quiet {
             print!("{}", report.table(&label));
         }
-        if let (Some(template), Ok((_, settings, secret))) = (&args.sieve, &planned) {
-            let user = users[0].user.as_deref();
-            let location = crate::sieve::parse(template, user, settings)?;
-            let access = Access {
-                settings,
-                secret: secret.clone(),
-                debug: context.verbosity.debug,
-                rawlog: None,
-                message_guids: false,
-            };
-            let listing = crate::sieve::list(&location, &access)?;
-            if !context.verbosity.quiet {
-                print!("{listing}");
-            }
+        let Some(scripts) = scripts else { return Ok(0) };
+        let (listing, sieve) = scripts?;
+        if !context.verbosity.quiet {
+            print!("{listing}");
         }
-        return Ok(0);
-    }
-    if args.sieve.is_some() {
-        return Err(CliError::Usage(
-            "check --sieve lists one user's scripts; not with -A/-F yet".into(),
-        ));
+        for skipped in &sieve.skipped {
+            eprintln!("dsync: {skipped}");
+        }
+        return Ok(sieve.exit_code());
     }
     let base = settings_for(
         context,
@@ -727,7 +731,7 @@ pub(crate) fn check(context: &Context, args: &CheckArgs) -> Result<u8, CliError>
         batch::run_parallel(&planned, base.jobs, &users_progress, |_, (label, planned)| {
             let (file, rawlog) = match logs.open(label) {
                 Ok(user_logs) => (user_logs.file, user_logs.rawlog),
-                Err(error) => return (Err(error), std::time::Duration::ZERO),
+                Err(error) => return ((Err(error), None), std::time::Duration::ZERO),
             };
             logging::with_user_log(
                 context.verbosity,
@@ -735,24 +739,40 @@ pub(crate) fn check(context: &Context, args: &CheckArgs) -> Result<u8, CliError>
                 file,
                 context.stderr.clone(),
                 || {
-                    let outcome = run_one(planned, rawlog);
-                    if let (Err(error), _) = &outcome {
+                    let (result, scripts, duration) = run_one(planned, rawlog);
+                    if let Err(error) = &result {
                         tracing::error!("{error}");
                     }
-                    outcome
+                    // The user's log lists the scripts; the table counts them.
+                    let scripts = scripts.map(|scripts| {
+                        scripts.map(|(listing, report)| {
+                            for line in listing.lines() {
+                                tracing::info!("{line}");
+                            }
+                            for skipped in &report.skipped {
+                                tracing::error!("{skipped}");
+                            }
+                            report
+                        })
+                    });
+                    if let Some(Err(error)) = &scripts {
+                        tracing::error!("sieve: {error}");
+                    }
+                    ((result, scripts), duration)
                 },
             )
         });
     let results: Vec<UserResult> = planned
         .iter()
         .zip(outcomes)
-        .map(|((label, planned), (result, duration))| {
+        .map(|((label, planned), ((result, scripts), duration))| {
             let location = planned.as_ref().map(|(l, ..)| l.to_string()).unwrap_or_default();
             let (report, error) = match result {
                 Ok(report) => (Some(report), None),
                 Err(error) => (None, Some(error)),
             };
-            let outcome = Outcome::without_report(error, duration);
+            let mut outcome = Outcome::without_report(error, duration);
+            outcome.sieve = scripts;
             let mut line = UserResult::new("check", label, &location, "", &outcome);
             if let Some(report) = report {
                 line.mailboxes = report.folders.len() as u64;
@@ -764,6 +784,10 @@ pub(crate) fn check(context: &Context, args: &CheckArgs) -> Result<u8, CliError>
         .collect();
     Ok(finish_batch(context, "check", &results, started, args.output.json))
 }
+
+/// What `check` does for one user: the location, its settings and credential, and the
+/// Sieve location of `--sieve`.
+type CheckPlan = (Location, Settings, Option<SecretSource>, Option<crate::sieve::SieveLocation>);
 
 /// Logs what an opened storage has to say (e.g. the `imapc_list_prefix` folder left out).
 fn warn_about(opened: &mut open::Opened) {

@@ -153,9 +153,11 @@ pub(crate) fn run(
     // What the attempts before the last one committed.
     let mut earlier: Option<Report> = None;
     let mut reconnects = Vec::new();
+    // Where the state file is (the Sieve base lives next to it), once an attempt knows.
+    let mut state_path = None;
     let mut outcome = loop {
         attempt += 1;
-        let result = attempt_once(job, task, progress, debug, rawlog.cloned());
+        let result = attempt_once(job, task, progress, debug, rawlog.cloned(), &mut state_path);
         let (report, error, dovecot_state) = match result {
             Ok((report, dovecot_state)) => (Some(report), None, dovecot_state),
             Err(failure) => {
@@ -204,9 +206,14 @@ pub(crate) fn run(
     if let Some(pair) = &job.sieve
         && !interrupt::requested()
     {
-        let result = crate::sieve::run(job, pair, task, debug, rawlog);
-        if let Err(error) = &result {
-            tracing::error!("sieve: {error}");
+        let base = state_path.as_ref().map(|(path, permissions): &(PathBuf, _)| {
+            crate::sieve::BaseFile::next_to(path, permissions.clone())
+        });
+        progress.sieve(&format!("sieve: scripts {} -> {}", pair.from, pair.to));
+        let result = crate::sieve::run(job, pair, task, base.as_ref(), debug, rawlog);
+        match &result {
+            Ok(report) => progress.sieve(&report.summary()),
+            Err(error) => tracing::error!("sieve: {error}"),
         }
         outcome.sieve = Some(result);
     }
@@ -252,6 +259,7 @@ fn attempt_once(
     progress: &mut UserProgress,
     debug: bool,
     rawlog: Option<RawLog>,
+    state_path: &mut Option<(PathBuf, mailstore::Permissions)>,
 ) -> Attempt {
     let fail = |error: CliError| Box::new((error, None));
     let user = job.user.as_deref();
@@ -363,6 +371,7 @@ fn attempt_once(
             } else {
                 mailstore::Permissions::private()
             };
+            *state_path = Some((path.clone(), permissions.clone()));
             Some(StateFile::new(path, source.state_identity()).with_permissions(permissions))
         }
         // An IMAP destination has no root of ours: the state goes where --state-file

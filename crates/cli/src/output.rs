@@ -73,8 +73,25 @@ pub(crate) struct SieveResult {
     pub(crate) activated: bool,
     /// Every refused step: `{script, action, reason}`.
     pub(crate) refused: Vec<RefusedScript>,
+    /// Scripts skipped for a name that cannot be used (exit 65), one line each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) skipped: Vec<String>,
+    /// A two-way sync: what the source got, `{stored, deleted, activated}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) source: Option<SourceChanges>,
+    /// A two-way sync: each conflict, which side won and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) conflicts: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) error: Option<String>,
+}
+
+/// What a two-way sync did to the source's scripts.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct SourceChanges {
+    pub(crate) stored: usize,
+    pub(crate) deleted: usize,
+    pub(crate) activated: bool,
 }
 
 /// A script the destination refused, with its reason.
@@ -86,10 +103,20 @@ pub(crate) struct RefusedScript {
 }
 
 impl SieveResult {
+    /// The table's cell: the source's scripts, and how many were refused or skipped.
+    fn cell(&self) -> String {
+        let problems = self.refused.len() + self.skipped.len();
+        match self.status {
+            "failed" => "failed".to_owned(),
+            _ if problems > 0 => format!("{}, {problems} not migrated", self.scripts),
+            _ => self.scripts.to_string(),
+        }
+    }
+
     fn new(result: &Result<dsync_core::sieve::SieveReport, crate::exit::CliError>) -> SieveResult {
         match result {
             Ok(report) => SieveResult {
-                status: if report.refused.is_empty() { "ok" } else { "refused" },
+                status: if report.exit_code() == 0 { "ok" } else { "refused" },
                 scripts: report.source_scripts,
                 stored: report.stored,
                 deleted: report.deleted,
@@ -103,6 +130,13 @@ impl SieveResult {
                         reason: r.reason.clone(),
                     })
                     .collect(),
+                skipped: report.skipped.clone(),
+                source: report.source_changes.as_ref().map(|c| SourceChanges {
+                    stored: c.stored,
+                    deleted: c.deleted,
+                    activated: c.activated,
+                }),
+                conflicts: report.conflicts.clone(),
                 error: None,
             },
             Err(error) => SieveResult {
@@ -112,6 +146,9 @@ impl SieveResult {
                 deleted: 0,
                 activated: false,
                 refused: Vec::new(),
+                skipped: Vec::new(),
+                source: None,
+                conflicts: Vec::new(),
                 error: Some(error.to_string()),
             },
         }
@@ -310,7 +347,7 @@ pub(crate) fn print_summary(summary: &Summary<'_>) {
     }
     // The scripts' own line; their refusals and errors were logged as they happened.
     if let Some(Ok(sieve)) = &outcome.sieve
-        && (!summary.quiet || !sieve.refused.is_empty())
+        && (!summary.quiet || sieve.exit_code() != 0)
     {
         say(&sieve.summary());
     }
@@ -445,7 +482,11 @@ fn filtered_text(
 /// the others copy). A VERIFY column appears when the run verified (`backup --verify`).
 pub(crate) fn table(verb: &str, results: &[UserResult]) -> String {
     let verified = results.iter().any(|r| r.verify.is_some());
+    let scripts = results.iter().any(|r| r.sieve.is_some());
     let mut header = vec!["USER", "STATUS", "EXIT", "MAILBOXES", "MESSAGES", "BYTES", "DURATION"];
+    if scripts {
+        header.push("SCRIPTS");
+    }
     if verified {
         header.push("VERIFY");
     }
@@ -462,6 +503,9 @@ pub(crate) fn table(verb: &str, results: &[UserResult]) -> String {
                 human_bytes(r.bytes),
                 format!("{:.1}s", r.duration_secs),
             ];
+            if scripts {
+                row.push(r.sieve.as_ref().map_or_else(|| "-".to_owned(), SieveResult::cell));
+            }
             if verified {
                 row.push(r.verify.as_ref().map_or_else(|| "-".to_owned(), Verification::cell));
             }
@@ -583,5 +627,17 @@ mod tests {
         assert!(lines[0].starts_with("USER         STATUS"), "{text}");
         assert!(lines[1].starts_with("alice        ok"), "{text}");
         assert!(lines[3].starts_with("2 users: 2 ok"), "{text}");
+        assert!(!lines[0].contains("SCRIPTS"), "{text}");
+        // With Sieve scripts, a column counts them (and what was refused or skipped).
+        let sieve = dsync_core::sieve::SieveReport {
+            source_scripts: 3,
+            skipped: vec!["sieve: script \"a/b\" on the source skipped".into()],
+            ..Default::default()
+        };
+        let outcome = Outcome { sieve: Some(Ok(sieve)), ..outcome };
+        let text = table("backup", &[UserResult::new("backup", "alice", "s", "d", &outcome)]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].contains("DURATION  SCRIPTS"), "{text}");
+        assert!(lines[1].contains("1.5s      3, 1 not migrated"), "{text}");
     }
 }

@@ -163,6 +163,17 @@ impl UserProgress {
         self.maybe_line();
     }
 
+    /// The Sieve part's news (its scripts, after the mail): a progress line, at most one
+    /// per interval as for the folders (the bar is gone by then; the summary line
+    /// follows anyway).
+    pub(crate) fn sieve(&mut self, news: &str) {
+        let Some(interval) = self.interval else { return };
+        if self.last_line.elapsed() >= interval {
+            self.last_line = Instant::now();
+            eprintln!("dsync: {}: {news}", self.label);
+        }
+    }
+
     /// Removes the bar.
     pub(crate) fn finish(&mut self) {
         if let Some(bar) = self.bar.take() {

@@ -93,6 +93,9 @@ pub(crate) struct Settings {
     /// `~` (and `%h`) for the users of `-u`/`-A`/`-F`: a template (`-o home=`,
     /// `-o mail_home=`, `home` in the config); `None`: the system's passwd entry.
     pub(crate) home: Option<String>,
+    /// `-o sieve=`: Pigeonhole's location of the local (Maildir, sdbox) side's Sieve
+    /// scripts, a template (`file:~/sieve;active=~/.dovecot.sieve`).
+    pub(crate) sieve: Option<String>,
     pub(crate) prefetch_count: Option<usize>,
     pub(crate) commit_interval: u32,
     pub(crate) no_fsync: bool,
@@ -135,6 +138,7 @@ impl Default for Settings {
             retry_interval_ms: 1000,
             max_line_length: None,
             home: None,
+            sieve: None,
             prefetch_count: None,
             commit_interval: 100,
             no_fsync: false,
@@ -458,6 +462,7 @@ impl Settings {
             }
             // `home` is the userdb field, `mail_home` Dovecot's setting: both a template.
             "home" | "mail_home" => self.home = Some(value.to_owned()).filter(|h| !h.is_empty()),
+            "sieve" => self.sieve = Some(value.to_owned()).filter(|s| !s.is_empty()),
             "dsync_alt_char" if value == "_" => {}
             "dsync_hashed_headers" if value.eq_ignore_ascii_case("Date Message-ID") => {}
             _ => return Err(unsupported(key)),

@@ -7,9 +7,12 @@
 //! exit code 65; it never touches the mail.
 
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
-use dsync_core::sieve::{ScriptSet, ScriptStore, SieveReport, sync_scripts};
-use dsync_core::{ErrorKind, StorageError};
+use dsync_core::sieve::{ScriptSet, ScriptStore, SieveBase, SieveReport, sync_with_base};
+use dsync_core::state::StateFile;
+use dsync_core::{ErrorKind, Mode, StorageError};
+use mailstore::Permissions;
 use managesieve::{ActiveScript, FileStore, ScriptName};
 
 use crate::args::SieveArgs;
@@ -17,7 +20,7 @@ use crate::config::Profile;
 use crate::exit::CliError;
 use crate::home;
 use crate::job::{Job, Task};
-use crate::location::{self, LocationError, ServerLocation, Transport, expand};
+use crate::location::{self, Location, LocationError, ServerLocation, Transport, expand};
 use crate::logging::RawLog;
 use crate::open::{self, Access};
 use crate::settings::Settings;
@@ -55,21 +58,53 @@ pub(crate) struct SievePair {
 
 const EXPECTED: &str = "expected sieve://USER@HOST[:PORT][?tls=none] or file:DIR[;active=PATH]";
 
+/// Which mail sides are local stores (Maildir, sdbox): Dovecot's `-o sieve=` names the
+/// Sieve scripts of the local side.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct LocalSides {
+    pub(crate) source: bool,
+    pub(crate) destination: bool,
+}
+
+impl LocalSides {
+    /// The sides of `source` and `destination`.
+    pub(crate) fn of(source: &Location, destination: &Location) -> LocalSides {
+        LocalSides { source: !source.is_server(), destination: !destination.is_server() }
+    }
+}
+
 /// The pair of `--sieve-from`/`--sieve-to` (else `sieve_from`/`sieve_to` of the config
-/// file's account or defaults) for `user` (templates: `%u`, `%n`, `%d`, `~`), or `None`
-/// when not asked for.
+/// file's account or defaults; else, for the local side, Dovecot's `-o sieve=`: the
+/// destination's when it is a Maildir or sdbox, else the source's) for `user` (templates:
+/// `%u`, `%n`, `%d`, `~`), or `None` when not asked for.
 pub(crate) fn locations(
     args: &SieveArgs,
     profile: &Profile,
     user: Option<&str>,
     settings: &Settings,
+    local: LocalSides,
 ) -> Result<Option<SievePair>, CliError> {
-    let from = args.sieve_from.as_ref().or(profile.sieve_from.as_ref());
-    let to = args.sieve_to.as_ref().or(profile.sieve_to.as_ref());
+    let mut from = args.sieve_from.as_ref().or(profile.sieve_from.as_ref());
+    let mut to = args.sieve_to.as_ref().or(profile.sieve_to.as_ref());
+    let mut setting_names = None;
+    if let Some(setting) = &settings.sieve {
+        if local.destination && to.is_none() {
+            to = Some(setting);
+            setting_names = Some(("destination", "--sieve-from"));
+        } else if local.source && from.is_none() {
+            from = Some(setting);
+            setting_names = Some(("source", "--sieve-to"));
+        }
+    }
     let (from, to) = match (from, to) {
         (None, None) => return Ok(None),
         (Some(from), Some(to)) => (from, to),
         _ => {
+            if let Some((side, other)) = setting_names {
+                return Err(CliError::Usage(format!(
+                    "-o sieve= names the {side}'s Sieve scripts: give {other} LOCATION (or it in the config file) for the other side"
+                )));
+            }
             return Err(CliError::Usage(
                 "Sieve scripts need both a source and a destination (--sieve-from and --sieve-to, or sieve_from and sieve_to in the config file)".into(),
             ));
@@ -78,20 +113,20 @@ pub(crate) fn locations(
     Ok(Some(SievePair { from: parse(from, user, settings)?, to: parse(to, user, settings)? }))
 }
 
-/// The locations for a sync task: two-way sync of scripts is refused (64) before anything
-/// runs.
+/// The locations for a task: a mode scripts are not synced in (import) is refused (64)
+/// before anything runs.
 pub(crate) fn task_locations(
     args: &SieveArgs,
     profile: &Profile,
     task: &Task,
     user: Option<&str>,
     settings: &Settings,
+    local: LocalSides,
 ) -> Result<Option<SievePair>, CliError> {
-    let pair = locations(args, profile, user, settings)?;
+    let pair = locations(args, profile, user, settings, local)?;
     if pair.is_some() {
-        // The engine's refusal of a mode (two-way, import), before anything runs.
-        let empty = ScriptSet::default();
-        if let Err(error) = dsync_core::sieve::plan(task.mode, &empty, &empty) {
+        // The engine's refusal of a mode (import), before anything runs.
+        if let Err(error) = dsync_core::sieve::check_mode(task.mode) {
             return Err(CliError::Usage(format!("--sieve-from/--sieve-to: {error}")));
         }
     }
@@ -135,8 +170,13 @@ pub(crate) fn parse(
     Err(invalid(EXPECTED.into()))
 }
 
-/// `dsync check --sieve LOCATION`: the scripts there, as lines (`away  60 bytes  active`).
-pub(crate) fn list(location: &SieveLocation, access: &Access<'_>) -> Result<String, CliError> {
+/// `dsync check --sieve LOCATION`: the scripts there, as lines (`away  60 bytes  active`),
+/// and as a report for the batch table (their number; names that cannot be used are
+/// skipped, exit 65).
+pub(crate) fn list(
+    location: &SieveLocation,
+    access: &Access<'_>,
+) -> Result<(String, SieveReport), CliError> {
     let mut side = open_side(location, access, "Sieve")?;
     let set = side.read_all().map_err(|error| CliError::Storage { side: "Sieve", error })?;
     side.close();
@@ -147,15 +187,83 @@ pub(crate) fn list(location: &SieveLocation, access: &Access<'_>) -> Result<Stri
         let pad = " ".repeat(width - name.chars().count());
         let _ = writeln!(out, "  {name}{pad}  {} bytes{active}", bytes.len());
     }
-    Ok(out)
+    let mut report = SieveReport { source_scripts: set.scripts.len(), ..SieveReport::default() };
+    for script in &set.unusable {
+        let active = if script.active { ", the active script" } else { "" };
+        let _ = writeln!(out, "  {}  unusable name: {}{active}", script.name, script.reason);
+        report.skipped.push(format!(
+            "sieve: script {} cannot be migrated: {}{active}",
+            script.name, script.reason
+        ));
+    }
+    Ok((out, report))
+}
+
+/// Where a user's Sieve base (what the last run left equal on both sides) is kept: next
+/// to the mail's state file, as `NAME.sieve`, with the same owner and modes.
+pub(crate) struct BaseFile {
+    path: PathBuf,
+    permissions: Permissions,
+}
+
+impl BaseFile {
+    /// The base file next to the state file at `state`.
+    pub(crate) fn next_to(state: &Path, permissions: Permissions) -> BaseFile {
+        let mut name = state.file_name().unwrap_or_default().to_os_string();
+        name.push(".sieve");
+        BaseFile { path: state.with_file_name(name), permissions }
+    }
+
+    /// The saved base for `pair`, if there is a usable one: a missing, damaged or foreign
+    /// base only means the sides are united, so it is reported and ignored.
+    fn load(&self, pair: &str) -> Option<SieveBase> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(error) => {
+                tracing::warn!(
+                    "sieve: cannot read {}: {error}; uniting the scripts",
+                    self.path.display()
+                );
+                return None;
+            }
+        };
+        match SieveBase::decode(&text) {
+            Ok(base) if base.pair == pair => Some(base),
+            Ok(base) => {
+                tracing::warn!(
+                    "sieve: {} belongs to {}; uniting the scripts of {pair}",
+                    self.path.display(),
+                    base.pair
+                );
+                None
+            }
+            Err(error) => {
+                tracing::warn!(
+                    "sieve: {} is damaged ({error}); uniting the scripts",
+                    self.path.display()
+                );
+                None
+            }
+        }
+    }
+
+    fn save(&self, base: &SieveBase) {
+        let file = StateFile::new(&self.path, "").with_permissions(self.permissions.clone());
+        if let Err(error) = file.write_bytes(base.encode().as_bytes()) {
+            tracing::warn!("sieve: cannot save {}: {error}", self.path.display());
+        }
+    }
 }
 
 /// Migrates the scripts of `pair` in the task's mode (a dry run only plans), logging each
-/// refused script with the destination's reason.
+/// refused script with the side's reason and each two-way conflict. A two-way sync plans
+/// against the base in `base_file` (unless `-f`) and every real run saves the new one.
 pub(crate) fn run(
     job: &Job,
     pair: &SievePair,
     task: &Task,
+    base_file: Option<&BaseFile>,
     debug: bool,
     rawlog: Option<&RawLog>,
 ) -> Result<SieveReport, CliError> {
@@ -168,21 +276,50 @@ pub(crate) fn run(
     };
     let mut source = open_side(&pair.from, &access, "Sieve source")?;
     let mut destination = open_side(&pair.to, &access, "Sieve destination")?;
-    let report = sync_scripts(task.mode, &mut *source, &mut *destination, task.dry_run)
-        .map_err(|error| CliError::Storage { side: "Sieve", error })?;
+    let identity = format!("{} {}", pair.from, pair.to);
+    let base = match base_file {
+        Some(file) if task.mode == Mode::TwoWay && !task.full => file.load(&identity),
+        _ => None,
+    };
+    if task.mode == Mode::TwoWay && base.is_none() {
+        tracing::info!("sieve: no saved Sieve state: the scripts of both sides are united");
+    }
+    let (report, mut next) =
+        sync_with_base(task.mode, &mut *source, &mut *destination, base.as_ref(), task.dry_run)
+            .map_err(|error| CliError::Storage { side: "Sieve", error })?;
     source.close();
     destination.close();
+    if let Some(file) = base_file
+        && !task.dry_run
+    {
+        next.pair = identity;
+        file.save(&next);
+    }
     if task.dry_run {
         for step in &report.planned {
             tracing::info!("sieve: would {step:?}");
         }
+        for step in report.source_changes.iter().flat_map(|c| &c.planned) {
+            tracing::info!("sieve: would {step:?} on the source");
+        }
+    }
+    for conflict in &report.conflicts {
+        tracing::warn!("{conflict}");
+    }
+    for skipped in &report.skipped {
+        tracing::error!("{skipped}");
     }
     for refused in &report.refused {
         tracing::error!(
             "sieve: {} of script {:?} refused by {}: {}",
             refused.action,
             refused.name,
-            pair.to,
+            match refused.side {
+                dsync_core::Side::Source => &pair.from,
+                // The destination, or a side a later version may add: named by where the
+                // scripts were written.
+                _ => &pair.to,
+            },
             refused.reason
         );
     }
@@ -289,7 +426,18 @@ struct Server(managesieve::Session);
 impl ScriptStore for Server {
     fn read_all(&mut self) -> Result<ScriptSet, StorageError> {
         let mut set = ScriptSet::default();
-        for script in self.0.list_scripts().map_err(|e| storage_error(&e))? {
+        let listing = self.0.list_scripts_leniently().map_err(|e| storage_error(&e))?;
+        set.unusable = listing
+            .unusable
+            .into_iter()
+            .map(|script| dsync_core::sieve::UnusableScript {
+                // Already escaped by the client.
+                name: format!("\"{}\"", script.name.name),
+                reason: script.name.reason.to_owned(),
+                active: script.active,
+            })
+            .collect();
+        for script in listing.scripts {
             let bytes = self.0.get_script(&script.name).map_err(|e| storage_error(&e))?;
             if script.active {
                 set.active = Some(script.name.to_string());
@@ -333,8 +481,15 @@ impl ScriptStore for Files {
         let mut set = ScriptSet::default();
         for script in self.0.list().map_err(store_error)? {
             let bytes = self.0.read(&script.name).map_err(store_error)?;
+            set.modified.insert(script.name.to_string(), script.modified);
             set.scripts.insert(script.name.to_string(), bytes);
         }
+        // When the active link was last set (its own mtime, not its target's).
+        set.active_modified = self
+            .0
+            .active_path()
+            .and_then(|path| std::fs::symlink_metadata(path).ok())
+            .and_then(|metadata| metadata.modified().ok());
         match self.0.active().map_err(store_error)? {
             ActiveScript::None => {}
             ActiveScript::Script(name) => set.active = Some(name.to_string()),

@@ -124,6 +124,7 @@ pub mod filter;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod header_hash;
+pub mod history;
 pub mod memory;
 pub mod message_date;
 mod model;

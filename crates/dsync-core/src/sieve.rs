@@ -8,8 +8,17 @@
 //! [`SieveReport`] and the other steps go on: one bad filter never costs the others, nor
 //! the mail.
 
-use std::collections::BTreeMap;
+mod base;
+mod two_way;
 
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::SystemTime;
+
+pub use base::{ScriptDigest, SieveBase};
+pub use two_way::{TwoWayPlan, plan_two_way};
+
+use crate::error::Side;
 use crate::{ErrorKind, Mode, StorageError};
 
 /// A user's scripts: name → bytes, and the active script's name.
@@ -19,6 +28,25 @@ pub struct ScriptSet {
     pub scripts: BTreeMap<String, Vec<u8>>,
     /// The active script (one of `scripts`), if any.
     pub active: Option<String>,
+    /// Each script's last change, where the store knows it (a file store's mtimes;
+    /// ManageSieve has none). Only a two-way conflict looks at it.
+    pub modified: BTreeMap<String, SystemTime>,
+    /// When the active script was last set, where the store knows it.
+    pub active_modified: Option<SystemTime>,
+    /// Scripts listed under a name that cannot be used (Pigeonhole's rules refuse it):
+    /// neither read nor written, reported.
+    pub unusable: Vec<UnusableScript>,
+}
+
+/// A script listed under a name that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnusableScript {
+    /// The name, escaped for display.
+    pub name: String,
+    /// Why it cannot be used.
+    pub reason: String,
+    /// True when it is the active script: then the active script is not known either.
+    pub active: bool,
 }
 
 /// Where scripts are read and written.
@@ -44,6 +72,18 @@ pub enum SieveStep {
     Delete(String),
 }
 
+/// Refuses a mode scripts cannot be synced in: [`Mode::Import`] copies messages only
+/// (an error of kind [`ErrorKind::Usage`]).
+pub fn check_mode(mode: Mode) -> Result<(), StorageError> {
+    match mode {
+        Mode::Import => Err(StorageError::new(
+            ErrorKind::Usage,
+            "import copies messages only; migrate Sieve scripts with backup or sync",
+        )),
+        Mode::Backup | Mode::OneWay | Mode::TwoWay => Ok(()),
+    }
+}
+
 /// The steps that bring `destination` to `source` in `mode`: puts first (so that the
 /// script to activate exists), then the activation (so that a script to delete is no longer
 /// active), then deletions.
@@ -52,28 +92,19 @@ pub enum SieveStep {
 ///   script (or none), extra scripts removed.
 /// * [`Mode::OneWay`]: new and changed scripts are stored and the source's active script
 ///   is activated; nothing is deleted or deactivated.
-/// * [`Mode::TwoWay`] has no plan yet (it needs the last change of each script on both
-///   sides), and [`Mode::Import`] copies messages only: errors of kind
-///   [`ErrorKind::Usage`].
+/// * [`Mode::TwoWay`] writes both sides: see [`plan_two_way`]; here, as [`Mode::Import`],
+///   an error of kind [`ErrorKind::Usage`].
 pub fn plan(
     mode: Mode,
     source: &ScriptSet,
     destination: &ScriptSet,
 ) -> Result<Vec<SieveStep>, StorageError> {
-    match mode {
-        Mode::Backup | Mode::OneWay => {}
-        Mode::TwoWay => {
-            return Err(StorageError::new(
-                ErrorKind::Usage,
-                "Sieve scripts are migrated by backup and sync -1; two-way sync of scripts is not supported yet",
-            ));
-        }
-        Mode::Import => {
-            return Err(StorageError::new(
-                ErrorKind::Usage,
-                "import copies messages only; migrate Sieve scripts with backup or sync -1",
-            ));
-        }
+    check_mode(mode)?;
+    if mode == Mode::TwoWay {
+        return Err(StorageError::new(
+            ErrorKind::Usage,
+            "a two-way sync of scripts writes both sides: see plan_two_way",
+        ));
     }
     let mut steps: Vec<SieveStep> = source
         .scripts
@@ -131,15 +162,30 @@ pub fn differences(source: &ScriptSet, destination: &ScriptSet) -> Vec<String> {
     out
 }
 
-/// A script the destination did not take, and why.
+/// A script a side did not take, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefusedScript {
     /// The script's name.
     pub name: String,
     /// What was refused: `store`, `activate` or `delete`.
     pub action: &'static str,
-    /// The destination's reason (for a refused script, its validator's messages).
+    /// The side that refused it (the source only in a two-way sync).
+    pub side: Side,
+    /// The side's reason (for a refused script, its validator's messages).
     pub reason: String,
+}
+
+/// What a run did to one side.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SideChanges {
+    /// The steps planned (all of them, also in a dry run).
+    pub planned: Vec<SieveStep>,
+    /// Scripts stored (new or changed).
+    pub stored: usize,
+    /// Scripts deleted.
+    pub deleted: usize,
+    /// True when the active script was changed.
+    pub activated: bool,
 }
 
 /// What a Sieve run did.
@@ -149,55 +195,90 @@ pub struct SieveReport {
     pub dry_run: bool,
     /// Scripts on the source.
     pub source_scripts: usize,
-    /// Scripts stored (new or changed).
+    /// Scripts on the destination before the run.
+    pub destination_scripts: usize,
+    /// Scripts stored (new or changed) on the destination.
     pub stored: usize,
-    /// Scripts deleted.
+    /// Scripts deleted on the destination.
     pub deleted: usize,
-    /// True when the active script was changed.
+    /// True when the destination's active script was changed.
     pub activated: bool,
-    /// The steps planned (all of them, also in a dry run).
+    /// The steps planned for the destination (all of them, also in a dry run).
     pub planned: Vec<SieveStep>,
-    /// Steps the destination refused, each with its reason.
+    /// A two-way sync: what it did (or would do) to the source.
+    pub source_changes: Option<SideChanges>,
+    /// A two-way sync: each conflict, which side won and why.
+    pub conflicts: Vec<String>,
+    /// Steps a side refused, each with its reason.
     pub refused: Vec<RefusedScript>,
+    /// Scripts skipped because their names cannot be used, one line each.
+    pub skipped: Vec<String>,
 }
 
 impl SieveReport {
     /// One line for the run's summary: `sieve: 3 scripts; 2 stored, 1 deleted, active
-    /// script set, 0 refused`, or in a dry run what would be done.
+    /// script set, 0 refused`, or in a dry run what would be done; a two-way sync adds
+    /// what the source got.
     pub fn summary(&self) -> String {
-        if self.dry_run {
-            let (mut stores, mut deletes, mut activation) = (0, 0, None);
-            for step in &self.planned {
-                match step {
-                    SieveStep::Put(_) => stores += 1,
-                    SieveStep::Delete(_) => deletes += 1,
-                    SieveStep::Activate(name) => activation = Some(name.clone()),
-                }
-            }
-            let activation = match activation {
-                Some(Some(name)) => format!(", would activate {name:?}"),
-                Some(None) => ", would deactivate the active script".to_owned(),
-                None => String::new(),
-            };
-            return format!(
-                "sieve: {} scripts; would store {stores}, delete {deletes}{activation} (dry run)",
-                self.source_scripts
-            );
+        let mut line = if self.dry_run {
+            format!("sieve: {} scripts; {} (dry run)", self.source_scripts, would(&self.planned))
+        } else {
+            format!(
+                "sieve: {} scripts; {}, {} refused",
+                self.source_scripts,
+                done(self.stored, self.deleted, self.activated),
+                self.refused.len()
+            )
+        };
+        if !self.skipped.is_empty() {
+            let _ = write!(line, ", {} skipped", self.skipped.len());
         }
-        format!(
-            "sieve: {} scripts; {} stored, {} deleted{}, {} refused",
-            self.source_scripts,
-            self.stored,
-            self.deleted,
-            if self.activated { ", active script set" } else { "" },
-            self.refused.len()
-        )
+        if let Some(source) = &self.source_changes {
+            let changes = if self.dry_run {
+                would(&source.planned)
+            } else {
+                done(source.stored, source.deleted, source.activated)
+            };
+            let _ = write!(line, "; on the source {changes}");
+            if !self.conflicts.is_empty() {
+                let _ = write!(line, ", {} conflicts", self.conflicts.len());
+            }
+        }
+        line
     }
 
-    /// 65 (data error) when a script was refused, else 0.
+    /// 65 (data error) when a script was refused or skipped, else 0.
     pub fn exit_code(&self) -> u8 {
-        if self.refused.is_empty() { 0 } else { ErrorKind::InvalidData.exit_code() }
+        if self.refused.is_empty() && self.skipped.is_empty() {
+            0
+        } else {
+            ErrorKind::InvalidData.exit_code()
+        }
     }
+}
+
+fn done(stored: usize, deleted: usize, activated: bool) -> String {
+    format!(
+        "{stored} stored, {deleted} deleted{}",
+        if activated { ", active script set" } else { "" }
+    )
+}
+
+fn would(planned: &[SieveStep]) -> String {
+    let (mut stores, mut deletes, mut activation) = (0, 0, None);
+    for step in planned {
+        match step {
+            SieveStep::Put(_) => stores += 1,
+            SieveStep::Delete(_) => deletes += 1,
+            SieveStep::Activate(name) => activation = Some(name.clone()),
+        }
+    }
+    let activation = match activation {
+        Some(Some(name)) => format!(", would activate {name:?}"),
+        Some(None) => ", would deactivate the active script".to_owned(),
+        None => String::new(),
+    };
+    format!("would store {stores}, delete {deletes}{activation}")
 }
 
 /// True for an error about one script (the destination refused it: it does not compile
@@ -208,30 +289,125 @@ fn is_per_script(error: &StorageError) -> bool {
 
 /// Reads both sides, plans for `mode` and, unless `dry_run`, carries the plan out. An
 /// error about the store (connection, permission) stops the run and is returned; a
-/// refused script is recorded in the report and the rest goes on.
+/// refused script is recorded in the report and the rest goes on. A two-way sync is
+/// planned without a base (the sides are united): see [`sync_with_base`].
 pub fn sync_scripts(
     mode: Mode,
     source: &mut dyn ScriptStore,
     destination: &mut dyn ScriptStore,
     dry_run: bool,
 ) -> Result<SieveReport, StorageError> {
-    let wanted = source.read_all()?;
-    let present = destination.read_all()?;
-    let steps = plan(mode, &wanted, &present)?;
+    sync_with_base(mode, source, destination, None, dry_run).map(|(report, _)| report)
+}
+
+/// As [`sync_scripts`], planning a two-way sync against `base` (the last run's
+/// agreement), and returning the base for the next run: each script and the active
+/// script as both sides now agree on them, and where they still differ (a refused step)
+/// what `base` had.
+pub fn sync_with_base(
+    mode: Mode,
+    source: &mut dyn ScriptStore,
+    destination: &mut dyn ScriptStore,
+    base: Option<&SieveBase>,
+    dry_run: bool,
+) -> Result<(SieveReport, SieveBase), StorageError> {
+    check_mode(mode)?;
+    let mut a = source.read_all()?;
+    let mut b = destination.read_all()?;
+    let (to_source, to_destination, conflicts) = if mode == Mode::TwoWay {
+        let plan = plan_two_way(&a, &b, base);
+        (Some(plan.source), plan.destination, plan.conflicts)
+    } else {
+        (None, plan(mode, &a, &b)?, Vec::new())
+    };
+    // A script whose name cannot be used is reported; while it is active somewhere the
+    // active script is left as it is.
+    let mut skipped = Vec::new();
+    for (set, side) in [(&a, "source"), (&b, "destination")] {
+        for script in &set.unusable {
+            skipped.push(format!(
+                "sieve: script {} on the {side} skipped: {}{}",
+                script.name,
+                script.reason,
+                if script.active {
+                    " (it is the active script: activation left alone)"
+                } else {
+                    ""
+                }
+            ));
+        }
+    }
+    let keep_active = a.unusable.iter().chain(&b.unusable).any(|s| s.active);
+    // Neither the activation nor the deletion of the script that stays active.
+    let keeps = |active: Option<String>| {
+        move |step: &SieveStep| match step {
+            SieveStep::Activate(_) => false,
+            SieveStep::Delete(name) => active.as_ref() != Some(name),
+            SieveStep::Put(_) => true,
+        }
+    };
+    let (to_source, to_destination) = if keep_active {
+        (
+            to_source.map(|steps| steps.into_iter().filter(keeps(a.active.clone())).collect()),
+            to_destination.into_iter().filter(keeps(b.active.clone())).collect(),
+        )
+    } else {
+        (to_source, to_destination)
+    };
     let mut report = SieveReport {
+        skipped,
         dry_run,
-        source_scripts: wanted.scripts.len(),
-        planned: steps.clone(),
+        source_scripts: a.scripts.len(),
+        destination_scripts: b.scripts.len(),
+        planned: to_destination.clone(),
+        source_changes: to_source
+            .as_ref()
+            .map(|planned| SideChanges { planned: planned.clone(), ..SideChanges::default() }),
+        conflicts,
         ..SieveReport::default()
     };
     if dry_run {
-        return Ok(report);
+        return Ok((report, base.cloned().unwrap_or_default()));
     }
-    let refuse = |report: &mut SieveReport, name: &str, action, error: StorageError| {
+    let before = (a.clone(), b.clone());
+    let mut changes = SideChanges::default();
+    apply(
+        &to_destination,
+        &before.0,
+        destination,
+        &mut b,
+        Side::Destination,
+        &mut changes,
+        &mut report.refused,
+    )?;
+    (report.stored, report.deleted, report.activated) =
+        (changes.stored, changes.deleted, changes.activated);
+    if let Some(steps) = &to_source {
+        let mut changes = SideChanges { planned: steps.clone(), ..SideChanges::default() };
+        apply(steps, &before.1, source, &mut a, Side::Source, &mut changes, &mut report.refused)?;
+        report.source_changes = Some(changes);
+    }
+    Ok((report, agreement(&a, &b, base)))
+}
+
+/// Carries out `steps` on `store`, taking the bytes from `from`; `now` follows what
+/// succeeded.
+fn apply(
+    steps: &[SieveStep],
+    from: &ScriptSet,
+    store: &mut dyn ScriptStore,
+    now: &mut ScriptSet,
+    side: Side,
+    changes: &mut SideChanges,
+    refused: &mut Vec<RefusedScript>,
+) -> Result<(), StorageError> {
+    let present: Vec<String> = now.scripts.keys().cloned().collect();
+    let mut refuse = |name: &str, action, error: StorageError| {
         if is_per_script(&error) {
-            report.refused.push(RefusedScript {
+            refused.push(RefusedScript {
                 name: name.to_owned(),
                 action,
+                side,
                 // Server texts end with a line end (a literal's last line).
                 reason: error.to_string().trim_end().to_owned(),
             });
@@ -240,61 +416,99 @@ pub fn sync_scripts(
             Err(error)
         }
     };
+    let mut refused_here: Vec<String> = Vec::new();
     for step in steps {
         match step {
             SieveStep::Put(name) => {
-                let bytes = wanted.scripts.get(&name).map_or(&[][..], Vec::as_slice);
-                match destination.put(&name, bytes) {
-                    Ok(()) => report.stored += 1,
-                    Err(error) => refuse(&mut report, &name, "store", error)?,
+                let bytes = from.scripts.get(name).map_or(&[][..], Vec::as_slice);
+                match store.put(name, bytes) {
+                    Ok(()) => {
+                        changes.stored += 1;
+                        now.scripts.insert(name.clone(), bytes.to_vec());
+                    }
+                    Err(error) => {
+                        refused_here.push(name.clone());
+                        refuse(name, "store", error)?;
+                    }
                 }
             }
             SieveStep::Activate(name) => {
                 // A refused script that was not there before cannot be activated: that is
                 // already reported.
-                if let Some(name) = &name
-                    && report.refused.iter().any(|r| &r.name == name)
-                    && !present.scripts.contains_key(name)
+                if let Some(name) = name
+                    && refused_here.contains(name)
+                    && !present.contains(name)
                 {
                     continue;
                 }
-                match destination.activate(name.as_deref()) {
-                    Ok(()) => report.activated = true,
-                    Err(error) => {
-                        refuse(&mut report, name.as_deref().unwrap_or(""), "activate", error)?;
+                match store.activate(name.as_deref()) {
+                    Ok(()) => {
+                        changes.activated = true;
+                        now.active.clone_from(name);
                     }
+                    Err(error) => refuse(name.as_deref().unwrap_or(""), "activate", error)?,
                 }
             }
-            SieveStep::Delete(name) => match destination.delete(&name) {
-                Ok(()) => report.deleted += 1,
-                Err(error) => refuse(&mut report, &name, "delete", error)?,
+            SieveStep::Delete(name) => match store.delete(name) {
+                Ok(()) => {
+                    changes.deleted += 1;
+                    now.scripts.remove(name);
+                }
+                Err(error) => refuse(name, "delete", error)?,
             },
         }
     }
-    Ok(report)
+    Ok(())
+}
+
+/// The base after a run: what both sides agree on; where they differ, the old base's.
+fn agreement(a: &ScriptSet, b: &ScriptSet, old: Option<&SieveBase>) -> SieveBase {
+    let mut base = SieveBase {
+        synced_at: SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_secs()),
+        ..SieveBase::default()
+    };
+    let names =
+        a.scripts.keys().chain(b.scripts.keys()).chain(old.iter().flat_map(|o| o.scripts.keys()));
+    for name in names {
+        let agreed = match (a.scripts.get(name), b.scripts.get(name)) {
+            (Some(x), Some(y)) if x == y => Some(ScriptDigest::of(x)),
+            (None, None) => None,
+            _ => old.and_then(|o| o.scripts.get(name).copied()),
+        };
+        if let Some(digest) = agreed {
+            base.scripts.insert(name.clone(), digest);
+        }
+    }
+    base.active =
+        if a.active == b.active { a.active.clone() } else { old.and_then(|o| o.active.clone()) };
+    base
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn set(scripts: &[(&str, &str)], active: Option<&str>) -> ScriptSet {
+    pub(crate) fn set(scripts: &[(&str, &str)], active: Option<&str>) -> ScriptSet {
         ScriptSet {
             scripts: scripts
                 .iter()
                 .map(|(n, b)| ((*n).to_owned(), b.as_bytes().to_vec()))
                 .collect(),
             active: active.map(str::to_owned),
+            ..ScriptSet::default()
         }
     }
 
-    fn put(name: &str) -> SieveStep {
+    pub(crate) fn put(name: &str) -> SieveStep {
         SieveStep::Put(name.into())
     }
-    fn delete(name: &str) -> SieveStep {
+    pub(crate) fn delete(name: &str) -> SieveStep {
         SieveStep::Delete(name.into())
     }
-    fn activate(name: Option<&str>) -> SieveStep {
+    pub(crate) fn activate(name: Option<&str>) -> SieveStep {
         SieveStep::Activate(name.map(str::to_owned))
     }
 
@@ -386,6 +600,69 @@ mod tests {
         // A second run does nothing more than retry the refused script.
         let again = sync_scripts(Mode::Backup, &mut source, &mut destination, false).expect("run");
         assert_eq!(again.planned, [put("bad")]);
+    }
+
+    #[test]
+    fn two_way_converges_with_its_base() {
+        let mut a = Memory(set(&[("a", "keep;"), ("x", "stop;")], Some("a")));
+        let mut b = Memory(set(&[("b", "discard;")], None));
+        // No base: united, the source's active script kept.
+        let (report, base) =
+            sync_with_base(Mode::TwoWay, &mut a, &mut b, None, false).expect("first run");
+        assert_eq!(a.0, b.0);
+        assert_eq!(base.scripts.len(), 3);
+        assert_eq!(
+            report.summary(),
+            "sieve: 2 scripts; 2 stored, 0 deleted, active script set, 0 refused; on the source 1 stored, 0 deleted"
+        );
+        // A change on each side, a deletion on B, and a script B refuses.
+        a.0.scripts.insert("a".into(), b"keep; # A".to_vec());
+        a.0.scripts.insert("bad".into(), b"refuse".to_vec());
+        b.0.scripts.insert("b".into(), b"discard; # B".to_vec());
+        b.0.scripts.remove("x");
+        let (report, base) =
+            sync_with_base(Mode::TwoWay, &mut a, &mut b, Some(&base), false).expect("second run");
+        assert!(report.conflicts.is_empty(), "{:?}", report.conflicts);
+        assert_eq!(report.refused.len(), 1);
+        assert_eq!(
+            (report.refused[0].side, report.refused[0].name.as_str()),
+            (Side::Destination, "bad")
+        );
+        assert_eq!(a.0.scripts.keys().collect::<Vec<_>>(), ["a", "b", "bad"]);
+        assert_eq!(b.0.scripts.keys().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(a.0.scripts["b"], b"discard; # B");
+        assert_eq!(b.0.scripts["a"], b"keep; # A");
+        // The refused script is not in the base, so it is neither deleted from A nor lost:
+        // the next run tries it again.
+        assert!(!base.scripts.contains_key("bad"));
+        let (again, _) =
+            sync_with_base(Mode::TwoWay, &mut a, &mut b, Some(&base), false).expect("third run");
+        assert_eq!(again.planned, [put("bad")]);
+        assert_eq!(again.source_changes.map(|c| c.planned), Some(vec![]));
+    }
+
+    #[test]
+    fn an_unusable_name_is_skipped_and_reported() {
+        let mut listed = set(&[("a", "keep;")], None);
+        listed.unusable.push(UnusableScript {
+            name: "\"a/b\"".into(),
+            reason: "contains '/'".into(),
+            active: true,
+        });
+        let mut source = Memory(listed);
+        let mut destination = Memory(set(&[("old", "stop;")], Some("old")));
+        let report = sync_scripts(Mode::Backup, &mut source, &mut destination, false).expect("run");
+        assert_eq!(
+            report.skipped,
+            [
+                "sieve: script \"a/b\" on the source skipped: contains '/' (it is the active script: activation left alone)"
+            ]
+        );
+        assert_eq!(report.exit_code(), 65);
+        // The rest is done; the active script, unknown, is left alone, and so is the
+        // destination's active script.
+        assert_eq!(destination.0, set(&[("a", "keep;"), ("old", "stop;")], Some("old")));
+        assert!(report.summary().ends_with("0 refused, 1 skipped"), "{}", report.summary());
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::io::Read;
 mod sinks;
 
 use crate::error::{ErrorKind, StorageError};
+use crate::history::{FolderHistory, MessageHistory};
 use crate::model::{
     Flags, MailboxContents, MailboxGuid, MailboxInfo, MailboxName, MailboxStamp, MailboxStatus,
     MessageMeta, SpecialUse, Uid, UidValidity,
@@ -116,6 +117,25 @@ pub trait Storage {
     fn attributes(&mut self, mailbox: &MailboxName) -> Result<Vec<MailboxAttribute>, StorageError> {
         let _ = mailbox;
         Ok(Vec::new())
+    }
+
+    /// What this storage's own history says happened to the messages of `mailbox`
+    /// (expunges and flag changes in a Dovecot-served Maildir's or sdbox's index log), for
+    /// a merge without state of its own. The default: no history (`None`), and the merge
+    /// cannot tell an expunged message from one never delivered, nor which side changed
+    /// a message's flags.
+    fn message_history(
+        &mut self,
+        mailbox: &MailboxName,
+    ) -> Result<Option<MessageHistory>, StorageError> {
+        let _ = mailbox;
+        Ok(None)
+    }
+
+    /// The mailbox deletes and renames this storage's own history records (Dovecot's
+    /// `dovecot.mailbox.log`), for a merge without state of its own. The default: none.
+    fn folder_history(&mut self) -> Result<FolderHistory, StorageError> {
+        Ok(FolderHistory::default())
     }
 
     /// Dovecot's header hash (see [`crate::header_hash`]) of each of `uids`, the identity

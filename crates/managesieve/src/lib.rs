@@ -52,7 +52,8 @@ pub mod fuzzing;
 pub mod proto;
 
 pub use client::{
-    AuthMechanism, Client, ConnectOptions, Credentials, DEFAULT_PORT, ScriptInfo, Security, Session,
+    AuthMechanism, Client, ConnectOptions, Credentials, DEFAULT_PORT, ScriptInfo, ScriptListing,
+    Security, Session, UnusableScript,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use file_store::{ActiveScript, FileStore, StoredScript};

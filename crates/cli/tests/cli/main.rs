@@ -4,6 +4,7 @@
 mod all_mail;
 mod batch;
 mod dovecot_files;
+mod dovecot_history;
 mod fs_layout;
 mod hostile_source;
 mod imap_destination;

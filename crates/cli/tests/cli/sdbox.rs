@@ -11,7 +11,7 @@ use super::{PASSWORD, dsync, served, source_with_fixture, text};
 
 /// What a fresh Dovecot serving a copy of the sdbox at `path` shows; its log must stay
 /// free of warnings, errors and index rebuilds.
-fn served_sdbox(path: &Path) -> AccountSnapshot {
+pub(super) fn served_sdbox(path: &Path) -> AccountSnapshot {
     let dovecot = Dovecot::builder().user_serving_copy("reader", "readerpw", path, "sdbox").start();
     let snapshot = RawImap::login(dovecot.imap_port(), "reader", "readerpw").snapshot();
     let log = dovecot.log();

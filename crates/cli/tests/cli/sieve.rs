@@ -305,15 +305,21 @@ fn sieve_over_starttls_checks_the_certificate() {
 }
 
 #[test]
-fn two_way_sync_and_a_wrong_sieve_location_are_usage_errors() {
+fn import_and_a_wrong_sieve_location_are_usage_errors() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (a, b) = (
         format!("maildir:{}", dir.path().join("a").display()),
         format!("maildir:{}", dir.path().join("b").display()),
     );
     let files = format!("file:{}", dir.path().join("s").display());
-    let output = dsync(&["sync", &a, &b, "--sieve-from", &files, "--sieve-to", &files], None);
+    let output =
+        dsync(&["import", &a, &b, "Restored", "--sieve-from", &files, "--sieve-to", &files], None);
     assert_eq!(output.status.code(), Some(64), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("import copies messages only"),
+        "{}",
+        text(&output)
+    );
     let output =
         dsync(&["backup", &a, &b, "--sieve-from", "imap://alice@host", "--sieve-to", &files], None);
     assert_eq!(output.status.code(), Some(64), "{}", text(&output));
@@ -321,6 +327,132 @@ fn two_way_sync_and_a_wrong_sieve_location_are_usage_errors() {
         String::from_utf8_lossy(&output.stderr).contains("sieve://USER@HOST"),
         "{}",
         text(&output)
+    );
+}
+
+/// The scripts of a file store, sorted, and its active one (as `served` gives them).
+fn stored(home: &std::path::Path) -> (Vec<(String, Vec<u8>)>, Option<String>) {
+    let store = managesieve::FileStore::new(home.join("sieve"), Some(home.join(".dovecot.sieve")));
+    let mut scripts: Vec<(String, Vec<u8>)> = store
+        .list()
+        .expect("list")
+        .into_iter()
+        .map(|s| (s.name.to_string(), store.read(&s.name).expect("read")))
+        .collect();
+    scripts.sort();
+    let active = match store.active().expect("active") {
+        managesieve::ActiveScript::Script(name) => Some(name.to_string()),
+        _ => None,
+    };
+    (scripts, active)
+}
+
+#[test]
+fn two_way_sync_of_scripts_converges_after_changes_on_each_side() {
+    let server = sieve_dovecot();
+    let mut writer = session(&server, "alice", PASSWORD);
+    writer.put_script(&name("away"), AWAY.as_bytes()).expect("put");
+    writer.put_script(&name("keep"), b"keep;\r\n").expect("put");
+    writer.set_active(Some(&name("away"))).expect("activate");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(home.join("sieve")).expect("mkdir");
+    std::fs::write(home.join("sieve/files only.sieve"), "discard;\n").expect("script");
+    let (a, b) = (
+        format!("maildir:{}", dir.path().join("a").display()),
+        format!("maildir:{}", dir.path().join("b").display()),
+    );
+    let from = format!("sieve://alice@127.0.0.1:{}?tls=none", server.managesieve_port());
+    let files = file_location(&home);
+    let sync = || {
+        let output = dsync(
+            &[
+                "sync",
+                "--progress-interval",
+                "0",
+                &a,
+                &b,
+                "--sieve-from",
+                &from,
+                "--sieve-to",
+                &files,
+            ],
+            Some(PASSWORD),
+        );
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+        output
+    };
+    let converged = |scripts: &[(&str, &[u8])], active: &str| {
+        let expected = (
+            scripts.iter().map(|(n, b)| ((*n).to_owned(), b.to_vec())).collect::<Vec<_>>(),
+            Some(active.to_owned()),
+        );
+        assert_eq!(served(&server, "alice", PASSWORD), expected, "ManageSieve side");
+        assert_eq!(stored(&home), expected, "file side");
+    };
+
+    // No saved state: the sides are united, the source's active script kept.
+    let first = sync();
+    converged(
+        &[("away", AWAY.as_bytes()), ("files only", b"discard;\n"), ("keep", b"keep;\r\n")],
+        "away",
+    );
+    assert!(
+        String::from_utf8_lossy(&first.stdout).contains(
+            "sieve: 2 scripts; 2 stored, 0 deleted, active script set, 0 refused; on the source 1 stored, 0 deleted"
+        ),
+        "{}",
+        text(&first)
+    );
+    // The progress lines count the scripts too.
+    assert!(
+        String::from_utf8_lossy(&first.stderr).contains(": sieve: 2 scripts; 2 stored"),
+        "{}",
+        text(&first)
+    );
+    let base = std::fs::read_to_string(dir.path().join("b/dsync-rs-state.sieve")).expect("base");
+    assert!(base.starts_with("dsync-rs sieve state 1\n"), "{base}");
+
+    // On the server: a change and a deletion; in the files: an addition and an activation.
+    writer.put_script(&name("keep"), b"keep;\r\nstop;\r\n").expect("change");
+    writer.delete_script(&name("files only")).expect("delete");
+    std::fs::write(home.join("sieve/new.sieve"), "stop;\n").expect("add");
+    std::fs::remove_file(home.join(".dovecot.sieve")).expect("unlink");
+    std::os::unix::fs::symlink("sieve/new.sieve", home.join(".dovecot.sieve")).expect("link");
+    let second = sync();
+    converged(
+        &[("away", AWAY.as_bytes()), ("keep", b"keep;\r\nstop;\r\n"), ("new", b"stop;\n")],
+        "new",
+    );
+    assert!(
+        !String::from_utf8_lossy(&second.stderr).contains("changed on both"),
+        "{}",
+        text(&second)
+    );
+
+    // The same script changed on both sides: the file store's change is dated (after the
+    // last sync), the server's is not; the file wins and the warning names the script.
+    writer.put_script(&name("away"), b"keep; # server\n").expect("change");
+    std::fs::write(home.join("sieve/away.sieve"), "keep; # file\n").expect("change");
+    let conflict = sync();
+    let log = String::from_utf8_lossy(&conflict.stderr);
+    assert!(
+        log.contains("script \"away\" changed on both sides; the destination's version wins"),
+        "{log}"
+    );
+    converged(
+        &[("away", b"keep; # file\n"), ("keep", b"keep;\r\nstop;\r\n"), ("new", b"stop;\n")],
+        "new",
+    );
+
+    // Converged: nothing more to do on either side.
+    let quiet = sync();
+    assert!(
+        String::from_utf8_lossy(&quiet.stdout).contains(
+            "sieve: 3 scripts; 0 stored, 0 deleted, 0 refused; on the source 0 stored, 0 deleted"
+        ),
+        "{}",
+        text(&quiet)
     );
 }
 
@@ -353,6 +485,14 @@ fn a_batch_takes_the_sieve_locations_from_the_config_file_with_templates() {
     let users = users.to_str().expect("utf-8");
     let output = dsync(&["-c", config, "backup", "-F", users, &mail, &maildir], Some(PASSWORD));
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    // The batch table counts each user's scripts.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let header = stdout.lines().find(|l| l.starts_with("USER")).expect("table");
+    let at = header.find("SCRIPTS").expect("SCRIPTS column");
+    for user in ["alice", "bob"] {
+        let row = stdout.lines().find(|l| l.starts_with(user)).expect("row");
+        assert_eq!(row[at..].split_whitespace().next(), Some("1"), "{stdout}");
+    }
     for (user, script) in [("alice", &b"keep;\r\n"[..]), ("bob", b"discard;\r\n")] {
         let home = dir.path().join(user);
         assert_eq!(
@@ -382,4 +522,156 @@ fn check_lists_the_scripts() {
         "{stdout}"
     );
     assert!(stdout.contains(&format!("  Spam filter (Müll)  {} bytes\n", SPAM.len())), "{stdout}");
+}
+
+#[test]
+fn dovecots_sieve_setting_names_the_local_sides_scripts() {
+    let source = sieve_dovecot();
+    let mut writer = session(&source, "alice", PASSWORD);
+    writer.put_script(&name("away"), AWAY.as_bytes()).expect("put");
+    writer.set_active(Some(&name("away"))).expect("activate");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let home_setting = format!("home={}/%u", dir.path().display());
+    let mail = format!("imap://%u@127.0.0.1:{}?tls=none", source.imap_port());
+    let from = format!("sieve://%u@127.0.0.1:{}?tls=none", source.managesieve_port());
+    let sieve = "sieve=file:~/sieve;active=~/.dovecot.sieve";
+    // The destination is the Maildir: -o sieve= is its Sieve side, ~ alice's home.
+    let output = dsync(
+        &[
+            "-o",
+            &home_setting,
+            "-o",
+            sieve,
+            "backup",
+            "-u",
+            "alice",
+            &mail,
+            "maildir:~/Maildir",
+            "--sieve-from",
+            &from,
+        ],
+        Some(PASSWORD),
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let home = dir.path().join("alice");
+    assert_eq!(
+        stored(&home),
+        (vec![("away".to_owned(), AWAY.as_bytes().to_vec())], Some("away".to_owned()))
+    );
+    // Without the other side it is a usage error that says which one is missing.
+    let output = dsync(
+        &["-o", &home_setting, "-o", sieve, "backup", "-u", "alice", &mail, "maildir:~/Maildir"],
+        Some(PASSWORD),
+    );
+    assert_eq!(output.status.code(), Some(64), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("-o sieve= names the destination's Sieve scripts: give --sieve-from"),
+        "{}",
+        text(&output)
+    );
+}
+
+/// A ManageSieve server that lists a name Pigeonhole's rules refuse (`a/b`): Dovecot never
+/// lists one, other servers may, so this one is faked. It answers by command, serves
+/// `good` and counts the commands it got.
+fn fake_server_listing_an_unusable_name() -> (u16, std::thread::JoinHandle<Vec<String>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let handle = std::thread::spawn(move || {
+        let (socket, _) = listener.accept().expect("accept");
+        let mut writer = socket.try_clone().expect("clone");
+        let mut reader = BufReader::new(socket);
+        let caps = "\"IMPLEMENTATION\" \"fake\"\r\n\"SASL\" \"PLAIN\"\r\n\"VERSION\" \"1.0\"\r\n";
+        writer.write_all(format!("{caps}OK \"ready\"\r\n").as_bytes()).expect("greet");
+        let mut commands = Vec::new();
+        let mut line = String::new();
+        while reader.read_line(&mut line).expect("read") > 0 {
+            let command = line.split(' ').next().unwrap_or("").trim().to_owned();
+            let reply = match command.as_str() {
+                "AUTHENTICATE" => "OK \"Logged in.\"\r\n".to_owned(),
+                "CAPABILITY" => format!("{caps}OK \"caps\"\r\n"),
+                "LISTSCRIPTS" => "\"good\" ACTIVE\r\n\"a/b\"\r\nOK \"Listed\"\r\n".to_owned(),
+                "GETSCRIPT" => "{7}\r\nkeep;\r\n\r\nOK \"Got\"\r\n".to_owned(),
+                "LOGOUT" => "OK \"Bye\"\r\n".to_owned(),
+                _ => "NO \"unexpected\"\r\n".to_owned(),
+            };
+            commands.push(command.clone());
+            writer.write_all(reply.as_bytes()).expect("reply");
+            if command == "LOGOUT" {
+                break;
+            }
+            line.clear();
+        }
+        commands
+    });
+    (port, handle)
+}
+
+#[test]
+fn a_listed_name_pigeonhole_refuses_is_skipped_with_a_report() {
+    let (port, server) = fake_server_listing_an_unusable_name();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (a, b) = (
+        format!("maildir:{}", dir.path().join("a").display()),
+        format!("maildir:{}", dir.path().join("b").display()),
+    );
+    std::fs::create_dir_all(dir.path().join("a/cur")).expect("maildir");
+    let from = format!("sieve://alice@127.0.0.1:{port}?tls=none");
+    let home = dir.path().join("home");
+    let output = dsync(
+        &["backup", &a, &b, "--sieve-from", &from, "--sieve-to", &file_location(&home)],
+        Some(PASSWORD),
+    );
+    assert_eq!(output.status.code(), Some(65), "{}", text(&output));
+    let all = text(&output);
+    assert!(all.contains("sieve: script \"a/b\" on the source skipped: contains '/'"), "{all}");
+    assert!(all.contains("0 refused, 1 skipped"), "{all}");
+    // The usable script and the active one came over.
+    assert_eq!(
+        stored(&home),
+        (vec![("good".to_owned(), b"keep;\r\n".to_vec())], Some("good".to_owned()))
+    );
+    let commands = server.join().expect("server");
+    assert_eq!(commands.iter().filter(|c| *c == "GETSCRIPT").count(), 1, "{commands:?}");
+}
+
+#[test]
+fn check_of_a_batch_counts_each_users_scripts() {
+    let source = sieve_dovecot();
+    let mut writer = session(&source, "alice", PASSWORD);
+    writer.put_script(&name("away"), AWAY.as_bytes()).expect("put");
+    writer.put_script(&name("keep"), b"keep;\r\n").expect("put");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let users = dir.path().join("users.txt");
+    std::fs::write(&users, "alice\nbob\n").expect("users");
+    let mail = format!("imap://%u@127.0.0.1:{}?tls=none", source.imap_port());
+    let sieve = format!("sieve://%u@127.0.0.1:{}?tls=none", source.managesieve_port());
+    let logs = dir.path().join("logs");
+    let output = dsync(
+        &[
+            "check",
+            "-F",
+            users.to_str().expect("utf-8"),
+            "--log-dir",
+            logs.to_str().expect("utf-8"),
+            &mail,
+            "--sieve",
+            &sieve,
+        ],
+        Some(PASSWORD),
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let column = |user: &str| {
+        let header = stdout.lines().find(|l| l.starts_with("USER")).expect("header");
+        let at = header.find("SCRIPTS").expect("SCRIPTS column");
+        let row = stdout.lines().find(|l| l.starts_with(user)).expect("row");
+        row[at..].split_whitespace().next().unwrap_or("").to_owned()
+    };
+    assert_eq!((column("alice"), column("bob")), ("2".to_owned(), "0".to_owned()), "{stdout}");
+    // Each user's log lists the scripts.
+    let log = std::fs::read_to_string(logs.join("alice.log")).expect("alice's log");
+    assert!(log.contains(&format!("away  {} bytes", AWAY.len())), "{log}");
 }

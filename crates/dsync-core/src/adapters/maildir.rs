@@ -11,6 +11,7 @@ use mailstore::{
 };
 
 use crate::error::{ErrorKind, StorageError};
+use crate::history::{FolderHistory, MessageHistory};
 use crate::model::{
     Flags, MailboxContents, MailboxGuid, MailboxInfo, MailboxName, MailboxStamp, MailboxStatus,
     MessageMeta, SystemFlags, Uid, UidValidity,
@@ -204,6 +205,20 @@ impl Storage for MaildirStorage {
         };
         let messages = messages.iter().filter_map(convert_message).collect();
         Ok(MailboxContents { status, messages })
+    }
+
+    fn message_history(
+        &mut self,
+        mailbox: &MailboxName,
+    ) -> Result<Option<MessageHistory>, StorageError> {
+        let opened = self.mailbox(mailbox)?;
+        let history = opened.dovecot_expunges().map_err(convert_error)?;
+        Ok(history.as_ref().map(crate::adapters::message_history))
+    }
+
+    fn folder_history(&mut self) -> Result<FolderHistory, StorageError> {
+        let changes = self.maildir.dovecot_mailbox_changes().map_err(convert_error)?;
+        Ok(crate::adapters::folder_history(&changes))
     }
 
     fn take_warnings(&mut self) -> Vec<String> {

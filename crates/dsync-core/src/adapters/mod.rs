@@ -69,3 +69,44 @@ impl Read for HeaderTap<'_> {
         Ok(n)
     }
 }
+
+/// Dovecot's expunge and flag-change records as a merge reads them. A record that carries a GUID hash
+/// names the message by it too; Dovecot's Maildir leaves it empty, and the UID alone
+/// names the message (UIDs are never reused under one UIDVALIDITY).
+#[cfg(feature = "maildir")]
+pub(crate) fn message_history(
+    history: &mailstore::DovecotExpunges,
+) -> crate::history::MessageHistory {
+    let expunged = history.messages.iter().filter_map(|m| crate::Uid::new(m.uid)).collect();
+    let flag_changes = history
+        .flag_changes
+        .iter()
+        .filter_map(|(&uid, &position)| Some((crate::Uid::new(uid)?, position)))
+        .collect();
+    crate::history::MessageHistory::new(
+        crate::UidValidity::new(history.uid_validity),
+        expunged,
+        flag_changes,
+    )
+}
+
+/// Dovecot's mailbox log as a merge reads it: deleted mailbox GUIDs, renamed-to name hashes.
+#[cfg(feature = "maildir")]
+pub(crate) fn folder_history(
+    changes: &[mailstore::MailboxChange],
+) -> crate::history::FolderHistory {
+    use mailstore::MailboxChangeKind;
+    let mut history = crate::history::FolderHistory::default();
+    for change in changes {
+        match change.kind {
+            MailboxChangeKind::DeleteMailbox => {
+                history.deleted.insert(crate::MailboxGuid(change.guid));
+            }
+            MailboxChangeKind::Rename => {
+                history.renamed_to.insert(change.guid);
+            }
+            _ => {}
+        }
+    }
+    history
+}

@@ -16,6 +16,7 @@ use super::maildir::{
     to_store_name,
 };
 use crate::error::{ErrorKind, StorageError};
+use crate::history::{FolderHistory, MessageHistory};
 use crate::model::{
     Flags, MailboxContents, MailboxGuid, MailboxInfo, MailboxName, MailboxStamp, MailboxStatus,
     MessageMeta, Uid, UidValidity,
@@ -187,6 +188,20 @@ impl Storage for SdboxStorage {
         let messages: Vec<MessageMeta> =
             listing.entries.iter().filter_map(convert_message).collect();
         Ok(MailboxContents { status, messages })
+    }
+
+    fn message_history(
+        &mut self,
+        mailbox: &MailboxName,
+    ) -> Result<Option<MessageHistory>, StorageError> {
+        let opened = self.mailbox(mailbox)?;
+        let history = opened.dovecot_expunges().map_err(convert_error)?;
+        Ok(Some(crate::adapters::message_history(&history)))
+    }
+
+    fn folder_history(&mut self) -> Result<FolderHistory, StorageError> {
+        let changes = self.store.dovecot_mailbox_changes().map_err(convert_error)?;
+        Ok(crate::adapters::folder_history(&changes))
     }
 
     fn take_warnings(&mut self) -> Vec<String> {

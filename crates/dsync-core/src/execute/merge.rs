@@ -13,11 +13,13 @@ use super::{
     Observer, SyncOptions, checkpoint_failed, keep_going_mailbox, local_names, note_mailbox_filter,
 };
 use crate::error::{Side, StorageError, SyncError};
+use crate::history::FolderHistory;
 use crate::model::{MailboxName, SpecialUse};
 use crate::plan::ComparableGuids;
 use crate::plan::merge::{
-    FolderInput, FolderStep, Listed, MergeMode, Rename, Subscribed, move_state, next_rename,
-    plan_folders, plan_subscriptions, record_subscriptions, token_needed,
+    FolderInput, FolderStep, Listed, MergeMode, Rename, Subscribed, move_state,
+    next_history_rename, next_rename, plan_folders, plan_subscriptions, record_subscriptions,
+    token_needed,
 };
 use crate::report::{MailboxRename, Report};
 use crate::state::SyncState;
@@ -34,8 +36,16 @@ struct Merge<'r, 's> {
     observer: &'r mut dyn Observer,
     report: &'r mut Report,
     state: &'r mut SyncState,
-    /// A's own spelling of names (destination-side) where it differs.
-    a_names: &'r BTreeMap<MailboxName, MailboxName>,
+    /// A's own spelling of names (destination-side) where it differs, and A's mailboxes a
+    /// one-way merge reads under B's new name after B renamed them.
+    a_names: BTreeMap<MailboxName, MailboxName>,
+    /// One-way: B's renames A's mailboxes were merged into, `(A's old name, B's new
+    /// name)` (destination-side spellings); a subscription of the old name on A counts
+    /// for the new name too, as Dovecot's dsync keeps it with the mailbox.
+    aliases: Vec<(MailboxName, MailboxName)>,
+    /// What each side's own history (Dovecot's mailbox log) says of deletes and renames,
+    /// for mailboxes the state does not know: A's, then B's.
+    history: (FolderHistory, FolderHistory),
 }
 
 pub(super) fn run(
@@ -91,7 +101,12 @@ pub(super) fn run(
         .as_ref()
         .and_then(|pattern| AllMail::resolve(pattern, &a_mailboxes, &b_mailboxes))
         .map(AllMail::new);
-    let mut merge = Merge { options, a, b, observer, report, state, a_names: &a_names };
+    // A history that cannot be read counts as none: mailboxes are then kept or copied,
+    // never deleted on a guess.
+    let history =
+        (a.storage().folder_history().unwrap_or_default(), b.folder_history().unwrap_or_default());
+    let aliases = Vec::new();
+    let mut merge = Merge { options, a, b, observer, report, state, a_names, aliases, history };
     merge.follow_renames(&mut listed)?;
     merge.folders(&listed, (&a_left_out, &b_left_out), all_mail)?;
     merge.subscriptions(&a_subscriptions, &b_subscriptions, &wanted)
@@ -110,7 +125,7 @@ impl Merge<'_, '_> {
         let mode = self.a.mode();
         let mut refused: BTreeSet<MailboxName> = BTreeSet::new();
         loop {
-            let (a, b, a_names) = (&mut self.a, &mut *self.b, self.a_names);
+            let (a, b, a_names) = (&mut self.a, &mut *self.b, &self.a_names);
             let mut guid = |side: Side, name: &MailboxName| {
                 let stamp = match side {
                     Side::Source => {
@@ -121,13 +136,23 @@ impl Merge<'_, '_> {
                 };
                 stamp.ok()?.guid
             };
-            let Some(found) = next_rename(mode, listed, self.state, &refused, &mut guid) else {
-                return Ok(());
+            let history = &self.history;
+            let renamed_to = |side: Side, name: &MailboxName| match side {
+                Side::Source => history.0.renamed_to(name),
+                Side::Destination => history.1.renamed_to(name),
             };
+            let found = next_rename(mode, listed, self.state, &refused, &mut guid).or_else(|| {
+                next_history_rename(mode, listed, self.state, &refused, &renamed_to, &mut guid)
+            });
+            let Some(found) = found else { return Ok(()) };
             let (side, old, new) = match found {
                 Rename::StateOnly { old, new } => {
                     move_state(self.state, &old, &new);
                     self.observer.checkpoint(self.state).map_err(checkpoint_failed(Some(&new)))?;
+                    continue;
+                }
+                Rename::Alias { old, new } => {
+                    self.alias(listed, &old, &new);
                     continue;
                 }
                 Rename::Follow { side, old, new } => (side, old, new),
@@ -157,6 +182,22 @@ impl Merge<'_, '_> {
         }
     }
 
+    /// One-way: A's `old` (and its children) are read as B's `new` from now on.
+    fn alias(&mut self, listed: &mut Listed, old: &MailboxName, new: &MailboxName) {
+        let moving: Vec<MailboxName> =
+            listed.on_a.iter().filter(|name| name.is_within(old)).cloned().collect();
+        for name in moving {
+            let tail = &name.components()[old.components().len()..];
+            let Ok(target) = MailboxName::new(new.components().iter().chain(tail).cloned()) else {
+                continue;
+            };
+            let spelled = self.a.spelling(&self.a_names, &name);
+            self.a_names.insert(target, spelled);
+        }
+        listed.rename(Side::Source, old, new);
+        self.aliases.push((old.clone(), new.clone()));
+    }
+
     /// Plans the folders and applies each step. `left_out`: what A's and B's listings left
     /// out.
     fn folders(
@@ -176,7 +217,7 @@ impl Merge<'_, '_> {
             let stamp = match token_needed(mode, name, &listed.on_a, &listed.on_b, previous) {
                 None => continue,
                 Some(Side::Source) => {
-                    let spelled = self.a.spelling(self.a_names, name);
+                    let spelled = self.a.spelling(&self.a_names, name);
                     self.a.storage().stamp(&spelled)
                 }
                 Some(Side::Destination) => self.b.stamp(name),
@@ -185,6 +226,7 @@ impl Merge<'_, '_> {
                 tokens.insert(name.clone(), token);
             }
         }
+        let deleted_elsewhere = self.deleted_elsewhere(listed, left_out);
         let input = FolderInput {
             mode,
             on_a: &listed.on_a,
@@ -193,12 +235,13 @@ impl Merge<'_, '_> {
             left_out_b: left_out.1,
             state: &self.state.mailboxes,
             tokens: &tokens,
+            deleted_elsewhere: &deleted_elsewhere,
             first: all_mail.as_ref().map(AllMail::mailbox),
         };
         let steps = plan_folders(&input);
         for (name, step) in steps {
             super::stop_if_interrupted(self.observer, &name)?;
-            let a_name = self.a.spelling(self.a_names, &name);
+            let a_name = self.a.spelling(&self.a_names, &name);
             let (previous, create_on) = match step {
                 FolderStep::Keep(_) => continue,
                 FolderStep::Delete(side) => {
@@ -223,14 +266,54 @@ impl Merge<'_, '_> {
                 all_mail: all_mail.as_mut(),
             };
             let result = merge.merge(&job);
-            if let Some((mailbox_report, mailbox_state)) = keep_going_mailbox(result, self.report)?
+            if let Some((mut mailbox_report, mailbox_state)) =
+                keep_going_mailbox(result, self.report)?
             {
+                self.report.warnings.append(&mut mailbox_report.warnings);
                 self.observer.mailbox_finished(&mailbox_report);
                 self.report.mailboxes.push(mailbox_report);
                 self.state.mailboxes.insert(name.clone(), mailbox_state);
             }
         }
         Ok(())
+    }
+
+    /// The mailboxes one side has, the state does not know and the other side's history
+    /// records as deleted (by persistent mailbox GUID).
+    fn deleted_elsewhere(
+        &mut self,
+        listed: &Listed,
+        left_out: (&BTreeSet<MailboxName>, &BTreeSet<MailboxName>),
+    ) -> BTreeSet<MailboxName> {
+        let mut deleted = BTreeSet::new();
+        let guids =
+            ComparableGuids::between(self.a.storage().capabilities(), self.b.capabilities());
+        if !guids.mailboxes {
+            return deleted;
+        }
+        let unknown = |name: &&MailboxName| {
+            !self.state.mailboxes.contains_key(*name)
+                && !left_out.0.contains(*name)
+                && !left_out.1.contains(*name)
+        };
+        if !self.history.1.deleted.is_empty() {
+            for name in listed.on_a.difference(&listed.on_b).filter(unknown) {
+                let spelled = self.a.spelling(&self.a_names, name);
+                let guid = self.a.storage().stamp(&spelled).ok().and_then(|s| s.guid);
+                if guid.is_some_and(|guid| self.history.1.deleted.contains(&guid)) {
+                    deleted.insert(name.clone());
+                }
+            }
+        }
+        if !self.history.0.deleted.is_empty() {
+            for name in listed.on_b.difference(&listed.on_a).filter(unknown) {
+                let guid = self.b.stamp(name).ok().and_then(|s| s.guid);
+                if guid.is_some_and(|guid| self.history.0.deleted.contains(&guid)) {
+                    deleted.insert(name.clone());
+                }
+            }
+        }
+        deleted
     }
 
     /// Deletes mailbox `name` (`a_name` on A) on `side`; a refusal is the mailbox's failure.
@@ -262,6 +345,13 @@ impl Merge<'_, '_> {
         b_now: &BTreeSet<MailboxName>,
         wanted: &dyn Fn(&MailboxName) -> bool,
     ) -> Result<(), SyncError> {
+        let mut a_aliased = a_now.clone();
+        for (old, new) in &self.aliases {
+            if a_now.contains(old) {
+                a_aliased.insert(new.clone());
+            }
+        }
+        let a_now = &a_aliased;
         let plan = plan_subscriptions(
             self.a.mode(),
             Subscribed { now: a_now, recorded: &self.state.subscribed_source },

@@ -20,7 +20,7 @@ use crate::pairing::{self, plan::PairMode};
 use crate::plan::{MailboxPlan, Mode, TreePlan};
 use crate::query::SearchQuery;
 use crate::report::{MailboxReport, Report, Skipped};
-use crate::state::SyncState;
+use crate::state::{SyncState, WrittenBy};
 use crate::storage::{Storage, StorageMut};
 
 pub use cancel::Cancel;
@@ -276,6 +276,7 @@ pub fn run(
     let observer = &mut WithCancel { inner: observer, cancel: options.cancel.as_ref() };
     let mut report = Report { dry_run: options.dry_run, ..Report::default() };
     let mut state = initial_state(options, source);
+    trust_state_of_same_kind(options.mode, &mut state, &mut report);
     let unstable_uids = source.capabilities().unstable_uids;
     let assigns_uids = destination.capabilities().assigns_uids;
     let result = match options.mode {
@@ -311,6 +312,30 @@ pub fn run(
     finish(result, report, state, options, observer)
 }
 
+/// A backup trusts only a state a backup wrote: after a merge (`sync -1` keeps the
+/// destination's own changes) the change tokens say "unchanged" of mailboxes that differ
+/// from the source, so the backup compares every mailbox instead (a state an older version
+/// wrote, which does not say, is treated the same). The state is then marked with this
+/// run's kind.
+fn trust_state_of_same_kind(mode: Mode, state: &mut SyncState, report: &mut Report) {
+    let kind = match mode {
+        Mode::Backup => WrittenBy::Backup,
+        Mode::OneWay | Mode::TwoWay => WrittenBy::Merge,
+        Mode::Import => return,
+    };
+    if kind == WrittenBy::Backup && state.written_by != Some(kind) && !state.mailboxes.is_empty() {
+        let by = match state.written_by {
+            Some(WrittenBy::Merge) => "a sync",
+            _ => "an older version",
+        };
+        report.warnings.push(format!(
+            "the saved state was written by {by}, not a backup: every mailbox is compared"
+        ));
+        state.mailboxes.clear();
+    }
+    state.written_by = Some(kind);
+}
+
 /// Runs a two-way sync (Dovecot's `sync`) between `a` and `b`; `a` plays the source's part
 /// in reports and errors. `options.mode` must be [`Mode::TwoWay`] (other modes go to
 /// [`run`]), else the run is refused (exit 64).
@@ -323,6 +348,7 @@ pub fn run_two_way(
     let observer = &mut WithCancel { inner: observer, cancel: options.cancel.as_ref() };
     let mut report = Report { dry_run: options.dry_run, ..Report::default() };
     let mut state = initial_state(options, &*a);
+    trust_state_of_same_kind(Mode::TwoWay, &mut state, &mut report);
     let assigns_uids = a.capabilities().assigns_uids || b.capabilities().assigns_uids;
     let result = if options.mode != Mode::TwoWay {
         Err(SyncError::usage(format!(
@@ -853,6 +879,43 @@ mod tests {
             assert_eq!(failed.exit_code(), 64, "{mode:?}");
             assert!(b.all_mailboxes().is_empty(), "{mode:?} wrote");
         }
+    }
+
+    /// `sync -1` keeps the destination's own mail; a backup with the state it wrote must
+    /// still make the destination equal to the source, not trust the merge's change
+    /// tokens ("nothing changed").
+    #[test]
+    fn a_backup_does_not_trust_a_state_a_merge_wrote() {
+        let inbox = MailboxName::inbox();
+        let mut source = MemoryStorage::new();
+        let mailbox = source.add_mailbox(&inbox, UidValidity::new(7).expect("nonzero"));
+        mailbox.append(b"Subject: a\r\n\r\nbody\r\n", Flags::default(), Some(1_700_000_000));
+        let mut destination = MemoryStorage::new();
+        let first = backup(&mut source, &mut destination, None);
+        assert_eq!(first.state.as_ref().and_then(|s| s.written_by), Some(WrittenBy::Backup));
+
+        let own = destination.mailbox_mut(&inbox).expect("INBOX");
+        own.append(b"Subject: own\r\n\r\nb\r\n", Flags::default(), Some(1_700_000_001));
+        let options = SyncOptions::new(Mode::OneWay).state(first.state);
+        let merged =
+            run(&options, &mut source, &mut destination, &mut NoObserver).expect("sync -1");
+        let count =
+            |storage: &MemoryStorage| storage.mailbox(&inbox).expect("INBOX").messages.len();
+        assert_eq!(count(&destination), 2, "sync -1 keeps the destination's own mail");
+        let state = merged.state.expect("state");
+        assert_eq!(state.written_by, Some(WrittenBy::Merge));
+        // The kind survives the state file.
+        let state = SyncState::decode(&state.encode()).expect("decodes");
+
+        let report = backup(&mut source, &mut destination, Some(state));
+        assert_eq!(count(&destination), 1, "the backup makes the destination the source");
+        // (Rebuilt, as the destination's UIDNEXT is past the source's.)
+        assert_eq!(report.mailboxes.len(), 1, "{report:?}");
+        assert!(report.warnings.iter().any(|w| w.contains("written by a sync")), "{report:?}");
+        // The backup's own state is trusted again: nothing to do, no warning.
+        let again = backup(&mut source, &mut destination, report.state);
+        let unchanged = again.mailboxes.iter().all(MailboxReport::is_unchanged);
+        assert!(again.warnings.is_empty() && unchanged, "{again:?}");
     }
 
     #[test]

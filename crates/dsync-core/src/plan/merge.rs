@@ -17,7 +17,7 @@ pub use folders::{
 pub use mailbox::{
     MergeMode, MergePlan, MergeSave, MergeView, Origin, SidePlan, merge_flags, plan_merge,
 };
-pub use renames::{Listed, Rename, move_state, next_rename};
+pub use renames::{Listed, Rename, move_state, next_history_rename, next_rename};
 pub use subscriptions::{Subscribed, SubscriptionPlan, plan_subscriptions, record_subscriptions};
 
 /// Mailbox names for the table tests, written with `/` between levels.

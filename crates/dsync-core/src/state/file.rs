@@ -133,6 +133,13 @@ impl StateFile {
         self.write_atomically(state.encode().as_bytes())
     }
 
+    /// Writes `bytes` to this file's path the way the state is written (a temp file in the
+    /// same directory, fsynced, renamed; this file's permissions): for a companion file
+    /// kept beside the state, such as the Sieve scripts' base.
+    pub fn write_bytes(&self, bytes: &[u8]) -> io::Result<()> {
+        self.write_atomically(bytes)
+    }
+
     /// Persists that `mailbox`'s entry is gone from `state` (what
     /// [`Observer::forget`](crate::Observer::forget) reports): one line appended (and
     /// fsynced) to the saved state, which the next full save leaves out, rather than the

@@ -8,6 +8,7 @@
 //! ```text
 //! dsync-rs state 1
 //! source imap%3A%2F%2Falice%40mail.example.com%3A993
+//! written-by backup
 //! subscribed S Archive/2023
 //! subscribed D Archive/2023
 //! mailbox Archive/2023 1700000000 42 <source token> <destination token> <source GUID> <destination GUID> <rebuild: - S D>
@@ -15,6 +16,8 @@
 //! 9 RS
 //! ```
 //!
+//! `written-by backup|merge` names the kind of run that wrote the state (absent in files
+//! older versions wrote): a backup trusts only a state a backup wrote ([`WrittenBy`]).
 //! `subscribed S|D` lines list what each side (source, destination) had subscribed after
 //! the last merge, so an unsubscribe on one side travels instead of being undone.
 //! `forget NAME` drops what the lines before it recorded for mailbox `NAME`: a run appends
@@ -72,6 +75,16 @@ pub struct MailboxState {
     pub rebuild: Option<Side>,
 }
 
+/// The kind of run that wrote a state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WrittenBy {
+    /// `backup` (and `-R`): the destination was made equal to the source.
+    Backup,
+    /// `sync` or `sync -1`: the destination may keep changes of its own, which a later
+    /// backup's change tokens would take for "nothing changed".
+    Merge,
+}
+
 /// Everything a run remembers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncState {
@@ -80,6 +93,8 @@ pub struct SyncState {
     /// keeps the one it was given, else fills in the source's
     /// [`Storage::describe`](crate::Storage::describe).
     pub source: Option<String>,
+    /// The kind of run that wrote it; `None` in a state an older version wrote.
+    pub written_by: Option<WrittenBy>,
     /// Per mailbox.
     pub mailboxes: BTreeMap<MailboxName, MailboxState>,
     /// The source's subscriptions after the last merge (destination-side names).
@@ -116,6 +131,13 @@ impl SyncState {
         out.push('\n');
         if let Some(source) = &self.source {
             let _ = writeln!(out, "source {}", escape(source));
+        }
+        if let Some(written_by) = self.written_by {
+            let kind = match written_by {
+                WrittenBy::Backup => "backup",
+                WrittenBy::Merge => "merge",
+            };
+            let _ = writeln!(out, "written-by {kind}");
         }
         for (side, names) in [("S", &self.subscribed_source), ("D", &self.subscribed_destination)] {
             for name in names {
@@ -198,6 +220,16 @@ impl SyncState {
                 && current.is_none()
             {
                 state.source = Some(unescape(source).map_err(|e| error(&e))?);
+                continue;
+            }
+            if let ["written-by", kind] = fields[..]
+                && current.is_none()
+            {
+                state.written_by = match kind {
+                    "backup" => Some(WrittenBy::Backup),
+                    "merge" => Some(WrittenBy::Merge),
+                    _ => return Err(error("unknown kind of run")),
+                };
                 continue;
             }
             if let ["subscribed", side, name] = fields[..]
@@ -344,7 +376,7 @@ fn untoken(text: &str) -> Result<Option<String>, String> {
 
 /// Percent-encodes everything but `A-Z a-z 0-9 . _ - ~ $ \`, so no field holds a space, a
 /// `/`, a `*` or a line break.
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-' | b'~' | b'$' | b'\\')
@@ -357,7 +389,7 @@ fn escape(text: &str) -> String {
     out
 }
 
-fn unescape(text: &str) -> Result<String, String> {
+pub(crate) fn unescape(text: &str) -> Result<String, String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut index = 0;
@@ -415,6 +447,20 @@ mod tests {
              9 -\n\
              mailbox INBOX 0 0 * * * * -\n"
         );
+    }
+
+    /// The kind of run is kept; a state an older version wrote (no such line) still reads.
+    #[test]
+    fn the_kind_of_run_round_trips_and_old_states_still_read() {
+        for written_by in [Some(WrittenBy::Backup), Some(WrittenBy::Merge), None] {
+            let state = SyncState { written_by, ..sample() };
+            assert_eq!(SyncState::decode(&state.encode()).expect("decodes"), state);
+        }
+        let old = "dsync-rs state 1\nsource x\nmailbox INBOX 7 1 * * * * -\n1 S\n";
+        let state = SyncState::decode(old).expect("an old state reads");
+        assert_eq!((state.written_by, state.mailboxes.len()), (None, 1));
+        let bad = "dsync-rs state 1\nwritten-by nobody\n";
+        assert!(SyncState::decode(bad).is_err());
     }
 
     #[test]

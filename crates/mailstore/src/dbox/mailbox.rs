@@ -106,6 +106,26 @@ impl SdboxMailbox {
         Ok(loaded)
     }
 
+    /// The expunges this mailbox's index logs still hold (Dovecot's and ours), under the
+    /// log's shared lock: what a sync without state of its own reads to tell an expunged
+    /// message from one never delivered.
+    pub fn dovecot_expunges(&self) -> Result<crate::DovecotExpunges> {
+        let loaded = self.loaded()?;
+        Ok(crate::DovecotExpunges {
+            uid_validity: loaded.state.uid_validity(),
+            messages: loaded
+                .state
+                .expunged
+                .iter()
+                .map(|e| crate::ExpungedMessage {
+                    uid: e.uid,
+                    guid_128: e.guid_128.filter(|guid| guid.iter().any(|&b| b != 0)),
+                })
+                .collect(),
+            flag_changes: loaded.state.flag_changes.clone(),
+        })
+    }
+
     pub(crate) fn no_log(&self) -> Error {
         Error::Corrupt {
             path: self.paths.index.join(crate::index::files::LOG),
@@ -148,6 +168,11 @@ impl SdboxMailbox {
     /// finished: Dovecot shows such a file only after an index rebuild). Files are read
     /// only beneath their roots.
     pub fn list_messages(&self) -> Result<Listing<MessageInfo>> {
+        if !self.store.options.read_only {
+            // A store we write: what a killed save left (`u.<uid>` at or above the next UID,
+            // our temp files) goes first, as the first write would remove it anyway.
+            self.remove_unfinished_saves()?;
+        }
         // The directory first: a save in progress is then either not seen yet or, by the
         // time the index is read (under the lock the saver holds until it committed), in
         // the index.

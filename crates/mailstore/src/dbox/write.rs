@@ -234,6 +234,20 @@ pub(crate) fn clean_once(mailbox: &SdboxMailbox, state: &IndexState) -> Result<(
 }
 
 impl SdboxMailbox {
+    /// Removes, under the log's exclusive lock (which every writer holds from renaming its
+    /// files to `u.<uid>` until its transaction is in the log), what saves that never
+    /// finished left: `u.<uid>` files at or above the next UID, which Dovecot does not
+    /// show, and our temp files of processes that are gone. Once per mailbox and run, as
+    /// the first write does it.
+    pub(crate) fn remove_unfinished_saves(&self) -> Result<()> {
+        self.store.writable()?;
+        let mut index = self.index.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(locked) = index.lock(self.store.options.lock_timeout)? else {
+            return Ok(()); // no log yet: nothing was ever saved here
+        };
+        clean_once(self, locked.state())
+    }
+
     /// Takes the log's exclusive lock, lets `change` build a transaction from the index as
     /// it is now, and appends it. `change` returns the transaction (empty: nothing to
     /// write) and a value handed back.

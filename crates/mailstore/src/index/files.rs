@@ -156,6 +156,7 @@ impl MailboxIndex {
             let (records, end) = log::records(&data, start)
                 .map_err(|corrupt| self.corrupt(LOG, corrupt.to_string()))?;
             let mut state = cached.state;
+            state.file_seq = cached.head.file_seq;
             for record in &records {
                 state.apply(record).map_err(|reason| self.corrupt(LOG, reason))?;
             }
@@ -253,6 +254,7 @@ impl MailboxIndex {
             let (records, complete) =
                 log::records(data, hdr_size).map_err(|c| self.corrupt(name, c.to_string()))?;
             state.log_modseq = header.initial_modseq;
+            state.file_seq = header.file_seq;
             for record in &records {
                 if record.offset < offset {
                     // Already in the snapshot: only the modseq is counted.

@@ -106,6 +106,14 @@ pub(crate) struct IndexState {
     /// from), in log order: the history Dovecot's dsync reads to tell an expunge from a
     /// message the other side never had.
     pub(crate) expunged: Vec<Expunged>,
+    /// Per UID, where in the log chain (file sequence in the high 32 bits, offset in the
+    /// low) the last visible flag change the replayed records made to it is: copies of
+    /// one store that diverged share the positions before the split, so the later
+    /// position tells which side changed the flags since (what Dovecot's modseqs tell
+    /// its dsync).
+    pub(crate) flag_changes: std::collections::BTreeMap<u32, u64>,
+    /// The sequence of the log file whose records are being replayed.
+    pub(crate) file_seq: u32,
 }
 
 impl Default for IndexState {
@@ -121,6 +129,8 @@ impl Default for IndexState {
             current: Current::None,
             log_modseq: 0,
             expunged: Vec::new(),
+            flag_changes: std::collections::BTreeMap::new(),
+            file_seq: 0,
         }
     }
 }
@@ -290,6 +300,11 @@ impl IndexState {
                         message.flags = (message.flags & !remove) | add;
                     }
                     if visible_flag_update(add, remove, entry[10]) {
+                        let position = u64::from(self.file_seq) << 32
+                            | u64::try_from(record.offset).unwrap_or(u64::from(u32::MAX));
+                        for message in &self.messages[range.clone()] {
+                            self.flag_changes.insert(message.uid, position);
+                        }
                         self.touch(range);
                     }
                 }
@@ -588,7 +603,9 @@ impl IndexState {
     pub(crate) fn reset(&mut self) {
         let log_modseq = self.log_modseq;
         let expunged = std::mem::take(&mut self.expunged);
-        *self = IndexState { log_modseq, expunged, ..IndexState::default() };
+        let (flag_changes, file_seq) = (std::mem::take(&mut self.flag_changes), self.file_seq);
+        *self =
+            IndexState { log_modseq, expunged, flag_changes, file_seq, ..IndexState::default() };
     }
 }
 

@@ -18,6 +18,11 @@ pub struct DovecotExpunges {
     pub uid_validity: u32,
     /// The expunged messages, in log order. Older expunges are gone with rotated-out logs.
     pub messages: Vec<ExpungedMessage>,
+    /// Per UID still in the mailbox, where in the log chain its flags were last changed
+    /// (file sequence in the high 32 bits, offset in the low) by the records the log
+    /// still holds: of two copies of one store that diverged, the later position is the
+    /// side that changed the flags since (Dovecot's dsync tells it by modseqs).
+    pub flag_changes: std::collections::BTreeMap<u32, u64>,
 }
 
 /// One expunged message.
@@ -57,6 +62,7 @@ impl Mailbox {
                     guid_128: e.guid_128.filter(|guid| guid.iter().any(|&b| b != 0)),
                 })
                 .collect(),
+            flag_changes: loaded.state.flag_changes.clone(),
         }))
     }
 }

@@ -171,7 +171,9 @@ fn killed_sdbox_saves_resume_without_duplicates() {
         if finished {
             break;
         }
-        let store = Sdbox::open(SdboxLocation::new(&root));
+        // Read-only: a writable store's listing removes what the kill left.
+        let options = Options::default().with_read_only(true);
+        let store = Sdbox::with_options(SdboxLocation::new(&root), options);
         if let Ok(mailbox) = store.mailbox(&name("Big")) {
             let listing = mailbox.list_messages().unwrap();
             left_orphans += listing.left_out.len();

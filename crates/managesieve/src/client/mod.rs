@@ -13,7 +13,7 @@ use crate::proto::{Capabilities, Command, Limits, Response, Status};
 use conn::Conn;
 
 pub use auth::AuthMechanism;
-pub use session::{ScriptInfo, Session};
+pub use session::{ScriptInfo, ScriptListing, Session, UnusableScript};
 
 /// Login credentials: user, password, optional Dovecot master user (sent as the SASL
 /// `PLAIN` authentication identity, the user as authorization identity), mechanism.

@@ -1,7 +1,9 @@
 //! A logged-in connection: the script commands.
 
 use crate::error::{Error, Result};
-use crate::proto::{Capabilities, Command, Response, ResponseCode, ScriptName, Token};
+use crate::proto::{
+    Capabilities, Command, InvalidScriptName, Response, ResponseCode, ScriptName, Token,
+};
 
 use super::conn::Conn;
 
@@ -12,6 +14,24 @@ pub struct ScriptInfo {
     pub name: ScriptName,
     /// True for the active script (at most one).
     pub active: bool,
+}
+
+/// A `LISTSCRIPTS` entry whose name Pigeonhole's rules refuse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnusableScript {
+    /// The name (escaped) and why it is refused.
+    pub name: InvalidScriptName,
+    /// True when it is the active script.
+    pub active: bool,
+}
+
+/// What `LISTSCRIPTS` answered, usable names and the others apart.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScriptListing {
+    /// The scripts with valid names.
+    pub scripts: Vec<ScriptInfo>,
+    /// The scripts whose names Pigeonhole would refuse.
+    pub unusable: Vec<UnusableScript>,
 }
 
 /// A logged-in ManageSieve connection.
@@ -43,24 +63,39 @@ impl Session {
     }
 
     /// `LISTSCRIPTS`: every script, and which one is active. A name that is not valid
-    /// UTF-8 or not a script name Pigeonhole accepts is a protocol error.
+    /// UTF-8 or not a script name Pigeonhole accepts is a protocol error (see
+    /// [`list_scripts_leniently`](Self::list_scripts_leniently) to go on without it).
     pub fn list_scripts(&mut self) -> Result<Vec<ScriptInfo>> {
+        let listing = self.list_scripts_leniently()?;
+        match listing.unusable.into_iter().next() {
+            Some(unusable) => Err(Error::Protocol(format!("LISTSCRIPTS: {}", unusable.name))),
+            None => Ok(listing.scripts),
+        }
+    }
+
+    /// `LISTSCRIPTS`, keeping apart the names Pigeonhole's rules refuse (not UTF-8, a
+    /// control character, `/`, too long): such a script can be neither read nor written
+    /// by name, so a caller reports it and goes on with the others.
+    pub fn list_scripts_leniently(&mut self) -> Result<ScriptListing> {
         let (lines, _) = self.conn.run(&Command::ListScripts, None)?;
-        let mut scripts = Vec::with_capacity(lines.len());
+        let mut listing = ScriptListing::default();
         for tokens in &lines {
             let (name, active) = match tokens.as_slice() {
                 [Token::String(name)] => (name, false),
                 [Token::String(name), flag] if flag.is_atom("ACTIVE") => (name, true),
                 _ => return Err(Error::Protocol("LISTSCRIPTS: malformed script line".into())),
             };
-            let name = ScriptName::from_bytes(name)
-                .map_err(|e| Error::Protocol(format!("LISTSCRIPTS: {e}")))?;
-            scripts.push(ScriptInfo { name, active });
+            match ScriptName::from_bytes(name) {
+                Ok(name) => listing.scripts.push(ScriptInfo { name, active }),
+                Err(name) => listing.unusable.push(UnusableScript { name, active }),
+            }
         }
-        if scripts.iter().filter(|s| s.active).count() > 1 {
+        let active = listing.scripts.iter().filter(|s| s.active).count()
+            + listing.unusable.iter().filter(|s| s.active).count();
+        if active > 1 {
             return Err(Error::Protocol("LISTSCRIPTS: more than one active script".into()));
         }
-        Ok(scripts)
+        Ok(listing)
     }
 
     /// `GETSCRIPT`: the script's bytes, exactly as stored.

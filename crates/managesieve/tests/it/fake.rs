@@ -178,3 +178,39 @@ fn oauthbearer_sends_the_token_and_answers_an_error_challenge() {
     assert!(matches!(error, Error::AuthenticationFailed { .. }), "{error:?}");
     server.join().expect("server");
 }
+
+/// Pigeonhole never lists a name its own rules refuse; another server may (here one with a
+/// control character and one with `/`): the lenient listing keeps them apart, the strict
+/// one refuses the answer.
+#[test]
+fn a_listed_name_pigeonhole_refuses_is_kept_apart() {
+    const LIST: &[u8] = b"LISTSCRIPTS\r\n";
+    const ANSWER: &[u8] =
+        b"\"good\"\r\n\"bad\\x01\" ACTIVE\r\n{7}\r\nbad\x07one\r\n\"a/b\"\r\nOK \"Listed\"\r\n";
+    let (port, server) = serve(
+        GREETING,
+        vec![
+            (AUTH, b"OK \"Logged in.\"\r\n"),
+            (CAPABILITY, CAPS_AFTER),
+            (LIST, ANSWER),
+            (LIST, ANSWER),
+        ],
+    );
+    let mut session = Client::connect(&options(port))
+        .expect("connect")
+        .login(&Credentials::new("alice", "pw"))
+        .map_err(|(error, _)| error)
+        .expect("login");
+    let listing = session.list_scripts_leniently().expect("lenient");
+    // A quoted `\x01` is four plain characters: a valid name.
+    let valid: Vec<(&str, bool)> =
+        listing.scripts.iter().map(|s| (s.name.as_str(), s.active)).collect();
+    assert_eq!(valid, [("good", false), ("bad\\x01", true)]);
+    let unusable: Vec<&str> = listing.unusable.iter().map(|s| s.name.name.as_str()).collect();
+    assert_eq!(unusable, ["bad\\u{7}one", "a/b"]);
+    assert!(listing.unusable[0].name.to_string().contains("control character"), "{listing:?}");
+    let error = session.list_scripts().expect_err("strict");
+    assert!(matches!(error, Error::Protocol(_)), "{error:?}");
+    drop(session);
+    server.join().expect("server");
+}

@@ -214,10 +214,29 @@ impl MailboxMerge<'_, '_> {
             guids.messages,
         )
         .map_err(SyncError::at(Side::Destination, b_name))?;
+        // Without a base, each side's own history (Dovecot's index log) tells its
+        // expunges from mail it never had, and which side changed a message's flags. A history that cannot be read counts as none:
+        // the plan then copies (and warns), it never expunges on a guess.
+        let (a_history, b_history) = if base.is_none() && create_on.is_none() {
+            (
+                a.storage().message_history(a_name).ok().flatten(),
+                b.message_history(b_name).ok().flatten(),
+            )
+        } else {
+            (None, None)
+        };
         let plan = plan_merge(
             mode,
-            MergeView { contents: &a_contents, identities: &a_identities },
-            MergeView { contents: &b_contents, identities: &b_identities },
+            MergeView {
+                contents: &a_contents,
+                identities: &a_identities,
+                history: a_history.as_ref(),
+            },
+            MergeView {
+                contents: &b_contents,
+                identities: &b_identities,
+                history: b_history.as_ref(),
+            },
             base,
         );
         drop((a_identities, b_identities));
@@ -235,6 +254,13 @@ impl MailboxMerge<'_, '_> {
             forget(state, observer)?;
         }
         let mut report = MailboxReport::new(b_name.clone(), action);
+        if plan.unproven > 0 {
+            report.warnings.push(format!(
+                "{b_name}: no sync state and no Dovecot history tells whether {} message(s) \
+                 missing on one side were expunged there; they are copied back",
+                plan.unproven
+            ));
+        }
         if options.dry_run {
             let saves = plan.b.save.iter().map(|save| &save.meta);
             report.count_planned(saves, plan.b.expunge.len(), plan.b.set_flags.len());

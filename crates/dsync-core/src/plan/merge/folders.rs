@@ -38,6 +38,10 @@ pub struct FolderInput<'a> {
     /// The current change token of each mailbox [`token_needed`] names, on that side
     /// (absent: the side reported none).
     pub tokens: &'a BTreeMap<MailboxName, String>,
+    /// Mailboxes one side has and the state does not know, whose persistent GUID the
+    /// other side's own history records as deleted (Dovecot's `dovecot.mailbox.log`): the
+    /// delete travels as if the state had recorded the mailbox unchanged since.
+    pub deleted_elsewhere: &'a BTreeSet<MailboxName>,
     /// The mailbox that goes first (the all-mail mailbox: the others then find their
     /// messages in it).
     pub first: Option<&'a MailboxName>,
@@ -113,10 +117,15 @@ fn step(input: &FolderInput<'_>, name: &MailboxName) -> FolderStep {
             && input.tokens.get(name) == recorded
     };
     let rebuilding = previous.is_some_and(|seen| seen.rebuild.is_some());
+    let deleted_elsewhere =
+        previous.is_none() && !name.is_inbox() && input.deleted_elsewhere.contains(name);
     match (input.on_a.contains(name), input.on_b.contains(name)) {
         (true, true) => Merge,
         // An interrupted rebuild of B left it missing: create it.
         (true, false) if rebuilding => Create(Side::Destination),
+        (true, false) if deleted_elsewhere && two_way => Delete(Side::Source),
+        (true, false) if deleted_elsewhere => Keep(KeepReason::DeletedOnB),
+        (false, true) if deleted_elsewhere => Delete(Side::Destination),
         (true, false) => match previous {
             Some(_) if !two_way => Keep(KeepReason::DeletedOnB),
             Some(seen) if unchanged_since(seen.source_token.as_ref()) => Delete(Side::Source),
@@ -219,7 +228,20 @@ mod tests {
         token: Option<&str>,
         mailbox: &str,
     ) -> FolderStep {
+        plan_with_history(mode, on, recorded, token, mailbox, false)
+    }
+
+    /// [`plan_one`], the other side's history deleting the mailbox's GUID or not.
+    fn plan_with_history(
+        mode: MergeMode,
+        on: (bool, bool),
+        recorded: Option<MailboxState>,
+        token: Option<&str>,
+        mailbox: &str,
+        deleted_elsewhere: bool,
+    ) -> FolderStep {
         let mailbox = name(mailbox);
+        let deleted: BTreeSet<_> = deleted_elsewhere.then(|| mailbox.clone()).into_iter().collect();
         let one = BTreeSet::from([mailbox.clone()]);
         let none = BTreeSet::new();
         let on_a = if on.0 { &one } else { &none };
@@ -239,6 +261,7 @@ mod tests {
             left_out_b: &none,
             state: &state,
             tokens: &tokens,
+            deleted_elsewhere: &deleted,
             first: None,
         };
         let steps = plan_folders(&input);
@@ -284,6 +307,33 @@ mod tests {
         }
     }
 
+    /// Without state, the other side's history deleting the mailbox's GUID makes the
+    /// delete travel: (mode, on A, on B, recorded, deleted in the other's history) → step.
+    #[test]
+    fn a_delete_in_the_other_sides_history_travels_without_state() {
+        let cases = [
+            // A's log deleted the mailbox B still has: deleted on B (both modes).
+            (TwoWay, (false, true), None, true, Delete(Destination)),
+            (OneWay, (false, true), None, true, Delete(Destination)),
+            // B's log deleted what A has: two-way deletes A's; one-way keeps B's delete.
+            (TwoWay, (true, false), None, true, Delete(Source)),
+            (OneWay, (true, false), None, true, Keep(KeepReason::DeletedOnB)),
+            // No history: created on the other side (two-way), B's own (one-way).
+            (TwoWay, (false, true), None, false, Create(Source)),
+            (OneWay, (false, true), None, false, Keep(KeepReason::OnlyOnB)),
+            (TwoWay, (true, false), None, false, Create(Destination)),
+            // The saved state decides when there is one (A changed it: created again).
+            (TwoWay, (true, false), Some(seen(None)), true, Create(Destination)),
+        ];
+        for (mode, on, recorded, deleted, expected) in cases {
+            let case = format!("{mode:?} on {on:?} recorded {recorded:?} deleted {deleted}");
+            let step = plan_with_history(mode, on, recorded, Some("a2"), "X", deleted);
+            assert_eq!(step, expected, "{case}");
+        }
+        let step = plan_with_history(TwoWay, (false, true), None, None, "INBOX", true);
+        assert_eq!(step, Create(Source), "INBOX is never deleted");
+    }
+
     #[test]
     fn inbox_is_never_deleted() {
         for mode in [OneWay, TwoWay] {
@@ -310,6 +360,7 @@ mod tests {
             left_out_b: &left_out_b,
             state: &state,
             tokens: &tokens,
+            deleted_elsewhere: &BTreeSet::new(),
             first: Some(&all),
         };
         assert_eq!(

@@ -27,6 +27,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::history::MessageHistory;
 use crate::model::{Flags, MailboxContents, MessageMeta, SystemFlags, Uid, UidValidity};
 use crate::plan::effective_uid_next;
 use crate::state::MergeBase;
@@ -48,6 +49,13 @@ pub struct MergeView<'a> {
     /// Identity per UID: a GUID or a header hash, the same kind on both sides. Empty when
     /// no identity is known; then equal UIDs are trusted to be the same message.
     pub identities: &'a BTreeMap<Uid, String>,
+    /// This side's own history of the mailbox (Dovecot's index log,
+    /// [`crate::Storage::message_history`]); `None` when the side keeps none. Used only
+    /// without a saved base and while it belongs to the side's current UIDVALIDITY: a
+    /// message the other side still has at a UID expunged here was expunged here, not
+    /// never delivered; of a message whose flags differ, the side whose history changed
+    /// them later wins (Dovecot's dsync decides by modseqs).
+    pub history: Option<&'a MessageHistory>,
 }
 
 /// Where the body of a message to save comes from.
@@ -99,6 +107,10 @@ pub struct MergePlan {
     pub b: SidePlan,
     /// What both sides will hold in common once the plan is applied.
     pub next_base: MergeBase,
+    /// Messages copied to a side whose UIDNEXT is above their UID although neither a saved
+    /// base nor that side's history tells whether it expunged them: if it did, they come
+    /// back. The run warns about them.
+    pub unproven: usize,
 }
 
 /// One message instance on one side.
@@ -119,6 +131,7 @@ pub fn plan_merge(
         a: SidePlan::default(),
         b: SidePlan::default(),
         next_base: MergeBase::default(),
+        unproven: 0,
     };
     let (a_validity, b_validity) = (a.contents.status.uid_validity, b.contents.status.uid_validity);
     let winner = if a_validity == b_validity {
@@ -177,6 +190,21 @@ pub fn plan_merge(
     let b_new: Vec<Instance<'_>> =
         b_side.iter().filter(|(uid, _)| !was_common.contains(*uid)).map(|(_, i)| *i).collect();
     let groups = link(&a_new, &b_new, trust_uids);
+    // Without a base, a side's own history tells its expunges from mail it never had.
+    let history_applies = base.is_none() && a_validity == b_validity;
+    let expunged_on = |view: &MergeView<'_>, uid: Uid| {
+        history_of(view, history_applies).is_some_and(|h| h.expunged.contains(&uid))
+    };
+    let unproven = |view: &MergeView<'_>, uid: Uid| {
+        base.is_none() && history_of(view, true).is_none() && uid < view.contents.status.uid_next
+    };
+    let flags_of = |uid: Uid, a_flags: &Flags, b_flags: &Flags, base_flags: Option<&Flags>| {
+        match later_flag_change(a, b, uid, history_applies) {
+            Some(true) => a_flags.clone(),
+            Some(false) => b_flags.clone(),
+            None => merge_flags(mode, base_flags, a_flags, b_flags),
+        }
+    };
     let a_uid_next = effective_uid_next(a.contents);
     let b_uid_next = effective_uid_next(b.contents);
     let mut next_free = a_uid_next.max(b_uid_next).get();
@@ -188,7 +216,7 @@ pub fn plan_merge(
 
     for (uid, a_message, b_message) in kept {
         let base_flags = base.and_then(|base| base.flags.get(&uid));
-        let flags = merge_flags(mode, base_flags, &a_message.meta.flags, &b_message.meta.flags);
+        let flags = flags_of(uid, &a_message.meta.flags, &b_message.meta.flags, base_flags);
         update_flags(&mut plan, mode, uid, a_message, b_message, &flags);
         common.insert(uid, remembered(&flags, &a_message.meta.flags));
     }
@@ -196,7 +224,11 @@ pub fn plan_merge(
         match group {
             Group::Both(a_message, b_message) => {
                 let (ua, ub) = (a_message.meta.uid, b_message.meta.uid);
-                let flags = merge_flags(mode, None, &a_message.meta.flags, &b_message.meta.flags);
+                let flags = if ua == ub {
+                    flags_of(ua, &a_message.meta.flags, &b_message.meta.flags, None)
+                } else {
+                    merge_flags(mode, None, &a_message.meta.flags, &b_message.meta.flags)
+                };
                 if ua == ub {
                     update_flags(&mut plan, mode, ua, a_message, b_message, &flags);
                     common.insert(ua, remembered(&flags, &a_message.meta.flags));
@@ -232,6 +264,16 @@ pub fn plan_merge(
             }
             Group::OnlyA(a_message) => {
                 let ua = a_message.meta.uid;
+                if history_applies && expunged_on(&b, ua) {
+                    // B expunged it: two-way, the expunge travels; one-way, it stays B's.
+                    if mode == MergeMode::TwoWay {
+                        plan.a.expunge.push(ua);
+                    } else {
+                        common.insert(ua, a_message.meta.flags.clone()); // not copied back later
+                    }
+                    continue;
+                }
+                plan.unproven += usize::from(unproven(&b, ua));
                 let flags = a_message.meta.flags.clone();
                 let final_uid = if ua >= b_uid_next { ua } else { take(&mut next_free) };
                 plan.b.save.push(save(a_message, final_uid, &flags, Origin::OtherSide(ua)));
@@ -244,10 +286,15 @@ pub fn plan_merge(
                 }
             }
             Group::OnlyB(b_message) => {
+                let ub = b_message.meta.uid;
+                if history_applies && expunged_on(&a, ub) {
+                    plan.b.expunge.push(ub); // A expunged it: the expunge travels
+                    continue;
+                }
                 if mode == MergeMode::OneWay {
                     continue; // a destination-only message: kept, not copied back
                 }
-                let ub = b_message.meta.uid;
+                plan.unproven += usize::from(unproven(&a, ub));
                 let flags = b_message.meta.flags.clone();
                 let final_uid = if ub >= a_uid_next { ub } else { take(&mut next_free) };
                 plan.a.save.push(save(b_message, final_uid, &flags, Origin::OtherSide(ub)));
@@ -278,6 +325,24 @@ pub fn plan_merge(
     plan.next_base.last_common_uid = target.get() - 1;
     plan.next_base.flags = common;
     plan
+}
+
+/// A side's history, when `applies` and it belongs to the side's UIDVALIDITY.
+fn history_of<'a>(view: &MergeView<'a>, applies: bool) -> Option<&'a MessageHistory> {
+    let current = Some(view.contents.status.uid_validity);
+    view.history.filter(|history| applies && history.uid_validity == current)
+}
+
+/// Which side changed the flags of `uid` later by both sides' histories: `Some(true)` A,
+/// `Some(false)` B, `None` when a side has no history or neither is later.
+fn later_flag_change(a: MergeView<'_>, b: MergeView<'_>, uid: Uid, applies: bool) -> Option<bool> {
+    let (a_history, b_history) = (history_of(&a, applies)?, history_of(&b, applies)?);
+    let (a_change, b_change) = (a_history.flag_changes.get(&uid), b_history.flag_changes.get(&uid));
+    match a_change.cmp(&b_change) {
+        std::cmp::Ordering::Greater => Some(true),
+        std::cmp::Ordering::Less => Some(false),
+        std::cmp::Ordering::Equal => None,
+    }
 }
 
 fn instances(side: MergeView<'_>) -> BTreeMap<Uid, Instance<'_>> {
@@ -461,7 +526,7 @@ mod tests {
     }
 
     fn view(side: &TestMailbox) -> MergeView<'_> {
-        MergeView { contents: &side.contents, identities: &side.identities }
+        MergeView { contents: &side.contents, identities: &side.identities, history: None }
     }
 
     fn merge(
@@ -619,5 +684,137 @@ mod tests {
             flags(SEEN.union(FLAGGED), &["$A", "$B", "$C", "$D"])
         );
         assert_eq!(merge_flags(MergeMode::OneWay, None, &a, &b), a);
+    }
+
+    /// Without a saved base, a side's own history (Dovecot's expunge records) tells its
+    /// expunges from mail it never had. (mode, A's history, B's history) → A's expunges,
+    /// B's expunges, saves on A, saves on B, messages copied without proof.
+    #[test]
+    fn history_tells_an_expunge_from_mail_never_delivered() {
+        // Both sides held 1..=4 (UIDNEXT 5); A expunged 2, B expunged 3.
+        let a = side(7, 5, &[(1, "w", NONE), (3, "y", NONE), (4, "z", NONE)]);
+        let b = side(7, 5, &[(1, "w", NONE), (2, "x", NONE), (4, "z", NONE)]);
+        let history = |expunged: u32| {
+            let validity = UidValidity::new(7);
+            MessageHistory::new(validity, BTreeSet::from([uid(expunged)]), BTreeMap::new())
+        };
+        let (a_expunged, b_expunged) = (history(2), history(3));
+        type Case<'h> = (
+            MergeMode,
+            Option<&'h MessageHistory>,
+            Option<&'h MessageHistory>,
+            (Vec<u32>, Vec<u32>, Vec<u32>, Vec<u32>, usize),
+        );
+        let cases: [Case<'_>; 5] = [
+            // No history: both messages come back (at fresh UIDs, below the other side's
+            // UIDNEXT as they are), and the plan says they are unproven.
+            (MergeMode::TwoWay, None, None, (vec![3], vec![2], vec![5, 6], vec![5, 6], 2)),
+            // Both histories: each expunge travels.
+            (
+                MergeMode::TwoWay,
+                Some(&a_expunged),
+                Some(&b_expunged),
+                (vec![3], vec![2], vec![], vec![], 0),
+            ),
+            // Only A's history: A's expunge travels, B's expunged message comes back.
+            (MergeMode::TwoWay, Some(&a_expunged), None, (vec![3], vec![2], vec![5], vec![5], 1)),
+            // One-way: A's expunge travels to B; B's own expunge stays (not copied back).
+            (
+                MergeMode::OneWay,
+                Some(&a_expunged),
+                Some(&b_expunged),
+                (vec![], vec![2], vec![], vec![], 0),
+            ),
+            (MergeMode::OneWay, None, None, (vec![], vec![], vec![], vec![5], 1)),
+        ];
+        for (mode, a_history, b_history, expected) in cases {
+            let plan = plan_merge(
+                mode,
+                MergeView { history: a_history, ..view(&a) },
+                MergeView { history: b_history, ..view(&b) },
+                None,
+            );
+            let saved = |side: &SidePlan| side.save.iter().map(|s| s.meta.uid.get()).collect();
+            let got = (
+                uids(&plan.a.expunge),
+                uids(&plan.b.expunge),
+                saved(&plan.a),
+                saved(&plan.b),
+                plan.unproven,
+            );
+            assert_eq!(got, expected, "{mode:?} A {a_history:?} B {b_history:?}");
+        }
+        // A history of another UIDVALIDITY (an earlier incarnation) says nothing.
+        let old =
+            MessageHistory::new(UidValidity::new(6), BTreeSet::from([uid(2)]), BTreeMap::new());
+        let plan = plan_merge(
+            MergeMode::TwoWay,
+            MergeView { history: Some(&old), ..view(&a) },
+            MergeView { history: Some(&b_expunged), ..view(&b) },
+            None,
+        );
+        assert_eq!((uids(&plan.a.expunge), uids(&plan.b.expunge)), (vec![3], vec![2]), "{plan:?}");
+        assert_eq!(plan.unproven, 1);
+        // A saved base wins over the history.
+        let base = MergeBase {
+            uid_validity: 7,
+            last_common_uid: 4,
+            flags: [1, 2, 4].into_iter().map(|n| (uid(n), Flags::default())).collect(),
+        };
+        let plan = plan_merge(
+            MergeMode::TwoWay,
+            MergeView { history: Some(&a_expunged), ..view(&a) },
+            MergeView { history: Some(&b_expunged), ..view(&b) },
+            Some(&base),
+        );
+        // (3 is new to the base: copied, at a fresh UID as B's UIDNEXT is above it.)
+        assert_eq!(uids(&plan.b.expunge), [2]);
+        assert_eq!(plan.b.save.iter().map(|s| s.meta.uid.get()).collect::<Vec<_>>(), [5]);
+        assert_eq!(plan.unproven, 0);
+    }
+
+    /// Without a base, the side whose history changed a message's flags later wins (as
+    /// Dovecot's modseqs decide): a removed \Seen is not brought back by a union.
+    #[test]
+    fn history_tells_which_side_changed_the_flags() {
+        // UID 1: A removed \Seen after the split (position 50 > B's 10); UID 2: B added
+        // \Flagged (B's 60 > A's none); UID 3: no history of it: union.
+        let a = side(7, 4, &[(1, "x", NONE), (2, "y", SEEN), (3, "z", SEEN)]);
+        let b = side(7, 4, &[(1, "x", SEEN), (2, "y", SEEN.union(FLAGGED)), (3, "z", FLAGGED)]);
+        let changes = |list: &[(u32, u64)]| list.iter().map(|&(n, p)| (uid(n), p)).collect();
+        let a_history =
+            MessageHistory::new(UidValidity::new(7), BTreeSet::new(), changes(&[(1, 50)]));
+        let b_history =
+            MessageHistory::new(UidValidity::new(7), BTreeSet::new(), changes(&[(1, 10), (2, 60)]));
+        let flags_set = |side: &SidePlan| -> Vec<(u32, SystemFlags)> {
+            side.set_flags.iter().map(|(u, f)| (u.get(), f.system)).collect()
+        };
+        for mode in [MergeMode::TwoWay, MergeMode::OneWay] {
+            let plan = plan_merge(
+                mode,
+                MergeView { history: Some(&a_history), ..view(&a) },
+                MergeView { history: Some(&b_history), ..view(&b) },
+                None,
+            );
+            let b_expected = match mode {
+                MergeMode::TwoWay => vec![(1, NONE), (3, SEEN.union(FLAGGED))],
+                MergeMode::OneWay => vec![(1, NONE), (3, SEEN)],
+            };
+            assert_eq!(flags_set(&plan.b), b_expected, "{mode:?}");
+            if mode == MergeMode::TwoWay {
+                assert_eq!(
+                    flags_set(&plan.a),
+                    [(2, SEEN.union(FLAGGED)), (3, SEEN.union(FLAGGED))]
+                );
+            }
+        }
+        // Without both histories: the union (two-way), \Seen comes back.
+        let plan = plan_merge(
+            MergeMode::TwoWay,
+            MergeView { history: Some(&a_history), ..view(&a) },
+            view(&b),
+            None,
+        );
+        assert_eq!(flags_set(&plan.a)[0], (1, SEEN));
     }
 }

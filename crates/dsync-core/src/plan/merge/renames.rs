@@ -25,6 +25,15 @@ pub enum Rename {
         /// The name the renaming side gave it.
         new: MailboxName,
     },
+    /// One-way: B renamed `old` to `new` (B's own history says so) and A, which a one-way
+    /// merge does not write, still has `old`: A's `old` is merged into B's `new`, and B's
+    /// rename stays (Dovecot's dsync matches the two by GUID the same way).
+    Alias {
+        /// A's name.
+        old: MailboxName,
+        /// B's name.
+        new: MailboxName,
+    },
     /// Both sides have the new name already (both renamed, or a run died after renaming):
     /// only the saved state moves.
     StateOnly {
@@ -131,6 +140,49 @@ pub fn next_rename(
     None
 }
 
+/// The next rename a side's own history shows (Dovecot's `dovecot.mailbox.log` records
+/// a rename under a hash of the new name, [`crate::history::FolderHistory::renamed_to`]),
+/// for mailboxes the saved state does not know: `renamed_to(side, new)` says the side's
+/// history records a rename to `new`; if `new` is only on that side and the other side has,
+/// only there, a mailbox with the same persistent GUID under another name, that copy is
+/// renamed too. One-way: A's renames travel; B's make A's copy an alias of B's.
+pub fn next_history_rename(
+    mode: MergeMode,
+    listed: &Listed,
+    state: &SyncState,
+    refused: &BTreeSet<MailboxName>,
+    renamed_to: &dyn Fn(Side, &MailboxName) -> bool,
+    guid: &mut dyn FnMut(Side, &MailboxName) -> Option<MailboxGuid>,
+) -> Option<Rename> {
+    let unknown = |name: &MailboxName| {
+        !state.mailboxes.contains_key(name) && !name.is_inbox() && !refused.contains(name)
+    };
+    for renaming in [Side::Source, Side::Destination] {
+        let (here, there, other) = match renaming {
+            Side::Source => (&listed.on_a, &listed.on_b, Side::Destination),
+            Side::Destination => (&listed.on_b, &listed.on_a, Side::Source),
+        };
+        let candidates =
+            here.iter().filter(|n| unknown(n) && !there.contains(*n) && renamed_to(renaming, n));
+        for new in candidates {
+            let Some(new_guid) = guid(renaming, new) else { continue };
+            for old in there.iter().filter(|o| unknown(o) && !here.contains(*o)) {
+                if new.is_within(old) || old.is_within(new) {
+                    continue;
+                }
+                if guid(other, old) == Some(new_guid) {
+                    let (old, new) = (old.clone(), new.clone());
+                    if mode == MergeMode::OneWay && other == Side::Source {
+                        return Some(Rename::Alias { old, new });
+                    }
+                    return Some(Rename::Follow { side: other, old, new });
+                }
+            }
+        }
+    }
+    None
+}
+
 /// `name` (`old` or below it) after `old` became `new`.
 fn renamed(name: &MailboxName, old: &MailboxName, new: &MailboxName) -> Option<MailboxName> {
     let tail = &name.components()[old.components().len()..];
@@ -211,6 +263,58 @@ mod tests {
             };
             let found = next_rename(mode, &listed, &recorded(), &BTreeSet::new(), &mut lookup);
             assert_eq!(found, expected, "{mode:?} A {a:?} B {b:?}");
+        }
+    }
+
+    /// Without state, a side's history (a rename record for the new name) and equal GUIDs
+    /// make a rename: (mode, on A, on B, history of A, history of B) → the rename.
+    #[test]
+    fn a_rename_in_a_sides_history_is_followed_without_state() {
+        let follow = |side, old: &str, new: &str| {
+            Some(Rename::Follow { side, old: name(old), new: name(new) })
+        };
+        type Listing = &'static [(&'static str, u8)];
+        type Case = (MergeMode, Listing, Listing, &'static str, &'static str, Option<Rename>);
+        let cases: [Case; 8] = [
+            // A renamed Old to New (its log says so): B follows, in both modes.
+            (TwoWay, &[("New", 1)], &[("Old", 1)], "New", "", follow(Destination, "Old", "New")),
+            (OneWay, &[("New", 1)], &[("Old", 1)], "New", "", follow(Destination, "Old", "New")),
+            // B renamed: A follows in two-way mode; one-way, A's Old merges into B's New.
+            (TwoWay, &[("Old", 1)], &[("New", 1)], "", "New", follow(Source, "Old", "New")),
+            (
+                OneWay,
+                &[("Old", 1)],
+                &[("New", 1)],
+                "",
+                "New",
+                Some(Rename::Alias { old: name("Old"), new: name("New") }),
+            ),
+            // No history: two mailboxes, not a rename.
+            (TwoWay, &[("New", 1)], &[("Old", 1)], "", "", None),
+            // Another mailbox (another GUID): not a rename.
+            (TwoWay, &[("New", 1)], &[("Old", 2)], "New", "", None),
+            // The new name is on both sides already: nothing to follow.
+            (TwoWay, &[("New", 1)], &[("New", 1), ("Old", 1)], "New", "", None),
+            // A mailbox moved inside itself is no rename.
+            (TwoWay, &[("Old/New", 1)], &[("Old", 1)], "Old/New", "", None),
+        ];
+        for (mode, a, b, a_log, b_log, expected) in cases {
+            let listed = Listed {
+                on_a: a.iter().map(|(n, _)| name(n)).collect(),
+                on_b: b.iter().map(|(n, _)| name(n)).collect(),
+            };
+            let mut lookup = |side: Side, mailbox: &MailboxName| {
+                let list = if side == Source { a } else { b };
+                list.iter().find(|(n, _)| name(n) == *mailbox).map(|(_, byte)| guid(*byte))
+            };
+            let renamed_to = |side: Side, mailbox: &MailboxName| {
+                let log = if side == Source { a_log } else { b_log };
+                !log.is_empty() && name(log) == *mailbox
+            };
+            let state = SyncState::default();
+            let none = BTreeSet::new();
+            let found = next_history_rename(mode, &listed, &state, &none, &renamed_to, &mut lookup);
+            assert_eq!(found, expected, "{mode:?} A {a:?} B {b:?} logs {a_log:?} {b_log:?}");
         }
     }
 

@@ -6,10 +6,10 @@
 //! that run resumes too). Without the handler (other verbs) a signal ends dsync as usual.
 
 use std::io::Write as _;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use dsync_core::Cancel;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::flag;
 use signal_hook::iterator::Signals;
@@ -17,19 +17,26 @@ use signal_hook::iterator::Signals;
 use crate::exit;
 use crate::logging::Stderr;
 
-/// Set by the first SIGINT/SIGTERM.
-static REQUESTED: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+/// Cancelled by the first SIGINT/SIGTERM; runs get it as their [`Cancel`] token.
+static REQUESTED: OnceLock<Cancel> = OnceLock::new();
 
 /// True once a stop was asked for.
 pub(crate) fn requested() -> bool {
-    REQUESTED.get().is_some_and(|flag| flag.load(Ordering::SeqCst))
+    REQUESTED.get().is_some_and(Cancel::is_cancelled)
+}
+
+/// The token the signals cancel, for [`dsync_core::SyncOptions::cancel`] (`None` without
+/// the handler).
+pub(crate) fn token() -> Option<Cancel> {
+    REQUESTED.get().cloned()
 }
 
 /// Handles SIGINT and SIGTERM from now on (see the module documentation); `stderr` shows
 /// that the first signal was heard. Errors (no signal handling) leave the default, which
 /// ends the process.
 pub(crate) fn install(stderr: Stderr) -> std::io::Result<()> {
-    let requested = Arc::new(AtomicBool::new(false));
+    let cancel = Cancel::new();
+    let requested = cancel.flag();
     for signal in [SIGINT, SIGTERM] {
         // In this order: the second signal finds the flag the first one set, and exits.
         flag::register_conditional_shutdown(signal, i32::from(exit::TEMPORARY), requested.clone())?;
@@ -45,7 +52,7 @@ pub(crate) fn install(stderr: Stderr) -> std::io::Result<()> {
             );
         }
     })?;
-    let _ = REQUESTED.set(requested);
+    let _ = REQUESTED.set(cancel);
     Ok(())
 }
 

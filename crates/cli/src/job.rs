@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use dsync_core::filter::{MailboxFilter, MailboxPattern, MessageFilter};
 use dsync_core::query::SearchQuery;
-use dsync_core::state::SyncState;
+use dsync_core::state::{StateFile, SyncState};
 use dsync_core::{
-    ErrorKind, MailboxName, MailboxPlan, MailboxReport, Mode, Observer, Report, SyncOptions,
-    TreePlan, Uid,
+    ErrorKind, MailboxName, MailboxPlan, MailboxReport, Mode, Observer, Report, StorageError,
+    SyncOptions, TreePlan, Uid,
 };
 
 use crate::credentials::SecretSource;
@@ -24,7 +24,6 @@ use crate::logging::RawLog;
 use crate::open::{self, Access};
 use crate::progress::UserProgress;
 use crate::settings::Settings;
-use crate::state_file::StateFile;
 use crate::verify::{self, Comparison};
 use crate::workers::Workers;
 
@@ -244,12 +243,9 @@ pub(crate) fn run(
 fn take_report(error: CliError, report: Option<Report>) -> (CliError, Option<Report>) {
     match error {
         CliError::Sync(failed) => {
-            let failed = *failed;
-            let error = CliError::Sync(Box::new(dsync_core::Failed {
-                error: failed.error,
-                report: Box::default(),
-            }));
-            (error, Some(*failed.report))
+            let (error, report) = failed.into_parts();
+            let error = CliError::Sync(Box::new(dsync_core::Failed::new(error, Report::default())));
+            (error, Some(report))
         }
         error => (error, report),
     }
@@ -376,7 +372,7 @@ fn attempt_once(
                 mailstore::Permissions::private()
             };
             *state_path = Some((path.clone(), permissions.clone()));
-            Some(StateFile::new(path, source.state_identity(), permissions))
+            Some(StateFile::new(path, source.state_identity()).with_permissions(permissions))
         }
         // An IMAP destination has no root of ours: the state goes where --state-file
         // says, or under the invoking user's state directory.
@@ -385,7 +381,10 @@ fn attempt_once(
                 Some(p) => PathBuf::from(expand(&p.to_string_lossy(), user.unwrap_or(""))),
                 None => open::default_state_path(&source, &destination).map_err(fail)?,
             };
-            Some(StateFile::new(path, source.state_identity(), mailstore::Permissions::private()))
+            Some(
+                StateFile::new(path, source.state_identity())
+                    .with_permissions(mailstore::Permissions::private()),
+            )
         }
         _ => None,
     };
@@ -401,7 +400,8 @@ fn attempt_once(
         .subscribe_imported(task.subscribe_imported)
         .search(task.search.clone())
         .all_mail(task.all_mail.clone())
-        .delete_extra(task.delete_extra);
+        .delete_extra(task.delete_extra)
+        .cancel(interrupt::token());
 
     tracing::info!("{} {source} -> {destination}", task.verb);
     let mut observer = JobObserver { state_file: state_file.as_ref(), progress };
@@ -502,18 +502,25 @@ fn repair_reserved_names(store: &open::Opened, side: &'static str) -> Result<(),
 
 fn load_state(task: &Task, state_file: Option<&StateFile>) -> Option<SyncState> {
     let file = state_file?;
-    let fresh = || file.load_fresh();
+    let fresh = || file.fresh();
+    // A missing, unreadable, damaged or foreign state only costs a full run.
+    let load = || {
+        file.load().unwrap_or_else(|error| {
+            tracing::warn!("{error}; doing a full run");
+            file.fresh()
+        })
+    };
     if task.full {
         return Some(fresh());
     }
     match task.dovecot_state.as_deref().map(dovecot_state::parse_input) {
-        None => Some(file.load()),
+        None => Some(load()),
         Some(Input::Full) => Some(fresh()),
         Some(Input::Invalid(warning)) => {
             tracing::warn!("{warning}");
             Some(fresh())
         }
-        Some(Input::Known(theirs)) => Some(dovecot_state::restrict(file.load(), &theirs)),
+        Some(Input::Known(theirs)) => Some(dovecot_state::restrict(load(), &theirs)),
     }
 }
 
@@ -564,24 +571,14 @@ impl Observer for JobObserver<'_> {
         self.progress.mailbox_finished(report);
     }
 
-    fn interrupted(&mut self) -> bool {
-        interrupt::requested()
+    // A state that cannot be saved before a change after which the old one misleads stops
+    // the run there.
+    fn checkpoint(&mut self, state: &SyncState) -> Result<(), StorageError> {
+        self.state_file.map_or(Ok(()), |file| file.checkpoint(state))
     }
 
-    fn checkpoint(&mut self, state: &SyncState) {
-        if let Some(file) = self.state_file
-            && let Err(error) = file.save(state)
-        {
-            tracing::warn!("cannot save the sync state: {error}");
-        }
-    }
-
-    fn forget(&mut self, mailbox: &MailboxName, state: &SyncState) {
-        if let Some(file) = self.state_file
-            && let Err(error) = file.forget(mailbox, state)
-        {
-            tracing::warn!("cannot save the sync state: {error}");
-        }
+    fn forget(&mut self, mailbox: &MailboxName, state: &SyncState) -> Result<(), StorageError> {
+        self.state_file.map_or(Ok(()), |file| file.checkpoint_forget(mailbox, state))
     }
 
     fn paired(&mut self, record: &str, state: &SyncState) {

@@ -40,7 +40,6 @@ mod output;
 mod progress;
 mod settings;
 mod sieve;
-mod state_file;
 mod stdout;
 mod verify;
 mod workers;

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use dsync_core::sieve::{ScriptSet, ScriptStore, SieveBase, SieveReport, sync_with_base};
+use dsync_core::state::StateFile;
 use dsync_core::{ErrorKind, Mode, StorageError};
 use mailstore::Permissions;
 use managesieve::{ActiveScript, FileStore, ScriptName};
@@ -248,11 +249,8 @@ impl BaseFile {
     }
 
     fn save(&self, base: &SieveBase) {
-        if let Err(error) = crate::state_file::write_atomically(
-            &self.path,
-            base.encode().as_bytes(),
-            &self.permissions,
-        ) {
+        let file = StateFile::new(&self.path, "").with_permissions(self.permissions.clone());
+        if let Err(error) = file.write_bytes(base.encode().as_bytes()) {
             tracing::warn!("sieve: cannot save {}: {error}", self.path.display());
         }
     }
@@ -318,7 +316,9 @@ pub(crate) fn run(
             refused.name,
             match refused.side {
                 dsync_core::Side::Source => &pair.from,
-                dsync_core::Side::Destination => &pair.to,
+                // The destination, or a side a later version may add: named by where the
+                // scripts were written.
+                _ => &pair.to,
             },
             refused.reason
         );

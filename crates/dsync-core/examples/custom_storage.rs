@@ -6,8 +6,10 @@
 //! `cargo run -p dsync-core --example custom_storage -- /tmp/archive-maildir`.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 
 use dsync_core::adapters::maildir::MaildirStorage;
+use dsync_core::mailstore::Durability;
 use dsync_core::{
     ErrorKind, Flags, MailboxContents, MailboxInfo, MailboxName, MailboxStatus, MessageMeta,
     MessageSink, Mode, NoObserver, Storage, StorageError, SyncOptions, Uid, UidValidity,
@@ -45,16 +47,12 @@ impl Storage for Archive {
     fn status(&mut self, mailbox: &MailboxName) -> Result<MailboxStatus, StorageError> {
         Archive::check(mailbox)?;
         let last = self.messages.iter().map(|(uid, ..)| *uid).max().unwrap_or(Uid::MIN);
-        Ok(MailboxStatus {
+        Ok(MailboxStatus::new(
             // UIDs only mean something together with their UIDVALIDITY: keep it stable.
-            uid_validity: UidValidity::new(1_700_000_000).expect("non-zero"),
-            uid_next: last.next().expect("room for one more UID"),
-            messages: u32::try_from(self.messages.len()).unwrap_or(u32::MAX),
-            highest_modseq: None,
-            guid: None,
-            change_token: None,
-            source_uid_validity: None,
-        })
+            UidValidity::new(1_700_000_000).expect("non-zero"),
+            last.next().expect("room for one more UID"),
+            u32::try_from(self.messages.len()).unwrap_or(u32::MAX),
+        ))
     }
 
     fn contents(&mut self, mailbox: &MailboxName) -> Result<MailboxContents, StorageError> {
@@ -88,9 +86,9 @@ impl Storage for Archive {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let target = std::env::args().nth(1).unwrap_or_else(|| {
-        std::env::temp_dir().join("dsync-archive-example").display().to_string()
-    });
+    let target = std::env::args_os()
+        .nth(1)
+        .map_or_else(|| std::env::temp_dir().join("dsync-archive-example"), PathBuf::from);
     let uid = |n| Uid::new(n).expect("non-zero");
     let mut archive = Archive {
         messages: vec![
@@ -108,14 +106,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ),
         ],
     };
-    let mut maildir =
-        MaildirStorage::open(&format!("maildir:{target}"), mailstore::Durability::Fsync)?;
+    // Any path works, `:` included; the Maildir's types come re-exported from dsync-core.
+    let mut maildir = MaildirStorage::open_path(&target, Durability::Fsync);
     let report = dsync_core::run(
         &SyncOptions::new(Mode::Backup),
         &mut archive,
         &mut maildir,
         &mut NoObserver,
     )?;
-    println!("{target}: {}", report.totals());
+    println!("{}: {}", target.display(), report.totals());
     Ok(())
 }

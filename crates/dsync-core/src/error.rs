@@ -134,12 +134,19 @@ impl fmt::Display for StorageError {
     }
 }
 
-impl StdError for StorageError {}
+impl StdError for StorageError {
+    /// The underlying error (e.g. an `imapc::Error` telling that the server throttles),
+    /// for `downcast_ref`. The [`Display`](fmt::Display) shows it too, for operators.
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source.as_deref().map(|error| error as &(dyn StdError + 'static))
+    }
+}
 
 /// One of the two storages of a run: where an error came from, which side a change,
 /// a rename, a skipped entry or an unfinished rebuild belongs to. The merge modes call
 /// them A (the source) and B (the destination); see `docs/design.md`, "Words".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Side {
     /// The storage named first: only read by `backup`, `import` and `sync -1`; side A of
     /// a two-way `sync`, which writes it too.
@@ -160,6 +167,7 @@ impl fmt::Display for Side {
 /// A sync run failed.
 #[derive(Debug, thiserror::Error)]
 #[error("{side}{}: {error}", mailbox.as_ref().map(|m| format!(" mailbox {m}")).unwrap_or_default())]
+#[non_exhaustive]
 pub struct SyncError {
     /// Where it failed.
     pub side: Side,
@@ -247,5 +255,12 @@ mod tests {
         let refused = Wrapper(std::io::Error::other("refused"));
         let error = StorageError::with_source(ErrorKind::Temporary, "IMAP", refused);
         assert_eq!(error.to_string(), "IMAP: cannot connect: refused");
+
+        // The cause is reachable through the standard chain too.
+        let cause = StdError::source(&error).expect("a source");
+        assert!(cause.downcast_ref::<Wrapper>().is_some());
+        let sync = SyncError { side: Side::Source, mailbox: None, error };
+        let chained = StdError::source(&sync).and_then(StdError::source);
+        assert!(chained.is_some_and(|e| e.downcast_ref::<Wrapper>().is_some()));
     }
 }

@@ -24,6 +24,72 @@
 //!   nothing outside the filters is ever deleted or expunged.
 //! * [`query`]: doveadm's search query (`import`'s mailbox and message selection).
 //!
+//! # Embedding
+//!
+//! An IMAP account backed up into a Maildir, with progress and a state that makes the next
+//! run cost only what changed; everything comes from this crate (its re-exports of
+//! [`imapc`], [`mailstore`], [`pop3c`] and [`mailnet`] included):
+//!
+//! ```no_run
+//! use dsync_core::adapters::{imap::ImapStorage, maildir::MaildirStorage};
+//! use dsync_core::imapc::{ConnectOptions, Credentials, Security};
+//! use dsync_core::mailstore::Durability;
+//! use dsync_core::state::{StateFile, SyncState};
+//! use dsync_core::{MailboxReport, Mode, Observer, StorageError, SyncOptions};
+//!
+//! /// Prints each mailbox as it finishes and persists the state when the engine asks.
+//! struct Progress<'a>(&'a StateFile);
+//!
+//! impl Observer for Progress<'_> {
+//!     fn mailbox_finished(&mut self, report: &MailboxReport) {
+//!         println!("{}: {} saved", report.mailbox, report.saved);
+//!     }
+//!     fn checkpoint(&mut self, state: &SyncState) -> Result<(), StorageError> {
+//!         self.0.checkpoint(state)
+//!     }
+//! }
+//!
+//! let server = ConnectOptions::new("mail.example.com", 993, Security::Tls);
+//! let mut source = ImapStorage::connect(&server, &Credentials::new("alice", "secret"))?;
+//! let mut backup = MaildirStorage::open_path("/srv/backup/alice", Durability::Fsync);
+//! let file = StateFile::new("/srv/backup/alice.state", "imaps://alice@mail.example.com");
+//! let state = file.load().unwrap_or_else(|_| file.fresh());
+//! let options = SyncOptions::new(Mode::Backup).state(Some(state));
+//! let report = dsync_core::run(&options, &mut source, &mut backup, &mut Progress(&file))?;
+//! file.save(report.state.as_ref().expect("a run that finished has a state"))?;
+//! println!("{} (exit code {})", report.totals(), report.exit_code());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! A run that fails returns [`Failed`], whose [`report`](Failed::report) holds what was
+//! done and a state to save as well. The crate's `examples/` directory has runnable
+//! programs: `imap_backup` (the above), `two_way` (Maildir ⇄ Maildir), `pop3` (POP3 →
+//! Maildir), `custom_storage` (a backend of your own) and `cancellation` ([`Cancel`]).
+//!
+//! # Threads and async
+//!
+//! The engine is blocking, and everything it hands out is [`Send`]: the storages, the
+//! options, the report and the errors. Run it on a thread of its own, or from async code on
+//! the runtime's blocking pool. With tokio (not a dependency of this crate, hence not
+//! compiled here):
+//!
+//! ```ignore
+//! let report = tokio::task::spawn_blocking(move || {
+//!     let mut source = ImapStorage::connect(&server, &credentials)?;
+//!     let mut backup = MaildirStorage::open_path(&path, Durability::Fsync);
+//!     dsync_core::run(&options, &mut source, &mut backup, &mut NoObserver)
+//!         .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
+//! })
+//! .await??;
+//! ```
+//!
+//! A [`Cancel`] token (in [`SyncOptions::cancel`]) stops such a run from the async side.
+//! Why there is no async facade: `docs/design.md`, "Threads and async".
+//!
+//! # Without a server
+//!
+//! [`memory::MemoryStorage`] runs the same engine in memory:
+//!
 //! ```
 //! use dsync_core::memory::MemoryStorage;
 //! use dsync_core::{Flags, MailboxName, Mode, NoObserver, SyncOptions, UidValidity};
@@ -72,9 +138,24 @@ mod spool;
 pub mod state;
 mod storage;
 
+// The crates this one's public API speaks in, so that an embedder depends on dsync-core
+// alone and never has to keep their versions in step with it.
+#[cfg(feature = "imap")]
+#[cfg_attr(docsrs, doc(cfg(feature = "imap")))]
+pub use imapc;
+#[cfg(any(feature = "imap", feature = "pop3"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "imap", feature = "pop3"))))]
+pub use mailnet;
+#[cfg(feature = "maildir")]
+#[cfg_attr(docsrs, doc(cfg(feature = "maildir")))]
+pub use mailstore;
+#[cfg(feature = "pop3")]
+#[cfg_attr(docsrs, doc(cfg(feature = "pop3")))]
+pub use pop3c;
+
 pub use error::{ErrorKind, Side, StorageError, SyncError};
 pub use execute::{
-    Connector, Failed, MAX_PARALLEL_MAILBOXES, NoObserver, Observer, SyncOptions, run,
+    Cancel, Connector, Failed, MAX_PARALLEL_MAILBOXES, NoObserver, Observer, SyncOptions, run,
     run_parallel, run_two_way,
 };
 pub use model::{

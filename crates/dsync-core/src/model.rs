@@ -302,6 +302,7 @@ impl MailboxGuid {
 
 /// Everything the engine knows about one message without its body.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MessageMeta {
     /// UID in its mailbox.
     pub uid: Uid,
@@ -337,6 +338,7 @@ impl MessageMeta {
 
 /// The state of one mailbox that decides whether and how it must be synced.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MailboxStatus {
     /// UIDVALIDITY.
     pub uid_validity: UidValidity,
@@ -359,6 +361,22 @@ pub struct MailboxStatus {
     /// UIDVALIDITY, whose UIDs it holds. A backup then takes the two values as one. `None`
     /// for every other mailbox (and whenever the storage cannot remember it).
     pub source_uid_validity: Option<UidValidity>,
+}
+
+impl MailboxStatus {
+    /// A status with its UIDVALIDITY, UIDNEXT and message count; the optional parts
+    /// (HIGHESTMODSEQ, GUID, change token, the source's UIDVALIDITY) are `None` until set.
+    pub fn new(uid_validity: UidValidity, uid_next: Uid, messages: u32) -> MailboxStatus {
+        MailboxStatus {
+            uid_validity,
+            uid_next,
+            messages,
+            highest_modseq: None,
+            guid: None,
+            change_token: None,
+            source_uid_validity: None,
+        }
+    }
 }
 
 /// What a run records about a mailbox after syncing it, and compares next time: its change

@@ -10,6 +10,7 @@ use crate::storage::Skip;
 
 /// The result of one mailbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MailboxReport {
     /// The mailbox.
     pub mailbox: MailboxName,
@@ -200,6 +201,7 @@ impl fmt::Display for Skipped {
 
 /// The result of a run.
 #[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct Report {
     /// True when nothing was written (dry run): the numbers are what would be done.
     pub dry_run: bool,
@@ -228,6 +230,7 @@ pub struct Report {
 
 /// Totals over every mailbox of a [`Report`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Totals {
     /// Mailboxes synced.
     pub mailboxes: u64,

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::io::{self, Read};
+use std::path::Path;
 
 use mailstore::{
     CopyOutcome, Durability, Keyword, Layout, Location, Maildir, Options, PendingMessage,
@@ -49,15 +50,36 @@ impl MaildirStorage {
         )))
     }
 
+    /// Opens the Maildir++ store at `root` (modified UTF-7 folder names), whatever
+    /// characters its path holds (a `:` cannot be written in a location string). Nothing is
+    /// created until the first write. For `LAYOUT=fs` or UTF-8 names use
+    /// [`MaildirStorage::open_location`] with a [`Location`] built from the path.
+    pub fn open_path(root: impl AsRef<Path>, durability: Durability) -> MaildirStorage {
+        MaildirStorage::open_location(Location::maildir(root.as_ref()), durability)
+    }
+
+    /// Opens the Maildir at `location`. Nothing is created until the first write.
+    pub fn open_location(location: Location, durability: Durability) -> MaildirStorage {
+        MaildirStorage::from_maildir(Maildir::with_options(
+            location,
+            Options::default().with_durability(durability),
+        ))
+    }
+
     /// Opens a Maildir that is only read (a backup source): nothing on disk is ever written,
     /// not even the uidlist entries Dovecot would add for newly delivered files (those get
     /// UIDs in memory, the way a sync would number them).
     pub fn open_read_only(location: &str) -> Result<MaildirStorage, StorageError> {
         let location: Location = location.parse().map_err(convert_error)?;
-        Ok(MaildirStorage::from_maildir(Maildir::with_options(
+        Ok(MaildirStorage::open_location_read_only(location))
+    }
+
+    /// [`MaildirStorage::open_read_only`] with a typed [`Location`].
+    pub fn open_location_read_only(location: Location) -> MaildirStorage {
+        MaildirStorage::from_maildir(Maildir::with_options(
             location,
             Options::default().with_read_only(true),
-        )))
+        ))
     }
 
     /// Wraps an already opened [`Maildir`].
@@ -86,9 +108,8 @@ impl MaildirStorage {
         Ok(moved
             .iter()
             .map(|(from, to)| {
-                let relative = |path: &std::path::Path| {
-                    path.strip_prefix(root).unwrap_or(path).display().to_string()
-                };
+                let relative =
+                    |path: &Path| path.strip_prefix(root).unwrap_or(path).display().to_string();
                 format!(
                     "the folder directory {} had the name of a file the Maildir needs; moved \
                      to {}",
@@ -525,7 +546,7 @@ fn convert_status(status: &mailstore::MailboxStatus) -> Result<MailboxStatus, St
 /// Modification times of `cur/`, `new/` and the uidlist (and its size): any delivery,
 /// expunge or flag change (a rename in `cur/`) moves one of them. Taken before the mailbox
 /// is read, so a change during the read shows up next time.
-fn change_token(dir: &std::path::Path) -> Option<String> {
+fn change_token(dir: &Path) -> Option<String> {
     use std::fmt::Write as _;
     let mut token = String::new();
     for name in ["cur", "new", "dovecot-uidlist"] {

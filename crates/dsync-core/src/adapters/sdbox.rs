@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::io::{self, Read};
+use std::path::Path;
 
 use mailstore::{
     CopyOutcome, Durability, Keyword, Options, PendingMessage, SaveOptions, Sdbox, SdboxLocation,
@@ -53,14 +54,35 @@ impl SdboxStorage {
         )))
     }
 
+    /// Opens the sdbox store at `root` (indexes beside the mail, modified UTF-7 folder
+    /// names), whatever characters its path holds (a `:` cannot be written in a location
+    /// string). Nothing is created until the first write. For `INDEX=`, `ALT=` or UTF-8
+    /// names use [`SdboxStorage::open_location`].
+    pub fn open_path(root: impl AsRef<Path>, durability: Durability) -> SdboxStorage {
+        SdboxStorage::open_location(SdboxLocation::new(root.as_ref()), durability)
+    }
+
+    /// Opens the sdbox store at `location`. Nothing is created until the first write.
+    pub fn open_location(location: SdboxLocation, durability: Durability) -> SdboxStorage {
+        SdboxStorage::from_sdbox(Sdbox::with_options(
+            location,
+            Options::default().with_durability(durability),
+        ))
+    }
+
     /// Opens an sdbox store that is only read (a backup source): nothing on disk is ever
     /// written.
     pub fn open_read_only(location: &str) -> Result<SdboxStorage, StorageError> {
         let location: SdboxLocation = location.parse().map_err(convert_error)?;
-        Ok(SdboxStorage::from_sdbox(Sdbox::with_options(
+        Ok(SdboxStorage::open_location_read_only(location))
+    }
+
+    /// [`SdboxStorage::open_read_only`] with a typed [`SdboxLocation`].
+    pub fn open_location_read_only(location: SdboxLocation) -> SdboxStorage {
+        SdboxStorage::from_sdbox(Sdbox::with_options(
             location,
             Options::default().with_read_only(true),
-        )))
+        ))
     }
 
     /// Wraps an already opened [`Sdbox`].

@@ -5,13 +5,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::all_mail::AllMail;
 use super::copy::{apply_reverts, copy_from_source};
 use super::{
-    MailboxFailed, Names, Observer, SyncOptions, apply_subscriptions, keep_going,
-    keep_going_mailbox, listing_skips, local_names, note_mailbox_filter,
+    MailboxFailed, Names, Observer, SyncOptions, apply_subscriptions, checkpoint_failed,
+    keep_going, keep_going_mailbox, listing_skips, local_names, note_mailbox_filter,
 };
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
 use crate::model::{MailboxContents, MailboxName, MailboxStamp, MessageMeta, Uid};
 use crate::plan::merge::MergeBase;
-use crate::plan::{ComparableGuids, MailboxAction, TreePlan, plan_mailbox, plan_tree};
+use crate::plan::{ComparableGuids, MailboxAction, MailboxPlan, TreePlan, plan_mailbox, plan_tree};
 use crate::report::{FilteredMessages, MailboxReport, Report};
 use crate::state::{MailboxState, SyncState};
 use crate::storage::{NewMailbox, Storage, StorageMut};
@@ -132,6 +132,7 @@ pub(super) fn prepare(
         let previous = state.mailboxes.get(mailbox);
         let exists = existing.contains(mailbox);
         if exists && unchanged(source, destination, &names, previous)? {
+            observer.mailbox_planned(&MailboxPlan::unchanged(mailbox.clone()));
             let mailbox_report = MailboxReport::new(mailbox.clone(), MailboxAction::Update);
             observer.mailbox_finished(&mailbox_report);
             report.mailboxes.push(mailbox_report);
@@ -318,7 +319,7 @@ fn sync_mailbox(
     // A created or rebuilt mailbox is a new incarnation: its old state entry goes first, so
     // an interrupted run cannot leave a base that no longer describes it.
     if plan.action != MailboxAction::Update && state.mailboxes.remove(mailbox).is_some() {
-        observer.forget(mailbox, state);
+        observer.forget(mailbox, state).map_err(checkpoint_failed(Some(mailbox)))?;
     }
     let at_destination = SyncError::at(Side::Destination, mailbox);
     let result = match &plan.action {

@@ -17,7 +17,7 @@ use super::{
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
 use crate::model::{MailboxInfo, MailboxName, MessageMeta, Uid};
 use crate::plan::import::{ImportPlan, plan_import};
-use crate::plan::{ComparableGuids, MailboxAction};
+use crate::plan::{ComparableGuids, MailboxAction, MailboxPlan};
 use crate::query::SearchQuery;
 use crate::report::{FilteredMessages, MailboxReport, Report};
 use crate::storage::{Capabilities, NewMailbox, Storage, StorageMut};
@@ -154,6 +154,10 @@ fn import_mailbox(
     let ImportPlan { saves, present } =
         plan_import(&candidates, &identities, target_contents.as_ref(), &target_identities);
     drop(target_contents);
+    observer.mailbox_planned(&MailboxPlan {
+        save: saves.iter().map(|(_, meta)| meta.clone()).collect(),
+        ..MailboxPlan::unchanged(target.clone())
+    });
     report.skipped = present;
     if options.dry_run || saves.is_empty() {
         report.count_planned(saves.iter().map(|(_, meta)| meta), 0, 0);

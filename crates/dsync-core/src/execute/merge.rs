@@ -9,7 +9,9 @@ mod source;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::all_mail::AllMail;
-use super::{Observer, SyncOptions, keep_going_mailbox, local_names, note_mailbox_filter};
+use super::{
+    Observer, SyncOptions, checkpoint_failed, keep_going_mailbox, local_names, note_mailbox_filter,
+};
 use crate::error::{Side, StorageError, SyncError};
 use crate::history::FolderHistory;
 use crate::model::{MailboxName, SpecialUse};
@@ -105,7 +107,7 @@ pub(super) fn run(
         (a.storage().folder_history().unwrap_or_default(), b.folder_history().unwrap_or_default());
     let aliases = Vec::new();
     let mut merge = Merge { options, a, b, observer, report, state, a_names, aliases, history };
-    merge.follow_renames(&mut listed);
+    merge.follow_renames(&mut listed)?;
     merge.folders(&listed, (&a_left_out, &b_left_out), all_mail)?;
     merge.subscriptions(&a_subscriptions, &b_subscriptions, &wanted)
 }
@@ -114,11 +116,11 @@ impl Merge<'_, '_> {
     /// Follows every rename [`next_rename`] finds, updating `listed` and the state. A rename
     /// the storage refuses becomes a warning and the merge copies instead. Dry runs rename
     /// nothing (they show the delete and the copy).
-    fn follow_renames(&mut self, listed: &mut Listed) {
+    fn follow_renames(&mut self, listed: &mut Listed) -> Result<(), SyncError> {
         let guids =
             ComparableGuids::between(self.a.storage().capabilities(), self.b.capabilities());
         if self.options.dry_run || !guids.mailboxes {
-            return;
+            return Ok(());
         }
         let mode = self.a.mode();
         let mut refused: BTreeSet<MailboxName> = BTreeSet::new();
@@ -142,11 +144,11 @@ impl Merge<'_, '_> {
             let found = next_rename(mode, listed, self.state, &refused, &mut guid).or_else(|| {
                 next_history_rename(mode, listed, self.state, &refused, &renamed_to, &mut guid)
             });
-            let Some(found) = found else { return };
+            let Some(found) = found else { return Ok(()) };
             let (side, old, new) = match found {
                 Rename::StateOnly { old, new } => {
                     move_state(self.state, &old, &new);
-                    self.observer.checkpoint(self.state);
+                    self.observer.checkpoint(self.state).map_err(checkpoint_failed(Some(&new)))?;
                     continue;
                 }
                 Rename::Alias { old, new } => {
@@ -163,7 +165,7 @@ impl Merge<'_, '_> {
                     a.rename_mailbox(&from, &a.local_name(&new))
                 }
                 // One-way merges follow only A's renames (on B).
-                (Side::Source, MergeSource::ReadOnly(_)) => return,
+                (Side::Source, MergeSource::ReadOnly(_)) => return Ok(()),
             };
             if let Err(error) = result {
                 self.report.warnings.push(format!(
@@ -175,7 +177,7 @@ impl Merge<'_, '_> {
             }
             listed.rename(side, &old, &new);
             move_state(self.state, &old, &new);
-            self.observer.checkpoint(self.state);
+            self.observer.checkpoint(self.state).map_err(checkpoint_failed(Some(&new)))?;
             self.report.renamed_mailboxes.push(MailboxRename { side, from: old, to: new });
         }
     }

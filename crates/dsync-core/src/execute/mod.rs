@@ -4,6 +4,7 @@
 
 mod all_mail;
 mod backup;
+mod cancel;
 mod copy;
 mod import;
 mod merge;
@@ -22,6 +23,8 @@ use crate::report::{MailboxReport, Report, Skipped};
 use crate::state::{SyncState, WrittenBy};
 use crate::storage::{Storage, StorageMut};
 
+pub use cancel::Cancel;
+pub(crate) use cancel::WithCancel;
 pub use parallel::{Connector, MAX_PARALLEL_MAILBOXES, run_parallel};
 
 /// How a run behaves.
@@ -55,6 +58,8 @@ pub struct SyncOptions {
     /// stores the body once, hard-linked). Only messages whose source has GUIDs qualify.
     /// `backup` and `sync -1` use it; that mailbox is synced first.
     pub all_mail: Option<MailboxPattern>,
+    /// Stops the run from another thread ([`Cancel`]), as [`Observer::interrupted`] does.
+    pub cancel: Option<Cancel>,
     /// A backup into a destination that assigns its own UIDs (an IMAP server): also
     /// delete what dsync did not put there (messages and mailboxes the source lacks,
     /// subscriptions it does not have), making the destination the source's copy exactly.
@@ -75,6 +80,7 @@ impl Default for SyncOptions {
             subscribe_imported: false,
             search: None,
             all_mail: None,
+            cancel: None,
             delete_extra: false,
         }
     }
@@ -133,6 +139,12 @@ impl SyncOptions {
         self.all_mail = mailbox;
         self
     }
+    /// Stops the run when `cancel` is cancelled ([`Self::cancel`]).
+    #[must_use]
+    pub fn cancel(mut self, cancel: Option<Cancel>) -> SyncOptions {
+        self.cancel = cancel;
+        self
+    }
     /// Lets a backup into a destination that assigns UIDs delete what it did not put
     /// there ([`Self::delete_extra`]).
     #[must_use]
@@ -148,23 +160,42 @@ impl SyncOptions {
     }
 }
 
-/// Hears about progress; every method has an empty default.
+/// Hears about progress, and persists the state at checkpoints; every method has a
+/// default that does nothing.
+///
+/// Every mailbox the run works on gets one [`mailbox_planned`](Self::mailbox_planned)
+/// and then, unless it failed (see [`Report::failures`]) or the run stopped, one
+/// [`mailbox_finished`](Self::mailbox_finished); a mailbox neither side changed since the
+/// state gets an empty plan ([`MailboxPlan::unchanged`]). What a side left out is told to
+/// [`skipped`](Self::skipped).
 pub trait Observer {
     /// The mailbox tree was planned.
     fn tree_planned(&mut self, _plan: &TreePlan) {}
-    /// A mailbox was planned and is about to be applied.
+    /// A mailbox was planned and is about to be applied. In the merge modes (`sync`,
+    /// `sync -1`) the plan is side B's (the destination's).
     fn mailbox_planned(&mut self, _plan: &MailboxPlan) {}
     /// One message was saved on the destination.
     fn message_saved(&mut self, _mailbox: &MailboxName, _uid: Uid, _bytes: u64) {}
     /// A mailbox is finished.
     fn mailbox_finished(&mut self, _report: &MailboxReport) {}
+    /// A side left something out (a mailbox, a message file it would not read): it is in
+    /// [`Report::skipped`] too, and makes the run exit 65. Told at the end of the run.
+    fn skipped(&mut self, _skipped: &Skipped) {}
     /// The run is about to make a change after which the state saved before the run would
     /// be wrong (it creates a mailbox, or changes a mailbox's UIDVALIDITY). Persist `state`
-    /// now, atomically, to survive a kill; the final state comes with the report.
-    fn checkpoint(&mut self, _state: &SyncState) {}
+    /// now, atomically, to survive a kill ([`StateFile::checkpoint`] does); the final
+    /// state comes with the report. An error stops the run before the change (its kind
+    /// decides the exit code; one that would otherwise be confined to a mailbox counts as
+    /// [`ErrorKind::CannotCreate`]).
+    ///
+    /// [`StateFile::checkpoint`]: crate::state::StateFile::checkpoint
+    fn checkpoint(&mut self, _state: &SyncState) -> Result<(), StorageError> {
+        Ok(())
+    }
     /// Asked after each saved message and before each mailbox: true stops the run there
     /// (after committing what was saved) with an [`ErrorKind::Interrupted`] error, whose
-    /// [`Failed::report`] holds the state of every mailbox finished before. For Ctrl-C.
+    /// [`Failed::report`] holds the state of every mailbox finished before. A [`Cancel`]
+    /// token in [`SyncOptions::cancel`] does the same from another thread.
     fn interrupted(&mut self) -> bool {
         false
     }
@@ -174,9 +205,12 @@ pub trait Observer {
     /// now, atomically. The default persists the whole state with
     /// [`checkpoint`](Self::checkpoint); an observer that keeps the state in a file can
     /// append [`SyncState::forget_record`] instead, one line rather than the whole state
-    /// for each of thousands of mailboxes.
-    fn forget(&mut self, _mailbox: &MailboxName, state: &SyncState) {
-        self.checkpoint(state);
+    /// for each of thousands of mailboxes ([`StateFile::checkpoint_forget`]). An error
+    /// stops the run as one of [`checkpoint`](Self::checkpoint) does.
+    ///
+    /// [`StateFile::checkpoint_forget`]: crate::state::StateFile::checkpoint_forget
+    fn forget(&mut self, _mailbox: &MailboxName, state: &SyncState) -> Result<(), StorageError> {
+        self.checkpoint(state)
     }
 
     /// A side that assigns its own UIDs (an IMAP destination) confirmed a save, now
@@ -184,10 +218,11 @@ pub trait Observer {
     /// a kill now leaves the message there unpaired (the next run still finds it by
     /// content, at the cost of reading headers). `record` is the one line
     /// ([`crate::state::pairs::pair_record`]) that, appended to the saved state, says
-    /// it; the default persists the whole state with [`checkpoint`](Self::checkpoint).
+    /// it; the default persists the whole state with [`checkpoint`](Self::checkpoint)
+    /// (a failure does not stop the run: an unpaired message only costs the next run a
+    /// look at its headers).
     fn paired(&mut self, record: &str, state: &SyncState) {
-        let _ = record;
-        self.checkpoint(state);
+        let _ = (record, self.checkpoint(state));
     }
 }
 
@@ -200,6 +235,7 @@ impl Observer for NoObserver {}
 /// A run stopped early; `report` holds what was done before.
 #[derive(Debug, thiserror::Error)]
 #[error("{error}")]
+#[non_exhaustive]
 pub struct Failed {
     /// The error that stopped the run.
     #[source]
@@ -209,6 +245,16 @@ pub struct Failed {
 }
 
 impl Failed {
+    /// `error` after what `report` describes.
+    pub fn new(error: SyncError, report: Report) -> Failed {
+        Failed { error, report: Box::new(report) }
+    }
+
+    /// The error and the report, apart.
+    pub fn into_parts(self) -> (SyncError, Report) {
+        (self.error, *self.report)
+    }
+
     /// doveadm's exit code for this failure.
     pub fn exit_code(&self) -> u8 {
         self.error.exit_code()
@@ -227,8 +273,9 @@ pub fn run(
     destination: &mut dyn StorageMut,
     observer: &mut dyn Observer,
 ) -> Result<Report, Failed> {
+    let observer = &mut WithCancel { inner: observer, cancel: options.cancel.as_ref() };
     let mut report = Report { dry_run: options.dry_run, ..Report::default() };
-    let mut state = options.state.clone().unwrap_or_default();
+    let mut state = initial_state(options, source);
     trust_state_of_same_kind(options.mode, &mut state, &mut report);
     let unstable_uids = source.capabilities().unstable_uids;
     let assigns_uids = destination.capabilities().assigns_uids;
@@ -262,7 +309,7 @@ pub fn run(
     };
     collect_skipped(Side::Source, source, &mut report, &mut state);
     collect_skipped(Side::Destination, destination, &mut report, &mut state);
-    finish(result, report, state, options)
+    finish(result, report, state, options, observer)
 }
 
 /// A backup trusts only a state a backup wrote: after a merge (`sync -1` keeps the
@@ -290,18 +337,25 @@ fn trust_state_of_same_kind(mode: Mode, state: &mut SyncState, report: &mut Repo
 }
 
 /// Runs a two-way sync (Dovecot's `sync`) between `a` and `b`; `a` plays the source's part
-/// in reports and errors.
+/// in reports and errors. `options.mode` must be [`Mode::TwoWay`] (other modes go to
+/// [`run`]), else the run is refused (exit 64).
 pub fn run_two_way(
     options: &SyncOptions,
     a: &mut dyn StorageMut,
     b: &mut dyn StorageMut,
     observer: &mut dyn Observer,
 ) -> Result<Report, Failed> {
+    let observer = &mut WithCancel { inner: observer, cancel: options.cancel.as_ref() };
     let mut report = Report { dry_run: options.dry_run, ..Report::default() };
-    let mut state = options.state.clone().unwrap_or_default();
+    let mut state = initial_state(options, &*a);
     trust_state_of_same_kind(Mode::TwoWay, &mut state, &mut report);
     let assigns_uids = a.capabilities().assigns_uids || b.capabilities().assigns_uids;
-    let result = if assigns_uids {
+    let result = if options.mode != Mode::TwoWay {
+        Err(SyncError::usage(format!(
+            "run_two_way runs only Mode::TwoWay, not {:?}: use run",
+            options.mode
+        )))
+    } else if assigns_uids {
         let origin = pairing::Origin::Writable(&mut *a);
         pairing::run(options, PairMode::TwoWay, origin, b, observer, &mut report, &mut state)
     } else if options.message_filter.is_everything() {
@@ -311,7 +365,15 @@ pub fn run_two_way(
     };
     collect_skipped(Side::Source, a, &mut report, &mut state);
     collect_skipped(Side::Destination, b, &mut report, &mut state);
-    finish(result, report, state, options)
+    finish(result, report, state, options, observer)
+}
+
+/// The state a run starts from: the one it was given, tagged with `source`'s description
+/// if it names no source.
+pub(crate) fn initial_state(options: &SyncOptions, source: &dyn Storage) -> SyncState {
+    let mut state = options.state.clone().unwrap_or_default();
+    state.source.get_or_insert_with(|| source.describe());
+    state
 }
 
 /// Takes what `storage` left out of its mailbox list right after the listing, and returns
@@ -362,7 +424,11 @@ fn finish(
     mut report: Report,
     state: SyncState,
     options: &SyncOptions,
+    observer: &mut dyn Observer,
 ) -> Result<Report, Failed> {
+    for skipped in &report.skipped {
+        observer.skipped(skipped);
+    }
     // A dry run leaves the state as it was; a failed run returns what it has, since every
     // mailbox recorded in it was synced completely.
     report.state = if options.dry_run { options.state.clone() } else { Some(state) };
@@ -577,6 +643,21 @@ pub(crate) fn is_mailbox_local(error: &SyncError) -> bool {
     error.kind().is_confined()
 }
 
+/// The error that stops a run whose observer could not persist the state at a checkpoint:
+/// never confined to a mailbox, since going on would leave a saved state that misleads.
+pub(crate) fn checkpoint_failed(
+    mailbox: Option<&MailboxName>,
+) -> impl FnOnce(StorageError) -> SyncError {
+    move |error| {
+        let error = if error.kind().is_confined() {
+            StorageError::with_source(ErrorKind::CannotCreate, "saving the sync state", error)
+        } else {
+            error
+        };
+        SyncError { side: Side::Destination, mailbox: mailbox.cloned(), error }
+    }
+}
+
 /// The error that stops a run the observer interrupted.
 pub(crate) fn interruption(mailbox: Option<&MailboxName>) -> SyncError {
     SyncError {
@@ -651,6 +732,153 @@ mod tests {
             assert_eq!(held(&destination), 32);
         }
         assert!(cut > 10, "the run was cut at {cut} places only");
+    }
+
+    /// Refuses every checkpoint, as an observer whose state file cannot be written.
+    struct CannotSave(u32);
+
+    impl Observer for CannotSave {
+        fn checkpoint(&mut self, _state: &SyncState) -> Result<(), StorageError> {
+            self.0 += 1;
+            // A kind that alone would only fail its mailbox.
+            Err(StorageError::new(ErrorKind::Permission, "state file: permission denied"))
+        }
+    }
+
+    /// The state names its source, and a checkpoint that cannot be saved stops the run
+    /// before the change after which the old state would mislead.
+    #[test]
+    fn a_failed_checkpoint_stops_the_run_before_the_change() {
+        let archive = MailboxName::split("Archive", Some('/')).expect("name");
+        let mut source = MemoryStorage::new();
+        let old = source.add_mailbox(&archive, UidValidity::new(7).expect("nonzero"));
+        old.append(b"Subject: old\r\n\r\nbody\r\n", Flags::default(), None);
+        let mut destination = MemoryStorage::new();
+        let first = backup(&mut source, &mut destination, None);
+        let state = first.state.expect("state");
+        assert_eq!(state.source.as_deref(), Some("memory"), "filled from the source");
+
+        // The source's mailbox is a new incarnation: the destination's is to be rebuilt.
+        StorageMut::delete_mailbox(&mut source, &archive).expect("delete");
+        let new = source.add_mailbox(&archive, UidValidity::new(8).expect("nonzero"));
+        new.append(b"Subject: new\r\n\r\nbody\r\n", Flags::default(), None);
+        let options = SyncOptions::new(Mode::Backup).state(Some(state));
+        let mut observer = CannotSave(0);
+        let failed =
+            run(&options, &mut source, &mut destination, &mut observer).expect_err("the run stops");
+        assert_eq!(observer.0, 1);
+        assert_eq!((failed.error.kind(), failed.exit_code()), (ErrorKind::CannotCreate, 73));
+        assert!(failed.error.to_string().contains("permission denied"), "{}", failed.error);
+        let kept = destination.mailbox(&archive).expect("still there");
+        assert_eq!(kept.uid_validity.get(), 7, "not rebuilt");
+    }
+
+    /// Counts the callbacks; cancels `cancel` at the `cancel_at`-th saved message.
+    #[derive(Default)]
+    struct Counting {
+        planned: Vec<MailboxName>,
+        finished: Vec<MailboxName>,
+        skipped: usize,
+        saved: u32,
+        cancel_at: Option<(u32, Cancel)>,
+    }
+
+    impl Observer for Counting {
+        fn mailbox_planned(&mut self, plan: &MailboxPlan) {
+            self.planned.push(plan.mailbox.clone());
+        }
+        fn mailbox_finished(&mut self, report: &MailboxReport) {
+            self.finished.push(report.mailbox.clone());
+        }
+        fn skipped(&mut self, _skipped: &Skipped) {
+            self.skipped += 1;
+        }
+        fn message_saved(&mut self, _mailbox: &MailboxName, _uid: Uid, _bytes: u64) {
+            self.saved += 1;
+            if let Some((at, cancel)) = &self.cancel_at
+                && *at == self.saved
+            {
+                cancel.cancel();
+            }
+        }
+    }
+
+    fn account(mailboxes: &[(&str, u32)]) -> MemoryStorage {
+        let mut storage = MemoryStorage::new();
+        for (name, count) in mailboxes {
+            let name = MailboxName::split(name, Some('/')).expect("name");
+            let mailbox = storage.add_mailbox(&name, UidValidity::new(7).expect("nonzero"));
+            for n in 0..*count {
+                let body = format!("Subject: {n}\r\n\r\nbody {n}\r\n");
+                mailbox.append(body.as_bytes(), Flags::default(), Some(1_700_000_000));
+            }
+        }
+        storage
+    }
+
+    /// A cancelled token stops the run after the message being saved: what was saved is
+    /// committed and reported, and a run from the partial report's state finishes the rest.
+    #[test]
+    fn a_cancelled_run_commits_reports_what_it_did_and_resumes() {
+        let mut source = account(&[("INBOX", 10), ("Archive", 10)]);
+        let mut destination = MemoryStorage::new();
+        let cancel = Cancel::new();
+        let options = SyncOptions::new(Mode::Backup).cancel(Some(cancel.clone()));
+        let mut observer = Counting { cancel_at: Some((13, cancel)), ..Counting::default() };
+        let failed =
+            run(&options, &mut source, &mut destination, &mut observer).expect_err("cancelled");
+        assert_eq!((failed.error.kind(), failed.exit_code()), (ErrorKind::Interrupted, 75));
+        assert_eq!(failed.report.totals().saved, 13);
+        let held: usize = destination.all_mailboxes().values().map(|m| m.messages.len()).sum();
+        assert_eq!(held, 13, "what was saved is committed");
+
+        let resume = SyncOptions::new(Mode::Backup).state(failed.report.state.clone());
+        let rest = run(&resume, &mut source, &mut destination, &mut NoObserver).expect("resume");
+        assert_eq!(rest.totals().saved, 7);
+    }
+
+    /// Every mailbox gets one planned and one finished call, also when nothing changed; a
+    /// skipped entry is told to the observer.
+    #[test]
+    fn callbacks_are_symmetric_and_skips_are_told() {
+        for mode in [Mode::Backup, Mode::OneWay, Mode::TwoWay] {
+            let mut a = account(&[("INBOX", 2), ("Archive", 1), ("Sent", 0)]);
+            let mut b = MemoryStorage::new();
+            let mut state = None;
+            for round in 0..2 {
+                let options = SyncOptions::new(mode).state(state.take());
+                let mut observer = Counting::default();
+                let report = if mode == Mode::TwoWay {
+                    run_two_way(&options, &mut a, &mut b, &mut observer)
+                } else {
+                    run(&options, &mut a, &mut b, &mut observer)
+                }
+                .expect("sync");
+                assert_eq!(observer.planned.len(), 3, "{mode:?} round {round}");
+                assert_eq!(observer.planned, observer.finished, "{mode:?} round {round}");
+                assert_eq!(round == 1, report.is_noop(), "{mode:?} round {round}");
+                state = report.state;
+            }
+        }
+        let archive = MailboxName::split("Archive", Some('/')).expect("name");
+        let mut source = account(&[("Archive", 1)]);
+        source.add_unreadable(&archive, "cur/evil", "a symlink that leaves the Maildir");
+        let mut observer = Counting::default();
+        let options = SyncOptions::new(Mode::Backup);
+        run(&options, &mut source, &mut MemoryStorage::new(), &mut observer).expect("backup");
+        assert_eq!(observer.skipped, 1);
+    }
+
+    #[test]
+    fn run_two_way_refuses_other_modes() {
+        for mode in [Mode::Backup, Mode::OneWay, Mode::Import] {
+            let (mut a, mut b) = (account(&[("INBOX", 1)]), MemoryStorage::new());
+            let options = SyncOptions::new(mode);
+            let failed =
+                run_two_way(&options, &mut a, &mut b, &mut NoObserver).expect_err("refused");
+            assert_eq!(failed.exit_code(), 64, "{mode:?}");
+            assert!(b.all_mailboxes().is_empty(), "{mode:?} wrote");
+        }
     }
 
     /// `sync -1` keeps the destination's own mail; a backup with the state it wrote must

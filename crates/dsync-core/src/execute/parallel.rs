@@ -11,7 +11,7 @@ use std::sync::{Mutex, PoisonError, mpsc};
 
 use super::all_mail::AllMail;
 use super::backup::{self, PendingMailbox};
-use super::{Failed, MailboxFailed, Observer, SyncOptions, collect_skipped, finish};
+use super::{Failed, MailboxFailed, Observer, SyncOptions, WithCancel, collect_skipped, finish};
 use crate::error::{Side, StorageError, SyncError};
 use crate::model::{MailboxName, Uid};
 use crate::plan::{MailboxPlan, Mode};
@@ -65,8 +65,9 @@ pub fn run_parallel<C: Connector>(
     if options.mode != Mode::Backup || workers <= 1 || source.capabilities().unstable_uids {
         return super::run(options, source, destination, observer);
     }
+    let observer = &mut WithCancel { inner: observer, cancel: options.cancel.as_ref() };
     let mut report = Report { dry_run: options.dry_run, ..Report::default() };
-    let mut state = options.state.clone().unwrap_or_default();
+    let mut state = super::initial_state(options, source);
     let result = (|| {
         let prepared =
             backup::prepare(options, source, destination, observer, &mut report, &mut state)?;
@@ -117,7 +118,7 @@ pub fn run_parallel<C: Connector>(
     })();
     collect_skipped(Side::Source, source, &mut report, &mut state);
     collect_skipped(Side::Destination, destination, &mut report, &mut state);
-    finish(result, report, state, options)
+    finish(result, report, state, options, observer)
 }
 
 /// How one mailbox's sync ended.
@@ -133,7 +134,7 @@ enum Event {
     Saved(MailboxName, Uid, u64),
     /// The mailbox's state entry must go and the state be persisted before the worker
     /// goes on (it is about to create or rebuild the mailbox); answered on the channel.
-    Forget(MailboxName, mpsc::Sender<()>),
+    Forget(MailboxName, mpsc::Sender<Result<(), StorageError>>),
     /// A mailbox is done.
     Finished(Box<PendingMailbox>, Box<MailboxResult>),
     /// Entries the worker's storages left out ([`crate::Storage::take_skipped`]).
@@ -211,10 +212,13 @@ impl Coordinator<'_, '_> {
             Event::Planned(plan) => self.observer.mailbox_planned(&plan),
             Event::Saved(mailbox, uid, bytes) => self.observer.message_saved(&mailbox, uid, bytes),
             Event::Forget(mailbox, done) => {
-                if self.state.mailboxes.remove(&mailbox).is_some() {
-                    self.observer.forget(&mailbox, self.state);
-                }
-                let _ = done.send(());
+                let persisted = if self.state.mailboxes.remove(&mailbox).is_some() {
+                    self.observer.forget(&mailbox, self.state)
+                } else {
+                    Ok(())
+                };
+                // The worker stops that mailbox (and the run) on an error.
+                let _ = done.send(persisted);
             }
             Event::Finished(job, result) => {
                 let recorded =
@@ -329,11 +333,13 @@ impl Observer for Forward<'_> {
         self.interrupted.load(Ordering::SeqCst)
     }
 
-    fn checkpoint(&mut self, _state: &SyncState) {
+    fn checkpoint(&mut self, _state: &SyncState) -> Result<(), StorageError> {
         let (done, wait) = mpsc::channel();
         if self.events.send(Event::Forget(self.mailbox.clone(), done)).is_ok() {
-            // Persisted (or the coordinator is gone, and nothing will be recorded anyway).
-            let _ = wait.recv();
+            // Persisted, or not (or the coordinator is gone, and nothing will be recorded
+            // anyway).
+            return wait.recv().unwrap_or(Ok(()));
         }
+        Ok(())
     }
 }

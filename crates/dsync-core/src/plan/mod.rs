@@ -142,6 +142,7 @@ impl fmt::Display for RecreateReason {
 
 /// What happens to the destination mailbox itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MailboxAction {
     /// It exists and is updated in place.
     Update,
@@ -186,6 +187,23 @@ pub struct MailboxPlan {
 }
 
 impl MailboxPlan {
+    /// The plan of a mailbox with nothing to do (an [`MailboxAction::Update`] with no
+    /// changes): what a mailbox neither side changed since the last run gets, and the
+    /// start of a plan of one's own.
+    pub fn unchanged(mailbox: MailboxName) -> MailboxPlan {
+        MailboxPlan {
+            mailbox,
+            action: MailboxAction::Update,
+            expunge: Vec::new(),
+            set_flags: Vec::new(),
+            save: Vec::new(),
+            uid_next: None,
+            skipped: Vec::new(),
+            set_guid: None,
+            new_uid_validity: false,
+        }
+    }
+
     /// True when nothing needs doing.
     pub fn is_empty(&self) -> bool {
         self.action == MailboxAction::Update

@@ -25,9 +25,11 @@
 //! writing the whole state again for each of thousands of mailboxes.
 //! Names, keywords and tokens are percent-encoded (`*` marks "no token"); flag letters are
 //! Maildir's (`D` draft, `F` flagged, `R` answered, `S` seen, `T` deleted; `-` for none).
-//! [`dovecot`] has Dovecot's own `-s` state string.
+//! [`StateFile`] keeps a state in a file between runs; [`dovecot`] has Dovecot's own `-s`
+//! state string.
 
 pub mod dovecot;
+mod file;
 pub mod pairs;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,6 +37,8 @@ use std::fmt::Write as _;
 
 use crate::error::Side;
 use crate::model::{Flags, MailboxGuid, MailboxName, SystemFlags, Uid};
+
+pub use file::{StateFile, StateFileError};
 
 const HEADER: &str = "dsync-rs state 1";
 
@@ -85,7 +89,9 @@ pub enum WrittenBy {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncState {
     /// Which source the state belongs to (callers compare it before reusing a state, so a
-    /// state made for one source is never applied to another).
+    /// state made for one source is never applied to another; [`StateFile`] does). A run
+    /// keeps the one it was given, else fills in the source's
+    /// [`Storage::describe`](crate::Storage::describe).
     pub source: Option<String>,
     /// The kind of run that wrote it; `None` in a state an older version wrote.
     pub written_by: Option<WrittenBy>,

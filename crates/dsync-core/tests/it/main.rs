@@ -3,6 +3,7 @@
 mod all_mail;
 mod backup;
 mod doveadm_takeover;
+mod embedding;
 mod header_hash;
 mod hostile_imap;
 mod hostile_servers;

@@ -286,8 +286,9 @@ fn sync_observed(
 struct Checkpoints(Option<SyncState>);
 
 impl dsync_core::Observer for Checkpoints {
-    fn checkpoint(&mut self, state: &SyncState) {
+    fn checkpoint(&mut self, state: &SyncState) -> Result<(), dsync_core::StorageError> {
         self.0 = Some(state.clone());
+        Ok(())
     }
 }
 

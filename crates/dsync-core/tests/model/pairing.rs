@@ -44,8 +44,9 @@ struct StateFile {
 }
 
 impl Observer for StateFile {
-    fn checkpoint(&mut self, state: &SyncState) {
+    fn checkpoint(&mut self, state: &SyncState) -> Result<(), dsync_core::StorageError> {
         self.text = state.encode();
+        Ok(())
     }
     fn paired(&mut self, record: &str, state: &SyncState) {
         if self.text.is_empty() {

@@ -67,8 +67,9 @@ fn sync(
 struct Checkpoints(Option<SyncState>);
 
 impl dsync_core::Observer for Checkpoints {
-    fn checkpoint(&mut self, state: &SyncState) {
+    fn checkpoint(&mut self, state: &SyncState) -> Result<(), dsync_core::StorageError> {
         self.0 = Some(state.clone());
+        Ok(())
     }
 }
 

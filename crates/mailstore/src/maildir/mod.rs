@@ -43,6 +43,7 @@ const SUBSCRIPTIONS: &str = "subscriptions";
 
 /// When data reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Durability {
     /// fsync every message, the directories and the uidlist at each step, like Dovecot's
     /// default `mail_fsync = optimized`: a commit that returned survives a power loss.

@@ -19,6 +19,7 @@ pub use session::{MessageHandler, MessageInfo, Session, Stat};
 
 /// How the connection is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Security {
     /// Plain TCP: for loopback and tests only.
     Plain,
@@ -30,6 +31,7 @@ pub enum Security {
 
 /// Everything needed to connect.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ConnectOptions {
     /// Host name or IP address (also the TLS name unless [`TlsOptions::server_name`]).
     pub host: String,

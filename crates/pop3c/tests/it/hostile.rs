@@ -383,8 +383,11 @@ fn sasl_plain_without_initial_response_and_stray_challenges() {
 
 #[test]
 fn stls_missing_or_with_injected_data_is_refused() {
-    let options_stls =
-        |server: &FakeServer| ConnectOptions { security: Security::StartTls, ..options(server) };
+    let options_stls = |server: &FakeServer| {
+        let mut options = options(server);
+        options.security = Security::StartTls;
+        options
+    };
     let server =
         FakeServer::start(vec![Step::send("+OK ready\r\n"), Step::Read, Step::send(CAPA_PLAIN)]);
     let error = Client::connect(&options_stls(&server)).expect_err("no STLS");

@@ -7,13 +7,13 @@ use super::source::MergeSource;
 use crate::error::{Side, StorageError, SyncError};
 use crate::execute::all_mail::AllMail;
 use crate::execute::copy::{Copied, CopyFailed, CopyRoute, copy_messages};
-use crate::execute::{MailboxFailed, Observer, SyncOptions, message_identities};
+use crate::execute::{MailboxFailed, Observer, SyncOptions, checkpoint_failed, message_identities};
 use crate::model::{MailboxContents, MailboxName, MailboxStamp, MessageMeta, Uid};
 use crate::plan::merge::{
     Incarnation, MergeBase, MergeSave, MergeView, Origin, SidePlan, changed_guid, plan_merge,
     plan_rebuild,
 };
-use crate::plan::{ComparableGuids, MailboxAction, RecreateReason};
+use crate::plan::{ComparableGuids, MailboxAction, MailboxPlan, RecreateReason};
 use crate::report::MailboxReport;
 use crate::state::{MailboxState, SyncState};
 use crate::storage::{MessageSink, NewMailbox, Storage, StorageMut};
@@ -55,8 +55,9 @@ impl MailboxMerge<'_, '_> {
         // for expunged mail. (A half-applied ordinary merge leaves a base that stays true.)
         let forget = |state: &mut SyncState, observer: &mut dyn Observer| {
             if !options.dry_run && state.mailboxes.remove(b_name).is_some() {
-                observer.forget(b_name, state);
+                observer.forget(b_name, state).map_err(checkpoint_failed(Some(b_name)))?;
             }
+            Ok::<(), SyncError>(())
         };
         let mode = a.mode();
         // Neither side changed since the last sync: nothing to list.
@@ -65,6 +66,7 @@ impl MailboxMerge<'_, '_> {
             && token_as_recorded(a.storage(), a_name, previous.source_token.as_deref())
             && token_as_recorded(b, b_name, previous.destination_token.as_deref())
         {
+            observer.mailbox_planned(&MailboxPlan::unchanged(b_name.clone()));
             return Ok((
                 MailboxReport::new(b_name.clone(), MailboxAction::Update),
                 previous.clone(),
@@ -72,7 +74,7 @@ impl MailboxMerge<'_, '_> {
         }
         let mut action = MailboxAction::Update;
         if create_on.is_some() {
-            forget(state, observer);
+            forget(state, observer)?;
         }
         match create_on {
             Some(Side::Destination) => {
@@ -161,7 +163,7 @@ impl MailboxMerge<'_, '_> {
                 ..MailboxState::default()
             };
             state.mailboxes.insert(b_name.clone(), announced);
-            observer.checkpoint(state);
+            observer.checkpoint(state).map_err(checkpoint_failed(Some(b_name)))?;
             action = MailboxAction::Recreate(RecreateReason::UidValidityChanged {
                 source: a_contents.status.uid_validity,
                 destination: b_contents.status.uid_validity,
@@ -238,9 +240,18 @@ impl MailboxMerge<'_, '_> {
             base,
         );
         drop((a_identities, b_identities));
+        // The observer hears B's side (the destination's, the only one in one-way mode).
+        observer.mailbox_planned(&MailboxPlan {
+            action: action.clone(),
+            expunge: plan.b.expunge.clone(),
+            set_flags: plan.b.set_flags.clone(),
+            save: plan.b.save.iter().map(|save| save.meta.clone()).collect(),
+            uid_next: plan.b.uid_next,
+            ..MailboxPlan::unchanged(b_name.clone())
+        });
 
         if plan.a.set_uid_validity.is_some() || plan.b.set_uid_validity.is_some() {
-            forget(state, observer);
+            forget(state, observer)?;
         }
         let mut report = MailboxReport::new(b_name.clone(), action);
         if plan.unproven > 0 {

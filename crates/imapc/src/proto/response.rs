@@ -6,6 +6,7 @@ use crate::types::{Capabilities, Flag, MailboxName, SequenceSet, Uid, UidValidit
 
 /// One complete server response.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Response {
     /// `<tag> OK|NO|BAD [code] text`: completes the command with that tag.
     Tagged {
@@ -42,6 +43,7 @@ pub enum StatusKind {
 
 /// A status response: `resp-cond-state` / `resp-cond-bye` / `resp-cond-auth`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Status {
     /// The condition.
     pub kind: StatusKind,
@@ -64,6 +66,7 @@ impl Status {
 
 /// Response codes (RFC 3501 §7.1 and extensions). Unknown codes are kept as data.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Code {
     /// `ALERT`: the text must be shown to the user.
     Alert,
@@ -152,6 +155,7 @@ impl Code {
 
 /// Untagged responses.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Untagged {
     /// `* OK|NO|BAD|PREAUTH|BYE [code] text`.
     Status(Status),
@@ -222,6 +226,7 @@ pub enum ListKind {
 /// `mailbox-list = "(" [mbx-list-flags] ")" SP (DQUOTE QUOTED-CHAR DQUOTE / nil) SP mailbox
 /// [SP mbox-list-extended]` (RFC 3501, RFC 5258).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ListEntry {
     /// LIST, LSUB or XLIST.
     pub kind: ListKind,
@@ -258,6 +263,7 @@ impl ListEntry {
 
 /// Mailbox name attributes (RFC 3501, RFC 5258) and special-use (RFC 6154, RFC 8457).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ListAttribute {
     /// `\Noinferiors`.
     NoInferiors,
@@ -373,6 +379,7 @@ impl ListAttribute {
 
 /// `* STATUS mailbox (…)`: every item the server sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MailboxStatus {
     /// The mailbox.
     pub name: MailboxName,
@@ -398,6 +405,7 @@ pub struct MailboxStatus {
 
 /// `* ESEARCH [(TAG "t")] [UID] (MIN n / MAX n / COUNT n / ALL set / MODSEQ n)*` (RFC 4731).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct ESearch {
     /// The correlating tag.
     pub tag: Option<String>,
@@ -417,6 +425,7 @@ pub struct ESearch {
 
 /// One namespace: `("prefix" "delimiter")`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Namespace {
     /// Prefix, e.g. `""` or `"INBOX."`.
     pub prefix: MailboxName,
@@ -426,6 +435,7 @@ pub struct Namespace {
 
 /// `* NAMESPACE personal other shared` (RFC 2342).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct Namespaces {
     /// Personal namespaces.
     pub personal: Vec<Namespace>,
@@ -452,6 +462,7 @@ pub enum BodyKind {
 
 /// A body item's name: `BODY[HEADER.FIELDS (DATE)]<0>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct BodySection {
     /// Which item.
     pub kind: BodyKind,
@@ -459,6 +470,14 @@ pub struct BodySection {
     pub section: String,
     /// `<origin>` of a partial fetch.
     pub origin: Option<u32>,
+}
+
+impl BodySection {
+    /// A body item's name without a partial origin: `kind[section]` (`section` as sent,
+    /// `""` for the whole message).
+    pub fn new(kind: BodyKind, section: impl Into<String>) -> BodySection {
+        BodySection { kind, section: section.into(), origin: None }
+    }
 }
 
 /// A body item's value.
@@ -474,6 +493,7 @@ pub enum BodyData {
 
 /// One `BODY[…]`/`BINARY[…]`/`RFC822*` item of a FETCH response.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BodyItem {
     /// Its name.
     pub section: BodySection,
@@ -483,6 +503,7 @@ pub struct BodyItem {
 
 /// `* n FETCH (…)`: the attributes we model; others are parsed and skipped.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct Fetch {
     /// Message sequence number.
     pub seq: u32,

@@ -191,7 +191,10 @@ mod tests {
     }
 
     fn fetch(seq: u32, uid: Option<u32>) -> Fetch {
-        Fetch { seq, uid: uid.and_then(imapc::Uid::new), ..Fetch::default() }
+        let mut fetch = Fetch::default();
+        fetch.seq = seq;
+        fetch.uid = uid.and_then(imapc::Uid::new);
+        fetch
     }
 
     /// Feeds `answers` (UID, UID known before the body, body) as a server would.
@@ -203,7 +206,7 @@ mod tests {
             let seq = u32::try_from(index).expect("small") + 1;
             let start = BodyStart {
                 fetch: fetch(seq, first.then_some(*number)),
-                section: BodySection { kind: BodyKind::Body, section: String::new(), origin: None },
+                section: BodySection::new(BodyKind::Body, ""),
                 len: body.len() as u64,
             };
             reorder.body(&start, &mut body.as_slice()).expect("body");
@@ -248,7 +251,7 @@ mod tests {
             let seq = u32::try_from(index).expect("small") + 1;
             let start = BodyStart {
                 fetch: fetch(seq, Some(*number)),
-                section: BodySection { kind: BodyKind::Body, section: String::new(), origin: None },
+                section: BodySection::new(BodyKind::Body, ""),
                 len: bytes.len() as u64,
             };
             reorder.body(&start, &mut bytes.as_slice()).expect("body");

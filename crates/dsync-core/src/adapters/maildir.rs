@@ -44,10 +44,7 @@ impl MaildirStorage {
     /// Nothing is created until the first write.
     pub fn open(location: &str, durability: Durability) -> Result<MaildirStorage, StorageError> {
         let location: Location = location.parse().map_err(convert_error)?;
-        Ok(MaildirStorage::from_maildir(Maildir::with_options(
-            location,
-            Options::default().with_durability(durability),
-        )))
+        Ok(MaildirStorage::open_location(location, durability))
     }
 
     /// Opens the Maildir++ store at `root` (modified UTF-7 folder names), whatever

@@ -48,10 +48,7 @@ impl SdboxStorage {
     /// first write.
     pub fn open(location: &str, durability: Durability) -> Result<SdboxStorage, StorageError> {
         let location: SdboxLocation = location.parse().map_err(convert_error)?;
-        Ok(SdboxStorage::from_sdbox(Sdbox::with_options(
-            location,
-            Options::default().with_durability(durability),
-        )))
+        Ok(SdboxStorage::open_location(location, durability))
     }
 
     /// Opens the sdbox store at `root` (indexes beside the mail, modified UTF-7 folder

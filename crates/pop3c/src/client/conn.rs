@@ -210,7 +210,8 @@ impl Conn {
                     Head::Continuation
                 }
                 Ok(Some(other)) => {
-                    let error = Error::Protocol(format!("unexpected {other:?} before a status"));
+                    let error =
+                        Error::Protocol(format!("unexpected {} before a status", other.summary()));
                     return self.guard(Err(error));
                 }
                 Ok(None) => {
@@ -251,7 +252,8 @@ impl Conn {
                     return Ok(None);
                 }
                 Ok(Some(other)) => {
-                    let error = Error::Protocol(format!("unexpected {other:?} in a listing"));
+                    let error =
+                        Error::Protocol(format!("unexpected {} in a listing", other.summary()));
                     return self.guard(Err(error));
                 }
                 Ok(None) => self.fill()?,
@@ -287,7 +289,8 @@ impl Conn {
                     return Ok((filled, true));
                 }
                 Ok(Some(other)) => {
-                    let error = Error::Protocol(format!("unexpected {other:?} in a body"));
+                    let error =
+                        Error::Protocol(format!("unexpected {} in a body", other.summary()));
                     return self.guard(Err(error));
                 }
                 Ok(None) if filled > 0 => return Ok((filled, false)),

@@ -112,6 +112,28 @@ pub enum Event<'a> {
     Continuation(Vec<u8>),
 }
 
+impl Event<'_> {
+    /// A short description for error messages: a body chunk or a listing line is named by
+    /// its size and first bytes, never printed whole (a chunk can be megabytes), and a SASL
+    /// challenge is not printed at all.
+    pub fn summary(&self) -> String {
+        const SHOWN: usize = 40;
+        let start = |bytes: &[u8]| {
+            let cut = bytes.len().min(SHOWN);
+            let more = if bytes.len() > SHOWN { "…" } else { "" };
+            format!("{}{more}", escape(&bytes[..cut]))
+        };
+        match self {
+            Event::Status(status) => format!("status line {status:?}"),
+            Event::MultiLineStart(status) => format!("multi-line start {status:?}"),
+            Event::Line(line) => format!("listing line ({} bytes) \"{}\"", line.len(), start(line)),
+            Event::Data(data) => format!("body data ({} bytes) \"{}\"", data.len(), start(data)),
+            Event::End => "end of a multi-line answer".to_owned(),
+            Event::Continuation(_) => "SASL continuation".to_owned(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// Waiting for a status line.

@@ -426,3 +426,14 @@ proptest! {
         crate::fuzzing::decode(&data);
     }
 }
+
+#[test]
+fn an_event_summary_names_a_large_chunk_by_size_without_printing_it() {
+    let chunk = vec![b'x'; 1 << 20];
+    let summary = Event::Data(&chunk).summary();
+    assert!(summary.starts_with("body data (1048576 bytes) \"xxxx"), "{summary}");
+    assert!(summary.len() < 100, "{}", summary.len());
+    let line = Event::Line(b"1 abc\r").summary();
+    assert_eq!(line, "listing line (6 bytes) \"1 abc\\r\"");
+    assert_eq!(Event::Continuation(b"secret".to_vec()).summary(), "SASL continuation");
+}

@@ -8,6 +8,7 @@ mod dovecot_history;
 mod fs_layout;
 mod hostile_source;
 mod imap_destination;
+mod imap_two_way;
 mod import_query;
 mod interrupt;
 mod maildir_source;

@@ -39,7 +39,7 @@ use crate::plan::{MailboxAction, TreePlan};
 use crate::report::{MailboxReport, Report, Skipped};
 use crate::state::SyncState;
 use crate::state::pairs::{MailboxPairs, Pair, WRITING, entry_record, pair_record};
-use crate::storage::{NewMailbox, Skip, Storage, StorageMut};
+use crate::storage::{NewMailbox, NotApplied, Skip, Storage, StorageMut};
 
 /// Rounds of retrying saves the destination asked to slow down for, before the run stops.
 const RETRY_ROUNDS: u32 = 5;
@@ -435,10 +435,14 @@ fn sync_mailbox(
         }
     }
     let exists_now = |on: bool| on || !options.dry_run;
+    let writing = |token: Option<&String>| token.map(String::as_str) == Some(WRITING);
     if job.on_destination
-        && state.pairs.get(name).and_then(|e| e.destination_token.as_deref()) == Some(WRITING)
+        && writing(state.pairs.get(name).and_then(|e| e.destination_token.as_ref()))
     {
         settle(destination, name, observer);
+    }
+    if job.on_source && writing(state.pairs.get(name).and_then(|e| e.source_token.as_ref())) {
+        settle(source.storage(), source_name, observer);
     }
     let a = contents_or_empty(source.storage(), source_name, exists_now(job.on_source))
         .map_err(&to_source)?
@@ -476,28 +480,67 @@ fn sync_mailbox(
         return Ok((report, Vec::new()));
     }
 
-    // The new entry: the pairs that hold, and every confirmed save from here on.
+    // The new entry: the pairs that hold, and every confirmed save from here on. Until
+    // both sides' changes are applied it keeps the last run's flags and the pairs whose
+    // expunge is pending, so that a failure in between leaves nothing misremembered.
     let (a_validity, b_validity) = (a.status.uid_validity.get(), b.status.uid_validity.get());
+    let last: BTreeMap<Uid, Pair> = previous
+        .filter(|e| (e.source_uid_validity, e.destination_uid_validity) == (a_validity, b_validity))
+        .map(|e| e.pairs.clone())
+        .unwrap_or_default();
     let mut entry = MailboxPairs::new(a_validity, b_validity);
-    entry.pairs.clone_from(&plan.pairs);
+    entry.pairs = plan::pairs_unless_applied(&plan, &last, &plan::Undone::all(&plan));
     state.pairs.insert(name.clone(), entry);
 
     let partial =
         |error: SyncError, report: &MailboxReport| MailboxFailed::after(error, report.clone());
-    apply_changes(destination, name, &plan.destination_flags, &plan.destination_expunge)
-        .map_err(|e| partial(to_destination(e), &report))?;
+    let mut undone = plan::Undone::default();
+    let left = apply_changes(
+        destination,
+        name,
+        &plan.destination_flags,
+        &plan.destination_expunge,
+        b.status.highest_modseq,
+    )
+    .map_err(|e| partial(to_destination(e), &report))?;
+    undone.destination_flags.extend(left.flags);
+    undone.destination_expunge.extend(left.expunges);
     if let Some(writable) = source.writable() {
-        apply_changes(writable, source_name, &plan.source_flags, &plan.source_expunge)
-            .map_err(|e| partial(to_source(e), &report))?;
+        let left = apply_changes(
+            writable,
+            source_name,
+            &plan.source_flags,
+            &plan.source_expunge,
+            a.status.highest_modseq,
+        )
+        .map_err(|e| partial(to_source(e), &report))?;
+        undone.source_flags.extend(left.flags);
+        undone.source_expunge.extend(left.expunges);
     }
-
-    if !plan.to_destination.is_empty()
-        && let Some(entry) = state.pairs.get_mut(name)
-    {
-        // Until the mailbox is done, the saved state says it is being written.
-        entry.destination_token = Some(WRITING.to_owned());
-        let record = entry_record(name, entry);
-        observer.paired(&record, state);
+    let pairs = plan::pairs_unless_applied(&plan, &last, &undone);
+    if !undone.is_empty() {
+        report.warnings.push(format!(
+            "mailbox {name}: {} flag change(s) and {} expunge(s) were left for the next run \
+             (changed meanwhile by a mail client, or withheld by a server without UIDPLUS)",
+            undone.source_flags.len() + undone.destination_flags.len(),
+            undone.source_expunge.len() + undone.destination_expunge.len(),
+        ));
+    }
+    let writing_destination = !plan.to_destination.is_empty();
+    let writing_source = !plan.to_source.is_empty() && source.writable().is_some();
+    if let Some(entry) = state.pairs.get_mut(name) {
+        entry.pairs = pairs;
+        // Until the mailbox is done, the saved state says which side is being written.
+        if writing_destination {
+            entry.destination_token = Some(WRITING.to_owned());
+        }
+        if writing_source {
+            entry.source_token = Some(WRITING.to_owned());
+        }
+        if writing_destination || writing_source {
+            let record = entry_record(name, entry);
+            observer.paired(&record, state);
+        }
     }
     let mut skipped = Vec::new();
     // Saves stored under a UID the storage could not tell (no UIDPLUS).
@@ -612,24 +655,31 @@ fn sizes(contents: &MailboxContents, saves: &[(Uid, crate::model::Flags)]) -> u6
         .sum()
 }
 
-/// Flag changes and expunges on one side, committed before any copy.
+/// Flag changes and expunges on one side, committed before any copy; flag changes only
+/// to messages unchanged since `modseq` (the listing's HIGHESTMODSEQ) where the storage
+/// can tell. Returns what the storage left undone.
 fn apply_changes(
     storage: &mut dyn StorageMut,
     name: &MailboxName,
     flags: &[(Uid, crate::model::Flags)],
     expunge: &[Uid],
-) -> Result<(), StorageError> {
+    modseq: Option<u64>,
+) -> Result<NotApplied, StorageError> {
     if flags.is_empty() && expunge.is_empty() {
-        return Ok(());
+        return Ok(NotApplied::default());
     }
     let mut writer = storage.writer(name)?;
+    if let Some(modseq) = modseq {
+        writer.unchanged_since(modseq);
+    }
     for (uid, new) in flags {
         writer.set_flags(*uid, new)?;
     }
     if !expunge.is_empty() {
         writer.expunge(expunge)?;
     }
-    writer.commit()
+    writer.commit()?;
+    Ok(writer.take_not_applied())
 }
 
 /// Records a confirmed save as a pair, in the state and (one appended line) the saved
@@ -780,8 +830,8 @@ fn add(total: &mut Copied, more: Copied) {
 /// seconds): a run that stopped while copying into it may have left a server session
 /// that still saves the messages it was sent, and listing the mailbox before they land
 /// would copy them again.
-fn settle(storage: &mut dyn StorageMut, name: &MailboxName, observer: &mut dyn Observer) {
-    let uid_next = |storage: &mut dyn StorageMut| storage.status(name).ok().map(|s| s.uid_next);
+fn settle(storage: &mut dyn Storage, name: &MailboxName, observer: &mut dyn Observer) {
+    let uid_next = |storage: &mut dyn Storage| storage.status(name).ok().map(|s| s.uid_next);
     let mut last = uid_next(storage);
     for _ in 0..10 {
         if !sleep_unless_interrupted(observer, Duration::from_secs(1)) {

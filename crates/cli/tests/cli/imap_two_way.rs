@@ -1,0 +1,201 @@
+//! Two-way `sync` between two Dovecots over IMAP: each server gives its own UIDs, so
+//! which message is which comes from the pairs in our state. Both sides diverge through
+//! IMAP (new mail, flags, keywords, expunges, folders created, renamed and deleted,
+//! subscriptions); one run makes both serve the same account, a second changes nothing,
+//! and a run killed with SIGKILL and run again leaves no duplicate and loses nothing.
+
+use testkit::{AccountSnapshot, MessageSnapshot, RawImap, fixtures};
+
+use super::imap_destination::{Servers, assert_carried, pairs_hold, uid_nexts};
+use super::{PASSWORD, source_with_fixture, text};
+
+/// The message of `mailbox` whose body contains `needle`.
+fn find<'a>(snapshot: &'a AccountSnapshot, mailbox: &str, needle: &str) -> &'a MessageSnapshot {
+    let messages = &snapshot.mailboxes.get(mailbox).expect(mailbox).messages;
+    messages
+        .iter()
+        .find(|m| m.body.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        .unwrap_or_else(|| panic!("{mailbox}: no message with {needle:?}"))
+}
+
+fn holds(snapshot: &AccountSnapshot, mailbox: &str, needle: &str) -> bool {
+    snapshot.mailboxes.get(mailbox).is_some_and(|m| {
+        m.messages.iter().any(|m| m.body.windows(needle.len()).any(|w| w == needle.as_bytes()))
+    })
+}
+
+#[test]
+fn two_way_sync_between_two_dovecots_merges_both_sides_and_reruns_change_nothing() {
+    let (source, _) = source_with_fixture();
+    let servers = Servers::new(source);
+    let sync = || servers.run(&["sync"], &[]);
+
+    // First run: the empty side gets everything.
+    let first = sync();
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let a = servers.source_imap().snapshot();
+    let b = servers.destination_imap().snapshot();
+    assert_carried(&a, &b);
+    assert_eq!(pairs_hold(&servers.state(), &a, &b), a.message_count());
+
+    // Both sides diverge. The INBOX message "First message." (\Seen) is changed on both:
+    // A takes \Seen away and sets \Flagged, B adds \Answered and the keyword Work.
+    let first_on_b = find(&b, "INBOX", "First message.").uid.to_string();
+    let gap_on_b = find(&b, "INBOX", "UID 9").uid.to_string();
+    let old_on_a = find(&a, "Archive", "archived").uid.to_string();
+    let mut imap = servers.source_imap();
+    imap.append(
+        "INBOX",
+        &["$NewA"],
+        Some("03-Feb-2024 10:00:00 +0100"),
+        &fixtures::message(80, "New on A", "written on A"),
+    );
+    imap.store("INBOX", &find(&a, "INBOX", "First message.").uid.to_string(), "-FLAGS (\\Seen)");
+    imap.store("INBOX", &find(&a, "INBOX", "First message.").uid.to_string(), "+FLAGS (\\Flagged)");
+    imap.expunge_uids("Archive", &old_on_a);
+    imap.create("FromA");
+    imap.append("FromA", &["\\Seen"], None, &fixtures::message(81, "Folder A", "in FromA"));
+    imap.subscribe("FromA");
+    imap.unsubscribe("Sent");
+    imap.command_ok("RENAME \"Project Notes\" \"Notes\"");
+    drop(imap);
+    let mut imap = servers.destination_imap();
+    imap.append(
+        "Archive/2023",
+        &["\\Answered"],
+        Some("04-Feb-2024 11:00:00 -0300"),
+        &fixtures::message(82, "New on B", "written on B"),
+    );
+    imap.store("INBOX", &first_on_b, "+FLAGS (\\Answered Work)");
+    imap.expunge_uids("INBOX", &gap_on_b);
+    imap.create("FromB");
+    imap.append("FromB", &[], None, &fixtures::message(83, "Folder B", "in FromB"));
+    imap.unsubscribe("Empty");
+    imap.command_ok("DELETE \"Empty\"");
+    imap.subscribe("Hidden");
+    drop(imap);
+
+    let run = sync();
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let a = servers.source_imap().snapshot();
+    let b = servers.destination_imap().snapshot();
+    assert_carried(&a, &b);
+    assert_eq!(pairs_hold(&servers.state(), &a, &b), a.message_count(), "every message paired");
+    // Each change travelled, both ways.
+    for (side, snapshot) in [("A", &a), ("B", &b)] {
+        assert_eq!(
+            find(snapshot, "INBOX", "First message.").flags,
+            ["Work", "\\Answered", "\\Flagged"],
+            "{side}: changes to different flags on both sides merge"
+        );
+        assert!(holds(snapshot, "INBOX", "written on A"), "{side}");
+        assert_eq!(find(snapshot, "INBOX", "written on A").flags, ["$NewA"], "{side}");
+        assert!(holds(snapshot, "Archive/2023", "written on B"), "{side}");
+        assert!(!holds(snapshot, "INBOX", "UID 9"), "{side}: B's expunge travelled");
+        assert_eq!(snapshot.mailboxes["Archive"].messages.len(), 1, "{side}: A's expunge");
+        assert!(holds(snapshot, "FromA", "in FromA") && holds(snapshot, "FromB", "in FromB"));
+        assert!(snapshot.mailboxes.contains_key("Notes"), "{side}: renamed");
+        assert!(!snapshot.mailboxes.contains_key("Project Notes"), "{side}: renamed");
+        assert!(!snapshot.mailboxes.contains_key("Empty"), "{side}: B's delete travelled");
+        let subscribed = |name: &str| snapshot.subscriptions.iter().any(|s| s == name);
+        assert!(
+            subscribed("FromA") && subscribed("Hidden"),
+            "{side}: {:?}",
+            snapshot.subscriptions
+        );
+        assert!(!subscribed("Sent"), "{side}: A's unsubscribe travelled");
+    }
+
+    // A second run finds nothing to do: no message stored, no flag changed on either side.
+    let again = sync();
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stdout)
+            .contains("0 messages saved (0 B), 0 expunged, 0 flag changes in"),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(servers.source_imap().snapshot(), a, "A unchanged");
+    assert_eq!(servers.destination_imap().snapshot(), b, "B unchanged");
+
+    // A conflict on one flag: A sets \Seen, B removes \Flagged from the same message. Each
+    // side's change to a flag wins over the other's silence on it (the base is what both
+    // had after the last run).
+    let (on_a, on_b) =
+        (find(&a, "INBOX", "First message.").uid, find(&b, "INBOX", "First message.").uid);
+    servers.source_imap().store("INBOX", &on_a.to_string(), "+FLAGS (\\Seen)");
+    servers.destination_imap().store("INBOX", &on_b.to_string(), "-FLAGS (\\Flagged Work)");
+    let run = sync();
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    for imap in [&mut servers.source_imap(), &mut servers.destination_imap()] {
+        let snapshot = imap.snapshot();
+        assert_eq!(find(&snapshot, "INBOX", "First message.").flags, ["\\Answered", "\\Seen"]);
+    }
+
+    // The state lost: everything is found again by content, nothing stored twice.
+    std::fs::remove_file(servers.state()).expect("remove state");
+    let (a_before, b_before) =
+        (servers.source_imap().snapshot(), servers.destination_imap().snapshot());
+    let stateless = sync();
+    assert_eq!(stateless.status.code(), Some(0), "{}", text(&stateless));
+    assert_eq!(uid_nexts(&servers.source_imap().snapshot()), uid_nexts(&a_before));
+    assert_eq!(uid_nexts(&servers.destination_imap().snapshot()), uid_nexts(&b_before));
+}
+
+#[test]
+fn kill_9_during_a_two_way_sync_then_a_rerun_leaves_no_duplicate_and_nothing_missing() {
+    // 300 messages of 8 KiB on each side, in different folders and in INBOX.
+    let source = testkit::Dovecot::builder().user("alice", PASSWORD).start();
+    let servers = Servers::new(source);
+    let fill = |imap: &mut RawImap, folder: &str, first: u32| {
+        if folder != "INBOX" {
+            imap.create(folder);
+        }
+        for index in first..first + 150 {
+            imap.append(folder, &["\\Seen"], None, &fixtures::sized_message(index, 8 << 10));
+        }
+    };
+    let mut imap = servers.source_imap();
+    fill(&mut imap, "INBOX", 1_000);
+    fill(&mut imap, "OnA", 2_000);
+    drop(imap);
+    let mut imap = servers.destination_imap();
+    fill(&mut imap, "INBOX", 3_000);
+    fill(&mut imap, "OnB", 4_000);
+    drop(imap);
+
+    let mut killed = 0;
+    for delay in [200, 400, 700, 1_000, 1_500] {
+        let source = format!("imap://alice@127.0.0.1:{}?tls=none", servers.source.imap_port());
+        let destination =
+            format!("imap://bob@127.0.0.1:{}?tls=none", servers.destination.imap_port());
+        let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_dsync"))
+            .arg("sync")
+            .arg("--state-file")
+            .arg(servers.state())
+            .arg("--destination-password-file")
+            .arg(servers.dir.path().join("bob.pw"))
+            .args([&source, &destination])
+            .env("DSYNC_PASSWORD", PASSWORD)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn dsync");
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        if run.try_wait().expect("wait").is_none() {
+            run.kill().expect("SIGKILL");
+            killed += 1;
+        }
+        run.wait().expect("reaped");
+    }
+    assert!(killed >= 2, "dsync was killed mid-run only {killed} times");
+    let last = servers.run(&["sync"], &[]);
+    assert_eq!(last.status.code(), Some(0), "{}", text(&last));
+    let a = servers.source_imap().snapshot();
+    let b = servers.destination_imap().snapshot();
+    assert_carried(&a, &b);
+    assert_eq!(a.mailboxes["INBOX"].messages.len(), 300, "no duplicate, nothing missing");
+    assert_eq!(a.mailboxes["OnA"].messages.len(), 150);
+    assert_eq!(a.mailboxes["OnB"].messages.len(), 150);
+    assert_eq!(pairs_hold(&servers.state(), &a, &b), 600);
+}

@@ -14,6 +14,7 @@ mod interrupt;
 mod maildir_source;
 mod many_folders;
 mod network;
+mod no_uidplus;
 mod operator;
 mod ownership;
 mod pop3;

@@ -199,3 +199,53 @@ fn kill_9_during_a_two_way_sync_then_a_rerun_leaves_no_duplicate_and_nothing_mis
     assert_eq!(a.mailboxes["OnB"].messages.len(), 150);
     assert_eq!(pairs_hold(&servers.state(), &a, &b), 600);
 }
+
+#[test]
+fn two_way_sync_between_an_imap_server_and_a_maildir() {
+    // B is bob's own Maildir on a second Dovecot: written by dsync directly, changed and
+    // read by a mail client through that Dovecot.
+    let (source, _) = source_with_fixture();
+    let servers = Servers::new(source);
+    let _ = servers.destination_imap().snapshot();
+    let maildir = servers.destination.home("bob").join("Maildir");
+    let sync = || {
+        let source = format!("imap://alice@127.0.0.1:{}?tls=none", servers.source.imap_port());
+        let target = format!("maildir:{}", maildir.display());
+        super::dsync(&["sync", &source, &target], Some(PASSWORD))
+    };
+    let first = sync();
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let a = servers.source_imap().snapshot();
+    let b = servers.destination_imap().snapshot();
+    assert_carried(&a, &b);
+
+    let mut imap = servers.source_imap();
+    imap.append("INBOX", &["$NewA"], None, &fixtures::message(80, "New on A", "written on A"));
+    imap.store("INBOX", &find(&a, "INBOX", "First message.").uid.to_string(), "+FLAGS (\\Flagged)");
+    drop(imap);
+    let mut imap = servers.destination_imap();
+    imap.append("Archive", &[], None, &fixtures::message(82, "New on B", "written on B"));
+    imap.expunge_uids("INBOX", &find(&b, "INBOX", "UID 9").uid.to_string());
+    imap.store("INBOX", &find(&b, "INBOX", "First message.").uid.to_string(), "+FLAGS (Work)");
+    drop(imap);
+
+    let run = sync();
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let a = servers.source_imap().snapshot();
+    let b = servers.destination_imap().snapshot();
+    assert_carried(&a, &b);
+    for snapshot in [&a, &b] {
+        assert!(
+            holds(snapshot, "INBOX", "written on A") && holds(snapshot, "Archive", "written on B")
+        );
+        assert!(!holds(snapshot, "INBOX", "UID 9"));
+        assert_eq!(
+            find(snapshot, "INBOX", "First message.").flags,
+            ["Work", "\\Flagged", "\\Seen"]
+        );
+    }
+    let again = sync();
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert_eq!(servers.source_imap().snapshot(), a, "A unchanged");
+    assert_eq!(servers.destination_imap().snapshot(), b, "B unchanged");
+}

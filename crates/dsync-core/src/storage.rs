@@ -448,6 +448,9 @@ pub struct NotApplied {
     /// Messages not expunged: an IMAP server without UIDPLUS, where an `EXPUNGE` would
     /// also remove messages someone else marked `\Deleted`.
     pub expunges: Vec<Uid>,
+    /// Flags and keywords the mailbox does not keep (an IMAP server's PERMANENTFLAGS):
+    /// left out of what was stored or saved.
+    pub not_kept: Flags,
 }
 
 /// What became of one save on a storage that assigns UIDs ([`MailboxWriter::take_assigned`]).

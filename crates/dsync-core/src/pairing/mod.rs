@@ -32,7 +32,7 @@ use crate::execute::{
     local_names, note_mailbox_filter, stop_if_interrupted,
 };
 use crate::model::{
-    MailboxContents, MailboxInfo, MailboxName, MailboxStatus, MessageMeta, SpecialUse, Uid,
+    Flags, MailboxContents, MailboxInfo, MailboxName, MailboxStatus, MessageMeta, SpecialUse, Uid,
     UidValidity,
 };
 use crate::plan::{MailboxAction, TreePlan};
@@ -505,6 +505,7 @@ fn sync_mailbox(
     .map_err(|e| partial(to_destination(e), &report))?;
     undone.destination_flags.extend(left.flags);
     undone.destination_expunge.extend(left.expunges);
+    let mut not_kept = left.not_kept;
     if let Some(writable) = source.writable() {
         let left = apply_changes(
             writable,
@@ -516,6 +517,7 @@ fn sync_mailbox(
         .map_err(|e| partial(to_source(e), &report))?;
         undone.source_flags.extend(left.flags);
         undone.source_expunge.extend(left.expunges);
+        add_flags(&mut not_kept, left.not_kept);
     }
     let pairs = plan::pairs_unless_applied(&plan, &last, &undone);
     if !undone.is_empty() {
@@ -562,6 +564,7 @@ fn sync_mailbox(
             observer,
             &plan.to_destination,
             &a_metas,
+            &mut not_kept,
             &mut |observer, origin, uid| {
                 unknown += u64::from(uid.is_none());
                 let validities = (a_validity, b_validity);
@@ -604,6 +607,7 @@ fn sync_mailbox(
             observer,
             &plan.to_source,
             &b_metas,
+            &mut not_kept,
             &mut |observer, origin, uid| {
                 unknown += u64::from(uid.is_none());
                 let validities = (a_validity, b_validity);
@@ -626,14 +630,25 @@ fn sync_mailbox(
 
     // What the next run compares with, unless something is left to do (a message left
     // out, a save whose UID is to be found by content, foreign mail a backup with
-    // consent would delete).
+    // consent would delete, a change left undone).
+    if mode == PairMode::TwoWay
+        && let Some(entry) = state.pairs.get_mut(name)
+    {
+        plan::forget_not_kept(&mut entry.pairs, &not_kept);
+    }
     let foreign_kept = matches!(mode, PairMode::Backup { .. }) && plan.kept_foreign > 0;
-    if skipped.is_empty() && unknown == 0 && !foreign_kept {
-        let token = |storage: &mut dyn Storage, name: &MailboxName| {
-            storage.stamp(name).ok().and_then(|stamp| stamp.change_token)
+    if skipped.is_empty() && unknown == 0 && !foreign_kept && undone.is_empty() {
+        // A side whose changes travel keeps the token of the listing the plan was made
+        // from: a change a client makes during the run (new mail, a flag) then shows at
+        // the next run, instead of hiding in a token taken afterwards. The price: a
+        // mailbox this run wrote is listed once more. A one-way run's destination keeps
+        // its own changes, and takes the token after the run.
+        let a_token = a.status.change_token.clone();
+        let b_token = if mode == PairMode::TwoWay {
+            b.status.change_token.clone()
+        } else {
+            destination.stamp(name).ok().and_then(|stamp| stamp.change_token)
         };
-        let a_token = token(source.storage(), source_name);
-        let b_token = token(destination, name);
         if let Some(entry) = state.pairs.get_mut(name) {
             entry.source_token = a_token;
             entry.destination_token = b_token;
@@ -756,6 +771,7 @@ fn transfer(
     observer: &mut dyn Observer,
     saves: &[(Uid, crate::model::Flags)],
     metas: &BTreeMap<Uid, &MessageMeta>,
+    not_kept: &mut Flags,
     stored: &mut Stored<'_>,
 ) -> Result<Copied, Box<CopyStopped>> {
     let mut total = Copied::default();
@@ -780,6 +796,7 @@ fn transfer(
         };
         let result = copy::copy(fetch, &mut target, observer, &pending, metas, stored);
         next_uid = target.next_uid;
+        add_flags(not_kept, writer.take_not_applied().not_kept);
         drop(writer);
         let copied = match result {
             Ok(copied) => copied,
@@ -816,6 +833,12 @@ fn transfer(
         pending.retain(|(uid, _)| retry.contains(uid));
     }
     Ok(total)
+}
+
+/// Adds `more` to `flags`.
+fn add_flags(flags: &mut Flags, more: Flags) {
+    flags.system = flags.system.union(more.system);
+    flags.keywords.extend(more.keywords);
 }
 
 fn add(total: &mut Copied, more: Copied) {

@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::model::{Flags, MailboxContents, MessageMeta, Uid};
+use crate::model::{Flags, MailboxContents, MessageMeta, SystemFlags, Uid};
 use crate::plan::merge::{MergeMode, merge_flags};
 use crate::state::pairs::{MailboxPairs, Pair};
 
@@ -157,6 +157,19 @@ pub fn pairs_unless_applied(
         }
     }
     pairs
+}
+
+/// Takes `not_kept` (what a side's mailbox does not keep, PERMANENTFLAGS) out of every
+/// pair's flags: it is not part of what both sides had, so the next run does not read its
+/// absence on that side as a removal, which would remove it from the side that keeps it.
+pub fn forget_not_kept(pairs: &mut BTreeMap<Uid, Pair>, not_kept: &Flags) {
+    if not_kept.system == SystemFlags::empty() && not_kept.keywords.is_empty() {
+        return;
+    }
+    for pair in pairs.values_mut() {
+        pair.flags.system = pair.flags.system.difference(not_kept.system);
+        pair.flags.keywords.retain(|keyword| !not_kept.keywords.contains(keyword));
+    }
 }
 
 /// A side's messages by UID.
@@ -593,6 +606,22 @@ mod tests {
         assert_eq!(left[&uid(3)].destination, uid(13), "expunged again next time");
         assert_eq!(left[&uid(4)].destination, uid(14));
         assert!(!left.contains_key(&uid(2)));
+    }
+
+    #[test]
+    fn what_a_side_does_not_keep_never_reads_as_a_removal() {
+        // B keeps no keywords: $Label1 went to B as nothing. Remembered as part of both
+        // sides' flags, B's lack of it would remove it from A at the next run.
+        let mut remembered = pairs((7, 90), &[(1, 11, &["\\Seen", "$Label1"])]).pairs;
+        forget_not_kept(&mut remembered, &flags(&["$Label1"]));
+        let source = contents(7, &[(1, &["\\Seen", "$Label1"], 10)]);
+        let destination = contents(90, &[(11, &["\\Seen"], 10)]);
+        let mut state = MailboxPairs::new(7, 90);
+        state.pairs = remembered;
+        let none = BTreeMap::new();
+        let all = |_: &MessageMeta| true;
+        let plan = plan(PairMode::TwoWay, &source, &destination, Some(&state), &none, &none, &all);
+        assert!(plan.source_flags.is_empty(), "A keeps $Label1: {plan:?}");
     }
 
     #[test]

@@ -187,7 +187,13 @@ impl ImapWriter<'_> {
         for flag in all {
             if self.info.can_store(&flag) {
                 kept.push(flag);
-            } else if self.not_stored.insert(flag.as_str().to_owned()) {
+                continue;
+            }
+            let not_kept = Flags::from_imap_names([flag.as_str()]);
+            self.not_applied.not_kept.system =
+                self.not_applied.not_kept.system.union(not_kept.system);
+            self.not_applied.not_kept.keywords.extend(not_kept.keywords);
+            if self.not_stored.insert(flag.as_str().to_owned()) {
                 self.storage.warnings.push(format!(
                     "mailbox {}: the server does not keep the flag {} (PERMANENTFLAGS); \
                      messages are stored without it",

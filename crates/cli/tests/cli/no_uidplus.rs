@@ -133,7 +133,7 @@ fn without_uidplus_saves_pair_by_content_and_expunges_spare_others_deleted_mail(
         .filter(|m| m.flags.iter().any(|f| f == "\\Deleted"))
         .map(|m| m.uid.to_string())
         .collect();
-    assert_eq!(marked, [theirs_uid.clone()], "ours not left marked \\Deleted");
+    assert_eq!(marked, std::slice::from_ref(&theirs_uid), "ours not left marked \\Deleted");
 
     // Once nobody else's message is marked, the expunge the state remembered happens.
     servers.destination_imap().store("INBOX", &theirs_uid, "-FLAGS (\\Deleted)");

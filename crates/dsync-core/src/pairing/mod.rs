@@ -660,7 +660,7 @@ fn sync_mailbox(
     Ok((report, skipped))
 }
 
-fn sizes(contents: &MailboxContents, saves: &[(Uid, crate::model::Flags)]) -> u64 {
+fn sizes(contents: &MailboxContents, saves: &[(Uid, Flags)]) -> u64 {
     let wanted: BTreeSet<Uid> = saves.iter().map(|(uid, _)| *uid).collect();
     contents
         .messages
@@ -676,7 +676,7 @@ fn sizes(contents: &MailboxContents, saves: &[(Uid, crate::model::Flags)]) -> u6
 fn apply_changes(
     storage: &mut dyn StorageMut,
     name: &MailboxName,
-    flags: &[(Uid, crate::model::Flags)],
+    flags: &[(Uid, Flags)],
     expunge: &[Uid],
     modseq: Option<u64>,
 ) -> Result<NotApplied, StorageError> {
@@ -769,7 +769,7 @@ fn transfer(
     assigns: bool,
     uid_next: Uid,
     observer: &mut dyn Observer,
-    saves: &[(Uid, crate::model::Flags)],
+    saves: &[(Uid, Flags)],
     metas: &BTreeMap<Uid, &MessageMeta>,
     not_kept: &mut Flags,
     stored: &mut Stored<'_>,
@@ -778,7 +778,7 @@ fn transfer(
     if saves.is_empty() {
         return Ok(total);
     }
-    let mut pending: Vec<(Uid, crate::model::Flags)> = saves.to_vec();
+    let mut pending: Vec<(Uid, Flags)> = saves.to_vec();
     let mut next_uid = uid_next;
     for round in 0..=RETRY_ROUNDS {
         let mut writer = match storage.writer(name) {

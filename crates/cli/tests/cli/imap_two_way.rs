@@ -58,6 +58,7 @@ fn two_way_sync_between_two_dovecots_merges_both_sides_and_reruns_change_nothing
     imap.subscribe("FromA");
     imap.unsubscribe("Sent");
     imap.command_ok("RENAME \"Project Notes\" \"Notes\"");
+    imap.command_ok("RENAME \"Trash\" \"Bin\"");
     drop(imap);
     let mut imap = servers.destination_imap();
     imap.append(
@@ -72,6 +73,7 @@ fn two_way_sync_between_two_dovecots_merges_both_sides_and_reruns_change_nothing
     imap.append("FromB", &[], None, &fixtures::message(83, "Folder B", "in FromB"));
     imap.unsubscribe("Empty");
     imap.command_ok("DELETE \"Empty\"");
+    imap.command_ok("DELETE \"R&-D\"");
     imap.subscribe("Hidden");
     drop(imap);
 
@@ -97,6 +99,9 @@ fn two_way_sync_between_two_dovecots_merges_both_sides_and_reruns_change_nothing
         assert!(snapshot.mailboxes.contains_key("Notes"), "{side}: renamed");
         assert!(!snapshot.mailboxes.contains_key("Project Notes"), "{side}: renamed");
         assert!(!snapshot.mailboxes.contains_key("Empty"), "{side}: B's delete travelled");
+        assert!(!snapshot.mailboxes.contains_key("R&-D"), "{side}: B's delete travelled");
+        assert!(!snapshot.mailboxes.contains_key("Trash"), "{side}: renamed");
+        assert!(holds(snapshot, "Bin", "trash"), "{side}: renamed with its mail");
         let subscribed = |name: &str| snapshot.subscriptions.iter().any(|s| s == name);
         assert!(
             subscribed("FromA") && subscribed("Hidden"),

@@ -71,6 +71,7 @@ impl Origin<'_> {
 }
 
 /// One mailbox to sync: its names and where it exists.
+#[derive(Clone)]
 struct Job {
     /// Its name on the destination (the key of its state).
     name: MailboxName,
@@ -202,7 +203,13 @@ pub(crate) fn run(
             consent,
             Side::Destination,
         );
-        apply_deletion(result, &job.name, Side::Destination, report, state)?;
+        let two_way = mode == PairMode::TwoWay;
+        if apply_deletion(result, &job.name, Side::Destination, two_way, report, state)? && two_way
+        {
+            // Kept for the mail only it has: that mail goes back to the side that deleted
+            // the mailbox, in this run, so that both sides end the same.
+            jobs.push(job.clone());
+        }
     }
     delete_source.reverse();
     for job in &delete_source {
@@ -210,7 +217,9 @@ pub(crate) fn run(
         let ours = state.pairs.get(&job.name).map(swap_sides);
         let result =
             delete_if_ours(options, writable, &job.source_name, ours.as_ref(), false, Side::Source);
-        apply_deletion(result, &job.name, Side::Source, report, state)?;
+        if apply_deletion(result, &job.name, Side::Source, true, report, state)? {
+            jobs.push(job.clone());
+        }
     }
 
     for job in &jobs {
@@ -318,13 +327,16 @@ fn delete_if_ours(
     Ok(Deletion::Kept { foreign: foreign.len(), expunged: own.len() })
 }
 
+/// Records what became of a deletion; true when the mailbox was kept (for mail that is
+/// not ours).
 fn apply_deletion(
     result: Result<Deletion, SyncError>,
     name: &MailboxName,
     side: Side,
+    two_way: bool,
     report: &mut Report,
     state: &mut SyncState,
-) -> Result<(), SyncError> {
+) -> Result<bool, SyncError> {
     match keep_going(result, report)? {
         Some(Deletion::Deleted) => {
             report.deleted_mailboxes.push(name.clone());
@@ -332,15 +344,21 @@ fn apply_deletion(
         }
         Some(Deletion::Kept { foreign, expunged }) => {
             let where_ = if side == Side::Source { "source" } else { "destination" };
+            let then = if two_way {
+                "they are copied back to the side that deleted it"
+            } else {
+                "--delete-extra deletes it"
+            };
             report.warnings.push(format!(
                 "mailbox {name} is kept on the {where_}: it holds {foreign} message(s) dsync did \
-                 not put there ({expunged} of its own expunged; --delete-extra deletes it)"
+                 not put there ({expunged} of its own expunged; {then})"
             ));
             state.pairs.remove(name);
+            return Ok(true);
         }
         None => {}
     }
-    Ok(())
+    Ok(false)
 }
 
 fn side_error(side: Side, mailbox: &MailboxName) -> impl Fn(StorageError) -> SyncError + '_ {

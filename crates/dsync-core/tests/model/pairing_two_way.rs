@@ -111,3 +111,32 @@ proptest! {
         prop_assert!(again.is_noop(), "second sync did something: {:?}", again.mailboxes);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn two_way_sync_through_pairs_without_state_loses_and_duplicates_nothing(
+        ancestor_spec in ancestor(),
+        a_ops in proptest::collection::vec(op(), 0..8),
+        b_ops in proptest::collection::vec(op(), 0..8),
+    ) {
+        let mut a = imap_like(build(&ancestor_spec, false));
+        let mut b = a.clone();
+        sync(Mode::TwoWay, &mut a, &mut b, None).expect("initial sync");
+        evolve(&mut a, &a_ops, 10_000);
+        evolve(&mut b, &b_ops, 20_000);
+        let (a_before, b_before) = (view(&a), view(&b));
+        // The state is lost: every message is found again by content.
+        let report = sync(Mode::TwoWay, &mut a, &mut b, None).expect("stateless sync");
+        let (a_after, b_after) = (view(&a), view(&b));
+        prop_assert_eq!(&a_after, &b_after);
+        for (mailbox, messages) in a_before.iter().chain(&b_before) {
+            for id in messages.keys() {
+                prop_assert!(a_after.get(mailbox).is_some_and(|m| m.contains_key(id)), "{}: message {} lost", mailbox, id);
+            }
+        }
+        let again = sync(Mode::TwoWay, &mut a, &mut b, report.state).expect("second sync");
+        prop_assert!(again.is_noop(), "second sync did something: {:?}", again.mailboxes);
+    }
+}

@@ -77,6 +77,16 @@ fn two_way_sync_between_two_dovecots_merges_both_sides_and_reruns_change_nothing
     imap.subscribe("Hidden");
     drop(imap);
 
+    // A dry run changes neither side nor the state.
+    let (a_diverged, b_diverged) =
+        (servers.source_imap().snapshot(), servers.destination_imap().snapshot());
+    let state_before = std::fs::read(servers.state()).expect("state");
+    let dry = servers.run(&["sync"], &["--dry-run"]);
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));
+    assert_eq!(servers.source_imap().snapshot(), a_diverged, "a dry run wrote A");
+    assert_eq!(servers.destination_imap().snapshot(), b_diverged, "a dry run wrote B");
+    assert_eq!(std::fs::read(servers.state()).expect("state"), state_before);
+
     let run = sync();
     assert_eq!(run.status.code(), Some(0), "{}", text(&run));
     let a = servers.source_imap().snapshot();

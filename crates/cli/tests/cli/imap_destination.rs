@@ -335,7 +335,7 @@ fn kill_9_at_any_point_then_a_rerun_leaves_no_duplicate_and_nothing_missing() {
 }
 
 /// Wall-clock seconds and peak RSS (KiB) of a command, run under `/usr/bin/time`.
-fn timed(command: &mut std::process::Command) -> (f64, u64, std::process::Output) {
+pub(super) fn timed(command: &mut std::process::Command) -> (f64, u64, std::process::Output) {
     let program = command.get_program().to_owned();
     let args: Vec<std::ffi::OsString> = command.get_args().map(ToOwned::to_owned).collect();
     let mut wrapped = std::process::Command::new("/usr/bin/time");

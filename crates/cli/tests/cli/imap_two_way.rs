@@ -264,3 +264,54 @@ fn two_way_sync_between_an_imap_server_and_a_maildir() {
     assert_eq!(servers.source_imap().snapshot(), a, "A unchanged");
     assert_eq!(servers.destination_imap().snapshot(), b, "B unchanged");
 }
+
+/// Two-way `sync` between two Dovecots (CONDSTORE on both): 6 000 messages of 5 KiB in
+/// 3 folders on A, an empty B; then the runs after it: the first lists again the
+/// mailboxes the full run wrote (their tokens are the listing's), the next ones skip
+/// every mailbox by its HIGHESTMODSEQ. `cargo test -p dsync-cli --release --test cli
+/// imap_two_way_timing -- --ignored --nocapture`.
+#[test]
+#[ignore = "a timing run, not a check"]
+fn imap_two_way_timing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let maildir = dir.path().join("Maildir");
+    super::operator::big_maildir(&maildir, 6000, 5 << 10);
+    let source = testkit::Dovecot::builder()
+        .user_serving_copy("alice", PASSWORD, &maildir, "maildir")
+        .extra_config("mail_fsync = never")
+        .start();
+    let servers = Servers::new(source);
+    let run = || {
+        let a = format!("imap://alice@127.0.0.1:{}?tls=none", servers.source.imap_port());
+        let b = format!("imap://bob@127.0.0.1:{}?tls=none", servers.destination.imap_port());
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_dsync"));
+        command
+            .args(["sync", "-q", "--state-file"])
+            .arg(servers.state())
+            .arg("--destination-password-file")
+            .arg(servers.dir.path().join("bob.pw"))
+            .args([&a, &b])
+            .env("DSYNC_PASSWORD", PASSWORD);
+        command
+    };
+    let mut rows = Vec::new();
+    for label in ["full", "re-run 1", "re-run 2", "re-run 3"] {
+        let (seconds, peak, output) = super::imap_destination::timed(&mut run());
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+        rows.push((label, seconds, peak));
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    let a = servers.source_imap().snapshot();
+    assert_carried(&a, &servers.destination_imap().snapshot());
+    println!(
+        "\n{} messages, {} folders\n| run | s | peak RSS MiB |",
+        a.message_count(),
+        a.mailboxes.len()
+    );
+    println!("|---|--:|--:|");
+    for (label, seconds, peak) in rows {
+        #[allow(clippy::cast_precision_loss)]
+        let peak = peak as f64 / 1024.0;
+        println!("| {label} | {seconds:.2} | {peak:.1} |");
+    }
+}

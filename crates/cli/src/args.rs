@@ -57,9 +57,14 @@ Locations:
                                        runs doveadm dsync-server (e.g. 'ssh mx doveadm
                                        dsync-server -u alice'); the command's stderr is
                                        shown, its exit code kept (67 unknown user)
-An IMAP server can be the DESTINATION of backup and sync -1 (its password:
---destination-password-file, else the source's); the state is then kept in
-~/.local/state/dsync-rs/ unless --state-file says where.
+An IMAP server can be the DESTINATION of backup and sync -1, and either side of a two-way
+sync (the destination's password: --destination-password-file, else the source's); the
+state is then kept in ~/.local/state/dsync-rs/ unless --state-file says where. With an IMAP
+side, a two-way sync pairs messages through that state: expunges and folder deletes travel
+only for what the state knows (a folder holding unpaired mail is kept), and flags merge per
+flag against what both sides had after the last run (each side's change wins; without a
+state, the union), with UNCHANGEDSINCE under CONDSTORE so a client's concurrent change is
+kept.
 In batches (-u, -A, -F) %u, %n (user without domain) and %d (domain) are replaced, and
 `~` (or %h) in maildir:~/Maildir or sdbox:~/sdbox is that user's home: -o home=DIR (a
 template such as /srv/mail/%d/%n), home in the config, or the system's passwd entry; an
@@ -202,8 +207,13 @@ pub(crate) enum Command {
     /// With -1, merge SOURCE into DESTINATION only (changes made on DESTINATION stay).
     /// Without a saved state, Dovecot's own history in a Maildir or sdbox it served
     /// (expunges, flag changes, deleted and renamed folders) tells what each side changed.
+    /// With an IMAP server on a side, messages are paired through the state: only what it
+    /// knows is expunged or deleted on the other side, and a flag either side changed since
+    /// the last run takes that side's value (without a state: the union).
     #[command(after_help = "Examples:
   dsync sync maildir:/srv/a maildir:/srv/b
+  dsync sync --password-file a.pw --destination-password-file b.pw \\
+      imaps://alice@a.example.com imaps://alice@b.example.com
   dsync sync -1 --password-file pw imaps://alice@old.example.com maildir:/srv/mail/alice
   state=$(dsync sync -1 -s \"$state\" imaps://alice@old.example.com maildir:/srv/mail/alice)")]
     Sync(SyncArgs),
@@ -266,7 +276,7 @@ pub(crate) struct Locations {
     /// take it from the config file.
     pub(crate) source: Option<String>,
 
-    /// Where mail is written (a Maildir or an sdbox store).
+    /// Where mail is written (a Maildir, an sdbox store or an IMAP server).
     pub(crate) destination: Option<String>,
 }
 

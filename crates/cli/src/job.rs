@@ -274,9 +274,10 @@ fn attempt_once(
              backup or sync -1, or run doveadm sync on the Dovecot side"
         ))));
     }
-    if task.mode == Mode::TwoWay && source.is_server() {
+    if task.mode == Mode::TwoWay && source.is_server() && !matches!(source, Location::Imap(_)) {
         return Err(fail(CliError::Usage(format!(
-            "{source}: a two-way sync writes both sides, and IMAP is read-only here: use sync -1 or backup"
+            "{source}: a two-way sync writes both sides, and this source is read-only here: use \
+             sync -1 or backup"
         ))));
     }
     open::check_distinct(&source, &destination).map_err(fail)?;
@@ -289,7 +290,9 @@ fn attempt_once(
     };
 
     let imap_destination = match &destination {
-        Location::Imap(imap) if matches!(task.mode, Mode::Backup | Mode::OneWay) => Some(imap),
+        Location::Imap(imap) if matches!(task.mode, Mode::Backup | Mode::OneWay | Mode::TwoWay) => {
+            Some(imap)
+        }
         _ => None,
     };
     let mut destination_store = match imap_destination {
@@ -327,7 +330,10 @@ fn attempt_once(
         })
         .transpose()
         .map_err(fail)?;
-    let mut source_store = if task.mode == Mode::TwoWay {
+    let mut source_store = if task.mode == Mode::TwoWay && matches!(source, Location::Imap(_)) {
+        // An IMAP server is written through the session it is read with.
+        open::open_source(&source, &access, "source").map_err(fail)?
+    } else if task.mode == Mode::TwoWay {
         let store = open::open_destination(&source, &job.settings, "source").map_err(fail)?;
         if !task.dry_run {
             repair_reserved_names(&store, "source").map_err(fail)?;

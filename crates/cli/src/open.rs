@@ -341,8 +341,8 @@ pub(crate) fn open_destination(
              yet: the {side} must be maildir:PATH or sdbox:PATH"
         ))),
         _ => Err(CliError::Usage(format!(
-            "{location}: a two-way sync with an IMAP server is not supported yet: the {side} \
-             must be maildir:PATH or sdbox:PATH (backup and sync -1 write IMAP servers)"
+            "{location}: cannot be written: the {side} must be maildir:PATH, sdbox:PATH or an \
+             IMAP server (imap://, imaps://)"
         ))),
     }
 }

@@ -387,6 +387,20 @@ pub trait MailboxWriter {
     /// Expunges `uids`.
     fn expunge(&mut self, uids: &[Uid]) -> Result<(), StorageError>;
 
+    /// Flag changes staged from here on apply only to messages that nothing changed since
+    /// the mailbox's modification sequence `modseq` (CONDSTORE's `UNCHANGEDSINCE`: a flag a
+    /// mail client changed after the listing is not overwritten). The default ignores it,
+    /// right for a storage without modification sequences.
+    fn unchanged_since(&mut self, modseq: u64) {
+        let _ = modseq;
+    }
+
+    /// The flag changes and expunges the storage left undone since the last call, by
+    /// choice rather than failure (see [`NotApplied`]). The default: none.
+    fn take_not_applied(&mut self) -> NotApplied {
+        NotApplied::default()
+    }
+
     /// Raises UIDNEXT to at least `uid_next` (never lowers it).
     fn raise_uid_next(&mut self, uid_next: Uid) -> Result<(), StorageError>;
 
@@ -420,6 +434,23 @@ pub trait MailboxWriter {
     fn take_assigned(&mut self) -> Vec<Assigned> {
         Vec::new()
     }
+}
+
+/// What a [`MailboxWriter`] chose not to do ([`MailboxWriter::take_not_applied`]): the
+/// engine keeps its record of these messages as it was, so the next run looks at them
+/// again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NotApplied {
+    /// Messages whose flags were not replaced: changed since the modification sequence
+    /// given to [`MailboxWriter::unchanged_since`].
+    pub flags: Vec<Uid>,
+    /// Messages not expunged: an IMAP server without UIDPLUS, where an `EXPUNGE` would
+    /// also remove messages someone else marked `\Deleted`.
+    pub expunges: Vec<Uid>,
+    /// Flags and keywords the mailbox does not keep (an IMAP server's PERMANENTFLAGS):
+    /// left out of what was stored or saved.
+    pub not_kept: Flags,
 }
 
 /// What became of one save on a storage that assigns UIDs ([`MailboxWriter::take_assigned`]).

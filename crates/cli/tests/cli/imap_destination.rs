@@ -11,14 +11,14 @@ use testkit::{AccountSnapshot, Dovecot, MessageSnapshot, RawImap, fixtures};
 
 use super::{PASSWORD, dsync, source_with_fixture, text};
 
-const DESTINATION_PASSWORD: &str = "bob-other-pw";
+pub(super) const DESTINATION_PASSWORD: &str = "bob-other-pw";
 
 /// A mailbox's name, whether it is selectable, and its messages.
-type Carried = (String, bool, Vec<MessageSnapshot>);
+pub(super) type Carried = (String, bool, Vec<MessageSnapshot>);
 
 /// What must be equal through both servers: per mailbox, the messages (flags,
 /// INTERNALDATE, bytes) in body order, without UIDs and UIDVALIDITYs.
-fn carried(snapshot: &AccountSnapshot) -> (Vec<Carried>, Vec<String>) {
+pub(super) fn carried(snapshot: &AccountSnapshot) -> (Vec<Carried>, Vec<String>) {
     let mailboxes = snapshot
         .mailboxes
         .iter()
@@ -32,7 +32,7 @@ fn carried(snapshot: &AccountSnapshot) -> (Vec<Carried>, Vec<String>) {
     (mailboxes, snapshot.subscriptions.iter().cloned().collect())
 }
 
-fn assert_carried(expected: &AccountSnapshot, actual: &AccountSnapshot) {
+pub(super) fn assert_carried(expected: &AccountSnapshot, actual: &AccountSnapshot) {
     let (want, got) = (carried(expected), carried(actual));
     assert_eq!(want.1, got.1, "subscriptions");
     let names = |list: &[Carried]| {
@@ -47,14 +47,14 @@ fn assert_carried(expected: &AccountSnapshot, actual: &AccountSnapshot) {
     }
 }
 
-struct Servers {
-    source: Dovecot,
-    destination: Dovecot,
-    dir: tempfile::TempDir,
+pub(super) struct Servers {
+    pub(super) source: Dovecot,
+    pub(super) destination: Dovecot,
+    pub(super) dir: tempfile::TempDir,
 }
 
 impl Servers {
-    fn new(source: Dovecot) -> Servers {
+    pub(super) fn new(source: Dovecot) -> Servers {
         let destination = Dovecot::builder().user("bob", DESTINATION_PASSWORD).start();
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("bob.pw"), format!("{DESTINATION_PASSWORD}\n"))
@@ -62,11 +62,11 @@ impl Servers {
         Servers { source, destination, dir }
     }
 
-    fn state(&self) -> std::path::PathBuf {
+    pub(super) fn state(&self) -> std::path::PathBuf {
         self.dir.path().join("state")
     }
 
-    fn run(&self, verb: &[&str], extra: &[&str]) -> std::process::Output {
+    pub(super) fn run(&self, verb: &[&str], extra: &[&str]) -> std::process::Output {
         let source = format!("imap://alice@127.0.0.1:{}?tls=none", self.source.imap_port());
         let destination = format!("imap://bob@127.0.0.1:{}?tls=none", self.destination.imap_port());
         let state = self.state();
@@ -95,18 +95,22 @@ impl Servers {
         dsync(&args, Some(PASSWORD))
     }
 
-    fn source_imap(&self) -> RawImap {
+    pub(super) fn source_imap(&self) -> RawImap {
         RawImap::login(self.source.imap_port(), "alice", PASSWORD)
     }
 
-    fn destination_imap(&self) -> RawImap {
+    pub(super) fn destination_imap(&self) -> RawImap {
         RawImap::login(self.destination.imap_port(), "bob", DESTINATION_PASSWORD)
     }
 }
 
 /// Every pair in the state file names a destination message with its source message's
 /// bytes; returns how many pairs there are.
-fn pairs_hold(state: &Path, source: &AccountSnapshot, destination: &AccountSnapshot) -> usize {
+pub(super) fn pairs_hold(
+    state: &Path,
+    source: &AccountSnapshot,
+    destination: &AccountSnapshot,
+) -> usize {
     let text = std::fs::read_to_string(state).expect("state file");
     let state = dsync_core::state::SyncState::decode(&text).expect("readable state");
     let body = |snapshot: &AccountSnapshot, name: &str, uid: u32| {
@@ -128,7 +132,7 @@ fn pairs_hold(state: &Path, source: &AccountSnapshot, destination: &AccountSnaps
     pairs
 }
 
-fn uid_nexts(snapshot: &AccountSnapshot) -> BTreeMap<String, u32> {
+pub(super) fn uid_nexts(snapshot: &AccountSnapshot) -> BTreeMap<String, u32> {
     snapshot.mailboxes.iter().map(|(name, m)| (name.clone(), m.uid_next)).collect()
 }
 
@@ -331,7 +335,7 @@ fn kill_9_at_any_point_then_a_rerun_leaves_no_duplicate_and_nothing_missing() {
 }
 
 /// Wall-clock seconds and peak RSS (KiB) of a command, run under `/usr/bin/time`.
-fn timed(command: &mut std::process::Command) -> (f64, u64, std::process::Output) {
+pub(super) fn timed(command: &mut std::process::Command) -> (f64, u64, std::process::Output) {
     let program = command.get_program().to_owned();
     let args: Vec<std::ffi::OsString> = command.get_args().map(ToOwned::to_owned).collect();
     let mut wrapped = std::process::Command::new("/usr/bin/time");

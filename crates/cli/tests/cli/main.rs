@@ -8,11 +8,13 @@ mod dovecot_history;
 mod fs_layout;
 mod hostile_source;
 mod imap_destination;
+mod imap_two_way;
 mod import_query;
 mod interrupt;
 mod maildir_source;
 mod many_folders;
 mod network;
+mod no_uidplus;
 mod operator;
 mod ownership;
 mod pop3;
@@ -178,7 +180,7 @@ fn exit_codes_for_what_goes_wrong() {
         ),
         (&["backup", &location, &target], None, 64, "no password"),
         (&["backup", "imap:/alice@host", &target], Some(PASSWORD), 64, "invalid location"),
-        (&["sync", &target, "imap://bob@host"], Some(PASSWORD), 64, "not supported"),
+        (&["sync", "pop3://bob@host", &target], Some(PASSWORD), 64, "read-only here"),
         (&["backup", &missing_source, &target], None, 68, "does not exist"),
         (&["backup", &location, &under_a_file], Some(PASSWORD), 73, "Not a directory"),
         (&["backup", "--bogus", &location, &target], Some(PASSWORD), 64, "unexpected argument"),

@@ -32,14 +32,14 @@ use crate::execute::{
     local_names, note_mailbox_filter, stop_if_interrupted,
 };
 use crate::model::{
-    MailboxContents, MailboxInfo, MailboxName, MailboxStatus, MessageMeta, SpecialUse, Uid,
+    Flags, MailboxContents, MailboxInfo, MailboxName, MailboxStatus, MessageMeta, SpecialUse, Uid,
     UidValidity,
 };
 use crate::plan::{MailboxAction, TreePlan};
 use crate::report::{MailboxReport, Report, Skipped};
 use crate::state::SyncState;
 use crate::state::pairs::{MailboxPairs, Pair, WRITING, entry_record, pair_record};
-use crate::storage::{NewMailbox, Skip, Storage, StorageMut};
+use crate::storage::{NewMailbox, NotApplied, Skip, Storage, StorageMut};
 
 /// Rounds of retrying saves the destination asked to slow down for, before the run stops.
 const RETRY_ROUNDS: u32 = 5;
@@ -71,6 +71,7 @@ impl Origin<'_> {
 }
 
 /// One mailbox to sync: its names and where it exists.
+#[derive(Clone)]
 struct Job {
     /// Its name on the destination (the key of its state).
     name: MailboxName,
@@ -202,7 +203,13 @@ pub(crate) fn run(
             consent,
             Side::Destination,
         );
-        apply_deletion(result, &job.name, Side::Destination, report, state)?;
+        let two_way = mode == PairMode::TwoWay;
+        if apply_deletion(result, &job.name, Side::Destination, two_way, report, state)? && two_way
+        {
+            // Kept for the mail only it has: that mail goes back to the side that deleted
+            // the mailbox, in this run, so that both sides end the same.
+            jobs.push(job.clone());
+        }
     }
     delete_source.reverse();
     for job in &delete_source {
@@ -210,7 +217,9 @@ pub(crate) fn run(
         let ours = state.pairs.get(&job.name).map(swap_sides);
         let result =
             delete_if_ours(options, writable, &job.source_name, ours.as_ref(), false, Side::Source);
-        apply_deletion(result, &job.name, Side::Source, report, state)?;
+        if apply_deletion(result, &job.name, Side::Source, true, report, state)? {
+            jobs.push(job.clone());
+        }
     }
 
     for job in &jobs {
@@ -318,13 +327,16 @@ fn delete_if_ours(
     Ok(Deletion::Kept { foreign: foreign.len(), expunged: own.len() })
 }
 
+/// Records what became of a deletion; true when the mailbox was kept (for mail that is
+/// not ours).
 fn apply_deletion(
     result: Result<Deletion, SyncError>,
     name: &MailboxName,
     side: Side,
+    two_way: bool,
     report: &mut Report,
     state: &mut SyncState,
-) -> Result<(), SyncError> {
+) -> Result<bool, SyncError> {
     match keep_going(result, report)? {
         Some(Deletion::Deleted) => {
             report.deleted_mailboxes.push(name.clone());
@@ -332,15 +344,21 @@ fn apply_deletion(
         }
         Some(Deletion::Kept { foreign, expunged }) => {
             let where_ = if side == Side::Source { "source" } else { "destination" };
+            let then = if two_way {
+                "they are copied back to the side that deleted it"
+            } else {
+                "--delete-extra deletes it"
+            };
             report.warnings.push(format!(
                 "mailbox {name} is kept on the {where_}: it holds {foreign} message(s) dsync did \
-                 not put there ({expunged} of its own expunged; --delete-extra deletes it)"
+                 not put there ({expunged} of its own expunged; {then})"
             ));
             state.pairs.remove(name);
+            return Ok(true);
         }
         None => {}
     }
-    Ok(())
+    Ok(false)
 }
 
 fn side_error(side: Side, mailbox: &MailboxName) -> impl Fn(StorageError) -> SyncError + '_ {
@@ -435,10 +453,14 @@ fn sync_mailbox(
         }
     }
     let exists_now = |on: bool| on || !options.dry_run;
+    let writing = |token: Option<&String>| token.map(String::as_str) == Some(WRITING);
     if job.on_destination
-        && state.pairs.get(name).and_then(|e| e.destination_token.as_deref()) == Some(WRITING)
+        && writing(state.pairs.get(name).and_then(|e| e.destination_token.as_ref()))
     {
         settle(destination, name, observer);
+    }
+    if job.on_source && writing(state.pairs.get(name).and_then(|e| e.source_token.as_ref())) {
+        settle(source.storage(), source_name, observer);
     }
     let a = contents_or_empty(source.storage(), source_name, exists_now(job.on_source))
         .map_err(&to_source)?
@@ -476,28 +498,69 @@ fn sync_mailbox(
         return Ok((report, Vec::new()));
     }
 
-    // The new entry: the pairs that hold, and every confirmed save from here on.
+    // The new entry: the pairs that hold, and every confirmed save from here on. Until
+    // both sides' changes are applied it keeps the last run's flags and the pairs whose
+    // expunge is pending, so that a failure in between leaves nothing misremembered.
     let (a_validity, b_validity) = (a.status.uid_validity.get(), b.status.uid_validity.get());
+    let last: BTreeMap<Uid, Pair> = previous
+        .filter(|e| (e.source_uid_validity, e.destination_uid_validity) == (a_validity, b_validity))
+        .map(|e| e.pairs.clone())
+        .unwrap_or_default();
     let mut entry = MailboxPairs::new(a_validity, b_validity);
-    entry.pairs.clone_from(&plan.pairs);
+    entry.pairs = plan::pairs_unless_applied(&plan, &last, &plan::Undone::all(&plan));
     state.pairs.insert(name.clone(), entry);
 
     let partial =
         |error: SyncError, report: &MailboxReport| MailboxFailed::after(error, report.clone());
-    apply_changes(destination, name, &plan.destination_flags, &plan.destination_expunge)
-        .map_err(|e| partial(to_destination(e), &report))?;
+    let mut undone = plan::Undone::default();
+    let left = apply_changes(
+        destination,
+        name,
+        &plan.destination_flags,
+        &plan.destination_expunge,
+        b.status.highest_modseq,
+    )
+    .map_err(|e| partial(to_destination(e), &report))?;
+    undone.destination_flags.extend(left.flags);
+    undone.destination_expunge.extend(left.expunges);
+    let mut not_kept = left.not_kept;
     if let Some(writable) = source.writable() {
-        apply_changes(writable, source_name, &plan.source_flags, &plan.source_expunge)
-            .map_err(|e| partial(to_source(e), &report))?;
+        let left = apply_changes(
+            writable,
+            source_name,
+            &plan.source_flags,
+            &plan.source_expunge,
+            a.status.highest_modseq,
+        )
+        .map_err(|e| partial(to_source(e), &report))?;
+        undone.source_flags.extend(left.flags);
+        undone.source_expunge.extend(left.expunges);
+        add_flags(&mut not_kept, left.not_kept);
     }
-
-    if !plan.to_destination.is_empty()
-        && let Some(entry) = state.pairs.get_mut(name)
-    {
-        // Until the mailbox is done, the saved state says it is being written.
-        entry.destination_token = Some(WRITING.to_owned());
-        let record = entry_record(name, entry);
-        observer.paired(&record, state);
+    let pairs = plan::pairs_unless_applied(&plan, &last, &undone);
+    if !undone.is_empty() {
+        report.warnings.push(format!(
+            "mailbox {name}: {} flag change(s) and {} expunge(s) were left for the next run \
+             (changed meanwhile by a mail client, or withheld by a server without UIDPLUS)",
+            undone.source_flags.len() + undone.destination_flags.len(),
+            undone.source_expunge.len() + undone.destination_expunge.len(),
+        ));
+    }
+    let writing_destination = !plan.to_destination.is_empty();
+    let writing_source = !plan.to_source.is_empty() && source.writable().is_some();
+    if let Some(entry) = state.pairs.get_mut(name) {
+        entry.pairs = pairs;
+        // Until the mailbox is done, the saved state says which side is being written.
+        if writing_destination {
+            entry.destination_token = Some(WRITING.to_owned());
+        }
+        if writing_source {
+            entry.source_token = Some(WRITING.to_owned());
+        }
+        if writing_destination || writing_source {
+            let record = entry_record(name, entry);
+            observer.paired(&record, state);
+        }
     }
     let mut skipped = Vec::new();
     // Saves stored under a UID the storage could not tell (no UIDPLUS).
@@ -519,6 +582,7 @@ fn sync_mailbox(
             observer,
             &plan.to_destination,
             &a_metas,
+            &mut not_kept,
             &mut |observer, origin, uid| {
                 unknown += u64::from(uid.is_none());
                 let validities = (a_validity, b_validity);
@@ -561,6 +625,7 @@ fn sync_mailbox(
             observer,
             &plan.to_source,
             &b_metas,
+            &mut not_kept,
             &mut |observer, origin, uid| {
                 unknown += u64::from(uid.is_none());
                 let validities = (a_validity, b_validity);
@@ -583,14 +648,25 @@ fn sync_mailbox(
 
     // What the next run compares with, unless something is left to do (a message left
     // out, a save whose UID is to be found by content, foreign mail a backup with
-    // consent would delete).
+    // consent would delete, a change left undone).
+    if mode == PairMode::TwoWay
+        && let Some(entry) = state.pairs.get_mut(name)
+    {
+        plan::forget_not_kept(&mut entry.pairs, &not_kept);
+    }
     let foreign_kept = matches!(mode, PairMode::Backup { .. }) && plan.kept_foreign > 0;
-    if skipped.is_empty() && unknown == 0 && !foreign_kept {
-        let token = |storage: &mut dyn Storage, name: &MailboxName| {
-            storage.stamp(name).ok().and_then(|stamp| stamp.change_token)
+    if skipped.is_empty() && unknown == 0 && !foreign_kept && undone.is_empty() {
+        // A side whose changes travel keeps the token of the listing the plan was made
+        // from: a change a client makes during the run (new mail, a flag) then shows at
+        // the next run, instead of hiding in a token taken afterwards. The price: a
+        // mailbox this run wrote is listed once more. A one-way run's destination keeps
+        // its own changes, and takes the token after the run.
+        let a_token = a.status.change_token.clone();
+        let b_token = if mode == PairMode::TwoWay {
+            b.status.change_token.clone()
+        } else {
+            destination.stamp(name).ok().and_then(|stamp| stamp.change_token)
         };
-        let a_token = token(source.storage(), source_name);
-        let b_token = token(destination, name);
         if let Some(entry) = state.pairs.get_mut(name) {
             entry.source_token = a_token;
             entry.destination_token = b_token;
@@ -602,7 +678,7 @@ fn sync_mailbox(
     Ok((report, skipped))
 }
 
-fn sizes(contents: &MailboxContents, saves: &[(Uid, crate::model::Flags)]) -> u64 {
+fn sizes(contents: &MailboxContents, saves: &[(Uid, Flags)]) -> u64 {
     let wanted: BTreeSet<Uid> = saves.iter().map(|(uid, _)| *uid).collect();
     contents
         .messages
@@ -612,24 +688,31 @@ fn sizes(contents: &MailboxContents, saves: &[(Uid, crate::model::Flags)]) -> u6
         .sum()
 }
 
-/// Flag changes and expunges on one side, committed before any copy.
+/// Flag changes and expunges on one side, committed before any copy; flag changes only
+/// to messages unchanged since `modseq` (the listing's HIGHESTMODSEQ) where the storage
+/// can tell. Returns what the storage left undone.
 fn apply_changes(
     storage: &mut dyn StorageMut,
     name: &MailboxName,
-    flags: &[(Uid, crate::model::Flags)],
+    flags: &[(Uid, Flags)],
     expunge: &[Uid],
-) -> Result<(), StorageError> {
+    modseq: Option<u64>,
+) -> Result<NotApplied, StorageError> {
     if flags.is_empty() && expunge.is_empty() {
-        return Ok(());
+        return Ok(NotApplied::default());
     }
     let mut writer = storage.writer(name)?;
+    if let Some(modseq) = modseq {
+        writer.unchanged_since(modseq);
+    }
     for (uid, new) in flags {
         writer.set_flags(*uid, new)?;
     }
     if !expunge.is_empty() {
         writer.expunge(expunge)?;
     }
-    writer.commit()
+    writer.commit()?;
+    Ok(writer.take_not_applied())
 }
 
 /// Records a confirmed save as a pair, in the state and (one appended line) the saved
@@ -704,15 +787,16 @@ fn transfer(
     assigns: bool,
     uid_next: Uid,
     observer: &mut dyn Observer,
-    saves: &[(Uid, crate::model::Flags)],
+    saves: &[(Uid, Flags)],
     metas: &BTreeMap<Uid, &MessageMeta>,
+    not_kept: &mut Flags,
     stored: &mut Stored<'_>,
 ) -> Result<Copied, Box<CopyStopped>> {
     let mut total = Copied::default();
     if saves.is_empty() {
         return Ok(total);
     }
-    let mut pending: Vec<(Uid, crate::model::Flags)> = saves.to_vec();
+    let mut pending: Vec<(Uid, Flags)> = saves.to_vec();
     let mut next_uid = uid_next;
     for round in 0..=RETRY_ROUNDS {
         let mut writer = match storage.writer(name) {
@@ -730,6 +814,7 @@ fn transfer(
         };
         let result = copy::copy(fetch, &mut target, observer, &pending, metas, stored);
         next_uid = target.next_uid;
+        add_flags(not_kept, writer.take_not_applied().not_kept);
         drop(writer);
         let copied = match result {
             Ok(copied) => copied,
@@ -768,6 +853,12 @@ fn transfer(
     Ok(total)
 }
 
+/// Adds `more` to `flags`.
+fn add_flags(flags: &mut Flags, more: Flags) {
+    flags.system = flags.system.union(more.system);
+    flags.keywords.extend(more.keywords);
+}
+
 fn add(total: &mut Copied, more: Copied) {
     total.stored += more.stored;
     total.bytes += more.bytes;
@@ -780,8 +871,8 @@ fn add(total: &mut Copied, more: Copied) {
 /// seconds): a run that stopped while copying into it may have left a server session
 /// that still saves the messages it was sent, and listing the mailbox before they land
 /// would copy them again.
-fn settle(storage: &mut dyn StorageMut, name: &MailboxName, observer: &mut dyn Observer) {
-    let uid_next = |storage: &mut dyn StorageMut| storage.status(name).ok().map(|s| s.uid_next);
+fn settle(storage: &mut dyn Storage, name: &MailboxName, observer: &mut dyn Observer) {
+    let uid_next = |storage: &mut dyn Storage| storage.status(name).ok().map(|s| s.uid_next);
     let mut last = uid_next(storage);
     for _ in 0..10 {
         if !sleep_unless_interrupted(observer, Duration::from_secs(1)) {

@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::model::{Flags, MailboxContents, MessageMeta, Uid};
+use crate::model::{Flags, MailboxContents, MessageMeta, SystemFlags, Uid};
 use crate::plan::merge::{MergeMode, merge_flags};
 use crate::state::pairs::{MailboxPairs, Pair};
 
@@ -85,6 +85,90 @@ impl PairPlan {
             && self.source_flags.is_empty()
             && self.destination_expunge.is_empty()
             && self.source_expunge.is_empty()
+    }
+}
+
+/// Changes of a [`PairPlan`] that did not (or not yet) happen, each by the UIDs of the
+/// side it concerns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Undone {
+    /// Source messages whose flag change is undone.
+    pub source_flags: BTreeSet<Uid>,
+    /// Destination messages whose flag change is undone.
+    pub destination_flags: BTreeSet<Uid>,
+    /// Source messages not expunged.
+    pub source_expunge: BTreeSet<Uid>,
+    /// Destination messages not expunged.
+    pub destination_expunge: BTreeSet<Uid>,
+}
+
+impl Undone {
+    /// Every flag change and expunge of `plan` (none applied yet).
+    pub fn all(plan: &PairPlan) -> Undone {
+        let uids = |list: &[(Uid, Flags)]| list.iter().map(|(uid, _)| *uid).collect();
+        Undone {
+            source_flags: uids(&plan.source_flags),
+            destination_flags: uids(&plan.destination_flags),
+            source_expunge: plan.source_expunge.iter().copied().collect(),
+            destination_expunge: plan.destination_expunge.iter().copied().collect(),
+        }
+    }
+
+    /// True when everything was applied.
+    pub fn is_empty(&self) -> bool {
+        self.source_flags.is_empty()
+            && self.destination_flags.is_empty()
+            && self.source_expunge.is_empty()
+            && self.destination_expunge.is_empty()
+    }
+}
+
+/// The pairs to remember when the changes in `undone` did not happen: the plan's pairs,
+/// except that a pair whose flag change is undone on either side keeps the flags `last`
+/// (the state's pairs for the same UIDVALIDITYs) had for it, the flags both sides agreed
+/// on, so that the next run sees each side's change again (a pair found by content this
+/// run, which has no such flags, is left out: the next run finds it again), and a pair of
+/// `last` whose expunge is undone stays, so the next run expunges it again instead of
+/// taking the message for new mail.
+pub fn pairs_unless_applied(
+    plan: &PairPlan,
+    last: &BTreeMap<Uid, Pair>,
+    undone: &Undone,
+) -> BTreeMap<Uid, Pair> {
+    let mut pairs = BTreeMap::new();
+    for (source, pair) in &plan.pairs {
+        let flags_undone = undone.source_flags.contains(source)
+            || undone.destination_flags.contains(&pair.destination);
+        if !flags_undone {
+            pairs.insert(*source, pair.clone());
+        } else if let Some(before) = last.get(source).filter(|p| p.destination == pair.destination)
+        {
+            pairs.insert(
+                *source,
+                Pair { destination: pair.destination, flags: before.flags.clone() },
+            );
+        }
+    }
+    for (source, pair) in last {
+        if undone.source_expunge.contains(source)
+            || undone.destination_expunge.contains(&pair.destination)
+        {
+            pairs.insert(*source, pair.clone());
+        }
+    }
+    pairs
+}
+
+/// Takes `not_kept` (what a side's mailbox does not keep, PERMANENTFLAGS) out of every
+/// pair's flags: it is not part of what both sides had, so the next run does not read its
+/// absence on that side as a removal, which would remove it from the side that keeps it.
+pub fn forget_not_kept(pairs: &mut BTreeMap<Uid, Pair>, not_kept: &Flags) {
+    if not_kept.system == SystemFlags::empty() && not_kept.keywords.is_empty() {
+        return;
+    }
+    for pair in pairs.values_mut() {
+        pair.flags.system = pair.flags.system.difference(not_kept.system);
+        pair.flags.keywords.retain(|keyword| !not_kept.keywords.contains(keyword));
     }
 }
 
@@ -479,6 +563,65 @@ mod tests {
         let two_way =
             plan(PairMode::TwoWay, &source, &new_on_destination, Some(&state), &none, &none, &all);
         assert_eq!(two_way.to_source, [(uid(14), flags(&["\\Seen"]))]);
+    }
+
+    #[test]
+    fn changes_left_undone_keep_the_last_runs_flags_and_pending_expunges() {
+        // 1 ↔ 11: A set \Seen, B set \Flagged; 2 ↔ 12: B expunged it; 3 ↔ 13: A expunged
+        // it; 4 and 14 found by content with different flags.
+        let source = contents(7, &[(1, &["\\Seen"], 10), (2, &[], 20), (4, &["\\Seen"], 40)]);
+        let destination = contents(90, &[(11, &["\\Flagged"], 10), (13, &[], 30), (14, &[], 40)]);
+        let state = pairs((7, 90), &[(1, 11, &[]), (2, 12, &[]), (3, 13, &[])]);
+        let all = |_: &MessageMeta| true;
+        let plan = plan(
+            PairMode::TwoWay,
+            &source,
+            &destination,
+            Some(&state),
+            &ids(&[(4, "h4")]),
+            &ids(&[(14, "h4")]),
+            &all,
+        );
+        let both = flags(&["\\Seen", "\\Flagged"]);
+        assert_eq!(
+            plan.destination_flags,
+            [(uid(11), both.clone()), (uid(14), flags(&["\\Seen"]))]
+        );
+        // Nothing applied yet: the last run's flags, the pending expunges, no new match.
+        let before = pairs_unless_applied(&plan, &state.pairs, &Undone::all(&plan));
+        assert_eq!(before, state.pairs, "exactly the last run's pairs");
+        // All applied.
+        let done = pairs_unless_applied(&plan, &state.pairs, &Undone::default());
+        assert_eq!(done, plan.pairs);
+        assert_eq!(done[&uid(1)].flags, both);
+        assert!(!done.contains_key(&uid(2)) && !done.contains_key(&uid(3)));
+        // A client changed 11 meanwhile, and 13's expunge was withheld.
+        let undone = Undone {
+            destination_flags: [uid(11)].into(),
+            destination_expunge: [uid(13)].into(),
+            ..Undone::default()
+        };
+        let left = pairs_unless_applied(&plan, &state.pairs, &undone);
+        assert_eq!(left[&uid(1)].flags, flags(&[]), "the base both sides agreed on");
+        assert_eq!(left[&uid(3)].destination, uid(13), "expunged again next time");
+        assert_eq!(left[&uid(4)].destination, uid(14));
+        assert!(!left.contains_key(&uid(2)));
+    }
+
+    #[test]
+    fn what_a_side_does_not_keep_never_reads_as_a_removal() {
+        // B keeps no keywords: $Label1 went to B as nothing. Remembered as part of both
+        // sides' flags, B's lack of it would remove it from A at the next run.
+        let mut remembered = pairs((7, 90), &[(1, 11, &["\\Seen", "$Label1"])]).pairs;
+        forget_not_kept(&mut remembered, &flags(&["$Label1"]));
+        let source = contents(7, &[(1, &["\\Seen", "$Label1"], 10)]);
+        let destination = contents(90, &[(11, &["\\Seen"], 10)]);
+        let mut state = MailboxPairs::new(7, 90);
+        state.pairs = remembered;
+        let none = BTreeMap::new();
+        let all = |_: &MessageMeta| true;
+        let plan = plan(PairMode::TwoWay, &source, &destination, Some(&state), &none, &none, &all);
+        assert!(plan.source_flags.is_empty(), "A keeps $Label1: {plan:?}");
     }
 
     #[test]

@@ -166,7 +166,9 @@ pub(super) fn apply_record(
     {
         *entry = MailboxPairs::new(source_validity, destination_validity);
     }
-    entry.source_token = None;
+    if entry.source_token.as_deref() != Some(WRITING) {
+        entry.source_token = None;
+    }
     if entry.destination_token.as_deref() != Some(WRITING) {
         entry.destination_token = None;
     }

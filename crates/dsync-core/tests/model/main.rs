@@ -9,6 +9,7 @@ mod import;
 mod interrupt;
 mod merge;
 mod pairing;
+mod pairing_two_way;
 mod parallel;
 mod rename;
 mod support;

@@ -38,11 +38,11 @@ fn flags(bits: u8, keyword: Option<u8>) -> Flags {
 
 /// The ancestor: mailboxes with messages (ids unique), some gaps in UIDs.
 #[derive(Debug, Clone)]
-struct Ancestor {
+pub(super) struct Ancestor {
     mailboxes: BTreeMap<usize, Vec<(u8, Option<u8>, bool)>>, // (flags, keyword, leave a gap before)
 }
 
-fn ancestor() -> impl Strategy<Value = Ancestor> {
+pub(super) fn ancestor() -> impl Strategy<Value = Ancestor> {
     let messages =
         proptest::collection::vec((0u8..32, proptest::option::of(0u8..3), any::<bool>()), 0..5);
     (proptest::collection::btree_map(1..NAMES.len(), messages.clone(), 0..3), messages).prop_map(
@@ -53,7 +53,7 @@ fn ancestor() -> impl Strategy<Value = Ancestor> {
     )
 }
 
-fn build(ancestor: &Ancestor, comparable_guids: bool) -> MemoryStorage {
+pub(super) fn build(ancestor: &Ancestor, comparable_guids: bool) -> MemoryStorage {
     let mut storage = MemoryStorage::with_guids().comparable_message_guids(comparable_guids);
     let mut id = 0;
     for (&index, messages) in &ancestor.mailboxes {
@@ -76,7 +76,7 @@ fn build(ancestor: &Ancestor, comparable_guids: bool) -> MemoryStorage {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Op {
+pub(super) enum Op {
     Append { mailbox: usize, bits: u8 },
     Expunge { mailbox: usize, pick: usize },
     SetFlags { mailbox: usize, pick: usize, bits: u8, keyword: Option<u8> },
@@ -85,7 +85,7 @@ enum Op {
     Subscribe { mailbox: usize, subscribed: bool },
 }
 
-fn op() -> impl Strategy<Value = Op> {
+pub(super) fn op() -> impl Strategy<Value = Op> {
     let m = 0..NAMES.len();
     prop_oneof![
         3 => (m.clone(), 0u8..32).prop_map(|(mailbox, bits)| Op::Append { mailbox, bits }),
@@ -100,17 +100,17 @@ fn op() -> impl Strategy<Value = Op> {
 
 /// What one side did to itself after the ancestor.
 #[derive(Debug, Default, Clone)]
-struct History {
-    expunged: BTreeSet<u32>,
+pub(super) struct History {
+    pub(super) expunged: BTreeSet<u32>,
     new: BTreeMap<MailboxName, BTreeSet<u32>>,
     touched: BTreeSet<MailboxName>,
-    deleted: BTreeSet<MailboxName>,
+    pub(super) deleted: BTreeSet<MailboxName>,
     created: BTreeSet<MailboxName>,
     /// Deleted and then created again: a new incarnation (new UIDVALIDITY).
-    recreated: BTreeSet<MailboxName>,
+    pub(super) recreated: BTreeSet<MailboxName>,
 }
 
-fn evolve(storage: &mut MemoryStorage, ops: &[Op], first_id: u32) -> History {
+pub(super) fn evolve(storage: &mut MemoryStorage, ops: &[Op], first_id: u32) -> History {
     let mut history = History::default();
     let mut next_id = first_id;
     for op in ops {
@@ -193,7 +193,7 @@ fn evolve(storage: &mut MemoryStorage, ops: &[Op], first_id: u32) -> History {
 /// The subscriptions the sync must leave on B (and, two-way, on A): per name, a side's
 /// change since the ancestor travels; when both sides changed it differently, subscribed
 /// wins. (One-way: A's changes travel and B keeps its own, which is the same rule for B.)
-fn expected_subscriptions(
+pub(super) fn expected_subscriptions(
     ancestor: &BTreeSet<MailboxName>,
     a: &BTreeSet<MailboxName>,
     b: &BTreeSet<MailboxName>,
@@ -217,9 +217,9 @@ fn expected_subscriptions(
 }
 
 /// Per mailbox: id → flags.
-type View = BTreeMap<MailboxName, BTreeMap<u32, Flags>>;
+pub(super) type View = BTreeMap<MailboxName, BTreeMap<u32, Flags>>;
 
-fn view(storage: &MemoryStorage) -> View {
+pub(super) fn view(storage: &MemoryStorage) -> View {
     storage
         .all_mailboxes()
         .iter()
@@ -246,7 +246,7 @@ fn uids(storage: &MemoryStorage) -> BTreeMap<MailboxName, BTreeMap<u32, Uid>> {
         .collect()
 }
 
-fn three_way(base: &Flags, changing: &Flags, other: &Flags) -> Flags {
+pub(super) fn three_way(base: &Flags, changing: &Flags, other: &Flags) -> Flags {
     dsync_core::plan::merge::merge_flags(
         dsync_core::plan::merge::MergeMode::TwoWay,
         Some(base),
@@ -259,7 +259,7 @@ fn options(mode: Mode, state: Option<SyncState>) -> SyncOptions {
     SyncOptions::new(mode).commit_interval(2).state(state)
 }
 
-fn sync(
+pub(super) fn sync(
     mode: Mode,
     a: &mut MemoryStorage,
     b: &mut MemoryStorage,
@@ -268,7 +268,7 @@ fn sync(
     sync_observed(mode, a, b, state, &mut NoObserver)
 }
 
-fn sync_observed(
+pub(super) fn sync_observed(
     mode: Mode,
     a: &mut MemoryStorage,
     b: &mut MemoryStorage,
@@ -283,7 +283,7 @@ fn sync_observed(
 }
 
 /// Keeps what a CLI would have written to its state file at each checkpoint.
-struct Checkpoints(Option<SyncState>);
+pub(super) struct Checkpoints(pub(super) Option<SyncState>);
 
 impl dsync_core::Observer for Checkpoints {
     fn checkpoint(&mut self, state: &SyncState) -> Result<(), dsync_core::StorageError> {

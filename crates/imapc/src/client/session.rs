@@ -38,7 +38,7 @@ pub enum Expunged {
     /// The messages are gone.
     Done,
     /// No UIDPLUS, and other messages are marked `\Deleted`, which a plain EXPUNGE would
-    /// remove too: nothing was expunged; ours stay marked `\Deleted`.
+    /// remove too: nothing was expunged, and ours are not marked `\Deleted`.
     Withheld {
         /// The other `\Deleted` messages.
         others: SequenceSet,
@@ -614,7 +614,7 @@ impl Session {
         if unchanged_since.is_some() && !self.has_capability("CONDSTORE") {
             return Err(Error::Unsupported { capability: "CONDSTORE" });
         }
-        let mut modified = None;
+        let mut modified: Option<SequenceSet> = None;
         for part in
             set.split(usize::MAX, self.conn.options.max_command_len.saturating_sub(200).max(64))
         {
@@ -622,7 +622,15 @@ impl Session {
                 Command::UidStore { set: &part, action, silent: true, flags, unchanged_since };
             let status = self.conn.simple(&command)?;
             if let Some(Code::Modified(uids)) = status.code {
-                modified = Some(uids);
+                // Each part answers for its own UIDs: all of them are kept.
+                modified = Some(match modified {
+                    None => uids,
+                    Some(earlier) => {
+                        let mut ranges = earlier.ranges().to_vec();
+                        ranges.extend_from_slice(uids.ranges());
+                        SequenceSet::from_ranges(ranges)
+                    }
+                });
             }
         }
         Ok(modified)
@@ -677,20 +685,42 @@ impl Session {
     /// Removes exactly the messages `set` names from the selected mailbox: marks them
     /// `\Deleted`, then `UID EXPUNGE` (UIDPLUS, IMAP4rev2). Without UIDPLUS, a plain
     /// `EXPUNGE` would also remove every message someone else marked `\Deleted`, so it is
-    /// sent only when a search right before finds no such message; otherwise ours stay
-    /// marked and [`Expunged::Withheld`] says which others are in the way. (A client
+    /// sent only when searches before and after marking ours find no such message;
+    /// otherwise ours are left (or made again) unmarked and [`Expunged::Withheld`] says
+    /// which others are in the way. (A client
     /// marking a message `\Deleted` between that search and the EXPUNGE, milliseconds, is
     /// the one case this cannot exclude without UIDPLUS.)
     pub fn expunge_uids(&mut self, set: &SequenceSet) -> Result<Expunged> {
-        self.uid_store(set, StoreAction::Add, &[Flag::Deleted], None)?;
         if self.has_capability("UIDPLUS") || self.has_capability("IMAP4rev2") {
+            self.uid_store(set, StoreAction::Add, &[Flag::Deleted], None)?;
             self.uid_expunge(set)?;
             return Ok(Expunged::Done);
         }
-        let marked = self.uid_search(&[SearchKey::Deleted])?;
-        let others: Vec<Uid> = marked.into_iter().filter(|uid| !set.contains(uid.get())).collect();
-        if !others.is_empty() {
-            return Ok(Expunged::Withheld { others: SequenceSet::from_uids(others) });
+        // Without UID EXPUNGE, EXPUNGE removes every \Deleted message: only when no other
+        // message is marked, before and after ours are (a client may mark one meanwhile;
+        // ours are unmarked again then).
+        let others = |marked: &[Uid]| -> Vec<Uid> {
+            marked.iter().copied().filter(|uid| !set.contains(uid.get())).collect()
+        };
+        let before = self.uid_search(&[SearchKey::Deleted])?;
+        let earlier = others(&before);
+        if !earlier.is_empty() {
+            return Ok(Expunged::Withheld { others: SequenceSet::from_uids(earlier) });
+        }
+        self.uid_store(set, StoreAction::Add, &[Flag::Deleted], None)?;
+        let after = self.uid_search(&[SearchKey::Deleted])?;
+        let meanwhile = others(&after);
+        if !meanwhile.is_empty() {
+            let ours: Vec<Uid> = after
+                .iter()
+                .copied()
+                .filter(|uid| set.contains(uid.get()) && !before.contains(uid))
+                .collect();
+            if !ours.is_empty() {
+                let ours = SequenceSet::from_uids(ours);
+                self.uid_store(&ours, StoreAction::Remove, &[Flag::Deleted], None)?;
+            }
+            return Ok(Expunged::Withheld { others: SequenceSet::from_uids(meanwhile) });
         }
         self.expunge()?;
         Ok(Expunged::Done)

@@ -228,6 +228,13 @@ fn expunge_removes_only_the_messages_named() {
         } else {
             assert_eq!(outcome, Expunged::Withheld { others: SequenceSet::single(uid(4)) });
             assert_eq!(left, [1, 2, 3, 4], "nothing expunged while another is marked");
+            let marked: Vec<u32> = oracle
+                .messages("INBOX")
+                .iter()
+                .filter(|m| m.flags.iter().any(|f| f == "\\Deleted"))
+                .map(|m| m.uid)
+                .collect();
+            assert_eq!(marked, [4], "ours are not left marked \\Deleted");
             // Once nobody else's message is marked, ours go and the rest stay.
             session
                 .uid_store(

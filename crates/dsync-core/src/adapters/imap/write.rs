@@ -21,7 +21,7 @@ use super::{ImapStorage, convert_error};
 use crate::error::{ErrorKind, StorageError};
 use crate::model::{Flags, MailboxName, MessageMeta, SpecialUse, Uid};
 use crate::spool::temp_file;
-use crate::storage::{Assigned, MailboxWriter, NewMailbox, StorageMut};
+use crate::storage::{Assigned, MailboxWriter, NewMailbox, NotApplied, StorageMut};
 
 /// A message to append is held in memory up to this size, beyond it in an unlinked
 /// temporary file: APPEND announces the length before the bytes, and the flags and date
@@ -125,6 +125,8 @@ impl StorageMut for ImapStorage {
             assigned: Vec::new(),
             flag_changes: HashMap::new(),
             not_stored: BTreeSet::new(),
+            unchanged_since: None,
+            not_applied: NotApplied::default(),
         }))
     }
 }
@@ -166,6 +168,10 @@ struct ImapWriter<'a> {
     flag_changes: HashMap<Flags, Vec<Uid>>,
     /// Flags and keywords the mailbox does not keep (PERMANENTFLAGS), warned about once.
     not_stored: BTreeSet<String>,
+    /// The modification sequence flag changes are guarded by (CONDSTORE).
+    unchanged_since: Option<u64>,
+    /// What was left undone, for the engine.
+    not_applied: NotApplied,
 }
 
 impl ImapWriter<'_> {
@@ -181,7 +187,13 @@ impl ImapWriter<'_> {
         for flag in all {
             if self.info.can_store(&flag) {
                 kept.push(flag);
-            } else if self.not_stored.insert(flag.as_str().to_owned()) {
+                continue;
+            }
+            let not_kept = Flags::from_imap_names([flag.as_str()]);
+            self.not_applied.not_kept.system =
+                self.not_applied.not_kept.system.union(not_kept.system);
+            self.not_applied.not_kept.keywords.extend(not_kept.keywords);
+            if self.not_stored.insert(flag.as_str().to_owned()) {
                 self.storage.warnings.push(format!(
                     "mailbox {}: the server does not keep the flag {} (PERMANENTFLAGS); \
                      messages are stored without it",
@@ -194,13 +206,22 @@ impl ImapWriter<'_> {
     }
 
     fn send_flag_changes(&mut self) -> Result<(), StorageError> {
+        let guard =
+            self.unchanged_since.filter(|_| self.storage.session.has_capability("CONDSTORE"));
         for (flags, uids) in std::mem::take(&mut self.flag_changes) {
             let set = uid_set(&uids);
             let wanted = self.imap_flags(&flags);
-            self.storage
+            let modified = self
+                .storage
                 .session
-                .uid_store(&set, StoreAction::Replace, &wanted, None)
+                .uid_store(&set, StoreAction::Replace, &wanted, guard)
                 .map_err(|e| convert_error(e, "UID STORE"))?;
+            // Changed by someone else since the listing: left as they are now.
+            if let Some(modified) = modified {
+                self.not_applied
+                    .flags
+                    .extend(uids.iter().filter(|uid| modified.contains(uid.get())));
+            }
         }
         Ok(())
     }
@@ -308,17 +329,26 @@ impl MailboxWriter for ImapWriter<'_> {
             .map_err(|e| convert_error(e, "UID EXPUNGE"))?;
         match expunged {
             Expunged::Done => Ok(()),
-            Expunged::Withheld { others } => Err(StorageError::new(
-                ErrorKind::InvalidData,
-                format!(
+            Expunged::Withheld { others } => {
+                self.storage.warnings.push(format!(
                     "mailbox {}: the server has no UIDPLUS and other messages ({others}) are \
                      marked \\Deleted, which an EXPUNGE would remove too: {} message(s) are \
-                     left marked \\Deleted instead of expunged",
+                     not expunged this time (the next run tries again)",
                     self.mailbox,
                     uids.len()
-                ),
-            )),
+                ));
+                self.not_applied.expunges.extend_from_slice(uids);
+                Ok(())
+            }
         }
+    }
+
+    fn unchanged_since(&mut self, modseq: u64) {
+        self.unchanged_since = Some(modseq);
+    }
+
+    fn take_not_applied(&mut self) -> NotApplied {
+        std::mem::take(&mut self.not_applied)
     }
 
     fn raise_uid_next(&mut self, _uid_next: Uid) -> Result<(), StorageError> {

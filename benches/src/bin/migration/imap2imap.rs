@@ -70,11 +70,19 @@ pub(crate) struct Loss {
     pub(crate) keywords_wrong: usize,
     /// Copied messages whose INTERNALDATE differs.
     pub(crate) dates_wrong: usize,
+    /// The first few differences, described (for the log, not the table).
+    pub(crate) examples: Vec<String>,
 }
 
 impl Loss {
     pub(crate) fn is_clean(&self) -> bool {
-        *self == Loss::default()
+        Loss { examples: Vec::new(), ..self.clone() } == Loss::default()
+    }
+
+    fn note(&mut self, text: impl FnOnce() -> String) {
+        if self.examples.len() < 5 {
+            self.examples.push(text());
+        }
     }
 
     fn summary(&self) -> String {
@@ -136,6 +144,9 @@ pub(crate) fn compare(source: &AccountSnapshot, destination: &AccountSnapshot) -
             let there = found.get(body).map_or(&[][..], Vec::as_slice);
             let missing = copies.len().saturating_sub(there.len());
             loss.messages_missing += missing;
+            if missing > 0 {
+                loss.note(|| format!("{name}: missing {}", describe(copies[0])));
+            }
             if copies.len() > 1 {
                 loss.duplicates_dropped += missing.min(copies.len() - 1);
             }
@@ -150,11 +161,23 @@ pub(crate) fn compare(source: &AccountSnapshot, destination: &AccountSnapshot) -
                 loss.flags_wrong += usize::from(system_a != system_b);
                 loss.keywords_wrong += usize::from(keywords_a != keywords_b);
                 loss.dates_wrong += usize::from(date_a != date_b);
+                if date_a != date_b {
+                    loss.note(|| {
+                        format!(
+                            "{name}: INTERNALDATE {date_a} became {date_b}: {}",
+                            describe(copies[0])
+                        )
+                    });
+                }
             }
         }
         for (body, copies) in &found {
             let wanted_copies = wanted.get(body).map_or(0, Vec::len);
-            loss.messages_extra += copies.len().saturating_sub(wanted_copies);
+            let extra = copies.len().saturating_sub(wanted_copies);
+            loss.messages_extra += extra;
+            if extra > 0 {
+                loss.note(|| format!("{name}: extra {}", describe(copies[0])));
+            }
         }
     }
     for (name, got) in destination.mailboxes.iter().filter(|(_, m)| m.selectable) {
@@ -163,6 +186,25 @@ pub(crate) fn compare(source: &AccountSnapshot, destination: &AccountSnapshot) -
         }
     }
     loss
+}
+
+/// A message in a few words: size, date and the start of its subject.
+fn describe(message: &MessageSnapshot) -> String {
+    let text = String::from_utf8_lossy(&message.body);
+    let subject = text
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("subject:"))
+        .unwrap_or_default()
+        .chars()
+        .take(70)
+        .collect::<String>();
+    let odd = message.body.iter().filter(|b| **b == 0 || **b == b'\r').count();
+    format!(
+        "{} bytes, date {}, {subject:?}, {odd} CR/NUL bytes, {} LF",
+        message.body.len(),
+        message.internal_date,
+        message.body.iter().filter(|b| **b == b'\n').count()
+    )
 }
 
 /// The message without the `X-TUID: …` header line mbsync adds to what it appends.
@@ -356,6 +398,9 @@ fn run_once(
     );
     if again != loss {
         let _ = write!(text, "; after the no-op: {}", again.summary());
+    }
+    for example in &again.examples {
+        let _ = write!(text, "\n      {example}");
     }
     if recorded {
         outcome.noop.push(noop);

@@ -277,6 +277,9 @@ fn capabilities(account: &Account) -> String {
     caps
 }
 
+/// A command line (literals replaced by `{}`) and its literals.
+type Command = (Vec<u8>, Vec<Vec<u8>>);
+
 struct Connection {
     reader: BufReader<TcpStream>,
     writer: TcpStream,
@@ -304,7 +307,7 @@ fn serve(stream: TcpStream, account: &Mutex<Account>) -> std::io::Result<()> {
 
 impl Connection {
     /// One command line (literals replaced by `{}`) and its literals.
-    fn read_command(&mut self) -> std::io::Result<Option<(Vec<u8>, Vec<Vec<u8>>)>> {
+    fn read_command(&mut self) -> std::io::Result<Option<Command>> {
         let mut command = Vec::new();
         let mut literals = Vec::new();
         loop {

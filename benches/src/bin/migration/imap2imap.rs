@@ -203,7 +203,7 @@ fn describe(message: &MessageSnapshot) -> String {
         "{} bytes, date {}, {subject:?}, {odd} CR/NUL bytes, {} LF",
         message.body.len(),
         message.internal_date,
-        message.body.iter().filter(|b| **b == b'\n').count()
+        text.matches('\n').count()
     )
 }
 

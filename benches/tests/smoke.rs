@@ -52,3 +52,39 @@ fn migration_harness_runs_on_a_tiny_corpus() {
         assert!(row.contains("✓ folders, UIDVALIDITY, UIDs"), "not verified: {row}\n{results}");
     }
 }
+
+#[test]
+fn imap_to_imap_rows_run_and_are_checked_through_the_destination() {
+    let dsync = testkit::cargo_target_dir().join("dsync");
+    if !dsync.exists() {
+        eprintln!("skipped: {} is not built (run `cargo test --workspace`)", dsync.display());
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("RESULTS-imap.md");
+    // No imapsync here: its row is skipped with a message.
+    let output = Command::new(env!("CARGO_BIN_EXE_migration"))
+        .args(["--imap-only", "--messages", "40", "--runs", "1", "--warmup", "0"])
+        .arg("--dsync")
+        .arg(&dsync)
+        .arg("--work-dir")
+        .arg(dir.path())
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run the migration benchmark");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "migration failed:\n{stderr}");
+    assert!(stderr.contains("the imapsync row is skipped"), "{stderr}");
+    let results = std::fs::read_to_string(&out).expect("results written");
+    let row = |name: &str| {
+        results.lines().find(|l| l.starts_with(&format!("| {name}"))).unwrap_or_default()
+    };
+    assert!(row("dsync backup imap:// → imap:// — full").contains("✓ nothing lost"), "{results}");
+    assert!(row("dsync backup imap:// → imap:// — no-op re-run").contains('|'), "{results}");
+    if std::path::Path::new("/usr/bin/mbsync").exists() {
+        // mbsync's IMAP channel carries no subscriptions: the check must see that.
+        let mbsync = row("mbsync IMAP → IMAP channel — full");
+        assert!(mbsync.contains("subscriptions lost"), "{results}");
+    }
+}

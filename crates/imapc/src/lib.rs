@@ -99,7 +99,7 @@ pub mod proto;
 pub mod types;
 
 pub use client::{
-    AppendOutcome, AppendUid, AuthMechanism, Client, ConnectOptions, Credentials,
+    AppendOutcome, AppendUid, AuthMechanism, Client, ConnectOptions, CopyUids, Credentials,
     DEFAULT_GREETING_TIMEOUT, Expunged, FetchHandler, GuidItem, IdFields, ListOptions, ListResult,
     MAX_APPENDS_IN_FLIGHT, MailboxInfo, MessageMeta, Security, SelectOptions, Session, Trace,
     TraceDirection,

@@ -20,6 +20,8 @@
 //!   a chosen number of bytes: a connection lost mid-transfer, on demand.
 //! * [`FakeImap`] answers a sync's IMAP commands from a model account, for mailbox names
 //!   and message data Dovecot cannot be made to serve.
+//! * [`FakeStore`] is a writable account for what a destination server says that Dovecot
+//!   cannot: `[THROTTLED]`/`[UNAVAILABLE]` at a chosen APPEND, and Gmail's `X-GM-EXT-1`.
 //! * [`fixtures`] builds the standard source mailbox used across the workspace's tests.
 //! * [`replay_corpus`] runs a fuzz target's corpus on stable, in `cargo test`.
 //! * [`LeaveUnread`] stops reading one body early, for checking that a client drops the
@@ -42,6 +44,7 @@
 mod dovecot;
 mod fake;
 mod fake_imap;
+mod fake_store;
 pub mod fixtures;
 mod fuzz;
 mod imap;
@@ -57,6 +60,7 @@ pub use dovecot::{
 };
 pub use fake::{FakeServer, Step};
 pub use fake_imap::{FakeImap, FakeMailbox, FakeMessage};
+pub use fake_store::{FakeStore, FakeStoreBuilder, GMAIL_ALL_MAIL, StoredMessage};
 pub use fuzz::{FuzzEntry, replay_corpus};
 pub use imap::{RawImap, Response, Token};
 pub use memory::{BodyDigest, ChildReport, MemoryProbe};

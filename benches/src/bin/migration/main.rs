@@ -18,6 +18,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod corpus;
+mod imap2imap;
 mod measure;
 mod proxy;
 mod rawfetch;
@@ -114,7 +115,7 @@ struct Cli {
 
     /// Leave these tools out (dsync, dsync-nofsync, dsync-parallel, dsync-maildir,
     /// dsync-remote, dsync-sdbox, doveadm, doveadm-fsync, doveadm-remote, doveadm-sdbox,
-    /// mbsync, raw-discard, raw-write).
+    /// mbsync, raw-discard, raw-write; for `--imap`: imap-dsync, imap-imapsync, imap-mbsync).
     #[arg(long, value_name = "TOOL", num_args = 1..)]
     skip: Vec<String>,
 
@@ -139,6 +140,19 @@ struct Cli {
     /// and password) and exit: for profiling a client by hand.
     #[arg(long, value_name = "SECONDS")]
     serve: Option<u64>,
+
+    /// Also time IMAP → IMAP (into a second, empty Dovecot): ours, imapsync (with
+    /// `--imapsync`) and mbsync's IMAP → IMAP channel, each result read back over IMAP.
+    #[arg(long)]
+    imap: bool,
+
+    /// Run only the IMAP → IMAP rows.
+    #[arg(long)]
+    imap_only: bool,
+
+    /// The imapsync script for the IMAP → IMAP rows (its row is skipped without it).
+    #[arg(long, value_name = "PATH")]
+    imapsync: Option<PathBuf>,
 
     /// Write the results (Markdown) here.
     #[arg(long, value_name = "FILE")]
@@ -190,13 +204,17 @@ fn run(cli: &Cli) -> Result<()> {
     let load_before = load_average();
     let started = Instant::now();
     let mut scenarios = Vec::new();
-    if !cli.memory_only && !cli.folders_only {
+    let mut imap_text = String::new();
+    if cli.imap || cli.imap_only {
+        imap_text = imap_rows(cli, &dsync, work.path())?;
+    }
+    if !cli.memory_only && !cli.folders_only && !cli.imap_only {
         scenarios.extend(normal(cli, &dsync, dsync_other.as_deref(), work.path(), &tools)?);
     }
-    if (cli.memory || cli.memory_only) && !cli.folders_only {
+    if (cli.memory || cli.memory_only) && !cli.folders_only && !cli.imap_only {
         scenarios.push(memory(cli, &dsync, dsync_other.as_deref(), work.path(), &tools)?);
     }
-    if !cli.memory_only {
+    if !cli.memory_only && !cli.imap_only {
         let mut tools = tools.clone();
         if !cli.skip.iter().any(|s| s == Tool::DsyncMaildir.slug()) {
             let after = tools.iter().position(|t| *t == Tool::Dsync { fsync: false });
@@ -233,6 +251,7 @@ fn run(cli: &Cli) -> Result<()> {
         text.push_str(&scenario.render());
         text.push('\n');
     }
+    text.push_str(&imap_text);
     println!("{text}");
     if let Some(out) = &cli.out {
         fs::write(out, &text)?;
@@ -249,35 +268,8 @@ fn normal(
     work: &Path,
     tools: &[Tool],
 ) -> Result<Vec<Scenario>> {
-    let dovecot = Dovecot::builder().user(USER, PASSWORD).temp_root(work).start();
+    let (dovecot, corpus_text, truth) = source_server(cli, work)?;
     let maildir = dovecot.home(USER).join("Maildir");
-    let started = Instant::now();
-    let corpus_text = if let Some(dir) = &cli.corpus {
-        corpus::copy(dir, &maildir)?;
-        format!("Corpus: a copy of `{}`", dir.display())
-    } else {
-        let summary = corpus::generate(&maildir, cli.messages, &cli.huge, cli.seed)?;
-        format!(
-            "Corpus: generated (seed {}), {} messages in {} folders{}",
-            cli.seed,
-            summary.messages,
-            summary.folders,
-            if cli.huge.is_empty() {
-                String::new()
-            } else {
-                format!(", with huge messages of {:?} MiB", cli.huge)
-            }
-        )
-    };
-    testkit::chown_to_mail_user(&maildir);
-    let truth = verify::source_truth(dovecot.imap_port(), USER, PASSWORD)?;
-    eprintln!(
-        "corpus ready in {:.1} s: {} messages, {:.1} MB in {} folders",
-        started.elapsed().as_secs_f64(),
-        truth.messages,
-        to_mb(truth.bytes),
-        truth.folders.len()
-    );
     if let Some(seconds) = cli.serve {
         println!(
             "serving imap://{USER}@127.0.0.1:{}?tls=none (password {PASSWORD}) for {seconds} s; \
@@ -337,6 +329,83 @@ fn normal(
         });
     }
     Ok(scenarios)
+}
+
+/// The source Dovecot serving the corpus (generated or `--corpus`), its description and
+/// what it holds.
+fn source_server(cli: &Cli, work: &Path) -> Result<(Dovecot, String, verify::Truth)> {
+    let dovecot = Dovecot::builder().user(USER, PASSWORD).temp_root(work).start();
+    let maildir = dovecot.home(USER).join("Maildir");
+    let started = Instant::now();
+    let corpus_text = if let Some(dir) = &cli.corpus {
+        corpus::copy(dir, &maildir)?;
+        format!("Corpus: a copy of `{}`", dir.display())
+    } else {
+        let summary = corpus::generate(&maildir, cli.messages, &cli.huge, cli.seed)?;
+        format!(
+            "Corpus: generated (seed {}), {} messages in {} folders{}",
+            cli.seed,
+            summary.messages,
+            summary.folders,
+            if cli.huge.is_empty() {
+                String::new()
+            } else {
+                format!(", with huge messages of {:?} MiB", cli.huge)
+            }
+        )
+    };
+    testkit::chown_to_mail_user(&maildir);
+    let truth = verify::source_truth(dovecot.imap_port(), USER, PASSWORD)?;
+    eprintln!(
+        "corpus ready in {:.1} s: {} messages, {:.1} MB in {} folders",
+        started.elapsed().as_secs_f64(),
+        truth.messages,
+        to_mb(truth.bytes),
+        truth.folders.len()
+    );
+    Ok((dovecot, corpus_text, truth))
+}
+
+/// The IMAP → IMAP rows on the corpus, loopback, as Markdown.
+fn imap_rows(cli: &Cli, dsync: &Path, work: &Path) -> Result<String> {
+    let (source, corpus_text, truth) = source_server(cli, work)?;
+    let snapshot = testkit::RawImap::login(source.imap_port(), USER, PASSWORD).snapshot();
+    let tools = imap2imap::available_tools(cli.imapsync.as_deref(), &cli.skip);
+    let (warmup, runs) = (cli.warmup, cli.runs.max(1));
+    let destination = imap2imap::destination(work, &tools, warmup + runs);
+    let scratch = work.join("imap");
+    fs::create_dir_all(&scratch)?;
+    let setup = imap2imap::ImapSetup {
+        source: &source,
+        source_snapshot: &snapshot,
+        dsync,
+        imapsync: cli.imapsync.as_deref(),
+        work: scratch,
+        time_limit: time_limit(cli),
+    };
+    eprintln!("IMAP → IMAP:");
+    let outcomes = imap2imap::run_all(&setup, &destination, &tools, warmup, runs);
+    let subscriptions = snapshot.subscriptions.len();
+    Ok(imap2imap::render(
+        "IMAP → IMAP: into a second, empty Dovecot (mail_fsync = never)",
+        &format!(
+            "{corpus_text}: {} messages, {:.1} MB (RFC822.SIZE), {} folders, {subscriptions} \
+             subscriptions. Each tool copies the source account into an empty account of a \
+             second private Dovecot on loopback (plain IMAP both sides), then runs again \
+             1.1 s later (no-op). Each result is read back through the destination's IMAP \
+             and compared with the source by content: folders, subscriptions, per-folder \
+             messages by their bytes (duplicates counted), system flags, keywords, \
+             INTERNALDATE. Dovecot CPU: user+system time of the source's and the \
+             destination's server processes during the full run. {runs} timed rounds after \
+             {warmup} warm-up.",
+            truth.messages,
+            to_mb(truth.bytes),
+            truth.folders.len(),
+        ),
+        truth.messages,
+        truth.bytes,
+        &outcomes,
+    ))
 }
 
 /// `count` subscribed folders of one message each: costs that grow with the number of

@@ -21,7 +21,7 @@ pub use auth::AuthMechanism;
 pub use fetch::{FetchHandler, GuidItem, MessageMeta};
 pub use mailbox::{ListOptions, ListResult, MailboxInfo, SelectOptions};
 pub use mailnet::{Trace, TraceDirection};
-pub use session::{AppendUid, Expunged, IdFields, Session};
+pub use session::{AppendUid, CopyUids, Expunged, IdFields, Session};
 
 /// How the connection is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -32,6 +32,16 @@ pub struct AppendUid {
     pub uids: Vec<Uid>,
 }
 
+/// The server's `COPYUID` for a [`Session::uid_copy`] (UIDPLUS, RFC 4315).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CopyUids {
+    /// The destination mailbox's UIDVALIDITY.
+    pub uid_validity: UidValidity,
+    /// Each copied message's UID and its copy's UID, in the order of the command's set.
+    pub pairs: Vec<(Uid, Uid)>,
+}
+
 /// What [`Session::expunge_uids`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expunged {
@@ -737,6 +747,25 @@ impl Session {
             self.conn.simple(&Command::UidExpunge(&part))?;
         }
         Ok(())
+    }
+
+    /// `UID COPY set mailbox`: copies messages of the selected mailbox (on Gmail a copy to
+    /// a label's folder adds the label to the one message). Returns the server's
+    /// `COPYUID` (UIDPLUS): the destination's UIDVALIDITY and, per source UID, the new
+    /// UID; `None` when the server did not say.
+    pub fn uid_copy(
+        &mut self,
+        set: &SequenceSet,
+        mailbox: &MailboxName,
+    ) -> Result<Option<CopyUids>> {
+        let status = self.conn.simple(&Command::UidCopy { set, mailbox })?;
+        let Some(Code::CopyUid { uid_validity, source, destination }) = status.code else {
+            return Ok(None);
+        };
+        let (Some(from), Some(to)) = (source.to_uids(), destination.to_uids()) else {
+            return Ok(None);
+        };
+        Ok(Some(CopyUids { uid_validity, pairs: from.into_iter().zip(to).collect() }))
     }
 
     /// `EXPUNGE`: removes every `\Deleted` message of the selected mailbox.

@@ -114,6 +114,13 @@ pub enum Command<'a> {
     },
     /// `UID EXPUNGE set` (RFC 4315).
     UidExpunge(&'a SequenceSet),
+    /// `UID COPY set mailbox`.
+    UidCopy {
+        /// UIDs of the selected mailbox.
+        set: &'a SequenceSet,
+        /// Where the copies go.
+        mailbox: &'a MailboxName,
+    },
     /// `APPEND mailbox (flags) "date" literal` — several messages make a MULTIAPPEND
     /// (RFC 3502).
     Append {
@@ -169,6 +176,7 @@ impl Command<'_> {
             Command::UidSearch { .. } => "UID SEARCH",
             Command::UidStore { .. } => "UID STORE",
             Command::UidExpunge(_) => "UID EXPUNGE",
+            Command::UidCopy { .. } => "UID COPY",
             Command::Append { .. } => "APPEND",
             Command::Create { .. } => "CREATE",
             Command::Delete(_) => "DELETE",

@@ -319,6 +319,9 @@ pub fn encode<'a>(tag: &str, command: &Command<'a>, options: EncodeOptions) -> E
         Command::UidExpunge(set) => {
             w.text("UID EXPUNGE ").text(&set.to_string());
         }
+        Command::UidCopy { set, mailbox } => {
+            w.text("UID COPY ").text(&set.to_string()).sp().mailbox(mailbox);
+        }
         Command::Append { mailbox, messages } => {
             w.text("APPEND ").mailbox(mailbox);
             for message in *messages {
@@ -534,6 +537,7 @@ mod tests {
         let star = MailboxName::from_utf8("*");
         let password = Secret::new(String::from("p\"w\\d"));
         let set = uids(&[9, 1, 2, 3]);
+        let all_mail = MailboxName::from_utf8("All Mail");
         let flags = [Flag::Seen, Flag::Recent, Flag::Keyword("$Label1".into())];
         let qresync = Qresync {
             uid_validity: UidValidity::new(67_890_007).expect("nz"),
@@ -636,6 +640,10 @@ mod tests {
                 "A1 UID STORE 1:3,9 (UNCHANGEDSINCE 99) +FLAGS.SILENT (\\Seen $Label1)\r\n",
             ),
             (Command::UidExpunge(&set), "A1 UID EXPUNGE 1:3,9\r\n"),
+            (
+                Command::UidCopy { set: &set, mailbox: &all_mail },
+                "A1 UID COPY 1:3,9 \"All Mail\"\r\n",
+            ),
             (
                 Command::Create { mailbox: &spaced, special_use: &[ListAttribute::Archive] },
                 "A1 CREATE \"Project Notes\" (USE (\\Archive))\r\n",

@@ -273,3 +273,30 @@ fn permanent_flags_tell_which_keywords_can_be_stored() {
 fn uid(n: u32) -> imapc::Uid {
     imapc::Uid::new(n).expect("non-zero")
 }
+
+#[test]
+fn uid_copy_reports_the_new_uids_from_copyuid() {
+    let dovecot = Dovecot::builder().start();
+    let mut oracle = RawImap::login(dovecot.imap_port(), "alice", "alicepw");
+    oracle.create("Label");
+    // A message already in Label, so the copies do not get the UIDs of their originals.
+    oracle.append("Label", &[], None, &fixtures::message(9, "first", "f"));
+    for index in 1..=3 {
+        oracle.append("INBOX", &["\\Seen"], None, &fixtures::message(index, "m", "x"));
+    }
+    let mut session = login(&dovecot);
+    session.select(&MailboxName::from_utf8("INBOX")).expect("SELECT");
+    let set = SequenceSet::from_uids([uid(1), uid(3)]);
+    let copied = session
+        .uid_copy(&set, &MailboxName::from_utf8("Label"))
+        .expect("UID COPY")
+        .expect("Dovecot sends COPYUID");
+    assert_eq!(copied.pairs, [(uid(1), uid(2)), (uid(3), uid(3))]);
+    let (_, _, label_validity) = oracle.status("Label");
+    assert_eq!(copied.uid_validity.get(), label_validity);
+    let copied = oracle.messages("Label");
+    let inbox = oracle.messages("INBOX");
+    assert_eq!(copied[1].body, inbox[0].body);
+    assert_eq!(copied[2].body, inbox[2].body);
+    assert_eq!(copied[2].flags, ["\\Seen"]);
+}

@@ -449,7 +449,7 @@ impl Sdbox {
                 remove_empty_parents(&top, parent);
             }
         }
-        Ok(())
+        crate::mailbox_log::append_rename(self.store.location.index_root(), to, permissions)
     }
 
     /// The mailbox changes Dovecot (or our deletes) recorded in `dovecot.mailbox.log` and

@@ -509,7 +509,7 @@ impl Maildir {
                 layout::remove_empty_parents(self.root(), parent);
             }
         }
-        Ok(())
+        crate::mailbox_log::append_rename(self.root(), to, self.store.permissions()?)
     }
 
     /// The mailbox changes Dovecot (or our deletes) recorded in `dovecot.mailbox.log` and

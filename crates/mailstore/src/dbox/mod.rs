@@ -252,12 +252,8 @@ impl Sdbox {
         uid_validity: Option<u32>,
         guid: Option<Guid>,
     ) -> Result<SdboxMailbox> {
-        if uid_validity == Some(0) {
-            return Err(Error::InvalidValue {
-                field: "UIDVALIDITY",
-                value: String::from("0"),
-                reason: "must not be 0",
-            });
+        if let Some(value) = uid_validity {
+            crate::uidvalidity::check_nonzero(value)?;
         }
         self.create(name, uid_validity, guid, None)
     }

@@ -26,6 +26,8 @@ use crate::progress::UserProgress;
 use crate::settings::Settings;
 use crate::verify::{self, Comparison};
 use crate::workers::Workers;
+use dsync_core::adapters::maildir::MaildirStorage;
+use dsync_core::adapters::sdbox::SdboxStorage;
 
 /// What every user of a run does (the verb and its options).
 #[derive(Debug, Clone)]
@@ -418,19 +420,33 @@ fn attempt_once(
             }
         } else if task.mode == Mode::Backup
             && job.settings.parallel_folders > 1
-            && matches!(source, Location::Imap(_) | Location::Maildir(_))
-            // The workers' destination connections are Maildirs.
-            && matches!(destination, Location::Maildir(_))
+            && matches!(source, Location::Imap(_) | Location::Maildir(_) | Location::Sdbox(_))
+            // The workers' destination connections are Maildirs or sdbox stores.
+            && matches!(destination, Location::Maildir(_) | Location::Sdbox(_))
         {
-            let workers = Workers { source: &source, destination: &destination, access };
-            dsync_core::run_parallel(
-                &options,
-                source_store.as_storage(),
-                destination_mut,
-                &mut observer,
-                &workers,
-                job.settings.parallel_folders,
-            )
+            let parallel = job.settings.parallel_folders;
+            let source_ref = source_store.as_storage();
+            if matches!(destination, Location::Sdbox(_)) {
+                let workers = Workers::<SdboxStorage>::new(&source, &destination, access);
+                dsync_core::run_parallel(
+                    &options,
+                    source_ref,
+                    destination_mut,
+                    &mut observer,
+                    &workers,
+                    parallel,
+                )
+            } else {
+                let workers = Workers::<MaildirStorage>::new(&source, &destination, access);
+                dsync_core::run_parallel(
+                    &options,
+                    source_ref,
+                    destination_mut,
+                    &mut observer,
+                    &workers,
+                    parallel,
+                )
+            }
         } else {
             dsync_core::run(&options, source_store.as_storage(), destination_mut, &mut observer)
         }

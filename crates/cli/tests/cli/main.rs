@@ -16,6 +16,7 @@ mod network;
 mod operator;
 mod ownership;
 mod pop3;
+mod real_corpus;
 mod remote;
 mod report;
 mod sdbox;

@@ -484,3 +484,53 @@ fn our_renames_are_logged_as_dovecot_logs_its_own() {
         "{changes:?}"
     );
 }
+
+/// The folders holding mail in the sdbox at `root` (`dbox-Mails` parents), sorted.
+fn mail_folders(root: &std::path::Path) -> Vec<String> {
+    let mailboxes = root.join("mailboxes");
+    let mut found = Vec::new();
+    let mut pending = vec![mailboxes.clone()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            if entry.file_name() == "dbox-Mails" {
+                found.push(dir.strip_prefix(&mailboxes).unwrap().display().to_string());
+            } else if entry.file_type().unwrap().is_dir() {
+                pending.push(entry.path());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn dovecots_dsync_follows_a_rename_we_made() {
+    // One store, two copies (same mailbox GUIDs); we rename a mailbox in the first.
+    let dir = tempfile::tempdir().unwrap();
+    let (ours, theirs) = (dir.path().join("ours"), dir.path().join("theirs"));
+    let store = Sdbox::open(SdboxLocation::new(&ours));
+    let mut junk = store.create_mailbox(&name("Junk"), Some(1_000), None).unwrap();
+    save(
+        &mut junk,
+        &fixtures::message(1, "spam", "x"),
+        options(1, Flags::SEEN, &[], 1_700_000_000),
+    );
+    junk.commit().unwrap();
+    drop(junk);
+    let copied = std::process::Command::new("cp").arg("-a").arg(&ours).arg(&theirs).status();
+    assert!(copied.unwrap().success());
+    store.rename_mailbox(&name("Junk"), &name("Spam/Junk")).unwrap();
+    testkit::chown_to_mail_user(dir.path());
+
+    // Dovecot's two-way dsync between them renames the other copy too: the RENAME record
+    // we logged tells it which name is newer (without it, it renamed ours back to Junk).
+    let dovecot = Dovecot::builder()
+        .user_with_mail("bob", "bobpw", &format!("sdbox:{}", ours.display()))
+        .start();
+    let sync = dovecot.doveadm(&["sync", "-u", "bob", &format!("sdbox:{}", theirs.display())]);
+    // Exit 2 ("run again": Dovecot's own rename into a new parent gives the same).
+    assert!(matches!(sync.status.code(), Some(0 | 2)), "{sync:?}");
+    let folders = mail_folders(&ours);
+    assert!(folders.contains(&"Spam/Junk".to_string()) && !folders.contains(&"Junk".to_string()));
+    assert_eq!(mail_folders(&theirs), folders);
+}

@@ -371,8 +371,11 @@ fn parallel_folders_into_sdbox_use_more_connections_and_give_the_same_store() {
     );
 }
 
-/// `(uid, MODSEQ)` and HIGHESTMODSEQ of every selectable mailbox of `snapshot`.
-fn modseqs(imap: &mut RawImap, snapshot: &AccountSnapshot) -> Vec<(String, Vec<(u32, u64)>, u64)> {
+/// Per mailbox: its name, `(uid, MODSEQ)` of every message and HIGHESTMODSEQ.
+type Modseqs = Vec<(String, Vec<(u32, u64)>, u64)>;
+
+/// [`Modseqs`] of every selectable mailbox of `snapshot`.
+fn modseqs(imap: &mut RawImap, snapshot: &AccountSnapshot) -> Modseqs {
     snapshot
         .mailboxes
         .iter()

@@ -25,9 +25,6 @@ use crate::open::{self, Access};
 use crate::progress::UserProgress;
 use crate::settings::Settings;
 use crate::verify::{self, Comparison};
-use crate::workers::Workers;
-use dsync_core::adapters::maildir::MaildirStorage;
-use dsync_core::adapters::sdbox::SdboxStorage;
 
 /// What every user of a run does (the verb and its options).
 #[derive(Debug, Clone)]
@@ -424,29 +421,14 @@ fn attempt_once(
             // The workers' destination connections are Maildirs or sdbox stores.
             && matches!(destination, Location::Maildir(_) | Location::Sdbox(_))
         {
-            let parallel = job.settings.parallel_folders;
-            let source_ref = source_store.as_storage();
-            if matches!(destination, Location::Sdbox(_)) {
-                let workers = Workers::<SdboxStorage>::new(&source, &destination, access);
-                dsync_core::run_parallel(
-                    &options,
-                    source_ref,
-                    destination_mut,
-                    &mut observer,
-                    &workers,
-                    parallel,
-                )
-            } else {
-                let workers = Workers::<MaildirStorage>::new(&source, &destination, access);
-                dsync_core::run_parallel(
-                    &options,
-                    source_ref,
-                    destination_mut,
-                    &mut observer,
-                    &workers,
-                    parallel,
-                )
-            }
+            crate::workers::run_backup(
+                &options,
+                (source_store.as_storage(), destination_mut),
+                &mut observer,
+                (&source, &destination),
+                access,
+                job.settings.parallel_folders,
+            )
         } else {
             dsync_core::run(&options, source_store.as_storage(), destination_mut, &mut observer)
         }

@@ -8,18 +8,40 @@ use std::marker::PhantomData;
 use dsync_core::adapters::maildir::MaildirStorage;
 use dsync_core::adapters::sdbox::SdboxStorage;
 use dsync_core::{
-    Capabilities, Connector, ErrorKind, MailboxContents, MailboxInfo, MailboxName, MailboxStamp,
-    MailboxStatus, MessageSink, Skip, Storage, StorageError, StorageMut, Uid,
+    Capabilities, Connector, ErrorKind, Failed, MailboxContents, MailboxInfo, MailboxName,
+    MailboxStamp, MailboxStatus, MessageSink, Observer, Report, Skip, Storage, StorageError,
+    StorageMut, SyncOptions, Uid,
 };
 
 use crate::exit::CliError;
 use crate::location::Location;
 use crate::open::{self, Access, Opened};
 
+/// A backup over up to `parallel` workers ([`dsync_core::run_parallel`]), each opening
+/// `locations` (the source, and a Maildir or an sdbox store as the destination) again;
+/// `stores` are the run's first connections.
+pub(crate) fn run_backup(
+    options: &SyncOptions,
+    stores: (&mut dyn Storage, &mut dyn StorageMut),
+    observer: &mut dyn Observer,
+    locations: (&Location, &Location),
+    access: Access<'_>,
+    parallel: usize,
+) -> Result<Report, Failed> {
+    let ((source, destination), (from, to)) = (stores, locations);
+    if matches!(to, Location::Sdbox(_)) {
+        let workers = Workers::<SdboxStorage>::new(from, to, access);
+        dsync_core::run_parallel(options, source, destination, observer, &workers, parallel)
+    } else {
+        let workers = Workers::<MaildirStorage>::new(from, to, access);
+        dsync_core::run_parallel(options, source, destination, observer, &workers, parallel)
+    }
+}
+
 /// A destination the workers can write, each worker through a store of its own: a Maildir
 /// or an sdbox store (Dovecot's locks keep their shared files consistent; each mailbox is
 /// written by one worker at a time).
-pub(crate) trait WorkerDestination: StorageMut + Send + Sized {
+trait WorkerDestination: StorageMut + Send + Sized {
     /// The store `opened` holds, or `opened` back when it is of another kind.
     fn take(opened: Opened) -> Result<Self, Opened>;
 }
@@ -43,7 +65,7 @@ impl WorkerDestination for SdboxStorage {
 }
 
 /// Opens a worker's pair of connections; `D` is the kind of store the destination is.
-pub(crate) struct Workers<'a, D> {
+struct Workers<'a, D> {
     source: &'a Location,
     destination: &'a Location,
     access: Access<'a>,
@@ -52,7 +74,7 @@ pub(crate) struct Workers<'a, D> {
 
 impl<'a, D: WorkerDestination> Workers<'a, D> {
     /// Workers copying from `source` to `destination` (a store of kind `D`).
-    pub(crate) fn new(source: &'a Location, destination: &'a Location, access: Access<'a>) -> Self {
+    fn new(source: &'a Location, destination: &'a Location, access: Access<'a>) -> Self {
         Workers { source, destination, access, kind: PhantomData }
     }
 }

@@ -644,8 +644,8 @@ pub(crate) struct ConnectionArgs {
     #[arg(long, value_name = "N")]
     pub(crate) retries: Option<u32>,
 
-    /// Sync up to N folders of a user at once, each over its own connection (backup only;
-    /// at most 8, as servers limit connections per user: Dovecot allows 10) [default: 1].
+    /// Sync up to N folders of a user at once, each over its own connection (backup into a
+    /// Maildir or an sdbox store; at most 8, as servers limit connections per user: Dovecot allows 10) [default: 1].
     /// Over a slow link this hides the round trips each folder costs.
     #[arg(long, value_name = "N")]
     pub(crate) parallel_folders: Option<usize>,

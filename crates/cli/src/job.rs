@@ -25,7 +25,6 @@ use crate::open::{self, Access};
 use crate::progress::UserProgress;
 use crate::settings::Settings;
 use crate::verify::{self, Comparison};
-use crate::workers::Workers;
 
 /// What every user of a run does (the verb and its options).
 #[derive(Debug, Clone)]
@@ -424,17 +423,16 @@ fn attempt_once(
             }
         } else if task.mode == Mode::Backup
             && job.settings.parallel_folders > 1
-            && matches!(source, Location::Imap(_) | Location::Maildir(_))
-            // The workers' destination connections are Maildirs.
-            && matches!(destination, Location::Maildir(_))
+            && matches!(source, Location::Imap(_) | Location::Maildir(_) | Location::Sdbox(_))
+            // The workers' destination connections are Maildirs or sdbox stores.
+            && matches!(destination, Location::Maildir(_) | Location::Sdbox(_))
         {
-            let workers = Workers { source: &source, destination: &destination, access };
-            dsync_core::run_parallel(
+            crate::workers::run_backup(
                 &options,
-                source_store.as_storage(),
-                destination_mut,
+                (source_store.as_storage(), destination_mut),
                 &mut observer,
-                &workers,
+                (&source, &destination),
+                access,
                 job.settings.parallel_folders,
             )
         } else {

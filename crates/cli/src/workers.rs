@@ -1,45 +1,103 @@
 //! More connections for `--parallel-folders`: the engine's workers open the source and
-//! the destination again through the same code as the run's first connection.
+//! the destination (a Maildir or an sdbox store) again through the same code as the run's
+//! first connection.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::marker::PhantomData;
 
 use dsync_core::adapters::maildir::MaildirStorage;
+use dsync_core::adapters::sdbox::SdboxStorage;
 use dsync_core::{
-    Capabilities, Connector, ErrorKind, MailboxContents, MailboxInfo, MailboxName, MailboxStamp,
-    MailboxStatus, MessageSink, Skip, Storage, StorageError, Uid,
+    Capabilities, Connector, ErrorKind, Failed, MailboxContents, MailboxInfo, MailboxName,
+    MailboxStamp, MailboxStatus, MessageSink, Observer, Report, Skip, Storage, StorageError,
+    StorageMut, SyncOptions, Uid,
 };
 
 use crate::exit::CliError;
 use crate::location::Location;
 use crate::open::{self, Access, Opened};
 
-/// Opens a worker's pair of connections.
-pub(crate) struct Workers<'a> {
-    pub(crate) source: &'a Location,
-    pub(crate) destination: &'a Location,
-    pub(crate) access: Access<'a>,
+/// A backup over up to `parallel` workers ([`dsync_core::run_parallel`]), each opening
+/// `locations` (the source, and a Maildir or an sdbox store as the destination) again;
+/// `stores` are the run's first connections.
+pub(crate) fn run_backup(
+    options: &SyncOptions,
+    stores: (&mut dyn Storage, &mut dyn StorageMut),
+    observer: &mut dyn Observer,
+    locations: (&Location, &Location),
+    access: Access<'_>,
+    parallel: usize,
+) -> Result<Report, Failed> {
+    let ((source, destination), (from, to)) = (stores, locations);
+    if matches!(to, Location::Sdbox(_)) {
+        let workers = Workers::<SdboxStorage>::new(from, to, access);
+        dsync_core::run_parallel(options, source, destination, observer, &workers, parallel)
+    } else {
+        let workers = Workers::<MaildirStorage>::new(from, to, access);
+        dsync_core::run_parallel(options, source, destination, observer, &workers, parallel)
+    }
 }
 
-impl Connector for Workers<'_> {
+/// A destination the workers can write, each worker through a store of its own: a Maildir
+/// or an sdbox store (Dovecot's locks keep their shared files consistent; each mailbox is
+/// written by one worker at a time).
+trait WorkerDestination: StorageMut + Send + Sized {
+    /// The store `opened` holds, or `opened` back when it is of another kind.
+    fn take(opened: Opened) -> Result<Self, Opened>;
+}
+
+impl WorkerDestination for MaildirStorage {
+    fn take(opened: Opened) -> Result<Self, Opened> {
+        match opened {
+            Opened::Maildir(maildir) => Ok(maildir),
+            other => Err(other),
+        }
+    }
+}
+
+impl WorkerDestination for SdboxStorage {
+    fn take(opened: Opened) -> Result<Self, Opened> {
+        match opened {
+            Opened::Sdbox(sdbox) => Ok(sdbox),
+            other => Err(other),
+        }
+    }
+}
+
+/// Opens a worker's pair of connections; `D` is the kind of store the destination is.
+struct Workers<'a, D> {
+    source: &'a Location,
+    destination: &'a Location,
+    access: Access<'a>,
+    kind: PhantomData<fn() -> D>,
+}
+
+impl<'a, D: WorkerDestination> Workers<'a, D> {
+    /// Workers copying from `source` to `destination` (a store of kind `D`).
+    fn new(source: &'a Location, destination: &'a Location, access: Access<'a>) -> Self {
+        Workers { source, destination, access, kind: PhantomData }
+    }
+}
+
+impl<D: WorkerDestination> Connector for Workers<'_, D> {
     type Source = Opened;
-    type Destination = MaildirStorage;
+    type Destination = D;
 
     fn open_source(&self) -> Result<Opened, StorageError> {
         open::open_source(self.source, &self.access, "source").map_err(storage_error)
     }
 
-    fn open_destination(&self) -> Result<MaildirStorage, StorageError> {
+    fn open_destination(&self) -> Result<D, StorageError> {
         match open::open_destination(self.destination, self.access.settings, "destination") {
-            Ok(Opened::Maildir(maildir)) => Ok(maildir),
-            Ok(other) => {
+            Ok(opened) => D::take(opened).map_err(|other| {
                 other.close();
-                Err(StorageError::new(ErrorKind::Usage, "the destination is not a Maildir"))
-            }
+                StorageError::new(ErrorKind::Usage, "the destination changed its kind")
+            }),
             Err(error) => Err(storage_error(error)),
         }
     }
 
-    fn close(&self, source: Opened, _destination: MaildirStorage) {
+    fn close(&self, source: Opened, _destination: D) {
         // Deferred fsyncs are flushed once, after the run, by the first connection.
         source.close();
     }

@@ -319,6 +319,10 @@ pub struct MessageMeta {
     pub pop3_uidl: Option<String>,
     /// The message's position in the POP3 listing (1-based), when known.
     pub pop3_order: Option<u32>,
+    /// The message's modification sequence (RFC 7162 MODSEQ), when the storage keeps
+    /// them (an IMAP server with CONDSTORE, Dovecot's index). A destination that keeps
+    /// them stores it, so a client that cached the source's modseqs sees none go back.
+    pub modseq: Option<u64>,
 }
 
 impl MessageMeta {
@@ -332,6 +336,7 @@ impl MessageMeta {
             guid: None,
             pop3_uidl: None,
             pop3_order: None,
+            modseq: None,
         }
     }
 }

@@ -404,6 +404,15 @@ pub trait MailboxWriter {
     /// Raises UIDNEXT to at least `uid_next` (never lowers it).
     fn raise_uid_next(&mut self, uid_next: Uid) -> Result<(), StorageError>;
 
+    /// Raises HIGHESTMODSEQ to at least `modseq` (never lowers it), at the next
+    /// [`commit`](Self::commit): a client that cached the source's HIGHESTMODSEQ must not
+    /// see the copy's below it. The default does nothing, right for a storage without
+    /// modseqs of its own to set (a Maildir, an IMAP server).
+    fn raise_highest_modseq(&mut self, modseq: u64) -> Result<(), StorageError> {
+        let _ = modseq;
+        Ok(())
+    }
+
     /// Gives the mailbox another GUID, keeping UIDVALIDITY, messages and UIDs (a backup
     /// destination adopting a GUID the source derives from the name, see
     /// [`crate::plan::MailboxPlan::set_guid`]). Applies at once, not at

@@ -4,6 +4,10 @@
 //! lone CR stays) unless `mail_save_crlf=yes` (`i_stream_create_crlf`: a bare LF becomes
 //! CRLF). The virtual size (`W=`, IMAP `RFC822.SIZE`) counts every LF not preceded by CR as
 //! two bytes, which is exactly what IMAP serves.
+//!
+//! One case we store better than Dovecot: a CRLF right after a CR (`\r\r\n`, seen in real
+//! spam). Dovecot stores `\r\n`, which it then serves as `\r\n`: a CR of the message is
+//! lost. We keep such a CRLF as it is, so what IMAP serves is the message that was saved.
 
 use std::io::{self, Read, Write};
 
@@ -82,7 +86,13 @@ impl<W: Write> ConvertingWriter<W> {
                     if self.pending_cr {
                         self.pending_cr = false;
                         if input[0] == b'\n' {
-                            self.store(b"\n");
+                            // After a CR the CR of a CRLF must stay: a stored `\r\n` would
+                            // be served as is, one CR short.
+                            if self.last_stored == b'\r' {
+                                self.store(b"\r\n");
+                            } else {
+                                self.store(b"\n");
+                            }
                             input = &input[1..];
                             continue;
                         }
@@ -205,7 +215,8 @@ mod tests {
             (LineEndings::Lf, b"a\r\nb\r\n", b"a\nb\n", 6),
             (LineEndings::Lf, b"a\nb", b"a\nb", 4),
             (LineEndings::Lf, b"a\rb\r", b"a\rb\r", 4),
-            (LineEndings::Lf, b"a\r\r\nb", b"a\r\nb", 4),
+            (LineEndings::Lf, b"a\r\r\nb", b"a\r\r\nb", 5),
+            (LineEndings::Lf, b"\r\r\r\n\r\n", b"\r\r\r\n\n", 6),
             (LineEndings::Lf, b"", b"", 0),
             (LineEndings::Crlf, b"a\nb\r\nc", b"a\r\nb\r\nc", 7),
             (LineEndings::Crlf, b"\n\n", b"\r\n\r\n", 4),
@@ -236,7 +247,8 @@ mod tests {
         let mut iter = input.iter().copied().peekable();
         while let Some(byte) = iter.next() {
             match (mode, byte) {
-                (LineEndings::Lf, b'\r') if iter.peek() == Some(&b'\n') => {}
+                (LineEndings::Lf, b'\r')
+                    if iter.peek() == Some(&b'\n') && stored.last() != Some(&b'\r') => {}
                 (LineEndings::Crlf, b'\n') if stored.last() != Some(&b'\r') => {
                     stored.extend_from_slice(b"\r\n");
                 }
@@ -272,6 +284,23 @@ mod tests {
             }
             chunks.push(&input[start..]);
             proptest::prop_assert_eq!(convert(mode, &chunks), reference(mode, &input));
+        }
+
+        /// A message with CRLF line ends (lone CRs allowed) is served exactly as saved.
+        #[test]
+        fn a_crlf_message_is_served_as_saved(
+            input in proptest::collection::vec(
+                proptest::prop_oneof![Just(&b"\r"[..]), Just(&b"\r\n"[..]), Just(&b"a"[..])],
+                0..64),
+            crlf in proptest::bool::ANY,
+        ) {
+            let mode = if crlf { LineEndings::Crlf } else { LineEndings::Lf };
+            let input = input.concat();
+            let (stored, _, virtual_size) = convert(mode, &[&input]);
+            let mut served = Vec::new();
+            CrlfReader::new(&stored[..]).read_to_end(&mut served).unwrap();
+            proptest::prop_assert_eq!(&served, &input);
+            proptest::prop_assert_eq!(virtual_size, input.len() as u64);
         }
     }
 }

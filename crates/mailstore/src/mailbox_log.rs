@@ -3,9 +3,15 @@
 //! time — appended with `O_APPEND`; at 4 KiB the file is rotated to `.2`.
 //!
 //! We append `DELETE_MAILBOX` (type 1, the mailbox GUID) when deleting a mailbox, as Dovecot
-//! does, so a later two-way `doveadm sync` knows the deletion was intended. Renames and
-//! subscription changes are logged by Dovecot with a hash of the *virtual* name, which
-//! depends on the namespace configuration we do not know, so we do not log them.
+//! does, so a later two-way `doveadm sync` knows the deletion was intended, and `RENAME`
+//! (type 3) when renaming one, so its dsync sees the new name as renamed (not created) at
+//! that time. Dovecot logs a rename under a hash of the new *virtual* name
+//! (`mailbox_name_get_sha128`: the first 16 bytes of the SHA-1 of the UTF-8 name spelt with
+//! the namespace's prefix and separator). We spell it as dsync-rs names mailboxes — no
+//! prefix, `/` separator, the usual `inbox` namespace; under another configuration Dovecot
+//! finds no name for the record and ignores it, as if it had not been written.
+//! Subscription changes are not logged (Dovecot's dsync falls back to the subscriptions
+//! file's contents).
 //!
 //! [`read`] returns every record of the log and its rotated `.2` (oldest first), for a
 //! sync that has no state of its own to tell a deleted mailbox from a new one.
@@ -22,6 +28,8 @@ const FILE_NAME: &str = "dovecot.mailbox.log";
 const ROTATE_SIZE: u64 = 4096;
 /// `MAILBOX_LOG_RECORD_DELETE_MAILBOX`.
 pub(crate) const DELETE_MAILBOX: u8 = 1;
+/// `MAILBOX_LOG_RECORD_RENAME`.
+pub(crate) const RENAME: u8 = 3;
 
 /// What a record of Dovecot's mailbox log says happened (`enum mailbox_log_record_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,9 +68,27 @@ impl MailboxChange {
     /// SHA-1 of the virtual name (`mailbox_name_get_sha128`), namespace prefix and
     /// separator included as Dovecot's configuration spells them.
     pub fn names(&self, vname: &str) -> bool {
-        use sha1::Digest as _;
-        self.guid[..] == sha1::Sha1::digest(vname.as_bytes())[..16]
+        self.guid == *name_hash(vname).as_bytes()
     }
+}
+
+/// Dovecot's `mailbox_name_get_sha128`: the first 16 bytes of the SHA-1 of `vname`.
+pub(crate) fn name_hash(vname: &str) -> Guid {
+    use sha1::Digest as _;
+    let digest = sha1::Sha1::digest(vname.as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    Guid::from_bytes(bytes)
+}
+
+/// Appends the `RENAME` record Dovecot writes for a mailbox renamed to `to` (its virtual
+/// name with `/` between components, see the module documentation).
+pub(crate) fn append_rename(
+    root: &Path,
+    to: &crate::MailboxName,
+    permissions: &Permissions,
+) -> Result<()> {
+    append(root, RENAME, name_hash(&to.join("/")), permissions)
 }
 
 /// Every record of the mailbox log in `root` and its rotated `.2`, oldest first; an

@@ -18,6 +18,19 @@ const RETRIES: u32 = 10;
 /// Mode of the empty markers (Dovecot creates them 0444 whatever the store's modes are).
 const MARKER_MODE: u32 = 0o444;
 
+/// Refuses UIDVALIDITY 0, which no mailbox has (RFC 3501 §2.3.1.1): a value to be
+/// written must pass here first.
+pub(crate) fn check_nonzero(uid_validity: u32) -> Result<()> {
+    if uid_validity == 0 {
+        return Err(Error::InvalidValue {
+            field: "UIDVALIDITY",
+            value: String::from("0"),
+            reason: "must not be 0",
+        });
+    }
+    Ok(())
+}
+
 /// Allocates the next UIDVALIDITY in `root` (created if missing).
 pub(crate) fn next(root: &Path, permissions: &Permissions) -> Result<u32> {
     let path = root.join(FILE_NAME);

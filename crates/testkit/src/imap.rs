@@ -242,6 +242,34 @@ impl RawImap {
         (get("MESSAGES"), get("UIDNEXT"), get("UIDVALIDITY"))
     }
 
+    /// `(uid, MODSEQ)` of every message of `mailbox` (UID order) and its HIGHESTMODSEQ
+    /// (CONDSTORE; the FETCH enables it for the session).
+    pub fn modseqs(&mut self, mailbox: &str) -> (Vec<(u32, u64)>, u64) {
+        let _ = self.command("UNSELECT");
+        let status = self.command_ok(&format!("STATUS {} (HIGHESTMODSEQ)", quote(mailbox)));
+        let items = status
+            .untagged
+            .iter()
+            .find(|t| t.first() == Some(&Token::Atom("STATUS".into())))
+            .map(|t| t[2].list().to_vec())
+            .expect("STATUS response");
+        let highest = items[1].text().parse().expect("HIGHESTMODSEQ");
+        self.command_ok(&format!("EXAMINE {}", quote(mailbox)));
+        let fetched = self.command_ok("UID FETCH 1:* (MODSEQ)");
+        let mut modseqs = Vec::new();
+        for untagged in &fetched.untagged {
+            let Some(Token::List(items)) = untagged.get(2) else { continue };
+            let value =
+                |key: &str| items.iter().position(|t| t.text() == key).map(|i| &items[i + 1]);
+            let uid = value("UID").expect("UID").text().parse().expect("uid");
+            let modseq = value("MODSEQ").expect("MODSEQ").list()[0].text().parse().expect("modseq");
+            modseqs.push((uid, modseq));
+        }
+        modseqs.sort_unstable();
+        let _ = self.command("UNSELECT");
+        (modseqs, highest)
+    }
+
     /// Every message of `mailbox` with UID, flags (without `\Recent`, sorted), INTERNALDATE
     /// and the raw `BODY[]` bytes.
     pub fn messages(&mut self, mailbox: &str) -> Vec<MessageSnapshot> {

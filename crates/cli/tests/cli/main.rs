@@ -20,6 +20,7 @@ mod no_uidplus;
 mod operator;
 mod ownership;
 mod pop3;
+mod real_corpus;
 mod remote;
 mod report;
 mod sdbox;

@@ -342,3 +342,74 @@ fn runs_into_an_sdbox_a_dovecot_serves_meanwhile_converge() {
         assert!(!log.contains(word), "the destination's Dovecot says {word}:\n{log}");
     }
 }
+
+#[test]
+fn parallel_folders_into_sdbox_use_more_connections_and_give_the_same_store() {
+    let (source, expected) = source_with_fixture();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let destination = dir.path().join("sdbox");
+    let location = format!("imap://alice@127.0.0.1:{}?tls=none", source.imap_port());
+    let target = format!("sdbox:{}", destination.display());
+    // Counted once every session has ended: Dovecot logs asynchronously.
+    let logins = || source.settled_log(0).matches("Login: user=<alice>").count();
+    let before = logins();
+    let run = dsync(&["backup", "--parallel-folders", "4", &location, &target], Some(PASSWORD));
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    // The run's own connection and four workers'.
+    assert_eq!(logins() - before, 5, "{}", source.log());
+    expected.assert_same(&served_sdbox(&destination));
+    let again = dsync(
+        &["backup", "--no-state", "--parallel-folders", "4", &location, &target],
+        Some(PASSWORD),
+    );
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stdout)
+            .contains("0 messages saved (0 B), 0 expunged, 0 flag changes in"),
+        "{}",
+        text(&again)
+    );
+}
+
+/// Per mailbox: its name, `(uid, MODSEQ)` of every message and HIGHESTMODSEQ.
+type Modseqs = Vec<(String, Vec<(u32, u64)>, u64)>;
+
+/// [`Modseqs`] of every selectable mailbox of `snapshot`.
+fn modseqs(imap: &mut RawImap, snapshot: &AccountSnapshot) -> Modseqs {
+    snapshot
+        .mailboxes
+        .iter()
+        .filter(|(_, m)| m.selectable)
+        .map(|(name, _)| {
+            let (messages, highest) = imap.modseqs(name);
+            (name.clone(), messages, highest)
+        })
+        .collect()
+}
+
+#[test]
+fn imap_to_sdbox_keeps_every_modseq_and_highestmodseq() {
+    let (source, _) = source_with_fixture();
+    // Modseqs that differ per message: flag changes after the fixture, an expunge (which
+    // raises HIGHESTMODSEQ above every message's).
+    let mut imap = RawImap::login(source.imap_port(), "alice", PASSWORD);
+    imap.store("INBOX", "1", "+FLAGS (\\Answered)");
+    imap.store("INBOX", "3", "+FLAGS ($Label2)");
+    imap.store("INBOX", "1", "-FLAGS (\\Answered)");
+    imap.expunge_uids("Archive", "1");
+    let expected = imap.snapshot();
+    let wanted = modseqs(&mut imap, &expected);
+    assert!(wanted.iter().any(|(_, m, h)| m.iter().all(|(_, modseq)| modseq < h)), "{wanted:?}");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let destination = dir.path().join("sdbox");
+    let location = format!("imap://alice@127.0.0.1:{}?tls=none", source.imap_port());
+    let run =
+        dsync(&["backup", &location, &format!("sdbox:{}", destination.display())], Some(PASSWORD));
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let dovecot =
+        Dovecot::builder().user_serving_copy("reader", "readerpw", &destination, "sdbox").start();
+    let mut reader = RawImap::login(dovecot.imap_port(), "reader", "readerpw");
+    expected.assert_same(&reader.snapshot());
+    assert_eq!(modseqs(&mut reader, &expected), wanted);
+}

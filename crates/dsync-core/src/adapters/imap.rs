@@ -166,7 +166,9 @@ impl ImapStorage {
         wire: &imapc::MailboxName,
     ) -> Result<(imapc::MailboxInfo, Vec<imapc::MessageMeta>), StorageError> {
         let asked = self.session.message_guids();
-        let error = match self.session.examine_with_metadata(wire, false) {
+        // With CONDSTORE each message's MODSEQ too, for a destination that keeps them.
+        let with_modseq = self.condstore;
+        let error = match self.session.examine_with_metadata(wire, with_modseq) {
             Ok(listed) => {
                 if asked.is_some() {
                     self.message_guids = Some(true);
@@ -184,7 +186,7 @@ impl ImapStorage {
             return Err(convert_error(error, "EXAMINE"));
         }
         self.session.set_message_guids(None);
-        match self.session.examine_with_metadata(wire, false) {
+        match self.session.examine_with_metadata(wire, with_modseq) {
             Ok(listed) => {
                 // The same listing works without them: it was the GUID item.
                 self.message_guids = Some(false);
@@ -696,6 +698,7 @@ fn convert_message(meta: &imapc::MessageMeta, uid: Uid) -> MessageMeta {
     ours.received = meta.internal_date.map(|date| date.timestamp());
     ours.virtual_size = Some(meta.rfc822_size);
     ours.guid.clone_from(&meta.guid);
+    ours.modseq = meta.modseq;
     ours
 }
 

@@ -128,8 +128,7 @@ impl MaildirStorage {
 
     /// Keeps what a listing or a read left out, for [`Storage::take_skipped`].
     fn skip(&mut self, left_out: &mailstore::LeftOut) {
-        let mailbox = left_out.mailbox.as_ref().and_then(|name| from_store_name(name).ok());
-        self.skipped.push(Skip::new(mailbox, left_out.display_path(), left_out.reason.to_string()));
+        self.skipped.push(left_out_skip(left_out));
     }
 }
 
@@ -229,24 +228,9 @@ impl Storage for MaildirStorage {
         sink: &mut dyn MessageSink,
     ) -> Result<(), StorageError> {
         let opened = self.mailbox(mailbox)?;
-        for &uid in uids {
-            let reader = match opened.open_message(uid.get()) {
-                Ok(reader) => reader,
-                // Expunged since it was listed: skipped, the executor notices.
-                Err(mailstore::Error::UidNotFound { .. }) => continue,
-                // Made a symlink out of the Maildir or a FIFO since it was listed: not a
-                // byte is read; reported, and the executor notices it was not fetched.
-                Err(mailstore::Error::LeftOut(left_out)) => {
-                    self.skip(&left_out);
-                    continue;
-                }
-                Err(error) => return Err(convert_error(error)),
-            };
-            // Bodies cross the seam as IMAP serves them: CRLF.
-            sink.body(&mut reader.crlf())?;
-            sink.done(uid)?;
-        }
-        Ok(())
+        fetch_bodies(uids, sink, &mut self.skipped, |uid| {
+            opened.open_message(uid).map(mailstore::MessageReader::crlf)
+        })
     }
 }
 
@@ -512,7 +496,42 @@ pub(super) fn save_options(meta: &MessageMeta, keywords: Vec<Keyword>) -> SaveOp
     if let Some(guid) = &meta.guid {
         options = options.with_guid(guid.clone());
     }
+    if let Some(modseq) = meta.modseq {
+        options = options.with_modseq(modseq);
+    }
     options
+}
+
+/// What a listing or a read left out, as the engine reports it.
+pub(super) fn left_out_skip(left_out: &mailstore::LeftOut) -> Skip {
+    let mailbox = left_out.mailbox.as_ref().and_then(|name| from_store_name(name).ok());
+    Skip::new(mailbox, left_out.display_path(), left_out.reason.to_string())
+}
+
+/// Sends the bodies of `uids` to `sink` as IMAP serves them (CRLF), each opened by `open`.
+/// One expunged since it was listed is passed over (the executor notices); one left out
+/// (made a symlink out of the store or a FIFO since it was listed: not a byte is read) is
+/// added to `skipped`, and the executor notices it was not fetched.
+pub(super) fn fetch_bodies<R: Read>(
+    uids: &[Uid],
+    sink: &mut dyn MessageSink,
+    skipped: &mut Vec<Skip>,
+    mut open: impl FnMut(u32) -> mailstore::Result<R>,
+) -> Result<(), StorageError> {
+    for &uid in uids {
+        let mut reader = match open(uid.get()) {
+            Ok(reader) => reader,
+            Err(mailstore::Error::UidNotFound { .. }) => continue,
+            Err(mailstore::Error::LeftOut(left_out)) => {
+                skipped.push(left_out_skip(&left_out));
+                continue;
+            }
+            Err(error) => return Err(convert_error(error)),
+        };
+        sink.body(&mut reader)?;
+        sink.done(uid)?;
+    }
+    Ok(())
 }
 
 pub(super) fn to_store_name(name: &MailboxName) -> Result<mailstore::MailboxName, StorageError> {
@@ -564,6 +583,7 @@ pub(super) fn convert_message(info: &mailstore::MessageInfo) -> Option<MessageMe
     meta.guid = Some(info.guid.clone());
     meta.pop3_uidl.clone_from(&info.pop3_uidl);
     meta.pop3_order = info.pop3_order;
+    meta.modseq = info.modseq;
     Some(meta)
 }
 

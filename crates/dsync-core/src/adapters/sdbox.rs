@@ -12,8 +12,8 @@ use mailstore::{
 };
 
 use super::maildir::{
-    convert_message, error_kind, from_store_name, save_options, store_keywords, to_store_flags,
-    to_store_name,
+    convert_message, error_kind, fetch_bodies, from_store_name, left_out_skip, save_options,
+    store_keywords, to_store_flags, to_store_name,
 };
 use crate::error::{ErrorKind, StorageError};
 use crate::history::{FolderHistory, MessageHistory};
@@ -109,8 +109,7 @@ impl SdboxStorage {
 
     /// Keeps what a listing or a read left out, for [`Storage::take_skipped`].
     fn skip(&mut self, left_out: &mailstore::LeftOut) {
-        let mailbox = left_out.mailbox.as_ref().and_then(|name| from_store_name(name).ok());
-        self.skipped.push(Skip::new(mailbox, left_out.display_path(), left_out.reason.to_string()));
+        self.skipped.push(left_out_skip(left_out));
     }
 }
 
@@ -212,22 +211,9 @@ impl Storage for SdboxStorage {
         sink: &mut dyn MessageSink,
     ) -> Result<(), StorageError> {
         let opened = self.mailbox(mailbox)?;
-        for &uid in uids {
-            let reader = match opened.open_message(uid.get()) {
-                Ok(reader) => reader,
-                // Expunged since it was listed: skipped, the executor notices.
-                Err(mailstore::Error::UidNotFound { .. }) => continue,
-                Err(mailstore::Error::LeftOut(left_out)) => {
-                    self.skip(&left_out);
-                    continue;
-                }
-                Err(error) => return Err(convert_error(error)),
-            };
-            // Bodies cross the seam as IMAP serves them: CRLF.
-            sink.body(&mut reader.crlf())?;
-            sink.done(uid)?;
-        }
-        Ok(())
+        fetch_bodies(uids, sink, &mut self.skipped, |uid| {
+            opened.open_message(uid).map(mailstore::MessageReader::crlf)
+        })
     }
 }
 
@@ -359,6 +345,7 @@ impl StorageMut for SdboxStorage {
             copy_source: None,
             pending: None,
             uid_next: None,
+            highest_modseq: None,
             warnings: &mut self.warnings,
         }))
     }
@@ -378,6 +365,8 @@ struct SdboxWriter<'a> {
     /// UIDNEXT to reach after the staged saves are committed (raising it earlier would
     /// make the staged forced UIDs fall below it).
     uid_next: Option<Uid>,
+    /// HIGHESTMODSEQ to reach after the staged saves are committed.
+    highest_modseq: Option<u64>,
 }
 
 impl SdboxWriter<'_> {
@@ -451,6 +440,11 @@ impl MailboxWriter for SdboxWriter<'_> {
         Ok(())
     }
 
+    fn raise_highest_modseq(&mut self, modseq: u64) -> Result<(), StorageError> {
+        self.highest_modseq = Some(self.highest_modseq.map_or(modseq, |m| m.max(modseq)));
+        Ok(())
+    }
+
     fn set_uid_validity(&mut self, uid_validity: UidValidity) -> Result<(), StorageError> {
         self.mailbox.set_uid_validity(uid_validity.get()).map_err(convert_error)
     }
@@ -463,6 +457,9 @@ impl MailboxWriter for SdboxWriter<'_> {
         self.mailbox.commit().map_err(convert_error)?;
         if let Some(uid_next) = self.uid_next.take() {
             self.mailbox.set_next_uid(uid_next.get()).map_err(convert_error)?;
+        }
+        if let Some(modseq) = self.highest_modseq.take() {
+            self.mailbox.raise_highest_modseq(modseq).map_err(convert_error)?;
         }
         Ok(())
     }

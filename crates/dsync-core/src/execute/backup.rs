@@ -329,6 +329,7 @@ fn sync_mailbox(
         MailboxAction::Blocked(_) => unreachable!("returned above"),
     };
     result.map_err(at_destination)?;
+    let source_highest_modseq = source_contents.status.highest_modseq;
     drop(source_contents);
     // From here on the mailbox exists as planned: a failure reports what was committed.
     let mut partial = MailboxReport { saved: 0, bytes: 0, ..mailbox_report.clone() };
@@ -369,6 +370,9 @@ fn sync_mailbox(
     copied.record_in(&mut mailbox_report);
     if let Some(uid_next) = plan.uid_next {
         writer.raise_uid_next(uid_next).map_err(|error| failed(at_mailbox(error), &partial))?;
+    }
+    if let Some(modseq) = source_highest_modseq {
+        writer.raise_highest_modseq(modseq).map_err(|error| failed(at_mailbox(error), &partial))?;
     }
     writer.commit().map_err(|error| failed(at_mailbox(error), &partial))?;
     drop(writer);

@@ -100,7 +100,9 @@ pub(crate) fn metadata(
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + guid.len());
     out.extend_from_slice(MAGIC_POST);
-    out.extend_from_slice(format!("R{:x}\nV{virtual_size:x}\n", received.max(0)).as_bytes());
+    // A date before 1970 as Dovecot writes it (`%llx` of the `time_t`): two's complement.
+    let received = received.cast_unsigned();
+    out.extend_from_slice(format!("R{received:x}\nV{virtual_size:x}\n").as_bytes());
     if let Some(uidl) = pop3_uidl {
         out.push(b'P');
         out.extend_from_slice(uidl.as_bytes());
@@ -188,7 +190,8 @@ pub(crate) fn parse_metadata(data: &[u8]) -> Result<Metadata, Broken> {
         match key {
             b'G' if metadata.guid.is_none() => metadata.guid = text().filter(|g| !g.is_empty()),
             b'R' if metadata.received.is_none() => {
-                metadata.received = hex(value).and_then(|v| i64::try_from(v).ok());
+                // Dovecot reads it back into a `time_t`: a date before 1970 wraps.
+                metadata.received = hex(value).map(u64::cast_signed);
             }
             b'V' if metadata.virtual_size.is_none() => metadata.virtual_size = hex(value),
             b'P' if metadata.pop3_uidl.is_none() => metadata.pop3_uidl = text(),
@@ -263,6 +266,15 @@ Subject: dot\n\nhello\n.dot\n";
         assert_eq!(parsed.pop3_order, Some(1));
         assert_eq!(parsed.guid.as_deref(), Some("0123456789abcdef0123456789abcdef"));
         assert!(meta.ends_with(b"G0123456789abcdef0123456789abcdef\n\n"));
+    }
+
+    #[test]
+    fn a_date_before_1970_is_written_and_read_as_dovecot_does() {
+        // What Dovecot 2.3.19.1 wrote for a Maildir message with mtime -2^31 (doveadm
+        // backup into sdbox).
+        let meta = metadata(-2_147_483_648, 1, None, None, "g");
+        assert!(meta.starts_with(b"\n\x01\x03\nRffffffff80000000\nV1\n"), "{meta:?}");
+        assert_eq!(parse_metadata(&meta).unwrap().received, Some(-2_147_483_648));
     }
 
     #[test]

@@ -252,12 +252,8 @@ impl Sdbox {
         uid_validity: Option<u32>,
         guid: Option<Guid>,
     ) -> Result<SdboxMailbox> {
-        if uid_validity == Some(0) {
-            return Err(Error::InvalidValue {
-                field: "UIDVALIDITY",
-                value: String::from("0"),
-                reason: "must not be 0",
-            });
+        if let Some(value) = uid_validity {
+            crate::uidvalidity::check_nonzero(value)?;
         }
         self.create(name, uid_validity, guid, None)
     }
@@ -449,7 +445,7 @@ impl Sdbox {
                 remove_empty_parents(&top, parent);
             }
         }
-        Ok(())
+        crate::mailbox_log::append_rename(self.store.location.index_root(), to, permissions)
     }
 
     /// The mailbox changes Dovecot (or our deletes) recorded in `dovecot.mailbox.log` and

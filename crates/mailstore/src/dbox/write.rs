@@ -388,13 +388,7 @@ impl SdboxMailbox {
     /// Dovecot's sessions then see the mailbox as new). Dovecot's allocator is raised past
     /// it.
     pub fn set_uid_validity(&self, uid_validity: u32) -> Result<()> {
-        if uid_validity == 0 {
-            return Err(Error::InvalidValue {
-                field: "UIDVALIDITY",
-                value: String::from("0"),
-                reason: "must not be 0",
-            });
-        }
+        crate::uidvalidity::check_nonzero(uid_validity)?;
         let root = self.store.location.root().to_path_buf();
         let permissions = self.store.permissions()?.clone();
         self.change(|state| {
@@ -446,13 +440,7 @@ impl SdboxMailbox {
     /// Empties the mailbox and gives it a new identity: `uid_validity`, next UID 1 and
     /// `guid` (a new one when `None`).
     pub fn reset(&self, uid_validity: u32, guid: Option<Guid>) -> Result<()> {
-        if uid_validity == 0 {
-            return Err(Error::InvalidValue {
-                field: "UIDVALIDITY",
-                value: String::from("0"),
-                reason: "must not be 0",
-            });
-        }
+        crate::uidvalidity::check_nonzero(uid_validity)?;
         self.reset_to(Some(uid_validity), guid, None).map(|_| ())
     }
 
@@ -461,13 +449,7 @@ impl SdboxMailbox {
     /// that it holds the UIDs of `origin` ([`crate::MailboxStatus::origin_uid_validity`]).
     /// Returns the new value.
     pub fn reset_with_origin(&self, guid: Option<Guid>, origin: u32) -> Result<u32> {
-        if origin == 0 {
-            return Err(Error::InvalidValue {
-                field: "UIDVALIDITY",
-                value: String::from("0"),
-                reason: "must not be 0",
-            });
-        }
+        crate::uidvalidity::check_nonzero(origin)?;
         self.reset_to(None, guid, Some(origin))
     }
 

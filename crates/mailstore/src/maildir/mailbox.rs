@@ -520,13 +520,7 @@ impl Mailbox {
     /// Replaces UIDVALIDITY (the uidlist is rewritten; Dovecot then resets its index cache,
     /// as after its own UIDVALIDITY changes).
     pub fn set_uid_validity(&self, uid_validity: u32) -> Result<()> {
-        if uid_validity == 0 {
-            return Err(Error::InvalidValue {
-                field: "UIDVALIDITY",
-                value: String::from("0"),
-                reason: "must not be 0",
-            });
-        }
+        crate::uidvalidity::check_nonzero(uid_validity)?;
         state::locked(&self.store, &self.paths, |locked| {
             if locked.uidlist.uid_validity != uid_validity {
                 crate::uidvalidity::raise(
@@ -593,13 +587,7 @@ impl Mailbox {
     /// the next UID is legal only together with a new UIDVALIDITY, which is why both change
     /// at once here.
     pub fn reset(&self, uid_validity: u32, guid: Option<Guid>) -> Result<()> {
-        if uid_validity == 0 {
-            return Err(Error::InvalidValue {
-                field: "UIDVALIDITY",
-                value: String::from("0"),
-                reason: "must not be 0",
-            });
-        }
+        crate::uidvalidity::check_nonzero(uid_validity)?;
         self.reset_to(Some(uid_validity), guid, None).map(|_| ())
     }
 
@@ -610,13 +598,7 @@ impl Mailbox {
     /// destination that gave out UIDs of its own under the source's UIDVALIDITY: rebuilt
     /// under that same value, those UIDs would name other messages. Returns the new value.
     pub fn reset_with_origin(&self, guid: Option<Guid>, origin: u32) -> Result<u32> {
-        if origin == 0 {
-            return Err(Error::InvalidValue {
-                field: "UIDVALIDITY",
-                value: String::from("0"),
-                reason: "must not be 0",
-            });
-        }
+        crate::uidvalidity::check_nonzero(origin)?;
         self.reset_to(None, guid, Some(origin))
     }
 

@@ -325,12 +325,8 @@ impl Maildir {
         origin: Option<u32>,
     ) -> Result<Mailbox> {
         let dir = layout::creatable_dir(&self.store.location, name)?;
-        if uid_validity == Some(0) {
-            return Err(Error::InvalidValue {
-                field: "UIDVALIDITY",
-                value: String::from("0"),
-                reason: "must not be 0",
-            });
+        if let Some(value) = uid_validity {
+            crate::uidvalidity::check_nonzero(value)?;
         }
         self.ensure_root()?;
         let permissions = self.store.permissions()?;
@@ -509,7 +505,7 @@ impl Maildir {
                 layout::remove_empty_parents(self.root(), parent);
             }
         }
-        Ok(())
+        crate::mailbox_log::append_rename(self.root(), to, self.store.permissions()?)
     }
 
     /// The mailbox changes Dovecot (or our deletes) recorded in `dovecot.mailbox.log` and

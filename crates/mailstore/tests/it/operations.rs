@@ -4,7 +4,7 @@
 
 use std::fs;
 
-use mailstore::{Flags, Keyword, Location, Maildir};
+use mailstore::{Flags, Keyword, Location, MailboxChangeKind, Maildir};
 use testkit::{Dovecot, RawImap, fixtures};
 
 use crate::support::{name, our_snapshot, save};
@@ -147,10 +147,15 @@ fn folders_changed_behind_dovecots_back() {
     let hidden_guid = maildir.mailbox(&name("Hidden")).unwrap().status().unwrap().guid.unwrap();
     maildir.delete_mailbox(&name("Hidden")).unwrap();
     maildir.rename_mailbox(&name("Project Notes"), &name("Notes")).unwrap();
-    // The deletion is in Dovecot's change log, as Dovecot itself records it.
-    let log = fs::read(root.join("dovecot.mailbox.log")).unwrap();
-    let last = &log[log.len() - 24..];
-    assert_eq!((last[0], &last[4..20]), (1, &hidden_guid.as_bytes()[..]));
+    // The deletion and the rename are in Dovecot's change log, as Dovecot itself records
+    // them (the rename under a hash of the new name).
+    let changes = maildir.dovecot_mailbox_changes().unwrap();
+    let [.., deleted, renamed] = &changes[..] else { panic!("{changes:?}") };
+    assert_eq!(
+        (deleted.kind, deleted.guid),
+        (MailboxChangeKind::DeleteMailbox, *hidden_guid.as_bytes())
+    );
+    assert!(renamed.kind == MailboxChangeKind::Rename && renamed.names("Notes"), "{renamed:?}");
     testkit::chown_to_mail_user(&root);
     let mut imap = RawImap::login(dovecot.imap_port(), "alice", "alicepw");
     let names: Vec<String> = imap.list().into_iter().map(|(n, _)| n).collect();

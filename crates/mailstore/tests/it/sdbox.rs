@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 
 use mailstore::{Flags, Keyword, SaveOptions, Sdbox, SdboxLocation, SdboxMailbox};
 use testkit::{
-    AccountSnapshot, Dovecot, MailboxSnapshot, MessageSnapshot, RawImap, RawPop3, Token, fixtures,
+    AccountSnapshot, Dovecot, MailboxSnapshot, MessageSnapshot, RawImap, RawPop3, fixtures,
 };
 
 use crate::support::{imap_name, name};
@@ -70,34 +70,6 @@ fn options(uid: u32, flags: Flags, keywords: &[&str], received: i64) -> SaveOpti
         .with_flags(flags)
         .with_keywords(keywords.iter().map(|k| Keyword::new(*k).unwrap()).collect())
         .with_received(received)
-}
-
-/// `(uid, modseq)` of every message and HIGHESTMODSEQ, through Dovecot's IMAP (CONDSTORE).
-fn imap_modseqs(imap: &mut RawImap, mailbox: &str) -> (Vec<(u32, u64)>, u64) {
-    let status = imap.command_ok(&format!("STATUS \"{mailbox}\" (HIGHESTMODSEQ)"));
-    let items = status
-        .untagged
-        .iter()
-        .find(|t| t.first() == Some(&Token::Atom("STATUS".into())))
-        .and_then(|t| match &t[2] {
-            Token::List(items) => Some(items.clone()),
-            _ => None,
-        })
-        .unwrap();
-    let highest = items[1].text().parse().unwrap();
-    imap.command_ok(&format!("EXAMINE \"{mailbox}\""));
-    let fetched = imap.command_ok("UID FETCH 1:* (MODSEQ)");
-    let mut modseqs = Vec::new();
-    for untagged in &fetched.untagged {
-        let Some(Token::List(items)) = untagged.get(2) else { continue };
-        let value = |key: &str| items.iter().position(|t| t.text() == key).map(|i| &items[i + 1]);
-        let uid = value("UID").unwrap().text().parse().unwrap();
-        let Some(Token::List(modseq)) = value("MODSEQ") else { panic!("no MODSEQ: {items:?}") };
-        modseqs.push((uid, modseq[0].text().parse().unwrap()));
-    }
-    modseqs.sort_unstable();
-    imap.command_ok("UNSELECT");
-    (modseqs, highest)
 }
 
 /// `(number, UIDL)` lines of POP3's UIDL for `user`.
@@ -227,7 +199,7 @@ fn dovecot_serves_the_sdbox_we_wrote() {
     let mut expected = ours.clone();
     expected.subscriptions.insert("Gone".into());
     expected.assert_same(&theirs);
-    assert_eq!(imap_modseqs(&mut imap, "INBOX"), (our_modseqs, our_highest));
+    assert_eq!(imap.modseqs("INBOX"), (our_modseqs, our_highest));
 
     // POP3: the UIDLs we stored, in the POP3 order we stored.
     assert_eq!(pop3_uidls(&dovecot, "bob", "bobpw"), ["zz8", "UID-a3", "00000b7"]);
@@ -246,7 +218,7 @@ fn dovecot_serves_the_sdbox_we_wrote() {
     // Dovecot appends after what we wrote: the next UID is ours, modseqs continue.
     let uid = imap.append("INBOX", &["\\Seen"], None, &fixtures::message(60, "new", "y"));
     assert_eq!(uid, 15);
-    let (modseqs, highest) = imap_modseqs(&mut imap, "INBOX");
+    let (modseqs, highest) = imap.modseqs("INBOX");
     assert!(highest > 500 && modseqs.last().unwrap().1 > 500, "{modseqs:?} {highest}");
     assert_quiet(&dovecot);
 }
@@ -295,7 +267,7 @@ fn we_read_the_sdbox_dovecot_wrote() {
         let ours: Vec<(u32, u64)> =
             opened.messages().unwrap().iter().map(|m| (m.uid, m.modseq.unwrap())).collect();
         let highest = opened.status().unwrap().highest_modseq.unwrap();
-        assert_eq!(imap_modseqs(&mut imap, mailbox), (ours, highest), "{mailbox}");
+        assert_eq!(imap.modseqs(mailbox), (ours, highest), "{mailbox}");
     }
     // GUIDs as doveadm shows them.
     let fetched =
@@ -464,4 +436,101 @@ fn we_read_an_sdbox_with_index_and_alternate_storage_elsewhere() {
         .with_alt(home.join("alt"));
     theirs.assert_same(&our_sdbox_snapshot(&Sdbox::open(location)));
     assert_quiet(&dovecot);
+}
+
+/// `doveadm dump` of a `dovecot.mailbox.log`, one `rename <hash>` line per rename record
+/// (the time left out).
+fn dumped_renames(dovecot: &Dovecot, log: &std::path::Path) -> Vec<String> {
+    let dump = dovecot.doveadm_ok(&["dump", "-t", "mailboxlog", &log.display().to_string()]);
+    dump.lines()
+        .filter_map(|line| line.split_once(": rename ")?.1.split(' ').next().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn our_renames_are_logged_as_dovecot_logs_its_own() {
+    use mailstore::MailboxChangeKind;
+    let dir = tempfile::tempdir().unwrap();
+    // Dovecot renames a mailbox with a non-ASCII name into another hierarchy.
+    let served = dir.path().join("served");
+    std::fs::create_dir(&served).unwrap();
+    testkit::chown_to_mail_user(&served);
+    let dovecot = Dovecot::builder()
+        .user_with_mail("bob", "bobpw", &format!("sdbox:{}", served.display()))
+        .start();
+    let mut imap = RawImap::login(dovecot.imap_port(), "bob", "bobpw");
+    imap.create("Alt/Tr&AOQ-ume");
+    imap.command_ok("RENAME \"Alt/Tr&AOQ-ume\" \"Neu/Tr&AOQ-ume\"");
+    imap.logout();
+    let theirs = dumped_renames(&dovecot, &served.join("dovecot.mailbox.log"));
+    assert_eq!(theirs.len(), 1, "{theirs:?}");
+
+    // We rename the same way, in an sdbox and (the same record) in a Maildir.
+    let sdbox = Sdbox::open(SdboxLocation::new(dir.path().join("sdbox")));
+    sdbox.create_mailbox(&name("Alt/Träume"), Some(1_000), None).unwrap();
+    sdbox.rename_mailbox(&name("Alt/Träume"), &name("Neu/Träume")).unwrap();
+    let maildir_root = dir.path().join("Maildir");
+    let maildir = mailstore::Maildir::open(mailstore::Location::maildir(&maildir_root));
+    maildir.create_mailbox(&name("Alt/Träume"), Some(1_000), None).unwrap();
+    maildir.rename_mailbox(&name("Alt/Träume"), &name("Neu/Träume")).unwrap();
+    for log in
+        [dir.path().join("sdbox/dovecot.mailbox.log"), maildir_root.join("dovecot.mailbox.log")]
+    {
+        assert_eq!(dumped_renames(&dovecot, &log), theirs, "{}", log.display());
+    }
+    let changes = sdbox.dovecot_mailbox_changes().unwrap();
+    assert!(
+        changes.iter().any(|c| c.kind == MailboxChangeKind::Rename && c.names("Neu/Träume")),
+        "{changes:?}"
+    );
+}
+
+/// The folders holding mail in the sdbox at `root` (`dbox-Mails` parents), sorted.
+fn mail_folders(root: &std::path::Path) -> Vec<String> {
+    let mailboxes = root.join("mailboxes");
+    let mut found = Vec::new();
+    let mut pending = vec![mailboxes.clone()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            if entry.file_name() == "dbox-Mails" {
+                found.push(dir.strip_prefix(&mailboxes).unwrap().display().to_string());
+            } else if entry.file_type().unwrap().is_dir() {
+                pending.push(entry.path());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn dovecots_dsync_follows_a_rename_we_made() {
+    // One store, two copies (same mailbox GUIDs); we rename a mailbox in the first.
+    let dir = tempfile::tempdir().unwrap();
+    let (ours, theirs) = (dir.path().join("ours"), dir.path().join("theirs"));
+    let store = Sdbox::open(SdboxLocation::new(&ours));
+    let mut junk = store.create_mailbox(&name("Junk"), Some(1_000), None).unwrap();
+    save(
+        &mut junk,
+        &fixtures::message(1, "spam", "x"),
+        options(1, Flags::SEEN, &[], 1_700_000_000),
+    );
+    junk.commit().unwrap();
+    drop(junk);
+    let copied = std::process::Command::new("cp").arg("-a").arg(&ours).arg(&theirs).status();
+    assert!(copied.unwrap().success());
+    store.rename_mailbox(&name("Junk"), &name("Spam/Junk")).unwrap();
+    testkit::chown_to_mail_user(dir.path());
+
+    // Dovecot's two-way dsync between them renames the other copy too: the RENAME record
+    // we logged tells it which name is newer (without it, it renamed ours back to Junk).
+    let dovecot = Dovecot::builder()
+        .user_with_mail("bob", "bobpw", &format!("sdbox:{}", ours.display()))
+        .start();
+    let sync = dovecot.doveadm(&["sync", "-u", "bob", &format!("sdbox:{}", theirs.display())]);
+    // Exit 2 ("run again": Dovecot's own rename into a new parent gives the same).
+    assert!(matches!(sync.status.code(), Some(0 | 2)), "{sync:?}");
+    let folders = mail_folders(&ours);
+    assert!(folders.contains(&"Spam/Junk".to_string()) && !folders.contains(&"Junk".to_string()));
+    assert_eq!(mail_folders(&theirs), folders);
 }

@@ -132,7 +132,9 @@ impl Socket {
 fn close_enough(applied: Option<Duration>, wait: Option<Duration>) -> bool {
     match (applied, wait) {
         (None, None) => true,
-        (Some(applied), Some(wait)) => applied <= wait && wait - applied <= wait / 64,
+        (Some(applied), Some(wait)) => {
+            wait.checked_sub(applied).is_some_and(|shorter| shorter <= wait / 64)
+        }
         _ => false,
     }
 }
@@ -151,7 +153,7 @@ impl Read for Socket {
         let mut attempt = if close_enough(self.applied, wait) {
             self.applied
         } else {
-            wait.map(|wait| wait - wait / 128)
+            wait.map(|wait| wait.saturating_sub(wait / 128))
         };
         loop {
             if attempt != self.applied {
@@ -553,7 +555,7 @@ mod tests {
         assert!(close_enough(None, None));
         assert!(!close_enough(None, Some(secs(300))));
         assert!(!close_enough(Some(secs(300)), None));
-        let set = secs(300) - secs(300) / 128;
+        let set = secs(300).saturating_sub(secs(300) / 128);
         assert!(close_enough(Some(set), Some(secs(300))));
         // The stall limit counted down a little: still kept (one setsockopt saved).
         assert!(close_enough(Some(set), Some(secs(299))));

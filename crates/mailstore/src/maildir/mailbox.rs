@@ -192,7 +192,7 @@ impl Mailbox {
             Some(fd) => Ok(fd.as_fd()),
             None => Err(Error::io(
                 "open",
-                &self.sub_dir_path(which),
+                self.sub_dir_path(which),
                 io::Error::other("directory not opened"),
             )),
         }

@@ -200,6 +200,34 @@ impl Skip {
     }
 }
 
+/// How much of a body is read at once on its way into a storage ([`copy_body`]).
+const BODY_CHUNK: usize = 64 * 1024;
+
+/// Copies a whole body from `body` into `to`, through `buffer` (grown to [`BODY_CHUNK`]
+/// once, then kept by the caller for the next message): `io::copy` would zero its own
+/// 8 KiB buffer on every read, and read a large body from the socket in 8 KiB pieces.
+#[cfg(feature = "maildir")]
+pub(crate) fn copy_body(
+    body: &mut dyn Read,
+    to: &mut dyn std::io::Write,
+    buffer: &mut Vec<u8>,
+) -> std::io::Result<u64> {
+    if buffer.len() < BODY_CHUNK {
+        buffer.resize(BODY_CHUNK, 0);
+    }
+    let mut copied = 0;
+    loop {
+        let n = match body.read(buffer) {
+            Ok(0) => return Ok(copied),
+            Ok(n) => n,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        to.write_all(&buffer[..n])?;
+        copied += n as u64;
+    }
+}
+
 /// Receives message bodies from [`Storage::fetch`].
 ///
 /// The two calls exist because some IMAP servers send a message's `UID` after its body:
@@ -218,6 +246,14 @@ pub trait MessageSink {
     fn done_with_received(&mut self, uid: Uid, received: Option<i64>) -> Result<(), StorageError> {
         let _ = received;
         self.done(uid)
+    }
+
+    /// Whether the message `uid` may need the received date a source reads from its body
+    /// ([`done_with_received`](Self::done_with_received)); `false` lets the source skip
+    /// reading it (a message whose metadata has a date, or one not asked for).
+    fn wants_received(&self, uid: Uid) -> bool {
+        let _ = uid;
+        true
     }
 }
 

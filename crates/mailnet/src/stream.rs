@@ -125,6 +125,20 @@ impl Socket {
     }
 }
 
+/// Whether the socket's read timeout `applied` may stay for a read that may wait `wait`:
+/// it is at most that, and shorter by no more than 1/64 of it. Every read of a streamed
+/// answer changes `wait` a little (the stall limit counts down); setting the timeout for
+/// each was one `setsockopt` per read. A read that times out early is simply retried.
+fn close_enough(applied: Option<Duration>, wait: Option<Duration>) -> bool {
+    match (applied, wait) {
+        (None, None) => true,
+        (Some(applied), Some(wait)) => {
+            wait.checked_sub(applied).is_some_and(|shorter| shorter <= wait / 64)
+        }
+        _ => false,
+    }
+}
+
 impl Read for Socket {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.expired = None;
@@ -133,33 +147,53 @@ impl Read for Socket {
             self.expired = limiter;
             return Err(io::ErrorKind::TimedOut.into());
         }
-        if wait != self.applied {
-            self.tcp.set_read_timeout(wait)?;
-            self.applied = wait;
-        }
         let started = Instant::now();
-        let result = self.tcp.read(buf);
-        if let Some(stall) = &mut self.stall {
-            stall.waited += started.elapsed();
-            if let Ok(n) = result {
-                stall.received += n as u64;
-                if stall.received >= PROGRESS_BYTES {
-                    stall.waited = Duration::ZERO;
-                    stall.received = 0;
+        // The timeout for this attempt: a little shorter than allowed when it has to be
+        // set, so that it stays close enough while the limit counts down.
+        let mut attempt = if close_enough(self.applied, wait) {
+            self.applied
+        } else {
+            wait.map(|wait| wait.saturating_sub(wait / 128))
+        };
+        loop {
+            if attempt != self.applied {
+                self.tcp.set_read_timeout(attempt)?;
+                self.applied = attempt;
+            }
+            let attempt_started = Instant::now();
+            let result = self.tcp.read(buf);
+            if let Some(stall) = &mut self.stall {
+                stall.waited += attempt_started.elapsed();
+                if let Ok(n) = result {
+                    stall.received += n as u64;
+                    if stall.received >= PROGRESS_BYTES {
+                        stall.waited = Duration::ZERO;
+                        stall.received = 0;
+                    }
                 }
             }
-        }
-        match &result {
-            Ok(n) => {
-                if let Some(first) = &mut self.first_bytes {
-                    let room = FIRST_BYTES.saturating_sub(first.len()).min(*n);
-                    first.extend_from_slice(&buf[..room]);
+            match &result {
+                Ok(n) => {
+                    if let Some(first) = &mut self.first_bytes {
+                        let room = FIRST_BYTES.saturating_sub(first.len()).min(*n);
+                        first.extend_from_slice(&buf[..room]);
+                    }
                 }
+                Err(error) if crate::is_timeout(error) && attempt != wait => {
+                    // Timed out before the limit (the timeout set was shorter): wait
+                    // exactly for the rest.
+                    let left = wait.map(|wait| wait.saturating_sub(started.elapsed()));
+                    if left != Some(Duration::ZERO) {
+                        attempt = left;
+                        continue;
+                    }
+                    self.expired = limiter;
+                }
+                Err(error) if crate::is_timeout(error) => self.expired = limiter,
+                Err(_) => {}
             }
-            Err(error) if crate::is_timeout(error) => self.expired = limiter,
-            Err(_) => {}
+            return result;
         }
-        result
     }
 }
 
@@ -515,6 +549,21 @@ fn connect_tcp(host: &str, port: u16, timeouts: &Timeouts) -> Result<TcpStream, 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_read_timeout_is_kept_while_close_enough_and_never_longer_than_allowed() {
+        let secs = Duration::from_secs;
+        assert!(close_enough(None, None));
+        assert!(!close_enough(None, Some(secs(300))));
+        assert!(!close_enough(Some(secs(300)), None));
+        let set = secs(300).saturating_sub(secs(300) / 128);
+        assert!(close_enough(Some(set), Some(secs(300))));
+        // The stall limit counted down a little: still kept (one setsockopt saved).
+        assert!(close_enough(Some(set), Some(secs(299))));
+        // Never a timeout longer than the time left, nor much shorter.
+        assert!(!close_enough(Some(set), Some(secs(290))));
+        assert!(!close_enough(Some(secs(100)), Some(secs(300))));
+    }
+
     use super::*;
     use std::net::TcpListener;
     use std::time::Instant;

@@ -2,7 +2,7 @@
 //! keeps it.
 
 use std::collections::BTreeSet;
-use std::io::{self, Read};
+use std::io::Read;
 use std::path::Path;
 
 use mailstore::{
@@ -371,6 +371,7 @@ impl StorageMut for MaildirStorage {
             pending: None,
             uid_next: None,
             warnings: &mut self.warnings,
+            buffer: Vec::new(),
         }))
     }
 }
@@ -389,6 +390,8 @@ struct MaildirWriter<'a> {
     /// UIDNEXT to reach after the staged saves are committed (raising it earlier would
     /// make the staged forced UIDs fall below it).
     uid_next: Option<Uid>,
+    /// Where bodies are read into on their way to the file, kept for the next message.
+    buffer: Vec<u8>,
 }
 
 impl MaildirWriter<'_> {
@@ -402,7 +405,7 @@ impl MaildirWriter<'_> {
 impl MailboxWriter for MaildirWriter<'_> {
     fn save_body(&mut self, body: &mut dyn Read) -> Result<(), StorageError> {
         let mut pending = self.mailbox.begin_save().map_err(convert_error)?;
-        io::copy(body, &mut pending).map_err(|error| {
+        crate::storage::copy_body(body, &mut pending, &mut self.buffer).map_err(|error| {
             let kind = ErrorKind::from_io(&error);
             StorageError::with_source(kind, "writing message to the Maildir", error)
         })?;

@@ -355,6 +355,10 @@ impl MessageSink for CopySink<'_, '_, '_> {
     fn done_with_received(&mut self, uid: Uid, received: Option<i64>) -> Result<(), StorageError> {
         self.finish(uid, received)
     }
+
+    fn wants_received(&self, uid: Uid) -> bool {
+        self.wanted.get(&uid).is_some_and(|meta| meta.received.is_none())
+    }
 }
 
 /// Counts what the writer reads, and remembers when reading (the source) failed.

@@ -241,7 +241,7 @@ impl Permissions {
         }
         let fixed = open_directory(dir)
             .ctx("open", dir)
-            .and_then(|handle| self.fix(&handle, dir, self.dir_mode, true));
+            .and_then(|handle| self.fix(&handle, dir, self.dir_mode, true).map(drop));
         if let Err(error) = fixed {
             // As Dovecot: a directory that cannot be given its owner is not left behind.
             let _ = fs::remove_dir(dir);
@@ -258,17 +258,64 @@ impl Permissions {
 
     /// [`Self::create_new`] with other mode bits (Dovecot's read-only markers).
     pub(crate) fn create_new_with_mode(&self, path: &Path, mode: u32) -> Result<File> {
+        self.create_new_checked(path, mode, true).map(|(file, _)| file)
+    }
+
+    /// [`Self::create_new_checked`] of `name` in the open directory `dir` (whose path is
+    /// `path`'s parent): the kernel looks up one name, not every component of the path.
+    pub(crate) fn create_new_in(
+        &self,
+        dir: std::os::fd::BorrowedFd<'_>,
+        name: &str,
+        path: &Path,
+        check: bool,
+    ) -> Result<(File, bool)> {
+        use nix::fcntl::OFlag;
+        let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC;
+        let mode = nix::sys::stat::Mode::from_bits_truncate(self.file_mode & 0o7777);
+        let file = nix::fcntl::openat(dir, name, flags, mode)
+            .map(File::from)
+            .map_err(io::Error::from)
+            .ctx("create", path)?;
+        if !check {
+            return Ok((file, false));
+        }
+        match self.fix(&file, path, self.file_mode, false) {
+            Ok(changed) => Ok((file, !changed)),
+            Err(error) => {
+                let _ = fs::remove_file(path);
+                Err(error)
+            }
+        }
+    }
+
+    /// Creates `path` like [`Self::create_new`]; when `check` is false, trusts that it
+    /// comes out with the right owner, group and mode (no `fstat`): for a directory where
+    /// an earlier file needed no change. Those are decided by our user, group and umask
+    /// and the directory's set-group-ID bit, none of which a run changes. Returns whether
+    /// the file was checked and needed no change.
+    pub(crate) fn create_new_checked(
+        &self,
+        path: &Path,
+        mode: u32,
+        check: bool,
+    ) -> Result<(File, bool)> {
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(mode)
             .open(path)
             .ctx("create", path)?;
-        if let Err(error) = self.fix(&file, path, mode, false) {
-            let _ = fs::remove_file(path);
-            return Err(error);
+        if !check {
+            return Ok((file, false));
         }
-        Ok(file)
+        match self.fix(&file, path, mode, false) {
+            Ok(changed) => Ok((file, !changed)),
+            Err(error) => {
+                let _ = fs::remove_file(path);
+                Err(error)
+            }
+        }
     }
 
     /// Opens `path` for writing (appending when `append`), creating it with
@@ -300,12 +347,14 @@ impl Permissions {
 
     /// Gives an open new entry its owner, group and `mode` where the kernel gave it others
     /// (the umask, our own ids when running as root). A directory keeps the setgid bit it
-    /// inherited.
-    fn fix(&self, handle: &File, path: &Path, mode: u32, is_dir: bool) -> Result<()> {
+    /// inherited. True when it had to change anything.
+    fn fix(&self, handle: &File, path: &Path, mode: u32, is_dir: bool) -> Result<bool> {
         let mut metadata = handle.metadata().ctx("stat", path)?;
         let owner = self.owner.filter(|&uid| uid != metadata.uid());
         let group = self.group.filter(|&gid| gid != metadata.gid());
+        let mut changed = false;
         if owner.is_some() || group.is_some() {
+            changed = true;
             std::os::unix::fs::fchown(handle, owner, group)
                 .map_err(|source| self.ownership_error(path, source))?;
             // The kernel may drop set-id bits when the owner changes.
@@ -314,9 +363,10 @@ impl Permissions {
         let current = metadata.mode() & 0o7777;
         let wanted = if is_dir { mode | (current & SETGID) } else { mode };
         if current != wanted {
+            changed = true;
             handle.set_permissions(fs::Permissions::from_mode(wanted)).ctx("chmod", path)?;
         }
-        Ok(())
+        Ok(changed)
     }
 
     fn ownership_error(&self, path: &Path, source: io::Error) -> Error {

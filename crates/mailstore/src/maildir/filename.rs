@@ -8,7 +8,7 @@
 //! ```
 
 use std::cmp::Ordering;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use super::state::Sub;
 use crate::flags::Flags;
@@ -122,7 +122,14 @@ pub(crate) fn generate_base() -> String {
     }
     *last = (secs, usecs);
     drop(last);
-    format!("{secs}.M{usecs}P{}.{}", std::process::id(), crate::fs::filename_host())
+    format!("{secs}.M{usecs}P{}.{}", process_id(), crate::fs::filename_host())
+}
+
+/// This process's ID, asked once: `getpid` is a system call, and this was one per saved
+/// message. (We never fork without exec, so it cannot go stale.)
+fn process_id() -> u32 {
+    static PID: OnceLock<u32> = OnceLock::new();
+    *PID.get_or_init(std::process::id)
 }
 
 /// The start of the names of our files in a mailbox's `tmp/` (messages being saved or

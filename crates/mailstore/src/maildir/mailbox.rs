@@ -3,9 +3,11 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Read};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use super::Store;
 use super::filename;
@@ -116,6 +118,29 @@ pub struct Mailbox {
     pub(crate) taken_bases: Option<HashSet<String>>,
     /// Keywords that found no letter (see [`Mailbox::take_dropped_keywords`]).
     dropped_keywords: Mutex<Vec<DroppedKeyword>>,
+    /// A file created in `tmp/` came out with the right owner, group and mode: later ones
+    /// will too, and are not checked (one `fstat` less per saved message).
+    pub(crate) tmp_files_right: AtomicBool,
+    /// `tmp/`, `new/` and `cur/` opened once the first save needs them: files are created
+    /// and renamed relative to them (see [`Mailbox::sub_dir`]).
+    sub_dirs: [OnceLock<OwnedFd>; 3],
+}
+
+/// Which of a mailbox's directories [`Mailbox::sub_dir`] opens.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SubDir {
+    Tmp,
+    Mail(Sub),
+}
+
+impl SubDir {
+    fn index(self) -> usize {
+        match self {
+            SubDir::Tmp => 0,
+            SubDir::Mail(Sub::New) => 1,
+            SubDir::Mail(Sub::Cur) => 2,
+        }
+    }
 }
 
 /// A keyword a save or flag change could not store: the mailbox's 26 keyword letters
@@ -149,6 +174,38 @@ struct View {
 }
 
 impl Mailbox {
+    /// `tmp/`, `new/` or `cur/` of this mailbox, opened on first use and kept: creating
+    /// and renaming a message's file relative to it spares the kernel looking up every
+    /// component of the mailbox's path, twice per message.
+    pub(crate) fn sub_dir(&self, which: SubDir) -> Result<BorrowedFd<'_>> {
+        let slot = &self.sub_dirs[which.index()];
+        if slot.get().is_none() {
+            let path = self.sub_dir_path(which);
+            let opened = fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(nix::libc::O_DIRECTORY)
+                .open(&path)
+                .ctx("open", &path)?;
+            let _ = slot.set(OwnedFd::from(opened));
+        }
+        match slot.get() {
+            Some(fd) => Ok(fd.as_fd()),
+            None => Err(Error::io(
+                "open",
+                self.sub_dir_path(which),
+                io::Error::other("directory not opened"),
+            )),
+        }
+    }
+
+    /// The path of a [`Self::sub_dir`].
+    pub(crate) fn sub_dir_path(&self, which: SubDir) -> PathBuf {
+        match which {
+            SubDir::Tmp => self.paths.tmp(),
+            SubDir::Mail(sub) => self.paths.sub(sub),
+        }
+    }
+
     pub(crate) fn new(store: Arc<Store>, name: MailboxName, dir: PathBuf) -> Mailbox {
         let root = store.location.root().to_path_buf();
         Mailbox {
@@ -160,6 +217,8 @@ impl Mailbox {
             uidlist_cache: None,
             taken_bases: None,
             dropped_keywords: Mutex::new(Vec::new()),
+            tmp_files_right: AtomicBool::new(false),
+            sub_dirs: [OnceLock::new(), OnceLock::new(), OnceLock::new()],
         }
     }
 

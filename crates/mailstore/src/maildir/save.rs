@@ -6,10 +6,11 @@
 use std::fs;
 use std::io::{self, BufWriter};
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 
 use super::filename;
 use super::journal::{self, Entry};
-use super::mailbox::Mailbox;
+use super::mailbox::{Mailbox, SubDir};
 use super::state::{self, Sub};
 use super::uidlist::{Record, ext};
 use crate::crlf::ConvertingWriter;
@@ -125,22 +126,30 @@ impl Mailbox {
     /// Starts a message in `tmp/`.
     pub fn begin_save(&self) -> Result<PendingMessage> {
         state::writable(&self.store)?;
-        let tmp_dir = self.paths.tmp();
         let tmp_name = filename::temp_name(&filename::generate_base());
-        let tmp_path = tmp_dir.join(&tmp_name);
         let permissions = self.store.permissions()?;
-        let file = match permissions.create_new(&tmp_path) {
+        let tmp_dir_path = self.paths.tmp();
+        let tmp_dir = match self.sub_dir(SubDir::Tmp) {
             Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
                 // tmp/ may be missing in a Maildir written by other software.
-                permissions.create_dir(&tmp_dir)?;
-                permissions.create_new(&tmp_path)
+                permissions.create_dir(&tmp_dir_path)?;
+                self.sub_dir(SubDir::Tmp)
             }
             other => other,
         }?;
+        let tmp_path = tmp_dir_path.join(&tmp_name);
+        let check = !self.tmp_files_right.load(Ordering::Relaxed);
+        let (file, right) = permissions.create_new_in(tmp_dir, &tmp_name, &tmp_path, check)?;
+        if right {
+            self.tmp_files_right.store(true, Ordering::Relaxed);
+        }
+        // No buffer of its own: the converting writer collects a whole message (up to
+        // 64 KiB) and writes it with one system call, without a copy into another buffer.
         let writer = ConvertingWriter::new(
-            BufWriter::with_capacity(64 * 1024, file),
+            BufWriter::with_capacity(0, file),
             self.store.options.line_endings,
-        );
+        )
+        .buffering(64 * 1024);
         Ok(PendingMessage { writer: Some(writer), tmp_path, tmp_name })
     }
 
@@ -293,12 +302,15 @@ impl Mailbox {
                 let mut renamed = Vec::with_capacity(entries.len());
                 let mut touched = [false, false];
                 let result = (|| {
+                    let tmp_dir = self.sub_dir(SubDir::Tmp)?;
                     for entry in &entries {
                         let sub = filename::sub_for(&entry.final_name);
-                        let to = self.paths.sub(sub).join(&entry.final_name);
-                        fs::rename(self.paths.tmp().join(&entry.tmp_name), &to)
-                            .ctx("rename", &to)?;
-                        renamed.push(to);
+                        let sub_dir = self.sub_dir(SubDir::Mail(sub))?;
+                        let to = entry.final_name.as_str();
+                        nix::fcntl::renameat(tmp_dir, entry.tmp_name.as_str(), sub_dir, to)
+                            .map_err(io::Error::from)
+                            .ctx("rename", &self.paths.sub(sub).join(to))?;
+                        renamed.push((sub, to));
                         touched[usize::from(sub == Sub::Cur)] = true;
                     }
                     if locked.fsync {
@@ -312,8 +324,8 @@ impl Mailbox {
                 })();
                 if let Err(error) = result {
                     // Like Dovecot: unlink what was moved while still holding the lock.
-                    for path in &renamed {
-                        let _ = fs::remove_file(path);
+                    for (sub, name) in &renamed {
+                        let _ = fs::remove_file(self.paths.sub(*sub).join(name));
                     }
                     let _ = journal::remove(locked);
                     return Err(error);

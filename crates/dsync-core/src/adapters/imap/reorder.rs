@@ -120,6 +120,12 @@ impl FetchHandler for Reorder<'_> {
     fn body(&mut self, start: &BodyStart, body: &mut dyn Read) -> io::Result<()> {
         let uid = start.fetch.uid.and_then(|uid| Uid::new(uid.get()));
         self.pending = Some(match uid {
+            // The common case (the metadata has INTERNALDATE): straight through, no
+            // header scanned for a date.
+            Some(uid) if self.wanted.first() == Some(&uid) && !self.sink.wants_received(uid) => {
+                self.sink.body(body).map_err(io::Error::other)?;
+                Pending::Delivered { uid, received: None }
+            }
             Some(uid) if self.wanted.first() == Some(&uid) => {
                 let mut tap = HeaderTap::new(body);
                 self.sink.body(&mut tap).map_err(io::Error::other)?;
@@ -164,6 +170,8 @@ mod tests {
     struct Collect {
         body: Vec<u8>,
         got: Vec<(u32, Vec<u8>, Option<i64>)>,
+        /// UIDs whose metadata has a received date already (no date wanted from the body).
+        dated: Vec<u32>,
     }
 
     impl MessageSink for Collect {
@@ -183,6 +191,9 @@ mod tests {
         ) -> Result<(), StorageError> {
             self.got.push((uid.get(), std::mem::take(&mut self.body), received));
             Ok(())
+        }
+        fn wants_received(&self, uid: Uid) -> bool {
+            !self.dated.contains(&uid.get())
         }
     }
 
@@ -238,6 +249,24 @@ mod tests {
         let extra =
             [(1, true, body(1)), (9, true, body(9)), (2, false, body(2)), (2, false, body(7))];
         assert_eq!(run(&[1, 2], &extra), expected[..2]);
+    }
+
+    #[test]
+    fn a_date_is_read_from_the_header_only_where_the_sink_wants_one() {
+        let mut sink = Collect { dated: vec![1], ..Collect::default() };
+        let mut reorder = Reorder::new(&mut sink, &[uid(1), uid(2)]);
+        for number in [1, 2] {
+            let bytes = body(number);
+            let start = BodyStart {
+                fetch: fetch(number, Some(number)),
+                section: BodySection::new(BodyKind::Body, ""),
+                len: bytes.len() as u64,
+            };
+            reorder.body(&start, &mut bytes.as_slice()).expect("body");
+            reorder.fetch(fetch(number, Some(number))).expect("fetch");
+        }
+        reorder.finish().expect("finish");
+        assert_eq!(sink.got, [(1, body(1), None), (2, body(2), Some(1_704_189_602))]);
     }
 
     #[test]

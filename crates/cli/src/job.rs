@@ -24,6 +24,7 @@ use crate::logging::RawLog;
 use crate::open::{self, Access};
 use crate::progress::UserProgress;
 use crate::settings::Settings;
+use crate::timing::PhaseTimer;
 use crate::verify::{self, Comparison};
 use crate::workers::Workers;
 
@@ -262,6 +263,7 @@ fn attempt_once(
     state_path: &mut Option<(PathBuf, mailstore::Permissions)>,
 ) -> Attempt {
     let fail = |error: CliError| Box::new((error, None));
+    let mut timer = PhaseTimer::start();
     let user = job.user.as_deref();
     let source_user = job.source_user.as_deref().or(user);
     let source = open::resolve(job.source.clone(), &job.settings, source_user).map_err(fail)?;
@@ -327,6 +329,7 @@ fn attempt_once(
         })
         .transpose()
         .map_err(fail)?;
+    timer.lap("destination");
     let mut source_store = if task.mode == Mode::TwoWay {
         let store = open::open_destination(&source, &job.settings, "source").map_err(fail)?;
         if !task.dry_run {
@@ -336,6 +339,7 @@ fn attempt_once(
     } else {
         open::open_source(&source, &access, "source").map_err(fail)?
     };
+    timer.lap("source");
     // The source could be opened: now a missing destination root is created and locked.
     let _destination_lock = match destination_lock {
         Some((root, permissions, open::Prepared::Creatable)) => Some(
@@ -388,7 +392,9 @@ fn attempt_once(
         }
         _ => None,
     };
+    timer.lap("lock");
     let state = load_state(task, state_file.as_ref());
+    timer.lap("state-load");
 
     let options = SyncOptions::new(task.mode)
         .commit_interval(job.settings.commit_interval)
@@ -436,6 +442,7 @@ fn attempt_once(
         }
     };
     observer.progress.finish();
+    timer.lap("sync");
     let finish = destination_store.finish();
     let source_finish = if task.mode == Mode::TwoWay { source_store.finish() } else { Ok(()) };
     // A remote source's last word (its F item, its exit status) comes after the run.
@@ -447,6 +454,7 @@ fn attempt_once(
         ));
     }
     source_store.close();
+    timer.lap("finish");
     // Whatever was synced is recorded, also after a failure: each recorded mailbox was
     // synced completely.
     let new_state = match &result {
@@ -462,6 +470,8 @@ fn attempt_once(
     {
         tracing::warn!("cannot save the sync state to {}: {error}", file.path().display());
     }
+    timer.lap("state-save");
+    tracing::info!("{}", timer.line());
     match result {
         Ok(mut report) => {
             report.warnings.extend(source_warnings);

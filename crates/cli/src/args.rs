@@ -674,7 +674,8 @@ pub(crate) struct BatchArgs {
     pub(crate) jobs: Option<usize>,
 
     /// Take only every N-th user, starting with the I-th (0-based): `--shard 2/8`, for a
-    /// batch runner that fans one list out over machines.
+    /// batch runner that fans one list out over processes or machines (xargs -P, GNU
+    /// parallel, `--shard "$JOB_COMPLETION_INDEX/8"` in a Kubernetes Indexed Job).
     #[arg(long, value_name = "I/N")]
     pub(crate) shard: Option<String>,
 }

@@ -24,6 +24,7 @@ use crate::logging::RawLog;
 use crate::open::{self, Access};
 use crate::progress::UserProgress;
 use crate::settings::Settings;
+use crate::timing::PhaseTimer;
 use crate::verify::{self, Comparison};
 
 /// What every user of a run does (the verb and its options).
@@ -261,6 +262,7 @@ fn attempt_once(
     state_path: &mut Option<(PathBuf, mailstore::Permissions)>,
 ) -> Attempt {
     let fail = |error: CliError| Box::new((error, None));
+    let mut timer = PhaseTimer::start();
     let user = job.user.as_deref();
     let source_user = job.source_user.as_deref().or(user);
     let source = open::resolve(job.source.clone(), &job.settings, source_user).map_err(fail)?;
@@ -329,6 +331,7 @@ fn attempt_once(
         })
         .transpose()
         .map_err(fail)?;
+    timer.lap("destination");
     let mut source_store = if task.mode == Mode::TwoWay && matches!(source, Location::Imap(_)) {
         // An IMAP server is written through the session it is read with.
         open::open_source(&source, &access, "source").map_err(fail)?
@@ -341,6 +344,7 @@ fn attempt_once(
     } else {
         open::open_source(&source, &access, "source").map_err(fail)?
     };
+    timer.lap("source");
     // The source could be opened: now a missing destination root is created and locked.
     let _destination_lock = match destination_lock {
         Some((root, permissions, open::Prepared::Creatable)) => Some(
@@ -393,7 +397,9 @@ fn attempt_once(
         }
         _ => None,
     };
+    timer.lap("lock");
     let state = load_state(task, state_file.as_ref());
+    timer.lap("state-load");
 
     let options = SyncOptions::new(task.mode)
         .commit_interval(job.settings.commit_interval)
@@ -440,6 +446,7 @@ fn attempt_once(
         }
     };
     observer.progress.finish();
+    timer.lap("sync");
     let finish = destination_store.finish();
     let source_finish = if task.mode == Mode::TwoWay { source_store.finish() } else { Ok(()) };
     // A remote source's last word (its F item, its exit status) comes after the run.
@@ -451,6 +458,7 @@ fn attempt_once(
         ));
     }
     source_store.close();
+    timer.lap("finish");
     // Whatever was synced is recorded, also after a failure: each recorded mailbox was
     // synced completely.
     let new_state = match &result {
@@ -466,6 +474,8 @@ fn attempt_once(
     {
         tracing::warn!("cannot save the sync state to {}: {error}", file.path().display());
     }
+    timer.lap("state-save");
+    tracing::info!("{}", timer.line());
     match result {
         Ok(mut report) => {
             report.warnings.extend(source_warnings);

@@ -41,6 +41,7 @@ mod progress;
 mod settings;
 mod sieve;
 mod stdout;
+mod timing;
 mod verify;
 mod workers;
 

@@ -363,6 +363,17 @@ impl Stream {
         matches!(self.inner, Inner::Tls(_))
     }
 
+    /// True when the TLS handshake resumed an earlier session (see
+    /// [`TlsConnector::shared`]) instead of a full one with the server's certificate.
+    pub fn is_resumed(&self) -> bool {
+        match &self.inner {
+            Inner::Tls(stream) => {
+                stream.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
+            }
+            Inner::Plain(_) | Inner::Broken => false,
+        }
+    }
+
     /// The host name this stream was opened to.
     pub fn host(&self) -> &str {
         &self.host

@@ -3,10 +3,11 @@
 //! on unless the caller asks for [`TlsOptions::dangerous_accept_invalid_certs`].
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
 
-use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{Resumption, WebPkiServerVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
@@ -40,6 +41,7 @@ pub struct TlsOptions {
     fingerprints: Vec<Fingerprint>,
     server_name: Option<String>,
     accept_invalid_certs: bool,
+    no_resumption: bool,
 }
 
 impl TlsOptions {
@@ -84,6 +86,15 @@ impl TlsOptions {
     /// with throw-away certificates. Signatures of the handshake are still checked.
     pub fn dangerous_accept_invalid_certs(mut self, accept: bool) -> TlsOptions {
         self.accept_invalid_certs = accept;
+        self
+    }
+
+    /// Resumes TLS sessions (the default: `true`): a connector keeps the tickets servers
+    /// give it, and a later connection to the same server name resumes with one, which
+    /// spares both sides the certificate signature and its verification. With `false`
+    /// every handshake is a full one.
+    pub fn session_resumption(mut self, resume: bool) -> TlsOptions {
+        self.no_resumption = !resume;
         self
     }
 
@@ -157,8 +168,42 @@ impl TlsConnector {
                 .map_err(|e| setup_error(rustls::Error::General(e.to_string())))?;
             Arc::new(PinningVerifier::new(webpki, pinned, options.fingerprints.clone()))
         };
-        let config = builder.with_custom_certificate_verifier(verifier).with_no_client_auth();
+        let mut config = builder.with_custom_certificate_verifier(verifier).with_no_client_auth();
+        if options.no_resumption {
+            config.resumption = Resumption::disabled();
+        }
         Ok(TlsConnector { config: Arc::new(config), server_name: options.server_name.clone() })
+    }
+
+    /// The connector of this process for `options`, made once by [`TlsConnector::new`] and
+    /// handed out again while the options and the CA file's and directory's modification
+    /// times stay the same. Connections made through one connector share its session
+    /// store (see [`TlsOptions::session_resumption`]): the thousand users of one batch
+    /// against one server then pay one full handshake, not a thousand, and the roots and
+    /// CA files are loaded once. The clients (`imapc`, `pop3c`, `managesieve`) connect
+    /// through this.
+    pub fn shared(options: &TlsOptions) -> Result<TlsConnector, Error> {
+        /// A handful of distinct option sets per process at most (one per server and CA);
+        /// the oldest goes when more come.
+        const KEPT: usize = 16;
+        static CONNECTORS: Mutex<Vec<(SharedKey, TlsConnector)>> = Mutex::new(Vec::new());
+        let key = SharedKey {
+            options: options.clone(),
+            ca_file: options.extra_ca_file.as_deref().and_then(modified),
+            ca_dir: options.extra_ca_dir.as_deref().and_then(modified),
+        };
+        // A poisoned cache only means another thread panicked while holding it: its
+        // entries are whole connectors, still good.
+        let mut connectors = CONNECTORS.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, connector)) = connectors.iter().find(|(k, _)| *k == key) {
+            return Ok(connector.clone());
+        }
+        let connector = TlsConnector::new(options)?;
+        if connectors.len() >= KEPT {
+            connectors.remove(0);
+        }
+        connectors.push((key, connector.clone()));
+        Ok(connector)
     }
 
     /// The name to verify for a connection to `host`.
@@ -173,6 +218,19 @@ impl TlsConnector {
     pub(crate) fn config(&self) -> Arc<ClientConfig> {
         self.config.clone()
     }
+}
+
+/// What decides whether a shared connector still fits: the options, and when the CA file
+/// and directory last changed (a renewed CA file is read again).
+#[derive(Debug, PartialEq, Eq)]
+struct SharedKey {
+    options: TlsOptions,
+    ca_file: Option<SystemTime>,
+    ca_dir: Option<SystemTime>,
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 /// The verifier behind `dangerous_accept_invalid_certs`: any certificate chain and name,

@@ -26,6 +26,7 @@ mod report;
 mod sdbox;
 mod secrets;
 mod seeds;
+mod shards;
 mod sieve;
 mod tls;
 mod uid_rule;

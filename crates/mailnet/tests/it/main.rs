@@ -170,3 +170,51 @@ fn which_ports_speak_tls_from_the_first_byte() {
         assert!(error.is_configuration());
     }
 }
+
+/// One shared connector resumes the session of its earlier connection (the ticket arrives
+/// with the first read after the handshake) when the server can: Dovecot in
+/// high-performance mode, where one login process serves many connections. In its default
+/// high-security mode every connection gets a new login process with its own ticket key,
+/// so nothing resumes there. With resumption off, or connectors made apart, every
+/// handshake is a full one.
+#[test]
+fn a_shared_connector_resumes_sessions_where_the_server_can() {
+    let connect = |port: u16, tls: &TlsConnector| {
+        let mut stream =
+            Stream::connect_tls("localhost", port, &Timeouts::default(), tls).expect("imaps");
+        let mut greeting = [0u8; 512];
+        let n = stream.read_some(&mut greeting).expect("greeting");
+        assert!(greeting[..n].starts_with(b"* OK"), "{:?}", &greeting[..n]);
+        stream.is_resumed()
+    };
+    let reused = Dovecot::builder()
+        .user("alice", "alicepw")
+        .extra_config("service imap-login {\n  service_count = 0\n  process_min_avail = 1\n  process_limit = 1\n}")
+        .start();
+    let port = reused.imaps_port();
+    let options = TlsOptions::new().ca_file(reused.ca_file());
+    let shared = TlsConnector::shared(&options).expect("shared");
+    assert!(!connect(port, &shared), "the first handshake is a full one");
+    assert!(
+        connect(port, &TlsConnector::shared(&options).expect("shared")),
+        "the same store resumes"
+    );
+    assert!(connect(port, &shared), "and again, with the ticket of the resumed session");
+    assert!(
+        !connect(port, &TlsConnector::new(&options).expect("new")),
+        "a new store has no ticket"
+    );
+    let off = options.clone().session_resumption(false);
+    let without = TlsConnector::shared(&off).expect("shared");
+    assert!(!connect(port, &without));
+    assert!(!connect(port, &without), "resumption off: full handshakes only");
+
+    let default_mode = Dovecot::builder().user("alice", "alicepw").start();
+    let options = TlsOptions::new().ca_file(default_mode.ca_file());
+    let shared = TlsConnector::shared(&options).expect("shared");
+    assert!(!connect(default_mode.imaps_port(), &shared));
+    assert!(
+        !connect(default_mode.imaps_port(), &shared),
+        "a new login process per connection cannot resume: has Dovecot changed?"
+    );
+}

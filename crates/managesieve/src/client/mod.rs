@@ -111,7 +111,7 @@ impl Client {
         let started = Instant::now();
         let tls = match options.security {
             Security::Plain => None,
-            Security::Tls | Security::StartTls => Some(TlsConnector::new(&options.tls)?),
+            Security::Tls | Security::StartTls => Some(TlsConnector::shared(&options.tls)?),
         };
         let mut stream = Stream::connect(&options.host, options.port, &options.timeouts)?;
         let left = options.timeouts.connect.saturating_sub(started.elapsed());

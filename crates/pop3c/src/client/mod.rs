@@ -154,7 +154,7 @@ impl Client {
     pub fn connect(options: &ConnectOptions) -> Result<Client> {
         let tls = match options.security {
             Security::Plain => None,
-            Security::Tls | Security::StartTls => Some(TlsConnector::new(&options.tls)?),
+            Security::Tls | Security::StartTls => Some(TlsConnector::shared(&options.tls)?),
         };
         let implicit_tls = tls.as_ref().filter(|_| options.security == Security::Tls);
         let (stream, opening) = Opening::connect(

@@ -21,7 +21,7 @@ use crate::command::RemoteCommand;
 use crate::connection::{Connection, Incoming};
 use crate::error::ClientError;
 use crate::proto::{
-    Attribute, Encoder, Finish, Handshake, Item, ItemKind, Mail, MailChange, MailRequest, Mailbox,
+    Attribute, Encoder, Finish, Handshake, Item, Mail, MailChange, MailRequest, Mailbox,
     MailboxDeletes, MailboxState, SyncType, TreeNode,
 };
 
@@ -67,7 +67,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 const RECEIVED_DATES_WANTED: i64 = 253_402_300_799;
 
 /// Our hostname for the handshake (the remote logs it).
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|name| name.trim().to_owned())
         .ok()
@@ -287,40 +287,17 @@ impl PullSession {
         wanted: impl Fn(&Incoming) -> bool,
         expected: &'static str,
     ) -> Result<(), ClientError> {
-        let event = self.connection.next()?;
-        if wanted(&event) {
-            Ok(())
-        } else {
-            Err(ClientError::Unexpected { got: event.describe(), expected })
-        }
+        self.connection.expect(wanted, expected)
     }
 
     /// The next event as one item of kind `I`.
     fn item<I: Item>(&mut self, expected: &'static str) -> Result<I, ClientError> {
-        match self.list_item(expected)? {
-            Some(item) => Ok(item),
-            None => Err(ClientError::Unexpected { got: "the end of a list".into(), expected }),
-        }
+        self.connection.item(expected)
     }
 
     /// The next item of a list of `I`, or `None` at its end.
     fn list_item<I: Item>(&mut self, expected: &'static str) -> Result<Option<I>, ClientError> {
-        match self.connection.next()? {
-            Incoming::EndOfList => Ok(None),
-            Incoming::Item(record) if record.kind() == I::KIND => {
-                Ok(Some(I::from_record(&record)?))
-            }
-            Incoming::Item(record) if record.kind() == ItemKind::Finish => {
-                // The remote failed midway and says why.
-                let finish = Finish::from_record(&record)?;
-                Err(ClientError::Remote {
-                    message: finish.error.unwrap_or_else(|| "(no reason given)".into()),
-                    mail_error: finish.mail_error,
-                    require_full_resync: finish.require_full_resync,
-                })
-            }
-            other => Err(ClientError::Unexpected { got: other.describe(), expected }),
-        }
+        self.connection.list_item(expected)
     }
 }
 

@@ -304,7 +304,10 @@ pub(crate) fn open_source(
 /// The command that starts the remote `doveadm dsync-server`: `dsync_remote_cmd` (or
 /// doveadm's default) for `remote:[LOGIN@]HOST`, the location itself when it is a command
 /// line; both split on single spaces, as doveadm splits them.
-fn remote_command(location: &Location, settings: &Settings) -> Result<RemoteCommand, CliError> {
+pub(crate) fn remote_command(
+    location: &Location,
+    settings: &Settings,
+) -> Result<RemoteCommand, CliError> {
     let command = match location {
         Location::Remote { login, host, user } => {
             let template = settings.dsync_remote_cmd.as_deref().unwrap_or(DEFAULT_REMOTE_CMD);
@@ -337,8 +340,8 @@ pub(crate) fn open_destination(
             options,
         )))),
         Location::Remote { .. } | Location::RemoteCommand(_) => Err(CliError::Usage(format!(
-            "{location}: writing into a Dovecot through dsync's protocol (push) is not supported \
-             yet: the {side} must be maildir:PATH or sdbox:PATH"
+            "{location}: only a backup writes into a Dovecot through dsync's protocol (push): \
+             here the {side} must be maildir:PATH or sdbox:PATH"
         ))),
         _ => Err(CliError::Usage(format!(
             "{location}: a two-way sync with an IMAP server is not supported yet: the {side} \

@@ -72,7 +72,7 @@ fn backup_from_remote_keeps_dovecots_guids_uids_flags_and_reruns_copy_nothing() 
 }
 
 #[test]
-fn a_command_line_location_needs_no_user_and_two_way_or_push_is_refused() {
+fn a_command_line_location_needs_no_user_and_two_way_or_a_one_way_push_is_refused() {
     let (source, expected) = source_with_fixture();
     let dir = tempfile::tempdir().expect("temp dir");
     let destination = dir.path().join("Maildir");
@@ -94,9 +94,9 @@ fn a_command_line_location_needs_no_user_and_two_way_or_push_is_refused() {
         text(&two_way)
     );
 
-    let push = dsync(&["backup", &target, &command], None);
+    let push = dsync(&["sync", "-1", &target, &command], None);
     assert_eq!(push.status.code(), Some(64), "{}", text(&push));
-    assert!(text(&push).contains("(push) is not supported yet"), "{}", text(&push));
+    assert!(text(&push).contains("sync -1 (use backup) is not supported"), "{}", text(&push));
 
     let no_user = dsync(&["backup", "remote:localhost", &target], None);
     assert_eq!(no_user.status.code(), Some(64), "{}", text(&no_user));
@@ -185,4 +185,93 @@ fn a_remote_cut_short_fails_the_run_and_deletes_nothing() {
     assert_eq!(run.status.code(), Some(75), "{}", text(&run));
     assert!(text(&run).contains("sent nothing for 3 s"), "{}", text(&run));
     expected.assert_same(&super::served(&destination));
+}
+
+/// Our Maildir, written from `source`'s IMAP by a backup of ours.
+fn backup_from_imap(source: &Dovecot, maildir: &std::path::Path) {
+    let location = format!("imap://alice@127.0.0.1:{}?tls=none", source.imap_port());
+    let target = format!("maildir:{}", maildir.display());
+    let run = dsync(&["backup", &location, &target], Some(super::PASSWORD));
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+}
+
+#[test]
+fn push_into_an_empty_dovecot_shows_our_mail_and_guids_and_reruns_converge() {
+    let (source, _) = source_with_fixture();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ours = dir.path().join("Maildir");
+    let ours_location = format!("maildir:{}", ours.display());
+    backup_from_imap(&source, &ours);
+    let expected = super::served(&ours);
+
+    let target = Dovecot::builder().user("bob", "bobpw").start();
+    let command = target.dsync_server_command("bob");
+    let first = dsync(&["backup", &ours_location, &command], None);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let summary = String::from_utf8_lossy(&first.stdout).into_owned();
+    assert!(summary.contains(&format!("{} messages saved", expected.message_count())), "{summary}");
+    expected.assert_same(&testkit::RawImap::login(target.imap_port(), "bob", "bobpw").snapshot());
+    let reader =
+        Dovecot::builder().user_serving_copy("reader", "readerpw", &ours, "maildir").start();
+    let (our_mails, our_boxes) = guids(&reader, "reader");
+    drop(reader);
+    assert!(our_mails.values().all(|guid| !guid.is_empty()) && our_mails.len() > 10);
+    assert_eq!(guids(&target, "bob"), (our_mails, our_boxes), "message and mailbox GUIDs");
+
+    // New mail, a flag change, an expunge, a rename and a delete on our side.
+    let mut imap = testkit::RawImap::login(source.imap_port(), "alice", super::PASSWORD);
+    imap.append("INBOX", &["\\Flagged"], None, b"Subject: new\r\n\r\nnew mail\r\n");
+    imap.store("INBOX", "1", "+FLAGS (\\Answered $Forwarded)");
+    imap.expunge_uids("INBOX", "2");
+    imap.command_ok("RENAME Sent Sent-2024");
+    imap.command_ok("DELETE Trash");
+    imap.logout();
+    backup_from_imap(&source, &ours);
+    let expected = super::served(&ours);
+    let second = dsync(&["backup", &ours_location, &command], None);
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second));
+    let summary = String::from_utf8_lossy(&second.stdout).into_owned();
+    assert!(summary.contains("1 expunged"), "{summary}");
+    expected.assert_same(&testkit::RawImap::login(target.imap_port(), "bob", "bobpw").snapshot());
+    let reader =
+        Dovecot::builder().user_serving_copy("reader", "readerpw", &ours, "maildir").start();
+    let (our_mails, our_boxes) = guids(&reader, "reader");
+    drop(reader);
+    assert!(our_boxes.contains_key("Sent-2024") && !our_boxes.contains_key("Trash"));
+    assert_eq!(guids(&target, "bob"), (our_mails, our_boxes), "GUIDs after changes");
+
+    // Nothing changed since: no body travels.
+    let third = dsync(&["backup", &ours_location, &command], None);
+    assert_eq!(third.status.code(), Some(0), "{}", text(&third));
+    assert!(
+        String::from_utf8_lossy(&third.stdout).contains("0 messages saved (0 B), 0 expunged"),
+        "{}",
+        text(&third)
+    );
+}
+
+#[test]
+fn a_push_dovecot_could_only_do_by_deleting_its_inbox_is_refused_and_changes_nothing() {
+    let (source, _) = source_with_fixture();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ours = dir.path().join("Maildir");
+    let ours_location = format!("maildir:{}", ours.display());
+    backup_from_imap(&source, &ours);
+    let target = Dovecot::builder().user("bob", "bobpw").start();
+    let command = target.dsync_server_command("bob");
+    let first = dsync(&["backup", &ours_location, &command], None);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+
+    // Mail delivered to the remote INBOX after our push: its UID is above our UIDNEXT, so
+    // Dovecot's importer could only revert it by deleting INBOX (unlinking every mail
+    // first, then failing: "INBOX can't be deleted").
+    let mut imap = testkit::RawImap::login(target.imap_port(), "bob", "bobpw");
+    imap.append("INBOX", &[], None, b"Subject: delivered there\r\n\r\nlate\r\n");
+    let before = imap.snapshot();
+    imap.logout();
+    let second = dsync(&["backup", &ours_location, &command], None);
+    assert_eq!(second.status.code(), Some(65), "{}", text(&second));
+    assert!(text(&second).contains("push refused, nothing was changed"), "{}", text(&second));
+    assert!(text(&second).contains("at or above our UIDNEXT"), "{}", text(&second));
+    before.assert_same(&testkit::RawImap::login(target.imap_port(), "bob", "bobpw").snapshot());
 }

@@ -52,7 +52,7 @@ pub struct RemoteStorage {
 }
 
 /// Maps a protocol failure to the engine's error kinds.
-fn convert(error: ClientError) -> StorageError {
+pub(crate) fn convert(error: ClientError) -> StorageError {
     let kind = match error.exit_code() {
         64 => ErrorKind::Usage,
         65 => ErrorKind::InvalidData,
@@ -202,18 +202,26 @@ fn convert_attribute((attribute, value): &(Attribute, Option<Vec<u8>>)) -> Mailb
     converted
 }
 
+/// The protocol's flag bits (`enum mail_flags`) and the engine's flags.
+const FLAG_BITS: [(u8, SystemFlags); 5] = [
+    (flags::SEEN, SystemFlags::SEEN),
+    (flags::ANSWERED, SystemFlags::ANSWERED),
+    (flags::FLAGGED, SystemFlags::FLAGGED),
+    (flags::DELETED, SystemFlags::DELETED),
+    (flags::DRAFT, SystemFlags::DRAFT),
+];
+
+/// The engine's flags as the protocol's bits (the two differ: `\Seen` is 0x08 there).
+pub(crate) fn protocol_flags(system: SystemFlags) -> u8 {
+    FLAG_BITS.iter().filter(|(_, flag)| system.contains(*flag)).fold(0, |all, (bit, _)| all | bit)
+}
+
 /// The protocol's flag bits (`enum mail_flags`) as the engine's; `\Recent` is dropped.
 fn system_flags(bits: u8) -> SystemFlags {
-    [
-        (flags::SEEN, SystemFlags::SEEN),
-        (flags::ANSWERED, SystemFlags::ANSWERED),
-        (flags::FLAGGED, SystemFlags::FLAGGED),
-        (flags::DELETED, SystemFlags::DELETED),
-        (flags::DRAFT, SystemFlags::DRAFT),
-    ]
-    .into_iter()
-    .filter(|(bit, _)| bits & bit != 0)
-    .fold(SystemFlags::empty(), |all, (_, flag)| all.union(flag))
+    FLAG_BITS
+        .into_iter()
+        .filter(|(bit, _)| bits & bit != 0)
+        .fold(SystemFlags::empty(), |all, (_, flag)| all.union(flag))
 }
 
 /// Applies one `C` item's keyword changes: `+kw`/`&kw`/`=kw` present, `-kw` absent.
@@ -393,6 +401,7 @@ mod tests {
     fn flags_and_keywords_follow_dovecots_bits_and_changes() {
         let bits = flags::SEEN | flags::FLAGGED | flags::RECENT;
         assert_eq!(system_flags(bits), SystemFlags::SEEN.union(SystemFlags::FLAGGED));
+        assert_eq!(protocol_flags(SystemFlags::SEEN.union(SystemFlags::FLAGGED)), 0x0a);
         let change = MailChange {
             keyword_changes: vec!["&Work".into(), "=Old".into(), "+New".into(), "-Gone".into()],
             ..MailChange::default()

@@ -437,7 +437,8 @@ impl MessageSink for PushSink<'_> {
             stream: true,
         };
         let body = std::mem::take(&mut self.body);
-        if let Err(error) = self.session.send_mail(&mail, &mut body.as_slice()) {
+        let stream = for_dovecot_save(&body);
+        if let Err(error) = self.session.send_mail(&mail, &mut &stream[..]) {
             let message = error.to_string();
             self.error = Some(error);
             return Err(StorageError::new(ErrorKind::Temporary, message));
@@ -447,6 +448,28 @@ impl MessageSink for PushSink<'_> {
         self.body = body;
         Ok(())
     }
+}
+
+/// The stream that makes Dovecot store a message it then serves as `body` (IMAP form).
+///
+/// Dovecot's Maildir and dbox saves read the stream through `i_stream_create_lf`, which
+/// drops the CR in front of every LF (`\r\n` → `\n`, and also `\r\r\n` → `\r\n`).
+/// Serving adds a CR to every LF without one. A CRLF line end survives that round trip;
+/// a CR that stands right before a CRLF (spam has lines ending `\r\r\n`) would be lost,
+/// as it is when doveadm copies such a message between two Dovecots. One extra CR in
+/// front of such a line end keeps it.
+fn for_dovecot_save(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if memchr::memmem::find(body, b"\r\r\n").is_none() {
+        return std::borrow::Cow::Borrowed(body);
+    }
+    let mut out = Vec::with_capacity(body.len() + 64);
+    for (index, &byte) in body.iter().enumerate() {
+        if byte == b'\n' && index >= 2 && &body[index - 2..index] == b"\r\r" {
+            out.push(b'\r');
+        }
+        out.push(byte);
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -507,6 +530,12 @@ mod tests {
         );
         // An empty remote INBOX whose UIDNEXT is past our first UID cannot take it either.
         assert!(inbox_refusal(&ours, &remote(3, 0), &BTreeMap::new()).is_some());
+    }
+
+    #[test]
+    fn a_cr_before_a_line_end_gets_one_more_for_dovecots_lf_stream() {
+        assert_eq!(&*for_dovecot_save(b"a\r\nb\r\n"), b"a\r\nb\r\n");
+        assert_eq!(&*for_dovecot_save(b"x\r\r\r\ny\r\r"), b"x\r\r\r\r\ny\r\r");
     }
 
     #[test]

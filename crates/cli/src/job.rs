@@ -392,6 +392,9 @@ fn attempt_once(
         _ => None,
     };
     let state = load_state(task, state_file.as_ref());
+    if let Some(state) = &state {
+        source_store.remember_source_tokens(state);
+    }
 
     let options = SyncOptions::new(task.mode)
         .commit_interval(job.settings.commit_interval)

@@ -108,6 +108,16 @@ impl Opened {
         }
     }
 
+    /// Hands a remote source the change tokens of the last run (from the state), so the
+    /// remote skips every mailbox that has not changed since.
+    pub(crate) fn remember_source_tokens(&mut self, state: &dsync_core::state::SyncState) {
+        if let Opened::Remote(remote) = self {
+            remote.remember_tokens(state.mailboxes.iter().filter_map(|(name, mailbox)| {
+                mailbox.source_token.clone().map(|token| (name.clone(), token))
+            }));
+        }
+    }
+
     /// Ends a read-only source's conversation where it has one that can still fail: a
     /// remote dsync's final word and exit status.
     pub(crate) fn end_source(&mut self) -> Result<(), StorageError> {

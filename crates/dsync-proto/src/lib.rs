@@ -42,5 +42,5 @@ mod push;
 
 pub use command::{DEFAULT_REMOTE_CMD, RemoteCommand};
 pub use error::ClientError;
-pub use pull::{DEFAULT_TIMEOUT, MailboxExport, PullSession};
+pub use pull::{DEFAULT_TIMEOUT, MailboxExport, PullSession, needs_sync};
 pub use push::PushSession;

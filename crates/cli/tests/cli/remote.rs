@@ -120,7 +120,14 @@ fn reruns_after_changes_on_the_remote_converge() {
     let dir = tempfile::tempdir().expect("temp dir");
     let destination = dir.path().join("Maildir");
     let target = format!("maildir:{}", destination.display());
-    let command = source.dsync_server_command("alice");
+    // The remote command through a script that records what the remote sends (the
+    // location, and so the state's source, is the same in every run).
+    let script = dir.path().join("tee.sh");
+    let sent = dir.path().join("sent");
+    let server = source.dsync_server_command("alice");
+    std::fs::write(&script, format!("#!/bin/sh\n{server} | tee {}\n", sent.display()))
+        .expect("write script");
+    let command = format!("sh {}", script.display());
     let first = dsync(&["backup", &command, &target], None);
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));
 
@@ -147,13 +154,25 @@ fn reruns_after_changes_on_the_remote_converge() {
     assert_eq!((copied_mails, copied_boxes), (source_mails, source_boxes), "GUIDs after changes");
     drop(reader);
 
-    // Nothing changed since: no body travels.
+    // Nothing changed since: no body travels, and the remote lists no mail either (each
+    // mailbox's status goes back as the remote's own of the last run, so both sides skip
+    // it).
     let third = dsync(&["backup", &command, &target], None);
     assert_eq!(third.status.code(), Some(0), "{}", text(&third));
     assert!(
         String::from_utf8_lossy(&third.stdout).contains("0 messages saved (0 B), 0 expunged"),
         "{}",
         text(&third)
+    );
+    let sent = std::fs::read(&sent).expect("recorded");
+    let lines: Vec<&[u8]> = sent.split(|&b| b == b'\n').collect();
+    assert!(lines.iter().filter(|l| l.starts_with(b"B")).count() >= 10, "a B per mailbox");
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.starts_with(b"Cs\t") || l.starts_with(b"M") && !l.starts_with(b"Mguid\t")),
+        "the remote listed mail on a no-op run:\n{}",
+        String::from_utf8_lossy(&sent)
     );
 }
 

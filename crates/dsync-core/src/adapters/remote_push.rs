@@ -172,13 +172,15 @@ fn preflight_inbox(
         }
     }
     let listed = ListedInbox { status: export.mailbox.clone(), mails };
-    session
-        .close(&MailboxState {
-            mailbox_guid: guid,
-            last_uidvalidity: uid_validity,
-            ..MailboxState::default()
-        })
-        .map_err(convert)?;
+    if !export.unchanged {
+        session
+            .close(&MailboxState {
+                mailbox_guid: guid,
+                last_uidvalidity: uid_validity,
+                ..MailboxState::default()
+            })
+            .map_err(convert)?;
+    }
     session.finish().map_err(convert)?;
     if let Some(reason) = inbox_refusal(&ours.contents, &listed.status, &listed.mails) {
         return Err(StorageError::new(

@@ -340,3 +340,29 @@ fn push_real_corpus_into_an_empty_dovecot() {
         String::from_utf8_lossy(&first.stdout)
     );
 }
+
+#[test]
+fn pull_into_sdbox_is_what_the_source_serves_with_its_guids() {
+    let (source, expected) = source_with_fixture();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let destination = dir.path().join("sdbox");
+    let target = format!("sdbox:{}", destination.display());
+    let command = source.dsync_server_command("alice");
+    let first = dsync(&["backup", &command, &target], None);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+
+    let reader =
+        Dovecot::builder().user_serving_copy("reader", "readerpw", &destination, "sdbox").start();
+    expected
+        .assert_same(&testkit::RawImap::login(reader.imap_port(), "reader", "readerpw").snapshot());
+    assert_eq!(guids(&reader, "reader"), guids(&source, "alice"), "message and mailbox GUIDs");
+    drop(reader);
+
+    let again = dsync(&["backup", &command, &target], None);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("0 messages saved (0 B), 0 expunged"),
+        "{}",
+        text(&again)
+    );
+}

@@ -342,7 +342,7 @@ fn push_real_corpus_into_an_empty_dovecot() {
 }
 
 #[test]
-fn pull_into_sdbox_is_what_the_source_serves_with_its_guids() {
+fn pull_into_sdbox_and_push_from_it_keep_what_the_source_serves_and_its_guids() {
     let (source, expected) = source_with_fixture();
     let dir = tempfile::tempdir().expect("temp dir");
     let destination = dir.path().join("sdbox");
@@ -365,4 +365,11 @@ fn pull_into_sdbox_is_what_the_source_serves_with_its_guids() {
         "{}",
         text(&again)
     );
+
+    // And on from our sdbox into an empty Dovecot (push): the same mail, the same GUIDs.
+    let new = Dovecot::builder().user("bob", "bobpw").start();
+    let pushed = dsync(&["backup", &target, &new.dsync_server_command("bob")], None);
+    assert_eq!(pushed.status.code(), Some(0), "{}", text(&pushed));
+    expected.assert_same(&testkit::RawImap::login(new.imap_port(), "bob", "bobpw").snapshot());
+    assert_eq!(guids(&new, "bob"), guids(&source, "alice"), "GUIDs after the push");
 }

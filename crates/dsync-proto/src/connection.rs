@@ -259,6 +259,9 @@ impl Connection {
                     require_full_resync: finish.require_full_resync,
                 })
             }
+            // The peer gave up midway without an F (Dovecot's slave does so after an
+            // error it has logged on stderr): how it exits says what kind of failure.
+            Incoming::Done => Err(self.closed()),
             other => Err(ClientError::Unexpected { got: other.describe(), expected }),
         }
     }

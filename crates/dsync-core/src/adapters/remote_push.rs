@@ -11,7 +11,7 @@
 //! its side, from the same facts. What remains ours is deciding what the source *is*
 //! (its listing through the ordinary [`Storage`] trait, exactly what a local backup
 //! reads) and one safety decision Dovecot gets wrong: whether the push may go ahead at
-//! all ([`inbox_refusal`]).
+//! all (`inbox_refusal`).
 //!
 //! The safety decision. When Dovecot's importer cannot reach our description of a
 //! mailbox by saves and expunges (one of its mails has a UID at or above our UIDNEXT; one

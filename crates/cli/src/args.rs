@@ -48,7 +48,8 @@ Locations:
                                        (dovecot.index.log appended under Dovecot's lock, so
                                        a Dovecot may use it meanwhile); read and written
   remote:[LOGIN@]HOST                  a Dovecot through its own dsync protocol, as a source
-                                       (backup, sync -1): runs -o dsync_remote_cmd (default
+                                       (backup, sync -1) or the destination of a backup from
+                                       maildir:/sdbox: (push): runs -o dsync_remote_cmd (default
                                        `ssh -l%{login} %{host} doveadm dsync-server -u%u -U`,
                                        split on spaces as doveadm does; %u is -u USER), and
                                        keeps Dovecot's mailbox and message GUIDs, UIDs,

@@ -275,6 +275,9 @@ fn attempt_once(
              backup or sync -1, or run doveadm sync on the Dovecot side"
         ))));
     }
+    if destination.is_remote_dsync() {
+        return push_to_remote(job, task, &source, &destination).map_err(fail);
+    }
     if task.mode == Mode::TwoWay && source.is_server() && !matches!(source, Location::Imap(_)) {
         return Err(fail(CliError::Usage(format!(
             "{source}: a two-way sync writes both sides, and this source is read-only here: use \
@@ -399,6 +402,9 @@ fn attempt_once(
     };
     timer.lap("lock");
     let state = load_state(task, state_file.as_ref());
+    if let Some(state) = &state {
+        source_store.remember_source_tokens(state);
+    }
     timer.lap("state-load");
 
     let options = SyncOptions::new(task.mode)
@@ -499,6 +505,63 @@ fn attempt_once(
             Ok((report, dovecot))
         }
         Err(failed) => Err(Box::new((CliError::Sync(Box::new(failed)), None))),
+    }
+}
+
+/// `backup SOURCE remote:…`: Dovecot's importer at the other end makes its side what we
+/// describe ([`dsync_core::adapters::remote_push`]). Only a whole backup can be described
+/// that way: Dovecot reverts whatever the description leaves out.
+fn push_to_remote(
+    job: &Job,
+    task: &Task,
+    source: &Location,
+    destination: &Location,
+) -> Result<(Report, Option<String>), CliError> {
+    let refused = |what: &str| {
+        CliError::Usage(format!(
+            "{source} -> {destination}: {what} is not supported when pushing into a Dovecot \
+             through dsync's protocol: its importer makes the remote a copy of everything we \
+             send (doveadm backup semantics)"
+        ))
+    };
+    if task.mode != Mode::Backup {
+        return Err(refused("sync -1 (use backup)"));
+    }
+    if task.dry_run {
+        return Err(refused("a dry run"));
+    }
+    if !task.mailbox_filter.is_everything()
+        || !task.message_filter.is_everything()
+        || task.search.is_some()
+        || task.all_mail.is_some()
+        || task.import_parent.is_some()
+    {
+        return Err(refused("a filter (-m, -x, -t, -e, -I, -O, -a, --search)"));
+    }
+    if !matches!(source, Location::Maildir(_) | Location::Sdbox(_)) {
+        return Err(refused("a source other than maildir: or sdbox:"));
+    }
+    let access = Access {
+        settings: &job.settings,
+        secret: job.secret.clone(),
+        debug: false,
+        rawlog: None,
+        message_guids: false,
+    };
+    let mut store = open::open_source(source, &access, "source")?;
+    let command = open::remote_command(destination, &job.settings)?;
+    let timeout = Duration::from_secs(job.settings.timeout.max(1));
+    tracing::info!("{} {source} -> {destination}", task.verb);
+    let result = dsync_core::adapters::remote_push::push(store.as_storage(), &command, timeout);
+    store.close();
+    match result {
+        Ok(report) => {
+            for warning in &report.warnings {
+                tracing::warn!("{warning}");
+            }
+            Ok((report, None))
+        }
+        Err(failed) => Err(CliError::Sync(Box::new(failed))),
     }
 }
 

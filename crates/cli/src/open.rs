@@ -108,6 +108,16 @@ impl Opened {
         }
     }
 
+    /// Hands a remote source the change tokens of the last run (from the state), so the
+    /// remote skips every mailbox that has not changed since.
+    pub(crate) fn remember_source_tokens(&mut self, state: &dsync_core::state::SyncState) {
+        if let Opened::Remote(remote) = self {
+            remote.remember_tokens(state.mailboxes.iter().filter_map(|(name, mailbox)| {
+                mailbox.source_token.clone().map(|token| (name.clone(), token))
+            }));
+        }
+    }
+
     /// Ends a read-only source's conversation where it has one that can still fail: a
     /// remote dsync's final word and exit status.
     pub(crate) fn end_source(&mut self) -> Result<(), StorageError> {
@@ -304,7 +314,10 @@ pub(crate) fn open_source(
 /// The command that starts the remote `doveadm dsync-server`: `dsync_remote_cmd` (or
 /// doveadm's default) for `remote:[LOGIN@]HOST`, the location itself when it is a command
 /// line; both split on single spaces, as doveadm splits them.
-fn remote_command(location: &Location, settings: &Settings) -> Result<RemoteCommand, CliError> {
+pub(crate) fn remote_command(
+    location: &Location,
+    settings: &Settings,
+) -> Result<RemoteCommand, CliError> {
     let command = match location {
         Location::Remote { login, host, user } => {
             let template = settings.dsync_remote_cmd.as_deref().unwrap_or(DEFAULT_REMOTE_CMD);
@@ -337,8 +350,8 @@ pub(crate) fn open_destination(
             options,
         )))),
         Location::Remote { .. } | Location::RemoteCommand(_) => Err(CliError::Usage(format!(
-            "{location}: writing into a Dovecot through dsync's protocol (push) is not supported \
-             yet: the {side} must be maildir:PATH or sdbox:PATH"
+            "{location}: only a backup writes into a Dovecot through dsync's protocol (push): \
+             here the {side} must be maildir:PATH or sdbox:PATH"
         ))),
         _ => Err(CliError::Usage(format!(
             "{location}: cannot be written: the {side} must be maildir:PATH, sdbox:PATH or an \

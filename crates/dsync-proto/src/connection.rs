@@ -15,7 +15,13 @@ use std::time::Duration;
 
 use crate::command::RemoteCommand;
 use crate::error::ClientError;
-use crate::proto::{Decoder, Event, Limits, Record};
+use crate::proto::{Decoder, Event, Finish, Item, ItemKind, Limits, Record};
+
+/// Chunks queued for the writer thread at most.
+const WRITE_QUEUE: usize = 16;
+
+/// Bytes queued in [`Connection::buffer`] before [`Connection::flush_if_large`] sends them.
+const FLUSH_AT: usize = 256 << 10;
 
 /// An event of the peer, owned (the decoder's borrow its buffers).
 #[derive(Debug, PartialEq, Eq)]
@@ -58,7 +64,7 @@ pub(crate) struct Connection {
     from_child: mpsc::Receiver<std::io::Result<Vec<u8>>>,
     timeout: Duration,
     decoder: Decoder,
-    to_child: Option<mpsc::Sender<Vec<u8>>>,
+    to_child: Option<mpsc::SyncSender<Vec<u8>>>,
     writer: Option<JoinHandle<std::io::Result<()>>>,
     pending: Vec<u8>,
 }
@@ -105,7 +111,10 @@ impl Connection {
                 source: std::io::Error::other("no pipes to the child"),
             });
         };
-        let (to_child, from_us) = mpsc::channel::<Vec<u8>>();
+        // Bounded: a pushing side that produces faster than the child reads waits instead of
+        // buffering whole mailboxes. The child never waits on us meanwhile: while we send
+        // mail bodies it has nothing left to say.
+        let (to_child, from_us) = mpsc::sync_channel::<Vec<u8>>(WRITE_QUEUE);
         let writer = std::thread::Builder::new()
             .name("dsync-remote-writer".into())
             .spawn(move || {
@@ -135,6 +144,12 @@ impl Connection {
     /// Queues bytes for the child; they leave at the next [`Connection::flush`].
     pub(crate) fn buffer(&mut self) -> &mut Vec<u8> {
         &mut self.pending
+    }
+
+    /// Hands the queued bytes to the writer thread once they are many (a pushing side
+    /// calls it after each mail, so a large mailbox is never held in memory whole).
+    pub(crate) fn flush_if_large(&mut self) -> Result<(), ClientError> {
+        if self.pending.len() >= FLUSH_AT { self.flush() } else { Ok(()) }
     }
 
     /// Hands the queued bytes to the writer thread.
@@ -200,6 +215,54 @@ impl Connection {
                 return Err(self.closed());
             }
             self.decoder.feed(&chunk);
+        }
+    }
+
+    /// The next event, which must satisfy `wanted`.
+    pub(crate) fn expect(
+        &mut self,
+        wanted: impl Fn(&Incoming) -> bool,
+        expected: &'static str,
+    ) -> Result<(), ClientError> {
+        let event = self.next()?;
+        if wanted(&event) {
+            Ok(())
+        } else {
+            Err(ClientError::Unexpected { got: event.describe(), expected })
+        }
+    }
+
+    /// The next event as one item of kind `I`.
+    pub(crate) fn item<I: Item>(&mut self, expected: &'static str) -> Result<I, ClientError> {
+        match self.list_item(expected)? {
+            Some(item) => Ok(item),
+            None => Err(ClientError::Unexpected { got: "the end of a list".into(), expected }),
+        }
+    }
+
+    /// The next item of a list of `I`, or `None` at its end. An `F` item instead is the
+    /// peer failing midway: its reason becomes the error.
+    pub(crate) fn list_item<I: Item>(
+        &mut self,
+        expected: &'static str,
+    ) -> Result<Option<I>, ClientError> {
+        match self.next()? {
+            Incoming::EndOfList => Ok(None),
+            Incoming::Item(record) if record.kind() == I::KIND => {
+                Ok(Some(I::from_record(&record)?))
+            }
+            Incoming::Item(record) if record.kind() == ItemKind::Finish => {
+                let finish = Finish::from_record(&record)?;
+                Err(ClientError::Remote {
+                    message: finish.error.unwrap_or_else(|| "(no reason given)".into()),
+                    mail_error: finish.mail_error,
+                    require_full_resync: finish.require_full_resync,
+                })
+            }
+            // The peer gave up midway without an F (Dovecot's slave does so after an
+            // error it has logged on stderr): how it exits says what kind of failure.
+            Incoming::Done => Err(self.closed()),
+            other => Err(ClientError::Unexpected { got: other.describe(), expected }),
         }
     }
 

@@ -9,6 +9,8 @@
 //! * [`PullSession`] is a blocking conversation with a child process (`ssh … doveadm
 //!   dsync-server`, built by [`RemoteCommand`] the way doveadm builds it) in the pull
 //!   role: the remote exports its tree, mailboxes, attributes, mails and bodies; we ask.
+//! * [`PushSession`] is the push role: we export, the remote imports what we describe
+//!   and asks us for the bodies it lacks.
 //!
 //! ```
 //! use dsync_proto::proto::{Decoder, Encoder, Event, Item, Limits, MailChange, SchemaSet};
@@ -36,7 +38,9 @@ mod error;
 pub mod fuzzing;
 pub mod proto;
 mod pull;
+mod push;
 
 pub use command::{DEFAULT_REMOTE_CMD, RemoteCommand};
 pub use error::ClientError;
-pub use pull::{DEFAULT_TIMEOUT, MailboxExport, PullSession};
+pub use pull::{DEFAULT_TIMEOUT, MailboxExport, PullSession, needs_sync};
+pub use push::PushSession;

@@ -21,7 +21,7 @@ use crate::command::RemoteCommand;
 use crate::connection::{Connection, Incoming};
 use crate::error::ClientError;
 use crate::proto::{
-    Attribute, Encoder, Finish, Handshake, Item, ItemKind, Mail, MailChange, MailRequest, Mailbox,
+    Attribute, Encoder, Finish, Handshake, Item, Mail, MailChange, MailRequest, Mailbox,
     MailboxDeletes, MailboxState, SyncType, TreeNode,
 };
 
@@ -34,6 +34,28 @@ pub struct MailboxExport {
     pub attributes: Vec<(Attribute, Option<Vec<u8>>)>,
     /// Its mails (`Cs` items on a full export) and changes.
     pub changes: Vec<MailChange>,
+    /// The remote's status equals the one we sent ([`needs_sync`] is false): the remote
+    /// exported nothing, `attributes` and `changes` are empty, and the mailbox is not
+    /// open.
+    pub unchanged: bool,
+}
+
+/// Whether a mailbox is synced in a `c` (changed) conversation, decided the same way on
+/// both sides from the two `B` items (`dsync_boxes_need_sync`): any difference in
+/// UIDVALIDITY, UIDNEXT, message count, HIGHESTMODSEQ, private HIGHESTMODSEQ or first
+/// recent UID.
+pub fn needs_sync(ours: &Mailbox, theirs: &Mailbox) -> bool {
+    let status = |b: &Mailbox| {
+        (
+            b.uid_validity,
+            b.uid_next,
+            b.messages_count,
+            b.highest_modseq,
+            b.highest_pvt_modseq,
+            b.first_recent_uid,
+        )
+    };
+    status(ours) != status(theirs)
 }
 
 /// Where a session is between calls.
@@ -45,6 +67,9 @@ enum Phase {
     Opened,
     /// After [`PullSession::fetch`]: states are next.
     Fetched,
+    /// After an [`PullSession::open`] that both sides skipped: nothing to fetch, no
+    /// states to exchange.
+    Skipped,
 }
 
 /// A conversation in the pull role.
@@ -58,6 +83,8 @@ pub struct PullSession {
     phase: Phase,
     /// The remote's status of the open mailbox.
     open_box: Option<Mailbox>,
+    /// The remote's status of a mailbox both sides skipped.
+    skipped_box: Option<Mailbox>,
 }
 
 /// doveadm's default I/O timeout (`-T`).
@@ -67,7 +94,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 const RECEIVED_DATES_WANTED: i64 = 253_402_300_799;
 
 /// Our hostname for the handshake (the remote logs it).
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|name| name.trim().to_owned())
         .ok()
@@ -94,7 +121,10 @@ impl PullSession {
         let encoder = Encoder::new();
         let handshake = Handshake {
             hostname: hostname(),
-            sync_type: Some(SyncType::Full),
+            // Changed: a mailbox whose status we send as the remote's own (what we saw
+            // last time) is skipped by both sides, so an unchanged mailbox costs one `B`
+            // each way and no mail list. Any other status gets a full export.
+            sync_type: Some(SyncType::Changed),
             send_mail_requests: true,
             // From the slave's point of view: it sends.
             backup_send: true,
@@ -123,6 +153,7 @@ impl PullSession {
             deletes: MailboxDeletes::default(),
             phase: Phase::Idle,
             open_box: None,
+            skipped_box: None,
         };
         session.expect(|e| matches!(e, Incoming::Version), "the version line")?;
         session.expect(|e| matches!(e, Incoming::SchemasDone), "schema lines")?;
@@ -153,13 +184,27 @@ impl PullSession {
 
     /// Opens one of the remote's mailboxes: sends `ours` (our status of it: a fresh
     /// mailbox is `uid_next` 1, no messages) and reads the remote's status, attributes and
-    /// mail list. `None` when the remote no longer has the mailbox (`mailbox_lost`).
+    /// mail list (all of it: the remote exports every mail of a mailbox it syncs). `None`
+    /// when the remote no longer has the mailbox (`mailbox_lost`); an export marked
+    /// `unchanged` when `ours` equals the remote's status (then nothing else is sent and
+    /// the mailbox is not open).
     pub fn open(&mut self, ours: &Mailbox) -> Result<Option<MailboxExport>, ClientError> {
         self.end_mailbox()?;
         self.encoder.item(ours, self.connection.buffer());
         let mailbox: Mailbox = self.item("the remote's mailbox status (B)")?;
         if mailbox.mailbox_lost || mailbox.mailbox_ignore {
             return Ok(None);
+        }
+        if !needs_sync(ours, &mailbox) {
+            // Nothing follows for this mailbox, not even its S.
+            self.phase = Phase::Skipped;
+            self.skipped_box = Some(mailbox.clone());
+            return Ok(Some(MailboxExport {
+                mailbox,
+                attributes: Vec::new(),
+                changes: Vec::new(),
+                unchanged: true,
+            }));
         }
         let mut attributes = Vec::new();
         while let Some(attribute) = self.list_item::<Attribute>("an attribute (A)")? {
@@ -185,7 +230,7 @@ impl PullSession {
         }
         self.phase = Phase::Opened;
         self.open_box = Some(mailbox.clone());
-        Ok(Some(MailboxExport { mailbox, attributes, changes }))
+        Ok(Some(MailboxExport { mailbox, attributes, changes, unchanged: false }))
     }
 
     /// Asks for `requests` of the open mailbox (once per [`PullSession::open`]) and hands
@@ -197,6 +242,10 @@ impl PullSession {
         requests: &[MailRequest],
         on_mail: &mut dyn FnMut(&Mail, &mut dyn Read) -> Result<(), ClientError>,
     ) -> Result<(), ClientError> {
+        if self.phase == Phase::Skipped {
+            // An unchanged mailbox: the remote is not in it; nothing can arrive.
+            return Ok(());
+        }
         if self.phase != Phase::Opened {
             return Err(ClientError::Unexpected {
                 got: "a second fetch".into(),
@@ -227,6 +276,20 @@ impl PullSession {
 
     /// Ends the open mailbox: sends our new state and returns the remote's.
     pub fn close(&mut self, ours: &MailboxState) -> Result<MailboxState, ClientError> {
+        if self.phase == Phase::Skipped {
+            // Nothing was exchanged: the remote's state is what both sides had.
+            self.phase = Phase::Idle;
+            let remote = self.skipped_box.take().unwrap_or_default();
+            return Ok(MailboxState {
+                mailbox_guid: remote.mailbox_guid,
+                last_uidvalidity: remote.uid_validity,
+                last_common_uid: remote.uid_next.saturating_sub(1),
+                last_common_modseq: remote.highest_modseq,
+                last_common_pvt_modseq: remote.highest_pvt_modseq,
+                last_messages_count: Some(remote.messages_count),
+                changes_during_sync: false,
+            });
+        }
         if self.phase == Phase::Idle {
             return Err(ClientError::Unexpected {
                 got: "a close".into(),
@@ -262,6 +325,10 @@ impl PullSession {
 
     /// Closes a mailbox left open, with a state that claims nothing in common.
     fn end_mailbox(&mut self) -> Result<(), ClientError> {
+        if self.phase == Phase::Skipped {
+            self.phase = Phase::Idle;
+            self.skipped_box = None;
+        }
         let Some(remote) = self.open_box.clone() else { return Ok(()) };
         let state = MailboxState {
             mailbox_guid: remote.mailbox_guid,
@@ -287,40 +354,17 @@ impl PullSession {
         wanted: impl Fn(&Incoming) -> bool,
         expected: &'static str,
     ) -> Result<(), ClientError> {
-        let event = self.connection.next()?;
-        if wanted(&event) {
-            Ok(())
-        } else {
-            Err(ClientError::Unexpected { got: event.describe(), expected })
-        }
+        self.connection.expect(wanted, expected)
     }
 
     /// The next event as one item of kind `I`.
     fn item<I: Item>(&mut self, expected: &'static str) -> Result<I, ClientError> {
-        match self.list_item(expected)? {
-            Some(item) => Ok(item),
-            None => Err(ClientError::Unexpected { got: "the end of a list".into(), expected }),
-        }
+        self.connection.item(expected)
     }
 
     /// The next item of a list of `I`, or `None` at its end.
     fn list_item<I: Item>(&mut self, expected: &'static str) -> Result<Option<I>, ClientError> {
-        match self.connection.next()? {
-            Incoming::EndOfList => Ok(None),
-            Incoming::Item(record) if record.kind() == I::KIND => {
-                Ok(Some(I::from_record(&record)?))
-            }
-            Incoming::Item(record) if record.kind() == ItemKind::Finish => {
-                // The remote failed midway and says why.
-                let finish = Finish::from_record(&record)?;
-                Err(ClientError::Remote {
-                    message: finish.error.unwrap_or_else(|| "(no reason given)".into()),
-                    mail_error: finish.mail_error,
-                    require_full_resync: finish.require_full_resync,
-                })
-            }
-            other => Err(ClientError::Unexpected { got: other.describe(), expected }),
-        }
+        self.connection.list_item(expected)
     }
 }
 

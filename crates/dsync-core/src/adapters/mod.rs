@@ -15,6 +15,8 @@ pub mod maildir;
 pub mod pop3;
 #[cfg(feature = "remote")]
 pub mod remote;
+#[cfg(feature = "remote")]
+pub mod remote_push;
 #[cfg(feature = "maildir")]
 pub mod sdbox;
 

@@ -49,10 +49,14 @@ pub struct RemoteStorage {
     open: Option<Open>,
     attributes: BTreeMap<MailboxName, Vec<MailboxAttribute>>,
     skipped: Vec<Skip>,
+    /// The change tokens of the last run ([`RemoteStorage::remember_tokens`]): the
+    /// remote's status as it was then, sent back as ours so an unchanged mailbox is
+    /// skipped by both sides.
+    previous: BTreeMap<MailboxName, String>,
 }
 
 /// Maps a protocol failure to the engine's error kinds.
-fn convert(error: ClientError) -> StorageError {
+pub(crate) fn convert(error: ClientError) -> StorageError {
     let kind = match error.exit_code() {
         64 => ErrorKind::Usage,
         65 => ErrorKind::InvalidData,
@@ -89,6 +93,7 @@ impl RemoteStorage {
             open: None,
             attributes: BTreeMap::new(),
             skipped: Vec::new(),
+            previous: BTreeMap::new(),
         };
         for node in session.tree() {
             let name = match MailboxName::new(node.name.iter().cloned()) {
@@ -126,6 +131,14 @@ impl RemoteStorage {
         }
     }
 
+    /// The change tokens this storage reported in the last run, by mailbox (from the
+    /// state): each is the remote's status then. A mailbox whose status is still that is
+    /// skipped by the remote (no mail list, one `B` item each way), which makes a re-run
+    /// that finds nothing changed cost one round trip per mailbox.
+    pub fn remember_tokens(&mut self, tokens: impl IntoIterator<Item = (MailboxName, String)>) {
+        self.previous.extend(tokens);
+    }
+
     fn session(&mut self) -> Result<&mut PullSession, StorageError> {
         self.session.as_mut().ok_or_else(|| {
             StorageError::new(ErrorKind::Temporary, "the remote dsync conversation has failed")
@@ -136,6 +149,10 @@ impl RemoteStorage {
     /// protocol state yet: every run is a full export).
     fn close(&mut self) -> Result<(), StorageError> {
         let Some(open) = self.open.take() else { return Ok(()) };
+        if open.export.unchanged {
+            // Skipped by both sides: nothing is open on the remote.
+            return Ok(());
+        }
         let state = MailboxState {
             mailbox_guid: open.export.mailbox.mailbox_guid,
             last_uidvalidity: open.export.mailbox.uid_validity,
@@ -154,11 +171,15 @@ impl RemoteStorage {
     }
 
     /// Makes `name` the open mailbox (reopening it when its bodies were already asked for).
-    fn open(&mut self, name: &MailboxName, for_fetch: bool) -> Result<&Open, StorageError> {
-        let reuse = self
-            .open
-            .as_ref()
-            .is_some_and(|open| &open.name == name && !(for_fetch && open.fetched));
+    fn open(
+        &mut self,
+        name: &MailboxName,
+        for_fetch: bool,
+        full: bool,
+    ) -> Result<&Open, StorageError> {
+        let reuse = self.open.as_ref().is_some_and(|open| {
+            &open.name == name && !(for_fetch && open.fetched) && !(full && open.export.unchanged)
+        });
         if !reuse {
             self.close()?;
             let Some(&(guid, uid_validity)) = self.boxes.get(name) else {
@@ -168,8 +189,9 @@ impl RemoteStorage {
                 ));
             };
             // What a mailbox we just created would say: nothing in common yet, so the
-            // remote exports every mail it has.
-            let ours = Mailbox {
+            // remote exports every mail it has. Or, when only the status is asked for,
+            // the remote's own status of the last run: unchanged, it exports nothing.
+            let fresh = Mailbox {
                 mailbox_guid: dsync_proto::proto::Guid128(guid.0),
                 uid_validity,
                 uid_next: 1,
@@ -178,6 +200,20 @@ impl RemoteStorage {
                 have_guids: true,
                 have_save_guids: true,
                 ..Mailbox::default()
+            };
+            let seen =
+                if full { None } else { self.previous.get(name).and_then(|t| parse_token(t)) };
+            let ours = match seen {
+                Some(seen) => Mailbox {
+                    uid_validity: seen.uid_validity,
+                    uid_next: seen.uid_next,
+                    messages_count: seen.messages_count,
+                    highest_modseq: seen.highest_modseq,
+                    highest_pvt_modseq: seen.highest_pvt_modseq,
+                    first_recent_uid: seen.first_recent_uid,
+                    ..fresh
+                },
+                None => fresh,
             };
             let result = self.session()?.open(&ours);
             let Some(export) = self.failed_if(result)? else {
@@ -202,18 +238,26 @@ fn convert_attribute((attribute, value): &(Attribute, Option<Vec<u8>>)) -> Mailb
     converted
 }
 
+/// The protocol's flag bits (`enum mail_flags`) and the engine's flags.
+const FLAG_BITS: [(u8, SystemFlags); 5] = [
+    (flags::SEEN, SystemFlags::SEEN),
+    (flags::ANSWERED, SystemFlags::ANSWERED),
+    (flags::FLAGGED, SystemFlags::FLAGGED),
+    (flags::DELETED, SystemFlags::DELETED),
+    (flags::DRAFT, SystemFlags::DRAFT),
+];
+
+/// The engine's flags as the protocol's bits (the two differ: `\Seen` is 0x08 there).
+pub(crate) fn protocol_flags(system: SystemFlags) -> u8 {
+    FLAG_BITS.iter().filter(|(_, flag)| system.contains(*flag)).fold(0, |all, (bit, _)| all | bit)
+}
+
 /// The protocol's flag bits (`enum mail_flags`) as the engine's; `\Recent` is dropped.
 fn system_flags(bits: u8) -> SystemFlags {
-    [
-        (flags::SEEN, SystemFlags::SEEN),
-        (flags::ANSWERED, SystemFlags::ANSWERED),
-        (flags::FLAGGED, SystemFlags::FLAGGED),
-        (flags::DELETED, SystemFlags::DELETED),
-        (flags::DRAFT, SystemFlags::DRAFT),
-    ]
-    .into_iter()
-    .filter(|(bit, _)| bits & bit != 0)
-    .fold(SystemFlags::empty(), |all, (_, flag)| all.union(flag))
+    FLAG_BITS
+        .into_iter()
+        .filter(|(bit, _)| bits & bit != 0)
+        .fold(SystemFlags::empty(), |all, (_, flag)| all.union(flag))
 }
 
 /// Applies one `C` item's keyword changes: `+kw`/`&kw`/`=kw` present, `-kw` absent.
@@ -239,15 +283,66 @@ fn apply_keywords(keywords: &mut BTreeSet<String>, change: &MailChange) {
     }
 }
 
+/// The remote's status as a change token: every field by which the remote decides that
+/// a mailbox changed (`dsync_boxes_need_sync`), so the token can be sent back as our status.
+fn change_token(remote: &Mailbox) -> String {
+    format!(
+        "{}.{}.{}.{}.{}.{}",
+        remote.uid_validity,
+        remote.uid_next,
+        remote.messages_count,
+        remote.highest_modseq,
+        remote.highest_pvt_modseq,
+        remote.first_recent_uid
+    )
+}
+
+/// A token of [`change_token`] back as a status (`None` for an older format).
+fn parse_token(token: &str) -> Option<Mailbox> {
+    let mut parts = token.split('.');
+    let mut next = || parts.next().and_then(|p| p.parse::<u64>().ok());
+    let (
+        uid_validity,
+        uid_next,
+        messages_count,
+        highest_modseq,
+        highest_pvt_modseq,
+        first_recent_uid,
+    ) = (next()?, next()?, next()?, next()?, next()?, next()?);
+    Some(Mailbox {
+        uid_validity: u32::try_from(uid_validity).ok()?,
+        uid_next: u32::try_from(uid_next).ok()?,
+        messages_count: u32::try_from(messages_count).ok()?,
+        highest_modseq,
+        highest_pvt_modseq,
+        first_recent_uid: u32::try_from(first_recent_uid).ok()?,
+        ..Mailbox::default()
+    })
+}
+
+/// The remote's status of a mailbox.
+fn status_of(name: &MailboxName, remote: &Mailbox) -> Result<MailboxStatus, StorageError> {
+    let invalid = |what: &str| {
+        StorageError::new(ErrorKind::InvalidData, format!("remote mailbox {name}: {what}"))
+    };
+    Ok(MailboxStatus {
+        uid_validity: UidValidity::new(remote.uid_validity)
+            .ok_or_else(|| invalid("UIDVALIDITY 0"))?,
+        uid_next: Uid::new(remote.uid_next).ok_or_else(|| invalid("UIDNEXT 0"))?,
+        messages: remote.messages_count,
+        highest_modseq: Some(remote.highest_modseq),
+        guid: Some(MailboxGuid(remote.mailbox_guid.0)),
+        change_token: Some(change_token(remote)),
+        source_uid_validity: None,
+    })
+}
+
 /// The status and message list of an export.
 fn contents_of(
     name: &MailboxName,
     export: &MailboxExport,
 ) -> Result<MailboxContents, StorageError> {
     let remote = &export.mailbox;
-    let invalid = |what: &str| {
-        StorageError::new(ErrorKind::InvalidData, format!("remote mailbox {name}: {what}"))
-    };
     let mut messages: BTreeMap<Uid, MessageMeta> = BTreeMap::new();
     for change in &export.changes {
         let Some(uid) = Uid::new(change.uid) else { continue };
@@ -274,19 +369,8 @@ fn contents_of(
             }
         }
     }
-    let status = MailboxStatus {
-        uid_validity: UidValidity::new(remote.uid_validity)
-            .ok_or_else(|| invalid("UIDVALIDITY 0"))?,
-        uid_next: Uid::new(remote.uid_next).ok_or_else(|| invalid("UIDNEXT 0"))?,
-        messages: u32::try_from(messages.len()).unwrap_or(u32::MAX),
-        highest_modseq: Some(remote.highest_modseq),
-        guid: Some(MailboxGuid(remote.mailbox_guid.0)),
-        change_token: Some(format!(
-            "{}.{}.{}.{}",
-            remote.uid_validity, remote.uid_next, remote.messages_count, remote.highest_modseq
-        )),
-        source_uid_validity: None,
-    };
+    let mut status = status_of(name, remote)?;
+    status.messages = u32::try_from(messages.len()).unwrap_or(u32::MAX);
     Ok(MailboxContents { status, messages: messages.into_values().collect() })
 }
 
@@ -313,12 +397,14 @@ impl Storage for RemoteStorage {
         Ok(self.subscriptions.clone())
     }
 
+    /// From the remote's `B` item: a mailbox unchanged since the last run is not listed.
     fn status(&mut self, mailbox: &MailboxName) -> Result<MailboxStatus, StorageError> {
-        Ok(self.contents(mailbox)?.status)
+        let open = self.open(mailbox, false, false)?;
+        status_of(mailbox, &open.export.mailbox)
     }
 
     fn contents(&mut self, mailbox: &MailboxName) -> Result<MailboxContents, StorageError> {
-        let open = self.open(mailbox, false)?;
+        let open = self.open(mailbox, false, true)?;
         contents_of(mailbox, &open.export)
     }
 
@@ -329,7 +415,7 @@ impl Storage for RemoteStorage {
     /// The attributes come with the mailbox's export (`A` items, before its mail list).
     fn attributes(&mut self, mailbox: &MailboxName) -> Result<Vec<MailboxAttribute>, StorageError> {
         if !self.attributes.contains_key(mailbox) {
-            self.open(mailbox, false)?;
+            self.open(mailbox, false, true)?;
         }
         Ok(self.attributes.get(mailbox).cloned().unwrap_or_default())
     }
@@ -340,7 +426,7 @@ impl Storage for RemoteStorage {
         uids: &[Uid],
         sink: &mut dyn MessageSink,
     ) -> Result<(), StorageError> {
-        let open = self.open(mailbox, true)?;
+        let open = self.open(mailbox, true, true)?;
         let listed: BTreeSet<u32> = open
             .export
             .changes
@@ -393,6 +479,7 @@ mod tests {
     fn flags_and_keywords_follow_dovecots_bits_and_changes() {
         let bits = flags::SEEN | flags::FLAGGED | flags::RECENT;
         assert_eq!(system_flags(bits), SystemFlags::SEEN.union(SystemFlags::FLAGGED));
+        assert_eq!(protocol_flags(SystemFlags::SEEN.union(SystemFlags::FLAGGED)), 0x0a);
         let change = MailChange {
             keyword_changes: vec!["&Work".into(), "=Old".into(), "+New".into(), "-Gone".into()],
             ..MailChange::default()

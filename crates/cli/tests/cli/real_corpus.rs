@@ -219,3 +219,46 @@ fn a_real_corpus_through_sdbox_is_exact_as_dovecot_serves_it() {
         assert_same_guids(&original.2, &copy.2, &format!("{driver}:{}", path.display()));
     }
 }
+
+/// The same corpus pulled from a real `doveadm dsync-server` (the `remote:` path without
+/// ssh) into Maildir and into sdbox: what a second Dovecot serves equals the source in
+/// everything IMAP shows, and `doveadm` shows the source's mailbox and message GUIDs.
+#[test]
+fn a_real_corpus_pulled_over_dsyncs_protocol_is_exact_as_dovecot_serves_it() {
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let Some(corpus) = real_corpus(scratch.path()) else {
+        eprintln!(
+            "skipped: no real corpus (set DSYNC_REAL_CORPUS or run benches/real-corpus once)"
+        );
+        return;
+    };
+    let source =
+        Dovecot::builder().user_serving_copy("alice", PASSWORD, &corpus, "maildir").start();
+    let expected = settled_snapshot(source.imap_port(), "alice", PASSWORD);
+    assert_eq!(expected.message_count(), MESSAGES);
+    let source_guids = guids(&source, "alice", &expected);
+    let command = source.dsync_server_command("alice");
+    for driver in ["maildir", "sdbox"] {
+        let destination = scratch.path().join(format!("pulled-{driver}"));
+        let target = format!("{driver}:{}", destination.display());
+        let started = Instant::now();
+        let run = dsync(&["backup", &command, &target], None);
+        assert_eq!(run.status.code(), Some(0), "{driver}: {}", text(&run));
+        eprintln!("remote -> {driver}: {MESSAGES} messages in {:.2?}", started.elapsed());
+        let (served, doveadm) = with_served(&destination, driver, "%g", |dovecot| {
+            let served = settled_snapshot(dovecot.imap_port(), "reader", "readerpw");
+            let doveadm = guids(dovecot, "reader", &served);
+            (served, doveadm)
+        });
+        expected.assert_same(&served);
+        assert_same_guids(&source_guids, &doveadm, &format!("source against pulled {driver}"));
+        // A re-run transfers no body.
+        let again = dsync(&["backup", &command, &target], None);
+        assert_eq!(again.status.code(), Some(0), "{driver}: {}", text(&again));
+        assert!(
+            String::from_utf8_lossy(&again.stdout).contains("0 messages saved"),
+            "{driver}: {}",
+            text(&again)
+        );
+    }
+}

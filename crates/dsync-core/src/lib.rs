@@ -167,6 +167,6 @@ pub use report::{
     FilteredMessages, MailboxRename, MailboxReport, Report, Skipped, Totals, human_bytes,
 };
 pub use storage::{
-    Assigned, Capabilities, MailboxAttribute, MailboxWriter, MessageSink, NewMailbox, Skip,
-    Storage, StorageMut,
+    Assigned, Capabilities, MailboxAttribute, MailboxChanges, MailboxWriter, MessageSink,
+    NewMailbox, Skip, Storage, StorageMut,
 };

@@ -8,6 +8,7 @@ mod header_hash;
 mod hostile_imap;
 mod hostile_servers;
 mod imap_guids;
+mod incremental;
 mod maildir_source;
 mod modes;
 mod parallel;

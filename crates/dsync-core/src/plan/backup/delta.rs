@@ -15,7 +15,8 @@ use crate::storage::MailboxChanges;
 /// sides' full listings; `None` when the change set alone cannot decide it (another
 /// UIDVALIDITY, a differing mailbox GUID, a source UIDNEXT below the destination's, a
 /// message the source now lists below the destination's UIDNEXT that the destination
-/// lacks): the caller then lists both sides.
+/// lacks, a message count that the changes do not explain): the caller then lists both
+/// sides.
 ///
 /// [`plan_mailbox`]: crate::plan::plan_mailbox
 pub fn plan_delta(
@@ -70,6 +71,12 @@ pub fn plan_delta(
             None if uid.get() < destination_uid_next => return None,
             None => plan.save.push(meta.clone()),
         }
+    }
+    // A server that lost its history without saying so (mod-sequences started again
+    // above ours) shows here when its count of messages disagrees with the changes.
+    let count = (base.flags.len() - plan.expunge.len() + plan.save.len()) as u64;
+    if count != u64::from(status.messages) {
+        return None;
     }
     if source_uid_next > destination_uid_next {
         plan.uid_next = Uid::new(source_uid_next);

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use dsync_core::adapters::maildir::MaildirStorage;
 use dsync_core::{
-    Capabilities, Connector, ErrorKind, MailboxContents, MailboxInfo, MailboxName, MailboxStamp,
-    MailboxStatus, MessageSink, Skip, Storage, StorageError, Uid,
+    Capabilities, Connector, ErrorKind, MailboxChanges, MailboxContents, MailboxInfo, MailboxName,
+    MailboxStamp, MailboxStatus, MessageSink, Skip, Storage, StorageError, Uid,
 };
 
 use crate::exit::CliError;
@@ -85,6 +85,14 @@ impl Storage for Opened {
 
     fn contents(&mut self, mailbox: &MailboxName) -> Result<MailboxContents, StorageError> {
         self.as_storage().contents(mailbox)
+    }
+
+    fn changes_since(
+        &mut self,
+        mailbox: &MailboxName,
+        token: &str,
+    ) -> Result<Option<MailboxChanges>, StorageError> {
+        self.as_storage().changes_since(mailbox, token)
     }
 
     fn fetch(

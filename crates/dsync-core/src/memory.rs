@@ -422,7 +422,7 @@ impl Storage for MemoryStorage {
         else {
             return Ok(None);
         };
-        if then.uid_validity != stored.uid_validity || !self.unreadable.get(mailbox).is_none() {
+        if then.uid_validity != stored.uid_validity || self.unreadable.contains_key(mailbox) {
             return Ok(None);
         }
         let mut changes = MailboxChanges::new(stored.status());

@@ -149,7 +149,11 @@ fn change(imap: &mut RawImap, present: &mut Vec<u32>, round: usize) -> Result<()
 }
 
 fn median(samples: &[Sample]) -> Option<f64> {
-    let mut seconds: Vec<f64> = samples.iter().map(|s| s.seconds).collect();
+    median_of(samples, |s| s.seconds)
+}
+
+fn median_of(samples: &[Sample], value: impl Fn(&Sample) -> f64) -> Option<f64> {
+    let mut seconds: Vec<f64> = samples.iter().map(value).collect();
     seconds.sort_by(f64::total_cmp);
     seconds.get(seconds.len() / 2).copied()
 }
@@ -160,9 +164,10 @@ fn render(tools: &[Tool], rows: &[Rows], messages: u32, rounds: usize) -> String
         out,
         "### Re-run after 10 flag changes + 5 new + 3 expunged in a folder of {messages}\n\n\
          Median of {rounds} rounds (a new change set each round; every tool re-runs on the \
-         same change). Wall seconds; peak RSS of the re-run.\n\n\
-         | tool | full copy | no-op | re-run | re-run / our no-op | our re-run is faster by | re-run peak RSS |\n\
-         |---|--:|--:|--:|--:|--:|--:|"
+         same change). Wall seconds (server included); the re-run's own CPU (user + system, the \
+         server's not in it) and peak RSS.\n\n\
+         | tool | full copy | no-op | re-run | re-run / our no-op | tool's re-run / ours | re-run CPU | re-run peak RSS |\n\
+         |---|--:|--:|--:|--:|--:|--:|--:|"
     );
     let ours = tools.iter().position(|t| *t == Tool::Dsync { fsync: false });
     let our_noop = ours.and_then(|i| median(&rows[i].noop));
@@ -171,7 +176,7 @@ fn render(tools: &[Tool], rows: &[Rows], messages: u32, rounds: usize) -> String
         if let Some(error) = &row.error {
             let _ = writeln!(
                 out,
-                "| {} | failed: {} | | | | | |",
+                "| {} | failed: {} | | | | | | |",
                 tool.label(),
                 error.lines().next().unwrap_or("")
             );
@@ -186,13 +191,14 @@ fn render(tools: &[Tool], rows: &[Rows], messages: u32, rounds: usize) -> String
         let rss = row.rerun.iter().map(|s| s.max_rss_kib).max().map_or(0.0, tools::mib);
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {rss:.1} MiB |",
+            "| {} | {} | {} | {} | {} | {} | {} | {rss:.1} MiB |",
             tool.label(),
             fmt(row.full.map(|s| s.seconds)),
             fmt(median(&row.noop)),
             fmt(rerun),
             ratio(rerun, our_noop),
             ratio(rerun, our_rerun),
+            fmt(median_of(&row.rerun, |s| s.cpu_seconds)),
         );
     }
     let _ = writeln!(out, "\nCommands:\n");

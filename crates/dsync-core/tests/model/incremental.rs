@@ -92,8 +92,11 @@ fn backup(
     report
 }
 
+/// One mailbox as a client sees it: name, UIDVALIDITY, UIDNEXT, messages.
+type MailboxView = (MailboxName, u32, u32, Vec<(Uid, Flags, Vec<u8>)>);
+
 /// What a client sees of a storage's mailboxes.
-fn view(storage: &MemoryStorage) -> Vec<(MailboxName, u32, u32, Vec<(Uid, Flags, Vec<u8>)>)> {
+fn view(storage: &MemoryStorage) -> Vec<MailboxView> {
     storage
         .all_mailboxes()
         .iter()

@@ -572,7 +572,7 @@ impl Storage for ImapStorage {
     }
 
     /// With QRESYNC: EXAMINE, then `UID FETCH 1:* (…) (CHANGEDSINCE m VANISHED)` with the
-    /// HIGHESTMODSEQ `m` of `token` (one of [`change_token`]'s). `None` (list it whole)
+    /// HIGHESTMODSEQ `m` of `token` (a token this adapter gave out). `None` (list it whole)
     /// without QRESYNC, for a token of another form or another UIDVALIDITY, a mailbox
     /// without mod-sequences (`NOMODSEQ`), or a HIGHESTMODSEQ now below `m`: the server
     /// lost its mod-sequences (Dovecot rebuilding a lost index starts them again), so what

@@ -8,9 +8,9 @@ use std::marker::PhantomData;
 use dsync_core::adapters::maildir::MaildirStorage;
 use dsync_core::adapters::sdbox::SdboxStorage;
 use dsync_core::{
-    Capabilities, Connector, ErrorKind, Failed, MailboxContents, MailboxInfo, MailboxName,
-    MailboxStamp, MailboxStatus, MessageSink, Observer, Report, Skip, Storage, StorageError,
-    StorageMut, SyncOptions, Uid,
+    Capabilities, Connector, ErrorKind, Failed, MailboxChanges, MailboxContents, MailboxInfo,
+    MailboxName, MailboxStamp, MailboxStatus, MessageSink, Observer, Report, Skip, Storage,
+    StorageError, StorageMut, SyncOptions, Uid,
 };
 
 use crate::exit::CliError;
@@ -143,6 +143,14 @@ impl Storage for Opened {
 
     fn contents(&mut self, mailbox: &MailboxName) -> Result<MailboxContents, StorageError> {
         self.as_storage().contents(mailbox)
+    }
+
+    fn changes_since(
+        &mut self,
+        mailbox: &MailboxName,
+        token: &str,
+    ) -> Result<Option<MailboxChanges>, StorageError> {
+        self.as_storage().changes_since(mailbox, token)
     }
 
     fn fetch(

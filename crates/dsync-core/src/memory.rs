@@ -15,7 +15,7 @@ use crate::model::{
     UidValidity,
 };
 use crate::storage::{
-    Capabilities, MailboxWriter, MessageSink, NewMailbox, Skip, Storage, StorageMut,
+    Capabilities, MailboxChanges, MailboxWriter, MessageSink, NewMailbox, Skip, Storage, StorageMut,
 };
 
 /// One stored message.
@@ -126,9 +126,48 @@ pub struct MemoryStorage {
     unlisted: BTreeMap<MailboxName, String>,
     /// Skips not yet taken ([`Storage::take_skipped`]).
     skipped: Vec<Skip>,
+    /// With [`MemoryStorage::keep_change_history`]: what each mailbox held when a listing
+    /// gave out each change token, so that [`Storage::changes_since`] can answer as an IMAP
+    /// server with QRESYNC does.
+    history: Option<BTreeMap<(MailboxName, String), ListedState>>,
+    /// How many message listings ([`Storage::contents`]) were answered.
+    listings: u64,
+}
+
+/// What a mailbox held when a listing gave out a change token.
+#[derive(Debug, Clone)]
+struct ListedState {
+    uid_validity: UidValidity,
+    flags: BTreeMap<Uid, Flags>,
 }
 
 impl MemoryStorage {
+    /// Answers [`Storage::changes_since`] from here on, as an IMAP server with QRESYNC does
+    /// (from every later listing's change token); `false` forgets what it kept and
+    /// answers `None` again, as a server that lost its mod-sequences.
+    pub fn keep_change_history(&mut self, keep: bool) {
+        self.history = keep.then(BTreeMap::new);
+    }
+
+    /// How many message listings ([`Storage::contents`]) this storage answered: a test
+    /// can tell that a re-run planned from changes alone.
+    pub fn listings(&self) -> u64 {
+        self.listings
+    }
+
+    fn remember_listing(&mut self, mailbox: &MailboxName, status: &MailboxStatus) {
+        let (Some(history), Some(token), Some(stored)) =
+            (self.history.as_mut(), status.change_token.as_ref(), self.mailboxes.get(mailbox))
+        else {
+            return;
+        };
+        let flags = stored.messages.iter().map(|(uid, m)| (*uid, m.meta.flags.clone())).collect();
+        history.insert(
+            (mailbox.clone(), token.clone()),
+            ListedState { uid_validity: stored.uid_validity, flags },
+        );
+    }
+
     /// An empty account that, like an IMAP server, has no mailbox GUIDs.
     pub fn new() -> MemoryStorage {
         MemoryStorage::default()
@@ -363,7 +402,50 @@ impl Storage for MemoryStorage {
         for (item, reason) in self.unreadable.get(mailbox).into_iter().flatten() {
             self.skipped.push(Skip::new(Some(mailbox.clone()), item.as_str(), reason.as_str()));
         }
+        self.remember_listing(mailbox, &contents.status);
+        self.listings += 1;
         Ok(contents)
+    }
+
+    /// With [`MemoryStorage::keep_change_history`], the difference between what the
+    /// mailbox held when `token` was given out and now: as exact as a QRESYNC server's
+    /// answer, except that the expunged UIDs also name every UID up to UIDNEXT that no
+    /// message has now (what Dovecot sends once its log no longer reaches back).
+    fn changes_since(
+        &mut self,
+        mailbox: &MailboxName,
+        token: &str,
+    ) -> Result<Option<MailboxChanges>, StorageError> {
+        let stored = self.selectable(mailbox)?;
+        let Some(then) =
+            self.history.as_ref().and_then(|h| h.get(&(mailbox.clone(), token.into())))
+        else {
+            return Ok(None);
+        };
+        if then.uid_validity != stored.uid_validity || self.unreadable.contains_key(mailbox) {
+            return Ok(None);
+        }
+        let mut changes = MailboxChanges::new(stored.status());
+        changes.changed = stored
+            .messages
+            .values()
+            .filter(|m| then.flags.get(&m.meta.uid) != Some(&m.meta.flags))
+            .map(|m| m.meta.clone())
+            .collect();
+        // The gaps between the UIDs held, below UIDNEXT.
+        let mut next_free = 1u32;
+        let held = stored.messages.keys().map(|uid| uid.get());
+        for held in held.chain(std::iter::once(stored.uid_next.get())) {
+            if let (Some(first), Some(last)) = (Uid::new(next_free), Uid::new(held - 1))
+                && first <= last
+            {
+                changes.vanished.push((first, last));
+            }
+            next_free = next_free.max(held.saturating_add(1));
+        }
+        let status = changes.status.clone();
+        self.remember_listing(mailbox, &status);
+        Ok(Some(changes))
     }
 
     fn take_skipped(&mut self) -> Vec<Skip> {

@@ -75,6 +75,24 @@ pub trait Storage {
         Ok(MailboxStamp::from(&self.status(mailbox)?))
     }
 
+    /// What changed in `mailbox` since the listing whose status carried `token` (a
+    /// [`MailboxStatus::change_token`] this storage gave out): new messages and messages
+    /// whose flags changed, with their whole metadata, and the UIDs expunged since. `None`
+    /// when the storage cannot tell (no such history: an IMAP server without QRESYNC, a
+    /// mailbox with `NOMODSEQ`, mod-sequences that went back since, another UIDVALIDITY):
+    /// the caller then lists the mailbox whole with [`Storage::contents`]. The default
+    /// always answers `None`.
+    ///
+    /// [`MailboxStatus::change_token`]: crate::MailboxStatus::change_token
+    fn changes_since(
+        &mut self,
+        mailbox: &MailboxName,
+        token: &str,
+    ) -> Result<Option<MailboxChanges>, StorageError> {
+        let _ = (mailbox, token);
+        Ok(None)
+    }
+
     /// Status and every message's metadata, consistent with each other.
     fn contents(&mut self, mailbox: &MailboxName) -> Result<MailboxContents, StorageError>;
 
@@ -150,6 +168,27 @@ pub trait Storage {
         let mut sink = HeaderHashSink::default();
         self.fetch(mailbox, uids, &mut sink)?;
         Ok(sink.into_hashes())
+    }
+}
+
+/// What changed in a mailbox since a change token ([`Storage::changes_since`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MailboxChanges {
+    /// The mailbox's status now (its change token the one to ask with next time).
+    pub status: MailboxStatus,
+    /// Messages new or changed since the token, with their whole metadata, ascending UID.
+    pub changed: Vec<MessageMeta>,
+    /// UID ranges (inclusive, ascending) expunged since the token. They may also name UIDs
+    /// that never existed (a server that no longer knows which went sends every UID it
+    /// does not hold).
+    pub vanished: Vec<(Uid, Uid)>,
+}
+
+impl MailboxChanges {
+    /// Changes with nothing changed or expunged yet.
+    pub fn new(status: MailboxStatus) -> MailboxChanges {
+        MailboxChanges { status, changed: Vec::new(), vanished: Vec::new() }
     }
 }
 

@@ -19,6 +19,7 @@
 
 mod corpus;
 mod imap2imap;
+mod incremental;
 mod measure;
 mod proxy;
 mod rawfetch;
@@ -85,6 +86,16 @@ struct Cli {
     /// Run only the memory mode.
     #[arg(long)]
     memory_only: bool,
+
+    /// Run only the incremental mode (issue 23): a folder of `--memory-messages`
+    /// messages copied once, then per round 10 flag changes, 5 new and 3 expunged, and
+    /// each tool's re-run timed (dsync --no-fsync, doveadm, mbsync).
+    #[arg(long)]
+    incremental_only: bool,
+
+    /// Rounds of the incremental mode.
+    #[arg(long, default_value_t = 3)]
+    incremental_runs: usize,
 
     /// Messages in the memory mode's big folder.
     #[arg(long, default_value_t = 100_000)]
@@ -203,6 +214,29 @@ fn run(cli: &Cli) -> Result<()> {
     }
     let load_before = load_average();
     let started = Instant::now();
+    if cli.incremental_only {
+        let section = incremental::run(
+            &dsync,
+            work.path(),
+            cli.memory_messages,
+            cli.incremental_runs,
+            cli.seed,
+            time_limit(cli),
+            &cli.skip,
+        )?;
+        let text = format!(
+            "{section}\n{}\nRun: `{}` in {:.0} s, load average before {load_before}, after {}.\n",
+            machine(&cli.work_dir),
+            command_line(),
+            started.elapsed().as_secs_f64(),
+            load_average()
+        );
+        print!("{text}");
+        if let Some(out) = &cli.out {
+            fs::write(out, text)?;
+        }
+        return Ok(());
+    }
     let mut scenarios = Vec::new();
     let mut imap_text = String::new();
     if cli.imap || cli.imap_only {

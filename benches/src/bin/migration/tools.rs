@@ -191,22 +191,7 @@ fn run_once(
     let invocation = prepare(setup, tool, dest)?.time_limit(setup.time_limit);
     outcome.command = invocation.display();
     let full = measure::run(&invocation, &log("full"), &[0])?;
-    let checked = match tool {
-        Tool::Dsync { .. }
-        | Tool::DsyncParallel
-        | Tool::DsyncOther
-        | Tool::DsyncMaildir
-        | Tool::DsyncRemote
-        | Tool::DoveadmRemote
-        | Tool::Doveadm { .. } => verify::same_uids(dest, setup.truth),
-        Tool::DsyncSdbox | Tool::DoveadmSdbox => verify::same_uids_sdbox(dest, setup.truth),
-        Tool::Mbsync => verify::same_counts(dest, setup.truth),
-        Tool::RawWrite => verify::same_file_count(dest, setup.truth),
-        Tool::RawDiscard => Ok(()),
-    };
-    if let Err(wrong) = checked {
-        return Err(format!("wrong result: {wrong}").into());
-    }
+    check(setup, tool, dest)?;
     let mut text = format!(
         "full {:.3} s (cpu {:.3}) {:>5.1} MiB",
         full.seconds,
@@ -242,8 +227,26 @@ pub(crate) fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
+/// Checks `tool`'s destination `dest` against the source's truth.
+pub(crate) fn check(setup: &Setup<'_>, tool: Tool, dest: &Path) -> Result<()> {
+    let checked = match tool {
+        Tool::Dsync { .. }
+        | Tool::DsyncParallel
+        | Tool::DsyncOther
+        | Tool::DsyncMaildir
+        | Tool::DsyncRemote
+        | Tool::DoveadmRemote
+        | Tool::Doveadm { .. } => verify::same_uids(dest, setup.truth),
+        Tool::DsyncSdbox | Tool::DoveadmSdbox => verify::same_uids_sdbox(dest, setup.truth),
+        Tool::Mbsync => verify::same_counts(dest, setup.truth),
+        Tool::RawWrite => verify::same_file_count(dest, setup.truth),
+        Tool::RawDiscard => Ok(()),
+    };
+    checked.map_err(|wrong| format!("wrong result: {wrong}").into())
+}
+
 /// The command for `tool` writing to `dest`, with what it needs on disk.
-fn prepare(setup: &Setup<'_>, tool: Tool, dest: &Path) -> Result<Invocation> {
+pub(crate) fn prepare(setup: &Setup<'_>, tool: Tool, dest: &Path) -> Result<Invocation> {
     let port = setup.port.to_string();
     Ok(match tool {
         Tool::DsyncOther => Invocation::new(setup.dsync_other.ok_or("no --compare-dsync")?)

@@ -23,7 +23,7 @@ use crate::model::{
     Flags, MailboxContents, MailboxGuid, MailboxInfo, MailboxName, MailboxStatus, MessageMeta,
     SpecialUse, SystemFlags, Uid, UidValidity,
 };
-use crate::storage::{Capabilities, MessageSink, Skip, Storage};
+use crate::storage::{Capabilities, MailboxChanges, MessageSink, Skip, Storage};
 
 /// UIDs per `UID FETCH` of bodies ([`ImapStorage`]'s `fetch`): the most an answer out of
 /// UID order can make it hold back (bodies over 1 MiB, and beyond 16 MiB in all, wait in
@@ -41,6 +41,8 @@ pub struct ImapStorage {
     examined: Option<MailboxName>,
     /// CONDSTORE is enabled: SELECT and STATUS report HIGHESTMODSEQ.
     condstore: bool,
+    /// QRESYNC is enabled: `UID FETCH … (CHANGEDSINCE m VANISHED)` tells what changed.
+    qresync: bool,
     /// STATUS of every mailbox that came with the last LIST (LIST-STATUS, RFC 5819), by
     /// wire name; each is used once by `status`, so a run asks no STATUS round trip per
     /// mailbox, and a later `status` of the same mailbox asks the server again.
@@ -85,19 +87,27 @@ impl ImapStorage {
         // `LIST "" ""` answers with the hierarchy delimiter (RFC 3501 §6.3.8). With
         // CONDSTORE, HIGHESTMODSEQ tells whether anything changed since the last run: the
         // ENABLE goes in the same round trip.
-        let (root, enabled) = if session.has_capability("CONDSTORE") {
+        // With QRESYNC too, a re-run asks only for what changed since then
+        // ([`Storage::changes_since`]).
+        let (root, enabled) = if session.has_capability("QRESYNC") {
+            session
+                .list_and_enable("", "", &["CONDSTORE", "QRESYNC"])
+                .map_err(|e| convert_error(e, "LIST"))?
+        } else if session.has_capability("CONDSTORE") {
             session.list_and_enable("", "", &["CONDSTORE"]).map_err(|e| convert_error(e, "LIST"))?
         } else {
             (session.list("", "").map_err(|e| convert_error(e, "LIST"))?, Vec::new())
         };
         let delimiter = root.first().and_then(|entry| entry.delimiter);
         let condstore = enabled.iter().any(|c| c.eq_ignore_ascii_case("CONDSTORE"));
+        let qresync = enabled.iter().any(|c| c.eq_ignore_ascii_case("QRESYNC"));
         Ok(ImapStorage {
             session,
             description,
             delimiter,
             examined: None,
-            condstore,
+            condstore: condstore || qresync,
+            qresync,
             listed: HashMap::new(),
             subscribed: None,
             message_guids: None,
@@ -563,6 +573,68 @@ impl Storage for ImapStorage {
         Ok(MailboxContents { status, messages })
     }
 
+    /// With QRESYNC: EXAMINE, then `UID FETCH 1:* (…) (CHANGEDSINCE m VANISHED)` with the
+    /// HIGHESTMODSEQ `m` of `token` (a token this adapter gave out). `None` (list it whole)
+    /// without QRESYNC, for a token of another form or another UIDVALIDITY, a mailbox
+    /// without mod-sequences (`NOMODSEQ`), or a HIGHESTMODSEQ now below `m`: the server
+    /// lost its mod-sequences (Dovecot rebuilding a lost index starts them again), so what
+    /// it would call changed since `m` could miss changes.
+    fn changes_since(
+        &mut self,
+        mailbox: &MailboxName,
+        token: &str,
+    ) -> Result<Option<MailboxChanges>, StorageError> {
+        let Some(since) = TokenParts::parse(token).filter(|_| self.qresync) else {
+            return Ok(None);
+        };
+        let info = self.examine(mailbox)?;
+        let current = info.highest_modseq.filter(|_| !info.no_modseq);
+        if info.uid_validity.get() != since.uid_validity
+            || current.is_none_or(|modseq| modseq < since.highest_modseq)
+        {
+            return Ok(None);
+        }
+        let mut listed = Vec::new();
+        let mut vanished = Vec::new();
+        self.session
+            .fetch_metadata_changed_since(
+                since.highest_modseq,
+                &mut |meta| {
+                    listed.push(meta);
+                    Ok(())
+                },
+                &mut |uids| {
+                    vanished.extend(uid_ranges(uids));
+                    Ok(())
+                },
+            )
+            .map_err(|e| convert_error(e, "UID FETCH (CHANGEDSINCE)"))?;
+        listed.sort_by_key(|m| m.uid);
+        listed.dedup();
+        vanished.sort_unstable();
+        let uid_validity = UidValidity::new(info.uid_validity.get())
+            .ok_or_else(|| StorageError::new(ErrorKind::InvalidData, "UIDVALIDITY 0"))?;
+        let uid_next = match info.uid_next {
+            Some(uid) => Uid::new(uid.get()),
+            None => Some(self.status(mailbox)?.uid_next),
+        }
+        .unwrap_or(Uid::MIN);
+        let changed = self.convert_listing(mailbox, &listed);
+        let status = MailboxStatus {
+            uid_validity,
+            uid_next,
+            messages: info.exists,
+            highest_modseq: current,
+            guid: Some(self.derived_guid(mailbox)),
+            change_token: change_token(uid_validity, uid_next, info.exists, current),
+            source_uid_validity: None,
+        };
+        let mut changes = MailboxChanges::new(status);
+        changes.changed = changed;
+        changes.vanished = vanished;
+        Ok(Some(changes))
+    }
+
     fn fetch(
         &mut self,
         mailbox: &MailboxName,
@@ -676,6 +748,35 @@ fn change_token(
     highest_modseq: Option<u64>,
 ) -> Option<String> {
     highest_modseq.map(|modseq| format!("{uid_validity}/{uid_next}/{messages}/{modseq}"))
+}
+
+/// What [`change_token`] put in a token.
+struct TokenParts {
+    uid_validity: u32,
+    highest_modseq: u64,
+}
+
+impl TokenParts {
+    fn parse(token: &str) -> Option<TokenParts> {
+        let mut parts = token.split('/');
+        let uid_validity = parts.next()?.parse().ok()?;
+        let _uid_next: u32 = parts.next()?.parse().ok()?;
+        let _messages: u32 = parts.next()?.parse().ok()?;
+        let highest_modseq = parts.next()?.parse().ok()?;
+        parts.next().is_none().then_some(TokenParts { uid_validity, highest_modseq })
+    }
+}
+
+/// The UID ranges of a `VANISHED` set (`*` is the highest UID there can be).
+fn uid_ranges(set: &SequenceSet) -> impl Iterator<Item = (Uid, Uid)> + '_ {
+    set.ranges().iter().filter_map(|range| {
+        let value = |bound: imapc::SeqBound| match bound {
+            imapc::SeqBound::Value(value) => Uid::new(value.get()),
+            imapc::SeqBound::Largest => Uid::new(u32::MAX),
+        };
+        let (a, b) = (value(range.start)?, value(range.end)?);
+        Some((a.min(b), a.max(b)))
+    })
 }
 
 fn convert_message(meta: &imapc::MessageMeta, uid: Uid) -> MessageMeta {

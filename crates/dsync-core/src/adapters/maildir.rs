@@ -370,6 +370,7 @@ impl StorageMut for MaildirStorage {
             copy_source: None,
             pending: None,
             uid_next: None,
+            flag_changes: Vec::new(),
             warnings: &mut self.warnings,
             buffer: Vec::new(),
         }))
@@ -392,6 +393,20 @@ struct MaildirWriter<'a> {
     uid_next: Option<Uid>,
     /// Where bodies are read into on their way to the file, kept for the next message.
     buffer: Vec<u8>,
+    /// Flag changes not made yet ([`MailboxWriter::set_flags`]).
+    flag_changes: Vec<(u32, mailstore::Flags, Vec<Keyword>)>,
+}
+
+impl MaildirWriter<'_> {
+    fn apply_flag_changes(&mut self) -> Result<(), StorageError> {
+        if self.flag_changes.is_empty() {
+            return Ok(());
+        }
+        let changes = std::mem::take(&mut self.flag_changes);
+        self.mailbox.set_flags_many(&changes).map_err(convert_error)?;
+        dropped_keywords(&self.name, &self.mailbox, self.warnings);
+        Ok(())
+    }
 }
 
 impl MaildirWriter<'_> {
@@ -447,16 +462,16 @@ impl MailboxWriter for MaildirWriter<'_> {
         Ok(outcome != CopyOutcome::NotFound)
     }
 
+    /// Kept until the next expunge or commit, then made under one lock with one pass over
+    /// the directories ([`mailstore::Mailbox::set_flags_many`]).
     fn set_flags(&mut self, uid: Uid, flags: &Flags) -> Result<(), StorageError> {
         let keywords = store_keywords(&self.name, uid, flags, self.warnings);
-        self.mailbox
-            .set_flags(uid.get(), to_store_flags(flags.system), &keywords)
-            .map_err(convert_error)?;
-        dropped_keywords(&self.name, &self.mailbox, self.warnings);
+        self.flag_changes.push((uid.get(), to_store_flags(flags.system), keywords));
         Ok(())
     }
 
     fn expunge(&mut self, uids: &[Uid]) -> Result<(), StorageError> {
+        self.apply_flag_changes()?;
         let uids: Vec<u32> = uids.iter().map(|u| u.get()).collect();
         self.mailbox.expunge(&uids).map_err(convert_error)
     }
@@ -477,6 +492,7 @@ impl MailboxWriter for MaildirWriter<'_> {
     }
 
     fn commit(&mut self) -> Result<(), StorageError> {
+        self.apply_flag_changes()?;
         self.mailbox.commit().map_err(convert_error)?;
         dropped_keywords(&self.name, &self.mailbox, self.warnings);
         if let Some(uid_next) = self.uid_next.take() {

@@ -9,7 +9,8 @@ use super::{
     keep_going, keep_going_mailbox, listing_skips, local_names, note_mailbox_filter,
 };
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
-use crate::model::{MailboxContents, MailboxName, MailboxStamp, MessageMeta, Uid};
+use crate::model::{MailboxContents, MailboxName, MailboxStamp, MailboxStatus, MessageMeta, Uid};
+use crate::plan::backup::{base_after, plan_delta};
 use crate::plan::merge::MergeBase;
 use crate::plan::{ComparableGuids, MailboxAction, MailboxPlan, TreePlan, plan_mailbox, plan_tree};
 use crate::report::{FilteredMessages, MailboxReport, Report};
@@ -216,42 +217,15 @@ fn sync_mailbox(
     mut all_mail: Option<&mut AllMail>,
 ) -> Result<(MailboxReport, Option<MailboxState>), MailboxFailed> {
     let names = &Names { source: &job.source, destination: &job.destination };
-    let exists_on_destination = job.exists;
     let mailbox = names.destination;
-    let source_contents =
-        source.contents(names.source).map_err(SyncError::at(Side::Source, names.source))?;
-    let destination_contents: Option<MailboxContents> = if exists_on_destination {
-        Some(destination.contents(mailbox).map_err(SyncError::at(Side::Destination, mailbox))?)
-    } else {
-        None
+    let planned = match plan_from_changes(options, source, destination, job, state)? {
+        Some(planned) => planned,
+        None => plan_from_listings(options, source, destination, job, state)?,
     };
-    let guids = ComparableGuids::between(source.capabilities(), destination.capabilities());
-    let differing = match &destination_contents {
-        Some(destination_contents) if !guids.messages => {
-            let previous = state.mailboxes.get(mailbox).map(|entry| &entry.base);
-            let suspects = unconfirmed_uids(
-                &source_contents,
-                destination_contents,
-                previous,
-                &options.message_filter,
-            );
-            differing_messages(source, destination, names, &suspects)?
-        }
-        _ => BTreeSet::new(),
-    };
-    let plan = plan_mailbox(
-        mailbox,
-        &source_contents,
-        destination_contents.as_ref(),
-        &options.message_filter,
-        guids,
-        &differing,
-    );
+    let Planned { plan, source_status, base, listed_destination, filtered_messages } = planned;
     // What the run records: the source as listed (a change during the copy then shows
     // next time), the destination as listed when nothing is written to it.
-    let source_stamp = MailboxStamp::from(&source_contents.status);
-    let listed_destination = destination_contents.as_ref().map(|c| MailboxStamp::from(&c.status));
-    drop(destination_contents);
+    let source_stamp = MailboxStamp::from(&source_status);
     observer.mailbox_planned(&plan);
 
     if let MailboxAction::Blocked(reason) = &plan.action {
@@ -264,21 +238,10 @@ fn sync_mailbox(
     }
     let mut mailbox_report = MailboxReport::new(mailbox.clone(), plan.action.clone());
     mailbox_report.skipped = plan.skipped.len() as u64;
-    mailbox_report.filtered =
-        FilteredMessages::of(&options.message_filter, &source_contents.messages);
+    mailbox_report.filtered = filtered_messages;
     if options.dry_run {
         mailbox_report.count_planned(&plan.save, plan.expunge.len(), plan.set_flags.len());
         return Ok((mailbox_report, None));
-    }
-    // After a backup the destination holds the source's messages: that is the base a
-    // later `sync -1` starts from. With message filters only part of them, so no base.
-    let mut base = MergeBase {
-        uid_validity: source_contents.status.uid_validity.get(),
-        last_common_uid: plan.uid_next.unwrap_or(source_contents.status.uid_next).get() - 1,
-        flags: BTreeMap::new(),
-    };
-    if options.message_filter.is_everything() {
-        base.flags = source_contents.messages.iter().map(|m| (m.uid, m.flags.clone())).collect();
     }
     // A run with message filters leaves messages alone on both sides, so its stamps must
     // not let the next run pass over the mailbox as unchanged: that run (without the
@@ -295,7 +258,7 @@ fn sync_mailbox(
         return Ok((mailbox_report, Some(entry)));
     }
 
-    let source_uid_validity = source_contents.status.uid_validity;
+    let source_uid_validity = source_status.uid_validity;
     let new = if plan.new_uid_validity {
         mailbox_report.warnings.push(format!(
             "mailbox {mailbox}: rebuilt ({}) under a new UIDVALIDITY rather than the \
@@ -306,13 +269,13 @@ fn sync_mailbox(
         ));
         NewMailbox {
             uid_validity: None,
-            guid: source_contents.status.guid,
+            guid: source_status.guid,
             source_uid_validity: Some(source_uid_validity),
         }
     } else {
         NewMailbox {
             uid_validity: Some(source_uid_validity),
-            guid: source_contents.status.guid,
+            guid: source_status.guid,
             source_uid_validity: None,
         }
     };
@@ -329,8 +292,7 @@ fn sync_mailbox(
         MailboxAction::Blocked(_) => unreachable!("returned above"),
     };
     result.map_err(at_destination)?;
-    let source_highest_modseq = source_contents.status.highest_modseq;
-    drop(source_contents);
+    let source_highest_modseq = source_status.highest_modseq;
     // From here on the mailbox exists as planned: a failure reports what was committed.
     let mut partial = MailboxReport { saved: 0, bytes: 0, ..mailbox_report.clone() };
     let failed =
@@ -368,6 +330,9 @@ fn sync_mailbox(
     })?;
     copied.record_committed_in(&mut partial);
     copied.record_in(&mut mailbox_report);
+    // A message that went from the source during the copy is in `base` but not on the
+    // destination: the next run must not plan from `base` alone (no source token).
+    let vanished = mailbox_report.vanished > 0;
     if let Some(uid_next) = plan.uid_next {
         writer.raise_uid_next(uid_next).map_err(|error| failed(at_mailbox(error), &partial))?;
     }
@@ -381,8 +346,131 @@ fn sync_mailbox(
     }
     let destination_stamp =
         destination.stamp(mailbox).map_err(|error| failed(at_mailbox(error), &mailbox_report))?;
-    let entry = state_entry(base, source_stamp, destination_stamp, filtered);
+    let entry = state_entry(base, source_stamp, destination_stamp, filtered || vanished);
     Ok((mailbox_report, Some(entry)))
+}
+
+/// A mailbox's plan and what the run records of the listings it came from.
+struct Planned {
+    plan: MailboxPlan,
+    /// The source's status as listed.
+    source_status: MailboxStatus,
+    /// The base the run records once the plan is applied.
+    base: MergeBase,
+    /// The destination's stamp as listed, when it was.
+    listed_destination: Option<MailboxStamp>,
+    filtered_messages: FilteredMessages,
+}
+
+/// Plans from the source's changes since the last run alone, without listing either side
+/// ([`plan_delta`]): when the last run was a backup of this mailbox without message filters
+/// that left the destination holding its base, the destination has not changed since
+/// (its change token), and the source can say what changed ([`Storage::changes_since`]).
+/// `None`: plan from the full listings.
+fn plan_from_changes(
+    options: &SyncOptions,
+    source: &mut dyn Storage,
+    destination: &mut dyn StorageMut,
+    job: &PendingMailbox,
+    state: &SyncState,
+) -> Result<Option<Planned>, MailboxFailed> {
+    let mailbox = &job.destination;
+    let Some(previous) = state.mailboxes.get(mailbox) else { return Ok(None) };
+    let (Some(source_token), Some(destination_token)) =
+        (&previous.source_token, &previous.destination_token)
+    else {
+        return Ok(None);
+    };
+    if !job.exists || !options.message_filter.is_everything() || previous.rebuild.is_some() {
+        return Ok(None);
+    }
+    let stamp = destination.stamp(mailbox).map_err(SyncError::at(Side::Destination, mailbox))?;
+    if stamp.change_token.as_ref() != Some(destination_token) {
+        return Ok(None);
+    }
+    let Some(changes) = source
+        .changes_since(&job.source, source_token)
+        .map_err(SyncError::at(Side::Source, &job.source))?
+    else {
+        return Ok(None);
+    };
+    let Some(plan) = plan_delta(mailbox, &previous.base, &changes, stamp.guid) else {
+        return Ok(None);
+    };
+    let base = MergeBase {
+        uid_validity: changes.status.uid_validity.get(),
+        last_common_uid: plan.uid_next.unwrap_or(changes.status.uid_next).get() - 1,
+        flags: base_after(&previous.base, &changes),
+    };
+    Ok(Some(Planned {
+        plan,
+        source_status: changes.status,
+        base,
+        listed_destination: Some(stamp),
+        filtered_messages: FilteredMessages::default(),
+    }))
+}
+
+/// Plans from both sides' full listings ([`plan_mailbox`]).
+fn plan_from_listings(
+    options: &SyncOptions,
+    source: &mut dyn Storage,
+    destination: &mut dyn StorageMut,
+    job: &PendingMailbox,
+    state: &SyncState,
+) -> Result<Planned, MailboxFailed> {
+    let names = &Names { source: &job.source, destination: &job.destination };
+    let mailbox = names.destination;
+    let source_contents =
+        source.contents(names.source).map_err(SyncError::at(Side::Source, names.source))?;
+    let destination_contents: Option<MailboxContents> = if job.exists {
+        Some(destination.contents(mailbox).map_err(SyncError::at(Side::Destination, mailbox))?)
+    } else {
+        None
+    };
+    let guids = ComparableGuids::between(source.capabilities(), destination.capabilities());
+    let differing = match &destination_contents {
+        Some(destination_contents) if !guids.messages => {
+            let previous = state.mailboxes.get(mailbox).map(|entry| &entry.base);
+            let suspects = unconfirmed_uids(
+                &source_contents,
+                destination_contents,
+                previous,
+                &options.message_filter,
+            );
+            differing_messages(source, destination, names, &suspects)?
+        }
+        _ => BTreeSet::new(),
+    };
+    let plan = plan_mailbox(
+        mailbox,
+        &source_contents,
+        destination_contents.as_ref(),
+        &options.message_filter,
+        guids,
+        &differing,
+    );
+    let listed_destination = destination_contents.as_ref().map(|c| MailboxStamp::from(&c.status));
+    drop(destination_contents);
+    // After a backup the destination holds the source's messages: that is the base a
+    // later `sync -1` starts from. With message filters only part of them, so no base.
+    let mut base = MergeBase {
+        uid_validity: source_contents.status.uid_validity.get(),
+        last_common_uid: plan.uid_next.unwrap_or(source_contents.status.uid_next).get() - 1,
+        flags: BTreeMap::new(),
+    };
+    if options.message_filter.is_everything() {
+        base.flags = source_contents.messages.iter().map(|m| (m.uid, m.flags.clone())).collect();
+    }
+    let filtered_messages =
+        FilteredMessages::of(&options.message_filter, &source_contents.messages);
+    Ok(Planned {
+        plan,
+        source_status: source_contents.status,
+        base,
+        listed_destination,
+        filtered_messages,
+    })
 }
 
 fn rebuild_reason(action: &MailboxAction) -> String {

@@ -9,6 +9,7 @@ mod hostile_imap;
 mod hostile_servers;
 mod imap_guids;
 mod imap_writer;
+mod incremental;
 mod maildir_source;
 mod modes;
 mod parallel;

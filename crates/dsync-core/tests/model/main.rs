@@ -6,6 +6,7 @@ mod all_mail;
 mod backup;
 mod concurrent_source;
 mod import;
+mod incremental;
 mod interrupt;
 mod merge;
 mod pairing;

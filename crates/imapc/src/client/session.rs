@@ -366,6 +366,32 @@ impl Session {
         handler.check(fetched)
     }
 
+    /// The metadata [`fetch_metadata`](Self::fetch_metadata) lists, of the messages of the
+    /// selected mailbox whose mod-sequence is above `modseq` (flags changed, or new):
+    /// `UID FETCH 1:* (…) (CHANGEDSINCE modseq VANISHED)` (RFC 7162), each such message to
+    /// `each`, and the UIDs the server says were expunged since `modseq` to `vanished`
+    /// (a server that no longer knows may name more: every UID it does not hold). Needs
+    /// QRESYNC enabled ([`enable`](Self::enable)); the caller checks that the mailbox's
+    /// HIGHESTMODSEQ has not gone below `modseq` (the server forgot its mod-sequences).
+    pub fn fetch_metadata_changed_since(
+        &mut self,
+        modseq: u64,
+        each: &mut dyn FnMut(MessageMeta) -> io::Result<()>,
+        vanished: &mut dyn FnMut(&SequenceSet) -> io::Result<()>,
+    ) -> Result<()> {
+        if !self.has_capability("QRESYNC") {
+            return Err(Error::Unsupported { capability: "QRESYNC" });
+        }
+        let items = self.metadata_items(false);
+        let all = SequenceSet::all();
+        let mut handler =
+            ChangedHandler { meta: MetaHandler::new(&all, each, self.conn.exists), vanished };
+        let modifiers = Modifiers { changed_since: Some(modseq), vanished: true };
+        let fetched =
+            fetch::uid_fetch(&mut self.conn, &all, &items, modifiers, usize::MAX, &mut handler);
+        handler.meta.check(fetched)
+    }
+
     /// EXAMINE `mailbox` and [`fetch_metadata_all`](Self::fetch_metadata_all) of it in one
     /// round trip: the `UID FETCH 1:*` is sent right behind the EXAMINE (RFC 3501 §5.5: the
     /// server completes the EXAMINE before it runs the FETCH). Over a 100 ms round trip this
@@ -851,4 +877,28 @@ pub(crate) fn logout(conn: &mut Conn) -> Result<()> {
     };
     conn.stream.shutdown();
     result
+}
+
+/// [`MetaHandler`] plus the `VANISHED` answers of a `CHANGEDSINCE … VANISHED` fetch.
+struct ChangedHandler<'a> {
+    meta: MetaHandler<'a>,
+    vanished: &'a mut dyn FnMut(&SequenceSet) -> io::Result<()>,
+}
+
+impl FetchHandler for ChangedHandler<'_> {
+    fn body(&mut self, start: &crate::proto::BodyStart, body: &mut dyn io::Read) -> io::Result<()> {
+        self.meta.body(start, body)
+    }
+
+    fn fetch(&mut self, fetch: crate::proto::Fetch) -> io::Result<()> {
+        self.meta.fetch(fetch)
+    }
+
+    fn vanished(&mut self, uids: &SequenceSet) -> io::Result<()> {
+        (self.vanished)(uids)
+    }
+
+    fn exists(&mut self, count: u32) -> io::Result<()> {
+        self.meta.exists(count)
+    }
 }

@@ -488,17 +488,23 @@ impl Mailbox {
             if changed {
                 locked.write_keywords(&table)?;
             }
+            // Only the files of the changed messages are looked for: a few changes in a
+            // big mailbox cost one pass over its directories, not a map of every file.
+            let wanted: HashSet<u32> = changes.iter().map(|(uid, _, _)| *uid).collect();
             let bases: HashMap<u32, String> = locked
                 .uidlist
                 .records
                 .iter()
+                .filter(|r| wanted.contains(&r.uid))
                 .map(|r| (r.uid, filename::base(&r.filename).to_string()))
                 .collect();
-            let mut scan = self.paths.scan()?;
+            let names: HashSet<&str> = bases.values().map(String::as_str).collect();
+            let mut scan = self.paths.scan_bases(&names)?;
             let mut renamed = false;
             for ((uid, flags, _), letters) in changes.iter().zip(&indexes) {
                 let base = bases.get(uid).ok_or_else(|| self.uid_not_found(*uid))?;
-                renamed |= self.rename_with_flags(&mut scan, base, *uid, *flags, letters)?;
+                renamed |=
+                    self.rename_with_flags(&mut scan, &names, base, *uid, *flags, letters)?;
             }
             if renamed && locked.fsync {
                 crate::fs::fsync_dir(&self.paths.sub(Sub::Cur))?;
@@ -511,6 +517,7 @@ impl Mailbox {
     fn rename_with_flags(
         &self,
         scan: &mut Scan,
+        names: &HashSet<&str>,
         base: &str,
         uid: u32,
         flags: Flags,
@@ -533,7 +540,9 @@ impl Mailbox {
                     return Ok(true);
                 }
                 // Dovecot renamed it meanwhile (its flag changes take no lock): look again.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => *scan = self.paths.scan()?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    *scan = self.paths.scan_bases(names)?;
+                }
                 Err(e) => return Err(e).ctx("rename", &from),
             }
         }
@@ -545,7 +554,14 @@ impl Mailbox {
     pub fn expunge(&self, uids: &[u32]) -> Result<()> {
         let uids: HashSet<u32> = uids.iter().copied().collect();
         state::locked(&self.store, &self.paths, |locked| {
-            let scan = self.paths.scan()?;
+            let names: HashSet<&str> = locked
+                .uidlist
+                .records
+                .iter()
+                .filter(|r| uids.contains(&r.uid))
+                .map(|r| filename::base(&r.filename))
+                .collect();
+            let scan = self.paths.scan_bases(&names)?;
             let mut touched = [false, false];
             for record in locked.uidlist.records.iter().filter(|r| uids.contains(&r.uid)) {
                 if let Some(file) = scan.get(filename::base(&record.filename)) {

@@ -4,8 +4,8 @@
 //! `dovecot-keywords` happens while holding the uidlist dotlock, exactly as Dovecot requires,
 //! so Dovecot may serve the same mailbox while we write.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -152,6 +152,17 @@ impl Paths {
     /// directory); names that are not UTF-8 or have an empty base name; a second file with
     /// the same base name that is not a link of the first (Dovecot gives it a new name).
     pub(crate) fn scan_reporting(&self) -> Result<(Scan, Vec<LeftOut>)> {
+        self.scan_matching(None)
+    }
+
+    /// [`Self::scan`] of only the files whose base name is in `bases`: one pass over the
+    /// directories without keeping every name, for changing a few messages of a big
+    /// mailbox (a re-run's flag changes and expunges).
+    pub(crate) fn scan_bases(&self, bases: &HashSet<&str>) -> Result<Scan> {
+        Ok(self.scan_matching(Some(bases))?.0)
+    }
+
+    fn scan_matching(&self, wanted: Option<&HashSet<&str>>) -> Result<(Scan, Vec<LeftOut>)> {
         let tree = self.tree();
         let mut scan = Scan::new();
         let mut left_out = Vec::new();
@@ -187,6 +198,9 @@ impl Paths {
                     }
                 };
                 let base = filename::base(&name);
+                if wanted.is_some_and(|wanted| !wanted.contains(base)) {
+                    continue;
+                }
                 if base.is_empty() {
                     report(relative.join(&name), LeftOutReason::EmptyBaseName);
                     continue;
@@ -294,7 +308,7 @@ impl Locked {
     /// Gives UIDs to files the uidlist does not know, in Dovecot's order (file-name sort,
     /// from the next UID up), and appends them.
     pub(crate) fn assign_new_files(&mut self, scan: &Scan) -> Result<()> {
-        let known: std::collections::HashSet<&str> =
+        let known: HashSet<&str> =
             self.uidlist.records.iter().map(|r| filename::base(&r.filename)).collect();
         let mut new: Vec<&str> =
             scan.keys().map(String::as_str).filter(|b| !known.contains(b)).collect();
@@ -446,7 +460,7 @@ pub(crate) fn assign_in_memory(paths: &Paths, uidlist: Option<Uidlist>, scan: &S
         let uid_validity = u32::try_from(crate::fs::now().0).unwrap_or(1).max(1);
         Uidlist::new(uid_validity, 1, Guid::generate())
     });
-    let mut known: std::collections::HashSet<String> =
+    let mut known: HashSet<String> =
         uidlist.records.iter().map(|r| filename::base(&r.filename).to_string()).collect();
     if let Ok(Some(data)) = paths.read_optional(&paths.dir.join(journal::JOURNAL)) {
         for entry in journal::parse(&data) {

@@ -65,8 +65,12 @@ fn candidates_are_known_folders_gone_from_a_followed_side_and_new_names() {
     assert_eq!(found.gone, vec![Gone { name: name("Archive"), sides: vec![A] }]);
     assert_eq!(found.appeared, vec![(A, name("Old")), (B, name("Mine"))]);
     // Nothing gone: nothing to look at.
-    let none =
-        candidates(&state, &names(&["INBOX", "Kept", "Archive"]), &names(&["Archive", "Kept"]), true);
+    let none = candidates(
+        &state,
+        &names(&["INBOX", "Kept", "Archive"]),
+        &names(&["Archive", "Kept"]),
+        true,
+    );
     assert_eq!(none, Candidates::default());
     // One-way: only the source's renames, and the destination must have the old name.
     let one_way = candidates(&state, &names(&["Old"]), &names(&["Archive", "Mine"]), false);

@@ -381,3 +381,31 @@ fn a_folder_renamed_on_one_side_is_renamed_on_the_other_without_copying_its_mail
     );
     assert_eq!(servers.destination_imap().snapshot(), b, "B unchanged");
 }
+
+#[test]
+fn a_backup_follows_a_folder_renamed_on_the_source() {
+    let (source, _) = source_with_fixture();
+    let servers = Servers::new(source);
+    let first = servers.run(&["backup"], &[]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let before = servers.destination_imap().snapshot();
+
+    servers.source_imap().command_ok("RENAME \"Archive\" \"Old\"");
+    let run = servers.run(&["backup"], &[]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    assert!(
+        String::from_utf8_lossy(&run.stdout).contains("0 messages saved (0 B)"),
+        "no body travelled: {}",
+        text(&run)
+    );
+    let a = servers.source_imap().snapshot();
+    let b = servers.destination_imap().snapshot();
+    assert_carried(&a, &b);
+    assert_eq!(pairs_hold(&servers.state(), &a, &b), a.message_count(), "every message paired");
+    for (old, new) in [("Archive", "Old"), ("Archive/2023", "Old/2023")] {
+        assert!(!b.mailboxes.contains_key(old), "{old} renamed");
+        let (x, y) = (&before.mailboxes[old], &b.mailboxes[new]);
+        assert_eq!(x.uid_validity, y.uid_validity, "{old} → {new}: renamed, not copied");
+        assert_eq!(x.messages, y.messages, "{old} → {new}: same UIDs, flags and bytes");
+    }
+}

@@ -7,15 +7,20 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::Origin;
 use super::renames::{self, Evidence, Rename};
 use crate::error::Side;
-use crate::execute::{Observer, SyncOptions};
+use crate::execute::Observer;
 use crate::model::{MailboxContents, MailboxInfo, MailboxName};
 use crate::report::{MailboxRename, Report};
 use crate::state::SyncState;
 use crate::state::pairs::entry_record;
 use crate::storage::StorageMut;
 
-/// Both sides' listings (destination spelling), changed as renames are followed.
+/// Both sides' listings (destination spelling), changed as renames are followed, and
+/// how the run treats renames.
 pub(super) struct Listings<'a> {
+    /// Renames are followed both ways (else only the source's).
+    pub(super) two_way: bool,
+    /// Nothing is renamed: the renamed subtrees are left out of the plan instead.
+    pub(super) dry_run: bool,
     pub(super) source: &'a mut Vec<MailboxInfo>,
     pub(super) destination: &'a mut Vec<MailboxInfo>,
     /// Source spelling by destination spelling.
@@ -40,8 +45,6 @@ impl Listings<'_> {
 /// the other side, moving their pairs (children's too) to the new names. Whatever is
 /// unsure is left as it was: a delete and a create.
 pub(super) fn follow_renames(
-    options: &SyncOptions,
-    two_way: bool,
     source: &mut Origin<'_>,
     destination: &mut dyn StorageMut,
     state: &mut SyncState,
@@ -50,7 +53,7 @@ pub(super) fn follow_renames(
     observer: &mut dyn Observer,
 ) {
     let (a_names, b_names) = (listings.names(Side::Source), listings.names(Side::Destination));
-    let candidates = renames::candidates(&state.pairs, &a_names, &b_names, two_way);
+    let candidates = renames::candidates(&state.pairs, &a_names, &b_names, listings.two_way);
     if candidates.gone.is_empty() || candidates.appeared.is_empty() {
         return;
     }
@@ -71,7 +74,7 @@ pub(super) fn follow_renames(
         if evidence != Evidence::For {
             continue;
         }
-        apply(options, source, destination, state, report, listings, observer, &rename);
+        apply(source, destination, state, report, listings, observer, &rename);
     }
 }
 
@@ -145,7 +148,6 @@ fn subtree_evidence(
 
 /// Renames the folder on the side that follows, then moves the pairs and the listing.
 fn apply(
-    options: &SyncOptions,
     source: &mut Origin<'_>,
     destination: &mut dyn StorageMut,
     state: &mut SyncState,
@@ -155,7 +157,7 @@ fn apply(
     rename: &Rename,
 ) {
     if let Some((side, old)) = &rename.follow {
-        if !options.dry_run {
+        if !listings.dry_run {
             let result = match side {
                 Side::Source => match source.writable() {
                     Some(writable) => {
@@ -178,7 +180,7 @@ fn apply(
         }
         let list =
             if *side == Side::Source { &mut *listings.source } else { &mut *listings.destination };
-        if options.dry_run {
+        if listings.dry_run {
             // Nothing renamed: the subtree is left out of the dry run's plan on both
             // sides rather than shown as copied.
             list.retain(|info| !info.name.is_within(old));
@@ -195,7 +197,7 @@ fn apply(
             to: rename.to.clone(),
         });
     }
-    if options.dry_run {
+    if listings.dry_run {
         for (side, _) in &rename.renamed_on {
             let list = if *side == Side::Source {
                 &mut *listings.source

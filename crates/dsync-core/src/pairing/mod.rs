@@ -126,21 +126,13 @@ pub(crate) fn run(
     let destination_subscriptions =
         destination.subscriptions().map_err(SyncError::global(Side::Destination))?;
     let mut listings = follow::Listings {
+        two_way: mode == PairMode::TwoWay,
+        dry_run: options.dry_run,
         source: &mut source_mailboxes,
         destination: &mut destination_mailboxes,
         source_names: &source_names,
     };
-    let two_way = mode == PairMode::TwoWay;
-    follow::follow_renames(
-        options,
-        two_way,
-        &mut source,
-        destination,
-        state,
-        report,
-        &mut listings,
-        observer,
-    );
+    follow::follow_renames(&mut source, destination, state, report, &mut listings, observer);
     let mut considered = source_mailboxes.clone();
     if mode == PairMode::TwoWay {
         considered.extend(destination_mailboxes.iter().cloned());

@@ -49,6 +49,12 @@ fn contents(validity: u32, uid_next: u32, messages: &[(u32, u64, i64)]) -> Mailb
     }
 }
 
+/// A new name on a side, with its UIDVALIDITY.
+type Appeared = (Side, MailboxName, u32);
+
+/// What, gone, appeared, the renames expected.
+type Case = (&'static str, Vec<Gone>, Vec<Appeared>, Vec<Rename>);
+
 const A: Side = Side::Source;
 const B: Side = Side::Destination;
 
@@ -94,7 +100,7 @@ fn a_rename_is_a_unique_uidvalidity_match_both_ways() {
         renamed_on: vec![(on, name(to))],
         follow: follow.map(|(side, n)| (side, name(n))),
     };
-    let cases: Vec<(&str, Vec<Gone>, Vec<(Side, MailboxName, u32)>, Vec<Rename>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "renamed on A: B follows",
             gone(&[("Archive", &[A])]),

@@ -315,3 +315,97 @@ fn imap_two_way_timing() {
         println!("| {label} | {seconds:.2} | {peak:.1} |");
     }
 }
+
+#[test]
+fn a_folder_renamed_on_one_side_is_renamed_on_the_other_without_copying_its_mail() {
+    let (source, _) = source_with_fixture();
+    let servers = Servers::new(source);
+    let sync = || servers.run(&["sync"], &[]);
+    let first = sync();
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let b_before = servers.destination_imap().snapshot();
+    let a_before = servers.source_imap().snapshot();
+    assert!(!b_before.mailboxes["Archive/2023"].messages.is_empty(), "the child holds mail");
+
+    // A renames Archive (and with it Archive/2023) and moves the subscriptions as a mail
+    // client does; B renames Project Notes.
+    let mut imap = servers.source_imap();
+    imap.command_ok("RENAME \"Archive\" \"Old\"");
+    imap.command_ok("SUBSCRIBE \"Old\"");
+    imap.command_ok("SUBSCRIBE \"Old/2023\"");
+    drop(imap);
+    let mut imap = servers.destination_imap();
+    imap.command_ok("RENAME \"Project Notes\" \"Notes\"");
+    drop(imap);
+
+    let run = sync();
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    assert!(
+        String::from_utf8_lossy(&run.stdout).contains("0 messages saved (0 B)"),
+        "no body travelled: {}",
+        text(&run)
+    );
+    let a = servers.source_imap().snapshot();
+    let b = servers.destination_imap().snapshot();
+    assert_carried(&a, &b);
+    assert_eq!(pairs_hold(&servers.state(), &a, &b), a.message_count(), "every message paired");
+    for (side, snapshot) in [("A", &a), ("B", &b)] {
+        for gone in ["Archive", "Archive/2023", "Project Notes"] {
+            assert!(!snapshot.mailboxes.contains_key(gone), "{side}: {gone} renamed");
+        }
+        let subscribed = |name: &str| snapshot.subscriptions.iter().any(|s| s == name);
+        assert!(
+            subscribed("Old") && subscribed("Old/2023"),
+            "{side}: {:?}",
+            snapshot.subscriptions
+        );
+    }
+    // The side that followed kept its UIDVALIDITY and UIDs: it was renamed, not copied.
+    let same = |before: &AccountSnapshot, old: &str, after: &AccountSnapshot, new: &str| {
+        let (x, y) = (&before.mailboxes[old], &after.mailboxes[new]);
+        let uids =
+            |m: &testkit::MailboxSnapshot| m.messages.iter().map(|m| m.uid).collect::<Vec<_>>();
+        assert_eq!((x.uid_validity, uids(x)), (y.uid_validity, uids(y)), "{old} → {new}");
+    };
+    same(&b_before, "Archive", &b, "Old");
+    same(&b_before, "Archive/2023", &b, "Old/2023");
+    same(&a_before, "Project Notes", &a, "Notes");
+
+    let again = sync();
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stdout)
+            .contains("0 messages saved (0 B), 0 expunged, 0 flag changes in"),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(servers.destination_imap().snapshot(), b, "B unchanged");
+}
+
+#[test]
+fn a_backup_follows_a_folder_renamed_on_the_source() {
+    let (source, _) = source_with_fixture();
+    let servers = Servers::new(source);
+    let first = servers.run(&["backup"], &[]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let before = servers.destination_imap().snapshot();
+
+    servers.source_imap().command_ok("RENAME \"Archive\" \"Old\"");
+    let run = servers.run(&["backup"], &[]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    assert!(
+        String::from_utf8_lossy(&run.stdout).contains("0 messages saved (0 B)"),
+        "no body travelled: {}",
+        text(&run)
+    );
+    let a = servers.source_imap().snapshot();
+    let b = servers.destination_imap().snapshot();
+    assert_carried(&a, &b);
+    assert_eq!(pairs_hold(&servers.state(), &a, &b), a.message_count(), "every message paired");
+    for (old, new) in [("Archive", "Old"), ("Archive/2023", "Old/2023")] {
+        assert!(!b.mailboxes.contains_key(old), "{old} renamed");
+        let (x, y) = (&before.mailboxes[old], &b.mailboxes[new]);
+        assert_eq!(x.uid_validity, y.uid_validity, "{old} → {new}: renamed, not copied");
+        assert_eq!(x.messages, y.messages, "{old} → {new}: same UIDs, flags and bytes");
+    }
+}

@@ -19,7 +19,9 @@
 //! changed since the last run travels; the destination's own stay.
 
 mod copy;
+mod follow;
 pub mod plan;
+pub mod renames;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -102,7 +104,7 @@ pub(crate) fn run(
         ));
     }
     let listed = source.storage().mailboxes().map_err(SyncError::global(Side::Source))?;
-    let (source_mailboxes, source_names) = local_names(listed, destination, report);
+    let (mut source_mailboxes, source_names) = local_names(listed, destination, report);
     let left_out = listing_skips(
         Side::Source,
         source.storage(),
@@ -117,12 +119,20 @@ pub(crate) fn run(
         .iter()
         .map(|name| destination.local_name(name))
         .collect();
-    let destination_mailboxes =
+    let mut destination_mailboxes =
         destination.mailboxes().map_err(SyncError::global(Side::Destination))?;
     let destination_left_out =
         listing_skips(Side::Destination, destination, &Clone::clone, report, state);
     let destination_subscriptions =
         destination.subscriptions().map_err(SyncError::global(Side::Destination))?;
+    let mut listings = follow::Listings {
+        two_way: mode == PairMode::TwoWay,
+        dry_run: options.dry_run,
+        source: &mut source_mailboxes,
+        destination: &mut destination_mailboxes,
+        source_names: &source_names,
+    };
+    follow::follow_renames(&mut source, destination, state, report, &mut listings, observer);
     let mut considered = source_mailboxes.clone();
     if mode == PairMode::TwoWay {
         considered.extend(destination_mailboxes.iter().cloned());

@@ -511,6 +511,18 @@ pub trait MailboxWriter {
     /// Makes everything staged so far durable.
     fn commit(&mut self) -> Result<(), StorageError>;
 
+    /// A commit along the way for a storage that assigns UIDs: like [`commit`], but it
+    /// may leave the latest saves unconfirmed, so that the storage keeps working on them
+    /// while the caller records what [`take_assigned`] reports (an IMAP server with
+    /// APPENDs still in flight). The saves left out are reported by a later call or by
+    /// the next [`commit`], which confirms everything. The default is [`commit`].
+    ///
+    /// [`commit`]: MailboxWriter::commit
+    /// [`take_assigned`]: MailboxWriter::take_assigned
+    fn commit_confirmed(&mut self) -> Result<(), StorageError> {
+        self.commit()
+    }
+
     /// For a storage that assigns UIDs ([`Capabilities::assigns_uids`]): what became of
     /// the saves committed since the last call, in the order they were made, each under
     /// the UID its [`MessageMeta`] asked for. The default (a storage that takes forced

@@ -85,10 +85,10 @@ pub(super) fn copy(
     }
     if let Err(error) = fetched {
         // What was saved before the origin failed is still confirmed, if it can be.
-        let _ = sink.commit();
+        let _ = sink.commit(Commit::All);
         return Err(Box::new(CopyStopped { error, written: false, copied: sink.copied }));
     }
-    if let Err(error) = sink.commit() {
+    if let Err(error) = sink.commit(Commit::All) {
         return Err(Box::new(CopyStopped { error, written: true, copied: sink.copied }));
     }
     sink.copied.vanished = uids.len() as u64 - sink.seen;
@@ -102,6 +102,15 @@ pub(super) struct CopyStopped {
     pub(super) written: bool,
     /// What it had confirmed before.
     pub(super) copied: Copied,
+}
+
+/// How much a commit confirms ([`Sink::commit`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Commit {
+    /// Every save so far.
+    All,
+    /// What the written side has confirmed so far.
+    Confirmed,
 }
 
 struct Sink<'t, 'a, 'm> {
@@ -127,27 +136,35 @@ impl Sink<'_, '_, '_> {
         reply
     }
 
-    /// Commits and takes the outcomes of the saves since the last commit.
-    fn commit(&mut self) -> Result<(), StorageError> {
+    /// Commits and takes the outcomes of the saves since the last commit: all of them
+    /// (`Commit::All`), or along the way (`Commit::Confirmed`) those the written side has
+    /// confirmed so far, the rest waiting for a later commit
+    /// ([`MailboxWriter::commit_confirmed`]).
+    fn commit(&mut self, how: Commit) -> Result<(), StorageError> {
         if self.unconfirmed.is_empty() {
             return Ok(());
         }
-        self.target.writer.commit()?;
         self.since_commit = 0;
-        let unconfirmed = std::mem::take(&mut self.unconfirmed);
-        let requested: BTreeMap<Uid, (Uid, u64)> =
-            unconfirmed.iter().map(|(origin, asked, bytes)| (*asked, (*origin, *bytes))).collect();
         if !self.target.assigns {
-            for (origin, asked, bytes) in unconfirmed {
+            self.target.writer.commit()?;
+            for (origin, asked, bytes) in std::mem::take(&mut self.unconfirmed) {
                 self.copied.stored += 1;
                 self.copied.bytes += bytes;
                 (self.stored)(&mut *self.observer, origin, Some(asked));
             }
             return Ok(());
         }
+        match how {
+            Commit::All => self.target.writer.commit()?,
+            Commit::Confirmed => self.target.writer.commit_confirmed()?,
+        }
+        let mut requested: BTreeMap<Uid, (Uid, u64)> = std::mem::take(&mut self.unconfirmed)
+            .into_iter()
+            .map(|(origin, asked, bytes)| (asked, (origin, bytes)))
+            .collect();
         let mut stop = None;
         for assigned in self.target.writer.take_assigned() {
-            let Some(&(origin, bytes)) = requested.get(&assigned.requested) else { continue };
+            let Some((origin, bytes)) = requested.remove(&assigned.requested) else { continue };
             match assigned.result {
                 Ok(uid) => {
                     self.copied.stored += 1;
@@ -171,6 +188,14 @@ impl Sink<'_, '_, '_> {
                     ));
                 }
             }
+        }
+        // Not answered yet: confirmed by a later commit (after a full commit, none is
+        // left but those the writer never reported).
+        if how == Commit::Confirmed {
+            self.unconfirmed = requested
+                .into_iter()
+                .map(|(asked, (origin, bytes))| (origin, asked, bytes))
+                .collect();
         }
         stop.map_or(Ok(()), Err)
     }
@@ -204,8 +229,9 @@ impl Sink<'_, '_, '_> {
         self.since_commit += 1;
         self.observer.message_saved(self.target.mailbox, uid, bytes);
         let interrupted = self.observer.interrupted();
+        let how = if interrupted { Commit::All } else { Commit::Confirmed };
         if (self.since_commit >= self.target.commit_interval.max(1) || interrupted)
-            && let Err(error) = self.commit()
+            && let Err(error) = self.commit(how)
         {
             return Err(self.fail(error));
         }

@@ -209,11 +209,20 @@ pub(crate) fn drain(conn: &mut Conn) -> Result<()> {
     Ok(())
 }
 
-/// Waits for every answer; the outcomes not taken yet, in the order the messages were
-/// given.
-pub(crate) fn finish(conn: &mut Conn) -> Result<Vec<AppendOutcome>> {
-    drain(conn)?;
+/// Reads answers until at most `keep_in_flight` APPENDs are unanswered; the outcomes not
+/// taken yet, in the order the messages were given. The APPENDs left in flight keep the
+/// server busy while the caller records these outcomes.
+pub(crate) fn collect(conn: &mut Conn, keep_in_flight: usize) -> Result<Vec<AppendOutcome>> {
+    while conn.appends.in_flight.len() > keep_in_flight {
+        read_answer(conn, None)?;
+    }
     let mut outcomes = std::mem::take(&mut conn.appends.outcomes);
     outcomes.sort_by_key(|outcome| outcome.index);
     Ok(outcomes)
+}
+
+/// Waits for every answer; the outcomes not taken yet, in the order the messages were
+/// given.
+pub(crate) fn finish(conn: &mut Conn) -> Result<Vec<AppendOutcome>> {
+    collect(conn, 0)
 }

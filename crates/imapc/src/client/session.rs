@@ -713,6 +713,14 @@ impl Session {
         append::finish(&mut self.conn)
     }
 
+    /// Like [`finish_appends`](Self::finish_appends) but waits only until at most
+    /// `keep_in_flight` streamed APPENDs are unanswered, and hands out the outcomes heard
+    /// so far: the APPENDs left in flight keep the server busy meanwhile (a caller that
+    /// records each outcome need not let the server idle while it does).
+    pub fn collect_appends(&mut self, keep_in_flight: usize) -> Result<Vec<AppendOutcome>> {
+        append::collect(&mut self.conn, keep_in_flight)
+    }
+
     /// The most bytes one message may have (`APPENDLIMIT=n`, RFC 7889), when announced.
     pub fn append_limit(&self) -> Option<u64> {
         self.conn.capabilities.append_limit()

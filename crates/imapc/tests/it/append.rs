@@ -119,6 +119,41 @@ fn pipelined_appends_stream_and_a_refusal_fails_alone() {
 }
 
 #[test]
+fn collecting_leaves_appends_in_flight_and_loses_no_outcome() {
+    let dovecot = Dovecot::builder().start();
+    let mut oracle = RawImap::login(dovecot.imap_port(), "alice", "alicepw");
+    let mut session = login(&dovecot);
+    let inbox = MailboxName::from_utf8("INBOX");
+    let bodies: Vec<Vec<u8>> = (0..40).map(|i| fixtures::message(i, "window", "text")).collect();
+    let mut heard = Vec::new();
+    for (index, body) in bodies.iter().enumerate() {
+        session
+            .append_streamed(&inbox, &[], None, body.len() as u64, &mut body.as_slice())
+            .expect("sent");
+        if index % 10 == 9 {
+            // Along the way: at most 4 left unanswered, the others' outcomes handed out.
+            heard.extend(session.collect_appends(4).expect("answers"));
+            assert_eq!(session.appends_in_flight(), 4, "the window stays in flight");
+            assert_eq!(heard.len() + session.appends_in_flight(), index + 1);
+        }
+    }
+    heard.extend(session.finish_appends().expect("the rest"));
+    assert_eq!(session.appends_in_flight(), 0);
+    // Every message's outcome exactly once, in order, with its own UID.
+    let indexes: Vec<u64> = heard.iter().map(|outcome| outcome.index).collect();
+    assert_eq!(indexes, (0..40).collect::<Vec<u64>>());
+    let uids: Vec<u32> = heard
+        .iter()
+        .map(|outcome| outcome.result.as_ref().expect("stored").expect("APPENDUID").1.get())
+        .collect();
+    let stored = oracle.messages("INBOX");
+    assert_eq!(stored.iter().map(|message| message.uid).collect::<Vec<u32>>(), uids);
+    for (message, body) in stored.iter().zip(&bodies) {
+        assert_eq!(&message.body, body);
+    }
+}
+
+#[test]
 fn a_large_message_streams_through_a_small_buffer() {
     let dovecot = Dovecot::builder().start();
     let mut oracle = RawImap::login(dovecot.imap_port(), "alice", "alicepw");

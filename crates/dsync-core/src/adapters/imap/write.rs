@@ -28,6 +28,12 @@ use crate::storage::{Assigned, MailboxWriter, NewMailbox, NotApplied, StorageMut
 /// come after the body ([`MailboxWriter::save_finish`]).
 const BODY_IN_MEMORY: usize = 1 << 20;
 
+/// APPENDs left unanswered by a commit along the way
+/// ([`MailboxWriter::commit_confirmed`]): the server works on them while the engine
+/// records the answers heard, instead of idling until the next APPEND arrives. Half of
+/// what imapc lets fly, so that sending goes on for a while before it waits again.
+const APPENDS_KEPT_IN_FLIGHT: usize = imapc::MAX_APPENDS_IN_FLIGHT / 2;
+
 impl StorageMut for ImapStorage {
     fn create_mailbox(
         &mut self,
@@ -226,6 +232,28 @@ impl ImapWriter<'_> {
         Ok(())
     }
 
+    /// Sends the flag changes, then waits until at most `keep_in_flight` APPENDs are
+    /// unanswered and takes the outcomes heard so far.
+    fn collect(&mut self, keep_in_flight: usize) -> Result<(), StorageError> {
+        if !self.flag_changes.is_empty() {
+            // Another command: it waits for every APPEND first.
+            self.send_flag_changes()?;
+        }
+        if self.sent.is_empty() {
+            return Ok(());
+        }
+        let outcomes = self.storage.session.collect_appends(keep_in_flight);
+        // Without the answers nothing is known of these saves: the next run finds what
+        // reached the server by content.
+        let outcomes = outcomes.map_err(|e| convert_error(e, "APPEND"))?;
+        for outcome in outcomes {
+            let Some(requested) = self.sent.remove(&outcome.index) else { continue };
+            let assigned = self.outcome(requested, outcome.result);
+            self.assigned.push(assigned);
+        }
+        Ok(())
+    }
+
     /// What became of one APPEND, for the engine.
     fn outcome(
         &self,
@@ -357,21 +385,11 @@ impl MailboxWriter for ImapWriter<'_> {
     }
 
     fn commit(&mut self) -> Result<(), StorageError> {
-        self.send_flag_changes()?;
-        if self.sent.is_empty() {
-            return Ok(());
-        }
-        let outcomes = self.storage.session.finish_appends();
-        let sent = std::mem::take(&mut self.sent);
-        // Without the answers nothing is known of these saves: the next run finds what
-        // reached the server by content.
-        let outcomes = outcomes.map_err(|e| convert_error(e, "APPEND"))?;
-        for outcome in outcomes {
-            let Some(&requested) = sent.get(&outcome.index) else { continue };
-            let assigned = self.outcome(requested, outcome.result);
-            self.assigned.push(assigned);
-        }
-        Ok(())
+        self.collect(0)
+    }
+
+    fn commit_confirmed(&mut self) -> Result<(), StorageError> {
+        self.collect(APPENDS_KEPT_IN_FLIGHT)
     }
 
     fn take_assigned(&mut self) -> Vec<Assigned> {

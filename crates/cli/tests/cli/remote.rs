@@ -392,14 +392,14 @@ fn give_pop3_identities(dovecot: &Dovecot, user: &str, count: u32) {
     let path = dovecot.home(user).join("Maildir/dovecot-uidlist");
     let uidlist = std::fs::read_to_string(&path).expect("read dovecot-uidlist");
     let mut lines = uidlist.lines();
-    let mut rewritten = format!("{}\n", lines.next().expect("uidlist header"));
+    let mut rewritten = vec![lines.next().expect("uidlist header").to_owned()];
     for line in lines {
         let (uid, rest) = line.split_once(' ').expect("uidlist record");
         let number: u32 = uid.parse().expect("uidlist UID");
         let order = count + 1 - number;
-        rewritten.push_str(&format!("{uid} Plegacy-{uid} O{order} {rest}\n"));
+        rewritten.push(format!("{uid} Plegacy-{uid} O{order} {rest}"));
     }
-    std::fs::write(&path, rewritten).expect("write dovecot-uidlist");
+    std::fs::write(&path, rewritten.join("\n") + "\n").expect("write dovecot-uidlist");
 }
 
 #[test]

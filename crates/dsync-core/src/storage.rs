@@ -287,12 +287,60 @@ pub trait MessageSink {
         self.done(uid)
     }
 
+    /// Like [`done_with_received`](Self::done_with_received), from a source that hands
+    /// more of a message's metadata with its body than in its listing (Dovecot's dsync `M`
+    /// items carry the POP3 UIDL and order): each field is used when the message's metadata
+    /// has none.
+    fn done_with_delivered(&mut self, uid: Uid, delivered: Delivered) -> Result<(), StorageError> {
+        self.done_with_received(uid, delivered.received)
+    }
+
     /// Whether the message `uid` may need the received date a source reads from its body
     /// ([`done_with_received`](Self::done_with_received)); `false` lets the source skip
     /// reading it (a message whose metadata has a date, or one not asked for).
     fn wants_received(&self, uid: Uid) -> bool {
         let _ = uid;
         true
+    }
+}
+
+/// Metadata a source learns only while delivering a message's body
+/// ([`MessageSink::done_with_delivered`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Delivered {
+    /// The received date (UNIX seconds).
+    pub received: Option<i64>,
+    /// The POP3 UIDL.
+    pub pop3_uidl: Option<String>,
+    /// The position in the POP3 listing (1-based).
+    pub pop3_order: Option<u32>,
+}
+
+impl Delivered {
+    /// Just a received date.
+    pub fn received(received: Option<i64>) -> Delivered {
+        Delivered { received, ..Delivered::default() }
+    }
+
+    /// Whether `meta` lacks something this has.
+    pub fn adds_to(&self, meta: &MessageMeta) -> bool {
+        (meta.received.is_none() && self.received.is_some())
+            || (meta.pop3_uidl.is_none() && self.pop3_uidl.is_some())
+            || (meta.pop3_order.is_none() && self.pop3_order.is_some())
+    }
+
+    /// Fills in what `meta` lacks (what it has, e.g. a planned POP3 order, stays).
+    pub fn fill(self, meta: &mut MessageMeta) {
+        if meta.received.is_none() {
+            meta.received = self.received;
+        }
+        if meta.pop3_uidl.is_none() {
+            meta.pop3_uidl = self.pop3_uidl;
+        }
+        if meta.pop3_order.is_none() {
+            meta.pop3_order = self.pop3_order;
+        }
     }
 }
 
@@ -578,5 +626,30 @@ impl Assigned {
         retry_after: Option<std::time::Duration>,
     ) -> Assigned {
         Assigned { requested, result: Err(error), retry_after }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Delivered;
+    use crate::model::{Flags, MessageMeta, Uid};
+
+    #[test]
+    fn delivered_fills_only_what_the_metadata_lacks() {
+        let uid = Uid::new(7).expect("nonzero");
+        let mut planned = MessageMeta::new(uid, Flags::default());
+        planned.pop3_order = Some(2);
+        let delivered = Delivered {
+            received: Some(1_700_000_000),
+            pop3_uidl: Some("legacy-7".into()),
+            pop3_order: Some(9),
+        };
+        assert!(delivered.adds_to(&planned));
+        delivered.fill(&mut planned);
+        assert_eq!(planned.received, Some(1_700_000_000));
+        assert_eq!(planned.pop3_uidl.as_deref(), Some("legacy-7"));
+        assert_eq!(planned.pop3_order, Some(2), "a planned order stays");
+        assert!(!Delivered::received(Some(1)).adds_to(&planned));
+        assert!(!Delivered::default().adds_to(&MessageMeta::new(uid, Flags::default())));
     }
 }

@@ -373,3 +373,59 @@ fn pull_into_sdbox_and_push_from_it_keep_what_the_source_serves_and_its_guids() 
     expected.assert_same(&testkit::RawImap::login(new.imap_port(), "bob", "bobpw").snapshot());
     assert_eq!(guids(&new, "bob"), guids(&source, "alice"), "GUIDs after the push");
 }
+
+/// `UIDL` and `LIST` through `dovecot`'s own POP3 server.
+fn pop3_listing(dovecot: &Dovecot, user: &str, password: &str) -> PopListing {
+    let mut pop3 = testkit::RawPop3::login(dovecot.pop3_port(), user, password);
+    let listing = (pop3.uidl(), pop3.list());
+    pop3.quit();
+    listing
+}
+
+/// `UIDL` and `LIST` as a POP3 client sees them.
+type PopListing = (Vec<(u32, String)>, Vec<(u32, u64)>);
+
+/// Gives the INBOX mail of `user`'s Maildir POP3 UIDLs and a POP3 order of their own (the
+/// `P` and `O` fields Dovecot keeps in `dovecot-uidlist` for mail migrated from a POP3
+/// server): UID n is `legacy-n`, listed in reverse UID order.
+fn give_pop3_identities(dovecot: &Dovecot, user: &str, count: u32) {
+    let path = dovecot.home(user).join("Maildir/dovecot-uidlist");
+    let uidlist = std::fs::read_to_string(&path).expect("read dovecot-uidlist");
+    let mut lines = uidlist.lines();
+    let mut rewritten = vec![lines.next().expect("uidlist header").to_owned()];
+    for line in lines {
+        let (uid, rest) = line.split_once(' ').expect("uidlist record");
+        let number: u32 = uid.parse().expect("uidlist UID");
+        let order = count + 1 - number;
+        rewritten.push(format!("{uid} Plegacy-{uid} O{order} {rest}"));
+    }
+    std::fs::write(&path, rewritten.join("\n") + "\n").expect("write dovecot-uidlist");
+}
+
+#[test]
+fn pop3_uidls_and_order_travel_with_the_mail_into_maildir_and_sdbox() {
+    let source = Dovecot::builder().user("alice", super::PASSWORD).start();
+    let mut imap = testkit::RawImap::login(source.imap_port(), "alice", super::PASSWORD);
+    for (index, size) in [(1, 1200), (2, 2300), (3, 3400)] {
+        imap.append("INBOX", &[], None, &testkit::fixtures::sized_message(index, size));
+    }
+    imap.logout();
+    give_pop3_identities(&source, "alice", 3);
+    let expected = pop3_listing(&source, "alice", super::PASSWORD);
+    // Dovecot's POP3 serves what the uidlist says: the ids, and UID 3 first.
+    let ids: Vec<&str> = expected.0.iter().map(|(_, uidl)| uidl.as_str()).collect();
+    assert_eq!(ids, ["legacy-3", "legacy-2", "legacy-1"], "{expected:?}");
+
+    let command = source.dsync_server_command("alice");
+    let dir = tempfile::tempdir().expect("temp dir");
+    for format in ["maildir", "sdbox"] {
+        let destination = dir.path().join(format);
+        let target = format!("{format}:{}", destination.display());
+        let run = dsync(&["backup", &command, &target], None);
+        assert_eq!(run.status.code(), Some(0), "{format}: {}", text(&run));
+        let reader = Dovecot::builder()
+            .user_serving_copy("reader", "readerpw", &destination, format)
+            .start();
+        assert_eq!(pop3_listing(&reader, "reader", "readerpw"), expected, "{format}");
+    }
+}

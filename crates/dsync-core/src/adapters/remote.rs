@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use dsync_proto::proto::{
-    Attribute, ChangeType, Existence, MailChange, MailRequest, Mailbox, MailboxState, flags,
+    Attribute, ChangeType, Existence, Mail, MailChange, MailRequest, Mailbox, MailboxState, flags,
 };
 use dsync_proto::{ClientError, MailboxExport, PullSession};
 pub use dsync_proto::{DEFAULT_REMOTE_CMD, RemoteCommand};
@@ -27,7 +27,7 @@ use crate::model::{
     Flags, MailboxContents, MailboxGuid, MailboxInfo, MailboxName, MailboxStatus, MessageMeta,
     SystemFlags, Uid, UidValidity,
 };
-use crate::storage::{Capabilities, MailboxAttribute, MessageSink, Skip, Storage};
+use crate::storage::{Capabilities, Delivered, MailboxAttribute, MessageSink, Skip, Storage};
 
 /// The mailbox the conversation is in.
 #[derive(Debug)]
@@ -374,6 +374,15 @@ fn contents_of(
     Ok(MailboxContents { status, messages: messages.into_values().collect() })
 }
 
+/// What an `M` item tells beyond the `C` list: the received date, and the POP3 UIDL and
+/// order Dovecot keeps for the mail (`""` and 0 when it keeps none).
+fn delivered_meta(mail: &Mail) -> Delivered {
+    let mut delivered = Delivered::received(mail.received_date);
+    delivered.pop3_uidl = mail.pop3_uidl.clone().filter(|uidl| !uidl.is_empty());
+    delivered.pop3_order = mail.pop3_order.filter(|&order| order > 0);
+    delivered
+}
+
 impl Storage for RemoteStorage {
     fn describe(&self) -> String {
         format!("remote dsync ({})", self.command)
@@ -454,7 +463,7 @@ impl Storage for RemoteStorage {
             let mut crlf = mailstore::CrlfReader::new(body);
             let delivered = sink
                 .body(&mut crlf)
-                .and_then(|()| sink.done_with_received(uid, mail.received_date));
+                .and_then(|()| sink.done_with_delivered(uid, delivered_meta(mail)));
             delivered.map_err(|error| {
                 let message = error.to_string();
                 sink_error = Some(error);

@@ -9,7 +9,7 @@ use crate::error::{ErrorKind, Side, StorageError, SyncError};
 use crate::model::{MailboxName, MessageMeta, Uid};
 use crate::plan::MailboxPlan;
 use crate::report::MailboxReport;
-use crate::storage::{MailboxWriter, MessageSink, Storage};
+use crate::storage::{Delivered, MailboxWriter, MessageSink, Storage};
 
 /// Reads the bodies of some UIDs into a sink (a storage's `fetch`, or a spool's replay).
 pub(super) type Fetch<'a> =
@@ -289,7 +289,7 @@ impl CopySink<'_, '_, '_> {
         reply
     }
 
-    fn finish(&mut self, uid: Uid, received: Option<i64>) -> Result<(), StorageError> {
+    fn finish(&mut self, uid: Uid, delivered: Delivered) -> Result<(), StorageError> {
         let Some(bytes) = self.staged_bytes.take() else {
             return Err(StorageError::new(
                 ErrorKind::InvalidData,
@@ -306,12 +306,12 @@ impl CopySink<'_, '_, '_> {
                 format!("UID {uid} arrived out of ascending order"),
             ));
         }
-        let saved = match (meta.received, received) {
-            (None, Some(received)) => self
-                .copier
-                .writer
-                .save_finish(&MessageMeta { received: Some(received), ..meta.clone() }),
-            _ => self.copier.writer.save_finish(meta),
+        let saved = if delivered.adds_to(meta) {
+            let mut completed = meta.clone();
+            delivered.fill(&mut completed);
+            self.copier.writer.save_finish(&completed)
+        } else {
+            self.copier.writer.save_finish(meta)
         };
         if let Err(error) = saved {
             return Err(self.fail(error));
@@ -349,11 +349,15 @@ impl MessageSink for CopySink<'_, '_, '_> {
     }
 
     fn done(&mut self, uid: Uid) -> Result<(), StorageError> {
-        self.finish(uid, None)
+        self.finish(uid, Delivered::default())
     }
 
     fn done_with_received(&mut self, uid: Uid, received: Option<i64>) -> Result<(), StorageError> {
-        self.finish(uid, received)
+        self.finish(uid, Delivered::received(received))
+    }
+
+    fn done_with_delivered(&mut self, uid: Uid, delivered: Delivered) -> Result<(), StorageError> {
+        self.finish(uid, delivered)
     }
 
     fn wants_received(&self, uid: Uid) -> bool {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::error::{ErrorKind, StorageError};
 use crate::execute::Observer;
 use crate::model::{Flags, MailboxName, MessageMeta, Uid};
-use crate::storage::{MailboxWriter, MessageSink};
+use crate::storage::{Delivered, MailboxWriter, MessageSink};
 
 /// Reads the bodies of some UIDs of the origin mailbox into a sink.
 pub(super) type Fetch<'a> =
@@ -200,7 +200,7 @@ impl Sink<'_, '_, '_> {
         stop.map_or(Ok(()), Err)
     }
 
-    fn finish(&mut self, uid: Uid, received: Option<i64>) -> Result<(), StorageError> {
+    fn finish(&mut self, uid: Uid, delivered: Delivered) -> Result<(), StorageError> {
         let Some(bytes) = self.staged_bytes.take() else {
             return Err(StorageError::new(
                 ErrorKind::InvalidData,
@@ -219,9 +219,7 @@ impl Sink<'_, '_, '_> {
         let mut saved = meta.clone();
         saved.uid = asked;
         saved.flags = flags.clone();
-        if saved.received.is_none() {
-            saved.received = received;
-        }
+        delivered.fill(&mut saved);
         if let Err(error) = self.target.writer.save_finish(&saved) {
             return Err(self.fail(error));
         }
@@ -266,11 +264,15 @@ impl MessageSink for Sink<'_, '_, '_> {
     }
 
     fn done(&mut self, uid: Uid) -> Result<(), StorageError> {
-        self.finish(uid, None)
+        self.finish(uid, Delivered::default())
     }
 
     fn done_with_received(&mut self, uid: Uid, received: Option<i64>) -> Result<(), StorageError> {
-        self.finish(uid, received)
+        self.finish(uid, Delivered::received(received))
+    }
+
+    fn done_with_delivered(&mut self, uid: Uid, delivered: Delivered) -> Result<(), StorageError> {
+        self.finish(uid, delivered)
     }
 }
 

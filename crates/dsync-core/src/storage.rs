@@ -240,6 +240,7 @@ impl Skip {
 }
 
 /// How much of a body is read at once on its way into a storage ([`copy_body`]).
+#[cfg(feature = "maildir")]
 const BODY_CHUNK: usize = 64 * 1024;
 
 /// Copies a whole body from `body` into `to`, through `buffer` (grown to [`BODY_CHUNK`]

@@ -194,12 +194,15 @@ impl Storage for MaildirStorage {
         for left_out in &listing.left_out {
             self.skip(left_out);
         }
-        let messages = listing.entries;
+        // Converted (taking the store's strings) and the store's listing freed before the
+        // status read parses the uidlist again: the two never coexist with it, which keeps
+        // a large folder's peak memory down (benches/RESULTS-memory.md).
+        let messages: Vec<MessageMeta> =
+            listing.entries.into_iter().filter_map(convert_message).collect();
         let status = MailboxStatus {
             change_token: token,
             ..convert_status(&opened.status().map_err(convert_error)?)?
         };
-        let messages = messages.iter().filter_map(convert_message).collect();
         Ok(MailboxContents { status, messages })
     }
 
@@ -593,14 +596,15 @@ fn change_token(dir: &Path) -> Option<String> {
     Some(token)
 }
 
-pub(super) fn convert_message(info: &mailstore::MessageInfo) -> Option<MessageMeta> {
+/// The engine's metadata of a store's message, taking its strings rather than copying them.
+pub(super) fn convert_message(info: mailstore::MessageInfo) -> Option<MessageMeta> {
     let mut flags = Flags { system: from_store_flags(info.flags), keywords: BTreeSet::new() };
     flags.keywords.extend(info.keywords.iter().map(|k| k.as_str().to_owned()));
     let mut meta = MessageMeta::new(Uid::new(info.uid)?, flags);
     meta.received = Some(info.received);
     meta.virtual_size = Some(info.virtual_size);
-    meta.guid = Some(info.guid.clone());
-    meta.pop3_uidl.clone_from(&info.pop3_uidl);
+    meta.guid = Some(info.guid);
+    meta.pop3_uidl = info.pop3_uidl;
     meta.pop3_order = info.pop3_order;
     meta.modseq = info.modseq;
     Some(meta)

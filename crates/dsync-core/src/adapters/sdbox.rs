@@ -182,7 +182,7 @@ impl Storage for SdboxStorage {
         };
         // Messages expunged between the listing and the status read are not counted.
         let messages: Vec<MessageMeta> =
-            listing.entries.iter().filter_map(convert_message).collect();
+            listing.entries.into_iter().filter_map(convert_message).collect();
         Ok(MailboxContents { status, messages })
     }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::command::RemoteCommand;
 use crate::error::ClientError;
-use crate::proto::{Decoder, Event, Finish, Item, ItemKind, Limits, Record};
+use crate::proto::{Decoder, Event, Finish, Handshake, Item, ItemKind, Limits, Record};
 
 /// Chunks queued for the writer thread at most.
 const WRITE_QUEUE: usize = 16;
@@ -216,6 +216,14 @@ impl Connection {
             }
             self.decoder.feed(&chunk);
         }
+    }
+
+    /// The remote's side of the greeting: its version line, its schemas and its handshake
+    /// (`H`) item, the same in every role.
+    pub(crate) fn remote_handshake(&mut self) -> Result<Handshake, ClientError> {
+        self.expect(|e| matches!(e, Incoming::Version), "the version line")?;
+        self.expect(|e| matches!(e, Incoming::SchemasDone), "schema lines")?;
+        self.item("the remote's handshake (H)")
     }
 
     /// The next event, which must satisfy `wanted`.

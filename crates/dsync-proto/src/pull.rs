@@ -155,9 +155,7 @@ impl PullSession {
             open_box: None,
             skipped_box: None,
         };
-        session.expect(|e| matches!(e, Incoming::Version), "the version line")?;
-        session.expect(|e| matches!(e, Incoming::SchemasDone), "schema lines")?;
-        let remote: Handshake = session.item("the remote's handshake (H)")?;
+        let remote = session.connection.remote_handshake()?;
         session.remote_hostname = remote.hostname;
         // dsync-brain.c: a master that syncs from state sends S items here; we don't.
         while let Some(node) = session.list_item::<TreeNode>("a tree node (N)")? {

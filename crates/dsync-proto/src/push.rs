@@ -83,9 +83,7 @@ impl PushSession {
             encoder.start(out);
             encoder.item(&handshake, out);
         }
-        connection.expect(|e| matches!(e, Incoming::Version), "the version line")?;
-        connection.expect(|e| matches!(e, Incoming::SchemasDone), "schema lines")?;
-        let remote: Handshake = connection.item("the remote's handshake (H)")?;
+        let remote = connection.remote_handshake()?;
         {
             let out = connection.buffer();
             for node in tree {

@@ -191,16 +191,7 @@ impl RemoteStorage {
             // What a mailbox we just created would say: nothing in common yet, so the
             // remote exports every mail it has. Or, when only the status is asked for,
             // the remote's own status of the last run: unchanged, it exports nothing.
-            let fresh = Mailbox {
-                mailbox_guid: dsync_proto::proto::Guid128(guid.0),
-                uid_validity,
-                uid_next: 1,
-                first_recent_uid: 1,
-                highest_modseq: 1,
-                have_guids: true,
-                have_save_guids: true,
-                ..Mailbox::default()
-            };
+            let fresh = Mailbox::fresh(dsync_proto::proto::Guid128(guid.0), uid_validity);
             let seen =
                 if full { None } else { self.previous.get(name).and_then(|t| parse_token(t)) };
             let ours = match seen {

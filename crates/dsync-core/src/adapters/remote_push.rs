@@ -145,16 +145,7 @@ fn preflight_inbox(
         session.finish().map_err(convert)?;
         return Ok(None);
     };
-    let fresh = Mailbox {
-        mailbox_guid: guid,
-        uid_validity,
-        uid_next: 1,
-        first_recent_uid: 1,
-        highest_modseq: 1,
-        have_guids: true,
-        have_save_guids: true,
-        ..Mailbox::default()
-    };
+    let fresh = Mailbox::fresh(guid, uid_validity);
     let Some(export) = session.open(&fresh).map_err(convert)? else {
         session.finish().map_err(convert)?;
         return Ok(None);

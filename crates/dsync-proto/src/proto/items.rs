@@ -656,6 +656,23 @@ pub struct Mailbox {
     pub have_only_guid128: bool,
 }
 
+impl Mailbox {
+    /// The status of a mailbox just created with `guid` and `uid_validity`: nothing in
+    /// common with the peer yet, so the peer's side of the sync exchanges every mail.
+    pub fn fresh(mailbox_guid: Guid128, uid_validity: u32) -> Mailbox {
+        Mailbox {
+            mailbox_guid,
+            uid_validity,
+            uid_next: 1,
+            first_recent_uid: 1,
+            highest_modseq: 1,
+            have_guids: true,
+            have_save_guids: true,
+            ..Mailbox::default()
+        }
+    }
+}
+
 impl Item for Mailbox {
     const KIND: ItemKind = ItemKind::Mailbox;
 

@@ -384,6 +384,32 @@ impl ImapStorage {
         items
     }
 
+    /// The status of the mailbox `info` describes (just examined), with `highest_modseq`.
+    fn examined_status(
+        &mut self,
+        mailbox: &MailboxName,
+        info: &imapc::MailboxInfo,
+        highest_modseq: Option<u64>,
+    ) -> Result<MailboxStatus, StorageError> {
+        let uid_validity = UidValidity::new(info.uid_validity.get())
+            .ok_or_else(|| StorageError::new(ErrorKind::InvalidData, "UIDVALIDITY 0"))?;
+        // Courier omits UIDNEXT in SELECT: ask STATUS then (Dovecot's imapc does the same).
+        let uid_next = match info.uid_next {
+            Some(uid) => Uid::new(uid.get()),
+            None => Some(self.status(mailbox)?.uid_next),
+        }
+        .unwrap_or(Uid::MIN);
+        Ok(MailboxStatus {
+            uid_validity,
+            uid_next,
+            messages: info.exists,
+            highest_modseq,
+            guid: Some(self.derived_guid(mailbox)),
+            change_token: change_token(uid_validity, uid_next, info.exists, highest_modseq),
+            source_uid_validity: None,
+        })
+    }
+
     fn examine(&mut self, mailbox: &MailboxName) -> Result<imapc::MailboxInfo, StorageError> {
         let wire = self.wire_name(mailbox);
         let info = self.session.examine(&wire).map_err(|e| convert_error(e, "EXAMINE"))?;
@@ -551,25 +577,9 @@ impl Storage for ImapStorage {
         let wire = self.wire_name(mailbox);
         let (info, all) = self.examine_with_metadata(&wire)?;
         self.examined = Some(mailbox.clone());
-        let uid_validity = UidValidity::new(info.uid_validity.get())
-            .ok_or_else(|| StorageError::new(ErrorKind::InvalidData, "UIDVALIDITY 0"))?;
-        // Courier omits UIDNEXT in SELECT: ask STATUS then (Dovecot's imapc does the same).
-        let uid_next = match info.uid_next {
-            Some(uid) => Uid::new(uid.get()),
-            None => Some(self.status(mailbox)?.uid_next),
-        }
-        .unwrap_or(Uid::MIN);
         let messages = self.convert_listing(mailbox, &all);
         drop(all);
-        let status = MailboxStatus {
-            uid_validity,
-            uid_next,
-            messages: info.exists,
-            highest_modseq: info.highest_modseq,
-            guid: Some(self.derived_guid(mailbox)),
-            change_token: change_token(uid_validity, uid_next, info.exists, info.highest_modseq),
-            source_uid_validity: None,
-        };
+        let status = self.examined_status(mailbox, &info, info.highest_modseq)?;
         Ok(MailboxContents { status, messages })
     }
 
@@ -612,23 +622,8 @@ impl Storage for ImapStorage {
         listed.sort_by_key(|m| m.uid);
         listed.dedup();
         vanished.sort_unstable();
-        let uid_validity = UidValidity::new(info.uid_validity.get())
-            .ok_or_else(|| StorageError::new(ErrorKind::InvalidData, "UIDVALIDITY 0"))?;
-        let uid_next = match info.uid_next {
-            Some(uid) => Uid::new(uid.get()),
-            None => Some(self.status(mailbox)?.uid_next),
-        }
-        .unwrap_or(Uid::MIN);
         let changed = self.convert_listing(mailbox, &listed);
-        let status = MailboxStatus {
-            uid_validity,
-            uid_next,
-            messages: info.exists,
-            highest_modseq: current,
-            guid: Some(self.derived_guid(mailbox)),
-            change_token: change_token(uid_validity, uid_next, info.exists, current),
-            source_uid_validity: None,
-        };
+        let status = self.examined_status(mailbox, &info, current)?;
         let mut changes = MailboxChanges::new(status);
         changes.changed = changed;
         changes.vanished = vanished;

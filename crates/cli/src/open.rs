@@ -742,6 +742,33 @@ fn destination_error(kind: ErrorKind, message: String, error: std::io::Error) ->
 /// Creates and removes the first missing directory on the way to `root`: what creating
 /// the root will do, without leaving anything behind.
 fn probe_creatable(root: &Path) -> Result<(), CliError> {
+    // Another run probing the same path creates and removes a parent of ours: ENOENT then
+    // means "gone meanwhile", not "nothing can be made"; look again.
+    for _ in 0..20 {
+        match probe_once(root) {
+            Err(Probe::ParentVanished) => std::thread::sleep(Duration::from_millis(5)),
+            Err(Probe::Failed(error)) => return Err(error),
+            Ok(()) => return Ok(()),
+        }
+    }
+    probe_once(root).map_err(|probe| match probe {
+        Probe::Failed(error) => error,
+        Probe::ParentVanished => destination_error(
+            ErrorKind::Temporary,
+            format!("cannot create {}: its parent keeps vanishing", root.display()),
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        ),
+    })
+}
+
+/// Why [`probe_once`] failed.
+enum Probe {
+    /// The parent it created in existed when looked at and was gone at the `mkdir`.
+    ParentVanished,
+    Failed(CliError),
+}
+
+fn probe_once(root: &Path) -> Result<(), Probe> {
     let mut first_missing = root;
     let mut existing = root.parent();
     while let Some(parent) = existing {
@@ -758,6 +785,14 @@ fn probe_creatable(root: &Path) -> Result<(), CliError> {
         }
         // Created meanwhile (another run): creatable.
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error)
+            if error.kind() == std::io::ErrorKind::NotFound
+                && first_missing.parent().is_some_and(|p| {
+                    !p.as_os_str().is_empty() && std::fs::symlink_metadata(p).is_err()
+                }) =>
+        {
+            Err(Probe::ParentVanished)
+        }
         Err(error) => {
             // ENOENT on a parent that exists: a file system where nothing can be made
             // (/proc, /sys).
@@ -775,7 +810,7 @@ fn probe_creatable(root: &Path) -> Result<(), CliError> {
                     root.display()
                 )
             };
-            Err(destination_error(kind, what, error))
+            Err(Probe::Failed(destination_error(kind, what, error)))
         }
     }
 }

@@ -13,7 +13,12 @@
 //! In Gmail mode a message appended to a label's folder is also shown in
 //! `[Gmail]/All Mail` (the same message: one `X-GM-MSGID`, as Gmail keeps one copy per
 //! message), and `UID COPY` to a label's folder adds that label to it instead of storing
-//! the message again. [`FakeStore::stored_messages`] counts what Gmail would store.
+//! the message again (a copy into a folder that already shows it answers with the UID it
+//! has there). Flags belong to the message, seen alike in every folder. Expunging a
+//! message from a label's folder removes that label (its `\Deleted` goes with it: Gmail
+//! keeps that one per folder); expunging it from All Mail deletes it from every folder.
+//! [`FakeStore::stored_messages`] counts what Gmail would store. Gmail itself cannot be
+//! reached from the tests: this models only the behaviour our side relies on.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
@@ -64,6 +69,11 @@ struct Account {
     commands: Vec<String>,
     /// `BODY[]` items sent.
     bodies_sent: usize,
+    /// The `UID COPY` after which the server stops answering (it is carried out) until
+    /// [`FakeStore::release`]: 1 for the first.
+    hang_after_copy: Option<usize>,
+    /// A connection is hanging.
+    hanging: bool,
 }
 
 impl Account {
@@ -171,6 +181,14 @@ impl FakeStoreBuilder {
         self
     }
 
+    /// Carries out the `n`-th `UID COPY` (1: the first) and then answers nothing on that
+    /// connection until [`FakeStore::release`], as a server does when the client is
+    /// killed right after sending it.
+    pub fn hang_after_copy(mut self, n: usize) -> Self {
+        self.account.hang_after_copy = Some(n);
+        self
+    }
+
     /// Starts serving on a free loopback port.
     pub fn start(mut self) -> FakeStore {
         if self.account.find(b"INBOX").is_none() {
@@ -261,6 +279,35 @@ impl FakeStore {
         shown.len()
     }
 
+    /// True while a connection hangs ([`FakeStoreBuilder::hang_after_copy`]).
+    pub fn hanging(&self) -> bool {
+        self.account.lock().expect("lock").hanging
+    }
+
+    /// Ends a hang: the hanging connection is closed, the others answer as usual.
+    pub fn release(&self) {
+        let mut account = self.account.lock().expect("lock");
+        account.hanging = false;
+        account.hang_after_copy = None;
+    }
+
+    /// How many `APPEND`s and how many messages `UID COPY` was asked to copy, so far.
+    pub fn appends_and_copies(&self) -> (usize, usize) {
+        let account = self.account.lock().expect("lock");
+        let word = |line: &str, n: usize| line.split(' ').nth(n).map(str::to_ascii_uppercase);
+        let appends =
+            account.commands.iter().filter(|c| word(c, 1).as_deref() == Some("APPEND")).count();
+        let copies = account
+            .commands
+            .iter()
+            .filter(|c| {
+                word(c, 1).as_deref() == Some("UID") && word(c, 2).as_deref() == Some("COPY")
+            })
+            .filter_map(|c| c.split(' ').nth(3).map(set_size))
+            .sum();
+        (appends, copies)
+    }
+
     /// The labels of the message shown as `uid` in `mailbox` (Gmail mode).
     pub fn labels(&self, mailbox: &str, uid: u32) -> Vec<String> {
         let account = self.account.lock().expect("lock");
@@ -286,7 +333,29 @@ struct Connection {
     selected: Option<Vec<u8>>,
 }
 
+/// Waits until the hang is released.
+fn hang(account: &Mutex<Account>) -> std::io::Result<()> {
+    while account.lock().expect("lock").hanging {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// How many UIDs a set such as `1,3:5` names.
+fn set_size(set: &str) -> usize {
+    set.split(',')
+        .map(|part| match part.split_once(':') {
+            Some((a, b)) => match (a.parse::<usize>(), b.parse::<usize>()) {
+                (Ok(a), Ok(b)) => a.abs_diff(b) + 1,
+                _ => 1,
+            },
+            None => 1,
+        })
+        .sum()
+}
+
 fn serve(stream: TcpStream, account: &Mutex<Account>) -> std::io::Result<()> {
+    let account_ref = account;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let writer = stream.try_clone()?;
     let mut connection = Connection { reader: BufReader::new(stream), writer, selected: None };
@@ -297,6 +366,17 @@ fn serve(stream: TcpStream, account: &Mutex<Account>) -> std::io::Result<()> {
         let mut account = account.lock().expect("lock");
         account.commands.push(String::from_utf8_lossy(&line).into_owned());
         let answer = connection.answer(&mut account, &line, literals);
+        let copy = line.to_ascii_uppercase().split(|b| *b == b' ').nth(2) == Some(b"COPY");
+        if copy && let Some(n) = account.hang_after_copy {
+            if n <= 1 {
+                account.hang_after_copy = None;
+                account.hanging = true;
+                drop(account);
+                hang(account_ref)?;
+                return Ok(());
+            }
+            account.hang_after_copy = Some(n - 1);
+        }
         drop(account);
         connection.writer.write_all(&answer)?;
         if answer.starts_with(b"* BYE") {
@@ -583,11 +663,25 @@ impl Connection {
             })
             .map(|(uid, _)| *uid)
             .collect();
+        let all_mail = account.gmail && account.mailboxes[index].name == GMAIL_ALL_MAIL.as_bytes();
         for uid in deleted.iter().rev() {
             let position = account.mailboxes[index].uids.keys().position(|u| u == uid);
-            account.mailboxes[index].uids.remove(uid);
+            let Some(id) = account.mailboxes[index].uids.remove(uid) else { continue };
             if let Some(position) = position {
                 out.extend_from_slice(format!("* {} EXPUNGE\r\n", position + 1).as_bytes());
+            }
+            if !account.gmail {
+                continue;
+            }
+            if all_mail {
+                // Gmail: gone from All Mail is gone from every label.
+                for mailbox in &mut account.mailboxes {
+                    mailbox.uids.retain(|_, shown| *shown != id);
+                }
+                account.messages.remove(&id);
+            } else if let Some(message) = account.messages.get_mut(&id) {
+                // Only this label went; `\Deleted` was this folder's.
+                message.flags.retain(|f| !f.eq_ignore_ascii_case("\\Deleted"));
             }
         }
         out.extend_from_slice(format!("{tag} OK Expunge completed\r\n").as_bytes());

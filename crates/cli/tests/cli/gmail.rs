@@ -1,14 +1,18 @@
-//! Gmail as the source (`X-GM-EXT-1`). No Gmail is reachable from the tests and Dovecot
-//! does not speak Gmail's extension, so this runs against testkit's [`FakeStore`] in Gmail
-//! mode, a fake server that says it is Gmail: labels are folders, every message is also
-//! in `[Gmail]/All Mail` (`\All`) under one `X-GM-MSGID`. What it proves is our side of
-//! the exchange (which items we ask for and what we do with the answers), not Gmail's.
+//! Gmail (`X-GM-EXT-1`) as the source and as the destination. No Gmail is reachable from
+//! the tests and Dovecot does not speak Gmail's extension, so this runs against testkit's
+//! [`FakeStore`] in Gmail mode, a fake server that says it is Gmail: labels are folders,
+//! every message is also in `[Gmail]/All Mail` (`\All`) under one `X-GM-MSGID`, a COPY
+//! adds a label, expunging from a label removes the label and from All Mail the message.
+//! What it proves is our side of the exchange (which commands we send and what we do with
+//! the answers), not Gmail's. The copy within a destination is also proved against a real
+//! Dovecot (`duplicates_across_folders_are_copied_within_a_dovecot_destination`).
 
 use std::os::unix::fs::MetadataExt;
 
-use testkit::{FakeStore, GMAIL_ALL_MAIL, fixtures};
+use testkit::{Dovecot, FakeStore, GMAIL_ALL_MAIL, RawImap, fixtures};
 
-use super::{dsync, text};
+use super::imap_destination::{DESTINATION_PASSWORD, assert_carried, pairs_hold};
+use super::{PASSWORD, dsync, text};
 
 /// Message files of a Maildir folder, and how many of them share their inode.
 fn files(folder: &std::path::Path) -> (usize, usize) {
@@ -57,4 +61,313 @@ fn gmail_labels_become_folders_and_all_mail_bodies_are_downloaded_once() {
     let run = dsync(&["backup", &source, &target], Some("app-password"));
     assert_eq!(run.status.code(), Some(0), "{}", text(&run));
     assert_eq!(gmail.bodies_sent() - before, 8);
+}
+
+/// A Dovecot source with 4 messages in 8 folder entries (the same bytes and INTERNALDATE
+/// in each folder, so that the source's content identifies them: no GUIDs are fetched
+/// from an IMAP source without `-a`): message 1 in INBOX, Work and Family, 2 in Work and
+/// Family, 3 in INBOX, 4 in Archive and Family.
+fn source_with_duplicates() -> Dovecot {
+    let source = Dovecot::builder().user("alice", PASSWORD).start();
+    let mut imap = RawImap::login(source.imap_port(), "alice", PASSWORD);
+    for folder in ["Work", "Family", "Archive"] {
+        imap.create(folder);
+        imap.subscribe(folder);
+    }
+    let date = Some("02-Jan-2024 03:04:05 +0000");
+    let placed: [(u32, &[&str]); 4] = [
+        (1, &["INBOX", "Work", "Family"]),
+        (2, &["Work", "Family"]),
+        (3, &["INBOX"]),
+        (4, &["Archive", "Family"]),
+    ];
+    for (index, folders) in placed {
+        let body = fixtures::message(index, &format!("message {index}"), "body");
+        for folder in folders {
+            imap.append(folder, &["\\Seen", "$Label1"], date, &body);
+        }
+    }
+    imap.logout();
+    source
+}
+
+/// The subjects shown in each of the fake's folders.
+fn subjects(gmail: &FakeStore, folder: &str) -> Vec<String> {
+    let mut subjects: Vec<String> = gmail
+        .messages(folder)
+        .iter()
+        .filter_map(|m| {
+            let text = String::from_utf8_lossy(&m.body).into_owned();
+            text.lines().find_map(|l| l.strip_prefix("Subject: ").map(str::to_owned))
+        })
+        .collect();
+    subjects.sort();
+    subjects
+}
+
+fn assert_labels(gmail: &FakeStore, expected: &[(&str, &[u32])]) {
+    for (folder, indexes) in expected {
+        let want: Vec<String> = indexes.iter().map(|i| format!("message {i}")).collect();
+        assert_eq!(subjects(gmail, folder), want, "folder {folder}: {:#?}", gmail.commands());
+    }
+}
+
+const LABELLED: [(&str, &[u32]); 5] = [
+    ("INBOX", &[1, 3]),
+    ("Work", &[1, 2]),
+    ("Family", &[1, 2, 4]),
+    ("Archive", &[4]),
+    (GMAIL_ALL_MAIL, &[1, 2, 3, 4]),
+];
+
+struct GmailRun {
+    source: Dovecot,
+    gmail: FakeStore,
+    dir: tempfile::TempDir,
+}
+
+impl GmailRun {
+    fn new(gmail: FakeStore) -> GmailRun {
+        GmailRun { source: source_with_duplicates(), gmail, dir: tempfile::tempdir().expect("dir") }
+    }
+
+    fn command(&self) -> std::process::Command {
+        let state = self.dir.path().join("state");
+        let password_file = self.dir.path().join("gmail.pw");
+        std::fs::write(&password_file, "app-password\n").expect("password file");
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_dsync"));
+        command
+            .args(["backup", "--state-file"])
+            .arg(state)
+            .arg("--destination-password-file")
+            .arg(password_file)
+            .arg(format!("imap://alice@127.0.0.1:{}?tls=none", self.source.imap_port()))
+            .arg(format!("imap://me@127.0.0.1:{}?tls=none", self.gmail.port()))
+            .env("DSYNC_PASSWORD", PASSWORD);
+        command
+    }
+
+    fn run(&self) -> std::process::Output {
+        self.command().output().expect("run dsync")
+    }
+}
+
+#[test]
+fn gmail_destination_stores_each_message_once_and_copies_it_into_its_other_labels() {
+    let run = GmailRun::new(FakeStore::builder().gmail().start());
+    let first = run.run();
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    // One APPEND per message, one copied UID per further folder entry.
+    assert_eq!(run.gmail.appends_and_copies(), (4, 4), "{:#?}", run.gmail.commands());
+    assert_eq!(run.gmail.stored_messages(), 4);
+    assert_labels(&run.gmail, &LABELLED);
+    // Flags are the message's own on Gmail: the copies kept the source's.
+    for message in run.gmail.messages(GMAIL_ALL_MAIL) {
+        assert_eq!(message.flags, ["\\Seen", "$Label1"], "{:#?}", run.gmail.commands());
+    }
+    let summary = String::from_utf8_lossy(&first.stdout);
+    assert!(summary.contains("8 messages saved"), "{}", text(&first));
+    assert!(summary.contains("4 saved from copies already held"), "{}", text(&first));
+    // Gmail's own folders are no source's to delete: no warning about All Mail.
+    assert!(!String::from_utf8_lossy(&first.stderr).contains("All Mail"), "{}", text(&first));
+
+    let again = run.run();
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert_eq!(run.gmail.appends_and_copies(), (4, 4), "the re-run stored something");
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("0 messages saved"),
+        "{}",
+        text(&again)
+    );
+    assert_labels(&run.gmail, &LABELLED);
+}
+
+#[test]
+fn gmail_backup_of_a_removed_label_expunges_only_that_label() {
+    let run = GmailRun::new(FakeStore::builder().gmail().start());
+    let first = run.run();
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    // The source removes message 1 from Work (the label) and message 3 from INBOX, its
+    // only folder.
+    let mut imap = RawImap::login(run.source.imap_port(), "alice", PASSWORD);
+    imap.expunge_uids("Work", "1");
+    imap.expunge_uids("INBOX", "2");
+    imap.logout();
+    let backup = run.run();
+    assert_eq!(backup.status.code(), Some(0), "{}", text(&backup));
+    let expunges: Vec<String> = run
+        .gmail
+        .commands()
+        .into_iter()
+        .filter(|c| c.to_ascii_uppercase().contains("EXPUNGE"))
+        .collect();
+    assert_eq!(expunges.len(), 2, "{expunges:#?}");
+    // The labels went; the messages stay in All Mail (3 now archived there), and nothing
+    // was expunged from All Mail, which would have deleted message 1 from INBOX and
+    // Family too.
+    assert_labels(
+        &run.gmail,
+        &[
+            ("INBOX", &[1]),
+            ("Work", &[2]),
+            ("Family", &[1, 2, 4]),
+            ("Archive", &[4]),
+            (GMAIL_ALL_MAIL, &[1, 2, 3, 4]),
+        ],
+    );
+    assert_eq!(run.gmail.stored_messages(), 4);
+}
+
+#[test]
+fn gmail_destination_killed_after_a_copy_then_rerun_stores_no_duplicate() {
+    // The fake carries out the first UID COPY and then answers nothing, as Gmail would
+    // after the client died: the copy is there, its UID in nobody's state.
+    let run = GmailRun::new(FakeStore::builder().gmail().hang_after_copy(1).start());
+    let mut child = run
+        .command()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn dsync");
+    let started = std::time::Instant::now();
+    while !run.gmail.hanging() {
+        assert!(started.elapsed().as_secs() < 60, "no UID COPY: {:#?}", run.gmail.commands());
+        assert!(child.try_wait().expect("wait").is_none(), "{:#?}", run.gmail.commands());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    run.gmail.release();
+    let (appends, copies) = run.gmail.appends_and_copies();
+    assert!(appends >= 1 && copies == 1, "{:#?}", run.gmail.commands());
+
+    let rerun = run.run();
+    assert_eq!(rerun.status.code(), Some(0), "{}", text(&rerun));
+    assert_eq!(run.gmail.stored_messages(), 4, "{:#?}", run.gmail.commands());
+    assert_labels(&run.gmail, &LABELLED);
+    let (appends, _) = run.gmail.appends_and_copies();
+    assert_eq!(appends, 4, "{:#?}", run.gmail.commands());
+    let last = run.run();
+    assert!(String::from_utf8_lossy(&last.stdout).contains("0 messages saved"), "{}", text(&last));
+}
+
+/// Maildir files of a folder of Dovecot's, and how many of them share their inode.
+fn dovecot_files(home: &std::path::Path, folder: &str) -> (usize, usize) {
+    let maildir = home.join("Maildir");
+    let path = if folder == "INBOX" { maildir } else { maildir.join(format!(".{folder}")) };
+    files(&path)
+}
+
+#[test]
+fn duplicates_across_folders_are_copied_within_a_dovecot_destination() {
+    // Dovecot supports UIDPLUS's COPYUID; its Maildir COPY hard-links the file, which shows
+    // on disk that the copies were made there and not sent again.
+    let source = source_with_duplicates();
+    // One copy's flags differ from the first stored: the copy gets the source's.
+    let mut imap = RawImap::login(source.imap_port(), "alice", PASSWORD);
+    imap.store("Family", "1", "-FLAGS (\\Seen)");
+    imap.logout();
+    let expected = RawImap::login(source.imap_port(), "alice", PASSWORD).snapshot();
+    let destination = Dovecot::builder().user("bob", DESTINATION_PASSWORD).start();
+    let dir = tempfile::tempdir().expect("dir");
+    let password_file = dir.path().join("bob.pw");
+    std::fs::write(&password_file, format!("{DESTINATION_PASSWORD}\n")).expect("password");
+    let state = dir.path().join("state");
+    let source_url = format!("imap://alice@127.0.0.1:{}?tls=none", source.imap_port());
+    let target = format!("imap://bob@127.0.0.1:{}?tls=none", destination.imap_port());
+    let args = [
+        "backup",
+        "--state-file",
+        state.to_str().expect("utf-8"),
+        "--destination-password-file",
+        password_file.to_str().expect("utf-8"),
+        &source_url,
+        &target,
+    ];
+    let run = dsync(&args, Some(PASSWORD));
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    assert!(
+        String::from_utf8_lossy(&run.stdout).contains("4 saved from copies already held"),
+        "{}",
+        text(&run)
+    );
+    // Read back through Dovecot: every folder as the source's, flags included.
+    let copied = RawImap::login(destination.imap_port(), "bob", DESTINATION_PASSWORD).snapshot();
+    assert_carried(&expected, &copied);
+    assert_eq!(pairs_hold(&state, &expected, &copied), 8);
+    // 8 files, of which the 4 copies share an inode with the message they were made from.
+    let home = destination.home("bob");
+    let linked: usize = ["INBOX", "Work", "Family", "Archive"]
+        .iter()
+        .map(|folder| dovecot_files(&home, folder).1)
+        .sum();
+    let all: usize =
+        ["INBOX", "Work", "Family", "Archive"].iter().map(|f| dovecot_files(&home, f).0).sum();
+    assert_eq!((all, linked), (8, 7), "hard links (message 1: 3, 2: 2, 4: 2)");
+    let again = dsync(&args, Some(PASSWORD));
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("0 messages saved"),
+        "{}",
+        text(&again)
+    );
+}
+
+#[test]
+fn gmail_to_gmail_backup_never_expunges_from_all_mail_what_a_label_keeps() {
+    // Message 1 is in INBOX and Work, 2 in Work, 3 in INBOX, 4 in All Mail only.
+    let source = FakeStore::builder()
+        .gmail()
+        .message("INBOX", 1, &["\\Seen"], &fixtures::message(1, "message 1", "a"))
+        .message("Work", 1, &["\\Seen"], &fixtures::message(1, "message 1", "a"))
+        .message("Work", 2, &[], &fixtures::message(2, "message 2", "b"))
+        .message("INBOX", 3, &[], &fixtures::message(3, "message 3", "c"))
+        .message(GMAIL_ALL_MAIL, 4, &[], &fixtures::message(4, "message 4", "d"))
+        .start();
+    let gmail = FakeStore::builder().gmail().start();
+    let dir = tempfile::tempdir().expect("dir");
+    let state = dir.path().join("state");
+    let password_file = dir.path().join("gmail.pw");
+    std::fs::write(&password_file, "app-password\n").expect("password file");
+    let from = format!("imap://me@127.0.0.1:{}?tls=none", source.port());
+    let to = format!("imap://me@127.0.0.1:{}?tls=none", gmail.port());
+    let state = state.to_str().expect("utf-8");
+    let password_file = password_file.to_str().expect("utf-8");
+    let backup = |filter: &[&str]| {
+        let mut args = vec!["backup", "--state-file", state];
+        args.extend(["--destination-password-file", password_file]);
+        args.extend(filter);
+        args.extend([from.as_str(), to.as_str()]);
+        dsync(&args, Some("app-password"))
+    };
+    let first = backup(&[]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    assert_eq!(gmail.stored_messages(), 4, "{:#?}", gmail.commands());
+    // Message 1 appended to INBOX, copied to Work; All Mail (synced last) found 1-3
+    // there already and appended only 4.
+    assert_eq!(gmail.appends_and_copies(), (4, 1), "{:#?}", gmail.commands());
+    assert_labels(
+        &gmail,
+        &[("INBOX", &[1, 3]), ("Work", &[1, 2]), (GMAIL_ALL_MAIL, &[1, 2, 3, 4])],
+    );
+
+    // Message 1 is deleted on the source (from All Mail: from everywhere). A backup that
+    // leaves Work out expunges it from INBOX, but not from All Mail: the destination's
+    // Work still has it, and expunging it from All Mail would delete it there too.
+    let mut imap = RawImap::login(source.port(), "me", "app-password");
+    imap.expunge_uids(GMAIL_ALL_MAIL, "1");
+    imap.logout();
+    let filtered = backup(&["-m", "INBOX", "-m", GMAIL_ALL_MAIL]);
+    assert_eq!(filtered.status.code(), Some(0), "{}", text(&filtered));
+    assert_labels(&gmail, &[("INBOX", &[3]), ("Work", &[1, 2]), (GMAIL_ALL_MAIL, &[1, 2, 3, 4])]);
+    assert!(
+        String::from_utf8_lossy(&filtered.stderr).contains("left for the next run"),
+        "{}",
+        text(&filtered)
+    );
+    // The whole backup removes the label, then the message.
+    let whole = backup(&[]);
+    assert_eq!(whole.status.code(), Some(0), "{}", text(&whole));
+    assert_labels(&gmail, &[("INBOX", &[3]), ("Work", &[2]), (GMAIL_ALL_MAIL, &[2, 3, 4])]);
+    assert_eq!(gmail.stored_messages(), 3);
 }

@@ -1,0 +1,192 @@
+//! What the destination already holds, by the source's identity of each message, so that
+//! a message the source keeps in several mailboxes is stored once and then copied within
+//! the destination (IMAP `UID COPY`) into the others instead of being sent again.
+//!
+//! A source message's identity is its GUID when the source has one (Dovecot's `X-GUID`,
+//! Gmail's `X-GM-MSGID`, a Maildir uidlist GUID), otherwise its content: Dovecot's header
+//! hash with its size and received date (all three must agree; without a size there is no
+//! identity, and the message is sent as usual). Only a 16-byte digest of it is kept, with
+//! where the destination holds the message: about 40 bytes per message saved in the run.
+//!
+//! On a destination whose mailboxes are labels of one message (Gmail) this is what keeps
+//! the account from holding a message once per label; there the all-mail mailbox is read
+//! too (lazily, the first time a mailbox has something to save), by content, so that a
+//! message a killed run stored in one label is copied, not stored again, into the next.
+//! `\Trash` and `\Junk` take no part there: Gmail keeps what is in them out of every
+//! other label, so a copy into or out of them would move the message, not label it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use md5::{Digest, Md5};
+
+use crate::model::{Flags, MailboxName, MessageMeta, Uid};
+
+/// A message identity's digest.
+pub(super) type Identity = [u8; 16];
+
+/// Where the destination holds a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Place {
+    /// Index into [`Held::mailboxes`].
+    mailbox: u32,
+    pub(super) uid: Uid,
+    /// A digest of the flags it was stored with (`0`: unknown).
+    flags: u64,
+}
+
+/// The run's map of held messages.
+#[derive(Debug, Default)]
+pub(super) struct Held {
+    /// Off when the destination cannot copy within itself.
+    enabled: bool,
+    /// The destination's mailboxes are labels of one message (Gmail).
+    labels: bool,
+    /// The all-mail mailbox of a label destination, read once.
+    all_mail: Option<(MailboxName, bool)>,
+    mailboxes: Vec<MailboxName>,
+    by_identity: HashMap<Identity, Place>,
+}
+
+impl Held {
+    /// A map for a destination that may copy (`enabled`), whose mailboxes may be labels,
+    /// with its all-mail mailbox (a label destination's `\All`).
+    pub(super) fn new(enabled: bool, labels: bool, all_mail: Option<MailboxName>) -> Held {
+        Held {
+            enabled,
+            labels,
+            all_mail: all_mail.filter(|_| labels).map(|name| (name, false)),
+            ..Held::default()
+        }
+    }
+
+    /// True while copies are tried.
+    pub(super) fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The destination said it cannot copy: saves go the usual way from now on.
+    pub(super) fn disable(&mut self) {
+        self.enabled = false;
+        self.by_identity = HashMap::new();
+    }
+
+    /// True when the destination's mailboxes are labels (Gmail).
+    pub(super) fn labels(&self) -> bool {
+        self.labels
+    }
+
+    /// The label destination's all-mail mailbox when it has not been read yet.
+    pub(super) fn all_mail_to_read(&self) -> Option<&MailboxName> {
+        self.all_mail.as_ref().filter(|(_, read)| !read).map(|(name, _)| name)
+    }
+
+    /// The all-mail mailbox was read (or could not be).
+    pub(super) fn all_mail_read(&mut self) {
+        if let Some((_, read)) = &mut self.all_mail {
+            *read = true;
+        }
+    }
+
+    /// Whether `roles` exclude a mailbox from copies (`\Trash`, `\Junk` on labels).
+    pub(super) fn excluded(&self, roles: &[crate::model::SpecialUse]) -> bool {
+        use crate::model::SpecialUse;
+        self.labels && roles.iter().any(|r| matches!(r, SpecialUse::Trash | SpecialUse::Junk))
+    }
+
+    fn mailbox_index(&mut self, name: &MailboxName) -> u32 {
+        let index = match self.mailboxes.iter().position(|m| m == name) {
+            Some(index) => index,
+            None => {
+                self.mailboxes.push(name.clone());
+                self.mailboxes.len() - 1
+            }
+        };
+        u32::try_from(index).unwrap_or(u32::MAX)
+    }
+
+    /// Remembers that `mailbox` holds the message `identity` as `uid`, stored with `flags`
+    /// (`None`: unknown). The first place found stays.
+    pub(super) fn insert(
+        &mut self,
+        identity: Identity,
+        mailbox: &MailboxName,
+        uid: Uid,
+        flags: Option<&Flags>,
+    ) {
+        if !self.enabled {
+            return;
+        }
+        let mailbox = self.mailbox_index(mailbox);
+        let flags = flags.map_or(0, flags_digest);
+        self.by_identity.entry(identity).or_insert(Place { mailbox, uid, flags });
+    }
+
+    /// Where the message is held outside `not_in`, if anywhere.
+    pub(super) fn find(&self, identities: &[Identity], not_in: &MailboxName) -> Option<Place> {
+        if !self.enabled {
+            return None;
+        }
+        identities
+            .iter()
+            .filter_map(|identity| self.by_identity.get(identity))
+            .find(|place| self.mailbox(place) != Some(not_in))
+            .copied()
+    }
+
+    /// The mailbox of `place`.
+    pub(super) fn mailbox(&self, place: &Place) -> Option<&MailboxName> {
+        self.mailboxes.get(usize::try_from(place.mailbox).ok()?)
+    }
+
+    /// True when a copy of `place` must have its flags set to `flags` afterwards.
+    pub(super) fn flags_differ(place: &Place, flags: &Flags) -> bool {
+        place.flags == 0 || place.flags != flags_digest(flags)
+    }
+}
+
+/// The identities of a source message: its GUID's, then its content's (`header_hash` with
+/// size and received date), as far as known.
+pub(super) fn identities(meta: &MessageMeta, header_hash: Option<&str>) -> Vec<Identity> {
+    let mut out = Vec::with_capacity(2);
+    if let Some(guid) = meta.guid.as_deref().filter(|g| !g.is_empty()) {
+        out.push(digest(&[b"guid", guid.as_bytes()]));
+    }
+    if let Some(content) = content_identity(meta, header_hash) {
+        out.push(content);
+    }
+    out
+}
+
+/// The content identity of a message: header hash, size and received date.
+pub(super) fn content_identity(meta: &MessageMeta, header_hash: Option<&str>) -> Option<Identity> {
+    let (hash, size) = (header_hash?, meta.virtual_size?);
+    let received = meta.received.map(|r| r.to_string()).unwrap_or_default();
+    Some(digest(&[b"content", hash.as_bytes(), &size.to_be_bytes(), received.as_bytes()]))
+}
+
+fn digest(parts: &[&[u8]]) -> Identity {
+    let mut md5 = Md5::new();
+    for part in parts {
+        // Lengths first, so that no two different part lists hash alike.
+        md5.update((part.len() as u64).to_be_bytes());
+        md5.update(part);
+    }
+    md5.finalize().into()
+}
+
+fn flags_digest(flags: &Flags) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    flags.hash(&mut hasher);
+    hasher.finish() | 1
+}
+
+/// Saves of one mailbox split into copies within the destination (by the mailbox and
+/// UID that hold the message) and saves that send the body.
+#[derive(Debug, Default)]
+pub(super) struct Split {
+    /// By source mailbox held: (held UID, origin UID, flags wanted, flags differ).
+    pub(super) copies: BTreeMap<MailboxName, Vec<(Uid, Uid, Flags, bool)>>,
+    /// Saves that send the body.
+    pub(super) sends: Vec<(Uid, Flags)>,
+}

@@ -74,6 +74,8 @@ struct Account {
     hang_after_copy: Option<usize>,
     /// A connection is hanging.
     hanging: bool,
+    /// `UID COPY` answers without `COPYUID`.
+    no_copyuid: bool,
 }
 
 impl Account {
@@ -186,6 +188,12 @@ impl FakeStoreBuilder {
     /// killed right after sending it.
     pub fn hang_after_copy(mut self, n: usize) -> Self {
         self.account.hang_after_copy = Some(n);
+        self
+    }
+
+    /// Answers `UID COPY` without `COPYUID`, as a server without UIDPLUS does.
+    pub fn without_copyuid(mut self) -> Self {
+        self.account.no_copyuid = true;
         self
     }
 
@@ -634,6 +642,9 @@ impl Connection {
             };
             old.push(uid.to_string());
             new.push(account.add(to, id).to_string());
+        }
+        if account.no_copyuid {
+            return format!("{tag} OK Copy completed\r\n").into_bytes();
         }
         format!(
             "{tag} OK [COPYUID {} {} {}] Copy completed\r\n",

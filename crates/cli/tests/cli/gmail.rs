@@ -371,3 +371,29 @@ fn gmail_to_gmail_backup_never_expunges_from_all_mail_what_a_label_keeps() {
     assert_labels(&gmail, &[("INBOX", &[3]), ("Work", &[2]), (GMAIL_ALL_MAIL, &[2, 3, 4])]);
     assert_eq!(gmail.stored_messages(), 3);
 }
+
+#[test]
+fn copies_without_copyuid_are_paired_by_content_at_the_next_run() {
+    // The fake answers UID COPY without COPYUID: the copies are made, their UIDs unknown.
+    let run = GmailRun::new(FakeStore::builder().gmail().without_copyuid().start());
+    let first = run.run();
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    assert_eq!(run.gmail.appends_and_copies(), (4, 4), "{:#?}", run.gmail.commands());
+    // The next run finds the copies by content: nothing stored, nothing copied again.
+    let again = run.run();
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert_eq!(run.gmail.appends_and_copies(), (4, 4), "{:#?}", run.gmail.commands());
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(stderr.matches("recognised by content").count(), 3, "{}", text(&again));
+    assert_eq!(run.gmail.stored_messages(), 4);
+    assert_labels(&run.gmail, &LABELLED);
+    // And the state is whole again: a third run has nothing to find.
+    let third = run.run();
+    let stderr = String::from_utf8_lossy(&third.stderr);
+    assert!(!stderr.contains("recognised by content"), "{}", text(&third));
+    assert!(
+        String::from_utf8_lossy(&third.stdout).contains("0 messages saved"),
+        "{}",
+        text(&third)
+    );
+}

@@ -342,11 +342,10 @@ struct Connection {
 }
 
 /// Waits until the hang is released.
-fn hang(account: &Mutex<Account>) -> std::io::Result<()> {
+fn hang(account: &Mutex<Account>) {
     while account.lock().expect("lock").hanging {
         std::thread::sleep(Duration::from_millis(20));
     }
-    Ok(())
 }
 
 /// How many UIDs a set such as `1,3:5` names.
@@ -380,7 +379,7 @@ fn serve(stream: TcpStream, account: &Mutex<Account>) -> std::io::Result<()> {
                 account.hang_after_copy = None;
                 account.hanging = true;
                 drop(account);
-                hang(account_ref)?;
+                hang(account_ref);
                 return Ok(());
             }
             account.hang_after_copy = Some(n - 1);

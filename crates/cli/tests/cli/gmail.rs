@@ -340,7 +340,8 @@ fn gmail_to_gmail_backup_never_expunges_from_all_mail_what_a_label_keeps() {
         args.extend([from.as_str(), to.as_str()]);
         dsync(&args, Some("app-password"))
     };
-    let first = backup(&[]);
+    // With -a the source's X-GM-MSGID identifies each message (later runs: its content).
+    let first = backup(&["-a", "\\All"]);
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));
     assert_eq!(gmail.stored_messages(), 4, "{:#?}", gmail.commands());
     // Message 1 appended to INBOX, copied to Work; All Mail (synced last) found 1-3

@@ -95,12 +95,11 @@ impl Held {
     }
 
     fn mailbox_index(&mut self, name: &MailboxName) -> u32 {
-        let index = match self.mailboxes.iter().position(|m| m == name) {
-            Some(index) => index,
-            None => {
-                self.mailboxes.push(name.clone());
-                self.mailboxes.len() - 1
-            }
+        let index = if let Some(index) = self.mailboxes.iter().position(|m| m == name) {
+            index
+        } else {
+            self.mailboxes.push(name.clone());
+            self.mailboxes.len() - 1
         };
         u32::try_from(index).unwrap_or(u32::MAX)
     }
@@ -189,4 +188,70 @@ pub(super) struct Split {
     pub(super) copies: BTreeMap<MailboxName, Vec<(Uid, Uid, Flags, bool)>>,
     /// Saves that send the body.
     pub(super) sends: Vec<(Uid, Flags)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{SpecialUse, SystemFlags};
+
+    fn meta(uid: u32, guid: Option<&str>, size: Option<u64>, received: Option<i64>) -> MessageMeta {
+        let mut meta = MessageMeta::new(Uid::new(uid).expect("uid"), Flags::default());
+        meta.guid = guid.map(str::to_owned);
+        meta.virtual_size = size;
+        meta.received = received;
+        meta
+    }
+
+    fn name(text: &str) -> MailboxName {
+        MailboxName::new([text]).expect("name")
+    }
+
+    #[test]
+    fn identities_are_the_guid_then_the_content_as_far_as_known() {
+        let both = identities(&meta(1, Some("g1"), Some(10), Some(5)), Some("h"));
+        assert_eq!(both.len(), 2);
+        // The GUID alone identifies, whatever the UID or the content.
+        assert_eq!(identities(&meta(9, Some("g1"), None, None), None), both[..1]);
+        // No size: no content identity (and an empty GUID is none).
+        assert!(identities(&meta(1, Some(""), None, Some(5)), Some("h")).is_empty());
+        // Size and received date are part of the content.
+        let content =
+            |size, received| content_identity(&meta(1, None, Some(size), received), Some("h"));
+        assert_eq!(content(10, Some(5)), Some(both[1]));
+        assert_ne!(content(11, Some(5)), Some(both[1]));
+        assert_ne!(content(10, Some(6)), Some(both[1]));
+        assert_ne!(content(10, None), Some(both[1]));
+    }
+
+    #[test]
+    fn a_held_message_is_found_outside_its_own_mailbox_only_while_enabled() {
+        let mut held = Held::new(true, false, None);
+        let id = identities(&meta(1, Some("g"), None, None), None);
+        let seen = Flags { system: SystemFlags::SEEN, ..Flags::default() };
+        held.insert(id[0], &name("A"), Uid::new(7).expect("uid"), Some(&seen));
+        // The first place stays.
+        held.insert(id[0], &name("B"), Uid::new(8).expect("uid"), None);
+        let place = held.find(&id, &name("C")).expect("held in A");
+        assert_eq!((held.mailbox(&place), place.uid.get()), (Some(&name("A")), 7));
+        assert!(held.find(&id, &name("A")).is_none(), "not copied into its own mailbox");
+        assert!(!Held::flags_differ(&place, &seen));
+        assert!(Held::flags_differ(&place, &Flags::default()));
+        held.disable();
+        assert!(held.find(&id, &name("C")).is_none());
+        held.insert(id[0], &name("A"), Uid::new(7).expect("uid"), None);
+        assert!(held.find(&id, &name("C")).is_none());
+    }
+
+    #[test]
+    fn trash_and_junk_take_no_part_on_labels_only() {
+        let labels = Held::new(true, true, Some(name("All")));
+        let plain = Held::new(true, false, Some(name("All")));
+        assert!(labels.excluded(&[SpecialUse::Trash]) && labels.excluded(&[SpecialUse::Junk]));
+        assert!(!labels.excluded(&[SpecialUse::Sent]) && !labels.excluded(&[]));
+        assert!(!plain.excluded(&[SpecialUse::Trash]));
+        // All mail is read on a label destination only.
+        assert_eq!(labels.all_mail_to_read(), Some(&name("All")));
+        assert_eq!(plain.all_mail_to_read(), None);
+    }
 }

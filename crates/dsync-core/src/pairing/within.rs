@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use super::copy::Stored;
 use super::held::{self, Held, Identity, Split};
 use crate::error::StorageError;
 use crate::execute::Observer;
@@ -131,7 +132,7 @@ pub(super) fn copy(
     split: &Split,
     identities: &SaveIdentities,
     observer: &mut dyn Observer,
-    record: &mut dyn FnMut(&mut dyn Observer, Uid, Option<Uid>),
+    record: &mut Stored<'_>,
 ) -> Result<CopiedHere, StorageError> {
     let mut done = CopiedHere::default();
     let mut made: Vec<(Uid, Option<Uid>, Flags)> = Vec::new();

@@ -524,6 +524,13 @@ pub struct CopiedWithin {
     pub uids: Vec<(Uid, Uid)>,
 }
 
+impl CopiedWithin {
+    /// Copies into a mailbox of `uid_validity` (when known): each UID with its copy's.
+    pub fn new(uid_validity: Option<u32>, uids: Vec<(Uid, Uid)>) -> CopiedWithin {
+        CopiedWithin { uid_validity, uids }
+    }
+}
+
 /// Changes to one mailbox, made durable by [`MailboxWriter::commit`]. Dropping a writer
 /// without committing discards what was staged since the last commit.
 pub trait MailboxWriter {

@@ -6,7 +6,11 @@
 //! Gmail's `X-GM-MSGID`, a Maildir uidlist GUID), otherwise its content: Dovecot's header
 //! hash with its size and received date (all three must agree; without a size there is no
 //! identity, and the message is sent as usual). Only a 16-byte digest of it is kept, with
-//! where the destination holds the message: about 40 bytes per message saved in the run.
+//! where the destination holds the message: about 50 bytes per message saved in the run.
+//! The header hash of a message sent is taken from its body on the way
+//! ([`super::copy::Stored`]); a save is asked for its header hash beforehand only when a
+//! message of the same size and received date is held, so that a run without duplicates
+//! costs no extra round trip.
 //!
 //! On a destination whose mailboxes are labels of one message (Gmail) this is what keeps
 //! the account from holding a message once per label; there the all-mail mailbox is read
@@ -15,7 +19,7 @@
 //! `\Trash` and `\Junk` take no part there: Gmail keeps what is in them out of every
 //! other label, so a copy into or out of them would move the message, not label it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use md5::{Digest, Md5};
@@ -46,6 +50,8 @@ pub(super) struct Held {
     all_mail: Option<(MailboxName, bool)>,
     mailboxes: Vec<MailboxName>,
     by_identity: HashMap<Identity, Place>,
+    /// [`size_key`]s of the held messages.
+    sizes: HashSet<u64>,
 }
 
 impl Held {
@@ -69,6 +75,7 @@ impl Held {
     pub(super) fn disable(&mut self) {
         self.enabled = false;
         self.by_identity = HashMap::new();
+        self.sizes = HashSet::new();
     }
 
     /// True when the destination's mailboxes are labels (Gmail).
@@ -104,11 +111,12 @@ impl Held {
         u32::try_from(index).unwrap_or(u32::MAX)
     }
 
-    /// Remembers that `mailbox` holds the message `identity` as `uid`, stored with `flags`
-    /// (`None`: unknown). The first place found stays.
+    /// Remembers that `mailbox` holds the message `meta` (with `header_hash`, if known)
+    /// as `uid`, stored with `flags` (`None`: unknown). The first place found stays.
     pub(super) fn insert(
         &mut self,
-        identity: Identity,
+        meta: &MessageMeta,
+        header_hash: Option<&str>,
         mailbox: &MailboxName,
         uid: Uid,
         flags: Option<&Flags>,
@@ -116,9 +124,24 @@ impl Held {
         if !self.enabled {
             return;
         }
+        let identities = identities(meta, header_hash);
+        if identities.is_empty() {
+            return;
+        }
         let mailbox = self.mailbox_index(mailbox);
         let flags = flags.map_or(0, flags_digest);
-        self.by_identity.entry(identity).or_insert(Place { mailbox, uid, flags });
+        for identity in identities {
+            self.by_identity.entry(identity).or_insert(Place { mailbox, uid, flags });
+        }
+        if let Some(key) = size_key(meta) {
+            self.sizes.insert(key);
+        }
+    }
+
+    /// True when a message of `meta`'s size and received date is held: only then is its
+    /// header hash worth asking for.
+    pub(super) fn may_hold(&self, meta: &MessageMeta) -> bool {
+        self.enabled && size_key(meta).is_some_and(|key| self.sizes.contains(&key))
     }
 
     /// Where the message is held outside `not_in`, if anywhere.
@@ -164,6 +187,13 @@ pub(super) fn content_identity(meta: &MessageMeta, header_hash: Option<&str>) ->
     Some(digest(&[b"content", hash.as_bytes(), &size.to_be_bytes(), received.as_bytes()]))
 }
 
+/// Size and received date, the cheap half of a content identity.
+fn size_key(meta: &MessageMeta) -> Option<u64> {
+    let mut hasher = DefaultHasher::new();
+    (meta.virtual_size?, meta.received).hash(&mut hasher);
+    Some(hasher.finish())
+}
+
 fn digest(parts: &[&[u8]]) -> Identity {
     let mut md5 = Md5::new();
     for part in parts {
@@ -180,12 +210,27 @@ fn flags_digest(flags: &Flags) -> u64 {
     hasher.finish() | 1
 }
 
-/// Saves of one mailbox split into copies within the destination (by the mailbox and
-/// UID that hold the message) and saves that send the body.
+/// A save that is a copy of a held message.
+#[derive(Debug)]
+pub(super) struct Copy {
+    /// The held message's UID (in the mailbox it is copied from).
+    pub(super) held: Uid,
+    /// The origin (source) UID.
+    pub(super) origin: Uid,
+    /// The flags the copy must have.
+    pub(super) flags: Flags,
+    /// They may differ from the held message's: set them after the copy.
+    pub(super) differ: bool,
+    /// The save's header hash, when it was read.
+    pub(super) hash: Option<String>,
+}
+
+/// Saves of one mailbox split into copies within the destination (by the mailbox that
+/// holds the message) and saves that send the body.
 #[derive(Debug, Default)]
 pub(super) struct Split {
-    /// By source mailbox held: (held UID, origin UID, flags wanted, flags differ).
-    pub(super) copies: BTreeMap<MailboxName, Vec<(Uid, Uid, Flags, bool)>>,
+    /// By the mailbox that holds them.
+    pub(super) copies: BTreeMap<MailboxName, Vec<Copy>>,
     /// Saves that send the body.
     pub(super) sends: Vec<(Uid, Flags)>,
 }
@@ -227,11 +272,12 @@ mod tests {
     #[test]
     fn a_held_message_is_found_outside_its_own_mailbox_only_while_enabled() {
         let mut held = Held::new(true, false, None);
-        let id = identities(&meta(1, Some("g"), None, None), None);
+        let message = meta(1, Some("g"), None, None);
+        let id = identities(&message, None);
         let seen = Flags { system: SystemFlags::SEEN, ..Flags::default() };
-        held.insert(id[0], &name("A"), Uid::new(7).expect("uid"), Some(&seen));
+        held.insert(&message, None, &name("A"), Uid::new(7).expect("uid"), Some(&seen));
         // The first place stays.
-        held.insert(id[0], &name("B"), Uid::new(8).expect("uid"), None);
+        held.insert(&message, None, &name("B"), Uid::new(8).expect("uid"), None);
         let place = held.find(&id, &name("C")).expect("held in A");
         assert_eq!((held.mailbox(&place), place.uid.get()), (Some(&name("A")), 7));
         assert!(held.find(&id, &name("A")).is_none(), "not copied into its own mailbox");
@@ -239,8 +285,21 @@ mod tests {
         assert!(Held::flags_differ(&place, &Flags::default()));
         held.disable();
         assert!(held.find(&id, &name("C")).is_none());
-        held.insert(id[0], &name("A"), Uid::new(7).expect("uid"), None);
+        held.insert(&message, None, &name("A"), Uid::new(7).expect("uid"), None);
         assert!(held.find(&id, &name("C")).is_none());
+    }
+
+    #[test]
+    fn header_hashes_are_worth_asking_for_only_when_size_and_date_are_held() {
+        let mut held = Held::new(true, false, None);
+        let stored = meta(1, None, Some(100), Some(5));
+        held.insert(&stored, Some("h"), &name("A"), Uid::new(1).expect("uid"), None);
+        assert!(held.may_hold(&meta(2, None, Some(100), Some(5))));
+        assert!(!held.may_hold(&meta(2, None, Some(101), Some(5))));
+        assert!(!held.may_hold(&meta(2, None, Some(100), None)));
+        assert!(!held.may_hold(&meta(2, None, None, Some(5))));
+        let id = identities(&meta(2, None, Some(100), Some(5)), Some("h"));
+        assert!(held.find(&id, &name("B")).is_some());
     }
 
     #[test]

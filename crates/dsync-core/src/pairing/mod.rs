@@ -622,7 +622,7 @@ fn sync_mailbox(
         roles: &job.roles,
         validities: (a_validity, b_validity),
     };
-    let (split, identities) = within::split(
+    let split = within::split(
         held,
         source.storage(),
         destination,
@@ -638,9 +638,9 @@ fn sync_mailbox(
         destination,
         &here,
         &split,
-        &identities,
+        &a_metas,
         observer,
-        &mut |observer, origin, uid| {
+        &mut |observer, origin, uid, _| {
             unknown += u64::from(uid.is_none());
             let validities = (a_validity, b_validity);
             record_pair(state, observer, name, validities, origin, uid, &a_metas, false);
@@ -670,15 +670,13 @@ fn sync_mailbox(
             &sends,
             &a_metas,
             &mut not_kept,
-            &mut |observer, origin, uid| {
+            &mut |observer, origin, uid, hash| {
                 unknown += u64::from(uid.is_none());
                 let validities = (a_validity, b_validity);
                 record_pair(state, observer, name, validities, origin, uid, &a_metas, false);
-                if let (Some(uid), false) = (uid, excluded) {
+                if let (Some(uid), false, Some(meta)) = (uid, excluded, a_metas.get(&origin)) {
                     let flags = send_flags.get(&origin).copied();
-                    for identity in identities.get(&origin).into_iter().flatten() {
-                        held.insert(*identity, name, uid, flags);
-                    }
+                    held.insert(meta, hash, name, uid, flags);
                 }
             },
         )
@@ -719,7 +717,7 @@ fn sync_mailbox(
             &plan.to_source,
             &b_metas,
             &mut not_kept,
-            &mut |observer, origin, uid| {
+            &mut |observer, origin, uid, _| {
                 unknown += u64::from(uid.is_none());
                 let validities = (a_validity, b_validity);
                 record_pair(state, observer, name, validities, origin, uid, &b_metas, true);

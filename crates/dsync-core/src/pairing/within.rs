@@ -4,10 +4,10 @@
 //! recorded as a pair exactly as an APPEND's APPENDUID is. A copy whose UID the server
 //! did not say is found by content at the next run, as an APPEND without APPENDUID is.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use super::copy::Stored;
-use super::held::{self, Held, Identity, Split};
+use super::held::{self, Copy, Held, Split};
 use crate::error::StorageError;
 use crate::execute::Observer;
 use crate::model::{Flags, MailboxName, MessageMeta, SpecialUse, Uid};
@@ -25,13 +25,11 @@ pub(super) struct Mailbox<'a> {
     pub(super) validities: (u32, u32),
 }
 
-/// The identities of the saves, by origin UID, for [`Held::insert`] after they are stored.
-pub(super) type SaveIdentities = BTreeMap<Uid, Vec<Identity>>;
-
 /// Splits `saves` into copies of what `held` says the destination holds in another
-/// mailbox, and saves that send the body. Reads the source's header hashes of the saves
-/// it needs them for (no GUID; on a label destination every save, whose content is then
-/// looked up in the all-mail mailbox, read here the first time).
+/// mailbox, and saves that send the body. Asks the source for the header hashes of the
+/// saves that need one to be recognised (no GUID, or any on a label destination) and may
+/// be held (a message of the same size and received date is); on a label destination
+/// reads the all-mail mailbox first, the first time.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn split(
     held: &mut Held,
@@ -42,24 +40,12 @@ pub(super) fn split(
     metas: &BTreeMap<Uid, &MessageMeta>,
     known_hashes: &BTreeMap<Uid, String>,
     warnings: &mut Vec<String>,
-) -> Result<(Split, SaveIdentities), StorageError> {
+) -> Result<Split, StorageError> {
     let mut out = Split::default();
     if !held.enabled() || saves.is_empty() || held.excluded(mailbox.roles) {
         out.sends = saves.to_vec();
-        return Ok((out, SaveIdentities::new()));
+        return Ok(out);
     }
-    let labels = held.labels();
-    let wanted: Vec<Uid> = saves
-        .iter()
-        .filter(|(uid, _)| !known_hashes.contains_key(uid))
-        .filter(|(uid, _)| labels || metas.get(uid).is_some_and(|m| m.guid.is_none()))
-        .map(|(uid, _)| *uid)
-        .collect();
-    let fetched = if wanted.is_empty() {
-        BTreeMap::new()
-    } else {
-        source.header_hashes(mailbox.source_name, &wanted)?
-    };
     if let Some(all) = held.all_mail_to_read().cloned() {
         if let Err(error) = read_all_mail(held, destination, &all) {
             warnings.push(format!(
@@ -69,15 +55,27 @@ pub(super) fn split(
         }
         held.all_mail_read();
     }
-    let mut identities = SaveIdentities::new();
-    let mut copied_here = std::collections::HashSet::new();
+    let labels = held.labels();
+    let wanted: Vec<Uid> = saves
+        .iter()
+        .filter(|(uid, _)| !known_hashes.contains_key(uid))
+        .filter_map(|(uid, _)| metas.get(uid).map(|meta| (uid, meta)))
+        .filter(|(_, meta)| (labels || meta.guid.is_none()) && held.may_hold(meta))
+        .map(|(uid, _)| *uid)
+        .collect();
+    let fetched = if wanted.is_empty() {
+        BTreeMap::new()
+    } else {
+        source.header_hashes(mailbox.source_name, &wanted)?
+    };
+    let mut copied_here = HashSet::new();
     for (uid, flags) in saves {
         let Some(meta) = metas.get(uid) else {
             out.sends.push((*uid, flags.clone()));
             continue;
         };
-        let hash = known_hashes.get(uid).or_else(|| fetched.get(uid)).map(String::as_str);
-        let ids = held::identities(meta, hash);
+        let hash = known_hashes.get(uid).or_else(|| fetched.get(uid));
+        let ids = held::identities(meta, hash.map(String::as_str));
         let place = held.find(&ids, mailbox.name);
         // One copy of a held message per mailbox: a second source message with the same
         // identity here is sent (on labels a second COPY would only name the first).
@@ -85,13 +83,19 @@ pub(super) fn split(
             Some(place) => {
                 let from = held.mailbox(&place).cloned().unwrap_or_else(|| mailbox.name.clone());
                 let differ = Held::flags_differ(&place, flags);
-                out.copies.entry(from).or_default().push((place.uid, *uid, flags.clone(), differ));
+                let copy = Copy {
+                    held: place.uid,
+                    origin: *uid,
+                    flags: flags.clone(),
+                    differ,
+                    hash: hash.cloned(),
+                };
+                out.copies.entry(from).or_default().push(copy);
             }
             None => out.sends.push((*uid, flags.clone())),
         }
-        identities.insert(*uid, ids);
     }
-    Ok((out, identities))
+    Ok(out)
 }
 
 /// Remembers every message of the label destination's all-mail mailbox by content.
@@ -104,10 +108,10 @@ fn read_all_mail(
     let uids: Vec<Uid> = contents.messages.iter().map(|m| m.uid).collect();
     let hashes = destination.header_hashes(all, &uids)?;
     for meta in &contents.messages {
+        // Gmail's GUIDs are its own, never the source's: by content only.
+        let content = MessageMeta { guid: None, ..meta.clone() };
         let hash = hashes.get(&meta.uid).map(String::as_str);
-        if let Some(identity) = held::content_identity(meta, hash) {
-            held.insert(identity, all, meta.uid, Some(&meta.flags));
-        }
+        held.insert(&content, hash, all, meta.uid, Some(&meta.flags));
     }
     Ok(())
 }
@@ -130,28 +134,28 @@ pub(super) fn copy(
     destination: &mut dyn StorageMut,
     mailbox: &Mailbox<'_>,
     split: &Split,
-    identities: &SaveIdentities,
+    metas: &BTreeMap<Uid, &MessageMeta>,
     observer: &mut dyn Observer,
     record: &mut Stored<'_>,
 ) -> Result<CopiedHere, StorageError> {
     let mut done = CopiedHere::default();
-    let mut made: Vec<(Uid, Option<Uid>, Flags)> = Vec::new();
+    let mut made: Vec<(&Copy, Option<Uid>)> = Vec::new();
     let mut fixes: Vec<(Uid, Flags)> = Vec::new();
     for (from, copies) in &split.copies {
-        let uids: Vec<Uid> = copies.iter().map(|(held_uid, ..)| *held_uid).collect();
+        let uids: Vec<Uid> = copies.iter().map(|copy| copy.held).collect();
         let Some(answer) = destination.copy_within(from, &uids, mailbox.name)? else {
             held.disable();
-            done.sends.extend(copies.iter().map(|(_, origin, flags, _)| (*origin, flags.clone())));
+            done.sends.extend(copies.iter().map(|copy| (copy.origin, copy.flags.clone())));
             continue;
         };
         let valid = answer.uid_validity.is_none_or(|v| v == mailbox.validities.1);
         let by_held: BTreeMap<Uid, Uid> = answer.uids.into_iter().collect();
-        for (held_uid, origin, flags, differ) in copies {
-            let new = by_held.get(held_uid).copied().filter(|_| valid);
-            if let (Some(new), true) = (new, *differ) {
-                fixes.push((new, flags.clone()));
+        for copy in copies {
+            let new = by_held.get(&copy.held).copied().filter(|_| valid);
+            if let (Some(new), true) = (new, copy.differ) {
+                fixes.push((new, copy.flags.clone()));
             }
-            made.push((*origin, new, flags.clone()));
+            made.push((copy, new));
         }
     }
     if !fixes.is_empty() {
@@ -160,19 +164,18 @@ pub(super) fn copy(
         // content, never pairs that remember flags the copies do not have.
         let left = super::apply_changes(destination, mailbox.name, &fixes, &[], None)?;
         if !left.flags.is_empty() {
-            made.retain(|(_, new, _)| new.is_none_or(|uid| !left.flags.contains(&uid)));
+            made.retain(|(_, new)| new.is_none_or(|uid| !left.flags.contains(&uid)));
         }
     }
     let excluded = held.excluded(mailbox.roles);
-    for (origin, new, flags) in made {
+    for (copy, new) in made {
         done.copied += 1;
         done.unknown += u64::from(new.is_none());
-        observer.message_saved(mailbox.name, origin, 0);
-        record(observer, origin, new);
-        if let (Some(new), false) = (new, excluded) {
-            for identity in identities.get(&origin).into_iter().flatten() {
-                held.insert(*identity, mailbox.name, new, Some(&flags));
-            }
+        observer.message_saved(mailbox.name, copy.origin, 0);
+        let hash = copy.hash.as_deref();
+        record(observer, copy.origin, new, hash);
+        if let (Some(new), false, Some(meta)) = (new, excluded, metas.get(&copy.origin)) {
+            held.insert(meta, hash, mailbox.name, new, Some(&copy.flags));
         }
     }
     Ok(done)

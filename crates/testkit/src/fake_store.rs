@@ -14,7 +14,9 @@
 //! `[Gmail]/All Mail` (the same message: one `X-GM-MSGID`, as Gmail keeps one copy per
 //! message), and `UID COPY` to a label's folder adds that label to it instead of storing
 //! the message again (a copy into a folder that already shows it answers with the UID it
-//! has there). Flags belong to the message, seen alike in every folder. Expunging a
+//! has there). Flags belong to the message, seen alike in every folder. `[Gmail]/Trash`
+//! and `[Gmail]/Spam` are not labels: a message appended there is in no other folder, and
+//! a COPY there moves the message out of every other folder. Expunging a
 //! message from a label's folder removes that label (its `\Deleted` goes with it: Gmail
 //! keeps that one per folder); expunging it from All Mail deletes it from every folder.
 //! [`FakeStore::stored_messages`] counts what Gmail would store. Gmail itself cannot be
@@ -29,6 +31,10 @@ use std::time::Duration;
 
 /// Gmail's all-mail folder.
 pub const GMAIL_ALL_MAIL: &str = "[Gmail]/All Mail";
+/// Gmail's trash (`\Trash`): what is there is in no other folder, not even All Mail.
+pub const GMAIL_TRASH: &str = "[Gmail]/Trash";
+/// Gmail's spam folder (`\Junk`), like the trash.
+pub const GMAIL_SPAM: &str = "[Gmail]/Spam";
 
 /// One message of the account (in Gmail mode, one per `X-GM-MSGID`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +110,11 @@ impl Account {
         uid
     }
 
+    /// Gmail's trash or spam folder (Gmail mode).
+    fn is_bin(&self, name: &[u8]) -> bool {
+        self.gmail && (name == GMAIL_TRASH.as_bytes() || name == GMAIL_SPAM.as_bytes())
+    }
+
     /// The labels of message `id` (Gmail mode): the folders it is shown in but All Mail.
     fn labels(&self, id: u64) -> Vec<String> {
         self.mailboxes
@@ -144,8 +155,10 @@ impl FakeStoreBuilder {
     /// Says it is Gmail: `X-GM-EXT-1`, `[Gmail]/All Mail` (`\All`), labels.
     pub fn gmail(mut self) -> Self {
         self.account.gmail = true;
-        if self.account.find(GMAIL_ALL_MAIL.as_bytes()).is_none() {
-            self.account.create(GMAIL_ALL_MAIL.as_bytes());
+        for name in [GMAIL_ALL_MAIL, GMAIL_TRASH, GMAIL_SPAM] {
+            if self.account.find(name.as_bytes()).is_none() {
+                self.account.create(name.as_bytes());
+            }
         }
         self
     }
@@ -174,7 +187,7 @@ impl FakeStoreBuilder {
         });
         account.next_id = account.next_id.max(id + 1);
         account.add(index, id);
-        if account.gmail && mailbox != GMAIL_ALL_MAIL {
+        if account.gmail && mailbox != GMAIL_ALL_MAIL && !account.is_bin(mailbox.as_bytes()) {
             let all = account.find(GMAIL_ALL_MAIL.as_bytes()).expect("All Mail exists");
             if !account.mailboxes[all].uids.values().any(|v| *v == id) {
                 account.add(all, id);
@@ -621,7 +634,14 @@ impl Connection {
             .map(|(uid, id)| (*uid, *id))
             .collect();
         let (mut old, mut new) = (Vec::new(), Vec::new());
+        let bin = account.is_bin(&target);
         for (uid, id) in picked {
+            if bin {
+                // Gmail: into the trash is out of every label and All Mail.
+                for mailbox in &mut account.mailboxes {
+                    mailbox.uids.retain(|_, shown| *shown != id);
+                }
+            }
             let id = if account.gmail {
                 // Gmail: the same message gets one more label.
                 match account.mailboxes[to].uids.iter().find(|(_, v)| **v == id) {
@@ -708,11 +728,16 @@ fn list(account: &Account, words: &mut Words<'_>, tag: &str, lsub: bool) -> Vec<
         let _ = write!(out, "* {verb} (\\Noselect) \"/\" \"\"\r\n");
     } else {
         for mailbox in account.mailboxes.iter().filter(|m| !lsub || m.subscribed) {
-            let all = account.gmail && mailbox.name == GMAIL_ALL_MAIL.as_bytes();
+            let role = match mailbox.name.as_slice() {
+                _ if !account.gmail => "",
+                name if name == GMAIL_ALL_MAIL.as_bytes() => " \\All",
+                name if name == GMAIL_TRASH.as_bytes() => " \\Trash",
+                name if name == GMAIL_SPAM.as_bytes() => " \\Junk",
+                _ => "",
+            };
             let _ = write!(
                 out,
-                "* {verb} (\\HasNoChildren{}) \"/\" \"{}\"\r\n",
-                if all { " \\All" } else { "" },
+                "* {verb} (\\HasNoChildren{role}) \"/\" \"{}\"\r\n",
                 String::from_utf8_lossy(&mailbox.name)
             );
         }
@@ -768,7 +793,7 @@ fn append(account: &mut Account, words: &mut Words<'_>, tag: &str) -> Vec<u8> {
         },
     );
     let uid = account.add(index, id);
-    if account.gmail && name != GMAIL_ALL_MAIL.as_bytes() {
+    if account.gmail && name != GMAIL_ALL_MAIL.as_bytes() && !account.is_bin(&name) {
         let all = account.find(GMAIL_ALL_MAIL.as_bytes()).expect("All Mail exists");
         account.add(all, id);
     }

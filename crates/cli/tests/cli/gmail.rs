@@ -9,7 +9,7 @@
 
 use std::os::unix::fs::MetadataExt;
 
-use testkit::{Dovecot, FakeStore, GMAIL_ALL_MAIL, RawImap, fixtures};
+use testkit::{Dovecot, FakeStore, GMAIL_ALL_MAIL, GMAIL_SPAM, GMAIL_TRASH, RawImap, fixtures};
 
 use super::imap_destination::{DESTINATION_PASSWORD, assert_carried, pairs_hold};
 use super::{PASSWORD, dsync, text};
@@ -410,4 +410,31 @@ fn copies_without_copyuid_are_paired_by_content_at_the_next_run() {
         "{}",
         text(&third)
     );
+}
+
+#[test]
+fn gmail_trash_gets_its_own_message_never_a_copy() {
+    // Message 3 is in INBOX; the trash holds another message with the same bytes (Gmail
+    // keeps what is in the trash out of every other folder). A COPY into the trash would
+    // move 3 out of INBOX: the trash's message is appended instead.
+    let body = fixtures::message(3, "message 3", "c");
+    let source = FakeStore::builder()
+        .gmail()
+        .message("INBOX", 3, &[], &body)
+        .message(GMAIL_TRASH, 5, &[], &body)
+        .start();
+    let gmail = FakeStore::builder().gmail().start();
+    let from = format!("imap://me@127.0.0.1:{}?tls=none", source.port());
+    let to = format!("imap://me@127.0.0.1:{}?tls=none", gmail.port());
+    let dir = tempfile::tempdir().expect("dir");
+    let state = dir.path().join("state");
+    let args = ["backup", "--state-file", state.to_str().expect("utf-8"), &from, &to];
+    let run = dsync(&args, Some("app-password"));
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    assert_labels(
+        &gmail,
+        &[("INBOX", &[3]), (GMAIL_TRASH, &[3]), (GMAIL_ALL_MAIL, &[3]), (GMAIL_SPAM, &[])],
+    );
+    assert_eq!(gmail.stored_messages(), 2, "{:#?}", gmail.commands());
+    assert_eq!(gmail.appends_and_copies(), (2, 0), "{:#?}", gmail.commands());
 }

@@ -19,12 +19,12 @@
 //! `\Trash` and `\Junk` take no part there: Gmail keeps what is in them out of every
 //! other label, so a copy into or out of them would move the message, not label it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use md5::{Digest, Md5};
 
-use crate::model::{Flags, MailboxName, MessageMeta, Uid};
+use crate::model::{Flags, MailboxInfo, MailboxName, MessageMeta, SpecialUse, Uid};
 
 /// A message identity's digest.
 pub(super) type Identity = [u8; 16];
@@ -48,6 +48,8 @@ pub(super) struct Held {
     labels: bool,
     /// The all-mail mailbox of a label destination, read once.
     all_mail: Option<(MailboxName, bool)>,
+    /// A label destination's `\Trash` and `\Junk` mailboxes.
+    excluded: BTreeSet<MailboxName>,
     mailboxes: Vec<MailboxName>,
     by_identity: HashMap<Identity, Place>,
     /// [`size_key`]s of the held messages.
@@ -56,12 +58,21 @@ pub(super) struct Held {
 
 impl Held {
     /// A map for a destination that may copy (`enabled`), whose mailboxes may be labels,
-    /// with its all-mail mailbox (a label destination's `\All`).
-    pub(super) fn new(enabled: bool, labels: bool, all_mail: Option<MailboxName>) -> Held {
+    /// listed as `mailboxes` (a label destination's roles say which is all mail, `\All`,
+    /// and which take no part, `\Trash` and `\Junk`: the destination's roles, not the
+    /// source's, as a label named Trash is only a label there).
+    pub(super) fn new(enabled: bool, labels: bool, mailboxes: &[MailboxInfo]) -> Held {
+        let having = |role: SpecialUse| {
+            mailboxes.iter().filter(move |m| labels && m.special_use.contains(&role))
+        };
         Held {
             enabled,
             labels,
-            all_mail: all_mail.filter(|_| labels).map(|name| (name, false)),
+            all_mail: having(SpecialUse::All).next().map(|m| (m.name.clone(), false)),
+            excluded: having(SpecialUse::Trash)
+                .chain(having(SpecialUse::Junk))
+                .map(|m| m.name.clone())
+                .collect(),
             ..Held::default()
         }
     }
@@ -88,6 +99,11 @@ impl Held {
         self.all_mail.as_ref().filter(|(_, read)| !read).map(|(name, _)| name)
     }
 
+    /// True when `mailbox` is the label destination's all-mail mailbox.
+    pub(super) fn is_all_mail(&self, mailbox: &MailboxName) -> bool {
+        self.all_mail.as_ref().is_some_and(|(name, _)| name == mailbox)
+    }
+
     /// The all-mail mailbox was read (or could not be).
     pub(super) fn all_mail_read(&mut self) {
         if let Some((_, read)) = &mut self.all_mail {
@@ -95,10 +111,10 @@ impl Held {
         }
     }
 
-    /// Whether `roles` exclude a mailbox from copies (`\Trash`, `\Junk` on labels).
-    pub(super) fn excluded(&self, roles: &[crate::model::SpecialUse]) -> bool {
-        use crate::model::SpecialUse;
-        self.labels && roles.iter().any(|r| matches!(r, SpecialUse::Trash | SpecialUse::Junk))
+    /// Whether `mailbox` takes no part in copies (a label destination's `\Trash`,
+    /// `\Junk`).
+    pub(super) fn excluded(&self, mailbox: &MailboxName) -> bool {
+        self.excluded.contains(mailbox)
     }
 
     fn mailbox_index(&mut self, name: &MailboxName) -> u32 {
@@ -271,7 +287,7 @@ mod tests {
 
     #[test]
     fn a_held_message_is_found_outside_its_own_mailbox_only_while_enabled() {
-        let mut held = Held::new(true, false, None);
+        let mut held = Held::new(true, false, &[]);
         let message = meta(1, Some("g"), None, None);
         let id = identities(&message, None);
         let seen = Flags { system: SystemFlags::SEEN, ..Flags::default() };
@@ -291,7 +307,7 @@ mod tests {
 
     #[test]
     fn header_hashes_are_worth_asking_for_only_when_size_and_date_are_held() {
-        let mut held = Held::new(true, false, None);
+        let mut held = Held::new(true, false, &[]);
         let stored = meta(1, None, Some(100), Some(5));
         held.insert(&stored, Some("h"), &name("A"), Uid::new(1).expect("uid"), None);
         assert!(held.may_hold(&meta(2, None, Some(100), Some(5))));
@@ -304,13 +320,26 @@ mod tests {
 
     #[test]
     fn trash_and_junk_take_no_part_on_labels_only() {
-        let labels = Held::new(true, true, Some(name("All")));
-        let plain = Held::new(true, false, Some(name("All")));
-        assert!(labels.excluded(&[SpecialUse::Trash]) && labels.excluded(&[SpecialUse::Junk]));
-        assert!(!labels.excluded(&[SpecialUse::Sent]) && !labels.excluded(&[]));
-        assert!(!plain.excluded(&[SpecialUse::Trash]));
+        let with = |text: &str, role: Option<SpecialUse>| MailboxInfo {
+            special_use: role.into_iter().collect(),
+            ..MailboxInfo::new(name(text))
+        };
+        let listed = [
+            with("All", Some(SpecialUse::All)),
+            with("Bin", Some(SpecialUse::Trash)),
+            with("Spam", Some(SpecialUse::Junk)),
+            with("Sent", Some(SpecialUse::Sent)),
+            with("Trash", None),
+        ];
+        let labels = Held::new(true, true, &listed);
+        let plain = Held::new(true, false, &listed);
+        assert!(labels.excluded(&name("Bin")) && labels.excluded(&name("Spam")));
+        assert!(!labels.excluded(&name("Sent")) && !labels.excluded(&name("Trash")));
+        assert!(!plain.excluded(&name("Bin")));
         // All mail is read on a label destination only.
         assert_eq!(labels.all_mail_to_read(), Some(&name("All")));
+        assert!(labels.is_all_mail(&name("All")) && !labels.is_all_mail(&name("Sent")));
         assert_eq!(plain.all_mail_to_read(), None);
+        assert!(!plain.is_all_mail(&name("All")));
     }
 }

@@ -162,7 +162,7 @@ pub(crate) fn run(
         .map(|m| m.name.clone());
     let inbox = MailboxName::inbox();
     let can_copy = matches!(destination.copy_within(&inbox, &[], &inbox), Ok(Some(_)));
-    let mut held = held::Held::new(can_copy && !options.dry_run, labels, all_mail.clone());
+    let mut held = held::Held::new(can_copy && !options.dry_run, labels, &destination_mailboxes);
 
     let mut jobs = Vec::new();
     let mut delete_destination = Vec::new();
@@ -514,7 +514,7 @@ fn sync_mailbox(
     }
     let plan = plan::plan(mode, &a, &b, previous, &a_ids, &b_ids, &wanted);
     // Gmail's all mail shows what its labels stored this run: found there, as expected.
-    let labels_all_mail = held.labels() && job.roles.contains(&SpecialUse::All);
+    let labels_all_mail = held.is_all_mail(name);
     if plan.rematched > 0 && !labels_all_mail {
         report.warnings.push(format!(
             "mailbox {name}: {} message(s) already on the {} were recognised by content and \
@@ -616,12 +616,7 @@ fn sync_mailbox(
     // Source → destination: what the destination holds elsewhere is copied there, the
     // rest sent.
     let a_metas: BTreeMap<Uid, &MessageMeta> = a.messages.iter().map(|m| (m.uid, m)).collect();
-    let here = within::Mailbox {
-        name,
-        source_name,
-        roles: &job.roles,
-        validities: (a_validity, b_validity),
-    };
+    let here = within::Mailbox { name, source_name, validities: (a_validity, b_validity) };
     let split = within::split(
         held,
         source.storage(),
@@ -654,7 +649,7 @@ fn sync_mailbox(
     let send_flags: BTreeMap<Uid, &Flags> =
         sends.iter().map(|(uid, flags)| (*uid, flags)).collect();
     let assigns = destination.capabilities().assigns_uids;
-    let excluded = held.excluded(&job.roles);
+    let excluded = held.excluded(name);
     let outcome = {
         let mut fetch = |uids: &[Uid], sink: &mut dyn crate::storage::MessageSink| {
             source.storage().fetch(source_name, uids, sink)

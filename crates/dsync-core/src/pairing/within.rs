@@ -10,7 +10,7 @@ use super::copy::Stored;
 use super::held::{self, Copy, Held, Split};
 use crate::error::StorageError;
 use crate::execute::Observer;
-use crate::model::{Flags, MailboxName, MessageMeta, SpecialUse, Uid};
+use crate::model::{Flags, MailboxName, MessageMeta, Uid};
 use crate::storage::{Storage, StorageMut};
 
 /// Where a mailbox's saves go, and what the destination holds.
@@ -19,8 +19,6 @@ pub(super) struct Mailbox<'a> {
     pub(super) name: &'a MailboxName,
     /// Its name on the source.
     pub(super) source_name: &'a MailboxName,
-    /// Its special-use roles.
-    pub(super) roles: &'a [SpecialUse],
     /// Source and destination UIDVALIDITY.
     pub(super) validities: (u32, u32),
 }
@@ -42,7 +40,7 @@ pub(super) fn split(
     warnings: &mut Vec<String>,
 ) -> Result<Split, StorageError> {
     let mut out = Split::default();
-    if !held.enabled() || saves.is_empty() || held.excluded(mailbox.roles) {
+    if !held.enabled() || saves.is_empty() || held.excluded(mailbox.name) {
         out.sends = saves.to_vec();
         return Ok(out);
     }
@@ -167,7 +165,7 @@ pub(super) fn copy(
             made.retain(|(_, new)| new.is_none_or(|uid| !left.flags.contains(&uid)));
         }
     }
-    let excluded = held.excluded(mailbox.roles);
+    let excluded = held.excluded(mailbox.name);
     for (copy, new) in made {
         done.copied += 1;
         done.unknown += u64::from(new.is_none());

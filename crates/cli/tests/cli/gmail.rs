@@ -438,3 +438,80 @@ fn gmail_trash_gets_its_own_message_never_a_copy() {
     assert_eq!(gmail.stored_messages(), 2, "{:#?}", gmail.commands());
     assert_eq!(gmail.appends_and_copies(), (2, 0), "{:#?}", gmail.commands());
 }
+
+#[test]
+fn one_guid_in_several_maildir_folders_is_copied_only_where_its_date_is_the_same() {
+    // A Maildir source whose message file was put into Work and Family under the same
+    // name (its GUID there): Work's with the same time as INBOX's but other flags,
+    // Family's with another time (`cp` without `-p`). A COPY keeps the date of the
+    // message it is made from, so Family's must be sent with its own.
+    let dir = tempfile::tempdir().expect("dir");
+    let maildir = dir.path().join("Maildir");
+    let base = "1700000100.M1P1.test";
+    let body = fixtures::message(1, "one name, three folders", "body");
+    let same = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_704_164_645);
+    let other = same + std::time::Duration::from_secs(86_400);
+    let folders = [
+        (maildir.clone(), "S", same, "a1"),
+        (maildir.join(".Work"), "a", same, "b2"),
+        (maildir.join(".Family"), "S", other, "c3"),
+    ];
+    for (index, (folder, info, time, guid)) in folders.into_iter().enumerate() {
+        for sub in ["cur", "new", "tmp"] {
+            std::fs::create_dir_all(folder.join(sub)).expect("mkdir");
+        }
+        let file = folder.join("cur").join(format!("{base}:2,{info}"));
+        std::fs::write(&file, &body).expect("message");
+        std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .and_then(|f| f.set_modified(time))
+            .expect("mtime");
+        let uidlist = format!("3 V{} N2 G{}\n1 :{base}\n", 1_700_000_001 + index, guid.repeat(16));
+        std::fs::write(folder.join("dovecot-uidlist"), uidlist).expect("uidlist");
+        std::fs::write(folder.join("dovecot-keywords"), "0 $Label1\n").expect("keywords");
+        if folder != maildir {
+            std::fs::write(folder.join("maildirfolder"), b"").expect("maildirfolder");
+        }
+    }
+    std::fs::write(maildir.join("subscriptions"), b"Work\nFamily\n").expect("subscriptions");
+    let expected = super::served(&maildir);
+
+    let destination = Dovecot::builder().user("bob", DESTINATION_PASSWORD).start();
+    let password_file = dir.path().join("bob.pw");
+    std::fs::write(&password_file, format!("{DESTINATION_PASSWORD}\n")).expect("password");
+    let state = dir.path().join("state");
+    let source = format!("maildir:{}", maildir.display());
+    let target = format!("imap://bob@127.0.0.1:{}?tls=none", destination.imap_port());
+    let args = [
+        "backup",
+        "--state-file",
+        state.to_str().expect("utf-8"),
+        "--destination-password-file",
+        password_file.to_str().expect("utf-8"),
+        &source,
+        &target,
+    ];
+    let run = dsync(&args, None);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    assert!(
+        String::from_utf8_lossy(&run.stdout).contains("1 saved from copies already held"),
+        "{}",
+        text(&run)
+    );
+    // Read back through Dovecot: flags, keywords and INTERNALDATE as the source's.
+    let copied = RawImap::login(destination.imap_port(), "bob", DESTINATION_PASSWORD).snapshot();
+    assert_carried(&expected, &copied);
+    assert_eq!(pairs_hold(&state, &expected, &copied), 3);
+    let home = destination.home("bob");
+    let linked: Vec<(usize, usize)> =
+        ["INBOX", "Work", "Family"].iter().map(|folder| dovecot_files(&home, folder)).collect();
+    assert_eq!(linked, [(1, 1), (1, 1), (1, 0)], "Work's is a hard link of INBOX's");
+    let again = dsync(&args, None);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("0 messages saved"),
+        "{}",
+        text(&again)
+    );
+}

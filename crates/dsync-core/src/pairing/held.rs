@@ -4,8 +4,9 @@
 //!
 //! A source message's identity is its GUID when the source has one (Dovecot's `X-GUID`,
 //! Gmail's `X-GM-MSGID`, a Maildir uidlist GUID), otherwise its content: Dovecot's header
-//! hash with its size and received date (all three must agree; without a size there is no
-//! identity, and the message is sent as usual). Only a 16-byte digest of it is kept, with
+//! hash; with either, its size and received date (all must agree, as a copy keeps the
+//! date of the message it is made from; without a size there is no content identity, and
+//! the message is sent as usual). Only a 16-byte digest of it is kept, with
 //! where the destination holds the message: about 50 bytes per message saved in the run.
 //! The header hash of a message sent is taken from its body on the way
 //! ([`super::copy::Stored`]); a save is asked for its header hash beforehand only when a
@@ -184,11 +185,16 @@ impl Held {
 }
 
 /// The identities of a source message: its GUID's, then its content's (`header_hash` with
-/// size and received date), as far as known.
+/// size and received date), as far as known. The GUID's includes the size and received
+/// date too: a copy keeps the bytes and the INTERNALDATE of the message it is made from,
+/// and one GUID may be seen with another date (a Maildir file copied into another folder
+/// under the same name by `cp`, which does not keep the time).
 pub(super) fn identities(meta: &MessageMeta, header_hash: Option<&str>) -> Vec<Identity> {
     let mut out = Vec::with_capacity(2);
     if let Some(guid) = meta.guid.as_deref().filter(|g| !g.is_empty()) {
-        out.push(digest(&[b"guid", guid.as_bytes()]));
+        let size = meta.virtual_size.map(|s| s.to_be_bytes().to_vec()).unwrap_or_default();
+        let received = meta.received.map(|r| r.to_be_bytes().to_vec()).unwrap_or_default();
+        out.push(digest(&[b"guid", guid.as_bytes(), &size, &received]));
     }
     if let Some(content) = content_identity(meta, header_hash) {
         out.push(content);
@@ -272,8 +278,12 @@ mod tests {
     fn identities_are_the_guid_then_the_content_as_far_as_known() {
         let both = identities(&meta(1, Some("g1"), Some(10), Some(5)), Some("h"));
         assert_eq!(both.len(), 2);
-        // The GUID alone identifies, whatever the UID or the content.
-        assert_eq!(identities(&meta(9, Some("g1"), None, None), None), both[..1]);
+        // The GUID with size and received date identifies, whatever the UID or the
+        // header hash; the same GUID with another date or size is another message.
+        assert_eq!(identities(&meta(9, Some("g1"), Some(10), Some(5)), None), both[..1]);
+        assert_ne!(identities(&meta(1, Some("g1"), Some(10), Some(6)), None), both[..1]);
+        assert_ne!(identities(&meta(1, Some("g1"), Some(11), Some(5)), None), both[..1]);
+        assert_ne!(identities(&meta(1, Some("g1"), None, Some(5)), None), both[..1]);
         // No size: no content identity (and an empty GUID is none).
         assert!(identities(&meta(1, Some(""), None, Some(5)), Some("h")).is_empty());
         // Size and received date are part of the content.

@@ -147,8 +147,40 @@ impl GmailRun {
         command
     }
 
+    /// Runs dsync, killed after 60 s: a hang fails the test instead of blocking it.
     fn run(&self) -> std::process::Output {
-        self.command().output().expect("run dsync")
+        let out = tempfile::tempfile().expect("stdout file");
+        let err = tempfile::tempfile().expect("stderr file");
+        let mut child = self
+            .command()
+            .stdout(out.try_clone().expect("stdout"))
+            .stderr(err.try_clone().expect("stderr"))
+            .spawn()
+            .expect("run dsync");
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            if started.elapsed() > std::time::Duration::from_secs(60) {
+                let _ = child.kill();
+                break child.wait().expect("reaped");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let read = |mut file: std::fs::File| {
+            use std::io::{Read, Seek};
+            let mut bytes = Vec::new();
+            file.rewind().and_then(|()| file.read_to_end(&mut bytes)).expect("read output");
+            bytes
+        };
+        let output = std::process::Output { status, stdout: read(out), stderr: read(err) };
+        assert!(
+            status.code().is_some(),
+            "dsync hung and was killed after 60 s:\n{}",
+            text(&output)
+        );
+        output
     }
 }
 
@@ -218,50 +250,65 @@ fn gmail_backup_of_a_removed_label_expunges_only_that_label() {
     assert_eq!(run.gmail.stored_messages(), 4);
 }
 
-#[test]
-fn gmail_destination_killed_after_a_copy_then_rerun_stores_no_duplicate() {
-    // Folders go in name order: Archive (4 appended), Family (4 copied; 1, 2 appended),
-    // INBOX (1 copied; 3 appended), Work (1, 2 copied). The fake carries out the n-th UID
-    // COPY and then answers nothing, as Gmail would after the client died: the copy is
-    // there, its UID in nobody's state. After the second, Work's 1 and 2 are stored in
-    // Family by the killed run and paired there, so the re-run sends neither: it finds
-    // them in All Mail and copies them.
-    for n in [1, 2, 3] {
-        let run = GmailRun::new(FakeStore::builder().gmail().hang_after_copy(n).start());
-        let mut child = run
-            .command()
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn dsync");
-        let started = std::time::Instant::now();
-        while !run.gmail.hanging() {
-            assert!(started.elapsed().as_secs() < 60, "no UID COPY: {:#?}", run.gmail.commands());
-            assert!(child.try_wait().expect("wait").is_none(), "{:#?}", run.gmail.commands());
-            std::thread::sleep(std::time::Duration::from_millis(20));
+/// Folders go in name order: Archive (4 appended), Family (4 copied; 1, 2 appended),
+/// INBOX (1 copied; 3 appended), Work (1, 2 copied). The fake carries out the `n`-th UID
+/// COPY and then answers nothing, as Gmail would after the client died: the copy is there,
+/// its UID in nobody's state. The re-run must store nothing twice. (Each re-run waits a
+/// second for each mailbox the killed run was writing, to let a server session finish:
+/// one test per `n` keeps each of them short.)
+fn killed_after_copy(n: usize) {
+    let run = GmailRun::new(FakeStore::builder().gmail().hang_after_copy(n).start());
+    let mut child = run
+        .command()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn dsync");
+    let started = std::time::Instant::now();
+    while !run.gmail.hanging() {
+        if started.elapsed().as_secs() > 30 || child.try_wait().expect("wait").is_some() {
+            let _ = child.kill();
+            panic!("no UID COPY number {n}: {:#?}", run.gmail.commands());
         }
-        child.kill().expect("SIGKILL");
-        child.wait().expect("reaped");
-        run.gmail.release();
-        let copy_commands = |gmail: &FakeStore| {
-            gmail
-                .commands()
-                .iter()
-                .filter(|c| c.to_ascii_uppercase().contains(" UID COPY "))
-                .count()
-        };
-        assert_eq!(copy_commands(&run.gmail), n, "{:#?}", run.gmail.commands());
-
-        let rerun = run.run();
-        assert_eq!(rerun.status.code(), Some(0), "{}", text(&rerun));
-        assert_eq!(run.gmail.stored_messages(), 4, "after COPY {n}: {:#?}", run.gmail.commands());
-        assert_labels(&run.gmail, &LABELLED);
-        let (appends, _) = run.gmail.appends_and_copies();
-        assert_eq!(appends, 4, "after COPY {n}: {:#?}", run.gmail.commands());
-        let last = run.run();
-        let stdout = String::from_utf8_lossy(&last.stdout);
-        assert!(stdout.contains("0 messages saved"), "after COPY {n}: {}", text(&last));
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    run.gmail.release();
+    let copy_commands = run
+        .gmail
+        .commands()
+        .iter()
+        .filter(|c| c.to_ascii_uppercase().contains(" UID COPY "))
+        .count();
+    assert_eq!(copy_commands, n, "{:#?}", run.gmail.commands());
+
+    let rerun = run.run();
+    assert_eq!(rerun.status.code(), Some(0), "{}", text(&rerun));
+    assert_eq!(run.gmail.stored_messages(), 4, "after COPY {n}: {:#?}", run.gmail.commands());
+    assert_labels(&run.gmail, &LABELLED);
+    let (appends, _) = run.gmail.appends_and_copies();
+    assert_eq!(appends, 4, "after COPY {n}: {:#?}", run.gmail.commands());
+    let last = run.run();
+    let stdout = String::from_utf8_lossy(&last.stdout);
+    assert!(stdout.contains("0 messages saved"), "after COPY {n}: {}", text(&last));
+}
+
+#[test]
+fn gmail_destination_killed_after_the_first_copy_then_rerun_stores_no_duplicate() {
+    killed_after_copy(1);
+}
+
+#[test]
+fn gmail_destination_killed_after_the_second_copy_then_rerun_stores_no_duplicate() {
+    // Work's 1 and 2 were stored in Family by the killed run and paired there, so the
+    // re-run sends neither: it finds them in All Mail and copies them.
+    killed_after_copy(2);
+}
+
+#[test]
+fn gmail_destination_killed_after_the_third_copy_then_rerun_stores_no_duplicate() {
+    killed_after_copy(3);
 }
 
 /// Maildir files of a folder of Dovecot's, and how many of them share their inode.

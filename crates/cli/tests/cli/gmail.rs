@@ -374,6 +374,30 @@ fn duplicates_across_folders_are_copied_within_a_dovecot_destination() {
 }
 
 #[test]
+fn messages_without_date_or_message_id_are_never_taken_for_copies() {
+    // Two different messages of the same size and INTERNALDATE, neither with a Date nor a
+    // Message-ID: their header hashes are the same (the hash of no hashed header), so
+    // only the GUID, not the content, could say they are one message.
+    let source = Dovecot::builder().user("alice", PASSWORD).start();
+    let mut imap = RawImap::login(source.imap_port(), "alice", PASSWORD);
+    imap.create("Work");
+    let date = Some("02-Jan-2024 03:04:05 +0000");
+    imap.append("INBOX", &["\\Seen"], date, b"Subject: first\r\n\r\nbody one\r\n");
+    imap.append("Work", &["\\Seen"], date, b"Subject: other\r\n\r\nbody two\r\n");
+    let expected = imap.snapshot();
+    imap.logout();
+    let servers = super::imap_destination::Servers::new(source);
+    let run = servers.run(&["backup"], &[]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    assert!(
+        !String::from_utf8_lossy(&run.stdout).contains("saved from copies already held"),
+        "{}",
+        text(&run)
+    );
+    assert_carried(&expected, &servers.destination_imap().snapshot());
+}
+
+#[test]
 fn gmail_to_gmail_backup_never_expunges_from_all_mail_what_a_label_keeps() {
     // Message 1 is in INBOX and Work, 2 in Work, 3 in INBOX, 4 in All Mail only.
     let source = FakeStore::builder()

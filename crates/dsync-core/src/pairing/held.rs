@@ -25,6 +25,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use md5::{Digest, Md5};
 
+use crate::header_hash::EMPTY_HEADER_HASH;
 use crate::model::{Flags, MailboxInfo, MailboxName, MessageMeta, SpecialUse, Uid};
 
 /// A message identity's digest.
@@ -202,9 +203,12 @@ pub(super) fn identities(meta: &MessageMeta, header_hash: Option<&str>) -> Vec<I
     out
 }
 
-/// The content identity of a message: header hash, size and received date.
+/// The content identity of a message: header hash, size and received date. None for a
+/// message with neither `Date` nor `Message-ID` ([`EMPTY_HEADER_HASH`]): every such
+/// message hashes alike, and two of one size and date are not one message.
 pub(super) fn content_identity(meta: &MessageMeta, header_hash: Option<&str>) -> Option<Identity> {
-    let (hash, size) = (header_hash?, meta.virtual_size?);
+    let hash = header_hash.filter(|hash| *hash != EMPTY_HEADER_HASH)?;
+    let size = meta.virtual_size?;
     let received = meta.received.map(|r| r.to_string()).unwrap_or_default();
     Some(digest(&[b"content", hash.as_bytes(), &size.to_be_bytes(), received.as_bytes()]))
 }
@@ -293,6 +297,9 @@ mod tests {
         assert_ne!(content(11, Some(5)), Some(both[1]));
         assert_ne!(content(10, Some(6)), Some(both[1]));
         assert_ne!(content(10, None), Some(both[1]));
+        // No Date, no Message-ID: no content identity.
+        let bare = meta(1, None, Some(10), Some(5));
+        assert_eq!(content_identity(&bare, Some(EMPTY_HEADER_HASH)), None);
     }
 
     #[test]

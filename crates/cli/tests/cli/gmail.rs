@@ -340,9 +340,11 @@ fn duplicates_across_folders_are_copied_within_a_dovecot_destination() {
     // Dovecot supports UIDPLUS's COPYUID; its Maildir COPY hard-links the file, which shows
     // on disk that the copies were made there and not sent again.
     let source = source_with_duplicates();
-    // One copy's flags differ from the first stored: the copy gets the source's.
+    // Some copies' flags differ from the first stored (Family's, the first folder with
+    // 1 and 2): each copy gets the source's, a flag and a keyword fewer or more.
     let mut imap = RawImap::login(source.imap_port(), "alice", PASSWORD);
     imap.store("Family", "1", "-FLAGS (\\Seen)");
+    imap.store("Work", "2", "-FLAGS ($Label1)");
     imap.logout();
     let expected = RawImap::login(source.imap_port(), "alice", PASSWORD).snapshot();
     let destination = Dovecot::builder().user("bob", DESTINATION_PASSWORD).start();

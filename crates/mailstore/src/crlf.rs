@@ -59,6 +59,11 @@ impl<W: Write> ConvertingWriter<W> {
         self
     }
 
+    /// The writer converted bytes go to.
+    pub(crate) fn inner(&self) -> &W {
+        &self.inner
+    }
+
     /// Writes what is still held back (a final lone CR) and returns the inner writer with
     /// the physical (stored) and virtual (CRLF) sizes.
     pub(crate) fn finish(mut self) -> io::Result<(W, u64, u64)> {

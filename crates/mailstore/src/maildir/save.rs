@@ -13,10 +13,11 @@ use super::journal::{self, Entry};
 use super::mailbox::{Mailbox, SubDir};
 use super::state::{self, Sub};
 use super::uidlist::{Record, ext};
+use super::writer::{self, FileQueue, FileSettings};
 use crate::crlf::ConvertingWriter;
 use crate::error::{Error, IoContext, Result};
 use crate::flags::{Flags, Keyword};
-use crate::pending::PendingMessage;
+use crate::pending::{PendingMessage, Target};
 
 /// How to store one message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -123,7 +124,9 @@ impl Drop for Staged {
 }
 
 impl Mailbox {
-    /// Starts a message in `tmp/`.
+    /// Starts a message in `tmp/`. Once a file of this handle came out with the right
+    /// owner and mode, later ones are created and written by the mailbox's writer thread
+    /// (see [`super::writer`]) while the caller reads on.
     pub fn begin_save(&self) -> Result<PendingMessage> {
         state::writable(&self.store)?;
         let tmp_name = filename::temp_name(&filename::generate_base());
@@ -138,18 +141,31 @@ impl Mailbox {
             other => other,
         }?;
         let tmp_path = tmp_dir_path.join(&tmp_name);
-        let check = !self.tmp_files_right.load(Ordering::Relaxed);
-        let (file, right) = permissions.create_new_in(tmp_dir, &tmp_name, &tmp_path, check)?;
-        if right {
-            self.tmp_files_right.store(true, Ordering::Relaxed);
-        }
+        let target = if self.tmp_files_right.load(Ordering::Relaxed) {
+            if self.files.get().is_none() {
+                let settings = FileSettings {
+                    tmp_dir: tmp_dir.try_clone_to_owned().ctx("dup", &tmp_dir_path)?,
+                    tmp_path: tmp_dir_path,
+                    mode: permissions.file_mode(),
+                    fsync: self.store.fsync(),
+                };
+                let _ = self.files.set(FileQueue::start(settings)?);
+            }
+            let files = self.files.get().ok_or_else(|| {
+                Error::io("write", &tmp_path, io::Error::other("no writer thread"))
+            })?;
+            Target::Queued(files.file(tmp_name.clone()))
+        } else {
+            let (file, right) = permissions.create_new_in(tmp_dir, &tmp_name, &tmp_path, true)?;
+            if right {
+                self.tmp_files_right.store(true, Ordering::Relaxed);
+            }
+            Target::File(BufWriter::with_capacity(0, file))
+        };
         // No buffer of its own: the converting writer collects a whole message (up to
         // 64 KiB) and writes it with one system call, without a copy into another buffer.
-        let writer = ConvertingWriter::new(
-            BufWriter::with_capacity(0, file),
-            self.store.options.line_endings,
-        )
-        .buffering(64 * 1024);
+        let writer =
+            ConvertingWriter::new(target, self.store.options.line_endings).buffering(writer::CHUNK);
         Ok(PendingMessage { writer: Some(writer), tmp_path, tmp_name })
     }
 
@@ -163,14 +179,30 @@ impl Mailbox {
             .ok_or_else(|| Error::io("write", &tmp_path, io::Error::other("finished")))?;
         // From here on the staged entry owns the temp file (and removes it on error).
         let staged = Staged::new(tmp_path.clone(), pending.tmp_name.clone(), options);
-        let (buffered, size, virtual_size) = writer.finish().ctx("write", &tmp_path)?;
-        let file =
-            buffered.into_inner().map_err(|e| Error::io("write", &tmp_path, e.into_error()))?;
-        if let Some(received) = staged.options.received {
-            file.set_modified(crate::fs::system_time(received)).ctx("set mtime", &tmp_path)?;
-        }
-        if self.store.fsync() {
-            file.sync_all().ctx("fsync", &tmp_path)?;
+        let (target, size, virtual_size) = writer.finish().ctx("write", &tmp_path)?;
+        match target {
+            Target::File(buffered) => {
+                let file = buffered
+                    .into_inner()
+                    .map_err(|e| Error::io("write", &tmp_path, e.into_error()))?;
+                if let Some(received) = staged.options.received {
+                    file.set_modified(crate::fs::system_time(received))
+                        .ctx("set mtime", &tmp_path)?;
+                }
+                if self.store.fsync() {
+                    file.sync_all().ctx("fsync", &tmp_path)?;
+                }
+            }
+            Target::Queued(file) => {
+                let files = self.files.get_mut().ok_or_else(|| {
+                    Error::io("write", &tmp_path, io::Error::other("no writer thread"))
+                })?;
+                if let Err(error) = files.finish(file, staged.options.received) {
+                    // The writer thread is done with the file before `staged` removes it.
+                    let _ = files.sync();
+                    return Err(error);
+                }
+            }
         }
         self.stage(staged, size, virtual_size);
         Ok(())
@@ -219,6 +251,13 @@ impl Mailbox {
     pub fn commit(&mut self) -> Result<Vec<u32>> {
         if self.staged.is_empty() {
             return Ok(Vec::new());
+        }
+        // Every staged file complete and closed before the first is renamed.
+        if let Some(files) = self.files.get_mut()
+            && let Err(error) = files.sync()
+        {
+            self.staged.clear();
+            return Err(error);
         }
         let mut staged = std::mem::take(&mut self.staged);
         let mut cache = self.uidlist_cache.take();
@@ -345,6 +384,10 @@ impl Mailbox {
 
     /// Discards staged messages.
     pub fn rollback(&mut self) {
+        if let Some(files) = self.files.get_mut() {
+            files.discard();
+            let _ = files.sync();
+        }
         self.staged.clear();
     }
 }
@@ -403,6 +446,125 @@ mod tests {
         let mut pending = mailbox.begin_save().unwrap();
         pending.write_all(b"Subject: cached\r\n\r\nbody\r\n").unwrap();
         mailbox.save(pending, options).unwrap();
+    }
+
+    fn body(n: usize, size: usize) -> Vec<u8> {
+        let mut body = format!("Subject: {n}\r\n\r\n").into_bytes();
+        while body.len() < size {
+            body.extend_from_slice(format!("line {n} {}\r\n", body.len()).as_bytes());
+        }
+        body
+    }
+
+    fn tmp_files(mailbox: &super::Mailbox) -> Vec<String> {
+        std::fs::read_dir(mailbox.paths.tmp())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn files_written_by_the_writer_thread_are_complete_at_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = Maildir::open(Location::maildir(dir.path().join("Maildir")));
+        let mut mailbox = maildir.create_mailbox(&MailboxName::inbox(), Some(7), None).unwrap();
+        // Tiny, empty, one over a chunk, one of several chunks, written in odd pieces.
+        let sizes = [10, 0, 5000, 70_000, 300_000, 1, 64 * 1024, 200];
+        let mut expected = Vec::new();
+        for round in 0..3 {
+            for (n, size) in sizes.iter().enumerate() {
+                let body = body(n, *size);
+                let mut pending = mailbox.begin_save().unwrap();
+                for piece in body.chunks(4093) {
+                    pending.write_all(piece).unwrap();
+                }
+                let uid = u32::try_from(expected.len()).unwrap() + 1;
+                let received = 1_600_000_000 + i64::from(uid);
+                let options = SaveOptions::default().with_uid(uid).with_received(received);
+                mailbox.save(pending, options).unwrap();
+                expected.push((uid, body, received));
+            }
+            assert!(mailbox.files.get().is_some(), "saves after the first go to the thread");
+            assert_eq!(mailbox.commit().unwrap().len(), sizes.len(), "round {round}");
+        }
+        let listed = mailbox.messages().unwrap();
+        assert_eq!(listed.len(), expected.len());
+        for (info, (uid, body, received)) in listed.iter().zip(&expected) {
+            assert_eq!((info.uid, info.received), (*uid, *received));
+            let mut read = Vec::new();
+            std::io::Read::read_to_end(&mut mailbox.open_message(*uid).unwrap(), &mut read)
+                .unwrap();
+            // Stored with LF line ends (the bodies have no other CR).
+            let stored: Vec<u8> = body.iter().copied().filter(|b| *b != b'\r').collect();
+            assert_eq!(read, stored, "UID {uid}");
+            assert_eq!(info.virtual_size, body.len() as u64);
+        }
+        assert_eq!(tmp_files(&mailbox), Vec::<String>::new());
+    }
+
+    #[test]
+    fn messages_given_up_leave_nothing_in_tmp() {
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = Maildir::open(Location::maildir(dir.path().join("Maildir")));
+        let mut mailbox = maildir.create_mailbox(&MailboxName::inbox(), Some(7), None).unwrap();
+        save(&mut mailbox, SaveOptions::default());
+        mailbox.commit().unwrap();
+        // Dropped while being written: a big one (its first chunks went to the thread) and
+        // a small one (nothing did).
+        for size in [500_000, 100] {
+            let mut pending = mailbox.begin_save().unwrap();
+            pending.write_all(&body(1, size)).unwrap();
+            drop(pending);
+        }
+        // Rolled back.
+        for size in [100, 500_000, 100] {
+            let mut pending = mailbox.begin_save().unwrap();
+            pending.write_all(&body(2, size)).unwrap();
+            mailbox.save(pending, SaveOptions::default()).unwrap();
+        }
+        mailbox.rollback();
+        assert_eq!(tmp_files(&mailbox), Vec::<String>::new());
+        // Staged when the handle is dropped.
+        for size in [100, 500_000, 100] {
+            let mut pending = mailbox.begin_save().unwrap();
+            pending.write_all(&body(3, size)).unwrap();
+            mailbox.save(pending, SaveOptions::default()).unwrap();
+        }
+        let tmp = mailbox.paths.tmp();
+        drop(mailbox);
+        assert_eq!(std::fs::read_dir(tmp).unwrap().count(), 0);
+        let mailbox = maildir.mailbox(&MailboxName::inbox()).unwrap();
+        assert_eq!(mailbox.messages().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_file_the_writer_thread_cannot_create_fails_the_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = Maildir::open(Location::maildir(dir.path().join("Maildir")));
+        let mut mailbox = maildir.create_mailbox(&MailboxName::inbox(), Some(7), None).unwrap();
+        save(&mut mailbox, SaveOptions::default());
+        mailbox.commit().unwrap();
+        // `tmp/` replaced behind the handle's back: the thread's creates fail.
+        let tmp = mailbox.paths.tmp();
+        std::fs::remove_dir(&tmp).unwrap();
+        std::fs::create_dir(&tmp).unwrap();
+        let mut failure = None;
+        for _ in 0..3 {
+            let mut pending = mailbox.begin_save().unwrap();
+            pending.write_all(b"Subject: lost\r\n\r\nbody\r\n").unwrap();
+            // The failure may show here already, or at the commit.
+            if let Err(error) = mailbox.save(pending, SaveOptions::default()) {
+                failure = Some(error);
+                break;
+            }
+        }
+        let failure = match failure {
+            Some(error) => error,
+            None => mailbox.commit().expect_err("a batch with a file never created"),
+        };
+        assert!(failure.to_string().starts_with("create "), "{failure}");
+        let mailbox = maildir.mailbox(&MailboxName::inbox()).unwrap();
+        assert_eq!(mailbox.messages().unwrap().len(), 1, "nothing of the failed batch shows");
     }
 
     #[test]

@@ -113,7 +113,7 @@ pub struct Mailbox {
     /// The last view read, so that opening many messages does not rescan each time.
     cache: Mutex<Option<Arc<View>>>,
     /// The uidlist as our last commit left it (see [`state::locked_cached`]).
-    pub(crate) uidlist_cache: Option<state::CachedUidlist>,
+    pub(crate) uidlist_cache: Mutex<Option<state::CachedUidlist>>,
     /// File base names known to be taken, once a commit had to check a caller's GUID
     /// against them (see [`Mailbox::commit`]).
     pub(crate) taken_bases: Option<HashSet<String>>,
@@ -226,7 +226,7 @@ impl Mailbox {
             paths: Paths { root, dir },
             staged: Vec::new(),
             cache: Mutex::new(None),
-            uidlist_cache: None,
+            uidlist_cache: Mutex::new(None),
             taken_bases: None,
             dropped_keywords: Mutex::new(Vec::new()),
             tmp_files_right: AtomicBool::new(false),
@@ -596,7 +596,11 @@ impl Mailbox {
     /// Raises the next UID to `next_uid` (never lowers it: Dovecot treats a lowered next UID
     /// as corruption).
     pub fn set_next_uid(&self, next_uid: u32) -> Result<()> {
-        state::locked(&self.store, &self.paths, |locked| {
+        // With the uidlist our last commit left (after a copy, the usual caller) it is not
+        // read and parsed again.
+        let mut cache =
+            self.uidlist_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        state::locked_cached(&self.store, &self.paths, &mut cache, |locked| {
             if next_uid > locked.uidlist.next_uid() {
                 locked.uidlist.header_next_uid = next_uid;
                 locked.rewrite()?;

@@ -3,6 +3,7 @@
 //! under its lock (Dovecot's `maildir-save.c` sequence, plus the journal of
 //! [`super::journal`]).
 
+use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, BufWriter};
 use std::path::PathBuf;
@@ -129,23 +130,27 @@ impl Mailbox {
     /// (see [`super::writer`]) while the caller reads on.
     pub fn begin_save(&self) -> Result<PendingMessage> {
         state::writable(&self.store)?;
-        let tmp_name = filename::temp_name(&filename::generate_base());
+        let tmp_name = filename::generate_temp_name();
         let permissions = self.store.permissions()?;
-        let tmp_dir_path = self.paths.tmp();
         let tmp_dir = match self.sub_dir(SubDir::Tmp) {
             Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
                 // tmp/ may be missing in a Maildir written by other software.
-                permissions.create_dir(&tmp_dir_path)?;
+                permissions.create_dir(&self.paths.tmp())?;
                 self.sub_dir(SubDir::Tmp)
             }
             other => other,
         }?;
-        let tmp_path = tmp_dir_path.join(&tmp_name);
+        // `paths.tmp().join(name)` with one allocation, not three.
+        let dir = self.paths.dir.as_os_str();
+        let mut tmp_path = PathBuf::with_capacity(dir.len() + 5 + tmp_name.len());
+        tmp_path.push(dir);
+        tmp_path.push("tmp");
+        tmp_path.push(&tmp_name);
         let target = if self.tmp_files_right.load(Ordering::Relaxed) {
             if self.files.get().is_none() {
                 let settings = FileSettings {
-                    tmp_dir: tmp_dir.try_clone_to_owned().ctx("dup", &tmp_dir_path)?,
-                    tmp_path: tmp_dir_path,
+                    tmp_dir: tmp_dir.try_clone_to_owned().ctx("dup", &self.paths.tmp())?,
+                    tmp_path: self.paths.tmp(),
                     mode: permissions.file_mode(),
                     fsync: self.store.fsync(),
                 };
@@ -213,8 +218,11 @@ impl Mailbox {
     /// one with exactly these `S=`/`W=` (as Dovecot keeps it), otherwise the generated name
     /// with sizes is used and the GUID goes into the uidlist `G` field.
     pub(super) fn stage(&mut self, mut staged: Staged, size: u64, virtual_size: u64) {
-        staged.fallback_base =
-            format!("{},S={size},W={virtual_size}", filename::base_of_temp(&staged.tmp_name));
+        let base = filename::base_of_temp(&staged.tmp_name);
+        let mut fallback = String::with_capacity(base.len() + 48);
+        fallback.push_str(base);
+        let _ = write!(fallback, ",S={size},W={virtual_size}");
+        staged.fallback_base = fallback;
         let preferred = staged.options.guid.as_deref().filter(|guid| {
             filename::is_usable_base(guid)
                 && filename::size_field(guid, b'S') == Some(size)
@@ -260,7 +268,8 @@ impl Mailbox {
             return Err(error);
         }
         let mut staged = std::mem::take(&mut self.staged);
-        let mut cache = self.uidlist_cache.take();
+        let mut cache =
+            self.uidlist_cache.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         // Only names taken from callers' GUIDs can collide with existing files; generated
         // names are unique, so the directory scan is skipped when there are none. The names
         // found are kept for this handle's later commits (with their own names added): one
@@ -346,9 +355,11 @@ impl Mailbox {
                         let sub = filename::sub_for(&entry.final_name);
                         let sub_dir = self.sub_dir(SubDir::Mail(sub))?;
                         let to = entry.final_name.as_str();
+                        // The path only for an error (two joins per message otherwise).
                         nix::fcntl::renameat(tmp_dir, entry.tmp_name.as_str(), sub_dir, to)
-                            .map_err(io::Error::from)
-                            .ctx("rename", &self.paths.sub(sub).join(to))?;
+                            .map_err(|e| {
+                                Error::io("rename", self.paths.sub(sub).join(to), e.into())
+                            })?;
                         renamed.push((sub, to));
                         touched[usize::from(sub == Sub::Cur)] = true;
                     }
@@ -372,7 +383,7 @@ impl Mailbox {
                 journal::remove(locked)?;
                 Ok(entries.iter().map(|e| e.record.uid).collect())
             });
-        self.uidlist_cache = cache;
+        *self.uidlist_cache.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner) = cache;
         if result.is_ok() {
             self.taken_bases = taken_cache;
             for item in &mut staged {
@@ -584,14 +595,14 @@ mod tests {
                 save(&mut mailbox, options);
             }
             mailbox.commit().unwrap();
-            let cached = mailbox.uidlist_cache.clone().unwrap();
+            let cached = mailbox.uidlist_cache.lock().unwrap().clone().unwrap();
             assert_eq!(Some(cached.uidlist), mailbox.paths.read_uidlist().unwrap());
         }
         mailbox.set_next_uid(100).unwrap();
         save(&mut mailbox, SaveOptions::default());
         assert_eq!(mailbox.commit().unwrap(), [100]);
         assert_eq!(
-            Some(mailbox.uidlist_cache.clone().unwrap().uidlist),
+            Some(mailbox.uidlist_cache.lock().unwrap().clone().unwrap().uidlist),
             mailbox.paths.read_uidlist().unwrap()
         );
     }

@@ -5,7 +5,7 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 
-use crate::crlf::ConvertingWriter;
+use crate::crlf::{ChunkWrite, ConvertingWriter};
 use crate::maildir::writer::QueuedFile;
 
 /// A message being written to a temp file of its store. Write the body (CRLF or LF, any
@@ -46,6 +46,19 @@ impl Write for Target {
         match self {
             Target::File(file) => file.flush(),
             Target::Queued(file) => file.flush(),
+        }
+    }
+}
+
+impl ChunkWrite for Target {
+    fn write_chunk(&mut self, chunk: &mut Vec<u8>) -> io::Result<()> {
+        match self {
+            Target::File(file) => {
+                let result = file.write_all(chunk);
+                chunk.clear();
+                result
+            }
+            Target::Queued(file) => file.take_chunk(chunk),
         }
     }
 }

@@ -214,18 +214,33 @@ pub(crate) struct QueuedFile {
     finished: bool,
 }
 
-impl Write for QueuedFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
+impl QueuedFile {
+    /// Queues all of `chunk`, taking its buffer (no copy), and leaves it empty.
+    pub(crate) fn take_chunk(&mut self, chunk: &mut Vec<u8>) -> io::Result<()> {
+        if chunk.is_empty() {
+            return Ok(());
         }
-        self.jobs.push(Job::Data { id: self.id, bytes: buf.to_vec() });
-        self.bytes += buf.len();
+        // The converting writer allocates again only if more of the message follows.
+        self.queue(std::mem::take(chunk))
+    }
+
+    fn queue(&mut self, bytes: Vec<u8>) -> io::Result<()> {
+        self.bytes += bytes.len();
+        self.jobs.push(Job::Data { id: self.id, bytes });
         if self.bytes >= CHUNK {
             let jobs = std::mem::take(&mut self.jobs);
             self.bytes = 0;
             self.handed_over = true;
             self.sender.send(jobs).map_err(|_| io::Error::other("the writer thread ended"))?;
+        }
+        Ok(())
+    }
+}
+
+impl Write for QueuedFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if !buf.is_empty() {
+            self.queue(buf.to_vec())?;
         }
         Ok(buf.len())
     }

@@ -175,6 +175,11 @@ impl Mailbox {
     }
 
     /// Finishes a message (sizes, received date, fsync) and stages it for [`Self::commit`].
+    ///
+    /// Message files are written by the mailbox's writer thread while the caller reads on,
+    /// so an error here may come from an earlier message of this handle (a full disk, a
+    /// vanished `tmp/`): then every message staged since the last commit is given up, as by
+    /// [`Self::rollback`], and their files are removed.
     pub fn save(&mut self, mut pending: PendingMessage, options: SaveOptions) -> Result<()> {
         validate(&options)?;
         let tmp_path = pending.tmp_path.clone();
@@ -203,8 +208,12 @@ impl Mailbox {
                     Error::io("write", &tmp_path, io::Error::other("no writer thread"))
                 })?;
                 if let Err(error) = files.finish(file, staged.options.received) {
-                    // The writer thread is done with the file before `staged` removes it.
+                    // The failure may be an earlier staged message's, whose file is gone:
+                    // the messages staged since the last commit are given up together
+                    // (once the writer thread is done with their files), so that a caller
+                    // going on to commit cannot take the failed one for saved.
                     let _ = files.sync();
+                    self.staged.clear();
                     return Err(error);
                 }
             }
@@ -546,6 +555,61 @@ mod tests {
         assert_eq!(std::fs::read_dir(tmp).unwrap().count(), 0);
         let mailbox = maildir.mailbox(&MailboxName::inbox()).unwrap();
         assert_eq!(mailbox.messages().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_message_being_written_when_the_handle_goes_leaves_nothing_in_tmp() {
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = Maildir::open(Location::maildir(dir.path().join("Maildir")));
+        let mut mailbox = maildir.create_mailbox(&MailboxName::inbox(), Some(7), None).unwrap();
+        save(&mut mailbox, SaveOptions::default());
+        mailbox.commit().unwrap();
+        // Its first chunks went to the writer thread, which ends with the handle.
+        let mut pending = mailbox.begin_save().unwrap();
+        pending.write_all(&body(1, 500_000)).unwrap();
+        let tmp = mailbox.paths.tmp();
+        drop(mailbox);
+        assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "a half file stayed");
+        drop(pending);
+        assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_failed_file_gives_up_what_was_staged_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = Maildir::open(Location::maildir(dir.path().join("Maildir")));
+        let mut mailbox = maildir.create_mailbox(&MailboxName::inbox(), Some(7), None).unwrap();
+        save(&mut mailbox, SaveOptions::default());
+        mailbox.commit().unwrap();
+        // Staged fine, then one whose temp name someone else's file took (the writer
+        // thread's exclusive create fails), then more until the failure shows.
+        save(&mut mailbox, SaveOptions::default());
+        let mut pending = mailbox.begin_save().unwrap();
+        let foreign = pending.tmp_name.clone();
+        std::fs::write(mailbox.paths.tmp().join(&foreign), "not ours").unwrap();
+        // Big: created by the thread before its save (which may already fail).
+        pending.write_all(&body(2, 100_000)).unwrap();
+        let mut result = mailbox.save(pending, SaveOptions::default());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let mut after = 0;
+        let failure = loop {
+            if let Err(error) = result {
+                break error;
+            }
+            assert!(after < 1000, "the failure never showed at a save");
+            after += 1;
+            let mut pending = mailbox.begin_save().unwrap();
+            pending.write_all(&body(3, 100)).unwrap();
+            result = mailbox.save(pending, SaveOptions::default());
+        };
+        assert!(failure.to_string().starts_with("create "), "{failure}");
+        assert_eq!(mailbox.staged(), 0, "what was staged with the failed file is given up");
+        // A caller going on commits only what it saved after the failure: here nothing.
+        assert_eq!(mailbox.commit().unwrap(), Vec::<u32>::new());
+        let listed = mailbox.messages().unwrap();
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        let left = tmp_files(&mailbox);
+        assert!(left.iter().all(|name| *name == foreign), "files left in tmp/: {left:?}");
     }
 
     #[test]

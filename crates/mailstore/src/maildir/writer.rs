@@ -273,16 +273,22 @@ impl Writer {
     }
 
     fn run(mut self, receiver: &Receiver<Vec<Job>>) {
-        while let Ok(jobs) = receiver.recv() {
+        'jobs: while let Ok(jobs) = receiver.recv() {
             for job in jobs {
                 match job {
-                    Job::Stop => return,
+                    Job::Stop => break 'jobs,
                     Job::Sync(done) => {
                         let _ = done.send(());
                     }
                     job => self.perform(job),
                 }
             }
+        }
+        // Files still open were never finished (a message still being written when its
+        // mailbox handle went away): none may stay behind half written.
+        for (_, name, file) in std::mem::take(&mut self.open) {
+            drop(file);
+            self.unlink(&name);
         }
     }
 

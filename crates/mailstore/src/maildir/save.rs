@@ -127,7 +127,7 @@ impl Drop for Staged {
 impl Mailbox {
     /// Starts a message in `tmp/`. Once a file of this handle came out with the right
     /// owner and mode, later ones are created and written by the mailbox's writer thread
-    /// (see [`super::writer`]) while the caller reads on.
+    /// while the caller reads on; [`Self::commit`] waits for it before it renames a file.
     pub fn begin_save(&self) -> Result<PendingMessage> {
         state::writable(&self.store)?;
         let tmp_name = filename::generate_temp_name();

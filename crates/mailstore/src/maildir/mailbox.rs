@@ -15,6 +15,7 @@ use super::keywords::KeywordTable;
 use super::save::Staged;
 use super::state::{self, FileRef, Paths, Scan, Sub};
 use super::uidlist::{Record, Uidlist, ext};
+use super::writer::FileQueue;
 use crate::crlf::CrlfReader;
 use crate::error::{Error, IoContext, Result};
 use crate::flags::{Flags, Keyword};
@@ -112,7 +113,7 @@ pub struct Mailbox {
     /// The last view read, so that opening many messages does not rescan each time.
     cache: Mutex<Option<Arc<View>>>,
     /// The uidlist as our last commit left it (see [`state::locked_cached`]).
-    pub(crate) uidlist_cache: Option<state::CachedUidlist>,
+    pub(crate) uidlist_cache: Mutex<Option<state::CachedUidlist>>,
     /// File base names known to be taken, once a commit had to check a caller's GUID
     /// against them (see [`Mailbox::commit`]).
     pub(crate) taken_bases: Option<HashSet<String>>,
@@ -124,6 +125,17 @@ pub struct Mailbox {
     /// `tmp/`, `new/` and `cur/` opened once the first save needs them: files are created
     /// and renamed relative to them (see [`Mailbox::sub_dir`]).
     sub_dirs: [OnceLock<OwnedFd>; 3],
+    /// The writer thread that creates and writes message files, started by the first
+    /// save after one whose file came out right (see [`super::writer`]).
+    pub(crate) files: OnceLock<FileQueue>,
+}
+
+impl Drop for Mailbox {
+    fn drop(&mut self) {
+        // The writer thread finishes (or gives up) its files before the staged ones are
+        // removed from `tmp/` (when the fields are dropped, after this).
+        drop(self.files.take());
+    }
 }
 
 /// Which of a mailbox's directories [`Mailbox::sub_dir`] opens.
@@ -214,11 +226,12 @@ impl Mailbox {
             paths: Paths { root, dir },
             staged: Vec::new(),
             cache: Mutex::new(None),
-            uidlist_cache: None,
+            uidlist_cache: Mutex::new(None),
             taken_bases: None,
             dropped_keywords: Mutex::new(Vec::new()),
             tmp_files_right: AtomicBool::new(false),
             sub_dirs: [OnceLock::new(), OnceLock::new(), OnceLock::new()],
+            files: OnceLock::new(),
         }
     }
 
@@ -583,7 +596,11 @@ impl Mailbox {
     /// Raises the next UID to `next_uid` (never lowers it: Dovecot treats a lowered next UID
     /// as corruption).
     pub fn set_next_uid(&self, next_uid: u32) -> Result<()> {
-        state::locked(&self.store, &self.paths, |locked| {
+        // With the uidlist our last commit left (after a copy, the usual caller) it is not
+        // read and parsed again.
+        let mut cache =
+            self.uidlist_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        state::locked_cached(&self.store, &self.paths, &mut cache, |locked| {
             if next_uid > locked.uidlist.next_uid() {
                 locked.uidlist.header_next_uid = next_uid;
                 locked.rewrite()?;

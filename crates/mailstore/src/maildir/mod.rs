@@ -13,6 +13,7 @@ pub(crate) mod save;
 pub(crate) mod state;
 mod trash;
 pub(crate) mod uidlist;
+pub(crate) mod writer;
 
 use std::collections::{HashMap, HashSet};
 use std::fs;

@@ -168,5 +168,5 @@ pub use report::{
 };
 pub use storage::{
     Assigned, Capabilities, Delivered, MailboxAttribute, MailboxChanges, MailboxWriter,
-    MessageSink, NewMailbox, NotApplied, Skip, Storage, StorageMut,
+    MessageListing, MessageSink, NewMailbox, NotApplied, Skip, Storage, StorageMut,
 };

@@ -426,6 +426,13 @@ fn finish(
     options: &SyncOptions,
     observer: &mut dyn Observer,
 ) -> Result<Report, Failed> {
+    // A mailbox listed twice (a backup that found it must be rebuilt lists the source
+    // again) has its left-out entries reported twice: each counts once.
+    let mut seen = std::collections::HashSet::new();
+    report.skipped.retain(|s| {
+        let key = (s.side == Side::Source, s.skip.mailbox.clone(), s.skip.item.clone());
+        seen.insert((key, s.skip.reason.clone()))
+    });
     for skipped in &report.skipped {
         observer.skipped(skipped);
     }

@@ -190,19 +190,17 @@ impl Storage for MaildirStorage {
         // The message list first: reading it may assign UIDs to new files, which the
         // status read afterwards then accounts for.
         let token = change_token(opened.path());
-        let listing = opened.list_messages().map_err(convert_error)?;
+        // The status comes from the listing's own read of the uidlist: a second parse
+        // cost more memory than the listing (benches/RESULTS-memory.md). The store's view
+        // goes with `opened` before the conversion, which takes the store's strings.
+        let (listing, status) = opened.list_messages_with_status().map_err(convert_error)?;
+        drop(opened);
         for left_out in &listing.left_out {
             self.skip(left_out);
         }
-        // Converted (taking the store's strings) and the store's listing freed before the
-        // status read parses the uidlist again: the two never coexist with it, which keeps
-        // a large folder's peak memory down (benches/RESULTS-memory.md).
+        let status = MailboxStatus { change_token: token, ..convert_status(&status)? };
         let messages: Vec<MessageMeta> =
             listing.entries.into_iter().filter_map(convert_message).collect();
-        let status = MailboxStatus {
-            change_token: token,
-            ..convert_status(&opened.status().map_err(convert_error)?)?
-        };
         Ok(MailboxContents { status, messages })
     }
 

@@ -247,15 +247,19 @@ impl Mailbox {
             return Ok(status);
         }
         let view = self.view()?;
-        let messages = u32::try_from(Self::present(&view).count()).unwrap_or(u32::MAX);
-        Ok(MailboxStatus {
+        Ok(Self::view_status(&view, Self::present(&view).count()))
+    }
+
+    /// The status of `view`, holding `messages` messages.
+    fn view_status(view: &View, messages: usize) -> MailboxStatus {
+        MailboxStatus {
             uid_validity: view.uidlist.uid_validity,
             next_uid: view.uidlist.next_uid(),
             guid: view.uidlist.guid,
-            messages,
+            messages: u32::try_from(messages).unwrap_or(u32::MAX),
             origin_uid_validity: view.uidlist.origin(),
             highest_modseq: None,
-        })
+        }
     }
 
     /// [`Self::status`] from the uidlist and one pass over `new/` and `cur/` that keeps no
@@ -341,6 +345,13 @@ impl Mailbox {
     /// new name and UID at its next sync). Every one of them keeps the UID Dovecot would
     /// give it, so the others' UIDs are what Dovecot's would be.
     pub fn list_messages(&self) -> Result<Listing<MessageInfo>> {
+        Ok(self.list_messages_with_status()?.0)
+    }
+
+    /// [`Self::list_messages`] and the mailbox's status from the same read (its count the
+    /// messages listed), without parsing the uidlist again as [`Self::status`] would: in a
+    /// large folder that second parse cost more memory than the listing itself.
+    pub fn list_messages_with_status(&self) -> Result<(Listing<MessageInfo>, MailboxStatus)> {
         let view = self.view()?;
         let mut left_out = view.left_out.clone();
         let tree = self.paths.tree();
@@ -399,7 +410,8 @@ impl Mailbox {
             });
         }
         left_out.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(Listing { entries: out, left_out })
+        let status = Self::view_status(&view, out.len());
+        Ok((Listing { entries: out, left_out }, status))
     }
 
     /// The entry at `relative` of this mailbox, left out because of `refusal`; an error

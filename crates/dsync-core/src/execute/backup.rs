@@ -440,9 +440,10 @@ fn plan_from_streams(
         let from_source = |error| SyncError::at(Side::Source, names.source)(error);
         let from_destination = |error| SyncError::at(Side::Destination, mailbox)(error);
         let theirs = source.listing(names.source).map_err(&from_source)?;
-        let ours = match job.exists {
-            true => Some(destination.listing(mailbox).map_err(&from_destination)?),
-            false => None,
+        let ours = if job.exists {
+            Some(destination.listing(mailbox).map_err(&from_destination)?)
+        } else {
+            None
         };
         let listed_destination = ours.as_ref().map(|ours| MailboxStamp::from(&ours.status));
         let theirs = Listed {

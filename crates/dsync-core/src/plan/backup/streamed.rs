@@ -176,6 +176,9 @@ pub fn compare_listed<E>(
     }
     let source_uid_next = effective(source_status.uid_next, ours.last);
     let destination_uid_next = effective(destination_uid_next_listed, theirs.last);
+    // The listings (a Maildir's view of its folder) go before the base is rebuilt.
+    drop((ours, theirs));
+    out.flags = compact(std::mem::take(&mut out.flags));
     if destination_uid_next > source_uid_next {
         out.suspects.clear();
         reason = Some(RecreateReason::DestinationAhead {
@@ -246,6 +249,8 @@ pub fn rebuild_listed<E>(
     if !blocked {
         out.plan.uid_next = Some(effective(out.source_status.uid_next, ours.last));
     }
+    drop(ours);
+    out.flags = compact(std::mem::take(&mut out.flags));
     Ok(Some(out))
 }
 
@@ -273,6 +278,17 @@ fn count_source(out: &mut Compared, filter: &MessageFilter, message: &MessageMet
     } else {
         out.filtered.add(FilteredMessages::of(filter, [message]));
     }
+}
+
+/// `flags` with full nodes: inserted in UID order, a B-tree's nodes are left half full,
+/// and the base is kept through the copy (~58 against ~36 bytes a message).
+/// [`BTreeMap::append`] builds one tree from two sorted ones, freeing the old nodes as it
+/// goes, without sorting or a list of all entries.
+fn compact(mut flags: BTreeMap<Uid, Flags>) -> BTreeMap<Uid, Flags> {
+    let Some(first) = flags.pop_first() else { return flags };
+    let mut compact = BTreeMap::from([first]);
+    compact.append(&mut flags);
+    compact
 }
 
 /// UIDNEXT as listed, but above the highest UID listed (`plan::effective_uid_next`).

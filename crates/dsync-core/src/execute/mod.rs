@@ -876,6 +876,33 @@ mod tests {
         assert_eq!(observer.skipped, 1);
     }
 
+    /// A merge re-run where neither side changed lists nothing, reports every mailbox as
+    /// unchanged and records what the last run recorded (the entry is kept, not rebuilt).
+    #[test]
+    fn a_merge_rerun_with_nothing_changed_lists_nothing_and_keeps_the_state() {
+        for mode in [Mode::OneWay, Mode::TwoWay] {
+            let mut a = account(&[("INBOX", 3), ("Archive", 1), ("Sent", 0)]);
+            let mut b = MemoryStorage::new();
+            let merge = |a: &mut MemoryStorage, b: &mut MemoryStorage, state| {
+                let options = SyncOptions::new(mode).state(state);
+                if mode == Mode::TwoWay {
+                    run_two_way(&options, a, b, &mut NoObserver)
+                } else {
+                    run(&options, a, b, &mut NoObserver)
+                }
+                .expect("sync")
+            };
+            let first = merge(&mut a, &mut b, None);
+            let recorded = first.state.clone().expect("state");
+            let listed = (a.listings(), b.listings());
+            let again = merge(&mut a, &mut b, first.state);
+            assert_eq!((a.listings(), b.listings()), listed, "{mode:?}");
+            assert_eq!(again.mailboxes.len(), 3, "{mode:?}: {again:?}");
+            assert!(again.mailboxes.iter().all(MailboxReport::is_unchanged), "{mode:?}");
+            assert_eq!(again.state, Some(recorded), "{mode:?}");
+        }
+    }
+
     #[test]
     fn run_two_way_refuses_other_modes() {
         for mode in [Mode::Backup, Mode::OneWay, Mode::Import] {

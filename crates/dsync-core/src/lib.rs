@@ -168,5 +168,5 @@ pub use report::{
 };
 pub use storage::{
     Assigned, Capabilities, CopiedWithin, Delivered, MailboxAttribute, MailboxChanges,
-    MailboxWriter, MessageSink, NewMailbox, NotApplied, Skip, Storage, StorageMut,
+    MailboxWriter, MessageListing, MessageSink, NewMailbox, NotApplied, Skip, Storage, StorageMut,
 };

@@ -96,6 +96,17 @@ pub trait Storage {
     /// Status and every message's metadata, consistent with each other.
     fn contents(&mut self, mailbox: &MailboxName) -> Result<MailboxContents, StorageError>;
 
+    /// [`Storage::contents`] as it is read: the status first, then the messages one at a
+    /// time in ascending UID order, so that a backup compares two large mailboxes without
+    /// holding either listing whole (benches/RESULTS-memory.md). A message that cannot be
+    /// read ends the listing with the error. What the listing leaves out is reported by
+    /// [`Storage::take_skipped`] once it was read to the end. The default reads
+    /// [`Storage::contents`] whole; a storage that reads its messages one by one anyway
+    /// (an IMAP FETCH, a directory's files) can hand them on as they come.
+    fn listing(&mut self, mailbox: &MailboxName) -> Result<MessageListing<'_>, StorageError> {
+        Ok(MessageListing::whole(self.contents(mailbox)?))
+    }
+
     /// Streams the bodies of `uids` (ascending) into `sink`: for each message found,
     /// [`MessageSink::body`] then [`MessageSink::done`]. UIDs that no longer exist are
     /// skipped silently; the caller notices that `done` was never called for them.
@@ -168,6 +179,36 @@ pub trait Storage {
         let mut sink = HeaderHashSink::default();
         self.fetch(mailbox, uids, &mut sink)?;
         Ok(sink.into_hashes())
+    }
+}
+
+/// A mailbox's listing as it is read ([`Storage::listing`]).
+#[non_exhaustive]
+pub struct MessageListing<'a> {
+    /// The status, consistent with the messages.
+    pub status: MailboxStatus,
+    /// The messages, in ascending UID order.
+    pub messages: Box<dyn Iterator<Item = Result<MessageMeta, StorageError>> + 'a>,
+}
+
+impl<'a> MessageListing<'a> {
+    /// A listing of `status` whose messages `messages` reads.
+    pub fn new(
+        status: MailboxStatus,
+        messages: impl Iterator<Item = Result<MessageMeta, StorageError>> + 'a,
+    ) -> MessageListing<'a> {
+        MessageListing { status, messages: Box::new(messages) }
+    }
+
+    /// The listing of `contents`, read whole before.
+    pub fn whole(contents: MailboxContents) -> MessageListing<'static> {
+        MessageListing::new(contents.status, contents.messages.into_iter().map(Ok))
+    }
+}
+
+impl std::fmt::Debug for MessageListing<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageListing").field("status", &self.status).finish_non_exhaustive()
     }
 }
 

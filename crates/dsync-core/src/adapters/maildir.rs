@@ -17,7 +17,7 @@ use crate::model::{
     MessageMeta, SystemFlags, Uid, UidValidity,
 };
 use crate::storage::{
-    Capabilities, MailboxWriter, MessageSink, NewMailbox, Skip, Storage, StorageMut,
+    Capabilities, MailboxWriter, MessageListing, MessageSink, NewMailbox, Skip, Storage, StorageMut,
 };
 
 /// Dovecot's `dsync_alt_char`: replaces characters a name cannot hold on disk.
@@ -190,20 +190,28 @@ impl Storage for MaildirStorage {
         // The message list first: reading it may assign UIDs to new files, which the
         // status read afterwards then accounts for.
         let token = change_token(opened.path());
-        let listing = opened.list_messages().map_err(convert_error)?;
+        // The status comes from the listing's own read of the uidlist: a second parse
+        // cost more memory than the listing (benches/RESULTS-memory.md). The store's view
+        // goes with `opened` before the conversion, which takes the store's strings.
+        let (listing, status) = opened.list_messages_with_status().map_err(convert_error)?;
+        drop(opened);
         for left_out in &listing.left_out {
             self.skip(left_out);
         }
-        // Converted (taking the store's strings) and the store's listing freed before the
-        // status read parses the uidlist again: the two never coexist with it, which keeps
-        // a large folder's peak memory down (benches/RESULTS-memory.md).
+        let status = MailboxStatus { change_token: token, ..convert_status(&status)? };
         let messages: Vec<MessageMeta> =
             listing.entries.into_iter().filter_map(convert_message).collect();
-        let status = MailboxStatus {
-            change_token: token,
-            ..convert_status(&opened.status().map_err(convert_error)?)?
-        };
         Ok(MailboxContents { status, messages })
+    }
+
+    /// The store's view of the folder (its uidlist and file names) is held while the
+    /// messages are read and handed on one at a time: no list of them.
+    fn listing(&mut self, mailbox: &MailboxName) -> Result<MessageListing<'_>, StorageError> {
+        let opened = self.mailbox(mailbox)?;
+        let token = change_token(opened.path());
+        let stream = opened.into_messages().map_err(convert_error)?;
+        let status = MailboxStatus { change_token: token, ..convert_status(stream.status())? };
+        Ok(MessageListing::new(status, ListedMessages { stream, skipped: &mut self.skipped }))
     }
 
     fn message_history(
@@ -597,6 +605,34 @@ fn change_token(dir: &Path) -> Option<String> {
 }
 
 /// The engine's metadata of a store's message, taking its strings rather than copying them.
+/// A folder's messages as the store reads them ([`Storage::listing`]); what the store
+/// left out joins the storage's skipped entries once the folder was read to the end.
+struct ListedMessages<'a> {
+    stream: mailstore::MessageStream,
+    skipped: &'a mut Vec<Skip>,
+}
+
+impl Iterator for ListedMessages<'_> {
+    type Item = Result<MessageMeta, StorageError>;
+
+    fn next(&mut self) -> Option<Result<MessageMeta, StorageError>> {
+        loop {
+            match self.stream.next() {
+                Some(Ok(info)) => {
+                    if let Some(meta) = convert_message(info) {
+                        return Some(Ok(meta));
+                    }
+                }
+                Some(Err(error)) => return Some(Err(convert_error(error))),
+                None => {
+                    self.skipped.extend(self.stream.take_left_out().iter().map(left_out_skip));
+                    return None;
+                }
+            }
+        }
+    }
+}
+
 pub(super) fn convert_message(info: mailstore::MessageInfo) -> Option<MessageMeta> {
     let mut flags = Flags { system: from_store_flags(info.flags), keywords: BTreeSet::new() };
     flags.keywords.extend(info.keywords.iter().map(|k| k.as_str().to_owned()));

@@ -25,7 +25,9 @@ use std::time::Duration;
 pub use copy::CopyOutcome;
 pub use history::{DovecotExpunges, ExpungedMessage};
 pub(crate) use mailbox::virtual_size_read;
-pub use mailbox::{DroppedKeyword, Mailbox, MailboxStatus, MessageInfo, MessageReader};
+pub use mailbox::{
+    DroppedKeyword, Mailbox, MailboxStatus, MessageInfo, MessageReader, MessageStream,
+};
 pub use save::SaveOptions;
 
 use crate::crlf::LineEndings;

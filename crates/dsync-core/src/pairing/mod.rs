@@ -20,6 +20,7 @@
 
 mod copy;
 mod follow;
+pub(crate) mod parallel;
 pub mod plan;
 pub mod renames;
 
@@ -74,7 +75,7 @@ impl Origin<'_> {
 
 /// One mailbox to sync: its names and where it exists.
 #[derive(Clone)]
-struct Job {
+pub(crate) struct Job {
     /// Its name on the destination (the key of its state).
     name: MailboxName,
     /// Its name on the source.
@@ -85,7 +86,9 @@ struct Job {
 }
 
 /// Runs a backup or one-way sync (`mode`), or with a writable `source` a two-way sync,
-/// between sides of which at least one assigns its own UIDs.
+/// between sides of which at least one assigns its own UIDs; with `workers`, the
+/// mailboxes' messages are copied by them ([`parallel`]), several mailboxes at once.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run(
     options: &SyncOptions,
     mode: PairMode,
@@ -94,6 +97,7 @@ pub(crate) fn run(
     observer: &mut dyn Observer,
     report: &mut Report,
     state: &mut SyncState,
+    workers: Option<&dyn parallel::Workers>,
 ) -> Result<(), SyncError> {
     if mode != (PairMode::Backup { delete_extra: options.delete_extra })
         && !options.message_filter.is_everything()
@@ -232,6 +236,19 @@ pub(crate) fn run(
         }
     }
 
+    let jobs = match workers {
+        Some(workers) => workers.sync_jobs(
+            options,
+            mode,
+            &mut source,
+            destination,
+            observer,
+            report,
+            state,
+            jobs,
+        )?,
+        None => jobs,
+    };
     for job in &jobs {
         stop_if_interrupted(observer, &job.name)?;
         let result = sync_mailbox(options, mode, &mut source, destination, observer, job, state);

@@ -227,3 +227,33 @@ fn a_second_run_on_the_same_state_stops_with_75_or_waits_and_nothing_is_doubled(
     assert_carried(&expected, &copied);
     assert_eq!(pairs_hold(&setup.state(), &expected, &copied), expected.message_count());
 }
+
+/// The destination change token the state keeps for `mailbox` (`UIDVALIDITY/UIDNEXT/
+/// MESSAGES/HIGHESTMODSEQ`).
+fn destination_token(state: &Path, mailbox: &str) -> Option<String> {
+    let text = std::fs::read_to_string(state).expect("state file");
+    let state = dsync_core::state::SyncState::decode(&text).expect("readable state");
+    let name = dsync_core::MailboxName::split(mailbox, Some('/')).expect("name");
+    state.pairs.get(&name).and_then(|entry| entry.destination_token.clone())
+}
+
+#[test]
+fn a_full_backup_into_imap_keeps_the_tokens_of_what_it_wrote_even_into_an_existing_inbox() {
+    // INBOX exists on the destination before the run, so its listing answered for it (with
+    // its status, empty): the token kept after the copy must be the status after it, or
+    // the next run lists INBOX again for nothing.
+    for parallel in ["1", "3"] {
+        let (source, expected) = source_with_fixture();
+        let servers = Servers::new(source);
+        let run = servers.run(&["backup"], &["--parallel-folders", parallel]);
+        assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+        let (messages, uid_next, uid_validity) = servers.destination_imap().status("INBOX");
+        assert_eq!(messages as usize, expected.mailboxes["INBOX"].messages.len());
+        let token = destination_token(&servers.state(), "INBOX").expect("INBOX has a token");
+        assert!(
+            token.starts_with(&format!("{uid_validity}/{uid_next}/{messages}/")),
+            "--parallel-folders {parallel}: INBOX's token {token} is not UIDVALIDITY \
+             {uid_validity}, UIDNEXT {uid_next}, {messages} messages"
+        );
+    }
+}

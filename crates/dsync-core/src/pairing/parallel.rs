@@ -16,6 +16,8 @@
 //!   otherwise race on the hierarchy).
 //! - A mailbox both sides left unchanged since the last run is recognised here (its
 //!   change tokens), so a re-run that finds nothing to do opens no extra connection.
+//! - The workers take the biggest mailboxes (by the source's message count) first, so
+//!   that no worker is left copying a big one alone at the end.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -112,7 +114,7 @@ impl<C: Connector> Workers for Pool<'_, C> {
         if options.dry_run || self.workers <= 1 || jobs.len() <= 1 {
             return Ok(jobs);
         }
-        let mut tasks = VecDeque::new();
+        let mut tasks = Vec::new();
         for mut job in jobs {
             stop_if_interrupted(observer, &job.name)?;
             if job.on_source
@@ -138,8 +140,15 @@ impl<C: Connector> Workers for Pool<'_, C> {
                 created = true;
             }
             let entry = state.pairs.get(&job.name).cloned();
-            tasks.push_back(Task { job, created, entry });
+            // How much there is to copy, roughly: the source's message count (an IMAP
+            // listing's status, answered without asking again where it came along).
+            let size = source.storage().status(&job.source_name).map_or(0, |s| s.messages);
+            tasks.push((size, Task { job, created, entry }));
         }
+        // The biggest first: a big mailbox taken last would leave the other workers idle
+        // while one copies it.
+        tasks.sort_by_key(|(size, _)| std::cmp::Reverse(*size));
+        let tasks: VecDeque<Task> = tasks.into_iter().map(|(_, task)| task).collect();
         let left = if tasks.len() <= 1 {
             tasks
         } else {

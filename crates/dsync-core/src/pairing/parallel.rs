@@ -9,8 +9,10 @@
 //! What stays safe with several writers:
 //! - Every confirmed save reaches the observer ([`Observer::paired`]) from this thread
 //!   only, in the order the workers report them: one writer appends the state's records.
-//!   The first record of a mailbox comes with the worker's whole entry, so a state saved
-//!   whole at that moment (no state file yet) holds it.
+//!   The first record of a mailbox (the mark that it is being written, sent before any
+//!   APPEND) comes with the worker's whole entry, so a state saved whole at that moment
+//!   (no state file yet) holds it, and the worker waits until it is passed on, so a kill
+//!   after the first APPENDs finds the mark as it does without workers.
 //! - Missing mailboxes are created here, before any worker starts and in name order, so a
 //!   parent exists before its child (two sessions creating `A` and `A/B` at once could
 //!   otherwise race on the hierarchy).
@@ -87,8 +89,8 @@ enum Event {
     /// [`Observer::message_saved`].
     Saved(MailboxName, Uid, u64),
     /// [`Observer::paired`]: the record, and with the mailbox's first one the worker's
-    /// whole entry for it.
-    Paired(MailboxName, String, Option<Box<MailboxPairs>>),
+    /// whole entry for it and a channel to say it was passed on.
+    Paired(MailboxName, String, Option<(Box<MailboxPairs>, mpsc::Sender<()>)>),
     /// [`Observer::checkpoint`] with the worker's entry; answered on the channel.
     Checkpoint(MailboxName, Option<Box<MailboxPairs>>, mpsc::Sender<Result<(), StorageError>>),
     /// A mailbox is done: its result and the worker's entry for it.
@@ -254,11 +256,15 @@ impl Coordinator<'_, '_> {
                     .push(format!("one connection fewer for syncing mailboxes at once: {error}"));
             }
             Event::Saved(mailbox, uid, bytes) => self.observer.message_saved(&mailbox, uid, bytes),
-            Event::Paired(mailbox, record, entry) => {
-                if let Some(entry) = entry {
+            Event::Paired(mailbox, record, first) => {
+                let done = first.map(|(entry, done)| {
                     self.state.pairs.insert(mailbox, *entry);
-                }
+                    done
+                });
                 self.observer.paired(&record, self.state);
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
             }
             Event::Checkpoint(mailbox, entry, done) => {
                 self.set_entry(mailbox, entry);
@@ -405,9 +411,19 @@ impl Observer for Forward<'_> {
         Ok(())
     }
 
+    /// The mailbox's first record (the entry that marks it as being written, before any
+    /// message is sent) is persisted before the worker goes on, as without workers: a
+    /// kill right after the first APPENDs must find the mark. Later ones (confirmed
+    /// saves) are passed on without waiting: a kill that loses some leaves messages the
+    /// next run finds by content.
     fn paired(&mut self, record: &str, state: &SyncState) {
-        let entry = if self.first_record { self.entry(state) } else { None };
+        let (done, wait) = mpsc::channel();
+        let first = if self.first_record { self.entry(state).map(|e| (e, done)) } else { None };
+        let waits = first.is_some();
         self.first_record = false;
-        let _ = self.events.send(Event::Paired(self.mailbox.clone(), record.to_owned(), entry));
+        let event = Event::Paired(self.mailbox.clone(), record.to_owned(), first);
+        if self.events.send(event).is_ok() && waits {
+            let _ = wait.recv();
+        }
     }
 }

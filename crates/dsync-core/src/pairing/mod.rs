@@ -420,14 +420,21 @@ fn new_mailbox() -> NewMailbox {
     NewMailbox { uid_validity: None, guid: None, source_uid_validity: None }
 }
 
-/// True when both sides still show the change tokens recorded after the last run.
+/// True when both sides still show the change tokens recorded after the last run, so
+/// the mailbox has nothing to do. Never for a backup with `delete_extra`: the tokens
+/// recorded after the last run also cover the destination's own messages that run kept
+/// (no consent then), which this one must now expunge.
 fn unchanged(
+    mode: PairMode,
     source: &mut dyn Storage,
     source_name: &MailboxName,
     destination: &mut dyn Storage,
     name: &MailboxName,
     entry: Option<&MailboxPairs>,
 ) -> bool {
+    if mode == (PairMode::Backup { delete_extra: true }) {
+        return false;
+    }
     let Some(entry) = entry else { return false };
     let (Some(a), Some(b)) = (&entry.source_token, &entry.destination_token) else {
         return false;
@@ -453,7 +460,7 @@ fn sync_mailbox(
     let mut report = MailboxReport::new(name.clone(), MailboxAction::Update);
     if job.on_source
         && job.on_destination
-        && unchanged(source.storage(), source_name, destination, name, state.pairs.get(name))
+        && unchanged(mode, source.storage(), source_name, destination, name, state.pairs.get(name))
     {
         return Ok((report, Vec::new()));
     }

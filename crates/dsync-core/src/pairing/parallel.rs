@@ -121,7 +121,7 @@ impl<C: Connector> Workers for Pool<'_, C> {
             stop_if_interrupted(observer, &job.name)?;
             if job.on_source
                 && job.on_destination
-                && unchanged(source.storage(), &job.source_name, destination, &job.name, {
+                && unchanged(mode, source.storage(), &job.source_name, destination, &job.name, {
                     state.pairs.get(&job.name)
                 })
             {

@@ -475,6 +475,60 @@ pub trait StorageMut: Storage {
         &'a mut self,
         mailbox: &MailboxName,
     ) -> Result<Box<dyn MailboxWriter + 'a>, StorageError>;
+
+    /// Copies messages `uids` of `from` into `to`, both mailboxes of this storage, without
+    /// moving their bodies over the wire (IMAP `UID COPY`; the copies keep the originals'
+    /// flags and received date). `None`: this storage cannot copy (the default); the
+    /// caller then saves the bodies the usual way. With no `uids` nothing is sent: the
+    /// answer only says whether the storage can copy. See [`CopiedWithin`].
+    fn copy_within(
+        &mut self,
+        from: &MailboxName,
+        uids: &[Uid],
+        to: &MailboxName,
+    ) -> Result<Option<CopiedWithin>, StorageError> {
+        let _ = (from, uids, to);
+        Ok(None)
+    }
+
+    /// True when a message shown in several mailboxes is one message with several labels
+    /// (Gmail, `X-GM-EXT-1`): a copy into another mailbox adds a label, flags are the
+    /// message's own in every mailbox, and expunging it from the all-mail mailbox (`\All`)
+    /// deletes it from every mailbox. The default: mailboxes hold copies of their own.
+    fn labels_as_mailboxes(&self) -> bool {
+        false
+    }
+
+    /// Of `uids` in `mailbox`, those that still show in some other mailbox as a label a
+    /// user filed them under ([`labels_as_mailboxes`](Self::labels_as_mailboxes): Gmail's
+    /// `X-GM-LABELS`), so that expunging them from the all-mail mailbox would delete them
+    /// everywhere. The default: none.
+    fn still_labelled(
+        &mut self,
+        mailbox: &MailboxName,
+        uids: &[Uid],
+    ) -> Result<BTreeSet<Uid>, StorageError> {
+        let _ = (mailbox, uids);
+        Ok(BTreeSet::new())
+    }
+}
+
+/// What [`StorageMut::copy_within`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CopiedWithin {
+    /// The UIDVALIDITY of the mailbox copied into, when the storage said.
+    pub uid_validity: Option<u32>,
+    /// Each copied UID with the UID of its copy, as far as the storage said (an IMAP
+    /// server without UIDPLUS says nothing: the copies are there, their UIDs unknown).
+    pub uids: Vec<(Uid, Uid)>,
+}
+
+impl CopiedWithin {
+    /// Copies into a mailbox of `uid_validity` (when known): each UID with its copy's.
+    pub fn new(uid_validity: Option<u32>, uids: Vec<(Uid, Uid)>) -> CopiedWithin {
+        CopiedWithin { uid_validity, uids }
+    }
 }
 
 /// Changes to one mailbox, made durable by [`MailboxWriter::commit`]. Dropping a writer

@@ -25,6 +25,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError, mpsc};
 
+use super::held::Held;
 use super::plan::PairMode;
 use super::{Job, Origin, new_mailbox, side_error, sync_mailbox, unchanged};
 use crate::error::{Side, StorageError, SyncError};
@@ -44,7 +45,9 @@ pub(crate) trait Workers {
     /// Syncs `jobs` (their deletions and renames are done) and returns the jobs left for
     /// the caller to sync one after another over `source` and `destination`: all of them
     /// when workers would not help (a dry run, at most one changed mailbox), none
-    /// otherwise.
+    /// otherwise. `held` is the run's map of what the destination holds: the caller's
+    /// connections use it; each worker keeps its own, so a message of two mailboxes
+    /// that two workers copy is sent twice, once to each (as without the map).
     #[allow(clippy::too_many_arguments)]
     fn sync_jobs(
         &self,
@@ -55,6 +58,7 @@ pub(crate) trait Workers {
         observer: &mut dyn Observer,
         report: &mut Report,
         state: &mut SyncState,
+        held: &mut Held,
         jobs: Vec<Job>,
     ) -> Result<Vec<Job>, SyncError>;
 }
@@ -111,6 +115,7 @@ impl<C: Connector> Workers for Pool<'_, C> {
         observer: &mut dyn Observer,
         report: &mut Report,
         state: &mut SyncState,
+        held: &mut Held,
         jobs: Vec<Job>,
     ) -> Result<Vec<Job>, SyncError> {
         if options.dry_run || self.workers <= 1 || jobs.len() <= 1 {
@@ -155,7 +160,8 @@ impl<C: Connector> Workers for Pool<'_, C> {
             tasks
         } else {
             let mut run = Coordinator { observer, report, state, error: None };
-            let left = run.with_workers(self.connector, options, mode, self.workers, tasks);
+            let copies = held.enabled();
+            let left = run.with_workers(self.connector, options, mode, self.workers, copies, tasks);
             if let Some(error) = run.error {
                 return Err(error);
             }
@@ -164,7 +170,7 @@ impl<C: Connector> Workers for Pool<'_, C> {
         for task in left {
             stop_if_interrupted(observer, &task.job.name)?;
             let result =
-                sync_mailbox(options, mode, source, destination, observer, &task.job, state);
+                sync_mailbox(options, mode, source, destination, observer, &task.job, state, held);
             finish(result, task.created, observer, report)?;
         }
         Ok(Vec::new())
@@ -215,13 +221,16 @@ struct Coordinator<'a, 'o> {
 }
 
 impl Coordinator<'_, '_> {
-    /// Syncs `tasks` with up to `workers` threads and returns the tasks none of them took.
+    /// Syncs `tasks` with up to `workers` threads and returns the tasks none of them took;
+    /// `copies`: the destination copies within itself ([`Held::enabled`]).
+    #[allow(clippy::too_many_arguments)]
     fn with_workers<C: Connector>(
         &mut self,
         connector: &C,
         options: &SyncOptions,
         mode: PairMode,
         workers: usize,
+        copies: bool,
         tasks: VecDeque<Task>,
     ) -> VecDeque<Task> {
         let workers = workers.min(tasks.len());
@@ -232,8 +241,14 @@ impl Coordinator<'_, '_> {
             let (events, received) = mpsc::channel();
             for _ in 0..workers {
                 let events = events.clone();
-                let shared =
-                    Shared { options, mode, queue: &queue, stop: &stop, interrupted: &interrupted };
+                let shared = Shared {
+                    options,
+                    mode,
+                    copies,
+                    queue: &queue,
+                    stop: &stop,
+                    interrupted: &interrupted,
+                };
                 scope.spawn(move || work(connector, &shared, &events));
             }
             drop(events);
@@ -300,6 +315,8 @@ impl Coordinator<'_, '_> {
 struct Shared<'a> {
     options: &'a SyncOptions,
     mode: PairMode,
+    /// The destination copies within itself: each worker keeps its own [`Held`].
+    copies: bool,
     queue: &'a Mutex<VecDeque<Task>>,
     stop: &'a AtomicBool,
     /// The caller's observer asked the run to stop ([`Observer::interrupted`]).
@@ -326,6 +343,7 @@ fn work<C: Connector>(connector: &C, shared: &Shared<'_>, events: &mpsc::Sender<
     // No listing here: a worker spells names as its storage computes them (the
     // separator comes with the login), and a listing's statuses would stand in for the
     // STATUS taken after the copy, which the next run compares with.
+    let mut held = Held::new(shared.copies, false, &[]);
     while !shared.stop.load(Ordering::SeqCst) {
         let next = shared.queue.lock().unwrap_or_else(PoisonError::into_inner).pop_front();
         let Some(task) = next else { break };
@@ -352,6 +370,7 @@ fn work<C: Connector>(connector: &C, shared: &Shared<'_>, events: &mpsc::Sender<
                 &mut observer,
                 job,
                 &mut state,
+                &mut held,
             )
         };
         let fatal =

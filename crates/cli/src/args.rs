@@ -646,8 +646,10 @@ pub(crate) struct ConnectionArgs {
     pub(crate) retries: Option<u32>,
 
     /// Sync up to N folders of a user at once, each over its own connection (backup into a
-    /// Maildir or an sdbox store; at most 8, as servers limit connections per user: Dovecot allows 10) [default: 1].
-    /// Over a slow link this hides the round trips each folder costs.
+    /// Maildir or an sdbox store, backup and sync -1 into an IMAP server; at most 8, as
+    /// servers limit connections per user: Dovecot allows 10) [default: 1]. Over a slow
+    /// link this hides the round trips each folder costs; into IMAP the server saves N
+    /// folders at once.
     #[arg(long, value_name = "N")]
     pub(crate) parallel_folders: Option<usize>,
 }

@@ -299,6 +299,23 @@ fn attempt_once(
         }
         _ => None,
     };
+    let wait = Duration::from_secs(job.settings.lock_timeout.unwrap_or(0));
+    // An IMAP destination has no root of ours: the state goes where --state-file says, or
+    // under the invoking user's state directory, and is locked there against a second
+    // dsync before anything is asked of either server (a dry run writes nothing).
+    let imap_state_path = match imap_destination {
+        Some(_) if task.state => Some(match &task.state_file {
+            Some(p) => PathBuf::from(expand(&p.to_string_lossy(), user.unwrap_or(""))),
+            None => open::default_state_path(&source, &destination).map_err(fail)?,
+        }),
+        _ => None,
+    };
+    let _state_lock = match &imap_state_path {
+        Some(path) if !task.dry_run => {
+            Some(crate::lock::lock_state(path, wait, &interrupt::requested).map_err(fail)?)
+        }
+        _ => None,
+    };
     let mut destination_store = match imap_destination {
         Some(imap) => open::open_imap_destination(imap, &access).map_err(fail)?,
         None => open::open_destination(&destination, &job.settings, "destination").map_err(fail)?,
@@ -317,7 +334,6 @@ fn attempt_once(
     // waits for one), or shown creatable: a destination that cannot be written fails
     // here, once, and no server is asked anything. A dry run writes nothing and locks
     // nothing.
-    let wait = Duration::from_secs(job.settings.lock_timeout.unwrap_or(0));
     let lockable = |root: &Option<PathBuf>, permissions: &Option<mailstore::Permissions>| match (
         root,
         permissions,
@@ -386,18 +402,10 @@ fn attempt_once(
             *state_path = Some((path.clone(), permissions.clone()));
             Some(StateFile::new(path, source.state_identity()).with_permissions(permissions))
         }
-        // An IMAP destination has no root of ours: the state goes where --state-file
-        // says, or under the invoking user's state directory.
-        _ if task.state && imap_destination.is_some() => {
-            let path = match &task.state_file {
-                Some(p) => PathBuf::from(expand(&p.to_string_lossy(), user.unwrap_or(""))),
-                None => open::default_state_path(&source, &destination).map_err(fail)?,
-            };
-            Some(
-                StateFile::new(path, source.state_identity())
-                    .with_permissions(mailstore::Permissions::private()),
-            )
-        }
+        _ if imap_state_path.is_some() => imap_state_path.clone().map(|path| {
+            StateFile::new(path, source.state_identity())
+                .with_permissions(mailstore::Permissions::private())
+        }),
         _ => None,
     };
     timer.lap("lock");
@@ -433,13 +441,10 @@ fn attempt_once(
                 }
                 None => return Err(fail(CliError::Usage("the source is not writable".into()))),
             }
-        } else if task.mode == Mode::Backup
-            && job.settings.parallel_folders > 1
-            && matches!(source, Location::Imap(_) | Location::Maildir(_) | Location::Sdbox(_))
-            // The workers' destination connections are Maildirs or sdbox stores.
-            && matches!(destination, Location::Maildir(_) | Location::Sdbox(_))
+        } else if job.settings.parallel_folders > 1
+            && crate::workers::supported(task.mode, &source, &destination)
         {
-            crate::workers::run_backup(
+            crate::workers::run(
                 &options,
                 (source_store.as_storage(), destination_mut),
                 &mut observer,

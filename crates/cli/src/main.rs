@@ -33,6 +33,7 @@ mod inspect;
 mod interrupt;
 mod job;
 mod location;
+mod lock;
 mod logging;
 mod man;
 mod open;

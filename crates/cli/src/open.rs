@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dsync_core::adapters::imap::ImapStorage;
 use dsync_core::adapters::maildir::MaildirStorage;
@@ -830,9 +830,6 @@ pub(crate) fn lock_destination(
         .take_while(|dir| std::fs::symlink_metadata(dir).is_err())
         .last()
         .map(Path::to_path_buf);
-    let io_error = |error: std::io::Error| {
-        destination_error(ErrorKind::from_io(&error), format!("lock {}", path.display()), error)
-    };
     let mut file = permissions
         .create_dir_all(root)
         .and_then(|()| permissions.open_or_create(&path, false))
@@ -840,45 +837,9 @@ pub(crate) fn lock_destination(
             side: "destination",
             error: dsync_core::adapters::maildir::convert_error(error),
         })?;
-    let deadline = Instant::now() + timeout;
-    loop {
-        match file.try_lock() {
-            Ok(()) => {
-                // Who holds it, for the message of another run that finds it locked.
-                let _ = file
-                    .set_len(0)
-                    .and_then(|()| writeln!(file, "{}", std::process::id()))
-                    .and_then(|()| file.flush());
-                return Ok(DestinationLock { file, root: root.to_path_buf(), created });
-            }
-            Err(std::fs::TryLockError::WouldBlock) if interrupted() => {
-                let error = StorageError::new(ErrorKind::Interrupted, "interrupted");
-                return Err(CliError::Storage { side: "destination", error });
-            }
-            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let holder = std::fs::read_to_string(&path)
-                    .ok()
-                    .and_then(|text| text.trim().parse::<u32>().ok())
-                    .filter(|pid| Path::new(&format!("/proc/{pid}")).exists())
-                    .map(|pid| format!(" (process {pid})"))
-                    .unwrap_or_default();
-                let waited = if timeout.is_zero() {
-                    "; run again later, or give -l SECONDS to wait for it".to_owned()
-                } else {
-                    format!(" after waiting {}s; run again later", timeout.as_secs())
-                };
-                return Err(CliError::Busy(format!(
-                    "{} is being written by another dsync{holder}: not starting a second run \
-                     on it{waited}",
-                    root.display()
-                )));
-            }
-            Err(std::fs::TryLockError::Error(error)) => return Err(io_error(error)),
-        }
-    }
+    let what = root.display().to_string();
+    crate::lock::wait_for(&mut file, &path, &what, timeout, interrupted)?;
+    Ok(DestinationLock { file, root: root.to_path_buf(), created })
 }
 
 fn parse_maildir(location: &str) -> Result<mailstore::Location, CliError> {
@@ -905,6 +866,7 @@ fn local_root(location: &Location) -> Result<Option<PathBuf>, CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     #[test]
     fn a_second_dsync_waits_for_the_lock_then_fails_temporarily() {

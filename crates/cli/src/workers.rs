@@ -1,10 +1,11 @@
 //! More connections for `--parallel-folders`: the engine's workers open the source and
-//! the destination (a Maildir or an sdbox store) again through the same code as the run's
-//! first connection.
+//! the destination (a Maildir or an sdbox store, or an IMAP server) again through the same
+//! code as the run's first connection.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::marker::PhantomData;
 
+use dsync_core::adapters::imap::ImapStorage;
 use dsync_core::adapters::maildir::MaildirStorage;
 use dsync_core::adapters::sdbox::SdboxStorage;
 use dsync_core::{
@@ -17,10 +18,25 @@ use crate::exit::CliError;
 use crate::location::Location;
 use crate::open::{self, Access, Opened};
 
-/// A backup over up to `parallel` workers ([`dsync_core::run_parallel`]), each opening
-/// `locations` (the source, and a Maildir or an sdbox store as the destination) again;
-/// `stores` are the run's first connections.
-pub(crate) fn run_backup(
+/// True when `--parallel-folders` can open more connections for this pair in `mode`:
+/// a source that can be opened again with stable UIDs (IMAP, Maildir, sdbox), into a
+/// Maildir or an sdbox store (backup), or into an IMAP server (backup and `sync -1`).
+pub(crate) fn supported(mode: dsync_core::Mode, source: &Location, destination: &Location) -> bool {
+    use dsync_core::Mode;
+    let source_ok = matches!(source, Location::Imap(_) | Location::Maildir(_) | Location::Sdbox(_));
+    let destination_ok = match destination {
+        Location::Maildir(_) | Location::Sdbox(_) => mode == Mode::Backup,
+        Location::Imap(_) => matches!(mode, Mode::Backup | Mode::OneWay),
+        _ => false,
+    };
+    source_ok && destination_ok
+}
+
+/// A backup (or into an IMAP server, a `sync -1`) over up to `parallel` workers
+/// ([`dsync_core::run_parallel`]), each opening `locations` (the source, and a Maildir,
+/// an sdbox store or an IMAP server as the destination) again; `stores` are the run's
+/// first connections.
+pub(crate) fn run(
     options: &SyncOptions,
     stores: (&mut dyn Storage, &mut dyn StorageMut),
     observer: &mut dyn Observer,
@@ -29,21 +45,37 @@ pub(crate) fn run_backup(
     parallel: usize,
 ) -> Result<Report, Failed> {
     let ((source, destination), (from, to)) = (stores, locations);
-    if matches!(to, Location::Sdbox(_)) {
-        let workers = Workers::<SdboxStorage>::new(from, to, access);
-        dsync_core::run_parallel(options, source, destination, observer, &workers, parallel)
-    } else {
-        let workers = Workers::<MaildirStorage>::new(from, to, access);
-        dsync_core::run_parallel(options, source, destination, observer, &workers, parallel)
+    match to {
+        Location::Sdbox(_) => {
+            let workers = Workers::<SdboxStorage>::new(from, to, access);
+            dsync_core::run_parallel(options, source, destination, observer, &workers, parallel)
+        }
+        Location::Imap(_) => {
+            let workers = Workers::<ImapStorage>::new(from, to, access);
+            dsync_core::run_parallel(options, source, destination, observer, &workers, parallel)
+        }
+        _ => {
+            let workers = Workers::<MaildirStorage>::new(from, to, access);
+            dsync_core::run_parallel(options, source, destination, observer, &workers, parallel)
+        }
     }
 }
 
-/// A destination the workers can write, each worker through a store of its own: a Maildir
-/// or an sdbox store (Dovecot's locks keep their shared files consistent; each mailbox is
-/// written by one worker at a time).
+/// A destination the workers can write, each worker through a store or a session of its
+/// own: a Maildir or an sdbox store (Dovecot's locks keep their shared files consistent;
+/// each mailbox is written by one worker at a time), or an IMAP server.
 trait WorkerDestination: StorageMut + Send + Sized {
     /// The store `opened` holds, or `opened` back when it is of another kind.
     fn take(opened: Opened) -> Result<Self, Opened>;
+
+    /// Opens `location` as the run's first destination was opened.
+    fn open(location: &Location, access: &Access<'_>) -> Result<Opened, CliError> {
+        open::open_destination(location, access.settings, "destination")
+    }
+
+    /// Ends a worker's destination. Deferred fsyncs of a store are flushed once, after
+    /// the run, by the first connection.
+    fn close(self) {}
 }
 
 impl WorkerDestination for MaildirStorage {
@@ -61,6 +93,27 @@ impl WorkerDestination for SdboxStorage {
             Opened::Sdbox(sdbox) => Ok(sdbox),
             other => Err(other),
         }
+    }
+}
+
+impl WorkerDestination for ImapStorage {
+    fn take(opened: Opened) -> Result<Self, Opened> {
+        match opened {
+            Opened::Imap(imap) => Ok(*imap),
+            other => Err(other),
+        }
+    }
+
+    fn open(location: &Location, access: &Access<'_>) -> Result<Opened, CliError> {
+        match location {
+            Location::Imap(imap) => open::open_imap_destination(imap, access),
+            other => open::open_destination(other, access.settings, "destination"),
+        }
+    }
+
+    fn close(self) {
+        // Told LOGOUT, as the first connection is; its answer no longer matters.
+        let _ = self.logout();
     }
 }
 
@@ -88,7 +141,7 @@ impl<D: WorkerDestination> Connector for Workers<'_, D> {
     }
 
     fn open_destination(&self) -> Result<D, StorageError> {
-        match open::open_destination(self.destination, self.access.settings, "destination") {
+        match D::open(self.destination, &self.access) {
             Ok(opened) => D::take(opened).map_err(|other| {
                 other.close();
                 StorageError::new(ErrorKind::Usage, "the destination changed its kind")
@@ -97,9 +150,9 @@ impl<D: WorkerDestination> Connector for Workers<'_, D> {
         }
     }
 
-    fn close(&self, source: Opened, _destination: D) {
-        // Deferred fsyncs are flushed once, after the run, by the first connection.
+    fn close(&self, source: Opened, destination: D) {
         source.close();
+        destination.close();
     }
 }
 
@@ -139,6 +192,10 @@ impl Storage for Opened {
 
     fn take_skipped(&mut self) -> Vec<Skip> {
         self.as_storage().take_skipped()
+    }
+
+    fn take_warnings(&mut self) -> Vec<String> {
+        Opened::take_warnings(self)
     }
 
     fn contents(&mut self, mailbox: &MailboxName) -> Result<MailboxContents, StorageError> {

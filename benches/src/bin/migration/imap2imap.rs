@@ -21,8 +21,9 @@ use crate::{PASSWORD, Result, USER};
 /// One contestant of the IMAP → IMAP rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ImapTool {
-    /// `dsync backup imap://… imap://…` with a state file.
-    Dsync,
+    /// `dsync backup imap://… imap://…` with a state file, with `--parallel-folders N`
+    /// when `parallel` > 1.
+    Dsync { parallel: usize },
     /// imapsync (`--imapsync PATH`), its default options, no TLS.
     Imapsync,
     /// mbsync with an IMAP store on both sides (`Sync Pull`, `Create Near`,
@@ -31,19 +32,23 @@ pub(crate) enum ImapTool {
 }
 
 impl ImapTool {
-    fn label(self) -> &'static str {
+    fn label(self) -> String {
         match self {
-            ImapTool::Dsync => "dsync backup imap:// → imap://",
-            ImapTool::Imapsync => "imapsync",
-            ImapTool::Mbsync => "mbsync IMAP → IMAP channel",
+            ImapTool::Dsync { parallel: 1 } => "dsync backup imap:// → imap://".to_owned(),
+            ImapTool::Dsync { parallel } => {
+                format!("dsync backup --parallel-folders {parallel} imap:// → imap://")
+            }
+            ImapTool::Imapsync => "imapsync".to_owned(),
+            ImapTool::Mbsync => "mbsync IMAP → IMAP channel".to_owned(),
         }
     }
 
-    fn slug(self) -> &'static str {
+    fn slug(self) -> String {
         match self {
-            ImapTool::Dsync => "dsync",
-            ImapTool::Imapsync => "imapsync",
-            ImapTool::Mbsync => "mbsync",
+            ImapTool::Dsync { parallel: 1 } => "dsync".to_owned(),
+            ImapTool::Dsync { parallel } => format!("dsyncp{parallel}x"),
+            ImapTool::Imapsync => "imapsync".to_owned(),
+            ImapTool::Mbsync => "mbsync".to_owned(),
         }
     }
 }
@@ -275,9 +280,19 @@ pub(crate) struct ImapSetup<'a> {
     pub(crate) time_limit: Option<Duration>,
 }
 
-/// The tools that can run here (imapsync only with `--imapsync`, mbsync when installed).
-pub(crate) fn available_tools(imapsync: Option<&Path>, skip: &[String]) -> Vec<ImapTool> {
-    let mut tools = vec![ImapTool::Dsync];
+/// The tools that can run here (imapsync only with `--imapsync`, mbsync when installed);
+/// ours once more for each of `parallel` above 1 (`--parallel-folders N`).
+pub(crate) fn available_tools(
+    imapsync: Option<&Path>,
+    skip: &[String],
+    parallel: &[usize],
+) -> Vec<ImapTool> {
+    let mut tools = vec![ImapTool::Dsync { parallel: 1 }];
+    for &n in parallel.iter().filter(|&&n| n > 1) {
+        if !tools.contains(&ImapTool::Dsync { parallel: n }) {
+            tools.push(ImapTool::Dsync { parallel: n });
+        }
+    }
     match imapsync {
         Some(path) if path.exists() => tools.push(ImapTool::Imapsync),
         Some(path) => eprintln!("imapsync not found at {}: its row is skipped", path.display()),
@@ -437,12 +452,14 @@ fn prepare(
     let scratch = setup.work.join(format!("imap-{user}"));
     fs::create_dir_all(&scratch)?;
     Ok(match tool {
-        ImapTool::Dsync => {
+        ImapTool::Dsync { parallel } => {
             let password_file = scratch.join("destination.pw");
             fs::write(&password_file, format!("{PASSWORD}\n"))?;
             Invocation::new(setup.dsync)
                 .arg("-q")
                 .arg("backup")
+                .arg("--parallel-folders")
+                .arg(parallel.to_string())
                 .arg("--state-file")
                 .arg(scratch.join("state"))
                 .arg("--destination-password-file")
@@ -600,9 +617,19 @@ pub(crate) fn render(
         );
     }
     let find = |tool: ImapTool| outcomes.iter().find(|o| o.tool == tool && o.error.is_none());
-    if let Some(ours) = find(ImapTool::Dsync) {
-        out.push_str("\nRatios (peer ÷ ours: > 1 means we are faster; RSS: peer ÷ ours):\n\n");
-        for peer in [ImapTool::Imapsync, ImapTool::Mbsync] {
+    let ours_all =
+        outcomes.iter().filter(|o| matches!(o.tool, ImapTool::Dsync { .. }) && o.error.is_none());
+    let mut heading = true;
+    for ours in ours_all {
+        if heading {
+            out.push_str("\nRatios (peer ÷ ours: > 1 means we are faster; RSS: peer ÷ ours):\n\n");
+            heading = false;
+        }
+        let mut peers = vec![ImapTool::Imapsync, ImapTool::Mbsync];
+        if ours.tool != (ImapTool::Dsync { parallel: 1 }) {
+            peers.insert(0, ImapTool::Dsync { parallel: 1 });
+        }
+        for peer in peers {
             let Some(them) = find(peer) else { continue };
             let (Some(a), Some(b)) = (stat(&them.full), stat(&ours.full)) else { continue };
             let _ = write!(

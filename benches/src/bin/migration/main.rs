@@ -165,6 +165,11 @@ struct Cli {
     #[arg(long, value_name = "PATH")]
     imapsync: Option<PathBuf>,
 
+    /// IMAP → IMAP: also time ours with `--parallel-folders N` for each N given (N > 1;
+    /// N = 1 is the plain row), in the same rounds.
+    #[arg(long, value_name = "N", num_args = 1..)]
+    imap_parallel: Vec<usize>,
+
     /// Write the results (Markdown) here.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
@@ -404,7 +409,7 @@ fn source_server(cli: &Cli, work: &Path) -> Result<(Dovecot, String, verify::Tru
 fn imap_rows(cli: &Cli, dsync: &Path, work: &Path) -> Result<String> {
     let (source, corpus_text, truth) = source_server(cli, work)?;
     let snapshot = testkit::RawImap::login(source.imap_port(), USER, PASSWORD).snapshot();
-    let tools = imap2imap::available_tools(cli.imapsync.as_deref(), &cli.skip);
+    let tools = imap2imap::available_tools(cli.imapsync.as_deref(), &cli.skip, &cli.imap_parallel);
     let (warmup, runs) = (cli.warmup, cli.runs.max(1));
     let destination = imap2imap::destination(work, &tools, warmup + runs);
     let scratch = work.join("imap");

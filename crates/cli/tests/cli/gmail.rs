@@ -215,6 +215,18 @@ fn gmail_destination_stores_each_message_once_and_copies_it_into_its_other_label
 }
 
 #[test]
+fn gmail_destination_with_parallel_folders_still_stores_each_message_once() {
+    // Workers would copy labels side by side, each storing what it has not seen: a label
+    // destination takes its mailboxes one after another, all mail last.
+    let run = GmailRun::new(FakeStore::builder().gmail().start());
+    let first = run.command().args(["--parallel-folders", "4"]).output().expect("run dsync");
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    assert_eq!(run.gmail.appends_and_copies(), (4, 4), "{:#?}", run.gmail.commands());
+    assert_eq!(run.gmail.stored_messages(), 4);
+    assert_labels(&run.gmail, &LABELLED);
+}
+
+#[test]
 fn gmail_backup_of_a_removed_label_expunges_only_that_label() {
     let run = GmailRun::new(FakeStore::builder().gmail().start());
     let first = run.run();

@@ -9,6 +9,7 @@ mod fs_layout;
 mod gmail;
 mod hostile_source;
 mod imap_destination;
+mod imap_parallel;
 mod imap_throttling;
 mod imap_two_way;
 mod import_query;

@@ -273,6 +273,18 @@ pub fn run(
     destination: &mut dyn StorageMut,
     observer: &mut dyn Observer,
 ) -> Result<Report, Failed> {
+    run_with(options, source, destination, observer, None)
+}
+
+/// [`run`], with `workers` copying several mailboxes at once into a destination that
+/// assigns its own UIDs ([`run_parallel`]).
+fn run_with(
+    options: &SyncOptions,
+    source: &mut dyn Storage,
+    destination: &mut dyn StorageMut,
+    observer: &mut dyn Observer,
+    workers: Option<&dyn pairing::parallel::Workers>,
+) -> Result<Report, Failed> {
     let observer = &mut WithCancel { inner: observer, cancel: options.cancel.as_ref() };
     let mut report = Report { dry_run: options.dry_run, ..Report::default() };
     let mut state = initial_state(options, source);
@@ -287,7 +299,8 @@ pub fn run(
                 PairMode::OneWay
             };
             let origin = pairing::Origin::ReadOnly(source);
-            pairing::run(options, mode, origin, destination, observer, &mut report, &mut state)
+            let (report, state) = (&mut report, &mut state);
+            pairing::run(options, mode, origin, destination, observer, report, state, workers)
         }
         Mode::Backup | Mode::OneWay if unstable_uids => {
             let expunge_missing = options.mode == Mode::Backup;
@@ -357,7 +370,8 @@ pub fn run_two_way(
         )))
     } else if assigns_uids {
         let origin = pairing::Origin::Writable(&mut *a);
-        pairing::run(options, PairMode::TwoWay, origin, b, observer, &mut report, &mut state)
+        let (report, state) = (&mut report, &mut state);
+        pairing::run(options, PairMode::TwoWay, origin, b, observer, report, state, None)
     } else if options.message_filter.is_everything() {
         merge::run(options, merge::MergeSource::Writable(a), b, observer, &mut report, &mut state)
     } else {

@@ -51,8 +51,12 @@ pub trait Connector: Sync {
 /// `source` and `destination` list the trees, check which mailboxes are unchanged and
 /// apply subscriptions; the workers list and copy the rest. A worker whose connection
 /// cannot be opened is left out with a warning in the report; mailboxes no worker took are
-/// synced over `source` and `destination` at the end. Other modes, a source with unstable
-/// UIDs (POP3) and `workers` ≤ 1 run exactly as [`super::run`].
+/// synced over `source` and `destination` at the end. A destination that assigns its own
+/// UIDs (an IMAP server) is written this way in a backup and a one-way sync (`sync -1`)
+/// too: the workers copy the messages of changed mailboxes, the first connections list
+/// the trees, create the missing mailboxes (parents first), and this thread records
+/// every confirmed save ([`Observer::paired`]) in the order they arrive. Other modes, a
+/// source with unstable UIDs (POP3) and `workers` ≤ 1 run exactly as [`super::run`].
 pub fn run_parallel<C: Connector>(
     options: &SyncOptions,
     source: &mut dyn Storage,
@@ -62,7 +66,18 @@ pub fn run_parallel<C: Connector>(
     workers: usize,
 ) -> Result<Report, Failed> {
     let workers = workers.min(MAX_PARALLEL_MAILBOXES);
-    if options.mode != Mode::Backup || workers <= 1 || source.capabilities().unstable_uids {
+    if workers <= 1 || source.capabilities().unstable_uids {
+        return super::run(options, source, destination, observer);
+    }
+    // A destination that assigns UIDs (an IMAP server) is written by the pairing engine,
+    // its workers each on connections of their own ([`crate::pairing::parallel`]).
+    if destination.capabilities().assigns_uids
+        && matches!(options.mode, Mode::Backup | Mode::OneWay)
+    {
+        let pool = crate::pairing::parallel::Pool::new(connector, workers);
+        return super::run_with(options, source, destination, observer, Some(&pool));
+    }
+    if options.mode != Mode::Backup {
         return super::run(options, source, destination, observer);
     }
     let observer = &mut WithCancel { inner: observer, cancel: options.cancel.as_ref() };

@@ -43,7 +43,7 @@ pub(super) struct Place {
 
 /// The run's map of held messages.
 #[derive(Debug, Default)]
-pub(super) struct Held {
+pub(crate) struct Held {
     /// Off when the destination cannot copy within itself.
     enabled: bool,
     /// The destination's mailboxes are labels of one message (Gmail).

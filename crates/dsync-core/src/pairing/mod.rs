@@ -20,7 +20,8 @@
 
 mod copy;
 mod follow;
-mod held;
+pub(crate) mod held;
+pub(crate) mod parallel;
 pub mod plan;
 pub mod renames;
 mod within;
@@ -76,7 +77,7 @@ impl Origin<'_> {
 
 /// One mailbox to sync: its names and where it exists.
 #[derive(Clone)]
-struct Job {
+pub(crate) struct Job {
     /// Its name on the destination (the key of its state).
     name: MailboxName,
     /// Its name on the source.
@@ -87,7 +88,9 @@ struct Job {
 }
 
 /// Runs a backup or one-way sync (`mode`), or with a writable `source` a two-way sync,
-/// between sides of which at least one assigns its own UIDs.
+/// between sides of which at least one assigns its own UIDs; with `workers`, the
+/// mailboxes' messages are copied by them ([`parallel`]), several mailboxes at once.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run(
     options: &SyncOptions,
     mode: PairMode,
@@ -96,6 +99,7 @@ pub(crate) fn run(
     observer: &mut dyn Observer,
     report: &mut Report,
     state: &mut SyncState,
+    workers: Option<&dyn parallel::Workers>,
 ) -> Result<(), SyncError> {
     if mode != (PairMode::Backup { delete_extra: options.delete_extra })
         && !options.message_filter.is_everything()
@@ -253,6 +257,22 @@ pub(crate) fn run(
         // only copies what they stored).
         jobs.sort_by_key(|job| Some(&job.name) == all_mail.as_ref());
     }
+    // Workers only where the order of the mailboxes does not matter: a label
+    // destination's all mail must come last, and a message must be stored there once.
+    let jobs = match workers {
+        Some(workers) if !labels => workers.sync_jobs(
+            options,
+            mode,
+            &mut source,
+            destination,
+            observer,
+            report,
+            state,
+            &mut held,
+            jobs,
+        )?,
+        _ => jobs,
+    };
     for job in &jobs {
         stop_if_interrupted(observer, &job.name)?;
         let result =
@@ -425,14 +445,21 @@ fn new_mailbox() -> NewMailbox {
     NewMailbox { uid_validity: None, guid: None, source_uid_validity: None }
 }
 
-/// True when both sides still show the change tokens recorded after the last run.
+/// True when both sides still show the change tokens recorded after the last run, so
+/// the mailbox has nothing to do. Never for a backup with `delete_extra`: the tokens
+/// recorded after the last run also cover the destination's own messages that run kept
+/// (no consent then), which this one must now expunge.
 fn unchanged(
+    mode: PairMode,
     source: &mut dyn Storage,
     source_name: &MailboxName,
     destination: &mut dyn Storage,
     name: &MailboxName,
     entry: Option<&MailboxPairs>,
 ) -> bool {
+    if mode == (PairMode::Backup { delete_extra: true }) {
+        return false;
+    }
     let Some(entry) = entry else { return false };
     let (Some(a), Some(b)) = (&entry.source_token, &entry.destination_token) else {
         return false;
@@ -459,7 +486,7 @@ fn sync_mailbox(
     let mut report = MailboxReport::new(name.clone(), MailboxAction::Update);
     if job.on_source
         && job.on_destination
-        && unchanged(source.storage(), source_name, destination, name, state.pairs.get(name))
+        && unchanged(mode, source.storage(), source_name, destination, name, state.pairs.get(name))
     {
         return Ok((report, Vec::new()));
     }

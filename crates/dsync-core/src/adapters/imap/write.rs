@@ -164,8 +164,10 @@ impl StorageMut for ImapStorage {
         mailbox: &MailboxName,
     ) -> Result<Box<dyn MailboxWriter + 'a>, StorageError> {
         let wire = self.wire_name(mailbox);
-        // Selected read-write; a later fetch examines again.
+        // Selected read-write; a later fetch examines again. The listing's status of it
+        // is stale once written: a later status asks the server.
         self.examined = None;
+        self.listed.remove(wire.as_raw());
         let info = self.session.select(&wire).map_err(|e| convert_error(e, "SELECT"))?;
         if info.read_only {
             return Err(StorageError::new(

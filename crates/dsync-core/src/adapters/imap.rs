@@ -635,7 +635,7 @@ impl Storage for ImapStorage {
                     .session
                     .uid_search(&[SearchKey::All])
                     .map_err(|e| convert_error(e, "UID SEARCH"))?;
-                let uid_next = info.uid_next.map_or(since.uid_next, |uid| uid.get());
+                let uid_next = info.uid_next.map_or(since.uid_next, imapc::Uid::get);
                 vanished = uids_not_held(&held, uid_next);
             }
         }

@@ -76,16 +76,13 @@ impl<'a> Iterator for Fields<'a> {
 
     fn next(&mut self) -> Option<&'a [u8]> {
         let rest = self.rest?;
-        Some(match memchr::memchr(b' ', rest) {
-            Some(space) => {
-                self.rest = Some(&rest[space + 1..]);
-                &rest[..space]
-            }
-            None => {
-                self.rest = None;
-                rest
-            }
-        })
+        if let Some(space) = memchr::memchr(b' ', rest) {
+            self.rest = Some(&rest[space + 1..]);
+            Some(&rest[..space])
+        } else {
+            self.rest = None;
+            Some(rest)
+        }
     }
 }
 

@@ -3,6 +3,11 @@
 //! round, the source gets 10 flag changes, 5 new messages and 3 expunges in that folder,
 //! and each tool re-runs. Our re-run is set against our no-op run (goal < 3×) and against
 //! doveadm's and mbsync's re-runs of the same change (goal ≥ 20× faster).
+//!
+//! The source Dovecot stores the mail in a Maildir (2.3 re-reads the folder's 100 000
+//! file names in every session after a change, which the re-runs all wait for) or in sdbox
+//! (its index answers without reading the files): the second shows what the tools cost
+//! when the server is not the bottleneck.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -13,11 +18,38 @@ use testkit::{Dovecot, RawImap, fixtures};
 
 use crate::measure::{self, Sample};
 use crate::tools::{self, Setup, Tool};
-use crate::{PASSWORD, Result, USER, corpus, verify};
+use crate::{Cli, PASSWORD, Result, USER, corpus, verify};
 
-/// The tools compared: ours without fsync, doveadm with mail_fsync=never, mbsync.
-const TOOLS: [Tool; 3] =
-    [Tool::Dsync { fsync: false }, Tool::Doveadm { fsync: false }, Tool::Mbsync];
+/// The tools compared: ours without fsync (into a Maildir, and into sdbox, whose index
+/// spares a flag change or expunge the folder's uidlist and directory), doveadm with
+/// mail_fsync=never, mbsync.
+const TOOLS: [Tool; 4] =
+    [Tool::Dsync { fsync: false }, Tool::DsyncSdbox, Tool::Doveadm { fsync: false }, Tool::Mbsync];
+
+/// Ours (and `--compare-dsync`'s build): timed no-op in every round, and set against its
+/// own no-op.
+fn is_ours(tool: Tool) -> bool {
+    matches!(tool, Tool::Dsync { fsync: false } | Tool::DsyncSdbox | Tool::DsyncOther)
+}
+
+/// How the source Dovecot stores the mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum SourceStorage {
+    /// `mail_location = maildir:~/Maildir`.
+    Maildir,
+    /// `mail_location = sdbox:~/sdbox`, converted from the generated Maildir by
+    /// `doveadm backup -R` before the runs.
+    Sdbox,
+}
+
+impl SourceStorage {
+    fn label(self) -> &'static str {
+        match self {
+            SourceStorage::Maildir => "Maildir",
+            SourceStorage::Sdbox => "sdbox",
+        }
+    }
+}
 
 /// One tool's samples.
 #[derive(Debug, Default)]
@@ -29,30 +61,47 @@ struct Rows {
     command: String,
 }
 
-/// Runs the scenario and returns its Markdown section.
+/// Runs the scenario and returns its Markdown section; `dsync_other` (`--compare-dsync`,
+/// e.g. a build from before a change) re-runs on the same changes as a row of its own.
 pub(crate) fn run(
+    storage: SourceStorage,
     dsync: &Path,
+    dsync_other: Option<&Path>,
     work: &Path,
-    messages: u32,
-    rounds: usize,
-    seed: u64,
-    time_limit: Option<Duration>,
-    skip: &[String],
+    cli: &Cli,
 ) -> Result<String> {
-    let dovecot = Dovecot::builder().user(USER, PASSWORD).temp_root(work).start();
+    let (messages, rounds, seed) = (cli.memory_messages, cli.incremental_runs, cli.seed);
+    let (time_limit, skip) = (crate::time_limit(cli), &cli.skip);
+    let builder = Dovecot::builder().temp_root(work);
+    let dovecot = match storage {
+        SourceStorage::Maildir => builder.user(USER, PASSWORD),
+        SourceStorage::Sdbox => builder.user_with_mail(USER, PASSWORD, "sdbox:~/sdbox"),
+    }
+    .start();
     let maildir = dovecot.home(USER).join("Maildir");
     let started = Instant::now();
     corpus::generate_memory(&maildir, messages, 1, seed)?;
     testkit::chown_to_mail_user(&maildir);
+    if storage == SourceStorage::Sdbox {
+        // Dovecot's own conversion; the Maildir goes afterwards (tmpfs is memory).
+        let location = format!("maildir:{}", maildir.display());
+        dovecot.doveadm_ok(&["-o", "mail_fsync=never", "backup", "-R", "-u", USER, &location]);
+        fs::remove_dir_all(&maildir)?;
+    }
     let mut truth = verify::source_truth(dovecot.imap_port(), USER, PASSWORD)?;
     eprintln!(
-        "incremental corpus ready in {:.1} s: {} messages",
+        "incremental corpus ({}) ready in {:.1} s: {} messages",
+        storage.label(),
         started.elapsed().as_secs_f64(),
         truth.messages
     );
-    let scratch = work.join("incremental");
+    let scratch = work.join(format!("incremental-{}", storage.label()));
     fs::create_dir_all(&scratch)?;
-    let tools: Vec<Tool> = TOOLS
+    let mut tools: Vec<Tool> = TOOLS.to_vec();
+    if dsync_other.is_some() {
+        tools.insert(1, Tool::DsyncOther);
+    }
+    let tools: Vec<Tool> = tools
         .into_iter()
         .filter(|t| !skip.iter().any(|s| s == t.slug()))
         .filter(|t| *t != Tool::Mbsync || Path::new("/usr/bin/mbsync").exists())
@@ -79,7 +128,7 @@ pub(crate) fn run(
             let setup = Setup {
                 dovecot: &dovecot,
                 dsync,
-                dsync_other: None,
+                dsync_other,
                 work: scratch.clone(),
                 port: dovecot.imap_port(),
                 truth: &truth,
@@ -92,7 +141,7 @@ pub(crate) fn run(
             }
         }
     }
-    Ok(render(&tools, &rows, messages, rounds))
+    Ok(render(storage, &tools, &rows, messages, rounds))
 }
 
 /// Round 0: the full copy and a no-op; later rounds: the re-run after the change, checked,
@@ -120,7 +169,7 @@ fn step(setup: &Setup<'_>, tool: Tool, row: &mut Rows, round: usize) -> Result<(
         eprintln!("  round {round} {:<46} re-run {:.3} s", tool.label(), sample.seconds);
         row.rerun.push(sample);
     }
-    if tool == (Tool::Dsync { fsync: false }) || round == 0 {
+    if is_ours(tool) || round == 0 {
         std::thread::sleep(Duration::from_millis(1100));
         let noop = measure::run(&invocation, &log("noop"), &[0])?;
         eprintln!("  round {round} {:<46} no-op {:.3} s", tool.label(), noop.seconds);
@@ -158,16 +207,26 @@ fn median_of(samples: &[Sample], value: impl Fn(&Sample) -> f64) -> Option<f64> 
     seconds.get(seconds.len() / 2).copied()
 }
 
-fn render(tools: &[Tool], rows: &[Rows], messages: u32, rounds: usize) -> String {
+fn render(
+    storage: SourceStorage,
+    tools: &[Tool],
+    rows: &[Rows],
+    messages: u32,
+    rounds: usize,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "### Re-run after 10 flag changes + 5 new + 3 expunged in a folder of {messages}\n\n\
+        "### Source in {}: re-run after 10 flag changes + 5 new + 3 expunged in a folder of \
+         {messages}\n\n\
          Median of {rounds} rounds (a new change set each round; every tool re-runs on the \
          same change). Wall seconds (server included); the re-run's own CPU (user + system, the \
-         server's not in it) and peak RSS.\n\n\
-         | tool | full copy | no-op | re-run | re-run / our no-op | tool's re-run / ours | re-run CPU | re-run peak RSS |\n\
-         |---|--:|--:|--:|--:|--:|--:|--:|"
+         server's not in it) and peak RSS. Our rows' re-run is set against their own no-op, \
+         the others' against our no-op into a Maildir; \"tool's re-run / ours\" against our \
+         re-run into a Maildir.\n\n\
+         | tool | full copy | no-op | re-run | re-run / no-op (goal < 3×) | tool's re-run / ours (goal ≥ 20×) | re-run CPU | re-run peak RSS |\n\
+         |---|--:|--:|--:|--:|--:|--:|--:|",
+        storage.label()
     );
     let ours = tools.iter().position(|t| *t == Tool::Dsync { fsync: false });
     let our_noop = ours.and_then(|i| median(&rows[i].noop));
@@ -183,6 +242,7 @@ fn render(tools: &[Tool], rows: &[Rows], messages: u32, rounds: usize) -> String
             continue;
         }
         let rerun = median(&row.rerun);
+        let noop = if is_ours(*tool) { median(&row.noop) } else { our_noop };
         let fmt = |v: Option<f64>| v.map_or_else(|| String::from("–"), |v| format!("{v:.3} s"));
         let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
             (Some(a), Some(b)) if b > 0.0 => format!("{:.1}×", a / b),
@@ -196,7 +256,7 @@ fn render(tools: &[Tool], rows: &[Rows], messages: u32, rounds: usize) -> String
             fmt(row.full.map(|s| s.seconds)),
             fmt(median(&row.noop)),
             fmt(rerun),
-            ratio(rerun, our_noop),
+            ratio(rerun, noop),
             ratio(rerun, our_rerun),
             fmt(median_of(&row.rerun, |s| s.cpu_seconds)),
         );

@@ -97,6 +97,12 @@ struct Cli {
     #[arg(long, default_value_t = 3)]
     incremental_runs: usize,
 
+    /// How the incremental mode's source Dovecot stores the mail: a Maildir (Dovecot
+    /// re-reads the folder after each change) and sdbox (its index answers), each a
+    /// section of its own.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "maildir,sdbox")]
+    incremental_sources: Vec<incremental::SourceStorage>,
+
     /// Messages in the memory mode's big folder.
     #[arg(long, default_value_t = 100_000)]
     memory_messages: u32,
@@ -138,8 +144,8 @@ struct Cli {
     #[arg(long)]
     dsync: Option<PathBuf>,
 
-    /// Also time this other dsync build (`--no-fsync`, full and no-op), e.g. one from
-    /// before a change, in the same rounds.
+    /// Also time this other dsync build (`--no-fsync`, full and no-op; with
+    /// `--incremental-only` its re-runs), e.g. one from before a change, in the same rounds.
     #[arg(long, value_name = "PATH")]
     compare_dsync: Option<PathBuf>,
 
@@ -220,15 +226,17 @@ fn run(cli: &Cli) -> Result<()> {
     let load_before = load_average();
     let started = Instant::now();
     if cli.incremental_only {
-        let section = incremental::run(
-            &dsync,
-            work.path(),
-            cli.memory_messages,
-            cli.incremental_runs,
-            cli.seed,
-            time_limit(cli),
-            &cli.skip,
-        )?;
+        let mut sections = Vec::new();
+        for storage in &cli.incremental_sources {
+            sections.push(incremental::run(
+                *storage,
+                &dsync,
+                dsync_other.as_deref(),
+                work.path(),
+                cli,
+            )?);
+        }
+        let section = sections.join("\n");
         let text = format!(
             "{section}\n{}\nRun: `{}` in {:.0} s, load average before {load_before}, after {}.\n",
             machine(&cli.work_dir),

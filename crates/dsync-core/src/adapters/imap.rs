@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, Read};
 
-use imapc::proto::{BodyStart, Fetch, FetchItem, ListAttribute, StatusItem};
+use imapc::proto::{BodyStart, Fetch, FetchItem, ListAttribute, SearchKey, StatusItem};
 use imapc::{
     Client, ConnectOptions, Credentials, FetchHandler, GuidItem, ListOptions, SequenceSet, Session,
 };
@@ -584,17 +584,20 @@ impl Storage for ImapStorage {
     }
 
     /// With QRESYNC: EXAMINE, then `UID FETCH 1:* (…) (CHANGEDSINCE m VANISHED)` with the
-    /// HIGHESTMODSEQ `m` of `token` (a token this adapter gave out). `None` (list it whole)
-    /// without QRESYNC, for a token of another form or another UIDVALIDITY, a mailbox
-    /// without mod-sequences (`NOMODSEQ`), or a HIGHESTMODSEQ now below `m`: the server
-    /// lost its mod-sequences (Dovecot rebuilding a lost index starts them again), so what
-    /// it would call changed since `m` could miss changes.
+    /// HIGHESTMODSEQ `m` of `token` (a token this adapter gave out). With CONDSTORE alone:
+    /// `UID FETCH 1:* (…) (CHANGEDSINCE m)` for the changes and, unless the message count
+    /// shows that nothing older went, `UID SEARCH ALL` (ESEARCH's ranges where offered) for
+    /// the UIDs still held: every other UID below UIDNEXT is reported vanished. `None`
+    /// (list it whole) without CONDSTORE, for a token of another form or another
+    /// UIDVALIDITY, a mailbox without mod-sequences (`NOMODSEQ`), or a HIGHESTMODSEQ now
+    /// below `m`: the server lost its mod-sequences (Dovecot rebuilding a lost index starts
+    /// them again), so what it would call changed since `m` could miss changes.
     fn changes_since(
         &mut self,
         mailbox: &MailboxName,
         token: &str,
     ) -> Result<Option<MailboxChanges>, StorageError> {
-        let Some(since) = TokenParts::parse(token).filter(|_| self.qresync) else {
+        let Some(since) = TokenParts::parse(token).filter(|_| self.condstore) else {
             return Ok(None);
         };
         let info = self.examine(mailbox)?;
@@ -606,19 +609,36 @@ impl Storage for ImapStorage {
         }
         let mut listed = Vec::new();
         let mut vanished = Vec::new();
-        self.session
-            .fetch_metadata_changed_since(
-                since.highest_modseq,
-                &mut |meta| {
+        if self.qresync {
+            self.session
+                .fetch_metadata_changed_since(
+                    since.highest_modseq,
+                    &mut |meta| {
+                        listed.push(meta);
+                        Ok(())
+                    },
+                    &mut |uids| {
+                        vanished.extend(uid_ranges(uids));
+                        Ok(())
+                    },
+                )
+                .map_err(|e| convert_error(e, "UID FETCH (CHANGEDSINCE)"))?;
+        } else {
+            self.session
+                .fetch_metadata_changed(since.highest_modseq, &mut |meta| {
                     listed.push(meta);
                     Ok(())
-                },
-                &mut |uids| {
-                    vanished.extend(uid_ranges(uids));
-                    Ok(())
-                },
-            )
-            .map_err(|e| convert_error(e, "UID FETCH (CHANGEDSINCE)"))?;
+                })
+                .map_err(|e| convert_error(e, "UID FETCH (CHANGEDSINCE)"))?;
+            if since.expunges_possible(info.exists, &listed) {
+                let held = self
+                    .session
+                    .uid_search(&[SearchKey::All])
+                    .map_err(|e| convert_error(e, "UID SEARCH"))?;
+                let uid_next = info.uid_next.map_or(since.uid_next, imapc::Uid::get);
+                vanished = uids_not_held(&held, uid_next);
+            }
+        }
         listed.sort_by_key(|m| m.uid);
         listed.dedup();
         vanished.sort_unstable();
@@ -748,6 +768,8 @@ fn change_token(
 /// What [`change_token`] put in a token.
 struct TokenParts {
     uid_validity: u32,
+    uid_next: u32,
+    messages: u32,
     highest_modseq: u64,
 }
 
@@ -755,11 +777,50 @@ impl TokenParts {
     fn parse(token: &str) -> Option<TokenParts> {
         let mut parts = token.split('/');
         let uid_validity = parts.next()?.parse().ok()?;
-        let _uid_next: u32 = parts.next()?.parse().ok()?;
-        let _messages: u32 = parts.next()?.parse().ok()?;
+        let uid_next = parts.next()?.parse().ok()?;
+        let messages = parts.next()?.parse().ok()?;
         let highest_modseq = parts.next()?.parse().ok()?;
-        parts.next().is_none().then_some(TokenParts { uid_validity, highest_modseq })
+        parts.next().is_none().then_some(TokenParts {
+            uid_validity,
+            uid_next,
+            messages,
+            highest_modseq,
+        })
     }
+
+    /// Whether messages the mailbox held at the token may have been expunged since, now
+    /// that it holds `exists` and `changed` lists what changed or came since: every
+    /// message added since has a mod-sequence above the token's (RFC 7162 §3.1.1), so it
+    /// is among `changed` if it is still there, and `exists` is the token's count less the
+    /// older ones expunged plus the new ones held.
+    fn expunges_possible(&self, exists: u32, changed: &[imapc::MessageMeta]) -> bool {
+        let mut added: Vec<u32> =
+            changed.iter().map(|m| m.uid).filter(|&uid| uid >= self.uid_next).collect();
+        added.sort_unstable();
+        added.dedup();
+        u64::from(self.messages) + added.len() as u64 != u64::from(exists)
+    }
+}
+
+/// The UID ranges below `uid_next` that are not in `held` (ascending): what a server
+/// without QRESYNC expunged, and UIDs that were never used.
+fn uids_not_held(held: &[imapc::Uid], uid_next: u32) -> Vec<(Uid, Uid)> {
+    let mut gaps = Vec::new();
+    let mut next = 1u32;
+    for uid in held.iter().map(|uid| uid.get()).take_while(|&uid| uid < uid_next) {
+        if uid > next
+            && let (Some(first), Some(last)) = (Uid::new(next), Uid::new(uid - 1))
+        {
+            gaps.push((first, last));
+        }
+        next = next.max(uid.saturating_add(1));
+    }
+    if next < uid_next
+        && let (Some(first), Some(last)) = (Uid::new(next), Uid::new(uid_next - 1))
+    {
+        gaps.push((first, last));
+    }
+    gaps
 }
 
 /// The UID ranges of a `VANISHED` set (`*` is the highest UID there can be).
@@ -935,5 +996,25 @@ mod error_tests {
             let text = error.to_string();
             assert_eq!(convert_error(error, "connecting").kind(), kind, "{text}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ranges(held: &[u32], uid_next: u32) -> Vec<(u32, u32)> {
+        let held: Vec<imapc::Uid> = held.iter().filter_map(|&uid| imapc::Uid::new(uid)).collect();
+        uids_not_held(&held, uid_next).into_iter().map(|(a, b)| (a.get(), b.get())).collect()
+    }
+
+    #[test]
+    fn the_uids_not_held_below_uid_next_are_the_gaps() {
+        assert_eq!(ranges(&[2, 3, 7], 10), [(1, 1), (4, 6), (8, 9)]);
+        assert_eq!(ranges(&[1, 2, 3], 4), []);
+        assert_eq!(ranges(&[], 1), []);
+        assert_eq!(ranges(&[], 5), [(1, 4)]);
+        // A UID at or above UIDNEXT (a message that came meanwhile) is no gap's end.
+        assert_eq!(ranges(&[1, 4, 12], 6), [(2, 3), (5, 5)]);
     }
 }

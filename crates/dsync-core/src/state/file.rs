@@ -104,14 +104,14 @@ impl StateFile {
     /// The saved state: a [`fresh`](Self::fresh) one if there is no file yet, an error if
     /// the file cannot be read, is damaged, or belongs to another source.
     pub fn load(&self) -> Result<SyncState, StateFileError> {
-        let text = match std::fs::read_to_string(&self.path) {
+        let text = match std::fs::read(&self.path) {
             Ok(text) => text,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(self.fresh()),
             Err(source) => {
                 return Err(StateFileError::Unreadable { path: self.path.clone(), source });
             }
         };
-        let state = SyncState::decode(&text)
+        let state = super::decode::decode(&text)
             .map_err(|source| StateFileError::Damaged { path: self.path.clone(), source })?;
         if state.source.as_deref() == Some(self.source.as_str()) {
             Ok(state)
@@ -128,9 +128,7 @@ impl StateFile {
     /// Writes `state`, tagged with this file's source, for the next run: the old file stays
     /// whole until the new one is on disk.
     pub fn save(&self, state: &SyncState) -> io::Result<()> {
-        let mut state = state.clone();
-        state.source = Some(self.source.clone());
-        self.write_atomically(state.encode().as_bytes())
+        self.write_atomically(state.encode_tagged(Some(&self.source)).as_bytes())
     }
 
     /// Writes `bytes` to this file's path the way the state is written (a temp file in the

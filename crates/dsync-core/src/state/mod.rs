@@ -28,8 +28,11 @@
 //! [`StateFile`] keeps a state in a file between runs; [`dovecot`] has Dovecot's own `-s`
 //! state string.
 
+mod decode;
 pub mod dovecot;
 mod file;
+#[cfg(test)]
+mod legacy;
 pub mod pairs;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -127,9 +130,18 @@ const FLAG_LETTERS: [(SystemFlags, char); 5] = [
 impl SyncState {
     /// Encodes the state as text.
     pub fn encode(&self) -> String {
-        let mut out = String::from(HEADER);
+        self.encode_tagged(self.source.as_deref())
+    }
+
+    /// [`encode`](Self::encode) with `source` as the source it names.
+    pub(crate) fn encode_tagged(&self, source: Option<&str>) -> String {
+        // About 8 bytes a message line: one allocation for a big folder's state.
+        let records: usize = self.mailboxes.values().map(|m| m.base.flags.len()).sum::<usize>()
+            + self.pairs.values().map(|p| p.pairs.len()).sum::<usize>();
+        let mut out = String::with_capacity(4096 + records * 10);
+        out.push_str(HEADER);
         out.push('\n');
-        if let Some(source) = &self.source {
+        if let Some(source) = source {
             let _ = writeln!(out, "source {}", escape(source));
         }
         if let Some(written_by) = self.written_by {
@@ -165,7 +177,8 @@ impl SyncState {
                 },
             );
             for (uid, flags) in &state.base.flags {
-                let _ = write!(out, "{uid} ");
+                push_number(&mut out, uid.get());
+                out.push(' ');
                 encode_flags(&mut out, flags);
                 out.push('\n');
             }
@@ -184,175 +197,45 @@ impl SyncState {
     /// Decodes text written by [`SyncState::encode`], with [`SyncState::forget_record`]
     /// lines appended.
     pub fn decode(text: &str) -> Result<SyncState, StateError> {
-        let mut lines = text.lines().enumerate().map(|(i, line)| (i + 1, line));
-        match lines.next() {
-            Some((_, HEADER)) => {}
-            _ => return Err(StateError { line: 1, reason: format!("expected {HEADER:?}") }),
-        }
-        let mut state = SyncState::default();
-        let mut current: Option<(MailboxName, MailboxState)> = None;
-        let mut current_pairs: Option<(MailboxName, pairs::MailboxPairs)> = None;
-        for (number, line) in lines {
-            let error = |reason: &str| StateError { line: number, reason: reason.to_owned() };
-            let fields: Vec<&str> = line.split(' ').collect();
-            let keyword = fields.first().copied();
-            if matches!(keyword, Some("pairs" | "pair" | "forget" | "mailbox"))
-                && let Some((name, entry)) = current_pairs.take()
-            {
-                state.pairs.insert(name, entry);
-            }
-            if keyword == Some("pairs") || keyword == Some("pair") {
-                if let Some((name, mailbox)) = current.take() {
-                    state.mailboxes.insert(name, mailbox);
-                }
-                if keyword == Some("pairs") {
-                    current_pairs = Some(pairs::decode_header(&fields[1..], &error)?);
-                } else {
-                    pairs::apply_record(&fields[1..], &mut state.pairs, &error)?;
-                }
-                continue;
-            }
-            if let Some((_, entry)) = current_pairs.as_mut() {
-                pairs::decode_pair(&fields, entry, &error)?;
-                continue;
-            }
-            if let ["source", source] = fields[..]
-                && current.is_none()
-            {
-                state.source = Some(unescape(source).map_err(|e| error(&e))?);
-                continue;
-            }
-            if let ["written-by", kind] = fields[..]
-                && current.is_none()
-            {
-                state.written_by = match kind {
-                    "backup" => Some(WrittenBy::Backup),
-                    "merge" => Some(WrittenBy::Merge),
-                    _ => return Err(error("unknown kind of run")),
-                };
-                continue;
-            }
-            if let ["subscribed", side, name] = fields[..]
-                && current.is_none()
-            {
-                let name = decode_name(name).map_err(|e| error(&e))?;
-                match side {
-                    "S" => state.subscribed_source.insert(name),
-                    "D" => state.subscribed_destination.insert(name),
-                    _ => return Err(error("bad subscription side")),
-                };
-                continue;
-            }
-            if let ["forget", name] = fields[..] {
-                if let Some((name, mailbox)) = current.take() {
-                    state.mailboxes.insert(name, mailbox);
-                }
-                let name = decode_name(name).map_err(|e| error(&e))?;
-                state.mailboxes.remove(&name);
-                state.pairs.remove(&name);
-                continue;
-            }
-            if fields.first() == Some(&"mailbox") {
-                if let Some((name, mailbox)) = current.take() {
-                    state.mailboxes.insert(name, mailbox);
-                }
-                let [
-                    _,
-                    name,
-                    uid_validity,
-                    last_common,
-                    source,
-                    destination,
-                    source_guid,
-                    destination_guid,
-                    rebuild,
-                ] = fields[..]
-                else {
-                    return Err(error("a mailbox line has 9 fields"));
-                };
-                let rebuild = match rebuild {
-                    "-" => None,
-                    "S" => Some(Side::Source),
-                    "D" => Some(Side::Destination),
-                    _ => return Err(error("bad rebuild mark")),
-                };
-                let guid = |text: &str| -> Result<Option<MailboxGuid>, StateError> {
-                    if text == "*" {
-                        Ok(None)
-                    } else {
-                        MailboxGuid::from_hex(text)
-                            .map(Some)
-                            .ok_or_else(|| error("bad mailbox GUID"))
-                    }
-                };
-                let name = decode_name(name).map_err(|e| error(&e))?;
-                let mailbox = MailboxState {
-                    base: MergeBase {
-                        uid_validity: uid_validity.parse().map_err(|_| error("bad UIDVALIDITY"))?,
-                        last_common_uid: last_common
-                            .parse()
-                            .map_err(|_| error("bad last common UID"))?,
-                        flags: BTreeMap::new(),
-                    },
-                    source_token: untoken(source).map_err(|e| error(&e))?,
-                    destination_token: untoken(destination).map_err(|e| error(&e))?,
-                    source_guid: guid(source_guid)?,
-                    destination_guid: guid(destination_guid)?,
-                    rebuild,
-                };
-                current = Some((name, mailbox));
-                continue;
-            }
-            let Some((_, mailbox)) = current.as_mut() else {
-                return Err(error("a message line before any mailbox line"));
-            };
-            let (Some(uid), Some(_)) = (fields.first(), fields.get(1)) else {
-                return Err(error("a message line has a UID and flags"));
-            };
-            let uid = uid.parse().ok().and_then(Uid::new).ok_or_else(|| error("bad UID"))?;
-            let flags = decode_flags(&fields[1..], &error)?;
-            mailbox.base.flags.insert(uid, flags);
-        }
-        if let Some((name, mailbox)) = current {
-            state.mailboxes.insert(name, mailbox);
-        }
-        if let Some((name, entry)) = current_pairs {
-            state.pairs.insert(name, entry);
-        }
-        Ok(state)
+        decode::decode(text.as_bytes())
     }
 }
 
 /// Writes `flags` as flag letters (`-` for none) and escaped keywords.
 fn encode_flags(out: &mut String, flags: &Flags) {
-    let letters: String =
-        FLAG_LETTERS.iter().filter(|(f, _)| flags.system.contains(*f)).map(|(_, l)| *l).collect();
-    out.push_str(if letters.is_empty() { "-" } else { &letters });
+    let start = out.len();
+    for (flag, letter) in FLAG_LETTERS {
+        if flags.system.contains(flag) {
+            out.push(letter);
+        }
+    }
+    if out.len() == start {
+        out.push('-');
+    }
     for keyword in &flags.keywords {
         out.push(' ');
-        out.push_str(&escape(keyword));
+        escape_into(out, keyword);
     }
 }
 
-/// Reads `LETTERS keyword…` written by [`encode_flags`].
-fn decode_flags(fields: &[&str], error: &dyn Fn(&str) -> StateError) -> Result<Flags, StateError> {
-    let Some((letters, keywords)) = fields.split_first() else {
-        return Err(error("flags are missing"));
-    };
-    let mut flags = Flags::default();
-    if *letters != "-" {
-        for letter in letters.chars() {
-            let (flag, _) = FLAG_LETTERS
-                .iter()
-                .find(|(_, l)| *l == letter)
-                .ok_or_else(|| error("unknown flag letter"))?;
-            flags.system = flags.system.union(*flag);
+/// Writes `number` in decimal (what `write!` does, without its formatting machinery: the
+/// state has a line per message).
+fn push_number(out: &mut String, number: u32) {
+    let mut digits = [0u8; 10];
+    let mut at = digits.len();
+    let mut rest = number;
+    loop {
+        at -= 1;
+        // The remainder is a single digit.
+        digits[at] = b'0' + u8::try_from(rest % 10).unwrap_or_default();
+        rest /= 10;
+        if rest == 0 {
+            break;
         }
     }
-    for keyword in keywords {
-        flags.keywords.insert(unescape(keyword).map_err(|e| error(&e))?);
+    for &digit in &digits[at..] {
+        out.push(char::from(digit));
     }
-    Ok(flags)
 }
 
 /// A name as `/`-separated, percent-encoded components.
@@ -361,8 +244,9 @@ fn encode_name(name: &MailboxName) -> String {
     components.join("/")
 }
 
-fn decode_name(text: &str) -> Result<MailboxName, String> {
-    let components: Vec<String> = text.split('/').map(unescape).collect::<Result<_, _>>()?;
+fn decode_name(text: &[u8]) -> Result<MailboxName, String> {
+    let components: Vec<String> =
+        text.split(|&byte| byte == b'/').map(unescape_bytes).collect::<Result<_, _>>()?;
     MailboxName::new(components).map_err(|e| e.to_string())
 }
 
@@ -370,32 +254,45 @@ fn token(token: Option<&str>) -> String {
     token.map_or_else(|| String::from("*"), escape)
 }
 
-fn untoken(text: &str) -> Result<Option<String>, String> {
-    if text == "*" { Ok(None) } else { unescape(text).map(Some) }
+fn untoken(text: &[u8]) -> Result<Option<String>, String> {
+    if text == b"*" { Ok(None) } else { unescape_bytes(text).map(Some) }
 }
 
 /// Percent-encodes everything but `A-Z a-z 0-9 . _ - ~ $ \`, so no field holds a space, a
 /// `/`, a `*` or a line break.
 pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
+    escape_into(&mut out, text);
+    out
+}
+
+/// [`escape`] onto the end of `out`.
+fn escape_into(out: &mut String, text: &str) {
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-' | b'~' | b'$' | b'\\')
         {
             out.push(char::from(byte));
         } else {
-            let _ = write!(out, "%{byte:02X}");
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            out.push('%');
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0xf)]));
         }
     }
-    out
 }
 
 pub(crate) fn unescape(text: &str) -> Result<String, String> {
-    let bytes = text.as_bytes();
+    unescape_bytes(text.as_bytes())
+}
+
+/// [`unescape`] of a field read as bytes.
+fn unescape_bytes(bytes: &[u8]) -> Result<String, String> {
     let mut out = Vec::with_capacity(bytes.len());
     let mut index = 0;
     while index < bytes.len() {
         if bytes[index] == b'%' {
-            let hex = text.get(index + 1..index + 3).ok_or("truncated %-escape")?;
+            let hex = bytes.get(index + 1..index + 3).ok_or("truncated %-escape")?;
+            let hex = std::str::from_utf8(hex).map_err(|_| "bad %-escape")?;
             out.push(u8::from_str_radix(hex, 16).map_err(|_| "bad %-escape")?);
             index += 3;
         } else {
@@ -532,6 +429,156 @@ mod tests {
         #[test]
         fn decode_never_panics(text in "dsync-rs state 1\n[ -~\n]{0,200}") {
             let _ = SyncState::decode(&text);
+        }
+    }
+
+    /// The state the file `testdata/main-format.state` was written from (by the encoder
+    /// before the byte-level decoder; its last four lines appended records).
+    fn main_format() -> SyncState {
+        let name =
+            |components: &[&str]| MailboxName::new(components.iter().copied()).expect("valid");
+        let uid = |uid: u32| Uid::new(uid).expect("non-zero");
+        let mut state = SyncState {
+            source: Some("imap://alice@mail.example.com:993".into()),
+            written_by: Some(WrittenBy::Backup),
+            ..SyncState::default()
+        };
+        state.subscribed_source.insert(name(&["Lists", "a b"]));
+        state.subscribed_source.insert(MailboxName::inbox());
+        state.subscribed_destination.insert(name(&["Ärger", "100%"]));
+        let mut base = MergeBase {
+            uid_validity: 1_700_000_000,
+            last_common_uid: 1005,
+            flags: BTreeMap::new(),
+        };
+        for number in 1..=1000u32 {
+            let names: &[&str] = match number % 7 {
+                0 => &[],
+                1 => &["\\Seen", "\\Answered"],
+                2 => &["\\Seen", "\\Flagged", "$Label1"],
+                3 => &["\\Draft", "\\Deleted", "Junk", "a b%c", "Ünïcode"],
+                _ => &["\\Seen"],
+            };
+            base.flags.insert(uid(number), Flags::from_imap_names(names.iter().copied()));
+        }
+        state.mailboxes.insert(
+            name(&["Bulk"]),
+            MailboxState {
+                base,
+                source_token: Some("1700000000/1006/1000/2044".into()),
+                destination_token: Some("1700000000:1005:1000:77".into()),
+                source_guid: MailboxGuid::from_hex("58049b2934ff036bb01c000083ecc375"),
+                destination_guid: MailboxGuid::from_hex("68049b2934ff036bb01c000083ecc376"),
+                rebuild: None,
+            },
+        );
+        let mut small = MergeBase { uid_validity: 5, last_common_uid: 9, flags: BTreeMap::new() };
+        small.flags.insert(uid(9), Flags::default());
+        state.mailboxes.insert(
+            name(&["Archive", "2023 & more/less"]),
+            MailboxState {
+                base: small,
+                source_token: Some("1/2 3*".into()),
+                rebuild: Some(Side::Destination),
+                ..MailboxState::default()
+            },
+        );
+        state.mailboxes.insert(
+            MailboxName::inbox(),
+            MailboxState { rebuild: Some(Side::Source), ..MailboxState::default() },
+        );
+        let mut entry = pairs::MailboxPairs::new(1_700_000_000, 1_796_516_083);
+        entry.source_token = Some("tok/1".into());
+        entry.destination_token = Some(pairs::WRITING.into());
+        for number in 1..=5u32 {
+            let flags = Flags::from_imap_names(["\\Seen", "$Label2"]);
+            entry.pairs.insert(uid(number), pairs::Pair { destination: uid(number + 10), flags });
+        }
+        state.pairs.insert(name(&["Archive", "2023"]), entry);
+        // Appended: `forget Gone` (its entry was there), a pair for `Sent`, one for `Drafts`.
+        let mut sent = pairs::MailboxPairs::new(3, 4);
+        let seen = Flags::from_imap_names(["\\Seen"]);
+        sent.pairs.insert(uid(7), pairs::Pair { destination: uid(1), flags: seen });
+        state.pairs.insert(name(&["Sent"]), sent);
+        let mut drafts = pairs::MailboxPairs::new(8, 9);
+        drafts.pairs.insert(uid(2), pairs::Pair { destination: uid(3), flags: Flags::default() });
+        state.pairs.insert(name(&["Drafts"]), drafts);
+        state
+    }
+
+    /// A state file written before the byte-level decoder reads as it was meant, and what
+    /// it was written from is written again byte for byte.
+    #[test]
+    fn a_state_written_by_the_previous_version_reads_and_writes_alike() {
+        let text = include_str!("testdata/main-format.state");
+        assert_eq!(SyncState::decode(text), Ok(main_format()));
+        assert_eq!(legacy::decode(text), Ok(main_format()));
+        let written = text.split("forget Gone\n").next().expect("a first part");
+        let state = SyncState::decode(written).expect("decodes");
+        assert_eq!(state.encode(), written);
+        // Through the file too.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("state");
+        std::fs::write(&path, text).expect("write");
+        let file = StateFile::new(&path, "imap://alice@mail.example.com:993");
+        assert_eq!(file.load().expect("load"), main_format());
+    }
+
+    /// Lines of a state text, mostly valid, some damaged, in any order.
+    fn state_line() -> impl Strategy<Value = String> {
+        let message = (
+            0u32..40,
+            prop_oneof![8 => "[-DFRST]{1,2}", 1 => "[-DFRSTQ]{0,3}"],
+            proptest::collection::vec(prop_oneof![4 => "[a-z]{1,3}", 1 => "[a-z%0-9]{0,3}"], 0..2),
+        )
+            .prop_map(|(uid, letters, keywords)| {
+                let mut line = format!("{uid} {letters}");
+                for keyword in keywords {
+                    line.push(' ');
+                    line.push_str(&keyword);
+                }
+                line
+            });
+        prop_oneof![
+            12 => message.clone(),
+            1 => message.prop_map(|line| format!("{line}\r")),
+            2 => "mailbox [A-C]{1,2} [0-9]{1,2} [0-9]{1,2} [*a-z]{1,2} \\* \\* \\* -",
+            1 => "mailbox [A-C%/]{1,3} [0-9x]{1,2} [0-9]{1,2} [*a-z]{1,2} [*a-z]{1,2} (\\*|58049b2934ff036bb01c000083ecc375|x) \\* [-SDX]( x)?",
+            1 => "pairs [A-C]{1,2} [0-9]{1,2} [0-9]{1,2} [*a-z~]{1,8} \\*",
+            1 => "pairs [A-C]{1,2} [0-9]{1,2} [0-9x]{1,2} [*a-z~]{1,8} \\*( x)?",
+            1 => "pair [A-C]{1,2} [0-9]{1,2} [0-9]{1,2} [0-9]{1,2} [0-9]{1,2} [-S]{1,2}",
+            2 => "[1-9]{1,2} [1-9]{1,2} [-RS]{1,2}( \\$L)?",
+            1 => "[0-9]{1,2} [0-9]{0,2}( [-RSQ]{0,2})?",
+            1 => "forget [A-C]{1,2}( x)?",
+            1 => "source [a-z]{1,4}( x)?",
+            1 => "source [a-z%]{0,4}",
+            1 => "written-by (backup|merge|x)( x)?",
+            1 => "subscribed [SDX] [A-C%]{1,3}( x)?",
+            1 => "[ -~]{0,12}",
+            1 => Just(String::new()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        /// The byte-level decoder and the one it replaced agree on every text: the same
+        /// state, or an error on the same line.
+        #[test]
+        fn decodes_as_the_previous_decoder(
+            start in proptest::option::weighted(0.5, "(source|written-by|subscribed S) [a-z]{1,3}"),
+            lines in proptest::collection::vec(state_line(), 0..24),
+            newline_at_end in proptest::bool::ANY,
+        ) {
+            let start = start.map(|line| format!("{line}\nmailbox A 1 2 * * * * -\n"));
+            let mut text = format!("{HEADER}\n{}{}", start.unwrap_or_default(), lines.join("\n"));
+            if newline_at_end {
+                text.push('\n');
+            }
+            match (SyncState::decode(&text), legacy::decode(&text)) {
+                (Ok(new), Ok(old)) => prop_assert_eq!(new, old),
+                (Err(new), Err(old)) => prop_assert_eq!(new.line, old.line, "{} / {}", new, old),
+                (new, old) => prop_assert!(false, "{text:?}: {new:?} / {old:?}"),
+            }
         }
     }
 }

@@ -22,7 +22,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::{StateError, decode_flags, decode_name, encode_flags, encode_name, token, untoken};
+use super::decode::{self, Fields, LineError, number, uid};
+use super::{StateError, decode_name, encode_flags, encode_name, push_number, token, untoken};
 use crate::model::{Flags, MailboxName, Uid};
 
 /// The destination "change token" of a mailbox a run was copying into when it stopped
@@ -76,7 +77,10 @@ pub(super) fn encode(out: &mut String, name: &MailboxName, entry: &MailboxPairs)
         token(entry.destination_token.as_deref()),
     );
     for (source, pair) in &entry.pairs {
-        let _ = write!(out, "{source} {} ", pair.destination);
+        push_number(out, source.get());
+        out.push(' ');
+        push_number(out, pair.destination.get());
+        out.push(' ');
         encode_flags(out, &pair.flags);
         out.push('\n');
     }
@@ -110,19 +114,19 @@ pub fn entry_record(name: &MailboxName, entry: &MailboxPairs) -> String {
 
 /// Decodes a `pairs` line's fields (after the keyword).
 pub(super) fn decode_header(
-    fields: &[&str],
-    error: &dyn Fn(&str) -> StateError,
+    fields: Fields<'_>,
+    error: LineError<'_>,
 ) -> Result<(MailboxName, MailboxPairs), StateError> {
-    let [name, source_validity, destination_validity, source_token, destination_token] = fields
+    let Some([name, source_validity, destination_validity, source_token, destination_token]) =
+        fields.exactly()
     else {
         return Err(error("a pairs line has 6 fields"));
     };
     let name = decode_name(name).map_err(|e| error(&e))?;
     let entry = MailboxPairs {
-        source_uid_validity: source_validity.parse().map_err(|_| error("bad UIDVALIDITY"))?,
-        destination_uid_validity: destination_validity
-            .parse()
-            .map_err(|_| error("bad UIDVALIDITY"))?,
+        source_uid_validity: number(source_validity).ok_or_else(|| error("bad UIDVALIDITY"))?,
+        destination_uid_validity: number(destination_validity)
+            .ok_or_else(|| error("bad UIDVALIDITY"))?,
         source_token: untoken(source_token).map_err(|e| error(&e))?,
         destination_token: untoken(destination_token).map_err(|e| error(&e))?,
         pairs: BTreeMap::new(),
@@ -130,34 +134,33 @@ pub(super) fn decode_header(
     Ok((name, entry))
 }
 
-/// Decodes `SOURCE DESTINATION FLAGS…` into `entry`.
+/// Decodes `SOURCE DESTINATION FLAGS…`.
 pub(super) fn decode_pair(
-    fields: &[&str],
-    entry: &mut MailboxPairs,
-    error: &dyn Fn(&str) -> StateError,
-) -> Result<(), StateError> {
-    let [source, destination, flags @ ..] = fields else {
+    mut fields: Fields<'_>,
+    error: LineError<'_>,
+) -> Result<(Uid, Pair), StateError> {
+    let (Some(source), Some(destination)) = (fields.next(), fields.next()) else {
         return Err(error("a pair has two UIDs and flags"));
     };
-    let uid = |text: &str| text.parse().ok().and_then(Uid::new).ok_or_else(|| error("bad UID"));
-    let flags = decode_flags(flags, error)?;
-    entry.pairs.insert(uid(source)?, Pair { destination: uid(destination)?, flags });
-    Ok(())
+    let flags = decode::flags(fields, error)?;
+    Ok((uid(source, error)?, Pair { destination: uid(destination, error)?, flags }))
 }
 
 /// Applies a `pair` record's fields (after the keyword) to `pairs`.
 pub(super) fn apply_record(
-    fields: &[&str],
+    mut fields: Fields<'_>,
     pairs: &mut BTreeMap<MailboxName, MailboxPairs>,
-    error: &dyn Fn(&str) -> StateError,
+    error: LineError<'_>,
 ) -> Result<(), StateError> {
-    let [name, source_validity, destination_validity, rest @ ..] = fields else {
+    let (Some(name), Some(source_validity), Some(destination_validity)) =
+        (fields.next(), fields.next(), fields.next())
+    else {
         return Err(error("a pair record names its mailbox and UIDVALIDITYs"));
     };
     let name = decode_name(name).map_err(|e| error(&e))?;
-    let source_validity: u32 = source_validity.parse().map_err(|_| error("bad UIDVALIDITY"))?;
+    let source_validity: u32 = number(source_validity).ok_or_else(|| error("bad UIDVALIDITY"))?;
     let destination_validity: u32 =
-        destination_validity.parse().map_err(|_| error("bad UIDVALIDITY"))?;
+        number(destination_validity).ok_or_else(|| error("bad UIDVALIDITY"))?;
     let entry = pairs
         .entry(name)
         .or_insert_with(|| MailboxPairs::new(source_validity, destination_validity));
@@ -172,5 +175,7 @@ pub(super) fn apply_record(
     if entry.destination_token.as_deref() != Some(WRITING) {
         entry.destination_token = None;
     }
-    decode_pair(rest, entry, error)
+    let (uid, pair) = decode_pair(fields, error)?;
+    entry.pairs.insert(uid, pair);
+    Ok(())
 }

@@ -1,7 +1,8 @@
 //! Re-runs of `backup` from an IMAP source with QRESYNC against the real Dovecot: the
 //! second run asks only for what changed (`CHANGEDSINCE … VANISHED`), and ends where a
-//! full run would (judged by Dovecot serving the destination); a server that forgot its
-//! mod-sequences and one without CONDSTORE are listed whole.
+//! full run would (judged by Dovecot serving the destination); with CONDSTORE alone it
+//! asks `CHANGEDSINCE` and searches for expunges; a server that forgot its mod-sequences
+//! and one without CONDSTORE are listed whole.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -156,6 +157,69 @@ fn a_server_without_condstore_is_listed_whole_every_run() {
     assert_eq!(changed_since(&sent), 0, "{sent:#?}");
     assert!(full_listings(&sent) >= 2, "{sent:#?}");
     expected.assert_same(&served(&destination));
+}
+
+/// Dovecot 2.3's capabilities less QRESYNC (and, with `esearch` false, less ESEARCH).
+fn condstore_only(esearch: bool) -> String {
+    let mut capabilities = String::from(
+        "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT UNSELECT CHILDREN NAMESPACE \
+         UIDPLUS LIST-EXTENDED CONDSTORE LIST-STATUS MOVE LITERAL+ SPECIAL-USE",
+    );
+    if esearch {
+        capabilities.push_str(" ESEARCH");
+    }
+    format!("imap_capability = {capabilities}\n")
+}
+
+/// `UID FETCH … (CHANGEDSINCE m)` without VANISHED among `sent`.
+fn changed_since_without_vanished(sent: &[String]) -> usize {
+    sent.iter().filter(|c| c.contains("(CHANGEDSINCE ") && !c.contains("VANISHED")).count()
+}
+
+fn searches(sent: &[String]) -> usize {
+    sent.iter().filter(|c| c.contains("UID SEARCH")).count()
+}
+
+#[test]
+fn condstore_without_qresync_asks_for_changes_and_searches_for_expunges() {
+    for esearch in [true, false] {
+        let source = Dovecot::builder()
+            .user("alice", "alicepw")
+            .extra_config(&condstore_only(esearch))
+            .start();
+        let mut imap = RawImap::login(source.imap_port(), "alice", "alicepw");
+        fixtures::populate_standard(&mut imap);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let destination = dir.path().join("Maildir");
+        let (first, sent) = backup(&source, &destination, None);
+        assert!(sent.iter().all(|c| !c.contains("QRESYNC")), "{sent:#?}");
+
+        change_source(&mut imap);
+        let expected = imap.snapshot();
+        let (second, sent) = backup(&source, &destination, first.state.clone());
+        assert_eq!(full_listings(&sent), 0, "listed whole: {sent:#?}");
+        assert_eq!(changed_since_without_vanished(&sent), 2, "INBOX and Archive: {sent:#?}");
+        assert_eq!(searches(&sent), 2, "both lost a message: {sent:#?}");
+        let totals = second.totals();
+        assert_eq!((totals.saved, totals.expunged, totals.flags_changed), (2, 2, 3), "{totals}");
+        expected.assert_same(&served(&destination));
+
+        // The same change set from scratch (no state: both sides listed) ends alike.
+        let other = dir.path().join("Full");
+        let (_, _) = backup(&source, &other, None);
+        expected.assert_same(&served(&other));
+
+        // Flags changed and mail came, nothing went: the count says so, no search.
+        imap.store("INBOX", "2", "+FLAGS ($Third)");
+        imap.append("INBOX", &[], None, &fixtures::message(202, "newer", "z"));
+        let expected = imap.snapshot();
+        let (third, sent) = backup(&source, &destination, second.state.clone());
+        assert_eq!(full_listings(&sent), 0, "listed whole: {sent:#?}");
+        assert_eq!((changed_since_without_vanished(&sent), searches(&sent)), (1, 0), "{sent:#?}");
+        let totals = third.totals();
+        assert_eq!((totals.saved, totals.expunged, totals.flags_changed), (1, 0, 1), "{totals}");
+        expected.assert_same(&served(&destination));
+    }
 }
 
 /// Removes every `dovecot.index*` file below `dir`.

@@ -392,6 +392,27 @@ impl Session {
         handler.meta.check(fetched)
     }
 
+    /// [`fetch_metadata_changed_since`](Self::fetch_metadata_changed_since) for a server
+    /// with CONDSTORE but not QRESYNC: `UID FETCH 1:* (…) (CHANGEDSINCE modseq)`, each
+    /// message changed or added since `modseq` to `each`. Expunges are not reported: the
+    /// caller compares the UIDs the mailbox still holds ([`uid_search`](Self::uid_search)).
+    pub fn fetch_metadata_changed(
+        &mut self,
+        modseq: u64,
+        each: &mut dyn FnMut(MessageMeta) -> io::Result<()>,
+    ) -> Result<()> {
+        if !self.has_capability("CONDSTORE") {
+            return Err(Error::Unsupported { capability: "CONDSTORE" });
+        }
+        let items = self.metadata_items(false);
+        let all = SequenceSet::all();
+        let mut handler = MetaHandler::new(&all, each, self.conn.exists);
+        let modifiers = Modifiers { changed_since: Some(modseq), vanished: false };
+        let fetched =
+            fetch::uid_fetch(&mut self.conn, &all, &items, modifiers, usize::MAX, &mut handler);
+        handler.check(fetched)
+    }
+
     /// EXAMINE `mailbox` and [`fetch_metadata_all`](Self::fetch_metadata_all) of it in one
     /// round trip: the `UID FETCH 1:*` is sent right behind the EXAMINE (RFC 3501 §5.5: the
     /// server completes the EXAMINE before it runs the FETCH). Over a 100 ms round trip this

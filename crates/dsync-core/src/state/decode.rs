@@ -1,0 +1,323 @@
+//! Reading the state text ([`SyncState::decode`]) from bytes, line by line, without
+//! allocating per line: a re-run of a 100 000-message folder reads 100 000 message lines
+//! before it can plan, so each costs a UID parse and a few flag letters, and each
+//! mailbox's lines (written in UID order) become its map in one bulk build.
+
+use std::collections::BTreeMap;
+
+use super::pairs::{self, MailboxPairs, Pair};
+use super::{
+    FLAG_LETTERS, HEADER, MailboxState, MergeBase, StateError, SyncState, WrittenBy, decode_name,
+    unescape_bytes, untoken,
+};
+use crate::error::Side;
+use crate::model::{Flags, MailboxGuid, MailboxName, Uid};
+
+/// What makes a [`StateError`] for the line being read.
+pub(super) type LineError<'a> = &'a dyn Fn(&str) -> StateError;
+
+/// Decodes a whole state text ([`SyncState::decode`]).
+pub(super) fn decode(text: &[u8]) -> Result<SyncState, StateError> {
+    let mut lines = lines(text).enumerate().map(|(index, line)| (index + 1, line));
+    match lines.next() {
+        Some((_, line)) if line == HEADER.as_bytes() => {}
+        _ => return Err(StateError { line: 1, reason: format!("expected {HEADER:?}") }),
+    }
+    let mut decoder = Decoder::default();
+    for (number, line) in lines {
+        let error = |reason: &str| StateError { line: number, reason: reason.to_owned() };
+        decoder.line(line, &error)?;
+    }
+    Ok(decoder.finish())
+}
+
+/// The lines of `text` as [`str::lines`] splits them: at `\n` or `\r\n`, the last line
+/// ending optional.
+fn lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        Some(match memchr::memchr(b'\n', rest) {
+            Some(end) => {
+                let line = &rest[..end];
+                rest = &rest[end + 1..];
+                line.strip_suffix(b"\r").unwrap_or(line)
+            }
+            None => std::mem::take(&mut rest),
+        })
+    })
+}
+
+/// A line's fields, split at each space as [`str::split`] does (empty fields included).
+#[derive(Clone)]
+pub(super) struct Fields<'a> {
+    rest: Option<&'a [u8]>,
+}
+
+impl<'a> Fields<'a> {
+    pub(super) fn new(line: &'a [u8]) -> Fields<'a> {
+        Fields { rest: Some(line) }
+    }
+
+    /// The next `N` fields, when exactly `N` remain.
+    pub(super) fn exactly<const N: usize>(mut self) -> Option<[&'a [u8]; N]> {
+        let mut fields = [&[][..]; N];
+        for field in &mut fields {
+            *field = self.next()?;
+        }
+        self.next().is_none().then_some(fields)
+    }
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let rest = self.rest?;
+        if let Some(space) = memchr::memchr(b' ', rest) {
+            self.rest = Some(&rest[space + 1..]);
+            Some(&rest[..space])
+        } else {
+            self.rest = None;
+            Some(rest)
+        }
+    }
+}
+
+/// A decimal number as `str::parse` reads it.
+pub(super) fn number<T: std::str::FromStr>(field: &[u8]) -> Option<T> {
+    std::str::from_utf8(field).ok()?.parse().ok()
+}
+
+/// A UID field: digits only is the common case, parsed without going through `str`.
+pub(super) fn uid(field: &[u8], error: LineError<'_>) -> Result<Uid, StateError> {
+    let digits = (1..=9).contains(&field.len()) && field.iter().all(u8::is_ascii_digit);
+    let value = if digits {
+        Some(field.iter().fold(0u32, |value, digit| value * 10 + u32::from(digit - b'0')))
+    } else {
+        number(field)
+    };
+    value.and_then(Uid::new).ok_or_else(|| error("bad UID"))
+}
+
+/// Reads `LETTERS keyword…` written by [`encode_flags`](super::encode_flags).
+pub(super) fn flags(mut fields: Fields<'_>, error: LineError<'_>) -> Result<Flags, StateError> {
+    let Some(letters) = fields.next() else {
+        return Err(error("flags are missing"));
+    };
+    let mut flags = Flags::default();
+    if letters != b"-" {
+        for letter in letters {
+            let (flag, _) = FLAG_LETTERS
+                .iter()
+                .find(|(_, l)| u32::from(*letter) == u32::from(*l))
+                .ok_or_else(|| error("unknown flag letter"))?;
+            flags.system = flags.system.union(*flag);
+        }
+    }
+    for keyword in fields {
+        flags.keywords.insert(unescape_bytes(keyword).map_err(|e| error(&e))?);
+    }
+    Ok(flags)
+}
+
+/// Per-UID records as they are read, made a map once their entry ends: lines in ascending
+/// UID order (as [`SyncState::encode`] writes them) are built into it in bulk.
+#[derive(Debug)]
+pub(super) struct Records<V> {
+    records: Vec<(Uid, V)>,
+    ascending: bool,
+}
+
+impl<V> Default for Records<V> {
+    fn default() -> Records<V> {
+        Records { records: Vec::new(), ascending: true }
+    }
+}
+
+impl<V> Records<V> {
+    pub(super) fn push(&mut self, uid: Uid, value: V) {
+        if self.records.last().is_some_and(|(last, _)| *last >= uid) {
+            self.ascending = false;
+        }
+        self.records.push((uid, value));
+    }
+
+    /// The map, a later record of a UID replacing an earlier one.
+    pub(super) fn into_map(self) -> BTreeMap<Uid, V> {
+        if self.ascending {
+            // Sorted without repeats: one bulk build instead of an insert per record.
+            self.records.into_iter().collect()
+        } else {
+            let mut map = BTreeMap::new();
+            for (uid, value) in self.records {
+                map.insert(uid, value);
+            }
+            map
+        }
+    }
+}
+
+/// What has been read so far: the entry being read (a mailbox's or a pairs entry) is kept
+/// apart until its last line.
+#[derive(Default)]
+struct Decoder {
+    state: SyncState,
+    mailbox: Option<(MailboxName, MailboxState, Records<Flags>)>,
+    pairs: Option<(MailboxName, MailboxPairs, Records<Pair>)>,
+}
+
+impl Decoder {
+    fn line(&mut self, line: &[u8], error: LineError<'_>) -> Result<(), StateError> {
+        // Message lines are nearly all of a big state; no keyword starts with a digit.
+        if line.first().is_some_and(u8::is_ascii_digit) {
+            return self.record(line, error);
+        }
+        let mut fields = Fields::new(line);
+        let keyword = fields.next().unwrap_or_default();
+        if matches!(keyword, b"pairs" | b"pair" | b"forget" | b"mailbox") {
+            self.end_pairs();
+        }
+        match keyword {
+            b"pairs" => {
+                self.end_mailbox();
+                let (name, entry) = pairs::decode_header(fields, error)?;
+                self.pairs = Some((name, entry, Records::default()));
+            }
+            b"pair" => {
+                self.end_mailbox();
+                pairs::apply_record(fields, &mut self.state.pairs, error)?;
+            }
+            _ if self.pairs.is_some() => return self.record(line, error),
+            b"source" if self.mailbox.is_none() => {
+                let Some([source]) = fields.exactly() else { return self.record(line, error) };
+                self.state.source = Some(unescape_bytes(source).map_err(|e| error(&e))?);
+            }
+            b"written-by" if self.mailbox.is_none() => {
+                let Some([kind]) = fields.exactly() else { return self.record(line, error) };
+                self.state.written_by = match kind {
+                    b"backup" => Some(WrittenBy::Backup),
+                    b"merge" => Some(WrittenBy::Merge),
+                    _ => return Err(error("unknown kind of run")),
+                };
+            }
+            b"subscribed" if self.mailbox.is_none() => {
+                let Some([side, name]) = fields.exactly() else { return self.record(line, error) };
+                let name = decode_name(name).map_err(|e| error(&e))?;
+                match side {
+                    b"S" => self.state.subscribed_source.insert(name),
+                    b"D" => self.state.subscribed_destination.insert(name),
+                    _ => return Err(error("bad subscription side")),
+                };
+            }
+            b"forget" => {
+                let Some([name]) = fields.exactly() else { return self.record(line, error) };
+                self.end_mailbox();
+                let name = decode_name(name).map_err(|e| error(&e))?;
+                self.state.mailboxes.remove(&name);
+                self.state.pairs.remove(&name);
+            }
+            b"mailbox" => {
+                self.end_mailbox();
+                let (name, mailbox) = decode_mailbox(fields, error)?;
+                self.mailbox = Some((name, mailbox, Records::default()));
+            }
+            _ => return self.record(line, error),
+        }
+        Ok(())
+    }
+
+    /// A line of the entry being read: a pair, or a message's UID and flags.
+    fn record(&mut self, line: &[u8], error: LineError<'_>) -> Result<(), StateError> {
+        let mut fields = Fields::new(line);
+        if let Some((_, _, records)) = self.pairs.as_mut() {
+            let (uid, pair) = pairs::decode_pair(fields, error)?;
+            records.push(uid, pair);
+            return Ok(());
+        }
+        let Some((_, _, records)) = self.mailbox.as_mut() else {
+            return Err(error("a message line before any mailbox line"));
+        };
+        let (Some(uid_field), Some(_)) = (fields.next(), fields.clone().next()) else {
+            return Err(error("a message line has a UID and flags"));
+        };
+        let uid = uid(uid_field, error)?;
+        records.push(uid, flags(fields, error)?);
+        Ok(())
+    }
+
+    fn end_mailbox(&mut self) {
+        if let Some((name, mut mailbox, records)) = self.mailbox.take() {
+            mailbox.base.flags = records.into_map();
+            self.state.mailboxes.insert(name, mailbox);
+        }
+    }
+
+    fn end_pairs(&mut self) {
+        if let Some((name, mut entry, records)) = self.pairs.take() {
+            entry.pairs = records.into_map();
+            self.state.pairs.insert(name, entry);
+        }
+    }
+
+    fn finish(mut self) -> SyncState {
+        self.end_mailbox();
+        self.end_pairs();
+        self.state
+    }
+}
+
+/// A `mailbox` line's fields after the keyword.
+fn decode_mailbox(
+    fields: Fields<'_>,
+    error: LineError<'_>,
+) -> Result<(MailboxName, MailboxState), StateError> {
+    let Some(
+        [
+            name,
+            uid_validity,
+            last_common,
+            source,
+            destination,
+            source_guid,
+            destination_guid,
+            rebuild,
+        ],
+    ) = fields.exactly()
+    else {
+        return Err(error("a mailbox line has 9 fields"));
+    };
+    let rebuild = match rebuild {
+        b"-" => None,
+        b"S" => Some(Side::Source),
+        b"D" => Some(Side::Destination),
+        _ => return Err(error("bad rebuild mark")),
+    };
+    let guid = |field: &[u8]| -> Result<Option<MailboxGuid>, StateError> {
+        if field == b"*" {
+            Ok(None)
+        } else {
+            std::str::from_utf8(field)
+                .ok()
+                .and_then(MailboxGuid::from_hex)
+                .map(Some)
+                .ok_or_else(|| error("bad mailbox GUID"))
+        }
+    };
+    let name = decode_name(name).map_err(|e| error(&e))?;
+    let mailbox = MailboxState {
+        base: MergeBase {
+            uid_validity: number(uid_validity).ok_or_else(|| error("bad UIDVALIDITY"))?,
+            last_common_uid: number(last_common).ok_or_else(|| error("bad last common UID"))?,
+            flags: BTreeMap::new(),
+        },
+        source_token: untoken(source).map_err(|e| error(&e))?,
+        destination_token: untoken(destination).map_err(|e| error(&e))?,
+        source_guid: guid(source_guid)?,
+        destination_guid: guid(destination_guid)?,
+        rebuild,
+    };
+    Ok((name, mailbox))
+}

@@ -318,7 +318,11 @@ impl Mailbox {
     /// The mailbox GUID (`G` of the uidlist header), read from the header line alone:
     /// cheap in a big folder. `None` before the first message or for an old uidlist.
     pub fn guid(&self) -> Result<Option<Guid>> {
-        Ok(self.paths.read_uidlist_header()?.and_then(|uidlist| uidlist.guid))
+        let header = match (self.paths.read_uidlist_header()?, self.store.own_uidlists.get()) {
+            (None, Some(own)) => own.header(&self.paths)?,
+            (header, _) => header,
+        };
+        Ok(header.and_then(|uidlist| uidlist.guid))
     }
 
     /// Every message in UID order. What the listing leaves out is dropped here;
@@ -841,7 +845,7 @@ impl Mailbox {
             return Ok(self.checked_view(uidlist, scan, keywords, left_out));
         }
         if self.store.options.read_only {
-            let uidlist = state::assign_in_memory(&self.paths, uidlist, &scan);
+            let uidlist = self.assign_read_only(uidlist, &scan)?;
             return Ok(self.checked_view(uidlist, scan, keywords, left_out));
         }
         let synced = state::locked(&self.store, &self.paths, |locked| {
@@ -855,10 +859,32 @@ impl Mailbox {
                 Ok(self.checked_view(uidlist, scan, keywords, left_out))
             }
             Err(e) if state::is_read_only(&e) => {
-                let uidlist = state::assign_in_memory(&self.paths, uidlist, &scan);
+                let uidlist = self.assign_read_only(uidlist, &scan)?;
                 Ok(self.checked_view(uidlist, scan, keywords, left_out))
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// The UIDs of a mailbox we do not write, without a sync: from its `dovecot-uidlist`
+    /// (files it does not know numbered in memory, as Dovecot's next sync would), else
+    /// from the uidlist of our own the store keeps outside ([`super::Maildir::keep_uids_in`]),
+    /// else numbered anew.
+    fn assign_read_only(&self, uidlist: Option<Uidlist>, scan: &Scan) -> Result<Uidlist> {
+        match (&uidlist, self.store.own_uidlists.get()) {
+            (None, Some(own)) => own.assign(&self.paths, scan, self.store.fsync()),
+            _ => Ok(state::assign_in_memory(&self.paths, uidlist, scan)),
+        }
+    }
+
+    /// The file that holds this mailbox's UIDs: its `dovecot-uidlist`, or, when it has none
+    /// and the store keeps UIDs of its own ([`super::Maildir::keep_uids_in`]), that file
+    /// (which exists once the mailbox was read). A change token stats it.
+    pub fn uids_file(&self) -> PathBuf {
+        let uidlist = self.paths.uidlist();
+        match self.store.own_uidlists.get() {
+            Some(own) if !uidlist.exists() => own.path(&self.paths),
+            _ => uidlist,
         }
     }
 

@@ -92,6 +92,7 @@ pub(crate) fn after_run(
         debug,
         rawlog: None,
         message_guids: false,
+        source_uids: None,
     };
     tracing::info!("verifying {source} <-> {destination}");
     let mut a = open::open_source(&source, &access, "source")?;

@@ -247,3 +247,97 @@ fn a_message_file_the_running_user_cannot_read_is_reported_not_fatal() {
     );
     assert!(copied.mailbox(&"Private".parse().expect("name")).is_ok(), "the folder is created");
 }
+
+/// A Maildir another program writes (procmail, Courier): `cur/ new/ tmp/` and mail files,
+/// no `dovecot-uidlist`. Each message is `Subject: NAME`, its file named after `time`.
+fn drop_message(root: &Path, sub: &str, time: u64, name: &str) -> PathBuf {
+    for dir in ["cur", "new", "tmp"] {
+        fs::create_dir_all(root.join(dir)).expect("maildir");
+    }
+    let file = root
+        .join(sub)
+        .join(format!("{time}.M{time}P1.mta{}", if sub == "cur" { ":2,S" } else { "" }));
+    fs::write(&file, format!("Subject: {name}\n\n{name}\n")).expect("drop message");
+    file
+}
+
+/// A mailbox as Dovecot serves it: name, UIDVALIDITY, (UID, subject line) of each message.
+type ServedUids = (String, u32, Vec<(u32, String)>);
+
+/// [`ServedUids`] of each mailbox of the backup.
+fn uids_served(destination: &Path) -> Vec<ServedUids> {
+    served(destination)
+        .mailboxes
+        .into_iter()
+        .map(|(name, mailbox)| {
+            let messages = mailbox
+                .messages
+                .iter()
+                .map(|m| {
+                    let body = String::from_utf8_lossy(&m.body);
+                    (m.uid, body.lines().next().unwrap_or_default().to_string())
+                })
+                .collect();
+            (name, mailbox.uid_validity, messages)
+        })
+        .collect()
+}
+
+fn saved_count(output: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout
+        .lines()
+        .find_map(|line| line.split_once(" messages saved").map(|(head, _)| head))
+        .and_then(|head| head.rsplit([' ', ',']).next())
+        .map_or_else(|| panic!("no summary: {}", text(output)), str::to_string)
+}
+
+#[test]
+fn a_maildir_without_dovecot_uidlist_keeps_its_uids_across_stateful_reruns() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("source");
+    drop_message(&root, "cur", 1_700_000_001, "one");
+    drop_message(&root, "cur", 1_700_000_002, "two");
+    let three = drop_message(&root, "new", 1_700_000_003, "three");
+    drop_message(&root.join(".Archive"), "cur", 1_700_000_004, "archived");
+    fs::write(root.join(".Archive/maildirfolder"), "").expect("maildirfolder");
+    let before = fs::read_dir(&root).expect("root").count();
+
+    let destination = dir.path().join("destination");
+    let source_location = format!("maildir:{}", root.display());
+    let target = format!("maildir:{}", destination.display());
+    let first = dsync_with_deadline(&["backup", &source_location, &target], None);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    assert_eq!(saved_count(&first), "4");
+    let copied = uids_served(&destination);
+    let subject = |s: &str| format!("Subject: {s}");
+    assert_eq!(copied[0].0, "Archive");
+    assert_eq!(copied[0].2, [(1, subject("archived"))]);
+    assert_eq!(copied[1].0, "INBOX");
+    assert_eq!(copied[1].2, [(1, subject("one")), (2, subject("two")), (3, subject("three"))]);
+
+    // Another program delivers one message and deletes one between the runs.
+    fs::remove_file(&three).expect("expunge");
+    drop_message(&root, "new", 1_700_000_005, "four");
+    let second = dsync_with_deadline(&["backup", &source_location, &target], None);
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second));
+    assert_eq!(saved_count(&second), "1", "only the new message is copied");
+    let after = uids_served(&destination);
+    assert_eq!(after[0], copied[0], "Archive: same UIDVALIDITY and UIDs");
+    assert_eq!(after[1].1, copied[1].1, "INBOX keeps its UIDVALIDITY");
+    assert_eq!(
+        after[1].2,
+        [(1, subject("one")), (2, subject("two")), (4, subject("four"))],
+        "old UIDs kept, the new message gets the next UID, not the deleted one's"
+    );
+
+    let third = dsync_with_deadline(&["backup", &source_location, &target], None);
+    assert_eq!(third.status.code(), Some(0), "{}", text(&third));
+    assert_eq!(saved_count(&third), "0");
+    assert_eq!(uids_served(&destination), after);
+    // Nothing was written into the source.
+    assert_eq!(fs::read_dir(&root).expect("root").count(), before);
+    assert!(
+        !root.join("dovecot-uidlist").exists() && !root.join(".Archive/dovecot-uidlist").exists()
+    );
+}

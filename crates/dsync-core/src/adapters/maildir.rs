@@ -173,14 +173,15 @@ impl Storage for MaildirStorage {
 
     fn status(&mut self, mailbox: &MailboxName) -> Result<MailboxStatus, StorageError> {
         let opened = self.mailbox(mailbox)?;
+        let token = change_token(&opened, self.maildir.is_read_only());
         let status = opened.status().map_err(convert_error)?;
-        Ok(MailboxStatus { change_token: change_token(opened.path()), ..convert_status(&status)? })
+        Ok(MailboxStatus { change_token: token, ..convert_status(&status)? })
     }
 
     /// Three `stat`s and the uidlist's first line, not a count of every file.
     fn stamp(&mut self, mailbox: &MailboxName) -> Result<MailboxStamp, StorageError> {
         let opened = self.mailbox(mailbox)?;
-        let change_token = change_token(opened.path());
+        let change_token = change_token(&opened, self.maildir.is_read_only());
         let guid = opened.guid().map_err(convert_error)?.map(|guid| MailboxGuid(*guid.as_bytes()));
         Ok(MailboxStamp { change_token, guid })
     }
@@ -189,7 +190,7 @@ impl Storage for MaildirStorage {
         let opened = self.mailbox(mailbox)?;
         // The message list first: reading it may assign UIDs to new files, which the
         // status read afterwards then accounts for.
-        let token = change_token(opened.path());
+        let token = change_token(&opened, self.maildir.is_read_only());
         let listing = opened.list_messages().map_err(convert_error)?;
         for left_out in &listing.left_out {
             self.skip(left_out);
@@ -581,20 +582,36 @@ fn convert_status(status: &mailstore::MailboxStatus) -> Result<MailboxStatus, St
     })
 }
 
-/// Modification times of `cur/`, `new/` and the uidlist (and its size): any delivery,
-/// expunge or flag change (a rename in `cur/`) moves one of them. Taken before the mailbox
-/// is read, so a change during the read shows up next time.
-fn change_token(dir: &Path) -> Option<String> {
+/// Modification times of `cur/`, `new/` and the file holding the UIDs (and its size): any
+/// delivery, expunge or flag change (a rename in `cur/`) moves one of them. Taken before the
+/// mailbox is read, so a change during the read shows up next time.
+///
+/// A source whose `cur/` or `new/` changed within the last second or two gets no token (its
+/// next run lists it again), as Dovecot trusts a directory's mtime only once it is older
+/// than `MAILDIR_SYNC_SECS`: a file system stamps times at its own granularity (a kernel
+/// tick; a second on some), so a second change within the same tick would leave the
+/// token as it was and be passed over. A destination's token is taken after our own
+/// writes and keeps the rule it had.
+fn change_token(opened: &mailstore::Mailbox, source: bool) -> Option<String> {
     use std::fmt::Write as _;
+    let dir = opened.path();
     let mut token = String::new();
-    for name in ["cur", "new", "dovecot-uidlist"] {
-        let metadata = std::fs::metadata(dir.join(name)).ok()?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?;
+    for path in [dir.join("cur"), dir.join("new"), opened.uids_file()] {
+        let metadata = std::fs::metadata(path).ok()?;
         let modified = metadata.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+        if source && metadata.is_dir() && modified.as_secs() + DIRTY_SECS >= now.as_secs() {
+            return None;
+        }
         let _ =
             write!(token, "{}.{}:{}/", modified.as_secs(), modified.subsec_nanos(), metadata.len());
     }
     Some(token)
 }
+
+/// Dovecot's `MAILDIR_SYNC_SECS`: a directory whose mtime (in seconds) is at least now
+/// minus this may still change without its mtime moving.
+const DIRTY_SECS: u64 = 1;
 
 /// The engine's metadata of a store's message, taking its strings rather than copying them.
 pub(super) fn convert_message(info: mailstore::MessageInfo) -> Option<MessageMeta> {

@@ -581,7 +581,7 @@ pub(crate) fn verify(context: &Context, args: &VerifyArgs) -> Result<u8, CliErro
         debug: context.verbosity.debug,
         rawlog: None,
         message_guids: false,
-        source_uids: None,
+        source_uids: open::default_source_uids(&destination),
     };
     let mut a = open::open_source(&source, &access, "source")?;
     let mut b = open::open_destination_to_read(&destination, &access)?;

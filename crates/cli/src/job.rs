@@ -221,7 +221,10 @@ pub(crate) fn run(
         && outcome.error.is_none()
         && !task.dry_run
     {
-        let verification = verify::after_run(job, task, level, debug);
+        let source_uids = state_path.as_ref().map(|(path, permissions)| {
+            (open::source_uids_prefix(path), permissions.clone(), false)
+        });
+        let verification = verify::after_run(job, task, level, debug, source_uids);
         // In the log (a batch user's file) every difference; the summary shows the first.
         match &verification {
             Ok(comparison) => {

@@ -691,6 +691,14 @@ pub(crate) fn source_uids_prefix(state_file: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// For reading only (`verify`): where a run into the local store `destination` kept the
+/// UIDs of a Maildir source without `dovecot-uidlist` by default (beside `dsync-rs-state` in
+/// its root), so the source is compared under the UIDs the backup gave it.
+pub(crate) fn default_source_uids(destination: &Location) -> Option<(PathBuf, Permissions, bool)> {
+    let root = local_root(destination).ok()??;
+    Some((source_uids_prefix(&root.join(STATE_FILE)), Permissions::private(), false))
+}
+
 /// Where the state of a run into a server is kept without `--state-file`:
 /// `$XDG_STATE_HOME/dsync-rs/` (else `~/.local/state/dsync-rs/`), one file per
 /// destination and source: `imap-USER@HOST-PORT-HASH.state`, HASH (FNV-1a) telling

@@ -307,6 +307,7 @@ fn a_maildir_without_dovecot_uidlist_keeps_its_uids_across_stateful_reruns() {
     let source_location = format!("maildir:{}", root.display());
     let target = format!("maildir:{}", destination.display());
     let first = dsync_with_deadline(&["backup", &source_location, &target], None);
+    let first_done = Instant::now();
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));
     assert_eq!(saved_count(&first), "4");
     let copied = uids_served(&destination);
@@ -335,9 +336,65 @@ fn a_maildir_without_dovecot_uidlist_keeps_its_uids_across_stateful_reruns() {
     assert_eq!(third.status.code(), Some(0), "{}", text(&third));
     assert_eq!(saved_count(&third), "0");
     assert_eq!(uids_served(&destination), after);
+    // `verify` (and `backup --verify`) compare the source under the UIDs the runs kept,
+    // also in another second than the one that made up its UIDVALIDITY.
+    std::thread::sleep(Duration::from_millis(1100).saturating_sub(first_done.elapsed()));
+    let verify = dsync_with_deadline(&["verify", &source_location, &target], None);
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
+    let checked =
+        dsync_with_deadline(&["backup", "--verify=metadata", &source_location, &target], None);
+    assert_eq!(checked.status.code(), Some(0), "{}", text(&checked));
+    assert!(
+        String::from_utf8_lossy(&checked.stdout).contains("0 differences"),
+        "{}",
+        text(&checked)
+    );
     // Nothing was written into the source.
     assert_eq!(fs::read_dir(&root).expect("root").count(), before);
     assert!(
         !root.join("dovecot-uidlist").exists() && !root.join(".Archive/dovecot-uidlist").exists()
     );
+}
+
+/// A Courier-IMAP Maildir (`courierimapuiddb`, no `dovecot-uidlist`): the backup keeps the
+/// UIDVALIDITY and UIDs Courier gave, so the clients of the Courier server keep their
+/// caches; a file Courier has not numbered gets its next UID, and later runs go on from
+/// there.
+#[test]
+fn a_courier_maildir_keeps_the_uids_courier_gave() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("source");
+    let one = drop_message(&root, "cur", 1_700_000_001, "one");
+    let two = drop_message(&root, "new", 1_700_000_002, "two");
+    drop_message(&root, "cur", 1_700_000_003, "unnumbered");
+    let name = |path: &Path| path.file_name().expect("name").to_string_lossy().into_owned();
+    // Courier lists names as they were when it numbered them, also a file since gone.
+    let uiddb = format!(
+        "1 1234567 10\n3 {}\n5 1600000000.M1P1.gone:2,S\n7 {}\n",
+        name(&one).replace(":2,S", ":2,"),
+        name(&two)
+    );
+    fs::write(root.join("courierimapuiddb"), uiddb).expect("courierimapuiddb");
+    let destination = dir.path().join("destination");
+    let source_location = format!("maildir:{}", root.display());
+    let target = format!("maildir:{}", destination.display());
+    let first = dsync_with_deadline(&["backup", &source_location, &target], None);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let subject = |s: &str| format!("Subject: {s}");
+    let copied = uids_served(&destination);
+    assert_eq!(
+        copied,
+        [(
+            "INBOX".to_string(),
+            1_234_567,
+            vec![(3, subject("one")), (7, subject("two")), (10, subject("unnumbered"))]
+        )]
+    );
+    drop_message(&root, "new", 1_700_000_004, "later");
+    let second = dsync_with_deadline(&["backup", &source_location, &target], None);
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second));
+    assert_eq!(saved_count(&second), "1");
+    let mut expected = copied[0].2.clone();
+    expected.push((11, subject("later")));
+    assert_eq!(uids_served(&destination), [("INBOX".to_string(), 1_234_567, expected)]);
 }

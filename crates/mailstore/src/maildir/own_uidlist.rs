@@ -54,14 +54,17 @@ impl OwnUidlists {
     pub(crate) fn assign(&self, paths: &Paths, scan: &Scan, fsync: bool) -> Result<Uidlist> {
         let path = self.path(paths);
         if !self.write {
-            return Ok(assigned(paths, read(&path)?, scan));
+            return Ok(assigned(paths, load(paths, &path)?, scan));
         }
         if let Some(parent) = path.parent() {
             self.permissions.create_dir_all(parent)?;
         }
         let lock = DotLock::acquire(&path, LockSettings::UIDLIST, &self.permissions)?;
         let before = read(&path)?;
-        let uidlist = assigned(paths, before.clone(), scan);
+        let uidlist = match &before {
+            Some(_) => assigned(paths, before.clone(), scan),
+            None => assigned(paths, courier(paths)?, scan),
+        };
         if before.as_ref().is_none_or(|before| *before != uidlist) {
             lock.replace_target(&path, &uidlist.to_bytes(), fsync, None)?;
         } else {
@@ -95,6 +98,36 @@ fn assigned(paths: &Paths, before: Option<Uidlist>, scan: &Scan) -> Uidlist {
     uidlist.header_next_uid = next_uid;
     uidlist
 }
+
+/// Our file at `path`, else what Courier's `courierimapuiddb` says (the first time).
+fn load(paths: &Paths, path: &Path) -> Result<Option<Uidlist>> {
+    match read(path)? {
+        Some(uidlist) => Ok(Some(uidlist)),
+        None => courier(paths),
+    }
+}
+
+/// The UIDVALIDITY and UIDs Courier-IMAP gave the folder (`courierimapuiddb` in its
+/// directory: `1 <uidvalidity> <next uid>`, then `<uid> <file name>` lines, which is
+/// Dovecot's uidlist version 1), with a new mailbox GUID: the clients of the Courier server
+/// then keep their caches. `None` when there is none or it cannot be read as such.
+fn courier(paths: &Paths) -> Result<Option<Uidlist>> {
+    let Some(data) = paths.read_optional(&paths.dir.join(COURIER_UIDDB))? else {
+        return Ok(None);
+    };
+    let Ok(Some(mut uidlist)) = Uidlist::parse(&data) else { return Ok(None) };
+    if uidlist.version != 1 {
+        return Ok(None);
+    }
+    uidlist.version = 3;
+    uidlist.guid = Some(crate::guid::Guid::generate());
+    uidlist.complete_len = 0;
+    uidlist.wants_rewrite = false;
+    Ok(Some(uidlist))
+}
+
+/// Courier-IMAP's UID file in each folder directory.
+const COURIER_UIDDB: &str = "courierimapuiddb";
 
 /// The whole file; `None` when it does not exist yet.
 fn read(path: &Path) -> Result<Option<Uidlist>> {

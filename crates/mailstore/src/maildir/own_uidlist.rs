@@ -12,8 +12,9 @@
 
 use std::path::{Path, PathBuf};
 
+use super::filename;
 use super::state::{self, Paths, Scan};
-use super::uidlist::Uidlist;
+use super::uidlist::{Uidlist, ext};
 use crate::error::{Error, IoContext, Result};
 use crate::fs::dotlock::{DotLock, LockSettings};
 use crate::fs::permissions::Permissions;
@@ -90,12 +91,31 @@ impl OwnUidlists {
 }
 
 /// `before` with the files of `scan` it does not know numbered, and those gone forgotten
-/// (the next UID stays where it was).
+/// (the next UID stays where it was). A file whose name carries no `W=` gets its size with
+/// CRLF line ends recorded (`W`, as Dovecot's uidlist records it): otherwise every listing
+/// reads every such file whole to compute it (a Maildir other programs write seldom has
+/// `W=` in its names).
 fn assigned(paths: &Paths, before: Option<Uidlist>, scan: &Scan) -> Uidlist {
     let mut uidlist = state::assign_in_memory(paths, before, scan);
     let next_uid = uidlist.next_uid();
-    uidlist.records.retain(|record| scan.contains_key(super::filename::base(&record.filename)));
+    uidlist.records.retain(|record| scan.contains_key(filename::base(&record.filename)));
     uidlist.header_next_uid = next_uid;
+    let tree = paths.tree();
+    for record in &mut uidlist.records {
+        if record.ext(ext::VSIZE).is_some() {
+            continue;
+        }
+        let Some(file) = scan.get(filename::base(&record.filename)) else { continue };
+        if filename::size_field(&file.name, ext::VSIZE).is_some() {
+            continue;
+        }
+        let path = paths.file(file);
+        // Not readable as a message here: the listing reports it.
+        let Ok(mut opened) = tree.open_file(paths.relative(&path)) else { continue };
+        if let Ok(size) = super::virtual_size_read(&mut opened, &path) {
+            record.extensions.push((ext::VSIZE, size.to_string()));
+        }
+    }
     uidlist
 }
 

@@ -353,6 +353,10 @@ fn a_folder_without_uidlist_keeps_its_uids_in_the_file_kept_outside() {
             (3, "1700000003.M3P1.x".into())
         ]
     );
+    // Each file's size with CRLF is recorded, so later listings need not read the files.
+    let kept = fs::read_to_string(first.uids_file()).unwrap();
+    assert_eq!(kept.matches(" W3 :").count(), 3, "{kept}");
+    assert!(first.messages().unwrap().iter().all(|m| m.virtual_size == 3));
     fs::remove_file(root.join("cur/1700000003.M3P1.x:2,S")).unwrap();
     fs::write(root.join("new/1700000005.M5P1.x"), b"m\n").unwrap();
     fs::write(root.join("new/1700000004.M4P1.x"), b"m\n").unwrap();

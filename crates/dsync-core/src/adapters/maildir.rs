@@ -173,8 +173,9 @@ impl Storage for MaildirStorage {
 
     fn status(&mut self, mailbox: &MailboxName) -> Result<MailboxStatus, StorageError> {
         let opened = self.mailbox(mailbox)?;
-        let token = change_token(&opened, self.maildir.is_read_only());
-        let status = opened.status().map_err(convert_error)?;
+        let source = self.maildir.is_read_only();
+        let (token, status) =
+            read_with_token(&opened, source, || opened.status().map_err(convert_error))?;
         Ok(MailboxStatus { change_token: token, ..convert_status(&status)? })
     }
 
@@ -190,8 +191,9 @@ impl Storage for MaildirStorage {
         let opened = self.mailbox(mailbox)?;
         // The message list first: reading it may assign UIDs to new files, which the
         // status read afterwards then accounts for.
-        let token = change_token(&opened, self.maildir.is_read_only());
-        let listing = opened.list_messages().map_err(convert_error)?;
+        let source = self.maildir.is_read_only();
+        let (token, listing) =
+            read_with_token(&opened, source, || opened.list_messages().map_err(convert_error))?;
         for left_out in &listing.left_out {
             self.skip(left_out);
         }
@@ -593,20 +595,57 @@ fn convert_status(status: &mailstore::MailboxStatus) -> Result<MailboxStatus, St
 /// token as it was and be passed over. A destination's token is taken after our own
 /// writes and keeps the rule it had.
 fn change_token(opened: &mailstore::Mailbox, source: bool) -> Option<String> {
-    use std::fmt::Write as _;
-    let dir = opened.path();
-    let mut token = String::new();
+    let mut token = directories_stamp(opened.path(), source)?;
+    token.push_str(&file_stamp(&opened.uids_file())?);
+    Some(token)
+}
+
+/// [`change_token`] around `read` (a listing or a status read): taken before it, except the
+/// stamp of a source's own uidlist ([`mailstore::Maildir::keep_uids_in`]) that this first
+/// read creates, taken after it (only we write that file, and the directories' stamps from
+/// before still catch a change during the read). Otherwise a folder's first run would save
+/// no token, and the second would list it whole once more.
+fn read_with_token<T>(
+    opened: &mailstore::Mailbox,
+    source: bool,
+    read: impl FnOnce() -> Result<T, StorageError>,
+) -> Result<(Option<String>, T), StorageError> {
+    let directories = directories_stamp(opened.path(), source);
+    let uids_file = opened.uids_file();
+    let before = file_stamp(&uids_file);
+    let value = read()?;
+    let uids = match before {
+        None if source && opened.uids_file() == uids_file => file_stamp(&uids_file),
+        before => before,
+    };
+    Ok((directories.zip(uids).map(|(directories, uids)| directories + &uids), value))
+}
+
+/// The stamps of `cur/` and `new/` in `dir`; `None` for a source when one changed within
+/// [`DIRTY_SECS`].
+fn directories_stamp(dir: &Path, source: bool) -> Option<String> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?;
-    for path in [dir.join("cur"), dir.join("new"), opened.uids_file()] {
-        let metadata = std::fs::metadata(path).ok()?;
+    let mut token = String::new();
+    for sub in ["cur", "new"] {
+        let metadata = std::fs::metadata(dir.join(sub)).ok()?;
         let modified = metadata.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
-        if source && metadata.is_dir() && modified.as_secs() + DIRTY_SECS >= now.as_secs() {
+        if source && modified.as_secs() + DIRTY_SECS >= now.as_secs() {
             return None;
         }
-        let _ =
-            write!(token, "{}.{}:{}/", modified.as_secs(), modified.subsec_nanos(), metadata.len());
+        token.push_str(&stamp(&metadata)?);
     }
     Some(token)
+}
+
+/// The stamp of the file at `path`; `None` when it does not exist.
+fn file_stamp(path: &Path) -> Option<String> {
+    stamp(&std::fs::metadata(path).ok()?)
+}
+
+/// `SECONDS.NANOS:SIZE/`.
+fn stamp(metadata: &std::fs::Metadata) -> Option<String> {
+    let modified = metadata.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+    Some(format!("{}.{}:{}/", modified.as_secs(), modified.subsec_nanos(), metadata.len()))
 }
 
 /// Dovecot's `MAILDIR_SYNC_SECS`: a directory whose mtime (in seconds) is at least now

@@ -259,14 +259,19 @@ impl Mailbox {
     }
 
     /// [`Self::status`] from the uidlist and one pass over `new/` and `cur/` that keeps no
-    /// file list (a full view of a 100 000-message folder holds ~18 MB of names). `None`
+    /// file list (a full view of a 100 000-message folder holds ~18 MB of names); for a
+    /// read-only mailbox without one, from the uidlist the store keeps outside. `None`
     /// when the mailbox needs what [`Self::view`] does: no uidlist yet, an interrupted
     /// commit to complete, or files the uidlist does not know.
     fn quick_status(&self) -> Result<Option<MailboxStatus>> {
         if self.paths.dir.join(super::journal::JOURNAL).exists() {
             return Ok(None);
         }
-        let Some(uidlist) = self.paths.read_uidlist()? else { return Ok(None) };
+        let uidlist = match (self.paths.read_uidlist()?, self.store.own_uidlists.get()) {
+            (None, Some(own)) if self.store.options.read_only => own.read(&self.paths)?,
+            (uidlist, _) => uidlist,
+        };
+        let Some(uidlist) = uidlist else { return Ok(None) };
         let mut present: HashMap<&str, bool> =
             uidlist.records.iter().map(|r| (filename::base(&r.filename), false)).collect();
         let tree = self.paths.tree();

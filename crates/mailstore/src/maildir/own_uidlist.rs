@@ -74,6 +74,12 @@ impl OwnUidlists {
         Ok(uidlist)
     }
 
+    /// The whole file of the mailbox in `paths`, as it is; `None` before the first
+    /// [`Self::assign`].
+    pub(crate) fn read(&self, paths: &Paths) -> Result<Option<Uidlist>> {
+        read(&self.path(paths))
+    }
+
     /// The file's header alone (UIDVALIDITY, next UID, GUID); `None` before the first
     /// [`Self::assign`].
     pub(crate) fn header(&self, paths: &Paths) -> Result<Option<Uidlist>> {

@@ -601,22 +601,26 @@ fn change_token(opened: &mailstore::Mailbox, source: bool) -> Option<String> {
 }
 
 /// [`change_token`] around `read` (a listing or a status read): taken before it, except the
-/// stamp of a source's own uidlist ([`mailstore::Maildir::keep_uids_in`]) that this first
-/// read creates, taken after it (only we write that file, and the directories' stamps from
-/// before still catch a change during the read). Otherwise a folder's first run would save
-/// no token, and the second would list it whole once more.
+/// stamp of a source's own uidlist ([`mailstore::Mailbox::own_uids_file`]), taken after it:
+/// the read itself writes that file (created at the first, rewritten when it numbers new
+/// files), and only a read does; the directories' stamps from before still catch a change
+/// during the read. Stamped before, every run that numbered new files would save a token
+/// the next run cannot match, and that run would list the folder whole once more.
 fn read_with_token<T>(
     opened: &mailstore::Mailbox,
     source: bool,
     read: impl FnOnce() -> Result<T, StorageError>,
 ) -> Result<(Option<String>, T), StorageError> {
     let directories = directories_stamp(opened.path(), source);
-    let uids_file = opened.uids_file();
-    let before = file_stamp(&uids_file);
-    let value = read()?;
-    let uids = match before {
-        None if source && opened.uids_file() == uids_file => file_stamp(&uids_file),
-        before => before,
+    let (value, uids) = if let Some(own) = opened.own_uids_file().filter(|_| source) {
+        let value = read()?;
+        // Not when a dovecot-uidlist appeared meanwhile: the next run reads that.
+        let uids =
+            (opened.own_uids_file().as_ref() == Some(&own)).then(|| file_stamp(&own)).flatten();
+        (value, uids)
+    } else {
+        let before = file_stamp(&opened.uids_file());
+        (read()?, before)
     };
     Ok((directories.zip(uids).map(|(directories, uids)| directories + &uids), value))
 }

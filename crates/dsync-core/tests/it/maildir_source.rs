@@ -177,6 +177,12 @@ fn a_maildir_source_without_uidlist_has_a_change_token_that_follows_its_director
     age(&root.join("new"), 30);
     let after = open().stamp(&inbox).expect("stamp").change_token;
     assert!(after.is_some() && after != token, "a delivery changes it: {after:?}");
+    // The listing that numbers the new file saves the token the next run finds.
+    let relisted = open().contents(&inbox).expect("contents");
+    assert_eq!(relisted.messages.len(), 4);
+    let token = relisted.status.change_token;
+    assert!(token.is_some());
+    assert_eq!(open().stamp(&inbox).expect("stamp").change_token, token, "same after numbering");
 
     fs::write(root.join("new/1700000005.M5P1.mta"), "Subject: s\n\nb\n").expect("deliver");
     assert_eq!(open().stamp(&inbox).expect("stamp").change_token, None, "just changed");

@@ -886,11 +886,15 @@ impl Mailbox {
     /// and the store keeps UIDs of its own ([`super::Maildir::keep_uids_in`]), that file
     /// (which exists once the mailbox was read). A change token stats it.
     pub fn uids_file(&self) -> PathBuf {
-        let uidlist = self.paths.uidlist();
-        match self.store.own_uidlists.get() {
-            Some(own) if !uidlist.exists() => own.path(&self.paths),
-            _ => uidlist,
-        }
+        self.own_uids_file().unwrap_or_else(|| self.paths.uidlist())
+    }
+
+    /// The uidlist of our own that holds this mailbox's UIDs, when it has no
+    /// `dovecot-uidlist` and the store keeps UIDs outside ([`super::Maildir::keep_uids_in`]);
+    /// it exists once the mailbox was read. Only reading the mailbox writes it.
+    pub fn own_uids_file(&self) -> Option<PathBuf> {
+        let own = self.store.own_uidlists.get()?;
+        (!self.paths.uidlist().exists()).then(|| own.path(&self.paths))
     }
 
     /// The view of what was read, with every file that is not a regular file inside the

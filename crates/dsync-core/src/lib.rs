@@ -167,6 +167,6 @@ pub use report::{
     FilteredMessages, MailboxRename, MailboxReport, Report, Skipped, Totals, human_bytes,
 };
 pub use storage::{
-    Assigned, Capabilities, Delivered, MailboxAttribute, MailboxChanges, MailboxWriter,
-    MessageSink, NewMailbox, NotApplied, Skip, Storage, StorageMut,
+    Assigned, Capabilities, CopiedWithin, Delivered, MailboxAttribute, MailboxChanges,
+    MailboxWriter, MessageListing, MessageSink, NewMailbox, NotApplied, Skip, Storage, StorageMut,
 };

@@ -592,6 +592,40 @@ impl StorageMut for MemoryStorage {
         Ok(())
     }
 
+    /// Assigning UIDs, copies as an IMAP server's `UID COPY` does: at once and whole
+    /// (one write), flags and received date kept, each copy under the target's next UID.
+    fn copy_within(
+        &mut self,
+        from: &MailboxName,
+        uids: &[Uid],
+        to: &MailboxName,
+    ) -> Result<Option<crate::storage::CopiedWithin>, StorageError> {
+        if !self.assigns_uids {
+            return Ok(None);
+        }
+        if uids.is_empty() {
+            return Ok(Some(crate::storage::CopiedWithin::default()));
+        }
+        self.write_allowed()?;
+        let originals: Vec<(Uid, MemoryMessage)> = uids
+            .iter()
+            .filter_map(|uid| Some((*uid, self.selectable(from).ok()?.messages.get(uid)?.clone())))
+            .collect();
+        let target = self.mailboxes.get_mut(to).filter(|m| m.selectable).ok_or_else(|| {
+            StorageError::new(ErrorKind::NotFound, format!("mailbox {to} does not exist"))
+        })?;
+        let mut copied = Vec::new();
+        for (uid, original) in originals {
+            let meta = &original.meta;
+            let new = target.append(&original.body, meta.flags.clone(), meta.received);
+            if let Some(stored) = target.messages.get_mut(&new) {
+                stored.meta.guid.clone_from(&meta.guid);
+            }
+            copied.push((uid, new));
+        }
+        Ok(Some(crate::storage::CopiedWithin::new(Some(target.uid_validity.get()), copied)))
+    }
+
     fn writer<'a>(
         &'a mut self,
         mailbox: &MailboxName,

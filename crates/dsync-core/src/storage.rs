@@ -96,6 +96,17 @@ pub trait Storage {
     /// Status and every message's metadata, consistent with each other.
     fn contents(&mut self, mailbox: &MailboxName) -> Result<MailboxContents, StorageError>;
 
+    /// [`Storage::contents`] as it is read: the status first, then the messages one at a
+    /// time in ascending UID order, so that a backup compares two large mailboxes without
+    /// holding either listing whole (benches/RESULTS-memory.md). A message that cannot be
+    /// read ends the listing with the error. What the listing leaves out is reported by
+    /// [`Storage::take_skipped`] once it was read to the end. The default reads
+    /// [`Storage::contents`] whole; a storage that reads its messages one by one anyway
+    /// (an IMAP FETCH, a directory's files) can hand them on as they come.
+    fn listing(&mut self, mailbox: &MailboxName) -> Result<MessageListing<'_>, StorageError> {
+        Ok(MessageListing::whole(self.contents(mailbox)?))
+    }
+
     /// Streams the bodies of `uids` (ascending) into `sink`: for each message found,
     /// [`MessageSink::body`] then [`MessageSink::done`]. UIDs that no longer exist are
     /// skipped silently; the caller notices that `done` was never called for them.
@@ -168,6 +179,36 @@ pub trait Storage {
         let mut sink = HeaderHashSink::default();
         self.fetch(mailbox, uids, &mut sink)?;
         Ok(sink.into_hashes())
+    }
+}
+
+/// A mailbox's listing as it is read ([`Storage::listing`]).
+#[non_exhaustive]
+pub struct MessageListing<'a> {
+    /// The status, consistent with the messages.
+    pub status: MailboxStatus,
+    /// The messages, in ascending UID order.
+    pub messages: Box<dyn Iterator<Item = Result<MessageMeta, StorageError>> + 'a>,
+}
+
+impl<'a> MessageListing<'a> {
+    /// A listing of `status` whose messages `messages` reads.
+    pub fn new(
+        status: MailboxStatus,
+        messages: impl Iterator<Item = Result<MessageMeta, StorageError>> + 'a,
+    ) -> MessageListing<'a> {
+        MessageListing { status, messages: Box::new(messages) }
+    }
+
+    /// The listing of `contents`, read whole before.
+    pub fn whole(contents: MailboxContents) -> MessageListing<'static> {
+        MessageListing::new(contents.status, contents.messages.into_iter().map(Ok))
+    }
+}
+
+impl std::fmt::Debug for MessageListing<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageListing").field("status", &self.status).finish_non_exhaustive()
     }
 }
 
@@ -475,6 +516,60 @@ pub trait StorageMut: Storage {
         &'a mut self,
         mailbox: &MailboxName,
     ) -> Result<Box<dyn MailboxWriter + 'a>, StorageError>;
+
+    /// Copies messages `uids` of `from` into `to`, both mailboxes of this storage, without
+    /// moving their bodies over the wire (IMAP `UID COPY`; the copies keep the originals'
+    /// flags and received date). `None`: this storage cannot copy (the default); the
+    /// caller then saves the bodies the usual way. With no `uids` nothing is sent: the
+    /// answer only says whether the storage can copy. See [`CopiedWithin`].
+    fn copy_within(
+        &mut self,
+        from: &MailboxName,
+        uids: &[Uid],
+        to: &MailboxName,
+    ) -> Result<Option<CopiedWithin>, StorageError> {
+        let _ = (from, uids, to);
+        Ok(None)
+    }
+
+    /// True when a message shown in several mailboxes is one message with several labels
+    /// (Gmail, `X-GM-EXT-1`): a copy into another mailbox adds a label, flags are the
+    /// message's own in every mailbox, and expunging it from the all-mail mailbox (`\All`)
+    /// deletes it from every mailbox. The default: mailboxes hold copies of their own.
+    fn labels_as_mailboxes(&self) -> bool {
+        false
+    }
+
+    /// Of `uids` in `mailbox`, those that still show in some other mailbox as a label a
+    /// user filed them under ([`labels_as_mailboxes`](Self::labels_as_mailboxes): Gmail's
+    /// `X-GM-LABELS`), so that expunging them from the all-mail mailbox would delete them
+    /// everywhere. The default: none.
+    fn still_labelled(
+        &mut self,
+        mailbox: &MailboxName,
+        uids: &[Uid],
+    ) -> Result<BTreeSet<Uid>, StorageError> {
+        let _ = (mailbox, uids);
+        Ok(BTreeSet::new())
+    }
+}
+
+/// What [`StorageMut::copy_within`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CopiedWithin {
+    /// The UIDVALIDITY of the mailbox copied into, when the storage said.
+    pub uid_validity: Option<u32>,
+    /// Each copied UID with the UID of its copy, as far as the storage said (an IMAP
+    /// server without UIDPLUS says nothing: the copies are there, their UIDs unknown).
+    pub uids: Vec<(Uid, Uid)>,
+}
+
+impl CopiedWithin {
+    /// Copies into a mailbox of `uid_validity` (when known): each UID with its copy's.
+    pub fn new(uid_validity: Option<u32>, uids: Vec<(Uid, Uid)>) -> CopiedWithin {
+        CopiedWithin { uid_validity, uids }
+    }
 }
 
 /// Changes to one mailbox, made durable by [`MailboxWriter::commit`]. Dropping a writer

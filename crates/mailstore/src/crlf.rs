@@ -21,6 +21,19 @@ pub enum LineEndings {
     Crlf,
 }
 
+/// Where a [`ConvertingWriter`] puts converted bytes: a writer that may also take a whole
+/// buffer of them (the writer thread's queue takes it without copying).
+pub(crate) trait ChunkWrite: Write {
+    /// Writes all of `chunk` and leaves it empty; the default copies it out.
+    fn write_chunk(&mut self, chunk: &mut Vec<u8>) -> io::Result<()> {
+        let result = self.write_all(chunk);
+        chunk.clear();
+        result
+    }
+}
+
+impl ChunkWrite for Vec<u8> {}
+
 /// Converts line endings of everything written and counts stored and virtual bytes.
 #[derive(Debug)]
 pub(crate) struct ConvertingWriter<W: Write> {
@@ -36,7 +49,7 @@ pub(crate) struct ConvertingWriter<W: Write> {
     buffer_limit: usize,
 }
 
-impl<W: Write> ConvertingWriter<W> {
+impl<W: ChunkWrite> ConvertingWriter<W> {
     pub(crate) fn new(inner: W, mode: LineEndings) -> Self {
         ConvertingWriter {
             inner,
@@ -57,6 +70,11 @@ impl<W: Write> ConvertingWriter<W> {
         self.buffer_limit = limit;
         self.scratch.reserve(limit.min(16 * 1024));
         self
+    }
+
+    /// The writer converted bytes go to.
+    pub(crate) fn inner(&self) -> &W {
+        &self.inner
     }
 
     /// Writes what is still held back (a final lone CR) and returns the inner writer with
@@ -98,9 +116,7 @@ impl<W: Write> ConvertingWriter<W> {
         if self.scratch.is_empty() {
             return Ok(());
         }
-        let result = self.inner.write_all(&self.scratch);
-        self.scratch.clear();
-        result
+        self.inner.write_chunk(&mut self.scratch)
     }
 
     /// The last byte converted so far (in `scratch`, or already written).
@@ -158,7 +174,7 @@ impl<W: Write> ConvertingWriter<W> {
     }
 }
 
-impl<W: Write> Write for ConvertingWriter<W> {
+impl<W: ChunkWrite> Write for ConvertingWriter<W> {
     fn write(&mut self, input: &[u8]) -> io::Result<usize> {
         // Note: the sizes are counted before the bytes reach the inner writer; a failed
         // write poisons the message anyway (the caller discards it).

@@ -124,7 +124,8 @@ pub use location::{Layout, Location};
 pub use mailbox_log::{MailboxChange, MailboxChangeKind};
 pub use maildir::{
     CopyOutcome, DovecotExpunges, DroppedKeyword, Durability, ExpungedMessage, Mailbox,
-    MailboxEntry, MailboxStatus, Maildir, MessageInfo, MessageReader, Options, SaveOptions,
+    MailboxEntry, MailboxStatus, Maildir, MessageInfo, MessageReader, MessageStream, Options,
+    SaveOptions,
 };
 pub use name::MailboxName;
 pub use pending::PendingMessage;

@@ -13,7 +13,14 @@
 //! In Gmail mode a message appended to a label's folder is also shown in
 //! `[Gmail]/All Mail` (the same message: one `X-GM-MSGID`, as Gmail keeps one copy per
 //! message), and `UID COPY` to a label's folder adds that label to it instead of storing
-//! the message again. [`FakeStore::stored_messages`] counts what Gmail would store.
+//! the message again (a copy into a folder that already shows it answers with the UID it
+//! has there). Flags belong to the message, seen alike in every folder. `[Gmail]/Trash`
+//! and `[Gmail]/Spam` are not labels: a message appended there is in no other folder, and
+//! a COPY there moves the message out of every other folder. Expunging a
+//! message from a label's folder removes that label (its `\Deleted` goes with it: Gmail
+//! keeps that one per folder); expunging it from All Mail deletes it from every folder.
+//! [`FakeStore::stored_messages`] counts what Gmail would store. Gmail itself cannot be
+//! reached from the tests: this models only the behaviour our side relies on.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
@@ -24,6 +31,10 @@ use std::time::Duration;
 
 /// Gmail's all-mail folder.
 pub const GMAIL_ALL_MAIL: &str = "[Gmail]/All Mail";
+/// Gmail's trash (`\Trash`): what is there is in no other folder, not even All Mail.
+pub const GMAIL_TRASH: &str = "[Gmail]/Trash";
+/// Gmail's spam folder (`\Junk`), like the trash.
+pub const GMAIL_SPAM: &str = "[Gmail]/Spam";
 
 /// One message of the account (in Gmail mode, one per `X-GM-MSGID`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +75,13 @@ struct Account {
     commands: Vec<String>,
     /// `BODY[]` items sent.
     bodies_sent: usize,
+    /// The `UID COPY` after which the server stops answering (it is carried out) until
+    /// [`FakeStore::release`]: 1 for the first.
+    hang_after_copy: Option<usize>,
+    /// A connection is hanging.
+    hanging: bool,
+    /// `UID COPY` answers without `COPYUID`.
+    no_copyuid: bool,
 }
 
 impl Account {
@@ -90,6 +108,11 @@ impl Account {
         mailbox.uid_next += 1;
         mailbox.uids.insert(uid, id);
         uid
+    }
+
+    /// Gmail's trash or spam folder (Gmail mode).
+    fn is_bin(&self, name: &[u8]) -> bool {
+        self.gmail && (name == GMAIL_TRASH.as_bytes() || name == GMAIL_SPAM.as_bytes())
     }
 
     /// The labels of message `id` (Gmail mode): the folders it is shown in but All Mail.
@@ -132,8 +155,10 @@ impl FakeStoreBuilder {
     /// Says it is Gmail: `X-GM-EXT-1`, `[Gmail]/All Mail` (`\All`), labels.
     pub fn gmail(mut self) -> Self {
         self.account.gmail = true;
-        if self.account.find(GMAIL_ALL_MAIL.as_bytes()).is_none() {
-            self.account.create(GMAIL_ALL_MAIL.as_bytes());
+        for name in [GMAIL_ALL_MAIL, GMAIL_TRASH, GMAIL_SPAM] {
+            if self.account.find(name.as_bytes()).is_none() {
+                self.account.create(name.as_bytes());
+            }
         }
         self
     }
@@ -162,12 +187,26 @@ impl FakeStoreBuilder {
         });
         account.next_id = account.next_id.max(id + 1);
         account.add(index, id);
-        if account.gmail && mailbox != GMAIL_ALL_MAIL {
+        if account.gmail && mailbox != GMAIL_ALL_MAIL && !account.is_bin(mailbox.as_bytes()) {
             let all = account.find(GMAIL_ALL_MAIL.as_bytes()).expect("All Mail exists");
             if !account.mailboxes[all].uids.values().any(|v| *v == id) {
                 account.add(all, id);
             }
         }
+        self
+    }
+
+    /// Carries out the `n`-th `UID COPY` (1: the first) and then answers nothing on that
+    /// connection until [`FakeStore::release`], as a server does when the client is
+    /// killed right after sending it.
+    pub fn hang_after_copy(mut self, n: usize) -> Self {
+        self.account.hang_after_copy = Some(n);
+        self
+    }
+
+    /// Answers `UID COPY` without `COPYUID`, as a server without UIDPLUS does.
+    pub fn without_copyuid(mut self) -> Self {
+        self.account.no_copyuid = true;
         self
     }
 
@@ -261,6 +300,35 @@ impl FakeStore {
         shown.len()
     }
 
+    /// True while a connection hangs ([`FakeStoreBuilder::hang_after_copy`]).
+    pub fn hanging(&self) -> bool {
+        self.account.lock().expect("lock").hanging
+    }
+
+    /// Ends a hang: the hanging connection is closed, the others answer as usual.
+    pub fn release(&self) {
+        let mut account = self.account.lock().expect("lock");
+        account.hanging = false;
+        account.hang_after_copy = None;
+    }
+
+    /// How many `APPEND`s and how many messages `UID COPY` was asked to copy, so far.
+    pub fn appends_and_copies(&self) -> (usize, usize) {
+        let account = self.account.lock().expect("lock");
+        let word = |line: &str, n: usize| line.split(' ').nth(n).map(str::to_ascii_uppercase);
+        let appends =
+            account.commands.iter().filter(|c| word(c, 1).as_deref() == Some("APPEND")).count();
+        let copies = account
+            .commands
+            .iter()
+            .filter(|c| {
+                word(c, 1).as_deref() == Some("UID") && word(c, 2).as_deref() == Some("COPY")
+            })
+            .filter_map(|c| c.split(' ').nth(3).map(set_size))
+            .sum();
+        (appends, copies)
+    }
+
     /// The labels of the message shown as `uid` in `mailbox` (Gmail mode).
     pub fn labels(&self, mailbox: &str, uid: u32) -> Vec<String> {
         let account = self.account.lock().expect("lock");
@@ -286,7 +354,28 @@ struct Connection {
     selected: Option<Vec<u8>>,
 }
 
+/// Waits until the hang is released.
+fn hang(account: &Mutex<Account>) {
+    while account.lock().expect("lock").hanging {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// How many UIDs a set such as `1,3:5` names.
+fn set_size(set: &str) -> usize {
+    set.split(',')
+        .map(|part| match part.split_once(':') {
+            Some((a, b)) => match (a.parse::<usize>(), b.parse::<usize>()) {
+                (Ok(a), Ok(b)) => a.abs_diff(b) + 1,
+                _ => 1,
+            },
+            None => 1,
+        })
+        .sum()
+}
+
 fn serve(stream: TcpStream, account: &Mutex<Account>) -> std::io::Result<()> {
+    let account_ref = account;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let writer = stream.try_clone()?;
     let mut connection = Connection { reader: BufReader::new(stream), writer, selected: None };
@@ -297,6 +386,17 @@ fn serve(stream: TcpStream, account: &Mutex<Account>) -> std::io::Result<()> {
         let mut account = account.lock().expect("lock");
         account.commands.push(String::from_utf8_lossy(&line).into_owned());
         let answer = connection.answer(&mut account, &line, literals);
+        let copy = line.to_ascii_uppercase().split(|b| *b == b' ').nth(2) == Some(b"COPY");
+        if copy && let Some(n) = account.hang_after_copy {
+            if n <= 1 {
+                account.hang_after_copy = None;
+                account.hanging = true;
+                drop(account);
+                hang(account_ref);
+                return Ok(());
+            }
+            account.hang_after_copy = Some(n - 1);
+        }
         drop(account);
         connection.writer.write_all(&answer)?;
         if answer.starts_with(b"* BYE") {
@@ -534,7 +634,14 @@ impl Connection {
             .map(|(uid, id)| (*uid, *id))
             .collect();
         let (mut old, mut new) = (Vec::new(), Vec::new());
+        let bin = account.is_bin(&target);
         for (uid, id) in picked {
+            if bin {
+                // Gmail: into the trash is out of every label and All Mail.
+                for mailbox in &mut account.mailboxes {
+                    mailbox.uids.retain(|_, shown| *shown != id);
+                }
+            }
             let id = if account.gmail {
                 // Gmail: the same message gets one more label.
                 match account.mailboxes[to].uids.iter().find(|(_, v)| **v == id) {
@@ -554,6 +661,9 @@ impl Connection {
             };
             old.push(uid.to_string());
             new.push(account.add(to, id).to_string());
+        }
+        if account.no_copyuid {
+            return format!("{tag} OK Copy completed\r\n").into_bytes();
         }
         format!(
             "{tag} OK [COPYUID {} {} {}] Copy completed\r\n",
@@ -583,11 +693,25 @@ impl Connection {
             })
             .map(|(uid, _)| *uid)
             .collect();
+        let all_mail = account.gmail && account.mailboxes[index].name == GMAIL_ALL_MAIL.as_bytes();
         for uid in deleted.iter().rev() {
             let position = account.mailboxes[index].uids.keys().position(|u| u == uid);
-            account.mailboxes[index].uids.remove(uid);
+            let Some(id) = account.mailboxes[index].uids.remove(uid) else { continue };
             if let Some(position) = position {
                 out.extend_from_slice(format!("* {} EXPUNGE\r\n", position + 1).as_bytes());
+            }
+            if !account.gmail {
+                continue;
+            }
+            if all_mail {
+                // Gmail: gone from All Mail is gone from every label.
+                for mailbox in &mut account.mailboxes {
+                    mailbox.uids.retain(|_, shown| *shown != id);
+                }
+                account.messages.remove(&id);
+            } else if let Some(message) = account.messages.get_mut(&id) {
+                // Only this label went; `\Deleted` was this folder's.
+                message.flags.retain(|f| !f.eq_ignore_ascii_case("\\Deleted"));
             }
         }
         out.extend_from_slice(format!("{tag} OK Expunge completed\r\n").as_bytes());
@@ -604,11 +728,16 @@ fn list(account: &Account, words: &mut Words<'_>, tag: &str, lsub: bool) -> Vec<
         let _ = write!(out, "* {verb} (\\Noselect) \"/\" \"\"\r\n");
     } else {
         for mailbox in account.mailboxes.iter().filter(|m| !lsub || m.subscribed) {
-            let all = account.gmail && mailbox.name == GMAIL_ALL_MAIL.as_bytes();
+            let role = match mailbox.name.as_slice() {
+                _ if !account.gmail => "",
+                name if name == GMAIL_ALL_MAIL.as_bytes() => " \\All",
+                name if name == GMAIL_TRASH.as_bytes() => " \\Trash",
+                name if name == GMAIL_SPAM.as_bytes() => " \\Junk",
+                _ => "",
+            };
             let _ = write!(
                 out,
-                "* {verb} (\\HasNoChildren{}) \"/\" \"{}\"\r\n",
-                if all { " \\All" } else { "" },
+                "* {verb} (\\HasNoChildren{role}) \"/\" \"{}\"\r\n",
                 String::from_utf8_lossy(&mailbox.name)
             );
         }
@@ -664,7 +793,7 @@ fn append(account: &mut Account, words: &mut Words<'_>, tag: &str) -> Vec<u8> {
         },
     );
     let uid = account.add(index, id);
-    if account.gmail && name != GMAIL_ALL_MAIL.as_bytes() {
+    if account.gmail && name != GMAIL_ALL_MAIL.as_bytes() && !account.is_bin(&name) {
         let all = account.find(GMAIL_ALL_MAIL.as_bytes()).expect("All Mail exists");
         account.add(all, id);
     }

@@ -60,7 +60,9 @@ pub use dovecot::{
 };
 pub use fake::{FakeServer, Step};
 pub use fake_imap::{FakeImap, FakeMailbox, FakeMessage};
-pub use fake_store::{FakeStore, FakeStoreBuilder, GMAIL_ALL_MAIL, StoredMessage};
+pub use fake_store::{
+    FakeStore, FakeStoreBuilder, GMAIL_ALL_MAIL, GMAIL_SPAM, GMAIL_TRASH, StoredMessage,
+};
 pub use fuzz::{FuzzEntry, replay_corpus};
 pub use imap::{RawImap, Response, Token};
 pub use memory::{BodyDigest, ChildReport, MemoryProbe};

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use mailstore::{
     CopyOutcome, Durability, Keyword, Layout, Location, Maildir, Options, PendingMessage,
@@ -17,7 +17,7 @@ use crate::model::{
     MessageMeta, SystemFlags, Uid, UidValidity,
 };
 use crate::storage::{
-    Capabilities, MailboxWriter, MessageSink, NewMailbox, Skip, Storage, StorageMut,
+    Capabilities, MailboxWriter, MessageListing, MessageSink, NewMailbox, Skip, Storage, StorageMut,
 };
 
 /// Dovecot's `dsync_alt_char`: replaces characters a name cannot hold on disk.
@@ -173,9 +173,9 @@ impl Storage for MaildirStorage {
 
     fn status(&mut self, mailbox: &MailboxName) -> Result<MailboxStatus, StorageError> {
         let opened = self.mailbox(mailbox)?;
-        let source = self.maildir.is_read_only();
-        let (token, status) =
-            read_with_token(&opened, source, || opened.status().map_err(convert_error))?;
+        let before = token_before(&opened, self.maildir.is_read_only());
+        let status = opened.status().map_err(convert_error)?;
+        let token = before.after();
         Ok(MailboxStatus { change_token: token, ..convert_status(&status)? })
     }
 
@@ -191,22 +191,31 @@ impl Storage for MaildirStorage {
         let opened = self.mailbox(mailbox)?;
         // The message list first: reading it may assign UIDs to new files, which the
         // status read afterwards then accounts for.
-        let source = self.maildir.is_read_only();
-        let (token, listing) =
-            read_with_token(&opened, source, || opened.list_messages().map_err(convert_error))?;
+        let before = token_before(&opened, self.maildir.is_read_only());
+        // The status comes from the listing's own read of the uidlist: a second parse
+        // cost more memory than the listing (benches/RESULTS-memory.md). The store's view
+        // goes with `opened` before the conversion, which takes the store's strings.
+        let (listing, status) = opened.list_messages_with_status().map_err(convert_error)?;
+        drop(opened);
+        let token = before.after();
         for left_out in &listing.left_out {
             self.skip(left_out);
         }
-        // Converted (taking the store's strings) and the store's listing freed before the
-        // status read parses the uidlist again: the two never coexist with it, which keeps
-        // a large folder's peak memory down (benches/RESULTS-memory.md).
+        let status = MailboxStatus { change_token: token, ..convert_status(&status)? };
         let messages: Vec<MessageMeta> =
             listing.entries.into_iter().filter_map(convert_message).collect();
-        let status = MailboxStatus {
-            change_token: token,
-            ..convert_status(&opened.status().map_err(convert_error)?)?
-        };
         Ok(MailboxContents { status, messages })
+    }
+
+    /// The store's view of the folder (its uidlist and file names) is held while the
+    /// messages are read and handed on one at a time: no list of them.
+    fn listing(&mut self, mailbox: &MailboxName) -> Result<MessageListing<'_>, StorageError> {
+        let opened = self.mailbox(mailbox)?;
+        let before = token_before(&opened, self.maildir.is_read_only());
+        let stream = opened.into_messages().map_err(convert_error)?;
+        let token = before.after();
+        let status = MailboxStatus { change_token: token, ..convert_status(stream.status())? };
+        Ok(MessageListing::new(status, ListedMessages { stream, skipped: &mut self.skipped }))
     }
 
     fn message_history(
@@ -600,29 +609,38 @@ fn change_token(opened: &mailstore::Mailbox, source: bool) -> Option<String> {
     Some(token)
 }
 
-/// [`change_token`] around `read` (a listing or a status read): taken before it, except the
-/// stamp of a source's own uidlist ([`mailstore::Mailbox::own_uids_file`]), taken after it:
-/// the read itself writes that file (created at the first, rewritten when it numbers new
-/// files), and only a read does; the directories' stamps from before still catch a change
-/// during the read. Stamped before, every run that numbered new files would save a token
-/// the next run cannot match, and that run would list the folder whole once more.
-fn read_with_token<T>(
-    opened: &mailstore::Mailbox,
-    source: bool,
-    read: impl FnOnce() -> Result<T, StorageError>,
-) -> Result<(Option<String>, T), StorageError> {
+/// [`change_token`] around a read (a listing or a status read): [`token_before`] it,
+/// [`TokenBefore::after`] it. All of it is stamped before, except a source's own uidlist
+/// ([`mailstore::Mailbox::own_uids_file`]), stamped after: the read itself writes that file
+/// (created at the first, rewritten when it numbers new files), and only a read does; the
+/// directories' stamps from before still catch a change during the read. Stamped before,
+/// every run that numbered new files would save a token the next run cannot match, and that
+/// run would list the folder whole once more. (Should a `dovecot-uidlist` appear meanwhile,
+/// the next run stamps that file instead, and the tokens differ.)
+struct TokenBefore {
+    directories: Option<String>,
+    /// The source's own uidlist, stamped after the read.
+    own: Option<PathBuf>,
+    /// The stamp of the `dovecot-uidlist` otherwise.
+    uids: Option<String>,
+}
+
+fn token_before(opened: &mailstore::Mailbox, source: bool) -> TokenBefore {
     let directories = directories_stamp(opened.path(), source);
-    let (value, uids) = if let Some(own) = opened.own_uids_file().filter(|_| source) {
-        let value = read()?;
-        // Not when a dovecot-uidlist appeared meanwhile: the next run reads that.
-        let uids =
-            (opened.own_uids_file().as_ref() == Some(&own)).then(|| file_stamp(&own)).flatten();
-        (value, uids)
-    } else {
-        let before = file_stamp(&opened.uids_file());
-        (read()?, before)
-    };
-    Ok((directories.zip(uids).map(|(directories, uids)| directories + &uids), value))
+    let own = opened.own_uids_file().filter(|_| source);
+    let uids = if own.is_none() { file_stamp(&opened.uids_file()) } else { None };
+    TokenBefore { directories, own, uids }
+}
+
+impl TokenBefore {
+    /// The change token, once the read is done.
+    fn after(self) -> Option<String> {
+        let uids = match &self.own {
+            Some(own) => file_stamp(own),
+            None => self.uids,
+        };
+        self.directories.zip(uids).map(|(directories, uids)| directories + &uids)
+    }
 }
 
 /// The stamps of `cur/` and `new/` in `dir`; `None` for a source when one changed within
@@ -657,6 +675,34 @@ fn stamp(metadata: &std::fs::Metadata) -> Option<String> {
 const DIRTY_SECS: u64 = 1;
 
 /// The engine's metadata of a store's message, taking its strings rather than copying them.
+/// A folder's messages as the store reads them ([`Storage::listing`]); what the store
+/// left out joins the storage's skipped entries once the folder was read to the end.
+struct ListedMessages<'a> {
+    stream: mailstore::MessageStream,
+    skipped: &'a mut Vec<Skip>,
+}
+
+impl Iterator for ListedMessages<'_> {
+    type Item = Result<MessageMeta, StorageError>;
+
+    fn next(&mut self) -> Option<Result<MessageMeta, StorageError>> {
+        loop {
+            match self.stream.next() {
+                Some(Ok(info)) => {
+                    if let Some(meta) = convert_message(info) {
+                        return Some(Ok(meta));
+                    }
+                }
+                Some(Err(error)) => return Some(Err(convert_error(error))),
+                None => {
+                    self.skipped.extend(self.stream.take_left_out().iter().map(left_out_skip));
+                    return None;
+                }
+            }
+        }
+    }
+}
+
 pub(super) fn convert_message(info: mailstore::MessageInfo) -> Option<MessageMeta> {
     let mut flags = Flags { system: from_store_flags(info.flags), keywords: BTreeSet::new() };
     flags.keywords.extend(info.keywords.iter().map(|k| k.as_str().to_owned()));

@@ -10,6 +10,9 @@ use super::{
 };
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
 use crate::model::{MailboxContents, MailboxName, MailboxStamp, MailboxStatus, MessageMeta, Uid};
+use crate::plan::backup::streamed::{
+    Compared, Identity, Listed, compare_listed, rebuild_listed, settle,
+};
 use crate::plan::backup::{base_after, plan_delta};
 use crate::plan::merge::MergeBase;
 use crate::plan::{ComparableGuids, MailboxAction, MailboxPlan, TreePlan, plan_mailbox, plan_tree};
@@ -220,7 +223,10 @@ fn sync_mailbox(
     let mailbox = names.destination;
     let planned = match plan_from_changes(options, source, destination, job, state)? {
         Some(planned) => planned,
-        None => plan_from_listings(options, source, destination, job, state)?,
+        None => match plan_from_streams(options, source, destination, job, state)? {
+            Some(planned) => planned,
+            None => plan_from_listings(options, source, destination, job, state)?,
+        },
     };
     let Planned { plan, source_status, base, listed_destination, filtered_messages } = planned;
     // What the run records: the source as listed (a change during the copy then shows
@@ -409,6 +415,77 @@ fn plan_from_changes(
         listed_destination: Some(stamp),
         filtered_messages: FilteredMessages::default(),
     }))
+}
+
+/// Plans from both sides' listings compared as they are read ([`compare_listed`]), so
+/// that neither is held whole. `None` when a listing was not in ascending UID order: plan
+/// from the whole listings then.
+fn plan_from_streams(
+    options: &SyncOptions,
+    source: &mut dyn Storage,
+    destination: &mut dyn StorageMut,
+    job: &PendingMailbox,
+    state: &SyncState,
+) -> Result<Option<Planned>, MailboxFailed> {
+    let names = &Names { source: &job.source, destination: &job.destination };
+    let mailbox = names.destination;
+    let guids = ComparableGuids::between(source.capabilities(), destination.capabilities());
+    let identity = Identity {
+        guids,
+        check_hashes: !guids.messages,
+        previous: state.mailboxes.get(mailbox).map(|entry| &entry.base),
+    };
+    let filter = &options.message_filter;
+    let (compared, listed_destination) = {
+        let from_source = |error| SyncError::at(Side::Source, names.source)(error);
+        let from_destination = |error| SyncError::at(Side::Destination, mailbox)(error);
+        let theirs = source.listing(names.source).map_err(&from_source)?;
+        let ours = if job.exists {
+            Some(destination.listing(mailbox).map_err(&from_destination)?)
+        } else {
+            None
+        };
+        let listed_destination = ours.as_ref().map(|ours| MailboxStamp::from(&ours.status));
+        let theirs = Listed {
+            status: theirs.status,
+            messages: theirs.messages.map(|m| m.map_err(&from_source)),
+        };
+        let ours = ours.map(|ours| Listed {
+            status: ours.status,
+            messages: ours.messages.map(|m| m.map_err(&from_destination)),
+        });
+        (compare_listed(mailbox, theirs, ours, filter, identity)?, listed_destination)
+    };
+    let Some(mut compared) = compared else { return Ok(None) };
+    if !compared.suspects.is_empty() {
+        let differing = differing_messages(source, destination, names, &compared.suspects)?;
+        settle(&mut compared, &differing, filter);
+    }
+    if compared.relist {
+        // A rebuild found while comparing: it saves every source message, which the
+        // comparison did not keep.
+        let from_source = |error| SyncError::at(Side::Source, names.source)(error);
+        let listing = source.listing(names.source).map_err(&from_source)?;
+        let theirs = Listed {
+            status: listing.status,
+            messages: listing.messages.map(|m| m.map_err(&from_source)),
+        };
+        let action = compared.plan.action.clone();
+        let new_uid_validity = compared.plan.new_uid_validity;
+        match rebuild_listed(mailbox, theirs, action, new_uid_validity, filter)? {
+            Some(rebuilt) => compared = rebuilt,
+            None => return Ok(None),
+        }
+    }
+    let Compared { plan, source_status, flags, filtered, .. } = compared;
+    // After a backup the destination holds the source's messages: that is the base a
+    // later `sync -1` starts from. With message filters only part of them, so no base.
+    let base = MergeBase {
+        uid_validity: source_status.uid_validity.get(),
+        last_common_uid: plan.uid_next.unwrap_or(source_status.uid_next).get() - 1,
+        flags,
+    };
+    Ok(Some(Planned { plan, source_status, base, listed_destination, filtered_messages: filtered }))
 }
 
 /// Plans from both sides' full listings ([`plan_mailbox`]).

@@ -15,13 +15,13 @@ use super::{
 use crate::error::{Side, StorageError, SyncError};
 use crate::history::FolderHistory;
 use crate::model::{MailboxName, SpecialUse};
-use crate::plan::ComparableGuids;
 use crate::plan::merge::{
     FolderInput, FolderStep, Listed, MergeMode, Rename, Subscribed, move_state,
     next_history_rename, next_rename, plan_folders, plan_subscriptions, record_subscriptions,
     token_needed,
 };
-use crate::report::{MailboxRename, Report};
+use crate::plan::{ComparableGuids, MailboxAction, MailboxPlan};
+use crate::report::{MailboxRename, MailboxReport, Report};
 use crate::state::SyncState;
 use crate::storage::StorageMut;
 use mailbox::{MailboxJob, MailboxMerge};
@@ -248,7 +248,21 @@ impl Merge<'_, '_> {
                     self.delete(side, &a_name, &name);
                     continue;
                 }
-                FolderStep::Merge => (self.state.mailboxes.get(&name).cloned(), None),
+                FolderStep::Merge => {
+                    let previous = self.state.mailboxes.get(&name);
+                    // Neither side changed since the last sync: nothing to list, and the
+                    // entry is kept, not copied.
+                    if previous.is_some_and(|previous| {
+                        mailbox::unchanged(self.a.storage(), &a_name, &mut *self.b, &name, previous)
+                    }) {
+                        self.observer.mailbox_planned(&MailboxPlan::unchanged(name.clone()));
+                        let mailbox_report = MailboxReport::new(name, MailboxAction::Update);
+                        self.observer.mailbox_finished(&mailbox_report);
+                        self.report.mailboxes.push(mailbox_report);
+                        continue;
+                    }
+                    (previous.cloned(), None)
+                }
                 FolderStep::Create(side) => (None, Some(side)),
             };
             let job = MailboxJob {

@@ -426,6 +426,13 @@ fn finish(
     options: &SyncOptions,
     observer: &mut dyn Observer,
 ) -> Result<Report, Failed> {
+    // A mailbox listed twice (a backup that found it must be rebuilt lists the source
+    // again) has its left-out entries reported twice: each counts once.
+    let mut seen = std::collections::HashSet::new();
+    report.skipped.retain(|s| {
+        let key = (s.side == Side::Source, s.skip.mailbox.clone(), s.skip.item.clone());
+        seen.insert((key, s.skip.reason.clone()))
+    });
     for skipped in &report.skipped {
         observer.skipped(skipped);
     }
@@ -867,6 +874,33 @@ mod tests {
         let options = SyncOptions::new(Mode::Backup);
         run(&options, &mut source, &mut MemoryStorage::new(), &mut observer).expect("backup");
         assert_eq!(observer.skipped, 1);
+    }
+
+    /// A merge re-run where neither side changed lists nothing, reports every mailbox as
+    /// unchanged and records what the last run recorded (the entry is kept, not rebuilt).
+    #[test]
+    fn a_merge_rerun_with_nothing_changed_lists_nothing_and_keeps_the_state() {
+        for mode in [Mode::OneWay, Mode::TwoWay] {
+            let mut a = account(&[("INBOX", 3), ("Archive", 1), ("Sent", 0)]);
+            let mut b = MemoryStorage::new();
+            let merge = |a: &mut MemoryStorage, b: &mut MemoryStorage, state| {
+                let options = SyncOptions::new(mode).state(state);
+                if mode == Mode::TwoWay {
+                    run_two_way(&options, a, b, &mut NoObserver)
+                } else {
+                    run(&options, a, b, &mut NoObserver)
+                }
+                .expect("sync")
+            };
+            let first = merge(&mut a, &mut b, None);
+            let recorded = first.state.clone().expect("state");
+            let listed = (a.listings(), b.listings());
+            let again = merge(&mut a, &mut b, first.state);
+            assert_eq!((a.listings(), b.listings()), listed, "{mode:?}");
+            assert_eq!(again.mailboxes.len(), 3, "{mode:?}: {again:?}");
+            assert!(again.mailboxes.iter().all(MailboxReport::is_unchanged), "{mode:?}");
+            assert_eq!(again.state, Some(recorded), "{mode:?}");
+        }
     }
 
     #[test]

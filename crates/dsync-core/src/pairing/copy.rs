@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::error::{ErrorKind, StorageError};
 use crate::execute::Observer;
+use crate::header_hash::{DEFAULT_HASHED_HEADERS, HashVersion, header_hash};
 use crate::model::{Flags, MailboxName, MessageMeta, Uid};
 use crate::storage::{Delivered, MailboxWriter, MessageSink};
 
@@ -16,8 +17,13 @@ use crate::storage::{Delivered, MailboxWriter, MessageSink};
 pub(super) type Fetch<'a> =
     dyn FnMut(&[Uid], &mut dyn MessageSink) -> Result<(), StorageError> + 'a;
 
-/// Hears each confirmed save: origin UID, the UID it got (`None`: stored, UID unknown).
-pub(super) type Stored<'a> = dyn FnMut(&mut dyn Observer, Uid, Option<Uid>) + 'a;
+/// Hears each confirmed save: origin UID, the UID it got (`None`: stored, UID unknown),
+/// and the header hash of what was sent ([`crate::header_hash`], read on the way).
+pub(super) type Stored<'a> = dyn FnMut(&mut dyn Observer, Uid, Option<Uid>, Option<&str>) + 'a;
+
+/// A header longer than this is hashed as far as it goes (as the storages' own
+/// `header_hashes` do).
+const HEADER_LIMIT: usize = 1 << 20;
 
 /// Where copies go.
 pub(super) struct Target<'a> {
@@ -74,6 +80,7 @@ pub(super) fn copy(
         stored,
         copied: Copied::default(),
         staged_bytes: None,
+        staged_hash: None,
         unconfirmed: Vec::new(),
         since_commit: 0,
         written_error: None,
@@ -120,8 +127,10 @@ struct Sink<'t, 'a, 'm> {
     stored: &'t mut Stored<'t>,
     copied: Copied,
     staged_bytes: Option<u64>,
-    /// Saves since the last commit: origin UID, UID asked for, bytes.
-    unconfirmed: Vec<(Uid, Uid, u64)>,
+    /// The staged message's header hash.
+    staged_hash: Option<String>,
+    /// Saves since the last commit: origin UID, UID asked for, bytes, header hash.
+    unconfirmed: Vec<(Uid, Uid, u64, Option<String>)>,
     since_commit: u32,
     /// The written side failed (the origin only sees its sink refuse).
     written_error: Option<StorageError>,
@@ -147,10 +156,10 @@ impl Sink<'_, '_, '_> {
         self.since_commit = 0;
         if !self.target.assigns {
             self.target.writer.commit()?;
-            for (origin, asked, bytes) in std::mem::take(&mut self.unconfirmed) {
+            for (origin, asked, bytes, hash) in std::mem::take(&mut self.unconfirmed) {
                 self.copied.stored += 1;
                 self.copied.bytes += bytes;
-                (self.stored)(&mut *self.observer, origin, Some(asked));
+                (self.stored)(&mut *self.observer, origin, Some(asked), hash.as_deref());
             }
             return Ok(());
         }
@@ -158,18 +167,21 @@ impl Sink<'_, '_, '_> {
             Commit::All => self.target.writer.commit()?,
             Commit::Confirmed => self.target.writer.commit_confirmed()?,
         }
-        let mut requested: BTreeMap<Uid, (Uid, u64)> = std::mem::take(&mut self.unconfirmed)
-            .into_iter()
-            .map(|(origin, asked, bytes)| (asked, (origin, bytes)))
-            .collect();
+        let mut requested: BTreeMap<Uid, (Uid, u64, Option<String>)> =
+            std::mem::take(&mut self.unconfirmed)
+                .into_iter()
+                .map(|(origin, asked, bytes, hash)| (asked, (origin, bytes, hash)))
+                .collect();
         let mut stop = None;
         for assigned in self.target.writer.take_assigned() {
-            let Some((origin, bytes)) = requested.remove(&assigned.requested) else { continue };
+            let Some((origin, bytes, hash)) = requested.remove(&assigned.requested) else {
+                continue;
+            };
             match assigned.result {
                 Ok(uid) => {
                     self.copied.stored += 1;
                     self.copied.bytes += bytes;
-                    (self.stored)(&mut *self.observer, origin, uid);
+                    (self.stored)(&mut *self.observer, origin, uid, hash.as_deref());
                 }
                 Err(_) if assigned.retry_after.is_some() => {
                     self.copied.later.push((origin, assigned.retry_after));
@@ -194,7 +206,7 @@ impl Sink<'_, '_, '_> {
         if how == Commit::Confirmed {
             self.unconfirmed = requested
                 .into_iter()
-                .map(|(asked, (origin, bytes))| (origin, asked, bytes))
+                .map(|(asked, (origin, bytes, hash))| (origin, asked, bytes, hash))
                 .collect();
         }
         stop.map_or(Ok(()), Err)
@@ -223,7 +235,8 @@ impl Sink<'_, '_, '_> {
         if let Err(error) = self.target.writer.save_finish(&saved) {
             return Err(self.fail(error));
         }
-        self.unconfirmed.push((uid, asked, bytes));
+        let hash = self.staged_hash.take();
+        self.unconfirmed.push((uid, asked, bytes, hash));
         self.since_commit += 1;
         self.observer.message_saved(self.target.mailbox, uid, bytes);
         let interrupted = self.observer.interrupted();
@@ -242,10 +255,19 @@ impl Sink<'_, '_, '_> {
 
 impl MessageSink for Sink<'_, '_, '_> {
     fn body(&mut self, body: &mut dyn Read) -> Result<(), StorageError> {
-        let mut counting = Counting { inner: body, count: 0, failed: None };
+        let mut counting = Counting {
+            inner: body,
+            count: 0,
+            failed: None,
+            header: Vec::new(),
+            header_done: false,
+        };
         match self.target.writer.save_body(&mut counting) {
             Ok(()) => {
                 self.staged_bytes = Some(counting.count);
+                // What this save stores, for finding it again when another folder wants it.
+                self.staged_hash =
+                    Some(header_hash(&counting.header, &DEFAULT_HASHED_HEADERS, HashVersion::V3));
                 Ok(())
             }
             Err(error) => match counting.failed.take() {
@@ -276,11 +298,36 @@ impl MessageSink for Sink<'_, '_, '_> {
     }
 }
 
-/// Counts what the writer reads, and remembers when reading (the origin) failed.
+/// Counts what the writer reads, keeps the message's header on the way (until the empty
+/// line, or [`HEADER_LIMIT`]), and remembers when reading (the origin) failed.
 struct Counting<'a> {
     inner: &'a mut dyn Read,
     count: u64,
     failed: Option<(io::ErrorKind, String)>,
+    /// The header read so far.
+    header: Vec<u8>,
+    /// The header is complete (or as long as it is kept).
+    header_done: bool,
+}
+
+impl Counting<'_> {
+    fn keep_header(&mut self, bytes: &[u8]) {
+        if self.header_done {
+            return;
+        }
+        // From a little before, so that an empty line split across reads is found.
+        let from = self.header.len().saturating_sub(3);
+        self.header.extend_from_slice(bytes);
+        let window = &self.header[from..];
+        let end = memchr::memmem::find(window, b"\r\n\r\n")
+            .or_else(|| memchr::memmem::find(window, b"\n\n"));
+        if let Some(end) = end {
+            self.header.truncate(from + end + 2);
+            self.header_done = true;
+        } else if self.header.len() > HEADER_LIMIT {
+            self.header_done = true;
+        }
+    }
 }
 
 impl Read for Counting<'_> {
@@ -288,12 +335,64 @@ impl Read for Counting<'_> {
         match self.inner.read(buf) {
             Ok(n) => {
                 self.count += n as u64;
+                self.keep_header(&buf[..n]);
                 Ok(n)
             }
             Err(error) if error.kind() == io::ErrorKind::Interrupted => Err(error),
             Err(error) => {
                 self.failed = Some((error.kind(), error.to_string()));
                 Err(error)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Yields `data` in reads of at most `step` bytes.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.step.min(buf.len()).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn the_header_kept_on_the_way_hashes_as_the_whole_message_does() {
+        let messages: [&[u8]; 3] = [
+            b"Date: Mon, 1 Jan 2024 10:00:00 +0000\r\nMessage-ID: <a@x>\r\nSubject: s\r\n\r\nDate: no\r\n",
+            b"Message-ID: <b@x>\nDate: Tue, 2 Jan 2024 10:00:00 +0000\n\nMessage-ID: <c@x>\n",
+            b"Subject: no empty line\r\nMessage-ID: <d@x>\r\n",
+        ];
+        for message in messages {
+            let whole = header_hash(message, &DEFAULT_HASHED_HEADERS, HashVersion::V3);
+            for step in [1, 2, 3, 5, 64] {
+                let mut inner = Trickle { data: message, step };
+                let mut counting = Counting {
+                    inner: &mut inner,
+                    count: 0,
+                    failed: None,
+                    header: Vec::new(),
+                    header_done: false,
+                };
+                io::copy(&mut counting, &mut io::sink()).expect("read");
+                assert_eq!(counting.count, message.len() as u64);
+                let kept = header_hash(&counting.header, &DEFAULT_HASHED_HEADERS, HashVersion::V3);
+                assert_eq!(
+                    kept,
+                    whole,
+                    "{step}-byte reads of {:?}",
+                    String::from_utf8_lossy(message)
+                );
             }
         }
     }

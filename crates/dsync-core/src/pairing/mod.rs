@@ -20,8 +20,10 @@
 
 mod copy;
 mod follow;
+mod held;
 pub mod plan;
 pub mod renames;
+mod within;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -151,6 +153,16 @@ pub(crate) fn run(
     };
     let on_source = selectable(&source_mailboxes);
     let on_destination = selectable(&destination_mailboxes);
+    // Gmail: its mailboxes are labels of one message, its all-mail mailbox is every
+    // message (README, "Gmail as a destination").
+    let labels = destination.labels_as_mailboxes();
+    let all_mail = destination_mailboxes
+        .iter()
+        .find(|m| m.special_use.contains(&SpecialUse::All))
+        .map(|m| m.name.clone());
+    let inbox = MailboxName::inbox();
+    let can_copy = matches!(destination.copy_within(&inbox, &[], &inbox), Ok(Some(_)));
+    let mut held = held::Held::new(can_copy && !options.dry_run, labels, &destination_mailboxes);
 
     let mut jobs = Vec::new();
     let mut delete_destination = Vec::new();
@@ -172,6 +184,9 @@ pub(crate) fn run(
             (true, false, PairMode::TwoWay) => delete_source.push(job),
             (false, true, PairMode::TwoWay) if !known => jobs.push(job),
             (false, true, _) if name.is_inbox() => {}
+            // Gmail's own folders (all mail, sent, trash, starred…) are not the source's
+            // to delete.
+            (false, true, _) if labels && !job.roles.is_empty() => {}
             (false, true, _) if left_out.contains(name) => report.warnings.push(format!(
                 "mailbox {name} is kept on the destination: the source left it out (see \
                  skipped), it did not delete it"
@@ -232,9 +247,16 @@ pub(crate) fn run(
         }
     }
 
+    if labels {
+        // All mail last: by then every label has had its expunges (so that what is
+        // expunged there is only what no label keeps) and its saves (so that all mail
+        // only copies what they stored).
+        jobs.sort_by_key(|job| Some(&job.name) == all_mail.as_ref());
+    }
     for job in &jobs {
         stop_if_interrupted(observer, &job.name)?;
-        let result = sync_mailbox(options, mode, &mut source, destination, observer, job, state);
+        let result =
+            sync_mailbox(options, mode, &mut source, destination, observer, job, state, &mut held);
         let result = result.map(|(mailbox_report, skipped)| {
             report.skipped.extend(skipped);
             mailbox_report
@@ -421,7 +443,7 @@ fn unchanged(
     token(source, source_name).as_ref() == Some(a) && token(destination, name).as_ref() == Some(b)
 }
 
-#[allow(clippy::too_many_lines)]
+#[allow(clippy::too_many_lines, clippy::too_many_arguments)]
 fn sync_mailbox(
     options: &SyncOptions,
     mode: PairMode,
@@ -430,6 +452,7 @@ fn sync_mailbox(
     observer: &mut dyn Observer,
     job: &Job,
     state: &mut SyncState,
+    held: &mut held::Held,
 ) -> Result<(MailboxReport, Vec<Skipped>), MailboxFailed> {
     let name = &job.name;
     let source_name = &job.source_name;
@@ -490,7 +513,9 @@ fn sync_mailbox(
         b_ids = destination.header_hashes(name, &needed.destination).map_err(&to_destination)?;
     }
     let plan = plan::plan(mode, &a, &b, previous, &a_ids, &b_ids, &wanted);
-    if plan.rematched > 0 {
+    // Gmail's all mail shows what its labels stored this run: found there, as expected.
+    let labels_all_mail = held.is_all_mail(name);
+    if plan.rematched > 0 && !labels_all_mail {
         report.warnings.push(format!(
             "mailbox {name}: {} message(s) already on the {} were recognised by content and \
              not copied again",
@@ -523,11 +548,24 @@ fn sync_mailbox(
     let partial =
         |error: SyncError, report: &MailboxReport| MailboxFailed::after(error, report.clone());
     let mut undone = plan::Undone::default();
+    let mut expunge = plan.destination_expunge.clone();
+    if labels_all_mail && !expunge.is_empty() {
+        // Expunged from Gmail's all mail, a message is gone from every label: only what
+        // no label keeps goes (a label the source removed was expunged before).
+        let labelled = destination
+            .still_labelled(name, &expunge)
+            .map_err(|e| partial(to_destination(e), &report))?;
+        if !labelled.is_empty() {
+            expunge.retain(|uid| !labelled.contains(uid));
+            undone.destination_expunge.extend(labelled.iter().copied());
+            report.expunged = expunge.len() as u64;
+        }
+    }
     let left = apply_changes(
         destination,
         name,
         &plan.destination_flags,
-        &plan.destination_expunge,
+        &expunge,
         b.status.highest_modseq,
     )
     .map_err(|e| partial(to_destination(e), &report))?;
@@ -575,9 +613,43 @@ fn sync_mailbox(
     let mut skipped = Vec::new();
     // Saves stored under a UID the storage could not tell (no UIDPLUS).
     let mut unknown = 0_u64;
-    // Source → destination.
+    // Source → destination: what the destination holds elsewhere is copied there, the
+    // rest sent.
     let a_metas: BTreeMap<Uid, &MessageMeta> = a.messages.iter().map(|m| (m.uid, m)).collect();
+    let here = within::Mailbox { name, source_name, validities: (a_validity, b_validity) };
+    let split = within::split(
+        held,
+        source.storage(),
+        destination,
+        &here,
+        &plan.to_destination,
+        &a_metas,
+        &a_ids,
+        &mut report.warnings,
+    )
+    .map_err(|e| partial(to_source(e), &report))?;
+    let copied_here = within::copy(
+        held,
+        destination,
+        &here,
+        &split,
+        &a_metas,
+        observer,
+        &mut |observer, origin, uid, _| {
+            unknown += u64::from(uid.is_none());
+            let validities = (a_validity, b_validity);
+            record_pair(state, observer, name, validities, origin, uid, &a_metas, false);
+        },
+    )
+    .map_err(|e| partial(to_destination(e), &report))?;
+    report.copied_locally = copied_here.copied;
+    let mut sends = split.sends;
+    sends.extend(copied_here.sends);
+    sends.sort_by_key(|(uid, _)| *uid);
+    let send_flags: BTreeMap<Uid, &Flags> =
+        sends.iter().map(|(uid, flags)| (*uid, flags)).collect();
     let assigns = destination.capabilities().assigns_uids;
+    let excluded = held.excluded(name);
     let outcome = {
         let mut fetch = |uids: &[Uid], sink: &mut dyn crate::storage::MessageSink| {
             source.storage().fetch(source_name, uids, sink)
@@ -590,25 +662,29 @@ fn sync_mailbox(
             assigns,
             b.status.uid_next,
             observer,
-            &plan.to_destination,
+            &sends,
             &a_metas,
             &mut not_kept,
-            &mut |observer, origin, uid| {
+            &mut |observer, origin, uid, hash| {
                 unknown += u64::from(uid.is_none());
                 let validities = (a_validity, b_validity);
                 record_pair(state, observer, name, validities, origin, uid, &a_metas, false);
+                if let (Some(uid), false, Some(meta)) = (uid, excluded, a_metas.get(&origin)) {
+                    let flags = send_flags.get(&origin).copied();
+                    held.insert(meta, hash, name, uid, flags);
+                }
             },
         )
     };
     match outcome {
         Ok(copied) => {
             skipped.extend(refusals(&copied, name, &a_metas, Side::Destination));
-            report.saved = copied.stored;
+            report.saved = copied.stored + copied_here.copied;
             report.bytes = copied.bytes;
             report.vanished = copied.vanished;
         }
         Err(stopped) => {
-            report.saved = stopped.copied.stored;
+            report.saved = stopped.copied.stored + copied_here.copied;
             report.bytes = stopped.copied.bytes;
             let side = if stopped.written { Side::Destination } else { Side::Source };
             let mailbox = if stopped.written { name } else { source_name };
@@ -636,7 +712,7 @@ fn sync_mailbox(
             &plan.to_source,
             &b_metas,
             &mut not_kept,
-            &mut |observer, origin, uid| {
+            &mut |observer, origin, uid, _| {
                 unknown += u64::from(uid.is_none());
                 let validities = (a_validity, b_validity);
                 record_pair(state, observer, name, validities, origin, uid, &b_metas, true);

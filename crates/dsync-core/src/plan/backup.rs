@@ -4,6 +4,7 @@
 
 mod delta;
 mod mailbox;
+pub mod streamed;
 mod tree;
 
 pub use delta::{base_after, plan_delta};

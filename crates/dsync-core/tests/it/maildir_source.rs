@@ -132,6 +132,37 @@ fn a_hostile_maildir_source_is_copied_except_what_it_reports() {
     assert_eq!((again.exit_code(), again.skipped.len(), again.totals().saved), (65, 3, 0));
 }
 
+/// A backup compares Maildir folders as they are read ([`Storage::listing`]): that listing
+/// must be the folder's contents, with the same status and the same entries left out.
+#[test]
+fn a_maildir_folder_read_as_it_comes_is_its_contents() {
+    use dsync_core::Storage as _;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let source = hostile_source(dir.path());
+    let maildir = Maildir::open(Location::maildir(&source));
+    for n in 0..5 {
+        save(&maildir, "INBOX", 11, &format!("Subject: {n}\n\nbody {n}\n"));
+    }
+    let mut storage =
+        MaildirStorage::open_read_only(&format!("maildir:{}", source.display())).expect("open");
+    for name in ["INBOX", "Archive"] {
+        let name = dsync_core::MailboxName::split(name, Some('/')).expect("name");
+        let whole = storage.contents(&name).expect("contents");
+        let whole_skipped = storage.take_skipped();
+        assert_eq!(whole_skipped.len(), 1, "{name}: the FIFO or the symlink is left out");
+        let (status, messages) = {
+            let listing = storage.listing(&name).expect("listing");
+            let messages: Vec<_> = listing.messages.collect::<Result<_, _>>().expect("messages");
+            (listing.status, messages)
+        };
+        assert_eq!(status, whole.status, "{name}");
+        assert_eq!(messages, whole.messages, "{name}");
+        assert!(messages.windows(2).all(|pair| pair[0].uid < pair[1].uid), "ascending UIDs");
+        assert_eq!(storage.take_skipped(), whole_skipped, "{name}");
+    }
+}
+
 /// Sets the modification time of the directory `dir` to `seconds` ago.
 fn age(dir: &Path, seconds: u64) {
     let then = std::time::SystemTime::now() - Duration::from_secs(seconds);

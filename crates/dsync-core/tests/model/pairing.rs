@@ -223,3 +223,64 @@ fn one_way_keeps_the_destinations_own_changes() {
     assert_eq!(report.totals().saved, 0, "the expunged message is not copied again");
     assert_eq!(destination.mailbox(&name("INBOX")).expect("inbox").messages.len(), 12);
 }
+
+/// A source keeping some messages in several folders: 6 messages, 11 folder entries.
+fn source_with_duplicates() -> MemoryStorage {
+    let mut source = MemoryStorage::new();
+    let placed: [(u32, &[&str]); 6] = [
+        (1, &["INBOX", "Work", "Family"]),
+        (2, &["Work", "Family"]),
+        (3, &["INBOX"]),
+        (4, &["Archive", "Family"]),
+        (5, &["Archive", "INBOX"]),
+        (6, &["Work"]),
+    ];
+    for folder in ["INBOX", "Work", "Family", "Archive"] {
+        source.add_mailbox(&name(folder), UidValidity::new(7).expect("nonzero"));
+    }
+    for (id, folders) in placed {
+        let body = format!("Message-ID: <dup-{id}@x>\r\nSubject: {id}\r\n\r\nbody {id}\r\n");
+        for (n, folder) in folders.iter().enumerate() {
+            // The first copy of 1 is read, the others not: a copy's flags can differ.
+            let names: &[&str] = if id == 1 && n == 0 { &["\\Seen"] } else { &[] };
+            let mailbox = source.mailbox_mut(&name(folder)).expect("added");
+            mailbox.append(body.as_bytes(), flags(names), Some(1_700_000_000 + i64::from(id)));
+        }
+    }
+    source
+}
+
+#[test]
+fn a_message_in_several_folders_is_sent_once_and_copied_within_the_destination() {
+    let mut source = source_with_duplicates();
+    let mut destination = imap_like();
+    let report = backup(&mut source, &mut destination, None);
+    let totals = report.totals();
+    assert_eq!((totals.saved, totals.copied_locally), (11, 5), "{report:?}");
+    assert_eq!(contents(&destination), contents(&source));
+    let again = backup(&mut source, &mut destination, report.state);
+    assert!(again.is_noop(), "{again:?}");
+}
+
+#[test]
+fn a_failure_while_copying_within_the_destination_leaves_no_duplicate() {
+    for writes in 0..16 {
+        for keep_records in [true, false] {
+            let mut source = source_with_duplicates();
+            let mut destination = imap_like();
+            destination.fail_after(Some(writes));
+            let mut file = StateFile::default();
+            let options = SyncOptions::new(Mode::Backup).commit_interval(2);
+            if dsync_core::run(&options, &mut source, &mut destination, &mut file).is_ok() {
+                continue;
+            }
+            destination.fail_after(None);
+            let state = (keep_records && !file.text.is_empty())
+                .then(|| SyncState::decode(&file.text).expect("readable state"));
+            let report = backup(&mut source, &mut destination, state);
+            assert_eq!(contents(&destination), contents(&source), "after {writes} writes");
+            let again = backup(&mut source, &mut destination, report.state);
+            assert_eq!(again.totals().saved, 0, "after {writes} writes");
+        }
+    }
+}

@@ -8,6 +8,7 @@
 //! ```
 
 use std::cmp::Ordering;
+use std::fmt::Write as _;
 use std::sync::{Mutex, OnceLock};
 
 use super::state::Sub;
@@ -109,6 +110,22 @@ pub(crate) fn with_flags(name: &str, flags: Flags, keywords: &[u8]) -> String {
 /// A new unique base name `secs.M<usecs>P<pid>.<host>` (`maildir_filename_generate`):
 /// when the clock has not advanced since the last name, the microseconds are incremented.
 pub(crate) fn generate_base() -> String {
+    let mut base = String::with_capacity(64);
+    push_base(&mut base);
+    base
+}
+
+/// [`temp_name`] of a [`generate_base`], formatted into one allocation (once per saved
+/// message).
+pub(crate) fn generate_temp_name() -> String {
+    let mut name = String::with_capacity(TEMP_PREFIX.len() + 64);
+    name.push_str(TEMP_PREFIX);
+    push_base(&mut name);
+    name
+}
+
+/// Appends a new unique base name to `out`.
+fn push_base(out: &mut String) {
     static LAST: Mutex<(i64, u32)> = Mutex::new((0, 0));
     let (mut secs, mut usecs) = crate::fs::now();
     let mut last = LAST.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -122,7 +139,8 @@ pub(crate) fn generate_base() -> String {
     }
     *last = (secs, usecs);
     drop(last);
-    format!("{secs}.M{usecs}P{}.{}", process_id(), crate::fs::filename_host())
+    let _ = write!(out, "{secs}.M{usecs}P{}.", process_id());
+    out.push_str(crate::fs::filename_host());
 }
 
 /// This process's ID, asked once: `getpid` is a system call, and this was one per saved

@@ -32,13 +32,18 @@ pub(crate) struct Entry {
 
 /// Writes the journal for `entries` (fsynced when `fsync`).
 pub(crate) fn write(locked: &Locked, entries: &[Entry]) -> Result<()> {
-    let mut text = String::from(HEADER);
+    let length: usize = entries
+        .iter()
+        .map(|e| e.tmp_name.len() + e.final_name.len() + e.record.filename.len() + 32)
+        .sum();
+    let mut text = String::with_capacity(HEADER.len() + length);
+    text.push_str(HEADER);
     for entry in entries {
         text.push_str(&entry.tmp_name);
         text.push('/');
         text.push_str(&entry.final_name);
         text.push('/');
-        text.push_str(&super::uidlist::record_line(&entry.record));
+        super::uidlist::push_record_line(&mut text, &entry.record);
     }
     let dir = &locked.paths.dir;
     crate::fs::replace_file(

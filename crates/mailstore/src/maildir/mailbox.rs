@@ -15,6 +15,7 @@ use super::keywords::KeywordTable;
 use super::save::Staged;
 use super::state::{self, FileRef, Paths, Scan, Sub};
 use super::uidlist::{Record, Uidlist, ext};
+use super::writer::FileQueue;
 use crate::crlf::CrlfReader;
 use crate::error::{Error, IoContext, Result};
 use crate::flags::{Flags, Keyword};
@@ -101,6 +102,60 @@ impl Read for MessageReader {
     }
 }
 
+/// The messages of a mailbox, read one at a time ([`Mailbox::into_messages`]), in the
+/// uidlist's order (ascending UID).
+#[derive(Debug)]
+pub struct MessageStream {
+    mailbox: Mailbox,
+    view: Arc<View>,
+    dirs: [Option<OwnedFd>; 2],
+    /// The next record of the view's uidlist to read.
+    next: usize,
+    left_out: Vec<LeftOut>,
+    status: MailboxStatus,
+}
+
+impl MessageStream {
+    /// The mailbox's status as read.
+    pub fn status(&self) -> &MailboxStatus {
+        &self.status
+    }
+
+    /// What was left out so far, sorted by path (all of it once the stream has ended).
+    pub fn take_left_out(&mut self) -> Vec<LeftOut> {
+        let mut left_out = std::mem::take(&mut self.left_out);
+        left_out.sort_by(|a, b| a.path.cmp(&b.path));
+        left_out
+    }
+}
+
+impl Iterator for MessageStream {
+    type Item = Result<MessageInfo>;
+
+    fn next(&mut self) -> Option<Result<MessageInfo>> {
+        let records = &self.view.uidlist.records;
+        while let Some(record) = records.get(self.next) {
+            self.next += 1;
+            let Some(file) = Mailbox::file_of(&self.view, record) else { continue };
+            match self.mailbox.read_message(
+                &self.view,
+                record,
+                file,
+                &self.dirs,
+                &mut self.left_out,
+            ) {
+                Ok(Some(info)) => return Some(Ok(info)),
+                Ok(None) => {}
+                Err(error) => {
+                    self.next = records.len();
+                    return Some(Err(error));
+                }
+            }
+        }
+        None
+    }
+}
+
 /// A mailbox of a [`super::Maildir`]. Saves are staged until [`Mailbox::commit`]; dropping
 /// the mailbox discards staged messages (nothing of them was ever visible).
 #[derive(Debug)]
@@ -112,7 +167,7 @@ pub struct Mailbox {
     /// The last view read, so that opening many messages does not rescan each time.
     cache: Mutex<Option<Arc<View>>>,
     /// The uidlist as our last commit left it (see [`state::locked_cached`]).
-    pub(crate) uidlist_cache: Option<state::CachedUidlist>,
+    pub(crate) uidlist_cache: Mutex<Option<state::CachedUidlist>>,
     /// File base names known to be taken, once a commit had to check a caller's GUID
     /// against them (see [`Mailbox::commit`]).
     pub(crate) taken_bases: Option<HashSet<String>>,
@@ -124,6 +179,17 @@ pub struct Mailbox {
     /// `tmp/`, `new/` and `cur/` opened once the first save needs them: files are created
     /// and renamed relative to them (see [`Mailbox::sub_dir`]).
     sub_dirs: [OnceLock<OwnedFd>; 3],
+    /// The writer thread that creates and writes message files, started by the first
+    /// save after one whose file came out right (see [`super::writer`]).
+    pub(crate) files: OnceLock<FileQueue>,
+}
+
+impl Drop for Mailbox {
+    fn drop(&mut self) {
+        // The writer thread finishes (or gives up) its files before the staged ones are
+        // removed from `tmp/` (when the fields are dropped, after this).
+        drop(self.files.take());
+    }
 }
 
 /// Which of a mailbox's directories [`Mailbox::sub_dir`] opens.
@@ -214,11 +280,12 @@ impl Mailbox {
             paths: Paths { root, dir },
             staged: Vec::new(),
             cache: Mutex::new(None),
-            uidlist_cache: None,
+            uidlist_cache: Mutex::new(None),
             taken_bases: None,
             dropped_keywords: Mutex::new(Vec::new()),
             tmp_files_right: AtomicBool::new(false),
             sub_dirs: [OnceLock::new(), OnceLock::new(), OnceLock::new()],
+            files: OnceLock::new(),
         }
     }
 
@@ -247,15 +314,19 @@ impl Mailbox {
             return Ok(status);
         }
         let view = self.view()?;
-        let messages = u32::try_from(Self::present(&view).count()).unwrap_or(u32::MAX);
-        Ok(MailboxStatus {
+        Ok(Self::view_status(&view, Self::present(&view).count()))
+    }
+
+    /// The status of `view`, holding `messages` messages.
+    fn view_status(view: &View, messages: usize) -> MailboxStatus {
+        MailboxStatus {
             uid_validity: view.uidlist.uid_validity,
             next_uid: view.uidlist.next_uid(),
             guid: view.uidlist.guid,
-            messages,
+            messages: u32::try_from(messages).unwrap_or(u32::MAX),
             origin_uid_validity: view.uidlist.origin(),
             highest_modseq: None,
-        })
+        }
     }
 
     /// [`Self::status`] from the uidlist and one pass over `new/` and `cur/` that keeps no
@@ -350,6 +421,13 @@ impl Mailbox {
     /// new name and UID at its next sync). Every one of them keeps the UID Dovecot would
     /// give it, so the others' UIDs are what Dovecot's would be.
     pub fn list_messages(&self) -> Result<Listing<MessageInfo>> {
+        Ok(self.list_messages_with_status()?.0)
+    }
+
+    /// [`Self::list_messages`] and the mailbox's status from the same read (its count the
+    /// messages listed), without parsing the uidlist again as [`Self::status`] would: in a
+    /// large folder that second parse cost more memory than the listing itself.
+    pub fn list_messages_with_status(&self) -> Result<(Listing<MessageInfo>, MailboxStatus)> {
         let view = self.view()?;
         let mut left_out = view.left_out.clone();
         let tree = self.paths.tree();
@@ -358,57 +436,83 @@ impl Mailbox {
             .map(|sub| tree.open_dir(self.paths.relative(&self.paths.sub(sub))).ok());
         let mut out = Vec::new();
         for (record, file) in Self::present(&view) {
-            let path = self.paths.file(file);
-            let relative = self.paths.relative(&path);
-            let status = match stat_message(tree, &dirs, file, relative) {
-                Ok(status) => status,
-                // Renamed (flag change) or expunged by someone else since the scan.
-                Err(refusal) if refusal.is_not_found() => continue,
-                Err(refusal) => {
-                    left_out.push(self.left_out(relative, refusal)?);
-                    continue;
-                }
-            };
-            let name = &file.name;
-            let size = known_size(record, name, ext::SIZE)
-                .unwrap_or_else(|| u64::try_from(status.st_size).unwrap_or(0));
-            let virtual_size = match known_size(record, name, ext::VSIZE) {
-                Some(v) => v,
-                None => match tree.open_file(relative) {
-                    Ok(mut file) => virtual_size_read(&mut file, &path)?,
-                    Err(refusal) if refusal.is_not_found() => continue,
-                    Err(refusal) => {
-                        left_out.push(self.left_out(relative, refusal)?);
-                        continue;
-                    }
-                },
-            };
-            let info = filename::info(name);
-            let mut keyword_indexes = info.keywords.clone();
-            keyword_indexes.sort_unstable();
-            let keywords = keyword_indexes
-                .iter()
-                .map(|&i| Keyword::from_disk(view.keywords.name(i)))
-                .collect();
-            out.push(MessageInfo {
-                uid: record.uid,
-                flags: info.flags,
-                keywords,
-                received: status.st_mtime,
-                size,
-                virtual_size,
-                guid: message_guid(record, name).to_string(),
-                pop3_uidl: record.ext(ext::POP3_UIDL).map(str::to_string),
-                pop3_order: record
-                    .ext(ext::POP3_ORDER)
-                    .and_then(|v| v.parse().ok())
-                    .filter(|&o| o > 0),
-                file_name: name.clone(),
-                modseq: None,
-            });
+            if let Some(info) = self.read_message(&view, record, file, &dirs, &mut left_out)? {
+                out.push(info);
+            }
         }
         left_out.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(Listing { entries: out, left_out })
+        let status = Self::view_status(&view, out.len());
+        Ok((Listing { entries: out, left_out }, status))
+    }
+
+    /// One message of `view` as [`Self::list_messages`] lists it: `None` when its file is
+    /// gone since the scan, or left out (then added to `left_out`).
+    fn read_message(
+        &self,
+        view: &View,
+        record: &Record,
+        file: &FileRef,
+        dirs: &[Option<OwnedFd>; 2],
+        left_out: &mut Vec<LeftOut>,
+    ) -> Result<Option<MessageInfo>> {
+        let tree = self.paths.tree();
+        let path = self.paths.file(file);
+        let relative = self.paths.relative(&path);
+        let status = match stat_message(tree, dirs, file, relative) {
+            Ok(status) => status,
+            // Renamed (flag change) or expunged by someone else since the scan.
+            Err(refusal) if refusal.is_not_found() => return Ok(None),
+            Err(refusal) => {
+                left_out.push(self.left_out(relative, refusal)?);
+                return Ok(None);
+            }
+        };
+        let name = &file.name;
+        let size = known_size(record, name, ext::SIZE)
+            .unwrap_or_else(|| u64::try_from(status.st_size).unwrap_or(0));
+        let virtual_size = match known_size(record, name, ext::VSIZE) {
+            Some(v) => v,
+            None => match tree.open_file(relative) {
+                Ok(mut file) => virtual_size_read(&mut file, &path)?,
+                Err(refusal) if refusal.is_not_found() => return Ok(None),
+                Err(refusal) => {
+                    left_out.push(self.left_out(relative, refusal)?);
+                    return Ok(None);
+                }
+            },
+        };
+        let info = filename::info(name);
+        let mut keyword_indexes = info.keywords.clone();
+        keyword_indexes.sort_unstable();
+        let keywords =
+            keyword_indexes.iter().map(|&i| Keyword::from_disk(view.keywords.name(i))).collect();
+        Ok(Some(MessageInfo {
+            uid: record.uid,
+            flags: info.flags,
+            keywords,
+            received: status.st_mtime,
+            size,
+            virtual_size,
+            guid: message_guid(record, name).to_string(),
+            pop3_uidl: record.ext(ext::POP3_UIDL).map(str::to_string),
+            pop3_order: record.ext(ext::POP3_ORDER).and_then(|v| v.parse().ok()).filter(|&o| o > 0),
+            file_name: name.clone(),
+            modseq: None,
+        }))
+    }
+
+    /// [`Self::list_messages_with_status`] read one message at a time, so that a caller
+    /// comparing a large folder with another holds the store's view of the folder (its
+    /// uidlist and file names) but no list of messages. The status's count is of the files
+    /// present when the folder was read.
+    pub fn into_messages(self) -> Result<MessageStream> {
+        let view = self.view()?;
+        let tree = self.paths.tree();
+        let dirs = [Sub::New, Sub::Cur]
+            .map(|sub| tree.open_dir(self.paths.relative(&self.paths.sub(sub))).ok());
+        let status = Self::view_status(&view, Self::present(&view).count());
+        let left_out = view.left_out.clone();
+        Ok(MessageStream { mailbox: self, view, dirs, next: 0, left_out, status })
     }
 
     /// The entry at `relative` of this mailbox, left out because of `refusal`; an error
@@ -592,7 +696,11 @@ impl Mailbox {
     /// Raises the next UID to `next_uid` (never lowers it: Dovecot treats a lowered next UID
     /// as corruption).
     pub fn set_next_uid(&self, next_uid: u32) -> Result<()> {
-        state::locked(&self.store, &self.paths, |locked| {
+        // With the uidlist our last commit left (after a copy, the usual caller) it is not
+        // read and parsed again.
+        let mut cache =
+            self.uidlist_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        state::locked_cached(&self.store, &self.paths, &mut cache, |locked| {
             if next_uid > locked.uidlist.next_uid() {
                 locked.uidlist.header_next_uid = next_uid;
                 locked.rewrite()?;
@@ -805,10 +913,13 @@ impl Mailbox {
 
     /// Records whose files exist and are read, in UID order.
     fn present(view: &View) -> impl Iterator<Item = (&Record, &FileRef)> {
-        view.uidlist.records.iter().filter_map(|r| {
-            let base = filename::base(&r.filename);
-            view.scan.get(base).filter(|_| !view.unreadable.contains(base)).map(|f| (r, f))
-        })
+        view.uidlist.records.iter().filter_map(|r| Self::file_of(view, r).map(|f| (r, f)))
+    }
+
+    /// The file of `record`, when it exists and is read.
+    fn file_of<'v>(view: &'v View, record: &Record) -> Option<&'v FileRef> {
+        let base = filename::base(&record.filename);
+        view.scan.get(base).filter(|_| !view.unreadable.contains(base))
     }
 
     /// The record of `uid` and its file, when it exists. A uidlist is in UID order, so a

@@ -14,6 +14,7 @@ pub(crate) mod save;
 pub(crate) mod state;
 mod trash;
 pub(crate) mod uidlist;
+pub(crate) mod writer;
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -25,7 +26,9 @@ use std::time::Duration;
 pub use copy::CopyOutcome;
 pub use history::{DovecotExpunges, ExpungedMessage};
 pub(crate) use mailbox::virtual_size_read;
-pub use mailbox::{DroppedKeyword, Mailbox, MailboxStatus, MessageInfo, MessageReader};
+pub use mailbox::{
+    DroppedKeyword, Mailbox, MailboxStatus, MessageInfo, MessageReader, MessageStream,
+};
 pub use save::SaveOptions;
 
 use crate::crlf::LineEndings;

@@ -3,6 +3,7 @@
 //! under its lock (Dovecot's `maildir-save.c` sequence, plus the journal of
 //! [`super::journal`]).
 
+use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, BufWriter};
 use std::path::PathBuf;
@@ -13,10 +14,11 @@ use super::journal::{self, Entry};
 use super::mailbox::{Mailbox, SubDir};
 use super::state::{self, Sub};
 use super::uidlist::{Record, ext};
+use super::writer::{self, FileQueue, FileSettings};
 use crate::crlf::ConvertingWriter;
 use crate::error::{Error, IoContext, Result};
 use crate::flags::{Flags, Keyword};
-use crate::pending::PendingMessage;
+use crate::pending::{PendingMessage, Target};
 
 /// How to store one message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -123,37 +125,61 @@ impl Drop for Staged {
 }
 
 impl Mailbox {
-    /// Starts a message in `tmp/`.
+    /// Starts a message in `tmp/`. Once a file of this handle came out with the right
+    /// owner and mode, later ones are created and written by the mailbox's writer thread
+    /// while the caller reads on; [`Self::commit`] waits for it before it renames a file.
     pub fn begin_save(&self) -> Result<PendingMessage> {
         state::writable(&self.store)?;
-        let tmp_name = filename::temp_name(&filename::generate_base());
+        let tmp_name = filename::generate_temp_name();
         let permissions = self.store.permissions()?;
-        let tmp_dir_path = self.paths.tmp();
         let tmp_dir = match self.sub_dir(SubDir::Tmp) {
             Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
                 // tmp/ may be missing in a Maildir written by other software.
-                permissions.create_dir(&tmp_dir_path)?;
+                permissions.create_dir(&self.paths.tmp())?;
                 self.sub_dir(SubDir::Tmp)
             }
             other => other,
         }?;
-        let tmp_path = tmp_dir_path.join(&tmp_name);
-        let check = !self.tmp_files_right.load(Ordering::Relaxed);
-        let (file, right) = permissions.create_new_in(tmp_dir, &tmp_name, &tmp_path, check)?;
-        if right {
-            self.tmp_files_right.store(true, Ordering::Relaxed);
-        }
+        // `paths.tmp().join(name)` with one allocation, not three.
+        let dir = self.paths.dir.as_os_str();
+        let mut tmp_path = PathBuf::with_capacity(dir.len() + 5 + tmp_name.len());
+        tmp_path.push(dir);
+        tmp_path.push("tmp");
+        tmp_path.push(&tmp_name);
+        let target = if self.tmp_files_right.load(Ordering::Relaxed) {
+            if self.files.get().is_none() {
+                let settings = FileSettings {
+                    tmp_dir: tmp_dir.try_clone_to_owned().ctx("dup", &self.paths.tmp())?,
+                    tmp_path: self.paths.tmp(),
+                    mode: permissions.file_mode(),
+                    fsync: self.store.fsync(),
+                };
+                let _ = self.files.set(FileQueue::start(settings)?);
+            }
+            let files = self.files.get().ok_or_else(|| {
+                Error::io("write", &tmp_path, io::Error::other("no writer thread"))
+            })?;
+            Target::Queued(files.file(tmp_name.clone()))
+        } else {
+            let (file, right) = permissions.create_new_in(tmp_dir, &tmp_name, &tmp_path, true)?;
+            if right {
+                self.tmp_files_right.store(true, Ordering::Relaxed);
+            }
+            Target::File(BufWriter::with_capacity(0, file))
+        };
         // No buffer of its own: the converting writer collects a whole message (up to
         // 64 KiB) and writes it with one system call, without a copy into another buffer.
-        let writer = ConvertingWriter::new(
-            BufWriter::with_capacity(0, file),
-            self.store.options.line_endings,
-        )
-        .buffering(64 * 1024);
+        let writer =
+            ConvertingWriter::new(target, self.store.options.line_endings).buffering(writer::CHUNK);
         Ok(PendingMessage { writer: Some(writer), tmp_path, tmp_name })
     }
 
     /// Finishes a message (sizes, received date, fsync) and stages it for [`Self::commit`].
+    ///
+    /// Message files are written by the mailbox's writer thread while the caller reads on,
+    /// so an error here may come from an earlier message of this handle (a full disk, a
+    /// vanished `tmp/`): then every message staged since the last commit is given up, as by
+    /// [`Self::rollback`], and their files are removed.
     pub fn save(&mut self, mut pending: PendingMessage, options: SaveOptions) -> Result<()> {
         validate(&options)?;
         let tmp_path = pending.tmp_path.clone();
@@ -163,14 +189,34 @@ impl Mailbox {
             .ok_or_else(|| Error::io("write", &tmp_path, io::Error::other("finished")))?;
         // From here on the staged entry owns the temp file (and removes it on error).
         let staged = Staged::new(tmp_path.clone(), pending.tmp_name.clone(), options);
-        let (buffered, size, virtual_size) = writer.finish().ctx("write", &tmp_path)?;
-        let file =
-            buffered.into_inner().map_err(|e| Error::io("write", &tmp_path, e.into_error()))?;
-        if let Some(received) = staged.options.received {
-            file.set_modified(crate::fs::system_time(received)).ctx("set mtime", &tmp_path)?;
-        }
-        if self.store.fsync() {
-            file.sync_all().ctx("fsync", &tmp_path)?;
+        let (target, size, virtual_size) = writer.finish().ctx("write", &tmp_path)?;
+        match target {
+            Target::File(buffered) => {
+                let file = buffered
+                    .into_inner()
+                    .map_err(|e| Error::io("write", &tmp_path, e.into_error()))?;
+                if let Some(received) = staged.options.received {
+                    file.set_modified(crate::fs::system_time(received))
+                        .ctx("set mtime", &tmp_path)?;
+                }
+                if self.store.fsync() {
+                    file.sync_all().ctx("fsync", &tmp_path)?;
+                }
+            }
+            Target::Queued(file) => {
+                let files = self.files.get_mut().ok_or_else(|| {
+                    Error::io("write", &tmp_path, io::Error::other("no writer thread"))
+                })?;
+                if let Err(error) = files.finish(file, staged.options.received) {
+                    // The failure may be an earlier staged message's, whose file is gone:
+                    // the messages staged since the last commit are given up together
+                    // (once the writer thread is done with their files), so that a caller
+                    // going on to commit cannot take the failed one for saved.
+                    let _ = files.sync();
+                    self.staged.clear();
+                    return Err(error);
+                }
+            }
         }
         self.stage(staged, size, virtual_size);
         Ok(())
@@ -181,8 +227,11 @@ impl Mailbox {
     /// one with exactly these `S=`/`W=` (as Dovecot keeps it), otherwise the generated name
     /// with sizes is used and the GUID goes into the uidlist `G` field.
     pub(super) fn stage(&mut self, mut staged: Staged, size: u64, virtual_size: u64) {
-        staged.fallback_base =
-            format!("{},S={size},W={virtual_size}", filename::base_of_temp(&staged.tmp_name));
+        let base = filename::base_of_temp(&staged.tmp_name);
+        let mut fallback = String::with_capacity(base.len() + 48);
+        fallback.push_str(base);
+        let _ = write!(fallback, ",S={size},W={virtual_size}");
+        staged.fallback_base = fallback;
         let preferred = staged.options.guid.as_deref().filter(|guid| {
             filename::is_usable_base(guid)
                 && filename::size_field(guid, b'S') == Some(size)
@@ -220,8 +269,16 @@ impl Mailbox {
         if self.staged.is_empty() {
             return Ok(Vec::new());
         }
+        // Every staged file complete and closed before the first is renamed.
+        if let Some(files) = self.files.get_mut()
+            && let Err(error) = files.sync()
+        {
+            self.staged.clear();
+            return Err(error);
+        }
         let mut staged = std::mem::take(&mut self.staged);
-        let mut cache = self.uidlist_cache.take();
+        let mut cache =
+            self.uidlist_cache.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         // Only names taken from callers' GUIDs can collide with existing files; generated
         // names are unique, so the directory scan is skipped when there are none. The names
         // found are kept for this handle's later commits (with their own names added): one
@@ -307,9 +364,11 @@ impl Mailbox {
                         let sub = filename::sub_for(&entry.final_name);
                         let sub_dir = self.sub_dir(SubDir::Mail(sub))?;
                         let to = entry.final_name.as_str();
+                        // The path only for an error (two joins per message otherwise).
                         nix::fcntl::renameat(tmp_dir, entry.tmp_name.as_str(), sub_dir, to)
-                            .map_err(io::Error::from)
-                            .ctx("rename", &self.paths.sub(sub).join(to))?;
+                            .map_err(|e| {
+                                Error::io("rename", self.paths.sub(sub).join(to), e.into())
+                            })?;
                         renamed.push((sub, to));
                         touched[usize::from(sub == Sub::Cur)] = true;
                     }
@@ -333,7 +392,7 @@ impl Mailbox {
                 journal::remove(locked)?;
                 Ok(entries.iter().map(|e| e.record.uid).collect())
             });
-        self.uidlist_cache = cache;
+        *self.uidlist_cache.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner) = cache;
         if result.is_ok() {
             self.taken_bases = taken_cache;
             for item in &mut staged {
@@ -345,6 +404,10 @@ impl Mailbox {
 
     /// Discards staged messages.
     pub fn rollback(&mut self) {
+        if let Some(files) = self.files.get_mut() {
+            files.discard();
+            let _ = files.sync();
+        }
         self.staged.clear();
     }
 }
@@ -405,6 +468,180 @@ mod tests {
         mailbox.save(pending, options).unwrap();
     }
 
+    fn body(n: usize, size: usize) -> Vec<u8> {
+        let mut body = format!("Subject: {n}\r\n\r\n").into_bytes();
+        while body.len() < size {
+            body.extend_from_slice(format!("line {n} {}\r\n", body.len()).as_bytes());
+        }
+        body
+    }
+
+    fn tmp_files(mailbox: &super::Mailbox) -> Vec<String> {
+        std::fs::read_dir(mailbox.paths.tmp())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn files_written_by_the_writer_thread_are_complete_at_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = Maildir::open(Location::maildir(dir.path().join("Maildir")));
+        let mut mailbox = maildir.create_mailbox(&MailboxName::inbox(), Some(7), None).unwrap();
+        // Tiny, empty, one over a chunk, one of several chunks, written in odd pieces.
+        let sizes = [10, 0, 5000, 70_000, 300_000, 1, 64 * 1024, 200];
+        let mut expected = Vec::new();
+        for round in 0..3 {
+            for (n, size) in sizes.iter().enumerate() {
+                let body = body(n, *size);
+                let mut pending = mailbox.begin_save().unwrap();
+                for piece in body.chunks(4093) {
+                    pending.write_all(piece).unwrap();
+                }
+                let uid = u32::try_from(expected.len()).unwrap() + 1;
+                let received = 1_600_000_000 + i64::from(uid);
+                let options = SaveOptions::default().with_uid(uid).with_received(received);
+                mailbox.save(pending, options).unwrap();
+                expected.push((uid, body, received));
+            }
+            assert!(mailbox.files.get().is_some(), "saves after the first go to the thread");
+            assert_eq!(mailbox.commit().unwrap().len(), sizes.len(), "round {round}");
+        }
+        let listed = mailbox.messages().unwrap();
+        assert_eq!(listed.len(), expected.len());
+        for (info, (uid, body, received)) in listed.iter().zip(&expected) {
+            assert_eq!((info.uid, info.received), (*uid, *received));
+            let mut read = Vec::new();
+            std::io::Read::read_to_end(&mut mailbox.open_message(*uid).unwrap(), &mut read)
+                .unwrap();
+            // Stored with LF line ends (the bodies have no other CR).
+            let stored: Vec<u8> = body.iter().copied().filter(|b| *b != b'\r').collect();
+            assert_eq!(read, stored, "UID {uid}");
+            assert_eq!(info.virtual_size, body.len() as u64);
+        }
+        assert_eq!(tmp_files(&mailbox), Vec::<String>::new());
+    }
+
+    #[test]
+    fn messages_given_up_leave_nothing_in_tmp() {
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = Maildir::open(Location::maildir(dir.path().join("Maildir")));
+        let mut mailbox = maildir.create_mailbox(&MailboxName::inbox(), Some(7), None).unwrap();
+        save(&mut mailbox, SaveOptions::default());
+        mailbox.commit().unwrap();
+        // Dropped while being written: a big one (its first chunks went to the thread) and
+        // a small one (nothing did).
+        for size in [500_000, 100] {
+            let mut pending = mailbox.begin_save().unwrap();
+            pending.write_all(&body(1, size)).unwrap();
+            drop(pending);
+        }
+        // Rolled back.
+        for size in [100, 500_000, 100] {
+            let mut pending = mailbox.begin_save().unwrap();
+            pending.write_all(&body(2, size)).unwrap();
+            mailbox.save(pending, SaveOptions::default()).unwrap();
+        }
+        mailbox.rollback();
+        assert_eq!(tmp_files(&mailbox), Vec::<String>::new());
+        // Staged when the handle is dropped.
+        for size in [100, 500_000, 100] {
+            let mut pending = mailbox.begin_save().unwrap();
+            pending.write_all(&body(3, size)).unwrap();
+            mailbox.save(pending, SaveOptions::default()).unwrap();
+        }
+        let tmp = mailbox.paths.tmp();
+        drop(mailbox);
+        assert_eq!(std::fs::read_dir(tmp).unwrap().count(), 0);
+        let mailbox = maildir.mailbox(&MailboxName::inbox()).unwrap();
+        assert_eq!(mailbox.messages().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_message_being_written_when_the_handle_goes_leaves_nothing_in_tmp() {
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = Maildir::open(Location::maildir(dir.path().join("Maildir")));
+        let mut mailbox = maildir.create_mailbox(&MailboxName::inbox(), Some(7), None).unwrap();
+        save(&mut mailbox, SaveOptions::default());
+        mailbox.commit().unwrap();
+        // Its first chunks went to the writer thread, which ends with the handle.
+        let mut pending = mailbox.begin_save().unwrap();
+        pending.write_all(&body(1, 500_000)).unwrap();
+        let tmp = mailbox.paths.tmp();
+        drop(mailbox);
+        assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "a half file stayed");
+        drop(pending);
+        assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_failed_file_gives_up_what_was_staged_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = Maildir::open(Location::maildir(dir.path().join("Maildir")));
+        let mut mailbox = maildir.create_mailbox(&MailboxName::inbox(), Some(7), None).unwrap();
+        save(&mut mailbox, SaveOptions::default());
+        mailbox.commit().unwrap();
+        // Staged fine, then one whose temp name someone else's file took (the writer
+        // thread's exclusive create fails), then more until the failure shows.
+        save(&mut mailbox, SaveOptions::default());
+        let mut pending = mailbox.begin_save().unwrap();
+        let foreign = pending.tmp_name.clone();
+        std::fs::write(mailbox.paths.tmp().join(&foreign), "not ours").unwrap();
+        // Big: created by the thread before its save (which may already fail).
+        pending.write_all(&body(2, 100_000)).unwrap();
+        let mut result = mailbox.save(pending, SaveOptions::default());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let mut after = 0;
+        let failure = loop {
+            if let Err(error) = result {
+                break error;
+            }
+            assert!(after < 1000, "the failure never showed at a save");
+            after += 1;
+            let mut pending = mailbox.begin_save().unwrap();
+            pending.write_all(&body(3, 100)).unwrap();
+            result = mailbox.save(pending, SaveOptions::default());
+        };
+        assert!(failure.to_string().starts_with("create "), "{failure}");
+        assert_eq!(mailbox.staged(), 0, "what was staged with the failed file is given up");
+        // A caller going on commits only what it saved after the failure: here nothing.
+        assert_eq!(mailbox.commit().unwrap(), Vec::<u32>::new());
+        let listed = mailbox.messages().unwrap();
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        let left = tmp_files(&mailbox);
+        assert!(left.iter().all(|name| *name == foreign), "files left in tmp/: {left:?}");
+    }
+
+    #[test]
+    fn a_file_the_writer_thread_cannot_create_fails_the_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = Maildir::open(Location::maildir(dir.path().join("Maildir")));
+        let mut mailbox = maildir.create_mailbox(&MailboxName::inbox(), Some(7), None).unwrap();
+        save(&mut mailbox, SaveOptions::default());
+        mailbox.commit().unwrap();
+        // `tmp/` replaced behind the handle's back: the thread's creates fail.
+        let tmp = mailbox.paths.tmp();
+        std::fs::remove_dir(&tmp).unwrap();
+        std::fs::create_dir(&tmp).unwrap();
+        let mut failure = None;
+        for _ in 0..3 {
+            let mut pending = mailbox.begin_save().unwrap();
+            pending.write_all(b"Subject: lost\r\n\r\nbody\r\n").unwrap();
+            // The failure may show here already, or at the commit.
+            if let Err(error) = mailbox.save(pending, SaveOptions::default()) {
+                failure = Some(error);
+                break;
+            }
+        }
+        let failure = match failure {
+            Some(error) => error,
+            None => mailbox.commit().expect_err("a batch with a file never created"),
+        };
+        assert!(failure.to_string().starts_with("create "), "{failure}");
+        let mailbox = maildir.mailbox(&MailboxName::inbox()).unwrap();
+        assert_eq!(mailbox.messages().unwrap().len(), 1, "nothing of the failed batch shows");
+    }
+
     #[test]
     fn the_cached_uidlist_equals_the_file() {
         let dir = tempfile::tempdir().unwrap();
@@ -422,14 +659,14 @@ mod tests {
                 save(&mut mailbox, options);
             }
             mailbox.commit().unwrap();
-            let cached = mailbox.uidlist_cache.clone().unwrap();
+            let cached = mailbox.uidlist_cache.lock().unwrap().clone().unwrap();
             assert_eq!(Some(cached.uidlist), mailbox.paths.read_uidlist().unwrap());
         }
         mailbox.set_next_uid(100).unwrap();
         save(&mut mailbox, SaveOptions::default());
         assert_eq!(mailbox.commit().unwrap(), [100]);
         assert_eq!(
-            Some(mailbox.uidlist_cache.clone().unwrap().uidlist),
+            Some(mailbox.uidlist_cache.lock().unwrap().clone().unwrap().uidlist),
             mailbox.paths.read_uidlist().unwrap()
         );
     }

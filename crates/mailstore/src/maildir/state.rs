@@ -268,9 +268,10 @@ impl Locked {
             return Ok(());
         }
         let path = self.paths.uidlist();
-        let mut text = String::new();
+        let length: usize = records.iter().map(|r| r.filename.len() + 32).sum();
+        let mut text = String::with_capacity(length);
         for record in &records {
-            text.push_str(&super::uidlist::record_line(record));
+            super::uidlist::push_record_line(&mut text, record);
         }
         let mut file = OpenOptions::new().write(true).open(&path).ctx("open", &path)?;
         let len = file.metadata().ctx("stat", &path)?.len();

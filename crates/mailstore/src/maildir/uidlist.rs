@@ -207,21 +207,29 @@ impl Uidlist {
     pub(crate) fn to_bytes(&self) -> Vec<u8> {
         let mut out = self.header_line();
         for record in &self.records {
-            out.push_str(&record_line(record));
+            push_record_line(&mut out, record);
         }
         out.into_bytes()
     }
 }
 
-/// One record line, with `\n`. Extension values must not contain white space (checked by
-/// the callers that accept them from outside).
-pub(crate) fn record_line(record: &Record) -> String {
-    let mut line = record.uid.to_string();
+/// Appends a record's line (`<uid> <extensions> :<base name>\n`) to `out`, growing it
+/// once (a commit writes two lines per message: the journal's and the uidlist's). Extension
+/// values must not contain white space (checked by the callers that accept them from
+/// outside).
+pub(crate) fn push_record_line(out: &mut String, record: &Record) {
+    let base = crate::maildir::filename::base(&record.filename);
+    let extensions: usize = record.extensions.iter().map(|(_, value)| value.len() + 2).sum();
+    out.reserve(10 + extensions + 2 + base.len() + 1);
+    let _ = write!(out, "{}", record.uid);
     for (key, value) in &record.extensions {
-        let _ = write!(line, " {}{value}", char::from(*key));
+        out.push(' ');
+        out.push(char::from(*key));
+        out.push_str(value);
     }
-    let _ = writeln!(line, " :{}", crate::maildir::filename::base(&record.filename));
-    line
+    out.push_str(" :");
+    out.push_str(base);
+    out.push('\n');
 }
 
 /// Complete `\n`-terminated lines (a trailing `\r` removed) with the offset after each.

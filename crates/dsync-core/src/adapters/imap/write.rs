@@ -14,14 +14,14 @@ use std::fs::File;
 use std::io::{self, Read, Seek, Write};
 use std::time::Duration;
 
-use imapc::proto::{ListAttribute, StoreAction};
-use imapc::{Expunged, Flag, Refusal, SequenceSet};
+use imapc::proto::{BodyStart, Fetch, FetchItem, ListAttribute, StoreAction};
+use imapc::{Expunged, FetchHandler, Flag, Refusal, SequenceSet};
 
 use super::{ImapStorage, convert_error};
 use crate::error::{ErrorKind, StorageError};
 use crate::model::{Flags, MailboxName, MessageMeta, SpecialUse, Uid};
 use crate::spool::temp_file;
-use crate::storage::{Assigned, MailboxWriter, NewMailbox, NotApplied, StorageMut};
+use crate::storage::{Assigned, CopiedWithin, MailboxWriter, NewMailbox, NotApplied, StorageMut};
 
 /// A message to append is held in memory up to this size, beyond it in an unlinked
 /// temporary file: APPEND announces the length before the bytes, and the flags and date
@@ -107,6 +107,58 @@ impl StorageMut for ImapStorage {
         }
     }
 
+    fn copy_within(
+        &mut self,
+        from: &MailboxName,
+        uids: &[Uid],
+        to: &MailboxName,
+    ) -> Result<Option<CopiedWithin>, StorageError> {
+        if uids.is_empty() {
+            return Ok(Some(CopiedWithin::default()));
+        }
+        // COPY works from a mailbox examined read-only; one already selected for writing
+        // (the last writer's) is as good.
+        if self.examined.as_ref() != Some(from) || self.session.selected().is_none() {
+            self.examine(from)?;
+        }
+        let target = self.wire_name(to);
+        let doing = format!("UID COPY from {from} to {to}");
+        let answer =
+            self.session.uid_copy(&uid_set(uids), &target).map_err(|e| convert_error(e, &doing))?;
+        // Without COPYUID (no UIDPLUS) the copies are there under UIDs nobody said: the
+        // engine finds them by content at the next run, as for an APPEND without APPENDUID.
+        let Some(answer) = answer else { return Ok(Some(CopiedWithin::default())) };
+        let uids = answer
+            .pairs
+            .iter()
+            .filter_map(|(old, new)| Some((Uid::new(old.get())?, Uid::new(new.get())?)))
+            .collect();
+        Ok(Some(CopiedWithin { uid_validity: Some(answer.uid_validity.get()), uids }))
+    }
+
+    fn labels_as_mailboxes(&self) -> bool {
+        self.session.has_capability("X-GM-EXT-1")
+    }
+
+    fn still_labelled(
+        &mut self,
+        mailbox: &MailboxName,
+        uids: &[Uid],
+    ) -> Result<BTreeSet<Uid>, StorageError> {
+        if uids.is_empty() || !self.labels_as_mailboxes() {
+            return Ok(BTreeSet::new());
+        }
+        if self.examined.as_ref() != Some(mailbox) || self.session.selected().is_none() {
+            self.examine(mailbox)?;
+        }
+        let items = [FetchItem::Uid, FetchItem::GmailLabels];
+        let mut handler = Labelled::default();
+        self.session
+            .uid_fetch(&uid_set(uids), &items, &mut handler)
+            .map_err(|e| convert_error(e, "UID FETCH (X-GM-LABELS)"))?;
+        Ok(handler.labelled)
+    }
+
     fn writer<'a>(
         &'a mut self,
         mailbox: &MailboxName,
@@ -134,6 +186,31 @@ impl StorageMut for ImapStorage {
             unchanged_since: None,
             not_applied: NotApplied::default(),
         }))
+    }
+}
+
+/// Collects the UIDs whose `X-GM-LABELS` name a label that is a folder of its own: every
+/// label but `\Important` and `\Starred`, which Gmail derives (its classifier, the
+/// `\Flagged` flag) rather than a user's filing.
+#[derive(Default)]
+struct Labelled {
+    labelled: BTreeSet<Uid>,
+}
+
+impl FetchHandler for Labelled {
+    fn body(&mut self, _start: &BodyStart, body: &mut dyn Read) -> io::Result<()> {
+        io::copy(body, &mut io::sink()).map(drop)
+    }
+
+    fn fetch(&mut self, fetch: Fetch) -> io::Result<()> {
+        let derived = |label: &[u8]| {
+            label.eq_ignore_ascii_case(b"\\Important") || label.eq_ignore_ascii_case(b"\\Starred")
+        };
+        let filed = fetch.gmail_labels.iter().flatten().any(|label| !derived(label));
+        if let (true, Some(uid)) = (filed, fetch.uid.and_then(|u| Uid::new(u.get()))) {
+            self.labelled.insert(uid);
+        }
+        Ok(())
     }
 }
 

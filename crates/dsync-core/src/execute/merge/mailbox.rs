@@ -60,18 +60,6 @@ impl MailboxMerge<'_, '_> {
             Ok::<(), SyncError>(())
         };
         let mode = a.mode();
-        // Neither side changed since the last sync: nothing to list.
-        if let Some(previous) = previous
-            && create_on.is_none()
-            && token_as_recorded(a.storage(), a_name, previous.source_token.as_deref())
-            && token_as_recorded(b, b_name, previous.destination_token.as_deref())
-        {
-            observer.mailbox_planned(&MailboxPlan::unchanged(b_name.clone()));
-            return Ok((
-                MailboxReport::new(b_name.clone(), MailboxAction::Update),
-                previous.clone(),
-            ));
-        }
         let mut action = MailboxAction::Update;
         if create_on.is_some() {
             forget(state, observer)?;
@@ -347,6 +335,21 @@ impl MailboxMerge<'_, '_> {
         };
         Ok((report, state))
     }
+}
+
+/// True when neither side's copy of the mailbox changed since the last run recorded
+/// `previous` (both change tokens as recorded): there is nothing to list or merge, and the
+/// recorded entry stays as it is. Checked before [`MailboxMerge::merge`], which works on a
+/// copy of the entry (a flag record per message).
+pub(super) fn unchanged(
+    a: &mut dyn Storage,
+    a_name: &MailboxName,
+    b: &mut dyn Storage,
+    b_name: &MailboxName,
+    previous: &MailboxState,
+) -> bool {
+    token_as_recorded(a, a_name, previous.source_token.as_deref())
+        && token_as_recorded(b, b_name, previous.destination_token.as_deref())
 }
 
 /// True when `storage`'s mailbox has the change token recorded at the last run.

@@ -165,7 +165,7 @@ pub(crate) fn holds_uids_of(destination: &MailboxStatus, source: &MailboxStatus)
         || destination.source_uid_validity == Some(source.uid_validity)
 }
 
-fn empty_plan(mailbox: &MailboxName) -> MailboxPlan {
+pub(super) fn empty_plan(mailbox: &MailboxName) -> MailboxPlan {
     MailboxPlan {
         mailbox: mailbox.clone(),
         action: MailboxAction::Update,

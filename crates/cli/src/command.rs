@@ -581,6 +581,7 @@ pub(crate) fn verify(context: &Context, args: &VerifyArgs) -> Result<u8, CliErro
         debug: context.verbosity.debug,
         rawlog: None,
         message_guids: false,
+        source_uids: open::default_source_uids(&destination),
     };
     let mut a = open::open_source(&source, &access, "source")?;
     let mut b = open::open_destination_to_read(&destination, &access)?;
@@ -679,6 +680,7 @@ pub(crate) fn check(context: &Context, args: &CheckArgs) -> Result<u8, CliError>
             debug: context.verbosity.debug,
             rawlog,
             message_guids: false,
+            source_uids: None,
         };
         let result = open::open_source(location, &access, "source").and_then(|mut opened| {
             let report = inspect::check(opened.as_storage())
@@ -811,6 +813,7 @@ pub(crate) fn mailbox_list(context: &Context, args: &MailboxListArgs) -> Result<
         debug: context.verbosity.debug,
         rawlog: None,
         message_guids: false,
+        source_uids: None,
     };
     let mut opened = open::open_source(&location, &access, "source")?;
     let names = inspect::list(opened.as_storage(), &args.patterns, args.subscribed)

@@ -221,7 +221,10 @@ pub(crate) fn run(
         && outcome.error.is_none()
         && !task.dry_run
     {
-        let verification = verify::after_run(job, task, level, debug);
+        let source_uids = state_path.as_ref().map(|(path, permissions)| {
+            (open::source_uids_prefix(path), permissions.clone(), false)
+        });
+        let verification = verify::after_run(job, task, level, debug, source_uids);
         // In the log (a batch user's file) every difference; the summary shows the first.
         match &verification {
             Ok(comparison) => {
@@ -285,12 +288,13 @@ fn attempt_once(
         ))));
     }
     open::check_distinct(&source, &destination).map_err(fail)?;
-    let access = Access {
+    let mut access = Access {
         settings: &job.settings,
         secret: job.secret.clone(),
         debug,
         rawlog,
         message_guids: task.all_mail.is_some(),
+        source_uids: None,
     };
 
     let imap_destination = match &destination {
@@ -408,6 +412,17 @@ fn attempt_once(
         }),
         _ => None,
     };
+    // A Maildir source without dovecot-uidlist keeps its UIDs beside the state (also for
+    // the workers' own openings of it); a two-way run's first side is written instead.
+    if let Some(file) = state_file.as_ref().filter(|_| task.mode != Mode::TwoWay) {
+        let permissions = match state_path {
+            Some((path, permissions)) if path == file.path() => permissions.clone(),
+            _ => mailstore::Permissions::private(),
+        };
+        let uids = (open::source_uids_prefix(file.path()), permissions, !task.dry_run);
+        source_store.keep_source_uids(&uids);
+        access.source_uids = Some(uids);
+    }
     timer.lap("lock");
     let state = load_state(task, state_file.as_ref());
     if let Some(state) = &state {
@@ -552,6 +567,7 @@ fn push_to_remote(
         debug: false,
         rawlog: None,
         message_guids: false,
+        source_uids: None,
     };
     let mut store = open::open_source(source, &access, "source")?;
     let command = open::remote_command(destination, &job.settings)?;

@@ -108,6 +108,18 @@ impl Opened {
         }
     }
 
+    /// Has a Maildir source keep the UIDs of its mailboxes without `dovecot-uidlist` in
+    /// files beginning with `prefix` ([`mailstore::Maildir::keep_uids_in`]), written unless
+    /// this is a dry run.
+    pub(crate) fn keep_source_uids(
+        &self,
+        (prefix, permissions, write): &(PathBuf, Permissions, bool),
+    ) {
+        if let Opened::Maildir(maildir) = self {
+            maildir.maildir().keep_uids_in(prefix.clone(), permissions.clone(), *write);
+        }
+    }
+
     /// Hands a remote source the change tokens of the last run (from the state), so the
     /// remote skips every mailbox that has not changed since.
     pub(crate) fn remember_source_tokens(&mut self, state: &dsync_core::state::SyncState) {
@@ -172,6 +184,10 @@ pub(crate) struct Access<'a> {
     pub(crate) rawlog: Option<RawLog>,
     /// Ask IMAP servers for message GUIDs (`-a` copies by them).
     pub(crate) message_guids: bool,
+    /// Where a Maildir source keeps the UIDs of mailboxes without `dovecot-uidlist`, and
+    /// with what permissions, and whether they are written (not in a dry run)
+    /// ([`source_uids_prefix`]); `None` without a state.
+    pub(crate) source_uids: Option<(PathBuf, Permissions, bool)>,
 }
 
 /// Replaces `imapc:`/`pop3c:` by the server the `-o imapc_*` settings name, and refuses
@@ -262,9 +278,11 @@ pub(crate) fn open_source(
             if let Some(seconds) = access.settings.lock_timeout {
                 options = options.with_lock_timeout(Duration::from_secs(seconds));
             }
-            Ok(Opened::Maildir(MaildirStorage::from_maildir(Maildir::with_options(
-                parsed, options,
-            ))))
+            let maildir = Maildir::with_options(parsed, options);
+            if let Some((prefix, permissions, write)) = &access.source_uids {
+                maildir.keep_uids_in(prefix.clone(), permissions.clone(), *write);
+            }
+            Ok(Opened::Maildir(MaildirStorage::from_maildir(maildir)))
         }
         Location::Sdbox(text) => {
             let parsed = parse_sdbox(text)?;
@@ -663,6 +681,23 @@ impl Drop for DestinationLock {
 const LOCK_FILE: &str = "dsync-rs.lock";
 /// The default state file in a Maildir root (see `job.rs`).
 pub(crate) const STATE_FILE: &str = "dsync-rs-state";
+
+/// Where a Maildir source without `dovecot-uidlist` has its UIDs kept, beside the state
+/// file: `STATE.uidlist.<hash>`, one file per mailbox (files, not a directory: in a
+/// `LAYOUT=fs` root a directory would be a folder). Nothing is written into a source.
+pub(crate) fn source_uids_prefix(state_file: &Path) -> PathBuf {
+    let mut name = state_file.as_os_str().to_owned();
+    name.push(".uidlist");
+    PathBuf::from(name)
+}
+
+/// For reading only (`verify`): where a run into the local store `destination` kept the
+/// UIDs of a Maildir source without `dovecot-uidlist` by default (beside `dsync-rs-state` in
+/// its root), so the source is compared under the UIDs the backup gave it.
+pub(crate) fn default_source_uids(destination: &Location) -> Option<(PathBuf, Permissions, bool)> {
+    let root = local_root(destination).ok()??;
+    Some((source_uids_prefix(&root.join(STATE_FILE)), Permissions::private(), false))
+}
 
 /// Where the state of a run into a server is kept without `--state-file`:
 /// `$XDG_STATE_HOME/dsync-rs/` (else `~/.local/state/dsync-rs/`), one file per

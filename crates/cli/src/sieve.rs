@@ -273,6 +273,7 @@ pub(crate) fn run(
         debug,
         rawlog: rawlog.cloned(),
         message_guids: false,
+        source_uids: None,
     };
     let mut source = open_side(&pair.from, &access, "Sieve source")?;
     let mut destination = open_side(&pair.to, &access, "Sieve destination")?;

@@ -77,11 +77,14 @@ pub(crate) enum Level {
 
 /// Compares what a finished `job` left behind (`backup --verify`): the source with the
 /// destination, each opened once more, within the run's mailbox and message filters.
+/// `source_uids`: where the run kept the UIDs of a Maildir source without
+/// `dovecot-uidlist` (read, not written).
 pub(crate) fn after_run(
     job: &Job,
     task: &Task,
     level: Level,
     debug: bool,
+    source_uids: Option<(std::path::PathBuf, mailstore::Permissions, bool)>,
 ) -> Result<Comparison, CliError> {
     let user = job.user.as_deref();
     let source = open::resolve(job.source.clone(), &job.settings, user)?;
@@ -92,6 +95,7 @@ pub(crate) fn after_run(
         debug,
         rawlog: None,
         message_guids: false,
+        source_uids,
     };
     tracing::info!("verifying {source} <-> {destination}");
     let mut a = open::open_source(&source, &access, "source")?;

@@ -247,3 +247,154 @@ fn a_message_file_the_running_user_cannot_read_is_reported_not_fatal() {
     );
     assert!(copied.mailbox(&"Private".parse().expect("name")).is_ok(), "the folder is created");
 }
+
+/// A Maildir another program writes (procmail, Courier): `cur/ new/ tmp/` and mail files,
+/// no `dovecot-uidlist`. Each message is `Subject: NAME`, its file named after `time`.
+fn drop_message(root: &Path, sub: &str, time: u64, name: &str) -> PathBuf {
+    for dir in ["cur", "new", "tmp"] {
+        fs::create_dir_all(root.join(dir)).expect("maildir");
+    }
+    let file = root
+        .join(sub)
+        .join(format!("{time}.M{time}P1.mta{}", if sub == "cur" { ":2,S" } else { "" }));
+    fs::write(&file, format!("Subject: {name}\n\n{name}\n")).expect("drop message");
+    file
+}
+
+/// A mailbox as Dovecot serves it: name, UIDVALIDITY, (UID, subject line) of each message.
+type ServedUids = (String, u32, Vec<(u32, String)>);
+
+/// [`ServedUids`] of each mailbox of the backup.
+fn uids_served(destination: &Path) -> Vec<ServedUids> {
+    served(destination)
+        .mailboxes
+        .into_iter()
+        .map(|(name, mailbox)| {
+            let messages = mailbox
+                .messages
+                .iter()
+                .map(|m| {
+                    let body = String::from_utf8_lossy(&m.body);
+                    (m.uid, body.lines().next().unwrap_or_default().to_string())
+                })
+                .collect();
+            (name, mailbox.uid_validity, messages)
+        })
+        .collect()
+}
+
+fn saved_count(output: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout
+        .lines()
+        .find_map(|line| line.split_once(" messages saved").map(|(head, _)| head))
+        .and_then(|head| head.rsplit([' ', ',']).next())
+        .map_or_else(|| panic!("no summary: {}", text(output)), str::to_string)
+}
+
+#[test]
+fn a_maildir_without_dovecot_uidlist_keeps_its_uids_across_stateful_reruns() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("source");
+    drop_message(&root, "cur", 1_700_000_001, "one");
+    drop_message(&root, "cur", 1_700_000_002, "two");
+    let three = drop_message(&root, "new", 1_700_000_003, "three");
+    drop_message(&root.join(".Archive"), "cur", 1_700_000_004, "archived");
+    fs::write(root.join(".Archive/maildirfolder"), "").expect("maildirfolder");
+    let before = fs::read_dir(&root).expect("root").count();
+
+    let destination = dir.path().join("destination");
+    let source_location = format!("maildir:{}", root.display());
+    let target = format!("maildir:{}", destination.display());
+    let first = dsync_with_deadline(&["backup", &source_location, &target], None);
+    let first_done = Instant::now();
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    assert_eq!(saved_count(&first), "4");
+    let copied = uids_served(&destination);
+    let subject = |s: &str| format!("Subject: {s}");
+    assert_eq!(copied[0].0, "Archive");
+    assert_eq!(copied[0].2, [(1, subject("archived"))]);
+    assert_eq!(copied[1].0, "INBOX");
+    assert_eq!(copied[1].2, [(1, subject("one")), (2, subject("two")), (3, subject("three"))]);
+
+    // Another program delivers one message and deletes one between the runs.
+    fs::remove_file(&three).expect("expunge");
+    drop_message(&root, "new", 1_700_000_005, "four");
+    let second = dsync_with_deadline(&["backup", &source_location, &target], None);
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second));
+    assert_eq!(saved_count(&second), "1", "only the new message is copied");
+    let after = uids_served(&destination);
+    assert_eq!(after[0], copied[0], "Archive: same UIDVALIDITY and UIDs");
+    assert_eq!(after[1].1, copied[1].1, "INBOX keeps its UIDVALIDITY");
+    assert_eq!(
+        after[1].2,
+        [(1, subject("one")), (2, subject("two")), (4, subject("four"))],
+        "old UIDs kept, the new message gets the next UID, not the deleted one's"
+    );
+
+    let third = dsync_with_deadline(&["backup", &source_location, &target], None);
+    assert_eq!(third.status.code(), Some(0), "{}", text(&third));
+    assert_eq!(saved_count(&third), "0");
+    assert_eq!(uids_served(&destination), after);
+    // `verify` (and `backup --verify`) compare the source under the UIDs the runs kept,
+    // also in another second than the one that made up its UIDVALIDITY.
+    std::thread::sleep(Duration::from_millis(1100).saturating_sub(first_done.elapsed()));
+    let verify = dsync_with_deadline(&["verify", &source_location, &target], None);
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
+    let checked =
+        dsync_with_deadline(&["backup", "--verify=metadata", &source_location, &target], None);
+    assert_eq!(checked.status.code(), Some(0), "{}", text(&checked));
+    assert!(
+        String::from_utf8_lossy(&checked.stdout).contains("0 differences"),
+        "{}",
+        text(&checked)
+    );
+    // Nothing was written into the source.
+    assert_eq!(fs::read_dir(&root).expect("root").count(), before);
+    assert!(
+        !root.join("dovecot-uidlist").exists() && !root.join(".Archive/dovecot-uidlist").exists()
+    );
+}
+
+/// A Courier-IMAP Maildir (`courierimapuiddb`, no `dovecot-uidlist`): the backup keeps the
+/// UIDVALIDITY and UIDs Courier gave, so the clients of the Courier server keep their
+/// caches; a file Courier has not numbered gets its next UID, and later runs go on from
+/// there.
+#[test]
+fn a_courier_maildir_keeps_the_uids_courier_gave() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("source");
+    let one = drop_message(&root, "cur", 1_700_000_001, "one");
+    let two = drop_message(&root, "new", 1_700_000_002, "two");
+    drop_message(&root, "cur", 1_700_000_003, "unnumbered");
+    let name = |path: &Path| path.file_name().expect("name").to_string_lossy().into_owned();
+    // Courier lists names as they were when it numbered them, also a file since gone.
+    let uiddb = format!(
+        "1 1234567 10\n3 {}\n5 1600000000.M1P1.gone:2,S\n7 {}\n",
+        name(&one).replace(":2,S", ":2,"),
+        name(&two)
+    );
+    fs::write(root.join("courierimapuiddb"), uiddb).expect("courierimapuiddb");
+    let destination = dir.path().join("destination");
+    let source_location = format!("maildir:{}", root.display());
+    let target = format!("maildir:{}", destination.display());
+    let first = dsync_with_deadline(&["backup", &source_location, &target], None);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let subject = |s: &str| format!("Subject: {s}");
+    let copied = uids_served(&destination);
+    assert_eq!(
+        copied,
+        [(
+            "INBOX".to_string(),
+            1_234_567,
+            vec![(3, subject("one")), (7, subject("two")), (10, subject("unnumbered"))]
+        )]
+    );
+    drop_message(&root, "new", 1_700_000_004, "later");
+    let second = dsync_with_deadline(&["backup", &source_location, &target], None);
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second));
+    assert_eq!(saved_count(&second), "1");
+    let mut expected = copied[0].2.clone();
+    expected.push((11, subject("later")));
+    assert_eq!(uids_served(&destination), [("INBOX".to_string(), 1_234_567, expected)]);
+}

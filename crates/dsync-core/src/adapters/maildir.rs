@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use mailstore::{
     CopyOutcome, Durability, Keyword, Layout, Location, Maildir, Options, PendingMessage,
@@ -173,14 +173,16 @@ impl Storage for MaildirStorage {
 
     fn status(&mut self, mailbox: &MailboxName) -> Result<MailboxStatus, StorageError> {
         let opened = self.mailbox(mailbox)?;
+        let before = token_before(&opened, self.maildir.is_read_only());
         let status = opened.status().map_err(convert_error)?;
-        Ok(MailboxStatus { change_token: change_token(opened.path()), ..convert_status(&status)? })
+        let token = before.after();
+        Ok(MailboxStatus { change_token: token, ..convert_status(&status)? })
     }
 
     /// Three `stat`s and the uidlist's first line, not a count of every file.
     fn stamp(&mut self, mailbox: &MailboxName) -> Result<MailboxStamp, StorageError> {
         let opened = self.mailbox(mailbox)?;
-        let change_token = change_token(opened.path());
+        let change_token = change_token(&opened, self.maildir.is_read_only());
         let guid = opened.guid().map_err(convert_error)?.map(|guid| MailboxGuid(*guid.as_bytes()));
         Ok(MailboxStamp { change_token, guid })
     }
@@ -189,12 +191,13 @@ impl Storage for MaildirStorage {
         let opened = self.mailbox(mailbox)?;
         // The message list first: reading it may assign UIDs to new files, which the
         // status read afterwards then accounts for.
-        let token = change_token(opened.path());
+        let before = token_before(&opened, self.maildir.is_read_only());
         // The status comes from the listing's own read of the uidlist: a second parse
         // cost more memory than the listing (benches/RESULTS-memory.md). The store's view
         // goes with `opened` before the conversion, which takes the store's strings.
         let (listing, status) = opened.list_messages_with_status().map_err(convert_error)?;
         drop(opened);
+        let token = before.after();
         for left_out in &listing.left_out {
             self.skip(left_out);
         }
@@ -208,8 +211,9 @@ impl Storage for MaildirStorage {
     /// messages are read and handed on one at a time: no list of them.
     fn listing(&mut self, mailbox: &MailboxName) -> Result<MessageListing<'_>, StorageError> {
         let opened = self.mailbox(mailbox)?;
-        let token = change_token(opened.path());
+        let before = token_before(&opened, self.maildir.is_read_only());
         let stream = opened.into_messages().map_err(convert_error)?;
+        let token = before.after();
         let status = MailboxStatus { change_token: token, ..convert_status(stream.status())? };
         Ok(MessageListing::new(status, ListedMessages { stream, skipped: &mut self.skipped }))
     }
@@ -589,20 +593,86 @@ fn convert_status(status: &mailstore::MailboxStatus) -> Result<MailboxStatus, St
     })
 }
 
-/// Modification times of `cur/`, `new/` and the uidlist (and its size): any delivery,
-/// expunge or flag change (a rename in `cur/`) moves one of them. Taken before the mailbox
-/// is read, so a change during the read shows up next time.
-fn change_token(dir: &Path) -> Option<String> {
-    use std::fmt::Write as _;
+/// Modification times of `cur/`, `new/` and the file holding the UIDs (and its size): any
+/// delivery, expunge or flag change (a rename in `cur/`) moves one of them. Taken before the
+/// mailbox is read, so a change during the read shows up next time.
+///
+/// A source whose `cur/` or `new/` changed within the last second or two gets no token (its
+/// next run lists it again), as Dovecot trusts a directory's mtime only once it is older
+/// than `MAILDIR_SYNC_SECS`: a file system stamps times at its own granularity (a kernel
+/// tick; a second on some), so a second change within the same tick would leave the
+/// token as it was and be passed over. A destination's token is taken after our own
+/// writes and keeps the rule it had.
+fn change_token(opened: &mailstore::Mailbox, source: bool) -> Option<String> {
+    let mut token = directories_stamp(opened.path(), source)?;
+    token.push_str(&file_stamp(&opened.uids_file())?);
+    Some(token)
+}
+
+/// [`change_token`] around a read (a listing or a status read): [`token_before`] it,
+/// [`TokenBefore::after`] it. All of it is stamped before, except a source's own uidlist
+/// ([`mailstore::Mailbox::own_uids_file`]), stamped after: the read itself writes that file
+/// (created at the first, rewritten when it numbers new files), and only a read does; the
+/// directories' stamps from before still catch a change during the read. Stamped before,
+/// every run that numbered new files would save a token the next run cannot match, and that
+/// run would list the folder whole once more. (Should a `dovecot-uidlist` appear meanwhile,
+/// the next run stamps that file instead, and the tokens differ.)
+struct TokenBefore {
+    directories: Option<String>,
+    /// The source's own uidlist, stamped after the read.
+    own: Option<PathBuf>,
+    /// The stamp of the `dovecot-uidlist` otherwise.
+    uids: Option<String>,
+}
+
+fn token_before(opened: &mailstore::Mailbox, source: bool) -> TokenBefore {
+    let directories = directories_stamp(opened.path(), source);
+    let own = opened.own_uids_file().filter(|_| source);
+    let uids = if own.is_none() { file_stamp(&opened.uids_file()) } else { None };
+    TokenBefore { directories, own, uids }
+}
+
+impl TokenBefore {
+    /// The change token, once the read is done.
+    fn after(self) -> Option<String> {
+        let uids = match &self.own {
+            Some(own) => file_stamp(own),
+            None => self.uids,
+        };
+        self.directories.zip(uids).map(|(directories, uids)| directories + &uids)
+    }
+}
+
+/// The stamps of `cur/` and `new/` in `dir`; `None` for a source when one changed within
+/// [`DIRTY_SECS`].
+fn directories_stamp(dir: &Path, source: bool) -> Option<String> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?;
     let mut token = String::new();
-    for name in ["cur", "new", "dovecot-uidlist"] {
-        let metadata = std::fs::metadata(dir.join(name)).ok()?;
+    for sub in ["cur", "new"] {
+        let metadata = std::fs::metadata(dir.join(sub)).ok()?;
         let modified = metadata.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
-        let _ =
-            write!(token, "{}.{}:{}/", modified.as_secs(), modified.subsec_nanos(), metadata.len());
+        if source && modified.as_secs() + DIRTY_SECS >= now.as_secs() {
+            return None;
+        }
+        token.push_str(&stamp(&metadata)?);
     }
     Some(token)
 }
+
+/// The stamp of the file at `path`; `None` when it does not exist.
+fn file_stamp(path: &Path) -> Option<String> {
+    stamp(&std::fs::metadata(path).ok()?)
+}
+
+/// `SECONDS.NANOS:SIZE/`.
+fn stamp(metadata: &std::fs::Metadata) -> Option<String> {
+    let modified = metadata.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+    Some(format!("{}.{}:{}/", modified.as_secs(), modified.subsec_nanos(), metadata.len()))
+}
+
+/// Dovecot's `MAILDIR_SYNC_SECS`: a directory whose mtime (in seconds) is at least now
+/// minus this may still change without its mtime moving.
+const DIRTY_SECS: u64 = 1;
 
 /// The engine's metadata of a store's message, taking its strings rather than copying them.
 /// A folder's messages as the store reads them ([`Storage::listing`]); what the store

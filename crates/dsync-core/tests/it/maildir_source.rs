@@ -162,3 +162,60 @@ fn a_maildir_folder_read_as_it_comes_is_its_contents() {
         assert_eq!(storage.take_skipped(), whole_skipped, "{name}");
     }
 }
+
+/// Sets the modification time of the directory `dir` to `seconds` ago.
+fn age(dir: &Path, seconds: u64) {
+    let then = std::time::SystemTime::now() - Duration::from_secs(seconds);
+    fs::File::open(dir).expect("open dir").set_modified(then).expect("set mtime");
+}
+
+/// A read-only source without `dovecot-uidlist` whose UIDs are kept outside
+/// ([`Maildir::keep_uids_in`]) gives a change token once it was listed, the same at the next
+/// opening, so an unchanged folder is not listed again; a delivery changes it, and a folder
+/// changed within the last second gives none (a second change in the same tick of the
+/// directory's mtime would go unseen).
+#[test]
+fn a_maildir_source_without_uidlist_has_a_change_token_that_follows_its_directories() {
+    use dsync_core::Storage as _;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("source");
+    for sub in ["cur", "new", "tmp"] {
+        fs::create_dir_all(root.join(sub)).expect("maildir");
+    }
+    for n in 1..=3 {
+        fs::write(root.join(format!("cur/170000000{n}.M{n}P1.mta:2,S")), "Subject: s\n\nb\n")
+            .expect("mail");
+    }
+    age(&root.join("cur"), 60);
+    age(&root.join("new"), 60);
+    let kept = dir.path().join("state.uidlist");
+    let open = || {
+        let maildir = Maildir::with_options(
+            Location::maildir(&root),
+            mailstore::Options::default().with_read_only(true),
+        );
+        maildir.keep_uids_in(kept.clone(), mailstore::Permissions::private(), true);
+        MaildirStorage::from_maildir(maildir)
+    };
+    let inbox = dsync_core::MailboxName::inbox();
+    let listed = open().contents(&inbox).expect("contents");
+    assert_eq!(listed.messages.len(), 3);
+    let token = listed.status.change_token.clone();
+    assert!(token.is_some(), "a settled folder has a token");
+    assert_eq!(open().stamp(&inbox).expect("stamp").change_token, token, "same at reopening");
+
+    fs::write(root.join("new/1700000004.M4P1.mta"), "Subject: s\n\nb\n").expect("deliver");
+    age(&root.join("new"), 30);
+    let after = open().stamp(&inbox).expect("stamp").change_token;
+    assert!(after.is_some() && after != token, "a delivery changes it: {after:?}");
+    // The listing that numbers the new file saves the token the next run finds.
+    let relisted = open().contents(&inbox).expect("contents");
+    assert_eq!(relisted.messages.len(), 4);
+    let token = relisted.status.change_token;
+    assert!(token.is_some());
+    assert_eq!(open().stamp(&inbox).expect("stamp").change_token, token, "same after numbering");
+
+    fs::write(root.join("new/1700000005.M5P1.mta"), "Subject: s\n\nb\n").expect("deliver");
+    assert_eq!(open().stamp(&inbox).expect("stamp").change_token, None, "just changed");
+    assert!(!root.join("dovecot-uidlist").exists(), "nothing written into the source");
+}

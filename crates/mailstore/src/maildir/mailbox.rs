@@ -330,14 +330,19 @@ impl Mailbox {
     }
 
     /// [`Self::status`] from the uidlist and one pass over `new/` and `cur/` that keeps no
-    /// file list (a full view of a 100 000-message folder holds ~18 MB of names). `None`
+    /// file list (a full view of a 100 000-message folder holds ~18 MB of names); for a
+    /// read-only mailbox without one, from the uidlist the store keeps outside. `None`
     /// when the mailbox needs what [`Self::view`] does: no uidlist yet, an interrupted
     /// commit to complete, or files the uidlist does not know.
     fn quick_status(&self) -> Result<Option<MailboxStatus>> {
         if self.paths.dir.join(super::journal::JOURNAL).exists() {
             return Ok(None);
         }
-        let Some(uidlist) = self.paths.read_uidlist()? else { return Ok(None) };
+        let uidlist = match (self.paths.read_uidlist()?, self.store.own_uidlists.get()) {
+            (None, Some(own)) if self.store.options.read_only => own.read(&self.paths)?,
+            (uidlist, _) => uidlist,
+        };
+        let Some(uidlist) = uidlist else { return Ok(None) };
         let mut present: HashMap<&str, bool> =
             uidlist.records.iter().map(|r| (filename::base(&r.filename), false)).collect();
         let tree = self.paths.tree();
@@ -389,7 +394,11 @@ impl Mailbox {
     /// The mailbox GUID (`G` of the uidlist header), read from the header line alone:
     /// cheap in a big folder. `None` before the first message or for an old uidlist.
     pub fn guid(&self) -> Result<Option<Guid>> {
-        Ok(self.paths.read_uidlist_header()?.and_then(|uidlist| uidlist.guid))
+        let header = match (self.paths.read_uidlist_header()?, self.store.own_uidlists.get()) {
+            (None, Some(own)) => own.header(&self.paths)?,
+            (header, _) => header,
+        };
+        Ok(header.and_then(|uidlist| uidlist.guid))
     }
 
     /// Every message in UID order. What the listing leaves out is dropped here;
@@ -952,7 +961,7 @@ impl Mailbox {
             return Ok(self.checked_view(uidlist, scan, keywords, left_out));
         }
         if self.store.options.read_only {
-            let uidlist = state::assign_in_memory(&self.paths, uidlist, &scan);
+            let uidlist = self.assign_read_only(uidlist, &scan)?;
             return Ok(self.checked_view(uidlist, scan, keywords, left_out));
         }
         let synced = state::locked(&self.store, &self.paths, |locked| {
@@ -966,11 +975,37 @@ impl Mailbox {
                 Ok(self.checked_view(uidlist, scan, keywords, left_out))
             }
             Err(e) if state::is_read_only(&e) => {
-                let uidlist = state::assign_in_memory(&self.paths, uidlist, &scan);
+                let uidlist = self.assign_read_only(uidlist, &scan)?;
                 Ok(self.checked_view(uidlist, scan, keywords, left_out))
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// The UIDs of a mailbox we do not write, without a sync: from its `dovecot-uidlist`
+    /// (files it does not know numbered in memory, as Dovecot's next sync would), else
+    /// from the uidlist of our own the store keeps outside ([`super::Maildir::keep_uids_in`]),
+    /// else numbered anew.
+    fn assign_read_only(&self, uidlist: Option<Uidlist>, scan: &Scan) -> Result<Uidlist> {
+        match (&uidlist, self.store.own_uidlists.get()) {
+            (None, Some(own)) => own.assign(&self.paths, scan, self.store.fsync()),
+            _ => Ok(state::assign_in_memory(&self.paths, uidlist, scan)),
+        }
+    }
+
+    /// The file that holds this mailbox's UIDs: its `dovecot-uidlist`, or, when it has none
+    /// and the store keeps UIDs of its own ([`super::Maildir::keep_uids_in`]), that file
+    /// (which exists once the mailbox was read). A change token stats it.
+    pub fn uids_file(&self) -> PathBuf {
+        self.own_uids_file().unwrap_or_else(|| self.paths.uidlist())
+    }
+
+    /// The uidlist of our own that holds this mailbox's UIDs, when it has no
+    /// `dovecot-uidlist` and the store keeps UIDs outside ([`super::Maildir::keep_uids_in`]);
+    /// it exists once the mailbox was read. Only reading the mailbox writes it.
+    pub fn own_uids_file(&self) -> Option<PathBuf> {
+        let own = self.store.own_uidlists.get()?;
+        (!self.paths.uidlist().exists()).then(|| own.path(&self.paths))
     }
 
     /// The view of what was read, with every file that is not a regular file inside the

@@ -9,6 +9,7 @@ pub(crate) mod keywords;
 pub(crate) mod layout;
 pub(crate) mod leftovers;
 mod mailbox;
+mod own_uidlist;
 pub(crate) mod save;
 pub(crate) mod state;
 mod trash;
@@ -133,6 +134,9 @@ pub(crate) struct Store {
     /// Where the folders whose directory names are not the canonical spelling of their
     /// names are, from the last listing (`None` before the first).
     noncanonical: Mutex<Option<HashMap<MailboxName, PathBuf>>>,
+    /// Where a read-only store keeps the UIDs of mailboxes without `dovecot-uidlist`
+    /// ([`Maildir::keep_uids_in`]).
+    pub(crate) own_uidlists: OnceLock<own_uidlist::OwnUidlists>,
 }
 
 impl Store {
@@ -198,8 +202,29 @@ impl Maildir {
                 permissions: OnceLock::new(),
                 tmp_checked: Mutex::new(HashSet::new()),
                 noncanonical: Mutex::new(None),
+                own_uidlists: OnceLock::new(),
             }),
         }
+    }
+
+    /// For a read-only store (a source): keeps the UIDs given to the files of mailboxes
+    /// that have no `dovecot-uidlist` (a Maildir another program writes) in files of our
+    /// own named `PREFIX.<hash>`, one per mailbox, created with `permissions`, instead of
+    /// numbering them anew at each opening. Then the UIDVALIDITY, the mailbox GUID and
+    /// every file's UID stay the same from run to run, as Dovecot's uidlist would keep
+    /// them: files found later get the next UIDs (in file-name order), and a UID is never
+    /// given to another file. Nothing is written into the store; with `write` false (a dry
+    /// run) not even those files, which are then only read. The first call counts; it must
+    /// come before the mailboxes are read. A store that may be written gets a
+    /// `dovecot-uidlist` instead, as Dovecot does.
+    pub fn keep_uids_in(&self, prefix: PathBuf, permissions: Permissions, write: bool) {
+        let own = own_uidlist::OwnUidlists::new(prefix, permissions, write);
+        let _ = self.store.own_uidlists.set(own);
+    }
+
+    /// True for a store opened read-only ([`Options::read_only`]).
+    pub fn is_read_only(&self) -> bool {
+        self.store.options.read_only
     }
 
     /// The location.

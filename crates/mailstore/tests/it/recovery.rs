@@ -312,6 +312,82 @@ fn read_only_stores_are_never_written_and_read_the_same() {
     assert_ne!(tree(&root), before);
 }
 
+/// A read-only folder without `dovecot-uidlist` keeps its UIDVALIDITY, GUID and UIDs across
+/// openings in the uidlist kept outside ([`Maildir::keep_uids_in`]); a file removed never
+/// lends its UID to another; with `write` false the outside file is only read.
+#[test]
+fn a_folder_without_uidlist_keeps_its_uids_in_the_file_kept_outside() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("Maildir");
+    for sub in ["cur", "new", "tmp"] {
+        fs::create_dir_all(root.join(sub)).unwrap();
+    }
+    for n in 1..=3 {
+        fs::write(root.join(format!("cur/170000000{n}.M{n}P1.x:2,S")), b"m\n").unwrap();
+    }
+    let state = dir.path().join("state/dsync-rs-state.uidlist");
+    let open = |write: bool| {
+        let maildir = Maildir::with_options(
+            Location::maildir(&root),
+            Options::default().with_read_only(true),
+        );
+        maildir.keep_uids_in(state.clone(), mailstore::Permissions::private(), write);
+        maildir.mailbox(&name("INBOX")).unwrap()
+    };
+    let uids = |mailbox: &mailstore::Mailbox| -> Vec<(u32, String)> {
+        mailbox.messages().unwrap().into_iter().map(|m| (m.uid, m.guid)).collect()
+    };
+    // A dry run writes nothing, not even outside.
+    assert_eq!(uids(&open(false)).len(), 3);
+    assert!(!state.parent().unwrap().exists());
+
+    let first = open(true);
+    let status = first.status().unwrap();
+    let guid = first.guid().unwrap();
+    assert!(guid.is_some());
+    assert_eq!(
+        uids(&first),
+        [
+            (1, "1700000001.M1P1.x".into()),
+            (2, "1700000002.M2P1.x".into()),
+            (3, "1700000003.M3P1.x".into())
+        ]
+    );
+    // Each file's size with CRLF is recorded, so later listings need not read the files.
+    let kept = fs::read_to_string(first.uids_file()).unwrap();
+    assert_eq!(kept.matches(" W3 :").count(), 3, "{kept}");
+    assert!(first.messages().unwrap().iter().all(|m| m.virtual_size == 3));
+    fs::remove_file(root.join("cur/1700000003.M3P1.x:2,S")).unwrap();
+    fs::write(root.join("new/1700000005.M5P1.x"), b"m\n").unwrap();
+    fs::write(root.join("new/1700000004.M4P1.x"), b"m\n").unwrap();
+    // Read without writing: the same UIDs a writing open gives next.
+    let dry = uids(&open(false));
+    let again = open(true);
+    assert_eq!(uids(&again), dry);
+    assert_eq!(
+        dry,
+        [
+            (1, "1700000001.M1P1.x".into()),
+            (2, "1700000002.M2P1.x".into()),
+            (4, "1700000004.M4P1.x".into()),
+            (5, "1700000005.M5P1.x".into())
+        ]
+    );
+    let status_again = again.status().unwrap();
+    assert_eq!(status_again.uid_validity, status.uid_validity);
+    assert_eq!(status_again.next_uid, 6);
+    assert_eq!(again.guid().unwrap(), guid);
+    // The file holding them is the one outside; nothing was added to the Maildir.
+    assert!(again.uids_file().starts_with(state.parent().unwrap()));
+    let names = |root: &std::path::Path| {
+        let mut names: Vec<_> =
+            fs::read_dir(root).unwrap().map(|e| e.unwrap().file_name()).collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(&root), ["cur", "new", "tmp"]);
+}
+
 /// A root that holds only other files (a lock, a state file left by a failed first run) has
 /// no INBOX yet: listing it must not offer a mailbox that cannot be opened.
 #[test]

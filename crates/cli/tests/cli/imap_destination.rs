@@ -274,6 +274,8 @@ fn a_full_quota_on_the_destination_stops_the_run_naming_folder_and_message() {
     std::fs::write(servers.dir.path().join("bob.pw"), format!("{DESTINATION_PASSWORD}\n"))
         .expect("password file");
 
+    // Both messages go in one MULTIAPPEND, which the full quota refuses whole: each is
+    // then sent again alone, so the one that fits is stored and the other named.
     let run = servers.run(&["backup"], &[]);
     assert_eq!(run.status.code(), Some(73), "{}", text(&run));
     let stderr = String::from_utf8_lossy(&run.stderr);

@@ -13,7 +13,7 @@ use std::io::Read;
 use chrono::{DateTime, FixedOffset};
 
 use crate::error::{Error, Result};
-use crate::proto::{Code, Response, encode_append_start};
+use crate::proto::{AppendMessage, Code, Response, encode_append_next, encode_append_start};
 use crate::types::{Flag, MailboxName, Uid, UidValidity};
 
 use super::TraceDirection;
@@ -39,13 +39,20 @@ pub struct AppendOutcome {
     /// `[OVERQUOTA]` or `[TOOBIG]`, [`Error::TooBig`] for a message over APPENDLIMIT,
     /// which was not sent).
     pub result: Result<Option<(UidValidity, Uid)>>,
+    /// The message went in a MULTIAPPEND ([`Session::append_batch`]) that the server
+    /// refused as a whole: nothing of that batch was stored (RFC 3502), and this message
+    /// may well be fine on its own — send it again alone to learn its own answer.
+    ///
+    /// [`Session::append_batch`]: crate::Session::append_batch
+    pub batch_refused: bool,
 }
 
 /// The APPENDs of a connection that are in flight, and the outcomes not yet taken.
 #[derive(Debug, Default)]
 pub(crate) struct AppendQueue {
-    /// Sent and not yet answered: tag and index, in the order sent.
-    in_flight: VecDeque<(String, u64)>,
+    /// Sent and not yet answered: tag, first index and number of messages (more than one
+    /// for a MULTIAPPEND), in the order sent.
+    in_flight: VecDeque<(String, u64, u64)>,
     /// Answers collected and not yet handed out.
     outcomes: Vec<AppendOutcome>,
     next_index: u64,
@@ -73,7 +80,7 @@ pub(crate) fn append(
     conn.appends.next_index += 1;
     if let Some(limit) = conn.capabilities.append_limit().filter(|&limit| len > limit) {
         let result = Err(Error::TooBig { size: len, limit });
-        conn.appends.outcomes.push(AppendOutcome { index, result });
+        conn.appends.outcomes.push(AppendOutcome { index, result, batch_refused: false });
         return Ok(index);
     }
     while conn.appends.in_flight.len() >= MAX_APPENDS_IN_FLIGHT {
@@ -86,14 +93,14 @@ pub(crate) fn append(
         let result = Err(Error::InvalidArgument(format!(
             "mailbox name {mailbox} needs a literal, which a streamed APPEND cannot send"
         )));
-        conn.appends.outcomes.push(AppendOutcome { index, result });
+        conn.appends.outcomes.push(AppendOutcome { index, result, batch_refused: false });
         return Ok(index);
     };
     if let Some(trace) = &conn.options.trace {
         let line = String::from_utf8_lossy(&start.line);
         trace.emit(TraceDirection::Sent, &format!("{}\r\n<{len} bytes>", line.trim_end()));
     }
-    conn.appends.in_flight.push_back((tag.clone(), index));
+    conn.appends.in_flight.push_back((tag.clone(), index, 1));
     let result = send_message(conn, &tag, &start.line, start.synchronising, len, body);
     conn.guard(result)?;
     Ok(index)
@@ -176,29 +183,178 @@ fn read_answer(conn: &mut Conn, waiting_for: Option<&str>) -> Result<bool> {
             }
             Response::Untagged(_) => {}
             Response::Tagged { tag, status } => {
-                let position = conn.appends.in_flight.iter().position(|(t, _)| *t == tag);
-                let Some((_, index)) = position.and_then(|at| conn.appends.in_flight.remove(at))
+                let position = conn.appends.in_flight.iter().position(|(t, ..)| *t == tag);
+                let Some((_, first, count)) =
+                    position.and_then(|at| conn.appends.in_flight.remove(at))
                 else {
                     return conn
                         .guard(Err(Error::Protocol(format!("answer for unknown tag {tag:?}"))));
                 };
-                let result = check("APPEND", status).and_then(|status| match status.code {
-                    Some(Code::AppendUid { uid_validity, uids }) => {
-                        // One message per APPEND: a set of several is a lie.
-                        match uids.to_uids().as_deref() {
-                            Some([uid]) => Ok(Some((uid_validity, *uid))),
-                            _ => Err(Error::Protocol(format!("APPENDUID {uids} for one message"))),
-                        }
-                    }
-                    _ => Ok(None),
-                });
-                conn.appends.outcomes.push(AppendOutcome { index, result });
+                record_answer(conn, first, count, check("APPEND", status));
                 if waiting_for.is_none() || waiting_for == Some(tag.as_str()) {
                     return Ok(false);
                 }
             }
         }
     }
+}
+
+/// Records the outcomes of the `count` messages from index `first` that one APPEND
+/// command carried, from its answer.
+fn record_answer(conn: &mut Conn, first: u64, count: u64, answer: Result<crate::proto::Status>) {
+    let indexes = first..first + count;
+    let status = match answer {
+        Ok(status) => status,
+        Err(error) if count == 1 => {
+            conn.appends.outcomes.push(AppendOutcome {
+                index: first,
+                result: Err(error),
+                batch_refused: false,
+            });
+            return;
+        }
+        Err(error) => {
+            let text = error.to_string();
+            for index in indexes {
+                let result = Err(Error::Protocol(format!("MULTIAPPEND refused: {text}")));
+                conn.appends.outcomes.push(AppendOutcome { index, result, batch_refused: true });
+            }
+            return;
+        }
+    };
+    let uids = match status.code {
+        // One UID per message, in the order given: a set of another size is a lie.
+        Some(Code::AppendUid { uid_validity, uids }) => match uids.to_uids() {
+            Some(list) if list.len() as u64 == count => {
+                Ok(list.into_iter().map(|uid| Some((uid_validity, uid))).collect::<Vec<_>>())
+            }
+            _ => Err(format!("APPENDUID {uids} for {count} message(s)")),
+        },
+        _ => Ok(vec![None; usize::try_from(count).unwrap_or(0)]),
+    };
+    match uids {
+        Ok(uids) => {
+            for (index, uid) in indexes.zip(uids) {
+                conn.appends.outcomes.push(AppendOutcome {
+                    index,
+                    result: Ok(uid),
+                    batch_refused: false,
+                });
+            }
+        }
+        Err(lie) => {
+            // Stored, but where is unknown: the caller pairs them by content later.
+            for index in indexes {
+                let result = Err(Error::Protocol(lie.clone()));
+                conn.appends.outcomes.push(AppendOutcome { index, result, batch_refused: false });
+            }
+        }
+    }
+}
+
+/// Appends `messages` to `mailbox` with one MULTIAPPEND command (RFC 3502) whose literals
+/// are all non-synchronising, pipelined like [`append`]; returns the index of the first,
+/// the others following in order. A server stores such a batch in one transaction, all or
+/// nothing: Dovecot spends about a tenth of the CPU per message that separate APPENDs cost
+/// it. Needs MULTIAPPEND and LITERAL+ (else each message goes as its own [`append`]).
+pub(crate) fn append_batch(
+    conn: &mut Conn,
+    mailbox: &MailboxName,
+    messages: &[AppendMessage<'_>],
+) -> Result<u64> {
+    let first = conn.appends.next_index;
+    let batchable = messages.len() > 1
+        && conn.capabilities.has("MULTIAPPEND")
+        && conn.capabilities.has("LITERAL+")
+        && conn
+            .capabilities
+            .append_limit()
+            .is_none_or(|limit| messages.iter().all(|message| message.data.len() as u64 <= limit));
+    if !batchable {
+        for message in messages {
+            let len = message.data.len() as u64;
+            let date = message.internal_date.as_ref();
+            append(conn, mailbox, message.flags, date, len, &mut &message.data[..])?;
+        }
+        return Ok(first);
+    }
+    let Some((head, rest)) = messages.split_first() else { return Ok(first) };
+    let len = head.data.len() as u64;
+    let options = conn.encode_options();
+    let tag = conn.next_tag();
+    let Some(start) =
+        encode_append_start(&tag, mailbox, head.flags, head.internal_date.as_ref(), len, options)
+    else {
+        // A name that needs a literal: each message fails alone, as `append` says.
+        for message in messages {
+            let len = message.data.len() as u64;
+            let date = message.internal_date.as_ref();
+            append(conn, mailbox, message.flags, date, len, &mut &message.data[..])?;
+        }
+        return Ok(first);
+    };
+    while conn.appends.in_flight.len() >= MAX_APPENDS_IN_FLIGHT {
+        read_answer(conn, None)?;
+    }
+    let count = messages.len() as u64;
+    conn.appends.next_index += count;
+    if let Some(trace) = &conn.options.trace {
+        let line = String::from_utf8_lossy(&start.line);
+        let total: usize = messages.iter().map(|message| message.data.len()).sum();
+        trace.emit(
+            TraceDirection::Sent,
+            &format!(
+                "{}\r\n<{len} bytes> and {} more message(s), {total} bytes in all",
+                line.trim_end(),
+                rest.len()
+            ),
+        );
+    }
+    conn.appends.in_flight.push_back((tag, first, count));
+    let result = send_batch(conn, &start.line, head, rest);
+    conn.guard(result)?;
+    Ok(first)
+}
+
+fn send_batch(
+    conn: &mut Conn,
+    start: &[u8],
+    head: &AppendMessage<'_>,
+    rest: &[AppendMessage<'_>],
+) -> Result<()> {
+    let mut buffer = std::mem::take(&mut conn.appends.buffer);
+    buffer.clear();
+    buffer.extend_from_slice(start);
+    let result = (|| {
+        send_bytes(conn, &mut buffer, head.data)?;
+        for message in rest {
+            let len = message.data.len() as u64;
+            let next = encode_append_next(message.flags, message.internal_date.as_ref(), len);
+            buffer.extend_from_slice(&next);
+            send_bytes(conn, &mut buffer, message.data)?;
+        }
+        buffer.extend_from_slice(b"\r\n");
+        conn.stream.send(&buffer)?;
+        Ok::<(), Error>(())
+    })();
+    buffer.clear();
+    conn.appends.buffer = buffer;
+    result
+}
+
+/// Adds `data` to `buffer`, sending whenever the buffer reaches [`CHUNK`].
+fn send_bytes(conn: &mut Conn, buffer: &mut Vec<u8>, mut data: &[u8]) -> Result<()> {
+    while !data.is_empty() {
+        let room = CHUNK.saturating_sub(buffer.len()).max(1);
+        let (now, later) = data.split_at(room.min(data.len()));
+        buffer.extend_from_slice(now);
+        data = later;
+        if buffer.len() >= CHUNK {
+            conn.stream.send(buffer)?;
+            buffer.clear();
+        }
+    }
+    Ok(())
 }
 
 /// Reads the answers of every APPEND in flight (before another command is sent).

@@ -397,6 +397,34 @@ pub fn encode_append_start(
     Some(AppendStart { line, synchronising: !non_sync })
 }
 
+/// Encodes the part of a MULTIAPPEND (RFC 3502) that announces one more message after the
+/// first: ` (flags) ["date"] {len+}` with its CRLF, always a non-synchronising literal
+/// (the caller sends a batch only under `LITERAL+`). The message's bytes follow it, and the
+/// command ends with a CRLF after the last message.
+pub fn encode_append_next(
+    flags: &[Flag],
+    internal_date: Option<&chrono::DateTime<chrono::FixedOffset>>,
+    len: u64,
+) -> Vec<u8> {
+    let mut w =
+        Writer { options: EncodeOptions::default(), parts: Vec::new(), current: Vec::new() };
+    w.sp().flags(flags);
+    if let Some(date) = internal_date {
+        w.text(" \"").text(&format_internal_date(date)).text("\"");
+    }
+    w.flush();
+    let mut line: Vec<u8> = w
+        .parts
+        .iter()
+        .flat_map(|part| match part {
+            Part::Data(data) => data.to_vec(),
+            Part::AwaitContinuation => Vec::new(),
+        })
+        .collect();
+    line.extend_from_slice(format!(" {{{len}+}}\r\n").as_bytes());
+    line
+}
+
 fn append_message<'a>(w: &mut Writer<'a>, message: &AppendMessage<'a>) {
     w.sp().flags(message.flags);
     if let Some(date) = &message.internal_date {

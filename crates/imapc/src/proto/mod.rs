@@ -22,8 +22,8 @@ pub use command::{
 };
 pub use decoder::{BodyStart, DecodeError, Event, Limits, ResponseDecoder};
 pub use encode::{
-    AppendStart, EncodeOptions, Encoded, Part, encode, encode_append_start, sasl_challenge,
-    sasl_response,
+    AppendStart, EncodeOptions, Encoded, Part, encode, encode_append_next, encode_append_start,
+    sasl_challenge, sasl_response,
 };
 pub use parse::{ParseError, ParseOptions, parse_response};
 pub use response::{

@@ -335,3 +335,73 @@ fn uid_copy_reports_the_new_uids_from_copyuid() {
     assert_eq!(copied[2].body, inbox[2].body);
     assert_eq!(copied[2].flags, ["\\Seen"]);
 }
+
+#[test]
+fn a_multiappend_batch_is_stored_in_order_and_refused_whole() {
+    let dovecot = Dovecot::builder().start();
+    let mut oracle = RawImap::login(dovecot.imap_port(), "alice", "alicepw");
+    oracle.create("Dest");
+    let mut session = login(&dovecot);
+    assert!(session.batches_appends(), "Dovecot offers MULTIAPPEND and LITERAL+");
+    let dest = MailboxName::from_utf8("Dest");
+    let date = DateTime::parse_from_rfc3339("2021-03-04T05:06:07+05:30").expect("date");
+    let keyword = Flag::keyword("$Label1").expect("atom");
+    let bodies: Vec<Vec<u8>> = (0..30).map(|i| fixtures::message(i, "batch", "text")).collect();
+    let flags: Vec<Vec<Flag>> = (0..30)
+        .map(|i| match i % 3 {
+            0 => vec![Flag::Seen, keyword.clone()],
+            1 => vec![Flag::Flagged],
+            _ => vec![],
+        })
+        .collect();
+    let messages: Vec<imapc::proto::AppendMessage<'_>> = bodies
+        .iter()
+        .zip(&flags)
+        .enumerate()
+        .map(|(i, (body, flags))| imapc::proto::AppendMessage {
+            flags,
+            internal_date: (i % 2 == 0).then_some(date),
+            data: body,
+        })
+        .collect();
+    // Two batches in flight at once, then their answers: one outcome per message.
+    assert_eq!(session.append_batch(&dest, &messages[..20]).expect("sent"), 0);
+    assert_eq!(session.append_batch(&dest, &messages[20..]).expect("sent"), 20);
+    assert_eq!(session.appends_in_flight(), 2, "one command per batch, pipelined");
+    let outcomes = session.finish_appends().expect("answers");
+    assert_eq!(outcomes.iter().map(|o| o.index).collect::<Vec<u64>>(), (0..30).collect::<Vec<_>>());
+    let uids: Vec<u32> = outcomes
+        .iter()
+        .map(|outcome| outcome.result.as_ref().expect("stored").expect("APPENDUID").1.get())
+        .collect();
+    assert!(outcomes.iter().all(|outcome| !outcome.batch_refused));
+    let stored = oracle.messages("Dest");
+    assert_eq!(stored.iter().map(|message| message.uid).collect::<Vec<u32>>(), uids);
+    for (i, (message, body)) in stored.iter().zip(&bodies).enumerate() {
+        assert_eq!(&message.body, body, "message {i}");
+        let expected: &[&str] = match i % 3 {
+            0 => &["$Label1", "\\Seen"],
+            1 => &["\\Flagged"],
+            _ => &[],
+        };
+        assert_eq!(message.flags, expected, "message {i}");
+        if i % 2 == 0 {
+            assert_eq!(message.internal_date, date.timestamp(), "message {i}");
+        }
+    }
+
+    // Dovecot refuses a zero-byte message: the whole batch is refused, nothing of it is
+    // stored, and each outcome says so (the caller sends them again alone).
+    let empty: &[u8] = b"";
+    let refused = [
+        imapc::proto::AppendMessage { flags: &[], internal_date: None, data: &bodies[0] },
+        imapc::proto::AppendMessage { flags: &[], internal_date: None, data: empty },
+        imapc::proto::AppendMessage { flags: &[], internal_date: None, data: &bodies[1] },
+    ];
+    assert_eq!(session.append_batch(&dest, &refused).expect("sent"), 30);
+    let outcomes = session.finish_appends().expect("answers");
+    assert_eq!(outcomes.len(), 3);
+    assert!(outcomes.iter().all(|outcome| outcome.batch_refused && outcome.result.is_err()));
+    assert_eq!(oracle.messages("Dest").len(), 30, "all or nothing");
+    session.noop().expect("the connection is still good");
+}

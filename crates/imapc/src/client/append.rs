@@ -271,12 +271,7 @@ pub(crate) fn append_batch(
             .append_limit()
             .is_none_or(|limit| messages.iter().all(|message| message.data.len() as u64 <= limit));
     if !batchable {
-        for message in messages {
-            let len = message.data.len() as u64;
-            let date = message.internal_date.as_ref();
-            append(conn, mailbox, message.flags, date, len, &mut &message.data[..])?;
-        }
-        return Ok(first);
+        return append_each(conn, mailbox, messages);
     }
     let Some((head, rest)) = messages.split_first() else { return Ok(first) };
     let len = head.data.len() as u64;
@@ -286,12 +281,7 @@ pub(crate) fn append_batch(
         encode_append_start(&tag, mailbox, head.flags, head.internal_date.as_ref(), len, options)
     else {
         // A name that needs a literal: each message fails alone, as `append` says.
-        for message in messages {
-            let len = message.data.len() as u64;
-            let date = message.internal_date.as_ref();
-            append(conn, mailbox, message.flags, date, len, &mut &message.data[..])?;
-        }
-        return Ok(first);
+        return append_each(conn, mailbox, messages);
     };
     while conn.appends.in_flight.len() >= MAX_APPENDS_IN_FLIGHT {
         read_answer(conn, None)?;
@@ -313,6 +303,21 @@ pub(crate) fn append_batch(
     conn.appends.in_flight.push_back((tag, first, count));
     let result = send_batch(conn, &start.line, head, rest);
     conn.guard(result)?;
+    Ok(first)
+}
+
+/// Each of `messages` as its own streamed [`append`]; the index of the first.
+fn append_each(
+    conn: &mut Conn,
+    mailbox: &MailboxName,
+    messages: &[AppendMessage<'_>],
+) -> Result<u64> {
+    let first = conn.appends.next_index;
+    for message in messages {
+        let len = message.data.len() as u64;
+        let date = message.internal_date.as_ref();
+        append(conn, mailbox, message.flags, date, len, &mut &message.data[..])?;
+    }
     Ok(first)
 }
 

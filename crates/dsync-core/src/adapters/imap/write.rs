@@ -193,7 +193,6 @@ impl StorageMut for ImapStorage {
         Ok(Box::new(ImapWriter {
             batches,
             batch: Vec::new(),
-            batch_bytes: 0,
             awaiting: BTreeMap::new(),
             awaiting_bytes: 0,
             storage: self,
@@ -272,7 +271,6 @@ struct ImapWriter<'a> {
     batches: bool,
     /// Messages for the next MULTIAPPEND, in the order given.
     batch: Vec<Batched>,
-    batch_bytes: usize,
     /// Batched messages sent and not yet answered, by imapc's number: sent again alone if
     /// their batch is refused.
     awaiting: BTreeMap<u64, Batched>,
@@ -398,7 +396,6 @@ impl ImapWriter<'_> {
     /// Sends the messages gathered for a MULTIAPPEND (one alone as a plain APPEND).
     fn send_batch(&mut self) -> Result<(), StorageError> {
         let batch = std::mem::take(&mut self.batch);
-        self.batch_bytes = 0;
         if batch.len() <= 1 {
             return batch.iter().try_for_each(|batched| self.send_alone(batched));
         }
@@ -512,29 +509,25 @@ impl MailboxWriter for ImapWriter<'_> {
             .received
             .and_then(|seconds| chrono::DateTime::from_timestamp(seconds, 0))
             .map(|date| date.fixed_offset());
-        let staged = match staged {
-            Staged::Memory(bytes) if self.batches => {
-                self.batch_bytes += bytes.len();
-                self.batch.push(Batched { requested: meta.uid, flags, date, bytes });
-                if self.batch.len() >= BATCH_MESSAGES || self.batch_bytes >= BATCH_BYTES {
+        let (mut file, len) = match staged {
+            Staged::Memory(bytes) => {
+                let batched = Batched { requested: meta.uid, flags, date, bytes };
+                if !self.batches {
+                    return self.send_alone(&batched);
+                }
+                self.batch.push(batched);
+                let bytes: usize = self.batch.iter().map(|batched| batched.bytes.len()).sum();
+                if self.batch.len() >= BATCH_MESSAGES || bytes >= BATCH_BYTES {
                     self.send_batch()?;
                 }
                 return Ok(());
             }
-            staged => staged,
+            Staged::File { file, len } => (file, len),
         };
         // In the order given: what was batched goes first.
         self.send_batch()?;
-        let session = &mut self.storage.session;
-        let sent = match staged {
-            Staged::Memory(bytes) => {
-                let len = bytes.len() as u64;
-                session.append_streamed(&self.wire, &flags, date.as_ref(), len, &mut &bytes[..])
-            }
-            Staged::File { mut file, len } => {
-                session.append_streamed(&self.wire, &flags, date.as_ref(), len, &mut file)
-            }
-        };
+        let sent =
+            self.storage.session.append_streamed(&self.wire, &flags, date.as_ref(), len, &mut file);
         let index = sent.map_err(|e| convert_error(e, &format!("APPEND to {}", self.mailbox)))?;
         self.sent.insert(index, meta.uid);
         Ok(())

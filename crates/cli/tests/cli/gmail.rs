@@ -12,7 +12,7 @@ use std::os::unix::fs::MetadataExt;
 use testkit::{Dovecot, FakeStore, GMAIL_ALL_MAIL, GMAIL_SPAM, GMAIL_TRASH, RawImap, fixtures};
 
 use super::imap_destination::{DESTINATION_PASSWORD, assert_carried, pairs_hold};
-use super::{PASSWORD, dsync, text};
+use super::{PASSWORD, dsync, output_within_a_minute, text};
 
 /// Message files of a Maildir folder, and how many of them share their inode.
 fn files(folder: &std::path::Path) -> (usize, usize) {
@@ -149,38 +149,7 @@ impl GmailRun {
 
     /// Runs dsync, killed after 60 s: a hang fails the test instead of blocking it.
     fn run(&self) -> std::process::Output {
-        let out = tempfile::tempfile().expect("stdout file");
-        let err = tempfile::tempfile().expect("stderr file");
-        let mut child = self
-            .command()
-            .stdout(out.try_clone().expect("stdout"))
-            .stderr(err.try_clone().expect("stderr"))
-            .spawn()
-            .expect("run dsync");
-        let started = std::time::Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                break status;
-            }
-            if started.elapsed() > std::time::Duration::from_secs(60) {
-                let _ = child.kill();
-                break child.wait().expect("reaped");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        };
-        let read = |mut file: std::fs::File| {
-            use std::io::{Read, Seek};
-            let mut bytes = Vec::new();
-            file.rewind().and_then(|()| file.read_to_end(&mut bytes)).expect("read output");
-            bytes
-        };
-        let output = std::process::Output { status, stdout: read(out), stderr: read(err) };
-        assert!(
-            status.code().is_some(),
-            "dsync hung and was killed after 60 s:\n{}",
-            text(&output)
-        );
-        output
+        output_within_a_minute(&mut self.command())
     }
 }
 
@@ -219,7 +188,7 @@ fn gmail_destination_with_parallel_folders_still_stores_each_message_once() {
     // Workers would copy labels side by side, each storing what it has not seen: a label
     // destination takes its mailboxes one after another, all mail last.
     let run = GmailRun::new(FakeStore::builder().gmail().start());
-    let first = run.command().args(["--parallel-folders", "4"]).output().expect("run dsync");
+    let first = output_within_a_minute(run.command().args(["--parallel-folders", "4"]));
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));
     assert_eq!(run.gmail.appends_and_copies(), (4, 4), "{:#?}", run.gmail.commands());
     assert_eq!(run.gmail.stored_messages(), 4);

@@ -11,7 +11,9 @@ use std::os::unix::fs::MetadataExt;
 
 use testkit::{Dovecot, FakeStore, GMAIL_ALL_MAIL, GMAIL_SPAM, GMAIL_TRASH, RawImap, fixtures};
 
-use super::imap_destination::{DESTINATION_PASSWORD, assert_carried, pairs_hold};
+use super::imap_destination::{
+    DESTINATION_PASSWORD, Servers, assert_carried, pairs_hold, run_into_bob,
+};
 use super::{PASSWORD, dsync, output_within_a_minute, text};
 
 /// Message files of a Maildir folder, and how many of them share their inode.
@@ -299,19 +301,17 @@ fn dovecot_files(home: &std::path::Path, folder: &str) -> (usize, usize) {
     files(&path)
 }
 
-/// Runs `args` again and checks through the destination Dovecot that nothing changed,
+/// Checks a re-run's output, and through the destination Dovecot that it changed nothing,
 /// UIDs included.
 fn assert_rerun_changes_nothing(
-    args: &[&str],
-    password: Option<&str>,
+    again: &std::process::Output,
     destination: &Dovecot,
     before: &testkit::AccountSnapshot,
 ) {
-    let again = dsync(args, password);
-    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert_eq!(again.status.code(), Some(0), "{}", text(again));
     let summary = String::from_utf8_lossy(&again.stdout);
-    assert!(summary.contains("0 messages saved"), "{}", text(&again));
-    assert!(summary.contains("0 expunged, 0 flag changes"), "{}", text(&again));
+    assert!(summary.contains("0 messages saved"), "{}", text(again));
+    assert!(summary.contains("0 expunged, 0 flag changes"), "{}", text(again));
     let after = RawImap::login(destination.imap_port(), "bob", DESTINATION_PASSWORD).snapshot();
     assert_eq!(&after, before, "the re-run changed the destination");
 }
@@ -328,23 +328,9 @@ fn duplicates_across_folders_are_copied_within_a_dovecot_destination() {
     imap.store("Work", "2", "-FLAGS ($Label1)");
     imap.logout();
     let expected = RawImap::login(source.imap_port(), "alice", PASSWORD).snapshot();
-    let destination = Dovecot::builder().user("bob", DESTINATION_PASSWORD).start();
-    let dir = tempfile::tempdir().expect("dir");
-    let password_file = dir.path().join("bob.pw");
-    std::fs::write(&password_file, format!("{DESTINATION_PASSWORD}\n")).expect("password");
-    let state = dir.path().join("state");
-    let source_url = format!("imap://alice@127.0.0.1:{}?tls=none", source.imap_port());
-    let target = format!("imap://bob@127.0.0.1:{}?tls=none", destination.imap_port());
-    let args = [
-        "backup",
-        "--state-file",
-        state.to_str().expect("utf-8"),
-        "--destination-password-file",
-        password_file.to_str().expect("utf-8"),
-        &source_url,
-        &target,
-    ];
-    let run = dsync(&args, Some(PASSWORD));
+    let servers = Servers::new(source);
+    let destination = &servers.destination;
+    let run = servers.run(&["backup"], &[]);
     assert_eq!(run.status.code(), Some(0), "{}", text(&run));
     assert!(
         String::from_utf8_lossy(&run.stdout).contains("4 saved from copies already held"),
@@ -354,7 +340,7 @@ fn duplicates_across_folders_are_copied_within_a_dovecot_destination() {
     // Read back through Dovecot: every folder as the source's, flags included.
     let copied = RawImap::login(destination.imap_port(), "bob", DESTINATION_PASSWORD).snapshot();
     assert_carried(&expected, &copied);
-    assert_eq!(pairs_hold(&state, &expected, &copied), 8);
+    assert_eq!(pairs_hold(&servers.state(), &expected, &copied), 8);
     // 8 files, of which the 4 copies share an inode with the message they were made from.
     let home = destination.home("bob");
     let linked: usize = ["INBOX", "Work", "Family", "Archive"]
@@ -364,7 +350,7 @@ fn duplicates_across_folders_are_copied_within_a_dovecot_destination() {
     let all: usize =
         ["INBOX", "Work", "Family", "Archive"].iter().map(|f| dovecot_files(&home, f).0).sum();
     assert_eq!((all, linked), (8, 7), "hard links (message 1: 3, 2: 2, 4: 2)");
-    assert_rerun_changes_nothing(&args, Some(PASSWORD), &destination, &copied);
+    assert_rerun_changes_nothing(&servers.run(&["backup"], &[]), destination, &copied);
 }
 
 #[test]
@@ -380,7 +366,7 @@ fn messages_without_date_or_message_id_are_never_taken_for_copies() {
     imap.append("Work", &["\\Seen"], date, b"Subject: other\r\n\r\nbody two\r\n");
     let expected = imap.snapshot();
     imap.logout();
-    let servers = super::imap_destination::Servers::new(source);
+    let servers = Servers::new(source);
     let run = servers.run(&["backup"], &[]);
     assert_eq!(run.status.code(), Some(0), "{}", text(&run));
     assert!(
@@ -543,21 +529,11 @@ fn one_guid_in_several_maildir_folders_is_copied_only_where_its_date_is_the_same
     let expected = super::served(&maildir);
 
     let destination = Dovecot::builder().user("bob", DESTINATION_PASSWORD).start();
-    let password_file = dir.path().join("bob.pw");
-    std::fs::write(&password_file, format!("{DESTINATION_PASSWORD}\n")).expect("password");
-    let state = dir.path().join("state");
+    std::fs::write(dir.path().join("bob.pw"), format!("{DESTINATION_PASSWORD}\n")).expect("pw");
     let source = format!("maildir:{}", maildir.display());
     let target = format!("imap://bob@127.0.0.1:{}?tls=none", destination.imap_port());
-    let args = [
-        "backup",
-        "--state-file",
-        state.to_str().expect("utf-8"),
-        "--destination-password-file",
-        password_file.to_str().expect("utf-8"),
-        &source,
-        &target,
-    ];
-    let run = dsync(&args, None);
+    let backup = || run_into_bob(dir.path(), &["backup"], &[], [&source, &target], None);
+    let run = backup();
     assert_eq!(run.status.code(), Some(0), "{}", text(&run));
     assert!(
         String::from_utf8_lossy(&run.stdout).contains("1 saved from copies already held"),
@@ -567,10 +543,10 @@ fn one_guid_in_several_maildir_folders_is_copied_only_where_its_date_is_the_same
     // Read back through Dovecot: flags, keywords and INTERNALDATE as the source's.
     let copied = RawImap::login(destination.imap_port(), "bob", DESTINATION_PASSWORD).snapshot();
     assert_carried(&expected, &copied);
-    assert_eq!(pairs_hold(&state, &expected, &copied), 3);
+    assert_eq!(pairs_hold(&dir.path().join("state"), &expected, &copied), 3);
     let home = destination.home("bob");
     let linked: Vec<(usize, usize)> =
         ["INBOX", "Work", "Family"].iter().map(|folder| dovecot_files(&home, folder)).collect();
     assert_eq!(linked, [(1, 1), (1, 1), (1, 0)], "Work's is a hard link of INBOX's");
-    assert_rerun_changes_nothing(&args, None, &destination, &copied);
+    assert_rerun_changes_nothing(&backup(), &destination, &copied);
 }

@@ -221,12 +221,6 @@ impl CallerSide<'_, '_> {
         let warning = format!("one connection fewer for syncing mailboxes at once: {error}");
         self.report.warnings.push(warning);
     }
-
-    /// The caller's observer asked the run to stop: the workers hear it through the pool
-    /// ([`Link::interrupted`]).
-    pub(crate) fn observer_interrupted(&mut self) -> bool {
-        self.observer.interrupted()
-    }
 }
 
 /// Passes a mailbox's `result` on in the message `finished` makes of it, and says whether
@@ -294,8 +288,9 @@ impl worker_pool::Coordinator<Event> for CallerSide<'_, '_> {
         Ok(())
     }
 
+    /// The caller's observer: the workers hear it through the pool ([`Link::interrupted`]).
     fn interrupted(&mut self) -> bool {
-        self.observer_interrupted()
+        self.observer.interrupted()
     }
 }
 

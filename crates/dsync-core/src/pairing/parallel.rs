@@ -236,8 +236,9 @@ impl worker_pool::Coordinator<Event> for CallerSide<'_, '_> {
         Ok(())
     }
 
+    /// The caller's observer: the workers hear it through the pool ([`Link::interrupted`]).
     fn interrupted(&mut self) -> bool {
-        self.observer_interrupted()
+        self.observer.interrupted()
     }
 }
 
@@ -333,6 +334,8 @@ impl Observer for Forward<'_> {
     }
 
     fn interrupted(&mut self) -> bool {
+        // The token is read here too: the pool hears of it only from the coordinator,
+        // which asks after each message it handles.
         self.link.interrupted() || self.cancel.is_some_and(Cancel::is_cancelled)
     }
 

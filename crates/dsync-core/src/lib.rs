@@ -137,6 +137,7 @@ pub mod sieve;
 mod spool;
 pub mod state;
 mod storage;
+mod worker_pool;
 
 // The crates this one's public API speaks in, so that an embedder depends on dsync-core
 // alone and never has to keep their versions in step with it.

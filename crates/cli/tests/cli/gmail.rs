@@ -11,8 +11,10 @@ use std::os::unix::fs::MetadataExt;
 
 use testkit::{Dovecot, FakeStore, GMAIL_ALL_MAIL, GMAIL_SPAM, GMAIL_TRASH, RawImap, fixtures};
 
-use super::imap_destination::{DESTINATION_PASSWORD, assert_carried, pairs_hold};
-use super::{PASSWORD, dsync, text};
+use super::imap_destination::{
+    DESTINATION_PASSWORD, Servers, assert_carried, pairs_hold, run_into_bob,
+};
+use super::{PASSWORD, dsync, output_within_a_minute, text};
 
 /// Message files of a Maildir folder, and how many of them share their inode.
 fn files(folder: &std::path::Path) -> (usize, usize) {
@@ -149,38 +151,7 @@ impl GmailRun {
 
     /// Runs dsync, killed after 60 s: a hang fails the test instead of blocking it.
     fn run(&self) -> std::process::Output {
-        let out = tempfile::tempfile().expect("stdout file");
-        let err = tempfile::tempfile().expect("stderr file");
-        let mut child = self
-            .command()
-            .stdout(out.try_clone().expect("stdout"))
-            .stderr(err.try_clone().expect("stderr"))
-            .spawn()
-            .expect("run dsync");
-        let started = std::time::Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                break status;
-            }
-            if started.elapsed() > std::time::Duration::from_secs(60) {
-                let _ = child.kill();
-                break child.wait().expect("reaped");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        };
-        let read = |mut file: std::fs::File| {
-            use std::io::{Read, Seek};
-            let mut bytes = Vec::new();
-            file.rewind().and_then(|()| file.read_to_end(&mut bytes)).expect("read output");
-            bytes
-        };
-        let output = std::process::Output { status, stdout: read(out), stderr: read(err) };
-        assert!(
-            status.code().is_some(),
-            "dsync hung and was killed after 60 s:\n{}",
-            text(&output)
-        );
-        output
+        output_within_a_minute(&mut self.command())
     }
 }
 
@@ -219,7 +190,7 @@ fn gmail_destination_with_parallel_folders_still_stores_each_message_once() {
     // Workers would copy labels side by side, each storing what it has not seen: a label
     // destination takes its mailboxes one after another, all mail last.
     let run = GmailRun::new(FakeStore::builder().gmail().start());
-    let first = run.command().args(["--parallel-folders", "4"]).output().expect("run dsync");
+    let first = output_within_a_minute(run.command().args(["--parallel-folders", "4"]));
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));
     assert_eq!(run.gmail.appends_and_copies(), (4, 4), "{:#?}", run.gmail.commands());
     assert_eq!(run.gmail.stored_messages(), 4);
@@ -330,19 +301,17 @@ fn dovecot_files(home: &std::path::Path, folder: &str) -> (usize, usize) {
     files(&path)
 }
 
-/// Runs `args` again and checks through the destination Dovecot that nothing changed,
+/// Checks a re-run's output, and through the destination Dovecot that it changed nothing,
 /// UIDs included.
 fn assert_rerun_changes_nothing(
-    args: &[&str],
-    password: Option<&str>,
+    again: &std::process::Output,
     destination: &Dovecot,
     before: &testkit::AccountSnapshot,
 ) {
-    let again = dsync(args, password);
-    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert_eq!(again.status.code(), Some(0), "{}", text(again));
     let summary = String::from_utf8_lossy(&again.stdout);
-    assert!(summary.contains("0 messages saved"), "{}", text(&again));
-    assert!(summary.contains("0 expunged, 0 flag changes"), "{}", text(&again));
+    assert!(summary.contains("0 messages saved"), "{}", text(again));
+    assert!(summary.contains("0 expunged, 0 flag changes"), "{}", text(again));
     let after = RawImap::login(destination.imap_port(), "bob", DESTINATION_PASSWORD).snapshot();
     assert_eq!(&after, before, "the re-run changed the destination");
 }
@@ -359,23 +328,9 @@ fn duplicates_across_folders_are_copied_within_a_dovecot_destination() {
     imap.store("Work", "2", "-FLAGS ($Label1)");
     imap.logout();
     let expected = RawImap::login(source.imap_port(), "alice", PASSWORD).snapshot();
-    let destination = Dovecot::builder().user("bob", DESTINATION_PASSWORD).start();
-    let dir = tempfile::tempdir().expect("dir");
-    let password_file = dir.path().join("bob.pw");
-    std::fs::write(&password_file, format!("{DESTINATION_PASSWORD}\n")).expect("password");
-    let state = dir.path().join("state");
-    let source_url = format!("imap://alice@127.0.0.1:{}?tls=none", source.imap_port());
-    let target = format!("imap://bob@127.0.0.1:{}?tls=none", destination.imap_port());
-    let args = [
-        "backup",
-        "--state-file",
-        state.to_str().expect("utf-8"),
-        "--destination-password-file",
-        password_file.to_str().expect("utf-8"),
-        &source_url,
-        &target,
-    ];
-    let run = dsync(&args, Some(PASSWORD));
+    let servers = Servers::new(source);
+    let destination = &servers.destination;
+    let run = servers.run(&["backup"], &[]);
     assert_eq!(run.status.code(), Some(0), "{}", text(&run));
     assert!(
         String::from_utf8_lossy(&run.stdout).contains("4 saved from copies already held"),
@@ -385,7 +340,7 @@ fn duplicates_across_folders_are_copied_within_a_dovecot_destination() {
     // Read back through Dovecot: every folder as the source's, flags included.
     let copied = RawImap::login(destination.imap_port(), "bob", DESTINATION_PASSWORD).snapshot();
     assert_carried(&expected, &copied);
-    assert_eq!(pairs_hold(&state, &expected, &copied), 8);
+    assert_eq!(pairs_hold(&servers.state(), &expected, &copied), 8);
     // 8 files, of which the 4 copies share an inode with the message they were made from.
     let home = destination.home("bob");
     let linked: usize = ["INBOX", "Work", "Family", "Archive"]
@@ -395,7 +350,7 @@ fn duplicates_across_folders_are_copied_within_a_dovecot_destination() {
     let all: usize =
         ["INBOX", "Work", "Family", "Archive"].iter().map(|f| dovecot_files(&home, f).0).sum();
     assert_eq!((all, linked), (8, 7), "hard links (message 1: 3, 2: 2, 4: 2)");
-    assert_rerun_changes_nothing(&args, Some(PASSWORD), &destination, &copied);
+    assert_rerun_changes_nothing(&servers.run(&["backup"], &[]), destination, &copied);
 }
 
 #[test]
@@ -411,7 +366,7 @@ fn messages_without_date_or_message_id_are_never_taken_for_copies() {
     imap.append("Work", &["\\Seen"], date, b"Subject: other\r\n\r\nbody two\r\n");
     let expected = imap.snapshot();
     imap.logout();
-    let servers = super::imap_destination::Servers::new(source);
+    let servers = Servers::new(source);
     let run = servers.run(&["backup"], &[]);
     assert_eq!(run.status.code(), Some(0), "{}", text(&run));
     assert!(
@@ -574,21 +529,11 @@ fn one_guid_in_several_maildir_folders_is_copied_only_where_its_date_is_the_same
     let expected = super::served(&maildir);
 
     let destination = Dovecot::builder().user("bob", DESTINATION_PASSWORD).start();
-    let password_file = dir.path().join("bob.pw");
-    std::fs::write(&password_file, format!("{DESTINATION_PASSWORD}\n")).expect("password");
-    let state = dir.path().join("state");
+    std::fs::write(dir.path().join("bob.pw"), format!("{DESTINATION_PASSWORD}\n")).expect("pw");
     let source = format!("maildir:{}", maildir.display());
     let target = format!("imap://bob@127.0.0.1:{}?tls=none", destination.imap_port());
-    let args = [
-        "backup",
-        "--state-file",
-        state.to_str().expect("utf-8"),
-        "--destination-password-file",
-        password_file.to_str().expect("utf-8"),
-        &source,
-        &target,
-    ];
-    let run = dsync(&args, None);
+    let backup = || run_into_bob(dir.path(), &["backup"], &[], [&source, &target], None);
+    let run = backup();
     assert_eq!(run.status.code(), Some(0), "{}", text(&run));
     assert!(
         String::from_utf8_lossy(&run.stdout).contains("1 saved from copies already held"),
@@ -598,10 +543,10 @@ fn one_guid_in_several_maildir_folders_is_copied_only_where_its_date_is_the_same
     // Read back through Dovecot: flags, keywords and INTERNALDATE as the source's.
     let copied = RawImap::login(destination.imap_port(), "bob", DESTINATION_PASSWORD).snapshot();
     assert_carried(&expected, &copied);
-    assert_eq!(pairs_hold(&state, &expected, &copied), 3);
+    assert_eq!(pairs_hold(&dir.path().join("state"), &expected, &copied), 3);
     let home = destination.home("bob");
     let linked: Vec<(usize, usize)> =
         ["INBOX", "Work", "Family"].iter().map(|folder| dovecot_files(&home, folder)).collect();
     assert_eq!(linked, [(1, 1), (1, 1), (1, 0)], "Work's is a hard link of INBOX's");
-    assert_rerun_changes_nothing(&args, None, &destination, &copied);
+    assert_rerun_changes_nothing(&backup(), &destination, &copied);
 }

@@ -69,18 +69,7 @@ impl Servers {
     pub(super) fn run(&self, verb: &[&str], extra: &[&str]) -> std::process::Output {
         let source = format!("imap://alice@127.0.0.1:{}?tls=none", self.source.imap_port());
         let destination = format!("imap://bob@127.0.0.1:{}?tls=none", self.destination.imap_port());
-        let state = self.state();
-        let password_file = self.dir.path().join("bob.pw");
-        let mut args: Vec<&str> = verb.to_vec();
-        args.extend([
-            "--state-file",
-            state.to_str().expect("utf-8"),
-            "--destination-password-file",
-            password_file.to_str().expect("utf-8"),
-        ]);
-        args.extend(extra);
-        args.extend([source.as_str(), destination.as_str()]);
-        dsync(&args, Some(PASSWORD))
+        run_into_bob(self.dir.path(), verb, extra, [&source, &destination], Some(PASSWORD))
     }
 
     /// `dsync verify --bodies` of the two servers.
@@ -102,6 +91,30 @@ impl Servers {
     pub(super) fn destination_imap(&self) -> RawImap {
         RawImap::login(self.destination.imap_port(), "bob", DESTINATION_PASSWORD)
     }
+}
+
+/// Runs `dsync VERB --state-file STATE --destination-password-file PW EXTRA SOURCE
+/// DESTINATION`, the destination being bob's account: `dir` holds the state (`state`) and
+/// bob's password file (`bob.pw`, written by the caller).
+pub(super) fn run_into_bob(
+    dir: &Path,
+    verb: &[&str],
+    extra: &[&str],
+    [source, destination]: [&str; 2],
+    password: Option<&str>,
+) -> std::process::Output {
+    let state = dir.join("state");
+    let password_file = dir.join("bob.pw");
+    let mut args: Vec<&str> = verb.to_vec();
+    args.extend([
+        "--state-file",
+        state.to_str().expect("utf-8"),
+        "--destination-password-file",
+        password_file.to_str().expect("utf-8"),
+    ]);
+    args.extend(extra);
+    args.extend([source, destination]);
+    dsync(&args, password)
 }
 
 /// Every pair in the state file names a destination message with its source message's

@@ -8,35 +8,25 @@ use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use mailstore::{Flags, Location, MailboxName, Maildir, SaveOptions};
 use testkit::{MAIL_GID, MAIL_UID};
 
-use super::{served, text};
+use super::{output_within_a_minute, served, text};
 
 const SECRET: &str = "TOP-SECRET-5b0c77";
 
-/// Runs `dsync ARGS` (as `uid` when given) and kills it if it has not finished in 60 s: a
-/// hang fails the test instead of blocking it.
+/// Runs `dsync ARGS` (as `uid` when given), killed after 60 s: a hang fails the test
+/// instead of blocking it.
 fn dsync_with_deadline(args: &[&str], uid: Option<u32>) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_dsync"));
-    command.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command.args(args);
     if let Some(uid) = uid {
         command.uid(uid).gid(MAIL_GID);
     }
-    let mut child = command.spawn().expect("run dsync");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let output = child.wait_with_output().expect("collect");
-            panic!("dsync hung on the Maildir source:\n{}", text(&output));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().expect("collect")
+    output_within_a_minute(&mut command)
 }
 
 fn save(maildir: &Maildir, name: &str, body: &str) {

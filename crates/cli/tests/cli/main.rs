@@ -35,6 +35,7 @@ mod verbs;
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use testkit::{AccountSnapshot, Dovecot, RawImap, fixtures};
 
@@ -53,6 +54,39 @@ fn dsync(args: &[&str], password: Option<&str>) -> Output {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(!all.contains(PASSWORD), "the password appeared in the output:\n{all}");
+    output
+}
+
+/// Runs `command` (a dsync) and kills it if it has not ended within 60 s: a hang fails the
+/// test instead of blocking it. The output goes to files, not pipes, which a chatty run
+/// could fill while the test waits without reading them.
+fn output_within_a_minute(command: &mut Command) -> Output {
+    let stdout = tempfile::tempfile().expect("stdout file");
+    let stderr = tempfile::tempfile().expect("stderr file");
+    let mut child = command
+        .stdout(stdout.try_clone().expect("stdout"))
+        .stderr(stderr.try_clone().expect("stderr"))
+        .spawn()
+        .expect("run dsync");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (status, hung) = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break (status, false);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break (child.wait().expect("reaped"), true);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let read = |mut file: std::fs::File| {
+        use std::io::{Read, Seek};
+        let mut bytes = Vec::new();
+        file.rewind().and_then(|()| file.read_to_end(&mut bytes)).expect("read output");
+        bytes
+    };
+    let output = Output { status, stdout: read(stdout), stderr: read(stderr) };
+    assert!(!hung, "dsync hung and was killed after 60 s:\n{}", text(&output));
     output
 }
 

@@ -11,9 +11,9 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use testkit::{Dovecot, RawImap, fixtures};
 
 use super::imap_destination::{
-    DESTINATION_PASSWORD, Servers, assert_carried, pairs_hold, uid_nexts,
+    DESTINATION_PASSWORD, Servers, assert_carried, pairs_hold, run_into_bob, uid_nexts,
 };
-use super::{PASSWORD, dsync, text};
+use super::{PASSWORD, text};
 
 /// Forwards every connection to `target`, dropping `[APPENDUID …] ` from what the server
 /// says. Runs until the test process ends.
@@ -80,24 +80,10 @@ fn without_uidplus_saves_pair_by_content_and_expunges_spare_others_deleted_mail(
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("bob.pw"), format!("{DESTINATION_PASSWORD}\n")).expect("pw");
     let servers = Servers { source, destination, dir };
-    let run = || {
-        let source = format!("imap://alice@127.0.0.1:{}?tls=none", servers.source.imap_port());
-        let target = format!("imap://bob@127.0.0.1:{proxy}?tls=none");
-        let state = servers.state();
-        let password_file = servers.dir.path().join("bob.pw");
-        dsync(
-            &[
-                "backup",
-                "--state-file",
-                state.to_str().expect("utf-8"),
-                "--destination-password-file",
-                password_file.to_str().expect("utf-8"),
-                &source,
-                &target,
-            ],
-            Some(PASSWORD),
-        )
-    };
+    let source = format!("imap://alice@127.0.0.1:{}?tls=none", servers.source.imap_port());
+    let target = format!("imap://bob@127.0.0.1:{proxy}?tls=none");
+    let locations = [source.as_str(), target.as_str()];
+    let run = || run_into_bob(servers.dir.path(), &["backup"], &[], locations, Some(PASSWORD));
 
     // The saves' UIDs are unknown; the next run finds them by content, stores nothing.
     let first = run();

@@ -25,6 +25,7 @@ use crate::storage::{Storage, StorageMut};
 
 pub use cancel::Cancel;
 pub(crate) use cancel::WithCancel;
+pub(crate) use parallel::{CallerSide, Connections, LeftOut, pass_on_result};
 pub use parallel::{Connector, MAX_PARALLEL_MAILBOXES, run_parallel};
 
 /// How a run behaves.

@@ -4,10 +4,13 @@
 //!
 //! Over a network most of a mailbox's time is waiting for round trips (SELECT, the
 //! listing, the first FETCH answer); other mailboxes' transfers fill those waits.
+//!
+//! The threads, their queue and their messages are [`crate::worker_pool`]'s; this module
+//! says what a worker does with a mailbox and what the coordinating thread does with its
+//! messages, and holds what the IMAP destination's workers ([`crate::pairing::parallel`])
+//! share with these: their connections and the caller's side ([`CallerSide`]).
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError, mpsc};
 
 use super::all_mail::AllMail;
 use super::backup::{self, PendingMailbox};
@@ -17,7 +20,8 @@ use crate::model::{MailboxName, Uid};
 use crate::plan::{MailboxPlan, Mode};
 use crate::report::{MailboxReport, Report, Skipped};
 use crate::state::{MailboxState, SyncState};
-use crate::storage::{Skip, Storage, StorageMut};
+use crate::storage::{Storage, StorageMut};
+use crate::worker_pool::{self, AfterJob, Link, Reply};
 
 /// The most mailboxes [`run_parallel`] syncs at once, whatever the caller asks: each costs
 /// a connection to the server, and Dovecot's default `mail_max_userip_connections` is 10
@@ -108,14 +112,15 @@ pub fn run_parallel<C: Connector>(
         let left = if options.dry_run || pending.len() <= 1 {
             pending
         } else {
-            let mut run =
-                Coordinator { observer, report: &mut report, state: &mut state, error: None };
-            let shared_all_mail = prepared.all_mail.as_ref();
-            let left = run.with_workers(options, connector, workers, pending, shared_all_mail);
-            if let Some(error) = run.error {
-                return Err(error);
-            }
-            left
+            let previous = previous_entries(&state, &pending);
+            let worker = BackupWorker {
+                connector,
+                options,
+                previous: &previous,
+                all_mail: prepared.all_mail.as_ref(),
+            };
+            let mut caller = CallerSide { observer, report: &mut report, state: &mut state };
+            worker_pool::run(&worker, workers, pending, &mut caller)?
         };
         for job in &left {
             let result = backup::sync_pending(
@@ -136,6 +141,101 @@ pub fn run_parallel<C: Connector>(
     finish(result, report, state, options, observer)
 }
 
+/// What the last run left for the workers' mailboxes: their entries change only through
+/// the coordinator; unchanged mailboxes' entries are not copied.
+fn previous_entries(
+    state: &SyncState,
+    pending: &VecDeque<PendingMailbox>,
+) -> BTreeMap<MailboxName, MailboxState> {
+    pending
+        .iter()
+        .filter_map(|job| {
+            let entry = state.mailboxes.get(&job.destination)?;
+            Some((job.destination.clone(), entry.clone()))
+        })
+        .collect()
+}
+
+/// A worker's own connections to both sides, opened through a [`Connector`].
+pub(crate) struct Connections<C: Connector> {
+    pub(crate) source: C::Source,
+    pub(crate) destination: C::Destination,
+}
+
+impl<C: Connector> Connections<C> {
+    /// Opens the source, then the destination; the error names the side that failed.
+    pub(crate) fn open(connector: &C) -> Result<Connections<C>, SyncError> {
+        let source = connector.open_source().map_err(SyncError::global(Side::Source))?;
+        let destination =
+            connector.open_destination().map_err(SyncError::global(Side::Destination))?;
+        Ok(Connections { source, destination })
+    }
+
+    /// What the two storages left out and warned about since they were last asked.
+    pub(crate) fn take_left_out(&mut self) -> LeftOut {
+        let source = self.source.take_skipped().into_iter().map(|skip| (Side::Source, skip));
+        let destination =
+            self.destination.take_skipped().into_iter().map(|skip| (Side::Destination, skip));
+        let skipped =
+            source.chain(destination).map(|(side, skip)| Skipped { side, skip }).collect();
+        let mut warnings = self.source.take_warnings();
+        warnings.extend(self.destination.take_warnings());
+        LeftOut { skipped, warnings }
+    }
+
+    /// Ends both ([`Connector::close`]).
+    pub(crate) fn close(self, connector: &C) {
+        connector.close(self.source, self.destination);
+    }
+}
+
+/// What a worker's storages left out ([`Storage::take_skipped`]) and warned about
+/// ([`Storage::take_warnings`]) while it synced a mailbox: passed on with the mailbox's
+/// result, and taken into the report after it.
+pub(crate) struct LeftOut {
+    pub(crate) skipped: Vec<Skipped>,
+    warnings: Vec<String>,
+}
+
+impl LeftOut {
+    /// Adds the entries and the warnings to `report`.
+    pub(crate) fn add_to(self, report: &mut Report) {
+        report.skipped.extend(self.skipped);
+        report.warnings.extend(self.warnings);
+    }
+}
+
+/// What only the coordinating thread touches while workers sync mailboxes: the caller's
+/// observer, report and state (each kind of run handles its workers' messages with it,
+/// [`worker_pool::Coordinator`]).
+pub(crate) struct CallerSide<'a, 'o> {
+    pub(crate) observer: &'a mut (dyn Observer + 'o),
+    pub(crate) report: &'a mut Report,
+    pub(crate) state: &'a mut SyncState,
+}
+
+impl CallerSide<'_, '_> {
+    /// Notes a worker whose connections could not be opened: the run goes on with the
+    /// others (or, with none, over the first connections).
+    pub(crate) fn one_connection_fewer(&mut self, error: &SyncError) {
+        let warning = format!("one connection fewer for syncing mailboxes at once: {error}");
+        self.report.warnings.push(warning);
+    }
+}
+
+/// Passes a mailbox's `result` on in the message `finished` makes of it, and says whether
+/// the worker takes another mailbox: not after an error that is not confined to the
+/// mailbox (a lost connection, which also stops the run), nor when nobody listens.
+pub(crate) fn pass_on_result<T, M>(
+    link: &Link<'_, M>,
+    result: Result<T, MailboxFailed>,
+    finished: impl FnOnce(Result<T, MailboxFailed>) -> M,
+) -> AfterJob {
+    let confined =
+        result.as_ref().err().is_none_or(|failed| super::is_mailbox_local(&failed.error));
+    if link.send(finished(result)) && confined { AfterJob::TakeNext } else { AfterJob::EndThread }
+}
+
 /// How one mailbox's sync ended.
 type MailboxResult = Result<(MailboxReport, Option<MailboxState>), MailboxFailed>;
 
@@ -148,82 +248,18 @@ enum Event {
     /// [`Observer::message_saved`].
     Saved(MailboxName, Uid, u64),
     /// The mailbox's state entry must go and the state be persisted before the worker
-    /// goes on (it is about to create or rebuild the mailbox); answered on the channel.
-    Forget(MailboxName, mpsc::Sender<Result<(), StorageError>>),
+    /// goes on (it is about to create or rebuild the mailbox).
+    Forget(MailboxName, Reply<Result<(), StorageError>>),
     /// A mailbox is done.
-    Finished(Box<PendingMailbox>, Box<MailboxResult>),
-    /// Entries the worker's storages left out ([`crate::Storage::take_skipped`]).
-    Skipped(Vec<(Side, Skip)>),
-    /// The worker's storages' warnings ([`crate::Storage::take_warnings`]).
-    Warnings(Vec<String>),
+    Finished(Box<PendingMailbox>, Box<MailboxResult>, LeftOut),
 }
 
-/// The coordinating thread's side: the caller's observer, report and state.
-struct Coordinator<'a, 'o> {
-    observer: &'a mut (dyn Observer + 'o),
-    report: &'a mut Report,
-    state: &'a mut SyncState,
-    /// The first error that stopped the run.
-    error: Option<SyncError>,
-}
+impl worker_pool::Coordinator<Event> for CallerSide<'_, '_> {
+    type Error = SyncError;
 
-impl Coordinator<'_, '_> {
-    /// Syncs `pending` with `workers` threads and returns the mailboxes none of them took.
-    fn with_workers<C: Connector>(
-        &mut self,
-        options: &SyncOptions,
-        connector: &C,
-        workers: usize,
-        pending: VecDeque<PendingMailbox>,
-        all_mail: Option<&MailboxName>,
-    ) -> VecDeque<PendingMailbox> {
-        let workers = workers.min(pending.len());
-        // What the last run left for the workers' mailboxes (their entries change only
-        // through the events below); unchanged mailboxes' entries are not copied.
-        let previous: BTreeMap<MailboxName, MailboxState> = pending
-            .iter()
-            .filter_map(|job| {
-                let entry = self.state.mailboxes.get(&job.destination)?;
-                Some((job.destination.clone(), entry.clone()))
-            })
-            .collect();
-        let queue = Mutex::new(pending);
-        let stop = AtomicBool::new(false);
-        let interrupted = AtomicBool::new(false);
-        std::thread::scope(|scope| {
-            let (events, received) = mpsc::channel();
-            for _ in 0..workers {
-                let events = events.clone();
-                let shared = Shared {
-                    options,
-                    previous: &previous,
-                    queue: &queue,
-                    stop: &stop,
-                    interrupted: &interrupted,
-                    all_mail,
-                };
-                scope.spawn(move || work(connector, &shared, &events));
-            }
-            drop(events);
-            for event in received {
-                self.handle(event, &stop);
-                // The workers ask the caller's observer through this flag.
-                if self.observer.interrupted() {
-                    interrupted.store(true, Ordering::SeqCst);
-                }
-            }
-        });
-        let left = queue.into_inner().unwrap_or_else(PoisonError::into_inner);
-        if self.error.is_some() { VecDeque::new() } else { left }
-    }
-
-    fn handle(&mut self, event: Event, stop: &AtomicBool) {
+    fn handle(&mut self, event: Event) -> Result<(), SyncError> {
         match event {
-            Event::Unavailable(error) => {
-                self.report
-                    .warnings
-                    .push(format!("one connection fewer for syncing mailboxes at once: {error}"));
-            }
+            Event::Unavailable(error) => self.one_connection_fewer(&error),
             Event::Planned(plan) => self.observer.mailbox_planned(&plan),
             Event::Saved(mailbox, uid, bytes) => self.observer.message_saved(&mailbox, uid, bytes),
             Event::Forget(mailbox, done) => {
@@ -233,128 +269,113 @@ impl Coordinator<'_, '_> {
                     Ok(())
                 };
                 // The worker stops that mailbox (and the run) on an error.
-                let _ = done.send(persisted);
+                done.send(persisted);
             }
-            Event::Finished(job, result) => {
+            Event::Finished(job, result, left_out) => {
                 let recorded =
                     backup::record(&job, *result, &mut *self.observer, self.report, self.state);
-                if let Err(error) = recorded {
-                    stop.store(true, Ordering::SeqCst);
-                    self.error.get_or_insert(error);
-                }
-            }
-            Event::Skipped(skipped) => {
-                for (side, skip) in skipped {
-                    if let Some(mailbox) = &skip.mailbox {
+                // After the record, so that a skipped entry's mailbox loses the state entry
+                // the job just wrote.
+                for skipped in &left_out.skipped {
+                    if let Some(mailbox) = &skipped.skip.mailbox {
                         self.state.mailboxes.remove(mailbox);
                     }
-                    self.report.skipped.push(Skipped { side, skip });
                 }
+                left_out.add_to(self.report);
+                return recorded;
             }
-            Event::Warnings(warnings) => self.report.warnings.extend(warnings),
         }
+        Ok(())
+    }
+
+    /// The caller's observer: the workers hear it through the pool ([`Link::interrupted`]).
+    fn interrupted(&mut self) -> bool {
+        self.observer.interrupted()
     }
 }
 
-/// One worker: opens its connections, then syncs mailboxes from `queue` until it is empty,
-/// the run stops, or an error that is not confined to a mailbox ends the worker.
-fn work<C: Connector>(connector: &C, shared: &Shared<'_>, events: &mpsc::Sender<Event>) {
-    let mut source = match connector.open_source() {
-        Ok(source) => source,
-        Err(error) => {
-            let _ = events.send(Event::Unavailable(SyncError::global(Side::Source)(error)));
-            return;
-        }
-    };
-    let mut destination = match connector.open_destination() {
-        Ok(destination) => destination,
-        Err(error) => {
-            let _ = events.send(Event::Unavailable(SyncError::global(Side::Destination)(error)));
-            return;
-        }
-    };
-    let mut all_mail = shared.all_mail.cloned().map(AllMail::new);
-    while !shared.stop.load(Ordering::SeqCst) {
-        let next = shared.queue.lock().unwrap_or_else(PoisonError::into_inner).pop_front();
-        let Some(job) = next else { break };
-        let mut state = SyncState::default();
-        // Only this mailbox's entry matters to its sync; the coordinator holds the rest.
-        if let Some(previous) = shared.previous.get(&job.destination) {
-            state.mailboxes.insert(job.destination.clone(), previous.clone());
-        }
-        let mut observer =
-            Forward { events, mailbox: &job.destination, interrupted: shared.interrupted };
-        let result = backup::sync_pending(
-            shared.options,
-            &mut source,
-            &mut destination,
-            &mut observer,
-            &job,
-            &mut state,
-            all_mail.as_mut(),
-        );
-        let fatal = matches!(&result, Err(failed) if !super::is_mailbox_local(&failed.error));
-        // The job is recorded first, so that a skipped entry's mailbox loses the state entry
-        // the job just wrote.
-        let skipped: Vec<(Side, Skip)> = (source.take_skipped().into_iter())
-            .map(|skip| (Side::Source, skip))
-            .chain(destination.take_skipped().into_iter().map(|skip| (Side::Destination, skip)))
-            .collect();
-        let finished = events.send(Event::Finished(Box::new(job), Box::new(result)));
-        if !skipped.is_empty() {
-            let _ = events.send(Event::Skipped(skipped));
-        }
-        let mut warnings = source.take_warnings();
-        warnings.extend(destination.take_warnings());
-        if !warnings.is_empty() {
-            let _ = events.send(Event::Warnings(warnings));
-        }
-        if finished.is_err() || fatal {
-            break;
-        }
-    }
-    connector.close(source, destination);
-}
-
-/// What the workers share.
-struct Shared<'a> {
+/// The workers' side: what each needs to sync a mailbox on connections of its own.
+struct BackupWorker<'a, C> {
+    connector: &'a C,
     options: &'a SyncOptions,
+    /// [`previous_entries`].
     previous: &'a BTreeMap<MailboxName, MailboxState>,
-    queue: &'a Mutex<VecDeque<PendingMailbox>>,
-    stop: &'a AtomicBool,
-    /// The caller's observer asked the run to stop ([`Observer::interrupted`]).
-    interrupted: &'a AtomicBool,
     /// The destination's all-mail mailbox (`-a`), already synced.
     all_mail: Option<&'a MailboxName>,
 }
 
+/// What one worker keeps from one mailbox to the next.
+struct BackupThread<C: Connector> {
+    connections: Connections<C>,
+    all_mail: Option<AllMail>,
+}
+
+impl<C: Connector> worker_pool::Worker for BackupWorker<'_, C> {
+    type Job = PendingMailbox;
+    type Message = Event;
+    type ThreadState = BackupThread<C>;
+
+    fn start(&self) -> Result<BackupThread<C>, Event> {
+        let connections = Connections::open(self.connector).map_err(Event::Unavailable)?;
+        Ok(BackupThread { connections, all_mail: self.all_mail.cloned().map(AllMail::new) })
+    }
+
+    fn run(
+        &self,
+        thread: &mut BackupThread<C>,
+        job: PendingMailbox,
+        link: &Link<'_, Event>,
+    ) -> AfterJob {
+        let mut state = SyncState::default();
+        // Only this mailbox's entry matters to its sync; the coordinator holds the rest.
+        if let Some(previous) = self.previous.get(&job.destination) {
+            state.mailboxes.insert(job.destination.clone(), previous.clone());
+        }
+        let mut observer = Forward { link, mailbox: &job.destination };
+        let connections = &mut thread.connections;
+        let result = backup::sync_pending(
+            self.options,
+            &mut connections.source,
+            &mut connections.destination,
+            &mut observer,
+            &job,
+            &mut state,
+            thread.all_mail.as_mut(),
+        );
+        let left_out = connections.take_left_out();
+        pass_on_result(link, result, |result| {
+            Event::Finished(Box::new(job), Box::new(result), left_out)
+        })
+    }
+
+    fn end(&self, thread: BackupThread<C>) {
+        thread.connections.close(self.connector);
+    }
+}
+
 /// A worker's observer: passes everything to the coordinating thread.
 struct Forward<'a> {
-    events: &'a mpsc::Sender<Event>,
+    link: &'a Link<'a, Event>,
     mailbox: &'a MailboxName,
-    interrupted: &'a AtomicBool,
 }
 
 impl Observer for Forward<'_> {
     fn mailbox_planned(&mut self, plan: &MailboxPlan) {
-        let _ = self.events.send(Event::Planned(Box::new(plan.clone())));
+        self.link.send(Event::Planned(Box::new(plan.clone())));
     }
 
     fn message_saved(&mut self, mailbox: &MailboxName, uid: Uid, bytes: u64) {
-        let _ = self.events.send(Event::Saved(mailbox.clone(), uid, bytes));
+        self.link.send(Event::Saved(mailbox.clone(), uid, bytes));
     }
 
     fn interrupted(&mut self) -> bool {
-        self.interrupted.load(Ordering::SeqCst)
+        self.link.interrupted()
     }
 
     fn checkpoint(&mut self, _state: &SyncState) -> Result<(), StorageError> {
-        let (done, wait) = mpsc::channel();
-        if self.events.send(Event::Forget(self.mailbox.clone(), done)).is_ok() {
-            // Persisted, or not (or the coordinator is gone, and nothing will be recorded
-            // anyway).
-            return wait.recv().unwrap_or(Ok(()));
-        }
-        Ok(())
+        // Persisted, or not (or the coordinator is gone, and nothing will be recorded
+        // anyway).
+        let forget = |done| Event::Forget(self.mailbox.clone(), done);
+        self.link.ask(forget).unwrap_or(Ok(()))
     }
 }

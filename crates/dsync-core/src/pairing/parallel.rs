@@ -4,7 +4,8 @@
 //!
 //! The destination's APPEND is what a copy into an IMAP server waits for (Dovecot parses
 //! and indexes each message as it arrives); a second connection writing another mailbox
-//! makes the server work on two at once.
+//! makes the server work on two at once. The threads are [`crate::worker_pool`]'s, as in a
+//! backup into a Maildir ([`crate::execute::run_parallel`]).
 //!
 //! What stays safe with several writers:
 //! - Every confirmed save reaches the observer ([`Observer::paired`]) from this thread
@@ -22,23 +23,22 @@
 //!   that no worker is left copying a big one alone at the end.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError, mpsc};
 
 use super::held::Held;
 use super::plan::PairMode;
 use super::{Job, Origin, new_mailbox, side_error, sync_mailbox, unchanged};
 use crate::error::{Side, StorageError, SyncError};
 use crate::execute::{
-    Cancel, Connector, MailboxFailed, Observer, SyncOptions, keep_going_mailbox,
-    stop_if_interrupted,
+    CallerSide, Cancel, Connections, Connector, LeftOut, MailboxFailed, Observer, SyncOptions,
+    keep_going_mailbox, pass_on_result, stop_if_interrupted,
 };
 use crate::model::{MailboxName, Uid};
 use crate::plan::MailboxAction;
 use crate::report::{MailboxReport, Report, Skipped};
 use crate::state::SyncState;
 use crate::state::pairs::MailboxPairs;
-use crate::storage::{Skip, Storage, StorageMut};
+use crate::storage::StorageMut;
+use crate::worker_pool::{self, AfterJob, Link, Reply};
 
 /// Copies the messages of a run's mailboxes several at once ([`Pool`]).
 pub(crate) trait Workers {
@@ -93,16 +93,12 @@ enum Event {
     /// [`Observer::message_saved`].
     Saved(MailboxName, Uid, u64),
     /// [`Observer::paired`]: the record, and with the mailbox's first one the worker's
-    /// whole entry for it and a channel to say it was passed on.
-    Paired(MailboxName, String, Option<(Box<MailboxPairs>, mpsc::Sender<()>)>),
-    /// [`Observer::checkpoint`] with the worker's entry; answered on the channel.
-    Checkpoint(MailboxName, Option<Box<MailboxPairs>>, mpsc::Sender<Result<(), StorageError>>),
+    /// whole entry for it and the reply that lets the worker go on once it is passed on.
+    Paired(MailboxName, String, Option<(Box<MailboxPairs>, Reply<()>)>),
+    /// [`Observer::checkpoint`] with the worker's entry.
+    Checkpoint(MailboxName, Option<Box<MailboxPairs>>, Reply<Result<(), StorageError>>),
     /// A mailbox is done: its result and the worker's entry for it.
-    Finished(Box<Task>, Box<MailboxResult>, Option<Box<MailboxPairs>>),
-    /// Entries the worker's storages left out ([`crate::Storage::take_skipped`]).
-    Skipped(Vec<(Side, Skip)>),
-    /// The worker's storages' warnings ([`crate::Storage::take_warnings`]).
-    Warnings(Vec<String>),
+    Finished(Box<Task>, Box<MailboxResult>, Option<Box<MailboxPairs>>, LeftOut),
 }
 
 impl<C: Connector> Workers for Pool<'_, C> {
@@ -159,13 +155,10 @@ impl<C: Connector> Workers for Pool<'_, C> {
         let left = if tasks.len() <= 1 {
             tasks
         } else {
-            let mut run = Coordinator { observer, report, state, error: None };
-            let copies = held.enabled();
-            let left = run.with_workers(self.connector, options, mode, self.workers, copies, tasks);
-            if let Some(error) = run.error {
-                return Err(error);
-            }
-            left
+            let worker =
+                PairingWorker { connector: self.connector, options, mode, copies: held.enabled() };
+            let mut caller = CallerSide { observer, report, state };
+            worker_pool::run(&worker, self.workers, tasks, &mut caller)?
         };
         for task in left {
             stop_if_interrupted(observer, &task.job.name)?;
@@ -211,196 +204,119 @@ fn finish(
     Ok(())
 }
 
-/// The coordinating thread's side: the caller's observer, report and state.
-struct Coordinator<'a, 'o> {
-    observer: &'a mut (dyn Observer + 'o),
-    report: &'a mut Report,
-    state: &'a mut SyncState,
-    /// The first error that stopped the run.
-    error: Option<SyncError>,
-}
+impl worker_pool::Coordinator<Event> for CallerSide<'_, '_> {
+    type Error = SyncError;
 
-impl Coordinator<'_, '_> {
-    /// Syncs `tasks` with up to `workers` threads and returns the tasks none of them took;
-    /// `copies`: the destination copies within itself ([`Held::enabled`]).
-    #[allow(clippy::too_many_arguments)]
-    fn with_workers<C: Connector>(
-        &mut self,
-        connector: &C,
-        options: &SyncOptions,
-        mode: PairMode,
-        workers: usize,
-        copies: bool,
-        tasks: VecDeque<Task>,
-    ) -> VecDeque<Task> {
-        let workers = workers.min(tasks.len());
-        let queue = Mutex::new(tasks);
-        let stop = AtomicBool::new(false);
-        let interrupted = AtomicBool::new(false);
-        std::thread::scope(|scope| {
-            let (events, received) = mpsc::channel();
-            for _ in 0..workers {
-                let events = events.clone();
-                let shared = Shared {
-                    options,
-                    mode,
-                    copies,
-                    queue: &queue,
-                    stop: &stop,
-                    interrupted: &interrupted,
-                };
-                scope.spawn(move || work(connector, &shared, &events));
-            }
-            drop(events);
-            for event in received {
-                self.handle(event, &stop);
-                if self.observer.interrupted() {
-                    interrupted.store(true, Ordering::SeqCst);
-                }
-            }
-        });
-        let left = queue.into_inner().unwrap_or_else(PoisonError::into_inner);
-        if self.error.is_some() { VecDeque::new() } else { left }
-    }
-
-    fn handle(&mut self, event: Event, stop: &AtomicBool) {
+    fn handle(&mut self, event: Event) -> Result<(), SyncError> {
         match event {
-            Event::Unavailable(error) => {
-                self.report
-                    .warnings
-                    .push(format!("one connection fewer for syncing mailboxes at once: {error}"));
-            }
+            Event::Unavailable(error) => self.one_connection_fewer(&error),
             Event::Saved(mailbox, uid, bytes) => self.observer.message_saved(&mailbox, uid, bytes),
             Event::Paired(mailbox, record, first) => {
-                let done = first.map(|(entry, done)| {
+                let passed_on = first.map(|(entry, passed_on)| {
                     self.state.pairs.insert(mailbox, *entry);
-                    done
+                    passed_on
                 });
                 self.observer.paired(&record, self.state);
-                if let Some(done) = done {
-                    let _ = done.send(());
+                if let Some(passed_on) = passed_on {
+                    passed_on.send(());
                 }
             }
             Event::Checkpoint(mailbox, entry, done) => {
-                self.set_entry(mailbox, entry);
+                set_entry(self.state, mailbox, entry);
                 // The worker stops that mailbox (and the run) on an error.
-                let _ = done.send(self.observer.checkpoint(self.state));
+                done.send(self.observer.checkpoint(self.state));
             }
-            Event::Finished(task, result, entry) => {
-                self.set_entry(task.job.name.clone(), entry);
+            Event::Finished(task, result, entry, left_out) => {
+                set_entry(self.state, task.job.name.clone(), entry);
                 let finished = finish(*result, task.created, &mut *self.observer, self.report);
-                if let Err(error) = finished {
-                    stop.store(true, Ordering::SeqCst);
-                    self.error.get_or_insert(error);
-                }
+                left_out.add_to(self.report);
+                return finished;
             }
-            Event::Skipped(skipped) => {
-                for (side, skip) in skipped {
-                    self.report.skipped.push(Skipped { side, skip });
-                }
-            }
-            Event::Warnings(warnings) => self.report.warnings.extend(warnings),
         }
+        Ok(())
     }
 
-    fn set_entry(&mut self, mailbox: MailboxName, entry: Option<Box<MailboxPairs>>) {
-        match entry {
-            Some(entry) => self.state.pairs.insert(mailbox, *entry),
-            None => self.state.pairs.remove(&mailbox),
-        };
+    /// The caller's observer: the workers hear it through the pool ([`Link::interrupted`]).
+    fn interrupted(&mut self) -> bool {
+        self.observer.interrupted()
     }
 }
 
-/// What the workers share.
-struct Shared<'a> {
+/// Puts a worker's entry for `mailbox` in the run's state (or takes the mailbox's out).
+fn set_entry(state: &mut SyncState, mailbox: MailboxName, entry: Option<Box<MailboxPairs>>) {
+    match entry {
+        Some(entry) => state.pairs.insert(mailbox, *entry),
+        None => state.pairs.remove(&mailbox),
+    };
+}
+
+/// The workers' side: what each needs to copy a mailbox on connections of its own.
+struct PairingWorker<'a, C> {
+    connector: &'a C,
     options: &'a SyncOptions,
     mode: PairMode,
     /// The destination copies within itself: each worker keeps its own [`Held`].
     copies: bool,
-    queue: &'a Mutex<VecDeque<Task>>,
-    stop: &'a AtomicBool,
-    /// The caller's observer asked the run to stop ([`Observer::interrupted`]).
-    interrupted: &'a AtomicBool,
 }
 
-/// One worker: opens its connections, then syncs mailboxes from the queue until it is
-/// empty, the run stops, or an error that is not confined to a mailbox ends the worker.
-fn work<C: Connector>(connector: &C, shared: &Shared<'_>, events: &mpsc::Sender<Event>) {
-    let mut source = match connector.open_source() {
-        Ok(source) => source,
-        Err(error) => {
-            let _ = events.send(Event::Unavailable(SyncError::global(Side::Source)(error)));
-            return;
-        }
-    };
-    let mut destination = match connector.open_destination() {
-        Ok(destination) => destination,
-        Err(error) => {
-            let _ = events.send(Event::Unavailable(SyncError::global(Side::Destination)(error)));
-            return;
-        }
-    };
-    // No listing here: a worker spells names as its storage computes them (the
-    // separator comes with the login), and a listing's statuses would stand in for the
-    // STATUS taken after the copy, which the next run compares with.
-    let mut held = Held::new(shared.copies, false, &[]);
-    while !shared.stop.load(Ordering::SeqCst) {
-        let next = shared.queue.lock().unwrap_or_else(PoisonError::into_inner).pop_front();
-        let Some(task) = next else { break };
+/// What one worker keeps from one mailbox to the next.
+struct PairingThread<C: Connector> {
+    connections: Connections<C>,
+    held: Held,
+}
+
+impl<C: Connector> worker_pool::Worker for PairingWorker<'_, C> {
+    type Job = Task;
+    type Message = Event;
+    type ThreadState = PairingThread<C>;
+
+    fn start(&self) -> Result<PairingThread<C>, Event> {
+        let connections = Connections::open(self.connector).map_err(Event::Unavailable)?;
+        // No listing here: a worker spells names as its storage computes them (the
+        // separator comes with the login), and a listing's statuses would stand in for the
+        // STATUS taken after the copy, which the next run compares with.
+        Ok(PairingThread { connections, held: Held::new(self.copies, false, &[]) })
+    }
+
+    fn run(&self, thread: &mut PairingThread<C>, task: Task, link: &Link<'_, Event>) -> AfterJob {
         let name = task.job.name.clone();
         let mut state = SyncState::default();
         if let Some(entry) = &task.entry {
             state.pairs.insert(name.clone(), entry.clone());
         }
         let mut observer = Forward {
-            events,
+            link,
             mailbox: &name,
-            interrupted: shared.interrupted,
-            cancel: shared.options.cancel.as_ref(),
+            cancel: self.options.cancel.as_ref(),
             first_record: true,
         };
-        let result = {
-            let mut origin = Origin::ReadOnly(&mut source);
-            let (options, mode, job) = (shared.options, shared.mode, &task.job);
-            sync_mailbox(
-                options,
-                mode,
-                &mut origin,
-                &mut destination,
-                &mut observer,
-                job,
-                &mut state,
-                &mut held,
-            )
-        };
-        let fatal =
-            matches!(&result, Err(failed) if !crate::execute::is_mailbox_local(&failed.error));
-        let skipped: Vec<(Side, Skip)> = (source.take_skipped().into_iter())
-            .map(|skip| (Side::Source, skip))
-            .chain(destination.take_skipped().into_iter().map(|skip| (Side::Destination, skip)))
-            .collect();
+        let connections = &mut thread.connections;
+        let result = sync_mailbox(
+            self.options,
+            self.mode,
+            &mut Origin::ReadOnly(&mut connections.source),
+            &mut connections.destination,
+            &mut observer,
+            &task.job,
+            &mut state,
+            &mut thread.held,
+        );
+        let left_out = connections.take_left_out();
         let entry = state.pairs.remove(&name).map(Box::new);
-        let finished = events.send(Event::Finished(Box::new(task), Box::new(result), entry));
-        if !skipped.is_empty() {
-            let _ = events.send(Event::Skipped(skipped));
-        }
-        let mut warnings = source.take_warnings();
-        warnings.extend(destination.take_warnings());
-        if !warnings.is_empty() {
-            let _ = events.send(Event::Warnings(warnings));
-        }
-        if finished.is_err() || fatal {
-            break;
-        }
+        pass_on_result(link, result, |result| {
+            Event::Finished(Box::new(task), Box::new(result), entry, left_out)
+        })
     }
-    connector.close(source, destination);
+
+    fn end(&self, thread: PairingThread<C>) {
+        thread.connections.close(self.connector);
+    }
 }
 
 /// A worker's observer: passes everything to the coordinating thread.
 struct Forward<'a> {
-    events: &'a mpsc::Sender<Event>,
+    link: &'a Link<'a, Event>,
     mailbox: &'a MailboxName,
-    interrupted: &'a AtomicBool,
     cancel: Option<&'a Cancel>,
     /// No record of this mailbox was passed on yet.
     first_record: bool,
@@ -414,20 +330,18 @@ impl Forward<'_> {
 
 impl Observer for Forward<'_> {
     fn message_saved(&mut self, mailbox: &MailboxName, uid: Uid, bytes: u64) {
-        let _ = self.events.send(Event::Saved(mailbox.clone(), uid, bytes));
+        self.link.send(Event::Saved(mailbox.clone(), uid, bytes));
     }
 
     fn interrupted(&mut self) -> bool {
-        self.interrupted.load(Ordering::SeqCst) || self.cancel.is_some_and(Cancel::is_cancelled)
+        // The token is read here too: the pool hears of it only from the coordinator,
+        // which asks after each message it handles.
+        self.link.interrupted() || self.cancel.is_some_and(Cancel::is_cancelled)
     }
 
     fn checkpoint(&mut self, state: &SyncState) -> Result<(), StorageError> {
-        let (done, wait) = mpsc::channel();
-        let event = Event::Checkpoint(self.mailbox.clone(), self.entry(state), done);
-        if self.events.send(event).is_ok() {
-            return wait.recv().unwrap_or(Ok(()));
-        }
-        Ok(())
+        let checkpoint = |done| Event::Checkpoint(self.mailbox.clone(), self.entry(state), done);
+        self.link.ask(checkpoint).unwrap_or(Ok(()))
     }
 
     /// The mailbox's first record (the entry that marks it as being written, before any
@@ -436,13 +350,16 @@ impl Observer for Forward<'_> {
     /// saves) are passed on without waiting: a kill that loses some leaves messages the
     /// next run finds by content.
     fn paired(&mut self, record: &str, state: &SyncState) {
-        let (done, wait) = mpsc::channel();
-        let first = if self.first_record { self.entry(state).map(|e| (e, done)) } else { None };
-        let waits = first.is_some();
+        let first_entry = if self.first_record { self.entry(state) } else { None };
         self.first_record = false;
-        let event = Event::Paired(self.mailbox.clone(), record.to_owned(), first);
-        if self.events.send(event).is_ok() && waits {
-            let _ = wait.recv();
+        let (mailbox, record) = (self.mailbox.clone(), record.to_owned());
+        match first_entry {
+            Some(entry) => {
+                self.link.ask(|passed_on| Event::Paired(mailbox, record, Some((entry, passed_on))));
+            }
+            None => {
+                self.link.send(Event::Paired(mailbox, record, None));
+            }
         }
     }
 }

@@ -29,10 +29,22 @@ pub fn message_headers(data: &[u8]) {
 }
 
 /// The state files we read back (ours, and Dovecot's `-s` string): whatever decodes must
-/// encode to text that decodes to the same state.
+/// encode to text that decodes to the same state. Read as a state file is read (message
+/// lines left in the text), ours must decode alike, or fail on the same line, and encode
+/// to the same bytes.
 pub fn state_files(data: &[u8]) {
+    let stored = SyncState::decode_stored(data);
     let Ok(text) = std::str::from_utf8(data) else { return };
-    if let Ok(state) = SyncState::decode(text) {
+    let decoded = SyncState::decode(text);
+    match (&decoded, &stored) {
+        (Ok(state), Ok(stored)) => {
+            assert_eq!(stored, state);
+            assert_eq!(stored.encode(), state.encode(), "stored records copied as encoded");
+        }
+        (Err(a), Err(b)) => assert_eq!(a.line, b.line, "{a} / {b}"),
+        _ => panic!("decoded {decoded:?}, stored {stored:?}"),
+    }
+    if let Ok(state) = decoded {
         let again = SyncState::decode(&state.encode()).expect("our own encoding decodes");
         assert_eq!(again, state);
     }

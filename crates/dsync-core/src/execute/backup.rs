@@ -17,7 +17,7 @@ use crate::plan::backup::{base_after, plan_delta};
 use crate::plan::merge::MergeBase;
 use crate::plan::{ComparableGuids, MailboxAction, MailboxPlan, TreePlan, plan_mailbox, plan_tree};
 use crate::report::{FilteredMessages, MailboxReport, Report};
-use crate::state::{MailboxState, SyncState};
+use crate::state::{BaseFlags, MailboxState, SyncState};
 use crate::storage::{NewMailbox, Storage, StorageMut};
 
 pub(super) fn run(
@@ -400,13 +400,17 @@ fn plan_from_changes(
     else {
         return Ok(None);
     };
-    let Some(plan) = plan_delta(mailbox, &previous.base, &changes, stamp.guid) else {
+    // Records the state file no longer holds as loaded: planned from the listings, which
+    // do not need them.
+    let Ok(previous_base) = previous.base.read() else { return Ok(None) };
+    let Some(plan) = plan_delta(mailbox, &previous_base, &changes, stamp.guid) else {
         return Ok(None);
     };
+    let Ok(flags) = previous_base.into_owned().flags.into_map() else { return Ok(None) };
     let base = MergeBase {
         uid_validity: changes.status.uid_validity.get(),
         last_common_uid: plan.uid_next.unwrap_or(changes.status.uid_next).get() - 1,
-        flags: base_after(&previous.base, &changes),
+        flags: base_after(flags, &changes).into(),
     };
     Ok(Some(Planned {
         plan,
@@ -483,7 +487,7 @@ fn plan_from_streams(
     let base = MergeBase {
         uid_validity: source_status.uid_validity.get(),
         last_common_uid: plan.uid_next.unwrap_or(source_status.uid_next).get() - 1,
-        flags,
+        flags: flags.into(),
     };
     Ok(Some(Planned { plan, source_status, base, listed_destination, filtered_messages: filtered }))
 }
@@ -534,7 +538,7 @@ fn plan_from_listings(
     let mut base = MergeBase {
         uid_validity: source_contents.status.uid_validity.get(),
         last_common_uid: plan.uid_next.unwrap_or(source_contents.status.uid_next).get() - 1,
-        flags: BTreeMap::new(),
+        flags: BaseFlags::new(),
     };
     if options.message_filter.is_everything() {
         base.flags = source_contents.messages.iter().map(|m| (m.uid, m.flags.clone())).collect();

@@ -2,13 +2,23 @@
 //! allocating per line: a re-run of a 100 000-message folder reads 100 000 message lines
 //! before it can plan, so each costs a UID parse and a few flag letters, and each
 //! mailbox's lines (written in UID order) become its map in one bulk build.
+//!
+//! [`decode_stored`] reads a state file the same way but keeps no message line: each
+//! mailbox's lines are checked (exactly what [`decode`] checks, so the same texts are
+//! refused at the same lines) and, when they are as the encoder writes them, left in the
+//! file ([`BaseFlags`]) for the run to read if it needs them.
 
 use std::collections::BTreeMap;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::Hasher;
+use std::io::{self, BufRead};
+use std::sync::Arc;
 
 use super::pairs::{self, MailboxPairs, Pair};
+use super::stored::{BaseFlags, Stored, StoredText, section_hasher};
 use super::{
     FLAG_LETTERS, HEADER, MailboxState, MergeBase, StateError, SyncState, WrittenBy, decode_name,
-    unescape_bytes, untoken,
+    encode_flags, push_number, unescape_bytes, untoken,
 };
 use crate::error::Side;
 use crate::model::{Flags, MailboxGuid, MailboxName, Uid};
@@ -21,19 +31,68 @@ pub(super) fn decode(text: &[u8]) -> Result<SyncState, StateError> {
     let mut lines = lines(text).enumerate().map(|(index, line)| (index + 1, line));
     match lines.next() {
         Some((_, line)) if line == HEADER.as_bytes() => {}
-        _ => return Err(StateError { line: 1, reason: format!("expected {HEADER:?}") }),
+        _ => return Err(header_error()),
     }
     let mut decoder = Decoder::default();
     for (number, line) in lines {
         let error = |reason: &str| StateError { line: number, reason: reason.to_owned() };
         decoder.line(line, &error)?;
     }
+    decoder.finish()
+}
+
+fn header_error() -> StateError {
+    StateError { line: 1, reason: format!("expected {HEADER:?}") }
+}
+
+/// Decodes the state `reader` reads from `text`, which holds the same bytes, keeping each
+/// mailbox's message lines in `text` ([`BaseFlags`]) rather than in memory. The outer
+/// error is a failed read; the inner one what [`decode`] says of the same bytes.
+pub(super) fn decode_stored(
+    text: Arc<StoredText>,
+    reader: &mut dyn BufRead,
+) -> io::Result<Result<SyncState, StateError>> {
+    let mut decoder = Decoder { text: Some(text), ..Decoder::default() };
+    let mut buffer = Vec::new();
+    let mut number = 0;
+    let mut offset = 0u64;
+    loop {
+        buffer.clear();
+        let read = reader.read_until(b'\n', &mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        number += 1;
+        offset += read as u64;
+        // As `lines` splits: at `\n` or `\r\n`, the last line ending optional.
+        let (line, ending): (_, &'static [u8]) = match buffer.strip_suffix(b"\n") {
+            Some(line) => match line.strip_suffix(b"\r") {
+                Some(line) => (line, b"\r\n"),
+                None => (line, b"\n"),
+            },
+            None => (&buffer[..], b""),
+        };
+        if number == 1 {
+            if line != HEADER.as_bytes() {
+                return Ok(Err(header_error()));
+            }
+            continue;
+        }
+        decoder.at = Position { number, end: offset, ending };
+        let error = |reason: &str| StateError { line: number, reason: reason.to_owned() };
+        if let Err(error) = decoder.line(line, &error) {
+            return Ok(Err(error));
+        }
+    }
+    if number == 0 {
+        return Ok(Err(header_error()));
+    }
     Ok(decoder.finish())
 }
 
 /// The lines of `text` as [`str::lines`] splits them: at `\n` or `\r\n`, the last line
 /// ending optional.
-fn lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+pub(super) fn lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut rest = text;
     std::iter::from_fn(move || {
         if rest.is_empty() {
@@ -123,6 +182,16 @@ pub(super) fn flags(mut fields: Fields<'_>, error: LineError<'_>) -> Result<Flag
     Ok(flags)
 }
 
+/// A message line: its UID and flags.
+pub(super) fn message(line: &[u8], error: LineError<'_>) -> Result<(Uid, Flags), StateError> {
+    let mut fields = Fields::new(line);
+    let (Some(uid_field), Some(_)) = (fields.next(), fields.clone().next()) else {
+        return Err(error("a message line has a UID and flags"));
+    };
+    let uid = uid(uid_field, error)?;
+    Ok((uid, flags(fields, error)?))
+}
+
 /// Per-UID records as they are read, made a map once their entry ends: lines in ascending
 /// UID order (as [`SyncState::encode`] writes them) are built into it in bulk.
 #[derive(Debug)]
@@ -160,13 +229,96 @@ impl<V> Records<V> {
     }
 }
 
+impl Default for Position {
+    fn default() -> Position {
+        Position { number: 0, end: 0, ending: b"\n" }
+    }
+}
+
+/// Where the line being read ends in the text ([`decode_stored`]).
+#[derive(Debug, Clone, Copy)]
+struct Position {
+    /// Its 1-based number.
+    number: usize,
+    /// The offset just past its line ending.
+    end: u64,
+    /// How it ends: `\n` (as the encoder ends lines), `\r\n`, or not at all (the last).
+    ending: &'static [u8],
+}
+
+/// A mailbox's message lines as they are read: decoded, or checked and left in the text.
+enum Section {
+    Records(Records<Flags>),
+    Stored(StoredSection),
+}
+
+/// Message lines checked and left in the text: where they are, and whether they are as
+/// the encoder writes them (ascending UIDs, canonical spelling), so that they can be
+/// copied into a new state as they are.
+struct StoredSection {
+    text: Arc<StoredText>,
+    start: u64,
+    end: u64,
+    count: usize,
+    first_line: usize,
+    hasher: DefaultHasher,
+    canonical: bool,
+    last: Option<Uid>,
+    /// The line as the encoder would write it.
+    scratch: String,
+}
+
+impl StoredSection {
+    fn push(&mut self, uid: Uid, flags: &Flags, line: &[u8], at: Position) {
+        if self.canonical {
+            self.scratch.clear();
+            push_number(&mut self.scratch, uid.get());
+            self.scratch.push(' ');
+            encode_flags(&mut self.scratch, flags);
+            self.canonical = at.ending == b"\n"
+                && self.last.is_none_or(|last| last < uid)
+                && self.scratch.as_bytes() == line;
+        }
+        self.hasher.write(line);
+        self.hasher.write(at.ending);
+        self.last = Some(uid);
+        self.count += 1;
+        self.end = at.end;
+    }
+
+    fn finish(self) -> Result<BaseFlags, StateError> {
+        if self.count == 0 {
+            return Ok(BaseFlags::new());
+        }
+        let stored = Stored {
+            text: self.text,
+            start: self.start,
+            end: self.end,
+            count: self.count,
+            first_line: self.first_line,
+            hash: self.hasher.finish(),
+        };
+        if self.canonical {
+            Ok(BaseFlags::stored(stored))
+        } else {
+            // Written otherwise (by hand, or with `\r\n`): decoded now, so that a save
+            // writes it as the encoder does.
+            stored.decode().map(BaseFlags::from)
+        }
+    }
+}
+
 /// What has been read so far: the entry being read (a mailbox's or a pairs entry) is kept
 /// apart until its last line.
 #[derive(Default)]
 struct Decoder {
     state: SyncState,
-    mailbox: Option<(MailboxName, MailboxState, Records<Flags>)>,
+    mailbox: Option<(MailboxName, MailboxState, Section)>,
     pairs: Option<(MailboxName, MailboxPairs, Records<Pair>)>,
+    /// The text being read, when message lines stay in it ([`decode_stored`]).
+    text: Option<Arc<StoredText>>,
+    /// Where the line being read is in `text`.
+    at: Position,
 }
 
 impl Decoder {
@@ -182,12 +334,12 @@ impl Decoder {
         }
         match keyword {
             b"pairs" => {
-                self.end_mailbox();
+                self.end_mailbox()?;
                 let (name, entry) = pairs::decode_header(fields, error)?;
                 self.pairs = Some((name, entry, Records::default()));
             }
             b"pair" => {
-                self.end_mailbox();
+                self.end_mailbox()?;
                 pairs::apply_record(fields, &mut self.state.pairs, error)?;
             }
             _ if self.pairs.is_some() => return self.record(line, error),
@@ -214,15 +366,15 @@ impl Decoder {
             }
             b"forget" => {
                 let Some([name]) = fields.exactly() else { return self.record(line, error) };
-                self.end_mailbox();
+                self.end_mailbox()?;
                 let name = decode_name(name).map_err(|e| error(&e))?;
                 self.state.mailboxes.remove(&name);
                 self.state.pairs.remove(&name);
             }
             b"mailbox" => {
-                self.end_mailbox();
+                self.end_mailbox()?;
                 let (name, mailbox) = decode_mailbox(fields, error)?;
-                self.mailbox = Some((name, mailbox, Records::default()));
+                self.mailbox = Some((name, mailbox, self.section()));
             }
             _ => return self.record(line, error),
         }
@@ -231,28 +383,49 @@ impl Decoder {
 
     /// A line of the entry being read: a pair, or a message's UID and flags.
     fn record(&mut self, line: &[u8], error: LineError<'_>) -> Result<(), StateError> {
-        let mut fields = Fields::new(line);
         if let Some((_, _, records)) = self.pairs.as_mut() {
-            let (uid, pair) = pairs::decode_pair(fields, error)?;
+            let (uid, pair) = pairs::decode_pair(Fields::new(line), error)?;
             records.push(uid, pair);
             return Ok(());
         }
-        let Some((_, _, records)) = self.mailbox.as_mut() else {
+        let Some((_, _, section)) = self.mailbox.as_mut() else {
             return Err(error("a message line before any mailbox line"));
         };
-        let (Some(uid_field), Some(_)) = (fields.next(), fields.clone().next()) else {
-            return Err(error("a message line has a UID and flags"));
-        };
-        let uid = uid(uid_field, error)?;
-        records.push(uid, flags(fields, error)?);
+        let (uid, flags) = message(line, error)?;
+        match section {
+            Section::Records(records) => records.push(uid, flags),
+            Section::Stored(stored) => stored.push(uid, &flags, line, self.at),
+        }
         Ok(())
     }
 
-    fn end_mailbox(&mut self) {
-        if let Some((name, mut mailbox, records)) = self.mailbox.take() {
-            mailbox.base.flags = records.into_map();
+    /// The message lines of a mailbox whose `mailbox` line was just read.
+    fn section(&self) -> Section {
+        match &self.text {
+            None => Section::Records(Records::default()),
+            Some(text) => Section::Stored(StoredSection {
+                text: Arc::clone(text),
+                start: self.at.end,
+                end: self.at.end,
+                count: 0,
+                first_line: self.at.number + 1,
+                hasher: section_hasher(),
+                canonical: true,
+                last: None,
+                scratch: String::new(),
+            }),
+        }
+    }
+
+    fn end_mailbox(&mut self) -> Result<(), StateError> {
+        if let Some((name, mut mailbox, section)) = self.mailbox.take() {
+            mailbox.base.flags = match section {
+                Section::Records(records) => BaseFlags::from(records.into_map()),
+                Section::Stored(stored) => stored.finish()?,
+            };
             self.state.mailboxes.insert(name, mailbox);
         }
+        Ok(())
     }
 
     fn end_pairs(&mut self) {
@@ -262,10 +435,10 @@ impl Decoder {
         }
     }
 
-    fn finish(mut self) -> SyncState {
-        self.end_mailbox();
+    fn finish(mut self) -> Result<SyncState, StateError> {
+        self.end_mailbox()?;
         self.end_pairs();
-        self.state
+        Ok(self.state)
     }
 }
 
@@ -311,7 +484,7 @@ fn decode_mailbox(
         base: MergeBase {
             uid_validity: number(uid_validity).ok_or_else(|| error("bad UIDVALIDITY"))?,
             last_common_uid: number(last_common).ok_or_else(|| error("bad last common UID"))?,
-            flags: BTreeMap::new(),
+            flags: BaseFlags::new(),
         },
         source_token: untoken(source).map_err(|e| error(&e))?,
         destination_token: untoken(destination).map_err(|e| error(&e))?,

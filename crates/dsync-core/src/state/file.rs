@@ -2,12 +2,14 @@
 //! file, fsync, rename), tagged with the source it belongs to and checked against it on
 //! load, so a state made for one account is never applied to another.
 
-use std::fs::{DirBuilder, OpenOptions};
-use std::io::{self, Write};
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::{self, BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use super::{StateError, SyncState};
+use super::stored::StoredText;
+use super::{Sink, StateError, SyncState};
 use crate::error::{ErrorKind, StorageError};
 use crate::model::MailboxName;
 
@@ -103,15 +105,26 @@ impl StateFile {
 
     /// The saved state: a [`fresh`](Self::fresh) one if there is no file yet, an error if
     /// the file cannot be read, is damaged, or belongs to another source.
+    ///
+    /// The whole file is read and checked as [`SyncState::decode`] checks a text, but each
+    /// mailbox's message lines stay in the file, which is kept open: a run reads them
+    /// again when it plans the mailbox ([`BaseFlags::read`](super::BaseFlags::read)), and
+    /// [`save`](Self::save) copies those of mailboxes it did not change. Should the file
+    /// no longer hold them by then (changed by something else since), the mailbox is done
+    /// as without a saved state, and left out of the next save.
     pub fn load(&self) -> Result<SyncState, StateFileError> {
-        let text = match std::fs::read(&self.path) {
-            Ok(text) => text,
+        let unreadable = |source| StateFileError::Unreadable { path: self.path.clone(), source };
+        let file = match File::open(&self.path) {
+            Ok(file) => file,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(self.fresh()),
-            Err(source) => {
-                return Err(StateFileError::Unreadable { path: self.path.clone(), source });
-            }
+            Err(source) => return Err(unreadable(source)),
         };
-        let state = super::decode::decode(&text)
+        let reader = file.try_clone().map_err(unreadable)?;
+        let text = Arc::new(StoredText::File(file));
+        let decoded =
+            super::decode::decode_stored(text, &mut BufReader::with_capacity(64 * 1024, reader))
+                .map_err(unreadable)?;
+        let state = decoded
             .map_err(|source| StateFileError::Damaged { path: self.path.clone(), source })?;
         if state.source.as_deref() == Some(self.source.as_str()) {
             Ok(state)
@@ -127,8 +140,18 @@ impl StateFile {
 
     /// Writes `state`, tagged with this file's source, for the next run: the old file stays
     /// whole until the new one is on disk.
+    ///
+    /// Written as it is encoded, through a bounded buffer: the message lines of mailboxes
+    /// whose records are still in the file they were loaded from are copied from it as they
+    /// are (they are what the encoder writes). A mailbox whose records that file no longer
+    /// holds as loaded is left out (its next run is a full one).
     pub fn save(&self, state: &SyncState) -> io::Result<()> {
-        self.write_atomically(state.encode_tagged(Some(&self.source)).as_bytes())
+        self.write_atomically_with(&mut |file| {
+            let mut out =
+                FileSink { writer: BufWriter::with_capacity(64 * 1024, file), written: 0 };
+            state.write_to(Some(&self.source), &mut out)?;
+            out.writer.flush()
+        })
     }
 
     /// Writes `bytes` to this file's path the way the state is written (a temp file in the
@@ -197,7 +220,7 @@ impl StateFile {
         DirBuilder::new().recursive(true).mode(0o700).create(directory)
     }
 
-    fn create_new(&self, path: &Path) -> io::Result<std::fs::File> {
+    fn create_new(&self, path: &Path) -> io::Result<File> {
         #[cfg(feature = "maildir")]
         if let Some(permissions) = &self.permissions {
             return permissions.create_new(path).map_err(io::Error::other);
@@ -206,6 +229,14 @@ impl StateFile {
     }
 
     fn write_atomically(&self, bytes: &[u8]) -> io::Result<()> {
+        self.write_atomically_with(&mut |file| file.write_all(bytes))
+    }
+
+    /// Has `write` fill a new file, then puts it in this file's place.
+    fn write_atomically_with(
+        &self,
+        write: &mut dyn FnMut(&mut File) -> io::Result<()>,
+    ) -> io::Result<()> {
         let path = &self.path;
         let directory =
             path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -220,7 +251,7 @@ impl StateFile {
             // A temp file a killed run left behind is replaced, not reused with its owner.
             let _ = std::fs::remove_file(&temp);
             let mut file = self.create_new(&temp)?;
-            file.write_all(bytes)?;
+            write(&mut file)?;
             file.sync_all()?;
             std::fs::rename(&temp, path)
         })();
@@ -228,6 +259,39 @@ impl StateFile {
             let _ = std::fs::remove_file(&temp);
         }
         result
+    }
+}
+
+/// A state written to a file through a buffer, counting what it wrote.
+struct FileSink<'a> {
+    writer: BufWriter<&'a mut File>,
+    written: u64,
+}
+
+impl Write for FileSink<'_> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let written = self.writer.write(bytes)?;
+        self.written += written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
+    }
+}
+
+impl Sink for FileSink<'_> {
+    fn position(&self) -> u64 {
+        self.written
+    }
+
+    fn rollback(&mut self, position: u64) -> io::Result<()> {
+        self.writer.flush()?;
+        let file = self.writer.get_mut();
+        file.set_len(position)?;
+        file.seek(SeekFrom::Start(position))?;
+        self.written = position;
+        Ok(())
     }
 }
 
@@ -291,5 +355,94 @@ mod tests {
         assert!(matches!(other.load(), Err(StateFileError::OtherSource { .. })));
         std::fs::write(&path, "not a state\n").expect("damage");
         assert!(matches!(file.load(), Err(StateFileError::Damaged { .. })));
+    }
+
+    /// A state of `mailboxes`, each with `messages` records.
+    fn big_state(file: &StateFile, mailboxes: &[&str], messages: u32) -> SyncState {
+        use crate::model::{Flags, Uid};
+        use crate::state::MergeBase;
+        let mut state = file.fresh();
+        for mailbox in mailboxes {
+            let flags = (1..=messages)
+                .map(|uid| {
+                    let names: &[&str] = if uid % 3 == 0 { &["\\Seen", "$Junk"] } else { &[] };
+                    (
+                        Uid::new(uid).expect("non-zero"),
+                        Flags::from_imap_names(names.iter().copied()),
+                    )
+                })
+                .collect();
+            let base = MergeBase { uid_validity: 7, last_common_uid: messages, flags };
+            let entry = MailboxState { base, source_token: Some("t".into()), ..Default::default() };
+            state.mailboxes.insert(name(mailbox), entry);
+        }
+        state
+    }
+
+    /// Loading keeps each mailbox's message lines in the file (nothing per message in
+    /// memory); saving copies them for the mailboxes a run left alone, and the file is
+    /// what the encoder writes for the same state.
+    #[test]
+    fn a_loaded_state_keeps_its_message_lines_in_the_file_and_saves_them_as_they_are() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = StateFile::new(dir.path().join("state"), "maildir:/src");
+        let state = big_state(&file, &["A", "B/C"], 1000);
+        file.save(&state).expect("save");
+        assert_eq!(std::fs::read_to_string(file.path()).expect("read"), state.encode());
+
+        let mut loaded = file.load().expect("load");
+        for entry in loaded.mailboxes.values() {
+            assert!(entry.base.flags.decoded().is_none(), "records decoded at load");
+            assert_eq!(entry.base.flags.len(), 1000);
+        }
+        assert_eq!(loaded, state);
+        // A run changes B/C (its records are read and replaced) and leaves A alone.
+        let b_c = name("B/C");
+        let entry = loaded.mailboxes.get_mut(&b_c).expect("entry");
+        let mut records = entry.base.flags.read().expect("readable").into_owned();
+        records.retain(|uid, _| uid.get() % 2 == 0);
+        entry.base.flags = records.into();
+        let mut expected = state.clone();
+        expected.mailboxes.get_mut(&b_c).expect("entry").base.flags =
+            loaded.mailboxes[&b_c].base.flags.clone();
+        // Saved twice: the second save copies A's lines from the file the first replaced.
+        for _ in 0..2 {
+            file.save(&loaded).expect("save");
+            let written = std::fs::read_to_string(file.path()).expect("read");
+            assert_eq!(written, expected.encode());
+        }
+        assert!(loaded.mailboxes[&name("A")].base.flags.decoded().is_none());
+        assert_eq!(file.load().expect("load"), expected);
+    }
+
+    /// Message lines that change in the file after it was loaded (someone else wrote into
+    /// it) are never used: reading them fails, so the run does that mailbox as without a
+    /// state, and a save leaves the mailbox out (a full run of it next time).
+    #[test]
+    fn message_lines_changed_under_the_run_cost_a_full_run_of_their_mailbox() {
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = StateFile::new(dir.path().join("state"), "maildir:/src");
+        let state = big_state(&file, &["A", "B"], 100);
+        file.save(&state).expect("save");
+        let loaded = file.load().expect("load");
+        // B's third line `3 S $Junk` becomes `3 F $Junk`, in place.
+        let text = std::fs::read_to_string(file.path()).expect("read");
+        let at = text.find("mailbox B ").and_then(|b| text[b..].find("\n3 S").map(|at| b + at + 3));
+        let at = at.expect("B's third line") as u64;
+        let writer = OpenOptions::new().write(true).open(file.path()).expect("open");
+        writer.write_all_at(b"F", at).expect("write");
+        drop(writer);
+
+        let b = &loaded.mailboxes[&name("B")].base;
+        assert!(b.flags.read().is_err(), "changed lines were used");
+        assert!(b.read().is_err());
+        assert!(loaded.mailboxes[&name("A")].base.flags.read().is_ok());
+        assert_ne!(loaded, state);
+        file.save(&loaded).expect("save");
+        let mut expected = state;
+        expected.mailboxes.remove(&name("B"));
+        assert_eq!(std::fs::read_to_string(file.path()).expect("read"), expected.encode());
+        assert_eq!(file.load().expect("load"), expected);
     }
 }

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use super::pairs::{MailboxPairs, Pair, WRITING};
-use super::{FLAG_LETTERS, HEADER, MailboxState, MergeBase, StateError, SyncState, WrittenBy};
+use super::{
+    BaseFlags, FLAG_LETTERS, HEADER, MailboxState, MergeBase, StateError, SyncState, WrittenBy,
+};
 use crate::error::Side;
 use crate::model::{Flags, MailboxGuid, MailboxName, Uid};
 
@@ -115,7 +117,7 @@ pub(super) fn decode(text: &str) -> Result<SyncState, StateError> {
                     last_common_uid: last_common
                         .parse()
                         .map_err(|_| error("bad last common UID"))?,
-                    flags: BTreeMap::new(),
+                    flags: BaseFlags::new(),
                 },
                 source_token: untoken(source).map_err(|e| error(&e))?,
                 destination_token: untoken(destination).map_err(|e| error(&e))?,
@@ -134,7 +136,9 @@ pub(super) fn decode(text: &str) -> Result<SyncState, StateError> {
         };
         let uid = uid.parse().ok().and_then(Uid::new).ok_or_else(|| error("bad UID"))?;
         let flags = decode_flags(&fields[1..], &error)?;
-        mailbox.base.flags.insert(uid, flags);
+        if let Some(records) = mailbox.base.flags.decoded_mut() {
+            records.insert(uid, flags);
+        }
     }
     if let Some((name, mailbox)) = current {
         state.mailboxes.insert(name, mailbox);

@@ -26,7 +26,9 @@
 //! Names, keywords and tokens are percent-encoded (`*` marks "no token"); flag letters are
 //! Maildir's (`D` draft, `F` flagged, `R` answered, `S` seen, `T` deleted; `-` for none).
 //! [`StateFile`] keeps a state in a file between runs; [`dovecot`] has Dovecot's own `-s`
-//! state string.
+//! state string. A state [`StateFile::load`] read keeps each mailbox's message lines in the
+//! file until a run needs them ([`BaseFlags`]), so a re-run that finds mailboxes unchanged
+//! holds nothing per message from its state.
 
 mod decode;
 pub mod dovecot;
@@ -34,14 +36,18 @@ mod file;
 #[cfg(test)]
 mod legacy;
 pub mod pairs;
+mod stored;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
+use std::io;
 
 use crate::error::Side;
-use crate::model::{Flags, MailboxGuid, MailboxName, SystemFlags, Uid};
+use crate::model::{Flags, MailboxGuid, MailboxName, SystemFlags};
 
 pub use file::{StateFile, StateFileError};
+pub use stored::BaseFlags;
 
 const HEADER: &str = "dsync-rs state 1";
 
@@ -55,8 +61,25 @@ pub struct MergeBase {
     /// The messages both sides held under the same UID, with side A's flags at that time
     /// (after a two-way sync both sides have the same flags; after a one-way sync A's tell
     /// which flags A changes later). A one-way sync also keeps here the messages B
-    /// expunged, so that they are not copied back.
-    pub flags: BTreeMap<Uid, Flags>,
+    /// expunged, so that they are not copied back. In a state [`StateFile::load`] read,
+    /// still in the file until [`BaseFlags::read`].
+    pub flags: BaseFlags,
+}
+
+impl MergeBase {
+    /// This base with its records in memory: itself when they are, else a copy with the
+    /// records read from the state file ([`BaseFlags::read`]; an error when the file no
+    /// longer holds them: the caller then does without this base).
+    pub fn read(&self) -> Result<Cow<'_, MergeBase>, StateError> {
+        if self.flags.decoded().is_some() {
+            return Ok(Cow::Borrowed(self));
+        }
+        Ok(Cow::Owned(MergeBase {
+            uid_validity: self.uid_validity,
+            last_common_uid: self.last_common_uid,
+            flags: BaseFlags::from(self.flags.read()?.into_owned()),
+        }))
+    }
 }
 
 /// What the last run left behind for one mailbox (keyed by its destination-side name).
@@ -128,40 +151,51 @@ const FLAG_LETTERS: [(SystemFlags, char); 5] = [
 ];
 
 impl SyncState {
-    /// Encodes the state as text.
+    /// Encodes the state as text. A mailbox whose records were left in a state file that
+    /// no longer holds them ([`BaseFlags`]) is left out, as if it had no entry.
     pub fn encode(&self) -> String {
-        self.encode_tagged(self.source.as_deref())
-    }
-
-    /// [`encode`](Self::encode) with `source` as the source it names.
-    pub(crate) fn encode_tagged(&self, source: Option<&str>) -> String {
         // About 8 bytes a message line: one allocation for a big folder's state.
         let records: usize = self.mailboxes.values().map(|m| m.base.flags.len()).sum::<usize>()
             + self.pairs.values().map(|p| p.pairs.len()).sum::<usize>();
-        let mut out = String::with_capacity(4096 + records * 10);
-        out.push_str(HEADER);
-        out.push('\n');
+        let mut out = Vec::with_capacity(4096 + records * 10);
+        // Writing to memory fails only where stored records cannot be read: left out.
+        let _ = self.write_to(self.source.as_deref(), &mut out);
+        String::from_utf8(out)
+            .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned())
+    }
+
+    /// Writes the state as [`encode`](Self::encode) does, with `source` as the source it
+    /// names, to `out` as it goes: stored records are copied from their file in bounded
+    /// chunks, decoded ones encoded a chunk at a time. A mailbox whose stored records
+    /// cannot be read as they were loaded is taken back out of `out` and left out.
+    pub(crate) fn write_to(&self, source: Option<&str>, out: &mut dyn Sink) -> io::Result<()> {
+        /// Decoded records are handed to `out` in pieces of about this size.
+        const PIECE: usize = 64 * 1024;
+        let mut text = String::with_capacity(PIECE + 1024);
+        text.push_str(HEADER);
+        text.push('\n');
         if let Some(source) = source {
-            let _ = writeln!(out, "source {}", escape(source));
+            let _ = writeln!(text, "source {}", escape(source));
         }
         if let Some(written_by) = self.written_by {
             let kind = match written_by {
                 WrittenBy::Backup => "backup",
                 WrittenBy::Merge => "merge",
             };
-            let _ = writeln!(out, "written-by {kind}");
+            let _ = writeln!(text, "written-by {kind}");
         }
         for (side, names) in [("S", &self.subscribed_source), ("D", &self.subscribed_destination)] {
             for name in names {
-                let _ = writeln!(out, "subscribed {side} {}", encode_name(name));
+                let _ = writeln!(text, "subscribed {side} {}", encode_name(name));
             }
         }
         for (name, state) in &self.mailboxes {
+            let mark = out.position() + text.len() as u64;
             let guid = |guid: Option<MailboxGuid>| {
                 guid.map_or_else(|| String::from("*"), |g| g.to_string())
             };
             let _ = writeln!(
-                out,
+                text,
                 "mailbox {} {} {} {} {} {} {} {}",
                 encode_name(name),
                 state.base.uid_validity,
@@ -176,17 +210,36 @@ impl SyncState {
                     Some(Side::Destination) => "D",
                 },
             );
-            for (uid, flags) in &state.base.flags {
-                push_number(&mut out, uid.get());
-                out.push(' ');
-                encode_flags(&mut out, flags);
-                out.push('\n');
+            if let Some(stored) = state.base.flags.as_stored() {
+                out.write_all(text.as_bytes())?;
+                text.clear();
+                match stored.copy_to(out) {
+                    Ok(()) => {}
+                    Err(stored::CopyError::Sink(error)) => return Err(error),
+                    // Changed under the run: this mailbox gets a full run next time.
+                    Err(stored::CopyError::Source(_)) => out.rollback(mark)?,
+                }
+                continue;
+            }
+            for (uid, flags) in state.base.flags.decoded().into_iter().flatten() {
+                push_number(&mut text, uid.get());
+                text.push(' ');
+                encode_flags(&mut text, flags);
+                text.push('\n');
+                if text.len() >= PIECE {
+                    out.write_all(text.as_bytes())?;
+                    text.clear();
+                }
             }
         }
         for (name, entry) in &self.pairs {
-            pairs::encode(&mut out, name, entry);
+            pairs::encode(&mut text, name, entry);
+            if text.len() >= PIECE {
+                out.write_all(text.as_bytes())?;
+                text.clear();
+            }
         }
-        out
+        out.write_all(text.as_bytes())
     }
 
     /// The line that, appended to an encoded state, drops `name`'s entry when decoded.
@@ -198,6 +251,35 @@ impl SyncState {
     /// lines appended.
     pub fn decode(text: &str) -> Result<SyncState, StateError> {
         decode::decode(text.as_bytes())
+    }
+
+    /// [`decode`](Self::decode) the way [`StateFile::load`] reads a file: each mailbox's
+    /// message lines checked and left in (a copy of) `text` ([`BaseFlags`]).
+    pub(crate) fn decode_stored(text: &[u8]) -> Result<SyncState, StateError> {
+        let stored = std::sync::Arc::new(stored::StoredText::Bytes(text.to_vec()));
+        let mut reader = text;
+        decode::decode_stored(stored, &mut reader)
+            .unwrap_or_else(|error| Err(StateError { line: 0, reason: error.to_string() }))
+    }
+}
+
+/// Where [`SyncState::write_to`] writes: bytes, and a way to take back what a mailbox's
+/// entry wrote.
+pub(crate) trait Sink: io::Write {
+    /// How many bytes were written so far.
+    fn position(&self) -> u64;
+    /// Drops what was written after `position`.
+    fn rollback(&mut self, position: u64) -> io::Result<()>;
+}
+
+impl Sink for Vec<u8> {
+    fn position(&self) -> u64 {
+        self.len() as u64
+    }
+
+    fn rollback(&mut self, position: u64) -> io::Result<()> {
+        self.truncate(usize::try_from(position).unwrap_or(usize::MAX));
+        Ok(())
     }
 }
 
@@ -306,13 +388,15 @@ fn unescape_bytes(bytes: &[u8]) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Uid;
     use proptest::prelude::*;
 
     fn sample() -> SyncState {
-        let mut base =
-            MergeBase { uid_validity: 1_700_000_000, last_common_uid: 42, flags: BTreeMap::new() };
-        base.flags.insert(Uid::MIN, Flags::from_imap_names(["\\Seen", "$Label1"]));
-        base.flags.insert(Uid::new(9).expect("non-zero"), Flags::default());
+        let mut flags = BTreeMap::new();
+        flags.insert(Uid::MIN, Flags::from_imap_names(["\\Seen", "$Label1"]));
+        flags.insert(Uid::new(9).expect("non-zero"), Flags::default());
+        let base =
+            MergeBase { uid_validity: 1_700_000_000, last_common_uid: 42, flags: flags.into() };
         let mut state = SyncState { source: Some("imap://a@b".into()), ..SyncState::default() };
         state.mailboxes.insert(
             MailboxName::new(["Archive", "2023 & more/less"]).expect("valid"),
@@ -414,11 +498,12 @@ mod tests {
                 if source { state.subscribed_source.insert(name); } else { state.subscribed_destination.insert(name); }
             }
             for components in names {
-                let mut base = MergeBase { uid_validity: 7, last_common_uid: 500, flags: BTreeMap::new() };
+                let mut records = BTreeMap::new();
                 for (uid, bits, keywords) in &flags {
                     let system = SystemFlags::from_bits_truncate(*bits);
-                    base.flags.insert(Uid::new(*uid).expect("non-zero"), Flags { system, keywords: keywords.clone() });
+                    records.insert(Uid::new(*uid).expect("non-zero"), Flags { system, keywords: keywords.clone() });
                 }
+                let base = MergeBase { uid_validity: 7, last_common_uid: 500, flags: records.into() };
                 let name = MailboxName::new(components).expect("non-empty components");
                 let destination_guid = Some(MailboxGuid([7; 16]));
                 state.mailboxes.insert(name, MailboxState { base, source_token: token.clone(), destination_token: None, source_guid: None, destination_guid, rebuild: None });
@@ -446,11 +531,7 @@ mod tests {
         state.subscribed_source.insert(name(&["Lists", "a b"]));
         state.subscribed_source.insert(MailboxName::inbox());
         state.subscribed_destination.insert(name(&["Ärger", "100%"]));
-        let mut base = MergeBase {
-            uid_validity: 1_700_000_000,
-            last_common_uid: 1005,
-            flags: BTreeMap::new(),
-        };
+        let mut flags = BTreeMap::new();
         for number in 1..=1000u32 {
             let names: &[&str] = match number % 7 {
                 0 => &[],
@@ -459,8 +540,10 @@ mod tests {
                 3 => &["\\Draft", "\\Deleted", "Junk", "a b%c", "Ünïcode"],
                 _ => &["\\Seen"],
             };
-            base.flags.insert(uid(number), Flags::from_imap_names(names.iter().copied()));
+            flags.insert(uid(number), Flags::from_imap_names(names.iter().copied()));
         }
+        let base =
+            MergeBase { uid_validity: 1_700_000_000, last_common_uid: 1005, flags: flags.into() };
         state.mailboxes.insert(
             name(&["Bulk"]),
             MailboxState {
@@ -472,8 +555,11 @@ mod tests {
                 rebuild: None,
             },
         );
-        let mut small = MergeBase { uid_validity: 5, last_common_uid: 9, flags: BTreeMap::new() };
-        small.flags.insert(uid(9), Flags::default());
+        let small = MergeBase {
+            uid_validity: 5,
+            last_common_uid: 9,
+            flags: [(uid(9), Flags::default())].into_iter().collect(),
+        };
         state.mailboxes.insert(
             name(&["Archive", "2023 & more/less"]),
             MailboxState {
@@ -579,6 +665,89 @@ mod tests {
                 (Err(new), Err(old)) => prop_assert_eq!(new.line, old.line, "{} / {}", new, old),
                 (new, old) => prop_assert!(false, "{text:?}: {new:?} / {old:?}"),
             }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        /// Read the way a state file is read (message lines checked and left in the text),
+        /// every text decodes as [`SyncState::decode`] decodes it, or fails on the same
+        /// line, and encodes to the same bytes: stored lines are copied only when they are
+        /// what the encoder writes.
+        #[test]
+        fn a_stored_decode_agrees_with_decode_and_encodes_alike(
+            start in proptest::option::weighted(0.5, "(source|written-by|subscribed S) [a-z]{1,3}"),
+            lines in proptest::collection::vec(state_line(), 0..24),
+            newline_at_end in proptest::bool::ANY,
+        ) {
+            let start = start.map(|line| format!("{line}\nmailbox A 1 2 * * * * -\n"));
+            let mut text = format!("{HEADER}\n{}{}", start.unwrap_or_default(), lines.join("\n"));
+            if newline_at_end {
+                text.push('\n');
+            }
+            match (SyncState::decode(&text), SyncState::decode_stored(text.as_bytes())) {
+                (Ok(decoded), Ok(stored)) => {
+                    prop_assert_eq!(stored.encode(), decoded.encode());
+                    prop_assert_eq!(stored, decoded);
+                }
+                (Err(a), Err(b)) => prop_assert_eq!(a.line, b.line, "{} / {}", a, b),
+                (a, b) => prop_assert!(false, "{text:?}: {a:?} / {b:?}"),
+            }
+        }
+
+        /// A state read back from its own encoding with its message lines left in the
+        /// text, then changed by a run in some mailboxes (decoded records) and not in the
+        /// others (still stored), is written byte for byte as the encoder writes the same
+        /// state held wholly in memory.
+        #[test]
+        fn a_partly_stored_state_is_written_as_the_encoder_writes_it(
+            mailboxes in proptest::collection::btree_map(
+                "[A-E]{1,2}",
+                proptest::collection::btree_map(
+                    1u32..300,
+                    (0u8..32, proptest::collection::btree_set("[!-~ ]{1,4}", 0..2)),
+                    0..20,
+                ),
+                0..6,
+            ),
+            changed in proptest::collection::vec(proptest::bool::ANY, 6),
+            replacement in proptest::collection::btree_map(1u32..300, 0u8..32, 0..10),
+        ) {
+            let records = |map: &BTreeMap<u32, (u8, BTreeSet<String>)>| -> BaseFlags {
+                map.iter()
+                    .map(|(uid, (bits, keywords))| {
+                        let system = SystemFlags::from_bits_truncate(*bits);
+                        (Uid::new(*uid).expect("non-zero"), Flags { system, keywords: keywords.clone() })
+                    })
+                    .collect()
+            };
+            let mut state = SyncState { source: Some("maildir:/x".into()), ..SyncState::default() };
+            for (name, map) in &mailboxes {
+                let base = MergeBase { uid_validity: 7, last_common_uid: 300, flags: records(map) };
+                let entry = MailboxState { base, source_token: Some("t".into()), ..MailboxState::default() };
+                state.mailboxes.insert(MailboxName::new([name.as_str()]).expect("valid"), entry);
+            }
+            let text = state.encode();
+            let mut stored = SyncState::decode_stored(text.as_bytes()).expect("decodes");
+            for ((name, map), changed) in mailboxes.iter().zip(&changed) {
+                let name = MailboxName::new([name.as_str()]).expect("valid");
+                let entry = stored.mailboxes.get_mut(&name).expect("entry");
+                // Untouched records stay in the text.
+                prop_assert_eq!(entry.base.flags.decoded().is_none(), !map.is_empty());
+                if *changed {
+                    let flags: BaseFlags = replacement
+                        .iter()
+                        .map(|(uid, bits)| (Uid::new(*uid).expect("non-zero"), Flags { system: SystemFlags::from_bits_truncate(*bits), keywords: BTreeSet::new() }))
+                        .collect();
+                    entry.base.flags = flags.clone();
+                    entry.source_token = Some("u".into());
+                    let entry = state.mailboxes.get_mut(&name).expect("entry");
+                    entry.base.flags = flags;
+                    entry.source_token = Some("u".into());
+                }
+            }
+            prop_assert_eq!(stored.encode(), state.encode());
+            prop_assert_eq!(stored, state);
         }
     }
 }

@@ -172,7 +172,10 @@ impl MailboxMerge<'_, '_> {
             }
         }
         let previous = previous.filter(|p| rebuild.is_none() && p.rebuild.is_none());
-        // The saved base applies only to the same incarnations it was made with.
+        // The saved base applies only to the same incarnations it was made with. Its
+        // records are read from the state file now when they are still there; if the file
+        // no longer holds them, the mailbox is merged as without a saved state.
+        let mut unreadable_base = None;
         let base = previous
             .filter(|p| {
                 !changed_guid(p.source_guid, a_guid) && !changed_guid(p.destination_guid, b_guid)
@@ -181,12 +184,16 @@ impl MailboxMerge<'_, '_> {
             .filter(|base| {
                 base.uid_validity == a_contents.status.uid_validity.get()
                     && base.uid_validity == b_contents.status.uid_validity.get()
-            });
+            })
+            .and_then(|base| base.read().map_err(|error| unreadable_base = Some(error)).ok());
+        let base = base.as_deref();
 
         // Identities: GUIDs when both sides keep comparable ones, else Dovecot header hashes,
         // needed only for messages not already known to be common.
         let guids = ComparableGuids::between(a.storage().capabilities(), b.capabilities());
-        let known = |uid: &Uid| base.is_some_and(|base| base.flags.contains_key(uid));
+        let known = |uid: &Uid| {
+            base.and_then(|base| base.flags.decoded()).is_some_and(|flags| flags.contains_key(uid))
+        };
         let wanted = |meta: &&MessageMeta| guids.messages || !known(&meta.uid);
         let a_identities = message_identities(
             a.storage(),
@@ -242,6 +249,12 @@ impl MailboxMerge<'_, '_> {
             forget(state, observer)?;
         }
         let mut report = MailboxReport::new(b_name.clone(), action);
+        if let Some(error) = unreadable_base {
+            report.warnings.push(format!(
+                "{b_name}: the saved state no longer holds this mailbox's messages ({error}): \
+                 merged as without a saved state"
+            ));
+        }
         if plan.unproven > 0 {
             report.warnings.push(format!(
                 "{b_name}: no sync state and no Dovecot history tells whether {} message(s) \

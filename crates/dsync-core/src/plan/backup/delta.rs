@@ -15,8 +15,8 @@ use crate::storage::MailboxChanges;
 /// sides' full listings; `None` when the change set alone cannot decide it (another
 /// UIDVALIDITY, a differing mailbox GUID, a source UIDNEXT below the destination's, a
 /// message the source now lists below the destination's UIDNEXT that the destination
-/// lacks, a message count that the changes do not explain): the caller then lists both
-/// sides.
+/// lacks, a message count that the changes do not explain, a base whose records are still
+/// in the state file: [`MergeBase::read`] them first): the caller then lists both sides.
 ///
 /// [`plan_mailbox`]: crate::plan::plan_mailbox
 pub fn plan_delta(
@@ -29,13 +29,13 @@ pub fn plan_delta(
     if status.uid_validity.get() != base.uid_validity {
         return None;
     }
+    let flags = base.flags.decoded()?;
     if matches!((status.guid, destination_guid), (Some(a), Some(b)) if a != b) {
         return None;
     }
     // The destination's UIDNEXT after the last run, and the source's now, each as the
     // full planner takes it (`effective_uid_next`): above every UID listed.
-    let destination_uid_next = base
-        .flags
+    let destination_uid_next = flags
         .keys()
         .next_back()
         .and_then(|uid| uid.next())
@@ -47,7 +47,7 @@ pub fn plan_delta(
         source_uid_next = source_uid_next.max(meta.uid.get().saturating_add(1));
     }
     let kept_in_base = |uid: &Uid| !vanished(&changes.vanished, *uid);
-    if let Some(highest) = base.flags.keys().rev().find(|uid| kept_in_base(uid)) {
+    if let Some(highest) = flags.keys().rev().find(|uid| kept_in_base(uid)) {
         source_uid_next = source_uid_next.max(highest.get().saturating_add(1));
     }
     if destination_uid_next > source_uid_next {
@@ -57,7 +57,7 @@ pub fn plan_delta(
     let changed: BTreeMap<Uid, &crate::model::MessageMeta> =
         changes.changed.iter().map(|meta| (meta.uid, meta)).collect();
     for &(first, last) in &changes.vanished {
-        plan.expunge.extend(base.flags.range(first..=last).map(|(uid, _)| *uid).filter(|uid| {
+        plan.expunge.extend(flags.range(first..=last).map(|(uid, _)| *uid).filter(|uid| {
             // Listed as changed too: the server holds it after all.
             !changed.contains_key(uid)
         }));
@@ -65,7 +65,7 @@ pub fn plan_delta(
     plan.expunge.sort_unstable();
     plan.expunge.dedup();
     for (uid, meta) in changed {
-        match base.flags.get(&uid) {
+        match flags.get(&uid) {
             Some(flags) if *flags != meta.flags => plan.set_flags.push((uid, meta.flags.clone())),
             Some(_) => {}
             None if uid.get() < destination_uid_next => return None,
@@ -74,7 +74,7 @@ pub fn plan_delta(
     }
     // A server that lost its history without saying so (mod-sequences started again
     // above ours) shows here when its count of messages disagrees with the changes.
-    let count = (base.flags.len() - plan.expunge.len() + plan.save.len()) as u64;
+    let count = (flags.len() - plan.expunge.len() + plan.save.len()) as u64;
     if count != u64::from(status.messages) {
         return None;
     }
@@ -85,10 +85,12 @@ pub fn plan_delta(
     Some(plan)
 }
 
-/// The messages and flags the source holds after `changes`, given that it held `base`:
-/// the base the run records once the plan is applied.
-pub fn base_after(base: &MergeBase, changes: &MailboxChanges) -> BTreeMap<Uid, Flags> {
-    let mut flags = base.flags.clone();
+/// The messages and flags the source holds after `changes`, given that it held `flags`
+/// (the base's): the base the run records once the plan is applied.
+pub fn base_after(
+    mut flags: BTreeMap<Uid, Flags>,
+    changes: &MailboxChanges,
+) -> BTreeMap<Uid, Flags> {
     for &(first, last) in &changes.vanished {
         let gone: Vec<Uid> = flags.range(first..=last).map(|(uid, _)| *uid).collect();
         for uid in gone {

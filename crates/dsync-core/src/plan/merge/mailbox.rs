@@ -149,9 +149,11 @@ pub fn plan_merge(
             b_validity
         }
     };
-    // Saved state only counts while both sides still have the UIDVALIDITY it was made with.
-    let base =
-        base.filter(|base| a_validity == b_validity && base.uid_validity == a_validity.get());
+    // Saved state only counts while both sides still have the UIDVALIDITY it was made with
+    // (and once its records are read: [`MergeBase::read`]).
+    let base = base
+        .filter(|base| a_validity == b_validity && base.uid_validity == a_validity.get())
+        .and_then(|base| base.flags.decoded());
     plan.next_base.uid_validity = winner.get();
 
     let a_side = instances(a);
@@ -162,7 +164,7 @@ pub fn plan_merge(
         _ => trust_uids,
     };
     let was_common: BTreeSet<Uid> = match base {
-        Some(base) => base.flags.keys().copied().collect(),
+        Some(base) => base.keys().copied().collect(),
         None if a_validity != b_validity => BTreeSet::new(),
         None => identical_prefix(&a_side, &b_side, &same),
     };
@@ -215,7 +217,7 @@ pub fn plan_merge(
     };
 
     for (uid, a_message, b_message) in kept {
-        let base_flags = base.and_then(|base| base.flags.get(&uid));
+        let base_flags = base.and_then(|base| base.get(&uid));
         let flags = flags_of(uid, &a_message.meta.flags, &b_message.meta.flags, base_flags);
         update_flags(&mut plan, mode, uid, a_message, b_message, &flags);
         common.insert(uid, remembered(&flags, &a_message.meta.flags));
@@ -323,7 +325,7 @@ pub fn plan_merge(
         side.expunge.dedup();
     }
     plan.next_base.last_common_uid = target.get() - 1;
-    plan.next_base.flags = common;
+    plan.next_base.flags = common.into();
     plan
 }
 
@@ -551,7 +553,17 @@ mod tests {
         let a = side(7, 4, &[(1, "x", SEEN), (3, "y", NONE)]);
         let plan = merge(MergeMode::TwoWay, &a, &a, None);
         assert!(plan.a.is_empty() && plan.b.is_empty(), "{plan:?}");
-        assert_eq!(plan.next_base.flags.keys().copied().map(Uid::get).collect::<Vec<_>>(), [1, 3]);
+        assert_eq!(
+            plan.next_base
+                .flags
+                .decoded()
+                .expect("decoded")
+                .keys()
+                .copied()
+                .map(Uid::get)
+                .collect::<Vec<_>>(),
+            [1, 3]
+        );
         assert_eq!(plan.next_base.last_common_uid, 3);
     }
 

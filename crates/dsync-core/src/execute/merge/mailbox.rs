@@ -38,8 +38,10 @@ pub(super) struct MailboxJob<'n> {
     pub(super) a_name: &'n MailboxName,
     /// Its name on B, which the state is keyed by.
     pub(super) b_name: &'n MailboxName,
-    /// What the last run recorded for it (`None` when it is created now).
-    pub(super) previous: Option<&'n MailboxState>,
+    /// The last run recorded it: its entry in the state, under [`MailboxJob::b_name`], is
+    /// read there rather than copied (it holds a flag record per message). False when it
+    /// is created now.
+    pub(super) recorded: bool,
     /// The side where it does not exist yet.
     pub(super) create_on: Option<Side>,
 }
@@ -110,7 +112,7 @@ impl MailboxMerge<'_, '_> {
             Some(planned) => planned,
             None => planner.plan_whole(job, mode, action)?,
         };
-        let Planned { plan, a_status, b_status, action, previous } = planned;
+        let Planned { plan, a_status, b_status, action, keeps_previous } = planned;
         // The observer hears B's side (the destination's, the only one in one-way mode).
         observer.mailbox_planned(&MailboxPlan {
             action: action.clone(),
@@ -137,6 +139,7 @@ impl MailboxMerge<'_, '_> {
             report.count_planned(saves, plan.b.expunge.len(), plan.b.set_flags.len());
             report.source_changes =
                 (plan.a.save.len() + plan.a.expunge.len() + plan.a.set_flags.len()) as u64;
+            let previous = state.mailboxes.get(b_name).filter(|_| keeps_previous);
             let state = previous.cloned().unwrap_or_default();
             return Ok((report, state));
         }
@@ -221,7 +224,7 @@ impl MailboxMerge<'_, '_> {
 }
 
 /// A mailbox's merge plan, and what it was planned from.
-struct Planned<'n> {
+struct Planned {
     plan: MergePlan,
     /// Side A's status as listed (as B's UIDVALIDITY when it stands in for it).
     a_status: MailboxStatus,
@@ -229,8 +232,9 @@ struct Planned<'n> {
     b_status: MailboxStatus,
     /// What happens to the mailbox as a whole.
     action: MailboxAction,
-    /// The last run's entry, unless this run rebuilt a side.
-    previous: Option<&'n MailboxState>,
+    /// The last run's entry still describes the mailbox (it was recorded and this run
+    /// rebuilt no side).
+    keeps_previous: bool,
 }
 
 impl MailboxMerge<'_, '_> {
@@ -239,16 +243,17 @@ impl MailboxMerge<'_, '_> {
     /// that does not apply: a new mailbox, no base that applies to both sides' copies, a
     /// rebuild, a listing not in ascending UID order. The caller then plans from the whole
     /// listings ([`Self::plan_whole`]), which reads both again.
-    fn plan_streamed<'n>(
+    fn plan_streamed(
         &mut self,
-        job: &MailboxJob<'n>,
+        job: &MailboxJob<'_>,
         mode: MergeMode,
-    ) -> Result<Option<Planned<'n>>, MailboxFailed> {
-        let &MailboxJob { a_name, b_name, previous, create_on } = job;
+    ) -> Result<Option<Planned>, MailboxFailed> {
+        let &MailboxJob { a_name, b_name, recorded, create_on } = job;
+        let (options, a, b) = (self.options, &mut *self.a, &mut *self.b);
+        let previous = self.state.mailboxes.get(b_name).filter(|_| recorded);
         let Some(previous) = previous.filter(|p| create_on.is_none() && p.rebuild.is_none()) else {
             return Ok(None);
         };
-        let (options, a, b) = (self.options, &mut *self.a, &mut *self.b);
         let guids = ComparableGuids::between(a.storage().capabilities(), b.capabilities());
         let (a_keeps, b_keeps) =
             (a.storage().capabilities().mailbox_guids, b.capabilities().mailbox_guids);
@@ -301,20 +306,21 @@ impl MailboxMerge<'_, '_> {
         let (a_status, b_status) = (compared.a_status.clone(), compared.b_status.clone());
         let plan = streamed::finish(compared, a_identities, b_identities);
         let action = MailboxAction::Update;
-        Ok(Some(Planned { plan, a_status, b_status, action, previous: Some(previous) }))
+        Ok(Some(Planned { plan, a_status, b_status, action, keeps_previous: true }))
     }
 
     /// Plans from both sides' whole listings ([`Storage::contents`]), rebuilding a side's
     /// copy first when [`plan_rebuild`] says so.
-    fn plan_whole<'n>(
+    fn plan_whole(
         &mut self,
-        job: &MailboxJob<'n>,
+        job: &MailboxJob<'_>,
         mode: MergeMode,
         mut action: MailboxAction,
-    ) -> Result<Planned<'n>, MailboxFailed> {
-        let &MailboxJob { a_name, b_name, previous, create_on } = job;
+    ) -> Result<Planned, MailboxFailed> {
+        let &MailboxJob { a_name, b_name, recorded, create_on } = job;
         let (options, a, b) = (self.options, &mut *self.a, &mut *self.b);
         let (observer, state) = (&mut *self.observer, &mut *self.state);
+        let previous = state.mailboxes.get(b_name).filter(|_| recorded);
         let mut a_contents = contents_or_empty(
             a.storage(),
             a_name,
@@ -391,6 +397,8 @@ impl MailboxMerge<'_, '_> {
                 (Side::Source, MergeSource::ReadOnly(_)) => {}
             }
         }
+        // (Looked up again: announcing a rebuild replaced the entry.)
+        let previous = state.mailboxes.get(b_name).filter(|_| recorded);
         let previous = previous.filter(|p| rebuild.is_none() && p.rebuild.is_none());
         // The saved base applies only to the same incarnations it was made with.
         let base = previous
@@ -449,7 +457,8 @@ impl MailboxMerge<'_, '_> {
         );
         drop((a_identities, b_identities));
         let (a_status, b_status) = (a_contents.status, b_contents.status);
-        Ok(Planned { plan, a_status, b_status, action, previous })
+        let keeps_previous = previous.is_some();
+        Ok(Planned { plan, a_status, b_status, action, keeps_previous })
     }
 }
 

@@ -284,7 +284,7 @@ fn count_source(out: &mut Compared, filter: &MessageFilter, message: &MessageMet
 /// and the base is kept through the copy (~58 against ~36 bytes a message).
 /// [`BTreeMap::append`] builds one tree from two sorted ones, freeing the old nodes as it
 /// goes, without sorting or a list of all entries.
-pub(crate) fn compact(mut flags: BTreeMap<Uid, Flags>) -> BTreeMap<Uid, Flags> {
+fn compact(mut flags: BTreeMap<Uid, Flags>) -> BTreeMap<Uid, Flags> {
     let Some(first) = flags.pop_first() else { return flags };
     let mut compact = BTreeMap::from([first]);
     compact.append(&mut flags);

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use super::mailbox::{MergeMode, MergePlan, MergeView, SidePlan, merge_flags, plan_merge};
 use crate::model::{Flags, MailboxContents, MailboxStatus, MessageMeta, Uid};
-use crate::plan::backup::streamed::{Ascending, Listed, compact, effective};
+use crate::plan::backup::streamed::{Ascending, Listed, effective};
 use crate::state::MergeBase;
 
 /// What comparing both listings with the base decided, and the new mail still to plan
@@ -43,8 +43,10 @@ pub struct Compared {
     a_kept: SidePlan,
     /// B's changes for the UIDs the base holds.
     b_kept: SidePlan,
-    /// The base's UIDs that stay common, with the flags to remember.
-    common: BTreeMap<Uid, Flags>,
+    /// The base's UIDs that stay common, with the flags to remember, ascending. A list
+    /// sized for the whole base while the listings are read (40 bytes an entry, where a
+    /// B-tree filled in UID order takes ~70); [`finish`] makes it the new base.
+    common: Vec<(Uid, Flags)>,
     /// A's messages the base does not hold, ascending by UID: their identities are
     /// [`finish`]'s input.
     pub a_new: Vec<MessageMeta>,
@@ -81,7 +83,7 @@ pub fn compare_listed<E>(
         base: (base.uid_validity, base.last_common_uid),
         a_kept: SidePlan::default(),
         b_kept: SidePlan::default(),
-        common: BTreeMap::new(),
+        common: Vec::with_capacity(base.flags.len()),
         a_new: Vec::new(),
         b_new: Vec::new(),
         a_identified: None,
@@ -141,12 +143,12 @@ impl Compared {
                     self.b_kept.set_flags.push((uid, flags.clone()));
                 }
                 // What to remember as A's flags: the merged ones when A is written.
-                self.common.insert(uid, if two_way { flags } else { a.flags });
+                self.common.push((uid, if two_way { flags } else { a.flags }));
             }
             (Some(_), None) if two_way => self.a_kept.expunge.push(uid),
             (Some(a), None) => {
                 // One-way: B's own expunge stays; remember it so it is not copied back.
-                self.common.insert(uid, a.flags);
+                self.common.push((uid, a.flags));
             }
             (None, Some(_)) => self.b_kept.expunge.push(uid),
             (None, None) => {}
@@ -212,8 +214,9 @@ pub fn finish(
         side.expunge.sort();
         side.expunge.dedup();
     }
-    // The new mail's UIDs are above the base's or not in it: nothing is overwritten.
-    let mut flags = compact(common);
+    // Sorted already: one B-tree with full nodes. The new mail's UIDs are not the base's:
+    // nothing is overwritten.
+    let mut flags: BTreeMap<Uid, Flags> = common.into_iter().collect();
     flags.append(&mut plan.next_base.flags);
     plan.next_base.flags = flags;
     plan

@@ -15,7 +15,8 @@ use crate::model::{
     UidValidity,
 };
 use crate::storage::{
-    Capabilities, MailboxChanges, MailboxWriter, MessageSink, NewMailbox, Skip, Storage, StorageMut,
+    Capabilities, MailboxChanges, MailboxWriter, MessageListing, MessageSink, NewMailbox, Skip,
+    Storage, StorageMut,
 };
 
 /// One stored message.
@@ -130,8 +131,11 @@ pub struct MemoryStorage {
     /// gave out each change token, so that [`Storage::changes_since`] can answer as an IMAP
     /// server with QRESYNC does.
     history: Option<BTreeMap<(MailboxName, String), ListedState>>,
-    /// How many message listings ([`Storage::contents`]) were answered.
+    /// How many message listings ([`Storage::contents`], [`Storage::listing`]) were
+    /// answered.
     listings: u64,
+    /// How many of them were [`Storage::listing`]s, read one message at a time.
+    streamed: u64,
 }
 
 /// What a mailbox held when a listing gave out a change token.
@@ -149,10 +153,16 @@ impl MemoryStorage {
         self.history = keep.then(BTreeMap::new);
     }
 
-    /// How many message listings ([`Storage::contents`]) this storage answered: a test
-    /// can tell that a re-run planned from changes alone.
+    /// How many message listings ([`Storage::contents`], [`Storage::listing`]) this
+    /// storage answered: a test can tell that a re-run planned from changes alone.
     pub fn listings(&self) -> u64 {
         self.listings
+    }
+
+    /// How many of [`MemoryStorage::listings`] were [`Storage::listing`]s, read one
+    /// message at a time: a test can tell that no listing was read whole.
+    pub fn streamed_listings(&self) -> u64 {
+        self.streamed
     }
 
     fn remember_listing(&mut self, mailbox: &MailboxName, status: &MailboxStatus) {
@@ -405,6 +415,19 @@ impl Storage for MemoryStorage {
         self.remember_listing(mailbox, &contents.status);
         self.listings += 1;
         Ok(contents)
+    }
+
+    /// [`Storage::contents`], each message cloned only as it is read.
+    fn listing(&mut self, mailbox: &MailboxName) -> Result<MessageListing<'_>, StorageError> {
+        let status = self.selectable(mailbox)?.status();
+        for (item, reason) in self.unreadable.get(mailbox).into_iter().flatten() {
+            self.skipped.push(Skip::new(Some(mailbox.clone()), item.as_str(), reason.as_str()));
+        }
+        self.remember_listing(mailbox, &status);
+        self.listings += 1;
+        self.streamed += 1;
+        let stored = self.selectable(mailbox)?;
+        Ok(MessageListing::new(status, stored.messages.values().map(|m| Ok(m.meta.clone()))))
     }
 
     /// With [`MemoryStorage::keep_change_history`], the difference between what the

@@ -242,7 +242,7 @@ impl Merge<'_, '_> {
         for (name, step) in steps {
             super::stop_if_interrupted(self.observer, &name)?;
             let a_name = self.a.spelling(&self.a_names, &name);
-            let (previous, create_on) = match step {
+            let (recorded, create_on) = match step {
                 FolderStep::Keep(_) => continue,
                 FolderStep::Delete(side) => {
                     self.delete(side, &a_name, &name);
@@ -251,7 +251,7 @@ impl Merge<'_, '_> {
                 FolderStep::Merge => {
                     let previous = self.state.mailboxes.get(&name);
                     // Neither side changed since the last sync: nothing to list, and the
-                    // entry is kept, not copied.
+                    // entry is kept as it is. (A merge reads it in place too.)
                     if previous.is_some_and(|previous| {
                         mailbox::unchanged(self.a.storage(), &a_name, &mut *self.b, &name, previous)
                     }) {
@@ -261,16 +261,11 @@ impl Merge<'_, '_> {
                         self.report.mailboxes.push(mailbox_report);
                         continue;
                     }
-                    (previous.cloned(), None)
+                    (previous.is_some(), None)
                 }
-                FolderStep::Create(side) => (None, Some(side)),
+                FolderStep::Create(side) => (false, Some(side)),
             };
-            let job = MailboxJob {
-                a_name: &a_name,
-                b_name: &name,
-                previous: previous.as_ref(),
-                create_on,
-            };
+            let job = MailboxJob { a_name: &a_name, b_name: &name, recorded, create_on };
             let merge = MailboxMerge {
                 options: self.options,
                 a: &mut self.a,

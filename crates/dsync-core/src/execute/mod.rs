@@ -963,6 +963,49 @@ mod tests {
         }
     }
 
+    /// A merge re-run of a mailbox that changed on each side plans from both sides'
+    /// listings read one message at a time with the saved base (none is read whole: issue
+    /// 23, benches/RESULTS-memory.md), and carries the changes.
+    #[test]
+    fn a_merge_rerun_with_changes_streams_both_listings() {
+        let inbox = MailboxName::inbox();
+        let seen = Flags { system: crate::model::SystemFlags::SEEN, ..Flags::default() };
+        for mode in [Mode::OneWay, Mode::TwoWay] {
+            let mut a = account(&[("INBOX", 3)]);
+            let mut b = MemoryStorage::new();
+            let merge = |a: &mut MemoryStorage, b: &mut MemoryStorage, state| {
+                let options = SyncOptions::new(mode).state(state);
+                if mode == Mode::TwoWay {
+                    run_two_way(&options, a, b, &mut NoObserver)
+                } else {
+                    run(&options, a, b, &mut NoObserver)
+                }
+                .expect("sync")
+            };
+            let first = merge(&mut a, &mut b, None);
+            let (one, two) = (Uid::new(1).expect("nonzero"), Uid::new(2).expect("nonzero"));
+            a.mailbox_mut(&inbox).expect("INBOX").set_flags(one, seen.clone());
+            b.mailbox_mut(&inbox).expect("INBOX").expunge(two);
+            let listed = (a.listings(), b.listings());
+            let streamed = (a.streamed_listings(), b.streamed_listings());
+            let again = merge(&mut a, &mut b, first.state);
+            let new = |now: (u64, u64), then: (u64, u64)| (now.0 - then.0, now.1 - then.1);
+            assert_eq!(new((a.listings(), b.listings()), listed), (1, 1), "{mode:?}");
+            let streamed_now = (a.streamed_listings(), b.streamed_listings());
+            assert_eq!(new(streamed_now, streamed), (1, 1), "{mode:?}: a listing read whole");
+            let flags = |storage: &mut MemoryStorage| -> Vec<(u32, bool)> {
+                let contents = storage.contents(&inbox).expect("INBOX");
+                contents.messages.iter().map(|m| (m.uid.get(), m.flags == seen)).collect()
+            };
+            assert_eq!(flags(&mut b), [(1, true), (3, false)], "{mode:?}: {again:?}");
+            let a_expected: &[(u32, bool)] = match mode {
+                Mode::TwoWay => &[(1, true), (3, false)],
+                _ => &[(1, true), (2, false), (3, false)],
+            };
+            assert_eq!(flags(&mut a), a_expected, "{mode:?}");
+        }
+    }
+
     #[test]
     fn run_two_way_refuses_other_modes() {
         for mode in [Mode::Backup, Mode::OneWay, Mode::Import] {

@@ -7,6 +7,7 @@
 mod folders;
 mod mailbox;
 mod renames;
+pub mod streamed;
 mod subscriptions;
 
 pub use crate::state::MergeBase;

@@ -1,5 +1,7 @@
 //! Merging one mailbox on both sides: create it where it is missing, rebuild a side's copy
 //! ([`plan_rebuild`]), read both, plan with [`plan_merge`] and apply the plan, B first.
+//! With a saved base that applies, both listings are compared with it as they are read
+//! ([`streamed`]) and neither is held whole.
 
 use std::collections::BTreeMap;
 
@@ -8,14 +10,15 @@ use crate::error::{Side, StorageError, SyncError};
 use crate::execute::all_mail::AllMail;
 use crate::execute::copy::{Copied, CopyFailed, CopyRoute, copy_messages};
 use crate::execute::{MailboxFailed, Observer, SyncOptions, checkpoint_failed, message_identities};
-use crate::model::{MailboxContents, MailboxName, MailboxStamp, MessageMeta, Uid};
+use crate::model::{MailboxContents, MailboxName, MailboxStamp, MailboxStatus, MessageMeta, Uid};
+use crate::plan::backup::streamed::Listed;
 use crate::plan::merge::{
-    Incarnation, MergeBase, MergeSave, MergeView, Origin, SidePlan, changed_guid, plan_merge,
-    plan_rebuild,
+    Incarnation, MergeBase, MergeMode, MergePlan, MergeSave, MergeView, Origin, SidePlan,
+    changed_guid, plan_merge, plan_rebuild, streamed,
 };
 use crate::plan::{ComparableGuids, MailboxAction, MailboxPlan, RecreateReason};
 use crate::report::MailboxReport;
-use crate::state::{MailboxState, SyncState};
+use crate::state::{MailboxState, StateError, SyncState};
 use crate::storage::{MessageSink, NewMailbox, Storage, StorageMut};
 
 /// What merging a mailbox works with: both sides and the run's options, observer, state
@@ -35,8 +38,10 @@ pub(super) struct MailboxJob<'n> {
     pub(super) a_name: &'n MailboxName,
     /// Its name on B, which the state is keyed by.
     pub(super) b_name: &'n MailboxName,
-    /// What the last run recorded for it (`None` when it is created now).
-    pub(super) previous: Option<&'n MailboxState>,
+    /// The last run recorded it: its entry in the state, under [`MailboxJob::b_name`], is
+    /// read there rather than copied (it holds a flag record per message). False when it
+    /// is created now.
+    pub(super) recorded: bool,
     /// The side where it does not exist yet.
     pub(super) create_on: Option<Side>,
 }
@@ -48,7 +53,7 @@ impl MailboxMerge<'_, '_> {
         job: &MailboxJob<'_>,
     ) -> Result<(MailboxReport, MailboxState), MailboxFailed> {
         let MailboxMerge { options, a, b, observer, state, all_mail } = self;
-        let &MailboxJob { a_name, b_name, previous, create_on } = job;
+        let &MailboxJob { a_name, b_name, create_on, .. } = job;
         // Creating or re-creating a mailbox on a side, or changing a side's UIDVALIDITY, starts
         // a new incarnation that the saved base does not describe. Its entry goes first, so a
         // run that dies halfway cannot leave a base that makes the next run take missing mail
@@ -95,6 +100,241 @@ impl MailboxMerge<'_, '_> {
             }
             None => {}
         }
+        let mut planner = MailboxMerge {
+            options,
+            a: &mut *a,
+            b: &mut *b,
+            observer: &mut *observer,
+            state: &mut *state,
+            all_mail: None,
+        };
+        let planned = match planner.plan_streamed(job, mode)? {
+            Some(planned) => planned,
+            None => planner.plan_whole(job, mode, action)?,
+        };
+        let Planned { plan, a_status, b_status, action, keeps_previous, unreadable_base } =
+            planned;
+        // The observer hears B's side (the destination's, the only one in one-way mode).
+        observer.mailbox_planned(&MailboxPlan {
+            action: action.clone(),
+            expunge: plan.b.expunge.clone(),
+            set_flags: plan.b.set_flags.clone(),
+            save: plan.b.save.iter().map(|save| save.meta.clone()).collect(),
+            uid_next: plan.b.uid_next,
+            ..MailboxPlan::unchanged(b_name.clone())
+        });
+
+        if plan.a.set_uid_validity.is_some() || plan.b.set_uid_validity.is_some() {
+            forget(state, observer)?;
+        }
+        let mut report = MailboxReport::new(b_name.clone(), action);
+        if let Some(error) = unreadable_base {
+            report.warnings.push(format!(
+                "{b_name}: the saved state no longer holds this mailbox's messages ({error}): \
+                 merged as without a saved state"
+            ));
+        }
+        if plan.unproven > 0 {
+            report.warnings.push(format!(
+                "{b_name}: no sync state and no Dovecot history tells whether {} message(s) \
+                 missing on one side were expunged there; they are copied back",
+                plan.unproven
+            ));
+        }
+        if options.dry_run {
+            let saves = plan.b.save.iter().map(|save| &save.meta);
+            report.count_planned(saves, plan.b.expunge.len(), plan.b.set_flags.len());
+            report.source_changes =
+                (plan.a.save.len() + plan.a.expunge.len() + plan.a.set_flags.len()) as u64;
+            let previous = state.mailboxes.get(b_name).filter(|_| keeps_previous);
+            let state = previous.cloned().unwrap_or_default();
+            return Ok((report, state));
+        }
+
+        // B first (in one-way mode the only side), then A. A's copies name B's messages by
+        // their UIDs before the sync; B's renumbering has moved some of them since.
+        let commit_interval = options.commit_interval;
+        let no_moves = BTreeMap::new();
+        {
+            let a_storage = a.storage();
+            let write = SideWrite {
+                target: b,
+                target_name: b_name,
+                target_side: Side::Destination,
+                other: a_storage,
+                other_name: a_name,
+                plan: &plan.b,
+                other_moves: &no_moves,
+                commit_interval,
+                all_mail,
+            };
+            let counts = apply_side(write, observer).map_err(|failed| {
+                failed.copied.record_committed_in(&mut report);
+                MailboxFailed::after(failed.error, report.clone())
+            })?;
+            counts.record_in(&mut report);
+            report.expunged = plan.b.expunge.len() as u64;
+            report.flags_changed = plan.b.set_flags.len() as u64;
+        }
+        if let MergeSource::Writable(a) = a
+            && !plan.a.is_empty()
+        {
+            let b_moves: BTreeMap<Uid, Uid> = plan
+                .b
+                .save
+                .iter()
+                .filter_map(|s| match s.origin {
+                    Origin::SameSide(old) => Some((old, s.meta.uid)),
+                    Origin::OtherSide(_) => None,
+                })
+                .collect();
+            let write = SideWrite {
+                target: *a,
+                target_name: a_name,
+                target_side: Side::Source,
+                other: b,
+                other_name: b_name,
+                plan: &plan.a,
+                other_moves: &b_moves,
+                commit_interval,
+                all_mail: None,
+            };
+            let counts = apply_side(write, observer)
+                .map_err(|failed| MailboxFailed::after(failed.error, report.clone()))?;
+            report.source_changes =
+                counts.saved + plan.a.expunge.len() as u64 + plan.a.set_flags.len() as u64;
+        }
+
+        // A side this merge did not write is recorded as listed, so a change by someone else
+        // during the run still shows next time; a written side as it is now.
+        let a_written = matches!(a, MergeSource::Writable(_)) && !plan.a.is_empty();
+        let a_stamp = if a_written {
+            a.storage().stamp(a_name).map_err(SyncError::at(Side::Source, a_name))?
+        } else {
+            MailboxStamp::from(&a_status)
+        };
+        let b_stamp = if plan.b.is_empty() {
+            MailboxStamp::from(&b_status)
+        } else {
+            b.stamp(b_name).map_err(SyncError::at(Side::Destination, b_name))?
+        };
+        let state = MailboxState {
+            base: plan.next_base,
+            source_token: a_stamp.change_token,
+            destination_token: b_stamp.change_token,
+            source_guid: a_stamp.guid,
+            destination_guid: b_stamp.guid,
+            rebuild: None,
+        };
+        Ok((report, state))
+    }
+}
+
+/// A mailbox's merge plan, and what it was planned from.
+struct Planned {
+    plan: MergePlan,
+    /// Side A's status as listed (as B's UIDVALIDITY when it stands in for it).
+    a_status: MailboxStatus,
+    /// Side B's status as listed, likewise.
+    b_status: MailboxStatus,
+    /// What happens to the mailbox as a whole.
+    action: MailboxAction,
+    /// The last run's entry still describes the mailbox (it was recorded and this run
+    /// rebuilt no side).
+    keeps_previous: bool,
+    /// The saved base's records could not be read from the state file (it no longer holds
+    /// them as loaded): planned as without a saved state.
+    unreadable_base: Option<StateError>,
+}
+
+impl MailboxMerge<'_, '_> {
+    /// Plans from both sides' listings and the saved base compared as they are read
+    /// ([`streamed::compare_listed`]), so that neither listing is held whole. `None` when
+    /// that does not apply: a new mailbox, no base that applies to both sides' copies, a
+    /// rebuild, a listing not in ascending UID order. The caller then plans from the whole
+    /// listings ([`Self::plan_whole`]), which reads both again.
+    fn plan_streamed(
+        &mut self,
+        job: &MailboxJob<'_>,
+        mode: MergeMode,
+    ) -> Result<Option<Planned>, MailboxFailed> {
+        let &MailboxJob { a_name, b_name, recorded, create_on } = job;
+        let (options, a, b) = (self.options, &mut *self.a, &mut *self.b);
+        let previous = self.state.mailboxes.get(b_name).filter(|_| recorded);
+        let Some(previous) = previous.filter(|p| create_on.is_none() && p.rebuild.is_none()) else {
+            return Ok(None);
+        };
+        let guids = ComparableGuids::between(a.storage().capabilities(), b.capabilities());
+        let (a_keeps, b_keeps) =
+            (a.storage().capabilities().mailbox_guids, b.capabilities().mailbox_guids);
+        let from_a = |error| SyncError::at(Side::Source, a_name)(error);
+        let from_b = |error| SyncError::at(Side::Destination, b_name)(error);
+        let compared = {
+            let a_listing = a.storage().listing(a_name).map_err(from_a)?;
+            let b_listing = b.listing(b_name).map_err(from_b)?;
+            let (mut a_status, mut b_status) = (a_listing.status, b_listing.status);
+            // As `plan_whole` does: a side rebuilt under a UIDVALIDITY of its own stands in.
+            stand_in_status(&mut b_status, &a_status);
+            stand_in_status(&mut a_status, &b_status);
+            let a_guid = a_status.guid.filter(|_| a_keeps);
+            let b_guid = b_status.guid.filter(|_| b_keeps);
+            let a_copy = Incarnation {
+                uid_validity: a_status.uid_validity,
+                guid: a_guid,
+                change_token: a_status.change_token.as_deref(),
+            };
+            let b_copy = Incarnation {
+                uid_validity: b_status.uid_validity,
+                guid: b_guid,
+                change_token: b_status.change_token.as_deref(),
+            };
+            if !options.dry_run && plan_rebuild(mode, previous, a_copy, b_copy).is_some() {
+                return Ok(None);
+            }
+            // The saved base applies only to the same incarnations it was made with.
+            let same = !changed_guid(previous.source_guid, a_guid)
+                && !changed_guid(previous.destination_guid, b_guid);
+            if !same {
+                return Ok(None);
+            }
+            let a_listed = Listed {
+                status: a_status,
+                messages: a_listing.messages.map(|m| m.map_err(from_a)),
+            };
+            let b_listed = Listed {
+                status: b_status,
+                messages: b_listing.messages.map(|m| m.map_err(from_b)),
+            };
+            // Records still in the state file are read now; if the file no longer holds
+            // them, the whole-listing path plans as without a saved state (and says so).
+            let Ok(base) = previous.base.read() else { return Ok(None) };
+            streamed::compare_listed(mode, a_listed, b_listed, &base, guids.messages)?
+        };
+        let Some(compared) = compared else { return Ok(None) };
+        // Identities of the new mail only: the base's UIDs are decided without them.
+        let a_identities = message_identities(a.storage(), a_name, &compared.a_new, guids.messages)
+            .map_err(from_a)?;
+        let b_identities =
+            message_identities(b, b_name, &compared.b_new, guids.messages).map_err(from_b)?;
+        let (a_status, b_status) = (compared.a_status.clone(), compared.b_status.clone());
+        let plan = streamed::finish(compared, a_identities, b_identities);
+        let action = MailboxAction::Update;
+        let unreadable_base = None;
+        Ok(Some(Planned { plan, a_status, b_status, action, keeps_previous: true, unreadable_base }))
+    }
+
+    /// Plans from both sides' whole listings ([`Storage::contents`]), rebuilding a side's
+    /// copy first when [`plan_rebuild`] says so.
+    fn plan_whole(
+        &mut self,
+        job: &MailboxJob<'_>,
+        mode: MergeMode,
+        mut action: MailboxAction,
+    ) -> Result<Planned, MailboxFailed> {
+        let &MailboxJob { a_name, b_name, recorded, create_on } = job;
+        let (options, a, b) = (self.options, &mut *self.a, &mut *self.b);
+        let (observer, state) = (&mut *self.observer, &mut *self.state);
+        let previous = state.mailboxes.get(b_name).filter(|_| recorded);
         let mut a_contents = contents_or_empty(
             a.storage(),
             a_name,
@@ -171,6 +411,8 @@ impl MailboxMerge<'_, '_> {
                 (Side::Source, MergeSource::ReadOnly(_)) => {}
             }
         }
+        // (Looked up again: announcing a rebuild replaced the entry.)
+        let previous = state.mailboxes.get(b_name).filter(|_| recorded);
         let previous = previous.filter(|p| rebuild.is_none() && p.rebuild.is_none());
         // The saved base applies only to the same incarnations it was made with. Its
         // records are read from the state file now when they are still there; if the file
@@ -235,118 +477,9 @@ impl MailboxMerge<'_, '_> {
             base,
         );
         drop((a_identities, b_identities));
-        // The observer hears B's side (the destination's, the only one in one-way mode).
-        observer.mailbox_planned(&MailboxPlan {
-            action: action.clone(),
-            expunge: plan.b.expunge.clone(),
-            set_flags: plan.b.set_flags.clone(),
-            save: plan.b.save.iter().map(|save| save.meta.clone()).collect(),
-            uid_next: plan.b.uid_next,
-            ..MailboxPlan::unchanged(b_name.clone())
-        });
-
-        if plan.a.set_uid_validity.is_some() || plan.b.set_uid_validity.is_some() {
-            forget(state, observer)?;
-        }
-        let mut report = MailboxReport::new(b_name.clone(), action);
-        if let Some(error) = unreadable_base {
-            report.warnings.push(format!(
-                "{b_name}: the saved state no longer holds this mailbox's messages ({error}): \
-                 merged as without a saved state"
-            ));
-        }
-        if plan.unproven > 0 {
-            report.warnings.push(format!(
-                "{b_name}: no sync state and no Dovecot history tells whether {} message(s) \
-                 missing on one side were expunged there; they are copied back",
-                plan.unproven
-            ));
-        }
-        if options.dry_run {
-            let saves = plan.b.save.iter().map(|save| &save.meta);
-            report.count_planned(saves, plan.b.expunge.len(), plan.b.set_flags.len());
-            report.source_changes =
-                (plan.a.save.len() + plan.a.expunge.len() + plan.a.set_flags.len()) as u64;
-            let state = previous.cloned().unwrap_or_default();
-            return Ok((report, state));
-        }
-
-        // B first (in one-way mode the only side), then A. A's copies name B's messages by
-        // their UIDs before the sync; B's renumbering has moved some of them since.
-        let commit_interval = options.commit_interval;
-        let no_moves = BTreeMap::new();
-        {
-            let a_storage = a.storage();
-            let write = SideWrite {
-                target: b,
-                target_name: b_name,
-                target_side: Side::Destination,
-                other: a_storage,
-                other_name: a_name,
-                plan: &plan.b,
-                other_moves: &no_moves,
-                commit_interval,
-                all_mail,
-            };
-            let counts = apply_side(write, observer).map_err(|failed| {
-                failed.copied.record_committed_in(&mut report);
-                MailboxFailed::after(failed.error, report.clone())
-            })?;
-            counts.record_in(&mut report);
-            report.expunged = plan.b.expunge.len() as u64;
-            report.flags_changed = plan.b.set_flags.len() as u64;
-        }
-        if let MergeSource::Writable(a) = a
-            && !plan.a.is_empty()
-        {
-            let b_moves: BTreeMap<Uid, Uid> = plan
-                .b
-                .save
-                .iter()
-                .filter_map(|s| match s.origin {
-                    Origin::SameSide(old) => Some((old, s.meta.uid)),
-                    Origin::OtherSide(_) => None,
-                })
-                .collect();
-            let write = SideWrite {
-                target: *a,
-                target_name: a_name,
-                target_side: Side::Source,
-                other: b,
-                other_name: b_name,
-                plan: &plan.a,
-                other_moves: &b_moves,
-                commit_interval,
-                all_mail: None,
-            };
-            let counts = apply_side(write, observer)
-                .map_err(|failed| MailboxFailed::after(failed.error, report.clone()))?;
-            report.source_changes =
-                counts.saved + plan.a.expunge.len() as u64 + plan.a.set_flags.len() as u64;
-        }
-
-        // A side this merge did not write is recorded as listed, so a change by someone else
-        // during the run still shows next time; a written side as it is now.
-        let a_written = matches!(a, MergeSource::Writable(_)) && !plan.a.is_empty();
-        let a_stamp = if a_written {
-            a.storage().stamp(a_name).map_err(SyncError::at(Side::Source, a_name))?
-        } else {
-            MailboxStamp::from(&a_contents.status)
-        };
-        let b_stamp = if plan.b.is_empty() {
-            MailboxStamp::from(&b_contents.status)
-        } else {
-            b.stamp(b_name).map_err(SyncError::at(Side::Destination, b_name))?
-        };
-        let state = MailboxState {
-            base: plan.next_base,
-            source_token: a_stamp.change_token,
-            destination_token: b_stamp.change_token,
-            source_guid: a_stamp.guid,
-            destination_guid: b_stamp.guid,
-            rebuild: None,
-        };
-        Ok((report, state))
+        let (a_status, b_status) = (a_contents.status, b_contents.status);
+        let keeps_previous = previous.is_some();
+        Ok(Planned { plan, a_status, b_status, action, keeps_previous, unreadable_base })
     }
 }
 
@@ -386,7 +519,7 @@ fn contents_or_empty(
         // Dry run: the mailbox that would be created on A is empty, like B's status says.
         let status = b.status(b_name)?;
         return Ok(MailboxContents {
-            status: crate::model::MailboxStatus { messages: 0, change_token: None, ..status },
+            status: MailboxStatus { messages: 0, change_token: None, ..status },
             messages: Vec::new(),
         });
     }
@@ -395,15 +528,20 @@ fn contents_or_empty(
 
 /// Shows `contents` under `other`'s UIDVALIDITY when it holds `other`'s UIDs under one of
 /// its own ([`crate::MailboxStatus::source_uid_validity`]).
-fn stand_in(contents: &mut MailboxContents, other: &crate::model::MailboxStatus) {
-    if contents.status.source_uid_validity == Some(other.uid_validity) {
-        contents.status.uid_validity = other.uid_validity;
+fn stand_in(contents: &mut MailboxContents, other: &MailboxStatus) {
+    stand_in_status(&mut contents.status, other);
+}
+
+/// [`stand_in`] for a status alone.
+fn stand_in_status(status: &mut MailboxStatus, other: &MailboxStatus) {
+    if status.source_uid_validity == Some(other.uid_validity) {
+        status.uid_validity = other.uid_validity;
     }
 }
 
 fn empty_like(other: &MailboxContents) -> MailboxContents {
     MailboxContents {
-        status: crate::model::MailboxStatus {
+        status: MailboxStatus {
             uid_next: Uid::MIN,
             messages: 0,
             highest_modseq: None,

@@ -292,23 +292,25 @@ fn compact(mut flags: BTreeMap<Uid, Flags>) -> BTreeMap<Uid, Flags> {
 }
 
 /// UIDNEXT as listed, but above the highest UID listed (`plan::effective_uid_next`).
-fn effective(uid_next: Uid, last: Option<Uid>) -> Uid {
+pub(crate) fn effective(uid_next: Uid, last: Option<Uid>) -> Uid {
     last.and_then(Uid::next).map_or(uid_next, |after| uid_next.max(after))
 }
 
 /// A listing read in order, noting a UID at or below the one before it.
-struct Ascending<I: Iterator> {
+pub(crate) struct Ascending<I: Iterator> {
     messages: Peekable<I>,
-    last: Option<Uid>,
-    unordered: bool,
+    /// The highest UID read so far.
+    pub(crate) last: Option<Uid>,
+    /// A UID came at or below the one before it.
+    pub(crate) unordered: bool,
 }
 
 impl<E, I: Iterator<Item = Result<MessageMeta, E>>> Ascending<I> {
-    fn new(messages: Peekable<I>) -> Self {
+    pub(crate) fn new(messages: Peekable<I>) -> Self {
         Ascending { messages, last: None, unordered: false }
     }
 
-    fn next(&mut self) -> Result<Option<MessageMeta>, E> {
+    pub(crate) fn next(&mut self) -> Result<Option<MessageMeta>, E> {
         let Some(message) = self.messages.next().transpose()? else { return Ok(None) };
         if self.last.is_some_and(|last| message.uid <= last) {
             self.unordered = true;
@@ -318,7 +320,7 @@ impl<E, I: Iterator<Item = Result<MessageMeta, E>>> Ascending<I> {
     }
 
     /// The next message's UID (an error stays for [`Self::next`] to return).
-    fn peek_uid(&mut self) -> Result<Option<Uid>, E> {
+    pub(crate) fn peek_uid(&mut self) -> Result<Option<Uid>, E> {
         match self.messages.peek() {
             Some(Ok(message)) => Ok(Some(message.uid)),
             Some(Err(_)) => self.next().map(|message| message.map(|m| m.uid)),
@@ -335,7 +337,7 @@ impl<E, I: Iterator<Item = Result<MessageMeta, E>>> Ascending<I> {
     }
 
     /// The next message, when its UID is `uid`.
-    fn next_if_uid(&mut self, uid: Uid) -> Result<Option<MessageMeta>, E> {
+    pub(crate) fn next_if_uid(&mut self, uid: Uid) -> Result<Option<MessageMeta>, E> {
         match self.peek_uid()? {
             Some(next) if next == uid => self.next(),
             _ => Ok(None),

@@ -132,6 +132,8 @@ pub struct MemoryStorage {
     history: Option<BTreeMap<(MailboxName, String), ListedState>>,
     /// How many message listings ([`Storage::contents`]) were answered.
     listings: u64,
+    /// What writers were told to believe ([`MailboxWriter::believe_flags`]).
+    beliefs: Vec<(MailboxName, Uid, Flags)>,
 }
 
 /// What a mailbox held when a listing gave out a change token.
@@ -153,6 +155,12 @@ impl MemoryStorage {
     /// can tell that a re-run planned from changes alone.
     pub fn listings(&self) -> u64 {
         self.listings
+    }
+
+    /// What this storage's writers were told messages carry
+    /// ([`MailboxWriter::believe_flags`]), in order: a test can tell what a run believed.
+    pub fn beliefs(&self) -> &[(MailboxName, Uid, Flags)] {
+        &self.beliefs
     }
 
     fn remember_listing(&mut self, mailbox: &MailboxName, status: &MailboxStatus) {
@@ -732,6 +740,10 @@ impl MailboxWriter for MemoryWriter<'_> {
         self.storage.write_allowed()?;
         self.staged.push(Change::Flags(uid, flags.clone()));
         Ok(())
+    }
+
+    fn believe_flags(&mut self, uid: Uid, flags: &Flags) {
+        self.storage.beliefs.push((self.mailbox.clone(), uid, flags.clone()));
     }
 
     fn expunge(&mut self, uids: &[Uid]) -> Result<(), StorageError> {

@@ -136,6 +136,8 @@ pub struct MemoryStorage {
     listings: u64,
     /// How many of them were [`Storage::listing`]s, read one message at a time.
     streamed: u64,
+    /// What writers were told to believe ([`MailboxWriter::believe_flags`]).
+    beliefs: Vec<(MailboxName, Uid, Flags)>,
 }
 
 /// What a mailbox held when a listing gave out a change token.
@@ -163,6 +165,12 @@ impl MemoryStorage {
     /// message at a time: a test can tell that no listing was read whole.
     pub fn streamed_listings(&self) -> u64 {
         self.streamed
+    }
+
+    /// What this storage's writers were told messages carry
+    /// ([`MailboxWriter::believe_flags`]), in order: a test can tell what a run believed.
+    pub fn beliefs(&self) -> &[(MailboxName, Uid, Flags)] {
+        &self.beliefs
     }
 
     fn remember_listing(&mut self, mailbox: &MailboxName, status: &MailboxStatus) {
@@ -755,6 +763,10 @@ impl MailboxWriter for MemoryWriter<'_> {
         self.storage.write_allowed()?;
         self.staged.push(Change::Flags(uid, flags.clone()));
         Ok(())
+    }
+
+    fn believe_flags(&mut self, uid: Uid, flags: &Flags) {
+        self.storage.beliefs.push((self.mailbox.clone(), uid, flags.clone()));
     }
 
     fn expunge(&mut self, uids: &[Uid]) -> Result<(), StorageError> {

@@ -600,6 +600,16 @@ pub trait MailboxWriter {
         Ok(false)
     }
 
+    /// The flags the caller believes message `uid` carries here now (what the last run
+    /// left, from its state), told before a [`set_flags`](Self::set_flags) or
+    /// [`expunge`](Self::expunge) of it. A storage that must search for a message (a
+    /// Maildir reads its directories to learn a file's name, which carries the flags)
+    /// looks under the believed name first; a wrong belief costs only that search. The
+    /// default ignores it.
+    fn believe_flags(&mut self, uid: Uid, flags: &Flags) {
+        let _ = (uid, flags);
+    }
+
     /// Replaces the flags and keywords of `uid`.
     fn set_flags(&mut self, uid: Uid, flags: &Flags) -> Result<(), StorageError>;
 

@@ -123,9 +123,9 @@ pub use left_out::{FileKind, LeftOut, LeftOutReason, Listing};
 pub use location::{Layout, Location};
 pub use mailbox_log::{MailboxChange, MailboxChangeKind};
 pub use maildir::{
-    CopyOutcome, DovecotExpunges, DroppedKeyword, Durability, ExpungedMessage, Mailbox,
-    MailboxEntry, MailboxStatus, Maildir, MessageInfo, MessageReader, MessageStream, Options,
-    SaveOptions,
+    CopyOutcome, DovecotExpunges, DroppedKeyword, Durability, ExpungedMessage, FileBeliefs,
+    Mailbox, MailboxEntry, MailboxStatus, Maildir, MessageInfo, MessageReader, MessageStream,
+    Options, SaveOptions,
 };
 pub use name::MailboxName;
 pub use pending::PendingMessage;

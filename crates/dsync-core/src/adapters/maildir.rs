@@ -386,6 +386,7 @@ impl StorageMut for MaildirStorage {
             pending: None,
             uid_next: None,
             flag_changes: Vec::new(),
+            beliefs: mailstore::FileBeliefs::new(),
             warnings: &mut self.warnings,
             buffer: Vec::new(),
         }))
@@ -410,6 +411,9 @@ struct MaildirWriter<'a> {
     buffer: Vec<u8>,
     /// Flag changes not made yet ([`MailboxWriter::set_flags`]).
     flag_changes: Vec<(u32, mailstore::Flags, Vec<Keyword>)>,
+    /// The flags messages are believed to carry ([`MailboxWriter::believe_flags`]), so a
+    /// change finds their files without reading the directories.
+    beliefs: mailstore::FileBeliefs,
 }
 
 impl MaildirWriter<'_> {
@@ -418,8 +422,15 @@ impl MaildirWriter<'_> {
             return Ok(());
         }
         let changes = std::mem::take(&mut self.flag_changes);
-        self.mailbox.set_flags_many(&changes).map_err(convert_error)?;
+        self.mailbox.set_flags_many_believed(&changes, &self.beliefs).map_err(convert_error)?;
         dropped_keywords(&self.name, &self.mailbox, self.warnings);
+        if !self.beliefs.is_empty() {
+            // Their files carry the new flags now (a keyword that found no letter is
+            // not in the name: that belief misses, and only costs a search).
+            for (uid, flags, keywords) in changes {
+                self.beliefs.insert(uid, flags, keywords);
+            }
+        }
         Ok(())
     }
 }
@@ -485,10 +496,19 @@ impl MailboxWriter for MaildirWriter<'_> {
         Ok(())
     }
 
+    fn believe_flags(&mut self, uid: Uid, flags: &Flags) {
+        // Keywords that cannot be stored are not in any file name: no belief then.
+        let keywords: Option<Vec<Keyword>> =
+            flags.keywords.iter().map(|k| Keyword::new(k.as_str()).ok()).collect();
+        if let Some(keywords) = keywords {
+            self.beliefs.insert(uid.get(), to_store_flags(flags.system), keywords);
+        }
+    }
+
     fn expunge(&mut self, uids: &[Uid]) -> Result<(), StorageError> {
         self.apply_flag_changes()?;
         let uids: Vec<u32> = uids.iter().map(|u| u.get()).collect();
-        self.mailbox.expunge(&uids).map_err(convert_error)
+        self.mailbox.expunge_believed(&uids, &self.beliefs).map_err(convert_error)
     }
 
     fn raise_uid_next(&mut self, uid_next: Uid) -> Result<(), StorageError> {

@@ -316,6 +316,22 @@ fn sync_mailbox(
     if let Some(guid) = plan.set_guid {
         writer.set_guid(guid).map_err(|error| failed(at_mailbox(error), &partial))?;
     }
+    if let Some(last) =
+        state.mailboxes.get(mailbox).filter(|_| plan.action == MailboxAction::Update)
+    {
+        // After a backup the destination carries the flags the state recorded: a storage
+        // that searches for a message's file (a Maildir) is spared that search.
+        // (Records left in the state file are read for it: cheaper than the search.)
+        let recorded = (!plan.expunge.is_empty() || !plan.set_flags.is_empty())
+            .then(|| last.base.flags.read().ok())
+            .flatten();
+        let uids = plan.expunge.iter().chain(plan.set_flags.iter().map(|(uid, _)| uid));
+        for uid in uids {
+            if let Some(flags) = recorded.as_ref().and_then(|recorded| recorded.get(uid)) {
+                writer.believe_flags(*uid, flags);
+            }
+        }
+    }
     apply_reverts(&mut *writer, &plan, &mut mailbox_report)
         .map_err(|error| failed(at_mailbox(error), &partial))?;
     partial.expunged = mailbox_report.expunged;

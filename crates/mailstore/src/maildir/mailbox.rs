@@ -10,6 +10,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use super::Store;
+use super::believed::FileBeliefs;
 use super::filename;
 use super::keywords::KeywordTable;
 use super::save::Staged;
@@ -589,45 +590,13 @@ impl Mailbox {
     /// [`Self::set_flags`] for many messages under one lock. Fails on the first unknown UID
     /// (changes before it are kept).
     pub fn set_flags_many(&self, changes: &[(u32, Flags, Vec<Keyword>)]) -> Result<()> {
-        state::locked(&self.store, &self.paths, |locked| {
-            let mut table = self.paths.read_keywords()?;
-            let mut indexes = Vec::with_capacity(changes.len());
-            let mut changed = false;
-            for (uid, _, keywords) in changes {
-                let (letters, added) = self.keyword_indexes(&mut table, *uid, keywords);
-                changed |= added;
-                indexes.push(letters);
-            }
-            if changed {
-                locked.write_keywords(&table)?;
-            }
-            // Only the files of the changed messages are looked for: a few changes in a
-            // big mailbox cost one pass over its directories, not a map of every file.
-            let wanted: HashSet<u32> = changes.iter().map(|(uid, _, _)| *uid).collect();
-            let bases: HashMap<u32, String> = locked
-                .uidlist
-                .records
-                .iter()
-                .filter(|r| wanted.contains(&r.uid))
-                .map(|r| (r.uid, filename::base(&r.filename).to_string()))
-                .collect();
-            let names: HashSet<&str> = bases.values().map(String::as_str).collect();
-            let mut scan = self.paths.scan_bases(&names)?;
-            let mut renamed = false;
-            for ((uid, flags, _), letters) in changes.iter().zip(&indexes) {
-                let base = bases.get(uid).ok_or_else(|| self.uid_not_found(*uid))?;
-                renamed |=
-                    self.rename_with_flags(&mut scan, &names, base, *uid, *flags, letters)?;
-            }
-            if renamed && locked.fsync {
-                crate::fs::fsync_dir(&self.paths.sub(Sub::Cur))?;
-            }
-            Ok(())
-        })
+        // Only the files of the changed messages are looked for: a few changes in a big
+        // mailbox cost one pass over its directories, not a map of every file.
+        self.set_flags_many_believed(changes, &FileBeliefs::new())
     }
 
     /// Renames one file to carry `flags`; rescans when someone else renamed it first.
-    fn rename_with_flags(
+    pub(crate) fn rename_with_flags(
         &self,
         scan: &mut Scan,
         names: &HashSet<&str>,
@@ -665,32 +634,7 @@ impl Mailbox {
     /// Removes messages. Unknown UIDs are ignored (already expunged). As in Dovecot the
     /// uidlist keeps their records until it is next rewritten; their UIDs are never reused.
     pub fn expunge(&self, uids: &[u32]) -> Result<()> {
-        let uids: HashSet<u32> = uids.iter().copied().collect();
-        state::locked(&self.store, &self.paths, |locked| {
-            let names: HashSet<&str> = locked
-                .uidlist
-                .records
-                .iter()
-                .filter(|r| uids.contains(&r.uid))
-                .map(|r| filename::base(&r.filename))
-                .collect();
-            let scan = self.paths.scan_bases(&names)?;
-            let mut touched = [false, false];
-            for record in locked.uidlist.records.iter().filter(|r| uids.contains(&r.uid)) {
-                if let Some(file) = scan.get(filename::base(&record.filename)) {
-                    crate::fs::remove_if_exists(&self.paths.file(file))?;
-                    touched[usize::from(file.sub == Sub::Cur)] = true;
-                }
-            }
-            if locked.fsync {
-                for (sub, touched) in [Sub::New, Sub::Cur].into_iter().zip(touched) {
-                    if touched {
-                        crate::fs::fsync_dir(&self.paths.sub(sub))?;
-                    }
-                }
-            }
-            Ok(())
-        })
+        self.expunge_believed(uids, &FileBeliefs::new())
     }
 
     /// Raises the next UID to `next_uid` (never lowers it: Dovecot treats a lowered next UID
@@ -899,7 +843,7 @@ impl Mailbox {
         (indexes, changed)
     }
 
-    fn uid_not_found(&self, uid: u32) -> Error {
+    pub(crate) fn uid_not_found(&self, uid: u32) -> Error {
         Error::UidNotFound { mailbox: self.name.to_string(), uid }
     }
 

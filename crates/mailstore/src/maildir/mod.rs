@@ -1,5 +1,6 @@
 //! A Maildir store: folders, subscriptions, and [`Mailbox`]es.
 
+mod believed;
 mod copy;
 pub(crate) mod filename;
 pub(crate) mod folders;
@@ -23,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
+pub use believed::FileBeliefs;
 pub use copy::CopyOutcome;
 pub use history::{DovecotExpunges, ExpungedMessage};
 pub(crate) use mailbox::virtual_size_read;

@@ -260,6 +260,14 @@ impl Mailbox {
         self.staged.len()
     }
 
+    /// True when `cur/` holds a file with exactly the name a message with `base` and these
+    /// flags would get there (a rename would replace it).
+    fn name_exists_in_cur(&self, base: &str, flags: Flags, keywords: &[u8]) -> bool {
+        let name = final_name(base, flags, keywords);
+        filename::sub_for(&name) == Sub::Cur
+            && fs::symlink_metadata(self.paths.sub(Sub::Cur).join(&name)).is_ok()
+    }
+
     /// Makes every staged message visible and durable, in save order, and returns their
     /// UIDs. Under `dovecot-uidlist.lock`: assign UIDs (forced ones must be ≥ next UID),
     /// update `dovecot-keywords`, write the journal, rename into `cur/` (`new/` without flags
@@ -299,7 +307,13 @@ impl Mailbox {
                         .iter()
                         .map(|r| filename::base(&r.filename).to_string())
                         .collect();
-                    names.extend(self.paths.scan()?.into_keys());
+                    // Files in `cur/` are numbered (in the uidlist) but for a mail client's
+                    // own moves from `new/`; one of those with a GUID-like name is a copy of
+                    // the same message (a GUID names one delivery), so sharing its base
+                    // costs no mail, only which copy keeps the UID: `cur/` is not read
+                    // (100 000 names for a re-run that saves five). Only a file with the
+                    // very name we would rename onto is looked for (one `stat`).
+                    names.extend(self.paths.scan_new()?.into_keys());
                     taken_cache = Some(names);
                 }
                 let mut entries = Vec::with_capacity(staged.len());
@@ -328,7 +342,15 @@ impl Mailbox {
                     keywords_changed |= changed;
                     // Without known names, no caller's GUID asked for one (nothing to check).
                     if let Some(taken) = taken_cache.as_mut() {
-                        if item.base != item.fallback_base && taken.contains(&item.base) {
+                        let wanted = item.base != item.fallback_base;
+                        if wanted
+                            && (taken.contains(&item.base)
+                                || self.name_exists_in_cur(
+                                    &item.base,
+                                    item.options.flags,
+                                    &indexes,
+                                ))
+                        {
                             // Dovecot: a wanted file name that exists already is stored as
                             // `G` instead.
                             item.guid = Some(item.base.clone());
@@ -460,6 +482,7 @@ pub(crate) fn validate(options: &SaveOptions) -> Result<()> {
 mod tests {
     use std::io::Write;
 
+    use crate::maildir::state::DIRECTORY_SCANS;
     use crate::{Flags, Keyword, Location, MailboxName, Maildir, SaveOptions};
 
     fn save(mailbox: &mut super::Mailbox, options: SaveOptions) {
@@ -481,6 +504,55 @@ mod tests {
             .unwrap()
             .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
             .collect()
+    }
+
+    /// A caller's GUID becomes the file name unless the uidlist or `new/` has that base
+    /// already; `cur/` is not read for it (its unnumbered files are mail clients' moves,
+    /// and one with a GUID's name is a copy of the same message).
+    #[test]
+    fn guid_names_are_checked_against_the_uidlist_and_new_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("Maildir");
+        let maildir = Maildir::open(Location::maildir(&root));
+        let body = b"Subject: hi\r\n\r\nHello\r\n"; // 19 bytes stored, 22 served
+        let guid = |n: u32| format!("1795424863.M{n}P1.vm,S=19,W=22");
+        let save_as = |mailbox: &mut super::Mailbox, uid: u32, guid: String| {
+            let mut pending = mailbox.begin_save().unwrap();
+            pending.write_all(body).unwrap();
+            let options = SaveOptions::default().with_uid(uid).with_guid(guid);
+            mailbox.save(pending, options.with_flags(Flags::SEEN)).unwrap();
+            mailbox.commit().unwrap();
+        };
+        let mut first = maildir.create_mailbox(&MailboxName::inbox(), Some(7), None).unwrap();
+        save_as(&mut first, 1, guid(1));
+        // Unnumbered files: one delivered to new/, two a client moved to cur/ (one with the
+        // very name the save would rename onto, one with the same base and other flags).
+        std::fs::write(root.join("new").join(guid(2)), body).unwrap();
+        std::fs::write(root.join("cur").join(format!("{}:2,S", guid(3))), body).unwrap();
+        std::fs::write(root.join("cur").join(format!("{}:2,FS", guid(4))), body).unwrap();
+        let mut later = maildir.mailbox(&MailboxName::inbox()).unwrap();
+        let before = DIRECTORY_SCANS.get();
+        for (uid, n) in [(2, 1), (3, 2), (4, 3), (5, 4)] {
+            save_as(&mut later, uid, guid(n));
+        }
+        assert_eq!(DIRECTORY_SCANS.get(), before + 1, "new/ read once for the handle");
+        let names: Vec<String> = later
+            .messages()
+            .unwrap()
+            .into_iter()
+            .filter(|m| (2..=5).contains(&m.uid))
+            .map(|m| m.file_name)
+            .collect();
+        assert_eq!(names.len(), 4, "{names:?}");
+        assert!(!names[0].starts_with("1795424863."), "taken in the uidlist: {names:?}");
+        assert!(!names[1].starts_with("1795424863."), "taken in new/: {names:?}");
+        assert!(!names[2].starts_with("1795424863."), "the name is taken in cur/: {names:?}");
+        // Another file of that base stays beside it: two copies of one message, either of
+        // which is listed under the UID (Dovecot numbers the other on its own).
+        assert!(names[3].starts_with(&guid(4)), "cur/ is not read: {names:?}");
+        assert!(root.join("cur").join(format!("{}:2,S", guid(4))).exists());
+        assert!(root.join("cur").join(format!("{}:2,FS", guid(4))).exists());
+        assert!(root.join("cur").join(format!("{}:2,S", guid(3))).exists(), "nothing replaced");
     }
 
     #[test]

@@ -55,6 +55,13 @@ pub(crate) struct FileRef {
 /// The files of `new/` and `cur/` by base name.
 pub(crate) type Scan = HashMap<String, FileRef>;
 
+#[cfg(test)]
+thread_local! {
+    /// How many times this thread read a mailbox's directories (tests of the paths that
+    /// must not).
+    pub(crate) static DIRECTORY_SCANS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// Paths of one mailbox.
 #[derive(Debug, Clone)]
 pub(crate) struct Paths {
@@ -162,7 +169,23 @@ impl Paths {
         Ok(self.scan_matching(Some(bases))?.0)
     }
 
+    /// [`Self::scan`] of `new/` alone: the files no sync has numbered yet (Dovecot moves a
+    /// file to `cur/` when it numbers it).
+    pub(crate) fn scan_new(&self) -> Result<Scan> {
+        Ok(self.scan_in(&[Sub::New], None)?.0)
+    }
+
     fn scan_matching(&self, wanted: Option<&HashSet<&str>>) -> Result<(Scan, Vec<LeftOut>)> {
+        self.scan_in(&[Sub::New, Sub::Cur], wanted)
+    }
+
+    fn scan_in(
+        &self,
+        subs: &[Sub],
+        wanted: Option<&HashSet<&str>>,
+    ) -> Result<(Scan, Vec<LeftOut>)> {
+        #[cfg(test)]
+        DIRECTORY_SCANS.set(DIRECTORY_SCANS.get() + 1);
         let tree = self.tree();
         let mut scan = Scan::new();
         let mut left_out = Vec::new();
@@ -170,7 +193,7 @@ impl Paths {
             |path: PathBuf, reason| left_out.push(LeftOut { mailbox: None, path, reason });
         // cur/ last, so that its files replace those of new/ with the same base name.
         let mut dirs = Vec::with_capacity(2);
-        for sub in [Sub::New, Sub::Cur] {
+        for &sub in subs {
             let relative = self.relative(&self.sub(sub)).to_path_buf();
             let dir = match tree.open_dir(&relative) {
                 Ok(dir) => dir,

@@ -112,8 +112,7 @@ impl MailboxMerge<'_, '_> {
             Some(planned) => planned,
             None => planner.plan_whole(job, mode, action)?,
         };
-        let Planned { plan, a_status, b_status, action, keeps_previous, unreadable_base } =
-            planned;
+        let Planned { plan, a_status, b_status, action, keeps_previous, unreadable_base } = planned;
         // The observer hears B's side (the destination's, the only one in one-way mode).
         observer.mailbox_planned(&MailboxPlan {
             action: action.clone(),
@@ -320,7 +319,14 @@ impl MailboxMerge<'_, '_> {
         let plan = streamed::finish(compared, a_identities, b_identities);
         let action = MailboxAction::Update;
         let unreadable_base = None;
-        Ok(Some(Planned { plan, a_status, b_status, action, keeps_previous: true, unreadable_base }))
+        Ok(Some(Planned {
+            plan,
+            a_status,
+            b_status,
+            action,
+            keeps_previous: true,
+            unreadable_base,
+        }))
     }
 
     /// Plans from both sides' whole listings ([`Storage::contents`]), rebuilding a side's

@@ -858,6 +858,22 @@ mod tests {
         }
     }
 
+    /// One run of `mode` (two-way through [`run_two_way`]) from `state`.
+    fn run_in(
+        mode: Mode,
+        a: &mut MemoryStorage,
+        b: &mut MemoryStorage,
+        state: Option<SyncState>,
+    ) -> Report {
+        let options = SyncOptions::new(mode).state(state);
+        if mode == Mode::TwoWay {
+            run_two_way(&options, a, b, &mut NoObserver)
+        } else {
+            run(&options, a, b, &mut NoObserver)
+        }
+        .expect("sync")
+    }
+
     fn account(mailboxes: &[(&str, u32)]) -> MemoryStorage {
         let mut storage = MemoryStorage::new();
         for (name, count) in mailboxes {
@@ -931,15 +947,8 @@ mod tests {
         for mode in [Mode::OneWay, Mode::TwoWay] {
             let mut a = account(&[("INBOX", 3), ("Archive", 1), ("Sent", 0)]);
             let mut b = MemoryStorage::new();
-            let merge = |a: &mut MemoryStorage, b: &mut MemoryStorage, state| {
-                let options = SyncOptions::new(mode).state(state);
-                if mode == Mode::TwoWay {
-                    run_two_way(&options, a, b, &mut NoObserver)
-                } else {
-                    run(&options, a, b, &mut NoObserver)
-                }
-                .expect("sync")
-            };
+            let merge =
+                |a: &mut MemoryStorage, b: &mut MemoryStorage, state| run_in(mode, a, b, state);
             let first = merge(&mut a, &mut b, None);
             let recorded = first.state.clone().expect("state");
             let listed = (a.listings(), b.listings());
@@ -963,15 +972,7 @@ mod tests {
             let dir = tempfile::tempdir().expect("temp dir");
             let file = StateFile::new(dir.path().join("state"), "memory");
             let sync = |a: &mut MemoryStorage, b: &mut MemoryStorage, state| {
-                let options = SyncOptions::new(mode).state(Some(state));
-                if mode == Mode::TwoWay {
-                    run_two_way(&options, a, b, &mut NoObserver)
-                } else {
-                    run(&options, a, b, &mut NoObserver)
-                }
-                .expect("sync")
-                .state
-                .expect("state")
+                run_in(mode, a, b, Some(state)).state.expect("state")
             };
             let mut a = account(&[("INBOX", 3), ("Archive", 2), ("Sent", 4)]);
             let mut b = MemoryStorage::new();
@@ -1006,15 +1007,8 @@ mod tests {
         for mode in [Mode::OneWay, Mode::TwoWay] {
             let mut a = account(&[("INBOX", 3)]);
             let mut b = MemoryStorage::new();
-            let merge = |a: &mut MemoryStorage, b: &mut MemoryStorage, state| {
-                let options = SyncOptions::new(mode).state(state);
-                if mode == Mode::TwoWay {
-                    run_two_way(&options, a, b, &mut NoObserver)
-                } else {
-                    run(&options, a, b, &mut NoObserver)
-                }
-                .expect("sync")
-            };
+            let merge =
+                |a: &mut MemoryStorage, b: &mut MemoryStorage, state| run_in(mode, a, b, state);
             let first = merge(&mut a, &mut b, None);
             let (one, two) = (Uid::new(1).expect("nonzero"), Uid::new(2).expect("nonzero"));
             a.mailbox_mut(&inbox).expect("INBOX").set_flags(one, seen.clone());

@@ -645,6 +645,17 @@ mod tests {
         ]
     }
 
+    /// A state text from [`state_line`]s, after an optional first line (then followed by
+    /// a mailbox line, so that message lines have one to belong to).
+    fn state_text(start: Option<String>, lines: &[String], newline_at_end: bool) -> String {
+        let start = start.map(|line| format!("{line}\nmailbox A 1 2 * * * * -\n"));
+        let mut text = format!("{HEADER}\n{}{}", start.unwrap_or_default(), lines.join("\n"));
+        if newline_at_end {
+            text.push('\n');
+        }
+        text
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
         /// The byte-level decoder and the one it replaced agree on every text: the same
@@ -655,11 +666,7 @@ mod tests {
             lines in proptest::collection::vec(state_line(), 0..24),
             newline_at_end in proptest::bool::ANY,
         ) {
-            let start = start.map(|line| format!("{line}\nmailbox A 1 2 * * * * -\n"));
-            let mut text = format!("{HEADER}\n{}{}", start.unwrap_or_default(), lines.join("\n"));
-            if newline_at_end {
-                text.push('\n');
-            }
+            let text = state_text(start, &lines, newline_at_end);
             match (SyncState::decode(&text), legacy::decode(&text)) {
                 (Ok(new), Ok(old)) => prop_assert_eq!(new, old),
                 (Err(new), Err(old)) => prop_assert_eq!(new.line, old.line, "{} / {}", new, old),
@@ -680,11 +687,7 @@ mod tests {
             lines in proptest::collection::vec(state_line(), 0..24),
             newline_at_end in proptest::bool::ANY,
         ) {
-            let start = start.map(|line| format!("{line}\nmailbox A 1 2 * * * * -\n"));
-            let mut text = format!("{HEADER}\n{}{}", start.unwrap_or_default(), lines.join("\n"));
-            if newline_at_end {
-                text.push('\n');
-            }
+            let text = state_text(start, &lines, newline_at_end);
             match (SyncState::decode(&text), SyncState::decode_stored(text.as_bytes())) {
                 (Ok(decoded), Ok(stored)) => {
                     prop_assert_eq!(stored.encode(), decoded.encode());

@@ -154,6 +154,18 @@ fn check_consistent(snapshot: &testkit::AccountSnapshot, label: &str) -> usize {
     big.messages.len()
 }
 
+/// Prints Dovecot's log when the test fails while reading through it (a copy it cannot
+/// open answers `NO [SERVERBUG]`; the reason is only in its log).
+struct LogOnPanic<'a>(&'a Dovecot);
+
+impl Drop for LogOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("Dovecot's log:\n{}", self.0.log());
+        }
+    }
+}
+
 #[test]
 fn killed_sdbox_saves_resume_without_duplicates() {
     let dir = tempfile::tempdir().unwrap();
@@ -212,11 +224,13 @@ fn killed_sdbox_saves_resume_without_duplicates() {
         builder = builder.user_serving_copy(&format!("kill{index}"), "pw", copy, "sdbox");
     }
     let dovecot = builder.start();
+    let _log = LogOnPanic(&dovecot);
     let final_view = RawImap::login(dovecot.imap_port(), "final", "pw").snapshot();
     assert_eq!(check_consistent(&final_view, "final"), MESSAGES as usize);
     assert_eq!(final_view.mailboxes["Big"].uid_next, uid_of(MESSAGES) + 10);
     let mut partial = Vec::new();
-    for index in 0..copies.len() {
+    for (index, copy) in copies.iter().enumerate() {
+        eprintln!("reading the copy after kill {index}: {}", copy.display());
         let view = RawImap::login(dovecot.imap_port(), &format!("kill{index}"), "pw").snapshot();
         partial.push(check_consistent(&view, &format!("copy after kill {index}")));
     }

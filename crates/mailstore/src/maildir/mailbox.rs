@@ -171,7 +171,8 @@ pub struct Mailbox {
     pub(crate) uidlist_cache: Mutex<Option<state::CachedUidlist>>,
     /// File base names known to be taken, once a commit had to check a caller's GUID
     /// against them (see [`Mailbox::commit`]).
-    pub(crate) taken_bases: Option<HashSet<String>>,
+    /// (Keys of the names, [`super::save::base_key`].)
+    pub(crate) taken_bases: Option<HashSet<u64>>,
     /// Keywords that found no letter (see [`Mailbox::take_dropped_keywords`]).
     dropped_keywords: Mutex<Vec<DroppedKeyword>>,
     /// A file created in `tmp/` came out with the right owner, group and mode: later ones

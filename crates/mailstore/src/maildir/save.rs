@@ -3,6 +3,7 @@
 //! under its lock (Dovecot's `maildir-save.c` sequence, plus the journal of
 //! [`super::journal`]).
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, BufWriter};
@@ -301,11 +302,11 @@ impl Mailbox {
                 if taken_cache.is_none()
                     && staged.iter().any(|item| item.base != item.fallback_base)
                 {
-                    let mut names: std::collections::HashSet<String> = locked
+                    let mut names: HashSet<u64> = locked
                         .uidlist
                         .records
                         .iter()
-                        .map(|r| filename::base(&r.filename).to_string())
+                        .map(|r| base_key(filename::base(&r.filename)))
                         .collect();
                     // Files in `cur/` are numbered (in the uidlist) but for a mail client's
                     // own moves from `new/`; one of those with a GUID-like name is a copy of
@@ -313,7 +314,7 @@ impl Mailbox {
                     // costs no mail, only which copy keeps the UID: `cur/` is not read
                     // (100 000 names for a re-run that saves five). Only a file with the
                     // very name we would rename onto is looked for (one `stat`).
-                    names.extend(self.paths.scan_new()?.into_keys());
+                    names.extend(self.paths.scan_new()?.keys().map(|base| base_key(base)));
                     taken_cache = Some(names);
                 }
                 let mut entries = Vec::with_capacity(staged.len());
@@ -344,7 +345,7 @@ impl Mailbox {
                     if let Some(taken) = taken_cache.as_mut() {
                         let wanted = item.base != item.fallback_base;
                         if wanted
-                            && (taken.contains(&item.base)
+                            && (taken.contains(&base_key(&item.base))
                                 || self.name_exists_in_cur(
                                     &item.base,
                                     item.options.flags,
@@ -356,7 +357,7 @@ impl Mailbox {
                             item.guid = Some(item.base.clone());
                             item.base = item.fallback_base.clone();
                         }
-                        taken.insert(item.base.clone());
+                        taken.insert(base_key(&item.base));
                     }
                     let mut extensions = Vec::new();
                     if let Some(guid) = item.guid.as_ref().filter(|g| **g != item.base) {
@@ -476,6 +477,17 @@ pub(crate) fn validate(options: &SaveOptions) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// A base file name's key in the set of taken ones ([`Mailbox::taken_bases`]): a hash,
+/// not the name, so a re-run that saves five messages into a folder of 100 000 does not
+/// copy 100 000 names. Two names with one key make the second look taken: it then gets a
+/// generated name and keeps its GUID in the uidlist, which is the safe side.
+pub(crate) fn base_key(base: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    base.hash(&mut hasher);
+    hasher.finish()
 }
 
 #[cfg(test)]

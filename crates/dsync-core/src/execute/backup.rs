@@ -9,7 +9,9 @@ use super::{
     keep_going, keep_going_mailbox, listing_skips, local_names, note_mailbox_filter,
 };
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
-use crate::model::{MailboxContents, MailboxName, MailboxStamp, MailboxStatus, MessageMeta, Uid};
+use crate::model::{
+    Flags, MailboxContents, MailboxName, MailboxStamp, MailboxStatus, MessageMeta, Uid,
+};
 use crate::plan::backup::streamed::{
     Compared, Identity, Listed, compare_listed, rebuild_listed, settle,
 };
@@ -228,7 +230,8 @@ fn sync_mailbox(
             None => plan_from_listings(options, source, destination, job, state)?,
         },
     };
-    let Planned { plan, source_status, base, listed_destination, filtered_messages } = planned;
+    let Planned { plan, source_status, base, listed_destination, filtered_messages, believed } =
+        planned;
     // What the run records: the source as listed (a change during the copy then shows
     // next time), the destination as listed when nothing is written to it.
     let source_stamp = MailboxStamp::from(&source_status);
@@ -316,7 +319,11 @@ fn sync_mailbox(
     if let Some(guid) = plan.set_guid {
         writer.set_guid(guid).map_err(|error| failed(at_mailbox(error), &partial))?;
     }
-    if let Some(last) =
+    if let Some(believed) = believed {
+        for (uid, flags) in &believed {
+            writer.believe_flags(*uid, flags);
+        }
+    } else if let Some(last) =
         state.mailboxes.get(mailbox).filter(|_| plan.action == MailboxAction::Update)
     {
         // After a backup the destination carries the flags the state recorded: a storage
@@ -382,6 +389,9 @@ struct Planned {
     /// The destination's stamp as listed, when it was.
     listed_destination: Option<MailboxStamp>,
     filtered_messages: FilteredMessages,
+    /// What the messages the plan changes or expunges carry at the destination, where the
+    /// planning had the last run's base at hand ([`MailboxWriter::believe_flags`]).
+    believed: Option<Vec<(Uid, Flags)>>,
 }
 
 /// Plans from the source's changes since the last run alone, without listing either side
@@ -423,6 +433,8 @@ fn plan_from_changes(
         return Ok(None);
     };
     let Ok(flags) = previous_base.into_owned().flags.into_map() else { return Ok(None) };
+    let changed = plan.expunge.iter().chain(plan.set_flags.iter().map(|(uid, _)| uid));
+    let believed = changed.filter_map(|uid| Some((*uid, flags.get(uid)?.clone()))).collect();
     let base = MergeBase {
         uid_validity: changes.status.uid_validity.get(),
         last_common_uid: plan.uid_next.unwrap_or(changes.status.uid_next).get() - 1,
@@ -434,6 +446,7 @@ fn plan_from_changes(
         base,
         listed_destination: Some(stamp),
         filtered_messages: FilteredMessages::default(),
+        believed: Some(believed),
     }))
 }
 
@@ -505,7 +518,15 @@ fn plan_from_streams(
         last_common_uid: plan.uid_next.unwrap_or(source_status.uid_next).get() - 1,
         flags: flags.into(),
     };
-    Ok(Some(Planned { plan, source_status, base, listed_destination, filtered_messages: filtered }))
+    let filtered_messages = filtered;
+    Ok(Some(Planned {
+        plan,
+        source_status,
+        base,
+        listed_destination,
+        filtered_messages,
+        believed: None,
+    }))
 }
 
 /// Plans from both sides' full listings ([`plan_mailbox`]).
@@ -548,6 +569,13 @@ fn plan_from_listings(
         &differing,
     );
     let listed_destination = destination_contents.as_ref().map(|c| MailboxStamp::from(&c.status));
+    // The destination's own flags for what the plan changes: exact beliefs.
+    let believed = destination_contents.as_ref().map(|contents| {
+        let changed: BTreeSet<Uid> =
+            plan.expunge.iter().chain(plan.set_flags.iter().map(|(uid, _)| uid)).copied().collect();
+        let listed = contents.messages.iter().filter(|m| changed.contains(&m.uid));
+        listed.map(|m| (m.uid, m.flags.clone())).collect()
+    });
     drop(destination_contents);
     // After a backup the destination holds the source's messages: that is the base a
     // later `sync -1` starts from. With message filters only part of them, so no base.
@@ -567,6 +595,7 @@ fn plan_from_listings(
         base,
         listed_destination,
         filtered_messages,
+        believed,
     })
 }
 

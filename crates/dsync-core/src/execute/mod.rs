@@ -761,32 +761,39 @@ mod tests {
     /// directories); a message whose flags the state does not know gets no belief.
     #[test]
     fn a_backup_rerun_tells_the_destination_what_its_messages_carry() {
-        let inbox = MailboxName::inbox();
-        let mut source = MemoryStorage::new();
-        source.keep_change_history(true);
-        let old = |names: &[&str]| Flags::from_imap_names(names.iter().copied());
-        let mailbox = source.add_mailbox(&inbox, UidValidity::new(7).expect("nonzero"));
-        let uids: Vec<Uid> = (0..5)
-            .map(|n| {
-                let body = format!("Subject: {n}\r\n\r\nbody {n}\r\n");
-                mailbox.append(body.as_bytes(), old(&["\\Seen", "$Label1"]), Some(1_700_000_000))
-            })
-            .collect();
-        let mut destination = MemoryStorage::new();
-        let state = backup(&mut source, &mut destination, None).state;
-        assert!(destination.beliefs().is_empty(), "a first copy changes nothing");
-        let mailbox = source.mailbox_mut(&inbox).expect("inbox");
-        mailbox.set_flags(uids[1], old(&["\\Flagged"]));
-        mailbox.set_flags(uids[3], Flags::default());
-        mailbox.expunge(uids[4]);
-        let report = backup(&mut source, &mut destination, state);
-        assert_eq!(report.totals().expunged, 1);
-        let mut believed: Vec<(Uid, Flags)> =
-            destination.beliefs().iter().map(|(_, uid, flags)| (*uid, flags.clone())).collect();
-        believed.sort_by_key(|(uid, _)| *uid);
-        let was = old(&["\\Seen", "$Label1"]);
-        assert_eq!(believed, [(uids[1], was.clone()), (uids[3], was.clone()), (uids[4], was)]);
-        assert_eq!(destination.mailbox(&inbox).expect("inbox").messages.len(), 4);
+        // With the source's change history (planned from its changes and the state's base)
+        // and without (both listings compared).
+        for history in [true, false] {
+            let inbox = MailboxName::inbox();
+            let mut source = MemoryStorage::new();
+            source.keep_change_history(history);
+            let old = |names: &[&str]| Flags::from_imap_names(names.iter().copied());
+            let was = old(&["\\Seen", "$Label1"]);
+            let mailbox = source.add_mailbox(&inbox, UidValidity::new(7).expect("nonzero"));
+            let uids: Vec<Uid> = (0..5)
+                .map(|n| {
+                    let body = format!("Subject: {n}\r\n\r\nbody {n}\r\n");
+                    mailbox.append(body.as_bytes(), was.clone(), Some(1_700_000_000))
+                })
+                .collect();
+            let mut destination = MemoryStorage::new();
+            let state = backup(&mut source, &mut destination, None).state;
+            assert!(destination.beliefs().is_empty(), "a first copy changes nothing");
+            let mailbox = source.mailbox_mut(&inbox).expect("inbox");
+            mailbox.set_flags(uids[1], old(&["\\Flagged"]));
+            mailbox.set_flags(uids[3], Flags::default());
+            mailbox.expunge(uids[4]);
+            let listings = source.listings();
+            let report = backup(&mut source, &mut destination, state);
+            assert_eq!(source.listings() > listings, !history, "planned from the changes");
+            assert_eq!(report.totals().expunged, 1);
+            let mut believed: Vec<(Uid, Flags)> =
+                destination.beliefs().iter().map(|(_, uid, flags)| (*uid, flags.clone())).collect();
+            believed.sort_by_key(|(uid, _)| *uid);
+            let expected = [(uids[1], was.clone()), (uids[3], was.clone()), (uids[4], was)];
+            assert_eq!(believed, expected, "history: {history}");
+            assert_eq!(destination.mailbox(&inbox).expect("inbox").messages.len(), 4);
+        }
     }
 
     /// Refuses every checkpoint, as an observer whose state file cannot be written.

@@ -615,10 +615,8 @@ impl Mailbox {
             }
             match fs::rename(&from, &to) {
                 Ok(()) => {
-                    scan.insert(
-                        base.to_string(),
-                        FileRef { sub: Sub::Cur, name: new_name, kind: file.kind },
-                    );
+                    // Under its base name: a flag change keeps it.
+                    scan.insert(FileRef { sub: Sub::Cur, name: new_name, kind: file.kind });
                     return Ok(true);
                 }
                 // Dovecot renamed it meanwhile (its flag changes take no lock): look again.
@@ -892,13 +890,14 @@ impl Mailbox {
 
     fn read_view(&self) -> Result<View> {
         let uidlist = self.paths.read_uidlist()?;
-        let (scan, left_out) = self.paths.scan_reporting()?;
+        let expected = uidlist.as_ref().map_or(0, |list| list.records.len());
+        let (scan, left_out) = self.paths.scan_reporting(expected)?;
         let journal = self.paths.dir.join(super::journal::JOURNAL).exists();
         let needs_sync = journal
             || uidlist.as_ref().is_none_or(|list| {
                 let known: HashSet<&str> =
                     list.records.iter().map(|r| filename::base(&r.filename)).collect();
-                scan.keys().any(|base| !known.contains(base.as_str()))
+                scan.keys().any(|base| !known.contains(base))
             });
         let keywords = self.paths.read_keywords()?;
         if !needs_sync && let Some(uidlist) = uidlist {
@@ -909,7 +908,7 @@ impl Mailbox {
             return Ok(self.checked_view(uidlist, scan, keywords, left_out));
         }
         let synced = state::locked(&self.store, &self.paths, |locked| {
-            let (scan, left_out) = self.paths.scan_reporting()?;
+            let (scan, left_out) = self.paths.scan_reporting(locked.uidlist.records.len())?;
             locked.assign_new_files(&scan)?;
             Ok((locked.uidlist.clone(), scan, left_out))
         });
@@ -964,7 +963,7 @@ impl Mailbox {
     ) -> View {
         let tree = self.paths.tree();
         let mut unreadable = HashSet::new();
-        for (base, file) in &scan {
+        for (base, file) in scan.iter() {
             let path = self.paths.file(file);
             let relative = self.paths.relative(&path);
             let reason = match file.kind {
@@ -975,7 +974,7 @@ impl Mailbox {
                     Err(refusal) if refusal.is_not_found() => {
                         if fs::symlink_metadata(&path).is_err() {
                             // Renamed or expunged since the scan.
-                            unreadable.insert(base.clone());
+                            unreadable.insert(base.to_string());
                             continue;
                         }
                         let target = fs::read_link(&path).unwrap_or_default();
@@ -993,7 +992,7 @@ impl Mailbox {
                 },
                 kind => LeftOutReason::WrongKind { kind, expected: FileKind::File },
             };
-            unreadable.insert(base.clone());
+            unreadable.insert(base.to_string());
             left_out.push(LeftOut { mailbox: None, path: relative.to_path_buf(), reason });
         }
         for entry in &mut left_out {

@@ -893,11 +893,17 @@ impl Mailbox {
         let expected = uidlist.as_ref().map_or(0, |list| list.records.len());
         let (scan, left_out) = self.paths.scan_reporting(expected)?;
         let journal = self.paths.dir.join(super::journal::JOURNAL).exists();
+        // A file the uidlist does not know needs a sync. A parsed uidlist holds one record
+        // per base name, so every file is known exactly when as many records as there are
+        // files find theirs (counted, not collected into a set of every base name).
         let needs_sync = journal
             || uidlist.as_ref().is_none_or(|list| {
-                let known: HashSet<&str> =
-                    list.records.iter().map(|r| filename::base(&r.filename)).collect();
-                scan.keys().any(|base| !known.contains(base))
+                let known = list
+                    .records
+                    .iter()
+                    .filter(|r| scan.contains_key(filename::base(&r.filename)))
+                    .count();
+                known != scan.len()
             });
         let keywords = self.paths.read_keywords()?;
         if !needs_sync && let Some(uidlist) = uidlist {

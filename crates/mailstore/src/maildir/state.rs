@@ -129,6 +129,11 @@ impl Scan {
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &FileRef)> {
         self.files.iter().map(|file| (file.base(), &file.0))
     }
+
+    /// The number of files.
+    pub(crate) fn len(&self) -> usize {
+        self.files.len()
+    }
 }
 
 #[cfg(test)]
@@ -606,6 +611,7 @@ mod tests {
     use super::{FileRef, Paths, Scan, Sub};
     use crate::fs::beneath::FileKind;
     use crate::left_out::LeftOutReason;
+    use crate::{Location, MailboxName, Maildir, SaveOptions};
 
     fn file(sub: Sub, name: &str) -> FileRef {
         FileRef { sub, name: name.to_string(), kind: FileKind::File }
@@ -628,8 +634,7 @@ mod tests {
             scan.iter().map(|(base, file)| (base, file.name.as_str())).collect();
         pairs.sort_unstable();
         assert_eq!(pairs, [("1.M1P1.a", "1.M1P1.a"), ("2.M1P1.b", "2.M1P1.b:2,FS")]);
-        assert_eq!(scan.values().count(), 2);
-        assert_eq!(scan.iter().count(), 2);
+        assert_eq!((scan.values().count(), scan.len()), (2, 2));
     }
 
     /// One file a base name: `cur/` wins over `new/`, then the first by name; a second
@@ -669,5 +674,33 @@ mod tests {
                 "{found:?}"
             );
         }
+    }
+
+    /// A read finds the files the uidlist does not know even when as many of its records
+    /// have no file (it counts the records whose file it found, not all of them).
+    #[test]
+    fn an_unknown_file_is_numbered_beside_a_record_without_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("Maildir");
+        let maildir = Maildir::open(Location::maildir(&root));
+        let mut mailbox = maildir.create_mailbox(&MailboxName::inbox(), Some(7), None).unwrap();
+        for _ in 0..2 {
+            let mut pending = mailbox.begin_save().unwrap();
+            std::io::Write::write_all(&mut pending, b"Subject: x\r\n\r\nbody\r\n").unwrap();
+            mailbox.save(pending, SaveOptions::default()).unwrap();
+        }
+        mailbox.commit().unwrap();
+        let messages = mailbox.messages().unwrap();
+        assert_eq!(messages.iter().map(|m| m.uid).collect::<Vec<_>>(), [1, 2]);
+        let gone = root.join("cur").join(&messages[1].file_name);
+        let gone = if gone.exists() { gone } else { root.join("new").join(&messages[1].file_name) };
+        fs::remove_file(gone).unwrap();
+        fs::write(root.join("new/1700000009.M1P1.delivered"), "Subject: y\n\nbody\n").unwrap();
+        let listed = maildir.mailbox(&MailboxName::inbox()).unwrap().messages().unwrap();
+        let listed: Vec<(u32, &str)> =
+            listed.iter().map(|m| (m.uid, m.file_name.as_str())).collect();
+        assert_eq!(listed, [(1, messages[0].file_name.as_str()), (3, "1700000009.M1P1.delivered")]);
+        let uidlist = fs::read_to_string(root.join("dovecot-uidlist")).unwrap();
+        assert!(uidlist.contains("3 ") && uidlist.contains("1700000009.M1P1.delivered"));
     }
 }

@@ -497,7 +497,7 @@ impl Mailbox {
             guid: message_guid(record, name).to_string(),
             pop3_uidl: record.ext(ext::POP3_UIDL).map(str::to_string),
             pop3_order: record.ext(ext::POP3_ORDER).and_then(|v| v.parse().ok()).filter(|&o| o > 0),
-            file_name: name.clone(),
+            file_name: name.to_string(),
             modseq: None,
         }))
     }
@@ -616,7 +616,7 @@ impl Mailbox {
             match fs::rename(&from, &to) {
                 Ok(()) => {
                     // Under its base name: a flag change keeps it.
-                    scan.insert(FileRef { sub: Sub::Cur, name: new_name, kind: file.kind });
+                    scan.insert(FileRef { sub: Sub::Cur, name: new_name.into(), kind: file.kind });
                     return Ok(true);
                 }
                 // Dovecot renamed it meanwhile (its flag changes take no lock): look again.
@@ -1046,7 +1046,8 @@ fn stat_message(
     if file.kind == FileKind::File
         && let Some(dir) = dir
     {
-        let status = beneath::lstat_at(dir, file.name.as_ref()).map_err(Refusal::Io)?;
+        let status =
+            beneath::lstat_at(dir, std::ffi::OsStr::new(&*file.name)).map_err(Refusal::Io)?;
         match FileKind::of_mode(status.st_mode) {
             FileKind::File => return Ok(status),
             FileKind::Symlink => {}

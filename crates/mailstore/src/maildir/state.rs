@@ -47,7 +47,8 @@ impl Sub {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FileRef {
     pub(crate) sub: Sub,
-    pub(crate) name: String,
+    /// The file's name (a `Box<str>`: 8 B a file less than a `String` in the [`Scan`]).
+    pub(crate) name: Box<str>,
     /// The directory entry's own type: a symlink or a FIFO is numbered like any message
     /// file (Dovecot numbers every name), but only read through [`Tree`].
     pub(crate) kind: FileKind,
@@ -181,7 +182,7 @@ impl Paths {
         self.dir.join("tmp")
     }
     pub(crate) fn file(&self, file: &FileRef) -> PathBuf {
-        self.sub(file.sub).join(&file.name)
+        self.sub(file.sub).join(&*file.name)
     }
 
     /// Reads and parses the uidlist; `None` when missing or empty. A broken file is an
@@ -310,15 +311,15 @@ impl Paths {
                     continue;
                 }
                 let Some(previous) = scan.get(base) else {
-                    scan.insert(FileRef { sub, name, kind: entry.kind });
+                    scan.insert(FileRef { sub, name: name.into_boxed_str(), kind: entry.kind });
                     continue;
                 };
                 // The cur/ file wins (new/ is read first); of two in one directory, the
                 // first by name.
-                let wins = previous.sub != sub || name < previous.name;
+                let wins = previous.sub != sub || *name < *previous.name;
                 let same = same_file(&dirs, previous, sub, &name);
-                let previous_name = previous.name.clone();
-                let file = FileRef { sub, name, kind: entry.kind };
+                let previous_name = previous.name.to_string();
+                let file = FileRef { sub, name: name.into_boxed_str(), kind: entry.kind };
                 if same {
                     if wins {
                         scan.insert(file);
@@ -326,12 +327,12 @@ impl Paths {
                     continue;
                 }
                 let (kept, dropped) = if wins {
-                    (file.name.clone(), scan.insert(file))
+                    (file.name.to_string(), scan.insert(file))
                 } else {
                     (previous_name, Some(file))
                 };
                 if let Some(dropped) = dropped {
-                    let dropped_path = self.relative(&self.sub(dropped.sub)).join(&dropped.name);
+                    let dropped_path = self.relative(&self.sub(dropped.sub)).join(&*dropped.name);
                     report(dropped_path, LeftOutReason::DuplicateBaseName { kept });
                 }
             }
@@ -614,7 +615,7 @@ mod tests {
     use crate::{Location, MailboxName, Maildir, SaveOptions};
 
     fn file(sub: Sub, name: &str) -> FileRef {
-        FileRef { sub, name: name.to_string(), kind: FileKind::File }
+        FileRef { sub, name: name.into(), kind: FileKind::File }
     }
 
     #[test]
@@ -631,7 +632,7 @@ mod tests {
         keys.sort_unstable();
         assert_eq!(keys, ["1.M1P1.a", "2.M1P1.b"]);
         let mut pairs: Vec<(&str, &str)> =
-            scan.iter().map(|(base, file)| (base, file.name.as_str())).collect();
+            scan.iter().map(|(base, file)| (base, &*file.name)).collect();
         pairs.sort_unstable();
         assert_eq!(pairs, [("1.M1P1.a", "1.M1P1.a"), ("2.M1P1.b", "2.M1P1.b:2,FS")]);
         assert_eq!((scan.values().count(), scan.len()), (2, 2));

@@ -146,7 +146,7 @@ impl Mailbox {
             if !searched.is_empty() {
                 let scan = self.paths.scan_bases(&searched)?;
                 for base in &searched {
-                    if let Some(file) = scan.get(*base) {
+                    if let Some(file) = scan.get(base) {
                         crate::fs::remove_if_exists(&self.paths.file(file))?;
                         touched[usize::from(file.sub == Sub::Cur)] = true;
                     }

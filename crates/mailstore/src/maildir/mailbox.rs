@@ -498,7 +498,7 @@ impl Mailbox {
             guid: message_guid(record, name).to_string(),
             pop3_uidl: record.ext(ext::POP3_UIDL).map(str::to_string),
             pop3_order: record.ext(ext::POP3_ORDER).and_then(|v| v.parse().ok()).filter(|&o| o > 0),
-            file_name: name.clone(),
+            file_name: name.to_string(),
             modseq: None,
         }))
     }
@@ -616,10 +616,8 @@ impl Mailbox {
             }
             match fs::rename(&from, &to) {
                 Ok(()) => {
-                    scan.insert(
-                        base.to_string(),
-                        FileRef { sub: Sub::Cur, name: new_name, kind: file.kind },
-                    );
+                    // Under its base name: a flag change keeps it.
+                    scan.insert(FileRef { sub: Sub::Cur, name: new_name.into(), kind: file.kind });
                     return Ok(true);
                 }
                 // Dovecot renamed it meanwhile (its flag changes take no lock): look again.
@@ -893,13 +891,20 @@ impl Mailbox {
 
     fn read_view(&self) -> Result<View> {
         let uidlist = self.paths.read_uidlist()?;
-        let (scan, left_out) = self.paths.scan_reporting()?;
+        let expected = uidlist.as_ref().map_or(0, |list| list.records.len());
+        let (scan, left_out) = self.paths.scan_reporting(expected)?;
         let journal = self.paths.dir.join(super::journal::JOURNAL).exists();
+        // A file the uidlist does not know needs a sync. A parsed uidlist holds one record
+        // per base name, so every file is known exactly when as many records as there are
+        // files find theirs (counted, not collected into a set of every base name).
         let needs_sync = journal
             || uidlist.as_ref().is_none_or(|list| {
-                let known: HashSet<&str> =
-                    list.records.iter().map(|r| filename::base(&r.filename)).collect();
-                scan.keys().any(|base| !known.contains(base.as_str()))
+                let known = list
+                    .records
+                    .iter()
+                    .filter(|r| scan.contains_key(filename::base(&r.filename)))
+                    .count();
+                known != scan.len()
             });
         let keywords = self.paths.read_keywords()?;
         if !needs_sync && let Some(uidlist) = uidlist {
@@ -910,7 +915,7 @@ impl Mailbox {
             return Ok(self.checked_view(uidlist, scan, keywords, left_out));
         }
         let synced = state::locked(&self.store, &self.paths, |locked| {
-            let (scan, left_out) = self.paths.scan_reporting()?;
+            let (scan, left_out) = self.paths.scan_reporting(locked.uidlist.records.len())?;
             locked.assign_new_files(&scan)?;
             Ok((locked.uidlist.clone(), scan, left_out))
         });
@@ -965,7 +970,7 @@ impl Mailbox {
     ) -> View {
         let tree = self.paths.tree();
         let mut unreadable = HashSet::new();
-        for (base, file) in &scan {
+        for (base, file) in scan.iter() {
             let path = self.paths.file(file);
             let relative = self.paths.relative(&path);
             let reason = match file.kind {
@@ -976,7 +981,7 @@ impl Mailbox {
                     Err(refusal) if refusal.is_not_found() => {
                         if fs::symlink_metadata(&path).is_err() {
                             // Renamed or expunged since the scan.
-                            unreadable.insert(base.clone());
+                            unreadable.insert(base.to_string());
                             continue;
                         }
                         let target = fs::read_link(&path).unwrap_or_default();
@@ -994,7 +999,7 @@ impl Mailbox {
                 },
                 kind => LeftOutReason::WrongKind { kind, expected: FileKind::File },
             };
-            unreadable.insert(base.clone());
+            unreadable.insert(base.to_string());
             left_out.push(LeftOut { mailbox: None, path: relative.to_path_buf(), reason });
         }
         for entry in &mut left_out {
@@ -1042,7 +1047,8 @@ fn stat_message(
     if file.kind == FileKind::File
         && let Some(dir) = dir
     {
-        let status = beneath::lstat_at(dir, file.name.as_ref()).map_err(Refusal::Io)?;
+        let status =
+            beneath::lstat_at(dir, std::ffi::OsStr::new(&*file.name)).map_err(Refusal::Io)?;
         match FileKind::of_mode(status.st_mode) {
             FileKind::File => return Ok(status),
             FileKind::Symlink => {}

@@ -314,7 +314,7 @@ impl Mailbox {
                     // costs no mail, only which copy keeps the UID: `cur/` is not read
                     // (100 000 names for a re-run that saves five). Only a file with the
                     // very name we would rename onto is looked for (one `stat`).
-                    names.extend(self.paths.scan_new()?.keys().map(|base| base_key(base)));
+                    names.extend(self.paths.scan_new()?.keys().map(base_key));
                     taken_cache = Some(names);
                 }
                 let mut entries = Vec::with_capacity(staged.len());

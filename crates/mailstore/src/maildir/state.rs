@@ -4,9 +4,10 @@
 //! `dovecot-keywords` happens while holding the uidlist dotlock, exactly as Dovecot requires,
 //! so Dovecot may serve the same mailbox while we write.
 
-use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
+use std::borrow::Borrow;
+use std::collections::HashSet;
 use std::fs::{self, OpenOptions};
+use std::hash::{Hash, Hasher};
 use std::io::{ErrorKind, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -46,14 +47,95 @@ impl Sub {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FileRef {
     pub(crate) sub: Sub,
-    pub(crate) name: String,
+    /// The file's name (a `Box<str>`: 8 B a file less than a `String` in the [`Scan`]).
+    pub(crate) name: Box<str>,
     /// The directory entry's own type: a symlink or a FIFO is numbered like any message
     /// file (Dovecot numbers every name), but only read through [`Tree`].
     pub(crate) kind: FileKind,
 }
 
 /// The files of `new/` and `cur/` by base name.
-pub(crate) type Scan = HashMap<String, FileRef>;
+///
+/// Each file's name is held once: the table is keyed by the base name within it (a map
+/// from a `String` key held the name twice; at 1 000 000 messages the keys cost ~85 MB).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Scan {
+    files: HashSet<ByBase>,
+}
+
+/// A [`FileRef`] hashed and compared by its base name, so that the [`Scan`] finds it by a
+/// base name (`&str`) without storing one.
+#[derive(Debug, Clone)]
+struct ByBase(FileRef);
+
+impl ByBase {
+    fn base(&self) -> &str {
+        filename::base(&self.0.name)
+    }
+}
+
+impl PartialEq for ByBase {
+    fn eq(&self, other: &ByBase) -> bool {
+        self.base() == other.base()
+    }
+}
+
+impl Eq for ByBase {}
+
+impl Hash for ByBase {
+    // As `str`'s, as `Borrow<str>` requires.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.base().hash(state);
+    }
+}
+
+impl Borrow<str> for ByBase {
+    fn borrow(&self) -> &str {
+        self.base()
+    }
+}
+
+impl Scan {
+    /// An empty scan with room for `capacity` files.
+    pub(crate) fn with_capacity(capacity: usize) -> Scan {
+        Scan { files: HashSet::with_capacity(capacity) }
+    }
+
+    /// The file with base name `base`.
+    pub(crate) fn get(&self, base: &str) -> Option<&FileRef> {
+        self.files.get(base).map(|file| &file.0)
+    }
+
+    /// True when a file has base name `base`.
+    pub(crate) fn contains_key(&self, base: &str) -> bool {
+        self.files.contains(base)
+    }
+
+    /// Adds `file` under its base name, replacing (and returning) the file there.
+    pub(crate) fn insert(&mut self, file: FileRef) -> Option<FileRef> {
+        self.files.replace(ByBase(file)).map(|file| file.0)
+    }
+
+    /// The base names, in no order.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &str> {
+        self.files.iter().map(ByBase::base)
+    }
+
+    /// The files, in no order.
+    pub(crate) fn values(&self) -> impl Iterator<Item = &FileRef> {
+        self.files.iter().map(|file| &file.0)
+    }
+
+    /// Base names and their files, in no order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &FileRef)> {
+        self.files.iter().map(|file| (file.base(), &file.0))
+    }
+
+    /// The number of files.
+    pub(crate) fn len(&self) -> usize {
+        self.files.len()
+    }
+}
 
 #[cfg(test)]
 thread_local! {
@@ -100,7 +182,7 @@ impl Paths {
         self.dir.join("tmp")
     }
     pub(crate) fn file(&self, file: &FileRef) -> PathBuf {
-        self.sub(file.sub).join(&file.name)
+        self.sub(file.sub).join(&*file.name)
     }
 
     /// Reads and parses the uidlist; `None` when missing or empty. A broken file is an
@@ -146,7 +228,7 @@ impl Paths {
 
     /// Lists `cur/` and `new/`; see [`Self::scan_reporting`].
     pub(crate) fn scan(&self) -> Result<Scan> {
-        Ok(self.scan_reporting()?.0)
+        Ok(self.scan_reporting(0)?.0)
     }
 
     /// Lists `cur/` and `new/` as Dovecot's sync does: every name not starting with `.` is
@@ -158,36 +240,36 @@ impl Paths {
     /// `new/` that cannot be opened beneath the root (a symlink leaving it, not a
     /// directory); names that are not UTF-8 or have an empty base name; a second file with
     /// the same base name that is not a link of the first (Dovecot gives it a new name).
-    pub(crate) fn scan_reporting(&self) -> Result<(Scan, Vec<LeftOut>)> {
-        self.scan_matching(None)
+    ///
+    /// `expected` is how many files the caller expects (the uidlist's records): the table
+    /// is made that big at once, not doubled on the way there.
+    pub(crate) fn scan_reporting(&self, expected: usize) -> Result<(Scan, Vec<LeftOut>)> {
+        self.scan_in(&[Sub::New, Sub::Cur], None, expected)
     }
 
     /// [`Self::scan`] of only the files whose base name is in `bases`: one pass over the
     /// directories without keeping every name, for changing a few messages of a big
     /// mailbox (a re-run's flag changes and expunges).
     pub(crate) fn scan_bases(&self, bases: &HashSet<&str>) -> Result<Scan> {
-        Ok(self.scan_matching(Some(bases))?.0)
+        Ok(self.scan_in(&[Sub::New, Sub::Cur], Some(bases), 0)?.0)
     }
 
     /// [`Self::scan`] of `new/` alone: the files no sync has numbered yet (Dovecot moves a
     /// file to `cur/` when it numbers it).
     pub(crate) fn scan_new(&self) -> Result<Scan> {
-        Ok(self.scan_in(&[Sub::New], None)?.0)
-    }
-
-    fn scan_matching(&self, wanted: Option<&HashSet<&str>>) -> Result<(Scan, Vec<LeftOut>)> {
-        self.scan_in(&[Sub::New, Sub::Cur], wanted)
+        Ok(self.scan_in(&[Sub::New], None, 0)?.0)
     }
 
     fn scan_in(
         &self,
         subs: &[Sub],
         wanted: Option<&HashSet<&str>>,
+        expected: usize,
     ) -> Result<(Scan, Vec<LeftOut>)> {
         #[cfg(test)]
         DIRECTORY_SCANS.set(DIRECTORY_SCANS.get() + 1);
         let tree = self.tree();
-        let mut scan = Scan::new();
+        let mut scan = Scan::with_capacity(expected);
         let mut left_out = Vec::new();
         let mut report =
             |path: PathBuf, reason| left_out.push(LeftOut { mailbox: None, path, reason });
@@ -228,28 +310,31 @@ impl Paths {
                     report(relative.join(&name), LeftOutReason::EmptyBaseName);
                     continue;
                 }
-                let previous = match scan.entry(base.to_string()) {
-                    Entry::Vacant(slot) => {
-                        slot.insert(FileRef { sub, name, kind: entry.kind });
-                        continue;
-                    }
-                    Entry::Occupied(slot) => slot,
+                let Some(previous) = scan.get(base) else {
+                    scan.insert(FileRef { sub, name: name.into_boxed_str(), kind: entry.kind });
+                    continue;
                 };
                 // The cur/ file wins (new/ is read first); of two in one directory, the
                 // first by name.
-                let wins = previous.get().sub != sub || name < previous.get().name;
-                let same = same_file(&dirs, previous.get(), sub, &name);
-                let file = FileRef { sub, name, kind: entry.kind };
+                let wins = previous.sub != sub || *name < *previous.name;
+                let same = same_file(&dirs, previous, sub, &name);
+                let previous_name = previous.name.to_string();
+                let file = FileRef { sub, name: name.into_boxed_str(), kind: entry.kind };
                 if same {
                     if wins {
-                        *previous.into_mut() = file;
+                        scan.insert(file);
                     }
                     continue;
                 }
-                let slot = previous.into_mut();
-                let dropped = if wins { std::mem::replace(slot, file) } else { file };
-                let dropped_path = self.relative(&self.sub(dropped.sub)).join(&dropped.name);
-                report(dropped_path, LeftOutReason::DuplicateBaseName { kept: slot.name.clone() });
+                let (kept, dropped) = if wins {
+                    (file.name.to_string(), scan.insert(file))
+                } else {
+                    (previous_name, Some(file))
+                };
+                if let Some(dropped) = dropped {
+                    let dropped_path = self.relative(&self.sub(dropped.sub)).join(&*dropped.name);
+                    report(dropped_path, LeftOutReason::DuplicateBaseName { kept });
+                }
             }
         }
         Ok((scan, left_out))
@@ -334,8 +419,7 @@ impl Locked {
     pub(crate) fn assign_new_files(&mut self, scan: &Scan) -> Result<()> {
         let known: HashSet<&str> =
             self.uidlist.records.iter().map(|r| filename::base(&r.filename)).collect();
-        let mut new: Vec<&str> =
-            scan.keys().map(String::as_str).filter(|b| !known.contains(b)).collect();
+        let mut new: Vec<&str> = scan.keys().filter(|b| !known.contains(b)).collect();
         if new.is_empty() {
             return Ok(());
         }
@@ -498,11 +582,11 @@ pub(crate) fn assign_in_memory(paths: &Paths, uidlist: Option<Uidlist>, scan: &S
             }
         }
     }
-    let mut new: Vec<&String> = scan.keys().filter(|b| !known.contains(*b)).collect();
+    let mut new: Vec<&str> = scan.keys().filter(|b| !known.contains(*b)).collect();
     new.sort_by(|a, b| filename::sort_cmp(a, b).then_with(|| a.cmp(b)));
     let first = uidlist.next_uid();
     for (uid, base) in (first..u32::MAX).zip(new) {
-        uidlist.records.push(Record { uid, extensions: Vec::new(), filename: base.clone() });
+        uidlist.records.push(Record { uid, extensions: Vec::new(), filename: base.to_string() });
     }
     uidlist
 }
@@ -519,4 +603,105 @@ pub(crate) fn create_subdirs(dir: &Path, permissions: &Permissions) -> Result<()
         permissions.create_dir(&dir.join(sub))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::{FileRef, Paths, Scan, Sub};
+    use crate::fs::beneath::FileKind;
+    use crate::left_out::LeftOutReason;
+    use crate::{Location, MailboxName, Maildir, SaveOptions};
+
+    fn file(sub: Sub, name: &str) -> FileRef {
+        FileRef { sub, name: name.into(), kind: FileKind::File }
+    }
+
+    #[test]
+    fn a_scan_finds_files_by_the_base_of_their_names() {
+        let mut scan = Scan::with_capacity(4);
+        assert_eq!(scan.insert(file(Sub::New, "1.M1P1.a")), None);
+        assert_eq!(scan.insert(file(Sub::Cur, "2.M1P1.b:2,S")), None);
+        assert_eq!(scan.get("2.M1P1.b"), Some(&file(Sub::Cur, "2.M1P1.b:2,S")));
+        assert!(scan.contains_key("1.M1P1.a") && !scan.contains_key("2.M1P1.b:2,S"));
+        // A flag change keeps the base: the file is replaced, not added.
+        let old = scan.insert(file(Sub::Cur, "2.M1P1.b:2,FS"));
+        assert_eq!(old, Some(file(Sub::Cur, "2.M1P1.b:2,S")));
+        let mut keys: Vec<&str> = scan.keys().collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["1.M1P1.a", "2.M1P1.b"]);
+        let mut pairs: Vec<(&str, &str)> =
+            scan.iter().map(|(base, file)| (base, &*file.name)).collect();
+        pairs.sort_unstable();
+        assert_eq!(pairs, [("1.M1P1.a", "1.M1P1.a"), ("2.M1P1.b", "2.M1P1.b:2,FS")]);
+        assert_eq!((scan.values().count(), scan.len()), (2, 2));
+    }
+
+    /// One file a base name: `cur/` wins over `new/`, then the first by name; a second
+    /// file that is not a link of the kept one is reported, whatever the size hint.
+    #[test]
+    fn one_file_a_base_name_is_kept_and_the_others_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        for sub in ["cur", "new"] {
+            fs::create_dir(root.join(sub)).unwrap();
+        }
+        fs::write(root.join("new/9.M1P1.b"), "new").unwrap();
+        fs::write(root.join("cur/9.M1P1.b:2,T"), "t").unwrap();
+        fs::write(root.join("cur/9.M1P1.b:2,S"), "s").unwrap();
+        fs::write(root.join("cur/9.M2P1.c:2,T"), "c").unwrap();
+        fs::hard_link(root.join("cur/9.M2P1.c:2,T"), root.join("cur/9.M2P1.c:2,S")).unwrap();
+        fs::write(root.join("new/9.M3P1.d"), "d").unwrap();
+        let paths = Paths { root: root.clone(), dir: root };
+        for expected in [0, 1, 1000] {
+            let (scan, mut left_out) = paths.scan_reporting(expected).unwrap();
+            assert_eq!(scan.values().count(), 3);
+            assert_eq!(scan.get("9.M1P1.b"), Some(&file(Sub::Cur, "9.M1P1.b:2,S")));
+            assert_eq!(scan.get("9.M2P1.c"), Some(&file(Sub::Cur, "9.M2P1.c:2,S")));
+            assert_eq!(scan.get("9.M3P1.d"), Some(&file(Sub::New, "9.M3P1.d")));
+            left_out.sort_by(|a, b| a.path.cmp(&b.path));
+            let found: Vec<(String, LeftOutReason)> = left_out
+                .into_iter()
+                .map(|entry| (entry.path.to_string_lossy().into_owned(), entry.reason))
+                .collect();
+            let kept = |name: &str| LeftOutReason::DuplicateBaseName { kept: name.into() };
+            assert_eq!(found.len(), 2, "{found:?}");
+            assert_eq!(found[0], ("cur/9.M1P1.b:2,T".to_string(), kept("9.M1P1.b:2,S")));
+            // new/'s file gave way to the first cur/ file read (in directory order).
+            assert_eq!(found[1].0, "new/9.M1P1.b");
+            assert!(
+                [kept("9.M1P1.b:2,S"), kept("9.M1P1.b:2,T")].contains(&found[1].1),
+                "{found:?}"
+            );
+        }
+    }
+
+    /// A read finds the files the uidlist does not know even when as many of its records
+    /// have no file (it counts the records whose file it found, not all of them).
+    #[test]
+    fn an_unknown_file_is_numbered_beside_a_record_without_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("Maildir");
+        let maildir = Maildir::open(Location::maildir(&root));
+        let mut mailbox = maildir.create_mailbox(&MailboxName::inbox(), Some(7), None).unwrap();
+        for _ in 0..2 {
+            let mut pending = mailbox.begin_save().unwrap();
+            std::io::Write::write_all(&mut pending, b"Subject: x\r\n\r\nbody\r\n").unwrap();
+            mailbox.save(pending, SaveOptions::default()).unwrap();
+        }
+        mailbox.commit().unwrap();
+        let messages = mailbox.messages().unwrap();
+        assert_eq!(messages.iter().map(|m| m.uid).collect::<Vec<_>>(), [1, 2]);
+        let gone = root.join("cur").join(&messages[1].file_name);
+        let gone = if gone.exists() { gone } else { root.join("new").join(&messages[1].file_name) };
+        fs::remove_file(gone).unwrap();
+        fs::write(root.join("new/1700000009.M1P1.delivered"), "Subject: y\n\nbody\n").unwrap();
+        let listed = maildir.mailbox(&MailboxName::inbox()).unwrap().messages().unwrap();
+        let listed: Vec<(u32, &str)> =
+            listed.iter().map(|m| (m.uid, m.file_name.as_str())).collect();
+        assert_eq!(listed, [(1, messages[0].file_name.as_str()), (3, "1700000009.M1P1.delivered")]);
+        let uidlist = fs::read_to_string(root.join("dovecot-uidlist")).unwrap();
+        assert!(uidlist.contains("3 ") && uidlist.contains("1700000009.M1P1.delivered"));
+    }
 }

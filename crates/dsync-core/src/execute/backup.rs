@@ -319,25 +319,10 @@ fn sync_mailbox(
     if let Some(guid) = plan.set_guid {
         writer.set_guid(guid).map_err(|error| failed(at_mailbox(error), &partial))?;
     }
-    if let Some(believed) = believed {
-        for (uid, flags) in &believed {
-            writer.believe_flags(*uid, flags);
-        }
-    } else if let Some(last) =
-        state.mailboxes.get(mailbox).filter(|_| plan.action == MailboxAction::Update)
-    {
-        // After a backup the destination carries the flags the state recorded: a storage
-        // that searches for a message's file (a Maildir) is spared that search.
-        // (Records left in the state file are read for it: cheaper than the search.)
-        let recorded = (!plan.expunge.is_empty() || !plan.set_flags.is_empty())
-            .then(|| last.base.flags.read().ok())
-            .flatten();
-        let uids = plan.expunge.iter().chain(plan.set_flags.iter().map(|(uid, _)| uid));
-        for uid in uids {
-            if let Some(flags) = recorded.as_ref().and_then(|recorded| recorded.get(uid)) {
-                writer.believe_flags(*uid, flags);
-            }
-        }
+    // What the destination's messages carry, so a storage that searches for a message's
+    // file (a Maildir) looks under the right name first.
+    for (uid, flags) in &believed {
+        writer.believe_flags(*uid, flags);
     }
     apply_reverts(&mut *writer, &plan, &mut mailbox_report)
         .map_err(|error| failed(at_mailbox(error), &partial))?;
@@ -389,9 +374,9 @@ struct Planned {
     /// The destination's stamp as listed, when it was.
     listed_destination: Option<MailboxStamp>,
     filtered_messages: FilteredMessages,
-    /// What the messages the plan changes or expunges carry at the destination, where the
-    /// planning had the last run's base at hand ([`MailboxWriter::believe_flags`]).
-    believed: Option<Vec<(Uid, Flags)>>,
+    /// What the messages the plan changes or expunges carry at the destination: as
+    /// listed, or as the last run's base recorded them ([`MailboxWriter::believe_flags`]).
+    believed: Vec<(Uid, Flags)>,
 }
 
 /// Plans from the source's changes since the last run alone, without listing either side
@@ -446,7 +431,7 @@ fn plan_from_changes(
         base,
         listed_destination: Some(stamp),
         filtered_messages: FilteredMessages::default(),
-        believed: Some(believed),
+        believed,
     }))
 }
 
@@ -510,7 +495,7 @@ fn plan_from_streams(
             None => return Ok(None),
         }
     }
-    let Compared { plan, source_status, flags, filtered, .. } = compared;
+    let Compared { plan, source_status, flags, filtered, believed, .. } = compared;
     // After a backup the destination holds the source's messages: that is the base a
     // later `sync -1` starts from. With message filters only part of them, so no base.
     let base = MergeBase {
@@ -519,14 +504,7 @@ fn plan_from_streams(
         flags: flags.into(),
     };
     let filtered_messages = filtered;
-    Ok(Some(Planned {
-        plan,
-        source_status,
-        base,
-        listed_destination,
-        filtered_messages,
-        believed: None,
-    }))
+    Ok(Some(Planned { plan, source_status, base, listed_destination, filtered_messages, believed }))
 }
 
 /// Plans from both sides' full listings ([`plan_mailbox`]).
@@ -570,7 +548,7 @@ fn plan_from_listings(
     );
     let listed_destination = destination_contents.as_ref().map(|c| MailboxStamp::from(&c.status));
     // The destination's own flags for what the plan changes: exact beliefs.
-    let believed = destination_contents.as_ref().map(|contents| {
+    let believed = destination_contents.as_ref().map_or_else(Vec::new, |contents| {
         let changed: BTreeSet<Uid> =
             plan.expunge.iter().chain(plan.set_flags.iter().map(|(uid, _)| uid)).copied().collect();
         let listed = contents.messages.iter().filter(|m| changed.contains(&m.uid));

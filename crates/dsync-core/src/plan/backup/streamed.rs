@@ -51,6 +51,9 @@ pub struct Compared {
     /// The plan is a rebuild found while comparing: list the source again and plan it with
     /// [`rebuild_listed`].
     pub relist: bool,
+    /// The destination's flags of the messages the plan expunges or re-flags, as listed
+    /// (for [`MailboxWriter::believe_flags`](crate::MailboxWriter::believe_flags)).
+    pub believed: Vec<(Uid, Flags)>,
 }
 
 /// How the comparison treats UIDs both sides hold.
@@ -119,6 +122,7 @@ pub fn compare_listed<E>(
         filtered: FilteredMessages::default(),
         suspects: Vec::new(),
         relist: false,
+        believed: Vec::new(),
     };
     let destination_uid_next_listed = destination.status.uid_next;
     let mut theirs = Ascending::new(destination.messages.peekable());
@@ -132,6 +136,7 @@ pub fn compare_listed<E>(
         while let Some(existing) = theirs.next_below(wanted.uid)? {
             if filter.wants(&existing) {
                 out.plan.expunge.push(existing.uid);
+                out.believed.push((existing.uid, existing.flags));
             }
         }
         let existing = theirs.next_if_uid(wanted.uid)?;
@@ -153,6 +158,7 @@ pub fn compare_listed<E>(
                 }
                 if existing.flags != wanted.flags {
                     out.plan.set_flags.push((wanted.uid, wanted.flags));
+                    out.believed.push((existing.uid, existing.flags));
                 }
             }
             // Below the destination's UIDNEXT: it lists a higher UID, or says so.
@@ -169,6 +175,7 @@ pub fn compare_listed<E>(
     while let Some(existing) = theirs.next()? {
         if filter.wants(&existing) {
             out.plan.expunge.push(existing.uid);
+            out.believed.push((existing.uid, existing.flags));
         }
     }
     if ours.unordered || theirs.unordered {
@@ -235,6 +242,7 @@ pub fn rebuild_listed<E>(
         filtered: FilteredMessages::default(),
         suspects: Vec::new(),
         relist: false,
+        believed: Vec::new(),
     };
     let mut ours = Ascending::new(source.messages.peekable());
     while let Some(message) = ours.next()? {

@@ -34,6 +34,15 @@ pub struct Listed<I> {
     pub messages: I,
 }
 
+#[cfg(test)]
+impl Listed<std::vec::IntoIter<Result<MessageMeta, std::convert::Infallible>>> {
+    /// A whole listing read as a stream (tests of the streamed planners).
+    pub(crate) fn of(contents: &crate::model::MailboxContents) -> Self {
+        let messages: Vec<_> = contents.messages.iter().cloned().map(Ok).collect();
+        Listed { status: contents.status.clone(), messages: messages.into_iter() }
+    }
+}
+
 /// What comparing the listings decided, and what the run records of the source's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Compared {
@@ -421,15 +430,6 @@ mod tests {
         ]
     }
 
-    fn listed(
-        contents: &MailboxContents,
-    ) -> Listed<impl Iterator<Item = Result<MessageMeta, Infallible>>> {
-        Listed {
-            status: contents.status.clone(),
-            messages: contents.messages.clone().into_iter().map(Ok),
-        }
-    }
-
     /// The streamed plan as the executor makes it: compare, settle the header hashes,
     /// list the source again for a rebuild found while comparing.
     fn streamed(
@@ -441,13 +441,18 @@ mod tests {
     ) -> Compared {
         let inbox = MailboxName::inbox();
         let identity = Identity { guids, check_hashes: !guids.messages, previous: None };
-        let Ok(compared) =
-            compare_listed(&inbox, listed(source), destination.map(listed), filter, identity);
+        let Ok(compared) = compare_listed(
+            &inbox,
+            Listed::of(source),
+            destination.map(Listed::of),
+            filter,
+            identity,
+        );
         let mut compared = compared.expect("ascending");
         settle(&mut compared, differing, filter);
         if compared.relist {
             let action = compared.plan.action.clone();
-            let Ok(rebuilt) = rebuild_listed(&inbox, listed(source), action, true, filter);
+            let Ok(rebuilt) = rebuild_listed(&inbox, Listed::of(source), action, true, filter);
             compared = rebuilt.expect("ascending");
         }
         compared
@@ -511,20 +516,30 @@ mod tests {
             Identity { guids: ComparableGuids::default(), check_hashes: false, previous: None };
         let inbox = MailboxName::inbox();
         let everything = MessageFilter::default();
-        let Ok(compared) =
-            compare_listed(&inbox, listed(&source), Some(listed(&source)), &everything, identity);
+        let Ok(compared) = compare_listed(
+            &inbox,
+            Listed::of(&source),
+            Some(Listed::of(&source)),
+            &everything,
+            identity,
+        );
         assert_eq!(compared, None);
         let Ok(compared) = compare_listed(
             &inbox,
-            listed(&source),
+            Listed::of(&source),
             None::<Listed<std::vec::IntoIter<Result<MessageMeta, Infallible>>>>,
             &everything,
             identity,
         );
         assert_eq!(compared, None);
         source.messages.swap(0, 1);
-        let Ok(compared) =
-            compare_listed(&inbox, listed(&source), Some(listed(&source)), &everything, identity);
+        let Ok(compared) = compare_listed(
+            &inbox,
+            Listed::of(&source),
+            Some(Listed::of(&source)),
+            &everything,
+            identity,
+        );
         assert!(compared.expect("ascending").plan.is_empty());
     }
 }

@@ -228,7 +228,6 @@ pub fn finish(
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
-    use std::convert::Infallible;
 
     use proptest::prelude::*;
 
@@ -304,15 +303,6 @@ mod tests {
             })
     }
 
-    fn listed(
-        contents: &MailboxContents,
-    ) -> Listed<impl Iterator<Item = Result<MessageMeta, Infallible>>> {
-        Listed {
-            status: contents.status.clone(),
-            messages: contents.messages.clone().into_iter().map(Ok),
-        }
-    }
-
     /// Identities as the executor gives them: every message's GUID, or the header hashes of
     /// the messages in `wanted`.
     fn identities<'m>(
@@ -357,7 +347,7 @@ mod tests {
         base: &MergeBase,
         guids: bool,
     ) -> Option<MergePlan> {
-        let Ok(compared) = compare_listed(mode, listed(a), listed(b), base, guids);
+        let Ok(compared) = compare_listed(mode, Listed::of(a), Listed::of(b), base, guids);
         let compared = compared?;
         assert_eq!((&compared.a_status, &compared.b_status), (&a.status, &b.status));
         let a_identities = identities(&compared.a_new, a_hashes, guids);
@@ -406,7 +396,8 @@ mod tests {
             last_common_uid: 4,
             flags: [1, 2, 3].into_iter().map(|n| (uid(n), Flags::default())).collect(),
         };
-        let Ok(compared) = compare_listed(MergeMode::TwoWay, listed(&a), listed(&b), &base, true);
+        let Ok(compared) =
+            compare_listed(MergeMode::TwoWay, Listed::of(&a), Listed::of(&b), &base, true);
         let compared = compared.expect("applies");
         let uids = |list: &[MessageMeta]| list.iter().map(|m| m.uid.get()).collect::<Vec<_>>();
         assert_eq!((uids(&compared.a_new), uids(&compared.b_new)), (vec![5], vec![6]));
@@ -421,12 +412,12 @@ mod tests {
         let mut unordered = b.clone();
         unordered.messages.swap(1, 2);
         let Ok(compared) =
-            compare_listed(MergeMode::TwoWay, listed(&a), listed(&unordered), &base, true);
+            compare_listed(MergeMode::TwoWay, Listed::of(&a), Listed::of(&unordered), &base, true);
         assert_eq!(compared, None);
         let mut twice = b;
         twice.messages[2].uid = uid(3);
         let Ok(compared) =
-            compare_listed(MergeMode::OneWay, listed(&twice), listed(&a), &base, true);
+            compare_listed(MergeMode::OneWay, Listed::of(&twice), Listed::of(&a), &base, true);
         assert_eq!(compared, None);
     }
 }

@@ -44,6 +44,10 @@ pub struct MemoryMailbox {
     /// The source UIDVALIDITY whose UIDs a backup keeps here under `uid_validity`
     /// ([`MailboxStatus::source_uid_validity`]).
     pub source_uid_validity: Option<UidValidity>,
+    /// How many times [`MemoryMailbox::set_flags`] changed a message's flags. Part of the
+    /// change token, as a server's modification sequence is: flags changed and changed
+    /// back still count as a change to the mailbox.
+    pub flag_changes: u64,
 }
 
 impl MemoryMailbox {
@@ -55,6 +59,7 @@ impl MemoryMailbox {
             guid,
             messages: BTreeMap::new(),
             source_uid_validity: None,
+            flag_changes: 0,
         }
     }
 
@@ -74,10 +79,14 @@ impl MemoryMailbox {
         self.messages.remove(&uid);
     }
 
-    /// Replaces a message's flags.
+    /// Replaces a message's flags (a change when they differ: see
+    /// [`flag_changes`](Self::flag_changes)).
     pub fn set_flags(&mut self, uid: Uid, flags: Flags) {
-        if let Some(message) = self.messages.get_mut(&uid) {
+        if let Some(message) = self.messages.get_mut(&uid)
+            && message.meta.flags != flags
+        {
             message.meta.flags = flags;
+            self.flag_changes += 1;
         }
     }
 
@@ -98,7 +107,8 @@ impl MemoryMailbox {
     fn digest(&self) -> String {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        (self.uid_validity, self.uid_next, self.guid, self.source_uid_validity).hash(&mut hasher);
+        (self.uid_validity, self.uid_next, self.guid, self.source_uid_validity, self.flag_changes)
+            .hash(&mut hasher);
         for message in self.messages.values() {
             (message.meta.uid, &message.meta.flags, &message.body).hash(&mut hasher);
         }

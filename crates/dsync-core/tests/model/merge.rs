@@ -340,6 +340,28 @@ fn expected_ids(
     ids
 }
 
+/// A side that changed a message's flags and changed them back still changed the mailbox
+/// (its change token moved, as a server's HIGHESTMODSEQ does): the other side's delete of
+/// that mailbox does not travel to it — nothing a side touched since is deleted.
+#[test]
+fn flags_changed_and_changed_back_keep_a_mailbox_the_other_side_deleted() {
+    let ancestor =
+        Ancestor { mailboxes: BTreeMap::from([(0, vec![]), (4, vec![(8, None, false)])]) };
+    let mut a = build(&ancestor, false);
+    let mut b = a.clone();
+    let base =
+        sync(Mode::TwoWay, &mut a, &mut b, None).expect("initial sync").state.expect("state");
+    let set = |bits| Op::SetFlags { mailbox: 4, pick: 0, bits, keyword: None };
+    evolve(&mut a, &[set(0), set(8)], 10_000);
+    evolve(&mut b, &[Op::Delete { mailbox: 4 }], 20_000);
+
+    let report = sync(Mode::TwoWay, &mut a, &mut b, Some(base)).expect("sync");
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let mailbox = mailbox_at(4);
+    assert_eq!(view(&a).get(&mailbox).map(BTreeMap::len), Some(1), "kept on A");
+    assert_eq!(view(&b).get(&mailbox).map(BTreeMap::len), Some(1), "created again on B");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 250, ..ProptestConfig::default() })]
 

@@ -153,6 +153,12 @@ impl Conn {
         }
     }
 
+    /// Marks the connection unusable: what it reads next cannot be trusted to belong to
+    /// the next command.
+    pub(crate) fn mark_broken(&mut self) {
+        self.broken = true;
+    }
+
     pub(crate) fn guard<T>(&mut self, result: Result<T>) -> Result<T> {
         if let Err(error) = &result
             && error.is_fatal()

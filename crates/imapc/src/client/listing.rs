@@ -34,9 +34,10 @@ pub struct MetadataListing<'s> {
 }
 
 impl<'s> MetadataListing<'s> {
-    /// The listing of the `UID FETCH` sent as `tag`, in a mailbox of `exists` messages.
-    pub(crate) fn new(conn: &'s mut Conn, tag: String, exists: u32) -> MetadataListing<'s> {
-        MetadataListing { conn, tag: Some(tag), limit: exists, listed: 0, malformed: None }
+    /// The listing of the `UID FETCH` sent as `tag`, in a mailbox of `exists` messages;
+    /// without a tag, an empty one.
+    pub(crate) fn new(conn: &'s mut Conn, tag: Option<String>, exists: u32) -> MetadataListing<'s> {
+        MetadataListing { conn, tag, limit: exists, listed: 0, malformed: None }
     }
 
     /// Ends the listing with `error`; a fatal one leaves the connection unusable.

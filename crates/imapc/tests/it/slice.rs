@@ -193,6 +193,10 @@ fn examine_with_metadata_and_streamed_equal_examine_then_fetch_and_survive_a_mis
         assert_eq!(first.as_ref(), metadata.first(), "{}", entry.name);
         drop(listing);
         assert_eq!(session.examine(&entry.name).expect("EXAMINE after").exists, info.exists);
+        // Not read at all: the next command reads it first, and it is gone.
+        session.examine_then_list(&entry.name, false).expect("started");
+        assert_eq!(session.examine(&entry.name).expect("EXAMINE after").exists, info.exists);
+        assert_eq!(session.listing().count(), 0, "{}", entry.name);
     }
     let missing = MailboxName::from_utf8("Does not exist");
     let error = session.examine_with_metadata(&missing, true).expect_err("missing mailbox");

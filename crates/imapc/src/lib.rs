@@ -101,8 +101,8 @@ pub mod types;
 pub use client::{
     AppendOutcome, AppendUid, AuthMechanism, Client, ConnectOptions, CopyUids, Credentials,
     DEFAULT_GREETING_TIMEOUT, Expunged, FetchHandler, GuidItem, IdFields, ListOptions, ListResult,
-    MAX_APPENDS_IN_FLIGHT, MailboxInfo, MessageMeta, Security, SelectOptions, Session, Trace,
-    TraceDirection,
+    MAX_APPENDS_IN_FLIGHT, MailboxInfo, MessageMeta, MetadataListing, Security, SelectOptions,
+    Session, Trace, TraceDirection,
 };
 pub use error::{Error, Refusal, Result};
 pub use mailnet::{Secret, Timeouts, TlsOptions};

@@ -23,7 +23,7 @@ use crate::model::{
     Flags, MailboxContents, MailboxGuid, MailboxInfo, MailboxName, MailboxStatus, MessageMeta,
     SpecialUse, SystemFlags, Uid, UidValidity,
 };
-use crate::storage::{Capabilities, MailboxChanges, MessageSink, Skip, Storage};
+use crate::storage::{Capabilities, MailboxChanges, MessageListing, MessageSink, Skip, Storage};
 
 /// UIDs per `UID FETCH` of bodies ([`ImapStorage`]'s `fetch`): the most an answer out of
 /// UID order can make it hold back (bodies over 1 MiB, and beyond 16 MiB in all, wait in
@@ -280,49 +280,28 @@ impl ImapStorage {
         Ok(Some(name))
     }
 
-    /// Our listing of `mailbox` from the server's (sorted by UID). A message the server
-    /// gets wrong costs that message at most: UID 0 (no message has it, and none can be
-    /// fetched by it) and a second message under one UID are left out and reported
-    /// ([`Storage::take_skipped`]); an INTERNALDATE that is no date leaves the received
-    /// date to the message's header, with a warning.
+    /// Our listing of `mailbox` from the server's, sorted by UID ([`ListingConverter`]).
     fn convert_listing(
         &mut self,
         mailbox: &MailboxName,
-        listed: &[imapc::MessageMeta],
+        listed: Vec<imapc::MessageMeta>,
     ) -> Vec<MessageMeta> {
-        let mut messages: Vec<MessageMeta> = Vec::with_capacity(listed.len());
-        for meta in listed {
-            let Some(uid) = Uid::new(meta.uid) else {
-                self.skipped.push(Skip::new(
-                    Some(mailbox.clone()),
-                    "UID 0",
-                    "the server gives a message UID 0, which no message can have (RFC 3501 \
-                     §2.3.1.1): it cannot be fetched by UID, so it is not copied",
-                ));
-                continue;
-            };
-            if messages.last().is_some_and(|last| last.uid == uid) {
-                self.skipped.push(Skip::new(
-                    Some(mailbox.clone()),
-                    format!("UID {uid}"),
-                    "the server lists a second, different message under this UID (one UID \
-                     names one message): the first is copied, this one is not",
-                ));
-                continue;
-            }
-            if meta.internal_date.is_none() {
-                let sent =
-                    meta.invalid.iter().find(|(item, _)| item == "INTERNALDATE").map(|(_, v)| v);
-                self.warnings.push(format!(
-                    "mailbox {mailbox} UID {uid}: the server's INTERNALDATE {:?} is not a valid \
-                     date; the message is copied with the received date its Received: or Date: \
-                     header gives",
-                    sent.map_or("", String::as_str)
-                ));
-            }
-            messages.push(convert_message(meta, uid));
-        }
-        messages
+        let mut converter = ListingConverter::new(mailbox, &mut self.skipped, &mut self.warnings);
+        listed.into_iter().filter_map(|meta| converter.convert(meta)).collect()
+    }
+
+    /// The contents of the examined `mailbox` from its whole listing `all` (sorted by
+    /// UID), with a STATUS after it when the EXAMINE gave no UIDNEXT.
+    fn whole_contents(
+        &mut self,
+        mailbox: &MailboxName,
+        info: &imapc::MailboxInfo,
+        all: Vec<imapc::MessageMeta>,
+    ) -> Result<MailboxContents, StorageError> {
+        self.examined = Some(mailbox.clone());
+        let messages = self.convert_listing(mailbox, all);
+        let status = self.examined_status(mailbox, info, info.highest_modseq)?;
+        Ok(MailboxContents { status, messages })
     }
 
     /// Tells the operator when the `imapc_list_prefix` mailbox itself could hold mail:
@@ -391,23 +370,13 @@ impl ImapStorage {
         info: &imapc::MailboxInfo,
         highest_modseq: Option<u64>,
     ) -> Result<MailboxStatus, StorageError> {
-        let uid_validity = UidValidity::new(info.uid_validity.get())
-            .ok_or_else(|| StorageError::new(ErrorKind::InvalidData, "UIDVALIDITY 0"))?;
         // Courier omits UIDNEXT in SELECT: ask STATUS then (Dovecot's imapc does the same).
         let uid_next = match info.uid_next {
             Some(uid) => Uid::new(uid.get()),
             None => Some(self.status(mailbox)?.uid_next),
         }
         .unwrap_or(Uid::MIN);
-        Ok(MailboxStatus {
-            uid_validity,
-            uid_next,
-            messages: info.exists,
-            highest_modseq,
-            guid: Some(self.derived_guid(mailbox)),
-            change_token: change_token(uid_validity, uid_next, info.exists, highest_modseq),
-            source_uid_validity: None,
-        })
+        examined_status(info, uid_next, highest_modseq, self.derived_guid(mailbox))
     }
 
     fn examine(&mut self, mailbox: &MailboxName) -> Result<imapc::MailboxInfo, StorageError> {
@@ -576,11 +545,44 @@ impl Storage for ImapStorage {
         // EXAMINE and `UID FETCH 1:*` in one round trip.
         let wire = self.wire_name(mailbox);
         let (info, all) = self.examine_with_metadata(&wire)?;
+        self.whole_contents(mailbox, &info, all)
+    }
+
+    /// The listing as the server sends it, one answer at a time (EXAMINE and
+    /// `UID FETCH 1:*` in one round trip, as [`Storage::contents`]): a large mailbox is
+    /// compared without being held. In the server's order — Dovecot's is ascending UID;
+    /// the engine notices another and lists whole. Read whole, as `contents`, while it is
+    /// not known yet whether the server takes the message GUID item (the first listing
+    /// that asks learns it, retrying without when refused), and when the EXAMINE gave no
+    /// UIDNEXT (Courier: a STATUS must follow the listing).
+    fn listing(&mut self, mailbox: &MailboxName) -> Result<MessageListing<'_>, StorageError> {
+        if self.session.message_guids().is_some() && self.message_guids.is_none() {
+            return Ok(MessageListing::whole(self.contents(mailbox)?));
+        }
+        let wire = self.wire_name(mailbox);
+        let guid = self.derived_guid(mailbox);
+        let info = self
+            .session
+            .examine_then_list(&wire, self.condstore)
+            .map_err(|e| convert_error(e, "EXAMINE"))?;
+        let Some(uid_next) = info.uid_next.and_then(|uid| Uid::new(uid.get())) else {
+            let mut all = Vec::new();
+            for meta in self.session.listing() {
+                all.push(meta.map_err(|e| convert_error(e, "UID FETCH"))?);
+            }
+            all.sort_by_key(|m| m.uid);
+            all.dedup();
+            return Ok(MessageListing::whole(self.whole_contents(mailbox, &info, all)?));
+        };
         self.examined = Some(mailbox.clone());
-        let messages = self.convert_listing(mailbox, &all);
-        drop(all);
-        let status = self.examined_status(mailbox, &info, info.highest_modseq)?;
-        Ok(MailboxContents { status, messages })
+        let status = examined_status(&info, uid_next, info.highest_modseq, guid)?;
+        let ImapStorage { session, skipped, warnings, .. } = self;
+        let mut converter = ListingConverter::new(mailbox, skipped, warnings);
+        let messages = session.listing().filter_map(move |listed| match listed {
+            Ok(meta) => converter.convert(meta).map(Ok),
+            Err(error) => Some(Err(convert_error(error, "UID FETCH"))),
+        });
+        Ok(MessageListing::new(status, messages))
     }
 
     /// With QRESYNC: EXAMINE, then `UID FETCH 1:* (…) (CHANGEDSINCE m VANISHED)` with the
@@ -642,7 +644,7 @@ impl Storage for ImapStorage {
         listed.sort_by_key(|m| m.uid);
         listed.dedup();
         vanished.sort_unstable();
-        let changed = self.convert_listing(mailbox, &listed);
+        let changed = self.convert_listing(mailbox, listed);
         let status = self.examined_status(mailbox, &info, current)?;
         let mut changes = MailboxChanges::new(status);
         changes.changed = changed;
@@ -833,6 +835,96 @@ fn uid_ranges(set: &SequenceSet) -> impl Iterator<Item = (Uid, Uid)> + '_ {
         let (a, b) = (value(range.start)?, value(range.end)?);
         Some((a.min(b), a.max(b)))
     })
+}
+
+/// The status of an examined mailbox whose UIDNEXT is known.
+fn examined_status(
+    info: &imapc::MailboxInfo,
+    uid_next: Uid,
+    highest_modseq: Option<u64>,
+    guid: MailboxGuid,
+) -> Result<MailboxStatus, StorageError> {
+    let uid_validity = UidValidity::new(info.uid_validity.get())
+        .ok_or_else(|| StorageError::new(ErrorKind::InvalidData, "UIDVALIDITY 0"))?;
+    Ok(MailboxStatus {
+        uid_validity,
+        uid_next,
+        messages: info.exists,
+        highest_modseq,
+        guid: Some(guid),
+        change_token: change_token(uid_validity, uid_next, info.exists, highest_modseq),
+        source_uid_validity: None,
+    })
+}
+
+/// Our messages from the server's listing, one at a time, in the order given. A message
+/// the server gets wrong costs that message at most: UID 0 (no message has it, and none
+/// can be fetched by it) and a second, different message under the UID just listed are
+/// left out and reported ([`Storage::take_skipped`]); the same answer twice in a row is
+/// one message; an INTERNALDATE that is no date leaves the received date to the
+/// message's header, with a warning.
+struct ListingConverter<'a> {
+    mailbox: MailboxName,
+    skipped: &'a mut Vec<Skip>,
+    warnings: &'a mut Vec<String>,
+    /// The server's previous answer.
+    previous: Option<imapc::MessageMeta>,
+    /// The UID of the last message kept.
+    last: Option<Uid>,
+}
+
+impl<'a> ListingConverter<'a> {
+    fn new(
+        mailbox: &MailboxName,
+        skipped: &'a mut Vec<Skip>,
+        warnings: &'a mut Vec<String>,
+    ) -> ListingConverter<'a> {
+        ListingConverter { mailbox: mailbox.clone(), skipped, warnings, previous: None, last: None }
+    }
+
+    fn convert(&mut self, meta: imapc::MessageMeta) -> Option<MessageMeta> {
+        let ours = self.ours(&meta);
+        self.previous = Some(meta);
+        ours
+    }
+
+    fn ours(&mut self, meta: &imapc::MessageMeta) -> Option<MessageMeta> {
+        if self.previous.as_ref() == Some(meta) {
+            return None;
+        }
+        let Some(uid) = Uid::new(meta.uid) else {
+            self.skip(
+                "UID 0".into(),
+                "the server gives a message UID 0, which no message can have (RFC 3501 \
+                 §2.3.1.1): it cannot be fetched by UID, so it is not copied",
+            );
+            return None;
+        };
+        if self.last == Some(uid) {
+            self.skip(
+                format!("UID {uid}"),
+                "the server lists a second, different message under this UID (one UID \
+                 names one message): the first is copied, this one is not",
+            );
+            return None;
+        }
+        if meta.internal_date.is_none() {
+            let sent = meta.invalid.iter().find(|(item, _)| item == "INTERNALDATE").map(|(_, v)| v);
+            let warning = format!(
+                "mailbox {} UID {uid}: the server's INTERNALDATE {:?} is not a valid date; the \
+                 message is copied with the received date its Received: or Date: header gives",
+                self.mailbox,
+                sent.map_or("", String::as_str)
+            );
+            self.warnings.push(warning);
+        }
+        self.last = Some(uid);
+        Some(convert_message(meta, uid))
+    }
+
+    fn skip(&mut self, item: String, reason: &str) {
+        self.skipped.push(Skip::new(Some(self.mailbox.clone()), item, reason));
+    }
 }
 
 fn convert_message(meta: &imapc::MessageMeta, uid: Uid) -> MessageMeta {

@@ -103,7 +103,7 @@ fn non_canonical_names_are_examined_as_listed_and_unmappable_ones_skipped() {
 /// One message's metadata that the server gets wrong, or an unusual but legal answer, costs
 /// at most that message: a malformed INTERNALDATE zone (the received date then comes from
 /// the message's header, with a warning), UID 0 and a second message under one UID
-/// (skipped with a report), bodies in descending UID order (accepted).
+/// (skipped with a report, once), listings and bodies in descending UID order (accepted).
 #[test]
 fn bad_message_metadata_costs_only_that_message() {
     let message = |uid: u32, index: u32| FakeMessage::new(uid, &fixtures::message(index, "m", "x"));
@@ -116,8 +116,15 @@ fn bad_message_metadata_costs_only_that_message() {
         7,
         vec![message(1, 1), bad_date, message(0, 9), message(3, 3), twin, message(4, 4)],
     );
-    let mut descending =
-        FakeMailbox::new(b"Descending", 8, vec![message(1, 11), message(2, 12), message(5, 15)]);
+    // Listed in descending order (UID 0 first), the mailbox is listed twice (streamed,
+    // then whole once the order shows): its UID 0 and the invalid date of its UID 5 are
+    // still reported once.
+    let mut descending = FakeMailbox::new(
+        b"Descending",
+        8,
+        vec![message(1, 11), message(2, 12), message(5, 15), message(0, 19)],
+    );
+    descending.messages[2].internal_date = String::from("01-Jan-2024 10:00:00 GMT");
     descending.descending = true;
     let server = FakeImap::start('/', vec![inbox, descending]);
 
@@ -138,15 +145,18 @@ fn bad_message_metadata_costs_only_that_message() {
     assert_eq!(saved, [("Descending".to_owned(), 3), ("INBOX".to_owned(), 4)], "{report:?}");
     let mut skipped: Vec<String> = report.skipped.iter().map(ToString::to_string).collect();
     skipped.sort();
-    assert_eq!(skipped.len(), 2, "{skipped:?}");
-    assert!(skipped[0].starts_with("source mailbox INBOX: UID 0:"), "{skipped:?}");
-    assert!(skipped[1].starts_with("source mailbox INBOX: UID 3:"), "{skipped:?}");
+    assert_eq!(skipped.len(), 3, "{skipped:?}");
+    assert!(skipped[0].starts_with("source mailbox Descending: UID 0:"), "{skipped:?}");
+    assert!(skipped[1].starts_with("source mailbox INBOX: UID 0:"), "{skipped:?}");
+    assert!(skipped[2].starts_with("source mailbox INBOX: UID 3:"), "{skipped:?}");
     assert_eq!(report.exit_code(), 65);
     let warnings = &report.warnings;
     assert!(
         warnings.iter().any(|w| w.contains("INTERNALDATE") && w.contains("UID 2")),
         "{warnings:?}"
     );
+    let twice_listed = |w: &&String| w.contains("INTERNALDATE") && w.contains("Descending UID 5");
+    assert_eq!(warnings.iter().filter(twice_listed).count(), 1, "{warnings:?}");
 
     let inbox = destination.contents(&name("INBOX")).expect("INBOX");
     let uids: Vec<u32> = inbox.messages.iter().map(|m| m.uid.get()).collect();

@@ -404,3 +404,31 @@ fn inbox_rebuild_keeps_inbox_and_takes_source_identity() {
     assert!(matches!(report.mailboxes[0].action, dsync_core::MailboxAction::Recreate(_)));
     assert_eq!(view(&destination), view(&source));
 }
+
+/// Without GUIDs or state, messages under one UID on both sides are told apart by their
+/// header hashes: one message that differs deep in a large mailbox is found, and the
+/// destination rebuilt from the source.
+#[test]
+fn a_different_message_deep_in_a_large_mailbox_is_found_by_its_header_hash() {
+    let inbox = MailboxName::inbox();
+    let body = |n: u32, text: &str| {
+        format!("Message-ID: <{n}.{text}@example.org>\r\nSubject: {n}\r\n\r\n{text}\r\n")
+            .into_bytes()
+    };
+    let mut source = MemoryStorage::new();
+    let stored = source.add_mailbox(&inbox, UidValidity::new(5).expect("non-zero"));
+    for n in 1..=9_000 {
+        stored.append(&body(n, "same"), Flags::default(), Some(1));
+    }
+    let mut destination = source.clone();
+    let deep = Uid::new(8_500).expect("non-zero");
+    let replaced = destination.mailbox_mut(&inbox).and_then(|m| m.messages.get_mut(&deep));
+    replaced.expect("UID 8500").body = body(8_500, "other");
+
+    let report = backup(&mut source, &mut destination, 1_000).expect("backup");
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let bodies = |storage: &MemoryStorage| -> Vec<Vec<u8>> {
+        storage.mailbox(&inbox).expect("INBOX").messages.values().map(|m| m.body.clone()).collect()
+    };
+    assert_eq!(bodies(&destination), bodies(&source));
+}

@@ -98,6 +98,9 @@ pub(crate) struct Conn {
     bye: Option<Status>,
     /// Set after an error that leaves the stream out of sync.
     broken: bool,
+    /// A metadata listing sent and not read yet (its tag and the mailbox's EXISTS):
+    /// `Session::listing` reads it; otherwise the next command reads and drops it first.
+    pub(crate) unread_listing: Option<(String, u32)>,
     /// `[ALERT]` texts the server sent, for the caller to show: the first
     /// [`MAX_ALERTS`] different ones of the session.
     pub(crate) alerts: Vec<String>,
@@ -136,6 +139,7 @@ impl Conn {
             next_tag: 1,
             bye: None,
             broken: false,
+            unread_listing: None,
             alerts: Vec::new(),
             alerts_dropped: 0,
             alerts_kept: 0,
@@ -151,6 +155,12 @@ impl Conn {
             literal_minus: self.capabilities.has("LITERAL-") || self.capabilities.has("IMAP4rev2"),
             utf8: self.utf8,
         }
+    }
+
+    /// Marks the connection unusable: what it reads next cannot be trusted to belong to
+    /// the next command.
+    pub(crate) fn mark_broken(&mut self) {
+        self.broken = true;
     }
 
     pub(crate) fn guard<T>(&mut self, result: Result<T>) -> Result<T> {
@@ -332,6 +342,14 @@ impl Conn {
         }
         if self.appends.in_flight() > 0 {
             super::append::drain(self)?;
+        }
+        if let Some((tag, _)) = self.unread_listing.take() {
+            // Its answers come before the next command's: read and drop them.
+            if let Err(error) = self.finish(&tag, "UID FETCH", &mut |_| Ok(()))
+                && error.is_fatal()
+            {
+                return Err(error);
+            }
         }
         let tag = self.next_tag();
         let encoded = encode(&tag, command, self.encode_options());

@@ -161,32 +161,22 @@ pub(crate) fn uid_fetch(
     let items_len: usize = 64 + items.len() * 24;
     let batches =
         set.split(per_command, conn.options.max_command_len.saturating_sub(items_len).max(64));
-    run_uid_fetch(conn, &batches, items, items_len, modifiers, VecDeque::new(), handler)
+    run_uid_fetch(conn, &batches, items, items_len, modifiers, handler)
 }
 
-/// Reads the answers of a `UID FETCH` that was already sent (tag `tag`) into `handler`.
-pub(crate) fn finish_uid_fetch(
-    conn: &mut Conn,
-    tag: String,
-    handler: &mut dyn FetchHandler,
-) -> Result<()> {
-    let in_flight = VecDeque::from([(tag, 0)]);
-    run_uid_fetch(conn, &[], &[], 0, Modifiers::default(), in_flight, handler)
-}
-
-/// Sends `batches` (keeping the pipeline full) and reads answers until every command,
-/// including those already `in_flight` (tag, command length), is answered.
+/// Sends `batches` (keeping the pipeline full) and reads answers until every command is
+/// answered.
 fn run_uid_fetch(
     conn: &mut Conn,
     batches: &[SequenceSet],
     items: &[FetchItem],
     items_len: usize,
     modifiers: Modifiers,
-    mut in_flight: VecDeque<(String, usize)>,
     handler: &mut dyn FetchHandler,
 ) -> Result<()> {
     let depth = conn.options.pipeline_depth.max(1);
-    let mut unanswered_bytes: usize = in_flight.iter().map(|(_, length)| length).sum();
+    let mut in_flight: VecDeque<(String, usize)> = VecDeque::new();
+    let mut unanswered_bytes: usize = 0;
     let mut next = 0;
     let mut handler_error: Option<io::Error> = None;
     let mut failure: Option<Error> = None;
@@ -279,7 +269,7 @@ fn run_uid_fetch(
     Ok(())
 }
 
-fn is_fetch(raw: &[u8]) -> bool {
+pub(crate) fn is_fetch(raw: &[u8]) -> bool {
     let mut words = raw.split(|&b| b == b' ');
     words.next().is_some_and(|n| !n.is_empty() && n.iter().all(u8::is_ascii_digit))
         && words.next().is_some_and(|w| w.eq_ignore_ascii_case(b"FETCH"))

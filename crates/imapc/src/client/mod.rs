@@ -4,6 +4,7 @@ mod append;
 mod auth;
 mod conn;
 mod fetch;
+mod listing;
 mod mailbox;
 mod session;
 
@@ -19,6 +20,7 @@ use conn::Conn;
 pub use append::{AppendOutcome, MAX_APPENDS_IN_FLIGHT};
 pub use auth::AuthMechanism;
 pub use fetch::{FetchHandler, GuidItem, MessageMeta};
+pub use listing::MetadataListing;
 pub use mailbox::{ListOptions, ListResult, MailboxInfo, SelectOptions};
 pub use mailnet::{Trace, TraceDirection};
 pub use session::{AppendUid, CopyUids, Expunged, IdFields, Session};

@@ -12,6 +12,7 @@ use crate::types::{Capabilities, Flag, MailboxName, SequenceSet, Uid, UidValidit
 use super::append::{self, AppendOutcome};
 use super::conn::{Conn, check};
 use super::fetch::{self, FetchHandler, GuidItem, MessageMeta, MetaHandler, Modifiers};
+use super::listing::MetadataListing;
 use super::mailbox::{self, ListOptions, ListResult, MailboxInfo, SelectOptions};
 
 /// An authenticated connection. Only a `Session` can select mailboxes and fetch mail.
@@ -414,15 +415,51 @@ impl Session {
     }
 
     /// EXAMINE `mailbox` and [`fetch_metadata_all`](Self::fetch_metadata_all) of it in one
-    /// round trip: the `UID FETCH 1:*` is sent right behind the EXAMINE (RFC 3501 §5.5: the
-    /// server completes the EXAMINE before it runs the FETCH). Over a 100 ms round trip this
-    /// saves 0.1 s per mailbox. When the EXAMINE fails, the FETCH's answer is read and
-    /// dropped and the EXAMINE's error returned.
+    /// round trip ([`examine_listing`](Self::examine_listing), read whole): the listing
+    /// sorted by UID, a message answered twice alike once (two different answers under one
+    /// UID are both kept, for the caller to report).
     pub fn examine_with_metadata(
         &mut self,
         mailbox: &MailboxName,
         with_modseq: bool,
     ) -> Result<(MailboxInfo, Vec<MessageMeta>)> {
+        let (info, listing) = self.examine_listing(mailbox, with_modseq)?;
+        // A server's EXISTS bounds the listing (and what it costs to keep); never trust it
+        // for more than a first allocation.
+        let mut all_meta = Vec::with_capacity((info.exists as usize).min(1 << 16));
+        for meta in listing {
+            all_meta.push(meta?);
+        }
+        all_meta.sort_by_key(|m| m.uid);
+        all_meta.dedup();
+        Ok((info, all_meta))
+    }
+
+    /// EXAMINE `mailbox` with the metadata listing of all its messages (the items of
+    /// [`fetch_metadata`](Self::fetch_metadata)) in one round trip
+    /// ([`examine_then_list`](Self::examine_then_list), then [`listing`](Self::listing)).
+    pub fn examine_listing(
+        &mut self,
+        mailbox: &MailboxName,
+        with_modseq: bool,
+    ) -> Result<(MailboxInfo, MetadataListing<'_>)> {
+        let info = self.examine_then_list(mailbox, with_modseq)?;
+        Ok((info, self.listing()))
+    }
+
+    /// EXAMINE `mailbox` and start the metadata listing of all its messages (the items of
+    /// [`fetch_metadata`](Self::fetch_metadata)) in one round trip: the `UID FETCH 1:*` is
+    /// sent right behind the EXAMINE (RFC 3501 §5.5: the server completes the EXAMINE
+    /// before it runs the FETCH); over a 100 ms round trip this saves 0.1 s per mailbox.
+    /// Returns the EXAMINE's answer; [`listing`](Self::listing) then reads the listing as
+    /// the caller iterates it, so that it costs no memory of its own. Any other command
+    /// first reads and drops what is left of it. When the EXAMINE fails, the FETCH's
+    /// answer is read and dropped and the EXAMINE's error returned.
+    pub fn examine_then_list(
+        &mut self,
+        mailbox: &MailboxName,
+        with_modseq: bool,
+    ) -> Result<MailboxInfo> {
         self.selected = None;
         let items = self.metadata_items(with_modseq);
         let all = SequenceSet::all();
@@ -445,7 +482,9 @@ impl Session {
         );
         let Some(fetch_tag) = fetch_tag else {
             // Not even sent: nothing to read.
-            return selected.map(|info| (info, Vec::new()));
+            return Err(selected.err().unwrap_or_else(|| {
+                Error::Protocol("the listing's UID FETCH was not sent".into())
+            }));
         };
         let info = match selected {
             Ok(info) => info,
@@ -458,21 +497,16 @@ impl Session {
             }
         };
         self.selected = Some(mailbox.clone());
-        // A server's EXISTS bounds the listing (and what it costs to keep); never trust it
-        // for more than a first allocation.
-        let mut all_meta = Vec::with_capacity((info.exists as usize).min(1 << 16));
-        let mut each = |meta: MessageMeta| {
-            all_meta.push(meta);
-            Ok(())
-        };
-        let mut handler = MetaHandler::new(&all, &mut each, Some(info.exists));
-        let fetched = fetch::finish_uid_fetch(&mut self.conn, fetch_tag, &mut handler);
-        handler.check(fetched)?;
-        all_meta.sort_by_key(|m| m.uid);
-        // A message answered twice alike is one; two different answers under one UID are
-        // both kept, for the caller to report.
-        all_meta.dedup();
-        Ok((info, all_meta))
+        self.conn.unread_listing = Some((fetch_tag, info.exists));
+        Ok(info)
+    }
+
+    /// The listing [`examine_then_list`](Self::examine_then_list) started, read as the
+    /// caller iterates it, in the server's order ([`MetadataListing`]); an empty one when
+    /// none is waiting (it was read, or another command came between).
+    pub fn listing(&mut self) -> MetadataListing<'_> {
+        let (tag, exists) = self.conn.unread_listing.take().unzip();
+        MetadataListing::new(&mut self.conn, tag, exists.unwrap_or(0))
     }
 
     /// [`fetch_metadata`](Self::fetch_metadata) of the whole mailbox (`1:*`), collected and

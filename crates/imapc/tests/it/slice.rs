@@ -167,7 +167,7 @@ fn list_subscriptions_examine_and_fetch_match_the_oracle() {
 }
 
 #[test]
-fn examine_with_metadata_equals_examine_then_fetch_and_survives_a_missing_mailbox() {
+fn examine_with_metadata_and_streamed_equal_examine_then_fetch_and_survive_a_missing_mailbox() {
     let dovecot = populated();
     let mut session = login(&dovecot);
     for entry in session.list("", "*").expect("LIST") {
@@ -181,6 +181,22 @@ fn examine_with_metadata_equals_examine_then_fetch_and_survives_a_missing_mailbo
         assert_eq!(pipelined_info, info, "{}", entry.name);
         assert_eq!(pipelined, metadata, "{}", entry.name);
         assert_eq!(session.selected(), Some(&entry.name));
+        // Streamed: Dovecot answers in ascending UID order, so the same listing as read.
+        let (streamed_info, listing) =
+            session.examine_listing(&entry.name, false).expect("streamed");
+        assert_eq!(streamed_info, info, "{}", entry.name);
+        let streamed: Vec<_> = listing.collect::<Result<_, _>>().expect("streamed listing");
+        assert_eq!(streamed, metadata, "{}", entry.name);
+        // Stopped after the first answer: the rest is read when it is dropped.
+        let (_, mut listing) = session.examine_listing(&entry.name, false).expect("again");
+        let first = listing.next().transpose().expect("first answer");
+        assert_eq!(first.as_ref(), metadata.first(), "{}", entry.name);
+        drop(listing);
+        assert_eq!(session.examine(&entry.name).expect("EXAMINE after").exists, info.exists);
+        // Not read at all: the next command reads it first, and it is gone.
+        session.examine_then_list(&entry.name, false).expect("started");
+        assert_eq!(session.examine(&entry.name).expect("EXAMINE after").exists, info.exists);
+        assert_eq!(session.listing().count(), 0, "{}", entry.name);
     }
     let missing = MailboxName::from_utf8("Does not exist");
     let error = session.examine_with_metadata(&missing, true).expect_err("missing mailbox");

@@ -294,6 +294,85 @@ fn a_listing_beyond_exists_is_a_protocol_error() {
     assert_eq!(session.fetch_metadata_all().expect("3 of 3").len(), 3);
 }
 
+/// A fake server (Dovecot answers in UID order and never stops early): a streamed listing
+/// gives the answers as the server sent them — out of order too, for the caller to
+/// notice — passes over an unsolicited FETCH without every item, and, dropped before its
+/// end, reads the rest so that the next command's answer is its own.
+#[test]
+fn a_streamed_listing_comes_as_sent_and_can_stop_early() {
+    let line = |uid: u32| {
+        format!(
+            "* {uid} FETCH (UID {uid} FLAGS (\\Seen) INTERNALDATE \"01-Jan-2024 00:00:00 +0000\" RFC822.SIZE {uid}0)\r\n"
+        )
+    };
+    let listing = [line(3), "* 1 FETCH (UID 1 FLAGS ())\r\n".into(), line(1), line(2)].concat();
+    let server = FakeServer::start(vec![
+        Step::send(GREETING),
+        Step::Read,
+        Step::send("{tag} OK [CAPABILITY IMAP4rev1 LITERAL+] Logged in\r\n"),
+        Step::Read, // EXAMINE
+        Step::Read, // UID FETCH 1:*, pipelined behind it
+        Step::send("* 3 EXISTS\r\n* OK [UIDVALIDITY 42] ok\r\nA2 OK [READ-ONLY] ok\r\n"),
+        Step::Send([listing.clone(), "A3 OK done\r\n".into()].concat().into_bytes()),
+        Step::Read, // EXAMINE again
+        Step::Read,
+        Step::send("* 3 EXISTS\r\n* OK [UIDVALIDITY 42] ok\r\nA4 OK [READ-ONLY] ok\r\n"),
+        Step::Send([listing, "A5 OK done\r\n".into()].concat().into_bytes()),
+        Step::Read,
+        Step::send("{tag} OK still in sync\r\n"),
+    ]);
+    let mut session = logged_in(&server, &fast(server.port(), Security::Plain));
+    let inbox = MailboxName::from_utf8("INBOX");
+    let (info, listing) = session.examine_listing(&inbox, false).expect("EXAMINE");
+    assert_eq!(info.exists, 3);
+    let listed: Vec<(u32, u64)> = listing
+        .map(|meta| meta.map(|m| (m.uid, m.rfc822_size)))
+        .collect::<Result<_, _>>()
+        .expect("listing");
+    assert_eq!(listed, [(3, 30), (1, 10), (2, 20)], "as sent, the partial answer passed over");
+
+    let (_, mut listing) = session.examine_listing(&inbox, false).expect("EXAMINE");
+    assert_eq!(listing.next().expect("one").expect("answer").uid, 3);
+    drop(listing);
+    session.noop().expect("the rest was read: still in sync");
+}
+
+/// The same bound as the whole listing's, streamed: more answers than EXISTS end the
+/// listing with the error after what was within it, and the session stays in sync.
+#[test]
+fn a_streamed_listing_beyond_exists_ends_with_a_protocol_error() {
+    let line = |uid: u32| {
+        format!(
+            "* {uid} FETCH (UID {uid} FLAGS () INTERNALDATE \"01-Jan-2024 00:00:00 +0000\" RFC822.SIZE 5)\r\n"
+        )
+    };
+    let flood: String = (1..=20_000).map(line).collect();
+    let server = FakeServer::start(vec![
+        Step::send(GREETING),
+        Step::Read,
+        Step::send("{tag} OK [CAPABILITY IMAP4rev1 LITERAL+] Logged in\r\n"),
+        Step::Read,
+        Step::Read,
+        Step::send("* 4 EXISTS\r\n* OK [UIDVALIDITY 42] ok\r\nA2 OK [READ-ONLY] ok\r\n"),
+        Step::Send(flood.into_bytes()),
+        Step::send("A3 OK done\r\n"),
+        Step::Read,
+        Step::send("{tag} OK still in sync\r\n"),
+    ]);
+    let mut session = logged_in(&server, &fast(server.port(), Security::Plain));
+    let (_, listing) =
+        session.examine_listing(&MailboxName::from_utf8("INBOX"), false).expect("EXAMINE");
+    let results: Vec<_> = listing.collect();
+    assert_eq!(results.len(), 5, "four messages, then the error, then nothing");
+    assert!(results[..4].iter().all(Result::is_ok));
+    assert!(
+        matches!(&results[4], Err(Error::Protocol(text)) if text.contains("more messages than the 4")),
+        "{:?}",
+        results[4]
+    );
+    session.noop().expect("the rest was read: still in sync");
+}
+
 /// A fake server that echoes what it was sent (Dovecot never does): the password and its
 /// SASL encoding are masked in errors, in the trace, and in alerts.
 #[test]

@@ -2,7 +2,7 @@
 //! converted, sizes counted) until the store's `save` finishes it.
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufRead, BufWriter, Write};
 use std::path::PathBuf;
 
 use crate::crlf::{ChunkWrite, ConvertingWriter};
@@ -60,6 +60,18 @@ impl ChunkWrite for Target {
             }
             Target::Queued(file) => file.take_chunk(chunk),
         }
+    }
+}
+
+impl PendingMessage {
+    /// Writes everything `source` holds, converting line ends straight from its buffer
+    /// ([`BufRead::fill_buf`]) into the bytes that go to the file: no copy into a buffer
+    /// of the caller's first. Returns how many bytes were read.
+    pub fn write_from(&mut self, source: &mut dyn BufRead) -> io::Result<u64> {
+        let Some(writer) = &mut self.writer else {
+            return Err(io::Error::other("message already finished"));
+        };
+        crate::crlf::write_all_from(writer, source)
     }
 }
 

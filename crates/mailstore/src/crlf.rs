@@ -22,7 +22,7 @@ pub enum LineEndings {
 }
 
 /// Where a [`ConvertingWriter`] puts converted bytes: a writer that may also take a whole
-/// buffer of them (the writer thread's queue takes it without copying).
+/// buffer of them.
 pub(crate) trait ChunkWrite: Write {
     /// Writes all of `chunk` and leaves it empty; the default copies it out.
     fn write_chunk(&mut self, chunk: &mut Vec<u8>) -> io::Result<()> {
@@ -72,14 +72,25 @@ impl<W: ChunkWrite> ConvertingWriter<W> {
         self
     }
 
-    /// The writer converted bytes go to.
-    pub(crate) fn inner(&self) -> &W {
-        &self.inner
+    /// Like [`buffering`](Self::buffering), gathering into `scratch` (emptied first): the
+    /// buffer of an earlier message, handed back by [`finish_keeping`](Self::finish_keeping),
+    /// saves allocating one per message.
+    pub(crate) fn buffering_into(mut self, limit: usize, mut scratch: Vec<u8>) -> Self {
+        scratch.clear();
+        self.scratch = scratch;
+        self.buffering(limit)
     }
 
     /// Writes what is still held back (a final lone CR) and returns the inner writer with
     /// the physical (stored) and virtual (CRLF) sizes.
-    pub(crate) fn finish(mut self) -> io::Result<(W, u64, u64)> {
+    pub(crate) fn finish(self) -> io::Result<(W, u64, u64)> {
+        let (inner, physical, virtual_size, _) = self.finish_keeping()?;
+        Ok((inner, physical, virtual_size))
+    }
+
+    /// Like [`finish`](Self::finish), also handing back the (emptied) buffer converted bytes
+    /// were gathered in, for the next message's [`buffering_into`](Self::buffering_into).
+    pub(crate) fn finish_keeping(mut self) -> io::Result<(W, u64, u64, Vec<u8>)> {
         if self.pending_cr {
             self.pending_cr = false;
             let start = self.scratch.len();
@@ -87,7 +98,8 @@ impl<W: ChunkWrite> ConvertingWriter<W> {
             self.count_stored(start);
         }
         self.flush_scratch()?;
-        Ok((self.inner, self.physical, self.physical + self.bare_lf))
+        self.scratch.clear();
+        Ok((self.inner, self.physical, self.physical + self.bare_lf, self.scratch))
     }
 
     /// Counts the bytes converted into `scratch[start..]` as stored: every byte, and every LF not
@@ -427,7 +439,7 @@ mod tests {
             cuts in proptest::collection::vec(0usize..200_000, 0..6),
             huge_line_at in proptest::option::of(0usize..96),
             crlf in proptest::bool::ANY,
-            limit in proptest::prop_oneof![0usize..80, Just(crate::maildir::writer::CHUNK)],
+            limit in proptest::prop_oneof![0usize..80, Just(crate::maildir::save::CHUNK)],
         ) {
             let mode = if crlf { LineEndings::Crlf } else { LineEndings::Lf };
             let mut input = input;

@@ -11,7 +11,7 @@
 //! message: a storage that keeps LF on disk converts in both directions.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
+use std::io::{BufRead, Read};
 
 mod sinks;
 
@@ -318,6 +318,13 @@ pub trait MessageSink {
     /// The body of the next message. Reading it to the end is not required.
     fn body(&mut self, body: &mut dyn Read) -> Result<(), StorageError>;
 
+    /// Like [`body`](Self::body) (which the default calls), from a source that holds the
+    /// bytes in a buffer of its own (an IMAP connection's receive buffer): a sink that
+    /// converts or writes them in place saves a copy per message.
+    fn body_buffered(&mut self, body: &mut dyn BufRead) -> Result<(), StorageError> {
+        self.body(body)
+    }
+
     /// The body delivered last belongs to `uid`.
     fn done(&mut self, uid: Uid) -> Result<(), StorageError>;
 
@@ -578,6 +585,13 @@ pub trait MailboxWriter {
     /// Stages the body of the next message to save (see [`MailboxWriter::save_finish`]).
     /// A body staged earlier and never finished is discarded.
     fn save_body(&mut self, body: &mut dyn Read) -> Result<(), StorageError>;
+
+    /// Like [`save_body`](Self::save_body) (which the default calls), with the bytes read
+    /// in place from the source's buffer: a storage that converts or writes them from
+    /// there saves a copy per message.
+    fn save_body_buffered(&mut self, body: &mut dyn BufRead) -> Result<(), StorageError> {
+        self.save_body(body)
+    }
 
     /// Saves the staged body with `meta`: its UID (forced; at least the mailbox's UIDNEXT
     /// and above every UID saved before), flags, keywords, received date and, where the

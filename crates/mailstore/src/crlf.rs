@@ -9,7 +9,7 @@
 //! spam). Dovecot stores `\r\n`, which it then serves as `\r\n`: a CR of the message is
 //! lost. We keep such a CRLF as it is, so what IMAP serves is the message that was saved.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 
 /// How message bodies are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -22,7 +22,7 @@ pub enum LineEndings {
 }
 
 /// Where a [`ConvertingWriter`] puts converted bytes: a writer that may also take a whole
-/// buffer of them (the writer thread's queue takes it without copying).
+/// buffer of them.
 pub(crate) trait ChunkWrite: Write {
     /// Writes all of `chunk` and leaves it empty; the default copies it out.
     fn write_chunk(&mut self, chunk: &mut Vec<u8>) -> io::Result<()> {
@@ -72,14 +72,25 @@ impl<W: ChunkWrite> ConvertingWriter<W> {
         self
     }
 
-    /// The writer converted bytes go to.
-    pub(crate) fn inner(&self) -> &W {
-        &self.inner
+    /// Like [`buffering`](Self::buffering), gathering into `scratch` (emptied first): the
+    /// buffer of an earlier message, handed back by [`finish_keeping`](Self::finish_keeping),
+    /// saves allocating one per message.
+    pub(crate) fn buffering_into(mut self, limit: usize, mut scratch: Vec<u8>) -> Self {
+        scratch.clear();
+        self.scratch = scratch;
+        self.buffering(limit)
     }
 
     /// Writes what is still held back (a final lone CR) and returns the inner writer with
     /// the physical (stored) and virtual (CRLF) sizes.
-    pub(crate) fn finish(mut self) -> io::Result<(W, u64, u64)> {
+    pub(crate) fn finish(self) -> io::Result<(W, u64, u64)> {
+        let (inner, physical, virtual_size, _) = self.finish_keeping()?;
+        Ok((inner, physical, virtual_size))
+    }
+
+    /// Like [`finish`](Self::finish), also handing back the (emptied) buffer converted bytes
+    /// were gathered in, for the next message's [`buffering_into`](Self::buffering_into).
+    pub(crate) fn finish_keeping(mut self) -> io::Result<(W, u64, u64, Vec<u8>)> {
         if self.pending_cr {
             self.pending_cr = false;
             let start = self.scratch.len();
@@ -87,7 +98,8 @@ impl<W: ChunkWrite> ConvertingWriter<W> {
             self.count_stored(start);
         }
         self.flush_scratch()?;
-        Ok((self.inner, self.physical, self.physical + self.bare_lf))
+        self.scratch.clear();
+        Ok((self.inner, self.physical, self.physical + self.bare_lf, self.scratch))
     }
 
     /// Counts the bytes converted into `scratch[start..]` as stored: every byte, and every LF not
@@ -190,6 +202,29 @@ impl<W: ChunkWrite> Write for ConvertingWriter<W> {
     fn flush(&mut self) -> io::Result<()> {
         self.flush_scratch()?;
         self.inner.flush()
+    }
+}
+
+/// Writes everything `source` holds into `writer` straight from `source`'s buffer
+/// ([`BufRead::fill_buf`], then [`BufRead::consume`] of what was written): with a
+/// [`ConvertingWriter`] the line ends are converted from there into the bytes that go to
+/// the file, with no copy into a buffer in between. Returns how many bytes were read.
+pub(crate) fn write_all_from<W: Write + ?Sized>(
+    writer: &mut W,
+    source: &mut dyn BufRead,
+) -> io::Result<u64> {
+    let mut total = 0;
+    loop {
+        let bytes = match source.fill_buf() {
+            Ok([]) => return Ok(total),
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        let n = bytes.len();
+        writer.write_all(bytes)?;
+        source.consume(n);
+        total += n as u64;
     }
 }
 
@@ -317,6 +352,65 @@ mod tests {
         (stored, physical, physical + bare_lf)
     }
 
+    /// A reader that hands out `chunks` one `fill_buf` at a time (as a connection's
+    /// receive buffer does, cut wherever the reads fell).
+    struct Chunked<'a> {
+        chunks: Vec<&'a [u8]>,
+        at: usize,
+        offset: usize,
+    }
+
+    impl Read for Chunked<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let available = self.fill_buf()?;
+            let n = available.len().min(buf.len());
+            buf[..n].copy_from_slice(&available[..n]);
+            self.consume(n);
+            Ok(n)
+        }
+    }
+
+    impl BufRead for Chunked<'_> {
+        fn fill_buf(&mut self) -> io::Result<&[u8]> {
+            while self.at < self.chunks.len() && self.offset == self.chunks[self.at].len() {
+                self.at += 1;
+                self.offset = 0;
+            }
+            Ok(self.chunks.get(self.at).map_or(&[][..], |chunk| &chunk[self.offset..]))
+        }
+        fn consume(&mut self, amount: usize) {
+            self.offset += amount;
+        }
+    }
+
+    /// `input` cut at `cuts` (taken modulo its length, in any order).
+    fn cut<'a>(input: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
+        let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+        cuts.sort_unstable();
+        let mut chunks = Vec::new();
+        let mut start = 0;
+        for cut in cuts {
+            chunks.push(&input[start..cut]);
+            start = cut;
+        }
+        chunks.push(&input[start..]);
+        chunks
+    }
+
+    #[test]
+    fn converted_from_the_source_buffer_with_a_cr_ending_each_chunk() {
+        // Every chunk but the last ends in CR: each line end is decided by the next chunk.
+        let input = b"a\r\nb\r\r\n\rc\r\n\r";
+        let cuts: Vec<usize> =
+            (0..input.len()).filter(|&at| input[at] == b'\r').map(|at| at + 1).collect();
+        for mode in [LineEndings::Lf, LineEndings::Crlf] {
+            let mut writer = ConvertingWriter::new(Vec::new(), mode).buffering(4);
+            let mut source = Chunked { chunks: cut(input, &cuts), at: 0, offset: 0 };
+            assert_eq!(write_all_from(&mut writer, &mut source).unwrap(), input.len() as u64);
+            assert_eq!(writer.finish().unwrap(), reference(mode, input), "{mode:?}");
+        }
+    }
+
     proptest::proptest! {
         /// A message with CRLF line ends (lone CRs allowed) is served exactly as saved.
         #[test]
@@ -333,6 +427,32 @@ mod tests {
             CrlfReader::new(&stored[..]).read_to_end(&mut served).unwrap();
             proptest::prop_assert_eq!(&served, &input);
             proptest::prop_assert_eq!(virtual_size, input.len() as u64);
+        }
+
+        /// Converting straight from a source's buffer, cut anywhere (a CR ending a chunk,
+        /// lone CRs and LFs, lines far longer than the buffer the writer gathers), stores
+        /// what converting the whole message at once stores, with the same sizes.
+        #[test]
+        fn converted_from_the_source_buffer_as_from_one_piece(
+            input in proptest::collection::vec(
+                proptest::prop_oneof![Just(b'\r'), Just(b'\n'), Just(b'a')], 0..96),
+            cuts in proptest::collection::vec(0usize..200_000, 0..6),
+            huge_line_at in proptest::option::of(0usize..96),
+            crlf in proptest::bool::ANY,
+            limit in proptest::prop_oneof![0usize..80, Just(crate::maildir::save::CHUNK)],
+        ) {
+            let mode = if crlf { LineEndings::Crlf } else { LineEndings::Lf };
+            let mut input = input;
+            if let Some(at) = huge_line_at {
+                // A line longer than the 64 KiB the writer gathers before writing.
+                let at = at.min(input.len());
+                input.splice(at..at, std::iter::repeat_n(b'a', 70_000));
+            }
+            let mut source = Chunked { chunks: cut(&input, &cuts), at: 0, offset: 0 };
+            let mut writer = ConvertingWriter::new(Vec::new(), mode).buffering(limit);
+            let read = write_all_from(&mut writer, &mut source).unwrap();
+            proptest::prop_assert_eq!(read, input.len() as u64);
+            proptest::prop_assert!(writer.finish().unwrap() == reference(mode, &input));
         }
 
         #[test]

@@ -2,7 +2,7 @@
 //! keeps it.
 
 use std::collections::BTreeSet;
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
 use mailstore::{
@@ -447,6 +447,16 @@ impl MailboxWriter for MaildirWriter<'_> {
     fn save_body(&mut self, body: &mut dyn Read) -> Result<(), StorageError> {
         let mut pending = self.mailbox.begin_save().map_err(convert_error)?;
         crate::storage::copy_body(body, &mut pending, &mut self.buffer).map_err(|error| {
+            let kind = ErrorKind::from_io(&error);
+            StorageError::with_source(kind, "writing message to the Maildir", error)
+        })?;
+        self.pending = Some(pending);
+        Ok(())
+    }
+
+    fn save_body_buffered(&mut self, body: &mut dyn BufRead) -> Result<(), StorageError> {
+        let mut pending = self.mailbox.begin_save().map_err(convert_error)?;
+        pending.write_from(body).map_err(|error| {
             let kind = ErrorKind::from_io(&error);
             StorageError::with_source(kind, "writing message to the Maildir", error)
         })?;

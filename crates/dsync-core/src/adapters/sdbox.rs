@@ -3,7 +3,7 @@
 //! by transactions appended to `dovecot.index.log` under Dovecot's lock.
 
 use std::collections::BTreeSet;
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 use std::path::Path;
 
 use mailstore::{
@@ -382,6 +382,16 @@ impl MailboxWriter for SdboxWriter<'_> {
     fn save_body(&mut self, body: &mut dyn Read) -> Result<(), StorageError> {
         let mut pending = self.mailbox.begin_save().map_err(convert_error)?;
         io::copy(body, &mut pending).map_err(|error| {
+            let kind = ErrorKind::from_io(&error);
+            StorageError::with_source(kind, "writing message to the sdbox", error)
+        })?;
+        self.pending = Some(pending);
+        Ok(())
+    }
+
+    fn save_body_buffered(&mut self, body: &mut dyn BufRead) -> Result<(), StorageError> {
+        let mut pending = self.mailbox.begin_save().map_err(convert_error)?;
+        pending.write_from(body).map_err(|error| {
             let kind = ErrorKind::from_io(&error);
             StorageError::with_source(kind, "writing message to the sdbox", error)
         })?;

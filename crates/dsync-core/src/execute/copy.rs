@@ -2,7 +2,7 @@
 //! UID order, committed every `commit_interval` saves.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 
 use super::{Names, Observer};
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
@@ -324,15 +324,20 @@ impl CopySink<'_, '_, '_> {
     }
 }
 
-impl MessageSink for CopySink<'_, '_, '_> {
-    fn body(&mut self, body: &mut dyn Read) -> Result<(), StorageError> {
-        let mut counting = CountingReader { inner: body, count: 0, failed: None };
-        match self.copier.writer.save_body(&mut counting) {
+impl CopySink<'_, '_, '_> {
+    /// What saving a body (read through a [`CountingReader`]) came to.
+    fn after_body(
+        &mut self,
+        saved: Result<(), StorageError>,
+        count: u64,
+        failed: Option<(io::ErrorKind, String)>,
+    ) -> Result<(), StorageError> {
+        match saved {
             Ok(()) => {
-                self.staged_bytes = Some(counting.count);
+                self.staged_bytes = Some(count);
                 Ok(())
             }
-            Err(error) => match counting.failed.take() {
+            Err(error) => match failed {
                 // The body could not be read (the source's connection was lost
                 // mid-message): the writer only passed that on, so the source is to blame.
                 Some((kind, text)) => {
@@ -346,6 +351,20 @@ impl MessageSink for CopySink<'_, '_, '_> {
                 None => Err(self.fail(error)),
             },
         }
+    }
+}
+
+impl MessageSink for CopySink<'_, '_, '_> {
+    fn body(&mut self, body: &mut dyn Read) -> Result<(), StorageError> {
+        let mut counting = CountingReader { inner: body, count: 0, failed: None };
+        let saved = self.copier.writer.save_body(&mut counting);
+        self.after_body(saved, counting.count, counting.failed)
+    }
+
+    fn body_buffered(&mut self, body: &mut dyn BufRead) -> Result<(), StorageError> {
+        let mut counting = CountingReader { inner: body, count: 0, failed: None };
+        let saved = self.copier.writer.save_body_buffered(&mut counting);
+        self.after_body(saved, counting.count, counting.failed)
     }
 
     fn done(&mut self, uid: Uid) -> Result<(), StorageError> {
@@ -365,27 +384,52 @@ impl MessageSink for CopySink<'_, '_, '_> {
     }
 }
 
-/// Counts what the writer reads, and remembers when reading (the source) failed.
-struct CountingReader<'a> {
-    inner: &'a mut dyn Read,
+/// Counts what the writer reads (or consumes, read in place), and remembers when reading
+/// (the source) failed.
+struct CountingReader<'a, R: ?Sized> {
+    inner: &'a mut R,
     count: u64,
     /// The read error, when the source failed rather than the writer.
     failed: Option<(io::ErrorKind, String)>,
 }
 
-impl Read for CountingReader<'_> {
+impl<R: ?Sized> CountingReader<'_, R> {
+    fn failed(&mut self, error: io::Error) -> io::Error {
+        if error.kind() != io::ErrorKind::Interrupted {
+            self.failed = Some((error.kind(), error.to_string()));
+        }
+        error
+    }
+}
+
+impl<R: Read + ?Sized> Read for CountingReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self.inner.read(buf) {
             Ok(n) => {
                 self.count += n as u64;
                 Ok(n)
             }
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => Err(error),
+            Err(error) => Err(self.failed(error)),
+        }
+    }
+}
+
+impl<R: BufRead + ?Sized> BufRead for CountingReader<'_, R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        match self.inner.fill_buf() {
+            Ok(bytes) => Ok(bytes),
             Err(error) => {
-                self.failed = Some((error.kind(), error.to_string()));
+                if error.kind() != io::ErrorKind::Interrupted {
+                    self.failed = Some((error.kind(), error.to_string()));
+                }
                 Err(error)
             }
         }
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.count += amount as u64;
+        self.inner.consume(amount);
     }
 }
 

@@ -2,7 +2,7 @@
 //! [`Storage::fetch`](super::Storage::fetch), and spooled bodies saved under new UIDs.
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{BufRead, Read};
 
 use super::{MailboxWriter, MessageSink};
 use crate::error::{ErrorKind, StorageError};
@@ -78,6 +78,10 @@ impl<'a> RenumberSink<'a> {
 impl MessageSink for RenumberSink<'_> {
     fn body(&mut self, body: &mut dyn Read) -> Result<(), StorageError> {
         self.writer.save_body(body)
+    }
+
+    fn body_buffered(&mut self, body: &mut dyn BufRead) -> Result<(), StorageError> {
+        self.writer.save_body_buffered(body)
     }
 
     fn done(&mut self, uid: Uid) -> Result<(), StorageError> {

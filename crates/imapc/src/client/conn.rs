@@ -572,6 +572,23 @@ impl<'c> BodyReader<'c> {
     }
 }
 
+impl BodyReader<'_> {
+    /// Marks the connection unusable after a failed or cut read and keeps the typed error.
+    fn read_failed(&mut self, error: mailnet::Error) -> io::Error {
+        self.conn.broken = true;
+        let kind = if error.is_timeout() { io::ErrorKind::TimedOut } else { io::ErrorKind::Other };
+        self.error = Some(Error::Net(error));
+        kind.into()
+    }
+
+    /// The server closed the connection inside the body.
+    fn cut_short(&mut self) -> io::Error {
+        self.conn.broken = true;
+        self.error = Some(Error::Net(mailnet::Error::Closed { operation: "read body" }));
+        io::ErrorKind::UnexpectedEof.into()
+    }
+}
+
 impl Read for BodyReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.remaining == 0 || buf.is_empty() {
@@ -581,29 +598,41 @@ impl Read for BodyReader<'_> {
         let mut n = self.conn.decoder.read_body(&mut buf[..max]);
         if n == 0 {
             match self.conn.stream.read_some(&mut buf[..max]) {
-                Ok(0) => {
-                    self.conn.broken = true;
-                    self.error =
-                        Some(Error::Net(mailnet::Error::Closed { operation: "read body" }));
-                    return Err(io::ErrorKind::UnexpectedEof.into());
-                }
+                Ok(0) => return Err(self.cut_short()),
                 Ok(read) => {
                     self.conn.decoder.body_read_directly(read);
                     n = read;
                 }
-                Err(error) => {
-                    self.conn.broken = true;
-                    let kind = if error.is_timeout() {
-                        io::ErrorKind::TimedOut
-                    } else {
-                        io::ErrorKind::Other
-                    };
-                    self.error = Some(Error::Net(error));
-                    return Err(kind.into());
-                }
+                Err(error) => return Err(self.read_failed(error)),
             }
         }
         self.remaining -= n as u64;
         Ok(n)
+    }
+}
+
+/// The body straight from the connection's receive buffer: a reader that converts or
+/// writes the bytes in place saves the copy into a buffer of its own. Reads from the
+/// socket go into the receive buffer (up to its free space, 16 KiB at least), so what
+/// follows the body comes with the same read.
+impl io::BufRead for BodyReader<'_> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.remaining > 0 && self.conn.decoder.body_bytes().is_empty() {
+            let spare = self.conn.decoder.spare_mut();
+            match self.conn.stream.read_some(spare) {
+                Ok(0) => return Err(self.cut_short()),
+                Ok(read) => self.conn.decoder.filled(read),
+                Err(error) => return Err(self.read_failed(error)),
+            }
+        }
+        let bytes = self.conn.decoder.body_bytes();
+        Ok(&bytes[..bytes.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX))])
+    }
+
+    fn consume(&mut self, amount: usize) {
+        let amount = amount.min(self.conn.decoder.body_bytes().len());
+        let amount = amount.min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        self.conn.decoder.consume_body(amount);
+        self.remaining -= amount as u64;
     }
 }

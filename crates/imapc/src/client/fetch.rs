@@ -1,7 +1,7 @@
 //! Pipelined `UID FETCH` with body literals streamed to a handler.
 
 use std::collections::VecDeque;
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 
 use chrono::{DateTime, FixedOffset};
 
@@ -13,8 +13,8 @@ use super::conn::{BodyReader, Conn, Owned, check};
 
 /// Receives the results of [`Session::uid_fetch`](crate::Session::uid_fetch).
 ///
-/// For every FETCH response: [`body`](Self::body) once per body literal, in the order the
-/// server sends them, then [`fetch`](Self::fetch) with all other attributes once the
+/// For every FETCH response: [`body_buffered`](Self::body_buffered) (by default
+/// [`body`](Self::body)) once per body literal, in the order the server sends them, then [`fetch`](Self::fetch) with all other attributes once the
 /// response is complete. Servers may send items in any order (FLAGS or even UID after
 /// `BODY[]`), so a body is tied to its message by `start.fetch.seq` (the sequence number,
 /// always known) and, for certain, by the [`Fetch`] that follows it.
@@ -26,6 +26,14 @@ pub trait FetchHandler {
     /// A body literal of exactly `start.len` bytes; `body` yields those bytes and then end
     /// of file. Bytes left unread are drained by the client.
     fn body(&mut self, start: &BodyStart, body: &mut dyn Read) -> io::Result<()>;
+
+    /// Like [`body`](Self::body) (which the default calls), with the bytes read in place
+    /// from the connection's receive buffer ([`BufRead::fill_buf`] and
+    /// [`BufRead::consume`]): a handler that converts or writes them from there saves a
+    /// copy per message.
+    fn body_buffered(&mut self, start: &BodyStart, body: &mut dyn BufRead) -> io::Result<()> {
+        self.body(start, body)
+    }
 
     /// The FETCH response is complete. Body items that went to [`body`](Self::body) carry
     /// [`BodyData::Streamed`](crate::proto::BodyData::Streamed).
@@ -208,7 +216,7 @@ fn run_uid_fetch(
             Owned::BodyStart(start) => {
                 let mut reader = BodyReader::new(conn, start.len);
                 if handler_error.is_none()
-                    && let Err(error) = handler.body(&start, &mut reader)
+                    && let Err(error) = handler.body_buffered(&start, &mut reader)
                 {
                     if let Some(transport) = reader.error.take() {
                         return Err(transport);

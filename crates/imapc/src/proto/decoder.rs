@@ -219,6 +219,22 @@ impl ResponseDecoder {
         n
     }
 
+    /// The buffered bytes of the current body literal (none outside a body), to be read in
+    /// place and then dropped with [`consume_body`](Self::consume_body): no copy.
+    pub fn body_bytes(&self) -> &[u8] {
+        let State::Body { remaining } = self.state else { return &[] };
+        let n = self.buffered().min(usize::try_from(remaining).unwrap_or(usize::MAX));
+        &self.input.bytes()[..n]
+    }
+
+    /// Drops the first `n` bytes of [`body_bytes`](Self::body_bytes) (at most all of them).
+    pub fn consume_body(&mut self, n: usize) {
+        let State::Body { remaining } = self.state else { return };
+        let n = n.min(self.body_bytes().len());
+        self.input.consume(n);
+        self.state = State::Body { remaining: remaining - n as u64 };
+    }
+
     /// Records that `n` body bytes were read straight from the socket, bypassing the buffer
     /// (allowed only while nothing is buffered).
     pub fn body_read_directly(&mut self, n: usize) {

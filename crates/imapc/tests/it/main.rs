@@ -4,6 +4,7 @@
 
 mod append;
 mod big;
+mod buffered;
 mod commands;
 mod fuzz_corpus;
 mod guids;

@@ -18,7 +18,7 @@ use crate::crlf::{ConvertingWriter, LineEndings};
 use crate::error::{Error, IoContext, Result};
 use crate::guid::Guid;
 use crate::maildir::{CopyOutcome, SaveOptions};
-use crate::pending::{PendingMessage, Target};
+use crate::pending::PendingMessage;
 
 /// The start of our temp files' names: Dovecot removes any `.temp.*` older than 36 hours
 /// (`DBOX_TMP_DELETE_SECS`), and its rebuild reads only `u.*`; ours name the writing
@@ -58,10 +58,8 @@ impl SdboxMailbox {
             let _ = fs::remove_file(&tmp_path);
             return Err(error);
         }
-        let writer = ConvertingWriter::new(
-            Target::File(BufWriter::with_capacity(64 * 1024, file)),
-            LineEndings::Lf,
-        );
+        let writer =
+            ConvertingWriter::new(BufWriter::with_capacity(64 * 1024, file), LineEndings::Lf);
         Ok(PendingMessage { writer: Some(writer), tmp_path, tmp_name })
     }
 
@@ -76,10 +74,7 @@ impl SdboxMailbox {
             .take()
             .ok_or_else(|| Error::io("write", &tmp_path, io::Error::other("finished")))?;
         let staged = Staged { tmp_path: tmp_path.clone(), options, committed: false };
-        let (target, size, virtual_size) = writer.finish().ctx("write", &tmp_path)?;
-        let Target::File(buffered) = target else {
-            return Err(Error::io("write", &tmp_path, io::Error::other("not a file")));
-        };
+        let (buffered, size, virtual_size) = writer.finish().ctx("write", &tmp_path)?;
         let mut file =
             buffered.into_inner().map_err(|e| Error::io("write", &tmp_path, e.into_error()))?;
         self.finish_file(&mut file, &tmp_path, size, virtual_size, &staged.options)?;

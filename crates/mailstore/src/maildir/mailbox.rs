@@ -16,7 +16,6 @@ use super::keywords::KeywordTable;
 use super::save::Staged;
 use super::state::{self, FileRef, Paths, Scan, Sub};
 use super::uidlist::{Record, Uidlist, ext};
-use super::writer::FileQueue;
 use crate::crlf::CrlfReader;
 use crate::error::{Error, IoContext, Result};
 use crate::flags::{Flags, Keyword};
@@ -181,17 +180,9 @@ pub struct Mailbox {
     /// `tmp/`, `new/` and `cur/` opened once the first save needs them: files are created
     /// and renamed relative to them (see [`Mailbox::sub_dir`]).
     sub_dirs: [OnceLock<OwnedFd>; 3],
-    /// The writer thread that creates and writes message files, started by the first
-    /// save after one whose file came out right (see [`super::writer`]).
-    pub(crate) files: OnceLock<FileQueue>,
-}
-
-impl Drop for Mailbox {
-    fn drop(&mut self) {
-        // The writer thread finishes (or gives up) its files before the staged ones are
-        // removed from `tmp/` (when the fields are dropped, after this).
-        drop(self.files.take());
-    }
+    /// The buffer the last message saved was gathered in, for the next (see
+    /// [`Mailbox::begin_save`]): one allocation per handle, not one per message.
+    pub(crate) spare_buffer: Mutex<Vec<u8>>,
 }
 
 /// Which of a mailbox's directories [`Mailbox::sub_dir`] opens.
@@ -287,7 +278,7 @@ impl Mailbox {
             dropped_keywords: Mutex::new(Vec::new()),
             tmp_files_right: AtomicBool::new(false),
             sub_dirs: [OnceLock::new(), OnceLock::new(), OnceLock::new()],
-            files: OnceLock::new(),
+            spare_buffer: Mutex::new(Vec::new()),
         }
     }
 

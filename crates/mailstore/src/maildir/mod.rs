@@ -15,7 +15,6 @@ pub(crate) mod save;
 pub(crate) mod state;
 mod trash;
 pub(crate) mod uidlist;
-pub(crate) mod writer;
 
 use std::collections::{HashMap, HashSet};
 use std::fs;

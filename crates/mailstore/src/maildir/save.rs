@@ -15,11 +15,14 @@ use super::journal::{self, Entry};
 use super::mailbox::{Mailbox, SubDir};
 use super::state::{self, Sub};
 use super::uidlist::{Record, ext};
-use super::writer::{self, FileQueue, FileSettings};
 use crate::crlf::ConvertingWriter;
 use crate::error::{Error, IoContext, Result};
 use crate::flags::{Flags, Keyword};
-use crate::pending::{PendingMessage, Target};
+use crate::pending::PendingMessage;
+
+/// Converted bytes gathered before they are written: a message up to this size is
+/// written with one system call.
+pub(crate) const CHUNK: usize = 64 * 1024;
 
 /// How to store one message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -127,8 +130,7 @@ impl Drop for Staged {
 
 impl Mailbox {
     /// Starts a message in `tmp/`. Once a file of this handle came out with the right
-    /// owner and mode, later ones are created and written by the mailbox's writer thread
-    /// while the caller reads on; [`Self::commit`] waits for it before it renames a file.
+    /// owner and mode, later ones are not checked (no `fstat` per message).
     pub fn begin_save(&self) -> Result<PendingMessage> {
         state::writable(&self.store)?;
         let tmp_name = filename::generate_temp_name();
@@ -147,40 +149,26 @@ impl Mailbox {
         tmp_path.push(dir);
         tmp_path.push("tmp");
         tmp_path.push(&tmp_name);
-        let target = if self.tmp_files_right.load(Ordering::Relaxed) {
-            if self.files.get().is_none() {
-                let settings = FileSettings {
-                    tmp_dir: tmp_dir.try_clone_to_owned().ctx("dup", &self.paths.tmp())?,
-                    tmp_path: self.paths.tmp(),
-                    mode: permissions.file_mode(),
-                    fsync: self.store.fsync(),
-                };
-                let _ = self.files.set(FileQueue::start(settings)?);
-            }
-            let files = self.files.get().ok_or_else(|| {
-                Error::io("write", &tmp_path, io::Error::other("no writer thread"))
-            })?;
-            Target::Queued(files.file(tmp_name.clone()))
-        } else {
-            let (file, right) = permissions.create_new_in(tmp_dir, &tmp_name, &tmp_path, true)?;
-            if right {
-                self.tmp_files_right.store(true, Ordering::Relaxed);
-            }
-            Target::File(BufWriter::with_capacity(0, file))
-        };
+        let check = !self.tmp_files_right.load(Ordering::Relaxed);
+        let (file, right) = permissions.create_new_in(tmp_dir, &tmp_name, &tmp_path, check)?;
+        if right {
+            self.tmp_files_right.store(true, Ordering::Relaxed);
+        }
         // No buffer of its own: the converting writer collects a whole message (up to
-        // 64 KiB) and writes it with one system call, without a copy into another buffer.
-        let writer =
-            ConvertingWriter::new(target, self.store.options.line_endings).buffering(writer::CHUNK);
+        // 64 KiB, in the buffer the last message used) and writes it with one system call,
+        // without a copy into another buffer.
+        let spare = std::mem::take(
+            &mut *self.spare_buffer.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let writer = ConvertingWriter::new(
+            BufWriter::with_capacity(0, file),
+            self.store.options.line_endings,
+        )
+        .buffering_into(CHUNK, spare);
         Ok(PendingMessage { writer: Some(writer), tmp_path, tmp_name })
     }
 
     /// Finishes a message (sizes, received date, fsync) and stages it for [`Self::commit`].
-    ///
-    /// Message files are written by the mailbox's writer thread while the caller reads on,
-    /// so an error here may come from an earlier message of this handle (a full disk, a
-    /// vanished `tmp/`): then every message staged since the last commit is given up, as by
-    /// [`Self::rollback`], and their files are removed.
     pub fn save(&mut self, mut pending: PendingMessage, options: SaveOptions) -> Result<()> {
         validate(&options)?;
         let tmp_path = pending.tmp_path.clone();
@@ -190,34 +178,19 @@ impl Mailbox {
             .ok_or_else(|| Error::io("write", &tmp_path, io::Error::other("finished")))?;
         // From here on the staged entry owns the temp file (and removes it on error).
         let staged = Staged::new(tmp_path.clone(), pending.tmp_name.clone(), options);
-        let (target, size, virtual_size) = writer.finish().ctx("write", &tmp_path)?;
-        match target {
-            Target::File(buffered) => {
-                let file = buffered
-                    .into_inner()
-                    .map_err(|e| Error::io("write", &tmp_path, e.into_error()))?;
-                if let Some(received) = staged.options.received {
-                    file.set_modified(crate::fs::system_time(received))
-                        .ctx("set mtime", &tmp_path)?;
-                }
-                if self.store.fsync() {
-                    file.sync_all().ctx("fsync", &tmp_path)?;
-                }
-            }
-            Target::Queued(file) => {
-                let files = self.files.get_mut().ok_or_else(|| {
-                    Error::io("write", &tmp_path, io::Error::other("no writer thread"))
-                })?;
-                if let Err(error) = files.finish(file, staged.options.received) {
-                    // The failure may be an earlier staged message's, whose file is gone:
-                    // the messages staged since the last commit are given up together
-                    // (once the writer thread is done with their files), so that a caller
-                    // going on to commit cannot take the failed one for saved.
-                    let _ = files.sync();
-                    self.staged.clear();
-                    return Err(error);
-                }
-            }
+        let (buffered, size, virtual_size, spare) =
+            writer.finish_keeping().ctx("write", &tmp_path)?;
+        // Kept for the next message, unless a big one grew it.
+        if spare.capacity() <= 4 * CHUNK {
+            *self.spare_buffer.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner) = spare;
+        }
+        let file =
+            buffered.into_inner().map_err(|e| Error::io("write", &tmp_path, e.into_error()))?;
+        if let Some(received) = staged.options.received {
+            file.set_modified(crate::fs::system_time(received)).ctx("set mtime", &tmp_path)?;
+        }
+        if self.store.fsync() {
+            file.sync_all().ctx("fsync", &tmp_path)?;
         }
         self.stage(staged, size, virtual_size);
         Ok(())
@@ -277,13 +250,6 @@ impl Mailbox {
     pub fn commit(&mut self) -> Result<Vec<u32>> {
         if self.staged.is_empty() {
             return Ok(Vec::new());
-        }
-        // Every staged file complete and closed before the first is renamed.
-        if let Some(files) = self.files.get_mut()
-            && let Err(error) = files.sync()
-        {
-            self.staged.clear();
-            return Err(error);
         }
         let mut staged = std::mem::take(&mut self.staged);
         let mut cache =
@@ -427,10 +393,6 @@ impl Mailbox {
 
     /// Discards staged messages.
     pub fn rollback(&mut self) {
-        if let Some(files) = self.files.get_mut() {
-            files.discard();
-            let _ = files.sync();
-        }
         self.staged.clear();
     }
 }
@@ -568,7 +530,7 @@ mod tests {
     }
 
     #[test]
-    fn files_written_by_the_writer_thread_are_complete_at_commit() {
+    fn files_of_every_size_are_complete_at_commit() {
         let dir = tempfile::tempdir().unwrap();
         let maildir = Maildir::open(Location::maildir(dir.path().join("Maildir")));
         let mut mailbox = maildir.create_mailbox(&MailboxName::inbox(), Some(7), None).unwrap();
@@ -588,7 +550,6 @@ mod tests {
                 mailbox.save(pending, options).unwrap();
                 expected.push((uid, body, received));
             }
-            assert!(mailbox.files.get().is_some(), "saves after the first go to the thread");
             assert_eq!(mailbox.commit().unwrap().len(), sizes.len(), "round {round}");
         }
         let listed = mailbox.messages().unwrap();
@@ -613,8 +574,8 @@ mod tests {
         let mut mailbox = maildir.create_mailbox(&MailboxName::inbox(), Some(7), None).unwrap();
         save(&mut mailbox, SaveOptions::default());
         mailbox.commit().unwrap();
-        // Dropped while being written: a big one (its first chunks went to the thread) and
-        // a small one (nothing did).
+        // Dropped while being written: a big one (its first chunks were written) and a
+        // small one (nothing was).
         for size in [500_000, 100] {
             let mut pending = mailbox.begin_save().unwrap();
             pending.write_all(&body(1, size)).unwrap();
@@ -648,82 +609,30 @@ mod tests {
         let mut mailbox = maildir.create_mailbox(&MailboxName::inbox(), Some(7), None).unwrap();
         save(&mut mailbox, SaveOptions::default());
         mailbox.commit().unwrap();
-        // Its first chunks went to the writer thread, which ends with the handle.
         let mut pending = mailbox.begin_save().unwrap();
         pending.write_all(&body(1, 500_000)).unwrap();
         let tmp = mailbox.paths.tmp();
         drop(mailbox);
-        assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "a half file stayed");
         drop(pending);
         assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
     }
 
     #[test]
-    fn a_failed_file_gives_up_what_was_staged_with_it() {
+    fn a_file_that_cannot_be_created_fails_the_save() {
         let dir = tempfile::tempdir().unwrap();
         let maildir = Maildir::open(Location::maildir(dir.path().join("Maildir")));
         let mut mailbox = maildir.create_mailbox(&MailboxName::inbox(), Some(7), None).unwrap();
         save(&mut mailbox, SaveOptions::default());
         mailbox.commit().unwrap();
-        // Staged fine, then one whose temp name someone else's file took (the writer
-        // thread's exclusive create fails), then more until the failure shows.
-        save(&mut mailbox, SaveOptions::default());
-        let mut pending = mailbox.begin_save().unwrap();
-        let foreign = pending.tmp_name.clone();
-        std::fs::write(mailbox.paths.tmp().join(&foreign), "not ours").unwrap();
-        // Big: created by the thread before its save (which may already fail).
-        pending.write_all(&body(2, 100_000)).unwrap();
-        let mut result = mailbox.save(pending, SaveOptions::default());
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        let mut after = 0;
-        let failure = loop {
-            if let Err(error) = result {
-                break error;
-            }
-            assert!(after < 1000, "the failure never showed at a save");
-            after += 1;
-            let mut pending = mailbox.begin_save().unwrap();
-            pending.write_all(&body(3, 100)).unwrap();
-            result = mailbox.save(pending, SaveOptions::default());
-        };
-        assert!(failure.to_string().starts_with("create "), "{failure}");
-        assert_eq!(mailbox.staged(), 0, "what was staged with the failed file is given up");
-        // A caller going on commits only what it saved after the failure: here nothing.
-        assert_eq!(mailbox.commit().unwrap(), Vec::<u32>::new());
-        let listed = mailbox.messages().unwrap();
-        assert_eq!(listed.len(), 1, "{listed:?}");
-        let left = tmp_files(&mailbox);
-        assert!(left.iter().all(|name| *name == foreign), "files left in tmp/: {left:?}");
-    }
-
-    #[test]
-    fn a_file_the_writer_thread_cannot_create_fails_the_commit() {
-        let dir = tempfile::tempdir().unwrap();
-        let maildir = Maildir::open(Location::maildir(dir.path().join("Maildir")));
-        let mut mailbox = maildir.create_mailbox(&MailboxName::inbox(), Some(7), None).unwrap();
-        save(&mut mailbox, SaveOptions::default());
-        mailbox.commit().unwrap();
-        // `tmp/` replaced behind the handle's back: the thread's creates fail.
+        // `tmp/` replaced behind the handle's back (which keeps the old one open).
         let tmp = mailbox.paths.tmp();
         std::fs::remove_dir(&tmp).unwrap();
         std::fs::create_dir(&tmp).unwrap();
-        let mut failure = None;
-        for _ in 0..3 {
-            let mut pending = mailbox.begin_save().unwrap();
-            pending.write_all(b"Subject: lost\r\n\r\nbody\r\n").unwrap();
-            // The failure may show here already, or at the commit.
-            if let Err(error) = mailbox.save(pending, SaveOptions::default()) {
-                failure = Some(error);
-                break;
-            }
-        }
-        let failure = match failure {
-            Some(error) => error,
-            None => mailbox.commit().expect_err("a batch with a file never created"),
-        };
+        let failure = mailbox.begin_save().expect_err("created in a removed directory");
         assert!(failure.to_string().starts_with("create "), "{failure}");
+        assert_eq!(mailbox.commit().unwrap(), Vec::<u32>::new());
         let mailbox = maildir.mailbox(&MailboxName::inbox()).unwrap();
-        assert_eq!(mailbox.messages().unwrap().len(), 1, "nothing of the failed batch shows");
+        assert_eq!(mailbox.messages().unwrap().len(), 1, "nothing of the failed save shows");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! does not send (expunged meanwhile) are then simply missing, as before.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, BufRead, Read, Seek, Write};
 
 use imapc::FetchHandler;
 use imapc::proto::{BodyStart, Fetch};
@@ -118,12 +118,17 @@ impl<'a> Reorder<'a> {
 
 impl FetchHandler for Reorder<'_> {
     fn body(&mut self, start: &BodyStart, body: &mut dyn Read) -> io::Result<()> {
+        // imapc hands bodies over buffered (`body_buffered`); this is for other callers.
+        self.body_buffered(start, &mut io::BufReader::new(body))
+    }
+
+    fn body_buffered(&mut self, start: &BodyStart, body: &mut dyn BufRead) -> io::Result<()> {
         let uid = start.fetch.uid.and_then(|uid| Uid::new(uid.get()));
         self.pending = Some(match uid {
-            // The common case (the metadata has INTERNALDATE): straight through, no
-            // header scanned for a date.
+            // The common case (the metadata has INTERNALDATE): straight through from the
+            // connection's buffer, no header scanned for a date.
             Some(uid) if self.wanted.first() == Some(&uid) && !self.sink.wants_received(uid) => {
-                self.sink.body(body).map_err(io::Error::other)?;
+                self.sink.body_buffered(body).map_err(io::Error::other)?;
                 Pending::Delivered { uid, received: None }
             }
             Some(uid) if self.wanted.first() == Some(&uid) => {
@@ -220,7 +225,7 @@ mod tests {
                 section: BodySection::new(BodyKind::Body, ""),
                 len: body.len() as u64,
             };
-            reorder.body(&start, &mut body.as_slice()).expect("body");
+            reorder.body_buffered(&start, &mut body.as_slice()).expect("body");
             reorder.fetch(fetch(seq, Some(*number))).expect("fetch");
             // An unsolicited flag change in between changes nothing.
             reorder.fetch(fetch(seq, Some(*number))).expect("unsolicited");
@@ -262,7 +267,7 @@ mod tests {
                 section: BodySection::new(BodyKind::Body, ""),
                 len: bytes.len() as u64,
             };
-            reorder.body(&start, &mut bytes.as_slice()).expect("body");
+            reorder.body_buffered(&start, &mut bytes.as_slice()).expect("body");
             reorder.fetch(fetch(number, Some(number))).expect("fetch");
         }
         reorder.finish().expect("finish");
@@ -283,7 +288,7 @@ mod tests {
                 section: BodySection::new(BodyKind::Body, ""),
                 len: bytes.len() as u64,
             };
-            reorder.body(&start, &mut bytes.as_slice()).expect("body");
+            reorder.body_buffered(&start, &mut bytes.as_slice()).expect("body");
             reorder.fetch(fetch(seq, Some(*number))).expect("fetch");
         }
         assert_eq!(reorder.in_memory, 0, "the large body went to a file");

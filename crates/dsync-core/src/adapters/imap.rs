@@ -1,7 +1,7 @@
 //! An IMAP account (via `imapc`) as a sync source: mailboxes, subscriptions, UIDVALIDITY,
 //! UIDs, flags, INTERNALDATE, and bodies streamed with pipelined `UID FETCH`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{self, Read};
 
 use imapc::proto::{BodyStart, Fetch, FetchItem, ListAttribute, SearchKey, StatusItem};
@@ -64,6 +64,9 @@ pub struct ImapStorage {
     remote: HashMap<MailboxName, imapc::MailboxName>,
     /// What the listing left out ([`Storage::take_skipped`]).
     skipped: Vec<Skip>,
+    /// Messages whose invalid INTERNALDATE was reported: a mailbox listed twice in a run
+    /// (streamed, then whole) reports it once.
+    misdated: HashSet<(MailboxName, Uid)>,
 }
 
 impl ImapStorage {
@@ -115,6 +118,7 @@ impl ImapStorage {
             warnings: Vec::new(),
             remote: HashMap::new(),
             skipped: Vec::new(),
+            misdated: HashSet::new(),
         })
     }
 
@@ -286,7 +290,12 @@ impl ImapStorage {
         mailbox: &MailboxName,
         listed: Vec<imapc::MessageMeta>,
     ) -> Vec<MessageMeta> {
-        let mut converter = ListingConverter::new(mailbox, &mut self.skipped, &mut self.warnings);
+        let mut converter = ListingConverter::new(
+            mailbox,
+            &mut self.skipped,
+            &mut self.warnings,
+            &mut self.misdated,
+        );
         listed.into_iter().filter_map(|meta| converter.convert(meta)).collect()
     }
 
@@ -576,8 +585,8 @@ impl Storage for ImapStorage {
         };
         self.examined = Some(mailbox.clone());
         let status = examined_status(&info, uid_next, info.highest_modseq, guid)?;
-        let ImapStorage { session, skipped, warnings, .. } = self;
-        let mut converter = ListingConverter::new(mailbox, skipped, warnings);
+        let ImapStorage { session, skipped, warnings, misdated, .. } = self;
+        let mut converter = ListingConverter::new(mailbox, skipped, warnings, misdated);
         let messages = session.listing().filter_map(move |listed| match listed {
             Ok(meta) => converter.convert(meta).map(Ok),
             Err(error) => Some(Err(convert_error(error, "UID FETCH"))),
@@ -862,11 +871,12 @@ fn examined_status(
 /// can be fetched by it) and a second, different message under the UID just listed are
 /// left out and reported ([`Storage::take_skipped`]); the same answer twice in a row is
 /// one message; an INTERNALDATE that is no date leaves the received date to the
-/// message's header, with a warning.
+/// message's header, with a warning (once a run).
 struct ListingConverter<'a> {
     mailbox: MailboxName,
     skipped: &'a mut Vec<Skip>,
     warnings: &'a mut Vec<String>,
+    misdated: &'a mut HashSet<(MailboxName, Uid)>,
     /// The server's previous answer.
     previous: Option<imapc::MessageMeta>,
     /// The UID of the last message kept.
@@ -878,8 +888,10 @@ impl<'a> ListingConverter<'a> {
         mailbox: &MailboxName,
         skipped: &'a mut Vec<Skip>,
         warnings: &'a mut Vec<String>,
+        misdated: &'a mut HashSet<(MailboxName, Uid)>,
     ) -> ListingConverter<'a> {
-        ListingConverter { mailbox: mailbox.clone(), skipped, warnings, previous: None, last: None }
+        let mailbox = mailbox.clone();
+        ListingConverter { mailbox, skipped, warnings, misdated, previous: None, last: None }
     }
 
     fn convert(&mut self, meta: imapc::MessageMeta) -> Option<MessageMeta> {
@@ -908,7 +920,7 @@ impl<'a> ListingConverter<'a> {
             );
             return None;
         }
-        if meta.internal_date.is_none() {
+        if meta.internal_date.is_none() && self.misdated.insert((self.mailbox.clone(), uid)) {
             let sent = meta.invalid.iter().find(|(item, _)| item == "INTERNALDATE").map(|(_, v)| v);
             let warning = format!(
                 "mailbox {} UID {uid}: the server's INTERNALDATE {:?} is not a valid date; the \

@@ -448,9 +448,6 @@ fn finish(
         let key = (s.side == Side::Source, s.skip.mailbox.clone(), s.skip.item.clone());
         seen.insert((key, s.skip.reason.clone()))
     });
-    // The same for warnings (an invalid INTERNALDATE met by each listing).
-    let mut seen = std::collections::HashSet::new();
-    report.warnings.retain(|warning| seen.insert(warning.clone()));
     for skipped in &report.skipped {
         observer.skipped(skipped);
     }

@@ -436,6 +436,12 @@ mod tests {
 
         let b = &loaded.mailboxes[&name("B")].base;
         assert!(b.flags.read().is_err(), "changed lines were used");
+        // Read one at a time, the records end with the error (the check is of the whole
+        // section, so it comes last); A's stream as saved.
+        let last = b.flags.records().last().expect("records");
+        assert!(last.is_err_and(|error| error.reason.contains("changed")));
+        let a = loaded.mailboxes[&name("A")].base.flags.records();
+        assert_eq!(a.collect::<Result<Vec<_>, _>>().expect("reads").len(), 100);
         assert!(b.read().is_err());
         assert!(loaded.mailboxes[&name("A")].base.flags.read().is_ok());
         assert_ne!(loaded, state);

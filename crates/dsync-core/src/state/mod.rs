@@ -47,7 +47,7 @@ use crate::error::Side;
 use crate::model::{Flags, MailboxGuid, MailboxName, SystemFlags};
 
 pub use file::{StateFile, StateFileError};
-pub use stored::BaseFlags;
+pub use stored::{BaseFlags, BaseRecords};
 
 const HEADER: &str = "dsync-rs state 1";
 
@@ -752,5 +752,62 @@ mod tests {
             prop_assert_eq!(stored.encode(), state.encode());
             prop_assert_eq!(stored, state);
         }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+        /// A mailbox's records left in the state text are read one at a time, whatever
+        /// the size of the chunks read, as the records the state was written with.
+        #[test]
+        fn stored_records_stream_as_written(
+            map in proptest::collection::btree_map(
+                1u32..100_000,
+                (0u8..32, proptest::collection::btree_set("[!-~]{1,4}", 0..3)),
+                0..40,
+            ),
+            chunk in prop_oneof![1usize..8, 8usize..200, Just(64 * 1024)],
+        ) {
+            let flags: BaseFlags = map
+                .iter()
+                .map(|(uid, (bits, keywords))| {
+                    let system = SystemFlags::from_bits_truncate(*bits);
+                    (Uid::new(*uid).expect("non-zero"), Flags { system, keywords: keywords.clone() })
+                })
+                .collect();
+            let base = MergeBase { uid_validity: 7, last_common_uid: 100_000, flags };
+            let mut state = SyncState::default();
+            let entry = MailboxState { base: base.clone(), ..MailboxState::default() };
+            state.mailboxes.insert(MailboxName::inbox(), entry);
+            state.mailboxes.insert(MailboxName::new(["Z"]).expect("valid"), MailboxState::default());
+            let text = state.encode();
+            let stored = SyncState::decode_stored(text.as_bytes()).expect("decodes");
+            let stored = &stored.mailboxes[&MailboxName::inbox()].base.flags;
+            prop_assert_eq!(stored.decoded().is_none(), !map.is_empty());
+            let streamed: Result<Vec<(Uid, Flags)>, StateError> = stored
+                .records_in_chunks(chunk)
+                .map(|record| record.map(|(uid, flags)| (uid, flags.into_owned())))
+                .collect();
+            let expected: Vec<(Uid, Flags)> =
+                base.flags.records().map(|r| r.map(|(u, f)| (u, f.into_owned()))).collect::<Result<_, _>>().expect("in memory");
+            prop_assert_eq!(streamed.expect("reads"), expected);
+        }
+    }
+
+    /// Records out of UID order (a state some other writer left) are not left in the
+    /// file: loading decodes them, and they stream sorted, a later line of a UID winning.
+    #[test]
+    fn records_out_of_order_stream_sorted() {
+        let text = format!("{HEADER}\nmailbox A 1 9 * * * * -\n5 S\n3 F\n7 -\n3 D\n");
+        let state = SyncState::decode_stored(text.as_bytes()).expect("decodes");
+        let flags = &state.mailboxes[&MailboxName::new(["A"]).expect("valid")].base.flags;
+        assert!(flags.decoded().is_some());
+        let records: Vec<(u32, bool)> = flags
+            .records_in_chunks(4)
+            .map(|record| {
+                record.map(|(uid, flags)| (uid.get(), flags.system == SystemFlags::default()))
+            })
+            .collect::<Result<_, _>>()
+            .expect("reads");
+        assert_eq!(records, [(3, false), (5, false), (7, true)]);
     }
 }

@@ -228,6 +228,157 @@ impl BaseFlags {
     }
 }
 
+/// A mailbox's base records one at a time, in ascending UID order
+/// ([`BaseFlags::records`]): borrowed from the map when decoded, else read and decoded
+/// from the state file in bounded chunks, so that planning a changed mailbox does not
+/// hold its base whole.
+///
+/// An error item ends the records: a line that does not decode, records out of UID
+/// order, or bytes that are no longer those that were loaded. The last is known only once
+/// every record was read (the check is of the whole section): a caller that used the
+/// records before must then discard what it made of them.
+pub struct BaseRecords<'a> {
+    inner: RecordsInner<'a>,
+}
+
+impl std::fmt::Debug for BaseRecords<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let stored = matches!(self.inner, RecordsInner::Stored(_));
+        f.debug_struct("BaseRecords").field("stored", &stored).finish_non_exhaustive()
+    }
+}
+
+enum RecordsInner<'a> {
+    Decoded(std::collections::btree_map::Iter<'a, Uid, Flags>),
+    Stored(StoredRecords<'a>),
+}
+
+/// The reading state of [`BaseRecords`] over stored records.
+struct StoredRecords<'a> {
+    stored: &'a Stored,
+    chunk: usize,
+    /// Bytes read and not yet decoded start at `buffer[pos]`.
+    buffer: Vec<u8>,
+    pos: usize,
+    /// The next offset of the file to read.
+    at: u64,
+    hasher: DefaultHasher,
+    /// Records decoded so far.
+    index: usize,
+    last: Option<Uid>,
+    done: bool,
+}
+
+impl StoredRecords<'_> {
+    fn error(&mut self, line: usize, reason: &str) -> StateError {
+        self.done = true;
+        StateError { line, reason: reason.to_owned() }
+    }
+
+    /// Decodes one line (without its end).
+    fn decode(&mut self, line_start: usize, line_end: usize) -> Result<(Uid, Flags), StateError> {
+        let number = self.stored.first_line + self.index;
+        self.index += 1;
+        let line = self.buffer.get(line_start..line_end).unwrap_or_default();
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let error = |reason: &str| StateError { line: number, reason: reason.to_owned() };
+        let decoded = decode::message(line, &error);
+        let (uid, flags) = decoded.inspect_err(|_| self.done = true)?;
+        if self.last.is_some_and(|last| last >= uid) {
+            return Err(self.error(number, "message records are not in ascending UID order"));
+        }
+        self.last = Some(uid);
+        Ok((uid, flags))
+    }
+
+    fn next_record(&mut self) -> Option<Result<(Uid, Flags), StateError>> {
+        loop {
+            if self.done {
+                return None;
+            }
+            let rest = self.buffer.get(self.pos..).unwrap_or_default();
+            if let Some(length) = memchr::memchr(b'\n', rest) {
+                let start = self.pos;
+                self.pos += length + 1;
+                return Some(self.decode(start, start + length));
+            }
+            if self.at >= self.stored.end {
+                let (start, end) = (self.pos, self.buffer.len());
+                self.pos = end;
+                let last = (start < end).then(|| self.decode(start, end));
+                if let Some(Err(error)) = last {
+                    return Some(Err(error));
+                }
+                self.done = true;
+                if self.hasher.finish() != self.stored.hash {
+                    let line = self.stored.first_line;
+                    return Some(Err(self.error(line, &changed("was changed").to_string())));
+                }
+                return last;
+            }
+            // More bytes: what is left of the buffer moves to its start.
+            self.buffer.drain(..self.pos);
+            self.pos = 0;
+            let length = self.buffer.len();
+            let want = usize::try_from(self.stored.end - self.at).unwrap_or(self.chunk);
+            self.buffer.resize(length + want.min(self.chunk), 0);
+            let read = self.stored.text.read_at(self.at, &mut self.buffer[length..]);
+            let line = self.stored.first_line + self.index;
+            match read {
+                Ok(0) => return Some(Err(self.error(line, &changed("ends early").to_string()))),
+                Ok(read) => {
+                    self.buffer.truncate(length + read);
+                    self.hasher.write(&self.buffer[length..]);
+                    self.at += read as u64;
+                }
+                Err(error) => return Some(Err(self.error(line, &error.to_string()))),
+            }
+        }
+    }
+}
+
+impl<'a> Iterator for BaseRecords<'a> {
+    type Item = Result<(Uid, Cow<'a, Flags>), StateError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match &mut self.inner {
+            RecordsInner::Decoded(records) => {
+                records.next().map(|(uid, flags)| Ok((*uid, Cow::Borrowed(flags))))
+            }
+            RecordsInner::Stored(stored) => {
+                stored.next_record().map(|record| record.map(|(uid, f)| (uid, Cow::Owned(f))))
+            }
+        }
+    }
+}
+
+impl BaseFlags {
+    /// The records one at a time, in ascending UID order, read from the state file as
+    /// they are needed when they are still there ([`BaseRecords`]).
+    pub fn records(&self) -> BaseRecords<'_> {
+        self.records_in_chunks(64 * 1024)
+    }
+
+    /// [`records`](Self::records), reading stored records `chunk` bytes at a time.
+    pub(super) fn records_in_chunks(&self, chunk: usize) -> BaseRecords<'_> {
+        let inner = match &self.repr {
+            Repr::Decoded(map) => RecordsInner::Decoded(map.iter()),
+            Repr::Stored(stored) => RecordsInner::Stored(StoredRecords {
+                stored,
+                chunk: chunk.max(1),
+                buffer: Vec::new(),
+                pos: 0,
+                at: stored.start,
+                hasher: section_hasher(),
+                index: 0,
+                last: None,
+                done: false,
+            }),
+        };
+        BaseRecords { inner }
+    }
+}
+
 impl BaseFlags {
     /// The records as a map ([`read`](Self::read) from the state file when they are still
     /// there).

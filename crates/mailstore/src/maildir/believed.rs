@@ -147,7 +147,7 @@ impl Mailbox {
                 let scan = self.paths.scan_bases(&searched)?;
                 for base in &searched {
                     if let Some(file) = scan.get(base) {
-                        crate::fs::remove_if_exists(&self.paths.file(file))?;
+                        crate::fs::remove_if_exists(&self.paths.file(&file))?;
                         touched[usize::from(file.sub == Sub::Cur)] = true;
                     }
                 }

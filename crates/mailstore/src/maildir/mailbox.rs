@@ -140,7 +140,7 @@ impl Iterator for MessageStream {
             match self.mailbox.read_message(
                 &self.view,
                 record,
-                file,
+                &file,
                 &self.dirs,
                 &mut self.left_out,
             ) {
@@ -429,7 +429,7 @@ impl Mailbox {
             .map(|sub| tree.open_dir(self.paths.relative(&self.paths.sub(sub))).ok());
         let mut out = Vec::new();
         for (record, file) in Self::present(&view) {
-            if let Some(info) = self.read_message(&view, record, file, &dirs, &mut left_out)? {
+            if let Some(info) = self.read_message(&view, record, &file, &dirs, &mut left_out)? {
                 out.push(info);
             }
         }
@@ -444,7 +444,7 @@ impl Mailbox {
         &self,
         view: &View,
         record: &Record,
-        file: &FileRef,
+        file: &FileRef<'_>,
         dirs: &[Option<OwnedFd>; 2],
         left_out: &mut Vec<LeftOut>,
     ) -> Result<Option<MessageInfo>> {
@@ -565,11 +565,11 @@ impl Mailbox {
             return Ok(None);
         };
         Ok(Some(Located {
-            path: self.paths.file(file),
+            path: self.paths.file(&file),
             kind: file.kind,
-            guid: message_guid(record, &file.name).to_string(),
-            size: known_size(record, &file.name, ext::SIZE),
-            virtual_size: known_size(record, &file.name, ext::VSIZE),
+            guid: message_guid(record, file.name).to_string(),
+            size: known_size(record, file.name, ext::SIZE),
+            virtual_size: known_size(record, file.name, ext::VSIZE),
         }))
     }
 
@@ -598,8 +598,8 @@ impl Mailbox {
         letters: &[u8],
     ) -> Result<bool> {
         for _ in 0..3 {
-            let file = scan.get(base).ok_or_else(|| self.uid_not_found(uid))?.clone();
-            let new_name = filename::with_flags(&file.name, flags, letters);
+            let file = scan.get(base).ok_or_else(|| self.uid_not_found(uid))?;
+            let new_name = filename::with_flags(file.name, flags, letters);
             let from = self.paths.file(&file);
             let to = self.paths.sub(Sub::Cur).join(&new_name);
             if from == to {
@@ -608,7 +608,10 @@ impl Mailbox {
             match fs::rename(&from, &to) {
                 Ok(()) => {
                     // Under its base name: a flag change keeps it.
-                    scan.insert(FileRef { sub: Sub::Cur, name: new_name.into(), kind: file.kind });
+                    let kind = file.kind;
+                    if !scan.insert(Sub::Cur, &new_name, kind) {
+                        *scan = self.paths.scan_bases(names)?;
+                    }
                     return Ok(true);
                 }
                 // Dovecot renamed it meanwhile (its flag changes take no lock): look again.
@@ -761,10 +764,10 @@ impl Mailbox {
                 if file.kind == FileKind::Directory {
                     // Not mail (listings report it): removed when empty, as Dovecot's sync
                     // removes an empty directory it finds in cur/, else left alone.
-                    let _ = fs::remove_dir(self.paths.file(file));
+                    let _ = fs::remove_dir(self.paths.file(&file));
                     continue;
                 }
-                crate::fs::remove_if_exists(&self.paths.file(file))?;
+                crate::fs::remove_if_exists(&self.paths.file(&file))?;
             }
             if locked.fsync {
                 crate::fs::fsync_dir(&self.paths.sub(Sub::New))?;
@@ -846,12 +849,12 @@ impl Mailbox {
     }
 
     /// Records whose files exist and are read, in UID order.
-    fn present(view: &View) -> impl Iterator<Item = (&Record, &FileRef)> {
+    fn present(view: &View) -> impl Iterator<Item = (&Record, FileRef<'_>)> {
         view.uidlist.records.iter().filter_map(|r| Self::file_of(view, r).map(|f| (r, f)))
     }
 
     /// The file of `record`, when it exists and is read.
-    fn file_of<'v>(view: &'v View, record: &Record) -> Option<&'v FileRef> {
+    fn file_of<'v>(view: &'v View, record: &Record) -> Option<FileRef<'v>> {
         let base = filename::base(&record.filename);
         view.scan.get(base).filter(|_| !view.unreadable.contains(base))
     }
@@ -859,7 +862,7 @@ impl Mailbox {
     /// The record of `uid` and its file, when it exists. A uidlist is in UID order, so a
     /// binary search finds it (one message of many is looked up per copy or read); a file
     /// out of order is still searched in full before `uid` counts as missing.
-    fn present_uid(view: &View, uid: u32) -> Option<(&Record, &FileRef)> {
+    fn present_uid(view: &View, uid: u32) -> Option<(&Record, FileRef<'_>)> {
         let records = &view.uidlist.records;
         let index = records.partition_point(|r| r.uid < uid);
         let record = match records.get(index) {
@@ -962,7 +965,7 @@ impl Mailbox {
         let tree = self.paths.tree();
         let mut unreadable = HashSet::new();
         for (base, file) in scan.iter() {
-            let path = self.paths.file(file);
+            let path = self.paths.file(&file);
             let relative = self.paths.relative(&path);
             let reason = match file.kind {
                 FileKind::File => continue,
@@ -1031,7 +1034,7 @@ fn known_size(record: &Record, name: &str, kind: u8) -> Option<u64> {
 fn stat_message(
     tree: Tree<'_>,
     dirs: &[Option<OwnedFd>; 2],
-    file: &FileRef,
+    file: &FileRef<'_>,
     relative: &Path,
 ) -> Result<nix::sys::stat::FileStat, Refusal> {
     let dir = dirs[usize::from(file.sub == Sub::Cur)].as_ref();
@@ -1039,7 +1042,7 @@ fn stat_message(
         && let Some(dir) = dir
     {
         let status =
-            beneath::lstat_at(dir, std::ffi::OsStr::new(&*file.name)).map_err(Refusal::Io)?;
+            beneath::lstat_at(dir, std::ffi::OsStr::new(file.name)).map_err(Refusal::Io)?;
         match FileKind::of_mode(status.st_mode) {
             FileKind::File => return Ok(status),
             FileKind::Symlink => {}

@@ -112,10 +112,10 @@ fn assigned(paths: &Paths, before: Option<Uidlist>, scan: &Scan) -> Uidlist {
             continue;
         }
         let Some(file) = scan.get(filename::base(&record.filename)) else { continue };
-        if filename::size_field(&file.name, ext::VSIZE).is_some() {
+        if filename::size_field(file.name, ext::VSIZE).is_some() {
             continue;
         }
-        let path = paths.file(file);
+        let path = paths.file(&file);
         // Not readable as a message here: the listing reports it.
         let Ok(mut opened) = tree.open_file(paths.relative(&path)) else { continue };
         if let Ok(size) = super::virtual_size_read(&mut opened, &path) {

@@ -4,10 +4,8 @@
 //! `dovecot-keywords` happens while holding the uidlist dotlock, exactly as Dovecot requires,
 //! so Dovecot may serve the same mailbox while we write.
 
-use std::borrow::Borrow;
 use std::collections::HashSet;
 use std::fs::{self, OpenOptions};
-use std::hash::{Hash, Hasher};
 use std::io::{ErrorKind, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -43,12 +41,13 @@ impl Sub {
     }
 }
 
-/// A message file found on disk.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct FileRef {
+/// A message file found on disk, as a [`Scan`] holds it (the name borrowed from the
+/// scan's arena of names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileRef<'a> {
     pub(crate) sub: Sub,
-    /// The file's name (a `Box<str>`: 8 B a file less than a `String` in the [`Scan`]).
-    pub(crate) name: Box<str>,
+    /// The file's name.
+    pub(crate) name: &'a str,
     /// The directory entry's own type: a symlink or a FIFO is numbered like any message
     /// file (Dovecot numbers every name), but only read through [`Tree`].
     pub(crate) kind: FileKind,
@@ -56,84 +55,124 @@ pub(crate) struct FileRef {
 
 /// The files of `new/` and `cur/` by base name.
 ///
-/// Each file's name is held once: the table is keyed by the base name within it (a map
-/// from a `String` key held the name twice; at 1 000 000 messages the keys cost ~85 MB).
+/// Every name is held once, in one arena (`names`: the names one after another), and the
+/// files are a list of slots sorted by base name, found by binary search: no hash table
+/// and no allocation a file. At 1 000 000 files a table of boxed names cost ~100 B a file
+/// (2^21 buckets of 25 B, a 48 B allocation a name); this costs the name's bytes and a
+/// 16 B slot (benches/RESULTS-memory.md, Round 8).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Scan {
-    files: HashSet<ByBase>,
+    names: String,
+    /// Sorted by base name, one a base name (once [`Scan::sort`] ran).
+    slots: Vec<Slot>,
 }
 
-/// A [`FileRef`] hashed and compared by its base name, so that the [`Scan`] finds it by a
-/// base name (`&str`) without storing one.
-#[derive(Debug, Clone)]
-struct ByBase(FileRef);
-
-impl ByBase {
-    fn base(&self) -> &str {
-        filename::base(&self.0.name)
-    }
-}
-
-impl PartialEq for ByBase {
-    fn eq(&self, other: &ByBase) -> bool {
-        self.base() == other.base()
-    }
-}
-
-impl Eq for ByBase {}
-
-impl Hash for ByBase {
-    // As `str`'s, as `Borrow<str>` requires.
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.base().hash(state);
-    }
-}
-
-impl Borrow<str> for ByBase {
-    fn borrow(&self) -> &str {
-        self.base()
-    }
+/// Where a file's name is in [`Scan::names`], and what the directory said of it.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    start: usize,
+    /// The name's length (a directory entry's name is at most 255 bytes on Linux).
+    len: u16,
+    /// The base name's length: the base name is the name's start.
+    base_len: u16,
+    sub: Sub,
+    kind: FileKind,
 }
 
 impl Scan {
     /// An empty scan with room for `capacity` files.
     pub(crate) fn with_capacity(capacity: usize) -> Scan {
-        Scan { files: HashSet::with_capacity(capacity) }
+        Scan { names: String::new(), slots: Vec::with_capacity(capacity) }
+    }
+
+    fn name(&self, slot: &Slot) -> &str {
+        let end = slot.start + usize::from(slot.len);
+        self.names.get(slot.start..end).unwrap_or_default()
+    }
+
+    fn base_of(&self, slot: &Slot) -> &str {
+        let end = slot.start + usize::from(slot.base_len);
+        self.names.get(slot.start..end).unwrap_or_default()
+    }
+
+    fn file(&self, slot: &Slot) -> FileRef<'_> {
+        FileRef { sub: slot.sub, name: self.name(slot), kind: slot.kind }
+    }
+
+    /// Adds a name at the end, unsorted (while the directories are read; [`Scan::sort`]
+    /// orders them). `None` when the name is too long to be a directory entry's.
+    fn push(&mut self, sub: Sub, name: &str, kind: FileKind) -> Option<()> {
+        let len = u16::try_from(name.len()).ok()?;
+        let base_len = u16::try_from(filename::base(name).len()).ok()?;
+        let start = self.names.len();
+        self.names.push_str(name);
+        self.slots.push(Slot { start, len, base_len, sub, kind });
+        Some(())
+    }
+
+    /// Sorts the slots by base name; slots of one base name keep the order they were
+    /// pushed in (their names are in the arena in that order).
+    fn sort(&mut self) {
+        let mut slots = std::mem::take(&mut self.slots);
+        slots.sort_unstable_by(|a, b| {
+            self.base_of(a).cmp(self.base_of(b)).then(a.start.cmp(&b.start))
+        });
+        self.slots = slots;
+    }
+
+    /// The index of the slot with base name `base`.
+    fn find(&self, base: &str) -> Result<usize, usize> {
+        self.slots.binary_search_by(|slot| self.base_of(slot).cmp(base))
     }
 
     /// The file with base name `base`.
-    pub(crate) fn get(&self, base: &str) -> Option<&FileRef> {
-        self.files.get(base).map(|file| &file.0)
+    pub(crate) fn get(&self, base: &str) -> Option<FileRef<'_>> {
+        let index = self.find(base).ok()?;
+        self.slots.get(index).map(|slot| self.file(slot))
     }
 
     /// True when a file has base name `base`.
     pub(crate) fn contains_key(&self, base: &str) -> bool {
-        self.files.contains(base)
+        self.find(base).is_ok()
     }
 
-    /// Adds `file` under its base name, replacing (and returning) the file there.
-    pub(crate) fn insert(&mut self, file: FileRef) -> Option<FileRef> {
-        self.files.replace(ByBase(file)).map(|file| file.0)
+    /// Adds the file `name` under its base name, replacing the file there (a flag change
+    /// keeps the base name). False when the name is too long to be a directory entry's.
+    pub(crate) fn insert(&mut self, sub: Sub, name: &str, kind: FileKind) -> bool {
+        let (Ok(len), Ok(base_len)) =
+            (u16::try_from(name.len()), u16::try_from(filename::base(name).len()))
+        else {
+            return false;
+        };
+        // The replaced name's bytes stay in the arena (a few renames a run).
+        let slot = Slot { start: self.names.len(), len, base_len, sub, kind };
+        let found = self.find(filename::base(name));
+        self.names.push_str(name);
+        match found {
+            Ok(index) => self.slots[index] = slot,
+            Err(index) => self.slots.insert(index, slot),
+        }
+        true
     }
 
-    /// The base names, in no order.
+    /// The base names, in order.
     pub(crate) fn keys(&self) -> impl Iterator<Item = &str> {
-        self.files.iter().map(ByBase::base)
+        self.slots.iter().map(|slot| self.base_of(slot))
     }
 
-    /// The files, in no order.
-    pub(crate) fn values(&self) -> impl Iterator<Item = &FileRef> {
-        self.files.iter().map(|file| &file.0)
+    /// The files, in the order of their base names.
+    pub(crate) fn values(&self) -> impl Iterator<Item = FileRef<'_>> {
+        self.slots.iter().map(|slot| self.file(slot))
     }
 
-    /// Base names and their files, in no order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &FileRef)> {
-        self.files.iter().map(|file| (file.base(), &file.0))
+    /// Base names and their files, in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, FileRef<'_>)> {
+        self.slots.iter().map(|slot| (self.base_of(slot), self.file(slot)))
     }
 
     /// The number of files.
     pub(crate) fn len(&self) -> usize {
-        self.files.len()
+        self.slots.len()
     }
 }
 
@@ -181,8 +220,8 @@ impl Paths {
     pub(crate) fn tmp(&self) -> PathBuf {
         self.dir.join("tmp")
     }
-    pub(crate) fn file(&self, file: &FileRef) -> PathBuf {
-        self.sub(file.sub).join(&*file.name)
+    pub(crate) fn file(&self, file: &FileRef<'_>) -> PathBuf {
+        self.sub(file.sub).join(file.name)
     }
 
     /// Reads and parses the uidlist; `None` when missing or empty. A broken file is an
@@ -289,72 +328,94 @@ impl Paths {
                 },
             };
             let lookup = dir.try_clone().ctx("open directory", &self.sub(sub))?;
-            let entries = beneath::read_dir(dir).ctx("read directory", &self.sub(sub))?;
-            dirs.push((sub, lookup));
-            for entry in entries {
+            // Straight into the arena: no list of the directory's entries.
+            beneath::for_each_entry(dir, |entry| {
                 if entry.name.as_encoded_bytes().starts_with(b".") {
-                    continue;
+                    return true;
                 }
                 let name = match entry.name.into_string() {
                     Ok(name) => name,
                     Err(name) => {
                         report(relative.join(name), LeftOutReason::NameNotUtf8);
-                        continue;
+                        return true;
                     }
                 };
                 let base = filename::base(&name);
                 if wanted.is_some_and(|wanted| !wanted.contains(base)) {
-                    continue;
+                    return true;
                 }
                 if base.is_empty() {
                     report(relative.join(&name), LeftOutReason::EmptyBaseName);
-                    continue;
+                    return true;
                 }
-                let Some(previous) = scan.get(base) else {
-                    scan.insert(FileRef { sub, name: name.into_boxed_str(), kind: entry.kind });
-                    continue;
-                };
-                // The cur/ file wins (new/ is read first); of two in one directory, the
-                // first by name.
-                let wins = previous.sub != sub || *name < *previous.name;
-                let same = same_file(&dirs, previous, sub, &name);
-                let previous_name = previous.name.to_string();
-                let file = FileRef { sub, name: name.into_boxed_str(), kind: entry.kind };
-                if same {
+                if scan.push(sub, &name, entry.kind).is_none() {
+                    let error = "a name longer than a directory entry's".to_string();
+                    report(relative.join(&name), LeftOutReason::Unreadable { error });
+                }
+                true
+            })
+            .ctx("read directory", &self.sub(sub))?;
+            dirs.push((sub, lookup));
+        }
+        scan.sort();
+        self.keep_one_a_base(&mut scan, &dirs, &mut report);
+        scan.names.shrink_to_fit();
+        scan.slots.shrink_to_fit();
+        Ok((scan, left_out))
+    }
+
+    /// Keeps one file a base name in the sorted `scan`: of files with one base name (in
+    /// the order they were read: `new/` first), a `cur/` file wins over a `new/` one, then
+    /// the first by name, as each is compared with the file kept so far; one that is not
+    /// a link of the file it lost to is reported (a link of it is the same message).
+    fn keep_one_a_base(
+        &self,
+        scan: &mut Scan,
+        dirs: &[(Sub, std::os::fd::OwnedFd)],
+        report: &mut impl FnMut(PathBuf, LeftOutReason),
+    ) {
+        let mut slots = std::mem::take(&mut scan.slots);
+        let mut kept_count = 0;
+        let mut index = 0;
+        while let Some(&first) = slots.get(index) {
+            let base = scan.base_of(&first);
+            let mut kept = first;
+            index += 1;
+            while let Some(&file) = slots.get(index).filter(|slot| scan.base_of(slot) == base) {
+                index += 1;
+                let (name, previous) = (scan.name(&file), scan.name(&kept));
+                let wins = kept.sub != file.sub || name < previous;
+                if same_file(dirs, (kept.sub, previous), (file.sub, name)) {
                     if wins {
-                        scan.insert(file);
+                        kept = file;
                     }
                     continue;
                 }
-                let (kept, dropped) = if wins {
-                    (file.name.to_string(), scan.insert(file))
-                } else {
-                    (previous_name, Some(file))
-                };
-                if let Some(dropped) = dropped {
-                    let dropped_path = self.relative(&self.sub(dropped.sub)).join(&*dropped.name);
-                    report(dropped_path, LeftOutReason::DuplicateBaseName { kept });
-                }
+                let (winner, dropped) = if wins { (file, kept) } else { (kept, file) };
+                kept = winner;
+                let dropped_path = self.relative(&self.sub(dropped.sub)).join(scan.name(&dropped));
+                let kept_name = scan.name(&winner).to_string();
+                report(dropped_path, LeftOutReason::DuplicateBaseName { kept: kept_name });
             }
+            if let Some(slot) = slots.get_mut(kept_count) {
+                *slot = kept;
+            }
+            kept_count += 1;
         }
-        Ok((scan, left_out))
+        slots.truncate(kept_count);
+        scan.slots = slots;
     }
 }
 
 /// True when two entries with one base name are links of the same file (Dovecot then
 /// removes one of them; nothing is lost).
-fn same_file(
-    dirs: &[(Sub, std::os::fd::OwnedFd)],
-    previous: &FileRef,
-    sub: Sub,
-    name: &str,
-) -> bool {
-    let status = |sub: Sub, name: &str| {
+fn same_file(dirs: &[(Sub, std::os::fd::OwnedFd)], a: (Sub, &str), b: (Sub, &str)) -> bool {
+    let status = |(sub, name): (Sub, &str)| {
         let (_, dir) = dirs.iter().find(|(s, _)| *s == sub)?;
         let status = beneath::lstat_at(dir, name.as_ref()).ok()?;
         Some((status.st_dev, status.st_ino))
     };
-    matches!((status(previous.sub, &previous.name), status(sub, name)), (Some(a), Some(b)) if a == b)
+    matches!((status(a), status(b)), (Some(a), Some(b)) if a == b)
 }
 
 /// The uidlist while the lock is held.
@@ -614,28 +675,81 @@ mod tests {
     use crate::left_out::LeftOutReason;
     use crate::{Location, MailboxName, Maildir, SaveOptions};
 
-    fn file(sub: Sub, name: &str) -> FileRef {
-        FileRef { sub, name: name.into(), kind: FileKind::File }
+    fn file(sub: Sub, name: &str) -> FileRef<'_> {
+        FileRef { sub, name, kind: FileKind::File }
     }
 
     #[test]
     fn a_scan_finds_files_by_the_base_of_their_names() {
         let mut scan = Scan::with_capacity(4);
-        assert_eq!(scan.insert(file(Sub::New, "1.M1P1.a")), None);
-        assert_eq!(scan.insert(file(Sub::Cur, "2.M1P1.b:2,S")), None);
-        assert_eq!(scan.get("2.M1P1.b"), Some(&file(Sub::Cur, "2.M1P1.b:2,S")));
+        assert!(scan.insert(Sub::New, "1.M1P1.a", FileKind::File));
+        assert!(scan.insert(Sub::Cur, "2.M1P1.b:2,S", FileKind::File));
+        assert_eq!(scan.get("2.M1P1.b"), Some(file(Sub::Cur, "2.M1P1.b:2,S")));
         assert!(scan.contains_key("1.M1P1.a") && !scan.contains_key("2.M1P1.b:2,S"));
         // A flag change keeps the base: the file is replaced, not added.
-        let old = scan.insert(file(Sub::Cur, "2.M1P1.b:2,FS"));
-        assert_eq!(old, Some(file(Sub::Cur, "2.M1P1.b:2,S")));
-        let mut keys: Vec<&str> = scan.keys().collect();
-        keys.sort_unstable();
-        assert_eq!(keys, ["1.M1P1.a", "2.M1P1.b"]);
-        let mut pairs: Vec<(&str, &str)> =
-            scan.iter().map(|(base, file)| (base, &*file.name)).collect();
-        pairs.sort_unstable();
+        assert!(scan.insert(Sub::Cur, "2.M1P1.b:2,FS", FileKind::File));
+        assert_eq!(scan.get("2.M1P1.b"), Some(file(Sub::Cur, "2.M1P1.b:2,FS")));
+        assert_eq!(scan.keys().collect::<Vec<_>>(), ["1.M1P1.a", "2.M1P1.b"]);
+        let pairs: Vec<(&str, &str)> = scan.iter().map(|(base, file)| (base, file.name)).collect();
         assert_eq!(pairs, [("1.M1P1.a", "1.M1P1.a"), ("2.M1P1.b", "2.M1P1.b:2,FS")]);
         assert_eq!((scan.values().count(), scan.len()), (2, 2));
+        // Not a directory entry's name: refused, nothing changed.
+        assert!(!scan.insert(Sub::Cur, &"x".repeat(70_000), FileKind::File));
+        assert_eq!(scan.len(), 2);
+    }
+
+    proptest::proptest! {
+        /// A scan filled while reading (pushed in any order, then sorted) and changed
+        /// afterwards (inserts) finds what a map by base name holds: the first name
+        /// pushed a base (the caller keeps one a base), then the last inserted.
+        #[test]
+        fn a_scan_is_a_map_by_base_name(
+            pushed in proptest::collection::vec((0u16..300, 0u8..3, proptest::bool::ANY), 0..200),
+            inserted in proptest::collection::vec((0u16..400, 0u8..3, proptest::bool::ANY), 0..40),
+        ) {
+            // Base names that are the start of others (`…host`, `…host1`): a base name
+            // sorts before a longer one that a name with flags (`…host:2,S`) sorts after.
+            let name = |base: u16, flags: u8| {
+                let (m, tail) = (base / 3, base % 3);
+                let tail = if tail == 0 { String::new() } else { tail.to_string() };
+                let base = format!("{}.M{m}P1.host{tail}", 1_700_000_000 + u32::from(m % 7));
+                match flags {
+                    0 => base,
+                    1 => format!("{base}:2,S"),
+                    _ => format!("{base}:2,FS"),
+                }
+            };
+            let sub = |cur: bool| if cur { Sub::Cur } else { Sub::New };
+            let mut model = std::collections::BTreeMap::new();
+            let mut scan = Scan::with_capacity(pushed.len());
+            for &(base, flags, cur) in &pushed {
+                let name = name(base, flags);
+                let key = super::filename::base(&name).to_string();
+                if model.contains_key(&key) {
+                    continue;
+                }
+                scan.push(sub(cur), &name, FileKind::File).unwrap();
+                model.insert(key, (sub(cur), name));
+            }
+            scan.sort();
+            for &(base, flags, cur) in &inserted {
+                let name = name(base, flags);
+                proptest::prop_assert!(scan.insert(sub(cur), &name, FileKind::Symlink));
+                model.insert(super::filename::base(&name).to_string(), (sub(cur), name));
+            }
+            proptest::prop_assert_eq!(scan.len(), model.len());
+            let keys: Vec<&str> = model.keys().map(String::as_str).collect();
+            proptest::prop_assert_eq!(scan.keys().collect::<Vec<_>>(), keys);
+            for ((base, found), (key, (sub, name))) in scan.iter().zip(&model) {
+                proptest::prop_assert_eq!(base, key.as_str());
+                proptest::prop_assert_eq!((found.sub, found.name), (*sub, name.as_str()));
+                proptest::prop_assert_eq!(scan.get(key).map(|file| file.name), Some(name.as_str()));
+            }
+            for base in 0..400 {
+                let key = name(base, 0);
+                proptest::prop_assert_eq!(scan.contains_key(&key), model.contains_key(&key));
+            }
+        }
     }
 
     /// One file a base name: `cur/` wins over `new/`, then the first by name; a second
@@ -657,9 +771,9 @@ mod tests {
         for expected in [0, 1, 1000] {
             let (scan, mut left_out) = paths.scan_reporting(expected).unwrap();
             assert_eq!(scan.values().count(), 3);
-            assert_eq!(scan.get("9.M1P1.b"), Some(&file(Sub::Cur, "9.M1P1.b:2,S")));
-            assert_eq!(scan.get("9.M2P1.c"), Some(&file(Sub::Cur, "9.M2P1.c:2,S")));
-            assert_eq!(scan.get("9.M3P1.d"), Some(&file(Sub::New, "9.M3P1.d")));
+            assert_eq!(scan.get("9.M1P1.b"), Some(file(Sub::Cur, "9.M1P1.b:2,S")));
+            assert_eq!(scan.get("9.M2P1.c"), Some(file(Sub::Cur, "9.M2P1.c:2,S")));
+            assert_eq!(scan.get("9.M3P1.d"), Some(file(Sub::New, "9.M3P1.d")));
             left_out.sort_by(|a, b| a.path.cmp(&b.path));
             let found: Vec<(String, LeftOutReason)> = left_out
                 .into_iter()

@@ -304,10 +304,10 @@ impl MailboxMerge<'_, '_> {
                 status: b_status,
                 messages: b_listing.messages.map(|m| m.map_err(from_b)),
             };
-            // Records still in the state file are read now; if the file no longer holds
-            // them, the whole-listing path plans as without a saved state (and says so).
-            let Ok(base) = previous.base.read() else { return Ok(None) };
-            streamed::compare_listed(mode, a_listed, b_listed, &base, guids.messages)?
+            // Records still in the state file are read as the comparison goes; if the file
+            // no longer holds them, the whole-listing path plans as without a saved state
+            // (and says so).
+            streamed::compare_listed(mode, a_listed, b_listed, &previous.base, guids.messages)?
         };
         let Some(compared) = compared else { return Ok(None) };
         // Identities of the new mail only: the base's UIDs are decided without them.

@@ -60,8 +60,10 @@ pub struct Compared {
 }
 
 /// Compares A's and B's listings with `base` as they are read. `guids`: message GUIDs are
-/// the identities (else Dovecot header hashes of the new mail). `Ok(None)` when the base
-/// does not apply (a side at another UIDVALIDITY than the base's) or a listing was not in
+/// the identities (else Dovecot header hashes of the new mail). The base's records are
+/// read as the walk goes ([`BaseFlags::records`]: from the state file when still there),
+/// not held whole. `Ok(None)` when the base does not apply (a side at another UIDVALIDITY
+/// than the base's), its records cannot be read as loaded, or a listing was not in
 /// strictly ascending UID order: the caller plans from the whole listings.
 pub fn compare_listed<E>(
     mode: MergeMode,
@@ -91,10 +93,17 @@ pub fn compare_listed<E>(
     };
     let mut a_messages = Ascending::new(a.messages.peekable());
     let mut b_messages = Ascending::new(b.messages.peekable());
-    // The caller read stored records ([`MergeBase::read`]): decoded here.
-    let mut recorded = base.flags.decoded().into_iter().flatten().peekable();
+    // Records still in the state file are read as the walk needs them: the base is not
+    // held whole. One that cannot be read (or bytes changed since the state was loaded,
+    // known at the end) makes the walk void: the caller plans from the whole listings,
+    // which read the base again and do without it.
+    let mut recorded = base.flags.records().peekable();
     loop {
-        let next_recorded = recorded.peek().map(|(uid, _)| **uid);
+        let next_recorded = match recorded.peek() {
+            Some(Ok((uid, _))) => Some(*uid),
+            Some(Err(_)) => return Ok(None),
+            None => None,
+        };
         let heads = [a_messages.peek_uid()?, b_messages.peek_uid()?, next_recorded];
         let Some(uid) = heads.into_iter().flatten().min() else { break };
         let a_message = a_messages.next_if_uid(uid)?;
@@ -102,8 +111,9 @@ pub fn compare_listed<E>(
         if a_messages.unordered || b_messages.unordered {
             return Ok(None);
         }
-        if let Some((_, base_flags)) = recorded.next_if(|(recorded, _)| **recorded == uid) {
-            out.common_uid(uid, a_message, b_message, base_flags, guids);
+        if next_recorded == Some(uid) {
+            let Some(Ok((_, base_flags))) = recorded.next() else { return Ok(None) };
+            out.common_uid(uid, a_message, b_message, &base_flags, guids);
         } else {
             out.a_new.extend(a_message);
             out.b_new.extend(b_message);
@@ -340,6 +350,18 @@ mod tests {
         )
     }
 
+    /// `base` written into a state and read back as a state file is loaded: its records
+    /// left in the text ([`BaseFlags`] stored).
+    fn stored_copy(base: &MergeBase) -> MergeBase {
+        let mut state = crate::state::SyncState::default();
+        let entry = crate::state::MailboxState { base: base.clone(), ..Default::default() };
+        state.mailboxes.insert(crate::model::MailboxName::inbox(), entry);
+        let text = state.encode();
+        let mut loaded = crate::state::SyncState::decode_stored(text.as_bytes()).expect("decodes");
+        let entry = loaded.mailboxes.remove(&crate::model::MailboxName::inbox()).expect("entry");
+        entry.base
+    }
+
     fn streamed(
         mode: MergeMode,
         (a, a_hashes): &(MailboxContents, BTreeMap<Uid, String>),
@@ -348,6 +370,11 @@ mod tests {
         guids: bool,
     ) -> Option<MergePlan> {
         let Ok(compared) = compare_listed(mode, Listed::of(a), Listed::of(b), base, guids);
+        // The base as a run finds it: records still in the state file, read as it goes.
+        let stored = stored_copy(base);
+        assert!(stored.flags.decoded().is_none() || base.flags.is_empty());
+        let Ok(from_file) = compare_listed(mode, Listed::of(a), Listed::of(b), &stored, guids);
+        assert_eq!(from_file, compared);
         let compared = compared?;
         assert_eq!((&compared.a_status, &compared.b_status), (&a.status, &b.status));
         let a_identities = identities(&compared.a_new, a_hashes, guids);

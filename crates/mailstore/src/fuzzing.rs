@@ -113,9 +113,10 @@ pub fn location(data: &[u8]) {
 }
 
 /// `dovecot-uidlist` parsing alone, for the `uidlist` benchmark in `benches/`: the number of
-/// records (0 when the file is empty or broken).
-pub fn uidlist_parse(data: &[u8]) -> usize {
-    match Uidlist::parse(data) {
+/// records (0 when the file is empty or broken). `data` is the file as read, which the
+/// parse keeps, as a mailbox's read does.
+pub fn uidlist_parse(data: Vec<u8>) -> usize {
+    match Uidlist::parse_owned(data) {
         Ok(Some(list)) => list.len(),
         _ => 0,
     }

@@ -92,7 +92,7 @@ impl OwnUidlists {
         };
         let mut line = Vec::new();
         std::io::BufReader::new(file).read_until(b'\n', &mut line).ctx("read", &path)?;
-        parse(&path, &line)
+        parse(&path, line)
     }
 }
 
@@ -159,14 +159,14 @@ const COURIER_UIDDB: &str = "courierimapuiddb";
 /// The whole file; `None` when it does not exist yet.
 fn read(path: &Path) -> Result<Option<Uidlist>> {
     match std::fs::read(path) {
-        Ok(data) => parse(path, &data),
+        Ok(data) => parse(path, data),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(error) => Err(error).ctx("read", path),
     }
 }
 
-fn parse(path: &Path, data: &[u8]) -> Result<Option<Uidlist>> {
-    let mut parsed = Uidlist::parse(data).map_err(|broken| Error::Corrupt {
+fn parse(path: &Path, data: Vec<u8>) -> Result<Option<Uidlist>> {
+    let mut parsed = Uidlist::parse_owned(data).map_err(|broken| Error::Corrupt {
         path: path.to_path_buf(),
         line: broken.line,
         reason: broken.reason,

@@ -191,7 +191,7 @@ impl Paths {
     pub(crate) fn read_uidlist(&self) -> Result<Option<Uidlist>> {
         let path = self.uidlist();
         let Some(data) = self.read_optional(&path)? else { return Ok(None) };
-        Uidlist::parse(&data).map_err(|broken| Error::Corrupt {
+        Uidlist::parse_owned(data).map_err(|broken| Error::Corrupt {
             path,
             line: broken.line,
             reason: broken.reason,

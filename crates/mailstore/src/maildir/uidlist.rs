@@ -11,11 +11,12 @@
 //! and a file name listed twice keeps only its later UID. A last line without `\n` (a torn
 //! append) is ignored, as Dovecot's line reader ignores it.
 //!
-//! A parsed list keeps its records' text in one string and each record as a span of it
-//! (24 bytes: no `String` per record); extension fields are split when asked for. Base
-//! names are indexed by a keyed 64-bit hash (the parse needs the index to find a name
-//! listed twice, and keeps it for [`Uidlist::contains_base`]): a re-run that opens a
-//! 100 000-message folder to change a few messages pays one pass over the file.
+//! A parsed list keeps the file's text (the bytes as read when they are UTF-8 as a whole, the
+//! usual case: no copy) and each record as a span of it (24 bytes: no `String` per record);
+//! extension fields are split when asked for. Base names are indexed by a keyed 64-bit
+//! hash (the parse needs the index to find a name listed twice, and keeps it for
+//! [`Uidlist::contains_base`]): a re-run that opens a 100 000-message folder to change a few
+//! messages pays one pass over the file.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -370,14 +371,29 @@ impl Uidlist {
 
     /// Parses a whole file. `Ok(None)` for an empty file (Dovecot treats it as missing).
     pub(crate) fn parse(data: &[u8]) -> Result<Option<Uidlist>, Broken> {
+        Uidlist::parse_hashing(data.to_vec(), u64::MAX)
+    }
+
+    /// [`Self::parse`] of a file read into `data`, which the list keeps as its text when it
+    /// is UTF-8 as a whole (the usual case): no copy of the records.
+    pub(crate) fn parse_owned(data: Vec<u8>) -> Result<Option<Uidlist>, Broken> {
         Uidlist::parse_hashing(data, u64::MAX)
     }
 
-    /// [`Self::parse`] with the base names' hashes masked by `mask` (tests make them
+    /// [`Self::parse_owned`] with the base names' hashes masked by `mask` (tests make them
     /// collide).
-    fn parse_hashing(data: &[u8], mask: u64) -> Result<Option<Uidlist>, Broken> {
+    fn parse_hashing(data: Vec<u8>, mask: u64) -> Result<Option<Uidlist>, Broken> {
+        // UTF-8 as a whole: each line is a slice of the text. Otherwise each line is checked
+        // (the first that is not makes the file broken; bytes after a NUL, or in a torn last
+        // line, do not count) and copied.
+        let (whole, invalid) = match String::from_utf8(data) {
+            Ok(whole) => (Some(whole), Vec::new()),
+            Err(error) => (None, error.into_bytes()),
+        };
+        let data = whole.as_ref().map_or(invalid.as_slice(), String::as_bytes);
+        let whole_text = whole.as_deref();
         let mut lines = complete_lines(data);
-        let Some((header, _)) = lines.next() else {
+        let Some((_, header, _)) = lines.next() else {
             // Dovecot treats a file without a complete first line as broken too; only an
             // empty file means "no uidlist yet" without anything to lose.
             return if data.is_empty() {
@@ -386,19 +402,22 @@ impl Uidlist {
                 Err(broken(1, "no complete header line".into()))
             };
         };
-        let header = utf8(header, 1)?;
+        let header = line_of(whole_text, 0, header, 1)?;
         let mut list = parse_header(header)?;
         let mut previous_uid = 0u32;
         // Sized for the file up front (one record per line): no rehashing or regrowing.
         let lines_hint = memchr::memchr_iter(b'\n', data).count();
         list.records.reserve_exact(lines_hint);
-        list.text.reserve_exact(data.len().saturating_sub(header.len()));
+        let mut copied = String::new();
+        if whole.is_none() {
+            copied.reserve_exact(data.len().saturating_sub(header.len()));
+        }
         let mut bases = BaseIndex::with_capacity(lines_hint, mask);
         let mut duplicates = false;
         let mut complete_len = header.len() + 1;
-        for (index, (line, consumed)) in lines.enumerate() {
+        for (index, (start, line, consumed)) in lines.enumerate() {
             let line_number = index + 2;
-            let line = utf8(line, line_number)?;
+            let line = line_of(whole_text, start, line, line_number)?;
             let parsed = parse_record(line, list.version, line_number, &mut list.wants_rewrite)?;
             if parsed.uid <= previous_uid {
                 return Err(broken(
@@ -410,10 +429,15 @@ impl Uidlist {
                 return Err(broken(line_number, "UID larger than next_uid".into()));
             }
             previous_uid = parsed.uid;
-            let start = list.text.len();
-            list.text.push_str(&line[parsed.fields..]);
+            let (text, fields) = if let Some(whole) = whole_text {
+                (whole, start + parsed.fields)
+            } else {
+                let at = copied.len();
+                copied.push_str(&line[parsed.fields..]);
+                (copied.as_str(), at)
+            };
             list.records.push(Span {
-                start,
+                start: fields,
                 uid: parsed.uid,
                 fields_len: len32(parsed.name - parsed.fields),
                 base_len: len32(parsed.base_len),
@@ -421,7 +445,7 @@ impl Uidlist {
             });
             // Dovecot's file table hashes and compares base names (up to `:`).
             let position = list.records.len() - 1;
-            if let Some(earlier) = bases.insert(&list.text, &list.records, position) {
+            if let Some(earlier) = bases.insert(text, &list.records, position) {
                 // Dovecot: "Duplicate file entry", the later UID replaces the earlier one.
                 // UID 0 marks it (no record has it) until all are read.
                 if let Some(span) = list.records.get_mut(earlier) {
@@ -433,6 +457,7 @@ impl Uidlist {
             complete_len = consumed;
         }
         list.complete_len = complete_len;
+        list.text = whole.unwrap_or(copied);
         if list.version != 3 || list.guid.is_none() {
             list.wants_rewrite = true;
         }
@@ -617,18 +642,36 @@ fn fold(a: u64, b: u64) -> u64 {
     (product as u64) ^ ((product >> 64) as u64)
 }
 
-/// Complete `\n`-terminated lines (a trailing `\r` removed) with the offset after each.
-fn complete_lines(data: &[u8]) -> impl Iterator<Item = (&[u8], usize)> {
+/// Complete `\n`-terminated lines (a trailing `\r` removed), each with the offset where it
+/// starts and the offset after it.
+fn complete_lines(data: &[u8]) -> impl Iterator<Item = (usize, &[u8], usize)> {
     let mut start = 0;
     std::iter::from_fn(move || {
         let end = start + memchr::memchr(b'\n', data.get(start..)?)?;
         let line = &data[start..end];
+        let line_start = start;
         start = end + 1;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         // Dovecot parses C strings: a NUL ends the line's content.
         let line = memchr::memchr(0, line).map_or(line, |nul| &line[..nul]);
-        Some((line, start))
+        Some((line_start, line, start))
     })
+}
+
+/// Line `number`, which starts at `start`: a slice of `whole` when the file is UTF-8 as a
+/// whole, else checked on its own.
+fn line_of<'t>(
+    whole: Option<&'t str>,
+    start: usize,
+    line: &'t [u8],
+    number: usize,
+) -> Result<&'t str, Broken> {
+    match whole {
+        Some(whole) => {
+            whole.get(start..start + line.len()).ok_or_else(|| broken(number, "not UTF-8".into()))
+        }
+        None => utf8(line, number),
+    }
 }
 
 fn utf8(line: &[u8], number: usize) -> Result<&str, Broken> {
@@ -793,7 +836,7 @@ mod tests {
     fn agrees_with_reference(data: &[u8]) {
         let old = reference::Uidlist::parse(data);
         for mask in [u64::MAX, 1, 0] {
-            let new = Uidlist::parse_hashing(data, mask);
+            let new = Uidlist::parse_hashing(data.to_vec(), mask);
             match (&old, &new) {
                 (Err(old), Err(new)) => {
                     assert_eq!((old.line, &old.reason), (new.line, &new.reason), "{data:?}");
@@ -851,11 +894,24 @@ mod tests {
         assert!(files > 100, "{files} files in {}", dir.display());
     }
 
+    /// A file that is not UTF-8 as a whole is read line by line: bytes after a NUL and a
+    /// torn last line do not count.
+    #[test]
+    fn bytes_that_are_not_utf8_where_they_do_not_count() {
+        let text = b"3 V1 N1\n1 G\xc3\xa9 :a\n2 :b\x00\xff\n3 :c:2,S\n4 :\xff";
+        agrees_with_reference(text);
+        let list = Uidlist::parse(text).unwrap().unwrap();
+        let records: Vec<_> = list.records().map(|r| (r.uid, r.filename, r.base())).collect();
+        assert_eq!(records, [(1, "a", "a"), (2, "b", "b"), (3, "c:2,S", "c")]);
+        assert_eq!(list.get(0).unwrap().ext(ext::GUID), Some("é"));
+        assert_eq!(list.complete_len, text.len() - b"4 :\xff".len());
+    }
+
     #[test]
     fn colliding_hashes_still_find_each_name() {
         let text = "3 V1 N1\n1 :a\n2 :b\n3 :c\n4 :b:2,S\n5 :d\n";
         for mask in [0, 1, 3] {
-            let list = Uidlist::parse_hashing(text.as_bytes(), mask).unwrap().unwrap();
+            let list = Uidlist::parse_hashing(text.as_bytes().to_vec(), mask).unwrap().unwrap();
             let uids: Vec<u32> = list.records().map(|r| r.uid).collect();
             assert_eq!(uids, [1, 3, 4, 5], "mask {mask}");
             let index = BaseIndex::build(&list.text, &list.records, mask);
@@ -1088,8 +1144,15 @@ mod tests {
                         ],
                         prop_oneof![9 => Just(" :".to_owned()), 1 => " {1,2}:?"],
                         "[abc](:2,[SR]?)?",
-                        prop_oneof![9 => Just(String::new()), 1 => "[\\x00é/\\x01]"],
-                        prop_oneof![9 => Just("\n"), 1 => Just("\r\n"), 1 => Just("")],
+                        // `~` becomes a byte that is not UTF-8.
+                        prop_oneof![9 => Just(String::new()), 1 => "[\\x00é/\\x01~]"],
+                        prop_oneof![
+                            9 => Just("\n"),
+                            1 => Just("\r\n"),
+                            1 => Just(""),
+                            // Not UTF-8 after a NUL: the line counts up to the NUL.
+                            1 => Just("\0~\n"),
+                        ],
                     ),
                     0..12,
                 ),
@@ -1100,7 +1163,9 @@ mod tests {
                     uid += gap;
                     let _ = write!(text, "{uid}{fields}{colon}{name}{odd}{end}");
                 }
-                super::agrees_with_reference(text.as_bytes());
+                let bytes: Vec<u8> =
+                    text.bytes().map(|b| if b == b'~' { 0xff } else { b }).collect();
+                super::agrees_with_reference(&bytes);
             }
         }
     }

@@ -393,7 +393,7 @@ impl Uidlist {
         let data = whole.as_ref().map_or(invalid.as_slice(), String::as_bytes);
         let whole_text = whole.as_deref();
         let mut lines = complete_lines(data);
-        let Some((_, header, _)) = lines.next() else {
+        let Some((_, header, header_end)) = lines.next() else {
             // Dovecot treats a file without a complete first line as broken too; only an
             // empty file means "no uidlist yet" without anything to lose.
             return if data.is_empty() {
@@ -414,7 +414,9 @@ impl Uidlist {
         }
         let mut bases = BaseIndex::with_capacity(lines_hint, mask);
         let mut duplicates = false;
-        let mut complete_len = header.len() + 1;
+        // After the header line's `\n` (not its content's length: a CR or a NUL may end
+        // that before the `\n`, and an append there would join the header line).
+        let mut complete_len = header_end;
         for (index, (start, line, consumed)) in lines.enumerate() {
             let line_number = index + 2;
             let line = line_of(whole_text, start, line, line_number)?;
@@ -574,7 +576,7 @@ impl BaseIndex {
     fn insert(&mut self, text: &str, spans: &[Span], position: usize) -> Option<usize> {
         let base = base_at(text, spans, position)?;
         let key = self.key(base);
-        let first = match self.first.entry(key) {
+        match self.first.entry(key) {
             Entry::Vacant(entry) => {
                 entry.insert(position);
                 return None;
@@ -583,10 +585,9 @@ impl BaseIndex {
                 if base_at(text, spans, *entry.get()) == Some(base) {
                     return Some(entry.insert(position));
                 }
-                *entry.get()
             }
-        };
-        debug_assert_ne!(first, position);
+        }
+        // Another name has this hash first: this one is among the rest, or joins them.
         let same =
             self.more.iter_mut().find(|(k, p)| *k == key && base_at(text, spans, *p) == Some(base));
         if let Some((_, earlier)) = same {
@@ -691,6 +692,9 @@ fn parse_u32(text: &str) -> Option<u32> {
 }
 
 fn parse_header(line: &str) -> Result<Uidlist, Broken> {
+    // A CR left before a NUL (the NUL cut the line) would end the last unknown field, and be
+    // taken for the line end once the field is written back: it is not part of the field.
+    let line = line.strip_suffix('\r').unwrap_or(line);
     let bytes = line.as_bytes();
     if bytes.len() < 2 || !bytes[0].is_ascii_digit() || bytes[1] != b' ' {
         return Err(broken(1, "invalid version number".into()));
@@ -976,6 +980,21 @@ mod tests {
         list.set_origin(Some(7));
         list.set_origin(None);
         assert_eq!((list.origin(), list.header_extra.as_slice()), (None, &["Pfoo".to_owned()][..]));
+    }
+
+    /// Fuzz finding: a CR before a NUL ended the origin field, which then read back
+    /// differently once written (the CR taken for the line end). And the complete length
+    /// is the header line's, not its content's: an append there would have joined it.
+    #[test]
+    fn a_cr_before_a_nul_is_not_part_of_the_header() {
+        let crlf = Uidlist::parse(b"3 V1 N1\r\n").unwrap().unwrap();
+        assert_eq!(crlf.complete_len, 9);
+        let text = b"3 V7 N10 Xdsync-origin=7:66666\r\0\0\x006orN=\n";
+        let list = Uidlist::parse(text).unwrap().unwrap();
+        assert_eq!(list.origin(), Some(66666));
+        assert_eq!(list.header_line(), "3 V7 N10 Xdsync-origin=7:66666\n");
+        assert_eq!(list.complete_len, text.len());
+        crate::fuzzing::uidlist(text);
     }
 
     const DOVECOT: &str = "3 V1795424865 N9 G11c75a325f02046bff3d000083ecc375\n\

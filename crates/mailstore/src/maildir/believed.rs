@@ -206,10 +206,9 @@ fn bases_of(locked: &Locked, uids: impl Iterator<Item = u32>) -> HashMap<u32, St
     let wanted: HashSet<u32> = uids.collect();
     locked
         .uidlist
-        .records
-        .iter()
+        .records()
         .filter(|r| wanted.contains(&r.uid))
-        .map(|r| (r.uid, filename::base(&r.filename).to_string()))
+        .map(|r| (r.uid, r.base().to_string()))
         .collect()
 }
 

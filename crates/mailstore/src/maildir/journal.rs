@@ -12,11 +12,9 @@
 //! removed. Dovecot ignores the file. If Dovecot numbered the orphans first (it overrides
 //! the dead process's lock), their entries are dropped: the files keep Dovecot's UIDs.
 
-use std::collections::HashSet;
-
 use super::filename;
 use super::state::{Locked, Sub};
-use super::uidlist::{Record, Uidlist};
+use super::uidlist::{RecordBuf, Uidlist};
 use crate::error::{IoContext, Result};
 
 pub(crate) const JOURNAL: &str = "dsync-rs-journal";
@@ -27,7 +25,7 @@ const HEADER: &str = "dsync-rs journal 1\n";
 pub(crate) struct Entry {
     pub(crate) tmp_name: String,
     pub(crate) final_name: String,
-    pub(crate) record: Record,
+    pub(crate) record: RecordBuf,
 }
 
 /// Writes the journal for `entries` (fsynced when `fsync`).
@@ -75,7 +73,7 @@ pub(crate) fn parse(data: &[u8]) -> Vec<Entry> {
         };
         let text = format!("3 V1 N1\n{record_line}");
         let Ok(Some(mut list)) = Uidlist::parse(text.as_bytes()) else { continue };
-        let Some(record) = list.records.pop() else { continue };
+        let Some(record) = list.pop() else { continue };
         if tmp_name.is_empty()
             || final_name.is_empty()
             || filename::base(final_name) != record.filename
@@ -96,13 +94,11 @@ pub(crate) fn replay(locked: &mut Locked) -> Result<()> {
     let path = locked.paths.dir.join(JOURNAL);
     let Some(data) = locked.paths.read_optional(&path)? else { return Ok(()) };
     let scan = locked.paths.scan()?;
-    let known: HashSet<String> =
-        locked.uidlist.records.iter().map(|r| filename::base(&r.filename).to_string()).collect();
     let mut records = Vec::new();
     let mut renamed = [false, false];
     for entry in parse(&data) {
-        let next_uid = records.last().map_or(locked.uidlist.next_uid(), |r: &Record| r.uid + 1);
-        if known.contains(&entry.record.filename) || entry.record.uid < next_uid {
+        let next_uid = records.last().map_or(locked.uidlist.next_uid(), |r: &RecordBuf| r.uid + 1);
+        if locked.uidlist.contains_base(&entry.record.filename) || entry.record.uid < next_uid {
             continue;
         }
         if !scan.contains_key(&entry.record.filename) {
@@ -124,7 +120,7 @@ pub(crate) fn replay(locked: &mut Locked) -> Result<()> {
             }
         }
     }
-    locked.append(records)?;
+    locked.append(records.iter())?;
     remove(locked)
 }
 

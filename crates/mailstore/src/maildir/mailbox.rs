@@ -133,13 +133,13 @@ impl Iterator for MessageStream {
     type Item = Result<MessageInfo>;
 
     fn next(&mut self) -> Option<Result<MessageInfo>> {
-        let records = &self.view.uidlist.records;
-        while let Some(record) = records.get(self.next) {
+        let uidlist = &self.view.uidlist;
+        while let Some(record) = uidlist.get(self.next) {
             self.next += 1;
-            let Some(file) = Mailbox::file_of(&self.view, record) else { continue };
+            let Some(file) = Mailbox::file_of(&self.view, &record) else { continue };
             match self.mailbox.read_message(
                 &self.view,
-                record,
+                &record,
                 &file,
                 &self.dirs,
                 &mut self.left_out,
@@ -147,7 +147,7 @@ impl Iterator for MessageStream {
                 Ok(Some(info)) => return Some(Ok(info)),
                 Ok(None) => {}
                 Err(error) => {
-                    self.next = records.len();
+                    self.next = uidlist.len();
                     return Some(Err(error));
                 }
             }
@@ -168,9 +168,9 @@ pub struct Mailbox {
     cache: Mutex<Option<Arc<View>>>,
     /// The uidlist as our last commit left it (see [`state::locked_cached`]).
     pub(crate) uidlist_cache: Mutex<Option<state::CachedUidlist>>,
-    /// File base names known to be taken, once a commit had to check a caller's GUID
-    /// against them (see [`Mailbox::commit`]).
-    /// (Keys of the names, [`super::save::base_key`].)
+    /// File base names known to be taken besides the uidlist's (those of `new/` and of
+    /// this handle's saves), once a commit had to check a caller's GUID against them (see
+    /// [`Mailbox::commit`]). (Keys of the names, [`super::save::base_key`].)
     pub(crate) taken_bases: Option<HashSet<u64>>,
     /// Keywords that found no letter (see [`Mailbox::take_dropped_keywords`]).
     dropped_keywords: Mutex<Vec<DroppedKeyword>>,
@@ -337,7 +337,7 @@ impl Mailbox {
         };
         let Some(uidlist) = uidlist else { return Ok(None) };
         let mut present: HashMap<&str, bool> =
-            uidlist.records.iter().map(|r| (filename::base(&r.filename), false)).collect();
+            uidlist.records().map(|r| (r.base(), false)).collect();
         let tree = self.paths.tree();
         for sub in [Sub::New, Sub::Cur] {
             let path = self.paths.sub(sub);
@@ -369,11 +369,7 @@ impl Mailbox {
                 return Ok(None);
             }
         }
-        let messages = uidlist
-            .records
-            .iter()
-            .filter(|r| present.get(filename::base(&r.filename)) == Some(&true))
-            .count();
+        let messages = uidlist.records().filter(|r| present.get(r.base()) == Some(&true)).count();
         Ok(Some(MailboxStatus {
             uid_validity: uidlist.uid_validity,
             next_uid: uidlist.next_uid(),
@@ -429,7 +425,7 @@ impl Mailbox {
             .map(|sub| tree.open_dir(self.paths.relative(&self.paths.sub(sub))).ok());
         let mut out = Vec::new();
         for (record, file) in Self::present(&view) {
-            if let Some(info) = self.read_message(&view, record, &file, &dirs, &mut left_out)? {
+            if let Some(info) = self.read_message(&view, &record, &file, &dirs, &mut left_out)? {
                 out.push(info);
             }
         }
@@ -443,7 +439,7 @@ impl Mailbox {
     fn read_message(
         &self,
         view: &View,
-        record: &Record,
+        record: &Record<'_>,
         file: &FileRef<'_>,
         dirs: &[Option<OwnedFd>; 2],
         left_out: &mut Vec<LeftOut>,
@@ -567,9 +563,9 @@ impl Mailbox {
         Ok(Some(Located {
             path: self.paths.file(&file),
             kind: file.kind,
-            guid: message_guid(record, file.name).to_string(),
-            size: known_size(record, file.name, ext::SIZE),
-            virtual_size: known_size(record, file.name, ext::VSIZE),
+            guid: message_guid(&record, file.name).to_string(),
+            size: known_size(&record, file.name, ext::SIZE),
+            virtual_size: known_size(&record, file.name, ext::VSIZE),
         }))
     }
 
@@ -685,14 +681,12 @@ impl Mailbox {
                         next_uid: next,
                     });
                 }
-                let position = locked.uidlist.records.iter().position(|r| r.uid == old);
+                let position = locked.uidlist.records().position(|r| r.uid == old);
+                let present =
+                    |index| locked.uidlist.get(index).map(|r| scan.contains_key(r.base()));
                 match position {
-                    Some(index)
-                        if scan.contains_key(filename::base(
-                            &locked.uidlist.records[index].filename,
-                        )) =>
-                    {
-                        let mut record = locked.uidlist.records.remove(index);
+                    Some(index) if present(index) == Some(true) => {
+                        let Some(mut record) = locked.uidlist.remove(index) else { continue };
                         record.uid = new;
                         moved.push(record);
                         next = new.saturating_add(1);
@@ -703,7 +697,9 @@ impl Mailbox {
             if moved.is_empty() {
                 return Ok(missing);
             }
-            locked.uidlist.records.extend(moved);
+            for record in &moved {
+                locked.uidlist.push(record);
+            }
             locked.uidlist.header_next_uid = locked.uidlist.header_next_uid.max(next);
             locked.rewrite()?;
             Ok(missing)
@@ -849,27 +845,22 @@ impl Mailbox {
     }
 
     /// Records whose files exist and are read, in UID order.
-    fn present(view: &View) -> impl Iterator<Item = (&Record, FileRef<'_>)> {
-        view.uidlist.records.iter().filter_map(|r| Self::file_of(view, r).map(|f| (r, f)))
+    fn present(view: &View) -> impl Iterator<Item = (Record<'_>, FileRef<'_>)> {
+        view.uidlist.records().filter_map(|r| Self::file_of(view, &r).map(|f| (r, f)))
     }
 
     /// The file of `record`, when it exists and is read.
-    fn file_of<'v>(view: &'v View, record: &Record) -> Option<FileRef<'v>> {
-        let base = filename::base(&record.filename);
+    fn file_of<'v>(view: &'v View, record: &Record<'_>) -> Option<FileRef<'v>> {
+        let base = record.base();
         view.scan.get(base).filter(|_| !view.unreadable.contains(base))
     }
 
     /// The record of `uid` and its file, when it exists. A uidlist is in UID order, so a
     /// binary search finds it (one message of many is looked up per copy or read); a file
     /// out of order is still searched in full before `uid` counts as missing.
-    fn present_uid(view: &View, uid: u32) -> Option<(&Record, FileRef<'_>)> {
-        let records = &view.uidlist.records;
-        let index = records.partition_point(|r| r.uid < uid);
-        let record = match records.get(index) {
-            Some(record) if record.uid == uid => record,
-            _ => records.iter().find(|r| r.uid == uid)?,
-        };
-        let base = filename::base(&record.filename);
+    fn present_uid(view: &View, uid: u32) -> Option<(Record<'_>, FileRef<'_>)> {
+        let record = view.uidlist.find_uid(uid)?;
+        let base = record.base();
         view.scan.get(base).filter(|_| !view.unreadable.contains(base)).map(|file| (record, file))
     }
 
@@ -885,7 +876,7 @@ impl Mailbox {
 
     fn read_view(&self) -> Result<View> {
         let uidlist = self.paths.read_uidlist()?;
-        let expected = uidlist.as_ref().map_or(0, |list| list.records.len());
+        let expected = uidlist.as_ref().map_or(0, Uidlist::len);
         let (scan, left_out) = self.paths.scan_reporting(expected)?;
         let journal = self.paths.dir.join(super::journal::JOURNAL).exists();
         // A file the uidlist does not know needs a sync. A parsed uidlist holds one record
@@ -893,11 +884,7 @@ impl Mailbox {
         // files find theirs (counted, not collected into a set of every base name).
         let needs_sync = journal
             || uidlist.as_ref().is_none_or(|list| {
-                let known = list
-                    .records
-                    .iter()
-                    .filter(|r| scan.contains_key(filename::base(&r.filename)))
-                    .count();
+                let known = list.records().filter(|r| scan.contains_key(r.base())).count();
                 known != scan.len()
             });
         let keywords = self.paths.read_keywords()?;
@@ -909,7 +896,7 @@ impl Mailbox {
             return Ok(self.checked_view(uidlist, scan, keywords, left_out));
         }
         let synced = state::locked(&self.store, &self.paths, |locked| {
-            let (scan, left_out) = self.paths.scan_reporting(locked.uidlist.records.len())?;
+            let (scan, left_out) = self.paths.scan_reporting(locked.uidlist.len())?;
             locked.assign_new_files(&scan)?;
             Ok((locked.uidlist.clone(), scan, left_out))
         });
@@ -1019,13 +1006,13 @@ pub(crate) struct Located {
 }
 
 /// A message's GUID: the record's `G` field, else the base of its file name.
-fn message_guid<'a>(record: &'a Record, name: &'a str) -> &'a str {
+fn message_guid<'a>(record: &Record<'a>, name: &'a str) -> &'a str {
     record.ext(ext::GUID).filter(|g| !g.is_empty()).unwrap_or(filename::base(name))
 }
 
 /// `S=` (`kind` [`ext::SIZE`]) or `W=` ([`ext::VSIZE`]) from the file name, else from the
 /// uidlist record (both use the same letters).
-fn known_size(record: &Record, name: &str, kind: u8) -> Option<u64> {
+fn known_size(record: &Record<'_>, name: &str, kind: u8) -> Option<u64> {
     filename::size_field(name, kind).or_else(|| record.ext(kind).and_then(|v| v.parse().ok()))
 }
 

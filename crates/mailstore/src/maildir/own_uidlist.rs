@@ -92,7 +92,7 @@ impl OwnUidlists {
         };
         let mut line = Vec::new();
         std::io::BufReader::new(file).read_until(b'\n', &mut line).ctx("read", &path)?;
-        parse(&path, &line)
+        parse(&path, line)
     }
 }
 
@@ -104,14 +104,15 @@ impl OwnUidlists {
 fn assigned(paths: &Paths, before: Option<Uidlist>, scan: &Scan) -> Uidlist {
     let mut uidlist = state::assign_in_memory(paths, before, scan);
     let next_uid = uidlist.next_uid();
-    uidlist.records.retain(|record| scan.contains_key(filename::base(&record.filename)));
+    uidlist.retain(|record| scan.contains_key(record.base()));
     uidlist.header_next_uid = next_uid;
     let tree = paths.tree();
-    for record in &mut uidlist.records {
+    for position in 0..uidlist.len() {
+        let Some(record) = uidlist.get(position) else { break };
         if record.ext(ext::VSIZE).is_some() {
             continue;
         }
-        let Some(file) = scan.get(filename::base(&record.filename)) else { continue };
+        let Some(file) = scan.get(record.base()) else { continue };
         if filename::size_field(file.name, ext::VSIZE).is_some() {
             continue;
         }
@@ -119,7 +120,7 @@ fn assigned(paths: &Paths, before: Option<Uidlist>, scan: &Scan) -> Uidlist {
         // Not readable as a message here: the listing reports it.
         let Ok(mut opened) = tree.open_file(paths.relative(&path)) else { continue };
         if let Ok(size) = super::virtual_size_read(&mut opened, &path) {
-            record.extensions.push((ext::VSIZE, size.to_string()));
+            uidlist.add_extension(position, ext::VSIZE, &size.to_string());
         }
     }
     uidlist
@@ -158,14 +159,14 @@ const COURIER_UIDDB: &str = "courierimapuiddb";
 /// The whole file; `None` when it does not exist yet.
 fn read(path: &Path) -> Result<Option<Uidlist>> {
     match std::fs::read(path) {
-        Ok(data) => parse(path, &data),
+        Ok(data) => parse(path, data),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(error) => Err(error).ctx("read", path),
     }
 }
 
-fn parse(path: &Path, data: &[u8]) -> Result<Option<Uidlist>> {
-    let mut parsed = Uidlist::parse(data).map_err(|broken| Error::Corrupt {
+fn parse(path: &Path, data: Vec<u8>) -> Result<Option<Uidlist>> {
+    let mut parsed = Uidlist::parse_owned(data).map_err(|broken| Error::Corrupt {
         path: path.to_path_buf(),
         line: broken.line,
         reason: broken.reason,

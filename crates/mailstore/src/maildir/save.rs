@@ -3,7 +3,6 @@
 //! under its lock (Dovecot's `maildir-save.c` sequence, plus the journal of
 //! [`super::journal`]).
 
-use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, BufWriter};
@@ -14,7 +13,7 @@ use super::filename;
 use super::journal::{self, Entry};
 use super::mailbox::{Mailbox, SubDir};
 use super::state::{self, Sub};
-use super::uidlist::{Record, ext};
+use super::uidlist::{RecordBuf, ext};
 use crate::crlf::ConvertingWriter;
 use crate::error::{Error, IoContext, Result};
 use crate::flags::{Flags, Keyword};
@@ -268,20 +267,15 @@ impl Mailbox {
                 if taken_cache.is_none()
                     && staged.iter().any(|item| item.base != item.fallback_base)
                 {
-                    let mut names: HashSet<u64> = locked
-                        .uidlist
-                        .records
-                        .iter()
-                        .map(|r| base_key(filename::base(&r.filename)))
-                        .collect();
-                    // Files in `cur/` are numbered (in the uidlist) but for a mail client's
-                    // own moves from `new/`; one of those with a GUID-like name is a copy of
-                    // the same message (a GUID names one delivery), so sharing its base
-                    // costs no mail, only which copy keeps the UID: `cur/` is not read
-                    // (100 000 names for a re-run that saves five). Only a file with the
-                    // very name we would rename onto is looked for (one `stat`).
-                    names.extend(self.paths.scan_new()?.keys().map(base_key));
-                    taken_cache = Some(names);
+                    // The uidlist's names are looked up in its own index (its parse built
+                    // it), not copied. Files in `cur/` are numbered (in the uidlist) but
+                    // for a mail client's own moves from `new/`; one of those with a
+                    // GUID-like name is a copy of the same message (a GUID names one
+                    // delivery), so sharing its base costs no mail, only which copy keeps
+                    // the UID: `cur/` is not read (100 000 names for a re-run that saves
+                    // five). Only a file with the very name we would rename onto is looked
+                    // for (one `stat`).
+                    taken_cache = Some(self.paths.scan_new()?.keys().map(base_key).collect());
                 }
                 let mut entries = Vec::with_capacity(staged.len());
                 for item in &mut staged {
@@ -311,7 +305,8 @@ impl Mailbox {
                     if let Some(taken) = taken_cache.as_mut() {
                         let wanted = item.base != item.fallback_base;
                         if wanted
-                            && (taken.contains(&base_key(&item.base))
+                            && (locked.uidlist.contains_base(&item.base)
+                                || taken.contains(&base_key(&item.base))
                                 || self.name_exists_in_cur(
                                     &item.base,
                                     item.options.flags,
@@ -338,7 +333,7 @@ impl Mailbox {
                     entries.push(Entry {
                         tmp_name: item.tmp_name.clone(),
                         final_name: final_name(&item.base, item.options.flags, &indexes),
-                        record: Record { uid, extensions, filename: item.base.clone() },
+                        record: RecordBuf { uid, extensions, filename: item.base.clone() },
                     });
                 }
                 if keywords_changed {
@@ -368,7 +363,7 @@ impl Mailbox {
                             }
                         }
                     }
-                    locked.append(entries.iter().map(|e| e.record.clone()).collect())
+                    locked.append(entries.iter().map(|e| &e.record))
                 })();
                 if let Err(error) = result {
                     // Like Dovecot: unlink what was moved while still holding the lock.
@@ -441,9 +436,9 @@ pub(crate) fn validate(options: &SaveOptions) -> Result<()> {
     Ok(())
 }
 
-/// A base file name's key in the set of taken ones ([`Mailbox::taken_bases`]): a hash,
-/// not the name, so a re-run that saves five messages into a folder of 100 000 does not
-/// copy 100 000 names. Two names with one key make the second look taken: it then gets a
+/// A base file name's key in the set of taken ones ([`Mailbox::taken_bases`]: those of
+/// `new/` and of this handle's saves; the uidlist's are looked up in the uidlist): a hash,
+/// not the name. Two names with one key make the second look taken: it then gets a
 /// generated name and keeps its GUID in the uidlist, which is the safe side.
 pub(crate) fn base_key(base: &str) -> u64 {
     use std::hash::{Hash, Hasher};
@@ -527,6 +522,41 @@ mod tests {
         assert!(root.join("cur").join(format!("{}:2,S", guid(4))).exists());
         assert!(root.join("cur").join(format!("{}:2,FS", guid(4))).exists());
         assert!(root.join("cur").join(format!("{}:2,S", guid(3))).exists(), "nothing replaced");
+    }
+
+    /// A caller's GUID that names a message the uidlist has is taken whatever flags that
+    /// message's file carries now (no file with the very name the save would rename onto):
+    /// the uidlist's own index of base names answers.
+    #[test]
+    fn a_guid_the_uidlist_has_is_taken_under_other_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("Maildir");
+        let maildir = Maildir::open(Location::maildir(&root));
+        let guid = "1795424863.M1P1.vm,S=19,W=22";
+        let save_as = |mailbox: &mut super::Mailbox, uid: u32, flags: Flags| {
+            let mut pending = mailbox.begin_save().unwrap();
+            pending.write_all(b"Subject: hi\r\n\r\nHello\r\n").unwrap();
+            let options = SaveOptions::default().with_uid(uid).with_guid(guid.to_owned());
+            mailbox.save(pending, options.with_flags(flags)).unwrap();
+            mailbox.commit().unwrap();
+        };
+        let mut first = maildir.create_mailbox(&MailboxName::inbox(), Some(7), None).unwrap();
+        save_as(&mut first, 1, Flags::SEEN);
+        for (uid, flags) in [(2, Flags::FLAGGED), (3, Flags::EMPTY)] {
+            let mut later = maildir.mailbox(&MailboxName::inbox()).unwrap();
+            save_as(&mut later, uid, flags);
+        }
+        let names: Vec<(u32, String)> = maildir
+            .mailbox(&MailboxName::inbox())
+            .unwrap()
+            .messages()
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.uid, m.file_name))
+            .collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+        assert_eq!(names[0], (1, format!("{guid}:2,S")));
+        assert!(names[1..].iter().all(|(_, name)| !name.starts_with(guid)), "{names:?}");
     }
 
     #[test]

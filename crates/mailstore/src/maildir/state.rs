@@ -14,7 +14,7 @@ use super::Store;
 use super::filename;
 use super::journal;
 use super::keywords::KeywordTable;
-use super::uidlist::{Record, Uidlist};
+use super::uidlist::{RecordBuf, Uidlist};
 use crate::error::{Error, IoContext, Result};
 use crate::fs::beneath::{self, FileKind, Tree};
 use crate::fs::dotlock::{DotLock, LockSettings};
@@ -230,7 +230,7 @@ impl Paths {
     pub(crate) fn read_uidlist(&self) -> Result<Option<Uidlist>> {
         let path = self.uidlist();
         let Some(data) = self.read_optional(&path)? else { return Ok(None) };
-        Uidlist::parse(&data).map_err(|broken| Error::Corrupt {
+        Uidlist::parse_owned(data).map_err(|broken| Error::Corrupt {
             path,
             line: broken.line,
             reason: broken.reason,
@@ -432,14 +432,17 @@ impl Locked {
     /// Appends whole record lines in one write, first cutting off a torn last line that a
     /// crash may have left (Dovecot ignores it, but appending after it would corrupt the
     /// next line).
-    pub(crate) fn append(&mut self, records: Vec<Record>) -> Result<()> {
-        if records.is_empty() {
+    pub(crate) fn append<'r>(
+        &mut self,
+        records: impl Iterator<Item = &'r RecordBuf> + Clone,
+    ) -> Result<()> {
+        if records.clone().next().is_none() {
             return Ok(());
         }
         let path = self.paths.uidlist();
-        let length: usize = records.iter().map(|r| r.filename.len() + 32).sum();
+        let length: usize = records.clone().map(|r| r.filename.len() + 32).sum();
         let mut text = String::with_capacity(length);
-        for record in &records {
+        for record in records.clone() {
             super::uidlist::push_record_line(&mut text, record);
         }
         let mut file = OpenOptions::new().write(true).open(&path).ctx("open", &path)?;
@@ -454,7 +457,9 @@ impl Locked {
             file.sync_data().ctx("fdatasync", &path)?;
         }
         self.uidlist.complete_len += text.len();
-        self.uidlist.records.extend(records);
+        for record in records {
+            self.uidlist.push(record);
+        }
         Ok(())
     }
 
@@ -478,18 +483,21 @@ impl Locked {
     /// Gives UIDs to files the uidlist does not know, in Dovecot's order (file-name sort,
     /// from the next UID up), and appends them.
     pub(crate) fn assign_new_files(&mut self, scan: &Scan) -> Result<()> {
-        let known: HashSet<&str> =
-            self.uidlist.records.iter().map(|r| filename::base(&r.filename)).collect();
-        let mut new: Vec<&str> = scan.keys().filter(|b| !known.contains(b)).collect();
+        // The uidlist's own index of base names: no set of 100 000 names per sync.
+        let mut new: Vec<&str> = scan.keys().filter(|b| !self.uidlist.contains_base(b)).collect();
         if new.is_empty() {
             return Ok(());
         }
         new.sort_by(|a, b| filename::sort_cmp(a, b).then_with(|| a.cmp(b)));
-        let records = (self.uidlist.next_uid()..u32::MAX)
+        let records: Vec<RecordBuf> = (self.uidlist.next_uid()..u32::MAX)
             .zip(new)
-            .map(|(uid, base)| Record { uid, extensions: Vec::new(), filename: base.to_string() })
+            .map(|(uid, base)| RecordBuf {
+                uid,
+                extensions: Vec::new(),
+                filename: base.to_string(),
+            })
             .collect();
-        self.append(records)
+        self.append(records.iter())
     }
 
     /// Writes `dovecot-keywords` as Dovecot does: the lock file is the temp file, and its
@@ -629,25 +637,22 @@ pub(crate) fn assign_in_memory(paths: &Paths, uidlist: Option<Uidlist>, scan: &S
         let uid_validity = u32::try_from(crate::fs::now().0).unwrap_or(1).max(1);
         Uidlist::new(uid_validity, 1, Guid::generate())
     });
-    let mut known: HashSet<String> =
-        uidlist.records.iter().map(|r| filename::base(&r.filename).to_string()).collect();
     if let Ok(Some(data)) = paths.read_optional(&paths.dir.join(journal::JOURNAL)) {
         for entry in journal::parse(&data) {
             let base = &entry.record.filename;
-            if !known.contains(base)
+            if !uidlist.contains_base(base)
                 && scan.contains_key(base)
                 && entry.record.uid >= uidlist.next_uid()
             {
-                known.insert(base.clone());
-                uidlist.records.push(entry.record);
+                uidlist.push(&entry.record);
             }
         }
     }
-    let mut new: Vec<&str> = scan.keys().filter(|b| !known.contains(*b)).collect();
+    let mut new: Vec<&str> = scan.keys().filter(|b| !uidlist.contains_base(b)).collect();
     new.sort_by(|a, b| filename::sort_cmp(a, b).then_with(|| a.cmp(b)));
     let first = uidlist.next_uid();
     for (uid, base) in (first..u32::MAX).zip(new) {
-        uidlist.records.push(Record { uid, extensions: Vec::new(), filename: base.to_string() });
+        uidlist.push(&RecordBuf { uid, extensions: Vec::new(), filename: base.to_string() });
     }
     uidlist
 }

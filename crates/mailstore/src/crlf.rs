@@ -464,15 +464,7 @@ mod tests {
             limit in 0usize..80,
         ) {
             let mode = if crlf { LineEndings::Crlf } else { LineEndings::Lf };
-            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(input.len())).collect();
-            cuts.sort_unstable();
-            let mut chunks = Vec::new();
-            let mut start = 0;
-            for cut in cuts {
-                chunks.push(&input[start..cut]);
-                start = cut;
-            }
-            chunks.push(&input[start..]);
+            let chunks = cut(&input, &cuts);
             proptest::prop_assert_eq!(convert(mode, &chunks), reference(mode, &input));
             // Gathering converted bytes before writing them changes nothing either.
             proptest::prop_assert_eq!(

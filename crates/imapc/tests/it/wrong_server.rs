@@ -245,17 +245,18 @@ fn a_flood_of_alerts_keeps_ten() {
     assert_eq!(session.take_dropped_alerts(), 0);
 }
 
-/// A fake server (Dovecot lists what it has): a metadata listing beyond the mailbox's
-/// EXISTS is refused once it passes it, and what was kept stays bounded.
-#[test]
-fn a_listing_beyond_exists_is_a_protocol_error() {
-    let line = |uid: u32| {
-        format!(
-            "* {uid} FETCH (UID {uid} FLAGS () INTERNALDATE \"01-Jan-2024 00:00:00 +0000\" RFC822.SIZE 5)\r\n"
-        )
-    };
-    let flood: String = (1..=20_000).map(line).collect();
-    let server = FakeServer::start(vec![
+/// A complete metadata answer for `uid`.
+fn listed(uid: u32) -> String {
+    format!(
+        "* {uid} FETCH (UID {uid} FLAGS () INTERNALDATE \"01-Jan-2024 00:00:00 +0000\" RFC822.SIZE 5)\r\n"
+    )
+}
+
+/// A fake server that answers the listing of a mailbox of 4 messages (EXAMINE and
+/// `UID FETCH 1:*` pipelined) with 20 000, then a NOOP.
+fn flooding_server() -> FakeServer {
+    let flood: String = (1..=20_000).map(listed).collect();
+    FakeServer::start(vec![
         Step::send(GREETING),
         Step::Read,
         Step::send("{tag} OK [CAPABILITY IMAP4rev1 LITERAL+] Logged in\r\n"),
@@ -266,7 +267,14 @@ fn a_listing_beyond_exists_is_a_protocol_error() {
         Step::send("A3 OK done\r\n"),
         Step::Read,
         Step::send("{tag} OK still in sync\r\n"),
-    ]);
+    ])
+}
+
+/// A fake server (Dovecot lists what it has): a metadata listing beyond the mailbox's
+/// EXISTS is refused once it passes it, and what was kept stays bounded.
+#[test]
+fn a_listing_beyond_exists_is_a_protocol_error() {
+    let server = flooding_server();
     let mut session = logged_in(&server, &fast(server.port(), Security::Plain));
     let error = session
         .examine_with_metadata(&MailboxName::from_utf8("INBOX"), false)
@@ -283,9 +291,15 @@ fn a_listing_beyond_exists_is_a_protocol_error() {
         vec![
             Step::Read,
             Step::Send(
-                [line(1), "* 3 EXISTS\r\n".into(), line(2), line(3), "{tag} OK done\r\n".into()]
-                    .concat()
-                    .into_bytes(),
+                [
+                    listed(1),
+                    "* 3 EXISTS\r\n".into(),
+                    listed(2),
+                    listed(3),
+                    "{tag} OK done\r\n".into(),
+                ]
+                .concat()
+                .into_bytes(),
             ),
         ],
     ));
@@ -341,24 +355,7 @@ fn a_streamed_listing_comes_as_sent_and_can_stop_early() {
 /// listing with the error after what was within it, and the session stays in sync.
 #[test]
 fn a_streamed_listing_beyond_exists_ends_with_a_protocol_error() {
-    let line = |uid: u32| {
-        format!(
-            "* {uid} FETCH (UID {uid} FLAGS () INTERNALDATE \"01-Jan-2024 00:00:00 +0000\" RFC822.SIZE 5)\r\n"
-        )
-    };
-    let flood: String = (1..=20_000).map(line).collect();
-    let server = FakeServer::start(vec![
-        Step::send(GREETING),
-        Step::Read,
-        Step::send("{tag} OK [CAPABILITY IMAP4rev1 LITERAL+] Logged in\r\n"),
-        Step::Read,
-        Step::Read,
-        Step::send("* 4 EXISTS\r\n* OK [UIDVALIDITY 42] ok\r\nA2 OK [READ-ONLY] ok\r\n"),
-        Step::Send(flood.into_bytes()),
-        Step::send("A3 OK done\r\n"),
-        Step::Read,
-        Step::send("{tag} OK still in sync\r\n"),
-    ]);
+    let server = flooding_server();
     let mut session = logged_in(&server, &fast(server.port(), Security::Plain));
     let (_, listing) =
         session.examine_listing(&MailboxName::from_utf8("INBOX"), false).expect("EXAMINE");

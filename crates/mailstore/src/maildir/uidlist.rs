@@ -301,9 +301,9 @@ impl Uidlist {
         self.position_of_base(base).is_some()
     }
 
-    /// Appends a record (as Dovecot's appends do, a base name listed already is not looked
-    /// for: the callers add only names the list does not know).
-    pub(crate) fn push(&mut self, record: &RecordBuf) {
+    /// Writes `record`'s fields and file name at the end of the text (as a line holds
+    /// them after its UID): where they start, and the length of the fields with the `:`.
+    fn write_text(&mut self, record: &RecordBuf) -> (usize, usize) {
         let start = self.text.len();
         for (key, value) in &record.extensions {
             self.text.push(' ');
@@ -313,6 +313,13 @@ impl Uidlist {
         self.text.push_str(" :");
         let fields_len = self.text.len() - start;
         self.text.push_str(&record.filename);
+        (start, fields_len)
+    }
+
+    /// Appends a record (as Dovecot's appends do, a base name listed already is not looked
+    /// for: the callers add only names the list does not know).
+    pub(crate) fn push(&mut self, record: &RecordBuf) {
+        let (start, fields_len) = self.write_text(record);
         self.records.push(Span {
             start,
             uid: record.uid,
@@ -354,15 +361,7 @@ impl Uidlist {
     pub(crate) fn add_extension(&mut self, position: usize, key: u8, value: &str) {
         let Some(mut record) = self.get(position).map(Record::to_buf) else { return };
         record.extensions.push((key, value.to_string()));
-        let start = self.text.len();
-        for (key, value) in &record.extensions {
-            self.text.push(' ');
-            self.text.push(char::from(*key));
-            self.text.push_str(value);
-        }
-        self.text.push_str(" :");
-        let fields_len = self.text.len() - start;
-        self.text.push_str(&record.filename);
+        let (start, fields_len) = self.write_text(&record);
         if let Some(span) = self.records.get_mut(position) {
             span.start = start;
             span.fields_len = len32(fields_len);

@@ -575,12 +575,8 @@ impl Storage for ImapStorage {
             .examine_then_list(&wire, self.condstore)
             .map_err(|e| convert_error(e, "EXAMINE"))?;
         let Some(uid_next) = info.uid_next.and_then(|uid| Uid::new(uid.get())) else {
-            let mut all = Vec::new();
-            for meta in self.session.listing() {
-                all.push(meta.map_err(|e| convert_error(e, "UID FETCH"))?);
-            }
-            all.sort_by_key(|m| m.uid);
-            all.dedup();
+            let all =
+                self.session.listing().read_whole().map_err(|e| convert_error(e, "UID FETCH"))?;
             return Ok(MessageListing::whole(self.whole_contents(mailbox, &info, all)?));
         };
         self.examined = Some(mailbox.clone());

@@ -40,6 +40,24 @@ impl<'s> MetadataListing<'s> {
         MetadataListing { conn, tag, limit: exists, listed: 0, malformed: None }
     }
 
+    /// The whole listing, sorted by UID, a message answered twice alike once (two
+    /// different answers under one UID are both kept, for the caller to report).
+    ///
+    /// # Errors
+    ///
+    /// The listing's first error.
+    pub fn read_whole(self) -> Result<Vec<MessageMeta>> {
+        // A server's EXISTS bounds the listing (and what it costs to keep); never trust it
+        // for more than a first allocation.
+        let mut all = Vec::with_capacity((self.limit as usize).min(1 << 16));
+        for meta in self {
+            all.push(meta?);
+        }
+        all.sort_by_key(|m| m.uid);
+        all.dedup();
+        Ok(all)
+    }
+
     /// Ends the listing with `error`; a fatal one leaves the connection unusable.
     fn fail(&mut self, error: Error, fatal: bool) -> Result<MessageMeta> {
         self.tag = None;

@@ -424,15 +424,8 @@ impl Session {
         with_modseq: bool,
     ) -> Result<(MailboxInfo, Vec<MessageMeta>)> {
         let (info, listing) = self.examine_listing(mailbox, with_modseq)?;
-        // A server's EXISTS bounds the listing (and what it costs to keep); never trust it
-        // for more than a first allocation.
-        let mut all_meta = Vec::with_capacity((info.exists as usize).min(1 << 16));
-        for meta in listing {
-            all_meta.push(meta?);
-        }
-        all_meta.sort_by_key(|m| m.uid);
-        all_meta.dedup();
-        Ok((info, all_meta))
+        let all = listing.read_whole()?;
+        Ok((info, all))
     }
 
     /// EXAMINE `mailbox` with the metadata listing of all its messages (the items of

@@ -130,7 +130,7 @@ impl UserProgress {
         }
         self.active.insert(plan.mailbox.to_string());
         self.messages_total += plan.save.len() as u64;
-        let bytes = plan.save.iter().filter_map(|m| m.virtual_size).sum::<u64>();
+        let bytes = plan.save.virtual_bytes();
         self.bytes_total += bytes;
         if let Some((batch, index)) = &self.batch {
             batch.planned(*index, bytes);

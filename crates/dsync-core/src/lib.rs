@@ -163,7 +163,7 @@ pub use model::{
     Flags, MailboxContents, MailboxGuid, MailboxInfo, MailboxName, MailboxStamp, MailboxStatus,
     MessageMeta, NameError, SpecialUse, SystemFlags, Uid, UidValidity,
 };
-pub use plan::{MailboxAction, MailboxPlan, Mode, RecreateReason, TreePlan};
+pub use plan::{MailboxAction, MailboxPlan, Mode, RecreateReason, SaveList, TreePlan};
 pub use report::{
     FilteredMessages, MailboxRename, MailboxReport, Report, Skipped, Totals, human_bytes,
 };

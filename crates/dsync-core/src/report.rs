@@ -1,5 +1,6 @@
 //! What a run did (or, in a dry run, would do), per mailbox and in total.
 
+use std::borrow::Borrow;
 use std::fmt;
 
 use crate::error::{ErrorKind, Side, SyncError};
@@ -125,16 +126,16 @@ impl MailboxReport {
 
     /// Counts what a dry run would do: `saves` saved (their sizes as the bytes), `expunged`
     /// messages expunged and `flags_changed` re-flagged.
-    pub(crate) fn count_planned<'m>(
+    pub(crate) fn count_planned<M: Borrow<MessageMeta>>(
         &mut self,
-        saves: impl IntoIterator<Item = &'m MessageMeta>,
+        saves: impl IntoIterator<Item = M>,
         expunged: usize,
         flags_changed: usize,
     ) {
         (self.saved, self.bytes) = (0, 0);
         for meta in saves {
             self.saved += 1;
-            self.bytes += meta.virtual_size.unwrap_or(0);
+            self.bytes += meta.borrow().virtual_size.unwrap_or(0);
         }
         self.expunged = expunged as u64;
         self.flags_changed = flags_changed as u64;

@@ -4,6 +4,7 @@
 //! `dsync_mailbox_import_find_virtual_uids`). Gmail shows one message in every label's
 //! folder and in `[Gmail]/All Mail`: with this, each body crosses the network once.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 
 use super::copy::LocalCopies;
@@ -50,13 +51,13 @@ impl AllMail {
     /// Which of `saves` the written side (`written`, which is `side`) already holds,
     /// listing the all-mail mailbox the first time a save has a GUID. A missing mailbox
     /// holds nothing.
-    pub(super) fn find<'a, 'm>(
+    pub(super) fn find<'a, M: Borrow<MessageMeta>>(
         &'a mut self,
         written: &mut dyn Storage,
         side: Side,
-        saves: impl Iterator<Item = &'m MessageMeta> + Clone,
+        saves: impl Iterator<Item = M> + Clone,
     ) -> Result<Option<LocalCopies<'a>>, SyncError> {
-        if !saves.clone().any(|m| m.guid.is_some()) {
+        if !saves.clone().any(|m| m.borrow().guid.is_some()) {
             return Ok(None);
         }
         let by_guid = match &mut self.by_guid {
@@ -71,8 +72,12 @@ impl AllMail {
                 }
             }),
         };
-        let uids: BTreeMap<Uid, Uid> =
-            saves.filter_map(|m| Some((m.uid, *by_guid.get(m.guid.as_deref()?)?))).collect();
+        let uids: BTreeMap<Uid, Uid> = saves
+            .filter_map(|m| {
+                let m = m.borrow();
+                Some((m.uid, *by_guid.get(m.guid.as_deref()?)?))
+            })
+            .collect();
         Ok((!uids.is_empty()).then_some(LocalCopies { mailbox: &self.mailbox, uids }))
     }
 

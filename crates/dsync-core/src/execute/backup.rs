@@ -3,15 +3,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::all_mail::AllMail;
-use super::copy::{apply_reverts, copy_from_source};
+use super::copy::{apply_reverts, copy_save_list_from_source};
 use super::{
     MailboxFailed, Names, Observer, SyncOptions, apply_subscriptions, checkpoint_failed,
     keep_going, keep_going_mailbox, listing_skips, local_names, note_mailbox_filter,
 };
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
-use crate::model::{
-    Flags, MailboxContents, MailboxName, MailboxStamp, MailboxStatus, MessageMeta, Uid,
-};
+use crate::model::{Flags, MailboxContents, MailboxName, MailboxStamp, MailboxStatus, Uid};
 use crate::plan::backup::streamed::{
     Compared, Identity, Listed, compare_listed, rebuild_listed, settle,
 };
@@ -328,13 +326,12 @@ fn sync_mailbox(
         .map_err(|error| failed(at_mailbox(error), &partial))?;
     partial.expunged = mailbox_report.expunged;
     partial.flags_changed = mailbox_report.flags_changed;
-    let saves: Vec<(Uid, &MessageMeta)> = plan.save.iter().map(|m| (m.uid, m)).collect();
-    let copied = copy_from_source(
+    let copied = copy_save_list_from_source(
         source,
         names,
         &mut *writer,
         observer,
-        &saves,
+        &plan.save,
         options.commit_interval,
         local,
     )

@@ -7,7 +7,7 @@ use std::io::{self, BufRead, Read};
 use super::{Names, Observer};
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
 use crate::model::{MailboxName, MessageMeta, Uid};
-use crate::plan::MailboxPlan;
+use crate::plan::{MailboxPlan, SaveList};
 use crate::report::MailboxReport;
 use crate::storage::{Delivered, MailboxWriter, MessageSink, Storage};
 
@@ -86,6 +86,60 @@ pub(super) fn copy_messages(
     saves: &[(Uid, &MessageMeta)],
     commit_interval: u32,
 ) -> Result<Copied, Box<CopyFailed>> {
+    copy_in_batches(route, writer, observer, commit_interval, |copy| copy(saves))
+}
+
+/// How many messages of a [`SaveList`] are decoded at a time: their metadata is what a
+/// copy holds beyond the list itself (~250 bytes a message with the lookup by UID), and
+/// each batch is one `fetch` of the source (one command to a server).
+const SAVE_BATCH: usize = 16_384;
+
+/// [`copy_messages`] of a plan's [`SaveList`], each saved under its own UID, decoded
+/// [`SAVE_BATCH`] messages at a time so that the copy's memory does not grow with the
+/// number of messages.
+pub(super) fn copy_save_list(
+    route: &mut CopyRoute<'_, '_>,
+    writer: &mut dyn MailboxWriter,
+    observer: &mut dyn Observer,
+    saves: &SaveList,
+    commit_interval: u32,
+) -> Result<Copied, Box<CopyFailed>> {
+    copy_save_list_by(route, writer, observer, saves, commit_interval, SAVE_BATCH)
+}
+
+/// [`copy_save_list`], `batch` messages at a time.
+fn copy_save_list_by(
+    route: &mut CopyRoute<'_, '_>,
+    writer: &mut dyn MailboxWriter,
+    observer: &mut dyn Observer,
+    saves: &SaveList,
+    commit_interval: u32,
+    batch: usize,
+) -> Result<Copied, Box<CopyFailed>> {
+    copy_in_batches(route, writer, observer, commit_interval, |copy| {
+        let mut messages = saves.iter();
+        loop {
+            let batch: Vec<MessageMeta> = messages.by_ref().take(batch.max(1)).collect();
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let batch: Vec<(Uid, &MessageMeta)> = batch.iter().map(|m| (m.uid, m)).collect();
+            copy(&batch)?;
+        }
+    })
+}
+
+/// Runs `batches`, which hands each batch of saves to the copy it is given; one writer's
+/// commits count across all of them.
+fn copy_in_batches(
+    route: &mut CopyRoute<'_, '_>,
+    writer: &mut dyn MailboxWriter,
+    observer: &mut dyn Observer,
+    commit_interval: u32,
+    batches: impl FnOnce(
+        &mut dyn FnMut(&[(Uid, &MessageMeta)]) -> Result<(), SyncError>,
+    ) -> Result<(), SyncError>,
+) -> Result<Copied, Box<CopyFailed>> {
     let mut copier = Copier {
         writer,
         observer,
@@ -95,13 +149,12 @@ pub(super) fn copy_messages(
         copied: Copied::default(),
         destination_error: None,
     };
-    let Some(local) = route.local.take() else {
-        return match copier.transfer(route, saves) {
-            Ok(()) => Ok(copier.copied),
-            Err(error) => Err(Box::new(CopyFailed { error, copied: copier.copied })),
-        };
-    };
-    match copy_runs(&mut copier, route, &local, saves) {
+    let local = route.local.take();
+    let result = batches(&mut |saves| match &local {
+        None => copier.transfer(route, saves),
+        Some(local) => copy_runs(&mut copier, route, local, saves),
+    });
+    match result {
         Ok(()) => Ok(copier.copied),
         Err(error) => Err(Box::new(CopyFailed { error, copied: copier.copied })),
     }
@@ -163,6 +216,29 @@ pub(super) fn copy_from_source(
         local,
     };
     copy_messages(&mut route, writer, observer, saves, commit_interval)
+}
+
+/// [`copy_from_source`] of a plan's [`SaveList`] ([`copy_save_list`]).
+pub(super) fn copy_save_list_from_source(
+    source: &mut dyn Storage,
+    names: &Names<'_>,
+    writer: &mut dyn MailboxWriter,
+    observer: &mut dyn Observer,
+    saves: &SaveList,
+    commit_interval: u32,
+    local: Option<LocalCopies<'_>>,
+) -> Result<Copied, Box<CopyFailed>> {
+    let (from, to) = (names.source, names.destination);
+    let mut fetch = |uids: &[Uid], sink: &mut dyn MessageSink| source.fetch(from, uids, sink);
+    let mut route = CopyRoute {
+        from: &mut fetch,
+        from_name: from,
+        from_side: Side::Source,
+        to_name: to,
+        to_side: Side::Destination,
+        local,
+    };
+    copy_save_list(&mut route, writer, observer, saves, commit_interval)
 }
 
 impl Copied {
@@ -452,4 +528,91 @@ pub(super) fn apply_reverts(
         writer.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::execute::NoObserver;
+    use crate::memory::MemoryStorage;
+    use crate::model::{Flags, UidValidity};
+    use crate::storage::StorageMut;
+
+    /// A source of ten messages and an empty destination mailbox.
+    fn storages() -> (MemoryStorage, MemoryStorage, MailboxName, SaveList) {
+        let inbox = MailboxName::inbox();
+        let validity = UidValidity::new(9).expect("non-zero");
+        let mut source = MemoryStorage::new();
+        let mailbox = source.add_mailbox(&inbox, validity);
+        for n in 1..=10 {
+            let body = format!("Subject: {n}\r\n\r\nbody {n}\r\n");
+            let flags = Flags::from_imap_names(if n % 2 == 0 { vec!["\\Seen"] } else { vec![] });
+            mailbox.append(body.as_bytes(), flags, Some(1_700_000_000 + n));
+        }
+        let mut destination = MemoryStorage::new();
+        destination.add_mailbox(&inbox, validity);
+        let saves = source.contents(&inbox).expect("listed").messages.into_iter().collect();
+        (source, destination, inbox, saves)
+    }
+
+    /// A save list is copied a batch at a time, one fetch each, and the commits count
+    /// across the batches: a copy cut in its third batch of three has committed the first
+    /// four saves (the interval), which a copy restarting its count per batch never would.
+    #[test]
+    fn a_save_list_is_copied_in_batches_committed_across_them() {
+        let (mut source, mut destination, inbox, saves) = storages();
+        let mut fetched: Vec<Vec<u32>> = Vec::new();
+        let mut fetch = |uids: &[Uid], sink: &mut dyn MessageSink| {
+            fetched.push(uids.iter().map(|uid| uid.get()).collect());
+            if fetched.len() == 3 {
+                return Err(StorageError::new(ErrorKind::Temporary, "connection lost"));
+            }
+            source.fetch(&inbox, uids, sink)
+        };
+        let mut route = CopyRoute {
+            from: &mut fetch,
+            from_name: &inbox,
+            from_side: Side::Source,
+            to_name: &inbox,
+            to_side: Side::Destination,
+            local: None,
+        };
+        let mut writer = destination.writer(&inbox).expect("writer");
+        let failed = copy_save_list_by(&mut route, &mut *writer, &mut NoObserver, &saves, 4, 3)
+            .expect_err("the third fetch fails");
+        assert_eq!((failed.copied.saved, failed.copied.committed.saved), (6, 4));
+        drop(writer);
+        assert_eq!(fetched, [vec![1, 2, 3], vec![4, 5, 6], vec![7, 8, 9]]);
+    }
+
+    /// Every message arrives as listed, whatever the batch size.
+    #[test]
+    fn a_save_list_copies_every_message_as_listed() {
+        for batch in [1, 3, 10, 11] {
+            let (mut source, mut destination, inbox, saves) = storages();
+            let mut fetch =
+                |uids: &[Uid], sink: &mut dyn MessageSink| source.fetch(&inbox, uids, sink);
+            let mut route = CopyRoute {
+                from: &mut fetch,
+                from_name: &inbox,
+                from_side: Side::Source,
+                to_name: &inbox,
+                to_side: Side::Destination,
+                local: None,
+            };
+            let mut writer = destination.writer(&inbox).expect("writer");
+            let copied =
+                copy_save_list_by(&mut route, &mut *writer, &mut NoObserver, &saves, 4, batch)
+                    .expect("copied");
+            writer.commit().expect("commit");
+            drop(writer);
+            assert_eq!(copied.saved, 10);
+            let listed = destination.contents(&inbox).expect("listed").messages;
+            let wanted: Vec<MessageMeta> = saves.iter().collect();
+            let uids_flags = |m: &[MessageMeta]| -> Vec<(Uid, Flags, Option<i64>)> {
+                m.iter().map(|m| (m.uid, m.flags.clone(), m.received)).collect()
+            };
+            assert_eq!(uids_flags(&listed), uids_flags(&wanted), "batch {batch}");
+        }
+    }
 }

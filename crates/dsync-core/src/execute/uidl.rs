@@ -124,7 +124,8 @@ fn sync_mailbox(
         report.expunged = plan.expunge.len() as u64;
     }
     // Saves ascend by destination UID; their source positions ascend with POP3 order.
-    let run: Vec<(Uid, &MessageMeta)> = origins.iter().copied().zip(plan.save.iter()).collect();
+    let saves: Vec<MessageMeta> = plan.save.iter().collect();
+    let run: Vec<(Uid, &MessageMeta)> = origins.iter().copied().zip(&saves).collect();
     let copied = copy_from_source(
         source,
         names,

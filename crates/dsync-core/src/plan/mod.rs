@@ -10,16 +10,16 @@
 pub mod backup;
 pub mod import;
 pub mod merge;
+mod save_list;
 pub mod uidl;
 
 pub(crate) use backup::holds_uids_of;
 pub use backup::{plan_mailbox, plan_tree};
+pub use save_list::{SaveList, SaveListIter};
 
 use std::fmt;
 
-use crate::model::{
-    Flags, MailboxContents, MailboxGuid, MailboxName, MessageMeta, Uid, UidValidity,
-};
+use crate::model::{Flags, MailboxContents, MailboxGuid, MailboxName, Uid, UidValidity};
 use crate::storage::Capabilities;
 
 /// What a sync run does.
@@ -167,7 +167,7 @@ pub struct MailboxPlan {
     /// New flags for destination messages.
     pub set_flags: Vec<(Uid, Flags)>,
     /// Source messages to copy, ascending by UID, each saved under its source UID.
-    pub save: Vec<MessageMeta>,
+    pub save: SaveList,
     /// UIDNEXT the destination must reach at the end.
     pub uid_next: Option<Uid>,
     /// Source messages inside the filters that a filtered run cannot save (their UID is
@@ -196,7 +196,7 @@ impl MailboxPlan {
             action: MailboxAction::Update,
             expunge: Vec::new(),
             set_flags: Vec::new(),
-            save: Vec::new(),
+            save: SaveList::new(),
             uid_next: None,
             skipped: Vec::new(),
             set_guid: None,

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::filter::MessageFilter;
 use crate::model::{MailboxContents, MailboxName, MessageMeta, Uid};
-use crate::plan::{MailboxAction, MailboxPlan, effective_uid_next};
+use crate::plan::{MailboxAction, MailboxPlan, SaveList, effective_uid_next};
 
 /// Plans one mailbox of a UIDL-identified source; returns the plan and, for each of its
 /// saves (in order), the source position it is copied from.
@@ -39,7 +39,7 @@ pub fn plan_by_uidl(
         action: if destination.is_some() { MailboxAction::Update } else { MailboxAction::Create },
         expunge: Vec::new(),
         set_flags: Vec::new(),
-        save: Vec::new(),
+        save: SaveList::new(),
         uid_next: None,
         skipped: Vec::new(),
         set_guid: None,
@@ -154,9 +154,9 @@ mod tests {
         let inbox = MailboxName::inbox();
         let (plan, origins) =
             plan_by_uidl(&inbox, &source, Some(&destination), &MessageFilter::default(), true);
-        let saves: Vec<(u32, &str)> =
-            plan.save.iter().map(|m| (m.uid.get(), m.pop3_uidl.as_deref().unwrap_or(""))).collect();
-        assert_eq!(saves, [(8, "a"), (9, "c")]);
+        let saves: Vec<(u32, String)> =
+            plan.save.iter().map(|m| (m.uid.get(), m.pop3_uidl.unwrap_or_default())).collect();
+        assert_eq!(saves, [(8, "a".to_owned()), (9, "c".to_owned())]);
         assert_eq!(origins, [uid(1), uid(3)]);
         assert_eq!(plan.expunge, [uid(5), uid(6)], "UIDL gone, and no UIDL at all");
 
@@ -193,9 +193,9 @@ mod tests {
         let everything = MessageFilter::default();
         let (plan, origins) = plan_by_uidl(&inbox, &source, Some(&destination), &everything, true);
         assert!(plan.expunge.is_empty());
-        let saves: Vec<(u32, &str)> =
-            plan.save.iter().map(|m| (m.uid.get(), m.pop3_uidl.as_deref().unwrap_or(""))).collect();
-        assert_eq!(saves, [(6, "y"), (7, "x")]);
+        let saves: Vec<(u32, String)> =
+            plan.save.iter().map(|m| (m.uid.get(), m.pop3_uidl.unwrap_or_default())).collect();
+        assert_eq!(saves, [(6, "y".to_owned()), (7, "x".to_owned())]);
         assert_eq!(origins, [uid(2), uid(3)]);
         assert_eq!(duplicate_uidls(&source), [("x".to_owned(), 2)]);
         // Both copies there: nothing to do; one gone from the server: one copy goes.
@@ -213,6 +213,6 @@ mod tests {
             plan_by_uidl(&MailboxName::inbox(), &source, None, &MessageFilter::default(), true);
         assert_eq!(plan.action, MailboxAction::Create);
         assert_eq!(plan.save.iter().map(|m| m.uid.get()).collect::<Vec<_>>(), [1, 2]);
-        assert_eq!(plan.save[1].pop3_order, Some(2));
+        assert_eq!(plan.save.iter().nth(1).and_then(|m| m.pop3_order), Some(2));
     }
 }

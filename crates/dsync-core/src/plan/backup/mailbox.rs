@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::filter::MessageFilter;
 use crate::model::{MailboxContents, MailboxName, MailboxStatus, MessageMeta, Uid};
 use crate::plan::{
-    ComparableGuids, MailboxAction, MailboxPlan, RecreateReason, effective_uid_next,
+    ComparableGuids, MailboxAction, MailboxPlan, RecreateReason, SaveList, effective_uid_next,
 };
 
 /// Plans one mailbox for `backup`. `destination` is `None` when the mailbox does not exist
@@ -171,7 +171,7 @@ pub(super) fn empty_plan(mailbox: &MailboxName) -> MailboxPlan {
         action: MailboxAction::Update,
         expunge: Vec::new(),
         set_flags: Vec::new(),
-        save: Vec::new(),
+        save: SaveList::new(),
         uid_next: None,
         skipped: Vec::new(),
         set_guid: None,
@@ -190,6 +190,7 @@ fn rebuild(
     let mut save: Vec<MessageMeta> =
         source.messages.iter().filter(|m| filter.wants(m)).cloned().collect();
     save.sort_by_key(|m| m.uid);
+    let save = save.into_iter().collect();
     MailboxPlan { action, save, uid_next: Some(uid_next), ..empty_plan(mailbox) }
 }
 

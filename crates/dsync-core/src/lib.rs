@@ -128,6 +128,7 @@ pub mod history;
 pub mod memory;
 pub mod message_date;
 mod model;
+mod packed;
 pub mod pairing;
 pub mod plan;
 pub mod pop3_migration;

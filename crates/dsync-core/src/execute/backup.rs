@@ -420,7 +420,7 @@ fn plan_from_changes(
     let base = MergeBase {
         uid_validity: changes.status.uid_validity.get(),
         last_common_uid: plan.uid_next.unwrap_or(changes.status.uid_next).get() - 1,
-        flags: base_after(flags, &changes).into(),
+        flags: BaseFlags::packed_from(base_after(flags, &changes).iter().map(|(u, f)| (*u, f))),
     };
     Ok(Some(Planned {
         plan,
@@ -498,7 +498,7 @@ fn plan_from_streams(
     let base = MergeBase {
         uid_validity: source_status.uid_validity.get(),
         last_common_uid: plan.uid_next.unwrap_or(source_status.uid_next).get() - 1,
-        flags: flags.into(),
+        flags,
     };
     let filtered_messages = filtered;
     Ok(Some(Planned { plan, source_status, base, listed_destination, filtered_messages, believed }))
@@ -560,7 +560,8 @@ fn plan_from_listings(
         flags: BaseFlags::new(),
     };
     if options.message_filter.is_everything() {
-        base.flags = source_contents.messages.iter().map(|m| (m.uid, m.flags.clone())).collect();
+        base.flags =
+            BaseFlags::packed_from(source_contents.messages.iter().map(|m| (m.uid, &m.flags)));
     }
     let filtered_messages =
         FilteredMessages::of(&options.message_filter, &source_contents.messages);

@@ -990,7 +990,7 @@ mod tests {
 
             let state = sync(&mut a, &mut b, file.load().expect("load"));
             for (name, entry) in &state.mailboxes {
-                let stored = entry.base.flags.decoded().is_none();
+                let stored = entry.base.flags.in_state_file();
                 assert_eq!(stored, *name != archive, "{mode:?} {name}: {entry:?}");
             }
             assert_eq!(state.mailboxes[&archive].base.flags.len(), 3, "{mode:?}");

@@ -9,10 +9,10 @@
 //! of the distinct flag sets seen — about 25 bytes a message with a Dovecot GUID. It is
 //! read in order, which is how plans are executed.
 
-use std::collections::HashMap;
 use std::fmt;
 
-use crate::model::{Flags, MessageMeta, Uid};
+use crate::model::{MessageMeta, Uid};
+use crate::packed::{FlagSets, get_signed, get_unsigned, put_signed, put_unsigned};
 
 /// Source messages to save, in the order they were added, stored compactly (see the module
 /// documentation). Reading gives back exactly the [`MessageMeta`] that was added.
@@ -21,9 +21,7 @@ pub struct SaveList {
     /// The encoded messages, one after another.
     bytes: Vec<u8>,
     /// The distinct flag sets, by index.
-    flag_sets: Vec<Flags>,
-    /// The index of each flag set in `flag_sets`.
-    flag_index: HashMap<Flags, usize>,
+    flag_sets: FlagSets,
     /// Messages held.
     len: usize,
     /// The sum of the known virtual sizes.
@@ -101,15 +99,7 @@ impl SaveList {
         out.push(fields);
         put_signed(out, i64::from(uid.get()) - i64::from(self.last.uid));
         self.last.uid = uid.get();
-        let index = if let Some(&index) = self.flag_index.get(&flags) {
-            index
-        } else {
-            let index = self.flag_sets.len();
-            self.flag_index.insert(flags.clone(), index);
-            self.flag_sets.push(flags);
-            index
-        };
-        put_unsigned(out, index as u64);
+        put_unsigned(out, self.flag_sets.index_of(&flags) as u64);
         if let Some(received) = received {
             put_signed(out, received.wrapping_sub(self.last.received));
             self.last.received = received;
@@ -209,7 +199,8 @@ impl SaveListIter<'_> {
             None
         };
         let modseq = if has(tag::MODSEQ) {
-            self.last.modseq = self.last.modseq.wrapping_add(get_signed(bytes, at)?.cast_unsigned());
+            self.last.modseq =
+                self.last.modseq.wrapping_add(get_signed(bytes, at)?.cast_unsigned());
             Some(self.last.modseq)
         } else {
             None
@@ -298,41 +289,9 @@ fn hex(raw: &[u8]) -> String {
     text
 }
 
-fn put_unsigned(out: &mut Vec<u8>, mut value: u64) {
-    // Seven bits a byte, low first; the high bit says another byte follows.
-    while value >= 0x80 {
-        out.push((value & 0x7f) as u8 | 0x80);
-        value >>= 7;
-    }
-    out.push((value & 0x7f) as u8);
-}
-
-/// Zig-zag: small differences of either sign take one byte.
-fn put_signed(out: &mut Vec<u8>, value: i64) {
-    put_unsigned(out, ((value << 1) ^ (value >> 63)).cast_unsigned());
-}
-
 fn put_text(out: &mut Vec<u8>, text: &str) {
     put_unsigned(out, text.len() as u64);
     out.extend_from_slice(text.as_bytes());
-}
-
-fn get_unsigned(bytes: &[u8], at: &mut usize) -> Option<u64> {
-    let mut value = 0u64;
-    for shift in (0..64).step_by(7) {
-        let byte = *bytes.get(*at)?;
-        *at += 1;
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Some(value);
-        }
-    }
-    None
-}
-
-fn get_signed(bytes: &[u8], at: &mut usize) -> Option<i64> {
-    let raw = get_unsigned(bytes, at)?;
-    Some((raw >> 1).cast_signed() ^ -((raw & 1).cast_signed()))
 }
 
 fn get_text(bytes: &[u8], at: &mut usize) -> Option<String> {
@@ -345,7 +304,7 @@ fn get_text(bytes: &[u8], at: &mut usize) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::SystemFlags;
+    use crate::model::{Flags, SystemFlags};
     use proptest::prelude::*;
 
     fn flags() -> impl Strategy<Value = Flags> {

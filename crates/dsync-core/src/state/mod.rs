@@ -35,6 +35,7 @@ pub mod dovecot;
 mod file;
 #[cfg(test)]
 mod legacy;
+mod packed_base;
 pub mod pairs;
 mod stored;
 
@@ -47,6 +48,7 @@ use crate::error::Side;
 use crate::model::{Flags, MailboxGuid, MailboxName, SystemFlags};
 
 pub use file::{StateFile, StateFileError};
+pub use packed_base::BaseFlagsBuilder;
 pub use stored::{BaseFlags, BaseRecords};
 
 const HEADER: &str = "dsync-rs state 1";
@@ -221,10 +223,11 @@ impl SyncState {
                 }
                 continue;
             }
-            for (uid, flags) in state.base.flags.decoded().into_iter().flatten() {
+            // Records in memory (a map, or packed): reading them cannot fail.
+            for (uid, flags) in state.base.flags.records().map_while(Result::ok) {
                 push_number(&mut text, uid.get());
                 text.push(' ');
-                encode_flags(&mut text, flags);
+                encode_flags(&mut text, &flags);
                 text.push('\n');
                 if text.len() >= PIECE {
                     out.write_all(text.as_bytes())?;

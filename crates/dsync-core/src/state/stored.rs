@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use super::StateError;
 use super::decode::{self, Records};
+use super::packed_base::{PackedIter, PackedRecords};
 use crate::model::{Flags, Uid};
 
 /// A mailbox's base records ([`MergeBase::flags`](super::MergeBase::flags)): UID → the
@@ -46,6 +47,8 @@ pub struct BaseFlags {
 enum Repr {
     Decoded(BTreeMap<Uid, Flags>),
     Stored(Stored),
+    /// Built by a run, a few bytes a record ([`super::BaseFlagsBuilder`]).
+    Packed(PackedRecords),
 }
 
 impl Default for Repr {
@@ -179,11 +182,20 @@ impl BaseFlags {
         BaseFlags { repr: Repr::Stored(stored) }
     }
 
+    pub(super) fn packed(records: PackedRecords) -> BaseFlags {
+        BaseFlags { repr: Repr::Packed(records) }
+    }
+
     pub(super) fn as_stored(&self) -> Option<&Stored> {
         match &self.repr {
             Repr::Stored(stored) => Some(stored),
-            Repr::Decoded(_) => None,
+            Repr::Decoded(_) | Repr::Packed(_) => None,
         }
+    }
+
+    /// True while the records are still in the state file (not read since it was loaded).
+    pub fn in_state_file(&self) -> bool {
+        matches!(self.repr, Repr::Stored(_))
     }
 
     /// How many records there are (known without reading stored ones).
@@ -191,6 +203,7 @@ impl BaseFlags {
         match &self.repr {
             Repr::Decoded(map) => map.len(),
             Repr::Stored(stored) => stored.count,
+            Repr::Packed(records) => records.len(),
         }
     }
 
@@ -199,12 +212,12 @@ impl BaseFlags {
         self.len() == 0
     }
 
-    /// The records when they are in memory; `None` while they are still in the state file
-    /// ([`read`](Self::read) them).
+    /// The records when they are in memory as a map; `None` while they are still in the
+    /// state file, or packed ([`read`](Self::read) them).
     pub fn decoded(&self) -> Option<&BTreeMap<Uid, Flags>> {
         match &self.repr {
             Repr::Decoded(map) => Some(map),
-            Repr::Stored(_) => None,
+            Repr::Stored(_) | Repr::Packed(_) => None,
         }
     }
 
@@ -213,7 +226,7 @@ impl BaseFlags {
     pub(super) fn decoded_mut(&mut self) -> Option<&mut BTreeMap<Uid, Flags>> {
         match &mut self.repr {
             Repr::Decoded(map) => Some(map),
-            Repr::Stored(_) => None,
+            Repr::Stored(_) | Repr::Packed(_) => None,
         }
     }
 
@@ -224,6 +237,7 @@ impl BaseFlags {
         match &self.repr {
             Repr::Decoded(map) => Ok(Cow::Borrowed(map)),
             Repr::Stored(stored) => stored.decode().map(Cow::Owned),
+            Repr::Packed(records) => Ok(Cow::Owned(records.to_map())),
         }
     }
 }
@@ -251,6 +265,7 @@ impl std::fmt::Debug for BaseRecords<'_> {
 enum RecordsInner<'a> {
     Decoded(std::collections::btree_map::Iter<'a, Uid, Flags>),
     Stored(StoredRecords<'a>),
+    Packed(PackedIter<'a>),
 }
 
 /// The reading state of [`BaseRecords`] over stored records.
@@ -348,6 +363,9 @@ impl<'a> Iterator for BaseRecords<'a> {
             RecordsInner::Stored(stored) => {
                 stored.next_record().map(|record| record.map(|(uid, f)| (uid, Cow::Owned(f))))
             }
+            RecordsInner::Packed(records) => {
+                records.next().map(|(uid, flags)| Ok((uid, Cow::Borrowed(flags))))
+            }
         }
     }
 }
@@ -363,6 +381,7 @@ impl BaseFlags {
     pub(super) fn records_in_chunks(&self, chunk: usize) -> BaseRecords<'_> {
         let inner = match &self.repr {
             Repr::Decoded(map) => RecordsInner::Decoded(map.iter()),
+            Repr::Packed(records) => RecordsInner::Packed(records.iter()),
             Repr::Stored(stored) => RecordsInner::Stored(StoredRecords {
                 stored,
                 chunk: chunk.max(1),
@@ -386,6 +405,7 @@ impl BaseFlags {
         match self.repr {
             Repr::Decoded(map) => Ok(map),
             Repr::Stored(stored) => stored.decode(),
+            Repr::Packed(records) => Ok(records.to_map()),
         }
     }
 }
@@ -420,6 +440,7 @@ impl std::fmt::Debug for BaseFlags {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.repr {
             Repr::Decoded(map) => map.fmt(f),
+            Repr::Packed(records) => f.debug_map().entries(records.iter()).finish(),
             Repr::Stored(stored) => f
                 .debug_struct("Stored")
                 .field("records", &stored.count)

@@ -15,7 +15,7 @@
 //!
 //! [`plan_mailbox`]: super::plan_mailbox
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::iter::Peekable;
 
 use super::mailbox::{empty_plan, holds_uids_of};
@@ -23,7 +23,7 @@ use crate::filter::MessageFilter;
 use crate::model::{Flags, MailboxName, MailboxStatus, MessageMeta, Uid};
 use crate::plan::{ComparableGuids, MailboxAction, MailboxPlan, RecreateReason};
 use crate::report::FilteredMessages;
-use crate::state::MergeBase;
+use crate::state::{BaseFlags, BaseFlagsBuilder, MergeBase};
 
 /// One side's listing as it is read: its status, then its messages.
 #[derive(Debug)]
@@ -51,7 +51,7 @@ pub struct Compared {
     /// The source's status as listed.
     pub source_status: MailboxStatus,
     /// Every listed source message's flags, when the filter is everything (else empty).
-    pub flags: BTreeMap<Uid, Flags>,
+    pub flags: BaseFlags,
     /// The source messages the filter left out.
     pub filtered: FilteredMessages,
     /// UIDs both sides hold that no earlier run confirmed to be the same message, to be
@@ -127,7 +127,7 @@ pub fn compare_listed<E>(
     let mut out = Compared {
         plan: MailboxPlan { set_guid, ..empty_plan(mailbox) },
         source_status: source.status.clone(),
-        flags: BTreeMap::new(),
+        flags: BaseFlags::new(),
         filtered: FilteredMessages::default(),
         suspects: Vec::new(),
         relist: false,
@@ -136,7 +136,7 @@ pub fn compare_listed<E>(
     let destination_uid_next_listed = destination.status.uid_next;
     let mut theirs = Ascending::new(destination.messages.peekable());
     let mut ours = Ascending::new(source.messages.peekable());
-    let mut flags = Vec::new();
+    let mut flags = BaseFlagsBuilder::new();
     // The first message that makes the mailbox need a rebuild, and why: from then on the
     // comparison only reads on, for the highest UIDs.
     let mut reason: Option<RecreateReason> = None;
@@ -195,7 +195,7 @@ pub fn compare_listed<E>(
     let destination_uid_next = effective(destination_uid_next_listed, theirs.last);
     // The listings (a Maildir's view of its folder) go before the base is built.
     drop((ours, theirs));
-    out.flags = base_of(flags);
+    out.flags = flags.finish();
     if destination_uid_next > source_uid_next {
         out.suspects.clear();
         reason = Some(RecreateReason::DestinationAhead {
@@ -248,14 +248,14 @@ pub fn rebuild_listed<E>(
     let mut out = Compared {
         plan: MailboxPlan { action, new_uid_validity, ..empty_plan(mailbox) },
         source_status: source.status,
-        flags: BTreeMap::new(),
+        flags: BaseFlags::new(),
         filtered: FilteredMessages::default(),
         suspects: Vec::new(),
         relist: false,
         believed: Vec::new(),
     };
     let mut ours = Ascending::new(source.messages.peekable());
-    let mut flags = Vec::new();
+    let mut flags = BaseFlagsBuilder::new();
     while let Some(message) = ours.next()? {
         count_source(&mut out, &mut flags, filter, &message);
         if !blocked && filter.wants(&message) {
@@ -269,7 +269,7 @@ pub fn rebuild_listed<E>(
         out.plan.uid_next = Some(effective(out.source_status.uid_next, ours.last));
     }
     drop(ours);
-    out.flags = base_of(flags);
+    out.flags = flags.finish();
     Ok(Some(out))
 }
 
@@ -294,24 +294,15 @@ fn late_rebuild(out: &mut Compared, reason: RecreateReason, filtered: bool) {
 /// (the base, in UID order), or what the filter left out.
 fn count_source(
     out: &mut Compared,
-    flags: &mut Vec<(Uid, Flags)>,
+    flags: &mut BaseFlagsBuilder,
     filter: &MessageFilter,
     message: &MessageMeta,
 ) {
     if filter.is_everything() {
-        flags.push((message.uid, message.flags.clone()));
+        flags.push(message.uid, &message.flags);
     } else {
         out.filtered.add(FilteredMessages::of(filter, [message]));
     }
-}
-
-/// The base from the source's flags as listed (ascending UIDs), built once the listings
-/// are gone. While the listings are compared they are a list (~40 bytes a message):
-/// a B-tree they were inserted into in UID order had its nodes half full (~70 bytes a
-/// message, at the `--no-state` peak with both sides' views); built from the sorted
-/// list at once it has full nodes (~36 bytes, kept through the copy).
-fn base_of(flags: Vec<(Uid, Flags)>) -> BTreeMap<Uid, Flags> {
-    flags.into_iter().collect()
 }
 
 /// UIDNEXT as listed, but above the highest UID listed (`plan::effective_uid_next`).
@@ -370,6 +361,7 @@ impl<E, I: Iterator<Item = Result<MessageMeta, E>>> Ascending<I> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
     use std::convert::Infallible;
 
     use proptest::prelude::*;
@@ -504,7 +496,7 @@ mod tests {
             } else {
                 BTreeMap::new()
             };
-            prop_assert_eq!(streamed.flags, flags);
+            prop_assert_eq!(streamed.flags, BaseFlags::from(flags));
             prop_assert_eq!(streamed.filtered, FilteredMessages::of(&filter, &source.messages));
         }
     }

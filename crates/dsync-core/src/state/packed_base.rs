@@ -123,6 +123,15 @@ impl BaseFlagsBuilder {
     }
 }
 
+/// Builders are equal when they hold the same records.
+impl PartialEq for BaseFlagsBuilder {
+    fn eq(&self, other: &BaseFlagsBuilder) -> bool {
+        self.clone().finish() == other.clone().finish()
+    }
+}
+
+impl Eq for BaseFlagsBuilder {}
+
 impl BaseFlags {
     /// `records` (ascending or not), kept as [`BaseFlagsBuilder`] keeps them.
     pub fn packed_from<'a>(records: impl IntoIterator<Item = (Uid, &'a Flags)>) -> BaseFlags {

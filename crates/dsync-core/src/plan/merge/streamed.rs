@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use super::mailbox::{MergeMode, MergePlan, MergeView, SidePlan, merge_flags, plan_merge};
 use crate::model::{Flags, MailboxContents, MailboxStatus, MessageMeta, Uid};
 use crate::plan::backup::streamed::{Ascending, Listed, effective};
-use crate::state::{BaseFlags, MergeBase};
+use crate::state::{BaseFlags, BaseFlagsBuilder, MergeBase};
 
 /// What comparing both listings with the base decided, and the new mail still to plan
 /// ([`finish`]).
@@ -43,10 +43,10 @@ pub struct Compared {
     a_kept: SidePlan,
     /// B's changes for the UIDs the base holds.
     b_kept: SidePlan,
-    /// The base's UIDs that stay common, with the flags to remember, ascending. A list
-    /// sized for the whole base while the listings are read (40 bytes an entry, where a
-    /// B-tree filled in UID order takes ~70); [`finish`] makes it the new base.
-    common: Vec<(Uid, Flags)>,
+    /// The base's UIDs that stay common, with the flags to remember, ascending: packed
+    /// while the listings are read (a few bytes an entry, where a list took 40 and a
+    /// B-tree filled in UID order ~70); [`finish`] makes it the new base.
+    common: BaseFlagsBuilder,
     /// A's messages the base does not hold, ascending by UID: their identities are
     /// [`finish`]'s input.
     pub a_new: Vec<MessageMeta>,
@@ -85,7 +85,7 @@ pub fn compare_listed<E>(
         base: (base.uid_validity, base.last_common_uid),
         a_kept: SidePlan::default(),
         b_kept: SidePlan::default(),
-        common: Vec::with_capacity(base.flags.len()),
+        common: BaseFlagsBuilder::new(),
         a_new: Vec::new(),
         b_new: Vec::new(),
         a_identified: None,
@@ -154,12 +154,12 @@ impl Compared {
                     self.b_kept.set_flags.push((uid, flags.clone()));
                 }
                 // What to remember as A's flags: the merged ones when A is written.
-                self.common.push((uid, if two_way { flags } else { a.flags }));
+                self.common.push(uid, if two_way { &flags } else { &a.flags });
             }
             (Some(_), None) if two_way => self.a_kept.expunge.push(uid),
             (Some(a), None) => {
                 // One-way: B's own expunge stays; remember it so it is not copied back.
-                self.common.push((uid, a.flags));
+                self.common.push(uid, &a.flags);
             }
             (None, Some(_)) => self.b_kept.expunge.push(uid),
             (None, None) => {}
@@ -225,13 +225,15 @@ pub fn finish(
         side.expunge.sort();
         side.expunge.dedup();
     }
-    // Sorted already: one B-tree with full nodes. The new mail's UIDs are not the base's:
-    // nothing is overwritten.
-    let mut flags: BTreeMap<Uid, Flags> = common.into_iter().collect();
+    // The new mail's UIDs are not the base's (nothing is overwritten) and come above
+    // them: the records stay packed.
+    let mut flags = common;
     // `plan_merge` builds its base in memory: there is nothing to read back.
-    let mut new_mail = std::mem::take(&mut plan.next_base.flags).into_map().unwrap_or_default();
-    flags.append(&mut new_mail);
-    plan.next_base.flags = flags.into();
+    let new_mail = std::mem::take(&mut plan.next_base.flags).into_map().unwrap_or_default();
+    for (uid, new) in &new_mail {
+        flags.push(*uid, new);
+    }
+    plan.next_base.flags = flags.finish();
     plan
 }
 
@@ -432,7 +434,7 @@ mod tests {
         // Both new messages are below the other side's UIDNEXT: they move to 9 and 10.
         assert_eq!(plan.a.expunge, [uid(2), uid(5)]);
         assert_eq!(plan.b.expunge, [uid(3), uid(6)]);
-        let flags = plan.next_base.flags.decoded().expect("built in memory");
+        let flags = plan.next_base.flags.read().expect("built in memory");
         let common: BTreeSet<u32> = flags.keys().map(|u| u.get()).collect();
         assert_eq!(common, BTreeSet::from([1, 9, 10]));
 

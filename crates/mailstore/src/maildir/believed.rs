@@ -74,6 +74,7 @@ impl Mailbox {
         beliefs: &FileBeliefs,
     ) -> Result<()> {
         self.locked_with_cache(|locked| {
+            locked.make_whole()?;
             let mut table = self.paths.read_keywords()?;
             let mut indexes = Vec::with_capacity(changes.len());
             let mut changed = false;
@@ -120,6 +121,7 @@ impl Mailbox {
     /// [`Mailbox::expunge`], trying each message's believed file name first.
     pub fn expunge_believed(&self, uids: &[u32], beliefs: &FileBeliefs) -> Result<()> {
         self.locked_with_cache(|locked| {
+            locked.make_whole()?;
             let table = if beliefs.is_empty() { None } else { Some(self.paths.read_keywords()?) };
             let bases = bases_of(locked, uids.iter().copied());
             let mut touched = [false, false];

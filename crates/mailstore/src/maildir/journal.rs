@@ -93,6 +93,8 @@ pub(crate) fn parse(data: &[u8]) -> Vec<Entry> {
 pub(crate) fn replay(locked: &mut Locked) -> Result<()> {
     let path = locked.paths.dir.join(JOURNAL);
     let Some(data) = locked.paths.read_optional(&path)? else { return Ok(()) };
+    // Which records the uidlist has already: all of them, not only a writer's tail.
+    locked.make_whole()?;
     let scan = locked.paths.scan()?;
     let mut records = Vec::new();
     let mut renamed = [false, false];

@@ -166,11 +166,13 @@ pub struct Mailbox {
     pub(crate) staged: Vec<Staged>,
     /// The last view read, so that opening many messages does not rescan each time.
     cache: Mutex<Option<Arc<View>>>,
-    /// The uidlist as our last commit left it (see [`state::locked_cached`]).
+    /// The uidlist as our last change left it (see [`state::locked_cached`]); after a
+    /// commit of saves, only its tail (see [`state::CachedUidlist`]).
     pub(crate) uidlist_cache: Mutex<Option<state::CachedUidlist>>,
-    /// File base names known to be taken besides the uidlist's (those of `new/` and of
-    /// this handle's saves), once a commit had to check a caller's GUID against them (see
-    /// [`Mailbox::commit`]). (Keys of the names, [`super::save::base_key`].)
+    /// File base names known to be taken (those of the uidlist, of `new/` and of this
+    /// handle's saves), once a commit had to check a caller's GUID against them (see
+    /// [`Mailbox::commit`]): the commits keep only the uidlist's tail, not its records.
+    /// (Keys of the names, [`super::save::base_key`], 8 bytes a name.)
     pub(crate) taken_bases: Option<HashSet<u64>>,
     /// Keywords that found no letter (see [`Mailbox::take_dropped_keywords`]).
     dropped_keywords: Mutex<Vec<DroppedKeyword>>,
@@ -635,6 +637,8 @@ impl Mailbox {
             self.uidlist_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         state::locked_cached(&self.store, &self.paths, &mut cache, |locked| {
             if next_uid > locked.uidlist.next_uid() {
+                // A rewrite: every record, read again after a commit kept only the tail.
+                locked.make_whole()?;
                 locked.uidlist.header_next_uid = next_uid;
                 locked.rewrite()?;
             }

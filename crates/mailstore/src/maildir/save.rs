@@ -3,6 +3,7 @@
 //! under its lock (Dovecot's `maildir-save.c` sequence, plus the journal of
 //! [`super::journal`]).
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, BufWriter};
@@ -261,22 +262,32 @@ impl Mailbox {
         let mut taken_cache = self.taken_bases.take();
         let result =
             state::locked_cached(&self.store.clone(), &self.paths.clone(), &mut cache, |locked| {
-                let mut next = locked.uidlist.next_uid();
                 let mut table = self.paths.read_keywords()?;
                 let mut keywords_changed = false;
                 if taken_cache.is_none()
                     && staged.iter().any(|item| item.base != item.fallback_base)
                 {
-                    // The uidlist's names are looked up in its own index (its parse built
-                    // it), not copied. Files in `cur/` are numbered (in the uidlist) but
-                    // for a mail client's own moves from `new/`; one of those with a
-                    // GUID-like name is a copy of the same message (a GUID names one
-                    // delivery), so sharing its base costs no mail, only which copy keeps
-                    // the UID: `cur/` is not read (100 000 names for a re-run that saves
-                    // five). Only a file with the very name we would rename onto is looked
-                    // for (one `stat`).
-                    taken_cache = Some(self.paths.scan_new()?.keys().map(base_key).collect());
+                    // The names of `new/` and of the uidlist, as keys: the uidlist's
+                    // records are not kept from one commit to the next (a long save would
+                    // keep every record it appended), these 8 bytes a name are. Files in
+                    // `cur/` are numbered (in the uidlist) but for a mail client's own
+                    // moves from `new/`; one of those with a GUID-like name is a copy of
+                    // the same message (a GUID names one delivery), so sharing its base
+                    // costs no mail, only which copy keeps the UID: `cur/` is not read
+                    // (100 000 names for a re-run that saves five). Only a file with the
+                    // very name we would rename onto is looked for (one `stat`).
+                    locked.make_whole()?;
+                    let mut taken: HashSet<u64> =
+                        self.paths.scan_new()?.keys().map(base_key).collect();
+                    taken.extend(locked.uidlist.records().map(|r| base_key(r.base())));
+                    taken_cache = Some(taken);
+                } else if let Some(taken) = taken_cache.as_mut()
+                    && locked.uidlist.is_whole()
+                {
+                    // Read afresh: someone else changed it since our last commit.
+                    taken.extend(locked.uidlist.records().map(|r| base_key(r.base())));
                 }
+                let mut next = locked.uidlist.next_uid();
                 let mut entries = Vec::with_capacity(staged.len());
                 for item in &mut staged {
                     let uid = match item.options.uid {
@@ -305,8 +316,7 @@ impl Mailbox {
                     if let Some(taken) = taken_cache.as_mut() {
                         let wanted = item.base != item.fallback_base;
                         if wanted
-                            && (locked.uidlist.contains_base(&item.base)
-                                || taken.contains(&base_key(&item.base))
+                            && (taken.contains(&base_key(&item.base))
                                 || self.name_exists_in_cur(
                                     &item.base,
                                     item.options.flags,
@@ -374,6 +384,8 @@ impl Mailbox {
                     return Err(error);
                 }
                 journal::remove(locked)?;
+                // What was appended is on disk: the next commit needs only the tail.
+                locked.uidlist.forget_records();
                 Ok(entries.iter().map(|e| e.record.uid).collect())
             });
         *self.uidlist_cache.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner) = cache;
@@ -437,8 +449,7 @@ pub(crate) fn validate(options: &SaveOptions) -> Result<()> {
 }
 
 /// A base file name's key in the set of taken ones ([`Mailbox::taken_bases`]: those of
-/// `new/` and of this handle's saves; the uidlist's are looked up in the uidlist): a hash,
-/// not the name. Two names with one key make the second look taken: it then gets a
+/// the uidlist, of `new/` and of this handle's saves): a hash, not the name. Two names with one key make the second look taken: it then gets a
 /// generated name and keeps its GUID in the uidlist, which is the safe side.
 pub(crate) fn base_key(base: &str) -> u64 {
     use std::hash::{Hash, Hasher};
@@ -665,8 +676,20 @@ mod tests {
         assert_eq!(mailbox.messages().unwrap().len(), 1, "nothing of the failed save shows");
     }
 
+    /// The cached uidlist after a commit is the file's tail: its header, where its lines
+    /// end and its next UID, none of its records.
+    fn assert_cached_tail(mailbox: &super::Mailbox) {
+        let cached = mailbox.uidlist_cache.lock().unwrap().clone().unwrap().uidlist;
+        let file = mailbox.paths.read_uidlist().unwrap().unwrap();
+        assert!(!cached.is_whole() && cached.len() == 0, "{cached:?}");
+        assert_eq!(
+            (cached.next_uid(), cached.complete_len, cached.header_line()),
+            (file.next_uid(), file.complete_len, file.header_line())
+        );
+    }
+
     #[test]
-    fn the_cached_uidlist_equals_the_file() {
+    fn the_cached_uidlist_is_the_files_tail() {
         let dir = tempfile::tempdir().unwrap();
         let maildir = Maildir::open(Location::maildir(dir.path().join("Maildir")));
         let mut mailbox = maildir.create_mailbox(&MailboxName::inbox(), Some(7), None).unwrap();
@@ -682,16 +705,143 @@ mod tests {
                 save(&mut mailbox, options);
             }
             mailbox.commit().unwrap();
-            let cached = mailbox.uidlist_cache.lock().unwrap().clone().unwrap();
-            assert_eq!(Some(cached.uidlist), mailbox.paths.read_uidlist().unwrap());
+            assert_cached_tail(&mailbox);
         }
+        // A rewrite reads the records again, and keeps them.
         mailbox.set_next_uid(100).unwrap();
-        save(&mut mailbox, SaveOptions::default());
-        assert_eq!(mailbox.commit().unwrap(), [100]);
         assert_eq!(
             Some(mailbox.uidlist_cache.lock().unwrap().clone().unwrap().uidlist),
             mailbox.paths.read_uidlist().unwrap()
         );
+        save(&mut mailbox, SaveOptions::default());
+        assert_eq!(mailbox.commit().unwrap(), [100]);
+        assert_cached_tail(&mailbox);
+        assert_eq!(mailbox.messages().unwrap().len(), 13);
+    }
+
+    /// A save of many messages committed every few keeps none of the records it appended
+    /// (they are on disk; it used to keep them all, ~100 bytes a message): each commit
+    /// finds a file name a caller's GUID asks for taken by any earlier commit's, and what
+    /// needs every record afterwards (a flag change, an expunge, a rewrite) reads them.
+    #[test]
+    fn a_long_save_keeps_only_the_uidlists_tail() {
+        use crate::maildir::uidlist::{Uidlist, ext};
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = Maildir::open(Location::maildir(dir.path().join("Maildir")));
+        let mut mailbox = maildir.create_mailbox(&MailboxName::inbox(), Some(7), None).unwrap();
+        // The body `save` writes: 22 bytes stored, 25 served.
+        let usable = |n: u32| format!("1795424863.M{n}P1.vm,S=22,W=25");
+        let guid_of = |uid: u32| match uid {
+            // The name of UID 1, fifteen commits later: taken.
+            151 => Some(usable(1)),
+            _ if uid % 3 == 1 => Some(usable(uid)),
+            _ if uid % 3 == 2 => Some(format!("guid-{uid}")),
+            _ => None,
+        };
+        for uid in 1..=200u32 {
+            let mut options = SaveOptions::default()
+                .with_uid(uid)
+                .with_flags(if uid % 2 == 0 { Flags::SEEN } else { Flags::EMPTY })
+                .with_pop3(Some(format!("uidl{uid}")), None);
+            if let Some(guid) = guid_of(uid) {
+                options = options.with_guid(guid);
+            }
+            save(&mut mailbox, options);
+            if uid % 10 == 0 {
+                mailbox.commit().unwrap();
+                assert_cached_tail(&mailbox);
+            }
+        }
+        let bytes = std::fs::read(mailbox.paths.uidlist()).unwrap();
+        let file = Uidlist::parse(&bytes).unwrap().unwrap();
+        assert_eq!(file.to_bytes(), bytes, "as Dovecot writes it");
+        assert_eq!(
+            file.records().map(|r| r.uid).collect::<Vec<_>>(),
+            (1..=200).collect::<Vec<_>>()
+        );
+        for record in file.records() {
+            let uid = record.uid;
+            assert_eq!(record.ext(ext::POP3_UIDL), Some(format!("uidl{uid}").as_str()));
+            let guid = guid_of(uid);
+            if uid % 3 == 1 && uid != 151 {
+                let guid = guid.unwrap();
+                assert_eq!((record.base(), record.ext(ext::GUID)), (guid.as_str(), None));
+            } else {
+                assert_ne!(record.base(), usable(1), "UID {uid}");
+                assert_eq!(record.ext(ext::GUID), guid.as_deref(), "UID {uid}");
+            }
+        }
+        // An early message's flags, another's expunge and a rewrite on the same handle.
+        mailbox.set_flags(4, Flags::FLAGGED, &[]).unwrap();
+        mailbox.expunge(&[5]).unwrap();
+        mailbox.set_next_uid(300).unwrap();
+        let listed = mailbox.messages().unwrap();
+        assert_eq!(listed.len(), 199);
+        assert_eq!(listed[3].uid, 4);
+        assert!(listed[3].file_name.starts_with(&usable(4)));
+        assert!(listed[3].file_name.ends_with(":2,F"), "{}", listed[3].file_name);
+        assert_eq!(listed[4].uid, 6);
+        assert_eq!(mailbox.status().unwrap().next_uid, 300);
+        let rewritten = mailbox.paths.read_uidlist().unwrap().unwrap();
+        assert_eq!(rewritten.len(), 200, "a rewrite keeps every record");
+    }
+
+    /// A commit another process left half done (its journal written, its files in `tmp/`,
+    /// the uidlist not yet appended to) is completed by the next commit of a handle that
+    /// kept only the uidlist's tail: the file did not change, the journal is what says so.
+    #[test]
+    fn an_interrupted_commit_is_completed_by_a_handle_keeping_the_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("Maildir");
+        let maildir = Maildir::open(Location::maildir(&root));
+        let mut mailbox = maildir.create_mailbox(&MailboxName::inbox(), Some(7), None).unwrap();
+        save(&mut mailbox, SaveOptions::default());
+        assert_eq!(mailbox.commit().unwrap(), [1]);
+        assert_cached_tail(&mailbox);
+        let name = "1795424863.M9P9.other,S=22,W=25";
+        std::fs::write(
+            root.join("tmp").join(name),
+            "Subject: cached
+
+body
+",
+        )
+        .unwrap();
+        let journal = format!("dsync-rs journal 1\n{name}/{name}:2,S/2 :{name}\n");
+        std::fs::write(root.join(super::journal::JOURNAL), journal).unwrap();
+        save(&mut mailbox, SaveOptions::default());
+        assert_eq!(mailbox.commit().unwrap(), [3]);
+        assert_cached_tail(&mailbox);
+        assert!(!root.join(super::journal::JOURNAL).exists());
+        let listed: Vec<(u32, String)> =
+            mailbox.messages().unwrap().into_iter().map(|m| (m.uid, m.file_name)).collect();
+        assert_eq!(listed.len(), 3, "{listed:?}");
+        assert_eq!(listed[1], (2, format!("{name}:2,S")));
+    }
+
+    /// A name another handle took between two commits of this one is taken: the file it
+    /// changed is read whole, and its names join those this handle knows.
+    #[test]
+    fn a_name_taken_by_another_handle_between_commits_is_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = Maildir::open(Location::maildir(dir.path().join("Maildir")));
+        let guid = |n: u32| format!("1795424863.M{n}P1.vm,S=22,W=25");
+        let save_as = |mailbox: &mut super::Mailbox, uid: u32, guid: String, flags: Flags| {
+            save(mailbox, SaveOptions::default().with_uid(uid).with_guid(guid).with_flags(flags));
+            mailbox.commit().unwrap();
+        };
+        let mut first = maildir.create_mailbox(&MailboxName::inbox(), Some(7), None).unwrap();
+        let mut second = maildir.mailbox(&MailboxName::inbox()).unwrap();
+        save_as(&mut first, 1, guid(1), Flags::SEEN);
+        save_as(&mut second, 2, guid(2), Flags::SEEN);
+        // Other flags: not the very name of the other's file.
+        save_as(&mut first, 3, guid(2), Flags::FLAGGED);
+        save_as(&mut first, 4, guid(4), Flags::FLAGGED);
+        let names: Vec<(u32, String)> =
+            first.messages().unwrap().into_iter().map(|m| (m.uid, m.file_name)).collect();
+        assert_eq!(names[1], (2, format!("{}:2,S", guid(2))));
+        assert!(!names[2].1.starts_with("1795424863."), "{names:?}");
+        assert_eq!(names[3], (4, format!("{}:2,F", guid(4))));
     }
 
     #[test]

@@ -463,9 +463,31 @@ impl Locked {
         Ok(())
     }
 
+    /// Reads the whole uidlist again when only its tail was kept (a writer's between its
+    /// commits, [`Uidlist::forget_records`]): for what needs every record, a rewrite or a
+    /// lookup by UID or base name. Call it before changing the list. Under the lock, and
+    /// with the file as our last commit left it, the read finds what was let go.
+    pub(crate) fn make_whole(&mut self) -> Result<()> {
+        if self.uidlist.is_whole() {
+            return Ok(());
+        }
+        let path = self.paths.uidlist();
+        self.uidlist = self
+            .paths
+            .read_uidlist()?
+            .ok_or_else(|| Error::io("read", &path, std::io::Error::from(ErrorKind::NotFound)))?;
+        Ok(())
+    }
+
     /// Rewrites the whole uidlist (`dovecot-uidlist.tmp` then rename, as Dovecot's
-    /// `maildir_uidlist_recreate`).
+    /// `maildir_uidlist_recreate`). The list must be whole ([`Self::make_whole`]).
     pub(crate) fn rewrite(&mut self) -> Result<()> {
+        if !self.uidlist.is_whole() {
+            // A list of the records since the last commit would lose every other one.
+            debug_assert!(false, "a rewrite of a uidlist whose records were let go");
+            let error = std::io::Error::other("only the uidlist's last records are known");
+            return Err(Error::io("rewrite", self.paths.uidlist(), error));
+        }
         let bytes = self.uidlist.to_bytes();
         crate::fs::replace_file(
             &self.paths.uidlist(),
@@ -483,6 +505,7 @@ impl Locked {
     /// Gives UIDs to files the uidlist does not know, in Dovecot's order (file-name sort,
     /// from the next UID up), and appends them.
     pub(crate) fn assign_new_files(&mut self, scan: &Scan) -> Result<()> {
+        self.make_whole()?;
         // The uidlist's own index of base names: no set of 100 000 names per sync.
         let mut new: Vec<&str> = scan.keys().filter(|b| !self.uidlist.contains_base(b)).collect();
         if new.is_empty() {
@@ -568,7 +591,10 @@ impl Stamp {
     }
 }
 
-/// The uidlist as it was when we released the lock, and the file's stamp then.
+/// The uidlist as it was when we released the lock, and the file's stamp then. After a
+/// commit of saves it holds only the list's tail ([`Uidlist::forget_records`]): what the
+/// next commit's append needs, not every record of the file; whoever needs them reads
+/// them again ([`Locked::make_whole`]).
 #[derive(Debug, Clone)]
 pub(crate) struct CachedUidlist {
     stamp: Stamp,

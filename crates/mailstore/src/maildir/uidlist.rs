@@ -165,6 +165,9 @@ pub(crate) struct Uidlist {
     /// Base name → position of the record, built by the parse and kept up to date by
     /// [`Self::push`]; a removal drops it and the next question builds it again.
     bases: OnceLock<BaseIndex>,
+    /// `Some(next UID then)` once the records were let go ([`Self::forget_records`]):
+    /// the list then holds only those pushed since, and is no longer the whole file.
+    forgotten: Option<u32>,
 }
 
 impl std::fmt::Debug for Uidlist {
@@ -177,6 +180,7 @@ impl std::fmt::Debug for Uidlist {
             .field("header_extra", &self.header_extra)
             .field("complete_len", &self.complete_len)
             .field("wants_rewrite", &self.wants_rewrite)
+            .field("forgotten", &self.forgotten)
             .field("records", &self.records().map(Record::to_buf).collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
@@ -192,6 +196,7 @@ impl PartialEq for Uidlist {
             && self.header_extra == other.header_extra
             && self.complete_len == other.complete_len
             && self.wants_rewrite == other.wants_rewrite
+            && self.forgotten == other.forgotten
             && self.len() == other.len()
             && self.records().zip(other.records()).all(|(a, b)| a.same_as(b))
     }
@@ -232,6 +237,7 @@ impl Uidlist {
             records: Vec::new(),
             text: String::new(),
             bases: OnceLock::new(),
+            forgotten: None,
         }
     }
 
@@ -253,10 +259,31 @@ impl Uidlist {
         }
     }
 
-    /// The next UID: the larger of the header's `N` and the last record's UID + 1.
+    /// The next UID: the larger of the header's `N` and the last record's UID + 1 (of
+    /// the records let go, when no record was pushed since).
     pub(crate) fn next_uid(&self) -> u32 {
-        let after_last = self.records.last().map_or(1, |r| r.uid.saturating_add(1));
+        let after_last =
+            self.records.last().map_or(self.forgotten.unwrap_or(1), |r| r.uid.saturating_add(1));
         self.header_next_uid.max(after_last)
+    }
+
+    /// True while the list holds every record of the file (none let go by
+    /// [`Self::forget_records`]).
+    pub(crate) fn is_whole(&self) -> bool {
+        self.forgotten.is_none()
+    }
+
+    /// Lets go of every record, their text and the index of their base names, keeping what
+    /// an append needs: the header, where the complete lines end and the next UID. Only
+    /// [`Self::next_uid`], [`Self::push`] and the header fields are of use afterwards (the
+    /// lookups answer for the records pushed since, no others; see
+    /// [`super::state::Locked::make_whole`]): a writer keeps this between its commits
+    /// instead of every record it ever appended.
+    pub(crate) fn forget_records(&mut self) {
+        self.forgotten = Some(self.next_uid());
+        self.records = Vec::new();
+        self.text = String::new();
+        self.bases = OnceLock::new();
     }
 
     /// How many records.

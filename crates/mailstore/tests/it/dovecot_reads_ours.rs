@@ -1,6 +1,6 @@
 //! We write a Maildir; a second Dovecot serves a copy and must show exactly what we wrote.
 
-use mailstore::{Flags, Location, Maildir};
+use mailstore::{Flags, Location, Maildir, SaveOptions};
 use testkit::{Dovecot, RawImap, fixtures};
 
 use crate::support::{name, our_snapshot, save};
@@ -118,6 +118,87 @@ fn dovecot_serves_what_we_wrote() {
         dovecot.doveadm_ok(&["fetch", "-u", "bob", "uid guid", "mailbox", "INBOX", "all"]);
     for message in &messages {
         assert!(fetched.contains(&format!("guid: {}", message.guid)), "{fetched}");
+    }
+    let log = dovecot.log();
+    assert!(!log.contains("Error") && !log.contains("Panic"), "Dovecot complained:\n{log}");
+}
+
+/// A long save on one handle, committed every few messages (the handle keeps only the
+/// uidlist's tail between its commits), with file names taken from callers' GUIDs (one
+/// asked for twice, far apart), a flag change and an expunge of early messages and a
+/// raised next UID on that handle afterwards: Dovecot serves exactly what we list, and its
+/// GUIDs are ours.
+#[test]
+fn dovecot_serves_a_long_save_committed_in_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("Maildir");
+    let maildir = Maildir::open(Location::maildir(&root));
+    let mut inbox = maildir.create_mailbox(&name("INBOX"), Some(1_000_003), None).unwrap();
+    // A name as Dovecot gives a file holding `body`: its sizes stored (LF) and served (CRLF).
+    let guid_for = |n: u32, body: &[u8]| {
+        let stored = body.iter().filter(|&&b| b != b'\r').count();
+        format!("1795424863.M{n}P7.vm,S={stored},W={}", body.len())
+    };
+    let mut guids = Vec::new();
+    for uid in 1..=400u32 {
+        // UID 302 is UID 2 again, and asks for the name UID 2 has.
+        let n = if uid == 302 { 2 } else { uid };
+        let body = fixtures::sized_message(n, 200 + (n as usize * 13) % 900);
+        let mut pending = inbox.begin_save().unwrap();
+        std::io::Write::write_all(&mut pending, &body).unwrap();
+        let guid = match uid % 4 {
+            0 => None,
+            1 => Some(format!("guid-{uid}")),
+            _ => Some(guid_for(n, &body)),
+        };
+        let mut options = SaveOptions::default()
+            .with_uid(uid)
+            .with_flags(if uid % 3 == 0 { Flags::SEEN } else { Flags::EMPTY })
+            .with_received(1_700_000_000 + i64::from(uid));
+        if let Some(guid) = &guid {
+            options = options.with_guid(guid.clone());
+        }
+        inbox.save(pending, options).unwrap();
+        guids.push(guid);
+        if uid % 7 == 0 {
+            inbox.commit().unwrap();
+        }
+    }
+    inbox.commit().unwrap();
+    inbox.set_flags(2, Flags::FLAGGED, &[]).unwrap();
+    inbox.expunge(&[3]).unwrap();
+    inbox.set_next_uid(500).unwrap();
+
+    let messages = inbox.messages().unwrap();
+    assert_eq!(messages.len(), 399);
+    for message in &messages {
+        let asked = guids[message.uid as usize - 1].as_deref();
+        match asked {
+            Some(guid) if guid.starts_with("1795424863.") && message.uid != 302 => {
+                assert!(message.file_name.starts_with(guid), "{}", message.file_name);
+                assert_eq!(message.guid, guid);
+            }
+            Some(guid) => {
+                assert!(!message.file_name.starts_with(guid), "{}", message.file_name);
+                assert_eq!(message.guid, guid, "UID {}", message.uid);
+            }
+            None => assert!(!message.file_name.starts_with("1795424863.")),
+        }
+    }
+    let ours = our_snapshot(&maildir);
+    assert_eq!(ours.mailboxes["INBOX"].uid_next, 500);
+
+    let dovecot = Dovecot::builder()
+        .user("alice", "alicepw")
+        .user_serving_copy("bob", "bobpw", &root, "maildir")
+        .start();
+    let mut imap = RawImap::login(dovecot.imap_port(), "bob", "bobpw");
+    ours.assert_same(&imap.snapshot());
+    let fetched =
+        dovecot.doveadm_ok(&["fetch", "-u", "bob", "uid guid", "mailbox", "INBOX", "all"]);
+    for message in &messages {
+        let line = format!("uid: {}\nguid: {}\n", message.uid, message.guid);
+        assert!(fetched.contains(&line), "{line}{fetched}");
     }
     let log = dovecot.log();
     assert!(!log.contains("Error") && !log.contains("Panic"), "Dovecot complained:\n{log}");

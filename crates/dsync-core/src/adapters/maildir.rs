@@ -20,6 +20,8 @@ use crate::storage::{
     Capabilities, MailboxWriter, MessageListing, MessageSink, NewMailbox, Skip, Storage, StorageMut,
 };
 
+use super::kept::Kept;
+
 /// Dovecot's `dsync_alt_char`: replaces characters a name cannot hold on disk.
 const ALT_CHAR: char = '_';
 
@@ -37,6 +39,8 @@ pub struct MaildirStorage {
     skipped: Vec<Skip>,
     /// Keywords that could not be stored, for [`Storage::take_warnings`].
     warnings: Vec<String>,
+    /// The mailbox fetched from last, with its view ([`super::kept`]).
+    kept: Kept<mailstore::Mailbox>,
 }
 
 impl MaildirStorage {
@@ -81,7 +85,7 @@ impl MaildirStorage {
 
     /// Wraps an already opened [`Maildir`].
     pub fn from_maildir(maildir: Maildir) -> MaildirStorage {
-        MaildirStorage { maildir, skipped: Vec::new(), warnings: Vec::new() }
+        MaildirStorage { maildir, skipped: Vec::new(), warnings: Vec::new(), kept: Kept::new() }
     }
 
     /// The underlying store.
@@ -122,7 +126,10 @@ impl MaildirStorage {
         self.maildir.sync_to_disk().map_err(convert_error)
     }
 
-    fn mailbox(&self, name: &MailboxName) -> Result<mailstore::Mailbox, StorageError> {
+    /// Opens `name` afresh; the mailbox kept from the last fetch goes first (at most one
+    /// view is held, and none that a write through this storage may have made stale).
+    fn mailbox(&mut self, name: &MailboxName) -> Result<mailstore::Mailbox, StorageError> {
+        self.kept.forget();
         self.maildir.mailbox(&to_store_name(name)?).map_err(convert_error)
     }
 
@@ -242,7 +249,10 @@ impl Storage for MaildirStorage {
         uids: &[Uid],
         sink: &mut dyn MessageSink,
     ) -> Result<(), StorageError> {
-        let opened = self.mailbox(mailbox)?;
+        let maildir = &self.maildir;
+        let opened = self.kept.get_or_open(mailbox, || {
+            maildir.mailbox(&to_store_name(mailbox)?).map_err(convert_error)
+        })?;
         fetch_bodies(uids, sink, &mut self.skipped, |uid| {
             opened.open_message(uid).map(mailstore::MessageReader::crlf)
         })
@@ -255,6 +265,7 @@ impl StorageMut for MaildirStorage {
         mailbox: &MailboxName,
         new: &NewMailbox,
     ) -> Result<(), StorageError> {
+        self.kept.forget();
         let guid = new.guid.map(|g| mailstore::Guid::from_bytes(g.0));
         let name = to_store_name(mailbox)?;
         match (new.uid_validity, new.source_uid_validity) {
@@ -270,10 +281,12 @@ impl StorageMut for MaildirStorage {
     }
 
     fn delete_mailbox(&mut self, mailbox: &MailboxName) -> Result<(), StorageError> {
+        self.kept.forget();
         self.maildir.delete_mailbox(&to_store_name(mailbox)?).map_err(convert_error)
     }
 
     fn rename_mailbox(&mut self, from: &MailboxName, to: &MailboxName) -> Result<(), StorageError> {
+        self.kept.forget();
         self.maildir
             .rename_mailbox(&to_store_name(from)?, &to_store_name(to)?)
             .map_err(convert_error)
@@ -354,6 +367,7 @@ impl StorageMut for MaildirStorage {
         mailbox: &MailboxName,
         subscribed: bool,
     ) -> Result<(), StorageError> {
+        self.kept.forget();
         self.maildir.subscribe(&to_store_name(mailbox)?, subscribed).map_err(convert_error)
     }
 
@@ -362,6 +376,7 @@ impl StorageMut for MaildirStorage {
         &mut self,
         changes: &[(MailboxName, bool)],
     ) -> Result<Vec<(MailboxName, StorageError)>, StorageError> {
+        self.kept.forget();
         let mut refused = Vec::new();
         let mut valid = Vec::with_capacity(changes.len());
         for (mailbox, subscribed) in changes {

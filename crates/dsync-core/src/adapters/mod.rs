@@ -10,6 +10,8 @@ use crate::message_date::SCANNED_HEADER_BYTES;
 #[cfg(feature = "imap")]
 pub mod imap;
 #[cfg(feature = "maildir")]
+mod kept;
+#[cfg(feature = "maildir")]
 pub mod maildir;
 #[cfg(feature = "pop3")]
 pub mod pop3;

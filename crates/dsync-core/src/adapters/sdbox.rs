@@ -25,6 +25,8 @@ use crate::storage::{
     Capabilities, MailboxWriter, MessageSink, NewMailbox, Skip, Storage, StorageMut,
 };
 
+use super::kept::Kept;
+
 /// Dovecot's `dsync_alt_char`: replaces characters a name cannot hold on disk.
 const ALT_CHAR: char = '_';
 
@@ -41,6 +43,8 @@ pub struct SdboxStorage {
     skipped: Vec<Skip>,
     /// Keywords that could not be stored, for [`Storage::take_warnings`].
     warnings: Vec<String>,
+    /// The mailbox fetched from last, with its index ([`super::kept`]).
+    kept: Kept<SdboxMailbox>,
 }
 
 impl SdboxStorage {
@@ -84,7 +88,7 @@ impl SdboxStorage {
 
     /// Wraps an already opened [`Sdbox`].
     pub fn from_sdbox(store: Sdbox) -> SdboxStorage {
-        SdboxStorage { store, skipped: Vec::new(), warnings: Vec::new() }
+        SdboxStorage { store, skipped: Vec::new(), warnings: Vec::new(), kept: Kept::new() }
     }
 
     /// The underlying store.
@@ -103,7 +107,10 @@ impl SdboxStorage {
         self.store.sync_to_disk().map_err(convert_error)
     }
 
-    fn mailbox(&self, name: &MailboxName) -> Result<SdboxMailbox, StorageError> {
+    /// Opens `name` afresh; the mailbox kept from the last fetch goes first (at most one
+    /// index is held, and none that a write through this storage may have made stale).
+    fn mailbox(&mut self, name: &MailboxName) -> Result<SdboxMailbox, StorageError> {
+        self.kept.forget();
         self.store.mailbox(&to_store_name(name)?).map_err(convert_error)
     }
 
@@ -210,7 +217,10 @@ impl Storage for SdboxStorage {
         uids: &[Uid],
         sink: &mut dyn MessageSink,
     ) -> Result<(), StorageError> {
-        let opened = self.mailbox(mailbox)?;
+        let store = &self.store;
+        let opened = self.kept.get_or_open(mailbox, || {
+            store.mailbox(&to_store_name(mailbox)?).map_err(convert_error)
+        })?;
         fetch_bodies(uids, sink, &mut self.skipped, |uid| {
             opened.open_message(uid).map(mailstore::MessageReader::crlf)
         })
@@ -223,6 +233,7 @@ impl StorageMut for SdboxStorage {
         mailbox: &MailboxName,
         new: &NewMailbox,
     ) -> Result<(), StorageError> {
+        self.kept.forget();
         let guid = new.guid.map(|g| mailstore::Guid::from_bytes(g.0));
         let name = to_store_name(mailbox)?;
         match (new.uid_validity, new.source_uid_validity) {
@@ -238,10 +249,12 @@ impl StorageMut for SdboxStorage {
     }
 
     fn delete_mailbox(&mut self, mailbox: &MailboxName) -> Result<(), StorageError> {
+        self.kept.forget();
         self.store.delete_mailbox(&to_store_name(mailbox)?).map_err(convert_error)
     }
 
     fn rename_mailbox(&mut self, from: &MailboxName, to: &MailboxName) -> Result<(), StorageError> {
+        self.kept.forget();
         self.store.rename_mailbox(&to_store_name(from)?, &to_store_name(to)?).map_err(convert_error)
     }
 
@@ -314,6 +327,7 @@ impl StorageMut for SdboxStorage {
         mailbox: &MailboxName,
         subscribed: bool,
     ) -> Result<(), StorageError> {
+        self.kept.forget();
         self.store.subscribe(&to_store_name(mailbox)?, subscribed).map_err(convert_error)
     }
 
@@ -322,6 +336,7 @@ impl StorageMut for SdboxStorage {
         &mut self,
         changes: &[(MailboxName, bool)],
     ) -> Result<Vec<(MailboxName, StorageError)>, StorageError> {
+        self.kept.forget();
         let mut refused = Vec::new();
         let mut valid = Vec::with_capacity(changes.len());
         for (mailbox, subscribed) in changes {

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::all_mail::AllMail;
 use super::copy::{apply_reverts, copy_save_list_from_source};
+use super::header_check::differing_messages;
 use super::{
     MailboxFailed, Names, Observer, SyncOptions, apply_subscriptions, checkpoint_failed,
     keep_going, keep_going_mailbox, listing_skips, local_names, note_mailbox_filter,
@@ -606,29 +607,6 @@ fn unconfirmed_uids(
         .filter(|m| m.uid.get() > confirmed && held.contains(&m.uid) && filter.wants(m))
         .map(|m| m.uid)
         .collect()
-}
-
-/// Of `uids`, those whose header hashes differ between the two sides.
-fn differing_messages(
-    source: &mut dyn Storage,
-    destination: &mut dyn StorageMut,
-    names: &Names<'_>,
-    uids: &[Uid],
-) -> Result<BTreeSet<Uid>, SyncError> {
-    if uids.is_empty() {
-        return Ok(BTreeSet::new());
-    }
-    let theirs = source
-        .header_hashes(names.source, uids)
-        .map_err(SyncError::at(Side::Source, names.source))?;
-    let ours = destination
-        .header_hashes(names.destination, uids)
-        .map_err(SyncError::at(Side::Destination, names.destination))?;
-    Ok(theirs
-        .iter()
-        .filter(|(uid, hash)| ours.get(uid).is_some_and(|own| own != *hash))
-        .map(|(uid, _)| *uid)
-        .collect())
 }
 
 /// The state to remember for a synced mailbox: its base and both sides' stamps. With

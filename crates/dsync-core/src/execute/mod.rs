@@ -6,6 +6,7 @@ mod all_mail;
 mod backup;
 mod cancel;
 mod copy;
+mod header_check;
 mod import;
 mod merge;
 mod parallel;

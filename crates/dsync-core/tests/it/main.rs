@@ -10,6 +10,7 @@ mod hostile_servers;
 mod imap_guids;
 mod imap_writer;
 mod incremental;
+mod kept_view;
 mod maildir_source;
 mod modes;
 mod parallel;

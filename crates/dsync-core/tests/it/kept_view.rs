@@ -1,0 +1,264 @@
+//! The Maildir and sdbox adapters keep the view of the mailbox they fetched from last
+//! between fetches (a backup reads header hashes in chunks), let it go on any write and
+//! when another mailbox is read, and still find a message whose file moved since.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use dsync_core::adapters::maildir::MaildirStorage;
+use dsync_core::adapters::sdbox::SdboxStorage;
+use dsync_core::mailstore::Durability;
+use dsync_core::{
+    ErrorKind, Flags, MailboxName, MessageMeta, MessageSink, NewMailbox, StorageError, StorageMut,
+    Uid, UidValidity,
+};
+
+/// The bodies a fetch delivered, by UID.
+#[derive(Default)]
+struct Bodies {
+    done: Vec<(Uid, Vec<u8>)>,
+    pending: Vec<u8>,
+}
+
+impl MessageSink for Bodies {
+    fn body(&mut self, body: &mut dyn Read) -> Result<(), StorageError> {
+        self.pending.clear();
+        body.read_to_end(&mut self.pending)
+            .map_err(|e| StorageError::new(ErrorKind::from_io(&e), "read"))?;
+        Ok(())
+    }
+
+    fn done(&mut self, uid: Uid) -> Result<(), StorageError> {
+        self.done.push((uid, std::mem::take(&mut self.pending)));
+        Ok(())
+    }
+}
+
+fn uid(n: u32) -> Uid {
+    Uid::new(n).expect("nonzero")
+}
+
+fn body(n: u32) -> String {
+    format!("Subject: message {n}\r\n\r\nbody {n}\r\n")
+}
+
+/// What `fetch` of `uids` delivers: (UID, body) each.
+fn fetch(
+    storage: &mut dyn StorageMut,
+    mailbox: &MailboxName,
+    uids: &[u32],
+) -> Result<Vec<(u32, String)>, StorageError> {
+    let uids: Vec<Uid> = uids.iter().map(|&n| uid(n)).collect();
+    let mut bodies = Bodies::default();
+    storage.fetch(mailbox, &uids, &mut bodies)?;
+    Ok(bodies
+        .done
+        .into_iter()
+        .map(|(uid, bytes)| (uid.get(), String::from_utf8(bytes).expect("UTF-8")))
+        .collect())
+}
+
+/// Creates `mailbox` in `storage` with messages 1..=`count`.
+fn fill(storage: &mut dyn StorageMut, mailbox: &MailboxName, count: u32) {
+    let new =
+        NewMailbox { uid_validity: UidValidity::new(42), guid: None, source_uid_validity: None };
+    storage.create_mailbox(mailbox, &new).expect("create");
+    let mut writer = storage.writer(mailbox).expect("writer");
+    for n in 1..=count {
+        writer.save_body(&mut body(n).as_bytes()).expect("body");
+        let mut meta = MessageMeta::new(uid(n), Flags::default());
+        meta.received = Some(1_700_000_000);
+        writer.save_finish(&meta).expect("save");
+    }
+    writer.commit().expect("commit");
+}
+
+fn archive() -> MailboxName {
+    MailboxName::new(["Archive"]).expect("name")
+}
+
+/// The Maildir `root` with INBOX (messages 1–3) and Archive (1).
+fn maildir(root: &Path) -> MaildirStorage {
+    let mut storage = MaildirStorage::open_path(root, Durability::Deferred);
+    fill(&mut storage, &MailboxName::inbox(), 3);
+    fill(&mut storage, &archive(), 1);
+    storage
+}
+
+/// A file an MTA delivered into INBOX's `new/`, which the uidlist does not know yet: the
+/// next read of the folder's view gives it a UID (and writes it into the uidlist).
+const DELIVERED: &str = "1700000100.M1P1.mta";
+
+fn deliver(root: &Path) {
+    fs::write(root.join("new").join(DELIVERED), body(4)).expect("deliver");
+}
+
+/// True when the uidlist holds the delivered file: the view was read again since.
+fn read_again(root: &Path) -> bool {
+    fs::read_to_string(root.join("dovecot-uidlist")).expect("uidlist").contains(DELIVERED)
+}
+
+#[test]
+fn a_maildir_keeps_its_view_between_fetches() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("mail");
+    let mut storage = maildir(&root);
+    let inbox = MailboxName::inbox();
+    assert_eq!(fetch(&mut storage, &inbox, &[1]).expect("fetch"), [(1, body(1))]);
+    deliver(&root);
+    assert_eq!(fetch(&mut storage, &inbox, &[2, 3]).expect("fetch"), [(2, body(2)), (3, body(3))]);
+    assert!(!read_again(&root), "the second fetch read the folder again");
+    // A UID the kept view does not know is looked for in a fresh read.
+    assert_eq!(fetch(&mut storage, &inbox, &[4]).expect("fetch"), [(4, body(4))]);
+    assert!(read_again(&root));
+}
+
+#[test]
+fn a_maildir_lets_its_view_go_on_a_write_and_on_another_mailbox() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("mail");
+    let mut storage = maildir(&root);
+    let inbox = MailboxName::inbox();
+
+    // A write through the storage, even to another mailbox.
+    fetch(&mut storage, &inbox, &[1]).expect("fetch");
+    deliver(&root);
+    drop(storage.writer(&archive()).expect("writer"));
+    fetch(&mut storage, &inbox, &[1]).expect("fetch");
+    assert!(read_again(&root), "a writer left the view kept");
+
+    // A fetch from another mailbox: only one view is kept.
+    let root = dir.path().join("other");
+    let mut storage = maildir(&root);
+    fetch(&mut storage, &inbox, &[1]).expect("fetch");
+    deliver(&root);
+    assert_eq!(fetch(&mut storage, &archive(), &[1]).expect("fetch"), [(1, body(1))]);
+    fetch(&mut storage, &inbox, &[1]).expect("fetch");
+    assert!(read_again(&root), "INBOX's view was kept beside Archive's");
+
+    // Each kind of write.
+    type Write = fn(&mut MaildirStorage);
+    let writes: [(&str, Write); 4] = [
+        ("subscribe", |s| s.set_subscribed(&archive(), true).expect("subscribe")),
+        ("create", |s| {
+            let name = MailboxName::new(["New"]).expect("name");
+            let new = NewMailbox { uid_validity: None, guid: None, source_uid_validity: None };
+            s.create_mailbox(&name, &new).expect("create");
+        }),
+        ("delete", |s| s.delete_mailbox(&archive()).expect("delete")),
+        ("rename", |s| {
+            let to = MailboxName::new(["Renamed"]).expect("name");
+            s.rename_mailbox(&archive(), &to).expect("rename");
+        }),
+    ];
+    for (n, (what, write)) in writes.into_iter().enumerate() {
+        let root = dir.path().join(format!("write{n}"));
+        let mut storage = maildir(&root);
+        fetch(&mut storage, &inbox, &[1]).expect("fetch");
+        deliver(&root);
+        write(&mut storage);
+        fetch(&mut storage, &inbox, &[1]).expect("fetch");
+        assert!(read_again(&root), "{what} left the view kept");
+    }
+}
+
+/// Every message file of the Maildir folder at `folder`.
+fn message_files(folder: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for sub in ["new", "cur"] {
+        for entry in fs::read_dir(folder.join(sub)).expect("read dir") {
+            files.push(entry.expect("entry").path());
+        }
+    }
+    files.sort();
+    files
+}
+
+/// A message whose file was renamed since the view was kept (a flag change by Dovecot or
+/// a mail client) is still found, by a fresh read; one whose file is gone is passed over.
+#[test]
+fn a_maildir_finds_a_message_renamed_since_its_view_was_kept() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("mail");
+    let mut storage = maildir(&root);
+    let inbox = MailboxName::inbox();
+    assert_eq!(fetch(&mut storage, &inbox, &[1]).expect("fetch"), [(1, body(1))]);
+    let files = message_files(&root);
+    assert_eq!(files.len(), 3);
+    for file in &files {
+        let text = fs::read_to_string(file).expect("read");
+        let name = file.file_name().expect("name").to_string_lossy().into_owned();
+        let base = name.split(':').next().expect("base");
+        if text.contains("body 2") {
+            // Flagged \Seen and moved to cur/, as a client's flag change does.
+            fs::rename(file, root.join("cur").join(format!("{base}:2,S"))).expect("rename");
+        } else if text.contains("body 3") {
+            fs::remove_file(file).expect("expunge");
+        }
+    }
+    assert_eq!(fetch(&mut storage, &inbox, &[2, 3]).expect("fetch"), [(2, body(2))]);
+    assert_eq!(fetch(&mut storage, &inbox, &[1, 2]).expect("fetch"), [(1, body(1)), (2, body(2))]);
+}
+
+/// The files of `folder` whose names start `dovecot.index` (the index and its logs).
+fn index_files(folder: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(folder)
+        .expect("read dir")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| {
+            path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("dovecot.index"))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Moves the index of the sdbox folder `folder` away (`away`) or back.
+fn move_index(folder: &Path, aside: &Path, away: bool) {
+    let (from, to) = if away { (folder, aside) } else { (aside, folder) };
+    fs::create_dir_all(to).expect("aside");
+    for file in index_files(from) {
+        fs::rename(&file, to.join(file.file_name().expect("name"))).expect("move");
+    }
+}
+
+#[test]
+fn an_sdbox_keeps_its_index_between_fetches_until_a_write() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("mail");
+    let mut storage = SdboxStorage::open_path(&root, Durability::Deferred);
+    let inbox = MailboxName::inbox();
+    fill(&mut storage, &inbox, 3);
+    fill(&mut storage, &archive(), 1);
+    let folder = root.join("mailboxes/INBOX/dbox-Mails");
+    assert!(!index_files(&folder).is_empty(), "no index in {}", folder.display());
+    let aside = dir.path().join("aside");
+
+    assert_eq!(fetch(&mut storage, &inbox, &[1]).expect("fetch"), [(1, body(1))]);
+    // Not read again: the kept index finds the messages without the index files.
+    move_index(&folder, &aside, true);
+    assert_eq!(fetch(&mut storage, &inbox, &[2, 3]).expect("fetch"), [(2, body(2)), (3, body(3))]);
+    // Another mailbox, then INBOX again: read afresh.
+    fetch(&mut storage, &archive(), &[1]).expect("fetch");
+    assert!(fetch(&mut storage, &inbox, &[2]).is_err(), "INBOX's index was kept beside Archive's");
+    move_index(&folder, &aside, false);
+
+    // A write lets it go.
+    fetch(&mut storage, &inbox, &[1]).expect("fetch");
+    storage.set_subscribed(&archive(), true).expect("subscribe");
+    move_index(&folder, &aside, true);
+    assert!(fetch(&mut storage, &inbox, &[2]).is_err(), "a write left the index kept");
+    move_index(&folder, &aside, false);
+
+    // An expunge through the writer: the message is gone for the next fetch.
+    fetch(&mut storage, &inbox, &[1, 2]).expect("fetch");
+    let mut writer = storage.writer(&inbox).expect("writer");
+    writer.expunge(&[uid(2)]).expect("expunge");
+    writer.commit().expect("commit");
+    drop(writer);
+    assert_eq!(
+        fetch(&mut storage, &inbox, &[1, 2, 3]).expect("fetch"),
+        [(1, body(1)), (3, body(3))]
+    );
+}

@@ -20,9 +20,10 @@
 use crate::model::MailboxName;
 
 /// The handle (`M`) of the mailbox read last, by its engine name. A clone starts empty:
-/// handles are not shared.
+/// handles are not shared. Boxed: a storage that keeps nothing stays small (the CLI
+/// moves storages by value).
 pub(crate) struct Kept<M> {
-    kept: Option<(MailboxName, M)>,
+    kept: Option<Box<(MailboxName, M)>>,
 }
 
 impl<M> Kept<M> {
@@ -38,14 +39,14 @@ impl<M> Kept<M> {
         name: &MailboxName,
         open: impl FnOnce() -> Result<M, E>,
     ) -> Result<&M, E> {
-        if self.kept.as_ref().is_some_and(|(kept, _)| kept != name) {
+        if self.kept.as_ref().is_some_and(|kept| kept.0 != *name) {
             self.kept = None;
         }
-        let (_, handle) = match self.kept.take() {
+        let kept = match self.kept.take() {
             Some(kept) => self.kept.insert(kept),
-            None => self.kept.insert((name.clone(), open()?)),
+            None => self.kept.insert(Box::new((name.clone(), open()?))),
         };
-        Ok(handle)
+        Ok(&kept.1)
     }
 
     /// Lets the kept handle go (and the view it holds).
@@ -62,7 +63,7 @@ impl<M> Clone for Kept<M> {
 
 impl<M> std::fmt::Debug for Kept<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Kept").field("mailbox", &self.kept.as_ref().map(|(name, _)| name)).finish()
+        f.debug_struct("Kept").field("mailbox", &self.kept.as_ref().map(|kept| &kept.0)).finish()
     }
 }
 

@@ -26,7 +26,7 @@ use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -298,6 +298,30 @@ impl<'a> Tree<'a> {
     }
 }
 
+/// Opens `name` in the directory `dir` (one opened beneath the root) when it is a regular
+/// file, with the checks [`Tree::open_file`] makes on a path's last component: its type
+/// before it is opened (a FIFO or a device never is), `O_NOFOLLOW`, and the type of what
+/// was opened. A symlink is [`Refusal::Kind`] here: [`Tree::open_file`] decides whether
+/// it stays inside the root.
+pub(crate) fn open_regular_at(dir: BorrowedFd<'_>, name: &OsStr) -> Result<File, Refusal> {
+    let status = nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)?;
+    let kind = FileKind::of_mode(status.st_mode);
+    if kind != FileKind::File {
+        return Err(Refusal::Kind(kind));
+    }
+    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
+    let opened =
+        nix::fcntl::openat(dir, name, flags, Mode::empty()).map_err(|errno| match errno {
+            Errno::ELOOP => Refusal::Kind(FileKind::Symlink),
+            other => Refusal::from(other),
+        })?;
+    let opened_kind = FileKind::of_mode(nix::sys::stat::fstat(&opened)?.st_mode);
+    if opened_kind != FileKind::File {
+        return Err(Refusal::Kind(opened_kind));
+    }
+    Ok(File::from(opened))
+}
+
 /// Puts the components of `path` in front of `pending` (`.` dropped, `..` kept).
 fn push_front(pending: &mut VecDeque<OsString>, path: &Path) {
     let parts: Vec<OsString> = path
@@ -439,6 +463,25 @@ mod tests {
         // An absolute symlink through the root's real path counts as inside.
         symlink(root.join("cur/mail"), root.join("cur/by-real-path")).unwrap();
         assert_eq!(read(tree, "cur/by-real-path").unwrap(), "inside");
+    }
+
+    /// A file opened relative to a directory already opened beneath the root gets the
+    /// same checks as a path's last component: only a regular file is opened.
+    #[test]
+    fn a_regular_file_is_opened_in_a_kept_directory_and_nothing_else() {
+        let (_dir, root) = setup();
+        nix::unistd::mkfifo(&root.join("cur/fifo"), Mode::from_bits_truncate(0o600)).unwrap();
+        std::fs::create_dir(root.join("cur/dir")).unwrap();
+        symlink("mail", root.join("cur/to-mail")).unwrap();
+        let cur = Tree::new(&root).open_dir(Path::new("cur")).unwrap();
+        let open = |name: &str| open_regular_at(cur.as_fd(), OsStr::new(name));
+        let mut text = String::new();
+        open("mail").unwrap().read_to_string(&mut text).unwrap();
+        assert_eq!(text, "inside");
+        assert!(matches!(open("fifo"), Err(Refusal::Kind(FileKind::Fifo))));
+        assert!(matches!(open("dir"), Err(Refusal::Kind(FileKind::Directory))));
+        assert!(matches!(open("to-mail"), Err(Refusal::Kind(FileKind::Symlink))));
+        assert!(open("missing").is_err_and(|refusal| refusal.is_not_found()));
     }
 
     #[test]

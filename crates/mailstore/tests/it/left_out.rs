@@ -392,3 +392,54 @@ fn layout_fs_reads_the_same_way() {
     assert!(bodies.iter().all(|(_, body)| !body.contains(SECRET)));
     assert_eq!(paths(&left_out), ["Archive/Linked"]);
 }
+
+/// Message files are opened relative to `cur/` once a first message was read from it (the
+/// directory is kept, not walked to from the root for every message): a file swapped for a
+/// symlink after that is still refused, a FIFO still never opened, and a `cur/` swapped
+/// for a symlink to a directory outside is never read through (the kept directory is the
+/// one checked when it was opened).
+#[test]
+fn a_swap_after_the_first_read_is_refused_as_before() {
+    let (dir, root) = store();
+    let maildir = Maildir::open(Location::maildir(&root));
+    let mut inbox = maildir.mailbox(&name("INBOX")).unwrap();
+    for uid in 2..=4 {
+        save(&mut inbox, uid, Flags::SEEN, &[], 1_700_000_000, b"Subject: more\n\nMORE\n");
+    }
+    inbox.commit().unwrap();
+    let inbox = source(&root).mailbox(&name("INBOX")).unwrap();
+    let messages = inbox.list_messages().unwrap().entries;
+    assert_eq!(messages.len(), 4);
+    let mut first = String::new();
+    inbox.open_message(messages[0].uid).unwrap().read_to_string(&mut first).unwrap();
+    assert!(first.contains("INBOX"), "{first}");
+
+    let file = |index: usize| root.join("cur").join(&messages[index].file_name);
+    fs::remove_file(file(1)).unwrap();
+    symlink(dir.path().join("secret"), file(1)).unwrap();
+    let error = inbox.open_message(messages[1].uid).unwrap_err();
+    assert!(matches!(&error, Error::LeftOut(_)), "{error}");
+
+    fs::remove_file(file(2)).unwrap();
+    nix::unistd::mkfifo(&file(2), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let uid = messages[2].uid;
+    let (inbox, opened) = within_timeout(move || {
+        let opened = inbox.open_message(uid).map(|_| ());
+        (inbox, opened)
+    });
+    let error = opened.unwrap_err();
+    assert!(matches!(&error, Error::LeftOut(_)), "{error}");
+
+    // cur/ itself swapped for a symlink to a folder outside holding the same names.
+    let outside = dir.path().join("outside/cur");
+    for message in &messages {
+        fs::write(outside.join(&message.file_name), format!("Subject: {SECRET}\n\n")).unwrap();
+    }
+    fs::rename(root.join("cur"), root.join("old-cur")).unwrap();
+    symlink(&outside, root.join("cur")).unwrap();
+    let mut text = String::new();
+    if let Ok(mut reader) = inbox.open_message(messages[3].uid) {
+        reader.read_to_string(&mut text).unwrap();
+    }
+    assert!(!text.contains(SECRET), "read through the swapped cur/: {text}");
+}

@@ -236,10 +236,20 @@ impl Mailbox {
 
     /// True when `cur/` holds a file with exactly the name a message with `base` and these
     /// flags would get there (a rename would replace it).
+    /// Looked up relative to the kept `cur/` ([`Self::sub_dir`]): one path component for
+    /// the kernel to resolve, not the whole path, once per message of a Maildir source.
     fn name_exists_in_cur(&self, base: &str, flags: Flags, keywords: &[u8]) -> bool {
         let name = final_name(base, flags, keywords);
-        filename::sub_for(&name) == Sub::Cur
-            && fs::symlink_metadata(self.paths.sub(Sub::Cur).join(&name)).is_ok()
+        if filename::sub_for(&name) != Sub::Cur {
+            return false;
+        }
+        match self.sub_dir(SubDir::Mail(Sub::Cur)) {
+            Ok(cur) => {
+                let nofollow = nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW;
+                nix::sys::stat::fstatat(cur, name.as_str(), nofollow).is_ok()
+            }
+            Err(_) => fs::symlink_metadata(self.paths.sub(Sub::Cur).join(&name)).is_ok(),
+        }
     }
 
     /// Makes every staged message visible and durable, in save order, and returns their

@@ -145,7 +145,7 @@ pub fn index_log(data: &[u8]) {
 pub fn index_snapshot(data: &[u8]) {
     if let Ok(Some(snapshot)) = crate::index::snapshot::parse(data) {
         check_index(&snapshot.state);
-        for message in &snapshot.state.messages {
+        for message in snapshot.state.messages.iter() {
             assert!(message.keywords.iter().all(|&k| (k as usize) < snapshot.state.keywords.len()));
         }
     }

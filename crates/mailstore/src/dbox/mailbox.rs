@@ -182,7 +182,7 @@ impl SdboxMailbox {
         let mut entries = Vec::with_capacity(state.messages.len());
         let mut left_out = Vec::new();
         let mut missing = Vec::new();
-        for message in &state.messages {
+        for message in state.messages.iter() {
             match self.read_file(message.uid, message.flags)? {
                 Ok(info) => entries.push(message_info(state, message, &info)?),
                 Err(None) => missing.push(message.uid),

@@ -139,7 +139,12 @@ pub(crate) fn parse(data: &[u8]) -> Result<Option<Snapshot>, String> {
             }
         }
         let modseq = modseq_field.map_or(0, |(offset, _)| le64(record, offset));
-        state.messages.push(Message { uid, flags: record[4], keywords, modseq });
+        std::sync::Arc::make_mut(&mut state.messages).push(Message {
+            uid,
+            flags: record[4],
+            keywords,
+            modseq,
+        });
     }
     if state.next_uid() <= previous {
         return Err(format!("next UID {} not above UID {previous}", state.next_uid()));

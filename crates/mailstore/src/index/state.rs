@@ -8,6 +8,7 @@
 //! of range) is an error here: such an index is not read further, and never written to.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use super::log::{RawRecord, kind, le16, le32, le64};
 
@@ -93,8 +94,10 @@ enum Current {
 pub(crate) struct IndexState {
     /// The base header's bytes.
     pub(crate) header: [u8; BASE_HEADER_SIZE],
-    /// Messages in UID order.
-    pub(crate) messages: Vec<Message>,
+    /// Messages in UID order. Shared between clones (the log reader's cached state, the
+    /// state it returns, a mailbox's last view: three copies of every record otherwise)
+    /// and copied only when a clone changes them (`Arc::make_mut`).
+    pub(crate) messages: Arc<Vec<Message>>,
     /// Keyword names by index.
     pub(crate) keywords: Vec<String>,
     /// Extensions in the order the index knows them.
@@ -123,7 +126,7 @@ impl Default for IndexState {
         header[usize::from(field::NEXT_UID)] = 1;
         IndexState {
             header,
-            messages: Vec::new(),
+            messages: Arc::new(Vec::new()),
             keywords: Vec::new(),
             exts: Vec::new(),
             current: Current::None,
@@ -234,7 +237,7 @@ impl IndexState {
             return;
         }
         let modseq = self.log_modseq;
-        for message in &mut self.messages[positions] {
+        for message in &mut Arc::make_mut(&mut self.messages)[positions] {
             message.modseq = message.modseq.max(modseq);
         }
     }
@@ -266,7 +269,7 @@ impl IndexState {
                         remove[range].fill(true);
                     }
                     let mut flags = remove.into_iter();
-                    self.messages.retain(|_| !flags.next().unwrap_or(false));
+                    Arc::make_mut(&mut self.messages).retain(|_| !flags.next().unwrap_or(false));
                 }
                 Ok(())
             }
@@ -288,7 +291,7 @@ impl IndexState {
                             self.expunged.push(Expunged { uid, guid_128: Some(guid_128) });
                         }
                     }
-                    self.messages.retain(|m| !uids.contains(&m.uid));
+                    Arc::make_mut(&mut self.messages).retain(|m| !uids.contains(&m.uid));
                 }
                 Ok(())
             }
@@ -296,7 +299,7 @@ impl IndexState {
                 for entry in exact(payload, 12, "flag update")? {
                     let (add, remove) = (entry[8], entry[9]);
                     let range = self.range(le32(entry, 0), le32(entry, 4));
-                    for message in &mut self.messages[range.clone()] {
+                    for message in &mut Arc::make_mut(&mut self.messages)[range.clone()] {
                         message.flags = (message.flags & !remove) | add;
                     }
                     if visible_flag_update(add, remove, entry[10]) {
@@ -321,7 +324,7 @@ impl IndexState {
             kind::KEYWORD_RESET => {
                 for entry in exact(payload, 8, "keyword reset")? {
                     let range = self.range(le32(entry, 0), le32(entry, 4));
-                    for message in &mut self.messages[range.clone()] {
+                    for message in &mut Arc::make_mut(&mut self.messages)[range.clone()] {
                         message.keywords.clear();
                     }
                     self.touch(range);
@@ -339,7 +342,7 @@ impl IndexState {
                     }
                     let modseq = u64::from(le32(entry, 4)) | (u64::from(le32(entry, 8)) << 32);
                     if let Some(position) = self.position(uid) {
-                        let message = &mut self.messages[position];
+                        let message = &mut Arc::make_mut(&mut self.messages)[position];
                         message.modseq = message.modseq.max(modseq);
                     }
                 }
@@ -364,7 +367,12 @@ impl IndexState {
                 // Dovecot's next_uid would wrap to 0 (`rec->uid + 1`).
                 return Err(format!("Append with UID {uid}: no next UID after it"));
             }
-            self.messages.push(Message { uid, flags: entry[4], keywords: Vec::new(), modseq: 0 });
+            Arc::make_mut(&mut self.messages).push(Message {
+                uid,
+                flags: entry[4],
+                keywords: Vec::new(),
+                modseq: 0,
+            });
             let position = self.messages.len() - 1;
             self.touch(position..position + 1);
             self.set_header_u32(field::NEXT_UID, uid.saturating_add(1));
@@ -492,7 +500,7 @@ impl IndexState {
         if !preserve {
             ext.header.fill(0);
             if ext.name == ext::MODSEQ {
-                for message in &mut self.messages {
+                for message in Arc::make_mut(&mut self.messages).iter_mut() {
                     message.modseq = 0;
                 }
             }
@@ -538,7 +546,7 @@ impl IndexState {
         if self.exts[index].name == ext::MODSEQ && record_size == 8 {
             for entry in payload.chunks_exact(step) {
                 if let Some(position) = self.position(le32(entry, 0)) {
-                    self.messages[position].modseq = le64(entry, 4);
+                    Arc::make_mut(&mut self.messages)[position].modseq = le64(entry, 4);
                 }
             }
         }
@@ -584,7 +592,7 @@ impl IndexState {
         let index = u32::try_from(index).unwrap_or(u32::MAX);
         for entry in payload[ranges_at..].chunks_exact(8) {
             let range = self.range(le32(entry, 0), le32(entry, 4));
-            for message in &mut self.messages[range.clone()] {
+            for message in &mut Arc::make_mut(&mut self.messages)[range.clone()] {
                 match (message.keywords.binary_search(&index), add) {
                     (Err(at), true) => message.keywords.insert(at, index),
                     (Ok(at), false) => {
@@ -678,6 +686,25 @@ mod tests {
         assert_eq!(state.keywords, ["$Label1", "Junk"]);
         assert_eq!(state.messages[1].keywords, [0, 1]);
         assert_eq!(state.messages[2].keywords, [1]);
+    }
+
+    /// Clones share the message records until one of them changes them: the log reader's
+    /// cached state, the state it returns and a mailbox's last view are one copy, not three.
+    #[test]
+    fn clones_share_the_records_until_one_changes_them() {
+        let ext = kind::EXTERNAL;
+        let mut state = IndexState::default();
+        let mut t = Transaction::new();
+        t.push(kind::APPEND | ext, payload::append(&[(1, 0), (2, 0)]));
+        replay(&mut state, &t).unwrap();
+        let kept = state.clone();
+        assert!(Arc::ptr_eq(&kept.messages, &state.messages));
+        let mut more = Transaction::new();
+        more.push(kind::APPEND | ext, payload::append(&[(3, 0)]));
+        replay(&mut state, &more).unwrap();
+        assert!(!Arc::ptr_eq(&kept.messages, &state.messages));
+        let uids = |s: &IndexState| s.messages.iter().map(|m| m.uid).collect::<Vec<_>>();
+        assert_eq!((uids(&kept), uids(&state)), (vec![1, 2], vec![1, 2, 3]));
     }
 
     #[test]

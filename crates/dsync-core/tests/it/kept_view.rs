@@ -264,12 +264,12 @@ fn an_sdbox_keeps_its_index_between_fetches_until_a_write() {
 }
 
 /// UID of the `n`th generated message: with gaps.
-fn gen_uid(n: u32) -> u32 {
+pub(super) fn gen_uid(n: u32) -> u32 {
     n + n / 97
 }
 
 /// The generated message `n`: (file base name, body).
-fn generated(n: u32) -> (String, String) {
+pub(super) fn generated(n: u32) -> (String, String) {
     let body = format!("From: a@example.org\nSubject: message {n}\n\nbody {n}\n");
     let (size, vsize) = (body.len(), body.len() + body.matches('\n').count());
     (format!("{}.M{n}P1.gen,S={size},W={vsize}", 1_700_000_000 + n), body)
@@ -277,7 +277,7 @@ fn generated(n: u32) -> (String, String) {
 
 /// An INBOX of `count` distinct messages at `root` (UIDs with gaps, one received date
 /// each, `\Seen` or not), with the uidlist Dovecot would have written.
-fn generated_maildir(root: &Path, count: u32) {
+pub(super) fn generated_maildir(root: &Path, count: u32) {
     use std::fmt::Write as _;
     for sub in ["cur", "new", "tmp"] {
         fs::create_dir_all(root.join(sub)).expect("mkdir");

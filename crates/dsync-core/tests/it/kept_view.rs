@@ -351,7 +351,7 @@ fn served_inbox(dir: &Path, theirs: &Path, ours: &Path) -> [String; 2] {
 #[test]
 fn a_backup_reads_past_files_renamed_and_removed_between_its_fetches() {
     const MESSAGES: u32 = 16_384 + 200;
-    let dir = tempfile::tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir()).expect("temp");
+    let dir = tempfile::tempdir().expect("temp dir");
     let (source, target) = (dir.path().join("source"), dir.path().join("target"));
     generated_maildir(&source, MESSAGES);
     // Both changed messages are `\Seen` (their files end `:2,S`) and in the second batch.
@@ -383,6 +383,88 @@ fn a_backup_reads_past_files_renamed_and_removed_between_its_fetches() {
     let renamed_served = format!("uid: {}\nflags: \\Flagged \\Seen\n", gen_uid(renamed));
     assert!(theirs.contains(&renamed_served) && theirs.contains(&base), "{}", &theirs[..100]);
     assert!(!theirs.contains(&format!("uid: {}\n", gen_uid(removed))));
+    let differing = theirs.lines().zip(ours.lines()).find(|(a, b)| a != b);
+    assert_eq!(differing, None, "the first line Dovecot serves differently");
+    assert_eq!(theirs.lines().count(), ours.lines().count());
+}
+
+/// While a backup's copy saves UID `at`, another handle of the sdbox at `root` expunges
+/// message `uid` (its index updated, its file unlinked), as Dovecot would.
+struct ExpungeInSdboxDuringCopy {
+    root: PathBuf,
+    at: Uid,
+    uid: Uid,
+    done: bool,
+}
+
+impl dsync_core::Observer for ExpungeInSdboxDuringCopy {
+    fn message_saved(&mut self, _mailbox: &MailboxName, uid: Uid, _bytes: u64) {
+        if uid != self.at {
+            return;
+        }
+        let mut other = SdboxStorage::open_path(&self.root, Durability::Deferred);
+        let mut writer = other.writer(&MailboxName::inbox()).expect("writer");
+        writer.expunge(&[self.uid]).expect("expunge");
+        writer.commit().expect("commit");
+        self.done = true;
+    }
+}
+
+/// An sdbox source bigger than one save batch: the index the adapter kept from the first
+/// fetch still lists a message another process expunged before the second; the copy
+/// passes over it (a fresh read), and the next backup leaves the copy what Dovecot serves
+/// from the sdbox.
+#[test]
+fn a_backup_from_sdbox_passes_over_a_message_expunged_between_its_fetches() {
+    const MESSAGES: u32 = 16_384 + 200;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (generated, sdbox, target) =
+        (dir.path().join("generated"), dir.path().join("sdbox"), dir.path().join("target"));
+    generated_maildir(&generated, MESSAGES);
+    let backup = dsync_core::SyncOptions::new(dsync_core::Mode::Backup);
+    dsync_core::run(
+        &backup,
+        &mut MaildirStorage::open_path(&generated, Durability::Deferred),
+        &mut SdboxStorage::open_path(&sdbox, Durability::Deferred),
+        &mut dsync_core::NoObserver,
+    )
+    .expect("the sdbox source");
+    let gone = uid(gen_uid(16_400));
+    let mut observer = ExpungeInSdboxDuringCopy {
+        root: sdbox.clone(),
+        at: uid(gen_uid(16_000)),
+        uid: gone,
+        done: false,
+    };
+    let run = |observer: &mut dyn dsync_core::Observer, state| {
+        let mut from = SdboxStorage::open_path(&sdbox, Durability::Deferred);
+        let mut to = MaildirStorage::open_path(&target, Durability::Deferred);
+        let options = dsync_core::SyncOptions::new(dsync_core::Mode::Backup).state(state);
+        dsync_core::run(&options, &mut from, &mut to, observer).expect("backup")
+    };
+    let first = run(&mut observer, None);
+    assert!(observer.done, "the source was not changed during the copy");
+    let inbox = &first.mailboxes[0];
+    assert_eq!((inbox.saved, inbox.vanished), (u64::from(MESSAGES) - 1, 1), "{inbox:?}");
+    let second = run(&mut dsync_core::NoObserver, first.state);
+    assert_eq!(second.mailboxes[0].saved, 0, "{:?}", second.mailboxes[0]);
+
+    let dovecot = testkit::Dovecot::builder()
+        .temp_root(dir.path())
+        .user_serving_copy("theirs", "pw", &sdbox, "sdbox")
+        .user_serving_copy("ours", "pw", &target, "maildir")
+        .start();
+    let [theirs, ours] = ["theirs", "ours"].map(|user| {
+        let status = ["mailbox", "status", "-u", user, "messages uidvalidity uidnext", "INBOX"];
+        let fields = "uid flags date.received.unixtime body";
+        let fetch = ["-f", "pager", "fetch", "-u", user, fields, "mailbox", "INBOX", "all"];
+        let served = dovecot.doveadm_ok(&status).replace(user, "") + &dovecot.doveadm_ok(&fetch);
+        served.replace("flags: \\Recent", "flags: ").replace(" \\Recent", "")
+    });
+    let log = dovecot.log();
+    assert!(!log.contains("Error") && !log.contains("rebuild"), "{log}");
+    assert!(theirs.contains(&format!(" messages={} ", MESSAGES - 1)), "{}", &theirs[..100]);
+    assert!(!theirs.contains(&format!("uid: {}\n", gone.get())));
     let differing = theirs.lines().zip(ours.lines()).find(|(a, b)| a != b);
     assert_eq!(differing, None, "the first line Dovecot serves differently");
     assert_eq!(theirs.lines().count(), ours.lines().count());

@@ -615,4 +615,54 @@ mod tests {
             assert_eq!(uids_flags(&listed), uids_flags(&wanted), "batch {batch}");
         }
     }
+
+    /// Saves whose bodies the written side holds (`-a`) are copied there, the others
+    /// fetched, in UID order, whatever batch boundary splits a run of either kind.
+    #[test]
+    fn local_copies_and_transfers_alternate_across_batches() {
+        let (mut source, mut destination, inbox, _) = storages();
+        let all = MailboxName::new(["All"]).expect("name");
+        let held = destination.add_mailbox(&all, UidValidity::new(3).expect("non-zero"));
+        let mailbox = source.mailbox_mut(&inbox).expect("source INBOX");
+        let mut uids = BTreeMap::new();
+        for (uid, message) in &mut mailbox.messages {
+            message.meta.guid = Some(format!("guid-{uid}"));
+            if [3, 4, 5, 8].contains(&uid.get()) {
+                let copy = held.append(&message.body, Flags::default(), None);
+                held.messages.get_mut(&copy).expect("held").meta.guid = Some(format!("guid-{uid}"));
+                uids.insert(*uid, copy);
+            }
+        }
+        let saves: SaveList =
+            source.contents(&inbox).expect("listed").messages.into_iter().collect();
+        let mut fetched: Vec<Vec<u32>> = Vec::new();
+        let mut fetch = |uids: &[Uid], sink: &mut dyn MessageSink| {
+            fetched.push(uids.iter().map(|uid| uid.get()).collect());
+            source.fetch(&inbox, uids, sink)
+        };
+        let mut route = CopyRoute {
+            from: &mut fetch,
+            from_name: &inbox,
+            from_side: Side::Source,
+            to_name: &inbox,
+            to_side: Side::Destination,
+            local: Some(LocalCopies { mailbox: &all, uids }),
+        };
+        let mut writer = destination.writer(&inbox).expect("writer");
+        let copied = copy_save_list_by(&mut route, &mut *writer, &mut NoObserver, &saves, 3, 4)
+            .expect("copied");
+        writer.commit().expect("commit");
+        drop(writer);
+        assert_eq!((copied.saved, copied.local, copied.vanished), (10, 4, 0));
+        assert_eq!(fetched, [vec![1, 2], vec![6, 7], vec![9, 10]]);
+        let ours = destination.mailbox(&inbox).expect("INBOX");
+        let theirs = source.mailbox(&inbox).expect("INBOX");
+        let listed = |m: &crate::memory::MemoryMailbox| -> Vec<(Uid, Flags, Option<i64>, Vec<u8>)> {
+            m.messages
+                .values()
+                .map(|m| (m.meta.uid, m.meta.flags.clone(), m.meta.received, m.body.clone()))
+                .collect()
+        };
+        assert_eq!(listed(ours), listed(theirs));
+    }
 }

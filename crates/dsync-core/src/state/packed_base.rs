@@ -192,6 +192,39 @@ mod tests {
         }
     }
 
+    proptest! {
+        /// A state holding a packed base is written as the same bytes as one holding the
+        /// same records as a map, and reads back as equal.
+        #[test]
+        fn a_packed_base_is_written_as_the_map_is(
+            records in proptest::collection::vec((1u32..100_000, 0u8..32, 0u8..3), 0..100),
+        ) {
+            use crate::model::{MailboxName, SystemFlags};
+            use crate::state::{MailboxState, MergeBase, SyncState};
+            let keywords = ["$Label1", "Junk", "$Forwarded"];
+            let records: Vec<(Uid, Flags)> = records
+                .iter()
+                .map(|&(n, bits, keyword)| {
+                    let mut flags = Flags { system: SystemFlags::from_bits_truncate(bits), ..Flags::default() };
+                    flags.keywords.extend(keywords.iter().take(usize::from(keyword)).map(|k| (*k).to_owned()));
+                    (uid(n), flags)
+                })
+                .collect();
+            let state = |flags: BaseFlags| {
+                let base = MergeBase { uid_validity: 7, last_common_uid: 100_000, flags };
+                let entry = MailboxState { base, source_token: Some("t".into()), ..MailboxState::default() };
+                let mut state = SyncState::default();
+                state.mailboxes.insert(MailboxName::inbox(), entry);
+                state
+            };
+            let packed = state(BaseFlags::packed_from(records.iter().map(|(u, f)| (*u, f))));
+            let map = state(records.iter().cloned().collect());
+            let text = map.encode();
+            prop_assert_eq!(packed.encode(), text.clone());
+            prop_assert_eq!(SyncState::decode(&text).expect("decodes"), packed);
+        }
+    }
+
     #[test]
     fn ascending_records_take_a_few_bytes() {
         let seen = Flags::from_imap_names(["\\Seen"]);

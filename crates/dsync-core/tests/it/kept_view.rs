@@ -262,3 +262,210 @@ fn an_sdbox_keeps_its_index_between_fetches_until_a_write() {
         [(1, body(1)), (3, body(3))]
     );
 }
+
+/// UID of the `n`th generated message: with gaps.
+pub(super) fn gen_uid(n: u32) -> u32 {
+    n + n / 97
+}
+
+/// The generated message `n`: (file base name, body).
+pub(super) fn generated(n: u32) -> (String, String) {
+    let body = format!("From: a@example.org\nSubject: message {n}\n\nbody {n}\n");
+    let (size, vsize) = (body.len(), body.len() + body.matches('\n').count());
+    (format!("{}.M{n}P1.gen,S={size},W={vsize}", 1_700_000_000 + n), body)
+}
+
+/// An INBOX of `count` distinct messages at `root` (UIDs with gaps, one received date
+/// each, `\Seen` or not), with the uidlist Dovecot would have written.
+pub(super) fn generated_maildir(root: &Path, count: u32) {
+    use std::fmt::Write as _;
+    for sub in ["cur", "new", "tmp"] {
+        fs::create_dir_all(root.join(sub)).expect("mkdir");
+    }
+    let mut uidlist = format!("3 V1700000003 N{} G{}\n", gen_uid(count) + 1, "b3".repeat(16));
+    for n in 1..=count {
+        let (base, body) = generated(n);
+        let info = if n % 3 == 0 { "" } else { "S" };
+        let path = root.join("cur").join(format!("{base}:2,{info}"));
+        fs::write(&path, body).expect("write message");
+        let date = std::time::UNIX_EPOCH
+            + std::time::Duration::from_secs(1_600_000_000 + u64::from(n) * 61);
+        fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|file| file.set_modified(date))
+            .expect("received date");
+        let _ = writeln!(uidlist, "{} :{base}", gen_uid(n));
+    }
+    fs::write(root.join("dovecot-uidlist"), uidlist).expect("uidlist");
+}
+
+/// While a backup's copy saves UID `at`, changes the source as a mail client would:
+/// message `renamed` gets other flags (its file renamed), message `removed` is expunged.
+struct ChangeSourceDuringCopy {
+    root: PathBuf,
+    at: Uid,
+    renamed: u32,
+    removed: u32,
+    done: bool,
+}
+
+impl dsync_core::Observer for ChangeSourceDuringCopy {
+    fn message_saved(&mut self, _mailbox: &MailboxName, uid: Uid, _bytes: u64) {
+        if uid != self.at {
+            return;
+        }
+        let (renamed, _) = generated(self.renamed);
+        let from = self.root.join("cur").join(format!("{renamed}:2,S"));
+        fs::rename(&from, self.root.join("cur").join(format!("{renamed}:2,FS"))).expect("rename");
+        let (removed, _) = generated(self.removed);
+        fs::remove_file(self.root.join("cur").join(format!("{removed}:2,S"))).expect("remove");
+        self.done = true;
+    }
+}
+
+/// What one Dovecot serves of INBOX from copies of `theirs` and `ours`: status, then each
+/// message's UID, flags, received date, GUID and body, as `doveadm` prints them.
+fn served_inbox(dir: &Path, theirs: &Path, ours: &Path) -> [String; 2] {
+    let dovecot = testkit::Dovecot::builder()
+        .temp_root(dir)
+        .user_serving_copy("theirs", "pw", theirs, "maildir")
+        .user_serving_copy("ours", "pw", ours, "maildir")
+        .start();
+    ["theirs", "ours"].map(|user| {
+        let status = ["mailbox", "status", "-u", user, "messages uidvalidity uidnext", "INBOX"];
+        let fields = "uid flags date.received.unixtime guid body";
+        let fetch = ["-f", "pager", "fetch", "-u", user, fields, "mailbox", "INBOX", "all"];
+        let served = dovecot.doveadm_ok(&status) + &dovecot.doveadm_ok(&fetch);
+        // A message saved without flags goes to `new/`: `\Recent` for the first session.
+        served.replace("flags: \\Recent", "flags: ").replace(" \\Recent", "")
+    })
+}
+
+/// The backup copies a folder bigger than one save batch (16 384 messages, each batch
+/// one fetch of the source) while a mail client changes the source: between the fetches
+/// a message of the second batch gets other flags (its file renamed) and another is
+/// expunged. The view the Maildir adapter kept from the first fetch still finds the
+/// renamed one (a fresh read), passes over the expunged one, and gives no message another
+/// one's body; the next backup makes the copy what Dovecot serves from the source.
+#[test]
+fn a_backup_reads_past_files_renamed_and_removed_between_its_fetches() {
+    const MESSAGES: u32 = 16_384 + 200;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (source, target) = (dir.path().join("source"), dir.path().join("target"));
+    generated_maildir(&source, MESSAGES);
+    // Both changed messages are `\Seen` (their files end `:2,S`) and in the second batch.
+    let (renamed, removed) = (16_390, 16_400);
+    let mut observer = ChangeSourceDuringCopy {
+        root: source.clone(),
+        at: uid(gen_uid(16_000)),
+        renamed,
+        removed,
+        done: false,
+    };
+    let run = |observer: &mut dyn dsync_core::Observer, state| {
+        let mut from = MaildirStorage::open_path(&source, Durability::Deferred);
+        let mut to = MaildirStorage::open_path(&target, Durability::Deferred);
+        let options = dsync_core::SyncOptions::new(dsync_core::Mode::Backup).state(state);
+        dsync_core::run(&options, &mut from, &mut to, observer).expect("backup")
+    };
+    let first = run(&mut observer, None);
+    assert!(observer.done, "the source was not changed during the copy");
+    let inbox = &first.mailboxes[0];
+    assert_eq!((inbox.saved, inbox.vanished), (u64::from(MESSAGES) - 1, 1), "{inbox:?}");
+    let second = run(&mut dsync_core::NoObserver, first.state);
+    let inbox = &second.mailboxes[0];
+    assert_eq!((inbox.saved, inbox.flags_changed), (0, 1), "{inbox:?}");
+
+    let [theirs, ours] = served_inbox(dir.path(), &source, &target);
+    assert!(theirs.contains(&format!(" messages={} ", MESSAGES - 1)), "{}", &theirs[..100]);
+    let (base, _) = generated(renamed);
+    let renamed_served = format!("uid: {}\nflags: \\Flagged \\Seen\n", gen_uid(renamed));
+    assert!(theirs.contains(&renamed_served) && theirs.contains(&base), "{}", &theirs[..100]);
+    assert!(!theirs.contains(&format!("uid: {}\n", gen_uid(removed))));
+    let differing = theirs.lines().zip(ours.lines()).find(|(a, b)| a != b);
+    assert_eq!(differing, None, "the first line Dovecot serves differently");
+    assert_eq!(theirs.lines().count(), ours.lines().count());
+}
+
+/// While a backup's copy saves UID `at`, another handle of the sdbox at `root` expunges
+/// message `uid` (its index updated, its file unlinked), as Dovecot would.
+struct ExpungeInSdboxDuringCopy {
+    root: PathBuf,
+    at: Uid,
+    uid: Uid,
+    done: bool,
+}
+
+impl dsync_core::Observer for ExpungeInSdboxDuringCopy {
+    fn message_saved(&mut self, _mailbox: &MailboxName, uid: Uid, _bytes: u64) {
+        if uid != self.at {
+            return;
+        }
+        let mut other = SdboxStorage::open_path(&self.root, Durability::Deferred);
+        let mut writer = other.writer(&MailboxName::inbox()).expect("writer");
+        writer.expunge(&[self.uid]).expect("expunge");
+        writer.commit().expect("commit");
+        self.done = true;
+    }
+}
+
+/// An sdbox source bigger than one save batch: the index the adapter kept from the first
+/// fetch still lists a message another process expunged before the second; the copy
+/// passes over it (a fresh read), and the next backup leaves the copy what Dovecot serves
+/// from the sdbox.
+#[test]
+fn a_backup_from_sdbox_passes_over_a_message_expunged_between_its_fetches() {
+    const MESSAGES: u32 = 16_384 + 200;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (generated, sdbox, target) =
+        (dir.path().join("generated"), dir.path().join("sdbox"), dir.path().join("target"));
+    generated_maildir(&generated, MESSAGES);
+    let backup = dsync_core::SyncOptions::new(dsync_core::Mode::Backup);
+    dsync_core::run(
+        &backup,
+        &mut MaildirStorage::open_path(&generated, Durability::Deferred),
+        &mut SdboxStorage::open_path(&sdbox, Durability::Deferred),
+        &mut dsync_core::NoObserver,
+    )
+    .expect("the sdbox source");
+    let gone = uid(gen_uid(16_400));
+    let mut observer = ExpungeInSdboxDuringCopy {
+        root: sdbox.clone(),
+        at: uid(gen_uid(16_000)),
+        uid: gone,
+        done: false,
+    };
+    let run = |observer: &mut dyn dsync_core::Observer, state| {
+        let mut from = SdboxStorage::open_path(&sdbox, Durability::Deferred);
+        let mut to = MaildirStorage::open_path(&target, Durability::Deferred);
+        let options = dsync_core::SyncOptions::new(dsync_core::Mode::Backup).state(state);
+        dsync_core::run(&options, &mut from, &mut to, observer).expect("backup")
+    };
+    let first = run(&mut observer, None);
+    assert!(observer.done, "the source was not changed during the copy");
+    let inbox = &first.mailboxes[0];
+    assert_eq!((inbox.saved, inbox.vanished), (u64::from(MESSAGES) - 1, 1), "{inbox:?}");
+    let second = run(&mut dsync_core::NoObserver, first.state);
+    assert_eq!(second.mailboxes[0].saved, 0, "{:?}", second.mailboxes[0]);
+
+    let dovecot = testkit::Dovecot::builder()
+        .temp_root(dir.path())
+        .user_serving_copy("theirs", "pw", &sdbox, "sdbox")
+        .user_serving_copy("ours", "pw", &target, "maildir")
+        .start();
+    let [theirs, ours] = ["theirs", "ours"].map(|user| {
+        let status = ["mailbox", "status", "-u", user, "messages uidvalidity uidnext", "INBOX"];
+        let fields = "uid flags date.received.unixtime body";
+        let fetch = ["-f", "pager", "fetch", "-u", user, fields, "mailbox", "INBOX", "all"];
+        let served = dovecot.doveadm_ok(&status).replace(user, "") + &dovecot.doveadm_ok(&fetch);
+        served.replace("flags: \\Recent", "flags: ").replace(" \\Recent", "")
+    });
+    let log = dovecot.log();
+    assert!(!log.contains("Error") && !log.contains("rebuild"), "{log}");
+    assert!(theirs.contains(&format!(" messages={} ", MESSAGES - 1)), "{}", &theirs[..100]);
+    assert!(!theirs.contains(&format!("uid: {}\n", gone.get())));
+    let differing = theirs.lines().zip(ours.lines()).find(|(a, b)| a != b);
+    assert_eq!(differing, None, "the first line Dovecot serves differently");
+    assert_eq!(theirs.lines().count(), ours.lines().count());
+}

@@ -13,6 +13,7 @@ mod incremental;
 mod kept_view;
 mod maildir_source;
 mod modes;
+mod packed_base;
 mod parallel;
 mod pop3;
 mod pop3_migration;

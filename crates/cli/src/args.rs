@@ -566,6 +566,11 @@ pub(crate) struct WriteArgs {
     #[arg(long, value_name = "N")]
     pub(crate) commit_interval: Option<u32>,
 
+    /// How many planned messages a copy reads per request to the source (default
+    /// 16 384); hidden: for tests that cross a batch boundary with a small folder.
+    #[arg(long, value_name = "N", hide = true)]
+    pub(crate) save_batch: Option<usize>,
+
     /// Do not fsync each message; sync everything once at the end (Dovecot's
     /// mail_fsync=never, recommended for migrations). A killed run still leaves a
     /// consistent destination; only a power loss before the end can lose recent writes.

@@ -430,7 +430,7 @@ fn attempt_once(
     }
     timer.lap("state-load");
 
-    let options = SyncOptions::new(task.mode)
+    let mut options = SyncOptions::new(task.mode)
         .commit_interval(job.settings.commit_interval)
         .dry_run(task.dry_run)
         .mailbox_filter(task.mailbox_filter.clone())
@@ -442,6 +442,9 @@ fn attempt_once(
         .all_mail(task.all_mail.clone())
         .delete_extra(task.delete_extra)
         .cancel(interrupt::token());
+    if let Some(batch) = job.settings.save_batch {
+        options = options.save_batch(batch);
+    }
 
     tracing::info!("{} {source} -> {destination}", task.verb);
     let mut observer = JobObserver { state_file: state_file.as_ref(), progress };

@@ -98,6 +98,8 @@ pub(crate) struct Settings {
     pub(crate) sieve: Option<String>,
     pub(crate) prefetch_count: Option<usize>,
     pub(crate) commit_interval: u32,
+    /// `--save-batch` (hidden), [`dsync_core::SyncOptions::save_batch`].
+    pub(crate) save_batch: Option<usize>,
     pub(crate) no_fsync: bool,
     pub(crate) lock_timeout: Option<u64>,
     /// `dsync_remote_cmd`: what `remote:[LOGIN@]HOST` runs (`None`: doveadm's default).
@@ -141,6 +143,7 @@ impl Default for Settings {
             sieve: None,
             prefetch_count: None,
             commit_interval: 100,
+            save_batch: None,
             no_fsync: false,
             lock_timeout: None,
             dsync_remote_cmd: None,
@@ -251,6 +254,7 @@ impl Settings {
         }
         if let Some(write) = cli.write {
             s.commit_interval = write.commit_interval.unwrap_or(s.commit_interval);
+            s.save_batch = write.save_batch.or(s.save_batch);
             s.no_fsync |= write.no_fsync;
             if write.lock_timeout.is_some() {
                 s.lock_timeout = write.lock_timeout;

@@ -272,25 +272,35 @@ fn served_big(dir: &Path, theirs: &Path, ours: &Path) -> [String; 2] {
     })
 }
 
-/// A first backup saves a folder's messages in batches of 16 384 (one source read each),
+/// A first backup saves a folder's messages in batches (2 000 here, `--save-batch`; one
+/// source read each),
 /// its commits counted across them. Killed (`kill -9`) after the second batch began and
 /// a commit inside it, then run again: Dovecot serves exactly the source (UIDs, flags,
 /// keywords, dates, bodies, UIDVALIDITY, UIDNEXT), with no message lost or doubled at the
-/// batch boundary. (The batch size is fixed, so the folder is bigger than one batch.)
+/// batch boundary.
 #[test]
 fn a_backup_killed_after_its_first_save_batch_resumes_exactly() {
-    const MESSAGES: u32 = 16_384 + 3_000;
+    const MESSAGES: u32 = 2_000 + 4_000;
     let dir = tempfile::tempdir().expect("temp dir");
     let source = dir.path().join("source");
     varied_maildir(&source, MESSAGES);
     let target = dir.path().join("Maildir");
     let big = target.join(".Big");
-    // 16 500 is the first commit after the batch boundary (16 384).
-    let args =
-        ["backup", "--commit-interval", "300", "--no-fsync", &maildir(&source), &maildir(&target)];
+    // 2 100 is the first commit after the batch boundary (2 000).
+    let (source_location, target_location) = (maildir(&source), maildir(&target));
+    let args = [
+        "backup",
+        "--commit-interval",
+        "300",
+        "--save-batch",
+        "2000",
+        "--no-fsync",
+        &source_location,
+        &target_location,
+    ];
     let mut run = start(&args);
     let started = Instant::now();
-    while messages_in(&big) < 16_500 {
+    while messages_in(&big) < 2_100 {
         assert!(run.try_wait().expect("wait").is_none(), "dsync ended before the kill");
         assert!(started.elapsed() < Duration::from_secs(120), "dsync copies nothing");
         std::thread::sleep(Duration::from_millis(2));
@@ -298,7 +308,7 @@ fn a_backup_killed_after_its_first_save_batch_resumes_exactly() {
     run.kill().expect("SIGKILL");
     run.wait().expect("killed");
     let present = messages_in(&big);
-    assert!((16_500..MESSAGES as usize).contains(&present), "{present} saved before the kill");
+    assert!((2_100..MESSAGES as usize).contains(&present), "{present} saved before the kill");
 
     let resumed = dsync(&args, None);
     assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed));
@@ -312,7 +322,8 @@ fn a_backup_killed_after_its_first_save_batch_resumes_exactly() {
 
     let [theirs, ours] = served_big(dir.path(), &source, &target);
     assert!(theirs.contains(&format!("messages={MESSAGES} ")), "{}", &theirs[..200]);
-    assert!(theirs.ends_with("body:\nbody 19384"), "{}", &theirs[theirs.len() - 300..]);
+    let last = format!("body:\nbody {MESSAGES}");
+    assert!(theirs.ends_with(&last), "{}", &theirs[theirs.len() - 300..]);
     let differing = theirs.lines().zip(ours.lines()).find(|(a, b)| a != b);
     assert_eq!(differing, None, "the first line Dovecot serves differently");
     assert_eq!(theirs.lines().count(), ours.lines().count());

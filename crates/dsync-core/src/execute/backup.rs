@@ -333,7 +333,7 @@ fn sync_mailbox(
         &mut *writer,
         observer,
         &plan.save,
-        options.commit_interval,
+        (options.commit_interval, options.save_batch),
         local,
     )
     .map_err(|copy| {

@@ -89,25 +89,11 @@ pub(super) fn copy_messages(
     copy_in_batches(route, writer, observer, commit_interval, |copy| copy(saves))
 }
 
-/// How many messages of a [`SaveList`] are decoded at a time: their metadata is what a
-/// copy holds beyond the list itself (~250 bytes a message with the lookup by UID), and
-/// each batch is one `fetch` of the source (one command to a server).
-const SAVE_BATCH: usize = 16_384;
-
 /// [`copy_messages`] of a plan's [`SaveList`], each saved under its own UID, decoded
-/// [`SAVE_BATCH`] messages at a time so that the copy's memory does not grow with the
-/// number of messages.
-pub(super) fn copy_save_list(
-    route: &mut CopyRoute<'_, '_>,
-    writer: &mut dyn MailboxWriter,
-    observer: &mut dyn Observer,
-    saves: &SaveList,
-    commit_interval: u32,
-) -> Result<Copied, Box<CopyFailed>> {
-    copy_save_list_by(route, writer, observer, saves, commit_interval, SAVE_BATCH)
-}
-
-/// [`copy_save_list`], `batch` messages at a time.
+/// `batch` messages at a time ([`crate::SyncOptions::save_batch`]: the decoded metadata,
+/// ~250 bytes a message with the lookup by UID, is what a copy holds beyond the list
+/// itself; each batch is one `fetch` of the source) so that the copy's memory does not
+/// grow with the number of messages.
 fn copy_save_list_by(
     route: &mut CopyRoute<'_, '_>,
     writer: &mut dyn MailboxWriter,
@@ -225,7 +211,7 @@ pub(super) fn copy_save_list_from_source(
     writer: &mut dyn MailboxWriter,
     observer: &mut dyn Observer,
     saves: &SaveList,
-    commit_interval: u32,
+    (commit_interval, batch): (u32, usize),
     local: Option<LocalCopies<'_>>,
 ) -> Result<Copied, Box<CopyFailed>> {
     let (from, to) = (names.source, names.destination);
@@ -238,7 +224,7 @@ pub(super) fn copy_save_list_from_source(
         to_side: Side::Destination,
         local,
     };
-    copy_save_list(&mut route, writer, observer, saves, commit_interval)
+    copy_save_list_by(&mut route, writer, observer, saves, commit_interval, batch)
 }
 
 impl Copied {

@@ -67,6 +67,10 @@ pub struct SyncOptions {
     /// subscriptions it does not have), making the destination the source's copy exactly.
     /// Without it such a backup only removes its own earlier copies ([`crate::pairing`]).
     pub delete_extra: bool,
+    /// How many of a plan's saves the copy decodes at a time ([`crate::plan::SaveList`]),
+    /// each batch one `fetch` of the source (default 16 384: a few MB of metadata). Smaller
+    /// holds less and asks the source more often.
+    pub save_batch: usize,
 }
 
 impl Default for SyncOptions {
@@ -84,6 +88,7 @@ impl Default for SyncOptions {
             all_mail: None,
             cancel: None,
             delete_extra: false,
+            save_batch: 16_384,
         }
     }
 }
@@ -92,6 +97,12 @@ impl SyncOptions {
     /// Options for `mode` with defaults otherwise.
     pub fn new(mode: Mode) -> SyncOptions {
         SyncOptions { mode, ..SyncOptions::default() }
+    }
+    /// Sets [`SyncOptions::save_batch`] (0 behaves as 1).
+    #[must_use]
+    pub fn save_batch(mut self, messages: usize) -> SyncOptions {
+        self.save_batch = messages;
+        self
     }
     /// Sets the commit interval (0 behaves as 1: commit after every message).
     #[must_use]

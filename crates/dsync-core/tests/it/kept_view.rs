@@ -342,7 +342,11 @@ fn served_inbox(dir: &Path, theirs: &Path, ours: &Path) -> [String; 2] {
     })
 }
 
-/// The backup copies a folder bigger than one save batch (16 384 messages, each batch
+/// The save batch of the tests that cross one (`SyncOptions::save_batch`; 16 384 by
+/// default): small, so that a folder of a little more than one batch copies in seconds.
+const BATCH: u32 = 1_000;
+
+/// The backup copies a folder bigger than one save batch ([`BATCH`] messages, each batch
 /// one fetch of the source) while a mail client changes the source: between the fetches
 /// a message of the second batch gets other flags (its file renamed) and another is
 /// expunged. The view the Maildir adapter kept from the first fetch still finds the
@@ -350,15 +354,15 @@ fn served_inbox(dir: &Path, theirs: &Path, ours: &Path) -> [String; 2] {
 /// one's body; the next backup makes the copy what Dovecot serves from the source.
 #[test]
 fn a_backup_reads_past_files_renamed_and_removed_between_its_fetches() {
-    const MESSAGES: u32 = 16_384 + 200;
+    const MESSAGES: u32 = BATCH + 200;
     let dir = tempfile::tempdir().expect("temp dir");
     let (source, target) = (dir.path().join("source"), dir.path().join("target"));
     generated_maildir(&source, MESSAGES);
     // Both changed messages are `\Seen` (their files end `:2,S`) and in the second batch.
-    let (renamed, removed) = (16_390, 16_400);
+    let (renamed, removed) = (BATCH + 6, BATCH + 16);
     let mut observer = ChangeSourceDuringCopy {
         root: source.clone(),
-        at: uid(gen_uid(16_000)),
+        at: uid(gen_uid(BATCH - 400)),
         renamed,
         removed,
         done: false,
@@ -366,7 +370,9 @@ fn a_backup_reads_past_files_renamed_and_removed_between_its_fetches() {
     let run = |observer: &mut dyn dsync_core::Observer, state| {
         let mut from = MaildirStorage::open_path(&source, Durability::Deferred);
         let mut to = MaildirStorage::open_path(&target, Durability::Deferred);
-        let options = dsync_core::SyncOptions::new(dsync_core::Mode::Backup).state(state);
+        let options = dsync_core::SyncOptions::new(dsync_core::Mode::Backup)
+            .state(state)
+            .save_batch(BATCH as usize);
         dsync_core::run(&options, &mut from, &mut to, observer).expect("backup")
     };
     let first = run(&mut observer, None);
@@ -416,7 +422,7 @@ impl dsync_core::Observer for ExpungeInSdboxDuringCopy {
 /// from the sdbox.
 #[test]
 fn a_backup_from_sdbox_passes_over_a_message_expunged_between_its_fetches() {
-    const MESSAGES: u32 = 16_384 + 200;
+    const MESSAGES: u32 = BATCH + 200;
     let dir = tempfile::tempdir().expect("temp dir");
     let (generated, sdbox, target) =
         (dir.path().join("generated"), dir.path().join("sdbox"), dir.path().join("target"));
@@ -429,17 +435,19 @@ fn a_backup_from_sdbox_passes_over_a_message_expunged_between_its_fetches() {
         &mut dsync_core::NoObserver,
     )
     .expect("the sdbox source");
-    let gone = uid(gen_uid(16_400));
+    let gone = uid(gen_uid(BATCH + 16));
     let mut observer = ExpungeInSdboxDuringCopy {
         root: sdbox.clone(),
-        at: uid(gen_uid(16_000)),
+        at: uid(gen_uid(BATCH - 400)),
         uid: gone,
         done: false,
     };
     let run = |observer: &mut dyn dsync_core::Observer, state| {
         let mut from = SdboxStorage::open_path(&sdbox, Durability::Deferred);
         let mut to = MaildirStorage::open_path(&target, Durability::Deferred);
-        let options = dsync_core::SyncOptions::new(dsync_core::Mode::Backup).state(state);
+        let options = dsync_core::SyncOptions::new(dsync_core::Mode::Backup)
+            .state(state)
+            .save_batch(BATCH as usize);
         dsync_core::run(&options, &mut from, &mut to, observer).expect("backup")
     };
     let first = run(&mut observer, None);

@@ -191,20 +191,13 @@ pub(super) fn copy_from_source(
     commit_interval: u32,
     local: Option<LocalCopies<'_>>,
 ) -> Result<Copied, Box<CopyFailed>> {
-    let (from, to) = (names.source, names.destination);
-    let mut fetch = |uids: &[Uid], sink: &mut dyn MessageSink| source.fetch(from, uids, sink);
-    let mut route = CopyRoute {
-        from: &mut fetch,
-        from_name: from,
-        from_side: Side::Source,
-        to_name: to,
-        to_side: Side::Destination,
-        local,
-    };
-    copy_messages(&mut route, writer, observer, saves, commit_interval)
+    with_source_route(source, names, local, |route| {
+        copy_messages(route, writer, observer, saves, commit_interval)
+    })
 }
 
-/// [`copy_from_source`] of a plan's [`SaveList`] ([`copy_save_list`]).
+/// [`copy_from_source`] of a plan's [`SaveList`], `batch` saves at a time
+/// ([`copy_save_list_by`]).
 pub(super) fn copy_save_list_from_source(
     source: &mut dyn Storage,
     names: &Names<'_>,
@@ -214,6 +207,19 @@ pub(super) fn copy_save_list_from_source(
     (commit_interval, batch): (u32, usize),
     local: Option<LocalCopies<'_>>,
 ) -> Result<Copied, Box<CopyFailed>> {
+    with_source_route(source, names, local, |route| {
+        copy_save_list_by(route, writer, observer, saves, commit_interval, batch)
+    })
+}
+
+/// Runs `copy` on the route from mailbox `names.source` of the source to mailbox
+/// `names.destination` of the destination.
+fn with_source_route<T>(
+    source: &mut dyn Storage,
+    names: &Names<'_>,
+    local: Option<LocalCopies<'_>>,
+    copy: impl FnOnce(&mut CopyRoute<'_, '_>) -> T,
+) -> T {
     let (from, to) = (names.source, names.destination);
     let mut fetch = |uids: &[Uid], sink: &mut dyn MessageSink| source.fetch(from, uids, sink);
     let mut route = CopyRoute {
@@ -224,7 +230,7 @@ pub(super) fn copy_save_list_from_source(
         to_side: Side::Destination,
         local,
     };
-    copy_save_list_by(&mut route, writer, observer, saves, commit_interval, batch)
+    copy(&mut route)
 }
 
 impl Copied {

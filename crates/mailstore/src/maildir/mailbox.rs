@@ -14,7 +14,7 @@ use super::believed::FileBeliefs;
 use super::filename;
 use super::keywords::KeywordTable;
 use super::save::Staged;
-use super::state::{self, FileRef, Paths, Scan, Sub};
+use super::state::{self, FileBuf, FileRef, Files, Paths, Scan, Sub};
 use super::uidlist::{Record, Uidlist, ext};
 use crate::crlf::CrlfReader;
 use crate::error::{Error, IoContext, Result};
@@ -135,12 +135,13 @@ impl Iterator for MessageStream {
     fn next(&mut self) -> Option<Result<MessageInfo>> {
         let uidlist = &self.view.uidlist;
         while let Some(record) = uidlist.get(self.next) {
+            let position = self.next;
             self.next += 1;
-            let Some(file) = Mailbox::file_of(&self.view, &record) else { continue };
+            let Some(file) = Mailbox::file_of(&self.view, position, &record) else { continue };
             match self.mailbox.read_message(
                 &self.view,
                 &record,
-                &file,
+                &file.as_ref(),
                 &self.dirs,
                 &mut self.left_out,
             ) {
@@ -228,10 +229,11 @@ const LIST_INDEX_FILES: [&str; 3] =
 #[derive(Debug)]
 struct View {
     uidlist: Uidlist,
-    /// Every message file, read or not (all are numbered, as Dovecot numbers them).
-    scan: Scan,
+    /// Every message file, read or not (all are numbered, as Dovecot numbers them), kept
+    /// against `uidlist`.
+    files: Files,
     keywords: KeywordTable,
-    /// Base names in `scan` that are not read: not regular files, or symlinks that do not
+    /// Base names in `files` that are not read: not regular files, or symlinks that do not
     /// resolve to one inside the store.
     unreadable: HashSet<String>,
     /// What was left out, and why.
@@ -323,7 +325,7 @@ impl Mailbox {
             return Ok(status);
         }
         let view = self.view()?;
-        Ok(Self::view_status(&view, Self::present(&view).count()))
+        Ok(Self::view_status(&view, Self::present_count(&view)))
     }
 
     /// The status of `view`, holding `messages` messages.
@@ -441,6 +443,7 @@ impl Mailbox {
             .map(|sub| tree.open_dir(self.paths.relative(&self.paths.sub(sub))).ok());
         let mut out = Vec::new();
         for (record, file) in Self::present(&view) {
+            let file = file.as_ref();
             if let Some(info) = self.read_message(&view, &record, &file, &dirs, &mut left_out)? {
                 out.push(info);
             }
@@ -515,7 +518,7 @@ impl Mailbox {
         let tree = self.paths.tree();
         let dirs = [Sub::New, Sub::Cur]
             .map(|sub| tree.open_dir(self.paths.relative(&self.paths.sub(sub))).ok());
-        let status = Self::view_status(&view, Self::present(&view).count());
+        let status = Self::view_status(&view, Self::present_count(&view));
         let left_out = view.left_out.clone();
         Ok(MessageStream { mailbox: self, view, dirs, next: 0, left_out, status })
     }
@@ -613,6 +616,7 @@ impl Mailbox {
         let Some((record, file)) = Self::present_uid(&view, uid) else {
             return Ok(None);
         };
+        let file = file.as_ref();
         Ok(Some(Located {
             path: self.paths.file(&file),
             kind: file.kind,
@@ -900,23 +904,37 @@ impl Mailbox {
     }
 
     /// Records whose files exist and are read, in UID order.
-    fn present(view: &View) -> impl Iterator<Item = (Record<'_>, FileRef<'_>)> {
-        view.uidlist.records().filter_map(|r| Self::file_of(view, &r).map(|f| (r, f)))
+    fn present(view: &View) -> impl Iterator<Item = (Record<'_>, FileBuf)> {
+        let records = view.uidlist.records().enumerate();
+        records.filter_map(|(position, r)| Self::file_of(view, position, &r).map(|f| (r, f)))
     }
 
-    /// The file of `record`, when it exists and is read.
-    fn file_of<'v>(view: &'v View, record: &Record<'_>) -> Option<FileRef<'v>> {
-        let base = record.base();
-        view.scan.get(base).filter(|_| !view.unreadable.contains(base))
+    /// How many records [`Self::present`] gives.
+    fn present_count(view: &View) -> usize {
+        let records = view.uidlist.records().enumerate();
+        records
+            .filter(|(position, r)| {
+                view.files.has_file(*position) && !view.unreadable.contains(r.base())
+            })
+            .count()
+    }
+
+    /// The file of `record`, the record at `position` of the view's uidlist, when it
+    /// exists and is read.
+    fn file_of(view: &View, position: usize, record: &Record<'_>) -> Option<FileBuf> {
+        if !view.unreadable.is_empty() && view.unreadable.contains(record.base()) {
+            return None;
+        }
+        view.files.file(&view.uidlist, position)
     }
 
     /// The record of `uid` and its file, when it exists. A uidlist is in UID order, so a
     /// binary search finds it (one message of many is looked up per copy or read); a file
     /// out of order is still searched in full before `uid` counts as missing.
-    fn present_uid(view: &View, uid: u32) -> Option<(Record<'_>, FileRef<'_>)> {
-        let record = view.uidlist.find_uid(uid)?;
-        let base = record.base();
-        view.scan.get(base).filter(|_| !view.unreadable.contains(base)).map(|file| (record, file))
+    fn present_uid(view: &View, uid: u32) -> Option<(Record<'_>, FileBuf)> {
+        let position = view.uidlist.position_of_uid(uid)?;
+        let record = view.uidlist.get(position)?;
+        Self::file_of(view, position, &record).map(|file| (record, file))
     }
 
     /// Reads the uidlist and the directories. Files the uidlist does not know (delivered by
@@ -931,24 +949,18 @@ impl Mailbox {
 
     fn read_view(&self) -> Result<View> {
         let uidlist = self.paths.read_uidlist()?;
-        let expected = uidlist.as_ref().map_or(0, Uidlist::len);
-        let (scan, left_out) = self.paths.scan_reporting(expected)?;
+        // Each file read against the uidlist's records: those it names are kept as what
+        // differs from their record (see [`Files`]).
+        let (files, left_out) = self.paths.scan_files(uidlist.as_ref())?;
         let journal = self.paths.dir.join(super::journal::JOURNAL).exists();
-        // A file the uidlist does not know needs a sync. A parsed uidlist holds one record
-        // per base name, so every file is known exactly when as many records as there are
-        // files find theirs (counted, not collected into a set of every base name).
-        let needs_sync = journal
-            || uidlist.as_ref().is_none_or(|list| {
-                let known = list.records().filter(|r| scan.contains_key(r.base())).count();
-                known != scan.len()
-            });
+        // A file the uidlist does not know needs a sync.
+        let needs_sync = journal || uidlist.is_none() || !files.others().is_empty();
         let keywords = self.paths.read_keywords()?;
         if !needs_sync && let Some(uidlist) = uidlist {
-            return Ok(self.checked_view(uidlist, scan, keywords, left_out));
+            return Ok(self.checked_view(uidlist, files, keywords, left_out));
         }
         if self.store.options.read_only {
-            let uidlist = self.assign_read_only(uidlist, &scan)?;
-            return Ok(self.checked_view(uidlist, scan, keywords, left_out));
+            return self.read_only_view(uidlist, files, keywords, left_out);
         }
         let synced = state::locked(&self.store, &self.paths, |locked| {
             let (scan, left_out) = self.paths.scan_reporting(locked.uidlist.len())?;
@@ -958,14 +970,29 @@ impl Mailbox {
         match synced {
             Ok((uidlist, scan, left_out)) => {
                 let keywords = self.paths.read_keywords()?;
-                Ok(self.checked_view(uidlist, scan, keywords, left_out))
+                let files = Files::from_scan(&uidlist, &scan);
+                Ok(self.checked_view(uidlist, files, keywords, left_out))
             }
             Err(e) if state::is_read_only(&e) => {
-                let uidlist = self.assign_read_only(uidlist, &scan)?;
-                Ok(self.checked_view(uidlist, scan, keywords, left_out))
+                self.read_only_view(uidlist, files, keywords, left_out)
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// The view of a mailbox we do not write (see [`Self::assign_read_only`]), of `files`
+    /// as read against `uidlist`.
+    fn read_only_view(
+        &self,
+        uidlist: Option<Uidlist>,
+        files: Files,
+        keywords: KeywordTable,
+        left_out: Vec<LeftOut>,
+    ) -> Result<View> {
+        let scan = files.into_scan(uidlist.as_ref());
+        let uidlist = self.assign_read_only(uidlist, &scan)?;
+        let files = Files::from_scan(&uidlist, &scan);
+        Ok(self.checked_view(uidlist, files, keywords, left_out))
     }
 
     /// The UIDs of a mailbox we do not write, without a sync: from its `dovecot-uidlist`
@@ -999,14 +1026,15 @@ impl Mailbox {
     /// inside), anything else is left out with its reason.
     fn checked_view(
         &self,
-        uidlist: Uidlist,
-        scan: Scan,
+        mut uidlist: Uidlist,
+        files: Files,
         keywords: KeywordTable,
         mut left_out: Vec<LeftOut>,
     ) -> View {
         let tree = self.paths.tree();
         let mut unreadable = HashSet::new();
-        for (base, file) in scan.iter() {
+        for (base, file) in files.not_regular(&uidlist) {
+            let file = file.as_ref();
             let path = self.paths.file(&file);
             let relative = self.paths.relative(&path);
             let reason = match file.kind {
@@ -1017,7 +1045,7 @@ impl Mailbox {
                     Err(refusal) if refusal.is_not_found() => {
                         if fs::symlink_metadata(&path).is_err() {
                             // Renamed or expunged since the scan.
-                            unreadable.insert(base.to_string());
+                            unreadable.insert(base);
                             continue;
                         }
                         let target = fs::read_link(&path).unwrap_or_default();
@@ -1035,13 +1063,16 @@ impl Mailbox {
                 },
                 kind => LeftOutReason::WrongKind { kind, expected: FileKind::File },
             };
-            unreadable.insert(base.to_string());
             left_out.push(LeftOut { mailbox: None, path: relative.to_path_buf(), reason });
+            unreadable.insert(base);
         }
         for entry in &mut left_out {
             entry.mailbox = Some(self.name.clone());
         }
-        View { uidlist, scan, keywords, unreadable, left_out }
+        // The view finds files by record position: the index of base names is not asked
+        // again (and is built again if it were).
+        uidlist.drop_base_index();
+        View { uidlist, files, keywords, unreadable, left_out }
     }
 }
 

@@ -4,7 +4,7 @@
 //! `dovecot-keywords` happens while holding the uidlist dotlock, exactly as Dovecot requires,
 //! so Dovecot may serve the same mailbox while we write.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -26,7 +26,7 @@ pub(crate) const UIDLIST: &str = "dovecot-uidlist";
 pub(crate) const KEYWORDS: &str = "dovecot-keywords";
 
 /// `new/` or `cur/`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Sub {
     New,
     Cur,
@@ -171,8 +171,209 @@ impl Scan {
     }
 
     /// The number of files.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.slots.len()
+    }
+
+    /// True when there is no file.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+}
+
+/// The files of `new/` and `cur/` as a mailbox's view holds them, against its uidlist.
+///
+/// A file whose base name a record has (nearly every one: the uidlist names every file it
+/// numbered) is kept as what differs from the record: its directory, the entry's type and
+/// the rest of its name after the base name (`:2,S`), one of a few such shapes shared by
+/// every file that has it: 4 bytes a file. A [`Scan`] held every name whole, 41 bytes and
+/// a 16-byte slot a file at 100 000 (benches/RESULTS-memory.md, Round 9 r9-names). The
+/// files no record names (a delivery; every file when there is no uidlist) are a [`Scan`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Files {
+    /// By record position: 0 when no file has the record's base name, else 1 + the index
+    /// of the file's shape in `shapes`.
+    by_record: Vec<u32>,
+    /// Directory, entry type and the name after the base name, one of each seen.
+    shapes: Vec<Shape>,
+    /// The files whose base name no record has.
+    others: Scan,
+}
+
+/// What a file whose base name is a record's has of its own.
+#[derive(Debug, Clone)]
+struct Shape {
+    sub: Sub,
+    kind: FileKind,
+    /// The name after the base name (from the first `:`, or empty).
+    rest: Box<str>,
+}
+
+/// A file of [`Files`], its name made whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FileBuf {
+    pub(crate) sub: Sub,
+    pub(crate) name: String,
+    pub(crate) kind: FileKind,
+}
+
+impl FileBuf {
+    /// As a [`FileRef`].
+    pub(crate) fn as_ref(&self) -> FileRef<'_> {
+        FileRef { sub: self.sub, name: &self.name, kind: self.kind }
+    }
+}
+
+impl Files {
+    /// The files of `scan` against `list` (every file of a scan has a base name of its
+    /// own: nothing is compared).
+    pub(crate) fn from_scan(list: &Uidlist, scan: &Scan) -> Files {
+        let mut builder = FilesBuilder::new(list.len());
+        let mut others = Scan::with_capacity(0);
+        for (base, file) in scan.iter() {
+            match list.position_of_base(base) {
+                Some(position) if builder.set(position, file).is_some() => {}
+                _ => {
+                    let _ = others.push(file.sub, file.name, file.kind);
+                }
+            }
+        }
+        others.sort();
+        others.names.shrink_to_fit();
+        others.slots.shrink_to_fit();
+        let mut files = builder.files;
+        files.others = others;
+        files
+    }
+
+    /// Every file as a [`Scan`] (`list` the uidlist they were read against).
+    pub(crate) fn into_scan(mut self, list: Option<&Uidlist>) -> Scan {
+        let Some(list) = list.filter(|_| self.by_record.iter().any(|&id| id != 0)) else {
+            return self.others;
+        };
+        let mut scan = std::mem::take(&mut self.others);
+        for position in 0..self.by_record.len() {
+            if let Some(file) = self.file(list, position) {
+                let _ = scan.push(file.sub, &file.name, file.kind);
+            }
+        }
+        scan.sort();
+        scan
+    }
+
+    fn shape(&self, position: usize) -> Option<&Shape> {
+        let id = *self.by_record.get(position)?;
+        self.shapes.get(usize::try_from(id).ok()?.checked_sub(1)?)
+    }
+
+    /// The file of the record at `position` of `list` (the uidlist the files were read
+    /// against).
+    pub(crate) fn file(&self, list: &Uidlist, position: usize) -> Option<FileBuf> {
+        let Some(shape) = self.shape(position) else {
+            // No record's file; a file no record named cannot be one's either.
+            return None;
+        };
+        let base = list.get(position)?.base();
+        let mut name = String::with_capacity(base.len() + shape.rest.len());
+        name.push_str(base);
+        name.push_str(&shape.rest);
+        Some(FileBuf { sub: shape.sub, name, kind: shape.kind })
+    }
+
+    /// True when the record at `position` has a file.
+    pub(crate) fn has_file(&self, position: usize) -> bool {
+        self.shape(position).is_some()
+    }
+
+    /// The files whose base name no record has.
+    pub(crate) fn others(&self) -> &Scan {
+        &self.others
+    }
+
+    /// The files that are not regular files (by base name), of records and others.
+    pub(crate) fn not_regular(&self, list: &Uidlist) -> Vec<(String, FileBuf)> {
+        let mut found = Vec::new();
+        if self.shapes.iter().any(|shape| shape.kind != FileKind::File) {
+            for (position, record) in list.records().enumerate() {
+                if let Some(file) = self.file(list, position).filter(|f| f.kind != FileKind::File) {
+                    found.push((record.base().to_string(), file));
+                }
+            }
+        }
+        for (base, file) in self.others.iter().filter(|(_, f)| f.kind != FileKind::File) {
+            let file = FileBuf { sub: file.sub, name: file.name.to_string(), kind: file.kind };
+            found.push((base.to_string(), file));
+        }
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found
+    }
+
+    /// The number of files.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.by_record.iter().filter(|&&id| id != 0).count() + self.others.len()
+    }
+}
+
+/// [`Files`] as a directory is read: the shapes seen so far, by directory and type.
+struct FilesBuilder {
+    files: Files,
+    ids: HashMap<(Sub, FileKind), HashMap<Box<str>, u32>>,
+}
+
+impl FilesBuilder {
+    fn new(records: usize) -> FilesBuilder {
+        let files = Files { by_record: vec![0; records], ..Files::default() };
+        FilesBuilder { files, ids: HashMap::new() }
+    }
+
+    /// Makes `file` the record at `position`'s; `None` when its shape finds no number.
+    fn set(&mut self, position: usize, file: FileRef<'_>) -> Option<()> {
+        let rest = file.name.get(filename::base(file.name).len()..).unwrap_or("");
+        let ids = self.ids.entry((file.sub, file.kind)).or_default();
+        let id = if let Some(&id) = ids.get(rest) {
+            id
+        } else {
+            let id = u32::try_from(self.files.shapes.len() + 1).ok()?;
+            self.files.shapes.push(Shape { sub: file.sub, kind: file.kind, rest: rest.into() });
+            ids.insert(rest.into(), id);
+            id
+        };
+        *self.files.by_record.get_mut(position)? = id;
+        Some(())
+    }
+
+    /// Adds `file`, whose base name is that of the record at `position` of `list`, as
+    /// [`Paths::keep_one_a_base`] would keep one file a base name when files are read in
+    /// order: a `cur/` file wins over a `new/` one, then the first by name; a link of the
+    /// file kept is silent. `Err((dropped's directory and name, kept name))` when the two
+    /// are not links of one file (the loser is reported).
+    fn add(
+        &mut self,
+        list: &Uidlist,
+        position: usize,
+        file: FileRef<'_>,
+        dirs: &[(Sub, std::os::fd::OwnedFd)],
+    ) -> Result<(), ((Sub, String), String)> {
+        let Some(kept) = self.files.file(list, position) else {
+            // (`None` only with more shapes than a u32 numbers, never.)
+            let _ = self.set(position, file);
+            return Ok(());
+        };
+        let wins = kept.sub != file.sub || file.name < kept.name.as_str();
+        if same_file(dirs, (kept.sub, &kept.name), (file.sub, file.name)) {
+            if wins {
+                let _ = self.set(position, file);
+            }
+            return Ok(());
+        }
+        if wins {
+            let _ = self.set(position, file);
+            Err(((kept.sub, kept.name), file.name.to_string()))
+        } else {
+            Err(((file.sub, file.name.to_string()), kept.name))
+        }
     }
 }
 
@@ -305,10 +506,29 @@ impl Paths {
         wanted: Option<&HashSet<&str>>,
         expected: usize,
     ) -> Result<(Scan, Vec<LeftOut>)> {
+        let (files, left_out) = self.scan_against(subs, wanted, expected, None)?;
+        Ok((files.others, left_out))
+    }
+
+    /// [`Self::scan_reporting`] as a mailbox's view holds it: the files whose base name a
+    /// record of `known` has are kept as what differs from the record ([`Files`]), the
+    /// others as a [`Scan`]. The same files are kept and the same ones reported.
+    pub(crate) fn scan_files(&self, known: Option<&Uidlist>) -> Result<(Files, Vec<LeftOut>)> {
+        self.scan_against(&[Sub::New, Sub::Cur], None, 0, known)
+    }
+
+    fn scan_against(
+        &self,
+        subs: &[Sub],
+        wanted: Option<&HashSet<&str>>,
+        expected: usize,
+        known: Option<&Uidlist>,
+    ) -> Result<(Files, Vec<LeftOut>)> {
         #[cfg(test)]
         DIRECTORY_SCANS.set(DIRECTORY_SCANS.get() + 1);
         let tree = self.tree();
         let mut scan = Scan::with_capacity(expected);
+        let mut files = FilesBuilder::new(known.map_or(0, Uidlist::len));
         let mut left_out = Vec::new();
         let mut report =
             |path: PathBuf, reason| left_out.push(LeftOut { mailbox: None, path, reason });
@@ -328,6 +548,10 @@ impl Paths {
                 },
             };
             let lookup = dir.try_clone().ctx("open directory", &self.sub(sub))?;
+            // Opened before the directory is read: a known file is compared with the one
+            // kept for its record as it is read.
+            dirs.push((sub, lookup));
+            let dirs = dirs.as_slice();
             // Straight into the arena: no list of the directory's entries.
             beneath::for_each_entry(dir, |entry| {
                 if entry.name.as_encoded_bytes().starts_with(b".") {
@@ -348,6 +572,16 @@ impl Paths {
                     report(relative.join(&name), LeftOutReason::EmptyBaseName);
                     return true;
                 }
+                if let Some((list, position)) =
+                    known.and_then(|list| Some((list, list.position_of_base(base)?)))
+                {
+                    let file = FileRef { sub, name: &name, kind: entry.kind };
+                    if let Err((dropped, kept)) = files.add(list, position, file, dirs) {
+                        let dropped_path = self.relative(&self.sub(dropped.0)).join(dropped.1);
+                        report(dropped_path, LeftOutReason::DuplicateBaseName { kept });
+                    }
+                    return true;
+                }
                 if scan.push(sub, &name, entry.kind).is_none() {
                     let error = "a name longer than a directory entry's".to_string();
                     report(relative.join(&name), LeftOutReason::Unreadable { error });
@@ -355,13 +589,14 @@ impl Paths {
                 true
             })
             .ctx("read directory", &self.sub(sub))?;
-            dirs.push((sub, lookup));
         }
         scan.sort();
         self.keep_one_a_base(&mut scan, &dirs, &mut report);
         scan.names.shrink_to_fit();
         scan.slots.shrink_to_fit();
-        Ok((scan, left_out))
+        let mut files = files.files;
+        files.others = scan;
+        Ok((files, left_out))
     }
 
     /// Keeps one file a base name in the sorted `scan`: of files with one base name (in
@@ -699,11 +934,12 @@ pub(crate) fn create_subdirs(dir: &Path, permissions: &Permissions) -> Result<()
 
 #[cfg(test)]
 mod tests {
+    use std::fmt::Write as _;
     use std::fs;
 
-    use super::{FileRef, Paths, Scan, Sub};
+    use super::{FileBuf, FileRef, Files, Paths, Scan, Sub, Uidlist};
     use crate::fs::beneath::FileKind;
-    use crate::left_out::LeftOutReason;
+    use crate::left_out::{LeftOut, LeftOutReason};
     use crate::{Location, MailboxName, Maildir, SaveOptions};
 
     fn file(sub: Sub, name: &str) -> FileRef<'_> {
@@ -819,6 +1055,103 @@ mod tests {
                 [kept("9.M1P1.b:2,S"), kept("9.M1P1.b:2,T")].contains(&found[1].1),
                 "{found:?}"
             );
+        }
+    }
+
+    /// A folder of `files` (base name, rest of the name, `cur/`, a link of the file made
+    /// before it with that base name, a symlink) and a uidlist of `records` (per base name:
+    /// none, the base name, the whole name with `:2,S`).
+    fn folder(
+        files: &[(u8, u8, bool, bool, bool)],
+        records: &[u8],
+    ) -> (tempfile::TempDir, Uidlist) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for sub in ["cur", "new"] {
+            fs::create_dir(root.join(sub)).unwrap();
+        }
+        // Base names that start others (`…h1`, `…h12`), as in the scan's proptest.
+        let base = |b: u8| format!("{}.M{}P1.h{}", 1_700_000_000 + u32::from(b % 3), b / 4, b % 4);
+        let mut made = std::collections::HashMap::<u8, std::path::PathBuf>::new();
+        for (i, &(b, rest, cur, link, symlink)) in files.iter().enumerate() {
+            let rest = [",S=9", ":2,S", ":2,FS", ":2,T", ""][usize::from(rest % 5)];
+            let path =
+                root.join(if cur { "cur" } else { "new" }).join(format!("{}{rest}", base(b)));
+            if path.symlink_metadata().is_ok() {
+                continue;
+            }
+            match made.get(&b) {
+                Some(earlier) if link => fs::hard_link(earlier, &path).unwrap(),
+                Some(earlier) if symlink => std::os::unix::fs::symlink(earlier, &path).unwrap(),
+                _ => fs::write(&path, format!("file {i}")).unwrap(),
+            }
+            made.entry(b).or_insert(path);
+        }
+        let mut text = format!("3 V7 N1000 G{}\n", "0123456789abcdef".repeat(2));
+        for (b, &kind) in records.iter().enumerate() {
+            let b = u8::try_from(b).unwrap();
+            match kind % 3 {
+                1 => writeln!(text, "{} :{}", u32::from(b) + 1, base(b)).unwrap(),
+                2 => writeln!(text, "{} :{}:2,S", u32::from(b) + 1, base(b)).unwrap(),
+                _ => {}
+            }
+        }
+        let list = Uidlist::parse(text.as_bytes()).unwrap().unwrap();
+        (dir, list)
+    }
+
+    fn owned(file: FileRef<'_>) -> FileBuf {
+        FileBuf { sub: file.sub, name: file.name.to_string(), kind: file.kind }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(96))]
+        /// A view's files, read against the uidlist, answer as the scan of the folder (a
+        /// map by base name, one file a base name, the others reported) does: the same
+        /// file for every record, the files no record names as the scan has them, the
+        /// same files left out and why; and made into a scan and back, the same again.
+        #[test]
+        fn a_views_files_are_the_scan_of_the_folder(
+            files in proptest::collection::vec(
+                (0u8..14, 0u8..5, proptest::bool::ANY, proptest::bool::ANY,
+                 proptest::bool::weighted(0.1)),
+                0..40,
+            ),
+            records in proptest::collection::vec(0u8..3, 0..14),
+        ) {
+            let (dir, list) = folder(&files, &records);
+            let paths = Paths { root: dir.path().to_path_buf(), dir: dir.path().to_path_buf() };
+            let (scan, mut scan_left_out) = paths.scan_reporting(0).unwrap();
+            let (found, mut left_out) = paths.scan_files(Some(&list)).unwrap();
+            let by_path = |a: &LeftOut, b: &LeftOut| a.path.cmp(&b.path);
+            scan_left_out.sort_by(by_path);
+            left_out.sort_by(by_path);
+            proptest::prop_assert_eq!(&left_out, &scan_left_out);
+            proptest::prop_assert_eq!(found.len(), scan.len());
+            for (position, record) in list.records().enumerate() {
+                let expected = scan.get(record.base()).map(owned);
+                proptest::prop_assert_eq!(found.file(&list, position), expected.clone());
+                proptest::prop_assert_eq!(found.has_file(position), expected.is_some());
+            }
+            let others: Vec<(&str, FileRef<'_>)> =
+                scan.iter().filter(|(base, _)| !list.contains_base(base)).collect();
+            proptest::prop_assert_eq!(found.others().iter().collect::<Vec<_>>(), others.clone());
+            let not_regular: Vec<(String, FileBuf)> = scan
+                .iter()
+                .filter(|(_, file)| file.kind != FileKind::File)
+                .map(|(base, file)| (base.to_string(), owned(file)))
+                .collect();
+            proptest::prop_assert_eq!(found.not_regular(&list), not_regular);
+            let again = found.clone().into_scan(Some(&list));
+            proptest::prop_assert_eq!(again.iter().collect::<Vec<_>>(), scan.iter().collect::<Vec<_>>());
+            let back = Files::from_scan(&list, &again);
+            for position in 0..list.len() {
+                proptest::prop_assert_eq!(back.file(&list, position), found.file(&list, position));
+            }
+            proptest::prop_assert_eq!(back.others().iter().collect::<Vec<_>>(), others);
+            // Without a uidlist every file is among the others.
+            let (alone, _) = paths.scan_files(None).unwrap();
+            proptest::prop_assert_eq!(alone.others().iter().collect::<Vec<_>>(), scan.iter().collect::<Vec<_>>());
         }
     }
 

@@ -13,7 +13,7 @@
 //!
 //! A parsed list keeps the file's text (the bytes as read when they are UTF-8 as a whole, the
 //! usual case: no copy) and each record as a span of it (24 bytes: no `String` per record);
-//! extension fields are split when asked for. Base names are indexed by a keyed 64-bit
+//! extension fields are split when asked for. Base names are indexed by a keyed
 //! hash (the parse needs the index to find a name listed twice, and keeps it for
 //! [`Uidlist::contains_base`]): a re-run that opens a 100 000-message folder to change a few
 //! messages pays one pass over the file.
@@ -303,15 +303,21 @@ impl Uidlist {
         self.records.iter().map(|span| view(&self.text, span))
     }
 
-    /// The record of `uid`. A uidlist is in UID order, so a binary search finds it; a list
-    /// out of order is still searched in full before `uid` counts as missing.
-    pub(crate) fn find_uid(&self, uid: u32) -> Option<Record<'_>> {
+    /// The position of the record of `uid`. A uidlist is in UID order, so a binary search
+    /// finds it; a list out of order is still searched in full before `uid` counts as
+    /// missing.
+    pub(crate) fn position_of_uid(&self, uid: u32) -> Option<usize> {
         let index = self.records.partition_point(|r| r.uid < uid);
-        let span = match self.records.get(index) {
-            Some(span) if span.uid == uid => span,
-            _ => self.records.iter().find(|r| r.uid == uid)?,
-        };
-        Some(view(&self.text, span))
+        match self.records.get(index) {
+            Some(span) if span.uid == uid => Some(index),
+            _ => self.records.iter().position(|r| r.uid == uid),
+        }
+    }
+
+    /// Lets go of the index of base names ([`Self::position_of_base`] builds it again when
+    /// asked): a view that finds files by position keeps no 22 bytes a record for it.
+    pub(crate) fn drop_base_index(&mut self) {
+        self.bases = OnceLock::new();
     }
 
     /// The position of the (last) record whose base name is `base`.
@@ -550,19 +556,30 @@ fn push_line<'a>(
     out.push('\n');
 }
 
-/// Base name → position of its record, by a keyed 64-bit hash of the name: a `u64` and a
-/// position per record (no copy of the name), names compared only when their hashes meet.
+/// Base name → position of its record, by a keyed hash of the name: 32 bits of it and a
+/// 32-bit position per record (8 bytes a bucket, no copy of the name), names compared only
+/// when their hashes meet. (A `u64` and a `usize` took 16; a view being read holds its
+/// index, benches/RESULTS-memory.md, Round 9 r9-names.)
 #[derive(Debug, Clone)]
 struct BaseIndex {
     /// Random per index: which names collide cannot be known in advance.
     seed: u64,
     /// All ones; tests clear bits to make names collide.
     mask: u64,
-    /// Hash → position of the first record indexed with it.
-    first: HashMap<u64, usize, BuildHasherDefault<Prehashed>>,
-    /// Hash → position of records whose hash another base name had first (practically
-    /// never: exactness, not speed).
+    /// The hash's low 32 bits → position of the first record indexed with them.
+    first: HashMap<u32, u32, BuildHasherDefault<Prehashed>>,
+    /// Whole hash → position of records whose 32 bits another base name had first (a few
+    /// in a million names: exactness, not speed), or whose position is past `u32::MAX`.
     more: Vec<(u64, usize)>,
+    /// A position past `u32::MAX` went to `more` without a `first` (never in practice):
+    /// a name missing from `first` must still be looked for there.
+    overflowed: bool,
+}
+
+/// The bits of a key [`BaseIndex::first`] is keyed by.
+#[allow(clippy::cast_possible_truncation)] // The low half, on purpose.
+fn short_key(key: u64) -> u32 {
+    key as u32
 }
 
 impl BaseIndex {
@@ -572,6 +589,7 @@ impl BaseIndex {
             mask,
             first: HashMap::with_capacity_and_hasher(capacity, BuildHasherDefault::default()),
             more: Vec::new(),
+            overflowed: false,
         }
     }
 
@@ -589,9 +607,13 @@ impl BaseIndex {
 
     fn find(&self, text: &str, spans: &[Span], base: &str) -> Option<usize> {
         let key = self.key(base);
-        let &first = self.first.get(&key)?;
-        if base_at(text, spans, first) == Some(base) {
-            return Some(first);
+        match self.first.get(&short_key(key)) {
+            Some(&first) if base_at(text, spans, first as usize) == Some(base) => {
+                return Some(first as usize);
+            }
+            None if !self.overflowed => return None,
+            // Another name has these bits first, or a position was past `u32::MAX`.
+            _ => {}
         }
         let mut more = self.more.iter();
         more.find(|&&(k, p)| k == key && base_at(text, spans, p) == Some(base)).map(|&(_, p)| p)
@@ -602,16 +624,26 @@ impl BaseIndex {
     fn insert(&mut self, text: &str, spans: &[Span], position: usize) -> Option<usize> {
         let base = base_at(text, spans, position)?;
         let key = self.key(base);
-        match self.first.entry(key) {
-            Entry::Vacant(entry) => {
-                entry.insert(position);
+        match (self.first.entry(short_key(key)), u32::try_from(position)) {
+            (Entry::Vacant(entry), Ok(short)) => {
+                entry.insert(short);
                 return None;
             }
-            Entry::Occupied(mut entry) => {
-                if base_at(text, spans, *entry.get()) == Some(base) {
-                    return Some(entry.insert(position));
+            (Entry::Occupied(mut entry), Ok(short)) => {
+                if base_at(text, spans, *entry.get() as usize) == Some(base) {
+                    return Some(entry.insert(short) as usize);
                 }
             }
+            (Entry::Occupied(entry), Err(_)) => {
+                if base_at(text, spans, *entry.get() as usize) == Some(base) {
+                    // Replaced by a record that `first` cannot hold: it moves to `more`.
+                    let earlier = entry.remove() as usize;
+                    self.overflowed = true;
+                    self.more.push((key, position));
+                    return Some(earlier);
+                }
+            }
+            (Entry::Vacant(_), Err(_)) => self.overflowed = true,
         }
         // Another name has this hash first: this one is among the rest, or joins them.
         let same =
@@ -634,12 +666,18 @@ impl Hasher for Prehashed {
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used; this keeps the hasher correct for anything else.
+        // Only `write_u32` is used; this keeps the hasher correct for anything else.
         self.0 = hash_bytes(self.0, bytes);
     }
 
     fn write_u64(&mut self, value: u64) {
         self.0 = value;
+    }
+
+    fn write_u32(&mut self, value: u32) {
+        // Spread over all 64 bits: the table takes its buckets from the low bits and its
+        // tags from the top 7.
+        self.0 = u64::from(value).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
 }
 
@@ -1040,8 +1078,11 @@ mod tests {
         assert_eq!(second.ext(ext::POP3_ORDER), Some("3"));
         assert_eq!(second.ext(ext::SIZE), None);
         assert_eq!(list.get(2).unwrap().filename, "1795424863.M911307P15871.vm,S=215,W=224");
-        assert_eq!(list.find_uid(9).unwrap().base(), "1795424863.M911307P15871.vm,S=215,W=224");
-        assert!(list.find_uid(3).is_none());
+        assert_eq!(
+            list.get(list.position_of_uid(9).unwrap()).unwrap().base(),
+            "1795424863.M911307P15871.vm,S=215,W=224"
+        );
+        assert!(list.position_of_uid(3).is_none());
         assert_eq!(list.position_of_base("1795424863.M887367P15871.vm,S=216,W=225"), Some(0));
         assert!(!list.wants_rewrite);
         assert_eq!(String::from_utf8(list.to_bytes()).unwrap(), DOVECOT);

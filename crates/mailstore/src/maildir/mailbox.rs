@@ -238,6 +238,17 @@ struct View {
     unreadable: HashSet<String>,
     /// What was left out, and why.
     left_out: Vec<LeftOut>,
+    /// The UIDs come from a file (`dovecot-uidlist`, or our own kept one), so the
+    /// UIDVALIDITY names this incarnation of the folder; a folder numbered in memory gets a
+    /// new one at every read.
+    uids_from_file: bool,
+}
+
+impl View {
+    /// The UIDVALIDITY, when it names the folder's incarnation (see `uids_from_file`).
+    fn lasting_uid_validity(&self) -> Option<u32> {
+        self.uids_from_file.then_some(self.uidlist.uid_validity)
+    }
 }
 
 /// What [`Mailbox::open_in_sub_dir`] found.
@@ -592,6 +603,7 @@ impl Mailbox {
     /// symlink leaving the store, or anything but a regular file, is [`Error::LeftOut`];
     /// not a byte of it is read, and a FIFO is never opened.
     pub fn open_message(&self, uid: u32) -> Result<MessageReader> {
+        let listed = self.cached_view()?.lasting_uid_validity();
         for attempt in 0..3 {
             let Some(found) = self.locate(uid, attempt > 0)? else {
                 if attempt == 0 {
@@ -599,6 +611,14 @@ impl Mailbox {
                 }
                 return Err(self.uid_not_found(uid));
             };
+            // Read again, the folder is another incarnation (deleted and re-created, or
+            // renumbered): its UID `uid` is another message than the one listed.
+            if attempt > 0
+                && let Some(listed) = listed
+                && self.cached_view()?.lasting_uid_validity().is_some_and(|now| now != listed)
+            {
+                return Err(self.uid_not_found(uid));
+            }
             // None: renamed by a concurrent flag change: look again.
             if let Some(file) = self.open_file(&found.path)? {
                 return Ok(MessageReader::whole(file));
@@ -990,9 +1010,11 @@ impl Mailbox {
         left_out: Vec<LeftOut>,
     ) -> Result<View> {
         let scan = files.into_scan(uidlist.as_ref());
+        let from_file = uidlist.is_some() || self.store.own_uidlists.get().is_some();
         let uidlist = self.assign_read_only(uidlist, &scan)?;
         let files = Files::from_scan(&uidlist, &scan);
-        Ok(self.checked_view(uidlist, files, keywords, left_out))
+        let view = self.checked_view(uidlist, files, keywords, left_out);
+        Ok(View { uids_from_file: from_file, ..view })
     }
 
     /// The UIDs of a mailbox we do not write, without a sync: from its `dovecot-uidlist`
@@ -1072,7 +1094,7 @@ impl Mailbox {
         // The view finds files by record position: the index of base names is not asked
         // again (and is built again if it were).
         uidlist.drop_base_index();
-        View { uidlist, files, keywords, unreadable, left_out }
+        View { uidlist, files, keywords, unreadable, left_out, uids_from_file: true }
     }
 }
 

@@ -372,3 +372,60 @@ fn set_guid_is_the_guid_dovecot_then_reports() {
     let log = dovecot.log();
     assert!(!log.contains("Error") && !log.contains("Warning"), "Dovecot complained:\n{log}");
 }
+
+/// A handle that listed a folder, asked for a UID after the folder became another
+/// incarnation (its files and uidlist replaced in place under a new UIDVALIDITY, as when it
+/// is deleted and re-created, or renumbered), gets "no such message", never the new
+/// incarnation's message of that UID; a file merely renamed (a flag change) is still found.
+#[test]
+fn a_message_asked_for_after_the_folder_was_replaced_is_not_another_message() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("Maildir");
+    let maildir = Maildir::open(Location::maildir(&root));
+    let mut inbox = maildir.create_mailbox(&name("INBOX"), Some(7), None).unwrap();
+    let mut other = maildir.create_mailbox(&name("Other"), Some(8), None).unwrap();
+    for uid in 1..=3 {
+        let old = format!("Subject: old {uid}\n\nold {uid}\n");
+        save(&mut inbox, uid, Flags::SEEN, &[], 1_700_000_000, old.as_bytes());
+        let new = format!("Subject: new {uid}\n\nnew {uid}\n");
+        save(&mut other, uid, Flags::SEEN, &[], 1_700_000_000, new.as_bytes());
+    }
+    inbox.commit().unwrap();
+    other.commit().unwrap();
+    let source = Maildir::with_options(
+        Location::maildir(&root),
+        mailstore::Options::default().with_read_only(true),
+    );
+    let listed = source.mailbox(&name("INBOX")).unwrap();
+    let read = |uid: u32| {
+        let mut text = String::new();
+        listed.open_message(uid).map(|mut m| m.read_to_string(&mut text).map(|_| text))
+    };
+    assert!(read(1).unwrap().unwrap().contains("old 1"));
+
+    // A flag change renames UID 2's file: still found, still the same message.
+    let cur = root.join("cur");
+    let names = |dir: &std::path::Path| -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let second = names(&cur)[1].clone();
+    fs::rename(cur.join(&second), cur.join(second.replace(":2,S", ":2,FS"))).unwrap();
+    assert!(read(2).unwrap().unwrap().contains("old 2"));
+
+    // INBOX becomes another incarnation in place: Other's files and uidlist.
+    for name in names(&cur) {
+        fs::remove_file(cur.join(name)).unwrap();
+    }
+    for name in names(&root.join(".Other/cur")) {
+        fs::copy(root.join(".Other/cur").join(&name), cur.join(&name)).unwrap();
+    }
+    fs::copy(root.join(".Other/dovecot-uidlist"), root.join("dovecot-uidlist")).unwrap();
+    let error = read(3).expect_err("UID 3 of the listed folder is gone");
+    assert!(matches!(error, mailstore::Error::UidNotFound { .. }), "{error}");
+}

@@ -6,7 +6,7 @@ use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use super::Store;
@@ -180,6 +180,10 @@ pub struct Mailbox {
     /// A file created in `tmp/` came out with the right owner, group and mode: later ones
     /// will too, and are not checked (one `fstat` less per saved message).
     pub(crate) tmp_files_right: AtomicBool,
+    /// A lookup found the folder another incarnation than the view it listed from (see
+    /// [`Mailbox::locate`]): lookups by UID find nothing until a new view is read on
+    /// purpose ([`Mailbox::view`]), so they do not each read the folder again.
+    superseded: AtomicBool,
     /// `tmp/`, `new/` and `cur/` opened once the first save needs them: files are created
     /// and renamed relative to them (see [`Mailbox::sub_dir`]).
     sub_dirs: [OnceLock<OwnedFd>; 3],
@@ -305,6 +309,7 @@ impl Mailbox {
             taken_bases: None,
             dropped_keywords: Mutex::new(Vec::new()),
             tmp_files_right: AtomicBool::new(false),
+            superseded: AtomicBool::new(false),
             sub_dirs: [OnceLock::new(), OnceLock::new(), OnceLock::new()],
             read_dirs: [OnceLock::new(), OnceLock::new()],
             spare_buffer: Mutex::new(Vec::new()),
@@ -603,7 +608,6 @@ impl Mailbox {
     /// symlink leaving the store, or anything but a regular file, is [`Error::LeftOut`];
     /// not a byte of it is read, and a FIFO is never opened.
     pub fn open_message(&self, uid: u32) -> Result<MessageReader> {
-        let listed = self.cached_view()?.lasting_uid_validity();
         for attempt in 0..3 {
             let Some(found) = self.locate(uid, attempt > 0)? else {
                 if attempt == 0 {
@@ -611,14 +615,6 @@ impl Mailbox {
                 }
                 return Err(self.uid_not_found(uid));
             };
-            // Read again, the folder is another incarnation (deleted and re-created, or
-            // renumbered): its UID `uid` is another message than the one listed.
-            if attempt > 0
-                && let Some(listed) = listed
-                && self.cached_view()?.lasting_uid_validity().is_some_and(|now| now != listed)
-            {
-                return Err(self.uid_not_found(uid));
-            }
             // None: renamed by a concurrent flag change: look again.
             if let Some(file) = self.open_file(&found.path)? {
                 return Ok(MessageReader::whole(file));
@@ -630,9 +626,31 @@ impl Mailbox {
     /// Where message `uid` is, by the cached view (`fresh` false) or a new read, with its
     /// GUID and the sizes its name or record know; `None` when there is no such message.
     /// The file may have been renamed (flag change) or expunged since: callers retry with
-    /// `fresh` on `ENOENT`, as [`Self::open_message`] does.
+    /// `fresh` on `ENOENT`, as [`Self::open_message`] does. A fresh read that finds the
+    /// folder another incarnation than the cached view's (another lasting UIDVALIDITY:
+    /// deleted and re-created, or renumbered) finds nothing, and is not cached: its UID
+    /// `uid` is another message than the one listed, for this and every later lookup.
     pub(crate) fn locate(&self, uid: u32, fresh: bool) -> Result<Option<Located>> {
-        let view = if fresh { self.view()? } else { self.cached_view()? };
+        if self.superseded.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let view = if fresh {
+            let listed =
+                self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+            let view = Arc::new(self.read_view()?);
+            let listed = listed.and_then(|listed| listed.lasting_uid_validity());
+            if listed
+                .is_some_and(|listed| view.lasting_uid_validity().is_some_and(|now| now != listed))
+            {
+                self.superseded.store(true, Ordering::Relaxed);
+                return Ok(None);
+            }
+            *self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some(Arc::clone(&view));
+            view
+        } else {
+            self.cached_view()?
+        };
         let Some((record, file)) = Self::present_uid(&view, uid) else {
             return Ok(None);
         };
@@ -962,6 +980,7 @@ impl Mailbox {
     /// both agree on them; a store we may not write gets them in memory only.
     fn view(&self) -> Result<Arc<View>> {
         let view = Arc::new(self.read_view()?);
+        self.superseded.store(false, Ordering::Relaxed);
         *self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
             Some(Arc::clone(&view));
         Ok(view)

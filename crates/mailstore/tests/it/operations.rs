@@ -428,4 +428,7 @@ fn a_message_asked_for_after_the_folder_was_replaced_is_not_another_message() {
     fs::copy(root.join(".Other/dovecot-uidlist"), root.join("dovecot-uidlist")).unwrap();
     let error = read(3).expect_err("UID 3 of the listed folder is gone");
     assert!(matches!(error, mailstore::Error::UidNotFound { .. }), "{error}");
+    // And so is every other: the handle still answers for the folder it listed.
+    let error = read(1).expect_err("UID 1 of the listed folder is gone");
+    assert!(matches!(error, mailstore::Error::UidNotFound { .. }), "{error}");
 }

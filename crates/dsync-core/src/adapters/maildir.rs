@@ -461,20 +461,15 @@ impl MaildirWriter<'_> {
 impl MailboxWriter for MaildirWriter<'_> {
     fn save_body(&mut self, body: &mut dyn Read) -> Result<(), StorageError> {
         let mut pending = self.mailbox.begin_save().map_err(convert_error)?;
-        crate::storage::copy_body(body, &mut pending, &mut self.buffer).map_err(|error| {
-            let kind = ErrorKind::from_io(&error);
-            StorageError::with_source(kind, "writing message to the Maildir", error)
-        })?;
+        crate::storage::copy_body(body, &mut pending, &mut self.buffer)
+            .map_err(super::write_failed("Maildir"))?;
         self.pending = Some(pending);
         Ok(())
     }
 
     fn save_body_buffered(&mut self, body: &mut dyn BufRead) -> Result<(), StorageError> {
         let mut pending = self.mailbox.begin_save().map_err(convert_error)?;
-        pending.write_from(body).map_err(|error| {
-            let kind = ErrorKind::from_io(&error);
-            StorageError::with_source(kind, "writing message to the Maildir", error)
-        })?;
+        pending.write_from(body).map_err(super::write_failed("Maildir"))?;
         self.pending = Some(pending);
         Ok(())
     }

@@ -22,6 +22,15 @@ pub mod remote_push;
 #[cfg(feature = "maildir")]
 pub mod sdbox;
 
+/// A body that could not be written into a local store (`store`: "Maildir", "sdbox"),
+/// with the kind its I/O error names (a full disk stays a full disk).
+pub(crate) fn write_failed(store: &'static str) -> impl Fn(io::Error) -> crate::StorageError {
+    move |error| {
+        let kind = crate::ErrorKind::from_io(&error);
+        crate::StorageError::with_source(kind, format!("writing message to the {store}"), error)
+    }
+}
+
 /// The sink's own error travelled through `io::Error`; take it back out.
 #[cfg(any(feature = "imap", feature = "pop3"))]
 pub(crate) fn unwrap_sink_error(error: io::Error) -> crate::StorageError {

@@ -396,20 +396,14 @@ impl SdboxWriter<'_> {
 impl MailboxWriter for SdboxWriter<'_> {
     fn save_body(&mut self, body: &mut dyn Read) -> Result<(), StorageError> {
         let mut pending = self.mailbox.begin_save().map_err(convert_error)?;
-        io::copy(body, &mut pending).map_err(|error| {
-            let kind = ErrorKind::from_io(&error);
-            StorageError::with_source(kind, "writing message to the sdbox", error)
-        })?;
+        io::copy(body, &mut pending).map_err(super::write_failed("sdbox"))?;
         self.pending = Some(pending);
         Ok(())
     }
 
     fn save_body_buffered(&mut self, body: &mut dyn BufRead) -> Result<(), StorageError> {
         let mut pending = self.mailbox.begin_save().map_err(convert_error)?;
-        pending.write_from(body).map_err(|error| {
-            let kind = ErrorKind::from_io(&error);
-            StorageError::with_source(kind, "writing message to the sdbox", error)
-        })?;
+        pending.write_from(body).map_err(super::write_failed("sdbox"))?;
         self.pending = Some(pending);
         Ok(())
     }

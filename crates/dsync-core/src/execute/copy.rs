@@ -547,6 +547,16 @@ mod tests {
         (source, destination, inbox, saves)
     }
 
+    /// A route from the source's `inbox` to the destination's.
+    fn inbox_route<'r, 'f>(
+        fetch: &'r mut Fetch<'f>,
+        inbox: &'r MailboxName,
+        local: Option<LocalCopies<'r>>,
+    ) -> CopyRoute<'r, 'f> {
+        let (from_side, to_side) = (Side::Source, Side::Destination);
+        CopyRoute { from: fetch, from_name: inbox, from_side, to_name: inbox, to_side, local }
+    }
+
     /// A save list is copied a batch at a time, one fetch each, and the commits count
     /// across the batches: a copy cut in its third batch of three has committed the first
     /// four saves (the interval), which a copy restarting its count per batch never would.
@@ -561,14 +571,7 @@ mod tests {
             }
             source.fetch(&inbox, uids, sink)
         };
-        let mut route = CopyRoute {
-            from: &mut fetch,
-            from_name: &inbox,
-            from_side: Side::Source,
-            to_name: &inbox,
-            to_side: Side::Destination,
-            local: None,
-        };
+        let mut route = inbox_route(&mut fetch, &inbox, None);
         let mut writer = destination.writer(&inbox).expect("writer");
         let failed = copy_save_list_by(&mut route, &mut *writer, &mut NoObserver, &saves, 4, 3)
             .expect_err("the third fetch fails");
@@ -584,14 +587,7 @@ mod tests {
             let (mut source, mut destination, inbox, saves) = storages();
             let mut fetch =
                 |uids: &[Uid], sink: &mut dyn MessageSink| source.fetch(&inbox, uids, sink);
-            let mut route = CopyRoute {
-                from: &mut fetch,
-                from_name: &inbox,
-                from_side: Side::Source,
-                to_name: &inbox,
-                to_side: Side::Destination,
-                local: None,
-            };
+            let mut route = inbox_route(&mut fetch, &inbox, None);
             let mut writer = destination.writer(&inbox).expect("writer");
             let copied =
                 copy_save_list_by(&mut route, &mut *writer, &mut NoObserver, &saves, 4, batch)
@@ -632,14 +628,7 @@ mod tests {
             fetched.push(uids.iter().map(|uid| uid.get()).collect());
             source.fetch(&inbox, uids, sink)
         };
-        let mut route = CopyRoute {
-            from: &mut fetch,
-            from_name: &inbox,
-            from_side: Side::Source,
-            to_name: &inbox,
-            to_side: Side::Destination,
-            local: Some(LocalCopies { mailbox: &all, uids }),
-        };
+        let mut route = inbox_route(&mut fetch, &inbox, Some(LocalCopies { mailbox: &all, uids }));
         let mut writer = destination.writer(&inbox).expect("writer");
         let copied = copy_save_list_by(&mut route, &mut *writer, &mut NoObserver, &saves, 3, 4)
             .expect("copied");

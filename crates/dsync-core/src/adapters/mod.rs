@@ -1,8 +1,10 @@
 //! Adapters that make the workspace's storage crates sync sides (each behind a cargo
 //! feature, all on by default).
 
+#[cfg(any(feature = "imap", feature = "pop3", feature = "maildir"))]
+use std::io;
 #[cfg(any(feature = "imap", feature = "pop3"))]
-use std::io::{self, Read};
+use std::io::Read;
 
 #[cfg(any(feature = "imap", feature = "pop3"))]
 use crate::message_date::SCANNED_HEADER_BYTES;
@@ -24,6 +26,7 @@ pub mod sdbox;
 
 /// A body that could not be written into a local store (`store`: "Maildir", "sdbox"),
 /// with the kind its I/O error names (a full disk stays a full disk).
+#[cfg(feature = "maildir")]
 pub(crate) fn write_failed(store: &'static str) -> impl Fn(io::Error) -> crate::StorageError {
     move |error| {
         let kind = crate::ErrorKind::from_io(&error);

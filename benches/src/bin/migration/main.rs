@@ -530,7 +530,13 @@ fn memory(
     work: &Path,
     tools: &[Tool],
 ) -> Result<Scenario> {
-    let dovecot = Dovecot::builder().user(USER, PASSWORD).temp_root(work).start();
+    // Dovecot's imap process indexes the whole folder in memory: its default 256 MiB
+    // address-space limit ends the connection at 1 000 000 messages.
+    let dovecot = Dovecot::builder()
+        .user(USER, PASSWORD)
+        .temp_root(work)
+        .extra_config("service imap {\n  vsz_limit = 4G\n}")
+        .start();
     let maildir = dovecot.home(USER).join("Maildir");
     let started = Instant::now();
     corpus::generate_memory(&maildir, cli.memory_messages, cli.memory_big_mib, cli.seed)?;

@@ -106,6 +106,69 @@ impl SdboxMailbox {
         Ok(loaded)
     }
 
+    /// Reads the index without its messages (under the log's shared lock): the base
+    /// header, extensions, keyword names and modseqs, in memory that does not grow with
+    /// the mailbox. The last view ([`Self::last_state`]) is left as it is.
+    pub(crate) fn headers(&self) -> Result<IndexState> {
+        let loaded = self
+            .index
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .read_headers(self.store.options.lock_timeout)?
+            .ok_or_else(|| self.no_log())?;
+        if loaded.state.uid_validity() == 0 {
+            return Err(self.corrupt("the index has no UIDVALIDITY (Dovecot would rebuild it)"));
+        }
+        Ok(loaded.state)
+    }
+
+    /// Reads the index with and without its messages, in fresh handles and through a
+    /// handle's cache, and fails unless every header field agrees (the base header,
+    /// extensions, keyword names, modseqs, where the log ends): a check for tests, on
+    /// indexes Dovecot and this crate wrote. Returns the mailbox GUID and the highest
+    /// modseq read.
+    #[doc(hidden)]
+    pub fn check_header_read(&self) -> Result<(Option<Guid>, u64)> {
+        let timeout = self.store.options.lock_timeout;
+        let fresh = || {
+            MailboxIndex::new(
+                self.store.location.index_root().to_path_buf(),
+                self.paths.index.clone(),
+            )
+        };
+        let full = fresh().read(timeout)?.ok_or_else(|| self.no_log())?;
+        let only = fresh().read_headers(timeout)?.ok_or_else(|| self.no_log())?;
+        let mut cached = fresh();
+        cached.read(timeout)?;
+        let stripped = cached.read_headers(timeout)?.ok_or_else(|| self.no_log())?;
+        let fields = |loaded: &Loaded| {
+            let state = &loaded.state;
+            (
+                state.header,
+                state.exts.clone(),
+                state.keywords.clone(),
+                state.log_modseq,
+                state.highest_modseq(),
+                mailbox_guid(state),
+                origin_of(state),
+                (loaded.head, loaded.end),
+            )
+        };
+        for (what, other) in [("read", &only), ("read after a full read", &stripped)] {
+            if fields(other) != fields(&full) {
+                return Err(self.corrupt(format!(
+                    "{what} without messages differs: {:?} against {:?}",
+                    fields(other),
+                    fields(&full)
+                )));
+            }
+            if !other.state.messages.is_empty() {
+                return Err(self.corrupt(format!("{what} without messages kept messages")));
+            }
+        }
+        Ok((mailbox_guid(&full.state), full.state.highest_modseq()))
+    }
+
     /// The expunges this mailbox's index logs still hold (Dovecot's and ours), under the
     /// log's shared lock: what a sync without state of its own reads to tell an expunged
     /// message from one never delivered.
@@ -149,9 +212,9 @@ impl SdboxMailbox {
         Ok(status_of(&self.loaded()?.state))
     }
 
-    /// The mailbox GUID (`dbox-hdr`).
+    /// The mailbox GUID (`dbox-hdr`), read without the message records.
     pub fn guid(&self) -> Result<Option<Guid>> {
-        Ok(mailbox_guid(&self.loaded()?.state))
+        Ok(mailbox_guid(&self.headers()?))
     }
 
     /// Every message in UID order. What the listing leaves out is dropped here;

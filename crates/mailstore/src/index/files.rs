@@ -73,6 +73,12 @@ impl MailboxIndex {
         MailboxIndex { root, dir, cached: None }
     }
 
+    /// Whether the index kept for the next lock holds messages, and how many (tests).
+    #[cfg(test)]
+    pub(crate) fn cached_messages(&self) -> Option<(bool, usize)> {
+        self.cached.as_ref().map(|c| (c.state.headers_only, c.state.messages.len()))
+    }
+
     /// The head log's path.
     pub(crate) fn log_path(&self) -> PathBuf {
         self.dir.join(LOG)
@@ -119,6 +125,18 @@ impl MailboxIndex {
     /// last read, and removes a torn transaction a killed writer left at the end (Dovecot
     /// takes it for corruption when it next locks). `Ok(None)` when there is no log.
     pub(crate) fn lock(&mut self, timeout: Duration) -> Result<Option<Locked<'_>>> {
+        self.lock_as(timeout, false)
+    }
+
+    /// [`Self::lock`] with the index read without its messages (see
+    /// [`Self::read_headers`]): what a change that needs no message record (a save, a
+    /// header update) locks with, so a long save holds no record of the messages it
+    /// appends.
+    pub(crate) fn lock_headers(&mut self, timeout: Duration) -> Result<Option<Locked<'_>>> {
+        self.lock_as(timeout, true)
+    }
+
+    fn lock_as(&mut self, timeout: Duration, headers_only: bool) -> Result<Option<Locked<'_>>> {
         let path = self.log_path();
         loop {
             let file = match File::options().read(true).write(true).open(&path) {
@@ -128,7 +146,7 @@ impl MailboxIndex {
             };
             lock::lock(&file, Mode::Exclusive, timeout, &path)?;
             let Some(file) = self.same_as_path(file, true)? else { continue };
-            let loaded = self.load(&file, false)?;
+            let loaded = self.load(&file, headers_only)?;
             let length = file.metadata().ctx("stat", &path)?.len();
             if length > loaded.end {
                 file.set_len(loaded.end).ctx("truncate the torn transaction of", &path)?;

@@ -67,6 +67,13 @@ pub(crate) struct Locked<'a> {
     loaded: Loaded,
 }
 
+impl Loaded {
+    /// Device and inode of the head log that was read.
+    pub(crate) fn identity(&self) -> (u64, u64) {
+        self.identity
+    }
+}
+
 impl MailboxIndex {
     /// The index in `dir` (below `root`).
     pub(crate) fn new(root: PathBuf, dir: PathBuf) -> MailboxIndex {

@@ -131,12 +131,20 @@ pub fn index_log(data: &[u8]) {
     let Ok((records, end)) = log::records(data, usize::from(header.hdr_size)) else { return };
     assert!(end <= data.len());
     let mut state = IndexState::starting_at(header.initial_modseq);
+    // A replay without messages refuses the same record and keeps the same headers.
+    let mut headers = IndexState::starting_at(header.initial_modseq).without_messages();
     for record in &records {
         assert!(record.offset < record.end && record.end <= end);
-        if state.apply(record).is_err() {
+        let applied = state.apply(record);
+        assert_eq!(headers.apply(record), applied);
+        if applied.is_err() {
             break;
         }
         check_index(&state);
+        assert_eq!(
+            (headers.header, &headers.exts, &headers.keywords, headers.highest_modseq()),
+            (state.header, &state.exts, &state.keywords, state.highest_modseq())
+        );
     }
 }
 

@@ -15,7 +15,9 @@
 //! - stale views are still safe: a message whose file moved since (Dovecot or a client
 //!   renamed it for a flag change) or that the view does not know is looked up again by
 //!   a fresh read ([`mailstore::Mailbox::open_message`], [`mailstore::SdboxMailbox::open_message`]),
-//!   as within a single call before.
+//!   as within a single call before; a mailbox that became another incarnation since
+//!   (deleted and created again, another UIDVALIDITY) serves nothing until it is listed
+//!   again.
 
 use crate::model::MailboxName;
 

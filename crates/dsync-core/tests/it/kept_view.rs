@@ -10,8 +10,8 @@ use dsync_core::adapters::maildir::MaildirStorage;
 use dsync_core::adapters::sdbox::SdboxStorage;
 use dsync_core::mailstore::Durability;
 use dsync_core::{
-    ErrorKind, Flags, MailboxName, MessageMeta, MessageSink, NewMailbox, StorageError, StorageMut,
-    Uid, UidValidity,
+    ErrorKind, Flags, MailboxName, MessageMeta, MessageSink, NewMailbox, Storage, StorageError,
+    StorageMut, Uid, UidValidity,
 };
 
 /// The bodies a fetch delivered, by UID.
@@ -261,6 +261,69 @@ fn an_sdbox_keeps_its_index_between_fetches_until_a_write() {
         fetch(&mut storage, &inbox, &[1, 2, 3]).expect("fetch"),
         [(1, body(1)), (3, body(3))]
     );
+}
+
+/// A kept sdbox mailbox deleted and created again under its name between two fetches
+/// (another UIDVALIDITY, other messages in the same `u.<uid>` files) serves none of the new
+/// incarnation's messages for the UIDs it listed, also after a first refusal; the same
+/// incarnation in a new log file (Dovecot rotated it) still serves; listing the mailbox
+/// reads the new incarnation on purpose.
+#[test]
+fn an_sdbox_replaced_between_fetches_serves_nothing_of_the_new_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("mail");
+    let mut storage = SdboxStorage::open_path(&root, Durability::Deferred);
+    fill(&mut storage, &archive(), 3);
+    assert_eq!(fetch(&mut storage, &archive(), &[1]).expect("fetch"), [(1, body(1))]);
+
+    // Rotated: the same log in another file.
+    let log = root.join("mailboxes/Archive/dbox-Mails/dovecot.index.log");
+    let rotated = log.with_extension("rotated");
+    fs::copy(&log, &rotated).expect("copy");
+    fs::rename(&rotated, &log).expect("rename");
+    assert_eq!(fetch(&mut storage, &archive(), &[2]).expect("fetch"), [(2, body(2))]);
+
+    // Another process deletes Archive and creates it again with other messages, one more.
+    let mut other = SdboxStorage::open_path(&root, Durability::Deferred);
+    other.delete_mailbox(&archive()).expect("delete");
+    refill(&mut other, 43, 100, 4, false);
+    // One the view does not list (looked for in a fresh read, which is not kept), then
+    // ones it lists.
+    assert_eq!(fetch(&mut storage, &archive(), &[4]).expect("fetch"), []);
+    assert_eq!(fetch(&mut storage, &archive(), &[2, 3]).expect("fetch"), []);
+    assert_eq!(fetch(&mut storage, &archive(), &[1]).expect("fetch"), []);
+    // Listed on purpose: the new incarnation.
+    let listed = storage.contents(&archive()).expect("contents");
+    assert_eq!(listed.status.uid_validity, UidValidity::new(43).expect("nonzero"));
+    assert_eq!(fetch(&mut storage, &archive(), &[1]).expect("fetch"), [(1, body(101))]);
+
+    // Emptied in place under a new UIDVALIDITY (the same directory, a new log).
+    refill(&mut other, 44, 200, 2, true);
+    assert_eq!(fetch(&mut storage, &archive(), &[2]).expect("fetch"), []);
+    assert_eq!(fetch(&mut storage, &archive(), &[1]).expect("fetch"), []);
+}
+
+/// Archive created (or emptied in place: `reset`) under `uid_validity` with messages
+/// 1..=`count` whose bodies are `body(base + n)`.
+fn refill(storage: &mut SdboxStorage, uid_validity: u32, base: u32, count: u32, reset: bool) {
+    let new = NewMailbox {
+        uid_validity: UidValidity::new(uid_validity),
+        guid: None,
+        source_uid_validity: None,
+    };
+    if reset {
+        storage.recreate_mailbox(&archive(), &new).expect("recreate");
+    } else {
+        storage.create_mailbox(&archive(), &new).expect("create");
+    }
+    let mut writer = storage.writer(&archive()).expect("writer");
+    for n in 1..=count {
+        writer.save_body(&mut body(base + n).as_bytes()).expect("body");
+        let mut meta = MessageMeta::new(uid(n), Flags::default());
+        meta.received = Some(1_700_000_000);
+        writer.save_finish(&meta).expect("save");
+    }
+    writer.commit().expect("commit");
 }
 
 /// UID of the `n`th generated message: with gaps.

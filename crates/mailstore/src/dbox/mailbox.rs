@@ -7,6 +7,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::file::{self, Layout, Metadata};
@@ -43,7 +44,26 @@ pub struct SdboxMailbox {
     pub(crate) index: Mutex<MailboxIndex>,
     pub(crate) staged: Vec<Staged>,
     /// The index as last read, for lookups of single messages.
-    last: Mutex<Option<Arc<IndexState>>>,
+    last: Mutex<Option<View>>,
+    /// A lookup found the mailbox become another incarnation (another UIDVALIDITY) since
+    /// the last view: every lookup answers "no such message" until a view is read on
+    /// purpose (a listing, a status).
+    superseded: AtomicBool,
+}
+
+/// Device and inode of a file.
+type Identity = (u64, u64);
+
+/// The index as last read, and the log it was read from.
+#[derive(Debug)]
+struct View {
+    state: Arc<IndexState>,
+    /// Device and inode of that log, while `held` holds it open (so that no new file can
+    /// get its inode number): a log at the path with another identity is a rotation, a
+    /// reset or another incarnation of the mailbox, which a lookup then tells apart.
+    log: Option<Identity>,
+    /// The log, open (only held, never read).
+    held: Option<File>,
 }
 
 /// What a message file holds, found by [`SdboxMailbox::read_file`].
@@ -72,6 +92,7 @@ impl SdboxMailbox {
             index: Mutex::new(index),
             staged: Vec::new(),
             last: Mutex::new(None),
+            superseded: AtomicBool::new(false),
         }
     }
 
@@ -101,9 +122,85 @@ impl SdboxMailbox {
         if loaded.state.uid_validity() == 0 {
             return Err(self.corrupt("the index has no UIDVALIDITY (Dovecot would rebuild it)"));
         }
-        *self.last.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some(Arc::new(loaded.state.clone()));
+        self.keep(&loaded);
+        self.superseded.store(false, Ordering::Relaxed);
         Ok(loaded)
+    }
+
+    /// Keeps `loaded` as the view lookups use, with its log held open when the path still
+    /// names the file that was read.
+    fn keep(&self, loaded: &Loaded) {
+        let log = File::open(self.paths.index.join(crate::index::files::LOG))
+            .ok()
+            .filter(|file| file.metadata().is_ok_and(|m| (m.dev(), m.ino()) == loaded.identity()));
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(View {
+            state: Arc::new(loaded.state.clone()),
+            log: log.as_ref().map(|_| loaded.identity()),
+            held: log,
+        });
+    }
+
+    /// Reads the index without its messages (under the log's shared lock): the base
+    /// header, extensions, keyword names and modseqs, in memory that does not grow with
+    /// the mailbox. The view lookups use is left as it is.
+    pub(crate) fn headers(&self) -> Result<IndexState> {
+        let loaded = self
+            .index
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .read_headers(self.store.options.lock_timeout)?
+            .ok_or_else(|| self.no_log())?;
+        if loaded.state.uid_validity() == 0 {
+            return Err(self.corrupt("the index has no UIDVALIDITY (Dovecot would rebuild it)"));
+        }
+        Ok(loaded.state)
+    }
+
+    /// Reads the index with and without its messages, in fresh handles and through a
+    /// handle's cache, and fails unless every header field agrees (the base header,
+    /// extensions, keyword names, modseqs, where the log ends): a check for tests, on
+    /// indexes Dovecot and this crate wrote. Returns the mailbox GUID and the highest
+    /// modseq read.
+    #[doc(hidden)]
+    pub fn check_header_read(&self) -> Result<(Option<Guid>, u64)> {
+        let timeout = self.store.options.lock_timeout;
+        let fresh = || {
+            MailboxIndex::new(
+                self.store.location.index_root().to_path_buf(),
+                self.paths.index.clone(),
+            )
+        };
+        let full = fresh().read(timeout)?.ok_or_else(|| self.no_log())?;
+        let only = fresh().read_headers(timeout)?.ok_or_else(|| self.no_log())?;
+        let mut cached = fresh();
+        cached.read(timeout)?;
+        let stripped = cached.read_headers(timeout)?.ok_or_else(|| self.no_log())?;
+        let fields = |loaded: &Loaded| {
+            let state = &loaded.state;
+            (
+                state.header,
+                state.exts.clone(),
+                state.keywords.clone(),
+                state.log_modseq,
+                state.highest_modseq(),
+                mailbox_guid(state),
+                origin_of(state),
+                (loaded.head, loaded.end),
+            )
+        };
+        for (what, other) in [("read", &only), ("read after a full read", &stripped)] {
+            if fields(other) != fields(&full) {
+                return Err(self.corrupt(format!(
+                    "{what} without messages differs: {:?} against {:?}",
+                    fields(other),
+                    fields(&full)
+                )));
+            }
+            if !other.state.messages.is_empty() {
+                return Err(self.corrupt(format!("{what} without messages kept messages")));
+            }
+        }
+        Ok((mailbox_guid(&full.state), full.state.highest_modseq()))
     }
 
     /// The expunges this mailbox's index logs still hold (Dovecot's and ours), under the
@@ -149,9 +246,9 @@ impl SdboxMailbox {
         Ok(status_of(&self.loaded()?.state))
     }
 
-    /// The mailbox GUID (`dbox-hdr`).
+    /// The mailbox GUID (`dbox-hdr`), read without the message records.
     pub fn guid(&self) -> Result<Option<Guid>> {
-        Ok(mailbox_guid(&self.loaded()?.state))
+        Ok(mailbox_guid(&self.headers()?))
     }
 
     /// Every message in UID order. What the listing leaves out is dropped here;
@@ -312,28 +409,94 @@ impl SdboxMailbox {
         Ok(Err(None))
     }
 
-    /// The index as read last (or now).
-    pub(crate) fn last_state(&self, fresh: bool) -> Result<Arc<IndexState>> {
-        if !fresh
-            && let Some(state) = self.last.lock().unwrap_or_else(PoisonError::into_inner).clone()
-        {
-            return Ok(state);
+    /// The view lookups use: the one read last, or one read now.
+    fn view(&self) -> Result<(Arc<IndexState>, Option<Identity>)> {
+        let kept = |mailbox: &SdboxMailbox| {
+            let last = mailbox.last.lock().unwrap_or_else(PoisonError::into_inner);
+            last.as_ref().map(|view| (Arc::clone(&view.state), view.log))
+        };
+        if let Some(view) = kept(self) {
+            return Ok(view);
         }
         self.loaded()?;
-        self.last
+        kept(self).ok_or_else(|| self.no_log())
+    }
+
+    /// True when the mailbox is still the incarnation `state` was read from: its log is
+    /// the file read (`log`), or its index says the same UIDVALIDITY (read without the
+    /// messages; the view is then kept with the log now at the path).
+    fn same_incarnation(&self, state: &IndexState, log: Option<Identity>) -> Result<bool> {
+        let path = self.paths.index.join(crate::index::files::LOG);
+        match std::fs::metadata(&path) {
+            Ok(now) if Some((now.dev(), now.ino())) == log => return Ok(true),
+            Ok(_) => {}
+            // No log now: the mailbox is being deleted, and a file opened is still one of
+            // the incarnation read (another one's files come after its log).
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+            Err(error) => return Err(Error::io("stat", &path, error)),
+        }
+        let loaded = self
+            .index
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-            .ok_or_else(|| self.no_log())
+            .read_headers(self.store.options.lock_timeout)?;
+        let Some(loaded) = loaded.filter(|l| l.state.uid_validity() == state.uid_validity()) else {
+            return Ok(false);
+        };
+        // The same incarnation in another log file (Dovecot rotated it): lookups compare
+        // with that file from now on.
+        let file = File::open(&path)
+            .ok()
+            .filter(|file| file.metadata().is_ok_and(|m| (m.dev(), m.ino()) == loaded.identity()));
+        if let Some(view) = self.last.lock().unwrap_or_else(PoisonError::into_inner).as_mut()
+            && std::ptr::eq(Arc::as_ptr(&view.state), state)
+        {
+            view.log = file.as_ref().map(|_| loaded.identity());
+            view.held = file;
+        }
+        Ok(true)
     }
 
     /// The file of message `uid` as it is now, checked (`Ok(None)`: no such message).
+    ///
+    /// By the view read last; a message it lists whose file is gone is looked up again in
+    /// a fresh read. A mailbox that became another incarnation since the view (deleted and
+    /// created again, or emptied under a new UIDVALIDITY: its `u.<uid>` files are other
+    /// messages under the same names) serves nothing: the fresh read is not kept, and
+    /// every later lookup answers `None` until a view is read on purpose.
     pub(crate) fn locate(&self, uid: u32) -> Result<Option<FileInfo>> {
+        if self.superseded.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let (view, log) = self.view()?;
+        let mut state = Arc::clone(&view);
+        let mut log = log;
         for fresh in [false, true] {
-            let state = self.last_state(fresh)?;
+            if fresh {
+                let loaded = self
+                    .index
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .read(self.store.options.lock_timeout)?;
+                let Some(loaded) = loaded.filter(|l| l.state.uid_validity() == view.uid_validity())
+                else {
+                    self.superseded.store(true, Ordering::Relaxed);
+                    return Ok(None);
+                };
+                self.keep(&loaded);
+                (state, log) = self.view()?;
+            }
             let Some(position) = state.position(uid) else { continue };
             match self.read_file(uid, state.messages[position].flags)? {
-                Ok(info) => return Ok(Some(info)),
+                // Opened first, checked after: a file opened before the mailbox was
+                // replaced is the listed message.
+                Ok(info) => {
+                    if self.same_incarnation(&state, log)? {
+                        return Ok(Some(info));
+                    }
+                    self.superseded.store(true, Ordering::Relaxed);
+                    return Ok(None);
+                }
                 Err(None) => {}
                 Err(Some(left)) => return Err(Error::LeftOut(Box::new(left))),
             }

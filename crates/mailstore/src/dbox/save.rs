@@ -147,8 +147,10 @@ impl SdboxMailbox {
     fn commit_staged(&self, staged: &mut [Staged]) -> Result<Vec<u32>> {
         let fsync = self.store.fsync();
         let mut index = self.index.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // A save needs the headers only (next UID, extensions, modseqs): a long save
+        // holds no record of the messages it appends.
         let mut locked =
-            index.lock(self.store.options.lock_timeout)?.ok_or_else(|| self.no_log())?;
+            index.lock_headers(self.store.options.lock_timeout)?.ok_or_else(|| self.no_log())?;
         write::clean_once(self, locked.state())?;
         let mut next = locked.state().next_uid();
         let mut saves = Vec::with_capacity(staged.len());

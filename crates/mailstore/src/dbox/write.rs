@@ -242,7 +242,7 @@ impl SdboxMailbox {
     pub(crate) fn remove_unfinished_saves(&self) -> Result<()> {
         self.store.writable()?;
         let mut index = self.index.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Some(locked) = index.lock(self.store.options.lock_timeout)? else {
+        let Some(locked) = index.lock_headers(self.store.options.lock_timeout)? else {
             return Ok(()); // no log yet: nothing was ever saved here
         };
         clean_once(self, locked.state())
@@ -250,12 +250,18 @@ impl SdboxMailbox {
 
     /// Takes the log's exclusive lock, lets `change` build a transaction from the index as
     /// it is now, and appends it. `change` returns the transaction (empty: nothing to
-    /// write) and a value handed back.
-    fn change<T>(&self, change: impl FnOnce(&IndexState) -> Result<(Transaction, T)>) -> Result<T> {
+    /// write) and a value handed back. With `records` false the index is read without its
+    /// messages (`change` sees none): for changes that only need the headers.
+    fn change<T>(
+        &self,
+        records: bool,
+        change: impl FnOnce(&IndexState) -> Result<(Transaction, T)>,
+    ) -> Result<T> {
         self.store.writable()?;
         let mut index = self.index.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut locked =
-            index.lock(self.store.options.lock_timeout)?.ok_or_else(|| self.no_log())?;
+        let timeout = self.store.options.lock_timeout;
+        let locked = if records { index.lock(timeout)? } else { index.lock_headers(timeout)? };
+        let mut locked = locked.ok_or_else(|| self.no_log())?;
         let (transaction, value) = change(locked.state())?;
         locked.append(&transaction, self.store.fsync())?;
         Ok(value)
@@ -269,7 +275,7 @@ impl SdboxMailbox {
     /// [`Self::set_flags`] for many messages in one transaction, which holds only what
     /// changes. A UID the mailbox does not hold fails the whole call: nothing is changed.
     pub fn set_flags_many(&self, changes: &[(u32, Flags, Vec<Keyword>)]) -> Result<()> {
-        self.change(|state| {
+        self.change(true, |state| {
             let mut updates = Vec::new();
             let mut keywords: BTreeMap<(&str, bool), Vec<u32>> = BTreeMap::new();
             let mut sorted: Vec<&(u32, Flags, Vec<Keyword>)> = changes.iter().collect();
@@ -315,7 +321,7 @@ impl SdboxMailbox {
     /// expunges), then their files. Unknown UIDs are ignored (already expunged); UIDs are
     /// never reused.
     pub fn expunge(&self, uids: &[u32]) -> Result<()> {
-        let gone = self.change(|state| {
+        let gone = self.change(true, |state| {
             let wanted: BTreeSet<u32> = uids.iter().copied().collect();
             let mut entries = Vec::new();
             for uid in wanted {
@@ -358,7 +364,7 @@ impl SdboxMailbox {
 
     /// Raises the next UID to `next_uid` (never lowers it).
     pub fn set_next_uid(&self, next_uid: u32) -> Result<()> {
-        self.change(|state| {
+        self.change(false, |state| {
             let mut transaction = Transaction::new();
             if next_uid > state.next_uid() {
                 transaction.push(
@@ -373,7 +379,7 @@ impl SdboxMailbox {
     /// Raises HIGHESTMODSEQ to at least `modseq` (so CONDSTORE clients never see it
     /// shrink); turns modseqs on when they are off.
     pub fn raise_highest_modseq(&self, modseq: u64) -> Result<()> {
-        self.change(|state| {
+        self.change(false, |state| {
             let mut transaction = Transaction::new();
             if modseq > state.highest_modseq() {
                 enable_modseqs(state, &mut transaction);
@@ -391,7 +397,7 @@ impl SdboxMailbox {
         crate::uidvalidity::check_nonzero(uid_validity)?;
         let root = self.store.location.root().to_path_buf();
         let permissions = self.store.permissions()?.clone();
-        self.change(|state| {
+        self.change(false, |state| {
             let mut transaction = Transaction::new();
             if state.uid_validity() != uid_validity {
                 crate::uidvalidity::raise(&root, uid_validity, &permissions)?;
@@ -407,7 +413,7 @@ impl SdboxMailbox {
     /// Replaces the mailbox GUID (`dbox-hdr`), keeping UIDVALIDITY, UIDs and messages.
     /// Dovecot's mailbox list index, which caches GUIDs, is removed (it is rebuilt).
     pub fn set_guid(&self, guid: Guid) -> Result<()> {
-        let changed = self.change(|state| {
+        let changed = self.change(false, |state| {
             let mut transaction = Transaction::new();
             if mailbox_guid(state) != Some(guid) {
                 transaction.push(kind::EXT_INTRO | OURS, intro(state, ext::DBOX_HDR, 24, 0, 0));
@@ -427,7 +433,7 @@ impl SdboxMailbox {
     /// mailbox, and returns the mailbox GUID. Nothing to mark without a log.
     pub(crate) fn mark_deleted(&self) -> Result<Option<Guid>> {
         let mut index = self.index.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Some(mut locked) = index.lock(self.store.options.lock_timeout)? else {
+        let Some(mut locked) = index.lock_headers(self.store.options.lock_timeout)? else {
             return Ok(None);
         };
         let guid = mailbox_guid(locked.state());
@@ -526,7 +532,7 @@ impl SdboxMailbox {
     /// UID or its new one, never both. Pairs whose old UID no longer exists are skipped;
     /// their UIDs are returned.
     pub fn renumber(&self, moves: &[(u32, u32)]) -> Result<Vec<u32>> {
-        let (missing, moved) = self.change(|state| {
+        let (missing, moved) = self.change(true, |state| {
             let mut next = state.next_uid();
             let mut missing = Vec::new();
             let mut saves = Vec::new();
@@ -594,6 +600,51 @@ impl SdboxMailbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{MailboxName, SaveOptions, Sdbox, SdboxLocation};
+
+    /// A long save keeps no message record between its commits (only the index's
+    /// headers); a flag change reads the records when it needs them, the next save lets
+    /// them go again, and what was written reads back whole.
+    #[test]
+    fn saves_keep_no_record_of_the_messages_they_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Sdbox::open(SdboxLocation::new(dir.path().join("sdbox")));
+        let name = MailboxName::new(["Big"]).unwrap();
+        let mut mailbox = store.create_mailbox(&name, Some(7), None).unwrap();
+        let cached = |mailbox: &SdboxMailbox| {
+            mailbox
+                .index
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .cached_messages()
+        };
+        let save = |mailbox: &mut SdboxMailbox, count: u32| {
+            for index in 0..count {
+                let options = SaveOptions::default()
+                    .with_keywords(vec![Keyword::new(format!("k{}", index % 3)).unwrap()])
+                    .with_modseq(u64::from(index) + 10);
+                mailbox.save_from(&mut &b"Subject: x\n\nbody\n"[..], options).unwrap();
+            }
+            mailbox.commit().unwrap()
+        };
+        for _ in 0..3 {
+            save(&mut mailbox, 5);
+            assert_eq!(cached(&mailbox), Some((true, 0)));
+        }
+        mailbox.set_next_uid(40).unwrap();
+        mailbox.raise_highest_modseq(900).unwrap();
+        assert_eq!(cached(&mailbox), Some((true, 0)));
+        mailbox.set_flags(3, Flags::SEEN, &[]).unwrap();
+        assert_eq!(cached(&mailbox), Some((false, 15)));
+        assert_eq!(save(&mut mailbox, 2), [40, 41]);
+        assert_eq!(cached(&mailbox), Some((true, 0)));
+        let status = mailbox.status().unwrap();
+        assert_eq!((status.messages, status.next_uid, status.highest_modseq), (17, 42, Some(905)));
+        let listed = mailbox.messages().unwrap();
+        assert_eq!(listed[2].flags, Flags::SEEN);
+        assert_eq!(listed[4].keywords, [Keyword::new("k1").unwrap()]);
+        assert_eq!(listed[16].uid, 41);
+    }
 
     #[test]
     fn guids_hash_as_dovecot_hashes_them() {

@@ -67,10 +67,23 @@ pub(crate) struct Locked<'a> {
     loaded: Loaded,
 }
 
+impl Loaded {
+    /// Device and inode of the head log that was read.
+    pub(crate) fn identity(&self) -> (u64, u64) {
+        self.identity
+    }
+}
+
 impl MailboxIndex {
     /// The index in `dir` (below `root`).
     pub(crate) fn new(root: PathBuf, dir: PathBuf) -> MailboxIndex {
         MailboxIndex { root, dir, cached: None }
+    }
+
+    /// Whether the index kept for the next lock holds messages, and how many (tests).
+    #[cfg(test)]
+    pub(crate) fn cached_messages(&self) -> Option<(bool, usize)> {
+        self.cached.as_ref().map(|c| (c.state.headers_only, c.state.messages.len()))
     }
 
     /// The head log's path.
@@ -85,6 +98,17 @@ impl MailboxIndex {
     /// Reads the index under a shared lock (Dovecot cannot change it meanwhile). `Ok(None)`
     /// when there is no log: a mailbox directory Dovecot has not initialised yet.
     pub(crate) fn read(&mut self, timeout: Duration) -> Result<Option<Loaded>> {
+        self.read_as(timeout, false)
+    }
+
+    /// [`Self::read`] without the messages ([`IndexState::without_messages`]): the headers,
+    /// extensions, keyword names and modseqs a full read gives, in memory that does not
+    /// grow with the mailbox (the files are read piece by piece).
+    pub(crate) fn read_headers(&mut self, timeout: Duration) -> Result<Option<Loaded>> {
+        self.read_as(timeout, true)
+    }
+
+    fn read_as(&mut self, timeout: Duration, headers_only: bool) -> Result<Option<Loaded>> {
         let relative = self.dir.strip_prefix(&self.root).unwrap_or(&self.dir).join(LOG);
         let file = match Tree::new(&self.root).open_file(&relative) {
             Ok(file) => file,
@@ -97,9 +121,9 @@ impl MailboxIndex {
         lock::lock(&file, Mode::Shared, timeout, &path)?;
         let Some(file) = self.same_as_path(file, false)? else {
             // Replaced between open and lock: read the new one.
-            return self.read(timeout);
+            return self.read_as(timeout, headers_only);
         };
-        let loaded = self.load(&file)?;
+        let loaded = self.load(&file, headers_only)?;
         self.cached = Some(loaded.clone());
         Ok(Some(loaded))
     }
@@ -108,6 +132,18 @@ impl MailboxIndex {
     /// last read, and removes a torn transaction a killed writer left at the end (Dovecot
     /// takes it for corruption when it next locks). `Ok(None)` when there is no log.
     pub(crate) fn lock(&mut self, timeout: Duration) -> Result<Option<Locked<'_>>> {
+        self.lock_as(timeout, false)
+    }
+
+    /// [`Self::lock`] with the index read without its messages (see
+    /// [`Self::read_headers`]): what a change that needs no message record (a save, a
+    /// header update) locks with, so a long save holds no record of the messages it
+    /// appends.
+    pub(crate) fn lock_headers(&mut self, timeout: Duration) -> Result<Option<Locked<'_>>> {
+        self.lock_as(timeout, true)
+    }
+
+    fn lock_as(&mut self, timeout: Duration, headers_only: bool) -> Result<Option<Locked<'_>>> {
         let path = self.log_path();
         loop {
             let file = match File::options().read(true).write(true).open(&path) {
@@ -117,7 +153,7 @@ impl MailboxIndex {
             };
             lock::lock(&file, Mode::Exclusive, timeout, &path)?;
             let Some(file) = self.same_as_path(file, true)? else { continue };
-            let loaded = self.load(&file)?;
+            let loaded = self.load(&file, headers_only)?;
             let length = file.metadata().ctx("stat", &path)?.len();
             if length > loaded.end {
                 file.set_len(loaded.end).ctx("truncate the torn transaction of", &path)?;
@@ -140,65 +176,91 @@ impl MailboxIndex {
     }
 
     /// The index as of the end of the locked head log `file`: the cached state brought
-    /// up to date when the file is the one read last, else everything read again.
-    fn load(&mut self, file: &File) -> Result<Loaded> {
+    /// up to date when the file is the one read last (and the cache holds the messages
+    /// when they are asked for), else everything read again. The log files are read
+    /// piece by piece, never whole.
+    fn load(&mut self, file: &File, headers_only: bool) -> Result<Loaded> {
         let path = self.log_path();
         let metadata = file.metadata().ctx("stat", &path)?;
         let identity = (metadata.dev(), metadata.ino());
+        let len = usize::try_from(metadata.len()).unwrap_or(usize::MAX);
         if let Some(cached) = self.cached.take()
             && cached.identity == identity
             && metadata.len() >= cached.end
+            && (headers_only || !cached.state.headers_only)
         {
-            let tail = read_at(file, cached.end, &path)?;
-            let start = usize::try_from(cached.end).unwrap_or(usize::MAX);
-            let mut data = vec![0u8; start];
-            data.extend_from_slice(&tail);
-            let (records, end) = log::records(&data, start)
-                .map_err(|corrupt| self.corrupt(LOG, corrupt.to_string()))?;
             let mut state = cached.state;
-            state.file_seq = cached.head.file_seq;
-            for record in &records {
-                state.apply(record).map_err(|reason| self.corrupt(LOG, reason))?;
+            if headers_only && !state.headers_only {
+                state = state.without_messages();
             }
-            return Ok(Loaded { state, head: cached.head, end: end as u64, identity });
+            state.file_seq = cached.head.file_seq;
+            let start = usize::try_from(cached.end).unwrap_or(usize::MAX);
+            let mut stream = log::Stream::new(file, len, start);
+            while let Some(record) = self.next_record(&mut stream, LOG)? {
+                state.apply(&record).map_err(|reason| self.corrupt(LOG, reason))?;
+            }
+            let end = stream.offset() as u64;
+            return Ok(Loaded { state, head: cached.head, end, identity });
         }
-        let head_data = read_at(file, 0, &path)?;
+        let head_data = read_header(file, &path)?;
         let head = LogHeader::parse(&head_data).map_err(|reason| self.corrupt(LOG, reason))?;
-        let snapshot = self.read_snapshot()?.filter(|s| s.indexid == head.indexid);
+        let snapshot = self.read_snapshot(headers_only)?.filter(|s| s.indexid == head.indexid);
         let older = self.read_older(&head)?;
-        let mut files: Vec<(LogHeader, &[u8], &str)> = Vec::new();
-        if let Some((header, data)) = &older {
-            files.push((*header, data, LOG_2));
+        let mut files: Vec<(LogHeader, &File, usize, &str)> = Vec::new();
+        if let Some((header, older_file, older_len)) = &older {
+            files.push((*header, older_file, *older_len, LOG_2));
         }
-        files.push((head, &head_data, LOG));
-        let (state, end) = self.replay(snapshot, &files)?;
+        files.push((head, file, len, LOG));
+        let (state, end) = self.replay(snapshot, &files, headers_only)?;
         Ok(Loaded { state, head, end: end as u64, identity })
     }
 
-    fn read_snapshot(&self) -> Result<Option<snapshot::Snapshot>> {
-        let path = self.dir.join(INDEX);
-        let data = match fs::read(&path) {
-            Ok(data) => data,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(Error::io("read", &path, error)),
-        };
-        snapshot::parse(&data).map_err(|reason| self.corrupt(INDEX, reason))
+    /// The next complete record of `stream` (of the file `name`).
+    fn next_record<'s>(
+        &self,
+        stream: &'s mut log::Stream<'_>,
+        name: &str,
+    ) -> Result<Option<log::RawRecord<'s>>> {
+        let path = self.dir.join(name);
+        match stream.next().ctx("read", &path)? {
+            Ok(record) => Ok(record),
+            Err(corrupt) => Err(self.corrupt(name, corrupt.to_string())),
+        }
     }
 
-    /// `dovecot.index.log.2` when it is the file before `head`.
-    fn read_older(&self, head: &LogHeader) -> Result<Option<(LogHeader, Vec<u8>)>> {
-        let path = self.dir.join(LOG_2);
-        let data = match fs::read(&path) {
-            Ok(data) => data,
+    fn read_snapshot(&self, headers_only: bool) -> Result<Option<snapshot::Snapshot>> {
+        let path = self.dir.join(INDEX);
+        let file = match File::open(&path) {
+            Ok(file) => file,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(Error::io("read", &path, error)),
+            Err(error) => return Err(Error::io("open", &path, error)),
         };
+        let len = file.metadata().ctx("stat", &path)?.len();
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        let mut reader = io::BufReader::with_capacity(64 * 1024, file);
+        match snapshot::parse_from(&mut reader, len, headers_only) {
+            Ok(snapshot) => Ok(snapshot),
+            Err(snapshot::Failed::Broken(reason)) => Err(self.corrupt(INDEX, reason)),
+            Err(snapshot::Failed::Io(error)) => Err(Error::io("read", &path, error)),
+        }
+    }
+
+    /// `dovecot.index.log.2` when it is the file before `head`, open, with its length.
+    fn read_older(&self, head: &LogHeader) -> Result<Option<(LogHeader, File, usize)>> {
+        let path = self.dir.join(LOG_2);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(Error::io("open", &path, error)),
+        };
+        let len = file.metadata().ctx("stat", &path)?.len();
+        let data = read_header(&file, &path)?;
         // A .log.2 that is not this log's predecessor (another index, a stale file) is
         // ignored, as Dovecot ignores it.
         Ok(LogHeader::parse(&data)
             .ok()
             .filter(|older| older.indexid == head.indexid && older.file_seq < head.file_seq)
-            .map(|older| (older, data)))
+            .map(|older| (older, file, usize::try_from(len).unwrap_or(usize::MAX))))
     }
 
     /// Replays `files` (oldest first) onto `snapshot`, or from the beginning of the chain.
@@ -206,27 +268,32 @@ impl MailboxIndex {
     fn replay(
         &self,
         snapshot: Option<snapshot::Snapshot>,
-        files: &[(LogHeader, &[u8], &str)],
+        files: &[(LogHeader, &File, usize, &str)],
+        headers_only: bool,
     ) -> Result<(IndexState, usize)> {
+        let fresh = || {
+            let state = IndexState::default();
+            if headers_only { state.without_messages() } else { state }
+        };
         let last = files.len() - 1;
         // (file index, offset) to start at, and the state to start from.
         let (mut first, mut offset, mut state) = if let Some(snapshot) = snapshot {
             {
                 let seq = snapshot.log_file_seq;
                 let at = snapshot.log_file_head_offset as usize;
-                if let Some(index) = files.iter().position(|(h, _, _)| h.file_seq == seq) {
+                if let Some(index) = files.iter().position(|(h, ..)| h.file_seq == seq) {
                     (index, at, snapshot.state)
                 } else if files
                     .iter()
-                    .any(|(h, _, _)| h.prev_file_seq == seq && at == h.prev_file_offset as usize)
+                    .any(|(h, ..)| h.prev_file_seq == seq && at == h.prev_file_offset as usize)
                 {
                     let index =
-                        files.iter().position(|(h, _, _)| h.prev_file_seq == seq).unwrap_or(last);
+                        files.iter().position(|(h, ..)| h.prev_file_seq == seq).unwrap_or(last);
                     (index, usize::from(files[index].0.hdr_size), snapshot.state)
                 } else if let Some(index) =
-                    files.iter().rposition(|(h, _, _)| h.prev_file_seq == 0 && h.file_seq > seq)
+                    files.iter().rposition(|(h, ..)| h.prev_file_seq == 0 && h.file_seq > seq)
                 {
-                    (index, usize::from(files[index].0.hdr_size), IndexState::default())
+                    (index, usize::from(files[index].0.hdr_size), fresh())
                 } else {
                     return Err(self.corrupt(
                         LOG,
@@ -235,34 +302,34 @@ impl MailboxIndex {
                 }
             }
         } else {
-            let Some(index) = files.iter().position(|(h, _, _)| h.prev_file_seq == 0) else {
+            let Some(index) = files.iter().position(|(h, ..)| h.prev_file_seq == 0) else {
                 return Err(self.corrupt(
                     LOG,
                     "the log does not start at its beginning and dovecot.index is \
                      missing (Dovecot would rebuild the mailbox)",
                 ));
             };
-            (index, usize::from(files[index].0.hdr_size), IndexState::default())
+            (index, usize::from(files[index].0.hdr_size), fresh())
         };
         let mut end = 0;
         while first <= last {
-            let (header, data, name) = files[first];
+            let (header, file, len, name) = files[first];
             let hdr_size = usize::from(header.hdr_size);
-            if offset < hdr_size || offset > data.len() {
+            if offset < hdr_size || offset > len {
                 return Err(self.corrupt(name, format!("index position {offset} outside the log")));
             }
-            let (records, complete) =
-                log::records(data, hdr_size).map_err(|c| self.corrupt(name, c.to_string()))?;
             state.log_modseq = header.initial_modseq;
             state.file_seq = header.file_seq;
-            for record in &records {
+            let mut stream = log::Stream::new(file, len, hdr_size);
+            while let Some(record) = self.next_record(&mut stream, name)? {
                 if record.offset < offset {
                     // Already in the snapshot: only the modseq is counted.
-                    state.log_modseq = super::state::modseq_after(record, state.log_modseq);
+                    state.log_modseq = super::state::modseq_after(&record, state.log_modseq);
                 } else {
-                    state.apply(record).map_err(|reason| self.corrupt(name, reason))?;
+                    state.apply(&record).map_err(|reason| self.corrupt(name, reason))?;
                 }
             }
+            let complete = stream.offset();
             if offset > complete {
                 return Err(
                     self.corrupt(name, format!("index position {offset} past the log's end"))
@@ -387,11 +454,11 @@ impl Drop for Locked<'_> {
     }
 }
 
-/// The bytes of `file` from `offset` to its end.
-fn read_at(file: &File, offset: u64, path: &Path) -> Result<Vec<u8>> {
-    let mut data = Vec::new();
+/// The first bytes of a log `file`, enough for its header (the whole file when shorter).
+fn read_header(file: &File, path: &Path) -> Result<Vec<u8>> {
+    let mut data = Vec::with_capacity(log::HEADER_SIZE);
     let mut reader = file;
-    io::Seek::seek(&mut reader, io::SeekFrom::Start(offset)).ctx("seek", path)?;
-    reader.read_to_end(&mut data).ctx("read", path)?;
+    io::Seek::seek(&mut reader, io::SeekFrom::Start(0)).ctx("seek", path)?;
+    reader.take(u64::from(u16::MAX)).read_to_end(&mut data).ctx("read", path)?;
     Ok(data)
 }

@@ -279,6 +279,112 @@ pub(crate) fn records(data: &[u8], start: usize) -> Result<(Vec<RawRecord<'_>>, 
     Ok((out, offset))
 }
 
+/// The records of one log file read piece by piece, as [`records`] reads them from the
+/// whole file: a window of the file is held (one record at least), never the file.
+pub(crate) struct Stream<'f> {
+    file: &'f std::fs::File,
+    /// The file's length when it was locked: nothing past it is read.
+    len: usize,
+    /// The window: the file's bytes from `window_start`.
+    window: Vec<u8>,
+    window_start: usize,
+    /// Where the next record starts.
+    offset: usize,
+    /// How much is read at once (at least a whole record).
+    chunk: usize,
+}
+
+impl<'f> Stream<'f> {
+    /// The records of `file` (`len` bytes) from `start` on.
+    pub(crate) fn new(file: &'f std::fs::File, len: usize, start: usize) -> Stream<'f> {
+        Stream::with_chunk(file, len, start, 64 * 1024)
+    }
+
+    /// [`Stream::new`] reading `chunk` bytes at a time (tests use tiny ones).
+    pub(crate) fn with_chunk(
+        file: &'f std::fs::File,
+        len: usize,
+        start: usize,
+        chunk: usize,
+    ) -> Stream<'f> {
+        Stream { file, len, window: Vec::new(), window_start: start, offset: start, chunk }
+    }
+
+    /// Where the complete records read so far end (after `next` gave `None`: where the
+    /// file's complete part ends, as [`records`] returns it).
+    pub(crate) fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// Makes the window hold `size` bytes at `at` (within `len`).
+    fn fill(&mut self, at: usize, size: usize) -> std::io::Result<()> {
+        let end = self.window_start + self.window.len();
+        if at >= self.window_start && at + size <= end {
+            return Ok(());
+        }
+        let want = size.max(self.chunk).min(self.len - at);
+        self.window.clear();
+        self.window.resize(want, 0);
+        self.window_start = at;
+        std::os::unix::fs::FileExt::read_exact_at(self.file, &mut self.window, at as u64)
+    }
+
+    fn bytes(&self, at: usize, size: usize) -> &[u8] {
+        &self.window[at - self.window_start..at - self.window_start + size]
+    }
+
+    /// The next complete record; `None` where [`records`] stops.
+    pub(crate) fn next(&mut self) -> std::io::Result<Result<Option<RawRecord<'_>>, Corrupt>> {
+        let offset = self.offset;
+        if offset + RECORD_HEADER_SIZE > self.len {
+            return Ok(Ok(None));
+        }
+        self.fill(offset, RECORD_HEADER_SIZE)?;
+        let head = self.bytes(offset, RECORD_HEADER_SIZE);
+        let size = size_from_bytes([head[0], head[1], head[2], head[3]]);
+        if size == 0 {
+            return Ok(Ok(None));
+        }
+        if size < RECORD_HEADER_SIZE {
+            return Ok(Err(Corrupt { offset, reason: format!("record size {size} too small") }));
+        }
+        if offset + size > self.len {
+            return Ok(Ok(None));
+        }
+        self.fill(offset, size)?;
+        let data = self.bytes(offset, size);
+        let kind = le32(data, 4);
+        let payload = &data[RECORD_HEADER_SIZE..];
+        let record = RawRecord { kind, payload, offset, end: offset + size };
+        if record.base_kind() == kind::BOUNDARY {
+            let Some(transaction) = payload.get(..4).map(|b| le32(b, 0)) else {
+                return Ok(Err(Corrupt {
+                    offset,
+                    reason: String::from("boundary without a size"),
+                }));
+            };
+            let transaction = usize::try_from(transaction).unwrap_or(usize::MAX);
+            if transaction < size {
+                return Ok(Err(Corrupt {
+                    offset,
+                    reason: format!("transaction size {transaction} below its boundary record"),
+                }));
+            }
+            if offset.saturating_add(transaction) > self.len {
+                return Ok(Ok(None));
+            }
+        }
+        self.offset = offset + size;
+        let data = self.bytes(offset, size);
+        Ok(Ok(Some(RawRecord {
+            kind,
+            payload: &data[RECORD_HEADER_SIZE..],
+            offset,
+            end: offset + size,
+        })))
+    }
+}
+
 /// One transaction being built: records in order, written at once.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Transaction {
@@ -487,6 +593,53 @@ mod tests {
         v2[0] = 2;
         assert!(LogHeader::parse(&v2).is_err());
         assert!(LogHeader::parse(&bytes[..20]).is_err());
+    }
+
+    /// Records as `(kind, payload, offset)`, and where the complete part ends.
+    type Read = Result<(Vec<(u32, Vec<u8>, usize)>, usize), Corrupt>;
+
+    /// The records of `data` read by a [`Stream`] from a file, `chunk` bytes at a time.
+    fn streamed(data: &[u8], chunk: usize) -> Read {
+        let mut file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut file, data).unwrap();
+        let mut stream = Stream::with_chunk(&file, data.len(), HEADER_SIZE, chunk);
+        let mut out = Vec::new();
+        while let Some(record) = stream.next().unwrap()? {
+            out.push((record.kind, record.payload.to_vec(), record.offset));
+        }
+        Ok((out, stream.offset()))
+    }
+
+    /// A log read piece by piece gives the records and end of the whole file's read, at
+    /// every cut (torn transactions, half records) and window size.
+    #[test]
+    fn a_stream_reads_what_the_whole_file_gives() {
+        let mut one = Transaction::new();
+        one.push(kind::APPEND | kind::EXTERNAL, payload::append(&[(3, 0x08), (4, 0)]));
+        one.push(
+            kind::KEYWORD_UPDATE | kind::EXTERNAL,
+            payload::keyword_update(true, "Junk", &[(3, 4)]),
+        );
+        let mut single = Transaction::new();
+        single.push(kind::FLAG_UPDATE | kind::EXTERNAL, payload::flag_update(&[(3, 3, 1, 0)]));
+        let mut data = vec![0u8; HEADER_SIZE];
+        data.extend_from_slice(&one.encode());
+        data.extend_from_slice(&single.encode());
+        data.extend_from_slice(&one.encode());
+        let mut broken = data.clone();
+        broken.extend_from_slice(&[0x80, 0x80, 0x80, 0x81, 0, 0, 0, 0]);
+        for whole in [&data, &broken] {
+            for cut in HEADER_SIZE..=whole.len() {
+                let piece = &whole[..cut];
+                let expected = records(piece, HEADER_SIZE).map(|(all, end)| {
+                    let all = all.iter().map(|r| (r.kind, r.payload.to_vec(), r.offset)).collect();
+                    (all, end)
+                });
+                for chunk in [1, 5, 13, 64 * 1024] {
+                    assert_eq!(streamed(piece, chunk), expected, "cut {cut}, chunk {chunk}");
+                }
+            }
+        }
     }
 
     #[test]

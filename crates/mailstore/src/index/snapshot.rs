@@ -35,53 +35,107 @@ fn align8(value: usize) -> usize {
 /// Parses a whole `dovecot.index` file. `Ok(None)` for a file Dovecot itself marked
 /// corrupt (it is ignored, as Dovecot ignores it).
 pub(crate) fn parse(data: &[u8]) -> Result<Option<Snapshot>, String> {
-    if data.len() < BASE_HEADER_SIZE {
-        return Err(format!("{} bytes, shorter than the base header", data.len()));
+    let mut reader = data;
+    parse_from(&mut reader, data.len(), false).map_err(|error| match error {
+        Failed::Broken(reason) => reason,
+        Failed::Io(error) => error.to_string(),
+    })
+}
+
+/// Why [`parse_from`] failed.
+#[derive(Debug)]
+pub(crate) enum Failed {
+    /// The file is not a valid index (what [`parse`] returns as its error).
+    Broken(String),
+    /// Reading it failed.
+    Io(std::io::Error),
+}
+
+impl From<String> for Failed {
+    fn from(reason: String) -> Failed {
+        Failed::Broken(reason)
     }
+}
+
+/// Reads exactly `buffer.len()` bytes; a short file is broken, not an I/O error.
+fn read_exact(
+    reader: &mut impl std::io::Read,
+    buffer: &mut [u8],
+    len: usize,
+) -> Result<(), Failed> {
+    reader.read_exact(buffer).map_err(|error| {
+        if error.kind() == std::io::ErrorKind::UnexpectedEof {
+            Failed::Broken(format!("{len} bytes: the file ends early"))
+        } else {
+            Failed::Io(error)
+        }
+    })
+}
+
+/// Parses a `dovecot.index` of `len` bytes read from `reader`, its records in pieces. With
+/// `headers_only` the records are checked as [`parse`] checks them but not kept (the state
+/// is [`IndexState::without_messages`]): what the file says is the same, and the memory
+/// does not grow with the mailbox.
+pub(crate) fn parse_from(
+    reader: &mut impl std::io::Read,
+    len: usize,
+    headers_only: bool,
+) -> Result<Option<Snapshot>, Failed> {
+    if len < BASE_HEADER_SIZE {
+        return Err(format!("{len} bytes, shorter than the base header").into());
+    }
+    let mut data = vec![0u8; BASE_HEADER_SIZE];
+    read_exact(reader, &mut data, len)?;
     let (major, minor) = (data[0], data[1]);
     if major != 7 {
-        return Err(format!("index format {major}.{minor} (only 7.x is known)"));
+        return Err(format!("index format {major}.{minor} (only 7.x is known)").into());
     }
-    let base_header_size = usize::from(le16(data, 2));
-    let header_size = le32(data, 4) as usize;
-    let record_size = le32(data, 8) as usize;
+    let base_header_size = usize::from(le16(&data, 2));
+    let header_size = le32(&data, 4) as usize;
+    let record_size = le32(&data, 8) as usize;
     if data[12] & 0x01 == 0 {
-        return Err(String::from("written on a big-endian machine"));
+        return Err(String::from("written on a big-endian machine").into());
     }
-    if le32(data, 20) & HDR_FLAG_CORRUPTED != 0 {
+    if le32(&data, 20) & HDR_FLAG_CORRUPTED != 0 {
         return Ok(None);
     }
     if base_header_size < BASE_HEADER_SIZE
         || header_size < base_header_size
-        || header_size > data.len()
+        || header_size > len
         || record_size < 8
     {
         return Err(format!(
             "sizes: base header {base_header_size}, header {header_size}, record {record_size}"
-        ));
+        )
+        .into());
     }
-    let messages = le32(data, 32) as usize;
-    let records_end = messages
+    let messages = le32(&data, 32) as usize;
+    messages
         .checked_mul(record_size)
         .and_then(|size| size.checked_add(header_size))
-        .filter(|&end| end <= data.len())
-        .ok_or_else(|| format!("{messages} records do not fit in {} bytes", data.len()))?;
+        .filter(|&end| end <= len)
+        .ok_or_else(|| format!("{messages} records do not fit in {len} bytes"))?;
+    data.resize(header_size, 0);
+    read_exact(reader, &mut data[BASE_HEADER_SIZE..], len)?;
 
     let mut state = IndexState::default();
+    if headers_only {
+        state = state.without_messages();
+    }
     state.header.copy_from_slice(&data[..BASE_HEADER_SIZE]);
     // (extension, record offset) of every extension.
     let mut offsets = Vec::new();
     let mut at = align8(base_header_size);
     while at < header_size {
         if at + 16 > header_size {
-            return Err(format!("extension header at {at} runs past the header"));
+            return Err(format!("extension header at {at} runs past the header").into());
         }
-        let hdr_size = le32(data, at) as usize;
-        let reset_id = le32(data, at + 4);
-        let record_offset = usize::from(le16(data, at + 8));
-        let ext_record_size = le16(data, at + 10);
-        let record_align = le16(data, at + 12);
-        let name_size = usize::from(le16(data, at + 14));
+        let hdr_size = le32(&data, at) as usize;
+        let reset_id = le32(&data, at + 4);
+        let record_offset = usize::from(le16(&data, at + 8));
+        let ext_record_size = le16(&data, at + 10);
+        let record_align = le16(&data, at + 12);
+        let name_size = usize::from(le16(&data, at + 14));
         let name = data
             .get(at + 16..at + 16 + name_size)
             .and_then(|name| std::str::from_utf8(name).ok())
@@ -93,10 +147,10 @@ pub(crate) fn parse(data: &[u8]) -> Result<Option<Snapshot>, String> {
             .filter(|_| data_at + hdr_size <= header_size)
             .ok_or_else(|| format!("extension {name} goes outside the header"))?;
         if record_offset + usize::from(ext_record_size) > record_size {
-            return Err(format!("extension {name}: record data outside the record"));
+            return Err(format!("extension {name}: record data outside the record").into());
         }
         if state.ext(name).is_some() {
-            return Err(format!("duplicate header extension {name}"));
+            return Err(format!("duplicate header extension {name}").into());
         }
         state.exts.push(Ext {
             name: name.to_string(),
@@ -118,41 +172,54 @@ pub(crate) fn parse(data: &[u8]) -> Result<Option<Snapshot>, String> {
     let keyword_field = field(ext::KEYWORDS);
     let modseq_field = field(ext::MODSEQ).filter(|&(_, size)| size == 8);
     let mut previous = 0;
-    for record in data[header_size..records_end].chunks_exact(record_size) {
-        let uid = le32(record, 0);
-        if uid <= previous {
-            return Err(format!("record UID {uid} after {previous}"));
-        }
-        previous = uid;
-        let mut keywords = Vec::new();
-        if let Some((offset, size)) = keyword_field {
-            for (byte_index, &byte) in record[offset..offset + size].iter().enumerate() {
-                for bit in 0..8 {
-                    if byte & (1 << bit) != 0 {
-                        let index = u32::try_from(byte_index * 8 + bit).unwrap_or(u32::MAX);
-                        if index as usize >= state.keywords.len() {
-                            return Err(format!("UID {uid} has keyword {index} of none"));
+    // The records, a few thousand at a time.
+    let per_chunk = (64 * 1024 / record_size).max(1);
+    let mut chunk = Vec::new();
+    let mut left = messages;
+    while left > 0 {
+        let count = left.min(per_chunk);
+        left -= count;
+        chunk.resize(count * record_size, 0);
+        read_exact(reader, &mut chunk, len)?;
+        for record in chunk.chunks_exact(record_size) {
+            let uid = le32(record, 0);
+            if uid <= previous {
+                return Err(format!("record UID {uid} after {previous}").into());
+            }
+            previous = uid;
+            let mut keywords = Vec::new();
+            if let Some((offset, size)) = keyword_field {
+                for (byte_index, &byte) in record[offset..offset + size].iter().enumerate() {
+                    for bit in 0..8 {
+                        if byte & (1 << bit) != 0 {
+                            let index = u32::try_from(byte_index * 8 + bit).unwrap_or(u32::MAX);
+                            if index as usize >= state.keywords.len() {
+                                return Err(format!("UID {uid} has keyword {index} of none").into());
+                            }
+                            keywords.push(index);
                         }
-                        keywords.push(index);
                     }
                 }
             }
+            if headers_only {
+                continue;
+            }
+            let modseq = modseq_field.map_or(0, |(offset, _)| le64(record, offset));
+            std::sync::Arc::make_mut(&mut state.messages).push(Message {
+                uid,
+                flags: record[4],
+                keywords,
+                modseq,
+            });
         }
-        let modseq = modseq_field.map_or(0, |(offset, _)| le64(record, offset));
-        std::sync::Arc::make_mut(&mut state.messages).push(Message {
-            uid,
-            flags: record[4],
-            keywords,
-            modseq,
-        });
     }
     if state.next_uid() <= previous {
-        return Err(format!("next UID {} not above UID {previous}", state.next_uid()));
+        return Err(format!("next UID {} not above UID {previous}", state.next_uid()).into());
     }
     Ok(Some(Snapshot {
-        indexid: le32(data, 16),
-        log_file_seq: le32(data, 60),
-        log_file_head_offset: le32(data, 68),
+        indexid: le32(&data, 16),
+        log_file_seq: le32(&data, 60),
+        log_file_head_offset: le32(&data, 68),
         state,
     }))
 }
@@ -253,6 +320,36 @@ mod tests {
         assert_eq!(state.messages[1].keywords, [0, 1]);
         assert_eq!(state.messages[1].modseq, 250);
         assert_eq!(state.highest_modseq(), 300);
+    }
+
+    /// Read without its records, a snapshot says what the full read says of everything
+    /// else, and refuses what the full read refuses.
+    #[test]
+    fn without_records_the_rest_is_the_same() {
+        let good = sample();
+        let headers = |data: &[u8]| {
+            let mut reader = data;
+            parse_from(&mut reader, data.len(), true).map_err(|e| format!("{e:?}"))
+        };
+        let full = parse(&good).unwrap().unwrap();
+        let only = headers(&good).unwrap().unwrap();
+        assert!(only.state.messages.is_empty());
+        assert_eq!(only.state, full.state.clone().without_messages());
+        assert_eq!(
+            (only.indexid, only.log_file_seq, only.log_file_head_offset),
+            (full.indexid, full.log_file_seq, full.log_file_head_offset)
+        );
+        let mut descending = good.clone();
+        let last = descending.len() - 24;
+        descending[last..last + 4].copy_from_slice(&2u32.to_le_bytes());
+        let mut unknown_keyword = good.clone();
+        unknown_keyword[last + 5] = 0b100;
+        let mut low_next_uid = good.clone();
+        low_next_uid[28..32].copy_from_slice(&9u32.to_le_bytes());
+        for broken in [descending, unknown_keyword, low_next_uid, good[..good.len() - 1].to_vec()] {
+            assert!(parse(&broken).is_err());
+            assert!(headers(&broken).is_err());
+        }
     }
 
     #[test]

@@ -117,6 +117,10 @@ pub(crate) struct IndexState {
     pub(crate) flag_changes: std::collections::BTreeMap<u32, u64>,
     /// The sequence of the log file whose records are being replayed.
     pub(crate) file_seq: u32,
+    /// True for an index read without its messages ([`IndexState::headers_only`]):
+    /// `messages`, `expunged` and `flag_changes` stay empty, everything else is what the
+    /// full read has.
+    pub(crate) headers_only: bool,
 }
 
 impl Default for IndexState {
@@ -134,6 +138,7 @@ impl Default for IndexState {
             expunged: Vec::new(),
             flag_changes: std::collections::BTreeMap::new(),
             file_seq: 0,
+            headers_only: false,
         }
     }
 }
@@ -182,6 +187,18 @@ impl IndexState {
     /// `initial_modseq`).
     pub(crate) fn starting_at(log_modseq: u64) -> IndexState {
         IndexState { log_modseq, ..IndexState::default() }
+    }
+
+    /// This index without its messages, and replaying only what is not about them from now
+    /// on: the base header, the extensions with their headers, the keyword names and the
+    /// log's modseq stay exactly what a full replay makes of them (none of those depends on
+    /// the messages), in memory that does not grow with the mailbox.
+    pub(crate) fn without_messages(mut self) -> IndexState {
+        self.messages = Arc::new(Vec::new());
+        self.expunged = Vec::new();
+        self.flag_changes = std::collections::BTreeMap::new();
+        self.headers_only = true;
+        self
     }
 
     /// `uid_validity` (0: not set yet).
@@ -367,14 +384,16 @@ impl IndexState {
                 // Dovecot's next_uid would wrap to 0 (`rec->uid + 1`).
                 return Err(format!("Append with UID {uid}: no next UID after it"));
             }
-            Arc::make_mut(&mut self.messages).push(Message {
-                uid,
-                flags: entry[4],
-                keywords: Vec::new(),
-                modseq: 0,
-            });
-            let position = self.messages.len() - 1;
-            self.touch(position..position + 1);
+            if !self.headers_only {
+                Arc::make_mut(&mut self.messages).push(Message {
+                    uid,
+                    flags: entry[4],
+                    keywords: Vec::new(),
+                    modseq: 0,
+                });
+                let position = self.messages.len() - 1;
+                self.touch(position..position + 1);
+            }
             self.set_header_u32(field::NEXT_UID, uid.saturating_add(1));
         }
         Ok(())
@@ -612,8 +631,15 @@ impl IndexState {
         let log_modseq = self.log_modseq;
         let expunged = std::mem::take(&mut self.expunged);
         let (flag_changes, file_seq) = (std::mem::take(&mut self.flag_changes), self.file_seq);
-        *self =
-            IndexState { log_modseq, expunged, flag_changes, file_seq, ..IndexState::default() };
+        let headers_only = self.headers_only;
+        *self = IndexState {
+            log_modseq,
+            expunged,
+            flag_changes,
+            file_seq,
+            headers_only,
+            ..IndexState::default()
+        };
     }
 }
 
@@ -655,6 +681,127 @@ mod tests {
             state.apply(record)?;
         }
         Ok(())
+    }
+
+    /// What a read without messages must answer exactly as the full read does.
+    fn header_fields(state: &IndexState) -> impl PartialEq + std::fmt::Debug + use<> {
+        (
+            state.header,
+            state.exts.clone(),
+            state.keywords.clone(),
+            state.log_modseq,
+            state.highest_modseq(),
+            state.file_seq,
+            (state.uid_validity(), state.next_uid()),
+        )
+    }
+
+    /// One record of a random history: appends (also below the next UID), expunges,
+    /// flag, keyword and modseq changes, header and extension updates, resets.
+    fn any_record() -> impl proptest::strategy::Strategy<Value = (u32, Vec<u8>)> {
+        use proptest::prelude::*;
+        let ext = kind::EXTERNAL;
+        let uid = 0u32..40;
+        let names = prop::sample::select(vec!["modseq", "dbox-hdr", "hdr-pop3-uidl", "other"]);
+        let keywords = prop::sample::select(vec!["$Label1", "Junk", "k"]);
+        prop_oneof![
+            (uid.clone(), any::<u8>(), 1u32..4).prop_map(move |(uid, flags, n)| {
+                let messages: Vec<(u32, u8)> = (0..n).map(|i| (uid * 3 + i, flags)).collect();
+                (kind::APPEND | ext, payload::append(&messages))
+            }),
+            (uid.clone(), uid.clone(), any::<bool>()).prop_map(move |(a, b, done)| {
+                let flag = if done { ext } else { 0 };
+                (kind::EXPUNGE | kind::EXPUNGE_PROT | flag, {
+                    let mut out = a.to_le_bytes().to_vec();
+                    out.extend_from_slice(&(a + b).to_le_bytes());
+                    out
+                })
+            }),
+            (uid.clone(), any::<bool>()).prop_map(move |(uid, done)| {
+                let flag = if done { ext } else { 0 };
+                (
+                    kind::EXPUNGE_GUID | kind::EXPUNGE_PROT | flag,
+                    payload::expunge_guid(&[(uid, [7; 16])]),
+                )
+            }),
+            (uid.clone(), 0u32..10, any::<u8>(), any::<u8>()).prop_map(move |(a, b, add, rm)| {
+                (kind::FLAG_UPDATE | ext, payload::flag_update(&[(a, a + b, add, rm)]))
+            }),
+            (any::<bool>(), keywords, uid.clone(), 0u32..10).prop_map(move |(add, name, a, b)| {
+                (kind::KEYWORD_UPDATE | ext, payload::keyword_update(add, name, &[(a, a + b)]))
+            }),
+            (uid.clone(), 0u32..10).prop_map(move |(a, b)| {
+                let mut out = a.to_le_bytes().to_vec();
+                out.extend_from_slice(&(a + b).to_le_bytes());
+                (kind::KEYWORD_RESET | ext, out)
+            }),
+            (prop::sample::select(vec![field::NEXT_UID, field::UID_VALIDITY, 40, 116]), 0u32..200)
+                .prop_map(move |(offset, value)| {
+                    let bytes = value.to_le_bytes();
+                    (kind::HEADER_UPDATE | ext, payload::header_updates(&[(offset, &bytes)]))
+                }),
+            (names.clone(), 0u32..3, 0u32..30, prop::sample::select(vec![0u16, 4, 8])).prop_map(
+                move |(name, reset_id, hdr_size, record_size)| {
+                    let intro =
+                        payload::ext_intro(name, reset_id, hdr_size, record_size, 8, reset_id != 1);
+                    (kind::EXT_INTRO | ext, intro)
+                }
+            ),
+            (0u16..24, prop::collection::vec(any::<u8>(), 1..9)).prop_map(move |(offset, data)| {
+                (kind::EXT_HDR_UPDATE | ext, payload::header_update(offset, &data))
+            }),
+            (0u32..3, any::<bool>()).prop_map(move |(reset_id, preserve)| {
+                let mut out = reset_id.to_le_bytes().to_vec();
+                out.extend_from_slice(&[u8::from(preserve), 0, 0, 0]);
+                (kind::EXT_RESET | ext, out)
+            }),
+            (uid.clone(), any::<u64>()).prop_map(move |(uid, value)| {
+                let mut out = uid.to_le_bytes().to_vec();
+                out.extend_from_slice(&value.to_le_bytes());
+                (kind::EXT_REC_UPDATE | ext, out)
+            }),
+            (uid, 0u64..500).prop_map(move |(uid, modseq)| {
+                (kind::MODSEQ_UPDATE | ext, payload::modseq_update(&[(uid, modseq)]))
+            }),
+        ]
+    }
+
+    proptest::proptest! {
+        /// A replay without messages answers every header question as the full replay
+        /// does, and refuses the same records with the same reason, whatever the history.
+        #[test]
+        fn a_replay_without_messages_keeps_every_header_field(
+            history in proptest::collection::vec(any_record(), 1..60),
+            split in 0usize..60,
+        ) {
+            let mut full = IndexState::starting_at(1);
+            // Without messages from the start, or from a full state's copy partway.
+            let mut without = IndexState::starting_at(1).without_messages();
+            let mut later: Option<IndexState> = None;
+            for (at, (kind, payload)) in history.into_iter().enumerate() {
+                if at == split {
+                    later = Some(full.clone().without_messages());
+                }
+                let mut t = Transaction::new();
+                t.push(kind, payload);
+                let bytes = t.encode();
+                let (all, _) = records(&bytes, 0).unwrap();
+                let expected = full.apply(&all[0]);
+                proptest::prop_assert_eq!(&without.apply(&all[0]), &expected);
+                if let Some(later) = later.as_mut() {
+                    proptest::prop_assert_eq!(&later.apply(&all[0]), &expected);
+                }
+                if expected.is_err() {
+                    break;
+                }
+                proptest::prop_assert_eq!(header_fields(&without), header_fields(&full));
+                proptest::prop_assert!(without.messages.is_empty());
+                if let Some(later) = &later {
+                    proptest::prop_assert_eq!(header_fields(later), header_fields(&full));
+                    proptest::prop_assert!(later.messages.is_empty());
+                }
+            }
+        }
     }
 
     #[test]

@@ -55,6 +55,25 @@ pub(crate) fn our_sdbox_snapshot(store: &Sdbox) -> AccountSnapshot {
     snapshot
 }
 
+/// Every selectable mailbox's index read without its messages says what the full read says
+/// (GUID, UIDVALIDITY, next UID, extensions, keyword names, modseqs): the read a stamp
+/// and a save use. Returns each mailbox's GUID and highest modseq by name (as doveadm names it).
+fn check_header_reads(store: &Sdbox) -> std::collections::BTreeMap<String, (String, u64)> {
+    let mut out = std::collections::BTreeMap::new();
+    for entry in store.mailboxes().unwrap().into_iter().filter(|e| e.selectable) {
+        let mailbox = store.mailbox(&entry.name).unwrap();
+        let (guid, highest) = mailbox.check_header_read().unwrap();
+        assert_eq!(guid, mailbox.guid().unwrap());
+        let status = mailbox.status().unwrap();
+        assert_eq!((guid, Some(highest)), (status.guid, status.highest_modseq));
+        out.insert(
+            entry.name.to_string(),
+            (guid.map(|g| g.to_string()).unwrap_or_default(), highest),
+        );
+    }
+    out
+}
+
 /// Saves one message (body written in small pieces: conversion must not depend on them).
 fn save(mailbox: &mut SdboxMailbox, body: &[u8], options: SaveOptions) {
     let mut pending = mailbox.begin_save().unwrap();
@@ -170,6 +189,8 @@ fn dovecot_serves_the_sdbox_we_wrote() {
         .unwrap();
 
     let ours = our_sdbox_snapshot(&store);
+    let header_reads = check_header_reads(&store);
+    assert_eq!(header_reads["INBOX"].1, 500);
     let inbox_view = &ours.mailboxes["INBOX"];
     assert_eq!((inbox_view.uid_validity, inbox_view.uid_next), (1_000_001, 15));
     assert_eq!(inbox_view.messages.iter().map(|m| m.uid).collect::<Vec<_>>(), [3, 7, 8]);
@@ -261,6 +282,23 @@ fn we_read_the_sdbox_dovecot_wrote() {
     let store = Sdbox::open(SdboxLocation::new(&mail));
     let ours = our_sdbox_snapshot(&store);
     theirs.assert_same(&ours);
+    // Read without the messages (a snapshot, a rotated log, keywords, expunges): the GUID
+    // and highest modseq Dovecot reports.
+    for (mailbox, (guid, highest)) in check_header_reads(&store) {
+        let status = dovecot.doveadm_ok(&[
+            "mailbox",
+            "status",
+            "-u",
+            "alice",
+            "guid highestmodseq",
+            &mailbox,
+        ]);
+        assert!(
+            status.contains(&format!("guid={guid}"))
+                && status.contains(&format!("highestmodseq={highest}")),
+            "{mailbox}: {status}"
+        );
+    }
     // Modseqs as Dovecot reports them.
     for mailbox in ["INBOX", "Busy"] {
         let opened = store.mailbox(&name(mailbox)).unwrap();

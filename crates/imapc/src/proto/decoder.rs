@@ -6,7 +6,9 @@ use mailnet::ReceiveBuffer;
 
 use crate::proto::parse::core::write_streamed_marker;
 use crate::proto::parse::response::announced_literal;
-use crate::proto::parse::{Ctx, ParseError, ParseOptions, body_literal_start, parse_response};
+use crate::proto::parse::{
+    Ctx, ParseError, ParseOptions, body_literal_start, msg_att_rest, parse_response,
+};
 use crate::proto::response::{BodySection, Fetch, Response, Untagged};
 
 /// Caps on what a server may make us buffer. Exceeding one is a [`DecodeError`].
@@ -136,6 +138,11 @@ pub struct ResponseDecoder {
     pending: Vec<u8>,
     /// The current response contained a NUL outside literals: never stream from it.
     poisoned: bool,
+    /// The current response is a FETCH whose body literal was streamed: the items parsed
+    /// before it, and where in `pending` the body item starts. The response is then
+    /// parsed from there when it is complete, not again from its start (a one-pass copy
+    /// sends FLAGS, INTERNALDATE, RFC822.SIZE and MODSEQ before each body).
+    resume: Option<(Fetch, usize)>,
     state: State,
     limits: Limits,
     ctx: Ctx,
@@ -149,6 +156,7 @@ impl ResponseDecoder {
             literal_need: None,
             pending: Vec::new(),
             poisoned: false,
+            resume: None,
             state: State::Lines,
             limits,
             ctx: Ctx { max_depth: limits.max_depth, utf8_names: false },
@@ -197,6 +205,7 @@ impl ResponseDecoder {
         self.literal_need = None;
         self.pending.clear();
         self.poisoned = false;
+        self.resume = None;
         self.state = State::Lines;
     }
 
@@ -298,11 +307,12 @@ impl ResponseDecoder {
         let announce = if brace > 0 && line[brace - 1] == b'~' { brace - 1 } else { brace };
         self.take_into_pending(announce)?;
         if !self.poisoned
-            && let Some((fetch, section)) = body_literal_start(self.ctx, &self.pending)
+            && let Some((fetch, section, start)) = body_literal_start(self.ctx, &self.pending)
         {
             if len > self.limits.max_body_len {
                 return Err(DecodeError::LiteralTooLarge { len, limit: self.limits.max_body_len });
             }
+            self.resume = Some((fetch.clone(), start));
             write_streamed_marker(&mut self.pending, len);
             self.input.consume(line_len - announce);
             self.state = State::Body { remaining: len };
@@ -333,8 +343,18 @@ impl ResponseDecoder {
         if from_pending {
             self.take_into_pending(line_len)?;
         }
-        let frame: &[u8] = if from_pending { &self.pending } else { self.input.take(line_len) };
+        let resume = self.resume.take();
         let poisoned = std::mem::take(&mut self.poisoned);
+        if from_pending
+            && !poisoned
+            && let Some((mut fetch, start)) = resume
+            && let Ok((rest, ())) = msg_att_rest(self.ctx, &self.pending[start..], &mut fetch)
+            && matches!(rest, b"\r\n" | b"\n")
+        {
+            self.pending.clear();
+            return Ok(Response::Untagged(Untagged::Fetch(Box::new(fetch))));
+        }
+        let frame: &[u8] = if from_pending { &self.pending } else { self.input.take(line_len) };
         let parsed =
             if poisoned { Err(ParseError::Malformed) } else { parse_response(frame, options) };
         let result = match parsed {

@@ -297,6 +297,30 @@ fn decoder_streams_bodies_and_keeps_other_literals_inline() {
     ));
 }
 
+/// A FETCH answer with items before and after its streamed body (a one-pass copy's: UID,
+/// FLAGS, INTERNALDATE, RFC822.SIZE, MODSEQ, then BODY[], then more) decodes, fed in any
+/// two pieces, to what the whole response parses to: the decoder parses the items before
+/// the body once, for the body's start, and only the rest when the response completes.
+#[test]
+fn a_fetch_with_a_streamed_body_decodes_as_the_whole_response_parses() {
+    let stream: &[u8] = b"* 3 FETCH (UID 7 FLAGS (\\Seen $Label1) INTERNALDATE \"14-Jul-2017 03:33:25 +0000\" RFC822.SIZE 5 MODSEQ (4) BODY[] {5}\r\nhello X-GUID {3}\r\nabc UID 7)\r\nA1 OK done\r\n";
+    let whole: &[u8] = b"* 3 FETCH (UID 7 FLAGS (\\Seen $Label1) INTERNALDATE \"14-Jul-2017 03:33:25 +0000\" RFC822.SIZE 5 MODSEQ (4) BODY[] \x005 X-GUID {3}\r\nabc UID 7)\r\n";
+    let (expected, _) = parse_response(whole, ParseOptions::default()).expect("parses");
+    for cut in 0..=stream.len() {
+        let seen = decode_in_chunks(stream, &[cut]).expect("valid");
+        assert_eq!(seen.len(), 3, "cut {cut}: {seen:?}");
+        let Seen::Body(start, data) = &seen[0] else { panic!("{seen:?}") };
+        assert_eq!(
+            (start.fetch.uid, start.fetch.rfc822_size, data.as_slice()),
+            (Uid::new(7), Some(5), &b"hello"[..])
+        );
+        assert_eq!(seen[1], Seen::Response(expected.clone()), "cut {cut}");
+    }
+    let Response::Untagged(Untagged::Fetch(fetch)) = &expected else { panic!("{expected:?}") };
+    assert_eq!((fetch.seq, fetch.modseq, fetch.x_guid.as_deref()), (3, Some(4), Some("abc")));
+    assert_eq!(fetch.flags, Some(vec![Flag::Seen, Flag::Keyword("$Label1".into())]));
+}
+
 // ---- Generated responses -------------------------------------------------------------
 
 fn text() -> impl Strategy<Value = String> {

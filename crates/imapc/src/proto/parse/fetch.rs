@@ -30,6 +30,22 @@ pub(crate) fn msg_att(ctx: Ctx, input: &[u8]) -> Res<'_, Fetch> {
     }
 }
 
+/// The items of a FETCH response from `input` on (which starts at an item) up to and
+/// including its `)`, added to `fetch`, which holds the items before them: the end of
+/// [`msg_att`] for a response whose start [`body_literal_start`] parsed already.
+pub(crate) fn msg_att_rest<'a>(ctx: Ctx, input: &'a [u8], fetch: &mut Fetch) -> Res<'a, ()> {
+    let mut rest = input;
+    loop {
+        let (after, ()) = fetch_item(ctx, rest, fetch)?;
+        match after.first() {
+            Some(b' ') => rest = &after[1..],
+            Some(b')') => return Ok((&after[1..], ())),
+            None => return Err(nom::Err::Incomplete(Needed::Unknown)),
+            Some(_) => return fail(after, ErrorKind::Char),
+        }
+    }
+}
+
 /// An item's name: the atom, the section in brackets and a partial `<origin>`.
 #[derive(Debug)]
 struct ItemName<'a> {
@@ -222,9 +238,11 @@ fn astring_list(input: &[u8]) -> Res<'_, Vec<Vec<u8>>> {
 
 /// What the framer needs to know when a literal is announced at the end of `prefix` (the
 /// response so far, without the `{n}` announcement): if the literal is the value of a body
-/// item of a FETCH response, the message's sequence number, the items parsed so far and the
-/// body item's name. `None` for every other literal (they are kept inline).
-pub(crate) fn body_literal_start(ctx: Ctx, prefix: &[u8]) -> Option<(Fetch, BodySection)> {
+/// item of a FETCH response, the message's sequence number, the items parsed so far, the
+/// body item's name and where in `prefix` that item starts (the complete response is
+/// parsed from there on by [`msg_att_rest`], not again from its start). `None` for every
+/// other literal (they are kept inline).
+pub(crate) fn body_literal_start(ctx: Ctx, prefix: &[u8]) -> Option<(Fetch, BodySection, usize)> {
     let rest = prefix.strip_prefix(b"* ")?;
     let (rest, seq) = number(rest).ok()?;
     let rest = rest.strip_prefix(b" ")?;
@@ -239,7 +257,8 @@ pub(crate) fn body_literal_start(ctx: Ctx, prefix: &[u8]) -> Option<(Fetch, Body
         if let Ok((after, item)) = item_name(rest)
             && after == b" "
         {
-            return body_kind(&item).map(|kind| (fetch, body_section(&item, kind)));
+            let start = prefix.len() - rest.len();
+            return body_kind(&item).map(|kind| (fetch, body_section(&item, kind), start));
         }
         let (after, ()) = fetch_item(ctx, rest, &mut fetch).ok()?;
         rest = after.strip_prefix(b" ")?;

@@ -14,7 +14,7 @@ use nom::error::ErrorKind;
 
 pub(crate) use self::core::Ctx;
 use crate::proto::response::{Response, Status, StatusKind, Untagged};
-pub(crate) use fetch::body_literal_start;
+pub(crate) use fetch::{body_literal_start, msg_att_rest};
 
 /// Why [`parse_response`] returned no response.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

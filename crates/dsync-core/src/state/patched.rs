@@ -337,7 +337,9 @@ mod tests {
             ),
             changes in proptest::collection::btree_map(
                 1u32..450,
-                proptest::option::of((0u8..32, proptest::collection::btree_set("[a-z]{1,3}", 0..2))),
+                proptest::option::of(
+                    (0u8..32, proptest::collection::btree_set("[a-z]{1,3}", 0..2)),
+                ),
                 0..25,
             ),
             probes in proptest::collection::vec(0u32..460, 0..40),
@@ -357,11 +359,15 @@ mod tests {
             apply(&mut expected, &changes);
             prop_assert_eq!(patched.len(), expected.len());
             prop_assert_eq!(patched.read().expect("reads").into_owned(), expected.clone());
-            let records: Vec<(Uid, Flags)> =
-                patched.records().map(|r| r.map(|(u, f)| (u, f.into_owned()))).collect::<Result<_, _>>().expect("reads");
+            let records: Vec<(Uid, Flags)> = patched
+                .records()
+                .map(|r| r.map(|(u, f)| (u, f.into_owned())))
+                .collect::<Result<_, _>>()
+                .expect("reads");
             prop_assert_eq!(records, expected.clone().into_iter().collect::<Vec<_>>());
             let mut with_patch = loaded.clone();
-            with_patch.mailboxes.get_mut(&MailboxName::inbox()).expect("entry").base.flags = patched;
+            let entry = with_patch.mailboxes.get_mut(&MailboxName::inbox()).expect("entry");
+            entry.base.flags = patched;
             prop_assert_eq!(with_patch.encode(), state_with(BaseFlags::from(expected)).encode());
         }
     }

@@ -58,24 +58,25 @@ impl Known {
 
 /// The uidlist as the record remembers it, when the file still has the recorded stamp
 /// `now`: its header, complete length and next UID, without its records
-/// ([`Uidlist::is_whole`] is false). `None`: read the whole file.
-pub(crate) fn open(paths: &Paths, now: Option<Stamp>) -> Result<Option<Uidlist>> {
-    let Some(now) = now else { return Ok(None) };
+/// ([`Uidlist::is_whole`] is false). `None`: read the whole file (also when the record
+/// or the header cannot be read: they only spare work).
+pub(crate) fn open(paths: &Paths, now: Option<Stamp>) -> Option<Uidlist> {
+    let now = now?;
     // An unreadable record is no record: the whole file is read instead.
-    let Ok(Some(data)) = paths.read_optional(&paths.dir.join(KNOWN)) else { return Ok(None) };
-    let Some(known) = Known::decode(&data) else { return Ok(None) };
+    let data = paths.read_optional(&paths.dir.join(KNOWN)).ok()??;
+    let known = Known::decode(&data)?;
     if known.stamp != now || known.complete_len > now.len() {
-        return Ok(None);
+        return None;
     }
-    let Ok(Some(mut list)) = paths.read_uidlist_header() else { return Ok(None) };
+    let mut list = paths.read_uidlist_header().ok()??;
     if list.wants_rewrite || list.version != 3 {
-        return Ok(None);
+        return None;
     }
-    let Ok(complete_len) = usize::try_from(known.complete_len) else { return Ok(None) };
+    let complete_len = usize::try_from(known.complete_len).ok()?;
     list.assume_checked_tail(complete_len, known.next_uid);
     #[cfg(test)]
     KNOWN_OPENS.set(KNOWN_OPENS.get() + 1);
-    Ok(Some(list))
+    Some(list)
 }
 
 /// Records that the uidlist has `stamp` as `list` leaves it (under the lock, after a

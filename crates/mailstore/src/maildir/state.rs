@@ -901,7 +901,7 @@ pub(crate) fn locked_cached<T>(
         let fresh = cached.is_none();
         let uidlist = if let Some(cached) = cached {
             cached.uidlist
-        } else if let Some(uidlist) = super::known::open(paths, now)? {
+        } else if let Some(uidlist) = super::known::open(paths, now) {
             recorded = now;
             uidlist
         } else if let Some(uidlist) = paths.read_uidlist()? {

@@ -214,7 +214,7 @@ fn dovecot_serves_a_catch_up_run_from_the_known_uidlist() {
     let root = dir.path().join("Maildir");
     let maildir = Maildir::open(Location::maildir(&root));
     let mut inbox = maildir.create_mailbox(&name("INBOX"), Some(1_000_005), None).unwrap();
-    let flags_of = |uid: u32| if uid % 3 == 0 { Flags::SEEN } else { Flags::EMPTY };
+    let flags_of = |uid: u32| if uid.is_multiple_of(3) { Flags::SEEN } else { Flags::EMPTY };
     for uid in 1..=300u32 {
         let body = fixtures::sized_message(uid, 200 + (uid as usize * 17) % 700);
         save(&mut inbox, uid, flags_of(uid), &[], 1_700_000_000 + i64::from(uid), &body);

@@ -31,8 +31,8 @@ pub fn plan_delta(
 }
 
 /// [`plan_delta`] from a base's UIDVALIDITY and last common UID and its records to look up
-/// ([`BaseFlags::view`]: also records still in the state file, not decoded). `None` also
-/// when a record cannot be read.
+/// ([`BaseFlags::view`](crate::state::BaseFlags::view): also records still in the state
+/// file, not decoded). `None` also when a record cannot be read.
 pub fn plan_delta_in(
     mailbox: &MailboxName,
     (uid_validity, last_common_uid): (u32, u32),
@@ -51,7 +51,7 @@ pub fn plan_delta_in(
     // full planner takes it (`effective_uid_next`): above every UID listed.
     let destination_uid_next = flags
         .last_below(None)
-        .and_then(|uid| uid.next())
+        .and_then(Uid::next)
         .map_or(last_common_uid.saturating_add(1), |after| {
             after.get().max(last_common_uid.saturating_add(1))
         });

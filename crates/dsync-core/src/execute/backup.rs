@@ -11,10 +11,10 @@ use super::{
 };
 use crate::error::{ErrorKind, Side, StorageError, SyncError};
 use crate::model::{Flags, MailboxContents, MailboxName, MailboxStamp, MailboxStatus, Uid};
+use crate::plan::backup::plan_delta_in;
 use crate::plan::backup::streamed::{
     Compared, Identity, Listed, compare_listed, rebuild_listed, settle,
 };
-use crate::plan::backup::{base_after, plan_delta};
 use crate::plan::merge::MergeBase;
 use crate::plan::{ComparableGuids, MailboxAction, MailboxPlan, TreePlan, plan_mailbox, plan_tree};
 use crate::report::{FilteredMessages, MailboxReport, Report};
@@ -411,17 +411,34 @@ fn plan_from_changes(
     };
     // Records the state file no longer holds as loaded: planned from the listings, which
     // do not need them.
-    let Ok(previous_base) = previous.base.read() else { return Ok(None) };
-    let Some(plan) = plan_delta(mailbox, &previous_base, &changes, stamp.guid) else {
+    // Looked up where they are (stored records are read, not decoded): the few changed
+    // UIDs, not every record.
+    let Ok(view) = previous.base.flags.view() else { return Ok(None) };
+    let numbers = (previous.base.uid_validity, previous.base.last_common_uid);
+    let Some(plan) = plan_delta_in(mailbox, numbers, &view, &changes, stamp.guid) else {
         return Ok(None);
     };
-    let Ok(flags) = previous_base.into_owned().flags.into_map() else { return Ok(None) };
     let changed = plan.expunge.iter().chain(plan.set_flags.iter().map(|(uid, _)| uid));
-    let believed = changed.filter_map(|uid| Some((*uid, flags.get(uid)?.clone()))).collect();
+    let mut believed = Vec::new();
+    for uid in changed {
+        match view.get(*uid) {
+            Ok(Some(flags)) => believed.push((*uid, flags)),
+            Ok(None) => {}
+            Err(_) => return Ok(None),
+        }
+    }
+    // What `base_after` makes of the last base: the vanished records gone, the changed
+    // ones as listed.
+    let mut patch = BTreeMap::new();
+    for &(first, last) in &changes.vanished {
+        patch.extend(view.range(first, last).into_iter().map(|uid| (uid, None)));
+    }
+    patch.extend(changes.changed.iter().map(|meta| (meta.uid, Some(meta.flags.clone()))));
+    let Ok(flags) = previous.base.flags.patched(patch, &view) else { return Ok(None) };
     let base = MergeBase {
         uid_validity: changes.status.uid_validity.get(),
         last_common_uid: plan.uid_next.unwrap_or(changes.status.uid_next).get() - 1,
-        flags: BaseFlags::packed_from(base_after(flags, &changes).iter().map(|(u, f)| (*u, f))),
+        flags,
     };
     Ok(Some(Planned {
         plan,

@@ -7,7 +7,7 @@ mod mailbox;
 pub mod streamed;
 mod tree;
 
-pub use delta::{base_after, plan_delta};
+pub use delta::{base_after, plan_delta, plan_delta_in};
 pub(crate) use mailbox::holds_uids_of;
 pub use mailbox::plan_mailbox;
 pub use tree::plan_tree;

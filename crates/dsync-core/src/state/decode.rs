@@ -182,6 +182,28 @@ pub(super) fn flags(mut fields: Fields<'_>, error: LineError<'_>) -> Result<Flag
     Ok(flags)
 }
 
+/// The UID of a message line of system flags alone, as the encoder writes it (`<uid>
+/// <letters>` with the letters in `FLAG_LETTERS` order, or `<uid> -`): such a line
+/// decodes ([`message`]) to that UID and those flags and encodes back to itself. `None`
+/// for any other line, which is decoded instead. (Nearly every line of a big state: a
+/// load checks it without building its flags.)
+pub(super) fn plain_line_uid(line: &[u8]) -> Option<Uid> {
+    let digits = line.iter().take_while(|b| b.is_ascii_digit()).count();
+    if !(1..=9).contains(&digits) || line.first() == Some(&b'0') {
+        return None;
+    }
+    let letters = line.get(digits..)?.strip_prefix(b" ")?;
+    let ordered = |letters: &[u8]| {
+        // The letters are in alphabetical order (`D F R S T`): ordered is ascending.
+        let known = |l: &u8| FLAG_LETTERS.iter().any(|(_, c)| u32::from(*l) == u32::from(*c));
+        letters.iter().all(known) && letters.windows(2).all(|pair| pair[0] < pair[1])
+    };
+    if letters != b"-" && (letters.is_empty() || !ordered(letters)) {
+        return None;
+    }
+    Uid::new(line[..digits].iter().fold(0u32, |uid, digit| uid * 10 + u32::from(digit - b'0')))
+}
+
 /// A message line: its UID and flags.
 pub(super) fn message(line: &[u8], error: LineError<'_>) -> Result<(Uid, Flags), StateError> {
     let mut fields = Fields::new(line);
@@ -279,6 +301,18 @@ impl StoredSection {
                 && self.last.is_none_or(|last| last < uid)
                 && self.scratch.as_bytes() == line;
         }
+        self.hasher.write(line);
+        self.hasher.write(at.ending);
+        self.last = Some(uid);
+        self.count += 1;
+        self.end = at.end;
+    }
+
+    /// [`Self::push`] of a line [`plain_line_uid`] vouches for: it decodes, and is spelled
+    /// as the encoder spells it.
+    fn push_plain(&mut self, uid: Uid, line: &[u8], at: Position) {
+        self.canonical =
+            self.canonical && at.ending == b"\n" && self.last.is_none_or(|last| last < uid);
         self.hasher.write(line);
         self.hasher.write(at.ending);
         self.last = Some(uid);
@@ -391,6 +425,13 @@ impl Decoder {
         let Some((_, _, section)) = self.mailbox.as_mut() else {
             return Err(error("a message line before any mailbox line"));
         };
+        if let Section::Stored(stored) = section
+            && let Some(uid) = plain_line_uid(line)
+        {
+            // As the encoder writes it: nothing to decode or spell again.
+            stored.push_plain(uid, line, self.at);
+            return Ok(());
+        }
         let (uid, flags) = message(line, error)?;
         match section {
             Section::Records(records) => records.push(uid, flags),
@@ -493,4 +534,49 @@ fn decode_mailbox(
         rebuild,
     };
     Ok((name, mailbox))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::{message, plain_line_uid};
+    use crate::state::{FLAG_LETTERS, StateError, encode_flags, push_number};
+
+    #[test]
+    fn flag_letters_are_in_alphabetical_order() {
+        assert!(FLAG_LETTERS.windows(2).all(|pair| pair[0].1 < pair[1].1));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(5000))]
+        /// A line the load takes without decoding decodes to that UID, and the encoder
+        /// writes it back byte for byte; a plain line the encoder writes is taken so.
+        #[test]
+        fn plain_lines_are_what_the_decoder_and_encoder_say(
+            line in "(0|[1-9][0-9]{0,10}|[0-9]{1,3})( |  |)(-|[DFRST]{0,6}|[A-Za-z$ -]{0,6})",
+            uid in 1u32..1_000_000_000,
+            bits in 0u8..32,
+        ) {
+            let error = |reason: &str| StateError { line: 1, reason: reason.into() };
+            if let Some(plain) = plain_line_uid(line.as_bytes()) {
+                let (decoded, flags) = message(line.as_bytes(), &error).expect("decodes");
+                prop_assert_eq!(decoded, plain);
+                let mut encoded = String::new();
+                push_number(&mut encoded, decoded.get());
+                encoded.push(' ');
+                encode_flags(&mut encoded, &flags);
+                prop_assert_eq!(encoded, line);
+            }
+            let flags = crate::model::Flags {
+                system: crate::model::SystemFlags::from_bits_truncate(bits),
+                keywords: std::collections::BTreeSet::new(),
+            };
+            let mut written = String::new();
+            push_number(&mut written, uid);
+            written.push(' ');
+            encode_flags(&mut written, &flags);
+            prop_assert_eq!(plain_line_uid(written.as_bytes()).map(crate::model::Uid::get), Some(uid));
+        }
+    }
 }

@@ -37,6 +37,7 @@ mod file;
 mod legacy;
 mod packed_base;
 pub mod pairs;
+mod patched;
 mod stored;
 
 use std::borrow::Cow;
@@ -49,6 +50,7 @@ use crate::model::{Flags, MailboxGuid, MailboxName, SystemFlags};
 
 pub use file::{StateFile, StateFileError};
 pub use packed_base::BaseFlagsBuilder;
+pub use patched::BaseView;
 pub use stored::{BaseFlags, BaseRecords};
 
 const HEADER: &str = "dsync-rs state 1";
@@ -219,6 +221,16 @@ impl SyncState {
                     Ok(()) => {}
                     Err(stored::CopyError::Sink(error)) => return Err(error),
                     // Changed under the run: this mailbox gets a full run next time.
+                    Err(stored::CopyError::Source(_)) => out.rollback(mark)?,
+                }
+                continue;
+            }
+            if let Some(patched) = state.base.flags.as_patched() {
+                out.write_all(text.as_bytes())?;
+                text.clear();
+                match patched.write_to(out) {
+                    Ok(()) => {}
+                    Err(stored::CopyError::Sink(error)) => return Err(error),
                     Err(stored::CopyError::Source(_)) => out.rollback(mark)?,
                 }
                 continue;

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use super::StateError;
 use super::decode::{self, Records};
 use super::packed_base::{PackedIter, PackedRecords};
+use super::patched::Patched;
 use crate::model::{Flags, Uid};
 
 /// A mailbox's base records ([`MergeBase::flags`](super::MergeBase::flags)): UID → the
@@ -49,6 +50,8 @@ enum Repr {
     Stored(Stored),
     /// Built by a run, a few bytes a record ([`super::BaseFlagsBuilder`]).
     Packed(PackedRecords),
+    /// Stored records with a few changed ([`BaseFlags::patched`]).
+    Patched(Patched),
 }
 
 impl Default for Repr {
@@ -145,8 +148,8 @@ impl Stored {
         self.stream(&mut |bytes| out.write_all(bytes).map_err(CopyError::Sink))
     }
 
-    /// Reads and decodes the records.
-    pub(super) fn decode(&self) -> Result<BTreeMap<Uid, Flags>, StateError> {
+    /// Reads the records' bytes, checked against the hash.
+    pub(super) fn load(&self) -> Result<Vec<u8>, StateError> {
         let capacity = usize::try_from(self.end - self.start).unwrap_or_default();
         let mut bytes = Vec::with_capacity(capacity);
         self.stream(&mut |chunk| {
@@ -157,6 +160,12 @@ impl Stored {
             let (CopyError::Source(error) | CopyError::Sink(error)) = error;
             StateError { line: self.first_line, reason: error.to_string() }
         })?;
+        Ok(bytes)
+    }
+
+    /// Reads and decodes the records.
+    pub(super) fn decode(&self) -> Result<BTreeMap<Uid, Flags>, StateError> {
+        let bytes = self.load()?;
         let mut records = Records::default();
         for (index, line) in decode::lines(&bytes).enumerate() {
             let number = self.first_line + index;
@@ -186,10 +195,21 @@ impl BaseFlags {
         BaseFlags { repr: Repr::Packed(records) }
     }
 
+    pub(super) fn patched_stored(patched: Patched) -> BaseFlags {
+        BaseFlags { repr: Repr::Patched(patched) }
+    }
+
     pub(super) fn as_stored(&self) -> Option<&Stored> {
         match &self.repr {
             Repr::Stored(stored) => Some(stored),
-            Repr::Decoded(_) | Repr::Packed(_) => None,
+            Repr::Decoded(_) | Repr::Packed(_) | Repr::Patched(_) => None,
+        }
+    }
+
+    pub(super) fn as_patched(&self) -> Option<&Patched> {
+        match &self.repr {
+            Repr::Patched(patched) => Some(patched),
+            Repr::Decoded(_) | Repr::Packed(_) | Repr::Stored(_) => None,
         }
     }
 
@@ -204,6 +224,7 @@ impl BaseFlags {
             Repr::Decoded(map) => map.len(),
             Repr::Stored(stored) => stored.count,
             Repr::Packed(records) => records.len(),
+            Repr::Patched(patched) => patched.count,
         }
     }
 
@@ -217,7 +238,7 @@ impl BaseFlags {
     pub fn decoded(&self) -> Option<&BTreeMap<Uid, Flags>> {
         match &self.repr {
             Repr::Decoded(map) => Some(map),
-            Repr::Stored(_) | Repr::Packed(_) => None,
+            Repr::Stored(_) | Repr::Packed(_) | Repr::Patched(_) => None,
         }
     }
 
@@ -226,7 +247,7 @@ impl BaseFlags {
     pub(super) fn decoded_mut(&mut self) -> Option<&mut BTreeMap<Uid, Flags>> {
         match &mut self.repr {
             Repr::Decoded(map) => Some(map),
-            Repr::Stored(_) | Repr::Packed(_) => None,
+            Repr::Stored(_) | Repr::Packed(_) | Repr::Patched(_) => None,
         }
     }
 
@@ -238,6 +259,7 @@ impl BaseFlags {
             Repr::Decoded(map) => Ok(Cow::Borrowed(map)),
             Repr::Stored(stored) => stored.decode().map(Cow::Owned),
             Repr::Packed(records) => Ok(Cow::Owned(records.to_map())),
+            Repr::Patched(patched) => patched.decode().map(Cow::Owned),
         }
     }
 }
@@ -264,6 +286,8 @@ impl std::fmt::Debug for BaseRecords<'_> {
 
 enum RecordsInner<'a> {
     Decoded(std::collections::btree_map::Iter<'a, Uid, Flags>),
+    /// Patched records, decoded whole (or the error doing so).
+    Owned(std::collections::btree_map::IntoIter<Uid, Flags>, Option<StateError>),
     Stored(StoredRecords<'a>),
     Packed(PackedIter<'a>),
 }
@@ -366,6 +390,10 @@ impl<'a> Iterator for BaseRecords<'a> {
             RecordsInner::Packed(records) => {
                 records.next().map(|(uid, flags)| Ok((uid, Cow::Borrowed(flags))))
             }
+            RecordsInner::Owned(records, error) => match error.take() {
+                Some(error) => Some(Err(error)),
+                None => records.next().map(|(uid, flags)| Ok((uid, Cow::Owned(flags)))),
+            },
         }
     }
 }
@@ -382,6 +410,10 @@ impl BaseFlags {
         let inner = match &self.repr {
             Repr::Decoded(map) => RecordsInner::Decoded(map.iter()),
             Repr::Packed(records) => RecordsInner::Packed(records.iter()),
+            Repr::Patched(patched) => match patched.decode() {
+                Ok(map) => RecordsInner::Owned(map.into_iter(), None),
+                Err(error) => RecordsInner::Owned(BTreeMap::new().into_iter(), Some(error)),
+            },
             Repr::Stored(stored) => RecordsInner::Stored(StoredRecords {
                 stored,
                 chunk: chunk.max(1),
@@ -406,6 +438,7 @@ impl BaseFlags {
             Repr::Decoded(map) => Ok(map),
             Repr::Stored(stored) => stored.decode(),
             Repr::Packed(records) => Ok(records.to_map()),
+            Repr::Patched(patched) => patched.decode(),
         }
     }
 }
@@ -441,6 +474,12 @@ impl std::fmt::Debug for BaseFlags {
         match &self.repr {
             Repr::Decoded(map) => map.fmt(f),
             Repr::Packed(records) => f.debug_map().entries(records.iter()).finish(),
+            Repr::Patched(patched) => f
+                .debug_struct("Patched")
+                .field("records", &patched.count)
+                .field("bytes", &(patched.stored.start..patched.stored.end))
+                .field("changes", &patched.changes)
+                .finish(),
             Repr::Stored(stored) => f
                 .debug_struct("Stored")
                 .field("records", &stored.count)

@@ -118,11 +118,22 @@ proptest! {
         bits in proptest::collection::vec(any::<u8>(), 1..8),
         changes in proptest::collection::vec(change(), 0..10),
         forgot in any::<bool>(),
+        via_file in any::<bool>(),
     ) {
         let mut source = source(&sizes, &bits);
         let mut destination = MemoryStorage::with_guids();
         let first = backup(&mut source, &mut destination, None);
-        let state = first.state.clone();
+        // Through a state file, the bases stay in it: the re-run looks them up there and
+        // patches them into the next state.
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dsync_core::state::StateFile::new(dir.path().join("state"), "source");
+        let state = match &first.state {
+            Some(state) if via_file => {
+                file.save(state).expect("save");
+                Some(file.load().expect("load"))
+            }
+            state => state.clone(),
+        };
         apply(&mut source, &mut destination, &changes);
         if forgot {
             source.keep_change_history(false);
@@ -140,6 +151,11 @@ proptest! {
         prop_assert_eq!(view(&destination), expected_view.clone());
         prop_assert_eq!(view(&full_destination), expected_view);
         prop_assert_eq!(&delta.state, &full.state, "the saved states differ");
+        if let (true, Some(written), Some(listed)) = (via_file, &delta.state, &full.state) {
+            // Written and read back, the patched bases are the listed run's.
+            file.save(written).expect("save");
+            prop_assert_eq!(&file.load().expect("load"), listed, "the saved files differ");
+        }
 
         // Message changes alone on a source that remembers: nothing listed whole.
         if !forgot && changes.iter().all(|c| c.kind < 3) {

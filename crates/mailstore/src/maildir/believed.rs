@@ -74,7 +74,6 @@ impl Mailbox {
         beliefs: &FileBeliefs,
     ) -> Result<()> {
         self.locked_with_cache(|locked| {
-            locked.make_whole()?;
             let mut table = self.paths.read_keywords()?;
             let mut indexes = Vec::with_capacity(changes.len());
             let mut changed = false;
@@ -86,7 +85,7 @@ impl Mailbox {
             if changed {
                 locked.write_keywords(&table)?;
             }
-            let bases = bases_of(locked, changes.iter().map(|(uid, _, _)| *uid));
+            let bases = locked.bases_of(changes.iter().map(|(uid, _, _)| *uid))?;
             let names: HashSet<&str> = bases.values().map(String::as_str).collect();
             // Read only when a file is not where it is believed to be; in order, so that
             // a failure keeps the changes before it, as `set_flags_many` promises.
@@ -121,9 +120,8 @@ impl Mailbox {
     /// [`Mailbox::expunge`], trying each message's believed file name first.
     pub fn expunge_believed(&self, uids: &[u32], beliefs: &FileBeliefs) -> Result<()> {
         self.locked_with_cache(|locked| {
-            locked.make_whole()?;
             let table = if beliefs.is_empty() { None } else { Some(self.paths.read_keywords()?) };
-            let bases = bases_of(locked, uids.iter().copied());
+            let bases = locked.bases_of(uids.iter().copied())?;
             let mut touched = [false, false];
             let mut searched: HashSet<&str> = HashSet::new();
             for (uid, base) in &bases {
@@ -201,17 +199,6 @@ impl Mailbox {
             self.uidlist_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         state::locked_cached(&self.store, &self.paths, &mut cache, f)
     }
-}
-
-/// The base file names of the `uids` the uidlist knows (unknown UIDs are left out).
-fn bases_of(locked: &Locked, uids: impl Iterator<Item = u32>) -> HashMap<u32, String> {
-    let wanted: HashSet<u32> = uids.collect();
-    locked
-        .uidlist
-        .records()
-        .filter(|r| wanted.contains(&r.uid))
-        .map(|r| (r.uid, r.base().to_string()))
-        .collect()
 }
 
 #[cfg(test)]

@@ -292,9 +292,11 @@ impl Mailbox {
                     taken.extend(locked.uidlist.records().map(|r| base_key(r.base())));
                     taken_cache = Some(taken);
                 } else if let Some(taken) = taken_cache.as_mut()
-                    && locked.uidlist.is_whole()
+                    && locked.fresh
                 {
-                    // Read afresh: someone else changed it since our last commit.
+                    // Read afresh: someone else changed it since our last commit (a list
+                    // taken from `known` holds no records: read them).
+                    locked.make_whole()?;
                     taken.extend(locked.uidlist.records().map(|r| base_key(r.base())));
                 }
                 let mut next = locked.uidlist.next_uid();
@@ -360,6 +362,9 @@ impl Mailbox {
                     locked.write_keywords(&table)?;
                 }
                 journal::write(locked, &entries)?;
+                // Only the tail is kept after the commit: the records are let go before the
+                // append, which then does not copy a whole list's text to add a few lines.
+                locked.uidlist.forget_records();
                 let mut renamed = Vec::with_capacity(entries.len());
                 let mut touched = [false, false];
                 let result = (|| {

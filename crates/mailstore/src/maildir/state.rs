@@ -384,6 +384,13 @@ thread_local! {
     pub(crate) static DIRECTORY_SCANS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
+#[cfg(test)]
+thread_local! {
+    /// How many times this thread read and parsed a whole uidlist (tests of the paths that
+    /// must not).
+    pub(crate) static UIDLIST_READS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// Paths of one mailbox.
 #[derive(Debug, Clone)]
 pub(crate) struct Paths {
@@ -429,6 +436,8 @@ impl Paths {
     /// error: Dovecot would delete it and renumber every message from its index cache, which
     /// we cannot read, so we refuse to guess.
     pub(crate) fn read_uidlist(&self) -> Result<Option<Uidlist>> {
+        #[cfg(test)]
+        UIDLIST_READS.set(UIDLIST_READS.get() + 1);
         let path = self.uidlist();
         let Some(data) = self.read_optional(&path)? else { return Ok(None) };
         Uidlist::parse_owned(data).map_err(|broken| Error::Corrupt {
@@ -661,6 +670,9 @@ pub(crate) struct Locked {
     pub(crate) fsync: bool,
     /// What files created under the lock get.
     pub(crate) permissions: Permissions,
+    /// The list is not the one this handle kept from its last lock (it was read, or taken
+    /// from [`super::known`]): records someone else appended since may be in it.
+    pub(crate) fresh: bool,
 }
 
 impl Locked {
@@ -797,7 +809,12 @@ pub(crate) fn locked<T>(
     paths: &Paths,
     f: impl FnOnce(&mut Locked) -> Result<T>,
 ) -> Result<T> {
-    locked_cached(store, paths, &mut None, f)
+    // Its callers take every record (they rewrite or renumber): whole, also when the
+    // file is the one `known` records.
+    locked_cached(store, paths, &mut None, |locked| {
+        locked.make_whole()?;
+        f(locked)
+    })
 }
 
 /// Identity of the uidlist file as we last left it. Dovecot (and we) only ever append to the
@@ -813,7 +830,32 @@ pub(crate) struct Stamp {
 }
 
 impl Stamp {
-    fn of(path: &Path) -> Option<Stamp> {
+    /// The size of the file.
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// As text, for [`super::known`]: the numbers separated by spaces.
+    pub(crate) fn encode(&self) -> String {
+        let Stamp { device, inode, len, modified, changed } = self;
+        format!("{device} {inode} {len} {} {} {} {}", modified.0, modified.1, changed.0, changed.1)
+    }
+
+    /// What [`Self::encode`] wrote.
+    pub(crate) fn decode(text: &str) -> Option<Stamp> {
+        let mut fields = text.split(' ');
+        let mut next = || fields.next();
+        let stamp = Stamp {
+            device: next()?.parse().ok()?,
+            inode: next()?.parse().ok()?,
+            len: next()?.parse().ok()?,
+            modified: (next()?.parse().ok()?, next()?.parse().ok()?),
+            changed: (next()?.parse().ok()?, next()?.parse().ok()?),
+        };
+        next().is_none().then_some(stamp)
+    }
+
+    pub(crate) fn of(path: &Path) -> Option<Stamp> {
         use std::os::unix::fs::MetadataExt;
         let metadata = fs::metadata(path).ok()?;
         Some(Stamp {
@@ -850,22 +892,35 @@ pub(crate) fn locked_cached<T>(
     let lock = DotLock::acquire(&paths.uidlist(), store.lock_settings(), permissions)?;
     let fsync = store.fsync();
     let path = paths.uidlist();
-    let cached = cache.take().filter(|cached| Stamp::of(&path) == Some(cached.stamp));
+    let now = Stamp::of(&path);
+    let cached = cache.take().filter(|cached| now == Some(cached.stamp));
+    // The stamp `dsync-rs-uidlist-known` holds, when known: recorded again only when the
+    // file's moved. A kept list's was recorded when it was kept.
+    let mut recorded = cached.as_ref().map(|cached| cached.stamp);
     let result = (|| {
+        let fresh = cached.is_none();
         let uidlist = if let Some(cached) = cached {
             cached.uidlist
+        } else if let Some(uidlist) = super::known::open(paths, now) {
+            recorded = now;
+            uidlist
         } else if let Some(uidlist) = paths.read_uidlist()? {
             uidlist
         } else {
             let uid_validity = crate::uidvalidity::next(store.location.root(), permissions)?;
             let uidlist = Uidlist::new(uid_validity, 1, Guid::generate());
-            let mut locked =
-                Locked { paths: paths.clone(), uidlist, fsync, permissions: permissions.clone() };
+            let mut locked = Locked {
+                paths: paths.clone(),
+                uidlist,
+                fsync,
+                permissions: permissions.clone(),
+                fresh: true,
+            };
             locked.rewrite()?;
             locked.uidlist
         };
-        let mut locked =
-            Locked { paths: paths.clone(), uidlist, fsync, permissions: permissions.clone() };
+        let permissions = permissions.clone();
+        let mut locked = Locked { paths: paths.clone(), uidlist, fsync, permissions, fresh };
         journal::replay(&mut locked)?;
         store.clear_tmp_once(&paths.dir);
         if locked.uidlist.wants_rewrite {
@@ -880,7 +935,11 @@ pub(crate) fn locked_cached<T>(
     })();
     let result = result.map(|(value, uidlist)| {
         // Stamped while still locked: nobody else can have changed the file yet.
-        *cache = Stamp::of(&path).map(|stamp| CachedUidlist { stamp, uidlist });
+        let stamp = Stamp::of(&path);
+        if let Some(stamp) = stamp.filter(|&stamp| Some(stamp) != recorded) {
+            super::known::record(paths, stamp, &uidlist, permissions);
+        }
+        *cache = stamp.map(|stamp| CachedUidlist { stamp, uidlist });
         value
     });
     let released = lock.release();

@@ -286,6 +286,17 @@ impl Uidlist {
         self.bases = OnceLock::new();
     }
 
+    /// Makes a list parsed from the header line alone the list of a file known to be
+    /// valid, whose complete lines end at `complete_len` and whose next UID is `next_uid`:
+    /// as [`Self::forget_records`] leaves a list (see [`super::known`]).
+    pub(crate) fn assume_checked_tail(&mut self, complete_len: usize, next_uid: u32) {
+        self.complete_len = complete_len;
+        self.records = Vec::new();
+        self.text = String::new();
+        self.bases = OnceLock::new();
+        self.forgotten = Some(next_uid.max(1));
+    }
+
     /// How many records.
     pub(crate) fn len(&self) -> usize {
         self.records.len()
@@ -886,6 +897,7 @@ fn parse_record(
     Ok(ParsedRecord { uid, fields: digits, name: at, base_len })
 }
 
+pub(crate) mod lookup;
 #[cfg(test)]
 mod reference;
 

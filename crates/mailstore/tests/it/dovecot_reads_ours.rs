@@ -1,6 +1,6 @@
 //! We write a Maildir; a second Dovecot serves a copy and must show exactly what we wrote.
 
-use mailstore::{Flags, Location, Maildir, SaveOptions};
+use mailstore::{FileBeliefs, Flags, Keyword, Location, Maildir, SaveOptions};
 use testkit::{Dovecot, RawImap, fixtures};
 
 use crate::support::{name, our_snapshot, save};
@@ -200,6 +200,65 @@ fn dovecot_serves_a_long_save_committed_in_batches() {
         let line = format!("uid: {}\nguid: {}\n", message.uid, message.guid);
         assert!(fetched.contains(&line), "{line}{fetched}");
     }
+    let log = dovecot.log();
+    assert!(!log.contains("Error") && !log.contains("Panic"), "Dovecot complained:\n{log}");
+}
+
+/// A catch-up run as a backup re-run makes it, on a handle of its own (a new process): the
+/// uidlist is taken from what the last run recorded of it (`dsync-rs-uidlist-known`) and
+/// the changed messages' records looked up in it, not parsed whole; the new messages are
+/// appended. Dovecot serves exactly what we list, with the record file beside the uidlist.
+#[test]
+fn dovecot_serves_a_catch_up_run_from_the_known_uidlist() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("Maildir");
+    let maildir = Maildir::open(Location::maildir(&root));
+    let mut inbox = maildir.create_mailbox(&name("INBOX"), Some(1_000_005), None).unwrap();
+    let flags_of = |uid: u32| if uid.is_multiple_of(3) { Flags::SEEN } else { Flags::EMPTY };
+    for uid in 1..=300u32 {
+        let body = fixtures::sized_message(uid, 200 + (uid as usize * 17) % 700);
+        save(&mut inbox, uid, flags_of(uid), &[], 1_700_000_000 + i64::from(uid), &body);
+        if uid % 50 == 0 {
+            inbox.commit().unwrap();
+        }
+    }
+    drop(inbox);
+    assert!(root.join("dsync-rs-uidlist-known").exists());
+
+    let again = Maildir::open(Location::maildir(&root));
+    let mut inbox = again.mailbox(&name("INBOX")).unwrap();
+    let mut beliefs = FileBeliefs::new();
+    for uid in 1..=300u32 {
+        beliefs.insert(uid, flags_of(uid), Vec::new());
+    }
+    let changes: Vec<(u32, Flags, Vec<Keyword>)> = [3u32, 100, 250, 299]
+        .iter()
+        .map(|&uid| (uid, Flags::FLAGGED | Flags::SEEN, vec![Keyword::new("$Round1").unwrap()]))
+        .collect();
+    inbox.set_flags_many_believed(&changes, &beliefs).unwrap();
+    inbox.expunge_believed(&[1, 150, 298], &beliefs).unwrap();
+    for uid in 301..=305u32 {
+        save(
+            &mut inbox,
+            uid,
+            Flags::EMPTY,
+            &[],
+            1_800_000_000,
+            &fixtures::message(uid, "new", "x"),
+        );
+    }
+    assert_eq!(inbox.commit().unwrap(), [301, 302, 303, 304, 305]);
+
+    let ours = our_snapshot(&again);
+    let listed = &ours.mailboxes["INBOX"];
+    assert_eq!(listed.messages.len(), 302);
+    assert!(listed.messages.iter().all(|m| ![1, 150, 298].contains(&m.uid)));
+    let dovecot = Dovecot::builder()
+        .user("alice", "alicepw")
+        .user_serving_copy("bob", "bobpw", &root, "maildir")
+        .start();
+    let mut imap = RawImap::login(dovecot.imap_port(), "bob", "bobpw");
+    ours.assert_same(&imap.snapshot());
     let log = dovecot.log();
     assert!(!log.contains("Error") && !log.contains("Panic"), "Dovecot complained:\n{log}");
 }

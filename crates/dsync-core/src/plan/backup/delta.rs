@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::model::{Flags, MailboxGuid, MailboxName, Uid};
 use crate::plan::{MailboxAction, MailboxPlan};
-use crate::state::MergeBase;
+use crate::state::{BaseView, MergeBase};
 use crate::storage::MailboxChanges;
 
 /// Plans one mailbox for `backup` from what changed on the source since the last run, when
@@ -25,29 +25,49 @@ pub fn plan_delta(
     changes: &MailboxChanges,
     destination_guid: Option<MailboxGuid>,
 ) -> Option<MailboxPlan> {
+    let view = BaseView::from_map(base.flags.decoded()?);
+    let base_numbers = (base.uid_validity, base.last_common_uid);
+    plan_delta_in(mailbox, base_numbers, &view, changes, destination_guid)
+}
+
+/// [`plan_delta`] from a base's UIDVALIDITY and last common UID and its records to look up
+/// ([`BaseFlags::view`](crate::state::BaseFlags::view): also records still in the state
+/// file, not decoded). `None` also when a record cannot be read.
+pub fn plan_delta_in(
+    mailbox: &MailboxName,
+    (uid_validity, last_common_uid): (u32, u32),
+    flags: &BaseView<'_>,
+    changes: &MailboxChanges,
+    destination_guid: Option<MailboxGuid>,
+) -> Option<MailboxPlan> {
     let status = &changes.status;
-    if status.uid_validity.get() != base.uid_validity {
+    if status.uid_validity.get() != uid_validity {
         return None;
     }
-    let flags = base.flags.decoded()?;
     if matches!((status.guid, destination_guid), (Some(a), Some(b)) if a != b) {
         return None;
     }
     // The destination's UIDNEXT after the last run, and the source's now, each as the
     // full planner takes it (`effective_uid_next`): above every UID listed.
     let destination_uid_next = flags
-        .keys()
-        .next_back()
-        .and_then(|uid| uid.next())
-        .map_or(base.last_common_uid.saturating_add(1), |after| {
-            after.get().max(base.last_common_uid.saturating_add(1))
+        .last_below(None)
+        .and_then(Uid::next)
+        .map_or(last_common_uid.saturating_add(1), |after| {
+            after.get().max(last_common_uid.saturating_add(1))
         });
     let mut source_uid_next = status.uid_next.get();
     for meta in &changes.changed {
         source_uid_next = source_uid_next.max(meta.uid.get().saturating_add(1));
     }
-    let kept_in_base = |uid: &Uid| !vanished(&changes.vanished, *uid);
-    if let Some(highest) = flags.keys().rev().find(|uid| kept_in_base(uid)) {
+    // The highest UID of the base that did not vanish.
+    let mut highest = flags.last_below(None);
+    while let Some(uid) = highest {
+        match changes.vanished.iter().find(|&&(first, last)| first <= uid && uid <= last) {
+            Some(&(first, _)) => highest = flags.last_below(Some(first)),
+            None => break,
+        }
+    }
+    if let Some(highest) = highest {
         source_uid_next = source_uid_next.max(highest.get().saturating_add(1));
     }
     if destination_uid_next > source_uid_next {
@@ -57,7 +77,7 @@ pub fn plan_delta(
     let changed: BTreeMap<Uid, &crate::model::MessageMeta> =
         changes.changed.iter().map(|meta| (meta.uid, meta)).collect();
     for &(first, last) in &changes.vanished {
-        plan.expunge.extend(flags.range(first..=last).map(|(uid, _)| *uid).filter(|uid| {
+        plan.expunge.extend(flags.range(first, last).into_iter().filter(|uid| {
             // Listed as changed too: the server holds it after all.
             !changed.contains_key(uid)
         }));
@@ -65,8 +85,8 @@ pub fn plan_delta(
     plan.expunge.sort_unstable();
     plan.expunge.dedup();
     for (uid, meta) in changed {
-        match flags.get(&uid) {
-            Some(flags) if *flags != meta.flags => plan.set_flags.push((uid, meta.flags.clone())),
+        match flags.get(uid).ok()? {
+            Some(flags) if flags != meta.flags => plan.set_flags.push((uid, meta.flags.clone())),
             Some(_) => {}
             None if uid.get() < destination_uid_next => return None,
             None => plan.save.push(meta.clone()),
@@ -101,8 +121,4 @@ pub fn base_after(
         flags.insert(meta.uid, meta.flags.clone());
     }
     flags
-}
-
-fn vanished(ranges: &[(Uid, Uid)], uid: Uid) -> bool {
-    ranges.iter().any(|&(first, last)| first <= uid && uid <= last)
 }

@@ -113,15 +113,12 @@ impl SdboxMailbox {
 
     /// Reads the index (under the log's shared lock).
     pub(crate) fn loaded(&self) -> Result<Loaded> {
-        let loaded = self
-            .index
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .read(self.store.options.lock_timeout)?
-            .ok_or_else(|| self.no_log())?;
-        if loaded.state.uid_validity() == 0 {
-            return Err(self.corrupt("the index has no UIDVALIDITY (Dovecot would rebuild it)"));
-        }
+        let loaded = self.usable(
+            self.index
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .read(self.store.options.lock_timeout)?,
+        )?;
         self.keep(&loaded);
         self.superseded.store(false, Ordering::Relaxed);
         Ok(loaded)
@@ -130,9 +127,7 @@ impl SdboxMailbox {
     /// Keeps `loaded` as the view lookups use, with its log held open when the path still
     /// names the file that was read.
     fn keep(&self, loaded: &Loaded) {
-        let log = File::open(self.paths.index.join(crate::index::files::LOG))
-            .ok()
-            .filter(|file| file.metadata().is_ok_and(|m| (m.dev(), m.ino()) == loaded.identity()));
+        let log = self.log_if_read(loaded);
         *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(View {
             state: Arc::new(loaded.state.clone()),
             log: log.as_ref().map(|_| loaded.identity()),
@@ -140,19 +135,32 @@ impl SdboxMailbox {
         });
     }
 
+    /// The log, opened, when the path still names the file `loaded` was read from.
+    fn log_if_read(&self, loaded: &Loaded) -> Option<File> {
+        File::open(self.paths.index.join(crate::index::files::LOG))
+            .ok()
+            .filter(|file| file.metadata().is_ok_and(|m| (m.dev(), m.ino()) == loaded.identity()))
+    }
+
+    /// `loaded` when there is an index and it has a UIDVALIDITY.
+    fn usable(&self, loaded: Option<Loaded>) -> Result<Loaded> {
+        let loaded = loaded.ok_or_else(|| self.no_log())?;
+        if loaded.state.uid_validity() == 0 {
+            return Err(self.corrupt("the index has no UIDVALIDITY (Dovecot would rebuild it)"));
+        }
+        Ok(loaded)
+    }
+
     /// Reads the index without its messages (under the log's shared lock): the base
     /// header, extensions, keyword names and modseqs, in memory that does not grow with
     /// the mailbox. The view lookups use is left as it is.
     pub(crate) fn headers(&self) -> Result<IndexState> {
-        let loaded = self
-            .index
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .read_headers(self.store.options.lock_timeout)?
-            .ok_or_else(|| self.no_log())?;
-        if loaded.state.uid_validity() == 0 {
-            return Err(self.corrupt("the index has no UIDVALIDITY (Dovecot would rebuild it)"));
-        }
+        let loaded = self.usable(
+            self.index
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .read_headers(self.store.options.lock_timeout)?,
+        )?;
         Ok(loaded.state)
     }
 
@@ -445,9 +453,7 @@ impl SdboxMailbox {
         };
         // The same incarnation in another log file (Dovecot rotated it): lookups compare
         // with that file from now on.
-        let file = File::open(&path)
-            .ok()
-            .filter(|file| file.metadata().is_ok_and(|m| (m.dev(), m.ino()) == loaded.identity()));
+        let file = self.log_if_read(&loaded);
         if let Some(view) = self.last.lock().unwrap_or_else(PoisonError::into_inner).as_mut()
             && std::ptr::eq(Arc::as_ptr(&view.state), state)
         {

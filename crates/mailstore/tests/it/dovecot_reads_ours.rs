@@ -5,6 +5,16 @@ use testkit::{Dovecot, RawImap, fixtures};
 
 use crate::support::{name, our_snapshot, save};
 
+/// A private Dovecot serving a copy of the Maildir at `root` to user `bob`, logged in.
+fn serve_a_copy(root: &std::path::Path) -> (Dovecot, RawImap) {
+    let dovecot = Dovecot::builder()
+        .user("alice", "alicepw")
+        .user_serving_copy("bob", "bobpw", root, "maildir")
+        .start();
+    let imap = RawImap::login(dovecot.imap_port(), "bob", "bobpw");
+    (dovecot, imap)
+}
+
 fn crlf(text: &str) -> Vec<u8> {
     text.replace('\n', "\r\n").into_bytes()
 }
@@ -96,11 +106,7 @@ fn dovecot_serves_what_we_wrote() {
     assert!(inbox_view.messages[3].body.ends_with(b"no final newline"));
     assert_eq!(ours.mailboxes["Empty"].uid_next, 7);
 
-    let dovecot = Dovecot::builder()
-        .user("alice", "alicepw")
-        .user_serving_copy("bob", "bobpw", &root, "maildir")
-        .start();
-    let mut imap = RawImap::login(dovecot.imap_port(), "bob", "bobpw");
+    let (dovecot, mut imap) = serve_a_copy(&root);
     let theirs = imap.snapshot();
     // Dovecot lists "R&D" as a \Noselect parent of "R&D/Ünïcode"; we have no such folder.
     let mut expected = ours.clone();
@@ -188,11 +194,7 @@ fn dovecot_serves_a_long_save_committed_in_batches() {
     let ours = our_snapshot(&maildir);
     assert_eq!(ours.mailboxes["INBOX"].uid_next, 500);
 
-    let dovecot = Dovecot::builder()
-        .user("alice", "alicepw")
-        .user_serving_copy("bob", "bobpw", &root, "maildir")
-        .start();
-    let mut imap = RawImap::login(dovecot.imap_port(), "bob", "bobpw");
+    let (dovecot, mut imap) = serve_a_copy(&root);
     ours.assert_same(&imap.snapshot());
     let fetched =
         dovecot.doveadm_ok(&["fetch", "-u", "bob", "uid guid", "mailbox", "INBOX", "all"]);
@@ -253,11 +255,7 @@ fn dovecot_serves_a_catch_up_run_from_the_known_uidlist() {
     let listed = &ours.mailboxes["INBOX"];
     assert_eq!(listed.messages.len(), 302);
     assert!(listed.messages.iter().all(|m| ![1, 150, 298].contains(&m.uid)));
-    let dovecot = Dovecot::builder()
-        .user("alice", "alicepw")
-        .user_serving_copy("bob", "bobpw", &root, "maildir")
-        .start();
-    let mut imap = RawImap::login(dovecot.imap_port(), "bob", "bobpw");
+    let (dovecot, mut imap) = serve_a_copy(&root);
     ours.assert_same(&imap.snapshot());
     let log = dovecot.log();
     assert!(!log.contains("Error") && !log.contains("Panic"), "Dovecot complained:\n{log}");

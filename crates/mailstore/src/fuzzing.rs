@@ -5,6 +5,11 @@ use crate::maildir::{filename, folders, journal, keywords::KeywordTable, uidlist
 
 /// `dovecot-uidlist` parser; a parsed file must survive write → parse unchanged.
 pub fn uidlist(data: &[u8]) {
+    // A lookup by UID over the file's lines (a re-run's) answers what the parse answers
+    // on a file Dovecot would not rewrite, and never panics on any other.
+    for block in [7, crate::maildir::uidlist::lookup::BLOCK] {
+        crate::maildir::uidlist::lookup::agrees_with_the_parse(data, block);
+    }
     if let Ok(Some(list)) = Uidlist::parse(data) {
         let again = Uidlist::parse(&list.to_bytes());
         let Ok(Some(again)) = again else { panic!("rewritten uidlist does not parse: {again:?}") };

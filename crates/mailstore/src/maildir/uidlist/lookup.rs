@@ -17,7 +17,7 @@
 
 use std::io;
 
-use super::{RecordBuf, parse_record};
+use super::{Record, RecordBuf, Uidlist, parse_record};
 
 /// Bytes read at once: the binary search stops narrowing below this, and reads the rest.
 pub(crate) const BLOCK: usize = 4096;
@@ -216,55 +216,57 @@ impl<R: ReadAt + ?Sized> Lines<'_, R> {
     }
 }
 
+/// Where the records of `data` start (after the header line), as the lookup's user
+/// finds it.
+fn lines(data: &[u8], block: usize, version: u8, end: usize) -> Lines<'_, [u8]> {
+    let header = Lines { source: data, start: 1, end: end as u64, version, block };
+    // In memory nothing fails to read.
+    let start = header.first_line_start().ok().flatten().unwrap_or(end as u64);
+    Lines { start, ..header }
+}
+
+/// On a file whose whole parse finds nothing to repair, every lookup answers what the
+/// parse answers: the record of a listed UID, nothing for any other. On any other file
+/// the lookup may say anything but must not panic. Panics on a disagreement: a check for
+/// the uidlist fuzz target and the tests. Returns how many records were looked up.
+#[doc(hidden)]
+pub(crate) fn agrees_with_the_parse(data: &[u8], block: usize) -> usize {
+    let parsed = Uidlist::parse(data);
+    let Ok(Some(list)) = parsed.as_ref() else {
+        let end = data.len();
+        for uid in [0, 1, 2, 7, u32::MAX] {
+            let _ = lines(data, block, 3, end).find(uid);
+        }
+        return 0;
+    };
+    let lines = lines(data, block, list.version, list.complete_len);
+    if list.wants_rewrite {
+        for record in list.records() {
+            let _ = lines.find(record.uid);
+        }
+        return 0;
+    }
+    let mut uids: Vec<u32> = list.records().map(|r| r.uid).collect();
+    let extra: Vec<u32> = uids.iter().flat_map(|&u| [u - 1, u.saturating_add(1)]).collect();
+    uids.extend(extra);
+    uids.extend([0, 1, u32::MAX - 1, u32::MAX]);
+    for uid in uids {
+        let expected = list.position_of_uid(uid).and_then(|p| list.get(p)).map(Record::to_buf);
+        let found = match lines.find(uid) {
+            Ok(found) => found,
+            Err(LookupError::NotValid) => panic!("{data:?}: UID {uid} not valid"),
+            Err(LookupError::Io(error)) => panic!("{error}"),
+        };
+        assert_eq!(found, expected, "{data:?} UID {uid} block {block}");
+    }
+    list.len()
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
 
-    use super::super::{Record, Uidlist};
-    use super::{Lines, LookupError};
-
-    /// Where the records of `data` start (after the header line), as the lookup's user
-    /// finds it.
-    fn lines(data: &[u8], block: usize, version: u8, end: usize) -> Lines<'_, [u8]> {
-        let header = Lines { source: data, start: 1, end: end as u64, version, block };
-        let start = header.first_line_start().unwrap().unwrap_or(end as u64);
-        Lines { start, ..header }
-    }
-
-    /// On a file whose whole parse finds nothing to repair, every lookup answers what the
-    /// parse answers: the record of a listed UID, nothing for any other. On any other file
-    /// the lookup may say anything but must not panic.
-    fn agrees_with_the_parse(data: &[u8], block: usize) -> usize {
-        let parsed = Uidlist::parse(data);
-        let Ok(Some(list)) = parsed.as_ref() else {
-            let end = data.len();
-            for uid in [0, 1, 2, 7, u32::MAX] {
-                let _ = lines(data, block, 3, end).find(uid);
-            }
-            return 0;
-        };
-        let lines = lines(data, block, list.version, list.complete_len);
-        if list.wants_rewrite {
-            for record in list.records() {
-                let _ = lines.find(record.uid);
-            }
-            return 0;
-        }
-        let mut uids: Vec<u32> = list.records().map(|r| r.uid).collect();
-        let extra: Vec<u32> = uids.iter().flat_map(|&u| [u - 1, u.saturating_add(1)]).collect();
-        uids.extend(extra);
-        uids.extend([0, 1, u32::MAX - 1, u32::MAX]);
-        for uid in uids {
-            let expected = list.position_of_uid(uid).and_then(|p| list.get(p)).map(Record::to_buf);
-            let found = match lines.find(uid) {
-                Ok(found) => found,
-                Err(LookupError::NotValid) => panic!("{data:?}: UID {uid} not valid"),
-                Err(LookupError::Io(error)) => panic!("{error}"),
-            };
-            assert_eq!(found, expected, "{data:?} UID {uid} block {block}");
-        }
-        list.len()
-    }
+    use super::agrees_with_the_parse;
 
     #[test]
     fn answers_like_the_parse_on_the_fuzz_corpus() {

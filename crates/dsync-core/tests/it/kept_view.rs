@@ -409,6 +409,20 @@ fn served_inbox(dir: &Path, theirs: &Path, ours: &Path) -> [String; 2] {
 /// default): small, so that a folder of a little more than one batch copies in seconds.
 const BATCH: u32 = 1_000;
 
+/// A backup from `from` into the Maildir at `target`, saves copied `BATCH` at a time.
+fn batched_backup(
+    from: &mut dyn Storage,
+    target: &Path,
+    observer: &mut dyn dsync_core::Observer,
+    state: Option<dsync_core::state::SyncState>,
+) -> dsync_core::Report {
+    let mut to = MaildirStorage::open_path(target, Durability::Deferred);
+    let options = dsync_core::SyncOptions::new(dsync_core::Mode::Backup)
+        .state(state)
+        .save_batch(BATCH as usize);
+    dsync_core::run(&options, from, &mut to, observer).expect("backup")
+}
+
 /// The backup copies a folder bigger than one save batch ([`BATCH`] messages, each batch
 /// one fetch of the source) while a mail client changes the source: between the fetches
 /// a message of the second batch gets other flags (its file renamed) and another is
@@ -432,11 +446,7 @@ fn a_backup_reads_past_files_renamed_and_removed_between_its_fetches() {
     };
     let run = |observer: &mut dyn dsync_core::Observer, state| {
         let mut from = MaildirStorage::open_path(&source, Durability::Deferred);
-        let mut to = MaildirStorage::open_path(&target, Durability::Deferred);
-        let options = dsync_core::SyncOptions::new(dsync_core::Mode::Backup)
-            .state(state)
-            .save_batch(BATCH as usize);
-        dsync_core::run(&options, &mut from, &mut to, observer).expect("backup")
+        batched_backup(&mut from, &target, observer, state)
     };
     let first = run(&mut observer, None);
     assert!(observer.done, "the source was not changed during the copy");
@@ -507,11 +517,7 @@ fn a_backup_from_sdbox_passes_over_a_message_expunged_between_its_fetches() {
     };
     let run = |observer: &mut dyn dsync_core::Observer, state| {
         let mut from = SdboxStorage::open_path(&sdbox, Durability::Deferred);
-        let mut to = MaildirStorage::open_path(&target, Durability::Deferred);
-        let options = dsync_core::SyncOptions::new(dsync_core::Mode::Backup)
-            .state(state)
-            .save_batch(BATCH as usize);
-        dsync_core::run(&options, &mut from, &mut to, observer).expect("backup")
+        batched_backup(&mut from, &target, observer, state)
     };
     let first = run(&mut observer, None);
     assert!(observer.done, "the source was not changed during the copy");

@@ -113,12 +113,7 @@ impl SdboxMailbox {
 
     /// Reads the index (under the log's shared lock).
     pub(crate) fn loaded(&self) -> Result<Loaded> {
-        let loaded = self.usable(
-            self.index
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .read(self.store.options.lock_timeout)?,
-        )?;
+        let loaded = self.usable(self.read_index(false)?)?;
         self.keep(&loaded);
         self.superseded.store(false, Ordering::Relaxed);
         Ok(loaded)
@@ -142,6 +137,14 @@ impl SdboxMailbox {
             .filter(|file| file.metadata().is_ok_and(|m| (m.dev(), m.ino()) == loaded.identity()))
     }
 
+    /// Reads the index under the log's shared lock: with its messages, or without them
+    /// (`headers_only`). `None`: there is no log.
+    fn read_index(&self, headers_only: bool) -> Result<Option<Loaded>> {
+        let mut index = self.index.lock().unwrap_or_else(PoisonError::into_inner);
+        let timeout = self.store.options.lock_timeout;
+        if headers_only { index.read_headers(timeout) } else { index.read(timeout) }
+    }
+
     /// `loaded` when there is an index and it has a UIDVALIDITY.
     fn usable(&self, loaded: Option<Loaded>) -> Result<Loaded> {
         let loaded = loaded.ok_or_else(|| self.no_log())?;
@@ -155,13 +158,7 @@ impl SdboxMailbox {
     /// header, extensions, keyword names and modseqs, in memory that does not grow with
     /// the mailbox. The view lookups use is left as it is.
     pub(crate) fn headers(&self) -> Result<IndexState> {
-        let loaded = self.usable(
-            self.index
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .read_headers(self.store.options.lock_timeout)?,
-        )?;
-        Ok(loaded.state)
+        Ok(self.usable(self.read_index(true)?)?.state)
     }
 
     /// Reads the index with and without its messages, in fresh handles and through a
@@ -443,11 +440,7 @@ impl SdboxMailbox {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(true),
             Err(error) => return Err(Error::io("stat", &path, error)),
         }
-        let loaded = self
-            .index
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .read_headers(self.store.options.lock_timeout)?;
+        let loaded = self.read_index(true)?;
         let Some(loaded) = loaded.filter(|l| l.state.uid_validity() == state.uid_validity()) else {
             return Ok(false);
         };
@@ -479,11 +472,7 @@ impl SdboxMailbox {
         let mut log = log;
         for fresh in [false, true] {
             if fresh {
-                let loaded = self
-                    .index
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .read(self.store.options.lock_timeout)?;
+                let loaded = self.read_index(false)?;
                 let Some(loaded) = loaded.filter(|l| l.state.uid_validity() == view.uid_validity())
                 else {
                     self.superseded.store(true, Ordering::Relaxed);

@@ -10,6 +10,11 @@ pub fn uidlist(data: &[u8]) {
     for block in [7, crate::maildir::uidlist::lookup::BLOCK] {
         crate::maildir::uidlist::lookup::agrees_with_the_parse(data, block);
     }
+    // The record of the uidlist as we left it (`dsync-rs-uidlist-known`), read from the
+    // same directory: anything but our own line is no record, and ours reads back.
+    if let Some(known) = crate::maildir::known::Known::decode(data) {
+        assert_eq!(crate::maildir::known::Known::decode(known.encode().as_bytes()), Some(known));
+    }
     if let Ok(Some(list)) = Uidlist::parse(data) {
         let again = Uidlist::parse(&list.to_bytes());
         let Ok(Some(again)) = again else { panic!("rewritten uidlist does not parse: {again:?}") };
@@ -156,6 +161,20 @@ pub fn index_log(data: &[u8]) {
 /// `dovecot.index` (a whole file): a snapshot that parses has ascending UIDs below its
 /// next UID and only keywords it names.
 pub fn index_snapshot(data: &[u8]) {
+    // Read without the messages (records checked, not kept), the file says the same.
+    let mut reader = data;
+    let headers = crate::index::snapshot::parse_from(&mut reader, data.len(), true);
+    match (&headers, crate::index::snapshot::parse(data)) {
+        (Ok(Some(headers)), Ok(Some(full))) => {
+            assert!(headers.state.messages.is_empty());
+            assert_eq!(
+                (headers.state.header, &headers.state.exts, &headers.state.keywords),
+                (full.state.header, &full.state.exts, &full.state.keywords)
+            );
+        }
+        (Ok(None), Ok(None)) | (Err(_), Err(_)) => {}
+        (headers, full) => panic!("without messages {headers:?}, whole {full:?}"),
+    }
     if let Ok(Some(snapshot)) = crate::index::snapshot::parse(data) {
         check_index(&snapshot.state);
         for message in snapshot.state.messages.iter() {

@@ -34,18 +34,18 @@ const HEADER: &str = "dsync-rs uidlist-known 1\n";
 
 /// What the record says: the uidlist's stamp and what an append to it needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Known {
+pub(crate) struct Known {
     stamp: Stamp,
     complete_len: u64,
     next_uid: u32,
 }
 
 impl Known {
-    fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         format!("{HEADER}{} {} {}\n", self.stamp.encode(), self.complete_len, self.next_uid)
     }
 
-    fn decode(data: &[u8]) -> Option<Known> {
+    pub(crate) fn decode(data: &[u8]) -> Option<Known> {
         let text = std::str::from_utf8(data.strip_prefix(HEADER.as_bytes())?).ok()?;
         let line = text.strip_suffix('\n')?;
         let mut fields = line.rsplitn(3, ' ');

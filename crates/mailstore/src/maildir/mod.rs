@@ -7,7 +7,7 @@ pub(crate) mod folders;
 mod history;
 pub(crate) mod journal;
 pub(crate) mod keywords;
-mod known;
+pub(crate) mod known;
 pub(crate) mod layout;
 pub(crate) mod leftovers;
 mod mailbox;

@@ -138,7 +138,15 @@ pub fn uidlist_parse(data: Vec<u8>) -> usize {
 pub fn index_log(data: &[u8]) {
     use crate::index::{log, state::IndexState};
     let Ok(header) = log::LogHeader::parse(data) else { return };
-    let Ok((records, end)) = log::records(data, usize::from(header.hdr_size)) else { return };
+    let start = usize::from(header.hdr_size);
+    // Read piece by piece from a file, as a lock reads it, the log gives the same.
+    if let Some(streamed) = streamed_log(data, start) {
+        let whole = log::records(data, start).map(|(all, end)| {
+            (all.iter().map(|r| (r.kind, r.payload.to_vec(), r.offset)).collect::<Vec<_>>(), end)
+        });
+        assert_eq!(streamed, whole);
+    }
+    let Ok((records, end)) = log::records(data, start) else { return };
     assert!(end <= data.len());
     let mut state = IndexState::starting_at(header.initial_modseq);
     // A replay without messages refuses the same record and keeps the same headers.
@@ -155,6 +163,35 @@ pub fn index_log(data: &[u8]) {
             (headers.header, &headers.exts, &headers.keywords, headers.highest_modseq()),
             (state.header, &state.exts, &state.keywords, state.highest_modseq())
         );
+    }
+}
+
+/// Records as `(kind, payload, offset)` and where the complete part ends.
+type StreamedLog = Result<(Vec<(u32, Vec<u8>, usize)>, usize), crate::index::log::Corrupt>;
+
+/// The records of `data` read by a [`crate::index::log::Stream`] from a temporary file, 7
+/// bytes at a time (`None`: no temporary file could be written).
+fn streamed_log(data: &[u8], start: usize) -> Option<StreamedLog> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let name = format!(
+        "dsync-rs-fuzz-log.{}.{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let path = std::env::temp_dir().join(name);
+    std::fs::write(&path, data).ok()?;
+    let file = std::fs::File::open(&path);
+    let _ = std::fs::remove_file(&path);
+    let file = file.ok()?;
+    let mut stream = crate::index::log::Stream::with_chunk(&file, data.len(), start, 7);
+    let mut out = Vec::new();
+    loop {
+        match stream.next().ok()? {
+            Ok(Some(record)) => out.push((record.kind, record.payload.to_vec(), record.offset)),
+            Ok(None) => return Some(Ok((out, stream.offset()))),
+            Err(corrupt) => return Some(Err(corrupt)),
+        }
     }
 }
 

@@ -132,7 +132,8 @@ struct Cli {
 
     /// Leave these tools out (dsync, dsync-nofsync, dsync-parallel, dsync-maildir,
     /// dsync-remote, dsync-sdbox, doveadm, doveadm-fsync, doveadm-remote, doveadm-sdbox,
-    /// mbsync, raw-discard, raw-write; for `--imap`: imap-dsync, imap-imapsync, imap-mbsync).
+    /// mbsync, raw-discard, raw-write, raw-maildir; for `--imap`: imap-dsync,
+    /// imap-imapsync, imap-mbsync).
     #[arg(long, value_name = "TOOL", num_args = 1..)]
     skip: Vec<String>,
 

@@ -41,10 +41,13 @@ pub(crate) enum Tool {
     RawDiscard,
     /// One pipelined FETCH per folder, each body written to a file.
     RawWrite,
+    /// One pipelined FETCH per folder with FLAGS and INTERNALDATE, each body delivered as a
+    /// Maildir file (`tmp/`, LF line ends, mtime, rename into `cur/`): the format's floor.
+    RawMaildir,
 }
 
 impl Tool {
-    pub(crate) const ALL: [Tool; 12] = [
+    pub(crate) const ALL: [Tool; 13] = [
         Tool::Dsync { fsync: true },
         Tool::Dsync { fsync: false },
         Tool::DsyncParallel,
@@ -57,6 +60,7 @@ impl Tool {
         Tool::Mbsync,
         Tool::RawDiscard,
         Tool::RawWrite,
+        Tool::RawMaildir,
     ];
 
     pub(crate) fn label(self) -> &'static str {
@@ -75,6 +79,7 @@ impl Tool {
             Tool::Mbsync => "mbsync (Maildir++, UIDs not kept)",
             Tool::RawDiscard => "raw FETCH, bodies discarded",
             Tool::RawWrite => "raw FETCH + write files",
+            Tool::RawMaildir => "raw FETCH + Maildir delivery (tmp/, LF, mtime, rename)",
         }
     }
 
@@ -95,11 +100,12 @@ impl Tool {
             Tool::Mbsync => "mbsync",
             Tool::RawDiscard => "raw-discard",
             Tool::RawWrite => "raw-write",
+            Tool::RawMaildir => "raw-maildir",
         }
     }
 
     fn has_noop(self) -> bool {
-        !matches!(self, Tool::RawDiscard | Tool::RawWrite)
+        !matches!(self, Tool::RawDiscard | Tool::RawWrite | Tool::RawMaildir)
     }
 }
 
@@ -239,7 +245,7 @@ pub(crate) fn check(setup: &Setup<'_>, tool: Tool, dest: &Path) -> Result<()> {
         | Tool::Doveadm { .. } => verify::same_uids(dest, setup.truth),
         Tool::DsyncSdbox | Tool::DoveadmSdbox => verify::same_uids_sdbox(dest, setup.truth),
         Tool::Mbsync => verify::same_counts(dest, setup.truth),
-        Tool::RawWrite => verify::same_file_count(dest, setup.truth),
+        Tool::RawWrite | Tool::RawMaildir => verify::same_file_count(dest, setup.truth),
         Tool::RawDiscard => Ok(()),
     };
     checked.map_err(|wrong| format!("wrong result: {wrong}").into())
@@ -366,17 +372,19 @@ pub(crate) fn prepare(setup: &Setup<'_>, tool: Tool, dest: &Path) -> Result<Invo
             )?;
             Invocation::new("/usr/bin/mbsync").arg("-q").arg("-c").arg(&config).arg("-a")
         }
-        Tool::RawDiscard | Tool::RawWrite => {
+        Tool::RawDiscard | Tool::RawWrite | Tool::RawMaildir => {
             let mut invocation = Invocation::new(measure::self_exe()?)
                 .arg("__rawfetch")
                 .arg(&port)
                 .arg(USER)
                 .env("DSYNC_PASSWORD", PASSWORD);
-            invocation = if tool == Tool::RawWrite {
-                fs::create_dir_all(dest)?;
-                invocation.arg("write").arg(dest)
-            } else {
-                invocation.arg("discard")
+            invocation = match tool {
+                Tool::RawWrite | Tool::RawMaildir => {
+                    fs::create_dir_all(dest)?;
+                    let mode = if tool == Tool::RawWrite { "write" } else { "maildir" };
+                    invocation.arg(mode).arg(dest)
+                }
+                _ => invocation.arg("discard"),
             };
             invocation
         }

@@ -212,6 +212,8 @@ impl StateFile {
         StorageError::with_source(ErrorKind::from_io(&error), message, error)
     }
 
+    // `self` carries the store's permissions only with the `maildir` feature.
+    #[cfg_attr(not(feature = "maildir"), allow(clippy::unused_self))]
     fn create_dir_all(&self, directory: &Path) -> io::Result<()> {
         #[cfg(feature = "maildir")]
         if let Some(permissions) = &self.permissions {
@@ -220,6 +222,8 @@ impl StateFile {
         DirBuilder::new().recursive(true).mode(0o700).create(directory)
     }
 
+    // `self` carries the store's permissions only with the `maildir` feature.
+    #[cfg_attr(not(feature = "maildir"), allow(clippy::unused_self))]
     fn create_new(&self, path: &Path) -> io::Result<File> {
         #[cfg(feature = "maildir")]
         if let Some(permissions) = &self.permissions {

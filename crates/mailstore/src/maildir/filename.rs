@@ -145,7 +145,7 @@ fn push_base(out: &mut String) {
 
 /// This process's ID, asked once: `getpid` is a system call, and this was one per saved
 /// message. (We never fork without exec, so it cannot go stale.)
-fn process_id() -> u32 {
+pub(crate) fn process_id() -> u32 {
     static PID: OnceLock<u32> = OnceLock::new();
     *PID.get_or_init(std::process::id)
 }

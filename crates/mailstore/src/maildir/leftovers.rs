@@ -41,11 +41,20 @@ fn writer_is_gone(name: &str) -> bool {
     match filename::writer_of(name) {
         Some((pid, host)) => {
             host == crate::fs::filename_host()
-                && pid != std::process::id()
+                && pid != filename::process_id()
                 && !crate::fs::process_alive(pid)
         }
         None => false,
     }
+}
+
+/// True when `name` is one of ours that this very process is writing: never left over,
+/// whatever its age, so it need not even be looked at.
+fn written_by_this_process(name: &str) -> bool {
+    (name.starts_with(filename::TEMP_PREFIX) || name.starts_with(STAGING_PREFIX))
+        && filename::writer_of(name).is_some_and(|(pid, host)| {
+            pid == filename::process_id() && host == crate::fs::filename_host()
+        })
 }
 
 /// Whether the entry `name` of `tmp/`, of `kind`, whose status changed at `changed`
@@ -74,6 +83,11 @@ pub(crate) fn remove_from_tmp(tmp: &Path, now: SystemTime, files: bool) -> usize
     let Ok(entries) = layout::dir_entries(tmp) else { return 0 };
     let mut removed = 0;
     for (name, path) in entries {
+        // The first commit of a run finds its own messages staged here, up to a commit's
+        // worth in every mailbox: one `stat` each, for nothing.
+        if written_by_this_process(&name) {
+            continue;
+        }
         let Ok(metadata) = fs::symlink_metadata(&path) else { continue };
         let kind = if metadata.is_dir() { Kind::Directory } else { Kind::File };
         if (kind == Kind::File && !files) || !is_left_over(&name, kind, metadata.ctime(), now) {
@@ -105,33 +119,39 @@ mod tests {
         let host = crate::fs::filename_host();
         let dead = dead_pid();
         let ours_dead = format!("{}1700000000.M1P{dead}.{host}", filename::TEMP_PREFIX);
-        let ours_alive = filename::temp_name(&filename::generate_base());
+        // Process 1 always runs: a live writer other than this process.
+        let ours_alive = format!("{}1700000000.M1P1.{host}", filename::TEMP_PREFIX);
+        let ours_now = filename::temp_name(&filename::generate_base());
         let ours_elsewhere = format!("{}1700000000.M1P{dead}.other-host", filename::TEMP_PREFIX);
         // Dovecot's (or an older dsync's) name of a dead process: only the age counts.
         let dovecot = format!("1700000000.M1P{dead}.{host}");
-        for name in [&ours_dead, &ours_alive, &ours_elsewhere, &dovecot] {
+        for name in [&ours_dead, &ours_alive, &ours_now, &ours_elsewhere, &dovecot] {
             fs::write(tmp.join(name), b"partial").expect("write");
         }
         let staging_dead = tmp.join(format!(".dsync-rs-create.1700000000.M1P{dead}.{host}"));
-        let staging_alive = tmp.join(format!(".dsync-rs-create.{}", filename::generate_base()));
+        let staging_alive = tmp.join(format!(".dsync-rs-create.1700000000.M1P1.{host}"));
+        let staging_now = tmp.join(format!(".dsync-rs-create.{}", filename::generate_base()));
         let foreign_dir = tmp.join("somebody's");
-        for dir in [&staging_dead, &staging_alive, &foreign_dir] {
+        for dir in [&staging_dead, &staging_alive, &staging_now, &foreign_dir] {
             fs::create_dir_all(dir.join("cur")).expect("mkdir");
         }
 
         let now = SystemTime::now();
         assert_eq!(remove_from_tmp(tmp, now, false), 1, "directories only");
         assert!(!staging_dead.exists() && staging_alive.exists() && foreign_dir.exists());
+        assert!(staging_now.exists());
         assert_eq!(remove_from_tmp(tmp, now, true), 1);
         let left = |name: &str| tmp.join(name).exists();
         assert!(!left(&ours_dead), "ours, its process gone: at once");
-        assert!(left(&ours_alive) && left(&ours_elsewhere) && left(&dovecot));
+        assert!(left(&ours_alive) && left(&ours_now) && left(&ours_elsewhere) && left(&dovecot));
 
-        // 36 hours on, Dovecot's rule takes every file; our live staging directory is
-        // past the hour; somebody else's directory stays, as with Dovecot.
+        // 36 hours on, Dovecot's rule takes every file; a live writer's staging directory
+        // is past the hour; somebody else's directory stays, as with Dovecot. What this
+        // very process is writing is never touched.
         let later = now + DOVECOT_TMP_AGE + Duration::from_secs(60);
         assert_eq!(remove_from_tmp(tmp, later, true), 4);
         assert!(!left(&ours_alive) && !left(&ours_elsewhere) && !left(&dovecot));
         assert!(!staging_alive.exists() && foreign_dir.exists());
+        assert!(left(&ours_now) && staging_now.exists());
     }
 }

@@ -16,7 +16,7 @@ use crate::model::{
     Flags, MailboxContents, MailboxGuid, MailboxInfo, MailboxName, MailboxStamp, MailboxStatus,
     MessageMeta, SystemFlags, Uid, UidValidity,
 };
-use crate::state::listing::FolderListing;
+use crate::state::listing::{Header, Writer};
 use crate::storage::{
     Capabilities, MailboxChanges, MailboxWriter, MessageListing, MessageSink, NewMailbox, Skip,
     Storage, StorageMut,
@@ -259,16 +259,15 @@ impl Storage for MaildirStorage {
         let stream = opened.into_messages().map_err(convert_error)?;
         let token = before.after();
         let uid_validity = stream.status().uid_validity;
+        let messages = stream.status().messages;
         let recording = kept.map(|(files, folder, previous, keywords)| {
-            let previous = previous.filter(|previous| previous.uid_validity == uid_validity);
-            let listing = FolderListing {
-                folder,
-                uid_validity,
-                token: token.clone().unwrap_or_default(),
-                keywords,
-                files: Vec::new(),
-            };
-            Recording { files, learned: Learned::new(previous), listing }
+            let previous = previous.filter(|previous| previous.header.uid_validity == uid_validity);
+            let header =
+                Header { folder, uid_validity, token: token.clone().unwrap_or_default(), keywords };
+            // About 27 bytes a message.
+            let capacity = usize::try_from(messages).unwrap_or(0).saturating_mul(28);
+            let listing = Writer::new(capacity);
+            Recording { files, header, learned: Learned::new(previous), listing }
         });
         let status = MailboxStatus { change_token: token, ..convert_status(stream.status())? };
         let messages = ListedMessages { stream, skipped: &mut self.skipped, recording };
@@ -291,15 +290,16 @@ impl Storage for MaildirStorage {
         let folder = ListingFiles::folder(self.maildir.location().root(), opened.path());
         let Some(previous) = files.load(folder) else { return Ok(None) };
         let keywords = keywords_stamp(opened.path());
-        if previous.token != token || previous.keywords != keywords {
+        if previous.header.token != token || previous.header.keywords != keywords {
             return Ok(None);
         }
         let before = token_before(&opened, self.maildir.is_read_only());
         let mut stream = opened.into_messages().map_err(convert_error)?;
-        if stream.status().uid_validity != previous.uid_validity {
+        if stream.status().uid_validity != previous.header.uid_validity {
             return Ok(None);
         }
-        let mut differ = Differ::new(&previous.files);
+        let uid_validity = previous.header.uid_validity;
+        let mut differ = Differ::new(previous);
         let mut changed = Vec::new();
         while let Some(info) = stream.next_knowing(&mut differ) {
             let info = info.map_err(convert_error)?;
@@ -320,13 +320,14 @@ impl Storage for MaildirStorage {
             .into_iter()
             .filter_map(|(first, last)| Some((Uid::new(first)?, Uid::new(last)?)))
             .collect();
-        files.save(&FolderListing {
+        // The listing now, under the token just taken.
+        let header = Header {
             folder,
-            uid_validity: previous.uid_validity,
+            uid_validity,
             token: status.change_token.clone().unwrap_or_default(),
             keywords,
-            files: std::mem::take(&mut differ.now),
-        });
+        };
+        files.save(&header, std::mem::take(&mut differ.now));
         // The new messages are fetched next: from the view just read.
         self.kept.keep(mailbox, stream.into_mailbox());
         Ok(Some(MailboxChanges { status, changed, vanished }))
@@ -834,10 +835,11 @@ struct ListedMessages<'a> {
 /// A listing kept as it is read ([`MaildirStorage::keep_listings_in`]).
 struct Recording {
     files: ListingFiles,
+    header: Header,
     /// The last listing's facts, for the files of the same name.
     learned: Learned,
     /// This one.
-    listing: FolderListing,
+    listing: Writer,
 }
 
 impl Iterator for ListedMessages<'_> {
@@ -852,7 +854,7 @@ impl Iterator for ListedMessages<'_> {
             match next {
                 Some(Ok(info)) => {
                     if let Some(recording) = &mut self.recording {
-                        recording.listing.files.push(listed_file(&info));
+                        recording.listing.push(&listed_file(&info));
                     }
                     if let Some(meta) = convert_message(info) {
                         return Some(Ok(meta));
@@ -865,7 +867,7 @@ impl Iterator for ListedMessages<'_> {
                 None => {
                     self.skipped.extend(self.stream.take_left_out().iter().map(left_out_skip));
                     if let Some(recording) = self.recording.take() {
-                        recording.files.save(&recording.listing);
+                        recording.files.save(&recording.header, recording.listing);
                     }
                     return None;
                 }

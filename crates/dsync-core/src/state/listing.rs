@@ -36,9 +36,9 @@ pub(crate) struct ListedFile {
     pub(crate) name: u64,
 }
 
-/// A folder's last listing.
+/// What a kept listing says of itself.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(crate) struct FolderListing {
+pub(crate) struct Header {
     /// [`name_hash`] of the store's root and the folder's directory: a file copied beside
     /// another folder's name is no cache of that folder.
     pub(crate) folder: u64,
@@ -47,8 +47,19 @@ pub(crate) struct FolderListing {
     pub(crate) token: String,
     /// The stamp of `dovecot-keywords` then (its letters name the keywords).
     pub(crate) keywords: String,
-    /// Ascending UID.
-    pub(crate) files: Vec<ListedFile>,
+}
+
+/// A folder's last listing, as read from its file and checked whole: its files are
+/// decoded as they are walked ([`Walk`]), so the listing costs its file's bytes in
+/// memory (about 27 a message), not a decoded record each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FolderListing {
+    pub(crate) header: Header,
+    bytes: Vec<u8>,
+    /// Where the files begin in `bytes`.
+    start: usize,
+    /// Where they end (the checksum follows).
+    end: usize,
 }
 
 /// FNV-1a, 64 bits: stable across builds and platforms (the file outlives the process).
@@ -65,36 +76,11 @@ pub(crate) fn name_hash(parts: &[&[u8]]) -> u64 {
 }
 
 impl FolderListing {
-    /// The file's bytes.
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(MAGIC.len() + 64 + self.files.len() * 28);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&self.folder.to_le_bytes());
-        out.extend_from_slice(&self.uid_validity.to_le_bytes());
-        for text in [&self.token, &self.keywords] {
-            put(&mut out, text.len() as u64);
-            out.extend_from_slice(text.as_bytes());
-        }
-        put(&mut out, self.files.len() as u64);
-        let mut last = 0u32;
-        for file in &self.files {
-            put(&mut out, u64::from(file.uid.wrapping_sub(last)));
-            last = file.uid;
-            put(&mut out, zigzag(file.received));
-            put(&mut out, file.size);
-            put(&mut out, file.virtual_size);
-            out.extend_from_slice(&file.base.to_le_bytes());
-            out.extend_from_slice(&file.name.to_le_bytes());
-        }
-        let crc = crc32fast::hash(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
-        out
-    }
-
     /// The listing in `bytes`; `None` for anything that is not a whole, intact file of
-    /// ours (UIDs ascending, from 1).
-    pub(crate) fn decode(bytes: &[u8]) -> Option<FolderListing> {
-        let (body, crc) = bytes.split_at_checked(bytes.len().checked_sub(4)?)?;
+    /// ours (UIDs ascending, from 1). Every file is checked here: a walk cannot fail.
+    pub(crate) fn decode(bytes: Vec<u8>) -> Option<FolderListing> {
+        let end = bytes.len().checked_sub(4)?;
+        let (body, crc) = bytes.split_at_checked(end)?;
         if crc32fast::hash(body).to_le_bytes() != crc {
             return None;
         }
@@ -103,30 +89,139 @@ impl FolderListing {
         let uid_validity = u32::from_le_bytes(reader.array()?);
         let token = reader.text()?;
         let keywords = reader.text()?;
-        let count = usize::try_from(reader.number()?).ok()?;
-        // Each file takes at least 20 bytes: a count beyond that is damage, not a size
-        // to allocate.
-        if count > reader.bytes.len() / 20 {
-            return None;
+        let start = end - reader.bytes.len();
+        let mut last = 0;
+        while !reader.bytes.is_empty() {
+            last = reader.file(last)?.uid;
         }
-        let mut files = Vec::with_capacity(count);
-        let mut last = 0u32;
-        for _ in 0..count {
-            let step = u32::try_from(reader.number()?).ok().filter(|&step| step > 0)?;
-            let uid = last.checked_add(step)?;
-            last = uid;
-            let received = unzigzag(reader.number()?);
-            let size = reader.number()?;
-            let virtual_size = reader.number()?;
-            let base = u64::from_le_bytes(reader.array()?);
-            let name = u64::from_le_bytes(reader.array()?);
-            files.push(ListedFile { uid, received, size, virtual_size, base, name });
-        }
-        if !reader.bytes.is_empty() {
-            return None;
-        }
-        Some(FolderListing { folder, uid_validity, token, keywords, files })
+        let header = Header { folder, uid_validity, token, keywords };
+        Some(FolderListing { header, bytes, start, end })
     }
+
+    /// Its files, in ascending UID order.
+    #[cfg(test)]
+    pub(crate) fn files(&self) -> Vec<ListedFile> {
+        let mut walk = Walk::new(self.clone());
+        let mut files = Vec::new();
+        walk.below(u32::MAX, |file| files.push(file));
+        files.extend(walk.take(u32::MAX));
+        files
+    }
+
+    /// The size of its file.
+    #[cfg_attr(not(feature = "maildir"), allow(dead_code))]
+    pub(crate) fn len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+/// A walk through a [`FolderListing`]'s files in ascending UID order.
+#[derive(Debug)]
+pub(crate) struct Walk {
+    listing: FolderListing,
+    /// Where the next file's bytes begin.
+    at: usize,
+    /// The UID of the last file decoded.
+    last: u32,
+    /// The next file, decoded.
+    next: Option<ListedFile>,
+}
+
+impl Walk {
+    pub(crate) fn new(listing: FolderListing) -> Walk {
+        let at = listing.start;
+        let mut walk = Walk { listing, at, last: 0, next: None };
+        walk.next = walk.decode_next();
+        walk
+    }
+
+    fn decode_next(&mut self) -> Option<ListedFile> {
+        let bytes = self.listing.bytes.get(self.at..self.listing.end)?;
+        if bytes.is_empty() {
+            return None;
+        }
+        let mut reader = Reader { bytes };
+        let file = reader.file(self.last)?;
+        self.at = self.listing.end - reader.bytes.len();
+        self.last = file.uid;
+        Some(file)
+    }
+
+    /// The files below `uid` go to `each` (and are passed).
+    pub(crate) fn below(&mut self, uid: u32, mut each: impl FnMut(ListedFile)) {
+        while let Some(file) = self.next.filter(|file| file.uid < uid) {
+            each(file);
+            self.next = self.decode_next();
+        }
+    }
+
+    /// The file of `uid` when it is the next one (then passed).
+    pub(crate) fn take(&mut self, uid: u32) -> Option<ListedFile> {
+        let file = self.next.filter(|file| file.uid == uid)?;
+        self.next = self.decode_next();
+        Some(file)
+    }
+}
+
+/// A listing written as it is made: each file is encoded as it comes (ascending UID), so
+/// a listing costs its bytes in memory, not a record each. The header (which holds the
+/// change token, known only once the folder was read) is put in front when it is written.
+#[derive(Debug, Default)]
+pub(crate) struct Writer {
+    files: Vec<u8>,
+    last: u32,
+    /// A file came out of order: nothing is written.
+    broken: bool,
+}
+
+/// A listing's bytes in the order they are written: header, files, checksum.
+pub(crate) type Pieces = (Vec<u8>, Vec<u8>, [u8; 4]);
+
+impl Writer {
+    /// A listing, its buffer sized for `capacity` bytes of files.
+    pub(crate) fn new(capacity: usize) -> Writer {
+        Writer { files: Vec::with_capacity(capacity), last: 0, broken: false }
+    }
+
+    /// The next file (its UID above the last one's).
+    pub(crate) fn push(&mut self, file: &ListedFile) {
+        if file.uid <= self.last {
+            self.broken = true;
+            return;
+        }
+        let out = &mut self.files;
+        put(out, u64::from(file.uid - self.last));
+        self.last = file.uid;
+        put(out, zigzag(file.received));
+        put(out, file.size);
+        put(out, file.virtual_size);
+        out.extend_from_slice(&file.base.to_le_bytes());
+        out.extend_from_slice(&file.name.to_le_bytes());
+    }
+
+    /// The file's bytes with `header`; `None` when a file came out of order.
+    pub(crate) fn finish(self, header: &Header) -> Option<Pieces> {
+        if self.broken {
+            return None;
+        }
+        let mut head = Vec::with_capacity(MAGIC.len() + 64);
+        head.extend_from_slice(MAGIC);
+        head.extend_from_slice(&header.folder.to_le_bytes());
+        head.extend_from_slice(&header.uid_validity.to_le_bytes());
+        for text in [&header.token, &header.keywords] {
+            put(&mut head, text.len() as u64);
+            head.extend_from_slice(text.as_bytes());
+        }
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&head);
+        crc.update(&self.files);
+        Some((head, self.files, crc.finalize().to_le_bytes()))
+    }
+}
+
+/// [`Pieces`] as one byte string.
+pub(crate) fn joined((head, files, crc): Pieces) -> Vec<u8> {
+    [head, files, crc.to_vec()].concat()
 }
 
 /// LEB128.
@@ -172,12 +267,28 @@ impl Reader<'_> {
             }
             value |= bits << shift;
             if byte & 0x80 == 0 {
+                // The shortest spelling only: one listing, one byte string.
+                if byte == 0 && n > 0 {
+                    return None;
+                }
                 self.bytes = self.bytes.get(n + 1..)?;
                 return Some(value);
             }
             shift += 7;
         }
         None
+    }
+
+    /// One file, its UID above `last`.
+    fn file(&mut self, last: u32) -> Option<ListedFile> {
+        let step = u32::try_from(self.number()?).ok().filter(|&step| step > 0)?;
+        let uid = last.checked_add(step)?;
+        let received = unzigzag(self.number()?);
+        let size = self.number()?;
+        let virtual_size = self.number()?;
+        let base = u64::from_le_bytes(self.array()?);
+        let name = u64::from_le_bytes(self.array()?);
+        Some(ListedFile { uid, received, size, virtual_size, base, name })
     }
 
     fn text(&mut self) -> Option<String> {
@@ -188,18 +299,28 @@ impl Reader<'_> {
     }
 }
 
-/// The fuzz target's check: whatever decodes encodes to bytes that decode the same.
+/// The fuzz target's check: whatever decodes encodes to the same bytes, and a walk gives
+/// every file in ascending UID order.
 pub(crate) fn fuzz(data: &[u8]) {
-    if let Some(listing) = FolderListing::decode(data) {
-        let again = FolderListing::decode(&listing.encode());
-        assert_eq!(again.as_ref(), Some(&listing), "our own encoding decodes");
-    }
-    // The same bytes with a valid checksum: what the parser proper sees.
     let mut sealed = data.to_vec();
     sealed.extend_from_slice(&crc32fast::hash(data).to_le_bytes());
-    if let Some(listing) = FolderListing::decode(&sealed) {
-        let again = FolderListing::decode(&listing.encode());
-        assert_eq!(again.as_ref(), Some(&listing), "our own encoding decodes");
+    // As read, and with a valid checksum: what the parser proper sees.
+    for bytes in [data.to_vec(), sealed] {
+        let Some(listing) = FolderListing::decode(bytes) else { continue };
+        let mut writer = Writer::new(0);
+        let mut walk = Walk::new(listing.clone());
+        let mut last = 0;
+        walk.below(u32::MAX, |file| {
+            assert!(file.uid > last, "ascending");
+            last = file.uid;
+            writer.push(&file);
+        });
+        if let Some(file) = walk.take(u32::MAX) {
+            writer.push(&file);
+        }
+        let again = writer.finish(&listing.header).map(joined).and_then(FolderListing::decode);
+        assert_eq!(again.as_ref().map(|a| &a.header), Some(&listing.header));
+        assert_eq!(again.map(|a| a.bytes), Some(listing.bytes), "our own encoding is canonical");
     }
 }
 
@@ -208,8 +329,17 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn sample() -> FolderListing {
-        let files = [(1, -5), (2, 1_700_000_000), (900_000, i64::MAX), (u32::MAX, i64::MIN)]
+    fn header() -> Header {
+        Header {
+            folder: 7,
+            uid_validity: 1_700_000_123,
+            token: "1.2:3/4.5:6/7.8:9/".into(),
+            keywords: String::new(),
+        }
+    }
+
+    fn sample_files() -> Vec<ListedFile> {
+        [(1, -5), (2, 1_700_000_000), (900_000, i64::MAX), (u32::MAX, i64::MIN)]
             .into_iter()
             .map(|(uid, received)| ListedFile {
                 uid,
@@ -219,38 +349,57 @@ mod tests {
                 base: name_hash(&[b"1700000000.M1P1.host"]),
                 name: u64::from(uid),
             })
-            .collect();
-        FolderListing {
-            folder: 7,
-            uid_validity: 1_700_000_123,
-            token: "1.2:3/4.5:6/7.8:9/".into(),
-            keywords: String::new(),
-            files,
+            .collect()
+    }
+
+    fn encode(header: &Header, files: &[ListedFile]) -> Option<Vec<u8>> {
+        let mut writer = Writer::new(0);
+        for file in files {
+            writer.push(file);
         }
+        writer.finish(header).map(joined)
+    }
+
+    fn sample() -> Vec<u8> {
+        encode(&header(), &sample_files()).expect("in order")
     }
 
     #[test]
     fn a_listing_reads_back_and_any_damage_is_no_listing() {
-        let listing = sample();
-        let bytes = listing.encode();
-        assert_eq!(FolderListing::decode(&bytes), Some(listing));
+        let bytes = sample();
+        let listing = FolderListing::decode(bytes.clone()).expect("reads back");
+        assert_eq!((&listing.header, listing.files()), (&header(), sample_files()));
         for at in 0..bytes.len() {
             let mut damaged = bytes.clone();
             damaged[at] ^= 0x10;
-            assert_eq!(FolderListing::decode(&damaged), None, "byte {at}");
-            assert_eq!(FolderListing::decode(&bytes[..at]), None, "cut at {at}");
+            assert_eq!(FolderListing::decode(damaged), None, "byte {at}");
+            assert_eq!(FolderListing::decode(bytes[..at].to_vec()), None, "cut at {at}");
         }
-        assert_eq!(FolderListing::decode(b""), None);
     }
 
     #[test]
-    fn descending_or_repeated_uids_are_no_listing() {
-        let mut listing = sample();
-        listing.files.swap(0, 1);
-        assert_eq!(FolderListing::decode(&listing.encode()), None);
-        let mut listing = sample();
-        listing.files[1].uid = 1;
-        assert_eq!(FolderListing::decode(&listing.encode()), None);
+    fn files_out_of_order_are_not_written() {
+        let mut files = sample_files();
+        files.swap(0, 1);
+        assert_eq!(encode(&header(), &files), None);
+        let mut files = sample_files();
+        files[1].uid = 1;
+        assert_eq!(encode(&header(), &files), None);
+        let listing = FolderListing::decode(encode(&header(), &[]).expect("empty")).expect("reads");
+        assert_eq!(listing.files(), []);
+    }
+
+    #[test]
+    fn a_walk_passes_what_is_below_and_takes_what_is_next() {
+        let mut walk = Walk::new(FolderListing::decode(sample()).expect("reads"));
+        assert_eq!(walk.take(2), None, "1 comes first");
+        let mut passed = Vec::new();
+        walk.below(900_000, |file| passed.push(file.uid));
+        assert_eq!(passed, [1, 2]);
+        assert_eq!(walk.take(900_000).map(|file| file.uid), Some(900_000));
+        walk.below(5, |_| panic!("nothing below 5 is left"));
+        assert_eq!(walk.take(u32::MAX).map(|file| file.received), Some(i64::MIN));
+        assert_eq!(walk.take(u32::MAX), None);
     }
 
     #[test]
@@ -270,7 +419,7 @@ mod tests {
             changes in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6),
         ) {
             fuzz(&data);
-            let mut bytes = sample().encode();
+            let mut bytes = sample();
             bytes.truncate(bytes.len() - 4);
             for (at, byte) in changes {
                 let at = at % bytes.len();
@@ -284,15 +433,22 @@ mod tests {
             folder: u64,
             uid_validity: u32,
             token in "[0-9./:]{0,60}",
-            steps in proptest::collection::vec((1u32..1000, any::<i64>(), any::<u64>(), any::<u64>(), any::<u64>()), 0..50),
+            steps in proptest::collection::vec(
+                (1u32..1000, any::<i64>(), any::<u64>(), any::<u64>(), any::<u64>()),
+                0..50,
+            ),
         ) {
             let mut uid = 0u32;
-            let files = steps.into_iter().map(|(step, received, size, virtual_size, base)| {
-                uid += step;
-                ListedFile { uid, received, size, virtual_size, base, name: base.rotate_left(3) }
-            }).collect();
-            let listing = FolderListing { folder, uid_validity, token, keywords: "k".into(), files };
-            prop_assert_eq!(FolderListing::decode(&listing.encode()), Some(listing));
+            let files: Vec<ListedFile> = steps
+                .into_iter()
+                .map(|(step, received, size, virtual_size, base)| {
+                    uid += step;
+                    ListedFile { uid, received, size, virtual_size, base, name: base.rotate_left(3) }
+                })
+                .collect();
+            let header = Header { folder, uid_validity, token, keywords: "k".into() };
+            let listing = FolderListing::decode(encode(&header, &files).expect("in order"));
+            prop_assert_eq!(listing.map(|l| (l.header.clone(), l.files())), Some((header, files)));
         }
     }
 }

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use mailstore::{FileLookup, KnownFile, KnownFiles, MessageInfo};
 
-use crate::state::listing::{FolderListing, ListedFile, name_hash};
+use crate::state::listing::{FolderListing, Header, ListedFile, Walk, Writer, name_hash};
 
 /// Where a store's folder listings are kept.
 #[derive(Debug, Clone)]
@@ -67,17 +67,17 @@ impl ListingFiles {
             return None;
         }
         let bytes = std::fs::read(self.path(folder)).ok()?;
-        FolderListing::decode(&bytes).filter(|listing| listing.folder == folder)
+        FolderListing::decode(bytes).filter(|listing| listing.header.folder == folder)
     }
 
     /// Replaces the folder's listing (a new file renamed over it: a reader finds the old
     /// one or the new one whole). Not fsynced: a file lost or torn in a crash only costs
     /// the next run a full listing. A failure to write is not the run's failure.
-    pub(crate) fn save(&self, listing: &FolderListing) {
+    pub(crate) fn save(&self, header: &Header, listing: Writer) {
         if !self.write {
             return;
         }
-        let path = self.path(listing.folder);
+        let path = self.path(header.folder);
         let mut temp = path.as_os_str().to_owned();
         temp.push(format!(".tmp{}", std::process::id()));
         let temp = PathBuf::from(temp);
@@ -86,8 +86,12 @@ impl ListingFiles {
                 self.permissions.create_dir_all(parent).map_err(std::io::Error::other)?;
             }
             let _ = std::fs::remove_file(&temp);
+            let (head, files, crc) =
+                listing.finish(header).ok_or_else(|| std::io::Error::other("out of order"))?;
             let mut file = self.permissions.create_new(&temp).map_err(std::io::Error::other)?;
-            file.write_all(&listing.encode())?;
+            file.write_all(&head)?;
+            file.write_all(&files)?;
+            file.write_all(&crc)?;
             std::fs::rename(&temp, &path)
         })();
         if written.is_err() {
@@ -137,24 +141,21 @@ fn base_hash(name: &str) -> u64 {
 /// A full listing's knowledge: what the last listing learned of each UID whose base name
 /// is the same.
 pub(crate) struct Learned {
-    previous: Vec<ListedFile>,
-    /// Where the next lookup starts (lookups come in ascending UID).
-    cursor: usize,
+    previous: Option<Walk>,
 }
 
 impl Learned {
     pub(crate) fn new(previous: Option<FolderListing>) -> Learned {
-        Learned { previous: previous.map(|p| p.files).unwrap_or_default(), cursor: 0 }
+        Learned { previous: previous.map(Walk::new) }
     }
 }
 
 impl KnownFiles for Learned {
     fn lookup(&mut self, uid: u32, name: &str) -> FileLookup {
-        while self.previous.get(self.cursor).is_some_and(|file| file.uid < uid) {
-            self.cursor += 1;
-        }
-        match self.previous.get(self.cursor) {
-            Some(file) if file.uid == uid && file.base == base_hash(name) => {
+        let Some(walk) = &mut self.previous else { return FileLookup::Read };
+        walk.below(uid, |_| {});
+        match walk.take(uid) {
+            Some(file) if file.base == base_hash(name) => {
                 FileLookup::Known(KnownFile::new(file.received, file.size, file.virtual_size))
             }
             _ => FileLookup::Read,
@@ -163,68 +164,87 @@ impl KnownFiles for Learned {
 }
 
 /// [`Storage::changes_since`](crate::Storage::changes_since)'s comparison of the folder
-/// with its last listing: a file under the same name is skipped (kept as it was), one
-/// renamed is listed from what was known, one not known is read.
-pub(crate) struct Differ<'a> {
-    previous: &'a [ListedFile],
-    /// By position in `previous`: still there.
-    pub(crate) seen: Vec<bool>,
-    /// The listing now, ascending UID.
-    pub(crate) now: Vec<ListedFile>,
+/// with its last listing, walked along (both in ascending UID order): a file under the same
+/// name is skipped (kept as it was), one renamed is listed from what was known, one not
+/// known is read.
+pub(crate) struct Differ {
+    previous: Walk,
+    /// The last listing's file of the UID looked up last, until the listing gives that
+    /// message (or not: then it is gone).
+    held: Option<ListedFile>,
+    /// The listing now.
+    pub(crate) now: Writer,
+    /// UIDs of the last listing gone, as inclusive ranges.
+    vanished: Vec<(u32, u32)>,
     /// A UID now names another message than before: no answer.
     pub(crate) foreign: bool,
 }
 
-impl<'a> Differ<'a> {
-    pub(crate) fn new(previous: &'a [ListedFile]) -> Differ<'a> {
-        Differ { previous, seen: vec![false; previous.len()], now: Vec::new(), foreign: false }
+impl Differ {
+    pub(crate) fn new(previous: FolderListing) -> Differ {
+        let now = Writer::new(previous.len() + 1024);
+        Differ {
+            previous: Walk::new(previous),
+            held: None,
+            now,
+            vanished: Vec::new(),
+            foreign: false,
+        }
     }
 
-    fn find(&self, uid: u32) -> Option<usize> {
-        self.previous.binary_search_by_key(&uid, |file| file.uid).ok()
+    fn vanish(vanished: &mut Vec<(u32, u32)>, uid: u32) {
+        match vanished.last_mut() {
+            Some((_, last)) if last.checked_add(1) == Some(uid) => *last = uid,
+            _ => vanished.push((uid, uid)),
+        }
+    }
+
+    /// The last listing's file of `uid`; the ones before it (and one held for a message
+    /// the listing did not give) are gone.
+    fn take(&mut self, uid: u32) -> Option<ListedFile> {
+        if let Some(held) = self.held.take() {
+            if held.uid == uid {
+                return Some(held);
+            }
+            Self::vanish(&mut self.vanished, held.uid);
+        }
+        let vanished = &mut self.vanished;
+        self.previous.below(uid, |file| Self::vanish(vanished, file.uid));
+        self.previous.take(uid)
     }
 
     /// A message the listing gave: true when it changed since (new, renamed).
     pub(crate) fn listed(&mut self, info: &MessageInfo) -> bool {
         let file = listed_file(info);
-        self.now.push(file);
-        let Some(position) = self.find(info.uid) else { return true };
-        self.seen[position] = true;
-        let before = self.previous[position];
+        self.now.push(&file);
+        let Some(before) = self.take(info.uid) else { return true };
         if before.base != file.base {
             self.foreign = true;
         }
         before.name != file.name
     }
 
-    /// The UIDs of the last listing that are gone, as inclusive ranges.
-    pub(crate) fn vanished(&self) -> Vec<(u32, u32)> {
-        let mut ranges: Vec<(u32, u32)> = Vec::new();
-        for (file, _) in self.previous.iter().zip(&self.seen).filter(|(_, seen)| !**seen) {
-            match ranges.last_mut() {
-                Some((_, last)) if last.checked_add(1) == Some(file.uid) => *last = file.uid,
-                _ => ranges.push((file.uid, file.uid)),
-            }
-        }
-        ranges
+    /// The UIDs of the last listing that are gone, as inclusive ranges (once the listing
+    /// was read to the end).
+    pub(crate) fn vanished(&mut self) -> Vec<(u32, u32)> {
+        let _ = self.take(u32::MAX).map(|file| Self::vanish(&mut self.vanished, file.uid));
+        std::mem::take(&mut self.vanished)
     }
 }
 
-impl KnownFiles for Differ<'_> {
+impl KnownFiles for Differ {
     fn lookup(&mut self, uid: u32, name: &str) -> FileLookup {
-        let Some(position) = self.find(uid) else { return FileLookup::Read };
-        let before = self.previous[position];
+        let Some(before) = self.take(uid) else { return FileLookup::Read };
         // The same name (nearly every file): the same base name too.
         if before.name == name_hash(&[name.as_bytes()]) {
-            self.seen[position] = true;
-            self.now.push(before);
+            self.now.push(&before);
             return FileLookup::Skip;
         }
+        // Held for `listed`, which finds a foreign one there.
+        self.held = Some(before);
         if before.base != base_hash(name) {
-            // Read, listed, and found foreign there.
             return FileLookup::Read;
         }
-        self.seen[position] = true;
         FileLookup::Known(KnownFile::new(before.received, before.size, before.virtual_size))
     }
 }
@@ -496,10 +516,10 @@ mod tests {
         let bytes = fs::read(&kept).expect("kept");
         let mut damaged = bytes.clone();
         // Past the magic line, folder and UIDVALIDITY: the token's length and text, the
-        // keywords' (none: 0), the count and the first UID step; then the received date.
+        // keywords' (none: 0) and the first UID step; then the received date.
         let at = 19 + 8 + 4;
         let token_len = usize::from(bytes[at]);
-        let received = at + 1 + token_len + 1 + 1 + 1;
+        let received = at + 1 + token_len + 1 + 1;
         damaged[received] ^= 0x01;
         fs::write(&kept, &damaged).expect("damage");
         touch_all(&source, 1_200_000_000);

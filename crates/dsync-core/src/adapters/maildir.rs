@@ -264,7 +264,7 @@ impl Storage for MaildirStorage {
             let previous = previous.filter(|previous| previous.header.uid_validity == uid_validity);
             let header =
                 Header { folder, uid_validity, token: token.clone().unwrap_or_default(), keywords };
-            // About 27 bytes a message.
+            // About 26 bytes a message.
             let capacity = usize::try_from(messages).unwrap_or(0).saturating_mul(28);
             let listing = Writer::new(capacity);
             Recording { files, header, learned: Learned::new(previous), listing }

@@ -6,7 +6,7 @@
 //! Per message: its UID, received date (the file's mtime), size and CRLF size, and a hash
 //! of its base name (the message's identity: a UID whose base name differs is another
 //! message) and of its whole name (the flags: a name that differs is a flag change or a
-//! move from `new/` to `cur/`). About 27 bytes a message on disk.
+//! move from `new/` to `cur/`). About 26 bytes a message on disk.
 //!
 //! The file is ours and a cache: it is used only when every check passes (magic line,
 //! CRC-32 of the whole, the folder it names, then the caller's UIDVALIDITY and change
@@ -51,7 +51,7 @@ pub(crate) struct Header {
 
 /// A folder's last listing, as read from its file and checked whole: its files are
 /// decoded as they are walked ([`Walk`]), so the listing costs its file's bytes in
-/// memory (about 27 a message), not a decoded record each.
+/// memory (about 26 a message), not a decoded record each.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FolderListing {
     pub(crate) header: Header,

@@ -6,6 +6,10 @@
 #
 #   benches/maildir-source-rerun.sh WORK_DIR DSYNC [DSYNC...]
 #
+# Environment: MESSAGES (100000), RUNS (3), KINDS ("pristine numbered"), FLAG_CHANGES (0:
+# per round also that many flag changes, renames in cur/), CPU=1 (re-run times as
+# "wall (user+sys CPU)").
+#
 # WORK_DIR should be on tmpfs (/dev/shm). Needs python3, strace and (for the Dovecot-numbered
 # source) doveadm.
 set -eu
@@ -34,11 +38,12 @@ for i in range(n):
 EOF
 }
 
-# Another program delivers 5 messages into new/ and deletes 3 from cur/ (round $2).
+# Another program delivers 5 messages into new/ and deletes 3 from cur/ (round $2); a client
+# changes FLAG_CHANGES messages' flags.
 change() {
-    python3 - "$1" "$2" <<'EOF'
+    python3 - "$1" "$2" "${FLAG_CHANGES:-0}" <<'EOF'
 import os, sys
-root, r = sys.argv[1], int(sys.argv[2])
+root, r, flag_changes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 for k in range(5):
     t = 1800000000 + r * 10 + k
     with open(os.path.join(root, "new", f"{t}.M{r}_{k}P2.mta"), "w") as f:
@@ -46,18 +51,28 @@ for k in range(5):
 names = sorted(os.listdir(os.path.join(root, "cur")))
 for name in names[r * 1000 : r * 1000 + 3]:
     os.unlink(os.path.join(root, "cur", name))
+for name in names[r * 1000 + 500 : r * 1000 + 500 + flag_changes]:
+    base, _, flags = name.partition(":2,")
+    flags = "".join(sorted(set(flags) ^ {"F"}))
+    os.rename(os.path.join(root, "cur", name), os.path.join(root, "cur", f"{base}:2,{flags}"))
 EOF
     # Dovecot (and we) trust a directory's mtime only once it is a second old.
     sleep 2
 }
 
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+median() { sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'; }
 
-timed() { # prints seconds
+timed() { # prints seconds (with CPU=1: "wall (cpu)", sorted by wall)
     start=$(date +%s.%N)
-    "$@" >"$work/last.log" 2>&1 || { echo "FAILED: $*" >&2; tail -5 "$work/last.log" >&2; exit 1; }
+    /usr/bin/time -f "%U %S" -o "$work/last.cpu" "$@" >"$work/last.log" 2>&1 ||
+        { echo "FAILED: $*" >&2; tail -5 "$work/last.log" >&2; exit 1; }
     end=$(date +%s.%N)
-    printf "%.2f\n" "$(echo "$end - $start" | bc)"
+    if [ "${CPU:-0}" = 1 ]; then
+        printf "%.2f (%.2f)\n" "$(echo "$end - $start" | bc)" \
+            "$(awk '{print $1 + $2}' "$work/last.cpu")"
+    else
+        printf "%.2f\n" "$(echo "$end - $start" | bc)"
+    fi
 }
 
 # Syscalls of one run (the `calls` column of strace -c's total line); the table is kept in
@@ -83,7 +98,7 @@ if [ ! -f "$work/numbered/dovecot-uidlist" ] && command -v doveadm >/dev/null; t
     env USER=nobody HOME="$work/home" doveadm -c "$work/dovecot.conf" mailbox status messages INBOX
 fi
 
-echo "| source | binary | full copy | no-op | re-run (5 new, 3 deleted) | no-op syscalls | re-run syscalls |"
+echo "| source | binary | full copy | no-op | re-run (5 new, 3 deleted, ${FLAG_CHANGES:-0} flag changes) | no-op syscalls | re-run syscalls |"
 echo "|---|---|--:|--:|--:|--:|--:|"
 for kind in ${KINDS:-pristine numbered}; do
     [ -d "$work/$kind/cur" ] || continue
@@ -93,14 +108,15 @@ for kind in ${KINDS:-pristine numbered}; do
         rm -rf "$source" "$dest"
         cp -a "$work/$kind" "$source"
         sleep 2
-        run() { "$dsync" backup --no-fsync "maildir:$source" "maildir:$dest"; }
-        full=$(timed run)
-        noop=$(for i in $(seq "$runs"); do timed run; done | median)
+        # (Not `timed run`: /usr/bin/time runs programs, not shell functions.)
+        run() { timed "$dsync" backup --no-fsync "maildir:$source" "maildir:$dest"; }
+        full=$(run)
+        noop=$(for i in $(seq "$runs"); do run; done | median)
         round=1
         rerun=$(for i in $(seq "$runs"); do
             change "$source" "$round" >&2
             round=$((round + 1))
-            timed run
+            run
         done | median)
         round=$((runs + 1))
         noop_calls=$(syscalls "$kind-$(basename "$dsync")-noop")

@@ -582,6 +582,7 @@ pub(crate) fn verify(context: &Context, args: &VerifyArgs) -> Result<u8, CliErro
         rawlog: None,
         message_guids: false,
         source_uids: open::default_source_uids(&destination),
+        source_listings: None,
     };
     let mut a = open::open_source(&source, &access, "source")?;
     let mut b = open::open_destination_to_read(&destination, &access)?;
@@ -681,6 +682,7 @@ pub(crate) fn check(context: &Context, args: &CheckArgs) -> Result<u8, CliError>
             rawlog,
             message_guids: false,
             source_uids: None,
+            source_listings: None,
         };
         let result = open::open_source(location, &access, "source").and_then(|mut opened| {
             let report = inspect::check(opened.as_storage())
@@ -814,6 +816,7 @@ pub(crate) fn mailbox_list(context: &Context, args: &MailboxListArgs) -> Result<
         rawlog: None,
         message_guids: false,
         source_uids: None,
+        source_listings: None,
     };
     let mut opened = open::open_source(&location, &access, "source")?;
     let names = inspect::list(opened.as_storage(), &args.patterns, args.subscribed)

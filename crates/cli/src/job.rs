@@ -295,6 +295,7 @@ fn attempt_once(
         rawlog,
         message_guids: task.all_mail.is_some(),
         source_uids: None,
+        source_listings: None,
     };
 
     let imap_destination = match &destination {
@@ -421,6 +422,11 @@ fn attempt_once(
         };
         let uids = (open::source_uids_prefix(file.path()), permissions, !task.dry_run);
         source_store.keep_source_uids(&uids);
+        // And its folders' last listings: not read in a full run (`-f`).
+        let listings =
+            (open::source_listings_prefix(file.path()), uids.1.clone(), !task.dry_run, !task.full);
+        source_store.keep_source_listings(&listings);
+        access.source_listings = Some(listings);
         access.source_uids = Some(uids);
     }
     timer.lap("lock");
@@ -571,6 +577,7 @@ fn push_to_remote(
         rawlog: None,
         message_guids: false,
         source_uids: None,
+        source_listings: None,
     };
     let mut store = open::open_source(source, &access, "source")?;
     let command = open::remote_command(destination, &job.settings)?;

@@ -108,6 +108,15 @@ impl Opened {
         }
     }
 
+    /// Has a Maildir source keep its folders' last listings
+    /// ([`MaildirStorage::keep_listings_in`]).
+    pub(crate) fn keep_source_listings(&mut self, listings: &SourceListings) {
+        if let Opened::Maildir(maildir) = self {
+            let (prefix, permissions, write, read) = listings.clone();
+            maildir.keep_listings_in(prefix, permissions, write, read);
+        }
+    }
+
     /// Has a Maildir source keep the UIDs of its mailboxes without `dovecot-uidlist` in
     /// files beginning with `prefix` ([`mailstore::Maildir::keep_uids_in`]), written unless
     /// this is a dry run.
@@ -188,7 +197,14 @@ pub(crate) struct Access<'a> {
     /// with what permissions, and whether they are written (not in a dry run)
     /// ([`source_uids_prefix`]); `None` without a state.
     pub(crate) source_uids: Option<(PathBuf, Permissions, bool)>,
+    /// Where a Maildir source keeps its folders' last listings
+    /// ([`dsync_core::adapters::maildir::MaildirStorage::keep_listings_in`]: prefix,
+    /// permissions, written, read); `None` without a state.
+    pub(crate) source_listings: Option<SourceListings>,
 }
+
+/// [`Access::source_listings`].
+pub(crate) type SourceListings = (PathBuf, Permissions, bool, bool);
 
 /// Replaces `imapc:`/`pop3c:` by the server the `-o imapc_*` settings name, and refuses
 /// what cannot be opened yet. `user` fills `%u` in `imapc_user`.
@@ -282,7 +298,11 @@ pub(crate) fn open_source(
             if let Some((prefix, permissions, write)) = &access.source_uids {
                 maildir.keep_uids_in(prefix.clone(), permissions.clone(), *write);
             }
-            Ok(Opened::Maildir(MaildirStorage::from_maildir(maildir)))
+            let mut storage = MaildirStorage::from_maildir(maildir);
+            if let Some((prefix, permissions, write, read)) = access.source_listings.clone() {
+                storage.keep_listings_in(prefix, permissions, write, read);
+            }
+            Ok(Opened::Maildir(storage))
         }
         Location::Sdbox(text) => {
             let parsed = parse_sdbox(text)?;
@@ -688,6 +708,14 @@ pub(crate) const STATE_FILE: &str = "dsync-rs-state";
 pub(crate) fn source_uids_prefix(state_file: &Path) -> PathBuf {
     let mut name = state_file.as_os_str().to_owned();
     name.push(".uidlist");
+    PathBuf::from(name)
+}
+
+/// Where a Maildir source keeps its folders' last listings, beside the state file:
+/// `STATE.listing.<hash>`, one file per folder.
+pub(crate) fn source_listings_prefix(state_file: &Path) -> PathBuf {
+    let mut name = state_file.as_os_str().to_owned();
+    name.push(".listing");
     PathBuf::from(name)
 }
 

@@ -274,6 +274,7 @@ pub(crate) fn run(
         rawlog: rawlog.cloned(),
         message_guids: false,
         source_uids: None,
+        source_listings: None,
     };
     let mut source = open_side(&pair.from, &access, "Sieve source")?;
     let mut destination = open_side(&pair.to, &access, "Sieve destination")?;

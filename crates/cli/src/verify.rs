@@ -96,6 +96,7 @@ pub(crate) fn after_run(
         rawlog: None,
         message_guids: false,
         source_uids,
+        source_listings: None,
     };
     tracing::info!("verifying {source} <-> {destination}");
     let mut a = open::open_source(&source, &access, "source")?;

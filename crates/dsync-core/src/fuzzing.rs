@@ -54,6 +54,12 @@ pub fn state_files(data: &[u8]) {
     }
 }
 
+/// The folder listings kept beside the state for Maildir sources (`STATE.listing.<hash>`):
+/// no panic on any bytes, and whatever reads back encodes to bytes that read the same.
+pub fn maildir_listing_cache(data: &[u8]) {
+    crate::state::listing::fuzz(data);
+}
+
 /// doveadm's search query, as words separated by whitespace: whatever parses must print
 /// as words that parse back to the same query, and deciding it on a small mailbox must
 /// not panic.

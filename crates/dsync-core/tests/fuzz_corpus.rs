@@ -5,10 +5,11 @@ use dsync_core::fuzzing;
 use testkit::FuzzEntry;
 
 /// Each fuzz target of this crate and its entry point.
-const TARGETS: [(&str, FuzzEntry); 3] = [
+const TARGETS: [(&str, FuzzEntry); 4] = [
     ("message_headers", fuzzing::message_headers),
     ("state_files", fuzzing::state_files),
     ("search_query", fuzzing::search_query),
+    ("maildir_listing_cache", fuzzing::maildir_listing_cache),
 ];
 
 #[test]

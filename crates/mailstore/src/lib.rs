@@ -124,8 +124,8 @@ pub use location::{Layout, Location};
 pub use mailbox_log::{MailboxChange, MailboxChangeKind};
 pub use maildir::{
     CopyOutcome, DovecotExpunges, DroppedKeyword, Durability, ExpungedMessage, FileBeliefs,
-    Mailbox, MailboxEntry, MailboxStatus, Maildir, MessageInfo, MessageReader, MessageStream,
-    Options, SaveOptions,
+    FileLookup, KnownFile, KnownFiles, Mailbox, MailboxEntry, MailboxStatus, Maildir, MessageInfo,
+    MessageReader, MessageStream, NothingKnown, Options, SaveOptions,
 };
 pub use name::MailboxName;
 pub use pending::PendingMessage;

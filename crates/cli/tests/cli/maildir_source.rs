@@ -388,3 +388,68 @@ fn a_courier_maildir_keeps_the_uids_courier_gave() {
     expected.push((11, subject("later")));
     assert_eq!(uids_served(&destination), [("INBOX".to_string(), 1_234_567, expected)]);
 }
+
+/// Puts `cur/` and `new/` of `root` half a minute in the past: a run trusts their stamps
+/// (as a second after the change), so a re-run answers from its kept listing.
+fn settle(root: &Path) {
+    let then = std::time::SystemTime::now() - Duration::from_secs(30);
+    for sub in ["cur", "new"] {
+        fs::File::open(root.join(sub)).expect("dir").set_modified(then).expect("mtime");
+    }
+}
+
+/// What Dovecot serves of INBOX at `root`, UIDs aside (it numbers a copy of a source
+/// without `dovecot-uidlist` itself): flags, date and body of each message, by body.
+fn served_messages(root: &Path) -> Vec<(Vec<u8>, Vec<String>, i64)> {
+    let mut messages: Vec<_> = served(root).mailboxes["INBOX"]
+        .messages
+        .iter()
+        .map(|m| (m.body.clone(), m.flags.clone(), m.internal_date))
+        .collect();
+    messages.sort();
+    messages
+}
+
+/// A re-run from a `maildir:` source after flag changes, deliveries, expunges from `cur/`
+/// and `new/` and a move to `cur/` reads the folder's names against the listing kept beside
+/// the state (`dsync-rs-state.listing.*`) and copies only what changed: the destination
+/// Dovecot serves is the source Dovecot serves.
+#[test]
+fn a_maildir_source_rerun_from_its_kept_listing_is_what_dovecot_serves() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("source");
+    let mut cur = Vec::new();
+    for n in 0..12 {
+        cur.push(drop_message(&root, "cur", 1_700_000_000 + n, &format!("m{n}")));
+    }
+    let new: Vec<PathBuf> =
+        (20..23).map(|n| drop_message(&root, "new", 1_700_000_000 + n, &format!("n{n}"))).collect();
+    settle(&root);
+    let destination = dir.path().join("destination");
+    let source_location = format!("maildir:{}", root.display());
+    let target = format!("maildir:{}", destination.display());
+    let first = dsync_with_deadline(&["backup", &source_location, &target], None);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let kept = fs::read_dir(&destination)
+        .expect("destination")
+        .filter(|e| {
+            e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().contains("state.listing"))
+        })
+        .count();
+    assert_eq!(kept, 1, "one listing kept for INBOX");
+
+    for file in &cur[2..5] {
+        let name = file.to_string_lossy().replace(":2,S", ":2,FS");
+        fs::rename(file, name).expect("flag change");
+    }
+    fs::remove_file(&cur[7]).expect("expunge from cur/");
+    fs::remove_file(&new[0]).expect("expunge from new/");
+    let moved = new[1].file_name().expect("name").to_string_lossy().into_owned();
+    fs::rename(&new[1], root.join("cur").join(format!("{moved}:2,RS"))).expect("read, answered");
+    drop_message(&root, "new", 1_700_000_030, "delivered");
+    settle(&root);
+    let second = dsync_with_deadline(&["backup", &source_location, &target], None);
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second));
+    assert_eq!(saved_count(&second), "1", "only the new message is copied: {}", text(&second));
+    assert_eq!(served_messages(&destination), served_messages(&root));
+}

@@ -51,6 +51,12 @@ impl<M> Kept<M> {
         Ok(&kept.1)
     }
 
+    /// Keeps `handle` as `name`'s (one just read whole), in place of any other.
+    pub(crate) fn keep(&mut self, name: &MailboxName, handle: M) {
+        self.kept = None;
+        self.kept = Some(Box::new((name.clone(), handle)));
+    }
+
     /// Lets the kept handle go (and the view it holds).
     pub(crate) fn forget(&mut self) {
         self.kept = None;

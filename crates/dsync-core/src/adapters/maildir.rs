@@ -16,11 +16,17 @@ use crate::model::{
     Flags, MailboxContents, MailboxGuid, MailboxInfo, MailboxName, MailboxStamp, MailboxStatus,
     MessageMeta, SystemFlags, Uid, UidValidity,
 };
+use crate::state::listing::{Header, Writer};
 use crate::storage::{
-    Capabilities, MailboxWriter, MessageListing, MessageSink, NewMailbox, Skip, Storage, StorageMut,
+    Capabilities, MailboxChanges, MailboxWriter, MessageListing, MessageSink, NewMailbox, Skip,
+    Storage, StorageMut,
 };
 
 use super::kept::Kept;
+
+mod listing;
+
+use listing::{Differ, Learned, ListingFiles, keywords_stamp, listed_file};
 
 /// Dovecot's `dsync_alt_char`: replaces characters a name cannot hold on disk.
 const ALT_CHAR: char = '_';
@@ -41,6 +47,9 @@ pub struct MaildirStorage {
     warnings: Vec<String>,
     /// The mailbox fetched from last, with its view ([`super::kept`]).
     kept: Kept<mailstore::Mailbox>,
+    /// Where the folders' last listings are kept ([`MaildirStorage::keep_listings_in`]);
+    /// boxed, as [`Kept`] is: the CLI moves storages by value.
+    listings: Option<Box<ListingFiles>>,
 }
 
 impl MaildirStorage {
@@ -85,7 +94,30 @@ impl MaildirStorage {
 
     /// Wraps an already opened [`Maildir`].
     pub fn from_maildir(maildir: Maildir) -> MaildirStorage {
-        MaildirStorage { maildir, skipped: Vec::new(), warnings: Vec::new(), kept: Kept::new() }
+        MaildirStorage {
+            maildir,
+            skipped: Vec::new(),
+            warnings: Vec::new(),
+            kept: Kept::new(),
+            listings: None,
+        }
+    }
+
+    /// Keeps what each folder's listing learned of its message files in files beginning
+    /// with `prefix` (`PREFIX.<hash>`, one a folder, beside the state; created with
+    /// `permissions`): a source's next listing then `stat`s and opens only the files it has
+    /// not seen, and [`Storage::changes_since`] answers from the folder's file names alone
+    /// (see `adapters/maildir/listing.rs`). With `write` false (a dry run) they are only
+    /// read; with `read` false (a full run) only written. For a source: a Maildir we write
+    /// changes its files' names under us.
+    pub fn keep_listings_in(
+        &mut self,
+        prefix: PathBuf,
+        permissions: mailstore::Permissions,
+        write: bool,
+        read: bool,
+    ) {
+        self.listings = Some(Box::new(ListingFiles::new(prefix, permissions, write, read)));
     }
 
     /// The underlying store.
@@ -219,10 +251,86 @@ impl Storage for MaildirStorage {
     fn listing(&mut self, mailbox: &MailboxName) -> Result<MessageListing<'_>, StorageError> {
         let opened = self.mailbox(mailbox)?;
         let before = token_before(&opened, self.maildir.is_read_only());
+        let root = self.maildir.location().root();
+        let kept = self.listings.as_ref().map(|files| {
+            let folder = ListingFiles::folder(root, opened.path());
+            (ListingFiles::clone(files), folder, files.load(folder), keywords_stamp(opened.path()))
+        });
         let stream = opened.into_messages().map_err(convert_error)?;
         let token = before.after();
+        let uid_validity = stream.status().uid_validity;
+        let messages = stream.status().messages;
+        let recording = kept.map(|(files, folder, previous, keywords)| {
+            let previous = previous.filter(|previous| previous.header.uid_validity == uid_validity);
+            let header =
+                Header { folder, uid_validity, token: token.clone().unwrap_or_default(), keywords };
+            // About 26 bytes a message.
+            let capacity = usize::try_from(messages).unwrap_or(0).saturating_mul(28);
+            let listing = Writer::new(capacity);
+            Recording { files, header, learned: Learned::new(previous), listing }
+        });
         let status = MailboxStatus { change_token: token, ..convert_status(stream.status())? };
-        Ok(MessageListing::new(status, ListedMessages { stream, skipped: &mut self.skipped }))
+        let messages = ListedMessages { stream, skipped: &mut self.skipped, recording };
+        Ok(MessageListing::new(status, messages))
+    }
+
+    /// From the folder's last listing ([`MaildirStorage::keep_listings_in`]) when it was
+    /// the one `token` was given with: `cur/` and `new/` read and compared by name, only
+    /// new files `stat`ed (see `adapters/maildir/listing.rs`).
+    fn changes_since(
+        &mut self,
+        mailbox: &MailboxName,
+        token: &str,
+    ) -> Result<Option<MailboxChanges>, StorageError> {
+        let Some(files) = self.listings.clone() else { return Ok(None) };
+        if token.is_empty() {
+            return Ok(None);
+        }
+        let opened = self.mailbox(mailbox)?;
+        let folder = ListingFiles::folder(self.maildir.location().root(), opened.path());
+        let Some(previous) = files.load(folder) else { return Ok(None) };
+        let keywords = keywords_stamp(opened.path());
+        if previous.header.token != token || previous.header.keywords != keywords {
+            return Ok(None);
+        }
+        let before = token_before(&opened, self.maildir.is_read_only());
+        let mut stream = opened.into_messages().map_err(convert_error)?;
+        if stream.status().uid_validity != previous.header.uid_validity {
+            return Ok(None);
+        }
+        let uid_validity = previous.header.uid_validity;
+        let mut differ = Differ::new(previous);
+        let mut changed = Vec::new();
+        while let Some(info) = stream.next_knowing(&mut differ) {
+            let info = info.map_err(convert_error)?;
+            if differ.listed(&info)
+                && let Some(meta) = convert_message(info)
+            {
+                changed.push(meta);
+            }
+        }
+        let token = before.after();
+        if differ.foreign {
+            return Ok(None);
+        }
+        let status = MailboxStatus { change_token: token, ..convert_status(stream.status())? };
+        self.skipped.extend(stream.take_left_out().iter().map(left_out_skip));
+        let vanished = differ
+            .vanished()
+            .into_iter()
+            .filter_map(|(first, last)| Some((Uid::new(first)?, Uid::new(last)?)))
+            .collect();
+        // The listing now, under the token just taken.
+        let header = Header {
+            folder,
+            uid_validity,
+            token: status.change_token.clone().unwrap_or_default(),
+            keywords,
+        };
+        files.save(&header, std::mem::take(&mut differ.now));
+        // The new messages are fetched next: from the view just read.
+        self.kept.keep(mailbox, stream.into_mailbox());
+        Ok(Some(MailboxChanges { status, changed, vanished }))
     }
 
     fn message_history(
@@ -720,6 +828,18 @@ const DIRTY_SECS: u64 = 1;
 struct ListedMessages<'a> {
     stream: mailstore::MessageStream,
     skipped: &'a mut Vec<Skip>,
+    /// What the listing learns, saved once it was read to the end without an error.
+    recording: Option<Recording>,
+}
+
+/// A listing kept as it is read ([`MaildirStorage::keep_listings_in`]).
+struct Recording {
+    files: ListingFiles,
+    header: Header,
+    /// The last listing's facts, for the files of the same name.
+    learned: Learned,
+    /// This one.
+    listing: Writer,
 }
 
 impl Iterator for ListedMessages<'_> {
@@ -727,15 +847,28 @@ impl Iterator for ListedMessages<'_> {
 
     fn next(&mut self) -> Option<Result<MessageMeta, StorageError>> {
         loop {
-            match self.stream.next() {
+            let next = match &mut self.recording {
+                Some(recording) => self.stream.next_knowing(&mut recording.learned),
+                None => self.stream.next(),
+            };
+            match next {
                 Some(Ok(info)) => {
+                    if let Some(recording) = &mut self.recording {
+                        recording.listing.push(&listed_file(&info));
+                    }
                     if let Some(meta) = convert_message(info) {
                         return Some(Ok(meta));
                     }
                 }
-                Some(Err(error)) => return Some(Err(convert_error(error))),
+                Some(Err(error)) => {
+                    self.recording = None;
+                    return Some(Err(convert_error(error)));
+                }
                 None => {
                     self.skipped.extend(self.stream.take_left_out().iter().map(left_out_skip));
+                    if let Some(recording) = self.recording.take() {
+                        recording.files.save(&recording.header, recording.listing);
+                    }
                     return None;
                 }
             }

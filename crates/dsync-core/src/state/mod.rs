@@ -35,6 +35,7 @@ pub mod dovecot;
 mod file;
 #[cfg(test)]
 mod legacy;
+pub(crate) mod listing;
 mod packed_base;
 pub mod pairs;
 mod patched;

@@ -13,6 +13,7 @@ use super::Store;
 use super::believed::FileBeliefs;
 use super::filename;
 use super::keywords::KeywordTable;
+use super::known_files::{FileLookup, KnownFile, KnownFiles, NothingKnown};
 use super::save::Staged;
 use super::state::{self, FileBuf, FileRef, Files, Paths, Scan, Sub};
 use super::uidlist::{Record, Uidlist, ext};
@@ -127,12 +128,19 @@ impl MessageStream {
         left_out.sort_by(|a, b| a.path.cmp(&b.path));
         left_out
     }
+
+    /// The mailbox back, keeping the view the stream read: messages are then opened by it
+    /// ([`Mailbox::open_message`]) without reading the folder again.
+    pub fn into_mailbox(self) -> Mailbox {
+        self.mailbox
+    }
 }
 
-impl Iterator for MessageStream {
-    type Item = Result<MessageInfo>;
-
-    fn next(&mut self) -> Option<Result<MessageInfo>> {
+impl MessageStream {
+    /// The next message, as [`Iterator::next`] gives it, with `known` asked first what it
+    /// knows of each regular file: a known file is neither `stat`ed nor opened, and one the
+    /// caller has as it is is not listed at all ([`KnownFiles`]).
+    pub fn next_knowing(&mut self, known: &mut dyn KnownFiles) -> Option<Result<MessageInfo>> {
         let uidlist = &self.view.uidlist;
         while let Some(record) = uidlist.get(self.next) {
             let position = self.next;
@@ -144,6 +152,7 @@ impl Iterator for MessageStream {
                 &file.as_ref(),
                 &self.dirs,
                 &mut self.left_out,
+                known,
             ) {
                 Ok(Some(info)) => return Some(Ok(info)),
                 Ok(None) => {}
@@ -154,6 +163,14 @@ impl Iterator for MessageStream {
             }
         }
         None
+    }
+}
+
+impl Iterator for MessageStream {
+    type Item = Result<MessageInfo>;
+
+    fn next(&mut self) -> Option<Result<MessageInfo>> {
+        self.next_knowing(&mut NothingKnown)
     }
 }
 
@@ -460,7 +477,10 @@ impl Mailbox {
         let mut out = Vec::new();
         for (record, file) in Self::present(&view) {
             let file = file.as_ref();
-            if let Some(info) = self.read_message(&view, &record, &file, &dirs, &mut left_out)? {
+            let known = &mut NothingKnown;
+            if let Some(info) =
+                self.read_message(&view, &record, &file, &dirs, &mut left_out, known)?
+            {
                 out.push(info);
             }
         }
@@ -478,7 +498,22 @@ impl Mailbox {
         file: &FileRef<'_>,
         dirs: &[Option<OwnedFd>; 2],
         left_out: &mut Vec<LeftOut>,
+        known: &mut dyn KnownFiles,
     ) -> Result<Option<MessageInfo>> {
+        // A symlink may lead elsewhere since: always resolved.
+        let lookup = if file.kind == FileKind::File {
+            known.lookup(record.uid, file.name)
+        } else {
+            FileLookup::Read
+        };
+        let known = match lookup {
+            FileLookup::Skip => return Ok(None),
+            FileLookup::Known(known) => Some(known),
+            FileLookup::Read => None,
+        };
+        if let Some(known) = known {
+            return Ok(Some(Self::message_info(view, record, file.name, known)));
+        }
         let tree = self.paths.tree();
         let path = self.paths.file(file);
         let relative = self.paths.relative(&path);
@@ -505,24 +540,30 @@ impl Mailbox {
                 }
             },
         };
+        let known = KnownFile::new(status.st_mtime, size, virtual_size);
+        Ok(Some(Self::message_info(view, record, name, known)))
+    }
+
+    /// The message of `record`, whose file is `name`, with the file's facts `known`.
+    fn message_info(view: &View, record: &Record<'_>, name: &str, known: KnownFile) -> MessageInfo {
         let info = filename::info(name);
         let mut keyword_indexes = info.keywords.clone();
         keyword_indexes.sort_unstable();
         let keywords =
             keyword_indexes.iter().map(|&i| Keyword::from_disk(view.keywords.name(i))).collect();
-        Ok(Some(MessageInfo {
+        MessageInfo {
             uid: record.uid,
             flags: info.flags,
             keywords,
-            received: status.st_mtime,
-            size,
-            virtual_size,
+            received: known.received,
+            size: known.size,
+            virtual_size: known.virtual_size,
             guid: message_guid(record, name).to_string(),
             pop3_uidl: record.ext(ext::POP3_UIDL).map(str::to_string),
             pop3_order: record.ext(ext::POP3_ORDER).and_then(|v| v.parse().ok()).filter(|&o| o > 0),
             file_name: name.to_string(),
             modseq: None,
-        }))
+        }
     }
 
     /// [`Self::list_messages_with_status`] read one message at a time, so that a caller

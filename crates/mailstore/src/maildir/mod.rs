@@ -8,6 +8,7 @@ mod history;
 pub(crate) mod journal;
 pub(crate) mod keywords;
 pub(crate) mod known;
+mod known_files;
 pub(crate) mod layout;
 pub(crate) mod leftovers;
 mod mailbox;
@@ -27,6 +28,7 @@ use std::time::Duration;
 pub use believed::FileBeliefs;
 pub use copy::CopyOutcome;
 pub use history::{DovecotExpunges, ExpungedMessage};
+pub use known_files::{FileLookup, KnownFile, KnownFiles, NothingKnown};
 pub(crate) use mailbox::virtual_size_read;
 pub use mailbox::{
     DroppedKeyword, Mailbox, MailboxStatus, MessageInfo, MessageReader, MessageStream,

@@ -1,0 +1,138 @@
+//! A `maildir:` source's re-run from its kept listings
+//! ([`MaildirStorage::keep_listings_in`]): after flag changes, deliveries and expunges in
+//! `cur/` and `new/`, the destination holds what a run without them gives.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use dsync_core::adapters::maildir::MaildirStorage;
+use dsync_core::state::SyncState;
+use dsync_core::{MailboxName, Mode, NoObserver, SyncOptions};
+use mailstore::{Durability, Location, Maildir};
+
+/// Puts `cur/` and `new/` of `root` `seconds` in the past (as a second after a change).
+fn settle(root: &Path, seconds: u64) {
+    let then = SystemTime::now() - Duration::from_secs(seconds);
+    for sub in ["cur", "new"] {
+        fs::File::open(root.join(sub)).expect("dir").set_modified(then).expect("mtime");
+    }
+}
+
+fn source(root: &Path, state: &Path, listings: bool) -> MaildirStorage {
+    let maildir = Maildir::with_options(
+        Location::maildir(root),
+        mailstore::Options::default().with_read_only(true),
+    );
+    let private = mailstore::Permissions::private();
+    maildir.keep_uids_in(state.join("uids"), private.clone(), true);
+    let mut storage = MaildirStorage::from_maildir(maildir);
+    if listings {
+        storage.keep_listings_in(state.join("listing"), private, true, true);
+    }
+    storage
+}
+
+fn backup(
+    root: &Path,
+    state_dir: &Path,
+    destination: &Path,
+    state: Option<SyncState>,
+) -> SyncState {
+    let mut source = source(root, state_dir, true);
+    let mut destination = MaildirStorage::open_path(destination, Durability::Deferred);
+    let options = SyncOptions::new(Mode::Backup).state(state);
+    let report = dsync_core::run(&options, &mut source, &mut destination, &mut NoObserver)
+        .unwrap_or_else(|failed| panic!("backup failed: {failed}"));
+    report.state.expect("a state")
+}
+
+/// GUID, flags and received date of each message, by UID.
+fn messages(
+    storage: &mut dyn dsync_core::Storage,
+) -> Vec<(u32, Option<String>, String, Option<i64>)> {
+    let contents = storage.contents(&MailboxName::inbox()).expect("contents");
+    contents
+        .messages
+        .into_iter()
+        .map(|m| (m.uid.get(), m.guid.clone(), format!("{:?}", m.flags), m.received))
+        .collect()
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_rerun_from_kept_listings_leaves_the_destination_as_a_full_run_does() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root: PathBuf = dir.path().join("source");
+    let state_dir = dir.path().join("state");
+    fs::create_dir_all(&state_dir).expect("state dir");
+    for sub in ["cur", "new", "tmp"] {
+        fs::create_dir_all(root.join(sub)).expect("maildir");
+    }
+    for n in 0..40 {
+        let flags = if n % 3 == 0 { "" } else { "S" };
+        fs::write(
+            root.join(format!("cur/{}.M{n}P1.mta:2,{flags}", 1_600_000_000 + n)),
+            format!("Subject: {n}\n\n{n}\n"),
+        )
+        .expect("mail");
+    }
+    for n in 40..43 {
+        fs::write(
+            root.join(format!("new/{}.M{n}P1.mta", 1_600_000_000 + n)),
+            format!("Subject: {n}\n\n{n}\n"),
+        )
+        .expect("mail");
+    }
+    settle(&root, 60);
+    let destination = dir.path().join("destination");
+    let state = backup(&root, &state_dir, &destination, None);
+
+    // Flag changes, expunges from cur/ and new/, deliveries.
+    let cur = names(&root.join("cur"));
+    for name in &cur[5..15] {
+        let (base, flags) = name.split_once(":2,").expect("cur name");
+        fs::rename(
+            root.join("cur").join(name),
+            root.join("cur").join(format!("{base}:2,F{flags}")),
+        )
+        .expect("flag");
+    }
+    for name in &cur[20..23] {
+        fs::remove_file(root.join("cur").join(name)).expect("expunge");
+    }
+    fs::remove_file(root.join("new").join(&names(&root.join("new"))[0])).expect("expunge new/");
+    for n in 50..55 {
+        fs::write(
+            root.join(format!("new/{}.M{n}P1.mta", 1_600_000_000 + n)),
+            format!("Subject: {n}\n\n{n}\n"),
+        )
+        .expect("mail");
+    }
+    settle(&root, 30);
+    let state = backup(&root, &state_dir, &destination, Some(state));
+    let mut ours = MaildirStorage::open_path(&destination, Durability::Deferred);
+    let expected = messages(&mut source(&root, &state_dir, false));
+    assert_eq!(expected.len(), 40 + 3 - 3 - 1 + 5);
+    assert_eq!(messages(&mut ours), expected);
+
+    // And once more with nothing changed but one flag.
+    let cur = names(&root.join("cur"));
+    fs::rename(root.join("cur").join(&cur[0]), root.join("cur").join(format!("{}T", cur[0])))
+        .expect("flag");
+    settle(&root, 20);
+    backup(&root, &state_dir, &destination, Some(state));
+    let expected = messages(&mut source(&root, &state_dir, false));
+    assert_eq!(
+        messages(&mut MaildirStorage::open_path(&destination, Durability::Deferred)),
+        expected
+    );
+}

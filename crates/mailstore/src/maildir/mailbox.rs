@@ -174,7 +174,7 @@ pub struct Mailbox {
     /// handle's saves), once a commit had to check a caller's GUID against them (see
     /// [`Mailbox::commit`]): the commits keep only the uidlist's tail, not its records.
     /// (Keys of the names, [`super::save::base_key`], 8 bytes a name.)
-    pub(crate) taken_bases: Option<HashSet<u64>>,
+    pub(crate) taken_bases: Option<super::save::TakenKeys>,
     /// Keywords that found no letter (see [`Mailbox::take_dropped_keywords`]).
     dropped_keywords: Mutex<Vec<DroppedKeyword>>,
     /// A file created in `tmp/` came out with the right owner, group and mode: later ones

@@ -205,7 +205,9 @@ impl<R: ReadAt> Streamed<R> {
                 break;
             }
         }
-        let records = lines.saturating_sub(1);
+        // (A record line has at least 5 bytes, `1 :a\n`: a file of empty lines, which is
+        // broken, gets no table of a record a byte.)
+        let records = lines.saturating_sub(1).min(usize::try_from(at / 5).unwrap_or(usize::MAX));
         let mut bases = Bases::with_capacity(records, seed);
         let mut uids = Vec::with_capacity(records);
         let mut starts = Vec::with_capacity(records);

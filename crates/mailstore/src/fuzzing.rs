@@ -10,6 +10,11 @@ pub fn uidlist(data: &[u8]) {
     for block in [7, crate::maildir::uidlist::lookup::BLOCK] {
         crate::maildir::uidlist::lookup::agrees_with_the_parse(data, block);
     }
+    // The line-by-line read of a view (its text left in the file) reads what the parse
+    // reads, whatever the size of its reads.
+    for chunk in [7, crate::maildir::uidlist::streamed::CHUNK] {
+        crate::maildir::uidlist::streamed::agrees_with_the_parse(data, chunk, 1);
+    }
     // The record of the uidlist as we left it (`dsync-rs-uidlist-known`), read from the
     // same directory: anything but our own line is no record, and ours reads back.
     if let Some(known) = crate::maildir::known::Known::decode(data) {

@@ -14,8 +14,10 @@ use super::believed::FileBeliefs;
 use super::filename;
 use super::keywords::KeywordTable;
 use super::known_files::{FileLookup, KnownFile, KnownFiles, NothingKnown};
+use super::records::Records;
 use super::save::Staged;
-use super::state::{self, FileBuf, FileRef, Files, Paths, Scan, Sub};
+use super::state::{self, FileBuf, FileRef, Files, Paths, Scan, StreamedRead, Sub};
+use super::uidlist::streamed::Changed;
 use super::uidlist::{Record, Uidlist, ext};
 use crate::crlf::CrlfReader;
 use crate::error::{Error, IoContext, Result};
@@ -141,23 +143,20 @@ impl MessageStream {
     /// knows of each regular file: a known file is neither `stat`ed nor opened, and one the
     /// caller has as it is is not listed at all ([`KnownFiles`]).
     pub fn next_knowing(&mut self, known: &mut dyn KnownFiles) -> Option<Result<MessageInfo>> {
-        let uidlist = &self.view.uidlist;
-        while let Some(record) = uidlist.get(self.next) {
+        let view = &self.view;
+        while self.next < view.records.len() {
             let position = self.next;
             self.next += 1;
-            let Some(file) = Mailbox::file_of(&self.view, position, &record) else { continue };
-            match self.mailbox.read_message(
-                &self.view,
-                &record,
-                &file.as_ref(),
-                &self.dirs,
-                &mut self.left_out,
-                known,
-            ) {
-                Ok(Some(info)) => return Some(Ok(info)),
-                Ok(None) => {}
+            let (mailbox, dirs, left_out) = (&self.mailbox, &self.dirs, &mut self.left_out);
+            let read = view.records.with_record(position, |record| {
+                let Some(file) = Mailbox::file_of(view, position, &record) else { return Ok(None) };
+                mailbox.read_message(view, &record, &file.as_ref(), dirs, left_out, &mut *known)
+            });
+            match read.map_err(|Changed| mailbox.changed(position)).and_then(Option::transpose) {
+                Ok(Some(Some(info))) => return Some(Ok(info)),
+                Ok(_) => {}
                 Err(error) => {
-                    self.next = uidlist.len();
+                    self.next = view.records.len();
                     return Some(Err(error));
                 }
             }
@@ -191,7 +190,7 @@ pub struct Mailbox {
     /// handle's saves), once a commit had to check a caller's GUID against them (see
     /// [`Mailbox::commit`]): the commits keep only the uidlist's tail, not its records.
     /// (Keys of the names, [`super::save::base_key`], 8 bytes a name.)
-    pub(crate) taken_bases: Option<HashSet<u64>>,
+    pub(crate) taken_bases: Option<super::save::TakenKeys>,
     /// Keywords that found no letter (see [`Mailbox::take_dropped_keywords`]).
     dropped_keywords: Mutex<Vec<DroppedKeyword>>,
     /// A file created in `tmp/` came out with the right owner, group and mode: later ones
@@ -249,14 +248,14 @@ const LIST_INDEX_FILES: [&str; 3] =
 /// What one read of the mailbox found.
 #[derive(Debug)]
 struct View {
-    uidlist: Uidlist,
+    records: Records,
     /// Every message file, read or not (all are numbered, as Dovecot numbers them), kept
-    /// against `uidlist`.
+    /// against `records`.
     files: Files,
     keywords: KeywordTable,
-    /// Base names in `files` that are not read: not regular files, or symlinks that do not
-    /// resolve to one inside the store.
-    unreadable: HashSet<String>,
+    /// Positions of the records whose files are not read: not regular files, or symlinks
+    /// that do not resolve to one inside the store.
+    unreadable: HashSet<usize>,
     /// What was left out, and why.
     left_out: Vec<LeftOut>,
     /// The UIDs come from a file (`dovecot-uidlist`, or our own kept one), so the
@@ -268,7 +267,7 @@ struct View {
 impl View {
     /// The UIDVALIDITY, when it names the folder's incarnation (see `uids_from_file`).
     fn lasting_uid_validity(&self) -> Option<u32> {
-        self.uids_from_file.then_some(self.uidlist.uid_validity)
+        self.uids_from_file.then_some(self.records.header().uid_validity)
     }
 }
 
@@ -364,11 +363,11 @@ impl Mailbox {
     /// The status of `view`, holding `messages` messages.
     fn view_status(view: &View, messages: usize) -> MailboxStatus {
         MailboxStatus {
-            uid_validity: view.uidlist.uid_validity,
-            next_uid: view.uidlist.next_uid(),
-            guid: view.uidlist.guid,
+            uid_validity: view.records.header().uid_validity,
+            next_uid: view.records.next_uid(),
+            guid: view.records.header().guid,
             messages: u32::try_from(messages).unwrap_or(u32::MAX),
-            origin_uid_validity: view.uidlist.origin(),
+            origin_uid_validity: view.records.header().origin(),
             highest_modseq: None,
         }
     }
@@ -475,11 +474,14 @@ impl Mailbox {
         let dirs = [Sub::New, Sub::Cur]
             .map(|sub| tree.open_dir(self.paths.relative(&self.paths.sub(sub))).ok());
         let mut out = Vec::new();
-        for (record, file) in Self::present(&view) {
-            let file = file.as_ref();
-            let known = &mut NothingKnown;
+        for position in 0..view.records.len() {
+            let read = view.records.with_record(position, |record| {
+                let Some(file) = Self::file_of(&view, position, &record) else { return Ok(None) };
+                let known = &mut NothingKnown;
+                self.read_message(&view, &record, &file.as_ref(), &dirs, &mut left_out, known)
+            });
             if let Some(info) =
-                self.read_message(&view, &record, &file, &dirs, &mut left_out, known)?
+                read.map_err(|Changed| self.changed(position))?.transpose()?.flatten()
             {
                 out.push(info);
             }
@@ -692,17 +694,25 @@ impl Mailbox {
         } else {
             self.cached_view()?
         };
-        let Some((record, file)) = Self::present_uid(&view, uid) else {
-            return Ok(None);
-        };
-        let file = file.as_ref();
-        Ok(Some(Located {
-            path: self.paths.file(&file),
-            kind: file.kind,
-            guid: message_guid(&record, file.name).to_string(),
-            size: known_size(&record, file.name, ext::SIZE),
-            virtual_size: known_size(&record, file.name, ext::VSIZE),
-        }))
+        let Some(position) = view.records.position_of_uid(uid) else { return Ok(None) };
+        let found = view.records.with_record(position, |record| {
+            let file = Self::file_of(&view, position, &record)?;
+            let file = file.as_ref();
+            Some(Located {
+                path: self.paths.file(&file),
+                kind: file.kind,
+                guid: message_guid(&record, file.name).to_string(),
+                size: known_size(&record, file.name, ext::SIZE),
+                virtual_size: known_size(&record, file.name, ext::VSIZE),
+            })
+        });
+        match found {
+            Ok(found) => Ok(found.flatten()),
+            // The cached view's uidlist was changed in place: a fresh read (the callers'
+            // next attempt) decides.
+            Err(Changed) if !fresh => Ok(None),
+            Err(Changed) => Err(self.changed(position)),
+        }
     }
 
     /// Replaces the flags and keywords of message `uid` (the file is renamed with the new
@@ -982,38 +992,31 @@ impl Mailbox {
         }
     }
 
-    /// Records whose files exist and are read, in UID order.
-    fn present(view: &View) -> impl Iterator<Item = (Record<'_>, FileBuf)> {
-        let records = view.uidlist.records().enumerate();
-        records.filter_map(|(position, r)| Self::file_of(view, position, &r).map(|f| (r, f)))
-    }
-
-    /// How many records [`Self::present`] gives.
+    /// How many records have files that exist and are read.
     fn present_count(view: &View) -> usize {
-        let records = view.uidlist.records().enumerate();
-        records
-            .filter(|(position, r)| {
-                view.files.has_file(*position) && !view.unreadable.contains(r.base())
+        (0..view.records.len())
+            .filter(|position| {
+                view.files.has_file(*position) && !view.unreadable.contains(position)
             })
             .count()
+    }
+
+    /// The error of a view whose uidlist's line at `position` is no longer the one read.
+    fn changed(&self, position: usize) -> Error {
+        Error::Corrupt {
+            path: self.paths.uidlist(),
+            line: position + 2,
+            reason: "changed in place since the mailbox was read".to_string(),
+        }
     }
 
     /// The file of `record`, the record at `position` of the view's uidlist, when it
     /// exists and is read.
     fn file_of(view: &View, position: usize, record: &Record<'_>) -> Option<FileBuf> {
-        if !view.unreadable.is_empty() && view.unreadable.contains(record.base()) {
+        if !view.unreadable.is_empty() && view.unreadable.contains(&position) {
             return None;
         }
-        view.files.file(&view.uidlist, position)
-    }
-
-    /// The record of `uid` and its file, when it exists. A uidlist is in UID order, so a
-    /// binary search finds it (one message of many is looked up per copy or read); a file
-    /// out of order is still searched in full before `uid` counts as missing.
-    fn present_uid(view: &View, uid: u32) -> Option<(Record<'_>, FileBuf)> {
-        let position = view.uidlist.position_of_uid(uid)?;
-        let record = view.uidlist.get(position)?;
-        Self::file_of(view, position, &record).map(|file| (record, file))
+        view.files.file_with_base(record.base(), position)
     }
 
     /// Reads the uidlist and the directories. Files the uidlist does not know (delivered by
@@ -1028,6 +1031,9 @@ impl Mailbox {
     }
 
     fn read_view(&self) -> Result<View> {
+        if let Some(view) = self.read_streamed_view()? {
+            return Ok(view);
+        }
         let uidlist = self.paths.read_uidlist()?;
         // Each file read against the uidlist's records: those it names are kept as what
         // differs from their record (see [`Files`]).
@@ -1037,7 +1043,7 @@ impl Mailbox {
         let needs_sync = journal || uidlist.is_none() || !files.others().is_empty();
         let keywords = self.paths.read_keywords()?;
         if !needs_sync && let Some(uidlist) = uidlist {
-            return Ok(self.checked_view(uidlist, files, keywords, left_out));
+            return Ok(self.checked_view(Records::Whole(uidlist), files, keywords, left_out));
         }
         if self.store.options.read_only {
             return self.read_only_view(uidlist, files, keywords, left_out);
@@ -1051,7 +1057,7 @@ impl Mailbox {
             Ok((uidlist, scan, left_out)) => {
                 let keywords = self.paths.read_keywords()?;
                 let files = Files::from_scan(&uidlist, &scan);
-                Ok(self.checked_view(uidlist, files, keywords, left_out))
+                Ok(self.checked_view(Records::Whole(uidlist), files, keywords, left_out))
             }
             Err(e) if state::is_read_only(&e) => {
                 self.read_only_view(uidlist, files, keywords, left_out)
@@ -1073,8 +1079,28 @@ impl Mailbox {
         let from_file = uidlist.is_some() || self.store.own_uidlists.get().is_some();
         let uidlist = self.assign_read_only(uidlist, &scan)?;
         let files = Files::from_scan(&uidlist, &scan);
-        let view = self.checked_view(uidlist, files, keywords, left_out);
+        let view = self.checked_view(Records::Whole(uidlist), files, keywords, left_out);
         Ok(View { uids_from_file: from_file, ..view })
+    }
+
+    /// [`Self::read_view`] of a folder that needs no sync, its uidlist read line by line
+    /// and its directories against the hashes of the base names: the view holds 16 bytes
+    /// a message (benches/RESULTS-memory.md, Round 11). `None` when that read cannot
+    /// decide (no uidlist, a journal to replay, a file no record names, a name listed
+    /// twice, hashes that meet): the whole read then decides, as before.
+    fn read_streamed_view(&self) -> Result<Option<View>> {
+        let Some(StreamedRead::Streamed(list, bases)) = self.paths.read_uidlist_streamed()? else {
+            return Ok(None);
+        };
+        let Some((files, left_out)) = self.paths.scan_hashed(list.len(), &bases)? else {
+            return Ok(None);
+        };
+        drop(bases);
+        if self.paths.dir.join(super::journal::JOURNAL).exists() {
+            return Ok(None);
+        }
+        let keywords = self.paths.read_keywords()?;
+        Ok(Some(self.checked_view(Records::Streamed(*list), files, keywords, left_out)))
     }
 
     /// The UIDs of a mailbox we do not write, without a sync: from its `dovecot-uidlist`
@@ -1108,14 +1134,29 @@ impl Mailbox {
     /// inside), anything else is left out with its reason.
     fn checked_view(
         &self,
-        mut uidlist: Uidlist,
+        mut records: Records,
         files: Files,
         keywords: KeywordTable,
         mut left_out: Vec<LeftOut>,
     ) -> View {
         let tree = self.paths.tree();
         let mut unreadable = HashSet::new();
-        for (base, file) in files.not_regular(&uidlist) {
+        // Records' files, then those no record names, by base name.
+        let mut not_regular: Vec<(Option<usize>, FileBuf)> = files
+            .not_regular_positions()
+            .filter_map(|position| {
+                let file =
+                    records.with_record(position, |r| files.file_with_base(r.base(), position));
+                Some((Some(position), file.ok().flatten().flatten()?))
+            })
+            .collect();
+        not_regular.extend(
+            files.others().iter().filter(|(_, f)| f.kind != FileKind::File).map(|(_, f)| {
+                (None, FileBuf { sub: f.sub, name: f.name.to_string(), kind: f.kind })
+            }),
+        );
+        not_regular.sort_by(|a, b| filename::base(&a.1.name).cmp(filename::base(&b.1.name)));
+        for (position, file) in not_regular {
             let file = file.as_ref();
             let path = self.paths.file(&file);
             let relative = self.paths.relative(&path);
@@ -1127,7 +1168,7 @@ impl Mailbox {
                     Err(refusal) if refusal.is_not_found() => {
                         if fs::symlink_metadata(&path).is_err() {
                             // Renamed or expunged since the scan.
-                            unreadable.insert(base);
+                            unreadable.extend(position);
                             continue;
                         }
                         let target = fs::read_link(&path).unwrap_or_default();
@@ -1146,15 +1187,31 @@ impl Mailbox {
                 kind => LeftOutReason::WrongKind { kind, expected: FileKind::File },
             };
             left_out.push(LeftOut { mailbox: None, path: relative.to_path_buf(), reason });
-            unreadable.insert(base);
+            unreadable.extend(position);
         }
         for entry in &mut left_out {
             entry.mailbox = Some(self.name.clone());
         }
         // The view finds files by record position: the index of base names is not asked
         // again (and is built again if it were).
-        uidlist.drop_base_index();
-        View { uidlist, files, keywords, unreadable, left_out, uids_from_file: true }
+        if let Records::Whole(uidlist) = &mut records {
+            uidlist.drop_base_index();
+        }
+        View { records, files, keywords, unreadable, left_out, uids_from_file: true }
+    }
+}
+
+#[cfg(test)]
+impl Mailbox {
+    /// Of the view this handle keeps: whether its uidlist was read line by line, and the
+    /// bytes its records and files take on the heap (tests).
+    pub(crate) fn view_bytes(&self) -> Option<(bool, usize)> {
+        let view = self.cache.lock().ok()?.clone()?;
+        let (streamed, records) = match &view.records {
+            Records::Whole(list) => (false, list.records_bytes()),
+            Records::Streamed(list) => (true, list.records_bytes()),
+        };
+        Some((streamed, records + view.files.held_bytes()))
     }
 }
 

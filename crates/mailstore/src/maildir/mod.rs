@@ -13,6 +13,7 @@ pub(crate) mod layout;
 pub(crate) mod leftovers;
 mod mailbox;
 mod own_uidlist;
+mod records;
 pub(crate) mod save;
 pub(crate) mod state;
 mod trash;

@@ -287,17 +287,20 @@ impl Mailbox {
                     // (100 000 names for a re-run that saves five). Only a file with the
                     // very name we would rename onto is looked for (one `stat`).
                     locked.make_whole()?;
-                    let mut taken: HashSet<u64> =
-                        self.paths.scan_new()?.keys().map(base_key).collect();
-                    taken.extend(locked.uidlist.records().map(|r| base_key(r.base())));
-                    taken_cache = Some(taken);
+                    let new = self.paths.scan_new()?;
+                    let keys = new
+                        .keys()
+                        .chain(locked.uidlist.records().map(super::uidlist::Record::base));
+                    taken_cache = Some(TakenKeys::from_keys(keys.map(base_key).collect()));
                 } else if let Some(taken) = taken_cache.as_mut()
                     && locked.fresh
                 {
                     // Read afresh: someone else changed it since our last commit (a list
                     // taken from `known` holds no records: read them).
                     locked.make_whole()?;
-                    taken.extend(locked.uidlist.records().map(|r| base_key(r.base())));
+                    for record in locked.uidlist.records() {
+                        taken.insert(base_key(record.base()));
+                    }
                 }
                 let mut next = locked.uidlist.next_uid();
                 let mut entries = Vec::with_capacity(staged.len());
@@ -328,7 +331,7 @@ impl Mailbox {
                     if let Some(taken) = taken_cache.as_mut() {
                         let wanted = item.base != item.fallback_base;
                         if wanted
-                            && (taken.contains(&base_key(&item.base))
+                            && (taken.contains(base_key(&item.base))
                                 || self.name_exists_in_cur(
                                     &item.base,
                                     item.options.flags,
@@ -463,6 +466,69 @@ pub(crate) fn validate(options: &SaveOptions) -> Result<()> {
     Ok(())
 }
 
+/// The keys of the taken base names ([`base_key`]) a handle keeps between its commits
+/// ([`Mailbox::taken_bases`]): sorted in one vector (8 bytes a name, no slack), the latest
+/// in a set of at most [`TakenKeys::RECENT`] merged into it when full. A `HashSet<u64>` of
+/// every name cost 18 bytes a name, up to twice that while it grew (a full backup of
+/// 100 000 messages held 1.77 MB of it at its peak; benches/RESULTS-memory.md, Round 11).
+#[derive(Debug, Default)]
+pub(crate) struct TakenKeys {
+    sorted: Vec<u64>,
+    recent: HashSet<u64>,
+}
+
+impl TakenKeys {
+    /// How many keys the set of the latest holds before they are merged.
+    const RECENT: usize = 1 << 14;
+
+    /// The set of `keys`.
+    fn from_keys(mut keys: Vec<u64>) -> TakenKeys {
+        keys.sort_unstable();
+        keys.dedup();
+        keys.shrink_to_fit();
+        TakenKeys { sorted: keys, recent: HashSet::new() }
+    }
+
+    /// True when `key` is in the set.
+    pub(crate) fn contains(&self, key: u64) -> bool {
+        self.recent.contains(&key) || self.sorted.binary_search(&key).is_ok()
+    }
+
+    /// Adds `key`.
+    pub(crate) fn insert(&mut self, key: u64) {
+        if !self.contains(key) && self.recent.insert(key) && self.recent.len() >= Self::RECENT {
+            self.merge();
+        }
+    }
+
+    /// Merges the latest keys into the sorted ones, from the back, in place.
+    fn merge(&mut self) {
+        let mut recent: Vec<u64> = self.recent.drain().collect();
+        recent.sort_unstable();
+        let old = self.sorted.len();
+        self.sorted.reserve_exact(recent.len());
+        self.sorted.resize(old + recent.len(), 0);
+        let (mut from_sorted, mut from_recent) = (old, recent.len());
+        for at in (0..self.sorted.len()).rev() {
+            let take_sorted = from_recent == 0
+                || (from_sorted > 0 && self.sorted[from_sorted - 1] > recent[from_recent - 1]);
+            if take_sorted {
+                from_sorted -= 1;
+                self.sorted[at] = self.sorted[from_sorted];
+            } else {
+                from_recent -= 1;
+                self.sorted[at] = recent[from_recent];
+            }
+        }
+    }
+
+    /// The number of keys (tests).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.sorted.len() + self.recent.len()
+    }
+}
+
 /// A base file name's key in the set of taken ones ([`Mailbox::taken_bases`]: those of
 /// the uidlist, of `new/` and of this handle's saves): a hash, not the name. Two names with one key make the second look taken: it then gets a
 /// generated name and keeps its GUID in the uidlist, which is the safe side.
@@ -479,6 +545,21 @@ mod tests {
 
     use crate::maildir::state::DIRECTORY_SCANS;
     use crate::{Flags, Keyword, Location, MailboxName, Maildir, SaveOptions};
+
+    /// The taken keys answer as a set of every key inserted, across merges: the keys of
+    /// the first fill, inserted ones (again too), and none other.
+    #[test]
+    fn taken_keys_are_a_set() {
+        let key = |n: u64| n.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 3;
+        let mut taken = super::TakenKeys::from_keys((0..1000).map(key).chain([key(7)]).collect());
+        for n in (500..50_000).chain(0..10) {
+            taken.insert(key(n));
+        }
+        assert_eq!(taken.len(), 50_000);
+        assert!(taken.sorted.windows(2).all(|pair| pair[0] < pair[1]));
+        assert!((0..50_000).all(|n| taken.contains(key(n))));
+        assert!(!(50_000..60_000).any(|n| taken.contains(key(n))));
+    }
 
     fn save(mailbox: &mut super::Mailbox, options: SaveOptions) {
         let mut pending = mailbox.begin_save().unwrap();

@@ -14,6 +14,7 @@ use super::Store;
 use super::filename;
 use super::journal;
 use super::keywords::KeywordTable;
+use super::uidlist::streamed::{self, Bases, Streamed};
 use super::uidlist::{RecordBuf, Uidlist};
 use crate::error::{Error, IoContext, Result};
 use crate::fs::beneath::{self, FileKind, Tree};
@@ -270,11 +271,15 @@ impl Files {
     /// The file of the record at `position` of `list` (the uidlist the files were read
     /// against).
     pub(crate) fn file(&self, list: &Uidlist, position: usize) -> Option<FileBuf> {
+        self.file_with_base(list.get(position)?.base(), position)
+    }
+
+    /// [`Self::file`] of the record at `position`, whose base name is `base`.
+    pub(crate) fn file_with_base(&self, base: &str, position: usize) -> Option<FileBuf> {
         let Some(shape) = self.shape(position) else {
             // No record's file; a file no record named cannot be one's either.
             return None;
         };
-        let base = list.get(position)?.base();
         let mut name = String::with_capacity(base.len() + shape.rest.len());
         name.push_str(base);
         name.push_str(&shape.rest);
@@ -291,7 +296,17 @@ impl Files {
         &self.others
     }
 
+    /// The positions of the records whose files are not regular files.
+    pub(crate) fn not_regular_positions(&self) -> impl Iterator<Item = usize> + '_ {
+        let any = self.shapes.iter().any(|shape| shape.kind != FileKind::File);
+        let positions = self.by_record.iter().enumerate().filter(move |_| any);
+        positions.filter_map(|(position, _)| {
+            self.shape(position).filter(|shape| shape.kind != FileKind::File).map(|_| position)
+        })
+    }
+
     /// The files that are not regular files (by base name), of records and others.
+    #[cfg(test)]
     pub(crate) fn not_regular(&self, list: &Uidlist) -> Vec<(String, FileBuf)> {
         let mut found = Vec::new();
         if self.shapes.iter().any(|shape| shape.kind != FileKind::File) {
@@ -313,6 +328,15 @@ impl Files {
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.by_record.iter().filter(|&&id| id != 0).count() + self.others.len()
+    }
+
+    /// The bytes the files take on the heap (tests; a shape's name counted by its length).
+    #[cfg(test)]
+    pub(crate) fn held_bytes(&self) -> usize {
+        let shapes: usize = self.shapes.iter().map(|s| size_of::<Shape>() + s.rest.len()).sum();
+        let others =
+            self.others.names.capacity() + self.others.slots.capacity() * size_of::<Slot>();
+        self.by_record.capacity() * 4 + shapes + others
     }
 }
 
@@ -447,6 +471,34 @@ impl Paths {
         })
     }
 
+    /// Reads the uidlist line by line for a view ([`Streamed`]): the file kept open, its
+    /// text not kept. `None` when missing or empty; [`StreamedRead::Whole`] when only the
+    /// whole parse may answer (see [`super::uidlist::streamed`]), which
+    /// [`Self::read_uidlist`] then does. A broken file is an error, as there.
+    pub(crate) fn read_uidlist_streamed(&self) -> Result<Option<StreamedRead>> {
+        #[cfg(test)]
+        UIDLIST_READS.set(UIDLIST_READS.get() + 1);
+        let path = self.uidlist();
+        let relative = self.relative(&path);
+        let file = match self.tree().open_file(relative) {
+            Ok(file) => file,
+            Err(refusal) if refusal.is_not_found() => return Ok(None),
+            Err(refusal) => return Err(left_out::error(refusal, &self.root, relative, "read")),
+        };
+        let seed = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), 0x7669_6577);
+        match Streamed::read(file, streamed::CHUNK, seed) {
+            Ok(None) => Ok(None),
+            Ok(Some(streamed::Read::Streamed(list, bases))) => {
+                Ok(Some(StreamedRead::Streamed(list, bases)))
+            }
+            Ok(Some(streamed::Read::Whole)) => Ok(Some(StreamedRead::Whole)),
+            Err(streamed::ReadError::Io(error)) => Err(Error::io("read", path, error)),
+            Err(streamed::ReadError::Broken(broken)) => {
+                Err(Error::Corrupt { path, line: broken.line, reason: broken.reason })
+            }
+        }
+    }
+
     /// Reads only the uidlist's header (UIDVALIDITY, next UID, GUID), not its records.
     pub(crate) fn read_uidlist_header(&self) -> Result<Option<Uidlist>> {
         use std::io::{BufRead, BufReader, Read};
@@ -524,6 +576,79 @@ impl Paths {
     /// others as a [`Scan`]. The same files are kept and the same ones reported.
     pub(crate) fn scan_files(&self, known: Option<&Uidlist>) -> Result<(Files, Vec<LeftOut>)> {
         self.scan_against(&[Sub::New, Sub::Cur], None, 0, known)
+    }
+
+    /// [`Self::scan_files`] against a uidlist read line by line: each file's base name
+    /// found by its hash in `bases` (`records` of them). `None` when that cannot decide
+    /// as [`Self::scan_files`] would (a file whose base name no record has, which needs a
+    /// sync; two files of one record, or whose hashes meet: duplicates to compare), and
+    /// the caller reads the folder as before. Otherwise the same files are kept and the
+    /// same ones reported, without a name held.
+    pub(crate) fn scan_hashed(
+        &self,
+        records: usize,
+        bases: &Bases,
+    ) -> Result<Option<(Files, Vec<LeftOut>)>> {
+        #[cfg(test)]
+        DIRECTORY_SCANS.set(DIRECTORY_SCANS.get() + 1);
+        let tree = self.tree();
+        let mut files = FilesBuilder::new(records);
+        let mut left_out = Vec::new();
+        let mut decided = true;
+        for sub in [Sub::New, Sub::Cur] {
+            let relative = self.relative(&self.sub(sub)).to_path_buf();
+            let dir = match tree.open_dir(&relative) {
+                Ok(dir) => dir,
+                Err(refusal) if refusal.is_not_found() => continue,
+                Err(refusal) => match left_out::reason(refusal, &relative, FileKind::Directory) {
+                    Ok(reason) => {
+                        left_out.push(LeftOut { mailbox: None, path: relative, reason });
+                        continue;
+                    }
+                    Err(error) => return Err(Error::io("open directory", self.sub(sub), error)),
+                },
+            };
+            beneath::for_each_entry(dir, |entry| {
+                if entry.name.as_encoded_bytes().starts_with(b".") {
+                    return true;
+                }
+                let name = match entry.name.into_string() {
+                    Ok(name) => name,
+                    Err(name) => {
+                        let path = relative.join(name);
+                        left_out.push(LeftOut {
+                            mailbox: None,
+                            path,
+                            reason: LeftOutReason::NameNotUtf8,
+                        });
+                        return true;
+                    }
+                };
+                let base = filename::base(&name);
+                if base.is_empty() {
+                    let path = relative.join(&name);
+                    left_out.push(LeftOut {
+                        mailbox: None,
+                        path,
+                        reason: LeftOutReason::EmptyBaseName,
+                    });
+                    return true;
+                }
+                let file = FileRef { sub, name: &name, kind: entry.kind };
+                match bases.find(bases.hash(base)) {
+                    Some(position) if !files.files.has_file(position) => {
+                        decided = files.set(position, file).is_some();
+                    }
+                    _ => decided = false,
+                }
+                decided
+            })
+            .ctx("read directory", &self.sub(sub))?;
+            if !decided {
+                return Ok(None);
+            }
+        }
+        Ok(Some((files.files, left_out)))
     }
 
     fn scan_against(
@@ -660,6 +785,15 @@ fn same_file(dirs: &[(Sub, std::os::fd::OwnedFd)], a: (Sub, &str), b: (Sub, &str
         Some((status.st_dev, status.st_ino))
     };
     matches!((status(a), status(b)), (Some(a), Some(b)) if a == b)
+}
+
+/// What [`Paths::read_uidlist_streamed`] read.
+#[derive(Debug)]
+pub(crate) enum StreamedRead {
+    /// Every record, and the hashes of their base names.
+    Streamed(Box<Streamed<fs::File>>, Bases),
+    /// Only the whole parse may answer.
+    Whole,
 }
 
 /// The uidlist while the lock is held.
@@ -996,7 +1130,7 @@ mod tests {
     use std::fmt::Write as _;
     use std::fs;
 
-    use super::{FileBuf, FileRef, Files, Paths, Scan, Sub, Uidlist};
+    use super::{FileBuf, FileRef, Files, Paths, Scan, StreamedRead, Sub, UIDLIST, Uidlist};
     use crate::fs::beneath::FileKind;
     use crate::left_out::{LeftOut, LeftOutReason};
     use crate::{Location, MailboxName, Maildir, SaveOptions};
@@ -1155,6 +1289,7 @@ mod tests {
                 _ => {}
             }
         }
+        fs::write(root.join(UIDLIST), &text).unwrap();
         let list = Uidlist::parse(text.as_bytes()).unwrap().unwrap();
         (dir, list)
     }
@@ -1207,10 +1342,35 @@ mod tests {
             for position in 0..list.len() {
                 proptest::prop_assert_eq!(back.file(&list, position), found.file(&list, position));
             }
-            proptest::prop_assert_eq!(back.others().iter().collect::<Vec<_>>(), others);
+            proptest::prop_assert_eq!(back.others().iter().collect::<Vec<_>>(), others.clone());
             // Without a uidlist every file is among the others.
             let (alone, _) = paths.scan_files(None).unwrap();
             proptest::prop_assert_eq!(alone.others().iter().collect::<Vec<_>>(), scan.iter().collect::<Vec<_>>());
+
+            // Read line by line and against the hashes of the base names: the same files
+            // for every record and the same left out, whenever that read decides; it
+            // decides unless a file's base name is no record's or two files have one.
+            let Some(StreamedRead::Streamed(streamed, bases)) = paths.read_uidlist_streamed().unwrap() else {
+                panic!("the uidlist has no name twice");
+            };
+            proptest::prop_assert_eq!(streamed.len(), list.len());
+            let entries = ["new", "cur"].iter().map(|sub| fs::read_dir(dir.path().join(sub)).unwrap().count()).sum::<usize>();
+            let decides = others.is_empty() && entries == found.len();
+            match paths.scan_hashed(streamed.len(), &bases).unwrap() {
+                Some((hashed, mut hashed_left_out)) => {
+                    proptest::prop_assert!(decides);
+                    hashed_left_out.sort_by(by_path);
+                    proptest::prop_assert_eq!(&hashed_left_out, &left_out);
+                    proptest::prop_assert_eq!(hashed.len(), found.len());
+                    for (position, record) in list.records().enumerate() {
+                        let file = hashed.file_with_base(record.base(), position);
+                        proptest::prop_assert_eq!(file, found.file(&list, position));
+                    }
+                    let kinds = |files: &Files| files.not_regular_positions().collect::<Vec<_>>();
+                    proptest::prop_assert_eq!(kinds(&hashed), kinds(&found));
+                }
+                None => proptest::prop_assert!(!decides),
+            }
         }
     }
 

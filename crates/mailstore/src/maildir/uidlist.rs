@@ -302,6 +302,12 @@ impl Uidlist {
         self.records.len()
     }
 
+    /// The bytes the records take on the heap: text and spans (tests).
+    #[cfg(test)]
+    pub(crate) fn records_bytes(&self) -> usize {
+        self.text.capacity() + self.records.capacity() * size_of::<Span>()
+    }
+
     /// The record at `position` (0-based, in file order).
     pub(crate) fn get(&self, position: usize) -> Option<Record<'_>> {
         self.records.get(position).map(|span| view(&self.text, span))
@@ -900,6 +906,7 @@ fn parse_record(
 pub(crate) mod lookup;
 #[cfg(test)]
 mod reference;
+pub(crate) mod streamed;
 
 #[cfg(test)]
 mod tests {

@@ -6,8 +6,11 @@
 //! at a million messages, the largest part of the run's memory. [`SaveList`] writes each
 //! message as a few bytes one after another — UIDs, dates and modseqs as differences from
 //! the message before, a Dovecot GUID as its 16 bytes, the flags as an index into a table
-//! of the distinct flag sets seen — about 25 bytes a message with a Dovecot GUID. It is
-//! read in order, which is how plans are executed.
+//! of the distinct flag sets seen — about 25 bytes a message with a Dovecot GUID. Any
+//! other GUID (a Maildir's is its file's base name, `1700000000.M1234P567.host`, ~30–60
+//! bytes) is written as what differs from the GUID before it: the bytes they share at the
+//! start and at the end are counted, not repeated, so names of one host and time take a
+//! few bytes. It is read in order, which is how plans are executed.
 
 use std::fmt;
 
@@ -28,6 +31,8 @@ pub struct SaveList {
     virtual_bytes: u64,
     /// What the next message is encoded against.
     last: Previous,
+    /// The last text GUID written (what the next one is written against).
+    last_text_guid: Vec<u8>,
 }
 
 /// The values the next message's are encoded as differences from.
@@ -44,6 +49,8 @@ mod tag {
     pub(super) const VIRTUAL_SIZE: u8 = 1 << 1;
     /// 32 lower-case hexadecimal digits (a Dovecot GUID), written as their 16 bytes.
     pub(super) const GUID_HEX: u8 = 1 << 2;
+    /// Any other GUID: the lengths it shares at its start and end with the last text
+    /// GUID, then the bytes between ([`super::put_text_against`]).
     pub(super) const GUID_TEXT: u8 = 1 << 3;
     pub(super) const POP3_UIDL: u8 = 1 << 4;
     pub(super) const POP3_ORDER: u8 = 1 << 5;
@@ -73,7 +80,13 @@ impl SaveList {
 
     /// The messages, in the order they were added.
     pub fn iter(&self) -> SaveListIter<'_> {
-        SaveListIter { list: self, at: 0, left: self.len, last: Previous::default() }
+        SaveListIter {
+            list: self,
+            at: 0,
+            left: self.len,
+            last: Previous::default(),
+            last_text_guid: Vec::new(),
+        }
     }
 
     /// Adds a message at the end.
@@ -110,7 +123,7 @@ impl SaveList {
         }
         match (hex_guid, &guid) {
             (Some(raw), _) => out.extend_from_slice(&raw),
-            (None, Some(text)) => put_text(out, text),
+            (None, Some(text)) => put_text_against(out, text, &mut self.last_text_guid),
             (None, None) => {}
         }
         if let Some(uidl) = &pop3_uidl {
@@ -134,6 +147,8 @@ pub struct SaveListIter<'a> {
     at: usize,
     left: usize,
     last: Previous,
+    /// The last text GUID read.
+    last_text_guid: Vec<u8>,
 }
 
 impl Iterator for SaveListIter<'_> {
@@ -188,7 +203,7 @@ impl SaveListIter<'_> {
             *at += 16;
             Some(hex(raw))
         } else if has(tag::GUID_TEXT) {
-            Some(get_text(bytes, at)?)
+            Some(get_text_against(bytes, at, &mut self.last_text_guid)?)
         } else {
             None
         };
@@ -294,6 +309,43 @@ fn put_text(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(text.as_bytes());
 }
 
+/// Writes `text` as the lengths it shares at its start and its end with `last`, and the
+/// bytes between; `last` becomes `text`. Maildir base names of one delivering host and
+/// second share all but a few digits.
+fn put_text_against(out: &mut Vec<u8>, text: &str, last: &mut Vec<u8>) {
+    let text = text.as_bytes();
+    let prefix = text.iter().zip(last.iter()).take_while(|(a, b)| a == b).count();
+    // The shared end must not reach into the shared start, of either.
+    let room = text.len().min(last.len()) - prefix;
+    let suffix =
+        text.iter().rev().zip(last.iter().rev()).take(room).take_while(|(a, b)| a == b).count();
+    put_unsigned(out, prefix as u64);
+    put_unsigned(out, suffix as u64);
+    let middle = &text[prefix..text.len() - suffix];
+    put_unsigned(out, middle.len() as u64);
+    out.extend_from_slice(middle);
+    last.clear();
+    last.extend_from_slice(text);
+}
+
+/// Reads what [`put_text_against`] wrote against `last` (the text before), which becomes
+/// the text read.
+fn get_text_against(bytes: &[u8], at: &mut usize, last: &mut Vec<u8>) -> Option<String> {
+    let prefix = usize::try_from(get_unsigned(bytes, at)?).ok()?;
+    let suffix = usize::try_from(get_unsigned(bytes, at)?).ok()?;
+    let len = usize::try_from(get_unsigned(bytes, at)?).ok()?;
+    let middle = bytes.get(*at..at.checked_add(len)?)?;
+    *at += len;
+    let start = last.get(..prefix)?;
+    let end = last.get(last.len().checked_sub(suffix)?..)?;
+    let mut text = Vec::with_capacity(prefix + len + suffix);
+    text.extend_from_slice(start);
+    text.extend_from_slice(middle);
+    text.extend_from_slice(end);
+    last.clone_from(&text);
+    String::from_utf8(text).ok()
+}
+
 fn get_text(bytes: &[u8], at: &mut usize) -> Option<String> {
     let len = usize::try_from(get_unsigned(bytes, at)?).ok()?;
     let text = bytes.get(*at..at.checked_add(len)?)?;
@@ -327,7 +379,17 @@ mod tests {
     }
 
     fn guid() -> impl Strategy<Value = String> {
-        prop_oneof!["[0-9a-f]{32}", "[0-9A-Fa-f]{32}", "[0-9a-f]{31,33}", "[0-9]{1,20}", ".{0,40}",]
+        prop_oneof![
+            "[0-9a-f]{32}",
+            "[0-9A-Fa-f]{32}",
+            "[0-9a-f]{31,33}",
+            "[0-9]{1,20}",
+            ".{0,40}",
+            // Maildir base names, sharing a start and an end with each other.
+            "17000000[0-9]{2}\\.M[0-9]{1,6}P[0-9]{1,3}\\.host[a-b]?",
+            // Shared bytes that end inside a character.
+            "[aé€]{0,4}",
+        ]
     }
 
     fn meta() -> impl Strategy<Value = MessageMeta> {
@@ -383,6 +445,23 @@ mod tests {
         // date is written whole (5 bytes instead of 1).
         assert_eq!(list.bytes.len(), 1000 * 22 + 4);
         assert!(list.iter().all(|m| m.guid.as_deref() == Some(guid)));
+    }
+
+    #[test]
+    fn maildir_base_names_take_what_differs() {
+        let mut list = SaveList::new();
+        let names: Vec<String> =
+            (0..1000).map(|n| format!("1700000000.M{}P4242.mail.example.org", 1000 + n)).collect();
+        for (uid, name) in (1..).zip(&names) {
+            let mut meta = MessageMeta::new(Uid::new(uid).expect("non-zero"), Flags::default());
+            meta.guid = Some(name.clone());
+            list.push(meta);
+        }
+        // Tag, UID difference, flag index, then 2 lengths shared, 1 length and a few
+        // digits, against 42 bytes of text each.
+        assert!(list.bytes.len() < 1000 * 10, "{} bytes", list.bytes.len());
+        let read: Vec<String> = list.iter().filter_map(|m| m.guid).collect();
+        assert_eq!(read, names);
     }
 
     #[test]

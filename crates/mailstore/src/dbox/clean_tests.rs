@@ -166,3 +166,22 @@ fn flag_changes_and_expunges_read_only_their_messages() {
     assert_eq!(listed[1].flags, Flags::SEEN | Flags::ANSWERED);
     assert_eq!(listed[1].keywords, [crate::Keyword::new("k").unwrap()]);
 }
+
+/// A bulk commit records no stamp (its wait would add up over a large copy): the next
+/// run lists the directory once, and the runs after it do not. Fails when the limit is
+/// taken out.
+#[test]
+fn a_bulk_commit_records_nothing_and_the_next_run_lists_once() {
+    let (_dir, root, _mail) = setup();
+    let (store, mut mailbox) = run(&root);
+    let recorded = records();
+    assert_eq!(save(&mut mailbox, 64).len(), 64);
+    assert_eq!(records(), recorded);
+    drop((mailbox, store));
+    let before = scans();
+    for _ in 0..2 {
+        let (_store, mut mailbox) = run(&root);
+        save(&mut mailbox, 1);
+    }
+    assert_eq!(scans(), before + 1);
+}

@@ -30,6 +30,13 @@ use crate::pending::PendingMessage;
 /// they still go when the root is on another file system, by the first write's scan).
 pub(crate) const TEMP_PREFIX: &str = ".temp.dsync-rs.";
 
+/// A commit of this many messages or more is part of a bulk copy: it records no clean
+/// stamp ([`super::clean_stamp`]), whose wait of up to a clock tick under the lock would
+/// add seconds over the thousand commits of a large copy. The directory is then not known
+/// clean for the rest of the run, and the next run lists it once (as every run did
+/// before the stamp); runs that save a few messages keep the stamp from run to run.
+const RECORD_BATCH_LIMIT: usize = 64;
+
 /// A saved message waiting for commit.
 #[derive(Debug)]
 pub(crate) struct Staged {
@@ -219,8 +226,8 @@ impl SdboxMailbox {
             }
             locked.append(&transaction, fsync)?;
             // Still locked, every file renamed here logged: a directory clean before is
-            // clean now.
-            if clean {
+            // clean now. A bulk commit records nothing (see RECORD_BATCH_LIMIT).
+            if clean && staged.len() < RECORD_BATCH_LIMIT {
                 self.record_clean()?;
             }
             Ok(())

@@ -388,14 +388,15 @@ struct SdboxWriter<'a> {
 }
 
 impl SdboxWriter<'_> {
-    /// Makes the flag changes kept so far, in one transaction (one read of the index for
-    /// their messages, not one per message).
+    /// Makes the flag changes kept so far under one lock, with one read of the index for
+    /// their messages (not one per message), each its own transaction as before (so the
+    /// modseqs Dovecot counts are the same).
     fn apply_flag_changes(&mut self) -> Result<(), StorageError> {
         if self.flag_changes.is_empty() {
             return Ok(());
         }
         let changes = std::mem::take(&mut self.flag_changes);
-        self.mailbox.set_flags_many(&changes).map_err(convert_error)
+        self.mailbox.set_flags_each(&changes).map_err(convert_error)
     }
 
     /// How `meta` is stored (keywords that cannot be become warnings).
@@ -455,8 +456,8 @@ impl MailboxWriter for SdboxWriter<'_> {
         Ok(outcome != CopyOutcome::NotFound)
     }
 
-    /// Kept until the next expunge or commit, then made in one transaction
-    /// ([`SdboxMailbox::set_flags_many`]).
+    /// Kept until the next expunge or commit, then made under one lock
+    /// ([`SdboxMailbox::set_flags_each`]).
     fn set_flags(&mut self, uid: Uid, flags: &Flags) -> Result<(), StorageError> {
         let keywords = store_keywords(&self.name, uid, flags, self.warnings);
         self.flag_changes.push((uid.get(), to_store_flags(flags.system), keywords));

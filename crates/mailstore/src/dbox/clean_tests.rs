@@ -185,3 +185,36 @@ fn a_bulk_commit_records_nothing_and_the_next_run_lists_once() {
     }
     assert_eq!(scans(), before + 1);
 }
+
+/// Flag changes made together under one lock ([`SdboxMailbox::set_flags_each`]) leave
+/// what one call per message leaves: flags, keywords and every modseq. Fails when they
+/// go into one transaction (Dovecot then counts one modseq for all of them).
+#[test]
+fn flag_changes_made_together_count_the_modseqs_one_call_each_does() {
+    let keyword = |name: &str| crate::Keyword::new(name).unwrap();
+    let changes = vec![
+        (1, Flags::SEEN, vec![keyword("a")]),
+        (3, Flags::FLAGGED, vec![]),
+        (2, Flags::SEEN | Flags::DRAFT, vec![keyword("a"), keyword("b")]),
+    ];
+    let mut results = Vec::new();
+    for together in [false, true] {
+        let (_dir, root, _mail) = setup();
+        let (_store, mailbox) = run(&root);
+        if together {
+            mailbox.set_flags_each(&changes).unwrap();
+        } else {
+            for (uid, flags, keywords) in &changes {
+                mailbox.set_flags(*uid, *flags, keywords).unwrap();
+            }
+        }
+        let listed: Vec<_> = mailbox
+            .messages()
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.uid, m.flags, m.keywords, m.modseq))
+            .collect();
+        results.push((listed, mailbox.status().unwrap().highest_modseq));
+    }
+    assert_eq!(results[0], results[1]);
+}

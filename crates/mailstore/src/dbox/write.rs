@@ -36,6 +36,12 @@ pub(crate) struct Save {
     pub(crate) pop3_order: bool,
 }
 
+/// The UIDs of `changes`, ascending, each once.
+fn uids_of(changes: &[(u32, Flags, Vec<Keyword>)]) -> Vec<u32> {
+    let uids: BTreeSet<u32> = changes.iter().map(|(uid, _, _)| *uid).collect();
+    uids.into_iter().collect()
+}
+
 /// `(first, last)` runs of the ascending `uids`.
 fn ranges(uids: impl IntoIterator<Item = u32>) -> Vec<(u32, u32)> {
     let mut out: Vec<(u32, u32)> = Vec::new();
@@ -340,48 +346,73 @@ impl SdboxMailbox {
     /// [`Self::set_flags`] for many messages in one transaction, which holds only what
     /// changes. A UID the mailbox does not hold fails the whole call: nothing is changed.
     pub fn set_flags_many(&self, changes: &[(u32, Flags, Vec<Keyword>)]) -> Result<()> {
-        let uids: Vec<u32> =
-            changes.iter().map(|(uid, _, _)| *uid).collect::<BTreeSet<u32>>().into_iter().collect();
-        self.change(Coverage::Uids(&uids), |state| {
-            let mut updates = Vec::new();
-            let mut keywords: BTreeMap<(&str, bool), Vec<u32>> = BTreeMap::new();
-            let mut sorted: Vec<&(u32, Flags, Vec<Keyword>)> = changes.iter().collect();
-            sorted.sort_by_key(|(uid, _, _)| *uid);
-            for (uid, flags, wanted) in sorted {
-                let position = state.position(*uid).ok_or_else(|| Error::UidNotFound {
-                    mailbox: self.name.to_string(),
-                    uid: *uid,
-                })?;
-                let message = &state.messages[position];
-                let (old, new) = (message.flags & FLAGS_MASK, index_bit(*flags));
-                if old != new {
-                    updates.push((*uid, *uid, new & !old, old & !new));
-                }
-                let current: BTreeSet<&str> = message
-                    .keywords
-                    .iter()
-                    .filter_map(|&i| state.keywords.get(i as usize).map(String::as_str))
-                    .collect();
-                let wanted: BTreeSet<&str> = wanted.iter().map(Keyword::as_str).collect();
-                for added in wanted.difference(&current) {
-                    keywords.entry((added, true)).or_default().push(*uid);
-                }
-                for removed in current.difference(&wanted) {
-                    keywords.entry((removed, false)).or_default().push(*uid);
-                }
+        let uids = uids_of(changes);
+        self.change(Coverage::Uids(&uids), |state| Ok((self.flag_transaction(state, changes)?, ())))
+    }
+
+    /// [`Self::set_flags`] for each change in turn, each its own transaction as
+    /// `set_flags` writes it (so the log, and the modseqs Dovecot counts from it, are what
+    /// one call per message gives), under one lock and one read of the index for their
+    /// messages. A UID the mailbox does not hold fails at its change: those before it are
+    /// made.
+    pub fn set_flags_each(&self, changes: &[(u32, Flags, Vec<Keyword>)]) -> Result<()> {
+        self.store.writable()?;
+        let uids = uids_of(changes);
+        let mut index = self.index.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let locked = index.lock_uids(self.store.options.lock_timeout, &uids)?;
+        let mut locked = locked.ok_or_else(|| self.no_log())?;
+        for change in changes {
+            let transaction =
+                self.flag_transaction(locked.state(), std::slice::from_ref(change))?;
+            locked.append(&transaction, self.store.fsync())?;
+        }
+        Ok(())
+    }
+
+    /// The transaction that gives the messages of `changes` their flags and keywords
+    /// (only what changes; `state` holds at least their records).
+    fn flag_transaction(
+        &self,
+        state: &IndexState,
+        changes: &[(u32, Flags, Vec<Keyword>)],
+    ) -> Result<Transaction> {
+        let mut updates = Vec::new();
+        let mut keywords: BTreeMap<(&str, bool), Vec<u32>> = BTreeMap::new();
+        let mut sorted: Vec<&(u32, Flags, Vec<Keyword>)> = changes.iter().collect();
+        sorted.sort_by_key(|(uid, _, _)| *uid);
+        for (uid, flags, wanted) in sorted {
+            let position = state
+                .position(*uid)
+                .ok_or_else(|| Error::UidNotFound { mailbox: self.name.to_string(), uid: *uid })?;
+            let message = &state.messages[position];
+            let (old, new) = (message.flags & FLAGS_MASK, index_bit(*flags));
+            if old != new {
+                updates.push((*uid, *uid, new & !old, old & !new));
             }
-            let mut transaction = Transaction::new();
-            if !updates.is_empty() {
-                transaction.push(kind::FLAG_UPDATE | OURS, payload::flag_update(&updates));
+            let current: BTreeSet<&str> = message
+                .keywords
+                .iter()
+                .filter_map(|&i| state.keywords.get(i as usize).map(String::as_str))
+                .collect();
+            let wanted: BTreeSet<&str> = wanted.iter().map(Keyword::as_str).collect();
+            for added in wanted.difference(&current) {
+                keywords.entry((added, true)).or_default().push(*uid);
             }
-            for ((keyword, add), uids) in keywords {
-                transaction.push(
-                    kind::KEYWORD_UPDATE | OURS,
-                    payload::keyword_update(add, keyword, &ranges(uids)),
-                );
+            for removed in current.difference(&wanted) {
+                keywords.entry((removed, false)).or_default().push(*uid);
             }
-            Ok((transaction, ()))
-        })
+        }
+        let mut transaction = Transaction::new();
+        if !updates.is_empty() {
+            transaction.push(kind::FLAG_UPDATE | OURS, payload::flag_update(&updates));
+        }
+        for ((keyword, add), uids) in keywords {
+            transaction.push(
+                kind::KEYWORD_UPDATE | OURS,
+                payload::keyword_update(add, keyword, &ranges(uids)),
+            );
+        }
+        Ok(transaction)
     }
 
     /// Removes messages: one `EXPUNGE_GUID` transaction (each with its GUID, as Dovecot

@@ -156,10 +156,18 @@ pub fn index_log(data: &[u8]) {
     let mut state = IndexState::starting_at(header.initial_modseq);
     // A replay without messages refuses the same record and keeps the same headers.
     let mut headers = IndexState::starting_at(header.initial_modseq).without_messages();
+    // A replay for a few UIDs (taken from the data) keeps those messages as the full
+    // replay has them, and the same headers.
+    let wanted: std::collections::BTreeSet<u32> =
+        data.chunks_exact(4).take(4).map(|c| log::le32(c, 0) % 64).collect();
+    let wanted: Vec<u32> = wanted.into_iter().collect();
+    let mut some = IndexState::starting_at(header.initial_modseq)
+        .covering(crate::index::state::Coverage::Uids(&wanted));
     for record in &records {
         assert!(record.offset < record.end && record.end <= end);
         let applied = state.apply(record);
         assert_eq!(headers.apply(record), applied);
+        assert_eq!(some.apply(record), applied);
         if applied.is_err() {
             break;
         }
@@ -168,6 +176,12 @@ pub fn index_log(data: &[u8]) {
             (headers.header, &headers.exts, &headers.keywords, headers.highest_modseq()),
             (state.header, &state.exts, &state.keywords, state.highest_modseq())
         );
+        assert_eq!(
+            (some.header, &some.exts, &some.keywords, some.highest_modseq()),
+            (state.header, &state.exts, &state.keywords, state.highest_modseq())
+        );
+        let kept: Vec<_> = state.messages.iter().filter(|m| wanted.contains(&m.uid)).collect();
+        assert_eq!(some.messages.iter().collect::<Vec<_>>(), kept);
     }
 }
 
@@ -205,7 +219,11 @@ fn streamed_log(data: &[u8], start: usize) -> Option<StreamedLog> {
 pub fn index_snapshot(data: &[u8]) {
     // Read without the messages (records checked, not kept), the file says the same.
     let mut reader = data;
-    let headers = crate::index::snapshot::parse_from(&mut reader, data.len(), true);
+    let headers = crate::index::snapshot::parse_from(
+        &mut reader,
+        data.len(),
+        crate::index::state::Coverage::Headers,
+    );
     match (&headers, crate::index::snapshot::parse(data)) {
         (Ok(Some(headers)), Ok(Some(full))) => {
             assert!(headers.state.messages.is_empty());
@@ -219,6 +237,15 @@ pub fn index_snapshot(data: &[u8]) {
     }
     if let Ok(Some(snapshot)) = crate::index::snapshot::parse(data) {
         check_index(&snapshot.state);
+        // Read for a few of its UIDs, it keeps those records as the whole read has them.
+        let wanted: Vec<u32> = snapshot.state.messages.iter().step_by(3).map(|m| m.uid).collect();
+        let mut reader = data;
+        let coverage = crate::index::state::Coverage::Uids(&wanted);
+        let some = crate::index::snapshot::parse_from(&mut reader, data.len(), coverage);
+        let Ok(Some(some)) = some else { panic!("read for some UIDs: {some:?}") };
+        let kept: Vec<_> =
+            snapshot.state.messages.iter().filter(|m| wanted.contains(&m.uid)).collect();
+        assert_eq!(some.state.messages.iter().collect::<Vec<_>>(), kept);
         for message in snapshot.state.messages.iter() {
             assert!(message.keywords.iter().all(|&k| (k as usize) < snapshot.state.keywords.len()));
         }
@@ -232,6 +259,15 @@ fn check_index(state: &crate::index::state::IndexState) {
         assert!(state.next_uid() > last, "next UID {} not above {last}", state.next_uid());
     }
     let _ = state.highest_modseq();
+}
+
+/// `dsync-rs-clean`, our record of an sdbox mail directory's clean stamp: anything but
+/// our own line is no record, and ours reads back.
+pub fn clean_stamp(data: &[u8]) {
+    use crate::dbox::clean_stamp::DirStamp;
+    if let Some(stamp) = DirStamp::decode(data) {
+        assert_eq!(DirStamp::decode(stamp.encode().as_bytes()), Some(stamp));
+    }
 }
 
 /// A dbox message file (`u.<uid>`): parsing never panics; and `data` as a body, written

@@ -117,6 +117,7 @@ pub use dbox::location::SdboxLocation;
 pub use dbox::{Sdbox, SdboxMailbox};
 pub use error::{Error, Result};
 pub use flags::{Flags, Keyword};
+pub use fs::DIRTY_SECS;
 pub use fs::permissions::Permissions;
 pub use guid::Guid;
 pub use left_out::{FileKind, LeftOut, LeftOutReason, Listing};

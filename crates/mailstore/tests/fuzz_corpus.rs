@@ -5,7 +5,7 @@ use mailstore::fuzzing;
 use testkit::FuzzEntry;
 
 /// Each fuzz target of this crate and its entry point.
-const TARGETS: [(&str, FuzzEntry); 10] = [
+const TARGETS: [(&str, FuzzEntry); 11] = [
     ("maildir_uidlist", fuzzing::uidlist),
     ("maildir_filename", fuzzing::filename),
     ("maildir_keywords", fuzzing::keywords),
@@ -16,6 +16,7 @@ const TARGETS: [(&str, FuzzEntry); 10] = [
     ("sdbox_index_log", fuzzing::index_log),
     ("sdbox_index_snapshot", fuzzing::index_snapshot),
     ("sdbox_dbox_file", fuzzing::dbox_file),
+    ("sdbox_clean_stamp", fuzzing::clean_stamp),
 ];
 
 #[test]

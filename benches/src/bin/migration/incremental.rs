@@ -166,13 +166,23 @@ fn step(setup: &Setup<'_>, tool: Tool, row: &mut Rows, round: usize) -> Result<(
         eprintln!("  {:<46} full {:.2} s", tool.label(), sample.seconds);
         row.full = Some(sample);
     } else {
-        eprintln!("  round {round} {:<46} re-run {:.3} s", tool.label(), sample.seconds);
+        eprintln!(
+            "  round {round} {:<46} re-run {:.3} s (CPU {:.3} s)",
+            tool.label(),
+            sample.seconds,
+            sample.cpu_seconds
+        );
         row.rerun.push(sample);
     }
     if is_ours(tool) || round == 0 {
         std::thread::sleep(Duration::from_millis(1100));
         let noop = measure::run(&invocation, &log("noop"), &[0])?;
-        eprintln!("  round {round} {:<46} no-op {:.3} s", tool.label(), noop.seconds);
+        eprintln!(
+            "  round {round} {:<46} no-op {:.3} s (CPU {:.3} s)",
+            tool.label(),
+            noop.seconds,
+            noop.cpu_seconds
+        );
         row.noop.push(noop);
     }
     Ok(())

@@ -818,9 +818,8 @@ fn stamp(metadata: &std::fs::Metadata) -> Option<String> {
     Some(format!("{}.{}:{}/", modified.as_secs(), modified.subsec_nanos(), metadata.len()))
 }
 
-/// Dovecot's `MAILDIR_SYNC_SECS`: a directory whose mtime (in seconds) is at least now
-/// minus this may still change without its mtime moving.
-const DIRTY_SECS: u64 = 1;
+/// Dovecot's `MAILDIR_SYNC_SECS` (see [`mailstore::DIRTY_SECS`]).
+const DIRTY_SECS: u64 = mailstore::DIRTY_SECS;
 
 /// The engine's metadata of a store's message, taking its strings rather than copying them.
 /// A folder's messages as the store reads them ([`Storage::listing`]); what the store

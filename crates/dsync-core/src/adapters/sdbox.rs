@@ -361,6 +361,7 @@ impl StorageMut for SdboxStorage {
             pending: None,
             uid_next: None,
             highest_modseq: None,
+            flag_changes: Vec::new(),
             warnings: &mut self.warnings,
         }))
     }
@@ -382,9 +383,22 @@ struct SdboxWriter<'a> {
     uid_next: Option<Uid>,
     /// HIGHESTMODSEQ to reach after the staged saves are committed.
     highest_modseq: Option<u64>,
+    /// Flag changes not made yet ([`MailboxWriter::set_flags`]).
+    flag_changes: Vec<(u32, mailstore::Flags, Vec<Keyword>)>,
 }
 
 impl SdboxWriter<'_> {
+    /// Makes the flag changes kept so far under one lock, with one read of the index for
+    /// their messages (not one per message), each its own transaction as before (so the
+    /// modseqs Dovecot counts are the same).
+    fn apply_flag_changes(&mut self) -> Result<(), StorageError> {
+        if self.flag_changes.is_empty() {
+            return Ok(());
+        }
+        let changes = std::mem::take(&mut self.flag_changes);
+        self.mailbox.set_flags_each(&changes).map_err(convert_error)
+    }
+
     /// How `meta` is stored (keywords that cannot be become warnings).
     fn save_options(&mut self, meta: &MessageMeta) -> SaveOptions {
         let keywords: Vec<Keyword> =
@@ -442,14 +456,16 @@ impl MailboxWriter for SdboxWriter<'_> {
         Ok(outcome != CopyOutcome::NotFound)
     }
 
+    /// Kept until the next expunge or commit, then made under one lock
+    /// ([`SdboxMailbox::set_flags_each`]).
     fn set_flags(&mut self, uid: Uid, flags: &Flags) -> Result<(), StorageError> {
         let keywords = store_keywords(&self.name, uid, flags, self.warnings);
-        self.mailbox
-            .set_flags(uid.get(), to_store_flags(flags.system), &keywords)
-            .map_err(convert_error)
+        self.flag_changes.push((uid.get(), to_store_flags(flags.system), keywords));
+        Ok(())
     }
 
     fn expunge(&mut self, uids: &[Uid]) -> Result<(), StorageError> {
+        self.apply_flag_changes()?;
         let uids: Vec<u32> = uids.iter().map(|u| u.get()).collect();
         self.mailbox.expunge(&uids).map_err(convert_error)
     }
@@ -473,6 +489,7 @@ impl MailboxWriter for SdboxWriter<'_> {
     }
 
     fn commit(&mut self) -> Result<(), StorageError> {
+        self.apply_flag_changes()?;
         self.mailbox.commit().map_err(convert_error)?;
         if let Some(uid_next) = self.uid_next.take() {
             self.mailbox.set_next_uid(uid_next.get()).map_err(convert_error)?;

@@ -8,7 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use super::file::{self, Layout, Metadata};
 use super::save::Staged;
@@ -43,6 +43,8 @@ pub struct SdboxMailbox {
     pub(crate) paths: Paths,
     pub(crate) index: Mutex<MailboxIndex>,
     pub(crate) staged: Vec<Staged>,
+    /// Where saves write their files until the commit (decided at the first save).
+    pub(crate) staging: OnceLock<PathBuf>,
     /// The index as last read, for lookups of single messages.
     last: Mutex<Option<View>>,
     /// A lookup found the mailbox become another incarnation (another UIDVALIDITY) since
@@ -91,6 +93,7 @@ impl SdboxMailbox {
             paths,
             index: Mutex::new(index),
             staged: Vec::new(),
+            staging: OnceLock::new(),
             last: Mutex::new(None),
             superseded: AtomicBool::new(false),
         }

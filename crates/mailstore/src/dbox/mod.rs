@@ -4,6 +4,9 @@
 //! writes by appending transactions to `dovecot.index.log` under Dovecot's lock (see
 //! [`crate::index`]).
 
+pub(crate) mod clean_stamp;
+#[cfg(test)]
+mod clean_tests;
 pub(crate) mod file;
 mod list;
 pub(crate) mod location;
@@ -34,7 +37,8 @@ const SUBSCRIPTIONS: &str = "subscriptions";
 /// Dovecot's mailbox list index, a cache of the folder tree and each folder's status.
 const LIST_INDEX_FILES: [&str; 3] =
     ["dovecot.list.index", "dovecot.list.index.log", "dovecot.list.index.log.2"];
-/// Our staging directories in the root (mailboxes being created or deleted).
+/// Our staging directories in the root (mailboxes being created or deleted, a process's
+/// saves waiting for their commit).
 const STAGING_PREFIX: &str = ".dsync-rs-";
 
 /// Where one mailbox's files are.
@@ -75,6 +79,19 @@ pub(crate) struct Store {
     cleaned: Mutex<HashSet<PathBuf>>,
     /// Mailboxes the last listing found in directories their names do not spell.
     noncanonical: Mutex<Option<HashMap<MailboxName, PathBuf>>>,
+    /// This store's directory for saves waiting for their commit, once made
+    /// ([`Store::save_staging`]).
+    save_staging: Mutex<Option<PathBuf>>,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // Every mailbox (and so every staged save) is gone with the last handle.
+        let staging = self.save_staging.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if let Some(dir) = staging.take() {
+            let _ = fs::remove_dir_all(dir);
+        }
+    }
 }
 
 impl Store {
@@ -106,6 +123,27 @@ impl Store {
 
     fn paths(&self, name: &MailboxName) -> Result<Paths> {
         Ok(Paths::new(&self.location, self.location.relative_dir(name)?))
+    }
+
+    /// The directory in the root where this store's saves write their files until the
+    /// commit renames them to `u.<uid>` (`.dsync-rs-save.<unique name of this process>`),
+    /// made at the first save; the staging a killed run of ours left in the root goes
+    /// first. A mail directory then changes only under the log's lock (see
+    /// [`clean_stamp`]). Removed when the store is dropped, else by the next run.
+    pub(crate) fn save_staging(&self) -> Result<PathBuf> {
+        let mut staging = self.save_staging.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(dir) = staging.as_ref() {
+            return Ok(dir.clone());
+        }
+        let root = self.location.root();
+        if self.first_write_to(root) {
+            write::remove_stale_staging(root);
+        }
+        let dir = root
+            .join(format!("{STAGING_PREFIX}save.{}", crate::maildir::filename::generate_base()));
+        self.permissions()?.create_dir(&dir)?;
+        *staging = Some(dir.clone());
+        Ok(dir)
     }
 }
 
@@ -157,6 +195,7 @@ impl Sdbox {
                 permissions: OnceLock::new(),
                 cleaned: Mutex::new(HashSet::new()),
                 noncanonical: Mutex::new(None),
+                save_staging: Mutex::new(None),
             }),
         }
     }

@@ -1,14 +1,17 @@
 //! Saves into an sdbox mailbox, as Dovecot's `sdbox-save.c` makes them: each message is
-//! written to a `.temp.…` file in `dbox-Mails` (file header, message header, the body
-//! with LF line ends, metadata) and fsynced; [`SdboxMailbox::commit`] then takes the log's
-//! lock, renames the files to `u.<uid>` and appends one transaction (`APPEND`, keywords,
-//! POP3 header bits, modseqs). A kill before the transaction is written leaves files the
-//! index does not list; the next commit into the mailbox removes them, and Dovecot never
-//! lists them.
+//! written to a temp file (file header, message header, the body with LF line ends,
+//! metadata) and fsynced; [`SdboxMailbox::commit`] then takes the log's lock, renames the
+//! files to `u.<uid>` and appends one transaction (`APPEND`, keywords, POP3 header bits,
+//! modseqs). Dovecot writes its temp files into `dbox-Mails`; ours go to the store's
+//! staging directory in the root ([`super::Store::save_staging`], on the same file system),
+//! so that the mail directory changes only under the lock and its clean stamp holds
+//! across our commits ([`super::clean_stamp`]). A kill before the transaction is written
+//! leaves files the index does not list; the next run of ours removes them, and Dovecot
+//! never lists them.
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 
 use super::file;
@@ -22,8 +25,17 @@ use crate::pending::PendingMessage;
 
 /// The start of our temp files' names: Dovecot removes any `.temp.*` older than 36 hours
 /// (`DBOX_TMP_DELETE_SECS`), and its rebuild reads only `u.*`; ours name the writing
-/// process, so the next run of ours removes those of a killed one at once.
+/// process, so the next run of ours removes those of a killed one at once (in the staging
+/// directory with it; in `dbox-Mails`, where earlier versions of ours wrote them and where
+/// they still go when the root is on another file system, by the first write's scan).
 pub(crate) const TEMP_PREFIX: &str = ".temp.dsync-rs.";
+
+/// A commit of this many messages or more is part of a bulk copy: it records no clean
+/// stamp ([`super::clean_stamp`]), whose wait of up to a clock tick under the lock would
+/// add seconds over the thousand commits of a large copy. The directory is then not known
+/// clean for the rest of the run, and the next run lists it once (as every run did
+/// before the stamp); runs that save a few messages keep the stamp from run to run.
+const RECORD_BATCH_LIMIT: usize = 64;
 
 /// A saved message waiting for commit.
 #[derive(Debug)]
@@ -43,11 +55,27 @@ impl Drop for Staged {
 }
 
 impl SdboxMailbox {
-    /// Starts a message: a temp file in the mailbox's mail directory, its headers written.
+    /// Where this mailbox's saves write their files: the store's staging directory when
+    /// it is on the mail directory's file system (the commit's rename is atomic), else the
+    /// mail directory itself (its clean stamp then never holds: every first write lists it).
+    fn staging_dir(&self) -> Result<PathBuf> {
+        if let Some(dir) = self.staging.get() {
+            return Ok(dir.clone());
+        }
+        let staging = self.store.save_staging()?;
+        let same_device = match (fs::metadata(&staging), fs::metadata(&self.paths.mail)) {
+            (Ok(staging), Ok(mail)) => staging.dev() == mail.dev(),
+            _ => false,
+        };
+        let dir = if same_device { staging } else { self.paths.mail.clone() };
+        Ok(self.staging.get_or_init(|| dir).clone())
+    }
+
+    /// Starts a message: a temp file in the staging directory, its headers written.
     pub fn begin_save(&self) -> Result<PendingMessage> {
         self.store.writable()?;
         let tmp_name = format!("{TEMP_PREFIX}{}", crate::maildir::filename::generate_base());
-        let tmp_path = self.paths.mail.join(&tmp_name);
+        let tmp_path = self.staging_dir()?.join(&tmp_name);
         let mut file = self.store.permissions()?.create_new(&tmp_path)?;
         let header = file::file_header(crate::fs::now().0);
         let result = file
@@ -151,7 +179,7 @@ impl SdboxMailbox {
         // holds no record of the messages it appends.
         let mut locked =
             index.lock_headers(self.store.options.lock_timeout)?.ok_or_else(|| self.no_log())?;
-        write::clean_once(self, locked.state())?;
+        let clean = write::clean_once(self, locked.state())?;
         let mut next = locked.state().next_uid();
         let mut saves = Vec::with_capacity(staged.len());
         for item in staged.iter() {
@@ -196,7 +224,13 @@ impl SdboxMailbox {
             if fsync {
                 crate::fs::fsync_dir(&self.paths.mail)?;
             }
-            locked.append(&transaction, fsync)
+            locked.append(&transaction, fsync)?;
+            // Still locked, every file renamed here logged: a directory clean before is
+            // clean now. A bulk commit records nothing (see RECORD_BATCH_LIMIT).
+            if clean && staged.len() < RECORD_BATCH_LIMIT {
+                self.record_clean()?;
+            }
+            Ok(())
         })();
         if let Err(error) = result {
             // As Dovecot: what was renamed goes again while the lock is still held.
@@ -234,8 +268,7 @@ impl SdboxMailbox {
         }
         if same_metadata(&info, &options) {
             let tmp_path = self
-                .paths
-                .mail
+                .staging_dir()?
                 .join(format!("{TEMP_PREFIX}{}", crate::maildir::filename::generate_base()));
             let opened = PathBuf::from(format!(
                 "/proc/self/fd/{}",

@@ -72,6 +72,12 @@ pub(crate) fn system_time(seconds: i64) -> SystemTime {
     if seconds >= 0 { UNIX_EPOCH + magnitude } else { UNIX_EPOCH - magnitude }
 }
 
+/// Dovecot's `MAILDIR_SYNC_SECS`: a directory whose mtime (in seconds) is at least now
+/// minus this may still change without its mtime moving (file systems stamp times at their
+/// own granularity: a kernel tick, a second on some), so a stamp of it is trusted only
+/// once it is older (a Maildir source's change token, sdbox's clean stamp).
+pub const DIRTY_SECS: u64 = 1;
+
 /// The current time as UNIX seconds and microseconds.
 pub(crate) fn now() -> (i64, u32) {
     let elapsed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();

@@ -23,7 +23,7 @@ use std::time::Duration;
 use super::lock::{self, Mode};
 use super::log::{self, LogHeader, Transaction};
 use super::snapshot;
-use super::state::IndexState;
+use super::state::{Coverage, IndexState};
 use crate::error::{Error, IoContext, Result};
 use crate::fs::beneath::Tree;
 
@@ -98,17 +98,17 @@ impl MailboxIndex {
     /// Reads the index under a shared lock (Dovecot cannot change it meanwhile). `Ok(None)`
     /// when there is no log: a mailbox directory Dovecot has not initialised yet.
     pub(crate) fn read(&mut self, timeout: Duration) -> Result<Option<Loaded>> {
-        self.read_as(timeout, false)
+        self.read_as(timeout, Coverage::All)
     }
 
     /// [`Self::read`] without the messages ([`IndexState::without_messages`]): the headers,
     /// extensions, keyword names and modseqs a full read gives, in memory that does not
     /// grow with the mailbox (the files are read piece by piece).
     pub(crate) fn read_headers(&mut self, timeout: Duration) -> Result<Option<Loaded>> {
-        self.read_as(timeout, true)
+        self.read_as(timeout, Coverage::Headers)
     }
 
-    fn read_as(&mut self, timeout: Duration, headers_only: bool) -> Result<Option<Loaded>> {
+    fn read_as(&mut self, timeout: Duration, coverage: Coverage<'_>) -> Result<Option<Loaded>> {
         let relative = self.dir.strip_prefix(&self.root).unwrap_or(&self.dir).join(LOG);
         let file = match Tree::new(&self.root).open_file(&relative) {
             Ok(file) => file,
@@ -121,9 +121,9 @@ impl MailboxIndex {
         lock::lock(&file, Mode::Shared, timeout, &path)?;
         let Some(file) = self.same_as_path(file, false)? else {
             // Replaced between open and lock: read the new one.
-            return self.read_as(timeout, headers_only);
+            return self.read_as(timeout, coverage);
         };
-        let loaded = self.load(&file, headers_only)?;
+        let loaded = self.load(&file, coverage)?;
         self.cached = Some(loaded.clone());
         Ok(Some(loaded))
     }
@@ -132,7 +132,7 @@ impl MailboxIndex {
     /// last read, and removes a torn transaction a killed writer left at the end (Dovecot
     /// takes it for corruption when it next locks). `Ok(None)` when there is no log.
     pub(crate) fn lock(&mut self, timeout: Duration) -> Result<Option<Locked<'_>>> {
-        self.lock_as(timeout, false)
+        self.lock_as(timeout, Coverage::All)
     }
 
     /// [`Self::lock`] with the index read without its messages (see
@@ -140,10 +140,21 @@ impl MailboxIndex {
     /// header update) locks with, so a long save holds no record of the messages it
     /// appends.
     pub(crate) fn lock_headers(&mut self, timeout: Duration) -> Result<Option<Locked<'_>>> {
-        self.lock_as(timeout, true)
+        self.lock_as(timeout, Coverage::Headers)
     }
 
-    fn lock_as(&mut self, timeout: Duration, headers_only: bool) -> Result<Option<Locked<'_>>> {
+    /// [`Self::lock`] with the index read for the messages of `uids` (ascending) only
+    /// ([`Coverage::Uids`]): what a change to a few messages (flags, expunges) locks with,
+    /// so that it neither builds nor copies a record of every message.
+    pub(crate) fn lock_uids(
+        &mut self,
+        timeout: Duration,
+        uids: &[u32],
+    ) -> Result<Option<Locked<'_>>> {
+        self.lock_as(timeout, Coverage::Uids(uids))
+    }
+
+    fn lock_as(&mut self, timeout: Duration, coverage: Coverage<'_>) -> Result<Option<Locked<'_>>> {
         let path = self.log_path();
         loop {
             let file = match File::options().read(true).write(true).open(&path) {
@@ -153,7 +164,7 @@ impl MailboxIndex {
             };
             lock::lock(&file, Mode::Exclusive, timeout, &path)?;
             let Some(file) = self.same_as_path(file, true)? else { continue };
-            let loaded = self.load(&file, headers_only)?;
+            let loaded = self.load(&file, coverage)?;
             let length = file.metadata().ctx("stat", &path)?.len();
             if length > loaded.end {
                 file.set_len(loaded.end).ctx("truncate the torn transaction of", &path)?;
@@ -177,9 +188,9 @@ impl MailboxIndex {
 
     /// The index as of the end of the locked head log `file`: the cached state brought
     /// up to date when the file is the one read last (and the cache holds the messages
-    /// when they are asked for), else everything read again. The log files are read
-    /// piece by piece, never whole.
-    fn load(&mut self, file: &File, headers_only: bool) -> Result<Loaded> {
+    /// `coverage` asks for), else everything read again, keeping those messages. The log
+    /// files are read piece by piece, never whole.
+    fn load(&mut self, file: &File, coverage: Coverage<'_>) -> Result<Loaded> {
         let path = self.log_path();
         let metadata = file.metadata().ctx("stat", &path)?;
         let identity = (metadata.dev(), metadata.ino());
@@ -187,10 +198,10 @@ impl MailboxIndex {
         if let Some(cached) = self.cached.take()
             && cached.identity == identity
             && metadata.len() >= cached.end
-            && (headers_only || !cached.state.headers_only)
+            && cached.state.covers(coverage)
         {
             let mut state = cached.state;
-            if headers_only && !state.headers_only {
+            if matches!(coverage, Coverage::Headers) && !state.headers_only {
                 state = state.without_messages();
             }
             state.file_seq = cached.head.file_seq;
@@ -204,14 +215,14 @@ impl MailboxIndex {
         }
         let head_data = read_header(file, &path)?;
         let head = LogHeader::parse(&head_data).map_err(|reason| self.corrupt(LOG, reason))?;
-        let snapshot = self.read_snapshot(headers_only)?.filter(|s| s.indexid == head.indexid);
+        let snapshot = self.read_snapshot(coverage)?.filter(|s| s.indexid == head.indexid);
         let older = self.read_older(&head)?;
         let mut files: Vec<(LogHeader, &File, usize, &str)> = Vec::new();
         if let Some((header, older_file, older_len)) = &older {
             files.push((*header, older_file, *older_len, LOG_2));
         }
         files.push((head, file, len, LOG));
-        let (state, end) = self.replay(snapshot, &files, headers_only)?;
+        let (state, end) = self.replay(snapshot, &files, coverage)?;
         Ok(Loaded { state, head, end: end as u64, identity })
     }
 
@@ -228,7 +239,7 @@ impl MailboxIndex {
         }
     }
 
-    fn read_snapshot(&self, headers_only: bool) -> Result<Option<snapshot::Snapshot>> {
+    fn read_snapshot(&self, coverage: Coverage<'_>) -> Result<Option<snapshot::Snapshot>> {
         let path = self.dir.join(INDEX);
         let file = match File::open(&path) {
             Ok(file) => file,
@@ -238,7 +249,7 @@ impl MailboxIndex {
         let len = file.metadata().ctx("stat", &path)?.len();
         let len = usize::try_from(len).unwrap_or(usize::MAX);
         let mut reader = io::BufReader::with_capacity(64 * 1024, file);
-        match snapshot::parse_from(&mut reader, len, headers_only) {
+        match snapshot::parse_from(&mut reader, len, coverage) {
             Ok(snapshot) => Ok(snapshot),
             Err(snapshot::Failed::Broken(reason)) => Err(self.corrupt(INDEX, reason)),
             Err(snapshot::Failed::Io(error)) => Err(Error::io("read", &path, error)),
@@ -269,12 +280,9 @@ impl MailboxIndex {
         &self,
         snapshot: Option<snapshot::Snapshot>,
         files: &[(LogHeader, &File, usize, &str)],
-        headers_only: bool,
+        coverage: Coverage<'_>,
     ) -> Result<(IndexState, usize)> {
-        let fresh = || {
-            let state = IndexState::default();
-            if headers_only { state.without_messages() } else { state }
-        };
+        let fresh = || IndexState::default().covering(coverage);
         let last = files.len() - 1;
         // (file index, offset) to start at, and the state to start from.
         let (mut first, mut offset, mut state) = if let Some(snapshot) = snapshot {

@@ -9,7 +9,7 @@
 //! flags u8`; an extension's per-message data sits at its `record_offset`.
 
 use super::log::{le16, le32, le64};
-use super::state::{BASE_HEADER_SIZE, Ext, IndexState, Message, ext};
+use super::state::{BASE_HEADER_SIZE, Coverage, Ext, IndexState, Message, ext};
 
 /// `MAIL_INDEX_HDR_FLAG_CORRUPTED`: Dovecot found the file broken and will rebuild it.
 const HDR_FLAG_CORRUPTED: u32 = 0x01;
@@ -36,7 +36,7 @@ fn align8(value: usize) -> usize {
 /// corrupt (it is ignored, as Dovecot ignores it).
 pub(crate) fn parse(data: &[u8]) -> Result<Option<Snapshot>, String> {
     let mut reader = data;
-    parse_from(&mut reader, data.len(), false).map_err(|error| match error {
+    parse_from(&mut reader, data.len(), Coverage::All).map_err(|error| match error {
         Failed::Broken(reason) => reason,
         Failed::Io(error) => error.to_string(),
     })
@@ -72,14 +72,14 @@ fn read_exact(
     })
 }
 
-/// Parses a `dovecot.index` of `len` bytes read from `reader`, its records in pieces. With
-/// `headers_only` the records are checked as [`parse`] checks them but not kept (the state
-/// is [`IndexState::without_messages`]): what the file says is the same, and the memory
-/// does not grow with the mailbox.
+/// Parses a `dovecot.index` of `len` bytes read from `reader`, its records in pieces. The
+/// records are checked as [`parse`] checks them and kept as `coverage` says (with
+/// [`Coverage::Headers`] none: the state is [`IndexState::without_messages`]): what the
+/// file says is the same, and the memory does not grow with the mailbox.
 pub(crate) fn parse_from(
     reader: &mut impl std::io::Read,
     len: usize,
-    headers_only: bool,
+    coverage: Coverage<'_>,
 ) -> Result<Option<Snapshot>, Failed> {
     if len < BASE_HEADER_SIZE {
         return Err(format!("{len} bytes, shorter than the base header").into());
@@ -118,10 +118,7 @@ pub(crate) fn parse_from(
     data.resize(header_size, 0);
     read_exact(reader, &mut data[BASE_HEADER_SIZE..], len)?;
 
-    let mut state = IndexState::default();
-    if headers_only {
-        state = state.without_messages();
-    }
+    let mut state = IndexState::default().covering(coverage);
     state.header.copy_from_slice(&data[..BASE_HEADER_SIZE]);
     // (extension, record offset) of every extension.
     let mut offsets = Vec::new();
@@ -201,7 +198,7 @@ pub(crate) fn parse_from(
                     }
                 }
             }
-            if headers_only {
+            if !state.keeps(uid) {
                 continue;
             }
             let modseq = modseq_field.map_or(0, |(offset, _)| le64(record, offset));
@@ -329,7 +326,7 @@ mod tests {
         let good = sample();
         let headers = |data: &[u8]| {
             let mut reader = data;
-            parse_from(&mut reader, data.len(), true).map_err(|e| format!("{e:?}"))
+            parse_from(&mut reader, data.len(), Coverage::Headers).map_err(|e| format!("{e:?}"))
         };
         let full = parse(&good).unwrap().unwrap();
         let only = headers(&good).unwrap().unwrap();

@@ -121,6 +121,22 @@ pub(crate) struct IndexState {
     /// `messages`, `expunged` and `flag_changes` stay empty, everything else is what the
     /// full read has.
     pub(crate) headers_only: bool,
+    /// For an index read for a few messages ([`Coverage::Uids`]): their UIDs, ascending.
+    /// `messages`, `expunged` and `flag_changes` then hold only those messages, each as
+    /// the full read has it; everything else is what the full read has.
+    pub(crate) only: Option<Arc<[u32]>>,
+}
+
+/// Which messages a read of the index keeps.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Coverage<'a> {
+    /// None ([`IndexState::without_messages`]).
+    Headers,
+    /// Those with these UIDs (ascending) only: what a change to a few messages needs,
+    /// without a record of every message.
+    Uids(&'a [u32]),
+    /// Every message.
+    All,
 }
 
 impl Default for IndexState {
@@ -139,6 +155,7 @@ impl Default for IndexState {
             flag_changes: std::collections::BTreeMap::new(),
             file_seq: 0,
             headers_only: false,
+            only: None,
         }
     }
 }
@@ -198,7 +215,36 @@ impl IndexState {
         self.expunged = Vec::new();
         self.flag_changes = std::collections::BTreeMap::new();
         self.headers_only = true;
+        self.only = None;
         self
+    }
+
+    /// A new (empty) index that keeps the messages `coverage` says.
+    pub(crate) fn covering(self, coverage: Coverage<'_>) -> IndexState {
+        match coverage {
+            Coverage::Headers => self.without_messages(),
+            Coverage::Uids(uids) => IndexState { only: Some(Arc::from(uids)), ..self },
+            Coverage::All => self,
+        }
+    }
+
+    /// True when this index holds every message `coverage` asks for, each as a full read
+    /// has it.
+    pub(crate) fn covers(&self, coverage: Coverage<'_>) -> bool {
+        match (coverage, &self.only) {
+            (Coverage::Headers, _) => true,
+            _ if self.headers_only => false,
+            (_, None) => true,
+            (Coverage::All, Some(_)) => false,
+            (Coverage::Uids(wanted), Some(kept)) => {
+                wanted.iter().all(|uid| kept.binary_search(uid).is_ok())
+            }
+        }
+    }
+
+    /// True when the message `uid` is kept (see [`Self::only`]).
+    pub(crate) fn keeps(&self, uid: u32) -> bool {
+        !self.headers_only && self.only.as_ref().is_none_or(|only| only.binary_search(&uid).is_ok())
     }
 
     /// `uid_validity` (0: not set yet).
@@ -384,7 +430,7 @@ impl IndexState {
                 // Dovecot's next_uid would wrap to 0 (`rec->uid + 1`).
                 return Err(format!("Append with UID {uid}: no next UID after it"));
             }
-            if !self.headers_only {
+            if self.keeps(uid) {
                 Arc::make_mut(&mut self.messages).push(Message {
                     uid,
                     flags: entry[4],
@@ -631,13 +677,14 @@ impl IndexState {
         let log_modseq = self.log_modseq;
         let expunged = std::mem::take(&mut self.expunged);
         let (flag_changes, file_seq) = (std::mem::take(&mut self.flag_changes), self.file_seq);
-        let headers_only = self.headers_only;
+        let (headers_only, only) = (self.headers_only, self.only.take());
         *self = IndexState {
             log_modseq,
             expunged,
             flag_changes,
             file_seq,
             headers_only,
+            only,
             ..IndexState::default()
         };
     }
@@ -802,6 +849,53 @@ mod tests {
                 }
             }
         }
+    }
+
+    proptest::proptest! {
+        /// A replay for a few UIDs keeps each of those messages exactly as the full
+        /// replay has it (flags, keywords, modseq), none other, every header field the
+        /// same, and refuses the same records with the same reason.
+        #[test]
+        fn a_replay_for_some_uids_keeps_them_as_the_full_replay_does(
+            history in proptest::collection::vec(any_record(), 1..60),
+            wanted in proptest::collection::btree_set(0u32..40, 0..6),
+        ) {
+            let wanted: Vec<u32> = wanted.into_iter().collect();
+            let mut full = IndexState::starting_at(1);
+            let mut some = IndexState::starting_at(1).covering(Coverage::Uids(&wanted));
+            for (kind, payload) in history {
+                let mut t = Transaction::new();
+                t.push(kind, payload);
+                let bytes = t.encode();
+                let (all, _) = records(&bytes, 0).unwrap();
+                let expected = full.apply(&all[0]);
+                proptest::prop_assert_eq!(&some.apply(&all[0]), &expected);
+                if expected.is_err() {
+                    break;
+                }
+                proptest::prop_assert_eq!(header_fields(&some), header_fields(&full));
+                let kept: Vec<&Message> =
+                    full.messages.iter().filter(|m| wanted.contains(&m.uid)).collect();
+                proptest::prop_assert_eq!(some.messages.iter().collect::<Vec<_>>(), kept);
+                proptest::prop_assert!(some.covers(Coverage::Uids(&wanted)));
+                proptest::prop_assert!(!some.covers(Coverage::All));
+            }
+        }
+    }
+
+    #[test]
+    fn coverage_says_what_a_read_holds() {
+        let all = IndexState::default();
+        let some = IndexState::default().covering(Coverage::Uids(&[3, 5]));
+        let none = IndexState::default().covering(Coverage::Headers);
+        assert!(all.covers(Coverage::All) && all.covers(Coverage::Uids(&[1, 9])));
+        assert!(some.covers(Coverage::Uids(&[3, 5])) && some.covers(Coverage::Uids(&[5])));
+        assert!(!some.covers(Coverage::Uids(&[3, 4])) && !some.covers(Coverage::All));
+        assert!(!none.covers(Coverage::Uids(&[3])) && !none.covers(Coverage::All));
+        for state in [&all, &some, &none] {
+            assert!(state.covers(Coverage::Headers));
+        }
+        assert!(some.keeps(3) && !some.keeps(4) && all.keeps(4) && !none.keeps(3));
     }
 
     #[test]

@@ -210,11 +210,28 @@ fn dovecot_serves_the_sdbox_we_wrote() {
     assert_eq!(our_highest, 500);
     assert_eq!(&our_modseqs[..2], [(3, 100), (7, 200)]);
 
+    // Dovecot serves the copy with what a run of ours has while it saves: our staging
+    // directory in the root with a message being written, and the clean record in each
+    // mail directory.
+    let mut pending = store.mailbox(&name("INBOX")).unwrap().begin_save().unwrap();
+    pending.write_all(b"Subject: being written\n\n").unwrap();
+    let in_root = |prefix: &str| {
+        std::fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(prefix))
+            .collect::<Vec<_>>()
+    };
+    let staging = in_root(".dsync-rs-save.");
+    assert_eq!(staging.len(), 1, "{staging:?}");
+    assert_eq!(std::fs::read_dir(root.join(&staging[0])).unwrap().count(), 1);
+    assert!(root.join("mailboxes/INBOX/dbox-Mails/dsync-rs-clean").is_file());
     let dovecot = Dovecot::builder()
         .user("alice", "alicepw")
         .user_serving_copy("bob", "bobpw", &root, "sdbox")
         .pop3_uidl_format("%08Xu%08Xv")
         .start();
+    drop(pending);
     let mut imap = RawImap::login(dovecot.imap_port(), "bob", "bobpw");
     let theirs = imap.snapshot();
     let mut expected = ours.clone();
@@ -241,7 +258,28 @@ fn dovecot_serves_the_sdbox_we_wrote() {
     assert_eq!(uid, 15);
     let (modseqs, highest) = imap.modseqs("INBOX");
     assert!(highest > 500 && modseqs.last().unwrap().1 > 500, "{modseqs:?} {highest}");
+    // Every mailbox's status, no mailbox of our staging or records listed.
+    let listed = dovecot.doveadm_ok(&["mailbox", "list", "-u", "bob"]);
+    assert!(!listed.contains("dsync-rs"), "{listed}");
+    let statuses = dovecot.doveadm_ok(&["mailbox", "status", "-u", "bob", "messages uidnext", "*"]);
+    assert!(statuses.contains("INBOX messages=4 uidnext=16"), "{statuses}");
     assert_quiet(&dovecot);
+    // A forced resync (an index rebuild from the u.* files) keeps every message and
+    // leaves our staging alone.
+    dovecot.doveadm_ok(&["force-resync", "-u", "bob", "*"]);
+    let rebuilt = RawImap::login(dovecot.imap_port(), "bob", "bobpw").snapshot();
+    let mut after_append = theirs.clone();
+    after_append.mailboxes.get_mut("INBOX").unwrap().messages =
+        rebuilt.mailboxes["INBOX"].messages.clone();
+    after_append.mailboxes.get_mut("INBOX").unwrap().uid_next = 16;
+    after_append.assert_same(&rebuilt);
+    assert_eq!(rebuilt.mailboxes["INBOX"].messages.len(), 4);
+    let served = dovecot.dir().join("serve/bob");
+    assert!(served.join(&staging[0]).is_dir(), "the rebuild removed our staging");
+    let log = dovecot.log();
+    for word in ["Panic", "Fatal", "Error"] {
+        assert!(!log.contains(word), "Dovecot's log says {word}:\n{log}");
+    }
 }
 
 #[test]

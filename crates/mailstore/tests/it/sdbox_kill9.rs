@@ -1,8 +1,9 @@
 //! `kill -9` at random points of a large sdbox save: after every kill a Dovecot serving a
-//! copy shows a consistent mailbox (only whole messages of ours, each once, under our UID,
-//! with our flags and dates) and logs no error or rebuild; re-running the save completes
-//! it exactly, and removes what the kills left (`.temp.*` files, `u.<uid>` files the index
-//! never listed).
+//! copy (our staging directories with `.temp.*` files in its root) shows a consistent
+//! mailbox (only whole messages of ours, each once, under our UID, with our flags and
+//! dates) and logs no error or rebuild; re-running the save completes it exactly, and
+//! removes what the kills left (staging directories, `u.<uid>` files the index never
+//! listed).
 //!
 //! The writer is this test binary itself, re-executed on the ignored test
 //! `sdbox_kill_helper` with the store's path in an environment variable.
@@ -84,15 +85,32 @@ fn sdbox_kill_helper() {
     mailbox.set_next_uid(uid_of(MESSAGES) + 10).unwrap();
 }
 
-/// Names in the mail directory: (`u.*` files, `.temp.*` files).
+/// Names in the mail directory and our staging directories in the root (`root`, the
+/// mail directory's grandparent's parent): (`u.*` files, `.temp.*` files).
 fn files_in(mail: &Path) -> (usize, usize) {
-    let Ok(entries) = std::fs::read_dir(mail) else { return (0, 0) };
-    let names: Vec<String> =
-        entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let names = |dir: &Path| -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+        entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()
+    };
+    let mut temps = names(mail);
+    let root = mail.ancestors().nth(3).unwrap();
+    for staging in names(root).iter().filter(|n| n.starts_with(".dsync-rs-save.")) {
+        temps.extend(names(&root.join(staging)));
+    }
     (
-        names.iter().filter(|n| n.starts_with("u.")).count(),
-        names.iter().filter(|n| n.starts_with(".temp.")).count(),
+        names(mail).iter().filter(|n| n.starts_with("u.")).count(),
+        temps.iter().filter(|n| n.starts_with(".temp.")).count(),
     )
+}
+
+/// Our staging directories left in the root.
+fn staging_in(root: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(root) else { return Vec::new() };
+    entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".dsync-rs-"))
+        .collect()
 }
 
 /// Runs the writer; with `kill`, SIGKILLs it `delay` after `extra` more message files
@@ -202,8 +220,9 @@ fn killed_sdbox_saves_resume_without_duplicates() {
     assert!(copies.len() >= 8, "too few kills landed mid-run ({})", copies.len());
     assert!(left_temp > 0, "no kill left a message being written");
     eprintln!("after the kills: {left_temp} .temp files, {left_orphans} unindexed u.* files");
-    // What the kills left went at the next commit.
+    // What the kills left went at the next commit, their staging directories with it.
     assert_eq!(files_in(&mail), (MESSAGES as usize, 0), "leftovers after the last run");
+    assert_eq!(staging_in(&root), Vec::<String>::new(), "staging left after the last run");
 
     // Our reader: exactly the intended messages.
     let store = Sdbox::open(SdboxLocation::new(&root));

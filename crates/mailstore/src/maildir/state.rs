@@ -5,8 +5,10 @@
 //! so Dovecot may serve the same mailbox while we write.
 
 use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
 use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Seek, SeekFrom, Write};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -378,7 +380,7 @@ impl FilesBuilder {
         list: &Uidlist,
         position: usize,
         file: FileRef<'_>,
-        dirs: &[(Sub, std::os::fd::OwnedFd)],
+        dirs: &[(Sub, OwnedFd)],
     ) -> Result<(), ((Sub, String), String)> {
         let Some(kept) = self.files.file(list, position) else {
             // (`None` only with more shapes than a u32 numbers, never.)
@@ -591,47 +593,21 @@ impl Paths {
     ) -> Result<Option<(Files, Vec<LeftOut>)>> {
         #[cfg(test)]
         DIRECTORY_SCANS.set(DIRECTORY_SCANS.get() + 1);
-        let tree = self.tree();
         let mut files = FilesBuilder::new(records);
         let mut left_out = Vec::new();
+        let mut report =
+            |path: PathBuf, reason| left_out.push(LeftOut { mailbox: None, path, reason });
         let mut decided = true;
         for sub in [Sub::New, Sub::Cur] {
             let relative = self.relative(&self.sub(sub)).to_path_buf();
-            let dir = match tree.open_dir(&relative) {
-                Ok(dir) => dir,
-                Err(refusal) if refusal.is_not_found() => continue,
-                Err(refusal) => match left_out::reason(refusal, &relative, FileKind::Directory) {
-                    Ok(reason) => {
-                        left_out.push(LeftOut { mailbox: None, path: relative, reason });
-                        continue;
-                    }
-                    Err(error) => return Err(Error::io("open directory", self.sub(sub), error)),
-                },
-            };
+            let Some(dir) = self.open_sub(sub, &relative, &mut report)? else { continue };
             beneath::for_each_entry(dir, |entry| {
-                if entry.name.as_encoded_bytes().starts_with(b".") {
+                let Some(name) = message_name(entry.name, &relative, &mut report) else {
                     return true;
-                }
-                let name = match entry.name.into_string() {
-                    Ok(name) => name,
-                    Err(name) => {
-                        let path = relative.join(name);
-                        left_out.push(LeftOut {
-                            mailbox: None,
-                            path,
-                            reason: LeftOutReason::NameNotUtf8,
-                        });
-                        return true;
-                    }
                 };
                 let base = filename::base(&name);
                 if base.is_empty() {
-                    let path = relative.join(&name);
-                    left_out.push(LeftOut {
-                        mailbox: None,
-                        path,
-                        reason: LeftOutReason::EmptyBaseName,
-                    });
+                    report(relative.join(&name), LeftOutReason::EmptyBaseName);
                     return true;
                 }
                 let file = FileRef { sub, name: &name, kind: entry.kind };
@@ -651,6 +627,27 @@ impl Paths {
         Ok(Some((files.files, left_out)))
     }
 
+    /// `sub` (at `relative` below the root) opened for listing; `None` when it is missing,
+    /// or refused and reported to `report` as left out.
+    fn open_sub(
+        &self,
+        sub: Sub,
+        relative: &Path,
+        report: &mut impl FnMut(PathBuf, LeftOutReason),
+    ) -> Result<Option<OwnedFd>> {
+        match self.tree().open_dir(relative) {
+            Ok(dir) => Ok(Some(dir)),
+            Err(refusal) if refusal.is_not_found() => Ok(None),
+            Err(refusal) => match left_out::reason(refusal, relative, FileKind::Directory) {
+                Ok(reason) => {
+                    report(relative.to_path_buf(), reason);
+                    Ok(None)
+                }
+                Err(error) => Err(Error::io("open directory", self.sub(sub), error)),
+            },
+        }
+    }
+
     fn scan_against(
         &self,
         subs: &[Sub],
@@ -660,7 +657,6 @@ impl Paths {
     ) -> Result<(Files, Vec<LeftOut>)> {
         #[cfg(test)]
         DIRECTORY_SCANS.set(DIRECTORY_SCANS.get() + 1);
-        let tree = self.tree();
         let mut scan = Scan::with_capacity(expected);
         let mut files = FilesBuilder::new(known.map_or(0, Uidlist::len));
         let mut left_out = Vec::new();
@@ -670,17 +666,7 @@ impl Paths {
         let mut dirs = Vec::with_capacity(2);
         for &sub in subs {
             let relative = self.relative(&self.sub(sub)).to_path_buf();
-            let dir = match tree.open_dir(&relative) {
-                Ok(dir) => dir,
-                Err(refusal) if refusal.is_not_found() => continue,
-                Err(refusal) => match left_out::reason(refusal, &relative, FileKind::Directory) {
-                    Ok(reason) => {
-                        report(relative, reason);
-                        continue;
-                    }
-                    Err(error) => return Err(Error::io("open directory", self.sub(sub), error)),
-                },
-            };
+            let Some(dir) = self.open_sub(sub, &relative, &mut report)? else { continue };
             let lookup = dir.try_clone().ctx("open directory", &self.sub(sub))?;
             // Opened before the directory is read: a known file is compared with the one
             // kept for its record as it is read.
@@ -688,15 +674,8 @@ impl Paths {
             let dirs = dirs.as_slice();
             // Straight into the arena: no list of the directory's entries.
             beneath::for_each_entry(dir, |entry| {
-                if entry.name.as_encoded_bytes().starts_with(b".") {
+                let Some(name) = message_name(entry.name, &relative, &mut report) else {
                     return true;
-                }
-                let name = match entry.name.into_string() {
-                    Ok(name) => name,
-                    Err(name) => {
-                        report(relative.join(name), LeftOutReason::NameNotUtf8);
-                        return true;
-                    }
                 };
                 let base = filename::base(&name);
                 if wanted.is_some_and(|wanted| !wanted.contains(base)) {
@@ -740,7 +719,7 @@ impl Paths {
     fn keep_one_a_base(
         &self,
         scan: &mut Scan,
-        dirs: &[(Sub, std::os::fd::OwnedFd)],
+        dirs: &[(Sub, OwnedFd)],
         report: &mut impl FnMut(PathBuf, LeftOutReason),
     ) {
         let mut slots = std::mem::take(&mut scan.slots);
@@ -778,7 +757,7 @@ impl Paths {
 
 /// True when two entries with one base name are links of the same file (Dovecot then
 /// removes one of them; nothing is lost).
-fn same_file(dirs: &[(Sub, std::os::fd::OwnedFd)], a: (Sub, &str), b: (Sub, &str)) -> bool {
+fn same_file(dirs: &[(Sub, OwnedFd)], a: (Sub, &str), b: (Sub, &str)) -> bool {
     let status = |(sub, name): (Sub, &str)| {
         let (_, dir) = dirs.iter().find(|(s, _)| *s == sub)?;
         let status = beneath::lstat_at(dir, name.as_ref()).ok()?;
@@ -1123,6 +1102,25 @@ pub(crate) fn create_subdirs(dir: &Path, permissions: &Permissions) -> Result<()
         permissions.create_dir(&dir.join(sub))?;
     }
     Ok(())
+}
+
+/// The name of a directory entry that may be a message file: `None` for a dot file and
+/// for a name that is not UTF-8 (reported to `report` as left out).
+fn message_name(
+    name: OsString,
+    relative: &Path,
+    report: &mut impl FnMut(PathBuf, LeftOutReason),
+) -> Option<String> {
+    if name.as_encoded_bytes().starts_with(b".") {
+        return None;
+    }
+    match name.into_string() {
+        Ok(name) => Some(name),
+        Err(name) => {
+            report(relative.join(name), LeftOutReason::NameNotUtf8);
+            None
+        }
+    }
 }
 
 #[cfg(test)]

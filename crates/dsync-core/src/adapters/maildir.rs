@@ -259,14 +259,11 @@ impl Storage for MaildirStorage {
         let stream = opened.into_messages().map_err(convert_error)?;
         let token = before.after();
         let uid_validity = stream.status().uid_validity;
-        let messages = stream.status().messages;
         let recording = kept.map(|(files, folder, previous, keywords)| {
             let previous = previous.filter(|previous| previous.header.uid_validity == uid_validity);
             let header =
                 Header { folder, uid_validity, token: token.clone().unwrap_or_default(), keywords };
-            // About 26 bytes a message.
-            let capacity = usize::try_from(messages).unwrap_or(0).saturating_mul(28);
-            let listing = Writer::new(capacity);
+            let listing = files.writer();
             Recording { files, header, learned: Learned::new(previous), listing }
         });
         let status = MailboxStatus { change_token: token, ..convert_status(stream.status())? };
@@ -299,7 +296,7 @@ impl Storage for MaildirStorage {
             return Ok(None);
         }
         let uid_validity = previous.header.uid_validity;
-        let mut differ = Differ::new(previous);
+        let mut differ = Differ::new(previous, files.writer());
         let mut changed = Vec::new();
         while let Some(info) = stream.next_knowing(&mut differ) {
             let info = info.map_err(convert_error)?;

@@ -14,6 +14,11 @@
 //!
 //! [`Storage::changes_since`]: crate::Storage::changes_since
 
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 /// The first bytes of the file (the version is part of it: another version is no cache).
 const MAGIC: &[u8] = b"dsync-rs listing 1\n";
 
@@ -107,12 +112,6 @@ impl FolderListing {
         files.extend(walk.take(u32::MAX));
         files
     }
-
-    /// The size of its file.
-    #[cfg_attr(not(feature = "maildir"), allow(dead_code))]
-    pub(crate) fn len(&self) -> usize {
-        self.bytes.len()
-    }
 }
 
 /// A walk through a [`FolderListing`]'s files in ascending UID order.
@@ -164,27 +163,50 @@ impl Walk {
 }
 
 /// A listing written as it is made: each file is encoded as it comes (ascending UID), so
-/// a listing costs its bytes in memory, not a record each. The header (which holds the
-/// change token, known only once the folder was read) is put in front when it is written.
+/// a listing costs its bytes, not a record each. With a spill directory those bytes go to
+/// an unnamed file there a chunk at a time ([`SPILL_AT`]), so that a folder of any size
+/// costs one chunk in memory. The header (which holds the change token, known only once
+/// the folder was read) is put in front when it is written ([`Writer::write_to`]).
 #[derive(Debug, Default)]
 pub(crate) struct Writer {
+    /// The bytes not yet spilled.
     files: Vec<u8>,
+    /// Where spill files may be made; `None`: every byte stays in memory.
+    spill_dir: Option<PathBuf>,
+    /// The unnamed file the earlier bytes went to.
+    spill: Option<File>,
     last: u32,
-    /// A file came out of order: nothing is written.
+    /// A file came out of order, or a spill failed: nothing is written.
     broken: bool,
 }
+
+/// The bytes a [`Writer`] holds before it spills them (about 10 000 files).
+pub(crate) const SPILL_AT: usize = 256 * 1024;
 
 /// A listing's bytes in the order they are written: header, files, checksum.
 pub(crate) type Pieces = (Vec<u8>, Vec<u8>, [u8; 4]);
 
 impl Writer {
-    /// A listing, its buffer sized for `capacity` bytes of files.
+    /// A listing held in memory, its buffer sized for `capacity` bytes of files.
     pub(crate) fn new(capacity: usize) -> Writer {
-        Writer { files: Vec::with_capacity(capacity), last: 0, broken: false }
+        Writer { files: Vec::with_capacity(capacity), ..Writer::default() }
+    }
+
+    /// A listing that is never written (its files are not even encoded).
+    pub(crate) fn discarding() -> Writer {
+        Writer { broken: true, ..Writer::default() }
+    }
+
+    /// A listing whose bytes beyond [`SPILL_AT`] go to an unnamed file in `dir`.
+    pub(crate) fn spilling_to(dir: PathBuf) -> Writer {
+        Writer { files: Vec::with_capacity(SPILL_AT), spill_dir: Some(dir), ..Writer::default() }
     }
 
     /// The next file (its UID above the last one's).
     pub(crate) fn push(&mut self, file: &ListedFile) {
+        if self.broken {
+            return;
+        }
         if file.uid <= self.last {
             self.broken = true;
             return;
@@ -197,26 +219,90 @@ impl Writer {
         put(out, file.virtual_size);
         out.extend_from_slice(&file.base.to_le_bytes());
         out.extend_from_slice(&file.name.to_le_bytes());
+        if self.files.len() >= SPILL_AT && self.spill_dir.is_some() && self.spill().is_err() {
+            // No listing is kept then: the next run lists the folder whole.
+            self.broken = true;
+            self.files = Vec::new();
+            self.spill = None;
+        }
     }
 
-    /// The file's bytes with `header`; `None` when a file came out of order.
-    pub(crate) fn finish(self, header: &Header) -> Option<Pieces> {
+    /// Moves the bytes held to the spill file, made (and at once unlinked, so that a
+    /// killed run leaves nothing) the first time.
+    fn spill(&mut self) -> io::Result<()> {
+        let spill = match (&mut self.spill, &self.spill_dir) {
+            (Some(spill), _) => spill,
+            (None, Some(dir)) => {
+                let path = dir.join(spill_name());
+                let file = File::options().read(true).write(true).create_new(true).open(&path)?;
+                fs::remove_file(&path)?;
+                self.spill.insert(file)
+            }
+            (None, None) => return Ok(()),
+        };
+        spill.write_all(&self.files)?;
+        self.files.clear();
+        Ok(())
+    }
+
+    /// Writes the whole listing with `header` to `out`: header, files, checksum.
+    pub(crate) fn write_to(mut self, header: &Header, out: &mut impl Write) -> io::Result<()> {
         if self.broken {
+            return Err(io::Error::other("no listing: a file out of order or a spill failed"));
+        }
+        let head = head(header);
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&head);
+        out.write_all(&head)?;
+        if let Some(spill) = &mut self.spill {
+            spill.seek(SeekFrom::Start(0))?;
+            let mut chunk = vec![0; 64 * 1024];
+            loop {
+                let n = spill.read(&mut chunk)?;
+                if n == 0 {
+                    break;
+                }
+                crc.update(&chunk[..n]);
+                out.write_all(&chunk[..n])?;
+            }
+        }
+        crc.update(&self.files);
+        out.write_all(&self.files)?;
+        out.write_all(&crc.finalize().to_le_bytes())
+    }
+
+    /// The file's bytes with `header`, all in memory; `None` when a file came out of
+    /// order or the bytes were spilled.
+    pub(crate) fn finish(self, header: &Header) -> Option<Pieces> {
+        if self.broken || self.spill.is_some() {
             return None;
         }
-        let mut head = Vec::with_capacity(MAGIC.len() + 64);
-        head.extend_from_slice(MAGIC);
-        head.extend_from_slice(&header.folder.to_le_bytes());
-        head.extend_from_slice(&header.uid_validity.to_le_bytes());
-        for text in [&header.token, &header.keywords] {
-            put(&mut head, text.len() as u64);
-            head.extend_from_slice(text.as_bytes());
-        }
+        let head = head(header);
         let mut crc = crc32fast::Hasher::new();
         crc.update(&head);
         crc.update(&self.files);
         Some((head, self.files, crc.finalize().to_le_bytes()))
     }
+}
+
+/// A listing's header bytes.
+fn head(header: &Header) -> Vec<u8> {
+    let mut head = Vec::with_capacity(MAGIC.len() + 64);
+    head.extend_from_slice(MAGIC);
+    head.extend_from_slice(&header.folder.to_le_bytes());
+    head.extend_from_slice(&header.uid_validity.to_le_bytes());
+    for text in [&header.token, &header.keywords] {
+        put(&mut head, text.len() as u64);
+        head.extend_from_slice(text.as_bytes());
+    }
+    head
+}
+
+/// A name no other spill file of this process has.
+fn spill_name() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let next = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!(".dsync-rs-listing-spill.{}.{next}", std::process::id())
 }
 
 /// [`Pieces`] as one byte string.
@@ -407,6 +493,53 @@ mod tests {
         assert_eq!(name_hash(&[b""]), 0xcbf2_9ce4_8422_2325);
         assert_eq!(name_hash(&[b"a"]), 0xaf63_dc4c_8601_ec8c);
         assert_ne!(name_hash(&[b"ab", b"c"]), name_hash(&[b"a", b"bc"]));
+    }
+
+    /// Files enough for several spills (about 26 bytes each).
+    fn many_files() -> Vec<ListedFile> {
+        (1..=40_000u32)
+            .map(|uid| ListedFile {
+                uid,
+                received: 1_700_000_000 + i64::from(uid),
+                size: u64::from(uid % 5000),
+                virtual_size: u64::from(uid % 5000) + 40,
+                base: name_hash(&[uid.to_string().as_bytes()]),
+                name: name_hash(&[b"name", uid.to_string().as_bytes()]),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_spilled_listing_is_the_same_bytes_and_leaves_no_file() {
+        let files = many_files();
+        let whole = encode(&header(), &files).expect("in order");
+        assert!(whole.len() > 3 * SPILL_AT, "the test spills several times");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut writer = Writer::spilling_to(dir.path().to_path_buf());
+        for file in &files {
+            writer.push(file);
+        }
+        assert!(writer.spill.is_some() && writer.files.len() < SPILL_AT, "bytes left memory");
+        assert_eq!(fs::read_dir(dir.path()).expect("list").count(), 0, "unnamed");
+        let mut out = Vec::new();
+        writer.write_to(&header(), &mut out).expect("written");
+        assert_eq!(out, whole);
+        let listing = FolderListing::decode(out).expect("reads back");
+        assert_eq!(listing.files(), files);
+    }
+
+    #[test]
+    fn a_spill_that_fails_writes_no_listing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut writer = Writer::spilling_to(dir.path().join("gone"));
+        for file in &many_files() {
+            writer.push(file);
+        }
+        assert!(writer.files.is_empty(), "nothing held after the failure");
+        assert!(writer.write_to(&header(), &mut Vec::new()).is_err());
+        let mut discarding = Writer::discarding();
+        discarding.push(&sample_files()[0]);
+        assert!(discarding.write_to(&header(), &mut Vec::new()).is_err());
     }
 
     proptest! {

@@ -55,6 +55,22 @@ impl ListingFiles {
         name_hash(&[root.as_os_str().as_encoded_bytes(), dir.as_os_str().as_encoded_bytes()])
     }
 
+    /// A writer of a new listing, its bytes spilled beside the listings (see
+    /// [`Writer::spilling_to`]): a folder of any size costs one chunk of memory.
+    /// Nothing is encoded when listings are not written (a dry run), and a directory
+    /// that cannot be made means no listing (the next run lists the folder whole).
+    pub(crate) fn writer(&self) -> Writer {
+        if !self.write {
+            return Writer::discarding();
+        }
+        let dir = self.prefix.parent().filter(|p| !p.as_os_str().is_empty());
+        let dir = dir.map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        match self.permissions.create_dir_all(&dir) {
+            Ok(()) => Writer::spilling_to(dir),
+            Err(_) => Writer::discarding(),
+        }
+    }
+
     fn path(&self, folder: u64) -> PathBuf {
         let mut name = self.prefix.as_os_str().to_owned();
         name.push(format!(".{folder:016x}"));
@@ -86,12 +102,11 @@ impl ListingFiles {
                 self.permissions.create_dir_all(parent).map_err(std::io::Error::other)?;
             }
             let _ = std::fs::remove_file(&temp);
-            let (head, files, crc) =
-                listing.finish(header).ok_or_else(|| std::io::Error::other("out of order"))?;
-            let mut file = self.permissions.create_new(&temp).map_err(std::io::Error::other)?;
-            file.write_all(&head)?;
-            file.write_all(&files)?;
-            file.write_all(&crc)?;
+            let file = self.permissions.create_new(&temp).map_err(std::io::Error::other)?;
+            let mut out = std::io::BufWriter::with_capacity(64 * 1024, file);
+            listing.write_to(header, &mut out)?;
+            out.flush()?;
+            drop(out);
             std::fs::rename(&temp, &path)
         })();
         if written.is_err() {
@@ -181,8 +196,8 @@ pub(crate) struct Differ {
 }
 
 impl Differ {
-    pub(crate) fn new(previous: FolderListing) -> Differ {
-        let now = Writer::new(previous.len() + 1024);
+    /// Against `previous`, the new listing written to `now`.
+    pub(crate) fn new(previous: FolderListing, now: Writer) -> Differ {
         Differ {
             previous: Walk::new(previous),
             held: None,
@@ -546,6 +561,43 @@ mod tests {
         assert_eq!(opened.changes_since(&inbox(), &token).expect("changes"), None);
         let (_, listed) = list(&mut opened);
         assert!(listed.iter().all(|m| m.received == Some(1_300_000_000)), "{listed:?}");
+    }
+
+    /// A listing too big for one chunk is spilled to an unnamed file beside the listings
+    /// as it is made, and saved whole: what is loaded is what was pushed, and no spill
+    /// file is left. (Fails when the spilled bytes are not copied into the listing.)
+    #[test]
+    fn a_big_listing_is_saved_through_its_spill() {
+        use crate::state::listing::SPILL_AT;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let prefix = dir.path().join("state").join("dsync-rs-state.listing");
+        let files = ListingFiles::new(prefix, mailstore::Permissions::private(), true, true);
+        let header =
+            Header { folder: 42, uid_validity: 7, token: "token".into(), keywords: String::new() };
+        let listed: Vec<ListedFile> = (1..=30_000u32)
+            .map(|uid| ListedFile {
+                uid,
+                received: i64::from(uid),
+                size: 100,
+                virtual_size: 104,
+                base: name_hash(&[&uid.to_le_bytes()]),
+                name: name_hash(&[b"n", &uid.to_le_bytes()]),
+            })
+            .collect();
+        let mut writer = files.writer();
+        for file in &listed {
+            writer.push(file);
+        }
+        files.save(&header, writer);
+        let loaded = files.load(42).expect("saved");
+        assert!(fs::metadata(files.path(42)).expect("file").len() > 2 * SPILL_AT as u64);
+        assert_eq!(loaded.header, header);
+        assert_eq!(loaded.files(), listed);
+        let names: Vec<_> = fs::read_dir(dir.path().join("state"))
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, [std::ffi::OsString::from("dsync-rs-state.listing.000000000000002a")]);
     }
 
     /// A run interrupted after the listing was kept but before its state was saved asks

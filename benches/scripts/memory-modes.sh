@@ -5,7 +5,9 @@
 set -u
 BIN=$1 SRC=$2 W=$3
 D=$W/memory-destination S=$W/memory-state
-rm -rf "$D" "$S"
+# The state's companions too (a maildir: source's kept listings, our uidlists): a
+# listing left by an earlier run would be read by the next full backup.
+rm -rf "$D" "$S" "$S".*
 for mode in backup-full noop-state no-state sync-1; do
   case $mode in
     backup-full|noop-state) set -- backup --no-fsync --state-file "$S" ;;
@@ -16,4 +18,4 @@ for mode in backup-full noop-state no-state sync-1; do
     >/dev/null 2>"$W/memory-errors" || { echo "$mode failed:"; tail -3 "$W/memory-errors"; }
   echo "$mode $(cat "$W/memory-time")"
 done
-rm -rf "$D" "$S" "$W/memory-time" "$W/memory-errors"
+rm -rf "$D" "$S" "$S".* "$W/memory-time" "$W/memory-errors"

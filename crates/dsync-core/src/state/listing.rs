@@ -193,11 +193,13 @@ impl Writer {
     }
 
     /// A listing that is never written (its files are not even encoded).
+    #[cfg_attr(not(feature = "maildir"), allow(dead_code))]
     pub(crate) fn discarding() -> Writer {
         Writer { broken: true, ..Writer::default() }
     }
 
     /// A listing whose bytes beyond [`SPILL_AT`] go to an unnamed file in `dir`.
+    #[cfg_attr(not(feature = "maildir"), allow(dead_code))]
     pub(crate) fn spilling_to(dir: PathBuf) -> Writer {
         Writer { files: Vec::with_capacity(SPILL_AT), spill_dir: Some(dir), ..Writer::default() }
     }
@@ -246,6 +248,7 @@ impl Writer {
     }
 
     /// Writes the whole listing with `header` to `out`: header, files, checksum.
+    #[cfg_attr(not(feature = "maildir"), allow(dead_code))]
     pub(crate) fn write_to(mut self, header: &Header, out: &mut impl Write) -> io::Result<()> {
         if self.broken {
             return Err(io::Error::other("no listing: a file out of order or a spill failed"));

@@ -481,12 +481,7 @@ impl Paths {
         #[cfg(test)]
         UIDLIST_READS.set(UIDLIST_READS.get() + 1);
         let path = self.uidlist();
-        let relative = self.relative(&path);
-        let file = match self.tree().open_file(relative) {
-            Ok(file) => file,
-            Err(refusal) if refusal.is_not_found() => return Ok(None),
-            Err(refusal) => return Err(left_out::error(refusal, &self.root, relative, "read")),
-        };
+        let Some(file) = self.open_uidlist(&path, "read")? else { return Ok(None) };
         let seed = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), 0x7669_6577);
         match Streamed::read(file, streamed::CHUNK, seed) {
             Ok(None) => Ok(None),
@@ -501,16 +496,22 @@ impl Paths {
         }
     }
 
+    /// The uidlist at `path` opened beneath the root; `None` when there is none. A refusal
+    /// is the error of `verb` on it.
+    fn open_uidlist(&self, path: &Path, verb: &'static str) -> Result<Option<fs::File>> {
+        let relative = self.relative(path);
+        match self.tree().open_file(relative) {
+            Ok(file) => Ok(Some(file)),
+            Err(refusal) if refusal.is_not_found() => Ok(None),
+            Err(refusal) => Err(left_out::error(refusal, &self.root, relative, verb)),
+        }
+    }
+
     /// Reads only the uidlist's header (UIDVALIDITY, next UID, GUID), not its records.
     pub(crate) fn read_uidlist_header(&self) -> Result<Option<Uidlist>> {
         use std::io::{BufRead, BufReader, Read};
         let path = self.uidlist();
-        let relative = self.relative(&path);
-        let file = match self.tree().open_file(relative) {
-            Ok(file) => file,
-            Err(refusal) if refusal.is_not_found() => return Ok(None),
-            Err(refusal) => return Err(left_out::error(refusal, &self.root, relative, "open")),
-        };
+        let Some(file) = self.open_uidlist(&path, "open")? else { return Ok(None) };
         let mut line = Vec::new();
         BufReader::with_capacity(4096, file.take(64 * 1024))
             .read_until(b'\n', &mut line)

@@ -97,10 +97,9 @@ impl ListingFiles {
         let mut temp = path.as_os_str().to_owned();
         temp.push(format!(".tmp{}", std::process::id()));
         let temp = PathBuf::from(temp);
+        // The directory was made with the writer ([`Self::writer`]); a writer that could
+        // not make it holds nothing, and writing it fails below.
         let written = (|| {
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                self.permissions.create_dir_all(parent).map_err(std::io::Error::other)?;
-            }
             let _ = std::fs::remove_file(&temp);
             let file = self.permissions.create_new(&temp).map_err(std::io::Error::other)?;
             let mut out = std::io::BufWriter::with_capacity(64 * 1024, file);

@@ -362,3 +362,67 @@ fn a_state_based_rerun_lists_nothing_ahead_and_ends_as_before() {
         "{log:#?}"
     );
 }
+
+/// A folder of 1 100 messages (two body FETCH pieces of the adapter's 1 000) followed by
+/// another: the next listing goes behind the last piece only.
+fn a_big_folder_first(imap: &mut RawImap) {
+    imap.create("A");
+    imap.create("B");
+    let date = Some("07-Jul-2024 10:00:00 +0000");
+    for index in 0..1_100 {
+        imap.append("A", &[], date, &fixtures::message(index, "big", "x"));
+    }
+    imap.append("B", &["\\Seen"], date, &fixtures::message(0, "B", "y"));
+}
+
+#[test]
+fn a_copy_in_pieces_sends_the_next_listing_behind_its_last_piece() {
+    let scenario = Scenario {
+        setup: &a_big_folder_first,
+        options: SyncOptions::new(Mode::Backup),
+        trigger: None,
+        act: None,
+        interrupt: false,
+        rerun_after: None,
+    };
+    let (log, report, _) = run_both(&scenario);
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let fetches: Vec<usize> = log
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.contains("BODY.PEEK[]"))
+        .map(|(index, _)| index)
+        .collect();
+    let examine_b = log.iter().position(|l| l.ends_with(" EXAMINE B")).expect("B examined");
+    // A's two pieces, then B's EXAMINE right behind the second (not the first).
+    assert!(fetches.len() >= 2, "{log:#?}");
+    assert_eq!(examine_b, fetches[1] + 1, "{log:#?}");
+    assert!(examine_b < position(&log, "finished A").expect("A finished"));
+}
+
+#[test]
+fn a_copy_in_several_batches_sends_the_next_listing_before_the_commit() {
+    let scenario = Scenario {
+        setup: &three_folders,
+        options: SyncOptions::new(Mode::Backup).save_batch(2),
+        trigger: None,
+        act: None,
+        interrupt: false,
+        rerun_after: None,
+    };
+    let (log, report, _) = run_both(&scenario);
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    // A (3 messages) takes two fetches of 2 and 1: B's EXAMINE follows the last of them
+    // (not the first, which would select B under A's second fetch), before A is reported.
+    let finished = position(&log, "finished A").expect("A finished");
+    let examine_b = log.iter().position(|l| l.ends_with(" EXAMINE B")).expect("B examined");
+    let a_fetches: Vec<usize> = log[..examine_b]
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.contains("BODY.PEEK[]"))
+        .map(|(index, _)| index)
+        .collect();
+    assert_eq!(a_fetches.len(), 2, "{log:#?}");
+    assert!(examine_b < finished, "{log:#?}");
+    assert_eq!(examined(&log).iter().filter(|name| *name == "A").count(), 1, "{log:#?}");
+}

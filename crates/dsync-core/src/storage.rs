@@ -107,6 +107,19 @@ pub trait Storage {
         Ok(MessageListing::whole(self.contents(mailbox)?))
     }
 
+    /// A hint: `mailbox` is the one the engine lists next ([`Storage::listing`]). With
+    /// `after_fetch`, one more [`Storage::fetch`] of the current mailbox comes first, its
+    /// last; without, this storage has nothing more to do for the current mailbox. A
+    /// storage whose listing waits on a server can start it early (an IMAP server: the
+    /// EXAMINE and its `UID FETCH` are sent behind that fetch, their answers read by that
+    /// `listing`), so that the server works while the engine stores and commits the
+    /// mailbox it copied. Whatever comes next, the storage must answer as if the hint had
+    /// not been given: a failure to start belongs to the `listing`, and any other call
+    /// first drops what was started. The default does nothing.
+    fn list_ahead(&mut self, mailbox: &MailboxName, after_fetch: bool) {
+        let _ = (mailbox, after_fetch);
+    }
+
     /// Streams the bodies of `uids` (ascending) into `sink`: for each message found,
     /// [`MessageSink::body`] then [`MessageSink::done`]. UIDs that no longer exist are
     /// skipped silently; the caller notices that `done` was never called for them.

@@ -67,6 +67,8 @@ pub struct ImapStorage {
     /// Messages whose invalid INTERNALDATE was reported: a mailbox listed twice in a run
     /// (streamed, then whole) reports it once.
     misdated: HashSet<(MailboxName, Uid)>,
+    /// The mailbox [`Storage::list_ahead`] named, to be listed behind the next `fetch`.
+    ahead: Option<MailboxName>,
 }
 
 impl ImapStorage {
@@ -114,6 +116,7 @@ impl ImapStorage {
             listed: HashMap::new(),
             subscribed: None,
             message_guids: None,
+            ahead: None,
             list_prefix: None,
             warnings: Vec::new(),
             remote: HashMap::new(),
@@ -570,10 +573,13 @@ impl Storage for ImapStorage {
         }
         let wire = self.wire_name(mailbox);
         let guid = self.derived_guid(mailbox);
-        let info = self
-            .session
-            .examine_then_list(&wire, self.condstore)
-            .map_err(|e| convert_error(e, "EXAMINE"))?;
+        self.ahead = None;
+        let info = match self.session.finish_examine_then_list(&wire) {
+            // Sent ahead (`list_ahead`).
+            Some(result) => result,
+            None => self.session.examine_then_list(&wire, self.condstore),
+        }
+        .map_err(|e| convert_error(e, "EXAMINE"))?;
         let Some(uid_next) = info.uid_next.and_then(|uid| Uid::new(uid.get())) else {
             let all =
                 self.session.listing().read_whole().map_err(|e| convert_error(e, "UID FETCH"))?;
@@ -588,6 +594,31 @@ impl Storage for ImapStorage {
             Err(error) => Some(Err(convert_error(error, "UID FETCH"))),
         });
         Ok(MessageListing::new(status, messages))
+    }
+
+    /// Sends what [`Storage::listing`] would send for `mailbox` (EXAMINE and the listing's
+    /// `UID FETCH 1:*`) without waiting for the answers: right behind the last command of
+    /// the next `fetch` with `after_fetch` ([`Session::uid_fetch_then_list`]), else now
+    /// ([`Session::send_examine_then_list`]; nothing when it went behind a fetch already).
+    /// Dovecot then lists the next mailbox while the engine still stores and commits the
+    /// last one's messages, and the round trip is gone. `listing` of that mailbox reads
+    /// the answers; any other command drops them first (and EXAMINEs again what it
+    /// needs). Nothing is sent ahead when `listing` would not send exactly that (the first
+    /// listing, which learns whether the message GUID item is taken).
+    fn list_ahead(&mut self, mailbox: &MailboxName, after_fetch: bool) {
+        if self.session.message_guids().is_some() && self.message_guids.is_none() {
+            return;
+        }
+        if after_fetch {
+            self.ahead = Some(mailbox.clone());
+            return;
+        }
+        self.ahead = None;
+        let wire = self.wire_name(mailbox);
+        if !self.session.examine_sent(&wire) {
+            self.examined = None;
+            self.session.send_examine_then_list(&wire, self.condstore);
+        }
     }
 
     /// With QRESYNC: EXAMINE, then `UID FETCH 1:* (…) (CHANGEDSINCE m VANISHED)` with the
@@ -670,11 +701,29 @@ impl Storage for ImapStorage {
             self.examine(mailbox)?;
         }
         let items = [FetchItem::Uid, FetchItem::whole_message()];
+        // The next mailbox's listing goes behind the last piece (`list_ahead`).
+        let ahead = self.ahead.take().map(|next| self.wire_name(&next));
+        let pieces = uids.len().div_ceil(REORDER_CHUNK);
         // In pieces, so that what an answer out of UID order makes us hold stays bounded.
-        for chunk in uids.chunks(REORDER_CHUNK) {
+        for (index, chunk) in uids.chunks(REORDER_CHUNK).enumerate() {
             let set = SequenceSet::from_uids(chunk.iter().filter_map(|u| imapc::Uid::new(u.get())));
             let mut handler = Reorder::new(sink, chunk);
-            let result = self.session.uid_fetch(&set, &items, &mut handler);
+            let result = match &ahead {
+                Some(next) if index + 1 == pieces => {
+                    let result = self.session.uid_fetch_then_list(
+                        &set,
+                        &items,
+                        &mut handler,
+                        next,
+                        self.condstore,
+                    );
+                    if self.session.selected().is_none() {
+                        self.examined = None;
+                    }
+                    result
+                }
+                _ => self.session.uid_fetch(&set, &items, &mut handler),
+            };
             let result = result.and_then(|()| handler.finish().map_err(imapc::Error::Handler));
             match result {
                 Ok(()) => {}

@@ -31,9 +31,21 @@ pub(super) fn run(
 ) -> Result<(), SyncError> {
     let prepared = prepare(options, source, destination, observer, report, state)?;
     let mut all_mail = prepared.all_mail.clone().map(AllMail::new);
-    for job in &prepared.pending {
-        let result =
-            sync_pending(options, source, destination, observer, job, state, all_mail.as_mut());
+    for (index, job) in prepared.pending.iter().enumerate() {
+        // The next mailbox's listing, started ahead when its sync begins with it.
+        let next =
+            prepared.pending.get(index + 1).filter(|next| listed_first(options, next, state));
+        let list_ahead = next.map(|next| &next.source);
+        let result = sync_pending(
+            options,
+            source,
+            destination,
+            observer,
+            job,
+            state,
+            all_mail.as_mut(),
+            list_ahead,
+        );
         record(job, result, observer, report, state)?;
     }
     finish(options, destination, &prepared.tree, report)
@@ -158,7 +170,10 @@ pub(super) fn prepare(
     Ok(Prepared { tree, pending, all_mail })
 }
 
-/// Syncs one changed mailbox; `state` holds at least its previous entry.
+/// Syncs one changed mailbox; `state` holds at least its previous entry. `list_ahead`:
+/// the source mailbox whose listing the next sync starts with ([`listed_first`]), for
+/// [`Storage::list_ahead`] once this mailbox's messages are copied.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn sync_pending(
     options: &SyncOptions,
     source: &mut dyn Storage,
@@ -167,9 +182,23 @@ pub(super) fn sync_pending(
     job: &PendingMailbox,
     state: &mut SyncState,
     all_mail: Option<&mut AllMail>,
+    list_ahead: Option<&MailboxName>,
 ) -> Result<(MailboxReport, Option<MailboxState>), MailboxFailed> {
     super::stop_if_interrupted(observer, &job.destination)?;
-    sync_mailbox(options, source, destination, observer, job, state, all_mail)
+    sync_mailbox(options, source, destination, observer, job, state, all_mail, list_ahead)
+}
+
+/// The sync of `job` asks the source for its listing first: [`plan_from_changes`] will not
+/// plan it from the source's changes (no state for it, a token missing, a mailbox the
+/// destination lacks, message filters, a rebuild pending), so [`plan_from_streams`] lists
+/// it. Tested before touching either side, as `plan_from_changes` tests it.
+fn listed_first(options: &SyncOptions, job: &PendingMailbox, state: &SyncState) -> bool {
+    let Some(previous) = state.mailboxes.get(&job.destination) else { return true };
+    previous.source_token.is_none()
+        || previous.destination_token.is_none()
+        || !job.exists
+        || !options.message_filter.is_everything()
+        || previous.rebuild.is_some()
 }
 
 /// Takes a mailbox's outcome into the report and the state; stops the run on an error
@@ -211,6 +240,7 @@ pub(super) fn finish(
     apply_subscriptions(options, destination, &changes, report)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn sync_mailbox(
     options: &SyncOptions,
     source: &mut dyn Storage,
@@ -219,6 +249,7 @@ fn sync_mailbox(
     job: &PendingMailbox,
     state: &mut SyncState,
     mut all_mail: Option<&mut AllMail>,
+    list_ahead: Option<&MailboxName>,
 ) -> Result<(MailboxReport, Option<MailboxState>), MailboxFailed> {
     let names = &Names { source: &job.source, destination: &job.destination };
     let mailbox = names.destination;
@@ -327,6 +358,16 @@ fn sync_mailbox(
         .map_err(|error| failed(at_mailbox(error), &partial))?;
     partial.expunged = mailbox_report.expunged;
     partial.flags_changed = mailbox_report.flags_changed;
+    // The next mailbox's listing may go behind the last fetch when the copy is one
+    // fetch (one batch, none of it copied from the all-mail mailbox); not when the run
+    // stops before the next mailbox.
+    if let Some(next) = list_ahead
+        && local.is_none()
+        && plan.save.len() <= options.save_batch.max(1)
+        && !observer.interrupted()
+    {
+        source.list_ahead(next, true);
+    }
     let copied = copy_save_list_from_source(
         source,
         names,
@@ -340,6 +381,13 @@ fn sync_mailbox(
         copy.copied.record_committed_in(&mut partial);
         failed(copy.error, &partial)
     })?;
+    // The source is done with this mailbox: it may start the next one's listing (if it
+    // did not behind the last fetch) while the destination commits this one.
+    if let Some(next) = list_ahead
+        && !observer.interrupted()
+    {
+        source.list_ahead(next, false);
+    }
     copied.record_committed_in(&mut partial);
     copied.record_in(&mut mailbox_report);
     // A message that went from the source during the copy is in `base` but not on the
@@ -390,15 +438,15 @@ fn plan_from_changes(
     state: &SyncState,
 ) -> Result<Option<Planned>, MailboxFailed> {
     let mailbox = &job.destination;
+    if listed_first(options, job, state) {
+        return Ok(None);
+    }
     let Some(previous) = state.mailboxes.get(mailbox) else { return Ok(None) };
     let (Some(source_token), Some(destination_token)) =
         (&previous.source_token, &previous.destination_token)
     else {
         return Ok(None);
     };
-    if !job.exists || !options.message_filter.is_everything() || previous.rebuild.is_some() {
-        return Ok(None);
-    }
     let stamp = destination.stamp(mailbox).map_err(SyncError::at(Side::Destination, mailbox))?;
     if stamp.change_token.as_ref() != Some(destination_token) {
         return Ok(None);

@@ -106,6 +106,7 @@ pub fn run_parallel<C: Connector>(
                 &job,
                 &mut state,
                 all_mail.as_mut(),
+                None,
             );
             backup::record(&job, result, observer, &mut report, &mut state)?;
         }
@@ -131,6 +132,7 @@ pub fn run_parallel<C: Connector>(
                 job,
                 &mut state,
                 all_mail.as_mut(),
+                None,
             );
             backup::record(job, result, observer, &mut report, &mut state)?;
         }
@@ -341,6 +343,7 @@ impl<C: Connector> worker_pool::Worker for BackupWorker<'_, C> {
             &job,
             &mut state,
             thread.all_mail.as_mut(),
+            None,
         );
         let left_out = connections.take_left_out();
         pass_on_result(link, result, |result| {

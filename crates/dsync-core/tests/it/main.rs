@@ -11,6 +11,7 @@ mod imap_guids;
 mod imap_writer;
 mod incremental;
 mod kept_view;
+mod list_ahead;
 mod maildir_listing;
 mod maildir_source;
 mod modes;

@@ -76,6 +76,8 @@ pub(crate) fn append(
     len: u64,
     body: &mut dyn Read,
 ) -> Result<u64> {
+    // Answers still due for earlier commands come first.
+    conn.drain_unread()?;
     let index = conn.appends.next_index;
     conn.appends.next_index += 1;
     if let Some(limit) = conn.capabilities.append_limit().filter(|&limit| len > limit) {
@@ -274,6 +276,7 @@ pub(crate) fn append_batch(
         return append_each(conn, mailbox, messages);
     }
     let Some((head, rest)) = messages.split_first() else { return Ok(first) };
+    conn.drain_unread()?;
     let len = head.data.len() as u64;
     let options = conn.encode_options();
     let tag = conn.next_tag();

@@ -11,7 +11,7 @@ use crate::proto::{
     BodyStart, Code, Command, EncodeOptions, Encoded, Event, Part, Response, ResponseDecoder,
     Status, StatusKind, Untagged, encode,
 };
-use crate::types::Capabilities;
+use crate::types::{Capabilities, MailboxName};
 
 use super::{ConnectOptions, TraceDirection};
 
@@ -101,6 +101,10 @@ pub(crate) struct Conn {
     /// A metadata listing sent and not read yet (its tag and the mailbox's EXISTS):
     /// `Session::listing` reads it; otherwise the next command reads and drops it first.
     pub(crate) unread_listing: Option<(String, u32)>,
+    /// An EXAMINE and its metadata listing sent ahead and not read yet
+    /// (`Session::send_examine_then_list`): `Session::finish_examine_then_list` reads
+    /// them; otherwise the next command reads and drops them first.
+    pub(crate) unread_examine: Option<UnreadExamine>,
     /// `[ALERT]` texts the server sent, for the caller to show: the first
     /// [`MAX_ALERTS`] different ones of the session.
     pub(crate) alerts: Vec<String>,
@@ -115,6 +119,16 @@ pub(crate) struct Conn {
     pub(crate) secrets: SecretMask,
     /// Streamed APPENDs in flight: their answers are read before any other command.
     pub(crate) appends: super::append::AppendQueue,
+}
+
+/// An EXAMINE and the metadata listing behind it, both sent, neither answer read.
+#[derive(Debug)]
+pub(crate) struct UnreadExamine {
+    /// The mailbox examined.
+    pub(crate) mailbox: MailboxName,
+    /// The tags of the EXAMINE and the `UID FETCH`; the error when they could not be
+    /// sent, for whoever asks for their answers.
+    pub(crate) sent: Result<(String, String)>,
 }
 
 /// `[ALERT]`s kept per session for the operator; the rest are only counted.
@@ -140,6 +154,7 @@ impl Conn {
             bye: None,
             broken: false,
             unread_listing: None,
+            unread_examine: None,
             alerts: Vec::new(),
             alerts_dropped: 0,
             alerts_kept: 0,
@@ -343,14 +358,7 @@ impl Conn {
         if self.appends.in_flight() > 0 {
             super::append::drain(self)?;
         }
-        if let Some((tag, _)) = self.unread_listing.take() {
-            // Its answers come before the next command's: read and drop them.
-            if let Err(error) = self.finish(&tag, "UID FETCH", &mut |_| Ok(()))
-                && error.is_fatal()
-            {
-                return Err(error);
-            }
-        }
+        self.drain_unread()?;
         let tag = self.next_tag();
         let encoded = encode(&tag, command, self.encode_options());
         if let Some(trace) = &self.options.trace {
@@ -376,6 +384,30 @@ impl Conn {
         }
         self.write_out(&mut out)?;
         Ok(tag)
+    }
+
+    /// Reads and drops the answers of an EXAMINE sent ahead and of a metadata listing
+    /// nobody read ([`Conn::unread_examine`], [`Conn::unread_listing`]): they come before
+    /// the next command's. Only an error that leaves the connection unusable is returned.
+    pub(crate) fn drain_unread(&mut self) -> Result<()> {
+        let drop_answers = |conn: &mut Conn, tag: &str, command: &'static str| match conn.finish(
+            tag,
+            command,
+            &mut |_| Ok(()),
+        ) {
+            Err(error) if error.is_fatal() => Err(error),
+            _ => Ok(()),
+        };
+        if let Some(UnreadExamine { sent: Ok((examine_tag, fetch_tag)), .. }) =
+            self.unread_examine.take()
+        {
+            drop_answers(self, &examine_tag, "EXAMINE")?;
+            drop_answers(self, &fetch_tag, "UID FETCH")?;
+        }
+        if let Some((tag, _)) = self.unread_listing.take() {
+            drop_answers(self, &tag, "UID FETCH")?;
+        }
+        Ok(())
     }
 
     fn write_out(&mut self, out: &mut Vec<u8>) -> Result<()> {

@@ -169,7 +169,24 @@ pub(crate) fn uid_fetch(
     let items_len: usize = 64 + items.len() * 24;
     let batches =
         set.split(per_command, conn.options.max_command_len.saturating_sub(items_len).max(64));
-    run_uid_fetch(conn, &batches, items, items_len, modifiers, handler)
+    run_uid_fetch(conn, &batches, items, items_len, modifiers, handler, None)
+}
+
+/// [`uid_fetch`], calling `then` once right after its last command is sent, before the
+/// answers still due are read: what `then` sends runs on the server behind the fetch.
+/// Its answers are left for the caller to read.
+pub(crate) fn uid_fetch_then(
+    conn: &mut Conn,
+    set: &SequenceSet,
+    items: &[FetchItem],
+    per_command: usize,
+    handler: &mut dyn FetchHandler,
+    then: &mut dyn FnMut(&mut Conn),
+) -> Result<()> {
+    let items_len: usize = 64 + items.len() * 24;
+    let batches =
+        set.split(per_command, conn.options.max_command_len.saturating_sub(items_len).max(64));
+    run_uid_fetch(conn, &batches, items, items_len, Modifiers::default(), handler, Some(then))
 }
 
 /// Sends `batches` (keeping the pipeline full) and reads answers until every command is
@@ -181,6 +198,7 @@ fn run_uid_fetch(
     items_len: usize,
     modifiers: Modifiers,
     handler: &mut dyn FetchHandler,
+    mut then: Option<&mut dyn FnMut(&mut Conn)>,
 ) -> Result<()> {
     let depth = conn.options.pipeline_depth.max(1);
     let mut in_flight: VecDeque<(String, usize)> = VecDeque::new();
@@ -208,6 +226,11 @@ fn run_uid_fetch(
             in_flight.push_back((conn.send(&command)?, length));
             unanswered_bytes += length;
             next += 1;
+            if next == batches.len()
+                && let Some(then) = then.take()
+            {
+                then(conn);
+            }
         }
         if in_flight.is_empty() {
             break;

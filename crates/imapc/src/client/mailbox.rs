@@ -271,6 +271,18 @@ pub(crate) fn select_then(
     options: &SelectOptions,
     pipelined: &mut dyn FnMut(&mut Conn) -> Result<()>,
 ) -> Result<MailboxInfo> {
+    let tag = select_send(conn, mailbox, read_only, options)?;
+    pipelined(conn)?;
+    select_finish(conn, &tag, mailbox, read_only)
+}
+
+/// Sends SELECT / EXAMINE without reading its answer ([`select_finish`] reads it); its tag.
+pub(crate) fn select_send(
+    conn: &mut Conn,
+    mailbox: &MailboxName,
+    read_only: bool,
+    options: &SelectOptions,
+) -> Result<String> {
     if options.qresync.is_some() && !conn.capabilities.has("QRESYNC") {
         return Err(Error::Unsupported { capability: "QRESYNC" });
     }
@@ -283,6 +295,21 @@ pub(crate) fn select_then(
         condstore: options.condstore,
         qresync: options.qresync.as_ref(),
     };
+    // Answers of earlier commands still unread belong to the mailbox selected before.
+    conn.drain_unread()?;
+    // EXISTS from now on is the new mailbox's.
+    conn.exists = None;
+    conn.send(&command)
+}
+
+/// Reads the answer of the SELECT / EXAMINE [`select_send`] sent under `tag`.
+pub(crate) fn select_finish(
+    conn: &mut Conn,
+    tag: &str,
+    mailbox: &MailboxName,
+    read_only: bool,
+) -> Result<MailboxInfo> {
+    let name = if read_only { "EXAMINE" } else { "SELECT" };
     let mut uid_validity = None;
     let mut info = MailboxInfo {
         name: mailbox.clone(),
@@ -301,11 +328,7 @@ pub(crate) fn select_then(
         vanished: None,
         changed: Vec::new(),
     };
-    // EXISTS from now on is the new mailbox's.
-    conn.exists = None;
-    let tag = conn.send(&command)?;
-    pipelined(conn)?;
-    let status = conn.finish(&tag, command.name(), &mut |untagged| {
+    let status = conn.finish(tag, name, &mut |untagged| {
         match untagged {
             Untagged::Exists(n) => info.exists = n,
             Untagged::Recent(n) => info.recent = Some(n),

@@ -10,7 +10,7 @@ use crate::proto::{
 use crate::types::{Capabilities, Flag, MailboxName, SequenceSet, Uid, UidValidity};
 
 use super::append::{self, AppendOutcome};
-use super::conn::{Conn, check};
+use super::conn::{Conn, UnreadExamine, check};
 use super::fetch::{self, FetchHandler, GuidItem, MessageMeta, MetaHandler, Modifiers};
 use super::listing::MetadataListing;
 use super::mailbox::{self, ListOptions, ListResult, MailboxInfo, SelectOptions};
@@ -494,6 +494,88 @@ impl Session {
         Ok(info)
     }
 
+    /// Sends what [`examine_then_list`](Self::examine_then_list) sends (EXAMINE `mailbox`
+    /// and the metadata listing behind it) and returns without waiting for any answer, so
+    /// that the server works on them while the caller does something else (a backup
+    /// commits the mailbox it copied before). [`finish_examine_then_list`] then reads the
+    /// EXAMINE's answer as `examine_then_list` would have (or returns the error that kept
+    /// them from being sent); any other command first reads and drops both answers. No
+    /// mailbox counts as selected meanwhile ([`selected`](Self::selected) is `None`).
+    ///
+    /// [`finish_examine_then_list`]: Self::finish_examine_then_list
+    pub fn send_examine_then_list(&mut self, mailbox: &MailboxName, with_modseq: bool) {
+        self.selected = None;
+        let items = self.metadata_items(with_modseq);
+        send_examine_then_list(&mut self.conn, mailbox, &items);
+    }
+
+    /// [`uid_fetch`](Self::uid_fetch) of `set`, with
+    /// [`send_examine_then_list`](Self::send_examine_then_list) of `next` sent right behind
+    /// its last command: the server lists `next` as soon as it has sent the bodies, while
+    /// the caller still reads and stores them. The fetch's outcome is `uid_fetch`'s; the
+    /// EXAMINE's is [`finish_examine_then_list`](Self::finish_examine_then_list)'s.
+    pub fn uid_fetch_then_list(
+        &mut self,
+        set: &SequenceSet,
+        items: &[FetchItem],
+        handler: &mut dyn FetchHandler,
+        next: &MailboxName,
+        with_modseq: bool,
+    ) -> Result<()> {
+        let per_command = self.conn.options.prefetch_count;
+        let listing_items = self.metadata_items(with_modseq);
+        let mut sent = false;
+        let result =
+            fetch::uid_fetch_then(&mut self.conn, set, items, per_command, handler, &mut |conn| {
+                sent = true;
+                send_examine_then_list(conn, next, &listing_items);
+            });
+        if sent {
+            self.selected = None;
+        }
+        result
+    }
+
+    /// True when an EXAMINE of `mailbox` sent by
+    /// [`send_examine_then_list`](Self::send_examine_then_list) or
+    /// [`uid_fetch_then_list`](Self::uid_fetch_then_list) waits to be read.
+    pub fn examine_sent(&self, mailbox: &MailboxName) -> bool {
+        self.conn.unread_examine.as_ref().is_some_and(|unread| unread.mailbox == *mailbox)
+    }
+
+    /// The answer of the EXAMINE [`send_examine_then_list`](Self::send_examine_then_list)
+    /// sent for `mailbox`, read as [`examine_then_list`](Self::examine_then_list) reads it
+    /// (its listing is then [`listing`](Self::listing)'s); `None` when no such EXAMINE is
+    /// waiting (none was sent, it was for another mailbox, or another command came between
+    /// and dropped it).
+    pub fn finish_examine_then_list(
+        &mut self,
+        mailbox: &MailboxName,
+    ) -> Option<Result<MailboxInfo>> {
+        if !self.examine_sent(mailbox) {
+            return None;
+        }
+        let (examine_tag, fetch_tag) = match self.conn.unread_examine.take()?.sent {
+            Ok(tags) => tags,
+            Err(error) => return Some(Err(error)),
+        };
+        let result = match mailbox::select_finish(&mut self.conn, &examine_tag, mailbox, true) {
+            Ok(info) => {
+                self.selected = Some(mailbox.clone());
+                self.conn.unread_listing = Some((fetch_tag, info.exists));
+                Ok(info)
+            }
+            Err(error) => {
+                if !error.is_fatal() {
+                    // Its answer (BAD: no mailbox selected) is still on its way.
+                    let _ = self.conn.finish(&fetch_tag, "UID FETCH", &mut |_| Ok(()));
+                }
+                Err(error)
+            }
+        };
+        Some(result)
+    }
+
     /// The listing [`examine_then_list`](Self::examine_then_list) started, read as the
     /// caller iterates it, in the server's order ([`MetadataListing`]); an empty one when
     /// none is waiting (it was read, or another command came between).
@@ -950,6 +1032,28 @@ fn append_uid(code: Option<&Code>, expected: usize) -> Result<Option<AppendUid>>
         return Err(Error::Protocol(format!("APPENDUID {uids} for {expected} message(s)")));
     }
     Ok(Some(AppendUid { uid_validity: *uid_validity, uids: uids.to_uids().unwrap_or_default() }))
+}
+
+/// Sends EXAMINE `mailbox` and `UID FETCH 1:* (items)` behind it, reading nothing: the
+/// tags (or the error that stopped them) wait in [`Conn::unread_examine`].
+fn send_examine_then_list(conn: &mut Conn, mailbox: &MailboxName, items: &[FetchItem]) {
+    let sent = mailbox::select_send(conn, mailbox, true, &SelectOptions::default()).and_then(
+        |examine_tag| {
+            let all = SequenceSet::all();
+            let command =
+                Command::UidFetch { set: &all, items, changed_since: None, vanished: false };
+            match conn.send(&command) {
+                Ok(fetch_tag) => Ok((examine_tag, fetch_tag)),
+                Err(error) => {
+                    // The EXAMINE's answer would come unasked for, maybe among a fetch's
+                    // answers still due: the connection is out of step.
+                    conn.mark_broken();
+                    Err(error)
+                }
+            }
+        },
+    );
+    conn.unread_examine = Some(UnreadExamine { mailbox: mailbox.clone(), sent });
 }
 
 pub(crate) fn logout(conn: &mut Conn) -> Result<()> {

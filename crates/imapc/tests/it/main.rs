@@ -2,6 +2,7 @@
 //! independent `testkit::RawImap` oracle; a scripted fake server only for what Dovecot
 //! cannot do.
 
+mod ahead;
 mod append;
 mod big;
 mod buffered;

@@ -8,10 +8,11 @@ use std::marker::PhantomData;
 use dsync_core::adapters::imap::ImapStorage;
 use dsync_core::adapters::maildir::MaildirStorage;
 use dsync_core::adapters::sdbox::SdboxStorage;
+use dsync_core::history::{FolderHistory, MessageHistory};
 use dsync_core::{
-    Capabilities, Connector, ErrorKind, Failed, MailboxChanges, MailboxContents, MailboxInfo,
-    MailboxName, MailboxStamp, MailboxStatus, MessageSink, Observer, Report, Skip, Storage,
-    StorageError, StorageMut, SyncOptions, Uid,
+    Capabilities, Connector, ErrorKind, Failed, MailboxAttribute, MailboxChanges, MailboxContents,
+    MailboxInfo, MailboxName, MailboxStamp, MailboxStatus, MessageListing, MessageSink, Observer,
+    Report, Skip, Storage, StorageError, StorageMut, SyncOptions, Uid,
 };
 
 use crate::exit::CliError;
@@ -200,6 +201,31 @@ impl Storage for Opened {
 
     fn contents(&mut self, mailbox: &MailboxName) -> Result<MailboxContents, StorageError> {
         self.as_storage().contents(mailbox)
+    }
+
+    // Every method with a default is passed on too: the default `listing` reads the
+    // folder whole (and a `maildir:` source then keeps no listing for the next run).
+    fn listing(&mut self, mailbox: &MailboxName) -> Result<MessageListing<'_>, StorageError> {
+        self.as_storage().listing(mailbox)
+    }
+
+    fn list_ahead(&mut self, mailbox: &MailboxName, after_fetch: bool) {
+        self.as_storage().list_ahead(mailbox, after_fetch);
+    }
+
+    fn attributes(&mut self, mailbox: &MailboxName) -> Result<Vec<MailboxAttribute>, StorageError> {
+        self.as_storage().attributes(mailbox)
+    }
+
+    fn message_history(
+        &mut self,
+        mailbox: &MailboxName,
+    ) -> Result<Option<MessageHistory>, StorageError> {
+        self.as_storage().message_history(mailbox)
+    }
+
+    fn folder_history(&mut self) -> Result<FolderHistory, StorageError> {
+        self.as_storage().folder_history()
     }
 
     fn changes_since(

@@ -20,6 +20,7 @@ mod network;
 mod no_uidplus;
 mod operator;
 mod ownership;
+mod parallel_listing;
 mod pop3;
 mod real_corpus;
 mod remote;

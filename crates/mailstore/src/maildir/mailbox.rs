@@ -1075,8 +1075,16 @@ impl Mailbox {
         keywords: KeywordTable,
         left_out: Vec<LeftOut>,
     ) -> Result<View> {
-        let scan = files.into_scan(uidlist.as_ref());
         let from_file = uidlist.is_some() || self.store.own_uidlists.get().is_some();
+        if let Some(list) = uidlist {
+            // Numbered in memory (see [`Self::assign_read_only`]): only the files no record
+            // names get UIDs, and only they are matched again.
+            let numbered = state::assign_in_memory(&self.paths, Some(list), files.others());
+            let files = files.with_others_numbered(&numbered);
+            let view = self.checked_view(Records::Whole(numbered), files, keywords, left_out);
+            return Ok(View { uids_from_file: from_file, ..view });
+        }
+        let scan = files.into_scan(uidlist.as_ref());
         let uidlist = self.assign_read_only(uidlist, &scan)?;
         let files = Files::from_scan(&uidlist, &scan);
         let view = self.checked_view(Records::Whole(uidlist), files, keywords, left_out);

@@ -619,6 +619,23 @@ impl Paths {
         self.scan_against(&[Sub::New, Sub::Cur], None, 0, known)
     }
 
+    /// True when `new/` holds a file (not a dot file): one no sync has numbered yet, as a
+    /// rule (Dovecot moves a file to `cur/` when it numbers it). Reads `new/` only up to
+    /// its first such entry; a `new/` that cannot be read holds none here (the scan that
+    /// follows reports it).
+    pub(crate) fn has_new_files(&self) -> bool {
+        let relative = self.relative(&self.sub(Sub::New)).to_path_buf();
+        let Ok(Some(dir)) = self.open_sub(Sub::New, &relative, &mut |_, _| {}) else {
+            return false;
+        };
+        let mut found = false;
+        let _ = beneath::for_each_entry(dir, |entry| {
+            found = !entry.name.as_encoded_bytes().starts_with(b".");
+            !found
+        });
+        found
+    }
+
     /// [`Self::scan_files`] against a uidlist read line by line: each file's base name
     /// found by its hash in `bases` (`records` of them). `None` when that cannot decide
     /// as [`Self::scan_files`] would (a file whose base name no record has, which needs a

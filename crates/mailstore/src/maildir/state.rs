@@ -619,11 +619,18 @@ impl Paths {
         self.scan_against(&[Sub::New, Sub::Cur], None, 0, known)
     }
 
-    /// True when `new/` holds a file (not a dot file): one no sync has numbered yet, as a
-    /// rule (Dovecot moves a file to `cur/` when it numbers it). Reads `new/` only up to
-    /// its first such entry; a `new/` that cannot be read holds none here (the scan that
-    /// follows reports it).
-    pub(crate) fn has_new_files(&self) -> bool {
+    /// True when `new/` changed after the uidlist was last written and holds a file (not
+    /// a dot file): a delivery no record names yet, as a rule. A writer that numbers what
+    /// it puts in `new/` (Dovecot's saves and ours put mail without flags there) renames
+    /// the file in before it writes the uidlist, so numbered files leave `new/` older.
+    /// Reads `new/` only up to its first such entry; what cannot be read or stamped
+    /// counts as none (the scan that follows decides and reports).
+    pub(crate) fn has_unnumbered_new_files(&self) -> bool {
+        let modified = |path: &Path| fs::metadata(path).and_then(|m| m.modified()).ok();
+        match (modified(&self.sub(Sub::New)), modified(&self.uidlist())) {
+            (Some(new), Some(uidlist)) if new > uidlist => {}
+            _ => return false,
+        }
         let relative = self.relative(&self.sub(Sub::New)).to_path_buf();
         let Ok(Some(dir)) = self.open_sub(Sub::New, &relative, &mut |_, _| {}) else {
             return false;

@@ -307,13 +307,12 @@ impl Storage for MaildirStorage {
             }
         }
         let token = before.after();
-        if differ.foreign {
+        let Some(vanished) = differ.vanished().filter(|_| !differ.foreign) else {
             return Ok(None);
-        }
+        };
         let status = MailboxStatus { change_token: token, ..convert_status(stream.status())? };
         self.skipped.extend(stream.take_left_out().iter().map(left_out_skip));
-        let vanished = differ
-            .vanished()
+        let vanished = vanished
             .into_iter()
             .filter_map(|(first, last)| Some((Uid::new(first)?, Uid::new(last)?)))
             .collect();

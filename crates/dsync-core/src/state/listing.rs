@@ -12,6 +12,11 @@
 //! CRC-32 of the whole, the folder it names, then the caller's UIDVALIDITY and change
 //! token), and anything else costs a full listing, never wrong data.
 //!
+//! Neither end holds a listing: it is written as it is made ([`Writer`], spilled to an
+//! unnamed file) and read back a chunk at a time ([`FolderListing`], [`Walk`]), checked
+//! whole once before it is used and again as it is walked, so a folder of any size costs
+//! a chunk in memory, not 26 bytes a message (benches/RESULTS-memory.md, Round 12).
+//!
 //! [`Storage::changes_since`]: crate::Storage::changes_since
 
 use std::fs::{self, File};
@@ -54,18 +59,58 @@ pub(crate) struct Header {
     pub(crate) keywords: String,
 }
 
-/// A folder's last listing, as read from its file and checked whole: its files are
-/// decoded as they are walked ([`Walk`]), so the listing costs its file's bytes in
-/// memory (about 26 a message), not a decoded record each.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A folder's last listing, read from its file ([`FolderListing::read`]) and checked whole
+/// (checksum, header, every file in order) without being held: its files are decoded again
+/// as they are walked ([`Walk`]), a chunk of the file at a time ([`CHUNK`]), so that a
+/// listing costs one chunk of memory, not its file's bytes (about 26 a message).
+#[derive(Debug)]
 pub(crate) struct FolderListing {
     pub(crate) header: Header,
-    bytes: Vec<u8>,
-    /// Where the files begin in `bytes`.
-    start: usize,
-    /// Where they end (the checksum follows).
-    end: usize,
+    source: Source,
+    /// Bytes before the checksum.
+    body: u64,
+    /// The checksum the file ends with.
+    crc: u32,
+    /// The size of the reads (tests and the fuzz target make it small).
+    chunk: usize,
 }
+
+/// Where a kept listing's bytes are read from.
+#[derive(Debug)]
+enum Source {
+    File(File),
+    /// Tests and the fuzz target.
+    Memory(io::Cursor<Vec<u8>>),
+}
+
+impl Read for Source {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Source::File(file) => file.read(buf),
+            Source::Memory(cursor) => cursor.read(buf),
+        }
+    }
+}
+
+impl Seek for Source {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        match self {
+            Source::File(file) => file.seek(to),
+            Source::Memory(cursor) => cursor.seek(to),
+        }
+    }
+}
+
+/// The bytes a walk reads at a time (in unit tests a few records' worth, so that every
+/// test that reads a kept listing has its records straddle reads).
+pub(crate) const CHUNK: usize = if cfg!(test) { 97 } else { 64 * 1024 };
+
+/// The longest file record: four LEB128 numbers and two hashes.
+const MAX_RECORD: usize = 4 * 10 + 16;
+
+/// The longest header: the magic line, folder, UIDVALIDITY and two texts with their
+/// lengths.
+const MAX_HEAD: usize = MAGIC.len() + 8 + 4 + 2 * (10 + MAX_TEXT);
 
 /// FNV-1a, 64 bits: stable across builds and platforms (the file outlives the process).
 #[cfg_attr(not(feature = "maildir"), allow(dead_code))]
@@ -81,69 +126,204 @@ pub(crate) fn name_hash(parts: &[&[u8]]) -> u64 {
 }
 
 impl FolderListing {
-    /// The listing in `bytes`; `None` for anything that is not a whole, intact file of
-    /// ours (UIDs ascending, from 1). Every file is checked here: a walk cannot fail.
+    /// The listing in `file`; `None` for anything that is not a whole, intact file of
+    /// ours (UIDs ascending, from 1), or that cannot be read. The file is read through
+    /// once here, a chunk at a time, and every file record checked: a walk of an intact
+    /// file cannot fail, and one that does (the file changed in place since) says so
+    /// ([`Walk::intact`]).
+    #[cfg_attr(not(feature = "maildir"), allow(dead_code))]
+    pub(crate) fn read(file: File) -> Option<FolderListing> {
+        FolderListing::from_source(Source::File(file), CHUNK)
+    }
+
+    /// The listing in `bytes` (as [`FolderListing::read`]), read in small chunks so that
+    /// records straddle them.
+    #[cfg(test)]
     pub(crate) fn decode(bytes: Vec<u8>) -> Option<FolderListing> {
-        let end = bytes.len().checked_sub(4)?;
-        let (body, crc) = bytes.split_at_checked(end)?;
-        if crc32fast::hash(body).to_le_bytes() != crc {
+        FolderListing::decode_in_chunks(bytes, 100)
+    }
+
+    /// The listing in `bytes`, read `chunk` bytes at a time.
+    pub(crate) fn decode_in_chunks(bytes: Vec<u8>, chunk: usize) -> Option<FolderListing> {
+        FolderListing::from_source(Source::Memory(io::Cursor::new(bytes)), chunk)
+    }
+
+    fn from_source(mut source: Source, chunk: usize) -> Option<FolderListing> {
+        let len = source.seek(SeekFrom::End(0)).ok()?;
+        let body = len.checked_sub(4)?;
+        source.seek(SeekFrom::Start(body)).ok()?;
+        let mut crc = [0; 4];
+        source.read_exact(&mut crc).ok()?;
+        let crc = u32::from_le_bytes(crc);
+        let (header, mut chunks) = Chunks::open(source, body, chunk).ok()?;
+        let mut last = 0;
+        while !chunks.is_done() {
+            last = chunks.file(last).ok()??.uid;
+        }
+        if chunks.crc() != crc {
             return None;
         }
-        let mut reader = Reader { bytes: body.strip_prefix(MAGIC)? };
-        let folder = u64::from_le_bytes(reader.array()?);
-        let uid_validity = u32::from_le_bytes(reader.array()?);
-        let token = reader.text()?;
-        let keywords = reader.text()?;
-        let start = end - reader.bytes.len();
-        let mut last = 0;
-        while !reader.bytes.is_empty() {
-            last = reader.file(last)?.uid;
-        }
-        let header = Header { folder, uid_validity, token, keywords };
-        Some(FolderListing { header, bytes, start, end })
+        Some(FolderListing { header, source: chunks.source, body, crc, chunk })
     }
 
     /// Its files, in ascending UID order.
     #[cfg(test)]
-    pub(crate) fn files(&self) -> Vec<ListedFile> {
-        let mut walk = Walk::new(self.clone());
+    pub(crate) fn files(self) -> Vec<ListedFile> {
+        let mut walk = Walk::new(self);
         let mut files = Vec::new();
         walk.below(u32::MAX, |file| files.push(file));
         files.extend(walk.take(u32::MAX));
+        assert!(walk.intact(), "walked to the end");
         files
     }
 }
 
-/// A walk through a [`FolderListing`]'s files in ascending UID order.
-#[derive(Debug)]
+/// A listing's bytes read a chunk at a time, up to its checksum, and hashed as they are
+/// read.
+struct Chunks {
+    source: Source,
+    buf: Vec<u8>,
+    /// The bytes to hold after a read (more when more are wanted at once: the header).
+    chunk: usize,
+    /// Where the bytes not yet used begin in `buf`.
+    pos: usize,
+    /// Where the bytes read end in `buf`.
+    filled: usize,
+    /// Bytes of the listing not yet read.
+    left: u64,
+    crc: crc32fast::Hasher,
+}
+
+impl Chunks {
+    /// The header of the listing in `source`, whose checksum follows `body` bytes, and
+    /// its files' bytes after it, read `chunk` bytes at a time.
+    fn open(mut source: Source, body: u64, chunk: usize) -> io::Result<(Header, Chunks)> {
+        source.seek(SeekFrom::Start(0))?;
+        let mut chunks = Chunks {
+            source,
+            buf: vec![0; chunk.max(MAX_RECORD)],
+            chunk: chunk.max(MAX_RECORD),
+            pos: 0,
+            filled: 0,
+            left: body,
+            crc: crc32fast::Hasher::new(),
+        };
+        // A chunk, or more until the header reads (at most [`MAX_HEAD`]): no more is read
+        // ahead than a chunk's worth.
+        let mut want = chunks.chunk;
+        loop {
+            let bytes = chunks.fill(want)?;
+            let mut reader = Reader { bytes };
+            if let Some(header) = reader.header() {
+                chunks.pos += bytes.len() - reader.bytes.len();
+                return Ok((header, chunks));
+            }
+            if bytes.len() < want || want >= MAX_HEAD {
+                return Err(io::Error::other("not a listing"));
+            }
+            want = (want * 2).min(MAX_HEAD);
+        }
+    }
+
+    /// The bytes not yet used: at least `want` of them, or all that are left.
+    fn fill(&mut self, want: usize) -> io::Result<&[u8]> {
+        if self.filled - self.pos < want && self.left > 0 {
+            self.buf.copy_within(self.pos..self.filled, 0);
+            self.filled -= self.pos;
+            self.pos = 0;
+            let target = want.max(self.chunk);
+            if self.buf.len() < target {
+                self.buf.resize(target, 0);
+            }
+            while self.filled < target && self.left > 0 {
+                let room = usize::try_from(self.left).unwrap_or(usize::MAX);
+                let room = room.min(target - self.filled);
+                let read = &mut self.buf[self.filled..self.filled + room];
+                let n = self.source.read(read)?;
+                if n == 0 {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+                self.crc.update(&read[..n]);
+                self.filled += n;
+                self.left -= n as u64;
+            }
+        }
+        Ok(&self.buf[self.pos..self.filled])
+    }
+
+    /// The next file record, its UID above `last`; `Ok(None)`: not one.
+    fn file(&mut self, last: u32) -> io::Result<Option<ListedFile>> {
+        let bytes = self.fill(MAX_RECORD)?;
+        let mut reader = Reader { bytes };
+        let file = reader.file(last);
+        self.pos += bytes.len() - reader.bytes.len();
+        Ok(file)
+    }
+
+    /// Every byte was read and used.
+    fn is_done(&self) -> bool {
+        self.pos == self.filled && self.left == 0
+    }
+
+    /// The checksum of the bytes read so far.
+    fn crc(&self) -> u32 {
+        self.crc.clone().finalize()
+    }
+}
+
+/// A walk through a [`FolderListing`]'s files in ascending UID order, read again from its
+/// file as it goes.
 pub(crate) struct Walk {
-    listing: FolderListing,
-    /// Where the next file's bytes begin.
-    at: usize,
+    /// The bytes after the next file's (`None` once read to the end, or a read failed).
+    chunks: Option<Chunks>,
+    /// The checksum the listing ends with.
+    crc: u32,
     /// The UID of the last file decoded.
     last: u32,
     /// The next file, decoded.
     next: Option<ListedFile>,
+    /// A read failed, a record did not decode, or the checksum differs: not the listing
+    /// that was checked.
+    broken: bool,
+}
+
+impl std::fmt::Debug for Walk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Walk")
+            .field("last", &self.last)
+            .field("next", &self.next)
+            .field("broken", &self.broken)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Walk {
     pub(crate) fn new(listing: FolderListing) -> Walk {
-        let at = listing.start;
-        let mut walk = Walk { listing, at, last: 0, next: None };
+        let FolderListing { header, source, body, crc, chunk } = listing;
+        let chunks = match Chunks::open(source, body, chunk) {
+            Ok((read, chunks)) if read == header => Some(chunks),
+            _ => None,
+        };
+        let broken = chunks.is_none();
+        let mut walk = Walk { chunks, crc, last: 0, next: None, broken };
         walk.next = walk.decode_next();
         walk
     }
 
     fn decode_next(&mut self) -> Option<ListedFile> {
-        let bytes = self.listing.bytes.get(self.at..self.listing.end)?;
-        if bytes.is_empty() {
+        let chunks = self.chunks.as_mut()?;
+        if chunks.is_done() {
+            self.broken |= chunks.crc() != self.crc;
+            self.chunks = None;
             return None;
         }
-        let mut reader = Reader { bytes };
-        let file = reader.file(self.last)?;
-        self.at = self.listing.end - reader.bytes.len();
-        self.last = file.uid;
-        Some(file)
+        if let Ok(Some(file)) = chunks.file(self.last) {
+            self.last = file.uid;
+            return Some(file);
+        }
+        self.broken = true;
+        self.chunks = None;
+        None
     }
 
     /// The files below `uid` go to `each` (and are passed).
@@ -159,6 +339,13 @@ impl Walk {
         let file = self.next.filter(|file| file.uid == uid)?;
         self.next = self.decode_next();
         Some(file)
+    }
+
+    /// Walked to the end, every byte read back as it was checked: what the walk gave is
+    /// the whole listing. False when the file changed in place since it was checked, or a
+    /// read failed (the walk then ended early, and its files were not all given).
+    pub(crate) fn intact(&self) -> bool {
+        self.next.is_none() && self.chunks.is_none() && !self.broken
     }
 }
 
@@ -380,6 +567,16 @@ impl Reader<'_> {
         Some(ListedFile { uid, received, size, virtual_size, base, name })
     }
 
+    /// A listing's header, after the magic line.
+    fn header(&mut self) -> Option<Header> {
+        self.bytes = self.bytes.strip_prefix(MAGIC)?;
+        let folder = u64::from_le_bytes(self.array()?);
+        let uid_validity = u32::from_le_bytes(self.array()?);
+        let token = self.text()?;
+        let keywords = self.text()?;
+        Some(Header { folder, uid_validity, token, keywords })
+    }
+
     fn text(&mut self) -> Option<String> {
         let len = usize::try_from(self.number()?).ok().filter(|&len| len <= MAX_TEXT)?;
         let (text, rest) = self.bytes.split_at_checked(len)?;
@@ -388,16 +585,24 @@ impl Reader<'_> {
     }
 }
 
-/// The fuzz target's check: whatever decodes encodes to the same bytes, and a walk gives
-/// every file in ascending UID order.
+/// The fuzz target's check: whatever decodes encodes to the same bytes, read in chunks of
+/// any size (the first byte picks one) or whole; a walk gives every file in ascending UID
+/// order and ends intact.
 pub(crate) fn fuzz(data: &[u8]) {
+    let chunk = data.first().map_or(1, |&byte| usize::from(byte % 80) + 1);
     let mut sealed = data.to_vec();
     sealed.extend_from_slice(&crc32fast::hash(data).to_le_bytes());
     // As read, and with a valid checksum: what the parser proper sees.
     for bytes in [data.to_vec(), sealed] {
-        let Some(listing) = FolderListing::decode(bytes) else { continue };
+        let whole = FolderListing::decode_in_chunks(bytes.clone(), CHUNK);
+        let Some(listing) = FolderListing::decode_in_chunks(bytes.clone(), chunk) else {
+            assert!(whole.is_none(), "the chunks' size does not matter");
+            continue;
+        };
+        assert!(whole.is_some(), "the chunks' size does not matter");
+        let header = listing.header.clone();
         let mut writer = Writer::new(0);
-        let mut walk = Walk::new(listing.clone());
+        let mut walk = Walk::new(listing);
         let mut last = 0;
         walk.below(u32::MAX, |file| {
             assert!(file.uid > last, "ascending");
@@ -407,9 +612,9 @@ pub(crate) fn fuzz(data: &[u8]) {
         if let Some(file) = walk.take(u32::MAX) {
             writer.push(&file);
         }
-        let again = writer.finish(&listing.header).map(joined).and_then(FolderListing::decode);
-        assert_eq!(again.as_ref().map(|a| &a.header), Some(&listing.header));
-        assert_eq!(again.map(|a| a.bytes), Some(listing.bytes), "our own encoding is canonical");
+        assert!(walk.intact(), "a checked listing walks to its end");
+        let again = writer.finish(&header).map(joined);
+        assert_eq!(again, Some(bytes), "our own encoding is canonical");
     }
 }
 
@@ -457,12 +662,13 @@ mod tests {
     fn a_listing_reads_back_and_any_damage_is_no_listing() {
         let bytes = sample();
         let listing = FolderListing::decode(bytes.clone()).expect("reads back");
-        assert_eq!((&listing.header, listing.files()), (&header(), sample_files()));
+        assert_eq!(listing.header, header());
+        assert_eq!(listing.files(), sample_files());
         for at in 0..bytes.len() {
             let mut damaged = bytes.clone();
             damaged[at] ^= 0x10;
-            assert_eq!(FolderListing::decode(damaged), None, "byte {at}");
-            assert_eq!(FolderListing::decode(bytes[..at].to_vec()), None, "cut at {at}");
+            assert!(FolderListing::decode(damaged).is_none(), "byte {at}");
+            assert!(FolderListing::decode(bytes[..at].to_vec()).is_none(), "cut at {at}");
         }
     }
 
@@ -545,7 +751,48 @@ mod tests {
         assert!(discarding.write_to(&header(), &mut Vec::new()).is_err());
     }
 
+    /// A listing read from its file is walked from the file again, a chunk at a time:
+    /// changed in place after it was checked (not the way we replace it), the walk says it
+    /// is not intact, whatever it gave. (Fails when the walk does not check the bytes it
+    /// reads again.)
+    #[test]
+    fn a_listing_changed_in_place_after_its_check_is_not_intact() {
+        let files = many_files();
+        let bytes = encode(&header(), &files).expect("in order");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("listing");
+        for at in [100, bytes.len() / 2, bytes.len() - 30] {
+            fs::write(&path, &bytes).expect("write");
+            let listing = FolderListing::read(File::open(&path).expect("open")).expect("checks");
+            assert_eq!(listing.header, header());
+            // Another program writes into the same file (a new UID step, same length).
+            let mut damaged = bytes.clone();
+            damaged[at] ^= 0x01;
+            let mut file = File::options().write(true).open(&path).expect("open to write");
+            file.write_all(&damaged).expect("in place");
+            let mut walk = Walk::new(listing);
+            walk.below(u32::MAX, |_| {});
+            let _ = walk.take(u32::MAX);
+            assert!(!walk.intact(), "changed at {at}");
+        }
+        // Unchanged: intact, every file given, in chunks.
+        fs::write(&path, &bytes).expect("write");
+        let listing = FolderListing::read(File::open(&path).expect("open")).expect("checks");
+        assert_eq!(listing.files(), files);
+    }
+
     proptest! {
+        /// Read in chunks of any size, a listing's records straddle them: what a walk gives
+        /// is what was written, and it ends intact.
+        #[test]
+        fn any_chunk_size_reads_the_same_listing(chunk in 1usize..300, count in 0usize..200) {
+            let files: Vec<ListedFile> = many_files().into_iter().take(count).collect();
+            let bytes = encode(&header(), &files).expect("in order");
+            let listing = FolderListing::decode_in_chunks(bytes, chunk).expect("reads");
+            prop_assert_eq!(&listing.header, &header());
+            prop_assert_eq!(listing.files(), files);
+        }
+
         /// The fuzz target's check on stable: arbitrary bytes, and our own encoding with
         /// bytes changed (the fuzz entry also reads them with a valid checksum, so the
         /// parser proper sees them), never panic.

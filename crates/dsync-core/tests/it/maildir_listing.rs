@@ -136,3 +136,75 @@ fn a_rerun_from_kept_listings_leaves_the_destination_as_a_full_run_does() {
         expected
     );
 }
+
+/// A source Dovecot numbered (its `dovecot-uidlist`), read-only to us, after deliveries
+/// into `new/` it has not numbered yet, flag changes and an expunge: the re-run numbers
+/// the deliveries in memory (only they are matched against the uidlist again), and the
+/// destination holds what a full read gives, under the UIDs Dovecot itself gives the
+/// deliveries when it next reads the folder. (Fails when the numbered deliveries are not
+/// made the files of their new records: the re-run would miss them.)
+#[test]
+fn a_dovecot_numbered_source_with_deliveries_is_numbered_as_dovecot_numbers_it() {
+    use testkit::{Dovecot, RawImap, chown_to_mail_user, fixtures};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let seed = Dovecot::builder().user("alice", "pw").start();
+    let mut imap = RawImap::login(seed.imap_port(), "alice", "pw");
+    for index in 0..30 {
+        let flags: &[&str] = if index % 3 == 0 { &[] } else { &["\\Seen"] };
+        imap.append("INBOX", flags, None, &fixtures::message(index, "numbered", "body"));
+    }
+    imap.logout();
+    let root = dir.path().join("source");
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(seed.home("alice").join("Maildir"))
+        .arg(&root)
+        .status()
+        .expect("cp");
+    assert!(status.success());
+    drop(seed);
+    assert!(root.join("dovecot-uidlist").exists(), "Dovecot numbered it");
+    let state_dir = dir.path().join("state");
+    fs::create_dir_all(&state_dir).expect("state dir");
+    settle(&root, 60);
+    let destination = dir.path().join("destination");
+    let state = backup(&root, &state_dir, &destination, None);
+
+    let cur = names(&root.join("cur"));
+    for name in &cur[3..5] {
+        fs::rename(root.join("cur").join(name), root.join("cur").join(format!("{name}F")))
+            .expect("flag");
+    }
+    fs::remove_file(root.join("cur").join(&cur[10])).expect("expunge");
+    for n in [7, 3, 9, 5] {
+        fs::write(
+            root.join(format!("new/{}.M{n}P1.mta", 1_900_000_000 + n)),
+            format!("Subject: delivered {n}\n\n{n}\n"),
+        )
+        .expect("deliver");
+    }
+    settle(&root, 30);
+    backup(&root, &state_dir, &destination, Some(state));
+    let expected = messages(&mut source(&root, &state_dir, false));
+    assert_eq!(expected.len(), 30 - 1 + 4);
+    let ours = messages(&mut MaildirStorage::open_path(&destination, Durability::Deferred));
+    assert_eq!(ours, expected);
+
+    // Dovecot reading the folder now numbers the deliveries as we did.
+    chown_to_mail_user(&root);
+    let dovecot = Dovecot::builder()
+        .user_with_mail("source", "pw", &format!("maildir:{}", root.display()))
+        .start();
+    let fetched = dovecot.doveadm_ok(&["fetch", "-u", "source", "uid guid", "all"]);
+    let theirs: Vec<(u32, String)> = fetched
+        .split('\u{c}')
+        .filter_map(|block| {
+            let uid = block.lines().find_map(|l| l.strip_prefix("uid: "))?.trim().parse().ok()?;
+            let guid = block.lines().find_map(|l| l.strip_prefix("guid: "))?.trim().to_string();
+            Some((uid, guid))
+        })
+        .collect();
+    let ours: Vec<(u32, String)> =
+        ours.into_iter().map(|(uid, guid, _, _)| (uid, guid.unwrap_or_default())).collect();
+    assert_eq!(theirs, ours);
+}

@@ -114,6 +114,50 @@ mod tests {
         assert_eq!(body, "Subject: x\n\nbody\n");
     }
 
+    /// A file put in `new/` after the uidlist was written (a delivery no record names)
+    /// sends the read to the whole parse at once: the uidlist is read once, not line by
+    /// line first in vain; the delivery is numbered after the records. A dot file there (a
+    /// client's temporary), or a numbered file (the uidlist written after it, as Dovecot
+    /// and we save mail without flags), keeps the read line by line. (Fails when the
+    /// line-by-line read is tried first: two reads; or when any file in `new/` counts:
+    /// the numbered one is not read line by line.)
+    #[test]
+    fn a_delivery_in_new_reads_the_uidlist_once() {
+        use crate::maildir::state::UIDLIST_READS;
+        use std::time::{Duration, SystemTime};
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = folder(dir.path(), 300);
+        let (new, uidlist) = (dir.path().join("new"), dir.path().join("dovecot-uidlist"));
+        let stamp = |path: &Path, ago: u64| {
+            let then = SystemTime::now() - Duration::from_secs(ago);
+            fs::File::open(path).unwrap().set_modified(then).unwrap();
+        };
+        // Message 300 saved into new/, then numbered; a dot file.
+        let name = "1700000000.M300P1.gen,S=17,W=20";
+        fs::rename(dir.path().join("cur").join(format!("{name}:2,S")), new.join(name)).unwrap();
+        fs::write(new.join(".hidden"), "x").unwrap();
+        stamp(&new, 100);
+        stamp(&uidlist, 50);
+        let reads = UIDLIST_READS.get();
+        let mailbox = maildir.mailbox(&MailboxName::inbox()).unwrap();
+        assert_eq!(mailbox.messages().unwrap().len(), 300);
+        assert_eq!(UIDLIST_READS.get(), reads + 1);
+        assert!(mailbox.view_bytes().unwrap().0, "read line by line");
+
+        fs::write(new.join("1800000000.M1P2.mta"), "Subject: y\n\ny\n").unwrap();
+        stamp(&new, 10);
+        let maildir = Maildir::with_options(
+            Location::maildir(dir.path()),
+            crate::Options::default().with_read_only(true),
+        );
+        let reads = UIDLIST_READS.get();
+        let mailbox = maildir.mailbox(&MailboxName::inbox()).unwrap();
+        let messages = mailbox.messages().unwrap();
+        assert_eq!(UIDLIST_READS.get(), reads + 1, "one read of the uidlist");
+        assert_eq!(messages.len(), 301);
+        assert_eq!((messages[300].uid, messages[300].guid.as_str()), (301, "1800000000.M1P2.mta"));
+    }
+
     /// A uidlist rewritten (a new file renamed over it, as Dovecot and we rewrite) while a
     /// stream reads the folder does not change what the stream reads: the view keeps the
     /// file it read open. A line changed in place (no Maildir writer does that) is an

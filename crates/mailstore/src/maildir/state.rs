@@ -250,6 +250,30 @@ impl Files {
         files
     }
 
+    /// The files whose base name no record of the uidlist they were read against had,
+    /// made the files of `list`'s records that now have it: `list` is that uidlist with
+    /// records appended (files numbered in memory, [`assign_in_memory`] of
+    /// [`Self::others`]). The same files as [`Files::from_scan`] of `list` and every file
+    /// ([`Self::into_scan`]) gives, without rebuilding and matching every name again: a
+    /// changed re-run of a big read-only folder with a few deliveries numbers those alone.
+    pub(crate) fn with_others_numbered(mut self, list: &Uidlist) -> Files {
+        let others = std::mem::take(&mut self.others);
+        let mut builder = FilesBuilder::resume(self, list.len());
+        let mut rest = Scan::with_capacity(0);
+        for (base, file) in others.iter() {
+            match list.position_of_base(base) {
+                Some(position) if builder.set(position, file).is_some() => {}
+                _ => {
+                    let _ = rest.push(file.sub, file.name, file.kind);
+                }
+            }
+        }
+        rest.sort();
+        let mut files = builder.files;
+        files.others = rest;
+        files
+    }
+
     /// Every file as a [`Scan`] (`list` the uidlist they were read against).
     pub(crate) fn into_scan(mut self, list: Option<&Uidlist>) -> Scan {
         let Some(list) = list.filter(|_| self.by_record.iter().any(|&id| id != 0)) else {
@@ -352,6 +376,20 @@ impl FilesBuilder {
     fn new(records: usize) -> FilesBuilder {
         let files = Files { by_record: vec![0; records], ..Files::default() };
         FilesBuilder { files, ids: HashMap::new() }
+    }
+
+    /// Goes on building `files`, for `records` records (at least as many as it has).
+    fn resume(mut files: Files, records: usize) -> FilesBuilder {
+        if files.by_record.len() < records {
+            files.by_record.resize(records, 0);
+        }
+        let mut ids: HashMap<(Sub, FileKind), HashMap<Box<str>, u32>> = HashMap::new();
+        for (index, shape) in files.shapes.iter().enumerate() {
+            if let Ok(id) = u32::try_from(index + 1) {
+                ids.entry((shape.sub, shape.kind)).or_default().insert(shape.rest.clone(), id);
+            }
+        }
+        FilesBuilder { files, ids }
     }
 
     /// Makes `file` the record at `position`'s; `None` when its shape finds no number.
@@ -579,6 +617,30 @@ impl Paths {
     /// others as a [`Scan`]. The same files are kept and the same ones reported.
     pub(crate) fn scan_files(&self, known: Option<&Uidlist>) -> Result<(Files, Vec<LeftOut>)> {
         self.scan_against(&[Sub::New, Sub::Cur], None, 0, known)
+    }
+
+    /// True when `new/` changed after the uidlist was last written and holds a file (not
+    /// a dot file): a delivery no record names yet, as a rule. A writer that numbers what
+    /// it puts in `new/` (Dovecot's saves and ours put mail without flags there) renames
+    /// the file in before it writes the uidlist, so numbered files leave `new/` older.
+    /// Reads `new/` only up to its first such entry; what cannot be read or stamped
+    /// counts as none (the scan that follows decides and reports).
+    pub(crate) fn has_unnumbered_new_files(&self) -> bool {
+        let modified = |path: &Path| fs::metadata(path).and_then(|m| m.modified()).ok();
+        match (modified(&self.sub(Sub::New)), modified(&self.uidlist())) {
+            (Some(new), Some(uidlist)) if new > uidlist => {}
+            _ => return false,
+        }
+        let relative = self.relative(&self.sub(Sub::New)).to_path_buf();
+        let Ok(Some(dir)) = self.open_sub(Sub::New, &relative, &mut |_, _| {}) else {
+            return false;
+        };
+        let mut found = false;
+        let _ = beneath::for_each_entry(dir, |entry| {
+            found = !entry.name.as_encoded_bytes().starts_with(b".");
+            !found
+        });
+        found
     }
 
     /// [`Self::scan_files`] against a uidlist read line by line: each file's base name
@@ -1342,6 +1404,27 @@ mod tests {
                 proptest::prop_assert_eq!(back.file(&list, position), found.file(&list, position));
             }
             proptest::prop_assert_eq!(back.others().iter().collect::<Vec<_>>(), others.clone());
+            // Numbered in memory (a folder we do not write): numbering the others alone
+            // gives the same records, and the same file for each, as numbering the whole
+            // scan and matching it again.
+            let whole_list = super::assign_in_memory(&paths, Some(list.clone()), &again);
+            let whole = Files::from_scan(&whole_list, &again);
+            let others_list = super::assign_in_memory(&paths, Some(list.clone()), found.others());
+            let records = |l: &Uidlist| {
+                l.records().map(|r| (r.uid, r.base().to_string())).collect::<Vec<_>>()
+            };
+            proptest::prop_assert_eq!(records(&others_list), records(&whole_list));
+            let numbered = found.clone().with_others_numbered(&others_list);
+            for position in 0..whole_list.len() {
+                let file = numbered.file(&others_list, position);
+                proptest::prop_assert_eq!(file, whole.file(&whole_list, position));
+            }
+            proptest::prop_assert_eq!(
+                numbered.others().iter().collect::<Vec<_>>(),
+                whole.others().iter().collect::<Vec<_>>()
+            );
+            let kinds = |files: &Files| files.not_regular_positions().collect::<Vec<_>>();
+            proptest::prop_assert_eq!(kinds(&numbered), kinds(&whole));
             // Without a uidlist every file is among the others.
             let (alone, _) = paths.scan_files(None).unwrap();
             proptest::prop_assert_eq!(alone.others().iter().collect::<Vec<_>>(), scan.iter().collect::<Vec<_>>());

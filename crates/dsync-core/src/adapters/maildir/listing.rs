@@ -77,13 +77,15 @@ impl ListingFiles {
         PathBuf::from(name)
     }
 
-    /// The folder's last listing, when there is one of ours for this very folder.
+    /// The folder's last listing, when there is one of ours for this very folder: checked
+    /// whole here and read again as it is walked, a chunk at a time, never held (the file
+    /// stays open: a run that replaces it meanwhile renames a new one over its name).
     pub(crate) fn load(&self, folder: u64) -> Option<FolderListing> {
         if !self.read {
             return None;
         }
-        let bytes = std::fs::read(self.path(folder)).ok()?;
-        FolderListing::decode(bytes).filter(|listing| listing.header.folder == folder)
+        let file = std::fs::File::open(self.path(folder)).ok()?;
+        FolderListing::read(file).filter(|listing| listing.header.folder == folder)
     }
 
     /// Replaces the folder's listing (a new file renamed over it: a reader finds the old
@@ -239,10 +241,12 @@ impl Differ {
     }
 
     /// The UIDs of the last listing that are gone, as inclusive ranges (once the listing
-    /// was read to the end).
-    pub(crate) fn vanished(&mut self) -> Vec<(u32, u32)> {
+    /// was read to the end); `None` when the last listing did not read back whole as it
+    /// was checked (changed in place since, or a read failed): its files were not all
+    /// compared.
+    pub(crate) fn vanished(&mut self) -> Option<Vec<(u32, u32)>> {
         let _ = self.take(u32::MAX).map(|file| Self::vanish(&mut self.vanished, file.uid));
-        std::mem::take(&mut self.vanished)
+        self.previous.intact().then(|| std::mem::take(&mut self.vanished))
     }
 }
 
@@ -597,6 +601,43 @@ mod tests {
             .map(|e| e.expect("entry").file_name())
             .collect();
         assert_eq!(names, [std::ffi::OsString::from("dsync-rs-state.listing.000000000000002a")]);
+    }
+
+    /// The last listing is read again from its file as the folder is compared with it:
+    /// a file changed in place after it was checked gives no answer, though the walk
+    /// ended early and passed every later message as new. (Fails when the comparison
+    /// does not ask whether the walk was intact.)
+    #[test]
+    fn a_kept_listing_changed_in_place_during_the_comparison_gives_no_answer() {
+        let source = Source::new(6);
+        let _ = list(&mut source.open(true));
+        let kept = source.listing_file();
+        let folder = ListingFiles::folder(&source.root, &source.root);
+        let files = ListingFiles::new(
+            source.dir.path().join("state.listing"),
+            mailstore::Permissions::private(),
+            false,
+            true,
+        );
+        let whole = fs::read(&kept).expect("kept");
+        for cut in [false, true] {
+            fs::write(&kept, &whole).expect("restore");
+            let previous = files.load(folder).expect("checked");
+            // A byte of the last file's name hash changed, or the file cut short, in place.
+            let mut changed = fs::File::options().write(true).open(&kept).expect("open");
+            if cut {
+                changed.set_len(whole.len() as u64 / 2).expect("cut");
+            } else {
+                use std::io::{Seek as _, SeekFrom};
+                changed.seek(SeekFrom::End(-6)).expect("seek");
+                changed.write_all(&[whole[whole.len() - 6] ^ 1]).expect("write");
+            }
+            let mut differ = Differ::new(previous, Writer::discarding());
+            assert_eq!(differ.vanished(), None, "cut: {cut}");
+        }
+        fs::write(&kept, &whole).expect("restore");
+        let mut differ = Differ::new(files.load(folder).expect("checked"), Writer::discarding());
+        assert_eq!(differ.vanished(), Some(vec![(1, 6)]), "all gone from an intact one");
     }
 
     /// A run interrupted after the listing was kept but before its state was saved asks

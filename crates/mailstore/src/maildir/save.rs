@@ -210,9 +210,9 @@ impl Mailbox {
         fallback.push_str(base);
         // `,S={size},W={virtual_size}` without the formatting machinery (once a message).
         fallback.push_str(",S=");
-        push_decimal(&mut fallback, size);
+        filename::push_decimal(&mut fallback, size);
         fallback.push_str(",W=");
-        push_decimal(&mut fallback, virtual_size);
+        filename::push_decimal(&mut fallback, virtual_size);
         staged.fallback_base = fallback;
         let preferred = staged.options.guid.as_deref().filter(|guid| {
             filename::is_usable_base(guid)
@@ -436,24 +436,6 @@ impl Mailbox {
     }
 }
 
-/// Appends `value` in decimal, as `write!(out, "{value}")` does.
-fn push_decimal(out: &mut String, mut value: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
-    }
-    out.extend(digits[at..].iter().map(|&digit| char::from(digit)));
-}
-
-/// The name a new message gets, as in Dovecot's `maildir_get_dest_filename`: the bare
-/// base name (for `new/`) when it has neither flags nor keywords, so that mail clients see
-/// it as `\Recent`, else the base name with its `:2,` info (for `cur/`).
 fn final_name(base: &str, flags: Flags, keywords: &[u8]) -> String {
     if flags == Flags::EMPTY && keywords.is_empty() {
         base.to_string()
@@ -578,7 +560,7 @@ mod tests {
         fn push_decimal_writes_what_format_writes(value in proptest::num::u64::ANY) {
             for value in [value, value % 10, value % 1000, u64::MAX, 0] {
                 let mut out = String::from(",S=");
-                super::push_decimal(&mut out, value);
+                super::filename::push_decimal(&mut out, value);
                 proptest::prop_assert_eq!(out, format!(",S={value}"));
             }
         }

@@ -363,10 +363,17 @@ impl Mailbox {
                     if let Some(order) = item.options.pop3_order {
                         extensions.push((ext::POP3_ORDER, order.to_string()));
                     }
+                    // The names move into the entry: after this, a staged item needs only
+                    // its path (to remove the temp file should the commit fail).
+                    let final_name = final_name(&item.base, item.options.flags, &indexes);
                     entries.push(Entry {
-                        tmp_name: item.tmp_name.clone(),
-                        final_name: final_name(&item.base, item.options.flags, &indexes),
-                        record: RecordBuf { uid, extensions, filename: item.base.clone() },
+                        tmp_name: std::mem::take(&mut item.tmp_name),
+                        final_name,
+                        record: RecordBuf {
+                            uid,
+                            extensions,
+                            filename: std::mem::take(&mut item.base),
+                        },
                     });
                 }
                 if keywords_changed {

@@ -136,53 +136,88 @@ impl<W: ChunkWrite> ConvertingWriter<W> {
         self.scratch.last().copied().unwrap_or(self.last_stored)
     }
 
-    /// Converts `input` into `scratch` (a line at a time: one `memchr` and one copy each).
-    fn convert(&mut self, mut input: &[u8]) {
+    /// Converts `input` into `scratch` in LF mode and counts what it stored (the work of
+    /// [`count_stored`](Self::count_stored), without a second pass). Only a CR right before
+    /// an LF can go (a lone CR stays), so the LFs are what is looked for: one `memchr`
+    /// iterator over the whole input finds the line ends, which are also the LFs to count,
+    /// and bytes are copied a run at a time, a run ending where a CR is dropped.
+    fn convert_lf(&mut self, input: &[u8]) {
+        let Some(&last) = input.last() else { return };
+        let start = self.scratch.len();
         self.scratch.reserve(input.len() + 1);
-        match self.mode {
-            LineEndings::Lf => {
-                if self.pending_cr && !input.is_empty() {
-                    self.pending_cr = false;
-                    if input[0] != b'\n' || self.last_converted() == b'\r' {
-                        self.scratch.push(b'\r');
-                    }
-                }
-                while let Some(at) = memchr::memchr(b'\r', input) {
-                    self.scratch.extend_from_slice(&input[..at]);
-                    match input.get(at + 1) {
-                        // CRLF: the CR goes, unless it follows a stored CR: a stored `\r\r\n`
-                        // would be served one CR short (see the module doc).
-                        Some(b'\n') => {
-                            if self.last_converted() == b'\r' {
-                                self.scratch.push(b'\r');
-                            }
-                        }
-                        // A lone CR stays.
-                        Some(_) => self.scratch.push(b'\r'),
-                        // Decided by the next chunk.
-                        None => self.pending_cr = true,
-                    }
-                    input = &input[at + 1..];
-                }
-                self.scratch.extend_from_slice(input);
-            }
-            LineEndings::Crlf => {
-                let mut previous = self.scratch.last().copied().unwrap_or(self.last_stored);
-                while let Some(at) = memchr::memchr(b'\n', input) {
-                    self.scratch.extend_from_slice(&input[..at]);
-                    if at > 0 {
-                        previous = input[at - 1];
-                    }
-                    if previous != b'\r' {
-                        self.scratch.push(b'\r');
-                    }
-                    self.scratch.push(b'\n');
-                    previous = b'\n';
-                    input = &input[at + 1..];
-                }
-                self.scratch.extend_from_slice(input);
+        if self.pending_cr {
+            self.pending_cr = false;
+            if input[0] != b'\n' || self.last_converted() == b'\r' {
+                self.scratch.push(b'\r');
             }
         }
+        // A CR ending the input is decided by the next chunk.
+        let body = match last {
+            b'\r' => &input[..input.len() - 1],
+            _ => input,
+        };
+        let mut lfs = 0u64;
+        // Stored LFs right after a stored CR: not bare, counted once in the virtual size.
+        let mut after_cr = 0u64;
+        // `body[run..]` is kept from here on until a CR is dropped.
+        let mut run = 0;
+        // Where the search for the next LF starts (a `memchr` call per line: cheaper than
+        // `memchr_iter`'s state).
+        let mut from = 0;
+        while let Some(found) = memchr::memchr(b'\n', &body[from..]) {
+            let at = from + found;
+            from = at + 1;
+            lfs += 1;
+            let Some(cr) = at.checked_sub(1) else {
+                // The byte before is the last one converted (a held-back CR, now decided).
+                after_cr += u64::from(self.last_converted() == b'\r');
+                continue;
+            };
+            if body[cr] != b'\r' {
+                continue;
+            }
+            // CRLF: the CR goes, unless it follows a stored CR: a stored `\r\r\n` would be
+            // served one CR short (see the module doc). A dropped CR is followed by LF, so
+            // the byte before this CR is stored: `body[cr - 1]`, or the last one converted.
+            let previous = match cr.checked_sub(1) {
+                Some(before) => body[before],
+                None => self.last_converted(),
+            };
+            if previous == b'\r' {
+                after_cr += 1;
+            } else {
+                self.scratch.extend_from_slice(&body[run..cr]);
+                run = at;
+            }
+        }
+        self.scratch.extend_from_slice(&body[run..]);
+        self.pending_cr = body.len() < input.len();
+        let stored = &self.scratch[start..];
+        if let Some(&last_stored) = stored.last() {
+            self.last_stored = last_stored;
+        }
+        self.physical += stored.len() as u64;
+        self.bare_lf += lfs - after_cr;
+    }
+
+    /// Converts `input` into `scratch` in CRLF mode (counted by
+    /// [`count_stored`](Self::count_stored) afterwards).
+    fn convert_crlf(&mut self, input: &[u8]) {
+        self.scratch.reserve(input.len() + 1);
+        // Every byte is kept: a run ends where a CR goes in before a bare LF.
+        let mut run = 0;
+        for at in memchr::memchr_iter(b'\n', input) {
+            let previous = match at {
+                0 => self.last_converted(),
+                _ => input[at - 1],
+            };
+            if previous != b'\r' {
+                self.scratch.extend_from_slice(&input[run..at]);
+                self.scratch.push(b'\r');
+                run = at;
+            }
+        }
+        self.scratch.extend_from_slice(&input[run..]);
     }
 }
 
@@ -190,9 +225,14 @@ impl<W: ChunkWrite> Write for ConvertingWriter<W> {
     fn write(&mut self, input: &[u8]) -> io::Result<usize> {
         // Note: the sizes are counted before the bytes reach the inner writer; a failed
         // write poisons the message anyway (the caller discards it).
-        let start = self.scratch.len();
-        self.convert(input);
-        self.count_stored(start);
+        match self.mode {
+            LineEndings::Lf => self.convert_lf(input),
+            LineEndings::Crlf => {
+                let start = self.scratch.len();
+                self.convert_crlf(input);
+                self.count_stored(start);
+            }
+        }
         if self.scratch.len() >= self.buffer_limit {
             self.flush_scratch()?;
         }
@@ -453,6 +493,33 @@ mod tests {
             let read = write_all_from(&mut writer, &mut source).unwrap();
             proptest::prop_assert_eq!(read, input.len() as u64);
             proptest::prop_assert!(writer.finish().unwrap() == reference(mode, &input));
+        }
+
+        /// Any bytes (binary, NUL, 8-bit; CR and LF often), split in two at every
+        /// position and cut at random further: the run-at-a-time conversion stores what
+        /// the byte-at-a-time reference stores, with the same sizes, in both modes.
+        #[test]
+        fn binary_bodies_split_anywhere_match_the_reference(
+            input in proptest::collection::vec(
+                proptest::prop_oneof![
+                    3 => Just(b'\r'), 3 => Just(b'\n'), 4 => proptest::num::u8::ANY
+                ],
+                0..48),
+            cuts in proptest::collection::vec(0usize..48, 0..3),
+            limit in proptest::prop_oneof![Just(0usize), 1usize..16, Just(64usize)],
+        ) {
+            for mode in [LineEndings::Lf, LineEndings::Crlf] {
+                let expected = reference(mode, &input);
+                for split in 0..=input.len() {
+                    let (left, right) = input.split_at(split);
+                    let mut chunks = cut(left, &cuts);
+                    chunks.push(right);
+                    proptest::prop_assert_eq!(
+                        &convert_buffering(mode, &chunks, limit), &expected, "{:?} split {}",
+                        mode, split
+                    );
+                }
+            }
         }
 
         #[test]

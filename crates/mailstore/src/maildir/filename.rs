@@ -139,10 +139,42 @@ fn push_base(out: &mut String) {
     }
     *last = (secs, usecs);
     drop(last);
-    let _ = write!(out, "{secs}.M{usecs}P{}.", process_id());
+    // `{secs}.M{usecs}P{pid}.` without the formatting machinery (once a message).
+    match u64::try_from(secs) {
+        Ok(secs) => push_decimal(out, secs),
+        Err(_) => {
+            let _ = write!(out, "{secs}");
+        }
+    }
+    out.push_str(".M");
+    push_decimal(out, u64::from(usecs));
+    out.push('P');
+    push_decimal(out, u64::from(process_id()));
+    out.push('.');
     out.push_str(crate::fs::filename_host());
 }
 
+/// Appends `value` in decimal, as `write!(out, "{value}")` does.
+pub(crate) fn push_decimal(out: &mut String, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    // ASCII digits: always UTF-8 (and checking 20 bytes costs less than a push per char).
+    if let Ok(digits) = std::str::from_utf8(&digits[at..]) {
+        out.push_str(digits);
+    }
+}
+
+/// The name a new message gets, as in Dovecot's `maildir_get_dest_filename`: the bare
+/// base name (for `new/`) when it has neither flags nor keywords, so that mail clients see
+/// it as `\Recent`, else the base name with its `:2,` info (for `cur/`).
 /// This process's ID, asked once: `getpid` is a system call, and this was one per saved
 /// message. (We never fork without exec, so it cannot go stale.)
 pub(crate) fn process_id() -> u32 {
@@ -320,6 +352,14 @@ mod tests {
             assert_eq!(sort_cmp(&pair[0], &pair[1]), Ordering::Less, "{pair:?}");
         }
         assert!(is_usable_base(&names[0]));
+        // `secs.Musecs` `P` pid `.` host, as Dovecot names them.
+        let (secs, rest) = names[0].split_once(".M").unwrap();
+        let (usecs, rest) = rest.split_once('P').unwrap();
+        let (pid, host) = rest.split_once('.').unwrap();
+        assert!(secs.parse::<u64>().unwrap() > 1_000_000_000);
+        assert!(usecs.parse::<u32>().unwrap() < 1_000_000);
+        assert_eq!(pid, std::process::id().to_string());
+        assert_eq!(host, crate::fs::filename_host());
         assert!(!is_usable_base("a:b") && !is_usable_base(".x") && !is_usable_base("a b"));
     }
 

@@ -4,7 +4,6 @@
 //! [`super::journal`]).
 
 use std::collections::HashSet;
-use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, BufWriter};
 use std::path::PathBuf;
@@ -171,26 +170,31 @@ impl Mailbox {
     /// Finishes a message (sizes, received date, fsync) and stages it for [`Self::commit`].
     pub fn save(&mut self, mut pending: PendingMessage, options: SaveOptions) -> Result<()> {
         validate(&options)?;
-        let tmp_path = pending.tmp_path.clone();
         let writer = pending
             .writer
             .take()
-            .ok_or_else(|| Error::io("write", &tmp_path, io::Error::other("finished")))?;
-        // From here on the staged entry owns the temp file (and removes it on error).
-        let staged = Staged::new(tmp_path.clone(), pending.tmp_name.clone(), options);
+            .ok_or_else(|| Error::io("write", &pending.tmp_path, io::Error::other("finished")))?;
+        // From here on the staged entry owns the temp file (and removes it on error); the
+        // finished pending message, no longer removing it, hands over its names.
+        let staged = Staged::new(
+            std::mem::take(&mut pending.tmp_path),
+            std::mem::take(&mut pending.tmp_name),
+            options,
+        );
+        let tmp_path = &staged.tmp_path;
         let (buffered, size, virtual_size, spare) =
-            writer.finish_keeping().ctx("write", &tmp_path)?;
+            writer.finish_keeping().ctx("write", tmp_path)?;
         // Kept for the next message, unless a big one grew it.
         if spare.capacity() <= 4 * CHUNK {
             *self.spare_buffer.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner) = spare;
         }
         let file =
-            buffered.into_inner().map_err(|e| Error::io("write", &tmp_path, e.into_error()))?;
+            buffered.into_inner().map_err(|e| Error::io("write", tmp_path, e.into_error()))?;
         if let Some(received) = staged.options.received {
-            file.set_modified(crate::fs::system_time(received)).ctx("set mtime", &tmp_path)?;
+            file.set_modified(crate::fs::system_time(received)).ctx("set mtime", tmp_path)?;
         }
         if self.store.fsync() {
-            file.sync_all().ctx("fsync", &tmp_path)?;
+            file.sync_all().ctx("fsync", tmp_path)?;
         }
         self.stage(staged, size, virtual_size);
         Ok(())
@@ -204,7 +208,11 @@ impl Mailbox {
         let base = filename::base_of_temp(&staged.tmp_name);
         let mut fallback = String::with_capacity(base.len() + 48);
         fallback.push_str(base);
-        let _ = write!(fallback, ",S={size},W={virtual_size}");
+        // `,S={size},W={virtual_size}` without the formatting machinery (once a message).
+        fallback.push_str(",S=");
+        filename::push_decimal(&mut fallback, size);
+        fallback.push_str(",W=");
+        filename::push_decimal(&mut fallback, virtual_size);
         staged.fallback_base = fallback;
         let preferred = staged.options.guid.as_deref().filter(|guid| {
             filename::is_usable_base(guid)
@@ -355,10 +363,17 @@ impl Mailbox {
                     if let Some(order) = item.options.pop3_order {
                         extensions.push((ext::POP3_ORDER, order.to_string()));
                     }
+                    // The names move into the entry: after this, a staged item needs only
+                    // its path (to remove the temp file should the commit fail).
+                    let final_name = final_name(&item.base, item.options.flags, &indexes);
                     entries.push(Entry {
-                        tmp_name: item.tmp_name.clone(),
-                        final_name: final_name(&item.base, item.options.flags, &indexes),
-                        record: RecordBuf { uid, extensions, filename: item.base.clone() },
+                        tmp_name: std::mem::take(&mut item.tmp_name),
+                        final_name,
+                        record: RecordBuf {
+                            uid,
+                            extensions,
+                            filename: std::mem::take(&mut item.base),
+                        },
                     });
                 }
                 if keywords_changed {
@@ -413,6 +428,12 @@ impl Mailbox {
                 item.committed = true;
             }
         }
+        // The list is kept for the next batch (no regrowing it one save at a time; its
+        // entries are large). Clearing drops them as dropping the list would.
+        staged.clear();
+        if self.staged.capacity() == 0 {
+            self.staged = staged;
+        }
         result
     }
 
@@ -422,9 +443,6 @@ impl Mailbox {
     }
 }
 
-/// The name a new message gets, as in Dovecot's `maildir_get_dest_filename`: the bare
-/// base name (for `new/`) when it has neither flags nor keywords, so that mail clients see
-/// it as `\Recent`, else the base name with its `:2,` info (for `cur/`).
 fn final_name(base: &str, flags: Flags, keywords: &[u8]) -> String {
     if flags == Flags::EMPTY && keywords.is_empty() {
         base.to_string()
@@ -542,6 +560,18 @@ pub(crate) fn base_key(base: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use std::io::Write;
+
+    proptest::proptest! {
+        /// The sizes in a file name read as `format!` writes them.
+        #[test]
+        fn push_decimal_writes_what_format_writes(value in proptest::num::u64::ANY) {
+            for value in [value, value % 10, value % 1000, u64::MAX, 0] {
+                let mut out = String::from(",S=");
+                super::filename::push_decimal(&mut out, value);
+                proptest::prop_assert_eq!(out, format!(",S={value}"));
+            }
+        }
+    }
 
     use crate::maildir::state::DIRECTORY_SCANS;
     use crate::{Flags, Keyword, Location, MailboxName, Maildir, SaveOptions};

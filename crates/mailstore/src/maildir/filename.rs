@@ -172,9 +172,6 @@ pub(crate) fn push_decimal(out: &mut String, mut value: u64) {
     }
 }
 
-/// The name a new message gets, as in Dovecot's `maildir_get_dest_filename`: the bare
-/// base name (for `new/`) when it has neither flags nor keywords, so that mail clients see
-/// it as `\Recent`, else the base name with its `:2,` info (for `cur/`).
 /// This process's ID, asked once: `getpid` is a system call, and this was one per saved
 /// message. (We never fork without exec, so it cannot go stale.)
 pub(crate) fn process_id() -> u32 {

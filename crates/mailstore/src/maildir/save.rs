@@ -443,6 +443,9 @@ impl Mailbox {
     }
 }
 
+/// The name a new message gets, as in Dovecot's `maildir_get_dest_filename`: the bare
+/// base name (for `new/`) when it has neither flags nor keywords, so that mail clients see
+/// it as `\Recent`, else the base name with its `:2,` info (for `cur/`).
 fn final_name(base: &str, flags: Flags, keywords: &[u8]) -> String {
     if flags == Flags::EMPTY && keywords.is_empty() {
         base.to_string()

@@ -29,7 +29,8 @@ fn dsync_with_deadline(args: &[&str], uid: Option<u32>) -> Output {
     output_within_a_minute(&mut command)
 }
 
-fn save(maildir: &Maildir, name: &str, body: &str) {
+/// Saves `body` into `name` of `maildir` (created when missing), \Seen, one commit.
+pub(super) fn save(maildir: &Maildir, name: &str, body: &str) {
     let name: MailboxName = name.parse().expect("name");
     let mut mailbox = match maildir.mailbox(&name) {
         Ok(mailbox) => mailbox,

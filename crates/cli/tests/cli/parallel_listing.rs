@@ -5,22 +5,10 @@
 use std::fs;
 use std::path::Path;
 
-use mailstore::{Flags, Location, MailboxName, Maildir, SaveOptions};
+use mailstore::{Location, Maildir};
 
+use super::maildir_source::save;
 use super::{output_within_a_minute, text};
-
-fn save(maildir: &Maildir, name: &str, body: &str) {
-    let name: MailboxName = name.parse().expect("name");
-    let mut mailbox = match maildir.mailbox(&name) {
-        Ok(mailbox) => mailbox,
-        Err(_) => maildir.create_mailbox(&name, None, None).expect("create"),
-    };
-    let mut pending = mailbox.begin_save().expect("begin");
-    std::io::Write::write_all(&mut pending, body.as_bytes()).expect("write");
-    let options = SaveOptions::default().with_flags(Flags::SEEN).with_received(1_700_000_000);
-    mailbox.save(pending, options).expect("save");
-    mailbox.commit().expect("commit");
-}
 
 /// The listings kept beside the state in `destination` (`dsync-rs-state.listing.*`).
 fn kept_listings(destination: &Path) -> usize {

@@ -5,21 +5,16 @@
 use std::path::Path;
 
 use dsync_core::adapters::imap::ImapStorage;
-use dsync_core::adapters::maildir::MaildirStorage;
 use dsync_core::{Mode, NoObserver, Report, SyncOptions};
 use imapc::{ConnectOptions, Credentials, Security};
-use mailstore::Durability;
 use testkit::{AccountSnapshot, Dovecot, RawImap, fixtures};
+
+use crate::maildir;
 
 fn imap_source(dovecot: &Dovecot) -> ImapStorage {
     let options = ConnectOptions::new("127.0.0.1", dovecot.imap_port(), Security::Plain);
     ImapStorage::connect(&options, &Credentials::new("alice", "alicepw"))
         .expect("log in to the source")
-}
-
-fn maildir(path: &Path) -> MaildirStorage {
-    MaildirStorage::open(&format!("maildir:{}", path.display()), Durability::Fsync)
-        .expect("location")
 }
 
 fn backup(

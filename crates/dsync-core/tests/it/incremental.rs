@@ -7,33 +7,12 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use dsync_core::adapters::imap::ImapStorage;
-use dsync_core::adapters::maildir::MaildirStorage;
-use dsync_core::mailnet::{Trace, TraceDirection};
 use dsync_core::state::SyncState;
 use dsync_core::{Mode, NoObserver, Report, SyncOptions};
-use imapc::{ConnectOptions, Credentials, Security};
-use mailstore::Durability;
 use testkit::{AccountSnapshot, Dovecot, RawImap, fixtures};
 
-/// A source session whose commands are kept in `sent`.
-fn imap_source(dovecot: &Dovecot, sent: &Arc<Mutex<Vec<String>>>) -> ImapStorage {
-    let log = Arc::clone(sent);
-    let trace = Trace::new(move |direction, line| {
-        if direction == TraceDirection::Sent {
-            log.lock().expect("trace log").push(line.to_owned());
-        }
-    });
-    let options =
-        ConnectOptions::new("127.0.0.1", dovecot.imap_port(), Security::Plain).trace(trace);
-    ImapStorage::connect(&options, &Credentials::new("alice", "alicepw"))
-        .expect("log in to the source")
-}
-
-fn maildir(path: &Path) -> MaildirStorage {
-    MaildirStorage::open(&format!("maildir:{}", path.display()), Durability::Fsync)
-        .expect("location")
-}
+use crate::maildir;
+use crate::traced_imap_source as imap_source;
 
 /// A backup with `state`; returns the report and the commands sent to the source.
 fn backup(

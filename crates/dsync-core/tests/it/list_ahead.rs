@@ -10,39 +10,20 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use dsync_core::adapters::imap::ImapStorage;
-use dsync_core::adapters::maildir::MaildirStorage;
 use dsync_core::filter::MessageFilter;
-use dsync_core::mailnet::{Trace, TraceDirection};
 use dsync_core::{
     Capabilities, MailboxChanges, MailboxContents, MailboxInfo, MailboxName, MailboxPlan,
     MailboxReport, MailboxStatus, MessageListing, MessageSink, Mode, Observer, Report, Skip,
     Storage, StorageError, SyncOptions, Uid,
 };
-use imapc::{ConnectOptions, Credentials, Security};
-use mailstore::Durability;
 use testkit::{AccountSnapshot, Dovecot, RawImap, fixtures};
+
+use crate::maildir;
+use crate::traced_imap_source as imap_source;
 
 /// What a run did, in order: the commands sent to the source, and `finished X` when the
 /// engine reported mailbox X done (after its commit).
 type Log = Arc<Mutex<Vec<String>>>;
-
-fn imap_source(dovecot: &Dovecot, log: &Log) -> ImapStorage {
-    let log = Arc::clone(log);
-    let trace = Trace::new(move |direction, line| {
-        if direction == TraceDirection::Sent {
-            log.lock().expect("log").push(line.to_owned());
-        }
-    });
-    let options =
-        ConnectOptions::new("127.0.0.1", dovecot.imap_port(), Security::Plain).trace(trace);
-    ImapStorage::connect(&options, &Credentials::new("alice", "alicepw"))
-        .expect("log in to the source")
-}
-
-fn maildir(path: &Path) -> MaildirStorage {
-    MaildirStorage::open(&format!("maildir:{}", path.display()), Durability::Fsync)
-        .expect("location")
-}
 
 /// What Dovecot serves from (a copy of) the Maildir at `path`.
 fn served(path: &Path) -> AccountSnapshot {

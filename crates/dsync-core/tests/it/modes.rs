@@ -7,19 +7,14 @@
 use std::path::{Path, PathBuf};
 
 use dsync_core::adapters::imap::ImapStorage;
-use dsync_core::adapters::maildir::MaildirStorage;
 use dsync_core::state::SyncState;
 use dsync_core::{Mode, NoObserver, SyncOptions};
 use imapc::{ConnectOptions, Credentials, Security};
-use mailstore::Durability;
 use testkit::{AccountSnapshot, Dovecot, RawImap, chown_to_mail_user, fixtures};
 
-const PASSWORD: &str = "pw";
+use crate::maildir;
 
-fn maildir(path: &Path) -> MaildirStorage {
-    MaildirStorage::open(&format!("maildir:{}", path.display()), Durability::Fsync)
-        .expect("location")
-}
+const PASSWORD: &str = "pw";
 
 fn copy_dir(from: &Path, to: &Path) {
     let status = std::process::Command::new("cp").arg("-a").arg(from).arg(to).status().expect("cp");

@@ -6,13 +6,12 @@
 use std::path::Path;
 
 use dsync_core::adapters::imap::ImapStorage;
-use dsync_core::adapters::maildir::MaildirStorage;
 use dsync_core::adapters::pop3::{ImapPop3Storage, Pop3MigrationSettings, Pop3Storage};
 use dsync_core::pop3_migration::MissingPolicy;
 use dsync_core::{ErrorKind, Mode, NoObserver, Report, Storage, SyncOptions};
-use mailstore::Durability;
 use testkit::{Dovecot, RawImap, RawPop3};
 
+use crate::maildir;
 use crate::pop3_source::{MESSAGES, Pop3Source, message, received_time};
 
 /// What a POP3 client sees: `UIDL` and `LIST` lines and every message's bytes, in order.
@@ -65,11 +64,6 @@ fn imap_and_pop3(
     let credentials = pop3c::Credentials::new(pop3_user, pop3_password);
     ImapPop3Storage::connect(imap, pop3_options(dovecot), credentials, settings)
         .expect("POP3 login")
-}
-
-fn maildir(path: &Path) -> MaildirStorage {
-    MaildirStorage::open(&format!("maildir:{}", path.display()), Durability::Fsync)
-        .expect("location")
 }
 
 fn backup(source: &mut dyn Storage, destination: &mut dyn dsync_core::StorageMut) -> Report {

@@ -45,6 +45,20 @@ fn logins_since(dovecot: &Dovecot, before: usize) -> Vec<String> {
     dovecot.log()[before..].lines().filter(|l| l.contains("Login: ")).map(str::to_owned).collect()
 }
 
+/// The length of Dovecot's log once it holds `logins` login lines in all; panics after
+/// ten seconds.
+fn log_len_once_logins_are(dovecot: &Dovecot, logins: usize) -> usize {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let log = dovecot.log();
+        if log.lines().filter(|l| l.contains("Login: ")).count() >= logins {
+            return log.len();
+        }
+        assert!(std::time::Instant::now() < deadline, "{logins} logins never logged: {log}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// Dovecot's log since `before` once it holds `wanted` (the login process logs a
 /// disconnect a moment after the client is gone); panics after ten seconds.
 fn log_once_it_says(dovecot: &Dovecot, before: usize, wanted: &str) -> String {
@@ -74,7 +88,10 @@ fn imap_and_pop3_urls_log_in_over_starttls_with_the_certificate_checked() {
     let expected = RawImap::login(dovecot.imap_port(), "alice", PASSWORD).snapshot();
 
     // imap://: STARTTLS first, the login after it, and Dovecot logs the login as TLS.
-    let before = dovecot.log().len();
+    // Dovecot logs a login a moment after it: the clear-text ones so far (testkit's
+    // readiness probe, the filling and the snapshot) must be in the log before the run's
+    // are looked for.
+    let before = log_len_once_logins_are(&dovecot, 3);
     let destination = dir.path().join("imap");
     let run =
         dsync(&["-D", "backup", "--ca-file", ca, &imap, &maildir(&destination)], Some(PASSWORD));
@@ -83,6 +100,7 @@ fn imap_and_pop3_urls_log_in_over_starttls_with_the_certificate_checked() {
     let starttls = position(&lines, "STARTTLS").expect("STARTTLS sent");
     let login = position(&lines, "AUTHENTICATE").expect("AUTHENTICATE sent");
     assert!(starttls < login, "{lines:?}");
+    let _ = log_once_it_says(&dovecot, before, "Login: ");
     let logins = logins_since(&dovecot, before);
     assert!(!logins.is_empty() && logins.iter().all(|l| l.contains(", TLS")), "{logins:?}");
     expected.assert_same(&served(&destination));
@@ -98,6 +116,7 @@ fn imap_and_pop3_urls_log_in_over_starttls_with_the_certificate_checked() {
     let stls = position(&lines, "STLS").expect("STLS sent");
     let login = position(&lines, "AUTH PLAIN").expect("AUTH sent");
     assert!(stls < login, "{lines:?}");
+    let _ = log_once_it_says(&dovecot, before, "pop3-login: Info: Login: ");
     let logins = logins_since(&dovecot, before);
     assert!(logins.iter().any(|l| l.contains("pop3-login")), "{logins:?}");
     assert!(logins.iter().all(|l| l.contains(", TLS")), "{logins:?}");

@@ -165,11 +165,7 @@ pub(crate) fn uid_fetch(
     per_command: usize,
     handler: &mut dyn FetchHandler,
 ) -> Result<()> {
-    // "A1234 UID FETCH " + items + modifiers: leave room for them in the line.
-    let items_len: usize = 64 + items.len() * 24;
-    let batches =
-        set.split(per_command, conn.options.max_command_len.saturating_sub(items_len).max(64));
-    run_uid_fetch(conn, &batches, items, items_len, modifiers, handler, None)
+    split_uid_fetch(conn, set, items, modifiers, per_command, handler, None)
 }
 
 /// [`uid_fetch`], calling `then` once right after its last command is sent, before the
@@ -183,10 +179,24 @@ pub(crate) fn uid_fetch_then(
     handler: &mut dyn FetchHandler,
     then: &mut dyn FnMut(&mut Conn),
 ) -> Result<()> {
+    split_uid_fetch(conn, set, items, Modifiers::default(), per_command, handler, Some(then))
+}
+
+/// Splits `set` into the commands of [`uid_fetch`] and runs them.
+fn split_uid_fetch(
+    conn: &mut Conn,
+    set: &SequenceSet,
+    items: &[FetchItem],
+    modifiers: Modifiers,
+    per_command: usize,
+    handler: &mut dyn FetchHandler,
+    then: Option<&mut dyn FnMut(&mut Conn)>,
+) -> Result<()> {
+    // "A1234 UID FETCH " + items + modifiers: leave room for them in the line.
     let items_len: usize = 64 + items.len() * 24;
     let batches =
         set.split(per_command, conn.options.max_command_len.saturating_sub(items_len).max(64));
-    run_uid_fetch(conn, &batches, items, items_len, Modifiers::default(), handler, Some(then))
+    run_uid_fetch(conn, &batches, items, items_len, modifiers, handler, then)
 }
 
 /// Sends `batches` (keeping the pipeline full) and reads answers until every command is

@@ -319,21 +319,7 @@ fn encode_flags(out: &mut String, flags: &Flags) {
 /// Writes `number` in decimal (what `write!` does, without its formatting machinery: the
 /// state has a line per message).
 fn push_number(out: &mut String, number: u32) {
-    let mut digits = [0u8; 10];
-    let mut at = digits.len();
-    let mut rest = number;
-    loop {
-        at -= 1;
-        // The remainder is a single digit.
-        digits[at] = b'0' + u8::try_from(rest % 10).unwrap_or_default();
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    for &digit in &digits[at..] {
-        out.push(char::from(digit));
-    }
+    out.push_str(itoa::Buffer::new().format(number));
 }
 
 /// A name as `/`-separated, percent-encoded components.

@@ -8,7 +8,6 @@
 //! ```
 
 use std::cmp::Ordering;
-use std::fmt::Write as _;
 use std::sync::{Mutex, OnceLock};
 
 use super::state::Sub;
@@ -140,12 +139,7 @@ fn push_base(out: &mut String) {
     *last = (secs, usecs);
     drop(last);
     // `{secs}.M{usecs}P{pid}.` without the formatting machinery (once a message).
-    match u64::try_from(secs) {
-        Ok(secs) => push_decimal(out, secs),
-        Err(_) => {
-            let _ = write!(out, "{secs}");
-        }
-    }
+    out.push_str(itoa::Buffer::new().format(secs));
     out.push_str(".M");
     push_decimal(out, u64::from(usecs));
     out.push('P');
@@ -154,22 +148,10 @@ fn push_base(out: &mut String) {
     out.push_str(crate::fs::filename_host());
 }
 
-/// Appends `value` in decimal, as `write!(out, "{value}")` does.
-pub(crate) fn push_decimal(out: &mut String, mut value: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
-    }
-    // ASCII digits: always UTF-8 (and checking 20 bytes costs less than a push per char).
-    if let Ok(digits) = std::str::from_utf8(&digits[at..]) {
-        out.push_str(digits);
-    }
+/// Appends `value` in decimal, as `write!(out, "{value}")` does, without the formatting
+/// machinery (once a saved message).
+pub(crate) fn push_decimal(out: &mut String, value: u64) {
+    out.push_str(itoa::Buffer::new().format(value));
 }
 
 /// This process's ID, asked once: `getpid` is a system call, and this was one per saved

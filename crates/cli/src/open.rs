@@ -298,11 +298,11 @@ pub(crate) fn open_source(
             if let Some((prefix, permissions, write)) = &access.source_uids {
                 maildir.keep_uids_in(prefix.clone(), permissions.clone(), *write);
             }
-            let mut storage = MaildirStorage::from_maildir(maildir);
-            if let Some((prefix, permissions, write, read)) = access.source_listings.clone() {
-                storage.keep_listings_in(prefix, permissions, write, read);
+            let mut opened = Opened::Maildir(MaildirStorage::from_maildir(maildir));
+            if let Some(listings) = &access.source_listings {
+                opened.keep_source_listings(listings);
             }
-            Ok(Opened::Maildir(storage))
+            Ok(opened)
         }
         Location::Sdbox(text) => {
             let parsed = parse_sdbox(text)?;

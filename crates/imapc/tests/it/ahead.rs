@@ -5,17 +5,8 @@
 
 use imapc::proto::FetchItem;
 use imapc::{Error, MailboxName, SequenceSet};
-use testkit::{Dovecot, RawImap, fixtures};
 
-use crate::{Collect, login};
-
-fn populated() -> Dovecot {
-    let dovecot = Dovecot::builder().user("alice", "alicepw").start();
-    let mut raw = RawImap::login(dovecot.imap_port(), "alice", "alicepw");
-    fixtures::populate_standard(&mut raw);
-    raw.logout();
-    dovecot
-}
+use crate::{Collect, login, populated};
 
 #[test]
 fn a_listing_sent_behind_a_fetch_reads_as_one_sent_alone() {

@@ -43,6 +43,15 @@ pub fn login(dovecot: &Dovecot) -> Session {
         .expect("login")
 }
 
+/// A test instance with alice's standard fixture (`fixtures::populate_standard`).
+pub fn populated() -> Dovecot {
+    let dovecot = Dovecot::builder().user("alice", "alicepw").start();
+    let mut raw = testkit::RawImap::login(dovecot.imap_port(), "alice", "alicepw");
+    testkit::fixtures::populate_standard(&mut raw);
+    raw.logout();
+    dovecot
+}
+
 /// Body sections and their bytes, in the order received.
 pub type Bodies = Vec<(String, Vec<u8>)>;
 

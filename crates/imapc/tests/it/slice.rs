@@ -5,15 +5,7 @@ use imapc::proto::{BodyData, FetchItem, ListAttribute, StatusItem};
 use imapc::{Client, Credentials, Error, Flag, ListOptions, MailboxName, SequenceSet, Uid};
 use testkit::{Dovecot, RawImap, fixtures};
 
-use crate::{Collect, login, plain};
-
-fn populated() -> Dovecot {
-    let dovecot = Dovecot::builder().user("alice", "alicepw").start();
-    let mut raw = RawImap::login(dovecot.imap_port(), "alice", "alicepw");
-    fixtures::populate_standard(&mut raw);
-    raw.logout();
-    dovecot
-}
+use crate::{Collect, login, plain, populated};
 
 #[test]
 fn login_ok_and_wrong_password_hands_the_client_back() {

@@ -18,8 +18,9 @@
 //! a symlink (`/home/alice/Maildir -> /srv/mail/alice` is an ordinary setup).
 //!
 //! Files are opened `O_NONBLOCK` and checked with `fstat` to be regular files before a byte
-//! is read, and their type is checked with `fstatat` before they are opened at all, so a FIFO
-//! never blocks a read and a device is never opened.
+//! is read, and their type is checked before they are opened at all (with `fstatat`, or by
+//! the directory listing that named them a moment before), so a FIFO never blocks a read and
+//! a device is never opened unless it was swapped in within that moment, which takes root.
 
 use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
@@ -309,17 +310,31 @@ pub(crate) fn open_regular_at(dir: BorrowedFd<'_>, name: &OsStr) -> Result<File,
     if kind != FileKind::File {
         return Err(Refusal::Kind(kind));
     }
+    open_listed_regular_at(dir, name).map(|(file, _)| file)
+}
+
+/// [`open_regular_at`] for a name that a listing of `dir` has just given as a regular file
+/// (its entry's type, or a `stat` of it): that listing was the look before the open, so
+/// none is taken again. What was opened is still checked (`O_NOFOLLOW`, then its type:
+/// a FIFO swapped in meanwhile neither blocks the open, `O_NONBLOCK`, nor is read).
+/// Returns the file with its size when opened: a Maildir message's file does not change
+/// once delivered, so reading that many bytes reads it whole without a read to find its end.
+pub(crate) fn open_listed_regular_at(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+) -> Result<(File, Option<u64>), Refusal> {
     let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
     let opened =
         nix::fcntl::openat(dir, name, flags, Mode::empty()).map_err(|errno| match errno {
             Errno::ELOOP => Refusal::Kind(FileKind::Symlink),
             other => Refusal::from(other),
         })?;
-    let opened_kind = FileKind::of_mode(nix::sys::stat::fstat(&opened)?.st_mode);
+    let status = nix::sys::stat::fstat(&opened)?;
+    let opened_kind = FileKind::of_mode(status.st_mode);
     if opened_kind != FileKind::File {
         return Err(Refusal::Kind(opened_kind));
     }
-    Ok(File::from(opened))
+    Ok((File::from(opened), u64::try_from(status.st_size).ok()))
 }
 
 /// Puts the components of `path` in front of `pending` (`.` dropped, `..` kept).

@@ -91,8 +91,8 @@ impl Mailbox {
             // Read beneath the store's root only, like any read: a file made a symlink out
             // of the store or a FIFO since the listing is not copied (the caller copies the
             // message from elsewhere).
-            let mut file = match from.open_file(&found.path) {
-                Ok(Some(file)) => file,
+            let mut file = match from.open_file(&found.path, found.kind) {
+                Ok(Some(opened)) => opened.file,
                 // Renamed by a flag change or expunged since the read: look again.
                 Ok(None) => continue,
                 Err(Error::LeftOut(_)) => return Ok(CopyOutcome::NotFound),

@@ -105,6 +105,23 @@ impl Read for MessageReader {
     }
 }
 
+/// A message's file opened for reading, with its size when the open learnt it.
+pub(crate) struct OpenedFile {
+    pub(crate) file: File,
+    pub(crate) size: Option<u64>,
+}
+
+impl OpenedFile {
+    /// The message: its known size read (no read for the end of the file), else the file
+    /// to its end.
+    fn into_reader(self) -> MessageReader {
+        match self.size {
+            Some(size) => MessageReader::part(self.file, size),
+            None => MessageReader::whole(self.file),
+        }
+    }
+}
+
 /// The messages of a mailbox, read one at a time ([`Mailbox::into_messages`]), in the
 /// uidlist's order (ascending UID).
 #[derive(Debug)]
@@ -273,7 +290,7 @@ impl View {
 
 /// What [`Mailbox::open_in_sub_dir`] found.
 enum InSubDir {
-    Opened(File),
+    Opened(OpenedFile),
     /// No such file.
     Missing,
     /// The full resolution decides.
@@ -596,16 +613,17 @@ impl Mailbox {
     }
 
     /// Opens the message file `file` (a regular file, or a symlink to one, inside the
-    /// store): `Ok(None)` when it is gone (renamed or expunged since it was listed).
-    pub(crate) fn open_file(&self, file: &Path) -> Result<Option<File>> {
-        match self.open_in_sub_dir(file) {
+    /// store), which the mailbox's last read listed as `listed`: `Ok(None)` when it is gone
+    /// (renamed or expunged since it was listed).
+    pub(crate) fn open_file(&self, file: &Path, listed: FileKind) -> Result<Option<OpenedFile>> {
+        match self.open_in_sub_dir(file, listed) {
             InSubDir::Opened(opened) => return Ok(Some(opened)),
             InSubDir::Missing => return Ok(None),
             InSubDir::Undecided => {}
         }
         let relative = self.paths.relative(file);
         match self.paths.tree().open_file(relative) {
-            Ok(file) => Ok(Some(file)),
+            Ok(file) => Ok(Some(OpenedFile { file, size: None })),
             Err(refusal) if refusal.is_not_found() => Ok(None),
             Err(refusal) => Err(match self.left_out(relative, refusal) {
                 Ok(left_out) => Error::LeftOut(Box::new(left_out)),
@@ -620,11 +638,13 @@ impl Mailbox {
     /// closed again each time). [`InSubDir::Undecided`]: not a file of `new/` or `cur/`,
     /// or anything but a regular file there (a symlink, a FIFO), which the full resolution
     /// of [`Self::open_file`] then opens or refuses as before.
-    fn open_in_sub_dir(&self, file: &Path) -> InSubDir {
-        self.try_open_in_sub_dir(file).unwrap_or(InSubDir::Undecided)
+    /// A file `listed` as a regular file is opened without another look at its type first
+    /// ([`beneath::open_listed_regular_at`]): one system call less, and its size is known.
+    fn open_in_sub_dir(&self, file: &Path, listed: FileKind) -> InSubDir {
+        self.try_open_in_sub_dir(file, listed).unwrap_or(InSubDir::Undecided)
     }
 
-    fn try_open_in_sub_dir(&self, file: &Path) -> Option<InSubDir> {
+    fn try_open_in_sub_dir(&self, file: &Path, listed: FileKind) -> Option<InSubDir> {
         let parent = file.parent()?;
         if parent.parent()? != self.paths.dir {
             return None;
@@ -639,8 +659,14 @@ impl Mailbox {
             let opened = self.paths.tree().open_dir(self.paths.relative(parent)).ok()?;
             let _ = slot.set(opened);
         }
-        Some(match beneath::open_regular_at(slot.get()?.as_fd(), file.file_name()?) {
-            Ok(file) => InSubDir::Opened(file),
+        let (dir, name) = (slot.get()?.as_fd(), file.file_name()?);
+        let opened = if listed == FileKind::File {
+            beneath::open_listed_regular_at(dir, name).map(|(file, size)| OpenedFile { file, size })
+        } else {
+            beneath::open_regular_at(dir, name).map(|file| OpenedFile { file, size: None })
+        };
+        Some(match opened {
+            Ok(opened) => InSubDir::Opened(opened),
             Err(refusal) if refusal.is_not_found() => InSubDir::Missing,
             Err(_) => InSubDir::Undecided,
         })
@@ -659,8 +685,8 @@ impl Mailbox {
                 return Err(self.uid_not_found(uid));
             };
             // None: renamed by a concurrent flag change: look again.
-            if let Some(file) = self.open_file(&found.path)? {
-                return Ok(MessageReader::whole(file));
+            if let Some(opened) = self.open_file(&found.path, found.kind)? {
+                return Ok(opened.into_reader());
             }
         }
         Err(self.uid_not_found(uid))

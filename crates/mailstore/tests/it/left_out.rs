@@ -395,7 +395,7 @@ fn layout_fs_reads_the_same_way() {
 
 /// Message files are opened relative to `cur/` once a first message was read from it (the
 /// directory is kept, not walked to from the root for every message): a file swapped for a
-/// symlink after that is still refused, a FIFO still never opened, and a `cur/` swapped
+/// symlink after that is still refused, a FIFO still never read (nor waited on), and a `cur/` swapped
 /// for a symlink to a directory outside is never read through (the kept directory is the
 /// one checked when it was opened).
 #[test]

@@ -1,6 +1,9 @@
 //! Entry points for the fuzz targets in `fuzz/` and the corpus replay in `cargo test`.
 
-use crate::proto::{Event, Limits, ParseOptions, ResponseDecoder, parse_response};
+use crate::proto::parse::plain_fetch_line;
+use crate::proto::{
+    Event, Limits, ParseOptions, Response, ResponseDecoder, Untagged, parse_response,
+};
 
 /// Feeds `data` to the decoder in two different splits and to the standalone parser:
 /// nothing may panic, and both splits must decode to the same events. The greeting check
@@ -11,12 +14,25 @@ pub fn decode(data: &[u8]) {
     let whole = events(data, data.len().max(1), limits);
     let split = events(data, 7, limits);
     assert_eq!(whole, split, "decoding depends on how the input was split");
+    plain_fetch_lines_parse_alike(data);
     let mut rest = data;
     while let Ok((_, used)) = parse_response(rest, ParseOptions::default()) {
         if used == 0 {
             break;
         }
         rest = &rest[used..];
+    }
+}
+
+/// Every line of `data` that the decoder's fast reader of listing answers accepts is
+/// parsed by the general parser to the same response.
+fn plain_fetch_lines_parse_alike(data: &[u8]) {
+    for line in data.split_inclusive(|&b| b == b'\n') {
+        if let Some(fetch) = plain_fetch_line(line) {
+            let general = parse_response(line, ParseOptions::default());
+            let expected = Response::Untagged(Untagged::Fetch(Box::new(fetch)));
+            assert_eq!(general, Ok((expected, line.len())), "the fast reader disagrees");
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use crate::proto::parse::core::write_streamed_marker;
 use crate::proto::parse::response::announced_literal;
 use crate::proto::parse::{
     Ctx, ParseError, ParseOptions, body_literal_start, msg_att_rest, parse_response,
+    plain_fetch_line,
 };
 use crate::proto::response::{BodySection, Fetch, Response, Untagged};
 
@@ -345,6 +346,16 @@ impl ResponseDecoder {
         }
         let resume = self.resume.take();
         let poisoned = std::mem::take(&mut self.poisoned);
+        // A metadata listing's answers, one line each, are read without the general
+        // parser when they have its plain shape (which the general parser would parse
+        // alike); anything else goes on below.
+        if !from_pending
+            && !poisoned
+            && let Some(fetch) = plain_fetch_line(&self.input.bytes()[..line_len])
+        {
+            self.input.consume(line_len);
+            return Ok(Response::Untagged(Untagged::Fetch(Box::new(fetch))));
+        }
         if from_pending
             && !poisoned
             && let Some((mut fetch, start)) = resume

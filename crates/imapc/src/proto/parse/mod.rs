@@ -8,6 +8,7 @@ pub(crate) mod core;
 mod fetch;
 mod flag;
 mod list;
+mod plain_fetch;
 pub(crate) mod response;
 
 use nom::error::ErrorKind;
@@ -15,6 +16,7 @@ use nom::error::ErrorKind;
 pub(crate) use self::core::Ctx;
 use crate::proto::response::{Response, Status, StatusKind, Untagged};
 pub(crate) use fetch::{body_literal_start, msg_att_rest};
+pub(crate) use plain_fetch::plain_fetch_line;
 
 /// Why [`parse_response`] returned no response.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

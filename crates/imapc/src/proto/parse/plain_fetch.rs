@@ -10,7 +10,7 @@
 //! what is accepted is parsed as the general parser parses it (a property test and the
 //! fuzz target compare the two), and everything else is parsed by it.
 
-use crate::proto::response::Fetch;
+use crate::proto::response::{BodyData, BodyItem, BodyKind, BodySection, Fetch};
 use crate::types::{Flag, Uid, parse_internal_date};
 
 /// The FETCH response in `line` (a whole line with its CRLF), when it has the plain shape
@@ -29,6 +29,43 @@ pub(crate) fn plain_fetch_line(line: &[u8]) -> Option<Fetch> {
         }
     }
 }
+
+/// [`body_literal_start`](super::body_literal_start) for the plain shape of a body FETCH's
+/// answer: `* n FETCH (`, items [`plain_fetch_line`] reads, then `BODY[] ` (the whole
+/// message, its literal announced next). The answer so far, the body item, and where in
+/// `prefix` the body item starts; `None` for anything else.
+pub(crate) fn plain_body_literal_start(prefix: &[u8]) -> Option<(Fetch, BodySection, usize)> {
+    let rest = prefix.strip_prefix(b"* ")?;
+    let (seq, rest) = digits_u32(rest)?;
+    let mut rest = rest.strip_prefix(b" FETCH (")?;
+    let mut fetch = Fetch { seq, ..Fetch::default() };
+    loop {
+        if rest == WHOLE_BODY {
+            let section =
+                BodySection { kind: BodyKind::Body, section: String::new(), origin: None };
+            return Some((fetch, section, prefix.len() - rest.len()));
+        }
+        rest = item(rest, &mut fetch)?.strip_prefix(b" ")?;
+    }
+}
+
+/// [`msg_att_rest`](super::msg_att_rest) for the end of an answer that
+/// [`plain_body_literal_start`] read: `BODY[] `, the decoder's marker for the streamed
+/// literal, `)` and CRLF. Adds the body item to `fetch`; `None` (and `fetch` untouched) for
+/// anything else.
+pub(crate) fn plain_streamed_body_rest(input: &[u8], fetch: &mut Fetch) -> Option<()> {
+    let rest = input.strip_prefix(WHOLE_BODY)?.strip_prefix(b"\0")?;
+    let (len, rest) = digits_u64(rest)?;
+    if rest != b")\r\n" {
+        return None;
+    }
+    let section = BodySection { kind: BodyKind::Body, section: String::new(), origin: None };
+    fetch.bodies.push(BodyItem { section, data: BodyData::Streamed(len) });
+    Some(())
+}
+
+/// The whole message's body item and the space before its value.
+const WHOLE_BODY: &[u8] = b"BODY[] ";
 
 /// One item at the start of `input`, stored into `fetch` as `msg_att` stores it; the rest.
 fn item<'a>(input: &'a [u8], fetch: &mut Fetch) -> Option<&'a [u8]> {
@@ -137,6 +174,20 @@ mod tests {
             plain_fetch_line(b"* 1 FETCH (FLAGS ())\r\n"),
             general(b"* 1 FETCH (FLAGS ())\r\n")
         );
+        // A body FETCH's answer, before and after its streamed literal.
+        let prefix = b"* 3 FETCH (UID 7 BODY[] ";
+        let ctx = crate::proto::parse::Ctx::default();
+        let (mut fetch, section, start) = plain_body_literal_start(prefix).expect("plain");
+        assert_eq!((fetch.seq, fetch.uid, start), (3, Uid::new(7), 17));
+        assert_eq!(
+            Some((fetch.clone(), section, start)),
+            super::super::body_literal_start(ctx, prefix)
+        );
+        let mut general = fetch.clone();
+        assert_eq!(plain_streamed_body_rest(b"BODY[] \x005600)\r\n", &mut fetch), Some(()));
+        super::super::msg_att_rest(ctx, b"BODY[] \x005600)\r\n", &mut general).expect("parses");
+        assert_eq!(fetch, general);
+        assert_eq!(fetch.bodies[0].data, BodyData::Streamed(5600));
         // Declined: left to the general parser.
         for line in [
             &b"* 1 FETCH (UID 0)\r\n"[..],
@@ -190,6 +241,49 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
+
+        /// Whatever start of a body FETCH's answer the fast reader accepts, the general
+        /// one reads alike (answer so far, body item, where it starts); and so the end of
+        /// the answer after the streamed literal. Dovecot's `UID u BODY[] ` is accepted.
+        #[test]
+        fn accepted_body_answers_read_as_the_general_reader_reads_them(
+            seq in prop_oneof![1u64..100_000, Just(0), Just(4_294_967_296)],
+            pieces in prop::collection::vec(piece(), 0..4),
+            body in prop::sample::select(vec![
+                "BODY[] ", "BODY[]  ", "body[] ", "BODY[1] ", "BODY[]<0> ", "BINARY[] ",
+                "RFC822 ", "BODY[] NIL ", "",
+            ]),
+            len in prop_oneof![any::<u64>(), Just(0)],
+            end in prop::sample::select(vec![")\r\n", ")\n", ") \r\n", "\r\n", " UID 5)\r\n", "))\r\n"]),
+        ) {
+            let items: String = pieces.iter().flat_map(|piece| [piece.as_str(), " "]).collect();
+            let prefix = format!("* {seq} FETCH ({items}{body}");
+            let ctx = crate::proto::parse::Ctx::default();
+            let fast = plain_body_literal_start(prefix.as_bytes());
+            if fast.is_some() {
+                let general = super::super::body_literal_start(ctx, prefix.as_bytes());
+                prop_assert_eq!(&fast, &general, "{}", prefix);
+            }
+            let dovecot_shape = pieces.is_empty() && body == "BODY[] ";
+            if dovecot_shape && u32::try_from(seq).is_ok() {
+                prop_assert!(fast.is_some(), "{}", prefix);
+            }
+            let Some((fetch, _, start)) = fast else { return Ok(()) };
+            let mut pending = prefix.into_bytes();
+            crate::proto::parse::core::write_streamed_marker(&mut pending, len);
+            pending.extend_from_slice(end.as_bytes());
+            let mut ours = fetch.clone();
+            if plain_streamed_body_rest(&pending[start..], &mut ours).is_some() {
+                let mut general = fetch.clone();
+                let rest = super::super::msg_att_rest(ctx, &pending[start..], &mut general)
+                    .map(|(rest, ())| rest.to_vec());
+                prop_assert_eq!(rest, Ok(b"\r\n".to_vec()));
+                prop_assert_eq!(ours, general);
+            } else {
+                prop_assert_eq!(ours, fetch, "a declined end leaves the answer as it was");
+                prop_assert!(end != ")\r\n", "{}", end);
+            }
+        }
 
         /// Whatever the fast reader accepts, the general parser parses to the same answer;
         /// and a listing answer in Dovecot's spelling is accepted.

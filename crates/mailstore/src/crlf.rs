@@ -203,22 +203,29 @@ impl<W: ChunkWrite> ConvertingWriter<W> {
     /// Converts `input` into `scratch` in CRLF mode (counted by
     /// [`count_stored`](Self::count_stored) afterwards).
     fn convert_crlf(&mut self, input: &[u8]) {
-        self.scratch.reserve(input.len() + 1);
-        // Every byte is kept: a run ends where a CR goes in before a bare LF.
-        let mut run = 0;
-        for at in memchr::memchr_iter(b'\n', input) {
-            let previous = match at {
-                0 => self.last_converted(),
-                _ => input[at - 1],
-            };
-            if previous != b'\r' {
-                self.scratch.extend_from_slice(&input[run..at]);
-                self.scratch.push(b'\r');
-                run = at;
-            }
-        }
-        self.scratch.extend_from_slice(&input[run..]);
+        let previous = self.last_converted();
+        push_with_crlf(input, previous, &mut self.scratch);
     }
+}
+
+/// Appends `input` to `out` with every LF not preceded by CR made CRLF (`previous`: the
+/// byte before `input[0]`). Bytes are copied a run at a time, a run ending where a CR goes
+/// in: for stored mail (LF line ends), a `memchr` and a copy per line.
+fn push_with_crlf(input: &[u8], previous: u8, out: &mut Vec<u8>) {
+    out.reserve(input.len() + 1);
+    let mut run = 0;
+    for at in memchr::memchr_iter(b'\n', input) {
+        let before = match at {
+            0 => previous,
+            _ => input[at - 1],
+        };
+        if before != b'\r' {
+            out.extend_from_slice(&input[run..at]);
+            out.push(b'\r');
+            run = at;
+        }
+    }
+    out.extend_from_slice(&input[run..]);
 }
 
 impl<W: ChunkWrite> Write for ConvertingWriter<W> {
@@ -272,15 +279,26 @@ pub(crate) fn write_all_from<W: Write + ?Sized>(
 #[derive(Debug)]
 pub struct CrlfReader<R: Read> {
     inner: R,
+    /// Stored bytes as read (allocated once per reader, not zeroed per read).
+    raw: Vec<u8>,
     buffer: Vec<u8>,
     start: usize,
     previous: u8,
 }
 
+/// How many stored bytes a [`CrlfReader`] reads at a time.
+const RAW_CHUNK: usize = 8192;
+
 impl<R: Read> CrlfReader<R> {
     /// Wraps a reader of stored bytes.
     pub fn new(inner: R) -> Self {
-        CrlfReader { inner, buffer: Vec::with_capacity(16 * 1024), start: 0, previous: 0 }
+        CrlfReader {
+            inner,
+            raw: Vec::new(),
+            buffer: Vec::with_capacity(16 * 1024),
+            start: 0,
+            previous: 0,
+        }
     }
 }
 
@@ -290,25 +308,20 @@ impl<R: Read> Read for CrlfReader<R> {
             return Ok(0);
         }
         if self.start >= self.buffer.len() {
-            let mut raw = [0u8; 8192];
+            if self.raw.is_empty() {
+                self.raw.resize(RAW_CHUNK, 0);
+            }
             let n = loop {
-                match self.inner.read(&mut raw) {
+                match self.inner.read(&mut self.raw) {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     other => break other?,
                 }
             };
-            if n == 0 {
-                return Ok(0);
-            }
+            let Some(&last) = self.raw.get(..n).and_then(<[u8]>::last) else { return Ok(0) };
             self.buffer.clear();
             self.start = 0;
-            for &byte in &raw[..n] {
-                if byte == b'\n' && self.previous != b'\r' {
-                    self.buffer.push(b'\r');
-                }
-                self.buffer.push(byte);
-                self.previous = byte;
-            }
+            push_with_crlf(&self.raw[..n], self.previous, &mut self.buffer);
+            self.previous = last;
         }
         let available = &self.buffer[self.start..];
         let n = available.len().min(out.len());
@@ -451,7 +464,55 @@ mod tests {
         }
     }
 
+    /// What IMAP serves of stored bytes, a byte at a time: the reference for [`CrlfReader`].
+    fn served_reference(stored: &[u8]) -> Vec<u8> {
+        let mut served = Vec::new();
+        let mut previous = 0u8;
+        for &byte in stored {
+            if byte == b'\n' && previous != b'\r' {
+                served.push(b'\r');
+            }
+            served.push(byte);
+            previous = byte;
+        }
+        served
+    }
+
     proptest::proptest! {
+        /// Stored bytes (CR, LF, anything) read through [`CrlfReader`] from a source that
+        /// hands them out cut anywhere (a CR or LF at a cut), into buffers of any size,
+        /// come out as the byte-at-a-time reference serves them; also for messages longer
+        /// than a read.
+        #[test]
+        fn served_bytes_match_the_byte_at_a_time_reference(
+            stored in proptest::collection::vec(
+                proptest::prop_oneof![
+                    3 => Just(b'\r'), 4 => Just(b'\n'), 5 => proptest::num::u8::ANY
+                ],
+                0..64),
+            long_line_at in proptest::option::of(0usize..64),
+            cuts in proptest::collection::vec(0usize..20_000, 0..6),
+            sizes in proptest::collection::vec(1usize..40, 1..5),
+        ) {
+            let mut stored = stored;
+            if let Some(at) = long_line_at {
+                let at = at.min(stored.len());
+                stored.splice(at..at, std::iter::repeat_n(b'a', RAW_CHUNK + 100));
+            }
+            let source = Chunked { chunks: cut(&stored, &cuts), at: 0, offset: 0 };
+            let mut reader = CrlfReader::new(source);
+            let mut served = Vec::new();
+            for size in sizes.iter().cycle() {
+                let mut buf = vec![0u8; *size];
+                let n = reader.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                served.extend_from_slice(&buf[..n]);
+            }
+            proptest::prop_assert_eq!(served, served_reference(&stored));
+        }
+
         /// A message with CRLF line ends (lone CRs allowed) is served exactly as saved.
         #[test]
         fn a_crlf_message_is_served_as_saved(

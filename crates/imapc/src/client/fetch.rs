@@ -83,7 +83,7 @@ pub struct MessageMeta {
 impl MessageMeta {
     /// The metadata of a complete answer; `None` for one that lacks an item (an
     /// unsolicited FETCH, such as another client's flag change).
-    pub(crate) fn from_fetch(fetch: &Fetch) -> Option<MessageMeta> {
+    pub(crate) fn from_fetch(fetch: Fetch) -> Option<MessageMeta> {
         let uid = match fetch.uid {
             Some(uid) => uid.get(),
             None => fetch.invalid("UID").map(|_| 0)?,
@@ -91,23 +91,24 @@ impl MessageMeta {
         if fetch.internal_date.is_none() && fetch.invalid("INTERNALDATE").is_none() {
             return None;
         }
+        let rfc822_size = fetch.rfc822_size?;
+        // The answer is ours: its flags, GUID and invalid items move over (a listing
+        // makes one of these per message; copying them cost an allocation each).
+        let mut flags = fetch.flags.unwrap_or_default();
+        flags.retain(|flag| !flag.is_recent());
+        let guid = match fetch.x_guid {
+            Some(guid) if !guid.is_empty() => Some(guid),
+            _ => fetch.gmail_message_id.map(|id| id.to_string()),
+        };
         Some(MessageMeta {
             uid,
-            flags: fetch.flags_without_recent(),
+            flags,
             internal_date: fetch.internal_date,
-            rfc822_size: fetch.rfc822_size?,
+            rfc822_size,
             modseq: fetch.modseq,
-            guid: message_guid(fetch),
-            invalid: fetch.invalid.clone(),
+            guid,
+            invalid: fetch.invalid,
         })
-    }
-}
-
-/// `X-GUID` when non-empty, else `X-GM-MSGID` in decimal.
-fn message_guid(fetch: &Fetch) -> Option<String> {
-    match &fetch.x_guid {
-        Some(guid) if !guid.is_empty() => Some(guid.clone()),
-        _ => fetch.gmail_message_id.map(|id| id.to_string()),
     }
 }
 
@@ -358,7 +359,7 @@ impl FetchHandler for MetaHandler<'_> {
     }
 
     fn fetch(&mut self, fetch: Fetch) -> io::Result<()> {
-        match MessageMeta::from_fetch(&fetch) {
+        match MessageMeta::from_fetch(fetch) {
             // UID 0 goes to the caller too: it is a message the server has.
             Some(meta) if meta.uid == 0 || self.set.contains(meta.uid) => {
                 self.listed += 1;
@@ -401,9 +402,9 @@ mod tests {
 
     #[test]
     fn message_meta_takes_x_guid_else_gmail_message_id() {
-        let guid = |f: &Fetch| MessageMeta::from_fetch(f).expect("complete").guid;
+        let guid = |f: &Fetch| MessageMeta::from_fetch(f.clone()).expect("complete").guid;
         let dovecot =
-            MessageMeta::from_fetch(&fetch(Some("1a2b3c.M1P2.host"), None)).expect("complete");
+            MessageMeta::from_fetch(fetch(Some("1a2b3c.M1P2.host"), None)).expect("complete");
         assert_eq!(dovecot.guid.as_deref(), Some("1a2b3c.M1P2.host"));
         assert_eq!(dovecot.flags, [Flag::Seen]);
         assert_eq!(dovecot.rfc822_size, 42);
@@ -425,5 +426,70 @@ mod tests {
         assert_eq!(GuidItem::for_capabilities(&other), GuidItem::XGuid);
         assert_eq!(GuidItem::GmailMessageId.fetch_item(), FetchItem::GmailMessageId);
         assert_eq!(GuidItem::XGuid.fetch_item(), FetchItem::XGuid);
+    }
+
+    /// `from_fetch` as first written, from a borrowed answer: the reference.
+    fn from_fetch_reference(fetch: &Fetch) -> Option<MessageMeta> {
+        let uid = match fetch.uid {
+            Some(uid) => uid.get(),
+            None => fetch.invalid("UID").map(|_| 0)?,
+        };
+        if fetch.internal_date.is_none() && fetch.invalid("INTERNALDATE").is_none() {
+            return None;
+        }
+        Some(MessageMeta {
+            uid,
+            flags: fetch.flags_without_recent(),
+            internal_date: fetch.internal_date,
+            rfc822_size: fetch.rfc822_size?,
+            modseq: fetch.modseq,
+            guid: match &fetch.x_guid {
+                Some(guid) if !guid.is_empty() => Some(guid.clone()),
+                _ => fetch.gmail_message_id.map(|id| id.to_string()),
+            },
+            invalid: fetch.invalid.clone(),
+        })
+    }
+
+    proptest::proptest! {
+        /// Taking the answer by value gives the metadata the borrowing version gave:
+        /// `\Recent` removed wherever it is and the other flags in order, UID 0 and
+        /// invalid dates as invalid items, the GUID rules, incomplete answers refused.
+        #[test]
+        fn message_meta_from_an_owned_answer_as_from_a_borrowed_one(
+            uid in proptest::option::of(0u32..4),
+            flags in proptest::option::of(proptest::collection::vec(
+                proptest::sample::select(vec![
+                    Flag::Seen, Flag::Recent, Flag::Deleted, Flag::Keyword("$Label1".into()),
+                ]),
+                0..6,
+            )),
+            dated in proptest::bool::ANY,
+            size in proptest::option::of(0u64..3),
+            modseq in proptest::option::of(1u64..3),
+            x_guid in proptest::option::of(proptest::sample::select(vec!["", "g1"])),
+            gmail_message_id in proptest::option::of(1u64..3),
+            invalid in proptest::collection::vec(
+                proptest::sample::select(vec!["UID", "INTERNALDATE", "X"]), 0..3,
+            ),
+        ) {
+            let answer = Fetch {
+                seq: 1,
+                uid: uid.and_then(Uid::new),
+                flags,
+                internal_date: dated
+                    .then(|| DateTime::parse_from_rfc3339("2024-01-02T03:04:05+01:00").ok())
+                    .flatten(),
+                rfc822_size: size,
+                modseq,
+                x_guid: x_guid.map(str::to_owned),
+                gmail_message_id,
+                invalid: invalid.iter().map(|name| ((*name).to_owned(), "0".to_owned())).collect(),
+                ..Fetch::default()
+            };
+            proptest::prop_assert_eq!(
+                MessageMeta::from_fetch(answer.clone()), from_fetch_reference(&answer)
+            );
+        }
     }
 }

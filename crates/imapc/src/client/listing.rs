@@ -82,7 +82,7 @@ impl Iterator for MetadataListing<'_> {
             match response {
                 Response::Untagged(Untagged::Fetch(fetch)) => {
                     // Unsolicited FETCH (a flag change by another client) without all items.
-                    let Some(meta) = MessageMeta::from_fetch(&fetch) else { continue };
+                    let Some(meta) = MessageMeta::from_fetch(*fetch) else { continue };
                     self.listed += 1;
                     if self.listed > u64::from(self.limit) {
                         // The rest is read and dropped (the session stays in sync), never

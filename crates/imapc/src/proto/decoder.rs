@@ -8,6 +8,7 @@ use crate::proto::parse::core::write_streamed_marker;
 use crate::proto::parse::response::announced_literal;
 use crate::proto::parse::{
     Ctx, ParseError, ParseOptions, body_literal_start, msg_att_rest, parse_response,
+    plain_body_literal_start, plain_fetch_line, plain_streamed_body_rest,
 };
 use crate::proto::response::{BodySection, Fetch, Response, Untagged};
 
@@ -306,8 +307,11 @@ impl ResponseDecoder {
         let brace = memchr::memrchr(b'{', line).unwrap_or(0);
         let announce = if brace > 0 && line[brace - 1] == b'~' { brace - 1 } else { brace };
         self.take_into_pending(announce)?;
+        // A body FETCH's answer in its plain shape (`UID u BODY[] `) is read without the
+        // general parser; it reads anything else.
         if !self.poisoned
-            && let Some((fetch, section, start)) = body_literal_start(self.ctx, &self.pending)
+            && let Some((fetch, section, start)) = plain_body_literal_start(&self.pending)
+                .or_else(|| body_literal_start(self.ctx, &self.pending))
         {
             if len > self.limits.max_body_len {
                 return Err(DecodeError::LiteralTooLarge { len, limit: self.limits.max_body_len });
@@ -345,14 +349,28 @@ impl ResponseDecoder {
         }
         let resume = self.resume.take();
         let poisoned = std::mem::take(&mut self.poisoned);
+        // A metadata listing's answers, one line each, are read without the general
+        // parser when they have its plain shape (which the general parser would parse
+        // alike); anything else goes on below.
+        if !from_pending
+            && !poisoned
+            && let Some(fetch) = plain_fetch_line(&self.input.bytes()[..line_len])
+        {
+            self.input.consume(line_len);
+            return Ok(Response::Untagged(Untagged::Fetch(Box::new(fetch))));
+        }
         if from_pending
             && !poisoned
             && let Some((mut fetch, start)) = resume
-            && let Ok((rest, ())) = msg_att_rest(self.ctx, &self.pending[start..], &mut fetch)
-            && matches!(rest, b"\r\n" | b"\n")
         {
-            self.pending.clear();
-            return Ok(Response::Untagged(Untagged::Fetch(Box::new(fetch))));
+            let rest = &self.pending[start..];
+            let read = plain_streamed_body_rest(rest, &mut fetch).is_some()
+                || msg_att_rest(self.ctx, rest, &mut fetch)
+                    .is_ok_and(|(rest, ())| matches!(rest, b"\r\n" | b"\n"));
+            if read {
+                self.pending.clear();
+                return Ok(Response::Untagged(Untagged::Fetch(Box::new(fetch))));
+            }
         }
         let frame: &[u8] = if from_pending { &self.pending } else { self.input.take(line_len) };
         let parsed =

@@ -45,7 +45,7 @@ pub fn parse_internal_date(text: &[u8]) -> Option<DateTime<FixedOffset>> {
     else {
         return None;
     };
-    let month = MONTHS.iter().position(|m| m.as_bytes().eq_ignore_ascii_case(&[m1, m2, m3]))?;
+    let month = month_index([m1, m2, m3])?;
     let year = i32::try_from(two_digits(y1, y2)? * 100 + two_digits(y3, y4)?).ok()?;
     let sign = match sign {
         b'+' => 1,
@@ -61,6 +61,27 @@ pub fn parse_internal_date(text: &[u8]) -> Option<DateTime<FixedOffset>> {
         two_digits(s1, s2)?,
     )?;
     offset.from_local_datetime(&naive).single()
+}
+
+/// The month (0 for January) named by three letters in any case: one comparison of the
+/// lower-cased name (setting bit 5 lower-cases a letter and never turns another byte into
+/// one) instead of a case-insensitive comparison with each month in turn.
+fn month_index(name: [u8; 3]) -> Option<usize> {
+    Some(match name.map(|byte| byte | 0x20) {
+        [b'j', b'a', b'n'] => 0,
+        [b'f', b'e', b'b'] => 1,
+        [b'm', b'a', b'r'] => 2,
+        [b'a', b'p', b'r'] => 3,
+        [b'm', b'a', b'y'] => 4,
+        [b'j', b'u', b'n'] => 5,
+        [b'j', b'u', b'l'] => 6,
+        [b'a', b'u', b'g'] => 7,
+        [b's', b'e', b'p'] => 8,
+        [b'o', b'c', b't'] => 9,
+        [b'n', b'o', b'v'] => 10,
+        [b'd', b'e', b'c'] => 11,
+        _ => return None,
+    })
 }
 
 fn two_digits(a: u8, b: u8) -> Option<u32> {
@@ -113,6 +134,20 @@ mod tests {
         }
         let date = parse_internal_date(b"07-Jul-2024 10:00:00 +0200").expect("valid");
         assert_eq!(format_internal_date(&date), " 7-Jul-2024 10:00:00 +0200");
+        // Every three bytes whose first is a letter or one of the bytes next to them (the
+        // others cannot name a month either way): the month found as a case-insensitive
+        // match against each name in turn, as first written.
+        for first in (0x20u8..0x80).chain([0xc1, 0xe1, 0xff]) {
+            for second in 0u8..=255 {
+                let thirds = b"nbrylgptvcNBRYLGPTVC\x0e\x2e\xce\x02\x22\xc2";
+                for &third in thirds {
+                    let name = [first, second, third];
+                    let reference =
+                        MONTHS.iter().position(|m| m.as_bytes().eq_ignore_ascii_case(&name));
+                    assert_eq!(month_index(name), reference, "{name:?}");
+                }
+            }
+        }
         let date = parse_internal_date(b"09-Jul-2024 12:00:00 -0530").expect("valid");
         assert_eq!(format_internal_date(&date), " 9-Jul-2024 12:00:00 -0530");
     }

@@ -81,7 +81,7 @@ impl Flag {
 }
 
 /// `ATOM-CHAR = <any CHAR except atom-specials>` (RFC 3501 §9).
-pub(crate) fn is_atom_char(byte: u8) -> bool {
+pub(crate) const fn is_atom_char(byte: u8) -> bool {
     byte > 0x20
         && byte < 0x7f
         && !matches!(byte, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')

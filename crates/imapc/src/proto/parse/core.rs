@@ -104,7 +104,12 @@ pub(crate) fn astring_atom(input: &[u8]) -> Res<'_, &[u8]> {
 pub(crate) fn quoted(input: &[u8]) -> Res<'_, Cow<'_, [u8]>> {
     let (body, _) = tag("\"")(input)?;
     let mut owned: Option<Vec<u8>> = None;
-    let mut index = 0;
+    // Plain bytes up to the first one that ends the string, escapes or is refused: found
+    // with a tight loop (most quoted strings have no escape at all), then handled below.
+    let Some(mut index) = body.iter().position(|&b| matches!(b, b'"' | b'\\' | b'\r' | b'\n' | 0))
+    else {
+        return Err(nom::Err::Incomplete(Needed::Unknown));
+    };
     loop {
         let Some(&byte) = body.get(index) else {
             return Err(nom::Err::Incomplete(Needed::Unknown));
@@ -319,7 +324,19 @@ pub(crate) fn streamed_marker(input: &[u8]) -> Res<'_, u64> {
 /// Writes the stand-in parsed by [`streamed_marker`].
 pub(crate) fn write_streamed_marker(out: &mut Vec<u8>, len: u64) {
     out.push(0);
-    out.extend_from_slice(len.to_string().as_bytes());
+    // The decimal digits, without `core::fmt` (once per streamed body).
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = len;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 #[cfg(test)]
@@ -397,5 +414,84 @@ mod tests {
         assert_eq!(literal_header(b"{4294967295}\r\n"), Ok((&b""[..], 4_294_967_295)));
         assert_eq!(literal_header(b"~{5}\r\n"), Ok((&b""[..], 5)));
         assert!(literal_header(b"{99999999999999999999999}\r\n").is_err());
+    }
+
+    /// `quoted` as first written, a byte at a time: the reference for the scan that
+    /// finds the first byte needing attention before handling it.
+    fn quoted_reference(input: &[u8]) -> Res<'_, Cow<'_, [u8]>> {
+        let (body, _) = tag("\"")(input)?;
+        let mut owned: Option<Vec<u8>> = None;
+        let mut index = 0;
+        loop {
+            let Some(&byte) = body.get(index) else {
+                return Err(nom::Err::Incomplete(Needed::Unknown));
+            };
+            match byte {
+                b'"' => {
+                    let rest = &body[index + 1..];
+                    let value = match owned {
+                        Some(v) => Cow::Owned(v),
+                        None => Cow::Borrowed(&body[..index]),
+                    };
+                    return Ok((rest, value));
+                }
+                b'\\' => {
+                    let Some(&escaped) = body.get(index + 1) else {
+                        return Err(nom::Err::Incomplete(Needed::Unknown));
+                    };
+                    if escaped != b'"' && escaped != b'\\' {
+                        return fail(&body[index..], ErrorKind::Escaped);
+                    }
+                    owned.get_or_insert_with(|| body[..index].to_vec()).push(escaped);
+                    index += 2;
+                }
+                b'\r' | b'\n' | 0 => return fail(&body[index..], ErrorKind::Char),
+                _ => {
+                    if let Some(v) = owned.as_mut() {
+                        v.push(byte);
+                    }
+                    index += 1;
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Any bytes after a quote (quotes, backslashes, CR, LF and NUL often), cut at
+        /// every length: `quoted` gives what the byte-at-a-time reference gives (value,
+        /// rest, error and where it points, or "incomplete" for every proper prefix of a
+        /// string).
+        #[test]
+        fn quoted_matches_the_byte_at_a_time_reference(
+            body in proptest::collection::vec(
+                proptest::prop_oneof![
+                    3 => proptest::strategy::Just(b'"'),
+                    3 => proptest::strategy::Just(b'\\'),
+                    1 => proptest::strategy::Just(b'\r'),
+                    1 => proptest::strategy::Just(b'\n'),
+                    1 => proptest::strategy::Just(0u8),
+                    8 => proptest::num::u8::ANY,
+                ],
+                0..40),
+        ) {
+            let mut input = vec![b'"'];
+            input.extend_from_slice(&body);
+            for end in 0..=input.len() {
+                let prefix = &input[..end];
+                proptest::prop_assert_eq!(quoted(prefix), quoted_reference(prefix), "{:?}", prefix);
+            }
+        }
+
+        /// The streamed-body marker is a NUL and the length in decimal, and parses back.
+        #[test]
+        fn streamed_marker_round_trips(len in proptest::prop_oneof![
+            proptest::num::u64::ANY, 0u64..1000, proptest::strategy::Just(u64::MAX)
+        ]) {
+            let mut out = b"x".to_vec();
+            write_streamed_marker(&mut out, len);
+            proptest::prop_assert_eq!(&out, &format!("x\0{len}").into_bytes());
+            out.push(b')');
+            proptest::prop_assert_eq!(streamed_marker(&out[1..]), Ok((&b")"[..], len)));
+        }
     }
 }

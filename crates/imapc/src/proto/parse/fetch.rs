@@ -55,9 +55,16 @@ struct ItemName<'a> {
 }
 
 fn item_name(input: &[u8]) -> Res<'_, ItemName<'_>> {
-    let (rest, name) = take_while1(|b| is_atom_char(b) && b != b'[')(input)?;
+    // `take_while1(|b| is_atom_char(b) && b != b'[')`, as a plain loop: this runs for every
+    // item of every FETCH response.
+    let Some(len) = input.iter().position(|&b| !ITEM_NAME_CHAR[usize::from(b)]) else {
+        return Err(nom::Err::Incomplete(Needed::new(1)));
+    };
+    if len == 0 {
+        return fail(input, ErrorKind::TakeWhile1);
+    }
+    let (name, mut rest) = input.split_at(len);
     let mut item = ItemName { name, section: None, origin: None };
-    let mut rest = rest;
     if rest.first() == Some(&b'[') {
         let (after, section) = section_text(&rest[1..])?;
         item.section = Some(section);
@@ -71,6 +78,20 @@ fn item_name(input: &[u8]) -> Res<'_, ItemName<'_>> {
     }
     Ok((rest, item))
 }
+
+/// Which bytes [`item_name`] takes into an item's name: `ATOM-CHAR` but `[`. A table, as
+/// the name of every item of every FETCH response is scanned with it.
+const ITEM_NAME_CHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut index = 0;
+    let mut byte = 0u8;
+    while index < table.len() {
+        table[index] = is_atom_char(byte) && byte != b'[';
+        index += 1;
+        byte = byte.wrapping_add(1);
+    }
+    table
+};
 
 /// The text of `section = "[" [section-spec] "]"` after the `[`, through the `]`; quoted
 /// header names inside a field list may contain `]`.
@@ -92,9 +113,9 @@ fn section_text(input: &[u8]) -> Res<'_, &[u8]> {
     }
 }
 
-fn body_kind(item: &ItemName<'_>) -> Option<BodyKind> {
-    let mut buf = [0u8; 32];
-    match (upper(item.name, &mut buf), item.section.is_some()) {
+/// The body item an item name (`upper_name`: its atom in upper case) stands for.
+fn body_kind(upper_name: &[u8], item: &ItemName<'_>) -> Option<BodyKind> {
+    match (upper_name, item.section.is_some()) {
         (b"BODY", true) => Some(BodyKind::Body),
         (b"BINARY", true) => Some(BodyKind::Binary),
         (b"RFC822", false) => Some(BodyKind::Rfc822),
@@ -124,13 +145,14 @@ fn body_value(input: &[u8]) -> Res<'_, BodyData> {
 fn fetch_item<'a>(ctx: Ctx, input: &'a [u8], fetch: &mut Fetch) -> Res<'a, ()> {
     let (rest, item) = item_name(input)?;
     let (rest, _) = sp(rest)?;
-    if let Some(kind) = body_kind(&item) {
+    let mut buf = [0u8; 32];
+    let name = upper(item.name, &mut buf);
+    if let Some(kind) = body_kind(name, &item) {
         let (rest, data) = body_value(rest)?;
         fetch.bodies.push(BodyItem { section: body_section(&item, kind), data });
         return Ok((rest, ()));
     }
-    let mut buf = [0u8; 32];
-    let rest = match (upper(item.name, &mut buf), item.section) {
+    let rest = match (name, item.section) {
         (b"UID", None) => {
             let (r, uid) = number(rest)?;
             match Uid::new(uid) {
@@ -258,9 +280,125 @@ pub(crate) fn body_literal_start(ctx: Ctx, prefix: &[u8]) -> Option<(Fetch, Body
             && after == b" "
         {
             let start = prefix.len() - rest.len();
-            return body_kind(&item).map(|kind| (fetch, body_section(&item, kind), start));
+            let mut buf = [0u8; 32];
+            let name = upper(item.name, &mut buf);
+            return body_kind(name, &item).map(|kind| (fetch, body_section(&item, kind), start));
         }
         let (after, ()) = fetch_item(ctx, rest, &mut fetch).ok()?;
         rest = after.strip_prefix(b" ")?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::strategy::{Just, Strategy};
+
+    /// An item name as comparable data: the rest's length and the parts, or the error.
+    type Outcome = Result<(usize, Vec<u8>, Option<Vec<u8>>, Option<u32>), String>;
+
+    fn outcome(result: Res<'_, ItemName<'_>>) -> Outcome {
+        match result {
+            Ok((rest, item)) => {
+                Ok((rest.len(), item.name.to_vec(), item.section.map(<[u8]>::to_vec), item.origin))
+            }
+            Err(nom::Err::Incomplete(_)) => Err("incomplete".to_owned()),
+            Err(nom::Err::Error(e) | nom::Err::Failure(e)) => {
+                Err(format!("{:?} at {}", e.code, e.input.len()))
+            }
+        }
+    }
+
+    /// `item_name` as first written, with nom's `take_while1`: the reference.
+    fn item_name_reference(input: &[u8]) -> Res<'_, ItemName<'_>> {
+        let (rest, name) = take_while1(|b| is_atom_char(b) && b != b'[')(input)?;
+        let mut item = ItemName { name, section: None, origin: None };
+        let mut rest = rest;
+        if rest.first() == Some(&b'[') {
+            let (after, section) = section_text(&rest[1..])?;
+            item.section = Some(section);
+            rest = after;
+            if rest.first() == Some(&b'<') {
+                let (after, origin) = number(&rest[1..])?;
+                let (after, _) = tag(">")(after)?;
+                item.origin = Some(origin);
+                rest = after;
+            }
+        }
+        Ok((rest, item))
+    }
+
+    fn item_bytes() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(
+            proptest::prop_oneof![
+                6 => proptest::sample::select(b"BODYUIDFLAGS.8<>[]0123456789 ()\"\\*%{}".to_vec()),
+                2 => proptest::num::u8::ANY,
+                1 => Just(b'['),
+            ],
+            0..24,
+        )
+    }
+
+    proptest::proptest! {
+        /// Any bytes, cut at every length: the table-driven name scan of `item_name`
+        /// gives what nom's `take_while1` gave (name, section, origin, rest or error).
+        #[test]
+        fn item_name_matches_the_take_while1_reference(input in item_bytes()) {
+            for end in 0..=input.len() {
+                let prefix = &input[..end];
+                proptest::prop_assert_eq!(
+                    outcome(item_name(prefix)), outcome(item_name_reference(prefix)),
+                    "{:?}", prefix
+                );
+            }
+        }
+
+        /// Item names are case-insensitive: a FETCH answer whose names (not their
+        /// sections or values) are in any mix of cases parses as in upper case, body
+        /// items included. (Items we skip are not in it: their names are kept as sent.)
+        #[test]
+        fn item_names_in_any_case_parse_alike(
+            lower in proptest::collection::vec(proptest::bool::ANY, 16 * 20),
+        ) {
+            let items: &[(&str, &str, &str)] = &[
+                ("UID", "", "7"),
+                ("FLAGS", "", "(\\Seen)"),
+                ("INTERNALDATE", "", "\"07-Dec-2026 10:00:00 +0100\""),
+                ("RFC822.SIZE", "", "12"),
+                ("MODSEQ", "", "(9)"),
+                ("BODY", "[]", "\"a\""),
+                ("BINARY", "[1]", "NIL"),
+                ("RFC822", "", "NIL"),
+                ("RFC822.HEADER", "", "\"h\""),
+                ("RFC822.TEXT", "", "NIL"),
+                ("BODY", "[HEADER]<3>", "\"x\""),
+                ("BINARY.SIZE", "[1]", "4"),
+                ("X-GM-MSGID", "", "5"),
+                ("EMAILID", "", "(M1)"),
+                ("X-GUID", "", "\"g\""),
+            ];
+            let mut upper = b"(".to_vec();
+            let mut mixed = b"(".to_vec();
+            for (index, (name, section, value)) in items.iter().enumerate() {
+                if index > 0 {
+                    upper.push(b' ');
+                    mixed.push(b' ');
+                }
+                upper.extend_from_slice(name.as_bytes());
+                for (at, byte) in name.bytes().enumerate() {
+                    let flip = lower[index * 20 + at];
+                    mixed.push(if flip { byte.to_ascii_lowercase() } else { byte });
+                }
+                for out in [&mut upper, &mut mixed] {
+                    out.extend_from_slice(format!("{section} {value}").as_bytes());
+                }
+            }
+            upper.push(b')');
+            mixed.push(b')');
+            let expected = msg_att(Ctx::default(), &upper).map(|(rest, fetch)| (rest.len(), fetch));
+            proptest::prop_assert!(expected.is_ok(), "{:?}", expected);
+            let got = msg_att(Ctx::default(), &mixed).map(|(rest, fetch)| (rest.len(), fetch));
+            proptest::prop_assert_eq!(got, expected);
+        }
     }
 }

@@ -8,6 +8,7 @@ pub(crate) mod core;
 mod fetch;
 mod flag;
 mod list;
+mod plain_fetch;
 pub(crate) mod response;
 
 use nom::error::ErrorKind;
@@ -15,6 +16,9 @@ use nom::error::ErrorKind;
 pub(crate) use self::core::Ctx;
 use crate::proto::response::{Response, Status, StatusKind, Untagged};
 pub(crate) use fetch::{body_literal_start, msg_att_rest};
+pub(crate) use plain_fetch::{
+    plain_body_literal_start, plain_fetch_line, plain_streamed_body_rest,
+};
 
 /// Why [`parse_response`] returned no response.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -562,7 +562,8 @@ fn push_line<'a>(
 ) {
     let length: usize = extensions.clone().map(|(_, value)| value.len() + 2).sum();
     out.reserve(10 + length + 2 + base.len() + 1);
-    let _ = write!(out, "{uid}");
+    // Once a saved message: without the formatting machinery.
+    out.push_str(itoa::Buffer::new().format(uid));
     for (key, value) in extensions {
         out.push(' ');
         out.push(char::from(key));

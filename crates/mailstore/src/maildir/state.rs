@@ -312,6 +312,50 @@ impl Files {
         Some(FileBuf { sub: shape.sub, name, kind: shape.kind })
     }
 
+    /// These files (of `new/` alone, read against `list`) with `cur/`'s files as a caller
+    /// kept them ([`super::kept_cur`]): each made the file of its UID's record, its name
+    /// that record's base name and the rest kept. `None` when one does not match: a UID
+    /// `list` does not have, not above the last one, whose record's base name has another
+    /// hash than the one kept, whose record already has a file (in `new/`), a rest that is
+    /// not an info part, or files not given whole ([`KeptCurFiles::intact`]).
+    ///
+    /// [`KeptCurFiles::intact`]: super::kept_cur::KeptCurFiles::intact
+    pub(crate) fn with_kept_cur(
+        self,
+        list: &Uidlist,
+        kept: &mut dyn super::kept_cur::KeptCurFiles,
+    ) -> Option<Files> {
+        let mut builder = FilesBuilder::resume(self, list.len());
+        let mut name = String::new();
+        let mut last = 0;
+        loop {
+            let (uid, base_hash) = {
+                let Some(file) = kept.next_file() else { break };
+                name.clear();
+                name.push_str(file.rest);
+                (file.uid, file.base_hash)
+            };
+            if uid <= last || !(name.is_empty() || name.starts_with(filename::INFO_SEP)) {
+                return None;
+            }
+            last = uid;
+            let position = list.position_of_uid(uid)?;
+            let base = list.get(position)?.base();
+            if kept.base_hash(base) != base_hash || builder.files.has_file(position) {
+                return None;
+            }
+            name.insert_str(0, base);
+            let file = FileRef { sub: Sub::Cur, name: &name, kind: FileKind::File };
+            builder.set(position, file)?;
+        }
+        kept.intact().then_some(builder.files)
+    }
+
+    /// True when every file is a regular file that a record names.
+    pub(crate) fn all_regular_and_numbered(&self) -> bool {
+        self.others.is_empty() && self.shapes.iter().all(|shape| shape.kind == FileKind::File)
+    }
+
     /// True when the record at `position` has a file.
     pub(crate) fn has_file(&self, position: usize) -> bool {
         self.shape(position).is_some()
@@ -617,6 +661,12 @@ impl Paths {
     /// others as a [`Scan`]. The same files are kept and the same ones reported.
     pub(crate) fn scan_files(&self, known: Option<&Uidlist>) -> Result<(Files, Vec<LeftOut>)> {
         self.scan_against(&[Sub::New, Sub::Cur], None, 0, known)
+    }
+
+    /// [`Self::scan_files`] of `new/` alone (`cur/`'s files come from elsewhere:
+    /// [`Files::with_kept_cur`]).
+    pub(crate) fn scan_new_files(&self, known: &Uidlist) -> Result<(Files, Vec<LeftOut>)> {
+        self.scan_against(&[Sub::New], None, 0, Some(known))
     }
 
     /// True when `new/` changed after the uidlist was last written and holds a file (not

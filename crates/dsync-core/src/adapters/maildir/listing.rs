@@ -18,15 +18,22 @@
 //! later delivery sorted before), another UIDVALIDITY, a `dovecot-keywords` changed since,
 //! a file that does not read back whole: no answer, and the folder is listed whole.
 //!
+//! Each file's directory and the rest of its name are kept too, and `cur/`'s stamp when
+//! the read vouched for it: a re-run whose `cur/` has that stamp still hands `cur/`'s
+//! files to the store ([`KeptCur`]), which then reads only `new/` and the uidlist
+//! (deliveries alone: the common catch-up run).
+//!
 //! [`MaildirStorage::keep_listings_in`]: super::MaildirStorage::keep_listings_in
 
 use std::io::Write as _;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
-use mailstore::{FileLookup, KnownFile, KnownFiles, MessageInfo};
+use mailstore::{FileLookup, KeptCurFile, KeptCurFiles, KnownFile, KnownFiles, MessageInfo};
 
-use crate::state::listing::{FolderListing, Header, ListedFile, Walk, Writer, name_hash};
+use crate::state::listing::{
+    FolderListing, Header, ListedFile, Place, Rest, Walk, Writer, name_hash,
+};
 
 /// Where a store's folder listings are kept.
 #[derive(Debug, Clone)]
@@ -138,20 +145,85 @@ pub(crate) fn keywords_stamp(dir: &Path) -> String {
 
 /// The record of a listed message.
 pub(crate) fn listed_file(info: &MessageInfo) -> ListedFile {
+    let name = &info.file_name;
+    let rest = Rest::new(name.get(base(name).len()..).unwrap_or_default());
+    let place = match rest {
+        None => Place::Unknown,
+        Some(_) if info.in_cur => Place::Cur,
+        Some(_) => Place::New,
+    };
     ListedFile {
         uid: info.uid,
         received: info.received,
         size: info.size,
         virtual_size: info.virtual_size,
-        base: base_hash(&info.file_name),
-        name: name_hash(&[info.file_name.as_bytes()]),
+        base: base_hash(name),
+        name: name_hash(&[name.as_bytes()]),
+        place,
+        rest: rest.unwrap_or_default(),
     }
 }
 
-/// The hash of the base name of `name` (up to Dovecot's `:` info separator).
+/// The base name of `name` (up to Dovecot's `:` info separator).
+fn base(name: &str) -> &str {
+    name.split_once(':').map_or(name, |(base, _)| base)
+}
+
+/// The hash of the base name of `name`.
 fn base_hash(name: &str) -> u64 {
-    let base = name.split_once(':').map_or(name, |(base, _)| base);
-    name_hash(&[base.as_bytes()])
+    name_hash(&[base(name).as_bytes()])
+}
+
+/// The place of a file now in `cur/` when `in_cur`.
+fn place(in_cur: bool) -> Place {
+    if in_cur { Place::Cur } else { Place::New }
+}
+
+/// `cur/`'s files as the last listing kept them, handed to the store
+/// ([`mailstore::Mailbox::into_messages_knowing_cur`]) from a walk of its own.
+pub(crate) struct KeptCur {
+    walk: Walk,
+    /// The file given last.
+    given: Option<ListedFile>,
+    /// A file's directory was not kept: not all of `cur/` can be given.
+    unplaced: bool,
+}
+
+impl KeptCur {
+    /// The files of `listing` (its own handle of the kept file: see
+    /// [`FolderListing::try_clone`]).
+    pub(crate) fn new(listing: FolderListing) -> KeptCur {
+        KeptCur { walk: Walk::new(listing), given: None, unplaced: false }
+    }
+}
+
+impl KeptCurFiles for KeptCur {
+    fn next_file(&mut self) -> Option<KeptCurFile<'_>> {
+        self.given = None;
+        while let Some(file) = self.walk.next_file() {
+            match file.place {
+                Place::Cur => {
+                    let given = self.given.insert(file);
+                    let rest = given.rest.as_str();
+                    return Some(KeptCurFile { uid: given.uid, base_hash: given.base, rest });
+                }
+                Place::New => {}
+                Place::Unknown => {
+                    self.unplaced = true;
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
+    fn base_hash(&self, base: &str) -> u64 {
+        name_hash(&[base.as_bytes()])
+    }
+
+    fn intact(&self) -> bool {
+        !self.unplaced && self.walk.intact()
+    }
 }
 
 /// A full listing's knowledge: what the last listing learned of each UID whose base name
@@ -167,7 +239,7 @@ impl Learned {
 }
 
 impl KnownFiles for Learned {
-    fn lookup(&mut self, uid: u32, name: &str) -> FileLookup {
+    fn lookup(&mut self, uid: u32, name: &str, _in_cur: bool) -> FileLookup {
         let Some(walk) = &mut self.previous else { return FileLookup::Read };
         walk.below(uid, |_| {});
         match walk.take(uid) {
@@ -251,16 +323,20 @@ impl Differ {
 }
 
 impl KnownFiles for Differ {
-    fn lookup(&mut self, uid: u32, name: &str) -> FileLookup {
+    fn lookup(&mut self, uid: u32, name: &str, in_cur: bool) -> FileLookup {
         let Some(before) = self.take(uid) else { return FileLookup::Read };
-        // The same name (nearly every file): the same base name too.
-        if before.name == name_hash(&[name.as_bytes()]) {
+        // The same name in the same directory (nearly every file): the same base name
+        // too, and the same rest. A file kept without its directory (a version 1 listing)
+        // is listed from what was known, to be kept with it this time.
+        if before.name == name_hash(&[name.as_bytes()]) && before.place == place(in_cur) {
             self.now.push(&before);
             return FileLookup::Skip;
         }
-        // Held for `listed`, which finds a foreign one there.
+        // Held for `listed`, which compares the names.
         self.held = Some(before);
         if before.base != base_hash(name) {
+            // Another message under the UID (the file may be gone before it is listed).
+            self.foreign = true;
             return FileLookup::Read;
         }
         FileLookup::Known(KnownFile::new(before.received, before.size, before.virtual_size))
@@ -534,10 +610,14 @@ mod tests {
         let bytes = fs::read(&kept).expect("kept");
         let mut damaged = bytes.clone();
         // Past the magic line, folder and UIDVALIDITY: the token's length and text, the
-        // keywords' (none: 0) and the first UID step; then the received date.
+        // keywords' (none: 0), `cur/`'s stamp's and the first UID step; then the received
+        // date.
         let at = 19 + 8 + 4;
         let token_len = usize::from(bytes[at]);
-        let received = at + 1 + token_len + 1 + 1;
+        let cur_at = at + 1 + token_len + 1;
+        let cur_len = usize::from(bytes[cur_at]);
+        assert!(cur_len > 0 && cur_len < 128, "a stamp of cur/ (one byte's length)");
+        let received = cur_at + 1 + cur_len + 1;
         damaged[received] ^= 0x01;
         fs::write(&kept, &damaged).expect("damage");
         touch_all(&source, 1_200_000_000);
@@ -575,8 +655,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let prefix = dir.path().join("state").join("dsync-rs-state.listing");
         let files = ListingFiles::new(prefix, mailstore::Permissions::private(), true, true);
-        let header =
-            Header { folder: 42, uid_validity: 7, token: "token".into(), keywords: String::new() };
+        let header = Header {
+            folder: 42,
+            uid_validity: 7,
+            token: "token".into(),
+            keywords: String::new(),
+            cur: String::new(),
+            version: crate::state::listing::VERSION,
+        };
         let listed: Vec<ListedFile> = (1..=30_000u32)
             .map(|uid| ListedFile {
                 uid,
@@ -585,6 +671,8 @@ mod tests {
                 virtual_size: 104,
                 base: name_hash(&[&uid.to_le_bytes()]),
                 name: name_hash(&[b"n", &uid.to_le_bytes()]),
+                place: Place::Cur,
+                rest: Rest::new(":2,S").expect("short"),
             })
             .collect();
         let mut writer = files.writer();

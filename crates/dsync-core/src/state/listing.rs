@@ -632,6 +632,32 @@ fn spill_name() -> String {
     format!(".dsync-rs-listing-spill.{}.{next}", std::process::id())
 }
 
+/// `files` with `header` as a version 1 file (before round 13: no directories, rests or
+/// stamp of `cur/`), as older builds wrote it (tests).
+#[cfg(test)]
+pub(crate) fn encode_v1(header: &Header, files: &[ListedFile]) -> Vec<u8> {
+    let mut out = MAGIC_V1.to_vec();
+    out.extend_from_slice(&header.folder.to_le_bytes());
+    out.extend_from_slice(&header.uid_validity.to_le_bytes());
+    for text in [&header.token, &header.keywords] {
+        put(&mut out, text.len() as u64);
+        out.extend_from_slice(text.as_bytes());
+    }
+    let mut last = 0;
+    for file in files {
+        put(&mut out, u64::from(file.uid - last));
+        last = file.uid;
+        put(&mut out, zigzag(file.received));
+        put(&mut out, file.size);
+        put(&mut out, file.virtual_size);
+        out.extend_from_slice(&file.base.to_le_bytes());
+        out.extend_from_slice(&file.name.to_le_bytes());
+    }
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
 /// [`Pieces`] as one byte string.
 pub(crate) fn joined((head, files, crc): Pieces) -> Vec<u8> {
     [head, files, crc.to_vec()].concat()
@@ -847,6 +873,24 @@ mod tests {
             assert!(FolderListing::decode(damaged).is_none(), "byte {at}");
             assert!(FolderListing::decode(bytes[..at].to_vec()).is_none(), "cut at {at}");
         }
+    }
+
+    /// A version 1 file (older builds) reads: its header without `cur/`'s stamp, its
+    /// files without directories or rests. (Fails when only version 2 reads.)
+    #[test]
+    fn a_version_1_listing_reads_without_directories() {
+        let files = sample_files();
+        let bytes = encode_v1(&header(), &files);
+        assert!(bytes.starts_with(b"dsync-rs listing 1\n"));
+        let listing = FolderListing::decode(bytes.clone()).expect("reads");
+        let expected = Header { cur: String::new(), version: 1, ..header() };
+        assert_eq!(listing.header, expected);
+        let unplaced: Vec<ListedFile> = files
+            .iter()
+            .map(|file| ListedFile { place: Place::Unknown, rest: Rest::default(), ..*file })
+            .collect();
+        assert_eq!(listing.files(), unplaced);
+        fuzz(&bytes[..bytes.len() - 4]);
     }
 
     #[test]

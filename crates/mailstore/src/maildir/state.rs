@@ -326,16 +326,16 @@ impl Files {
         kept: &mut dyn super::kept_cur::KeptCurFiles,
     ) -> Option<Files> {
         let mut builder = FilesBuilder::resume(self, list.len());
-        let mut name = String::new();
+        let mut rest = String::new();
         let mut last = 0;
         loop {
             let (uid, base_hash) = {
                 let Some(file) = kept.next_file() else { break };
-                name.clear();
-                name.push_str(file.rest);
+                rest.clear();
+                rest.push_str(file.rest);
                 (file.uid, file.base_hash)
             };
-            if uid <= last || !(name.is_empty() || name.starts_with(filename::INFO_SEP)) {
+            if uid <= last || !(rest.is_empty() || rest.starts_with(filename::INFO_SEP)) {
                 return None;
             }
             last = uid;
@@ -344,9 +344,7 @@ impl Files {
             if kept.base_hash(base) != base_hash || builder.files.has_file(position) {
                 return None;
             }
-            name.insert_str(0, base);
-            let file = FileRef { sub: Sub::Cur, name: &name, kind: FileKind::File };
-            builder.set(position, file)?;
+            builder.set_shape(position, Sub::Cur, FileKind::File, &rest)?;
         }
         kept.intact().then_some(builder.files)
     }
@@ -439,12 +437,18 @@ impl FilesBuilder {
     /// Makes `file` the record at `position`'s; `None` when its shape finds no number.
     fn set(&mut self, position: usize, file: FileRef<'_>) -> Option<()> {
         let rest = file.name.get(filename::base(file.name).len()..).unwrap_or("");
-        let ids = self.ids.entry((file.sub, file.kind)).or_default();
+        self.set_shape(position, file.sub, file.kind, rest)
+    }
+
+    /// [`Self::set`] of a file in `sub` of type `kind` whose name after the base name is
+    /// `rest`.
+    fn set_shape(&mut self, position: usize, sub: Sub, kind: FileKind, rest: &str) -> Option<()> {
+        let ids = self.ids.entry((sub, kind)).or_default();
         let id = if let Some(&id) = ids.get(rest) {
             id
         } else {
             let id = u32::try_from(self.files.shapes.len() + 1).ok()?;
-            self.files.shapes.push(Shape { sub: file.sub, kind: file.kind, rest: rest.into() });
+            self.files.shapes.push(Shape { sub, kind, rest: rest.into() });
             ids.insert(rest.into(), id);
             id
         };

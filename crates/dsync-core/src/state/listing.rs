@@ -20,7 +20,7 @@
 //! Neither end holds a listing: it is written as it is made ([`Writer`], spilled to an
 //! unnamed file) and read back a chunk at a time ([`FolderListing`], [`Walk`]), checked
 //! whole once before it is used and again as it is walked, so a folder of any size costs
-//! a chunk in memory, not 26 bytes a message (benches/RESULTS-memory.md, Round 12).
+//! a chunk in memory, not 32 bytes a message (benches/RESULTS-memory.md, Round 12).
 //!
 //! [`Storage::changes_since`]: crate::Storage::changes_since
 

@@ -733,7 +733,7 @@ impl Reader<'_> {
             let [place] = self.array()?;
             match Place::from_byte(place)? {
                 Place::Unknown => (Place::Unknown, Rest::default()),
-                place => (place, Rest::new(&self.text_of(MAX_REST)?)?),
+                place => (place, Rest::new(self.str_of(MAX_REST)?)?),
             }
         };
         Some(ListedFile { uid, received, size, virtual_size, base, name, place, rest })
@@ -757,15 +757,18 @@ impl Reader<'_> {
     }
 
     fn text(&mut self) -> Option<String> {
-        self.text_of(MAX_TEXT)
-    }
-
-    /// A text of at most `max` bytes.
-    fn text_of(&mut self, max: usize) -> Option<String> {
-        let len = usize::try_from(self.number()?).ok().filter(|&len| len <= max)?;
+        let len = usize::try_from(self.number()?).ok().filter(|&len| len <= MAX_TEXT)?;
         let (text, rest) = self.bytes.split_at_checked(len)?;
         self.bytes = rest;
         String::from_utf8(text.to_vec()).ok()
+    }
+
+    /// A text of at most `max` bytes, borrowed (a file's rest: no allocation a record).
+    fn str_of(&mut self, max: usize) -> Option<&str> {
+        let len = usize::try_from(self.number()?).ok().filter(|&len| len <= max)?;
+        let (text, rest) = self.bytes.split_at_checked(len)?;
+        self.bytes = rest;
+        std::str::from_utf8(text).ok()
     }
 }
 

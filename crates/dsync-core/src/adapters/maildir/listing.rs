@@ -182,7 +182,10 @@ fn place(in_cur: bool) -> Place {
 /// `cur/`'s files as the last listing kept them, handed to the store
 /// ([`mailstore::Mailbox::into_messages_knowing_cur`]) from a walk of its own.
 pub(crate) struct KeptCur {
-    walk: Walk,
+    /// The listing until the store asks for the first file (it does not when `cur/`'s
+    /// stamp moved: then nothing is read).
+    listing: Option<FolderListing>,
+    walk: Option<Walk>,
     /// The file given last.
     given: Option<ListedFile>,
     /// A file's directory was not kept: not all of `cur/` can be given.
@@ -193,14 +196,18 @@ impl KeptCur {
     /// The files of `listing` (its own handle of the kept file: see
     /// [`FolderListing::try_clone`]).
     pub(crate) fn new(listing: FolderListing) -> KeptCur {
-        KeptCur { walk: Walk::new(listing), given: None, unplaced: false }
+        KeptCur { listing: Some(listing), walk: None, given: None, unplaced: false }
     }
 }
 
 impl KeptCurFiles for KeptCur {
     fn next_file(&mut self) -> Option<KeptCurFile<'_>> {
         self.given = None;
-        while let Some(file) = self.walk.next_file() {
+        if let Some(listing) = self.listing.take() {
+            self.walk = Some(Walk::new(listing));
+        }
+        let walk = self.walk.as_mut()?;
+        while let Some(file) = walk.next_file() {
             match file.place {
                 Place::Cur => {
                     let given = self.given.insert(file);
@@ -222,7 +229,7 @@ impl KeptCurFiles for KeptCur {
     }
 
     fn intact(&self) -> bool {
-        !self.unplaced && self.walk.intact()
+        !self.unplaced && self.walk.as_ref().is_some_and(Walk::intact)
     }
 }
 

@@ -40,9 +40,10 @@ pub(crate) const VERSION: u8 = 2;
 const MAGIC_V1: &[u8] = b"dsync-rs listing 1\n";
 
 /// The longest rest of a name kept ([`Rest`]); a longer one is not kept, and its file's
-/// directory counts as unknown. Dovecot's info part is `:2,` and at most 5 flags and 26
-/// keyword letters.
-pub(crate) const MAX_REST: usize = 62;
+/// directory counts as unknown (`cur/` is then read). Dovecot's info part is `:2,` and at
+/// most 6 flag letters and 26 keyword letters (35 bytes); the smaller a [`ListedFile`],
+/// the cheaper a walk moves it.
+pub(crate) const MAX_REST: usize = 40;
 
 /// The longest change token or keywords stamp kept (ours are well under 200 bytes).
 const MAX_TEXT: usize = 4096;
@@ -125,8 +126,12 @@ impl Rest {
     }
 
     pub(crate) fn as_str(&self) -> &str {
-        let bytes = self.bytes.get(..usize::from(self.len)).unwrap_or_default();
-        std::str::from_utf8(bytes).unwrap_or_default()
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+
+    /// Its bytes (UTF-8: it was made from a `&str`).
+    fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..usize::from(self.len)).unwrap_or_default()
     }
 }
 
@@ -249,7 +254,7 @@ impl FolderListing {
         let (header, mut chunks) = Chunks::open(source, body, chunk).ok()?;
         let mut last = 0;
         while !chunks.is_done() {
-            last = chunks.file(last, header.version).ok()??.uid;
+            last = chunks.uid_of_file(last, header.version).ok()??;
         }
         if chunks.crc() != crc {
             return None;
@@ -367,6 +372,15 @@ impl Chunks {
         let file = reader.file(last, version);
         self.pos += bytes.len() - reader.bytes.len();
         Ok(file)
+    }
+
+    /// [`Self::file`] checked as it decodes, without making it: its UID.
+    fn uid_of_file(&mut self, last: u32, version: u8) -> io::Result<Option<u32>> {
+        let bytes = self.fill(MAX_RECORD)?;
+        let mut reader = Reader { bytes };
+        let uid = reader.uid_of_file(last, version);
+        self.pos += bytes.len() - reader.bytes.len();
+        Ok(uid)
     }
 
     /// Every byte was read and used.
@@ -534,9 +548,9 @@ impl Writer {
         out.extend_from_slice(&file.name.to_le_bytes());
         out.push(file.place.byte());
         if file.place != Place::Unknown {
-            let rest = file.rest.as_str();
+            let rest = file.rest.as_bytes();
             put(out, rest.len() as u64);
-            out.extend_from_slice(rest.as_bytes());
+            out.extend_from_slice(rest);
         }
         if self.files.len() >= SPILL_AT && self.spill_dir.is_some() && self.spill().is_err() {
             // No listing is kept then: the next run lists the folder whole.
@@ -716,6 +730,23 @@ impl Reader<'_> {
             shift += 7;
         }
         None
+    }
+
+    /// [`Self::file`] checked alike, only its UID kept (the check of a whole listing).
+    fn uid_of_file(&mut self, last: u32, version: u8) -> Option<u32> {
+        let step = u32::try_from(self.number()?).ok().filter(|&step| step > 0)?;
+        let uid = last.checked_add(step)?;
+        for _ in 0..3 {
+            self.number()?;
+        }
+        self.array::<16>()?;
+        if version >= 2 {
+            let [place] = self.array()?;
+            if Place::from_byte(place)? != Place::Unknown {
+                self.str_of(MAX_REST)?;
+            }
+        }
+        Some(uid)
     }
 
     /// One file of a listing of `version`, its UID above `last`.
@@ -1052,7 +1083,7 @@ mod tests {
                 .into_iter()
                 .map(|(step, received, size, virtual_size, base)| {
                     uid += step;
-                    let rest = Rest::new(&":2,FS".repeat(uid as usize % 13)).expect("short");
+                    let rest = Rest::new(&":2,FS".repeat(uid as usize % 9)).expect("short");
                     let place = if rest.as_str().is_empty() { Place::New } else { Place::Cur };
                     let name = base.rotate_left(3);
                     ListedFile { uid, received, size, virtual_size, base, name, place, rest }

@@ -328,6 +328,9 @@ impl Files {
         let mut builder = FilesBuilder::resume(self, list.len());
         let mut rest = String::new();
         let mut last = 0;
+        let mut next_position = 0;
+        // The shape of the last file, for the next with the same rest (most are).
+        let mut last_shape: Option<(String, u32)> = None;
         loop {
             let (uid, base_hash) = {
                 let Some(file) = kept.next_file() else { break };
@@ -339,12 +342,22 @@ impl Files {
                 return None;
             }
             last = uid;
-            let position = list.position_of_uid(uid)?;
+            // Records are in ascending UID order in a parsed list (a file out of order is
+            // broken), as the kept files are.
+            let position = list.position_of_uid_from(next_position, uid)?;
+            next_position = position + 1;
             let base = list.get(position)?.base();
             if kept.base_hash(base) != base_hash || builder.files.has_file(position) {
                 return None;
             }
-            builder.set_shape(position, Sub::Cur, FileKind::File, &rest)?;
+            match &last_shape {
+                Some((shape_rest, id)) if *shape_rest == rest => builder.set_id(position, *id)?,
+                _ => {
+                    builder.set_shape(position, Sub::Cur, FileKind::File, &rest)?;
+                    let id = *builder.files.by_record.get(position)?;
+                    last_shape = Some((rest.clone(), id));
+                }
+            }
         }
         kept.intact().then_some(builder.files)
     }
@@ -452,6 +465,12 @@ impl FilesBuilder {
             ids.insert(rest.into(), id);
             id
         };
+        self.set_id(position, id)
+    }
+
+    /// Gives the record at `position` the file of shape `id` (1 + its index in
+    /// [`Files::shapes`]).
+    fn set_id(&mut self, position: usize, id: u32) -> Option<()> {
         *self.files.by_record.get_mut(position)? = id;
         Some(())
     }

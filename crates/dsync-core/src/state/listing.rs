@@ -7,11 +7,12 @@
 //! of its base name (the message's identity: a UID whose base name differs is another
 //! message) and of its whole name (the flags: a name that differs is a flag change or a
 //! move from `new/` to `cur/`); since version 2 also its directory and the rest of its
-//! name after the base name (`:2,S`), and in the header `cur/`'s stamp when the read
-//! vouched for it: with the uidlist's base names they are `cur/`'s files, so that a re-run
-//! after deliveries alone does not read an unchanged `cur/` (mailstore's
-//! `Mailbox::into_messages_knowing_cur`). About 32 bytes a message on disk. A version 1
-//! file still reads, its files' directories unknown (`cur/` is then read).
+//! name after the base name (`:2,S`; one byte when they are the file before's), and in
+//! the header `cur/`'s stamp when the read vouched for it: with the uidlist's base names
+//! they are `cur/`'s files, so that a re-run after deliveries alone does not read an
+//! unchanged `cur/` (mailstore's `Mailbox::into_messages_knowing_cur`). About 27 bytes a
+//! message on disk. A version 1 file still reads, its files' directories unknown (`cur/`
+//! is then read).
 //!
 //! The file is ours and a cache: it is used only when every check passes (magic line,
 //! CRC-32 of the whole, the folder it names, then the caller's UIDVALIDITY and change
@@ -20,7 +21,7 @@
 //! Neither end holds a listing: it is written as it is made ([`Writer`], spilled to an
 //! unnamed file) and read back a chunk at a time ([`FolderListing`], [`Walk`]), checked
 //! whole once before it is used and again as it is walked, so a folder of any size costs
-//! a chunk in memory, not 32 bytes a message (benches/RESULTS-memory.md, Round 12).
+//! a chunk in memory, not 27 bytes a message (benches/RESULTS-memory.md, Round 12).
 //!
 //! [`Storage::changes_since`]: crate::Storage::changes_since
 
@@ -76,6 +77,15 @@ pub(crate) enum Place {
     /// Not kept (a version 1 file, or a rest longer than [`MAX_REST`]).
     Unknown,
 }
+
+/// A file's directory and rest as written: most files share them with the file before.
+type Shape = (Place, Rest);
+
+/// The place byte of a file whose directory and rest are the file before's (none follows):
+/// most files of a folder are in `cur/` with one rest (`:2,S`), so a record costs one
+/// byte more than in version 1, not six. Written whenever it applies (one listing, one
+/// byte string); a file that spells out the shape before it is no listing of ours.
+const SAME_SHAPE: u8 = 3;
 
 impl Place {
     fn byte(self) -> u8 {
@@ -252,9 +262,9 @@ impl FolderListing {
         source.read_exact(&mut crc).ok()?;
         let crc = u32::from_le_bytes(crc);
         let (header, mut chunks) = Chunks::open(source, body, chunk).ok()?;
-        let mut last = 0;
+        let (mut last, mut previous) = (0, None);
         while !chunks.is_done() {
-            last = chunks.uid_of_file(last, header.version).ok()??;
+            last = chunks.uid_of_file(last, header.version, &mut previous).ok()??;
         }
         if chunks.crc() != crc {
             return None;
@@ -366,19 +376,29 @@ impl Chunks {
 
     /// The next file record of a listing of `version`, its UID above `last`; `Ok(None)`:
     /// not one.
-    fn file(&mut self, last: u32, version: u8) -> io::Result<Option<ListedFile>> {
+    fn file(
+        &mut self,
+        last: u32,
+        version: u8,
+        previous: Option<Shape>,
+    ) -> io::Result<Option<ListedFile>> {
         let bytes = self.fill(MAX_RECORD)?;
         let mut reader = Reader { bytes };
-        let file = reader.file(last, version);
+        let file = reader.file(last, version, previous);
         self.pos += bytes.len() - reader.bytes.len();
         Ok(file)
     }
 
     /// [`Self::file`] checked as it decodes, without making it: its UID.
-    fn uid_of_file(&mut self, last: u32, version: u8) -> io::Result<Option<u32>> {
+    fn uid_of_file(
+        &mut self,
+        last: u32,
+        version: u8,
+        previous: &mut Option<Shape>,
+    ) -> io::Result<Option<u32>> {
         let bytes = self.fill(MAX_RECORD)?;
         let mut reader = Reader { bytes };
-        let uid = reader.uid_of_file(last, version);
+        let uid = reader.uid_of_file(last, version, previous);
         self.pos += bytes.len() - reader.bytes.len();
         Ok(uid)
     }
@@ -410,6 +430,8 @@ pub(crate) struct Walk {
     broken: bool,
     /// The listing's version.
     version: u8,
+    /// The shape of the file decoded last.
+    previous: Option<Shape>,
 }
 
 impl std::fmt::Debug for Walk {
@@ -431,7 +453,7 @@ impl Walk {
         };
         let broken = chunks.is_none();
         let version = header.version;
-        let mut walk = Walk { chunks, crc, last: 0, next: None, broken, version };
+        let mut walk = Walk { chunks, crc, last: 0, next: None, broken, version, previous: None };
         walk.next = walk.decode_next();
         walk
     }
@@ -443,8 +465,9 @@ impl Walk {
             self.chunks = None;
             return None;
         }
-        if let Ok(Some(file)) = chunks.file(self.last, self.version) {
+        if let Ok(Some(file)) = chunks.file(self.last, self.version, self.previous) {
             self.last = file.uid;
+            self.previous = Some(shape_of(&file));
             return Some(file);
         }
         self.broken = true;
@@ -502,6 +525,8 @@ pub(crate) struct Writer {
     /// A file's directory is not known ([`Place::Unknown`]): the listing cannot give
     /// `cur/`'s files.
     unplaced: bool,
+    /// The shape of the file pushed last ([`SAME_SHAPE`]).
+    last_shape: Option<Shape>,
 }
 
 /// The bytes a [`Writer`] holds before it spills them (about 10 000 files).
@@ -546,11 +571,17 @@ impl Writer {
         put(out, file.virtual_size);
         out.extend_from_slice(&file.base.to_le_bytes());
         out.extend_from_slice(&file.name.to_le_bytes());
-        out.push(file.place.byte());
-        if file.place != Place::Unknown {
-            let rest = file.rest.as_bytes();
-            put(out, rest.len() as u64);
-            out.extend_from_slice(rest);
+        let shape = shape_of(file);
+        if self.last_shape == Some(shape) {
+            out.push(SAME_SHAPE);
+        } else {
+            out.push(file.place.byte());
+            if file.place != Place::Unknown {
+                let rest = file.rest.as_bytes();
+                put(out, rest.len() as u64);
+                out.extend_from_slice(rest);
+            }
+            self.last_shape = Some(shape);
         }
         if self.files.len() >= SPILL_AT && self.spill_dir.is_some() && self.spill().is_err() {
             // No listing is kept then: the next run lists the folder whole.
@@ -623,6 +654,14 @@ impl Writer {
         crc.update(&head);
         crc.update(&self.files);
         Some((head, self.files, crc.finalize().to_le_bytes()))
+    }
+}
+
+/// The shape `file` is written with (a file of unknown place has no rest).
+fn shape_of(file: &ListedFile) -> Shape {
+    match file.place {
+        Place::Unknown => (Place::Unknown, Rest::default()),
+        place => (place, file.rest),
     }
 }
 
@@ -732,8 +771,9 @@ impl Reader<'_> {
         None
     }
 
-    /// [`Self::file`] checked alike, only its UID kept (the check of a whole listing).
-    fn uid_of_file(&mut self, last: u32, version: u8) -> Option<u32> {
+    /// [`Self::file`] checked alike, only its UID kept (the check of a whole listing);
+    /// `previous` is the shape of the file before, and becomes this one's.
+    fn uid_of_file(&mut self, last: u32, version: u8, previous: &mut Option<Shape>) -> Option<u32> {
         let step = u32::try_from(self.number()?).ok().filter(|&step| step > 0)?;
         let uid = last.checked_add(step)?;
         for _ in 0..3 {
@@ -741,16 +781,28 @@ impl Reader<'_> {
         }
         self.array::<16>()?;
         if version >= 2 {
-            let [place] = self.array()?;
-            if Place::from_byte(place)? != Place::Unknown {
-                self.str_of(MAX_REST)?;
-            }
+            *previous = Some(self.shape(*previous)?);
         }
         Some(uid)
     }
 
-    /// One file of a listing of `version`, its UID above `last`.
-    fn file(&mut self, last: u32, version: u8) -> Option<ListedFile> {
+    /// A file's shape, `previous` the shape of the file before.
+    fn shape(&mut self, previous: Option<Shape>) -> Option<Shape> {
+        let [byte] = self.array()?;
+        if byte == SAME_SHAPE {
+            return previous;
+        }
+        let shape = match Place::from_byte(byte)? {
+            Place::Unknown => (Place::Unknown, Rest::default()),
+            place => (place, Rest::new(self.str_of(MAX_REST)?)?),
+        };
+        // Spelled out though it is the one before: not our encoding.
+        (previous != Some(shape)).then_some(shape)
+    }
+
+    /// One file of a listing of `version`, its UID above `last`; `previous` is the shape
+    /// of the file before.
+    fn file(&mut self, last: u32, version: u8, previous: Option<Shape>) -> Option<ListedFile> {
         let step = u32::try_from(self.number()?).ok().filter(|&step| step > 0)?;
         let uid = last.checked_add(step)?;
         let received = unzigzag(self.number()?);
@@ -758,15 +810,8 @@ impl Reader<'_> {
         let virtual_size = self.number()?;
         let base = u64::from_le_bytes(self.array()?);
         let name = u64::from_le_bytes(self.array()?);
-        let (place, rest) = if version < 2 {
-            (Place::Unknown, Rest::default())
-        } else {
-            let [place] = self.array()?;
-            match Place::from_byte(place)? {
-                Place::Unknown => (Place::Unknown, Rest::default()),
-                place => (place, Rest::new(self.str_of(MAX_REST)?)?),
-            }
-        };
+        let (place, rest) =
+            if version < 2 { (Place::Unknown, Rest::default()) } else { self.shape(previous)? };
         Some(ListedFile { uid, received, size, virtual_size, base, name, place, rest })
     }
 
@@ -925,6 +970,28 @@ mod tests {
             .collect();
         assert_eq!(listing.files(), unplaced);
         fuzz(&bytes[..bytes.len() - 4]);
+    }
+
+    /// Files of the shape of the file before cost one byte more than in version 1; a
+    /// shape spelled out again, or a repeat with nothing before, is not our encoding.
+    /// (Fails when every shape is written whole, or a spelled-out repeat is read.)
+    #[test]
+    fn a_repeated_shape_costs_a_byte() {
+        let files = many_files();
+        let v2 = encode(&header(), &files).expect("in order");
+        let v1 = encode_v1(&header(), &files);
+        // The first shape whole (place, length, `:2,S`), the stamp of cur/ with its length.
+        let first = 1 + 1 + 4;
+        let cur = 1 + header().cur.len();
+        assert_eq!(v2.len() - v1.len(), files.len() - 1 + first + cur);
+        let rest = Rest::new(":2,S").expect("short");
+        let explicit = [1, 4, b':', b'2', b',', b'S'];
+        assert_eq!(Reader { bytes: &explicit }.shape(Some((Place::Cur, rest))), None);
+        assert_eq!(
+            Reader { bytes: &explicit }.shape(Some((Place::New, rest))),
+            Some((Place::Cur, rest))
+        );
+        assert_eq!(Reader { bytes: &[SAME_SHAPE] }.shape(None), None);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! A listing `stat`s every message file (its mtime is the received date) and, when neither
 //! its name nor the uidlist carries `W=`, opens it to count its CRLF size: at 100 000
 //! messages most of a catch-up run's work. What it learned does not change while a file
-//! keeps its name, so it is kept per folder ([`FolderListing`], about 32 bytes a message)
+//! keeps its name, so it is kept per folder ([`FolderListing`], about 27 bytes a message)
 //! and handed back to the next listing ([`mailstore::KnownFiles`]), which then reads
 //! `cur/`, `new/` and the uidlist, and only the files it has not seen. Dovecot serves
 //! those facts from its index cache the same way (a file touched since keeps the date it

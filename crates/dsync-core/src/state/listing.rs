@@ -81,11 +81,19 @@ pub(crate) enum Place {
 /// A file's directory and rest as written: most files share them with the file before.
 type Shape = (Place, Rest);
 
-/// The place byte of a file whose directory and rest are the file before's (none follows):
-/// most files of a folder are in `cur/` with one rest (`:2,S`), so a record costs one
-/// byte more than in version 1, not six. Written whenever it applies (one listing, one
-/// byte string); a file that spells out the shape before it is no listing of ours.
-const SAME_SHAPE: u8 = 3;
+/// The place byte of a file whose directory and rest are those of an earlier file: the
+/// index of that shape in the listing's table of shapes (in the order they first came,
+/// [`MAX_SHAPES`] of them) plus this. A folder's files have a few shapes (`cur/` and
+/// `:2,`, `:2,S`, `:2,FS`...), so a record costs one byte more than in version 1, not
+/// six. Written whenever it applies (one listing, one byte string): a file that spells
+/// out a shape of the table is no listing of ours.
+const FIRST_SHAPE: u8 = 3;
+
+/// The shapes a listing's table holds; later new ones are spelled out each time.
+const MAX_SHAPES: usize = 32;
+
+/// A listing's table of shapes, as it is written or read.
+type Shapes = Vec<Shape>;
 
 impl Place {
     fn byte(self) -> u8 {
@@ -262,9 +270,9 @@ impl FolderListing {
         source.read_exact(&mut crc).ok()?;
         let crc = u32::from_le_bytes(crc);
         let (header, mut chunks) = Chunks::open(source, body, chunk).ok()?;
-        let (mut last, mut previous) = (0, None);
+        let (mut last, mut shapes) = (0, Shapes::new());
         while !chunks.is_done() {
-            last = chunks.uid_of_file(last, header.version, &mut previous).ok()??;
+            last = chunks.uid_of_file(last, header.version, &mut shapes).ok()??;
         }
         if chunks.crc() != crc {
             return None;
@@ -380,11 +388,11 @@ impl Chunks {
         &mut self,
         last: u32,
         version: u8,
-        previous: Option<Shape>,
+        shapes: &mut Shapes,
     ) -> io::Result<Option<ListedFile>> {
         let bytes = self.fill(MAX_RECORD)?;
         let mut reader = Reader { bytes };
-        let file = reader.file(last, version, previous);
+        let file = reader.file(last, version, shapes);
         self.pos += bytes.len() - reader.bytes.len();
         Ok(file)
     }
@@ -394,11 +402,11 @@ impl Chunks {
         &mut self,
         last: u32,
         version: u8,
-        previous: &mut Option<Shape>,
+        shapes: &mut Shapes,
     ) -> io::Result<Option<u32>> {
         let bytes = self.fill(MAX_RECORD)?;
         let mut reader = Reader { bytes };
-        let uid = reader.uid_of_file(last, version, previous);
+        let uid = reader.uid_of_file(last, version, shapes);
         self.pos += bytes.len() - reader.bytes.len();
         Ok(uid)
     }
@@ -430,8 +438,8 @@ pub(crate) struct Walk {
     broken: bool,
     /// The listing's version.
     version: u8,
-    /// The shape of the file decoded last.
-    previous: Option<Shape>,
+    /// The listing's table of shapes so far.
+    shapes: Shapes,
 }
 
 impl std::fmt::Debug for Walk {
@@ -453,7 +461,8 @@ impl Walk {
         };
         let broken = chunks.is_none();
         let version = header.version;
-        let mut walk = Walk { chunks, crc, last: 0, next: None, broken, version, previous: None };
+        let shapes = Shapes::new();
+        let mut walk = Walk { chunks, crc, last: 0, next: None, broken, version, shapes };
         walk.next = walk.decode_next();
         walk
     }
@@ -465,9 +474,8 @@ impl Walk {
             self.chunks = None;
             return None;
         }
-        if let Ok(Some(file)) = chunks.file(self.last, self.version, self.previous) {
+        if let Ok(Some(file)) = chunks.file(self.last, self.version, &mut self.shapes) {
             self.last = file.uid;
-            self.previous = Some(shape_of(&file));
             return Some(file);
         }
         self.broken = true;
@@ -525,8 +533,8 @@ pub(crate) struct Writer {
     /// A file's directory is not known ([`Place::Unknown`]): the listing cannot give
     /// `cur/`'s files.
     unplaced: bool,
-    /// The shape of the file pushed last ([`SAME_SHAPE`]).
-    last_shape: Option<Shape>,
+    /// The shapes written so far ([`FIRST_SHAPE`]).
+    shapes: Shapes,
 }
 
 /// The bytes a [`Writer`] holds before it spills them (about 10 000 files).
@@ -572,8 +580,9 @@ impl Writer {
         out.extend_from_slice(&file.base.to_le_bytes());
         out.extend_from_slice(&file.name.to_le_bytes());
         let shape = shape_of(file);
-        if self.last_shape == Some(shape) {
-            out.push(SAME_SHAPE);
+        let known = self.shapes.iter().position(|known| *known == shape);
+        if let Some(index) = known.and_then(|index| u8::try_from(index).ok()) {
+            out.push(FIRST_SHAPE + index);
         } else {
             out.push(file.place.byte());
             if file.place != Place::Unknown {
@@ -581,7 +590,9 @@ impl Writer {
                 put(out, rest.len() as u64);
                 out.extend_from_slice(rest);
             }
-            self.last_shape = Some(shape);
+            if self.shapes.len() < MAX_SHAPES {
+                self.shapes.push(shape);
+            }
         }
         if self.files.len() >= SPILL_AT && self.spill_dir.is_some() && self.spill().is_err() {
             // No listing is kept then: the next run lists the folder whole.
@@ -771,9 +782,8 @@ impl Reader<'_> {
         None
     }
 
-    /// [`Self::file`] checked alike, only its UID kept (the check of a whole listing);
-    /// `previous` is the shape of the file before, and becomes this one's.
-    fn uid_of_file(&mut self, last: u32, version: u8, previous: &mut Option<Shape>) -> Option<u32> {
+    /// [`Self::file`] checked alike, only its UID kept (the check of a whole listing).
+    fn uid_of_file(&mut self, last: u32, version: u8, shapes: &mut Shapes) -> Option<u32> {
         let step = u32::try_from(self.number()?).ok().filter(|&step| step > 0)?;
         let uid = last.checked_add(step)?;
         for _ in 0..3 {
@@ -781,28 +791,34 @@ impl Reader<'_> {
         }
         self.array::<16>()?;
         if version >= 2 {
-            *previous = Some(self.shape(*previous)?);
+            self.shape(shapes)?;
         }
         Some(uid)
     }
 
-    /// A file's shape, `previous` the shape of the file before.
-    fn shape(&mut self, previous: Option<Shape>) -> Option<Shape> {
+    /// A file's shape, `shapes` the listing's table so far (a new one joins it).
+    fn shape(&mut self, shapes: &mut Shapes) -> Option<Shape> {
         let [byte] = self.array()?;
-        if byte == SAME_SHAPE {
-            return previous;
+        if let Some(index) = byte.checked_sub(FIRST_SHAPE) {
+            return shapes.get(usize::from(index)).copied();
         }
         let shape = match Place::from_byte(byte)? {
             Place::Unknown => (Place::Unknown, Rest::default()),
             place => (place, Rest::new(self.str_of(MAX_REST)?)?),
         };
-        // Spelled out though it is the one before: not our encoding.
-        (previous != Some(shape)).then_some(shape)
+        // Spelled out though the table has it: not our encoding.
+        if shapes.contains(&shape) {
+            return None;
+        }
+        if shapes.len() < MAX_SHAPES {
+            shapes.push(shape);
+        }
+        Some(shape)
     }
 
-    /// One file of a listing of `version`, its UID above `last`; `previous` is the shape
-    /// of the file before.
-    fn file(&mut self, last: u32, version: u8, previous: Option<Shape>) -> Option<ListedFile> {
+    /// One file of a listing of `version`, its UID above `last`; `shapes` is the table of
+    /// shapes so far.
+    fn file(&mut self, last: u32, version: u8, shapes: &mut Shapes) -> Option<ListedFile> {
         let step = u32::try_from(self.number()?).ok().filter(|&step| step > 0)?;
         let uid = last.checked_add(step)?;
         let received = unzigzag(self.number()?);
@@ -811,7 +827,7 @@ impl Reader<'_> {
         let base = u64::from_le_bytes(self.array()?);
         let name = u64::from_le_bytes(self.array()?);
         let (place, rest) =
-            if version < 2 { (Place::Unknown, Rest::default()) } else { self.shape(previous)? };
+            if version < 2 { (Place::Unknown, Rest::default()) } else { self.shape(shapes)? };
         Some(ListedFile { uid, received, size, virtual_size, base, name, place, rest })
     }
 
@@ -972,9 +988,9 @@ mod tests {
         fuzz(&bytes[..bytes.len() - 4]);
     }
 
-    /// Files of the shape of the file before cost one byte more than in version 1; a
-    /// shape spelled out again, or a repeat with nothing before, is not our encoding.
-    /// (Fails when every shape is written whole, or a spelled-out repeat is read.)
+    /// Files of a shape met before cost one byte more than in version 1; a shape of the
+    /// table spelled out again, or an index past it, is not our encoding. (Fails when every
+    /// shape is written whole, or a spelled-out repeat is read.)
     #[test]
     fn a_repeated_shape_costs_a_byte() {
         let files = many_files();
@@ -986,12 +1002,24 @@ mod tests {
         assert_eq!(v2.len() - v1.len(), files.len() - 1 + first + cur);
         let rest = Rest::new(":2,S").expect("short");
         let explicit = [1, 4, b':', b'2', b',', b'S'];
-        assert_eq!(Reader { bytes: &explicit }.shape(Some((Place::Cur, rest))), None);
+        let mut shapes = vec![(Place::New, rest)];
+        let read = Reader { bytes: &explicit }.shape(&mut shapes);
+        assert_eq!(read, Some((Place::Cur, rest)));
+        assert_eq!(shapes, [(Place::New, rest), (Place::Cur, rest)], "joins the table");
+        assert_eq!(Reader { bytes: &explicit }.shape(&mut shapes), None, "spelled out again");
         assert_eq!(
-            Reader { bytes: &explicit }.shape(Some((Place::New, rest))),
+            Reader { bytes: &[FIRST_SHAPE + 1] }.shape(&mut shapes),
             Some((Place::Cur, rest))
         );
-        assert_eq!(Reader { bytes: &[SAME_SHAPE] }.shape(None), None);
+        assert_eq!(Reader { bytes: &[FIRST_SHAPE + 2] }.shape(&mut shapes), None, "past the table");
+        // Alternating shapes (a folder where every third message is unread) cost a byte.
+        let mut alternating = many_files();
+        for (n, file) in alternating.iter_mut().enumerate() {
+            file.rest = Rest::new(if n % 3 == 0 { ":2," } else { ":2,S" }).expect("short");
+        }
+        let v2 = encode(&header(), &alternating).expect("in order");
+        let v1 = encode_v1(&header(), &alternating);
+        assert_eq!(v2.len() - v1.len(), alternating.len() - 2 + (1 + 1 + 3) + first + cur);
     }
 
     #[test]

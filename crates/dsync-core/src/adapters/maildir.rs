@@ -293,7 +293,7 @@ impl Storage for MaildirStorage {
     /// From the folder's last listing ([`MaildirStorage::keep_listings_in`]) when it was
     /// the one `token` was given with: `cur/` and `new/` read and compared by name, only
     /// new files `stat`ed (see `adapters/maildir/listing.rs`); `cur/` not even read when
-    /// its stamp is the one the listing recorded ([`KeptCur`]).
+    /// its stamp is the one the listing recorded (`listing::KeptCur`).
     fn changes_since(
         &mut self,
         mailbox: &MailboxName,

@@ -89,6 +89,10 @@ pub trait KeptCurFiles {
     /// Asked once the files were given: false when they are not all the caller kept (its
     /// copy could not be read back whole); `cur/` is then read.
     fn intact(&self) -> bool;
+
+    /// Starts again from the first file (a read that could not decide gives way to
+    /// another); false when it cannot, and `cur/` is then read.
+    fn rewind(&mut self) -> bool;
 }
 
 #[cfg(test)]
@@ -116,6 +120,8 @@ mod tests {
             writeln!(text, "{uid} :{base}").unwrap();
         }
         fs::write(root.join("dovecot-uidlist"), text).unwrap();
+        // Written before any delivery that follows, as an MTA's come after Dovecot's sync.
+        age(root, "dovecot-uidlist", 200);
         age(root, "cur", 100);
         age(root, "new", 100);
         read_only(root)
@@ -174,6 +180,11 @@ mod tests {
 
         fn intact(&self) -> bool {
             self.intact
+        }
+
+        fn rewind(&mut self) -> bool {
+            self.next = 0;
+            true
         }
     }
 
@@ -240,6 +251,62 @@ mod tests {
         assert!(read_cur, "cur/ changed");
         assert_eq!(messages, full(root));
         assert_eq!(messages[2].file_name, "1700000000.M3P1.gen:2,F");
+    }
+
+    /// Deliveries Dovecot numbered (LDA, LMTP: the records appended after the files were
+    /// put in `new/`): the uidlist is read line by line (the streamed view), `cur/` taken
+    /// from the caller, the messages a full read's; a kept file whose base name is not
+    /// its record's reads `cur/` there too; a delivery that read cannot number has the
+    /// kept files rewound for the whole read. (Fails when the line-by-line read does not
+    /// merge the kept files, does not check them, or the kept files are not rewound.)
+    #[test]
+    fn after_numbered_deliveries_the_uidlist_is_read_line_by_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let maildir = folder(root, 12);
+        let inbox = MailboxName::inbox();
+        let (first, _, stamp) = listed(maildir.mailbox(&inbox).unwrap().into_messages().unwrap());
+        let stamp = stamp.unwrap();
+        let kept = Kept::of(&first);
+        let mut records = String::new();
+        for uid in [13, 14] {
+            let base = format!("1800000000.M{uid}P2.lda");
+            fs::write(root.join("new").join(&base), "S: lda\n\n").unwrap();
+            writeln!(records, "{uid} :{base}").unwrap();
+        }
+        age(root, "new", 10);
+        let mut uidlist = fs::OpenOptions::new().append(true).open(root.join("dovecot-uidlist"));
+        std::io::Write::write_all(uidlist.as_mut().unwrap(), records.as_bytes()).unwrap();
+        drop(uidlist);
+        let mut given = kept.clone();
+        let mailbox = maildir.mailbox(&inbox).unwrap();
+        let mut stream = mailbox.into_messages_knowing_cur(&stamp, &mut given).unwrap();
+        assert!(!stream.read_cur(), "cur/ taken from the caller");
+        let messages = stream.by_ref().collect::<crate::Result<Vec<_>>>().unwrap();
+        assert_eq!(messages, full(root));
+        assert_eq!(messages.len(), 14);
+        let mailbox = stream.into_mailbox();
+        assert!(mailbox.view_bytes().unwrap().0, "the uidlist read line by line");
+
+        // An MTA's delivery in a `new/` older than the uidlist (a clock set back): the
+        // line-by-line read cannot number it, and the kept files are rewound for the
+        // whole read.
+        fs::write(root.join("new").join("1700000000.M99P3.mta"), "S: mta\n\n").unwrap();
+        age(root, "new", 300);
+        let mut given = kept.clone();
+        let stream = maildir.mailbox(&inbox).unwrap().into_messages_knowing_cur(&stamp, &mut given);
+        let (messages, read_cur, _) = listed(stream.unwrap());
+        assert!(!read_cur, "cur/ taken from the caller after a rewind");
+        assert_eq!(messages, full(root));
+        assert_eq!(messages.len(), 15);
+
+        let mut other_base = kept.clone();
+        other_base.files[5].1 ^= 1;
+        let stream =
+            maildir.mailbox(&inbox).unwrap().into_messages_knowing_cur(&stamp, &mut other_base);
+        let (messages, read_cur, _) = listed(stream.unwrap());
+        assert!(read_cur, "another base name");
+        assert_eq!(messages, full(root));
     }
 
     /// A `cur/` whose mtime is within the second (Dovecot's dirty-second rule) is not

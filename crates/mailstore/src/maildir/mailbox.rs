@@ -671,10 +671,22 @@ impl Mailbox {
     /// The view of a read-only folder whose `cur/` files are `kept` (see
     /// [`Self::into_messages_knowing_cur`]): `new/` read against the uidlist, the files
     /// no record names numbered in memory as [`Self::read_only_view`] numbers them.
-    /// `None` when anything does not match: the caller reads `cur/`.
+    /// `None` when anything does not match: the caller reads `cur/`. When `new/` holds
+    /// no delivery no record names (Dovecot's LDA and LMTP number theirs), the uidlist
+    /// is read line by line as [`Self::read_streamed_view`] reads it, the kept files
+    /// checked as its lines come: no whole parse.
     fn read_view_kept_cur(&self, kept: &mut dyn KeptCurFiles) -> Result<Option<View>> {
         if !self.store.options.read_only || self.paths.dir.join(super::journal::JOURNAL).exists() {
             return Ok(None);
+        }
+        if !self.paths.has_unnumbered_new_files() {
+            if let Some(view) = self.read_streamed_view_kept_cur(kept)? {
+                return Ok(Some(view));
+            }
+            // (A delivery in a `new/` older than the uidlist, as a rule.)
+            if !kept.rewind() {
+                return Ok(None);
+            }
         }
         let Some(list) = self.paths.read_uidlist()? else { return Ok(None) };
         let (files, left_out) = self.paths.scan_new_files(&list)?;
@@ -1198,6 +1210,27 @@ impl Mailbox {
         let files = Files::from_scan(&uidlist, &scan);
         let view = self.checked_view(Records::Whole(uidlist), files, keywords, left_out);
         Ok(View { uids_from_file: from_file, ..view })
+    }
+
+    /// [`Self::read_view_kept_cur`] with the uidlist read line by line (see
+    /// [`state::KeptMerge`]); `None` when that cannot decide (the kept files were taken:
+    /// they are rewound for the whole read).
+    fn read_streamed_view_kept_cur(&self, kept: &mut dyn KeptCurFiles) -> Result<Option<View>> {
+        let mut merge = state::KeptMerge::new(kept);
+        let read = self.paths.read_uidlist_streamed_with(&mut |position, uid, base| {
+            merge.record(position, uid, base);
+        })?;
+        let Some(StreamedRead::Streamed(list, bases)) = read else { return Ok(None) };
+        let Some(files) = merge.finish(list.len()) else { return Ok(None) };
+        let Some((files, left_out)) = self.paths.scan_new_hashed(files, list.len(), &bases)? else {
+            return Ok(None);
+        };
+        drop(bases);
+        if self.paths.dir.join(super::journal::JOURNAL).exists() {
+            return Ok(None);
+        }
+        let keywords = self.paths.read_keywords()?;
+        Ok(Some(self.checked_view(Records::Streamed(*list), files, keywords, left_out)))
     }
 
     /// [`Self::read_view`] of a folder that needs no sync, its uidlist read line by line

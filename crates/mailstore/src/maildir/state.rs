@@ -421,6 +421,92 @@ impl Files {
     }
 }
 
+/// `cur/`'s files as a caller kept them ([`super::kept_cur`]), merged with a uidlist's
+/// records as they are read line by line (both in ascending UID order): each kept file
+/// made the file of its UID's record once that record's base name has the hash kept. The
+/// checks of [`Files::with_kept_cur`], without a whole parse of the uidlist.
+pub(crate) struct KeptMerge<'k> {
+    kept: &'k mut dyn super::kept_cur::KeptCurFiles,
+    /// The next kept file: its UID, base name hash and rest.
+    next: Option<(u32, u64)>,
+    rest: String,
+    files: FilesBuilder,
+    /// The shape of the last file set, for the next with the same rest.
+    last_shape: Option<(String, u32)>,
+    failed: bool,
+}
+
+impl<'k> KeptMerge<'k> {
+    pub(crate) fn new(kept: &'k mut dyn super::kept_cur::KeptCurFiles) -> KeptMerge<'k> {
+        let mut merge = KeptMerge {
+            kept,
+            next: None,
+            rest: String::new(),
+            files: FilesBuilder::new(0),
+            last_shape: None,
+            failed: false,
+        };
+        merge.pull(0);
+        merge
+    }
+
+    /// The kept file after the one of UID `last`.
+    fn pull(&mut self, last: u32) {
+        let next = self.kept.next_file().map(|file| {
+            self.rest.clear();
+            self.rest.push_str(file.rest);
+            (file.uid, file.base_hash)
+        });
+        let rest_ok = self.rest.is_empty() || self.rest.starts_with(filename::INFO_SEP);
+        if next.is_some_and(|(uid, _)| uid <= last || !rest_ok) {
+            self.failed = true;
+        }
+        self.next = next;
+    }
+
+    /// The record at `position`, of `uid` and base name `base`, as it is read.
+    pub(crate) fn record(&mut self, position: usize, uid: u32, base: &str) {
+        let Some((next_uid, base_hash)) = self.next.filter(|_| !self.failed) else { return };
+        if next_uid < uid {
+            // A kept UID the uidlist does not have.
+            self.failed = true;
+            return;
+        }
+        if next_uid > uid {
+            return;
+        }
+        if self.kept.base_hash(base) != base_hash {
+            self.failed = true;
+            return;
+        }
+        if self.files.files.by_record.len() <= position {
+            self.files.files.by_record.resize(position + 1, 0);
+        }
+        let set = match &self.last_shape {
+            Some((rest, id)) if *rest == self.rest => self.files.set_id(position, *id),
+            _ => self.files.set_shape(position, Sub::Cur, FileKind::File, &self.rest).and_then(
+                |()| {
+                    let id = *self.files.files.by_record.get(position)?;
+                    self.last_shape = Some((self.rest.clone(), id));
+                    Some(())
+                },
+            ),
+        };
+        self.failed |= set.is_none();
+        self.pull(uid);
+    }
+
+    /// `cur/`'s files, once the uidlist's `records` were read; `None` when a kept file did
+    /// not match, was not found, or the kept files were not all given.
+    pub(crate) fn finish(mut self, records: usize) -> Option<Files> {
+        if self.failed || self.next.is_some() || !self.kept.intact() {
+            return None;
+        }
+        self.files.files.by_record.resize(records, 0);
+        Some(self.files.files)
+    }
+}
+
 /// [`Files`] as a directory is read: the shapes seen so far, by directory and type.
 struct FilesBuilder {
     files: Files,
@@ -583,12 +669,21 @@ impl Paths {
     /// whole parse may answer (see [`super::uidlist::streamed`]), which
     /// [`Self::read_uidlist`] then does. A broken file is an error, as there.
     pub(crate) fn read_uidlist_streamed(&self) -> Result<Option<StreamedRead>> {
+        self.read_uidlist_streamed_with(&mut |_, _, _| {})
+    }
+
+    /// [`Self::read_uidlist_streamed`], each record's position, UID and base name given
+    /// to `each` as its line is read.
+    pub(crate) fn read_uidlist_streamed_with(
+        &self,
+        each: &mut dyn FnMut(usize, u32, &str),
+    ) -> Result<Option<StreamedRead>> {
         #[cfg(test)]
         UIDLIST_READS.set(UIDLIST_READS.get() + 1);
         let path = self.uidlist();
         let Some(file) = self.open_uidlist(&path, "read")? else { return Ok(None) };
         let seed = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), 0x7669_6577);
-        match Streamed::read(file, streamed::CHUNK, seed) {
+        match Streamed::read_with(file, streamed::CHUNK, seed, each) {
             Ok(None) => Ok(None),
             Ok(Some(streamed::Read::Streamed(list, bases))) => {
                 Ok(Some(StreamedRead::Streamed(list, bases)))
@@ -727,14 +822,33 @@ impl Paths {
         records: usize,
         bases: &Bases,
     ) -> Result<Option<(Files, Vec<LeftOut>)>> {
+        self.scan_hashed_into(FilesBuilder::new(records), &[Sub::New, Sub::Cur], bases)
+    }
+
+    /// [`Self::scan_hashed`] of `new/` alone into `files` (`cur/`'s, kept by the caller:
+    /// [`KeptMerge`]): `None` also when a file of `new/` is a record's that has one.
+    pub(crate) fn scan_new_hashed(
+        &self,
+        files: Files,
+        records: usize,
+        bases: &Bases,
+    ) -> Result<Option<(Files, Vec<LeftOut>)>> {
+        self.scan_hashed_into(FilesBuilder::resume(files, records), &[Sub::New], bases)
+    }
+
+    fn scan_hashed_into(
+        &self,
+        mut files: FilesBuilder,
+        subs: &[Sub],
+        bases: &Bases,
+    ) -> Result<Option<(Files, Vec<LeftOut>)>> {
         #[cfg(test)]
         DIRECTORY_SCANS.set(DIRECTORY_SCANS.get() + 1);
-        let mut files = FilesBuilder::new(records);
         let mut left_out = Vec::new();
         let mut report =
             |path: PathBuf, reason| left_out.push(LeftOut { mailbox: None, path, reason });
         let mut decided = true;
-        for sub in [Sub::New, Sub::Cur] {
+        for &sub in subs {
             let relative = self.relative(&self.sub(sub)).to_path_buf();
             let Some(dir) = self.open_sub(sub, &relative, &mut report)? else { continue };
             beneath::for_each_entry(dir, |entry| {

@@ -185,6 +185,8 @@ pub(crate) struct KeptCur {
     /// The listing until the store asks for the first file (it does not when `cur/`'s
     /// stamp moved: then nothing is read).
     listing: Option<FolderListing>,
+    /// The listing again, for a walk from the start ([`KeptCurFiles::rewind`]).
+    again: Option<FolderListing>,
     walk: Option<Walk>,
     /// The file given last.
     given: Option<ListedFile>,
@@ -196,7 +198,8 @@ impl KeptCur {
     /// The files of `listing` (its own handle of the kept file: see
     /// [`FolderListing::try_clone`]).
     pub(crate) fn new(listing: FolderListing) -> KeptCur {
-        KeptCur { listing: Some(listing), walk: None, given: None, unplaced: false }
+        let again = listing.try_clone();
+        KeptCur { listing: Some(listing), again, walk: None, given: None, unplaced: false }
     }
 }
 
@@ -230,6 +233,16 @@ impl KeptCurFiles for KeptCur {
 
     fn intact(&self) -> bool {
         !self.unplaced && self.walk.as_ref().is_some_and(Walk::intact)
+    }
+
+    fn rewind(&mut self) -> bool {
+        // One walk after the other: they share the file's offset, and each seeks to its
+        // start.
+        self.walk = None;
+        self.given = None;
+        self.unplaced = false;
+        self.listing = self.again.as_ref().and_then(FolderListing::try_clone);
+        self.listing.is_some()
     }
 }
 

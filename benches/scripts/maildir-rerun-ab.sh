@@ -1,40 +1,72 @@
 #!/bin/sh
 # maildir-rerun-ab.sh WORK KIND ROUNDS MODE BIN_A BIN_B (benches/RESULTS-incremental.md,
-# Round 12): WORK is benches/maildir-source-rerun.sh's work directory (KIND: numbered or
-# pristine, made by it); one source (WORK/KIND copied), one destination,
-# then ROUNDS x (change, 2 s, re-run A; change, 2 s, re-run B): the task-clock (perf stat) of each
-# re-run, and its syscalls' count (strace -c -f) once at the end. MODE: issue (5 new, 3
-# deleted, 10 flag changes: benches/maildir-source-rerun.sh's change) or deliveries (5 new).
+# Rounds 12 and 13): WORK is benches/maildir-source-rerun.sh's work directory (KIND: numbered or
+# pristine, made by it); a source (WORK/KIND copied) and a destination per binary (each keeps
+# its own state and kept listings: two builds whose listing formats differ would otherwise
+# make each other list the folder whole), then ROUNDS x (change both sources, 2 s, re-run A and B,
+# the order turned each round): the task-clock (perf stat) of each re-run, then one no-op each, and one more
+# change with each re-run's syscalls counted (strace -c -f) and its peak RSS
+# (/usr/bin/time -f %M). MODE: issue (5 new, 3 deleted, 10 flag changes:
+# benches/maildir-source-rerun.sh's change), deliveries (5 new) or noop (nothing changed).
 set -eu
 here=$(dirname "$0")
 W=$1 KIND=$2 ROUNDS=$3 MODE=$4 A=$5 B=$6
-rm -rf "$W/absrc" "$W/abdst"; cp -a "$W/$KIND" "$W/absrc"; sleep 2
-"$A" backup --no-fsync "maildir:$W/absrc" "maildir:$W/abdst" >/dev/null 2>&1
+for side in A B; do
+  rm -rf "$W/absrc-$side" "$W/abdst-$side"; cp -a "$W/$KIND" "$W/absrc-$side"
+done
+sleep 2
+"$A" backup --no-fsync "maildir:$W/absrc-A" "maildir:$W/abdst-A" >/dev/null 2>&1
+"$B" backup --no-fsync "maildir:$W/absrc-B" "maildir:$W/abdst-B" >/dev/null 2>&1
 # The benchmark's change (5 new, 3 deleted, FLAG_CHANGES renames), taken from it.
 sed -n '/^change() {/,/^}/p' "$here/../maildir-source-rerun.sh" >"$W/change.sh"
 echo 'change "$1" "$2"' >>"$W/change.sh"
 r=0
-change() {
+change() { # both sources the same way, then the 2 s Dovecot's dirty-second rule asks for
   r=$((r + 1))
-  if [ "$MODE" = issue ]; then
-    FLAG_CHANGES=10 sh "$W/change.sh" "$W/absrc" "$r" >/dev/null
-  else
-    for k in 1 2 3 4 5; do printf 'Subject: d %s %s\n\nx\n' $r $k > "$W/absrc/new/$((1900000000 + r * 10 + k)).M${r}_${k}P3.mta"; done
-    sleep 2
-  fi
+  for side in A B; do
+    case "$MODE" in
+      issue) FLAG_CHANGES=10 sh "$W/change.sh" "$W/absrc-$side" "$r" >/dev/null ;;
+      deliveries)
+        for k in 1 2 3 4 5; do
+          printf 'Subject: d %s %s\n\nx\n' $r $k > "$W/absrc-$side/new/$((1900000000 + r * 10 + k)).M${r}_${k}P3.mta"
+        done ;;
+      noop) ;;
+    esac
+  done
+  sleep 2
+}
+run() { # run BIN SIDE [wrapper...]
+  bin=$1 side=$2; shift 2
+  "$@" "$bin" backup --no-fsync "maildir:$W/absrc-$side" "maildir:$W/abdst-$side" >/dev/null 2>&1
 }
 : > "$W/ab.t"
 for i in $(seq "$ROUNDS"); do
-  for bin in "$A" "$B"; do
-    change
-    perf stat -x, -e task-clock -o "$W/ab.perf" "$bin" backup --no-fsync "maildir:$W/absrc" "maildir:$W/abdst" >/dev/null 2>&1
-    echo "$(basename $bin) $(awk -F, '/task-clock/ {print $1}' "$W/ab.perf")" >> "$W/ab.t"
+  change
+  # The order turns each round.
+  pairs="$A A|$B B"; [ $((i % 2)) = 0 ] && pairs="$B B|$A A"
+  IFS='|'; set -- $pairs; unset IFS
+  for pair in "$1" "$2"; do
+    set -- $pair
+    run "$1" "$2" perf stat -x, -e task-clock -o "$W/ab.perf"
+    echo "$(basename $1) $(awk -F, '/task-clock/ {print $1}' "$W/ab.perf")" >> "$W/ab.t"
   done
 done
-for bin in "$A" "$B"; do
-  change
-  strace -c -f -o "$W/ab-$(basename $bin).strace" "$bin" backup --no-fsync "maildir:$W/absrc" "maildir:$W/abdst" >/dev/null 2>&1
-  echo "$(basename $bin) syscalls: $(awk '/ total$/ {print $4}' "$W/ab-$(basename $bin).strace")"
+for pair in "$A A" "$B B"; do
+  set -- $pair
+  run "$1" "$2" perf stat -x, -e task-clock -o "$W/ab.perf"
+  echo "$(basename $1) no-op task-clock: $(awk -F, '/task-clock/ {print $1}' "$W/ab.perf") ms"
+done
+change
+for pair in "$A A" "$B B"; do
+  set -- $pair
+  run "$1" "$2" strace -c -f -o "$W/ab-$(basename $1).strace"
+  echo "$(basename $1) syscalls: $(awk '/ total$/ {print $4}' "$W/ab-$(basename $1).strace")"
+done
+change
+for pair in "$A A" "$B B"; do
+  set -- $pair
+  run "$1" "$2" /usr/bin/time -f %M -o "$W/ab.rss"
+  echo "$(basename $1) peak RSS: $(cat "$W/ab.rss") KiB"
 done
 python3 - "$W/ab.t" <<'PY'
 import statistics, sys

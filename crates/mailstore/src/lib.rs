@@ -124,9 +124,10 @@ pub use left_out::{FileKind, LeftOut, LeftOutReason, Listing};
 pub use location::{Layout, Location};
 pub use mailbox_log::{MailboxChange, MailboxChangeKind};
 pub use maildir::{
-    CopyOutcome, DovecotExpunges, DroppedKeyword, Durability, ExpungedMessage, FileBeliefs,
-    FileLookup, KnownFile, KnownFiles, Mailbox, MailboxEntry, MailboxStatus, Maildir, MessageInfo,
-    MessageReader, MessageStream, NothingKnown, Options, SaveOptions,
+    CopyOutcome, DirStamp, DovecotExpunges, DroppedKeyword, Durability, ExpungedMessage,
+    FileBeliefs, FileLookup, KeptCurFile, KeptCurFiles, KnownFile, KnownFiles, Mailbox,
+    MailboxEntry, MailboxStatus, Maildir, MessageInfo, MessageReader, MessageStream, NothingKnown,
+    Options, SaveOptions,
 };
 pub use name::MailboxName;
 pub use pending::PendingMessage;

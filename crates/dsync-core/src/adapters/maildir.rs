@@ -16,7 +16,7 @@ use crate::model::{
     Flags, MailboxContents, MailboxGuid, MailboxInfo, MailboxName, MailboxStamp, MailboxStatus,
     MessageMeta, SystemFlags, Uid, UidValidity,
 };
-use crate::state::listing::{Header, Writer};
+use crate::state::listing::{Header, VERSION, Writer};
 use crate::storage::{
     Capabilities, MailboxChanges, MailboxWriter, MessageListing, MessageSink, NewMailbox, Skip,
     Storage, StorageMut,
@@ -26,7 +26,7 @@ use super::kept::Kept;
 
 mod listing;
 
-use listing::{Differ, Learned, ListingFiles, keywords_stamp, listed_file};
+use listing::{Differ, KeptCur, Learned, ListingFiles, keywords_stamp, listed_file};
 
 /// Dovecot's `dsync_alt_char`: replaces characters a name cannot hold on disk.
 const ALT_CHAR: char = '_';
@@ -50,6 +50,9 @@ pub struct MaildirStorage {
     /// Where the folders' last listings are kept ([`MaildirStorage::keep_listings_in`]);
     /// boxed, as [`Kept`] is: the CLI moves storages by value.
     listings: Option<Box<ListingFiles>>,
+    /// Folder reads that took an unchanged `cur/` from the kept listing
+    /// ([`MaildirStorage::unchanged_cur_reads_spared`]).
+    cur_reads_spared: usize,
 }
 
 impl MaildirStorage {
@@ -100,7 +103,16 @@ impl MaildirStorage {
             warnings: Vec::new(),
             kept: Kept::new(),
             listings: None,
+            cur_reads_spared: 0,
         }
+    }
+
+    /// How many folder reads of [`Storage::changes_since`] took `cur/` from the folder's
+    /// kept listing ([`MaildirStorage::keep_listings_in`]) instead of reading it: `cur/`
+    /// had the stamp the last listing recorded, so its files were the ones kept (only
+    /// `new/` and the uidlist were read). For logs and tests.
+    pub fn unchanged_cur_reads_spared(&self) -> usize {
+        self.cur_reads_spared
     }
 
     /// Keeps what each folder's listing learned of its message files in files beginning
@@ -259,10 +271,17 @@ impl Storage for MaildirStorage {
         let stream = opened.into_messages().map_err(convert_error)?;
         let token = before.after();
         let uid_validity = stream.status().uid_validity;
+        let cur = stream.cur_stamp().map(mailstore::DirStamp::to_text).unwrap_or_default();
         let recording = kept.map(|(files, folder, previous, keywords)| {
             let previous = previous.filter(|previous| previous.header.uid_validity == uid_validity);
-            let header =
-                Header { folder, uid_validity, token: token.clone().unwrap_or_default(), keywords };
+            let header = Header {
+                folder,
+                uid_validity,
+                token: token.clone().unwrap_or_default(),
+                keywords,
+                cur,
+                version: VERSION,
+            };
             let listing = files.writer();
             Recording { files, header, learned: Learned::new(previous), listing }
         });
@@ -273,7 +292,8 @@ impl Storage for MaildirStorage {
 
     /// From the folder's last listing ([`MaildirStorage::keep_listings_in`]) when it was
     /// the one `token` was given with: `cur/` and `new/` read and compared by name, only
-    /// new files `stat`ed (see `adapters/maildir/listing.rs`).
+    /// new files `stat`ed (see `adapters/maildir/listing.rs`); `cur/` not even read when
+    /// its stamp is the one the listing recorded (`listing::KeptCur`).
     fn changes_since(
         &mut self,
         mailbox: &MailboxName,
@@ -291,10 +311,24 @@ impl Storage for MaildirStorage {
             return Ok(None);
         }
         let before = token_before(&opened, self.maildir.is_read_only());
-        let mut stream = opened.into_messages().map_err(convert_error)?;
+        let kept_cur =
+            mailstore::DirStamp::from_text(&previous.header.cur).zip(previous.try_clone());
+        let mut stream = match kept_cur {
+            // Walked to its end (or dropped) before the comparison's walk begins: the two
+            // share the file's offset.
+            Some((stamp, copy)) => {
+                opened.into_messages_knowing_cur(&stamp, &mut KeptCur::new(copy))
+            }
+            None => opened.into_messages(),
+        }
+        .map_err(convert_error)?;
         if stream.status().uid_validity != previous.header.uid_validity {
             return Ok(None);
         }
+        if !stream.read_cur() {
+            self.cur_reads_spared += 1;
+        }
+        let cur = stream.cur_stamp().map(mailstore::DirStamp::to_text).unwrap_or_default();
         let uid_validity = previous.header.uid_validity;
         let mut differ = Differ::new(previous, files.writer());
         let mut changed = Vec::new();
@@ -316,12 +350,16 @@ impl Storage for MaildirStorage {
             .into_iter()
             .filter_map(|(first, last)| Some((Uid::new(first)?, Uid::new(last)?)))
             .collect();
-        // The listing now, under the token just taken.
+        // The listing now, under the token just taken; it gives `cur/`'s files when every
+        // file has its directory.
+        let cur = if differ.now.all_placed() { cur } else { String::new() };
         let header = Header {
             folder,
             uid_validity,
             token: status.change_token.clone().unwrap_or_default(),
             keywords,
+            cur,
+            version: VERSION,
         };
         files.save(&header, std::mem::take(&mut differ.now));
         // The new messages are fetched next: from the view just read.
@@ -861,7 +899,10 @@ impl Iterator for ListedMessages<'_> {
                 }
                 None => {
                     self.skipped.extend(self.stream.take_left_out().iter().map(left_out_skip));
-                    if let Some(recording) = self.recording.take() {
+                    if let Some(mut recording) = self.recording.take() {
+                        if !recording.listing.all_placed() {
+                            recording.header.cur.clear();
+                        }
                         recording.files.save(&recording.header, recording.listing);
                     }
                     return None;

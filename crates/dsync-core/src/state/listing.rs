@@ -6,7 +6,13 @@
 //! Per message: its UID, received date (the file's mtime), size and CRLF size, and a hash
 //! of its base name (the message's identity: a UID whose base name differs is another
 //! message) and of its whole name (the flags: a name that differs is a flag change or a
-//! move from `new/` to `cur/`). About 26 bytes a message on disk.
+//! move from `new/` to `cur/`); since version 2 also its directory and the rest of its
+//! name after the base name (`:2,S`; one byte when they are the file before's), and in
+//! the header `cur/`'s stamp when the read vouched for it: with the uidlist's base names
+//! they are `cur/`'s files, so that a re-run after deliveries alone does not read an
+//! unchanged `cur/` (mailstore's `Mailbox::into_messages_knowing_cur`). About 27 bytes a
+//! message on disk. A version 1 file still reads, its files' directories unknown (`cur/`
+//! is then read).
 //!
 //! The file is ours and a cache: it is used only when every check passes (magic line,
 //! CRC-32 of the whole, the folder it names, then the caller's UIDVALIDITY and change
@@ -15,7 +21,7 @@
 //! Neither end holds a listing: it is written as it is made ([`Writer`], spilled to an
 //! unnamed file) and read back a chunk at a time ([`FolderListing`], [`Walk`]), checked
 //! whole once before it is used and again as it is walked, so a folder of any size costs
-//! a chunk in memory, not 26 bytes a message (benches/RESULTS-memory.md, Round 12).
+//! a chunk in memory, not 27 bytes a message (benches/RESULTS-memory.md, Round 12).
 //!
 //! [`Storage::changes_since`]: crate::Storage::changes_since
 
@@ -25,7 +31,20 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The first bytes of the file (the version is part of it: another version is no cache).
-const MAGIC: &[u8] = b"dsync-rs listing 1\n";
+const MAGIC: &[u8] = b"dsync-rs listing 2\n";
+
+/// The version written ([`MAGIC`]).
+pub(crate) const VERSION: u8 = 2;
+
+/// The first bytes of a version 1 file (before round 13): no directories, rests or stamp
+/// of `cur/`. Read, never written.
+const MAGIC_V1: &[u8] = b"dsync-rs listing 1\n";
+
+/// The longest rest of a name kept ([`Rest`]); a longer one is not kept, and its file's
+/// directory counts as unknown (`cur/` is then read). Dovecot's info part is `:2,` and at
+/// most 6 flag letters and 26 keyword letters (35 bytes); the smaller a [`ListedFile`],
+/// the cheaper a walk moves it.
+pub(crate) const MAX_REST: usize = 40;
 
 /// The longest change token or keywords stamp kept (ours are well under 200 bytes).
 const MAX_TEXT: usize = 4096;
@@ -44,6 +63,94 @@ pub(crate) struct ListedFile {
     pub(crate) base: u64,
     /// [`name_hash`] of the whole file name.
     pub(crate) name: u64,
+    /// Where the file was.
+    pub(crate) place: Place,
+    /// Its name after the base name (empty when [`Place::Unknown`]).
+    pub(crate) rest: Rest,
+}
+
+/// The directory of a [`ListedFile`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Place {
+    New,
+    Cur,
+    /// Not kept (a version 1 file, or a rest longer than [`MAX_REST`]).
+    Unknown,
+}
+
+/// A file's directory and rest as written: most files share them with the file before.
+type Shape = (Place, Rest);
+
+/// The place byte of a file whose directory and rest are those of an earlier file: the
+/// index of that shape in the listing's table of shapes (in the order they first came,
+/// [`MAX_SHAPES`] of them) plus this. A folder's files have a few shapes (`cur/` and
+/// `:2,`, `:2,S`, `:2,FS`...), so a record costs one byte more than in version 1, not
+/// six. Written whenever it applies (one listing, one byte string): a file that spells
+/// out a shape of the table is no listing of ours.
+const FIRST_SHAPE: u8 = 3;
+
+/// The shapes a listing's table holds; later new ones are spelled out each time.
+const MAX_SHAPES: usize = 32;
+
+/// A listing's table of shapes, as it is written or read.
+type Shapes = Vec<Shape>;
+
+impl Place {
+    fn byte(self) -> u8 {
+        match self {
+            Place::New => 0,
+            Place::Cur => 1,
+            Place::Unknown => 2,
+        }
+    }
+
+    fn from_byte(byte: u8) -> Option<Place> {
+        match byte {
+            0 => Some(Place::New),
+            1 => Some(Place::Cur),
+            2 => Some(Place::Unknown),
+            _ => None,
+        }
+    }
+}
+
+/// The rest of a file's name after its base name (`:2,S`), held inline so that a
+/// [`ListedFile`] stays a plain value: at most [`MAX_REST`] bytes of UTF-8.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Rest {
+    len: u8,
+    bytes: [u8; MAX_REST],
+}
+
+impl Default for Rest {
+    fn default() -> Rest {
+        Rest { len: 0, bytes: [0; MAX_REST] }
+    }
+}
+
+impl std::fmt::Debug for Rest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
+impl Rest {
+    /// `rest`, when it is at most [`MAX_REST`] bytes.
+    pub(crate) fn new(rest: &str) -> Option<Rest> {
+        let len = u8::try_from(rest.len()).ok().filter(|&len| usize::from(len) <= MAX_REST)?;
+        let mut bytes = [0; MAX_REST];
+        bytes.get_mut(..rest.len())?.copy_from_slice(rest.as_bytes());
+        Some(Rest { len, bytes })
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+
+    /// Its bytes (UTF-8: it was made from a `&str`).
+    fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..usize::from(self.len)).unwrap_or_default()
+    }
 }
 
 /// What a kept listing says of itself.
@@ -57,6 +164,12 @@ pub(crate) struct Header {
     pub(crate) token: String,
     /// The stamp of `dovecot-keywords` then (its letters name the keywords).
     pub(crate) keywords: String,
+    /// `cur/`'s stamp before the read, when the read vouched for `cur/` (mailstore's
+    /// `MessageStream::cur_stamp`, as text) and every file of the listing has its
+    /// directory and rest; else empty.
+    pub(crate) cur: String,
+    /// The file's version: 1 (read only) or 2.
+    pub(crate) version: u8,
 }
 
 /// A folder's last listing, read from its file ([`FolderListing::read`]) and checked whole
@@ -105,12 +218,13 @@ impl Seek for Source {
 /// test that reads a kept listing has its records straddle reads).
 pub(crate) const CHUNK: usize = if cfg!(test) { 97 } else { 64 * 1024 };
 
-/// The longest file record: four LEB128 numbers and two hashes.
-const MAX_RECORD: usize = 4 * 10 + 16;
+/// The longest file record: four LEB128 numbers, two hashes, the place and the rest with
+/// its length.
+const MAX_RECORD: usize = 4 * 10 + 16 + 1 + 1 + MAX_REST;
 
-/// The longest header: the magic line, folder, UIDVALIDITY and two texts with their
+/// The longest header: the magic line, folder, UIDVALIDITY and three texts with their
 /// lengths.
-const MAX_HEAD: usize = MAGIC.len() + 8 + 4 + 2 * (10 + MAX_TEXT);
+const MAX_HEAD: usize = MAGIC.len() + 8 + 4 + 3 * (10 + MAX_TEXT);
 
 /// FNV-1a, 64 bits: stable across builds and platforms (the file outlives the process).
 #[cfg_attr(not(feature = "maildir"), allow(dead_code))]
@@ -156,14 +270,31 @@ impl FolderListing {
         source.read_exact(&mut crc).ok()?;
         let crc = u32::from_le_bytes(crc);
         let (header, mut chunks) = Chunks::open(source, body, chunk).ok()?;
-        let mut last = 0;
+        let (mut last, mut shapes) = (0, Shapes::new());
         while !chunks.is_done() {
-            last = chunks.file(last).ok()??.uid;
+            last = chunks.uid_of_file(last, header.version, &mut shapes).ok()??;
         }
         if chunks.crc() != crc {
             return None;
         }
         Some(FolderListing { header, source: chunks.source, body, crc, chunk })
+    }
+
+    /// The same listing read through another handle of its file (a walk of each, one
+    /// after the other: they share the file's offset, and each walk seeks to its start).
+    #[cfg_attr(not(feature = "maildir"), allow(dead_code))]
+    pub(crate) fn try_clone(&self) -> Option<FolderListing> {
+        let source = match &self.source {
+            Source::File(file) => Source::File(file.try_clone().ok()?),
+            Source::Memory(cursor) => Source::Memory(cursor.clone()),
+        };
+        Some(FolderListing {
+            header: self.header.clone(),
+            source,
+            body: self.body,
+            crc: self.crc,
+            chunk: self.chunk,
+        })
     }
 
     /// Its files, in ascending UID order.
@@ -251,13 +382,33 @@ impl Chunks {
         Ok(&self.buf[self.pos..self.filled])
     }
 
-    /// The next file record, its UID above `last`; `Ok(None)`: not one.
-    fn file(&mut self, last: u32) -> io::Result<Option<ListedFile>> {
+    /// The next file record of a listing of `version`, its UID above `last`; `Ok(None)`:
+    /// not one.
+    fn file(
+        &mut self,
+        last: u32,
+        version: u8,
+        shapes: &mut Shapes,
+    ) -> io::Result<Option<ListedFile>> {
         let bytes = self.fill(MAX_RECORD)?;
         let mut reader = Reader { bytes };
-        let file = reader.file(last);
+        let file = reader.file(last, version, shapes);
         self.pos += bytes.len() - reader.bytes.len();
         Ok(file)
+    }
+
+    /// [`Self::file`] checked as it decodes, without making it: its UID.
+    fn uid_of_file(
+        &mut self,
+        last: u32,
+        version: u8,
+        shapes: &mut Shapes,
+    ) -> io::Result<Option<u32>> {
+        let bytes = self.fill(MAX_RECORD)?;
+        let mut reader = Reader { bytes };
+        let uid = reader.uid_of_file(last, version, shapes);
+        self.pos += bytes.len() - reader.bytes.len();
+        Ok(uid)
     }
 
     /// Every byte was read and used.
@@ -285,6 +436,10 @@ pub(crate) struct Walk {
     /// A read failed, a record did not decode, or the checksum differs: not the listing
     /// that was checked.
     broken: bool,
+    /// The listing's version.
+    version: u8,
+    /// The listing's table of shapes so far.
+    shapes: Shapes,
 }
 
 impl std::fmt::Debug for Walk {
@@ -305,7 +460,9 @@ impl Walk {
             _ => None,
         };
         let broken = chunks.is_none();
-        let mut walk = Walk { chunks, crc, last: 0, next: None, broken };
+        let version = header.version;
+        let shapes = Shapes::new();
+        let mut walk = Walk { chunks, crc, last: 0, next: None, broken, version, shapes };
         walk.next = walk.decode_next();
         walk
     }
@@ -317,7 +474,7 @@ impl Walk {
             self.chunks = None;
             return None;
         }
-        if let Ok(Some(file)) = chunks.file(self.last) {
+        if let Ok(Some(file)) = chunks.file(self.last, self.version, &mut self.shapes) {
             self.last = file.uid;
             return Some(file);
         }
@@ -332,6 +489,14 @@ impl Walk {
             each(file);
             self.next = self.decode_next();
         }
+    }
+
+    /// The next file (then passed).
+    #[cfg_attr(not(feature = "maildir"), allow(dead_code))]
+    pub(crate) fn next_file(&mut self) -> Option<ListedFile> {
+        let file = self.next?;
+        self.next = self.decode_next();
+        Some(file)
     }
 
     /// The file of `uid` when it is the next one (then passed).
@@ -365,6 +530,11 @@ pub(crate) struct Writer {
     last: u32,
     /// A file came out of order, or a spill failed: nothing is written.
     broken: bool,
+    /// A file's directory is not known ([`Place::Unknown`]): the listing cannot give
+    /// `cur/`'s files.
+    unplaced: bool,
+    /// The shapes written so far ([`FIRST_SHAPE`]).
+    shapes: Shapes,
 }
 
 /// The bytes a [`Writer`] holds before it spills them (about 10 000 files).
@@ -400,6 +570,7 @@ impl Writer {
             self.broken = true;
             return;
         }
+        self.unplaced |= file.place == Place::Unknown;
         let out = &mut self.files;
         put(out, u64::from(file.uid - self.last));
         self.last = file.uid;
@@ -408,12 +579,34 @@ impl Writer {
         put(out, file.virtual_size);
         out.extend_from_slice(&file.base.to_le_bytes());
         out.extend_from_slice(&file.name.to_le_bytes());
+        let shape = shape_of(file);
+        let known = self.shapes.iter().position(|known| *known == shape);
+        if let Some(index) = known.and_then(|index| u8::try_from(index).ok()) {
+            out.push(FIRST_SHAPE + index);
+        } else {
+            out.push(file.place.byte());
+            if file.place != Place::Unknown {
+                let rest = file.rest.as_bytes();
+                put(out, rest.len() as u64);
+                out.extend_from_slice(rest);
+            }
+            if self.shapes.len() < MAX_SHAPES {
+                self.shapes.push(shape);
+            }
+        }
         if self.files.len() >= SPILL_AT && self.spill_dir.is_some() && self.spill().is_err() {
             // No listing is kept then: the next run lists the folder whole.
             self.broken = true;
             self.files = Vec::new();
             self.spill = None;
         }
+    }
+
+    /// True when every file pushed has its directory and rest: the listing may vouch for
+    /// `cur/` ([`Header::cur`]).
+    #[cfg_attr(not(feature = "maildir"), allow(dead_code))]
+    pub(crate) fn all_placed(&self) -> bool {
+        !self.unplaced
     }
 
     /// Moves the bytes held to the spill file, made (and at once unlinked, so that a
@@ -475,13 +668,21 @@ impl Writer {
     }
 }
 
+/// The shape `file` is written with (a file of unknown place has no rest).
+fn shape_of(file: &ListedFile) -> Shape {
+    match file.place {
+        Place::Unknown => (Place::Unknown, Rest::default()),
+        place => (place, file.rest),
+    }
+}
+
 /// A listing's header bytes.
 fn head(header: &Header) -> Vec<u8> {
     let mut head = Vec::with_capacity(MAGIC.len() + 64);
     head.extend_from_slice(MAGIC);
     head.extend_from_slice(&header.folder.to_le_bytes());
     head.extend_from_slice(&header.uid_validity.to_le_bytes());
-    for text in [&header.token, &header.keywords] {
+    for text in [&header.token, &header.keywords, &header.cur] {
         put(&mut head, text.len() as u64);
         head.extend_from_slice(text.as_bytes());
     }
@@ -493,6 +694,32 @@ fn spill_name() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let next = NEXT.fetch_add(1, Ordering::Relaxed);
     format!(".dsync-rs-listing-spill.{}.{next}", std::process::id())
+}
+
+/// `files` with `header` as a version 1 file (before round 13: no directories, rests or
+/// stamp of `cur/`), as older builds wrote it (tests).
+#[cfg(test)]
+pub(crate) fn encode_v1(header: &Header, files: &[ListedFile]) -> Vec<u8> {
+    let mut out = MAGIC_V1.to_vec();
+    out.extend_from_slice(&header.folder.to_le_bytes());
+    out.extend_from_slice(&header.uid_validity.to_le_bytes());
+    for text in [&header.token, &header.keywords] {
+        put(&mut out, text.len() as u64);
+        out.extend_from_slice(text.as_bytes());
+    }
+    let mut last = 0;
+    for file in files {
+        put(&mut out, u64::from(file.uid - last));
+        last = file.uid;
+        put(&mut out, zigzag(file.received));
+        put(&mut out, file.size);
+        put(&mut out, file.virtual_size);
+        out.extend_from_slice(&file.base.to_le_bytes());
+        out.extend_from_slice(&file.name.to_le_bytes());
+    }
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
 }
 
 /// [`Pieces`] as one byte string.
@@ -555,8 +782,43 @@ impl Reader<'_> {
         None
     }
 
-    /// One file, its UID above `last`.
-    fn file(&mut self, last: u32) -> Option<ListedFile> {
+    /// [`Self::file`] checked alike, only its UID kept (the check of a whole listing).
+    fn uid_of_file(&mut self, last: u32, version: u8, shapes: &mut Shapes) -> Option<u32> {
+        let step = u32::try_from(self.number()?).ok().filter(|&step| step > 0)?;
+        let uid = last.checked_add(step)?;
+        for _ in 0..3 {
+            self.number()?;
+        }
+        self.array::<16>()?;
+        if version >= 2 {
+            self.shape(shapes)?;
+        }
+        Some(uid)
+    }
+
+    /// A file's shape, `shapes` the listing's table so far (a new one joins it).
+    fn shape(&mut self, shapes: &mut Shapes) -> Option<Shape> {
+        let [byte] = self.array()?;
+        if let Some(index) = byte.checked_sub(FIRST_SHAPE) {
+            return shapes.get(usize::from(index)).copied();
+        }
+        let shape = match Place::from_byte(byte)? {
+            Place::Unknown => (Place::Unknown, Rest::default()),
+            place => (place, Rest::new(self.str_of(MAX_REST)?)?),
+        };
+        // Spelled out though the table has it: not our encoding.
+        if shapes.contains(&shape) {
+            return None;
+        }
+        if shapes.len() < MAX_SHAPES {
+            shapes.push(shape);
+        }
+        Some(shape)
+    }
+
+    /// One file of a listing of `version`, its UID above `last`; `shapes` is the table of
+    /// shapes so far.
+    fn file(&mut self, last: u32, version: u8, shapes: &mut Shapes) -> Option<ListedFile> {
         let step = u32::try_from(self.number()?).ok().filter(|&step| step > 0)?;
         let uid = last.checked_add(step)?;
         let received = unzigzag(self.number()?);
@@ -564,17 +826,26 @@ impl Reader<'_> {
         let virtual_size = self.number()?;
         let base = u64::from_le_bytes(self.array()?);
         let name = u64::from_le_bytes(self.array()?);
-        Some(ListedFile { uid, received, size, virtual_size, base, name })
+        let (place, rest) =
+            if version < 2 { (Place::Unknown, Rest::default()) } else { self.shape(shapes)? };
+        Some(ListedFile { uid, received, size, virtual_size, base, name, place, rest })
     }
 
-    /// A listing's header, after the magic line.
+    /// A listing's header, with the magic line.
     fn header(&mut self) -> Option<Header> {
-        self.bytes = self.bytes.strip_prefix(MAGIC)?;
+        let version = if let Some(rest) = self.bytes.strip_prefix(MAGIC) {
+            self.bytes = rest;
+            2
+        } else {
+            self.bytes = self.bytes.strip_prefix(MAGIC_V1)?;
+            1
+        };
         let folder = u64::from_le_bytes(self.array()?);
         let uid_validity = u32::from_le_bytes(self.array()?);
         let token = self.text()?;
         let keywords = self.text()?;
-        Some(Header { folder, uid_validity, token, keywords })
+        let cur = if version < 2 { String::new() } else { self.text()? };
+        Some(Header { folder, uid_validity, token, keywords, cur, version })
     }
 
     fn text(&mut self) -> Option<String> {
@@ -583,11 +854,20 @@ impl Reader<'_> {
         self.bytes = rest;
         String::from_utf8(text.to_vec()).ok()
     }
+
+    /// A text of at most `max` bytes, borrowed (a file's rest: no allocation a record).
+    fn str_of(&mut self, max: usize) -> Option<&str> {
+        let len = usize::try_from(self.number()?).ok().filter(|&len| len <= max)?;
+        let (text, rest) = self.bytes.split_at_checked(len)?;
+        self.bytes = rest;
+        std::str::from_utf8(text).ok()
+    }
 }
 
-/// The fuzz target's check: whatever decodes encodes to the same bytes, read in chunks of
-/// any size (the first byte picks one) or whole; a walk gives every file in ascending UID
-/// order and ends intact.
+/// The fuzz target's check: whatever decodes encodes to the same bytes (a version 1 file:
+/// to a version 2 file that reads back as the same listing), read in chunks of any size
+/// (the first byte picks one) or whole; a walk gives every file in ascending UID order
+/// and ends intact, a file's rest only with its directory.
 pub(crate) fn fuzz(data: &[u8]) {
     let chunk = data.first().map_or(1, |&byte| usize::from(byte % 80) + 1);
     let mut sealed = data.to_vec();
@@ -602,19 +882,33 @@ pub(crate) fn fuzz(data: &[u8]) {
         assert!(whole.is_some(), "the chunks' size does not matter");
         let header = listing.header.clone();
         let mut writer = Writer::new(0);
+        let mut files = Vec::new();
         let mut walk = Walk::new(listing);
         let mut last = 0;
         walk.below(u32::MAX, |file| {
             assert!(file.uid > last, "ascending");
             last = file.uid;
-            writer.push(&file);
+            files.push(file);
         });
-        if let Some(file) = walk.take(u32::MAX) {
-            writer.push(&file);
-        }
+        files.extend(walk.take(u32::MAX));
         assert!(walk.intact(), "a checked listing walks to its end");
+        for file in &files {
+            assert!(file.place != Place::Unknown || file.rest.as_str().is_empty(), "no rest");
+            writer.push(file);
+        }
         let again = writer.finish(&header).map(joined);
-        assert_eq!(again, Some(bytes), "our own encoding is canonical");
+        if header.version == VERSION {
+            assert_eq!(again, Some(bytes), "our own encoding is canonical");
+            continue;
+        }
+        let again = again.and_then(|again| FolderListing::decode_in_chunks(again, chunk));
+        let again = again.expect("a version 1 listing is written again as version 2");
+        assert_eq!(again.header, Header { version: VERSION, ..header }, "the same header");
+        let mut walk = Walk::new(again);
+        let mut read = Vec::new();
+        walk.below(u32::MAX, |file| read.push(file));
+        read.extend(walk.take(u32::MAX));
+        assert!(walk.intact() && read == files, "the same files");
     }
 }
 
@@ -629,6 +923,8 @@ mod tests {
             uid_validity: 1_700_000_123,
             token: "1.2:3/4.5:6/7.8:9/".into(),
             keywords: String::new(),
+            cur: "1 2 3 4 5 6".into(),
+            version: VERSION,
         }
     }
 
@@ -642,6 +938,8 @@ mod tests {
                 virtual_size: u64::MAX - u64::from(uid),
                 base: name_hash(&[b"1700000000.M1P1.host"]),
                 name: u64::from(uid),
+                place: [Place::Cur, Place::New, Place::Unknown][uid as usize % 3],
+                rest: Rest::new(if uid % 3 == 2 { "" } else { ":2,S" }).expect("short"),
             })
             .collect()
     }
@@ -670,6 +968,58 @@ mod tests {
             assert!(FolderListing::decode(damaged).is_none(), "byte {at}");
             assert!(FolderListing::decode(bytes[..at].to_vec()).is_none(), "cut at {at}");
         }
+    }
+
+    /// A version 1 file (older builds) reads: its header without `cur/`'s stamp, its
+    /// files without directories or rests. (Fails when only version 2 reads.)
+    #[test]
+    fn a_version_1_listing_reads_without_directories() {
+        let files = sample_files();
+        let bytes = encode_v1(&header(), &files);
+        assert!(bytes.starts_with(b"dsync-rs listing 1\n"));
+        let listing = FolderListing::decode(bytes.clone()).expect("reads");
+        let expected = Header { cur: String::new(), version: 1, ..header() };
+        assert_eq!(listing.header, expected);
+        let unplaced: Vec<ListedFile> = files
+            .iter()
+            .map(|file| ListedFile { place: Place::Unknown, rest: Rest::default(), ..*file })
+            .collect();
+        assert_eq!(listing.files(), unplaced);
+        fuzz(&bytes[..bytes.len() - 4]);
+    }
+
+    /// Files of a shape met before cost one byte more than in version 1; a shape of the
+    /// table spelled out again, or an index past it, is not our encoding. (Fails when every
+    /// shape is written whole, or a spelled-out repeat is read.)
+    #[test]
+    fn a_repeated_shape_costs_a_byte() {
+        let files = many_files();
+        let v2 = encode(&header(), &files).expect("in order");
+        let v1 = encode_v1(&header(), &files);
+        // The first shape whole (place, length, `:2,S`), the stamp of cur/ with its length.
+        let first = 1 + 1 + 4;
+        let cur = 1 + header().cur.len();
+        assert_eq!(v2.len() - v1.len(), files.len() - 1 + first + cur);
+        let rest = Rest::new(":2,S").expect("short");
+        let explicit = [1, 4, b':', b'2', b',', b'S'];
+        let mut shapes = vec![(Place::New, rest)];
+        let read = Reader { bytes: &explicit }.shape(&mut shapes);
+        assert_eq!(read, Some((Place::Cur, rest)));
+        assert_eq!(shapes, [(Place::New, rest), (Place::Cur, rest)], "joins the table");
+        assert_eq!(Reader { bytes: &explicit }.shape(&mut shapes), None, "spelled out again");
+        assert_eq!(
+            Reader { bytes: &[FIRST_SHAPE + 1] }.shape(&mut shapes),
+            Some((Place::Cur, rest))
+        );
+        assert_eq!(Reader { bytes: &[FIRST_SHAPE + 2] }.shape(&mut shapes), None, "past the table");
+        // Alternating shapes (a folder where every third message is unread) cost a byte.
+        let mut alternating = many_files();
+        for (n, file) in alternating.iter_mut().enumerate() {
+            file.rest = Rest::new(if n % 3 == 0 { ":2," } else { ":2,S" }).expect("short");
+        }
+        let v2 = encode(&header(), &alternating).expect("in order");
+        let v1 = encode_v1(&header(), &alternating);
+        assert_eq!(v2.len() - v1.len(), alternating.len() - 2 + (1 + 1 + 3) + first + cur);
     }
 
     #[test]
@@ -714,6 +1064,8 @@ mod tests {
                 virtual_size: u64::from(uid % 5000) + 40,
                 base: name_hash(&[uid.to_string().as_bytes()]),
                 name: name_hash(&[b"name", uid.to_string().as_bytes()]),
+                place: Place::Cur,
+                rest: Rest::new(":2,S").expect("short"),
             })
             .collect()
     }
@@ -826,10 +1178,20 @@ mod tests {
                 .into_iter()
                 .map(|(step, received, size, virtual_size, base)| {
                     uid += step;
-                    ListedFile { uid, received, size, virtual_size, base, name: base.rotate_left(3) }
+                    let rest = Rest::new(&":2,FS".repeat(uid as usize % 9)).expect("short");
+                    let place = if rest.as_str().is_empty() { Place::New } else { Place::Cur };
+                    let name = base.rotate_left(3);
+                    ListedFile { uid, received, size, virtual_size, base, name, place, rest }
                 })
                 .collect();
-            let header = Header { folder, uid_validity, token, keywords: "k".into() };
+            let header = Header {
+                folder,
+                uid_validity,
+                token,
+                keywords: "k".into(),
+                cur: "c".into(),
+                version: VERSION,
+            };
             let listing = FolderListing::decode(encode(&header, &files).expect("in order"));
             prop_assert_eq!(listing.map(|l| (l.header.clone(), l.files())), Some((header, files)));
         }

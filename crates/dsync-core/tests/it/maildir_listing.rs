@@ -208,3 +208,180 @@ fn a_dovecot_numbered_source_with_deliveries_is_numbered_as_dovecot_numbers_it()
         ours.into_iter().map(|(uid, guid, _, _)| (uid, guid.unwrap_or_default())).collect();
     assert_eq!(theirs, ours);
 }
+
+/// A source Dovecot numbered, copied out of a private Dovecot (30 messages: a third
+/// without flags, in `new/`), and everything a re-run of it needs.
+struct Numbered {
+    dir: tempfile::TempDir,
+    root: PathBuf,
+    state_dir: PathBuf,
+    destination: PathBuf,
+    state: Option<SyncState>,
+    /// Deliveries so far.
+    delivered: u32,
+}
+
+impl Numbered {
+    /// Numbered by Dovecot, then copied whole once (its directories a minute old, so that
+    /// the listing vouches for `cur/`).
+    fn new() -> Numbered {
+        use testkit::{Dovecot, RawImap, fixtures};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let seed = Dovecot::builder().user("alice", "pw").start();
+        let mut imap = RawImap::login(seed.imap_port(), "alice", "pw");
+        for index in 0..30 {
+            let flags: &[&str] = if index % 3 == 0 { &[] } else { &["\\Seen"] };
+            imap.append("INBOX", flags, None, &fixtures::message(index, "numbered", "body"));
+        }
+        imap.logout();
+        let root = dir.path().join("source");
+        let status = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(seed.home("alice").join("Maildir"))
+            .arg(&root)
+            .status()
+            .expect("cp");
+        assert!(status.success());
+        drop(seed);
+        assert!(root.join("dovecot-uidlist").exists(), "Dovecot numbered it");
+        assert!(!names(&root.join("new")).is_empty(), "numbered files in new/");
+        let state_dir = dir.path().join("state");
+        fs::create_dir_all(&state_dir).expect("state dir");
+        settle(&root, 60);
+        let destination = dir.path().join("destination");
+        let mut numbered =
+            Numbered { dir, root, state_dir, destination, state: None, delivered: 0 };
+        assert_eq!(numbered.rerun(), 0, "a first run reads cur/");
+        numbered
+    }
+
+    /// A backup re-run from the state of the last; how many folder reads took `cur/` from
+    /// the kept listing.
+    fn rerun(&mut self) -> usize {
+        let mut source = source(&self.root, &self.state_dir, true);
+        let mut destination = MaildirStorage::open_path(&self.destination, Durability::Deferred);
+        let options = SyncOptions::new(Mode::Backup).state(self.state.take());
+        let report = dsync_core::run(&options, &mut source, &mut destination, &mut NoObserver)
+            .unwrap_or_else(|failed| panic!("backup failed: {failed}"));
+        self.state = Some(report.state.expect("a state"));
+        source.unchanged_cur_reads_spared()
+    }
+
+    /// `count` new files put into `new/` by an MTA (no uidlist record).
+    fn deliver(&mut self, count: u32) {
+        for _ in 0..count {
+            self.delivered += 1;
+            let n = self.delivered;
+            fs::write(
+                self.root.join(format!("new/{}.M{n}P7.mta", 1_900_000_000 + n)),
+                format!("Subject: delivered {n}\n\n{n}\n"),
+            )
+            .expect("deliver");
+        }
+    }
+
+    /// `new/`'s mtime put `seconds` in the past, `cur/`'s left as it is.
+    fn settle_new(&self, seconds: u64) {
+        let then = SystemTime::now() - Duration::from_secs(seconds);
+        let new = fs::File::open(self.root.join("new")).expect("dir");
+        new.set_modified(then).expect("mtime");
+    }
+
+    /// UID, GUID and flags of every message, as Dovecot serves the source and as it serves
+    /// the destination (one Dovecot, a user on each).
+    fn served(&self) -> (String, String) {
+        use testkit::{Dovecot, chown_to_mail_user};
+        chown_to_mail_user(self.dir.path());
+        let dovecot = Dovecot::builder()
+            .user_with_mail("source", "pw", &format!("maildir:{}", self.root.display()))
+            .user_with_mail("destination", "pw", &format!("maildir:{}", self.destination.display()))
+            .start();
+        // `\Recent` is the session's (the first to see a message), not the message's.
+        let fetch = |user: &str| {
+            let fetched = dovecot.doveadm_ok(&["fetch", "-u", user, "uid guid flags", "all"]);
+            let fetched = fetched.replace("\\Recent", "");
+            fetched.lines().map(str::trim_end).collect::<Vec<_>>().join("\n")
+        };
+        (fetch("source"), fetch("destination"))
+    }
+}
+
+/// The deliveries-only re-run of a source Dovecot numbered reads no `cur/` (its stamp is
+/// the one the last listing recorded, so its files are the ones kept), twice in a row,
+/// and the destination is what Dovecot serves from the source: UIDs, GUIDs and flags.
+/// (Fails without the kept `cur/`: every re-run reads it.)
+#[test]
+fn a_deliveries_only_rerun_of_a_dovecot_numbered_source_reads_no_cur() {
+    let mut source = Numbered::new();
+    source.deliver(5);
+    source.settle_new(30);
+    assert_eq!(source.rerun(), 1, "cur/ taken from the kept listing");
+    source.deliver(2);
+    source.settle_new(20);
+    assert_eq!(source.rerun(), 1, "and again from the listing that run kept");
+    let (theirs, ours) = source.served();
+    assert_eq!(theirs.lines().filter(|l| l.starts_with("uid: ")).count(), 30 + 7);
+    assert_eq!(ours, theirs);
+}
+
+/// A flag change in `cur/` (a rename) moves its stamp: `cur/` is read, and the
+/// destination has the new flag. (Fails when the kept `cur/` is used whatever its stamp:
+/// the rename would be missed.)
+#[test]
+fn a_flag_change_in_cur_reads_cur() {
+    let mut source = Numbered::new();
+    let cur = names(&source.root.join("cur"));
+    let flagged = &cur[2];
+    fs::rename(
+        source.root.join("cur").join(flagged),
+        source.root.join("cur").join(format!("{flagged}F")),
+    )
+    .expect("flag");
+    source.deliver(1);
+    settle(&source.root, 30);
+    assert_eq!(source.rerun(), 0, "cur/ changed");
+    let (theirs, ours) = source.served();
+    assert!(theirs.contains("\\Flagged"), "{theirs}");
+    assert_eq!(ours, theirs);
+}
+
+/// A change in `cur/` within the second its stamp was taken in, on a file system that
+/// stamps times by the second, leaves its mtime as it was: modelled by putting the mtime
+/// back after a rename and an expunge. Its change time still moved, so `cur/` is read.
+/// (Fails when the stamp is the mtime alone.)
+#[test]
+fn a_change_in_cur_that_keeps_its_mtime_reads_cur() {
+    let mut source = Numbered::new();
+    let cur_dir = source.root.join("cur");
+    let mtime = fs::metadata(&cur_dir).expect("cur").modified().expect("mtime");
+    let cur = names(&cur_dir);
+    fs::rename(cur_dir.join(&cur[4]), cur_dir.join(format!("{}T", cur[4]))).expect("flag");
+    fs::remove_file(cur_dir.join(&cur[7])).expect("expunge");
+    fs::File::open(&cur_dir).expect("dir").set_modified(mtime).expect("mtime back");
+    source.deliver(1);
+    source.settle_new(30);
+    assert_eq!(source.rerun(), 0, "cur/ changed");
+    let (theirs, ours) = source.served();
+    assert_eq!(theirs.lines().filter(|l| l.starts_with("uid: ")).count(), 30 - 1 + 1);
+    assert_eq!(ours, theirs);
+}
+
+/// A client moving a numbered message from `new/` to `cur/` (as an IMAP server marks it
+/// seen) changes both directories: `cur/` is read, and the message keeps its UID with its
+/// new flag. (Fails when the kept `cur/` is used: the message would have no file.)
+#[test]
+fn a_client_moving_new_to_cur_reads_cur() {
+    let mut source = Numbered::new();
+    let moved = names(&source.root.join("new"))[0].clone();
+    fs::rename(
+        source.root.join("new").join(&moved),
+        source.root.join("cur").join(format!("{moved}:2,S")),
+    )
+    .expect("move");
+    source.deliver(2);
+    settle(&source.root, 30);
+    assert_eq!(source.rerun(), 0, "cur/ changed");
+    let (theirs, ours) = source.served();
+    assert_eq!(theirs.lines().filter(|l| l.starts_with("uid: ")).count(), 30 + 2);
+    assert_eq!(ours, theirs);
+}

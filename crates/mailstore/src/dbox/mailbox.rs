@@ -546,6 +546,7 @@ fn message_info(state: &IndexState, message: &Message, info: &FileInfo) -> Resul
         pop3_uidl: info.metadata.pop3_uidl.clone().filter(|_| pop3_flag(state, 0x01)),
         pop3_order: info.metadata.pop3_order.filter(|_| pop3_flag(state, 0x02)),
         file_name: format!("u.{}", message.uid),
+        in_cur: false,
         modseq: Some(state.modseq_of(message)),
     })
 }

@@ -36,16 +36,18 @@ pub enum FileLookup {
     Read,
     /// Listed with these facts, the file not touched.
     Known(KnownFile),
-    /// Not listed at all: the caller has it as it is (same UID, same name).
+    /// Not listed at all: the caller has it as it is (same UID, same name, same
+    /// directory).
     Skip,
 }
 
 /// The caller's knowledge of a mailbox's files, asked once per regular message file in
 /// ascending UID order (a symlink, which may lead elsewhere since, is always read).
 pub trait KnownFiles {
-    /// What is known of message `uid`, whose file is now named `name` (in `cur/` or
-    /// `new/`).
-    fn lookup(&mut self, uid: u32, name: &str) -> FileLookup;
+    /// What is known of message `uid`, whose file is now named `name`, in `cur/` when
+    /// `in_cur` (else in `new/`: a file moved between them under the same name is not as
+    /// it was).
+    fn lookup(&mut self, uid: u32, name: &str, in_cur: bool) -> FileLookup;
 }
 
 /// Knows nothing: every file is read.
@@ -53,7 +55,7 @@ pub trait KnownFiles {
 pub struct NothingKnown;
 
 impl KnownFiles for NothingKnown {
-    fn lookup(&mut self, _uid: u32, _name: &str) -> FileLookup {
+    fn lookup(&mut self, _uid: u32, _name: &str, _in_cur: bool) -> FileLookup {
         FileLookup::Read
     }
 }

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use super::Store;
 use super::believed::FileBeliefs;
 use super::filename;
+use super::kept_cur::{DirStamp, KeptCurFiles};
 use super::keywords::KeywordTable;
 use super::known_files::{FileLookup, KnownFile, KnownFiles, NothingKnown};
 use super::records::Records;
@@ -71,6 +72,8 @@ pub struct MessageInfo {
     pub pop3_order: Option<u32>,
     /// Current file name (in `cur/` or `new/`; `u.<uid>` in sdbox).
     pub file_name: String,
+    /// The file is in `cur/` (else in `new/`; false in sdbox).
+    pub in_cur: bool,
     /// The message's modseq, where the store keeps modseqs (sdbox; not a Maildir).
     pub modseq: Option<u64>,
 }
@@ -133,6 +136,10 @@ pub struct MessageStream {
     next: usize,
     left_out: Vec<LeftOut>,
     status: MailboxStatus,
+    /// `cur/`'s stamp taken before the read, when the read vouches for `cur/`.
+    cur_stamp: Option<DirStamp>,
+    /// `cur/` was taken from the caller, not read.
+    cur_kept: bool,
 }
 
 impl MessageStream {
@@ -146,6 +153,23 @@ impl MessageStream {
         let mut left_out = std::mem::take(&mut self.left_out);
         left_out.sort_by(|a, b| a.path.cmp(&b.path));
         left_out
+    }
+
+    /// `cur/`'s stamp, taken before the folder was read, when that read vouches for every
+    /// entry of `cur/`: the stamp was older than [`crate::DIRTY_SECS`] (nothing could
+    /// change in its second unseen), and every entry of `cur/` is a regular file that a
+    /// record of the folder's uidlist numbers, none left out. A caller that keeps it with
+    /// each `cur/` file's UID, base name hash and rest of name (its [`MessageInfo`] with
+    /// [`MessageInfo::in_cur`]) may hand them back to
+    /// [`Mailbox::into_messages_knowing_cur`] next time.
+    pub fn cur_stamp(&self) -> Option<&DirStamp> {
+        self.cur_stamp.as_ref()
+    }
+
+    /// False when `cur/` was taken from the caller ([`Mailbox::into_messages_knowing_cur`])
+    /// and not read.
+    pub fn read_cur(&self) -> bool {
+        !self.cur_kept
     }
 
     /// The mailbox back, keeping the view the stream read: messages are then opened by it
@@ -521,7 +545,7 @@ impl Mailbox {
     ) -> Result<Option<MessageInfo>> {
         // A symlink may lead elsewhere since: always resolved.
         let lookup = if file.kind == FileKind::File {
-            known.lookup(record.uid, file.name)
+            known.lookup(record.uid, file.name, file.sub == Sub::Cur)
         } else {
             FileLookup::Read
         };
@@ -531,7 +555,7 @@ impl Mailbox {
             FileLookup::Read => None,
         };
         if let Some(known) = known {
-            return Ok(Some(Self::message_info(view, record, file.name, known)));
+            return Ok(Some(Self::message_info(view, record, file, known)));
         }
         let tree = self.paths.tree();
         let path = self.paths.file(file);
@@ -560,11 +584,17 @@ impl Mailbox {
             },
         };
         let known = KnownFile::new(status.st_mtime, size, virtual_size);
-        Ok(Some(Self::message_info(view, record, name, known)))
+        Ok(Some(Self::message_info(view, record, file, known)))
     }
 
-    /// The message of `record`, whose file is `name`, with the file's facts `known`.
-    fn message_info(view: &View, record: &Record<'_>, name: &str, known: KnownFile) -> MessageInfo {
+    /// The message of `record`, whose file is `file`, with the file's facts `known`.
+    fn message_info(
+        view: &View,
+        record: &Record<'_>,
+        file: &FileRef<'_>,
+        known: KnownFile,
+    ) -> MessageInfo {
+        let name = file.name;
         let info = filename::info(name);
         let mut keyword_indexes = info.keywords.clone();
         keyword_indexes.sort_unstable();
@@ -581,6 +611,7 @@ impl Mailbox {
             pop3_uidl: record.ext(ext::POP3_UIDL).map(str::to_string),
             pop3_order: record.ext(ext::POP3_ORDER).and_then(|v| v.parse().ok()).filter(|&o| o > 0),
             file_name: name.to_string(),
+            in_cur: file.sub == Sub::Cur,
             modseq: None,
         }
     }
@@ -590,13 +621,98 @@ impl Mailbox {
     /// uidlist and file names) but no list of messages. The status's count is of the files
     /// present when the folder was read.
     pub fn into_messages(self) -> Result<MessageStream> {
-        let view = self.view()?;
+        self.stream(None)
+    }
+
+    /// [`Self::into_messages`] with `cur/`'s files taken from `files`, not read, when
+    /// `cur/`'s stamp is still `stamp` (a [`MessageStream::cur_stamp`] of an earlier
+    /// read, whose `cur/` files the caller kept): then no entry of `cur/` was created,
+    /// renamed or removed since that read began, and only `new/` and the uidlist are read.
+    /// Whatever cannot be vouched for reads `cur/` as [`Self::into_messages`] does: another
+    /// stamp, a store we may write, no `dovecot-uidlist` (our own uidlist numbers every
+    /// name), an interrupted commit's journal, a UID the uidlist does not have or whose
+    /// base name is not the one kept, a base name also in `new/`, files not in ascending
+    /// UID order or not all given ([`KeptCurFiles::intact`]). [`MessageStream::read_cur`]
+    /// says which it was. A message of `cur/` opened later ([`Self::open_message`]) is
+    /// found under its name as rebuilt, and by a new read of both directories should it
+    /// be gone.
+    pub fn into_messages_knowing_cur(
+        self,
+        stamp: &DirStamp,
+        files: &mut dyn KeptCurFiles,
+    ) -> Result<MessageStream> {
+        self.stream(Some((stamp, files)))
+    }
+
+    fn stream(self, kept: Option<(&DirStamp, &mut dyn KeptCurFiles)>) -> Result<MessageStream> {
+        let now = crate::fs::now().0;
+        // Before the read: a change during it moves the stamp the next read compares.
+        let cur = DirStamp::of(&self.paths.sub(Sub::Cur)).filter(|cur| cur.trusted_at(now));
+        let kept_view = match (kept, cur) {
+            (Some((stamp, files)), Some(cur)) if cur == *stamp => self.read_view_kept_cur(files)?,
+            _ => None,
+        };
+        let cur_kept = kept_view.is_some();
+        let view = match kept_view {
+            Some(view) => self.keep_view(view),
+            None => self.view()?,
+        };
+        let cur_stamp = cur.filter(|_| Self::vouches_for_cur(&view));
         let tree = self.paths.tree();
         let dirs = [Sub::New, Sub::Cur]
             .map(|sub| tree.open_dir(self.paths.relative(&self.paths.sub(sub))).ok());
         let status = Self::view_status(&view, Self::present_count(&view));
         let left_out = view.left_out.clone();
-        Ok(MessageStream { mailbox: self, view, dirs, next: 0, left_out, status })
+        Ok(MessageStream {
+            mailbox: self,
+            view,
+            dirs,
+            next: 0,
+            left_out,
+            status,
+            cur_stamp,
+            cur_kept,
+        })
+    }
+
+    /// True when every entry of `cur/` the view read is a regular file a record numbers
+    /// from a uidlist file: nothing left out or unreadable (in `cur/` or `new/`), no file
+    /// without a record, no symlink.
+    fn vouches_for_cur(view: &View) -> bool {
+        view.uids_from_file
+            && view.left_out.is_empty()
+            && view.unreadable.is_empty()
+            && view.files.all_regular_and_numbered()
+    }
+
+    /// The view of a read-only folder whose `cur/` files are `kept` (see
+    /// [`Self::into_messages_knowing_cur`]): `new/` read against the uidlist, the files
+    /// no record names numbered in memory as [`Self::read_only_view`] numbers them.
+    /// `None` when anything does not match: the caller reads `cur/`. When `new/` holds
+    /// no delivery no record names (Dovecot's LDA and LMTP number theirs), the uidlist
+    /// is read line by line as [`Self::read_streamed_view`] reads it, the kept files
+    /// checked as its lines come: no whole parse.
+    fn read_view_kept_cur(&self, kept: &mut dyn KeptCurFiles) -> Result<Option<View>> {
+        if !self.store.options.read_only || self.paths.dir.join(super::journal::JOURNAL).exists() {
+            return Ok(None);
+        }
+        if !self.paths.has_unnumbered_new_files() {
+            if let Some(view) = self.read_streamed_view_kept_cur(kept)? {
+                return Ok(Some(view));
+            }
+            // (A delivery in a `new/` older than the uidlist, as a rule.)
+            if !kept.rewind() {
+                return Ok(None);
+            }
+        }
+        let Some(list) = self.paths.read_uidlist()? else { return Ok(None) };
+        let (files, left_out) = self.paths.scan_new_files(&list)?;
+        let Some(files) = files.with_kept_cur(&list, kept) else { return Ok(None) };
+        let keywords = self.paths.read_keywords()?;
+        if files.others().is_empty() {
+            return Ok(Some(self.checked_view(Records::Whole(list), files, keywords, left_out)));
+        }
+        self.read_only_view(Some(list), files, keywords, left_out).map(Some)
     }
 
     /// The entry at `relative` of this mailbox, left out because of `refusal`; an error
@@ -1049,11 +1165,16 @@ impl Mailbox {
     /// an MTA, or orphaned by a crash) get UIDs under the lock, as Dovecot's sync does, so
     /// both agree on them; a store we may not write gets them in memory only.
     fn view(&self) -> Result<Arc<View>> {
-        let view = Arc::new(self.read_view()?);
+        Ok(self.keep_view(self.read_view()?))
+    }
+
+    /// `view` made the one lookups use.
+    fn keep_view(&self, view: View) -> Arc<View> {
+        let view = Arc::new(view);
         self.superseded.store(false, Ordering::Relaxed);
         *self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
             Some(Arc::clone(&view));
-        Ok(view)
+        view
     }
 
     fn read_view(&self) -> Result<View> {
@@ -1115,6 +1236,27 @@ impl Mailbox {
         let files = Files::from_scan(&uidlist, &scan);
         let view = self.checked_view(Records::Whole(uidlist), files, keywords, left_out);
         Ok(View { uids_from_file: from_file, ..view })
+    }
+
+    /// [`Self::read_view_kept_cur`] with the uidlist read line by line (see
+    /// [`state::KeptMerge`]); `None` when that cannot decide (the kept files were taken:
+    /// they are rewound for the whole read).
+    fn read_streamed_view_kept_cur(&self, kept: &mut dyn KeptCurFiles) -> Result<Option<View>> {
+        let mut merge = state::KeptMerge::new(kept);
+        let read = self.paths.read_uidlist_streamed_with(&mut |position, uid, base| {
+            merge.record(position, uid, base);
+        })?;
+        let Some(StreamedRead::Streamed(list, bases)) = read else { return Ok(None) };
+        let Some(files) = merge.finish(list.len()) else { return Ok(None) };
+        let Some((files, left_out)) = self.paths.scan_new_hashed(files, list.len(), &bases)? else {
+            return Ok(None);
+        };
+        drop(bases);
+        if self.paths.dir.join(super::journal::JOURNAL).exists() {
+            return Ok(None);
+        }
+        let keywords = self.paths.read_keywords()?;
+        Ok(Some(self.checked_view(Records::Streamed(*list), files, keywords, left_out)))
     }
 
     /// [`Self::read_view`] of a folder that needs no sync, its uidlist read line by line

@@ -6,6 +6,7 @@ pub(crate) mod filename;
 pub(crate) mod folders;
 mod history;
 pub(crate) mod journal;
+mod kept_cur;
 pub(crate) mod keywords;
 pub(crate) mod known;
 mod known_files;
@@ -29,6 +30,7 @@ use std::time::Duration;
 pub use believed::FileBeliefs;
 pub use copy::CopyOutcome;
 pub use history::{DovecotExpunges, ExpungedMessage};
+pub use kept_cur::{DirStamp, KeptCurFile, KeptCurFiles};
 pub use known_files::{FileLookup, KnownFile, KnownFiles, NothingKnown};
 pub(crate) use mailbox::virtual_size_read;
 pub use mailbox::{

@@ -312,6 +312,61 @@ impl Files {
         Some(FileBuf { sub: shape.sub, name, kind: shape.kind })
     }
 
+    /// These files (of `new/` alone, read against `list`) with `cur/`'s files as a caller
+    /// kept them ([`super::kept_cur`]): each made the file of its UID's record, its name
+    /// that record's base name and the rest kept. `None` when one does not match: a UID
+    /// `list` does not have, not above the last one, whose record's base name has another
+    /// hash than the one kept, whose record already has a file (in `new/`), a rest that is
+    /// not an info part, or files not given whole ([`KeptCurFiles::intact`]).
+    ///
+    /// [`KeptCurFiles::intact`]: super::kept_cur::KeptCurFiles::intact
+    pub(crate) fn with_kept_cur(
+        self,
+        list: &Uidlist,
+        kept: &mut dyn super::kept_cur::KeptCurFiles,
+    ) -> Option<Files> {
+        let mut builder = FilesBuilder::resume(self, list.len());
+        let mut rest = String::new();
+        let mut last = 0;
+        let mut next_position = 0;
+        // The shape of the last file, for the next with the same rest (most are).
+        let mut last_shape: Option<(String, u32)> = None;
+        loop {
+            let (uid, base_hash) = {
+                let Some(file) = kept.next_file() else { break };
+                rest.clear();
+                rest.push_str(file.rest);
+                (file.uid, file.base_hash)
+            };
+            if uid <= last || !(rest.is_empty() || rest.starts_with(filename::INFO_SEP)) {
+                return None;
+            }
+            last = uid;
+            // Records are in ascending UID order in a parsed list (a file out of order is
+            // broken), as the kept files are.
+            let position = list.position_of_uid_from(next_position, uid)?;
+            next_position = position + 1;
+            let base = list.get(position)?.base();
+            if kept.base_hash(base) != base_hash || builder.files.has_file(position) {
+                return None;
+            }
+            match &last_shape {
+                Some((shape_rest, id)) if *shape_rest == rest => builder.set_id(position, *id)?,
+                _ => {
+                    builder.set_shape(position, Sub::Cur, FileKind::File, &rest)?;
+                    let id = *builder.files.by_record.get(position)?;
+                    last_shape = Some((rest.clone(), id));
+                }
+            }
+        }
+        kept.intact().then_some(builder.files)
+    }
+
+    /// True when every file is a regular file that a record names.
+    pub(crate) fn all_regular_and_numbered(&self) -> bool {
+        self.others.is_empty() && self.shapes.iter().all(|shape| shape.kind == FileKind::File)
+    }
+
     /// True when the record at `position` has a file.
     pub(crate) fn has_file(&self, position: usize) -> bool {
         self.shape(position).is_some()
@@ -366,6 +421,92 @@ impl Files {
     }
 }
 
+/// `cur/`'s files as a caller kept them ([`super::kept_cur`]), merged with a uidlist's
+/// records as they are read line by line (both in ascending UID order): each kept file
+/// made the file of its UID's record once that record's base name has the hash kept. The
+/// checks of [`Files::with_kept_cur`], without a whole parse of the uidlist.
+pub(crate) struct KeptMerge<'k> {
+    kept: &'k mut dyn super::kept_cur::KeptCurFiles,
+    /// The next kept file: its UID, base name hash and rest.
+    next: Option<(u32, u64)>,
+    rest: String,
+    files: FilesBuilder,
+    /// The shape of the last file set, for the next with the same rest.
+    last_shape: Option<(String, u32)>,
+    failed: bool,
+}
+
+impl<'k> KeptMerge<'k> {
+    pub(crate) fn new(kept: &'k mut dyn super::kept_cur::KeptCurFiles) -> KeptMerge<'k> {
+        let mut merge = KeptMerge {
+            kept,
+            next: None,
+            rest: String::new(),
+            files: FilesBuilder::new(0),
+            last_shape: None,
+            failed: false,
+        };
+        merge.pull(0);
+        merge
+    }
+
+    /// The kept file after the one of UID `last`.
+    fn pull(&mut self, last: u32) {
+        let next = self.kept.next_file().map(|file| {
+            self.rest.clear();
+            self.rest.push_str(file.rest);
+            (file.uid, file.base_hash)
+        });
+        let rest_ok = self.rest.is_empty() || self.rest.starts_with(filename::INFO_SEP);
+        if next.is_some_and(|(uid, _)| uid <= last || !rest_ok) {
+            self.failed = true;
+        }
+        self.next = next;
+    }
+
+    /// The record at `position`, of `uid` and base name `base`, as it is read.
+    pub(crate) fn record(&mut self, position: usize, uid: u32, base: &str) {
+        let Some((next_uid, base_hash)) = self.next.filter(|_| !self.failed) else { return };
+        if next_uid < uid {
+            // A kept UID the uidlist does not have.
+            self.failed = true;
+            return;
+        }
+        if next_uid > uid {
+            return;
+        }
+        if self.kept.base_hash(base) != base_hash {
+            self.failed = true;
+            return;
+        }
+        if self.files.files.by_record.len() <= position {
+            self.files.files.by_record.resize(position + 1, 0);
+        }
+        let set = match &self.last_shape {
+            Some((rest, id)) if *rest == self.rest => self.files.set_id(position, *id),
+            _ => self.files.set_shape(position, Sub::Cur, FileKind::File, &self.rest).and_then(
+                |()| {
+                    let id = *self.files.files.by_record.get(position)?;
+                    self.last_shape = Some((self.rest.clone(), id));
+                    Some(())
+                },
+            ),
+        };
+        self.failed |= set.is_none();
+        self.pull(uid);
+    }
+
+    /// `cur/`'s files, once the uidlist's `records` were read; `None` when a kept file did
+    /// not match, was not found, or the kept files were not all given.
+    pub(crate) fn finish(mut self, records: usize) -> Option<Files> {
+        if self.failed || self.next.is_some() || !self.kept.intact() {
+            return None;
+        }
+        self.files.files.by_record.resize(records, 0);
+        Some(self.files.files)
+    }
+}
+
 /// [`Files`] as a directory is read: the shapes seen so far, by directory and type.
 struct FilesBuilder {
     files: Files,
@@ -395,15 +536,27 @@ impl FilesBuilder {
     /// Makes `file` the record at `position`'s; `None` when its shape finds no number.
     fn set(&mut self, position: usize, file: FileRef<'_>) -> Option<()> {
         let rest = file.name.get(filename::base(file.name).len()..).unwrap_or("");
-        let ids = self.ids.entry((file.sub, file.kind)).or_default();
+        self.set_shape(position, file.sub, file.kind, rest)
+    }
+
+    /// [`Self::set`] of a file in `sub` of type `kind` whose name after the base name is
+    /// `rest`.
+    fn set_shape(&mut self, position: usize, sub: Sub, kind: FileKind, rest: &str) -> Option<()> {
+        let ids = self.ids.entry((sub, kind)).or_default();
         let id = if let Some(&id) = ids.get(rest) {
             id
         } else {
             let id = u32::try_from(self.files.shapes.len() + 1).ok()?;
-            self.files.shapes.push(Shape { sub: file.sub, kind: file.kind, rest: rest.into() });
+            self.files.shapes.push(Shape { sub, kind, rest: rest.into() });
             ids.insert(rest.into(), id);
             id
         };
+        self.set_id(position, id)
+    }
+
+    /// Gives the record at `position` the file of shape `id` (1 + its index in
+    /// [`Files::shapes`]).
+    fn set_id(&mut self, position: usize, id: u32) -> Option<()> {
         *self.files.by_record.get_mut(position)? = id;
         Some(())
     }
@@ -516,12 +669,21 @@ impl Paths {
     /// whole parse may answer (see [`super::uidlist::streamed`]), which
     /// [`Self::read_uidlist`] then does. A broken file is an error, as there.
     pub(crate) fn read_uidlist_streamed(&self) -> Result<Option<StreamedRead>> {
+        self.read_uidlist_streamed_with(&mut |_, _, _| {})
+    }
+
+    /// [`Self::read_uidlist_streamed`], each record's position, UID and base name given
+    /// to `each` as its line is read.
+    pub(crate) fn read_uidlist_streamed_with(
+        &self,
+        each: &mut dyn FnMut(usize, u32, &str),
+    ) -> Result<Option<StreamedRead>> {
         #[cfg(test)]
         UIDLIST_READS.set(UIDLIST_READS.get() + 1);
         let path = self.uidlist();
         let Some(file) = self.open_uidlist(&path, "read")? else { return Ok(None) };
         let seed = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), 0x7669_6577);
-        match Streamed::read(file, streamed::CHUNK, seed) {
+        match Streamed::read_with(file, streamed::CHUNK, seed, each) {
             Ok(None) => Ok(None),
             Ok(Some(streamed::Read::Streamed(list, bases))) => {
                 Ok(Some(StreamedRead::Streamed(list, bases)))
@@ -619,6 +781,12 @@ impl Paths {
         self.scan_against(&[Sub::New, Sub::Cur], None, 0, known)
     }
 
+    /// [`Self::scan_files`] of `new/` alone (`cur/`'s files come from elsewhere:
+    /// [`Files::with_kept_cur`]).
+    pub(crate) fn scan_new_files(&self, known: &Uidlist) -> Result<(Files, Vec<LeftOut>)> {
+        self.scan_against(&[Sub::New], None, 0, Some(known))
+    }
+
     /// True when `new/` changed after the uidlist was last written and holds a file (not
     /// a dot file): a delivery no record names yet, as a rule. A writer that numbers what
     /// it puts in `new/` (Dovecot's saves and ours put mail without flags there) renames
@@ -654,14 +822,33 @@ impl Paths {
         records: usize,
         bases: &Bases,
     ) -> Result<Option<(Files, Vec<LeftOut>)>> {
+        self.scan_hashed_into(FilesBuilder::new(records), &[Sub::New, Sub::Cur], bases)
+    }
+
+    /// [`Self::scan_hashed`] of `new/` alone into `files` (`cur/`'s, kept by the caller:
+    /// [`KeptMerge`]): `None` also when a file of `new/` is a record's that has one.
+    pub(crate) fn scan_new_hashed(
+        &self,
+        files: Files,
+        records: usize,
+        bases: &Bases,
+    ) -> Result<Option<(Files, Vec<LeftOut>)>> {
+        self.scan_hashed_into(FilesBuilder::resume(files, records), &[Sub::New], bases)
+    }
+
+    fn scan_hashed_into(
+        &self,
+        mut files: FilesBuilder,
+        subs: &[Sub],
+        bases: &Bases,
+    ) -> Result<Option<(Files, Vec<LeftOut>)>> {
         #[cfg(test)]
         DIRECTORY_SCANS.set(DIRECTORY_SCANS.get() + 1);
-        let mut files = FilesBuilder::new(records);
         let mut left_out = Vec::new();
         let mut report =
             |path: PathBuf, reason| left_out.push(LeftOut { mailbox: None, path, reason });
         let mut decided = true;
-        for sub in [Sub::New, Sub::Cur] {
+        for &sub in subs {
             let relative = self.relative(&self.sub(sub)).to_path_buf();
             let Some(dir) = self.open_sub(sub, &relative, &mut report)? else { continue };
             beneath::for_each_entry(dir, |entry| {

@@ -331,6 +331,19 @@ impl Uidlist {
         }
     }
 
+    /// [`Self::position_of_uid`] for UIDs asked in ascending order: the records from
+    /// `from` on are stepped through (a few, when the UIDs asked are most of the list's),
+    /// not searched from the start; `None` when no record has `uid`.
+    pub(crate) fn position_of_uid_from(&self, from: usize, uid: u32) -> Option<usize> {
+        let rest = self.records.get(from..)?;
+        let step = rest.iter().take(8).position(|r| r.uid >= uid);
+        let index = match step {
+            Some(step) => from + step,
+            None => from + rest.partition_point(|r| r.uid < uid),
+        };
+        (self.records.get(index)?.uid == uid).then_some(index)
+    }
+
     /// Lets go of the index of base names ([`Self::position_of_base`] builds it again when
     /// asked): a view that finds files by position keeps no 22 bytes a record for it.
     pub(crate) fn drop_base_index(&mut self) {

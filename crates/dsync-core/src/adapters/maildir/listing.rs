@@ -4,7 +4,7 @@
 //! A listing `stat`s every message file (its mtime is the received date) and, when neither
 //! its name nor the uidlist carries `W=`, opens it to count its CRLF size: at 100 000
 //! messages most of a catch-up run's work. What it learned does not change while a file
-//! keeps its name, so it is kept per folder ([`FolderListing`], about 26 bytes a message)
+//! keeps its name, so it is kept per folder ([`FolderListing`], about 27 bytes a message)
 //! and handed back to the next listing ([`mailstore::KnownFiles`]), which then reads
 //! `cur/`, `new/` and the uidlist, and only the files it has not seen. Dovecot serves
 //! those facts from its index cache the same way (a file touched since keeps the date it
@@ -18,15 +18,22 @@
 //! later delivery sorted before), another UIDVALIDITY, a `dovecot-keywords` changed since,
 //! a file that does not read back whole: no answer, and the folder is listed whole.
 //!
+//! Each file's directory and the rest of its name are kept too, and `cur/`'s stamp when
+//! the read vouched for it: a re-run whose `cur/` has that stamp still hands `cur/`'s
+//! files to the store ([`KeptCur`]), which then reads only `new/` and the uidlist
+//! (deliveries alone: the common catch-up run).
+//!
 //! [`MaildirStorage::keep_listings_in`]: super::MaildirStorage::keep_listings_in
 
 use std::io::Write as _;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
-use mailstore::{FileLookup, KnownFile, KnownFiles, MessageInfo};
+use mailstore::{FileLookup, KeptCurFile, KeptCurFiles, KnownFile, KnownFiles, MessageInfo};
 
-use crate::state::listing::{FolderListing, Header, ListedFile, Walk, Writer, name_hash};
+use crate::state::listing::{
+    FolderListing, Header, ListedFile, Place, Rest, Walk, Writer, name_hash,
+};
 
 /// Where a store's folder listings are kept.
 #[derive(Debug, Clone)]
@@ -138,20 +145,105 @@ pub(crate) fn keywords_stamp(dir: &Path) -> String {
 
 /// The record of a listed message.
 pub(crate) fn listed_file(info: &MessageInfo) -> ListedFile {
+    let name = &info.file_name;
+    let rest = Rest::new(name.get(base(name).len()..).unwrap_or_default());
+    let place = match rest {
+        None => Place::Unknown,
+        Some(_) if info.in_cur => Place::Cur,
+        Some(_) => Place::New,
+    };
     ListedFile {
         uid: info.uid,
         received: info.received,
         size: info.size,
         virtual_size: info.virtual_size,
-        base: base_hash(&info.file_name),
-        name: name_hash(&[info.file_name.as_bytes()]),
+        base: base_hash(name),
+        name: name_hash(&[name.as_bytes()]),
+        place,
+        rest: rest.unwrap_or_default(),
     }
 }
 
-/// The hash of the base name of `name` (up to Dovecot's `:` info separator).
+/// The base name of `name` (up to Dovecot's `:` info separator).
+fn base(name: &str) -> &str {
+    name.split_once(':').map_or(name, |(base, _)| base)
+}
+
+/// The hash of the base name of `name`.
 fn base_hash(name: &str) -> u64 {
-    let base = name.split_once(':').map_or(name, |(base, _)| base);
-    name_hash(&[base.as_bytes()])
+    name_hash(&[base(name).as_bytes()])
+}
+
+/// The place of a file now in `cur/` when `in_cur`.
+fn place(in_cur: bool) -> Place {
+    if in_cur { Place::Cur } else { Place::New }
+}
+
+/// `cur/`'s files as the last listing kept them, handed to the store
+/// ([`mailstore::Mailbox::into_messages_knowing_cur`]) from a walk of its own.
+pub(crate) struct KeptCur {
+    /// The listing until the store asks for the first file (it does not when `cur/`'s
+    /// stamp moved: then nothing is read).
+    listing: Option<FolderListing>,
+    /// The listing again, for a walk from the start ([`KeptCurFiles::rewind`]).
+    again: Option<FolderListing>,
+    walk: Option<Walk>,
+    /// The file given last.
+    given: Option<ListedFile>,
+    /// A file's directory was not kept: not all of `cur/` can be given.
+    unplaced: bool,
+}
+
+impl KeptCur {
+    /// The files of `listing` (its own handle of the kept file: see
+    /// [`FolderListing::try_clone`]).
+    pub(crate) fn new(listing: FolderListing) -> KeptCur {
+        let again = listing.try_clone();
+        KeptCur { listing: Some(listing), again, walk: None, given: None, unplaced: false }
+    }
+}
+
+impl KeptCurFiles for KeptCur {
+    fn next_file(&mut self) -> Option<KeptCurFile<'_>> {
+        self.given = None;
+        if let Some(listing) = self.listing.take() {
+            self.walk = Some(Walk::new(listing));
+        }
+        let walk = self.walk.as_mut()?;
+        while let Some(file) = walk.next_file() {
+            match file.place {
+                Place::Cur => {
+                    let given = self.given.insert(file);
+                    let rest = given.rest.as_str();
+                    return Some(KeptCurFile { uid: given.uid, base_hash: given.base, rest });
+                }
+                Place::New => {}
+                Place::Unknown => {
+                    self.unplaced = true;
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
+    fn base_hash(&self, base: &str) -> u64 {
+        name_hash(&[base.as_bytes()])
+    }
+
+    fn intact(&self) -> bool {
+        !self.unplaced && self.walk.as_ref().is_some_and(Walk::intact)
+    }
+
+    fn rewind(&mut self) -> bool {
+        // One walk after the other: they share the file's offset, and each seeks to its
+        // start.
+        self.walk = None;
+        self.given = None;
+        self.unplaced = false;
+        self.listing = self.again.as_ref().and_then(FolderListing::try_clone);
+        self.listing.is_some()
+    }
 }
 
 /// A full listing's knowledge: what the last listing learned of each UID whose base name
@@ -167,7 +259,7 @@ impl Learned {
 }
 
 impl KnownFiles for Learned {
-    fn lookup(&mut self, uid: u32, name: &str) -> FileLookup {
+    fn lookup(&mut self, uid: u32, name: &str, _in_cur: bool) -> FileLookup {
         let Some(walk) = &mut self.previous else { return FileLookup::Read };
         walk.below(uid, |_| {});
         match walk.take(uid) {
@@ -251,16 +343,20 @@ impl Differ {
 }
 
 impl KnownFiles for Differ {
-    fn lookup(&mut self, uid: u32, name: &str) -> FileLookup {
+    fn lookup(&mut self, uid: u32, name: &str, in_cur: bool) -> FileLookup {
         let Some(before) = self.take(uid) else { return FileLookup::Read };
-        // The same name (nearly every file): the same base name too.
-        if before.name == name_hash(&[name.as_bytes()]) {
+        // The same name in the same directory (nearly every file): the same base name
+        // too, and the same rest. A file kept without its directory (a version 1 listing)
+        // is listed from what was known, to be kept with it this time.
+        if before.name == name_hash(&[name.as_bytes()]) && before.place == place(in_cur) {
             self.now.push(&before);
             return FileLookup::Skip;
         }
-        // Held for `listed`, which finds a foreign one there.
+        // Held for `listed`, which compares the names.
         self.held = Some(before);
         if before.base != base_hash(name) {
+            // Another message under the UID (the file may be gone before it is listed).
+            self.foreign = true;
             return FileLookup::Read;
         }
         FileLookup::Known(KnownFile::new(before.received, before.size, before.virtual_size))
@@ -321,13 +417,38 @@ mod tests {
         /// The directories' mtimes put in the past (each call later than the last), as
         /// a second after the change: their stamps are trusted.
         fn settle(&mut self) {
+            self.settle_only(&["cur", "new"]);
+        }
+
+        /// [`Self::settle`] of `subs` alone (a directory touched moves its stamp).
+        fn settle_only(&mut self, subs: &[&str]) {
             self.step += 1;
             let then =
                 SystemTime::now() - Duration::from_secs(10_000) + Duration::from_secs(self.step);
-            for sub in ["cur", "new"] {
+            for sub in subs {
                 let dir = fs::File::open(self.root.join(sub)).expect("open dir");
                 dir.set_modified(then).expect("set mtime");
             }
+        }
+
+        /// A `dovecot-uidlist` numbering every file now in `cur/` and `new/` (name order),
+        /// as Dovecot's sync would.
+        fn number_by_dovecot(&self) {
+            let mut bases: Vec<String> = ["cur", "new"]
+                .iter()
+                .flat_map(|sub| self.names(sub))
+                .map(|name| base(&name).to_string())
+                .collect();
+            bases.sort();
+            let mut text =
+                format!("3 V1600000000 N{} G0123456789abcdef0123456789abcdef\n", bases.len() + 1);
+            for (uid, base) in bases.iter().enumerate() {
+                text.push_str(&(uid + 1).to_string());
+                text.push_str(" :");
+                text.push_str(base);
+                text.push('\n');
+            }
+            fs::write(self.root.join("dovecot-uidlist"), text).expect("uidlist");
         }
 
         fn names(&self, sub: &str) -> Vec<String> {
@@ -534,10 +655,14 @@ mod tests {
         let bytes = fs::read(&kept).expect("kept");
         let mut damaged = bytes.clone();
         // Past the magic line, folder and UIDVALIDITY: the token's length and text, the
-        // keywords' (none: 0) and the first UID step; then the received date.
+        // keywords' (none: 0), `cur/`'s stamp's and the first UID step; then the received
+        // date.
         let at = 19 + 8 + 4;
         let token_len = usize::from(bytes[at]);
-        let received = at + 1 + token_len + 1 + 1;
+        let cur_at = at + 1 + token_len + 1;
+        let cur_len = usize::from(bytes[cur_at]);
+        assert!(cur_len > 0 && cur_len < 128, "a stamp of cur/ (one byte's length)");
+        let received = cur_at + 1 + cur_len + 1;
         damaged[received] ^= 0x01;
         fs::write(&kept, &damaged).expect("damage");
         touch_all(&source, 1_200_000_000);
@@ -575,8 +700,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let prefix = dir.path().join("state").join("dsync-rs-state.listing");
         let files = ListingFiles::new(prefix, mailstore::Permissions::private(), true, true);
-        let header =
-            Header { folder: 42, uid_validity: 7, token: "token".into(), keywords: String::new() };
+        let header = Header {
+            folder: 42,
+            uid_validity: 7,
+            token: "token".into(),
+            keywords: String::new(),
+            cur: String::new(),
+            version: crate::state::listing::VERSION,
+        };
         let listed: Vec<ListedFile> = (1..=30_000u32)
             .map(|uid| ListedFile {
                 uid,
@@ -585,6 +716,8 @@ mod tests {
                 virtual_size: 104,
                 base: name_hash(&[&uid.to_le_bytes()]),
                 name: name_hash(&[b"n", &uid.to_le_bytes()]),
+                place: Place::Cur,
+                rest: Rest::new(":2,S").expect("short"),
             })
             .collect();
         let mut writer = files.writer();
@@ -685,6 +818,68 @@ mod tests {
         assert_eq!(source.open(true).changes_since(&inbox(), &token).expect("changes"), None);
     }
 
+    /// A kept listing written by an older build (version 1: no directories, no stamp of
+    /// `cur/`) still answers: `cur/` is read, the changes are right, and the listing
+    /// written then gives `cur/` to the next deliveries-only run. (Fails when a version 1
+    /// listing is not read, the folder then listed whole: no answer.)
+    #[test]
+    fn a_version_1_listing_reads_cur_and_the_next_one_gives_it() {
+        use crate::state::listing::encode_v1;
+        let mut source = Source::new(20);
+        source.number_by_dovecot();
+        source.settle();
+        let (token, listed) = list(&mut source.open(true));
+        let token = token.expect("token");
+        let mut model = by_uid(listed);
+        let kept = source.listing_file();
+        let v2 = FolderListing::read(fs::File::open(&kept).expect("kept")).expect("v2");
+        assert!(!v2.header.cur.is_empty(), "a numbered, settled cur/ is vouched for");
+        let header = Header { cur: String::new(), ..v2.header.clone() };
+        fs::write(&kept, encode_v1(&header, &v2.files())).expect("as an older build");
+
+        let mut token = token;
+        for (round, spared) in [(0, 0), (1, 1)] {
+            source.deliver("new");
+            source.settle_only(&["new"]);
+            let mut opened = source.open(true);
+            let changes = opened.changes_since(&inbox(), &token).expect("changes");
+            let changes = changes.unwrap_or_else(|| panic!("an answer in round {round}"));
+            assert_eq!(opened.unchanged_cur_reads_spared(), spared, "round {round}");
+            assert_eq!(changes.changed.len(), 1);
+            apply(&mut model, &changes);
+            assert_eq!(model, by_uid(full(&source)), "round {round}");
+            token = changes.status.change_token.expect("token");
+        }
+    }
+
+    /// A numbered file moved from `new/` to `cur/` under the same name (no info part) is
+    /// kept as a file of `cur/`: the next deliveries-only run, which takes `cur/` from the
+    /// kept listing, still has it. (Fails when a file of the same name is skipped as
+    /// unchanged whatever its directory: it would vanish.)
+    #[test]
+    fn a_file_moved_to_cur_under_its_name_is_kept_in_cur() {
+        let mut source = Source::new(5);
+        let moved = source.deliver("new");
+        source.number_by_dovecot();
+        source.settle();
+        let (token, listed) = list(&mut source.open(true));
+        let mut model = by_uid(listed);
+        let mut token = token.expect("token");
+        fs::rename(source.path("new", &moved), source.path("cur", &moved)).expect("move");
+        source.settle();
+        for (round, spared) in [(0, 0), (1, 1)] {
+            source.deliver("new");
+            source.settle_only(&["new"]);
+            let mut opened = source.open(true);
+            let changes = opened.changes_since(&inbox(), &token).expect("changes");
+            let changes = changes.unwrap_or_else(|| panic!("an answer in round {round}"));
+            assert_eq!(opened.unchanged_cur_reads_spared(), spared, "round {round}");
+            apply(&mut model, &changes);
+            assert_eq!(model, by_uid(full(&source)), "round {round}");
+            token = changes.status.change_token.expect("token");
+        }
+    }
+
     #[derive(Debug, Clone)]
     enum Change {
         Deliver {
@@ -694,18 +889,24 @@ mod tests {
         ExpungeCur(usize),
         ExpungeNew(usize),
         MoveToCur(usize),
+        /// Moved to `cur/` under the name it had in `new/` (no info part).
+        MoveToCurKeepingName(usize),
         /// Listed whole through the kept listing rather than asked for changes.
         ListWhole,
     }
 
     fn change() -> impl Strategy<Value = Change> {
+        // Changes to `new/` alone are the more frequent (as in a catch-up run), so that
+        // batches without a change to `cur/` are common.
         prop_oneof![
-            any::<bool>().prop_map(|into_cur| Change::Deliver { into_cur }),
-            any::<usize>().prop_map(Change::Flag),
-            any::<usize>().prop_map(Change::ExpungeCur),
-            any::<usize>().prop_map(Change::ExpungeNew),
-            any::<usize>().prop_map(Change::MoveToCur),
-            Just(Change::ListWhole),
+            4 => Just(Change::Deliver { into_cur: false }),
+            1 => Just(Change::Deliver { into_cur: true }),
+            1 => any::<usize>().prop_map(Change::Flag),
+            1 => any::<usize>().prop_map(Change::ExpungeCur),
+            2 => any::<usize>().prop_map(Change::ExpungeNew),
+            1 => any::<usize>().prop_map(Change::MoveToCur),
+            1 => any::<usize>().prop_map(Change::MoveToCurKeepingName),
+            1 => Just(Change::ListWhole),
         ]
     }
 
@@ -714,17 +915,37 @@ mod tests {
         /// Over any sequence of changes (each batch settled), the messages known from the
         /// kept listing and the changes since it equal the whole listing of a store that
         /// keeps none.
+        /// Numbered by Dovecot too, the directories settled only when changed: a batch of
+        /// deliveries and expunges from `new/` alone is answered with `cur/` taken from the
+        /// kept listing.
         #[test]
         fn the_kept_listing_and_its_changes_are_the_whole_listing(
             batches in proptest::collection::vec(proptest::collection::vec(change(), 0..4), 1..6),
+            numbered in any::<bool>(),
         ) {
             let mut source = Source::new(6);
+            if numbered {
+                // Two of them numbered in new/ (as Dovecot saves mail without flags).
+                source.deliver("new");
+                source.deliver("new");
+                source.number_by_dovecot();
+                source.settle();
+            }
             let (token, listed) = list(&mut source.open(true));
             let mut token = token.expect("token");
             let mut model = by_uid(listed);
             for batch in batches {
                 let mut whole = false;
+                let mut cur_changed = false;
                 for change in batch {
+                    cur_changed |= matches!(
+                        change,
+                        Change::Deliver { into_cur: true }
+                            | Change::Flag(_)
+                            | Change::ExpungeCur(_)
+                            | Change::MoveToCur(_)
+                            | Change::MoveToCurKeepingName(_)
+                    );
                     let cur = source.names("cur");
                     let new = source.names("new");
                     match change {
@@ -748,21 +969,38 @@ mod tests {
                             fs::rename(source.path("new", name), source.path("cur", &format!("{name}:2,")))
                                 .expect("move");
                         }
+                        Change::MoveToCurKeepingName(n) if !new.is_empty() => {
+                            let name = &new[n % new.len()];
+                            fs::rename(source.path("new", name), source.path("cur", name))
+                                .expect("move");
+                        }
                         Change::ListWhole => whole = true,
                         _ => {}
                     }
                 }
-                source.settle();
+                source.settle_only(if cur_changed { &["cur", "new"] } else { &["new"] });
                 let mut opened = source.open(true);
                 if whole {
                     let (now, listed) = list(&mut opened);
                     token = now.expect("token");
                     model = by_uid(listed);
                 } else {
-                    let changes = opened.changes_since(&inbox(), &token).expect("changes");
-                    let changes = changes.expect("an answer");
-                    apply(&mut model, &changes);
-                    token = changes.status.change_token.expect("token");
+                    match opened.changes_since(&inbox(), &token).expect("changes") {
+                        Some(changes) => {
+                            apply(&mut model, &changes);
+                            token = changes.status.change_token.expect("token");
+                        }
+                        // Files Dovecot has not numbered get UIDs in memory, which shift
+                        // when one before is expunged: no answer (see
+                        // `a_uid_now_naming_another_file_gets_no_answer`), the folder is
+                        // listed whole.
+                        None if numbered => {
+                            let (now, listed) = list(&mut opened);
+                            token = now.expect("token");
+                            model = by_uid(listed);
+                        }
+                        None => panic!("an answer"),
+                    }
                 }
                 prop_assert_eq!(&model, &by_uid(full(&source)));
             }

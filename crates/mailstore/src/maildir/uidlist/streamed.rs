@@ -192,6 +192,17 @@ impl<R: ReadAt> Streamed<R> {
     /// Reads the uidlist in `source` from its start, `chunk` bytes at a time (tests make it
     /// small); `Ok(None)` for an empty file. `seed` keys the hashes (random per read).
     pub(crate) fn read(source: R, chunk: usize, seed: u64) -> Result<Option<Read<R>>, ReadError> {
+        Streamed::read_with(source, chunk, seed, &mut |_, _, _| {})
+    }
+
+    /// [`Self::read`], each record's position, UID and base name given to `each` as its
+    /// line is read (in file order: ascending UIDs).
+    pub(crate) fn read_with(
+        source: R,
+        chunk: usize,
+        seed: u64,
+        each: &mut dyn FnMut(usize, u32, &str),
+    ) -> Result<Option<Read<R>>, ReadError> {
         let chunk = chunk.max(1);
         // The lines counted first (the file is read twice, from the page cache): the
         // lists are made their size at once, without the slack of doubling.
@@ -260,6 +271,7 @@ impl<R: ReadAt> Streamed<R> {
                     // the file broken; that parse finds it too.)
                     return Ok(Some(Read::Whole));
                 }
+                each(uids.len(), parsed.uid, base);
                 uids.push(parsed.uid);
                 starts.push(start);
                 checks.push(check(seed, line));

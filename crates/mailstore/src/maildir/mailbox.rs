@@ -1252,11 +1252,7 @@ impl Mailbox {
             return Ok(None);
         };
         drop(bases);
-        if self.paths.dir.join(super::journal::JOURNAL).exists() {
-            return Ok(None);
-        }
-        let keywords = self.paths.read_keywords()?;
-        Ok(Some(self.checked_view(Records::Streamed(*list), files, keywords, left_out)))
+        self.streamed_view(*list, files, left_out)
     }
 
     /// [`Self::read_view`] of a folder that needs no sync, its uidlist read line by line
@@ -1280,11 +1276,22 @@ impl Mailbox {
             return Ok(None);
         };
         drop(bases);
+        self.streamed_view(*list, files, left_out)
+    }
+
+    /// The view of a uidlist read line by line and the files found against it; `None`
+    /// when a journal is there to replay (the whole read replays it).
+    fn streamed_view(
+        &self,
+        list: super::uidlist::streamed::Streamed<File>,
+        files: Files,
+        left_out: Vec<LeftOut>,
+    ) -> Result<Option<View>> {
         if self.paths.dir.join(super::journal::JOURNAL).exists() {
             return Ok(None);
         }
         let keywords = self.paths.read_keywords()?;
-        Ok(Some(self.checked_view(Records::Streamed(*list), files, keywords, left_out)))
+        Ok(Some(self.checked_view(Records::Streamed(list), files, keywords, left_out)))
     }
 
     /// The UIDs of a mailbox we do not write, without a sync: from its `dovecot-uidlist`

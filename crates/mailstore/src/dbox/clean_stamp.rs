@@ -26,10 +26,11 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::fs::dir_stamp::DirStamp;
 use crate::fs::permissions::Permissions;
 
 /// The record's file name in the mail directory (Dovecot's sdbox reads only `u.*` files
@@ -40,60 +41,21 @@ const HEADER: &str = "dsync-rs clean 1\n";
 /// 1–10 ms; more means the times do not come from this clock).
 const MAX_WAIT: Duration = Duration::from_millis(50);
 
-/// What identifies a directory's entries as they were: any entry added, removed or renamed
-/// moves both times.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct DirStamp {
-    device: u64,
-    inode: u64,
-    modified: (i64, i64),
-    changed: (i64, i64),
+/// The record's text for `stamp`.
+pub(crate) fn encode(stamp: &DirStamp) -> String {
+    format!("{HEADER}{}\n", stamp.to_text())
 }
 
-impl DirStamp {
-    fn of(dir: &Path) -> Option<DirStamp> {
-        let metadata = std::fs::symlink_metadata(dir).ok()?;
-        metadata.is_dir().then(|| DirStamp {
-            device: metadata.dev(),
-            inode: metadata.ino(),
-            modified: (metadata.mtime(), metadata.mtime_nsec()),
-            changed: (metadata.ctime(), metadata.ctime_nsec()),
-        })
-    }
+/// What [`encode`] wrote; anything else is no record.
+pub(crate) fn decode(data: &[u8]) -> Option<DirStamp> {
+    let text = std::str::from_utf8(data.strip_prefix(HEADER.as_bytes())?).ok()?;
+    DirStamp::from_text(text.strip_suffix('\n')?)
+}
 
-    /// The later of the two times.
-    fn latest(&self) -> (i64, i64) {
-        self.modified.max(self.changed)
-    }
-
-    /// The record's text.
-    pub(crate) fn encode(&self) -> String {
-        format!(
-            "{HEADER}{} {} {}.{} {}.{}\n",
-            self.device,
-            self.inode,
-            self.modified.0,
-            self.modified.1,
-            self.changed.0,
-            self.changed.1
-        )
-    }
-
-    /// What [`Self::encode`] wrote; anything else is no record.
-    pub(crate) fn decode(data: &[u8]) -> Option<DirStamp> {
-        let text = std::str::from_utf8(data.strip_prefix(HEADER.as_bytes())?).ok()?;
-        let mut fields = text.strip_suffix('\n')?.split(' ');
-        let device = fields.next()?.parse().ok()?;
-        let inode = fields.next()?.parse().ok()?;
-        let mut time = || -> Option<(i64, i64)> {
-            let (seconds, nanos) = fields.next()?.split_once('.')?;
-            let nanos: i64 = nanos.parse().ok()?;
-            (0..1_000_000_000).contains(&nanos).then_some(())?;
-            Some((seconds.parse().ok()?, nanos))
-        };
-        let (modified, changed) = (time()?, time()?);
-        fields.next().is_none().then_some(DirStamp { device, inode, modified, changed })
-    }
+/// The stamp of the directory at `dir`, not followed should it be a symlink.
+fn stamp_of(dir: &Path) -> Option<DirStamp> {
+    let metadata = std::fs::symlink_metadata(dir).ok()?;
+    metadata.is_dir().then(|| DirStamp::of_metadata(&metadata))
 }
 
 fn open_record(dir: &Path, write: bool) -> std::io::Result<File> {
@@ -108,11 +70,11 @@ fn open_record(dir: &Path, write: bool) -> std::io::Result<File> {
 /// True when `dir` is as a writer left it clean (see the module): its first write need
 /// not list it.
 pub(crate) fn unchanged(dir: &Path) -> bool {
-    let Some(now) = DirStamp::of(dir) else { return false };
+    let Some(now) = stamp_of(dir) else { return false };
     let Ok(file) = open_record(dir, false) else { return false };
     let mut data = [0u8; 256];
     let Ok(read) = file.read_at(&mut data, 0) else { return false };
-    DirStamp::decode(&data[..read]) == Some(now)
+    decode(&data[..read]) == Some(now)
 }
 
 /// Records `dir` as it is now, clean: called under the log's exclusive lock (no other
@@ -132,11 +94,11 @@ pub(crate) fn record(dir: &Path, permissions: &Permissions) {
         Err(_) => return,
     };
     // After the record exists: creating it moved the directory's times.
-    let stamp = DirStamp::of(dir).filter(|stamp| trusted(dir, stamp));
+    let stamp = stamp_of(dir).filter(|stamp| trusted(dir, stamp));
     if file.set_len(0).is_ok()
         && let Some(stamp) = stamp
     {
-        let _ = file.write_all_at(stamp.encode().as_bytes(), 0);
+        let _ = file.write_all_at(encode(&stamp).as_bytes(), 0);
     }
     #[cfg(test)]
     RECORDS.set(RECORDS.get() + 1);
@@ -238,7 +200,7 @@ mod tests {
         for round in 0..50 {
             std::fs::write(dir.path().join(format!("u.{round}")), b"x").unwrap();
             record(dir.path(), &permissions);
-            let recorded = DirStamp::of(dir.path()).unwrap();
+            let recorded = stamp_of(dir.path()).unwrap();
             assert!(unchanged(dir.path()) || !local_nanosecond_times(dir.path()));
             // What the kernel would stamp a change with now is past the recorded times.
             assert!(coarse_now().unwrap() > recorded.latest() || !unchanged(dir.path()));
@@ -286,9 +248,9 @@ mod tests {
 
     #[test]
     fn stamps_read_back() {
-        let stamp = DirStamp { device: 1, inode: 2, modified: (3, 4), changed: (-5, 999_999_999) };
-        assert_eq!(DirStamp::decode(stamp.encode().as_bytes()), Some(stamp));
+        let stamp = DirStamp::from_text("1 2 3.4 -5.999999999").expect("a stamp");
+        assert_eq!(decode(encode(&stamp).as_bytes()), Some(stamp));
         let out_of_range = "dsync-rs clean 1\n1 2 3.1000000000 5.6\n";
-        assert_eq!(DirStamp::decode(out_of_range.as_bytes()), None);
+        assert_eq!(decode(out_of_range.as_bytes()), None);
     }
 }

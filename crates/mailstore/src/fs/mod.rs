@@ -4,6 +4,7 @@
 //! store's owner and mode bits.
 
 pub(crate) mod beneath;
+pub(crate) mod dir_stamp;
 pub(crate) mod dotlock;
 pub(crate) mod permissions;
 

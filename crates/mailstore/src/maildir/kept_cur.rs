@@ -11,29 +11,14 @@
 //! [`Mailbox::into_messages_knowing_cur`]: super::Mailbox::into_messages_knowing_cur
 //! [`MessageStream::cur_stamp`]: super::MessageStream::cur_stamp
 
-use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
 
-/// A directory's identity and change times: any entry created, renamed or removed in it
-/// moves its mtime and ctime, and setting the mtime back (`touch -d`) moves the ctime.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DirStamp {
-    device: u64,
-    inode: u64,
-    modified: (i64, i64),
-    changed: (i64, i64),
-}
+pub use crate::fs::dir_stamp::DirStamp;
 
 impl DirStamp {
     /// The stamp of the directory at `path` now; `None` when it cannot be `stat`ed.
     pub(crate) fn of(path: &Path) -> Option<DirStamp> {
-        let metadata = std::fs::metadata(path).ok()?;
-        Some(DirStamp {
-            device: metadata.dev(),
-            inode: metadata.ino(),
-            modified: (metadata.mtime(), metadata.mtime_nsec()),
-            changed: (metadata.ctime(), metadata.ctime_nsec()),
-        })
+        std::fs::metadata(path).ok().map(|metadata| DirStamp::of_metadata(&metadata))
     }
 
     /// True when the mtime is older than [`crate::DIRTY_SECS`] at `now` (UNIX seconds):
@@ -43,26 +28,7 @@ impl DirStamp {
     /// one moves with any later change of an entry.
     pub(crate) fn trusted_at(&self, now: i64) -> bool {
         let dirty = i64::try_from(crate::DIRTY_SECS).unwrap_or(i64::MAX);
-        self.modified.0.saturating_add(dirty) < now
-    }
-
-    /// As text (six numbers separated by spaces), for a caller to keep.
-    pub fn to_text(&self) -> String {
-        let DirStamp { device, inode, modified, changed } = self;
-        format!("{device} {inode} {} {} {} {}", modified.0, modified.1, changed.0, changed.1)
-    }
-
-    /// What [`Self::to_text`] wrote; `None` for anything else.
-    pub fn from_text(text: &str) -> Option<DirStamp> {
-        let mut fields = text.split(' ');
-        let mut next = || fields.next();
-        let stamp = DirStamp {
-            device: next()?.parse().ok()?,
-            inode: next()?.parse().ok()?,
-            modified: (next()?.parse().ok()?, next()?.parse().ok()?),
-            changed: (next()?.parse().ok()?, next()?.parse().ok()?),
-        };
-        (next().is_none() && stamp.to_text() == text).then_some(stamp)
+        self.modified().0.saturating_add(dirty) < now
     }
 }
 
